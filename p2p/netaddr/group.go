@@ -1,0 +1,52 @@
+package netaddr
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+var heNet = netip.MustParsePrefix("2001:470::/32")
+
+// GroupKey returns the address book group of na's IP, as CometBFT's
+// addrbook groupKeyFor does: with routabilityStrict, "local" for Local and
+// "unroutable" for non-Routable addresses; otherwise the /16 of an IPv4 (or
+// of the IPv4 embedded by RFC 6145, RFC 6052, RFC 3964 6to4 or RFC 4380
+// Teredo), "tor:<n>" for OnionCat, and the /32 of any other IPv6 (/36 inside
+// Hurricane Electric's 2001:470::/32). An address with no IP is "unroutable".
+func (na NetAddress) GroupKey(routabilityStrict bool) string {
+	ip := na.IP.Unmap()
+	if routabilityStrict && IsLocal(ip) {
+		return "local"
+	}
+	if (routabilityStrict && !na.Routable()) || !ip.IsValid() {
+		return "unroutable"
+	}
+	if ip.Is4() {
+		return prefix16(ip.As4())
+	}
+	b := ip.As16()
+	switch {
+	case RFC6145(ip) || RFC6052(ip):
+		return prefix16([4]byte(b[12:16]))
+	case RFC3964(ip):
+		return prefix16([4]byte(b[2:6]))
+	case RFC4380(ip):
+		var v4 [4]byte
+		for i := range v4 {
+			v4[i] = b[12+i] ^ 0xff
+		}
+		return prefix16(v4)
+	case OnionCat(ip):
+		return fmt.Sprintf("tor:%d", b[6]&0x0f)
+	}
+	bits := 32
+	if heNet.Contains(ip) {
+		bits = 36
+	}
+	p, _ := ip.WithZone("").Prefix(bits) // cannot fail: bits <= 128, no zone
+	return p.Addr().String()
+}
+
+func prefix16(v4 [4]byte) string {
+	return netip.AddrFrom4([4]byte{v4[0], v4[1], 0, 0}).String()
+}
