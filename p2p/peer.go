@@ -1,0 +1,172 @@
+package p2p
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"github.com/switchyard-p2p/switchyard/p2p/conn"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
+	"github.com/switchyard-p2p/switchyard/p2p/transport"
+)
+
+// Peer is a connected, authenticated remote node: an upgraded transport connection multiplexed
+// by an MConnection. Peers are created by the Switch and handed to reactors; all methods are safe
+// for concurrent use. A Peer has no key-value store: per-peer state belongs to the reactor that
+// needs it, in a map keyed by ID that RemovePeer cleans (ARCHITECTURE.md rule 4).
+type Peer interface {
+	// ID is the authenticated node ID (the SecretConnection key's ID, equal to NodeInfo().ID).
+	ID() key.ID
+	// RemoteIP is the IP of the remote end of the socket.
+	RemoteIP() netip.Addr
+	// RemoteAddr is the remote end of the socket.
+	RemoteAddr() net.Addr
+	// SocketAddr is ID@ip:port of the remote end of the socket (for inbound peers the port is
+	// the remote's ephemeral port, not its listen port; see NodeInfo().NetAddress()).
+	SocketAddr() netaddr.NetAddress
+	// IsOutbound reports whether we dialed the peer.
+	IsOutbound() bool
+	// IsPersistent reports whether the peer's ID was given to WithPersistentPeers.
+	IsPersistent() bool
+	// IsPrivate reports whether the peer's ID was given to WithPrivatePeers.
+	IsPrivate() bool
+	// NodeInfo is the NodeInfo the peer sent during the handshake.
+	NodeInfo() nodeinfo.NodeInfo
+	// Status is a snapshot of the MConnection's counters.
+	Status() conn.ConnectionStatus
+	// Send queues msg on chID, blocking up to MConnConfig.SendTimeout while the channel's send
+	// queue is full. It returns false if the peer did not advertise chID in its NodeInfo
+	// (WIRE.md §5.1), on timeout, or if the connection is closed. msg must not be modified after
+	// the call.
+	Send(chID byte, msg []byte) bool
+	// TrySend is Send without blocking: it returns false at once if the queue is full.
+	TrySend(chID byte, msg []byte) bool
+	// FlushStop sends what is queued, closes the connection and asks the Switch to remove the peer
+	// (RemovePeer reason ErrPeerStopped). It blocks until the MConnection's goroutines exit, so it
+	// must not be called from Receive (use StopPeerForError there, or call it in a goroutine).
+	FlushStop()
+	// CloseConn closes the underlying connection at once and asks the Switch to remove the peer
+	// (RemovePeer reason ErrPeerStopped). It does not block.
+	CloseConn() error
+}
+
+// peer implements Peer. Its fields are set before the MConnection starts and read-only after.
+type peer struct {
+	sw         *Switch
+	tc         *transport.Conn
+	mconn      *conn.MConnection
+	persistent bool
+	private    bool
+	log        *slog.Logger
+	gate       recvGate
+}
+
+// recvGate tracks Receive calls in flight so that removal can wait for them: MConnection.Close
+// does not wait for a goroutine that is inside ReceiveFunc, but the Switch promises reactors that
+// no Receive runs during or after RemovePeer. Lock-free, so no callback runs under a lock.
+type recvGate struct {
+	n    atomic.Int64 // Receive calls in flight, plus gateClosed once closed
+	once sync.Once
+	done chan struct{} // closed when closed and n has drained to zero
+}
+
+const gateClosed = 1 << 62
+
+// enter reports whether a Receive may run; if so the caller must call exit.
+func (g *recvGate) enter() bool {
+	if g.n.Add(1)&gateClosed != 0 {
+		g.exit()
+		return false
+	}
+	return true
+}
+
+func (g *recvGate) exit() {
+	if g.n.Add(-1) == gateClosed {
+		g.once.Do(func() { close(g.done) })
+	}
+}
+
+// close refuses further Receive calls and waits for those in flight. Called once.
+func (g *recvGate) close() {
+	if g.n.Add(gateClosed) == gateClosed {
+		g.once.Do(func() { close(g.done) })
+	}
+	<-g.done
+}
+
+var _ Peer = (*peer)(nil)
+
+func (p *peer) ID() key.ID                     { return p.tc.NodeInfo.ID }
+func (p *peer) RemoteIP() netip.Addr           { return p.tc.SocketAddr.IP }
+func (p *peer) RemoteAddr() net.Addr           { return p.tc.Conn.RemoteAddr() }
+func (p *peer) SocketAddr() netaddr.NetAddress { return p.tc.SocketAddr }
+func (p *peer) IsOutbound() bool               { return p.tc.Outbound }
+func (p *peer) IsPersistent() bool             { return p.persistent }
+func (p *peer) IsPrivate() bool                { return p.private }
+func (p *peer) NodeInfo() nodeinfo.NodeInfo    { return p.tc.NodeInfo }
+func (p *peer) Status() conn.ConnectionStatus  { return p.mconn.Status() }
+
+// String returns the peer's ID and socket address, for %v in logs.
+func (p *peer) String() string { return p.tc.SocketAddr.String() }
+
+// LogValue implements slog.LogValuer.
+func (p *peer) LogValue() slog.Value { return p.ID().LogValue() }
+
+func (p *peer) Send(chID byte, msg []byte) bool {
+	if !p.tc.NodeInfo.HasChannel(chID) {
+		return false
+	}
+	return p.mconn.Send(chID, msg)
+}
+
+func (p *peer) TrySend(chID byte, msg []byte) bool {
+	if !p.tc.NodeInfo.HasChannel(chID) {
+		return false
+	}
+	return p.mconn.TrySend(chID, msg)
+}
+
+func (p *peer) FlushStop() {
+	p.mconn.FlushStop()
+	p.sw.requestStop(p, ErrPeerStopped)
+}
+
+func (p *peer) CloseConn() error {
+	err := p.tc.Conn.Close()
+	p.sw.requestStop(p, ErrPeerStopped)
+	return err
+}
+
+// receive is the MConnection's ReceiveFunc. It routes msg to the reactor owning chID. It holds
+// the only recover in the package (ARCHITECTURE.md rule 6): a reactor's panic is logged with its
+// stack and drops this peer only.
+func (p *peer) receive(chID byte, msg []byte) {
+	if !p.gate.enter() {
+		return // the peer is being removed
+	}
+	defer p.gate.exit()
+	nr := p.sw.byChannel[chID]
+	if nr == nil {
+		// The MConnection only delivers channels we registered; be defensive anyway.
+		p.sw.requestStop(p, conn.ErrUnknownChannel)
+		return
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			perr := &ReactorPanicError{Reactor: nr.name, ChannelID: chID, Peer: p.ID(), Value: v, Stack: debug.Stack()}
+			p.log.Error("reactor panicked in Receive; dropping peer", "reactor", nr.name, "ch", chID,
+				"panic", v, "stack", string(perr.Stack))
+			p.sw.requestStop(p, perr)
+		}
+	}()
+	nr.r.Receive(chID, p, msg)
+}
+
+// onError is the MConnection's ErrorFunc: the connection failed.
+func (p *peer) onError(err error) { p.sw.requestStop(p, err) }

@@ -1,0 +1,333 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/switchyard-p2p/switchyard/p2p/conn"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
+)
+
+// TestRejectNodeInfo is RELIABILITY H-07 (and TM-4): a remote that completes the SecretConnection
+// and then sends a crafted NodeInfo is rejected with a distinct error per problem, whether it
+// dialed us (inbound) or we dialed it (outbound).
+func TestRejectNodeInfo(t *testing.T) {
+	type want struct {
+		reason RejectReason
+		is     error                       // errors.Is target, or nil
+		incomp nodeinfo.IncompatibleReason // errors.As *nodeinfo.IncompatibleError, or 0
+	}
+	edit := func(f func(*nodeinfo.NodeInfo)) func(*testing.T, key.NodeKey) []byte {
+		return func(t *testing.T, nk key.NodeKey) []byte {
+			ni := testNodeInfo(nk.ID())
+			ni.ListenAddr = "tcp://127.0.0.1:26656"
+			f(&ni)
+			return delimited(t, ni.ToProto())
+		}
+	}
+	raw := func(b []byte) func(*testing.T, key.NodeKey) []byte {
+		return func(*testing.T, key.NodeKey) []byte { return b }
+	}
+	cases := []struct {
+		name    string
+		payload func(*testing.T, key.NodeKey) []byte
+		want    want // zero reason: accepted
+	}{
+		{"valid", edit(func(*nodeinfo.NodeInfo) {}), want{}},
+		{"id_not_conn_key", edit(func(ni *nodeinfo.NodeInfo) { ni.ID = genKey(t).ID() }),
+			want{reason: RejectAuth, is: ErrNodeInfoIDMismatch}},
+		{"wrong_network", edit(func(ni *nodeinfo.NodeInfo) { ni.Network = "other-chain" }),
+			want{reason: RejectIncompatible, incomp: nodeinfo.IncompatibleNetwork}},
+		{"wrong_block_version", edit(func(ni *nodeinfo.NodeInfo) { ni.ProtocolVersion.Block++ }),
+			want{reason: RejectIncompatible, incomp: nodeinfo.IncompatibleBlockVersion}},
+		{"no_common_channel", edit(func(ni *nodeinfo.NodeInfo) { ni.Channels = []byte{0x99} }),
+			want{reason: RejectIncompatible, incomp: nodeinfo.NoCommonChannel}},
+		{"malformed_listen_addr", edit(func(ni *nodeinfo.NodeInfo) { ni.ListenAddr = "tcp://127.0.0.1:notaport" }),
+			want{reason: RejectInvalidNodeInfo, is: nodeinfo.ErrInvalidListenAddr}},
+		{"empty_moniker", edit(func(ni *nodeinfo.NodeInfo) { ni.Moniker = "" }),
+			want{reason: RejectInvalidNodeInfo, is: nodeinfo.ErrInvalidMoniker}},
+		{"too_large", raw(protowire.AppendVarint(nil, nodeinfo.MaxNodeInfoSize+1)),
+			want{reason: RejectInvalidNodeInfo, is: ErrNodeInfoTooLarge}},
+		{"huge_prefix", raw(protowire.AppendVarint(nil, 1<<62)),
+			want{reason: RejectInvalidNodeInfo, is: ErrNodeInfoTooLarge}},
+		{"varint_overflow", raw([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}),
+			want{reason: RejectInvalidNodeInfo, is: ErrNodeInfoMalformed}},
+		{"bad_protobuf", raw([]byte{0x03, 0xff, 0xff, 0xff}),
+			want{reason: RejectInvalidNodeInfo, is: ErrNodeInfoMalformed}},
+	}
+	check := func(t *testing.T, c *Conn, err error, w want, elapsed time.Duration) {
+		t.Helper()
+		if w.reason == 0 {
+			if err != nil {
+				t.Fatalf("valid NodeInfo rejected: %v", err)
+			}
+			_ = c.Close()
+			return
+		}
+		if c != nil {
+			_ = c.Close()
+			t.Fatal("accepted")
+		}
+		wantRejected(t, err, w.reason, w.is)
+		if w.incomp != 0 {
+			var ie *nodeinfo.IncompatibleError
+			if !errors.As(err, &ie) || ie.Reason != w.incomp {
+				t.Fatalf("error %v: want *nodeinfo.IncompatibleError %v", err, w.incomp)
+			}
+		}
+		// Every case is decided on the data at hand, never by the handshake timeout.
+		if elapsed >= testHT {
+			t.Fatalf("took %v, want < HandshakeTimeout %v", elapsed, testHT)
+		}
+	}
+
+	a, _ := newNode(t, testConfig())
+	aAcc := collectAccepts(t, a, 4)
+	for _, tc := range cases {
+		t.Run(tc.name+"/inbound", func(t *testing.T) {
+			evil := genKey(t)
+			c := dialFrom(t, "127.0.0.1", a.NetAddress().AddrPort())
+			start := time.Now()
+			var wg sync.WaitGroup
+			wg.Go(func() { _ = evilNodeInfoPeer(c, evil, tc.payload(t, evil)) })
+			defer wg.Wait()
+			r := nextAccept(t, aAcc, 5*time.Second)
+			check(t, r.conn, r.err, tc.want, r.at.Sub(start))
+		})
+		t.Run(tc.name+"/outbound", func(t *testing.T) {
+			evil := genKey(t)
+			payload := tc.payload(t, evil)
+			ap := serveOne(t, func(c net.Conn) { _ = evilNodeInfoPeer(c, evil, payload) })
+			start := time.Now()
+			c, err := a.Dial(context.Background(), addrOf(evil.ID(), ap))
+			check(t, c, err, tc.want, time.Since(start))
+		})
+	}
+}
+
+// stallPeer writes the first n bytes of a valid ephemeral-key message (n < 0: completes the whole
+// SecretConnection handshake, i.e. stalls after the auth message) and then only reads until the
+// other side closes.
+func stallPeer(c net.Conn, n int, nk key.NodeKey) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if n < 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		sc, err := conn.MakeSecretConnection(ctx, c, nk.PrivKey)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, sc)
+		return
+	}
+	if n > 0 {
+		if _, err := c.Write(ephMessage()[:n]); err != nil {
+			return
+		}
+	}
+	_, _ = io.Copy(io.Discard, c)
+}
+
+// TestHandshakeStalls is RELIABILITY H-10 (TM-10): peers stalling after 0, 1, 32, 33 and 34 bytes
+// of the ephemeral-key message, and after the auth message, make each upgrade fail with
+// ErrHandshakeTimeout within HandshakeTimeout+ε, in both directions, and leak no goroutine or fd.
+func TestHandshakeStalls(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cases := []struct {
+		name string
+		n    int
+	}{{"0_bytes", 0}, {"1_byte", 1}, {"32_bytes", 32}, {"33_bytes", 33}, {"34_bytes", 34}, {"after_auth", -1}}
+
+	baseFDs := countFDs(t)
+	defer func() {
+		if got := countFDs(t); got > baseFDs+2 || got < baseFDs-2 {
+			t.Errorf("fd count %d after the stalls, baseline %d", got, baseFDs)
+		}
+	}()
+	func() {
+		a, _ := newTransportNoCleanup(t, testConfig())
+		defer a.Close()
+		aAcc := make(chan acceptResult, 1)
+		for _, tc := range cases {
+			t.Run(tc.name+"/inbound", func(t *testing.T) {
+				c := dialFrom(t, "127.0.0.1", a.NetAddress().AddrPort())
+				start := time.Now()
+				var wg sync.WaitGroup
+				defer wg.Wait()
+				wg.Go(func() { stallPeer(c, tc.n, genKey(t)) })
+				go func() {
+					ac, err := a.Accept(context.Background())
+					aAcc <- acceptResult{conn: ac, err: err, at: time.Now()}
+				}()
+				r := <-aAcc
+				elapsed := r.at.Sub(start)
+				wantRejected(t, r.err, RejectHandshakeTimeout, ErrHandshakeTimeout)
+				if elapsed < testHT-20*time.Millisecond || elapsed > testHT+epsilon {
+					t.Fatalf("upgrade failed after %v, want about %v", elapsed, testHT)
+				}
+			})
+			t.Run(tc.name+"/outbound", func(t *testing.T) {
+				evil := genKey(t)
+				ap := serveOne(t, func(c net.Conn) { stallPeer(c, tc.n, evil) })
+				start := time.Now()
+				_, err := a.Dial(context.Background(), addrOf(evil.ID(), ap))
+				elapsed := time.Since(start)
+				wantRejected(t, err, RejectHandshakeTimeout, ErrHandshakeTimeout)
+				if elapsed < testHT-20*time.Millisecond || elapsed > testHT+epsilon {
+					t.Fatalf("upgrade failed after %v, want about %v", elapsed, testHT)
+				}
+			})
+		}
+		if got := a.Stats(); got.Conns != 0 || got.PendingHandshakes != 0 {
+			t.Fatalf("stats after stalls: %+v", got)
+		}
+	}()
+}
+
+// newTransportNoCleanup is newNode without t.Cleanup, for tests that check goroutines inside
+// the test function.
+func newTransportNoCleanup(t testing.TB, cfg Config) (*MultiplexTransport, key.NodeKey) {
+	t.Helper()
+	nk := genKey(t)
+	tr := NewMultiplexTransport(testNodeInfo(nk.ID()), nk, cfg)
+	if err := tr.ListenString("tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	return tr, nk
+}
+
+// TestSlowloris is RELIABILITY H-09 (TM-7): max_inbound+10 = 50 connections that send one byte
+// and go silent do not delay an honest peer, which is accepted well before the handshake timeout;
+// the stalled connections are closed at the deadline.
+func TestSlowloris(t *testing.T) {
+	const maxInbound = 40
+	const stalled = maxInbound + 10
+	const ht = time.Second
+	cfg := testConfig()
+	cfg.HandshakeTimeout = ht
+	cfg.AllowDuplicateIP = true // all attackers come from 127.0.0.1
+	a, _ := newNode(t, cfg)
+	b, _ := newNode(t, cfg)
+	aAcc := collectAccepts(t, a, stalled+4)
+
+	type closed struct {
+		after time.Duration
+		err   error
+	}
+	results := make(chan closed, stalled)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range stalled {
+		c := dialFrom(t, "127.0.0.1", a.NetAddress().AddrPort())
+		start := time.Now()
+		if _, err := c.Write([]byte{0x22}); err != nil {
+			t.Fatal(err)
+		}
+		// The server's ephemeral key proves the upgrade started (a pending slot is held).
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, make([]byte, 35)); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			defer c.Close()
+			_, err := io.Copy(io.Discard, c)
+			results <- closed{after: time.Since(start), err: err}
+		})
+	}
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), ht)
+	defer cancel()
+	out, err := b.Dial(ctx, a.NetAddress())
+	if err != nil {
+		t.Fatalf("honest dial during slowloris: %v", err)
+	}
+	defer out.Close()
+	var honestAt time.Duration
+	for honestAt == 0 {
+		r := nextAccept(t, aAcc, ht)
+		if r.err != nil {
+			t.Fatalf("unexpected rejection before the deadline: %v", r.err)
+		}
+		honestAt = r.at.Sub(start)
+		_ = r.conn.Close()
+	}
+	if honestAt >= ht/2 {
+		t.Fatalf("honest peer accepted after %v, want well below %v", honestAt, ht)
+	}
+	t.Logf("honest peer accepted after %v with %d stalled handshakes", honestAt, stalled)
+
+	for range stalled {
+		select {
+		case c := <-results:
+			if c.after < ht-50*time.Millisecond || c.after > ht+epsilon {
+				t.Errorf("stalled conn closed after %v, want about %v", c.after, ht)
+			}
+		case <-time.After(ht + 2*epsilon):
+			t.Fatal("stalled conn not closed at the deadline")
+		}
+	}
+	for range stalled {
+		r := nextAccept(t, aAcc, epsilon)
+		wantRejected(t, r.err, RejectHandshakeTimeout, ErrHandshakeTimeout)
+	}
+}
+
+// TestPendingHandshakeCap: beyond MaxPendingHandshakes, new TCP connections are closed at once
+// without a handshake byte, and counted.
+func TestPendingHandshakeCap(t *testing.T) {
+	cfg := testConfig()
+	cfg.HandshakeTimeout = 5 * time.Second
+	cfg.MaxPendingHandshakes = 4
+	cfg.AllowDuplicateIP = true
+	a, _ := newNode(t, cfg)
+
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
+	for range 4 {
+		c := dialFrom(t, "127.0.0.1", a.NetAddress().AddrPort())
+		held = append(held, c)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, make([]byte, 35)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dialFrom(t, "127.0.0.1", a.NetAddress().AddrPort())
+	defer c.Close()
+	start := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := c.Read(make([]byte, 64))
+	if n != 0 || err == nil || isTimeout(err) {
+		t.Fatalf("over-cap conn: read %d bytes, err %v; want closed without data", n, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("over-cap conn closed after %v", d)
+	}
+	if s := a.Stats(); s.DroppedOverCap != 1 || s.PendingHandshakes != 4 {
+		t.Fatalf("stats %+v, want DroppedOverCap 1, PendingHandshakes 4", s)
+	}
+	// Close releases the held handshakes at once.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range held {
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Fatalf("held conn not closed by Close: %v", err)
+		}
+	}
+}

@@ -1,0 +1,541 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
+)
+
+// maxSelfAddrs bounds the set reported by SelfAddrs.
+const maxSelfAddrs = 64
+
+// Transport is the part of MultiplexTransport a switch needs. MultiplexTransport implements it;
+// tests can substitute an in-memory implementation.
+// The methods behave as documented on MultiplexTransport.
+type Transport interface {
+	// NetAddress returns our ID @ the bound listen address (zero before listening).
+	NetAddress() netaddr.NetAddress
+	// Accept blocks for the next inbound *Conn or *RejectedError.
+	Accept(ctx context.Context) (*Conn, error)
+	// Dial connects to addr and upgrades the connection.
+	Dial(ctx context.Context, addr netaddr.NetAddress) (*Conn, error)
+	// Remove forgets c in the duplicate-connection bookkeeping.
+	Remove(c *Conn)
+	// Close releases everything; later calls fail with an error wrapping net.ErrClosed.
+	Close() error
+}
+
+var _ Transport = (*MultiplexTransport)(nil)
+
+// Conn is an upgraded connection: the SecretConnection handshake is done and the remote NodeInfo
+// was exchanged and checked (WIRE.md §2, §4). Deadlines are cleared. The receiver owns it: it
+// must eventually call Close (or close the embedded Conn and call Transport.Remove).
+type Conn struct {
+	// Conn is the *conn.SecretConnection carrying all further traffic. Safe for one concurrent
+	// reader and one concurrent writer (the SecretConnection serialises more).
+	net.Conn
+	// NodeInfo is the remote's validated NodeInfo; NodeInfo.ID is the authenticated ID.
+	NodeInfo nodeinfo.NodeInfo
+	// Outbound is true for connections made by Dial.
+	Outbound bool
+	// SocketAddr is the authenticated remote ID @ the remote socket ip:port.
+	SocketAddr netaddr.NetAddress
+	// DialAddr is the address given to Dial (its ID is the authenticated one); zero for inbound.
+	DialAddr netaddr.NetAddress
+
+	set   *connSet // nil for a Conn not made by a MultiplexTransport
+	ap    netip.AddrPort
+	token uint64
+}
+
+// ID returns the remote's authenticated node ID.
+func (c *Conn) ID() key.ID { return c.NodeInfo.ID }
+
+// Close closes the connection and removes it from the transport's ConnSet, as Remove does.
+// It is idempotent and safe for concurrent use; it returns the SecretConnection's Close error.
+func (c *Conn) Close() error {
+	c.forget()
+	return c.Conn.Close()
+}
+
+func (c *Conn) forget() {
+	if c.set != nil {
+		c.set.remove(c.ap, c.token)
+	}
+}
+
+// accepted is one inbound upgrade result handed to Accept.
+type accepted struct {
+	conn *Conn
+	err  error
+}
+
+// Stats is a snapshot of transport counters.
+type Stats struct {
+	// PendingHandshakes is the number of inbound connections being upgraded or waiting for
+	// Accept (at most Config.MaxPendingHandshakes).
+	PendingHandshakes int
+	// DroppedOverCap counts inbound TCP connections closed at once because PendingHandshakes
+	// was at Config.MaxPendingHandshakes.
+	DroppedOverCap uint64
+	// Conns is the number of entries in the ConnSet (inbound and outbound, upgrading or live).
+	Conns int
+}
+
+// MultiplexTransport accepts and dials TCP connections and upgrades them: connection filters,
+// SecretConnection, NodeInfo exchange and checks (WIRE.md §2 and §4). Each inbound upgrade runs in
+// its own goroutine, so a stalled peer never delays another (RELIABILITY H-09).
+//
+// Create it with NewMultiplexTransport; the zero value is not usable. All methods are safe for
+// concurrent use. Close releases everything it started.
+type MultiplexTransport struct {
+	cfg     Config
+	initErr error // invalid Config or NodeInfo; returned by Listen and Dial
+	nodeKey key.NodeKey
+	id      key.ID
+
+	conns   *connSet
+	acceptc chan accepted // unbuffered: upgraded results wait for Accept holding their slot
+	sem     chan struct{} // one token per pending inbound upgrade
+	closing chan struct{} // closed by Close
+
+	dropped atomic.Uint64
+	tokens  atomic.Uint64
+
+	mu       sync.Mutex
+	closed   bool
+	ln       net.Listener
+	laddr    netaddr.NetAddress
+	ni       nodeinfo.NodeInfo
+	niMsg    []byte // delimited encoding of ni, sent to every remote
+	cancels  map[uint64]context.CancelCauseFunc
+	selfAddr map[netip.AddrPort]netaddr.NetAddress
+	wg       sync.WaitGroup // every goroutine started by the transport
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewMultiplexTransport returns a transport that authenticates as nk and advertises ni. cfg zero
+// fields mean the defaults. ni.ID may be empty (it is set to nk.ID()); otherwise it must equal
+// nk.ID(). ni.ListenAddr is sent as is, except that Listen fills it in when it is empty or has port
+// 0 (see Listen); use SetNodeInfo to change it (e.g. to an external address).
+//
+// It never fails: an invalid cfg or ni is reported by Listen, ListenString and Dial.
+// It starts no goroutines.
+func NewMultiplexTransport(ni nodeinfo.NodeInfo, nk key.NodeKey, cfg Config) *MultiplexTransport {
+	t := &MultiplexTransport{
+		cfg:      cfg.withDefaults(),
+		nodeKey:  nk,
+		conns:    newConnSet(),
+		acceptc:  make(chan accepted),
+		closing:  make(chan struct{}),
+		cancels:  make(map[uint64]context.CancelCauseFunc),
+		selfAddr: make(map[netip.AddrPort]netaddr.NetAddress),
+	}
+	var errs []error
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(nk.PrivKey) == 0 {
+		errs = append(errs, errors.New("transport: empty node key"))
+	} else {
+		t.id = nk.ID()
+	}
+	if err := t.setNodeInfo(ni); err != nil {
+		errs = append(errs, err)
+	}
+	t.initErr = errors.Join(errs...)
+	t.sem = make(chan struct{}, max(t.cfg.MaxPendingHandshakes, 1))
+	return t
+}
+
+// ID returns our node ID, derived from the node key.
+func (t *MultiplexTransport) ID() key.ID { return t.id }
+
+// NodeInfo returns the NodeInfo sent to remotes.
+func (t *MultiplexTransport) NodeInfo() nodeinfo.NodeInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ni
+}
+
+// SetNodeInfo replaces the NodeInfo sent to remotes by upgrades that start later. ni.ID may be
+// empty (it is set to our ID); otherwise it must equal ID(). It does not validate ni beyond that
+// (call ni.Validate): an invalid NodeInfo makes every remote reject us.
+func (t *MultiplexTransport) SetNodeInfo(ni nodeinfo.NodeInfo) error {
+	return t.setNodeInfo(ni)
+}
+
+func (t *MultiplexTransport) setNodeInfo(ni nodeinfo.NodeInfo) error {
+	if ni.ID == "" {
+		ni.ID = t.id
+	}
+	if ni.ID != t.id {
+		return fmt.Errorf("transport: NodeInfo.ID %s differs from node key ID %s", ni.ID, t.id)
+	}
+	ni.Channels = slices.Clone(ni.Channels)
+	msg, err := marshalDelimited(ni)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ni, t.niMsg = ni, msg
+	return nil
+}
+
+// Listen binds a TCP listener on addr's ip:port (port 0 picks a free port; addr.ID is ignored)
+// and starts accepting. If our NodeInfo.ListenAddr is empty or has port 0, it is set to
+// "tcp://host:port" with the bound port (and the bound IP when the host is empty), so the node
+// advertises a dialable port. Listen does not block. Errors: the Config or NodeInfo problem found
+// by NewMultiplexTransport, ErrAlreadyListening, ErrTransportClosed, or the net.Listen error.
+func (t *MultiplexTransport) Listen(addr netaddr.NetAddress) error {
+	host := ""
+	if addr.IP.IsValid() {
+		host = addr.IP.String()
+	}
+	return t.listen(net.JoinHostPort(host, strconv.Itoa(int(addr.Port))))
+}
+
+// ListenString is Listen for a config-style address "tcp://host:port" (the "tcp://" prefix is
+// optional; an empty host listens on all interfaces; a host name is resolved by net.Listen).
+// Protocols other than tcp are refused.
+func (t *MultiplexTransport) ListenString(laddr string) error {
+	hostport := laddr
+	if proto, rest, ok := strings.Cut(laddr, "://"); ok {
+		if proto != "tcp" {
+			return fmt.Errorf("transport: listen %q: unsupported protocol %q", laddr, proto)
+		}
+		hostport = rest
+	}
+	if _, _, err := net.SplitHostPort(hostport); err != nil {
+		return fmt.Errorf("transport: listen %q: %w", laddr, err)
+	}
+	return t.listen(hostport)
+}
+
+func (t *MultiplexTransport) listen(hostport string) error {
+	if t.initErr != nil {
+		return fmt.Errorf("transport: listen %s: %w", hostport, t.initErr)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return fmt.Errorf("transport: listen %s: %w", hostport, ErrTransportClosed)
+	}
+	if t.ln != nil {
+		return fmt.Errorf("transport: listen %s: %w", hostport, ErrAlreadyListening)
+	}
+	ln, err := net.Listen("tcp", hostport)
+	if err != nil {
+		return fmt.Errorf("transport: listen: %w", err)
+	}
+	ap := addrPortOf(ln.Addr())
+	ni := t.ni
+	if filled, ok := fillListenAddr(ni.ListenAddr, ap); ok {
+		ni.ListenAddr = filled
+		msg, err := marshalDelimited(ni)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		t.ni, t.niMsg = ni, msg
+	}
+	t.ln = ln
+	t.laddr = netaddr.New(t.id, ap)
+	t.wg.Go(func() { t.acceptLoop(ln) })
+	return nil
+}
+
+// fillListenAddr returns the advertised listen address to use after binding bound, and whether it
+// differs from cur: cur is kept unless it is empty or has port 0.
+func fillListenAddr(cur string, bound netip.AddrPort) (string, bool) {
+	host, port := "", ""
+	if cur != "" {
+		rest := cur
+		if _, r, ok := strings.Cut(cur, "://"); ok {
+			rest = r
+		}
+		h, p, err := net.SplitHostPort(rest)
+		if err != nil {
+			return cur, false // malformed: leave it for Validate to report
+		}
+		host, port = h, p
+	}
+	if cur != "" && port != "0" {
+		return cur, false
+	}
+	if host == "" {
+		host = bound.Addr().String()
+	}
+	return "tcp://" + net.JoinHostPort(host, strconv.Itoa(int(bound.Port()))), true
+}
+
+// NetAddress returns our ID @ the really bound listen ip:port (an unspecified IP such as 0.0.0.0
+// stays unspecified). It is the zero NetAddress before Listen.
+func (t *MultiplexTransport) NetAddress() netaddr.NetAddress {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.laddr
+}
+
+// Accept blocks until the next inbound connection finished its upgrade and returns it, or
+// returns a *RejectedError for an inbound connection whose upgrade failed (already closed; log it
+// and call Accept again). Without Listen it blocks until ctx is done or Close. Errors: ctx.Err(),
+// or ErrTransportClosed (wrapping net.ErrClosed) after Close. Safe for concurrent use; each
+// result goes to exactly one caller.
+func (t *MultiplexTransport) Accept(ctx context.Context) (*Conn, error) {
+	select {
+	case <-t.closing:
+		return nil, fmt.Errorf("transport: accept: %w", ErrTransportClosed)
+	default:
+	}
+	select {
+	case a := <-t.acceptc:
+		return a.conn, a.err
+	case <-t.closing:
+		return nil, fmt.Errorf("transport: accept: %w", ErrTransportClosed)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("transport: accept: %w", ctx.Err())
+	}
+}
+
+// Dial connects to addr (TCP connect bounded by Config.DialTimeout) and upgrades the connection
+// (each handshake phase bounded by Config.HandshakeTimeout); ctx bounds the whole call and, once
+// Dial returns, no longer affects the Conn. It blocks until done.
+//
+// Errors: a *RejectedError when the upgrade refused the remote (notably Reason RejectAuth with
+// ErrDialedIDMismatch when the remote key is not addr.ID, RELIABILITY H-06; callers must not mark
+// the address good; Reason RejectSelf with ErrSelf, also returned at once without connecting for an
+// address in SelfAddrs); otherwise an error wrapping the net.Dialer error, ctx.Err(), an invalid
+// addr or ErrTransportClosed.
+func (t *MultiplexTransport) Dial(ctx context.Context, addr netaddr.NetAddress) (*Conn, error) {
+	if t.initErr != nil {
+		return nil, fmt.Errorf("transport: dial %v: %w", addr, t.initErr)
+	}
+	if err := addr.Valid(); err != nil {
+		return nil, fmt.Errorf("transport: dial %v: %w", addr, err)
+	}
+	if t.IsSelfAddr(addr) {
+		return nil, &RejectedError{Addr: addr, Outbound: true, Reason: RejectSelf, Err: ErrSelf}
+	}
+	ctx, done, err := t.track(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial %v: %w", addr, err)
+	}
+	defer done()
+	d := net.Dialer{Timeout: t.cfg.DialTimeout}
+	c, err := d.DialContext(ctx, "tcp", addr.DialString())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("transport: dial %v: %w", addr, context.Cause(ctx))
+		}
+		return nil, fmt.Errorf("transport: dial %v: %w", addr, err)
+	}
+	return t.upgrade(ctx, c, &addr)
+}
+
+// Remove forgets c in the ConnSet, so that the duplicate-IP filter admits its IP again. Call it
+// once the peer is gone (Conn.Close does it too). It does not close c. Idempotent; a nil c or a
+// Conn from another transport is ignored.
+func (t *MultiplexTransport) Remove(c *Conn) {
+	if c != nil && c.set == t.conns {
+		c.forget()
+	}
+}
+
+// SelfAddrs returns the addresses found to lead to ourselves: every dialed address whose remote
+// turned out to be this node (RejectSelf; RELIABILITY H-08), at most 64, sorted. Dial refuses them
+// without connecting. Inbound self-connections record nothing (their socket port is ephemeral).
+func (t *MultiplexTransport) SelfAddrs() []netaddr.NetAddress {
+	t.mu.Lock()
+	out := make([]netaddr.NetAddress, 0, len(t.selfAddr))
+	for _, a := range t.selfAddr {
+		out = append(out, a)
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b netaddr.NetAddress) int { return a.AddrPort().Compare(b.AddrPort()) })
+	return out
+}
+
+// IsSelfAddr reports whether addr's ip:port is in SelfAddrs (the ID is not compared).
+func (t *MultiplexTransport) IsSelfAddr(addr netaddr.NetAddress) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.selfAddr[addr.AddrPort()]
+	return ok
+}
+
+func (t *MultiplexTransport) addSelfAddr(addr netaddr.NetAddress) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.selfAddr) < maxSelfAddrs {
+		t.selfAddr[addr.AddrPort()] = addr
+	}
+}
+
+// Stats returns a snapshot of the transport's counters.
+func (t *MultiplexTransport) Stats() Stats {
+	return Stats{
+		PendingHandshakes: len(t.sem),
+		DroppedOverCap:    t.dropped.Load(),
+		Conns:             t.conns.Len(),
+	}
+}
+
+// ConnSet returns the live view of current connections that ConnFilters receive.
+func (t *MultiplexTransport) ConnSet() ConnSet { return t.conns }
+
+// Close stops listening, cancels every upgrade in progress (including those of concurrent Dial
+// calls), closes upgraded inbound connections not yet taken by Accept, and waits for every
+// goroutine the transport started (so also for a ConnFilterFunc that ignores its ctx).
+// Connections already returned by Accept or Dial stay open: they belong to the caller.
+// Close is idempotent and safe for concurrent use; it returns the listener's Close error, the
+// same on every call.
+func (t *MultiplexTransport) Close() error {
+	t.closeOnce.Do(func() {
+		t.mu.Lock()
+		t.closed = true
+		ln := t.ln
+		cancels := make([]context.CancelCauseFunc, 0, len(t.cancels))
+		for _, c := range t.cancels {
+			cancels = append(cancels, c)
+		}
+		close(t.closing)
+		t.mu.Unlock()
+		for _, cancel := range cancels {
+			cancel(ErrTransportClosed)
+		}
+		if ln != nil {
+			if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				t.closeErr = fmt.Errorf("transport: close listener: %w", err)
+			}
+		}
+		t.wg.Wait()
+	})
+	return t.closeErr
+}
+
+// track derives a ctx from parent that Close cancels with cause ErrTransportClosed. done must be
+// called when the work finishes.
+func (t *MultiplexTransport) track(parent context.Context) (ctx context.Context, done func(), err error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		cancel(ErrTransportClosed)
+		return nil, nil, ErrTransportClosed
+	}
+	id := t.tokens.Add(1)
+	t.cancels[id] = cancel
+	t.mu.Unlock()
+	return ctx, func() {
+		t.mu.Lock()
+		delete(t.cancels, id)
+		t.mu.Unlock()
+		cancel(nil)
+	}, nil
+}
+
+// spawn runs f in a goroutine joined by Close; false (f not run) once Close has begun.
+func (t *MultiplexTransport) spawn(f func()) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.wg.Go(f)
+	return true
+}
+
+// acceptLoop takes raw TCP connections and starts one upgrade goroutine per connection, up to
+// MaxPendingHandshakes; beyond that it closes them at once.
+func (t *MultiplexTransport) acceptLoop(ln net.Listener) {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Transient (EMFILE, ECONNABORTED...): back off as net/http.Server does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			t.cfg.Logger.Error("transport: accept failed, retrying", "err", err, "dur", backoff)
+			timer := time.NewTimer(backoff)
+			select {
+			case <-t.closing:
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+			continue
+		}
+		backoff = 0
+		select {
+		case t.sem <- struct{}{}:
+		default:
+			t.dropped.Add(1)
+			_ = c.Close()
+			t.cfg.Logger.Debug("transport: too many pending handshakes, connection dropped",
+				"addr", c.RemoteAddr().String())
+			continue
+		}
+		if !t.spawn(func() {
+			defer func() { <-t.sem }()
+			t.handleInbound(c)
+		}) {
+			<-t.sem
+			_ = c.Close()
+			return
+		}
+	}
+}
+
+// handleInbound upgrades c and hands the result to Accept, holding the pending-handshake slot
+// until then.
+func (t *MultiplexTransport) handleInbound(c net.Conn) {
+	ctx, done, err := t.track(context.Background())
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	defer done()
+	uc, err := t.upgrade(ctx, c, nil)
+	if err != nil && ctx.Err() != nil {
+		return // closing: c is closed; nobody wants the error
+	}
+	select {
+	case t.acceptc <- accepted{conn: uc, err: err}:
+	case <-t.closing:
+		if uc != nil {
+			_ = uc.Close()
+		}
+	}
+}
+
+// addrPortOf returns the unmapped ip:port of a TCP address (zero for other kinds).
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if a != nil {
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	}
+	return netip.AddrPort{}
+}
