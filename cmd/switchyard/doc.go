@@ -1,0 +1,26 @@
+// Command switchyard runs and manages a Switchyard P2P node, a
+// CometBFT-v0.38-wire-compatible peer that speaks the p2p layer only (no
+// consensus, mempool or blocks).
+//
+// Commands:
+//
+//	switchyard init [--home DIR] [--chain-id ID] [--moniker NAME] [--force]
+//	switchyard start [--home DIR] [--p2p.laddr ...] [--p2p.persistent_peers ...] ...
+//	switchyard show-node-id [--home DIR]
+//	switchyard version
+//
+// The home directory is --home, else $SWITCHYARD_HOME, else ~/.switchyard. It
+// holds config/config.toml and config/node_key.json (CometBFT's layout and
+// formats). start initializes a missing home first, so
+//
+//	go run ./cmd/switchyard start
+//
+// works on a fresh machine. Flags given to start override the config file for
+// that run only; the file is not rewritten. Flag names with dots accept
+// either '_' or '-' between words (--p2p.external-address and
+// --p2p.external_address are the same flag), as do the others (--chain-id,
+// --chain_id).
+//
+// start runs until SIGINT or SIGTERM, then shuts the node down, waits for all
+// of its goroutines and exits 0. Any error exits 1 with a message on stderr.
+package main

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// homeEnv names the environment variable that sets the default home directory.
+const homeEnv = "SWITCHYARD_HOME"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		os.Exit(1)
+	}
+}
+
+// newRootCmd builds a fresh command tree. Tests build one per run.
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "switchyard",
+		Short:         "A CometBFT-v0.38-wire-compatible P2P node",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().String("home", "", "home directory (default $"+homeEnv+", else ~/.switchyard)")
+	root.SetGlobalNormalizationFunc(normalizeFlag)
+	root.AddCommand(newInitCmd(), newStartCmd(), newShowNodeIDCmd(), newVersionCmd())
+	return root
+}
+
+// normalizeFlag lets every flag be spelled with '_' or '-' between words.
+// Flags of a config section ("p2p.", "rpc.") use CometBFT's config key
+// spelling with '_'; the others use '-'.
+func normalizeFlag(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	if strings.Contains(name, ".") {
+		return pflag.NormalizedName(strings.ReplaceAll(name, "-", "_"))
+	}
+	return pflag.NormalizedName(strings.ReplaceAll(name, "_", "-"))
+}
+
+// homeDir resolves the home directory: --home, else $SWITCHYARD_HOME, else
+// ~/.switchyard.
+func homeDir(cmd *cobra.Command) (string, error) {
+	if h, _ := cmd.Flags().GetString("home"); h != "" {
+		return h, nil
+	}
+	if h := os.Getenv(homeEnv); h != "" {
+		return h, nil
+	}
+	uh, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no --home given, $%s unset, and no user home directory: %w", homeEnv, err)
+	}
+	return filepath.Join(uh, ".switchyard"), nil
+}
+
+// errUsage marks an invalid flag value.
+var errUsage = errors.New("invalid usage")

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testClient opens a fresh connection per request, so no idle keep-alive
+// goroutine outlives a test.
+var testClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// run executes the CLI in-process and returns stdout, stderr and the error.
+func run(ctx context.Context, args ...string) (string, string, error) {
+	var out, errOut syncBuffer
+	cmd := newRootCmd()
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
+}
+
+func TestInitShowNodeID(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "h")
+	if _, _, err := run(context.Background(), "init", "--home", home, "--chain-id", "my-chain", "--moniker", "m1"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.ConfigFile(home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ChainID != "my-chain" || cfg.Moniker != "m1" {
+		t.Fatalf("chain_id %q moniker %q", cfg.ChainID, cfg.Moniker)
+	}
+	fi, err := os.Stat(config.NodeKeyFile(home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("node_key.json mode %v, want 0600", fi.Mode().Perm())
+	}
+	nk, err := key.LoadNodeKey(config.NodeKeyFile(home))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out, _, err := run(context.Background(), "show-node-id", "--home", home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(out); got != string(nk.ID()) || len(got) != 40 {
+		t.Fatalf("show-node-id = %q, want %q", got, nk.ID())
+	}
+
+	// A second init refuses; --force rewrites the config and keeps the key.
+	if _, _, err := run(context.Background(), "init", "--home", home); !errors.Is(err, errConfigExists) {
+		t.Fatalf("second init: err = %v, want errConfigExists", err)
+	}
+	if _, _, err := run(context.Background(), "init", "--home", home, "--force", "--chain_id", "other"); err != nil {
+		t.Fatalf("init --force: %v", err)
+	}
+	cfg, err = config.Load(config.ConfigFile(home))
+	if err != nil || cfg.ChainID != "other" {
+		t.Fatalf("after --force: chain_id %q, err %v", cfg.ChainID, err)
+	}
+	out, _, _ = run(context.Background(), "show-node-id", "--home", home)
+	if strings.TrimSpace(out) != string(nk.ID()) {
+		t.Fatal("init --force changed the node ID")
+	}
+}
+
+func TestHomeFromEnv(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv(homeEnv, home)
+	if _, _, err := run(context.Background(), "init"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(config.ConfigFile(home)); err != nil {
+		t.Fatalf("init did not use $%s: %v", homeEnv, err)
+	}
+}
+
+func TestShowNodeIDMissingKey(t *testing.T) {
+	if _, _, err := run(context.Background(), "show-node-id", "--home", t.TempDir()); err == nil {
+		t.Fatal("show-node-id succeeded without a key")
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, err := run(context.Background(), "version")
+	if err != nil || !strings.Contains(out, "switchyard 0.1.0") || !strings.Contains(out, "block protocol 11") {
+		t.Fatalf("version: %q, %v", out, err)
+	}
+}
+
+var rpcAddrRE = regexp.MustCompile(`msg="rpc server listening" addr=(\S+)`)
+
+func TestStartFreshHome(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "fresh") // does not exist: start initializes it
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var out, errOut syncBuffer
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"start", "--home", home, "--p2p.laddr", "tcp://127.0.0.1:0", "--rpc.laddr", "tcp://127.0.0.1:0",
+		"--p2p.external-address", "tcp://127.0.0.1:1", "--moniker", "cli", "--log-level", "debug"})
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+
+	var addr string
+	deadline := time.Now().Add(10 * time.Second)
+	for addr == "" {
+		if m := rpcAddrRE.FindStringSubmatch(errOut.String()); m != nil {
+			addr = m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("start returned early: %v\n%s", err, errOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no rpc address logged within 10s:\n%s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the log with a deadline
+	}
+
+	resp, err := testClient.Get("http://" + addr + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var ni struct {
+		ID         string `json:"id"`
+		Moniker    string `json:"moniker"`
+		ListenAddr string `json:"listen_addr"`
+	}
+	var raw struct {
+		Result struct {
+			NodeInfo json.RawMessage `json:"node_info"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	if err := json.Unmarshal(raw.Result.NodeInfo, &ni); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	nk, err := key.LoadNodeKey(config.NodeKeyFile(home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ni.ID != string(nk.ID()) || ni.Moniker != "cli" || ni.ListenAddr != "tcp://127.0.0.1:1" {
+		t.Fatalf("status node_info = %+v, want id %s moniker cli listen_addr tcp://127.0.0.1:1", ni, nk.ID())
+	}
+	// Flags do not rewrite the file.
+	cfg, err := config.Load(config.ConfigFile(home))
+	if err != nil || cfg.P2P.ListenAddress != config.DefaultP2PConfig().ListenAddress {
+		t.Fatalf("config file p2p.laddr = %q, err %v", cfg.P2P.ListenAddress, err)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("start after cancel: %v\n%s", err, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("start did not return within 10s of cancel")
+	}
+}
+
+func TestStartBadFlag(t *testing.T) {
+	_, _, err := run(context.Background(), "start", "--home", t.TempDir(), "--log-format", "xml")
+	if !errors.Is(err, errUsage) {
+		t.Fatalf("err = %v, want errUsage", err)
+	}
+	_, _, err = run(context.Background(), "start", "--home", t.TempDir(), "--p2p.persistent_peers", "nope@1.2.3.4:5")
+	if err == nil || !strings.Contains(err.Error(), "p2p.persistent_peers") {
+		t.Fatalf("err = %v, want one naming p2p.persistent_peers", err)
+	}
+}

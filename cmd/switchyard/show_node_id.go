@@ -1,0 +1,30 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+)
+
+func newShowNodeIDCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show-node-id",
+		Short: "Print this node's ID (40 lower-case hex characters)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			home, err := homeDir(cmd)
+			if err != nil {
+				return err
+			}
+			nk, err := key.LoadNodeKey(config.NodeKeyFile(home))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), nk.ID())
+			return nil
+		},
+	}
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/node"
+)
+
+// startFlags are start's config overrides. Only flags given on the command
+// line are applied (pflag's Changed), so an unset flag never hides a value
+// from the file.
+type startFlags struct {
+	laddr, externalAddr, persistentPeers, seeds string
+	rpcLaddr, chainID, moniker                  string
+	allowDuplicateIP, pex                       bool
+	logLevel, logFormat                         string
+}
+
+func newStartCmd() *cobra.Command {
+	var f startFlags
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Run the node until SIGINT or SIGTERM",
+		Long: `Run the node: listen for peers, dial persistent peers and serve the HTTP status
+API (GET /status, GET /net_info) on rpc.laddr.
+
+A missing home (or a home without config.toml) is initialized first, as "init"
+would. Flags override the config file for this run only.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runStart(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.laddr, "p2p.laddr", "", "P2P listen address, tcp://host:port (port 0: any free port)")
+	fl.StringVar(&f.externalAddr, "p2p.external_address", "", "address advertised to peers, tcp://ip:port (also spelled --p2p.external-address)")
+	fl.StringVar(&f.persistentPeers, "p2p.persistent_peers", "", "comma-separated id@host:port peers to keep connected")
+	fl.StringVar(&f.seeds, "p2p.seeds", "", "comma-separated id@host:port seed nodes")
+	fl.BoolVar(&f.allowDuplicateIP, "p2p.allow_duplicate_ip", false, "allow several connections from one IP")
+	fl.BoolVar(&f.pex, "p2p.pex", true, "enable the peer-exchange reactor")
+	fl.StringVar(&f.rpcLaddr, "rpc.laddr", "", "HTTP status server address, tcp://host:port (port 0: any free port)")
+	fl.StringVar(&f.chainID, "chain-id", "", "chain ID advertised to peers")
+	fl.StringVar(&f.moniker, "moniker", "", "node name advertised to peers")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+func runStart(cmd *cobra.Command, f startFlags) error {
+	logger, err := newLogger(cmd.ErrOrStderr(), f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	home, err := homeDir(cmd)
+	if err != nil {
+		return err
+	}
+	cfgPath := config.ConfigFile(home)
+	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
+		cfg := config.DefaultConfig()
+		if f.chainID != "" {
+			cfg.ChainID = f.chainID
+		}
+		if f.moniker != "" {
+			cfg.Moniker = f.moniker
+		}
+		if _, err := initHome(cmd.ErrOrStderr(), home, cfg, false); err != nil {
+			return fmt.Errorf("initialize %s: %w", home, err)
+		}
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	applyStartFlags(cmd.Flags(), f, &cfg)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+
+	n, err := node.New(cfg, home, logger)
+	if err != nil {
+		return err
+	}
+	err = n.Run(cmd.Context())
+	if errors.Is(err, context.Canceled) {
+		logger.Info("node stopped")
+		return nil
+	}
+	return err
+}
+
+// applyStartFlags copies every flag given on the command line into cfg.
+func applyStartFlags(fl *pflag.FlagSet, f startFlags, cfg *config.Config) {
+	set := func(name string, dst *string, v string) {
+		if fl.Changed(name) {
+			*dst = v
+		}
+	}
+	set("p2p.laddr", &cfg.P2P.ListenAddress, f.laddr)
+	set("p2p.external_address", &cfg.P2P.ExternalAddress, f.externalAddr)
+	set("p2p.persistent_peers", &cfg.P2P.PersistentPeers, f.persistentPeers)
+	set("p2p.seeds", &cfg.P2P.Seeds, f.seeds)
+	set("rpc.laddr", &cfg.RPC.ListenAddress, f.rpcLaddr)
+	set("chain-id", &cfg.ChainID, f.chainID)
+	set("moniker", &cfg.Moniker, f.moniker)
+	if fl.Changed("p2p.allow_duplicate_ip") {
+		cfg.P2P.AllowDuplicateIP = f.allowDuplicateIP
+	}
+	if fl.Changed("p2p.pex") {
+		cfg.P2P.PEX = f.pex
+	}
+}
+
+// newLogger builds the node's logger writing to w.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, format)
+	}
+}

@@ -1,0 +1,238 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// DefaultChainID is the chain ID a fresh config advertises as
+// NodeInfo.network. Peers only connect to nodes with an equal chain ID.
+const DefaultChainID = "switchyard-test"
+
+// DefaultMonikerFallback is the moniker used when the host name is empty or
+// has no printable ASCII characters.
+const DefaultMonikerFallback = "switchyard"
+
+// MaxChainIDLen is the longest chain ID accepted, in bytes (CometBFT's
+// types.MaxChainIDLen).
+const MaxChainIDLen = 50
+
+// Default file locations, relative to the home directory.
+const (
+	// DefaultConfigDir is the directory, relative to home, holding the files below.
+	DefaultConfigDir = "config"
+	// DefaultConfigFileName is the config file's name inside DefaultConfigDir.
+	DefaultConfigFileName = "config.toml"
+	// DefaultNodeKeyFileName is node_key.json's name inside DefaultConfigDir.
+	DefaultNodeKeyFileName = "node_key.json"
+	// DefaultAddrBookFile is p2p.addr_book_file's default, relative to home.
+	DefaultAddrBookFile = "config/addrbook.json"
+)
+
+// Config is a node's whole configuration, one field per TOML key or section.
+// The zero value is not valid; start from DefaultConfig. Config is a plain
+// value: copying it copies everything (it holds no slices or maps).
+type Config struct {
+	// Moniker is the human-readable node name advertised in NodeInfo. It must
+	// be non-empty printable ASCII and not all spaces (WIRE.md §4): CometBFT
+	// peers reject anything else. Default: the host name, sanitized.
+	Moniker string `toml:"moniker"`
+	// ChainID is advertised as NodeInfo.network; peers must have the same one.
+	// Switchyard has no genesis file, so it lives here. Default
+	// DefaultChainID. At most MaxChainIDLen bytes of printable ASCII.
+	ChainID string `toml:"chain_id"`
+
+	// P2P is the [p2p] section.
+	P2P P2PConfig `toml:"p2p"`
+	// RPC is the [rpc] section.
+	RPC RPCConfig `toml:"rpc"`
+	// Instrumentation is the [instrumentation] section.
+	Instrumentation InstrumentationConfig `toml:"instrumentation"`
+}
+
+// P2PConfig is the [p2p] section. Key names and defaults are CometBFT v0.38's
+// (config/config.go, WIRE.md §8) except where noted.
+type P2PConfig struct {
+	// ListenAddress is where the node listens for peers, "tcp://host:port"
+	// (the scheme is optional). Port 0 picks a free port. Default
+	// "tcp://0.0.0.0:26656".
+	ListenAddress string `toml:"laddr"`
+	// ExternalAddress, if non-empty, is advertised as NodeInfo.listen_addr
+	// instead of the bound listen address. Use an IP: CometBFT peers
+	// DNS-resolve a host name during the handshake. Default "".
+	ExternalAddress string `toml:"external_address"`
+	// Seeds is a comma-separated list of "id@host:port" seed nodes. Default "".
+	Seeds string `toml:"seeds"`
+	// PersistentPeers is a comma-separated list of "id@host:port" peers the
+	// node always keeps dialing. Default "".
+	PersistentPeers string `toml:"persistent_peers"`
+	// AddrBookFile is the address book path; relative paths are relative to
+	// the home directory. Default "config/addrbook.json".
+	AddrBookFile string `toml:"addr_book_file"`
+	// AddrBookStrict keeps non-routable (loopback, private) addresses out of
+	// the address book. Set it to false for a local testnet. Default true.
+	AddrBookStrict bool `toml:"addr_book_strict"`
+	// MaxNumInboundPeers caps inbound peers (unconditional peers excepted).
+	// Default 40.
+	MaxNumInboundPeers int `toml:"max_num_inbound_peers"`
+	// MaxNumOutboundPeers caps outbound peers (persistent and unconditional
+	// peers excepted). Default 10.
+	MaxNumOutboundPeers int `toml:"max_num_outbound_peers"`
+	// UnconditionalPeerIDs is a comma-separated list of IDs that bypass the
+	// peer limits. Default "".
+	UnconditionalPeerIDs string `toml:"unconditional_peer_ids"`
+	// PersistentPeersMaxDialPeriod caps the redial backoff for persistent
+	// peers. 0 means the Switch's default cap (p2p.DefaultRedialBackoffMax,
+	// 30s); CometBFT's 0 means its own 20×5s-then-exponential schedule.
+	// Default 0s.
+	PersistentPeersMaxDialPeriod time.Duration `toml:"persistent_peers_max_dial_period"`
+	// FlushThrottleTimeout is the MConnection flush timer. 0 (our default)
+	// means adaptive: flush as soon as the send queues drain. CometBFT's
+	// default is 100ms; a positive value gives CometBFT's timer behaviour.
+	FlushThrottleTimeout time.Duration `toml:"flush_throttle_timeout"`
+	// MaxPacketMsgPayloadBytes is the largest PacketMsg data chunk, in bytes.
+	// It must match across peers. Default 1024.
+	MaxPacketMsgPayloadBytes int `toml:"max_packet_msg_payload_size"`
+	// SendRateBytesPerSec limits each connection's send rate, in bytes/s.
+	// Default 5120000.
+	SendRateBytesPerSec int64 `toml:"send_rate"`
+	// RecvRateBytesPerSec limits each connection's receive rate, in bytes/s.
+	// Default 5120000.
+	RecvRateBytesPerSec int64 `toml:"recv_rate"`
+	// PEX enables the peer-exchange reactor on channel 0x00. Default true.
+	PEX bool `toml:"pex"`
+	// SeedMode makes the node crawl the network and answer PEX requests, then
+	// disconnect. Requires PEX. Default false.
+	SeedMode bool `toml:"seed_mode"`
+	// PrivatePeerIDs is a comma-separated list of IDs never gossiped or added
+	// to the address book. Default "".
+	PrivatePeerIDs string `toml:"private_peer_ids"`
+	// AllowDuplicateIP allows several connections from one remote IP. Set it
+	// to true for several nodes on 127.0.0.1. Default false.
+	AllowDuplicateIP bool `toml:"allow_duplicate_ip"`
+	// HandshakeTimeout bounds each handshake phase (SecretConnection, then
+	// NodeInfo exchange) separately. Default 3s, which is what CometBFT v0.38
+	// really uses (it ignores its own key, default 20s).
+	HandshakeTimeout time.Duration `toml:"handshake_timeout"`
+	// DialTimeout bounds the TCP connect. Default 1s, CometBFT v0.38's real
+	// value (it ignores its own key, default 3s).
+	DialTimeout time.Duration `toml:"dial_timeout"`
+}
+
+// RPCConfig is the [rpc] section: the HTTP status server.
+type RPCConfig struct {
+	// ListenAddress is where the HTTP server listens, "tcp://host:port" (the
+	// scheme is optional). Port 0 picks a free port. Empty disables the
+	// server. It is also advertised as NodeInfo.other.rpc_address. Default
+	// "tcp://127.0.0.1:26657".
+	ListenAddress string `toml:"laddr"`
+}
+
+// InstrumentationConfig is the [instrumentation] section.
+type InstrumentationConfig struct {
+	// Prometheus enables the metrics endpoint. Default false.
+	Prometheus bool `toml:"prometheus"`
+	// PrometheusListenAddr is the metrics endpoint's "host:port". Default
+	// ":26660".
+	PrometheusListenAddr string `toml:"prometheus_listen_addr"`
+}
+
+// DefaultConfig returns the default configuration. Its moniker is
+// DefaultMoniker(), which reads the host name.
+func DefaultConfig() Config {
+	return Config{
+		Moniker: DefaultMoniker(),
+		ChainID: DefaultChainID,
+		P2P:     DefaultP2PConfig(),
+		RPC:     RPCConfig{ListenAddress: "tcp://127.0.0.1:26657"},
+		Instrumentation: InstrumentationConfig{
+			Prometheus:           false,
+			PrometheusListenAddr: ":26660",
+		},
+	}
+}
+
+// DefaultP2PConfig returns the [p2p] defaults.
+func DefaultP2PConfig() P2PConfig {
+	return P2PConfig{
+		ListenAddress:                "tcp://0.0.0.0:26656",
+		AddrBookFile:                 DefaultAddrBookFile,
+		AddrBookStrict:               true,
+		MaxNumInboundPeers:           40,
+		MaxNumOutboundPeers:          10,
+		PersistentPeersMaxDialPeriod: 0,
+		FlushThrottleTimeout:         0,
+		MaxPacketMsgPayloadBytes:     1024,
+		SendRateBytesPerSec:          5120000,
+		RecvRateBytesPerSec:          5120000,
+		PEX:                          true,
+		SeedMode:                     false,
+		AllowDuplicateIP:             false,
+		HandshakeTimeout:             3 * time.Second,
+		DialTimeout:                  time.Second,
+	}
+}
+
+// DefaultMoniker returns the host name reduced to printable ASCII with
+// leading and trailing spaces removed, or DefaultMonikerFallback if nothing
+// is left or the host name is unavailable. The result always passes the
+// moniker check of Validate.
+func DefaultMoniker() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return DefaultMonikerFallback
+	}
+	return SanitizeMoniker(h)
+}
+
+// SanitizeMoniker drops every byte of s outside printable ASCII (32..126) and
+// trims spaces. It returns DefaultMonikerFallback if nothing is left.
+func SanitizeMoniker(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 32 && c <= 126 {
+			b.WriteByte(c)
+		}
+	}
+	out := strings.TrimSpace(b.String())
+	if out == "" {
+		return DefaultMonikerFallback
+	}
+	return out
+}
+
+// ConfigFile returns the config file's path under home:
+// home/config/config.toml.
+func ConfigFile(home string) string {
+	return filepath.Join(home, DefaultConfigDir, DefaultConfigFileName)
+}
+
+// NodeKeyFile returns the node key file's path under home:
+// home/config/node_key.json.
+func NodeKeyFile(home string) string {
+	return filepath.Join(home, DefaultConfigDir, DefaultNodeKeyFileName)
+}
+
+// AddrBookPath returns p2p.addr_book_file resolved against home: unchanged if
+// absolute, else joined to home.
+func (c Config) AddrBookPath(home string) string {
+	if filepath.IsAbs(c.P2P.AddrBookFile) {
+		return c.P2P.AddrBookFile
+	}
+	return filepath.Join(home, c.P2P.AddrBookFile)
+}
+
+// SplitList splits a comma-separated config list (seeds, persistent_peers,
+// *_peer_ids) into its entries, trimming spaces and dropping empty entries.
+// It returns nil for an empty or all-blank list.
+func SplitList(s string) []string {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,272 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const testID = "a50bf51d0123456789abcdef0123456789aedf48"
+
+func TestDefaultsValid(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v", err)
+	}
+}
+
+func TestDefaultValues(t *testing.T) {
+	c := DefaultConfig()
+	p := c.P2P
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"chain_id", c.ChainID, "switchyard-test"},
+		{"p2p.laddr", p.ListenAddress, "tcp://0.0.0.0:26656"},
+		{"addr_book_file", p.AddrBookFile, "config/addrbook.json"},
+		{"addr_book_strict", p.AddrBookStrict, true},
+		{"max_num_inbound_peers", p.MaxNumInboundPeers, 40},
+		{"max_num_outbound_peers", p.MaxNumOutboundPeers, 10},
+		{"flush_throttle_timeout", p.FlushThrottleTimeout, time.Duration(0)},
+		{"max_packet_msg_payload_size", p.MaxPacketMsgPayloadBytes, 1024},
+		{"send_rate", p.SendRateBytesPerSec, int64(5120000)},
+		{"recv_rate", p.RecvRateBytesPerSec, int64(5120000)},
+		{"pex", p.PEX, true},
+		{"seed_mode", p.SeedMode, false},
+		{"allow_duplicate_ip", p.AllowDuplicateIP, false},
+		{"handshake_timeout", p.HandshakeTimeout, 3 * time.Second},
+		{"dial_timeout", p.DialTimeout, time.Second},
+		{"rpc.laddr", c.RPC.ListenAddress, "tcp://127.0.0.1:26657"},
+		{"prometheus", c.Instrumentation.Prometheus, false},
+		{"prometheus_listen_addr", c.Instrumentation.PrometheusListenAddr, ":26660"},
+	}
+	for _, ck := range checks {
+		if ck.got != ck.want {
+			t.Errorf("%s = %v, want %v", ck.name, ck.got, ck.want)
+		}
+	}
+	if c.Moniker == "" {
+		t.Error("default moniker is empty")
+	}
+}
+
+func TestTemplateRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config", "config.toml")
+
+	// Defaults, then a config with every field changed and awkward strings.
+	mod := DefaultConfig()
+	mod.Moniker = `we "quote" \ back`
+	mod.ChainID = "other-chain"
+	mod.P2P = P2PConfig{
+		ListenAddress:                "tcp://127.0.0.1:0",
+		ExternalAddress:              "tcp://1.2.3.4:26656",
+		Seeds:                        testID + "@1.2.3.4:26656",
+		PersistentPeers:              testID + "@[::1]:26656, " + testID + "@example.com:1",
+		AddrBookFile:                 "/abs/addrbook.json",
+		AddrBookStrict:               false,
+		MaxNumInboundPeers:           1,
+		MaxNumOutboundPeers:          2,
+		UnconditionalPeerIDs:         testID,
+		PersistentPeersMaxDialPeriod: 90 * time.Second,
+		FlushThrottleTimeout:         100 * time.Millisecond,
+		MaxPacketMsgPayloadBytes:     2048,
+		SendRateBytesPerSec:          1,
+		RecvRateBytesPerSec:          2,
+		PEX:                          false,
+		SeedMode:                     false,
+		PrivatePeerIDs:               testID,
+		AllowDuplicateIP:             true,
+		HandshakeTimeout:             1500 * time.Millisecond,
+		DialTimeout:                  2 * time.Second,
+	}
+	mod.RPC.ListenAddress = ""
+	mod.Instrumentation = InstrumentationConfig{Prometheus: true, PrometheusListenAddr: "127.0.0.1:9"}
+
+	for name, want := range map[string]Config{"defaults": DefaultConfig(), "modified": mod} {
+		t.Run(name, func(t *testing.T) {
+			if err := WriteConfigFile(path, want); err != nil {
+				t.Fatal(err)
+			}
+			got, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("round trip mismatch:\n got %+v\nwant %+v", got, want)
+			}
+			if err := got.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+		})
+	}
+	// No temp files left behind.
+	ents, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 {
+		t.Fatalf("config dir holds %d entries, want only config.toml", len(ents))
+	}
+}
+
+func TestTemplateListsEveryKey(t *testing.T) {
+	out, err := Render(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"moniker", "chain_id", "laddr", "external_address", "seeds", "persistent_peers",
+		"addr_book_file", "addr_book_strict", "max_num_inbound_peers", "max_num_outbound_peers",
+		"unconditional_peer_ids", "persistent_peers_max_dial_period", "flush_throttle_timeout",
+		"max_packet_msg_payload_size", "send_rate", "recv_rate", "pex", "seed_mode", "private_peer_ids",
+		"allow_duplicate_ip", "handshake_timeout", "dial_timeout", "prometheus", "prometheus_listen_addr"} {
+		if !strings.Contains(string(out), "\n"+k+" = ") {
+			t.Errorf("template lacks key %q", k)
+		}
+	}
+	if !strings.Contains(string(out), `handshake_timeout = "3s"`) {
+		t.Error(`template does not write durations as strings like "3s"`)
+	}
+}
+
+func TestLoadPartialKeepsDefaults(t *testing.T) {
+	got, err := Decode("x.toml", []byte("[p2p]\npex = false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultConfig()
+	want.P2P.PEX = false
+	if got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestLoadUnknownKeys(t *testing.T) {
+	_, err := Decode("x.toml", []byte("mooniker = \"a\"\n[p2p]\nlisten = \"x\"\n[nope]\na = 1\n"))
+	if !errors.Is(err, ErrUnknownKeys) {
+		t.Fatalf("err = %v, want ErrUnknownKeys", err)
+	}
+	for _, k := range []string{`"mooniker"`, `"p2p.listen"`, `"nope"`, `"x.toml"`} {
+		if !strings.Contains(err.Error(), k) {
+			t.Errorf("error %q does not name %s", err, k)
+		}
+	}
+}
+
+func TestLoadBadDuration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, []byte("[p2p]\nhandshake_timeout = \"three seconds\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if err == nil {
+		t.Fatal("Load accepted a bad duration")
+	}
+	for _, s := range []string{path, "p2p.handshake_timeout", "line 2"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not mention %q", err, s)
+		}
+	}
+}
+
+func TestLoadBadType(t *testing.T) {
+	_, err := Decode("x.toml", []byte("[p2p]\nmax_num_inbound_peers = \"many\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "max_num_inbound_peers") {
+		t.Fatalf("err = %v, want one naming max_num_inbound_peers", err)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "none.toml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("err = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestValidateCollectsEveryProblem(t *testing.T) {
+	c := DefaultConfig()
+	c.Moniker = ""
+	c.ChainID = strings.Repeat("c", MaxChainIDLen+1)
+	c.P2P.ListenAddress = "udp://0.0.0.0:1"
+	c.P2P.ExternalAddress = "1.2.3.4"
+	c.P2P.Seeds = "nothex@1.2.3.4:1"
+	c.P2P.PersistentPeers = testID + "@1.2.3.4:0," + testID + "@:5"
+	c.P2P.UnconditionalPeerIDs = "zz"
+	c.P2P.MaxNumInboundPeers = -1
+	c.P2P.FlushThrottleTimeout = -time.Second
+	c.P2P.MaxPacketMsgPayloadBytes = 0
+	c.P2P.SendRateBytesPerSec = -1
+	c.P2P.PEX = false
+	c.P2P.SeedMode = true
+	c.P2P.HandshakeTimeout = 0
+	c.RPC.ListenAddress = "nope"
+	before := c
+
+	err := c.Validate()
+	if c != before {
+		t.Fatal("Validate mutated the config")
+	}
+	wantKeys := []string{"moniker", "chain_id", "p2p.laddr", "p2p.external_address", "p2p.seeds",
+		"p2p.persistent_peers", "p2p.persistent_peers", "p2p.unconditional_peer_ids",
+		"p2p.max_num_inbound_peers", "p2p.flush_throttle_timeout", "p2p.max_packet_msg_payload_size",
+		"p2p.send_rate", "p2p.seed_mode", "p2p.handshake_timeout", "rpc.laddr"}
+	var got []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		fe, ok := errors.AsType[*FieldError](e)
+		if !ok {
+			t.Fatalf("problem %v is not a *FieldError", e)
+		}
+		got = append(got, fe.Key)
+	}
+	if strings.Join(got, " ") != strings.Join(wantKeys, " ") {
+		t.Fatalf("problem keys:\n got %v\nwant %v", got, wantKeys)
+	}
+	if !errors.Is(err, key.ErrInvalidID) || !errors.Is(err, ErrInvalidAddress) {
+		t.Errorf("joined error does not wrap ErrInvalidID and ErrInvalidAddress: %v", err)
+	}
+}
+
+func TestParsePeerAddress(t *testing.T) {
+	upper := strings.ToUpper(testID)
+	a, err := ParsePeerAddress("tcp://" + upper + "@[::1]:26656")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID != key.ID(testID) || a.Host != "::1" || a.Port != 26656 {
+		t.Fatalf("got %+v", a)
+	}
+	if s := a.String(); s != testID+"@[::1]:26656" {
+		t.Fatalf("String() = %q", s)
+	}
+	for _, bad := range []string{"", "1.2.3.4:1", testID + "@1.2.3.4", testID + "@1.2.3.4:70000", "http://" + testID + "@h:1"} {
+		if _, err := ParsePeerAddress(bad); !errors.Is(err, ErrInvalidAddress) {
+			t.Errorf("ParsePeerAddress(%q) = %v, want ErrInvalidAddress", bad, err)
+		}
+	}
+}
+
+func TestSanitizeMoniker(t *testing.T) {
+	for in, want := range map[string]string{"host-1": "host-1", " héllo\t ": "hllo", "": DefaultMonikerFallback, "ü": DefaultMonikerFallback} {
+		if got := SanitizeMoniker(in); got != want {
+			t.Errorf("SanitizeMoniker(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	if got := SplitList(" a, ,b ,"); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("SplitList = %q", got)
+	}
+	if SplitList("  ") != nil {
+		t.Fatal("SplitList of blanks is not nil")
+	}
+}

@@ -1,0 +1,307 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+	"unicode/utf8"
+
+	"github.com/BurntSushi/toml"
+)
+
+// ErrUnknownKeys is wrapped by Load's error when the file has keys Config
+// does not define. Callers should test for it with errors.Is.
+var ErrUnknownKeys = errors.New("config: unknown keys")
+
+// DecodeError reports a TOML syntax error or a value of the wrong type or
+// format (such as a duration that does not parse). Err is the underlying
+// github.com/BurntSushi/toml error.
+type DecodeError struct {
+	File string // the file name given to Load or Decode
+	Line int    // 1-based; 0 if unknown
+	Key  string // dotted key, e.g. "p2p.handshake_timeout"; "" if unknown
+	Msg  string // short description of the problem
+	Err  error
+}
+
+// Error names the file, line and key.
+func (e *DecodeError) Error() string {
+	s := fmt.Sprintf("config: %q", e.File)
+	if e.Line > 0 {
+		s += fmt.Sprintf(": line %d", e.Line)
+	}
+	if e.Key != "" {
+		s += fmt.Sprintf(": key %q", e.Key)
+	}
+	return s + ": " + e.Msg
+}
+
+// Unwrap returns the underlying toml error.
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// FileMode is the permission WriteConfigFile gives config.toml.
+const FileMode os.FileMode = 0o644
+
+// Load reads the TOML file at path over DefaultConfig(): keys absent from the
+// file keep their defaults. It does not call Validate.
+//
+// Errors name the file. A syntax error or a badly typed value (a duration
+// that does not parse, a string where a number belongs) is a *DecodeError
+// naming the line and key; keys Config does not define are reported together, wrapping
+// ErrUnknownKeys. A missing file gives an error wrapping fs.ErrNotExist.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: read %q: %w", path, err)
+	}
+	return Decode(path, data)
+}
+
+// Decode is Load on bytes already read; name is used in error messages only.
+func Decode(name string, data []byte) (Config, error) {
+	cfg := DefaultConfig()
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
+	if err != nil {
+		de := &DecodeError{File: name, Msg: err.Error(), Err: err}
+		if pe, ok := errors.AsType[toml.ParseError](err); ok {
+			de.Line, de.Key, de.Msg = pe.Position.Line, pe.LastKey, pe.Message
+		}
+		return Config{}, de
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = strconv.Quote(k.String())
+		}
+		return Config{}, fmt.Errorf("%w in %q: %s", ErrUnknownKeys, name, strings.Join(keys, ", "))
+	}
+	return cfg, nil
+}
+
+// WriteConfigFile writes cfg to path as a commented TOML file listing every
+// key with its value and a comment (like CometBFT's config.toml), creating
+// the parent directory (mode 0700) if needed. The write is atomic: a
+// temporary file in the same directory is written, fsynced and renamed over
+// path, then the directory is fsynced. cfg is written as is, not validated.
+// WriteConfigFile blocks on disk I/O; errors name the file.
+func WriteConfigFile(path string, cfg Config) error {
+	var buf bytes.Buffer
+	if err := configTemplate.Execute(&buf, cfg); err != nil {
+		return fmt.Errorf("config: render %q: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("config: write %q: %w", path, err)
+	}
+	if err := writeFileAtomic(path, buf.Bytes(), FileMode); err != nil {
+		return fmt.Errorf("config: write %q: %w", path, err)
+	}
+	return nil
+}
+
+// Render returns the text WriteConfigFile would write for cfg.
+func Render(cfg Config) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := configTemplate.Execute(&buf, cfg); err != nil {
+		return nil, fmt.Errorf("config: render: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	done := false
+	defer func() {
+		if !done {
+			_ = f.Close() // may already be closed; the first error is what matters
+			_ = os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	done = true
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// tomlString quotes s as a TOML basic string. Unlike strconv.Quote it never
+// emits \x or \a escapes, which TOML lacks; control characters become \uXXXX
+// and invalid UTF-8 bytes U+FFFD.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		case r == utf8.RuneError:
+			b.WriteString(`\uFFFD`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+var configTemplate = template.Must(template.New("config.toml").Funcs(template.FuncMap{
+	"q":   tomlString,
+	"dur": func(d time.Duration) string { return tomlString(d.String()) },
+}).Parse(configTemplateText))
+
+const configTemplateText = `# Switchyard node configuration (TOML).
+# Key names and defaults follow CometBFT v0.38's config.toml where the key exists there.
+# Durations are strings in Go syntax: "3s", "100ms", "1m30s".
+# Relative paths are relative to the home directory (--home, $SWITCHYARD_HOME, ~/.switchyard).
+
+#######################################################################
+###                   Main Base Config Options                      ###
+#######################################################################
+
+# A custom human readable name for this node, advertised to peers.
+# Must be non-empty printable ASCII.
+moniker = {{q .Moniker}}
+
+# The chain ID, advertised as NodeInfo.network. Peers (including CometBFT
+# nodes, which take it from their genesis.json) only connect when it is equal.
+# Switchyard has no genesis file, so it is set here.
+chain_id = {{q .ChainID}}
+
+#######################################################################
+###                 Advanced Configuration Options                  ###
+#######################################################################
+
+#######################################################
+###           RPC Server Configuration Options      ###
+#######################################################
+[rpc]
+
+# TCP address for the HTTP status server (GET /status, GET /net_info).
+# Port 0 picks a free port. Empty disables the server.
+# Also advertised to peers as NodeInfo.other.rpc_address.
+laddr = {{q .RPC.ListenAddress}}
+
+#######################################################
+###           P2P Configuration Options             ###
+#######################################################
+[p2p]
+
+# Address to listen for incoming connections. Port 0 picks a free port.
+laddr = {{q .P2P.ListenAddress}}
+
+# Address to advertise to peers for them to dial back (NodeInfo.listen_addr).
+# If empty, the node advertises the address it really listens on; when laddr
+# is 0.0.0.0 (all interfaces) that is 127.0.0.1 unless a better IP is known,
+# so set this for a node reachable from other hosts. Use an IP, not a name.
+external_address = {{q .P2P.ExternalAddress}}
+
+# Comma separated list of seed nodes to connect to (id@host:port).
+seeds = {{q .P2P.Seeds}}
+
+# Comma separated list of nodes to keep persistent connections to (id@host:port).
+persistent_peers = {{q .P2P.PersistentPeers}}
+
+# Path to the address book.
+addr_book_file = {{q .P2P.AddrBookFile}}
+
+# Set true for strict address routability rules.
+# Set false for private or local networks.
+addr_book_strict = {{.P2P.AddrBookStrict}}
+
+# Maximum number of inbound peers.
+max_num_inbound_peers = {{.P2P.MaxNumInboundPeers}}
+
+# Maximum number of outbound peers to connect to, excluding persistent peers.
+max_num_outbound_peers = {{.P2P.MaxNumOutboundPeers}}
+
+# List of node IDs, to which a connection will be (re)established ignoring any existing limits.
+unconditional_peer_ids = {{q .P2P.UnconditionalPeerIDs}}
+
+# Maximum pause when redialing a persistent peer. "0s" means the default cap of the
+# exponential backoff (30s; CometBFT's "0s" means its own schedule).
+persistent_peers_max_dial_period = {{dur .P2P.PersistentPeersMaxDialPeriod}}
+
+# Time to wait before flushing messages out on the connection.
+# "0s" (the Switchyard default) flushes as soon as the send queues drain.
+# CometBFT's default is "100ms"; a positive value gives its timer behaviour.
+flush_throttle_timeout = {{dur .P2P.FlushThrottleTimeout}}
+
+# Maximum size of a message packet payload, in bytes. Must match across peers.
+max_packet_msg_payload_size = {{.P2P.MaxPacketMsgPayloadBytes}}
+
+# Rate at which packets can be sent, in bytes/second.
+send_rate = {{.P2P.SendRateBytesPerSec}}
+
+# Rate at which packets can be received, in bytes/second.
+recv_rate = {{.P2P.RecvRateBytesPerSec}}
+
+# Set true to enable the peer-exchange reactor (channel 0x00).
+pex = {{.P2P.PEX}}
+
+# Seed mode, in which the node constantly crawls the network and looks for
+# peers. If another node asks it for addresses, it responds and disconnects.
+# Requires pex = true.
+seed_mode = {{.P2P.SeedMode}}
+
+# Comma separated list of peer IDs to keep private (will not be gossiped to other peers).
+private_peer_ids = {{q .P2P.PrivatePeerIDs}}
+
+# Toggle to allow several connections from the same IP (needed for several nodes on 127.0.0.1).
+allow_duplicate_ip = {{.P2P.AllowDuplicateIP}}
+
+# Peer connection configuration.
+# handshake_timeout bounds each handshake phase (SecretConnection, then NodeInfo) separately;
+# dial_timeout bounds the TCP connect. CometBFT v0.38 ignores these keys (its defaults are
+# 20s and 3s) and really uses 3s and 1s, which are the Switchyard defaults.
+handshake_timeout = {{dur .P2P.HandshakeTimeout}}
+dial_timeout = {{dur .P2P.DialTimeout}}
+
+#######################################################
+###       Instrumentation Configuration Options     ###
+#######################################################
+[instrumentation]
+
+# When true, Prometheus metrics are served under /metrics on
+# prometheus_listen_addr. (Reserved: this version does not serve metrics yet.)
+prometheus = {{.Instrumentation.Prometheus}}
+
+# Address to listen for Prometheus collector(s) connections.
+prometheus_listen_addr = {{q .Instrumentation.PrometheusListenAddr}}
+`

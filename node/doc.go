@@ -1,0 +1,45 @@
+// Package node assembles a runnable Switchyard node from a config.Config and
+// a home directory, and serves its HTTP status API.
+//
+// Assembly (New), following the data path of ARCHITECTURE.md:
+//
+//	node_key.json → NodeInfo → transport.MultiplexTransport (Listen)
+//	→ p2p.Switch with reactors (the PEX reactor when p2p.pex = true)
+//	→ persistent peers → HTTP server on rpc.laddr
+//
+// NodeInfo advertises protocol {p2p 8, block 11, app 0}, network = chain_id,
+// version = Version, the channels of every reactor, the moniker, tx_index
+// "off" and rpc_address = the bound rpc.laddr.
+//
+// The advertised listen_addr (NodeInfo.listen_addr) matters: CometBFT peers
+// put it into their address books and dial it back (INTEROP.md pitfall 7).
+// It is chosen as follows:
+//   - p2p.external_address, if set, as given;
+//   - else, if p2p.laddr names a specific IP, that IP with the really bound
+//     port (so port 0 advertises the port the kernel picked);
+//   - else, if p2p.laddr listens on all interfaces (0.0.0.0, :: or an empty
+//     host), the first IPv4 (then IPv6) global-unicast address of an up,
+//     non-loopback interface, and 127.0.0.1 only when there is none. This is a
+//     guess: on a host with several networks set p2p.external_address.
+//     CometBFT itself advertises the literal 0.0.0.0, which peers cannot dial;
+//   - else (a host name) the IP it resolved to when binding.
+//
+// HTTP API (CometBFT's JSON-RPC 2.0 envelope and result shapes, 64-bit
+// integers as JSON strings): GET /status, GET /net_info, and POST / with
+// {"method":"status"} or {"method":"net_info"}. Other routes answer 404 and
+// other methods a JSON-RPC "Method not found" error.
+//
+// Lifecycle: New binds the P2P and RPC listeners (so their addresses are
+// known at once) and starts no goroutine; Run serves until its ctx is done
+// and returns after every goroutine it started has exited and every listener
+// and connection is closed. A Node runs once. If Run is never called, Close
+// releases the listeners.
+//
+// Usage:
+//
+//	n, err := node.New(cfg, home, logger)
+//	if err != nil {
+//		return err
+//	}
+//	err = n.Run(ctx) // ctx.Err() after a clean shutdown
+package node

@@ -1,0 +1,427 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/p2p"
+	"github.com/switchyard-p2p/switchyard/p2p/conn"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
+	"github.com/switchyard-p2p/switchyard/p2p/transport"
+)
+
+// Version is the software version advertised in NodeInfo.version and printed
+// by "switchyard version".
+const Version = "0.1.0"
+
+// TxIndex is advertised as NodeInfo.other.tx_index: Switchyard indexes no
+// transactions.
+const TxIndex = "off"
+
+// peerResolveTimeout bounds the DNS lookups of persistent peer host names in
+// New.
+const peerResolveTimeout = 10 * time.Second
+
+// rpcShutdownTimeout bounds the graceful part of the HTTP server's shutdown;
+// connections still open afterwards are closed.
+const rpcShutdownTimeout = 2 * time.Second
+
+// ErrAlreadyRun is returned by a second call to Run, and by Run after Close.
+var ErrAlreadyRun = errors.New("node: already run or closed")
+
+// Node is an assembled Switchyard node. Create it with New; the zero value is
+// not usable. Accessors are safe for concurrent use, also while Run runs.
+type Node struct {
+	cfg     config.Config
+	home    string
+	log     *slog.Logger
+	nodeKey key.NodeKey
+
+	transport *transport.MultiplexTransport
+	sw        *p2p.Switch
+
+	rpcLn   net.Listener // nil when rpc.laddr is empty
+	rpcAddr string       // bound "host:port", "" when disabled
+	rpcSrv  *http.Server
+
+	started   atomic.Bool
+	closeOnce sync.Once
+}
+
+// New builds a node from cfg and the home directory home: it validates cfg,
+// loads home/config/node_key.json (generating it, and the directory, only if
+// the file does not exist), builds the NodeInfo and reactors, binds the P2P listener
+// (p2p.laddr) and the HTTP listener (rpc.laddr), and resolves persistent peer
+// host names (DNS, bounded by 10s). It starts no goroutine except the
+// transport's accept loop; inbound connections wait until Run starts the
+// Switch. A nil logger discards.
+//
+// Errors: the joined config.Validate problems, a *key.FileError for the node
+// key, or a listen or peer-resolution error. On error nothing stays open.
+// Call Run, or Close if Run will not be called.
+func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	keyPath := config.NodeKeyFile(home)
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	nk, err := key.LoadOrGenNodeKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, home: home, log: logger, nodeKey: nk}
+
+	persistent, err := resolvePeers(cfg.P2P.PersistentPeers)
+	if err != nil {
+		return nil, fmt.Errorf("node: p2p.persistent_peers: %w", err)
+	}
+	unconditional, err := config.ParseIDList(cfg.P2P.UnconditionalPeerIDs)
+	if err != nil {
+		return nil, fmt.Errorf("node: p2p.unconditional_peer_ids: %w", err)
+	}
+	private, err := config.ParseIDList(cfg.P2P.PrivatePeerIDs)
+	if err != nil {
+		return nil, fmt.Errorf("node: p2p.private_peer_ids: %w", err)
+	}
+
+	reactors, err := n.reactors()
+	if err != nil {
+		return nil, err
+	}
+
+	// The RPC listener first: its bound address goes into NodeInfo.
+	if cfg.RPC.ListenAddress != "" {
+		hp, err := config.ListenHostPort(cfg.RPC.ListenAddress)
+		if err != nil {
+			return nil, fmt.Errorf("node: rpc.laddr: %w", err)
+		}
+		ln, err := net.Listen("tcp", hp)
+		if err != nil {
+			return nil, fmt.Errorf("node: rpc listen: %w", err)
+		}
+		n.rpcLn = ln
+		n.rpcAddr = ln.Addr().String()
+	}
+
+	listenAddr, err := advertisedListenAddr(cfg.P2P.ListenAddress, cfg.P2P.ExternalAddress, net.InterfaceAddrs)
+	if err != nil {
+		n.closeRPC()
+		return nil, err
+	}
+	ni := nodeinfo.NodeInfo{
+		ProtocolVersion: nodeinfo.DefaultProtocolVersion,
+		ID:              nk.ID(),
+		ListenAddr:      listenAddr,
+		Network:         cfg.ChainID,
+		Version:         Version,
+		Moniker:         cfg.Moniker,
+		Other:           nodeinfo.Other{TxIndex: TxIndex, RPCAddress: n.rpcAddressForNodeInfo()},
+	}
+
+	n.transport = transport.NewMultiplexTransport(ni, nk, transport.Config{
+		HandshakeTimeout: cfg.P2P.HandshakeTimeout,
+		DialTimeout:      cfg.P2P.DialTimeout,
+		AllowDuplicateIP: cfg.P2P.AllowDuplicateIP,
+		Logger:           logger,
+	})
+
+	swCfg := p2p.SwitchConfig{
+		MConnConfig: conn.MConnConfig{
+			SendRate:                cfg.P2P.SendRateBytesPerSec,
+			RecvRate:                cfg.P2P.RecvRateBytesPerSec,
+			MaxPacketMsgPayloadSize: cfg.P2P.MaxPacketMsgPayloadBytes,
+			FlushThrottle:           cfg.P2P.FlushThrottleTimeout,
+		},
+		Logger: logger,
+	}
+	if d := cfg.P2P.PersistentPeersMaxDialPeriod; d > 0 {
+		swCfg.RedialBackoffMax = max(d, p2p.DefaultRedialBackoffBase)
+	}
+	if err := swCfg.Validate(); err != nil {
+		n.closeRPC()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	opts := []p2p.SwitchOption{
+		p2p.WithMaxInboundPeers(cfg.P2P.MaxNumInboundPeers),
+		p2p.WithMaxOutboundPeers(cfg.P2P.MaxNumOutboundPeers),
+		p2p.WithPersistentPeers(persistent...),
+		p2p.WithUnconditionalPeers(unconditional...),
+		p2p.WithPrivatePeers(private...),
+	}
+	for _, r := range reactors {
+		opts = append(opts, p2p.WithReactor(r.name, r.r))
+	}
+	n.sw = p2p.NewSwitch(n.transport, swCfg, opts...)
+	for _, d := range n.sw.ChannelDescriptors() {
+		ni.Channels = append(ni.Channels, d.ID)
+	}
+	if len(ni.Channels) == 0 {
+		logger.Warn("no reactor channels (p2p.pex = false and no other reactor): peers that have channels will refuse us as incompatible")
+	}
+	if err := n.transport.SetNodeInfo(ni); err != nil {
+		n.closeRPC()
+		_ = n.transport.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+
+	if err := n.transport.ListenString(cfg.P2P.ListenAddress); err != nil {
+		n.closeRPC()
+		_ = n.transport.Close()
+		return nil, fmt.Errorf("node: p2p listen: %w", err)
+	}
+	// Checked after Listen: only then does listen_addr carry the bound port.
+	if err := n.transport.NodeInfo().Validate(); err != nil {
+		n.closeRPC()
+		_ = n.transport.Close()
+		return nil, fmt.Errorf("node: our NodeInfo would be rejected by peers: %w", err)
+	}
+	n.rpcSrv = &http.Server{
+		Handler:           n.rpcHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	if host, _, err := config.ParseListenAddress(cfg.P2P.ExternalAddress); err == nil && host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			logger.Warn("p2p.external_address is a host name: CometBFT peers resolve it by DNS during every handshake; prefer an IP",
+				"addr", cfg.P2P.ExternalAddress)
+		}
+	}
+	if cfg.Instrumentation.Prometheus {
+		logger.Warn("instrumentation.prometheus is set but this version serves no metrics")
+	}
+	if seeds := config.SplitList(cfg.P2P.Seeds); len(seeds) > 0 {
+		logger.Warn("p2p.seeds are not used yet: seed crawling needs the full PEX reactor")
+	}
+	return n, nil
+}
+
+type namedReactor struct {
+	name string
+	r    p2p.Reactor
+}
+
+// resolvePeers parses and resolves a comma-separated id@host:port list.
+func resolvePeers(list string) ([]netaddr.NetAddress, error) {
+	entries, err := config.ParsePeerList(list)
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), peerResolveTimeout)
+	defer cancel()
+	out := make([]netaddr.NetAddress, 0, len(entries))
+	var errs []error
+	for _, e := range entries {
+		na, err := netaddr.ParseContext(ctx, e.String())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, na)
+	}
+	return out, errors.Join(errs...)
+}
+
+// rpcAddressForNodeInfo is rpc.laddr with the bound port, "tcp://host:port",
+// or "" when the server is disabled.
+func (n *Node) rpcAddressForNodeInfo() string {
+	if n.rpcLn == nil {
+		return ""
+	}
+	host, _, err := config.ParseListenAddress(n.cfg.RPC.ListenAddress)
+	ap := addrPortOf(n.rpcLn.Addr())
+	if err != nil || host == "" {
+		host = ap.Addr().String()
+	}
+	return "tcp://" + net.JoinHostPort(host, strconv.Itoa(int(ap.Port())))
+}
+
+// advertisedListenAddr computes the NodeInfo.listen_addr handed to the
+// transport before it binds (see the package doc). A result with port 0, or
+// "", is completed by the transport's Listen with the bound port (and, for "",
+// the bound IP).
+func advertisedListenAddr(laddr, external string, ifaceAddrs func() ([]net.Addr, error)) (string, error) {
+	if external != "" {
+		host, port, err := config.ParseListenAddress(external)
+		if err != nil {
+			return "", fmt.Errorf("node: p2p.external_address: %w", err)
+		}
+		return "tcp://" + net.JoinHostPort(host, strconv.Itoa(int(port))), nil
+	}
+	host, port, err := config.ParseListenAddress(laddr)
+	if err != nil {
+		return "", fmt.Errorf("node: p2p.laddr: %w", err)
+	}
+	ps := strconv.Itoa(int(port))
+	if host == "" {
+		return "tcp://" + net.JoinHostPort(pickAdvertiseIP(ifaceAddrs).String(), ps), nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return "", nil // a host name: the transport fills in the IP it bound
+	}
+	if ip.IsUnspecified() {
+		ip = pickAdvertiseIP(ifaceAddrs)
+	}
+	return "tcp://" + net.JoinHostPort(ip.Unmap().String(), ps), nil
+}
+
+// pickAdvertiseIP returns the first IPv4, else IPv6, global-unicast address
+// (private ranges included, link-local excluded) of the interface addresses,
+// or 127.0.0.1 if there is none or the lookup fails.
+func pickAdvertiseIP(ifaceAddrs func() ([]net.Addr, error)) netip.Addr {
+	fallback := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	addrs, err := ifaceAddrs()
+	if err != nil {
+		return fallback
+	}
+	var v6 netip.Addr
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		if !ip.IsGlobalUnicast() || ip.IsLoopback() {
+			continue
+		}
+		if ip.Is4() {
+			return ip
+		}
+		if !v6.IsValid() {
+			v6 = ip
+		}
+	}
+	if v6.IsValid() {
+		return v6
+	}
+	return fallback
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// Run starts the Switch (accepting, dialing persistent peers, routing
+// messages to reactors) and the HTTP server, and blocks until ctx is done or
+// the Switch fails. On return the HTTP server, the Switch, every peer
+// connection and the transport are closed and every goroutine started by the
+// node has exited.
+//
+// It returns ctx.Err() after a clean shutdown, the Switch's error if it
+// failed, or an HTTP serve error. A Node runs once: later calls, and calls
+// after Close, return ErrAlreadyRun.
+func (n *Node) Run(ctx context.Context) error {
+	if !n.started.CompareAndSwap(false, true) {
+		return ErrAlreadyRun
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	var rpcErr error
+	if n.rpcLn != nil {
+		n.log.Info("rpc server listening", "addr", n.rpcAddr)
+		wg.Go(func() {
+			if err := n.rpcSrv.Serve(n.rpcLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				rpcErr = fmt.Errorf("node: rpc serve: %w", err)
+				cancel()
+			}
+		})
+		wg.Go(func() {
+			<-ctx.Done()
+			sctx, scancel := context.WithTimeout(context.Background(), rpcShutdownTimeout)
+			defer scancel()
+			if err := n.rpcSrv.Shutdown(sctx); err != nil {
+				_ = n.rpcSrv.Close() // connections that outlived the grace period
+			}
+		})
+	}
+	ni := n.NodeInfo()
+	n.log.Info("node started: id, advertised listen_addr", "peer", ni.ID, "addr", ni.ListenAddr)
+
+	err := n.sw.Run(ctx)
+	cancel()
+	wg.Wait()
+	if cerr := n.transport.Close(); cerr != nil {
+		n.log.Debug("transport close", "err", cerr)
+	}
+	if rpcErr != nil {
+		return rpcErr
+	}
+	return err
+}
+
+// Close releases the listeners of a node whose Run was never called, and
+// makes a later Run return ErrAlreadyRun. It is a no-op once Run has been
+// called (Run releases everything itself). Idempotent; safe for concurrent
+// use.
+func (n *Node) Close() error {
+	if !n.started.CompareAndSwap(false, true) {
+		return nil
+	}
+	n.closeRPC()
+	return n.transport.Close()
+}
+
+func (n *Node) closeRPC() {
+	n.closeOnce.Do(func() {
+		if n.rpcLn != nil {
+			_ = n.rpcLn.Close()
+		}
+	})
+}
+
+// ID returns the node's ID, derived from node_key.json.
+func (n *Node) ID() key.ID { return n.nodeKey.ID() }
+
+// NodeInfo returns the NodeInfo the node sends to peers (listen_addr
+// carries the really bound port).
+func (n *Node) NodeInfo() nodeinfo.NodeInfo { return n.transport.NodeInfo() }
+
+// Switch returns the node's Switch, e.g. to inspect peers.
+func (n *Node) Switch() *p2p.Switch { return n.sw }
+
+// Transport returns the node's transport.
+func (n *Node) Transport() *transport.MultiplexTransport { return n.transport }
+
+// P2PAddr returns ID@ip:port of the really bound P2P listener (the IP may be
+// unspecified, e.g. 0.0.0.0; NodeInfo().ListenAddr is what peers dial).
+func (n *Node) P2PAddr() netaddr.NetAddress { return n.transport.NetAddress() }
+
+// RPCAddr returns the bound "host:port" of the HTTP server, or "" if
+// rpc.laddr is empty.
+func (n *Node) RPCAddr() string { return n.rpcAddr }
+
+// Config returns the configuration the node was built from.
+func (n *Node) Config() config.Config { return n.cfg }

@@ -1,0 +1,311 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/switchyard-p2p/switchyard/config"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testClient opens a fresh connection per request, so no idle keep-alive
+// goroutine outlives a test.
+var testClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+
+// testConfig is a loopback config on free ports with short timeouts.
+func testConfig(moniker string) config.Config {
+	cfg := config.DefaultConfig()
+	cfg.Moniker = moniker
+	cfg.ChainID = "node-test"
+	cfg.P2P.ListenAddress = "tcp://127.0.0.1:0"
+	cfg.RPC.ListenAddress = "tcp://127.0.0.1:0"
+	cfg.P2P.AllowDuplicateIP = true
+	cfg.P2P.AddrBookStrict = false
+	return cfg
+}
+
+// startNode builds and runs a node; cleanup cancels it and checks Run's result.
+func startNode(t *testing.T, cfg config.Config) *Node {
+	t.Helper()
+	n, err := New(cfg, t.TempDir(), testLogger(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Run = %v, want context.Canceled", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return within 10s of cancel")
+		}
+	})
+	return n
+}
+
+// testLogger logs through t.Log at debug level when -v is given.
+func testLogger(t *testing.T) *slog.Logger {
+	if !testing.Verbose() {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+type envelope struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Result  json.RawMessage `json:"result"`
+	Error   *rpcError       `json:"error"`
+}
+
+func getRPC(t *testing.T, addr, path string) envelope {
+	t.Helper()
+	resp, err := testClient.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
+	}
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatalf("GET %s: %v: %s", path, err, body)
+	}
+	return env
+}
+
+type testNodeInfo struct {
+	ProtocolVersion struct{ P2P, Block, App string } `json:"protocol_version"`
+	ID              string                           `json:"id"`
+	ListenAddr      string                           `json:"listen_addr"`
+	Network         string                           `json:"network"`
+	Version         string                           `json:"version"`
+	Channels        string                           `json:"channels"`
+	Moniker         string                           `json:"moniker"`
+	Other           struct {
+		TxIndex    string `json:"tx_index"`
+		RPCAddress string `json:"rpc_address"`
+	} `json:"other"`
+}
+
+type testNetInfo struct {
+	Listening bool     `json:"listening"`
+	Listeners []string `json:"listeners"`
+	NPeers    string   `json:"n_peers"`
+	Peers     []struct {
+		NodeInfo         testNodeInfo `json:"node_info"`
+		IsOutbound       bool         `json:"is_outbound"`
+		RemoteIP         string       `json:"remote_ip"`
+		ConnectionStatus struct {
+			Duration    string
+			SendMonitor struct{ Bytes string }
+			Channels    []struct {
+				ID                byte
+				SendQueueCapacity string
+			}
+		} `json:"connection_status"`
+	} `json:"peers"`
+}
+
+func TestStatus(t *testing.T) {
+	n := startNode(t, testConfig("alpha"))
+	env := getRPC(t, n.RPCAddr(), "/status")
+	if env.JSONRPC != "2.0" || string(env.ID) != "-1" {
+		t.Fatalf("envelope = %+v", env)
+	}
+	var st struct {
+		NodeInfo testNodeInfo `json:"node_info"`
+		SyncInfo struct {
+			LatestBlockHeight string `json:"latest_block_height"`
+			CatchingUp        bool   `json:"catching_up"`
+		} `json:"sync_info"`
+	}
+	if err := json.Unmarshal(env.Result, &st); err != nil {
+		t.Fatal(err)
+	}
+	ni := st.NodeInfo
+	if ni.ID != string(n.ID()) {
+		t.Fatalf("status id = %q, want %q", ni.ID, n.ID())
+	}
+	p2pPort := n.P2PAddr().Port
+	checks := map[string][2]string{
+		"protocol_version.p2p":   {ni.ProtocolVersion.P2P, "8"},
+		"protocol_version.block": {ni.ProtocolVersion.Block, "11"},
+		"protocol_version.app":   {ni.ProtocolVersion.App, "0"},
+		"listen_addr":            {ni.ListenAddr, fmt.Sprintf("tcp://127.0.0.1:%d", p2pPort)},
+		"network":                {ni.Network, "node-test"},
+		"version":                {ni.Version, Version},
+		"channels":               {ni.Channels, "00"},
+		"moniker":                {ni.Moniker, "alpha"},
+		"tx_index":               {ni.Other.TxIndex, "off"},
+		"rpc_address":            {ni.Other.RPCAddress, "tcp://" + n.RPCAddr()},
+		"latest_block_height":    {st.SyncInfo.LatestBlockHeight, "0"},
+	}
+	for k, v := range checks {
+		if v[0] != v[1] {
+			t.Errorf("%s = %q, want %q", k, v[0], v[1])
+		}
+	}
+	if p2pPort == 0 {
+		t.Error("P2PAddr has port 0")
+	}
+
+	// JSON-RPC POST form echoes the id.
+	resp, err := testClient.Post("http://"+n.RPCAddr()+"/", "application/json",
+		strings.NewReader(`{"jsonrpc":"2.0","id":7,"method":"status","params":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var penv envelope
+	err = json.NewDecoder(resp.Body).Decode(&penv)
+	resp.Body.Close()
+	if err != nil || string(penv.ID) != "7" || !bytes.Contains(penv.Result, []byte(n.ID())) {
+		t.Fatalf("POST status: err %v, envelope %+v", err, penv)
+	}
+	resp, err = testClient.Post("http://"+n.RPCAddr()+"/", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":"x","method":"nope"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&penv)
+	resp.Body.Close()
+	if err != nil || penv.Error == nil || penv.Error.Code != rpcCodeMethodNotFound {
+		t.Fatalf("POST nope: err %v, envelope %+v", err, penv)
+	}
+}
+
+func TestPersistentPeersConnect(t *testing.T) {
+	a := startNode(t, testConfig("a"))
+	cfgB := testConfig("b")
+	cfgB.P2P.PersistentPeers = a.NodeInfo().ID.String() + "@" + strings.TrimPrefix(a.NodeInfo().ListenAddr, "tcp://")
+	b := startNode(t, cfgB)
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		na, nb := netInfo(t, a), netInfo(t, b)
+		if len(na.Peers) == 1 && len(nb.Peers) == 1 {
+			if na.NPeers != "1" || nb.NPeers != "1" || !na.Listening {
+				t.Fatalf("n_peers %q / %q, listening %v", na.NPeers, nb.NPeers, na.Listening)
+			}
+			pa, pb := na.Peers[0], nb.Peers[0]
+			if pa.NodeInfo.ID != string(b.ID()) || pb.NodeInfo.ID != string(a.ID()) {
+				t.Fatalf("a sees %s, b sees %s; want %s and %s", pa.NodeInfo.ID, pb.NodeInfo.ID, b.ID(), a.ID())
+			}
+			if pa.IsOutbound || !pb.IsOutbound {
+				t.Fatalf("is_outbound: a→b %v, b→a %v; want false, true", pa.IsOutbound, pb.IsOutbound)
+			}
+			if pa.RemoteIP != "127.0.0.1" || pb.NodeInfo.Moniker != "a" {
+				t.Fatalf("remote_ip %q, moniker %q", pa.RemoteIP, pb.NodeInfo.Moniker)
+			}
+			if pa.ConnectionStatus.Duration == "" || pa.ConnectionStatus.SendMonitor.Bytes == "" {
+				t.Fatalf("connection_status incomplete: %+v", pa.ConnectionStatus)
+			}
+			if na.Listeners[0] != "Listener(@"+strings.TrimPrefix(a.NodeInfo().ListenAddr, "tcp://")+")" {
+				t.Fatalf("listeners = %q", na.Listeners)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection within 15s: a has %d peers, b has %d", len(na.Peers), len(nb.Peers))
+		}
+		time.Sleep(50 * time.Millisecond) // polling real TCP state with a deadline
+	}
+}
+
+func netInfo(t *testing.T, n *Node) testNetInfo {
+	t.Helper()
+	var ni testNetInfo
+	if err := json.Unmarshal(getRPC(t, n.RPCAddr(), "/net_info").Result, &ni); err != nil {
+		t.Fatal(err)
+	}
+	return ni
+}
+
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	cfg := testConfig("")
+	if _, err := New(cfg, t.TempDir(), nil); err == nil {
+		t.Fatal("New accepted an empty moniker")
+	}
+}
+
+func TestCloseWithoutRun(t *testing.T) {
+	n, err := New(testConfig("c"), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := n.RPCAddr()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Run(context.Background()); !errors.Is(err, ErrAlreadyRun) {
+		t.Fatalf("Run after Close = %v, want ErrAlreadyRun", err)
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Fatal("RPC listener still open after Close")
+	}
+}
+
+func TestAdvertisedListenAddr(t *testing.T) {
+	ifaces := func(addrs ...string) func() ([]net.Addr, error) {
+		return func() ([]net.Addr, error) {
+			var out []net.Addr
+			for _, a := range addrs {
+				_, ipn, err := net.ParseCIDR(a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ip, _, _ := net.ParseCIDR(a)
+				ipn.IP = ip
+				out = append(out, ipn)
+			}
+			return out, nil
+		}
+	}
+	failing := func() ([]net.Addr, error) { return nil, errors.New("no interfaces") }
+	cases := []struct {
+		laddr, external string
+		ifaces          func() ([]net.Addr, error)
+		want            string
+	}{
+		{"tcp://0.0.0.0:26656", "tcp://1.2.3.4:5", failing, "tcp://1.2.3.4:5"},
+		{"tcp://0.0.0.0:26656", "", ifaces("127.0.0.1/8", "fe80::1/64", "2001:db8::1/64", "192.168.1.5/24"), "tcp://192.168.1.5:26656"},
+		{"tcp://[::]:0", "", ifaces("127.0.0.1/8", "2001:db8::1/64"), "tcp://[2001:db8::1]:0"},
+		{"tcp://0.0.0.0:1", "", ifaces("127.0.0.1/8", "fe80::1/64"), "tcp://127.0.0.1:1"},
+		{":7", "", failing, "tcp://127.0.0.1:7"},
+		{"tcp://10.0.0.1:0", "", failing, "tcp://10.0.0.1:0"},
+		{"tcp://localhost:0", "", failing, ""},
+	}
+	for _, c := range cases {
+		got, err := advertisedListenAddr(c.laddr, c.external, c.ifaces)
+		if err != nil || got != c.want {
+			t.Errorf("advertisedListenAddr(%q, %q) = %q, %v; want %q", c.laddr, c.external, got, err, c.want)
+		}
+	}
+}
