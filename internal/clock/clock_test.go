@@ -1,0 +1,259 @@
+package clock
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func recv(t *testing.T, tm Timer) (time.Time, bool) {
+	t.Helper()
+	select {
+	case v := <-tm.C():
+		return v, true
+	default:
+		return time.Time{}, false
+	}
+}
+
+func TestManualNowSinceAdvanceSet(t *testing.T) {
+	m := NewManual(epoch)
+	if got := m.Now(); !got.Equal(epoch) {
+		t.Fatalf("Now = %v, want %v", got, epoch)
+	}
+	m.Advance(90 * time.Second)
+	if got := m.Since(epoch); got != 90*time.Second {
+		t.Fatalf("Since = %v, want 90s", got)
+	}
+	m.Set(epoch.Add(time.Hour))
+	if got := m.Now(); !got.Equal(epoch.Add(time.Hour)) {
+		t.Fatalf("after Set: Now = %v", got)
+	}
+	m.Advance(-time.Hour) // backwards is allowed
+	if got := m.Now(); !got.Equal(epoch) {
+		t.Fatalf("after Advance(-1h): Now = %v", got)
+	}
+}
+
+func TestManualTimersFireInDeadlineOrder(t *testing.T) {
+	m := NewManual(epoch)
+	var got []string
+	var at []time.Duration
+	add := func(name string, d time.Duration) {
+		m.AfterFunc(d, func() {
+			got = append(got, name)
+			at = append(at, m.Since(epoch))
+		})
+	}
+	add("c", 3*time.Second)
+	add("a", 1*time.Second)
+	add("b1", 2*time.Second)
+	add("b2", 2*time.Second) // equal deadline: creation order
+	add("late", time.Minute)
+
+	m.Advance(2500 * time.Millisecond)
+	if want := []string{"a", "b1", "b2"}; !slices.Equal(got, want) {
+		t.Fatalf("fired %v, want %v", got, want)
+	}
+	if want := []time.Duration{time.Second, 2 * time.Second, 2 * time.Second}; !slices.Equal(at, want) {
+		t.Fatalf("Now during callbacks = %v, want %v", at, want)
+	}
+	if got := m.Since(epoch); got != 2500*time.Millisecond {
+		t.Fatalf("Now after Advance = %v", got)
+	}
+	if m.Pending() != 2 {
+		t.Fatalf("Pending = %d, want 2", m.Pending())
+	}
+	m.Set(epoch.Add(time.Hour))
+	if want := []string{"a", "b1", "b2", "c", "late"}; !slices.Equal(got, want) {
+		t.Fatalf("fired %v, want %v", got, want)
+	}
+	if m.Pending() != 0 {
+		t.Fatalf("Pending = %d, want 0", m.Pending())
+	}
+}
+
+func TestManualCallbackSchedulesWithinSameAdvance(t *testing.T) {
+	m := NewManual(epoch)
+	var fires []time.Duration
+	var tick func()
+	tick = func() {
+		fires = append(fires, m.Since(epoch))
+		if len(fires) < 5 {
+			m.AfterFunc(time.Second, tick) // re-arm from inside the callback
+		}
+	}
+	m.AfterFunc(time.Second, tick)
+	m.Advance(10 * time.Second)
+	want := []time.Duration{1 * time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second}
+	if !slices.Equal(fires, want) {
+		t.Fatalf("fires at %v, want %v", fires, want)
+	}
+}
+
+func TestManualNewTimer(t *testing.T) {
+	m := NewManual(epoch)
+	tm := m.NewTimer(time.Second)
+	if _, ok := recv(t, tm); ok {
+		t.Fatal("fired before deadline")
+	}
+	m.Advance(999 * time.Millisecond)
+	if _, ok := recv(t, tm); ok {
+		t.Fatal("fired 1ms early")
+	}
+	m.Advance(time.Millisecond)
+	v, ok := recv(t, tm)
+	if !ok || !v.Equal(epoch.Add(time.Second)) {
+		t.Fatalf("got %v, %v; want fire at +1s", v, ok)
+	}
+	if tm.Stop() {
+		t.Fatal("Stop after fire reported pending")
+	}
+
+	// d ≤ 0 fires at once, like time.NewTimer(0).
+	z := m.NewTimer(0)
+	if v, ok := recv(t, z); !ok || !v.Equal(m.Now()) {
+		t.Fatalf("NewTimer(0): got %v, %v", v, ok)
+	}
+}
+
+func TestManualStopAndReset(t *testing.T) {
+	m := NewManual(epoch)
+	tm := m.NewTimer(time.Second)
+	if !tm.Stop() {
+		t.Fatal("Stop of pending timer returned false")
+	}
+	m.Advance(time.Hour)
+	if _, ok := recv(t, tm); ok {
+		t.Fatal("stopped timer fired")
+	}
+	if tm.Reset(time.Second) {
+		t.Fatal("Reset of stopped timer reported pending")
+	}
+	if !tm.Reset(2 * time.Second) {
+		t.Fatal("Reset of pending timer reported not pending")
+	}
+	m.Advance(time.Second)
+	if _, ok := recv(t, tm); ok {
+		t.Fatal("fired at the old deadline after Reset")
+	}
+	m.Advance(time.Second)
+	if _, ok := recv(t, tm); !ok {
+		t.Fatal("did not fire at the new deadline")
+	}
+
+	// A fired but unread value is discarded by Reset (Go 1.23 semantics).
+	m.Advance(0)
+	tm.Reset(time.Second)
+	m.Advance(time.Second)
+	tm.Reset(time.Second)
+	if _, ok := recv(t, tm); ok {
+		t.Fatal("stale value received after Reset")
+	}
+
+	// AfterFunc: Stop prevents the call; Reset re-arms it.
+	n := 0
+	f := m.AfterFunc(time.Second, func() { n++ })
+	if f.C() != nil {
+		t.Fatal("AfterFunc timer has a channel")
+	}
+	f.Stop()
+	m.Advance(time.Minute)
+	if n != 0 {
+		t.Fatal("stopped AfterFunc ran")
+	}
+	f.Reset(time.Second)
+	m.Advance(time.Second)
+	if n != 1 {
+		t.Fatalf("AfterFunc ran %d times, want 1", n)
+	}
+}
+
+func TestManualAfterFuncNonPositiveRunsOnNextAdvance(t *testing.T) {
+	m := NewManual(epoch)
+	n := 0
+	m.AfterFunc(0, func() { n++ })
+	m.AfterFunc(-time.Second, func() { n++ })
+	if n != 0 {
+		t.Fatal("AfterFunc(≤0) ran inside AfterFunc")
+	}
+	m.Advance(0)
+	if n != 2 {
+		t.Fatalf("ran %d callbacks on Advance(0), want 2", n)
+	}
+	if !m.Now().Equal(epoch) {
+		t.Fatalf("Now moved to %v", m.Now())
+	}
+}
+
+func TestManualConcurrentUse(t *testing.T) {
+	m := NewManual(epoch)
+	var mu sync.Mutex
+	fired := 0
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 100 {
+				tm := m.AfterFunc(time.Duration(i%7)*time.Millisecond, func() {
+					mu.Lock()
+					fired++
+					mu.Unlock()
+				})
+				if (g+i)%5 == 0 {
+					tm.Stop()
+				}
+				ct := m.NewTimer(time.Duration(i%3) * time.Millisecond)
+				ct.Reset(time.Millisecond)
+				m.Advance(time.Millisecond)
+				_ = m.Now()
+			}
+		})
+	}
+	wg.Wait()
+	m.Advance(time.Second)
+	if m.Pending() != 0 {
+		t.Fatalf("Pending = %d after draining", m.Pending())
+	}
+	if got := m.Since(epoch); got != 800*time.Millisecond+time.Second {
+		t.Fatalf("Advance lost time under concurrency: %v", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fired == 0 || fired > 800 {
+		t.Fatalf("fired = %d", fired)
+	}
+}
+
+func TestRealClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := Real()
+		start := c.Now()
+		tm := c.NewTimer(time.Second)
+		v := <-tm.C()
+		if got := v.Sub(start); got != time.Second {
+			t.Fatalf("timer fired after %v", got)
+		}
+		if got := c.Since(start); got != time.Second {
+			t.Fatalf("Since = %v", got)
+		}
+		done := make(chan struct{})
+		f := c.AfterFunc(time.Second, func() { close(done) })
+		if f.C() != nil {
+			t.Fatal("AfterFunc timer has a channel")
+		}
+		<-done
+		if f.Stop() {
+			t.Fatal("Stop after fire reported pending")
+		}
+		if tm.Reset(time.Minute) {
+			t.Fatal("Reset of fired timer reported pending")
+		}
+		if !tm.Stop() {
+			t.Fatal("Stop of pending timer returned false")
+		}
+	})
+}
