@@ -1,0 +1,696 @@
+package conn
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MConnection defaults (WIRE.md §5.5 and §5.2).
+const (
+	// DefaultSendRate and DefaultRecvRate are the default rate limits in bytes per second, the values a
+	// default cometbft node uses (config.DefaultP2PConfig send_rate/recv_rate).
+	DefaultSendRate int64 = 5_120_000
+	DefaultRecvRate int64 = 5_120_000
+	// DefaultMaxPacketMsgPayloadSize is the default largest PacketMsg.data chunk, in bytes. All peers of a
+	// network must use the same value (WIRE.md §5.1).
+	DefaultMaxPacketMsgPayloadSize = 1024
+	// DefaultPingInterval is how often a PacketPing is sent, regardless of traffic.
+	DefaultPingInterval = 60 * time.Second
+	// DefaultPongTimeout is how long to wait for the PacketPong answering a ping.
+	DefaultPongTimeout = 45 * time.Second
+	// DefaultSendTimeout bounds how long Send blocks on a full send queue.
+	DefaultSendTimeout = 10 * time.Second
+	// DefaultRecvQueueBytes is the default per-channel delivery queue bound, in bytes. A single message
+	// larger than this is still accepted when the queue is empty.
+	DefaultRecvQueueBytes = 4 << 20
+
+	// DefaultSendQueueCapacity, DefaultRecvBufferCapacity and DefaultRecvMessageCapacity replace zero
+	// fields of a ChannelDescriptor (cometbft's FillDefaults).
+	DefaultSendQueueCapacity   = 1
+	DefaultRecvBufferCapacity  = 4096
+	DefaultRecvMessageCapacity = 22_020_096
+
+	// MaxMaxPacketMsgPayloadSize is the largest MaxPacketMsgPayloadSize Validate accepts (1 MiB).
+	MaxMaxPacketMsgPayloadSize = 1 << 20
+
+	numBatchPacketMsgs  = 10              // packets per send batch (cometbft numBatchPacketMsgs)
+	updateStatsInterval = 2 * time.Second // recentlySent decay and rate sampling period
+	recentlySentDecay   = 0.8
+	writeBufferSize     = 65536 // cometbft minWriteBufferSize
+	readBufferSize      = 4096
+)
+
+// Errors reported by an MConnection. Remote protocol violations reach ErrorFunc as a *PacketError that
+// wraps one of the protocol sentinels; test with errors.Is.
+var (
+	// ErrUnknownChannel: a PacketMsg named a channel ID outside 0..255 or not registered locally
+	// (WIRE.md §5.1, RELIABILITY F-05). Also logged (not returned) by Send/TrySend/CanSend for an
+	// unregistered channel.
+	ErrUnknownChannel = errors.New("conn: unknown channel")
+	// ErrPongTimeout: no PacketPong arrived within PongTimeout of a PacketPing (WIRE.md §5.3, Q-06).
+	ErrPongTimeout = errors.New("conn: pong timeout")
+	// ErrMessageTooLarge: a reassembled message would exceed the channel's RecvMessageCapacity (F-03).
+	ErrMessageTooLarge = errors.New("conn: received message exceeds available capacity")
+	// ErrPacketTooLarge: a packet's length prefix exceeds MaxPacketMsgSize (F-01, F-02).
+	ErrPacketTooLarge = errors.New("conn: packet exceeds max size")
+	// ErrUnknownPacketType: a Packet with no oneof member set (F-06).
+	ErrUnknownPacketType = errors.New("conn: unknown packet type")
+	// ErrMalformedPacket: a packet that is not valid protobuf, or an over-long length varint (F-02, F-06).
+	ErrMalformedPacket = errors.New("conn: malformed packet")
+	// ErrInvalidConfig is wrapped by every MConnConfig.Validate and ChannelDescriptor problem.
+	ErrInvalidConfig = errors.New("conn: invalid MConnection config")
+	// ErrAlreadyStarted is returned by a second MConnection.Start.
+	ErrAlreadyStarted = errors.New("conn: MConnection already started")
+)
+
+// PacketError is a remote protocol violation detected by the MConnection receive path. It is passed to
+// ErrorFunc; the connection has been closed.
+type PacketError struct {
+	// Token is a stable, bounded identifier suitable as a metrics label, e.g. "mconn_unknown_channel".
+	Token string
+	// ChannelID is the channel_id the packet carried (as the int32 on the wire), or -1 when the packet
+	// named no channel.
+	ChannelID int64
+	// Err is one of ErrUnknownChannel, ErrMessageTooLarge, ErrPacketTooLarge, ErrUnknownPacketType,
+	// ErrMalformedPacket, possibly wrapped with detail.
+	Err error
+}
+
+func (e *PacketError) Error() string {
+	if e.ChannelID >= 0 {
+		return fmt.Sprintf("conn: recv packet (channel %#x): %v", e.ChannelID, e.Err)
+	}
+	return "conn: recv packet: " + e.Err.Error()
+}
+
+// Unwrap returns e.Err.
+func (e *PacketError) Unwrap() error { return e.Err }
+
+// ChannelDescriptor describes one channel of an MConnection (WIRE.md §6 lists cometbft's). Zero fields
+// take cometbft's defaults when the connection is created.
+type ChannelDescriptor struct {
+	// ID is the channel byte, unique per connection.
+	ID byte
+	// Priority is the channel's relative share of the send bandwidth: the sender picks the channel with
+	// the lowest recentlySent/Priority. Must be >= 0; 0 is treated as 1.
+	Priority int
+	// SendQueueCapacity is the send queue length in messages. 0 means DefaultSendQueueCapacity (1).
+	SendQueueCapacity int
+	// RecvBufferCapacity is the initial capacity, in bytes, of the buffer that reassembles a multi-packet
+	// message; no larger buffer is kept once a message has been delivered (RELIABILITY F-04).
+	// 0 means DefaultRecvBufferCapacity (4096).
+	RecvBufferCapacity int
+	// RecvMessageCapacity is the largest message, in bytes, accepted on this channel; a larger one closes
+	// the connection with ErrMessageTooLarge. 0 means DefaultRecvMessageCapacity (22020096).
+	RecvMessageCapacity int
+}
+
+// withDefaults returns d with zero fields replaced by the defaults.
+func (d ChannelDescriptor) withDefaults() ChannelDescriptor {
+	if d.SendQueueCapacity == 0 {
+		d.SendQueueCapacity = DefaultSendQueueCapacity
+	}
+	if d.RecvBufferCapacity == 0 {
+		d.RecvBufferCapacity = DefaultRecvBufferCapacity
+	}
+	if d.RecvMessageCapacity == 0 {
+		d.RecvMessageCapacity = DefaultRecvMessageCapacity
+	}
+	return d
+}
+
+func (d ChannelDescriptor) validate() error {
+	var errs []error
+	if d.Priority < 0 {
+		errs = append(errs, fmt.Errorf("%w: channel %#x: Priority %d < 0", ErrInvalidConfig, d.ID, d.Priority))
+	}
+	if d.SendQueueCapacity < 0 {
+		errs = append(errs, fmt.Errorf("%w: channel %#x: SendQueueCapacity %d < 0", ErrInvalidConfig, d.ID, d.SendQueueCapacity))
+	}
+	if d.RecvBufferCapacity < 0 {
+		errs = append(errs, fmt.Errorf("%w: channel %#x: RecvBufferCapacity %d < 0", ErrInvalidConfig, d.ID, d.RecvBufferCapacity))
+	}
+	if d.RecvMessageCapacity < 0 {
+		errs = append(errs, fmt.Errorf("%w: channel %#x: RecvMessageCapacity %d < 0", ErrInvalidConfig, d.ID, d.RecvMessageCapacity))
+	}
+	return errors.Join(errs...)
+}
+
+// MConnConfig configures an MConnection. The zero value is valid and means the defaults; it is a plain
+// value, safe to copy.
+type MConnConfig struct {
+	// SendRate and RecvRate limit the traffic in bytes per second (golang.org/x/time/rate). 0 means
+	// DefaultSendRate/DefaultRecvRate (5120000); negative means unlimited. The send side waits before
+	// each batch of packets, the receive side before reading each packet; pings and pongs are never
+	// delayed by the limiter (WIRE.md §5.4).
+	SendRate, RecvRate int64
+	// MaxPacketMsgPayloadSize is the largest PacketMsg.data chunk in bytes, sent and accepted. 0 means
+	// 1024; at most MaxMaxPacketMsgPayloadSize. All peers must agree (WIRE.md §5.1).
+	MaxPacketMsgPayloadSize int
+	// FlushThrottle selects the flush policy. 0 (the default) is adaptive: buffered packets are flushed
+	// as soon as every send queue is drained, so a lone small message is not delayed, while a busy
+	// connection coalesces writes of up to 64 KiB. A positive value reproduces cometbft's throttle
+	// timer: data is flushed FlushThrottle after the first unflushed packet. Pings and pongs always flush
+	// at once.
+	FlushThrottle time.Duration
+	// PingInterval is the period of PacketPing, sent regardless of traffic. 0 means 60 s.
+	PingInterval time.Duration
+	// PongTimeout is how long a PacketPong may take; then the connection fails with ErrPongTimeout. It
+	// 0 means 45 s; must be < PingInterval. A single write blocked for longer than
+	// PingInterval+PongTimeout also fails the connection.
+	PongTimeout time.Duration
+	// SendTimeout bounds how long Send blocks on a full send queue. 0 means 10 s.
+	SendTimeout time.Duration
+	// RecvQueueBytes bounds, per channel, the bytes of received messages waiting for ReceiveFunc. When
+	// a channel's queue is full the connection stops reading (TCP back-pressure; nothing is dropped)
+	// until the receiver catches up. A message is always accepted into an empty queue, whatever its
+	// size. 0 means DefaultRecvQueueBytes (4 MiB).
+	RecvQueueBytes int
+	// Logger receives debug and warning records; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultMConnConfig returns the default configuration with every field spelled out. It is equivalent
+// to the zero MConnConfig.
+func DefaultMConnConfig() MConnConfig {
+	return MConnConfig{
+		SendRate:                DefaultSendRate,
+		RecvRate:                DefaultRecvRate,
+		MaxPacketMsgPayloadSize: DefaultMaxPacketMsgPayloadSize,
+		PingInterval:            DefaultPingInterval,
+		PongTimeout:             DefaultPongTimeout,
+		SendTimeout:             DefaultSendTimeout,
+		RecvQueueBytes:          DefaultRecvQueueBytes,
+	}
+}
+
+func (c MConnConfig) withDefaults() MConnConfig {
+	if c.SendRate == 0 {
+		c.SendRate = DefaultSendRate
+	}
+	if c.RecvRate == 0 {
+		c.RecvRate = DefaultRecvRate
+	}
+	if c.MaxPacketMsgPayloadSize == 0 {
+		c.MaxPacketMsgPayloadSize = DefaultMaxPacketMsgPayloadSize
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = DefaultPongTimeout
+	}
+	if c.SendTimeout == 0 {
+		c.SendTimeout = DefaultSendTimeout
+	}
+	if c.RecvQueueBytes == 0 {
+		c.RecvQueueBytes = DefaultRecvQueueBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports every problem in c (zero fields standing for their defaults), joined with
+// errors.Join; each wraps ErrInvalidConfig. It does not modify c.
+func (c MConnConfig) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if c.MaxPacketMsgPayloadSize < 0 || c.MaxPacketMsgPayloadSize > MaxMaxPacketMsgPayloadSize {
+		bad("MaxPacketMsgPayloadSize %d not in [0, %d]", c.MaxPacketMsgPayloadSize, MaxMaxPacketMsgPayloadSize)
+	}
+	if c.FlushThrottle < 0 {
+		bad("FlushThrottle %v < 0", c.FlushThrottle)
+	}
+	if c.PingInterval < 0 {
+		bad("PingInterval %v < 0", c.PingInterval)
+	}
+	if c.PongTimeout < 0 {
+		bad("PongTimeout %v < 0", c.PongTimeout)
+	}
+	if c.SendTimeout < 0 {
+		bad("SendTimeout %v < 0", c.SendTimeout)
+	}
+	if c.RecvQueueBytes < 0 {
+		bad("RecvQueueBytes %d < 0", c.RecvQueueBytes)
+	}
+	if d := c.withDefaults(); c.PingInterval >= 0 && c.PongTimeout >= 0 && d.PongTimeout >= d.PingInterval {
+		bad("PongTimeout (%v) must be less than PingInterval (%v)", d.PongTimeout, d.PingInterval)
+	}
+	return errors.Join(errs...)
+}
+
+// ReceiveFunc receives each complete message of a channel. msg is owned by the callee. It is called
+// from a per-channel delivery goroutine: messages of one channel arrive in order and one at a time,
+// different channels concurrently. A slow ReceiveFunc delays only its own channel until that channel's
+// RecvQueueBytes fill up; then the whole connection stops reading. It may call any MConnection method,
+// Close included.
+type ReceiveFunc func(chID byte, msg []byte)
+
+// ErrorFunc is called at most once, when the connection fails (remote error, I/O error, pong timeout),
+// after the connection has been closed, from one of the connection's goroutines and without any lock
+// held. It is never called because of, or after, a local Close or FlushStop. It may call Close.
+type ErrorFunc func(err error)
+
+// channel is the per-channel state of an MConnection.
+type channel struct {
+	desc      ChannelDescriptor
+	priority  float32
+	sendQueue chan []byte
+
+	// Owned by the send goroutine.
+	sending    []byte
+	sendOff    int
+	hasSending bool
+	// recentlySent is written by the send goroutine only; Status reads it.
+	recentlySent atomic.Int64
+
+	// Owned by the recv goroutine: the message being reassembled.
+	recving []byte
+
+	// Delivery queue, guarded by mu.
+	mu         sync.Mutex
+	queue      [][]byte
+	queueHead  int
+	queueBytes int
+	worker     bool          // a delivery goroutine is running
+	space      chan struct{} // 1-slot: a message left the queue
+}
+
+// MConnection multiplexes channels of messages over one net.Conn (normally a *SecretConnection) with
+// cometbft v0.38's wire format (WIRE.md §5). Create it with NewMConnection, then Start it; stop it with
+// Close or FlushStop. All methods are safe for concurrent use.
+//
+// Goroutines: one send goroutine and one receive goroutine while started, plus one delivery goroutine
+// per channel that exists only while that channel has received messages waiting for ReceiveFunc.
+type MConnection struct {
+	conn      net.Conn
+	cfg       MConnConfig
+	log       *slog.Logger
+	onReceive ReceiveFunc
+	onError   ErrorFunc
+
+	channels  []*channel
+	chIndex   [256]uint8 // channel ID -> index+1 into channels; 0 = not registered
+	maxPacket int        // MaxPacketMsgSize(cfg.MaxPacketMsgPayloadSize)
+
+	sendSignal   chan struct{} // 1-slot: data was queued
+	pongSignal   chan struct{} // 1-slot: a ping arrived; answer it (coalesces, Q-05)
+	quit         chan struct{} // closed on shutdown
+	stopSend     chan struct{} // closed by FlushStop or shutdown: Send/TrySend refuse
+	stopSendOnce sync.Once
+	flushStopReq chan struct{} // closed by FlushStop
+	flushOnce    sync.Once
+	sendDone     chan struct{} // closed when the send goroutine exits
+
+	// sendMu fences Send/TrySend (read side, held while enqueueing) against FlushStop (write side), so
+	// FlushStop's drain sees every message a Send reported as queued.
+	sendMu sync.RWMutex
+
+	mu         sync.Mutex
+	cond       sync.Cond // on mu: running or inCallback changed
+	started    bool
+	closed     bool
+	running    int // goroutines started and not yet exited
+	inCallback int // of those, how many are inside ReceiveFunc or ErrorFunc
+	startTime  time.Time
+
+	sendMon, recvMon flowMonitor
+	sendLim, recvLim *limiter
+	recvPaused       atomic.Bool
+	awaitingPong     atomic.Bool // a ping was sent and its pong has not arrived
+	writing          atomic.Bool // the send goroutine is inside conn.Write
+	pongTimer        *time.Timer // AfterFunc(pongTimeout); created by Start
+	recvPauses       atomic.Int64
+	recvPauseNanos   atomic.Int64
+
+	// Owned by the send goroutine.
+	wbuf *[]byte // pooled write buffer, nil while idle
+
+	// Owned by the recv goroutine.
+	br   *bufio.Reader
+	rbuf []byte
+}
+
+// NewMConnection returns an unstarted MConnection over c carrying the channels chDescs. onReceive and
+// onError may be nil (messages and errors are then dropped). cfg is validated after defaults are
+// applied; errors wrap ErrInvalidConfig (bad config, duplicate channel IDs, more than 256 channels).
+// NewMConnection does not block, start goroutines or use c; the MConnection takes ownership of c.
+func NewMConnection(c net.Conn, chDescs []ChannelDescriptor, onReceive ReceiveFunc, onError ErrorFunc, cfg MConnConfig) (*MConnection, error) {
+	if c == nil {
+		return nil, fmt.Errorf("%w: nil net.Conn", ErrInvalidConfig)
+	}
+	errs := []error{cfg.Validate()}
+	cfg = cfg.withDefaults()
+	mc := &MConnection{
+		conn:         c,
+		cfg:          cfg,
+		log:          cfg.Logger,
+		onReceive:    onReceive,
+		onError:      onError,
+		maxPacket:    MaxPacketMsgSize(cfg.MaxPacketMsgPayloadSize),
+		sendSignal:   make(chan struct{}, 1),
+		pongSignal:   make(chan struct{}, 1),
+		quit:         make(chan struct{}),
+		stopSend:     make(chan struct{}),
+		flushStopReq: make(chan struct{}),
+		sendDone:     make(chan struct{}),
+	}
+	mc.cond.L = &mc.mu
+	if len(chDescs) > 256 {
+		errs = append(errs, fmt.Errorf("%w: %d channels > 256", ErrInvalidConfig, len(chDescs)))
+	} else {
+		for _, d := range chDescs {
+			if err := d.validate(); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if mc.chIndex[d.ID] != 0 {
+				errs = append(errs, fmt.Errorf("%w: duplicate channel %#x", ErrInvalidConfig, d.ID))
+				continue
+			}
+			d = d.withDefaults()
+			prio := float32(d.Priority)
+			if prio <= 0 {
+				prio = 1
+			}
+			mc.channels = append(mc.channels, &channel{
+				desc:      d,
+				priority:  prio,
+				sendQueue: make(chan []byte, d.SendQueueCapacity),
+				space:     make(chan struct{}, 1),
+			})
+			mc.chIndex[d.ID] = uint8(len(mc.channels))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if mc.onReceive == nil {
+		mc.onReceive = func(byte, []byte) {}
+	}
+	if mc.onError == nil {
+		mc.onError = func(error) {}
+	}
+	// A send batch is at most numBatchPacketMsgs packets: the send limiter's burst must hold one.
+	batchBytes := numBatchPacketMsgs * (mc.maxPacket + packetMaxVarintLen)
+	mc.sendLim = newLimiter(cfg.SendRate, batchBytes)
+	mc.recvLim = newLimiter(cfg.RecvRate, batchBytes)
+	if mc.sendLim != nil {
+		mc.sendMon.limit = cfg.SendRate
+	}
+	if mc.recvLim != nil {
+		mc.recvMon.limit = cfg.RecvRate
+	}
+	mc.br = bufio.NewReaderSize(c, readBufferSize)
+	mc.rbuf = make([]byte, mc.maxPacket)
+	return mc, nil
+}
+
+func (c *MConnection) channel(id byte) *channel {
+	if i := c.chIndex[id]; i != 0 {
+		return c.channels[i-1]
+	}
+	return nil
+}
+
+// Start starts the send and receive goroutines. It does not block. It returns ErrAlreadyStarted if
+// called twice and an error wrapping net.ErrClosed after Close.
+func (c *MConnection) Start() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("conn: start MConnection: %w", net.ErrClosed)
+	}
+	if c.started {
+		return ErrAlreadyStarted
+	}
+	c.started = true
+	c.startTime = time.Now()
+	c.pongTimer = time.AfterFunc(time.Hour, c.pongTimeout)
+	c.pongTimer.Stop()
+	c.running += 2
+	go c.sendRoutine()
+	go c.recvRoutine()
+	return nil
+}
+
+// Close closes the connection and the underlying net.Conn, and waits for the connection's goroutines to
+// exit. Queued outgoing messages and received messages not yet delivered are dropped. It is idempotent
+// and may be called before Start and from within ReceiveFunc or ErrorFunc.
+//
+// Close waits for every goroutine except those currently running ReceiveFunc or ErrorFunc (so that a
+// callback may call Close without deadlock); such a goroutine makes no further callback and exits as
+// soon as its callback returns. After Close returns ErrorFunc is not called (a callback already running
+// may still be in progress). Close returns the net.Conn's Close error on the call that closed it, nil
+// otherwise.
+func (c *MConnection) Close() error {
+	err := c.shutdown()
+	c.mu.Lock()
+	for c.running > c.inCallback {
+		c.cond.Wait()
+	}
+	c.mu.Unlock()
+	return err
+}
+
+// FlushStop stops accepting new messages (Send and TrySend return false from now on), writes every
+// message already queued (bounded by PongTimeout per blocked write), then closes the connection as Close
+// does. It blocks until then. Rate limits are not applied to the final drain.
+func (c *MConnection) FlushStop() {
+	c.stopSendOnce.Do(func() { close(c.stopSend) })
+	c.sendMu.Lock() // wait for Sends that are enqueueing right now
+	c.sendMu.Unlock()
+	c.mu.Lock()
+	started, closed := c.started, c.closed
+	c.mu.Unlock()
+	if started && !closed {
+		c.flushOnce.Do(func() { close(c.flushStopReq) })
+		<-c.sendDone
+	}
+	_ = c.Close()
+}
+
+// shutdown marks the connection closed, wakes every goroutine and closes the net.Conn. It returns the
+// Close error of the net.Conn, or nil if the connection was already closed.
+func (c *MConnection) shutdown() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.stopSendOnce.Do(func() { close(c.stopSend) })
+	close(c.quit)
+	return c.conn.Close()
+}
+
+// fail shuts the connection down because of err and reports err to onError, unless the connection was
+// already closed (locally or by an earlier failure).
+func (c *MConnection) fail(err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.inCallback++ // this goroutine is about to run onError: Close need not wait for it
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	c.stopSendOnce.Do(func() { close(c.stopSend) })
+	close(c.quit)
+	_ = c.conn.Close()
+	c.log.Debug("MConnection failed", "err", err)
+	c.onError(err)
+	c.exitCallback()
+}
+
+func (c *MConnection) enterCallback() {
+	c.mu.Lock()
+	c.inCallback++
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+func (c *MConnection) exitCallback() {
+	c.mu.Lock()
+	c.inCallback--
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// goroutineDone is deferred by every goroutine of the connection.
+func (c *MConnection) goroutineDone() {
+	c.mu.Lock()
+	c.running--
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+func (c *MConnection) isClosed() bool {
+	select {
+	case <-c.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// Send queues msg on channel chID, blocking up to SendTimeout while the channel's send queue is full.
+// It returns true once msg is queued; false if chID is not registered, the wait timed out, or the
+// connection is closed or stopping. Send does not copy msg: the caller must not modify it afterwards
+// (the same msg may be queued on many connections). Messages may be queued before Start. Safe for
+// concurrent use; messages of one channel are sent in queue order.
+func (c *MConnection) Send(chID byte, msg []byte) bool {
+	ch := c.channel(chID)
+	if ch == nil {
+		c.log.Debug("Send on unknown channel", "ch", chID, "err", ErrUnknownChannel)
+		return false
+	}
+	c.sendMu.RLock()
+	defer c.sendMu.RUnlock()
+	select {
+	case <-c.stopSend:
+		return false
+	default:
+	}
+	select {
+	case ch.sendQueue <- msg:
+		c.signalSend()
+		return true
+	default:
+	}
+	t := time.NewTimer(c.cfg.SendTimeout)
+	defer t.Stop()
+	select {
+	case ch.sendQueue <- msg:
+		c.signalSend()
+		return true
+	case <-t.C:
+		return false
+	case <-c.stopSend:
+		return false
+	}
+}
+
+// TrySend is Send without blocking: it returns false at once if the channel's send queue is full.
+func (c *MConnection) TrySend(chID byte, msg []byte) bool {
+	ch := c.channel(chID)
+	if ch == nil {
+		c.log.Debug("TrySend on unknown channel", "ch", chID, "err", ErrUnknownChannel)
+		return false
+	}
+	c.sendMu.RLock()
+	defer c.sendMu.RUnlock()
+	select {
+	case <-c.stopSend:
+		return false
+	default:
+	}
+	select {
+	case ch.sendQueue <- msg:
+		c.signalSend()
+		return true
+	default:
+		return false
+	}
+}
+
+// CanSend reports whether a TrySend on chID would find room in the send queue right now (the answer
+// may be stale at once). Unlike cometbft, it compares with the channel's own SendQueueCapacity rather
+// than with 1. False for an unregistered channel or a closed or stopping connection.
+func (c *MConnection) CanSend(chID byte) bool {
+	ch := c.channel(chID)
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-c.stopSend:
+		return false
+	default:
+	}
+	return len(ch.sendQueue) < cap(ch.sendQueue)
+}
+
+func (c *MConnection) signalSend() {
+	select {
+	case c.sendSignal <- struct{}{}:
+	default:
+	}
+}
+
+// ChannelStatus is a snapshot of one channel.
+type ChannelStatus struct {
+	ID                byte
+	SendQueueCapacity int   // messages
+	SendQueueSize     int   // messages queued, not yet being sent
+	Priority          int   // as configured
+	RecentlySent      int64 // bytes sent recently; decays by 0.8 every 2 s (the scheduler's input)
+	RecvQueueBytes    int   // bytes of received messages waiting for ReceiveFunc, plus 64 per message
+	RecvQueueMessages int   // number of those messages
+}
+
+// ConnectionStatus is a snapshot of an MConnection, returned by Status.
+type ConnectionStatus struct {
+	// Duration is the time since Start (0 before Start).
+	Duration time.Duration
+	// SendMonitor and RecvMonitor describe the traffic in each direction, including the time spent
+	// waiting for the rate limiters (LimitWait).
+	SendMonitor, RecvMonitor FlowStatus
+	// Channels has one entry per channel, in registration order.
+	Channels []ChannelStatus
+	// RecvPauses counts the times the receive goroutine stopped reading because a channel's delivery
+	// queue was full (back-pressure from a slow ReceiveFunc); RecvPauseDuration is the total time
+	// stopped.
+	RecvPauses        int64
+	RecvPauseDuration time.Duration
+}
+
+// Status returns a snapshot of the connection's counters. Safe for concurrent use; does not block on
+// I/O.
+func (c *MConnection) Status() ConnectionStatus {
+	now := time.Now()
+	c.mu.Lock()
+	start := c.startTime
+	c.mu.Unlock()
+	st := ConnectionStatus{
+		SendMonitor:       c.sendMon.snapshot(start, now),
+		RecvMonitor:       c.recvMon.snapshot(start, now),
+		Channels:          make([]ChannelStatus, len(c.channels)),
+		RecvPauses:        c.recvPauses.Load(),
+		RecvPauseDuration: time.Duration(c.recvPauseNanos.Load()),
+	}
+	if !start.IsZero() {
+		st.Duration = now.Sub(start)
+	}
+	for i, ch := range c.channels {
+		ch.mu.Lock()
+		qb, qm := ch.queueBytes, len(ch.queue)-ch.queueHead
+		ch.mu.Unlock()
+		st.Channels[i] = ChannelStatus{
+			ID:                ch.desc.ID,
+			SendQueueCapacity: ch.desc.SendQueueCapacity,
+			SendQueueSize:     len(ch.sendQueue),
+			Priority:          ch.desc.Priority,
+			RecentlySent:      ch.recentlySent.Load(),
+			RecvQueueBytes:    qb,
+			RecvQueueMessages: qm,
+		}
+	}
+	return st
+}
+
+// String describes the connection for logs.
+func (c *MConnection) String() string {
+	return fmt.Sprintf("MConn{%v}", c.conn.RemoteAddr())
+}

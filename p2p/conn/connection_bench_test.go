@@ -1,0 +1,321 @@
+package conn
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
+	"net"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Baselines measured once per process and reported beside the MConnection figures.
+var (
+	sealRateOnce sync.Once
+	sealRate     float64 // plaintext bytes/s sealing 1 KiB frames with ChaCha20-Poly1305 on one core
+
+	rawTCPOnce sync.Once
+	rawTCPRate float64 // bytes/s over a loopback TCP connection, 64 KiB writes
+
+	rawRTTOnce sync.Once
+	rawRTTp50  time.Duration // 100-byte ping-pong over loopback TCP
+	rawRTTp99  time.Duration
+)
+
+func measureSealRate() float64 {
+	sealRateOnce.Do(func() {
+		var key [32]byte
+		aead, _ := chacha20poly1305.New(key[:])
+		var nonce [12]byte
+		frame := make([]byte, 1024+4) // SecretConnection seals a 4-byte length plus 1024 data bytes
+		out := make([]byte, 0, len(frame)+16)
+		var n int
+		start := time.Now()
+		for time.Since(start) < 300*time.Millisecond {
+			for range 256 {
+				nonce[4]++
+				out = aead.Seal(out[:0], nonce[:], frame, nil)
+				n++
+			}
+		}
+		sealRate = float64(n*1024) / time.Since(start).Seconds()
+	})
+	return sealRate
+}
+
+func tcpPair(tb testing.TB) (net.Conn, net.Conn) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c
+	}()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a := <-accepted
+	if a == nil {
+		tb.Fatal("accept failed")
+	}
+	return d, a
+}
+
+func measureRawTCPRate(tb testing.TB) float64 {
+	rawTCPOnce.Do(func() {
+		a, b := tcpPair(tb)
+		defer a.Close()
+		defer b.Close()
+		done := make(chan int64)
+		go func() {
+			n, _ := io.Copy(io.Discard, b)
+			done <- n
+		}()
+		buf := make([]byte, 64<<10)
+		start := time.Now()
+		for time.Since(start) < 300*time.Millisecond {
+			if _, err := a.Write(buf); err != nil {
+				break
+			}
+		}
+		a.Close()
+		n := <-done
+		rawTCPRate = float64(n) / time.Since(start).Seconds()
+	})
+	return rawTCPRate
+}
+
+func measureRawRTT(tb testing.TB) (time.Duration, time.Duration) {
+	rawRTTOnce.Do(func() {
+		a, b := tcpPair(tb)
+		defer a.Close()
+		defer b.Close()
+		go func() {
+			buf := make([]byte, 100)
+			for {
+				if _, err := io.ReadFull(b, buf); err != nil {
+					return
+				}
+				if _, err := b.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+		buf := make([]byte, 100)
+		var rtts []time.Duration
+		for range 2000 {
+			t0 := time.Now()
+			a.Write(buf)
+			if _, err := io.ReadFull(a, buf); err != nil {
+				break
+			}
+			rtts = append(rtts, time.Since(t0))
+		}
+		rawRTTp50, rawRTTp99 = percentile(rtts, 50), percentile(rtts, 99)
+	})
+	return rawRTTp50, rawRTTp99
+}
+
+func percentile(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+// secretPair returns two SecretConnections over loopback TCP.
+func secretPair(tb testing.TB) (*SecretConnection, *SecretConnection) {
+	tb.Helper()
+	a, b := tcpPair(tb)
+	_, ka, _ := ed25519.GenerateKey(rand.Reader)
+	_, kb, _ := ed25519.GenerateKey(rand.Reader)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	type res struct {
+		sc  *SecretConnection
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		sc, err := MakeSecretConnection(ctx, b, kb)
+		ch <- res{sc, err}
+	}()
+	sa, err := MakeSecretConnection(ctx, a, ka)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := <-ch
+	if r.err != nil {
+		tb.Fatal(r.err)
+	}
+	return sa, r.sc
+}
+
+var benchChannels = []ChannelDescriptor{{ID: 0x40, Priority: 5, SendQueueCapacity: 100, RecvMessageCapacity: 2 << 20}}
+
+// BenchmarkMConnThroughput: one-way message throughput, MConnection over SecretConnection over loopback
+// TCP, rate limits off. Reports x_seal (vs sealing 1 KiB frames on one core) and x_rawtcp.
+func BenchmarkMConnThroughput(b *testing.B) {
+	for _, size := range []int{1 << 10, 64 << 10, 1 << 20} {
+		b.Run(sizeName(size), func(b *testing.B) {
+			seal := measureSealRate()
+			raw := measureRawTCPRate(b)
+			sa, sb := secretPair(b)
+			got := make(chan struct{}, 1024)
+			recv, err := NewMConnection(sb, benchChannels, func(byte, []byte) { got <- struct{}{} }, nil, MConnConfig{SendRate: -1, RecvRate: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			send, err := NewMConnection(sa, benchChannels, nil, nil, MConnConfig{SendRate: -1, RecvRate: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = recv.Start()
+			_ = send.Start()
+			defer send.Close()
+			defer recv.Close()
+			msg := make([]byte, size)
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			start := time.Now()
+			go func() {
+				for range b.N {
+					if !send.Send(0x40, msg) {
+						return
+					}
+				}
+			}()
+			for range b.N {
+				<-got
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			rate := float64(size) * float64(b.N) / elapsed.Seconds()
+			b.ReportMetric(rate/seal, "x_seal")
+			b.ReportMetric(rate/raw, "x_rawtcp")
+			b.ReportMetric(seal/1e6, "seal_MB/s")
+		})
+	}
+}
+
+func sizeName(n int) string {
+	switch {
+	case n >= 1<<20:
+		return itoa(n>>20) + "MiB"
+	default:
+		return itoa(n>>10) + "KiB"
+	}
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for n > 0 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		n /= 10
+	}
+	return string(b)
+}
+
+// BenchmarkMConnRoundTrip: 100-byte request/echo latency with the default config (adaptive flush,
+// default rate limits), MConnection over SecretConnection over loopback TCP, beside raw TCP ping-pong.
+func BenchmarkMConnRoundTrip(b *testing.B) {
+	rawP50, _ := measureRawRTT(b)
+	sa, sb := secretPair(b)
+	var echo *MConnection
+	echo, err := NewMConnection(sb, benchChannels, func(ch byte, msg []byte) { echo.Send(ch, msg) }, nil, MConnConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	back := make(chan struct{}, 1)
+	client, err := NewMConnection(sa, benchChannels, func(byte, []byte) { back <- struct{}{} }, nil, MConnConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = echo.Start()
+	_ = client.Start()
+	defer client.Close()
+	defer echo.Close()
+	msg := make([]byte, 100)
+	rtts := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		client.Send(0x40, msg)
+		<-back
+		rtts = append(rtts, time.Since(t0))
+	}
+	b.StopTimer()
+	p50, p99 := percentile(rtts, 50), percentile(rtts, 99)
+	b.ReportMetric(float64(p50.Nanoseconds())/1e3, "p50_us")
+	b.ReportMetric(float64(p99.Nanoseconds())/1e3, "p99_us")
+	b.ReportMetric(float64(rawP50.Nanoseconds())/1e3, "raw_p50_us")
+	if rawP50 > 0 {
+		b.ReportMetric(float64(p50)/float64(rawP50), "p50_ratio")
+	}
+}
+
+// BenchmarkMConnIdle: heap bytes and goroutines per idle MConnection (100 connected pairs over
+// SecretConnection over loopback TCP). mconn_* counts only what NewMConnection+Start add; total_* also
+// counts the TCP and SecretConnection state.
+func BenchmarkMConnIdle(b *testing.B) {
+	const pairs = 100
+	for range b.N {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		heap0, g0 := ms.HeapAlloc, runtime.NumGoroutine()
+		scs := make([]*SecretConnection, 0, 2*pairs)
+		for range pairs {
+			x, y := secretPair(b)
+			scs = append(scs, x, y)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		heap1, g1 := ms.HeapAlloc, runtime.NumGoroutine()
+		mcs := make([]*MConnection, 0, len(scs))
+		for _, sc := range scs {
+			mc, err := NewMConnection(sc, testMConnChannels, nil, nil, MConnConfig{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = mc.Start()
+			mcs = append(mcs, mc)
+		}
+		// Exchange one message per pair, then let them idle.
+		for i := 0; i < len(mcs); i += 2 {
+			mcs[i].Send(0x01, []byte("hello"))
+		}
+		time.Sleep(100 * time.Millisecond)
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		heap2, g2 := ms.HeapAlloc, runtime.NumGoroutine()
+		n := float64(len(mcs))
+		b.ReportMetric(float64(int64(heap2)-int64(heap1))/n, "mconn_heapB/conn")
+		b.ReportMetric(float64(g2-g1)/n, "mconn_goroutines/conn")
+		b.ReportMetric(float64(int64(heap2)-int64(heap0))/n, "total_heapB/conn")
+		b.ReportMetric(float64(g2-g0)/n, "total_goroutines/conn")
+		for _, mc := range mcs {
+			mc.Close()
+		}
+	}
+}

@@ -1,0 +1,897 @@
+package conn
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// mconnRecorder collects what an MConnection delivers.
+type mconnRecorder struct {
+	mu    sync.Mutex
+	msgs  []mconnDelivery
+	errs  []error
+	errCh chan error // receives the first error
+	delay map[byte]time.Duration
+}
+
+type mconnDelivery struct {
+	ch  byte
+	msg []byte
+	at  time.Time
+}
+
+func newMConnRecorder() *mconnRecorder {
+	return &mconnRecorder{errCh: make(chan error, 1), delay: map[byte]time.Duration{}}
+}
+
+func (r *mconnRecorder) onReceive(ch byte, msg []byte) {
+	if d := r.delay[ch]; d > 0 {
+		time.Sleep(d) // the reactor's simulated work (virtual time inside synctest)
+	}
+	r.mu.Lock()
+	r.msgs = append(r.msgs, mconnDelivery{ch, msg, time.Now()})
+	r.mu.Unlock()
+}
+
+func (r *mconnRecorder) onError(err error) {
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+	select {
+	case r.errCh <- err:
+	default:
+	}
+}
+
+func (r *mconnRecorder) deliveries() []mconnDelivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]mconnDelivery(nil), r.msgs...)
+}
+
+func (r *mconnRecorder) errors() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.errs...)
+}
+
+var testMConnChannels = []ChannelDescriptor{
+	{ID: 0x01, Priority: 1, SendQueueCapacity: 10},
+	{ID: 0x20, Priority: 5, SendQueueCapacity: 10, RecvMessageCapacity: 4 << 20},
+}
+
+// newTestMConn returns a started MConnection over one end of a net.Pipe and the raw other end.
+func newTestMConn(t *testing.T, descs []ChannelDescriptor, cfg MConnConfig) (*MConnection, net.Conn, *mconnRecorder) {
+	t.Helper()
+	local, remote := net.Pipe()
+	rec := newMConnRecorder()
+	mc, err := NewMConnection(local, descs, rec.onReceive, rec.onError, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mc.Close(); remote.Close() })
+	return mc, remote, rec
+}
+
+// newTestMConnPair returns two started MConnections connected by a net.Pipe.
+func newTestMConnPair(t *testing.T, descs []ChannelDescriptor, cfg MConnConfig) (a, b *MConnection, ra, rb *mconnRecorder) {
+	t.Helper()
+	ca, cb := net.Pipe()
+	ra, rb = newMConnRecorder(), newMConnRecorder()
+	var err error
+	if a, err = NewMConnection(ca, descs, ra.onReceive, ra.onError, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = NewMConnection(cb, descs, rb.onReceive, rb.onError, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b, ra, rb
+}
+
+// rawPeer reads and decodes the packets an MConnection writes. It answers pings when answerPings is set.
+type rawPeer struct {
+	conn        net.Conn
+	answerPings bool
+	pings       atomic.Int64
+	pongs       atomic.Int64
+	mu          sync.Mutex
+	msgs        [][]byte
+	partial     map[int32][]byte
+	done        chan struct{}
+	writeMu     sync.Mutex
+}
+
+func startRawPeer(c net.Conn, answerPings bool) *rawPeer {
+	p := &rawPeer{conn: c, answerPings: answerPings, partial: map[int32][]byte{}, done: make(chan struct{})}
+	go p.run()
+	return p
+}
+
+func (p *rawPeer) run() {
+	defer close(p.done)
+	br := bufio.NewReader(p.conn)
+	buf := make([]byte, 1<<16)
+	for {
+		body, _, err := readPacketBody(br, buf, len(buf))
+		if err != nil {
+			return
+		}
+		pkt, err := decodePacket(body)
+		if err != nil {
+			return
+		}
+		switch pkt.typ {
+		case packetTypePing:
+			p.pings.Add(1)
+			if p.answerPings {
+				p.write(pongPacket)
+			}
+		case packetTypePong:
+			p.pongs.Add(1)
+		case packetTypeMsg:
+			p.mu.Lock()
+			p.partial[pkt.channelID] = append(p.partial[pkt.channelID], pkt.data...)
+			if pkt.eof {
+				p.msgs = append(p.msgs, p.partial[pkt.channelID])
+				delete(p.partial, pkt.channelID)
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (p *rawPeer) write(b []byte) error {
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
+	_, err := p.conn.Write(b)
+	return err
+}
+
+func (p *rawPeer) messages() [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]byte(nil), p.msgs...)
+}
+
+// rawPacketMsg encodes a PacketMsg with an arbitrary int32 channel ID (our encoder takes a byte).
+func rawPacketMsg(ch int32, eof bool, data []byte) []byte {
+	var inner []byte
+	if ch != 0 {
+		inner = protowire.AppendTag(inner, 1, protowire.VarintType)
+		inner = protowire.AppendVarint(inner, uint64(int64(ch)))
+	}
+	if eof {
+		inner = append(inner, 0x10, 0x01)
+	}
+	if len(data) > 0 {
+		inner = protowire.AppendTag(inner, 3, protowire.BytesType)
+		inner = protowire.AppendBytes(inner, data)
+	}
+	body := protowire.AppendTag(nil, 3, protowire.BytesType)
+	body = protowire.AppendBytes(body, inner)
+	return protowire.AppendBytes(nil, body)
+}
+
+func waitErr(t *testing.T, rec *mconnRecorder) error {
+	t.Helper()
+	select {
+	case err := <-rec.errCh:
+		return err
+	case <-time.After(time.Minute):
+		t.Fatal("no error reported")
+		return nil
+	}
+}
+
+// TestMConnRoundTrip sends messages of sizes 0, 1, 1024, 1025 and 1 MiB both ways between two
+// MConnections and checks they arrive intact and in order.
+func TestMConnRoundTrip(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b, ra, rb := newTestMConnPair(t, testMConnChannels, MConnConfig{})
+		sizes := []int{0, 1, 1024, 1025, 1 << 20}
+		var want [][]byte
+		for i, n := range sizes {
+			msg := bytes.Repeat([]byte{byte(i + 1)}, n)
+			want = append(want, msg)
+			if !a.Send(0x20, msg) {
+				t.Fatalf("a.Send(%d bytes) failed", n)
+			}
+			if !b.Send(0x20, msg) {
+				t.Fatalf("b.Send(%d bytes) failed", n)
+			}
+		}
+		time.Sleep(2 * time.Second) // 2 MiB at 5 MB/s: virtual time
+		synctest.Wait()
+		for name, rec := range map[string]*mconnRecorder{"a": ra, "b": rb} {
+			got := rec.deliveries()
+			if len(got) != len(want) {
+				t.Fatalf("%s: got %d messages, want %d", name, len(got), len(want))
+			}
+			for i := range want {
+				if got[i].ch != 0x20 || !bytes.Equal(got[i].msg, want[i]) {
+					t.Errorf("%s: message %d: ch %#x, %d bytes; want %d bytes", name, i, got[i].ch, len(got[i].msg), len(want[i]))
+				}
+			}
+			if errs := rec.errors(); len(errs) != 0 {
+				t.Errorf("%s: errors %v", name, errs)
+			}
+		}
+		st := a.Status()
+		if st.SendMonitor.Bytes < 1<<20 || st.RecvMonitor.Bytes < 1<<20 || st.Duration != 2*time.Second {
+			t.Errorf("status: %+v", st)
+		}
+	})
+}
+
+// TestMConnMaxPayload (F-01): a packet with payload = MaxPacketMsgPayloadSize is delivered; +1 drops the peer.
+func TestMConnMaxPayload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, remote, rec := newTestMConn(t, testMConnChannels, MConnConfig{})
+		startRawPeer(remote, true)
+		max := bytes.Repeat([]byte{0xaa}, 1024)
+		if err := writeAll(remote, appendPacketMsg(nil, 0x01, true, max)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if d := rec.deliveries(); len(d) != 1 || !bytes.Equal(d[0].msg, max) {
+			t.Fatalf("max payload not delivered: %d deliveries", len(d))
+		}
+		_ = writeAll(remote, appendPacketMsg(nil, 0x01, true, append(max, 0xbb)))
+		err := waitErr(t, rec)
+		var pe *PacketError
+		if !errors.Is(err, ErrPacketTooLarge) || !errors.As(err, &pe) || pe.Token != "mconn_packet_oversize" {
+			t.Fatalf("err = %v", err)
+		}
+		synctest.Wait()
+		if d := rec.deliveries(); len(d) != 1 {
+			t.Fatalf("oversized packet delivered")
+		}
+	})
+}
+
+func writeAll(c net.Conn, b []byte) error {
+	_, err := c.Write(b)
+	return err
+}
+
+// TestMConnLengthPrefixAttack (F-02): a 4 GiB length prefix or an 11-byte varint is rejected at once.
+func TestMConnLengthPrefixAttack(t *testing.T) {
+	for name, tc := range map[string]struct {
+		stream []byte
+		want   error
+	}{
+		"4GiB":         {protowire.AppendVarint(nil, 4<<30), ErrPacketTooLarge},
+		"11ByteVarint": {append(bytes.Repeat([]byte{0x80}, 10), 0x01), ErrMalformedPacket},
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				_, remote, rec := newTestMConn(t, testMConnChannels, MConnConfig{})
+				startRawPeer(remote, true)
+				var before runtime.MemStats
+				runtime.ReadMemStats(&before)
+				_ = writeAll(remote, tc.stream)
+				if err := waitErr(t, rec); !errors.Is(err, tc.want) {
+					t.Fatalf("err = %v, want %v", err, tc.want)
+				}
+				var after runtime.MemStats
+				runtime.ReadMemStats(&after)
+				if grown := after.TotalAlloc - before.TotalAlloc; grown > 1<<20 {
+					t.Errorf("allocated %d bytes handling the prefix", grown)
+				}
+			})
+		})
+	}
+}
+
+// TestMConnMessageCapacity (F-03): non-eof packets totalling RecvMessageCapacity+1 fail at the packet
+// that crosses the capacity, before any EOF.
+func TestMConnMessageCapacity(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		descs := []ChannelDescriptor{{ID: 0x05, Priority: 1, RecvMessageCapacity: 4096}}
+		mc, remote, rec := newTestMConn(t, descs, MConnConfig{})
+		startRawPeer(remote, true)
+		chunk := make([]byte, 1024)
+		for i := range 4 { // exactly 4096 bytes: still fine
+			if err := writeAll(remote, appendPacketMsg(nil, 0x05, false, chunk)); err != nil {
+				t.Fatalf("packet %d: %v", i, err)
+			}
+		}
+		synctest.Wait()
+		if errs := rec.errors(); len(errs) != 0 {
+			t.Fatalf("error before the capacity was crossed: %v", errs)
+		}
+		_ = writeAll(remote, appendPacketMsg(nil, 0x05, false, []byte{1})) // 4097: crosses
+		err := waitErr(t, rec)
+		if !errors.Is(err, ErrMessageTooLarge) {
+			t.Fatalf("err = %v", err)
+		}
+		mc.Close()
+		if len(rec.deliveries()) != 0 {
+			t.Fatal("partial message delivered")
+		}
+		if n := len(mc.channels[0].recving); n > 4096 {
+			t.Fatalf("buffer grew past the capacity: %d", n)
+		}
+	})
+}
+
+// TestMConnRecvBufferShrinks (F-04): after a max-size message the channel keeps no buffer larger than
+// RecvBufferCapacity.
+func TestMConnRecvBufferShrinks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		descs := []ChannelDescriptor{{ID: 0x40, Priority: 1, RecvBufferCapacity: 4096, RecvMessageCapacity: 1 << 20}}
+		a, b, _, rb := newTestMConnPair(t, descs, MConnConfig{SendRate: -1, RecvRate: -1})
+		if !a.Send(0x40, make([]byte, 1<<20)) {
+			t.Fatal("send failed")
+		}
+		synctest.Wait()
+		if d := rb.deliveries(); len(d) != 1 || len(d[0].msg) != 1<<20 {
+			t.Fatalf("deliveries: %d", len(d))
+		}
+		b.Close() // joins the recv goroutine: its state may be inspected now
+		if c := cap(b.channels[0].recving); c > 4096 {
+			t.Fatalf("cap(recving) = %d after a max-size message, want <= 4096", c)
+		}
+	})
+}
+
+// TestMConnUnknownChannel (F-05): channel IDs outside 0..255 (never truncated to a byte) and unregistered
+// channels drop the peer; nothing is delivered.
+func TestMConnUnknownChannel(t *testing.T) {
+	for _, id := range []int32{-1, 256, 1025, math.MaxInt32, 0x99, 0x00} {
+		t.Run("", func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// 0x01 is registered: 1025 & 0xff == 0x01 and 256 & 0xff == 0x00 must not alias it.
+				descs := []ChannelDescriptor{{ID: 0x01, Priority: 1}}
+				_, remote, rec := newTestMConn(t, descs, MConnConfig{})
+				startRawPeer(remote, true)
+				_ = writeAll(remote, rawPacketMsg(id, true, []byte("hello")))
+				err := waitErr(t, rec)
+				var pe *PacketError
+				if !errors.Is(err, ErrUnknownChannel) || !errors.As(err, &pe) || pe.ChannelID != int64(id) {
+					t.Fatalf("channel %d: err = %v", id, err)
+				}
+				synctest.Wait()
+				if d := rec.deliveries(); len(d) != 0 {
+					t.Fatalf("channel %d: delivered %d messages", id, len(d))
+				}
+			})
+		})
+	}
+	if (int32(1025) & 0xff) != 0x01 {
+		t.Fatal("test premise")
+	}
+}
+
+// TestMConnBadPacket (F-06): a Packet with no oneof or malformed protobuf drops the peer with a decode error.
+func TestMConnBadPacket(t *testing.T) {
+	for name, tc := range map[string]struct {
+		body []byte
+		want error
+	}{
+		"noOneof":        {[]byte{0x48, 0x01}, ErrUnknownPacketType},
+		"emptyPacket":    {nil, ErrUnknownPacketType},
+		"truncatedInner": {[]byte{0x1a, 0x02, 0x08, 0x80}, ErrMalformedPacket},
+		"badTag":         {[]byte{0x00, 0x01}, ErrMalformedPacket},
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				_, remote, rec := newTestMConn(t, testMConnChannels, MConnConfig{})
+				startRawPeer(remote, true)
+				_ = writeAll(remote, protowire.AppendBytes(nil, tc.body))
+				if err := waitErr(t, rec); !errors.Is(err, tc.want) {
+					t.Fatalf("err = %v, want %v", err, tc.want)
+				}
+				if len(rec.errors()) != 1 {
+					t.Fatal("onError called more than once")
+				}
+			})
+		})
+	}
+}
+
+// TestMConnSendQueueFull: TrySend returns false at once on a full queue; Send gives up after
+// SendTimeout; blocked and failed sends leave no goroutines behind.
+func TestMConnSendQueueFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		local, remote := net.Pipe() // nobody reads remote: the send goroutine blocks on its first write
+		defer remote.Close()
+		descs := []ChannelDescriptor{{ID: 0x01, Priority: 1, SendQueueCapacity: 2}}
+		mc, err := NewMConnection(local, descs, nil, nil, MConnConfig{SendTimeout: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer mc.Close()
+		// One message is taken by the (blocked) send goroutine, then the queue fills.
+		for mc.TrySend(0x01, []byte("x")) {
+			synctest.Wait()
+		}
+		if mc.CanSend(0x01) {
+			t.Fatal("CanSend true on a full queue")
+		}
+		if st := mc.Status(); st.Channels[0].SendQueueSize != 2 {
+			t.Fatalf("SendQueueSize = %d", st.Channels[0].SendQueueSize)
+		}
+		start := time.Now()
+		if mc.TrySend(0x01, []byte("y")) {
+			t.Fatal("TrySend succeeded on a full queue")
+		}
+		if time.Since(start) != 0 {
+			t.Fatal("TrySend blocked")
+		}
+		goroutines := runtime.NumGoroutine()
+		for range 5 {
+			start = time.Now()
+			if mc.Send(0x01, []byte("z")) {
+				t.Fatal("Send succeeded on a full queue")
+			}
+			if d := time.Since(start); d != 3*time.Second {
+				t.Fatalf("Send gave up after %v, want 3s", d)
+			}
+		}
+		if g := runtime.NumGoroutine(); g > goroutines {
+			t.Fatalf("goroutines grew from %d to %d", goroutines, g)
+		}
+		// Unknown channel.
+		if mc.TrySend(0x77, nil) || mc.Send(0x77, nil) || mc.CanSend(0x77) {
+			t.Fatal("send on an unregistered channel succeeded")
+		}
+		// A Send blocked when Close happens returns false promptly.
+		res := make(chan bool)
+		go func() { res <- mc.Send(0x01, []byte("w")) }()
+		synctest.Wait()
+		mc.Close()
+		if <-res {
+			t.Fatal("Send returned true after Close")
+		}
+		if mc.TrySend(0x01, nil) {
+			t.Fatal("TrySend after Close")
+		}
+	})
+}
+
+// TestMConnPingFlood: a flood of pings yields at most one pending pong (plus the one being
+// written), with flat goroutines.
+func TestMConnPingFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, remote, rec := newTestMConn(t, testMConnChannels, MConnConfig{RecvRate: -1})
+		synctest.Wait()
+		goroutines := runtime.NumGoroutine()
+		flood := bytes.Repeat(pingPacket, 100_000)
+		done := make(chan error)
+		go func() { done <- writeAll(remote, flood) }() // nobody reads our pongs meanwhile
+		for {
+			synctest.Wait()
+			if g := runtime.NumGoroutine(); g > goroutines+1 { // +1: the flooding goroutine
+				t.Fatalf("goroutines grew from %d to %d", goroutines, g)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			default:
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			break
+		}
+		p := startRawPeer(remote, true)
+		synctest.Wait()
+		if n := p.pongs.Load(); n < 1 || n > 2 {
+			t.Fatalf("%d pongs for 100000 pings; want 1 (pending) or 2 (one mid-write)", n)
+		}
+		if errs := rec.errors(); len(errs) != 0 {
+			t.Fatal(errs)
+		}
+	})
+}
+
+// TestMConnPongTimeout: a peer that never answers pings is dropped PongTimeout after the ping.
+func TestMConnPongTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		_, remote, rec := newTestMConn(t, testMConnChannels, MConnConfig{PingInterval: time.Second, PongTimeout: 200 * time.Millisecond})
+		p := startRawPeer(remote, false)
+		err := waitErr(t, rec)
+		if !errors.Is(err, ErrPongTimeout) {
+			t.Fatalf("err = %v", err)
+		}
+		if d := time.Since(start); d != 1200*time.Millisecond {
+			t.Fatalf("dropped after %v, want 1.2s", d)
+		}
+		if p.pings.Load() != 1 {
+			t.Fatalf("pings = %d", p.pings.Load())
+		}
+	})
+}
+
+// TestMConnUnsolicitedPongs: pongs nobody asked for are ignored, and a peer that answers pings
+// keeps the connection alive through many intervals.
+func TestMConnUnsolicitedPongs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mc, remote, rec := newTestMConn(t, testMConnChannels, MConnConfig{PingInterval: 300 * time.Millisecond, PongTimeout: 200 * time.Millisecond})
+		p := startRawPeer(remote, true)
+		for range 5 {
+			if err := p.write(pongPacket); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if errs := rec.errors(); len(errs) != 0 {
+			t.Fatalf("errors: %v", errs)
+		}
+		if n := p.pings.Load(); n != 10 {
+			t.Fatalf("pings = %d, want 10", n)
+		}
+		if !mc.TrySend(0x01, []byte("still alive")) {
+			t.Fatal("connection unusable")
+		}
+	})
+}
+
+// TestMConnRecvRateLimit: a peer sending faster than RecvRate is read at about RecvRate.
+func TestMConnRecvRateLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const rate = 100_000
+		descs := []ChannelDescriptor{{ID: 0x01, Priority: 1, RecvMessageCapacity: 1 << 30}}
+		mc, remote, _ := newTestMConn(t, descs, MConnConfig{RecvRate: rate})
+		startRawPeer(remote, true)
+		pkt := appendPacketMsg(nil, 0x01, false, make([]byte, 1024))
+		stop := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if writeAll(remote, pkt) != nil {
+					return
+				}
+			}
+		}()
+		const window = 10 * time.Second
+		time.Sleep(window)
+		st := mc.Status()
+		close(stop)
+		mc.Close()
+		got := st.RecvMonitor.Bytes
+		want := int64(rate * window.Seconds())
+		burst := int64(numBatchPacketMsgs * (MaxPacketMsgSize(1024) + packetMaxVarintLen))
+		if got < want*95/100 || got > want*105/100+burst {
+			t.Fatalf("read %d bytes in %v at %d B/s; want about %d", got, window, rate, want)
+		}
+		if st.RecvMonitor.LimitWait < window*8/10 {
+			t.Fatalf("LimitWait = %v", st.RecvMonitor.LimitWait)
+		}
+		if c := cap(mc.channels[0].recving); c > 2<<20 {
+			t.Fatalf("buffer %d", c)
+		}
+	})
+}
+
+// TestMConnConnectCloseCycles (B-04): many connect/close cycles leak no goroutines or timers.
+func TestMConnConnectCloseCycles(t *testing.T) {
+	n := 10_000
+	if testing.Short() {
+		n = 1000
+	}
+	for i := range n {
+		ca, cb := net.Pipe()
+		a, err := NewMConnection(ca, testMConnChannels, nil, nil, MConnConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := NewMConnection(cb, testMConnChannels, nil, nil, MConnConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = a.Start()
+		_ = b.Start()
+		if i%10 == 0 {
+			a.Send(0x01, []byte("hi"))
+		}
+		if i%2 == 0 {
+			a.FlushStop()
+		} else {
+			a.Close()
+		}
+		b.Close()
+	}
+	goleak.VerifyNone(t)
+}
+
+// TestMConnSlowReactor: a reactor taking 1 s per message on one channel neither delays another channel
+// nor starves pong processing; the connection outlives many shortened pong timeouts.
+func TestMConnSlowReactor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		descs := []ChannelDescriptor{{ID: 0xA0, Priority: 1, SendQueueCapacity: 10}, {ID: 0xB0, Priority: 1, SendQueueCapacity: 10}}
+		cfg := MConnConfig{PingInterval: 300 * time.Millisecond, PongTimeout: 200 * time.Millisecond}
+		a, b, ra, rb := newTestMConnPair(t, descs, cfg)
+		rb.delay[0xA0] = time.Second
+		for range 3 {
+			a.Send(0xA0, []byte("slow"))
+		}
+		sent := map[string]time.Time{}
+		for i := range 30 {
+			msg := string(rune('a' + i))
+			sent[msg] = time.Now()
+			a.Send(0xB0, []byte(msg))
+			time.Sleep(100 * time.Millisecond)
+		}
+		synctest.Wait()
+		if errs := append(ra.errors(), rb.errors()...); len(errs) != 0 {
+			t.Fatalf("connection failed: %v", errs)
+		}
+		var slow, fast int
+		for _, d := range rb.deliveries() {
+			switch d.ch {
+			case 0xA0:
+				slow++
+			case 0xB0:
+				fast++
+				if lat := d.at.Sub(sent[string(d.msg)]); lat > 10*time.Millisecond {
+					t.Errorf("channel B latency %v", lat)
+				}
+			}
+		}
+		if slow != 3 || fast != 30 {
+			t.Fatalf("delivered %d slow, %d fast", slow, fast)
+		}
+		// Pings flowed both ways for 3 s: ten rounds at 300 ms.
+		if st := b.Status(); st.SendMonitor.Bytes < 10*3 || st.RecvPauses != 0 {
+			t.Fatalf("status %+v", st)
+		}
+	})
+}
+
+// TestMConnSlowReactorBackPressure: when a slow channel's delivery queue is full the connection
+// stops reading (no message dropped) and counts the pause.
+func TestMConnSlowReactorBackPressure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		descs := []ChannelDescriptor{{ID: 0xA0, Priority: 1, SendQueueCapacity: 100}}
+		cfg := MConnConfig{RecvQueueBytes: 4096, PingInterval: 10 * time.Second, PongTimeout: 5 * time.Second}
+		a, b, _, rb := newTestMConnPair(t, descs, cfg)
+		rb.delay[0xA0] = time.Second
+		for range 20 {
+			if !a.Send(0xA0, make([]byte, 1000)) {
+				t.Fatal("send failed")
+			}
+		}
+		time.Sleep(3 * time.Second)
+		st := b.Status()
+		if st.RecvPauses == 0 || st.Channels[0].RecvQueueBytes > 4096 {
+			t.Fatalf("no back-pressure: %+v", st)
+		}
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		if n := len(rb.deliveries()); n != 20 {
+			t.Fatalf("delivered %d of 20", n)
+		}
+		if b.Status().RecvPauseDuration == 0 {
+			t.Fatal("pause duration not recorded")
+		}
+	})
+}
+
+// TestMConnPriority: a high-priority channel gets through while a low-priority one floods.
+func TestMConnPriority(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		descs := []ChannelDescriptor{{ID: 0x10, Priority: 1, SendQueueCapacity: 100}, {ID: 0x11, Priority: 10, SendQueueCapacity: 10}}
+		a, _, _, rb := newTestMConnPair(t, descs, MConnConfig{SendRate: 1 << 20, RecvRate: -1})
+		for range 100 {
+			a.Send(0x10, make([]byte, 64<<10)) // 6.4 MB: about 6 s at 1 MiB/s
+		}
+		time.Sleep(time.Second)
+		sentAt := time.Now()
+		a.Send(0x11, []byte("urgent"))
+		time.Sleep(200 * time.Millisecond)
+		var urgent time.Time
+		low := 0
+		for _, d := range rb.deliveries() {
+			if d.ch == 0x11 {
+				urgent = d.at
+			} else {
+				low++
+			}
+		}
+		if urgent.IsZero() {
+			t.Fatal("high-priority message not delivered within 200ms")
+		}
+		if lat := urgent.Sub(sentAt); lat > 50*time.Millisecond {
+			t.Fatalf("high-priority latency %v", lat)
+		}
+		if low >= 100 {
+			t.Fatal("flood finished already: test proves nothing")
+		}
+	})
+}
+
+// TestMConnFlushStop: FlushStop writes every queued message, then closes; Send fails afterwards.
+func TestMConnFlushStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mc, remote, rec := newTestMConn(t, testMConnChannels, MConnConfig{})
+		p := startRawPeer(remote, true)
+		for i := range 10 {
+			if !mc.Send(0x20, bytes.Repeat([]byte{byte(i)}, 3000)) {
+				t.Fatal("send failed")
+			}
+		}
+		mc.FlushStop()
+		<-p.done
+		if n := len(p.messages()); n != 10 {
+			t.Fatalf("peer got %d of 10 messages", n)
+		}
+		if mc.Send(0x20, nil) || mc.TrySend(0x20, nil) {
+			t.Fatal("send after FlushStop")
+		}
+		if len(rec.errors()) != 0 {
+			t.Fatalf("onError after FlushStop: %v", rec.errors())
+		}
+		if err := mc.Start(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Start after close: %v", err)
+		}
+	})
+}
+
+// TestMConnCloseFromCallbacks: Close may be called from ReceiveFunc and ErrorFunc without deadlock, and
+// onError is not called after a local Close.
+func TestMConnCloseFromCallbacks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ca, cb := net.Pipe()
+		var mc *MConnection
+		closed := make(chan struct{})
+		mc, err := NewMConnection(ca, testMConnChannels, func(byte, []byte) {
+			mc.Close()
+			close(closed)
+		}, func(error) { t.Error("onError after local Close") }, MConnConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = mc.Start()
+		_ = writeAll(cb, appendPacketMsg(nil, 0x01, true, []byte("bye")))
+		<-closed
+		mc.Close()
+		cb.Close()
+	})
+	synctest.Test(t, func(t *testing.T) {
+		ca, cb := net.Pipe()
+		var mc *MConnection
+		var calls atomic.Int32
+		mc, err := NewMConnection(ca, testMConnChannels, nil, func(error) { calls.Add(1); mc.Close() }, MConnConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = mc.Start()
+		cb.Close() // remote EOF
+		synctest.Wait()
+		mc.Close()
+		if calls.Load() != 1 {
+			t.Fatalf("onError called %d times", calls.Load())
+		}
+	})
+}
+
+// TestMConnEOF: the remote closing the stream reports an error wrapping io.EOF.
+func TestMConnEOF(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, remote, rec := newTestMConn(t, testMConnChannels, MConnConfig{})
+		remote.Close()
+		if err := waitErr(t, rec); !errors.Is(err, io.EOF) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+// TestMConnConfigValidate: cross-field and range checks report every problem and never panic.
+func TestMConnConfigValidate(t *testing.T) {
+	if err := (MConnConfig{}).Validate(); err != nil {
+		t.Fatalf("zero config: %v", err)
+	}
+	if err := DefaultMConnConfig().Validate(); err != nil {
+		t.Fatalf("default config: %v", err)
+	}
+	bad := MConnConfig{PingInterval: time.Second, PongTimeout: time.Second, MaxPacketMsgPayloadSize: -1, RecvQueueBytes: -1}
+	err := bad.Validate()
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n != 3 {
+		t.Fatalf("%d problems reported, want 3: %v", n, err)
+	}
+	if err := (MConnConfig{PongTimeout: time.Minute}).Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("PongTimeout 60s >= default PingInterval: %v", err)
+	}
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	defer c2.Close()
+	if _, err := NewMConnection(c1, nil, nil, nil, bad); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("NewMConnection accepted a bad config: %v", err)
+	}
+	dup := []ChannelDescriptor{{ID: 1}, {ID: 1}}
+	if _, err := NewMConnection(c1, dup, nil, nil, MConnConfig{}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("duplicate channels: %v", err)
+	}
+	if _, err := NewMConnection(c1, []ChannelDescriptor{{ID: 1, Priority: -1}}, nil, nil, MConnConfig{}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("negative priority: %v", err)
+	}
+	mc, err := NewMConnection(c1, []ChannelDescriptor{{ID: 7}}, nil, nil, MConnConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := mc.Status()
+	if len(st.Channels) != 1 || st.Channels[0].SendQueueCapacity != 1 || mc.channels[0].desc.RecvBufferCapacity != 4096 ||
+		mc.channels[0].desc.RecvMessageCapacity != 22020096 || st.Duration != 0 {
+		t.Fatalf("defaults not applied: %+v", st)
+	}
+	mc.Close()
+	mc.Close() // idempotent
+}
+
+// FuzzMConnectionRecv (F-11): arbitrary bytes from the remote after the handshake (plain net.Pipe: the
+// null cipher) never panic, deliver only well-formed messages on registered channels, and end with
+// exactly one onError once the stream ends.
+func FuzzMConnectionRecv(f *testing.F) {
+	f.Add([]byte{0x02, 0x0a, 0x00})
+	f.Add([]byte{0x02, 0x12, 0x00})
+	f.Add(appendPacketMsg(nil, 0x01, true, []byte("hello")))
+	f.Add(append(appendPacketMsg(nil, 0x20, false, []byte("he")), appendPacketMsg(nil, 0x20, true, []byte("llo"))...))
+	f.Add(rawPacketMsg(1025, true, []byte("x")))
+	f.Add(protowire.AppendVarint(nil, 4<<30))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		synctest.Test(t, func(t *testing.T) {
+			local, remote := net.Pipe()
+			rec := newMConnRecorder()
+			descs := []ChannelDescriptor{{ID: 0x01, Priority: 1, RecvMessageCapacity: 2048}, {ID: 0x20, Priority: 1}}
+			mc, err := NewMConnection(local, descs, rec.onReceive, rec.onError, MConnConfig{RecvRate: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = mc.Start()
+			go io.Copy(io.Discard, remote) // swallow pongs
+			_, _ = remote.Write(stream)
+			remote.Close()
+			err = waitErr(t, rec)
+			mc.Close()
+			if err == nil {
+				t.Fatal("nil error")
+			}
+			if n := len(rec.errors()); n != 1 {
+				t.Fatalf("onError called %d times", n)
+			}
+			for _, d := range rec.deliveries() {
+				if (d.ch != 0x01 && d.ch != 0x20) || (d.ch == 0x01 && len(d.msg) > 2048) {
+					t.Fatalf("bad delivery on %#x (%d bytes)", d.ch, len(d.msg))
+				}
+			}
+		})
+	})
+}

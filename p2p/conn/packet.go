@@ -1,0 +1,298 @@
+package conn
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Packet codec for the MConnection stream (WIRE.md §5.1).
+//
+// Every packet is a delimited tendermint.p2p.Packet: uvarint(len(body)) ‖ body. The encoder emits exactly
+// the bytes cometbft's gogoproto emits (fields in number order, zero values omitted, the oneof member
+// always emitted). The decoder accepts any valid protobuf encoding with protobuf-go semantics: unknown
+// fields are skipped, fields may come in any order, a scalar repeated is last-wins, a repeated
+// embedded message merges, a known field carrying an unexpected wire type is treated as unknown.
+// Encoding and decoding are hand-written over protowire so the hot path does not allocate; the tests
+// check them against the generated wire/p2ppb types.
+
+// Protobuf field numbers and pre-encoded tags of tendermint.p2p.Packet and PacketMsg.
+const (
+	fieldPacketPing = 1
+	fieldPacketPong = 2
+	fieldPacketMsg  = 3
+
+	fieldMsgChannelID = 1
+	fieldMsgEOF       = 2
+	fieldMsgData      = 3
+
+	tagPacketMsg    = fieldPacketMsg<<3 | byte(protowire.BytesType)     // 0x1a
+	tagMsgChannelID = fieldMsgChannelID<<3 | byte(protowire.VarintType) // 0x08
+	tagMsgEOF       = fieldMsgEOF<<3 | byte(protowire.VarintType)       // 0x10
+	tagMsgData      = fieldMsgData<<3 | byte(protowire.BytesType)       // 0x1a
+)
+
+// packetMaxVarintLen is the longest valid varint: 10 bytes for 64 bits.
+const packetMaxVarintLen = 10
+
+var (
+	// pingPacket is a delimited Packet{packet_ping: {}}.
+	pingPacket = []byte{0x02, 0x0a, 0x00}
+	// pongPacket is a delimited Packet{packet_pong: {}}.
+	pongPacket = []byte{0x02, 0x12, 0x00}
+)
+
+// packetType tells which member of the Packet oneof a decoded packet holds.
+type packetType uint8
+
+const (
+	packetTypeNone packetType = iota // no oneof member: ErrUnknownPacketType
+	packetTypePing
+	packetTypePong
+	packetTypeMsg
+)
+
+// packet is a decoded Packet. For packetTypeMsg, data aliases the buffer that was decoded and is only
+// valid until that buffer is reused.
+type packet struct {
+	typ       packetType
+	channelID int32 // as sent: the caller checks the range 0..255
+	eof       bool
+	data      []byte
+}
+
+// MaxPacketMsgSize returns the largest Packet body, in bytes and excluding the varint length prefix, that
+// an MConnection accepts when it is configured with MaxPacketMsgPayloadSize = payload. It is computed as
+// cometbft computes _maxPacketMsgSize: the encoded size of Packet{PacketMsg{channel_id: 1, eof: true,
+// data: payload bytes}}. MaxPacketMsgSize(1024) = 1034 (WIRE.md §5.1). payload must be >= 0.
+func MaxPacketMsgSize(payload int) int {
+	return packetBodySize(1, true, payload)
+}
+
+// packetMsgInnerSize is the encoded size of a PacketMsg with the given field values.
+func packetMsgInnerSize(chID int32, eof bool, dataLen int) int {
+	n := 0
+	if chID != 0 {
+		n += 1 + protowire.SizeVarint(uint64(int64(chID)))
+	}
+	if eof {
+		n += 2
+	}
+	if dataLen > 0 {
+		n += 1 + protowire.SizeBytes(dataLen)
+	}
+	return n
+}
+
+// packetBodySize is the encoded size of Packet{packet_msg: PacketMsg{...}}, without the length prefix.
+func packetBodySize(chID int32, eof bool, dataLen int) int {
+	return 1 + protowire.SizeBytes(packetMsgInnerSize(chID, eof, dataLen))
+}
+
+// appendPacketMsg appends the delimited encoding of Packet{PacketMsg{chID, eof, data}} to dst, byte for
+// byte what gogoproto's protoio.WriteMsg produces. It does not allocate when dst has room.
+func appendPacketMsg(dst []byte, chID byte, eof bool, data []byte) []byte {
+	inner := packetMsgInnerSize(int32(chID), eof, len(data))
+	dst = protowire.AppendVarint(dst, uint64(1+protowire.SizeBytes(inner)))
+	dst = append(dst, tagPacketMsg)
+	dst = protowire.AppendVarint(dst, uint64(inner))
+	if chID != 0 {
+		dst = append(dst, tagMsgChannelID)
+		dst = protowire.AppendVarint(dst, uint64(chID))
+	}
+	if eof {
+		dst = append(dst, tagMsgEOF, 0x01)
+	}
+	if len(data) > 0 {
+		dst = append(dst, tagMsgData)
+		dst = protowire.AppendVarint(dst, uint64(len(data)))
+		dst = append(dst, data...)
+	}
+	return dst
+}
+
+// decodePacket decodes a Packet body (without its length prefix). On success a packetTypeMsg packet's
+// data aliases b. Errors wrap ErrMalformedPacket or ErrUnknownPacketType.
+func decodePacket(b []byte) (packet, error) {
+	var p packet
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return packet{}, malformedPacket("packet tag", n)
+		}
+		b = b[n:]
+		if typ == protowire.BytesType && num >= fieldPacketPing && num <= fieldPacketMsg {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return packet{}, malformedPacket("packet field", n)
+			}
+			b = b[n:]
+			switch num {
+			case fieldPacketPing, fieldPacketPong:
+				// PacketPing and PacketPong have no fields; their bodies may still carry unknown fields,
+				// which must be well-formed.
+				if err := skipFields(v); err != nil {
+					return packet{}, err
+				}
+				if num == fieldPacketPing {
+					p = packet{typ: packetTypePing}
+				} else {
+					p = packet{typ: packetTypePong}
+				}
+			case fieldPacketMsg:
+				if p.typ != packetTypeMsg {
+					p = packet{typ: packetTypeMsg}
+				}
+				// A repeated packet_msg merges into the previous one, as proto3 does.
+				if err := decodePacketMsg(v, &p); err != nil {
+					return packet{}, err
+				}
+			}
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return packet{}, malformedPacket("unknown packet field", n)
+		}
+		b = b[n:]
+	}
+	if p.typ == packetTypeNone {
+		return packet{}, ErrUnknownPacketType
+	}
+	return p, nil
+}
+
+// decodePacketMsg merges the PacketMsg encoded in b into p.
+func decodePacketMsg(b []byte, p *packet) error {
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return malformedPacket("packet_msg tag", n)
+		}
+		b = b[n:]
+		switch {
+		case num == fieldMsgChannelID && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return malformedPacket("packet_msg channel_id", n)
+			}
+			b = b[n:]
+			p.channelID = int32(v) // proto3 int32 semantics: the low 32 bits, sign included
+		case num == fieldMsgEOF && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return malformedPacket("packet_msg eof", n)
+			}
+			b = b[n:]
+			p.eof = v != 0
+		case num == fieldMsgData && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return malformedPacket("packet_msg data", n)
+			}
+			b = b[n:]
+			p.data = v
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return malformedPacket("unknown packet_msg field", n)
+			}
+			b = b[n:]
+		}
+	}
+	return nil
+}
+
+// consumeTag is protowire.ConsumeTag that also rejects field numbers above protowire.MaxValidNumber,
+// as proto.Unmarshal does (found by FuzzPacketDecode: 1a0680ffffff3030).
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n >= 0 && !num.IsValid() {
+		return 0, 0, -1
+	}
+	return num, typ, n
+}
+
+// skipFields checks that b is a well-formed sequence of protobuf fields.
+func skipFields(b []byte) error {
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return malformedPacket("field", n)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return malformedPacket("field", m)
+		}
+		n += m
+		b = b[n:]
+	}
+	return nil
+}
+
+func malformedPacket(what string, code int) error {
+	return fmt.Errorf("%w: %s: %w", ErrMalformedPacket, what, protowire.ParseError(code))
+}
+
+// readPacketBody reads one delimited packet from r into buf and returns the body, which aliases buf.
+// buf must have capacity >= maxSize. The length prefix is read byte by byte and checked against maxSize
+// before any body byte is read, so a huge or over-long prefix costs nothing (RELIABILITY F-02). The
+// returned size is the number of bytes consumed, prefix included. Errors: ErrPacketTooLarge, a
+// malformed-varint error wrapping ErrMalformedPacket, or the reader's error (io.EOF only if the stream
+// ends cleanly before a packet starts; io.ErrUnexpectedEOF inside one).
+func readPacketBody(r *bufio.Reader, buf []byte, maxSize int) (body []byte, size int, err error) {
+	var x uint64
+	var s uint
+	for i := 0; ; i++ {
+		b, err := r.ReadByte()
+		if err != nil {
+			if i > 0 && errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, i, err
+		}
+		if i == packetMaxVarintLen-1 && b > 1 {
+			return nil, i + 1, fmt.Errorf("%w: length prefix overflows 64 bits", ErrMalformedPacket)
+		}
+		x |= uint64(b&0x7f) << s
+		if b < 0x80 {
+			size = i + 1
+			break
+		}
+		s += 7
+	}
+	if x > uint64(maxSize) {
+		return nil, size, fmt.Errorf("%w: %d > %d bytes", ErrPacketTooLarge, x, maxSize)
+	}
+	body = buf[:x]
+	n, err := io.ReadFull(r, body)
+	size += n
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, size, err
+	}
+	return body, size, nil
+}
+
+// isPacketProtocolError reports whether err (from readPacketBody or decodePacket) is the remote's fault
+// rather than an I/O error.
+func isPacketProtocolError(err error) bool {
+	return errors.Is(err, ErrPacketTooLarge) || errors.Is(err, ErrMalformedPacket) || errors.Is(err, ErrUnknownPacketType)
+}
+
+// tokenFor returns the PacketError token of a codec error.
+func tokenFor(err error) string {
+	switch {
+	case errors.Is(err, ErrPacketTooLarge):
+		return "mconn_packet_oversize"
+	case errors.Is(err, ErrUnknownPacketType):
+		return "mconn_unknown_packet_type"
+	default:
+		return "mconn_malformed_packet"
+	}
+}

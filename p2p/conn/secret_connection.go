@@ -1,0 +1,834 @@
+package conn
+
+import (
+	"bytes"
+	"context"
+	"crypto/cipher"
+	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gtank/merlin"
+	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/crypto/curve25519"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/wire/cryptopb"
+	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
+)
+
+// SecretConnection frame geometry (WIRE.md §3.1, §3.5).
+const (
+	// DataMaxSize is the largest chunk of application data carried by one
+	// SecretConnection frame, in bytes. Write splits its input into chunks of at
+	// most DataMaxSize bytes; a frame whose decrypted length field exceeds it is
+	// rejected with ErrFrameTooLarge.
+	DataMaxSize = 1024
+
+	// SealedFrameSize is the size in bytes of every frame on the wire after the
+	// handshake: ChaCha20-Poly1305 over LE32(chunkLen) ‖ chunk ‖ padding
+	// (4 + DataMaxSize bytes) plus the 16-byte Poly1305 tag. It is fixed; short
+	// chunks are padded.
+	SealedFrameSize = scTotalFrameSize + chacha20poly1305.Overhead
+)
+
+const (
+	scDataLenSize    = 4
+	scTotalFrameSize = scDataLenSize + DataMaxSize // plaintext frame, 1028 bytes
+
+	// scEphMsgMaxBody bounds the body of the plaintext ephemeral-key message.
+	// A valid body is 34 bytes (0a 20 ‖ key[32]); CometBFT allows 1 MiB here,
+	// which lets an unauthenticated peer make us allocate (RELIABILITY H-03).
+	scEphMsgMaxBody = 64
+	// scAuthSigMaxBody bounds the body of the encrypted AuthSigMessage. A valid
+	// ed25519 body is 102 bytes; CometBFT allows 1 MiB.
+	scAuthSigMaxBody = 1024
+
+	// scMaxFramesPerWrite bounds how many sealed frames one Write hands to the
+	// underlying conn in a single Write call (about 65 KiB).
+	scMaxFramesPerWrite = 64
+	// scRecvBufFrames is how many sealed frames the receive side may buffer
+	// from the underlying conn in one Read call.
+	scRecvBufFrames = 16
+
+	scTranscriptLabel = "TENDERMINT_SECRET_CONNECTION_TRANSCRIPT_HASH"
+	scLabelEphLower   = "EPHEMERAL_LOWER_PUBLIC_KEY"
+	scLabelEphUpper   = "EPHEMERAL_UPPER_PUBLIC_KEY"
+	scLabelDHSecret   = "DH_SECRET"
+	scLabelMAC        = "SECRET_CONNECTION_MAC"
+	scHKDFInfo        = "TENDERMINT_SECRET_CONNECTION_KEY_AND_CHALLENGE_GEN"
+)
+
+// Errors returned by MakeSecretConnection and by SecretConnection's Read and
+// Write. They are always wrapped with the failing operation; test them with
+// errors.Is.
+var (
+	// ErrSmallOrderRemotePubKey is returned by MakeSecretConnection when the
+	// remote ephemeral X25519 key is a low-order point (the DH output is all
+	// zeros), for example one of the 7 libsodium blacklist encodings. No AEAD
+	// key is derived and no encrypted byte is sent.
+	ErrSmallOrderRemotePubKey = errors.New("conn: remote ephemeral key is a small-order point")
+
+	// ErrNonceExhausted is returned by Write when the send nonce counter has
+	// reached 2^64-1, and by Read when the receive counter has. The frame is
+	// not sent or opened and the connection is closed (RELIABILITY H-11).
+	ErrNonceExhausted = errors.New("conn: nonce counter exhausted")
+
+	// ErrChallengeVerification is returned by MakeSecretConnection when the
+	// remote AuthSigMessage signature is not exactly 64 bytes or does not
+	// verify over this session's challenge (WIRE.md §3.2 step 13).
+	ErrChallengeVerification = errors.New("conn: challenge verification failed")
+
+	// ErrFrameTooLarge is returned by Read when a frame decrypts to a length
+	// field greater than DataMaxSize. The connection is closed.
+	ErrFrameTooLarge = errors.New("conn: frame chunk length exceeds DataMaxSize")
+
+	// ErrDecrypt is returned by Read when a sealed frame fails authentication
+	// (corrupted, replayed, reordered or forged). The connection is closed, the
+	// receive nonce is not advanced and every later Read returns the same error.
+	ErrDecrypt = errors.New("conn: failed to decrypt SecretConnection frame")
+
+	// ErrBadEphemeralKey is returned by MakeSecretConnection when the remote
+	// plaintext ephemeral-key message is malformed: its length prefix exceeds
+	// 64 bytes or is not a valid varint, it is not a protobuf BytesValue, field
+	// 1 has the wrong wire type, or the key is not exactly 32 bytes.
+	ErrBadEphemeralKey = errors.New("conn: malformed remote ephemeral key message")
+
+	// ErrUnsupportedKey is returned by MakeSecretConnection when the remote
+	// AuthSigMessage carries no public key, a key type other than ed25519, or an
+	// ed25519 key that is not 32 bytes; and when the local private key is not a
+	// 64-byte ed25519.PrivateKey.
+	ErrUnsupportedKey = errors.New("conn: unsupported public key")
+
+	// ErrBadAuthSig is returned by MakeSecretConnection when the remote
+	// AuthSigMessage cannot be decoded: its length prefix exceeds 1024 bytes or
+	// is not a valid varint, or its body is not valid protobuf.
+	ErrBadAuthSig = errors.New("conn: malformed remote auth signature message")
+)
+
+// SecretConnection is an authenticated, encrypted net.Conn implementing the
+// Tendermint/CometBFT v0.38 Station-to-Station protocol (WIRE.md §3). Build it
+// with MakeSecretConnection.
+//
+// Data written is split into chunks of at most DataMaxSize bytes, each sent
+// as one SealedFrameSize-byte ChaCha20-Poly1305 frame; all frames produced by
+// one Write call (up to 64 per syscall) are handed to the underlying conn
+// together. Read returns data from at most one frame and buffers the rest.
+// Message boundaries are not preserved: treat it as a byte stream.
+//
+// Read and Write may be called concurrently with each other and each from
+// several goroutines (separate send and receive locks). A Write of at most
+// DataMaxSize bytes is atomic on the wire. Any failed Open, oversized frame,
+// exhausted nonce or underlying I/O error other than a timeout is sticky and
+// closes the connection. Read/write deadline timeouts are not fatal and may be
+// retried. After Close, Read and Write return errors wrapping net.ErrClosed.
+type SecretConnection struct {
+	conn      net.Conn
+	remPubKey ed25519.PublicKey
+	remID     key.ID
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	sendMu       sync.Mutex
+	sendAEAD     cipher.AEAD
+	sendNonce    uint64
+	sendErr      error                 // sticky; guarded by sendMu
+	sendOne      [SealedFrameSize]byte // single-frame writes
+	sendNonceBuf [chacha20poly1305.NonceSize]byte
+
+	recvMu       sync.Mutex
+	recvAEAD     cipher.AEAD
+	recvNonce    uint64
+	recvErr      error  // sticky; guarded by recvMu
+	recvRaw      []byte // sealed bytes read from conn; len = capacity in use
+	recvStart    int    // first unconsumed sealed byte in recvRaw
+	recvEnd      int    // end of sealed bytes in recvRaw
+	recvData     []byte // decrypted, not yet returned chunk bytes (inside recvRaw)
+	recvNonceBuf [chacha20poly1305.NonceSize]byte
+}
+
+var _ net.Conn = (*SecretConnection)(nil)
+
+// scSendPool holds multi-frame send buffers of scMaxFramesPerWrite sealed
+// frames, shared by all connections so idle connections hold no large buffer.
+var scSendPool = sync.Pool{New: func() any { return new([scMaxFramesPerWrite * SealedFrameSize]byte) }}
+
+// MakeSecretConnection runs the STS handshake over c (WIRE.md §3.2) and
+// returns the authenticated, encrypted connection, which takes ownership of c.
+// priv is the local node key (64 bytes: seed ‖ pubkey).
+//
+// Both sides send their ephemeral key at once and read concurrently, so it
+// never deadlocks over synchronous pipes. Before authentication the remote may
+// make it allocate at most 64 bytes for the ephemeral-key message and 1024 for
+// the AuthSigMessage (stricter than CometBFT's 1 MiB).
+//
+// ctx bounds the handshake only: it blocks until the handshake completes,
+// fails, or ctx is done; in the last case the error wraps ctx.Err(). Callers
+// set the per-phase deadline via ctx. Once MakeSecretConnection returns, ctx
+// no longer affects the connection, and deadlines on c are cleared.
+//
+// On any error c is closed, every goroutine it started has exited, and the
+// error wraps one of ErrBadEphemeralKey, ErrSmallOrderRemotePubKey,
+// ErrBadAuthSig, ErrUnsupportedKey, ErrChallengeVerification, ErrDecrypt,
+// ctx.Err() or the underlying I/O error. It never panics on remote input.
+func MakeSecretConnection(ctx context.Context, c net.Conn, priv ed25519.PrivateKey) (*SecretConnection, error) {
+	return scMakeSecretConnection(ctx, c, priv, nil)
+}
+
+// scMakeSecretConnection is MakeSecretConnection with an optional fixed
+// ephemeral X25519 private key (for deterministic vectors); nil draws one from
+// crypto/rand.
+func scMakeSecretConnection(ctx context.Context, c net.Conn, priv ed25519.PrivateKey, ephPriv *[32]byte) (*SecretConnection, error) {
+	if len(priv) != ed25519.PrivateKeySize {
+		_ = c.Close()
+		return nil, fmt.Errorf("conn: secret connection handshake: local private key is %d bytes, want %d: %w",
+			len(priv), ed25519.PrivateKeySize, ErrUnsupportedKey)
+	}
+	if err := ctx.Err(); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("conn: secret connection handshake: %w", err)
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		// Poison the deadlines so every blocked Read/Write returns now.
+		_ = c.SetDeadline(time.Unix(1, 0))
+	})
+	sc, err := scHandshake(c, priv, ephPriv)
+	if !stop() {
+		<-fired // the AfterFunc goroutine has finished
+		_ = c.Close()
+		if err != nil {
+			return nil, fmt.Errorf("conn: secret connection handshake: %w (%w)", ctx.Err(), err)
+		}
+		return nil, fmt.Errorf("conn: secret connection handshake: %w", ctx.Err())
+	}
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	// The handshake is complete. Clearing can only fail if c is already
+	// closed (net.Pipe also fails once the remote end closed); later Reads and
+	// Writes report that, and data the remote sent before closing stays
+	// readable.
+	_ = c.SetDeadline(time.Time{})
+	return sc, nil
+}
+
+// scHandshake runs WIRE.md §3.2 steps 1-14. It does not close c; the caller
+// does on error.
+func scHandshake(c net.Conn, priv ed25519.PrivateKey, ephPriv *[32]byte) (*SecretConnection, error) {
+	// 1. Ephemeral key.
+	var locPriv [32]byte
+	if ephPriv != nil {
+		locPriv = *ephPriv
+	} else {
+		_, _ = rand.Read(locPriv[:]) // never fails (crypto/rand docs)
+	}
+	locPubSlice, err := curve25519.X25519(locPriv[:], curve25519.Basepoint)
+	if err != nil {
+		return nil, fmt.Errorf("conn: secret connection handshake: ephemeral key: %w", err)
+	}
+	var locPub [32]byte
+	copy(locPub[:], locPubSlice)
+
+	// 2-3. Share ephemeral keys, writing and reading concurrently.
+	var remPub [32]byte
+	msg := make([]byte, 0, 35)
+	msg = append(msg, 0x22, 0x0a, 0x20)
+	msg = append(msg, locPub[:]...)
+	err = scParallel(c,
+		func() error {
+			if _, err := c.Write(msg); err != nil {
+				return fmt.Errorf("conn: secret connection handshake: write ephemeral key: %w", err)
+			}
+			return nil
+		},
+		func() error {
+			k, err := scReadEphKey(c)
+			if err != nil {
+				return fmt.Errorf("conn: secret connection handshake: read ephemeral key: %w", err)
+			}
+			remPub = k
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+
+	// 4-9. Order, DH, transcript, keys, challenge.
+	lo, hi, locIsLeast := scSortKeys(&locPub, &remPub)
+	dh, err := scComputeDH(&locPriv, &remPub)
+	clear(locPriv[:])
+	if err != nil {
+		return nil, fmt.Errorf("conn: secret connection handshake: %w", err)
+	}
+	challenge := scChallenge(lo, hi, &dh)
+	recvKey, sendKey, err := scDeriveSecrets(&dh, locIsLeast)
+	clear(dh[:])
+	if err != nil {
+		return nil, fmt.Errorf("conn: secret connection handshake: %w", err)
+	}
+
+	// 10. AEADs.
+	sc, err := scNew(c, &sendKey, &recvKey)
+	clear(sendKey[:])
+	clear(recvKey[:])
+	if err != nil {
+		return nil, fmt.Errorf("conn: secret connection handshake: %w", err)
+	}
+
+	// 11-13. Exchange signatures over the challenge, concurrently.
+	authMsg, err := scAuthSigBytes(priv, &challenge)
+	if err != nil {
+		return nil, fmt.Errorf("conn: secret connection handshake: %w", err)
+	}
+	var remKey ed25519.PublicKey
+	var remSig []byte
+	err = scParallel(c,
+		func() error {
+			if _, err := sc.Write(authMsg); err != nil {
+				return fmt.Errorf("conn: secret connection handshake: write auth signature: %w", err)
+			}
+			return nil
+		},
+		func() error {
+			k, s, err := scReadAuthSig(sc)
+			if err != nil {
+				return fmt.Errorf("conn: secret connection handshake: read auth signature: %w", err)
+			}
+			remKey, remSig = k, s
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	if len(remSig) != ed25519.SignatureSize {
+		return nil, fmt.Errorf("conn: secret connection handshake: signature is %d bytes, want %d: %w",
+			len(remSig), ed25519.SignatureSize, ErrChallengeVerification)
+	}
+	if !ed25519.Verify(remKey, challenge[:], remSig) {
+		return nil, fmt.Errorf("conn: secret connection handshake: %w", ErrChallengeVerification)
+	}
+
+	// 14. Authenticated remote identity.
+	sc.remPubKey = remKey
+	sc.remID = key.PubKeyToID(remKey)
+	return sc, nil
+}
+
+// scParallel runs write in a new goroutine and read in the current one and
+// waits for both. The first failure closes c so the other side unblocks; the
+// first error is returned.
+func scParallel(c net.Conn, write, read func() error) error {
+	var (
+		once  sync.Once
+		first error
+	)
+	fail := func(err error) {
+		once.Do(func() {
+			first = err
+			_ = c.Close()
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := write(); err != nil {
+			fail(err)
+		}
+	}()
+	if err := read(); err != nil {
+		fail(err)
+	}
+	<-done
+	return first
+}
+
+// scReadUvarint reads a protobuf varint one byte at a time from r, so nothing
+// past it is consumed. It rejects encodings longer than 10 bytes or
+// overflowing 64 bits, and values greater than maxVal (before any allocation).
+func scReadUvarint(r io.Reader, maxVal uint64, tooLarge error) (uint64, error) {
+	var b [1]byte
+	var x uint64
+	var s uint
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			if i > 0 && errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		if b[0] < 0x80 {
+			if i == binary.MaxVarintLen64-1 && b[0] > 1 {
+				return 0, fmt.Errorf("length prefix overflows uint64: %w", tooLarge)
+			}
+			x |= uint64(b[0]) << s
+			if x > maxVal {
+				return 0, fmt.Errorf("length prefix %d exceeds %d bytes: %w", x, maxVal, tooLarge)
+			}
+			return x, nil
+		}
+		x |= uint64(b[0]&0x7f) << s
+		s += 7
+	}
+	return 0, fmt.Errorf("length prefix longer than %d bytes: %w", binary.MaxVarintLen64, tooLarge)
+}
+
+// scReadEphKey reads exactly one delimited google.protobuf.BytesValue from r
+// and returns its 32-byte value. It never reads past the message and never
+// allocates on the heap for the body.
+func scReadEphKey(r io.Reader) ([32]byte, error) {
+	var key [32]byte
+	n, err := scReadUvarint(r, scEphMsgMaxBody, ErrBadEphemeralKey)
+	if err != nil {
+		return key, err
+	}
+	var buf [scEphMsgMaxBody]byte
+	body := buf[:n]
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return key, err
+	}
+	val, err := scParseBytesValue(body)
+	if err != nil {
+		return key, err
+	}
+	if len(val) != len(key) {
+		// CometBFT zero-pads or truncates here (RELIABILITY H-02).
+		return key, fmt.Errorf("ephemeral key is %d bytes, want 32: %w", len(val), ErrBadEphemeralKey)
+	}
+	copy(key[:], val)
+	return key, nil
+}
+
+// scParseBytesValue decodes a google.protobuf.BytesValue body: the last field
+// 1 wins, unknown fields are skipped, field 1 with another wire type is an
+// error ("wrong wireType" in gogoproto).
+func scParseBytesValue(b []byte) ([]byte, error) {
+	var val []byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, fmt.Errorf("bad tag: %w: %w", protowire.ParseError(n), ErrBadEphemeralKey)
+		}
+		b = b[n:]
+		if num == 1 {
+			if typ != protowire.BytesType {
+				return nil, fmt.Errorf("field 1 has wire type %d, want 2: %w", typ, ErrBadEphemeralKey)
+			}
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return nil, fmt.Errorf("bad value: %w: %w", protowire.ParseError(m), ErrBadEphemeralKey)
+			}
+			val = v
+			b = b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return nil, fmt.Errorf("bad field %d: %w: %w", num, protowire.ParseError(m), ErrBadEphemeralKey)
+		}
+		b = b[m:]
+	}
+	return val, nil
+}
+
+// scSortKeys orders the two ephemeral keys (WIRE.md §3.2 step 4).
+func scSortKeys(loc, rem *[32]byte) (lo, hi *[32]byte, locIsLeast bool) {
+	// Equal keys (a reflected key) give locIsLeast = true on both sides, as in
+	// CometBFT; the handshake then fails at decryption.
+	if bytes.Compare(loc[:], rem[:]) <= 0 {
+		return loc, rem, true
+	}
+	return rem, loc, false
+}
+
+// scComputeDH returns X25519(locPriv, remPub), rejecting an all-zero result
+// (every low-order or non-canonical low-order encoding) with
+// ErrSmallOrderRemotePubKey.
+func scComputeDH(locPriv, remPub *[32]byte) ([32]byte, error) {
+	var dh [32]byte
+	out, err := curve25519.X25519(locPriv[:], remPub[:])
+	if err != nil {
+		return dh, fmt.Errorf("diffie-hellman: %w", ErrSmallOrderRemotePubKey)
+	}
+	copy(dh[:], out)
+	var zero [32]byte
+	if subtle.ConstantTimeCompare(dh[:], zero[:]) == 1 {
+		return dh, fmt.Errorf("diffie-hellman: all-zero shared secret: %w", ErrSmallOrderRemotePubKey)
+	}
+	return dh, nil
+}
+
+// scChallenge computes the Merlin transcript challenge (WIRE.md §3.2 steps
+// 5, 7, 9).
+func scChallenge(lo, hi, dh *[32]byte) [32]byte {
+	t := merlin.NewTranscript(scTranscriptLabel)
+	t.AppendMessage([]byte(scLabelEphLower), lo[:])
+	t.AppendMessage([]byte(scLabelEphUpper), hi[:])
+	t.AppendMessage([]byte(scLabelDHSecret), dh[:])
+	var ch [32]byte
+	copy(ch[:], t.ExtractBytes([]byte(scLabelMAC), 32))
+	return ch
+}
+
+// scHKDF returns HKDF-SHA256(dh, salt nil, info, 96) (WIRE.md §3.2 step 8).
+func scHKDF(dh *[32]byte) ([96]byte, error) {
+	var out [96]byte
+	okm, err := hkdf.Key(sha256.New, dh[:], nil, scHKDFInfo, len(out))
+	if err != nil {
+		return out, fmt.Errorf("hkdf: %w", err)
+	}
+	copy(out[:], okm)
+	return out, nil
+}
+
+// scDeriveSecrets assigns the HKDF output to the receive and send keys by
+// locIsLeast (WIRE.md §3.2 step 8). okm[64:96] is unused.
+func scDeriveSecrets(dh *[32]byte, locIsLeast bool) (recvKey, sendKey [32]byte, err error) {
+	okm, err := scHKDF(dh)
+	if err != nil {
+		return recvKey, sendKey, err
+	}
+	if locIsLeast {
+		copy(recvKey[:], okm[0:32])
+		copy(sendKey[:], okm[32:64])
+	} else {
+		copy(sendKey[:], okm[0:32])
+		copy(recvKey[:], okm[32:64])
+	}
+	clear(okm[:])
+	return recvKey, sendKey, nil
+}
+
+// scNew returns a SecretConnection over c with the given keys and zero nonces.
+func scNew(c net.Conn, sendKey, recvKey *[32]byte) (*SecretConnection, error) {
+	sendAEAD, err := chacha20poly1305.New(sendKey[:])
+	if err != nil {
+		return nil, fmt.Errorf("send cipher: %w", err)
+	}
+	recvAEAD, err := chacha20poly1305.New(recvKey[:])
+	if err != nil {
+		return nil, fmt.Errorf("recv cipher: %w", err)
+	}
+	return &SecretConnection{
+		conn:     c,
+		sendAEAD: sendAEAD,
+		recvAEAD: recvAEAD,
+		recvRaw:  make([]byte, scRecvBufFrames*SealedFrameSize),
+	}, nil
+}
+
+// scAuthSigBytes returns the delimited AuthSigMessage signing challenge
+// (WIRE.md §3.2 steps 11-12): 103 bytes for ed25519.
+func scAuthSigBytes(priv ed25519.PrivateKey, challenge *[32]byte) ([]byte, error) {
+	sig := ed25519.Sign(priv, challenge[:])
+	pub := priv.Public().(ed25519.PublicKey)
+	m := &p2ppb.AuthSigMessage{
+		PubKey: &cryptopb.PublicKey{Sum: &cryptopb.PublicKey_Ed25519{Ed25519: pub}},
+		Sig:    sig,
+	}
+	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("marshal auth signature: %w", err)
+	}
+	out := protowire.AppendVarint(make([]byte, 0, len(body)+2), uint64(len(body)))
+	return append(out, body...), nil
+}
+
+// scReadAuthSig reads one delimited AuthSigMessage (body at most 1024 bytes)
+// from the decrypted stream and returns its ed25519 key and signature.
+func scReadAuthSig(r io.Reader) (ed25519.PublicKey, []byte, error) {
+	n, err := scReadUvarint(r, scAuthSigMaxBody, ErrBadAuthSig)
+	if err != nil {
+		return nil, nil, err
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, nil, err
+	}
+	var m p2ppb.AuthSigMessage
+	if err := proto.Unmarshal(body, &m); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrBadAuthSig, err)
+	}
+	if m.PubKey == nil || m.PubKey.Sum == nil {
+		return nil, nil, fmt.Errorf("no public key: %w", ErrUnsupportedKey)
+	}
+	k, ok := m.PubKey.Sum.(*cryptopb.PublicKey_Ed25519)
+	if !ok {
+		return nil, nil, fmt.Errorf("key type %T is not ed25519: %w", m.PubKey.Sum, ErrUnsupportedKey)
+	}
+	if len(k.Ed25519) != ed25519.PublicKeySize {
+		return nil, nil, fmt.Errorf("ed25519 key is %d bytes, want %d: %w",
+			len(k.Ed25519), ed25519.PublicKeySize, ErrUnsupportedKey)
+	}
+	return ed25519.PublicKey(k.Ed25519), m.Sig, nil
+}
+
+// RemotePubKey returns the remote node's authenticated ed25519 public key
+// (32 bytes). The caller must not modify it. Safe for concurrent use.
+func (sc *SecretConnection) RemotePubKey() ed25519.PublicKey { return sc.remPubKey }
+
+// RemoteID returns the remote node's ID, hex(SHA-256(RemotePubKey())[:20]) in
+// lower case (WIRE.md §1). Dialers must compare it to the ID they dialed.
+// Safe for concurrent use.
+func (sc *SecretConnection) RemoteID() key.ID { return sc.remID }
+
+// scNonce writes the 12-byte nonce for counter into buf (WIRE.md §3.4).
+func scNonce(buf *[chacha20poly1305.NonceSize]byte, counter uint64) []byte {
+	binary.LittleEndian.PutUint64(buf[4:], counter)
+	return buf[:]
+}
+
+// Write encrypts b and sends it as ceil(len(b)/DataMaxSize) sealed frames,
+// handing up to 64 frames to the underlying conn per Write call. It blocks
+// until the underlying conn has accepted all frames or failed. Write of an
+// empty slice sends nothing and returns (0, nil). n counts the plaintext bytes
+// whose frames were fully handed to the underlying conn.
+//
+// Write is safe for concurrent use; concurrent Writes are serialised, and a
+// Write of at most DataMaxSize bytes is one frame. Errors, all sticky (later
+// Writes return the same error): ErrNonceExhausted (the connection is then
+// closed and no frame with nonce 2^64-1 is ever sent); a wrapped underlying
+// error, including a write-deadline timeout, since a partial frame may have
+// been written; an error wrapping net.ErrClosed once the connection is closed
+// (by Close or by a fatal Read error).
+func (sc *SecretConnection) Write(b []byte) (int, error) {
+	sc.sendMu.Lock()
+	defer sc.sendMu.Unlock()
+	if sc.sendErr != nil {
+		return 0, sc.sendErr
+	}
+	if sc.closed.Load() {
+		return 0, fmt.Errorf("conn: secret connection write: %w", net.ErrClosed)
+	}
+	var n int
+	for len(b) > 0 {
+		frames := (len(b) + DataMaxSize - 1) / DataMaxSize
+		var buf []byte
+		var pooled *[scMaxFramesPerWrite * SealedFrameSize]byte
+		if frames == 1 {
+			buf = sc.sendOne[:0]
+		} else {
+			frames = min(frames, scMaxFramesPerWrite)
+			pooled = scSendPool.Get().(*[scMaxFramesPerWrite * SealedFrameSize]byte)
+			buf = pooled[:0]
+		}
+		sealed, exhausted := 0, false
+		for range frames {
+			if sc.sendNonce == math.MaxUint64 {
+				exhausted = true
+				break
+			}
+			chunk := b[:min(len(b), DataMaxSize)]
+			off := len(buf)
+			buf = buf[:off+SealedFrameSize]
+			frame := buf[off : off+scTotalFrameSize]
+			binary.LittleEndian.PutUint32(frame, uint32(len(chunk)))
+			copy(frame[scDataLenSize:], chunk)
+			clear(frame[scDataLenSize+len(chunk):])
+			sc.sendAEAD.Seal(frame[:0], scNonce(&sc.sendNonceBuf, sc.sendNonce), frame, nil)
+			sc.sendNonce++
+			b = b[len(chunk):]
+			sealed += len(chunk)
+		}
+		var werr error
+		if len(buf) > 0 {
+			_, werr = sc.conn.Write(buf)
+		}
+		if pooled != nil {
+			scSendPool.Put(pooled)
+		}
+		if werr != nil {
+			if sc.closed.Load() {
+				return n, fmt.Errorf("conn: secret connection write: %w", net.ErrClosed)
+			}
+			// A partial frame may have been written: the stream is unusable.
+			sc.sendErr = fmt.Errorf("conn: secret connection write: %w", werr)
+			return n, sc.sendErr
+		}
+		n += sealed
+		if exhausted {
+			sc.sendErr = fmt.Errorf("conn: secret connection write: %w", ErrNonceExhausted)
+			_ = sc.closeConn()
+			return n, sc.sendErr
+		}
+	}
+	return n, nil
+}
+
+// Read decrypts the next frame if no data is buffered and copies as much of
+// it as fits into b; the rest is kept for the next Read. One Read never
+// returns data from two frames. It blocks until a frame arrives, the read
+// deadline passes, or the connection fails. Frames with a zero-length chunk
+// are consumed silently: Read continues with the next frame rather than
+// returning (0, nil) as CometBFT does. Read with len(b) == 0 returns (0, nil).
+//
+// Read is safe for concurrent use; concurrent Reads are serialised. At the
+// end of the stream at a frame boundary it returns io.EOF (unwrapped). Fatal,
+// sticky errors that also close the connection: ErrDecrypt (the receive nonce
+// is not advanced and no plaintext of the frame is returned),
+// ErrFrameTooLarge, ErrNonceExhausted, io.ErrUnexpectedEOF (EOF inside a
+// sealed frame), or another wrapped I/O error. A deadline timeout returns an
+// error wrapping os.ErrDeadlineExceeded and may be retried: partially
+// received frames are kept. After Close it returns an error wrapping
+// net.ErrClosed.
+func (sc *SecretConnection) Read(b []byte) (int, error) {
+	sc.recvMu.Lock()
+	defer sc.recvMu.Unlock()
+	if len(sc.recvData) > 0 {
+		n := copy(b, sc.recvData)
+		sc.recvData = sc.recvData[n:]
+		return n, nil
+	}
+	if sc.recvErr != nil {
+		return 0, sc.recvErr
+	}
+	if sc.closed.Load() {
+		return 0, fmt.Errorf("conn: secret connection read: %w", net.ErrClosed)
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	for {
+		if sc.recvNonce == math.MaxUint64 {
+			return 0, sc.recvFail(fmt.Errorf("conn: secret connection read: %w", ErrNonceExhausted))
+		}
+		if err := sc.fillFrame(); err != nil {
+			return 0, err
+		}
+		frame := sc.recvRaw[sc.recvStart : sc.recvStart+SealedFrameSize]
+		plain, err := sc.recvAEAD.Open(frame[:0], scNonce(&sc.recvNonceBuf, sc.recvNonce), frame, nil)
+		if err != nil {
+			// Nonce not advanced, nothing delivered (RELIABILITY H-12).
+			return 0, sc.recvFail(fmt.Errorf("conn: secret connection read: %w", ErrDecrypt))
+		}
+		sc.recvNonce++
+		sc.recvStart += SealedFrameSize
+		chunkLen := binary.LittleEndian.Uint32(plain)
+		if chunkLen > DataMaxSize {
+			return 0, sc.recvFail(fmt.Errorf("conn: secret connection read: chunk length %d: %w",
+				chunkLen, ErrFrameTooLarge))
+		}
+		if chunkLen == 0 {
+			continue
+		}
+		chunk := plain[scDataLenSize : scDataLenSize+chunkLen]
+		n := copy(b, chunk)
+		sc.recvData = chunk[n:]
+		return n, nil
+	}
+}
+
+// fillFrame ensures recvRaw[recvStart:recvEnd] holds at least one whole
+// sealed frame, reading as much as is available from the conn (up to
+// scRecvBufFrames frames). Called with recvMu held and recvData empty.
+func (sc *SecretConnection) fillFrame() error {
+	if sc.recvEnd-sc.recvStart >= SealedFrameSize {
+		return nil
+	}
+	if sc.recvStart > 0 {
+		// recvData is empty, so nothing references the consumed prefix.
+		sc.recvEnd = copy(sc.recvRaw, sc.recvRaw[sc.recvStart:sc.recvEnd])
+		sc.recvStart = 0
+	}
+	for sc.recvEnd < SealedFrameSize {
+		m, err := sc.conn.Read(sc.recvRaw[sc.recvEnd:])
+		sc.recvEnd += m
+		if sc.recvEnd >= SealedFrameSize {
+			return nil // any error recurs on the next call
+		}
+		if err == nil {
+			continue
+		}
+		switch {
+		case sc.closed.Load():
+			return fmt.Errorf("conn: secret connection read: %w", net.ErrClosed)
+		case errors.Is(err, io.EOF) && sc.recvEnd == 0:
+			sc.recvErr = io.EOF
+			return io.EOF
+		case errors.Is(err, io.EOF):
+			return sc.recvFail(fmt.Errorf("conn: secret connection read: %d of %d frame bytes: %w",
+				sc.recvEnd, SealedFrameSize, io.ErrUnexpectedEOF))
+		case scIsTimeout(err):
+			return fmt.Errorf("conn: secret connection read: %w", err)
+		default:
+			return sc.recvFail(fmt.Errorf("conn: secret connection read: %w", err))
+		}
+	}
+	return nil
+}
+
+// scIsTimeout reports whether err is a deadline timeout after which the
+// operation may be retried.
+func scIsTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// recvFail records a fatal receive error and closes the connection. Called
+// with recvMu held.
+func (sc *SecretConnection) recvFail(err error) error {
+	sc.recvErr = err
+	sc.recvData = nil
+	_ = sc.closeConn()
+	return err
+}
+
+// closeConn marks the connection closed and closes the underlying conn once.
+func (sc *SecretConnection) closeConn() error {
+	sc.closed.Store(true)
+	sc.closeOnce.Do(func() { sc.closeErr = sc.conn.Close() })
+	return sc.closeErr
+}
+
+// Close closes the underlying connection. It is idempotent and safe for
+// concurrent use; blocked Read and Write calls return errors wrapping
+// net.ErrClosed. It returns the underlying Close error (the same on every
+// call).
+func (sc *SecretConnection) Close() error {
+	return sc.closeConn()
+}
+
+// LocalAddr returns the underlying connection's local address.
+func (sc *SecretConnection) LocalAddr() net.Addr { return sc.conn.LocalAddr() }
+
+// RemoteAddr returns the underlying connection's remote address.
+func (sc *SecretConnection) RemoteAddr() net.Addr { return sc.conn.RemoteAddr() }
+
+// SetDeadline sets the underlying connection's read and write deadlines (see
+// net.Conn). A Read timeout may be retried; a Write timeout leaves the send
+// side failed.
+func (sc *SecretConnection) SetDeadline(t time.Time) error { return sc.conn.SetDeadline(t) }
+
+// SetReadDeadline sets the underlying connection's read deadline.
+func (sc *SecretConnection) SetReadDeadline(t time.Time) error { return sc.conn.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the underlying connection's write deadline. A Write
+// that times out leaves the send side failed.
+func (sc *SecretConnection) SetWriteDeadline(t time.Time) error { return sc.conn.SetWriteDeadline(t) }

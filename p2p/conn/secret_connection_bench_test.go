@@ -1,0 +1,236 @@
+package conn
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Baselines are measured once per process so each benchmark can report its
+// throughput as a ratio to them in the same run.
+var (
+	scSealOnce   sync.Once
+	scSealMBps   float64
+	scRawTCPMu   sync.Mutex
+	scRawTCPMBps = map[int]float64{}
+)
+
+// scMBps converts bytes moved in elapsed into MB/s (10^6 bytes).
+func scMBps(bytes int64, elapsed time.Duration) float64 {
+	if elapsed <= 0 {
+		return 0
+	}
+	return float64(bytes) / elapsed.Seconds() / 1e6
+}
+
+// scSealBaseline returns single-core ChaCha20-Poly1305 seal throughput for
+// 1028-byte frames, in MB/s of plaintext, from a timed loop of about 300 ms.
+// (testing.Benchmark cannot be nested inside a running benchmark.)
+func scSealBaseline() float64 {
+	scSealOnce.Do(func() {
+		var k [chacha20poly1305.KeySize]byte
+		rand.Read(k[:])
+		aead, _ := chacha20poly1305.New(k[:])
+		frame := make([]byte, scTotalFrameSize, SealedFrameSize)
+		var nonce [chacha20poly1305.NonceSize]byte
+		var n uint64
+		start := time.Now()
+		for time.Since(start) < 300*time.Millisecond {
+			for range 256 {
+				aead.Seal(frame[:0], scNonce(&nonce, n), frame, nil)
+				frame = frame[:scTotalFrameSize]
+				n++
+			}
+		}
+		scSealMBps = scMBps(int64(n)*scTotalFrameSize, time.Since(start))
+	})
+	return scSealMBps
+}
+
+func benchSeal(b *testing.B) {
+	var k [chacha20poly1305.KeySize]byte
+	rand.Read(k[:])
+	aead, err := chacha20poly1305.New(k[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	frame := make([]byte, scTotalFrameSize, SealedFrameSize)
+	var nonce [chacha20poly1305.NonceSize]byte
+	b.SetBytes(scTotalFrameSize)
+	var i uint64
+	for b.Loop() {
+		aead.Seal(frame[:0], scNonce(&nonce, i), frame, nil)
+		frame = frame[:scTotalFrameSize]
+		i++
+	}
+}
+
+// BenchmarkAEADSeal1KiB is the crypto baseline: ChaCha20-Poly1305 sealing
+// 1028-byte frame plaintexts on one core.
+func BenchmarkAEADSeal1KiB(b *testing.B) { benchSeal(b) }
+
+// scTCPPair returns a connected TCP loopback pair.
+func scTCPPair(tb testing.TB) (net.Conn, net.Conn) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		acc <- c
+	}()
+	c1, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c2 := <-acc
+	if c2 == nil {
+		tb.Fatal("accept failed")
+	}
+	return c1, c2
+}
+
+// scStream writes b.N messages of size bytes from w while draining r in
+// another goroutine and returns the elapsed time once every byte is read.
+func scStream(b *testing.B, w io.Writer, r io.Reader, size int) time.Duration {
+	msg := make([]byte, size)
+	rand.Read(msg)
+	total := int64(size) * int64(b.N)
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.CopyN(io.Discard, r, total)
+		done <- err
+	}()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if _, err := w.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	return elapsed
+}
+
+func benchRawTCP(b *testing.B, size int) time.Duration {
+	c1, c2 := scTCPPair(b)
+	defer c1.Close()
+	defer c2.Close()
+	return scStream(b, c1, c2, size)
+}
+
+// scRawTCPBaseline returns raw TCP loopback throughput for writes of size
+// bytes, from a timed transfer of at least 64 MiB.
+func scRawTCPBaseline(tb testing.TB, size int) float64 {
+	scRawTCPMu.Lock()
+	defer scRawTCPMu.Unlock()
+	if v, ok := scRawTCPMBps[size]; ok {
+		return v
+	}
+	c1, c2 := scTCPPair(tb)
+	defer c1.Close()
+	defer c2.Close()
+	msg := make([]byte, size)
+	count := max(1, (64<<20)/size)
+	total := int64(size) * int64(count)
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.CopyN(io.Discard, c2, total)
+		done <- err
+	}()
+	start := time.Now()
+	for range count {
+		if _, err := c1.Write(msg); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		tb.Fatal(err)
+	}
+	v := scMBps(total, time.Since(start))
+	scRawTCPMBps[size] = v
+	return v
+}
+
+var scThroughputSizes = []int{1 << 10, 64 << 10, 1 << 20}
+
+func scSizeName(size int) string {
+	if size >= 1<<20 {
+		return fmt.Sprintf("%dMiB", size>>20)
+	}
+	return fmt.Sprintf("%dKiB", size>>10)
+}
+
+// BenchmarkRawTCPThroughput is the transport baseline: plain TCP loopback.
+func BenchmarkRawTCPThroughput(b *testing.B) {
+	for _, size := range scThroughputSizes {
+		b.Run(scSizeName(size), func(b *testing.B) {
+			el := benchRawTCP(b, size)
+			b.ReportMetric(scMBps(int64(size)*int64(b.N), el), "MB/s_meas")
+		})
+	}
+}
+
+// BenchmarkSecretConnectionThroughput streams writes of 1 KiB, 64 KiB and
+// 1 MiB through a SecretConnection over TCP loopback and reports the
+// throughput as a fraction of single-core seal speed (x_of_seal) and of raw
+// TCP with the same write size (x_of_rawtcp).
+func BenchmarkSecretConnectionThroughput(b *testing.B) {
+	seal := scSealBaseline()
+	for _, size := range scThroughputSizes {
+		b.Run(scSizeName(size), func(b *testing.B) {
+			raw := scRawTCPBaseline(b, size)
+			c1, c2 := scTCPPair(b)
+			w, r := scHandshakePair(b, c1, c2, scTestPriv(b), scTestPriv(b), nil, nil)
+			defer w.Close()
+			defer r.Close()
+			el := scStream(b, w, r, size)
+			mbps := scMBps(int64(size)*int64(b.N), el)
+			b.ReportMetric(mbps, "MB/s_meas")
+			b.ReportMetric(mbps/seal, "x_of_seal")
+			b.ReportMetric(mbps/raw, "x_of_rawtcp")
+		})
+	}
+}
+
+// BenchmarkHandshake runs full handshake pairs over net.Pipe and reports
+// handshakes per second (each iteration is one handshake on each side).
+func BenchmarkHandshake(b *testing.B) {
+	privA, privB := scTestPriv(b), scTestPriv(b)
+	ctx := context.Background()
+	for b.Loop() {
+		ca, cb := net.Pipe()
+		res := make(chan error, 1)
+		go func() {
+			sc, err := MakeSecretConnection(ctx, cb, privB)
+			if sc != nil {
+				sc.Close()
+			}
+			res <- err
+		}()
+		sc, err := MakeSecretConnection(ctx, ca, privA)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sc.Close()
+		if err := <-res; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
+}
