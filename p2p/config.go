@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
+	"github.com/switchyard-p2p/switchyard/p2p/dial"
 )
 
 // Defaults applied to zero SwitchConfig fields and to options that are not given.
@@ -27,19 +29,31 @@ const (
 	DefaultMaxInboundPeers = 40
 	// DefaultMaxOutboundPeers is CometBFT's max_num_outbound_peers.
 	DefaultMaxOutboundPeers = 10
+	// DefaultSimultaneousDialGrace is how long a node holds an outbound connection to a peer
+	// with a lower ID before admitting it, in case that peer is dialing us at the same moment
+	// (see the package doc, "Duplicates").
+	DefaultSimultaneousDialGrace = time.Second
+	// DefaultMetricsInterval is the period of the queue-size and rate-limiter samples.
+	DefaultMetricsInterval = time.Second
+	// DefaultMaxDialQueue bounds the addresses waiting in the dial queue; DialPeers drops
+	// non-persistent addresses beyond it.
+	DefaultMaxDialQueue = 1024
 )
 
 // SwitchConfig configures a Switch. The zero value is valid and means every default. Peer lists,
 // peer limits and reactors are given as SwitchOptions.
 //
-// Persistent peers are redialed forever, after every disconnect and every failed dial. The n-th
-// consecutive failed attempt (n = 0 after a disconnect) waits
+// Dials follow the PURE p2p/dial schedule (see its package doc): persistent peers are redialed
+// forever, after every disconnect and every failed dial. The n-th consecutive failed attempt
+// (n = 0 after a disconnect) waits
 //
-//	min(RedialBackoffBase·2^n, RedialBackoffMax) + uniform[0, RedialJitter)
+//	min(RedialBackoffBase·2^n, MaxBackoff) + uniform[0, RedialJitter)
 //
-// so with the defaults 1 s, 2 s, 4 s, ... 30 s (plus up to 1 s), and never more than
-// RedialBackoffMax+RedialJitter. The counter resets when the peer connects. This replaces
-// CometBFT's 20×5 s then 10×3^n s schedule, which gives up after about a day.
+// where MaxBackoff is PersistentPeersMaxDialPeriod if > 0, else RedialBackoffMax; so with the
+// defaults 1 s, 2 s, 4 s, ... 30 s (plus up to 1 s), and never more than MaxBackoff+RedialJitter.
+// The counter resets when the peer connects. This replaces CometBFT's 20×5 s then 10×3^n s
+// schedule, which gives up after about a day. Non-persistent addresses (DialPeers) follow the
+// same schedule and are given up after 16 consecutive failures (dial.DefaultMaxAttempts).
 type SwitchConfig struct {
 	// MConnConfig configures every peer's MConnection. Zero fields mean conn's defaults. A nil
 	// Logger is replaced by the Switch's per-peer logger.
@@ -70,9 +84,41 @@ type SwitchConfig struct {
 	// negative means none.
 	RedialJitter time.Duration
 
+	// PersistentPeersMaxDialPeriod is config.toml's persistent_peers_max_dial_period: when > 0
+	// it replaces RedialBackoffMax as the cap of the redial backoff (it must then be ≥
+	// RedialBackoffBase). Zero means unset; must not be negative.
+	PersistentPeersMaxDialPeriod time.Duration
+
 	// MaxConcurrentDials is the number of dial workers, so the maximum number of dials in flight.
 	// Zero means 10.
 	MaxConcurrentDials int
+
+	// MaxDialQueue bounds the addresses waiting in the dial queue: DialPeers drops
+	// non-persistent addresses while it is full. Zero means 1024; must not be negative.
+	MaxDialQueue int
+
+	// SimultaneousDialGrace is how long an outbound connection to a peer with a lower ID is held
+	// (not yet a peer, no reactor callback) waiting for that peer's own dial to us, so that a
+	// simultaneous dial ends with the same single connection on both sides (RELIABILITY C-07;
+	// see the package doc). Zero means DefaultSimultaneousDialGrace (1 s); negative disables the
+	// hold (the first connection to reach the event loop wins, as in CometBFT).
+	SimultaneousDialGrace time.Duration
+
+	// EventBufferSize is the capacity of each Subscribe channel. Zero means 64; must not be
+	// negative.
+	EventBufferSize int
+
+	// MetricsInterval is the period at which, while at least one peer is connected, the event
+	// loop samples send-queue sizes and rate-limiter waits into Metrics. Zero means 1 s;
+	// negative disables sampling.
+	MetricsInterval time.Duration
+
+	// Clock is the time source of the event loop (dial schedule, bans, grace timers, event
+	// times). Nil means the wall clock. Tests pass a *clock.Manual.
+	Clock clock.Clock
+
+	// Metrics receives the Switch's metrics. Nil means NopMetrics(); nil fields are no-ops.
+	Metrics *Metrics
 }
 
 // DefaultSwitchConfig returns the configuration with every default filled in.
@@ -107,6 +153,18 @@ func (c SwitchConfig) Validate() error {
 	if c.MaxConcurrentDials < 0 {
 		errs = append(errs, fmt.Errorf("p2p: MaxConcurrentDials %d is negative", c.MaxConcurrentDials))
 	}
+	if c.PersistentPeersMaxDialPeriod < 0 {
+		errs = append(errs, fmt.Errorf("p2p: PersistentPeersMaxDialPeriod %v is negative", c.PersistentPeersMaxDialPeriod))
+	} else if c.PersistentPeersMaxDialPeriod > 0 && c.PersistentPeersMaxDialPeriod < d.RedialBackoffBase {
+		errs = append(errs, fmt.Errorf("p2p: PersistentPeersMaxDialPeriod %v is below RedialBackoffBase %v",
+			c.PersistentPeersMaxDialPeriod, d.RedialBackoffBase))
+	}
+	if c.MaxDialQueue < 0 {
+		errs = append(errs, fmt.Errorf("p2p: MaxDialQueue %d is negative", c.MaxDialQueue))
+	}
+	if c.EventBufferSize < 0 {
+		errs = append(errs, fmt.Errorf("p2p: EventBufferSize %d is negative", c.EventBufferSize))
+	}
 	return errors.Join(errs...)
 }
 
@@ -137,19 +195,39 @@ func (c SwitchConfig) withDefaults() SwitchConfig {
 	if c.MaxConcurrentDials == 0 {
 		c.MaxConcurrentDials = DefaultMaxConcurrentDials
 	}
+	if c.MaxDialQueue == 0 {
+		c.MaxDialQueue = DefaultMaxDialQueue
+	}
+	if c.SimultaneousDialGrace == 0 {
+		c.SimultaneousDialGrace = DefaultSimultaneousDialGrace
+	}
+	if c.EventBufferSize == 0 {
+		c.EventBufferSize = DefaultEventBufferSize
+	}
+	if c.MetricsInterval == 0 {
+		c.MetricsInterval = DefaultMetricsInterval
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real()
+	}
+	c.Metrics = c.Metrics.withDefaults()
 	return c
 }
 
-// redialDelay is the delay before redial attempt n (0-based) of a persistent peer; see
-// SwitchConfig. c must have defaults applied.
-func (c SwitchConfig) redialDelay(n int, rng *rand.Rand) time.Duration {
-	d := c.RedialBackoffBase
-	for i := 0; i < n && d < c.RedialBackoffMax; i++ {
-		d *= 2
+// dialConfig maps c (defaults applied) onto the PURE dial queue's Config.
+func (c SwitchConfig) dialConfig(maxOutbound int) dial.Config {
+	dc := dial.Config{
+		MaxInFlight: c.MaxConcurrentDials,
+		MaxOutbound: max(maxOutbound, 1), // 0 is handled by the shell: no non-persistent dials
+		BaseBackoff: c.RedialBackoffBase,
+		MaxBackoff:  c.RedialBackoffMax,
+		JitterMax:   c.RedialJitter,
 	}
-	d = min(d, c.RedialBackoffMax)
-	if c.RedialJitter > 0 {
-		d += time.Duration(rng.Int64N(int64(c.RedialJitter)))
+	if c.PersistentPeersMaxDialPeriod > 0 {
+		dc.MaxBackoff = c.PersistentPeersMaxDialPeriod
 	}
-	return d
+	if dc.JitterMax == 0 {
+		dc.JitterMax = -1 // normalised "none"
+	}
+	return dc
 }

@@ -33,9 +33,10 @@
 //     event loop over an unbuffered channel;
 //   - MaxConcurrentDials dial workers, which each take one address at a time from the event loop
 //     and return the result;
-//   - the event loop (Run's own goroutine), the single owner of the peer set, the dial queue, the
-//     in-flight dials and the redial counters (ARCHITECTURE.md rule 2). It admits and removes
-//     peers, calls InitPeer/AddPeer/RemovePeer, and schedules dials with one timer.
+//   - the event loop (Run's own goroutine), the single owner of the peer set, the dial queue
+//     (p2p/dial), the in-flight dials and the connections held by the tie-break
+//     (ARCHITECTURE.md rule 2). It admits and removes peers, calls InitPeer/AddPeer/RemovePeer,
+//     and schedules everything with one timer.
 //
 // The Switch starts no goroutine per peer, per message or per broadcast: a connected peer costs
 // exactly the MConnection's own goroutines (RELIABILITY.md B-01). Readers of the peer set
@@ -62,18 +63,83 @@
 // disconnect the peer is unpublished, its MConnection closed (so no Receive is running),
 // Transport.Remove is called, and RemovePeer runs exactly once on every reactor.
 //
-// # Persistent peers (WIRE.md §7.3)
+// # Dial queue and persistent peers (WIRE.md §7.3)
 //
-// Persistent peers are dialed when Run starts after a random delay in
-// [0, SwitchConfig.PersistentDialJitter) (3 s by default, as CometBFT), and redialed after every
-// disconnect and every failed dial, forever, with capped exponential backoff plus jitter (see
-// SwitchConfig). This intentionally differs from CometBFT, which gives up after about a day.
+// The event loop owns a PURE p2p/dial.Queue, driven by SwitchConfig.Clock (nil: the wall clock)
+// and SwitchConfig.Rand. DialPeers and the persistent-peer list both Add to it, so an address is
+// never dialed twice (C-09): an ID or IP:port that is queued, dialing or connected is a no-op.
+// The loop keeps ONE timer armed at the earliest of: Queue.NextDeadline, the start-up dials of
+// persistent peers (random delay in [0, PersistentDialJitter), 3 s, as CometBFT), the end of a
+// simultaneous-dial grace, the next ban expiry, and (only while peers are connected) the next
+// metrics sample. With nothing due the timer is stopped: the loop sleeps until work arrives
+// (no busy spinning; TestSwitchNoBusySpin). Due addresses go to MaxConcurrentDials dial workers
+// over a channel of that capacity; results come back as Done, disconnects as Disconnected,
+// inbound peers as Connected. The queue enforces the limits: dials in flight ≤
+// MaxConcurrentDials, and non-persistent dials in flight plus non-persistent outbound peers ≤
+// MaxOutboundPeers (C-11); persistent peers use no outbound slot. Unconditional, non-persistent
+// addresses are queued as persistent (no slot) and removed after one failed dial or on
+// disconnect. Persistent peers are redialed forever with capped exponential backoff plus jitter
+// (cap: persistent_peers_max_dial_period when set, else RedialBackoffMax, 30 s): departure from
+// CometBFT, which gives up after about a day, and from TM2's redial service, which polls.
+//
+// # Duplicates and the simultaneous-dial tie-break (C-07, C-08)
+//
+// Exactly one connection per peer ID. When A and B dial each other at once, the connection
+// dialed by the node with the lower ID survives, on both sides:
+//
+//   - the lower node, receiving the higher node's inbound connection while its own dial to it is
+//     in flight, holds that inbound (no reactor sees it) until the dial ends: success → the held
+//     inbound is closed (RejectSimultaneousDial); failure → it is admitted normally;
+//   - the higher node holds its successful outbound connection to the lower node for
+//     SimultaneousDialGrace (1 s) before admitting it: if the lower node's inbound arrives
+//     meanwhile, that one is admitted and the held outbound closed.
+//
+// So reactors see InitPeer/AddPeer once per side. The cost is that a dial from a higher to a lower
+// ID becomes a peer up to 1 s later. The CometBFT wire protocol has no message to agree on a
+// connection, so agreement rests on that grace: if the lower node's dial takes longer than the
+// grace, both nodes may keep different connections, each closes the other's, and the persistent
+// redial recovers. A second connection for a connected ID (the same ID from another address) is
+// refused with RejectDuplicateID (C-08).
+//
+// # Limits, private and unconditional peers
+//
+// The inbound limit (WithMaxInboundPeers, 40) is checked after the handshake, as in CometBFT;
+// unconditional IDs bypass it and the outbound limit. Refused connections are closed at once,
+// with Transport.Remove, and no reactor callback. Private IDs (WithPrivatePeers) are reported by
+// Peer.IsPrivate and Switch.IsPrivate; PEX must never gossip them.
+//
+// # Events
+//
+// Subscribe delivers PeerConnected, PeerDisconnected (reason), DialFailed (dial error) and
+// PeerRejected (*transport.RejectedError or *RejectedError, each with a reason enum). Delivery
+// is non-blocking: a subscriber whose buffer (EventBufferSize, 64) is full loses that event; the
+// drop is counted (EventDrops, event_drops_total). Run's exit closes every subscription.
+//
+// # Bans (S-05)
+//
+// BanPeer, or StopPeerForError with a *BanError, bans the peer's ID and IP in memory on the
+// Switch clock. Run installs admission checks in a *transport.MultiplexTransport: a banned IP is
+// closed before any handshake byte and a banned ID right after the SecretConnection. The event
+// loop also refuses banned IDs before InitPeer (other transports) and never dials them. The
+// exact loopback addresses 127.0.0.1 and ::1 are banned by ID only. Bans are lost on restart.
+//
+// # Messaging
+//
+// Broadcast uses TrySend on every peer that advertised the channel, so a stalled peer costs a
+// dropped (counted) message, never a blocked caller. Send(ctx, id, ch, msg) honours ctx
+// while the queue is full by polling TrySend (p2p/conn's blocking Send takes no ctx).
+//
+// # Metrics and status
+//
+// Metrics maps onto CometBFT's p2p metric names without any peer_id label (see Metrics). The
+// message path records through children resolved at NewSwitch, so it does not allocate. Status
+// asks the event loop through the mailbox for the dial-queue part (length, dials in flight,
+// persistent peers with next redial time) and adds the peers' MConnection status, the bans and
+// the drop counters.
 //
 // # Not yet here
 //
-// This is the first Switch. The dial queue is a small heap inside the event loop; the next issue
-// replaces it with the PURE p2p/dial package and adds Subscribe/events, bans, dial concurrency
-// limits per address, outbound limits on persistent peers, and Metrics. Closing a peer happens on
-// the event loop, so a reactor whose Receive blocks delays admission of other peers until it
-// returns.
+// PeerPendingSendBytes counts queued messages, not bytes (p2p/conn exposes only queue lengths).
+// Closing a peer happens on the event loop, so a reactor whose Receive blocks delays admission
+// of other peers until it returns.
 package p2p

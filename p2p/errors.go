@@ -3,8 +3,10 @@ package p2p
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
 
 // Sentinel errors. Callers branch on them with errors.Is; they usually arrive wrapped with the
@@ -61,7 +63,100 @@ var (
 
 	// ErrSwitchStopped is the RemovePeer reason for every peer removed because Run is returning.
 	ErrSwitchStopped = errors.New("p2p: switch stopped")
+
+	// ErrBanned is returned by the ban checks the Switch installs in the transport (inside a
+	// *transport.RejectedError with Reason RejectBanned) and wrapped in a *RejectedError with
+	// RejectBanned when a banned ID reaches the Switch: the ID or IP was banned with BanPeer or
+	// StopPeerForError(p, *BanError) and the ban has not expired (RELIABILITY S-05).
+	ErrBanned = errors.New("p2p: peer banned")
+
+	// ErrSimultaneousDial is the cause of a RejectSimultaneousDial: both nodes dialed each other
+	// and this connection lost the tie-break (the one dialed by the lower ID survives; see the
+	// package doc).
+	ErrSimultaneousDial = errors.New("p2p: simultaneous dial: connection lost the tie-break")
+
+	// ErrSwitchNotRunning is returned by Status when Run is not running (not started yet or
+	// returned); the status it returns then has no dial queue and no peers.
+	ErrSwitchNotRunning = errors.New("p2p: switch not running")
 )
+
+// RejectReason classifies why the Switch refused an upgraded connection (after the transport's
+// handshake). Transport-level refusals use transport.RejectReason instead.
+type RejectReason uint8
+
+// Switch-level reject reasons.
+const (
+	// RejectDuplicateID: a connection for this peer ID is already live (ErrSwitchDuplicatePeerID;
+	// RELIABILITY C-08).
+	RejectDuplicateID RejectReason = iota + 1
+	// RejectSelf: the remote is this node (ErrSwitchConnectToSelf).
+	RejectSelf
+	// RejectInboundLimit: MaxInboundPeers regular inbound peers are connected (ErrInboundPeerLimit; C-01).
+	RejectInboundLimit
+	// RejectBanned: the ID or IP is banned (ErrBanned; S-05).
+	RejectBanned
+	// RejectSimultaneousDial: the duplicate of a simultaneous dial that lost the tie-break
+	// (ErrSimultaneousDial; C-07).
+	RejectSimultaneousDial
+	// RejectInternal: the MConnection could not be created or started (a local fault).
+	RejectInternal
+)
+
+var rejectReasonNames = [...]string{
+	RejectDuplicateID:      "duplicate_id",
+	RejectSelf:             "self",
+	RejectInboundLimit:     "inbound_limit",
+	RejectBanned:           "banned",
+	RejectSimultaneousDial: "simultaneous_dial",
+	RejectInternal:         "internal",
+}
+
+// String returns a stable lower-case token, used as the metrics label "reason".
+func (r RejectReason) String() string {
+	if int(r) < len(rejectReasonNames) && rejectReasonNames[r] != "" {
+		return rejectReasonNames[r]
+	}
+	return fmt.Sprintf("reject_reason(%d)", uint8(r))
+}
+
+// RejectedError reports a connection the Switch refused after the transport's handshake. It is
+// the Reason of a PeerRejected Event (transport refusals arrive as *transport.RejectedError).
+// The connection was closed and no reactor saw it. Use errors.As to get it and errors.Is on it
+// for the sentinel in Err.
+type RejectedError struct {
+	Peer     key.ID
+	Addr     netaddr.NetAddress
+	Outbound bool
+	Reason   RejectReason
+	Err      error // the sentinel for Reason (ErrSwitchDuplicatePeerID, ErrBanned, ...)
+}
+
+// Error implements error.
+func (e *RejectedError) Error() string {
+	dir := "inbound"
+	if e.Outbound {
+		dir = "outbound"
+	}
+	return fmt.Sprintf("p2p: %s connection %s rejected (%s): %v", dir, e.Addr, e.Reason, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// BanError, given to StopPeerForError, disconnects the peer and bans its ID and IP for Duration
+// (see Switch.BanPeer). Duration ≤ 0 means DefaultBanDuration. It is also the RemovePeer reason.
+type BanError struct {
+	Reason   error         // why; may be nil
+	Duration time.Duration // ≤ 0: DefaultBanDuration
+}
+
+// Error implements error.
+func (e *BanError) Error() string {
+	return fmt.Sprintf("p2p: peer banned for %v: %v", e.Duration, e.Reason)
+}
+
+// Unwrap returns Reason.
+func (e *BanError) Unwrap() error { return e.Reason }
 
 // ReactorPanicError is the RemovePeer reason (and StopPeerForError error) when a reactor's
 // Receive panicked. It is the single place where the Switch recovers a panic

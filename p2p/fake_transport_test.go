@@ -40,9 +40,15 @@ type fakeTransport struct {
 	closing  chan struct{}
 	once     sync.Once
 
-	mu      sync.Mutex
-	dials   []fakeDial // every Dial call, in order
-	removed int
+	mu       sync.Mutex
+	dials    []fakeDial // every Dial call, in order
+	removed  int
+	inFlight int // Dial calls running now
+	maxIn    int // maximum of inFlight
+
+	// dialGate, if set before the transport is used, makes every Dial wait for a receive from
+	// it (or ctx), so tests can hold dials in flight.
+	dialGate chan struct{}
 }
 
 type fakeDial struct {
@@ -99,6 +105,22 @@ func (t *fakeTransport) Accept(ctx context.Context) (*transport.Conn, error) {
 }
 
 func (t *fakeTransport) Dial(ctx context.Context, addr netaddr.NetAddress) (*transport.Conn, error) {
+	t.mu.Lock()
+	t.inFlight++
+	t.maxIn = max(t.maxIn, t.inFlight)
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.inFlight--
+		t.mu.Unlock()
+	}()
+	if t.dialGate != nil {
+		select {
+		case <-t.dialGate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	c, err := t.dial(ctx, addr)
 	t.mu.Lock()
 	t.dials = append(t.dials, fakeDial{at: time.Now(), addr: addr, err: err})
@@ -136,6 +158,19 @@ func (t *fakeTransport) inject(ni nodeinfo.NodeInfo) net.Conn {
 	addr := netaddr.New(ni.ID, netip.MustParseAddrPort(ni.ListenAddr[len("tcp://"):]))
 	t.acceptCh <- &transport.Conn{Conn: a, NodeInfo: ni, SocketAddr: addr}
 	return b
+}
+
+// injectFrom is inject with an explicit remote socket address.
+func (t *fakeTransport) injectFrom(ni nodeinfo.NodeInfo, from netip.AddrPort) net.Conn {
+	a, b := net.Pipe()
+	t.acceptCh <- &transport.Conn{Conn: a, NodeInfo: ni, SocketAddr: netaddr.New(ni.ID, from)}
+	return b
+}
+
+func (t *fakeTransport) maxInFlight() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.maxIn
 }
 
 func (t *fakeTransport) Remove(*transport.Conn) {
@@ -241,9 +276,11 @@ func testLogger(t *testing.T) *slog.Logger {
 	return nil
 }
 
-// testConfig has no start-up or redial jitter, so virtual times are exact.
+// testConfig has no start-up or redial jitter, so virtual times are exact, and no
+// simultaneous-dial grace, so a dial by a higher ID is admitted without waiting (the C-07 tests
+// set it explicitly).
 func testConfig(t *testing.T) SwitchConfig {
-	return SwitchConfig{Logger: testLogger(t), PersistentDialJitter: -1, RedialJitter: -1}
+	return SwitchConfig{Logger: testLogger(t), PersistentDialJitter: -1, RedialJitter: -1, SimultaneousDialGrace: -1}
 }
 
 // runSwitch runs sw until the returned stop is called; stop checks Run's result.

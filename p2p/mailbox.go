@@ -16,7 +16,7 @@ import (
 // closes a peer, and those goroutines post here (StopPeerForError from Receive, onError).
 type mailbox struct {
 	mu     sync.Mutex
-	items  []any // stopPeerReq | dialReq
+	items  []any // stopPeerReq | dialReq | banReq | statusReq
 	closed bool
 	wake   chan struct{} // capacity 1
 }
@@ -29,6 +29,16 @@ type stopPeerReq struct {
 
 type dialReq struct {
 	addrs []netaddr.NetAddress
+}
+
+// banReq tells the loop that id was banned (the ban itself is already in the banList).
+type banReq struct {
+	id key.ID
+}
+
+// statusReq asks the loop for its part of Status; reply has capacity 1.
+type statusReq struct {
+	reply chan loopStatus
 }
 
 func newMailbox() *mailbox { return &mailbox{wake: make(chan struct{}, 1)} }

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
@@ -64,6 +65,9 @@ type peer struct {
 	private    bool
 	log        *slog.Logger
 	gate       recvGate
+
+	// Owned by the event loop: rate-limiter waits already added to the metrics.
+	lastSendWait, lastRecvWait time.Duration
 }
 
 // recvGate tracks Receive calls in flight so that removal can wait for them: MConnection.Close
@@ -119,17 +123,19 @@ func (p *peer) String() string { return p.tc.SocketAddr.String() }
 func (p *peer) LogValue() slog.Value { return p.ID().LogValue() }
 
 func (p *peer) Send(chID byte, msg []byte) bool {
-	if !p.tc.NodeInfo.HasChannel(chID) {
+	if !p.tc.NodeInfo.HasChannel(chID) || !p.mconn.Send(chID, msg) {
 		return false
 	}
-	return p.mconn.Send(chID, msg)
+	p.sw.met.recordSend(chID, len(msg))
+	return true
 }
 
 func (p *peer) TrySend(chID byte, msg []byte) bool {
-	if !p.tc.NodeInfo.HasChannel(chID) {
+	if !p.tc.NodeInfo.HasChannel(chID) || !p.mconn.TrySend(chID, msg) {
 		return false
 	}
-	return p.mconn.TrySend(chID, msg)
+	p.sw.met.recordSend(chID, len(msg))
+	return true
 }
 
 func (p *peer) FlushStop() {
@@ -152,6 +158,7 @@ func (p *peer) receive(chID byte, msg []byte) {
 	}
 	defer p.gate.exit()
 	nr := p.sw.byChannel[chID]
+	p.sw.met.recordRecv(chID, len(msg))
 	if nr == nil {
 		// The MConnection only delivers channels we registered; be defensive anyway.
 		p.sw.requestStop(p, conn.ErrUnknownChannel)

@@ -9,11 +9,16 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
+	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
+	"github.com/switchyard-p2p/switchyard/p2p/dial"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
@@ -40,11 +45,19 @@ type Switch struct {
 	maxInbound    int
 	maxOutbound   int
 
-	peers   atomic.Pointer[peerSet] // published by the event loop only
-	inbox   *mailbox
-	started atomic.Bool
+	clk  clock.Clock
+	met  *swMetrics
+	hub  *hub
+	bans *banList
+
+	peers    atomic.Pointer[peerSet] // published by the event loop only
+	inbox    *mailbox
+	started  atomic.Bool
+	running  atomic.Bool
+	loopDone chan struct{} // closed when the event loop has exited
 
 	broadcastDrops atomic.Uint64
+	wakeups        atomic.Uint64 // event-loop iterations, for the no-busy-spin test
 }
 
 // NewSwitch returns a Switch that will use t, cfg and opts. It calls SetSwitch and GetChannels on
@@ -73,7 +86,11 @@ func NewSwitch(t Transport, cfg SwitchConfig, opts ...SwitchOption) *Switch {
 		maxInbound:    o.maxInbound,
 		maxOutbound:   o.maxOutbound,
 		inbox:         newMailbox(),
+		clk:           cfg.Clock,
+		loopDone:      make(chan struct{}),
 	}
+	sw.bans = newBanList(sw.clk)
+	sw.hub = newHub(cfg.EventBufferSize, func() { sw.cfg.Metrics.EventDropsTotal.Add(1) })
 	sw.peers.Store(emptyPeerSet)
 	if sw.cfg.Rand == nil {
 		var seed [16]byte
@@ -98,6 +115,11 @@ func NewSwitch(t Transport, cfg SwitchConfig, opts ...SwitchOption) *Switch {
 			sw.chDescs = append(sw.chDescs, d)
 		}
 	}
+	chans := make([]byte, 0, len(sw.chDescs))
+	for _, d := range sw.chDescs {
+		chans = append(chans, d.ID)
+	}
+	sw.met = newSwMetrics(cfg.Metrics, chans)
 	if len(sw.chDescs) > nodeinfo.MaxNumChannels {
 		errs = append(errs, fmt.Errorf("%w: %d > %d", ErrTooManyChannels, len(sw.chDescs), nodeinfo.MaxNumChannels))
 	}
@@ -147,9 +169,23 @@ func (sw *Switch) Run(ctx context.Context) error {
 	if !sw.started.CompareAndSwap(false, true) {
 		return ErrSwitchAlreadyRun
 	}
+	defer close(sw.loopDone)
+	defer sw.hub.close()
 	if sw.initErr != nil {
 		_ = sw.transport.Close()
 		return sw.initErr
+	}
+	l, err := newLoop(sw)
+	if err != nil {
+		_ = sw.transport.Close()
+		return err
+	}
+	if ac, ok := sw.transport.(interface {
+		SetAdmissionChecks(transport.AdmissionChecks)
+	}); ok {
+		// Bans refused before the handshake: IP before any byte, ID right after the
+		// SecretConnection (RELIABILITY S-05).
+		ac.SetAdmissionChecks(transport.AdmissionChecks{IP: sw.bans.checkIP, ID: sw.bans.checkID})
 	}
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
@@ -160,8 +196,9 @@ func (sw *Switch) Run(ctx context.Context) error {
 		}
 		wg.Wait()
 	}()
+	sw.running.Store(true)
+	defer sw.running.Store(false)
 
-	l := newLoop(sw)
 	wg.Go(func() { sw.acceptLoop(ctx, l.acceptCh) })
 	for range sw.cfg.MaxConcurrentDials {
 		wg.Go(func() { sw.dialWorker(ctx, l.dialCh, l.resultCh) })
@@ -174,10 +211,11 @@ func (sw *Switch) Run(ctx context.Context) error {
 func (sw *Switch) Peers() PeerSet { return sw.peers.Load() }
 
 // Broadcast queues msg on channel chID for every connected peer that advertised chID in its
-// NodeInfo (WIRE.md §5.1). It returns immediately: each peer gets a non-blocking TrySend, and a
-// peer whose send queue is full misses the message (the drop is counted and logged at Debug), so
-// one stalled peer never delays the others. No goroutine is started. msg must not be modified
-// after the call. Safe for concurrent use.
+// NodeInfo (WIRE.md §5.1). It never blocks: each peer gets a non-blocking TrySend, and a peer
+// whose send queue is full misses the message (the drop is counted in BroadcastDrops and the
+// broadcast_drops_total metric, and logged at Debug), so one stalled peer never delays the
+// others and its queue stays bounded by the channel's SendQueueCapacity (RELIABILITY Q-02). No
+// goroutine is started. msg must not be modified after the call. Safe for concurrent use.
 func (sw *Switch) Broadcast(chID byte, msg []byte) {
 	for _, p := range sw.peers.Load().list {
 		if !p.tc.NodeInfo.HasChannel(chID) {
@@ -185,16 +223,32 @@ func (sw *Switch) Broadcast(chID byte, msg []byte) {
 		}
 		if !p.mconn.TrySend(chID, msg) {
 			sw.broadcastDrops.Add(1)
+			sw.met.recordBroadcastDrop(chID)
 			p.log.Debug("broadcast dropped: send queue full", "ch", chID, "bytes", len(msg))
+			continue
 		}
+		sw.met.recordSend(chID, len(msg))
 	}
 }
 
-// Send queues msg on channel chID for the peer with id. It blocks while the channel's send queue
-// is full, up to MConnConfig.SendTimeout (10 s by default); ctx is checked before queuing only
-// (the MConnection bounds the wait). It returns ctx.Err(), or an error wrapping ErrPeerNotFound,
-// ErrChannelNotAdvertised or ErrSendFailed. msg must not be modified after the call. Safe for
-// concurrent use.
+// BroadcastDrops returns the number of per-peer Broadcast deliveries dropped so far because the
+// peer's send queue was full. Safe for concurrent use.
+func (sw *Switch) BroadcastDrops() uint64 { return sw.broadcastDrops.Load() }
+
+// sendPollMin and sendPollMax bound the polling interval of Send while a queue is full.
+const (
+	sendPollMin = time.Millisecond
+	sendPollMax = 20 * time.Millisecond
+)
+
+// Send queues msg on channel chID for the peer with id, waiting while the channel's send queue
+// is full, at most MConnConfig.SendTimeout (10 s by default) and never after ctx is done: ctx is
+// honoured while waiting, not only before queuing. (p2p/conn's blocking Send takes no ctx, so
+// while the queue is full Send polls it with TrySend at 1-20 ms intervals; no goroutine is
+// started. With a ctx that can never be done, it uses MConnection.Send directly.) It returns
+// nil once msg is queued; ctx.Err(), or an error wrapping ErrPeerNotFound,
+// ErrChannelNotAdvertised or ErrSendFailed (timeout, or the connection is closing). msg must not
+// be modified after the call. Safe for concurrent use.
 func (sw *Switch) Send(ctx context.Context, id key.ID, chID byte, msg []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -206,19 +260,58 @@ func (sw *Switch) Send(ctx context.Context, id key.ID, chID byte, msg []byte) er
 	if !p.tc.NodeInfo.HasChannel(chID) {
 		return fmt.Errorf("p2p: send to %s on channel %#02x: %w", id, chID, ErrChannelNotAdvertised)
 	}
-	if !p.mconn.Send(chID, msg) {
-		return fmt.Errorf("p2p: send to %s on channel %#02x: %w", id, chID, ErrSendFailed)
+	if p.mconn.TrySend(chID, msg) {
+		sw.met.recordSend(chID, len(msg))
+		return nil
 	}
-	return nil
+	failed := fmt.Errorf("p2p: send to %s on channel %#02x: %w", id, chID, ErrSendFailed)
+	if ctx.Done() == nil {
+		if !p.mconn.Send(chID, msg) {
+			return failed
+		}
+		sw.met.recordSend(chID, len(msg))
+		return nil
+	}
+	timeout := sw.cfg.MConnConfig.SendTimeout
+	if timeout <= 0 {
+		timeout = conn.DefaultSendTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	wait := sendPollMin
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if p.mconn.TrySend(chID, msg) {
+			sw.met.recordSend(chID, len(msg))
+			return nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 || !sw.peers.Load().Has(id) {
+			return failed
+		}
+		wait = min(2*wait, sendPollMax, left)
+		t.Reset(wait)
+	}
 }
 
 // StopPeerForError disconnects p: its connection is closed and RemovePeer(p, err) is called on
-// every reactor; a persistent peer is then redialed. It returns at once (the event loop does the
-// work) and is safe to call from Receive and from any goroutine. It does nothing if p is no longer
-// connected (in particular, a stale Peer never disconnects a newer connection with the same ID).
+// every reactor; a persistent peer is then redialed. If err is (or wraps) a *BanError, p's ID and
+// IP are also banned for its Duration (see BanPeer). It returns at once (the event loop does the
+// work) and is safe to call from Receive and from any goroutine. It does nothing if p is no
+// longer connected (in particular, a stale Peer never disconnects a newer connection with the
+// same ID), except that the ban still applies.
 func (sw *Switch) StopPeerForError(p Peer, err error) {
 	if p == nil {
 		return
+	}
+	var be *BanError
+	if errors.As(err, &be) {
+		sw.ban(p.ID(), p.RemoteIP(), be.Duration, be.Reason)
 	}
 	if pi, ok := p.(*peer); ok {
 		sw.requestStop(pi, err)
@@ -227,16 +320,82 @@ func (sw *Switch) StopPeerForError(p Peer, err error) {
 	sw.inbox.post(stopPeerReq{id: p.ID(), err: err})
 }
 
+// BanPeer disconnects p (RemovePeer reason: a *BanError) and bans its ID and its IP for d
+// (d ≤ 0: DefaultBanDuration, 24 h) on the Switch clock. While banned, the transport refuses
+// the IP before any handshake byte and the ID right after the SecretConnection authenticates
+// it (a *transport.RejectedError with Reason RejectBanned), the Switch refuses the ID before
+// InitPeer, and DialPeers never dials it; a persistent peer stays configured and is dialed
+// again once the ban has expired. Loopback addresses 127.0.0.1 and ::1 are never banned by IP
+// (so that one local peer does not ban every local peer); their IDs are. Bans live in memory
+// only (lost on restart) and are counted in the "bans" metric. Returns at once; safe for
+// concurrent use.
+func (sw *Switch) BanPeer(p Peer, reason error, d time.Duration) {
+	if p == nil {
+		return
+	}
+	sw.StopPeerForError(p, &BanError{Reason: reason, Duration: d})
+}
+
+// ban records a ban at once (so the transport's checks see it immediately) and tells the loop.
+func (sw *Switch) ban(id key.ID, ip netip.Addr, d time.Duration, reason error) {
+	if d <= 0 {
+		d = DefaultBanDuration
+	}
+	r := ""
+	if reason != nil {
+		r = reason.Error()
+	}
+	sw.bans.add(id, ip, sw.clk.Now().Add(d), r)
+	sw.inbox.post(banReq{id: id})
+}
+
+// IsBanned reports whether id or ip is banned now (ip may be the zero Addr). Safe for concurrent use.
+func (sw *Switch) IsBanned(id key.ID, ip netip.Addr) bool {
+	return (id != "" && sw.bans.checkID(id) != nil) || (ip.IsValid() && sw.bans.checkIP(ip) != nil)
+}
+
+// IsPrivate reports whether id was given to WithPrivatePeers. Reactors that gossip addresses
+// (PEX) must never gossip such an ID nor store it (RELIABILITY A-04). Safe for concurrent use.
+func (sw *Switch) IsPrivate(id key.ID) bool { return sw.isPrivate(id) }
+
+// Subscribe returns a channel of peer lifecycle Events that match filter (nil: all) and a cancel
+// function. Delivery never blocks the Switch: each subscription has a buffer of
+// SwitchConfig.EventBufferSize (64) events, and an event that finds it full is dropped for that
+// subscriber and counted (EventDrops, metric event_drops_total). filter runs on the goroutine
+// that produces the event (the event loop or the accept loop): it must be fast and must not call
+// the Switch. cancel is idempotent and closes the channel; when Run returns every channel is
+// closed (Subscribe after that returns a closed channel). Events are delivered in the order they
+// happen for one peer. Safe for concurrent use.
+func (sw *Switch) Subscribe(filter func(Event) bool) (<-chan Event, func()) {
+	return sw.hub.subscribe(filter)
+}
+
+// EventDrops returns the number of events dropped so far because a subscriber's buffer was full.
+// Safe for concurrent use.
+func (sw *Switch) EventDrops() uint64 { return sw.hub.drops.Load() }
+
+func (sw *Switch) emit(ev Event) {
+	if ev.At.IsZero() {
+		ev.At = sw.clk.Now()
+	}
+	sw.hub.publish(ev)
+}
+
 func (sw *Switch) requestStop(p *peer, err error) {
 	sw.inbox.post(stopPeerReq{p: p, id: p.ID(), err: err})
 }
 
-// DialPeers asks the Switch to dial addrs. It returns at once; dials run on the Switch's dial
-// workers (at most MaxConcurrentDials at a time) once Run is running. Addresses without a valid
-// ID, our own ID, IDs already connected, queued or being dialed are skipped; addresses that are
-// neither persistent nor unconditional are skipped while MaxOutboundPeers outbound peers are
-// connected or being dialed. A failed dial is not retried unless the peer is persistent. Safe
-// for concurrent use.
+// DialPeers asks the Switch to dial addrs. It returns at once (asynchronous); the addresses go
+// into the dial queue (p2p/dial), ordered by dial time, and are dialed by the Switch's dial
+// workers once Run is running. Addresses without a valid ID or IP, our own ID, banned IDs, and IDs
+// or IP:ports already connected, queued or being dialed are skipped (RELIABILITY C-09; the
+// persistent-peer and PEX paths share the one queue). Non-persistent, non-unconditional
+// addresses wait for a free outbound slot: dials in flight plus outbound peers never exceed
+// MaxOutboundPeers, nor dials in flight MaxConcurrentDials (C-11); they are dropped when the
+// queue already holds MaxDialQueue addresses, or always if MaxOutboundPeers is 0. A failed
+// non-persistent dial is retried with backoff up to 16 times (dial.DefaultMaxAttempts); an
+// unconditional, non-persistent address is dialed once (it uses no outbound slot). Safe for
+// concurrent use.
 func (sw *Switch) DialPeers(addrs ...netaddr.NetAddress) {
 	if len(addrs) == 0 {
 		return
@@ -261,6 +420,8 @@ func (sw *Switch) acceptLoop(ctx context.Context, out chan<- *transport.Conn) {
 			var rej *transport.RejectedError
 			if errors.As(err, &rej) {
 				sw.log.Debug("inbound connection rejected", "err", err)
+				sw.cfg.Metrics.RejectedConnectionsTotal.With(rej.Reason.String()).Add(1)
+				sw.emit(Event{Type: PeerRejected, Peer: rej.Addr.ID, Addr: rej.Addr, Reason: rej})
 				continue
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
@@ -282,6 +443,101 @@ func (sw *Switch) acceptLoop(ctx context.Context, out chan<- *transport.Conn) {
 			return
 		}
 	}
+}
+
+// Status returns a snapshot of the Switch for /net_info and /status: every peer with its
+// MConnection status (per-channel queue sizes, rates, rate-limiter waits), the dial queue
+// length, the dials in flight, every persistent peer with its state and next redial time, the
+// active bans and the dropped events and broadcasts. It asks the event loop (through the
+// mailbox) and waits for the answer or ctx; it returns ctx.Err() if ctx ends first, or
+// ErrSwitchNotRunning, with the parts that need no event loop filled in, when Run is not
+// running. Safe for concurrent use; it never blocks the event loop.
+func (sw *Switch) Status(ctx context.Context) (SwitchStatus, error) {
+	st := SwitchStatus{
+		NodeID:         sw.transport.NetAddress().ID,
+		Bans:           sw.bans.list(),
+		EventDrops:     sw.EventDrops(),
+		BroadcastDrops: sw.BroadcastDrops(),
+	}
+	slices.SortFunc(st.Bans, func(a, b Ban) int {
+		if c := strings.Compare(string(a.ID), string(b.ID)); c != 0 {
+			return c
+		}
+		return a.IP.Compare(b.IP)
+	})
+	if !sw.running.Load() {
+		return st, ErrSwitchNotRunning
+	}
+	reply := make(chan loopStatus, 1)
+	if !sw.inbox.post(statusReq{reply: reply}) {
+		return st, ErrSwitchNotRunning
+	}
+	var ls loopStatus
+	select {
+	case ls = <-reply:
+	case <-ctx.Done():
+		return st, ctx.Err()
+	case <-sw.loopDone:
+		return st, ErrSwitchNotRunning
+	}
+	st.DialQueueLen, st.DialsInFlight = ls.queueLen, ls.inFlight
+	for _, e := range ls.schedule {
+		if e.Persistent && sw.isPersistent(e.Addr.ID) {
+			st.PersistentPeers = append(st.PersistentPeers, PersistentPeerStatus{
+				Addr: e.Addr, State: e.State, Attempts: e.Attempts, NextDial: e.NextDial,
+			})
+		}
+	}
+	ps := sw.peers.Load()
+	st.NumInbound, st.NumOutbound = ps.numInbound, ps.numOutbound
+	for _, p := range ps.list {
+		st.Peers = append(st.Peers, PeerStatus{
+			ID:            p.ID(),
+			SocketAddr:    p.SocketAddr(),
+			NodeInfo:      p.NodeInfo(),
+			Outbound:      p.IsOutbound(),
+			Persistent:    p.persistent,
+			Private:       p.private,
+			Unconditional: sw.isUnconditional(p.ID()),
+			Conn:          p.mconn.Status(),
+		})
+	}
+	return st, nil
+}
+
+// SwitchStatus is the snapshot returned by Switch.Status. It is a plain value owned by the caller.
+type SwitchStatus struct {
+	NodeID                  key.ID
+	Peers                   []PeerStatus // in connection order
+	NumInbound, NumOutbound int
+	// DialQueueLen is the number of addresses waiting in the dial queue; DialsInFlight the
+	// number being dialed (including outbound connections held by the simultaneous-dial grace).
+	DialQueueLen, DialsInFlight int
+	// PersistentPeers lists the configured persistent peers the dial queue knows (all of them
+	// once their start-up jitter has passed), queued ones first by NextDial.
+	PersistentPeers []PersistentPeerStatus
+	Bans            []Ban // active bans, IDs first
+	EventDrops      uint64
+	BroadcastDrops  uint64
+}
+
+// PeerStatus describes one connected peer.
+type PeerStatus struct {
+	ID                                           key.ID
+	SocketAddr                                   netaddr.NetAddress
+	NodeInfo                                     nodeinfo.NodeInfo
+	Outbound, Persistent, Private, Unconditional bool
+	// Conn is the MConnection's status: duration, send/recv flow (bytes, rates, limiter
+	// waits) and per-channel send-queue sizes and receive-queue bytes.
+	Conn conn.ConnectionStatus
+}
+
+// PersistentPeerStatus is the dial state of one persistent peer.
+type PersistentPeerStatus struct {
+	Addr     netaddr.NetAddress
+	State    dial.State // queued (waiting for NextDial), dialing or connected
+	Attempts int        // consecutive failed dials since it was last connected
+	NextDial time.Time  // the next redial (Switch clock); zero unless State is queued
 }
 
 type dialResult struct {

@@ -2,85 +2,97 @@ package p2p
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
+	"github.com/switchyard-p2p/switchyard/p2p/dial"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/transport"
 )
 
 // loop is the Switch's event loop state. Everything here is owned by the single goroutine running
-// loop.run: the authoritative peer map, the dial queue, the in-flight dials and the redial
-// counters. Other goroutines reach it only through the mailbox and the three channels below.
+// loop.run: the authoritative peer map, the PURE dial queue, the connections held by the
+// simultaneous-dial tie-break, and the one timer. Other goroutines reach it only through the
+// mailbox and the three channels below.
 type loop struct {
-	sw *Switch
+	sw  *Switch
+	clk clock.Clock
 
 	acceptCh chan *transport.Conn    // accept loop → loop (unbuffered: backpressure)
-	dialCh   chan netaddr.NetAddress // loop → dial workers (unbuffered: sent only to an idle worker)
+	dialCh   chan netaddr.NetAddress // loop → dial workers (capacity MaxConcurrentDials: never blocks)
 	resultCh chan dialResult         // dial workers → loop (unbuffered)
 
-	peers    map[key.ID]*peer
-	order    []*peer // insertion order, for PeerSet.List
-	queue    *dialQueue
-	dialing  map[key.ID]netaddr.NetAddress
-	attempts map[key.ID]int // persistent peers: consecutive failed attempts since last connect
-	timer    *time.Timer
+	peers   map[key.ID]*peer
+	order   []*peer // insertion order, for PeerSet.List
+	q       *dial.Queue
+	dialing map[key.ID]netaddr.NetAddress // handed to a worker, result not handled yet
+	heldIn  map[key.ID]*transport.Conn    // we are the lower ID: inbound held while our dial runs
+	heldOut map[key.ID]heldConn           // we are the higher ID: our outbound held for the grace
+	uncond  map[key.ID]struct{}           // unconditional, non-persistent IDs queued as persistent
+	startup []startupDial                 // persistent peers waiting for their start-up jitter
+
+	timer      clock.Timer
+	timerAt    time.Time // zero: stopped
+	banNext    time.Time // earliest ban expiry; zero: none
+	nextSample time.Time
 }
 
-func newLoop(sw *Switch) *loop {
-	t := time.NewTimer(time.Hour)
+type heldConn struct {
+	c     *transport.Conn
+	until time.Time
+}
+
+type startupDial struct {
+	at   time.Time
+	addr netaddr.NetAddress
+}
+
+// loopStatus is the event loop's part of Status.
+type loopStatus struct {
+	queueLen, inFlight int
+	schedule           []dial.Entry
+}
+
+func newLoop(sw *Switch) (*loop, error) {
+	q, err := dial.New(sw.cfg.dialConfig(sw.maxOutbound), sw.cfg.Rand)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: dial queue: %w", err)
+	}
+	t := sw.clk.NewTimer(time.Hour)
 	t.Stop()
 	return &loop{
 		sw:       sw,
+		clk:      sw.clk,
 		acceptCh: make(chan *transport.Conn),
-		dialCh:   make(chan netaddr.NetAddress),
+		dialCh:   make(chan netaddr.NetAddress, sw.cfg.MaxConcurrentDials),
 		resultCh: make(chan dialResult),
 		peers:    make(map[key.ID]*peer),
-		queue:    newDialQueue(),
+		q:        q,
 		dialing:  make(map[key.ID]netaddr.NetAddress),
-		attempts: make(map[key.ID]int),
+		heldIn:   make(map[key.ID]*transport.Conn),
+		heldOut:  make(map[key.ID]heldConn),
+		uncond:   make(map[key.ID]struct{}),
 		timer:    t,
-	}
+	}, nil
 }
 
 func (l *loop) run(ctx context.Context) error {
 	defer l.shutdown()
-	now := time.Now()
+	now := l.clk.Now()
 	for _, a := range l.sw.persistList {
 		var d time.Duration
 		if j := l.sw.cfg.PersistentDialJitter; j > 0 {
 			d = time.Duration(l.sw.cfg.Rand.Int64N(int64(j)))
 		}
-		l.schedule(a, now.Add(d))
+		l.startup = append(l.startup, startupDial{at: now.Add(d), addr: a})
 	}
+	l.step(now)
 	for {
-		// Drop stale queue heads, then either offer the due head to an idle dial worker or arm the
-		// timer for it. One timer serves the whole queue.
-		var (
-			dialCh chan<- netaddr.NetAddress
-			next   netaddr.NetAddress
-			timerC <-chan time.Time
-		)
-		now = time.Now()
-		for {
-			it, ok := l.queue.peek()
-			if !ok {
-				break
-			}
-			if l.dialable(it.addr.ID) != nil {
-				l.queue.pop()
-				continue
-			}
-			if !it.due.After(now) {
-				dialCh, next = l.dialCh, it.addr
-			} else {
-				l.timer.Reset(it.due.Sub(now))
-				timerC = l.timer.C
-			}
-			break
-		}
-
+		l.arm()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -91,111 +103,306 @@ func (l *loop) run(ctx context.Context) error {
 					l.handleStop(r)
 				case dialReq:
 					l.handleDialReq(r.addrs)
+				case banReq:
+					l.handleBan(r.id)
+				case statusReq:
+					r.reply <- loopStatus{queueLen: l.q.Len(), inFlight: l.q.InFlight(), schedule: l.q.Schedule()}
 				}
 			}
 		case c := <-l.acceptCh:
-			l.addPeer(c)
+			l.handleInbound(c)
 		case r := <-l.resultCh:
 			l.handleDialResult(r)
-		case dialCh <- next:
-			it := l.queue.pop()
-			l.dialing[it.addr.ID] = it.addr
-			l.sw.log.Debug("dialing peer", "addr", it.addr)
-		case <-timerC:
+		case <-l.timer.C():
+			l.timerAt = time.Time{}
+		}
+		l.sw.wakeups.Add(1)
+		l.step(l.clk.Now())
+	}
+}
+
+// step does everything that is due at now: start-up dials, held connections whose grace ended,
+// ban expiry, the metrics sample, and dials the queue releases.
+func (l *loop) step(now time.Time) {
+	if len(l.startup) > 0 {
+		rest := l.startup[:0]
+		for _, s := range l.startup {
+			if s.at.After(now) {
+				rest = append(rest, s)
+				continue
+			}
+			if err := l.q.Add(now, s.addr, true); err != nil {
+				l.sw.log.Debug("persistent peer not queued", "addr", s.addr, "err", err)
+			}
+		}
+		l.startup = rest
+	}
+	for id, h := range l.heldOut {
+		if !h.until.After(now) {
+			delete(l.heldOut, id)
+			l.admitOutbound(now, h.c)
 		}
 	}
+	if !l.banNext.IsZero() && !now.Before(l.banNext) {
+		l.refreshBans(now)
+	}
+	if iv := l.sw.cfg.MetricsInterval; iv > 0 && len(l.order) > 0 && !now.Before(l.nextSample) {
+		l.sample()
+		l.nextSample = now.Add(iv)
+	}
+	for _, a := range l.q.Due(now) {
+		if err := l.sw.bans.checkID(a.ID); err != nil {
+			l.q.Done(now, a.ID, err) // never dial a banned ID; a persistent one is retried later
+			continue
+		}
+		l.dialing[a.ID] = a
+		l.dialCh <- a // capacity MaxConcurrentDials ≥ dials in flight: never blocks
+		l.sw.log.Debug("dialing peer", "addr", a)
+	}
+	for _, ev := range l.q.Events() {
+		if ev.Kind == dial.EventGaveUp {
+			l.sw.log.Info("gave up dialing address", "addr", ev.Addr, "attempts", ev.Attempts, "err", ev.Err)
+		}
+	}
+}
+
+// arm keeps the one timer at the earliest deadline, or stopped when nothing is due: the loop
+// never wakes for nothing (no busy spinning).
+func (l *loop) arm() {
+	var next time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, s := range l.startup {
+		earliest(s.at)
+	}
+	earliest(l.q.NextDeadline())
+	for _, h := range l.heldOut {
+		earliest(h.until)
+	}
+	earliest(l.banNext)
+	if l.sw.cfg.MetricsInterval > 0 && len(l.order) > 0 {
+		earliest(l.nextSample)
+	}
+	if next.Equal(l.timerAt) {
+		return
+	}
+	l.timerAt = next
+	if next.IsZero() {
+		l.timer.Stop()
+		return
+	}
+	l.timer.Reset(next.Sub(l.clk.Now()))
 }
 
 // selfID is our ID, read from the transport each time (it may only be known after Listen).
 func (l *loop) selfID() key.ID { return l.sw.transport.NetAddress().ID }
 
-// shutdown removes every peer (RemovePeer reason ErrSwitchStopped) and closes the mailbox.
+// shutdown removes every peer (RemovePeer reason ErrSwitchStopped), closes held connections and
+// closes the mailbox.
 func (l *loop) shutdown() {
 	l.timer.Stop()
 	l.sw.inbox.close()
+	for id, c := range l.heldIn {
+		delete(l.heldIn, id)
+		l.sw.closeConn(c)
+	}
+	for id, h := range l.heldOut {
+		delete(l.heldOut, id)
+		l.sw.closeConn(h.c)
+	}
 	for len(l.order) > 0 {
 		l.removePeer(l.order[len(l.order)-1], ErrSwitchStopped, false)
 	}
 }
 
-// dialable reports why id must not be dialed now (self, connected, dialing), or nil.
-func (l *loop) dialable(id key.ID) error {
-	switch {
-	case id == l.selfID():
-		return ErrSwitchConnectToSelf
-	case l.peers[id] != nil:
-		return ErrSwitchDuplicatePeerID
-	}
-	if _, ok := l.dialing[id]; ok {
-		return ErrSwitchDuplicatePeerID
-	}
-	return nil
-}
-
-// schedule queues a dial of a at due unless it is not dialable or already queued.
-func (l *loop) schedule(a netaddr.NetAddress, due time.Time) {
-	if l.dialable(a.ID) != nil {
-		return
-	}
-	l.queue.push(a, due)
-}
-
-// scheduleRedial queues the next attempt for persistent peer id with backoff.
-func (l *loop) scheduleRedial(id key.ID) {
-	a, ok := l.sw.persistent[id]
-	if !ok {
-		return
-	}
-	n := l.attempts[id]
-	l.attempts[id] = n + 1
-	d := l.sw.cfg.redialDelay(n, l.sw.cfg.Rand)
-	l.sw.log.Debug("redial of persistent peer scheduled", "addr", a, "attempt", n+1, "dur", d)
-	l.schedule(a, time.Now().Add(d))
-}
-
 func (l *loop) handleDialReq(addrs []netaddr.NetAddress) {
-	now := time.Now()
+	now := l.clk.Now()
+	sw := l.sw
 	for _, a := range addrs {
 		if err := a.ID.Validate(); err != nil {
-			l.sw.log.Debug("dial skipped", "addr", a, "err", ErrInvalidPeerAddress)
+			sw.log.Debug("dial skipped", "addr", a, "err", ErrInvalidPeerAddress)
 			continue
 		}
-		if err := l.dialable(a.ID); err != nil || l.queue.has(a.ID) {
+		if a.ID == l.selfID() || sw.bans.checkID(a.ID) != nil || l.peers[a.ID] != nil {
 			continue
 		}
-		if !l.sw.isPersistent(a.ID) && !l.sw.isUnconditional(a.ID) &&
-			l.numOutbound()+len(l.dialing)+l.queue.len() >= l.sw.maxOutbound {
-			l.sw.log.Debug("dial skipped", "addr", a, "err", ErrOutboundPeerLimit)
+		if _, ok := l.dialing[a.ID]; ok {
+			continue // C-09
+		}
+		persistent := sw.isPersistent(a.ID)
+		uncond := !persistent && sw.isUnconditional(a.ID)
+		if !persistent && !uncond && (sw.maxOutbound == 0 || l.q.Len() >= sw.cfg.MaxDialQueue) {
+			sw.log.Debug("dial skipped", "addr", a, "err", ErrOutboundPeerLimit)
 			continue
 		}
-		l.schedule(a, now)
+		// An unconditional address is queued as persistent so that it uses no outbound slot;
+		// it is removed again after a failed dial or a disconnect (see l.forgetUncond).
+		if err := l.q.Add(now, a, persistent || uncond); err != nil {
+			sw.log.Debug("dial skipped", "addr", a, "err", err) // already queued/dialing/connected
+			continue
+		}
+		if uncond {
+			l.uncond[a.ID] = struct{}{}
+		}
+	}
+}
+
+// forgetUncond drops an unconditional, non-persistent ID from the queue after a failed dial or a
+// disconnect: it is not retried.
+func (l *loop) forgetUncond(id key.ID) {
+	if _, ok := l.uncond[id]; ok {
+		delete(l.uncond, id)
+		l.q.Remove(id)
+	}
+}
+
+func (l *loop) handleBan(id key.ID) {
+	l.refreshBans(l.clk.Now())
+	if !l.sw.isPersistent(id) {
+		delete(l.uncond, id)
+		l.q.Remove(id)
+	}
+}
+
+func (l *loop) refreshBans(now time.Time) {
+	n, next := l.sw.bans.prune(now)
+	l.banNext = next
+	l.sw.cfg.Metrics.Bans.Set(float64(n))
+}
+
+// refuse closes a connection that will not become a peer, counts it and emits PeerRejected.
+func (l *loop) refuse(c *transport.Conn, reason RejectReason, err error) {
+	sw := l.sw
+	addr := c.SocketAddr
+	if c.Outbound {
+		addr = c.DialAddr
+	}
+	rej := &RejectedError{Peer: c.NodeInfo.ID, Addr: addr, Outbound: c.Outbound, Reason: reason, Err: err}
+	sw.log.Debug("connection refused", "peer", c.NodeInfo.ID, "addr", c.SocketAddr, "outbound", c.Outbound, "err", rej)
+	sw.closeConn(c)
+	sw.cfg.Metrics.RejectedConnectionsTotal.With(reason.String()).Add(1)
+	sw.emit(Event{Type: PeerRejected, Peer: c.NodeInfo.ID, Addr: addr, Outbound: c.Outbound, Reason: rej})
+}
+
+// admissionCheck returns why c must be refused whatever the tie-break says, or 0.
+func (l *loop) admissionCheck(c *transport.Conn) (RejectReason, error) {
+	id := c.NodeInfo.ID
+	switch {
+	case l.sw.bans.checkID(id) != nil || l.sw.bans.checkIP(c.SocketAddr.IP) != nil:
+		return RejectBanned, ErrBanned
+	case id == l.selfID():
+		return RejectSelf, ErrSwitchConnectToSelf
+	case l.peers[id] != nil:
+		return RejectDuplicateID, ErrSwitchDuplicatePeerID
+	}
+	return 0, nil
+}
+
+func (l *loop) inboundLimitReached(id key.ID) bool {
+	return !l.sw.isUnconditional(id) && l.numRegularInbound() >= l.sw.maxInbound
+}
+
+// handleInbound admits, holds or refuses an upgraded inbound connection. The tie-break for a
+// simultaneous dial keeps the connection dialed by the lower ID (see the package doc).
+func (l *loop) handleInbound(c *transport.Conn) {
+	now := l.clk.Now()
+	id := c.NodeInfo.ID
+	l.sw.met.handshake(false, c.HandshakeDuration)
+	if reason, err := l.admissionCheck(c); reason != 0 {
+		l.refuse(c, reason, err)
+		return
+	}
+	if h, ok := l.heldOut[id]; ok {
+		// We are the higher ID and hold our outbound to id: this inbound was dialed by the lower
+		// ID, so it survives and our outbound is closed; id's side closes it too.
+		if l.inboundLimitReached(id) {
+			l.refuse(c, RejectInboundLimit, ErrInboundPeerLimit)
+			return
+		}
+		delete(l.heldOut, id)
+		l.refuse(h.c, RejectSimultaneousDial, ErrSimultaneousDial)
+		l.sw.met.dup.Add(1)
+		if l.admit(c) {
+			_ = l.q.Connected(c.SocketAddr)
+		}
+		l.q.Done(now, id, ErrSimultaneousDial)
+		return
+	}
+	if _, dialing := l.dialing[id]; dialing && l.sw.cfg.SimultaneousDialGrace > 0 && l.selfID() < id {
+		// We are the lower ID and our own dial to id is running: it will survive if it succeeds.
+		if l.heldIn[id] != nil {
+			l.refuse(c, RejectDuplicateID, ErrSwitchDuplicatePeerID)
+			return
+		}
+		l.heldIn[id] = c
+		return
+	}
+	if l.inboundLimitReached(id) {
+		l.refuse(c, RejectInboundLimit, ErrInboundPeerLimit)
+		return
+	}
+	if l.admit(c) {
+		_ = l.q.Connected(c.SocketAddr)
 	}
 }
 
 func (l *loop) handleDialResult(r dialResult) {
-	delete(l.dialing, r.addr.ID)
+	now := l.clk.Now()
+	id := r.addr.ID
+	delete(l.dialing, id)
 	if r.err != nil {
 		l.sw.log.Debug("dial failed", "addr", r.addr, "err", r.err)
-		l.scheduleRedial(r.addr.ID)
+		l.sw.met.dialFail.Add(1)
+		var rej *transport.RejectedError
+		if errors.As(r.err, &rej) {
+			l.sw.cfg.Metrics.RejectedConnectionsTotal.With(rej.Reason.String()).Add(1)
+		}
+		l.q.Done(now, id, r.err)
+		l.forgetUncond(id)
+		l.sw.emit(Event{Type: DialFailed, Peer: id, Addr: r.addr, Outbound: true, Reason: r.err, At: now})
+		if c := l.heldIn[id]; c != nil {
+			delete(l.heldIn, id)
+			l.handleInbound(c) // our dial lost: the held inbound gets its normal admission
+		}
 		return
 	}
-	if !l.addPeer(r.c) {
-		// Refused (e.g. it connected inbound meanwhile): a persistent peer that is not connected
-		// must still be retried.
-		if l.peers[r.addr.ID] == nil {
-			l.scheduleRedial(r.addr.ID)
+	c := r.c
+	l.sw.met.handshake(true, c.HandshakeDuration)
+	if reason, err := l.admissionCheck(c); reason != 0 {
+		if reason == RejectDuplicateID {
+			reason, err = RejectSimultaneousDial, ErrSimultaneousDial // an inbound won meanwhile
 		}
+		l.refuse(c, reason, err)
+		l.sw.met.dup.Add(1)
+		l.q.Done(now, id, err) // an inbound connection reported with Connected stays connected
+		l.forgetUncond(id)
+		return
 	}
+	if in := l.heldIn[id]; in != nil {
+		delete(l.heldIn, id)
+		l.refuse(in, RejectSimultaneousDial, ErrSimultaneousDial)
+	} else if g := l.sw.cfg.SimultaneousDialGrace; g > 0 && l.selfID() > id {
+		// We are the higher ID: if id dialed us at the same moment, its connection wins. Hold
+		// ours (no reactor sees it) until its inbound arrives or the grace ends.
+		l.heldOut[id] = heldConn{c: c, until: now.Add(g)}
+		return
+	}
+	l.admitOutbound(now, c)
 }
 
-func (l *loop) numOutbound() int {
-	n := 0
-	for _, p := range l.order {
-		if p.IsOutbound() {
-			n++
-		}
+// admitOutbound admits a dialed connection and reports the dial's result to the queue.
+func (l *loop) admitOutbound(now time.Time, c *transport.Conn) {
+	id := c.NodeInfo.ID
+	if l.admit(c) {
+		l.sw.met.dialOK.Add(1)
+		l.q.Done(now, id, nil)
+		return
 	}
-	return n
+	l.q.Done(now, id, ErrSendFailed)
+	l.forgetUncond(id)
 }
 
 func (l *loop) numRegularInbound() int {
@@ -208,27 +415,12 @@ func (l *loop) numRegularInbound() int {
 	return n
 }
 
-// addPeer turns an upgraded connection into a peer (WIRE.md §2, the Switch steps): refuse self,
-// duplicates and connections over the inbound limit; InitPeer on every reactor; start the
-// MConnection; publish; AddPeer on every reactor. It reports whether the peer was added.
-func (l *loop) addPeer(c *transport.Conn) bool {
+// admit turns an upgraded connection that passed every check into a peer (WIRE.md §2, the
+// Switch steps): InitPeer on every reactor; start the MConnection; publish; AddPeer on every
+// reactor. It reports whether the peer was added.
+func (l *loop) admit(c *transport.Conn) bool {
 	sw := l.sw
 	id := c.NodeInfo.ID
-	var refuse error
-	switch {
-	case id == l.selfID():
-		refuse = ErrSwitchConnectToSelf
-	case l.peers[id] != nil:
-		refuse = ErrSwitchDuplicatePeerID
-	case !c.Outbound && !sw.isUnconditional(id) && l.numRegularInbound() >= sw.maxInbound:
-		refuse = ErrInboundPeerLimit
-	}
-	if refuse != nil {
-		sw.log.Debug("connection refused", "peer", id, "addr", c.SocketAddr, "outbound", c.Outbound, "err", refuse)
-		sw.closeConn(c)
-		return false
-	}
-
 	p := &peer{
 		gate:       recvGate{done: make(chan struct{})},
 		sw:         sw,
@@ -244,7 +436,7 @@ func (l *loop) addPeer(c *transport.Conn) bool {
 	mc, err := conn.NewMConnection(c.Conn, sw.chDescs, p.receive, p.onError, mcfg)
 	if err != nil {
 		sw.log.Error("cannot create MConnection", "peer", id, "err", err)
-		sw.closeConn(c)
+		l.refuse(c, RejectInternal, err)
 		return false
 	}
 	p.mconn = mc
@@ -257,7 +449,7 @@ func (l *loop) addPeer(c *transport.Conn) bool {
 		p.log.Error("cannot start MConnection", "err", err)
 		_ = mc.Close()
 		p.gate.close()
-		sw.closeConn(c)
+		l.refuse(c, RejectInternal, err)
 		for i := range sw.reactors {
 			sw.reactors[i].r.RemovePeer(p, err)
 		}
@@ -266,10 +458,15 @@ func (l *loop) addPeer(c *transport.Conn) bool {
 	l.peers[id] = p
 	l.order = append(l.order, p)
 	l.publish()
-	delete(l.attempts, id)
 	for i := range sw.reactors {
 		sw.reactors[i].r.AddPeer(p)
 	}
+	sw.met.peers(c.Outbound).Add(1)
+	addr := c.SocketAddr
+	if c.Outbound {
+		addr = c.DialAddr
+	}
+	sw.emit(Event{Type: PeerConnected, Peer: id, Addr: addr, Outbound: c.Outbound})
 	p.log.Info("peer added", "outbound", c.Outbound, "persistent", p.persistent)
 	return true
 }
@@ -283,8 +480,8 @@ func (l *loop) handleStop(r stopPeerReq) {
 }
 
 // removePeer unpublishes p, closes its MConnection (waiting for its goroutines, so no Receive
-// runs after this), tells the transport, calls RemovePeer on every reactor, and schedules a
-// redial if p is persistent and redial is set.
+// runs after this), tells the transport, calls RemovePeer on every reactor, and reports the
+// disconnect to the dial queue (a persistent peer is redialed) if redial is set.
 func (l *loop) removePeer(p *peer, reason error, redial bool) {
 	id := p.ID()
 	delete(l.peers, id)
@@ -299,12 +496,51 @@ func (l *loop) removePeer(p *peer, reason error, redial bool) {
 	p.gate.close() // wait for Receive calls still running (MConnection.Close does not)
 	_ = p.tc.Conn.Close()
 	l.sw.transport.Remove(p.tc)
+	l.sampleWaits(p)
 	for i := range l.sw.reactors {
 		l.sw.reactors[i].r.RemovePeer(p, reason)
 	}
+	l.sw.met.peers(p.IsOutbound()).Add(-1)
+	l.sw.emit(Event{Type: PeerDisconnected, Peer: id, Addr: p.SocketAddr(), Outbound: p.IsOutbound(), Reason: reason})
 	p.log.Info("peer removed", "reason", reason)
-	if redial && p.persistent {
-		l.scheduleRedial(id)
+	if redial {
+		l.q.Disconnected(l.clk.Now(), id)
+		l.forgetUncond(id)
+	}
+}
+
+// sample records the per-channel send-queue sizes and the rate-limiter waits of every peer.
+func (l *loop) sample() {
+	var pending [256]int
+	for _, p := range l.order {
+		st := p.mconn.Status()
+		for _, ch := range st.Channels {
+			pending[ch.ID] += ch.SendQueueSize
+		}
+		l.addWaits(p, st)
+	}
+	for _, d := range l.sw.chDescs {
+		if c := l.sw.met.byCh[d.ID]; c != nil {
+			c.pending.Set(float64(pending[d.ID]))
+		}
+	}
+}
+
+func (l *loop) sampleWaits(p *peer) {
+	if p.mconn != nil {
+		l.addWaits(p, p.mconn.Status())
+	}
+}
+
+// addWaits adds the growth of p's rate-limiter waits since the last sample.
+func (l *loop) addWaits(p *peer, st conn.ConnectionStatus) {
+	if d := st.SendMonitor.LimitWait - p.lastSendWait; d > 0 {
+		l.sw.met.waitSend.Add(d.Seconds())
+		p.lastSendWait = st.SendMonitor.LimitWait
+	}
+	if d := st.RecvMonitor.LimitWait - p.lastRecvWait; d > 0 {
+		l.sw.met.waitRecv.Add(d.Seconds())
+		p.lastRecvWait = st.RecvMonitor.LimitWait
 	}
 }
 

@@ -17,6 +17,11 @@ const (
 	DefaultDialTimeout          = time.Second
 	DefaultFilterTimeout        = 5 * time.Second
 	DefaultMaxPendingHandshakes = 64
+	// DefaultInboundConnsPerIP is the default number of inbound connections one remote IP may
+	// open per DefaultInboundRateWindow (RELIABILITY C-06; LP-2 allows a burst of 16).
+	DefaultInboundConnsPerIP = 16
+	// DefaultInboundRateWindow is the default per-IP rate window.
+	DefaultInboundRateWindow = 10 * time.Second
 )
 
 // ConnFilterFunc decides whether to keep a fresh TCP connection before any handshake byte is
@@ -54,6 +59,18 @@ type Config struct {
 	// ConnFilters run, in order, on every inbound and outbound TCP connection after the
 	// built-in duplicate checks and before the SecretConnection handshake. Nil means none.
 	ConnFilters []ConnFilterFunc
+	// InboundConnsPerIP caps the inbound TCP connections accepted from one remote IP within
+	// InboundRateWindow (a fixed window per IP); further ones are closed before any handshake
+	// byte with Reason RejectRateLimited (RELIABILITY C-06). Zero means 16; negative disables
+	// the limit. The exact loopback addresses 127.0.0.1 and ::1 are exempt (local tooling and
+	// single-host testnets); other loopback addresses such as 127.0.0.2 are not, which is how
+	// the limit is tested.
+	InboundConnsPerIP int
+	// InboundRateWindow is the window of InboundConnsPerIP. Zero means 10 s; must not be negative.
+	InboundRateWindow time.Duration
+	// LocalAddr, if valid, is the source IP of outbound TCP connections (net.Dialer.LocalAddr).
+	// Zero means the OS chooses. Tests use it to dial from 127.0.0.2.
+	LocalAddr netip.Addr
 	// Logger receives debug events (dropped connections, accept errors). Nil means discard.
 	Logger *slog.Logger
 }
@@ -65,6 +82,8 @@ func DefaultConfig() Config {
 		DialTimeout:          DefaultDialTimeout,
 		FilterTimeout:        DefaultFilterTimeout,
 		MaxPendingHandshakes: DefaultMaxPendingHandshakes,
+		InboundConnsPerIP:    DefaultInboundConnsPerIP,
+		InboundRateWindow:    DefaultInboundRateWindow,
 	}
 }
 
@@ -83,6 +102,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPendingHandshakes < 0 {
 		errs = append(errs, fmt.Errorf("transport: MaxPendingHandshakes %d is negative", c.MaxPendingHandshakes))
+	}
+	if c.InboundRateWindow < 0 {
+		errs = append(errs, fmt.Errorf("transport: InboundRateWindow %v is negative", c.InboundRateWindow))
 	}
 	for i, f := range c.ConnFilters {
 		if f == nil {
@@ -106,6 +128,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPendingHandshakes == 0 {
 		c.MaxPendingHandshakes = d.MaxPendingHandshakes
+	}
+	if c.InboundConnsPerIP == 0 {
+		c.InboundConnsPerIP = d.InboundConnsPerIP
+	}
+	if c.InboundRateWindow == 0 {
+		c.InboundRateWindow = d.InboundRateWindow
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

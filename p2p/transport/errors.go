@@ -50,6 +50,11 @@ var (
 	// (Reason RejectInvalidNodeInfo).
 	ErrNodeInfoMalformed = errors.New("transport: malformed NodeInfo")
 
+	// ErrRateLimited rejects an inbound connection, before any handshake byte, because its remote
+	// IP opened more than Config.InboundConnsPerIP connections within Config.InboundRateWindow
+	// (Reason RejectRateLimited; RELIABILITY C-06).
+	ErrRateLimited = errors.New("transport: too many connections from this IP")
+
 	// ErrSelf: the remote authenticated with our own key (Reason RejectSelf; WIRE.md §4 check 3),
 	// or Dial was asked for an address already recorded in SelfAddrs.
 	ErrSelf = errors.New("transport: connection to self")
@@ -82,6 +87,12 @@ const (
 	// RejectIncompatible: nodeinfo.NodeInfo.CompatibleWith failed (wrong network or block
 	// version, no common channel).
 	RejectIncompatible
+	// RejectBanned: the admission checks installed with SetAdmissionChecks refused the remote IP
+	// (before any handshake byte) or its authenticated ID (right after the SecretConnection).
+	// The cause is the check's error (the Switch uses p2p.ErrBanned).
+	RejectBanned
+	// RejectRateLimited: the remote IP exceeded the per-IP connection rate (ErrRateLimited).
+	RejectRateLimited
 )
 
 var rejectNames = [...]string{
@@ -94,6 +105,8 @@ var rejectNames = [...]string{
 	RejectInvalidNodeInfo:  "invalid_nodeinfo",
 	RejectSelf:             "self",
 	RejectIncompatible:     "incompatible",
+	RejectBanned:           "banned",
+	RejectRateLimited:      "rate_limited",
 }
 
 // String returns a stable lower-case token (e.g. "auth", "self") suitable as a metrics label.

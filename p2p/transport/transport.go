@@ -54,6 +54,10 @@ type Conn struct {
 	SocketAddr netaddr.NetAddress
 	// DialAddr is the address given to Dial (its ID is the authenticated one); zero for inbound.
 	DialAddr netaddr.NetAddress
+	// HandshakeDuration is the time the upgrade took, from the start of the filters to the end
+	// of the NodeInfo checks (for an outbound Conn the TCP connect is not included). The Switch
+	// records it in its handshake_duration_seconds histogram.
+	HandshakeDuration time.Duration
 
 	set   *connSet // nil for a Conn not made by a MultiplexTransport
 	ap    netip.AddrPort
@@ -92,6 +96,10 @@ type Stats struct {
 	DroppedOverCap uint64
 	// Conns is the number of entries in the ConnSet (inbound and outbound, upgrading or live).
 	Conns int
+	// RateLimited counts inbound TCP connections closed at once because their IP exceeded
+	// Config.InboundConnsPerIP within Config.InboundRateWindow (also returned by Accept as a
+	// *RejectedError with Reason RejectRateLimited).
+	RateLimited uint64
 }
 
 // MultiplexTransport accepts and dials TCP connections and upgrades them: connection filters,
@@ -111,8 +119,11 @@ type MultiplexTransport struct {
 	sem     chan struct{} // one token per pending inbound upgrade
 	closing chan struct{} // closed by Close
 
-	dropped atomic.Uint64
-	tokens  atomic.Uint64
+	dropped     atomic.Uint64
+	rateLimited atomic.Uint64
+	tokens      atomic.Uint64
+	admission   atomic.Pointer[AdmissionChecks]
+	rate        *rateLimiter
 
 	mu       sync.Mutex
 	closed   bool
@@ -159,6 +170,7 @@ func NewMultiplexTransport(ni nodeinfo.NodeInfo, nk key.NodeKey, cfg Config) *Mu
 	}
 	t.initErr = errors.Join(errs...)
 	t.sem = make(chan struct{}, max(t.cfg.MaxPendingHandshakes, 1))
+	t.rate = newRateLimiter(t.cfg.InboundConnsPerIP, t.cfg.InboundRateWindow)
 	return t
 }
 
@@ -338,6 +350,9 @@ func (t *MultiplexTransport) Dial(ctx context.Context, addr netaddr.NetAddress) 
 	}
 	defer done()
 	d := net.Dialer{Timeout: t.cfg.DialTimeout}
+	if t.cfg.LocalAddr.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(t.cfg.LocalAddr, 0))
+	}
 	c, err := d.DialContext(ctx, "tcp", addr.DialString())
 	if err != nil {
 		if ctx.Err() != nil {
@@ -393,6 +408,7 @@ func (t *MultiplexTransport) Stats() Stats {
 		PendingHandshakes: len(t.sem),
 		DroppedOverCap:    t.dropped.Load(),
 		Conns:             t.conns.Len(),
+		RateLimited:       t.rateLimited.Load(),
 	}
 }
 
@@ -484,6 +500,30 @@ func (t *MultiplexTransport) acceptLoop(ln net.Listener) {
 			continue
 		}
 		backoff = 0
+		if ap := addrPortOf(c.RemoteAddr()); !t.rate.allow(ap.Addr(), time.Now()) {
+			// Before any handshake byte and without an upgrade slot (RELIABILITY C-06). The
+			// rejection is reported through Accept only if a slot is free, so a flood cannot
+			// queue results; it is always counted in Stats.RateLimited.
+			_ = c.Close()
+			t.rateLimited.Add(1)
+			t.cfg.Logger.Debug("transport: inbound rate limit exceeded, connection dropped", "addr", ap.String())
+			select {
+			case t.sem <- struct{}{}:
+				rej := &RejectedError{Addr: netaddr.New("", ap), Reason: RejectRateLimited, Err: ErrRateLimited}
+				if !t.spawn(func() {
+					defer func() { <-t.sem }()
+					select {
+					case t.acceptc <- accepted{err: rej}:
+					case <-t.closing:
+					}
+				}) {
+					<-t.sem
+					return
+				}
+			default:
+			}
+			continue
+		}
 		select {
 		case t.sem <- struct{}{}:
 		default:

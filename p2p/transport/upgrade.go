@@ -26,6 +26,7 @@ import (
 // is closed and removed from the ConnSet; the error is a *RejectedError, or, when ctx ended first,
 // an error wrapping context.Cause(ctx).
 func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *netaddr.NetAddress) (*Conn, error) {
+	start := time.Now()
 	outbound := dialAddr != nil
 	ap := addrPortOf(c.RemoteAddr())
 	rejAddr := netaddr.New("", ap)
@@ -41,6 +42,10 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 
 	// Phase 0: filters, before any handshake byte (WIRE.md §2 filterConn; RELIABILITY C-05).
 	checkIP := !outbound && !t.cfg.AllowDuplicateIP
+	if err := t.checkIP(ap.Addr()); err != nil {
+		_ = c.Close()
+		return nil, reject(RejectBanned, err)
+	}
 	if len(t.cfg.ConnFilters) > 0 {
 		if err := t.conns.check(ap, checkIP); err != nil {
 			_ = c.Close()
@@ -94,6 +99,9 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 		}
 	} else {
 		rejAddr = netaddr.New(remoteID, ap)
+	}
+	if err := t.checkID(remoteID); err != nil {
+		return nil, reject(RejectBanned, err)
 	}
 
 	// Phase 2: NodeInfo exchange, with a fresh HandshakeTimeout; ctx poisons the deadline.
@@ -152,6 +160,8 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 		set:        t.conns,
 		ap:         ap,
 		token:      token,
+
+		HandshakeDuration: time.Since(start),
 	}
 	if outbound {
 		uc.DialAddr = *dialAddr

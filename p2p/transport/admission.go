@@ -1,0 +1,104 @@
+package transport
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+)
+
+// maxRateEntries bounds the per-IP rate table. When it is full and no window has expired, new
+// IPs are admitted without being counted (fail open): the table never grows beyond this, and
+// MaxPendingHandshakes still bounds the work an attacker with that many IPs can cause.
+const maxRateEntries = 1 << 16
+
+// AdmissionChecks are installed by a switch with SetAdmissionChecks. Both fields may be nil.
+type AdmissionChecks struct {
+	// IP is consulted for every inbound and outbound TCP connection before any handshake byte;
+	// a non-nil error closes it with Reason RejectBanned. It must be fast and must not block.
+	IP func(ip netip.Addr) error
+	// ID is consulted right after the SecretConnection authenticated the remote, before the
+	// NodeInfo exchange; a non-nil error closes it with Reason RejectBanned. Same rules as IP.
+	ID func(id key.ID) error
+}
+
+// SetAdmissionChecks installs c, replacing earlier checks; upgrades that start afterwards use
+// it. The p2p.Switch calls it from Run to refuse banned IPs and IDs before the handshake
+// (RELIABILITY S-05). Safe for concurrent use.
+func (t *MultiplexTransport) SetAdmissionChecks(c AdmissionChecks) {
+	t.admission.Store(&c)
+}
+
+func (t *MultiplexTransport) checkIP(ip netip.Addr) error {
+	if c := t.admission.Load(); c != nil && c.IP != nil {
+		return c.IP(ip)
+	}
+	return nil
+}
+
+func (t *MultiplexTransport) checkID(id key.ID) error {
+	if c := t.admission.Load(); c != nil && c.ID != nil {
+		return c.ID(id)
+	}
+	return nil
+}
+
+// rateLimiter counts inbound connections per remote IP in fixed windows (RELIABILITY C-06).
+// A leaf structure: its lock is held only for map operations.
+type rateLimiter struct {
+	limit  int // ≤ 0: disabled
+	window time.Duration
+
+	mu      sync.Mutex
+	entries map[netip.Addr]*rateEntry
+	pruned  time.Time
+}
+
+type rateEntry struct {
+	start time.Time
+	n     int
+}
+
+func newRateLimiter(limit int, window time.Duration) *rateLimiter {
+	return &rateLimiter{limit: limit, window: window, entries: make(map[netip.Addr]*rateEntry)}
+}
+
+// exempt reports whether ip is one of the two exact loopback addresses exempt from the limit.
+func rateExempt(ip netip.Addr) bool {
+	return ip == netip.AddrFrom4([4]byte{127, 0, 0, 1}) || ip == netip.IPv6Loopback()
+}
+
+// allow counts one connection from ip at now and reports whether it is within the limit.
+func (r *rateLimiter) allow(ip netip.Addr, now time.Time) bool {
+	if r.limit <= 0 || rateExempt(ip) {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.pruned) >= r.window {
+		for k, e := range r.entries {
+			if now.Sub(e.start) >= r.window {
+				delete(r.entries, k)
+			}
+		}
+		r.pruned = now
+	}
+	e := r.entries[ip]
+	if e == nil || now.Sub(e.start) >= r.window {
+		if e == nil && len(r.entries) >= maxRateEntries {
+			return true
+		}
+		r.entries[ip] = &rateEntry{start: now, n: 1}
+		return true
+	}
+	e.n++
+	return e.n <= r.limit
+}
+
+// size returns the number of tracked IPs (tests).
+func (r *rateLimiter) size() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.entries)
+}
