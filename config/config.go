@@ -130,14 +130,27 @@ type RPCConfig struct {
 	ListenAddress string `toml:"laddr"`
 }
 
-// InstrumentationConfig is the [instrumentation] section.
+// InstrumentationConfig is the [instrumentation] section. Key names and
+// defaults are CometBFT v0.38's.
 type InstrumentationConfig struct {
-	// Prometheus enables the metrics endpoint. Default false.
+	// Prometheus enables the metrics endpoint: GET /metrics in Prometheus's
+	// text exposition format. Default false.
 	Prometheus bool `toml:"prometheus"`
-	// PrometheusListenAddr is the metrics endpoint's "host:port". Default
-	// ":26660".
+	// PrometheusListenAddr is the metrics endpoint's "host:port". Port 0
+	// picks a free port. Default ":26660".
 	PrometheusListenAddr string `toml:"prometheus_listen_addr"`
+	// MaxOpenConnections caps the metrics endpoint's simultaneous HTTP
+	// connections; further connections wait in the kernel's accept queue.
+	// 0 means unlimited. Default 3.
+	MaxOpenConnections int `toml:"max_open_connections"`
+	// Namespace prefixes every metric name: Namespace_p2p_peers. Empty or a
+	// Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*). Default "cometbft", so
+	// dashboards built for CometBFT work unchanged.
+	Namespace string `toml:"namespace"`
 }
+
+// DefaultMetricsNamespace is instrumentation.namespace's default.
+const DefaultMetricsNamespace = "cometbft"
 
 // DefaultConfig returns the default configuration. Its moniker is
 // DefaultMoniker(), which reads the host name.
@@ -150,6 +163,8 @@ func DefaultConfig() Config {
 		Instrumentation: InstrumentationConfig{
 			Prometheus:           false,
 			PrometheusListenAddr: ":26660",
+			MaxOpenConnections:   3,
+			Namespace:            DefaultMetricsNamespace,
 		},
 	}
 }

@@ -48,6 +48,8 @@ func TestDefaultValues(t *testing.T) {
 		{"rpc.laddr", c.RPC.ListenAddress, "tcp://127.0.0.1:26657"},
 		{"prometheus", c.Instrumentation.Prometheus, false},
 		{"prometheus_listen_addr", c.Instrumentation.PrometheusListenAddr, ":26660"},
+		{"max_open_connections", c.Instrumentation.MaxOpenConnections, 3},
+		{"namespace", c.Instrumentation.Namespace, "cometbft"},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -90,7 +92,7 @@ func TestTemplateRoundTrip(t *testing.T) {
 		DialTimeout:                  2 * time.Second,
 	}
 	mod.RPC.ListenAddress = ""
-	mod.Instrumentation = InstrumentationConfig{Prometheus: true, PrometheusListenAddr: "127.0.0.1:9"}
+	mod.Instrumentation = InstrumentationConfig{Prometheus: true, PrometheusListenAddr: "127.0.0.1:9", MaxOpenConnections: 0, Namespace: "my_chain"}
 
 	for name, want := range map[string]Config{"defaults": DefaultConfig(), "modified": mod} {
 		t.Run(name, func(t *testing.T) {
@@ -128,7 +130,8 @@ func TestTemplateListsEveryKey(t *testing.T) {
 		"addr_book_file", "addr_book_strict", "max_num_inbound_peers", "max_num_outbound_peers",
 		"unconditional_peer_ids", "persistent_peers_max_dial_period", "flush_throttle_timeout",
 		"max_packet_msg_payload_size", "send_rate", "recv_rate", "pex", "seed_mode", "private_peer_ids",
-		"allow_duplicate_ip", "handshake_timeout", "dial_timeout", "prometheus", "prometheus_listen_addr"} {
+		"allow_duplicate_ip", "handshake_timeout", "dial_timeout", "prometheus", "prometheus_listen_addr",
+		"max_open_connections", "namespace"} {
 		if !strings.Contains(string(out), "\n"+k+" = ") {
 			t.Errorf("template lacks key %q", k)
 		}
@@ -209,6 +212,8 @@ func TestValidateCollectsEveryProblem(t *testing.T) {
 	c.P2P.SeedMode = true
 	c.P2P.HandshakeTimeout = 0
 	c.RPC.ListenAddress = "nope"
+	c.Instrumentation.MaxOpenConnections = -1
+	c.Instrumentation.Namespace = "9lives"
 	before := c
 
 	err := c.Validate()
@@ -218,7 +223,8 @@ func TestValidateCollectsEveryProblem(t *testing.T) {
 	wantKeys := []string{"moniker", "chain_id", "p2p.laddr", "p2p.external_address", "p2p.seeds",
 		"p2p.persistent_peers", "p2p.persistent_peers", "p2p.unconditional_peer_ids",
 		"p2p.max_num_inbound_peers", "p2p.flush_throttle_timeout", "p2p.max_packet_msg_payload_size",
-		"p2p.send_rate", "p2p.seed_mode", "p2p.handshake_timeout", "rpc.laddr"}
+		"p2p.send_rate", "p2p.seed_mode", "p2p.handshake_timeout", "rpc.laddr",
+		"instrumentation.max_open_connections", "instrumentation.namespace"}
 	var got []string
 	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
 		fe, ok := errors.AsType[*FieldError](e)
@@ -232,6 +238,16 @@ func TestValidateCollectsEveryProblem(t *testing.T) {
 	}
 	if !errors.Is(err, key.ErrInvalidID) || !errors.Is(err, ErrInvalidAddress) {
 		t.Errorf("joined error does not wrap ErrInvalidID and ErrInvalidAddress: %v", err)
+	}
+}
+
+func TestMetricsNamespace(t *testing.T) {
+	for ns, ok := range map[string]bool{"": true, "cometbft": true, "_x9": true, "A_b": true, "9a": false, "a-b": false, "a.b": false, "é": false} {
+		c := DefaultConfig()
+		c.Instrumentation.Namespace = ns
+		if err := c.Validate(); (err == nil) != ok {
+			t.Errorf("namespace %q: Validate = %v, want ok=%v", ns, err, ok)
+		}
 	}
 }
 

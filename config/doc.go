@@ -1,7 +1,8 @@
 // Package config is a node's TOML configuration: the top-level moniker and
 // chain ID, the [p2p] section with CometBFT v0.38's key names and defaults, a
 // small [rpc] section for the HTTP status server and an [instrumentation]
-// section.
+// section for the Prometheus endpoint. README.md's config table lists every
+// key with its default; TestReadmeConfigTable keeps the two in step.
 //
 // Place in the data path: config sits beside it. node.New reads a Config and
 // maps its sections onto the per-package configs (transport.Config,
@@ -23,6 +24,9 @@
 //   - p2p.handshake_timeout ("3s", per handshake phase) and p2p.dial_timeout
 //     ("1s") are honoured. CometBFT v0.38 ignores both keys (defaults 20s and
 //     3s there) and hard-codes 3s and 1s; our defaults equal its real values.
+//   - [instrumentation] has CometBFT's prometheus, prometheus_listen_addr,
+//     max_open_connections (3) and namespace ("cometbft") keys; the metric
+//     names are CometBFT's, without its peer_id label (see metrics/prom).
 //   - Only the keys Switchyard uses are accepted; any other key is an error
 //     naming it, so a typo never silently falls back to a default.
 //

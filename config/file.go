@@ -299,9 +299,17 @@ dial_timeout = {{dur .P2P.DialTimeout}}
 [instrumentation]
 
 # When true, Prometheus metrics are served under /metrics on
-# prometheus_listen_addr. (Reserved: this version does not serve metrics yet.)
+# prometheus_listen_addr. Metric names are CometBFT's (namespace_p2p_...), and
+# no metric has a peer_id label.
 prometheus = {{.Instrumentation.Prometheus}}
 
-# Address to listen for Prometheus collector(s) connections.
+# Address to listen for Prometheus collector(s) connections. Port 0 picks a free port.
 prometheus_listen_addr = {{q .Instrumentation.PrometheusListenAddr}}
+
+# Maximum number of simultaneous connections to the metrics endpoint.
+# 0 - unlimited.
+max_open_connections = {{.Instrumentation.MaxOpenConnections}}
+
+# Instrumentation namespace: the prefix of every metric name.
+namespace = {{q .Instrumentation.Namespace}}
 `

@@ -44,7 +44,8 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // counts, rates and sizes are in range; durations are non-negative and the
 // two timeouts positive; seed_mode requires pex; a non-empty rpc.laddr is
 // "[tcp://]host:port"; prometheus_listen_addr is "host:port" when
-// prometheus is on.
+// prometheus is on; max_open_connections is not negative; namespace is empty
+// or a Prometheus name.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(k string, err error) { errs = append(errs, &FieldError{Key: k, Err: err}) }
@@ -134,7 +135,28 @@ func (c Config) Validate() error {
 			bad("instrumentation.prometheus_listen_addr", err)
 		}
 	}
+	if c.Instrumentation.MaxOpenConnections < 0 {
+		badf("instrumentation.max_open_connections", "%d is negative", c.Instrumentation.MaxOpenConnections)
+	}
+	if ns := c.Instrumentation.Namespace; ns != "" && !validMetricsNamespace(ns) {
+		badf("instrumentation.namespace", "%q is not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)", ns)
+	}
 	return errors.Join(errs...)
+}
+
+// validMetricsNamespace reports whether ns matches [a-zA-Z_][a-zA-Z0-9_]*, so
+// that ns_p2p_peers is a valid Prometheus metric name.
+func validMetricsNamespace(ns string) bool {
+	for i := 0; i < len(ns); i++ {
+		c := ns[i]
+		switch {
+		case c == '_', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case '0' <= c && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return ns != ""
 }
 
 // checkASCIIText applies CometBFT's cmtstrings.IsASCIIText (every byte in

@@ -5,7 +5,7 @@
 //
 //	node_key.json → NodeInfo → transport.MultiplexTransport (Listen)
 //	→ p2p.Switch with reactors (the PEX reactor when p2p.pex = true)
-//	→ persistent peers → HTTP server on rpc.laddr
+//	→ persistent peers → HTTP server on rpc.laddr (and /metrics)
 //
 // NodeInfo advertises protocol {p2p 8, block 11, app 0}, network = chain_id,
 // version = Version, the channels of every reactor, the moniker, tx_index
@@ -27,7 +27,23 @@
 // HTTP API (CometBFT's JSON-RPC 2.0 envelope and result shapes, 64-bit
 // integers as JSON strings): GET /status, GET /net_info, and POST / with
 // {"method":"status"} or {"method":"net_info"}. Other routes answer 404 and
-// other methods a JSON-RPC "Method not found" error.
+// other methods a JSON-RPC "Method not found" error. /net_info is built from
+// p2p.Switch.Status: CometBFT's peers with their connection_status (flow
+// monitors and per-channel send queues), plus a "switchyard" object that
+// CometBFT clients ignore: dial queue length, dials in flight, persistent
+// peers with their dial state and next redial, bans, event and broadcast
+// drops, and per-peer details (flags, rate limits and waits, receive queues).
+// /status keeps CometBFT's shape exactly.
+//
+// Metrics: with instrumentation.prometheus = true, New builds a private
+// prometheus.Registry (Go runtime and process collectors, plus
+// metrics/prom.RegisterP2PMetrics under instrumentation.namespace, passed to
+// the Switch as SwitchConfig.Metrics) and binds
+// instrumentation.prometheus_listen_addr (port 0 allowed; MetricsAddr
+// reports the bound address); Run serves GET /metrics there, with at most
+// instrumentation.max_open_connections connections at a time. No metric has
+// a peer_id label (see metrics/prom). Without it the Switch records into
+// no-op instruments.
 //
 // Lifecycle: New binds the P2P and RPC listeners (so their addresses are
 // known at once) and starts no goroutine; Run serves until its ctx is done

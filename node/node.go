@@ -58,6 +58,8 @@ type Node struct {
 	rpcAddr string       // bound "host:port", "" when disabled
 	rpcSrv  *http.Server
 
+	metrics *metricsServer // nil unless instrumentation.prometheus
+
 	started   atomic.Bool
 	closeOnce sync.Once
 }
@@ -90,21 +92,30 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, home: home, log: logger, nodeKey: nk}
 
+	p2pMetrics, err := n.setupMetrics()
+	if err != nil {
+		return nil, err
+	}
+
 	persistent, err := resolvePeers(cfg.P2P.PersistentPeers)
 	if err != nil {
+		n.closeRPC()
 		return nil, fmt.Errorf("node: p2p.persistent_peers: %w", err)
 	}
 	unconditional, err := config.ParseIDList(cfg.P2P.UnconditionalPeerIDs)
 	if err != nil {
+		n.closeRPC()
 		return nil, fmt.Errorf("node: p2p.unconditional_peer_ids: %w", err)
 	}
 	private, err := config.ParseIDList(cfg.P2P.PrivatePeerIDs)
 	if err != nil {
+		n.closeRPC()
 		return nil, fmt.Errorf("node: p2p.private_peer_ids: %w", err)
 	}
 
 	reactors, err := n.reactors()
 	if err != nil {
+		n.closeRPC()
 		return nil, err
 	}
 
@@ -116,6 +127,7 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 		}
 		ln, err := net.Listen("tcp", hp)
 		if err != nil {
+			n.closeRPC()
 			return nil, fmt.Errorf("node: rpc listen: %w", err)
 		}
 		n.rpcLn = ln
@@ -151,10 +163,12 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 			MaxPacketMsgPayloadSize: cfg.P2P.MaxPacketMsgPayloadBytes,
 			FlushThrottle:           cfg.P2P.FlushThrottleTimeout,
 		},
-		Logger: logger,
+		Logger:  logger,
+		Metrics: p2pMetrics,
 	}
 	if d := cfg.P2P.PersistentPeersMaxDialPeriod; d > 0 {
-		swCfg.RedialBackoffMax = max(d, p2p.DefaultRedialBackoffBase)
+		// The Switch requires the cap to be at least the first backoff step (1s).
+		swCfg.PersistentPeersMaxDialPeriod = max(d, p2p.DefaultRedialBackoffBase)
 	}
 	if err := swCfg.Validate(); err != nil {
 		n.closeRPC()
@@ -204,9 +218,6 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 			logger.Warn("p2p.external_address is a host name: CometBFT peers resolve it by DNS during every handshake; prefer an IP",
 				"addr", cfg.P2P.ExternalAddress)
 		}
-	}
-	if cfg.Instrumentation.Prometheus {
-		logger.Warn("instrumentation.prometheus is set but this version serves no metrics")
 	}
 	if seeds := config.SplitList(cfg.P2P.Seeds); len(seeds) > 0 {
 		logger.Warn("p2p.seeds are not used yet: seed crawling needs the full PEX reactor")
@@ -349,7 +360,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	var rpcErr error
+	var rpcErr, metricsErr error // each written by one goroutine, read after wg.Wait
 	if n.rpcLn != nil {
 		n.log.Info("rpc server listening", "addr", n.rpcAddr)
 		wg.Go(func() {
@@ -367,6 +378,24 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		})
 	}
+	if n.metrics != nil {
+		ms := n.metrics
+		n.log.Info("prometheus metrics server listening", "addr", ms.addr)
+		wg.Go(func() {
+			if err := ms.srv.Serve(ms.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				metricsErr = fmt.Errorf("node: metrics serve: %w", err)
+				cancel()
+			}
+		})
+		wg.Go(func() {
+			<-ctx.Done()
+			sctx, scancel := context.WithTimeout(context.Background(), rpcShutdownTimeout)
+			defer scancel()
+			if err := ms.srv.Shutdown(sctx); err != nil {
+				_ = ms.srv.Close()
+			}
+		})
+	}
 	ni := n.NodeInfo()
 	n.log.Info("node started: id, advertised listen_addr", "peer", ni.ID, "addr", ni.ListenAddr)
 
@@ -376,8 +405,8 @@ func (n *Node) Run(ctx context.Context) error {
 	if cerr := n.transport.Close(); cerr != nil {
 		n.log.Debug("transport close", "err", cerr)
 	}
-	if rpcErr != nil {
-		return rpcErr
+	if err := errors.Join(rpcErr, metricsErr); err != nil {
+		return err
 	}
 	return err
 }
@@ -394,10 +423,15 @@ func (n *Node) Close() error {
 	return n.transport.Close()
 }
 
+// closeRPC closes the HTTP listeners (rpc.laddr and the metrics endpoint) of a node that will
+// not run.
 func (n *Node) closeRPC() {
 	n.closeOnce.Do(func() {
 		if n.rpcLn != nil {
 			_ = n.rpcLn.Close()
+		}
+		if n.metrics != nil {
+			_ = n.metrics.ln.Close()
 		}
 	})
 }
@@ -422,6 +456,15 @@ func (n *Node) P2PAddr() netaddr.NetAddress { return n.transport.NetAddress() }
 // RPCAddr returns the bound "host:port" of the HTTP server, or "" if
 // rpc.laddr is empty.
 func (n *Node) RPCAddr() string { return n.rpcAddr }
+
+// MetricsAddr returns the bound "host:port" of the Prometheus endpoint
+// (GET /metrics), or "" if instrumentation.prometheus is false.
+func (n *Node) MetricsAddr() string {
+	if n.metrics == nil {
+		return ""
+	}
+	return n.metrics.addr
+}
 
 // Config returns the configuration the node was built from.
 func (n *Node) Config() config.Config { return n.cfg }

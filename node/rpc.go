@@ -2,14 +2,17 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/switchyard-p2p/switchyard/p2p"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
 )
@@ -22,7 +25,11 @@ const (
 	rpcCodeParseError     = -32700
 	rpcCodeInvalidRequest = -32600
 	rpcCodeMethodNotFound = -32601
+	rpcCodeInternalError  = -32603
 )
+
+// switchStatusTimeout bounds the wait for the Switch's event loop in /net_info.
+const switchStatusTimeout = 5 * time.Second
 
 // rpcResponse is CometBFT's JSON-RPC 2.0 response envelope. GET (URI)
 // requests get id -1, as CometBFT answers them.
@@ -47,16 +54,27 @@ type rpcRequest struct {
 
 var uriRequestID = json.RawMessage("-1")
 
+// rpcMethod computes one method's result; a non-nil *rpcError is answered instead.
+type rpcMethod func(ctx context.Context) (any, *rpcError)
+
 // rpcHandler routes GET /status, GET /net_info and JSON-RPC POST /.
 func (n *Node) rpcHandler() http.Handler {
-	methods := map[string]func() any{
-		"status":   func() any { return n.statusResult() },
-		"net_info": func() any { return n.netInfoResult() },
+	methods := map[string]rpcMethod{
+		"status":   func(context.Context) (any, *rpcError) { return n.statusResult(), nil },
+		"net_info": n.netInfoResult,
+	}
+	call := func(w http.ResponseWriter, r *http.Request, id json.RawMessage, f rpcMethod) {
+		res, rerr := f(r.Context())
+		if rerr != nil {
+			writeRPC(w, rpcResponse{JSONRPC: "2.0", ID: id, Error: rerr})
+			return
+		}
+		writeRPC(w, rpcResponse{JSONRPC: "2.0", ID: id, Result: res})
 	}
 	mux := http.NewServeMux()
 	for name, f := range methods {
-		mux.HandleFunc("GET /"+name, func(w http.ResponseWriter, _ *http.Request) {
-			writeRPC(w, rpcResponse{JSONRPC: "2.0", ID: uriRequestID, Result: f()})
+		mux.HandleFunc("GET /"+name, func(w http.ResponseWriter, r *http.Request) {
+			call(w, r, uriRequestID, f)
 		})
 	}
 	mux.HandleFunc("POST /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +97,7 @@ func (n *Node) rpcHandler() http.Handler {
 			writeRPC(w, rpcResponse{JSONRPC: "2.0", ID: id, Error: &rpcError{Code: rpcCodeMethodNotFound, Message: "Method not found", Data: req.Method}})
 			return
 		}
-		writeRPC(w, rpcResponse{JSONRPC: "2.0", ID: id, Result: f()})
+		call(w, r, id, f)
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -182,9 +200,11 @@ func (n *Node) statusResult() statusJSON {
 	}
 }
 
-// flowStatusJSON is CometBFT's flowrate.Status. Fields Switchyard does not
-// track (Samples, PeakRate, BytesRem, Idle, TimeRem, Progress) are zero;
-// InstRate repeats CurRate.
+// flowStatusJSON is CometBFT's flowrate.Status. Switchyard's monitors keep
+// totals, a ~2 s current rate and an average rate: InstRate repeats CurRate,
+// Duration and Idle are derived from the connection's age, Active is true
+// while the peer is connected, and the fields that only make sense for a
+// bounded transfer (Samples, PeakRate, BytesRem, TimeRem, Progress) are zero.
 type flowStatusJSON struct {
 	Start    time.Time `json:"Start"`
 	Bytes    int64     `json:"Bytes,string"`
@@ -213,6 +233,7 @@ func toFlowJSON(f conn.FlowStatus, dur time.Duration) flowStatusJSON {
 	}
 }
 
+// channelStatusJSON is CometBFT's conn.ChannelStatus.
 type channelStatusJSON struct {
 	ID                byte  `json:"ID"`
 	SendQueueCapacity int   `json:"SendQueueCapacity,string"`
@@ -221,6 +242,7 @@ type channelStatusJSON struct {
 	RecentlySent      int64 `json:"RecentlySent,string"`
 }
 
+// connectionStatusJSON is CometBFT's conn.ConnectionStatus.
 type connectionStatusJSON struct {
 	Duration    int64               `json:"Duration,string"` // nanoseconds
 	SendMonitor flowStatusJSON      `json:"SendMonitor"`
@@ -228,6 +250,26 @@ type connectionStatusJSON struct {
 	Channels    []channelStatusJSON `json:"Channels"`
 }
 
+func toConnectionStatusJSON(st conn.ConnectionStatus) connectionStatusJSON {
+	cs := connectionStatusJSON{
+		Duration:    int64(st.Duration),
+		SendMonitor: toFlowJSON(st.SendMonitor, st.Duration),
+		RecvMonitor: toFlowJSON(st.RecvMonitor, st.Duration),
+		Channels:    make([]channelStatusJSON, 0, len(st.Channels)),
+	}
+	for _, c := range st.Channels {
+		cs.Channels = append(cs.Channels, channelStatusJSON{
+			ID:                c.ID,
+			SendQueueCapacity: c.SendQueueCapacity,
+			SendQueueSize:     c.SendQueueSize,
+			Priority:          c.Priority,
+			RecentlySent:      c.RecentlySent,
+		})
+	}
+	return cs
+}
+
+// peerJSON is CometBFT's coretypes.Peer.
 type peerJSON struct {
 	NodeInfo         nodeInfoJSON         `json:"node_info"`
 	IsOutbound       bool                 `json:"is_outbound"`
@@ -235,46 +277,151 @@ type peerJSON struct {
 	RemoteIP         string               `json:"remote_ip"`
 }
 
+// netInfoJSON is CometBFT's ResultNetInfo plus the "switchyard" object, which
+// CometBFT clients ignore (encoding/json skips unknown fields).
 type netInfoJSON struct {
-	Listening bool       `json:"listening"`
-	Listeners []string   `json:"listeners"`
-	NPeers    int        `json:"n_peers,string"`
-	Peers     []peerJSON `json:"peers"`
+	Listening  bool           `json:"listening"`
+	Listeners  []string       `json:"listeners"`
+	NPeers     int            `json:"n_peers,string"`
+	Peers      []peerJSON     `json:"peers"`
+	Switchyard switchyardJSON `json:"switchyard"`
 }
 
-// netInfoResult is /net_info: one entry per connected peer.
-func (n *Node) netInfoResult() netInfoJSON {
+// switchyardJSON is what /net_info reports beyond CometBFT's shape: the
+// Switch's dial state, persistent peers, bans, drop counters and per-peer
+// details that ConnectionStatus has no field for. Integers are JSON strings,
+// as in the rest of the response.
+type switchyardJSON struct {
+	// Running is false when the Switch's event loop is not running (before Run
+	// or after it returned); the dial fields are then zero.
+	Running         bool                 `json:"running"`
+	NInbound        int                  `json:"n_inbound,string"`
+	NOutbound       int                  `json:"n_outbound,string"`
+	DialQueueLen    int                  `json:"dial_queue_len,string"`
+	DialsInFlight   int                  `json:"dials_in_flight,string"`
+	PersistentPeers []persistentPeerJSON `json:"persistent_peers"`
+	Bans            []banJSON            `json:"bans"`
+	EventDrops      uint64               `json:"event_drops,string"`
+	BroadcastDrops  uint64               `json:"broadcast_drops,string"`
+	Peers           []peerExtraJSON      `json:"peers"`
+}
+
+type persistentPeerJSON struct {
+	ID       string `json:"id"`
+	Addr     string `json:"addr"`  // id@ip:port
+	State    string `json:"state"` // "queued", "dialing" or "connected"
+	Attempts int    `json:"attempts,string"`
+	// NextDial is the next redial time (RFC 3339), or null unless state is
+	// "queued".
+	NextDial *time.Time `json:"next_dial"`
+}
+
+type banJSON struct {
+	ID     string    `json:"id,omitempty"` // an ID ban
+	IP     string    `json:"ip,omitempty"` // an IP ban
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason"`
+}
+
+// peerExtraJSON is one connected peer's details, in the order of "peers".
+type peerExtraJSON struct {
+	ID            string `json:"id"`
+	SocketAddr    string `json:"socket_addr"`
+	Persistent    bool   `json:"persistent"`
+	Private       bool   `json:"private"`
+	Unconditional bool   `json:"unconditional"`
+	// Rate limits (bytes/s, 0 = none) and the total time spent waiting for
+	// them (nanoseconds).
+	SendRateLimit int64 `json:"send_rate_limit,string"`
+	RecvRateLimit int64 `json:"recv_rate_limit,string"`
+	SendLimitWait int64 `json:"send_limit_wait,string"`
+	RecvLimitWait int64 `json:"recv_limit_wait,string"`
+	// RecvPauses counts the times reading stopped because a reactor was slow;
+	// RecvPauseDuration is the total (nanoseconds).
+	RecvPauses        int64              `json:"recv_pauses,string"`
+	RecvPauseDuration int64              `json:"recv_pause_duration,string"`
+	Channels          []channelExtraJSON `json:"channels"`
+}
+
+// channelExtraJSON is a channel's receive side: messages delivered by the
+// connection and not yet handled by the reactor.
+type channelExtraJSON struct {
+	ID                byte `json:"id"`
+	RecvQueueBytes    int  `json:"recv_queue_bytes,string"`
+	RecvQueueMessages int  `json:"recv_queue_messages,string"`
+}
+
+// netInfoResult is /net_info: one entry per connected peer with its
+// connection status, plus the "switchyard" object from Switch.Status. It waits
+// for the Switch's event loop for at most switchStatusTimeout (or the
+// request's context).
+func (n *Node) netInfoResult(ctx context.Context) (any, *rpcError) {
+	ctx, cancel := context.WithTimeout(ctx, switchStatusTimeout)
+	defer cancel()
+	st, err := n.sw.Status(ctx)
+	running := err == nil
+	if err != nil && !errors.Is(err, p2p.ErrSwitchNotRunning) {
+		return nil, &rpcError{Code: rpcCodeInternalError, Message: "Internal error", Data: err.Error()}
+	}
 	listener := strings.TrimPrefix(n.NodeInfo().ListenAddr, "tcp://")
-	peers := n.sw.Peers().List()
 	out := netInfoJSON{
 		Listening: true,
 		Listeners: []string{"Listener(@" + listener + ")"},
-		NPeers:    len(peers),
-		Peers:     make([]peerJSON, 0, len(peers)),
+		NPeers:    len(st.Peers),
+		Peers:     make([]peerJSON, 0, len(st.Peers)),
+		Switchyard: switchyardJSON{
+			Running:         running,
+			NInbound:        st.NumInbound,
+			NOutbound:       st.NumOutbound,
+			DialQueueLen:    st.DialQueueLen,
+			DialsInFlight:   st.DialsInFlight,
+			PersistentPeers: make([]persistentPeerJSON, 0, len(st.PersistentPeers)),
+			Bans:            make([]banJSON, 0, len(st.Bans)),
+			EventDrops:      st.EventDrops,
+			BroadcastDrops:  st.BroadcastDrops,
+			Peers:           make([]peerExtraJSON, 0, len(st.Peers)),
+		},
 	}
-	for _, p := range peers {
-		st := p.Status()
-		cs := connectionStatusJSON{
-			Duration:    int64(st.Duration),
-			SendMonitor: toFlowJSON(st.SendMonitor, st.Duration),
-			RecvMonitor: toFlowJSON(st.RecvMonitor, st.Duration),
-			Channels:    make([]channelStatusJSON, 0, len(st.Channels)),
-		}
-		for _, c := range st.Channels {
-			cs.Channels = append(cs.Channels, channelStatusJSON{
-				ID:                c.ID,
-				SendQueueCapacity: c.SendQueueCapacity,
-				SendQueueSize:     c.SendQueueSize,
-				Priority:          c.Priority,
-				RecentlySent:      c.RecentlySent,
-			})
-		}
+	for _, p := range st.Peers {
 		out.Peers = append(out.Peers, peerJSON{
-			NodeInfo:         toNodeInfoJSON(p.NodeInfo()),
-			IsOutbound:       p.IsOutbound(),
-			ConnectionStatus: cs,
-			RemoteIP:         p.RemoteIP().String(),
+			NodeInfo:         toNodeInfoJSON(p.NodeInfo),
+			IsOutbound:       p.Outbound,
+			ConnectionStatus: toConnectionStatusJSON(p.Conn),
+			RemoteIP:         p.SocketAddr.IP.String(),
 		})
+		ex := peerExtraJSON{
+			ID:                string(p.ID),
+			SocketAddr:        p.SocketAddr.String(),
+			Persistent:        p.Persistent,
+			Private:           p.Private,
+			Unconditional:     p.Unconditional,
+			SendRateLimit:     p.Conn.SendMonitor.Limit,
+			RecvRateLimit:     p.Conn.RecvMonitor.Limit,
+			SendLimitWait:     int64(p.Conn.SendMonitor.LimitWait),
+			RecvLimitWait:     int64(p.Conn.RecvMonitor.LimitWait),
+			RecvPauses:        p.Conn.RecvPauses,
+			RecvPauseDuration: int64(p.Conn.RecvPauseDuration),
+			Channels:          make([]channelExtraJSON, 0, len(p.Conn.Channels)),
+		}
+		for _, c := range p.Conn.Channels {
+			ex.Channels = append(ex.Channels, channelExtraJSON{ID: c.ID, RecvQueueBytes: c.RecvQueueBytes, RecvQueueMessages: c.RecvQueueMessages})
+		}
+		out.Switchyard.Peers = append(out.Switchyard.Peers, ex)
 	}
-	return out
+	for _, pp := range st.PersistentPeers {
+		j := persistentPeerJSON{ID: string(pp.Addr.ID), Addr: pp.Addr.String(), State: pp.State.String(), Attempts: pp.Attempts}
+		if !pp.NextDial.IsZero() {
+			t := pp.NextDial
+			j.NextDial = &t
+		}
+		out.Switchyard.PersistentPeers = append(out.Switchyard.PersistentPeers, j)
+	}
+	for _, b := range st.Bans {
+		j := banJSON{ID: string(b.ID), Until: b.Until, Reason: b.Reason}
+		if b.IP.IsValid() {
+			j.IP = b.IP.String()
+		}
+		out.Switchyard.Bans = append(out.Switchyard.Bans, j)
+	}
+	return out, nil
 }

@@ -219,3 +219,29 @@ func TestStartBadFlag(t *testing.T) {
 		t.Fatalf("err = %v, want one naming p2p.persistent_peers", err)
 	}
 }
+
+func TestStartFlagsPrometheus(t *testing.T) {
+	cmd := newStartCmd()
+	if err := cmd.ParseFlags([]string{"--instrumentation.prometheus", "--instrumentation.prometheus_listen_addr", "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	var f startFlags
+	f.prometheus, _ = cmd.Flags().GetBool("instrumentation.prometheus")
+	f.prometheusAddr, _ = cmd.Flags().GetString("instrumentation.prometheus_listen_addr")
+	cfg := config.DefaultConfig()
+	applyStartFlags(cmd.Flags(), f, &cfg)
+	if !cfg.Instrumentation.Prometheus || cfg.Instrumentation.PrometheusListenAddr != "127.0.0.1:0" {
+		t.Fatalf("instrumentation = %+v, want prometheus on 127.0.0.1:0", cfg.Instrumentation)
+	}
+	// Flags not given keep the file's values.
+	cmd = newStartCmd()
+	if err := cmd.ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg = config.DefaultConfig()
+	cfg.Instrumentation.PrometheusListenAddr = "1.2.3.4:5"
+	applyStartFlags(cmd.Flags(), startFlags{}, &cfg)
+	if cfg.Instrumentation.Prometheus || cfg.Instrumentation.PrometheusListenAddr != "1.2.3.4:5" {
+		t.Fatalf("instrumentation = %+v, want the file's values", cfg.Instrumentation)
+	}
+}

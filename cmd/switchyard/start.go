@@ -24,6 +24,8 @@ type startFlags struct {
 	laddr, externalAddr, persistentPeers, seeds string
 	rpcLaddr, chainID, moniker                  string
 	allowDuplicateIP, pex                       bool
+	prometheus                                  bool
+	prometheusAddr                              string
 	logLevel, logFormat                         string
 }
 
@@ -33,7 +35,9 @@ func newStartCmd() *cobra.Command {
 		Use:   "start",
 		Short: "Run the node until SIGINT or SIGTERM",
 		Long: `Run the node: listen for peers, dial persistent peers and serve the HTTP status
-API (GET /status, GET /net_info) on rpc.laddr.
+API (GET /status, GET /net_info) on rpc.laddr, and with
+instrumentation.prometheus the Prometheus metrics (GET /metrics) on
+instrumentation.prometheus_listen_addr.
 
 A missing home (or a home without config.toml) is initialized first, as "init"
 would. Flags override the config file for this run only.`,
@@ -50,6 +54,8 @@ would. Flags override the config file for this run only.`,
 	fl.BoolVar(&f.allowDuplicateIP, "p2p.allow_duplicate_ip", false, "allow several connections from one IP")
 	fl.BoolVar(&f.pex, "p2p.pex", true, "enable the peer-exchange reactor")
 	fl.StringVar(&f.rpcLaddr, "rpc.laddr", "", "HTTP status server address, tcp://host:port (port 0: any free port)")
+	fl.BoolVar(&f.prometheus, "instrumentation.prometheus", false, "serve Prometheus metrics on GET /metrics")
+	fl.StringVar(&f.prometheusAddr, "instrumentation.prometheus_listen_addr", "", "metrics endpoint host:port (port 0: any free port)")
 	fl.StringVar(&f.chainID, "chain-id", "", "chain ID advertised to peers")
 	fl.StringVar(&f.moniker, "moniker", "", "node name advertised to peers")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -119,6 +125,10 @@ func applyStartFlags(fl *pflag.FlagSet, f startFlags, cfg *config.Config) {
 	}
 	if fl.Changed("p2p.pex") {
 		cfg.P2P.PEX = f.pex
+	}
+	set("instrumentation.prometheus_listen_addr", &cfg.Instrumentation.PrometheusListenAddr, f.prometheusAddr)
+	if fl.Changed("instrumentation.prometheus") {
+		cfg.Instrumentation.Prometheus = f.prometheus
 	}
 }
 
