@@ -38,6 +38,8 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("home", "", "home directory (default $"+homeEnv+", else ~/.switchyard)")
 	root.SetGlobalNormalizationFunc(normalizeFlag)
 	root.AddCommand(newInitCmd(), newStartCmd(), newShowNodeIDCmd(), newVersionCmd())
+	root.AddCommand(newTestnetCmd())
+	root.AddCommand(newCrawlCmd())
 	return root
 }
 

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchyard-p2p/switchyard/crawler"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+)
+
+// seedResolveTimeout bounds the DNS lookups of the seed host names given to crawl.
+const seedResolveTimeout = 10 * time.Second
+
+// errNoneReachable is returned by crawl when no node at all could be reached.
+var errNoneReachable = errors.New("crawl: no node was reachable")
+
+type crawlFlags struct {
+	duration, timeout time.Duration
+	jsonOut           bool
+	chainID           string
+	concurrency       int
+	requestsPerPeer   int
+	logLevel          string
+}
+
+func newCrawlCmd() *cobra.Command {
+	var f crawlFlags
+	cmd := &cobra.Command{
+		Use:   "crawl SEED [SEED...]",
+		Short: "Crawl a CometBFT or Switchyard network by PEX and list every node found",
+		Long: `Crawl a network by PEX from the given seeds (id@host:port) and print every node
+found: ID, address, moniker, version, network (chain ID), channels and whether
+it was reachable.
+
+For each node the crawler dials with an ephemeral key, completes the
+SecretConnection and NodeInfo handshake, sends one PexRequest on channel 0x00
+(two with --requests-per-peer 2; never more, so CometBFT's rate limit of one
+request per 10 s after the second is never hit) and follows the addresses in the
+PexAddrs reply. A node is contacted at most once per crawl. The crawler
+advertises listen_addr tcp://0.0.0.0:26656, which nodes never add to their
+address books.
+
+Without --chain-id the network is learned from the first seed: CometBFT refuses
+a peer with another chain ID, and the refusal names it.
+
+Nodes only return addresses from their address book: a CometBFT node with
+addr_book_strict = true (the default) keeps loopback and private addresses out
+of it. The command exits 1 when no node was reachable.`,
+		Example: `  switchyard crawl 8f3c...e1@seed.example.com:26656 --duration 2m
+  switchyard crawl 8f3c...e1@127.0.0.1:26656 --json`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCrawl(cmd, args, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.DurationVar(&f.duration, "duration", crawler.DefaultDuration, "stop crawling after this long")
+	fl.DurationVar(&f.timeout, "timeout", crawler.DefaultNodeTimeout, "per-node bound on dial, handshake and PEX reply")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
+	fl.StringVar(&f.chainID, "chain-id", "", "network (chain ID) to advertise (default: learned from the first seed)")
+	fl.IntVar(&f.concurrency, "concurrency", crawler.DefaultMaxConcurrent, "nodes visited at once")
+	fl.IntVar(&f.requestsPerPeer, "requests-per-peer", crawler.DefaultRequestsPerPeer, "PexRequests per node (1 or 2)")
+	fl.StringVar(&f.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
+	return cmd
+}
+
+func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
+	logger, err := newLogger(cmd.ErrOrStderr(), f.logLevel, "text")
+	if err != nil {
+		return err
+	}
+	if f.duration <= 0 || f.timeout <= 0 || f.concurrency <= 0 {
+		return fmt.Errorf("%w: --duration, --timeout and --concurrency must be positive", errUsage)
+	}
+	rctx, cancel := context.WithTimeout(cmd.Context(), seedResolveTimeout)
+	defer cancel()
+	var seeds []netaddr.NetAddress
+	var errs []error
+	for _, a := range args {
+		for s := range strings.SplitSeq(a, ",") { // also accept a config-style list
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			na, err := netaddr.ParseContext(rctx, s)
+			if err == nil {
+				err = na.Valid()
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%w: seed %q: %w", errUsage, s, err))
+				continue
+			}
+			seeds = append(seeds, na)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	c, err := crawler.New(crawler.Config{
+		Network:         f.chainID,
+		MaxConcurrent:   f.concurrency,
+		NodeTimeout:     f.timeout,
+		Duration:        f.duration,
+		RequestsPerPeer: f.requestsPerPeer,
+		Logger:          logger,
+	})
+	if err != nil {
+		return err
+	}
+	res, err := c.Run(cmd.Context(), seeds)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if err != nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), "crawl interrupted; partial result:")
+	}
+	out := cmd.OutOrStdout()
+	if f.jsonOut {
+		if err := writeCrawlJSON(out, c, res); err != nil {
+			return err
+		}
+	} else {
+		writeCrawlTable(out, res)
+	}
+	if res.Reachable() == 0 {
+		return errNoneReachable
+	}
+	return nil
+}
+
+// writeCrawlTable prints one row per node and a summary line.
+func writeCrawlTable(w io.Writer, res crawler.Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDRESS\tMONIKER\tVERSION\tNETWORK\tCHANNELS\tREACHABLE")
+	for _, n := range res.Nodes {
+		reach := "no"
+		switch {
+		case n.Reachable && n.Err == nil:
+			reach = "yes"
+		case n.Reachable:
+			reach = "yes (" + shortErr(n.Err) + ")"
+		case !n.Attempted:
+			reach = "not tried"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Addr.DialString(), dash(n.NodeInfo.Moniker),
+			dash(n.NodeInfo.Version), dash(n.Network), dash(hex.EncodeToString(n.NodeInfo.Channels)), reach)
+	}
+	_ = tw.Flush()
+	complete := ""
+	if !res.Complete {
+		complete = " (incomplete: the duration ended first)"
+	}
+	fmt.Fprintf(w, "\n%d nodes, %d reachable, network %q, crawled in %s%s\n",
+		len(res.Nodes), res.Reachable(), res.Network, res.Elapsed.Round(time.Millisecond), complete)
+}
+
+// shortErr names the class of a node's error for the table.
+func shortErr(err error) string {
+	switch {
+	case errors.Is(err, crawler.ErrNoPEXChannel):
+		return "no PEX channel"
+	case errors.Is(err, crawler.ErrNoReply):
+		return "no PEX reply"
+	default:
+		return "rejected"
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+type crawlJSON struct {
+	CrawlerID string          `json:"crawler_id"`
+	Network   string          `json:"network"`
+	Elapsed   string          `json:"elapsed"`
+	Complete  bool            `json:"complete"`
+	Found     int             `json:"found"`
+	Reachable int             `json:"reachable"`
+	Nodes     []crawlNodeJSON `json:"nodes"`
+}
+
+type crawlNodeJSON struct {
+	ID             string   `json:"id"`
+	Address        string   `json:"address"`
+	KnownAddresses []string `json:"known_addresses"`
+	Seed           bool     `json:"seed"`
+	Source         string   `json:"source,omitempty"`
+	Attempted      bool     `json:"attempted"`
+	Reachable      bool     `json:"reachable"`
+	Moniker        string   `json:"moniker"`
+	Version        string   `json:"version"`
+	Network        string   `json:"network"`
+	Channels       string   `json:"channels"` // lower-case hex, one byte per channel
+	ListenAddr     string   `json:"listen_addr"`
+	RPCAddress     string   `json:"rpc_address"`
+	ProtocolBlock  uint64   `json:"protocol_block"`
+	PexRequests    int      `json:"pex_requests"`
+	Replied        bool     `json:"replied"`
+	Addrs          []string `json:"addrs"`
+	InvalidAddrs   int      `json:"invalid_addrs"`
+	Error          string   `json:"error,omitempty"`
+	Duration       string   `json:"duration"`
+}
+
+func writeCrawlJSON(w io.Writer, c *crawler.Crawler, res crawler.Result) error {
+	out := crawlJSON{
+		CrawlerID: string(c.ID()),
+		Network:   res.Network,
+		Elapsed:   res.Elapsed.Round(time.Millisecond).String(),
+		Complete:  res.Complete,
+		Found:     len(res.Nodes),
+		Reachable: res.Reachable(),
+		Nodes:     make([]crawlNodeJSON, 0, len(res.Nodes)),
+	}
+	strs := func(as []netaddr.NetAddress) []string {
+		s := make([]string, 0, len(as))
+		for _, a := range as {
+			s = append(s, a.String())
+		}
+		return s
+	}
+	for _, n := range res.Nodes {
+		j := crawlNodeJSON{
+			ID:             string(n.ID),
+			Address:        n.Addr.String(),
+			KnownAddresses: strs(n.KnownAddrs),
+			Seed:           n.Seed,
+			Source:         string(n.Source),
+			Attempted:      n.Attempted,
+			Reachable:      n.Reachable,
+			Moniker:        n.NodeInfo.Moniker,
+			Version:        n.NodeInfo.Version,
+			Network:        n.Network,
+			Channels:       hex.EncodeToString(n.NodeInfo.Channels),
+			ListenAddr:     n.NodeInfo.ListenAddr,
+			RPCAddress:     n.NodeInfo.Other.RPCAddress,
+			ProtocolBlock:  n.NodeInfo.ProtocolVersion.Block,
+			PexRequests:    n.RequestsSent,
+			Replied:        n.Replied,
+			Addrs:          strs(n.Addrs),
+			InvalidAddrs:   n.InvalidAddrs,
+			Duration:       n.Duration.Round(time.Millisecond).String(),
+		}
+		if n.Err != nil {
+			j.Error = n.Err.Error()
+		}
+		out.Nodes = append(out.Nodes, j)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/node"
+)
+
+// runNodes starts in-process nodes on loopback; they stop when the test ends.
+func runNodes(t *testing.T, monikers ...string) []*node.Node {
+	t.Helper()
+	var nodes []*node.Node
+	for _, m := range monikers {
+		cfg := config.DefaultConfig()
+		cfg.Moniker = m
+		cfg.ChainID = "crawl-cli-test"
+		cfg.P2P.ListenAddress = "tcp://127.0.0.1:0"
+		cfg.RPC.ListenAddress = ""
+		cfg.P2P.AllowDuplicateIP = true
+		n, err := node.New(cfg, t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Go(func() { _ = n.Run(ctx) })
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return nodes
+}
+
+func TestCrawlJSON(t *testing.T) {
+	nodes := runNodes(t, "cli-a", "cli-b")
+	out, _, err := run(context.Background(), "crawl", nodes[0].P2PAddr().String()+","+nodes[1].P2PAddr().String(), "--json", "--duration", "20s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res crawlJSON
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if res.Network != "crawl-cli-test" || res.Found != 2 || res.Reachable != 2 || !res.Complete {
+		t.Errorf("result %+v", res)
+	}
+	for i, n := range res.Nodes {
+		if n.ID != string(nodes[i].ID()) || n.Moniker != nodes[i].Config().Moniker || !n.Reachable ||
+			n.Channels != "00" || n.Version != node.Version || n.PexRequests != 1 || !n.Replied || n.Error != "" {
+			t.Errorf("node %d: %+v", i, n)
+		}
+	}
+}
+
+func TestCrawlTable(t *testing.T) {
+	nodes := runNodes(t, "cli-table")
+	dead := "0123456789abcdef0123456789abcdef01234567@127.0.0.1:1"
+	out, _, err := run(context.Background(), "crawl", nodes[0].P2PAddr().String(), dead, "--chain-id", "crawl-cli-test", "--timeout", "5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out, "\n")
+	if !strings.HasPrefix(lines[0], "ID ") || !strings.Contains(lines[0], "REACHABLE") {
+		t.Errorf("header %q", lines[0])
+	}
+	if !strings.Contains(out, "cli-table") || !strings.Contains(out, "crawl-cli-test") {
+		t.Errorf("output lacks the node:\n%s", out)
+	}
+	if !strings.Contains(out, "0123456789abcdef0123456789abcdef01234567  127.0.0.1:1") || !strings.Contains(lines[2], " no") {
+		t.Errorf("dead seed not listed as unreachable:\n%s", out)
+	}
+	if !strings.Contains(out, "2 nodes, 1 reachable") {
+		t.Errorf("summary missing:\n%s", out)
+	}
+}
+
+func TestCrawlErrors(t *testing.T) {
+	if _, _, err := run(context.Background(), "crawl", "not-an-address"); !errors.Is(err, errUsage) {
+		t.Errorf("bad seed: %v, want errUsage", err)
+	}
+	if _, _, err := run(context.Background(), "crawl"); err == nil {
+		t.Error("no seed: no error")
+	}
+	dead := "0123456789abcdef0123456789abcdef01234567@127.0.0.1:1"
+	if _, _, err := run(context.Background(), "crawl", dead, "--timeout", "2s"); !errors.Is(err, errNoneReachable) {
+		t.Errorf("unreachable seed: %v, want errNoneReachable", err)
+	}
+	if _, _, err := run(context.Background(), "crawl", dead, "--requests-per-peer", "3"); err == nil {
+		t.Error("--requests-per-peer 3 accepted")
+	}
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchyard-p2p/switchyard/testnet"
+)
+
+// plainProgressEvery is how many polls pass between two progress lines when the output is not a
+// terminal.
+const plainProgressEvery = 5
+
+type testnetFlags struct {
+	nodes       int
+	duration    time.Duration
+	dir         string
+	jsonOut     bool
+	binary      string
+	hold        bool
+	chainID     string
+	topology    string
+	maxOutbound int
+	logLevel    string
+}
+
+func newTestnetCmd() *cobra.Command {
+	var f testnetFlags
+	cmd := &cobra.Command{
+		Use:   "testnet",
+		Short: "Run a local network of switchyard processes and watch it discover itself",
+		Long: `Start a local network on 127.0.0.1: one seed node (seed_mode = true) and N-1
+nodes that know only the seed (p2p.seeds), each a separate "switchyard start"
+process with its own free ports and home (DIR/seed, DIR/node1, ...; logs in
+HOME/node.log). All share one chain ID and run with addr_book_strict = false and
+allow_duplicate_ip = true.
+
+While it runs it shows, every second, each node's peers (outbound/total), its
+address-book size ("-" when the node does not report it) and the elapsed time.
+It stops when the network has converged (unless --hold), when --duration has
+passed, or on Ctrl-C (SIGINT/SIGTERM are forwarded to the nodes; SIGKILL after
+5 s or on a second Ctrl-C), then prints a report: the time until every node
+reached its target, final peer counts, and the PEX messages and bytes (from the
+nodes' Prometheus counters for channel 0x00: message payloads over the whole
+run, no framing).
+
+Converged means: every non-seed node is connected to all other non-seed nodes,
+or has max_num_outbound_peers outbound connections to them (the seed crawls and
+disconnects, so it does not count). The command exits 1 if the network did not
+converge within --duration.
+
+--topology star-persistent is a debugging mode that needs no PEX: the seed is an
+ordinary node with every other node in its p2p.persistent_peers; converged means
+the hub is connected to all, and all to the hub.`,
+		Example: `  switchyard testnet
+  switchyard testnet --nodes 20 --duration 2m --json > report.json
+  switchyard testnet --nodes 4 --dir /tmp/tn --hold --duration 10m   # keep it up to poke at it`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runTestnet(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.nodes, "nodes", testnet.DefaultNodes, "number of nodes, the seed included")
+	fl.DurationVar(&f.duration, "duration", testnet.DefaultDuration, "how long to wait for convergence (with --hold: how long to run)")
+	fl.StringVar(&f.dir, "dir", "", "directory for the node homes, kept afterwards (default: a temporary directory, removed)")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the report as JSON on stdout (progress goes to stderr)")
+	fl.StringVar(&f.binary, "binary", "", "switchyard executable to run (default: this one)")
+	fl.BoolVar(&f.hold, "hold", false, "keep running until --duration after convergence")
+	fl.StringVar(&f.chainID, "chain-id", testnet.DefaultChainID, "chain ID of every node")
+	fl.StringVar(&f.topology, "topology", string(testnet.TopologySeed), `"seed", or "star-persistent" (debugging: no PEX needed)`)
+	fl.IntVar(&f.maxOutbound, "max-outbound", testnet.DefaultMaxOutbound, "max_num_outbound_peers of every node")
+	fl.StringVar(&f.logLevel, "node-log-level", "info", "log level of the nodes (in HOME/node.log)")
+	return cmd
+}
+
+func runTestnet(cmd *cobra.Command, f testnetFlags) error {
+	if f.duration <= 0 || f.maxOutbound <= 0 {
+		return fmt.Errorf("%w: --duration and --max-outbound must be positive", errUsage)
+	}
+	bin := f.binary
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("cannot find this executable (use --binary): %w", err)
+		}
+		bin = exe
+	}
+	progressOut := cmd.OutOrStdout()
+	if f.jsonOut {
+		progressOut = cmd.ErrOrStderr()
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	pr := &progressPrinter{w: progressOut, tty: isTerminal(progressOut)}
+	cfg := testnet.Config{
+		Binary:       bin,
+		Nodes:        f.nodes,
+		Duration:     f.duration,
+		Hold:         f.hold,
+		Dir:          f.dir,
+		ChainID:      f.chainID,
+		Topology:     testnet.Topology(f.topology),
+		MaxOutbound:  f.maxOutbound,
+		NodeLogLevel: f.logLevel,
+		Signals:      sigs,
+		Progress:     pr.print,
+		Logger:       slog.New(slog.DiscardHandler),
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	fmt.Fprintf(progressOut, "testnet: %d nodes (%s topology), chain %q, binary %s\n", f.nodes, f.topology, f.chainID, bin)
+	rep, err := testnet.Run(cmd.Context(), cfg)
+	pr.finish()
+	if rep == nil {
+		return err
+	}
+	if f.jsonOut {
+		if jerr := writeTestnetJSON(cmd.OutOrStdout(), rep); jerr != nil {
+			return errors.Join(err, jerr)
+		}
+	} else {
+		writeTestnetReport(cmd.OutOrStdout(), rep)
+	}
+	return err
+}
+
+// progressPrinter renders Snapshots: on a terminal a table redrawn in place, otherwise one plain
+// line every plainProgressEvery polls.
+type progressPrinter struct {
+	w     io.Writer
+	tty   bool
+	lines int // lines drawn by the last redraw (tty)
+	n     int
+	conv  bool // the last printed snapshot was converged
+}
+
+func (p *progressPrinter) print(s testnet.Snapshot) {
+	p.n++
+	if !p.tty {
+		conv := s.Converged == s.Counted
+		if p.n%plainProgressEvery != 1 && conv == p.conv {
+			return
+		}
+		p.conv = conv
+		var peers, books []string
+		for _, n := range s.Nodes {
+			peers = append(peers, fmt.Sprintf("%s=%d/%d", n.Name, n.Outbound, n.Peers))
+			books = append(books, bookStr(n.AddrBook))
+		}
+		fmt.Fprintf(p.w, "[%5.1fs] converged %d/%d  peers(out/total) %s  addrbook %s\n",
+			s.Elapsed.Seconds(), s.Converged, s.Counted, strings.Join(peers, " "), strings.Join(books, " "))
+		return
+	}
+	var b strings.Builder
+	if p.lines > 0 {
+		fmt.Fprintf(&b, "\x1b[%dA", p.lines) // back to the top of the last table
+	}
+	line := func(format string, args ...any) {
+		b.WriteString("\r\x1b[K")
+		fmt.Fprintf(&b, format, args...)
+		b.WriteByte('\n')
+	}
+	line("elapsed %5.1fs   converged %d/%d", s.Elapsed.Seconds(), s.Converged, s.Counted)
+	line("%-8s %4s %4s %5s %8s %4s", "NODE", "OUT", "IN", "PEERS", "ADDRBOOK", "OK")
+	for _, n := range s.Nodes {
+		ok := " "
+		switch {
+		case !n.Up:
+			ok = "down"
+		case n.Converged:
+			ok = "yes"
+		case n.Counted:
+			ok = "no"
+		}
+		line("%-8s %4d %4d %5d %8s %4s", n.Name, n.Outbound, n.Inbound, n.Peers, bookStr(n.AddrBook), ok)
+	}
+	p.lines = 2 + len(s.Nodes)
+	_, _ = io.WriteString(p.w, b.String())
+}
+
+func (p *progressPrinter) finish() {
+	if p.tty && p.lines > 0 {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func bookStr(n int) string {
+	if n < 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
+func countStr(n int64) string {
+	if n < 0 {
+		return "-"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// writeTestnetReport prints the human-readable report.
+func writeTestnetReport(w io.Writer, r *testnet.Report) {
+	fmt.Fprintf(w, "\n== testnet report: %d nodes, %s topology, chain %q ==\n", r.Nodes, r.Topology, r.ChainID)
+	if r.Converged {
+		fmt.Fprintf(w, "converged after %s (stopped: %s, after %s)\n", r.ConvergedAfter.Round(time.Millisecond), r.StopReason, r.Elapsed.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(w, "NOT converged (stopped: %s, after %s)\n", r.StopReason, r.Elapsed.Round(time.Millisecond))
+	}
+	fmt.Fprintf(w, "%-8s %-40s %7s %4s %4s %5s %8s %8s %9s %8s  %s\n", "NODE", "ID", "PID", "OUT", "IN", "PEERS", "ADDRBOOK", "PEX-MSGS", "PEX-BYTES", "TARGET", "EXIT")
+	for _, n := range r.Final {
+		target := "-"
+		if n.Counted {
+			target = fmt.Sprintf("%d/%d", n.NetPeers, n.Target)
+			if n.Converged {
+				target += " ok"
+			}
+		}
+		exit := n.ExitStatus
+		if n.Killed {
+			exit += " (SIGKILL)"
+		}
+		fmt.Fprintf(w, "%-8s %-40s %7d %4d %4d %5d %8s %8s %9s %8s  %s\n", n.Name, n.ID, n.PID, n.Outbound, n.Inbound, n.Peers,
+			bookStr(n.AddrBook), countStr(n.PEXMsgsSent), countStr(n.PEXBytesSent), target, exit)
+	}
+	fmt.Fprintf(w, "PEX: %s messages / %s bytes sent, %s / %s received\n",
+		countStr(r.PEX.MessagesSent), countStr(r.PEX.BytesSent), countStr(r.PEX.MessagesReceived), countStr(r.PEX.BytesReceived))
+	fmt.Fprintf(w, "  (%s)\n", r.PEX.Measured)
+	if r.DirRemoved {
+		fmt.Fprintf(w, "homes were in %s (removed)\n", r.Dir)
+	} else {
+		fmt.Fprintf(w, "homes and logs: %s\n", r.Dir)
+	}
+}
+
+// testnetJSON is --json's document: the report with durations also as strings.
+type testnetJSON struct {
+	*testnet.Report
+	ConvergedAfterStr string `json:"converged_after"`
+	ElapsedStr        string `json:"elapsed"`
+}
+
+func writeTestnetJSON(w io.Writer, r *testnet.Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(testnetJSON{Report: r, ConvergedAfterStr: r.ConvergedAfter.String(), ElapsedStr: r.Elapsed.String()})
+}

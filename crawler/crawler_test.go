@@ -1,0 +1,408 @@
+package crawler
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/node"
+	"github.com/switchyard-p2p/switchyard/p2p/conn"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
+	"github.com/switchyard-p2p/switchyard/p2p/transport"
+	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const testNetwork = "crawl-test"
+
+// responder is a fake PEX node: a MultiplexTransport listener whose connections run an
+// MConnection with the PEX channel and answer every PexRequest with a fixed address list.
+type responder struct {
+	moniker string
+	nk      key.NodeKey
+	tr      *transport.MultiplexTransport
+	addr    netaddr.NetAddress
+
+	reply      []netaddr.NetAddress // set before serve
+	silent     bool                 // never answer
+	closeAfter bool                 // disconnect after the first answer, as a seed does
+
+	requests atomic.Int32 // PexRequests received, over all connections
+	conns    atomic.Int32 // handshakes completed
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newResponder(t *testing.T, moniker, network string) *responder {
+	t.Helper()
+	nk, err := key.GenNodeKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ni := nodeinfo.NodeInfo{
+		ProtocolVersion: nodeinfo.DefaultProtocolVersion,
+		ID:              nk.ID(),
+		Network:         network,
+		Version:         "fake-1.0",
+		Channels:        []byte{PEXChannel, 0x40},
+		Moniker:         moniker,
+		Other:           nodeinfo.Other{TxIndex: "off"},
+	}
+	tr := transport.NewMultiplexTransport(ni, nk, transport.Config{AllowDuplicateIP: true})
+	// All interfaces, so that 127.0.0.2:port reaches it too (see alt).
+	if err := tr.ListenString("tcp://0.0.0.0:0"); err != nil {
+		t.Fatal(err)
+	}
+	addr := netaddr.New(nk.ID(), netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), tr.NetAddress().Port))
+	r := &responder{moniker: moniker, nk: nk, tr: tr, addr: addr}
+	t.Cleanup(r.close)
+	return r
+}
+
+// alt returns a second working address of r: 127.0.0.2 instead of 127.0.0.1.
+func (r *responder) alt() netaddr.NetAddress {
+	a := r.addr
+	a.IP = netip.AddrFrom4([4]byte{127, 0, 0, 2})
+	return a
+}
+
+// serve starts accepting; call it after reply is set.
+func (r *responder) serve() {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Go(func() {
+		for {
+			c, err := r.tr.Accept(ctx)
+			if err != nil {
+				if _, ok := errors.AsType[*transport.RejectedError](err); ok {
+					continue
+				}
+				return
+			}
+			r.conns.Add(1)
+			r.wg.Go(func() { r.handle(ctx, c) })
+		}
+	})
+}
+
+func (r *responder) handle(ctx context.Context, c *transport.Conn) {
+	defer r.tr.Remove(c)
+	pb := &p2ppb.PexAddrs{}
+	for _, a := range r.reply {
+		pb.Addrs = append(pb.Addrs, a.ToProto())
+	}
+	answer, err := proto.Marshal(&p2ppb.Message{Sum: &p2ppb.Message_PexAddrs{PexAddrs: pb}})
+	if err != nil {
+		panic(err)
+	}
+	done := make(chan struct{})
+	var once sync.Once
+	stop := func() { once.Do(func() { close(done) }) }
+	var mc *conn.MConnection
+	desc := conn.ChannelDescriptor{ID: PEXChannel, Priority: 1, SendQueueCapacity: 10, RecvMessageCapacity: MaxPEXMsgSize}
+	mc, err = conn.NewMConnection(c.Conn, []conn.ChannelDescriptor{desc}, func(_ byte, msg []byte) {
+		var m p2ppb.Message
+		if proto.Unmarshal(msg, &m) != nil || m.GetPexRequest() == nil {
+			return
+		}
+		r.requests.Add(1)
+		if r.silent {
+			return
+		}
+		mc.TrySend(PEXChannel, answer)
+		if r.closeAfter {
+			stop()
+		}
+	}, func(error) { stop() }, conn.MConnConfig{})
+	if err != nil {
+		panic(err)
+	}
+	if err := mc.Start(); err != nil {
+		panic(err)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	mc.FlushStop()
+}
+
+func (r *responder) close() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	_ = r.tr.Close()
+	r.wg.Wait()
+}
+
+// deadAddr returns an address with a fresh ID at a loopback port where nothing listens.
+func deadAddr(t *testing.T) netaddr.NetAddress {
+	t.Helper()
+	nk, err := key.GenNodeKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return deadAddrFor(t, nk.ID())
+}
+
+func deadAddrFor(t *testing.T, id key.ID) netaddr.NetAddress {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := l.Addr().(*net.TCPAddr).AddrPort()
+	l.Close()
+	return netaddr.New(id, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+}
+
+func byID(res Result) map[key.ID]Node {
+	m := make(map[key.ID]Node, len(res.Nodes))
+	for _, n := range res.Nodes {
+		m[n.ID] = n
+	}
+	return m
+}
+
+func newCrawler(t *testing.T, cfg Config) *Crawler {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestCrawlFollowsPEXChain: the crawler starts at A and must follow A→B→C; C points back at A (no
+// second visit), B also names an address where nothing listens. The network is learned from A.
+func TestCrawlFollowsPEXChain(t *testing.T) {
+	a := newResponder(t, "node-a", testNetwork)
+	b := newResponder(t, "node-b", testNetwork)
+	c := newResponder(t, "node-c", testNetwork)
+	dead := deadAddr(t)
+	a.reply = []netaddr.NetAddress{b.addr}
+	b.reply = []netaddr.NetAddress{c.addr, dead}
+	c.reply = []netaddr.NetAddress{a.addr}
+	c.closeAfter = true
+	for _, r := range []*responder{a, b, c} {
+		r.serve()
+	}
+
+	cr := newCrawler(t, Config{NodeTimeout: 5 * time.Second, Duration: 30 * time.Second})
+	res, err := cr.Run(context.Background(), []netaddr.NetAddress{a.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Network != testNetwork {
+		t.Errorf("Network = %q, want %q (learned from the seed)", res.Network, testNetwork)
+	}
+	if !res.Complete {
+		t.Error("Complete = false")
+	}
+	if len(res.Nodes) != 4 {
+		t.Fatalf("found %d nodes, want 4: %+v", len(res.Nodes), res.Nodes)
+	}
+	got := byID(res)
+	for _, r := range []*responder{a, b, c} {
+		n, ok := got[r.nk.ID()]
+		switch {
+		case !ok:
+			t.Errorf("%s not found", r.moniker)
+		case !n.Reachable || n.Err != nil || !n.Replied:
+			t.Errorf("%s: reachable %v replied %v err %v", r.moniker, n.Reachable, n.Replied, n.Err)
+		case n.NodeInfo.Moniker != r.moniker || n.NodeInfo.Version != "fake-1.0" || n.Network != testNetwork:
+			t.Errorf("%s: NodeInfo %+v", r.moniker, n.NodeInfo)
+		case n.Addr != r.addr:
+			t.Errorf("%s: Addr %v, want %v", r.moniker, n.Addr, r.addr)
+		}
+		if got := r.conns.Load(); got != 1 {
+			t.Errorf("%s: %d connections, want 1", r.moniker, got)
+		}
+	}
+	if n := got[b.nk.ID()]; n.Source != a.nk.ID() || n.Seed {
+		t.Errorf("B: Source %v Seed %v, want A, false", n.Source, n.Seed)
+	}
+	if n := got[a.nk.ID()]; !n.Seed || len(n.Addrs) != 1 || n.Addrs[0] != b.addr {
+		t.Errorf("A: Seed %v Addrs %v", n.Seed, n.Addrs)
+	}
+	d := got[dead.ID]
+	if !d.Attempted || d.Reachable || d.Err == nil || d.Source != b.nk.ID() {
+		t.Errorf("dead address: %+v, want attempted, unreachable, with an error, from B", d)
+	}
+	if res.Reachable() != 3 {
+		t.Errorf("Reachable() = %d, want 3", res.Reachable())
+	}
+}
+
+// TestCrawlRequestLimit: every responder is named many times, under several addresses and as a
+// seed twice; with RequestsPerPeer 2 none gets a third PexRequest or a second connection.
+func TestCrawlRequestLimit(t *testing.T) {
+	x := newResponder(t, "x", testNetwork)
+	y := newResponder(t, "y", testNetwork)
+	z := newResponder(t, "z", testNetwork)
+	silent := newResponder(t, "silent", testNetwork)
+	silent.silent = true
+	yDead := deadAddrFor(t, y.nk.ID()) // Y's ID at a port where nothing listens: tried first, fails
+	// Every node is also named under a second working address, which must not be dialed once
+	// the node was reached.
+	x.reply = []netaddr.NetAddress{y.addr, z.addr, yDead, x.addr, silent.addr, z.alt()}
+	y.reply = []netaddr.NetAddress{x.addr, z.addr, y.addr, x.alt(), silent.alt()}
+	z.reply = []netaddr.NetAddress{x.addr, y.addr, silent.addr, x.addr, y.alt(), z.alt()}
+	for _, r := range []*responder{x, y, z, silent} {
+		r.serve()
+	}
+
+	cr := newCrawler(t, Config{Network: testNetwork, RequestsPerPeer: 2, NodeTimeout: 2 * time.Second, Duration: 30 * time.Second})
+	res, err := cr.Run(context.Background(), []netaddr.NetAddress{yDead, x.addr, x.addr, z.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byID(res)
+	for _, r := range []*responder{x, y, z} {
+		if n := r.requests.Load(); n != 2 {
+			t.Errorf("%s: %d PexRequests, want exactly 2", r.moniker, n)
+		}
+		if n := r.conns.Load(); n != 1 {
+			t.Errorf("%s: %d connections, want 1", r.moniker, n)
+		}
+		if n := got[r.nk.ID()]; !n.Reachable || n.RequestsSent != 2 {
+			t.Errorf("%s: reachable %v RequestsSent %d", r.moniker, n.Reachable, n.RequestsSent)
+		}
+	}
+	// A silent node gets one request: the second is only sent after a reply.
+	if n := silent.requests.Load(); n != 1 {
+		t.Errorf("silent: %d PexRequests, want 1", n)
+	}
+	if n := got[silent.nk.ID()]; !n.Reachable || n.Replied || !errors.Is(n.Err, ErrNoReply) {
+		t.Errorf("silent: reachable %v replied %v err %v", n.Reachable, n.Replied, n.Err)
+	}
+	if n := got[y.nk.ID()]; n.Addr != y.addr || len(n.KnownAddrs) != 3 {
+		t.Errorf("y: Addr %v KnownAddrs %v: want the working address after the dead one", n.Addr, n.KnownAddrs)
+	}
+	if len(res.Nodes) != 4 {
+		t.Errorf("found %d nodes, want 4", len(res.Nodes))
+	}
+}
+
+// TestCrawlDurationEnds: with one visit at a time and a silent first seed, the crawl ends at
+// Duration; the second seed is listed as not contacted.
+func TestCrawlDurationEnds(t *testing.T) {
+	silent := newResponder(t, "silent", testNetwork)
+	silent.silent = true
+	silent.serve()
+	other := deadAddr(t)
+	cr := newCrawler(t, Config{Network: testNetwork, MaxConcurrent: 1, NodeTimeout: time.Minute, Duration: 500 * time.Millisecond})
+	start := time.Now()
+	res, err := cr.Run(context.Background(), []netaddr.NetAddress{silent.addr, other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("Run took %v, want about Duration", el)
+	}
+	if res.Complete {
+		t.Error("Complete = true")
+	}
+	got := byID(res)
+	if n := got[other.ID]; n.Attempted || !errors.Is(n.Err, ErrNotContacted) {
+		t.Errorf("second seed: attempted %v err %v, want ErrNotContacted", n.Attempted, n.Err)
+	}
+	if n := got[silent.nk.ID()]; !errors.Is(n.Err, ErrNoReply) || !errors.Is(n.Err, context.DeadlineExceeded) {
+		t.Errorf("silent: err %v, want ErrNoReply after the deadline", n.Err)
+	}
+}
+
+// TestCrawlSwitchyardNodes crawls three real in-process nodes linked by persistent peers (their
+// placeholder PEX reactor answers with empty lists) plus an address where nothing listens.
+func TestCrawlSwitchyardNodes(t *testing.T) {
+	var nodes []*node.Node
+	var prev string
+	for _, m := range []string{"sy-a", "sy-b", "sy-c"} {
+		cfg := config.DefaultConfig()
+		cfg.Moniker = m
+		cfg.ChainID = "crawl-node-test"
+		cfg.P2P.ListenAddress = "tcp://127.0.0.1:0"
+		cfg.RPC.ListenAddress = ""
+		cfg.P2P.AllowDuplicateIP = true
+		cfg.P2P.AddrBookStrict = false
+		cfg.P2P.PersistentPeers = prev
+		n, err := node.New(cfg, t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev = n.P2PAddr().String()
+		nodes = append(nodes, n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Go(func() { _ = n.Run(ctx) })
+	}
+	defer func() { cancel(); wg.Wait() }()
+
+	dead := deadAddr(t)
+	seeds := []netaddr.NetAddress{dead}
+	for _, n := range nodes {
+		seeds = append(seeds, n.P2PAddr())
+	}
+	cr := newCrawler(t, Config{NodeTimeout: 5 * time.Second, Duration: 30 * time.Second})
+	res, err := cr.Run(context.Background(), seeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Network != "crawl-node-test" {
+		t.Errorf("Network = %q", res.Network)
+	}
+	got := byID(res)
+	for _, n := range nodes {
+		c := got[n.ID()]
+		if !c.Reachable || !c.Replied || c.Err != nil {
+			t.Errorf("%s: reachable %v replied %v err %v", n.Config().Moniker, c.Reachable, c.Replied, c.Err)
+			continue
+		}
+		if c.NodeInfo.Moniker != n.Config().Moniker || c.NodeInfo.Version != node.Version || !c.NodeInfo.HasChannel(PEXChannel) {
+			t.Errorf("NodeInfo %+v", c.NodeInfo)
+		}
+	}
+	if d := got[dead.ID]; d.Reachable || !d.Attempted || d.Err == nil {
+		t.Errorf("dead seed: %+v", d)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, cfg := range []Config{
+		{RequestsPerPeer: 3},
+		{RequestsPerPeer: -1},
+		{MaxConcurrent: -1},
+		{NodeTimeout: -time.Second},
+		{Duration: -time.Second},
+		{NodeKey: &key.NodeKey{}},
+	} {
+		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%+v: Validate = %v, want ErrInvalidConfig", cfg, err)
+		}
+		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%+v: New = %v, want ErrInvalidConfig", cfg, err)
+		}
+	}
+	if _, err := New(Config{Moniker: "\x01"}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("bad moniker: %v", err)
+	}
+	c := newCrawler(t, Config{})
+	if _, err := c.Run(context.Background(), nil); !errors.Is(err, ErrNoSeeds) {
+		t.Errorf("Run(nil) = %v, want ErrNoSeeds", err)
+	}
+}

@@ -1,0 +1,44 @@
+// Package crawler walks a CometBFT v0.38 or Switchyard network by PEX (WIRE.md §7) and lists every
+// node it finds: its NodeInfo (moniker, version, network, channels), the addresses it returned, and
+// whether it was reachable.
+//
+// Place in the data path: a client of p2p/transport and p2p/conn, beside the node rather than in it.
+// It has no Switch and no address book: for each address it dials with transport.Dial (SecretConnection
+// and NodeInfo exchange), runs an MConnection with the PEX channel only (0x00: Priority 1,
+// SendQueueCapacity 10, RecvMessageCapacity 64000, WIRE.md §6), sends PexRequest (bytes 0a 00), waits
+// for PexAddrs (12 ...), records what it learned and closes the connection with FlushStop. Newly learned
+// IDs are queued, breadth first, until nothing is left or Config.Duration ends. The crawler's own
+// NodeInfo advertises listen_addr tcp://0.0.0.0:26656 by default: it passes the remote's Validate but
+// fails NetAddress.Valid in its address book, so crawled nodes never add or dial the crawler
+// (WIRE.md §4).
+//
+// Politeness (WIRE.md §7.3, INTEROP.md pitfall 10). CometBFT disconnects and bans for 24 h a peer
+// whose third PexRequest comes within 10 s of the second. The crawler sends at most
+// Config.RequestsPerPeer (1 or 2) PexRequests to one node ID per crawl, all on one connection, so a
+// third is never sent at all. A node whose connection succeeded is never connected to again in the
+// same crawl; other known addresses of an ID are tried only while dials to it fail before any
+// request was sent. PexRequests are sent only to nodes that list channel 0x00 (a CometBFT node with
+// pex = false disconnects a peer that sends on an unknown channel, pitfall 3). A PexRequest received
+// from the remote is answered with an empty PexAddrs.
+//
+// Network. CometBFT refuses a peer whose NodeInfo.network (the chain ID) differs from its own. When
+// Config.Network is empty the crawler learns it from the first seed: it dials with a guess
+// (config.DefaultChainID); if the handshake fails with a *nodeinfo.IncompatibleError (inside the
+// transport's *RejectedError), whose Theirs field carries the remote's network (or block version),
+// it adopts the remote's value and dials the same seed again. No PexRequest was sent on the refused
+// connection, so this costs no request. Nodes of another network met later are listed with that
+// network, reachable, and the error.
+//
+// Concurrency: Crawler.Run runs one loop goroutine (the caller's) that owns all crawl state, and at
+// most Config.MaxConcurrent visit goroutines, each owning one connection; results come back over a
+// channel. Every goroutine has exited when Run returns. A Crawler may be run several times, but not
+// concurrently.
+//
+// Usage:
+//
+//	c, err := crawler.New(crawler.Config{Duration: 30 * time.Second})
+//	if err != nil { ... }
+//	seed, _ := netaddr.Parse("a50b...df48@1.2.3.4:26656")
+//	res, err := c.Run(ctx, []netaddr.NetAddress{seed})
+//	for _, n := range res.Nodes { fmt.Println(n.ID, n.Addr, n.Reachable, n.NodeInfo.Moniker) }
+package crawler
