@@ -202,7 +202,14 @@ func TestSignalForwarded(t *testing.T) {
 	sigs := make(chan os.Signal, 1)
 	rep, err := Run(context.Background(), Config{
 		Binary: bin, Nodes: 3, Duration: time.Minute, PollInterval: 100 * time.Millisecond, Signals: sigs,
-		Progress: func(Snapshot) {
+		Progress: func(s Snapshot) {
+			// Signal only once every node answers RPC: a process signalled before it has installed
+			// its handler dies of the signal, which is not what this test is about.
+			for _, n := range s.Nodes {
+				if !n.Up {
+					return
+				}
+			}
 			select {
 			case sigs <- os.Interrupt:
 			default:
