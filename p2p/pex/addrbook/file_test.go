@@ -1,0 +1,161 @@
+package addrbook
+
+import (
+	"bufio"
+	"errors"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestSaveFileLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "addrbook.json")
+	a := filledBook(t, 30, 500)
+	if err := a.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SaveFile(path); err != nil { // over an existing file
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != FileMode {
+		t.Fatalf("stat %v, %v", st, err)
+	}
+	if _, err := os.Stat(path + ".tmp"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("temp file left behind: %v", err)
+	}
+	b := newBook(t, Config{}, 31)
+	rep, err := b.LoadFile(path, t0.Add(time.Hour))
+	if err != nil || rep.Loaded != a.Size() || b.Size() != a.Size() {
+		t.Fatalf("LoadFile = %+v, %v", rep, err)
+	}
+	if _, err := b.LoadFile(filepath.Join(dir, "missing.json"), t0); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+	if b.Size() != a.Size() {
+		t.Fatal("a missing file changed the book")
+	}
+	if err := a.SaveFile(filepath.Join(dir, "no", "such", "dir.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("SaveFile into a missing dir: %v", err)
+	}
+}
+
+// TestLoadFileCorrupt covers R-01: a truncated file gives ErrCorruptFile, an
+// empty book, and the file moves to .corrupt, then .corrupt.1, ...
+func TestLoadFileCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "addrbook.json")
+	a := filledBook(t, 32, 100)
+	if err := a.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	full, _ := os.ReadFile(path)
+	for i, want := range []string{".corrupt", ".corrupt.1", ".corrupt.2"} {
+		if err := os.WriteFile(path, full[:len(full)/(i+2)], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b := filledBook(t, 33, 10)
+		_, err := b.LoadFile(path, t0)
+		if !errors.Is(err, ErrCorruptFile) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("LoadFile = %v", err)
+		}
+		if !b.Empty() {
+			t.Fatal("book not empty after a corrupt file")
+		}
+		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("corrupt file not moved: %v", err)
+		}
+		got, err := os.ReadFile(path + want)
+		if err != nil || len(got) != len(full)/(i+2) {
+			t.Fatalf("%s: %v", want, err)
+		}
+		// The empty book saves a fresh file at path.
+		if err := b.SaveFile(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+const crashEnv = "ADDRBOOK_CRASH_TEST_PATH"
+
+// TestSaveFileCrashChild is the child of TestSaveFileCrash: it saves a book
+// to $ADDRBOOK_CRASH_TEST_PATH in a loop, changing it between saves, until
+// it is killed.
+func TestSaveFileCrashChild(t *testing.T) {
+	path := os.Getenv(crashEnv)
+	if path == "" {
+		t.Skip("child process of TestSaveFileCrash")
+	}
+	a := filledBook(t, 34, 2000)
+	for i := 0; ; i++ {
+		if i == 1 {
+			os.Stdout.WriteString("saving\n")
+		}
+		_ = a.AddAddress(t0, routable(1<<23+i, 9000+i%1000), routable(1<<24, 8000))
+		a.MarkGood(t0, testID(1<<23+i))
+		if err := a.SaveFile(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSaveFileCrash covers R-04: a process SIGKILLed at random moments while
+// saving in a loop never leaves an unparseable file.
+func TestSaveFileCrash(t *testing.T) {
+	if os.Getenv(crashEnv) != "" {
+		t.Skip("in the child")
+	}
+	iterations := 200
+	if testing.Short() {
+		iterations = 20
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "addrbook.json")
+	if err := filledBook(t, 35, 100).SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(36, 37))
+	midWrite := 0
+	defer func() { t.Logf("%d of %d kills left a temp file behind (killed mid-save)", midWrite, iterations) }()
+	for it := range iterations {
+		cmd := exec.Command(exe, "-test.run=^TestSaveFileCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashEnv+"="+path)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(out).ReadString('\n') // first save done, second under way
+		if line != "saving\n" {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("iteration %d: child said %q", it, line)
+		}
+		time.Sleep(time.Duration(rng.IntN(30_000)) * time.Microsecond) // random moment within a few saves
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		if _, err := os.Stat(path + ".tmp"); err == nil {
+			midWrite++
+		}
+		b := newBook(t, Config{}, 38)
+		rep, err := b.LoadFile(path, t0)
+		if err != nil || rep.Loaded < 100 || rep.Skipped != 0 {
+			t.Fatalf("iteration %d: after kill -9: %+v, %v", it, rep, err)
+		}
+	}
+}

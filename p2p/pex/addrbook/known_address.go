@@ -1,0 +1,165 @@
+package addrbook
+
+import (
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+)
+
+// BucketType says which table an entry is in. The values are the ones
+// CometBFT writes as "bucket_type" in addrbook.json.
+type BucketType byte
+
+const (
+	// BucketNew is the table of addresses heard of but never connected to
+	// successfully (256 buckets).
+	BucketNew BucketType = 1
+	// BucketOld is the table of "tried" addresses: MarkGood was called for
+	// them (64 buckets).
+	BucketOld BucketType = 2
+)
+
+// String returns "new", "old" or "unknown(<n>)".
+func (t BucketType) String() string {
+	switch t {
+	case BucketNew:
+		return "new"
+	case BucketOld:
+		return "old"
+	}
+	return "unknown(" + strconv.Itoa(int(t)) + ")"
+}
+
+// KnownAddress is a snapshot of one address book entry, as returned by
+// ListOfKnownAddresses (for /net_info-style status pages and the crawler).
+// It is a copy: changing it does not change the book.
+type KnownAddress struct {
+	// Addr is the stored address. Its ID is unique in the book.
+	Addr netaddr.NetAddress
+	// Src is the address of the peer that first told us about Addr.
+	Src netaddr.NetAddress
+	// Buckets are the indices of the buckets holding the entry: 1 to 4 new
+	// buckets (0..255) or exactly one old bucket (0..63).
+	Buckets []int
+	// Attempts counts dial attempts since the last success (MarkAttempt);
+	// MarkGood resets it to 0.
+	Attempts int32
+	// BucketType is BucketNew or BucketOld.
+	BucketType BucketType
+	// LastAttempt is the time of the last MarkAttempt or MarkGood, or the
+	// time the entry was added (as in CometBFT).
+	LastAttempt time.Time
+	// LastSuccess is the time of the last MarkGood; zero if never.
+	LastSuccess time.Time
+	// LastBanTime is when the entry's last ban ended (or ends); zero if never
+	// banned.
+	LastBanTime time.Time
+}
+
+// knownAddress is the book's entry. It lives in 1..4 new buckets or exactly
+// one old bucket, in lookup, and in newList or oldList at listIdx.
+type knownAddress struct {
+	addr        netaddr.NetAddress
+	src         netaddr.NetAddress
+	attempts    int32
+	bucketType  BucketType
+	nBuckets    uint8
+	buckets     [maxNewBucketsPerAddress]uint16
+	listIdx     int
+	lastAttempt time.Time
+	lastSuccess time.Time
+	lastBanTime time.Time
+}
+
+func (ka *knownAddress) isOld() bool { return ka.bucketType == BucketOld }
+func (ka *knownAddress) isNew() bool { return ka.bucketType == BucketNew }
+
+func (ka *knownAddress) bucketList() []uint16 { return ka.buckets[:ka.nBuckets] }
+
+func (ka *knownAddress) hasBucket(idx int) bool {
+	for _, b := range ka.bucketList() {
+		if int(b) == idx {
+			return true
+		}
+	}
+	return false
+}
+
+// addRef records bucket idx; the caller has checked hasBucket and that fewer
+// than maxNewBucketsPerAddress are recorded.
+func (ka *knownAddress) addRef(idx int) {
+	ka.buckets[ka.nBuckets] = uint16(idx)
+	ka.nBuckets++
+}
+
+// removeRef forgets bucket idx (order is not kept) and returns how many
+// buckets remain.
+func (ka *knownAddress) removeRef(idx int) int {
+	for i, b := range ka.bucketList() {
+		if int(b) == idx {
+			last := ka.nBuckets - 1
+			ka.buckets[i] = ka.buckets[last]
+			ka.nBuckets = last
+			break
+		}
+	}
+	return int(ka.nBuckets)
+}
+
+func (ka *knownAddress) markAttempt(now time.Time) {
+	ka.lastAttempt = now
+	if ka.attempts < math.MaxInt32 {
+		ka.attempts++
+	}
+}
+
+func (ka *knownAddress) markGood(now time.Time) {
+	ka.lastAttempt = now
+	ka.attempts = 0
+	ka.lastSuccess = now
+}
+
+// isBad reports whether a new entry is worthless and may be evicted first
+// from a full new bucket (WIRE.md §7.4 "isBad()", CometBFT known_address.go):
+// the entry is new, was not attempted in the last minute, and either was last
+// attempted more than numMissingDays ago, or never succeeded in numRetries or
+// more attempts, or last succeeded more than minBadDays ago with maxFailures
+// or more attempts. Like CometBFT, a LastAttempt from the future is not bad
+// (Load clamps future times to now).
+func (ka *knownAddress) isBad(now time.Time) bool {
+	if ka.isOld() {
+		return false
+	}
+	if ka.lastAttempt.After(now.Add(-time.Minute)) {
+		return false
+	}
+	if ka.lastAttempt.Before(now.Add(-numMissingDays * 24 * time.Hour)) {
+		return true
+	}
+	if ka.lastSuccess.IsZero() && ka.attempts >= numRetries {
+		return true
+	}
+	if ka.lastSuccess.Before(now.Add(-minBadDays*24*time.Hour)) && ka.attempts >= maxFailures {
+		return true
+	}
+	return false
+}
+
+func (ka *knownAddress) snapshot() KnownAddress {
+	bs := make([]int, ka.nBuckets)
+	for i, b := range ka.bucketList() {
+		bs[i] = int(b)
+	}
+	return KnownAddress{
+		Addr:        ka.addr,
+		Src:         ka.src,
+		Buckets:     bs,
+		Attempts:    ka.attempts,
+		BucketType:  ka.bucketType,
+		LastAttempt: ka.lastAttempt,
+		LastSuccess: ka.lastSuccess,
+		LastBanTime: ka.lastBanTime,
+	}
+}
