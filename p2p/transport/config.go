@@ -71,6 +71,12 @@ type Config struct {
 	// LocalAddr, if valid, is the source IP of outbound TCP connections (net.Dialer.LocalAddr).
 	// Zero means the OS chooses. Tests use it to dial from 127.0.0.2.
 	LocalAddr netip.Addr
+	// WrapConn, if set, replaces every raw TCP connection (inbound right after Accept and the
+	// rate limit, outbound right after the TCP connect) before the filters and the
+	// SecretConnection handshake. The returned conn must report the same RemoteAddr. It is
+	// called on the accept goroutine or the dialing goroutine and must not block. Tests use it
+	// to inject faults (p2ptest.FuzzedConn); nil means the raw conn is used.
+	WrapConn func(c net.Conn, outbound bool) net.Conn
 	// Logger receives debug events (dropped connections, accept errors). Nil means discard.
 	Logger *slog.Logger
 }

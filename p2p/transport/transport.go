@@ -360,6 +360,9 @@ func (t *MultiplexTransport) Dial(ctx context.Context, addr netaddr.NetAddress) 
 		}
 		return nil, fmt.Errorf("transport: dial %v: %w", addr, err)
 	}
+	if t.cfg.WrapConn != nil {
+		c = t.cfg.WrapConn(c, true)
+	}
 	return t.upgrade(ctx, c, &addr)
 }
 
@@ -553,6 +556,9 @@ func (t *MultiplexTransport) handleInbound(c net.Conn) {
 		return
 	}
 	defer done()
+	if t.cfg.WrapConn != nil {
+		c = t.cfg.WrapConn(c, false)
+	}
 	uc, err := t.upgrade(ctx, c, nil)
 	if err != nil && ctx.Err() != nil {
 		return // closing: c is closed; nobody wants the error

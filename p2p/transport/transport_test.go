@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -347,5 +348,56 @@ func TestDialContextCanceled(t *testing.T) {
 	}
 	if a.Stats().Conns != 0 {
 		t.Fatal("ConnSet not empty")
+	}
+}
+
+// wrapCountConn counts bytes read through it, to show WrapConn sits under the handshake.
+type wrapCountConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c wrapCountConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestWrapConn: the WrapConn hook sees every raw connection, in both directions, and the
+// SecretConnection handshake and NodeInfo exchange run over the wrapped conn.
+func TestWrapConn(t *testing.T) {
+	var inbound, outbound atomic.Int64
+	var calls atomic.Int32
+	wrap := func(n *atomic.Int64) func(net.Conn, bool) net.Conn {
+		return func(c net.Conn, out bool) net.Conn {
+			calls.Add(1)
+			if out != (n == &outbound) {
+				t.Errorf("WrapConn outbound=%v on the wrong side", out)
+			}
+			return wrapCountConn{Conn: c, n: n}
+		}
+	}
+	cfgA, cfgB := testConfig(), testConfig()
+	cfgA.WrapConn = wrap(&inbound)
+	cfgB.WrapConn = wrap(&outbound)
+	a, _ := newNode(t, cfgA)
+	b, _ := newNode(t, cfgB)
+	aAcc := collectAccepts(t, a, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := b.Dial(ctx, a.NetAddress())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if r := nextAccept(t, aAcc, 5*time.Second); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("WrapConn called %d times, want 2", calls.Load())
+	}
+	// 35-byte ephemeral key + at least one 1044-byte sealed frame each way.
+	if inbound.Load() < 35+1044 || outbound.Load() < 35+1044 {
+		t.Fatalf("wrapped conns read %d and %d bytes: handshake bypassed the wrapper", inbound.Load(), outbound.Load())
 	}
 }
