@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
+	"github.com/switchyard-p2p/switchyard/p2p/pex"
 	"github.com/switchyard-p2p/switchyard/p2p/transport"
 )
 
@@ -53,6 +54,7 @@ type Node struct {
 
 	transport *transport.MultiplexTransport
 	sw        *p2p.Switch
+	pex       *pex.Reactor // nil when p2p.pex = false
 
 	rpcLn   net.Listener // nil when rpc.laddr is empty
 	rpcAddr string       // bound "host:port", "" when disabled
@@ -219,8 +221,15 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 				"addr", cfg.P2P.ExternalAddress)
 		}
 	}
-	if seeds := config.SplitList(cfg.P2P.Seeds); len(seeds) > 0 {
-		logger.Warn("p2p.seeds are not used yet: seed crawling needs the full PEX reactor")
+	if n.pex != nil {
+		// Our own addresses never enter the book and are never dialed: the bound listener and
+		// the advertised listen_addr (external_address when set).
+		n.pex.AddOurAddress(n.transport.NetAddress())
+		if na, err := n.transport.NodeInfo().NetAddress(); err == nil {
+			n.pex.AddOurAddress(na)
+		}
+	} else if len(config.SplitList(cfg.P2P.Seeds)) > 0 {
+		logger.Warn("p2p.seeds are ignored: p2p.pex = false")
 	}
 	return n, nil
 }
@@ -396,6 +405,16 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		})
 	}
+	var pexErr error
+	if n.pex != nil {
+		// The PEX reactor runs beside the Switch; it saves addrbook.json when ctx ends.
+		wg.Go(func() {
+			if err := n.pex.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				pexErr = fmt.Errorf("node: pex: %w", err)
+				cancel()
+			}
+		})
+	}
 	ni := n.NodeInfo()
 	n.log.Info("node started: id, advertised listen_addr", "peer", ni.ID, "addr", ni.ListenAddr)
 
@@ -405,7 +424,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if cerr := n.transport.Close(); cerr != nil {
 		n.log.Debug("transport close", "err", cerr)
 	}
-	if err := errors.Join(rpcErr, metricsErr); err != nil {
+	if err := errors.Join(rpcErr, metricsErr, pexErr); err != nil {
 		return err
 	}
 	return err

@@ -1,14 +1,48 @@
 package node
 
 import (
+	"fmt"
+
+	"github.com/switchyard-p2p/switchyard/config"
 	"github.com/switchyard-p2p/switchyard/p2p"
 	"github.com/switchyard-p2p/switchyard/p2p/pex"
 )
 
-// newPEXReactor returns the PEX reactor for channel 0x00. It is p2p/pex's
-// placeholder for now: it answers PexRequests with an empty list and keeps
-// no address book, so p2p.seeds, addr_book_file, addr_book_strict and
-// seed_mode have no effect yet.
+// newPEXReactor returns the PEX reactor for channel 0x00, configured from [p2p]: seeds
+// (resolved like persistent_peers), seed_mode, addr_book_file (relative to home),
+// addr_book_strict, private_peer_ids, persistent_peers (their failed dials never make an
+// address bad) and max_num_outbound_peers. It is kept in n.pex: Run runs it beside the Switch,
+// New adds our own addresses to it once the listener is bound, and /net_info reports its book
+// size.
 func newPEXReactor(n *Node) (p2p.Reactor, error) {
-	return pex.NewReactor(pex.Config{Logger: n.log}), nil
+	cfg := n.cfg.P2P
+	seeds, err := resolvePeers(cfg.Seeds)
+	if err != nil {
+		return nil, fmt.Errorf("node: p2p.seeds: %w", err)
+	}
+	private, err := config.ParseIDList(cfg.PrivatePeerIDs)
+	if err != nil {
+		return nil, fmt.Errorf("node: p2p.private_peer_ids: %w", err)
+	}
+	persistent, err := config.ParsePeerList(cfg.PersistentPeers)
+	if err != nil {
+		return nil, fmt.Errorf("node: p2p.persistent_peers: %w", err)
+	}
+	pc := pex.Config{
+		Seeds:            seeds,
+		SeedMode:         cfg.SeedMode,
+		AddrBookFile:     n.cfg.AddrBookPath(n.home),
+		AddrBookStrict:   cfg.AddrBookStrict,
+		PrivatePeerIDs:   private,
+		MaxOutboundPeers: cfg.MaxNumOutboundPeers,
+		Logger:           n.log.With("module", "pex"),
+	}
+	for _, e := range persistent {
+		pc.PersistentPeerIDs = append(pc.PersistentPeerIDs, e.ID)
+	}
+	if err := pc.Validate(); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.pex = pex.NewReactor(pc)
+	return n.pex, nil
 }

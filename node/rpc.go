@@ -294,7 +294,10 @@ type netInfoJSON struct {
 type switchyardJSON struct {
 	// Running is false when the Switch's event loop is not running (before Run
 	// or after it returned); the dial fields are then zero.
-	Running         bool                 `json:"running"`
+	Running bool `json:"running"`
+	// AddrBookSize is the number of addresses in the PEX address book (0 when
+	// p2p.pex = false). A JSON number, read by `switchyard testnet`.
+	AddrBookSize    int                  `json:"addr_book_size"`
 	NInbound        int                  `json:"n_inbound,string"`
 	NOutbound       int                  `json:"n_outbound,string"`
 	DialQueueLen    int                  `json:"dial_queue_len,string"`
@@ -371,6 +374,7 @@ func (n *Node) netInfoResult(ctx context.Context) (any, *rpcError) {
 		Peers:     make([]peerJSON, 0, len(st.Peers)),
 		Switchyard: switchyardJSON{
 			Running:         running,
+			AddrBookSize:    n.addrBookSize(),
 			NInbound:        st.NumInbound,
 			NOutbound:       st.NumOutbound,
 			DialQueueLen:    st.DialQueueLen,
@@ -424,4 +428,12 @@ func (n *Node) netInfoResult(ctx context.Context) (any, *rpcError) {
 		out.Switchyard.Bans = append(out.Switchyard.Bans, j)
 	}
 	return out, nil
+}
+
+// addrBookSize is the PEX address book's size, 0 without PEX.
+func (n *Node) addrBookSize() int {
+	if n.pex == nil {
+		return 0
+	}
+	return n.pex.AddrBookSize()
 }

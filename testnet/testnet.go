@@ -494,11 +494,19 @@ func (r *runner) watch(ctx context.Context, rep *Report) error {
 	defer deadline.Stop()
 	ticker := time.NewTicker(r.cfg.PollInterval)
 	defer ticker.Stop()
+	late := false // a poll that finished after the deadline: what it saw does not count
 	for {
 		snap := r.poll(ctx)
 		rep.Elapsed = snap.Elapsed
 		if r.cfg.Progress != nil {
 			r.cfg.Progress(snap)
+		}
+		if snap.Elapsed > r.cfg.Duration && !rep.Converged {
+			// Convergence must be seen within Duration: a network that was still starting when
+			// the deadline passed did not converge in time, whatever it does afterwards.
+			late = true
+			rep.StopReason = "duration"
+			break
 		}
 		if snap.Converged == snap.Counted && !rep.Converged {
 			rep.Converged = true
@@ -533,7 +541,7 @@ func (r *runner) watch(ctx context.Context, rep *Report) error {
 		}
 		break
 	}
-	if rep.StopReason == "duration" {
+	if rep.StopReason == "duration" && !late {
 		// One last look: the network may have converged since the last tick.
 		snap := r.poll(ctx)
 		rep.Elapsed = snap.Elapsed
@@ -659,6 +667,16 @@ func (r *runner) stopAll() {
 		if sig == nil {
 			sig = syscall.SIGTERM
 		}
+		// A node signalled before it has installed its signal handler dies of the signal instead
+		// of shutting down cleanly (closing peers, saving its address book): give nodes that are
+		// still starting a bounded moment (StopGrace) to answer RPC first.
+		upCtx, cancelUp := context.WithTimeout(context.Background(), r.cfg.StopGrace)
+		for _, p := range r.procs {
+			if p.cmd != nil && !p.exited() && !p.st.Up {
+				_ = r.waitUp(upCtx, p)
+			}
+		}
+		cancelUp()
 		for _, p := range r.procs {
 			if p.cmd != nil && !p.exited() {
 				if ss, ok := sig.(syscall.Signal); ok {

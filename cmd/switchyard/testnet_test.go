@@ -65,7 +65,7 @@ func TestTestnetCommand(t *testing.T) {
 	})
 	t.Run("not converged", func(t *testing.T) {
 		dir := t.TempDir()
-		out, _, err := run(context.Background(), "testnet", "--binary", bin, "--nodes", "3", "--duration", "300ms", "--dir", dir)
+		out, _, err := run(context.Background(), "testnet", "--binary", bin, "--nodes", "3", "--duration", "1ms", "--dir", dir)
 		if !errors.Is(err, testnet.ErrNotConverged) {
 			t.Fatalf("err %v, want ErrNotConverged", err)
 		}

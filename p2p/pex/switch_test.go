@@ -1,99 +1,161 @@
 package pex
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/p2p"
-	"github.com/switchyard-p2p/switchyard/p2p/conn"
-	"github.com/switchyard-p2p/switchyard/p2p/key"
-	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
-	"github.com/switchyard-p2p/switchyard/p2p/transport"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/pex/addrbook"
+	"github.com/switchyard-p2p/switchyard/p2ptest"
 )
 
-// recorder owns channel 0x00 on the requesting side and forwards what it receives.
-type recorder struct {
-	p2p.BaseReactor
-	got chan []byte
+// node is a Switch with a running PEX reactor over loopback.
+type node struct {
+	sw   *p2p.Switch
+	r    *Reactor
+	addr netaddr.NetAddress
+	stop func() // stops the reactor (which saves its book), then the Switch; idempotent
 }
 
-func (r *recorder) GetChannels() []conn.ChannelDescriptor { return NewReactor(Config{}).GetChannels() }
-func (r *recorder) Receive(_ byte, _ p2p.Peer, msg []byte) {
-	select {
-	case r.got <- msg:
-	default:
-	}
-}
-
-func newTransport(t *testing.T, moniker string) *transport.MultiplexTransport {
+// startNode makes a Switch (p2ptest, key seed) with a PEX reactor for cfg (non-strict, short
+// periods), and runs both until the test ends (joined in t.Cleanup: goleak stays clean).
+func startNode(t *testing.T, seed int64, cfg Config, opts ...p2p.SwitchOption) *node {
 	t.Helper()
-	nk, err := key.GenNodeKey(nil)
-	if err != nil {
-		t.Fatal(err)
+	if cfg.EnsurePeersPeriod == 0 {
+		cfg.EnsurePeersPeriod = 300 * time.Millisecond
 	}
-	mt := transport.NewMultiplexTransport(nodeinfo.NodeInfo{
-		ProtocolVersion: nodeinfo.ProtocolVersion{P2P: 8, Block: 11},
-		ID:              nk.ID(), Network: "test-chain", Version: "0.0.1",
-		Channels: []byte{Channel}, Moniker: moniker,
-	}, nk, transport.Config{})
-	if err := mt.ListenString("tcp://127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	return mt
+	r := NewReactor(cfg)
+	sw := p2ptest.MakeSwitch(t, seed, p2ptest.FastSwitchConfig(), append(opts, p2p.WithReactor("pex", r))...)
+	addr := p2ptest.Address(t, sw)
+	r.AddOurAddress(addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := r.Run(ctx); !errors.Is(err, context.Canceled) {
+			t.Errorf("Reactor.Run: %v", err)
+		}
+	})
+	stopSw := p2ptest.StartSwitch(t, sw)
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); wg.Wait(); stopSw() }) }
+	t.Cleanup(stop)
+	return &node{sw: sw, r: r, addr: addr, stop: stop}
 }
 
-// TestReactorOverSwitch: a PexRequest sent over a real loopback connection is answered with
-// 12 00, and garbage on channel 0x00 makes the placeholder drop the peer.
-func TestReactorOverSwitch(t *testing.T) {
-	ta, tb := newTransport(t, "a"), newTransport(t, "b")
-	swA := p2p.NewSwitch(ta, p2p.SwitchConfig{}, p2p.WithReactor("pex", NewReactor(Config{})))
-	rec := &recorder{got: make(chan []byte, 4)}
-	swB := p2p.NewSwitch(tb, p2p.SwitchConfig{PersistentDialJitter: -1}, p2p.WithReactor("rec", rec))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	doneA, doneB := make(chan error, 1), make(chan error, 1)
-	go func() { doneA <- swA.Run(ctx) }()
-	go func() { doneB <- swB.Run(ctx) }()
-	defer func() {
-		cancel()
-		for _, d := range []chan error{doneA, doneB} {
-			if err := <-d; !errors.Is(err, context.Canceled) {
-				t.Errorf("Run: %v", err)
+// TestSeedNetworkConverges: a seed-mode node and four nodes that know only the seed, over real
+// loopback, end fully connected (every non-seed node connected to the three others).
+func TestSeedNetworkConverges(t *testing.T) {
+	seed := startNode(t, 100, Config{SeedMode: true})
+	var nodes []*node
+	for i := range 4 {
+		nodes = append(nodes, startNode(t, int64(i), Config{Seeds: []netaddr.NetAddress{seed.addr}}))
+	}
+	p2ptest.WaitFor(t, 30*time.Second, "full connectivity", func() bool {
+		for _, n := range nodes {
+			for _, m := range nodes {
+				if n != m && !n.sw.Peers().Has(m.addr.ID) {
+					return false
+				}
 			}
 		}
-	}()
+		return true
+	})
+	for _, n := range nodes {
+		if n.r.AddrBookSize() < 3 {
+			t.Errorf("%s: book of %d", n.addr.ID, n.r.AddrBookSize())
+		}
+	}
+}
 
-	idA := ta.NetAddress().ID
-	swB.DialPeers(ta.NetAddress())
-	deadline := time.Now().Add(10 * time.Second)
-	for !swB.Peers().Has(idA) {
-		if time.Now().After(deadline) {
-			t.Fatal("not connected")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := swB.Send(ctx, idA, Channel, []byte{0x0a, 0x00}); err != nil {
+// TestOversizedMessageOverSwitch is RELIABILITY A-05's channel cap: a PEX message above 64000
+// bytes drops the peer in the MConnection.
+func TestOversizedMessageOverSwitch(t *testing.T) {
+	a := startNode(t, 1, Config{})
+	rec := &p2ptest.Reactor{Channels: NewReactor(Config{}).GetChannels()}
+	b := p2ptest.MakeSwitch(t, 2, p2ptest.FastSwitchConfig(), p2p.WithReactor("raw", rec))
+	p2ptest.StartSwitch(t, b)
+	p2ptest.Connect(t, b, a.sw)
+	big := make([]byte, MaxMsgSize+1)
+	if err := b.Send(context.Background(), a.addr.ID, Channel, big); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case got := <-rec.got:
-		if !bytes.Equal(got, []byte{0x12, 0x00}) {
-			t.Errorf("reply %x, want 12 00", got)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no PexAddrs reply")
+	p2ptest.WaitFor(t, 10*time.Second, "peer dropped", func() bool { return !a.sw.Peers().Has(p2ptest.Address(t, b).ID) })
+}
+
+// TestAbuseOverSwitch: through a real Switch: an unsolicited PexAddrs, and a third
+// PexRequest within 10 s, each get the sender disconnected and banned.
+func TestAbuseOverSwitch(t *testing.T) {
+	for name, msgs := range map[string][][]byte{
+		"unsolicited":   {{0x12, 0x00}},
+		"third request": {requestBytes, requestBytes, requestBytes},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := startNode(t, 1, Config{})
+			got := make(chan []byte, 8)
+			rec := &p2ptest.Reactor{Channels: NewReactor(Config{}).GetChannels(), OnReceive: func(_ byte, _ p2p.Peer, m []byte) {
+				select {
+				case got <- m:
+				default:
+				}
+			}}
+			b := p2ptest.MakeSwitch(t, 2, p2ptest.FastSwitchConfig(), p2p.WithReactor("raw", rec))
+			p2ptest.StartSwitch(t, b)
+			p2ptest.Connect(t, b, a.sw)
+			bid := p2ptest.Address(t, b).ID
+			for _, m := range msgs {
+				if err := b.Send(context.Background(), a.addr.ID, Channel, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p2ptest.WaitFor(t, 10*time.Second, "peer banned", func() bool {
+				return !a.sw.Peers().Has(bid) && a.sw.IsBanned(bid, p2ptest.Address(t, b).IP)
+			})
+			if name == "third request" && len(got) != 2 {
+				t.Errorf("%d answers before the ban, want 2", len(got))
+			}
+		})
 	}
-	if err := swB.Send(ctx, idA, Channel, []byte{0xff}); err != nil {
+}
+
+// TestAddrBookPersists: addrbook.json is written when Run returns and loaded by the next Run
+// (a restart); a corrupt file is quarantined and the book starts empty.
+func TestAddrBookPersists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "addrbook.json")
+	a := startNode(t, 1, Config{AddrBookFile: path})
+	b := startNode(t, 2, Config{})
+	p2ptest.Connect(t, b.sw, a.sw) // a learns b's listen address (inbound peer)
+	p2ptest.WaitFor(t, 10*time.Second, "address learned", func() bool { return a.r.AddrBookSize() == 1 })
+	a.stop() // Run returns: the book is saved
+	b.stop()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("no addrbook.json after stop: %v", err)
+	}
+	saved, _ := addrbook.New(addrbook.Config{NonStrict: true}, rand.New(rand.NewPCG(1, 1)))
+	if _, err := saved.Load(f, time.Now()); err != nil || !saved.HasAddress(b.addr) {
+		t.Fatalf("saved book: %v, has %v: %v", saved.ListOfKnownAddresses(), b.addr, err)
+	}
+	_ = f.Close()
+	r := startNode(t, 3, Config{AddrBookFile: path})
+	p2ptest.WaitFor(t, 10*time.Second, "book reloaded", func() bool { return r.r.AddrBookSize() == 1 })
+
+	bad := filepath.Join(t.TempDir(), "addrbook.json")
+	if err := os.WriteFile(bad, []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for swB.Peers().Has(idA) {
-		if time.Now().After(deadline) {
-			t.Fatal("peer not dropped after a malformed PEX message")
-		}
-		time.Sleep(5 * time.Millisecond)
+	c := startNode(t, 4, Config{AddrBookFile: bad})
+	p2ptest.WaitFor(t, 10*time.Second, "quarantine", func() bool {
+		_, err := os.Stat(bad + ".corrupt")
+		return err == nil
+	})
+	if c.r.AddrBookSize() != 0 {
+		t.Error("corrupt book not empty")
 	}
 }

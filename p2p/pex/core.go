@@ -1,0 +1,536 @@
+package pex
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchyard-p2p/switchyard/p2p"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/pex/addrbook"
+	"github.com/switchyard-p2p/switchyard/p2p/transport"
+	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
+)
+
+// network is what the reactor needs from the Switch. switchNet implements it over a *p2p.Switch;
+// tests use a fake. No method may wait for anything that waits for the reactor goroutine.
+type network interface {
+	Peers() []p2p.Peer
+	DialPeers(addrs ...netaddr.NetAddress)
+	StopPeerForError(p p2p.Peer, err error)
+	IsBanned(id key.ID, ip netip.Addr) bool
+	IsPrivate(id key.ID) bool
+	// NumDialing returns the Switch's dials in flight.
+	NumDialing() int
+	// FlushStop runs p.FlushStop without blocking the caller.
+	FlushStop(p p2p.Peer)
+}
+
+// peerState is the reactor's per-peer state, created by InitPeer and dropped by RemovePeer
+// (ARCHITECTURE.md rule 4).
+type peerState struct {
+	p           p2p.Peer
+	src         netaddr.NetAddress // the peer's NodeInfo address (else its socket address)
+	srcListen   bool               // src is the NodeInfo listen address
+	connectedAt time.Time
+
+	// PexRequests received (rate limit, WIRE.md §7.3).
+	reqCount int
+	lastReq  time.Time
+	// seedAnswered: seed mode answered this inbound peer; later requests are ignored.
+	seedAnswered bool
+
+	// PexRequests sent: at most one outstanding, never a third within 10 s.
+	requested bool
+	sentCount int
+	lastSent  time.Time
+}
+
+// message is a decoded PEX message (decode), or the decode error.
+type message struct {
+	request bool
+	addrs   []*p2ppb.NetAddress // PexAddrs, as received
+	err     error               // ErrMalformedMessage
+}
+
+// decode parses one message from channel 0x00. It never panics; a message that is not a
+// tendermint.p2p.Message with PexRequest or PexAddrs set returns an error wrapping
+// ErrMalformedMessage (WIRE.md §7.1: unknown oneofs such as PexRequestV2 → disconnect).
+func decode(b []byte) message {
+	var m p2ppb.Message
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return message{err: fmt.Errorf("%w: %w", ErrMalformedMessage, err)}
+	}
+	switch s := m.Sum.(type) {
+	case *p2ppb.Message_PexRequest:
+		return message{request: true}
+	case *p2ppb.Message_PexAddrs:
+		return message{addrs: s.PexAddrs.GetAddrs()}
+	}
+	return message{err: fmt.Errorf("%w: no known message type", ErrMalformedMessage)}
+}
+
+// requestBytes is the encoding of Message{PexRequest{}} (WIRE.md §7.1: 0a 00). Shared and never
+// modified (MConnection does not copy queued messages).
+var requestBytes = []byte{0x0a, 0x00}
+
+// encodeAddrs encodes Message{PexAddrs{addrs}}: textual IPs, IDs as stored (lower-case).
+func encodeAddrs(addrs []netaddr.NetAddress) []byte {
+	pb := &p2ppb.PexAddrs{Addrs: make([]*p2ppb.NetAddress, 0, len(addrs))}
+	for _, a := range addrs {
+		pb.Addrs = append(pb.Addrs, a.ToProto())
+	}
+	b, err := proto.Marshal(&p2ppb.Message{Sum: &p2ppb.Message_PexAddrs{PexAddrs: pb}})
+	if err != nil { // cannot happen: strings are valid UTF-8 IDs and IPs
+		return []byte{0x12, 0x00}
+	}
+	return b
+}
+
+// core is the reactor's state and decisions. It is owned by one goroutine (Reactor.Run, or a
+// test); time comes in as now, randomness from rng, effects go out through net. It starts no
+// goroutines and never reads the clock.
+type core struct {
+	cfg  Config // defaults applied
+	log  *slog.Logger
+	book *addrbook.AddrBook
+	rng  *rand.Rand
+	net  network
+
+	seeds      map[key.ID]netaddr.NetAddress
+	persistent map[key.ID]struct{}
+
+	peers    map[key.ID]*peerState
+	dialing  map[key.ID]time.Time // handed to DialPeers, outcome not seen yet
+	attempts map[key.ID]int       // failed dials since the last success (non-persistent)
+	crawled  map[key.ID]time.Time // seed mode: last crawl of each address
+
+	seedQueue []netaddr.NetAddress // seeds left to try in the current dialSeeds round
+	seedTry   key.ID               // the seed being dialed by dialSeeds, "" if none
+
+	// ensureSoon asks the shell to run ensurePeers(now, false) at once (a seed answered, or a
+	// solicited PexAddrs added addresses while outbound slots are free).
+	ensureSoon bool
+}
+
+func newCore(cfg Config, book *addrbook.AddrBook, rng *rand.Rand, net network) *core {
+	c := &core{
+		cfg: cfg, log: cfg.Logger, book: book, rng: rng, net: net,
+		seeds:      make(map[key.ID]netaddr.NetAddress),
+		persistent: make(map[key.ID]struct{}),
+		peers:      make(map[key.ID]*peerState),
+		dialing:    make(map[key.ID]time.Time),
+		attempts:   make(map[key.ID]int),
+		crawled:    make(map[key.ID]time.Time),
+	}
+	for _, s := range cfg.Seeds {
+		c.seeds[s.ID] = s
+	}
+	for _, id := range cfg.PersistentPeerIDs {
+		c.persistent[id] = struct{}{}
+	}
+	return c
+}
+
+// ---- peers -------------------------------------------------------------------------------
+
+func (c *core) initPeer(now time.Time, p p2p.Peer) {
+	st := &peerState{p: p, src: p.SocketAddr(), connectedAt: now}
+	if na, err := p.NodeInfo().NetAddress(); err == nil && na.Valid() == nil && na.ID == p.ID() {
+		st.src, st.srcListen = na, true
+	}
+	c.peers[p.ID()] = st
+}
+
+func (c *core) state(now time.Time, p p2p.Peer) *peerState {
+	st := c.peers[p.ID()]
+	if st == nil || st.p != p {
+		c.initPeer(now, p) // defensive: InitPeer is always queued first
+		st = c.peers[p.ID()]
+	}
+	return st
+}
+
+func (c *core) private(id key.ID) bool { return c.net.IsPrivate(id) }
+
+func (c *core) addPeer(now time.Time, p p2p.Peer) {
+	st := c.state(now, p)
+	id := p.ID()
+	delete(c.dialing, id)
+	if p.IsOutbound() {
+		delete(c.attempts, id)
+		if id == c.seedTry {
+			c.seedTry, c.seedQueue = "", nil
+		}
+		// Departure: CometBFT marks an address good only when consensus says the peer was
+		// useful (MarkPeerAsGood); Switchyard has no consensus, so a completed outbound
+		// handshake (authenticated ID = dialed ID, compatible NodeInfo) counts as success.
+		if !c.private(id) {
+			c.book.MarkGood(now, id)
+		}
+		if c.cfg.SeedMode || c.book.NeedMoreAddrs() {
+			c.requestAddrs(now, st)
+		}
+		return
+	}
+	// Inbound: the peer's self-reported listen address, learned from itself (CometBFT's
+	// AddPeer). AddAddress refuses invalid, private, own and (strict) non-routable addresses.
+	if st.srcListen {
+		_ = c.book.AddAddress(now, st.src, st.src)
+	}
+}
+
+func (c *core) removePeer(p p2p.Peer) {
+	if st := c.peers[p.ID()]; st != nil && st.p == p {
+		delete(c.peers, p.ID())
+	}
+}
+
+// requestAddrs sends a PexRequest to st's peer unless one is outstanding or it would be the
+// third within MinReceiveRequestInterval (+1 s margin) of the previous one.
+func (c *core) requestAddrs(now time.Time, st *peerState) {
+	if st.requested {
+		return
+	}
+	if st.sentCount >= 2 && now.Sub(st.lastSent) < MinReceiveRequestInterval+requestMargin {
+		return
+	}
+	if !st.p.TrySend(Channel, requestBytes) {
+		c.log.Debug("PexRequest not sent: queue full or channel not advertised", "peer", st.p.ID())
+		return
+	}
+	st.requested = true
+	st.sentCount++
+	st.lastSent = now
+}
+
+// ---- receiving ---------------------------------------------------------------------------
+
+func (c *core) receive(now time.Time, p p2p.Peer, m message) {
+	st := c.state(now, p)
+	switch {
+	case m.err != nil:
+		c.stop(p, m.err)
+	case m.request:
+		c.receiveRequest(now, st)
+	default:
+		c.receiveAddrs(now, st, m.addrs)
+	}
+}
+
+// stop disconnects p without a ban.
+func (c *core) stop(p p2p.Peer, err error) {
+	c.log.Warn("dropping peer", "peer", p.ID(), "err", err)
+	c.net.StopPeerForError(p, err)
+}
+
+// ban disconnects p, bans it in the Switch and marks it bad in the book for DefaultBanTime.
+func (c *core) ban(now time.Time, st *peerState, err error) {
+	c.log.Warn("dropping and banning peer", "peer", st.p.ID(), "err", err)
+	c.book.MarkBad(now, st.src, DefaultBanTime)
+	c.net.StopPeerForError(st.p, &p2p.BanError{Reason: err, Duration: DefaultBanTime})
+}
+
+func (c *core) receiveRequest(now time.Time, st *peerState) {
+	if c.cfg.SeedMode && !st.p.IsOutbound() {
+		// Seed mode, inbound: one answer biased to new addresses, then disconnect; later
+		// requests are ignored until the peer is removed (INTEROP pitfall 4).
+		if st.seedAnswered {
+			return
+		}
+		st.seedAnswered = true
+		c.send(st, c.book.GetSelectionWithBias(SeedBiasToNewAddrs))
+		c.net.FlushStop(st.p)
+		return
+	}
+	if st.reqCount >= 2 && now.Sub(st.lastReq) < MinReceiveRequestInterval {
+		c.ban(now, st, fmt.Errorf("%w: %v after the previous one", ErrRequestTooSoon, now.Sub(st.lastReq)))
+		return
+	}
+	st.reqCount++
+	st.lastReq = now
+	c.send(st, c.book.GetSelection())
+}
+
+// send replies with PexAddrs(addrs), leaving out private IDs (the book never holds them; the
+// Switch's list is checked too, A-04).
+func (c *core) send(st *peerState, addrs []netaddr.NetAddress) {
+	out := addrs[:0:0]
+	for _, a := range addrs {
+		if !c.private(a.ID) {
+			out = append(out, a)
+		}
+	}
+	if len(out) > MaxAddrsPerMsg {
+		out = out[:MaxAddrsPerMsg]
+	}
+	if !st.p.TrySend(Channel, encodeAddrs(out)) {
+		c.log.Debug("PexAddrs reply dropped: send queue full", "peer", st.p.ID())
+	}
+}
+
+func (c *core) receiveAddrs(now time.Time, st *peerState, pbs []*p2ppb.NetAddress) {
+	if !st.requested {
+		c.ban(now, st, ErrUnsolicitedList)
+		return
+	}
+	st.requested = false
+	if len(pbs) > MaxAddrsPerMsg {
+		c.stop(st.p, fmt.Errorf("%w: %d > %d", ErrTooManyAddrs, len(pbs), MaxAddrsPerMsg))
+		return
+	}
+	addrs := make([]netaddr.NetAddress, 0, len(pbs))
+	for _, pb := range pbs {
+		a, err := netaddr.FromProto(pb)
+		if err != nil {
+			c.ban(now, st, fmt.Errorf("%w: %w", ErrInvalidAddr, err))
+			return
+		}
+		addrs = append(addrs, a)
+	}
+	before := c.book.Size()
+	for _, a := range addrs {
+		_ = c.book.AddAddress(now, a, st.src) // per-address errors are ignored (WIRE.md §7.3)
+	}
+	_, fromSeed := c.seeds[st.p.ID()]
+	if c.cfg.SeedMode {
+		return
+	}
+	// CometBFT runs ensurePeers at once when a seed answers. Departure: so do we when any
+	// solicited answer added addresses while outbound slots are free (dial only, no new
+	// request), so a network converges within one round instead of waiting for the next
+	// 30 s tick.
+	if fromSeed || (c.book.Size() > before && c.numToDial() > 0) {
+		c.ensureSoon = true
+	}
+}
+
+// ---- dialing -----------------------------------------------------------------------------
+
+func (c *core) outbound() int {
+	n := 0
+	for _, p := range c.net.Peers() {
+		if p.IsOutbound() {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *core) numToDial() int {
+	return c.cfg.MaxOutboundPeers - (c.outbound() + c.net.NumDialing())
+}
+
+func (c *core) connected(id key.ID) bool {
+	for _, p := range c.net.Peers() {
+		if p.ID() == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *core) isDialing(now time.Time, id key.ID) bool {
+	t, ok := c.dialing[id]
+	if ok && now.Sub(t) >= dialingTTL {
+		delete(c.dialing, id)
+		return false
+	}
+	return ok
+}
+
+// dialable reports whether a may be handed to DialPeers now.
+func (c *core) dialable(now time.Time, a netaddr.NetAddress) bool {
+	return !c.connected(a.ID) && !c.isDialing(now, a.ID) && !c.book.OurAddress(a) &&
+		!c.net.IsBanned(a.ID, a.IP) && !c.book.IsBanned(now, a.ID)
+}
+
+func (c *core) dial(now time.Time, addrs ...netaddr.NetAddress) {
+	if len(addrs) == 0 {
+		return
+	}
+	for _, a := range addrs {
+		c.dialing[a.ID] = now
+	}
+	c.net.DialPeers(addrs...)
+}
+
+// ensurePeers is CometBFT's ensurePeers (WIRE.md §7.3). request is false for the immediate
+// runs triggered by a PexAddrs, as CometBFT's ensurePeers(false).
+func (c *core) ensurePeers(now time.Time, request bool) {
+	c.ensureSoon = false
+	outbound := c.outbound()
+	numToDial := c.cfg.MaxOutboundPeers - (outbound + c.net.NumDialing())
+	var picked []netaddr.NetAddress
+	if numToDial > 0 {
+		bias := min(outbound, 8)*10 + 10
+		seen := make(map[key.ID]struct{})
+		for i := 0; i < 3*numToDial && len(picked) < numToDial; i++ {
+			a, ok := c.book.PickAddress(bias)
+			if !ok {
+				break
+			}
+			if _, dup := seen[a.ID]; dup || !c.dialable(now, a) {
+				continue
+			}
+			seen[a.ID] = struct{}{}
+			picked = append(picked, a)
+		}
+		c.dial(now, picked...)
+	}
+	if c.book.NeedMoreAddrs() {
+		c.book.ReinstateBadPeers(now)
+		if peers := c.net.Peers(); request && len(peers) > 0 {
+			p := peers[c.rng.IntN(len(peers))]
+			if st := c.peers[p.ID()]; st != nil && st.p == p {
+				c.requestAddrs(now, st)
+			}
+		}
+		if len(picked) == 0 {
+			c.dialSeeds(now)
+		}
+	}
+}
+
+// dialSeeds dials the seeds one at a time in random order until one connects (CometBFT's
+// dialSeeds, made asynchronous: the next seed is dialed when the previous dial fails).
+func (c *core) dialSeeds(now time.Time) {
+	if len(c.cfg.Seeds) == 0 || c.seedTry != "" && c.isDialing(now, c.seedTry) {
+		return
+	}
+	for _, s := range c.cfg.Seeds {
+		if c.connected(s.ID) {
+			return
+		}
+	}
+	c.seedQueue = append(c.seedQueue[:0], c.cfg.Seeds...)
+	c.rng.Shuffle(len(c.seedQueue), func(i, j int) { c.seedQueue[i], c.seedQueue[j] = c.seedQueue[j], c.seedQueue[i] })
+	c.nextSeed(now)
+}
+
+func (c *core) nextSeed(now time.Time) {
+	c.seedTry = ""
+	for len(c.seedQueue) > 0 {
+		s := c.seedQueue[0]
+		c.seedQueue = c.seedQueue[1:]
+		if c.net.IsBanned(s.ID, s.IP) {
+			continue
+		}
+		c.seedTry = s.ID
+		delete(c.dialing, s.ID) // a seed is dialed even if an earlier dial is still retried
+		c.dial(now, s)
+		return
+	}
+}
+
+// isAuthFailure reports whether a dial error means the address's ID is wrong.
+func isAuthFailure(err error) bool {
+	var rej *transport.RejectedError
+	return errors.Is(err, transport.ErrDialedIDMismatch) || (errors.As(err, &rej) && rej.Reason == transport.RejectAuth)
+}
+
+func isSelf(err error) bool {
+	var rej *transport.RejectedError
+	return errors.Is(err, transport.ErrSelf) || errors.Is(err, p2p.ErrSwitchConnectToSelf) ||
+		(errors.As(err, &rej) && rej.Reason == transport.RejectSelf)
+}
+
+// dialFailed handles a DialFailed event of the Switch: one failed attempt at addr (the
+// Switch's dial queue retries a non-persistent address with backoff up to 16 times).
+func (c *core) dialFailed(now time.Time, addr netaddr.NetAddress, err error) {
+	id := addr.ID
+	if id == c.seedTry {
+		delete(c.dialing, id)
+		c.nextSeed(now)
+	}
+	if _, ok := c.persistent[id]; ok {
+		return
+	}
+	switch {
+	case isSelf(err):
+		c.book.RemoveAddress(addr)
+		c.book.AddOurAddress(addr)
+	case isAuthFailure(err):
+		// The address's ID is not the key that answers there (RELIABILITY A-08, H-06).
+		c.log.Info("address failed authentication; marked bad", "addr", addr, "err", err)
+		c.book.MarkBad(now, addr, DefaultBanTime)
+		delete(c.attempts, id)
+		delete(c.dialing, id)
+	default:
+		c.book.MarkAttempt(now, addr)
+		c.attempts[id]++
+		if c.attempts[id] >= MaxAttemptsToDial {
+			// The Switch's queue gives up after the same number (dial.DefaultMaxAttempts), so
+			// the address was dialed at most 16 times (RELIABILITY A-11).
+			c.log.Info("address unreachable; marked bad", "addr", addr, "attempts", c.attempts[id])
+			c.book.MarkBad(now, addr, DefaultBanTime)
+			delete(c.attempts, id)
+			delete(c.dialing, id)
+		}
+	}
+}
+
+// rejected handles a PeerRejected event for one of our dials (duplicate, limits, ...): the
+// dial is over.
+func (c *core) rejected(id key.ID) { delete(c.dialing, id) }
+
+// ---- seed mode ---------------------------------------------------------------------------
+
+// startCrawl is the crawler's first step: dial the seeds, or crawl the book's selection.
+func (c *core) startCrawl(now time.Time) {
+	if len(c.cfg.Seeds) > 0 {
+		var ss []netaddr.NetAddress
+		for _, s := range c.cfg.Seeds {
+			if c.dialable(now, s) {
+				ss = append(ss, s)
+			}
+		}
+		c.dial(now, ss...)
+		return
+	}
+	c.crawlPeers(now)
+}
+
+// crawl is one period of the seed crawler (WIRE.md §7.3).
+func (c *core) crawl(now time.Time) {
+	for _, p := range c.net.Peers() {
+		st := c.peers[p.ID()]
+		if st == nil || p.IsPersistent() {
+			continue
+		}
+		if now.Sub(st.connectedAt) >= c.cfg.SeedDisconnectWaitPeriod {
+			c.log.Info("seed: disconnecting peer after SeedDisconnectWaitPeriod", "peer", p.ID())
+			c.net.StopPeerForError(p, ErrSeedDisconnect)
+		}
+	}
+	c.crawlPeers(now)
+	for id, t := range c.crawled {
+		if now.Sub(t) > CrawlRecordTTL {
+			delete(c.crawled, id)
+		}
+	}
+}
+
+func (c *core) crawlPeers(now time.Time) {
+	var toDial []netaddr.NetAddress
+	for _, a := range c.book.GetSelection() {
+		if t, ok := c.crawled[a.ID]; ok && now.Sub(t) < MinTimeBetweenCrawls {
+			continue
+		}
+		c.crawled[a.ID] = now
+		if st := c.peers[a.ID]; st != nil {
+			c.requestAddrs(now, st) // already connected: just ask
+			continue
+		}
+		if c.dialable(now, a) {
+			toDial = append(toDial, a)
+		}
+	}
+	c.dial(now, toDial...) // AddPeer (outbound, seed mode) sends the PexRequest
+}

@@ -1,0 +1,205 @@
+package pex
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/internal/clock"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+)
+
+// CometBFT v0.38's PEX constants (WIRE.md §7.2).
+const (
+	// Channel is the PEX channel ID (PexChannel).
+	Channel byte = 0x00
+	// MaxMsgSize is the channel's RecvMessageCapacity in bytes (maxMsgSize): a larger PexAddrs
+	// never reaches the reactor, the MConnection drops the peer (RELIABILITY A-05).
+	MaxMsgSize = 64000
+	// MaxAddrsPerMsg is the maximum number of addresses in one PexAddrs (maxGetSelection); a
+	// peer that sends more is disconnected.
+	MaxAddrsPerMsg = 250
+	// DefaultEnsurePeersPeriod is how often ensurePeers runs (defaultEnsurePeersPeriod).
+	DefaultEnsurePeersPeriod = 30 * time.Second
+	// MinReceiveRequestInterval is the minimum time between two accepted PexRequests from one
+	// peer after the first two (minReceiveRequestInterval = ensurePeersPeriod/3).
+	MinReceiveRequestInterval = 10 * time.Second
+	// MinTimeBetweenCrawls is how long a seed waits before crawling the same address again.
+	MinTimeBetweenCrawls = 2 * time.Minute
+	// CrawlPeerPeriod is the seed crawler's period (crawlPeerPeriod).
+	CrawlPeerPeriod = 30 * time.Second
+	// CrawlRecordTTL is how long a seed remembers that it crawled an address.
+	CrawlRecordTTL = 24 * time.Hour
+	// MaxAttemptsToDial is the number of failed dials after which a non-persistent address is
+	// marked bad (maxAttemptsToDial; RELIABILITY A-11).
+	MaxAttemptsToDial = 16
+	// SeedBiasToNewAddrs is the new-address bias of a seed's reply to an inbound peer
+	// (biasToSelectNewPeers).
+	SeedBiasToNewAddrs = 30
+	// DefaultBanTime is how long MarkBad bans an address (defaultBanTime).
+	DefaultBanTime = 24 * time.Hour
+	// DefaultSeedDisconnectWaitPeriod is how long a seed keeps a non-persistent peer before
+	// disconnecting it (SeedDisconnectWaitPeriod, hard-coded in CometBFT's node/setup.go).
+	DefaultSeedDisconnectWaitPeriod = 28 * time.Hour
+	// DefaultSaveInterval is how often the address book is written (dumpAddressInterval).
+	DefaultSaveInterval = 2 * time.Minute
+	// DefaultMaxOutboundPeers is CometBFT's max_num_outbound_peers.
+	DefaultMaxOutboundPeers = 10
+)
+
+// requestMargin is added to MinReceiveRequestInterval before we send a third (or later)
+// PexRequest to one peer, so that transit jitter never makes the peer see it too soon.
+const requestMargin = time.Second
+
+// maxPendingPerPeer bounds the PEX messages of one peer that Receive has queued for the
+// reactor goroutine and that it has not handled yet. A legitimate peer sends at most one
+// PexRequest per 10 s and one PexAddrs per request, so a peer above it is flooding: it is
+// disconnected (ErrFlood).
+const maxPendingPerPeer = 16
+
+// dialingTTL is how long an address handed to Switch.DialPeers counts as "being dialed" for
+// the picks of ensurePeers and the crawler when no outcome was reported (the Switch drops some
+// addresses without an event, e.g. when its dial queue is full).
+const dialingTTL = 10 * time.Minute
+
+// statusTimeout bounds the wait for Switch.Status in ensurePeers.
+const statusTimeout = time.Second
+
+// Sentinel errors: the reasons the reactor gives to Switch.StopPeerForError (wrapped in a
+// *p2p.BanError when the peer is also banned). Use errors.Is.
+var (
+	// ErrMalformedMessage: a PEX message does not decode as a tendermint.p2p.Message with a
+	// known oneof (the v0.35-only PexRequestV2/PexAddrsV2 included). The peer is disconnected,
+	// not banned (as CometBFT).
+	ErrMalformedMessage = errors.New("pex: malformed message")
+	// ErrInvalidAddr: a PexAddrs entry has an IP that is not a textual IP or a port ≥ 65536
+	// (WIRE.md §7.1). The peer is disconnected and banned for DefaultBanTime.
+	ErrInvalidAddr = errors.New("pex: invalid address in PexAddrs")
+	// ErrRequestTooSoon: a third (or later) PexRequest came less than MinReceiveRequestInterval
+	// after the previous accepted one (RELIABILITY A-07). Disconnect and DefaultBanTime ban.
+	ErrRequestTooSoon = errors.New("pex: sent next PEX request too soon")
+	// ErrUnsolicitedList: a PexAddrs arrived while no PexRequest to that peer was outstanding
+	// (RELIABILITY A-06). Disconnect and DefaultBanTime ban.
+	ErrUnsolicitedList = errors.New("pex: unsolicited pex addrs")
+	// ErrTooManyAddrs: a PexAddrs with more than MaxAddrsPerMsg addresses (RELIABILITY A-05).
+	// The peer is disconnected, not banned (as CometBFT).
+	ErrTooManyAddrs = errors.New("pex: too many addresses in PexAddrs")
+	// ErrFlood: a peer queued more than 16 PEX messages that the reactor had not yet handled.
+	// Disconnect, no ban.
+	ErrFlood = errors.New("pex: too many pending PEX messages")
+	// ErrSeedDisconnect: a seed disconnects a peer after answering it once (inbound) or after
+	// SeedDisconnectWaitPeriod. Not a misbehaviour.
+	ErrSeedDisconnect = errors.New("pex: seed disconnects peer")
+	// ErrAlreadyRun is returned by a second call to Run.
+	ErrAlreadyRun = errors.New("pex: reactor already run")
+)
+
+// Config configures a Reactor. The zero value is valid: a non-seed reactor with an in-memory
+// address book in strict mode, 10 outbound peers, no seeds, the wall clock.
+type Config struct {
+	// Seeds are the seed nodes (p2p.seeds). They are dialed, in random order until one
+	// connects, when the book needs addresses and ensurePeers found nothing to dial; a
+	// PexAddrs from a seed triggers ensurePeers at once. Each must have a valid ID.
+	Seeds []netaddr.NetAddress
+
+	// SeedMode runs the crawler (p2p.seed_mode; WIRE.md §7.3) instead of ensurePeers: dial the
+	// seeds or the book's selection, ask every outbound peer for addresses, answer an inbound
+	// peer once and disconnect it.
+	SeedMode bool
+
+	// AddrBookFile is addrbook.json's path. Empty means no persistence. Run loads it (a missing
+	// file starts an empty book; a corrupt one is renamed <path>.corrupt, logged at Error, and
+	// the book starts empty), saves it every SaveInterval and once more when Run returns.
+	AddrBookFile string
+
+	// AddrBookStrict is p2p.addr_book_strict: refuse non-routable addresses. The zero value is
+	// false (non-strict), unlike config.toml's default true: the node passes its setting.
+	AddrBookStrict bool
+
+	// PrivatePeerIDs are p2p.private_peer_ids: never stored in the book, never gossiped, and
+	// nothing they tell us is stored (RELIABILITY A-04).
+	PrivatePeerIDs []key.ID
+
+	// PersistentPeerIDs are the IDs of p2p.persistent_peers. Their failed dials are never
+	// counted towards MaxAttemptsToDial (the Switch redials them forever).
+	PersistentPeerIDs []key.ID
+
+	// MaxOutboundPeers is max_num_outbound_peers: ensurePeers dials up to
+	// MaxOutboundPeers − (outbound + dials in flight). Zero means 10; must not be negative.
+	MaxOutboundPeers int
+
+	// EnsurePeersPeriod is the period of ensurePeers (and of the seed crawler). Zero means 30 s.
+	// Tests shorten it; CometBFT has no setting for it.
+	EnsurePeersPeriod time.Duration
+
+	// SeedDisconnectWaitPeriod is how long a seed keeps a non-persistent peer. Zero means 28 h.
+	SeedDisconnectWaitPeriod time.Duration
+
+	// SaveInterval is the period of address book saves. Zero means 2 min.
+	SaveInterval time.Duration
+
+	// Logger receives lifecycle logs (Info), misbehaving peers (Warn), file errors (Error) and
+	// per-message details (Debug). Nil discards.
+	Logger *slog.Logger
+
+	// Clock is the time source of every PEX decision (rate limits, bans, crawl records, the
+	// ensurePeers and save timers). Nil means the wall clock; tests pass a *clock.Manual.
+	Clock clock.Clock
+
+	// Rand drives every random choice of the reactor (peer to ask, seed order, jitter) and
+	// seeds the address book's own source. It is used only by the reactor goroutine. Nil means
+	// seeded from crypto/rand.
+	Rand *rand.Rand
+}
+
+// Validate reports every problem in c with errors.Join, or nil. It does not modify c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxOutboundPeers < 0 {
+		errs = append(errs, fmt.Errorf("pex: MaxOutboundPeers %d is negative", c.MaxOutboundPeers))
+	}
+	for name, d := range map[string]time.Duration{
+		"EnsurePeersPeriod": c.EnsurePeersPeriod, "SeedDisconnectWaitPeriod": c.SeedDisconnectWaitPeriod,
+		"SaveInterval": c.SaveInterval,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("pex: %s %v is negative", name, d))
+		}
+	}
+	for _, s := range c.Seeds {
+		if err := s.ID.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("pex: seed %s: %w", s, err))
+		}
+	}
+	for _, id := range c.PrivatePeerIDs {
+		if err := id.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("pex: private peer ID: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxOutboundPeers == 0 {
+		c.MaxOutboundPeers = DefaultMaxOutboundPeers
+	}
+	if c.EnsurePeersPeriod == 0 {
+		c.EnsurePeersPeriod = DefaultEnsurePeersPeriod
+	}
+	if c.SeedDisconnectWaitPeriod == 0 {
+		c.SeedDisconnectWaitPeriod = DefaultSeedDisconnectWaitPeriod
+	}
+	if c.SaveInterval == 0 {
+		c.SaveInterval = DefaultSaveInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real()
+	}
+	return c
+}
