@@ -102,8 +102,10 @@ type ChannelDescriptor struct {
 	Priority int
 	// SendQueueCapacity is the send queue length in messages. 0 means DefaultSendQueueCapacity (1).
 	SendQueueCapacity int
-	// RecvBufferCapacity is the initial capacity, in bytes, of the buffer that reassembles a multi-packet
-	// message; no larger buffer is kept once a message has been delivered (RELIABILITY F-04).
+	// RecvBufferCapacity is the minimum initial capacity, in bytes, of the buffer that reassembles a
+	// multi-packet message (it starts at the size of the channel's previous multi-packet message if
+	// that is larger); no buffer is kept once a message has been delivered, and a delivered message
+	// never has more than twice its length (or RecvBufferCapacity) in capacity (RELIABILITY F-04).
 	// 0 means DefaultRecvBufferCapacity (4096).
 	RecvBufferCapacity int
 	// RecvMessageCapacity is the largest message, in bytes, accepted on this channel; a larger one closes
@@ -145,8 +147,9 @@ func (d ChannelDescriptor) validate() error {
 // MConnConfig configures an MConnection. The zero value is valid and means the defaults; it is a plain
 // value, safe to copy.
 type MConnConfig struct {
-	// SendRate and RecvRate limit the traffic in bytes per second (golang.org/x/time/rate). 0 means
-	// DefaultSendRate/DefaultRecvRate (5120000); negative means unlimited. The send side waits before
+	// SendRate and RecvRate limit the traffic in bytes per second (a token bucket holding 0.1 s of
+	// traffic, at least one send batch). 0 means DefaultSendRate/DefaultRecvRate (5120000); negative
+	// means unlimited. The send side waits before
 	// each batch of packets, the receive side before reading each packet; pings and pongs are never
 	// delayed by the limiter (WIRE.md §5.4).
 	SendRate, RecvRate int64
@@ -161,9 +164,11 @@ type MConnConfig struct {
 	FlushThrottle time.Duration
 	// PingInterval is the period of PacketPing, sent regardless of traffic. 0 means 60 s.
 	PingInterval time.Duration
-	// PongTimeout is how long a PacketPong may take; then the connection fails with ErrPongTimeout. It
-	// 0 means 45 s; must be < PingInterval. A single write blocked for longer than
-	// PingInterval+PongTimeout also fails the connection.
+	// PongTimeout is how long a PacketPong may take once the PacketPing is written; then the
+	// connection fails with ErrPongTimeout. The wait restarts whenever the connection stopped reading
+	// in the meantime (back-pressure from a slow ReceiveFunc: the pong may be queued behind unread
+	// data) or is blocked writing. 0 means 45 s; must be < PingInterval. A single write blocked for
+	// longer than about PingInterval+PongTimeout also fails the connection.
 	PongTimeout time.Duration
 	// SendTimeout bounds how long Send blocks on a full send queue. 0 means 10 s.
 	SendTimeout time.Duration
@@ -249,9 +254,11 @@ func (c MConnConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ReceiveFunc receives each complete message of a channel. msg is owned by the callee. It is called
-// from a per-channel delivery goroutine: messages of one channel arrive in order and one at a time,
-// different channels concurrently. A slow ReceiveFunc delays only its own channel until that channel's
+// ReceiveFunc receives each complete message of a channel. msg is owned by the callee. Messages of one
+// channel arrive in order and one at a time, different channels concurrently. It is called either from
+// the connection's reader goroutine (when nothing else is waiting to be read) or from a per-channel
+// delivery goroutine; a call that lasts more than about 1 ms makes the connection continue reading in
+// another goroutine. A slow ReceiveFunc thus delays only its own channel until that channel's
 // RecvQueueBytes fill up; then the whole connection stops reading. It may call any MConnection method,
 // Close included.
 type ReceiveFunc func(chID byte, msg []byte)
@@ -274,8 +281,10 @@ type channel struct {
 	// recentlySent is written by the send goroutine only; Status reads it.
 	recentlySent atomic.Int64
 
-	// Owned by the recv goroutine: the message being reassembled.
-	recving []byte
+	// Owned by the reader: the message being reassembled, and the length of the previous multi-packet
+	// message, the initial capacity for the next one (at most RecvMessageCapacity).
+	recving  []byte
+	recvHint int
 
 	// Delivery queue, guarded by mu.
 	mu         sync.Mutex
@@ -290,8 +299,9 @@ type channel struct {
 // cometbft v0.38's wire format (WIRE.md §5). Create it with NewMConnection, then Start it; stop it with
 // Close or FlushStop. All methods are safe for concurrent use.
 //
-// Goroutines: one send goroutine and one receive goroutine while started, plus one delivery goroutine
-// per channel that exists only while that channel has received messages waiting for ReceiveFunc.
+// Goroutines: one send goroutine and one reader goroutine while started, plus one delivery goroutine
+// per channel that has received messages waiting for ReceiveFunc, plus at most one parked spare that
+// is retired after an idle statistics interval (2-4 s).
 type MConnection struct {
 	conn      net.Conn
 	cfg       MConnConfig
@@ -303,14 +313,15 @@ type MConnection struct {
 	chIndex   [256]uint8 // channel ID -> index+1 into channels; 0 = not registered
 	maxPacket int        // MaxPacketMsgSize(cfg.MaxPacketMsgPayloadSize)
 
-	sendSignal   chan struct{} // 1-slot: data was queued
-	pongSignal   chan struct{} // 1-slot: a ping arrived; answer it (coalesces, Q-05)
-	quit         chan struct{} // closed on shutdown
-	stopSend     chan struct{} // closed by FlushStop or shutdown: Send/TrySend refuse
-	stopSendOnce sync.Once
-	flushStopReq chan struct{} // closed by FlushStop
-	flushOnce    sync.Once
-	sendDone     chan struct{} // closed when the send goroutine exits
+	sendSignal     chan struct{} // 1-slot: wakes the send goroutine (data queued, pongDue, sendTimerFired)
+	pongDue        atomic.Bool   // a ping arrived; answer it (pongs coalesce, Q-05)
+	sendTimerFired atomic.Bool   // the send goroutine's timer expired
+	quit           chan struct{} // closed on shutdown
+	stopSend       chan struct{} // closed by FlushStop or shutdown: Send/TrySend refuse
+	stopSendOnce   sync.Once
+	flushStopReq   chan struct{} // closed by FlushStop
+	flushOnce      sync.Once
+	sendDone       chan struct{} // closed when the send goroutine exits
 
 	// sendMu fences Send/TrySend (read side, held while enqueueing) against FlushStop (write side), so
 	// FlushStop's drain sees every message a Send reported as queued.
@@ -327,18 +338,38 @@ type MConnection struct {
 	sendMon, recvMon flowMonitor
 	sendLim, recvLim *limiter
 	recvPaused       atomic.Bool
-	awaitingPong     atomic.Bool // a ping was sent and its pong has not arrived
-	writing          atomic.Bool // the send goroutine is inside conn.Write
-	pongTimer        *time.Timer // AfterFunc(pongTimeout); created by Start
+	awaitingPong     atomic.Bool  // a ping was sent and its pong has not arrived
+	pingPauses       atomic.Int64 // recvPauses when the pong timer was last armed
+	writing          atomic.Bool  // the send goroutine is inside conn.Write
+	pongTimer        *time.Timer  // AfterFunc(pongTimeout); created by Start
 	recvPauses       atomic.Int64
 	recvPauseNanos   atomic.Int64
 
 	// Owned by the send goroutine.
-	wbuf *[]byte // pooled write buffer, nil while idle
+	wbuf          *[]byte   // pooled write buffer, nil while idle
+	deadlineSetAt time.Time // when the write deadline was last moved
+	deadlineStale bool      // a statistics interval passed since: check it at the next flush
 
-	// Owned by the recv goroutine.
-	br   *bufio.Reader
-	rbuf []byte
+	// Receive workers (see recvWorker), guarded by mu.
+	recvJobs        chan recvJob // to parked workers; capacity maxIdleRecvWorkers
+	idleRecvWorkers int          // parked workers minus jobs sent to them and not yet taken
+	recvWorkerUsed  bool         // a job was handed out since the last retireIdleRecvWorker
+
+	// Owned by the goroutine holding the reader role (recvLoop); handed over with it.
+	br             *bufio.Reader
+	sc             *SecretConnection // conn, if it is one: tells whether decrypted input is buffered
+	owed           time.Duration     // receive rate limiter debt
+	recvLimitTimer *time.Timer
+	pending        []*channel // channels with queued messages whose deliverer is not yet woken
+	pendingMsgs    int        // messages queued since pending became non-empty
+	pendingBytes   int        // their queue cost
+	inlineSeq      uint64     // inline deliveries so far (see deliverInline)
+
+	// The inline delivery watchdog (see deliverInline).
+	inlineState   atomic.Uint64 // inlineSeq<<1 | 1 while delivering inline; the watchdog may clear bit 0
+	watchdogSeen  atomic.Uint64 // inlineState at the watchdog's previous tick
+	watchdogArmed atomic.Bool   // the watchdog is ticking
+	watchdog      *time.Timer   // AfterFunc(inlineWatchdog); created by Start
 }
 
 // NewMConnection returns an unstarted MConnection over c carrying the channels chDescs. onReceive and
@@ -359,11 +390,11 @@ func NewMConnection(c net.Conn, chDescs []ChannelDescriptor, onReceive ReceiveFu
 		onError:      onError,
 		maxPacket:    MaxPacketMsgSize(cfg.MaxPacketMsgPayloadSize),
 		sendSignal:   make(chan struct{}, 1),
-		pongSignal:   make(chan struct{}, 1),
 		quit:         make(chan struct{}),
 		stopSend:     make(chan struct{}),
 		flushStopReq: make(chan struct{}),
 		sendDone:     make(chan struct{}),
+		recvJobs:     make(chan recvJob, maxIdleRecvWorkers),
 	}
 	mc.cond.L = &mc.mu
 	if len(chDescs) > 256 {
@@ -411,8 +442,9 @@ func NewMConnection(c net.Conn, chDescs []ChannelDescriptor, onReceive ReceiveFu
 	if mc.recvLim != nil {
 		mc.recvMon.limit = cfg.RecvRate
 	}
-	mc.br = bufio.NewReaderSize(c, readBufferSize)
-	mc.rbuf = make([]byte, mc.maxPacket)
+	// The reader decodes packets in place (bufio Peek): the buffer must hold the largest one.
+	mc.br = bufio.NewReaderSize(c, max(readBufferSize, mc.maxPacket+packetMaxVarintLen))
+	mc.sc, _ = c.(*SecretConnection)
 	return mc, nil
 }
 
@@ -438,9 +470,11 @@ func (c *MConnection) Start() error {
 	c.startTime = time.Now()
 	c.pongTimer = time.AfterFunc(time.Hour, c.pongTimeout)
 	c.pongTimer.Stop()
+	c.watchdog = time.AfterFunc(time.Hour, c.inlineWatchdog)
+	c.watchdog.Stop()
 	c.running += 2
 	go c.sendRoutine()
-	go c.recvRoutine()
+	go c.recvWorker(recvJob{kind: recvJobRead})
 	return nil
 }
 
@@ -458,6 +492,9 @@ func (c *MConnection) Close() error {
 	c.mu.Lock()
 	for c.running > c.inCallback {
 		c.cond.Wait()
+	}
+	if c.watchdog != nil {
+		c.watchdog.Stop()
 	}
 	c.mu.Unlock()
 	return err

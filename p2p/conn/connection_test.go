@@ -679,7 +679,7 @@ func TestMConnSlowReactorBackPressure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		descs := []ChannelDescriptor{{ID: 0xA0, Priority: 1, SendQueueCapacity: 100}}
 		cfg := MConnConfig{RecvQueueBytes: 4096, PingInterval: 10 * time.Second, PongTimeout: 5 * time.Second}
-		a, b, _, rb := newTestMConnPair(t, descs, cfg)
+		a, b, ra, rb := newTestMConnPair(t, descs, cfg)
 		rb.delay[0xA0] = time.Second
 		for range 20 {
 			if !a.Send(0xA0, make([]byte, 1000)) {
@@ -693,11 +693,63 @@ func TestMConnSlowReactorBackPressure(t *testing.T) {
 		}
 		time.Sleep(30 * time.Second)
 		synctest.Wait()
+		// The pauses span several pong timeouts in both directions: they must not be taken for a dead peer.
+		if errs := append(ra.errors(), rb.errors()...); len(errs) != 0 {
+			t.Fatalf("connection failed: %v", errs)
+		}
 		if n := len(rb.deliveries()); n != 20 {
 			t.Fatalf("delivered %d of 20", n)
 		}
 		if b.Status().RecvPauseDuration == 0 {
 			t.Fatal("pause duration not recorded")
+		}
+	})
+}
+
+// TestMConnIdleGoroutines: a slow ReceiveFunc makes the reader hand its role to another goroutine;
+// once the traffic is over, the connection goes back to its send and reader goroutines.
+func TestMConnIdleGoroutines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		descs := []ChannelDescriptor{{ID: 0xA0, Priority: 1, SendQueueCapacity: 10}, {ID: 0xB0, Priority: 1, SendQueueCapacity: 10}}
+		a, b, _, rb := newTestMConnPair(t, descs, MConnConfig{})
+		rb.delay[0xA0] = 100 * time.Millisecond
+		for range 3 {
+			a.Send(0xA0, []byte("slow"))
+			a.Send(0xB0, []byte("fast"))
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := len(rb.deliveries()); n != 6 {
+			t.Fatalf("delivered %d of 6", n)
+		}
+		time.Sleep(2 * updateStatsInterval)
+		synctest.Wait()
+		b.mu.Lock()
+		running := b.running
+		b.mu.Unlock()
+		if running != 2 {
+			t.Fatalf("%d goroutines on an idle connection, want 2", running)
+		}
+	})
+}
+
+// TestMConnFlushThrottle: a positive FlushThrottle delays a lone message by exactly that (cometbft's
+// throttle timer), instead of the adaptive flush.
+func TestMConnFlushThrottle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, _, _, rb := newTestMConnPair(t, testMConnChannels, MConnConfig{FlushThrottle: 100 * time.Millisecond})
+		t0 := time.Now()
+		a.Send(0x01, []byte("x"))
+		time.Sleep(99 * time.Millisecond)
+		synctest.Wait()
+		if n := len(rb.deliveries()); n != 0 {
+			t.Fatal("flushed before FlushThrottle")
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		d := rb.deliveries()
+		if len(d) != 1 || d[0].at.Sub(t0) != 100*time.Millisecond {
+			t.Fatalf("deliveries %v", d)
 		}
 	})
 }

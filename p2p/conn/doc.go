@@ -19,26 +19,36 @@
 // channel is cut into chunks, the last with eof set; the receiver reassembles it, bounded by the channel's
 // RecvMessageCapacity, and hands it to the ReceiveFunc.
 //
-// Concurrency model. A started MConnection runs exactly two long-lived goroutines:
+// Concurrency model. A started MConnection runs two long-lived goroutines:
 //   - the send goroutine owns the write side: it picks, for each packet, the channel with pending data and
 //     the lowest recentlySent/Priority, writes batches of 10 packets into a 64 KiB buffer, applies the send
 //     rate limit between batches, sends a PacketPing every PingInterval and fails the connection with
 //     ErrPongTimeout if the PacketPong is late, and answers pings (pongs coalesce: at most one pending).
-//   - the receive goroutine reads and validates packets (the length prefix is checked before any
-//     allocation), applies the receive rate limit, answers pings through the send goroutine, and queues
-//     complete messages for delivery.
+//     It parks on a single wakeup channel; its deadlines (ping, statistics, rate limit, flush throttle)
+//     share one time.AfterFunc timer.
+//   - the reader reads and validates packets (the length prefix is checked before any allocation, and
+//     packets are decoded in place in the read buffer), applies the receive rate limit, answers pings
+//     through the send goroutine, reassembles messages and queues them for delivery.
 //
-// Design change from cometbft: the receive goroutine never calls ReceiveFunc (cometbft calls it inline, so
-// one slow reactor stalls every channel and even pong processing, cometbft#2685). Complete messages go to a
-// per-channel delivery queue bounded in bytes (MConnConfig.RecvQueueBytes). A delivery goroutine per
-// channel runs only while that channel's queue is non-empty, so an idle connection has just the two
-// goroutines above and holds no write buffer (it is pooled and taken only while data is unflushed). Only
-// when a channel's queue is full does the receive goroutine stop reading: TCP back-pressure, no message
-// is dropped, and the pause is counted in ConnectionStatus.RecvPauses.
+// Design change from cometbft: a slow ReceiveFunc does not stall the connection (cometbft calls it inline
+// in its recv routine, so one slow reactor stalls every channel and even pong processing, cometbft#2685).
+// Complete messages go to a per-channel delivery queue bounded in bytes (MConnConfig.RecvQueueBytes),
+// and each channel's messages are delivered in order by at most one goroutine at a time. When the reader
+// has nothing more buffered (its next read would wait for the network), it delivers the first ready
+// channel itself, avoiding a goroutine handoff on the request/response path; if that takes longer than
+// 1 ms a watchdog hands the reader role to another goroutine, so a slow ReceiveFunc holds up reading for
+// at most about 1 ms. Other channels get a delivery goroutine that exists only while that channel has
+// queued messages; at most one finished goroutine is kept parked for reuse, and it is retired after an
+// idle statistics interval (2-4 s), so an idle connection is back to its two goroutines and holds no
+// write buffer (it is pooled and taken only while data is unflushed). Only when a channel's queue is
+// full does the reader stop reading: TCP back-pressure, no message is dropped, and the pause is counted
+// in ConnectionStatus.RecvPauses. A pause also restarts the pong timeout, since the pong may be queued
+// behind the unread data.
 //
 // Second change: with the default FlushThrottle (0) the send goroutine flushes as soon as every send queue
-// is drained instead of after cometbft's 100 ms timer (cometbft#2988), and coalesces writes while busy.
-// The bytes on the wire are the same; only their timing differs.
+// is drained instead of after cometbft's 100 ms timer (cometbft#2988), and coalesces writes of up to 64
+// KiB while busy, so the SecretConnection seals and writes up to 64 frames per system call. The bytes on
+// the wire are the same; only their timing differs.
 //
 // Errors. Remote protocol violations close the connection and reach ErrorFunc as a *PacketError wrapping
 // one of ErrUnknownChannel, ErrMessageTooLarge, ErrPacketTooLarge, ErrUnknownPacketType or

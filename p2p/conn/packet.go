@@ -244,28 +244,9 @@ func malformedPacket(what string, code int) error {
 // malformed-varint error wrapping ErrMalformedPacket, or the reader's error (io.EOF only if the stream
 // ends cleanly before a packet starts; io.ErrUnexpectedEOF inside one).
 func readPacketBody(r *bufio.Reader, buf []byte, maxSize int) (body []byte, size int, err error) {
-	var x uint64
-	var s uint
-	for i := 0; ; i++ {
-		b, err := r.ReadByte()
-		if err != nil {
-			if i > 0 && errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, i, err
-		}
-		if i == packetMaxVarintLen-1 && b > 1 {
-			return nil, i + 1, fmt.Errorf("%w: length prefix overflows 64 bits", ErrMalformedPacket)
-		}
-		x |= uint64(b&0x7f) << s
-		if b < 0x80 {
-			size = i + 1
-			break
-		}
-		s += 7
-	}
-	if x > uint64(maxSize) {
-		return nil, size, fmt.Errorf("%w: %d > %d bytes", ErrPacketTooLarge, x, maxSize)
+	x, size, err := readPacketLen(r, maxSize)
+	if err != nil {
+		return nil, size, err
 	}
 	body = buf[:x]
 	n, err := io.ReadFull(r, body)
@@ -277,6 +258,54 @@ func readPacketBody(r *bufio.Reader, buf []byte, maxSize int) (body []byte, size
 		return nil, size, err
 	}
 	return body, size, nil
+}
+
+// readPacketLen reads and checks a packet's length prefix (see readPacketBody) and returns the body
+// length and the prefix size.
+func readPacketLen(r *bufio.Reader, maxSize int) (x uint64, size int, err error) {
+	var s uint
+	for i := 0; ; i++ {
+		b, err := r.ReadByte()
+		if err != nil {
+			if i > 0 && errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, i, err
+		}
+		if i == packetMaxVarintLen-1 && b > 1 {
+			return 0, i + 1, fmt.Errorf("%w: length prefix overflows 64 bits", ErrMalformedPacket)
+		}
+		x |= uint64(b&0x7f) << s
+		if b < 0x80 {
+			size = i + 1
+			break
+		}
+		s += 7
+	}
+	if x > uint64(maxSize) {
+		return 0, size, fmt.Errorf("%w: %d > %d bytes", ErrPacketTooLarge, x, maxSize)
+	}
+	return x, size, nil
+}
+
+// peekPacketBody is readPacketBody without the copy: the body aliases r's buffer and is valid only
+// until the next read from r. r's buffer must hold maxSize bytes.
+func peekPacketBody(r *bufio.Reader, maxSize int) (body []byte, size int, err error) {
+	x, size, err := readPacketLen(r, maxSize)
+	if err != nil {
+		return nil, size, err
+	}
+	body, err = r.Peek(int(x))
+	if err != nil {
+		size += len(body)
+		_, _ = r.Discard(len(body))
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, size, err
+	}
+	_, _ = r.Discard(len(body))
+	return body, size + len(body), nil
 }
 
 // isPacketProtocolError reports whether err (from readPacketBody or decodePacket) is the remote's fault

@@ -61,9 +61,14 @@ const (
 	// scMaxFramesPerWrite bounds how many sealed frames one Write hands to the
 	// underlying conn in a single Write call (about 65 KiB).
 	scMaxFramesPerWrite = 64
-	// scRecvBufFrames is how many sealed frames the receive side may buffer
-	// from the underlying conn in one Read call.
-	scRecvBufFrames = 16
+	// scRecvSmallFrames is how many sealed frames the receive side may buffer
+	// from the underlying conn in one read while traffic is light; the buffer
+	// is kept for the connection's lifetime.
+	scRecvSmallFrames = 4
+	// scRecvBigFrames is the same while data streams in (the previous read
+	// filled its buffer): a pooled buffer, held only while reads keep filling
+	// it, cuts the read syscalls per byte.
+	scRecvBigFrames = 64
 
 	scTranscriptLabel = "TENDERMINT_SECRET_CONNECTION_TRANSCRIPT_HASH"
 	scLabelEphLower   = "EPHEMERAL_LOWER_PUBLIC_KEY"
@@ -155,11 +160,14 @@ type SecretConnection struct {
 	recvMu       sync.Mutex
 	recvAEAD     cipher.AEAD
 	recvNonce    uint64
-	recvErr      error  // sticky; guarded by recvMu
-	recvRaw      []byte // sealed bytes read from conn; len = capacity in use
-	recvStart    int    // first unconsumed sealed byte in recvRaw
-	recvEnd      int    // end of sealed bytes in recvRaw
-	recvData     []byte // decrypted, not yet returned chunk bytes (inside recvRaw)
+	recvErr      error                                    // sticky; guarded by recvMu
+	recvRaw      []byte                                   // sealed bytes read from conn; len = capacity in use
+	recvSmall    []byte                                   // recvRaw while traffic is light
+	recvBig      *[scRecvBigFrames * SealedFrameSize]byte // recvRaw while streaming; pooled
+	recvLastFull bool                                     // the last read filled recvRaw
+	recvStart    int                                      // first unconsumed sealed byte in recvRaw
+	recvEnd      int                                      // end of sealed bytes in recvRaw
+	recvData     []byte                                   // decrypted, not yet returned chunk bytes (inside recvRaw)
 	recvNonceBuf [chacha20poly1305.NonceSize]byte
 }
 
@@ -168,6 +176,9 @@ var _ net.Conn = (*SecretConnection)(nil)
 // scSendPool holds multi-frame send buffers of scMaxFramesPerWrite sealed
 // frames, shared by all connections so idle connections hold no large buffer.
 var scSendPool = sync.Pool{New: func() any { return new([scMaxFramesPerWrite * SealedFrameSize]byte) }}
+
+// scRecvPool holds the receive buffers of connections that are streaming data.
+var scRecvPool = sync.Pool{New: func() any { return new([scRecvBigFrames * SealedFrameSize]byte) }}
 
 // MakeSecretConnection runs the STS handshake over c (WIRE.md §3.2) and
 // returns the authenticated, encrypted connection, which takes ownership of c.
@@ -530,12 +541,14 @@ func scNew(c net.Conn, sendKey, recvKey *[32]byte) (*SecretConnection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recv cipher: %w", err)
 	}
-	return &SecretConnection{
+	sc := &SecretConnection{
 		conn:     c,
 		sendAEAD: sendAEAD,
 		recvAEAD: recvAEAD,
-		recvRaw:  make([]byte, scRecvBufFrames*SealedFrameSize),
-	}, nil
+		recvRaw:  make([]byte, scRecvSmallFrames*SealedFrameSize),
+	}
+	sc.recvSmall = sc.recvRaw
+	return sc, nil
 }
 
 // scAuthSigBytes returns the delimited AuthSigMessage signing challenge
@@ -744,19 +757,29 @@ func (sc *SecretConnection) Read(b []byte) (int, error) {
 
 // fillFrame ensures recvRaw[recvStart:recvEnd] holds at least one whole
 // sealed frame, reading as much as is available from the conn (up to
-// scRecvBufFrames frames). Called with recvMu held and recvData empty.
+// scRecvSmallFrames frames, or scRecvBigFrames while data streams in).
+// Called with recvMu held and recvData empty, so nothing references recvRaw.
 func (sc *SecretConnection) fillFrame() error {
 	if sc.recvEnd-sc.recvStart >= SealedFrameSize {
 		return nil
 	}
-	if sc.recvStart > 0 {
-		// recvData is empty, so nothing references the consumed prefix.
+	switch {
+	case sc.recvBig == nil && sc.recvLastFull:
+		big := scRecvPool.Get().(*[scRecvBigFrames * SealedFrameSize]byte)
+		sc.recvEnd = copy(big[:], sc.recvRaw[sc.recvStart:sc.recvEnd])
+		sc.recvBig, sc.recvRaw = big, big[:]
+	case sc.recvBig != nil && !sc.recvLastFull:
+		sc.recvEnd = copy(sc.recvSmall, sc.recvRaw[sc.recvStart:sc.recvEnd])
+		scRecvPool.Put(sc.recvBig)
+		sc.recvBig, sc.recvRaw = nil, sc.recvSmall
+	case sc.recvStart > 0:
 		sc.recvEnd = copy(sc.recvRaw, sc.recvRaw[sc.recvStart:sc.recvEnd])
-		sc.recvStart = 0
 	}
+	sc.recvStart = 0
 	for sc.recvEnd < SealedFrameSize {
 		m, err := sc.conn.Read(sc.recvRaw[sc.recvEnd:])
 		sc.recvEnd += m
+		sc.recvLastFull = sc.recvEnd == len(sc.recvRaw)
 		if sc.recvEnd >= SealedFrameSize {
 			return nil // any error recurs on the next call
 		}
@@ -779,6 +802,13 @@ func (sc *SecretConnection) fillFrame() error {
 		}
 	}
 	return nil
+}
+
+// recvBuffered reports whether Read can return data without reading from the underlying conn.
+func (sc *SecretConnection) recvBuffered() bool {
+	sc.recvMu.Lock()
+	defer sc.recvMu.Unlock()
+	return len(sc.recvData) > 0 || sc.recvEnd-sc.recvStart >= SealedFrameSize
 }
 
 // scIsTimeout reports whether err is a deadline timeout after which the
