@@ -47,7 +47,7 @@ func (b *inbox) count() int {
 }
 
 func TestNewNodeKeyDeterministic(t *testing.T) {
-	if NewNodeKey(t, 1).ID() != NewNodeKey(t, 1).ID() {
+	if a, b := NewNodeKey(t, 1).ID(), NewNodeKey(t, 1).ID(); a != b {
 		t.Error("same seed, different keys")
 	}
 	if NewNodeKey(t, 1).ID() == NewNodeKey(t, 2).ID() {

@@ -505,7 +505,9 @@ func (c *MConnection) Close() error {
 // does. It blocks until then. Rate limits are not applied to the final drain.
 func (c *MConnection) FlushStop() {
 	c.stopSendOnce.Do(func() { close(c.stopSend) })
-	c.sendMu.Lock() // wait for Sends that are enqueueing right now
+	// A barrier: wait for Sends that are enqueueing right now (they hold sendMu).
+	c.sendMu.Lock()
+	//lint:ignore SA2001 the empty critical section is the barrier.
 	c.sendMu.Unlock()
 	c.mu.Lock()
 	started, closed := c.started, c.closed

@@ -34,7 +34,6 @@ type fakePeer struct {
 	addr     netaddr.NetAddress // listen address (NodeInfo) and socket address
 	outbound bool
 	sent     [][]byte
-	flushed  int
 }
 
 func (p *fakePeer) ID() key.ID                     { return p.addr.ID }

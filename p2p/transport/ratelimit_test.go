@@ -65,8 +65,10 @@ func TestRateLimiterBounded(t *testing.T) {
 	r := newRateLimiter(2, time.Second)
 	now := time.Unix(0, 0)
 	ip := netip.MustParseAddr("10.0.0.1")
-	if !r.allow(ip, now) || !r.allow(ip, now) || r.allow(ip, now) {
-		t.Fatal("limit of 2 not exact")
+	for i, want := range []bool{true, true, false} {
+		if got := r.allow(ip, now); got != want {
+			t.Fatalf("attempt %d: allow = %v, want %v: limit of 2 not exact", i+1, got, want)
+		}
 	}
 	if !r.allow(netip.MustParseAddr("127.0.0.1"), now) || !r.allow(netip.IPv6Loopback(), now) {
 		t.Error("exempt loopback limited")
