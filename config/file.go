@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+	"github.com/switchyard-p2p/switchyard/internal/atomicfile"
 )
 
 // ErrUnknownKeys is wrapped by Load's error when the file has keys Config
@@ -98,7 +99,7 @@ func WriteConfigFile(path string, cfg Config) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("config: write %q: %w", path, err)
 	}
-	if err := writeFileAtomic(path, buf.Bytes(), FileMode); err != nil {
+	if err := atomicfile.WriteFile(path, buf.Bytes(), FileMode); err != nil {
 		return fmt.Errorf("config: write %q: %w", path, err)
 	}
 	return nil
@@ -111,44 +112,6 @@ func Render(cfg Config) ([]byte, error) {
 		return nil, fmt.Errorf("config: render: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	done := false
-	defer func() {
-		if !done {
-			_ = f.Close() // may already be closed; the first error is what matters
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	done = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // tomlString quotes s as a TOML basic string. Unlike strconv.Quote it never

@@ -11,7 +11,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/switchyard-p2p/switchyard/internal/atomicfile"
 )
 
 // PrivKeyName is the amino-JSON type name of an Ed25519 private key in
@@ -165,55 +166,8 @@ func (k NodeKey) SaveAs(path string) error {
 // simulate a crash at that point by returning an error.
 var beforeRename func(tmpPath string) error
 
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	renamed := false
-	defer func() {
-		if !renamed {
-			_ = f.Close() // may already be closed; the write error is what matters
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(KeyFileMode); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if beforeRename != nil {
-		if err := beforeRename(tmp); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	renamed = true
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	serr := d.Sync()
-	cerr := d.Close()
-	if serr != nil {
-		return fmt.Errorf("sync directory: %w", serr)
-	}
-	return cerr
+func writeFileAtomic(path string, data []byte) error {
+	return atomicfile.WriteFileWith(path, data, KeyFileMode, atomicfile.Options{BeforeRename: beforeRename})
 }
 
 // LoadNodeKey reads a node key from path (CometBFT's node_key.json format).

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/switchyard-p2p/switchyard/internal/atomicfile"
 )
 
 // This file holds the package's only I/O: the file helpers the PEX shell
@@ -19,63 +21,21 @@ import (
 const FileMode fs.FileMode = 0o644
 
 // SaveFile writes the book (Save) to path atomically: the bytes go to
-// "<path>.tmp" in the same directory (created with FileMode, truncated if
-// left over from a crash), which is fsynced, renamed over path, and the
-// directory is fsynced. A crash at any moment leaves either the old file or
-// the new one at path, never a mix (RELIABILITY.md R-04). Only one writer per
-// path: two books saving to the same path at once would share the temp file.
+// a temporary file next to it (internal/atomicfile: ".addrbook.json-*.tmp"),
+// which is fsynced, renamed over path, and the directory is fsynced. A crash
+// at any moment leaves either the old file or the new one at path, never a mix
+// (RELIABILITY.md R-04). Concurrent saves to one path are safe; the last
+// rename wins.
 // Errors wrap the failing operation's *fs.PathError.
 func (a *AddrBook) SaveFile(path string) error {
 	var buf bytes.Buffer
 	if err := a.Save(&buf); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, buf.Bytes(), FileMode); err != nil {
+	if err := atomicfile.WriteFile(path, buf.Bytes(), FileMode); err != nil {
 		return fmt.Errorf("addrbook: save %s: %w", path, err)
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err == nil {
-		err = f.Chmod(perm) // the umask may have narrowed it; a leftover may differ
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // LoadFile loads the book from path (see Load) at now.
@@ -121,7 +81,7 @@ func quarantine(path string) (string, error) {
 		if err := os.Rename(path, dst); err != nil {
 			return "", err
 		}
-		return dst, syncDir(filepath.Dir(path))
+		return dst, atomicfile.SyncDir(filepath.Dir(path))
 	}
 	return "", fmt.Errorf("no free %s.corrupt.<n> name", path)
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchyard-p2p/switchyard/internal/atomicfile"
 )
 
 func TestSaveFileLoadFile(t *testing.T) {
@@ -28,8 +30,8 @@ func TestSaveFileLoadFile(t *testing.T) {
 	if err != nil || st.Mode().Perm() != FileMode {
 		t.Fatalf("stat %v, %v", st, err)
 	}
-	if _, err := os.Stat(path + ".tmp"); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("temp file left behind: %v", err)
+	if tmps := tempFiles(t, path); len(tmps) != 0 {
+		t.Fatalf("temp files left behind: %v", tmps)
 	}
 	b := newBook(t, Config{}, 31)
 	rep, err := b.LoadFile(path, t0.Add(time.Hour))
@@ -149,8 +151,11 @@ func TestSaveFileCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = cmd.Wait()
-		if _, err := os.Stat(path + ".tmp"); err == nil {
+		if tmps := tempFiles(t, path); len(tmps) != 0 {
 			midWrite++
+			for _, tmp := range tmps { // a crash leftover; the next save must not depend on it
+				_ = os.Remove(tmp)
+			}
 		}
 		b := newBook(t, Config{}, 38)
 		rep, err := b.LoadFile(path, t0)
@@ -158,4 +163,20 @@ func TestSaveFileCrash(t *testing.T) {
 			t.Fatalf("iteration %d: after kill -9: %+v, %v", it, rep, err)
 		}
 	}
+}
+
+// tempFiles lists the temporary files an interrupted SaveFile of path may leave.
+func tempFiles(t *testing.T, path string) []string {
+	t.Helper()
+	es, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		if atomicfile.IsTemp(path, e.Name()) {
+			out = append(out, filepath.Join(filepath.Dir(path), e.Name()))
+		}
+	}
+	return out
 }

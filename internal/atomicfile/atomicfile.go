@@ -1,0 +1,99 @@
+// Package atomicfile writes files so that a crash leaves either the old file
+// or the new one at the path, never a mix: the data goes to a temporary file
+// in the same directory, which is fsynced, renamed over the path, and the
+// directory fsynced (ARCHITECTURE.md "Files on disk"). It is the one write
+// path of node_key.json, config.toml and addrbook.json.
+package atomicfile
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// TempPattern is the os.CreateTemp pattern of the temporary file written next
+// to path: "." + base name + "-*.tmp". A crash between the write and the
+// rename can leave one behind; readers never look at it.
+func TempPattern(path string) string { return "." + filepath.Base(path) + "-*.tmp" }
+
+// IsTemp reports whether name (a base name) is a temporary file that
+// WriteFile may leave next to path after a crash.
+func IsTemp(path, name string) bool {
+	prefix := "." + filepath.Base(path) + "-"
+	return strings.HasPrefix(name, prefix) && strings.HasSuffix(name, ".tmp")
+}
+
+// Options holds rarely used settings of WriteFileWith.
+type Options struct {
+	// BeforeRename, when non-nil, runs after the temporary file (its path is
+	// the argument) is written, synced and closed, and before the rename. An
+	// error aborts the write (the temporary file is removed). Tests use it to
+	// simulate a crash at that point.
+	BeforeRename func(tmpPath string) error
+}
+
+// WriteFile atomically replaces path with data, with permissions perm (set
+// explicitly, so the umask does not narrow them). The directory must exist.
+// It blocks on disk I/O (two fsyncs). On error the temporary file is removed
+// and path is untouched. Errors wrap the failing operation's *fs.PathError.
+// It is safe for concurrent use on different paths; concurrent writers of one
+// path each succeed and the last rename wins.
+func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	return WriteFileWith(path, data, perm, Options{})
+}
+
+// WriteFileWith is WriteFile with Options.
+func WriteFileWith(path string, data []byte, perm fs.FileMode, opts Options) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, TempPattern(path))
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	renamed := false
+	defer func() {
+		if !renamed {
+			_ = f.Close() // may already be closed; the first error is what matters
+			_ = os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if opts.BeforeRename != nil {
+		if err := opts.BeforeRename(tmp); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	renamed = true
+	return SyncDir(dir)
+}
+
+// SyncDir fsyncs the directory dir, which makes a rename in it durable. It
+// blocks on disk I/O.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	serr := d.Sync()
+	cerr := d.Close()
+	if serr != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, serr)
+	}
+	return cerr
+}
