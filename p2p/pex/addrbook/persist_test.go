@@ -53,7 +53,12 @@ func TestLoadCometBFTFile(t *testing.T) {
 
 func filledBook(tb testing.TB, seed uint64, n int) *AddrBook {
 	tb.Helper()
-	a := newBook(tb, Config{}, seed)
+	return fillBook(newBook(tb, Config{}, seed), n)
+}
+
+// fillBook adds routable addresses to a until it holds n, marking some good
+// and some attempted.
+func fillBook(a *AddrBook, n int) *AddrBook {
 	for i := 0; a.Size() < n; i++ {
 		now := t0.Add(time.Duration(i) * time.Millisecond)
 		_ = a.AddAddress(now, routable(i, i%5000), routable(1<<22+i%300, 5000+i%300))
