@@ -273,6 +273,16 @@ func (fn *fuzzNet) removes() (n int64) {
 // of connection failures and redials on loopback, and keeps the package's tests under a minute.
 const s02Duration = 10 * time.Second
 
+// keepaliveSwitchConfig is FastSwitchConfig with a 2 s ping and 1.5 s pong timeout. A
+// connection that fuzzing left desynchronized (a partial write drops bytes mid-frame) but idle
+// is found by the keepalive; with the default 60 s / 45 s it could outlast the settle bound.
+func keepaliveSwitchConfig() p2p.SwitchConfig {
+	cfg := FastSwitchConfig()
+	cfg.MConnConfig.PingInterval = 2 * time.Second
+	cfg.MConnConfig.PongTimeout = 1500 * time.Millisecond
+	return cfg
+}
+
 // TestS02FuzzedDropMode is RELIABILITY.md S-02: FuzzedConnection drop mode (ProbDropRW 0.2, with
 // partial writes and short sleeps) on every link of a 4-node network of persistent peers, for
 // s02Duration. No deadlock (every wait is bounded, shutdown is joined); every queued message is
@@ -290,7 +300,7 @@ func TestS02FuzzedDropMode(t *testing.T) {
 		ProbSleep:     0.05,
 		MaxDelay:      20 * time.Millisecond,
 		PartialWrites: true,
-	}, FastSwitchConfig(), true)
+	}, keepaliveSwitchConfig(), true)
 	stopTraffic := fn.traffic(5*time.Millisecond, 700)
 	time.Sleep(s02Duration) // the fuzzing period itself, not a wait for a condition
 	stopTraffic()
@@ -362,7 +372,7 @@ func TestS03FuzzedDelayMode(t *testing.T) {
 // the peer it came from).
 func TestS04ByteCorruption(t *testing.T) {
 	leakOpt := goleak.IgnoreCurrent()
-	fn := newFuzzNet(t, 4, FuzzConfig{Seed: 4004, CorruptEveryBytes: 10 << 10}, FastSwitchConfig(), true)
+	fn := newFuzzNet(t, 4, FuzzConfig{Seed: 4004, CorruptEveryBytes: 10 << 10}, keepaliveSwitchConfig(), true)
 	stopTraffic := fn.traffic(10*time.Millisecond, 1024)
 	time.Sleep(5 * time.Second) // the fuzzing period itself, not a wait for a condition
 	stopTraffic()
