@@ -98,8 +98,9 @@ func New(cfg Config, rng *rand.Rand) (*Queue, error) {
 // ErrAlreadyConnected according to that entry's state (RELIABILITY.md C-09).
 // If the ID is known and persistent is true, the existing entry is made
 // persistent all the same (it stops using an outbound slot and will never be
-// given up); if it is still queued it keeps its NextDial (no storm) but takes
-// addr as its address when that IP:port is free: configuration wins over PEX.
+// given up) and takes addr as its address when that IP:port is free, in any
+// state: configuration wins over PEX and over an inbound connection's source
+// port. A queued entry keeps its NextDial (no storm).
 //
 // It returns an error wrapping ErrInvalidAddress if addr.ID is not a valid ID
 // or addr.IP is unset.
@@ -396,15 +397,12 @@ func (q *Queue) connect(now time.Time, e *entry, outbound bool) {
 	q.emit(Event{Kind: EventConnected, At: now, Addr: e.addr, Persistent: e.persistent})
 }
 
-// makePersistent upgrades a non-persistent entry (see Add).
+// makePersistent upgrades a non-persistent entry (see Add). The configured
+// address replaces the entry's one (learned by PEX, or the ephemeral source
+// port of an inbound connection) when that IP:port is free, whatever the
+// entry's state: it is where the peer is redialed after a disconnect.
 func (q *Queue) makePersistent(e *entry, addr netaddr.NetAddress) {
 	q.releaseSlot(e)
-	if e.state != StateQueued {
-		e.persistent = true
-		return
-	}
-	heap.Remove(&q.other, e.index)
-	e.persistent = true
 	if ap := addr.AddrPort(); ap != e.addr.AddrPort() {
 		if _, taken := q.byAddr[ap]; !taken {
 			q.unindexAddr(e)
@@ -412,7 +410,11 @@ func (q *Queue) makePersistent(e *entry, addr netaddr.NetAddress) {
 			q.byAddr[ap] = addr.ID
 		}
 	}
-	heap.Push(&q.persistent, e)
+	e.persistent = true
+	if e.state == StateQueued {
+		heap.Remove(&q.other, e.index)
+		heap.Push(&q.persistent, e)
+	}
 }
 
 // forget removes e from every index. The in-flight count is the caller's.

@@ -98,6 +98,30 @@ func TestAddUpgradeTakesConfiguredAddress(t *testing.T) {
 	checkInvariants(t, q)
 }
 
+// TestPersistentAfterInboundTakesConfiguredAddress: a persistent peer that
+// connects inbound before our first dial to it is recorded at its socket
+// address (an ephemeral source port); the later persistent Add must make the
+// configured address the one redialed after a disconnect (found by the
+// interop e2e test: redials went to the source port, refused forever).
+func TestPersistentAfterInboundTakesConfiguredAddress(t *testing.T) {
+	q := mustNew(t, Config{JitterMax: -1}, 1)
+	cfgAddr := testAddr(1)
+	socket := netaddr.New(cfgAddr.ID, netip.MustParseAddrPort("10.0.0.9:54321"))
+	if err := q.Connected(socket); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Add(t0, cfgAddr, true); !errors.Is(err, ErrAlreadyConnected) {
+		t.Fatalf("Add = %v, want ErrAlreadyConnected", err)
+	}
+	checkInvariants(t, q)
+	q.Disconnected(t0, cfgAddr.ID)
+	checkInvariants(t, q)
+	got := q.Due(t0.Add(time.Hour))
+	if len(got) != 1 || got[0] != cfgAddr {
+		t.Fatalf("Due = %v, want the configured address [%v]", got, cfgAddr)
+	}
+}
+
 func TestAddInvalid(t *testing.T) {
 	q := mustNew(t, Config{}, 1)
 	tests := []netaddr.NetAddress{
