@@ -109,6 +109,9 @@ type core struct {
 	peers    map[key.ID]*peerState
 	dialing  map[key.ID]time.Time // handed to DialPeers, outcome not seen yet
 	attempts map[key.ID]int       // failed dials since the last success (non-persistent)
+	// authFails counts, per source ID, the gossiped addresses that failed authentication
+	// (bounded by maxTrackedSources).
+	authFails map[key.ID]int
 	crawled  map[key.ID]time.Time // seed mode: last crawl of each address
 
 	seedQueue []netaddr.NetAddress // seeds left to try in the current dialSeeds round
@@ -127,6 +130,7 @@ func newCore(cfg Config, book *addrbook.AddrBook, rng *rand.Rand, net network) *
 		peers:      make(map[key.ID]*peerState),
 		dialing:    make(map[key.ID]time.Time),
 		attempts:   make(map[key.ID]int),
+		authFails:  make(map[key.ID]int),
 		crawled:    make(map[key.ID]time.Time),
 	}
 	for _, s := range cfg.Seeds {
@@ -459,9 +463,13 @@ func (c *core) dialFailed(now time.Time, addr netaddr.NetAddress, err error) {
 	case isAuthFailure(err):
 		// The address's ID is not the key that answers there (RELIABILITY A-08, H-06).
 		c.log.Info("address failed authentication; marked bad", "addr", addr, "err", err)
+		src, known := c.book.Source(id)
 		c.book.MarkBad(now, addr, DefaultBanTime)
 		delete(c.attempts, id)
 		delete(c.dialing, id)
+		if known && src.ID != id && src.ID != "" {
+			c.penalizeSource(now, src)
+		}
 	default:
 		c.book.MarkAttempt(now, addr)
 		c.attempts[id]++
@@ -474,6 +482,33 @@ func (c *core) dialFailed(now time.Time, addr netaddr.NetAddress, err error) {
 			delete(c.dialing, id)
 		}
 	}
+}
+
+// penalizeSource counts one authentication failure against src, the peer that gossiped the
+// failed address. At SourcePenaltyThreshold the source is marked bad (banned for
+// DefaultBanTime), disconnected and banned in the Switch if connected, and every address it
+// gossiped that has not proven itself is dropped, so a poisoner cannot keep honest nodes'
+// IPs tied to wrong IDs in our book (RELIABILITY.md A-08).
+func (c *core) penalizeSource(now time.Time, src netaddr.NetAddress) {
+	if _, ok := c.seeds[src.ID]; ok {
+		return // a configured seed is trusted by the operator: its addresses are still marked bad one by one
+	}
+	if len(c.authFails) >= maxTrackedSources {
+		clear(c.authFails)
+	}
+	c.authFails[src.ID]++
+	if c.authFails[src.ID] < SourcePenaltyThreshold {
+		return
+	}
+	delete(c.authFails, src.ID)
+	dropped := c.book.RemoveUnprovenFrom(src.ID)
+	c.log.Warn("source gossiped addresses that fail authentication; banned", "peer", src.ID,
+		"dropped", dropped)
+	if st := c.peers[src.ID]; st != nil {
+		c.ban(now, st, ErrPoisonedAddrs)
+		return
+	}
+	c.book.MarkBad(now, src, DefaultBanTime)
 }
 
 // rejected handles a PeerRejected event for one of our dials (duplicate, limits, ...): the

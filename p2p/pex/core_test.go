@@ -443,7 +443,60 @@ func TestWrongIDsMarkedBad(t *testing.T) {
 			t.Errorf("%s not marked bad", id)
 		}
 	}
+	// The source is penalised (tendermint#2033): once SourcePenaltyThreshold of its addresses
+	// fail authentication it is banned and the rest of what it gossiped is dropped, so the
+	// 200 poisoned addresses cost at most that many dials plus one ensurePeers round of picks
+	// already in flight (up to MaxOutboundPeers).
+	if limit := SourcePenaltyThreshold + 10; len(failures) > limit {
+		t.Errorf("%d poisoned addresses dialed, want at most %d", len(failures), limit)
+	}
+	if !c.book.IsBanned(now, src.ID) {
+		t.Error("the poisoning source is not banned")
+	}
+	for i := range 200 {
+		if c.book.HasAddress(testAddr(i)) {
+			t.Fatalf("address %d gossiped by the banned source is still in the book", i)
+		}
+	}
 	checkBook(t, c)
+}
+
+// TestPoisoningSourceConnectedIsBanned: a connected peer whose gossiped addresses fail
+// authentication is disconnected with a ban; a configured seed is exempt.
+func TestPoisoningSourceConnectedIsBanned(t *testing.T) {
+	c, n := newTestCore(t, Config{MaxOutboundPeers: 10})
+	srcPeer := &fakePeer{addr: testAddr(5000), outbound: true}
+	n.connect(c, t0, srcPeer)
+	for i := range 10 {
+		_ = c.book.AddAddress(t0, testAddr(i), srcPeer.addr)
+	}
+	auth := &transport.RejectedError{Reason: transport.RejectAuth, Err: transport.ErrDialedIDMismatch}
+	for i := range SourcePenaltyThreshold {
+		if n.stopped[srcPeer.ID()] != nil {
+			t.Fatalf("source stopped after %d failures, want %d", i, SourcePenaltyThreshold)
+		}
+		c.dialFailed(t0, testAddr(i), auth)
+	}
+	var ban *p2p.BanError
+	if err := n.stopped[srcPeer.ID()]; !errors.As(err, &ban) || !errors.Is(err, ErrPoisonedAddrs) {
+		t.Fatalf("source stopped with %v, want a ban for ErrPoisonedAddrs", err)
+	}
+	if c.book.Size() != 0 {
+		t.Errorf("%d addresses of the banned source left in the book", c.book.Size())
+	}
+
+	// A configured seed's bad addresses are marked bad one by one, but the seed stays.
+	seed := testAddr(6000)
+	c2, n2 := newTestCore(t, Config{MaxOutboundPeers: 10, Seeds: []netaddr.NetAddress{seed}})
+	for i := range 10 {
+		_ = c2.book.AddAddress(t0, testAddr(100+i), seed)
+	}
+	for i := range 2 * SourcePenaltyThreshold {
+		c2.dialFailed(t0, testAddr(100+i), auth)
+	}
+	if c2.book.IsBanned(t0, seed.ID) || n2.stopped[seed.ID] != nil || c2.book.Size() != 10-2*SourcePenaltyThreshold {
+		t.Errorf("seed penalised: banned %v, stopped %v, book %d", c2.book.IsBanned(t0, seed.ID), n2.stopped[seed.ID], c2.book.Size())
+	}
 }
 
 // TestSeedModeInbound: a seed answers an inbound peer once (GetSelectionWithBias(30)), then

@@ -50,6 +50,16 @@ const (
 	DefaultMaxOutboundPeers = 10
 )
 
+// SourcePenaltyThreshold is how many addresses gossiped by one source may fail authentication
+// (a real IP answering with another key) before the source itself is marked bad for
+// DefaultBanTime, disconnected if connected, and its other unproven addresses dropped
+// (RELIABILITY.md A-08, tendermint#2033: "punish source for peers that fail handshake").
+const SourcePenaltyThreshold = 3
+
+// maxTrackedSources bounds the per-source failure counts; past it they are reset (a
+// poisoning source is caught again within SourcePenaltyThreshold failures).
+const maxTrackedSources = 4096
+
 // requestMargin is added to MinReceiveRequestInterval before we send a third (or later)
 // PexRequest to one peer, so that transit jitter never makes the peer see it too soon.
 const requestMargin = time.Second
@@ -93,6 +103,9 @@ var (
 	// ErrSeedDisconnect: a seed disconnects a peer after answering it once (inbound) or after
 	// SeedDisconnectWaitPeriod. Not a misbehaviour.
 	ErrSeedDisconnect = errors.New("pex: seed disconnects peer")
+	// ErrPoisonedAddrs: SourcePenaltyThreshold of the addresses the peer gossiped failed
+	// authentication (a ban).
+	ErrPoisonedAddrs = errors.New("pex: peer gossiped addresses that fail authentication")
 	// ErrAlreadyRun is returned by a second call to Run.
 	ErrAlreadyRun = errors.New("pex: reactor already run")
 )

@@ -326,6 +326,34 @@ func (a *AddrBook) HasAddress(addr netaddr.NetAddress) bool {
 	return ok
 }
 
+// Source returns the source recorded for id's entry (the peer whose PexAddrs
+// added it, or the address itself for one learned directly) and whether id
+// is in the book.
+func (a *AddrBook) Source(id key.ID) (netaddr.NetAddress, bool) {
+	ka := a.lookup[id]
+	if ka == nil {
+		return netaddr.NetAddress{}, false
+	}
+	return ka.src, true
+}
+
+// RemoveUnprovenFrom removes every entry whose source has srcID and that is
+// still unproven: in the new table and never successfully connected. The PEX
+// reactor calls it when a source is found gossiping bad addresses
+// (RELIABILITY.md A-08). It returns the number removed. It costs O(Size()).
+func (a *AddrBook) RemoveUnprovenFrom(srcID key.ID) int {
+	var drop []netaddr.NetAddress
+	for _, ka := range a.entries() {
+		if ka.src.ID == srcID && !ka.isOld() && ka.lastSuccess.IsZero() && ka.addr.ID != srcID {
+			drop = append(drop, ka.addr)
+		}
+	}
+	for _, addr := range drop {
+		a.RemoveAddress(addr)
+	}
+	return len(drop)
+}
+
 // IsGood reports whether id is in an old bucket (MarkGood was called and it
 // has not been banned or removed since).
 func (a *AddrBook) IsGood(id key.ID) bool {

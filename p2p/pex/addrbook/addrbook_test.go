@@ -538,3 +538,33 @@ func TestGetSelection(t *testing.T) {
 		t.Fatalf("only %d of %d entries ever selected", len(counts), size)
 	}
 }
+
+// TestSourceAndRemoveUnprovenFrom: Source reports the gossiping peer; RemoveUnprovenFrom drops
+// that peer's new, never-connected entries and keeps proven ones and other sources' entries.
+func TestSourceAndRemoveUnprovenFrom(t *testing.T) {
+	a := newBook(t, Config{}, 41)
+	bad, good := routable(9000, 1), routable(9001, 1)
+	for i := range 20 {
+		if err := a.AddAddress(t0, routable(i, i), bad); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 20; i < 25; i++ {
+		if err := a.AddAddress(t0, routable(i, i), good); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if src, ok := a.Source(routable(3, 3).ID); !ok || src.ID != bad.ID {
+		t.Fatalf("Source = %v, %v", src, ok)
+	}
+	if _, ok := a.Source(testID(123456)); ok {
+		t.Fatal("Source of an unknown ID")
+	}
+	a.MarkGood(t0, routable(0, 0).ID) // proven: stays
+	if n := a.RemoveUnprovenFrom(bad.ID); n != 19 {
+		t.Fatalf("removed %d, want 19", n)
+	}
+	if !a.HasAddress(routable(0, 0)) || a.Size() != 6 {
+		t.Fatalf("size %d after removal, proven kept %v", a.Size(), a.HasAddress(routable(0, 0)))
+	}
+}
