@@ -112,7 +112,7 @@ type core struct {
 	// authFails counts, per source ID, the gossiped addresses that failed authentication
 	// (bounded by maxTrackedSources).
 	authFails map[key.ID]int
-	crawled  map[key.ID]time.Time // seed mode: last crawl of each address
+	crawled   map[key.ID]time.Time // seed mode: last crawl of each address
 
 	seedQueue []netaddr.NetAddress // seeds left to try in the current dialSeeds round
 	seedTry   key.ID               // the seed being dialed by dialSeeds, "" if none
