@@ -276,8 +276,11 @@ func TestSwitchRedialR10(t *testing.T) {
 		cfg.Clock = clk
 		cfg.RedialBackoffMax = 5 * time.Minute
 		swA := NewSwitch(ftA, cfg, WithReactor("r", newTestReactor(chA)), WithPersistentPeers(testAddr(2)))
+		// B listens before A starts: A's first dial must find it (the manual clock would
+		// otherwise hold the redial of a first dial that raced B's start).
+		ftB := n.newFakeTransport(2, chA)
 		defer runSwitch(t, swA)()
-		stopB := runSwitch(t, NewSwitch(n.newFakeTransport(2, chA), testConfig(t), WithReactor("r", newTestReactor(chA))))
+		stopB := runSwitch(t, NewSwitch(ftB, testConfig(t), WithReactor("r", newTestReactor(chA))))
 		synctest.Wait()
 		if !swA.Peers().Has(testID(2)) {
 			t.Fatal("not connected at start")
