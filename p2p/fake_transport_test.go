@@ -37,8 +37,11 @@ type fakeTransport struct {
 	addr     netaddr.NetAddress
 	ni       nodeinfo.NodeInfo
 	acceptCh chan *transport.Conn
-	closing  chan struct{}
-	once     sync.Once
+	// acceptErr, when it has an error, makes the next Accept return it (a per-connection
+	// rejection); the next call accepts normally.
+	acceptErr chan error
+	closing   chan struct{}
+	once      sync.Once
 
 	mu       sync.Mutex
 	dials    []fakeDial // every Dial call, in order
@@ -79,11 +82,12 @@ func testNodeInfo(i int, chans ...byte) nodeinfo.NodeInfo {
 // newFakeTransport registers node i, advertising chans, on n.
 func (n *fakeNetwork) newFakeTransport(i int, chans ...byte) *fakeTransport {
 	t := &fakeTransport{
-		net:      n,
-		addr:     testAddr(i),
-		ni:       testNodeInfo(i, chans...),
-		acceptCh: make(chan *transport.Conn, 256),
-		closing:  make(chan struct{}),
+		net:       n,
+		addr:      testAddr(i),
+		ni:        testNodeInfo(i, chans...),
+		acceptCh:  make(chan *transport.Conn, 256),
+		acceptErr: make(chan error, 1),
+		closing:   make(chan struct{}),
 	}
 	n.mu.Lock()
 	n.nodes[t.addr.ID] = t
@@ -95,6 +99,8 @@ func (t *fakeTransport) NetAddress() netaddr.NetAddress { return t.addr }
 
 func (t *fakeTransport) Accept(ctx context.Context) (*transport.Conn, error) {
 	select {
+	case err := <-t.acceptErr:
+		return nil, err
 	case c := <-t.acceptCh:
 		return c, nil
 	case <-t.closing:

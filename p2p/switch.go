@@ -414,15 +414,18 @@ func (sw *Switch) acceptLoop(ctx context.Context, out chan<- *transport.Conn) {
 	for {
 		c, err := sw.transport.Accept(ctx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
+			// A rejection first: a connection whose upgrade failed on a closed socket is
+			// rejected with an error that wraps net.ErrClosed too, and must not end the loop
+			// (it did: one such peer left the Switch deaf to every later inbound connection).
 			var rej *transport.RejectedError
 			if errors.As(err, &rej) {
 				sw.log.Debug("inbound connection rejected", "err", err)
 				sw.cfg.Metrics.RejectedConnectionsTotal.With(rej.Reason.String()).Add(1)
 				sw.emit(Event{Type: PeerRejected, Peer: rej.Addr.ID, Addr: rej.Addr, Reason: rej})
 				continue
+			}
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return // the transport is closed
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			sw.log.Warn("accept failed", "err", err, "dur", backoff)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/dial"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/transport"
 )
 
 // count returns how many of r's callbacks start with prefix ("init ", "add ", "remove ").
@@ -872,6 +874,28 @@ func TestSwitchFloodLowPriorityQ04(t *testing.T) {
 		}
 		if d := time.Since(start); d > 50*time.Millisecond {
 			t.Errorf("high-priority message took %v behind the flood", d)
+		}
+	})
+}
+
+// TestSwitchAcceptSurvivesClosedConnRejection: a rejected inbound connection whose cause wraps
+// net.ErrClosed (its socket closed mid-upgrade) must not end the accept loop; the next inbound
+// peer is still admitted. (Found by the S-02 fuzzed network: the loop exited and the Switch
+// stopped accepting for good.)
+func TestSwitchAcceptSurvivesClosedConnRejection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newFakeNetwork()
+		ft := n.newFakeTransport(1, chA)
+		sw := NewSwitch(ft, testConfig(t), WithReactor("r", newTestReactor(chA)))
+		defer runSwitch(t, sw)()
+		ft.acceptErr <- &transport.RejectedError{Addr: testAddr(9), Reason: transport.RejectHandshakeFailed,
+			Err: fmt.Errorf("secret connection: read: %w", net.ErrClosed)}
+		synctest.Wait()
+		defer runSwitch(t, NewSwitch(n.newFakeTransport(2, chA), testConfig(t), WithReactor("r", newTestReactor(chA)),
+			WithPersistentPeers(testAddr(1))))()
+		synctest.Wait()
+		if !sw.Peers().Has(testID(2)) {
+			t.Fatal("inbound peer not admitted after a rejection wrapping net.ErrClosed: the accept loop ended")
 		}
 	})
 }
