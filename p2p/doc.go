@@ -149,7 +149,6 @@
 //
 // # Not yet here
 //
-// PeerPendingSendBytes counts queued messages, not bytes (p2p/conn exposes only queue lengths).
 // Closing a peer happens on the event loop, so a reactor whose Receive blocks delays admission
 // of other peers until it returns.
 package p2p

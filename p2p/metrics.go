@@ -32,9 +32,10 @@ type Metrics struct {
 	// MessagesSent counts messages queued for sending; label ch. CometBFT
 	// "message_send_bytes_total" by message_type; ours counts messages by ch.
 	MessagesSent metrics.Counter
-	// PeerPendingSendBytes is the number of messages waiting in the send queues of all peers,
-	// sampled every MetricsInterval; label ch. CometBFT "peer_pending_send_bytes". Departure:
-	// p2p/conn reports queue lengths in messages, not bytes, so the value is in messages.
+	// PeerPendingSendBytes is the data bytes waiting in the send queues of all peers (queued
+	// messages and the unsent rest of the one being sent, conn.ChannelStatus.SendQueueBytes),
+	// sampled every MetricsInterval; label ch. CometBFT "peer_pending_send_bytes" (by peer_id
+	// there).
 	PeerPendingSendBytes metrics.Gauge
 	// DialsTotal counts finished dials; label outcome: "success", "failed", "duplicate" (the
 	// connection was refused by the Switch after the handshake). Switchyard addition

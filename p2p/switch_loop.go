@@ -511,11 +511,11 @@ func (l *loop) removePeer(p *peer, reason error, redial bool) {
 
 // sample records the per-channel send-queue sizes and the rate-limiter waits of every peer.
 func (l *loop) sample() {
-	var pending [256]int
+	var pending [256]int64
 	for _, p := range l.order {
 		st := p.mconn.Status()
 		for _, ch := range st.Channels {
-			pending[ch.ID] += ch.SendQueueSize
+			pending[ch.ID] += ch.SendQueueBytes
 		}
 		l.addWaits(p, st)
 	}

@@ -52,8 +52,7 @@
 //   - message_*_bytes_total are labelled by channel (ch), not by protobuf message_type: the
 //     Switch sees bytes, not types. They carry the same bytes as peer_*_bytes_total (one
 //     p2p.Metrics counter feeds both), so dashboards built on either name work.
-//   - peer_pending_send_bytes counts messages, not bytes: p2p/conn tracks send-queue lengths.
-//     It is sampled by the Switch every SwitchConfig.MetricsInterval (1 s).
+//   - peer_pending_send_bytes is sampled by the Switch every SwitchConfig.MetricsInterval (1 s).
 //   - Channel label values are "0x" and two hex digits ("0x00", "0x40"); CometBFT's %#x gives
 //     "0x0" for channel 0.
 //   - num_txs (a mempool metric that CometBFT keeps in p2p, labelled by peer_id) is not exported:

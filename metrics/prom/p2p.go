@@ -71,7 +71,7 @@ func RegisterP2PMetrics(reg prometheus.Registerer, namespace string) (*p2p.Metri
 	peerSend := counter("peer_send_bytes_total", "Bytes of messages queued for sending to peers, by channel.", LabelChannelID)
 	msgRecvBytes := counter("message_receive_bytes_total", "Bytes of messages received, by channel (CometBFT labels this by message_type; the Switch sees bytes, not types).", LabelCh)
 	msgSendBytes := counter("message_send_bytes_total", "Bytes of messages queued for sending, by channel (CometBFT labels this by message_type).", LabelCh)
-	pending := gauge("peer_pending_send_bytes", "Messages (not bytes: p2p/conn tracks queue lengths) waiting in the send queues of all peers, by channel.", LabelChannelID)
+	pending := gauge("peer_pending_send_bytes", "Data bytes waiting in the send queues of all peers, by channel, sampled each MetricsInterval.", LabelChannelID)
 	msgsRecv := counter("messages_received_total", "Messages received from peers, by channel.", LabelCh)
 	msgsSent := counter("messages_sent_total", "Messages queued for sending to peers, by channel.", LabelCh)
 	dials := counter("dials_total", "Finished outbound dials, by outcome (success, failed, duplicate).", LabelOutcome)

@@ -280,6 +280,9 @@ type channel struct {
 	hasSending bool
 	// recentlySent is written by the send goroutine only; Status reads it.
 	recentlySent atomic.Int64
+	// pendingBytes is the data of queued messages not yet written into packets: added by
+	// Send/TrySend, taken off chunk by chunk by the send goroutine. Status reads it.
+	pendingBytes atomic.Int64
 
 	// Owned by the reader: the message being reassembled, and the length of the previous multi-packet
 	// message, the initial capacity for the next one (at most RecvMessageCapacity).
@@ -605,6 +608,7 @@ func (c *MConnection) Send(chID byte, msg []byte) bool {
 	}
 	select {
 	case ch.sendQueue <- msg:
+		ch.pendingBytes.Add(int64(len(msg)))
 		c.signalSend()
 		return true
 	default:
@@ -613,6 +617,7 @@ func (c *MConnection) Send(chID byte, msg []byte) bool {
 	defer t.Stop()
 	select {
 	case ch.sendQueue <- msg:
+		ch.pendingBytes.Add(int64(len(msg)))
 		c.signalSend()
 		return true
 	case <-t.C:
@@ -638,6 +643,7 @@ func (c *MConnection) TrySend(chID byte, msg []byte) bool {
 	}
 	select {
 	case ch.sendQueue <- msg:
+		ch.pendingBytes.Add(int64(len(msg)))
 		c.signalSend()
 		return true
 	default:
@@ -673,6 +679,7 @@ type ChannelStatus struct {
 	ID                byte
 	SendQueueCapacity int   // messages
 	SendQueueSize     int   // messages queued, not yet being sent
+	SendQueueBytes    int64 // data bytes queued and not yet written, the message being sent included
 	Priority          int   // as configured
 	RecentlySent      int64 // bytes sent recently; decays by 0.8 every 2 s (the scheduler's input)
 	RecvQueueBytes    int   // bytes of received messages waiting for ReceiveFunc, plus 64 per message
@@ -720,6 +727,7 @@ func (c *MConnection) Status() ConnectionStatus {
 			ID:                ch.desc.ID,
 			SendQueueCapacity: ch.desc.SendQueueCapacity,
 			SendQueueSize:     len(ch.sendQueue),
+			SendQueueBytes:    max(ch.pendingBytes.Load(), 0),
 			Priority:          ch.desc.Priority,
 			RecentlySent:      ch.recentlySent.Load(),
 			RecvQueueBytes:    qb,

@@ -274,6 +274,7 @@ func (c *MConnection) writePacketMsg(ch *channel) (int, error) {
 	} else {
 		ch.sendOff += len(chunk)
 	}
+	ch.pendingBytes.Add(-int64(len(chunk)))
 	ch.recentlySent.Add(int64(n))
 	c.sendMon.add(n)
 	return n, nil

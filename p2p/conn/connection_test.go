@@ -947,3 +947,34 @@ func FuzzMConnectionRecv(f *testing.F) {
 		})
 	})
 }
+
+// TestMConnSendQueueBytes: Status reports the data bytes queued and not yet written
+// (SendQueueBytes, the Switch's peer_pending_send_bytes); they drain to 0 once the peer reads.
+func TestMConnSendQueueBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		descs := []ChannelDescriptor{{ID: 0x20, Priority: 1, SendQueueCapacity: 200}}
+		c, remote, _ := newTestMConn(t, descs, MConnConfig{SendRate: -1, RecvRate: -1})
+		const n, size = 150, 1000
+		for range n {
+			if !c.TrySend(0x20, make([]byte, size)) {
+				t.Fatal("TrySend failed on a queue with room")
+			}
+		}
+		synctest.Wait() // the send goroutine is blocked writing to a pipe nobody reads
+		got := c.Status().Channels[0].SendQueueBytes
+		// At most one 64 KiB write buffer's worth can have left the queue.
+		if got <= 0 || got > n*size || got < n*size-writeBufferSize {
+			t.Fatalf("SendQueueBytes = %d with %d bytes queued behind a stalled peer", got, n*size)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); _, _ = io.Copy(io.Discard, remote) }()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := c.Status().Channels[0].SendQueueBytes; got != 0 {
+			t.Fatalf("SendQueueBytes = %d after the peer read everything", got)
+		}
+		_ = c.Close()
+		_ = remote.Close()
+		<-done
+	})
+}
