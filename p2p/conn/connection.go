@@ -593,45 +593,16 @@ func (c *MConnection) isClosed() bool {
 // connection is closed or stopping. Send does not copy msg: the caller must not modify it afterwards
 // (the same msg may be queued on many connections). Messages may be queued before Start. Safe for
 // concurrent use; messages of one channel are sent in queue order.
-func (c *MConnection) Send(chID byte, msg []byte) bool {
-	ch := c.channel(chID)
-	if ch == nil {
-		c.log.Debug("Send on unknown channel", "ch", chID, "err", ErrUnknownChannel)
-		return false
-	}
-	c.sendMu.RLock()
-	defer c.sendMu.RUnlock()
-	select {
-	case <-c.stopSend:
-		return false
-	default:
-	}
-	select {
-	case ch.sendQueue <- msg:
-		ch.pendingBytes.Add(int64(len(msg)))
-		c.signalSend()
-		return true
-	default:
-	}
-	t := time.NewTimer(c.cfg.SendTimeout)
-	defer t.Stop()
-	select {
-	case ch.sendQueue <- msg:
-		ch.pendingBytes.Add(int64(len(msg)))
-		c.signalSend()
-		return true
-	case <-t.C:
-		return false
-	case <-c.stopSend:
-		return false
-	}
-}
+func (c *MConnection) Send(chID byte, msg []byte) bool { return c.queueSend(chID, msg, true) }
 
 // TrySend is Send without blocking: it returns false at once if the channel's send queue is full.
-func (c *MConnection) TrySend(chID byte, msg []byte) bool {
+func (c *MConnection) TrySend(chID byte, msg []byte) bool { return c.queueSend(chID, msg, false) }
+
+// queueSend is Send (wait: up to SendTimeout for room) and TrySend (no wait).
+func (c *MConnection) queueSend(chID byte, msg []byte, wait bool) bool {
 	ch := c.channel(chID)
 	if ch == nil {
-		c.log.Debug("TrySend on unknown channel", "ch", chID, "err", ErrUnknownChannel)
+		c.log.Debug("send on unknown channel", "ch", chID, "err", ErrUnknownChannel)
 		return false
 	}
 	c.sendMu.RLock()
@@ -641,14 +612,27 @@ func (c *MConnection) TrySend(chID byte, msg []byte) bool {
 		return false
 	default:
 	}
+	queued := false
 	select {
 	case ch.sendQueue <- msg:
+		queued = true
+	default:
+	}
+	if !queued && wait {
+		t := time.NewTimer(c.cfg.SendTimeout)
+		select {
+		case ch.sendQueue <- msg:
+			queued = true
+		case <-t.C:
+		case <-c.stopSend:
+		}
+		t.Stop()
+	}
+	if queued {
 		ch.pendingBytes.Add(int64(len(msg)))
 		c.signalSend()
-		return true
-	default:
-		return false
 	}
+	return queued
 }
 
 // CanSend reports whether a TrySend on chID would find room in the send queue right now (the answer
