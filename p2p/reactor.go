@@ -37,7 +37,9 @@ type Reactor interface {
 	// closed. reason is the error that ended the connection (an MConnection error, the error given
 	// to StopPeerForError, ErrPeerStopped, ErrSwitchStopped, *ReactorPanicError).
 	RemovePeer(p Peer, reason any)
-	// Receive handles one complete message on chID from p. msgBytes is owned by the callee. A
+	// Receive handles one complete message on chID from p. msgBytes is borrowed for the call only
+	// (as in Tendermint): the connection reuses its memory once Receive returns, so a reactor that
+	// keeps msgBytes or part of it must copy it; decoding it with protobuf copies. A
 	// panic in Receive is recovered by the Switch, logged with its stack, and drops p only.
 	Receive(chID byte, p Peer, msgBytes []byte)
 }

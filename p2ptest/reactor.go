@@ -1,6 +1,8 @@
 package p2ptest
 
 import (
+	"bytes"
+
 	"github.com/switchyard-p2p/switchyard/p2p"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
 )
@@ -27,7 +29,8 @@ type Reactor struct {
 	OnAddPeer func(p p2p.Peer)
 	// OnRemovePeer is called by RemovePeer with the reason the peer was removed.
 	OnRemovePeer func(p p2p.Peer, reason any)
-	// OnReceive is called by Receive; msg is owned by the callee.
+	// OnReceive is called by Receive with a copy of the message, which the callee owns (a real
+	// Reactor only borrows msgBytes for the call; this fake copies so that tests can keep messages).
 	OnReceive func(chID byte, p p2p.Peer, msg []byte)
 }
 
@@ -58,9 +61,9 @@ func (r *Reactor) RemovePeer(p p2p.Peer, reason any) {
 	}
 }
 
-// Receive calls OnReceive.
+// Receive calls OnReceive with a copy of msg.
 func (r *Reactor) Receive(chID byte, p p2p.Peer, msg []byte) {
 	if r.OnReceive != nil {
-		r.OnReceive(chID, p, msg)
+		r.OnReceive(chID, p, bytes.Clone(msg))
 	}
 }

@@ -172,7 +172,8 @@ type MConnConfig struct {
 	PongTimeout time.Duration
 	// SendTimeout bounds how long Send blocks on a full send queue. 0 means 10 s.
 	SendTimeout time.Duration
-	// RecvQueueBytes bounds, per channel, the bytes of received messages waiting for ReceiveFunc. When
+	// RecvQueueBytes bounds, per channel, the memory of received messages waiting for ReceiveFunc (each
+	// counts its buffer's capacity, the message's length rounded up to a power of two, plus 64). When
 	// a channel's queue is full the connection stops reading (TCP back-pressure; nothing is dropped)
 	// until the receiver catches up. A message is always accepted into an empty queue, whatever its
 	// size. 0 means DefaultRecvQueueBytes (4 MiB).
@@ -254,13 +255,18 @@ func (c MConnConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ReceiveFunc receives each complete message of a channel. msg is owned by the callee. Messages of one
-// channel arrive in order and one at a time, different channels concurrently. It is called either from
-// the connection's reader goroutine (when nothing else is waiting to be read) or from a per-channel
-// delivery goroutine; a call that lasts more than about 1 ms makes the connection continue reading in
-// another goroutine. A slow ReceiveFunc thus delays only its own channel until that channel's
-// RecvQueueBytes fill up; then the whole connection stops reading. It may call any MConnection method,
-// Close included.
+// ReceiveFunc receives each complete message of a channel. msg is borrowed for the call only, as
+// Tendermint's Reactor.Receive documents: once ReceiveFunc returns, the connection reuses its memory
+// for later messages, so a callee that keeps msg or any part of it must copy it (bytes.Clone); decoding
+// it with protobuf copies. (Test binaries overwrite each message after the call, so that a callee
+// breaking this fails its tests.)
+//
+// Messages of one channel arrive in order and one at a time, different channels concurrently. It is
+// called either from the connection's reader goroutine (when nothing else is waiting to be read) or
+// from a per-channel delivery goroutine; a call that lasts more than about 1 ms makes the connection
+// continue reading in another goroutine. A slow ReceiveFunc thus delays only its own channel until that
+// channel's RecvQueueBytes fill up; then the whole connection stops reading. It may call any
+// MConnection method, Close included.
 type ReceiveFunc func(chID byte, msg []byte)
 
 // ErrorFunc is called at most once, when the connection fails (remote error, I/O error, pong timeout),
@@ -286,12 +292,12 @@ type channel struct {
 
 	// Owned by the reader: the message being reassembled, and the length of the previous multi-packet
 	// message, the initial capacity for the next one (at most RecvMessageCapacity).
-	recving  []byte
+	recving  *recvBuf
 	recvHint int
 
 	// Delivery queue, guarded by mu.
 	mu         sync.Mutex
-	queue      [][]byte
+	queue      []*recvBuf
 	queueHead  int
 	queueBytes int
 	worker     bool          // a delivery goroutine is running
@@ -666,7 +672,7 @@ type ChannelStatus struct {
 	SendQueueBytes    int64 // data bytes queued and not yet written, the message being sent included
 	Priority          int   // as configured
 	RecentlySent      int64 // bytes sent recently; decays by 0.8 every 2 s (the scheduler's input)
-	RecvQueueBytes    int   // bytes of received messages waiting for ReceiveFunc, plus 64 per message
+	RecvQueueBytes    int   // buffer bytes of received messages waiting for ReceiveFunc, plus 64 per message
 	RecvQueueMessages int   // number of those messages
 }
 

@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"bytes"
 	"context"
 	"crypto/cipher"
 	"crypto/ed25519"
@@ -244,6 +245,7 @@ var benchChannels = []ChannelDescriptor{{ID: 0x40, Priority: 5, SendQueueCapacit
 // spread perfectly over them. Where x_seal is far below it, the run lacked CPU (other load) or the
 // pipeline's stages were unbalanced.
 func BenchmarkMConnThroughput(b *testing.B) {
+	productionBuffers(b)
 	for _, size := range []int{1 << 10, 64 << 10, 1 << 20} {
 		b.Run(sizeName(size), func(b *testing.B) {
 			seal := measureSealRate()
@@ -294,6 +296,15 @@ func BenchmarkMConnThroughput(b *testing.B) {
 	}
 }
 
+// productionBuffers turns off, for the benchmark b, the poisoning of recycled receive buffers that
+// test binaries do (poisonReceived): production binaries never poison, so the figures should not
+// include it.
+func productionBuffers(b *testing.B) {
+	old := poisonReceived
+	poisonReceived = false
+	b.Cleanup(func() { poisonReceived = old })
+}
+
 func sizeName(n int) string {
 	switch {
 	case n >= 1<<20:
@@ -322,13 +333,14 @@ func itoa(n int) string {
 // and raw TCP with each message sealed into and opened from one SecretConnection frame
 // (p50_ratio_aead, the floor for any SecretConnection design).
 func BenchmarkMConnRoundTrip(b *testing.B) {
+	productionBuffers(b)
 	rawRTT, stopRaw := rawEcho(b)
 	defer stopRaw()
 	aeadRTT, stopAEAD := aeadEcho(b)
 	defer stopAEAD()
 	sa, sb := secretPair(b)
 	var echo *MConnection
-	echo, err := NewMConnection(sb, benchChannels, func(ch byte, msg []byte) { echo.Send(ch, msg) }, nil, MConnConfig{})
+	echo, err := NewMConnection(sb, benchChannels, func(ch byte, msg []byte) { echo.Send(ch, bytes.Clone(msg)) }, nil, MConnConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -374,6 +386,7 @@ func BenchmarkMConnRoundTrip(b *testing.B) {
 // SecretConnection over loopback TCP). mconn_* counts only what NewMConnection+Start add; total_* also
 // counts the TCP and SecretConnection state.
 func BenchmarkMConnIdle(b *testing.B) {
+	productionBuffers(b)
 	const pairs = 100
 	for range b.N {
 		var ms runtime.MemStats

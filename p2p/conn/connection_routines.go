@@ -592,49 +592,49 @@ func (c *MConnection) recvPacketMsg(p packet) error {
 		return &PacketError{Token: "mconn_unknown_channel", ChannelID: int64(p.channelID), Err: ErrUnknownChannel}
 	}
 	// Checked before appending (F-03).
-	if total := len(ch.recving) + len(p.data); total > ch.desc.RecvMessageCapacity {
+	var have int
+	if ch.recving != nil {
+		have = len(ch.recving.b)
+	}
+	if total := have + len(p.data); total > ch.desc.RecvMessageCapacity {
 		return &PacketError{Token: "mconn_message_oversize", ChannelID: int64(p.channelID),
 			Err: fmt.Errorf("%w: %d > %d bytes", ErrMessageTooLarge, total, ch.desc.RecvMessageCapacity)}
 	}
-	if !p.eof {
-		if ch.recving == nil {
+	if ch.recving == nil {
+		n := len(p.data)
+		if !p.eof {
 			// Sized for the channel's previous multi-packet message too, so a stream of similar
-			// messages costs one allocation each instead of a chain of growths and copies.
-			ch.recving = make([]byte, 0, max(ch.desc.RecvBufferCapacity, len(p.data), ch.recvHint))
+			// messages needs no growth on the way.
+			n = max(ch.desc.RecvBufferCapacity, n, ch.recvHint)
 		}
-		if len(ch.recving)+len(p.data) > cap(ch.recving) {
-			// Grow 4x (not append's 1.25x for large slices): fewer copies and zeroings of big messages.
-			n := min(max(4*cap(ch.recving), len(ch.recving)+len(p.data)), ch.desc.RecvMessageCapacity)
-			grown := make([]byte, len(ch.recving), n)
-			copy(grown, ch.recving)
-			ch.recving = grown
-		}
-		ch.recving = append(ch.recving, p.data...)
+		ch.recving = getRecvBuf(n)
+	}
+	rb := ch.recving
+	if len(rb.b)+len(p.data) > cap(rb.b) {
+		// Grow 4x (not append's 1.25x for large slices): fewer copies of big messages.
+		grown := getRecvBuf(min(max(4*cap(rb.b), len(rb.b)+len(p.data)), ch.desc.RecvMessageCapacity))
+		grown.b = append(grown.b, rb.b...)
+		putRecvBuf(rb)
+		rb, ch.recving = grown, grown
+	}
+	rb.b = append(rb.b, p.data...)
+	if !p.eof {
 		return nil
 	}
-	var msg []byte
-	if len(ch.recving) == 0 {
-		msg = make([]byte, len(p.data))
-		copy(msg, p.data)
-	} else {
-		msg = append(ch.recving, p.data...)
-		// The message, buffer included, now belongs to the receiver: the next message starts with a
-		// fresh buffer, so no oversized buffer stays pinned (F-04).
-		ch.recving = nil
-		ch.recvHint = len(msg)
-		if cap(msg) > 2*len(msg) && cap(msg) > ch.desc.RecvBufferCapacity {
-			msg = append([]byte(nil), msg...) // the hint or the growth overshot: do not hand out the slack
-		}
+	// The buffer now belongs to the delivery queue; the next message starts with another one (F-04).
+	ch.recving = nil
+	if len(rb.b) > len(p.data) {
+		ch.recvHint = len(rb.b)
 	}
-	c.enqueue(ch, msg)
+	c.enqueue(ch, rb)
 	return nil
 }
 
 // enqueue puts msg on ch's delivery queue. If ch has no deliverer, the reader claims the role for it
 // and records ch in pending. While the queue is full it waits (the connection stops reading:
 // back-pressure) unless the connection closes.
-func (c *MConnection) enqueue(ch *channel, msg []byte) {
-	cost := len(msg) + queuedMsgOverhead
+func (c *MConnection) enqueue(ch *channel, msg *recvBuf) {
+	cost := recvCost(msg)
 	ch.mu.Lock()
 	for len(ch.queue) > ch.queueHead && ch.queueBytes+cost > c.cfg.RecvQueueBytes {
 		ch.mu.Unlock()
@@ -675,9 +675,13 @@ func (c *MConnection) enqueue(ch *channel, msg []byte) {
 	}
 }
 
-// queuedMsgOverhead is what a queued message costs beyond its bytes when bounding the delivery queue,
+// queuedMsgOverhead is what a queued message costs beyond its buffer when bounding the delivery queue,
 // so that a flood of empty messages is bounded too.
 const queuedMsgOverhead = 64
+
+// recvCost is what msg counts against RecvQueueBytes: its buffer's capacity (the memory it holds) plus
+// queuedMsgOverhead.
+func recvCost(msg *recvBuf) int { return cap(msg.b) + queuedMsgOverhead }
 
 // deliver calls ReceiveFunc for ch's queued messages, in order, and returns when the queue is empty or
 // the connection is closed. The caller holds ch's delivery role (ch.worker), which it gives up here.
@@ -697,14 +701,15 @@ func (c *MConnection) deliver(ch *channel) {
 		msg := ch.queue[ch.queueHead]
 		ch.queue[ch.queueHead] = nil
 		ch.queueHead++
-		ch.queueBytes -= len(msg) + queuedMsgOverhead
+		ch.queueBytes -= recvCost(msg)
 		ch.mu.Unlock()
 		select {
 		case ch.space <- struct{}{}:
 		default:
 		}
 		c.enterCallback()
-		c.onReceive(ch.desc.ID, msg)
+		c.onReceive(ch.desc.ID, msg.b)
 		c.exitCallback()
+		putRecvBuf(msg) // ReceiveFunc borrowed msg.b for the call only
 	}
 }

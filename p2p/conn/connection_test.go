@@ -42,7 +42,7 @@ func (r *mconnRecorder) onReceive(ch byte, msg []byte) {
 		time.Sleep(d) // the reactor's simulated work (virtual time inside synctest)
 	}
 	r.mu.Lock()
-	r.msgs = append(r.msgs, mconnDelivery{ch, msg, time.Now()})
+	r.msgs = append(r.msgs, mconnDelivery{ch, bytes.Clone(msg), time.Now()}) // msg is borrowed
 	r.mu.Unlock()
 }
 
@@ -332,7 +332,7 @@ func TestMConnMessageCapacity(t *testing.T) {
 		if len(rec.deliveries()) != 0 {
 			t.Fatal("partial message delivered")
 		}
-		if n := len(mc.channels[0].recving); n > 4096 {
+		if n := recvingLen(mc.channels[0]); n > 4096 {
 			t.Fatalf("buffer grew past the capacity: %d", n)
 		}
 	})
@@ -352,7 +352,7 @@ func TestMConnRecvBufferShrinks(t *testing.T) {
 			t.Fatalf("deliveries: %d", len(d))
 		}
 		b.Close() // joins the recv goroutine: its state may be inspected now
-		if c := cap(b.channels[0].recving); c > 4096 {
+		if c := recvingCap(b.channels[0]); c > 4096 {
 			t.Fatalf("cap(recving) = %d after a max-size message, want <= 4096", c)
 		}
 	})
@@ -592,7 +592,7 @@ func TestMConnRecvRateLimit(t *testing.T) {
 		if st.RecvMonitor.LimitWait < window*8/10 {
 			t.Fatalf("LimitWait = %v", st.RecvMonitor.LimitWait)
 		}
-		if c := cap(mc.channels[0].recving); c > 2<<20 {
+		if c := recvingCap(mc.channels[0]); c > 2<<20 {
 			t.Fatalf("buffer %d", c)
 		}
 	})
@@ -977,4 +977,19 @@ func TestMConnSendQueueBytes(t *testing.T) {
 		_ = remote.Close()
 		<-done
 	})
+}
+
+// recvingLen and recvingCap describe ch's reassembly buffer (0 when it holds none).
+func recvingLen(ch *channel) int {
+	if ch.recving == nil {
+		return 0
+	}
+	return len(ch.recving.b)
+}
+
+func recvingCap(ch *channel) int {
+	if ch.recving == nil {
+		return 0
+	}
+	return cap(ch.recving.b)
 }

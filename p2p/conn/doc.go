@@ -60,7 +60,7 @@
 //	sc, err := conn.MakeSecretConnection(ctx, tcpConn, nodeKey.PrivKey)
 //	if err != nil { ... }
 //	mc, err := conn.NewMConnection(sc, []conn.ChannelDescriptor{{ID: 0x20, Priority: 6, SendQueueCapacity: 100}},
-//		func(ch byte, msg []byte) { /* msg is ours */ },
+//		func(ch byte, msg []byte) { /* msg is borrowed: copy what we keep */ },
 //		func(err error) { /* the connection is gone */ },
 //		conn.DefaultMConnConfig())
 //	if err != nil { ... }

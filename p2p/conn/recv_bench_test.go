@@ -47,6 +47,7 @@ func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
 // reassembly, delivery) on one goroutine, from a pre-sealed in-memory stream of messages: CPU per byte
 // without the sender, TCP or scheduling noise. x_seal is the rate relative to sealing 1 KiB frames.
 func BenchmarkMConnRecvPath(b *testing.B) {
+	productionBuffers(b)
 	for _, size := range []int{1 << 10, 64 << 10} {
 		b.Run(sizeName(size), func(b *testing.B) {
 			var k1, k2 [32]byte
