@@ -693,9 +693,11 @@ func (sc *SecretConnection) Write(b []byte) (int, error) {
 }
 
 // Read decrypts the next frame if no data is buffered and copies as much of
-// it as fits into b; the rest is kept for the next Read. One Read never
-// returns data from two frames. It blocks until a frame arrives, the read
-// deadline passes, or the connection fails. Frames with a zero-length chunk
+// it as fits into b; the rest is kept for the next Read. While b has room
+// for another whole chunk (DataMaxSize bytes) it goes on with the frames
+// already received, but once it has data it never waits for the conn. It
+// blocks until a frame arrives, the read deadline passes, or the connection
+// fails. Frames with a zero-length chunk
 // are consumed silently: Read continues with the next frame rather than
 // returning (0, nil) as CometBFT does. Read with len(b) == 0 returns (0, nil).
 //
@@ -725,16 +727,27 @@ func (sc *SecretConnection) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
+	var n int
 	for {
+		if n > 0 && (len(b)-n < DataMaxSize || sc.recvEnd-sc.recvStart < SealedFrameSize) {
+			// Room for less than a frame, or the next frame would mean reading from the conn.
+			return n, nil
+		}
 		if sc.recvNonce == math.MaxUint64 {
+			if n > 0 {
+				return n, nil // the error is reported by the next Read
+			}
 			return 0, sc.recvFail(fmt.Errorf("conn: secret connection read: %w", ErrNonceExhausted))
 		}
 		if err := sc.fillFrame(); err != nil {
-			return 0, err
+			return n, err
 		}
 		frame := sc.recvRaw[sc.recvStart : sc.recvStart+SealedFrameSize]
 		plain, err := sc.recvAEAD.Open(frame[:0], scNonce(&sc.recvNonceBuf, sc.recvNonce), frame, nil)
 		if err != nil {
+			if n > 0 {
+				return n, nil // the frame fails again on the next Read, which reports it
+			}
 			// Nonce not advanced, nothing delivered (RELIABILITY H-12).
 			return 0, sc.recvFail(fmt.Errorf("conn: secret connection read: %w", ErrDecrypt))
 		}
@@ -742,16 +755,16 @@ func (sc *SecretConnection) Read(b []byte) (int, error) {
 		sc.recvStart += SealedFrameSize
 		chunkLen := binary.LittleEndian.Uint32(plain)
 		if chunkLen > DataMaxSize {
-			return 0, sc.recvFail(fmt.Errorf("conn: secret connection read: chunk length %d: %w",
+			return n, sc.recvFail(fmt.Errorf("conn: secret connection read: chunk length %d: %w",
 				chunkLen, ErrFrameTooLarge))
 		}
-		if chunkLen == 0 {
-			continue
-		}
 		chunk := plain[scDataLenSize : scDataLenSize+chunkLen]
-		n := copy(b, chunk)
-		sc.recvData = chunk[n:]
-		return n, nil
+		k := copy(b[n:], chunk)
+		n += k
+		if k < len(chunk) {
+			sc.recvData = chunk[k:]
+			return n, nil
+		}
 	}
 }
 
