@@ -84,7 +84,7 @@ func TestMConnReceivedMessageIsBorrowed(t *testing.T) {
 func TestMConnRecvBufSizes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		descs := []ChannelDescriptor{{ID: 0x01, Priority: 1, SendQueueCapacity: 64, RecvMessageCapacity: 5 << 20}}
-		a, b, _, rb := newTestMConnPair(t, descs, MConnConfig{SendRate: -1, RecvRate: -1})
+		a, _, _, rb := newTestMConnPair(t, descs, MConnConfig{SendRate: -1, RecvRate: -1})
 		var sent [][]byte
 		for _, n := range []int{0, 1, 63, 64, 65, 1023, 1024, 1025, 1033, 4096, 70000, 4 << 20, 4<<20 + 7, 10, 200000} {
 			m := make([]byte, n)
@@ -106,6 +106,5 @@ func TestMConnRecvBufSizes(t *testing.T) {
 				t.Fatalf("message %d (%d bytes) differs (got %d bytes)", i, len(sent[i]), len(got[i].msg))
 			}
 		}
-		_ = b
 	})
 }

@@ -697,9 +697,11 @@ func (sc *SecretConnection) Write(b []byte) (int, error) {
 // for another whole chunk (DataMaxSize bytes) it goes on with the frames
 // already received, but once it has data it never waits for the conn. It
 // blocks until a frame arrives, the read deadline passes, or the connection
-// fails. Frames with a zero-length chunk
-// are consumed silently: Read continues with the next frame rather than
-// returning (0, nil) as CometBFT does. Read with len(b) == 0 returns (0, nil).
+// fails. Frames with a zero-length chunk are consumed silently: Read
+// continues with the next frame rather than returning (0, nil) as CometBFT
+// does. Read with len(b) == 0 returns (0, nil). A frame that fails to
+// decrypt after data from earlier frames was copied is reported, with n = 0,
+// by the next Read.
 //
 // Read is safe for concurrent use; concurrent Reads are serialised. At the
 // end of the stream at a frame boundary it returns io.EOF (unwrapped). Fatal,

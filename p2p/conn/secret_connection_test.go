@@ -1277,3 +1277,47 @@ func TestSecretConnectionRemoteClosesRightAfterHandshake(t *testing.T) {
 		sc.Close()
 	}
 }
+
+// A Read that fills b from several buffered frames stops before a frame that fails to decrypt: it
+// returns the good frames' data, and the next Read reports ErrDecrypt with no data (H-12).
+func TestSecretConnectionReadStopsBeforeBadFrame(t *testing.T) {
+	sc, raw, toSC, _ := scRawPair(t)
+	good := scSealFrame(t, toSC, 0, 5, []byte("hello"))
+	bad := scSealFrame(t, toSC, 1, 5, []byte("world"))
+	bad[100] ^= 1
+	go func() { _, _ = raw.Write(append(good, bad...)) }()
+	// Both frames arrive in one write (net.Pipe hands it over in one piece), so one Read sees both.
+	buf := make([]byte, 4*DataMaxSize)
+	n, err := sc.Read(buf)
+	if err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("Read = %q, %v; want \"hello\", nil", buf[:n], err)
+	}
+	if n, err := sc.Read(buf); n != 0 || !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("next Read = %d, %v; want 0, ErrDecrypt", n, err)
+	}
+	if sc.recvNonce != 1 {
+		t.Fatalf("recv nonce %d, want 1", sc.recvNonce)
+	}
+}
+
+// One Read returns the data of every frame already received while b has room for them.
+func TestSecretConnectionReadSeveralFrames(t *testing.T) {
+	sc, raw, toSC, _ := scRawPair(t)
+	var wire []byte
+	for i := range 3 {
+		wire = append(wire, scSealFrame(t, toSC, uint64(i), 3, []byte{byte('a' + i), 'x', 'y'})...)
+	}
+	go func() { _, _ = raw.Write(wire) }()
+	buf := make([]byte, 4*DataMaxSize)
+	got := ""
+	for len(got) < 9 {
+		n, err := sc.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += string(buf[:n])
+	}
+	if got != "axybxycxy" {
+		t.Fatalf("got %q", got)
+	}
+}
