@@ -36,7 +36,7 @@ const (
 // value: copying it copies everything (it holds no slices or maps).
 type Config struct {
 	// Moniker is the human-readable node name advertised in NodeInfo. It must
-	// be non-empty printable ASCII and not all spaces (WIRE.md §4): CometBFT
+	// be non-empty printable ASCII and not all spaces (docs/WIRE.md §4): CometBFT
 	// peers reject anything else. Default: the host name, sanitized.
 	Moniker string `toml:"moniker"`
 	// ChainID is advertised as NodeInfo.network; peers must have the same one.
@@ -53,7 +53,7 @@ type Config struct {
 }
 
 // P2PConfig is the [p2p] section. Key names and defaults are CometBFT v0.38's
-// (config/config.go, WIRE.md §8) except where noted.
+// (config/config.go, docs/WIRE.md §8) except where noted.
 type P2PConfig struct {
 	// ListenAddress is where the node listens for peers, "tcp://host:port"
 	// (the scheme is optional). Port 0 picks a free port. Default

@@ -9,12 +9,12 @@
 // conn.MConnConfig, the Switch options). Nothing in p2p/ imports config.
 //
 // Files: a node's home holds config/config.toml, config/node_key.json and
-// config/addrbook.json, as CometBFT's does (ARCHITECTURE.md "Files on disk").
+// config/addrbook.json, as CometBFT's does (docs/ARCHITECTURE.md "Files on disk").
 // WriteConfigFile writes a commented template that lists every key with its
 // value; Load reads it back. Relative paths in the file (addr_book_file) are
 // relative to the home directory.
 //
-// Differences from CometBFT's config.toml (see also WIRE.md §8):
+// Differences from CometBFT's config.toml (see also docs/WIRE.md §8):
 //   - chain_id is a top-level key. Switchyard has no genesis file; the chain
 //     ID is what NodeInfo.network advertises, and a CometBFT peer only
 //     connects if it equals its genesis chain_id. Default "switchyard-test".

@@ -35,7 +35,7 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // *FieldError per problem. It never mutates c and does no I/O (host names in
 // peer lists are not resolved here).
 //
-// Checks: moniker is non-empty printable ASCII, not all spaces (WIRE.md §4);
+// Checks: moniker is non-empty printable ASCII, not all spaces (docs/WIRE.md §4);
 // chain_id is non-empty printable ASCII of at most MaxChainIDLen bytes;
 // p2p.laddr and a non-empty p2p.external_address are "[tcp://]host:port"
 // (external_address with a non-zero port); every seeds and persistent_peers

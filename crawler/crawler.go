@@ -20,7 +20,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
 )
 
-// PEX channel parameters (WIRE.md §6 row 0x00, §7.2).
+// PEX channel parameters (docs/WIRE.md §6 row 0x00, §7.2).
 const (
 	// PEXChannel is the PEX channel ID.
 	PEXChannel byte = 0x00
@@ -40,7 +40,7 @@ const (
 	// DefaultRequestsPerPeer is the default number of PexRequests sent to one node per crawl.
 	DefaultRequestsPerPeer = 1
 	// MaxRequestsPerPeer is the most PexRequests the crawler ever sends to one node per crawl:
-	// CometBFT answers the first two at once and bans a third within 10 s (WIRE.md §7.3).
+	// CometBFT answers the first two at once and bans a third within 10 s (docs/WIRE.md §7.3).
 	MaxRequestsPerPeer = 2
 	// DefaultMoniker is the crawler's default NodeInfo.moniker.
 	DefaultMoniker = "switchyard-crawler"
@@ -51,7 +51,7 @@ const (
 	DefaultVersion = "switchyard-crawler"
 )
 
-// Wire bytes (WIRE.md §7.1). Shared and never modified: MConnection does not copy queued messages.
+// Wire bytes (docs/WIRE.md §7.1). Shared and never modified: MConnection does not copy queued messages.
 var (
 	pexRequestBytes = []byte{0x0a, 0x00}
 	emptyAddrsBytes = []byte{0x12, 0x00}
@@ -87,7 +87,7 @@ type Config struct {
 	// Version is NodeInfo.version. Empty means DefaultVersion.
 	Version string
 	// ListenAddr is NodeInfo.listen_addr. Empty means DefaultListenAddr, which remotes never dial
-	// back. An address where nothing listens pollutes the remotes' address books (WIRE.md §4).
+	// back. An address where nothing listens pollutes the remotes' address books (docs/WIRE.md §4).
 	ListenAddr string
 	// MaxConcurrent bounds the nodes visited at once. Zero means DefaultMaxConcurrent; must not be
 	// negative.
@@ -373,7 +373,7 @@ func (c *Crawler) Run(ctx context.Context, seeds []netaddr.NetAddress) (Result, 
 // addresses to try.
 func (cr *crawl) add(addr netaddr.NetAddress, src key.ID, seed bool) {
 	if addr.ID == cr.c.nk.ID() {
-		return // a PEX reply may contain our own address (WIRE.md §7.3)
+		return // a PEX reply may contain our own address (docs/WIRE.md §7.3)
 	}
 	e := cr.byID[addr.ID]
 	if e == nil {

@@ -1,18 +1,18 @@
-// Package crawler walks a CometBFT v0.38 or Switchyard network by PEX (WIRE.md §7) and lists every
+// Package crawler walks a CometBFT v0.38 or Switchyard network by PEX (docs/WIRE.md §7) and lists every
 // node it finds: its NodeInfo (moniker, version, network, channels), the addresses it returned, and
 // whether it was reachable.
 //
 // Place in the data path: a client of p2p/transport and p2p/conn, beside the node rather than in it.
 // It has no Switch and no address book: for each address it dials with transport.Dial (SecretConnection
 // and NodeInfo exchange), runs an MConnection with the PEX channel only (0x00: Priority 1,
-// SendQueueCapacity 10, RecvMessageCapacity 64000, WIRE.md §6), sends PexRequest (bytes 0a 00), waits
+// SendQueueCapacity 10, RecvMessageCapacity 64000, docs/WIRE.md §6), sends PexRequest (bytes 0a 00), waits
 // for PexAddrs (12 ...), records what it learned and closes the connection with FlushStop. Newly learned
 // IDs are queued, breadth first, until nothing is left or Config.Duration ends. The crawler's own
 // NodeInfo advertises listen_addr tcp://0.0.0.0:26656 by default: it passes the remote's Validate but
 // fails NetAddress.Valid in its address book, so crawled nodes never add or dial the crawler
-// (WIRE.md §4).
+// (docs/WIRE.md §4).
 //
-// Politeness (WIRE.md §7.3, INTEROP.md pitfall 10). CometBFT disconnects and bans for 24 h a peer
+// Politeness (docs/WIRE.md §7.3, docs/INTEROP.md pitfall 10). CometBFT disconnects and bans for 24 h a peer
 // whose third PexRequest comes within 10 s of the second. The crawler sends at most
 // Config.RequestsPerPeer (1 or 2) PexRequests to one node ID per crawl, all on one connection, so a
 // third is never sent at all. A node whose connection succeeded is never connected to again in the

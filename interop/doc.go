@@ -8,8 +8,8 @@
 // dependency versions), and switchyard from ../cmd/switchyard with the
 // library's go.mod. The tests start real processes on free loopback ports and
 // stop them in t.Cleanup; on failure they print the tail of each node's log.
-// See spec/INTEROP.md in the shared specs for how a CometBFT node is
-// initialized and run on loopback.
+// See docs/INTEROP.md for how a CometBFT node is initialized and run on
+// loopback.
 //
 // INTEROP_HOLD sets how long each connection must stay up (default 75s,
 // longer than CometBFT's 60 s ping interval), e.g. INTEROP_HOLD=5s to

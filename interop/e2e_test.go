@@ -12,7 +12,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/interop/internal/harness"
 )
 
-// End-to-end perturbations (RELIABILITY.md R-08, R-09, R-10; "End-to-end
+// End-to-end perturbations (docs/RELIABILITY.md R-08, R-09, R-10; "End-to-end
 // perturbations"): real `switchyard start` processes on loopback, wired into a
 // full mesh by persistent_peers, are killed, restarted, and paused, and the
 // mesh must come back with exactly one connection per pair within the redial

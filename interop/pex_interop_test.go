@@ -65,7 +65,7 @@ const (
 // freshly written book holds the other 4 IDs, then runs
 // `switchyard crawl <non-seed CometBFT node> --json --duration 60s` and checks
 // that it lists exactly the 5 IDs, each reachable, on the chain's network,
-// with at most 2 PexRequests per node (INTEROP.md pitfall 10). No node may
+// with at most 2 PexRequests per node (docs/INTEROP.md pitfall 10). No node may
 // log a PEX rate-limit or unsolicited-reply violation.
 func TestPEXInterop(t *testing.T) {
 	t.Parallel()

@@ -9,7 +9,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestDiscardDoesNotAllocate checks the no-op instruments are free to record
-// into on the hot path (RELIABILITY.md: recording metrics does not allocate).
+// into on the hot path (docs/RELIABILITY.md: recording metrics does not allocate).
 func TestDiscardDoesNotAllocate(t *testing.T) {
 	c, g, h := DiscardCounter(), DiscardGauge(), DiscardHistogram()
 	allocs := testing.AllocsPerRun(1000, func() {

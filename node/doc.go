@@ -1,7 +1,7 @@
 // Package node assembles a runnable Switchyard node from a config.Config and
 // a home directory, and serves its HTTP status API.
 //
-// Assembly (New), following the data path of ARCHITECTURE.md:
+// Assembly (New), following the data path of docs/ARCHITECTURE.md:
 //
 //	node_key.json → NodeInfo → transport.MultiplexTransport (Listen)
 //	→ p2p.Switch with reactors (the PEX reactor when p2p.pex = true)
@@ -12,7 +12,7 @@
 // "off" and rpc_address = the bound rpc.laddr.
 //
 // The advertised listen_addr (NodeInfo.listen_addr) matters: CometBFT peers
-// put it into their address books and dial it back (INTEROP.md pitfall 7).
+// put it into their address books and dial it back (docs/INTEROP.md pitfall 7).
 // It is chosen as follows:
 //   - p2p.external_address, if set, as given;
 //   - else, if p2p.laddr names a specific IP, that IP with the really bound

@@ -106,7 +106,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	assertNoPeerIDLabel(t, fams)
 }
 
-// assertNoPeerIDLabel fails if any sample of any family has a per-peer label (ARCHITECTURE.md
+// assertNoPeerIDLabel fails if any sample of any family has a per-peer label (docs/ARCHITECTURE.md
 // rule 7: labels are bounded).
 func assertNoPeerIDLabel(t *testing.T, fams map[string]*dto.MetricFamily) {
 	t.Helper()

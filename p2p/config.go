@@ -15,7 +15,7 @@ import (
 // Defaults applied to zero SwitchConfig fields and to options that are not given.
 const (
 	// DefaultPersistentDialJitter bounds the random delay before the first dial of each persistent
-	// peer at start-up (CometBFT dialRandomizerIntervalMilliseconds = 3000, WIRE.md §7.3).
+	// peer at start-up (CometBFT dialRandomizerIntervalMilliseconds = 3000, docs/WIRE.md §7.3).
 	DefaultPersistentDialJitter = 3 * time.Second
 	// DefaultRedialBackoffBase is the delay before the first redial of a persistent peer.
 	DefaultRedialBackoffBase = time.Second

@@ -8,9 +8,9 @@
 //	                                                              Reactor.Receive(chID, peer, msg)
 //
 // Reactors (PEX on 0x00, pub/sub, the application's own) register with WithReactor and declare
-// their channels with GetChannels (WIRE.md §6); the node advertises those IDs in its NodeInfo
+// their channels with GetChannels (docs/WIRE.md §6); the node advertises those IDs in its NodeInfo
 // (see Switch.ChannelDescriptors). The Switch only sends on channels the remote advertised
-// (WIRE.md §5.1) and accepts receives on every channel it registered.
+// (docs/WIRE.md §5.1) and accepts receives on every channel it registered.
 //
 // # Usage
 //
@@ -35,11 +35,11 @@
 //     and return the result;
 //   - the event loop (Run's own goroutine), the single owner of the peer set, the dial queue
 //     (p2p/dial), the in-flight dials and the connections held by the tie-break
-//     (ARCHITECTURE.md rule 2). It admits and removes peers, calls InitPeer/AddPeer/RemovePeer,
+//     (docs/ARCHITECTURE.md rule 2). It admits and removes peers, calls InitPeer/AddPeer/RemovePeer,
 //     and schedules everything with one timer.
 //
 // The Switch starts no goroutine per peer, per message or per broadcast: a connected peer costs
-// exactly the MConnection's own goroutines (RELIABILITY.md B-01). Readers of the peer set
+// exactly the MConnection's own goroutines (docs/RELIABILITY.md B-01). Readers of the peer set
 // (Peers, Broadcast, Send) load an immutable copy-on-write snapshot and never lock.
 // StopPeerForError, DialPeers, Peer.FlushStop/CloseConn and MConnection errors reach the event
 // loop through a mailbox that never blocks, because the event loop waits for an MConnection's
@@ -48,22 +48,22 @@
 // Reactor.Receive runs on the MConnection's delivery goroutine for that channel (p2p/conn runs
 // one per channel while it has queued messages, so a slow reactor stalls only its own channel of
 // that peer, not pongs). A panic there is recovered in exactly one place (the peer's receive
-// function), logged with its stack, and drops that peer only (ARCHITECTURE.md rule 6); there is
+// function), logged with its stack, and drops that peer only (docs/ARCHITECTURE.md rule 6); there is
 // no other recover in the package. Removal waits for Receive calls in flight (a lock-free gate in
 // the peer), so no Receive runs during or after RemovePeer.
 //
-// # Peer admission (WIRE.md §2)
+// # Peer admission (docs/WIRE.md §2)
 //
 // After the transport's handshake the event loop refuses our own ID, an ID that is already
-// connected (exactly one connection per ID: the newer connection is closed, RELIABILITY.md
+// connected (exactly one connection per ID: the newer connection is closed, docs/RELIABILITY.md
 // TM-11), and inbound connections beyond WithMaxInboundPeers regular peers (unconditional IDs
-// bypass the limit; RELIABILITY.md C-01). Refused connections are closed and passed to
+// bypass the limit; docs/RELIABILITY.md C-01). Refused connections are closed and passed to
 // Transport.Remove without any reactor callback. Admitted ones get InitPeer on every reactor, the
 // MConnection is started, the peer is published, then AddPeer runs on every reactor. On
 // disconnect the peer is unpublished, its MConnection closed (so no Receive is running),
 // Transport.Remove is called, and RemovePeer runs exactly once on every reactor.
 //
-// # Dial queue and persistent peers (WIRE.md §7.3)
+// # Dial queue and persistent peers (docs/WIRE.md §7.3)
 //
 // The event loop owns a PURE p2p/dial.Queue, driven by SwitchConfig.Clock (nil: the wall clock)
 // and SwitchConfig.Rand. DialPeers and the persistent-peer list both Add to it, so an address is

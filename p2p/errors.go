@@ -14,7 +14,7 @@ import (
 var (
 	// ErrSwitchDuplicatePeerID rejects a connection from a peer ID that already has a live
 	// connection: the Switch keeps exactly one connection per ID and closes the newer one
-	// (RELIABILITY.md TM-11, C-08). Passed to no reactor; only logged.
+	// (docs/RELIABILITY.md TM-11, C-08). Passed to no reactor; only logged.
 	ErrSwitchDuplicatePeerID = errors.New("p2p: duplicate peer ID")
 
 	// ErrSwitchConnectToSelf rejects a connection (or a dial) whose remote ID is our own.
@@ -22,7 +22,7 @@ var (
 
 	// ErrInboundPeerLimit rejects an inbound connection after the handshake because
 	// MaxInboundPeers regular (non-unconditional) inbound peers are already connected
-	// (WIRE.md §2; RELIABILITY.md C-01).
+	// (docs/WIRE.md §2; docs/RELIABILITY.md C-01).
 	ErrInboundPeerLimit = errors.New("p2p: inbound peer limit reached")
 
 	// ErrOutboundPeerLimit is logged when DialPeers drops a non-persistent, non-unconditional
@@ -33,7 +33,7 @@ var (
 	ErrPeerNotFound = errors.New("p2p: peer not found")
 
 	// ErrChannelNotAdvertised is returned by Switch.Send when the remote did not list the channel
-	// in its NodeInfo.Channels; CometBFT never sends on such channels (WIRE.md §5.1).
+	// in its NodeInfo.Channels; CometBFT never sends on such channels (docs/WIRE.md §5.1).
 	ErrChannelNotAdvertised = errors.New("p2p: channel not advertised by peer")
 
 	// ErrSendFailed is returned by Switch.Send when the MConnection refused the message: the
@@ -160,7 +160,7 @@ func (e *BanError) Unwrap() error { return e.Reason }
 
 // ReactorPanicError is the RemovePeer reason (and StopPeerForError error) when a reactor's
 // Receive panicked. It is the single place where the Switch recovers a panic
-// (ARCHITECTURE.md rule 6): the peer whose message triggered the panic is dropped, all other
+// (docs/ARCHITECTURE.md rule 6): the peer whose message triggered the panic is dropped, all other
 // peers are untouched.
 type ReactorPanicError struct {
 	Reactor   string // name given to WithReactor

@@ -8,7 +8,7 @@ import (
 
 // Metrics are the Switch's instruments. Each field names the CometBFT v0.38 p2p metric it maps
 // to (namespace "cometbft", subsystem "p2p"; metrics/prom registers them under those names).
-// Labels are bounded (ARCHITECTURE.md rule 7): direction ("inbound"/"outbound"), ch (the channel
+// Labels are bounded (docs/ARCHITECTURE.md rule 7): direction ("inbound"/"outbound"), ch (the channel
 // as "0x40"), outcome, reason. There is no peer_id label anywhere: departure from CometBFT, whose
 // per-peer series grow without bound with churn.
 //

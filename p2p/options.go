@@ -62,7 +62,7 @@ func WithUnconditionalPeers(ids ...key.ID) SwitchOption {
 
 // WithMaxInboundPeers sets the maximum number of inbound peers that are not unconditional
 // (default DefaultMaxInboundPeers = 40). It is checked after the handshake, as in CometBFT
-// (WIRE.md §2); a connection over the limit is closed. n ≤ 0 admits only unconditional peers.
+// (docs/WIRE.md §2); a connection over the limit is closed. n ≤ 0 admits only unconditional peers.
 func WithMaxInboundPeers(n int) SwitchOption {
 	return func(o *switchOptions) { o.maxInbound = max(n, 0) }
 }

@@ -19,7 +19,7 @@ import (
 // Peer is a connected, authenticated remote node: an upgraded transport connection multiplexed
 // by an MConnection. Peers are created by the Switch and handed to reactors; all methods are safe
 // for concurrent use. A Peer has no key-value store: per-peer state belongs to the reactor that
-// needs it, in a map keyed by ID that RemovePeer cleans (ARCHITECTURE.md rule 4).
+// needs it, in a map keyed by ID that RemovePeer cleans (docs/ARCHITECTURE.md rule 4).
 type Peer interface {
 	// ID is the authenticated node ID (the SecretConnection key's ID, equal to NodeInfo().ID).
 	ID() key.ID
@@ -42,7 +42,7 @@ type Peer interface {
 	Status() conn.ConnectionStatus
 	// Send queues msg on chID, blocking up to MConnConfig.SendTimeout while the channel's send
 	// queue is full. It returns false if the peer did not advertise chID in its NodeInfo
-	// (WIRE.md §5.1), on timeout, or if the connection is closed. msg must not be modified after
+	// (docs/WIRE.md §5.1), on timeout, or if the connection is closed. msg must not be modified after
 	// the call.
 	Send(chID byte, msg []byte) bool
 	// TrySend is Send without blocking: it returns false at once if the queue is full.
@@ -150,7 +150,7 @@ func (p *peer) CloseConn() error {
 }
 
 // receive is the MConnection's ReceiveFunc. It routes msg to the reactor owning chID. It holds
-// the only recover in the package (ARCHITECTURE.md rule 6): a reactor's panic is logged with its
+// the only recover in the package (docs/ARCHITECTURE.md rule 6): a reactor's panic is logged with its
 // stack and drops this peer only.
 func (p *peer) receive(chID byte, msg []byte) {
 	if !p.gate.enter() {

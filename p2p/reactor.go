@@ -2,7 +2,7 @@ package p2p
 
 import "github.com/switchyard-p2p/switchyard/p2p/conn"
 
-// Reactor is a module that talks to peers over its own channels (WIRE.md §6: 0x00 PEX, 0x20-0x23
+// Reactor is a module that talks to peers over its own channels (docs/WIRE.md §6: 0x00 PEX, 0x20-0x23
 // consensus, ...). Register reactors with WithReactor; the Switch calls SetSwitch once, inside
 // NewSwitch.
 //

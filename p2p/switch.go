@@ -211,7 +211,7 @@ func (sw *Switch) Run(ctx context.Context) error {
 func (sw *Switch) Peers() PeerSet { return sw.peers.Load() }
 
 // Broadcast queues msg on channel chID for every connected peer that advertised chID in its
-// NodeInfo (WIRE.md §5.1). It never blocks: each peer gets a non-blocking TrySend, and a peer
+// NodeInfo (docs/WIRE.md §5.1). It never blocks: each peer gets a non-blocking TrySend, and a peer
 // whose send queue is full misses the message (the drop is counted in BroadcastDrops and the
 // broadcast_drops_total metric, and logged at Debug), so one stalled peer never delays the
 // others and its queue stays bounded by the channel's SendQueueCapacity (RELIABILITY Q-02). No

@@ -415,7 +415,7 @@ func (l *loop) numRegularInbound() int {
 	return n
 }
 
-// admit turns an upgraded connection that passed every check into a peer (WIRE.md §2, the
+// admit turns an upgraded connection that passed every check into a peer (docs/WIRE.md §2, the
 // Switch steps): InitPeer on every reactor; start the MConnection; publish; AddPeer on every
 // reactor. It reports whether the peer was added.
 func (l *loop) admit(c *transport.Conn) bool {

@@ -732,7 +732,7 @@ func TestSwitchChurnC03B05(t *testing.T) {
 	})
 }
 
-// mapReactor keeps per-peer state in a map (ARCHITECTURE.md rule 4) and checks the callback
+// mapReactor keeps per-peer state in a map (docs/ARCHITECTURE.md rule 4) and checks the callback
 // order per ID: InitPeer, AddPeer, RemovePeer, never RemovePeer without InitPeer.
 type mapReactor struct {
 	BaseReactor

@@ -190,7 +190,7 @@ func TestSwitchDuplicatePeerIDRejectedBothDirections(t *testing.T) {
 	})
 }
 
-// TestSwitchInboundLimit is RELIABILITY.md C-01: MaxInbound regular peers plus unconditional
+// TestSwitchInboundLimit is docs/RELIABILITY.md C-01: MaxInbound regular peers plus unconditional
 // peers beyond it; the next regular one is refused.
 func TestSwitchInboundLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -409,7 +409,7 @@ func TestSwitchRunOnce(t *testing.T) {
 	})
 }
 
-// TestSwitchGoroutinesPerPeer is RELIABILITY.md B-01: goroutines per connected peer are constant
+// TestSwitchGoroutinesPerPeer is docs/RELIABILITY.md B-01: goroutines per connected peer are constant
 // for 1, 10 and 100 peers, and return to the baseline once every peer is gone. The Switch adds
 // none per peer: the count is the hub-side MConnection's plus the remote raw MConnection's.
 func TestSwitchGoroutinesPerPeer(t *testing.T) {

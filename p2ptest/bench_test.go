@@ -204,7 +204,7 @@ func heapInUse() uint64 {
 	return ms.HeapAlloc
 }
 
-// TestPerPeerCostConstant is RELIABILITY.md B-01: the goroutines a connected peer costs are the
+// TestPerPeerCostConstant is docs/RELIABILITY.md B-01: the goroutines a connected peer costs are the
 // same with 1, 10 and 100 peers (exactly: G(k) − G(0) = k·(G(1) − G(0))), and when every peer
 // disconnects the count returns exactly to the baseline, also after three more rounds of 100
 // connects and disconnects. Heap per peer is bounded generously: at 100 peers it is at most twice

@@ -56,12 +56,12 @@
 //	})
 //	sws[0].Broadcast(0x40, []byte("hello"))
 //
-// Fault injection between two nodes (see rows_test.go for RELIABILITY.md S-02, S-03, S-04):
+// Fault injection between two nodes (see rows_test.go for docs/RELIABILITY.md S-02, S-03, S-04):
 //
 //	px := p2ptest.NewProxy(t, mtB.NetAddress().DialString(), p2ptest.FuzzConfig{Seed: 1, ProbDropRW: 0.2})
 //	swA := p2ptest.MakeSwitchOn(t, mtA, cfg, p2p.WithPersistentPeers(px.NetAddress(mtB.ID())))
 //	...
 //	px.SetPassThrough(true) // stop fuzzing; the network must recover
 //
-// Spec: RELIABILITY.md ("How the most trusted systems test this"; rows S-02, S-03, S-04, B-01).
+// Spec: docs/RELIABILITY.md ("How the most trusted systems test this"; rows S-02, S-03, S-04, B-01).
 package p2ptest

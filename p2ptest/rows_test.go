@@ -269,7 +269,7 @@ func (fn *fuzzNet) removes() (n int64) {
 	return n
 }
 
-// s02Duration is how long S-02 fuzzes. RELIABILITY.md asks for 60 s; 10 s already gives hundreds
+// s02Duration is how long S-02 fuzzes. docs/RELIABILITY.md asks for 60 s; 10 s already gives hundreds
 // of connection failures and redials on loopback, and keeps the package's tests under a minute.
 const s02Duration = 10 * time.Second
 
@@ -283,7 +283,7 @@ func keepaliveSwitchConfig() p2p.SwitchConfig {
 	return cfg
 }
 
-// TestS02FuzzedDropMode is RELIABILITY.md S-02: FuzzedConnection drop mode (ProbDropRW 0.2, with
+// TestS02FuzzedDropMode is docs/RELIABILITY.md S-02: FuzzedConnection drop mode (ProbDropRW 0.2, with
 // partial writes and short sleeps) on every link of a 4-node network of persistent peers, for
 // s02Duration. No deadlock (every wait is bounded, shutdown is joined); every queued message is
 // delivered or its connection was torn down; after the fuzzers switch to pass-through the
@@ -321,7 +321,7 @@ func TestS02FuzzedDropMode(t *testing.T) {
 	fn.shutdown(t, leakOpt)
 }
 
-// TestS03FuzzedDelayMode is RELIABILITY.md S-03: FuzzedConnection delay mode on every link must
+// TestS03FuzzedDelayMode is docs/RELIABILITY.md S-03: FuzzedConnection delay mode on every link must
 // not cause a disconnect while the delay stays below PongTimeout. Scaled down from MaxDelay 3 s
 // with the default 60 s / 45 s keepalive to PingInterval 2 s, PongTimeout 1.5 s and MaxDelay
 // 150 ms: the Proxy delays both its read and its write of every chunk, and a ping may queue
@@ -364,7 +364,7 @@ func TestS03FuzzedDelayMode(t *testing.T) {
 	fn.shutdown(t, leakOpt)
 }
 
-// TestS04ByteCorruption is RELIABILITY.md S-04: a wrapper that flips one byte in every 10 KiB
+// TestS04ByteCorruption is docs/RELIABILITY.md S-04: a wrapper that flips one byte in every 10 KiB
 // written, on both directions of every link of a 4-node network of persistent peers. Every
 // corruption must end in an AEAD failure (conn.ErrDecrypt as the RemovePeer reason on the
 // receiving side) and a disconnect, followed by a reconnect; nothing panics, and every delivered

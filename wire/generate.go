@@ -1,5 +1,5 @@
 // Package wire holds Switchyard's protobuf schemas, written from
-// ../shared/spec/WIRE.md, and the Go code generated from them.
+// docs/WIRE.md, and the Go code generated from them.
 //
 // The generated packages are cryptopb (tendermint.crypto.PublicKey) and
 // p2ppb (Packet, AuthSigMessage, DefaultNodeInfo, NetAddress, PEX Message).

@@ -138,7 +138,7 @@ func decode(t *testing.T, b []byte, into proto.Message, delimited bool) {
 }
 
 // TestEncodingVectors checks that the generated types produce exactly the
-// bytes cometbft v0.38.26's gogoproto types produce (WIRE.md §0, §9), that the
+// bytes cometbft v0.38.26's gogoproto types produce (docs/WIRE.md §0, §9), that the
 // bytes decode to the same message and re-encode identically, and the packet
 // size facts 1034/1035/1033. Every vector in the file must be covered.
 func TestEncodingVectors(t *testing.T) {
@@ -198,7 +198,7 @@ func TestEncodingVectors(t *testing.T) {
 }
 
 // TestNonNullableEmitted: an all-empty DefaultNodeInfo with its non-nullable
-// fields set encodes as 0a 00 42 00 (WIRE.md §0).
+// fields set encodes as 0a 00 42 00 (docs/WIRE.md §0).
 func TestNonNullableEmitted(t *testing.T) {
 	got := encode(t, &p2ppb.DefaultNodeInfo{ProtocolVersion: &p2ppb.ProtocolVersion{}, Other: &p2ppb.DefaultNodeInfoOther{}}, false)
 	if want := []byte{0x0a, 0x00, 0x42, 0x00}; !bytes.Equal(got, want) {

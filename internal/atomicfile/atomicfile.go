@@ -1,7 +1,7 @@
 // Package atomicfile writes files so that a crash leaves either the old file
 // or the new one at the path, never a mix: the data goes to a temporary file
 // in the same directory, which is fsynced, renamed over the path, and the
-// directory fsynced (ARCHITECTURE.md "Files on disk"). It is the one write
+// directory fsynced (docs/ARCHITECTURE.md "Files on disk"). It is the one write
 // path of node_key.json, config.toml and addrbook.json.
 package atomicfile
 

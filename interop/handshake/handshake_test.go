@@ -78,7 +78,7 @@ func newTransport(t *testing.T, network string) (*transport.MultiplexTransport, 
 }
 
 // checkCometNodeInfo checks what a CometBFT v0.38.26 node with pex = true
-// advertises (spec/INTEROP.md).
+// advertises (docs/INTEROP.md).
 func checkCometNodeInfo(t *testing.T, c *transport.Conn, cb *harness.CometBFT, wantOutbound bool) {
 	t.Helper()
 	ni := c.NodeInfo

@@ -11,14 +11,14 @@ import (
 	"time"
 )
 
-// MConnection defaults (WIRE.md §5.5 and §5.2).
+// MConnection defaults (docs/WIRE.md §5.5 and §5.2).
 const (
 	// DefaultSendRate and DefaultRecvRate are the default rate limits in bytes per second, the values a
 	// default cometbft node uses (config.DefaultP2PConfig send_rate/recv_rate).
 	DefaultSendRate int64 = 5_120_000
 	DefaultRecvRate int64 = 5_120_000
 	// DefaultMaxPacketMsgPayloadSize is the default largest PacketMsg.data chunk, in bytes. All peers of a
-	// network must use the same value (WIRE.md §5.1).
+	// network must use the same value (docs/WIRE.md §5.1).
 	DefaultMaxPacketMsgPayloadSize = 1024
 	// DefaultPingInterval is how often a PacketPing is sent, regardless of traffic.
 	DefaultPingInterval = 60 * time.Second
@@ -50,10 +50,10 @@ const (
 // wraps one of the protocol sentinels; test with errors.Is.
 var (
 	// ErrUnknownChannel: a PacketMsg named a channel ID outside 0..255 or not registered locally
-	// (WIRE.md §5.1, RELIABILITY F-05). Also logged (not returned) by Send/TrySend/CanSend for an
+	// (docs/WIRE.md §5.1, RELIABILITY F-05). Also logged (not returned) by Send/TrySend/CanSend for an
 	// unregistered channel.
 	ErrUnknownChannel = errors.New("conn: unknown channel")
-	// ErrPongTimeout: no PacketPong arrived within PongTimeout of a PacketPing (WIRE.md §5.3, Q-06).
+	// ErrPongTimeout: no PacketPong arrived within PongTimeout of a PacketPing (docs/WIRE.md §5.3, Q-06).
 	ErrPongTimeout = errors.New("conn: pong timeout")
 	// ErrMessageTooLarge: a reassembled message would exceed the channel's RecvMessageCapacity (F-03).
 	ErrMessageTooLarge = errors.New("conn: received message exceeds available capacity")
@@ -92,7 +92,7 @@ func (e *PacketError) Error() string {
 // Unwrap returns e.Err.
 func (e *PacketError) Unwrap() error { return e.Err }
 
-// ChannelDescriptor describes one channel of an MConnection (WIRE.md §6 lists cometbft's). Zero fields
+// ChannelDescriptor describes one channel of an MConnection (docs/WIRE.md §6 lists cometbft's). Zero fields
 // take cometbft's defaults when the connection is created.
 type ChannelDescriptor struct {
 	// ID is the channel byte, unique per connection.
@@ -151,10 +151,10 @@ type MConnConfig struct {
 	// traffic, at least one send batch). 0 means DefaultSendRate/DefaultRecvRate (5120000); negative
 	// means unlimited. The send side waits before
 	// each batch of packets, the receive side before reading each packet; pings and pongs are never
-	// delayed by the limiter (WIRE.md §5.4).
+	// delayed by the limiter (docs/WIRE.md §5.4).
 	SendRate, RecvRate int64
 	// MaxPacketMsgPayloadSize is the largest PacketMsg.data chunk in bytes, sent and accepted. 0 means
-	// 1024; at most MaxMaxPacketMsgPayloadSize. All peers must agree (WIRE.md §5.1).
+	// 1024; at most MaxMaxPacketMsgPayloadSize. All peers must agree (docs/WIRE.md §5.1).
 	MaxPacketMsgPayloadSize int
 	// FlushThrottle selects the flush policy. 0 (the default) is adaptive: buffered packets are flushed
 	// as soon as every send queue is drained, so a lone small message is not delayed, while a busy
@@ -305,7 +305,7 @@ type channel struct {
 }
 
 // MConnection multiplexes channels of messages over one net.Conn (normally a *SecretConnection) with
-// cometbft v0.38's wire format (WIRE.md §5). Create it with NewMConnection, then Start it; stop it with
+// cometbft v0.38's wire format (docs/WIRE.md §5). Create it with NewMConnection, then Start it; stop it with
 // Close or FlushStop. All methods are safe for concurrent use.
 //
 // Goroutines: one send goroutine and one reader goroutine while started, plus one delivery goroutine

@@ -16,7 +16,7 @@ var writeBufPool = sync.Pool{New: func() any {
 // ---- send goroutine ------------------------------------------------------------------------------
 
 // sendRoutine owns the write side: it schedules PacketMsgs, sends pings and pongs, runs the keepalive
-// timers and the rate limiter, and flushes (WIRE.md §5.2, §5.3).
+// timers and the rate limiter, and flushes (docs/WIRE.md §5.2, §5.3).
 //
 // It waits on a single wakeup channel, sendSignal. Queued data, a pong to send (pongDue) and the expiry
 // of its one timer (sendTimerFired) all signal it. The timer is a time.AfterFunc set to the earliest of

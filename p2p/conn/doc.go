@@ -1,6 +1,6 @@
 // Package conn implements the two layers of a cometbft v0.38 peer connection: SecretConnection, the
 // authenticated and encrypted stream, and MConnection, which multiplexes prioritised channels of
-// messages over it. Both are byte-compatible with cometbft v0.38.x (../../shared/spec/WIRE.md §3, §5).
+// messages over it. Both are byte-compatible with cometbft v0.38.x (docs/WIRE.md §3, §5).
 //
 // # Place in the data path
 //
@@ -10,11 +10,11 @@
 //
 // MakeSecretConnection runs the station-to-station handshake (X25519 ephemeral keys, a Merlin transcript
 // challenge, Ed25519 signatures) over a net.Conn and returns a net.Conn that seals data into 1044-byte
-// ChaCha20-Poly1305 frames carrying at most DataMaxSize (1024) bytes each (WIRE.md §3).
+// ChaCha20-Poly1305 frames carrying at most DataMaxSize (1024) bytes each (docs/WIRE.md §3).
 //
 // # MConnection
 //
-// An MConnection carries a stream of delimited tendermint.p2p.Packet messages (WIRE.md §5.1): PacketPing,
+// An MConnection carries a stream of delimited tendermint.p2p.Packet messages (docs/WIRE.md §5.1): PacketPing,
 // PacketPong, and PacketMsg chunks of at most MaxPacketMsgPayloadSize (1024) bytes. A message sent on a
 // channel is cut into chunks, the last with eof set; the receiver reassembles it, bounded by the channel's
 // RecvMessageCapacity, and hands it to the ReceiveFunc.

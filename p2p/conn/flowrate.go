@@ -75,7 +75,7 @@ func (m *flowMonitor) snapshot(start, now time.Time) FlowStatus {
 
 // limiter is a byte-rate token bucket with post-accounting: the bytes of a packet or batch are charged
 // after it was transferred (its size is not known before), and the debt is waited off before the next
-// one, as cometbft's flowrate Limit does (WIRE.md §5.4). A nil *limiter is unlimited. It is used by one
+// one, as cometbft's flowrate Limit does (docs/WIRE.md §5.4). A nil *limiter is unlimited. It is used by one
 // goroutine, so it needs no lock (golang.org/x/time/rate takes a mutex and does more arithmetic per
 // call). The bucket is refilled lazily, reading the clock only when it runs dry: time.Now costs about
 // 100 ns on some virtual machines, which per packet on the receive path is a tenth of the decryption.

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Packet codec for the MConnection stream (WIRE.md §5.1).
+// Packet codec for the MConnection stream (docs/WIRE.md §5.1).
 //
 // Every packet is a delimited tendermint.p2p.Packet: uvarint(len(body)) ‖ body. The encoder emits exactly
 // the bytes cometbft's gogoproto emits (fields in number order, zero values omitted, the oneof member
@@ -67,7 +67,7 @@ type packet struct {
 // MaxPacketMsgSize returns the largest Packet body, in bytes and excluding the varint length prefix, that
 // an MConnection accepts when it is configured with MaxPacketMsgPayloadSize = payload. It is computed as
 // cometbft computes _maxPacketMsgSize: the encoded size of Packet{PacketMsg{channel_id: 1, eof: true,
-// data: payload bytes}}. MaxPacketMsgSize(1024) = 1034 (WIRE.md §5.1). payload must be >= 0.
+// data: payload bytes}}. MaxPacketMsgSize(1024) = 1034 (docs/WIRE.md §5.1). payload must be >= 0.
 func MaxPacketMsgSize(payload int) int {
 	return packetBodySize(1, true, payload)
 }

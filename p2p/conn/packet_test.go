@@ -68,7 +68,7 @@ func packetMsgProto(ch int32, eof bool, data []byte) *p2ppb.Packet {
 	return &p2ppb.Packet{Sum: &p2ppb.Packet_PacketMsg{PacketMsg: &p2ppb.PacketMsg{ChannelId: ch, Eof: eof, Data: data}}}
 }
 
-// TestPacketEncodingVectors checks the encoder against the cometbft vectors (WIRE.md §5.1, §9) and
+// TestPacketEncodingVectors checks the encoder against the cometbft vectors (docs/WIRE.md §5.1, §9) and
 // against the generated p2ppb types.
 func TestPacketEncodingVectors(t *testing.T) {
 	vs := loadMConnVectors(t)
@@ -150,7 +150,7 @@ func TestPacketEncodingVectors(t *testing.T) {
 	}
 }
 
-// TestPacketDecodeAcceptsAnyValidProtobuf: unknown fields, any order, repeated fields (WIRE.md §0).
+// TestPacketDecodeAcceptsAnyValidProtobuf: unknown fields, any order, repeated fields (docs/WIRE.md §0).
 func TestPacketDecodeAcceptsAnyValidProtobuf(t *testing.T) {
 	b := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	tag := func(num protowire.Number, typ protowire.Type) []byte { return protowire.AppendTag(nil, num, typ) }

@@ -31,7 +31,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
 )
 
-// SecretConnection frame geometry (WIRE.md §3.1, §3.5).
+// SecretConnection frame geometry (docs/WIRE.md §3.1, §3.5).
 const (
 	// DataMaxSize is the largest chunk of application data carried by one
 	// SecretConnection frame, in bytes. Write splits its input into chunks of at
@@ -95,7 +95,7 @@ var (
 
 	// ErrChallengeVerification is returned by MakeSecretConnection when the
 	// remote AuthSigMessage signature is not exactly 64 bytes or does not
-	// verify over this session's challenge (WIRE.md §3.2 step 13).
+	// verify over this session's challenge (docs/WIRE.md §3.2 step 13).
 	ErrChallengeVerification = errors.New("conn: challenge verification failed")
 
 	// ErrFrameTooLarge is returned by Read when a frame decrypts to a length
@@ -126,7 +126,7 @@ var (
 )
 
 // SecretConnection is an authenticated, encrypted net.Conn implementing the
-// Tendermint/CometBFT v0.38 Station-to-Station protocol (WIRE.md §3). Build it
+// Tendermint/CometBFT v0.38 Station-to-Station protocol (docs/WIRE.md §3). Build it
 // with MakeSecretConnection.
 //
 // Data written is split into chunks of at most DataMaxSize bytes, each sent
@@ -180,7 +180,7 @@ var scSendPool = sync.Pool{New: func() any { return new([scMaxFramesPerWrite * S
 // scRecvPool holds the receive buffers of connections that are streaming data.
 var scRecvPool = sync.Pool{New: func() any { return new([scRecvBigFrames * SealedFrameSize]byte) }}
 
-// MakeSecretConnection runs the STS handshake over c (WIRE.md §3.2) and
+// MakeSecretConnection runs the STS handshake over c (docs/WIRE.md §3.2) and
 // returns the authenticated, encrypted connection, which takes ownership of c.
 // priv is the local node key (64 bytes: seed ‖ pubkey).
 //
@@ -242,7 +242,7 @@ func scMakeSecretConnection(ctx context.Context, c net.Conn, priv ed25519.Privat
 	return sc, nil
 }
 
-// scHandshake runs WIRE.md §3.2 steps 1-14. It does not close c; the caller
+// scHandshake runs docs/WIRE.md §3.2 steps 1-14. It does not close c; the caller
 // does on error.
 func scHandshake(c net.Conn, priv ed25519.PrivateKey, ephPriv *[32]byte) (*SecretConnection, error) {
 	// 1. Ephemeral key.
@@ -463,7 +463,7 @@ func scParseBytesValue(b []byte) ([]byte, error) {
 	return val, nil
 }
 
-// scSortKeys orders the two ephemeral keys (WIRE.md §3.2 step 4).
+// scSortKeys orders the two ephemeral keys (docs/WIRE.md §3.2 step 4).
 func scSortKeys(loc, rem *[32]byte) (lo, hi *[32]byte, locIsLeast bool) {
 	// Equal keys (a reflected key) give locIsLeast = true on both sides, as in
 	// CometBFT; the handshake then fails at decryption.
@@ -490,7 +490,7 @@ func scComputeDH(locPriv, remPub *[32]byte) ([32]byte, error) {
 	return dh, nil
 }
 
-// scChallenge computes the Merlin transcript challenge (WIRE.md §3.2 steps
+// scChallenge computes the Merlin transcript challenge (docs/WIRE.md §3.2 steps
 // 5, 7, 9).
 func scChallenge(lo, hi, dh *[32]byte) [32]byte {
 	t := merlin.NewTranscript(scTranscriptLabel)
@@ -502,7 +502,7 @@ func scChallenge(lo, hi, dh *[32]byte) [32]byte {
 	return ch
 }
 
-// scHKDF returns HKDF-SHA256(dh, salt nil, info, 96) (WIRE.md §3.2 step 8).
+// scHKDF returns HKDF-SHA256(dh, salt nil, info, 96) (docs/WIRE.md §3.2 step 8).
 func scHKDF(dh *[32]byte) ([96]byte, error) {
 	var out [96]byte
 	okm, err := hkdf.Key(sha256.New, dh[:], nil, scHKDFInfo, len(out))
@@ -514,7 +514,7 @@ func scHKDF(dh *[32]byte) ([96]byte, error) {
 }
 
 // scDeriveSecrets assigns the HKDF output to the receive and send keys by
-// locIsLeast (WIRE.md §3.2 step 8). okm[64:96] is unused.
+// locIsLeast (docs/WIRE.md §3.2 step 8). okm[64:96] is unused.
 func scDeriveSecrets(dh *[32]byte, locIsLeast bool) (recvKey, sendKey [32]byte, err error) {
 	okm, err := scHKDF(dh)
 	if err != nil {
@@ -552,7 +552,7 @@ func scNew(c net.Conn, sendKey, recvKey *[32]byte) (*SecretConnection, error) {
 }
 
 // scAuthSigBytes returns the delimited AuthSigMessage signing challenge
-// (WIRE.md §3.2 steps 11-12): 103 bytes for ed25519.
+// (docs/WIRE.md §3.2 steps 11-12): 103 bytes for ed25519.
 func scAuthSigBytes(priv ed25519.PrivateKey, challenge *[32]byte) ([]byte, error) {
 	sig := ed25519.Sign(priv, challenge[:])
 	pub := priv.Public().(ed25519.PublicKey)
@@ -605,11 +605,11 @@ func scReadAuthSig(r io.Reader) (ed25519.PublicKey, []byte, error) {
 func (sc *SecretConnection) RemotePubKey() ed25519.PublicKey { return sc.remPubKey }
 
 // RemoteID returns the remote node's ID, hex(SHA-256(RemotePubKey())[:20]) in
-// lower case (WIRE.md §1). Dialers must compare it to the ID they dialed.
+// lower case (docs/WIRE.md §1). Dialers must compare it to the ID they dialed.
 // Safe for concurrent use.
 func (sc *SecretConnection) RemoteID() key.ID { return sc.remID }
 
-// scNonce writes the 12-byte nonce for counter into buf (WIRE.md §3.4).
+// scNonce writes the 12-byte nonce for counter into buf (docs/WIRE.md §3.4).
 func scNonce(buf *[chacha20poly1305.NonceSize]byte, counter uint64) []byte {
 	binary.LittleEndian.PutUint64(buf[4:], counter)
 	return buf[:]

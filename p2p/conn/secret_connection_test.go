@@ -224,7 +224,7 @@ func TestSecretConnectionHandshake(t *testing.T) {
 }
 
 // TestSecretConnectionVector drives the handshake with the fixed keys of
-// secret_connection_vector.json (WIRE.md §3.3) and checks every intermediate
+// secret_connection_vector.json (docs/WIRE.md §3.3) and checks every intermediate
 // value and the exact sealed frames #0 and #1 sent by A.
 func TestSecretConnectionVector(t *testing.T) {
 	raw, err := os.ReadFile(scVectorsDir + "secret_connection_vector.json")

@@ -14,7 +14,7 @@
 // # Purity
 //
 // The Queue performs no I/O, starts no goroutines, never calls time.Now and
-// never uses the global random source (ARCHITECTURE.md rule 1, STYLE.md
+// never uses the global random source (docs/ARCHITECTURE.md rule 1, STYLE.md
 // convention 6). Time arrives as a now argument; jitter comes from a
 // caller-seeded *rand.Rand (math/rand/v2), so a fixed seed replays the exact
 // schedule, in tests and in sim. It is not safe for concurrent use. It does
@@ -66,13 +66,13 @@
 // reconnected at most MaxBackoff+JitterMax after it returns (TestRedialStormA13).
 // Persistent peers are never given up: the intent of CometBFT's
 // reconnectToPeer (20×5 s then 10×3^i s, after which it stops, about a day;
-// WIRE.md §7.3 "Persistent peers", RELIABILITY.md TM-21) with a sane cap
+// docs/WIRE.md §7.3 "Persistent peers", docs/RELIABILITY.md TM-21) with a sane cap
 // instead of an end. MaxBackoff is where persistent_peers_max_dial_period
-// goes when it is > 0 (WIRE.md §7.3 "Dial backoff").
+// goes when it is > 0 (docs/WIRE.md §7.3 "Dial backoff").
 //
 // Non-persistent addresses follow the same schedule but are dropped, with an
 // EventGaveUp, after MaxAttempts (16) consecutive failures, like CometBFT's
-// maxAttemptsToDial, after which the shell marks them bad (RELIABILITY.md
+// maxAttemptsToDial, after which the shell marks them bad (docs/RELIABILITY.md
 // They are forgotten when they disconnect; PEX offers them again.
 //
 // # Limits and duplicates
@@ -80,7 +80,7 @@
 //   - One entry per node ID, also indexed by IP:port: Add of a queued,
 //     dialing or connected ID or address returns ErrAlreadyQueued,
 //     ErrAlreadyDialing or ErrAlreadyConnected, so the PEX and persistent
-//     paths can never dial one peer twice (RELIABILITY.md C-09, TM-11).
+//     paths can never dial one peer twice (docs/RELIABILITY.md C-09, TM-11).
 //   - At most MaxInFlight dials in flight; non-persistent dials in flight plus
 //     non-persistent peers connected by the queue never exceed MaxOutbound
 //     (C-11). Persistent peers are exempt from MaxOutbound.
@@ -90,6 +90,6 @@
 // an overdue entry would otherwise make the shell's timer fire in a loop that
 // Due answers with nothing (the busy-spin dial loop STYLE.md warns about).
 //
-// Spec: ../../shared/spec/WIRE.md §7.3; RELIABILITY.md C-09, C-11, A-13,
+// Spec: docs/WIRE.md §7.3; docs/RELIABILITY.md C-09, C-11, A-13,
 // R-10, TM-11, TM-21.
 package dial

@@ -49,7 +49,7 @@ const (
 	EventDisconnected
 	// EventGaveUp: a non-persistent address failed MaxAttempts consecutive
 	// dials and was dropped. The shell should mark it bad in the address
-	// book (WIRE.md §7.3).
+	// book (docs/WIRE.md §7.3).
 	EventGaveUp
 )
 

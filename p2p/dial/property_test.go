@@ -14,7 +14,7 @@ import (
 // TestPropertyRandomOps drives the Queue with a seeded random sequence of
 // every operation and checks after each step that dials in flight never exceed
 // MaxInFlight, that non-persistent outbound use never exceeds MaxOutbound
-// (RELIABILITY.md C-11), that no peer is dialed twice at once (C-09), that
+// (docs/RELIABILITY.md C-11), that no peer is dialed twice at once (C-09), that
 // NextDeadline is the earliest dialable entry, and that a past NextDeadline
 // always yields a dial (no spin).
 func TestPropertyRandomOps(t *testing.T) {

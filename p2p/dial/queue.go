@@ -18,7 +18,7 @@ import (
 // Queue.Connected. Callers should test for them with errors.Is.
 var (
 	// ErrAlreadyQueued: the ID, or another ID with the same IP:port, is
-	// waiting in the queue. No second entry is made (RELIABILITY.md C-09).
+	// waiting in the queue. No second entry is made (docs/RELIABILITY.md C-09).
 	ErrAlreadyQueued = errors.New("dial: already queued")
 	// ErrAlreadyDialing: the ID or the IP:port is being dialed.
 	ErrAlreadyDialing = errors.New("dial: already dialing")
@@ -95,7 +95,7 @@ func New(cfg Config, rng *rand.Rand) (*Queue, error) {
 //
 // If addr.ID or addr's IP:port is already known, nothing new is scheduled
 // and Add returns an error wrapping ErrAlreadyQueued, ErrAlreadyDialing or
-// ErrAlreadyConnected according to that entry's state (RELIABILITY.md C-09).
+// ErrAlreadyConnected according to that entry's state (docs/RELIABILITY.md C-09).
 // If the ID is known and persistent is true, the existing entry is made
 // persistent all the same (it stops using an outbound slot and will never be
 // given up) and takes addr as its address when that IP:port is free, in any
@@ -163,7 +163,7 @@ func (q *Queue) Connected(addr netaddr.NetAddress) error {
 // (ties in scheduling order), and moves them to StateDialing. It returns at
 // most MaxInFlight − InFlight() addresses, and takes a non-persistent address
 // only while non-persistent dials in flight plus non-persistent peers
-// connected by this queue stay within MaxOutbound (RELIABILITY.md C-11);
+// connected by this queue stay within MaxOutbound (docs/RELIABILITY.md C-11);
 // persistent addresses take no outbound slot. A non-persistent address that
 // has to wait for a slot keeps its place.
 //

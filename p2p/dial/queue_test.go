@@ -11,7 +11,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
 
-// TestAddDuplicates covers RELIABILITY.md C-09: an address that is queued,
+// TestAddDuplicates covers docs/RELIABILITY.md C-09: an address that is queued,
 // being dialed or connected, by ID or by IP:port, through the PEX or the
 // persistent path, is never scheduled twice.
 func TestAddDuplicates(t *testing.T) {

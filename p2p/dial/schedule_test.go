@@ -28,7 +28,7 @@ func expectedAttempts(cfg Config, seed uint64, start, until time.Time) []time.Ti
 	}
 }
 
-// TestRedialStormA13 covers RELIABILITY.md A-13 and TM-21: a persistent peer
+// TestRedialStormA13 covers docs/RELIABILITY.md A-13 and TM-21: a persistent peer
 // offline for 2 h of virtual time is dialed exactly on the documented
 // schedule, the gaps double from BaseBackoff up to MaxBackoff (each within
 // [backoff, backoff+JitterMax)), the number of attempts stays within the
@@ -148,7 +148,7 @@ func TestRedialStormA13(t *testing.T) {
 	}
 }
 
-// TestDisconnectReconnectR10 covers RELIABILITY.md R-10: a connected
+// TestDisconnectReconnectR10 covers docs/RELIABILITY.md R-10: a connected
 // persistent peer is cut off for 10 s; it is redialed from BaseBackoff on,
 // reconnected on the first attempt after it is back, with a dial count within
 // the schedule.

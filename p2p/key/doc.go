@@ -7,7 +7,7 @@
 // remote's NodeInfo (p2p/transport). IDs also appear in addresses
 // (p2p/netaddr) and in the address book.
 //
-// Spec: ../shared/spec/WIRE.md §1 (Node identity). An ID is
+// Spec: docs/WIRE.md §1 (Node identity). An ID is
 // lowercase_hex(SHA-256(pubkey)[:20]); node_key.json is CometBFT's amino-JSON
 // layout:
 //

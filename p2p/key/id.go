@@ -19,14 +19,14 @@ const IDByteLength = 20
 var ErrInvalidID = errors.New("key: invalid node ID")
 
 // ID is a node ID: 40 lower-case hexadecimal characters encoding
-// SHA-256(ed25519 public key)[:20] (WIRE.md §1). IDs are compared as strings,
+// SHA-256(ed25519 public key)[:20] (docs/WIRE.md §1). IDs are compared as strings,
 // so only the lower-case form is valid; use ParseID to normalise input. The
 // zero value "" is not a valid ID.
 type ID string
 
 // ParseID parses a textual node ID. Like CometBFT's validateID it accepts
 // upper-case hex digits, but it returns the ID in lower case so that string
-// comparison with authenticated IDs works (WIRE.md §1, "Pitfall"). It returns
+// comparison with authenticated IDs works (docs/WIRE.md §1, "Pitfall"). It returns
 // an error wrapping ErrInvalidID if s is empty, is not hex or does not decode to
 // IDByteLength bytes.
 func ParseID(s string) (ID, error) {

@@ -69,7 +69,7 @@ func TestIDLogValue(t *testing.T) {
 	}
 }
 
-// TestPubKeyToIDGolden pins the ID derivation (WIRE.md §1) to values computed
+// TestPubKeyToIDGolden pins the ID derivation (docs/WIRE.md §1) to values computed
 // outside Go: the RFC 8032 §7.1 TEST 1 key pair, and its ID computed with
 // Python's hashlib (sha256(pub).hexdigest()[:40]).
 func TestPubKeyToIDGolden(t *testing.T) {

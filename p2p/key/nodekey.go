@@ -84,7 +84,7 @@ func (k NodeKey) PubKey() ed25519.PublicKey {
 	return ed25519.PublicKey(k.PrivKey[ed25519.SeedSize:])
 }
 
-// ID returns the node ID derived from the public key (WIRE.md §1).
+// ID returns the node ID derived from the public key (docs/WIRE.md §1).
 func (k NodeKey) ID() ID { return PubKeyToID(k.PubKey()) }
 
 // nodeKeyJSON is CometBFT's amino-JSON layout of p2p.NodeKey.

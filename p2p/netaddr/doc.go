@@ -6,7 +6,7 @@
 // and from PEX messages (p2ppb.NetAddress); the transport dials them and the
 // address book stores and groups them using the RFC range helpers here.
 //
-// Spec: ../shared/spec/WIRE.md §1 (address format, Valid, Routable) and §7.1
+// Spec: docs/WIRE.md §1 (address format, Valid, Routable) and §7.1
 // (the PEX NetAddress message: textual IP, port < 65536).
 //
 // NetAddress is a comparable value type built on netip.Addr; IPv4-mapped IPv6

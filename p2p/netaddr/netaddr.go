@@ -60,7 +60,7 @@ func Parse(s string) (NetAddress, error) {
 }
 
 // ParseContext parses "[proto://]ID@host:port" following CometBFT's
-// NewNetAddressString (WIRE.md §1):
+// NewNetAddressString (docs/WIRE.md §1):
 //  1. anything up to and including the first "://" is stripped;
 //  2. the rest must split on "@" into exactly two parts, else ErrNoID;
 //  3. the ID must parse with key.ParseID (upper-case hex is accepted and
@@ -123,7 +123,7 @@ func lookup(ctx context.Context, host string) (netip.Addr, error) {
 	return ips[0].Unmap().WithZone(""), nil
 }
 
-// FromProto converts a PEX NetAddress message (WIRE.md §7.1). The IP must be
+// FromProto converts a PEX NetAddress message (docs/WIRE.md §7.1). The IP must be
 // a textual IP address (never a host name; ErrInvalidIP) and the port must be
 // < 65536 (ErrInvalidPort); a nil pb is ErrNilProto. Like CometBFT, the ID is
 // not validated here: it is copied verbatim (call Valid before use).
@@ -185,7 +185,7 @@ func (na NetAddress) AddrPort() netip.AddrPort {
 }
 
 // Valid reports whether na may be stored and dialed (CometBFT
-// NetAddress.Valid, WIRE.md §1): the ID must be valid (an error wrapping
+// NetAddress.Valid, docs/WIRE.md §1): the ID must be valid (an error wrapping
 // key.ErrInvalidID), and the IP must be set, not unspecified, not in
 // 2001:db8::/32 (RFC 3849) and not 255.255.255.255 (ErrInvalidIP). The port
 // is not checked.
@@ -210,7 +210,7 @@ func (na NetAddress) Valid() error {
 var broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 
 // Routable reports whether na is valid and its IP is publicly routable: not
-// RFC1918, RFC3927, RFC4862, RFC4193, RFC4843 or Local (WIRE.md §1).
+// RFC1918, RFC3927, RFC4862, RFC4193, RFC4843 or Local (docs/WIRE.md §1).
 func (na NetAddress) Routable() bool {
 	if na.Valid() != nil {
 		return false

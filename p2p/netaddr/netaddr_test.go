@@ -200,7 +200,7 @@ func TestProto(t *testing.T) {
 		{&p2ppb.NetAddress{Id: id, Ip: "1.2.3.4", Port: 26656}, NetAddress{id, mustAddr("1.2.3.4"), 26656}},
 		{&p2ppb.NetAddress{Id: id, Ip: "::ffff:1.2.3.4", Port: 65535}, NetAddress{id, mustAddr("1.2.3.4"), 65535}},
 		{&p2ppb.NetAddress{Id: id, Ip: "2a00::1"}, NetAddress{id, mustAddr("2a00::1"), 0}},
-		// IDs are not validated at decode time (WIRE.md §7.1).
+		// IDs are not validated at decode time (docs/WIRE.md §7.1).
 		{&p2ppb.NetAddress{Id: "junk", Ip: "1.2.3.4", Port: 1}, NetAddress{"junk", mustAddr("1.2.3.4"), 1}},
 	}
 	for _, tt := range good {

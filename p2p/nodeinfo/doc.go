@@ -7,7 +7,7 @@
 // SecretConnection, then runs Validate, the ID checks and CompatibleWith
 // before the connection becomes a peer. The Switch uses HasChannel to route.
 //
-// Spec: ../shared/spec/WIRE.md §4 (NodeInfo handshake) and §0 (encoding:
+// Spec: docs/WIRE.md §4 (NodeInfo handshake) and §0 (encoding:
 // protocol_version and other are non-nullable and always emitted).
 //
 // NodeInfo is a plain value. Its methods do not modify it and are safe for

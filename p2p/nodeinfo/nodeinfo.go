@@ -146,7 +146,7 @@ func (e *IncompatibleError) Error() string {
 	return fmt.Sprintf("nodeinfo: incompatible peer: %s: ours %s, theirs %s", e.Reason, e.Ours, e.Theirs)
 }
 
-// Validate checks ni as CometBFT's DefaultNodeInfo.Validate does (WIRE.md §4)
+// Validate checks ni as CometBFT's DefaultNodeInfo.Validate does (docs/WIRE.md §4)
 // and reports every problem, each a *ValidationError, joined with
 // errors.Join. Network and ProtocolVersion are not checked. In addition to
 // CometBFT, ID must be in canonical lower-case form (an upper-case ID would
@@ -244,7 +244,7 @@ func idAddressString(id key.ID, listenAddr string) string {
 }
 
 // CompatibleWith reports whether a peer advertising o can talk to us (ni), as
-// CometBFT's CompatibleWith does (WIRE.md §4 step 4): the block protocol
+// CometBFT's CompatibleWith does (docs/WIRE.md §4 step 4): the block protocol
 // versions must be equal, the networks must be equal, and if we list any
 // channels, o must list at least one of them. P2P and App versions are not
 // checked. A refusal is an *IncompatibleError.

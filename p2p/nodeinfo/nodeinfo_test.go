@@ -63,7 +63,7 @@ func loadVectors(t *testing.T) map[string]string {
 }
 
 // TestVectors checks ToProto against the bytes cometbft v0.38.26 produces
-// (WIRE.md §9), and FromProto of those bytes.
+// (docs/WIRE.md §9), and FromProto of those bytes.
 func TestVectors(t *testing.T) {
 	vs := loadVectors(t)
 	for name, ni := range map[string]NodeInfo{"nodeinfo_full": full(), "nodeinfo_minimal": {}} {

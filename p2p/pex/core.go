@@ -33,14 +33,14 @@ type network interface {
 }
 
 // peerState is the reactor's per-peer state, created by InitPeer and dropped by RemovePeer
-// (ARCHITECTURE.md rule 4).
+// (docs/ARCHITECTURE.md rule 4).
 type peerState struct {
 	p           p2p.Peer
 	src         netaddr.NetAddress // the peer's NodeInfo address (else its socket address)
 	srcListen   bool               // src is the NodeInfo listen address
 	connectedAt time.Time
 
-	// PexRequests received (rate limit, WIRE.md §7.3).
+	// PexRequests received (rate limit, docs/WIRE.md §7.3).
 	reqCount int
 	lastReq  time.Time
 	// seedAnswered: seed mode answered this inbound peer; later requests are ignored.
@@ -61,7 +61,7 @@ type message struct {
 
 // decode parses one message from channel 0x00. It never panics; a message that is not a
 // tendermint.p2p.Message with PexRequest or PexAddrs set returns an error wrapping
-// ErrMalformedMessage (WIRE.md §7.1: unknown oneofs such as PexRequestV2 → disconnect).
+// ErrMalformedMessage (docs/WIRE.md §7.1: unknown oneofs such as PexRequestV2 → disconnect).
 func decode(b []byte) message {
 	var m p2ppb.Message
 	if err := proto.Unmarshal(b, &m); err != nil {
@@ -76,7 +76,7 @@ func decode(b []byte) message {
 	return message{err: fmt.Errorf("%w: no known message type", ErrMalformedMessage)}
 }
 
-// requestBytes is the encoding of Message{PexRequest{}} (WIRE.md §7.1: 0a 00). Shared and never
+// requestBytes is the encoding of Message{PexRequest{}} (docs/WIRE.md §7.1: 0a 00). Shared and never
 // modified (MConnection does not copy queued messages).
 var requestBytes = []byte{0x0a, 0x00}
 
@@ -300,7 +300,7 @@ func (c *core) receiveAddrs(now time.Time, st *peerState, pbs []*p2ppb.NetAddres
 	}
 	before := c.book.Size()
 	for _, a := range addrs {
-		_ = c.book.AddAddress(now, a, st.src) // per-address errors are ignored (WIRE.md §7.3)
+		_ = c.book.AddAddress(now, a, st.src) // per-address errors are ignored (docs/WIRE.md §7.3)
 	}
 	_, fromSeed := c.seeds[st.p.ID()]
 	if c.cfg.SeedMode {
@@ -365,7 +365,7 @@ func (c *core) dial(now time.Time, addrs ...netaddr.NetAddress) {
 	c.net.DialPeers(addrs...)
 }
 
-// ensurePeers is CometBFT's ensurePeers (WIRE.md §7.3). request is false for the immediate
+// ensurePeers is CometBFT's ensurePeers (docs/WIRE.md §7.3). request is false for the immediate
 // runs triggered by a PexAddrs, as CometBFT's ensurePeers(false).
 func (c *core) ensurePeers(now time.Time, request bool) {
 	c.ensureSoon = false
@@ -488,7 +488,7 @@ func (c *core) dialFailed(now time.Time, addr netaddr.NetAddress, err error) {
 // failed address. At SourcePenaltyThreshold the source is marked bad (banned for
 // DefaultBanTime), disconnected and banned in the Switch if connected, and every address it
 // gossiped that has not proven itself is dropped, so a poisoner cannot keep honest nodes'
-// IPs tied to wrong IDs in our book (RELIABILITY.md A-08).
+// IPs tied to wrong IDs in our book (docs/RELIABILITY.md A-08).
 func (c *core) penalizeSource(now time.Time, src netaddr.NetAddress) {
 	if _, ok := c.seeds[src.ID]; ok {
 		return // a configured seed is trusted by the operator: its addresses are still marked bad one by one
@@ -532,7 +532,7 @@ func (c *core) startCrawl(now time.Time) {
 	c.crawlPeers(now)
 }
 
-// crawl is one period of the seed crawler (WIRE.md §7.3).
+// crawl is one period of the seed crawler (docs/WIRE.md §7.3).
 func (c *core) crawl(now time.Time) {
 	for _, p := range c.net.Peers() {
 		st := c.peers[p.ID()]

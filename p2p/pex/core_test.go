@@ -18,7 +18,7 @@ import (
 )
 
 func TestWireBytes(t *testing.T) {
-	// WIRE.md §7.1: PexRequest = 0a 00, empty PexAddrs = 12 00, and the one-address vector.
+	// docs/WIRE.md §7.1: PexRequest = 0a 00, empty PexAddrs = 12 00, and the one-address vector.
 	req := encodeMsg(t, &p2ppb.Message{Sum: &p2ppb.Message_PexRequest{PexRequest: &p2ppb.PexRequest{}}})
 	if !bytes.Equal(req, requestBytes) {
 		t.Errorf("PexRequest = %x", req)
@@ -137,7 +137,7 @@ func TestTooManyAddrs(t *testing.T) {
 }
 
 // TestInvalidAddrBans: an unparsable IP or a port ≥ 65536 → disconnect, ban, nothing stored
-// (WIRE.md §7.1); an invalid ID is only skipped.
+// (docs/WIRE.md §7.1); an invalid ID is only skipped.
 func TestInvalidAddrBans(t *testing.T) {
 	good := testAddr(1).ToProto()
 	for name, bad := range map[string]*p2ppb.NetAddress{

@@ -1,5 +1,5 @@
 // Package pex is the peer-exchange (PEX) reactor on channel 0x00: CometBFT v0.38's PEX and seed
-// mode, byte-compatible on the wire (WIRE.md §7, INTEROP.md pitfalls 2, 4, 10, 11).
+// mode, byte-compatible on the wire (docs/WIRE.md §7, docs/INTEROP.md pitfalls 2, 4, 10, 11).
 //
 // # Place in the data path
 //
@@ -24,7 +24,7 @@
 //	r.AddOurAddress(listenAddr)
 //	go r.Run(ctx) // beside sw.Run(ctx); saves addrbook.json every 2 min and on return
 //
-// # Rules (WIRE.md §7.3)
+// # Rules (docs/WIRE.md §7.3)
 //
 //   - PexRequest: per peer the first two are free, then each must come ≥ 10 s after the previous
 //     accepted one; a violation disconnects, bans the peer in the Switch (p2p.BanError, 24 h) and

@@ -12,7 +12,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
 
-// CometBFT v0.38's PEX constants (WIRE.md §7.2).
+// CometBFT v0.38's PEX constants (docs/WIRE.md §7.2).
 const (
 	// Channel is the PEX channel ID (PexChannel).
 	Channel byte = 0x00
@@ -53,7 +53,7 @@ const (
 // SourcePenaltyThreshold is how many addresses gossiped by one source may fail authentication
 // (a real IP answering with another key) before the source itself is marked bad for
 // DefaultBanTime, disconnected if connected, and its other unproven addresses dropped
-// (RELIABILITY.md A-08, tendermint#2033: "punish source for peers that fail handshake").
+// (docs/RELIABILITY.md A-08, tendermint#2033: "punish source for peers that fail handshake").
 const SourcePenaltyThreshold = 3
 
 // maxTrackedSources bounds the per-source failure counts; past it they are reset (a
@@ -86,7 +86,7 @@ var (
 	// not banned (as CometBFT).
 	ErrMalformedMessage = errors.New("pex: malformed message")
 	// ErrInvalidAddr: a PexAddrs entry has an IP that is not a textual IP or a port ≥ 65536
-	// (WIRE.md §7.1). The peer is disconnected and banned for DefaultBanTime.
+	// (docs/WIRE.md §7.1). The peer is disconnected and banned for DefaultBanTime.
 	ErrInvalidAddr = errors.New("pex: invalid address in PexAddrs")
 	// ErrRequestTooSoon: a third (or later) PexRequest came less than MinReceiveRequestInterval
 	// after the previous accepted one (RELIABILITY A-07). Disconnect and DefaultBanTime ban.
@@ -118,7 +118,7 @@ type Config struct {
 	// PexAddrs from a seed triggers ensurePeers at once. Each must have a valid ID.
 	Seeds []netaddr.NetAddress
 
-	// SeedMode runs the crawler (p2p.seed_mode; WIRE.md §7.3) instead of ensurePeers: dial the
+	// SeedMode runs the crawler (p2p.seed_mode; docs/WIRE.md §7.3) instead of ensurePeers: dial the
 	// seeds or the book's selection, ask every outbound peer for addresses, answer an inbound
 	// peer once and disconnect it.
 	SeedMode bool

@@ -20,7 +20,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/pex/addrbook"
 )
 
-// Reactor is the PEX reactor on channel 0x00 (WIRE.md §7): it answers PexRequests from its
+// Reactor is the PEX reactor on channel 0x00 (docs/WIRE.md §7): it answers PexRequests from its
 // address book, asks peers for addresses, dials what the book picks (ensurePeers) and, in seed
 // mode, crawls the network. Create it with NewReactor, register it with p2p.WithReactor, and
 // run Run while the Switch runs.
@@ -65,7 +65,7 @@ func NewReactor(cfg Config) *Reactor {
 	return r
 }
 
-// GetChannels returns the PEX channel descriptor (WIRE.md §6, row 0x00): Priority 1,
+// GetChannels returns the PEX channel descriptor (docs/WIRE.md §6, row 0x00): Priority 1,
 // SendQueueCapacity 10, RecvMessageCapacity 64000.
 func (r *Reactor) GetChannels() []conn.ChannelDescriptor {
 	return []conn.ChannelDescriptor{{

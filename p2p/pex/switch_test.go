@@ -114,7 +114,7 @@ func TestAbuseOverSwitch(t *testing.T) {
 					t.Fatal(err)
 				}
 				if name == "third request" && i < 2 {
-					// As in WIRE.md §7.3's live check (requests at 0, 0.5 and 1 s): each of the
+					// As in docs/WIRE.md §7.3's live check (requests at 0, 0.5 and 1 s): each of the
 					// first two is answered before the next is sent. Back to back, the ban could
 					// close the connection before the queued answers are written.
 					p2ptest.WaitFor(t, 10*time.Second, "answer", func() bool { return len(got) == i+1 })

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Defaults applied to zero Config fields (WIRE.md §2: CometBFT v0.38 hard-codes the three
+// Defaults applied to zero Config fields (docs/WIRE.md §2: CometBFT v0.38 hard-codes the three
 // timeouts in p2p/transport.go and ignores the config.toml keys).
 const (
 	DefaultHandshakeTimeout     = 3 * time.Second

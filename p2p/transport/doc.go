@@ -7,7 +7,7 @@
 //
 // Listen/Accept produce inbound *Conn values and Dial produces outbound ones. A *Conn carries the
 // *conn.SecretConnection and the remote's validated nodeinfo.NodeInfo; the Switch wraps it in an
-// MConnection. The protocol is WIRE.md §2 (lifecycle and timeouts) and §4 (NodeInfo handshake).
+// MConnection. The protocol is docs/WIRE.md §2 (lifecycle and timeouts) and §4 (NodeInfo handshake).
 //
 // # The upgrade
 //

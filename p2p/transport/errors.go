@@ -19,11 +19,11 @@ var (
 	ErrAlreadyListening = errors.New("transport: already listening")
 
 	// ErrDuplicateAddr rejects an inbound connection whose remote ip:port is already in the ConnSet
-	// (Reason RejectDuplicate). WIRE.md §2 filterConn "duplicate CONN".
+	// (Reason RejectDuplicate). docs/WIRE.md §2 filterConn "duplicate CONN".
 	ErrDuplicateAddr = errors.New("transport: duplicate connection address")
 
 	// ErrDuplicateIP rejects an inbound connection whose remote IP already has a connection in the
-	// ConnSet while Config.AllowDuplicateIP is false (Reason RejectDuplicate). WIRE.md §2.
+	// ConnSet while Config.AllowDuplicateIP is false (Reason RejectDuplicate). docs/WIRE.md §2.
 	ErrDuplicateIP = errors.New("transport: duplicate connection IP")
 
 	// ErrFilterTimeout is returned (inside a *RejectedError with Reason RejectFiltered) when the
@@ -39,7 +39,7 @@ var (
 	ErrDialedIDMismatch = errors.New("transport: authenticated ID does not match dialed ID")
 
 	// ErrNodeInfoIDMismatch: NodeInfo.ID differs from the ID of the key authenticated by the
-	// SecretConnection (Reason RejectAuth; WIRE.md §4 check 2).
+	// SecretConnection (Reason RejectAuth; docs/WIRE.md §4 check 2).
 	ErrNodeInfoIDMismatch = errors.New("transport: NodeInfo ID does not match connection key")
 
 	// ErrNodeInfoTooLarge: the remote's delimited NodeInfo announced a body longer than
@@ -55,7 +55,7 @@ var (
 	// (Reason RejectRateLimited; RELIABILITY C-06).
 	ErrRateLimited = errors.New("transport: too many connections from this IP")
 
-	// ErrSelf: the remote authenticated with our own key (Reason RejectSelf; WIRE.md §4 check 3),
+	// ErrSelf: the remote authenticated with our own key (Reason RejectSelf; docs/WIRE.md §4 check 3),
 	// or Dial was asked for an address already recorded in SelfAddrs.
 	ErrSelf = errors.New("transport: connection to self")
 )
@@ -63,7 +63,7 @@ var (
 // RejectReason classifies why a connection was refused. Its zero value is RejectUnknown.
 type RejectReason int
 
-// Reject reasons, one per stage of the upgrade (WIRE.md §2 and §4).
+// Reject reasons, one per stage of the upgrade (docs/WIRE.md §2 and §4).
 const (
 	// RejectUnknown is the zero value; this package never returns it.
 	RejectUnknown RejectReason = iota

@@ -40,7 +40,7 @@ type Transport interface {
 var _ Transport = (*MultiplexTransport)(nil)
 
 // Conn is an upgraded connection: the SecretConnection handshake is done and the remote NodeInfo
-// was exchanged and checked (WIRE.md §2, §4). Deadlines are cleared. The receiver owns it: it
+// was exchanged and checked (docs/WIRE.md §2, §4). Deadlines are cleared. The receiver owns it: it
 // must eventually call Close (or close the embedded Conn and call Transport.Remove).
 type Conn struct {
 	// Conn is the *conn.SecretConnection carrying all further traffic. Safe for one concurrent
@@ -103,7 +103,7 @@ type Stats struct {
 }
 
 // MultiplexTransport accepts and dials TCP connections and upgrades them: connection filters,
-// SecretConnection, NodeInfo exchange and checks (WIRE.md §2 and §4). Each inbound upgrade runs in
+// SecretConnection, NodeInfo exchange and checks (docs/WIRE.md §2 and §4). Each inbound upgrade runs in
 // its own goroutine, so a stalled peer never delays another (RELIABILITY H-09).
 //
 // Create it with NewMultiplexTransport; the zero value is not usable. All methods are safe for

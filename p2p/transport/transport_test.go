@@ -64,7 +64,7 @@ func TestNodeInfoIDMustMatchKey(t *testing.T) {
 }
 
 func TestMarshalDelimitedEmpty(t *testing.T) {
-	// WIRE.md §0: an all-empty DefaultNodeInfo encodes as 0a 00 42 00.
+	// docs/WIRE.md §0: an all-empty DefaultNodeInfo encodes as 0a 00 42 00.
 	got, err := marshalDelimited(nodeinfo.NodeInfo{})
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 )
 
 // upgrade runs the filters, the SecretConnection handshake and the NodeInfo exchange and checks
-// on c (WIRE.md §2, §4), in that order. dialAddr is nil for inbound connections. On any failure c
+// on c (docs/WIRE.md §2, §4), in that order. dialAddr is nil for inbound connections. On any failure c
 // is closed and removed from the ConnSet; the error is a *RejectedError, or, when ctx ended first,
 // an error wrapping context.Cause(ctx).
 func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *netaddr.NetAddress) (*Conn, error) {
@@ -40,7 +40,7 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 		return fmt.Errorf("transport: upgrade %v: %w", rejAddr, context.Cause(ctx))
 	}
 
-	// Phase 0: filters, before any handshake byte (WIRE.md §2 filterConn; RELIABILITY C-05).
+	// Phase 0: filters, before any handshake byte (docs/WIRE.md §2 filterConn; RELIABILITY C-05).
 	checkIP := !outbound && !t.cfg.AllowDuplicateIP
 	if err := t.checkIP(ap.Addr()); err != nil {
 		_ = c.Close()
@@ -93,7 +93,7 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 	}
 	remoteID := sc.RemoteID()
 	if outbound {
-		// String compare of lower-case IDs (WIRE.md §1 pitfall; RELIABILITY H-06).
+		// String compare of lower-case IDs (docs/WIRE.md §1 pitfall; RELIABILITY H-06).
 		if want := strings.ToLower(string(dialAddr.ID)); string(remoteID) != want {
 			return nil, reject(RejectAuth, fmt.Errorf("%w: dialed %s, authenticated %s", ErrDialedIDMismatch, want, remoteID))
 		}
@@ -128,7 +128,7 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 		return nil, reject(RejectHandshakeFailed, fmt.Errorf("transport: clear deadline: %w", err))
 	}
 
-	// Checks, in CometBFT's order (WIRE.md §4).
+	// Checks, in CometBFT's order (docs/WIRE.md §4).
 	vctx, vcancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout) // bounds a DNS lookup of ListenAddr
 	err = theirs.ValidateContext(vctx)
 	vcancel()
@@ -212,7 +212,7 @@ func (t *MultiplexTransport) runFilters(ctx context.Context, c net.Conn, ip neti
 }
 
 // marshalDelimited encodes ni as uvarint(len) || DefaultNodeInfo, for a single Write call as
-// CometBFT's protoio.WriteMsg does (WIRE.md §0).
+// CometBFT's protoio.WriteMsg does (docs/WIRE.md §0).
 func marshalDelimited(ni nodeinfo.NodeInfo) ([]byte, error) {
 	body, err := proto.Marshal(ni.ToProto())
 	if err != nil {
@@ -225,7 +225,7 @@ func marshalDelimited(ni nodeinfo.NodeInfo) ([]byte, error) {
 	return append(msg, body...), nil
 }
 
-// exchangeNodeInfo writes ours and reads theirs concurrently (both sides send at once; WIRE.md
+// exchangeNodeInfo writes ours and reads theirs concurrently (both sides send at once; docs/WIRE.md
 // §4). Both directions are finished when it returns. The caller has set the deadline on c.
 func exchangeNodeInfo(c net.Conn, ours []byte) (nodeinfo.NodeInfo, RejectReason, error) {
 	werr := make(chan error, 1)

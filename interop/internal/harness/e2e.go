@@ -1,6 +1,6 @@
 package harness
 
-// Helpers for the end-to-end perturbation tests (RELIABILITY.md,
+// Helpers for the end-to-end perturbation tests (docs/RELIABILITY.md,
 // signalling a running node, waiting for it to exit, reading the
 // "switchyard" object of /net_info, slicing a node's log by line number, and
 // the redial schedule documented in README.md "Peer management" and

@@ -31,7 +31,7 @@ type CometBFT struct {
 
 // NewCometBFT runs `cometbft init` in a fresh home, sets [p2p]
 // addr_book_strict = false and allow_duplicate_ip = true in config.toml (see
-// spec/INTEROP.md), reads the chain ID and node ID, and picks free ports.
+// docs/INTEROP.md), reads the chain ID and node ID, and picks free ports.
 func NewCometBFT(t testing.TB, bin, moniker string) *CometBFT {
 	t.Helper()
 	home := filepath.Join(t.TempDir(), "cometbft")

@@ -22,7 +22,7 @@ import (
 // SetPEXConfig writes the [p2p] PEX settings into the CometBFT node's
 // config.toml: pex = true, seed_mode, seeds (ID@host:port entries) and
 // addr_book_strict = false, allow_duplicate_ip = true (loopback network,
-// INTEROP.md pitfalls 1 and 2). It also sets [rpc] unsafe = true, which
+// docs/INTEROP.md pitfalls 1 and 2). It also sets [rpc] unsafe = true, which
 // SaveAddrBook needs. Call it before Start.
 func (n *CometBFT) SetPEXConfig(t testing.TB, seedMode bool, seeds ...string) {
 	t.Helper()
@@ -123,7 +123,7 @@ type KnownAddress struct {
 	LastBanTime string   `json:"last_ban_time"`
 }
 
-// AddrBook is an addrbook.json file, in CometBFT v0.38's format (WIRE.md
+// AddrBook is an addrbook.json file, in CometBFT v0.38's format (docs/WIRE.md
 // §7.4), which switchyard writes too.
 type AddrBook struct {
 	Key   string         `json:"key"`

@@ -18,7 +18,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
 
-// CometBFT's parameters (p2p/pex/params.go, WIRE.md §7.2 and §7.4). They are
+// CometBFT's parameters (p2p/pex/params.go, docs/WIRE.md §7.2 and §7.4). They are
 // fixed: a different geometry would change what the bucket indices in
 // addrbook.json mean.
 const (
@@ -244,7 +244,7 @@ func (a *AddrBook) entries() []*knownAddress {
 	return append(out, a.oldList...)
 }
 
-// AddAddress adds addr, learned from src at now, to a new bucket (WIRE.md
+// AddAddress adds addr, learned from src at now, to a new bucket (docs/WIRE.md
 // §7.4). The checks, in order, and their errors:
 //
 //   - addr or src is the zero NetAddress: ErrAddrBookNilAddr;
@@ -340,7 +340,7 @@ func (a *AddrBook) Source(id key.ID) (netaddr.NetAddress, bool) {
 // RemoveUnprovenFrom removes every entry whose source has srcID and that is
 // still unproven: in the new table and never successfully connected. The PEX
 // reactor calls it when a source is found gossiping bad addresses
-// (RELIABILITY.md A-08). It returns the number removed. It costs O(Size()).
+// (docs/RELIABILITY.md A-08). It returns the number removed. It costs O(Size()).
 func (a *AddrBook) RemoveUnprovenFrom(srcID key.ID) int {
 	var drop []netaddr.NetAddress
 	for _, ka := range a.entries() {
@@ -467,7 +467,7 @@ func (a *AddrBook) MarkAttempt(now time.Time, addr netaddr.NetAddress) {
 // 24 h) and removes its entry from the buckets. AddAddress refuses the ID
 // with ErrAddressBanned until then, and ReinstateBadPeers puts the entry back
 // in a new bucket afterwards. A second MarkBad extends a ban, never shortens
-// it. Bans are not persisted (WIRE.md §7.4).
+// it. Bans are not persisted (docs/WIRE.md §7.4).
 //
 // Unlike CometBFT, an ID that is not in the book is banned too (nothing is
 // reinstated for it), so a peer that misbehaves on an inbound connection
@@ -522,7 +522,7 @@ func (a *AddrBook) IsBanned(now time.Time, id key.ID) bool {
 // (with its attempt history), unless its ID has become private or ours, or
 // the ID is already back in the book. It returns the number of entries
 // reinstated. The PEX shell calls it from ensurePeers when the book needs
-// more addresses (WIRE.md §7.3).
+// more addresses (docs/WIRE.md §7.3).
 func (a *AddrBook) ReinstateBadPeers(now time.Time) int {
 	var expired []key.ID
 	for id, b := range a.bans {
@@ -762,7 +762,7 @@ func (a *AddrBook) moveToOld(now time.Time, ka *knownAddress) {
 }
 
 // ---------------------------------------------------------------------------
-// Bucket placement (WIRE.md §7.4)
+// Bucket placement (docs/WIRE.md §7.4)
 
 // calcNewBucket is
 //

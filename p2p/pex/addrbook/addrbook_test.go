@@ -35,7 +35,7 @@ func TestNew(t *testing.T) {
 	}
 }
 
-// TestAddAddressRejects covers RELIABILITY.md A-03 (and the
+// TestAddAddressRejects covers docs/RELIABILITY.md A-03 (and the
 // error paths): each reject has its typed error, in strict and non-strict
 // mode.
 func TestAddAddressRejects(t *testing.T) {

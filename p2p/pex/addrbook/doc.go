@@ -11,14 +11,14 @@
 //	peer useful (consensus) ─► MarkGood ─► old bucket
 //	PexRequest ─► GetSelection() ─► PexAddrs reply    (seed mode: GetSelectionWithBias(30))
 //
-// Spec: ../shared/spec/WIRE.md §7.2 (constants) and §7.4 (buckets, group
+// Spec: docs/WIRE.md §7.2 (constants) and §7.4 (buckets, group
 // keys, AddAddress rejects, marking, isBad, selection, addrbook.json);
-// RELIABILITY.md A-01..A-04, A-09, A-10, A-12, R-01..R-04.
+// docs/RELIABILITY.md A-01..A-04, A-09, A-10, A-12, R-01..R-04.
 //
 // # Purity
 //
 // The AddrBook performs no I/O, starts no goroutines, never calls time.Now
-// and never uses the global random source (ARCHITECTURE.md rule 1, STYLE.md
+// and never uses the global random source (docs/ARCHITECTURE.md rule 1, STYLE.md
 // §6). Time arrives as a now argument; every random choice (re-add, pick,
 // selection shuffle) comes from the *rand.Rand given to New, and the bucket
 // key and hash secret come from Config.Entropy (crypto/rand by default), so
@@ -92,6 +92,6 @@
 //     bounded time. GetSelection samples without building a copy of the book.
 //   - Load never panics: corrupt files are an error (ErrCorruptFile), bad
 //     entries are skipped one by one, input is capped at 64 MiB and 40,960
-//     entries, future times are clamped to now (RELIABILITY.md R-01..R-03).
+//     entries, future times are clamped to now (docs/RELIABILITY.md R-01..R-03).
 //   - Strictness is Config.NonStrict (zero value = strict, the default).
 package addrbook

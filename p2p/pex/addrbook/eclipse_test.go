@@ -11,7 +11,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
 
-// TestEclipse is RELIABILITY.md A-12's drill (Heilman et al. 2015). 400
+// TestEclipse is docs/RELIABILITY.md A-12's drill (Heilman et al. 2015). 400
 // honest peers were connected (MarkGood: old buckets). An attacker holding 50
 // /16s then floods PEX until ≥ 95% of the new table is his, and tries to move
 // every honest ID to his IPs. The node restarts (Save, Load into a

@@ -12,11 +12,11 @@ var (
 
 	// ErrAddrBookInvalidAddr is returned by AddAddress when addr.Valid()
 	// fails: an invalid or missing ID, no IP, 0.0.0.0 or ::, 2001:db8::/32 or
-	// 255.255.255.255 (WIRE.md §1). The Valid error is wrapped too.
+	// 255.255.255.255 (docs/WIRE.md §1). The Valid error is wrapped too.
 	ErrAddrBookInvalidAddr = errors.New("addrbook: invalid address")
 
 	// ErrAddressBanned is returned by AddAddress when addr's ID is banned
-	// (MarkBad) and the ban has not expired at now (RELIABILITY.md A-10).
+	// (MarkBad) and the ban has not expired at now (docs/RELIABILITY.md A-10).
 	ErrAddressBanned = errors.New("addrbook: address is banned")
 
 	// ErrAddrBookPrivate is returned by AddAddress when addr's ID is one of
@@ -39,7 +39,7 @@ var (
 	// ErrAddrBookAddrConflict is returned by AddAddress when addr's ID is
 	// already in the book with a different IP or port. The stored address is
 	// left unchanged: gossip can never move a known ID to another IP
-	// (RELIABILITY.md A-02, TM-18). CometBFT only protects old entries, and
+	// (docs/RELIABILITY.md A-02, TM-18). CometBFT only protects old entries, and
 	// silently; this book protects new entries too, and says so.
 	ErrAddrBookAddrConflict = errors.New("addrbook: ID already known at another address")
 
@@ -47,7 +47,7 @@ var (
 	// an address book: invalid or truncated JSON, a wrong top-level shape, or
 	// more than maxFileBytes (64 MiB). The decoder's error is wrapped too.
 	// After it the book is empty. LoadFile has also renamed the file to
-	// <path>.corrupt (RELIABILITY.md R-01).
+	// <path>.corrupt (docs/RELIABILITY.md R-01).
 	ErrCorruptFile = errors.New("addrbook: corrupt address book file")
 
 	// ErrNilRand is returned by New when rng is nil: the book never falls

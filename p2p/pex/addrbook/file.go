@@ -24,7 +24,7 @@ const FileMode fs.FileMode = 0o644
 // a temporary file next to it (internal/atomicfile: ".addrbook.json-*.tmp"),
 // which is fsynced, renamed over path, and the directory is fsynced. A crash
 // at any moment leaves either the old file or the new one at path, never a mix
-// (RELIABILITY.md R-04). Concurrent saves to one path are safe; the last
+// (docs/RELIABILITY.md R-04). Concurrent saves to one path are safe; the last
 // rename wins.
 // Errors wrap the failing operation's *fs.PathError.
 func (a *AddrBook) SaveFile(path string) error {
@@ -46,7 +46,7 @@ func (a *AddrBook) SaveFile(path string) error {
 //     "<path>.corrupt.<n>" with the smallest n ≥ 1 that is free, and the
 //     error names both paths; the book is empty. It is never silently
 //     overwritten: the shell logs the error and carries on with the empty
-//     book, whose next SaveFile writes a fresh path (RELIABILITY.md R-01).
+//     book, whose next SaveFile writes a fresh path (docs/RELIABILITY.md R-01).
 //   - Other read errors are returned wrapped; the file is left alone.
 func (a *AddrBook) LoadFile(path string, now time.Time) (LoadReport, error) {
 	f, err := os.Open(path)

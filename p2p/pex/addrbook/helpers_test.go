@@ -66,7 +66,7 @@ func newBook(tb testing.TB, cfg Config, seed uint64) *AddrBook {
 }
 
 // checkInvariants verifies the book's internal consistency and the
-// properties of RELIABILITY.md.
+// properties of docs/RELIABILITY.md.
 func (a *AddrBook) checkInvariants() error {
 	seen := map[*knownAddress]int{}
 	check := func(buckets [][]*knownAddress, t BucketType, size int, nonEmpty int) error {

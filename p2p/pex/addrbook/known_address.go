@@ -122,7 +122,7 @@ func (ka *knownAddress) markGood(now time.Time) {
 }
 
 // isBad reports whether a new entry is worthless and may be evicted first
-// from a full new bucket (WIRE.md §7.4 "isBad()", CometBFT known_address.go):
+// from a full new bucket (docs/WIRE.md §7.4 "isBad()", CometBFT known_address.go):
 // the entry is new, was not attempted in the last minute, and either was last
 // attempted more than numMissingDays ago, or never succeeded in numRetries or
 // more attempts, or last succeeded more than minBadDays ago with maxFailures

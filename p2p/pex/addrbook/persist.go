@@ -12,7 +12,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
 
-// Load limits (RELIABILITY.md R-03). A book saved by this package or by
+// Load limits (docs/RELIABILITY.md R-03). A book saved by this package or by
 // CometBFT (whose buckets hold up to 65) has at most 20,800 entries of at
 // most about 600 bytes, so both limits are far above any honest file.
 const (
@@ -67,7 +67,7 @@ func (r *LoadReport) skip(reason string) {
 	r.Reasons[reason]++
 }
 
-// The addrbook.json format (CometBFT's addrBookJSON and knownAddress, WIRE.md
+// The addrbook.json format (CometBFT's addrBookJSON and knownAddress, docs/WIRE.md
 // §7.4). Fields are decoded loosely (times as strings, port as uint32) so
 // that every per-entry problem is an UnmarshalTypeError or a check here,
 // never a stream error.
@@ -105,7 +105,7 @@ func toJSONAddr(na netaddr.NetAddress) jsonNetAddress {
 // json.MarshalIndent with a tab indent of {"key", "addrs": [...]}, one object
 // per entry with "addr", "src", "buckets", "attempts", "bucket_type" (1 new,
 // 2 old) and RFC 3339 times "last_attempt", "last_success", "last_ban_time".
-// Bans are not written (WIRE.md §7.4). The output is deterministic for a
+// Bans are not written (docs/WIRE.md §7.4). The output is deterministic for a
 // given book. Save fails only if w does, or if a time lies outside years
 // 0..9999.
 func (a *AddrBook) Save(w io.Writer) error {
@@ -154,7 +154,7 @@ func parseTime(s string) (time.Time, bool) {
 
 // Load replaces the book's entries and key with those read from r, in
 // CometBFT's addrbook.json format (see Save); bans, own addresses and private
-// IDs are kept. The stored bucket indices are used as they are (WIRE.md §7.4).
+// IDs are kept. The stored bucket indices are used as they are (docs/WIRE.md §7.4).
 //
 // r is decoded as a stream, entry by entry, so memory stays bounded whatever
 // its size: at most 64 MiB is read, and reading stops after 40,960 entries

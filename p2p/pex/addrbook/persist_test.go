@@ -17,7 +17,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
 
-// cometExample is WIRE.md §7.4's file from a CometBFT node, with full IDs.
+// cometExample is docs/WIRE.md §7.4's file from a CometBFT node, with full IDs.
 const cometExample = `{
 	"key": "c193f25e07441ce38c44bc2b",
 	"addrs": [
