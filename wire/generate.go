@@ -10,4 +10,4 @@
 // Regenerate with `go generate ./wire` (needs protoc and protoc-gen-go).
 package wire
 
-//go:generate protoc -I . --go_out=. --go_opt=paths=source_relative cryptopb/keys.proto p2ppb/conn.proto p2ppb/types.proto p2ppb/pex.proto
+//go:generate protoc -I . --go_out=. --go_opt=paths=source_relative cryptopb/keys.proto p2ppb/conn.proto p2ppb/types.proto p2ppb/pex.proto pubsubpb/rpc.proto
