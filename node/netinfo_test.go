@@ -44,11 +44,13 @@ type fullNetInfo struct {
 		DialQueueLen    string `json:"dial_queue_len"`
 		DialsInFlight   string `json:"dials_in_flight"`
 		PersistentPeers []struct {
-			ID       string     `json:"id"`
-			Addr     string     `json:"addr"`
-			State    string     `json:"state"`
-			Attempts string     `json:"attempts"`
-			NextDial *time.Time `json:"next_dial"`
+			ID          string     `json:"id"`
+			Addr        string     `json:"addr"`
+			State       string     `json:"state"`
+			Attempts    string     `json:"attempts"`
+			NextDial    *time.Time `json:"next_dial"`
+			LastError   *string    `json:"last_error"`
+			LastErrorAt *time.Time `json:"last_error_at"`
 		} `json:"persistent_peers"`
 		Bans       []json.RawMessage `json:"bans"`
 		EventDrops string            `json:"event_drops"`
@@ -161,6 +163,9 @@ func TestNetInfoPersistentPeerBackoff(t *testing.T) {
 			pp := pps[0]
 			if pp.ID != string(nk.ID()) || pp.NextDial == nil || pp.NextDial.IsZero() {
 				t.Fatalf("persistent peer = %+v, want %s with a next_dial", pp, nk.ID())
+			}
+			if pp.LastError == nil || !strings.Contains(*pp.LastError, "connection refused") || pp.LastErrorAt == nil {
+				t.Fatalf("persistent peer = %+v, want last_error \"... connection refused\" and last_error_at", pp)
 			}
 			if d := time.Until(*pp.NextDial); d > 35*time.Second {
 				t.Fatalf("next_dial %v is %v away, beyond the 30s cap plus jitter", pp.NextDial, d)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
@@ -62,6 +63,8 @@ type Node struct {
 
 	metrics *metricsServer // nil unless instrumentation.prometheus
 
+	persistentIDs []string // of p2p.persistent_peers, for the dial-failure log
+
 	started   atomic.Bool
 	closeOnce sync.Once
 }
@@ -103,6 +106,9 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		n.closeRPC()
 		return nil, fmt.Errorf("node: p2p.persistent_peers: %w", err)
+	}
+	for _, a := range persistent {
+		n.persistentIDs = append(n.persistentIDs, string(a.ID))
 	}
 	unconditional, err := config.ParseIDList(cfg.P2P.UnconditionalPeerIDs)
 	if err != nil {
@@ -415,6 +421,12 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		})
 	}
+	// Failed dials at warn level, one line per address and reason, repeats summarised.
+	dialEvents, cancelDialEvents := n.sw.Subscribe(func(ev p2p.Event) bool { return ev.Type == p2p.DialFailed })
+	defer cancelDialEvents()
+	df := newDialFailures(n.log, clock.Real(), n.persistentIDs)
+	wg.Go(func() { df.run(ctx, dialEvents) })
+
 	ni := n.NodeInfo()
 	n.log.Info("node started: id, advertised listen_addr", "peer", ni.ID, "addr", ni.ListenAddr)
 

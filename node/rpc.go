@@ -317,6 +317,11 @@ type persistentPeerJSON struct {
 	// NextDial is the next redial time (RFC 3339), or null unless state is
 	// "queued".
 	NextDial *time.Time `json:"next_dial"`
+	// LastError is why the last dial failed or the last connection ended
+	// (the full error; it stays after the peer reconnects), or null if neither
+	// happened since the node started. LastErrorAt is when (RFC 3339), or null.
+	LastError   *string    `json:"last_error"`
+	LastErrorAt *time.Time `json:"last_error_at"`
 }
 
 type banJSON struct {
@@ -417,6 +422,10 @@ func (n *Node) netInfoResult(ctx context.Context) (any, *rpcError) {
 		if !pp.NextDial.IsZero() {
 			t := pp.NextDial
 			j.NextDial = &t
+		}
+		if pp.LastError != nil {
+			msg, at := pp.LastError.Error(), pp.LastErrorAt
+			j.LastError, j.LastErrorAt = &msg, &at
 		}
 		out.Switchyard.PersistentPeers = append(out.Switchyard.PersistentPeers, j)
 	}
