@@ -200,11 +200,12 @@ func (n *Node) statusResult() statusJSON {
 	}
 }
 
-// flowStatusJSON is CometBFT's flowrate.Status. Switchyard's monitors keep
-// totals, a ~2 s current rate and an average rate: InstRate repeats CurRate,
-// Duration and Idle are derived from the connection's age, Active is true
-// while the peer is connected, and the fields that only make sense for a
-// bounded transfer (Samples, PeakRate, BytesRem, TimeRem, Progress) are zero.
+// flowStatusJSON is CometBFT's flowrate.Status, with its meanings and units (conn.FlowStatus):
+// Samples, the instantaneous rate of the last sample (InstRate), their moving average (CurRate),
+// the average over the connection (AvgRate) and the peak sample rate (PeakRate), all in bytes/s;
+// Duration (the connection's age) and Idle (time since the last byte moved) in nanoseconds.
+// Active is true while the peer is connected. The fields that only make sense for a transfer of
+// known size (BytesRem, TimeRem, Progress) are zero, as they are in CometBFT's MConnection.
 type flowStatusJSON struct {
 	Start    time.Time `json:"Start"`
 	Bytes    int64     `json:"Bytes,string"`
@@ -215,7 +216,7 @@ type flowStatusJSON struct {
 	PeakRate int64     `json:"PeakRate,string"`
 	BytesRem int64     `json:"BytesRem,string"`
 	Duration int64     `json:"Duration,string"` // nanoseconds
-	Idle     int64     `json:"Idle,string"`
+	Idle     int64     `json:"Idle,string"`     // nanoseconds
 	TimeRem  int64     `json:"TimeRem,string"`
 	Progress uint32    `json:"Progress"`
 	Active   bool      `json:"Active"`
@@ -225,10 +226,13 @@ func toFlowJSON(f conn.FlowStatus, dur time.Duration) flowStatusJSON {
 	return flowStatusJSON{
 		Start:    f.Start,
 		Bytes:    f.Bytes,
-		InstRate: f.CurRate,
+		Samples:  f.Samples,
+		InstRate: f.InstRate,
 		CurRate:  f.CurRate,
 		AvgRate:  f.AvgRate,
+		PeakRate: f.PeakRate,
 		Duration: int64(dur),
+		Idle:     int64(f.Idle),
 		Active:   true,
 	}
 }
