@@ -138,8 +138,11 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 			n.closeRPC()
 			return nil, fmt.Errorf("node: rpc listen: %w", err)
 		}
-		n.rpcLn = ln
 		n.rpcAddr = ln.Addr().String()
+		n.rpcLn = ln
+		if cfg.RPC.MaxOpenConnections > 0 {
+			n.rpcLn = newLimitListener(ln, cfg.RPC.MaxOpenConnections)
+		}
 	}
 
 	listenAddr, err := advertisedListenAddr(cfg.P2P.ListenAddress, cfg.P2P.ExternalAddress, net.InterfaceAddrs)
@@ -216,11 +219,7 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 		_ = n.transport.Close()
 		return nil, fmt.Errorf("node: our NodeInfo would be rejected by peers: %w", err)
 	}
-	n.rpcSrv = &http.Server{
-		Handler:           n.rpcHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-	}
+	n.rpcSrv = newHTTPServer(n.rpcHandler(), n.rpcLn, logger)
 	if host, _, err := config.ParseListenAddress(cfg.P2P.ExternalAddress); err == nil && host != "" {
 		if _, err := netip.ParseAddr(host); err != nil {
 			logger.Warn("p2p.external_address is a host name: CometBFT peers resolve it by DNS during every handshake; prefer an IP",
