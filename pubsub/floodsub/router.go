@@ -62,7 +62,7 @@ func New(self key.ID, cfg Config) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("floodsub: new: %w", err)
 	}
-	defaultID := cfg.MsgID == nil
+	defaultID := routing.IsDefaultMsgID(cfg.MsgID)
 	cfg = cfg.withDefaults()
 	var selfRaw []byte
 	if raw, ok := rawID(self); ok {

@@ -133,8 +133,9 @@ func New(self key.ID, cfg Config, rng *rand.Rand) (*Router, error) {
 		cache:  routing.NewMsgCache[aux](p.SeenTTL, p.HistoryLength),
 		out:    routing.Outbox{MaxRPCBytes: p.MaxRPCBytes, MaxIDontWantPerRPC: p.MaxIDontWantLength},
 	}
+	r.defaultID = routing.IsDefaultMsgID(r.msgID)
 	if r.msgID == nil {
-		r.msgID, r.defaultID = router.DefaultMsgID, true
+		r.msgID = router.DefaultMsgID
 	}
 	if raw, ok := rawID(self); ok {
 		r.selfRaw = raw[:]

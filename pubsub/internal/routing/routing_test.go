@@ -183,3 +183,13 @@ func TestOriginIDInto(t *testing.T) {
 		}
 	}
 }
+
+func TestIsDefaultMsgID(t *testing.T) {
+	if !IsDefaultMsgID(nil) || !IsDefaultMsgID(router.DefaultMsgID) {
+		t.Fatal("the default not recognised")
+	}
+	own := func(m *pubsubpb.Message) router.MsgID { return router.MsgID(m.Data) }
+	if IsDefaultMsgID(own) {
+		t.Fatal("a custom function taken for the default")
+	}
+}
