@@ -1,0 +1,100 @@
+package sim
+
+import "time"
+
+// SybilBehavior names the router sybils run (package sim/attack).
+type SybilBehavior string
+
+const (
+	// BehaviorBadBoy is attack.BadBoy: the evaluation's minimal attacker. It subscribes to
+	// every topic its peers announce and GRAFTs them all, accepts every GRAFT, never gossips,
+	// regrafts after a PRUNE once the backoff has passed, and from StartAt drops messages
+	// (all, a share, or those of censored origins); before StartAt it forwards them to every
+	// peer that grafted it.
+	BehaviorBadBoy SybilBehavior = "badboy"
+	// BehaviorWithhold is attack.Withhold around a real gossipsub router: it follows the
+	// protocol in every respect (mesh, gossip, scoring) except that from StartAt it drops the
+	// messages it should forward, and answers no IWANT for them.
+	BehaviorWithhold SybilBehavior = "withhold"
+)
+
+// Attack adds sybils to a run. Its fields are the knobs of the gossipsub v1.1 evaluation's
+// attacker (the libp2p gossipsub-hardening test plans); a scenario sets the ones it needs.
+type Attack struct {
+	// Sybils is the number of sybil nodes.
+	Sybils int
+	// Behavior is the sybils' router; empty means BehaviorBadBoy.
+	Behavior SybilBehavior
+	// Degree is the number of honest nodes each sybil dials (random ones, or among the
+	// Targets); 0 means 20.
+	Degree int
+	// Targets, when > 0, makes the attack an eclipse of that many honest nodes: sybils dial
+	// only them.
+	Targets int
+	// ConnectAt is when sybils start dialing; their dials spread over ConnectSpread (0: 1 s).
+	ConnectAt     time.Duration
+	ConnectSpread time.Duration
+	// StartAt is when sybils start misbehaving; before it a BadBoy forwards every message.
+	StartAt time.Duration
+	// Drop is the probability that a misbehaving sybil drops a message it should forward;
+	// 0 means 1 (drop all). It applies to every message, or with CensorPublishers to theirs.
+	Drop float64
+	// CensorPublishers, when > 0, makes the attack a censorship of that many honest
+	// publishers: sybils drop only the messages they originated and forward the rest.
+	CensorPublishers int
+	// SybilIPs, when > 0, is the number of distinct IP addresses the sybils share (IP
+	// colocation); 0 gives each its own address in its own /16.
+	SybilIPs int
+	// HonestConnectAt delays the honest nodes' own dials to this time (attack at dawn: the
+	// sybils arrive first). Sybil dials are never delayed by it.
+	HonestConnectAt time.Duration
+	// RegraftBackoff and RegraftDelay: after a PRUNE a BadBoy GRAFTs again after
+	// RegraftBackoff plus a random delay of up to RegraftDelay (the evaluation's 1 min and
+	// 15 s; 0 means those values).
+	RegraftBackoff time.Duration
+	RegraftDelay   time.Duration
+}
+
+func (a Attack) withDefaults() Attack {
+	if a.Behavior == "" {
+		a.Behavior = BehaviorBadBoy
+	}
+	if a.Degree == 0 {
+		a.Degree = 20
+	}
+	if a.ConnectSpread == 0 {
+		a.ConnectSpread = time.Second
+	}
+	if a.Drop == 0 {
+		a.Drop = 1
+	}
+	if a.RegraftBackoff == 0 {
+		a.RegraftBackoff = time.Minute
+	}
+	if a.RegraftDelay == 0 {
+		a.RegraftDelay = 15 * time.Second
+	}
+	return a
+}
+
+func (a Attack) validate(ps *problems, c Config) {
+	if a.Behavior != BehaviorBadBoy && a.Behavior != BehaviorWithhold {
+		ps.add("Attack.Behavior %q is not badboy or withhold", a.Behavior)
+	}
+	if a.Sybils < 0 || a.Degree < 1 || a.Targets < 0 || a.CensorPublishers < 0 || a.SybilIPs < 0 {
+		ps.add("Attack: Sybils, Targets, CensorPublishers, SybilIPs must not be negative and Degree ≥ 1")
+	}
+	if a.Targets > c.Nodes {
+		ps.add("Attack.Targets %d exceeds Nodes %d", a.Targets, c.Nodes)
+	}
+	if a.CensorPublishers > c.Nodes {
+		ps.add("Attack.CensorPublishers %d exceeds Nodes %d", a.CensorPublishers, c.Nodes)
+	}
+	if !(a.Drop > 0 && a.Drop <= 1) {
+		ps.add("Attack.Drop %v is outside (0, 1]", a.Drop)
+	}
+	if a.ConnectAt < 0 || a.ConnectSpread < 0 || a.StartAt < 0 || a.HonestConnectAt < 0 ||
+		a.RegraftBackoff < 0 || a.RegraftDelay < 0 {
+		ps.add("Attack: times must not be negative")
+	}
+}

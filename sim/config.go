@@ -1,0 +1,387 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
+)
+
+// ErrInvalidConfig is wrapped by every error Config.Validate and New return for a bad
+// configuration. Test with errors.Is.
+var ErrInvalidConfig = errors.New("sim: invalid config")
+
+// Defaults of Config (zero fields take them).
+const (
+	DefaultNodes         = 100
+	DefaultDuration      = 60 * time.Second
+	DefaultDegree        = 8
+	DefaultLatency       = 25 * time.Millisecond
+	DefaultBandwidth     = 5_120_000 // bytes per second: MConnection's default SendRate
+	DefaultHandshakeRTTs = 2.0
+	DefaultRTO           = 200 * time.Millisecond
+	DefaultTopic         = "blocks"
+	DefaultMessageSize   = 1024
+	DefaultRate          = 10.0
+	DefaultPublishStart  = 5 * time.Second
+	DefaultTail          = 5 * time.Second
+	DefaultSampleEvery   = 5 * time.Second
+	DefaultBootSpread    = time.Second
+	// DefaultPeerQueueBytes bounds each peer's pub/sub output queue, as the pubsub shell's
+	// default PeerQueueBytes (docs/PUBSUB.md "Bounded per-peer output").
+	DefaultPeerQueueBytes = 4 << 20
+)
+
+// TopologyKind selects how the network is wired.
+type TopologyKind string
+
+const (
+	// TopologyRandom: every node dials Degree distinct random other nodes at boot (the
+	// pub/sub bench's "each dials 4 random others").
+	TopologyRandom TopologyKind = "random"
+	// TopologyGraph: the connections are Topology.Edges, each dialed by its first node.
+	TopologyGraph TopologyKind = "graph"
+	// TopologyPEX: every node knows only the seeds and bootstraps by PEX. It needs the
+	// exported PEX core (issue 10 §1); until it exists New returns ErrNoPEXCore.
+	TopologyPEX TopologyKind = "pex"
+)
+
+// Topology says how nodes connect.
+type Topology struct {
+	// Kind is the topology; empty means TopologyRandom.
+	Kind TopologyKind
+	// Degree is the number of random peers each node dials (TopologyRandom); 0 means 8.
+	// Each dial picks a node not already connected; in total each node has about 2×Degree
+	// connections.
+	Degree int
+	// Edges are the connections of TopologyGraph: pairs of node indices in [0, Nodes), the
+	// first dials the second.
+	Edges [][2]int
+	// BootSpread spreads the nodes' boot times uniformly over [0, BootSpread); 0 means 1 s.
+	// Negative means every node boots at time 0.
+	BootSpread time.Duration
+}
+
+// LatencyDist is a distribution of one-way link latencies, sampled once per connection.
+type LatencyDist struct {
+	// Kind is "uniform" (in [Min, Max)), "normal" (Mean, StdDev, clamped at Min) or
+	// "lognormal" (median Mean, shape StdDev/Mean, clamped at Min).
+	Kind   string
+	Min    time.Duration
+	Max    time.Duration
+	Mean   time.Duration
+	StdDev time.Duration
+}
+
+// Region is a share of the nodes placed in one region of a latency matrix.
+type Region struct {
+	Name  string
+	Share float64 // relative weight; the shares need not add up to 1
+}
+
+// Link is the model of a connection: one MConnection over TCP between two nodes.
+//
+// The one-way latency of a connection is taken, in order of preference, from RegionLatency
+// (by the two nodes' regions), from Dist (sampled at connect) or from Latency. Every flush of
+// the sender then takes serialisation time (its bytes on the wire over Bandwidth), the
+// latency, a jitter of up to ±Jitter of the latency, and with probability Loss a
+// retransmission timeout. Messages on one connection arrive in the order they were sent, as
+// on TCP (a late flush holds back those behind it).
+type Link struct {
+	// Latency is the fixed one-way latency; 0 means 25 ms.
+	Latency time.Duration
+	// Dist, when not nil, is sampled per connection instead of Latency.
+	Dist *LatencyDist
+	// Regions places nodes in regions (each node draws one by share); RegionLatency[i][j] is
+	// the one-way latency from region i to region j. Both empty means no regions.
+	Regions       []Region
+	RegionLatency [][]time.Duration
+	// Jitter is the largest deviation of a flush's latency, as a fraction of it, in [0, 1).
+	Jitter float64
+	// Loss is the probability that a flush is lost once and retransmitted after RTO, in
+	// [0, 1). TCP never loses data, so loss shows up as delay (head-of-line blocking).
+	Loss float64
+	// RTO is the retransmission delay of a lost flush, added to the round trip; 0 means
+	// 200 ms (Linux's minimum RTO).
+	RTO time.Duration
+	// Bandwidth is each direction's rate in bytes per second on the wire; 0 means
+	// 5,120,000 (MConnection's default SendRate); negative means unlimited.
+	Bandwidth int64
+	// HandshakeRTTs is how many round trips a dial takes before both sides add the peer
+	// (TCP, SecretConnection, NodeInfo); 0 means 2.
+	HandshakeRTTs float64
+	// PeerQueueBytes bounds the pub/sub bytes queued for one peer; forwards are dropped (and
+	// counted) beyond it. 0 means 4 MiB, the pubsub shell's default.
+	PeerQueueBytes int
+}
+
+// RouterKind names the pub/sub router honest nodes run.
+type RouterKind string
+
+const (
+	RouterGossipSub RouterKind = "gossipsub"
+	RouterFloodSub  RouterKind = "floodsub"
+)
+
+// Gossip is the pub/sub part of a run: the router honest nodes run and the workload.
+type Gossip struct {
+	// Router is the honest nodes' router; empty means gossipsub.
+	Router RouterKind
+	// Params are gossipsub's protocol parameters (zero fields: defaults).
+	Params gossipsub.Params
+	// DisableScoring turns gossipsub's peer scoring off on honest nodes.
+	DisableScoring bool
+	// Score, when not nil, replaces gossipsub's default score parameters.
+	Score *gossipsub.ScoreParams
+	// Thresholds, when not nil, replaces gossipsub's default thresholds.
+	Thresholds *gossipsub.Thresholds
+	// Topic is the one topic every honest node joins; empty means "blocks".
+	Topic string
+	// MessageSize is the data size of each published message in bytes; 0 means 1024.
+	MessageSize int
+	// Unsigned leaves out the signature and key fields (docs/PUBSUB.md signing policy
+	// "none"). Messages are never really signed in the simulator; signed messages carry
+	// dummy 64-byte signatures and 32-byte keys so that their sizes are right.
+	Unsigned bool
+	// Rate is the network-wide publish rate in messages per second; 0 means 10; negative
+	// means no publishing.
+	Rate float64
+	// Publishers is the number of honest nodes that publish (chosen at random, each message
+	// from one of them at random); 0 means every honest node.
+	Publishers int
+	// Start is the time of the first publish; 0 means 5 s.
+	Start time.Duration
+	// Tail is the time at the end of the run without publishing, for the last messages to
+	// arrive; 0 means 5 s.
+	Tail time.Duration
+	// DeliveryDeadline is how long after its publication a message counts as delivered; 0
+	// means Tail.
+	DeliveryDeadline time.Duration
+}
+
+// Config configures a simulation. The zero value is valid: 100 honest gossipsub nodes, each
+// dialing 8 random others over 25 ms links, publishing 10 messages of 1 KiB per second on one
+// topic for 60 s of virtual time, seed 0.
+type Config struct {
+	// Seed seeds every random choice of the run; one seed replays a run exactly.
+	Seed uint64
+	// Duration is the virtual length of the run; 0 means 60 s.
+	Duration time.Duration
+	// Nodes is the number of honest nodes (seeds and sybils are extra); 0 means 100.
+	Nodes int
+	// Seeds is the number of seed nodes (TopologyPEX).
+	Seeds int
+
+	Topology Topology
+	Link     Link
+	Gossip   Gossip
+
+	// Attack, when not nil, adds sybils (docs: package attack).
+	Attack *Attack
+
+	// Churn, Partitions and Actions are scheduled changes of the network.
+	Churn      []ChurnEvent
+	Partitions []Partition
+
+	// SampleEvery is the period of the samplers (mesh degrees, scores, delivery over time);
+	// 0 means 5 s.
+	SampleEvery time.Duration
+	// ScoreSamplers is the number of honest nodes whose score tables are sampled; 0 means
+	// min(50, Nodes).
+	ScoreSamplers int
+
+	// Progress, when not nil, is called about every ProgressEvery of virtual time with
+	// the run's progress (from the goroutine that called Run).
+	Progress      func(Progress)
+	ProgressEvery time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Duration == 0 {
+		c.Duration = DefaultDuration
+	}
+	if c.Nodes == 0 {
+		c.Nodes = DefaultNodes
+	}
+	if c.Topology.Kind == "" {
+		c.Topology.Kind = TopologyRandom
+	}
+	if c.Topology.Degree == 0 {
+		c.Topology.Degree = DefaultDegree
+	}
+	if c.Topology.BootSpread == 0 {
+		c.Topology.BootSpread = DefaultBootSpread
+	}
+	l := &c.Link
+	if l.Latency == 0 {
+		l.Latency = DefaultLatency
+	}
+	if l.RTO == 0 {
+		l.RTO = DefaultRTO
+	}
+	if l.Bandwidth == 0 {
+		l.Bandwidth = DefaultBandwidth
+	}
+	if l.HandshakeRTTs == 0 {
+		l.HandshakeRTTs = DefaultHandshakeRTTs
+	}
+	if l.PeerQueueBytes == 0 {
+		l.PeerQueueBytes = DefaultPeerQueueBytes
+	}
+	g := &c.Gossip
+	if g.Router == "" {
+		g.Router = RouterGossipSub
+	}
+	if g.Topic == "" {
+		g.Topic = DefaultTopic
+	}
+	if g.MessageSize == 0 {
+		g.MessageSize = DefaultMessageSize
+	}
+	if g.Rate == 0 {
+		g.Rate = DefaultRate
+	}
+	if g.Start == 0 {
+		g.Start = DefaultPublishStart
+	}
+	if g.Tail == 0 {
+		g.Tail = DefaultTail
+	}
+	if g.DeliveryDeadline == 0 {
+		g.DeliveryDeadline = g.Tail
+	}
+	if c.SampleEvery == 0 {
+		c.SampleEvery = DefaultSampleEvery
+	}
+	if c.ScoreSamplers == 0 {
+		c.ScoreSamplers = min(50, c.Nodes)
+	}
+	if c.ProgressEvery == 0 {
+		c.ProgressEvery = time.Second
+	}
+	if c.Attack != nil {
+		a := c.Attack.withDefaults()
+		c.Attack = &a
+	}
+	return c
+}
+
+type problems []error
+
+func (ps *problems) add(format string, args ...any) {
+	*ps = append(*ps, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+}
+
+// Validate reports every problem with c, joined with errors.Join, each wrapping
+// ErrInvalidConfig; nil if c is valid. It does not modify c.
+func (c Config) Validate() error {
+	var ps problems
+	raw := c
+	c = c.withDefaults()
+	if raw.Duration < 0 {
+		ps.add("Duration %v is negative", raw.Duration)
+	}
+	if raw.Nodes < 0 || raw.Seeds < 0 {
+		ps.add("Nodes %d and Seeds %d must not be negative", raw.Nodes, raw.Seeds)
+	}
+	if c.Nodes < 2 {
+		ps.add("Nodes %d: need at least 2", c.Nodes)
+	}
+	switch c.Topology.Kind {
+	case TopologyRandom:
+		if c.Topology.Degree < 1 {
+			ps.add("Topology.Degree %d must be at least 1", c.Topology.Degree)
+		}
+	case TopologyGraph:
+		for i, e := range c.Topology.Edges {
+			if e[0] < 0 || e[1] < 0 || e[0] >= c.Nodes || e[1] >= c.Nodes || e[0] == e[1] {
+				ps.add("Topology.Edges[%d] = %v: need two different nodes in [0, %d)", i, e, c.Nodes)
+			}
+		}
+	case TopologyPEX:
+		if c.Seeds < 1 {
+			ps.add("Topology pex needs at least one seed")
+		}
+	default:
+		ps.add("Topology.Kind %q is not random, graph or pex", c.Topology.Kind)
+	}
+	l := c.Link
+	if raw.Link.Latency < 0 || raw.Link.RTO < 0 {
+		ps.add("Link.Latency %v and Link.RTO %v must not be negative", raw.Link.Latency, raw.Link.RTO)
+	}
+	if d := l.Dist; d != nil {
+		switch d.Kind {
+		case "uniform":
+			if d.Min < 0 || d.Max <= d.Min {
+				ps.add("Link.Dist uniform needs 0 ≤ Min < Max, have %v, %v", d.Min, d.Max)
+			}
+		case "normal", "lognormal":
+			if d.Mean <= 0 || d.StdDev < 0 || d.Min < 0 {
+				ps.add("Link.Dist %s needs Mean > 0, StdDev ≥ 0, Min ≥ 0", d.Kind)
+			}
+		default:
+			ps.add("Link.Dist.Kind %q is not uniform, normal or lognormal", d.Kind)
+		}
+	}
+	if len(l.Regions) > 0 || len(l.RegionLatency) > 0 {
+		if len(l.RegionLatency) != len(l.Regions) {
+			ps.add("Link.RegionLatency has %d rows for %d regions", len(l.RegionLatency), len(l.Regions))
+		}
+		for i, row := range l.RegionLatency {
+			if len(row) != len(l.Regions) {
+				ps.add("Link.RegionLatency[%d] has %d entries for %d regions", i, len(row), len(l.Regions))
+			}
+			for _, d := range row {
+				if d < 0 {
+					ps.add("Link.RegionLatency[%d] holds a negative latency", i)
+					break
+				}
+			}
+		}
+		for _, r := range l.Regions {
+			if !(r.Share > 0) || math.IsInf(r.Share, 0) {
+				ps.add("Link.Regions %q: share %v must be positive", r.Name, r.Share)
+			}
+		}
+	}
+	if !(l.Jitter >= 0 && l.Jitter < 1) {
+		ps.add("Link.Jitter %v is outside [0, 1)", l.Jitter)
+	}
+	if !(l.Loss >= 0 && l.Loss < 1) {
+		ps.add("Link.Loss %v is outside [0, 1)", l.Loss)
+	}
+	if l.HandshakeRTTs < 0 || l.PeerQueueBytes < 0 {
+		ps.add("Link.HandshakeRTTs %v and Link.PeerQueueBytes %d must not be negative", l.HandshakeRTTs, l.PeerQueueBytes)
+	}
+	g := c.Gossip
+	if g.Router != RouterGossipSub && g.Router != RouterFloodSub {
+		ps.add("Gossip.Router %q is not gossipsub or floodsub", g.Router)
+	}
+	if err := g.Params.Validate(); err != nil {
+		ps.add("Gossip.Params: %v", err)
+	}
+	if g.MessageSize < 0 || g.Publishers < 0 || g.Publishers > c.Nodes {
+		ps.add("Gossip.MessageSize %d and Gossip.Publishers %d must be in range", g.MessageSize, g.Publishers)
+	}
+	if math.IsNaN(g.Rate) || math.IsInf(g.Rate, 0) {
+		ps.add("Gossip.Rate %v is not finite", g.Rate)
+	}
+	if g.Start < 0 || g.Tail < 0 || g.DeliveryDeadline < 0 {
+		ps.add("Gossip.Start, Tail and DeliveryDeadline must not be negative")
+	}
+	if c.SampleEvery < 0 || c.ScoreSamplers < 0 || c.ProgressEvery < 0 {
+		ps.add("SampleEvery, ScoreSamplers and ProgressEvery must not be negative")
+	}
+	if c.Attack != nil {
+		c.Attack.validate(&ps, c)
+	}
+	for i, ch := range c.Churn {
+		ch.validate(&ps, i, c)
+	}
+	for i, p := range c.Partitions {
+		p.validate(&ps, i, c)
+	}
+	return errors.Join(ps...)
+}

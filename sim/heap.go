@@ -1,0 +1,135 @@
+package sim
+
+// evKind is what an event does when it fires.
+type evKind uint8
+
+const (
+	evTimer   evKind = iota + 1 // a node's cores reached their NextDeadline (a: node)
+	evFlush                     // a connection half may send again (a: half)
+	evArrive                    // the oldest flush in flight on a half reaches its receiver (a: half)
+	evConnect                   // a dial's handshake completes (a: pending dial)
+	evPublish                   // the workload publishes the next message
+	evAction                    // a scheduled scenario action runs (a: action index)
+	evSample                    // the periodic sampler runs (mesh degrees, scores, progress)
+)
+
+// event is one entry of the event heap: a value type (no pointer, no allocation per event),
+// ordered by time and then by the order it was scheduled in, so that two events at the same
+// virtual instant always run in the same order.
+type event struct {
+	at   int64  // virtual nanoseconds since the epoch
+	seq  uint64 // scheduling order, the tie-break
+	gen  uint32 // generation of the object a names; a stale event (gen differs) is dropped
+	a    int32
+	kind evKind
+}
+
+func (e *event) before(o *event) bool {
+	if e.at != o.at {
+		return e.at < o.at
+	}
+	return e.seq < o.seq
+}
+
+// eventHeap is a 4-ary min-heap of events by (at, seq). A 4-ary heap does about half the
+// levels of a binary one, and the four children of a node share a cache line or two, which
+// is what the simulator's hot loop pays for (container/heap's interface calls and boxing are
+// avoided altogether).
+type eventHeap struct {
+	es []event
+}
+
+func (h *eventHeap) len() int { return len(h.es) }
+
+func (h *eventHeap) push(e event) {
+	h.es = append(h.es, e)
+	es := h.es
+	i := len(es) - 1
+	for i > 0 {
+		p := (i - 1) / 4
+		if !es[i].before(&es[p]) {
+			break
+		}
+		es[i], es[p] = es[p], es[i]
+		i = p
+	}
+}
+
+// pop removes and returns the earliest event. The heap must not be empty.
+func (h *eventHeap) pop() event {
+	es := h.es
+	top := es[0]
+	last := len(es) - 1
+	es[0] = es[last]
+	es = es[:last]
+	h.es = es
+	n := len(es)
+	i := 0
+	for {
+		c := 4*i + 1
+		if c >= n {
+			break
+		}
+		m := c
+		end := min(c+4, n)
+		for k := c + 1; k < end; k++ {
+			if es[k].before(&es[m]) {
+				m = k
+			}
+		}
+		if !es[m].before(&es[i]) {
+			break
+		}
+		es[i], es[m] = es[m], es[i]
+		i = m
+	}
+	return top
+}
+
+// ring is a FIFO queue in a power-of-two circular buffer that grows as needed and keeps its
+// storage when emptied, so a busy connection queues without allocating.
+type ring[T any] struct {
+	buf  []T
+	head int
+	n    int
+}
+
+func (r *ring[T]) len() int { return r.n }
+
+func (r *ring[T]) push(v T) {
+	if r.n == len(r.buf) {
+		r.grow()
+	}
+	r.buf[(r.head+r.n)&(len(r.buf)-1)] = v
+	r.n++
+}
+
+func (r *ring[T]) grow() {
+	c := 2 * len(r.buf)
+	if c == 0 {
+		c = 4
+	}
+	nb := make([]T, c)
+	for i := range r.n {
+		nb[i] = r.buf[(r.head+i)&(len(r.buf)-1)]
+	}
+	r.buf, r.head = nb, 0
+}
+
+// peek returns a pointer to the oldest element; the ring must not be empty.
+func (r *ring[T]) peek() *T { return &r.buf[r.head] }
+
+// pop removes and returns the oldest element; the ring must not be empty.
+func (r *ring[T]) pop() T {
+	var zero T
+	v := r.buf[r.head]
+	r.buf[r.head] = zero
+	r.head = (r.head + 1) & (len(r.buf) - 1)
+	r.n--
+	return v
+}
+
+// reset empties the ring, dropping references, and releases its storage.
+func (r *ring[T]) reset() {
+	r.buf, r.head, r.n = nil, 0, 0
+}

@@ -1,0 +1,259 @@
+package sim
+
+import (
+	"encoding/binary"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
+)
+
+// metrics collects what a run measures, as it runs.
+type metrics struct {
+	s      *Sim
+	events uint64
+
+	sentWire    [3]int64 // wire bytes by sender kind, whole run
+	windowWire  [3]int64 // the same from the first publish on
+	windowStart int64
+
+	connects, disconnects int64
+	queueDrops            int64
+	skipped               int
+	stats                 router.Stats // honest routers' counters, summed (over restarts too)
+
+	latencies []int32 // µs, one per honest delivery
+	ups       [][]span
+
+	samples []Sample
+	targets []int32 // eclipse targets (delivery breakdown, score samplers first)
+	censor  []int32 // censored publishers
+	// censored[k]: message k was published by a censored publisher.
+	censored []bool
+}
+
+type span struct{ from, to int64 } // to -1: still up
+
+type msgRec struct {
+	at   int64
+	from int32
+	got  []uint64 // bitset of receiving nodes
+}
+
+func (m *metrics) init(s *Sim) {
+	m.s = s
+	m.windowStart = int64(s.cfg.Gossip.Start)
+}
+
+func (m *metrics) sent(k NodeKind, wire int64, now int64) {
+	m.sentWire[k] += wire
+	if now >= m.windowStart {
+		m.windowWire[k] += wire
+	}
+}
+
+func (m *metrics) up(n *node, now int64) {
+	for int(n.idx) >= len(m.ups) {
+		m.ups = append(m.ups, nil)
+	}
+	m.ups[n.idx] = append(m.ups[n.idx], span{now, -1})
+}
+
+func (m *metrics) down(n *node, now int64) {
+	u := m.ups[n.idx]
+	u[len(u)-1].to = now
+	if n.kind == Honest {
+		// The router is gone with the crash: keep its counters.
+		m.addStats(n)
+	}
+}
+
+func (m *metrics) addStats(n *node) {
+	if n.ps == nil {
+		return
+	}
+	st := n.ps.r.Stats()
+	a := &m.stats
+	a.Published += st.Published
+	a.Delivered += st.Delivered
+	a.Duplicates += st.Duplicates
+	a.Validated += st.Validated
+	a.Rejected += st.Rejected
+	a.Ignored += st.Ignored
+	a.Forwarded += st.Forwarded
+	a.IHaveSent += st.IHaveSent
+	a.IHaveRecv += st.IHaveRecv
+	a.IWantSent += st.IWantSent
+	a.IWantRecv += st.IWantRecv
+	a.IDontWantSent += st.IDontWantSent
+	a.IDontWantRecv += st.IDontWantRecv
+	a.GraftSent += st.GraftSent
+	a.GraftRecv += st.GraftRecv
+	a.PruneSent += st.PruneSent
+	a.PruneRecv += st.PruneRecv
+	a.LimitDrops += st.LimitDrops
+	a.GraylistDrops += st.GraylistDrops
+}
+
+func (m *metrics) published(n *node, now int64) {
+	s := m.s
+	s.msgs = append(s.msgs, msgRec{at: now, from: n.idx, got: make([]uint64, (len(s.nodes)+63)/64)})
+	m.censored = append(m.censored, slices.Contains(m.censor, n.idx))
+}
+
+// deliver records a message handed to a node's application. Deliveries of our own messages
+// and second deliveries (after a restart) are not counted.
+func (m *metrics) deliver(n *node, in router.Incoming, now int64) {
+	if in.From == "" || len(in.Msg.Seqno) != 8 {
+		return
+	}
+	k := binary.BigEndian.Uint64(in.Msg.Seqno)
+	s := m.s
+	if k >= uint64(len(s.msgs)) {
+		return
+	}
+	r := &s.msgs[k]
+	w, b := n.idx/64, uint64(1)<<(n.idx%64)
+	if r.got[w]&b != 0 {
+		return
+	}
+	r.got[w] |= b
+	if n.kind == Honest {
+		m.latencies = append(m.latencies, int32((now-r.at)/1000))
+	}
+}
+
+// Sample is the state of the network at one sampling time.
+type Sample struct {
+	// At is the virtual time of the sample.
+	At time.Duration `json:"at_ns"`
+	// NodesUp counts honest nodes up; Connections counts connections up.
+	NodesUp     int `json:"nodes_up"`
+	Connections int `json:"connections"`
+	// MeshMin, MeshMean and MeshMax describe the honest nodes' mesh degrees.
+	MeshMin  int     `json:"mesh_min"`
+	MeshMean float64 `json:"mesh_mean"`
+	MeshMax  int     `json:"mesh_max"`
+	// SybilMeshShare is the share of honest mesh slots held by sybils.
+	SybilMeshShare float64 `json:"sybil_mesh_share"`
+	// HonestScores and SybilScores are the quantiles of the scores the sampled honest
+	// nodes give their honest and their sybil peers.
+	HonestScores Quantiles `json:"honest_scores"`
+	SybilScores  Quantiles `json:"sybil_scores"`
+}
+
+// Quantiles summarise a sample of values: count, min, 10th, 50th, 90th percentile, max.
+type Quantiles struct {
+	N   int     `json:"n"`
+	Min float64 `json:"min"`
+	P10 float64 `json:"p10"`
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	Max float64 `json:"max"`
+}
+
+func quantiles(xs []float64) Quantiles {
+	if len(xs) == 0 {
+		return Quantiles{}
+	}
+	slices.Sort(xs)
+	q := func(p float64) float64 { return xs[int(math.Round(p*float64(len(xs)-1)))] }
+	return Quantiles{N: len(xs), Min: xs[0], P10: q(0.1), P50: q(0.5), P90: q(0.9), Max: xs[len(xs)-1]}
+}
+
+func (s *Sim) scoreSamplers() []int32 {
+	k := s.cfg.ScoreSamplers
+	out := append([]int32(nil), s.m.targets...)
+	for _, i := range s.honest {
+		if len(out) >= k {
+			break
+		}
+		if !slices.Contains(out, i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (s *Sim) onSample() {
+	next := s.now + int64(s.cfg.SampleEvery)
+	if next <= s.end {
+		s.schedule(next, evSample, 0, 0)
+	}
+	sm := Sample{At: time.Duration(s.now), MeshMin: -1}
+	meshTotal, sybilSlots, nMesh := 0, 0, 0
+	for _, i := range s.honest {
+		n := s.nodes[i]
+		if !n.up {
+			continue
+		}
+		sm.NodesUp++
+		if n.ps == nil || n.ps.gs == nil {
+			continue
+		}
+		mesh := n.ps.gs.MeshPeers(s.topic)
+		d := len(mesh)
+		meshTotal += d
+		nMesh++
+		if sm.MeshMin < 0 || d < sm.MeshMin {
+			sm.MeshMin = d
+		}
+		sm.MeshMax = max(sm.MeshMax, d)
+		for _, p := range mesh {
+			if s.nodes[s.byID[p]].kind == Sybil {
+				sybilSlots++
+			}
+		}
+	}
+	if nMesh > 0 {
+		sm.MeshMean = float64(meshTotal) / float64(nMesh)
+	}
+	if meshTotal > 0 {
+		sm.SybilMeshShare = float64(sybilSlots) / float64(meshTotal)
+	}
+	sm.MeshMin = max(sm.MeshMin, 0)
+	for i := range s.conns {
+		if s.conns[i].up {
+			sm.Connections++
+		}
+	}
+	var hs, ys []float64
+	for _, i := range s.scoreSamplers() {
+		n := s.nodes[i]
+		if !n.up || n.ps == nil || n.ps.gs == nil {
+			continue
+		}
+		for _, ps := range n.ps.gs.Scores() {
+			if s.nodes[s.byID[ps.ID]].kind == Sybil {
+				ys = append(ys, ps.Score)
+			} else {
+				hs = append(hs, ps.Score)
+			}
+		}
+	}
+	sm.HonestScores, sm.SybilScores = quantiles(hs), quantiles(ys)
+	s.m.samples = append(s.m.samples, sm)
+	if f := s.cfg.Progress; f != nil {
+		f(s.progress())
+	}
+}
+
+// Progress is a run's progress, passed to Config.Progress.
+type Progress struct {
+	Virtual   time.Duration // virtual time reached
+	Duration  time.Duration // virtual length of the run
+	Events    uint64        // events processed so far
+	Published int           // messages published so far
+	NodesUp   int           // honest nodes up
+}
+
+func (s *Sim) progress() Progress {
+	up := 0
+	for _, i := range s.honest {
+		if s.nodes[i].up {
+			up++
+		}
+	}
+	return Progress{Virtual: time.Duration(s.now), Duration: s.cfg.Duration, Events: s.m.events, Published: len(s.msgs), NodesUp: up}
+}

@@ -1,0 +1,228 @@
+package sim
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"github.com/switchyard-p2p/switchyard/p2p/dial"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
+)
+
+// NodeKind is the role of a simulated node.
+type NodeKind uint8
+
+const (
+	// Honest nodes run the production router and join the topic.
+	Honest NodeKind = iota
+	// Seed nodes help bootstrap (PEX seed mode); they do not join the topic.
+	Seed
+	// Sybil nodes run an attacker router (package sim/attack).
+	Sybil
+)
+
+// String returns "honest", "seed" or "sybil".
+func (k NodeKind) String() string {
+	switch k {
+	case Honest:
+		return "honest"
+	case Seed:
+		return "seed"
+	case Sybil:
+		return "sybil"
+	}
+	return "unknown"
+}
+
+// errUnreachable is the dial error of the connection model: the peer is down, partitioned
+// away or already connected.
+var errUnreachable = errors.New("sim: peer unreachable")
+
+// core is one PURE core a simulated node runs. The node shell feeds it inputs with the
+// virtual time and turns its effects into simulator events, as the real node's shells do
+// with channels, timers and sockets: a node wraps the cores, never a copy of their logic.
+type core interface {
+	// peerUp and peerDown report a connection to peer p being established or lost.
+	peerUp(now time.Time, p *node, outbound bool)
+	peerDown(now time.Time, p *node)
+	// receive hands over one message that arrived from p on one of the core's channels.
+	receive(now time.Time, p *node, m *msg)
+	// tick runs the core's timers due at now.
+	tick(now time.Time)
+	// nextDeadline is when tick must next run; zero for none.
+	nextDeadline() time.Time
+	// drain takes the core's effects (Ready) and applies them through the node.
+	drain(now time.Time)
+}
+
+// node is one simulated node: its identity and the cores it runs.
+type node struct {
+	s      *Sim
+	idx    int32
+	kind   NodeKind
+	id     key.ID
+	raw    [key.IDByteLength]byte
+	ip     netip.Addr
+	addr   netaddr.NetAddress
+	region int
+
+	up      bool
+	gen     uint32 // bumped when the node goes down: its pending timers become stale
+	everUp  bool
+	upSince int64
+	downAt  int64 // -1 while up
+	// offline: reserved for a ChurnJoin, not booted at time 0.
+	offline bool
+
+	cores   []core
+	byChan  [numChans]core
+	ps      *pubsubCore
+	sw      *switchCore
+	timerAt int64 // time of the pending evTimer, or -1
+
+	peers map[key.ID]int32 // connected peers → connection index
+	conns []int32          // connection indices, in connection order
+	// connPtr[i] is the address of the ID string of conns[i]'s peer. The cores return the
+	// very strings the node gave them, so send finds a peer by comparing addresses along a
+	// short slice instead of hashing 40-byte IDs in a cold map (a profile's top item).
+	connPtr []*byte
+	dirty   []int32 // halves queued to since the last flush pass
+
+	// dialList holds the nodes this node dials at boot (random and graph topologies);
+	// they are persistent peers of its dial queue, so they are redialed after a loss.
+	dialList []int32
+	bootAt   int64
+	// dialAt delays the first dials (attack at dawn, sybils' connect time).
+	dialAt int64
+}
+
+// t converts virtual nanoseconds to the time.Time the cores see.
+func (s *Sim) t(ns int64) time.Time { return s.epoch.Add(time.Duration(ns)) }
+
+// ns converts a core's time.Time back to virtual nanoseconds.
+func (s *Sim) ns(t time.Time) int64 { return int64(t.Sub(s.epoch)) }
+
+// step runs after every input to the node's cores: effects are drained (repeatedly, since
+// draining one core may feed another), queued sends are flushed, and the timer is moved to
+// the cores' earliest deadline.
+func (n *node) step(now int64) {
+	if !n.up {
+		return
+	}
+	tn := n.s.t(now)
+	for _, c := range n.cores {
+		c.drain(tn)
+	}
+	for _, hid := range n.dirty {
+		n.s.kick(hid, now)
+	}
+	n.dirty = n.dirty[:0]
+	var dl int64 = -1
+	for _, c := range n.cores {
+		if d := c.nextDeadline(); !d.IsZero() {
+			if x := n.s.ns(d); dl < 0 || x < dl {
+				dl = x
+			}
+		}
+	}
+	if dl < 0 {
+		return
+	}
+	dl = max(dl, now)
+	if n.timerAt < 0 || dl < n.timerAt {
+		n.timerAt = dl
+		n.s.schedule(dl, evTimer, n.idx, n.gen)
+	}
+}
+
+// send queues one message to the connected peer to; false if not connected or the pub/sub
+// output queue for it is full (a forward is dropped first, as the pubsub shell does).
+func (n *node) send(to key.ID, m msg) bool {
+	ci := int32(-1)
+	p := unsafe.StringData(string(to))
+	for i, q := range n.connPtr {
+		if q == p {
+			ci = n.conns[i]
+			break
+		}
+	}
+	if ci < 0 {
+		var ok bool
+		if ci, ok = n.peers[to]; !ok {
+			return false
+		}
+	}
+	s := n.s
+	c := &s.conns[ci]
+	dir := 0
+	if c.b == n.idx {
+		dir = 1
+	}
+	h := &c.h[dir]
+	if m.ch != chPEX {
+		if h.qBytes+int64(m.size) > int64(s.cfg.Link.PeerQueueBytes) && m.kind != router.KindControl {
+			s.m.queueDrops++
+			return false
+		}
+		h.qBytes += int64(m.size)
+	}
+	h.q[m.ch].push(m)
+	if !h.dirty {
+		h.dirty = true
+		n.dirty = append(n.dirty, halfID(ci, dir))
+	}
+	return true
+}
+
+// ---- the pub/sub core --------------------------------------------------------------------
+
+// pubsubCore drives a router.Router as the pubsub shell does: RPCs in, Ready out; validation
+// is immediate (signatures are not computed in the simulator).
+type pubsubCore struct {
+	n  *node
+	r  router.Router
+	gs *gossipsub.Router // r, when it is a gossipsub router (mesh and score sampling)
+}
+
+func (c *pubsubCore) peerUp(now time.Time, p *node, outbound bool) {
+	c.r.AddPeer(now, p.id, router.PeerInfo{Outbound: outbound, IP: p.ip, Addr: p.addr})
+}
+
+func (c *pubsubCore) peerDown(now time.Time, p *node) { c.r.RemovePeer(now, p.id) }
+
+func (c *pubsubCore) receive(now time.Time, p *node, m *msg) { c.r.HandleRPC(now, p.id, m.rpc) }
+
+func (c *pubsubCore) tick(now time.Time)      { c.r.Tick(now) }
+func (c *pubsubCore) nextDeadline() time.Time { return c.r.NextDeadline() }
+func (c *pubsubCore) drain(now time.Time)     { c.n.s.drainRouter(c, now) }
+
+// ---- the switch's dial core --------------------------------------------------------------
+
+// switchCore is the Switch's dial queue (p2p/dial) of a node: it decides when to dial and
+// redial; the simulator's connection model carries out the dials.
+type switchCore struct {
+	n *node
+	q *dial.Queue
+}
+
+func (c *switchCore) peerUp(_ time.Time, p *node, outbound bool) {
+	if !outbound {
+		_ = c.q.Connected(p.addr)
+	}
+}
+
+func (c *switchCore) peerDown(now time.Time, p *node) { c.q.Disconnected(now, p.id) }
+func (c *switchCore) receive(time.Time, *node, *msg)  {}
+func (c *switchCore) tick(time.Time)                  {}
+func (c *switchCore) nextDeadline() time.Time         { return c.q.NextDeadline() }
+
+func (c *switchCore) drain(now time.Time) {
+	for _, a := range c.q.Due(now) {
+		c.n.s.dial(c.n, a.ID)
+	}
+	c.q.Events() // consumed: the simulator has no log
+}

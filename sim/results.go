@@ -1,0 +1,216 @@
+package sim
+
+import (
+	"slices"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
+)
+
+// Results is what a run measured. Every field is a pure function of the Config (the seed
+// included): two runs of one Config give equal Results, except WallSeconds, which the caller
+// fills in from its own clock (the simulator never reads it).
+type Results struct {
+	Seed           uint64  `json:"seed"`
+	Nodes          int     `json:"nodes"`
+	Seeds          int     `json:"seeds"`
+	Sybils         int     `json:"sybils"`
+	VirtualSeconds float64 `json:"virtual_seconds"`
+	Events         uint64  `json:"events"`
+
+	// Published counts the messages published in the run; Skipped the publications skipped
+	// because no publisher was up.
+	Published int `json:"published"`
+	Skipped   int `json:"skipped"`
+
+	// Expected counts the (message, honest node) pairs that should see a delivery: the node
+	// was up from the publication until its DeliveryDeadline, and is not the publisher.
+	// Delivered counts those delivered by the deadline.
+	Expected  int64 `json:"expected"`
+	Delivered int64 `json:"delivered"`
+	// DeliveryRatio is the delivered share over every receiving node up for the deadline
+	// (honest and sybil); HonestDeliveryRatio over honest nodes only. Without sybils they are
+	// equal. 1 when nothing was expected.
+	DeliveryRatio       float64 `json:"delivery_ratio"`
+	HonestDeliveryRatio float64 `json:"honest_delivery_ratio"`
+	// TargetDeliveryRatio is the honest delivery ratio of the eclipse targets; nil without.
+	TargetDeliveryRatio *float64 `json:"target_delivery_ratio,omitempty"`
+	// CensoredDeliveryRatio is the honest delivery ratio of the censored publishers'
+	// messages; nil without.
+	CensoredDeliveryRatio *float64 `json:"censored_delivery_ratio,omitempty"`
+
+	// Latency of honest deliveries, publish to delivery, in milliseconds.
+	LatencyP50Ms float64 `json:"latency_p50_ms"`
+	LatencyP90Ms float64 `json:"latency_p90_ms"`
+	LatencyP99Ms float64 `json:"latency_p99_ms"`
+	LatencyMaxMs float64 `json:"latency_max_ms"`
+
+	// WireBytes is every byte the non-sybil nodes put on the wire (SecretConnection frames)
+	// from the first publish to the end; BytesPerDelivery divides it by Delivered.
+	WireBytes        int64   `json:"wire_bytes"`
+	SybilWireBytes   int64   `json:"sybil_wire_bytes"`
+	BytesPerDelivery float64 `json:"bytes_per_delivery"`
+
+	// Router counters of the honest nodes, summed; DuplicatesPerDelivery divides the
+	// duplicates by Delivered.
+	Router                router.Stats `json:"router"`
+	DuplicatesPerDelivery float64      `json:"duplicates_per_delivery"`
+	// QueueDrops counts forwards dropped because a peer's output queue was full.
+	QueueDrops int64 `json:"queue_drops"`
+
+	Connects    int64 `json:"connects"`
+	Disconnects int64 `json:"disconnects"`
+
+	// MeshDegree[d] is the number of honest nodes up at the end with d mesh peers.
+	MeshDegree []int `json:"mesh_degree"`
+
+	// PEXConvergedSeconds is when every honest node had reached its connection target
+	// (docs: the testnet criterion); nil when the run does not bootstrap by PEX or did not
+	// converge.
+	PEXConvergedSeconds *float64 `json:"pex_converged_seconds"`
+
+	// WallSeconds is filled in by the caller (the only field that is not deterministic).
+	WallSeconds float64 `json:"wall_seconds"`
+
+	// The series below go to the CSV files and plots, not to summary.json.
+
+	// Samples are the periodic samples (mesh, scores).
+	Samples []Sample `json:"-"`
+	// Messages is one row per published message.
+	Messages []MessageResult `json:"-"`
+	// LatencyMs holds every honest delivery's latency, sorted.
+	LatencyMs []float64 `json:"-"`
+}
+
+// MessageResult is the outcome of one published message.
+type MessageResult struct {
+	Index     int           `json:"index"`
+	At        time.Duration `json:"at_ns"`
+	Publisher int           `json:"publisher"`
+	Censored  bool          `json:"censored"`
+	Expected  int           `json:"expected"`
+	Delivered int           `json:"delivered"`
+}
+
+func (s *Sim) upThrough(i int32, from, to int64) bool {
+	for _, sp := range s.m.ups[i] {
+		if sp.from <= from && (sp.to < 0 || sp.to >= to) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Sim) results() *Results {
+	m := &s.m
+	r := &Results{
+		Seed: s.cfg.Seed, Nodes: s.cfg.Nodes, Seeds: s.cfg.Seeds,
+		VirtualSeconds: time.Duration(s.now).Seconds(), Events: m.events,
+		Published: len(s.msgs), Skipped: m.skipped,
+		Connects: m.connects, Disconnects: m.disconnects, QueueDrops: m.queueDrops,
+	}
+	if a := s.cfg.Attack; a != nil {
+		r.Sybils = a.Sybils
+	}
+	for _, i := range s.honest {
+		if n := s.nodes[i]; n.up {
+			m.addStats(n)
+		}
+	}
+	r.Router = m.stats
+	deadline := int64(s.cfg.Gossip.DeliveryDeadline)
+	var allExp, allGot, tExp, tGot, cExp, cGot int64
+	for k, rec := range s.msgs {
+		mr := MessageResult{Index: k, At: time.Duration(rec.at), Publisher: int(rec.from), Censored: m.censored[k]}
+		for i, n := range s.nodes {
+			if n.kind == Seed || int32(i) == rec.from || int(n.idx) >= len(m.ups) {
+				continue
+			}
+			if !s.upThrough(n.idx, rec.at, rec.at+deadline) {
+				continue
+			}
+			got := rec.got[i/64]&(1<<(i%64)) != 0
+			allExp++
+			if got {
+				allGot++
+			}
+			if n.kind != Honest {
+				continue
+			}
+			mr.Expected++
+			if got {
+				mr.Delivered++
+			}
+			if slices.Contains(m.targets, n.idx) {
+				tExp++
+				if got {
+					tGot++
+				}
+			}
+			if mr.Censored {
+				cExp++
+				if got {
+					cGot++
+				}
+			}
+		}
+		r.Expected += int64(mr.Expected)
+		r.Delivered += int64(mr.Delivered)
+		r.Messages = append(r.Messages, mr)
+	}
+	r.DeliveryRatio = ratio(allGot, allExp)
+	r.HonestDeliveryRatio = ratio(r.Delivered, r.Expected)
+	if len(m.targets) > 0 {
+		x := ratio(tGot, tExp)
+		r.TargetDeliveryRatio = &x
+	}
+	if len(m.censor) > 0 {
+		x := ratio(cGot, cExp)
+		r.CensoredDeliveryRatio = &x
+	}
+	lat := make([]float64, len(m.latencies))
+	for i, us := range m.latencies {
+		lat[i] = float64(us) / 1000
+	}
+	slices.Sort(lat)
+	r.LatencyMs = lat
+	r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms = pct(lat, 0.5), pct(lat, 0.9), pct(lat, 0.99)
+	if len(lat) > 0 {
+		r.LatencyMaxMs = lat[len(lat)-1]
+	}
+	r.WireBytes = m.windowWire[Honest] + m.windowWire[Seed]
+	r.SybilWireBytes = m.windowWire[Sybil]
+	if r.Delivered > 0 {
+		r.BytesPerDelivery = float64(r.WireBytes) / float64(r.Delivered)
+		r.DuplicatesPerDelivery = float64(r.Router.Duplicates) / float64(r.Delivered)
+	}
+	for _, i := range s.honest {
+		n := s.nodes[i]
+		if !n.up || n.ps == nil || n.ps.gs == nil {
+			continue
+		}
+		d := len(n.ps.gs.MeshPeers(s.topic))
+		for len(r.MeshDegree) <= d {
+			r.MeshDegree = append(r.MeshDegree, 0)
+		}
+		r.MeshDegree[d]++
+	}
+	r.Samples = m.samples
+	return r
+}
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 1
+	}
+	return float64(a) / float64(b)
+}
+
+// pct returns the p-quantile of sorted xs (nearest rank); 0 for none.
+func pct(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(xs))+0.5) - 1
+	return xs[min(max(i, 0), len(xs)-1)]
+}
