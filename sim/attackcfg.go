@@ -32,27 +32,27 @@ type Attack struct {
 	// only them.
 	Targets int
 	// ConnectAt is when sybils start dialing; their dials spread over ConnectSpread (0: 1 s).
-	ConnectAt     time.Duration
-	ConnectSpread time.Duration
+	ConnectAt     time.Duration `toml:"connect_at"`
+	ConnectSpread time.Duration `toml:"connect_spread"`
 	// StartAt is when sybils start misbehaving; before it a BadBoy forwards every message.
-	StartAt time.Duration
+	StartAt time.Duration `toml:"start_at"`
 	// Drop is the probability that a misbehaving sybil drops a message it should forward;
 	// 0 means 1 (drop all). It applies to every message, or with CensorPublishers to theirs.
 	Drop float64
 	// CensorPublishers, when > 0, makes the attack a censorship of that many honest
 	// publishers: sybils drop only the messages they originated and forward the rest.
-	CensorPublishers int
+	CensorPublishers int `toml:"censor_publishers"`
 	// SybilIPs, when > 0, is the number of distinct IP addresses the sybils share (IP
 	// colocation); 0 gives each its own address in its own /16.
-	SybilIPs int
+	SybilIPs int `toml:"sybil_ips"`
 	// HonestConnectAt delays the honest nodes' own dials to this time (attack at dawn: the
 	// sybils arrive first). Sybil dials are never delayed by it.
-	HonestConnectAt time.Duration
+	HonestConnectAt time.Duration `toml:"honest_connect_at"`
 	// RegraftBackoff and RegraftDelay: after a PRUNE a BadBoy GRAFTs again after
 	// RegraftBackoff plus a random delay of up to RegraftDelay (the evaluation's 1 min and
 	// 15 s; 0 means those values).
-	RegraftBackoff time.Duration
-	RegraftDelay   time.Duration
+	RegraftBackoff time.Duration `toml:"regraft_backoff"`
+	RegraftDelay   time.Duration `toml:"regraft_delay"`
 }
 
 func (a Attack) withDefaults() Attack {

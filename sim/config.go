@@ -61,7 +61,7 @@ type Topology struct {
 	Edges [][2]int
 	// BootSpread spreads the nodes' boot times uniformly over [0, BootSpread); 0 means 1 s.
 	// Negative means every node boots at time 0.
-	BootSpread time.Duration
+	BootSpread time.Duration `toml:"boot_spread"`
 }
 
 // LatencyDist is a distribution of one-way link latencies, sampled once per connection.
@@ -72,7 +72,7 @@ type LatencyDist struct {
 	Min    time.Duration
 	Max    time.Duration
 	Mean   time.Duration
-	StdDev time.Duration
+	StdDev time.Duration `toml:"std_dev"`
 }
 
 // Region is a share of the nodes placed in one region of a latency matrix.
@@ -97,7 +97,7 @@ type Link struct {
 	// Regions places nodes in regions (each node draws one by share); RegionLatency[i][j] is
 	// the one-way latency from region i to region j. Both empty means no regions.
 	Regions       []Region
-	RegionLatency [][]time.Duration
+	RegionLatency [][]time.Duration `toml:"region_latency"`
 	// Jitter is the largest deviation of a flush's latency, as a fraction of it, in [0, 1).
 	Jitter float64
 	// Loss is the probability that a flush is lost once and retransmitted after RTO, in
@@ -111,10 +111,10 @@ type Link struct {
 	Bandwidth int64
 	// HandshakeRTTs is how many round trips a dial takes before both sides add the peer
 	// (TCP, SecretConnection, NodeInfo); 0 means 2.
-	HandshakeRTTs float64
+	HandshakeRTTs float64 `toml:"handshake_rtts"`
 	// PeerQueueBytes bounds the pub/sub bytes queued for one peer; forwards are dropped (and
 	// counted) beyond it. 0 means 4 MiB, the pubsub shell's default.
-	PeerQueueBytes int
+	PeerQueueBytes int `toml:"peer_queue_bytes"`
 }
 
 // RouterKind names the pub/sub router honest nodes run.
@@ -132,15 +132,18 @@ type Gossip struct {
 	// Params are gossipsub's protocol parameters (zero fields: defaults).
 	Params gossipsub.Params
 	// DisableScoring turns gossipsub's peer scoring off on honest nodes.
-	DisableScoring bool
+	DisableScoring bool `toml:"disable_scoring"`
 	// Score, when not nil, replaces gossipsub's default score parameters.
 	Score *gossipsub.ScoreParams
+	// TopicScore, when not nil, replaces the topic's derived score parameters
+	// (gossipsub.DefaultTopicScoreParams for Rate).
+	TopicScore *gossipsub.TopicScoreParams `toml:"topic_score"`
 	// Thresholds, when not nil, replaces gossipsub's default thresholds.
 	Thresholds *gossipsub.Thresholds
 	// Topic is the one topic every honest node joins; empty means "blocks".
 	Topic string
 	// MessageSize is the data size of each published message in bytes; 0 means 1024.
-	MessageSize int
+	MessageSize int `toml:"message_size"`
 	// Unsigned leaves out the signature and key fields (docs/PUBSUB.md signing policy
 	// "none"). Messages are never really signed in the simulator; signed messages carry
 	// dummy 64-byte signatures and 32-byte keys so that their sizes are right.
@@ -158,7 +161,7 @@ type Gossip struct {
 	Tail time.Duration
 	// DeliveryDeadline is how long after its publication a message counts as delivered; 0
 	// means Tail.
-	DeliveryDeadline time.Duration
+	DeliveryDeadline time.Duration `toml:"delivery_deadline"`
 }
 
 // Config configures a simulation. The zero value is valid: 100 honest gossipsub nodes, each
@@ -187,15 +190,16 @@ type Config struct {
 
 	// SampleEvery is the period of the samplers (mesh degrees, scores, delivery over time);
 	// 0 means 5 s.
-	SampleEvery time.Duration
+	SampleEvery time.Duration `toml:"sample_every"`
 	// ScoreSamplers is the number of honest nodes whose score tables are sampled; 0 means
 	// min(50, Nodes).
-	ScoreSamplers int
+	ScoreSamplers int `toml:"score_samplers"`
 
-	// Progress, when not nil, is called about every ProgressEvery of virtual time with
-	// the run's progress (from the goroutine that called Run).
-	Progress      func(Progress)
-	ProgressEvery time.Duration
+	// Progress, when not nil, is called every ProgressEvery of virtual time (0: 1 s) and
+	// at the end with the run's progress, from the goroutine that called Run. It must not
+	// call the Sim.
+	Progress      func(Progress) `toml:"-"`
+	ProgressEvery time.Duration  `toml:"-"`
 }
 
 func (c Config) withDefaults() Config {

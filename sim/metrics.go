@@ -24,6 +24,7 @@ type metrics struct {
 	stats                 router.Stats // honest routers' counters, summed (over restarts too)
 
 	latencies []int32 // µs, one per honest delivery
+	targetLat []int32 // µs, deliveries to eclipse targets
 	ups       [][]span
 
 	samples []Sample
@@ -36,9 +37,11 @@ type metrics struct {
 type span struct{ from, to int64 } // to -1: still up
 
 type msgRec struct {
-	at   int64
-	from int32
-	got  []uint64 // bitset of receiving nodes
+	at     int64
+	from   int32
+	got    []uint64 // bitset of receiving nodes
+	latSum int64    // µs, honest deliveries
+	latMax int32
 }
 
 func (m *metrics) init(s *Sim) {
@@ -120,7 +123,13 @@ func (m *metrics) deliver(n *node, in router.Incoming, now int64) {
 	}
 	r.got[w] |= b
 	if n.kind == Honest {
-		m.latencies = append(m.latencies, int32((now-r.at)/1000))
+		us := int32((now - r.at) / 1000)
+		m.latencies = append(m.latencies, us)
+		r.latSum += int64(us)
+		r.latMax = max(r.latMax, us)
+		if n.target {
+			m.targetLat = append(m.targetLat, us)
+		}
 	}
 }
 
@@ -138,9 +147,12 @@ type Sample struct {
 	// SybilMeshShare is the share of honest mesh slots held by sybils.
 	SybilMeshShare float64 `json:"sybil_mesh_share"`
 	// HonestScores and SybilScores are the quantiles of the scores the sampled honest
-	// nodes give their honest and their sybil peers.
-	HonestScores Quantiles `json:"honest_scores"`
-	SybilScores  Quantiles `json:"sybil_scores"`
+	// nodes give their honest and their sybil peers; the Mesh variants cover only the peers
+	// in their meshes (the ones that carry the traffic).
+	HonestScores     Quantiles `json:"honest_scores"`
+	SybilScores      Quantiles `json:"sybil_scores"`
+	HonestMeshScores Quantiles `json:"honest_mesh_scores"`
+	SybilMeshScores  Quantiles `json:"sybil_mesh_scores"`
 }
 
 // Quantiles summarise a sample of values: count, min, 10th, 50th, 90th percentile, max.
@@ -218,25 +230,31 @@ func (s *Sim) onSample() {
 			sm.Connections++
 		}
 	}
-	var hs, ys []float64
+	var hs, ys, hm, ym []float64
 	for _, i := range s.scoreSamplers() {
 		n := s.nodes[i]
 		if !n.up || n.ps == nil || n.ps.gs == nil {
 			continue
 		}
+		mesh := n.ps.gs.MeshPeers(s.topic)
 		for _, ps := range n.ps.gs.Scores() {
+			inMesh := slices.Contains(mesh, ps.ID)
 			if s.nodes[s.byID[ps.ID]].kind == Sybil {
 				ys = append(ys, ps.Score)
+				if inMesh {
+					ym = append(ym, ps.Score)
+				}
 			} else {
 				hs = append(hs, ps.Score)
+				if inMesh {
+					hm = append(hm, ps.Score)
+				}
 			}
 		}
 	}
 	sm.HonestScores, sm.SybilScores = quantiles(hs), quantiles(ys)
+	sm.HonestMeshScores, sm.SybilMeshScores = quantiles(hm), quantiles(ym)
 	s.m.samples = append(s.m.samples, sm)
-	if f := s.cfg.Progress; f != nil {
-		f(s.progress())
-	}
 }
 
 // Progress is a run's progress, passed to Config.Progress.

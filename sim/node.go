@@ -77,6 +77,8 @@ type node struct {
 	downAt  int64 // -1 while up
 	// offline: reserved for a ChurnJoin, not booted at time 0.
 	offline bool
+	// target: an eclipse target.
+	target bool
 
 	cores   []core
 	byChan  [numChans]core

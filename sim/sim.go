@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -63,6 +64,8 @@ type Sim struct {
 	freeDials []int32
 	actions   []func()
 
+	stop atomic.Bool // Stop was called
+
 	partitioned bool
 	side        []bool
 
@@ -116,6 +119,9 @@ func New(cfg Config) (*Sim, error) {
 	s.makePartitions()
 	s.scheduleBoots()
 	s.schedule(0, evSample, 0, 0)
+	if cfg.Progress != nil {
+		s.schedule(int64(cfg.ProgressEvery), evProgress, 0, 0)
+	}
 	return s, nil
 }
 
@@ -270,7 +276,8 @@ func (s *Sim) makeWorkload() {
 // ---- events -------------------------------------------------------------------------------
 
 const (
-	evBoot evKind = iota + 100 // a node boots (a: node)
+	evBoot     evKind = iota + 100 // a node boots (a: node)
+	evProgress                     // Config.Progress is called
 )
 
 func (s *Sim) schedule(at int64, kind evKind, a int32, gen uint32) {
@@ -293,10 +300,21 @@ func (s *Sim) Run() *Results {
 	return s.results()
 }
 
+// Stop makes Run (or RunUntil) return soon, at the virtual time reached; the Results then
+// cover the run so far. It is safe to call from any goroutine, at any time.
+func (s *Sim) Stop() { s.stop.Store(true) }
+
+// Stopped reports whether Stop was called.
+func (s *Sim) Stopped() bool { return s.stop.Load() }
+
 // RunUntil runs every event up to virtual time d (at most the Duration) and stops there.
 func (s *Sim) RunUntil(d time.Duration) {
 	end := min(int64(d), s.end)
 	for s.h.len() > 0 && s.h.es[0].at <= end {
+		if s.m.events&0xfff == 0 && s.stop.Load() {
+			s.end = s.now
+			return
+		}
 		e := s.h.pop()
 		s.now = e.at
 		s.m.events++
@@ -318,9 +336,18 @@ func (s *Sim) RunUntil(d time.Duration) {
 			s.onSample()
 		case evBoot:
 			s.boot(s.nodes[e.a])
+		case evProgress:
+			s.onProgress()
 		}
 	}
 	s.now = max(s.now, end)
+}
+
+func (s *Sim) onProgress() {
+	if next := s.now + int64(s.cfg.ProgressEvery); next <= s.end {
+		s.schedule(next, evProgress, 0, 0)
+	}
+	s.cfg.Progress(s.progress())
 }
 
 func (s *Sim) onTimer(e event) {
@@ -634,7 +661,7 @@ func (s *Sim) boot(n *node) {
 	if n.ps != nil {
 		n.cores = append(n.cores, n.ps)
 		n.byChan[chControl], n.byChan[chMessages] = n.ps, n.ps
-		if n.kind == Honest {
+		if n.kind == Honest || (n.kind == Sybil && s.cfg.Attack.Behavior == BehaviorWithhold) {
 			n.ps.r.Join(now, s.topic)
 		}
 	}
@@ -675,7 +702,7 @@ func (s *Sim) honestRouter(n *node) (router.Router, *gossipsub.Router) {
 		Score:          g.Score,
 		Thresholds:     g.Thresholds,
 		DisableScoring: g.DisableScoring,
-		Topics:         map[string]gossipsub.TopicOptions{s.topic: {MessageRate: max(g.Rate, 0)}},
+		Topics:         map[string]gossipsub.TopicOptions{s.topic: {MessageRate: max(g.Rate, 0), Score: g.TopicScore}},
 	}
 	r, err := gossipsub.New(n.id, cfg, rng)
 	if err != nil {

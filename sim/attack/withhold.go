@@ -1,0 +1,134 @@
+package attack
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
+)
+
+// Withhold wraps a protocol-following router and, once attacking, leaves out of its output
+// the messages Config says to drop (forwards and IWANT answers alike, both KindForward); its
+// own publishes and all control traffic pass. A message is dropped or kept once, when it is
+// first seen in the output, so a dropped message is never sent later either. It implements
+// router.Router; it is not safe for concurrent use.
+type Withhold struct {
+	router.Router
+	cfg  Config
+	rng  *rand.Rand
+	now  time.Time
+	keep map[string]bool // decision per message ID, while it may still be forwarded
+	ids  []seen
+	head int
+}
+
+var _ router.Router = (*Withhold)(nil)
+
+// NewWithhold wraps inner with behaviour cfg, drawing randomness from rng.
+func NewWithhold(inner router.Router, cfg Config, rng *rand.Rand) (*Withhold, error) {
+	if rng == nil {
+		return nil, ErrNilRand
+	}
+	return &Withhold{Router: inner, cfg: cfg.withDefaults(), rng: rng, keep: make(map[string]bool)}, nil
+}
+
+func (w *Withhold) at(now time.Time) {
+	w.now = now
+	for w.head < len(w.ids) && !now.Before(w.ids[w.head].expire) {
+		delete(w.keep, w.ids[w.head].id)
+		w.ids[w.head] = seen{}
+		w.head++
+	}
+	if w.head > 1024 && w.head*2 > len(w.ids) {
+		w.ids = append(w.ids[:0], w.ids[w.head:]...)
+		w.head = 0
+	}
+}
+
+// The inputs record the time, for the attack's start.
+
+func (w *Withhold) AddPeer(now time.Time, id key.ID, info router.PeerInfo) {
+	w.at(now)
+	w.Router.AddPeer(now, id, info)
+}
+
+func (w *Withhold) RemovePeer(now time.Time, id key.ID) {
+	w.at(now)
+	w.Router.RemovePeer(now, id)
+}
+
+func (w *Withhold) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
+	w.at(now)
+	w.Router.HandleRPC(now, from, rpc)
+}
+
+func (w *Withhold) Join(now time.Time, topic string) {
+	w.at(now)
+	w.Router.Join(now, topic)
+}
+
+func (w *Withhold) Leave(now time.Time, topic string) {
+	w.at(now)
+	w.Router.Leave(now, topic)
+}
+
+func (w *Withhold) Publish(now time.Time, id router.MsgID, m *pubsubpb.Message) []key.ID {
+	w.at(now)
+	return w.Router.Publish(now, id, m)
+}
+
+func (w *Withhold) ValidationDone(now time.Time, id router.MsgID, res router.ValidationResult) {
+	w.at(now)
+	w.Router.ValidationDone(now, id, res)
+}
+
+func (w *Withhold) Tick(now time.Time) {
+	w.at(now)
+	w.Router.Tick(now)
+}
+
+func (w *Withhold) kept(m *pubsubpb.Message) bool {
+	id := string(m.From) + string(m.Seqno)
+	k, ok := w.keep[id]
+	if !ok {
+		k = !w.cfg.drops(w.now, m, w.rng.Float64)
+		w.keep[id] = k
+		w.ids = append(w.ids, seen{id: id, expire: w.now.Add(w.cfg.SeenTTL)})
+	}
+	return k
+}
+
+// Ready is the inner router's Ready without the withheld messages.
+func (w *Withhold) Ready() router.Ready {
+	rd := w.Router.Ready()
+	if w.now.Before(w.cfg.StartAt) {
+		return rd
+	}
+	out := rd.Send[:0]
+	for _, o := range rd.Send {
+		if o.Kind != router.KindForward {
+			out = append(out, o)
+			continue
+		}
+		var keep []*pubsubpb.Message
+		dropped := false
+		for _, m := range o.RPC.Publish {
+			if w.kept(m) {
+				keep = append(keep, m)
+			} else {
+				dropped = true
+			}
+		}
+		switch {
+		case !dropped:
+			out = append(out, o)
+		case len(keep) > 0:
+			out = append(out, router.Outbound{To: o.To, Kind: o.Kind, RPC: &pubsubpb.RPC{Publish: keep}})
+		}
+	}
+	clear(rd.Send[len(out):])
+	rd.Send = out
+	return rd
+}

@@ -1,0 +1,62 @@
+package sim
+
+import "fmt"
+
+// Gate thresholds of the attack scenarios (issue 10, "Attack gates"): under attack, honest
+// delivery (and, for an eclipse or a censorship, the delivery to the targets or of the
+// censored publishers' messages) stays at or above GateDelivery, and the p99 latency within
+// GateLatencyFactor times the same network's without the attack.
+const (
+	GateDelivery      = 0.99
+	GateLatencyFactor = 3.0
+)
+
+// Baseline returns c without its sybils: the no-attack reference of an attack scenario
+// (every other setting, such as the honest nodes' connect delay, is kept).
+func Baseline(c Config) Config {
+	if c.Attack != nil {
+		a := *c.Attack
+		a.Sybils = 0
+		c.Attack = &a
+	}
+	return c
+}
+
+// GateResult is an attack run judged against its baseline.
+type GateResult struct {
+	// Delivery is the honest delivery ratio; Focus is the ratio the attack aims at (the
+	// targets' or the censored messages'), or Delivery when it aims at the whole network.
+	Delivery, Focus float64
+	// P99Ms and BaselineP99Ms are the p99 latencies with and without the attack (with an
+	// eclipse, the larger of the network's and the targets' p99).
+	P99Ms, BaselineP99Ms float64
+	// Pass reports whether every threshold held; Why lists those that did not.
+	Pass bool
+	Why  []string
+}
+
+// Judge applies the gate thresholds to an attacked run and its baseline.
+func Judge(attacked, baseline *Results) GateResult {
+	g := GateResult{Delivery: attacked.HonestDeliveryRatio, Focus: attacked.HonestDeliveryRatio,
+		P99Ms: attacked.LatencyP99Ms, BaselineP99Ms: baseline.LatencyP99Ms}
+	if attacked.TargetDeliveryRatio != nil {
+		g.Focus = *attacked.TargetDeliveryRatio
+	}
+	if attacked.CensoredDeliveryRatio != nil {
+		g.Focus = *attacked.CensoredDeliveryRatio
+	}
+	if g.Delivery < GateDelivery {
+		g.Why = append(g.Why, fmt.Sprintf("honest delivery %.4f < %.2f", g.Delivery, GateDelivery))
+	}
+	if g.Focus < GateDelivery {
+		g.Why = append(g.Why, fmt.Sprintf("delivery to the attack's focus %.4f < %.2f", g.Focus, GateDelivery))
+	}
+	if attacked.TargetLatencyP99Ms != nil {
+		g.P99Ms = max(g.P99Ms, *attacked.TargetLatencyP99Ms)
+	}
+	if g.P99Ms > GateLatencyFactor*g.BaselineP99Ms {
+		g.Why = append(g.Why, fmt.Sprintf("p99 %.0f ms > %.0f × baseline %.0f ms", g.P99Ms, GateLatencyFactor, g.BaselineP99Ms))
+	}
+	g.Pass = len(g.Why) == 0
+	return g
+}

@@ -1,0 +1,78 @@
+//go:build !race
+
+// The attack gates run hundreds of nodes for two virtual minutes per scenario: too long
+// under the race detector, so this file is left out of `go test -race ./...`. CI runs it
+// in its own phase without -race (.ci/run, phase sim); the full size (1,000 honest nodes,
+// 4,000 sybils) is BenchmarkAttackGates.
+
+package sim
+
+import (
+	"fmt"
+	"testing"
+)
+
+// attackScenarios are the scenarios with an attack, each judged against its baseline.
+var attackScenarios = []string{"eclipse", "censorship", "degradation", "covert-flash", "attack-at-dawn", "cold-boot", "ip-colocation"}
+
+// gate runs a scenario at the given size with and without scoring and judges both runs
+// against the baseline.
+func gate(t testing.TB, name string, nodes, sybils int, seed uint64) (scored, unscored GateResult) {
+	sc, err := LoadScenario(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sc.Resize(nodes, sybils)
+	c.Seed = seed
+	base := run(t, Baseline(c))
+	scored = Judge(run(t, c), base)
+	c.Gossip.DisableScoring = true
+	unscored = Judge(run(t, c), base)
+	return scored, unscored
+}
+
+// noDamageUnscored lists the attacks gossipsub's design defeats even without scoring, so
+// that their unscored runs are not expected to fail the gate: an eclipse of one node by
+// inbound sybils cannot take the outbound-quota (Dout) mesh peers nor the flood-published
+// copies of its honest neighbours (the evaluation reached the same conclusion).
+var noDamageUnscored = map[string]bool{"eclipse": true}
+
+// knownGateFailures lists the attacks that beat the gate with today's default score
+// parameters, with the reason found. Their scored runs are asserted to fail, so that the
+// entry is removed (and the gate enforced) as soon as the defaults are fixed.
+var knownGateFailures = map[string]string{
+	// The BadBoys, pruned at the start, GRAFT again when their 1-minute backoff ends, just
+	// as the flash starts; honest nodes accept them (score 0) and P3 only applies after
+	// MeshMessageDeliveriesActivation (30 s with the default derivation), so for about 45 s
+	// up to three quarters of the mesh slots forward nothing. An activation of 10 s passes
+	// the gate (p99 130 ms against 76 ms at 100/400, seed 1).
+	"covert-flash": "P3 activation of 30 s lets regrafted sybils hold mesh slots for ~45 s after the flash",
+}
+
+// TestAttackGates is the gate at CI size (100 honest nodes, 400 sybils): with the default
+// score parameters every attack leaves honest delivery ≥ 99% and p99 within 3× of the
+// baseline; with scoring off the same attack fails the gate (except noDamageUnscored), so
+// the gate can fail. A failure prints the scenario and the seed.
+func TestAttackGates(t *testing.T) {
+	const seed = 1
+	for _, name := range attackScenarios {
+		t.Run(name, func(t *testing.T) {
+			scored, unscored := gate(t, name, 100, 400, seed)
+			t.Logf("seed %d %s: scored %s; unscored %s", seed, name, fmtGate(scored), fmtGate(unscored))
+			if why, known := knownGateFailures[name]; known {
+				if scored.Pass {
+					t.Errorf("seed %d %s now passes the gate: remove it from knownGateFailures (%s)", seed, name, why)
+				}
+			} else if !scored.Pass {
+				t.Errorf("seed %d %s with scoring fails the gate: %v", seed, name, scored.Why)
+			}
+			if unscored.Pass && !noDamageUnscored[name] {
+				t.Errorf("seed %d %s without scoring passes the gate: the attack does no damage", seed, name)
+			}
+		})
+	}
+}
+
+func fmtGate(g GateResult) string {
+	return fmt.Sprintf("delivery %.4f focus %.4f p99 %.0f ms (baseline %.0f ms)", g.Delivery, g.Focus, g.P99Ms, g.BaselineP99Ms)
+}
