@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchyard-p2p/switchyard/sim"
+	"github.com/switchyard-p2p/switchyard/sim/report"
+)
+
+type simFlags struct {
+	nodes, sybils int
+	seed          uint64
+	duration      time.Duration
+	out           string
+	noScoring     bool
+	quiet         bool
+}
+
+func newSimCmd() *cobra.Command {
+	var f simFlags
+	cmd := &cobra.Command{
+		Use:   "sim [SCENARIO]",
+		Short: "Run a scenario in the deterministic network simulator",
+		Long: `Run a scenario in the deterministic network simulator: the production PURE cores
+(gossipsub, floodsub, the dial queue; PEX once it is an exported core) of every node
+in one process, on a virtual clock, over modelled MConnection links. One seed
+replays a run exactly.
+
+Without SCENARIO it runs "baseline": the network bootstraps by PEX from 3 seeds,
+then gossips on one topic at 10 messages per second. "switchyard sim list" names
+the scenarios. --nodes and --sybils resize a scenario (publishers, churn counts
+and sybil addresses scale with it).
+
+It prints progress (virtual time, wall time, events per second) to stderr and a
+summary table to stdout. With --out DIR it writes summary.json, results.json,
+CSV files, plots (SVG and PNG) and an index.html report into DIR; every file
+except summary.json's wall_seconds is the same for the same seed.`,
+		Example: `  switchyard sim list
+  switchyard sim eclipse --nodes 200 --sybils 800 --out /tmp/eclipse
+  switchyard sim gossip --nodes 10000 --seed 7 --duration 60s`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := "baseline"
+			if len(args) == 1 {
+				name = args[0]
+			}
+			return runSim(cmd, name, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.nodes, "nodes", 0, "honest nodes (default: the scenario's)")
+	fl.IntVar(&f.sybils, "sybils", 0, "sybil nodes, for an attack scenario (default: the scenario's)")
+	fl.Uint64Var(&f.seed, "seed", 1, "random seed; the same seed replays the run exactly")
+	fl.DurationVar(&f.duration, "duration", 0, "virtual time to run (default: the scenario's)")
+	fl.StringVar(&f.out, "out", "", "directory for the CSV, JSON, plots and index.html (default: none)")
+	fl.BoolVar(&f.noScoring, "no-scoring", false, "turn gossipsub peer scoring off on honest nodes")
+	fl.BoolVar(&f.quiet, "quiet", false, "no progress lines")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List the built-in scenarios",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			for _, sc := range sim.Scenarios() {
+				desc := strings.Join(strings.Fields(sc.Description), " ")
+				if i := strings.Index(desc, ". "); i > 0 {
+					desc = desc[:i+1]
+				}
+				fmt.Fprintf(tw, "%s\t%s\n", sc.Name, desc)
+			}
+			return tw.Flush()
+		},
+	})
+	return cmd
+}
+
+func runSim(cmd *cobra.Command, name string, f simFlags) error {
+	sc, err := sim.LoadScenario(name)
+	if err != nil {
+		return err
+	}
+	if f.nodes < 0 || f.sybils < 0 || f.duration < 0 {
+		return errors.New("sim: --nodes, --sybils and --duration must not be negative")
+	}
+	if f.sybils > 0 && sc.Attack == nil {
+		return fmt.Errorf("sim: scenario %s has no attack; --sybils needs one of the attack scenarios", name)
+	}
+	cfg := sc.Resize(f.nodes, f.sybils)
+	cfg.Seed = f.seed
+	if f.duration > 0 {
+		cfg.Duration = f.duration
+	}
+	if f.noScoring {
+		cfg.Gossip.DisableScoring = true
+	}
+	errw := cmd.ErrOrStderr()
+	start := time.Now()
+	lastPrint := start
+	if !f.quiet {
+		cfg.ProgressEvery = time.Second
+		cfg.Progress = func(p sim.Progress) {
+			now := time.Now()
+			if now.Sub(lastPrint) < time.Second && p.Virtual < p.Duration {
+				return
+			}
+			lastPrint = now
+			wall := now.Sub(start).Seconds()
+			fmt.Fprintf(errw, "virtual %6.1fs / %.0fs   wall %7.1fs   events %11d   %8.0f events/s   published %d\n",
+				p.Virtual.Seconds(), p.Duration.Seconds(), wall, p.Events, float64(p.Events)/max(wall, 1e-9), p.Published)
+		}
+	}
+	s, err := sim.New(cfg)
+	if errors.Is(err, sim.ErrNoPEXCore) {
+		return fmt.Errorf("%w: scenario %s bootstraps by PEX, which the simulator can run once the PEX "+
+			"decisions are an exported PURE core (issue 10 §1); until then try \"switchyard sim gossip\"", err, name)
+	}
+	if err != nil {
+		return err
+	}
+	if ctx := cmd.Context(); ctx != nil {
+		stop := context.AfterFunc(ctx, s.Stop)
+		defer stop()
+	}
+	r := s.Run()
+	wall := time.Since(start)
+	r.WallSeconds = wall.Seconds()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	printSimSummary(cmd.OutOrStdout(), sc, r, wall, ms)
+	if f.out != "" {
+		if err := report.Write(f.out, report.Run{Scenario: sc.Name, Description: sc.Description, Results: r}); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "\nwrote %s (open %s/index.html)\n", f.out, f.out)
+	}
+	if s.Stopped() {
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("sim: interrupted at virtual %.1f s; the results cover the run so far", r.VirtualSeconds)}
+	}
+	return nil
+}
+
+func printSimSummary(w io.Writer, sc sim.Scenario, r *sim.Results, wall time.Duration, ms runtime.MemStats) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	row("scenario", fmt.Sprintf("%s (seed %d)", sc.Name, r.Seed))
+	row("nodes", fmt.Sprintf("%d honest, %d seeds, %d sybils", r.Nodes, r.Seeds, r.Sybils))
+	row("virtual / wall time", fmt.Sprintf("%.0f s / %.1f s (%.0f events, %.0f events/s)", r.VirtualSeconds, wall.Seconds(), float64(r.Events), float64(r.Events)/wall.Seconds()))
+	row("messages published", fmt.Sprint(r.Published))
+	row("delivery ratio", fmt.Sprintf("%.4f", r.DeliveryRatio))
+	row("honest delivery ratio", fmt.Sprintf("%.4f", r.HonestDeliveryRatio))
+	if r.TargetDeliveryRatio != nil {
+		row("eclipse targets' delivery", fmt.Sprintf("%.4f (p99 %.1f ms)", *r.TargetDeliveryRatio, *r.TargetLatencyP99Ms))
+	}
+	if r.CensoredDeliveryRatio != nil {
+		row("censored messages' delivery", fmt.Sprintf("%.4f", *r.CensoredDeliveryRatio))
+	}
+	row("latency p50 / p90 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f ms", r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs))
+	row("bytes per delivery", fmt.Sprintf("%.0f", r.BytesPerDelivery))
+	row("duplicates per delivery", fmt.Sprintf("%.2f", r.DuplicatesPerDelivery))
+	row("mesh degree (nodes)", meshSummary(r.MeshDegree))
+	if r.PEXConvergedSeconds != nil {
+		row("PEX convergence", fmt.Sprintf("%.1f s", *r.PEXConvergedSeconds))
+	} else {
+		row("PEX convergence", "-")
+	}
+	if n := r.Nodes + r.Seeds + r.Sybils; n > 0 {
+		row("memory", fmt.Sprintf("%.0f MiB heap in use, %.1f KiB per node", float64(ms.HeapInuse)/(1<<20), float64(ms.HeapInuse)/1024/float64(n)))
+	}
+	tw.Flush()
+}
+
+// meshSummary prints a mesh-degree histogram as "d:n" pairs with its range.
+func meshSummary(h []int) string {
+	var parts []string
+	total, sum := 0, 0
+	for d, n := range h {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%d:%d", d, n))
+			total += n
+			sum += d * n
+		}
+	}
+	if total == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("mean %.1f   %s", float64(sum)/float64(total), strings.Join(parts, " "))
+}

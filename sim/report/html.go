@@ -1,0 +1,72 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+)
+
+var indexTmpl = template.Must(template.New("index").Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>switchyard sim: {{.Scenario}}</title>
+<style>
+body { font-family: sans-serif; margin: 1.5em; color: #222; max-width: 1400px; }
+h1 { font-size: 1.4em; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: 0.25em 0.7em; text-align: left; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 1em; }
+figure { margin: 0; border: 1px solid #ddd; padding: 0.5em; }
+figure img { width: 100%; height: auto; }
+figcaption { font-size: 0.9em; color: #444; }
+</style>
+</head>
+<body>
+<h1>switchyard sim: {{.Scenario}}</h1>
+<p>{{.Description}}</p>
+<table>
+<tr><th>measure</th><th>value</th></tr>
+{{range .Rows}}<tr><td>{{index . 0}}</td><td class="n">{{index . 1}}</td></tr>
+{{end}}</table>
+<div class="grid">
+<figure><img src="latency_cdf.svg" alt="latency CDF"><figcaption>Latency CDF: the share of honest deliveries (y) that arrived within x milliseconds of publication; the dashed lines mark p50 and p99.</figcaption></figure>
+<figure><img src="delivery.svg" alt="delivery over time"><figcaption>Delivery over time: for the messages published in each second, the share of the honest nodes (up for the delivery deadline) that received them. A dip is an attack, a partition or churn biting.</figcaption></figure>
+<figure><img src="mesh_degree.svg" alt="mesh degree histogram"><figcaption>Mesh degree: how many honest nodes hold each number of mesh peers at the end; gossipsub keeps it between Dlo and Dhi when it can.</figcaption></figure>
+<figure><img src="scores.svg" alt="scores over time"><figcaption>Scores: what the sampled honest nodes think of the honest (blue) and sybil (orange) peers in their meshes over time, median solid, 10th and 90th percentiles dashed, on a symmetric log scale (samples.csv also has every connected peer). Sybils that stop delivering fall below 0 and are pruned.</figcaption></figure>
+</div>
+<p>Raw data: summary.json, results.json, messages.csv, delivery.csv, latency.csv, mesh_degree.csv, samples.csv. PNG copies of the plots sit beside the SVGs.</p>
+</body>
+</html>
+`))
+
+func indexHTML(run Run, full Full) ([]byte, error) {
+	r := run.Results
+	rows := [][2]string{
+		{"seed", fmt.Sprint(r.Seed)},
+		{"nodes (honest / seeds / sybils)", fmt.Sprintf("%d / %d / %d", r.Nodes, r.Seeds, r.Sybils)},
+		{"virtual time", fmt.Sprintf("%.0f s", r.VirtualSeconds)},
+		{"messages published", fmt.Sprint(r.Published)},
+		{"delivery ratio", fmt.Sprintf("%.4f", r.DeliveryRatio)},
+		{"honest delivery ratio", fmt.Sprintf("%.4f", r.HonestDeliveryRatio)},
+	}
+	if r.TargetDeliveryRatio != nil {
+		rows = append(rows, [2]string{"eclipse targets' delivery ratio", fmt.Sprintf("%.4f", *r.TargetDeliveryRatio)})
+	}
+	if r.CensoredDeliveryRatio != nil {
+		rows = append(rows, [2]string{"censored messages' delivery ratio", fmt.Sprintf("%.4f", *r.CensoredDeliveryRatio)})
+	}
+	rows = append(rows,
+		[2]string{"latency p50 / p90 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f ms", r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs)},
+		[2]string{"bytes per delivery", fmt.Sprintf("%.0f", r.BytesPerDelivery)},
+		[2]string{"duplicates per delivery", fmt.Sprintf("%.2f", r.DuplicatesPerDelivery)},
+	)
+	if r.PEXConvergedSeconds != nil {
+		rows = append(rows, [2]string{"PEX convergence", fmt.Sprintf("%.1f s", *r.PEXConvergedSeconds)})
+	}
+	rows = append(rows, [2]string{"events", fmt.Sprint(r.Events)})
+	var buf bytes.Buffer
+	err := indexTmpl.Execute(&buf, map[string]any{"Scenario": run.Scenario, "Description": run.Description, "Rows": rows})
+	return buf.Bytes(), err
+}

@@ -1,0 +1,101 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/sim"
+)
+
+// smallRun runs a small attacked network (so that every plot has data) with seed.
+func smallRun(t testing.TB, seed uint64) Run {
+	t.Helper()
+	sc, err := sim.LoadScenario("cold-boot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sc.Resize(20, 40)
+	c.Seed = seed
+	c.Duration = 20 * time.Second
+	s, err := sim.New(c)
+	if err != nil {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
+	return Run{Scenario: sc.Name, Description: sc.Description, Results: s.Run()}
+}
+
+var deterministicFiles = []string{"results.json", "messages.csv", "delivery.csv", "latency.csv", "mesh_degree.csv", "samples.csv"}
+
+// TestWriteDeterministic: one seed run twice gives byte-identical CSV and JSON files, and
+// summary.json differs in wall_seconds only.
+func TestWriteDeterministic(t *testing.T) {
+	const seed = 5
+	dirs := []string{t.TempDir(), t.TempDir()}
+	for i, dir := range dirs {
+		run := smallRun(t, seed)
+		run.Results.WallSeconds = float64(i + 1) // two different wall clocks
+		if err := Write(dir, run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range deterministicFiles {
+		a, err := os.ReadFile(filepath.Join(dirs[0], name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dirs[1], name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("seed %d: %s differs between two runs (or is empty)", seed, name)
+		}
+	}
+	var sums [2]map[string]any
+	for i, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &sums[i]); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"delivery_ratio", "honest_delivery_ratio", "latency_p50_ms", "latency_p99_ms", "bytes_per_delivery", "wall_seconds"} {
+			if _, ok := sums[i][k]; !ok {
+				t.Errorf("summary.json has no %s", k)
+			}
+		}
+		delete(sums[i], "wall_seconds")
+	}
+	a, _ := json.Marshal(sums[0])
+	b, _ := json.Marshal(sums[1])
+	if !bytes.Equal(a, b) {
+		t.Errorf("seed %d: summary.json differs beyond wall_seconds", seed)
+	}
+}
+
+// TestWriteFiles: every file is written and the plots are real SVG and PNG.
+func TestWriteFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := Write(dir, smallRun(t, 6)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"latency_cdf", "delivery", "mesh_degree", "scores"} {
+		svg, err := os.ReadFile(filepath.Join(dir, p+".svg"))
+		if err != nil || !bytes.Contains(svg, []byte("<svg")) {
+			t.Errorf("%s.svg: %v", p, err)
+		}
+		png, err := os.ReadFile(filepath.Join(dir, p+".png"))
+		if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+			t.Errorf("%s.png: %v", p, err)
+		}
+	}
+	html, err := os.ReadFile(filepath.Join(dir, "index.html"))
+	if err != nil || !bytes.Contains(html, []byte(`src="scores.svg"`)) || !bytes.Contains(html, []byte("cold-boot")) {
+		t.Fatalf("index.html: %v", err)
+	}
+}
