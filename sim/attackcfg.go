@@ -48,6 +48,9 @@ type Attack struct {
 	// HonestConnectAt delays the honest nodes' own dials to this time (attack at dawn: the
 	// sybils arrive first). Sybil dials are never delayed by it.
 	HonestConnectAt time.Duration `toml:"honest_connect_at"`
+	// PoisonPEX makes sybils answer every PexRequest with up to 250 sybil addresses and
+	// nothing else (address-book poisoning; needs Config.AddrBook).
+	PoisonPEX bool `toml:"poison_pex"`
 	// RegraftBackoff and RegraftDelay: after a PRUNE a BadBoy GRAFTs again after
 	// RegraftBackoff plus a random delay of up to RegraftDelay (the evaluation's 1 min and
 	// 15 s; 0 means those values).

@@ -79,6 +79,13 @@ func (s *Sim) churn(ch ChurnEvent, pool []int32) {
 			})
 		default:
 			s.crash(n)
+			if ch.FromBook {
+				n.fromBook = true
+				if !n.target {
+					n.target = true
+					s.m.targets = append(s.m.targets, n.idx)
+				}
+			}
 			s.rebootAfter(n, down)
 		}
 	}

@@ -184,6 +184,9 @@ type Config struct {
 	// Attack, when not nil, adds sybils (docs: package attack).
 	Attack *Attack
 
+	// AddrBook makes honest nodes keep address books and trade addresses (pex-eclipse).
+	AddrBook AddrBook `toml:"addr_book"`
+
 	// Churn, Partitions and Actions are scheduled changes of the network.
 	Churn      []ChurnEvent
 	Partitions []Partition

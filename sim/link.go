@@ -71,6 +71,7 @@ func wireBytes(n int) int64 { return int64((n+frameData-1)/frameData) * frameWir
 // msg is one MConnection message queued on or travelling over a connection half.
 type msg struct {
 	rpc  *pubsubpb.RPC // pub/sub channels
+	pex  *pexMsg       // chPEX
 	size int32         // the encoded message (one protobuf), bytes
 	ch   uint8
 	kind router.Kind // pub/sub: the class, for the output queue's drop policy

@@ -9,6 +9,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/dial"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/pex/addrbook"
 	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
 )
@@ -77,8 +78,12 @@ type node struct {
 	downAt  int64 // -1 while up
 	// offline: reserved for a ChurnJoin, not booted at time 0.
 	offline bool
-	// target: an eclipse target.
+	// target: an eclipse target (or a node restarted from its address book).
 	target bool
+	// book is the node's address book (AddrBook), kept across restarts; fromBook makes the
+	// next boot dial from it.
+	book     *addrbook.AddrBook
+	fromBook bool
 
 	cores   []core
 	byChan  [numChans]core

@@ -68,6 +68,14 @@ type Results struct {
 	// MeshDegree[d] is the number of honest nodes up at the end with d mesh peers.
 	MeshDegree []int `json:"mesh_degree"`
 
+	// BookSybilShare is the mean share of sybil addresses in the honest nodes' address books
+	// at the end; OutboundSybilShare the share of sybils among the outbound peers of the nodes
+	// restarted from their books (ChurnEvent.FromBook), and Eclipsed the number of those
+	// whose every outbound peer is a sybil. Nil without address books.
+	BookSybilShare     *float64 `json:"book_sybil_share,omitempty"`
+	OutboundSybilShare *float64 `json:"outbound_sybil_share,omitempty"`
+	Eclipsed           *int     `json:"eclipsed,omitempty"`
+
 	// PEXConvergedSeconds is when every honest node had reached its connection target
 	// (docs: the testnet criterion); nil when the run does not bootstrap by PEX or did not
 	// converge.
@@ -211,6 +219,9 @@ func (s *Sim) results() *Results {
 		r.MeshDegree[d]++
 	}
 	r.Samples = m.samples
+	if s.cfg.AddrBook.Enabled {
+		s.bookResults(r)
+	}
 	return r
 }
 
@@ -239,4 +250,53 @@ func popcount(got []uint64, s *Sim) int {
 		}
 	}
 	return n
+}
+
+func (s *Sim) bookResults(r *Results) {
+	var share float64
+	books := 0
+	for _, i := range s.honest {
+		n := s.nodes[i]
+		if n.book == nil || n.book.Size() == 0 {
+			continue
+		}
+		syb := 0
+		for _, ka := range n.book.ListOfKnownAddresses() {
+			if j, ok := s.byID[ka.Addr.ID]; ok && s.nodes[j].kind == Sybil {
+				syb++
+			}
+		}
+		share += float64(syb) / float64(n.book.Size())
+		books++
+	}
+	if books > 0 {
+		share /= float64(books)
+	}
+	r.BookSybilShare = &share
+	var out, syb int
+	eclipsed := 0
+	for _, i := range s.m.targets {
+		n := s.nodes[i]
+		o, y := 0, 0
+		for _, ci := range n.conns {
+			c := &s.conns[ci]
+			if c.a != n.idx {
+				continue // inbound
+			}
+			o++
+			if s.nodes[c.b].kind == Sybil {
+				y++
+			}
+		}
+		out += o
+		syb += y
+		if o > 0 && o == y {
+			eclipsed++
+		}
+	}
+	x := ratio(int64(syb), int64(out))
+	if out == 0 {
+		x = 0
+	}
+	r.OutboundSybilShare, r.Eclipsed = &x, &eclipsed
 }

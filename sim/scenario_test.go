@@ -10,7 +10,7 @@ import (
 // and the names the CLI promises exist.
 func TestScenarios(t *testing.T) {
 	want := []string{"baseline", "eclipse", "censorship", "degradation", "covert-flash", "attack-at-dawn",
-		"cold-boot", "ip-colocation", "partition", "churn"}
+		"cold-boot", "ip-colocation", "pex-eclipse", "partition", "churn"}
 	have := map[string]Scenario{}
 	for _, sc := range Scenarios() {
 		have[sc.Name] = sc

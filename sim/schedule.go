@@ -30,6 +30,10 @@ type ChurnEvent struct {
 	// Downtime is how long a crashed, left or restarted node stays down; 0 means for good
 	// (ChurnRestart: 1 s).
 	Downtime time.Duration
+	// FromBook makes the restarted nodes pick their outbound peers from their persisted
+	// address book instead of redialing their former peers (needs Config.AddrBook); they
+	// become the run's targets: their delivery and their outbound peers are reported.
+	FromBook bool `toml:"from_book"`
 }
 
 func (ch ChurnEvent) validate(ps *problems, i int, c Config) {
@@ -43,6 +47,9 @@ func (ch ChurnEvent) validate(ps *problems, i int, c Config) {
 	}
 	if ch.Kind == ChurnJoin && ch.Every > 0 {
 		ps.add("Churn[%d]: join events cannot repeat", i)
+	}
+	if ch.FromBook && !c.AddrBook.Enabled {
+		ps.add("Churn[%d].FromBook needs AddrBook.Enabled", i)
 	}
 	if ch.Count > c.Nodes {
 		ps.add("Churn[%d].Count %d exceeds Nodes %d", i, ch.Count, c.Nodes)

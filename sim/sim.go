@@ -41,6 +41,7 @@ const (
 	streamChurn
 	streamAttack
 	streamNodes = 1 << 20 // + node index: each core's own rng
+	streamBooks = 1 << 40 // + node index: address books
 )
 
 // Sim is one simulated network. It is not safe for concurrent use: Run drives it on the
@@ -68,6 +69,8 @@ type Sim struct {
 
 	partitioned bool
 	side        []bool
+
+	sybilAddrs []netaddr.NetAddress
 
 	// workload
 	topic      string
@@ -194,11 +197,13 @@ func (s *Sim) makeNodes() {
 			shared = append(shared, s.randomIP(used))
 		}
 		for i := range a.Sybils {
+			var n *node
 			if len(shared) > 0 {
-				s.addNode(Sybil, shared[i%len(shared)], uint16(Port+i/len(shared)))
+				n = s.addNode(Sybil, shared[i%len(shared)], uint16(Port+i/len(shared)))
 			} else {
-				s.addNode(Sybil, s.randomIP(used), Port)
+				n = s.addNode(Sybil, s.randomIP(used), Port)
 			}
+			s.sybilAddrs = append(s.sybilAddrs, n.addr)
 		}
 	}
 	spread := int64(s.cfg.Topology.BootSpread)
@@ -658,12 +663,34 @@ func (s *Sim) boot(n *node) {
 	case Sybil:
 		n.ps = &pubsubCore{n: n, r: s.sybilRouter(n)}
 	}
+	fromBook := false
+	switch {
+	case n.kind == Honest && s.cfg.AddrBook.Enabled:
+		bc := s.newBookCore(n, now)
+		n.cores = append(n.cores, bc)
+		n.byChan[chPEX] = bc
+		if n.fromBook {
+			n.fromBook = false
+			for _, a := range bc.pickFromBook(s.cfg.Topology.Degree) {
+				_ = n.sw.q.Add(now, a, false)
+			}
+			fromBook = true // no redial of the former peers
+		}
+	case n.kind == Sybil && s.cfg.Attack.PoisonPEX:
+		pc := &poisonCore{n: n}
+		n.cores = append(n.cores, pc)
+		n.byChan[chPEX] = pc
+	}
 	if n.ps != nil {
 		n.cores = append(n.cores, n.ps)
 		n.byChan[chControl], n.byChan[chMessages] = n.ps, n.ps
 		if n.kind == Honest || (n.kind == Sybil && s.cfg.Attack.Behavior == BehaviorWithhold) {
 			n.ps.r.Join(now, s.topic)
 		}
+	}
+	if fromBook {
+		n.step(s.now)
+		return
 	}
 	if n.dialAt > s.now {
 		at := n.dialAt

@@ -1,0 +1,65 @@
+package sim
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
+)
+
+// TestAddrBookPoisoning: sybils answering PexRequests with sybil addresses only fill most of
+// the honest address books; nodes restarted from their books still find honest outbound
+// peers (the old buckets hold the peers they connected to), and the restarted nodes' outbound
+// peers and deliveries are reported.
+func TestAddrBookPoisoning(t *testing.T) {
+	const seed = 4
+	cfg := Config{
+		Seed: seed, Nodes: 30, Duration: 50 * time.Second,
+		Topology: Topology{Degree: 4},
+		Gossip:   Gossip{Start: 10 * time.Second, Publishers: 5},
+		AddrBook: AddrBook{Enabled: true, Every: 5 * time.Second},
+		Attack:   &Attack{Sybils: 120, Degree: 4, SybilIPs: 10, ConnectAt: 2 * time.Second, PoisonPEX: true},
+		Churn:    []ChurnEvent{{Kind: ChurnRestart, At: 30 * time.Second, Count: 6, Downtime: 2 * time.Second, FromBook: true}},
+	}
+	r := run(t, cfg)
+	if r.BookSybilShare == nil || *r.BookSybilShare < 0.5 {
+		t.Fatalf("seed %d: book sybil share %v: the poisoning did not take", seed, r.BookSybilShare)
+	}
+	if r.OutboundSybilShare == nil || r.Eclipsed == nil || r.TargetDeliveryRatio == nil {
+		t.Fatalf("seed %d: restart results missing", seed)
+	}
+	if *r.OutboundSybilShare >= 1 || *r.Eclipsed == 6 {
+		t.Fatalf("seed %d: every restarted node eclipsed (outbound sybil share %v)", seed, *r.OutboundSybilShare)
+	}
+	t.Logf("seed %d: books %.2f sybil, restarted nodes' outbound peers %.2f sybil, %d eclipsed, their delivery %.4f",
+		seed, *r.BookSybilShare, *r.OutboundSybilShare, *r.Eclipsed, *r.TargetDeliveryRatio)
+}
+
+// TestPEXSize checks the PEX message sizes against the protobuf encoding.
+func TestPEXSize(t *testing.T) {
+	s, err := New(Config{Seed: 1, Nodes: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []netaddr.NetAddress
+	for k := 0; k <= 40; k += 8 {
+		pb := &p2ppb.PexAddrs{}
+		for _, a := range addrs {
+			pb.Addrs = append(pb.Addrs, a.ToProto())
+		}
+		want := proto.Size(&p2ppb.Message{Sum: &p2ppb.Message_PexAddrs{PexAddrs: pb}})
+		if got := pexSize(&pexMsg{addrs: addrs}); got != want {
+			t.Fatalf("%d addresses: pexSize %d, protobuf %d", len(addrs), got, want)
+		}
+		for _, n := range s.nodes[k:min(k+8, len(s.nodes))] {
+			addrs = append(addrs, n.addr)
+		}
+	}
+	want := proto.Size(&p2ppb.Message{Sum: &p2ppb.Message_PexRequest{PexRequest: &p2ppb.PexRequest{}}})
+	if got := pexSize(&pexMsg{request: true}); got != want {
+		t.Fatalf("PexRequest: pexSize %d, protobuf %d", got, want)
+	}
+}
