@@ -95,7 +95,7 @@ func (s *Sim) newBookCore(n *node, now time.Time) *bookCore {
 	if n.book == nil {
 		n.book = s.newBook(n)
 	}
-	jitter := time.Duration(s.rngChurn.Int64N(int64(every)))
+	jitter := time.Duration(n.rng.Int64N(int64(every)))
 	return &bookCore{n: n, book: n.book, every: every, next: now.Add(jitter), pending: make(map[key.ID]bool)}
 }
 
@@ -110,7 +110,7 @@ func (c *bookCore) peerUp(now time.Time, p *node, outbound bool) {
 
 func (c *bookCore) peerDown(_ time.Time, p *node) { delete(c.pending, p.id) }
 
-func (c *bookCore) receive(now time.Time, p *node, m *msg) {
+func (c *bookCore) receive(now time.Time, p *node, m msg) {
 	switch {
 	case m.pex.request:
 		c.n.sendPEX(p.id, &pexMsg{addrs: c.book.GetSelection()})
@@ -131,7 +131,7 @@ func (c *bookCore) tick(now time.Time) {
 	if len(n.conns) == 0 {
 		return
 	}
-	ci := n.conns[n.s.rngChurn.IntN(len(n.conns))]
+	ci := n.conns[n.rng.IntN(len(n.conns))]
 	cn := &n.s.conns[ci]
 	p := n.s.nodes[cn.a]
 	if p == n {
@@ -175,14 +175,14 @@ func (c *poisonCore) tick(time.Time)                {}
 func (c *poisonCore) nextDeadline() time.Time       { return time.Time{} }
 func (c *poisonCore) drain(time.Time)               {}
 
-func (c *poisonCore) receive(_ time.Time, p *node, m *msg) {
+func (c *poisonCore) receive(_ time.Time, p *node, m msg) {
 	if !m.pex.request {
 		return
 	}
 	s := c.n.s
 	k := min(pex.MaxAddrsPerMsg, len(s.sybilAddrs))
 	out := make([]netaddr.NetAddress, 0, k)
-	for _, j := range s.rngAttack.Perm(len(s.sybilAddrs))[:k] {
+	for _, j := range c.n.rng.Perm(len(s.sybilAddrs))[:k] {
 		out = append(out, s.sybilAddrs[j])
 	}
 	c.n.sendPEX(p.id, &pexMsg{addrs: out})

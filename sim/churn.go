@@ -68,10 +68,10 @@ func (s *Sim) churn(ch ChurnEvent, pool []int32) {
 		case ChurnLeave:
 			gen := n.gen
 			if n.ps != nil {
-				n.ps.r.Leave(s.t(s.now), s.topic)
-				n.step(s.now)
+				n.ps.r.Leave(s.t(s.g.now), s.topic)
+				n.step(s.g.now)
 			}
-			s.At(time.Duration(s.now)+time.Second, func() {
+			s.At(time.Duration(s.g.now)+time.Second, func() {
 				if n.up && n.gen == gen {
 					s.crash(n)
 					s.rebootAfter(n, down)
@@ -98,9 +98,9 @@ func (s *Sim) rebootAfter(n *node, d time.Duration) {
 		return
 	}
 	gen := n.gen
-	s.At(time.Duration(s.now)+d, func() {
+	s.At(time.Duration(s.g.now)+d, func() {
 		if !n.up && n.gen == gen {
-			n.dialAt = s.now
+			n.dialAt = s.g.now
 			s.boot(n)
 		}
 	})

@@ -198,6 +198,10 @@ type Config struct {
 	// min(50, Nodes).
 	ScoreSamplers int `toml:"score_samplers"`
 
+	// Workers is the number of goroutines that run the nodes' events in parallel windows;
+	// 0 means min(GOMAXPROCS, 2). The results do not depend on it.
+	Workers int `toml:"-"`
+
 	// Progress, when not nil, is called every ProgressEvery of virtual time (0: 1 s) and
 	// at the end with the run's progress, from the goroutine that called Run. It must not
 	// call the Sim.
@@ -378,7 +382,7 @@ func (c Config) Validate() error {
 	if g.Start < 0 || g.Tail < 0 || g.DeliveryDeadline < 0 {
 		ps.add("Gossip.Start, Tail and DeliveryDeadline must not be negative")
 	}
-	if c.SampleEvery < 0 || c.ScoreSamplers < 0 || c.ProgressEvery < 0 {
+	if c.SampleEvery < 0 || c.ScoreSamplers < 0 || c.ProgressEvery < 0 || c.Workers < 0 {
 		ps.add("SampleEvery, ScoreSamplers and ProgressEvery must not be negative")
 	}
 	if c.Attack != nil {

@@ -59,3 +59,28 @@ func TestDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkersAgree: the results do not depend on the number of workers that run the
+// windows in parallel (the event order at every node is the same), for plain gossip, churn
+// and partitions, an attack and address-book poisoning.
+func TestWorkersAgree(t *testing.T) {
+	attack := Config{Seed: 3, Nodes: 30, Duration: 25 * time.Second, Topology: Topology{Degree: 4},
+		Gossip: Gossip{Publishers: 5},
+		Attack: &Attack{Sybils: 60, Degree: 5, StartAt: 10 * time.Second, Drop: 0.5}}
+	book := Config{Seed: 4, Nodes: 30, Duration: 25 * time.Second, Topology: Topology{Degree: 4},
+		AddrBook: AddrBook{Enabled: true, Every: 3 * time.Second},
+		Attack:   &Attack{Sybils: 40, Degree: 3, PoisonPEX: true},
+		Churn:    []ChurnEvent{{Kind: ChurnRestart, At: 15 * time.Second, Count: 4, FromBook: true}}}
+	for name, cfg := range map[string]Config{"busy": busyConfig(11), "attack": attack, "book": book} {
+		var want []byte
+		for _, w := range []int{1, 2, 3} {
+			cfg.Workers = w
+			got := fingerprint(t, run(t, cfg))
+			if want == nil {
+				want = got
+			} else if !bytes.Equal(got, want) {
+				t.Fatalf("%s seed %d: %d workers give another run than 1", name, cfg.Seed, w)
+			}
+		}
+	}
+}

@@ -33,12 +33,23 @@
 // TCP does. The pub/sub output queue per peer is bounded in bytes (forwards are dropped when
 // full, as the pubsub shell does). Pings and pongs are not modelled.
 //
+// # Parallel windows
+//
+// Nodes interact only through connections, and nothing sent at t arrives before t plus the
+// smallest link latency (the lookahead). The engine therefore runs node events in windows of
+// that length on Config.Workers goroutines (default 2), each owning a share of the nodes;
+// flushes that cross workers are handed over at the end of the window, and global events
+// (publishes, scenario actions, completed handshakes, samples) run alone between windows.
+// Same-instant events are ordered by a key derived from the event (node, kind, connection),
+// so every node sees its inputs in the same order whatever the number of workers
+// (TestWorkersAgree).
+//
 // # Determinism
 //
-// All randomness comes from PCG streams of Config.Seed (one per concern and one per node
-// core), events at the same instant run in scheduling order, no map is iterated where the
-// order reaches an output, and the simulator never reads the wall clock. Results are
-// therefore a function of the Config; the caller measures wall time itself
+// All randomness comes from PCG streams of Config.Seed (one per concern and, for what nodes
+// draw while they run, one per node), ties are broken by event keys, no map is iterated
+// where the order reaches an output, and the simulator never reads the wall clock. Results
+// are therefore a function of the Config; the caller measures wall time itself
 // (Results.WallSeconds).
 //
 // # Usage
@@ -48,6 +59,7 @@
 //	r := s.Run()
 //	fmt.Println(r.HonestDeliveryRatio, r.LatencyP99Ms, r.BytesPerDelivery)
 //
-// Concurrency: a Sim is not safe for concurrent use and starts no goroutines; Run blocks
-// until the virtual Duration has passed.
+// Concurrency: a Sim is not safe for concurrent use (except Stop). Run blocks until the
+// virtual Duration has passed; it starts Workers−1 goroutines and joins them before it
+// returns.
 package sim

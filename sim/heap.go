@@ -11,14 +11,15 @@ const (
 	evPublish                   // the workload publishes the next message
 	evAction                    // a scheduled scenario action runs (a: action index)
 	evSample                    // the periodic sampler runs (mesh degrees, scores, progress)
+	evDials                     // a node's delayed first dials (a: node)
 )
 
 // event is one entry of the event heap: a value type (no pointer, no allocation per event),
-// ordered by time and then by the order it was scheduled in, so that two events at the same
-// virtual instant always run in the same order.
+// ordered by time and then by its key, so that two events at the same virtual instant always
+// run in the same order, whatever the number of workers.
 type event struct {
 	at   int64  // virtual nanoseconds since the epoch
-	seq  uint64 // scheduling order, the tie-break
+	key  uint64 // the tie-break: derived from the event (engine.go), never from scheduling order
 	gen  uint32 // generation of the object a names; a stale event (gen differs) is dropped
 	a    int32
 	kind evKind
@@ -28,7 +29,7 @@ func (e *event) before(o *event) bool {
 	if e.at != o.at {
 		return e.at < o.at
 	}
-	return e.seq < o.seq
+	return e.key < o.key
 }
 
 // eventHeap is a 4-ary min-heap of events by (at, seq). A 4-ary heap does about half the

@@ -98,12 +98,12 @@ func TestHeapOrder(t *testing.T) {
 	for round := range 50 {
 		for range rng.IntN(200) {
 			seq++
-			h.push(event{at: int64(rng.IntN(100)), seq: seq})
+			h.push(event{at: int64(rng.IntN(100)), key: seq})
 		}
 		var last event
 		for k := rng.IntN(h.len() + 1); k > 0; k-- {
 			e := h.pop()
-			if last.seq != 0 && e.before(&last) {
+			if last.key != 0 && e.before(&last) {
 				t.Fatalf("round %d: popped %+v after %+v", round, e, last)
 			}
 			last = e

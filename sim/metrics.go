@@ -4,28 +4,24 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
 )
 
-// metrics collects what a run measures, as it runs.
+// metrics collects what a run measures, as it runs. The counters the nodes' events update
+// live in each worker (workerMetrics) and are summed at the end; these are updated by global
+// events only, except the delivery bitsets and per-message latency sums, which are atomic.
 type metrics struct {
-	s      *Sim
-	events uint64
-
-	sentWire    [3]int64 // wire bytes by sender kind, whole run
-	windowWire  [3]int64 // the same from the first publish on
+	s           *Sim
 	windowStart int64
 
 	connects, disconnects int64
-	queueDrops            int64
 	skipped               int
 	stats                 router.Stats // honest routers' counters, summed (over restarts too)
 
-	latencies []int32 // µs, one per honest delivery
-	targetLat []int32 // µs, deliveries to eclipse targets
-	ups       [][]span
+	ups [][]span
 
 	samples []Sample
 	targets []int32 // eclipse targets (delivery breakdown, score samplers first)
@@ -39,9 +35,9 @@ type span struct{ from, to int64 } // to -1: still up
 type msgRec struct {
 	at     int64
 	from   int32
-	got    []uint64 // bitset of receiving nodes
-	latSum int64    // µs, honest deliveries
-	latMax int32
+	got    []atomic.Uint64 // bitset of receiving nodes
+	latSum atomic.Int64    // µs, honest deliveries
+	latMax atomic.Int32
 }
 
 func (m *metrics) init(s *Sim) {
@@ -49,17 +45,7 @@ func (m *metrics) init(s *Sim) {
 	m.windowStart = int64(s.cfg.Gossip.Start)
 }
 
-func (m *metrics) sent(k NodeKind, wire int64, now int64) {
-	m.sentWire[k] += wire
-	if now >= m.windowStart {
-		m.windowWire[k] += wire
-	}
-}
-
 func (m *metrics) up(n *node, now int64) {
-	for int(n.idx) >= len(m.ups) {
-		m.ups = append(m.ups, nil)
-	}
 	m.ups[n.idx] = append(m.ups[n.idx], span{now, -1})
 }
 
@@ -101,13 +87,15 @@ func (m *metrics) addStats(n *node) {
 
 func (m *metrics) published(n *node, now int64) {
 	s := m.s
-	s.msgs = append(s.msgs, msgRec{at: now, from: n.idx, got: make([]uint64, (len(s.nodes)+63)/64)})
+	s.msgs = append(s.msgs, msgRec{at: now, from: n.idx, got: make([]atomic.Uint64, (len(s.nodes)+63)/64)})
 	m.censored = append(m.censored, slices.Contains(m.censor, n.idx))
 }
 
 // deliver records a message handed to a node's application. Deliveries of our own messages
-// and second deliveries (after a restart) are not counted.
-func (m *metrics) deliver(n *node, in router.Incoming, now int64) {
+// and second deliveries (after a restart) are not counted. Nodes on different workers
+// deliver at once: the bitset and sums are atomic (OR and addition commute, so the result is
+// the same whatever the interleaving).
+func (m *metrics) deliver(n *node, in router.Incoming) {
 	if in.From == "" || len(in.Msg.Seqno) != 8 {
 		return
 	}
@@ -118,17 +106,22 @@ func (m *metrics) deliver(n *node, in router.Incoming, now int64) {
 	}
 	r := &s.msgs[k]
 	w, b := n.idx/64, uint64(1)<<(n.idx%64)
-	if r.got[w]&b != 0 {
+	if r.got[w].Or(b)&b != 0 {
 		return
 	}
-	r.got[w] |= b
 	if n.kind == Honest {
-		us := int32((now - r.at) / 1000)
-		m.latencies = append(m.latencies, us)
-		r.latSum += int64(us)
-		r.latMax = max(r.latMax, us)
+		x := n.ctx()
+		us := int32((x.now - r.at) / 1000)
+		x.met.latencies = append(x.met.latencies, us)
+		r.latSum.Add(int64(us))
+		for {
+			old := r.latMax.Load()
+			if us <= old || r.latMax.CompareAndSwap(old, us) {
+				break
+			}
+		}
 		if n.target {
-			m.targetLat = append(m.targetLat, us)
+			x.met.targetLat = append(x.met.targetLat, us)
 		}
 	}
 }
@@ -189,11 +182,12 @@ func (s *Sim) scoreSamplers() []int32 {
 }
 
 func (s *Sim) onSample() {
-	next := s.now + int64(s.cfg.SampleEvery)
-	if next <= s.end {
-		s.schedule(next, evSample, 0, 0)
+	now := s.g.now
+	s.samples++
+	if next := now + int64(s.cfg.SampleEvery); next <= s.end {
+		s.g.scheduleGlobal(next, evSample, gclsSample, s.samples, 0)
 	}
-	sm := Sample{At: time.Duration(s.now), MeshMin: -1}
+	sm := Sample{At: time.Duration(now), MeshMin: -1}
 	meshTotal, sybilSlots, nMesh := 0, 0, 0
 	for _, i := range s.honest {
 		n := s.nodes[i]
@@ -273,5 +267,14 @@ func (s *Sim) progress() Progress {
 			up++
 		}
 	}
-	return Progress{Virtual: time.Duration(s.now), Duration: s.cfg.Duration, Events: s.m.events, Published: len(s.msgs), NodesUp: up}
+	return Progress{Virtual: time.Duration(s.g.now), Duration: s.cfg.Duration, Events: s.events(), Published: len(s.msgs), NodesUp: up}
+}
+
+// events returns the events run so far.
+func (s *Sim) events() uint64 {
+	n := s.g.met.events
+	for _, w := range s.workers {
+		n += w.met.events
+	}
+	return n
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 	"unsafe"
@@ -50,8 +51,9 @@ type core interface {
 	// peerUp and peerDown report a connection to peer p being established or lost.
 	peerUp(now time.Time, p *node, outbound bool)
 	peerDown(now time.Time, p *node)
-	// receive hands over one message that arrived from p on one of the core's channels.
-	receive(now time.Time, p *node, m *msg)
+	// receive hands over one message that arrived from p on one of the core's channels
+	// (by value: a pointer would make every arriving message escape to the heap).
+	receive(now time.Time, p *node, m msg)
 	// tick runs the core's timers due at now.
 	tick(now time.Time)
 	// nextDeadline is when tick must next run; zero for none.
@@ -103,6 +105,11 @@ type node struct {
 	// they are persistent peers of its dial queue, so they are redialed after a loss.
 	dialList []int32
 	bootAt   int64
+	// dials counts the node's dials (the key of their handshake events).
+	dials uint64
+	// w is the worker that runs the node's events; rng its own draws (links, PEX choices).
+	w   *worker
+	rng *rand.Rand
 	// dialAt delays the first dials (attack at dawn, sybils' connect time).
 	dialAt int64
 }
@@ -120,12 +127,13 @@ func (n *node) step(now int64) {
 	if !n.up {
 		return
 	}
+	x := n.ctx()
 	tn := n.s.t(now)
 	for _, c := range n.cores {
 		c.drain(tn)
 	}
 	for _, hid := range n.dirty {
-		n.s.kick(hid, now)
+		n.s.kick(x, hid)
 	}
 	n.dirty = n.dirty[:0]
 	var dl int64 = -1
@@ -142,7 +150,7 @@ func (n *node) step(now int64) {
 	dl = max(dl, now)
 	if n.timerAt < 0 || dl < n.timerAt {
 		n.timerAt = dl
-		n.s.schedule(dl, evTimer, n.idx, n.gen)
+		x.scheduleNode(n, dl, evTimer, clsTimer, 0, n.idx, n.gen)
 	}
 }
 
@@ -172,7 +180,7 @@ func (n *node) send(to key.ID, m msg) bool {
 	h := &c.h[dir]
 	if m.ch != chPEX {
 		if h.qBytes+int64(m.size) > int64(s.cfg.Link.PeerQueueBytes) && m.kind != router.KindControl {
-			s.m.queueDrops++
+			n.ctx().met.queueDrops++
 			return false
 		}
 		h.qBytes += int64(m.size)
@@ -201,7 +209,7 @@ func (c *pubsubCore) peerUp(now time.Time, p *node, outbound bool) {
 
 func (c *pubsubCore) peerDown(now time.Time, p *node) { c.r.RemovePeer(now, p.id) }
 
-func (c *pubsubCore) receive(now time.Time, p *node, m *msg) { c.r.HandleRPC(now, p.id, m.rpc) }
+func (c *pubsubCore) receive(now time.Time, p *node, m msg) { c.r.HandleRPC(now, p.id, m.rpc) }
 
 func (c *pubsubCore) tick(now time.Time)      { c.r.Tick(now) }
 func (c *pubsubCore) nextDeadline() time.Time { return c.r.NextDeadline() }
@@ -223,7 +231,7 @@ func (c *switchCore) peerUp(_ time.Time, p *node, outbound bool) {
 }
 
 func (c *switchCore) peerDown(now time.Time, p *node) { c.q.Disconnected(now, p.id) }
-func (c *switchCore) receive(time.Time, *node, *msg)  {}
+func (c *switchCore) receive(time.Time, *node, msg)   {}
 func (c *switchCore) tick(time.Time)                  {}
 func (c *switchCore) nextDeadline() time.Time         { return c.q.NextDeadline() }
 

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
@@ -120,9 +121,19 @@ func (s *Sim) results() *Results {
 	m := &s.m
 	r := &Results{
 		Seed: s.cfg.Seed, Nodes: s.cfg.Nodes, Seeds: s.cfg.Seeds,
-		VirtualSeconds: time.Duration(s.now).Seconds(), Events: m.events,
+		VirtualSeconds: time.Duration(s.g.now).Seconds(), Events: s.events(),
 		Published: len(s.msgs), Skipped: m.skipped,
-		Connects: m.connects, Disconnects: m.disconnects, QueueDrops: m.queueDrops,
+		Connects: m.connects, Disconnects: m.disconnects,
+	}
+	var windowWire [3]int64
+	var latencies, targetLat []int32
+	for _, w := range append([]*worker{s.g}, s.workers...) {
+		for k := range windowWire {
+			windowWire[k] += w.met.windowWire[k]
+		}
+		r.QueueDrops += w.met.queueDrops
+		latencies = append(latencies, w.met.latencies...)
+		targetLat = append(targetLat, w.met.targetLat...)
 	}
 	if a := s.cfg.Attack; a != nil {
 		r.Sybils = a.Sybils
@@ -135,14 +146,15 @@ func (s *Sim) results() *Results {
 	r.Router = m.stats
 	deadline := int64(s.cfg.Gossip.DeliveryDeadline)
 	var allExp, allGot, tExp, tGot, cExp, cGot int64
-	for k, rec := range s.msgs {
+	for k := range s.msgs {
+		rec := &s.msgs[k]
 		mr := MessageResult{Index: k, At: time.Duration(rec.at), Publisher: int(rec.from), Censored: m.censored[k]}
 		honestPub := s.nodes[rec.from].kind == Honest
 		for _, i := range s.honest {
 			if i == rec.from || !s.upThrough(i, rec.at, rec.at+deadline) {
 				continue
 			}
-			got := rec.got[i/64]&(1<<(i%64)) != 0
+			got := rec.got[i/64].Load()&(1<<(i%64)) != 0
 			mr.Expected++
 			if got {
 				mr.Delivered++
@@ -167,8 +179,8 @@ func (s *Sim) results() *Results {
 			r.Delivered += int64(mr.Delivered)
 		}
 		if mr.Delivered > 0 {
-			mr.MeanMs = float64(rec.latSum) / 1000 / float64(popcount(rec.got, s))
-			mr.MaxMs = float64(rec.latMax) / 1000
+			mr.MeanMs = float64(rec.latSum.Load()) / 1000 / float64(popcount(rec.got, s))
+			mr.MaxMs = float64(rec.latMax.Load()) / 1000
 		}
 		r.Messages = append(r.Messages, mr)
 	}
@@ -182,8 +194,8 @@ func (s *Sim) results() *Results {
 		x := ratio(cGot, cExp)
 		r.CensoredDeliveryRatio = &x
 	}
-	lat := make([]float64, len(m.latencies))
-	for i, us := range m.latencies {
+	lat := make([]float64, len(latencies))
+	for i, us := range latencies {
 		lat[i] = float64(us) / 1000
 	}
 	slices.Sort(lat)
@@ -193,16 +205,16 @@ func (s *Sim) results() *Results {
 		r.LatencyMaxMs = lat[len(lat)-1]
 	}
 	if len(m.targets) > 0 {
-		tl := make([]float64, len(m.targetLat))
-		for i, us := range m.targetLat {
+		tl := make([]float64, len(targetLat))
+		for i, us := range targetLat {
 			tl[i] = float64(us) / 1000
 		}
 		slices.Sort(tl)
 		x := pct(tl, 0.99)
 		r.TargetLatencyP99Ms = &x
 	}
-	r.WireBytes = m.windowWire[Honest] + m.windowWire[Seed]
-	r.SybilWireBytes = m.windowWire[Sybil]
+	r.WireBytes = windowWire[Honest] + windowWire[Seed]
+	r.SybilWireBytes = windowWire[Sybil]
 	if r.Delivered > 0 {
 		r.BytesPerDelivery = float64(r.WireBytes) / float64(r.Delivered)
 		r.DuplicatesPerDelivery = float64(r.Router.Duplicates) / float64(r.Delivered)
@@ -242,10 +254,10 @@ func pct(xs []float64, p float64) float64 {
 }
 
 // popcount counts the honest receivers in got (those whose latency was recorded).
-func popcount(got []uint64, s *Sim) int {
+func popcount(got []atomic.Uint64, s *Sim) int {
 	n := 0
 	for _, i := range s.honest {
-		if got[i/64]&(1<<(i%64)) != 0 {
+		if got[i/64].Load()&(1<<(i%64)) != 0 {
 			n++
 		}
 	}

@@ -2,12 +2,8 @@ package sim
 
 import (
 	"encoding/binary"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
-	"net/netip"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -22,39 +18,23 @@ import (
 	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
 
-// ErrNoPEXCore is returned by New for TopologyPEX while the PEX decisions are not yet an
-// exported PURE core that the simulator can run (issue 10 §1).
-var ErrNoPEXCore = errors.New("sim: PEX bootstrap needs the exported PEX core")
-
-// Epoch is virtual time zero: the time.Time every core sees at the start of a run.
-var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// Port is the listen port of every simulated node (sybils sharing an IP use Port+1, ...).
-const Port = 26656
-
-// Random streams: each concern draws from its own PCG stream of the seed, so that adding a
-// draw in one (say, a jitter) does not shift the others (the topology, the workload).
-const (
-	streamTopology = iota + 1
-	streamLink
-	streamWorkload
-	streamChurn
-	streamAttack
-	streamNodes = 1 << 20 // + node index: each core's own rng
-	streamBooks = 1 << 40 // + node index: address books
-)
-
-// Sim is one simulated network. It is not safe for concurrent use: Run drives it on the
-// caller's goroutine, and it starts no goroutines.
+// Sim is one simulated network. It is not safe for concurrent use (except Stop): Run drives
+// it from the caller's goroutine, with Config.Workers − 1 helper goroutines that it starts
+// and joins itself.
 type Sim struct {
 	cfg   Config
 	epoch time.Time
-	now   int64
 	end   int64
-	seq   uint64
-	h     eventHeap
 
-	rngTopo, rngLink, rngWork, rngChurn, rngAttack *rand.Rand
+	g        *worker   // the coordinator: global events, between windows
+	gh       eventHeap // global events
+	workers  []*worker
+	pool     *pool
+	look     int64 // lookahead: the parallel window
+	wend     int64 // end of the current window
+	inWindow bool
+
+	rngTopo, rngWork, rngChurn, rngAttack *rand.Rand
 
 	nodes     []*node
 	byID      map[key.ID]int32
@@ -64,6 +44,7 @@ type Sim struct {
 	dials     []pendingDial
 	freeDials []int32
 	actions   []func()
+	samples   uint64
 
 	stop atomic.Bool // Stop was called
 
@@ -88,196 +69,6 @@ type pendingDial struct {
 	lat      [2]int64
 }
 
-// New builds a network from cfg (validated first; an error wraps ErrInvalidConfig). Nothing
-// runs until Run.
-func New(cfg Config) (*Sim, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	cfg = cfg.withDefaults()
-	if cfg.Topology.Kind == TopologyPEX {
-		return nil, ErrNoPEXCore
-	}
-	seed := cfg.Seed
-	s := &Sim{
-		cfg:       cfg,
-		epoch:     Epoch,
-		end:       int64(cfg.Duration),
-		rngTopo:   rand.New(rand.NewPCG(seed, streamTopology)),
-		rngLink:   rand.New(rand.NewPCG(seed, streamLink)),
-		rngWork:   rand.New(rand.NewPCG(seed, streamWorkload)),
-		rngChurn:  rand.New(rand.NewPCG(seed, streamChurn)),
-		rngAttack: rand.New(rand.NewPCG(seed, streamAttack)),
-		byID:      make(map[key.ID]int32),
-		topic:     cfg.Gossip.Topic,
-	}
-	s.m.init(s)
-	s.makeNodes()
-	s.makeTopology()
-	s.makeWorkload()
-	if err := s.makeAttack(); err != nil {
-		return nil, err
-	}
-	s.makeChurn()
-	s.makePartitions()
-	s.scheduleBoots()
-	s.schedule(0, evSample, 0, 0)
-	if cfg.Progress != nil {
-		s.schedule(int64(cfg.ProgressEvery), evProgress, 0, 0)
-	}
-	return s, nil
-}
-
-// ---- building ------------------------------------------------------------------------------
-
-func (s *Sim) addNode(kind NodeKind, ip netip.Addr, port uint16) *node {
-	n := &node{s: s, idx: int32(len(s.nodes)), kind: kind, ip: ip, timerAt: -1, downAt: -1}
-	for {
-		for i := range n.raw {
-			n.raw[i] = byte(s.rngTopo.Uint32())
-		}
-		n.id = key.ID(hex.EncodeToString(n.raw[:]))
-		if _, dup := s.byID[n.id]; !dup {
-			break
-		}
-	}
-	n.addr = netaddr.New(n.id, netip.AddrPortFrom(ip, port))
-	n.region = s.pickRegion()
-	n.peers = make(map[key.ID]int32)
-	s.byID[n.id] = n.idx
-	s.nodes = append(s.nodes, n)
-	return n
-}
-
-// randomIP returns a public IPv4 address in its own /16 as far as possible, never one in
-// used.
-func (s *Sim) randomIP(used map[netip.Addr]bool) netip.Addr {
-	for {
-		// 11-99 in the first octet holds no private, loopback, CGNAT or multicast range.
-		a := [4]byte{byte(11 + s.rngTopo.IntN(89)), byte(s.rngTopo.IntN(256)), byte(s.rngTopo.IntN(256)), byte(1 + s.rngTopo.IntN(254))}
-		ip := netip.AddrFrom4(a)
-		if !used[ip] {
-			used[ip] = true
-			return ip
-		}
-	}
-}
-
-func (s *Sim) pickRegion() int {
-	rs := s.cfg.Link.Regions
-	if len(rs) == 0 {
-		return 0
-	}
-	total := 0.0
-	for _, r := range rs {
-		total += r.Share
-	}
-	x := s.rngTopo.Float64() * total
-	for i, r := range rs {
-		if x < r.Share {
-			return i
-		}
-		x -= r.Share
-	}
-	return len(rs) - 1
-}
-
-func (s *Sim) makeNodes() {
-	used := make(map[netip.Addr]bool)
-	for range s.cfg.Nodes {
-		n := s.addNode(Honest, s.randomIP(used), Port)
-		s.honest = append(s.honest, n.idx)
-	}
-	for range s.cfg.Seeds {
-		s.addNode(Seed, s.randomIP(used), Port)
-	}
-	if a := s.cfg.Attack; a != nil && a.Sybils > 0 {
-		var shared []netip.Addr
-		for range a.SybilIPs {
-			shared = append(shared, s.randomIP(used))
-		}
-		for i := range a.Sybils {
-			var n *node
-			if len(shared) > 0 {
-				n = s.addNode(Sybil, shared[i%len(shared)], uint16(Port+i/len(shared)))
-			} else {
-				n = s.addNode(Sybil, s.randomIP(used), Port)
-			}
-			s.sybilAddrs = append(s.sybilAddrs, n.addr)
-		}
-	}
-	spread := int64(s.cfg.Topology.BootSpread)
-	for _, n := range s.nodes {
-		if spread > 0 {
-			n.bootAt = s.rngTopo.Int64N(spread)
-		}
-		n.dialAt = n.bootAt
-	}
-}
-
-// scheduleBoots boots every node that is not reserved for a later join.
-func (s *Sim) scheduleBoots() {
-	for _, n := range s.nodes {
-		if !n.offline {
-			s.schedule(n.bootAt, evBoot, n.idx, 0)
-		}
-	}
-}
-
-func (s *Sim) makeTopology() {
-	switch s.cfg.Topology.Kind {
-	case TopologyRandom:
-		n := len(s.honest)
-		linked := make(map[[2]int32]bool)
-		for _, i := range s.honest {
-			for range s.cfg.Topology.Degree {
-				for try := 0; try < 16; try++ {
-					j := s.honest[s.rngTopo.IntN(n)]
-					if j == i || linked[[2]int32{i, j}] || linked[[2]int32{j, i}] {
-						continue
-					}
-					linked[[2]int32{i, j}] = true
-					s.nodes[i].dialList = append(s.nodes[i].dialList, j)
-					break
-				}
-			}
-		}
-	case TopologyGraph:
-		for _, e := range s.cfg.Topology.Edges {
-			a, b := s.honest[e[0]], s.honest[e[1]]
-			s.nodes[a].dialList = append(s.nodes[a].dialList, b)
-		}
-	}
-	if a := s.cfg.Attack; a != nil && a.HonestConnectAt > 0 {
-		for _, i := range s.honest {
-			s.nodes[i].dialAt = max(s.nodes[i].dialAt, int64(a.HonestConnectAt))
-		}
-	}
-}
-
-func (s *Sim) makeWorkload() {
-	g := s.cfg.Gossip
-	s.data = make([]byte, g.MessageSize)
-	for i := range s.data {
-		s.data[i] = byte(i)
-	}
-	if !g.Unsigned {
-		s.sig = make([]byte, 64)
-		s.pub = make([]byte, 32)
-	}
-	if g.Publishers > 0 {
-		perm := s.rngWork.Perm(len(s.honest))
-		for _, k := range perm[:g.Publishers] {
-			s.publishers = append(s.publishers, s.honest[k])
-		}
-	} else {
-		s.publishers = append(s.publishers, s.honest...)
-	}
-	if g.Rate > 0 && g.Start < s.cfg.Duration-g.Tail {
-		s.schedule(int64(g.Start), evPublish, 0, 0)
-	}
-}
-
 // ---- events -------------------------------------------------------------------------------
 
 const (
@@ -285,22 +76,22 @@ const (
 	evProgress                     // Config.Progress is called
 )
 
-func (s *Sim) schedule(at int64, kind evKind, a int32, gen uint32) {
-	s.seq++
-	s.h.push(event{at: at, seq: s.seq, kind: kind, a: a, gen: gen})
-}
-
-// At schedules f to run at virtual time d (scenario actions).
+// At schedules f to run at virtual time d, alone, between windows (scenario actions).
 func (s *Sim) At(d time.Duration, f func()) {
 	s.actions = append(s.actions, f)
-	s.schedule(int64(d), evAction, int32(len(s.actions)-1), 0)
+	k := len(s.actions) - 1
+	s.g.scheduleGlobal(int64(d), evAction, gclsAction, uint64(k), int32(k))
 }
 
-// Now returns the current virtual time since the start of the run.
-func (s *Sim) Now() time.Duration { return time.Duration(s.now) }
+// Now returns the virtual time reached.
+func (s *Sim) Now() time.Duration { return time.Duration(s.g.now) }
 
 // Run runs the simulation to its Duration and returns the results. It can be called once.
 func (s *Sim) Run() *Results {
+	if len(s.workers) > 1 && s.look > 0 {
+		s.pool = newPool(s)
+		defer func() { s.pool.close(); s.pool = nil }()
+	}
 	s.RunUntil(s.cfg.Duration)
 	return s.results()
 }
@@ -312,63 +103,60 @@ func (s *Sim) Stop() { s.stop.Store(true) }
 // Stopped reports whether Stop was called.
 func (s *Sim) Stopped() bool { return s.stop.Load() }
 
-// RunUntil runs every event up to virtual time d (at most the Duration) and stops there.
-func (s *Sim) RunUntil(d time.Duration) {
-	end := min(int64(d), s.end)
-	for s.h.len() > 0 && s.h.es[0].at <= end {
-		if s.m.events&0xfff == 0 && s.stop.Load() {
-			s.end = s.now
-			return
-		}
-		e := s.h.pop()
-		s.now = e.at
-		s.m.events++
-		switch e.kind {
-		case evTimer:
-			s.onTimer(e)
-		case evFlush:
-			s.onFlush(e)
-		case evArrive:
-			s.onArrive(e)
-		case evConnect:
-			s.onConnect(e)
-		case evPublish:
-			s.onPublish()
-		case evAction:
-			s.actions[e.a]()
-			s.actions[e.a] = nil
-		case evSample:
-			s.onSample()
-		case evBoot:
-			s.boot(s.nodes[e.a])
-		case evProgress:
-			s.onProgress()
-		}
+// runGlobal runs one global event on the coordinator.
+func (s *Sim) runGlobal(e event) {
+	switch e.kind {
+	case evConnect:
+		s.onConnect(e)
+	case evPublish:
+		s.onPublish()
+	case evAction:
+		s.actions[e.a]()
+		s.actions[e.a] = nil
+	case evSample:
+		s.onSample()
+	case evProgress:
+		s.onProgress()
 	}
-	s.now = max(s.now, end)
+}
+
+// runNode runs one node event on worker w (or on the coordinator).
+func (s *Sim) runNode(w *worker, e event) {
+	switch e.kind {
+	case evTimer:
+		s.onTimer(w, e)
+	case evFlush:
+		s.onFlush(w, e)
+	case evArrive:
+		s.onArrive(w, e)
+	case evBoot:
+		s.boot(s.nodes[e.a])
+	case evDials:
+		s.onDials(w, e)
+	}
 }
 
 func (s *Sim) onProgress() {
-	if next := s.now + int64(s.cfg.ProgressEvery); next <= s.end {
-		s.schedule(next, evProgress, 0, 0)
+	if next := s.g.now + int64(s.cfg.ProgressEvery); next <= s.end {
+		s.g.scheduleGlobal(next, evProgress, gclsProgress, uint64(next), 0)
 	}
 	s.cfg.Progress(s.progress())
 }
 
-func (s *Sim) onTimer(e event) {
+func (s *Sim) onTimer(w *worker, e event) {
 	n := s.nodes[e.a]
 	if !n.up || n.gen != e.gen || n.timerAt != e.at {
 		return
 	}
 	n.timerAt = -1
-	tn := s.t(s.now)
+	tn := s.t(w.now)
 	for _, c := range n.cores {
 		c.tick(tn)
 	}
-	n.step(s.now)
+	n.step(w.now)
 }
 
-func (s *Sim) onFlush(e event) {
+func (s *Sim) onFlush(w *worker, e event) {
 	ci, dir := e.a/2, int(e.a%2)
 	c := &s.conns[ci]
 	if !c.up || c.gen != e.gen {
@@ -376,12 +164,12 @@ func (s *Sim) onFlush(e event) {
 	}
 	h := &c.h[dir]
 	h.flushSched = false
-	s.flushHalf(ci, dir)
+	s.flushHalf(w, ci, dir)
 }
 
 // kick sends what half hid has queued if its sender is idle, or makes sure a flush is
-// scheduled for when it is free.
-func (s *Sim) kick(hid int32, now int64) {
+// scheduled for when it is free. x runs the sender.
+func (s *Sim) kick(x *worker, hid int32) {
 	ci, dir := hid/2, int(hid%2)
 	c := &s.conns[ci]
 	h := &c.h[dir]
@@ -389,22 +177,30 @@ func (s *Sim) kick(hid int32, now int64) {
 	if !c.up || h.flushSched {
 		return
 	}
-	if h.busyUntil <= now {
-		s.flushHalf(ci, dir)
+	if h.busyUntil <= x.now {
+		s.flushHalf(x, ci, dir)
 		return
 	}
 	h.flushSched = true
-	s.schedule(h.busyUntil, evFlush, hid, c.gen)
+	x.scheduleNode(s.sender(c, dir), h.busyUntil, evFlush, clsFlush, int64(hid), hid, c.gen)
+}
+
+func (s *Sim) sender(c *conn, dir int) *node {
+	if dir == 0 {
+		return s.nodes[c.a]
+	}
+	return s.nodes[c.b]
 }
 
 // flushHalf is the MConnection's send routine writing one buffer: messages in its channel
 // scheduler's order up to 64 KiB, sealed in SecretConnection frames, serialised at the link
-// bandwidth, delivered after the latency (in order).
-func (s *Sim) flushHalf(ci int32, dir int) {
+// bandwidth, delivered after the latency (in order). x runs the sender.
+func (s *Sim) flushHalf(x *worker, ci int32, dir int) {
 	c := &s.conns[ci]
 	h := &c.h[dir]
-	now := s.now
-	plain, k := 0, 0
+	now := x.now
+	plain := 0
+	batch := x.batch[:0]
 	for plain < writeBufferSize {
 		ch := h.pick(now)
 		if ch < 0 {
@@ -417,54 +213,53 @@ func (s *Sim) flushHalf(ci int32, dir int) {
 		pb := packetBytes(ch, int(m.size))
 		plain += pb
 		h.recent[ch] += float64(pb)
-		h.fl.push(inflight{m: m})
-		k++
+		batch = append(batch, inflight{m: m})
 	}
-	if k == 0 {
+	if len(batch) == 0 {
 		return
 	}
+	from := s.sender(c, dir)
 	wire := wireBytes(plain)
-	start := max(now, h.busyUntil)
-	h.busyUntil = start
+	h.busyUntil = max(now, h.busyUntil)
 	if bw := s.cfg.Link.Bandwidth; bw > 0 {
 		h.busyUntil += wire * 1e9 / bw
 	}
-	arr := h.busyUntil + s.flightTime(h.lat)
+	arr := h.busyUntil + s.flightTime(from, h.lat)
 	arr = max(arr, h.lastArrive)
 	h.lastArrive = arr
-	mask := len(h.fl.buf) - 1
-	for i := h.fl.n - k; i < h.fl.n; i++ {
-		h.fl.buf[(h.fl.head+i)&mask].at = arr
+	for i := range batch {
+		batch[i].at = arr
 	}
-	from := c.a
+	x.met.sent(from.kind, wire, now, s.m.windowStart)
+	recv := s.nodes[c.b]
 	if dir == 1 {
-		from = c.b
+		recv = s.nodes[c.a]
 	}
-	s.m.sent(s.nodes[from].kind, wire, now)
-	if !h.arriveSched {
-		h.arriveSched = true
-		s.schedule(h.fl.peek().at, evArrive, halfID(ci, dir), c.gen)
-	}
+	hid := halfID(ci, dir)
+	x.deliverFlush(recv, hid, c.gen, batch)
+	clear(batch)
+	x.batch = batch[:0]
 	if h.queued() && !h.flushSched {
 		h.flushSched = true
-		s.schedule(h.busyUntil, evFlush, halfID(ci, dir), c.gen)
+		x.scheduleNode(from, h.busyUntil, evFlush, clsFlush, int64(hid), hid, c.gen)
 	}
 }
 
-// flightTime is one flush's latency: the link's, with jitter and, if lost, a retransmission.
-func (s *Sim) flightTime(lat int64) int64 {
+// flightTime is one flush's latency: the link's, with jitter and, if lost, a retransmission
+// (drawn from the sender's stream).
+func (s *Sim) flightTime(from *node, lat int64) int64 {
 	l := s.cfg.Link
 	d := lat
 	if l.Jitter > 0 {
-		d += int64((2*s.rngLink.Float64() - 1) * l.Jitter * float64(lat))
+		d += int64((2*from.rng.Float64() - 1) * l.Jitter * float64(lat))
 	}
-	if l.Loss > 0 && s.rngLink.Float64() < l.Loss {
+	if l.Loss > 0 && from.rng.Float64() < l.Loss {
 		d += int64(l.RTO) + 2*lat
 	}
 	return d
 }
 
-func (s *Sim) onArrive(e event) {
+func (s *Sim) onArrive(w *worker, e event) {
 	ci, dir := e.a/2, int(e.a%2)
 	c := &s.conns[ci]
 	if !c.up || c.gen != e.gen {
@@ -476,84 +271,57 @@ func (s *Sim) onArrive(e event) {
 	if dir == 1 {
 		from, to = to, from
 	}
-	tn := s.t(s.now)
-	for h.fl.len() > 0 && h.fl.peek().at <= s.now {
+	tn := s.t(w.now)
+	for h.fl.len() > 0 && h.fl.peek().at <= w.now {
 		f := h.fl.pop()
 		if cr := to.byChan[f.m.ch]; cr != nil {
-			cr.receive(tn, from, &f.m)
+			cr.receive(tn, from, f.m)
 		}
 	}
-	to.step(s.now)
+	to.step(w.now)
 	if c.up && c.gen == e.gen && h.fl.len() > 0 && !h.arriveSched {
 		h.arriveSched = true
-		s.schedule(h.fl.peek().at, evArrive, e.a, c.gen)
+		w.scheduleNode(to, h.fl.peek().at, evArrive, clsArrive, int64(e.a), e.a, c.gen)
 	}
 }
 
 // ---- connections --------------------------------------------------------------------------
 
-// linkLatency returns the one-way latencies from a to b and back for a new connection.
-func (s *Sim) linkLatency(a, b *node) [2]int64 {
-	l := s.cfg.Link
-	switch {
-	case len(l.RegionLatency) > 0:
-		return [2]int64{int64(l.RegionLatency[a.region][b.region]), int64(l.RegionLatency[b.region][a.region])}
-	case l.Dist != nil:
-		d := s.sampleDist(*l.Dist)
-		return [2]int64{d, d}
-	}
-	return [2]int64{int64(l.Latency), int64(l.Latency)}
-}
-
-func (s *Sim) sampleDist(d LatencyDist) int64 {
-	r := s.rngLink
-	var x float64
-	switch d.Kind {
-	case "uniform":
-		x = float64(d.Min) + r.Float64()*float64(d.Max-d.Min)
-	case "normal":
-		x = float64(d.Mean) + r.NormFloat64()*float64(d.StdDev)
-	case "lognormal":
-		sigma := float64(d.StdDev) / float64(d.Mean)
-		x = float64(d.Mean) * math.Exp(sigma*r.NormFloat64())
-	}
-	return max(int64(x), int64(d.Min))
-}
-
 // dial starts a connection attempt from n to the node with id; its outcome is reported to
-// n's dial queue after the handshake time.
+// n's dial queue when the handshake completes (a global event).
 func (s *Sim) dial(n *node, id key.ID) {
+	x := n.ctx()
 	ti, ok := s.byID[id]
 	if !ok {
-		n.sw.q.Done(s.t(s.now), id, errUnreachable)
+		n.sw.q.Done(s.t(x.now), id, errUnreachable)
 		return
 	}
 	to := s.nodes[ti]
 	lat := s.linkLatency(n, to)
 	hs := int64(s.cfg.Link.HandshakeRTTs * float64(lat[0]+lat[1]))
-	var di int32
-	if k := len(s.freeDials); k > 0 {
-		di = s.freeDials[k-1]
-		s.freeDials = s.freeDials[:k-1]
-	} else {
-		s.dials = append(s.dials, pendingDial{})
-		di = int32(len(s.dials) - 1)
+	n.dials++
+	d := pendingDial{from: n.idx, to: ti, gen: n.gen, lat: lat}
+	key := uint64(n.idx)<<32 | uint64(n.dials)&(1<<32-1)
+	if x.global {
+		x.scheduleGlobal(x.now+hs, evConnect, gclsConnect, key, s.allocDial(d))
+		return
 	}
-	s.dials[di] = pendingDial{from: n.idx, to: ti, gen: n.gen, lat: lat}
-	s.schedule(s.now+hs, evConnect, di, 0)
+	x.dials = append(x.dials, d)
+	x.scheduleGlobal(x.now+hs, evConnect, gclsConnect, key, int32(len(x.dials)-1))
 }
 
 func (s *Sim) onConnect(e event) {
 	d := s.dials[e.a]
 	s.freeDials = append(s.freeDials, e.a)
+	now := s.g.now
 	from, to := s.nodes[d.from], s.nodes[d.to]
 	if !from.up || from.gen != d.gen {
 		return // the dialer went down meanwhile
 	}
 	_, dup := from.peers[to.id]
 	if !to.up || dup || to == from || (s.partitioned && s.side[from.idx] != s.side[to.idx]) {
-		from.sw.q.Done(s.t(s.now), to.id, errUnreachable)
-		from.step(s.now)
+		from.sw.q.Done(s.t(now), to.id, errUnreachable)
+		from.step(now)
 		return
 	}
 	var ci int32
@@ -568,20 +336,20 @@ func (s *Sim) onConnect(e event) {
 	gen := c.gen + 1
 	*c = conn{a: from.idx, b: to.idx, gen: gen, up: true}
 	c.h[0].lat, c.h[1].lat = d.lat[0], d.lat[1]
-	c.h[0].busyUntil, c.h[1].busyUntil = s.now, s.now
-	from.sw.q.Done(s.t(s.now), to.id, nil)
+	c.h[0].busyUntil, c.h[1].busyUntil = now, now
+	from.sw.q.Done(s.t(now), to.id, nil)
 	s.m.connects++
 	s.attach(from, to, ci, true)
 	s.attach(to, from, ci, false)
-	from.step(s.now)
-	to.step(s.now)
+	from.step(now)
+	to.step(now)
 }
 
 func (s *Sim) attach(n, p *node, ci int32, outbound bool) {
 	n.peers[p.id] = ci
 	n.conns = append(n.conns, ci)
 	n.connPtr = append(n.connPtr, unsafe.StringData(string(p.id)))
-	tn := s.t(s.now)
+	tn := s.t(s.g.now)
 	for _, c := range n.cores {
 		c.peerUp(tn, p, outbound)
 	}
@@ -596,14 +364,14 @@ func (s *Sim) detach(n, p *node, ci int32) {
 			break
 		}
 	}
-	tn := s.t(s.now)
+	tn := s.t(s.g.now)
 	for _, c := range n.cores {
 		c.peerDown(tn, p)
 	}
 }
 
 // closeConn cuts connection ci: what is queued or in flight is lost, both ends see the
-// peer removed.
+// peer removed. Global: between windows only.
 func (s *Sim) closeConn(ci int32) {
 	c := &s.conns[ci]
 	if !c.up {
@@ -628,8 +396,8 @@ func (s *Sim) closeConn(ci int32) {
 	if b.up {
 		s.detach(b, a, ci)
 	}
-	a.step(s.now)
-	b.step(s.now)
+	a.step(s.g.now)
+	b.step(s.g.now)
 }
 
 // ---- node lifecycle ------------------------------------------------------------------------
@@ -639,16 +407,18 @@ func (s *Sim) nodeRand(n *node) *rand.Rand {
 }
 
 // boot starts n (for the first time, or again after a crash): fresh cores, the topic joined,
-// its dials queued.
+// its dials queued. It runs on n's worker (evBoot) or on the coordinator (a join or a
+// restart).
 func (s *Sim) boot(n *node) {
 	if n.up {
 		return
 	}
+	x := n.ctx()
 	n.up, n.everUp, n.offline = true, true, false
 	n.gen++
-	n.upSince, n.downAt, n.timerAt = s.now, -1, -1
-	s.m.up(n, s.now)
-	now := s.t(s.now)
+	n.upSince, n.downAt, n.timerAt = x.now, -1, -1
+	s.m.up(n, x.now)
+	now := s.t(x.now)
 	q, err := dial.New(dial.Config{}, s.nodeRand(n))
 	if err != nil {
 		panic(err) // the zero Config is valid
@@ -688,35 +458,38 @@ func (s *Sim) boot(n *node) {
 			n.ps.r.Join(now, s.topic)
 		}
 	}
-	if fromBook {
-		n.step(s.now)
+	if fromBook || n.dialAt <= x.now {
+		if !fromBook {
+			s.queueDials(n)
+		}
+		n.step(x.now)
 		return
 	}
-	if n.dialAt > s.now {
-		at := n.dialAt
-		gen := n.gen
-		s.At(time.Duration(at), func() {
-			if n.up && n.gen == gen {
-				s.queueDials(n)
-			}
-		})
-	} else {
-		s.queueDials(n)
-	}
-	n.step(s.now)
+	// The first dials wait (attack at dawn, the sybils' connect time): a node event, so
+	// that it runs on n's worker.
+	n.step(x.now)
+	x.scheduleNode(n, n.dialAt, evDials, clsDials, 0, n.idx, n.gen)
 }
 
+func (s *Sim) onDials(w *worker, e event) {
+	n := s.nodes[e.a]
+	if !n.up || n.gen != e.gen {
+		return
+	}
+	s.queueDials(n)
+	n.step(w.now)
+}
+
+// queueDials hands n's dial list to its dial queue, as persistent peers.
 func (s *Sim) queueDials(n *node) {
-	now := s.t(s.now)
+	now := s.t(n.ctx().now)
 	for _, j := range n.dialList {
 		_ = n.sw.q.Add(now, s.nodes[j].addr, true)
 	}
-	n.step(s.now)
 }
 
 func (s *Sim) honestRouter(n *node) (router.Router, *gossipsub.Router) {
 	g := s.cfg.Gossip
-	rng := s.nodeRand(n)
 	if g.Router == RouterFloodSub {
 		r, err := floodsub.New(n.id, floodsub.Config{})
 		if err != nil {
@@ -731,14 +504,14 @@ func (s *Sim) honestRouter(n *node) (router.Router, *gossipsub.Router) {
 		DisableScoring: g.DisableScoring,
 		Topics:         map[string]gossipsub.TopicOptions{s.topic: {MessageRate: max(g.Rate, 0), Score: g.TopicScore}},
 	}
-	r, err := gossipsub.New(n.id, cfg, rng)
+	r, err := gossipsub.New(n.id, cfg, s.nodeRand(n))
 	if err != nil {
 		panic(fmt.Sprintf("sim: gossipsub: %v", err)) // validated configuration
 	}
 	return r, r
 }
 
-// crash stops n at once: connections drop, its cores are discarded.
+// crash stops n at once: connections drop, its cores are discarded. Global.
 func (s *Sim) crash(n *node) {
 	if !n.up {
 		return
@@ -748,11 +521,11 @@ func (s *Sim) crash(n *node) {
 	}
 	n.up = false
 	n.gen++
-	n.downAt = s.now
+	n.downAt = s.g.now
+	s.m.down(n, s.g.now)
 	n.cores, n.ps, n.sw = nil, nil, nil
 	n.byChan = [numChans]core{}
 	n.dirty = n.dirty[:0]
-	s.m.down(n, s.now)
 }
 
 // ---- pub/sub ------------------------------------------------------------------------------
@@ -775,7 +548,7 @@ func (s *Sim) drainRouter(c *pubsubCore, now time.Time) {
 			c.r.ValidationDone(now, in.ID, router.Accept)
 		}
 		for _, in := range rd.Deliver {
-			s.m.deliver(n, in, s.now)
+			s.m.deliver(n, in)
 		}
 		for _, a := range rd.Dial {
 			if n.sw != nil {
@@ -787,9 +560,11 @@ func (s *Sim) drainRouter(c *pubsubCore, now time.Time) {
 
 func (s *Sim) onPublish() {
 	g := s.cfg.Gossip
+	now := s.g.now
 	interval := int64(float64(time.Second) / g.Rate)
-	if next := s.now + interval; next < s.end-int64(g.Tail) {
-		s.schedule(next, evPublish, 0, 0)
+	k := uint64(len(s.msgs))
+	if next := now + interval; next < s.end-int64(g.Tail) {
+		s.g.scheduleGlobal(next, evPublish, gclsPublish, k+1, 0)
 	}
 	var n *node
 	for try := 0; try < 8; try++ {
@@ -803,11 +578,10 @@ func (s *Sim) onPublish() {
 		s.m.skipped++
 		return
 	}
-	k := uint64(len(s.msgs))
 	seq := make([]byte, 8)
 	binary.BigEndian.PutUint64(seq, k)
 	m := &pubsubpb.Message{From: n.raw[:], Data: s.data, Seqno: seq, Topic: s.topic, Signature: s.sig, Key: s.pub}
-	s.m.published(n, s.now)
-	n.ps.r.Publish(s.t(s.now), router.DefaultMsgID(m), m)
-	n.step(s.now)
+	s.m.published(n, now)
+	n.ps.r.Publish(s.t(now), router.DefaultMsgID(m), m)
+	n.step(now)
 }

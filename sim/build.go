@@ -1,0 +1,265 @@
+package sim
+
+import (
+	"encoding/hex"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"runtime"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+)
+
+// ErrNoPEXCore is returned by New for TopologyPEX while the PEX decisions are not yet an
+// exported PURE core that the simulator can run (issue 10 §1).
+var ErrNoPEXCore = errors.New("sim: PEX bootstrap needs the exported PEX core")
+
+// Epoch is virtual time zero: the time.Time every core sees at the start of a run.
+var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Port is the listen port of every simulated node (sybils sharing an IP use Port+1, ...).
+const Port = 26656
+
+// Random streams: each concern draws from its own PCG stream of the seed, so that adding a
+// draw in one (say, a jitter) does not shift the others (the topology, the workload). Node
+// streams are per node, so that a node's draws do not depend on the others' (which lets the
+// workers run nodes in parallel).
+const (
+	streamTopology = iota + 1
+	streamWorkload
+	streamChurn
+	streamAttack
+	streamNodes = 1 << 20 // + node index<<16 + generation: each core's own rng
+	streamLinks = 1 << 39 // + node index: the node's link draws (latency, jitter, loss) and its PEX choices
+	streamBooks = 1 << 40 // + node index: address books
+)
+
+// New builds a network from cfg (validated first; an error wraps ErrInvalidConfig). Nothing
+// runs until Run.
+func New(cfg Config) (*Sim, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if cfg.Topology.Kind == TopologyPEX {
+		return nil, ErrNoPEXCore
+	}
+	seed := cfg.Seed
+	s := &Sim{
+		cfg:       cfg,
+		epoch:     Epoch,
+		end:       int64(cfg.Duration),
+		rngTopo:   rand.New(rand.NewPCG(seed, streamTopology)),
+		rngWork:   rand.New(rand.NewPCG(seed, streamWorkload)),
+		rngChurn:  rand.New(rand.NewPCG(seed, streamChurn)),
+		rngAttack: rand.New(rand.NewPCG(seed, streamAttack)),
+		byID:      make(map[key.ID]int32),
+		topic:     cfg.Gossip.Topic,
+	}
+	nw := cfg.Workers
+	if nw == 0 {
+		nw = min(runtime.GOMAXPROCS(0), 2)
+	}
+	s.g = &worker{s: s, id: -1, global: true}
+	for i := range nw {
+		s.workers = append(s.workers, &worker{s: s, id: i, xout: make([][]xpost, nw)})
+	}
+	s.look = s.lookahead()
+	s.m.init(s)
+	s.makeNodes()
+	s.makeTopology()
+	s.makeWorkload()
+	if err := s.makeAttack(); err != nil {
+		return nil, err
+	}
+	s.makeChurn()
+	s.makePartitions()
+	s.scheduleBoots()
+	s.g.scheduleGlobal(0, evSample, gclsSample, 0, 0)
+	if cfg.Progress != nil {
+		s.g.scheduleGlobal(int64(cfg.ProgressEvery), evProgress, gclsProgress, 0, 0)
+	}
+	return s, nil
+}
+
+func (s *Sim) addNode(kind NodeKind, ip netip.Addr, port uint16) *node {
+	n := &node{s: s, idx: int32(len(s.nodes)), kind: kind, ip: ip, timerAt: -1, downAt: -1}
+	for {
+		for i := range n.raw {
+			n.raw[i] = byte(s.rngTopo.Uint32())
+		}
+		n.id = key.ID(hex.EncodeToString(n.raw[:]))
+		if _, dup := s.byID[n.id]; !dup {
+			break
+		}
+	}
+	n.addr = netaddr.New(n.id, netip.AddrPortFrom(ip, port))
+	n.region = s.pickRegion()
+	n.peers = make(map[key.ID]int32)
+	n.w = s.workers[int(n.idx)%len(s.workers)]
+	n.rng = rand.New(rand.NewPCG(s.cfg.Seed, streamLinks+uint64(n.idx)))
+	s.byID[n.id] = n.idx
+	s.nodes = append(s.nodes, n)
+	return n
+}
+
+// randomIP returns a public IPv4 address in its own /16 as far as possible, never one in
+// used.
+func (s *Sim) randomIP(used map[netip.Addr]bool) netip.Addr {
+	for {
+		// 11-99 in the first octet holds no private, loopback, CGNAT or multicast range.
+		a := [4]byte{byte(11 + s.rngTopo.IntN(89)), byte(s.rngTopo.IntN(256)), byte(s.rngTopo.IntN(256)), byte(1 + s.rngTopo.IntN(254))}
+		ip := netip.AddrFrom4(a)
+		if !used[ip] {
+			used[ip] = true
+			return ip
+		}
+	}
+}
+
+func (s *Sim) pickRegion() int {
+	rs := s.cfg.Link.Regions
+	if len(rs) == 0 {
+		return 0
+	}
+	total := 0.0
+	for _, r := range rs {
+		total += r.Share
+	}
+	x := s.rngTopo.Float64() * total
+	for i, r := range rs {
+		if x < r.Share {
+			return i
+		}
+		x -= r.Share
+	}
+	return len(rs) - 1
+}
+
+func (s *Sim) makeNodes() {
+	used := make(map[netip.Addr]bool)
+	for range s.cfg.Nodes {
+		n := s.addNode(Honest, s.randomIP(used), Port)
+		s.honest = append(s.honest, n.idx)
+	}
+	for range s.cfg.Seeds {
+		s.addNode(Seed, s.randomIP(used), Port)
+	}
+	if a := s.cfg.Attack; a != nil && a.Sybils > 0 {
+		var shared []netip.Addr
+		for range a.SybilIPs {
+			shared = append(shared, s.randomIP(used))
+		}
+		for i := range a.Sybils {
+			var n *node
+			if len(shared) > 0 {
+				n = s.addNode(Sybil, shared[i%len(shared)], uint16(Port+i/len(shared)))
+			} else {
+				n = s.addNode(Sybil, s.randomIP(used), Port)
+			}
+			s.sybilAddrs = append(s.sybilAddrs, n.addr)
+		}
+	}
+	s.m.ups = make([][]span, len(s.nodes))
+	spread := int64(s.cfg.Topology.BootSpread)
+	for _, n := range s.nodes {
+		if spread > 0 {
+			n.bootAt = s.rngTopo.Int64N(spread)
+		}
+		n.dialAt = n.bootAt
+	}
+}
+
+// scheduleBoots boots every node that is not reserved for a later join.
+func (s *Sim) scheduleBoots() {
+	for _, n := range s.nodes {
+		if !n.offline {
+			s.g.scheduleNode(n, n.bootAt, evBoot, clsBoot, 0, n.idx, 0)
+		}
+	}
+}
+
+func (s *Sim) makeTopology() {
+	switch s.cfg.Topology.Kind {
+	case TopologyRandom:
+		n := len(s.honest)
+		linked := make(map[[2]int32]bool)
+		for _, i := range s.honest {
+			for range s.cfg.Topology.Degree {
+				for try := 0; try < 16; try++ {
+					j := s.honest[s.rngTopo.IntN(n)]
+					if j == i || linked[[2]int32{i, j}] || linked[[2]int32{j, i}] {
+						continue
+					}
+					linked[[2]int32{i, j}] = true
+					s.nodes[i].dialList = append(s.nodes[i].dialList, j)
+					break
+				}
+			}
+		}
+	case TopologyGraph:
+		for _, e := range s.cfg.Topology.Edges {
+			a, b := s.honest[e[0]], s.honest[e[1]]
+			s.nodes[a].dialList = append(s.nodes[a].dialList, b)
+		}
+	}
+	if a := s.cfg.Attack; a != nil && a.HonestConnectAt > 0 {
+		for _, i := range s.honest {
+			s.nodes[i].dialAt = max(s.nodes[i].dialAt, int64(a.HonestConnectAt))
+		}
+	}
+}
+
+func (s *Sim) makeWorkload() {
+	g := s.cfg.Gossip
+	s.data = make([]byte, g.MessageSize)
+	for i := range s.data {
+		s.data[i] = byte(i)
+	}
+	if !g.Unsigned {
+		s.sig = make([]byte, 64)
+		s.pub = make([]byte, 32)
+	}
+	if g.Publishers > 0 {
+		perm := s.rngWork.Perm(len(s.honest))
+		for _, k := range perm[:g.Publishers] {
+			s.publishers = append(s.publishers, s.honest[k])
+		}
+	} else {
+		s.publishers = append(s.publishers, s.honest...)
+	}
+	if g.Rate > 0 && g.Start < s.cfg.Duration-g.Tail {
+		s.g.scheduleGlobal(int64(g.Start), evPublish, gclsPublish, 0, 0)
+	}
+}
+
+// linkLatency returns the one-way latencies from a to b and back for a new connection
+// dialed by a (drawing from a's stream).
+func (s *Sim) linkLatency(a, b *node) [2]int64 {
+	l := s.cfg.Link
+	switch {
+	case len(l.RegionLatency) > 0:
+		return [2]int64{int64(l.RegionLatency[a.region][b.region]), int64(l.RegionLatency[b.region][a.region])}
+	case l.Dist != nil:
+		d := sampleDist(a.rng, *l.Dist)
+		return [2]int64{d, d}
+	}
+	return [2]int64{int64(l.Latency), int64(l.Latency)}
+}
+
+func sampleDist(r *rand.Rand, d LatencyDist) int64 {
+	var x float64
+	switch d.Kind {
+	case "uniform":
+		x = float64(d.Min) + r.Float64()*float64(d.Max-d.Min)
+	case "normal":
+		x = float64(d.Mean) + r.NormFloat64()*float64(d.StdDev)
+	case "lognormal":
+		sigma := float64(d.StdDev) / float64(d.Mean)
+		x = float64(d.Mean) * math.Exp(sigma*r.NormFloat64())
+	}
+	return max(int64(x), int64(d.Min))
+}

@@ -1,0 +1,311 @@
+package sim
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// The engine runs the events in windows, deterministically, on one or more workers.
+//
+// Every event belongs either to one node (its timer, the arrival of a flush at it, a flush
+// of its sender, its boot) or to the network as a whole (a publish, a scenario action, a
+// connection's handshake completing, a sample). A node's events are run by the worker that
+// owns the node; global events are run between windows by the coordinator, on the calling
+// goroutine, alone. Nodes influence each other only through connections, and nothing sent
+// at t arrives before t + lookahead (the smallest one-way latency of any link, jitter
+// included). So all node events in [T, T + lookahead) can run at once on the workers: what
+// one node sends another in that window arrives after it, and is handed over at the end of
+// the window. Ties are broken by a key derived from the event itself (its node, its kind, its
+// connection), never by scheduling order, so the order in which a node sees its events, and
+// hence the whole run, is the same whatever the number of workers (TestWorkersAgree).
+
+// Event keys. Node events: node<<44 | class<<40 | id. Global events: class<<56 | id.
+const (
+	clsBoot   = 0
+	clsArrive = 1
+	clsFlush  = 2
+	clsTimer  = 3
+	clsDials  = 4
+
+	gclsConnect  = 1
+	gclsAction   = 2
+	gclsPublish  = 3
+	gclsSample   = 4
+	gclsProgress = 5
+)
+
+func nodeKey(n int32, class uint64, id int64) uint64 {
+	return uint64(n)<<44 | class<<40 | uint64(id)&(1<<40-1)
+}
+
+func globalKey(class uint64, id uint64) uint64 { return class<<56 | id&(1<<56-1) }
+
+// worker runs the events of the nodes it owns. The coordinator is a worker too (global is
+// set): it runs the global events, and whatever they make happen at nodes, between windows.
+type worker struct {
+	s      *Sim
+	id     int
+	global bool
+	now    int64
+	h      eventHeap
+
+	// xout[w] holds flushes sent during a window to halves whose receiver worker w owns.
+	xout [][]xpost
+	// gout holds global events (handshakes completing) posted during a window; dials their
+	// payloads.
+	gout  []event
+	dials []pendingDial
+	batch []inflight // scratch for flushHalf
+
+	met workerMetrics
+	_   [64]byte // keeps two workers' hot fields off one cache line
+}
+
+// xpost is one message of a flush for a half whose receiver another worker owns.
+type xpost struct {
+	half int32
+	gen  uint32
+	f    inflight
+}
+
+// workerMetrics are the counters one worker keeps; they are summed at the end.
+type workerMetrics struct {
+	events     uint64
+	sentWire   [3]int64
+	windowWire [3]int64
+	queueDrops int64
+	latencies  []int32
+	targetLat  []int32
+}
+
+// ctx returns the context in which n's code runs now: its worker during a window, the
+// coordinator between windows.
+func (n *node) ctx() *worker {
+	if n.s.inWindow {
+		return n.w
+	}
+	return n.s.g
+}
+
+// scheduleNode schedules a node event from context x.
+func (x *worker) scheduleNode(n *node, at int64, kind evKind, class uint64, id int64, a int32, gen uint32) {
+	e := event{at: at, key: nodeKey(n.idx, class, id), kind: kind, a: a, gen: gen}
+	if x.global || x == n.w {
+		n.w.h.push(e)
+		return
+	}
+	panic("sim: node event scheduled from another worker") // only flushes cross, as xposts
+}
+
+// scheduleGlobal schedules a global event from context x.
+func (x *worker) scheduleGlobal(at int64, kind evKind, class, id uint64, a int32) {
+	e := event{at: at, key: globalKey(class, id), kind: kind, a: a}
+	if x.global {
+		x.s.gh.push(e)
+		return
+	}
+	x.gout = append(x.gout, e)
+}
+
+// deliverFlush hands the messages of a flush to the receiving half: directly when x may
+// touch the receiver, else at the end of the window.
+func (x *worker) deliverFlush(recv *node, hid int32, gen uint32, fs []inflight) {
+	s := x.s
+	if x.global || x == recv.w {
+		h := &s.conns[hid/2].h[hid%2]
+		for _, f := range fs {
+			h.fl.push(f)
+		}
+		if !h.arriveSched {
+			h.arriveSched = true
+			x.scheduleNode(recv, h.fl.peek().at, evArrive, clsArrive, int64(hid), hid, gen)
+		}
+		return
+	}
+	out := &x.xout[recv.w.id]
+	for _, f := range fs {
+		*out = append(*out, xpost{half: hid, gen: gen, f: f})
+	}
+}
+
+// lookahead returns the smallest time from a send to its arrival on any link: the parallel
+// window. Zero means no parallelism (a zero-latency link).
+func (s *Sim) lookahead() int64 {
+	l := s.cfg.Link
+	var lo int64
+	switch {
+	case len(l.RegionLatency) > 0:
+		lo = math.MaxInt64
+		for _, row := range l.RegionLatency {
+			for _, d := range row {
+				lo = min(lo, int64(d))
+			}
+		}
+	case l.Dist != nil:
+		lo = int64(l.Dist.Min)
+	default:
+		lo = int64(l.Latency)
+	}
+	return int64(float64(lo) * (1 - l.Jitter))
+}
+
+// RunUntil runs every event up to virtual time d (at most the Duration) and stops there.
+func (s *Sim) RunUntil(d time.Duration) {
+	end := min(int64(d), s.end)
+	look := s.look
+	for !s.stop.Load() {
+		tg, tw := int64(math.MaxInt64), int64(math.MaxInt64)
+		if s.gh.len() > 0 {
+			tg = s.gh.es[0].at
+		}
+		for _, w := range s.workers {
+			if w.h.len() > 0 {
+				tw = min(tw, w.h.es[0].at)
+			}
+		}
+		if tg > end && tw > end {
+			break
+		}
+		if tw < tg {
+			wend := min(tg, end+1)
+			if look > 0 {
+				wend = min(wend, tw+look)
+			} else {
+				wend = min(wend, tw+1)
+			}
+			s.window(wend)
+			continue
+		}
+		e := s.gh.pop()
+		s.g.now = e.at
+		s.g.met.events++
+		s.runGlobal(e)
+	}
+	if s.stop.Load() {
+		s.end = s.g.now
+		end = s.end
+	}
+	s.g.now = max(s.g.now, end)
+}
+
+// window runs every node event before wend, on the workers in parallel, then hands over
+// what crossed between workers.
+func (s *Sim) window(wend int64) {
+	s.wend = wend
+	s.inWindow = true
+	if len(s.workers) == 1 || s.pool == nil {
+		for _, w := range s.workers {
+			w.run(wend)
+		}
+	} else {
+		s.pool.run()
+	}
+	s.inWindow = false
+	s.merge()
+}
+
+// run runs w's events before wend.
+func (w *worker) run(wend int64) {
+	s := w.s
+	for w.h.len() > 0 && w.h.es[0].at < wend {
+		e := w.h.pop()
+		w.now = e.at
+		w.met.events++
+		s.runNode(w, e)
+	}
+}
+
+// merge hands over the flushes and global events the workers posted during a window, in an
+// order that does not depend on the number of workers.
+func (s *Sim) merge() {
+	g := s.g
+	for _, w := range s.workers {
+		for _, e := range w.gout {
+			e.a = s.allocDial(w.dials[e.a]) // only handshakes are posted
+			s.gh.push(e)
+		}
+		w.gout, w.dials = w.gout[:0], w.dials[:0]
+	}
+	for _, w := range s.workers {
+		for t, posts := range w.xout {
+			for _, p := range posts {
+				c := &s.conns[p.half/2]
+				if !c.up || c.gen != p.gen {
+					continue
+				}
+				recv := s.nodes[c.b]
+				if p.half%2 == 1 {
+					recv = s.nodes[c.a]
+				}
+				g.deliverFlush(recv, p.half, p.gen, []inflight{p.f})
+			}
+			w.xout[t] = posts[:0]
+		}
+	}
+}
+
+// allocDial stores a pending dial for its global handshake event; coordinator only.
+func (s *Sim) allocDial(d pendingDial) int32 {
+	if k := len(s.freeDials); k > 0 {
+		di := s.freeDials[k-1]
+		s.freeDials = s.freeDials[:k-1]
+		s.dials[di] = d
+		return di
+	}
+	s.dials = append(s.dials, d)
+	return int32(len(s.dials) - 1)
+}
+
+// sent counts a flush's wire bytes.
+func (m *workerMetrics) sent(k NodeKind, wire, now, windowStart int64) {
+	m.sentWire[k] += wire
+	if now >= windowStart {
+		m.windowWire[k] += wire
+	}
+}
+
+// pool runs the workers of a window on their own goroutines. Start launches them; close
+// ends them (Run closes the pool before it returns, so no goroutine outlives it).
+type pool struct {
+	s     *Sim
+	start []chan struct{}
+	wg    sync.WaitGroup
+	done  sync.WaitGroup
+}
+
+func newPool(s *Sim) *pool {
+	p := &pool{s: s}
+	for range s.workers[1:] {
+		p.start = append(p.start, make(chan struct{}))
+	}
+	for i, w := range s.workers[1:] {
+		ch := p.start[i]
+		p.done.Add(1)
+		go func() {
+			defer p.done.Done()
+			for range ch {
+				w.run(s.wend)
+				p.wg.Done()
+			}
+		}()
+	}
+	return p
+}
+
+// run runs one window: worker 0 on the calling goroutine, the others on theirs.
+func (p *pool) run() {
+	p.wg.Add(len(p.start))
+	for _, ch := range p.start {
+		ch <- struct{}{}
+	}
+	p.s.workers[0].run(p.s.wend)
+	p.wg.Wait()
+}
+
+func (p *pool) close() {
+	for _, ch := range p.start {
+		close(ch)
+	}
+	p.done.Wait()
+}
