@@ -109,6 +109,11 @@ type Link struct {
 	// Bandwidth is each direction's rate in bytes per second on the wire; 0 means
 	// 5,120,000 (MConnection's default SendRate); negative means unlimited.
 	Bandwidth int64
+	// SendDelay is the time from a message being queued on an idle connection to the flush
+	// that sends it: the wake-up of the shell's and the MConnection's goroutines on a busy
+	// machine. Messages queued meanwhile share the flush (and its frames). 0 means the
+	// flush is immediate (an idle machine).
+	SendDelay time.Duration `toml:"send_delay"`
 	// HandshakeRTTs is how many round trips a dial takes before both sides add the peer
 	// (TCP, SecretConnection, NodeInfo); 0 means 2.
 	HandshakeRTTs float64 `toml:"handshake_rtts"`
@@ -148,6 +153,11 @@ type Gossip struct {
 	// "none"). Messages are never really signed in the simulator; signed messages carry
 	// dummy 64-byte signatures and 32-byte keys so that their sizes are right.
 	Unsigned bool
+	// ValidationDelay is the time the shell takes to validate a message the router saw for
+	// the first time (the Ed25519 signature check and the topic's validators) before it
+	// answers Accept; the router forwards it only then, so IDONTWANTs that arrive meanwhile
+	// save copies. 0 means immediate.
+	ValidationDelay time.Duration `toml:"validation_delay"`
 	// Rate is the network-wide publish rate in messages per second; 0 means 10; negative
 	// means no publishing.
 	Rate float64
@@ -363,7 +373,7 @@ func (c Config) Validate() error {
 	if !(l.Loss >= 0 && l.Loss < 1) {
 		ps.add("Link.Loss %v is outside [0, 1)", l.Loss)
 	}
-	if l.HandshakeRTTs < 0 || l.PeerQueueBytes < 0 {
+	if l.HandshakeRTTs < 0 || l.PeerQueueBytes < 0 || l.SendDelay < 0 {
 		ps.add("Link.HandshakeRTTs %v and Link.PeerQueueBytes %d must not be negative", l.HandshakeRTTs, l.PeerQueueBytes)
 	}
 	g := c.Gossip
@@ -379,7 +389,7 @@ func (c Config) Validate() error {
 	if math.IsNaN(g.Rate) || math.IsInf(g.Rate, 0) {
 		ps.add("Gossip.Rate %v is not finite", g.Rate)
 	}
-	if g.Start < 0 || g.Tail < 0 || g.DeliveryDeadline < 0 {
+	if g.Start < 0 || g.Tail < 0 || g.DeliveryDeadline < 0 || g.ValidationDelay < 0 {
 		ps.add("Gossip.Start, Tail and DeliveryDeadline must not be negative")
 	}
 	if c.SampleEvery < 0 || c.ScoreSamplers < 0 || c.ProgressEvery < 0 || c.Workers < 0 {

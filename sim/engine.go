@@ -27,6 +27,7 @@ const (
 	clsFlush  = 2
 	clsTimer  = 3
 	clsDials  = 4
+	clsValid  = 5
 
 	gclsConnect  = 1
 	gclsAction   = 2

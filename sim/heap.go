@@ -4,14 +4,15 @@ package sim
 type evKind uint8
 
 const (
-	evTimer   evKind = iota + 1 // a node's cores reached their NextDeadline (a: node)
-	evFlush                     // a connection half may send again (a: half)
-	evArrive                    // the oldest flush in flight on a half reaches its receiver (a: half)
-	evConnect                   // a dial's handshake completes (a: pending dial)
-	evPublish                   // the workload publishes the next message
-	evAction                    // a scheduled scenario action runs (a: action index)
-	evSample                    // the periodic sampler runs (mesh degrees, scores, progress)
-	evDials                     // a node's delayed first dials (a: node)
+	evTimer     evKind = iota + 1 // a node's cores reached their NextDeadline (a: node)
+	evFlush                       // a connection half may send again (a: half)
+	evArrive                      // the oldest flush in flight on a half reaches its receiver (a: half)
+	evConnect                     // a dial's handshake completes (a: pending dial)
+	evPublish                     // the workload publishes the next message
+	evAction                      // a scheduled scenario action runs (a: action index)
+	evSample                      // the periodic sampler runs (mesh degrees, scores, progress)
+	evDials                       // a node's delayed first dials (a: node)
+	evValidated                   // a node's oldest pending validations end (a: node)
 )
 
 // event is one entry of the event heap: a value type (no pointer, no allocation per event),

@@ -3,6 +3,7 @@ package sim
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -108,5 +109,26 @@ func TestHeapOrder(t *testing.T) {
 			}
 			last = e
 		}
+	}
+}
+
+// TestSendAndValidationDelays: a send delay lets messages queued meanwhile share flushes
+// (fewer SecretConnection frames per delivery), and a validation delay lets IDONTWANTs
+// arrive before the forward they cancel (fewer copies per delivery) but flushes them alone.
+func TestSendAndValidationDelays(t *testing.T) {
+	base := run(t, benchConfig(RouterGossipSub))
+	c := benchConfig(RouterGossipSub)
+	c.Link.SendDelay = 20 * time.Millisecond
+	coalesced := run(t, c)
+	if coalesced.BytesPerDelivery >= 0.95*base.BytesPerDelivery || coalesced.HonestDeliveryRatio != 1 {
+		t.Fatalf("send delay: %.0f bytes per delivery (delivery %.4f), without %.0f", coalesced.BytesPerDelivery,
+			coalesced.HonestDeliveryRatio, base.BytesPerDelivery)
+	}
+	c = benchConfig(RouterGossipSub)
+	c.Gossip.ValidationDelay = 100 * time.Microsecond
+	validated := run(t, c)
+	copies := func(r *Results) float64 { return float64(r.Router.Forwarded) / float64(r.Delivered) }
+	if copies(validated) >= copies(base) || validated.HonestDeliveryRatio != 1 {
+		t.Fatalf("validation delay: %.2f copies per delivery, without %.2f", copies(validated), copies(base))
 	}
 }

@@ -195,12 +195,22 @@ func (n *node) send(to key.ID, m msg) bool {
 
 // ---- the pub/sub core --------------------------------------------------------------------
 
-// pubsubCore drives a router.Router as the pubsub shell does: RPCs in, Ready out; validation
-// is immediate (signatures are not computed in the simulator).
+// pubsubCore drives a router.Router as the pubsub shell does: RPCs in, Ready out; every
+// message is accepted, after Gossip.ValidationDelay (signatures are not computed in the
+// simulator).
 type pubsubCore struct {
 	n  *node
 	r  router.Router
 	gs *gossipsub.Router // r, when it is a gossipsub router (mesh and score sampling)
+	// validating holds the messages waiting for their verdict, oldest first (the delay is
+	// the same for all); validSched reports a pending evValidated.
+	validating ring[pendingValidation]
+	validSched bool
+}
+
+type pendingValidation struct {
+	at int64
+	id router.MsgID
 }
 
 func (c *pubsubCore) peerUp(now time.Time, p *node, outbound bool) {

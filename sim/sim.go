@@ -133,6 +133,27 @@ func (s *Sim) runNode(w *worker, e event) {
 		s.boot(s.nodes[e.a])
 	case evDials:
 		s.onDials(w, e)
+	case evValidated:
+		s.onValidated(w, e)
+	}
+}
+
+// onValidated answers the validations that are due.
+func (s *Sim) onValidated(w *worker, e event) {
+	n := s.nodes[e.a]
+	if !n.up || n.gen != e.gen || n.ps == nil {
+		return
+	}
+	c := n.ps
+	c.validSched = false
+	tn := s.t(w.now)
+	for c.validating.len() > 0 && c.validating.peek().at <= w.now {
+		c.r.ValidationDone(tn, c.validating.pop().id, router.Accept)
+	}
+	n.step(w.now)
+	if c.validating.len() > 0 && !c.validSched {
+		c.validSched = true
+		w.scheduleNode(n, c.validating.peek().at, evValidated, clsValid, 0, n.idx, n.gen)
 	}
 }
 
@@ -177,12 +198,16 @@ func (s *Sim) kick(x *worker, hid int32) {
 	if !c.up || h.flushSched {
 		return
 	}
-	if h.busyUntil <= x.now {
+	at := h.busyUntil
+	if d := int64(s.cfg.Link.SendDelay); d > 0 {
+		at = max(at, x.now+d)
+	}
+	if at <= x.now {
 		s.flushHalf(x, ci, dir)
 		return
 	}
 	h.flushSched = true
-	x.scheduleNode(s.sender(c, dir), h.busyUntil, evFlush, clsFlush, int64(hid), hid, c.gen)
+	x.scheduleNode(s.sender(c, dir), at, evFlush, clsFlush, int64(hid), hid, c.gen)
 }
 
 func (s *Sim) sender(c *conn, dir int) *node {
@@ -544,8 +569,19 @@ func (s *Sim) drainRouter(c *pubsubCore, now time.Time) {
 			}
 			n.send(o.To, msg{rpc: o.RPC, size: int32(rpcSize(o.RPC, o.Kind)), ch: uint8(ch), kind: o.Kind})
 		}
-		for _, in := range rd.Validate {
-			c.r.ValidationDone(now, in.ID, router.Accept)
+		if d := int64(s.cfg.Gossip.ValidationDelay); d > 0 {
+			x := n.ctx()
+			for _, in := range rd.Validate {
+				c.validating.push(pendingValidation{at: x.now + d, id: in.ID})
+			}
+			if !c.validSched && c.validating.len() > 0 {
+				c.validSched = true
+				x.scheduleNode(n, c.validating.peek().at, evValidated, clsValid, 0, n.idx, n.gen)
+			}
+		} else {
+			for _, in := range rd.Validate {
+				c.r.ValidationDone(now, in.ID, router.Accept)
+			}
 		}
 		for _, in := range rd.Deliver {
 			s.m.deliver(n, in)
