@@ -99,6 +99,7 @@ func (n *Node) rpcHandler() http.Handler {
 		}
 		call(w, r, id, f)
 	})
+	n.registerPubSubRPC(mux)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "Available endpoints:\n/status\n/net_info\n")
