@@ -40,6 +40,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newInitCmd(), newStartCmd(), newShowNodeIDCmd(), newVersionCmd())
 	root.AddCommand(newTestnetCmd())
 	root.AddCommand(newCrawlCmd())
+	root.AddCommand(newPubSubCmd())
 	return root
 }
 
