@@ -33,6 +33,7 @@ type testnetFlags struct {
 	topology    string
 	maxOutbound int
 	logLevel    string
+	publish     publishFlags
 }
 
 func newTestnetCmd() *cobra.Command {
@@ -82,6 +83,7 @@ the hub is connected to all, and all to the hub.`,
 	fl.StringVar(&f.topology, "topology", string(testnet.TopologySeed), `"seed", or "star-persistent" (debugging: no PEX needed)`)
 	fl.IntVar(&f.maxOutbound, "max-outbound", testnet.DefaultMaxOutbound, "max_num_outbound_peers of every node")
 	fl.StringVar(&f.logLevel, "node-log-level", "info", "log level of the nodes (in HOME/node.log)")
+	addPublishFlags(cmd, &f.publish)
 	return cmd
 }
 
@@ -119,6 +121,7 @@ func runTestnet(cmd *cobra.Command, f testnetFlags) error {
 		Signals:      sigs,
 		Progress:     pr.print,
 		Logger:       slog.New(slog.DiscardHandler),
+		Publish:      f.publish.config(),
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
@@ -135,6 +138,7 @@ func runTestnet(cmd *cobra.Command, f testnetFlags) error {
 		}
 	} else {
 		writeTestnetReport(cmd.OutOrStdout(), rep)
+		writePublishReport(cmd.OutOrStdout(), rep.PublishReport)
 	}
 	return err
 }
