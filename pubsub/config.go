@@ -12,6 +12,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/pubsub/floodsub"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
 )
 
@@ -187,6 +188,10 @@ type Config struct {
 	Router RouterKind
 	// NewRouter, if set, builds the router instead of Router (custom routers, tests).
 	NewRouter NewRouterFunc
+	// Floodsub configures the floodsub router (RouterFloodsub). Its MsgID is always replaced by
+	// Config.MsgID; a zero MaxRPCBytes becomes the message channel's capacity (at most
+	// MaxControlRPCBytes).
+	Floodsub floodsub.Config
 
 	// SignPolicy is StrictSign (default) or StrictNoSign.
 	SignPolicy SignPolicy

@@ -81,12 +81,12 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.NewRouter == nil {
-		if _, err := builtinRouter(cfg.withDefaults().Router); err != nil {
+	c := cfg.withDefaults()
+	if c.NewRouter == nil {
+		if _, err := builtinRouter(c); err != nil {
 			return nil, err
 		}
 	}
-	c := cfg.withDefaults()
 	s := &Server{
 		cfg:     c,
 		log:     c.Logger,
@@ -148,7 +148,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	newRouter := s.cfg.NewRouter
 	if newRouter == nil {
-		newRouter, _ = builtinRouter(s.cfg.Router)
+		newRouter, _ = builtinRouter(s.cfg)
 	}
 	r, err := newRouter(RouterEnv{
 		Self:  s.self,
