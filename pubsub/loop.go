@@ -732,6 +732,13 @@ type scorer interface {
 	Score(id key.ID) float64
 }
 
+// mesher is implemented by routers with a mesh (gossipsub) and with a view of every peer
+// subscribed to a topic.
+type mesher interface {
+	MeshPeers(topic string) []key.ID
+	TopicPeers(topic string) []key.ID
+}
+
 var routerEventNames = []string{
 	"duplicate", "forwarded", "ihave_sent", "ihave_recv", "iwant_sent", "iwant_recv",
 	"idontwant_sent", "idontwant_recv", "graft_sent", "graft_recv", "prune_sent", "prune_recv",
@@ -799,6 +806,12 @@ func (l *loop) snapshot() Snapshot {
 		}
 		if t.mt != nil {
 			ts.MsgType = string(t.mt.Descriptor().FullName())
+		}
+		if m, ok := l.r.(mesher); ok {
+			ts.Mesh = sortIDs(m.MeshPeers(name))
+			ts.Subscribed = sortIDs(m.TopicPeers(name))
+		} else {
+			ts.Subscribed = ts.Peers
 		}
 		snap.Topics = append(snap.Topics, ts)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/switchyard-p2p/switchyard/pubsub/floodsub"
+	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
 )
 
@@ -24,7 +25,15 @@ func builtinRouter(c Config) (NewRouterFunc, error) {
 		}
 		return func(env RouterEnv) (router.Router, error) { return floodsub.New(env.Self, fc) }, nil
 	case RouterGossipsub:
-		return nil, fmt.Errorf("%w: %q is not in this build yet", ErrRouterUnavailable, c.Router)
+		gc := c.Gossipsub
+		gc.MsgID = c.MsgID
+		if gc.Params.MaxRPCBytes == 0 {
+			gc.Params.MaxRPCBytes = max(rpcBytes, gossipsub.MinMaxRPCBytes)
+		}
+		if err := gc.Validate(); err != nil {
+			return nil, fmt.Errorf("pubsub: Gossipsub: %w", err)
+		}
+		return func(env RouterEnv) (router.Router, error) { return gossipsub.New(env.Self, gc, env.Rand) }, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrRouterUnavailable, c.Router)
 }
