@@ -197,12 +197,6 @@ func (r *fakeRouter) result(id router.MsgID) (router.ValidationResult, bool) {
 	return res, ok
 }
 
-func (r *fakeRouter) numResults() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.order)
-}
-
 // ---- fake peers and network --------------------------------------------------------------
 
 // fakePeer is a p2p.Peer whose TrySend hands messages to onSend (false: the MConnection queue
@@ -565,15 +559,5 @@ func recvMsg(t testing.TB, ch <-chan Message) Message {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no message within 10 s")
 		return Message{}
-	}
-}
-
-// noMsg asserts nothing arrives on ch within d.
-func noMsg(t testing.TB, ch <-chan Message, d time.Duration) {
-	t.Helper()
-	select {
-	case m := <-ch:
-		t.Fatalf("unexpected message %v", m)
-	case <-time.After(d):
 	}
 }
