@@ -12,6 +12,8 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/pubsub/floodsub"
+	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
 )
 
@@ -187,6 +189,15 @@ type Config struct {
 	Router RouterKind
 	// NewRouter, if set, builds the router instead of Router (custom routers, tests).
 	NewRouter NewRouterFunc
+	// Gossipsub configures the gossipsub router (RouterGossipsub): protocol parameters, scoring
+	// (on by default, derived from each topic's declared MessageRate in Gossipsub.Topics), direct
+	// peers. Its MsgID is always replaced by Config.MsgID; a zero Params.MaxRPCBytes becomes the
+	// message channel's capacity (at most MaxControlRPCBytes).
+	Gossipsub gossipsub.Config
+	// Floodsub configures the floodsub router (RouterFloodsub). Its MsgID is always replaced by
+	// Config.MsgID; a zero MaxRPCBytes becomes the message channel's capacity (at most
+	// MaxControlRPCBytes).
+	Floodsub floodsub.Config
 
 	// SignPolicy is StrictSign (default) or StrictNoSign.
 	SignPolicy SignPolicy

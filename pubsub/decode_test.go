@@ -115,9 +115,8 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// TestEncodePublishMatchesMarshal: the shell's concatenated encoding of a publish RPC is byte for
-// byte proto.Marshal's, and an RPC too large for the message channel is split into parts that
-// fit and together hold every message.
+// TestEncodePublishMatchesMarshal: the shell sends each message of a publish RPC as an RPC of its
+// own, byte for byte proto.Marshal's encoding, and shares one encoding between RPCs.
 func TestEncodePublishMatchesMarshal(t *testing.T) {
 	n := newNode(t, 1, func(c *Config) { c.MaxMessageBytes = 1000 })
 	l := newLoop(n.s, newFakeRouter(RouterEnv{}), t.Context())
@@ -125,33 +124,23 @@ func TestEncodePublishMatchesMarshal(t *testing.T) {
 	for i := range 10 {
 		msgs = append(msgs, &pubsubpb.Message{Topic: "t", Data: bytes.Repeat([]byte{byte(i)}, 900), Seqno: []byte{byte(i)}})
 	}
-	one := l.encodePublish(msgs[:1])
-	want, _ := proto.MarshalOptions{Deterministic: true}.Marshal(&pubsubpb.RPC{Publish: msgs[:1]})
-	if len(one) != 1 || !bytes.Equal(one[0], want) {
-		t.Fatalf("encoding differs from proto.Marshal")
-	}
 	parts := l.encodePublish(msgs)
-	if len(parts) < 2 {
-		t.Fatalf("%d parts for 9 KB with a %d-byte channel", len(parts), n.s.msgCap)
+	if len(parts) != len(msgs) {
+		t.Fatalf("%d parts for %d messages", len(parts), len(msgs))
 	}
-	var got []*pubsubpb.Message
-	for _, p := range parts {
-		if len(p) > n.s.msgCap {
-			t.Errorf("part of %d bytes > %d", len(p), n.s.msgCap)
+	for i, p := range parts {
+		want, _ := proto.MarshalOptions{Deterministic: true}.Marshal(&pubsubpb.RPC{Publish: msgs[i : i+1]})
+		if !bytes.Equal(p, want) {
+			t.Fatalf("part %d differs from proto.Marshal", i)
 		}
-		rpc, _, perr := decode(MessageChannel, p)
-		if perr != nil {
-			t.Fatal(perr)
-		}
-		got = append(got, rpc.Publish...)
 	}
-	if len(got) != len(msgs) {
-		t.Fatalf("%d messages after splitting, want %d", len(got), len(msgs))
+	again := l.encodePublish(msgs[3:4])
+	if &again[0][0] != &parts[3][0] {
+		t.Error("a message's encoding is not shared")
 	}
-	for i := range got {
-		if !proto.Equal(got[i], msgs[i]) {
-			t.Fatalf("message %d changed", i)
-		}
+	huge := &pubsubpb.Message{Topic: "t", Data: make([]byte, n.s.msgCap)}
+	if got := l.encodePublish([]*pubsubpb.Message{huge, msgs[0]}); len(got) != 1 {
+		t.Errorf("a message over the channel capacity was not left out: %d parts", len(got))
 	}
 }
 

@@ -60,7 +60,9 @@
 //   - Direct messages go through the same validators as gossip (a Reject only drops them: there
 //     is no router to score the sender), then the same adapters and Feed.
 //   - Our own publishes are validated on the caller's goroutine, so a publisher bears its own
-//     validation cost and gets the verdict as a *ValidationError.
+//     validation cost and gets the verdict as a *ValidationError. They are not delivered to our
+//     own Feeds (Feeds carry messages from peers, as Prysm's did), although the routers list them
+//     in Ready.Deliver.
 //   - Each peer's output queue is bounded in bytes and ordered control > our publishes >
 //     forwards; when full, queued forwards are dropped first (oldest first), then the new item is
 //     refused. Drops are counted per class, the peer is reported slow (EventSlowPeer,

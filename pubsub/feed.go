@@ -52,6 +52,19 @@ type Handler func(Message)
 // fills the topic's deliver queue, whose overflow is dropped and counted).
 type Adapter func(next Handler) Handler
 
+// Chain returns h wrapped in adapters, the first listed outermost: Chain(h, a1, a2) passes a
+// message to a1, which may pass it to a2, which may pass it to h. RegisterTopic builds each topic's
+// chain this way (ending in its Feed); Chain is for testing adapters and for handlers of your own.
+// Nil adapters are skipped.
+func Chain(h Handler, adapters ...Adapter) Handler {
+	for i := len(adapters) - 1; i >= 0; i-- {
+		if adapters[i] != nil {
+			h = adapters[i](h)
+		}
+	}
+	return h
+}
+
 // Broadcaster is the publishing half of the Server, for code (and tests) that only publishes.
 type Broadcaster interface {
 	Broadcast(ctx context.Context, msg proto.Message) (PublishResult, error)

@@ -197,12 +197,6 @@ func (r *fakeRouter) result(id router.MsgID) (router.ValidationResult, bool) {
 	return res, ok
 }
 
-func (r *fakeRouter) numResults() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.order)
-}
-
 // ---- fake peers and network --------------------------------------------------------------
 
 // fakePeer is a p2p.Peer whose TrySend hands messages to onSend (false: the MConnection queue
@@ -339,6 +333,9 @@ func newNode(t testing.TB, seed uint64, edit func(*Config)) *node {
 	if edit != nil {
 		edit(&cfg)
 	}
+	if cfg.NewRouter == nil {
+		close(routerc) // a built-in router: n.r stays nil
+	}
 	s, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -358,8 +355,24 @@ func newNode(t testing.TB, seed uint64, edit func(*Config)) *node {
 	case err := <-done:
 		t.Fatalf("Run returned at once: %v", err)
 	}
+	if n.r == nil {
+		waitFor(t, "server running", func() bool { return s.Status() == nil || s.Status() == errStopped })
+		if err := s.Status(); err != nil {
+			t.Fatalf("Run failed: %v", err)
+		}
+	}
 	waitFor(t, "server running", func() bool { return s.Status() == nil })
 	return n
+}
+
+// floodNode is newNode with the real floodsub router.
+func floodNode(t testing.TB, seed uint64, edit func(*Config)) *node {
+	return newNode(t, seed, func(c *Config) {
+		c.NewRouter, c.Router = nil, RouterFloodsub
+		if edit != nil {
+			edit(c)
+		}
+	})
 }
 
 // attacker is a fake peer connected to a node: the test writes raw bytes as it (Receive) and
@@ -384,6 +397,7 @@ func (n *node) connectAttacker(t testing.TB, seed uint64, channels ...byte) *att
 	}
 	a := &attacker{nk: testKey(t, seed)}
 	a.p = newFakePeer(a.nk, channels...)
+	a.p.ip = netip.AddrFrom4([4]byte{10, 0, byte(seed >> 8), byte(seed)}) // one source per attacker
 	a.p.setOnSend(func(ch byte, msg []byte) bool {
 		a.mu.Lock()
 		a.recv = append(a.recv, sentMsg{ch, bytes.Clone(msg)})
@@ -545,15 +559,5 @@ func recvMsg(t testing.TB, ch <-chan Message) Message {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no message within 10 s")
 		return Message{}
-	}
-}
-
-// noMsg asserts nothing arrives on ch within d.
-func noMsg(t testing.TB, ch <-chan Message, d time.Duration) {
-	t.Helper()
-	select {
-	case m := <-ch:
-		t.Fatalf("unexpected message %v", m)
-	case <-time.After(d):
 	}
 }

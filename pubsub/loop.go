@@ -37,7 +37,7 @@ type loop struct {
 	directSeq  uint64
 	track      *pubTrack
 
-	encMsg map[*pubsubpb.Message][]byte // encodings, cleared after each Ready
+	encMsg map[*pubsubpb.Message][]byte // RPC{publish: [m]} encodings, cleared after each Ready
 	encRPC map[*pubsubpb.RPC][][]byte
 
 	lastStats  router.Stats
@@ -267,14 +267,15 @@ func (l *loop) send(ob router.Outbound) {
 	if class == classControl {
 		ch = ControlChannel
 	}
-	ok := true
-	for _, b := range l.encode(ob.RPC, ch) {
+	parts := l.encode(ob.RPC, ch)
+	for i, b := range parts {
 		res := ps.out.enqueue(class, outItem{ch: ch, b: b})
 		l.account(ps, class, res)
-		ok = ok && res.ok
-	}
-	if l.track != nil && class == classPublish && !ok && slices.Contains(ob.RPC.Publish, l.track.msg) {
-		l.track.full[ob.To] = true
+		// A publish RPC is encoded one message per part, in order.
+		if !res.ok && l.track != nil && class == classPublish && len(parts) == len(ob.RPC.Publish) &&
+			ob.RPC.Publish[i] == l.track.msg {
+			l.track.full[ob.To] = true
+		}
 	}
 }
 
@@ -316,34 +317,30 @@ func (l *loop) encode(rpc *pubsubpb.RPC, ch byte) [][]byte {
 	return parts
 }
 
-// encodePublish encodes RPC{publish: msgs} as the concatenation of field-2 entries (exactly what
-// proto.Marshal produces), split so that each part fits the message channel.
+// encodePublish encodes the messages of a publish RPC as one RPC each: RPC{publish: [m]} is the
+// field-2 tag, the length and m's encoding (exactly what proto.Marshal produces). One message per
+// MConnection message makes the output queue's accounting, eviction and drop counts exact per
+// message, and lets a message forwarded to many peers share one encoding.
 func (l *loop) encodePublish(msgs []*pubsubpb.Message) [][]byte {
-	var parts [][]byte
-	var cur []byte
+	parts := make([][]byte, 0, len(msgs))
 	for _, m := range msgs {
-		e, ok := l.encMsg[m]
+		b, ok := l.encMsg[m]
 		if !ok {
-			var err error
-			if e, err = marshalDet.Marshal(m); err != nil {
+			e, err := marshalDet.Marshal(m)
+			if err != nil {
 				continue
 			}
-			l.encMsg[m] = e
+			b = protowire.AppendTag(make([]byte, 0, len(e)+1+protowire.SizeVarint(uint64(len(e)))), 2, protowire.BytesType)
+			b = protowire.AppendBytes(b, e)
+			if len(b) > l.s.msgCap {
+				l.s.log.Error("message too large for the message channel; not sent", "topic", m.GetTopic(), "bytes", len(e))
+				b = nil
+			}
+			l.encMsg[m] = b
 		}
-		sz := 1 + protowire.SizeVarint(uint64(len(e))) + len(e)
-		if sz > l.s.msgCap {
-			l.s.log.Error("message too large for the message channel; not sent", "topic", m.GetTopic(), "bytes", len(e))
-			continue
+		if b != nil {
+			parts = append(parts, b)
 		}
-		if len(cur) > 0 && len(cur)+sz > l.s.msgCap {
-			parts = append(parts, cur)
-			cur = nil
-		}
-		cur = protowire.AppendTag(cur, 2, protowire.BytesType)
-		cur = protowire.AppendBytes(cur, e)
-	}
-	if len(cur) > 0 {
-		parts = append(parts, cur)
 	}
 	return parts
 }
@@ -677,6 +674,9 @@ func (l *loop) finish(now time.Time, pv *pending, res ValidationResult, reason s
 
 // deliver takes an accepted message the router delivers to us.
 func (l *loop) deliver(inc router.Incoming) {
+	if inc.From == "" {
+		return // our own publish: Feeds carry messages from peers (as Prysm's did)
+	}
 	topic := inc.Msg.GetTopic()
 	t := l.s.reg.topic(topic)
 	if t == nil {
@@ -730,6 +730,13 @@ func (l *loop) checkWaiters() {
 // scorer is implemented by routers that keep peer scores (gossipsub).
 type scorer interface {
 	Score(id key.ID) float64
+}
+
+// mesher is implemented by routers with a mesh (gossipsub) and with a view of every peer
+// subscribed to a topic.
+type mesher interface {
+	MeshPeers(topic string) []key.ID
+	TopicPeers(topic string) []key.ID
 }
 
 var routerEventNames = []string{
@@ -799,6 +806,12 @@ func (l *loop) snapshot() Snapshot {
 		}
 		if t.mt != nil {
 			ts.MsgType = string(t.mt.Descriptor().FullName())
+		}
+		if m, ok := l.r.(mesher); ok {
+			ts.Mesh = sortIDs(m.MeshPeers(name))
+			ts.Subscribed = sortIDs(m.TopicPeers(name))
+		} else {
+			ts.Subscribed = ts.Peers
 		}
 		snap.Topics = append(snap.Topics, ts)
 	}

@@ -80,6 +80,7 @@ type outQueue struct {
 	mu        sync.Mutex
 	q         [numClasses]fifo
 	bytes     int // queued, including an item the pump has taken and not yet sent
+	fwdBytes  int // bytes of the forwards in q[classForward] (what eviction can free)
 	max       int
 	scheduled bool // the pump has this peer in its active set
 	closed    bool
@@ -106,10 +107,12 @@ func (o *outQueue) enqueue(c int, it outItem) enqueueResult {
 		return r
 	}
 	n := len(it.b)
-	if o.bytes+n > o.max && c != classForward {
-		for o.bytes+n > o.max && o.q[classForward].len() > 0 {
+	// Evict forwards only if that makes room: never drop them for nothing.
+	if o.bytes+n > o.max && c != classForward && o.bytes-o.fwdBytes+n <= o.max {
+		for o.bytes+n > o.max {
 			ev := o.q[classForward].pop()
 			o.bytes -= len(ev.b)
+			o.fwdBytes -= len(ev.b)
 			o.dropped[classForward]++
 			r.evicted++
 		}
@@ -126,6 +129,9 @@ func (o *outQueue) enqueue(c int, it outItem) enqueueResult {
 	}
 	o.q[c].push(it)
 	o.bytes += n
+	if c == classForward {
+		o.fwdBytes += n
+	}
 	r.ok = true
 	if !o.scheduled {
 		o.scheduled, r.schedule = true, true
@@ -140,7 +146,11 @@ func (o *outQueue) take(c int) (outItem, bool) {
 	if o.closed || o.q[c].len() == 0 {
 		return outItem{}, false
 	}
-	return o.q[c].pop(), true
+	it := o.q[c].pop()
+	if c == classForward {
+		o.fwdBytes -= len(it.b)
+	}
+	return it, true
 }
 
 // sent records that an item taken from the queue was handed to the MConnection.
@@ -158,6 +168,9 @@ func (o *outQueue) giveBack(c int, it outItem) {
 		return
 	}
 	o.q[c].pushFront(it)
+	if c == classForward {
+		o.fwdBytes += len(it.b)
+	}
 }
 
 // idle reports whether the queue is empty and, if so, unschedules it (so that the next enqueue
@@ -184,7 +197,7 @@ func (o *outQueue) close() (wasSlow bool) {
 	for i := range o.q {
 		o.q[i] = fifo{}
 	}
-	o.bytes = 0
+	o.bytes, o.fwdBytes = 0, 0
 	return wasSlow
 }
 

@@ -85,17 +85,11 @@ func (r *registry) add(topic string, mt protoreflect.MessageType, adapters []Ada
 		queue: newTopicQueue(tc.ValidateQueue, deliverQueue, tc.ValidateConcurrency),
 		met:   newTopicMetrics(met, topic),
 	}
-	var h Handler = func(m Message) {
+	t.handler = Chain(func(m Message) {
 		for _, f := range feeds {
 			f.Send(m)
 		}
-	}
-	for i := len(adapters) - 1; i >= 0; i-- {
-		if adapters[i] != nil {
-			h = adapters[i](h)
-		}
-	}
-	t.handler = h
+	}, adapters...)
 	r.topics[topic] = t
 	if mt != nil {
 		r.types[mt.Descriptor().FullName()] = t

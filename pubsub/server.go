@@ -81,12 +81,12 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.NewRouter == nil {
-		if _, err := builtinRouter(cfg.withDefaults().Router); err != nil {
+	c := cfg.withDefaults()
+	if c.NewRouter == nil {
+		if _, err := builtinRouter(c); err != nil {
 			return nil, err
 		}
 	}
-	c := cfg.withDefaults()
 	s := &Server{
 		cfg:     c,
 		log:     c.Logger,
@@ -148,7 +148,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	newRouter := s.cfg.NewRouter
 	if newRouter == nil {
-		newRouter, _ = builtinRouter(s.cfg.Router)
+		newRouter, _ = builtinRouter(s.cfg)
 	}
 	r, err := newRouter(RouterEnv{
 		Self:  s.self,
@@ -577,8 +577,14 @@ type TopicStatus struct {
 	Name string
 	// MsgType is the registered message type's full name; "" for a raw topic.
 	MsgType string
-	// Peers is Router.Peers(Name): the peers our messages on the topic go to, sorted.
+	// Peers is Router.Peers(Name): the peers our own messages on the topic go to now, sorted
+	// (gossipsub with flood publishing: every subscribed peer above the publish threshold;
+	// floodsub: every subscribed peer).
 	Peers []key.ID
+	// Mesh is gossipsub's mesh for the topic, sorted; nil with floodsub.
+	Mesh []key.ID
+	// Subscribed is every connected peer subscribed to the topic, sorted.
+	Subscribed []key.ID
 	// Validating, Queued and Deliveries are the validation jobs running, waiting, and the
 	// accepted messages waiting for the adapters.
 	Validating, Queued, Deliveries int

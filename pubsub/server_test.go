@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -340,5 +341,41 @@ func TestRawTopicFeed(t *testing.T) {
 	m := recvMsg(t, ch)
 	if m.Data != nil || string(m.Raw) != "bytes" || m.Origin != a.p.id {
 		t.Fatalf("raw message %+v", m)
+	}
+}
+
+// TestAdapterEndsChain: an adapter that does not call next ends the chain (a blocklist here):
+// the blocked peer's message reaches no Feed, but it was still accepted and forwarded (adapters
+// decide local delivery; validators decide propagation).
+func TestAdapterEndsChain(t *testing.T) {
+	n := floodNode(t, 1, nil)
+	a, b, c := n.connectAttacker(t, 2), n.connectAttacker(t, 3), n.connectAttacker(t, 4)
+	blocked := a.p.id
+	block := func(next Handler) Handler {
+		return func(m Message) {
+			if m.Peer != blocked {
+				next(m)
+			}
+		}
+	}
+	var seen atomic.Int32
+	count := func(next Handler) Handler { return func(m Message) { seen.Add(1); next(m) } }
+	if err := n.s.JoinTopic("t", count, block); err != nil {
+		t.Fatal(err)
+	}
+	c.subscribe(t, n, "t")
+	ch := make(chan Message, 4)
+	defer n.s.SubscribeTopic("t", ch).Unsubscribe()
+	a.publish(t, n, a.signed(t, "t", []byte("from a"), 1))
+	b.publish(t, n, b.signed(t, "t", []byte("from b"), 1))
+	if m := recvMsg(t, ch); string(m.Raw) != "from b" {
+		t.Fatalf("got %q", m.Raw)
+	}
+	waitFor(t, "both forwarded to the subscriber", func() bool { return len(c.published(t)) == 2 })
+	waitFor(t, "both seen by the outer adapter", func() bool { return seen.Load() == 2 })
+	select {
+	case m := <-ch:
+		t.Fatalf("blocked message delivered: %q", m.Raw)
+	default:
 	}
 }
