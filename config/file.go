@@ -307,8 +307,8 @@ scoring = {{.PubSub.Scoring}}
 # All nodes of a network must agree.
 max_message_size = {{.PubSub.MaxMessageBytes}}
 
-# GossipSub mesh degree d, its bounds (d_lo <= d <= d_hi) and the number of
-# peers gossip (IHAVE) goes to each heartbeat.
+# GossipSub mesh degree d, its bounds (2 <= d_lo <= d <= d_hi) and the number
+# of peers gossip (IHAVE) goes to each heartbeat.
 d = {{.PubSub.D}}
 d_lo = {{.PubSub.DLo}}
 d_hi = {{.PubSub.DHi}}
@@ -320,7 +320,7 @@ heartbeat_interval = {{dur .PubSub.HeartbeatInterval}}
 # Send our own messages to every subscribed peer, not only the mesh.
 flood_publish = {{.PubSub.FloodPublish}}
 
-# How long a message ID is remembered to drop duplicates.
+# How long a message ID is remembered to drop duplicates; at least 5 heartbeats.
 seen_ttl = {{dur .PubSub.SeenTTL}}
 
 # Bytes queued per peer before forwarded messages are dropped (counted in the

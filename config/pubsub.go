@@ -49,6 +49,10 @@ func ParsePubSubTopics(s string) ([]PubSubTopic, error) {
 	return out, errors.Join(errs...)
 }
 
+// PubSubHistoryLength is gossipsub's message cache length in heartbeats (the spec's default,
+// which config does not change): pubsub.seen_ttl must cover it.
+const PubSubHistoryLength = 5
+
 // validatePubSub appends the [pubsub] problems to errs. The section is checked whether or not
 // it is enabled, so that turning it on later cannot surface old mistakes.
 func (c Config) validatePubSub(bad func(string, error), badf func(string, string, ...any)) {
@@ -74,8 +78,8 @@ func (c Config) validatePubSub(bad func(string, error), badf func(string, string
 			p.PeerQueueBytes, p.MaxMessageBytes, PubSubRPCOverheadBytes)
 	}
 	// The gossipsub spec's constraints on the degrees (docs/PUBSUB.md, "Parameters").
-	if p.DLo < 1 {
-		badf("pubsub.d_lo", "%d must be positive", p.DLo)
+	if p.DLo < 2 {
+		badf("pubsub.d_lo", "%d: at least 2 (the mesh keeps d_lo - 1 or more outbound peers)", p.DLo)
 	}
 	if p.D < p.DLo || p.D > p.DHi {
 		badf("pubsub.d", "%d: must satisfy d_lo (%d) <= d <= d_hi (%d)", p.D, p.DLo, p.DHi)
@@ -88,5 +92,7 @@ func (c Config) validatePubSub(bad func(string, error), badf func(string, string
 	}
 	if p.SeenTTL <= 0 {
 		badf("pubsub.seen_ttl", "%s must be positive", p.SeenTTL)
+	} else if p.HeartbeatInterval > 0 && p.SeenTTL < PubSubHistoryLength*p.HeartbeatInterval {
+		badf("pubsub.seen_ttl", "%s is shorter than the message cache (%d heartbeats of %s)", p.SeenTTL, PubSubHistoryLength, p.HeartbeatInterval)
 	}
 }

@@ -66,7 +66,7 @@ func TestParsePubSubTopics(t *testing.T) {
 func TestValidatePubSub(t *testing.T) {
 	c := DefaultConfig()
 	c.PubSub = PubSubConfig{Router: "randomsub", SignPolicy: "maybe", Topics: "a,a", MaxMessageBytes: 0,
-		PeerQueueBytes: 100, D: 13, DLo: 0, DHi: 12, DLazy: -1, HeartbeatInterval: 0, SeenTTL: -time.Second}
+		PeerQueueBytes: 100, D: 13, DLo: 1, DHi: 12, DLazy: -1, HeartbeatInterval: 0, SeenTTL: -time.Second}
 	before := c
 	err := c.Validate()
 	if c != before {
@@ -87,6 +87,16 @@ func TestValidatePubSub(t *testing.T) {
 	}
 	if !errors.Is(err, ErrInvalidTopics) {
 		t.Errorf("error does not wrap ErrInvalidTopics: %v", err)
+	}
+	// seen_ttl must cover gossipsub's message cache: 5 heartbeats.
+	c = DefaultConfig()
+	c.PubSub.HeartbeatInterval, c.PubSub.SeenTTL = time.Second, 4*time.Second
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "pubsub.seen_ttl") {
+		t.Fatalf("seen_ttl of 4 heartbeats: %v", err)
+	}
+	c.PubSub.SeenTTL = 5 * time.Second
+	if err := c.Validate(); err != nil {
+		t.Fatalf("seen_ttl of 5 heartbeats: %v", err)
 	}
 	// The largest message size still fits a valid queue; one byte more does not.
 	c = DefaultConfig()

@@ -46,8 +46,9 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // "[tcp://]host:port"; prometheus_listen_addr is "host:port" when
 // prometheus is on; max_open_connections is not negative; namespace is empty
 // or a Prometheus name; the [pubsub] router and sign_policy are known values,
-// topics parse (ParsePubSubTopics), sizes are in range, d_lo >= 1,
-// d_lo <= d <= d_hi, d_lazy >= 0 and the durations positive.
+// topics parse (ParsePubSubTopics), sizes are in range, d_lo >= 2,
+// d_lo <= d <= d_hi, d_lazy >= 0, the durations positive and
+// seen_ttl at least 5 heartbeats.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(k string, err error) { errs = append(errs, &FieldError{Key: k, Err: err}) }

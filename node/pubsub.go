@@ -4,8 +4,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/switchyard-p2p/switchyard/pubsub/floodsub"
-	"github.com/switchyard-p2p/switchyard/pubsub/router"
+	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
 
 	"github.com/switchyard-p2p/switchyard/config"
 	"github.com/switchyard-p2p/switchyard/metrics/prom"
@@ -43,12 +42,8 @@ func newPubSub(n *Node, met *pubsub.Metrics) (*pubsubState, error) {
 	if pc.SignPolicy == "none" {
 		cfg.SignPolicy = pubsub.StrictNoSign
 	}
-	switch pc.Router {
-	case "floodsub":
-		cfg.NewRouter = floodsubRouter(pc)
-	case "gossipsub":
-		_ = topics // TODO(gossipsub): params and DefaultScoreParams once pubsub/gossipsub is merged
-	}
+	cfg.Floodsub.SeenTTL = pc.SeenTTL
+	cfg.Gossipsub = gossipsubConfig(pc, topics)
 	srv, err := pubsub.NewServer(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: pubsub: %w", err)
@@ -87,14 +82,25 @@ func (n *Node) setupPubSub() (*pubsubState, error) {
 	return ps, nil
 }
 
-// floodsubRouter builds FloodSub with pubsub.seen_ttl, the Server's message IDs, and RPCs no
-// larger than what the message channel accepts.
-func floodsubRouter(pc config.PubSubConfig) pubsub.NewRouterFunc {
-	return func(env pubsub.RouterEnv) (router.Router, error) {
-		return floodsub.New(env.Self, floodsub.Config{
-			MsgID:       env.MsgID,
-			SeenTTL:     pc.SeenTTL,
-			MaxRPCBytes: max(min(pc.MaxMessageBytes+pubsub.RPCOverheadBytes, pubsub.MaxControlRPCBytes), floodsub.MinMaxRPCBytes),
-		})
+// gossipsubConfig maps [pubsub] onto the gossipsub router's Config: the degrees (Dout and Dscore
+// follow D and Dlo within the spec's bounds: Dout = min(2, Dlo-1, D/2), Dscore = min(4, D)), the
+// heartbeat, the seen cache, flood publishing, scoring, and each configured topic's expected rate
+// (which sizes its default score parameters, docs/PUBSUB.md §6.3).
+func gossipsubConfig(pc config.PubSubConfig, topics []config.PubSubTopic) gossipsub.Config {
+	gc := gossipsub.Config{
+		Params: gossipsub.Params{
+			D: pc.D, Dlo: pc.DLo, Dhi: pc.DHi, Dlazy: pc.DLazy,
+			Dout:                min(2, pc.DLo-1, pc.D/2),
+			Dscore:              min(4, pc.D),
+			HeartbeatInterval:   pc.HeartbeatInterval,
+			SeenTTL:             pc.SeenTTL,
+			DisableFloodPublish: !pc.FloodPublish,
+		},
+		DisableScoring: !pc.Scoring,
+		Topics:         make(map[string]gossipsub.TopicOptions, len(topics)),
 	}
+	for _, t := range topics {
+		gc.Topics[t.Name] = gossipsub.TopicOptions{MessageRate: t.RatePerSec}
+	}
+	return gc
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/config"
 	"github.com/switchyard-p2p/switchyard/internal/pubsubrpc"
 	"github.com/switchyard-p2p/switchyard/pubsub"
+	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
 )
 
 // pubsubClient returns a client of n's pub/sub endpoints that opens a fresh connection per
@@ -67,6 +69,12 @@ func TestPubSubRPCFloodsub(t *testing.T) {
 	testPubSubRPC(t, "floodsub")
 }
 
+// TestPubSubRPCGossipsub is TestPubSubRPCFloodsub with gossipsub (the default), whose peers
+// carry a score in GET /pubsub.
+func TestPubSubRPCGossipsub(t *testing.T) {
+	testPubSubRPC(t, "gossipsub")
+}
+
 func testPubSubRPC(t *testing.T, router string) {
 	a, b := pubsubPair(t, router)
 	ctx := context.Background()
@@ -89,6 +97,9 @@ func testPubSubRPC(t *testing.T, router string) {
 	}
 	if len(st.Peers) != 1 || st.Peers[0].ID != string(b.ID()) || !slices.Equal(st.Peers[0].Topics, []string{"demo"}) {
 		t.Fatalf("peers = %+v", st.Peers)
+	}
+	if scored := st.Peers[0].Score != nil; scored != (router == "gossipsub") {
+		t.Fatalf("%s: peer score present = %v", router, scored)
 	}
 
 	// A stream on b receives what a publishes, with a's ID as relay and origin.
@@ -227,4 +238,36 @@ func TestPubSubConfigInvalid(t *testing.T) {
 	if _, err := New(cfg, t.TempDir(), nil); !errors.As(err, &fe) || fe.Key != "pubsub.topics" {
 		t.Fatalf("New = %v, want a pubsub.topics FieldError", err)
 	}
+}
+
+// TestGossipsubConfigDefaults: [pubsub]'s defaults give the gossipsub router exactly its own
+// defaults (the spec's), and the mapped Config is valid for small degrees too.
+func TestGossipsubConfigDefaults(t *testing.T) {
+	pc := config.DefaultPubSubConfig()
+	gc := gossipsubConfig(pc, []config.PubSubTopic{{Name: "t", RatePerSec: 3}})
+	if err := gc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if gcParamsWithDefaults(gc.Params) != gossipsub.DefaultParams() {
+		t.Fatalf("params from the default [pubsub]:\n got %+v\nwant %+v", gc.Params, gossipsub.DefaultParams())
+	}
+	if gc.DisableScoring || gc.Topics["t"].MessageRate != 3 {
+		t.Fatalf("scoring off %v, topics %+v", gc.DisableScoring, gc.Topics)
+	}
+	pc.D, pc.DLo, pc.DHi = 2, 2, 3
+	if err := gossipsubConfig(pc, nil).Validate(); err != nil {
+		t.Fatalf("d=2 d_lo=2 d_hi=3: %v", err)
+	}
+}
+
+// gcParamsWithDefaults fills p's zero fields from DefaultParams.
+func gcParamsWithDefaults(p gossipsub.Params) gossipsub.Params {
+	d := gossipsub.DefaultParams()
+	pv, dv := reflect.ValueOf(&p).Elem(), reflect.ValueOf(d)
+	for i := range pv.NumField() {
+		if pv.Field(i).IsZero() {
+			pv.Field(i).Set(dv.Field(i))
+		}
+	}
+	return p
 }

@@ -38,6 +38,7 @@ func run() error {
 	tail := flag.Duration("tail", def.Tail, "measuring time after the last publish")
 	settle := flag.Duration("settle", def.Settle, "wait between topic readiness and the first publish")
 	jsonOut := flag.String("json", "", "also write every run and the summaries as JSON to this file")
+	verbose := flag.Bool("v", false, "print each run's traffic breakdown when the stack gives one (Switchyard: payload bytes and messages per channel)")
 	flag.Parse()
 
 	var sizes []int
@@ -90,6 +91,9 @@ func run() error {
 						return fmt.Errorf("%d nodes, %s, %s, run %d: %w", n, r, s, rep, err)
 					}
 					psbench.PrintRun(os.Stdout, rep, res)
+					if *verbose && res.Detail != nil {
+						fmt.Printf("      %s\n", psbench.FormatDetail(res.Detail))
+					}
 					byStack[s] = append(byStack[s], res)
 					all = append(all, res)
 				}

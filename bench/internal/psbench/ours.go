@@ -17,8 +17,6 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
 	"github.com/switchyard-p2p/switchyard/p2p/transport"
 	"github.com/switchyard-p2p/switchyard/pubsub"
-	"github.com/switchyard-p2p/switchyard/pubsub/floodsub"
-	"github.com/switchyard-p2p/switchyard/pubsub/router"
 )
 
 // StackOurs is Switchyard's stack name in results.
@@ -34,13 +32,16 @@ type ourNode struct {
 }
 
 type ourNet struct {
-	nodes  []*ourNode
-	wire   atomic.Int64
-	topic  string
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errs   []error // Run results, after Close
-	errMu  sync.Mutex
+	nodes []*ourNode
+	// sentBytes and sentMsgs count the payload bytes and messages the Switches queued, per
+	// channel (p2p.Metrics), for Detail.
+	sentBytes, sentMsgs chanCounter
+	wire                atomic.Int64
+	topic               string
+	cancel              context.CancelFunc
+	wg                  sync.WaitGroup
+	errs                []error // Run results, after Close
+	errMu               sync.Mutex
 }
 
 // BuildOurs is the Builder for Switchyard: per node a MultiplexTransport on 127.0.0.1 whose
@@ -74,9 +75,6 @@ func BuildOurs(ctx context.Context, sc Scenario, r Router, deliver DeliverFunc) 
 			pcfg.Router = pubsub.RouterGossipsub
 		case FloodSub:
 			pcfg.Router = pubsub.RouterFloodsub
-			pcfg.NewRouter = func(env pubsub.RouterEnv) (router.Router, error) {
-				return floodsub.New(env.Self, floodsub.Config{MsgID: env.MsgID})
-			}
 		default:
 			return fail(fmt.Errorf("unknown router %q", r))
 		}
@@ -92,9 +90,11 @@ func BuildOurs(ctx context.Context, sc Scenario, r Router, deliver DeliverFunc) 
 			Moniker:         fmt.Sprintf("n%d", i),
 		}
 		tr := transport.NewMultiplexTransport(ni, nk, transport.Config{AllowDuplicateIP: true, WrapConn: count})
+		met := p2p.NopMetrics()
+		met.PeerSendBytesTotal, met.MessagesSent = &n.sentBytes, &n.sentMsgs
 		sw := p2p.NewSwitch(tr, p2p.SwitchConfig{MConnConfig: conn.MConnConfig{
 			SendRate: 5120000, RecvRate: 5120000, MaxPacketMsgPayloadSize: 1024,
-		}}, p2p.WithReactor("pubsub", srv), p2p.WithMaxInboundPeers(200), p2p.WithMaxOutboundPeers(200))
+		}, Metrics: met}, p2p.WithReactor("pubsub", srv), p2p.WithMaxInboundPeers(200), p2p.WithMaxOutboundPeers(200))
 		for _, d := range sw.ChannelDescriptors() {
 			ni.Channels = append(ni.Channels, d.ID)
 		}
@@ -181,6 +181,14 @@ func (n *ourNet) Publish(ctx context.Context, i int, data []byte) error {
 }
 
 func (n *ourNet) WireBytes() int64 { return n.wire.Load() }
+
+// Detail returns the payload bytes and messages queued per channel ("bytes 0x71", "msgs 0x70").
+func (n *ourNet) Detail() map[string]int64 {
+	out := make(map[string]int64)
+	n.sentBytes.snapshot("bytes_", out)
+	n.sentMsgs.snapshot("msgs_", out)
+	return out
+}
 
 func (n *ourNet) Close() error {
 	n.cancel()

@@ -58,6 +58,8 @@ type Result struct {
 	CPU time.Duration
 	// Setup is the time to build, connect and settle the network (not measured otherwise).
 	Setup time.Duration
+	// Detail is the increase of a Detailer's counters over the window; nil otherwise.
+	Detail map[string]int64 `json:",omitempty"`
 }
 
 // DeliveryRatio is Delivered / Expected.
@@ -155,6 +157,10 @@ func Run(ctx context.Context, sc Scenario, w Workload, stack string, router Rout
 	}
 	res = Result{Stack: stack, Router: router, Nodes: sc.Nodes, Expected: n * (sc.Nodes - 1), Setup: time.Since(t0)}
 
+	var detail0 map[string]int64
+	if d, ok := net.(Detailer); ok {
+		detail0 = d.Detail()
+	}
 	bytes0, cpu0 := net.WireBytes(), cpuTime()
 	rec.start = time.Now()
 	rec.open.Store(true)
@@ -174,6 +180,12 @@ func Run(ctx context.Context, sc Scenario, w Workload, stack string, router Rout
 	rec.open.Store(false)
 	res.WireBytes = net.WireBytes() - bytes0
 	res.CPU = cpuTime() - cpu0
+	if d, ok := net.(Detailer); ok {
+		res.Detail = d.Detail()
+		for k, v := range detail0 {
+			res.Detail[k] -= v
+		}
+	}
 
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
