@@ -314,9 +314,10 @@ func TestTestnetPublish(t *testing.T) {
 	if !rep.Converged || rep.PublishNodes != 11 {
 		t.Fatalf("converged %v, %d nodes publishing, want true and 11", rep.Converged, rep.PublishNodes)
 	}
-	// 20/s from convergence (seconds) to 55 s: several hundred messages.
-	if rep.Published < 20*20 || rep.PublishErrors != 0 {
-		t.Fatalf("published %d with %d errors, want at least 400 and none", rep.Published, rep.PublishErrors)
+	// 20/s from convergence to 55 s (convergence takes 3 s on a quiet machine, far more on a
+	// loaded one): at least 5 s worth.
+	if rep.Published < 20*5 || rep.PublishErrors != 0 {
+		t.Fatalf("published %d with %d errors, want at least 100 and none", rep.Published, rep.PublishErrors)
 	}
 	if rep.Expected != rep.Published*10 || rep.Delivered != rep.Expected || rep.DeliveryRatio != 1 || rep.Duplicates != 0 {
 		t.Fatalf("delivered %d of %d (ratio %v), %d duplicates: want every message at every node once",

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard-p2p/switchyard/config"
 	"github.com/switchyard-p2p/switchyard/internal/pubsubrpc"
@@ -289,3 +290,28 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func writeJSONLine(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// pubsubStartFlags are start's [pubsub] overrides.
+type pubsubStartFlags struct {
+	enabled        bool
+	router, topics string
+}
+
+func addPubSubStartFlags(fl *pflag.FlagSet, f *pubsubStartFlags) {
+	fl.BoolVar(&f.enabled, "pubsub.enabled", false, "run pub/sub (channels 0x70-0x72)")
+	fl.StringVar(&f.router, "pubsub.router", "", "pub/sub router: gossipsub or floodsub")
+	fl.StringVar(&f.topics, "pubsub.topics", "", `comma-separated topics to join, "name" or "name:rate"`)
+}
+
+// applyPubSubStartFlags copies the [pubsub] flags given on the command line into cfg.
+func applyPubSubStartFlags(fl *pflag.FlagSet, f pubsubStartFlags, cfg *config.Config) {
+	if fl.Changed("pubsub.enabled") {
+		cfg.PubSub.Enabled = f.enabled
+	}
+	if fl.Changed("pubsub.router") {
+		cfg.PubSub.Router = f.router
+	}
+	if fl.Changed("pubsub.topics") {
+		cfg.PubSub.Topics = f.topics
+	}
+}

@@ -150,3 +150,29 @@ func TestRPCDialAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestStartFlagsPubSub(t *testing.T) {
+	cmd := newStartCmd()
+	if err := cmd.ParseFlags([]string{"--pubsub.enabled", "--pubsub.router", "floodsub", "--pubsub.topics", "a:2,b"}); err != nil {
+		t.Fatal(err)
+	}
+	var f startFlags
+	f.pubsub.enabled, _ = cmd.Flags().GetBool("pubsub.enabled")
+	f.pubsub.router, _ = cmd.Flags().GetString("pubsub.router")
+	f.pubsub.topics, _ = cmd.Flags().GetString("pubsub.topics")
+	cfg := config.DefaultConfig()
+	applyStartFlags(cmd.Flags(), f, &cfg)
+	if !cfg.PubSub.Enabled || cfg.PubSub.Router != "floodsub" || cfg.PubSub.Topics != "a:2,b" {
+		t.Fatalf("pubsub = %+v", cfg.PubSub)
+	}
+	cmd = newStartCmd()
+	if err := cmd.ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg = config.DefaultConfig()
+	cfg.PubSub.Topics = "kept"
+	applyStartFlags(cmd.Flags(), startFlags{}, &cfg)
+	if cfg.PubSub.Enabled || cfg.PubSub.Topics != "kept" {
+		t.Fatalf("flags not given changed pubsub: %+v", cfg.PubSub)
+	}
+}
