@@ -38,7 +38,8 @@ func run() error {
 	tail := flag.Duration("tail", def.Tail, "measuring time after the last publish")
 	settle := flag.Duration("settle", def.Settle, "wait between topic readiness and the first publish")
 	jsonOut := flag.String("json", "", "also write every run and the summaries as JSON to this file")
-	verbose := flag.Bool("v", false, "print each run's traffic breakdown when the stack gives one (Switchyard: payload bytes and messages per channel)")
+	flag.DurationVar(&psbench.OurFlushThrottle, "our-flush-throttle", 0, "Switchyard's MConnection flush throttle (0: the node's default, flush when the queues drain)")
+	verbose := flag.Bool("v", false, "print each run's traffic breakdown: message copies sent per delivery, control IDs sent, dropped RPCs (and for Switchyard payload bytes and messages per channel)")
 	flag.Parse()
 
 	var sizes []int
@@ -92,7 +93,7 @@ func run() error {
 					}
 					psbench.PrintRun(os.Stdout, rep, res)
 					if *verbose && res.Detail != nil {
-						fmt.Printf("      %s\n", psbench.FormatDetail(res.Detail))
+						fmt.Printf("      copies/delivery %.2f  %s\n", float64(res.Detail["copies"])/float64(max(res.Delivered, 1)), psbench.FormatDetail(res.Detail))
 					}
 					byStack[s] = append(byStack[s], res)
 					all = append(all, res)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -15,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -35,6 +37,7 @@ type libp2pNode struct {
 type libp2pNet struct {
 	nodes  []*libp2pNode
 	wire   atomic.Int64
+	trace  countingTracer
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -86,11 +89,12 @@ func BuildLibp2p(ctx context.Context, sc Scenario, router Router, deliver Delive
 		}
 		node := &libp2pNode{h: h}
 		n.nodes = append(n.nodes, node)
+		trace := pubsub.WithRawTracer(&n.trace)
 		switch router {
 		case GossipSub:
-			node.ps, err = pubsub.NewGossipSub(ctx, h)
+			node.ps, err = pubsub.NewGossipSub(ctx, h, trace)
 		case FloodSub:
-			node.ps, err = pubsub.NewFloodSub(ctx, h)
+			node.ps, err = pubsub.NewFloodSub(ctx, h, trace)
 		default:
 			err = fmt.Errorf("unknown router %q", router)
 		}
@@ -128,6 +132,57 @@ func (n *libp2pNet) Publish(ctx context.Context, i int, data []byte) error {
 }
 
 func (n *libp2pNet) WireBytes() int64 { return n.wire.Load() }
+
+// Detail returns what the nodes' pubsub wrote to their streams, from a RawTracer.
+func (n *libp2pNet) Detail() map[string]int64 { return n.trace.detail() }
+
+// countingTracer counts, over every node, what go-libp2p-pubsub hands to its streams
+// (SendRPCCompleted) and drops from its queues (DropRPC). It implements pubsub.RawTracer.
+type countingTracer struct {
+	copies, idontwant, ihave, iwant, graft, prune, dropped atomic.Int64
+}
+
+func (t *countingTracer) detail() map[string]int64 {
+	return map[string]int64{
+		"copies": t.copies.Load(), "idontwant_ids": t.idontwant.Load(), "ihave_ids": t.ihave.Load(),
+		"iwant_ids": t.iwant.Load(), "graft": t.graft.Load(), "prune": t.prune.Load(), "dropped_rpcs": t.dropped.Load(),
+	}
+}
+
+func (t *countingTracer) SendRPCCompleted(rpc *pubsub.RPC, _ peer.ID, _ time.Duration) {
+	t.copies.Add(int64(len(rpc.GetPublish())))
+	c := rpc.GetControl()
+	if c == nil {
+		return
+	}
+	for _, x := range c.GetIdontwant() {
+		t.idontwant.Add(int64(len(x.GetMessageIDs())))
+	}
+	for _, x := range c.GetIhave() {
+		t.ihave.Add(int64(len(x.GetMessageIDs())))
+	}
+	for _, x := range c.GetIwant() {
+		t.iwant.Add(int64(len(x.GetMessageIDs())))
+	}
+	t.graft.Add(int64(len(c.GetGraft())))
+	t.prune.Add(int64(len(c.GetPrune())))
+}
+
+func (t *countingTracer) DropRPC(*pubsub.RPC, peer.ID)             { t.dropped.Add(1) }
+func (t *countingTracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
+func (t *countingTracer) OnClosedOutboundStream(peer.ID)           {}
+func (t *countingTracer) Join(string)                              {}
+func (t *countingTracer) Leave(string)                             {}
+func (t *countingTracer) Graft(peer.ID, string)                    {}
+func (t *countingTracer) Prune(peer.ID, string)                    {}
+func (t *countingTracer) ValidateMessage(*pubsub.Message)          {}
+func (t *countingTracer) DeliverMessage(*pubsub.Message)           {}
+func (t *countingTracer) RejectMessage(*pubsub.Message, string)    {}
+func (t *countingTracer) DuplicateMessage(*pubsub.Message)         {}
+func (t *countingTracer) ThrottlePeer(peer.ID)                     {}
+func (t *countingTracer) RecvRPC(*pubsub.RPC)                      {}
+func (t *countingTracer) SendRPC(*pubsub.RPC, peer.ID)             {}
+func (t *countingTracer) UndeliverableMessage(*pubsub.Message)     {}
 
 func (n *libp2pNet) Close() error {
 	n.cancel()

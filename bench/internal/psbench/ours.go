@@ -22,6 +22,12 @@ import (
 // StackOurs is Switchyard's stack name in results.
 const StackOurs = "switchyard"
 
+// OurFlushThrottle is the MConnection flush policy of Switchyard's nodes: 0 (the node's default,
+// p2p.flush_throttle_timeout = "0s") flushes as soon as the send queues drain; a positive value
+// flushes that long after the first unflushed packet, so more packets share a SecretConnection
+// frame (CometBFT's default is 100 ms). Set by pubsubbench's -our-flush-throttle.
+var OurFlushThrottle time.Duration
+
 // ourNode is one Switchyard node: transport, Switch and pub/sub Server, as node/ assembles
 // them (without PEX and the RPC).
 type ourNode struct {
@@ -92,9 +98,11 @@ func BuildOurs(ctx context.Context, sc Scenario, r Router, deliver DeliverFunc) 
 		tr := transport.NewMultiplexTransport(ni, nk, transport.Config{AllowDuplicateIP: true, WrapConn: count})
 		met := p2p.NopMetrics()
 		met.PeerSendBytesTotal, met.MessagesSent = &n.sentBytes, &n.sentMsgs
+		// SimultaneousDialGrace < 0: the scenario never dials a pair both ways, so the 1 s hold
+		// of an outbound connection to a lower ID would only slow the set-up down.
 		sw := p2p.NewSwitch(tr, p2p.SwitchConfig{MConnConfig: conn.MConnConfig{
-			SendRate: 5120000, RecvRate: 5120000, MaxPacketMsgPayloadSize: 1024,
-		}, Metrics: met}, p2p.WithReactor("pubsub", srv), p2p.WithMaxInboundPeers(200), p2p.WithMaxOutboundPeers(200))
+			SendRate: 5120000, RecvRate: 5120000, MaxPacketMsgPayloadSize: 1024, FlushThrottle: OurFlushThrottle,
+		}, Metrics: met, SimultaneousDialGrace: -1}, p2p.WithReactor("pubsub", srv), p2p.WithMaxInboundPeers(200), p2p.WithMaxOutboundPeers(200))
 		for _, d := range sw.ChannelDescriptors() {
 			ni.Channels = append(ni.Channels, d.ID)
 		}
@@ -182,11 +190,32 @@ func (n *ourNet) Publish(ctx context.Context, i int, data []byte) error {
 
 func (n *ourNet) WireBytes() int64 { return n.wire.Load() }
 
-// Detail returns the payload bytes and messages queued per channel ("bytes 0x71", "msgs 0x70").
+// Detail returns the payload bytes and MConnection messages queued per channel ("bytes_0x71",
+// "msgs_0x70") and, summed over the routers, the message copies queued to peers and the IDs
+// sent in IDONTWANT, IHAVE and IWANT, and GRAFTs and PRUNEs.
 func (n *ourNet) Detail() map[string]int64 {
 	out := make(map[string]int64)
 	n.sentBytes.snapshot("bytes_", out)
 	n.sentMsgs.snapshot("msgs_", out)
+	var copies, idw, ihave, iwant, graft, prune, qdrops int64
+	for _, node := range n.nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		snap, err := node.srv.Snapshot(ctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		rs := snap.RouterStats
+		copies += int64(rs.Forwarded)
+		idw += int64(rs.IDontWantSent)
+		ihave += int64(rs.IHaveSent)
+		iwant += int64(rs.IWantSent)
+		graft += int64(rs.GraftSent)
+		prune += int64(rs.PruneSent)
+		qdrops += int64(snap.Stats.QueueDrops)
+	}
+	out["copies"], out["idontwant_ids"], out["ihave_ids"], out["iwant_ids"] = copies, idw, ihave, iwant
+	out["graft"], out["prune"], out["dropped_rpcs"] = graft, prune, qdrops
 	return out
 }
 
