@@ -110,3 +110,27 @@ func TestValidatePubSub(t *testing.T) {
 		t.Fatal("max_message_size above the limit accepted")
 	}
 }
+
+// FuzzParsePubSubTopics: pubsub.topics comes from a file; whatever it holds, the parser returns
+// valid, distinct topics or an error wrapping ErrInvalidTopics, and never panics.
+func FuzzParsePubSubTopics(f *testing.F) {
+	for _, s := range []string{"", "a", "a:1,b:2.5", "a:b:3", ":5", "a,a", "x:NaN", "t:1e309", " , ,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		topics, err := ParsePubSubTopics(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidTopics) {
+				t.Fatalf("error %v does not wrap ErrInvalidTopics", err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for _, tp := range topics {
+			if tp.Name == "" || len(tp.Name) > MaxPubSubTopicBytes || seen[tp.Name] || tp.RatePerSec < 0 || tp.RatePerSec != tp.RatePerSec {
+				t.Fatalf("invalid topic %+v from %q", tp, s)
+			}
+			seen[tp.Name] = true
+		}
+	})
+}

@@ -14,7 +14,7 @@ import (
 // delivery_ratio, latency_p50_ms, latency_p99_ms and bytes_per_delivery at its top level.
 func TestRunPublish(t *testing.T) {
 	bin := switchyardBinary(t)
-	for _, router := range []string{"floodsub"} {
+	for _, router := range []string{"gossipsub", "floodsub"} {
 		t.Run(router, func(t *testing.T) {
 			rep, err := Run(context.Background(), Config{
 				Binary: bin, Nodes: 5, Duration: 25 * time.Second, PollInterval: 250 * time.Millisecond,

@@ -139,8 +139,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string) (*Stream, error) {
 		}
 		return nil, fmt.Errorf("pubsub rpc: subscribe %q: HTTP %d: %q", topic, resp.StatusCode, truncate(b, 200))
 	}
-	s := &Stream{Topic: topic, body: resp.Body, sc: bufio.NewScanner(resp.Body)}
-	s.sc.Buffer(make([]byte, 0, 64<<10), MaxPublishBodyBytes)
+	s := &Stream{Topic: topic, body: resp.Body, sc: newScanner(resp.Body)}
 	ev, data, err := s.next()
 	if err != nil {
 		s.Close()
@@ -151,6 +150,14 @@ func (c *Client) Subscribe(ctx context.Context, topic string) (*Stream, error) {
 		return nil, fmt.Errorf("pubsub rpc: subscribe %q: first event %q, want %q (%s)", topic, ev, EventSubscribed, truncate(data, 200))
 	}
 	return s, nil
+}
+
+// newScanner splits an event stream into lines of up to MaxPublishBodyBytes (one event's data
+// line holds a whole message in base64).
+func newScanner(r io.Reader) *bufio.Scanner {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), MaxPublishBodyBytes)
+	return sc
 }
 
 // ErrStreamEnded is returned by Stream.Next when the node closed the stream (it stopped).
