@@ -33,12 +33,17 @@ const (
 	pubsubStatusTimeout = 5 * time.Second
 )
 
-// registerPubSubRPC adds the pub/sub endpoints (internal/pubsubrpc) to mux. They answer
-// CodeDisabled (404) when pubsub.enabled is false.
-func (n *Node) registerPubSubRPC(mux *http.ServeMux) {
+// withPubSubRPC serves the pub/sub endpoints (internal/pubsubrpc) and passes every other request
+// to rest. They sit outside rest's 1 MB body limit: POST /pubsub/publish bounds its body by
+// pubsub.max_message_size (in base64) instead. They answer CodeDisabled (404) when
+// pubsub.enabled is false.
+func (n *Node) withPubSubRPC(rest http.Handler) http.Handler {
+	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+pubsubrpc.PathStatus, n.handlePubSubStatus)
 	mux.HandleFunc("POST "+pubsubrpc.PathPublish, n.handlePubSubPublish)
 	mux.HandleFunc("GET "+pubsubrpc.PathSubscribe, n.handlePubSubSubscribe)
+	mux.Handle("/", rest)
+	return mux
 }
 
 // writePubSub writes the JSON-RPC envelope with result or rerr, and the HTTP status.

@@ -53,20 +53,20 @@ type PublishConfig struct {
 	Seed uint64
 }
 
-func (p PublishConfig) validate(bad func(string, ...any)) {
+func (p PublishConfig) validate(bad func(field string, value any, format string, args ...any)) {
 	if p.RatePerSec < 0 || p.RatePerSec > 10000 {
-		bad("Publish.RatePerSec %v: 0 to 10000 messages per second", p.RatePerSec)
+		bad("Publish.RatePerSec", p.RatePerSec, "must be 0 to 10000 messages per second")
 	}
 	if p.MsgBytes != 0 && (p.MsgBytes < headerBytes || p.MsgBytes > 1<<20) {
-		bad("Publish.MsgBytes %d: %d to %d bytes", p.MsgBytes, headerBytes, 1<<20)
+		bad("Publish.MsgBytes", p.MsgBytes, "must be %d to %d bytes", headerBytes, 1<<20)
 	}
 	switch p.Router {
 	case "", "gossipsub", "floodsub":
 	default:
-		bad("Publish.Router %q: want gossipsub or floodsub", p.Router)
+		bad("Publish.Router", fmt.Sprintf("%q", p.Router), "unknown (want gossipsub or floodsub)")
 	}
 	if p.Drain < 0 {
-		bad("Publish.Drain %v is negative", p.Drain)
+		bad("Publish.Drain", p.Drain, "negative")
 	}
 }
 
