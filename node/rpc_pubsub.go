@@ -31,6 +31,9 @@ const (
 	maxRPCJoinedTopics = 64
 	// pubsubStatusTimeout bounds the wait for the Server's goroutine in GET /pubsub.
 	pubsubStatusTimeout = 5 * time.Second
+	// sseWriteTimeout bounds each write of a subscribe stream (the HTTP server's WriteTimeout
+	// would end the whole stream after 10 s): a client that stops reading is dropped after it.
+	sseWriteTimeout = 10 * time.Second
 )
 
 // withPubSubRPC serves the pub/sub endpoints (internal/pubsubrpc) and passes every other request
@@ -223,11 +226,7 @@ func (n *Node) handlePubSubSubscribe(w http.ResponseWriter, r *http.Request) {
 			Data: fmt.Sprintf("topic must be 1 to %d bytes", pubsub.MaxTopicBytes)})
 		return
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		writePubSub(w, http.StatusInternalServerError, nil, &pubsubrpc.Error{Code: pubsubrpc.CodeInternal, Message: "streaming unsupported"})
-		return
-	}
+	rc := http.NewResponseController(w)
 	if err := ps.join(topic); err != nil {
 		writePubSub(w, http.StatusBadRequest, nil, &pubsubrpc.Error{Code: pubsubrpc.CodeInvalidParams, Message: "cannot join topic", Data: err.Error()})
 		return
@@ -236,15 +235,21 @@ func (n *Node) handlePubSubSubscribe(w http.ResponseWriter, r *http.Request) {
 	sub := ps.srv.SubscribeTopic(topic, ch)
 	defer sub.Unsubscribe()
 
+	// Each write gets its own deadline instead of the server's WriteTimeout for the whole
+	// response, which would cut the stream after 10 s.
+	deadline := func() bool { return rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout)) == nil }
+	if !deadline() {
+		writePubSub(w, http.StatusInternalServerError, nil, &pubsubrpc.Error{Code: pubsubrpc.CodeInternal, Message: "streaming unsupported"})
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	if err := writeSSE(w, pubsubrpc.EventSubscribed, pubsubrpc.Subscribed{Topic: topic}); err != nil {
+	if err := writeSSE(w, pubsubrpc.EventSubscribed, pubsubrpc.Subscribed{Topic: topic}); err != nil || rc.Flush() != nil {
 		return
 	}
-	flusher.Flush()
 	keep := time.NewTicker(sseKeepAlive)
 	defer keep.Stop()
 	for {
@@ -252,17 +257,19 @@ func (n *Node) handlePubSubSubscribe(w http.ResponseWriter, r *http.Request) {
 		case m := <-ch:
 			ev := pubsubrpc.Message{Topic: m.Topic, ID: hex.EncodeToString([]byte(m.ID)), From: string(m.Peer),
 				Origin: string(m.Origin), Data: m.Raw, Direct: m.Direct, ReceivedAt: time.Now(), Dropped: sub.Dropped()}
-			if err := writeSSE(w, pubsubrpc.EventMessage, ev); err != nil {
+			if !deadline() || writeSSE(w, pubsubrpc.EventMessage, ev) != nil {
 				return
 			}
-			if len(ch) == 0 { // flush once per burst
-				flusher.Flush()
+			if len(ch) == 0 && rc.Flush() != nil { // flush once per burst
+				return
 			}
 		case <-keep.C:
-			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
+			if !deadline() {
 				return
 			}
-			flusher.Flush()
+			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
 		case <-sub.Err():
 			return // the Server stopped
 		case <-r.Context().Done():

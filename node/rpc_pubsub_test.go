@@ -271,3 +271,44 @@ func gcParamsWithDefaults(p gossipsub.Params) gossipsub.Params {
 	}
 	return p
 }
+
+// TestPubSubStreamOutlivesWriteTimeout: a subscribe stream is not cut by the HTTP server's
+// WriteTimeout (10 s by default, shortened here): each write has its own deadline.
+func TestPubSubStreamOutlivesWriteTimeout(t *testing.T) {
+	cfg := testConfig("long")
+	cfg.PubSub.Enabled, cfg.PubSub.Router = true, "floodsub"
+	n, err := New(cfg, t.TempDir(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writeTimeout = 200 * time.Millisecond
+	n.rpcSrv.WriteTimeout = writeTimeout
+	runNode(t, n)
+	cfgB := testConfig("peer")
+	cfgB.PubSub.Enabled, cfgB.PubSub.Router = true, "floodsub"
+	cfgB.P2P.PersistentPeers = n.NodeInfo().ID.String() + "@" + strings.TrimPrefix(n.NodeInfo().ListenAddr, "tcp://")
+	b := startNode(t, cfgB)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := pubsubClient(n).Subscribe(ctx, "long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	time.Sleep(3 * writeTimeout) // the time under test: a stream older than the WriteTimeout
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := pubsubClient(b).Publish(ctx, "long", []byte("late"))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // b learns n's subscription
+	}
+	if m, err := stream.Next(); err != nil || string(m.Data) != "late" {
+		t.Fatalf("stream after %v: %+v, %v", 3*writeTimeout, m, err)
+	}
+}
