@@ -76,7 +76,8 @@ func TestSlowSubscriberP14(t *testing.T) {
 	}
 
 	// Our own publishes evict the stalled peer's forwards first, then fill its queue with
-	// publishes; after that each publish reaches the others and names the slow peer.
+	// publishes; after that each publish reaches the others and names the slow peer. (Paced as
+	// above: each publish reaches the healthy peers before the next.)
 	ctx := context.Background()
 	var full *QueueFullError
 	for i := 0; full == nil; i++ {
@@ -94,6 +95,9 @@ func TestSlowSubscriberP14(t *testing.T) {
 			!slices.Equal(full.Peers, []key.ID{slow.p.id})) {
 			t.Fatalf("result %+v, error %v", res, err)
 		}
+		waitFor(t, "the publish at the healthy subscribers", func() bool {
+			return len(a.published(t)) == total+i+1 && len(b.published(t)) == total+i+1
+		})
 	}
 	if drops.get("publish") != 1 {
 		t.Errorf("publish drops metric %v, want 1", drops.get("publish"))
@@ -147,7 +151,10 @@ func TestPipelineSaturationP15(t *testing.T) {
 	var busyRuns atomic.Int32
 	_ = n.s.AddValidator("busy", func(m Message) ValidationResult {
 		busyRuns.Add(1)
-		<-release
+		select {
+		case <-release:
+		case <-m.Ctx.Done(): // the Server stops (the test failed early)
+		}
 		return ValidationAccept
 	})
 	_ = n.s.AddValidator("calm", func(m Message) ValidationResult {
