@@ -128,6 +128,11 @@ type RPCConfig struct {
 	// server. It is also advertised as NodeInfo.other.rpc_address. Default
 	// "tcp://127.0.0.1:26657".
 	ListenAddress string `toml:"laddr"`
+	// MaxOpenConnections caps the HTTP server's simultaneous connections
+	// (CometBFT's key). At the cap, a new connection closes the connection
+	// that has been idle longest; with none idle it waits in the kernel's
+	// accept queue. 0 means unlimited. Default 900.
+	MaxOpenConnections int `toml:"max_open_connections"`
 }
 
 // InstrumentationConfig is the [instrumentation] section. Key names and
@@ -140,8 +145,9 @@ type InstrumentationConfig struct {
 	// picks a free port. Default ":26660".
 	PrometheusListenAddr string `toml:"prometheus_listen_addr"`
 	// MaxOpenConnections caps the metrics endpoint's simultaneous HTTP
-	// connections; further connections wait in the kernel's accept queue.
-	// 0 means unlimited. Default 3.
+	// connections. At the cap, a new connection closes the connection that
+	// has been idle longest (a keep-alive client between scrapes); with none
+	// idle it waits in the kernel's accept queue. 0 means unlimited. Default 3.
 	MaxOpenConnections int `toml:"max_open_connections"`
 	// Namespace prefixes every metric name: Namespace_p2p_peers. Empty or a
 	// Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*). Default "cometbft", so
@@ -159,7 +165,7 @@ func DefaultConfig() Config {
 		Moniker: DefaultMoniker(),
 		ChainID: DefaultChainID,
 		P2P:     DefaultP2PConfig(),
-		RPC:     RPCConfig{ListenAddress: "tcp://127.0.0.1:26657"},
+		RPC:     RPCConfig{ListenAddress: "tcp://127.0.0.1:26657", MaxOpenConnections: 900},
 		Instrumentation: InstrumentationConfig{
 			Prometheus:           false,
 			PrometheusListenAddr: ":26660",

@@ -46,6 +46,7 @@ func TestDefaultValues(t *testing.T) {
 		{"handshake_timeout", p.HandshakeTimeout, 3 * time.Second},
 		{"dial_timeout", p.DialTimeout, time.Second},
 		{"rpc.laddr", c.RPC.ListenAddress, "tcp://127.0.0.1:26657"},
+		{"rpc.max_open_connections", c.RPC.MaxOpenConnections, 900},
 		{"prometheus", c.Instrumentation.Prometheus, false},
 		{"prometheus_listen_addr", c.Instrumentation.PrometheusListenAddr, ":26660"},
 		{"max_open_connections", c.Instrumentation.MaxOpenConnections, 3},
@@ -212,6 +213,7 @@ func TestValidateCollectsEveryProblem(t *testing.T) {
 	c.P2P.SeedMode = true
 	c.P2P.HandshakeTimeout = 0
 	c.RPC.ListenAddress = "nope"
+	c.RPC.MaxOpenConnections = -1
 	c.Instrumentation.MaxOpenConnections = -1
 	c.Instrumentation.Namespace = "9lives"
 	before := c
@@ -223,7 +225,7 @@ func TestValidateCollectsEveryProblem(t *testing.T) {
 	wantKeys := []string{"moniker", "chain_id", "p2p.laddr", "p2p.external_address", "p2p.seeds",
 		"p2p.persistent_peers", "p2p.persistent_peers", "p2p.unconditional_peer_ids",
 		"p2p.max_num_inbound_peers", "p2p.flush_throttle_timeout", "p2p.max_packet_msg_payload_size",
-		"p2p.send_rate", "p2p.seed_mode", "p2p.handshake_timeout", "rpc.laddr",
+		"p2p.send_rate", "p2p.seed_mode", "p2p.handshake_timeout", "rpc.laddr", "rpc.max_open_connections",
 		"instrumentation.max_open_connections", "instrumentation.namespace"}
 	var got []string
 	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {

@@ -176,10 +176,14 @@ chain_id = {{q .ChainID}}
 #######################################################
 [rpc]
 
-# TCP address for the HTTP status server (GET /status, GET /net_info).
-# Port 0 picks a free port. Empty disables the server.
+# TCP address for the HTTP status server (GET /status, /net_info, /health and
+# JSON-RPC on POST /). Port 0 picks a free port. Empty disables the server.
 # Also advertised to peers as NodeInfo.other.rpc_address.
 laddr = {{q .RPC.ListenAddress}}
+
+# Maximum number of simultaneous connections to the HTTP server. At the limit
+# a new connection closes the one idle longest. 0 - unlimited.
+max_open_connections = {{.RPC.MaxOpenConnections}}
 
 #######################################################
 ###           P2P Configuration Options             ###
@@ -269,8 +273,8 @@ prometheus = {{.Instrumentation.Prometheus}}
 # Address to listen for Prometheus collector(s) connections. Port 0 picks a free port.
 prometheus_listen_addr = {{q .Instrumentation.PrometheusListenAddr}}
 
-# Maximum number of simultaneous connections to the metrics endpoint.
-# 0 - unlimited.
+# Maximum number of simultaneous connections to the metrics endpoint. At the
+# limit a new connection closes the one idle longest. 0 - unlimited.
 max_open_connections = {{.Instrumentation.MaxOpenConnections}}
 
 # Instrumentation namespace: the prefix of every metric name.

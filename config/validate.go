@@ -135,6 +135,9 @@ func (c Config) Validate() error {
 			bad("instrumentation.prometheus_listen_addr", err)
 		}
 	}
+	if c.RPC.MaxOpenConnections < 0 {
+		badf("rpc.max_open_connections", "%d is negative", c.RPC.MaxOpenConnections)
+	}
 	if c.Instrumentation.MaxOpenConnections < 0 {
 		badf("instrumentation.max_open_connections", "%d is negative", c.Instrumentation.MaxOpenConnections)
 	}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/internal/failure"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
@@ -255,6 +256,25 @@ type Node struct {
 	Err error
 	// Duration is how long the last visit took.
 	Duration time.Duration
+}
+
+// Reason says in a few plain words why the node could not be crawled, or "" when it answered:
+// "not contacted: the crawl ended first", "no PEX channel", "no PEX reply", or why the dial or
+// handshake failed ("connection refused", "dial timeout", `network mismatch: ours "a", theirs
+// "b"`, "handshake failed: peer closed the connection during the handshake", ...; see
+// internal/failure).
+func (n Node) Reason() string {
+	switch {
+	case n.Err == nil:
+		return ""
+	case errors.Is(n.Err, ErrNotContacted):
+		return "not contacted: the crawl ended first"
+	case errors.Is(n.Err, ErrNoPEXChannel):
+		return "no PEX channel"
+	case errors.Is(n.Err, ErrNoReply):
+		return "no PEX reply"
+	}
+	return failure.Reason(n.Err)
 }
 
 // Result is the outcome of a crawl.

@@ -3,6 +3,7 @@ package crawler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -404,5 +405,24 @@ func TestConfigValidate(t *testing.T) {
 	c := newCrawler(t, Config{})
 	if _, err := c.Run(context.Background(), nil); !errors.Is(err, ErrNoSeeds) {
 		t.Errorf("Run(nil) = %v, want ErrNoSeeds", err)
+	}
+}
+
+// TestNodeReason: the crawl's own failure classes and dial failures read as plain words.
+func TestNodeReason(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{ErrNotContacted, "not contacted: the crawl ended first"},
+		{ErrNoPEXChannel, "no PEX channel"},
+		{fmt.Errorf("%w: crawler: connection failed: EOF", ErrNoReply), "no PEX reply"},
+		{&transport.RejectedError{Outbound: true, Reason: transport.RejectIncompatible,
+			Err: &nodeinfo.IncompatibleError{Reason: nodeinfo.IncompatibleNetwork, Ours: `"a"`, Theirs: `"b"`}}, `network mismatch: ours "a", theirs "b"`},
+	} {
+		if got := (Node{Err: c.err}).Reason(); got != c.want {
+			t.Errorf("Reason(%v) = %q, want %q", c.err, got, c.want)
+		}
 	}
 }

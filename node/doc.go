@@ -24,16 +24,27 @@
 //     CometBFT itself advertises the literal 0.0.0.0, which peers cannot dial;
 //   - else (a host name) the IP it resolved to when binding.
 //
-// HTTP API (CometBFT's JSON-RPC 2.0 envelope and result shapes, 64-bit
-// integers as JSON strings): GET /status, GET /net_info, and POST / with
-// {"method":"status"} or {"method":"net_info"}. Other routes answer 404 and
-// other methods a JSON-RPC "Method not found" error. /net_info is built from
-// p2p.Switch.Status: CometBFT's peers with their connection_status (flow
-// monitors and per-channel send queues), plus a "switchyard" object that
-// CometBFT clients ignore: dial queue length, dials in flight, persistent
-// peers with their dial state and next redial, bans, event and broadcast
-// drops, and per-peer details (flags, rate limits and waits, receive queues).
-// /status keeps CometBFT's shape exactly.
+// HTTP API (CometBFT v0.38's JSON-RPC 2.0 envelope, result shapes and habits, 64-bit integers
+// as JSON strings): GET /status, /net_info and /health (id -1; any HTTP method), and JSON-RPC on
+// POST / for the same methods, one request or a batch of at most 10; GET / lists the endpoints.
+// Errors carry CometBFT's HTTP status and JSON-RPC codes: a body over 1000000 bytes 400 (-32600),
+// unparsable JSON 500 (-32700), an unknown method -32601, unexpected params -32602; other paths
+// 404 (see rpcHandler). /net_info is built from p2p.Switch.Status: CometBFT's peers with their
+// connection_status (flow monitors with CometBFT's rate fields, and per-channel send queues),
+// plus a "switchyard" object that CometBFT clients ignore: dial queue length, dials in flight,
+// persistent peers with their dial state, next redial and last error, bans, event and broadcast
+// drops, and per-peer details (flags, rate limits and waits, receive queues). /status keeps
+// CometBFT's shape exactly.
+//
+// Both HTTP servers (rpc.laddr and the metrics endpoint) use CometBFT's 10 s read, header and
+// write timeouts, close keep-alive connections after 10 s idle, and cap their connections
+// (rpc.max_open_connections, instrumentation.max_open_connections) without letting idle
+// connections hold the cap: at the cap, the connection idle longest is closed for the new one.
+//
+// Failed dials: Run logs every failed dial at warn level, once per address and reason (the
+// reason in plain words, e.g. `network mismatch: ours "a", theirs "b"`, with a hint); the same
+// failure repeating is summarised once per 5 minutes ("dial failed 12 more times in the last
+// 5m0s: connection refused"), by the PURE internal/ratelog.
 //
 // Metrics: with instrumentation.prometheus = true, New builds a private
 // prometheus.Registry (Go runtime and process collectors, plus
@@ -41,7 +52,8 @@
 // the Switch as SwitchConfig.Metrics) and binds
 // instrumentation.prometheus_listen_addr (port 0 allowed; MetricsAddr
 // reports the bound address); Run serves GET /metrics there, with at most
-// instrumentation.max_open_connections connections at a time. No metric has
+// instrumentation.max_open_connections connections at a time (idle ones
+// make room). No metric has
 // a peer_id label (see metrics/prom). Without it the Switch records into
 // no-op instruments.
 //

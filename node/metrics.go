@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -63,7 +61,9 @@ func newMetricsRegistry() (*prometheus.Registry, error) {
 }
 
 // listenMetrics binds addr ("host:port"; port 0 picks a free port) and prepares the HTTP server
-// for reg. maxOpen > 0 caps simultaneous connections (instrumentation.max_open_connections).
+// for reg. maxOpen > 0 caps simultaneous connections (instrumentation.max_open_connections);
+// idle keep-alive connections never hold the cap against a new scrape (see limitListener), and
+// close after 10 s idle anyway.
 func listenMetrics(reg *prometheus.Registry, addr string, maxOpen int, logger *slog.Logger) (*metricsServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -79,54 +79,6 @@ func listenMetrics(reg *prometheus.Registry, addr string, maxOpen int, logger *s
 		ErrorHandling: promhttp.ContinueOnError,
 		Registry:      reg, // promhttp_metric_handler_* for this handler
 	}))
-	ms.srv = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-	}
+	ms.srv = newHTTPServer(mux, ms.ln, logger)
 	return ms, nil
-}
-
-// limitListener accepts at most n connections at a time: Accept waits while n are open (like
-// golang.org/x/net/netutil.LimitListener). Close unblocks a waiting Accept.
-type limitListener struct {
-	net.Listener
-	sem       chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-}
-
-func newLimitListener(l net.Listener, n int) *limitListener {
-	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
-	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
-}
-
-func (l *limitListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return l.Listener.Close()
-}
-
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
 }

@@ -1,8 +1,10 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -152,41 +154,54 @@ func familyNames(fams map[string]*dto.MetricFamily, substr string) []string {
 	return out
 }
 
-// TestMetricsMaxOpenConnections checks instrumentation.max_open_connections: with a limit of 1,
-// a second connection is not served while the first is open.
-func TestMetricsMaxOpenConnections(t *testing.T) {
-	cfg := testConfig("limit")
-	cfg.Instrumentation.Prometheus = true
-	cfg.Instrumentation.PrometheusListenAddr = "127.0.0.1:0"
-	cfg.Instrumentation.MaxOpenConnections = 1
-	n := startNode(t, cfg)
+// TestLimitListenerBusyWaits: the limit of max_open_connections holds for busy connections: with
+// a limit of 1 and the one connection in the middle of a request, a second connection is not
+// served; it is once the first request has finished (then the first connection is idle and is
+// closed to make room).
+func TestLimitListenerBusyWaits(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ll := newLimitListener(ln, 1)
+	entered, release := make(chan struct{}, 2), make(chan struct{})
+	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			<-release
+		}
+		_, _ = io.WriteString(w, "ok")
+	}), ll, slog.New(slog.DiscardHandler))
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ll) }()
+	defer func() {
+		_ = srv.Close()
+		<-done
+	}()
 
-	first, err := net.Dial("tcp", n.MetricsAddr())
+	first, err := net.Dial("tcp", ll.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	// Make sure the server accepted the first connection before the second one dials.
-	fmt.Fprintf(first, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-	buf := make([]byte, 1)
-	if _, err := first.Read(buf); err != nil {
-		t.Fatalf("first connection: %v", err)
-	}
+	fmt.Fprintf(first, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-entered // the first connection is busy
 
-	second, err := net.Dial("tcp", n.MetricsAddr()) // completes in the kernel's backlog
+	second, err := net.Dial("tcp", ll.Addr().String()) // completes in the kernel's backlog
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer second.Close()
-	fmt.Fprintf(second, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	fmt.Fprintf(second, "GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	buf := make([]byte, 1)
 	_ = second.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	if _, err := second.Read(buf); err == nil {
-		t.Fatal("second connection served while the first is open (max_open_connections = 1)")
+		t.Fatal("second connection served while the only slot is busy (max_open_connections = 1)")
 	}
-	first.Close()
+	close(release)
 	_ = second.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := second.Read(buf); err != nil {
-		t.Fatalf("second connection not served after the first closed: %v", err)
+		t.Fatalf("second connection not served after the first request finished: %v", err)
 	}
 }
 
@@ -205,5 +220,39 @@ func TestMetricsListenerClosedWithoutRun(t *testing.T) {
 	if c, err := net.Dial("tcp", addr); err == nil {
 		c.Close()
 		t.Fatal("metrics listener still open after Close")
+	}
+}
+
+// TestLimitListenerSilentConnection: a client that connects and sends nothing holds its slot for
+// newConnGrace at most when another client needs it (the servers' header timeout is an hour
+// here, so only the limiter can free the slot).
+func TestLimitListenerSilentConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ll := newLimitListener(ln, 1)
+	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }), ll, slog.New(slog.DiscardHandler))
+	srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout = time.Hour, time.Hour, time.Hour
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ll) }()
+	defer func() {
+		_ = srv.Close()
+		<-done
+	}()
+	silent, err := net.Dial("tcp", ll.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+	resp, err := client.Get("http://" + ll.Addr().String() + "/")
+	if err != nil {
+		t.Fatalf("request while a silent connection holds the only slot: %v", err)
+	}
+	resp.Body.Close()
+	_ = silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("silent connection: %v, want it closed", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 )
 
@@ -20,9 +21,12 @@ type fullNetInfo struct {
 		ConnectionStatus struct {
 			Duration    string
 			SendMonitor struct {
-				Start  time.Time
-				Bytes  string
-				Active bool
+				Start    time.Time
+				Bytes    string
+				Active   bool
+				Samples  string
+				PeakRate string
+				Idle     string
 			}
 			RecvMonitor struct {
 				Bytes   string
@@ -44,11 +48,13 @@ type fullNetInfo struct {
 		DialQueueLen    string `json:"dial_queue_len"`
 		DialsInFlight   string `json:"dials_in_flight"`
 		PersistentPeers []struct {
-			ID       string     `json:"id"`
-			Addr     string     `json:"addr"`
-			State    string     `json:"state"`
-			Attempts string     `json:"attempts"`
-			NextDial *time.Time `json:"next_dial"`
+			ID          string     `json:"id"`
+			Addr        string     `json:"addr"`
+			State       string     `json:"state"`
+			Attempts    string     `json:"attempts"`
+			NextDial    *time.Time `json:"next_dial"`
+			LastError   *string    `json:"last_error"`
+			LastErrorAt *time.Time `json:"last_error_at"`
 		} `json:"persistent_peers"`
 		Bans       []json.RawMessage `json:"bans"`
 		EventDrops string            `json:"event_drops"`
@@ -121,6 +127,21 @@ func TestNetInfoConnected(t *testing.T) {
 			t.Errorf("%s: switchyard.peers %+v does not describe the peer", name, sy.Peers)
 		}
 	}
+	// The monitors sample every 2 s: the first sample already saw the handshake's PEX traffic.
+	p2pDeadline := time.Now().Add(15 * time.Second)
+	for {
+		sm := fullNetInfoOf(t, b).Peers[0].ConnectionStatus.SendMonitor
+		if sm.Samples != "0" && sm.Samples != "" {
+			if sm.PeakRate == "0" || sm.Idle == "" {
+				t.Errorf("SendMonitor %+v: sampled but no peak rate or idle time", sm)
+			}
+			break
+		}
+		if time.Now().After(p2pDeadline) {
+			t.Fatalf("SendMonitor %+v: no rate sample within 15s", sm)
+		}
+		time.Sleep(100 * time.Millisecond) // the 2 s sampling runs on real time
+	}
 	if na.Switchyard.NInbound != "1" || na.Switchyard.NOutbound != "0" || nb.Switchyard.NOutbound != "1" || nb.Switchyard.NInbound != "0" {
 		t.Errorf("directions: a in/out %s/%s, b in/out %s/%s; want 1/0 and 0/1",
 			na.Switchyard.NInbound, na.Switchyard.NOutbound, nb.Switchyard.NInbound, nb.Switchyard.NOutbound)
@@ -162,6 +183,9 @@ func TestNetInfoPersistentPeerBackoff(t *testing.T) {
 			if pp.ID != string(nk.ID()) || pp.NextDial == nil || pp.NextDial.IsZero() {
 				t.Fatalf("persistent peer = %+v, want %s with a next_dial", pp, nk.ID())
 			}
+			if pp.LastError == nil || !strings.Contains(*pp.LastError, "connection refused") || pp.LastErrorAt == nil {
+				t.Fatalf("persistent peer = %+v, want last_error \"... connection refused\" and last_error_at", pp)
+			}
 			if d := time.Until(*pp.NextDial); d > 35*time.Second {
 				t.Fatalf("next_dial %v is %v away, beyond the 30s cap plus jitter", pp.NextDial, d)
 			}
@@ -174,5 +198,28 @@ func TestNetInfoPersistentPeerBackoff(t *testing.T) {
 			t.Fatalf("no failed, queued persistent peer within 15s: %+v", ni.Switchyard)
 		}
 		time.Sleep(50 * time.Millisecond) // polling real dial state with a deadline
+	}
+}
+
+// TestFlowJSONFields: /net_info's SendMonitor and RecvMonitor carry every rate field of the
+// connection's monitor, under CometBFT's names and units (bytes/s as strings, Idle and Duration
+// in nanoseconds).
+func TestFlowJSONFields(t *testing.T) {
+	f := conn.FlowStatus{Start: time.Unix(100, 0), Bytes: 4000, Samples: 3, InstRate: 10, CurRate: 558, AvgRate: 571,
+		PeakRate: 1500, Idle: 3 * time.Second}
+	b, err := json.Marshal(toFlowJSON(f, 7*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"Bytes": "4000", "Samples": "3", "InstRate": "10", "CurRate": "558", "AvgRate": "571",
+		"PeakRate": "1500", "Idle": "3000000000", "Duration": "7000000000", "Active": true, "BytesRem": "0", "TimeRem": "0"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v (%s)", k, got[k], v, b)
+		}
 	}
 }

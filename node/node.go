@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
@@ -62,6 +63,8 @@ type Node struct {
 
 	metrics *metricsServer // nil unless instrumentation.prometheus
 
+	persistentIDs []string // of p2p.persistent_peers, for the dial-failure log
+
 	started   atomic.Bool
 	closeOnce sync.Once
 }
@@ -104,6 +107,9 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 		n.closeRPC()
 		return nil, fmt.Errorf("node: p2p.persistent_peers: %w", err)
 	}
+	for _, a := range persistent {
+		n.persistentIDs = append(n.persistentIDs, string(a.ID))
+	}
 	unconditional, err := config.ParseIDList(cfg.P2P.UnconditionalPeerIDs)
 	if err != nil {
 		n.closeRPC()
@@ -132,8 +138,11 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 			n.closeRPC()
 			return nil, fmt.Errorf("node: rpc listen: %w", err)
 		}
-		n.rpcLn = ln
 		n.rpcAddr = ln.Addr().String()
+		n.rpcLn = ln
+		if cfg.RPC.MaxOpenConnections > 0 {
+			n.rpcLn = newLimitListener(ln, cfg.RPC.MaxOpenConnections)
+		}
 	}
 
 	listenAddr, err := advertisedListenAddr(cfg.P2P.ListenAddress, cfg.P2P.ExternalAddress, net.InterfaceAddrs)
@@ -210,11 +219,7 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 		_ = n.transport.Close()
 		return nil, fmt.Errorf("node: our NodeInfo would be rejected by peers: %w", err)
 	}
-	n.rpcSrv = &http.Server{
-		Handler:           n.rpcHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-	}
+	n.rpcSrv = newHTTPServer(n.rpcHandler(), n.rpcLn, logger)
 	if host, _, err := config.ParseListenAddress(cfg.P2P.ExternalAddress); err == nil && host != "" {
 		if _, err := netip.ParseAddr(host); err != nil {
 			logger.Warn("p2p.external_address is a host name: CometBFT peers resolve it by DNS during every handshake; prefer an IP",
@@ -415,6 +420,12 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		})
 	}
+	// Failed dials at warn level, one line per address and reason, repeats summarised.
+	dialEvents, cancelDialEvents := n.sw.Subscribe(func(ev p2p.Event) bool { return ev.Type == p2p.DialFailed })
+	defer cancelDialEvents()
+	df := newDialFailures(n.log, clock.Real(), n.persistentIDs)
+	wg.Go(func() { df.run(ctx, dialEvents) })
+
 	ni := n.NodeInfo()
 	n.log.Info("node started: id, advertised listen_addr", "peer", ni.ID, "addr", ni.ListenAddr)
 

@@ -7,8 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"html"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,25 +21,33 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
 )
 
-// maxRPCBodyBytes bounds a JSON-RPC POST body.
-const maxRPCBodyBytes = 1 << 20
+// maxRPCBodyBytes bounds a request body: CometBFT v0.38's rpc.max_body_bytes default
+// (1000000). A larger body is answered 400 with a JSON-RPC "Invalid Request" error, as CometBFT
+// does.
+const maxRPCBodyBytes = 1_000_000
 
-// JSON-RPC 2.0 error codes used by the server.
+// maxRPCBatch is the most requests a JSON-RPC batch may hold: CometBFT v0.38's
+// rpc.max_request_batch_size default. A larger batch gets one "Invalid Request" error.
+const maxRPCBatch = 10
+
+// JSON-RPC 2.0 error codes, with CometBFT's messages (rpc/jsonrpc/types).
 const (
-	rpcCodeParseError     = -32700
-	rpcCodeInvalidRequest = -32600
-	rpcCodeMethodNotFound = -32601
-	rpcCodeInternalError  = -32603
+	rpcCodeParseError     = -32700 // "Parse error. Invalid JSON"; HTTP 500
+	rpcCodeInvalidRequest = -32600 // "Invalid Request"; HTTP 400 for an unreadable body
+	rpcCodeMethodNotFound = -32601 // "Method not found"; HTTP 200 inside the response
+	rpcCodeInvalidParams  = -32602 // "Invalid params"
+	rpcCodeInternalError  = -32603 // "Internal error"; HTTP 500 on the URI endpoints
 )
 
 // switchStatusTimeout bounds the wait for the Switch's event loop in /net_info.
 const switchStatusTimeout = 5 * time.Second
 
-// rpcResponse is CometBFT's JSON-RPC 2.0 response envelope. GET (URI)
-// requests get id -1, as CometBFT answers them.
+// rpcResponse is CometBFT's JSON-RPC 2.0 response envelope. URI (GET) requests get id -1, as
+// CometBFT answers them; errors that belong to no request (parse errors, unreadable bodies,
+// oversized batches) have no id at all.
 type rpcResponse struct {
 	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
+	ID      json.RawMessage `json:"id,omitempty"`
 	Result  any             `json:"result,omitempty"`
 	Error   *rpcError       `json:"error,omitempty"`
 }
@@ -46,10 +58,12 @@ type rpcError struct {
 	Data    string `json:"data,omitempty"`
 }
 
+// rpcRequest is one JSON-RPC request. ID is kept raw; see requestID.
 type rpcRequest struct {
 	JSONRPC string          `json:"jsonrpc"`
 	ID      json.RawMessage `json:"id"`
 	Method  string          `json:"method"`
+	Params  json.RawMessage `json:"params"`
 }
 
 var uriRequestID = json.RawMessage("-1")
@@ -57,63 +71,186 @@ var uriRequestID = json.RawMessage("-1")
 // rpcMethod computes one method's result; a non-nil *rpcError is answered instead.
 type rpcMethod func(ctx context.Context) (any, *rpcError)
 
-// rpcHandler routes GET /status, GET /net_info and JSON-RPC POST /.
+// healthResult is CometBFT's ResultHealth: an empty object.
+type healthResult struct{}
+
+// rpcHandler serves CometBFT's RPC habits (rpc/jsonrpc/server in v0.38):
+//   - GET (any method) /status, /net_info, /health: the result in a JSON-RPC envelope with id -1;
+//   - POST / with one JSON-RPC request or a batch (an array, at most 10) of them: the responses,
+//     an array for a batch (but a single object when only one response results, as CometBFT
+//     writes it); requests without an id are notifications and get no response;
+//   - GET / or an empty POST /: the list of endpoints (HTML);
+//   - any other path: 404.
+//
+// Errors use CometBFT's HTTP status and JSON-RPC codes: a body over 1000000 bytes 400 with
+// -32600 "Invalid Request"; unparsable JSON 500 with -32700 "Parse error. Invalid JSON"; an
+// unknown method 200 with -32601 "Method not found"; params for our parameterless methods that
+// are not empty 200 with -32602 "Invalid params"; an internal failure -32603 (500 on the URI
+// endpoints).
 func (n *Node) rpcHandler() http.Handler {
 	methods := map[string]rpcMethod{
+		"health":   func(context.Context) (any, *rpcError) { return healthResult{}, nil },
 		"status":   func(context.Context) (any, *rpcError) { return n.statusResult(), nil },
 		"net_info": n.netInfoResult,
 	}
-	call := func(w http.ResponseWriter, r *http.Request, id json.RawMessage, f rpcMethod) {
-		res, rerr := f(r.Context())
-		if rerr != nil {
-			writeRPC(w, rpcResponse{JSONRPC: "2.0", ID: id, Error: rerr})
-			return
-		}
-		writeRPC(w, rpcResponse{JSONRPC: "2.0", ID: id, Result: res})
-	}
+	names := slices.Sorted(maps.Keys(methods))
 	mux := http.NewServeMux()
 	for name, f := range methods {
-		mux.HandleFunc("GET /"+name, func(w http.ResponseWriter, r *http.Request) {
-			call(w, r, uriRequestID, f)
+		mux.HandleFunc("/"+name, func(w http.ResponseWriter, r *http.Request) {
+			if _, err := io.Copy(io.Discard, r.Body); err != nil { // CometBFT reads every body
+				writeRPC(w, http.StatusBadRequest, rpcResponse{JSONRPC: "2.0", Error: &rpcError{
+					Code: rpcCodeInvalidRequest, Message: "Invalid Request", Data: "error reading request body: " + err.Error()}})
+				return
+			}
+			res, rerr := f(r.Context())
+			if rerr != nil {
+				writeRPC(w, http.StatusInternalServerError, rpcResponse{JSONRPC: "2.0", ID: uriRequestID, Error: rerr})
+				return
+			}
+			writeRPC(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", ID: uriRequestID, Result: res})
 		})
 	}
-	mux.HandleFunc("POST /{$}", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxRPCBodyBytes))
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			writeRPC(w, rpcResponse{JSONRPC: "2.0", ID: uriRequestID, Error: &rpcError{Code: rpcCodeInvalidRequest, Message: "Invalid request", Data: err.Error()}})
+			writeRPC(w, http.StatusBadRequest, rpcResponse{JSONRPC: "2.0", Error: &rpcError{
+				Code: rpcCodeInvalidRequest, Message: "Invalid Request", Data: "error reading request body: " + err.Error()}})
 			return
 		}
-		var req rpcRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			writeRPC(w, rpcResponse{JSONRPC: "2.0", ID: uriRequestID, Error: &rpcError{Code: rpcCodeParseError, Message: "Parse error", Data: err.Error()}})
+		if len(body) == 0 { // a browser's GET /, or an empty POST
+			writeEndpoints(w, r, names)
 			return
 		}
-		id := req.ID
-		if len(bytes.TrimSpace(id)) == 0 {
-			id = uriRequestID
-		}
-		f, ok := methods[req.Method]
-		if !ok {
-			writeRPC(w, rpcResponse{JSONRPC: "2.0", ID: id, Error: &rpcError{Code: rpcCodeMethodNotFound, Message: "Method not found", Data: req.Method}})
+		reqs, batch, err := parseRPCRequests(body)
+		if err != nil {
+			writeRPC(w, http.StatusInternalServerError, rpcResponse{JSONRPC: "2.0", Error: &rpcError{
+				Code: rpcCodeParseError, Message: "Parse error. Invalid JSON", Data: "error unmarshaling request: " + err.Error()}})
 			return
 		}
-		call(w, r, id, f)
+		if batch && len(reqs) > maxRPCBatch {
+			writeRPC(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", Error: &rpcError{Code: rpcCodeInvalidRequest, Message: "Invalid Request",
+				Data: fmt.Sprintf("batch request exceeds maximum (%d) allowed number of requests", maxRPCBatch)}})
+			return
+		}
+		var out []rpcResponse
+		for _, req := range reqs {
+			id, ok := requestID(req.ID)
+			if !ok {
+				continue // a notification: no response
+			}
+			f, found := methods[req.Method]
+			switch {
+			case !found:
+				out = append(out, rpcResponse{JSONRPC: "2.0", ID: id, Error: &rpcError{Code: rpcCodeMethodNotFound, Message: "Method not found"}})
+			case !emptyParams(req.Params):
+				out = append(out, rpcResponse{JSONRPC: "2.0", ID: id, Error: &rpcError{Code: rpcCodeInvalidParams, Message: "Invalid params",
+					Data: "error converting json params to arguments: " + req.Method + " takes no parameters"}})
+			default:
+				res, rerr := f(r.Context())
+				if rerr != nil {
+					out = append(out, rpcResponse{JSONRPC: "2.0", ID: id, Error: rerr})
+				} else {
+					out = append(out, rpcResponse{JSONRPC: "2.0", ID: id, Result: res})
+				}
+			}
+		}
+		switch len(out) {
+		case 0:
+			w.WriteHeader(http.StatusOK) // only notifications
+		case 1:
+			writeRPC(w, http.StatusOK, out[0])
+		default:
+			writeRPC(w, http.StatusOK, out)
+		}
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "Available endpoints:\n/status\n/net_info\n")
-	})
-	return mux
+	return http.MaxBytesHandler(mux, maxRPCBodyBytes)
 }
 
-func writeRPC(w http.ResponseWriter, resp rpcResponse) {
-	b, err := json.MarshalIndent(resp, "", "  ")
+// parseRPCRequests decodes a batch (a JSON array) or a single request, as CometBFT tries them.
+// An id that is neither a string, a number nor null fails the whole body, as in CometBFT.
+func parseRPCRequests(body []byte) (reqs []rpcRequest, batch bool, err error) {
+	if err := json.Unmarshal(body, &reqs); err == nil {
+		batch = true
+	} else {
+		var one rpcRequest
+		if err := json.Unmarshal(body, &one); err != nil {
+			return nil, false, err
+		}
+		reqs = []rpcRequest{one}
+	}
+	for _, r := range reqs {
+		if _, err := decodeID(r.ID); err != nil {
+			return nil, false, err
+		}
+	}
+	return reqs, batch, nil
+}
+
+// decodeID returns the id as CometBFT keeps it: a string, an integer (a fractional number is
+// truncated), or nil for a missing or null id.
+func decodeID(raw json.RawMessage) (any, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, nil
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, err
+	}
+	switch id := v.(type) {
+	case nil, string:
+		return id, nil
+	case float64:
+		return int64(id), nil
+	default:
+		return nil, fmt.Errorf("json-rpc ID (%s) is of unknown type", raw)
+	}
+}
+
+// requestID returns the id to answer with; ok is false for a notification (no id, or null).
+func requestID(raw json.RawMessage) (json.RawMessage, bool) {
+	v, err := decodeID(raw)
+	if err != nil || v == nil {
+		return nil, false
+	}
+	b, _ := json.Marshal(v) // a string or an int64
+	return b, true
+}
+
+// emptyParams reports whether params are absent, null, an object (its names are ignored, as
+// CometBFT ignores unknown names) or an empty array.
+func emptyParams(p json.RawMessage) bool {
+	p = bytes.TrimSpace(p)
+	if len(p) == 0 || bytes.Equal(p, []byte("null")) || p[0] == '{' {
+		return true
+	}
+	var a []json.RawMessage
+	return json.Unmarshal(p, &a) == nil && len(a) == 0
+}
+
+// writeRPC writes v (a response or a slice of them) as indented JSON with status code.
+func writeRPC(w http.ResponseWriter, code int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil { // only our own types are encoded; cannot happen
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// writeEndpoints lists the endpoints as CometBFT's writeListOfEndpoints does (HTML links).
+func writeEndpoints(w http.ResponseWriter, r *http.Request, names []string) {
+	var b strings.Builder
+	b.WriteString("<html><body><br>Available endpoints:<br>")
+	for _, name := range names {
+		link := "//" + html.EscapeString(r.Host) + "/" + name
+		fmt.Fprintf(&b, "<a href=\"%s\">%s</a></br>", link, link)
+	}
+	b.WriteString("<br>Endpoints that require arguments:<br></body></html>")
+	w.Header().Set("Content-Type", "text/html")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, b.String())
 }
 
 // The result types below mirror CometBFT v0.38's rpc/core/types JSON
@@ -200,11 +337,12 @@ func (n *Node) statusResult() statusJSON {
 	}
 }
 
-// flowStatusJSON is CometBFT's flowrate.Status. Switchyard's monitors keep
-// totals, a ~2 s current rate and an average rate: InstRate repeats CurRate,
-// Duration and Idle are derived from the connection's age, Active is true
-// while the peer is connected, and the fields that only make sense for a
-// bounded transfer (Samples, PeakRate, BytesRem, TimeRem, Progress) are zero.
+// flowStatusJSON is CometBFT's flowrate.Status, with its meanings and units (conn.FlowStatus):
+// Samples, the instantaneous rate of the last sample (InstRate), their moving average (CurRate),
+// the average over the connection (AvgRate) and the peak sample rate (PeakRate), all in bytes/s;
+// Duration (the connection's age) and Idle (time since the last byte moved) in nanoseconds.
+// Active is true while the peer is connected. The fields that only make sense for a transfer of
+// known size (BytesRem, TimeRem, Progress) are zero, as they are in CometBFT's MConnection.
 type flowStatusJSON struct {
 	Start    time.Time `json:"Start"`
 	Bytes    int64     `json:"Bytes,string"`
@@ -215,7 +353,7 @@ type flowStatusJSON struct {
 	PeakRate int64     `json:"PeakRate,string"`
 	BytesRem int64     `json:"BytesRem,string"`
 	Duration int64     `json:"Duration,string"` // nanoseconds
-	Idle     int64     `json:"Idle,string"`
+	Idle     int64     `json:"Idle,string"`     // nanoseconds
 	TimeRem  int64     `json:"TimeRem,string"`
 	Progress uint32    `json:"Progress"`
 	Active   bool      `json:"Active"`
@@ -225,10 +363,13 @@ func toFlowJSON(f conn.FlowStatus, dur time.Duration) flowStatusJSON {
 	return flowStatusJSON{
 		Start:    f.Start,
 		Bytes:    f.Bytes,
-		InstRate: f.CurRate,
+		Samples:  f.Samples,
+		InstRate: f.InstRate,
 		CurRate:  f.CurRate,
 		AvgRate:  f.AvgRate,
+		PeakRate: f.PeakRate,
 		Duration: int64(dur),
+		Idle:     int64(f.Idle),
 		Active:   true,
 	}
 }
@@ -317,6 +458,11 @@ type persistentPeerJSON struct {
 	// NextDial is the next redial time (RFC 3339), or null unless state is
 	// "queued".
 	NextDial *time.Time `json:"next_dial"`
+	// LastError is why the last dial failed or the last connection ended
+	// (the full error; it stays after the peer reconnects), or null if neither
+	// happened since the node started. LastErrorAt is when (RFC 3339), or null.
+	LastError   *string    `json:"last_error"`
+	LastErrorAt *time.Time `json:"last_error_at"`
 }
 
 type banJSON struct {
@@ -417,6 +563,10 @@ func (n *Node) netInfoResult(ctx context.Context) (any, *rpcError) {
 		if !pp.NextDial.IsZero() {
 			t := pp.NextDial
 			j.NextDial = &t
+		}
+		if pp.LastError != nil {
+			msg, at := pp.LastError.Error(), pp.LastErrorAt
+			j.LastError, j.LastErrorAt = &msg, &at
 		}
 		out.Switchyard.PersistentPeers = append(out.Switchyard.PersistentPeers, j)
 	}

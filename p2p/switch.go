@@ -486,8 +486,10 @@ func (sw *Switch) Status(ctx context.Context) (SwitchStatus, error) {
 	st.DialQueueLen, st.DialsInFlight = ls.queueLen, ls.inFlight
 	for _, e := range ls.schedule {
 		if e.Persistent && sw.isPersistent(e.Addr.ID) {
+			le := ls.lastErr[e.Addr.ID]
 			st.PersistentPeers = append(st.PersistentPeers, PersistentPeerStatus{
 				Addr: e.Addr, State: e.State, Attempts: e.Attempts, NextDial: e.NextDial,
+				LastError: le.err, LastErrorAt: le.at,
 			})
 		}
 	}
@@ -541,6 +543,12 @@ type PersistentPeerStatus struct {
 	State    dial.State // queued (waiting for NextDial), dialing or connected
 	Attempts int        // consecutive failed dials since it was last connected
 	NextDial time.Time  // the next redial (Switch clock); zero unless State is queued
+	// LastError is why the peer's last dial failed or its last connection ended (the dial error,
+	// often a *transport.RejectedError, or the reason given to RemovePeer), nil if neither has
+	// happened since Run started; it is kept after the peer connects again. LastErrorAt is when
+	// (Switch clock), zero with a nil LastError.
+	LastError   error
+	LastErrorAt time.Time
 }
 
 type dialResult struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/internal/clock"
@@ -33,12 +34,19 @@ type loop struct {
 	heldIn  map[key.ID]*transport.Conn    // we are the lower ID: inbound held while our dial runs
 	heldOut map[key.ID]heldConn           // we are the higher ID: our outbound held for the grace
 	uncond  map[key.ID]struct{}           // unconditional, non-persistent IDs queued as persistent
+	lastErr map[key.ID]lastError          // persistent peers: the last failed dial or disconnect
 	startup []startupDial                 // persistent peers waiting for their start-up jitter
 
 	timer      clock.Timer
 	timerAt    time.Time // zero: stopped
 	banNext    time.Time // earliest ban expiry; zero: none
 	nextSample time.Time
+}
+
+// lastError is why a persistent peer's last dial failed or its connection ended, and when.
+type lastError struct {
+	err error
+	at  time.Time
 }
 
 type heldConn struct {
@@ -55,6 +63,7 @@ type startupDial struct {
 type loopStatus struct {
 	queueLen, inFlight int
 	schedule           []dial.Entry
+	lastErr            map[key.ID]lastError // a copy
 }
 
 func newLoop(sw *Switch) (*loop, error) {
@@ -76,6 +85,7 @@ func newLoop(sw *Switch) (*loop, error) {
 		heldIn:   make(map[key.ID]*transport.Conn),
 		heldOut:  make(map[key.ID]heldConn),
 		uncond:   make(map[key.ID]struct{}),
+		lastErr:  make(map[key.ID]lastError),
 		timer:    t,
 	}, nil
 }
@@ -106,7 +116,7 @@ func (l *loop) run(ctx context.Context) error {
 				case banReq:
 					l.handleBan(r.id)
 				case statusReq:
-					r.reply <- loopStatus{queueLen: l.q.Len(), inFlight: l.q.InFlight(), schedule: l.q.Schedule()}
+					r.reply <- loopStatus{queueLen: l.q.Len(), inFlight: l.q.InFlight(), schedule: l.q.Schedule(), lastErr: maps.Clone(l.lastErr)}
 				}
 			}
 		case c := <-l.acceptCh:
@@ -362,6 +372,7 @@ func (l *loop) handleDialResult(r dialResult) {
 		}
 		l.q.Done(now, id, r.err)
 		l.forgetUncond(id)
+		l.noteError(id, r.err, now)
 		l.sw.emit(Event{Type: DialFailed, Peer: id, Addr: r.addr, Outbound: true, Reason: r.err, At: now})
 		if c := l.heldIn[id]; c != nil {
 			delete(l.heldIn, id)
@@ -504,8 +515,17 @@ func (l *loop) removePeer(p *peer, reason error, redial bool) {
 	l.sw.emit(Event{Type: PeerDisconnected, Peer: id, Addr: p.SocketAddr(), Outbound: p.IsOutbound(), Reason: reason})
 	p.log.Info("peer removed", "reason", reason)
 	if redial {
-		l.q.Disconnected(l.clk.Now(), id)
+		now := l.clk.Now()
+		l.noteError(id, reason, now)
+		l.q.Disconnected(now, id)
 		l.forgetUncond(id)
+	}
+}
+
+// noteError records err as a persistent peer's last error (for Status); other IDs are ignored.
+func (l *loop) noteError(id key.ID, err error, now time.Time) {
+	if err != nil && l.sw.isPersistent(id) {
+		l.lastErr[id] = lastError{err: err, at: now}
 	}
 }
 

@@ -102,35 +102,61 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Validate reports every problem, joined, each wrapping ErrInvalidConfig. It does not modify c.
+// FieldError is one problem Validate found: the Config field, its value and what is wrong. It
+// wraps ErrInvalidConfig. A command-line front end can name its own flag for Field.
+type FieldError struct {
+	Field   string // the Config field's name, e.g. "Nodes"
+	Value   any    // its value
+	Problem string // e.g. "the seed topology needs at least 3 (a seed and two nodes)"
+}
+
+// Error names the field, its value and the problem.
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%v: %s %v: %s", ErrInvalidConfig, e.Field, e.Value, e.Problem)
+}
+
+// Unwrap returns ErrInvalidConfig.
+func (e *FieldError) Unwrap() error { return ErrInvalidConfig }
+
+// Validate reports every problem, joined, each a *FieldError wrapping ErrInvalidConfig. It does
+// not modify c.
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	bad := func(field string, value any, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Value: value, Problem: fmt.Sprintf(format, args...)})
 	}
 	if c.Binary == "" {
-		bad("Binary is empty")
+		bad("Binary", `""`, "empty")
 	}
 	switch c.Topology {
 	case "", TopologySeed:
 		if c.Nodes != 0 && c.Nodes < 3 {
-			bad("Nodes %d: the seed topology needs at least 3 (a seed and two nodes)", c.Nodes)
+			bad("Nodes", c.Nodes, "the seed topology needs at least 3 (a seed and two nodes)")
 		}
 	case TopologyStarPersistent:
 		if c.Nodes != 0 && c.Nodes < 2 {
-			bad("Nodes %d: at least 2", c.Nodes)
+			bad("Nodes", c.Nodes, "at least 2")
 		}
 	default:
-		bad("unknown Topology %q (want %q or %q)", c.Topology, TopologySeed, TopologyStarPersistent)
+		bad("Topology", fmt.Sprintf("%q", c.Topology), "unknown (want %q or %q)", TopologySeed, TopologyStarPersistent)
 	}
 	if c.Nodes > 1000 {
-		bad("Nodes %d > 1000", c.Nodes)
+		bad("Nodes", c.Nodes, "at most 1000")
 	}
-	if c.Duration < 0 || c.PollInterval < 0 || c.StopGrace < 0 {
-		bad("negative duration (Duration %v, PollInterval %v, StopGrace %v)", c.Duration, c.PollInterval, c.StopGrace)
+	if c.Nodes < 0 {
+		bad("Nodes", c.Nodes, "negative")
+	}
+	if c.Duration < 0 {
+		bad("Duration", c.Duration, "negative")
+	}
+	if c.PollInterval < 0 {
+		bad("PollInterval", c.PollInterval, "negative")
+	}
+	if c.StopGrace < 0 {
+		bad("StopGrace", c.StopGrace, "negative")
 	}
 	if c.MaxOutbound < 0 {
-		bad("MaxOutbound %d is negative", c.MaxOutbound)
+		bad("MaxOutbound", c.MaxOutbound, "negative")
 	}
 	return errors.Join(errs...)
 }
@@ -202,9 +228,12 @@ type NodeStatus struct {
 	PEXBytesSent int64 `json:"pex_bytes_sent"`
 	PEXBytesRecv int64 `json:"pex_bytes_received"`
 	// Exited is set once the process has exited; ExitStatus describes how ("exit status 0",
-	// "signal: killed").
+	// "signal: killed"), and ExitCode is the status as a number (a shell's $?: the exit code, or
+	// 128 + the signal number for a process killed by a signal, e.g. 137 for SIGKILL); nil
+	// before the process exited.
 	Exited     bool   `json:"exited"`
 	ExitStatus string `json:"exit_status,omitempty"`
+	ExitCode   *int   `json:"exit_code"`
 	// Killed is true when the process needed SIGKILL.
 	Killed bool `json:"killed"`
 }
@@ -712,9 +741,23 @@ func (r *runner) stopAll() {
 			} else {
 				p.st.ExitStatus = "exit status 0"
 			}
+			code := exitCodeOf(p.cmd.ProcessState)
+			p.st.ExitCode = &code
 			r.cfg.Logger.Info("stopped", "name", p.st.Name, "pid", p.st.PID, "status", p.st.ExitStatus, "killed", p.st.Killed)
 		}
 	})
+}
+
+// exitCodeOf returns a finished process's status as a shell reports it: its exit code, or 128 +
+// the signal number when a signal ended it.
+func exitCodeOf(ps *os.ProcessState) int {
+	if ps == nil {
+		return -1
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
 }
 
 // killRemaining SIGKILLs every process still running.

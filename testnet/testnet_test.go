@@ -291,6 +291,19 @@ func TestConfigValidate(t *testing.T) {
 	if err := (Config{Binary: "x"}).Validate(); err != nil {
 		t.Errorf("minimal config: %v", err)
 	}
+	// Each problem names its field, so that the command can name its flag.
+	err := Config{Binary: "x", Nodes: 2, MaxOutbound: -1}.Validate()
+	var fields []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		fe, ok := errors.AsType[*FieldError](e)
+		if !ok {
+			t.Fatalf("%v is not a *FieldError", e)
+		}
+		fields = append(fields, fe.Field)
+	}
+	if strings.Join(fields, ",") != "Nodes,MaxOutbound" {
+		t.Errorf("fields %v, want Nodes, MaxOutbound", fields)
+	}
 }
 
 func TestParseMetrics(t *testing.T) {

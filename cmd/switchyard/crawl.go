@@ -38,8 +38,9 @@ func newCrawlCmd() *cobra.Command {
 		Use:   "crawl SEED [SEED...]",
 		Short: "Crawl a CometBFT or Switchyard network by PEX and list every node found",
 		Long: `Crawl a network by PEX from the given seeds (id@host:port) and print every node
-found: ID, address, moniker, version, network (chain ID), channels and whether
-it was reachable.
+found: ID, address, moniker, version, network (chain ID), channels, whether
+it was reachable and, for a node that could not be crawled, the reason in plain
+words (connection refused, dial timeout, network mismatch, no PEX reply, ...).
 
 For each node the crawler dials with an ephemeral key, completes the
 SecretConnection and NodeInfo handshake, sends one PexRequest on channel 0x00
@@ -139,7 +140,7 @@ func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
 // writeCrawlTable prints one row per node and a summary line.
 func writeCrawlTable(w io.Writer, res crawler.Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tMONIKER\tVERSION\tNETWORK\tCHANNELS\tREACHABLE")
+	fmt.Fprintln(tw, "ID\tADDRESS\tMONIKER\tVERSION\tNETWORK\tCHANNELS\tREACHABLE\tREASON")
 	for _, n := range res.Nodes {
 		reach := "no"
 		switch {
@@ -150,8 +151,8 @@ func writeCrawlTable(w io.Writer, res crawler.Result) {
 		case !n.Attempted:
 			reach = "not tried"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Addr.DialString(), dash(n.NodeInfo.Moniker),
-			dash(n.NodeInfo.Version), dash(n.Network), dash(hex.EncodeToString(n.NodeInfo.Channels)), reach)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Addr.DialString(), dash(n.NodeInfo.Moniker),
+			dash(n.NodeInfo.Version), dash(n.Network), dash(hex.EncodeToString(n.NodeInfo.Channels)), reach, dash(n.Reason()))
 	}
 	_ = tw.Flush()
 	complete := ""
@@ -210,6 +211,7 @@ type crawlNodeJSON struct {
 	Replied        bool     `json:"replied"`
 	Addrs          []string `json:"addrs"`
 	InvalidAddrs   int      `json:"invalid_addrs"`
+	Reason         string   `json:"reason"` // why the node was not crawled, in plain words; "" when it answered
 	Error          string   `json:"error,omitempty"`
 	Duration       string   `json:"duration"`
 }
@@ -252,6 +254,7 @@ func writeCrawlJSON(w io.Writer, c *crawler.Crawler, res crawler.Result) error {
 			Addrs:          strs(n.Addrs),
 			InvalidAddrs:   n.InvalidAddrs,
 			Duration:       n.Duration.Round(time.Millisecond).String(),
+			Reason:         n.Reason(),
 		}
 		if n.Err != nil {
 			j.Error = n.Err.Error()

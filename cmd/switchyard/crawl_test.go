@@ -67,7 +67,7 @@ func TestCrawlTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(out, "\n")
-	if !strings.HasPrefix(lines[0], "ID ") || !strings.Contains(lines[0], "REACHABLE") {
+	if !strings.HasPrefix(lines[0], "ID ") || !strings.Contains(lines[0], "REACHABLE") || !strings.HasSuffix(strings.TrimSpace(lines[0]), "REASON") {
 		t.Errorf("header %q", lines[0])
 	}
 	if !strings.Contains(out, "cli-table") || !strings.Contains(out, "crawl-cli-test") {
@@ -75,6 +75,9 @@ func TestCrawlTable(t *testing.T) {
 	}
 	if !strings.Contains(out, "0123456789abcdef0123456789abcdef01234567  127.0.0.1:1") || !strings.Contains(lines[2], " no") {
 		t.Errorf("dead seed not listed as unreachable:\n%s", out)
+	}
+	if !strings.HasSuffix(strings.TrimSpace(lines[2]), "connection refused") || !strings.HasSuffix(strings.TrimSpace(lines[1]), "-") {
+		t.Errorf("reason column: want \"connection refused\" for the dead seed and \"-\" for the live node:\n%s", out)
 	}
 	if !strings.Contains(out, "2 nodes, 1 reachable") {
 		t.Errorf("summary missing:\n%s", out)
@@ -94,5 +97,50 @@ func TestCrawlErrors(t *testing.T) {
 	}
 	if _, _, err := run(context.Background(), "crawl", dead, "--requests-per-peer", "3"); err == nil {
 		t.Error("--requests-per-peer 3 accepted")
+	}
+}
+
+// TestCrawlReasons: the JSON output says why each node could not be crawled: a node of another
+// chain ("network mismatch" naming both chain IDs), a dead address ("connection refused"); the
+// reachable node has no reason.
+func TestCrawlReasons(t *testing.T) {
+	good := runNodes(t, "good")[0]
+	cfg := config.DefaultConfig()
+	cfg.Moniker, cfg.ChainID = "other", "other-chain"
+	cfg.P2P.ListenAddress, cfg.RPC.ListenAddress = "tcp://127.0.0.1:0", ""
+	other, err := node.New(cfg, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- other.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	dead := "0123456789abcdef0123456789abcdef01234567@127.0.0.1:1"
+
+	out, _, err := run(context.Background(), "crawl", good.P2PAddr().String(), other.P2PAddr().String(), dead,
+		"--chain-id", "crawl-cli-test", "--json", "--timeout", "5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res crawlJSON
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	want := map[string]string{
+		string(good.ID()):  "",
+		string(other.ID()): `network mismatch: ours "crawl-cli-test", theirs "other-chain"`,
+		dead[:40]:          "connection refused",
+	}
+	if len(res.Nodes) != 3 {
+		t.Fatalf("%d nodes:\n%s", len(res.Nodes), out)
+	}
+	for _, n := range res.Nodes {
+		if n.Reason != want[n.ID] {
+			t.Errorf("%s (%s): reason %q, want %q", n.ID, n.Moniker, n.Reason, want[n.ID])
+		}
+	}
+	if !strings.Contains(out, `"reason": ""`) {
+		t.Errorf("reason not present for the reachable node:\n%s", out)
 	}
 }

@@ -7,7 +7,11 @@
 //	switchyard init [--home DIR] [--chain-id ID] [--moniker NAME] [--force]
 //	switchyard start [--home DIR] [--p2p.laddr ...] [--p2p.persistent_peers ...] ...
 //	switchyard show-node-id [--home DIR]
-//	switchyard version
+//	switchyard gen-node-key [--home DIR]
+//	switchyard unsafe-reset-all [--home DIR]
+//	switchyard version (or --version)
+//	switchyard testnet [--nodes N] [--duration D] [--json] ...
+//	switchyard crawl SEED... [--json] ...
 //
 // The home directory is --home, else $SWITCHYARD_HOME, else ~/.switchyard. It
 // holds config/config.toml and config/node_key.json (CometBFT's layout and
@@ -22,5 +26,9 @@
 // --chain_id).
 //
 // start runs until SIGINT or SIGTERM, then shuts the node down, waits for all
-// of its goroutines and exits 0. Any error exits 1 with a message on stderr.
+// of its goroutines and exits 0. While it runs it holds an exclusive lock on
+// HOME/data/switchyard.lock (internal/homelock), so a second start on the
+// same home exits 1 at once; unsafe-reset-all takes the same lock. Any error
+// exits 1 with a message on stderr, except that testnet exits 130 on SIGINT
+// (143 on SIGTERM).
 package main

@@ -7,11 +7,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/switchyard-p2p/switchyard/node"
 )
 
 // homeEnv names the environment variable that sets the default home directory.
@@ -23,8 +26,32 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitError carries the exit status a command wants for its error (the default is 1).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitInterrupted is the status of a run stopped by SIGINT (128 + 2, the shells' convention).
+const exitInterrupted = 130
+
+// exitCode returns the exit status for a command's error: an *exitError's code, else 1.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
 }
 
 // newRootCmd builds a fresh command tree. Tests build one per run.
@@ -37,7 +64,14 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().String("home", "", "home directory (default $"+homeEnv+", else ~/.switchyard)")
 	root.SetGlobalNormalizationFunc(normalizeFlag)
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		info = nil
+	}
+	root.Version = node.Version // enables --version
+	root.SetVersionTemplate(versionText(info))
 	root.AddCommand(newInitCmd(), newStartCmd(), newShowNodeIDCmd(), newVersionCmd())
+	root.AddCommand(newGenNodeKeyCmd(), newUnsafeResetAllCmd())
 	root.AddCommand(newTestnetCmd())
 	root.AddCommand(newCrawlCmd())
 	return root

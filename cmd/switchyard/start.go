@@ -23,7 +23,7 @@ import (
 type startFlags struct {
 	laddr, externalAddr, persistentPeers, seeds string
 	rpcLaddr, chainID, moniker                  string
-	allowDuplicateIP, pex                       bool
+	allowDuplicateIP, pex, seedMode             bool
 	prometheus                                  bool
 	prometheusAddr                              string
 	logLevel, logFormat                         string
@@ -40,7 +40,16 @@ instrumentation.prometheus the Prometheus metrics (GET /metrics) on
 instrumentation.prometheus_listen_addr.
 
 A missing home (or a home without config.toml) is initialized first, as "init"
-would. Flags override the config file for this run only.`,
+would. Flags override the config file for this run only.
+
+One process per home: start holds an exclusive lock on HOME/data/switchyard.lock
+while it runs, and a second start on the same home exits 1 at once. A home
+that cannot be written (the address book's directory) is reported at start.
+Temporary files left next to the address book by a crash are removed. If the
+address book cannot be saved at shutdown, start exits 1.
+
+Every failed dial is logged at warn level, once per address and reason; the
+same failure repeating is summarised every 5 minutes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runStart(cmd, f)
@@ -53,6 +62,7 @@ would. Flags override the config file for this run only.`,
 	fl.StringVar(&f.seeds, "p2p.seeds", "", "comma-separated id@host:port seed nodes")
 	fl.BoolVar(&f.allowDuplicateIP, "p2p.allow_duplicate_ip", false, "allow several connections from one IP")
 	fl.BoolVar(&f.pex, "p2p.pex", true, "enable the peer-exchange reactor")
+	fl.BoolVar(&f.seedMode, "p2p.seed_mode", false, "seed mode: crawl the network and answer PEX requests, then disconnect (requires p2p.pex)")
 	fl.StringVar(&f.rpcLaddr, "rpc.laddr", "", "HTTP status server address, tcp://host:port (port 0: any free port)")
 	fl.BoolVar(&f.prometheus, "instrumentation.prometheus", false, "serve Prometheus metrics on GET /metrics")
 	fl.StringVar(&f.prometheusAddr, "instrumentation.prometheus_listen_addr", "", "metrics endpoint host:port (port 0: any free port)")
@@ -72,6 +82,11 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 	if err != nil {
 		return err
 	}
+	lock, err := lockHome(home)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lock.Release() }()
 	cfgPath := config.ConfigFile(home)
 	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
 		cfg := config.DefaultConfig()
@@ -93,6 +108,10 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := checkWritable(home, cfg); err != nil {
+		return err
+	}
+	removeStrayTemps(home, cfg, logger)
 
 	n, err := node.New(cfg, home, logger)
 	if err != nil {
@@ -125,6 +144,9 @@ func applyStartFlags(fl *pflag.FlagSet, f startFlags, cfg *config.Config) {
 	}
 	if fl.Changed("p2p.pex") {
 		cfg.P2P.PEX = f.pex
+	}
+	if fl.Changed("p2p.seed_mode") {
+		cfg.P2P.SeedMode = f.seedMode
 	}
 	set("instrumentation.prometheus_listen_addr", &cfg.Instrumentation.PrometheusListenAddr, f.prometheusAddr)
 	if fl.Changed("instrumentation.prometheus") {

@@ -18,9 +18,9 @@ import (
 	"github.com/switchyard-p2p/switchyard/testnet"
 )
 
-// plainProgressEvery is how many polls pass between two progress lines when the output is not a
-// terminal.
-const plainProgressEvery = 5
+// compactNodes is the network size from which progress is one summary line per poll instead of
+// a row (or an entry) per node.
+const compactNodes = 20
 
 type testnetFlags struct {
 	nodes       int
@@ -47,7 +47,12 @@ HOME/node.log). All share one chain ID and run with addr_book_strict = false and
 allow_duplicate_ip = true.
 
 While it runs it shows, every second, each node's peers (outbound/total), its
-address-book size ("-" when the node does not report it) and the elapsed time.
+address-book size ("-" when the node does not report it) and the elapsed time:
+a table redrawn in place on a terminal, one line per second otherwise. From 20
+nodes on it shows one summary line per second instead (converged and up counts,
+min/avg/max of outbound peers, peers and address-book sizes, and the nodes not
+converged yet).
+
 It stops when the network has converged (unless --hold), when --duration has
 passed, or on Ctrl-C (SIGINT/SIGTERM are forwarded to the nodes; SIGKILL after
 5 s or on a second Ctrl-C), then prints a report: the time until every node
@@ -57,8 +62,11 @@ run, no framing).
 
 Converged means: every non-seed node is connected to all other non-seed nodes,
 or has max_num_outbound_peers outbound connections to them (the seed crawls and
-disconnects, so it does not count). The command exits 1 if the network did not
-converge within --duration.
+disconnects, so it does not count). The command exits 0 when the network
+converged, 1 if it did not converge within --duration (or failed), and 130 when
+Ctrl-C stopped it (143 for SIGTERM); every node process is stopped either way.
+With --json the report carries the same "exit_code", and "converged_after" is
+null when the network did not converge.
 
 --topology star-persistent is a debugging mode that needs no PEX: the seed is an
 ordinary node with every other node in its p2p.persistent_peers; converged means
@@ -85,9 +93,68 @@ the hub is connected to all, and all to the hub.`,
 	return cmd
 }
 
+// testnetFlagNames maps testnet.Config fields to the flags that set them.
+var testnetFlagNames = map[string]string{
+	"Binary": "--binary", "Nodes": "--nodes", "Duration": "--duration", "Dir": "--dir", "ChainID": "--chain-id",
+	"Topology": "--topology", "MaxOutbound": "--max-outbound", "NodeLogLevel": "--node-log-level",
+}
+
+// flagErrors rewrites testnet.Config.Validate's problems with flag names instead of Go field
+// names ("--nodes 2: ..."), each wrapping errUsage.
+func flagErrors(err error) error {
+	var all []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		all = j.Unwrap()
+	} else {
+		all = []error{err}
+	}
+	out := make([]error, 0, len(all))
+	for _, e := range all {
+		if fe, ok := errors.AsType[*testnet.FieldError](e); ok {
+			name := testnetFlagNames[fe.Field]
+			if name == "" {
+				name = fe.Field
+			}
+			out = append(out, fmt.Errorf("%w: %s %v: %s", errUsage, name, fe.Value, fe.Problem))
+			continue
+		}
+		out = append(out, fmt.Errorf("%w: %w", errUsage, e))
+	}
+	return errors.Join(out...)
+}
+
+// testnetExitCode is the command's exit status: 130 when SIGINT (or a cancelled context) stopped
+// the run, 143 for SIGTERM, also with --hold after the network converged; else 0 when it
+// converged and 1 otherwise.
+func testnetExitCode(rep *testnet.Report, err error) int {
+	if rep != nil {
+		switch rep.StopReason {
+		case "signal: " + syscall.SIGTERM.String():
+			return 128 + int(syscall.SIGTERM)
+		case "signal: " + os.Interrupt.String(), "context":
+			return exitInterrupted
+		}
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, testnet.ErrInterrupted):
+		return exitInterrupted
+	default:
+		return 1
+	}
+}
+
 func runTestnet(cmd *cobra.Command, f testnetFlags) error {
-	if f.duration <= 0 || f.maxOutbound <= 0 {
-		return fmt.Errorf("%w: --duration and --max-outbound must be positive", errUsage)
+	var bad []error
+	if f.duration <= 0 {
+		bad = append(bad, fmt.Errorf("%w: --duration %v: must be positive", errUsage, f.duration))
+	}
+	if f.maxOutbound <= 0 {
+		bad = append(bad, fmt.Errorf("%w: --max-outbound %d: must be positive", errUsage, f.maxOutbound))
+	}
+	if err := errors.Join(bad...); err != nil {
+		return err
 	}
 	bin := f.binary
 	if bin == "" {
@@ -121,42 +188,52 @@ func runTestnet(cmd *cobra.Command, f testnetFlags) error {
 		Logger:       slog.New(slog.DiscardHandler),
 	}
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return flagErrors(err)
 	}
 	fmt.Fprintf(progressOut, "testnet: %d nodes (%s topology), chain %q, binary %s\n", f.nodes, f.topology, f.chainID, bin)
 	rep, err := testnet.Run(cmd.Context(), cfg)
 	pr.finish()
-	if rep == nil {
-		return err
-	}
-	if f.jsonOut {
-		if jerr := writeTestnetJSON(cmd.OutOrStdout(), rep); jerr != nil {
-			return errors.Join(err, jerr)
+	code := testnetExitCode(rep, err)
+	if rep != nil {
+		if f.jsonOut {
+			if jerr := writeTestnetJSON(cmd.OutOrStdout(), rep, code, err); jerr != nil {
+				err = errors.Join(err, jerr)
+			}
+		} else {
+			writeTestnetReport(cmd.OutOrStdout(), rep)
 		}
-	} else {
-		writeTestnetReport(cmd.OutOrStdout(), rep)
 	}
-	return err
+	switch {
+	case code == 0 || code == 1:
+		return err
+	case err == nil: // stopped by a signal after converging (--hold)
+		err = fmt.Errorf("%w (%s) after the network converged", testnet.ErrInterrupted, rep.StopReason)
+	}
+	return &exitError{code: code, err: err}
 }
 
-// progressPrinter renders Snapshots: on a terminal a table redrawn in place, otherwise one plain
-// line every plainProgressEvery polls.
+// progressPrinter renders one Snapshot per poll (every second): on a terminal a table redrawn in
+// place, otherwise one plain line; from compactNodes nodes on, one summary line (redrawn in place
+// on a terminal).
 type progressPrinter struct {
-	w     io.Writer
-	tty   bool
-	lines int // lines drawn by the last redraw (tty)
-	n     int
-	conv  bool // the last printed snapshot was converged
+	w       io.Writer
+	tty     bool
+	lines   int  // lines drawn by the last redraw (tty)
+	pending bool // a compact line was drawn without its newline (tty)
 }
 
 func (p *progressPrinter) print(s testnet.Snapshot) {
-	p.n++
-	if !p.tty {
-		conv := s.Converged == s.Counted
-		if p.n%plainProgressEvery != 1 && conv == p.conv {
-			return
+	if len(s.Nodes) >= compactNodes {
+		line := compactProgress(s)
+		if p.tty {
+			fmt.Fprintf(p.w, "\r\x1b[K%s", line)
+			p.pending = true
+		} else {
+			fmt.Fprintln(p.w, line)
 		}
-		p.conv = conv
+		return
+	}
+	if !p.tty {
 		var peers, books []string
 		for _, n := range s.Nodes {
 			peers = append(peers, fmt.Sprintf("%s=%d/%d", n.Name, n.Outbound, n.Peers))
@@ -194,9 +271,55 @@ func (p *progressPrinter) print(s testnet.Snapshot) {
 }
 
 func (p *progressPrinter) finish() {
-	if p.tty && p.lines > 0 {
+	if p.tty && (p.lines > 0 || p.pending) {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// compactProgress summarises a snapshot of a large network in one line: converged and up counts,
+// min/avg/max of outbound peers, peers and address-book sizes over the nodes that answered, and
+// the first nodes not converged yet.
+func compactProgress(s testnet.Snapshot) string {
+	up := 0
+	var out, peers, books []int
+	var waiting []string
+	for _, n := range s.Nodes {
+		if n.Up {
+			up++
+			out = append(out, n.Outbound)
+			peers = append(peers, n.Peers)
+			if n.AddrBook >= 0 {
+				books = append(books, n.AddrBook)
+			}
+		}
+		if n.Counted && !n.Converged {
+			waiting = append(waiting, n.Name)
+		}
+	}
+	const maxNames = 8
+	rest := ""
+	if len(waiting) > maxNames {
+		rest = fmt.Sprintf(" +%d", len(waiting)-maxNames)
+		waiting = waiting[:maxNames]
+	}
+	line := fmt.Sprintf("[%5.1fs] converged %d/%d  up %d/%d  outbound %s  peers %s  addrbook %s",
+		s.Elapsed.Seconds(), s.Converged, s.Counted, up, len(s.Nodes), minAvgMax(out), minAvgMax(peers), minAvgMax(books))
+	if len(waiting) > 0 {
+		line += "  waiting: " + strings.Join(waiting, " ") + rest
+	}
+	return line
+}
+
+// minAvgMax renders "min/avg/max" of xs, or "-" for none.
+func minAvgMax(xs []int) string {
+	if len(xs) == 0 {
+		return "-"
+	}
+	lo, hi, sum := xs[0], xs[0], 0
+	for _, x := range xs {
+		lo, hi, sum = min(lo, x), max(hi, x), sum+x
+	}
+	return fmt.Sprintf("%d/%.1f/%d", lo, float64(sum)/float64(len(xs)), hi)
 }
 
 func bookStr(n int) string {
@@ -257,15 +380,28 @@ func writeTestnetReport(w io.Writer, r *testnet.Report) {
 	}
 }
 
-// testnetJSON is --json's document: the report with durations also as strings.
+// testnetJSON is --json's document: the report with durations also as strings, the command's
+// exit status and its error. converged_after and converged_after_ns are null when the network
+// did not converge.
 type testnetJSON struct {
 	*testnet.Report
-	ConvergedAfterStr string `json:"converged_after"`
-	ElapsedStr        string `json:"elapsed"`
+	ConvergedAfterStr *string `json:"converged_after"`
+	ConvergedAfterNS  *int64  `json:"converged_after_ns"` // shadows the Report's field
+	ElapsedStr        string  `json:"elapsed"`
+	ExitCode          int     `json:"exit_code"`
+	Error             string  `json:"error,omitempty"`
 }
 
-func writeTestnetJSON(w io.Writer, r *testnet.Report) error {
+func writeTestnetJSON(w io.Writer, r *testnet.Report, code int, runErr error) error {
+	doc := testnetJSON{Report: r, ElapsedStr: r.Elapsed.String(), ExitCode: code}
+	if r.Converged {
+		s, ns := r.ConvergedAfter.String(), int64(r.ConvergedAfter)
+		doc.ConvergedAfterStr, doc.ConvergedAfterNS = &s, &ns
+	}
+	if runErr != nil {
+		doc.Error = runErr.Error()
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(testnetJSON{Report: r, ConvergedAfterStr: r.ConvergedAfter.String(), ElapsedStr: r.Elapsed.String()})
+	return enc.Encode(doc)
 }

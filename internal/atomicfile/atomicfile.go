@@ -6,6 +6,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -96,4 +97,33 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync directory %s: %w", dir, serr)
 	}
 	return cerr
+}
+
+// RemoveTemps removes the temporary files (IsTemp) that a crash during WriteFile may have left
+// next to path, and returns the paths removed. A missing directory is not an error. Only call it
+// when no other writer of path can be running (switchyard start holds the home lock): a temporary
+// file being written would be removed under its writer.
+func RemoveTemps(path string) ([]string, error) {
+	dir := filepath.Dir(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, e := range entries {
+		if e.IsDir() || !IsTemp(path, e.Name()) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, p)
+	}
+	return removed, errors.Join(errs...)
 }

@@ -81,3 +81,56 @@ func TestWriteFileMissingDir(t *testing.T) {
 		t.Fatal("write into a missing directory succeeded")
 	}
 }
+
+// TestRemoveTemps: the temporary files a crash leaves next to a path (RELIABILITY R-04's kill -9
+// during a save) are removed; the file itself and unrelated names are kept.
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "addrbook.json")
+	crash := errors.New("crash")
+	for range 2 {
+		if err := WriteFileWith(path, []byte("x"), 0o600, Options{BeforeRename: func(tmp string) error {
+			// Keep the temp file: copy it away before WriteFileWith removes it on error.
+			b, err := os.ReadFile(tmp)
+			if err != nil {
+				return err
+			}
+			return errors.Join(crash, os.WriteFile(tmp+".kept", b, 0o600))
+		}}); !errors.Is(err, crash) {
+			t.Fatal(err)
+		}
+	}
+	// Rename the kept copies to the names a real crash leaves.
+	for _, n := range listDir(t, dir) {
+		if filepath.Ext(n) == ".kept" {
+			if err := os.Rename(filepath.Join(dir, n), filepath.Join(dir, n[:len(n)-len(".kept")])); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := WriteFile(path, []byte("book"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, keep := range []string{"addrbook.json.corrupt", ".node_key.json-1.tmp", "other.tmp"} {
+		if err := os.WriteFile(filepath.Join(dir, keep), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := RemoveTemps(path)
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("RemoveTemps = %v, %v; want the 2 stray temp files", removed, err)
+	}
+	got := listDir(t, dir)
+	want := []string{".node_key.json-1.tmp", "addrbook.json", "addrbook.json.corrupt", "other.tmp"}
+	if len(got) != len(want) {
+		t.Fatalf("left %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("left %v, want %v", got, want)
+		}
+	}
+	if removed, err := RemoveTemps(filepath.Join(dir, "missing", "f")); err != nil || len(removed) != 0 {
+		t.Fatalf("missing dir: %v, %v", removed, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -223,5 +224,10 @@ func TestTransportRejectsWrongNetwork(t *testing.T) {
 	var inc *nodeinfo.IncompatibleError
 	if !errors.As(err, &inc) {
 		t.Errorf("dial error = %v, want it to wrap *nodeinfo.IncompatibleError", err)
+	}
+	// What an operator reads after a wrong --chain-id: CometBFT sent its NodeInfo before hanging
+	// up, so our side names both chain IDs.
+	if want := fmt.Sprintf("network mismatch: ours %q, theirs %q", cb.ChainID+"-other", cb.ChainID); !strings.Contains(err.Error(), want) {
+		t.Errorf("dial error = %v, want it to say %s", err, want)
 	}
 }

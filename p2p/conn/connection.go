@@ -477,6 +477,8 @@ func (c *MConnection) Start() error {
 	}
 	c.started = true
 	c.startTime = time.Now()
+	c.sendMon.begin(c.startTime)
+	c.recvMon.begin(c.startTime)
 	c.pongTimer = time.AfterFunc(time.Hour, c.pongTimeout)
 	c.pongTimer.Stop()
 	c.watchdog = time.AfterFunc(time.Hour, c.inlineWatchdog)

@@ -7,18 +7,41 @@ import (
 	"time"
 )
 
-// FlowStatus describes one direction of an MConnection's traffic. It is a snapshot; the zero value
-// means "nothing transferred".
+// flowRateWindow is the time constant of CurRate's exponential moving average of the per-sample
+// rates (the window of CometBFT's flowrate.Monitor is 1 s over 100 ms samples; ours is 10 s over
+// 2 s samples, so that CurRate still averages several samples).
+const flowRateWindow = 10 * time.Second
+
+// FlowStatus describes one direction of an MConnection's traffic, with the meanings and units of
+// CometBFT's flowrate.Status (libs/flowrate): rates in bytes per second, Idle a duration. It is a
+// snapshot; the zero value means "nothing transferred".
+//
+// Departure: CometBFT samples every 100 ms, whenever the connection reads or writes; Switchyard
+// takes one sample every 2 s from the connection's stats timer, so an idle connection costs no
+// extra wake-ups and the hot path reads no clock. Rates therefore react within 2 s, and Idle has a
+// 2 s resolution (it never overstates the idle time).
 type FlowStatus struct {
 	// Start is when the connection was started (zero before Start).
 	Start time.Time
 	// Bytes is the total number of bytes transferred on the wire in this direction, packet length
 	// prefixes, pings and pongs included (bytes below the SecretConnection framing).
 	Bytes int64
-	// CurRate is the transfer rate in bytes per second over the last statistics window (about 2 s).
+	// Samples is the number of rate samples taken so far (one every 2 s after Start).
+	Samples int64
+	// InstRate is the rate of the last sample: the bytes transferred in it divided by its
+	// length, in bytes per second.
+	InstRate int64
+	// CurRate is the exponential moving average of the sample rates (time constant 10 s), in
+	// bytes per second: CometBFT's "current transfer rate".
 	CurRate int64
 	// AvgRate is Bytes divided by the time since Start, in bytes per second.
 	AvgRate int64
+	// PeakRate is the highest InstRate so far, in bytes per second.
+	PeakRate int64
+	// Idle is the time since the last transfer of at least one byte (since Start when nothing
+	// was transferred), with the 2 s resolution of the samples: 0 when bytes moved since the
+	// last sample.
+	Idle time.Duration
 	// Limit is the configured rate limit in bytes per second; 0 means unlimited.
 	Limit int64
 	// LimitWait is the total time the connection waited for the rate limiter in this direction.
@@ -26,7 +49,7 @@ type FlowStatus struct {
 }
 
 // flowMonitor counts the bytes of one direction. add is called by a single goroutine (the send or recv
-// goroutine); snapshot and sample may be called from any goroutine.
+// goroutine); begin, snapshot and sample may be called from any goroutine.
 type flowMonitor struct {
 	bytes     atomic.Int64
 	limitWait atomic.Int64 // nanoseconds
@@ -34,37 +57,70 @@ type flowMonitor struct {
 
 	mu         sync.Mutex
 	lastBytes  int64
-	lastSample time.Time
-	curRate    int64
+	lastSample time.Time // zero before begin
+	activeAt   time.Time // the sample at which bytes were last seen to grow (begin's time before)
+	samples    int64
+	inst, ema  float64 // bytes/s
+	peak       float64 // bytes/s
 }
 
 func (m *flowMonitor) add(n int) { m.bytes.Add(int64(n)) }
 
-// sample updates the current rate from the bytes counted since the previous sample.
+// begin starts the sampling at start (MConnection.Start).
+func (m *flowMonitor) begin(start time.Time) {
+	b := m.bytes.Load()
+	m.mu.Lock()
+	m.lastBytes, m.lastSample, m.activeAt = b, start, start
+	m.mu.Unlock()
+}
+
+// sample takes one rate sample: the bytes counted since the previous one over the time since.
 func (m *flowMonitor) sample(now time.Time) {
 	b := m.bytes.Load()
 	m.mu.Lock()
-	if !m.lastSample.IsZero() {
-		if d := now.Sub(m.lastSample); d > 0 {
-			m.curRate = int64(float64(b-m.lastBytes) / d.Seconds())
-		}
+	defer m.mu.Unlock()
+	if m.lastSample.IsZero() {
+		m.lastBytes, m.lastSample, m.activeAt = b, now, now
+		return
+	}
+	d := now.Sub(m.lastSample).Seconds()
+	if d <= 0 {
+		return
+	}
+	delta := b - m.lastBytes
+	m.inst = float64(delta) / d
+	m.peak = max(m.peak, m.inst)
+	if m.samples == 0 {
+		m.ema = m.inst
+	} else {
+		// CometBFT's EMA: a longer sample weighs more.
+		w := math.Exp(-d / flowRateWindow.Seconds())
+		m.ema = m.inst + w*(m.ema-m.inst)
+	}
+	m.samples++
+	if delta > 0 {
+		m.activeAt = now
 	}
 	m.lastBytes, m.lastSample = b, now
-	m.mu.Unlock()
 }
 
 func (m *flowMonitor) snapshot(start, now time.Time) FlowStatus {
 	b := m.bytes.Load()
 	m.mu.Lock()
-	cur := m.curRate
-	m.mu.Unlock()
 	st := FlowStatus{
 		Start:     start,
 		Bytes:     b,
-		CurRate:   cur,
+		Samples:   m.samples,
+		InstRate:  int64(math.Round(m.inst)),
+		CurRate:   int64(math.Round(m.ema)),
+		PeakRate:  int64(math.Round(m.peak)),
 		Limit:     m.limit,
 		LimitWait: time.Duration(m.limitWait.Load()),
 	}
+	if !m.activeAt.IsZero() && b == m.lastBytes {
+		st.Idle = max(now.Sub(m.activeAt), 0)
+	}
+	m.mu.Unlock()
 	if !start.IsZero() {
 		if d := now.Sub(start); d > 0 {
 			st.AvgRate = int64(float64(b) / d.Seconds())

@@ -29,6 +29,9 @@ func ExampleNodeInfo_CompatibleWith() {
 	var ie *nodeinfo.IncompatibleError
 	if err := ours.CompatibleWith(theirs); errors.As(err, &ie) {
 		fmt.Println(ie.Reason)
+		fmt.Println(err)
 	}
-	// Output: network
+	// Output:
+	// network
+	// nodeinfo: network mismatch: ours "a", theirs "b"
 }

@@ -141,9 +141,21 @@ type IncompatibleError struct {
 	Ours, Theirs string
 }
 
-// Error describes the mismatch.
+// Error describes the mismatch in plain words for operators, e.g. `nodeinfo: network mismatch:
+// ours "switchyard-test", theirs "cosmoshub-4"` (the usual cause: chain_id, --chain-id, differs
+// from the peer's genesis chain_id), `nodeinfo: block protocol version mismatch: ours 11, theirs
+// 10` or `nodeinfo: no common channel: ours 00, theirs 40`.
 func (e *IncompatibleError) Error() string {
-	return fmt.Sprintf("nodeinfo: incompatible peer: %s: ours %s, theirs %s", e.Reason, e.Ours, e.Theirs)
+	what := "incompatible peer: " + e.Reason.String()
+	switch e.Reason {
+	case IncompatibleNetwork:
+		what = "network mismatch"
+	case IncompatibleBlockVersion:
+		what = "block protocol version mismatch"
+	case NoCommonChannel:
+		what = "no common channel"
+	}
+	return fmt.Sprintf("nodeinfo: %s: ours %s, theirs %s", what, e.Ours, e.Theirs)
 }
 
 // Validate checks ni as CometBFT's DefaultNodeInfo.Validate does (docs/WIRE.md §4)

@@ -236,6 +236,26 @@ func TestCompatibleWith(t *testing.T) {
 	}
 }
 
+// TestIncompatibleErrorPlainWords: the refusal an operator sees in the log after a wrong or
+// missing --chain-id says "network mismatch" and names both chain IDs (RELIABILITY H-07).
+func TestIncompatibleErrorPlainWords(t *testing.T) {
+	ours, theirs := full(), full()
+	ours.Network, theirs.Network = "switchyard-test", "test-chain-Xy12"
+	if got, want := ours.CompatibleWith(theirs).Error(), `nodeinfo: network mismatch: ours "switchyard-test", theirs "test-chain-Xy12"`; got != want {
+		t.Errorf("network: %q, want %q", got, want)
+	}
+	ours, theirs = full(), full()
+	theirs.ProtocolVersion.Block = 10
+	if got, want := ours.CompatibleWith(theirs).Error(), "nodeinfo: block protocol version mismatch: ours 11, theirs 10"; got != want {
+		t.Errorf("block: %q, want %q", got, want)
+	}
+	ours, theirs = full(), full()
+	ours.Channels, theirs.Channels = []byte{0x00}, []byte{0x40}
+	if got, want := ours.CompatibleWith(theirs).Error(), "nodeinfo: no common channel: ours 00, theirs 40"; got != want {
+		t.Errorf("channels: %q, want %q", got, want)
+	}
+}
+
 func TestHasChannelAndNetAddress(t *testing.T) {
 	ni := full()
 	if !ni.HasChannel(0x40) || !ni.HasChannel(0x00) || ni.HasChannel(0x41) {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -19,6 +20,10 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/pex/addrbook"
 )
+
+// ErrSaveFailed is wrapped by Run's error when the address book could not be saved at shutdown
+// (the file error is wrapped too). Test with errors.Is.
+var ErrSaveFailed = errors.New("pex: cannot save the address book")
 
 // Reactor is the PEX reactor on channel 0x00 (docs/WIRE.md §7): it answers PexRequests from its
 // address book, asks peers for addresses, dials what the book picks (ensurePeers) and, in seed
@@ -121,7 +126,11 @@ func (r *Reactor) AddrBookSize() int { return int(r.bookSize.Load()) }
 // crawler, and saves the book every SaveInterval and before returning. Run must be called
 // after NewSwitch (SetSwitch) and should run as long as the Switch does; every goroutine it
 // starts has exited when it returns.
-func (r *Reactor) Run(ctx context.Context) error {
+//
+// A periodic save that fails is logged and retried at the next interval; if the final save
+// fails, Run returns an error wrapping ErrSaveFailed (and the file error) instead of ctx.Err(),
+// so that a node whose address book is lost at shutdown does not exit as if all was well.
+func (r *Reactor) Run(ctx context.Context) (err error) {
 	if !r.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
 	}
@@ -148,7 +157,11 @@ func (r *Reactor) Run(ctx context.Context) error {
 	clk := r.cfg.Clock
 	c := newCore(r.cfg, r.book, r.rng, net)
 	r.load(clk.Now())
-	defer r.save()
+	defer func() {
+		if serr := r.saveFile(); serr != nil {
+			err = fmt.Errorf("%w at shutdown: %w", ErrSaveFailed, serr)
+		}
+	}()
 
 	now := clk.Now()
 	nextSave := now.Add(r.cfg.SaveInterval)
@@ -249,12 +262,17 @@ func (r *Reactor) load(now time.Time) {
 }
 
 func (r *Reactor) save() {
-	if r.cfg.AddrBookFile == "" {
-		return
-	}
-	if err := r.book.SaveFile(r.cfg.AddrBookFile); err != nil {
+	if err := r.saveFile(); err != nil {
 		r.log.Error("cannot save address book", "path", r.cfg.AddrBookFile, "err", err)
 	}
+}
+
+// saveFile writes the book to AddrBookFile (nothing without one).
+func (r *Reactor) saveFile() error {
+	if r.cfg.AddrBookFile == "" {
+		return nil
+	}
+	return r.book.SaveFile(r.cfg.AddrBookFile)
 }
 
 // switchNet is network over a running *p2p.Switch.

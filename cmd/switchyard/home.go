@@ -1,0 +1,63 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/internal/atomicfile"
+	"github.com/switchyard-p2p/switchyard/internal/homelock"
+)
+
+// lockHome takes the home's exclusive lock (internal/homelock): a second start, or an
+// unsafe-reset-all under a live node, fails here at once with a message naming the home.
+func lockHome(home string) (*homelock.Lock, error) {
+	return homelock.Acquire(home)
+}
+
+// checkWritable makes sure the node can write what it writes while it runs, so that a read-only
+// home fails at start and not at shutdown: the address book's directory (with p2p.pex) and, when
+// node_key.json does not exist yet, its directory. Each is probed by creating and removing a
+// file. The home's data directory needs no probe: the lock file lives there.
+func checkWritable(home string, cfg config.Config) error {
+	var errs []error
+	probe := func(what, dir string) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			errs = append(errs, fmt.Errorf("home %s is not writable: %s: %w", home, what, err))
+			return
+		}
+		f, err := os.CreateTemp(dir, ".switchyard-write-probe-*")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("home %s is not writable: %s: %w", home, what, err))
+			return
+		}
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+	}
+	if cfg.P2P.PEX {
+		probe("address book directory", filepath.Dir(cfg.AddrBookPath(home)))
+	}
+	if _, err := os.Stat(config.NodeKeyFile(home)); errors.Is(err, fs.ErrNotExist) {
+		probe("node key directory", filepath.Dir(config.NodeKeyFile(home)))
+	}
+	return errors.Join(errs...)
+}
+
+// removeStrayTemps removes the temporary files that a crash during an atomic write
+// (internal/atomicfile) may have left next to the address book, config.toml and node_key.json
+// (a node key's temp file holds a private key). Call it holding the home lock.
+func removeStrayTemps(home string, cfg config.Config, logger *slog.Logger) {
+	for _, path := range []string{cfg.AddrBookPath(home), config.ConfigFile(home), config.NodeKeyFile(home)} {
+		removed, err := atomicfile.RemoveTemps(path)
+		for _, p := range removed {
+			logger.Info("removed a temporary file left by an interrupted write", "path", p)
+		}
+		if err != nil {
+			logger.Warn("cannot remove a temporary file left by an interrupted write", "err", err)
+		}
+	}
+}

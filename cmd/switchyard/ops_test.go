@@ -1,0 +1,391 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/internal/homelock"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/pex"
+)
+
+// runningStart is a `switchyard start` running in-process.
+type runningStart struct {
+	rpcAddr string
+	errOut  *syncBuffer
+	cancel  context.CancelFunc
+	done    chan error // receives start's result once
+	once    sync.Once
+	err     error
+}
+
+// wait cancels the run (if still running) and returns start's error; idempotent.
+func (r *runningStart) wait() error {
+	r.once.Do(func() {
+		r.cancel()
+		r.err = <-r.done
+	})
+	return r.err
+}
+
+// stop is wait bounded by 15 s.
+func (r *runningStart) stop(t *testing.T) error {
+	t.Helper()
+	res := make(chan error, 1)
+	go func() { res <- r.wait() }()
+	select {
+	case err := <-res:
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatal("start did not return within 15s of cancel")
+		return nil
+	}
+}
+
+// startInProcess runs `start --home home` on loopback with free ports and waits until its RPC
+// server listens. The run is stopped at cleanup if the test did not stop it.
+func startInProcess(t *testing.T, home string, extra ...string) *runningStart {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runningStart{errOut: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	cmd := newRootCmd()
+	cmd.SetArgs(append([]string{"start", "--home", home, "--p2p.laddr", "tcp://127.0.0.1:0", "--rpc.laddr", "tcp://127.0.0.1:0",
+		"--p2p.external-address", "tcp://127.0.0.1:1"}, extra...))
+	cmd.SetOut(&syncBuffer{})
+	cmd.SetErr(r.errOut)
+	go func() { r.done <- cmd.ExecuteContext(ctx) }()
+	t.Cleanup(func() { _ = r.wait() })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if m := rpcAddrRE.FindStringSubmatch(r.errOut.String()); m != nil {
+			r.rpcAddr = m[1]
+			return r
+		}
+		if len(r.done) > 0 {
+			t.Fatalf("start returned early: %v\n%s", r.wait(), r.errOut.String())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no rpc address logged within 15s:\n%s", r.errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the log with a deadline
+	}
+}
+
+// TestSecondStartSameHome: one process per home. While a node runs, a second start on its home
+// fails at once, in this process and as a separate process (exit status 1), with a message that
+// names the home; after the first stops, the home can be started again.
+func TestSecondStartSameHome(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	first := startInProcess(t, home)
+
+	began := time.Now()
+	_, _, err := run(context.Background(), "start", "--home", home, "--p2p.laddr", "tcp://127.0.0.1:0", "--rpc.laddr", "tcp://127.0.0.1:0")
+	if !errors.Is(err, homelock.ErrLocked) || !strings.Contains(err.Error(), home) {
+		t.Fatalf("second start: %v, want a lock error naming %s", err, home)
+	}
+	if exitCode(err) != 1 {
+		t.Errorf("exit code %d, want 1", exitCode(err))
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("second start took %v to fail; it must not wait", d)
+	}
+
+	bin := buildSwitchyard(t)
+	out, err := exec.Command(bin, "start", "--home", home, "--p2p.laddr", "tcp://127.0.0.1:0", "--rpc.laddr", "tcp://127.0.0.1:0").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "home "+home+" is in use") {
+		t.Fatalf("second start as a process: %v, output %q; want exit status 1 naming the home", err, out)
+	}
+
+	if err := first.stop(t); err != nil {
+		t.Fatalf("first start: %v\n%s", err, first.errOut.String())
+	}
+	again := startInProcess(t, home)
+	if err := again.stop(t); err != nil {
+		t.Fatalf("start after the first stopped: %v", err)
+	}
+}
+
+// TestStartUnwritableHome: a home whose address book cannot be written is refused at start with
+// a message naming the home, before the node runs. (The book's directory is a regular file: that
+// fails for root too.)
+func TestStartUnwritableHome(t *testing.T) {
+	home := t.TempDir()
+	cfg := config.DefaultConfig()
+	cfg.P2P.AddrBookFile = "book/addrbook.json"
+	if _, err := initHome(&syncBuffer{}, home, cfg, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "book"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := run(context.Background(), "start", "--home", home, "--p2p.laddr", "tcp://127.0.0.1:0", "--rpc.laddr", "tcp://127.0.0.1:0")
+	if err == nil || !strings.Contains(err.Error(), "home "+home+" is not writable: address book directory") {
+		t.Fatalf("start: %v, want a not-writable error naming the home", err)
+	}
+	if strings.Contains(errOut, "rpc server listening") {
+		t.Errorf("the node started before the check:\n%s", errOut)
+	}
+}
+
+// TestStartFailedSaveExitsNonZero: when the address book cannot be saved at shutdown, start
+// returns an error (exit status 1) instead of reporting a clean stop.
+func TestStartFailedSaveExitsNonZero(t *testing.T) {
+	home := t.TempDir()
+	cfg := config.DefaultConfig()
+	cfg.P2P.AddrBookFile = "book/addrbook.json"
+	if _, err := initHome(&syncBuffer{}, home, cfg, false); err != nil {
+		t.Fatal(err)
+	}
+	r := startInProcess(t, home)
+	book := filepath.Join(home, "book")
+	if err := os.RemoveAll(book); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(book, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := r.stop(t)
+	if !errors.Is(err, pex.ErrSaveFailed) || exitCode(err) != 1 {
+		t.Fatalf("start = %v, want pex.ErrSaveFailed (exit status 1)", err)
+	}
+}
+
+// TestStartRemovesStrayTemps: temporary files left by a crash during an atomic save (RELIABILITY
+// R-04) next to the address book, config.toml and node_key.json are removed at start; other files
+// are kept.
+func TestStartRemovesStrayTemps(t *testing.T) {
+	home := t.TempDir()
+	if _, err := initHome(&syncBuffer{}, home, config.DefaultConfig(), false); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(home, config.DefaultConfigDir)
+	stray := []string{".addrbook.json-123456.tmp", ".addrbook.json-9.tmp", ".node_key.json-77.tmp", ".config.toml-5.tmp"}
+	keep := []string{"addrbook.json.corrupt", "notes.tmp"}
+	for _, n := range append(append([]string(nil), stray...), keep...) {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := startInProcess(t, home)
+	for _, n := range stray {
+		if _, err := os.Stat(filepath.Join(dir, n)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there (%v)", n, err)
+		}
+	}
+	for _, n := range keep {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s removed: %v", n, err)
+		}
+	}
+	if !strings.Contains(r.errOut.String(), "removed a temporary file left by an interrupted write") {
+		t.Errorf("removal not logged:\n%s", r.errOut.String())
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInitCorruptKeyWritesNothing: RELIABILITY R-05 through init and start: a node_key.json that
+// exists but cannot be read is reported before config.toml is written, and is left as it was.
+func TestInitCorruptKeyWritesNothing(t *testing.T) {
+	for _, cmdName := range []string{"init", "start"} {
+		t.Run(cmdName, func(t *testing.T) {
+			home := t.TempDir()
+			keyPath := config.NodeKeyFile(home)
+			if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(keyPath, []byte(`{"priv_key":{"type":"tendermint/PrivKeyEd25519","value":"AAAA`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{cmdName, "--home", home}
+			if cmdName == "start" {
+				args = append(args, "--p2p.laddr", "tcp://127.0.0.1:0", "--rpc.laddr", "tcp://127.0.0.1:0")
+			}
+			_, _, err := run(context.Background(), args...)
+			if !errors.Is(err, key.ErrInvalidKeyFile) {
+				t.Fatalf("%s: %v, want key.ErrInvalidKeyFile", cmdName, err)
+			}
+			if _, err := os.Stat(config.ConfigFile(home)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("config.toml exists after the failure (%v)", err)
+			}
+			if b, _ := os.ReadFile(keyPath); !strings.HasSuffix(string(b), `"AAAA`) {
+				t.Errorf("the corrupt key was modified: %q", b)
+			}
+		})
+	}
+}
+
+// TestInitKeyWriteFailsLeavesNothing: when writing the new key fails after config.toml was
+// written, init removes config.toml and the directories it created (fresh home), or restores the
+// old config.toml (--force).
+func TestInitKeyWriteFailsLeavesNothing(t *testing.T) {
+	boom := errors.New("disk full")
+	saveNodeKey = func(key.NodeKey, string) error { return boom }
+	t.Cleanup(func() { saveNodeKey = key.NodeKey.SaveAs })
+
+	parent := t.TempDir()
+	home := filepath.Join(parent, "fresh")
+	if _, _, err := run(context.Background(), "init", "--home", home); !errors.Is(err, boom) {
+		t.Fatalf("init: %v, want %v", err, boom)
+	}
+	if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("fresh home left behind (%v)", err)
+	}
+
+	// --force on a home whose key was removed: the old config comes back.
+	home = t.TempDir()
+	old := config.DefaultConfig()
+	old.Moniker = "old-moniker"
+	if err := config.WriteConfigFile(config.ConfigFile(home), old); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(context.Background(), "init", "--home", home, "--force", "--moniker", "new-moniker"); !errors.Is(err, boom) {
+		t.Fatalf("init --force: %v, want %v", err, boom)
+	}
+	cfg, err := config.Load(config.ConfigFile(home))
+	if err != nil || cfg.Moniker != "old-moniker" {
+		t.Errorf("config after the failed --force: moniker %q, %v; want the old one", cfg.Moniker, err)
+	}
+}
+
+// TestGenNodeKey: gen-node-key writes node_key.json (mode 0600) and prints its ID, as CometBFT's
+// does; a second run refuses to overwrite it.
+func TestGenNodeKey(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "h")
+	out, _, err := run(context.Background(), "gen-node-key", "--home", home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nk, err := key.LoadNodeKey(config.NodeKeyFile(home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(out) != string(nk.ID()) {
+		t.Fatalf("printed %q, key ID %s", out, nk.ID())
+	}
+	if fi, err := os.Stat(config.NodeKeyFile(home)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, %v", fi.Mode(), err)
+	}
+	if _, _, err := run(context.Background(), "gen_node_key", "--home", home); !errors.Is(err, errKeyExists) {
+		t.Fatalf("second gen-node-key: %v, want errKeyExists", err)
+	}
+	if again, err := key.LoadNodeKey(config.NodeKeyFile(home)); err != nil || again.ID() != nk.ID() {
+		t.Fatalf("the key changed: %v", err)
+	}
+}
+
+// TestUnsafeResetAll: the address book and its stray temp files go, the key and config stay (as
+// CometBFT's); under a running node the command fails at once on the home lock.
+func TestUnsafeResetAll(t *testing.T) {
+	home := t.TempDir()
+	id, err := initHome(&syncBuffer{}, home, config.DefaultConfig(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(home, config.DefaultConfigDir)
+	for _, n := range []string{"addrbook.json", ".addrbook.json-42.tmp"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := startInProcess(t, home)
+	if _, _, err := run(context.Background(), "unsafe-reset-all", "--home", home); !errors.Is(err, homelock.ErrLocked) {
+		t.Fatalf("reset under a running node: %v, want the lock error", err)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := run(context.Background(), "unsafe-reset-all", "--home", home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"addrbook.json", ".addrbook.json-42.tmp"} {
+		if _, err := os.Stat(filepath.Join(dir, n)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s not removed (%v)\n%s", n, err, out)
+		}
+	}
+	nk, err := key.LoadNodeKey(config.NodeKeyFile(home))
+	if err != nil || nk.ID() != id {
+		t.Fatalf("node key not kept: %v", err)
+	}
+	if _, err := config.Load(config.ConfigFile(home)); err != nil {
+		t.Fatalf("config not kept: %v", err)
+	}
+}
+
+// TestVersionText: the module version, the VCS commit (with its time and dirty flag) and the Go
+// version come from the build information; the protocol versions stay.
+func TestVersionText(t *testing.T) {
+	info := &debug.BuildInfo{
+		GoVersion: "go1.99.1",
+		Main:      debug.Module{Path: "github.com/switchyard-p2p/switchyard", Version: "v0.2.0"},
+		Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0123456789abcdef0123456789abcdef01234567"},
+			{Key: "vcs.time", Value: "2030-01-02T03:04:05Z"},
+			{Key: "vcs.modified", Value: "true"},
+		},
+	}
+	got := versionText(info)
+	for _, want := range []string{
+		"switchyard 0.1.0\n",
+		"module github.com/switchyard-p2p/switchyard v0.2.0\n",
+		"commit 0123456789abcdef0123456789abcdef01234567 2030-01-02T03:04:05Z (modified)\n",
+		"go go1.99.1 " + runtime.GOOS + "/" + runtime.GOARCH + "\n",
+		"p2p protocol 8, block protocol 11, app protocol 0\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("version text lacks %q:\n%s", want, got)
+		}
+	}
+	if got := versionText(nil); !strings.Contains(got, "commit unknown\n") || !strings.Contains(got, "go "+runtime.Version()) {
+		t.Errorf("without build info:\n%s", got)
+	}
+}
+
+// TestVersionFlag: `switchyard --version` prints what `switchyard version` prints, from this
+// binary's build information.
+func TestVersionFlag(t *testing.T) {
+	out, _, err := run(context.Background(), "version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagOut, _, err := run(context.Background(), "--version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != flagOut {
+		t.Errorf("--version printed %q, version printed %q", flagOut, out)
+	}
+	info, _ := debug.ReadBuildInfo()
+	if !strings.Contains(out, "go "+info.GoVersion+" ") || !strings.Contains(out, "module "+info.Main.Path+" ") {
+		t.Errorf("version output %q lacks the build info (go %s, module %s)", out, info.GoVersion, info.Main.Path)
+	}
+}
+
+// TestStartSeedModeFlag: --p2p.seed_mode (also spelled --p2p.seed-mode) sets p2p.seed_mode.
+func TestStartSeedModeFlag(t *testing.T) {
+	cmd := newStartCmd()
+	cmd.SetGlobalNormalizationFunc(normalizeFlag)
+	if err := cmd.ParseFlags([]string{"--p2p.seed-mode"}); err != nil {
+		t.Fatal(err)
+	}
+	var f startFlags
+	f.seedMode, _ = cmd.Flags().GetBool("p2p.seed_mode")
+	cfg := config.DefaultConfig()
+	applyStartFlags(cmd.Flags(), f, &cfg)
+	if !cfg.P2P.SeedMode {
+		t.Fatal("p2p.seed_mode not set")
+	}
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/internal/atomicfile"
+)
+
+func newUnsafeResetAllCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "unsafe-reset-all",
+		Aliases: []string{"unsafe_reset_all"},
+		Short:   "(unsafe) Remove the address book; keep the node key and config",
+		Long: `Remove the node's address book (p2p.addr_book_file, default
+HOME/config/addrbook.json) and the temporary files an interrupted save left next
+to it, as CometBFT's unsafe-reset-all does. The node key (the node's identity)
+and config.toml are kept. It takes the home lock, so it fails at once while a
+node runs on the home.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			home, err := homeDir(cmd)
+			if err != nil {
+				return err
+			}
+			cfg := config.DefaultConfig()
+			if c, err := config.Load(config.ConfigFile(home)); err == nil {
+				cfg = c
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			lock, err := lockHome(home)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = lock.Release() }()
+			out := cmd.OutOrStdout()
+			book := cfg.AddrBookPath(home)
+			switch err := os.Remove(book); {
+			case err == nil:
+				fmt.Fprintf(out, "Removed address book %s\n", book)
+			case errors.Is(err, fs.ErrNotExist):
+				fmt.Fprintf(out, "No address book at %s\n", book)
+			default:
+				return fmt.Errorf("remove address book: %w", err)
+			}
+			removed, err := atomicfile.RemoveTemps(book)
+			for _, p := range removed {
+				fmt.Fprintf(out, "Removed %s\n", p)
+			}
+			if err != nil {
+				return fmt.Errorf("remove address book temporary files: %w", err)
+			}
+			fmt.Fprintf(out, "Kept node key %s\n", config.NodeKeyFile(home))
+			return nil
+		},
+	}
+}
