@@ -297,6 +297,16 @@ func (c Config) Validate() error {
 		g.GlobalDecay < 0 || g.SourceDecay < 0 || g.RetainStats < 0 {
 		bad("PeerGater: negative value")
 	}
+	switch c.Router {
+	case "", RouterGossipsub:
+		if err := c.Gossipsub.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%w: Gossipsub: %w", ErrInvalidConfig, err))
+		}
+	case RouterFloodsub:
+		if err := c.Floodsub.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%w: Floodsub: %w", ErrInvalidConfig, err))
+		}
+	}
 	d := c.withDefaults()
 	if max := d.maxMessageBytes(); d.PeerQueueBytes < max+RPCOverheadBytes {
 		bad("PeerQueueBytes %d cannot hold one message of %d bytes plus %d of overhead",

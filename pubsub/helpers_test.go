@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-p2p/switchyard/metrics"
 	"github.com/switchyard-p2p/switchyard/p2p"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
@@ -561,3 +562,55 @@ func recvMsg(t testing.TB, ch <-chan Message) Message {
 		return Message{}
 	}
 }
+
+// recorder is a metrics.Counter and metrics.Gauge that records values by label values (joined
+// with ","), for tests.
+type recorder struct {
+	mu     *sync.Mutex
+	vals   map[string]float64
+	labels []string
+}
+
+func newRecorder() recorder { return recorder{mu: &sync.Mutex{}, vals: map[string]float64{}} }
+
+func (r recorder) with(lv []string) recorder {
+	return recorder{mu: r.mu, vals: r.vals, labels: append(slices.Clone(r.labels), lv...)}
+}
+
+func (r recorder) key() string {
+	k := ""
+	for i, l := range r.labels {
+		if i > 0 {
+			k += ","
+		}
+		k += l
+	}
+	return k
+}
+
+func (r recorder) Add(d float64) {
+	r.mu.Lock()
+	r.vals[r.key()] += d
+	r.mu.Unlock()
+}
+
+func (r recorder) Set(v float64) {
+	r.mu.Lock()
+	r.vals[r.key()] = v
+	r.mu.Unlock()
+}
+
+// get returns the value recorded under the label values lv.
+func (r recorder) get(lv ...string) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.with(lv).vals[r.with(lv).key()]
+}
+
+type recCounter struct{ recorder }
+
+func (c recCounter) With(lv ...string) metrics.Counter { return recCounter{c.with(lv)} }
+
+type recGauge struct{ recorder }
+
+func (g recGauge) With(lv ...string) metrics.Gauge { return recGauge{g.with(lv)} }

@@ -108,10 +108,12 @@ func newLoop(s *Server, r router.Router, ctx context.Context) *loop {
 }
 
 func (l *loop) run() error {
-	timer := l.s.clk.NewTimer(time.Hour)
+	clk := l.s.clk
+	timer := clk.NewTimer(time.Hour)
 	defer timer.Stop()
+	var armed time.Time // the deadline the timer is set for; zero once it fired
 	for {
-		now := l.s.clk.Now()
+		now := clk.Now()
 		l.buf = l.s.inbox.drain(l.buf[:0])
 		for i, it := range l.buf {
 			l.handle(now, it)
@@ -121,16 +123,23 @@ func (l *loop) run() error {
 		l.flush(now)
 		l.checkWaiters()
 
-		d := time.Hour
-		if next := l.nextDeadline(); !next.IsZero() {
-			d = max(next.Sub(now), 0)
+		// Re-arm only when the deadline changed, from a fresh reading of the clock: resetting a
+		// timer that already fired for the same deadline would lose that wake-up (a manual clock
+		// may have been advanced while this iteration ran).
+		next := l.nextDeadline()
+		if !next.Equal(armed) {
+			timer.Reset(max(next.Sub(clk.Now()), 0))
+			armed = next
 		}
-		timer.Reset(d)
+		if !clk.Now().Before(next) {
+			continue // due already
+		}
 		select {
 		case <-l.ctx.Done():
 			return l.ctx.Err()
 		case <-l.s.inbox.wake:
 		case <-timer.C():
+			armed = time.Time{}
 		}
 	}
 }

@@ -20,9 +20,11 @@ import (
 // publisher's messages are all accepted and the other subscribers receive every one.
 func TestSlowSubscriberP14(t *testing.T) {
 	const msgBytes = 1024
+	drops, slowGauge := newRecorder(), newRecorder()
 	n := floodNode(t, 1, func(c *Config) {
 		c.MaxMessageBytes = 2048
 		c.PeerQueueBytes = 8 * 1024 // about 7 forwarded messages
+		c.Metrics = &Metrics{QueueDrops: recCounter{drops}, SlowPeers: recGauge{slowGauge}}
 	})
 	events, cancel := n.s.SubscribeEvents(nil)
 	defer cancel()
@@ -51,8 +53,12 @@ func TestSlowSubscriberP14(t *testing.T) {
 	if st.Accepted != total || st.Rejected+st.Ignored != 0 {
 		t.Fatalf("publisher affected: %+v", st)
 	}
-	if st.QueueDrops < total-8 {
-		t.Errorf("%d queue drops, want at least %d (all but what fits 8 KiB)", st.QueueDrops, total-8)
+	if st.QueueDrops < total-8 || drops.get("forward") != float64(st.QueueDrops) {
+		t.Errorf("%d queue drops (metric: %v forwards), want at least %d (all but what fits 8 KiB)",
+			st.QueueDrops, drops.get("forward"), total-8)
+	}
+	if slowGauge.get() != 1 {
+		t.Errorf("slow_peers = %v, want 1", slowGauge.get())
 	}
 	ev := <-events
 	if ev.Type != EventSlowPeer || ev.Peer != slow.p.id {
@@ -70,7 +76,8 @@ func TestSlowSubscriberP14(t *testing.T) {
 	}
 
 	// Our own publishes evict the stalled peer's forwards first, then fill its queue with
-	// publishes; after that each publish reaches the others and names the slow peer.
+	// publishes; after that each publish reaches the others and names the slow peer. (Paced as
+	// above: each publish reaches the healthy peers before the next.)
 	ctx := context.Background()
 	var full *QueueFullError
 	for i := 0; full == nil; i++ {
@@ -88,6 +95,12 @@ func TestSlowSubscriberP14(t *testing.T) {
 			!slices.Equal(full.Peers, []key.ID{slow.p.id})) {
 			t.Fatalf("result %+v, error %v", res, err)
 		}
+		waitFor(t, "the publish at the healthy subscribers", func() bool {
+			return len(a.published(t)) == total+i+1 && len(b.published(t)) == total+i+1
+		})
+	}
+	if drops.get("publish") != 1 {
+		t.Errorf("publish drops metric %v, want 1", drops.get("publish"))
 	}
 
 	// The stalled peer recovers: its queue drains and it is reported recovered.
@@ -96,6 +109,9 @@ func TestSlowSubscriberP14(t *testing.T) {
 		if ev.Type == EventSlowPeerRecovered && ev.Peer == slow.p.id {
 			break
 		}
+	}
+	if slowGauge.get() != 0 {
+		t.Errorf("slow_peers = %v after recovery", slowGauge.get())
 	}
 	waitFor(t, "queue drained", func() bool {
 		snap, _ := n.s.Snapshot(ctx)
@@ -117,7 +133,9 @@ func TestSlowSubscriberP14(t *testing.T) {
 // (go-libp2p-pubsub #621).
 func TestPipelineSaturationP15(t *testing.T) {
 	clk := clock.NewManual(time.Unix(1_000_000, 0))
+	validation, gaterActive := newRecorder(), newRecorder()
 	n := floodNode(t, 1, func(c *Config) {
+		c.Metrics = &Metrics{Validation: recCounter{validation}, GaterActive: recGauge{gaterActive}}
 		c.Clock = clk
 		c.ValidateWorkers = 2
 		c.ValidateConcurrency = 1
@@ -133,7 +151,10 @@ func TestPipelineSaturationP15(t *testing.T) {
 	var busyRuns atomic.Int32
 	_ = n.s.AddValidator("busy", func(m Message) ValidationResult {
 		busyRuns.Add(1)
-		<-release
+		select {
+		case <-release:
+		case <-m.Ctx.Done(): // the Server stops (the test failed early)
+		}
 		return ValidationAccept
 	})
 	_ = n.s.AddValidator("calm", func(m Message) ValidationResult {
@@ -196,6 +217,10 @@ func TestPipelineSaturationP15(t *testing.T) {
 	gated, accepted := st.Gated-before.Gated, st.Accepted-before.Accepted
 	if gated < 15 || accepted < 20 {
 		t.Errorf("gated %d (want ≥ 15 of the bad source's 20), accepted %d (want the good source's 20)", gated, accepted)
+	}
+	if validation.get("busy", "throttled") != 95 || validation.get("calm", "gated") != float64(gated) || gaterActive.get() != 1 {
+		t.Errorf("metrics: busy throttled %v, calm gated %v, gater_active %v",
+			validation.get("busy", "throttled"), validation.get("calm", "gated"), gaterActive.get())
 	}
 	close(release)
 	waitFor(t, "busy drained", func() bool { return n.s.Stats().Accepted == before.Accepted+accepted+5 })

@@ -27,6 +27,8 @@ type Router struct {
 	cfg     Config
 	self    key.ID
 	selfRaw []byte // self's ID bytes; nil if self is not a canonical ID
+	// defaultID reports that cfg.MsgID is router.DefaultMsgID.
+	defaultID bool
 
 	peers  map[key.ID]*peer
 	topics map[string]*topic
@@ -60,19 +62,21 @@ func New(self key.ID, cfg Config) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("floodsub: new: %w", err)
 	}
+	defaultID := routing.IsDefaultMsgID(cfg.MsgID)
 	cfg = cfg.withDefaults()
 	var selfRaw []byte
 	if raw, ok := rawID(self); ok {
 		selfRaw = raw[:]
 	}
 	return &Router{
-		cfg:     cfg,
-		self:    self,
-		selfRaw: selfRaw,
-		peers:   make(map[key.ID]*peer),
-		topics:  make(map[string]*topic),
-		seen:    routing.NewMsgCache[struct{}](cfg.SeenTTL, 0),
-		out:     routing.Outbox{MaxRPCBytes: cfg.MaxRPCBytes},
+		cfg:       cfg,
+		self:      self,
+		selfRaw:   selfRaw,
+		defaultID: defaultID,
+		peers:     make(map[key.ID]*peer),
+		topics:    make(map[string]*topic),
+		seen:      routing.NewMsgCache[struct{}](cfg.SeenTTL, 0),
+		out:       routing.Outbox{MaxRPCBytes: cfg.MaxRPCBytes},
 	}, nil
 }
 
@@ -191,10 +195,21 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 		if t == nil || !t.joined {
 			continue
 		}
-		id := r.cfg.MsgID(m)
-		if e := r.seen.Lookup(id); e != nil {
-			r.stats.Duplicates++
-			continue
+		var id router.MsgID
+		var buf [64]byte
+		if b, ok := routing.OriginIDInto(buf[:0], m); ok && r.defaultID {
+			// The usual message is a duplicate: look it up without allocating its ID.
+			if r.seen.LookupBytes(b) != nil {
+				r.stats.Duplicates++
+				continue
+			}
+			id = router.MsgID(b)
+		} else {
+			id = r.cfg.MsgID(m)
+			if r.seen.Lookup(id) != nil {
+				r.stats.Duplicates++
+				continue
+			}
 		}
 		e := r.seen.Add(now, id, m, proto.Size(m))
 		r.armSweep(e)

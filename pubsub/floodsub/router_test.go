@@ -422,3 +422,18 @@ func TestDeterministic(t *testing.T) {
 		t.Fatal("two identical runs produced different output")
 	}
 }
+
+func TestCustomMsgID(t *testing.T) {
+	byData := func(m *pubsubpb.Message) router.MsgID { return router.MsgID("d:" + string(m.Data)) }
+	r := newRouter(t, Config{MsgID: byData})
+	now := rt.Epoch
+	r.Join(now, topicA)
+	r.AddPeer(now, rt.ID(1), router.PeerInfo{})
+	a, b := rt.Msg(9, 1, topicA, 5), rt.Msg(9, 2, topicA, 5)
+	b.Data = a.Data
+	r.HandleRPC(now, rt.ID(1), rt.Pub(a, b))
+	v := drain(t, r)
+	if len(v.Ready.Validate) != 1 || v.Ready.Validate[0].ID != byData(a) {
+		t.Fatalf("Validate = %+v, want one entry with the content ID", v.Ready.Validate)
+	}
+}

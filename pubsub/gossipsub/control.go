@@ -218,8 +218,9 @@ func (r *Router) servedCount(e *routing.Entry[aux], p *peer) uint32 {
 	return 1
 }
 
-// handleGraft processes GRAFTs (gossipsub v1.1): a GRAFT for a topic we have not joined is
-// ignored without a PRUNE (docs/RELIABILITY.md P-03); from a direct peer, during backoff
+// handleGraft processes GRAFTs (gossipsub v1.1): a GRAFT for a topic we have not joined, or
+// that the peer has not subscribed to, is ignored without a PRUNE (docs/RELIABILITY.md P-03);
+// from a direct peer, during backoff
 // (with behaviour penalties, two within GraftFloodThreshold of the PRUNE; P-04), from a peer
 // with a negative score, or to a mesh at Dhi from an inbound peer, it is refused with a PRUNE;
 // otherwise the peer joins the mesh.
@@ -239,6 +240,9 @@ func (r *Router) handleGraft(now time.Time, p *peer, grafts []*pubsubpb.ControlG
 		if t == nil || !t.joined {
 			doPX = false // do not leak peers for topics we are not in
 			continue
+		}
+		if _, ok := p.topics[t.name]; !ok {
+			continue // a GRAFT without a subscription is meaningless: ignored like an unknown topic
 		}
 		if slices.Contains(t.mesh, p) || slices.Contains(refuse, t) {
 			continue
@@ -281,9 +285,11 @@ func (r *Router) backedOff(t *topic, p *peer, now time.Time) bool {
 	return ok && now.Before(exp)
 }
 
-// handlePrune processes PRUNEs: the peer leaves the mesh (with P3b accounting), the backoff it
-// asks for (at most MaxPruneBackoff; PruneBackoff if none) is recorded, and its peer exchange
-// is used if it scores at least AcceptPXThreshold (docs/RELIABILITY.md P-09).
+// handlePrune processes PRUNEs for topics we hold state for (others are ignored): the peer
+// leaves the mesh (with P3b accounting), the backoff it asks for (at most MaxPruneBackoff;
+// PruneBackoff if none) is recorded, even for a topic we have not joined (we may join it
+// later), and on a joined topic its peer exchange is used if it scores at least
+// AcceptPXThreshold (docs/RELIABILITY.md P-09).
 func (r *Router) handlePrune(now time.Time, p *peer, prunes []*pubsubpb.ControlPrune) {
 	if len(prunes) == 0 {
 		return
@@ -296,8 +302,8 @@ func (r *Router) handlePrune(now time.Time, p *peer, prunes []*pubsubpb.ControlP
 		}
 		r.stats.PruneRecv++
 		t := r.topics[pr.TopicID]
-		if t == nil || !t.joined {
-			continue
+		if t == nil {
+			continue // no state for topics we know nothing of
 		}
 		var in bool
 		if t.mesh, in = removeOrdered(t.mesh, p); in && p.st != nil {
@@ -311,7 +317,7 @@ func (r *Router) handlePrune(now time.Time, p *peer, prunes []*pubsubpb.ControlP
 			}
 		}
 		r.addBackoff(t, p.id, now, d)
-		if len(pr.Peers) > 0 && !r.p.DisablePX && score >= r.thr.AcceptPXThreshold {
+		if t.joined && len(pr.Peers) > 0 && !r.p.DisablePX && score >= r.thr.AcceptPXThreshold {
 			budget = r.acceptPX(pr.Peers, budget)
 		}
 	}

@@ -114,7 +114,8 @@ func (r *Router) collectGossip() {
 // maintainMesh is the heartbeat's mesh maintenance for t: drop negative-score peers (no
 // PX), graft up to D when below Dlo, prune down to D when at or above Dhi keeping the best Dscore
 // by score and Dout outbound peers, top up the outbound quota, and graft opportunistically
-// every OpportunisticGraftTicks when the median mesh score is below the threshold.
+// every OpportunisticGraftTicks when the median mesh score is below the threshold. The last
+// two never take the mesh above Dhi.
 func (r *Router) maintainMesh(now time.Time, t *topic) {
 	p := &r.p
 	// Negative scores leave the mesh, without peer exchange.
@@ -153,8 +154,8 @@ func (r *Router) maintainMesh(now time.Time, t *topic) {
 				out++
 			}
 		}
-		if out < p.Dout {
-			for _, q := range r.pick(t, p.Dout-out, func(q *peer) bool { return q.outbound && r.hbGraftable(t, q, now) }) {
+		if n := min(p.Dout-out, p.Dhi-len(t.mesh)); n > 0 {
+			for _, q := range r.pick(t, n, func(q *peer) bool { return q.outbound && r.hbGraftable(t, q, now) }) {
 				r.graft(now, t, q)
 			}
 		}
@@ -167,8 +168,8 @@ func (r *Router) maintainMesh(now time.Time, t *topic) {
 		}
 		slices.Sort(scores)
 		median := scores[len(scores)/2]
-		if median < r.thr.OpportunisticGraftThreshold {
-			for _, q := range r.pick(t, p.OpportunisticGraftPeers, func(q *peer) bool {
+		if n := min(p.OpportunisticGraftPeers, p.Dhi-len(t.mesh)); median < r.thr.OpportunisticGraftThreshold && n > 0 {
+			for _, q := range r.pick(t, n, func(q *peer) bool {
 				return r.hbGraftable(t, q, now) && r.hbScore(q) > median
 			}) {
 				r.graft(now, t, q)

@@ -20,13 +20,14 @@ import (
 // Router is the PURE GossipSub v1.2 router (docs/PUBSUB.md §4). It implements router.Router.
 // It is not safe for concurrent use: one goroutine owns it (see package router).
 type Router struct {
-	p       Params
-	thr     Thresholds
-	sc      *scorer // nil when scoring is off
-	rng     *rand.Rand
-	msgID   router.MsgIDFunc
-	self    key.ID
-	selfRaw []byte
+	p         Params
+	thr       Thresholds
+	sc        *scorer // nil when scoring is off
+	rng       *rand.Rand
+	msgID     router.MsgIDFunc
+	defaultID bool // msgID is router.DefaultMsgID
+	self      key.ID
+	selfRaw   []byte
 
 	peers    map[key.ID]*peer
 	peerList []*peer // connection order (removal swaps the last in)
@@ -132,6 +133,7 @@ func New(self key.ID, cfg Config, rng *rand.Rand) (*Router, error) {
 		cache:  routing.NewMsgCache[aux](p.SeenTTL, p.HistoryLength),
 		out:    routing.Outbox{MaxRPCBytes: p.MaxRPCBytes, MaxIDontWantPerRPC: p.MaxIDontWantLength},
 	}
+	r.defaultID = routing.IsDefaultMsgID(r.msgID)
 	if r.msgID == nil {
 		r.msgID = router.DefaultMsgID
 	}
@@ -390,10 +392,21 @@ func (r *Router) handleMessage(now time.Time, p *peer, m *pubsubpb.Message) {
 	if t == nil || !t.joined {
 		return
 	}
-	id := r.msgID(m)
-	if e := r.cache.Lookup(id); e != nil {
-		r.duplicate(now, p, e)
-		return
+	var id router.MsgID
+	var buf [64]byte
+	if b, ok := routing.OriginIDInto(buf[:0], m); ok && r.defaultID {
+		// The usual message is a duplicate: look it up without allocating its ID.
+		if e := r.cache.LookupBytes(b); e != nil {
+			r.duplicate(now, p, e)
+			return
+		}
+		id = router.MsgID(b)
+	} else {
+		id = r.msgID(m)
+		if e := r.cache.Lookup(id); e != nil {
+			r.duplicate(now, p, e)
+			return
+		}
 	}
 	e := r.cache.Add(now, id, m, proto.Size(m))
 	e.Aux.topic = m.Topic

@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	rt "github.com/switchyard-p2p/switchyard/pubsub/internal/routertest"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
 
 func TestParamsValidate(t *testing.T) {
@@ -554,6 +555,25 @@ func TestDeterministic(t *testing.T) {
 			if x.To != y.To || x.Kind != y.Kind || !proto.Equal(x.RPC, y.RPC) {
 				t.Fatalf("step %d RPC %d differs", i, j)
 			}
+		}
+	}
+}
+
+func TestCustomMsgID(t *testing.T) {
+	byData := func(m *pubsubpb.Message) router.MsgID { return router.MsgID("d:" + string(m.Data)) }
+	for _, f := range []router.MsgIDFunc{byData, router.DefaultMsgID} {
+		h := setup(t, Config{MsgID: f}, 4)
+		a, b := rt.Msg(9, 1, topicA, 5), rt.Msg(9, 2, topicA, 5) // same data, different seqno
+		b.Data = a.Data
+		h.rpc(1, rt.Pub(a))
+		h.rpc(2, rt.Pub(b))
+		v := h.drain()
+		want := 2
+		if f != nil && router.MsgID("d:"+string(a.Data)) == f(a) {
+			want = 1 // one content ID for both
+		}
+		if len(v.Ready.Validate) != want || v.Ready.Validate[0].ID != f(a) {
+			t.Fatalf("validate %d entries, first ID %x; want %d, %x", len(v.Ready.Validate), v.Ready.Validate[0].ID, want, f(a))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"math/bits"
+	"slices"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
@@ -17,17 +18,34 @@ type Queue struct {
 	queued  bool // in the Outbox's list
 	dropped bool // the peer is gone: discard everything
 
-	ctl     []*pubsubpb.RPC // control parts; the last one is open
-	ctlSize int             // estimated encoded size of the open part
-	ctlIDW  int             // IDONTWANT IDs in the open part
+	ctl     []*ctlBlock // control parts; the last one is open
+	ctlSize int         // estimated encoded size of the open part
+	ctlIDW  int         // IDONTWANT IDs in the open part
 
 	pub, fwd batch
 }
 
+// ctlBlock is a control RPC allocated together with its control message and room for one
+// IDONTWANT, so that the most frequent per-peer control RPC (an IDONTWANT sent on the first
+// receipt of a large message) costs one allocation instead of five.
+type ctlBlock struct {
+	rpc    pubsubpb.RPC
+	ctl    pubsubpb.ControlMessage
+	idw    pubsubpb.ControlIDontWant
+	idwArr [1]*pubsubpb.ControlIDontWant
+	idArr  [1][]byte
+}
+
+// pubBlock is a message RPC allocated together with room for its first message.
+type pubBlock struct {
+	rpc pubsubpb.RPC
+	arr [1]*pubsubpb.Message
+}
+
 // batch is a list of messages cut into parts of at most Outbox.MaxRPCBytes each.
 type batch struct {
-	parts [][]*pubsubpb.Message
-	cur   []*pubsubpb.Message
+	parts []*pubBlock
+	cur   *pubBlock
 	size  int
 }
 
@@ -43,7 +61,13 @@ type Outbox struct {
 	MaxIDontWantPerRPC int
 
 	queued []*Queue
+
+	// Slabs for IHAVE entries, which the heartbeat emits by the hundred.
+	ihSlab  []pubsubpb.ControlIHave
+	ptrSlab []*pubsubpb.ControlIHave
 }
+
+const slabLen = 64
 
 // varintLen is the length of x encoded as a protobuf varint.
 func varintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
@@ -64,7 +88,7 @@ func (o *Outbox) mark(q *Queue) {
 // part returns the control part to add an item of need encoded bytes to, opening a new part
 // when the item does not fit in the open one (an empty part takes any item), with room for
 // idw more IDONTWANT IDs.
-func (o *Outbox) part(q *Queue, need, idw int) *pubsubpb.RPC {
+func (o *Outbox) part(q *Queue, need, idw int) *ctlBlock {
 	o.mark(q)
 	if n := len(q.ctl); n > 0 {
 		fits := q.ctlSize+need <= o.MaxRPCBytes
@@ -77,18 +101,18 @@ func (o *Outbox) part(q *Queue, need, idw int) *pubsubpb.RPC {
 			return q.ctl[n-1]
 		}
 	}
-	r := &pubsubpb.RPC{}
-	q.ctl = append(q.ctl, r)
+	b := new(ctlBlock)
+	q.ctl = append(q.ctl, b)
 	q.ctlSize = ctlOverhead + need
 	q.ctlIDW = idw
-	return r
+	return b
 }
 
-func control(r *pubsubpb.RPC) *pubsubpb.ControlMessage {
-	if r.Control == nil {
-		r.Control = &pubsubpb.ControlMessage{}
+func (b *ctlBlock) control() *pubsubpb.ControlMessage {
+	if b.rpc.Control == nil {
+		b.rpc.Control = &b.ctl
 	}
-	return r.Control
+	return b.rpc.Control
 }
 
 // Subscribe queues a subscription (sub) or unsubscription announcement for topic. A long list
@@ -98,14 +122,13 @@ func (o *Outbox) Subscribe(q *Queue, topic string, sub bool) {
 	if sub {
 		inner += 2
 	}
-	r := o.part(q, fieldLen(inner), 0)
-	r.Subscriptions = append(r.Subscriptions, &pubsubpb.SubOpts{Subscribe: sub, Topicid: topic})
+	b := o.part(q, fieldLen(inner), 0)
+	b.rpc.Subscriptions = append(b.rpc.Subscriptions, &pubsubpb.SubOpts{Subscribe: sub, Topicid: topic})
 }
 
 // Graft queues a GRAFT for topic.
 func (o *Outbox) Graft(q *Queue, topic string) {
-	r := o.part(q, fieldLen(fieldLen(len(topic))), 0)
-	c := control(r)
+	c := o.part(q, fieldLen(fieldLen(len(topic))), 0).control()
 	c.Graft = append(c.Graft, &pubsubpb.ControlGraft{TopicID: topic})
 }
 
@@ -116,8 +139,7 @@ func (o *Outbox) Prune(q *Queue, topic string, px []*pubsubpb.PeerInfo, backoffS
 	for _, pi := range px {
 		inner += fieldLen(fieldLen(len(pi.PeerID)) + fieldLen(len(pi.SignedPeerRecord)))
 	}
-	r := o.part(q, fieldLen(inner), 0)
-	c := control(r)
+	c := o.part(q, fieldLen(inner), 0).control()
 	c.Prune = append(c.Prune, &pubsubpb.ControlPrune{TopicID: topic, Peers: px, Backoff: backoffSeconds})
 }
 
@@ -131,15 +153,27 @@ func idsLen(ids [][]byte) int {
 
 // IHave queues an IHAVE for topic advertising ids (shared, not copied).
 func (o *Outbox) IHave(q *Queue, topic string, ids [][]byte) {
-	r := o.part(q, fieldLen(fieldLen(len(topic))+idsLen(ids)), 0)
-	c := control(r)
-	c.Ihave = append(c.Ihave, &pubsubpb.ControlIHave{TopicID: topic, MessageIDs: ids})
+	c := o.part(q, fieldLen(fieldLen(len(topic))+idsLen(ids)), 0).control()
+	if len(o.ihSlab) == 0 {
+		o.ihSlab = make([]pubsubpb.ControlIHave, slabLen)
+	}
+	ih := &o.ihSlab[0]
+	o.ihSlab = o.ihSlab[1:]
+	ih.TopicID, ih.MessageIDs = topic, ids
+	if c.Ihave == nil {
+		// Room for four IHAVEs in one RPC from a shared array; a fifth reallocates.
+		if len(o.ptrSlab) < 4 {
+			o.ptrSlab = make([]*pubsubpb.ControlIHave, slabLen)
+		}
+		c.Ihave = o.ptrSlab[:0:4]
+		o.ptrSlab = o.ptrSlab[4:]
+	}
+	c.Ihave = append(c.Ihave, ih)
 }
 
 // IWant queues an IWANT for ids (shared, not copied).
 func (o *Outbox) IWant(q *Queue, ids [][]byte) {
-	r := o.part(q, fieldLen(idsLen(ids)), 0)
-	c := control(r)
+	c := o.part(q, fieldLen(idsLen(ids)), 0).control()
 	c.Iwant = append(c.Iwant, &pubsubpb.ControlIWant{MessageIDs: ids})
 }
 
@@ -147,13 +181,16 @@ func (o *Outbox) IWant(q *Queue, ids [][]byte) {
 // same peer before the next Ready share one ControlIDontWant, up to MaxIDontWantPerRPC IDs per
 // RPC.
 func (o *Outbox) IDontWant(q *Queue, id []byte) {
-	r := o.part(q, fieldLen(len(id))+ctlOverhead, 1)
-	c := control(r)
+	b := o.part(q, fieldLen(len(id))+ctlOverhead, 1)
+	c := b.control()
 	if n := len(c.Idontwant); n > 0 {
 		c.Idontwant[n-1].MessageIDs = append(c.Idontwant[n-1].MessageIDs, id)
 		return
 	}
-	c.Idontwant = append(c.Idontwant, &pubsubpb.ControlIDontWant{MessageIDs: [][]byte{id}})
+	b.idArr[0] = id
+	b.idw.MessageIDs = b.idArr[:1:1]
+	b.idwArr[0] = &b.idw
+	c.Idontwant = b.idwArr[:1:1]
 }
 
 // Publish queues msg (shared, not copied), whose encoded size is size, as our own publish
@@ -165,11 +202,15 @@ func (o *Outbox) Publish(q *Queue, msg *pubsubpb.Message, size int, kind router.
 		b = &q.pub
 	}
 	need := fieldLen(size)
-	if len(b.cur) > 0 && b.size+need > o.MaxRPCBytes {
+	if b.cur != nil && b.size+need > o.MaxRPCBytes {
 		b.parts = append(b.parts, b.cur)
 		b.cur, b.size = nil, 0
 	}
-	b.cur = append(b.cur, msg)
+	if b.cur == nil {
+		b.cur = new(pubBlock)
+		b.cur.rpc.Publish = b.cur.arr[:0]
+	}
+	b.cur.rpc.Publish = append(b.cur.rpc.Publish, msg)
 	b.size += need
 }
 
@@ -200,13 +241,20 @@ func (o *Outbox) Pending() bool { return len(o.queued) > 0 }
 // queued for, each peer's control RPCs first, then its publishes, then its forwards, and
 // empties the queues.
 func (o *Outbox) Flush(out []router.Outbound) []router.Outbound {
+	n := 0
+	for _, q := range o.queued {
+		if !q.dropped {
+			n += len(q.ctl) + q.pub.count() + q.fwd.count()
+		}
+	}
+	out = slices.Grow(out, n)
 	for _, q := range o.queued {
 		q.queued = false
 		if q.dropped {
 			continue
 		}
-		for _, r := range q.ctl {
-			out = append(out, router.Outbound{To: q.To, Kind: router.KindControl, RPC: r})
+		for _, b := range q.ctl {
+			out = append(out, router.Outbound{To: q.To, Kind: router.KindControl, RPC: &b.rpc})
 		}
 		out = q.pub.flush(out, q.To, router.KindPublish)
 		out = q.fwd.flush(out, q.To, router.KindForward)
@@ -217,12 +265,19 @@ func (o *Outbox) Flush(out []router.Outbound) []router.Outbound {
 	return out
 }
 
+func (b *batch) count() int {
+	if b.cur != nil {
+		return len(b.parts) + 1
+	}
+	return len(b.parts)
+}
+
 func (b *batch) flush(out []router.Outbound, to key.ID, kind router.Kind) []router.Outbound {
 	for _, p := range b.parts {
-		out = append(out, router.Outbound{To: to, Kind: kind, RPC: &pubsubpb.RPC{Publish: p}})
+		out = append(out, router.Outbound{To: to, Kind: kind, RPC: &p.rpc})
 	}
-	if len(b.cur) > 0 {
-		out = append(out, router.Outbound{To: to, Kind: kind, RPC: &pubsubpb.RPC{Publish: b.cur}})
+	if b.cur != nil {
+		out = append(out, router.Outbound{To: to, Kind: kind, RPC: &b.cur.rpc})
 	}
 	return out
 }

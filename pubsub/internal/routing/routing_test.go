@@ -164,3 +164,32 @@ func TestOutboxSplitsAndOrders(t *testing.T) {
 		t.Fatal("dropped queue flushed")
 	}
 }
+
+func TestOriginIDInto(t *testing.T) {
+	for _, m := range []*pubsubpb.Message{
+		{From: []byte("0123456789abcdefghij"), Seqno: []byte{0, 0, 0, 0, 0, 0, 0, 1}, Data: []byte("x")},
+		{Topic: "t", Data: []byte("content")},
+		{From: []byte("f"), Topic: "t"},
+		{},
+	} {
+		var buf [64]byte
+		got, ok := OriginIDInto(buf[:0], m)
+		want := router.DefaultMsgID(m)
+		if ok && string(got) != string(want) {
+			t.Fatalf("OriginIDInto = %x, want %x", got, want)
+		}
+		if !ok && len(want) != 32 {
+			t.Fatalf("OriginIDInto declined a from‖seqno message")
+		}
+	}
+}
+
+func TestIsDefaultMsgID(t *testing.T) {
+	if !IsDefaultMsgID(nil) || !IsDefaultMsgID(router.DefaultMsgID) {
+		t.Fatal("the default not recognised")
+	}
+	own := func(m *pubsubpb.Message) router.MsgID { return router.MsgID(m.Data) }
+	if IsDefaultMsgID(own) {
+		t.Fatal("a custom function taken for the default")
+	}
+}
