@@ -1,0 +1,38 @@
+// Package floodsub is the PURE FloodSub router: the original libp2p pub/sub protocol, in which
+// every node forwards every new valid message to every peer subscribed to its topic
+// (docs/PUBSUB.md §3; the libp2p pubsub spec, "FloodSub").
+//
+// # Place in the data path
+//
+// The pubsub shell (package pubsub) owns one Router and drives it as described in package
+// router: it decodes RPCs from the pub/sub channels and calls HandleRPC, validates the
+// messages the Router lists in Ready.Validate and answers with ValidationDone, and sends the
+// RPCs in Ready.Send. The simulator drives the same Router with virtual time.
+//
+// # Purity
+//
+// A Router starts no goroutines, does no I/O and never reads the clock: every method takes
+// now. It uses no randomness at all, and iterates maps only where the order cannot change
+// its output, so equal inputs give equal outputs. It is not safe for concurrent use.
+//
+// # Behaviour
+//
+//   - Subscriptions: a new peer is sent all our subscriptions, cut into several RPCs of at
+//     most Config.MaxRPCBytes when they do not fit in one (go-libp2p-pubsub #402 silently
+//     sent none). A peer's subscriptions are capped at Config.MaxPeerTopics topics and topic
+//     names at Config.MaxTopicLength bytes; what exceeds them is ignored and counted in
+//     Stats.LimitDrops (docs/RELIABILITY.md P-16). A topic's state is freed when its last
+//     subscribed peer leaves and this node has not joined it (go-libp2p-pubsub #705).
+//   - Messages: only messages on joined topics are considered. Each message ID is
+//     remembered in a seen cache for Config.SeenTTL after it was first seen; a copy within
+//     that time is a duplicate (Stats.Duplicates) and is neither validated nor forwarded
+//     again. A new message is handed to the shell in Ready.Validate; on Accept it is
+//     forwarded to every subscribed peer except the one it came from and its origin (the
+//     peer whose ID is Message.from) and delivered in Ready.Deliver.
+//   - Publish: our own message goes to every subscribed peer and, if we joined the topic,
+//     to Ready.Deliver with an empty From. It is marked seen, so a copy that comes back is a
+//     duplicate.
+//   - Output: everything queued for one peer between two Ready calls leaves as one control
+//     RPC (subscriptions) and one RPC of messages per kind, unless MaxRPCBytes forces parts.
+//     Message pointers are shared between the RPCs of different peers.
+package floodsub

@@ -1,0 +1,402 @@
+package floodsub
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/pubsub/internal/routing"
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
+)
+
+// sweepInterval is the least time between two seen-cache sweeps: an ID may outlive SeenTTL by
+// up to this much, and a busy Router is not ticked once per message.
+const sweepInterval = time.Second
+
+// Router is the PURE FloodSub router (docs/PUBSUB.md §3): every accepted message goes to every
+// peer subscribed to its topic except the peer it came from and its origin. It implements
+// router.Router. It is not safe for concurrent use; see package router for the shell's loop.
+type Router struct {
+	cfg     Config
+	self    key.ID
+	selfRaw []byte // self's ID bytes; nil if self is not a canonical ID
+	// defaultID reports that cfg.MsgID is router.DefaultMsgID.
+	defaultID bool
+
+	peers  map[key.ID]*peer
+	topics map[string]*topic
+	joined []*topic // in Join order, for the subscriptions sent to a new peer
+
+	seen     *routing.MsgCache[struct{}]
+	out      routing.Outbox
+	rd       router.Ready
+	stats    router.Stats
+	deadline time.Time
+}
+
+var _ router.Router = (*Router)(nil)
+
+type peer struct {
+	id     key.ID
+	raw    [key.IDByteLength]byte // the ID's bytes, to compare with Message.from
+	q      routing.Queue
+	topics map[string]*topic // subscriptions, at most MaxPeerTopics
+}
+
+type topic struct {
+	name   string
+	peers  []*peer // subscribed peers, in subscription order (removal swaps the last in)
+	joined bool
+}
+
+// New returns a FloodSub Router for the node self (its own ID, used only to recognise
+// messages it originated). It returns an error wrapping ErrInvalidConfig if cfg is invalid.
+func New(self key.ID, cfg Config) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("floodsub: new: %w", err)
+	}
+	defaultID := routing.IsDefaultMsgID(cfg.MsgID)
+	cfg = cfg.withDefaults()
+	var selfRaw []byte
+	if raw, ok := rawID(self); ok {
+		selfRaw = raw[:]
+	}
+	return &Router{
+		cfg:       cfg,
+		self:      self,
+		selfRaw:   selfRaw,
+		defaultID: defaultID,
+		peers:     make(map[key.ID]*peer),
+		topics:    make(map[string]*topic),
+		seen:      routing.NewMsgCache[struct{}](cfg.SeenTTL, 0),
+		out:       routing.Outbox{MaxRPCBytes: cfg.MaxRPCBytes},
+	}, nil
+}
+
+// rawID decodes a canonical ID into its bytes; ok is false for a malformed ID.
+func rawID(id key.ID) (raw [key.IDByteLength]byte, ok bool) {
+	if len(id) != 2*key.IDByteLength {
+		return raw, false
+	}
+	_, err := hex.Decode(raw[:], []byte(id))
+	return raw, err == nil
+}
+
+// AddPeer records a connected peer and sends it our subscriptions, in several RPCs if they do
+// not fit in one. Adding a peer that is already present does nothing.
+func (r *Router) AddPeer(now time.Time, id key.ID, _ router.PeerInfo) {
+	if _, ok := r.peers[id]; ok {
+		return
+	}
+	p := &peer{id: id, q: routing.Queue{To: id}}
+	p.raw, _ = rawID(id)
+	r.peers[id] = p
+	for _, t := range r.joined {
+		r.out.Subscribe(&p.q, t.name, true)
+	}
+}
+
+// RemovePeer forgets a peer, its subscriptions and its pending output; a topic no peer is
+// subscribed to any more, and that this node has not joined, is freed.
+func (r *Router) RemovePeer(now time.Time, id key.ID) {
+	p, ok := r.peers[id]
+	if !ok {
+		return
+	}
+	for _, t := range p.topics {
+		r.unsubscribe(p, t)
+	}
+	r.out.Drop(&p.q)
+	delete(r.peers, id)
+}
+
+func (r *Router) topicOK(name string) bool {
+	return name != "" && len(name) <= r.cfg.MaxTopicLength
+}
+
+func (r *Router) subscribe(p *peer, name string) {
+	if !r.topicOK(name) {
+		r.stats.LimitDrops++
+		return
+	}
+	if _, ok := p.topics[name]; ok {
+		return
+	}
+	if len(p.topics) >= r.cfg.MaxPeerTopics {
+		r.stats.LimitDrops++
+		return
+	}
+	t := r.topics[name]
+	if t == nil {
+		t = &topic{name: name}
+		r.topics[name] = t
+	}
+	if p.topics == nil {
+		p.topics = make(map[string]*topic)
+	}
+	p.topics[name] = t
+	t.peers = append(t.peers, p)
+}
+
+func (r *Router) unsubscribe(p *peer, t *topic) {
+	delete(p.topics, t.name)
+	for i, q := range t.peers {
+		if q == p {
+			last := len(t.peers) - 1
+			t.peers[i] = t.peers[last]
+			t.peers[last] = nil
+			t.peers = t.peers[:last]
+			break
+		}
+	}
+	r.maybeFree(t)
+}
+
+// maybeFree deletes t when nothing refers to it any more (docs/PUBSUB.md §7: go-libp2p-pubsub
+// #705 kept such topics forever).
+func (r *Router) maybeFree(t *topic) {
+	if len(t.peers) == 0 && !t.joined {
+		delete(r.topics, t.name)
+	}
+}
+
+// HandleRPC processes one RPC from a peer: subscription changes (within MaxPeerTopics and
+// MaxTopicLength), then messages. A message on a topic this node has not joined is ignored; a
+// message seen before counts as a duplicate; a new one goes to Ready.Validate. Control
+// messages are ignored (FloodSub has none). An RPC from a peer that was not added is ignored.
+// HandleRPC keeps references to the messages in rpc: the caller must not modify them.
+func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
+	p, ok := r.peers[from]
+	if !ok || rpc == nil {
+		return
+	}
+	for _, s := range rpc.Subscriptions {
+		if s == nil {
+			continue
+		}
+		if s.Subscribe {
+			r.subscribe(p, s.Topicid)
+		} else if t, ok := p.topics[s.Topicid]; ok {
+			r.unsubscribe(p, t)
+		}
+	}
+	for _, m := range rpc.Publish {
+		if m == nil {
+			continue
+		}
+		t := r.topics[m.Topic]
+		if t == nil || !t.joined {
+			continue
+		}
+		var id router.MsgID
+		var buf [64]byte
+		if b, ok := routing.OriginIDInto(buf[:0], m); ok && r.defaultID {
+			// The usual message is a duplicate: look it up without allocating its ID.
+			if r.seen.LookupBytes(b) != nil {
+				r.stats.Duplicates++
+				continue
+			}
+			id = router.MsgID(b)
+		} else {
+			id = r.cfg.MsgID(m)
+			if r.seen.Lookup(id) != nil {
+				r.stats.Duplicates++
+				continue
+			}
+		}
+		e := r.seen.Add(now, id, m, proto.Size(m))
+		r.armSweep(e)
+		if r.selfRaw != nil && bytes.Equal(m.From, r.selfRaw) {
+			// Our own message came back after its ID left the seen cache: never re-deliver.
+			e.Status, e.Msg = routing.Ignored, nil
+			continue
+		}
+		e.From = p.id
+		r.stats.Validated++
+		r.rd.Validate = append(r.rd.Validate, router.Incoming{ID: id, From: p.id, Msg: m})
+	}
+}
+
+func (r *Router) armSweep(e *routing.Entry[struct{}]) {
+	if r.deadline.IsZero() {
+		r.deadline = time.Unix(0, e.Expire)
+	}
+}
+
+// ValidationDone answers a Ready.Validate entry. Accept forwards the message to every
+// subscribed peer except its source and origin and delivers it; Reject and Ignore drop it.
+func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.ValidationResult) {
+	e := r.seen.Lookup(id)
+	if e == nil || e.Status != routing.Validating {
+		return
+	}
+	m := e.Msg
+	e.Msg = nil
+	switch res {
+	case router.Accept:
+		e.Status = routing.Valid
+		e.Validated = now.UnixNano()
+		t := r.topics[m.Topic]
+		if t == nil || !t.joined {
+			return // left the topic while the message was validated
+		}
+		r.forward(t, m, e.Size, e.From, router.KindForward)
+		r.stats.Delivered++
+		r.rd.Deliver = append(r.rd.Deliver, router.Incoming{ID: id, From: e.From, Msg: m})
+	case router.Reject:
+		e.Status = routing.Invalid
+		r.stats.Rejected++
+	default:
+		e.Status = routing.Ignored
+		r.stats.Ignored++
+	}
+}
+
+// forward queues m to every peer subscribed to t except src and m's origin and returns how
+// many peers it went to; sent collects their IDs when not nil.
+func (r *Router) forward(t *topic, m *pubsubpb.Message, size int, src key.ID, kind router.Kind) []key.ID {
+	var sent []key.ID
+	for _, p := range t.peers {
+		if p.id == src || (len(m.From) == key.IDByteLength && bytes.Equal(m.From, p.raw[:])) {
+			continue
+		}
+		r.out.Publish(&p.q, m, size, kind)
+		r.stats.Forwarded++
+		if kind == router.KindPublish {
+			sent = append(sent, p.id)
+		}
+	}
+	return sent
+}
+
+// Publish sends a message this node originated to every peer subscribed to its topic and
+// delivers it locally if this node joined the topic (Ready.Deliver, with an empty From). It
+// returns the peers it went to; nil if none, or if id was already seen (then nothing is
+// sent: publishing the same ID twice is a no-op).
+func (r *Router) Publish(now time.Time, id router.MsgID, msg *pubsubpb.Message) []key.ID {
+	if msg == nil || r.seen.Lookup(id) != nil {
+		return nil
+	}
+	size := proto.Size(msg)
+	e := r.seen.Add(now, id, msg, size)
+	r.armSweep(e)
+	e.Status, e.Msg, e.Validated = routing.Valid, nil, now.UnixNano()
+	r.stats.Published++
+	t := r.topics[msg.Topic]
+	if t == nil {
+		return nil
+	}
+	sent := r.forward(t, msg, size, "", router.KindPublish)
+	if t.joined {
+		r.stats.Delivered++
+		r.rd.Deliver = append(r.rd.Deliver, router.Incoming{ID: id, Msg: msg})
+	}
+	return sent
+}
+
+// Join subscribes this node to topic and announces it to every peer.
+func (r *Router) Join(now time.Time, name string) {
+	t := r.topics[name]
+	if t == nil {
+		t = &topic{name: name}
+		r.topics[name] = t
+	}
+	if t.joined {
+		return
+	}
+	t.joined = true
+	r.joined = append(r.joined, t)
+	r.announce(name, true)
+}
+
+// Leave unsubscribes this node from topic and announces it.
+func (r *Router) Leave(now time.Time, name string) {
+	t := r.topics[name]
+	if t == nil || !t.joined {
+		return
+	}
+	t.joined = false
+	for i, j := range r.joined {
+		if j == t {
+			r.joined = append(r.joined[:i], r.joined[i+1:]...)
+			break
+		}
+	}
+	r.announce(name, false)
+	r.maybeFree(t)
+}
+
+// announce sends a subscription change to every peer, in a deterministic (sorted) order.
+func (r *Router) announce(name string, sub bool) {
+	for _, p := range r.sortedPeers() {
+		r.out.Subscribe(&p.q, name, sub)
+	}
+}
+
+func (r *Router) sortedPeers() []*peer {
+	ps := make([]*peer, 0, len(r.peers))
+	for _, p := range r.peers {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b *peer) int { return strings.Compare(string(a.id), string(b.id)) })
+	return ps
+}
+
+// Tick forgets seen message IDs whose SeenTTL has run out.
+func (r *Router) Tick(now time.Time) {
+	if r.deadline.IsZero() || now.Before(r.deadline) {
+		return
+	}
+	r.seen.Expire(now)
+	r.deadline = time.Time{}
+	if exp, ok := r.seen.NextExpiry(); ok {
+		r.deadline = time.Unix(0, exp)
+		if min := now.Add(sweepInterval); r.deadline.Before(min) {
+			r.deadline = min
+		}
+	}
+}
+
+// NextDeadline returns when the next seen-cache sweep is due; zero when the cache is empty.
+// IDs are forgotten at most one second after their SeenTTL.
+func (r *Router) NextDeadline() time.Time { return r.deadline }
+
+// Ready returns and clears the accumulated effects.
+func (r *Router) Ready() router.Ready {
+	rd := r.rd
+	r.rd = router.Ready{}
+	if r.out.Pending() {
+		rd.Send = r.out.Flush(rd.Send)
+	}
+	return rd
+}
+
+// Peers returns the peers subscribed to topic, to which a message on it would go.
+func (r *Router) Peers(name string) []key.ID {
+	t := r.topics[name]
+	if t == nil {
+		return nil
+	}
+	ids := make([]key.ID, len(t.peers))
+	for i, p := range t.peers {
+		ids[i] = p.id
+	}
+	return ids
+}
+
+// Stats returns the cumulative counters.
+func (r *Router) Stats() router.Stats { return r.stats }
+
+// SeenLen returns the number of message IDs in the seen cache.
+func (r *Router) SeenLen() int { return r.seen.Len() }
+
+// Topics returns the number of topics the Router holds state for: the joined ones and those
+// some peer is subscribed to.
+func (r *Router) Topics() int { return len(r.topics) }

@@ -1,0 +1,361 @@
+package gossipsub
+
+import (
+	"encoding/hex"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/pubsub/internal/routing"
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
+	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
+)
+
+// limits resets p's per-heartbeat counters when a heartbeat has passed since they were last
+// used (lazily, so the heartbeat does not visit every peer).
+func (r *Router) limits(p *peer) {
+	if p.limTick != r.tick {
+		p.limTick = r.tick
+		p.ihaves, p.iasked, p.idontwants = 0, 0, 0
+	}
+}
+
+// penalty adds n to p's behaviour penalty (P7).
+func (r *Router) penalty(st *peerStats, n float64) {
+	if st != nil {
+		st.behaviour += n
+		st.lower()
+	}
+}
+
+// handleIDontWant records the message IDs p does not want for IDontWantMessageTTL
+// heartbeats (gossipsub v1.2): at most MaxIDontWantMessages RPCs with IDONTWANT per peer and
+// heartbeat, and MaxIDontWantLength IDs per RPC (docs/RELIABILITY.md P-06).
+func (r *Router) handleIDontWant(p *peer, idws []*pubsubpb.ControlIDontWant) {
+	if len(idws) == 0 {
+		return
+	}
+	r.limits(p)
+	if p.idontwants >= r.p.MaxIDontWantMessages {
+		r.stats.LimitDrops++
+		return
+	}
+	p.idontwants++
+	ttl := uint64(r.p.IDontWantMessageTTL)
+	n := 0
+	for _, c := range idws {
+		if c == nil {
+			continue
+		}
+		for _, id := range c.MessageIDs {
+			if n >= r.p.MaxIDontWantLength {
+				r.stats.LimitDrops++
+				return
+			}
+			n++
+			r.stats.IDontWantRecv++
+			k := routing.KeyOf(id)
+			if p.dontWant == nil {
+				p.dontWant = make(map[routing.IDKey]uint64)
+				p.dwSlots = make([][]routing.IDKey, ttl)
+			}
+			if t, ok := p.dontWant[k]; ok && t == r.tick {
+				continue
+			}
+			p.dontWant[k] = r.tick
+			s := r.tick % ttl
+			p.dwSlots[s] = append(p.dwSlots[s], k)
+		}
+	}
+}
+
+// expireDontWant forgets p's IDONTWANT IDs received IDontWantMessageTTL heartbeats ago; run
+// after the heartbeat counter advanced.
+func (r *Router) expireDontWant(p *peer) {
+	if len(p.dwSlots) == 0 {
+		return
+	}
+	ttl := uint64(len(p.dwSlots))
+	if r.tick < ttl {
+		return
+	}
+	old := r.tick - ttl
+	s := r.tick % ttl
+	for _, k := range p.dwSlots[s] {
+		if t, ok := p.dontWant[k]; ok && t == old {
+			delete(p.dontWant, k)
+		}
+	}
+	clear(p.dwSlots[s])
+	p.dwSlots[s] = p.dwSlots[s][:0]
+	if len(p.dontWant) == 0 {
+		// Release the memory of a burst.
+		p.dontWant, p.dwSlots = nil, nil
+	}
+}
+
+// handleIHave answers gossip with an IWANT for the advertised messages we have not seen, on
+// topics we joined (gossipsub v1.1 "Spam Protection Measures"): only from a peer at or above
+// GossipThreshold, at most MaxIHaveMessages IHAVE RPCs and MaxIHaveLength requested IDs per
+// peer and heartbeat (docs/RELIABILITY.md P-02). One requested ID, chosen at random, is
+// tracked as a promise: if the message has not arrived IWantFollowupTime later, the peer
+// gets a behaviour penalty.
+func (r *Router) handleIHave(now time.Time, p *peer, ihaves []*pubsubpb.ControlIHave) {
+	if len(ihaves) == 0 || r.below(p, r.thr.GossipThreshold) {
+		return
+	}
+	r.limits(p)
+	p.ihaves++
+	if p.ihaves > r.p.MaxIHaveMessages || p.iasked >= r.p.MaxIHaveLength {
+		r.stats.LimitDrops++
+		return
+	}
+	var want [][]byte
+	var dedup map[routing.IDKey]struct{}
+	for _, ih := range ihaves {
+		if ih == nil {
+			continue
+		}
+		r.stats.IHaveRecv += uint64(len(ih.MessageIDs))
+		if t := r.topics[ih.TopicID]; t == nil || !t.joined {
+			continue
+		}
+		for i, id := range ih.MessageIDs {
+			if i >= r.p.MaxIHaveLength {
+				r.stats.LimitDrops++
+				break
+			}
+			if r.cache.LookupBytes(id) != nil {
+				continue
+			}
+			if len(want) >= 8 && dedup == nil {
+				dedup = make(map[routing.IDKey]struct{}, len(ih.MessageIDs))
+				for _, w := range want {
+					dedup[routing.KeyOf(w)] = struct{}{}
+				}
+			}
+			if dedup != nil {
+				k := routing.KeyOf(id)
+				if _, ok := dedup[k]; ok {
+					continue
+				}
+				dedup[k] = struct{}{}
+			} else if slices.ContainsFunc(want, func(w []byte) bool { return string(w) == string(id) }) {
+				continue
+			}
+			want = append(want, id)
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	r.rng.Shuffle(len(want), func(i, j int) { want[i], want[j] = want[j], want[i] })
+	if room := r.p.MaxIHaveLength - p.iasked; len(want) > room {
+		r.stats.LimitDrops++
+		want = want[:room]
+	}
+	p.iasked += len(want)
+	r.stats.IWantSent += uint64(len(want))
+	r.out.IWant(&p.q, want)
+	r.promises = append(r.promises, promise{
+		id:     router.MsgID(want[r.rng.IntN(len(want))]),
+		peer:   p.id,
+		expire: now.Add(r.p.IWantFollowupTime),
+	})
+}
+
+// handleIWant serves the requested messages that are in the message cache, to a peer at or
+// above GossipThreshold, each at most GossipRetransmission times per peer
+// (docs/RELIABILITY.md P-01), skipping those it sent IDONTWANT for. At most MaxIHaveLength IDs
+// of one RPC are read.
+func (r *Router) handleIWant(p *peer, iwants []*pubsubpb.ControlIWant) {
+	if len(iwants) == 0 || r.below(p, r.thr.GossipThreshold) {
+		return
+	}
+	n := 0
+	for _, iw := range iwants {
+		if iw == nil {
+			continue
+		}
+		for _, id := range iw.MessageIDs {
+			if n >= r.p.MaxIHaveLength {
+				r.stats.LimitDrops++
+				return
+			}
+			n++
+			r.stats.IWantRecv++
+			e := r.cache.LookupBytes(id)
+			if e == nil || !e.InCache || e.Msg == nil || e.Aux.mark == r.rpcSerial {
+				continue
+			}
+			if len(p.dontWant) > 0 {
+				if _, ok := p.dontWant[routing.KeyOf(id)]; ok {
+					continue
+				}
+			}
+			if int(r.servedCount(e, p)) > r.p.GossipRetransmission {
+				continue
+			}
+			e.Aux.mark = r.rpcSerial
+			r.out.Publish(&p.q, e.Msg, e.Size, router.KindForward)
+			r.stats.Forwarded++
+		}
+	}
+}
+
+// servedCount counts one more IWANT for e by p and returns the count.
+func (r *Router) servedCount(e *routing.Entry[aux], p *peer) uint32 {
+	for i := range e.Aux.served {
+		if s := &e.Aux.served[i]; s.serial == p.serial {
+			s.n++
+			return s.n
+		}
+	}
+	e.Aux.served = append(e.Aux.served, served{serial: p.serial, n: 1})
+	return 1
+}
+
+// handleGraft processes GRAFTs (gossipsub v1.1): a GRAFT for a topic we have not joined, or
+// that the peer has not subscribed to, is ignored without a PRUNE (docs/RELIABILITY.md P-03);
+// from a direct peer, during backoff
+// (with behaviour penalties, two within GraftFloodThreshold of the PRUNE; P-04), from a peer
+// with a negative score, or to a mesh at Dhi from an inbound peer, it is refused with a PRUNE;
+// otherwise the peer joins the mesh.
+func (r *Router) handleGraft(now time.Time, p *peer, grafts []*pubsubpb.ControlGraft) {
+	if len(grafts) == 0 {
+		return
+	}
+	score := r.score(p)
+	doPX := !r.p.DisablePX
+	var refuse []*topic
+	for _, g := range grafts {
+		if g == nil {
+			continue
+		}
+		r.stats.GraftRecv++
+		t := r.topics[g.TopicID]
+		if t == nil || !t.joined {
+			doPX = false // do not leak peers for topics we are not in
+			continue
+		}
+		if _, ok := p.topics[t.name]; !ok {
+			continue // a GRAFT without a subscription is meaningless: ignored like an unknown topic
+		}
+		if slices.Contains(t.mesh, p) || slices.Contains(refuse, t) {
+			continue
+		}
+		switch {
+		case p.direct:
+			doPX = false
+			refuse = append(refuse, t)
+		case r.backedOff(t, p, now):
+			r.penalty(p.st, 1)
+			exp := t.backoff[p.id]
+			if now.Before(exp.Add(r.p.GraftFloodThreshold - r.p.PruneBackoff)) {
+				r.penalty(p.st, 1)
+			}
+			doPX = false
+			r.addBackoff(t, p.id, now, r.p.PruneBackoff)
+			refuse = append(refuse, t)
+		case score < 0:
+			doPX = false
+			r.addBackoff(t, p.id, now, r.p.PruneBackoff)
+			refuse = append(refuse, t)
+		case len(t.mesh) >= r.p.Dhi && !p.outbound:
+			r.addBackoff(t, p.id, now, r.p.PruneBackoff)
+			refuse = append(refuse, t)
+		default:
+			t.mesh = append(t.mesh, p)
+			if p.st != nil {
+				r.sc.graft(now, p.st, t.name)
+			}
+		}
+	}
+	for _, t := range refuse {
+		r.sendPrune(t, p, doPX, r.p.PruneBackoff)
+	}
+}
+
+// backedOff reports whether a GRAFT from p on t falls within the backoff we recorded.
+func (r *Router) backedOff(t *topic, p *peer, now time.Time) bool {
+	exp, ok := t.backoff[p.id]
+	return ok && now.Before(exp)
+}
+
+// handlePrune processes PRUNEs for topics we hold state for (others are ignored): the peer
+// leaves the mesh (with P3b accounting), the backoff it asks for (at most MaxPruneBackoff;
+// PruneBackoff if none) is recorded, even for a topic we have not joined (we may join it
+// later), and on a joined topic its peer exchange is used if it scores at least
+// AcceptPXThreshold (docs/RELIABILITY.md P-09).
+func (r *Router) handlePrune(now time.Time, p *peer, prunes []*pubsubpb.ControlPrune) {
+	if len(prunes) == 0 {
+		return
+	}
+	score := r.score(p)
+	budget := r.p.PrunePeers
+	for _, pr := range prunes {
+		if pr == nil {
+			continue
+		}
+		r.stats.PruneRecv++
+		t := r.topics[pr.TopicID]
+		if t == nil {
+			continue // no state for topics we know nothing of
+		}
+		var in bool
+		if t.mesh, in = removeOrdered(t.mesh, p); in && p.st != nil {
+			r.sc.prune(p.st, t.name)
+		}
+		d := r.p.PruneBackoff
+		if pr.Backoff > 0 {
+			d = MaxPruneBackoff
+			if pr.Backoff < uint64(MaxPruneBackoff/time.Second) {
+				d = time.Duration(pr.Backoff) * time.Second
+			}
+		}
+		r.addBackoff(t, p.id, now, d)
+		if t.joined && len(pr.Peers) > 0 && !r.p.DisablePX && score >= r.thr.AcceptPXThreshold {
+			budget = r.acceptPX(pr.Peers, budget)
+		}
+	}
+}
+
+// acceptPX turns up to budget PX entries (a random PrunePeers of them when the list is
+// longer) into dial candidates in Ready.Dial: entries with a 20-byte peer ID and a record
+// holding a valid address for that ID, not ourselves and not connected. It returns the budget
+// left.
+func (r *Router) acceptPX(infos []*pubsubpb.PeerInfo, budget int) int {
+	if len(infos) > r.p.PrunePeers {
+		infos = slices.Clone(infos)
+		r.rng.Shuffle(len(infos), func(i, j int) { infos[i], infos[j] = infos[j], infos[i] })
+		infos = infos[:r.p.PrunePeers]
+		r.stats.LimitDrops++
+	}
+	for _, pi := range infos {
+		if budget <= 0 {
+			break
+		}
+		if pi == nil || len(pi.PeerID) != key.IDByteLength || len(pi.SignedPeerRecord) == 0 {
+			continue
+		}
+		id := key.ID(hex.EncodeToString(pi.PeerID))
+		if id == r.self || r.peers[id] != nil {
+			continue
+		}
+		var pb p2ppb.NetAddress
+		if proto.Unmarshal(pi.SignedPeerRecord, &pb) != nil {
+			continue
+		}
+		na, err := netaddr.FromProto(&pb)
+		if err != nil || na.ID != id || na.Valid() != nil || slices.ContainsFunc(r.rd.Dial, na.Equal) {
+			continue
+		}
+		r.rd.Dial = append(r.rd.Dial, na)
+		budget--
+	}
+	return budget
+}

@@ -1,0 +1,925 @@
+package gossipsub
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/pubsub/internal/routing"
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
+)
+
+// Router is the PURE GossipSub v1.2 router (docs/PUBSUB.md §4). It implements router.Router.
+// It is not safe for concurrent use: one goroutine owns it (see package router).
+type Router struct {
+	p         Params
+	thr       Thresholds
+	sc        *scorer // nil when scoring is off
+	rng       *rand.Rand
+	msgID     router.MsgIDFunc
+	defaultID bool // msgID is router.DefaultMsgID
+	self      key.ID
+	selfRaw   []byte
+
+	peers    map[key.ID]*peer
+	peerList []*peer // connection order (removal swaps the last in)
+	direct   map[key.ID]bool
+	directs  []*peer // connected direct peers
+	serial   uint32
+
+	topics map[string]*topic
+	joined []*topic // in Join order
+	fanout []*topic // topics with fanout state, in creation order
+
+	cache     *routing.MsgCache[aux]
+	out       routing.Outbox
+	rd        router.Ready
+	stats     router.Stats
+	promises  []promise
+	promHead  int
+	rpcSerial uint64
+
+	started   bool
+	tick      uint64 // heartbeats run
+	nextHB    time.Time
+	nextDecay time.Time
+}
+
+var _ router.Router = (*Router)(nil)
+
+// aux is the Router's per-message state in the message cache.
+type aux struct {
+	topic  string       // the message's topic (kept after Msg is released)
+	sct    *scoredTopic // the topic's scoring; nil when not scored
+	from   *peerStats   // the first deliverer's score record (nil for a local publish)
+	src    uint32       // the first deliverer's serial, to skip it when forwarding
+	dups   []*peerStats // peers that delivered it while it was validated or within the window after
+	served []served     // IWANT answers per peer (GossipRetransmission)
+	mark   uint64       // rpcSerial of the last IWANT that asked for it
+}
+
+type served struct {
+	serial uint32
+	n      uint32
+}
+
+// promise is an IWANT we sent after an IHAVE: the peer promised the message.
+type promise struct {
+	id     router.MsgID
+	peer   key.ID
+	expire time.Time
+}
+
+type peer struct {
+	id       key.ID
+	raw      [key.IDByteLength]byte
+	serial   uint32
+	outbound bool
+	direct   bool
+	px       *pubsubpb.PeerInfo // our PX record of it; nil without a dialable address
+	q        routing.Queue
+	topics   map[string]*topic // its subscriptions, at most MaxPeerTopics
+	st       *peerStats        // nil when scoring is off
+
+	limTick    uint64 // heartbeat the limit counters below belong to
+	ihaves     int    // IHAVE RPCs accepted this heartbeat
+	iasked     int    // message IDs asked of it this heartbeat
+	idontwants int    // IDONTWANT RPCs accepted this heartbeat
+
+	dontWant map[routing.IDKey]uint64 // IDONTWANT IDs → heartbeat received
+	dwSlots  [][]routing.IDKey        // IDONTWANT IDs by heartbeat received mod TTL
+
+	hbTick  uint64 // heartbeat hbScore was computed in
+	hbScore float64
+}
+
+type topic struct {
+	name     string
+	peers    []*peer // subscribed peers (removal swaps the last in)
+	joined   bool
+	mesh     []*peer
+	fanout   []*peer
+	inFanout bool
+	lastPub  time.Time
+	backoff  map[key.ID]time.Time // no GRAFT either way before the time
+	gossip   [][]byte             // scratch: IDs to advertise this heartbeat
+	sct      *scoredTopic         // the topic's scoring, once looked up (sctSet)
+	sctSet   bool
+}
+
+// New returns a GossipSub Router for the node self, drawing randomness only from rng (which
+// must not be nil; the Router is its only user). Topics in cfg.Topics are declared as by
+// SetTopic. It returns an error wrapping ErrInvalidConfig if cfg is invalid.
+func New(self key.ID, cfg Config, rng *rand.Rand) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("gossipsub: new: %w", err)
+	}
+	if rng == nil {
+		return nil, fmt.Errorf("gossipsub: new: %w: nil rng", ErrInvalidConfig)
+	}
+	p := cfg.Params.withDefaults()
+	r := &Router{
+		p:      p,
+		thr:    DefaultThresholds(),
+		rng:    rng,
+		msgID:  cfg.MsgID,
+		self:   self,
+		peers:  make(map[key.ID]*peer),
+		direct: make(map[key.ID]bool),
+		topics: make(map[string]*topic),
+		cache:  routing.NewMsgCache[aux](p.SeenTTL, p.HistoryLength),
+		out:    routing.Outbox{MaxRPCBytes: p.MaxRPCBytes, MaxIDontWantPerRPC: p.MaxIDontWantLength},
+	}
+	r.defaultID = routing.IsDefaultMsgID(r.msgID)
+	if r.msgID == nil {
+		r.msgID = router.DefaultMsgID
+	}
+	if raw, ok := rawID(self); ok {
+		r.selfRaw = raw[:]
+	}
+	if cfg.Thresholds != nil {
+		r.thr = *cfg.Thresholds
+	}
+	if !cfg.DisableScoring {
+		sp := DefaultScoreParams(p)
+		if cfg.Score != nil {
+			sp = *cfg.Score
+		}
+		r.sc = newScorer(sp, p.D)
+		for name, o := range cfg.Topics {
+			r.sc.setTopic(name, DefaultTopicScoreParams(p, o))
+		}
+	}
+	for _, id := range cfg.Direct {
+		r.direct[id] = true
+	}
+	return r, nil
+}
+
+// SetTopic declares topic's scoring: its expected message rate and weight, from which its
+// score parameters are derived (DefaultTopicScoreParams), or explicit parameters in
+// opts.Score. It may be called at any time, before or after Join; the counters of peers
+// already scored in the topic are kept (and capped by the new parameters). With scoring off
+// it only validates. It returns an error wrapping ErrInvalidConfig for invalid options.
+func (r *Router) SetTopic(name string, opts TopicOptions) error {
+	var ps problems
+	opts.validate(&ps, name)
+	if err := ps.err(); err != nil {
+		return fmt.Errorf("gossipsub: set topic: %w", err)
+	}
+	if r.sc != nil {
+		r.sc.setTopic(name, DefaultTopicScoreParams(r.p, opts))
+		if t := r.topics[name]; t != nil {
+			t.sctSet = false // it may have become scored
+		}
+	}
+	return nil
+}
+
+// TopicScoreParams returns the score parameters in effect for topic; ok is false when the
+// topic is not scored (or scoring is off).
+func (r *Router) TopicScoreParams(name string) (tp TopicScoreParams, ok bool) {
+	if r.sc == nil {
+		return tp, false
+	}
+	if d := r.sc.decl[name]; d != nil {
+		return *d, true
+	}
+	if d := r.sc.p.DefaultTopic; d != nil {
+		return *d, true
+	}
+	return tp, false
+}
+
+func rawID(id key.ID) (raw [key.IDByteLength]byte, ok bool) {
+	if len(id) != 2*key.IDByteLength {
+		return raw, false
+	}
+	_, err := hex.Decode(raw[:], []byte(id))
+	return raw, err == nil
+}
+
+// start sets the timers on the first call.
+func (r *Router) start(now time.Time) {
+	if r.started {
+		return
+	}
+	r.started = true
+	r.nextHB = now.Add(r.p.HeartbeatInitialDelay)
+	// The first decay comes with the first heartbeat, so that with the default
+	// DecayInterval = HeartbeatInterval one timer serves both.
+	r.nextDecay = r.nextHB
+}
+
+// below reports whether p's score is below th (never with scoring off, unless th > 0).
+func (r *Router) below(p *peer, th float64) bool {
+	if r.sc == nil || p.st == nil {
+		return 0 < th
+	}
+	return r.sc.below(p.id, p.st, th)
+}
+
+// score returns p's current score (0 with scoring off).
+func (r *Router) score(p *peer) float64 {
+	if r.sc == nil || p.st == nil {
+		return 0
+	}
+	return r.sc.score(p.id, p.st)
+}
+
+// AddPeer records a connected peer and sends it our subscriptions (in several RPCs if they do
+// not fit in one). A peer whose score was retained (it reconnected within RetainScore) gets
+// its score back. Adding a peer that is already present does nothing.
+func (r *Router) AddPeer(now time.Time, id key.ID, info router.PeerInfo) {
+	r.start(now)
+	if _, ok := r.peers[id]; ok {
+		return
+	}
+	r.serial++
+	p := &peer{id: id, serial: r.serial, outbound: info.Outbound, direct: r.direct[id], q: routing.Queue{To: id}}
+	p.raw, _ = rawID(id)
+	if info.Addr.Valid() == nil && info.Addr.ID == id {
+		if rec, err := proto.Marshal(info.Addr.ToProto()); err == nil {
+			p.px = &pubsubpb.PeerInfo{PeerID: slices.Clone(p.raw[:]), SignedPeerRecord: rec}
+		}
+	}
+	if r.sc != nil {
+		p.st = r.sc.connect(id, info.IP)
+	}
+	r.peers[id] = p
+	r.peerList = append(r.peerList, p)
+	if p.direct {
+		r.directs = append(r.directs, p)
+	}
+	for _, t := range r.joined {
+		r.out.Subscribe(&p.q, t.name, true)
+	}
+}
+
+// RemovePeer forgets a disconnected peer: it leaves every mesh and fanout, its pending output
+// is dropped, and its score is retained for RetainScore (if it holds anything). Topics left
+// with no peer, not joined and without backoffs are freed.
+func (r *Router) RemovePeer(now time.Time, id key.ID) {
+	r.start(now)
+	p, ok := r.peers[id]
+	if !ok {
+		return
+	}
+	for _, t := range p.topics {
+		r.unsubscribe(p, t)
+	}
+	if r.sc != nil {
+		r.sc.disconnect(now, id)
+	}
+	r.out.Drop(&p.q)
+	delete(r.peers, id)
+	r.peerList = removePeer(r.peerList, p)
+	if p.direct {
+		r.directs = removePeer(r.directs, p)
+	}
+}
+
+// removePeer removes p from ps by swapping the last element in.
+func removePeer(ps []*peer, p *peer) []*peer {
+	for i, q := range ps {
+		if q == p {
+			last := len(ps) - 1
+			ps[i] = ps[last]
+			ps[last] = nil
+			return ps[:last]
+		}
+	}
+	return ps
+}
+
+// removeOrdered removes p from ps keeping the order.
+func removeOrdered(ps []*peer, p *peer) ([]*peer, bool) {
+	i := slices.Index(ps, p)
+	if i < 0 {
+		return ps, false
+	}
+	copy(ps[i:], ps[i+1:])
+	ps[len(ps)-1] = nil
+	return ps[:len(ps)-1], true
+}
+
+func (r *Router) topicOK(name string) bool {
+	return name != "" && len(name) <= r.p.MaxTopicLength
+}
+
+func (r *Router) subscribe(p *peer, name string) {
+	if !r.topicOK(name) {
+		r.stats.LimitDrops++
+		return
+	}
+	if _, ok := p.topics[name]; ok {
+		return
+	}
+	if len(p.topics) >= r.p.MaxPeerTopics {
+		r.stats.LimitDrops++
+		return
+	}
+	t := r.topics[name]
+	if t == nil {
+		t = &topic{name: name}
+		r.topics[name] = t
+	}
+	if p.topics == nil {
+		p.topics = make(map[string]*topic)
+	}
+	p.topics[name] = t
+	t.peers = append(t.peers, p)
+}
+
+// unsubscribe removes p from t: from its peers, its mesh (with score accounting, no PRUNE:
+// the peer left) and its fanout.
+func (r *Router) unsubscribe(p *peer, t *topic) {
+	delete(p.topics, t.name)
+	t.peers = removePeer(t.peers, p)
+	var in bool
+	if t.mesh, in = removeOrdered(t.mesh, p); in && p.st != nil {
+		r.sc.prune(p.st, t.name)
+	}
+	t.fanout, _ = removeOrdered(t.fanout, p)
+	r.maybeFree(t)
+}
+
+// maybeFree deletes t when nothing refers to it any more (go-libp2p-pubsub #705).
+func (r *Router) maybeFree(t *topic) {
+	if len(t.peers) == 0 && !t.joined && !t.inFanout && len(t.backoff) == 0 {
+		delete(r.topics, t.name)
+	}
+}
+
+// HandleRPC processes one RPC from a peer (docs/PUBSUB.md §4): unless the peer is graylisted
+// (its score is below GraylistThreshold and it is not a direct peer), subscription changes,
+// then messages, then control (IDONTWANT, IHAVE, IWANT, GRAFT, PRUNE), each within the
+// protocol limits of Params; what exceeds a limit is ignored and counted in
+// Stats.LimitDrops. HandleRPC keeps references to rpc's messages and message IDs: the caller
+// must not modify them afterwards. An RPC from a peer that was not added is ignored.
+func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
+	r.start(now)
+	p, ok := r.peers[from]
+	if !ok || rpc == nil {
+		return
+	}
+	if !p.direct && r.below(p, r.thr.GraylistThreshold) {
+		r.stats.GraylistDrops++
+		return
+	}
+	r.rpcSerial++
+	for _, s := range rpc.Subscriptions {
+		if s == nil {
+			continue
+		}
+		if s.Subscribe {
+			r.subscribe(p, s.Topicid)
+		} else if t, ok := p.topics[s.Topicid]; ok {
+			r.unsubscribe(p, t)
+		}
+	}
+	for _, m := range rpc.Publish {
+		if m != nil {
+			r.handleMessage(now, p, m)
+		}
+	}
+	if c := rpc.Control; c != nil {
+		r.handleIDontWant(p, c.Idontwant)
+		r.handleIHave(now, p, c.Ihave)
+		r.handleIWant(p, c.Iwant)
+		r.handleGraft(now, p, c.Graft)
+		r.handlePrune(now, p, c.Prune)
+	}
+}
+
+// handleMessage processes one received message: a duplicate is counted (and scored); a new
+// one enters the seen cache, IDONTWANT goes to our other mesh peers if it is large, and the
+// message goes to Ready.Validate.
+func (r *Router) handleMessage(now time.Time, p *peer, m *pubsubpb.Message) {
+	t := r.topics[m.Topic]
+	if t == nil || !t.joined {
+		return
+	}
+	var id router.MsgID
+	var buf [64]byte
+	if b, ok := routing.OriginIDInto(buf[:0], m); ok && r.defaultID {
+		// The usual message is a duplicate: look it up without allocating its ID.
+		if e := r.cache.LookupBytes(b); e != nil {
+			r.duplicate(now, p, e)
+			return
+		}
+		id = router.MsgID(b)
+	} else {
+		id = r.msgID(m)
+		if e := r.cache.Lookup(id); e != nil {
+			r.duplicate(now, p, e)
+			return
+		}
+	}
+	e := r.cache.Add(now, id, m, proto.Size(m))
+	e.Aux.topic, e.Aux.sct = m.Topic, r.scored(t)
+	if r.selfRaw != nil && bytes.Equal(m.From, r.selfRaw) {
+		// Our own message came back after its ID left the seen cache: never re-deliver.
+		e.Status, e.Msg = routing.Ignored, nil
+		return
+	}
+	e.From, e.Aux.from, e.Aux.src = p.id, p.st, p.serial
+	if len(m.Data) >= r.p.IDontWantMessageThreshold {
+		for _, q := range t.mesh {
+			if q != p {
+				r.out.IDontWant(&q.q, e.IDBytes())
+				r.stats.IDontWantSent++
+			}
+		}
+	}
+	r.stats.Validated++
+	r.rd.Validate = append(r.rd.Validate, router.Incoming{ID: id, From: p.id, Msg: m})
+}
+
+// scored returns t's scoring state (nil when not scored), looking it up once.
+func (r *Router) scored(t *topic) *scoredTopic {
+	if r.sc == nil {
+		return nil
+	}
+	if !t.sctSet {
+		t.sct, t.sctSet = r.sc.params(t.name), true
+	}
+	return t.sct
+}
+
+// duplicate handles a message received again: counted, and for scoring a near-first delivery
+// (during validation or within the window after it) or another invalid delivery.
+func (r *Router) duplicate(now time.Time, p *peer, e *routing.Entry[aux]) {
+	r.stats.Duplicates++
+	if r.sc == nil || p.st == nil || e.From == "" || p.serial == e.Aux.src {
+		return
+	}
+	switch e.Status {
+	case routing.Validating:
+		if !slices.Contains(e.Aux.dups, p.st) {
+			e.Aux.dups = append(e.Aux.dups, p.st)
+		}
+	case routing.Valid:
+		if e.Aux.sct == nil || now.UnixNano()-e.Validated > int64(e.Aux.sct.tp.MeshMessageDeliveriesWindow) ||
+			slices.Contains(e.Aux.dups, p.st) {
+			return
+		}
+		e.Aux.dups = append(e.Aux.dups, p.st)
+		r.sc.nearFirstDelivery(p.st, e.Aux.sct)
+	case routing.Invalid:
+		r.sc.invalidDelivery(p.st, e.Aux.sct)
+	}
+}
+
+// statsOf returns the score record of the peer with id, connected or retained; nil if none.
+func (r *Router) statsOf(id key.ID) *peerStats {
+	if r.sc == nil {
+		return nil
+	}
+	return r.sc.stats[id]
+}
+
+// ValidationDone answers a Ready.Validate entry. Accept scores the delivery (P2, P3), puts the
+// message in the message cache, forwards it to the direct peers and the topic's mesh (except
+// its source, its origin and peers that sent IDONTWANT for it) and delivers it. Reject charges
+// the peers that delivered it (P4); Ignore drops it without penalty. An ID not awaiting a
+// verdict is ignored.
+func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.ValidationResult) {
+	r.start(now)
+	e := r.cache.Lookup(id)
+	if e == nil || e.Status != routing.Validating {
+		return
+	}
+	m := e.Msg
+	dups := e.Aux.dups
+	switch res {
+	case router.Accept:
+		e.Status, e.Validated = routing.Valid, now.UnixNano()
+		if r.sc != nil {
+			r.sc.firstDelivery(e.Aux.from, e.Aux.sct)
+			for _, d := range dups {
+				r.sc.nearFirstDelivery(d, e.Aux.sct)
+			}
+		}
+		t := r.topics[m.Topic]
+		if t == nil || !t.joined {
+			e.Msg = nil // left the topic while the message was validated
+			return
+		}
+		r.cache.Put(e)
+		r.forward(e, t)
+		r.stats.Delivered++
+		r.rd.Deliver = append(r.rd.Deliver, router.Incoming{ID: id, From: e.From, Msg: m})
+	case router.Reject:
+		e.Status, e.Msg, e.Aux.dups = routing.Invalid, nil, nil
+		r.stats.Rejected++
+		if r.sc != nil {
+			r.sc.invalidDelivery(e.Aux.from, e.Aux.sct)
+			for _, d := range dups {
+				r.sc.invalidDelivery(d, e.Aux.sct)
+			}
+		}
+	default:
+		e.Status, e.Msg, e.Aux.dups = routing.Ignored, nil, nil
+		r.stats.Ignored++
+	}
+}
+
+// isOrigin reports whether q originated m (its ID is m.from).
+func isOrigin(q *peer, m *pubsubpb.Message) bool {
+	return len(m.From) == key.IDByteLength && bytes.Equal(m.From, q.raw[:])
+}
+
+// forward queues an accepted message to the direct peers subscribed to t and to t's mesh,
+// except its source, its origin and peers that sent IDONTWANT for it.
+func (r *Router) forward(e *routing.Entry[aux], t *topic) {
+	m := e.Msg
+	var k routing.IDKey
+	haveKey := false
+	send := func(q *peer) {
+		if q.serial == e.Aux.src || isOrigin(q, m) {
+			return
+		}
+		if len(q.dontWant) > 0 {
+			if !haveKey {
+				k, haveKey = routing.KeyOfString(string(e.ID)), true
+			}
+			if _, ok := q.dontWant[k]; ok {
+				return
+			}
+		}
+		r.out.Publish(&q.q, m, e.Size, router.KindForward)
+		r.stats.Forwarded++
+	}
+	for _, q := range r.directs {
+		if _, ok := q.topics[t.name]; ok {
+			send(q)
+		}
+	}
+	for _, q := range t.mesh {
+		send(q)
+	}
+}
+
+// Publish sends a message this node originated (docs/PUBSUB.md §4.5). With flood publishing
+// (the default) it goes to every peer subscribed to the topic that scores at least
+// PublishThreshold, and to direct peers; without, to direct peers and the mesh, or, for a
+// topic not joined, the fanout (created with D peers and kept for FanoutTTL after the last
+// publish). It is cached for IWANT, marked seen, and delivered locally in Ready.Deliver (with
+// an empty From) if this node joined the topic. It returns the peers it went to; nil if none,
+// or if id was already seen (publishing the same ID twice is a no-op).
+func (r *Router) Publish(now time.Time, id router.MsgID, msg *pubsubpb.Message) []key.ID {
+	r.start(now)
+	if msg == nil || r.cache.Lookup(id) != nil {
+		return nil
+	}
+	size := proto.Size(msg)
+	e := r.cache.Add(now, id, msg, size)
+	e.Status, e.Validated, e.Aux.topic = routing.Valid, now.UnixNano(), msg.Topic
+	r.cache.Put(e)
+	r.stats.Published++
+	t := r.topics[msg.Topic]
+	if t == nil {
+		return nil
+	}
+	to := r.publishPeers(now, t, true)
+	sent := make([]key.ID, 0, len(to))
+	for _, q := range to {
+		if isOrigin(q, msg) {
+			continue
+		}
+		r.out.Publish(&q.q, msg, size, router.KindPublish)
+		r.stats.Forwarded++
+		sent = append(sent, q.id)
+	}
+	if t.joined {
+		r.stats.Delivered++
+		r.rd.Deliver = append(r.rd.Deliver, router.Incoming{ID: id, Msg: msg})
+	}
+	if len(sent) == 0 {
+		return nil
+	}
+	return sent
+}
+
+// publishPeers returns the peers our own message on t goes to. With create, a topic not
+// joined gets fanout state (without flood publishing).
+func (r *Router) publishPeers(now time.Time, t *topic, create bool) []*peer {
+	if !r.p.DisableFloodPublish {
+		var to []*peer
+		for _, q := range t.peers {
+			if q.direct || r.score(q) >= r.thr.PublishThreshold {
+				to = append(to, q)
+			}
+		}
+		return to
+	}
+	var to []*peer
+	for _, q := range r.directs {
+		if _, ok := q.topics[t.name]; ok {
+			to = append(to, q)
+		}
+	}
+	if t.joined {
+		return append(to, t.mesh...)
+	}
+	if create {
+		if !t.inFanout {
+			t.inFanout = true
+			r.fanout = append(r.fanout, t)
+		}
+		if len(t.fanout) == 0 {
+			t.fanout = r.pick(t, r.p.D, func(q *peer) bool {
+				return !q.direct && r.score(q) >= r.thr.PublishThreshold
+			})
+		}
+		t.lastPub = now
+	}
+	return append(to, t.fanout...)
+}
+
+// pick returns up to n peers of t that pass ok, chosen at random (all of them when n < 0).
+func (r *Router) pick(t *topic, n int, ok func(*peer) bool) []*peer {
+	var c []*peer
+	for _, q := range t.peers {
+		if ok(q) {
+			c = append(c, q)
+		}
+	}
+	r.rng.Shuffle(len(c), func(i, j int) { c[i], c[j] = c[j], c[i] })
+	if n >= 0 && len(c) > n {
+		clear(c[n:])
+		c = c[:n]
+	}
+	return c
+}
+
+// Join subscribes this node to topic (gossipsub v1.0 "Topic Membership"): it announces the
+// subscription to every peer and builds the mesh from the fanout, if any, and other topic
+// peers up to D, sending each a GRAFT; peers in backoff, direct peers and peers with a
+// negative score are skipped.
+func (r *Router) Join(now time.Time, name string) {
+	r.start(now)
+	t := r.topics[name]
+	if t == nil {
+		t = &topic{name: name}
+		r.topics[name] = t
+	}
+	if t.joined {
+		return
+	}
+	t.joined = true
+	r.joined = append(r.joined, t)
+	for _, q := range r.peerList {
+		r.out.Subscribe(&q.q, name, true)
+	}
+	var mesh []*peer
+	if t.inFanout {
+		for _, q := range t.fanout {
+			if r.score(q) >= 0 && !r.inBackoff(t, q, now) {
+				mesh = append(mesh, q)
+			}
+		}
+		t.fanout, t.inFanout = nil, false
+		r.fanout = slices.DeleteFunc(r.fanout, func(x *topic) bool { return x == t })
+	}
+	if len(mesh) < r.p.D {
+		mesh = append(mesh, r.pick(t, r.p.D-len(mesh), func(q *peer) bool {
+			return !slices.Contains(mesh, q) && r.graftable(t, q, now)
+		})...)
+	}
+	for _, q := range mesh {
+		r.graft(now, t, q)
+	}
+}
+
+// graftable reports whether we may graft q onto t's mesh: not in it, not direct, not in
+// backoff, score ≥ 0.
+func (r *Router) graftable(t *topic, q *peer, now time.Time) bool {
+	return !q.direct && !slices.Contains(t.mesh, q) && !r.inBackoff(t, q, now) && r.score(q) >= 0
+}
+
+// inBackoff reports whether q is in backoff on t for a graft of ours: until the backoff's end
+// plus two heartbeats of slack, so that our GRAFT never reaches the peer before its own
+// backoff has expired (gossipsub v1.1 "PRUNE Backoff").
+func (r *Router) inBackoff(t *topic, q *peer, now time.Time) bool {
+	exp, ok := t.backoff[q.id]
+	return ok && now.Before(exp.Add(2*r.p.HeartbeatInterval))
+}
+
+// addBackoff starts or extends q's backoff on t to now+d.
+func (r *Router) addBackoff(t *topic, id key.ID, now time.Time, d time.Duration) {
+	exp := now.Add(d)
+	if t.backoff == nil {
+		t.backoff = make(map[key.ID]time.Time)
+	}
+	if cur, ok := t.backoff[id]; !ok || cur.Before(exp) {
+		t.backoff[id] = exp
+	}
+}
+
+// graft adds q to t's mesh and queues a GRAFT.
+func (r *Router) graft(now time.Time, t *topic, q *peer) {
+	t.mesh = append(t.mesh, q)
+	if q.st != nil {
+		r.sc.graft(now, q.st, t.name)
+	}
+	r.out.Graft(&q.q, t.name)
+	r.stats.GraftSent++
+}
+
+// prune takes q (already removed from t.mesh by the caller) out of the mesh: score
+// accounting, backoff, and a PRUNE with peer exchange if px.
+func (r *Router) prune(now time.Time, t *topic, q *peer, px, unsubscribe bool) {
+	if q.st != nil {
+		r.sc.prune(q.st, t.name)
+	}
+	d := r.p.PruneBackoff
+	if unsubscribe {
+		d = r.p.UnsubscribeBackoff
+	}
+	r.addBackoff(t, q.id, now, d)
+	r.sendPrune(t, q, px, d)
+}
+
+// sendPrune queues a PRUNE for t to q with backoff d and, if px and peer exchange is on, up
+// to PrunePeers other topic peers with a non-negative score and a dialable address.
+func (r *Router) sendPrune(t *topic, q *peer, px bool, d time.Duration) {
+	var infos []*pubsubpb.PeerInfo
+	if px && !r.p.DisablePX {
+		for _, c := range r.pick(t, r.p.PrunePeers, func(c *peer) bool {
+			return c != q && c.px != nil && r.score(c) >= 0
+		}) {
+			infos = append(infos, c.px)
+		}
+	}
+	r.out.Prune(&q.q, t.name, infos, uint64(d/time.Second))
+	r.stats.PruneSent++
+}
+
+// Leave unsubscribes this node from topic: it announces it, PRUNEs every mesh peer with
+// UnsubscribeBackoff, and forgets the mesh.
+func (r *Router) Leave(now time.Time, name string) {
+	r.start(now)
+	t := r.topics[name]
+	if t == nil || !t.joined {
+		return
+	}
+	t.joined = false
+	r.joined = slices.DeleteFunc(r.joined, func(x *topic) bool { return x == t })
+	for _, q := range r.peerList {
+		r.out.Subscribe(&q.q, name, false)
+	}
+	mesh := t.mesh
+	t.mesh = nil
+	for _, q := range mesh {
+		r.prune(now, t, q, true, true)
+	}
+	r.maybeFree(t)
+}
+
+// Ready returns and clears the accumulated effects.
+func (r *Router) Ready() router.Ready {
+	rd := r.rd
+	r.rd = router.Ready{}
+	if r.out.Pending() {
+		rd.Send = r.out.Flush(rd.Send)
+	}
+	return rd
+}
+
+// NextDeadline returns when Tick must next be called: the next heartbeat or score decay;
+// zero before the first call of any other method.
+func (r *Router) NextDeadline() time.Time {
+	if !r.started {
+		return time.Time{}
+	}
+	if r.sc != nil && r.nextDecay.Before(r.nextHB) {
+		return r.nextDecay
+	}
+	return r.nextHB
+}
+
+// maxCatchUp bounds the score decays one Tick runs to catch up after a long gap.
+const maxCatchUp = 1000
+
+// Tick runs what is due at now: score decays (one per DecayInterval elapsed, up to 1000) and
+// then at most one heartbeat (a late heartbeat is not repeated).
+func (r *Router) Tick(now time.Time) {
+	r.start(now)
+	if r.sc != nil && !now.Before(r.nextDecay) {
+		for i := 0; i < maxCatchUp && !now.Before(r.nextDecay); i++ {
+			r.sc.decay(now)
+			r.nextDecay = r.nextDecay.Add(r.sc.p.DecayInterval)
+		}
+		if !now.Before(r.nextDecay) {
+			r.nextDecay = now.Add(r.sc.p.DecayInterval)
+		}
+	}
+	if !now.Before(r.nextHB) {
+		r.heartbeat(now)
+		r.nextHB = r.nextHB.Add(r.p.HeartbeatInterval)
+		if !now.Before(r.nextHB) {
+			r.nextHB = now.Add(r.p.HeartbeatInterval)
+		}
+	}
+}
+
+// Peers returns the peers our own message on topic would go to now: with flood publishing,
+// every topic peer at or above PublishThreshold and the direct peers; without, the direct
+// peers and the mesh or the current fanout. The slice is the caller's.
+func (r *Router) Peers(name string) []key.ID {
+	t := r.topics[name]
+	if t == nil {
+		return nil
+	}
+	return ids(r.publishPeers(time.Time{}, t, false))
+}
+
+// MeshPeers returns topic's mesh peers (none if not joined), in graft order. The slice is the
+// caller's.
+func (r *Router) MeshPeers(name string) []key.ID {
+	t := r.topics[name]
+	if t == nil {
+		return nil
+	}
+	return ids(t.mesh)
+}
+
+// TopicPeers returns the peers subscribed to topic. The slice is the caller's.
+func (r *Router) TopicPeers(name string) []key.ID {
+	t := r.topics[name]
+	if t == nil {
+		return nil
+	}
+	return ids(t.peers)
+}
+
+// Joined returns the joined topics in Join order.
+func (r *Router) Joined() []string {
+	out := make([]string, len(r.joined))
+	for i, t := range r.joined {
+		out[i] = t.name
+	}
+	return out
+}
+
+func ids(ps []*peer) []key.ID {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]key.ID, len(ps))
+	for i, p := range ps {
+		out[i] = p.id
+	}
+	return out
+}
+
+// Score returns the current score of a connected or retained peer (0 for an unknown peer or
+// with scoring off).
+func (r *Router) Score(id key.ID) float64 {
+	if r.sc == nil {
+		return 0
+	}
+	st := r.sc.stats[id]
+	if st == nil {
+		return 0
+	}
+	return r.sc.score(id, st)
+}
+
+// PeerScore is one connected peer's score, for Scores.
+type PeerScore struct {
+	ID    key.ID
+	Score float64
+}
+
+// Scores returns the scores of the connected peers, sorted by ID. The slice is the caller's.
+func (r *Router) Scores() []PeerScore {
+	out := make([]PeerScore, 0, len(r.peerList))
+	for _, p := range r.peerList {
+		out = append(out, PeerScore{ID: p.id, Score: r.score(p)})
+	}
+	slices.SortFunc(out, func(a, b PeerScore) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return out
+}
+
+// Stats returns the cumulative counters.
+func (r *Router) Stats() router.Stats { return r.stats }
+
+// SeenLen returns the number of message IDs in the seen cache.
+func (r *Router) SeenLen() int { return r.cache.Len() }
+
+// CacheLen returns the number of messages in the message cache's windows.
+func (r *Router) CacheLen() int { return r.cache.CachedLen() }
+
+// Topics returns the number of topics the Router holds state for.
+func (r *Router) Topics() int { return len(r.topics) }

@@ -1,0 +1,195 @@
+package routing
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
+)
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func TestIDKey(t *testing.T) {
+	short := []byte("abc")
+	if KeyOf(short) != KeyOfString("abc") {
+		t.Fatal("KeyOf and KeyOfString differ")
+	}
+	if KeyOf(short) == KeyOf([]byte("abd")) || KeyOf([]byte("ab")) == KeyOf([]byte("ab\x00")) {
+		t.Fatal("distinct short IDs share a key")
+	}
+	long1, long2 := bytes.Repeat([]byte{1}, 40), bytes.Repeat([]byte{1}, 41)
+	if KeyOf(long1) == KeyOf(long2) || KeyOf(long1) != KeyOfString(string(long1)) {
+		t.Fatal("long IDs keyed wrongly")
+	}
+	// A 32-byte ID equal to the hash of a long one still differs (length marker).
+	h := KeyOf(long1)
+	if KeyOf(h.b[:]) == h {
+		t.Fatal("a short ID collides with a hashed long ID")
+	}
+}
+
+func TestMsgCacheSeenExpiry(t *testing.T) {
+	c := NewMsgCache[int](time.Minute, 0)
+	now := epoch
+	var ptrs []*Entry[int]
+	for i := range 1000 { // several blocks
+		e := c.Add(now, router.MsgID(fmt.Sprint(i)), nil, i)
+		e.Aux = i
+		ptrs = append(ptrs, e)
+		now = now.Add(10 * time.Millisecond)
+	}
+	if c.Len() != 1000 {
+		t.Fatalf("Len = %d", c.Len())
+	}
+	// Pointers stay valid while entries are added.
+	for i, e := range ptrs {
+		if e.Aux != i || c.Lookup(router.MsgID(fmt.Sprint(i))) != e {
+			t.Fatalf("entry %d moved or was overwritten", i)
+		}
+	}
+	if c.LookupBytes([]byte("999")) != ptrs[999] {
+		t.Fatal("LookupBytes")
+	}
+	// Expire at epoch+1m+5s forgets the first 501 (added at 0..5000 ms).
+	if n := c.Expire(epoch.Add(time.Minute + 5*time.Second)); n != 501 {
+		t.Fatalf("expired %d, want 501", n)
+	}
+	if c.Lookup("500") != nil || c.Lookup("501") == nil || c.Len() != 499 {
+		t.Fatal("wrong entries expired")
+	}
+	if exp, ok := c.NextExpiry(); !ok || exp != epoch.Add(time.Minute+5010*time.Millisecond).UnixNano() {
+		t.Fatalf("NextExpiry = %v %v", exp, ok)
+	}
+	c.Expire(epoch.Add(time.Hour))
+	if c.Len() != 0 || len(c.index) != 0 {
+		t.Fatal("not empty after everything expired")
+	}
+	if _, ok := c.NextExpiry(); ok {
+		t.Fatal("NextExpiry on an empty cache")
+	}
+	// Reuse after emptying.
+	e := c.Add(now, "x", nil, 0)
+	if c.Lookup("x") != e || c.Len() != 1 {
+		t.Fatal("Add after emptying")
+	}
+}
+
+func TestMsgCacheWindows(t *testing.T) {
+	c := NewMsgCache[int](time.Hour, 3)
+	m := &pubsubpb.Message{Data: []byte("d")}
+	var es []*Entry[int]
+	for i := range 3 {
+		e := c.Add(epoch, router.MsgID(fmt.Sprint(i)), m, 1)
+		e.Aux = 7
+		c.Put(e)
+		c.Put(e) // idempotent
+		es = append(es, e)
+		c.Shift()
+	}
+	// Windows now: [] [2] [1]; 0 was dropped by the third Shift.
+	if es[0].InCache || es[0].Msg != nil || es[0].Aux != 0 {
+		t.Fatalf("entry 0 not released: %+v", es[0])
+	}
+	if !es[1].InCache || es[1].Msg != m || es[1].Aux != 7 {
+		t.Fatal("entry 1 released early")
+	}
+	if c.CachedLen() != 2 || len(c.Window(0)) != 0 || c.Window(1)[0] != es[2].Seq {
+		t.Fatalf("windows wrong: cached %d", c.CachedLen())
+	}
+	// Expired seen entries vanish from At even while their window remains.
+	c.Expire(epoch.Add(2 * time.Hour))
+	if c.At(c.Window(1)[0]) != nil {
+		t.Fatal("At returned an expired entry")
+	}
+	c.Shift()
+	c.Shift()
+	if c.CachedLen() != 0 {
+		t.Fatalf("CachedLen = %d after shifting everything out", c.CachedLen())
+	}
+}
+
+func TestOutboxSplitsAndOrders(t *testing.T) {
+	o := Outbox{MaxRPCBytes: 1000, MaxIDontWantPerRPC: 3}
+	a, b := &Queue{To: "a"}, &Queue{To: "b"}
+	o.Graft(b, "t")
+	for i := range 100 {
+		o.Subscribe(a, fmt.Sprintf("%040d", i), true)
+	}
+	for i := range 7 {
+		o.IDontWant(b, []byte{byte(i)})
+	}
+	msg := &pubsubpb.Message{Data: make([]byte, 600)}
+	o.Publish(a, msg, proto.Size(msg), router.KindForward)
+	o.Publish(a, msg, proto.Size(msg), router.KindForward)
+	o.Publish(a, msg, proto.Size(msg), router.KindPublish)
+	out := o.Flush(nil)
+	var order []string
+	subs, idw := 0, 0
+	for _, ob := range out {
+		order = append(order, fmt.Sprintf("%s%d", ob.To, ob.Kind))
+		if sz := proto.Size(ob.RPC); sz > 1000 {
+			t.Fatalf("RPC of %d bytes", sz)
+		}
+		subs += len(ob.RPC.Subscriptions)
+		if c := ob.RPC.Control; c != nil {
+			n := 0
+			for _, x := range c.Idontwant {
+				n += len(x.MessageIDs)
+			}
+			if n > 3 {
+				t.Fatalf("%d IDONTWANT IDs in one RPC", n)
+			}
+			idw += n
+		}
+	}
+	if subs != 100 || idw != 7 {
+		t.Fatalf("subs %d idontwant %d", subs, idw)
+	}
+	// b first (queued first): control parts; then a: control parts, publish, forwards (2 parts).
+	want := "b1 b1 b1 a1 a1 a1 a1 a1 a2 a3 a3"
+	if got := fmt.Sprint(order); got != "["+want+"]" {
+		t.Fatalf("order = %s, want [%s]", got, want)
+	}
+	if o.Pending() || len(o.Flush(nil)) != 0 {
+		t.Fatal("Flush left something queued")
+	}
+	o.Subscribe(a, "x", true)
+	o.Drop(a)
+	if len(o.Flush(nil)) != 0 {
+		t.Fatal("dropped queue flushed")
+	}
+}
+
+func TestOriginIDInto(t *testing.T) {
+	for _, m := range []*pubsubpb.Message{
+		{From: []byte("0123456789abcdefghij"), Seqno: []byte{0, 0, 0, 0, 0, 0, 0, 1}, Data: []byte("x")},
+		{Topic: "t", Data: []byte("content")},
+		{From: []byte("f"), Topic: "t"},
+		{},
+	} {
+		var buf [64]byte
+		got, ok := OriginIDInto(buf[:0], m)
+		want := router.DefaultMsgID(m)
+		if ok && string(got) != string(want) {
+			t.Fatalf("OriginIDInto = %x, want %x", got, want)
+		}
+		if !ok && len(want) != 32 {
+			t.Fatalf("OriginIDInto declined a from‖seqno message")
+		}
+	}
+}
+
+func TestIsDefaultMsgID(t *testing.T) {
+	if !IsDefaultMsgID(nil) || !IsDefaultMsgID(router.DefaultMsgID) {
+		t.Fatal("the default not recognised")
+	}
+	own := func(m *pubsubpb.Message) router.MsgID { return router.MsgID(m.Data) }
+	if IsDefaultMsgID(own) {
+		t.Fatal("a custom function taken for the default")
+	}
+}
