@@ -114,8 +114,15 @@ type core struct {
 	authFails map[key.ID]int
 	crawled   map[key.ID]time.Time // seed mode: last crawl of each address
 
-	seedQueue []netaddr.NetAddress // seeds left to try in the current dialSeeds round
-	seedTry   key.ID               // the seed being dialed by dialSeeds, "" if none
+	// The seed fall-back works in rounds: a round starts with each periodic ensurePeers and
+	// includes the immediate runs (ensureSoon) until the next one. In a round each seed is
+	// dialed at most once, by the fall-back or as a pick, and once one has connected no other
+	// is dialed, so a seed that answers and disconnects cannot be redialed by the ensurePeers
+	// its answer triggers (a testnet node dialed its seed 12 times in 30 ms).
+	seedQueue     []netaddr.NetAddress // seeds left to try in this round's fall-back
+	seedTry       key.ID               // the seed being dialed by the fall-back, "" if none
+	seedsTried    map[key.ID]struct{}  // seeds dialed in this round
+	seedConnected bool                 // a seed connected (outbound) in this round
 
 	// ensureSoon asks the shell to run ensurePeers(now, false) at once (a seed answered, or a
 	// solicited PexAddrs added addresses while outbound slots are free).
@@ -132,6 +139,7 @@ func newCore(cfg Config, book *addrbook.AddrBook, rng *rand.Rand, net network) *
 		attempts:   make(map[key.ID]int),
 		authFails:  make(map[key.ID]int),
 		crawled:    make(map[key.ID]time.Time),
+		seedsTried: make(map[key.ID]struct{}),
 	}
 	for _, s := range cfg.Seeds {
 		c.seeds[s.ID] = s
@@ -171,6 +179,9 @@ func (c *core) addPeer(now time.Time, p p2p.Peer) {
 		delete(c.attempts, id)
 		if id == c.seedTry {
 			c.seedTry, c.seedQueue = "", nil
+		}
+		if _, ok := c.seeds[id]; ok {
+			c.seedConnected = true
 		}
 		// Departure: CometBFT marks an address good only when consensus says the peer was
 		// useful (MarkPeerAsGood); Switchyard has no consensus, so a completed outbound
@@ -340,6 +351,16 @@ func (c *core) connected(id key.ID) bool {
 	return false
 }
 
+// connectedSet returns the IDs of the connected peers (one Peers call).
+func (c *core) connectedSet() map[key.ID]struct{} {
+	peers := c.net.Peers()
+	set := make(map[key.ID]struct{}, len(peers))
+	for _, p := range peers {
+		set[p.ID()] = struct{}{}
+	}
+	return set
+}
+
 func (c *core) isDialing(now time.Time, id key.ID) bool {
 	t, ok := c.dialing[id]
 	if ok && now.Sub(t) >= dialingTTL {
@@ -351,8 +372,20 @@ func (c *core) isDialing(now time.Time, id key.ID) bool {
 
 // dialable reports whether a may be handed to DialPeers now.
 func (c *core) dialable(now time.Time, a netaddr.NetAddress) bool {
-	return !c.connected(a.ID) && !c.isDialing(now, a.ID) && !c.book.OurAddress(a) &&
+	return !c.connected(a.ID) && c.dialableNotConnected(now, a)
+}
+
+// dialableNotConnected is dialable without the connected check: not being dialed, not ours,
+// not banned (in the Switch or the book).
+func (c *core) dialableNotConnected(now time.Time, a netaddr.NetAddress) bool {
+	return !c.isDialing(now, a.ID) && !c.book.OurAddress(a) &&
 		!c.net.IsBanned(a.ID, a.IP) && !c.book.IsBanned(now, a.ID)
+}
+
+// seedTried reports whether id is a seed already dialed in this round.
+func (c *core) seedTried(id key.ID) bool {
+	_, ok := c.seedsTried[id]
+	return ok
 }
 
 func (c *core) dial(now time.Time, addrs ...netaddr.NetAddress) {
@@ -361,27 +394,44 @@ func (c *core) dial(now time.Time, addrs ...netaddr.NetAddress) {
 	}
 	for _, a := range addrs {
 		c.dialing[a.ID] = now
+		if _, ok := c.seeds[a.ID]; ok {
+			c.seedsTried[a.ID] = struct{}{}
+		}
 	}
 	c.net.DialPeers(addrs...)
 }
 
-// ensurePeers is CometBFT's ensurePeers (docs/WIRE.md §7.3). request is false for the immediate
-// runs triggered by a PexAddrs, as CometBFT's ensurePeers(false).
+// ensurePeers is CometBFT's ensurePeers (docs/WIRE.md §7.3). request is true for the periodic
+// run, which also starts a new round of the seed fall-back, and false for the immediate runs
+// triggered by a PexAddrs, as CometBFT's ensurePeers(false).
+//
+// Departure: CometBFT makes up to 3·numToDial PickAddress draws and skips the ones it cannot
+// dial, so with one dialable address among many connected ones it can miss it round after
+// round (a 20-node testnet did not converge that way). Here each pick comes from
+// PickAddressExcluding, which draws only among the dialable addresses with PickAddress's odds,
+// so ensurePeers dials min(numToDial, dialable addresses) of them.
 func (c *core) ensurePeers(now time.Time, request bool) {
 	c.ensureSoon = false
+	if request {
+		clear(c.seedsTried)
+		c.seedConnected = false
+	}
 	outbound := c.outbound()
 	numToDial := c.cfg.MaxOutboundPeers - (outbound + c.net.NumDialing())
 	var picked []netaddr.NetAddress
 	if numToDial > 0 {
 		bias := min(outbound, 8)*10 + 10
+		connected := c.connectedSet()
 		seen := make(map[key.ID]struct{})
-		for i := 0; i < 3*numToDial && len(picked) < numToDial; i++ {
-			a, ok := c.book.PickAddress(bias)
+		exclude := func(a netaddr.NetAddress) bool {
+			_, conn := connected[a.ID]
+			_, dup := seen[a.ID]
+			return conn || dup || c.seedTried(a.ID) || !c.dialableNotConnected(now, a)
+		}
+		for len(picked) < numToDial {
+			a, ok := c.book.PickAddressExcluding(bias, exclude)
 			if !ok {
 				break
-			}
-			if _, dup := seen[a.ID]; dup || !c.dialable(now, a) {
-				continue
 			}
 			seen[a.ID] = struct{}{}
 			picked = append(picked, a)
@@ -403,9 +453,10 @@ func (c *core) ensurePeers(now time.Time, request bool) {
 }
 
 // dialSeeds dials the seeds one at a time in random order until one connects (CometBFT's
-// dialSeeds, made asynchronous: the next seed is dialed when the previous dial fails).
+// dialSeeds, made asynchronous: the next seed is dialed when the previous dial fails). Within a
+// round (see core.seedsTried) each seed is dialed at most once, and none after one connected.
 func (c *core) dialSeeds(now time.Time) {
-	if len(c.cfg.Seeds) == 0 || c.seedTry != "" && c.isDialing(now, c.seedTry) {
+	if len(c.cfg.Seeds) == 0 || c.seedConnected || c.seedTry != "" && c.isDialing(now, c.seedTry) {
 		return
 	}
 	for _, s := range c.cfg.Seeds {
@@ -413,17 +464,24 @@ func (c *core) dialSeeds(now time.Time) {
 			return
 		}
 	}
-	c.seedQueue = append(c.seedQueue[:0], c.cfg.Seeds...)
+	c.seedQueue = c.seedQueue[:0]
+	for _, s := range c.cfg.Seeds {
+		if !c.seedTried(s.ID) {
+			c.seedQueue = append(c.seedQueue, s)
+		}
+	}
 	c.rng.Shuffle(len(c.seedQueue), func(i, j int) { c.seedQueue[i], c.seedQueue[j] = c.seedQueue[j], c.seedQueue[i] })
 	c.nextSeed(now)
 }
 
+// nextSeed dials the next seed of this round's queue that was not dialed yet in the round and
+// is not banned.
 func (c *core) nextSeed(now time.Time) {
 	c.seedTry = ""
 	for len(c.seedQueue) > 0 {
 		s := c.seedQueue[0]
 		c.seedQueue = c.seedQueue[1:]
-		if c.net.IsBanned(s.ID, s.IP) {
+		if c.seedTried(s.ID) || c.net.IsBanned(s.ID, s.IP) {
 			continue
 		}
 		c.seedTry = s.ID

@@ -4,7 +4,8 @@
 // # Place in the data path
 //
 //	PexAddrs ─► Reactor ─► addrbook.AddAddress        PexRequest ─► addrbook.GetSelection ─► PexAddrs
-//	ensurePeers / crawler ─► addrbook.PickAddress ─► Switch.DialPeers ─► dial queue ─► Transport.Dial
+//	ensurePeers ─► addrbook.PickAddressExcluding ─► Switch.DialPeers ─► dial queue ─► Transport.Dial
+//	crawler ─► addrbook.GetSelection ─► Switch.DialPeers
 //	Switch events (DialFailed) ─► MarkAttempt / MarkBad;  AddPeer (outbound) ─► MarkGood
 //
 // # Design
@@ -40,10 +41,12 @@
 //   - Inbound peers: their NodeInfo listen address is added with themselves as source.
 //   - ensurePeers every 30 s (first at once without peers, else after a jitter in [0, 30 s)):
 //     numToDial = max_outbound − (outbound + the Switch's dials in flight), bias
-//     min(outbound, 8)·10 + 10, up to 3·numToDial picks skipping connected, being-dialed, own and
-//     banned addresses; then, while the book needs addresses: ReinstateBadPeers, ask a random
-//     peer, and dial the seeds (random order, the next one when a dial fails) if nothing was
-//     picked.
+//     min(outbound, 8)·10 + 10, then up to numToDial distinct picks among the addresses that are
+//     not connected, not being dialed, not ours, not banned and not a seed already dialed in
+//     this round (PickAddressExcluding); then, while the book needs addresses:
+//     ReinstateBadPeers, ask a random peer, and dial the seeds (random order, the next one when
+//     a dial fails, none after one connected, each at most once per round) if nothing was
+//     picked. A round is one periodic ensurePeers and the immediate ones it triggers.
 //   - Seed mode: dial the seeds (or crawl GetSelection) at start; every 30 s disconnect
 //     non-persistent peers connected ≥ SeedDisconnectWaitPeriod (28 h), crawl GetSelection
 //     skipping addresses crawled < 2 min ago (dial, and request once connected), forget crawl
@@ -68,8 +71,17 @@
 //     PexAddrs that added addresses while outbound slots are free triggers an immediate
 //     ensurePeers(false) (dial only, no new request, so it cannot cascade). A 12-node
 //     `switchyard testnet` converges in a few seconds instead of after 30-60 s of ticks.
+//   - Dial selection: CometBFT makes up to 3·numToDial PickAddress draws from the whole book and
+//     skips those it cannot dial, so a node connected to all but one of the addresses it knows
+//     can miss that one round after round (a 20-node testnet failed to converge that way).
+//     ensurePeers draws each pick with addrbook.PickAddressExcluding instead: only dialable
+//     addresses, with PickAddress's odds between them (the new/old bias and the bucket-based
+//     eclipse defence unchanged), so every round dials min(numToDial, dialable) addresses.
 //   - Seeds are dialed asynchronously through the Switch, one at a time, advancing on each
-//     DialFailed (CometBFT dials them one after another in a blocking loop).
+//     DialFailed (CometBFT dials them one after another in a blocking loop). Each seed is dialed
+//     at most once per round, by the fall-back or as an ordinary pick: a seed answers and
+//     disconnects, and its answer triggers an immediate ensurePeers, which without the rule
+//     dialed the seed again at once (one node dialed its seed 12 times in 30 ms).
 //   - Undecodable messages and floods (ErrFlood) disconnect without a ban, as CometBFT.
 //
 // # Not here
