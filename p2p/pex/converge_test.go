@@ -122,19 +122,21 @@ func TestEnsurePeersDialsMinOfSlotsAndDialable(t *testing.T) {
 	}
 }
 
-// seedSim plays the Switch and a CometBFT seed for a core: every dial of a seed connects at
-// once; the seed answers our PexRequest with answer and disconnects us right after. Dials of
-// other addresses stay in flight. step runs what the reactor's shell does after an event: an
-// immediate ensurePeers(false) while ensureSoon is set.
+// seedSim plays the Switch and CometBFT seeds for a core: every dial of a seed connects at
+// once; the seed answers our PexRequest with answer and disconnects us right after. A flaky
+// peer connects and disconnects us at once, without a word. Dials of other addresses stay in
+// flight. settle runs what the reactor's shell does after each event: an immediate
+// ensurePeers(false) while ensureSoon is set.
 type seedSim struct {
 	t      *testing.T
 	c      *core
 	n      *fakeNet
 	clk    *clock.Manual
 	seeds  map[key.ID]bool
+	flaky  map[key.ID]bool
 	down   map[key.ID]bool // seeds whose dials fail
 	answer []netaddr.NetAddress
-	dials  map[key.ID]int // per seed, in this round
+	dials  map[key.ID]int // per seed or flaky peer, in this round
 }
 
 func (s *seedSim) settle() {
@@ -142,7 +144,7 @@ func (s *seedSim) settle() {
 		dialed := s.n.dialed
 		s.n.dialed = nil
 		for _, a := range dialed {
-			if !s.seeds[a.ID] {
+			if !s.seeds[a.ID] && !s.flaky[a.ID] {
 				continue
 			}
 			s.dials[a.ID]++
@@ -153,10 +155,12 @@ func (s *seedSim) settle() {
 			}
 			p := &fakePeer{addr: a, outbound: true}
 			s.n.connect(s.c, s.clk.Now(), p)
-			if p.requests() != 1 {
-				s.t.Fatalf("seed %v not asked for addresses", a)
+			if s.seeds[a.ID] {
+				if p.requests() != 1 {
+					s.t.Fatalf("seed %v not asked for addresses", a)
+				}
+				s.c.receive(s.clk.Now(), p, decode(addrsMsg(s.t, s.answer...)))
 			}
-			s.c.receive(s.clk.Now(), p, decode(addrsMsg(s.t, s.answer...)))
 			s.n.disconnect(s.c, p)
 		}
 		if !s.c.ensureSoon && len(s.n.dialed) == 0 {
@@ -235,5 +239,227 @@ func TestSeedFallbackRound(t *testing.T) {
 		if d[s2.ID] != 1 || d[s1.ID] > 1 {
 			t.Fatalf("round %d with %v down: seed dials %v", r, s1, d)
 		}
+	}
+}
+
+// TestFlakyPeerDialedOncePerRound: a peer that accepts our connection and drops it at once frees
+// an outbound slot, which triggers an immediate ensurePeers; that run must not dial the same
+// peer again (roundDialed), so it is dialed once per round, not in a loop.
+func TestFlakyPeerDialedOncePerRound(t *testing.T) {
+	flaky := loopAddr(600)
+	c, n := newSeededCore(t, Config{MaxOutboundPeers: 10}, 5)
+	for i := range 12 {
+		_ = c.book.AddAddress(t0, loopAddr(i), loopAddr(100))
+		n.connect(c, t0, &fakePeer{addr: loopAddr(i), outbound: i < 6})
+	}
+	_ = c.book.AddAddress(t0, flaky, loopAddr(100))
+	s := &seedSim{t: t, c: c, n: n, clk: clock.NewManual(t0), flaky: map[key.ID]bool{flaky.ID: true}}
+	for r := range 3 {
+		if d := s.round(); d[flaky.ID] != 1 {
+			t.Fatalf("round %d: flaky peer dialed %d times, want once", r, d[flaky.ID])
+		}
+	}
+}
+
+// TestSlotFreedRefilledAtOnce: a freed outbound slot is refilled by an immediate ensurePeers,
+// not at the next period. The seed's case: its answer triggers ensurePeers while it still holds
+// a slot (9 dialed), then it disconnects and the tenth is dialed at once, never the seed again.
+// Also an outbound peer that leaves and a refused outbound connection (PeerRejected, e.g. a
+// simultaneous dial that lost the tie-break); an inbound peer that leaves frees no slot.
+func TestSlotFreedRefilledAtOnce(t *testing.T) {
+	seed := loopAddr(500)
+	c, n := newSeededCore(t, Config{MaxOutboundPeers: 10, Seeds: []netaddr.NetAddress{seed}}, 6)
+	clk := clock.NewManual(t0)
+	c.ensurePeers(clk.Now(), true)
+	if len(n.dialed) != 1 || n.dialed[0] != seed {
+		t.Fatalf("dialed %v, want the seed", n.dialed)
+	}
+	n.dialed = nil
+	sp := &fakePeer{addr: seed, outbound: true}
+	n.connect(c, clk.Now(), sp)
+	var answer []netaddr.NetAddress
+	for i := range 18 {
+		answer = append(answer, loopAddr(i))
+	}
+	c.receive(clk.Now(), sp, decode(addrsMsg(t, answer...)))
+	if !c.ensureSoon {
+		t.Fatal("the seed's answer did not trigger ensurePeers")
+	}
+	c.ensurePeers(clk.Now(), false) // the seed is still connected
+	if len(n.dialed) != 9 {
+		t.Fatalf("dialed %d with the seed holding a slot, want 9", len(n.dialed))
+	}
+	n.inFlight = 9
+	n.disconnect(c, sp)
+	if !c.ensureSoon {
+		t.Fatal("the seed's slot was freed without an immediate ensurePeers")
+	}
+	clk.Advance(time.Millisecond)
+	c.ensurePeers(clk.Now(), false)
+	got := map[key.ID]bool{}
+	for _, a := range n.dialed {
+		if got[a.ID] || a == seed {
+			t.Fatalf("dialed %v twice or the seed again: %v", a, n.dialed)
+		}
+		got[a.ID] = true
+	}
+	if len(got) != 10 {
+		t.Fatalf("dialed %d addresses after the seed left, want 10: %v", len(got), n.dialed)
+	}
+
+	// The dials succeed; then one outbound peer leaves: a replacement is dialed at once.
+	n.inFlight = 0
+	var outs []*fakePeer
+	for _, a := range n.dialed {
+		p := &fakePeer{addr: a, outbound: true}
+		n.connect(c, clk.Now(), p)
+		outs = append(outs, p)
+	}
+	c.ensureSoon = false
+	n.dialed = nil
+	in := &fakePeer{addr: loopAddr(700)}
+	n.connect(c, clk.Now(), in)
+	n.disconnect(c, in)
+	if c.ensureSoon {
+		t.Error("an inbound peer leaving triggered ensurePeers")
+	}
+	n.disconnect(c, outs[0])
+	if !c.ensureSoon {
+		t.Fatal("an outbound peer leaving did not trigger ensurePeers")
+	}
+	c.ensurePeers(clk.Now(), false)
+	if len(n.dialed) != 1 || n.dialed[0] == outs[0].addr || got[n.dialed[0].ID] {
+		t.Fatalf("after an outbound peer left: dialed %v, want one new address", n.dialed)
+	}
+	c.ensureSoon = false
+	c.rejected(n.dialed[0].ID) // the Switch refused that connection
+	if !c.ensureSoon {
+		t.Error("a refused outbound connection did not trigger ensurePeers")
+	}
+}
+
+// TestHungryNodeAsksAgain: a node left with free outbound slots and nothing to dial (an early
+// node of a testnet: everyone it knows is connected, and the nodes it does not know have full
+// outbound slots) asks a random peer again after 1, 2, 4 and 8 s instead of waiting for the next
+// period; an answer with a new address is dialed at once. It never asks a peer a third time
+// within 11 s (the peer would ban it, A-07), stops after those four asks, and starts again
+// once a round has filled its slots and one frees.
+func TestHungryNodeAsksAgain(t *testing.T) {
+	c, n := newSeededCore(t, Config{MaxOutboundPeers: 10}, 8)
+	clk := clock.NewManual(t0)
+	var in []*fakePeer
+	for i := range 3 {
+		p := &fakePeer{addr: loopAddr(i)} // inbound: their addresses are in the book
+		n.connect(c, clk.Now(), p)
+		in = append(in, p)
+	}
+	requests := func() int {
+		sum := 0
+		for _, p := range in {
+			sum += p.requests()
+		}
+		return sum
+	}
+	answerAll := func(addrs ...netaddr.NetAddress) {
+		for _, p := range in {
+			if st := c.peers[p.ID()]; st.requested {
+				c.receive(clk.Now(), p, decode(addrsMsg(t, addrs...)))
+			}
+		}
+	}
+	c.ensurePeers(clk.Now(), true)
+	if requests() != 1 || len(n.dialed) != 0 {
+		t.Fatalf("periodic run: %d requests, dialed %v", requests(), n.dialed)
+	}
+	answerAll()
+	var asks []time.Duration
+	for i := 0; i < 20 && !c.nextAsk.IsZero(); i++ {
+		clk.Set(c.nextAsk)
+		before := requests()
+		c.ask(clk.Now())
+		if requests() != before+1 {
+			t.Fatalf("ask at %v sent %d requests", clk.Now().Sub(t0), requests()-before)
+		}
+		asks = append(asks, clk.Now().Sub(t0))
+		if len(asks) == 2 { // this answer brings a new address: dialed at once
+			answerAll(loopAddr(50))
+			if !c.ensureSoon {
+				t.Fatal("a new address with free slots did not trigger ensurePeers")
+			}
+			c.ensurePeers(clk.Now(), false)
+			if len(n.dialed) != 1 || n.dialed[0] != loopAddr(50) {
+				t.Fatalf("dialed %v, want %v", n.dialed, loopAddr(50))
+			}
+			n.connect(c, clk.Now(), &fakePeer{addr: loopAddr(50), outbound: true})
+			continue
+		}
+		answerAll()
+	}
+	if want := []time.Duration{time.Second, 3 * time.Second, 7 * time.Second, 15 * time.Second}; fmt.Sprint(asks) != fmt.Sprint(want) {
+		t.Fatalf("hungry asks at %v, want %v", asks, want)
+	}
+	for _, p := range in {
+		if p.requests() > 3 {
+			t.Errorf("%v asked %d times in 15 s", p.ID(), p.requests())
+		}
+	}
+
+	// A round that fills the slots ends the spell; a slot freed later starts a new one.
+	for i := range 9 {
+		_ = c.book.AddAddress(clk.Now(), loopAddr(100+i), loopAddr(0))
+	}
+	n.dialed = nil
+	clk.Advance(DefaultEnsurePeersPeriod)
+	c.ensurePeers(clk.Now(), true)
+	if len(n.dialed) != 9 || !c.nextAsk.IsZero() || c.askDelay != 0 {
+		t.Fatalf("dialed %d (want the 9 free slots), nextAsk %v, delay %v", len(n.dialed), c.nextAsk, c.askDelay)
+	}
+	var outs []*fakePeer
+	for _, a := range n.dialed {
+		p := &fakePeer{addr: a, outbound: true}
+		n.connect(c, clk.Now(), p)
+		outs = append(outs, p)
+	}
+	n.disconnect(c, outs[3]) // nothing else to dial: it was dialed in this round
+	c.ensurePeers(clk.Now(), false)
+	if len(n.dialed) != 9 || c.nextAsk != clk.Now().Add(hungryAskMin) {
+		t.Fatalf("after a slot freed with nothing to dial: nextAsk %v, want in %v", c.nextAsk.Sub(clk.Now()), hungryAskMin)
+	}
+}
+
+// TestHungryAskRespectsRateLimit: with one peer, the hungry asks skip it while a request is
+// outstanding or a third one would come within 11 s of the second.
+func TestHungryAskRespectsRateLimit(t *testing.T) {
+	c, n := newSeededCore(t, Config{MaxOutboundPeers: 10}, 9)
+	clk := clock.NewManual(t0)
+	p := &fakePeer{addr: loopAddr(0)}
+	n.connect(c, clk.Now(), p)
+	c.ensurePeers(clk.Now(), true) // request 1
+	// Request 1 is outstanding at the first ask (1 s): skipped. It is answered at 2 s.
+	clk.Set(c.nextAsk)
+	c.ask(clk.Now())
+	if p.requests() != 1 {
+		t.Fatalf("asked again with a request outstanding: %d requests", p.requests())
+	}
+	clk.Advance(time.Second)
+	c.receive(clk.Now(), p, decode(addrsMsg(t)))
+	var sent []time.Duration
+	last := p.requests()
+	for !c.nextAsk.IsZero() {
+		clk.Set(c.nextAsk)
+		c.ask(clk.Now())
+		if p.requests() > last {
+			sent = append(sent, clk.Now().Sub(t0))
+			last = p.requests()
+			c.receive(clk.Now(), p, decode(addrsMsg(t)))
+		}
+	}
+	// Request 2 (the second, free) at 3 s; a third may not come before 14 s: the ask at 7 s is
+	// skipped, the one at 15 s is sent.
+	if fmt.Sprint(sent) != fmt.Sprint([]time.Duration{3 * time.Second, 15 * time.Second}) {
+		t.Fatalf("requests sent at %v", sent)
+	}
+	if n.stopped[p.ID()] != nil {
+		t.Fatal("peer stopped")
 	}
 }

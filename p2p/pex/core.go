@@ -114,32 +114,42 @@ type core struct {
 	authFails map[key.ID]int
 	crawled   map[key.ID]time.Time // seed mode: last crawl of each address
 
-	// The seed fall-back works in rounds: a round starts with each periodic ensurePeers and
-	// includes the immediate runs (ensureSoon) until the next one. In a round each seed is
-	// dialed at most once, by the fall-back or as a pick, and once one has connected no other
-	// is dialed, so a seed that answers and disconnects cannot be redialed by the ensurePeers
-	// its answer triggers (a testnet node dialed its seed 12 times in 30 ms).
+	// Dialing works in rounds: a round starts with each periodic ensurePeers and includes the
+	// immediate runs (ensureSoon) until the next one. In a round ensurePeers dials each address
+	// at most once, seeds included (by the fall-back or as a pick), and once a seed has
+	// connected no other seed is dialed. So a peer that accepts and disconnects at once, as a
+	// seed does after answering, cannot be redialed by the ensurePeers its answer or its
+	// disconnection triggers (a testnet node dialed its seed 12 times in 30 ms).
+	roundDialed   map[key.ID]struct{}  // addresses dialed by ensurePeers or dialSeeds this round
 	seedQueue     []netaddr.NetAddress // seeds left to try in this round's fall-back
 	seedTry       key.ID               // the seed being dialed by the fall-back, "" if none
-	seedsTried    map[key.ID]struct{}  // seeds dialed in this round
 	seedConnected bool                 // a seed connected (outbound) in this round
 
-	// ensureSoon asks the shell to run ensurePeers(now, false) at once (a seed answered, or a
-	// solicited PexAddrs added addresses while outbound slots are free).
+	// ensureSoon asks the shell to run ensurePeers(now, false) at once: a seed answered, a
+	// solicited PexAddrs added addresses while outbound slots are free, or an outbound slot
+	// was freed (an outbound peer left, or the Switch refused our connection).
 	ensureSoon bool
+
+	// Hungry asks: while ensurePeers leaves outbound slots free for want of dialable addresses
+	// and the book needs addresses, the shell calls ask at nextAsk (zero: none due), which
+	// sends one PexRequest to a random peer that may be asked. The delays are hungryAskMin,
+	// then doubling while twice the delay is at most EnsurePeersPeriod (1, 2, 4 and 8 s at the
+	// default 30 s); a round that leaves no slot free (or a full book) starts them again.
+	nextAsk  time.Time
+	askDelay time.Duration // the last delay scheduled in this hungry spell, 0 if none
 }
 
 func newCore(cfg Config, book *addrbook.AddrBook, rng *rand.Rand, net network) *core {
 	c := &core{
 		cfg: cfg, log: cfg.Logger, book: book, rng: rng, net: net,
-		seeds:      make(map[key.ID]netaddr.NetAddress),
-		persistent: make(map[key.ID]struct{}),
-		peers:      make(map[key.ID]*peerState),
-		dialing:    make(map[key.ID]time.Time),
-		attempts:   make(map[key.ID]int),
-		authFails:  make(map[key.ID]int),
-		crawled:    make(map[key.ID]time.Time),
-		seedsTried: make(map[key.ID]struct{}),
+		seeds:       make(map[key.ID]netaddr.NetAddress),
+		persistent:  make(map[key.ID]struct{}),
+		peers:       make(map[key.ID]*peerState),
+		dialing:     make(map[key.ID]time.Time),
+		attempts:    make(map[key.ID]int),
+		authFails:   make(map[key.ID]int),
+		crawled:     make(map[key.ID]time.Time),
+		roundDialed: make(map[key.ID]struct{}),
 	}
 	for _, s := range cfg.Seeds {
 		c.seeds[s.ID] = s
@@ -205,15 +215,27 @@ func (c *core) removePeer(p p2p.Peer) {
 	if st := c.peers[p.ID()]; st != nil && st.p == p {
 		delete(c.peers, p.ID())
 	}
+	c.slotFreed(p.IsOutbound())
 }
 
-// requestAddrs sends a PexRequest to st's peer unless one is outstanding or it would be the
-// third within MinReceiveRequestInterval (+1 s margin) of the previous one.
-func (c *core) requestAddrs(now time.Time, st *peerState) {
-	if st.requested {
-		return
+// slotFreed asks for an immediate ensurePeers when an outbound slot was freed (outbound), so
+// that a seed's slot, or a peer's that left, is refilled without waiting up to a period. It
+// cannot loop: within a round ensurePeers never redials an address (roundDialed).
+func (c *core) slotFreed(outbound bool) {
+	if outbound && !c.cfg.SeedMode {
+		c.ensureSoon = true
 	}
-	if st.sentCount >= 2 && now.Sub(st.lastSent) < MinReceiveRequestInterval+requestMargin {
+}
+
+// mayRequest reports whether a PexRequest may be sent to st's peer now: none is outstanding
+// and it would not be the third within MinReceiveRequestInterval (+1 s margin) of the previous.
+func mayRequest(now time.Time, st *peerState) bool {
+	return !st.requested && (st.sentCount < 2 || now.Sub(st.lastSent) >= MinReceiveRequestInterval+requestMargin)
+}
+
+// requestAddrs sends a PexRequest to st's peer if mayRequest.
+func (c *core) requestAddrs(now time.Time, st *peerState) {
+	if !mayRequest(now, st) {
 		return
 	}
 	if !st.p.TrySend(Channel, requestBytes) {
@@ -382,9 +404,9 @@ func (c *core) dialableNotConnected(now time.Time, a netaddr.NetAddress) bool {
 		!c.net.IsBanned(a.ID, a.IP) && !c.book.IsBanned(now, a.ID)
 }
 
-// seedTried reports whether id is a seed already dialed in this round.
-func (c *core) seedTried(id key.ID) bool {
-	_, ok := c.seedsTried[id]
+// dialedThisRound reports whether ensurePeers or dialSeeds dialed id in this round.
+func (c *core) dialedThisRound(id key.ID) bool {
+	_, ok := c.roundDialed[id]
 	return ok
 }
 
@@ -394,11 +416,16 @@ func (c *core) dial(now time.Time, addrs ...netaddr.NetAddress) {
 	}
 	for _, a := range addrs {
 		c.dialing[a.ID] = now
-		if _, ok := c.seeds[a.ID]; ok {
-			c.seedsTried[a.ID] = struct{}{}
-		}
 	}
 	c.net.DialPeers(addrs...)
+}
+
+// dialInRound is dial for ensurePeers and dialSeeds: it records the addresses in roundDialed.
+func (c *core) dialInRound(now time.Time, addrs ...netaddr.NetAddress) {
+	for _, a := range addrs {
+		c.roundDialed[a.ID] = struct{}{}
+	}
+	c.dial(now, addrs...)
 }
 
 // ensurePeers is CometBFT's ensurePeers (docs/WIRE.md §7.3). request is true for the periodic
@@ -413,12 +440,17 @@ func (c *core) dial(now time.Time, addrs ...netaddr.NetAddress) {
 func (c *core) ensurePeers(now time.Time, request bool) {
 	c.ensureSoon = false
 	if request {
-		clear(c.seedsTried)
+		clear(c.roundDialed)
 		c.seedConnected = false
 	}
 	outbound := c.outbound()
-	numToDial := c.cfg.MaxOutboundPeers - (outbound + c.net.NumDialing())
+	inFlight := c.net.NumDialing()
+	numToDial := c.cfg.MaxOutboundPeers - (outbound + inFlight)
 	var picked []netaddr.NetAddress
+	defer func() {
+		c.log.Debug("ensurePeers", "periodic", request, "outbound", outbound, "in_flight", inFlight,
+			"to_dial", numToDial, "dialed", len(picked), "book", c.book.Size())
+	}()
 	if numToDial > 0 {
 		bias := min(outbound, 8)*10 + 10
 		connected := c.connectedSet()
@@ -426,7 +458,7 @@ func (c *core) ensurePeers(now time.Time, request bool) {
 		exclude := func(a netaddr.NetAddress) bool {
 			_, conn := connected[a.ID]
 			_, dup := seen[a.ID]
-			return conn || dup || c.seedTried(a.ID) || !c.dialableNotConnected(now, a)
+			return conn || dup || c.dialedThisRound(a.ID) || !c.dialableNotConnected(now, a)
 		}
 		for len(picked) < numToDial {
 			a, ok := c.book.PickAddressExcluding(bias, exclude)
@@ -436,25 +468,78 @@ func (c *core) ensurePeers(now time.Time, request bool) {
 			seen[a.ID] = struct{}{}
 			picked = append(picked, a)
 		}
-		c.dial(now, picked...)
+		c.dialInRound(now, picked...)
 	}
 	if c.book.NeedMoreAddrs() {
 		c.book.ReinstateBadPeers(now)
-		if peers := c.net.Peers(); request && len(peers) > 0 {
-			p := peers[c.rng.IntN(len(peers))]
-			if st := c.peers[p.ID()]; st != nil && st.p == p {
-				c.requestAddrs(now, st)
-			}
+		if request {
+			c.askRandomPeer(now)
 		}
 		if len(picked) == 0 {
 			c.dialSeeds(now)
 		}
 	}
+	c.hungry(now, numToDial > len(picked) && c.book.NeedMoreAddrs())
+}
+
+// askRandomPeer sends a PexRequest to a random connected peer that may be asked now
+// (mayRequest). CometBFT picks any random peer, so its request is lost when that peer was asked
+// recently.
+func (c *core) askRandomPeer(now time.Time) {
+	var askable []*peerState
+	for _, p := range c.net.Peers() {
+		if st := c.peers[p.ID()]; st != nil && st.p == p && mayRequest(now, st) {
+			askable = append(askable, st)
+		}
+	}
+	if len(askable) > 0 {
+		c.requestAddrs(now, askable[c.rng.IntN(len(askable))])
+	}
+}
+
+// hungry updates the hungry asks (core.nextAsk) after ensurePeers: isHungry means outbound
+// slots were left free for want of dialable addresses while the book needs more.
+func (c *core) hungry(now time.Time, isHungry bool) {
+	if !isHungry {
+		c.nextAsk, c.askDelay = time.Time{}, 0
+		return
+	}
+	if c.nextAsk.IsZero() {
+		c.scheduleAsk(now)
+	}
+}
+
+// scheduleAsk schedules the next hungry ask: hungryAskMin after the spell began, then twice
+// the previous delay, as long as twice the delay is at most EnsurePeersPeriod.
+func (c *core) scheduleAsk(now time.Time) {
+	d := hungryAskMin
+	if c.askDelay > 0 {
+		d = 2 * c.askDelay
+	}
+	if 2*d > c.cfg.EnsurePeersPeriod {
+		c.nextAsk = time.Time{} // this spell's asks are over; the periodic run still asks
+		c.askDelay = max(c.askDelay, d)
+		return
+	}
+	c.askDelay, c.nextAsk = d, now.Add(d)
+}
+
+// ask is a hungry ask, due at nextAsk: one PexRequest to a random peer that may be asked, if
+// outbound slots are still free and the book needs addresses. Its answer, if it adds addresses,
+// triggers an immediate ensurePeers.
+func (c *core) ask(now time.Time) {
+	c.nextAsk = time.Time{}
+	if c.numToDial() <= 0 || !c.book.NeedMoreAddrs() {
+		c.askDelay = 0
+		return
+	}
+	c.askRandomPeer(now)
+	c.scheduleAsk(now)
 }
 
 // dialSeeds dials the seeds one at a time in random order until one connects (CometBFT's
 // dialSeeds, made asynchronous: the next seed is dialed when the previous dial fails). Within a
-// round (see core.seedsTried) each seed is dialed at most once, and none after one connected.
+// round (see core.roundDialed) each seed is dialed at most once, and none after one connected.
 func (c *core) dialSeeds(now time.Time) {
 	if len(c.cfg.Seeds) == 0 || c.seedConnected || c.seedTry != "" && c.isDialing(now, c.seedTry) {
 		return
@@ -466,7 +551,7 @@ func (c *core) dialSeeds(now time.Time) {
 	}
 	c.seedQueue = c.seedQueue[:0]
 	for _, s := range c.cfg.Seeds {
-		if !c.seedTried(s.ID) {
+		if !c.dialedThisRound(s.ID) {
 			c.seedQueue = append(c.seedQueue, s)
 		}
 	}
@@ -481,12 +566,12 @@ func (c *core) nextSeed(now time.Time) {
 	for len(c.seedQueue) > 0 {
 		s := c.seedQueue[0]
 		c.seedQueue = c.seedQueue[1:]
-		if c.seedTried(s.ID) || c.net.IsBanned(s.ID, s.IP) {
+		if c.dialedThisRound(s.ID) || c.net.IsBanned(s.ID, s.IP) {
 			continue
 		}
 		c.seedTry = s.ID
 		delete(c.dialing, s.ID) // a seed is dialed even if an earlier dial is still retried
-		c.dial(now, s)
+		c.dialInRound(now, s)
 		return
 	}
 }
@@ -569,9 +654,12 @@ func (c *core) penalizeSource(now time.Time, src netaddr.NetAddress) {
 	c.book.MarkBad(now, src, DefaultBanTime)
 }
 
-// rejected handles a PeerRejected event for one of our dials (duplicate, limits, ...): the
-// dial is over.
-func (c *core) rejected(id key.ID) { delete(c.dialing, id) }
+// rejected handles a PeerRejected event for one of our dials (duplicate, simultaneous dial,
+// limits, ...): the dial is over and its outbound slot free.
+func (c *core) rejected(id key.ID) {
+	delete(c.dialing, id)
+	c.slotFreed(true)
+}
 
 // ---- seed mode ---------------------------------------------------------------------------
 

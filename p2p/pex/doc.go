@@ -42,11 +42,14 @@
 //   - ensurePeers every 30 s (first at once without peers, else after a jitter in [0, 30 s)):
 //     numToDial = max_outbound − (outbound + the Switch's dials in flight), bias
 //     min(outbound, 8)·10 + 10, then up to numToDial distinct picks among the addresses that are
-//     not connected, not being dialed, not ours, not banned and not a seed already dialed in
-//     this round (PickAddressExcluding); then, while the book needs addresses:
-//     ReinstateBadPeers, ask a random peer, and dial the seeds (random order, the next one when
-//     a dial fails, none after one connected, each at most once per round) if nothing was
-//     picked. A round is one periodic ensurePeers and the immediate ones it triggers.
+//     not connected, not being dialed, not ours, not banned and not dialed already in this round
+//     (PickAddressExcluding); then, while the book needs addresses: ReinstateBadPeers, ask a
+//     random peer, and dial the seeds (random order, the next one when a dial fails, none after
+//     one connected, each at most once per round) if nothing was picked. A round is one periodic
+//     ensurePeers and the immediate ones (ensurePeers(false), no request) that follow it until
+//     the next: after a seed's answer, a solicited answer that added addresses while slots are
+//     free, and a freed outbound slot (an outbound peer left, or the Switch refused our
+//     connection).
 //   - Seed mode: dial the seeds (or crawl GetSelection) at start; every 30 s disconnect
 //     non-persistent peers connected ≥ SeedDisconnectWaitPeriod (28 h), crawl GetSelection
 //     skipping addresses crawled < 2 min ago (dial, and request once connected), forget crawl
@@ -68,9 +71,12 @@
 //     (Switch.MarkPeerAsGood). Switchyard has no consensus, so a completed outbound handshake
 //     (authenticated ID equals the dialed ID, compatible NodeInfo) marks it good.
 //   - Convergence: besides CometBFT's immediate ensurePeers when a seed answers, any solicited
-//     PexAddrs that added addresses while outbound slots are free triggers an immediate
-//     ensurePeers(false) (dial only, no new request, so it cannot cascade). A 12-node
-//     `switchyard testnet` converges in a few seconds instead of after 30-60 s of ticks.
+//     PexAddrs that added addresses while outbound slots are free, and every freed outbound slot
+//     (an outbound peer left, the Switch refused our connection) trigger an immediate
+//     ensurePeers(false) (dial only, no new request). None can loop: within a round no address
+//     is dialed twice. Without the freed-slot rule a node whose seed answered while still
+//     holding a slot, or whose dial lost a simultaneous-dial tie-break, stayed one peer short
+//     until the next period.
 //   - Dial selection: CometBFT makes up to 3·numToDial PickAddress draws from the whole book and
 //     skips those it cannot dial, so a node connected to all but one of the addresses it knows
 //     can miss that one round after round (a 20-node testnet failed to converge that way).
@@ -78,10 +84,10 @@
 //     addresses, with PickAddress's odds between them (the new/old bias and the bucket-based
 //     eclipse defence unchanged), so every round dials min(numToDial, dialable) addresses.
 //   - Seeds are dialed asynchronously through the Switch, one at a time, advancing on each
-//     DialFailed (CometBFT dials them one after another in a blocking loop). Each seed is dialed
-//     at most once per round, by the fall-back or as an ordinary pick: a seed answers and
-//     disconnects, and its answer triggers an immediate ensurePeers, which without the rule
-//     dialed the seed again at once (one node dialed its seed 12 times in 30 ms).
+//     DialFailed (CometBFT dials them one after another in a blocking loop). Like every address,
+//     a seed is dialed at most once per round, by the fall-back or as an ordinary pick: a seed
+//     answers and disconnects, and its answer triggers an immediate ensurePeers, which without
+//     the rule dialed the seed again at once (one node dialed its seed 12 times in 30 ms).
 //   - Undecodable messages and floods (ErrFlood) disconnect without a ban, as CometBFT.
 //
 // # Not here
