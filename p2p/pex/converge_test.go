@@ -242,7 +242,8 @@ func TestSeedFallbackRound(t *testing.T) {
 	}
 }
 
-// TestFlakyPeerDialedOncePerRound: a peer that accepts our connection and drops it at once frees
+// TestFlakyPeerDialedOncePerRound (no dial storm, in the spirit of docs/RELIABILITY.md R-10):
+// a peer that accepts our connection and drops it at once frees
 // an outbound slot, which triggers an immediate ensurePeers; that run must not dial the same
 // peer again (roundDialed), so it is dialed once per round, not in a loop.
 func TestFlakyPeerDialedOncePerRound(t *testing.T) {
@@ -427,8 +428,9 @@ func TestHungryNodeAsksAgain(t *testing.T) {
 	}
 }
 
-// TestHungryAskRespectsRateLimit: with one peer, the hungry asks skip it while a request is
-// outstanding or a third one would come within 11 s of the second.
+// TestHungryAskRespectsRateLimit (docs/RELIABILITY.md A-07, our side): with one peer, the hungry
+// asks skip it while a request is outstanding or a third one would come within 11 s of the
+// second, so a CometBFT peer never bans us for them.
 func TestHungryAskRespectsRateLimit(t *testing.T) {
 	c, n := newSeededCore(t, Config{MaxOutboundPeers: 10}, 9)
 	clk := clock.NewManual(t0)

@@ -69,7 +69,8 @@ func pickProbs(a *AddrBook, bias int, eligible func(netaddr.NetAddress) bool) ma
 	return p
 }
 
-// TestPickAddressExcludingFindsEligible: whenever an entry is not excluded,
+// TestPickAddressExcludingFindsEligible (docs/RELIABILITY.md A-09, for the
+// exclusion variant): whenever an entry is not excluded,
 // PickAddressExcluding returns one that is not (never gives up, whatever the
 // bias, the table sizes or how few are eligible), and it returns false only
 // when all are excluded. With exactly one eligible entry among many it
