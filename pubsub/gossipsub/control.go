@@ -28,6 +28,7 @@ func (r *Router) limits(p *peer) {
 func (r *Router) penalty(st *peerStats, n float64) {
 	if st != nil {
 		st.behaviour += n
+		st.lower()
 	}
 }
 
@@ -104,7 +105,7 @@ func (r *Router) expireDontWant(p *peer) {
 // tracked as a promise: if the message has not arrived IWantFollowupTime later, the peer
 // gets a behaviour penalty.
 func (r *Router) handleIHave(now time.Time, p *peer, ihaves []*pubsubpb.ControlIHave) {
-	if len(ihaves) == 0 || r.score(p) < r.thr.GossipThreshold {
+	if len(ihaves) == 0 || r.below(p, r.thr.GossipThreshold) {
 		return
 	}
 	r.limits(p)
@@ -172,7 +173,7 @@ func (r *Router) handleIHave(now time.Time, p *peer, ihaves []*pubsubpb.ControlI
 // (docs/RELIABILITY.md P-01), skipping those it sent IDONTWANT for. At most MaxIHaveLength IDs
 // of one RPC are read.
 func (r *Router) handleIWant(p *peer, iwants []*pubsubpb.ControlIWant) {
-	if len(iwants) == 0 || r.score(p) < r.thr.GossipThreshold {
+	if len(iwants) == 0 || r.below(p, r.thr.GossipThreshold) {
 		return
 	}
 	n := 0

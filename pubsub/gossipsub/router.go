@@ -57,10 +57,13 @@ var _ router.Router = (*Router)(nil)
 
 // aux is the Router's per-message state in the message cache.
 type aux struct {
-	topic  string   // the message's topic (kept after Msg is released)
-	dups   []key.ID // peers that delivered it while it was validated or within the window after
-	served []served // IWANT answers per peer (GossipRetransmission)
-	mark   uint64   // rpcSerial of the last IWANT that asked for it
+	topic  string       // the message's topic (kept after Msg is released)
+	sct    *scoredTopic // the topic's scoring; nil when not scored
+	from   *peerStats   // the first deliverer's score record (nil for a local publish)
+	src    uint32       // the first deliverer's serial, to skip it when forwarding
+	dups   []*peerStats // peers that delivered it while it was validated or within the window after
+	served []served     // IWANT answers per peer (GossipRetransmission)
+	mark   uint64       // rpcSerial of the last IWANT that asked for it
 }
 
 type served struct {
@@ -108,6 +111,8 @@ type topic struct {
 	lastPub  time.Time
 	backoff  map[key.ID]time.Time // no GRAFT either way before the time
 	gossip   [][]byte             // scratch: IDs to advertise this heartbeat
+	sct      *scoredTopic         // the topic's scoring, once looked up (sctSet)
+	sctSet   bool
 }
 
 // New returns a GossipSub Router for the node self, drawing randomness only from rng (which
@@ -172,6 +177,9 @@ func (r *Router) SetTopic(name string, opts TopicOptions) error {
 	}
 	if r.sc != nil {
 		r.sc.setTopic(name, DefaultTopicScoreParams(r.p, opts))
+		if t := r.topics[name]; t != nil {
+			t.sctSet = false // it may have become scored
+		}
 	}
 	return nil
 }
@@ -209,6 +217,14 @@ func (r *Router) start(now time.Time) {
 	// The first decay comes with the first heartbeat, so that with the default
 	// DecayInterval = HeartbeatInterval one timer serves both.
 	r.nextDecay = r.nextHB
+}
+
+// below reports whether p's score is below th (never with scoring off, unless th > 0).
+func (r *Router) below(p *peer, th float64) bool {
+	if r.sc == nil || p.st == nil {
+		return 0 < th
+	}
+	return r.sc.below(p.id, p.st, th)
 }
 
 // score returns p's current score (0 with scoring off).
@@ -355,7 +371,7 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 	if !ok || rpc == nil {
 		return
 	}
-	if !p.direct && r.score(p) < r.thr.GraylistThreshold {
+	if !p.direct && r.below(p, r.thr.GraylistThreshold) {
 		r.stats.GraylistDrops++
 		return
 	}
@@ -409,13 +425,13 @@ func (r *Router) handleMessage(now time.Time, p *peer, m *pubsubpb.Message) {
 		}
 	}
 	e := r.cache.Add(now, id, m, proto.Size(m))
-	e.Aux.topic = m.Topic
+	e.Aux.topic, e.Aux.sct = m.Topic, r.scored(t)
 	if r.selfRaw != nil && bytes.Equal(m.From, r.selfRaw) {
 		// Our own message came back after its ID left the seen cache: never re-deliver.
 		e.Status, e.Msg = routing.Ignored, nil
 		return
 	}
-	e.From = p.id
+	e.From, e.Aux.from, e.Aux.src = p.id, p.st, p.serial
 	if len(m.Data) >= r.p.IDontWantMessageThreshold {
 		for _, q := range t.mesh {
 			if q != p {
@@ -428,30 +444,42 @@ func (r *Router) handleMessage(now time.Time, p *peer, m *pubsubpb.Message) {
 	r.rd.Validate = append(r.rd.Validate, router.Incoming{ID: id, From: p.id, Msg: m})
 }
 
+// scored returns t's scoring state (nil when not scored), looking it up once.
+func (r *Router) scored(t *topic) *scoredTopic {
+	if r.sc == nil {
+		return nil
+	}
+	if !t.sctSet {
+		t.sct, t.sctSet = r.sc.params(t.name), true
+	}
+	return t.sct
+}
+
 // duplicate handles a message received again: counted, and for scoring a near-first delivery
 // (during validation or within the window after it) or another invalid delivery.
 func (r *Router) duplicate(now time.Time, p *peer, e *routing.Entry[aux]) {
 	r.stats.Duplicates++
-	if r.sc == nil || p.st == nil || e.From == "" || p.id == e.From {
+	if r.sc == nil || p.st == nil || e.From == "" || p.serial == e.Aux.src {
 		return
 	}
 	switch e.Status {
 	case routing.Validating:
-		if !slices.Contains(e.Aux.dups, p.id) {
-			e.Aux.dups = append(e.Aux.dups, p.id)
+		if !slices.Contains(e.Aux.dups, p.st) {
+			e.Aux.dups = append(e.Aux.dups, p.st)
 		}
 	case routing.Valid:
-		if now.UnixNano()-e.Validated > int64(r.sc.window(e.Aux.topic)) || slices.Contains(e.Aux.dups, p.id) {
+		if e.Aux.sct == nil || now.UnixNano()-e.Validated > int64(e.Aux.sct.tp.MeshMessageDeliveriesWindow) ||
+			slices.Contains(e.Aux.dups, p.st) {
 			return
 		}
-		e.Aux.dups = append(e.Aux.dups, p.id)
-		r.sc.nearFirstDelivery(p.st, e.Aux.topic)
+		e.Aux.dups = append(e.Aux.dups, p.st)
+		r.sc.nearFirstDelivery(p.st, e.Aux.sct)
 	case routing.Invalid:
-		r.sc.invalidDelivery(p.st, e.Aux.topic)
+		r.sc.invalidDelivery(p.st, e.Aux.sct)
 	}
 }
 
-// stats returns the score record of the peer with id, connected or retained; nil if none.
+// statsOf returns the score record of the peer with id, connected or retained; nil if none.
 func (r *Router) statsOf(id key.ID) *peerStats {
 	if r.sc == nil {
 		return nil
@@ -476,9 +504,9 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 	case router.Accept:
 		e.Status, e.Validated = routing.Valid, now.UnixNano()
 		if r.sc != nil {
-			r.sc.firstDelivery(r.statsOf(e.From), e.Aux.topic)
+			r.sc.firstDelivery(e.Aux.from, e.Aux.sct)
 			for _, d := range dups {
-				r.sc.nearFirstDelivery(r.statsOf(d), e.Aux.topic)
+				r.sc.nearFirstDelivery(d, e.Aux.sct)
 			}
 		}
 		t := r.topics[m.Topic]
@@ -494,9 +522,9 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 		e.Status, e.Msg, e.Aux.dups = routing.Invalid, nil, nil
 		r.stats.Rejected++
 		if r.sc != nil {
-			r.sc.invalidDelivery(r.statsOf(e.From), e.Aux.topic)
+			r.sc.invalidDelivery(e.Aux.from, e.Aux.sct)
 			for _, d := range dups {
-				r.sc.invalidDelivery(r.statsOf(d), e.Aux.topic)
+				r.sc.invalidDelivery(d, e.Aux.sct)
 			}
 		}
 	default:
@@ -517,7 +545,7 @@ func (r *Router) forward(e *routing.Entry[aux], t *topic) {
 	var k routing.IDKey
 	haveKey := false
 	send := func(q *peer) {
-		if q.id == e.From || isOrigin(q, m) {
+		if q.serial == e.Aux.src || isOrigin(q, m) {
 			return
 		}
 		if len(q.dontWant) > 0 {

@@ -132,6 +132,21 @@ func TestIHaveSpamP02(t *testing.T) {
 	if s := h.score(attacker); s >= 0 {
 		t.Fatalf("score %v after broken promises, want negative", s)
 	}
+	// Still above the gossip threshold, it goes on: a second heartbeat's worth of broken
+	// promises graylists it.
+	for hb := 0; h.score(attacker) >= DefaultGraylistThreshold; hb++ {
+		if hb > 5 {
+			t.Fatalf("IHAVE liar not graylisted: score %v", h.score(attacker))
+		}
+		for i := range 20 {
+			h.rpc(attacker, ctlIHave(topicA, fakeIDs(100000+hb*100+i, 1)...))
+		}
+		h.drain()
+		h.heartbeats(1)
+	}
+	if h.score(attacker) >= DefaultGraylistThreshold || h.now().Sub(rt.Epoch) > 10*time.Second {
+		t.Fatalf("graylisted at %v with score %v", h.now().Sub(rt.Epoch), h.score(attacker))
+	}
 	// A peer that does deliver what it advertised keeps its score.
 	honest := 12
 	h.add(honest, false, topicA)

@@ -16,12 +16,17 @@ type scorer struct {
 	ips   map[netip.Addr]int      // P6: records per colocation key
 	topic map[string]*scoredTopic // parameters and observed traffic per scored topic
 	decl  map[string]*TopicScoreParams
+	// epoch changes whenever every score may change (a decay, a P6 count, new parameters); a
+	// record's cached score is valid for one epoch and one version of its counters.
+	epoch uint64
 }
 
 // scoredTopic is a topic's score parameters and its observed traffic.
 type scoredTopic struct {
+	name     string
 	tp       TopicScoreParams
-	observed float64 // first deliveries from any peer, decayed like P3
+	observed float64 // first deliveries from any peer, decayed like P3, as of the last decay
+	pending  float64 // first deliveries since the last decay
 }
 
 // peerStats is one peer's score record.
@@ -31,7 +36,25 @@ type peerStats struct {
 	ip        netip.Addr // P6 colocation key; invalid when not counted
 	topics    []*topicStats
 	behaviour float64 // P7 counter
+
+	version     uint64  // bumped by every change to the counters
+	cached      float64 // the score without P5, valid for cachedEpoch and cachedVersion
+	cachedEpoch uint64
+	cachedVer   uint64
+	cachedDown  uint64 // downs when cached was computed
+	cacheOK     bool
+	// downs is bumped by the changes that can lower the score (leaving a mesh, an invalid
+	// message, a behaviour penalty); every other change can only raise it. So a cached score
+	// of the same epoch and downs is a lower bound, good enough to clear a peer of a threshold
+	// (the graylist check of every RPC) without recomputing.
+	downs uint64
 }
+
+// touch marks st's counters changed in a way that can only raise the score.
+func (st *peerStats) touch() { st.version++ }
+
+// lower marks st's counters changed in a way that can lower the score.
+func (st *peerStats) lower() { st.version++; st.downs++ }
 
 // topicStats is one peer's counters in one scored topic.
 type topicStats struct {
@@ -96,6 +119,7 @@ func (s *scorer) connect(id key.ID, ip netip.Addr) *peerStats {
 		if ok {
 			st.ip = k
 			s.ips[k]++
+			s.epoch++
 		}
 	}
 	return st
@@ -111,6 +135,7 @@ func (s *scorer) uncount(st *peerStats) {
 		delete(s.ips, st.ip)
 	}
 	st.ip = netip.Addr{}
+	s.epoch++
 }
 
 // disconnect retains id's record until now+RetainScore if it holds anything worth
@@ -121,6 +146,7 @@ func (s *scorer) disconnect(now time.Time, id key.ID) {
 		return
 	}
 	st.connected = false
+	st.lower()
 	worth := st.behaviour != 0
 	for _, ts := range st.topics {
 		if ts.inMesh {
@@ -149,7 +175,7 @@ func (s *scorer) params(name string) *scoredTopic {
 	if tp == nil {
 		return nil
 	}
-	t := &scoredTopic{tp: *tp}
+	t := &scoredTopic{name: name, tp: *tp}
 	s.topic[name] = t
 	return t
 }
@@ -157,6 +183,7 @@ func (s *scorer) params(name string) *scoredTopic {
 // setTopic installs tp for topic name, recapping the counters of every peer in it.
 func (s *scorer) setTopic(name string, tp TopicScoreParams) {
 	s.decl[name] = &tp
+	s.epoch++
 	t := s.topic[name]
 	if t == nil {
 		return
@@ -184,7 +211,17 @@ func (s *scorer) topicStats(st *peerStats, name string) *topicStats {
 	if t == nil {
 		return nil
 	}
-	ts := &topicStats{name: name, st: t}
+	return s.statsFor(st, t)
+}
+
+// statsFor returns st's counters for the scored topic t, creating them.
+func (s *scorer) statsFor(st *peerStats, t *scoredTopic) *topicStats {
+	for _, ts := range st.topics {
+		if ts.st == t {
+			return ts
+		}
+	}
+	ts := &topicStats{name: t.name, st: t}
 	st.topics = append(st.topics, ts)
 	return ts
 }
@@ -209,8 +246,35 @@ func (s *scorer) deficit(ts *topicStats) float64 {
 	return 0
 }
 
-// score computes st's score for peer id at the counters' last decay.
+// score returns st's score for peer id: the cached value when neither its counters nor the
+// epoch changed since it was computed, plus P5 (which the application may change at any time).
 func (s *scorer) score(id key.ID, st *peerStats) float64 {
+	if !st.cacheOK || st.cachedEpoch != s.epoch || st.cachedVer != st.version {
+		st.cached = s.compute(st)
+		st.cachedEpoch, st.cachedVer, st.cachedDown, st.cacheOK = s.epoch, st.version, st.downs, true
+	}
+	return st.cached + s.app(id)
+}
+
+func (s *scorer) app(id key.ID) float64 {
+	if s.p.AppSpecificScore != nil && s.p.AppSpecificWeight != 0 {
+		return s.p.AppSpecificScore(id) * s.p.AppSpecificWeight
+	}
+	return 0
+}
+
+// below reports whether st's score for id is below th, recomputing it only when the cached
+// value, a lower bound while nothing lowered the score since (see peerStats.downs), does not
+// already clear th.
+func (s *scorer) below(id key.ID, st *peerStats, th float64) bool {
+	if st.cacheOK && st.cachedEpoch == s.epoch && st.cachedDown == st.downs && st.cached+s.app(id) >= th {
+		return false
+	}
+	return s.score(id, st) < th
+}
+
+// compute computes st's score without P5.
+func (s *scorer) compute(st *peerStats) float64 {
 	var total float64
 	for _, ts := range st.topics {
 		tp := &ts.st.tp
@@ -230,9 +294,6 @@ func (s *scorer) score(id key.ID, st *peerStats) float64 {
 	if s.p.TopicScoreCap > 0 && total > s.p.TopicScoreCap {
 		total = s.p.TopicScoreCap
 	}
-	if s.p.AppSpecificScore != nil && s.p.AppSpecificWeight != 0 {
-		total += s.p.AppSpecificScore(id) * s.p.AppSpecificWeight
-	}
 	if st.ip.IsValid() && s.p.IPColocationFactorWeight != 0 {
 		if surplus := s.ips[st.ip] - s.p.IPColocationFactorThreshold; surplus > 0 {
 			total += float64(surplus*surplus) * s.p.IPColocationFactorWeight
@@ -249,6 +310,7 @@ func (s *scorer) graft(now time.Time, st *peerStats, name string) {
 	if ts := s.topicStats(st, name); ts != nil {
 		ts.inMesh, ts.meshActive = true, false
 		ts.graftTime, ts.meshTime = now, 0
+		st.touch()
 	}
 }
 
@@ -257,6 +319,7 @@ func (s *scorer) prune(st *peerStats, name string) {
 	for _, ts := range st.topics {
 		if ts.name == name && ts.inMesh {
 			s.leaveMesh(ts)
+			st.lower()
 		}
 	}
 }
@@ -269,50 +332,42 @@ func (s *scorer) leaveMesh(ts *topicStats) {
 	ts.inMesh, ts.meshActive = false, false
 }
 
-// firstDelivery credits st with the first delivery of a valid message in topic name (P2, and
-// P3 when in the mesh) and counts it as observed traffic.
-func (s *scorer) firstDelivery(st *peerStats, name string) {
-	t := s.params(name)
+// firstDelivery credits st with the first delivery of a valid message in the scored topic t
+// (P2, and P3 when in the mesh) and counts it as observed traffic.
+func (s *scorer) firstDelivery(st *peerStats, t *scoredTopic) {
 	if t == nil {
 		return
 	}
-	t.observed++
+	t.pending++
 	if st == nil {
 		return
 	}
-	ts := s.topicStats(st, name)
+	st.touch()
+	ts := s.statsFor(st, t)
 	ts.first = min(ts.first+1, t.tp.FirstMessageDeliveriesCap)
 	if ts.inMesh {
 		ts.mesh = min(ts.mesh+1, t.tp.MeshMessageDeliveriesCap)
 	}
 }
 
-// nearFirstDelivery credits a mesh peer with a near-first delivery (P3).
-func (s *scorer) nearFirstDelivery(st *peerStats, name string) {
-	if st == nil {
+// nearFirstDelivery credits a mesh peer with a near-first delivery (P3) in the scored topic t.
+func (s *scorer) nearFirstDelivery(st *peerStats, t *scoredTopic) {
+	if st == nil || t == nil {
 		return
 	}
-	if ts := s.topicStats(st, name); ts != nil && ts.inMesh {
+	if ts := s.statsFor(st, t); ts.inMesh {
 		ts.mesh = min(ts.mesh+1, ts.st.tp.MeshMessageDeliveriesCap)
+		st.touch()
 	}
 }
 
-// invalidDelivery charges st with an invalid message in topic name (P4).
-func (s *scorer) invalidDelivery(st *peerStats, name string) {
-	if st == nil {
+// invalidDelivery charges st with an invalid message in the scored topic t (P4).
+func (s *scorer) invalidDelivery(st *peerStats, t *scoredTopic) {
+	if st == nil || t == nil {
 		return
 	}
-	if ts := s.topicStats(st, name); ts != nil {
-		ts.invalid++
-	}
-}
-
-// window returns topic name's near-first delivery window.
-func (s *scorer) window(name string) time.Duration {
-	if t := s.params(name); t != nil {
-		return t.tp.MeshMessageDeliveriesWindow
-	}
-	return 0
+	s.statsFor(st, t).invalid++
+	st.lower()
 }
 
 // decay runs one DecayInterval: connected peers' counters decay, time in mesh advances and
@@ -326,10 +381,13 @@ func (s *scorer) decay(now time.Time) {
 			*v = 0
 		}
 	}
+	s.epoch++
 	for _, t := range s.topic {
 		if d := t.tp.MeshMessageDeliveriesDecay; d > 0 {
 			dec(&t.observed, d)
 		}
+		t.observed += t.pending
+		t.pending = 0
 	}
 	for id, st := range s.stats {
 		if !st.connected {
