@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
-
 	"github.com/switchyard-p2p/switchyard/config"
 	"github.com/switchyard-p2p/switchyard/metrics/prom"
 	"github.com/switchyard-p2p/switchyard/pubsub"
+	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
 )
 
 // pubsubState is the node's pub/sub Server and what the RPC needs to describe it; nil on a node

@@ -28,6 +28,11 @@ const StackOurs = "switchyard"
 // frame (CometBFT's default is 100 ms). Set by pubsubbench's -our-flush-throttle.
 var OurFlushThrottle time.Duration
 
+// OurNoFloodPublish turns gossipsub's flood publishing off on Switchyard's nodes (it is on by
+// default, as the spec says; go-libp2p-pubsub v0.19 leaves it off). Set by pubsubbench's
+// -our-flood-publish=false.
+var OurNoFloodPublish bool
+
 // ourNode is one Switchyard node: transport, Switch and pub/sub Server, as node/ assembles
 // them (without PEX and the RPC).
 type ourNode struct {
@@ -79,6 +84,7 @@ func BuildOurs(ctx context.Context, sc Scenario, r Router, deliver DeliverFunc) 
 		switch r {
 		case GossipSub:
 			pcfg.Router = pubsub.RouterGossipsub
+			pcfg.Gossipsub.Params.DisableFloodPublish = OurNoFloodPublish
 		case FloodSub:
 			pcfg.Router = pubsub.RouterFloodsub
 		default:
