@@ -80,6 +80,13 @@ type P2PConfig struct {
 	// MaxNumOutboundPeers caps outbound peers (persistent and unconditional
 	// peers excepted). Default 10.
 	MaxNumOutboundPeers int `toml:"max_num_outbound_peers"`
+	// InboundEviction makes a new inbound connection evict one inbound peer
+	// when the inbound slots are full (Bitcoin Core's policy: protect
+	// distinct network groups, low latency, recently useful and long
+	// connected peers, then evict the youngest of the biggest network group),
+	// instead of refusing it as CometBFT does. Persistent, unconditional and
+	// outbound peers are never evicted. Default true.
+	InboundEviction bool `toml:"inbound_eviction"`
 	// UnconditionalPeerIDs is a comma-separated list of IDs that bypass the
 	// peer limits. Default "".
 	UnconditionalPeerIDs string `toml:"unconditional_peer_ids"`
@@ -183,6 +190,7 @@ func DefaultP2PConfig() P2PConfig {
 		AddrBookStrict:               true,
 		MaxNumInboundPeers:           40,
 		MaxNumOutboundPeers:          10,
+		InboundEviction:              true,
 		PersistentPeersMaxDialPeriod: 0,
 		FlushThrottleTimeout:         0,
 		MaxPacketMsgPayloadBytes:     1024,

@@ -174,8 +174,9 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 			MaxPacketMsgPayloadSize: cfg.P2P.MaxPacketMsgPayloadBytes,
 			FlushThrottle:           cfg.P2P.FlushThrottleTimeout,
 		},
-		Logger:  logger,
-		Metrics: p2pMetrics,
+		Logger:                 logger,
+		Metrics:                p2pMetrics,
+		DisableInboundEviction: !cfg.P2P.InboundEviction,
 	}
 	if d := cfg.P2P.PersistentPeersMaxDialPeriod; d > 0 {
 		// The Switch requires the cap to be at least the first backoff step (1s).

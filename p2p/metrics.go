@@ -61,6 +61,9 @@ type Metrics struct {
 	// BroadcastDropsTotal counts Broadcast messages not queued because a peer's send queue was
 	// full; label ch ("broadcast_drops_total").
 	BroadcastDropsTotal metrics.Counter
+	// InboundEvictionsTotal counts inbound peers evicted for a new inbound connection while the
+	// inbound slots were full (SwitchConfig.DisableInboundEviction; "inbound_evictions_total").
+	InboundEvictionsTotal metrics.Counter
 }
 
 // NopMetrics returns Metrics whose instruments ignore every call and never allocate.
@@ -79,6 +82,7 @@ func NopMetrics() *Metrics {
 		Bans:                      metrics.DiscardGauge(),
 		EventDropsTotal:           metrics.DiscardCounter(),
 		BroadcastDropsTotal:       metrics.DiscardCounter(),
+		InboundEvictionsTotal:     metrics.DiscardCounter(),
 	}
 }
 
@@ -114,6 +118,7 @@ func (m *Metrics) withDefaults() *Metrics {
 	setG(&c.Bans, n.Bans)
 	setC(&c.EventDropsTotal, n.EventDropsTotal)
 	setC(&c.BroadcastDropsTotal, n.BroadcastDropsTotal)
+	setC(&c.InboundEvictionsTotal, n.InboundEvictionsTotal)
 	return &c
 }
 
