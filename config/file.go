@@ -225,6 +225,11 @@ max_num_outbound_peers = {{.P2P.MaxNumOutboundPeers}}
 # unconditional and outbound peers are never evicted. false refuses, as CometBFT does.
 inbound_eviction = {{.P2P.InboundEviction}}
 
+# Bound, in bytes, on the memory all peer connections together hold in received
+# messages (reassembly buffers and messages waiting for the reactors). A peer whose
+# message does not fit is dropped and counted (recv_budget_refusals_total). 0 - unbounded.
+recv_memory_budget = {{.P2P.RecvMemoryBudget}}
+
 # List of node IDs, to which a connection will be (re)established ignoring any existing limits.
 unconditional_peer_ids = {{q .P2P.UnconditionalPeerIDs}}
 

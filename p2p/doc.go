@@ -162,6 +162,9 @@
 // 11 KiB of heap plus 8-12 KiB of stacks, 19-25 KiB in all. Under a receive flood each channel
 // of each peer holds at most its delivery queue (MConnConfig.RecvQueueBytes, or one message),
 // the message inside Receive and one more being reassembled, each ≤ RecvMessageCapacity (B-03).
+// Across all peers, MConnConfig.RecvBudget (config.toml recv_memory_budget, 512 MiB in the node)
+// bounds the total: a peer whose message does not fit is removed with a *conn.MemoryBudgetError
+// and counted in RecvBudgetRefusalsTotal (B-07).
 //
 // # Not yet here
 //

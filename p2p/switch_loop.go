@@ -557,6 +557,9 @@ func (l *loop) removePeer(p *peer, reason error, redial bool) {
 		l.sw.reactors[i].r.RemovePeer(p, reason)
 	}
 	l.sw.met.peers(p.IsOutbound()).Add(-1)
+	if errors.Is(reason, conn.ErrMemoryBudgetExceeded) {
+		l.sw.cfg.Metrics.RecvBudgetRefusalsTotal.Add(1)
+	}
 	l.sw.emit(Event{Type: PeerDisconnected, Peer: id, Addr: p.SocketAddr(), Outbound: p.IsOutbound(), Reason: reason})
 	p.log.Info("peer removed", "reason", reason)
 	if redial {
@@ -589,6 +592,7 @@ func (l *loop) sample() {
 			c.pending.Set(float64(pending[d.ID]))
 		}
 	}
+	l.sw.cfg.Metrics.RecvBudgetBytes.Set(float64(l.sw.cfg.MConnConfig.RecvBudget.Used()))
 }
 
 func (l *loop) sampleWaits(p *peer) {

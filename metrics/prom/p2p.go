@@ -87,6 +87,8 @@ func RegisterP2PMetrics(reg prometheus.Registerer, namespace string) (*p2p.Metri
 	eventDrops := counter("event_drops_total", "Switch events dropped because a subscriber's buffer was full.")
 	bcastDrops := counter("broadcast_drops_total", "Broadcast messages not queued for a peer because its send queue was full, by channel.", LabelCh)
 	evictions := counter("inbound_evictions_total", "Inbound peers evicted for a new inbound connection while the inbound slots were full.")
+	budgetRefusals := counter("recv_budget_refusals_total", "Peers dropped because the shared receive memory budget could not cover a message.")
+	budgetBytes := gauge("recv_budget_bytes", "Bytes of received messages held under the shared receive memory budget, sampled each MetricsInterval.")
 
 	if err := errors.Join(errs...); err != nil {
 		for _, c := range regd {
@@ -109,6 +111,8 @@ func RegisterP2PMetrics(reg prometheus.Registerer, namespace string) (*p2p.Metri
 		EventDropsTotal:           eventDrops,
 		BroadcastDropsTotal:       bcastDrops,
 		InboundEvictionsTotal:     evictions,
+		RecvBudgetRefusalsTotal:   budgetRefusals,
+		RecvBudgetBytes:           budgetBytes,
 	}, nil
 }
 
