@@ -165,7 +165,10 @@ func (c Config) withDefaults() Config {
 }
 
 // slotConfig maps c (defaults applied) onto the pending-handshake SlotTable: a handshake that
-// has not moved a stage for a third of HandshakeTimeout (1 s by default) counts as stalled.
+// has not moved a stage for half of HandshakeTimeout (1.5 s by default) counts as stalled. Honest
+// handshakes move a stage every round trip; a flood of well-formed ephemeral keys makes the node
+// compute at most Slots key exchanges per Stall, twice the rate of slots freed only at the
+// timeout.
 func (c Config) slotConfig() SlotConfig {
-	return SlotConfig{Slots: c.MaxPendingHandshakes, PerAddr: c.MaxPendingPerIP, Stall: c.HandshakeTimeout / 3}
+	return SlotConfig{Slots: c.MaxPendingHandshakes, PerAddr: c.MaxPendingPerIP, Stall: c.HandshakeTimeout / 2}
 }

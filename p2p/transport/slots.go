@@ -53,7 +53,7 @@ func (s Stage) String() string {
 type SlotID uint64
 
 // SlotConfig parameterises a SlotTable. It is a plain value; NewSlotTable replaces zero or
-// negative fields with the defaults (Slots 64, PerAddr Slots/8 but at least 1, Stall 1 s).
+// negative fields with the defaults (Slots 64, PerAddr Slots/8 but at least 1, Stall 1.5 s).
 type SlotConfig struct {
 	// Slots is the number of handshakes that may be pending at once
 	// (Config.MaxPendingHandshakes).
@@ -70,7 +70,7 @@ type SlotConfig struct {
 }
 
 // DefaultSlotStall is SlotConfig.Stall's default.
-const DefaultSlotStall = time.Second
+const DefaultSlotStall = DefaultHandshakeTimeout / 2
 
 func (c SlotConfig) withDefaults() SlotConfig {
 	if c.Slots <= 0 {
@@ -108,11 +108,11 @@ func (c SlotConfig) withDefaults() SlotConfig {
 //
 // The victim must not be worth more than the newcomer, judged the same way (a newcomer counts as
 // fresh at the stage it has shown): a connection that sent one byte cannot displace a handshake
-// that is moving past its ephemeral key. One at StageEphKey worth as much is displaced only after
-// Stall/3 at that stage, time enough for an honest handshake to move on; this also bounds the key
-// exchanges a flood of well-formed ephemeral keys makes the node compute to Slots per Stall/3
-// (before the ephemeral key the node computes nothing, so there newcomers displace their equals
-// freely, oldest first). If there is no such candidate the newcomer is refused. Honest handshakes move a stage every round
+// that is moving past its ephemeral key. A handshake at StageEphKey is displaced by another one
+// only once it has stalled: this bounds the key exchanges a flood of well-formed ephemeral keys
+// makes the node compute to Slots per Stall (before the ephemeral key the node computes nothing,
+// so there newcomers displace their equals freely, oldest first). If there is no such candidate
+// the newcomer is refused. Honest handshakes move a stage every round
 // trip and finish in milliseconds, so they are rarely the ones displaced, while slowloris
 // connections that send a byte (or nothing) and wait go first whatever their address, even when
 // they are re-opened faster than they stall: the policy needs no per-address rule to help on
@@ -168,8 +168,8 @@ func (s *SlotTable) Admit(now time.Time, addr netip.Addr, stage Stage) (id, evic
 		switch rv, rn := s.rank(now, victim), s.rank(now, newcomer); {
 		case rv > rn:
 			return 0, 0, false
-		case rv == rn && victim.stage >= StageEphKey && now.Sub(victim.since) < s.cfg.Stall/3:
-			return 0, 0, false // no churn among equals past the key: each gets Stall/3 to move on
+		case rv == rn && victim.stage >= StageEphKey:
+			return 0, 0, false // no churn among equals past the key: only a stalled one goes
 		}
 		evict = victim.id
 		s.Release(evict)

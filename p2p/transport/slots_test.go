@@ -132,7 +132,7 @@ func TestSlotTableOrder(t *testing.T) {
 	}{
 		{"stalled_before_moving", entries(StageAuth, stall, StageBytes, stall/2), 0, StageBytes},
 		{"lower_stage_among_stalled", entries(StageAuth, 2*stall, StageBytes, stall), 1, StageBytes},
-		{"lower_stage_among_moving", entries(StageAuth, stall/2, StageEphKey, stall/3), 1, StageEphKey},
+		{"lower_stage_among_moving", entries(StageAuth, stall/2, StageBytes, stall/3), 1, StageBytes},
 		{"longest_at_stage", entries(StageBytes, stall/3, StageBytes, stall/2), 1, StageBytes},
 		{"fresh_accepted_after_bytes", entries(StageAccepted, stall/4, StageBytes, 0), 1, StageBytes},
 		{"fresh_accepted_before_ephkey", entries(StageEphKey, stall/2, StageAccepted, 0), 1, StageAccepted},
@@ -144,6 +144,9 @@ func TestSlotTableOrder(t *testing.T) {
 		{"bytes_cannot_displace_fresh", entries(StageAccepted, 0, StageEphKey, 0), -1, StageBytes},
 		{"accepted_cannot_displace_moving", entries(StageEphKey, stall/2, StageAuth, 0), -1, StageAccepted},
 		{"accepted_displaces_older_fresh", entries(StageEphKey, 0, StageAccepted, stall/4), 1, StageAccepted},
+		{"bytes_displaces_older_bytes", entries(StageEphKey, 0, StageBytes, stall/2), 1, StageBytes},
+		{"ephkey_keeps_moving_ephkey", entries(StageEphKey, stall-1, StageAuth, 0), -1, StageEphKey},
+		{"ephkey_displaces_stalled_ephkey", entries(StageEphKey, stall, StageAuth, 0), 0, StageEphKey},
 		{"anything_displaces_stalled", entries(StageAuth, 0, StageAuth, stall), 1, StageAccepted},
 	}
 	for _, tc := range cases {
@@ -197,9 +200,9 @@ func TestSlotTablePerAddrCap(t *testing.T) {
 		id, _ := mustAdmit(t, s, now, loopback, StageEphKey)
 		flood = append(flood, id)
 	}
-	// Loopback's handshakes are all equal; once they had Stall/3 to move on, a newcomer from
-	// otherAddr displaces the one longest at its stage.
-	now = now.Add(400 * time.Millisecond)
+	// Loopback's handshakes are all equal; once they have stalled, a newcomer from otherAddr
+	// displaces the one longest at its stage.
+	now = now.Add(time.Second)
 	b1, evict := mustAdmit(t, s, now, otherAddr, StageEphKey)
 	if evict != flood[0] {
 		t.Fatalf("evicted %d, want %d", evict, flood[0])
@@ -209,11 +212,11 @@ func TestSlotTablePerAddrCap(t *testing.T) {
 		t.Fatalf("evicted %d, want %d (loopback is over the cap)", evict, flood[1])
 	}
 	// otherAddr holds 2 = PerAddr now: its next connection may only displace its own handshakes,
-	// although loopback holds 6: refused while they are fresh, then b1 goes.
-	if _, _, ok := s.Admit(now.Add(2*time.Millisecond), otherAddr, StageEphKey); ok {
-		t.Fatal("capped address displaced a fresh handshake of its own")
+	// although loopback holds 6: refused while they move, then b1 goes once stalled.
+	if _, _, ok := s.Admit(now.Add(500*time.Millisecond), otherAddr, StageEphKey); ok {
+		t.Fatal("capped address displaced a moving handshake of its own")
 	}
-	_, evict = mustAdmit(t, s, now.Add(400*time.Millisecond), otherAddr, StageEphKey)
+	_, evict = mustAdmit(t, s, now.Add(time.Second), otherAddr, StageEphKey)
 	if evict != b1 {
 		t.Fatalf("capped address evicted %d, want its own %d (b2 %d)", evict, b1, b2)
 	}
