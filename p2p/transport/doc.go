@@ -38,7 +38,10 @@
 // that stalls the handshake (slowloris) delays nobody else (H-09, TM-7). An upgrade goroutine
 // keeps its slot until Accept takes its *Conn, so unaccepted results are bounded too; a rejection
 // gives up the slot and waits for Accept with one of MaxPendingHandshakes report tokens (without
-// one it is only counted, Stats.ReportsDropped). Dial runs the upgrade in the caller's goroutine.
+// one it is only counted, Stats.ReportsDropped). A displaced upgrade's goroutine still has to
+// notice and exit; 3 × MaxPendingHandshakes worker tokens bound all inbound upgrade goroutines
+// together, and while none is free the accept loop waits (the kernel's accept queue holds the
+// connections). Dial runs the upgrade in the caller's goroutine.
 //
 // # Pending-handshake slots (H-09)
 //

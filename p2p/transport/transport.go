@@ -126,6 +126,7 @@ type MultiplexTransport struct {
 	conns   *connSet
 	acceptc chan accepted // unbuffered: upgraded results wait for Accept holding their slot
 	slots   *slotGuard    // the pending-handshake slots (PURE SlotTable behind a mutex)
+	workers chan struct{} // one token per inbound upgrade goroutine, displaced ones included
 	reports chan struct{} // one token per rejection waiting to be reported through Accept
 	closing chan struct{} // closed by Close
 
@@ -183,6 +184,7 @@ func NewMultiplexTransport(ni nodeinfo.NodeInfo, nk key.NodeKey, cfg Config) *Mu
 	t.initErr = errors.Join(errs...)
 	t.slots = newSlotGuard(t.cfg.slotConfig())
 	t.reports = make(chan struct{}, max(t.cfg.MaxPendingHandshakes, 1))
+	t.workers = make(chan struct{}, 3*max(t.cfg.MaxPendingHandshakes, 1))
 	t.rate = newRateLimiter(t.cfg.InboundConnsPerIP, t.cfg.InboundRateWindow)
 	return t
 }
@@ -539,6 +541,15 @@ func (t *MultiplexTransport) acceptLoop(ln net.Listener) {
 			}
 			continue
 		}
+		// An upgrade goroutine outlives its slot when it is displaced (it still has to notice
+		// and exit) or waits to report a rejection; the worker tokens bound them all, so a flood
+		// that displaces faster than the goroutines exit waits in the kernel's accept queue.
+		select {
+		case t.workers <- struct{}{}:
+		case <-t.closing:
+			_ = c.Close()
+			return
+		}
 		// What the remote has already sent, read without waiting, tells the slot table how far
 		// it got (a peer that waited in the accept queue has sent its ephemeral key).
 		pc := &progressConn{Conn: c}
@@ -553,6 +564,7 @@ func (t *MultiplexTransport) acceptLoop(ln net.Listener) {
 		}
 		id, displaced, ok := t.slots.admit(time.Now(), ap.Addr(), shown, displace)
 		if !ok {
+			<-t.workers
 			cancel(nil)
 			t.dropped.Add(1)
 			_ = c.Close()
@@ -567,7 +579,11 @@ func (t *MultiplexTransport) acceptLoop(ln net.Listener) {
 		if t.cfg.WrapConn != nil {
 			wc = t.cfg.WrapConn(pc, false)
 		}
-		if !t.spawn(func() { t.handleInbound(dctx, cancel, id, pc, wc) }) {
+		if !t.spawn(func() {
+			defer func() { <-t.workers }()
+			t.handleInbound(dctx, cancel, id, pc, wc)
+		}) {
+			<-t.workers
 			t.slots.release(id)
 			cancel(nil)
 			_ = wc.Close()
