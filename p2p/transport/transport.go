@@ -554,31 +554,30 @@ func (t *MultiplexTransport) acceptLoop(ln net.Listener) {
 		// it got (a peer that waited in the accept queue has sent its ephemeral key).
 		pc := &progressConn{Conn: c}
 		shown := pc.peek()
-		// The upgrade's context: displacement cancels it with cause ErrDisplaced and closes
-		// the connection at once (wc is set below, before any other admission can run).
-		dctx, cancel := context.WithCancelCause(context.Background())
-		var wc net.Conn = pc
-		displace := func() {
-			cancel(ErrDisplaced)
-			_ = wc.Close()
-		}
-		id, displaced, ok := t.slots.admit(time.Now(), ap.Addr(), shown, displace)
+		id, displaced, ok := t.slots.admit(time.Now(), ap.Addr(), shown)
 		if !ok {
 			<-t.workers
-			cancel(nil)
 			t.dropped.Add(1)
 			_ = c.Close()
 			t.cfg.Logger.Debug("transport: no pending handshake may be displaced for this connection, dropped",
-				"addr", ap.String(), "stage", shown.String())
+				"addr", ap, "stage", shown)
 			continue
 		}
 		if displaced {
 			t.displaced.Add(1)
 		}
-		pc.report = func(s Stage) { t.slots.progress(id, s) }
+		var wc net.Conn = pc
 		if t.cfg.WrapConn != nil {
 			wc = t.cfg.WrapConn(pc, false)
 		}
+		// The upgrade's context: displacement cancels it with cause ErrDisplaced and closes
+		// the connection at once. Registered before any other admission can run.
+		dctx, cancel := context.WithCancelCause(context.Background())
+		t.slots.onDisplace(id, func() {
+			cancel(ErrDisplaced)
+			_ = wc.Close()
+		})
+		pc.report = func(s Stage) { t.slots.progress(id, s) }
 		if !t.spawn(func() {
 			defer func() { <-t.workers }()
 			t.handleInbound(dctx, cancel, id, pc, wc)
@@ -782,22 +781,29 @@ func newSlotGuard(cfg SlotConfig) *slotGuard {
 
 // admit asks the table for a slot; if another handshake is displaced, its displace function runs
 // (it cancels the upgrade with cause ErrDisplaced and closes the connection).
-func (g *slotGuard) admit(now time.Time, ip netip.Addr, shown Stage, kill func()) (id SlotID, displaced, ok bool) {
+func (g *slotGuard) admit(now time.Time, ip netip.Addr, shown Stage) (id SlotID, displaced, ok bool) {
 	g.mu.Lock()
 	id, evict, ok := g.tab.Admit(now, ip, shown)
 	var victim func()
-	if ok {
-		g.kills[id] = kill
-		if evict != 0 {
-			victim = g.kills[evict]
-			delete(g.kills, evict)
-		}
+	if ok && evict != 0 {
+		victim = g.kills[evict]
+		delete(g.kills, evict)
 	}
 	g.mu.Unlock()
 	if victim != nil {
 		victim()
 	}
 	return id, evict != 0, ok
+}
+
+// onDisplace registers the function that displaces handshake id. The accept loop calls it right
+// after admit, before the next admission.
+func (g *slotGuard) onDisplace(id SlotID, kill func()) {
+	g.mu.Lock()
+	if g.tab.Progress(id, StageAccepted, time.Time{}) { // still in the table
+		g.kills[id] = kill
+	}
+	g.mu.Unlock()
 }
 
 func (g *slotGuard) progress(id SlotID, s Stage) {
