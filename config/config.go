@@ -82,6 +82,18 @@ type P2PConfig struct {
 	// MaxNumOutboundPeers caps outbound peers (persistent and unconditional
 	// peers excepted). Default 10.
 	MaxNumOutboundPeers int `toml:"max_num_outbound_peers"`
+	// InboundEviction makes a new inbound connection evict one inbound peer
+	// when the inbound slots are full (Bitcoin Core's policy: protect
+	// distinct network groups, low latency, recently useful and long
+	// connected peers, then evict the youngest of the biggest network group),
+	// instead of refusing it as CometBFT does. Persistent, unconditional and
+	// outbound peers are never evicted. Default true.
+	InboundEviction bool `toml:"inbound_eviction"`
+	// RecvMemoryBudget bounds, in bytes, the memory all peer connections
+	// together hold in received messages (reassembly buffers and messages
+	// queued for the reactors); a peer whose message does not fit is
+	// dropped. 0 means no bound. Default 536870912 (512 MiB).
+	RecvMemoryBudget int64 `toml:"recv_memory_budget"`
 	// UnconditionalPeerIDs is a comma-separated list of IDs that bypass the
 	// peer limits. Default "".
 	UnconditionalPeerIDs string `toml:"unconditional_peer_ids"`
@@ -267,6 +279,8 @@ func DefaultP2PConfig() P2PConfig {
 		AddrBookStrict:               true,
 		MaxNumInboundPeers:           40,
 		MaxNumOutboundPeers:          10,
+		InboundEviction:              true,
+		RecvMemoryBudget:             512 << 20,
 		PersistentPeersMaxDialPeriod: 0,
 		FlushThrottleTimeout:         0,
 		MaxPacketMsgPayloadBytes:     1024,

@@ -218,6 +218,18 @@ max_num_inbound_peers = {{.P2P.MaxNumInboundPeers}}
 # Maximum number of outbound peers to connect to, excluding persistent peers.
 max_num_outbound_peers = {{.P2P.MaxNumOutboundPeers}}
 
+# When the inbound slots are full, a new inbound connection evicts one inbound peer
+# instead of being refused (as in Bitcoin Core): peers from distinct network groups,
+# with the lowest latency, recently useful or connected longest are protected, then the
+# youngest peer of the network group holding the most connections goes. Persistent,
+# unconditional and outbound peers are never evicted. false refuses, as CometBFT does.
+inbound_eviction = {{.P2P.InboundEviction}}
+
+# Bound, in bytes, on the memory all peer connections together hold in received
+# messages (reassembly buffers and messages waiting for the reactors). A peer whose
+# message does not fit is dropped and counted (recv_budget_refusals_total). 0 - unbounded.
+recv_memory_budget = {{.P2P.RecvMemoryBudget}}
+
 # List of node IDs, to which a connection will be (re)established ignoring any existing limits.
 unconditional_peer_ids = {{q .P2P.UnconditionalPeerIDs}}
 

@@ -112,6 +112,9 @@ func (c Config) Validate() error {
 	if p.MaxPacketMsgPayloadBytes <= 0 {
 		badf("p2p.max_packet_msg_payload_size", "%d must be positive", p.MaxPacketMsgPayloadBytes)
 	}
+	if p.RecvMemoryBudget < 0 {
+		badf("p2p.recv_memory_budget", "%d is negative (0 means no bound)", p.RecvMemoryBudget)
+	}
 	if p.SendRateBytesPerSec <= 0 {
 		badf("p2p.send_rate", "%d must be positive", p.SendRateBytesPerSec)
 	}

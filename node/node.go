@@ -175,8 +175,12 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 			MaxPacketMsgPayloadSize: cfg.P2P.MaxPacketMsgPayloadBytes,
 			FlushThrottle:           cfg.P2P.FlushThrottleTimeout,
 		},
-		Logger:  logger,
-		Metrics: p2pMetrics,
+		Logger:                 logger,
+		Metrics:                p2pMetrics,
+		DisableInboundEviction: !cfg.P2P.InboundEviction,
+	}
+	if cfg.P2P.RecvMemoryBudget > 0 {
+		swCfg.MConnConfig.RecvBudget = conn.NewMemoryBudget(cfg.P2P.RecvMemoryBudget)
 	}
 	if d := cfg.P2P.PersistentPeersMaxDialPeriod; d > 0 {
 		// The Switch requires the cap to be at least the first backoff step (1s).

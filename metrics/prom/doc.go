@@ -39,6 +39,9 @@
 //	cometbft_p2p_bans                                   gauge
 //	cometbft_p2p_event_drops_total                      counter
 //	cometbft_p2p_broadcast_drops_total{ch}              counter
+//	cometbft_p2p_inbound_evictions_total                counter
+//	cometbft_p2p_recv_budget_refusals_total             counter
+//	cometbft_p2p_recv_budget_bytes                      gauge
 //
 // # Departures from CometBFT
 //

@@ -178,6 +178,11 @@ type MConnConfig struct {
 	// until the receiver catches up. A message is always accepted into an empty queue, whatever its
 	// size. 0 means DefaultRecvQueueBytes (4 MiB).
 	RecvQueueBytes int
+	// RecvBudget, if not nil, bounds the received-message memory of every connection sharing it
+	// (reassembly buffers, queued messages, the one ReceiveFunc handles): a message it cannot
+	// cover fails the connection with a *MemoryBudgetError (RELIABILITY B-07). Nil means no
+	// global bound (each channel is still bounded by RecvQueueBytes and RecvMessageCapacity).
+	RecvBudget *MemoryBudget
 	// Logger receives debug and warning records; nil discards them.
 	Logger *slog.Logger
 }
@@ -353,6 +358,7 @@ type MConnection struct {
 	pongTimer        *time.Timer  // AfterFunc(pongTimeout); created by Start
 	recvPauses       atomic.Int64
 	recvPauseNanos   atomic.Int64
+	budgetHeld       atomic.Int64 // bytes reserved in cfg.RecvBudget; budgetSwept once closed
 
 	// Owned by the send goroutine.
 	wbuf          *[]byte   // pooled write buffer, nil while idle
@@ -540,6 +546,7 @@ func (c *MConnection) shutdown() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
+	c.releaseBudget()
 	c.stopSendOnce.Do(func() { close(c.stopSend) })
 	close(c.quit)
 	return c.conn.Close()
@@ -557,6 +564,7 @@ func (c *MConnection) fail(err error) {
 	c.inCallback++ // this goroutine is about to run onError: Close need not wait for it
 	c.cond.Broadcast()
 	c.mu.Unlock()
+	c.releaseBudget()
 	c.stopSendOnce.Do(func() { close(c.stopSend) })
 	close(c.quit)
 	_ = c.conn.Close()

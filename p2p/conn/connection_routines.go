@@ -607,14 +607,21 @@ func (c *MConnection) recvPacketMsg(p packet) error {
 			// messages needs no growth on the way.
 			n = max(ch.desc.RecvBufferCapacity, n, ch.recvHint)
 		}
-		ch.recving = getRecvBuf(n)
+		rb, err := c.getRecvBudgeted(ch, n)
+		if err != nil {
+			return err
+		}
+		ch.recving = rb
 	}
 	rb := ch.recving
 	if len(rb.b)+len(p.data) > cap(rb.b) {
 		// Grow 4x (not append's 1.25x for large slices): fewer copies of big messages.
-		grown := getRecvBuf(min(max(4*cap(rb.b), len(rb.b)+len(p.data)), ch.desc.RecvMessageCapacity))
+		grown, err := c.getRecvBudgeted(ch, min(max(4*cap(rb.b), len(rb.b)+len(p.data)), ch.desc.RecvMessageCapacity))
+		if err != nil {
+			return err
+		}
 		grown.b = append(grown.b, rb.b...)
-		putRecvBuf(rb)
+		c.putRecvBudgeted(rb)
 		rb, ch.recving = grown, grown
 	}
 	rb.b = append(rb.b, p.data...)
@@ -710,6 +717,6 @@ func (c *MConnection) deliver(ch *channel) {
 		c.enterCallback()
 		c.onReceive(ch.desc.ID, msg.b)
 		c.exitCallback()
-		putRecvBuf(msg) // ReceiveFunc borrowed msg.b for the call only
+		c.putRecvBudgeted(msg) // ReceiveFunc borrowed msg.b for the call only
 	}
 }

@@ -59,6 +59,13 @@
 // rate in one run), nearly all of it in garbage collection. Test binaries overwrite every returned
 // buffer, so a ReceiveFunc that keeps a message without copying it fails its tests.
 //
+// Third change: a MemoryBudget shared by many connections (MConnConfig.RecvBudget) bounds their
+// received-message memory together, go-libp2p resource-manager style (RELIABILITY B-07): each buffer's
+// capacity is reserved before a message is read into it and released when the buffer is recycled or the
+// connection closes; a reservation beyond the budget fails the connection that needed it with a
+// *MemoryBudgetError, rather than dropping the message (channels are ordered streams that reactors
+// trust to lose nothing). See budget.go.
+//
 // Errors. Remote protocol violations close the connection and reach ErrorFunc as a *PacketError wrapping
 // one of ErrUnknownChannel, ErrMessageTooLarge, ErrPacketTooLarge, ErrUnknownPacketType or
 // ErrMalformedPacket; a missing pong gives ErrPongTimeout; I/O errors are wrapped. ErrorFunc is called at
