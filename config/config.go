@@ -50,6 +50,8 @@ type Config struct {
 	RPC RPCConfig `toml:"rpc"`
 	// Instrumentation is the [instrumentation] section.
 	Instrumentation InstrumentationConfig `toml:"instrumentation"`
+	// PubSub is the [pubsub] section.
+	PubSub PubSubConfig `toml:"pubsub"`
 }
 
 // P2PConfig is the [p2p] section. Key names and defaults are CometBFT v0.38's
@@ -167,6 +169,87 @@ type InstrumentationConfig struct {
 	Namespace string `toml:"namespace"`
 }
 
+// PubSubConfig is the [pubsub] section: the pub/sub Server (package pubsub, docs/PUBSUB.md).
+// Switchyard's own section; CometBFT has none. The gossipsub keys are the spec's parameters under
+// their usual names (docs/PUBSUB.md); their defaults are the spec's.
+type PubSubConfig struct {
+	// Enabled runs the pub/sub Server: channels 0x70 (control), 0x71 (messages) and 0x72
+	// (direct) are advertised in NodeInfo and spoken with peers that advertise them (CometBFT
+	// peers do not, and never see a byte of it). Default false, as in IPFS (kubo).
+	Enabled bool `toml:"enabled"`
+	// Router is "gossipsub" (the default) or "floodsub".
+	Router string `toml:"router"`
+	// SignPolicy is "sign" (the default: messages carry the origin's node ID, a sequence number
+	// and an Ed25519 signature by its node key, and unsigned messages are rejected) or "none"
+	// (anonymous messages; any author field is rejected).
+	SignPolicy string `toml:"sign_policy"`
+	// Topics is a comma-separated list of topics the node joins at start, each "NAME" or
+	// "NAME:RATE" with RATE the expected messages per second on it, network-wide (a decimal
+	// number; it sizes the topic's default score parameters). A name that itself ends in ":"
+	// and a number must be given with a rate. Default "".
+	Topics string `toml:"topics"`
+	// Scoring turns gossipsub peer scoring on, with parameters derived from each topic's
+	// expected rate (gossipsub.DefaultScoreParams). Ignored by floodsub. Default true.
+	Scoring bool `toml:"scoring"`
+	// MaxMessageBytes bounds a message's data, in bytes; larger ones are refused when published
+	// and rejected when received. All nodes of a network must agree. Default 1048576 (1 MiB).
+	MaxMessageBytes int `toml:"max_message_size"`
+	// D, DLo, DHi and DLazy are gossipsub's mesh degree, its lower and upper bounds, and the
+	// number of peers gossip (IHAVE) goes to. Defaults 6, 5, 12, 6. Dlo <= D <= Dhi.
+	D     int `toml:"d"`
+	DLo   int `toml:"d_lo"`
+	DHi   int `toml:"d_hi"`
+	DLazy int `toml:"d_lazy"`
+	// HeartbeatInterval is gossipsub's heartbeat period (mesh maintenance, gossip). Default 1s.
+	HeartbeatInterval time.Duration `toml:"heartbeat_interval"`
+	// FloodPublish sends our own messages to every subscribed peer above the publish
+	// threshold, not only the mesh (gossipsub v1.1). Default true.
+	FloodPublish bool `toml:"flood_publish"`
+	// SeenTTL is how long a message ID is remembered to drop duplicates. Default 2m.
+	SeenTTL time.Duration `toml:"seen_ttl"`
+	// PeerQueueBytes bounds each peer's output queue in bytes; when it is full, forwarded
+	// messages are dropped first and counted. At least max_message_size + 4096. Default 4194304
+	// (4 MiB).
+	PeerQueueBytes int `toml:"peer_queue_size"`
+}
+
+// PubSubTopic is one entry of pubsub.topics.
+type PubSubTopic struct {
+	Name string
+	// RatePerSec is the expected messages per second network-wide; 0 when not given.
+	RatePerSec float64
+}
+
+// Pub/sub limits and defaults that config checks.
+const (
+	// MaxPubSubTopicBytes is the longest topic name accepted (the Server's limit).
+	MaxPubSubTopicBytes = 1024
+	// MaxPubSubMessageBytes is the largest pubsub.max_message_size accepted (64 MiB).
+	MaxPubSubMessageBytes = 64 << 20
+	// PubSubRPCOverheadBytes is the room peer_queue_size needs beyond one message (envelope,
+	// signature, key, topic).
+	PubSubRPCOverheadBytes = 4096
+)
+
+// DefaultPubSubConfig returns the [pubsub] defaults.
+func DefaultPubSubConfig() PubSubConfig {
+	return PubSubConfig{
+		Enabled:           false,
+		Router:            "gossipsub",
+		SignPolicy:        "sign",
+		Scoring:           true,
+		MaxMessageBytes:   1 << 20,
+		D:                 6,
+		DLo:               5,
+		DHi:               12,
+		DLazy:             6,
+		HeartbeatInterval: time.Second,
+		FloodPublish:      true,
+		SeenTTL:           2 * time.Minute,
+		PeerQueueBytes:    4 << 20,
+	}
+}
+
 // DefaultMetricsNamespace is instrumentation.namespace's default.
 const DefaultMetricsNamespace = "cometbft"
 
@@ -184,6 +267,7 @@ func DefaultConfig() Config {
 			MaxOpenConnections:   3,
 			Namespace:            DefaultMetricsNamespace,
 		},
+		PubSub: DefaultPubSubConfig(),
 	}
 }
 

@@ -45,7 +45,10 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // two timeouts positive; seed_mode requires pex; a non-empty rpc.laddr is
 // "[tcp://]host:port"; prometheus_listen_addr is "host:port" when
 // prometheus is on; max_open_connections is not negative; namespace is empty
-// or a Prometheus name.
+// or a Prometheus name; the [pubsub] router and sign_policy are known values,
+// topics parse (ParsePubSubTopics), sizes are in range, d_lo >= 2,
+// d_lo <= d <= d_hi, d_lazy >= 0, the durations positive and
+// seen_ttl at least 5 heartbeats.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(k string, err error) { errs = append(errs, &FieldError{Key: k, Err: err}) }
@@ -147,6 +150,7 @@ func (c Config) Validate() error {
 	if ns := c.Instrumentation.Namespace; ns != "" && !validMetricsNamespace(ns) {
 		badf("instrumentation.namespace", "%q is not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)", ns)
 	}
+	c.validatePubSub(bad, badf)
 	return errors.Join(errs...)
 }
 

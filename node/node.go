@@ -56,6 +56,7 @@ type Node struct {
 	transport *transport.MultiplexTransport
 	sw        *p2p.Switch
 	pex       *pex.Reactor // nil when p2p.pex = false
+	pubsub    *pubsubState // nil when pubsub.enabled = false
 
 	rpcLn   net.Listener // nil when rpc.laddr is empty
 	rpcAddr string       // bound "host:port", "" when disabled
@@ -414,6 +415,16 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		})
 	}
+	var pubsubErr error
+	if n.pubsub != nil {
+		// The pub/sub Server runs beside the Switch, as the PEX reactor does.
+		wg.Go(func() {
+			if err := n.pubsub.srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				pubsubErr = fmt.Errorf("node: pubsub: %w", err)
+				cancel()
+			}
+		})
+	}
 	var pexErr error
 	if n.pex != nil {
 		// The PEX reactor runs beside the Switch; it saves addrbook.json when ctx ends.
@@ -439,7 +450,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if cerr := n.transport.Close(); cerr != nil {
 		n.log.Debug("transport close", "err", cerr)
 	}
-	if err := errors.Join(rpcErr, metricsErr, pexErr); err != nil {
+	if err := errors.Join(rpcErr, metricsErr, pexErr, pubsubErr); err != nil {
 		return err
 	}
 	return err

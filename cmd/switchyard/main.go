@@ -74,6 +74,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newGenNodeKeyCmd(), newUnsafeResetAllCmd())
 	root.AddCommand(newTestnetCmd())
 	root.AddCommand(newCrawlCmd())
+	root.AddCommand(newPubSubCmd())
 	return root
 }
 
