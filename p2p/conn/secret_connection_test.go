@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -26,7 +27,6 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/curve25519"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
@@ -75,6 +75,16 @@ func scHex32(t testing.TB, s string) [32]byte {
 	}
 	copy(k[:], b)
 	return k
+}
+
+// scECDHKey returns the X25519 private key with scalar bytes k.
+func scECDHKey(t testing.TB, k [32]byte) *ecdh.PrivateKey {
+	t.Helper()
+	priv, err := ecdh.X25519().NewPrivateKey(k[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return priv
 }
 
 type scResult struct {
@@ -263,14 +273,12 @@ func TestSecretConnectionVector(t *testing.T) {
 			t.Errorf("%s = %s, want %s", c.id, key.PubKeyToID(pub), str(c.id))
 		}
 	}
-	pubA, _ := curve25519.X25519(ephA[:], curve25519.Basepoint)
-	pubB, _ := curve25519.X25519(ephB[:], curve25519.Basepoint)
+	ephKeyA, ephKeyB := scECDHKey(t, ephA), scECDHKey(t, ephB)
+	pubA, pubB := ephKeyA.PublicKey().Bytes(), ephKeyB.PublicKey().Bytes()
 	if hex.EncodeToString(pubA) != str("A_eph_pub") || hex.EncodeToString(pubB) != str("B_eph_pub") {
 		t.Fatalf("eph pubs %x %x", pubA, pubB)
 	}
-	var locA, remA [32]byte
-	copy(locA[:], pubA)
-	copy(remA[:], pubB)
+	locA, remA := [32]byte(pubA), [32]byte(pubB)
 	lo, hi, aLeast := scSortKeys(&locA, &remA)
 	if hex.EncodeToString(lo[:]) != str("lo_eph_pub") || hex.EncodeToString(hi[:]) != str("hi_eph_pub") {
 		t.Errorf("lo/hi = %x/%x", lo, hi)
@@ -278,11 +286,11 @@ func TestSecretConnectionVector(t *testing.T) {
 	if aLeast != v["A_is_least"].(bool) {
 		t.Errorf("A locIsLeast = %v", aLeast)
 	}
-	dh, err := scComputeDH(&ephA, &remA)
+	dh, err := scComputeDH(ephKeyA, &remA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dhB, err := scComputeDH(&ephB, &locA)
+	dhB, err := scComputeDH(ephKeyB, &locA)
 	if err != nil || dhB != dh {
 		t.Fatalf("DH asymmetric: %v", err)
 	}
@@ -308,11 +316,19 @@ func TestSecretConnectionVector(t *testing.T) {
 	if hex.EncodeToString(challenge[:]) != str("challenge_merlin") {
 		t.Errorf("challenge = %x", challenge)
 	}
-	if s := ed25519.Sign(privA, challenge[:]); hex.EncodeToString(s) != str("A_sig") {
-		t.Errorf("A_sig = %x", s)
-	}
-	if s := ed25519.Sign(privB, challenge[:]); hex.EncodeToString(s) != str("B_sig") {
-		t.Errorf("B_sig = %x", s)
+	for _, c := range []struct {
+		priv ed25519.PrivateKey
+		name string
+	}{{privA, "A_sig"}, {privB, "B_sig"}} {
+		if s := scSign(c.priv, challenge[:]); hex.EncodeToString(s) != str(c.name) {
+			t.Errorf("%s = %x", c.name, s)
+		}
+		if s := ed25519.Sign(c.priv, challenge[:]); hex.EncodeToString(s) != str(c.name) {
+			t.Errorf("%s (crypto/ed25519) = %x", c.name, s)
+		}
+		if !scVerify(c.priv.Public().(ed25519.PublicKey), challenge[:], scHex(t, str(c.name))) {
+			t.Errorf("%s does not verify", c.name)
+		}
 	}
 	auth, err := scAuthSigBytes(privA, &challenge)
 	if err != nil || hex.EncodeToString(auth) != str("A_authsig_plaintext") {
@@ -442,13 +458,11 @@ func scRawExchange(t testing.TB, c net.Conn, msg []byte) []byte {
 func TestSecretConnectionLowOrderKeys(t *testing.T) {
 	for name, k := range scLowOrderKeys() {
 		t.Run(name, func(t *testing.T) {
-			var priv [32]byte
-			rand.Read(priv[:])
-			dh, err := curve25519.X25519(priv[:], k[:])
-			if err == nil && !bytes.Equal(dh, make([]byte, 32)) {
-				t.Fatalf("X25519 of %s is not all-zero: %x", name, dh)
+			priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if _, err := scComputeDH(&priv, &k); !errors.Is(err, ErrSmallOrderRemotePubKey) {
+			if _, err := scComputeDH(priv, &k); !errors.Is(err, ErrSmallOrderRemotePubKey) {
 				t.Fatalf("scComputeDH: %v", err)
 			}
 
@@ -472,6 +486,56 @@ func TestSecretConnectionLowOrderKeys(t *testing.T) {
 				t.Fatal("conn not closed")
 			}
 		})
+	}
+}
+
+// TestSecretConnectionVerifyZIP215 pins the handshake's signature rules to
+// CometBFT's (curve25519-voi with ZIP-215, docs/WIRE.md §1): with a public key
+// of order 8, R the identity and S = 0, the cofactored equation holds for
+// every message, while crypto/ed25519's cofactorless check fails for 7 of 8
+// messages. We must accept what CometBFT accepts. S >= L and signatures of
+// the wrong length are rejected under both rule sets.
+func TestSecretConnectionVerifyZIP215(t *testing.T) {
+	// An order-8 point (libsodium's blacklist, scLowOrderKeys) is also a valid
+	// Edwards encoding; as an Ed25519 key it is a small-order key.
+	order8 := ed25519.PublicKey(mustHex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"))
+	sig := make([]byte, 64)
+	sig[0] = 1 // R = identity (y = 1), S = 0
+	stdRejected := 0
+	for i := range 32 {
+		msg := []byte{byte(i)}
+		if !scVerify(order8, msg, sig) {
+			t.Fatalf("message %d: ZIP-215 rejects a cofactored-valid signature", i)
+		}
+		if !ed25519.Verify(order8, msg, sig) {
+			stdRejected++
+		}
+	}
+	if stdRejected == 0 {
+		t.Fatal("crypto/ed25519 accepted all 32 messages: the test key does not separate the rule sets")
+	}
+
+	// An honest signature, then S replaced by S + L (non-canonical): rejected.
+	priv := scTestPriv(t)
+	pub := priv.Public().(ed25519.PublicKey)
+	msg := []byte("challenge")
+	good := scSign(priv, msg)
+	if !scVerify(pub, msg, good) || !ed25519.Verify(pub, msg, good) {
+		t.Fatal("honest signature rejected")
+	}
+	l := []byte{0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10} // the group order, little-endian
+	bad := bytes.Clone(good)
+	var carry uint16
+	for i := range 32 {
+		v := uint16(bad[32+i]) + uint16(l[i]) + carry
+		bad[32+i], carry = byte(v), v>>8
+	}
+	if scVerify(pub, msg, bad) {
+		t.Error("S + L accepted")
+	}
+	if scVerify(pub, msg, good[:63]) || scVerify(pub, []byte("other"), good) {
+		t.Error("short signature or other message accepted")
 	}
 }
 
@@ -608,11 +672,11 @@ func TestSecretConnectionEphNoOverRead(t *testing.T) {
 // auth(challenge) encrypted as its AuthSig frame stream. It drains the honest
 // side's AuthSig. It returns once both directions are done.
 func scEvilRemote(c net.Conn, auth func(challenge [32]byte) []byte) error {
-	var ephPriv [32]byte
-	rand.Read(ephPriv[:])
-	pub, _ := curve25519.X25519(ephPriv[:], curve25519.Basepoint)
-	var loc [32]byte
-	copy(loc[:], pub)
+	ephPriv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	loc := [32]byte(ephPriv.PublicKey().Bytes())
 	var rem [32]byte
 	var rerr error
 	done := make(chan struct{})
@@ -629,7 +693,7 @@ func scEvilRemote(c net.Conn, auth func(challenge [32]byte) []byte) error {
 		return rerr
 	}
 	lo, hi, least := scSortKeys(&loc, &rem)
-	dh, err := scComputeDH(&ephPriv, &rem)
+	dh, err := scComputeDH(ephPriv, &rem)
 	if err != nil {
 		return err
 	}
