@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/cipher"
-	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/rand"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/gtank/merlin"
 	voied25519 "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
+	voix25519 "github.com/oasisprotocol/curve25519-voi/primitives/x25519"
 	"golang.org/x/crypto/chacha20poly1305"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -245,25 +245,21 @@ func scMakeSecretConnection(ctx context.Context, c net.Conn, priv ed25519.Privat
 // scHandshake runs docs/WIRE.md §3.2 steps 1-14. It does not close c; the caller
 // does on error.
 func scHandshake(c net.Conn, priv ed25519.PrivateKey, ephPriv *[32]byte) (*SecretConnection, error) {
-	// 1. Ephemeral key: one X25519 scalar multiplication of the base point.
-	var locPriv *ecdh.PrivateKey
-	var err error
+	// 1. Ephemeral key pair.
+	var locPriv [32]byte
 	if ephPriv != nil {
-		locPriv, err = ecdh.X25519().NewPrivateKey(ephPriv[:])
+		locPriv = *ephPriv
 	} else {
-		locPriv, err = ecdh.X25519().GenerateKey(rand.Reader)
+		_, _ = rand.Read(locPriv[:]) // never fails (crypto/rand docs)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("conn: secret connection handshake: ephemeral key: %w", err)
-	}
-	locPub := [32]byte(locPriv.PublicKey().Bytes())
+	locPub := scEphPubKey(&locPriv)
 
 	// 2-3. Share ephemeral keys, writing and reading concurrently.
 	var remPub [32]byte
 	msg := make([]byte, 0, 35)
 	msg = append(msg, 0x22, 0x0a, 0x20)
 	msg = append(msg, locPub[:]...)
-	err = scParallel(c,
+	err := scParallel(c,
 		func() error {
 			if _, err := c.Write(msg); err != nil {
 				return fmt.Errorf("conn: secret connection handshake: write ephemeral key: %w", err)
@@ -284,7 +280,8 @@ func scHandshake(c net.Conn, priv ed25519.PrivateKey, ephPriv *[32]byte) (*Secre
 
 	// 4-9. Order, DH, transcript, keys, challenge.
 	lo, hi, locIsLeast := scSortKeys(&locPub, &remPub)
-	dh, err := scComputeDH(locPriv, &remPub)
+	dh, err := scComputeDH(&locPriv, &remPub)
+	clear(locPriv[:])
 	if err != nil {
 		return nil, fmt.Errorf("conn: secret connection handshake: %w", err)
 	}
@@ -471,18 +468,28 @@ func scSortKeys(loc, rem *[32]byte) (lo, hi *[32]byte, locIsLeast bool) {
 	return rem, loc, false
 }
 
-// scComputeDH returns X25519(locPriv, remPub), one scalar multiplication. An
-// all-zero result (every low-order or non-canonical low-order encoding of
-// remPub), which crypto/ecdh reports as an error after a constant-time check,
-// is ErrSmallOrderRemotePubKey (RELIABILITY H-01).
-func scComputeDH(locPriv *ecdh.PrivateKey, remPub *[32]byte) ([32]byte, error) {
+// scEphPubKey returns the X25519 public key of priv (docs/WIRE.md §3.2 step
+// 1): one fixed-base scalar multiplication with curve25519-voi's precomputed
+// table of the Ed25519 base point, mapped to the Montgomery u-coordinate.
+// crypto/ecdh (ecdh.X25519().GenerateKey or NewPrivateKey) runs the
+// variable-base Montgomery ladder on the base point instead, 4-5x the CPU
+// time (BenchmarkHandshakeCrypto); the output is the same
+// (TestX25519MatchesCryptoECDH).
+func scEphPubKey(priv *[32]byte) [32]byte {
+	var pub [32]byte
+	voix25519.ScalarBaseMult(&pub, priv)
+	return pub
+}
+
+// scComputeDH returns X25519(locPriv, remPub) (docs/WIRE.md §3.2 step 6), one
+// constant-time Montgomery ladder (curve25519-voi, within 5% of crypto/ecdh's,
+// which cannot be used without computing our public key again). An all-zero
+// result (every low-order or non-canonical low-order encoding of remPub),
+// detected in constant time, is ErrSmallOrderRemotePubKey (RELIABILITY H-01).
+func scComputeDH(locPriv, remPub *[32]byte) ([32]byte, error) {
 	var dh [32]byte
-	pub, err := ecdh.X25519().NewPublicKey(remPub[:])
-	if err != nil { // only for a length other than 32, which cannot happen here
-		return dh, fmt.Errorf("diffie-hellman: %w: %w", ErrSmallOrderRemotePubKey, err)
-	}
-	out, err := locPriv.ECDH(pub)
-	if err != nil {
+	out, err := voix25519.X25519(locPriv[:], remPub[:])
+	if err != nil { // the all-zero output; the lengths are fixed
 		return dh, fmt.Errorf("diffie-hellman: all-zero shared secret: %w", ErrSmallOrderRemotePubKey)
 	}
 	copy(dh[:], out)
@@ -497,9 +504,9 @@ func scComputeDH(locPriv *ecdh.PrivateKey, remPub *[32]byte) ([32]byte, error) {
 var scVerifyOptions = &voied25519.Options{Verify: voied25519.VerifyOptionsZIP_215}
 
 // scVerify reports whether sig (64 bytes) is pub's (32 bytes) Ed25519
-// signature of msg under ZIP-215. curve25519-voi signs and verifies in about
-// 0.55 of crypto/ed25519's CPU time (BenchmarkHandshakeCrypto, the two run
-// interleaved).
+// signature of msg under ZIP-215. curve25519-voi signs and verifies in
+// 0.55-0.7 of crypto/ed25519's CPU time (BenchmarkHandshakeCrypto, the two
+// run interleaved).
 func scVerify(pub ed25519.PublicKey, msg, sig []byte) bool {
 	return voied25519.VerifyWithOptions(voied25519.PublicKey(pub), msg, sig, scVerifyOptions)
 }

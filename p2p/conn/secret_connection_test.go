@@ -77,16 +77,6 @@ func scHex32(t testing.TB, s string) [32]byte {
 	return k
 }
 
-// scECDHKey returns the X25519 private key with scalar bytes k.
-func scECDHKey(t testing.TB, k [32]byte) *ecdh.PrivateKey {
-	t.Helper()
-	priv, err := ecdh.X25519().NewPrivateKey(k[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return priv
-}
-
 type scResult struct {
 	sc  *SecretConnection
 	err error
@@ -273,12 +263,10 @@ func TestSecretConnectionVector(t *testing.T) {
 			t.Errorf("%s = %s, want %s", c.id, key.PubKeyToID(pub), str(c.id))
 		}
 	}
-	ephKeyA, ephKeyB := scECDHKey(t, ephA), scECDHKey(t, ephB)
-	pubA, pubB := ephKeyA.PublicKey().Bytes(), ephKeyB.PublicKey().Bytes()
-	if hex.EncodeToString(pubA) != str("A_eph_pub") || hex.EncodeToString(pubB) != str("B_eph_pub") {
-		t.Fatalf("eph pubs %x %x", pubA, pubB)
+	locA, remA := scEphPubKey(&ephA), scEphPubKey(&ephB)
+	if hex.EncodeToString(locA[:]) != str("A_eph_pub") || hex.EncodeToString(remA[:]) != str("B_eph_pub") {
+		t.Fatalf("eph pubs %x %x", locA, remA)
 	}
-	locA, remA := [32]byte(pubA), [32]byte(pubB)
 	lo, hi, aLeast := scSortKeys(&locA, &remA)
 	if hex.EncodeToString(lo[:]) != str("lo_eph_pub") || hex.EncodeToString(hi[:]) != str("hi_eph_pub") {
 		t.Errorf("lo/hi = %x/%x", lo, hi)
@@ -286,11 +274,11 @@ func TestSecretConnectionVector(t *testing.T) {
 	if aLeast != v["A_is_least"].(bool) {
 		t.Errorf("A locIsLeast = %v", aLeast)
 	}
-	dh, err := scComputeDH(ephKeyA, &remA)
+	dh, err := scComputeDH(&ephA, &remA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dhB, err := scComputeDH(ephKeyB, &locA)
+	dhB, err := scComputeDH(&ephB, &locA)
 	if err != nil || dhB != dh {
 		t.Fatalf("DH asymmetric: %v", err)
 	}
@@ -458,11 +446,9 @@ func scRawExchange(t testing.TB, c net.Conn, msg []byte) []byte {
 func TestSecretConnectionLowOrderKeys(t *testing.T) {
 	for name, k := range scLowOrderKeys() {
 		t.Run(name, func(t *testing.T) {
-			priv, err := ecdh.X25519().GenerateKey(rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := scComputeDH(priv, &k); !errors.Is(err, ErrSmallOrderRemotePubKey) {
+			var priv [32]byte
+			rand.Read(priv[:])
+			if _, err := scComputeDH(&priv, &k); !errors.Is(err, ErrSmallOrderRemotePubKey) {
 				t.Fatalf("scComputeDH: %v", err)
 			}
 
@@ -486,6 +472,63 @@ func TestSecretConnectionLowOrderKeys(t *testing.T) {
 				t.Fatal("conn not closed")
 			}
 		})
+	}
+}
+
+// TestX25519MatchesCryptoECDH checks the handshake's X25519 (curve25519-voi:
+// a fixed-base table for the public key, a ladder for the shared secret)
+// against crypto/ecdh (RFC 7748, what CometBFT's x/crypto calls) on random
+// scalars and points, points with the top bit set (ignored by RFC 7748),
+// non-canonical u-coordinates p..p+18 and the low-order encodings: the same
+// public keys, the same secrets, and an error exactly where crypto/ecdh
+// reports the all-zero output (H-01).
+func TestX25519MatchesCryptoECDH(t *testing.T) {
+	var points [][32]byte
+	for range 200 {
+		var u [32]byte
+		rand.Read(u[:])
+		points = append(points, u)
+		u[31] |= 0x80
+		points = append(points, u)
+	}
+	for i := range 19 { // p + i, p = 2^255 - 19
+		var u [32]byte
+		for j := range u {
+			u[j] = 0xff
+		}
+		u[31] = 0x7f
+		u[0] = 0xed + byte(i)
+		points = append(points, u)
+	}
+	for _, k := range scLowOrderKeys() {
+		points = append(points, k)
+		k[31] |= 0x80
+		points = append(points, k)
+	}
+	for i, u := range points {
+		var priv [32]byte
+		rand.Read(priv[:])
+		want, err := ecdh.X25519().NewPrivateKey(priv[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := scEphPubKey(&priv); !bytes.Equal(got[:], want.PublicKey().Bytes()) {
+			t.Fatalf("scalar %x: public key %x, crypto/ecdh %x", priv, got, want.PublicKey().Bytes())
+		}
+		pub, err := ecdh.X25519().NewPublicKey(u[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDH, wantErr := want.ECDH(pub)
+		gotDH, gotErr := scComputeDH(&priv, &u)
+		switch {
+		case (wantErr != nil) != (gotErr != nil):
+			t.Fatalf("point %d %x: error %v, crypto/ecdh %v", i, u, gotErr, wantErr)
+		case gotErr != nil && !errors.Is(gotErr, ErrSmallOrderRemotePubKey):
+			t.Fatalf("point %d %x: error %v, want ErrSmallOrderRemotePubKey", i, u, gotErr)
+		case gotErr == nil && !bytes.Equal(gotDH[:], wantDH):
+			t.Fatalf("point %d %x: secret %x, crypto/ecdh %x", i, u, gotDH, wantDH)
+		}
 	}
 }
 
@@ -672,11 +715,9 @@ func TestSecretConnectionEphNoOverRead(t *testing.T) {
 // auth(challenge) encrypted as its AuthSig frame stream. It drains the honest
 // side's AuthSig. It returns once both directions are done.
 func scEvilRemote(c net.Conn, auth func(challenge [32]byte) []byte) error {
-	ephPriv, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	loc := [32]byte(ephPriv.PublicKey().Bytes())
+	var ephPriv [32]byte
+	rand.Read(ephPriv[:])
+	loc := scEphPubKey(&ephPriv)
 	var rem [32]byte
 	var rerr error
 	done := make(chan struct{})
@@ -693,7 +734,7 @@ func scEvilRemote(c net.Conn, auth func(challenge [32]byte) []byte) error {
 		return rerr
 	}
 	lo, hi, least := scSortKeys(&loc, &rem)
-	dh, err := scComputeDH(ephPriv, &rem)
+	dh, err := scComputeDH(&ephPriv, &rem)
 	if err != nil {
 		return err
 	}
