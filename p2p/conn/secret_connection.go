@@ -95,7 +95,8 @@ var (
 
 	// ErrChallengeVerification is returned by MakeSecretConnection when the
 	// remote AuthSigMessage signature is not exactly 64 bytes or does not
-	// verify over this session's challenge (docs/WIRE.md §3.2 step 13).
+	// verify over this session's challenge under ZIP-215 rules, as in CometBFT
+	// (docs/WIRE.md §1, §3.2 step 13).
 	ErrChallengeVerification = errors.New("conn: challenge verification failed")
 
 	// ErrFrameTooLarge is returned by Read when a frame decrypts to a length
