@@ -340,10 +340,25 @@ func scHandshake(c net.Conn, priv ed25519.PrivateKey, ephPriv *[32]byte) (*Secre
 	return sc, nil
 }
 
-// scParallel runs write in a new goroutine and read in the current one and
-// waits for both. The first failure closes c so the other side unblocks; the
-// first error is returned.
+// scParallel runs write and read so that neither side of the handshake waits
+// for the other to read before it can read: on a *net.TCPConn it writes first
+// and then reads, in the calling goroutine, since the kernel's socket buffers
+// take the at most 1044 bytes the handshake writes at each step without the
+// peer reading; on any other net.Conn (net.Pipe is synchronous) it runs write
+// in a new goroutine and read in the current one and waits for both. The
+// first failure closes c, unblocking the other side; the first error is
+// returned.
 func scParallel(c net.Conn, write, read func() error) error {
+	if _, ok := c.(*net.TCPConn); ok {
+		err := write()
+		if err == nil {
+			err = read()
+		}
+		if err != nil {
+			_ = c.Close()
+		}
+		return err
+	}
 	var (
 		once  sync.Once
 		first error

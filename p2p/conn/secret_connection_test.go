@@ -1232,6 +1232,55 @@ func TestSecretConnectionTCP(t *testing.T) {
 
 // ctx expiry while the remote stalls after 0, 1, 32, 35 bytes or after its
 // auth message: error wraps ctx.Err(), c closed, goroutines gone.
+// TestSecretConnectionTCPFailures covers the handshake's TCP path, where
+// each step writes and then reads in one goroutine (scParallel): a low-order
+// ephemeral key (H-01), a malformed one (H-02) and a silent peer with the
+// context canceled (H-10) each end the handshake with the typed error, close
+// the conn (the peer reads our 35-byte ephemeral key message, then EOF:
+// nothing encrypted follows), and leave no goroutine behind (goleak).
+func TestSecretConnectionTCPFailures(t *testing.T) {
+	lowOrder := scLowOrderKeys()["order8a"]
+	for _, c := range []struct {
+		name   string
+		remote []byte // written by the peer; nil: it stays silent
+		want   error
+	}{
+		{"low-order key", append([]byte{0x22, 0x0a, 0x20}, lowOrder[:]...), ErrSmallOrderRemotePubKey},
+		{"31-byte key", append([]byte{0x21, 0x0a, 0x1f}, make([]byte, 31)...), ErrBadEphemeralKey},
+		{"silent peer", nil, context.Canceled},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ca, cb := scTCPPair(t)
+			defer cb.Close()
+			if c.remote != nil {
+				if _, err := cb.Write(c.remote); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			res := make(chan error, 1)
+			go func() {
+				_, err := MakeSecretConnection(ctx, ca, scTestPriv(t))
+				res <- err
+			}()
+			got := make([]byte, 35)
+			if _, err := io.ReadFull(cb, got); err != nil || !bytes.Equal(got[:3], []byte{0x22, 0x0a, 0x20}) {
+				t.Fatalf("peer read %x, %v; want the ephemeral key message", got, err)
+			}
+			if c.remote == nil {
+				cancel()
+			}
+			if err := <-res; !errors.Is(err, c.want) {
+				t.Fatalf("handshake error %v, want %v", err, c.want)
+			}
+			if n, err := cb.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Fatalf("after the failure the peer read %d bytes, %v; want EOF", n, err)
+			}
+		})
+	}
+}
+
 func TestSecretConnectionHandshakeTimeout(t *testing.T) {
 	var k [32]byte
 	rand.Read(k[:])
