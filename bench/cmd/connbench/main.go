@@ -3,7 +3,7 @@
 // Noise + yamux) the same way in one process, repeating the stacks interleaved, and prints the
 // medians and the ratios ours/theirs. bench/README.md explains each figure.
 //
-//	cd bench && go run ./cmd/connbench                 # 5 rounds of everything, about 5 minutes
+//	cd bench && go run ./cmd/connbench                 # 5 rounds of everything, about 4 minutes
 //	go run ./cmd/connbench -rounds 3 -only handshake,rtt
 //	go run ./cmd/connbench -json connbench.json
 package main
@@ -24,9 +24,12 @@ import (
 	"github.com/switchyard-p2p/switchyard/bench/internal/connbench"
 )
 
+// group is one figure group. run measures one stack; all, used instead where set, measures every
+// stack in one interleaved sample and returns one progress line per stack.
 type group struct {
 	name string
 	run  func(st connbench.Stack, res *connbench.Results) (string, error)
+	all  func(stacks []connbench.Stack, res *connbench.Results) ([]string, error)
 }
 
 func main() {
@@ -36,8 +39,8 @@ func main() {
 	sizesFlag := flag.String("sizes", "1KiB,64KiB,1MiB", "throughput message sizes")
 	mib := flag.Int64("mib", 64, "MiB of payload timed per throughput sample")
 	rttN := flag.Int("rtt-n", 2000, "round trips timed per sample at most")
-	rttTime := flag.Duration("rtt-time", 2*time.Second, "time spent timing round trips per sample at most (at least 20 round trips are timed)")
-	hsTime := flag.Duration("hs-time", 2*time.Second, "time spent timing handshakes per sample (at least 20)")
+	rttTime := flag.Duration("rtt-time", 2*time.Second, "time per stack spent timing round trips per sample at most (at least 20 round trips per stack)")
+	hsTime := flag.Duration("hs-time", time.Second, "wall time per stack spent in timed handshakes per sample (at least 20 per stack)")
 	idlePairs := flag.Int("idle-pairs", 100, "connection pairs per idle sample")
 	idleWait := flag.Duration("idle-wait", 5*time.Second, "how long the pairs stay idle before the idle sample is read")
 	jsonOut := flag.String("json", "", "also write every sample and median to this file")
@@ -82,7 +85,7 @@ func main() {
 	if enabled("throughput") {
 		for _, size := range sizes {
 			name := sizeName(size)
-			groups = append(groups, group{"throughput " + name, func(st connbench.Stack, res *connbench.Results) (string, error) {
+			groups = append(groups, group{name: "throughput " + name, run: func(st connbench.Stack, res *connbench.Results) (string, error) {
 				r, err := connbench.Throughput(st, size, *mib<<20)
 				if err != nil {
 					return "", err
@@ -95,31 +98,39 @@ func main() {
 	}
 	if enabled("rtt") {
 		for _, tuning := range []connbench.Tuning{connbench.Defaults, connbench.Best} {
-			groups = append(groups, group{"rtt " + tuning.String(), func(st connbench.Stack, res *connbench.Results) (string, error) {
-				r, err := connbench.RoundTrip(st, tuning, *rttN, *rttTime)
+			groups = append(groups, group{name: "rtt " + tuning.String(), all: func(stacks []connbench.Stack, res *connbench.Results) ([]string, error) {
+				rs, err := connbench.RoundTrips(stacks, tuning, *rttN, *rttTime)
 				if err != nil {
-					return "", err
+					return nil, err
 				}
 				t := tuning.String()
-				res.Add(st.Name, connbench.Metric{Key: "rtt_" + t + "_p50_us", Label: "100 B round trip p50, " + t + ", us"}, us(r.P50))
-				res.Add(st.Name, connbench.Metric{Key: "rtt_" + t + "_p99_us", Label: "100 B round trip p99, " + t + ", us"}, us(r.P99))
-				return fmt.Sprintf("%d round trips: p50 %.1f us, p99 %.1f us", r.N, us(r.P50), us(r.P99)), nil
+				lines := make([]string, len(rs))
+				for i, r := range rs {
+					res.Add(stacks[i].Name, connbench.Metric{Key: "rtt_" + t + "_p50_us", Label: "100 B round trip p50, " + t + ", us"}, us(r.P50))
+					res.Add(stacks[i].Name, connbench.Metric{Key: "rtt_" + t + "_p99_us", Label: "100 B round trip p99, " + t + ", us"}, us(r.P99))
+					lines[i] = fmt.Sprintf("%d round trips: p50 %.1f us, p99 %.1f us", r.N, us(r.P50), us(r.P99))
+				}
+				return lines, nil
 			}})
 		}
 	}
 	if enabled("handshake") {
-		groups = append(groups, group{"handshake", func(st connbench.Stack, res *connbench.Results) (string, error) {
-			r, err := connbench.Handshakes(st, *hsTime)
+		groups = append(groups, group{name: "handshake", all: func(stacks []connbench.Stack, res *connbench.Results) ([]string, error) {
+			rs, err := connbench.Handshakes(stacks, *hsTime)
 			if err != nil {
-				return "", err
+				return nil, err
 			}
-			res.Add(st.Name, connbench.Metric{Key: "handshakes_per_s", Label: "handshakes per second", Higher: true}, r.PerSec)
-			res.Add(st.Name, connbench.Metric{Key: "handshake_cpu_us", Label: "handshake CPU (both ends), us"}, us(r.CPUEach))
-			return fmt.Sprintf("%d handshakes: %.0f/s, %.0f us CPU each", r.N, r.PerSec, us(r.CPUEach)), nil
+			lines := make([]string, len(rs))
+			for i, r := range rs {
+				res.Add(stacks[i].Name, connbench.Metric{Key: "handshakes_per_s", Label: "handshakes per second", Higher: true}, r.PerSec)
+				res.Add(stacks[i].Name, connbench.Metric{Key: "handshake_cpu_us", Label: "handshake CPU (both ends), us"}, us(r.CPUEach))
+				lines[i] = fmt.Sprintf("%d handshakes: %.0f/s, %.0f us CPU each", r.N, r.PerSec, us(r.CPUEach))
+			}
+			return lines, nil
 		}})
 	}
 	if enabled("idle") {
-		groups = append(groups, group{"idle", func(st connbench.Stack, res *connbench.Results) (string, error) {
+		groups = append(groups, group{name: "idle", run: func(st connbench.Stack, res *connbench.Results) (string, error) {
 			r, err := connbench.Idle(st, *idlePairs, *idleWait)
 			if err != nil {
 				return "", err
@@ -140,6 +151,20 @@ func main() {
 	var failures []error
 	for _, g := range groups {
 		for round := 1; round <= *rounds; round++ {
+			if g.all != nil {
+				connbench.Settle()
+				lines, err := g.all(stacks, res)
+				if err != nil {
+					err = fmt.Errorf("%s, round %d: %w", g.name, round, err)
+					failures = append(failures, err)
+					fmt.Fprintln(os.Stderr, "FAIL", err)
+					continue
+				}
+				for i, line := range lines {
+					fmt.Fprintf(os.Stderr, "%-18s round %d %-10s %s\n", g.name, round, stacks[i].Name, line)
+				}
+				continue
+			}
 			for _, st := range stacks {
 				connbench.Settle()
 				line, err := g.run(st, res)

@@ -95,109 +95,186 @@ type RoundTripResult struct {
 	P99 time.Duration
 }
 
-// RoundTrip times 100-byte request/echo round trips over a pair built with tuning: A sends, B's
-// receive callback sends a copy back, and the round trip ends when A's receive callback gets it.
-// One message is in flight at a time. A warm-up of up to 10 round trips (at most 1 s) is not timed;
-// then round trips are timed until maxN are done or maxDur has passed, but at least 20.
-func RoundTrip(st Stack, tuning Tuning, maxN int, maxDur time.Duration) (RoundTripResult, error) {
-	back := make(chan struct{}, 1)
-	var p Pair
-	var echoErr atomic.Pointer[error]
-	p, err := st.NewPair(PairOptions{
-		Tuning:  tuning,
-		OnRecvA: func([]byte) { back <- struct{}{} },
-		OnRecvB: func(msg []byte) {
-			if err := p.SendB(bytes.Clone(msg)); err != nil {
-				echoErr.Store(&err)
-			}
-		},
-	})
-	if err != nil {
-		return RoundTripResult{}, err
+// RoundTrips times 100-byte request/echo round trips over one pair per stack, all built with
+// tuning: A sends, B's receive callback sends a copy back, and the round trip ends when A's receive
+// callback gets it. One message is in flight at a time. After up to 10 untimed round trips per pair
+// (at most 1 s each), the stacks take turns in blocks (each block: up to 50 round trips, ending
+// early once it has run 20 ms; at least one), so that the machine's load hits every stack alike,
+// until every stack has at least 20 round trips and either all have maxN or
+// len(stacks) x maxDur has passed. Results are in the order of stacks.
+func RoundTrips(stacks []Stack, tuning Tuning, maxN int, maxDur time.Duration) ([]RoundTripResult, error) {
+	type rtPair struct {
+		p       Pair
+		back    chan struct{}
+		echoErr atomic.Pointer[error]
+		rtts    []time.Duration
 	}
-	defer p.Close()
+	pairs := make([]*rtPair, len(stacks))
+	defer func() {
+		for _, rp := range pairs {
+			if rp != nil && rp.p != nil {
+				rp.p.Close()
+			}
+		}
+	}()
+	for i, st := range stacks {
+		rp := &rtPair{back: make(chan struct{}, 1)}
+		p, err := st.NewPair(PairOptions{
+			Tuning:  tuning,
+			OnRecvA: func([]byte) { rp.back <- struct{}{} },
+			OnRecvB: func(msg []byte) {
+				if err := rp.p.SendB(bytes.Clone(msg)); err != nil {
+					rp.echoErr.Store(&err)
+				}
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", st.Name, err)
+		}
+		rp.p = p
+		pairs[i] = rp
+	}
 	msg := make([]byte, 100)
 	_, _ = rand.Read(msg)
-	one := func() (time.Duration, error) {
+	one := func(rp *rtPair) (time.Duration, error) {
 		t0 := time.Now()
-		if err := p.SendA(msg); err != nil {
+		if err := rp.p.SendA(msg); err != nil {
 			return 0, err
 		}
 		select {
-		case <-back:
+		case <-rp.back:
 			return time.Since(t0), nil
 		case <-time.After(deliveryTimeout):
-			if e := echoErr.Load(); e != nil {
+			if e := rp.echoErr.Load(); e != nil {
 				return 0, fmt.Errorf("echo: %w", *e)
 			}
 			return 0, errors.New("no echo within the delivery timeout")
 		}
 	}
-	for start, i := time.Now(), 0; i < 10 && time.Since(start) < time.Second; i++ {
-		if _, err := one(); err != nil {
-			return RoundTripResult{}, fmt.Errorf("warm-up: %w", err)
+	for i, rp := range pairs {
+		for start, k := time.Now(), 0; k < 10 && time.Since(start) < time.Second; k++ {
+			if _, err := one(rp); err != nil {
+				return nil, fmt.Errorf("%s: warm-up: %w", stacks[i].Name, err)
+			}
 		}
 	}
-	var rtts []time.Duration
-	for start := time.Now(); len(rtts) < 20 || (len(rtts) < maxN && time.Since(start) < maxDur); {
-		d, err := one()
-		if err != nil {
-			return RoundTripResult{}, err
+	start := time.Now()
+	for {
+		done := true
+		for _, rp := range pairs {
+			if len(rp.rtts) < 20 || (len(rp.rtts) < maxN && time.Since(start) < time.Duration(len(stacks))*maxDur) {
+				done = false
+			}
 		}
-		rtts = append(rtts, d)
+		if done {
+			break
+		}
+		for i, rp := range pairs {
+			if len(rp.rtts) >= maxN {
+				continue
+			}
+			for k, t0 := 0, time.Now(); k < 50 && len(rp.rtts) < maxN && (k == 0 || time.Since(t0) < 20*time.Millisecond); k++ {
+				d, err := one(rp)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", stacks[i].Name, err)
+				}
+				rp.rtts = append(rp.rtts, d)
+			}
+		}
 	}
-	slices.Sort(rtts)
-	return RoundTripResult{N: len(rtts), P50: rtts[len(rtts)*50/100], P99: rtts[min(len(rtts)-1, len(rtts)*99/100)]}, nil
+	out := make([]RoundTripResult, len(pairs))
+	for i, rp := range pairs {
+		r := rp.rtts
+		slices.Sort(r)
+		out[i] = RoundTripResult{N: len(r), P50: r[len(r)*50/100], P99: r[min(len(r)-1, len(r)*99/100)]}
+	}
+	return out, nil
 }
 
 // HandshakeResult is one handshake sample.
 type HandshakeResult struct {
 	N       int
-	PerSec  float64       // handshakes completed per second of wall time
+	PerSec  float64       // handshakes per second of the wall time spent in them
 	CPUEach time.Duration // process CPU time per handshake, both ends included
 }
 
-// Handshakes runs handshakes one after another for dur (at least 20) after 5 untimed ones. Each
-// is: dial a loopback TCP listener and accept, run the stack's security handshake on both ends
-// concurrently (each end with the same long-term key every time), close both ends.
-func Handshakes(st Stack, dur time.Duration) (HandshakeResult, error) {
-	hs, err := st.NewHandshaker()
-	if err != nil {
-		return HandshakeResult{}, err
+// Handshakes runs handshakes of the stacks in turn, one at a time (stacks[0], stacks[1], ...,
+// stacks[0], ...), so that the machine's load hits every stack alike, for dur of wall time per
+// stack (at least 20 each), after 5 untimed ones each. Each is: dial the stack's loopback listener
+// and accept, run the stack's security handshake on both ends concurrently (each end with the same
+// long-term key every time), close both ends. PerSec is the handshakes divided by the wall time
+// spent in them: the rate of that stack's handshakes run back to back. Results are in the order
+// of stacks.
+func Handshakes(stacks []Stack, dur time.Duration) ([]HandshakeResult, error) {
+	type hsStack struct {
+		hs        func(client, server net.Conn) error
+		ln        net.Listener
+		n         int
+		wall, cpu time.Duration
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return HandshakeResult{}, err
+	hss := make([]*hsStack, len(stacks))
+	defer func() {
+		for _, h := range hss {
+			if h != nil {
+				h.ln.Close()
+			}
+		}
+	}()
+	for i, st := range stacks {
+		hs, err := st.NewHandshaker()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", st.Name, err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		hss[i] = &hsStack{hs: hs, ln: ln}
 	}
-	defer ln.Close()
-	addr := ln.Addr().String()
-	one := func() error {
-		c, err := net.Dial("tcp", addr)
+	one := func(h *hsStack) error {
+		c, err := net.Dial("tcp", h.ln.Addr().String())
 		if err != nil {
 			return err
 		}
-		s, err := ln.Accept()
+		s, err := h.ln.Accept()
 		if err != nil {
 			c.Close()
 			return err
 		}
-		return hs(c, s)
+		return h.hs(c, s)
 	}
-	for range 5 {
-		if err := one(); err != nil {
-			return HandshakeResult{}, fmt.Errorf("warm-up: %w", err)
+	for i, h := range hss {
+		for range 5 {
+			if err := one(h); err != nil {
+				return nil, fmt.Errorf("%s: warm-up: %w", stacks[i].Name, err)
+			}
 		}
 	}
-	n := 0
-	t0, c0 := time.Now(), ProcessCPU()
-	for n < 20 || time.Since(t0) < dur {
-		if err := one(); err != nil {
-			return HandshakeResult{}, err
+	for {
+		done := true
+		for _, h := range hss {
+			if h.n < 20 || h.wall < dur {
+				done = false
+			}
 		}
-		n++
+		if done {
+			break
+		}
+		for i, h := range hss {
+			t0, c0 := time.Now(), ProcessCPU()
+			if err := one(h); err != nil {
+				return nil, fmt.Errorf("%s: %w", stacks[i].Name, err)
+			}
+			h.wall += time.Since(t0)
+			h.cpu += ProcessCPU() - c0
+			h.n++
+		}
 	}
-	elapsed, cpu := time.Since(t0), ProcessCPU()-c0
-	return HandshakeResult{N: n, PerSec: float64(n) / elapsed.Seconds(), CPUEach: cpu / time.Duration(n)}, nil
+	out := make([]HandshakeResult, len(hss))
+	for i, h := range hss {
+		out[i] = HandshakeResult{N: h.n, PerSec: float64(h.n) / h.wall.Seconds(), CPUEach: h.cpu / time.Duration(h.n)}
+	}
+	return out, nil
 }
 
 // IdleResult is one idle-cost sample.
