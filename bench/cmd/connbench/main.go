@@ -37,7 +37,8 @@ func main() {
 	stacksFlag := flag.String("stacks", "switchyard,cometbft,go-libp2p", "stacks to run, comma-separated; the first is \"ours\" in the ratios")
 	only := flag.String("only", "", "run only these figure groups, comma-separated: throughput, rtt, handshake, idle (default all)")
 	sizesFlag := flag.String("sizes", "1KiB,64KiB,1MiB", "throughput message sizes")
-	mib := flag.Int64("mib", 64, "MiB of payload timed per throughput sample")
+	mib := flag.Int64("mib", 64, "MiB of payload timed per stack per throughput sample")
+	chunks := flag.Int("chunks", 8, "turns per stack in a throughput sample: the stacks alternate every mib/chunks MiB")
 	rttN := flag.Int("rtt-n", 2000, "round trips timed per sample at most")
 	rttTime := flag.Duration("rtt-time", 2*time.Second, "time per stack spent timing round trips per sample at most (at least 20 round trips per stack)")
 	hsTime := flag.Duration("hs-time", time.Second, "wall time per stack spent in timed handshakes per sample (at least 20 per stack)")
@@ -85,14 +86,18 @@ func main() {
 	if enabled("throughput") {
 		for _, size := range sizes {
 			name := sizeName(size)
-			groups = append(groups, group{name: "throughput " + name, run: func(st connbench.Stack, res *connbench.Results) (string, error) {
-				r, err := connbench.Throughput(st, size, *mib<<20)
+			groups = append(groups, group{name: "throughput " + name, all: func(stacks []connbench.Stack, res *connbench.Results) ([]string, error) {
+				rs, err := connbench.Throughputs(stacks, size, *mib<<20, *chunks)
 				if err != nil {
-					return "", err
+					return nil, err
 				}
-				res.Add(st.Name, connbench.Metric{Key: "tput_" + name + "_MBps", Label: name + " messages, MB/s", Higher: true}, r.MBps)
-				res.Add(st.Name, connbench.Metric{Key: "tput_" + name + "_cpu_s_per_GB", Label: name + " messages, CPU-s/GB"}, r.CPUsPerGB)
-				return fmt.Sprintf("%d msgs in %v: %.0f MB/s, %.2f CPU-s/GB", r.Messages, r.Elapsed.Round(time.Millisecond), r.MBps, r.CPUsPerGB), nil
+				lines := make([]string, len(rs))
+				for i, r := range rs {
+					res.Add(stacks[i].Name, connbench.Metric{Key: "tput_" + name + "_MBps", Label: name + " messages, MB/s", Higher: true}, r.MBps)
+					res.Add(stacks[i].Name, connbench.Metric{Key: "tput_" + name + "_cpu_s_per_GB", Label: name + " messages, CPU-s/GB"}, r.CPUsPerGB)
+					lines[i] = fmt.Sprintf("%d msgs in %v: %.0f MB/s, %.2f CPU-s/GB", r.Messages, r.Elapsed.Round(time.Millisecond), r.MBps, r.CPUsPerGB)
+				}
+				return lines, nil
 			}})
 		}
 	}

@@ -18,74 +18,105 @@ const deliveryTimeout = 2 * time.Minute
 // ThroughputResult is one throughput sample.
 type ThroughputResult struct {
 	Messages  int           // messages timed (after the warm-up)
-	Elapsed   time.Duration // from the first timed send to the last timed delivery
-	CPU       time.Duration // process CPU time (user + system) in that window, both ends included
+	Elapsed   time.Duration // the timed chunks' durations, each from its first send to its last delivery
+	CPU       time.Duration // process CPU time (user + system) in those chunks, both ends included
 	MBps      float64       // payload bytes delivered per second, in 10^6 bytes
 	CPUsPerGB float64       // CPU seconds per 10^9 payload bytes
 }
 
-// Throughput streams messages of size bytes from A to B over a Bulk pair: first a warm-up of
-// max(4, 4 MiB/size) messages, all delivered before timing starts, then max(8, total/size) timed
-// messages sent back to back from one goroutine. A message counts when B's receive callback gets it.
-func Throughput(st Stack, size int, total int64) (ThroughputResult, error) {
-	var count, target atomic.Int64
-	var badSize atomic.Int64
-	done := make(chan struct{}, 1)
-	p, err := st.NewPair(PairOptions{Tuning: Bulk, OnRecvB: func(msg []byte) {
-		if len(msg) != size {
-			badSize.Store(int64(len(msg)))
+// tpPair is one stack's Bulk pair in a throughput sample.
+type tpPair struct {
+	p             Pair
+	size          int
+	msg           []byte
+	count, target atomic.Int64
+	badSize       atomic.Int64
+	done          chan struct{}
+	sendErr       chan error
+}
+
+// run sends n messages from A back to back from one goroutine and waits until B's receive callback
+// has had them all; it returns the wall time and the process CPU time that took.
+func (tp *tpPair) run(n int) (time.Duration, time.Duration, error) {
+	tp.target.Store(tp.count.Load() + int64(n))
+	t0, c0 := time.Now(), ProcessCPU()
+	go func() {
+		for range n {
+			if err := tp.p.SendA(tp.msg); err != nil {
+				tp.sendErr <- err
+				return
+			}
 		}
-		if count.Add(1) == target.Load() {
-			done <- struct{}{}
-		}
-	}})
-	if err != nil {
-		return ThroughputResult{}, err
+	}()
+	select {
+	case <-tp.done:
+	case err := <-tp.sendErr:
+		return 0, 0, fmt.Errorf("send: %w", err)
+	case <-time.After(deliveryTimeout):
+		return 0, 0, fmt.Errorf("%d of %d messages delivered in %v", tp.count.Load(), tp.target.Load(), deliveryTimeout)
 	}
-	defer p.Close()
+	elapsed, cpu := time.Since(t0), ProcessCPU()-c0
+	if b := tp.badSize.Load(); b != 0 {
+		return 0, 0, fmt.Errorf("delivered a %d-byte message, want %d", b, tp.size)
+	}
+	return elapsed, cpu, nil
+}
+
+// Throughputs streams messages of size bytes from A to B over one Bulk pair per stack. Each pair
+// first delivers an untimed warm-up of max(4, 4 MiB/size) messages. Then the stacks take turns
+// (stacks[0], stacks[1], ..., stacks[0], ...), chunks times each, each turn sending
+// max(8, total/chunks/size) messages back to back from one goroutine and timed from its first send
+// to its last delivery at B's receive callback, so that the machine's load hits every stack alike.
+// A stack's figures add up its chunks. Results are in the order of stacks.
+func Throughputs(stacks []Stack, size int, total int64, chunks int) ([]ThroughputResult, error) {
+	tps := make([]*tpPair, len(stacks))
+	defer func() {
+		for _, tp := range tps {
+			if tp != nil && tp.p != nil {
+				tp.p.Close()
+			}
+		}
+	}()
 	msg := make([]byte, size)
 	_, _ = rand.Read(msg)
-	sendErr := make(chan error, 1)
-	run := func(n int) (time.Duration, time.Duration, error) {
-		target.Store(count.Load() + int64(n))
-		t0, c0 := time.Now(), ProcessCPU()
-		go func() {
-			for range n {
-				if err := p.SendA(msg); err != nil {
-					sendErr <- err
-					return
-				}
+	for i, st := range stacks {
+		tp := &tpPair{size: size, msg: msg, done: make(chan struct{}, 1), sendErr: make(chan error, 1)}
+		p, err := st.NewPair(PairOptions{Tuning: Bulk, OnRecvB: func(m []byte) {
+			if len(m) != size {
+				tp.badSize.Store(int64(len(m)))
 			}
-		}()
-		select {
-		case <-done:
-		case err := <-sendErr:
-			return 0, 0, fmt.Errorf("send: %w", err)
-		case <-time.After(deliveryTimeout):
-			return 0, 0, fmt.Errorf("%d of %d messages delivered in %v", count.Load(), target.Load(), deliveryTimeout)
+			if tp.count.Add(1) == tp.target.Load() {
+				tp.done <- struct{}{}
+			}
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", st.Name, err)
 		}
-		elapsed, cpu := time.Since(t0), ProcessCPU()-c0
-		if b := badSize.Load(); b != 0 {
-			return 0, 0, fmt.Errorf("delivered a %d-byte message, want %d", b, size)
+		tp.p = p
+		tps[i] = tp
+		if _, _, err := tp.run(max(4, (4<<20)/size)); err != nil {
+			return nil, fmt.Errorf("%s: warm-up: %w", st.Name, err)
 		}
-		return elapsed, cpu, nil
 	}
-	if _, _, err := run(max(4, (4<<20)/size)); err != nil {
-		return ThroughputResult{}, fmt.Errorf("warm-up: %w", err)
+	n := int(max(8, total/int64(chunks)/int64(size)))
+	out := make([]ThroughputResult, len(tps))
+	for range chunks {
+		for i, tp := range tps {
+			elapsed, cpu, err := tp.run(n)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", stacks[i].Name, err)
+			}
+			out[i].Messages += n
+			out[i].Elapsed += elapsed
+			out[i].CPU += cpu
+		}
 	}
-	n := int(max(8, total/int64(size)))
-	elapsed, cpu, err := run(n)
-	if err != nil {
-		return ThroughputResult{}, err
+	for i := range out {
+		bytes := float64(out[i].Messages) * float64(size)
+		out[i].MBps = bytes / out[i].Elapsed.Seconds() / 1e6
+		out[i].CPUsPerGB = out[i].CPU.Seconds() / (bytes / 1e9)
 	}
-	bytes := float64(n) * float64(size)
-	return ThroughputResult{
-		Messages:  n,
-		Elapsed:   elapsed,
-		CPU:       cpu,
-		MBps:      bytes / elapsed.Seconds() / 1e6,
-		CPUsPerGB: cpu.Seconds() / (bytes / 1e9),
-	}, nil
+	return out, nil
 }
 
 // RoundTripResult is one round-trip sample.
