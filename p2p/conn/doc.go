@@ -10,7 +10,10 @@
 //
 // MakeSecretConnection runs the station-to-station handshake (X25519 ephemeral keys, a Merlin transcript
 // challenge, Ed25519 signatures) over a net.Conn and returns a net.Conn that seals data into 1044-byte
-// ChaCha20-Poly1305 frames carrying at most DataMaxSize (1024) bytes each (docs/WIRE.md §3).
+// ChaCha20-Poly1305 frames carrying at most DataMaxSize (1024) bytes each (docs/WIRE.md §3). The
+// public-key work is curve25519-voi's, the library cometbft uses: the ephemeral public key from a
+// precomputed base-point table, the shared secret by a Montgomery ladder, and Ed25519 signatures
+// verified under ZIP-215 rules, so that a handshake is accepted exactly when cometbft accepts it.
 //
 // # MConnection
 //
