@@ -34,9 +34,10 @@ import (
 	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
 )
 
-// scVectorsDir is the shared spec vectors directory: the repo is cloned with
-// ../shared beside it.
-const scVectorsDir = "../../../shared/spec/vectors/"
+// scVectorsDir holds the SecretConnection vectors recorded from CometBFT
+// v0.38.26 by interop/cmd/vectorgen and CometBFT's own golden file
+// (testdata/README.md).
+const scVectorsDir = "testdata/"
 
 // setNoncesForTest presets both nonce counters (RELIABILITY H-11 hook).
 func (sc *SecretConnection) setNoncesForTest(send, recv uint64) {
