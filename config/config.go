@@ -133,6 +133,20 @@ type P2PConfig struct {
 	// DialTimeout bounds the TCP connect. Default 1s, CometBFT v0.38's real
 	// value (it ignores its own key, default 3s).
 	DialTimeout time.Duration `toml:"dial_timeout"`
+	// P2PProtocol is the P2P protocol version advertised in
+	// NodeInfo.protocol_version.p2p (docs/WIRE.md §4). Set it to what the
+	// network's CometBFT release sends, the p2p_protocol that `cometbft
+	// version --verbose` prints: 8 for v0.37 to v0.40, 9 for v1.0. Peers do
+	// not check it. Must be positive. Default DefaultP2PProtocol (8). Not a
+	// CometBFT key: CometBFT compiles the value in.
+	P2PProtocol uint64 `toml:"p2p_protocol"`
+	// BlockProtocol is the block protocol version advertised in
+	// NodeInfo.protocol_version.block. A peer connects only when its own is
+	// equal, and so does this node (nodeinfo.NodeInfo.CompatibleWith). Set it
+	// to the network's, the block_protocol that `cometbft version --verbose`
+	// prints: 11 for v0.37 to v1.0. Must be positive. Default
+	// DefaultBlockProtocol (11). Not a CometBFT key.
+	BlockProtocol uint64 `toml:"block_protocol"`
 }
 
 // RPCConfig is the [rpc] section: the HTTP status server.
@@ -250,6 +264,13 @@ func DefaultPubSubConfig() PubSubConfig {
 	}
 }
 
+// The protocol versions a node advertises by default: CometBFT v0.38's
+// (version.P2PProtocol, version.BlockProtocol), as nodeinfo.DefaultProtocolVersion.
+const (
+	DefaultP2PProtocol   uint64 = 8
+	DefaultBlockProtocol uint64 = 11
+)
+
 // DefaultMetricsNamespace is instrumentation.namespace's default.
 const DefaultMetricsNamespace = "cometbft"
 
@@ -291,6 +312,8 @@ func DefaultP2PConfig() P2PConfig {
 		AllowDuplicateIP:             false,
 		HandshakeTimeout:             3 * time.Second,
 		DialTimeout:                  time.Second,
+		P2PProtocol:                  DefaultP2PProtocol,
+		BlockProtocol:                DefaultBlockProtocol,
 	}
 }
 

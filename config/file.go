@@ -272,6 +272,14 @@ allow_duplicate_ip = {{.P2P.AllowDuplicateIP}}
 handshake_timeout = {{dur .P2P.HandshakeTimeout}}
 dial_timeout = {{dur .P2P.DialTimeout}}
 
+# Protocol versions advertised in NodeInfo (Switchyard's own keys; CometBFT compiles them in).
+# Set them to what the network's CometBFT release prints in "cometbft version --verbose":
+# p2p_protocol 8 and block_protocol 11 for v0.37, v0.38, v0.39 and v0.40; p2p_protocol 9 and
+# block_protocol 11 for v1.0. Peers connect only when block_protocol equals theirs; p2p_protocol
+# is informational.
+p2p_protocol = {{.P2P.P2PProtocol}}
+block_protocol = {{.P2P.BlockProtocol}}
+
 #######################################################
 ###       Instrumentation Configuration Options     ###
 #######################################################

@@ -42,7 +42,8 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // entry is "id@host:port" with a valid ID (upper-case hex accepted, as
 // CometBFT does) and a port in 1..65535; *_peer_ids entries are valid IDs;
 // counts, rates and sizes are in range; durations are non-negative and the
-// two timeouts positive; seed_mode requires pex; a non-empty rpc.laddr is
+// two timeouts positive; p2p_protocol and block_protocol are positive;
+// seed_mode requires pex; a non-empty rpc.laddr is
 // "[tcp://]host:port"; prometheus_listen_addr is "host:port" when
 // prometheus is on; max_open_connections is not negative; namespace is empty
 // or a Prometheus name; the [pubsub] router and sign_policy are known values,
@@ -129,6 +130,12 @@ func (c Config) Validate() error {
 	}
 	if p.DialTimeout <= 0 {
 		badf("p2p.dial_timeout", "%s must be positive", p.DialTimeout)
+	}
+	if p.P2PProtocol == 0 {
+		badf("p2p.p2p_protocol", "must be positive (%d for CometBFT v0.38 networks, 9 for v1.0)", DefaultP2PProtocol)
+	}
+	if p.BlockProtocol == 0 {
+		badf("p2p.block_protocol", "must be positive (%d for CometBFT v0.37 to v1.0 networks)", DefaultBlockProtocol)
 	}
 
 	if c.RPC.ListenAddress != "" {

@@ -152,7 +152,7 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	ni := nodeinfo.NodeInfo{
-		ProtocolVersion: nodeinfo.DefaultProtocolVersion,
+		ProtocolVersion: nodeinfo.ProtocolVersion{P2P: cfg.P2P.P2PProtocol, Block: cfg.P2P.BlockProtocol},
 		ID:              nk.ID(),
 		ListenAddr:      listenAddr,
 		Network:         cfg.ChainID,
