@@ -403,7 +403,7 @@ func handshake(privA, privB cmted25519.PrivKey) (wireA, wireB []byte, err error)
 	select {
 	case <-r.served:
 	case <-time.After(10 * time.Second):
-		return nil, nil, errors.New("A did not draw its ephemeral key")
+		return nil, nil, errors.New("node A did not draw its ephemeral key")
 	}
 	go func() {
 		sc, err := cmtconn.MakeSecretConnection(recB, privB)
@@ -420,7 +420,7 @@ func handshake(privA, privB cmted25519.PrivKey) (wireA, wireB []byte, err error)
 	go func() { _, err := a.sc.Write(pingPacket); werr <- err }()
 	got := make([]byte, len(pingPacket))
 	if _, err := io.ReadFull(b.sc, got); err != nil || !bytes.Equal(got, pingPacket) {
-		return nil, nil, fmt.Errorf("B read %x, %v; want %x", got, err, pingPacket)
+		return nil, nil, fmt.Errorf("node B read %x, %v; want %x", got, err, pingPacket)
 	}
 	if err := <-werr; err != nil {
 		return nil, nil, err
@@ -475,7 +475,7 @@ func secretConnectionVector() ([]byte, error) {
 		return nil, err
 	}
 	if len(wireA) != ephMsgSize+2*sealedFrameSize || len(wireB) != ephMsgSize+sealedFrameSize {
-		return nil, fmt.Errorf("A wrote %d bytes, B %d; want %d and %d", len(wireA), len(wireB),
+		return nil, fmt.Errorf("node A wrote %d bytes, B %d; want %d and %d", len(wireA), len(wireB),
 			ephMsgSize+2*sealedFrameSize, ephMsgSize+sealedFrameSize)
 	}
 	ephPub := func(w []byte) ([]byte, error) {
@@ -493,10 +493,10 @@ func secretConnectionVector() ([]byte, error) {
 		return nil, err
 	}
 	if want, _ := curve25519.X25519(mustHex(aEphPriv), curve25519.Basepoint); !bytes.Equal(pubA, want) {
-		return nil, errors.New("A did not use the fixed ephemeral key")
+		return nil, errors.New("node A did not use the fixed ephemeral key")
 	}
 	if want, _ := curve25519.X25519(mustHex(bEphPriv), curve25519.Basepoint); !bytes.Equal(pubB, want) {
-		return nil, errors.New("B did not use the fixed ephemeral key")
+		return nil, errors.New("node B did not use the fixed ephemeral key")
 	}
 
 	// Recompute what MakeSecretConnection derives.
@@ -531,22 +531,22 @@ func secretConnectionVector() ([]byte, error) {
 	// signatures it sent verify over the challenge.
 	a0, err := openFrame(sendA, 0, wireA[ephMsgSize:ephMsgSize+sealedFrameSize])
 	if err != nil {
-		return nil, fmt.Errorf("A: %w", err)
+		return nil, fmt.Errorf("node A: %w", err)
 	}
 	b0, err := openFrame(recvA, 0, wireB[ephMsgSize:])
 	if err != nil {
-		return nil, fmt.Errorf("B: %w", err)
+		return nil, fmt.Errorf("node B: %w", err)
 	}
 	a1, err := openFrame(sendA, 1, wireA[ephMsgSize+sealedFrameSize:])
 	if err != nil {
-		return nil, fmt.Errorf("A: %w", err)
+		return nil, fmt.Errorf("node A: %w", err)
 	}
 	authA, err := chunk(a0)
 	if err != nil {
 		return nil, err
 	}
 	if slices.ContainsFunc(a0[4+len(authA):], func(b byte) bool { return b != 0 }) {
-		return nil, errors.New("A's frame 0 has non-zero padding")
+		return nil, errors.New("node A's frame 0 has non-zero padding")
 	}
 	authB, err := chunk(b0)
 	if err != nil {
@@ -578,7 +578,7 @@ func secretConnectionVector() ([]byte, error) {
 		return nil, err
 	}
 	if !bytes.Equal(ping, pingPacket) {
-		return nil, fmt.Errorf("A's frame 1 carries %x", ping)
+		return nil, fmt.Errorf("node A's frame 1 carries %x", ping)
 	}
 	// CometBFT reuses one send buffer per connection, so the bytes after
 	// frame 1's data are left over from frame 0. The vector's frame 1 has
