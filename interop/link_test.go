@@ -100,7 +100,8 @@ func checkLink(t *testing.T, c harness.Comet, cb *harness.CometBFT, sy *harness.
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Logf("connected after %v", time.Since(start).Round(time.Millisecond))
+	connected := time.Since(start).Round(time.Millisecond)
+	t.Logf("connected after %v", connected)
 	checkEntries(t, c, cb, sy, cbNI, syNI, syOutbound)
 
 	holdStart := time.Now()
@@ -139,8 +140,8 @@ func checkLink(t *testing.T, c harness.Comet, cb *harness.CometBFT, sy *harness.
 			sy.ID, hold, strings.Join(append(cb.Proc.Grep("Send Ping", sy.ID), cb.Proc.Grep("Pong", sy.ID)...), "\n"))
 	}
 	if !t.Failed() {
-		t.Logf("CometBFT %s (reports %s): link held %v, %d pongs from switchyard logged by cometbft",
-			c.Module, c.Reports, hold.Round(time.Second), len(pongs))
+		t.Logf("CometBFT %s (reports %s, protocols p2p %d block %d), switchyard outbound %v: connected after %v, link held %v, %d pongs from switchyard logged by cometbft",
+			c.Module, c.Reports, c.P2PProtocol, c.BlockProtocol, syOutbound, connected, hold.Round(time.Second), len(pongs))
 	}
 }
 

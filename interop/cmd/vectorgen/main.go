@@ -409,7 +409,20 @@ func handshake(privA, privB cmted25519.PrivKey) (wireA, wireB []byte, err error)
 		sc, err := cmtconn.MakeSecretConnection(recB, privB)
 		resB <- result{sc, err}
 	}()
-	a, b := <-resA, <-resB
+	// A side that fails leaves the other waiting for bytes: close the pipe.
+	var a, b result
+	for ra, rb := resA, resB; ra != nil || rb != nil; {
+		select {
+		case a = <-ra:
+			ra = nil
+		case b = <-rb:
+			rb = nil
+		}
+		if a.err != nil || b.err != nil {
+			ca.Close()
+			cb.Close()
+		}
+	}
 	if a.err != nil || b.err != nil {
 		return nil, nil, fmt.Errorf("handshake: A: %v, B: %v", a.err, b.err)
 	}
