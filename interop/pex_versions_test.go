@@ -3,6 +3,7 @@ package interop
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,10 +30,15 @@ const pexLearnTimeout = 45 * time.Second
 //     S2 with S1 as its source: CometBFT learned our address from our reply.
 //  3. switchyard S3 starts with C as its only peer. S3 dials C and asks it for
 //     addresses; C's reply names S1 and S2 (C knows S1 as its persistent peer
-//     and S2 from step 2). S3's book, written when it stops, must hold S1 or
-//     S2 with C as its source: we learned addresses from CometBFT's reply.
+//     and S2 from step 2). S3's book, written when it stops, must hold S1 and
+//     S2 with C as their source: we learned addresses from CometBFT's reply.
 //
-// No node may log a PEX rate-limit or unsolicited-reply violation.
+// The sources are unambiguous because no address can arrive another way: S1
+// lists C in private_peer_ids, so it never passes C's address to S2, and S2
+// cannot dial C and enter C's book as its own source; S3 advertises a listen
+// address where nothing listens, so S1 and S2, which may learn it from C,
+// cannot dial S3 and enter S3's book as their own sources. No node may log a
+// PEX rate-limit or unsolicited-reply violation.
 func TestPEXBothWays(t *testing.T) {
 	t.Parallel()
 	forEachVersion(t, func(t *testing.T, c harness.Comet) {
@@ -51,6 +57,8 @@ func runPEXBothWays(t *testing.T, c harness.Comet) {
 		sy[i].SetProtocols(t, c.P2PProtocol, c.BlockProtocol)
 	}
 	cb.SetPEXConfig(t, false)
+	sy[0].SetP2PConfig(t, map[string]string{"private_peer_ids": strconv.Quote(cb.ID)})
+	sy[2].SetP2PConfig(t, map[string]string{"external_address": strconv.Quote(fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)))})
 	names := map[string]string{cb.ID: "cometbft", sy[0].ID: "S1", sy[1].ID: "S2", sy[2].ID: "S3"}
 
 	// 1. S1 learns S2 from S2's inbound connection.
@@ -98,8 +106,8 @@ func runPEXBothWays(t *testing.T, c harness.Comet) {
 			fromComet = append(fromComet, names[s.ID])
 		}
 	}
-	if len(fromComet) == 0 {
-		t.Errorf("S3's address book holds neither S1 nor S2 with CometBFT as the source; it holds:\n%s", book.Summary(names))
+	if len(fromComet) != 2 {
+		t.Errorf("S3's address book holds %v with CometBFT as the source, want S1 and S2; it holds:\n%s", fromComet, book.Summary(names))
 	} else {
 		t.Logf("switchyard learned %s from CometBFT %s's PexAddrs (%v after the first start); S3's book:\n%s",
 			strings.Join(fromComet, " and "), c.Module, time.Since(started).Round(100*time.Millisecond), book.Summary(names))
