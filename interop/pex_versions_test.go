@@ -83,7 +83,7 @@ func runPEXBothWays(t *testing.T, c harness.Comet) {
 		k, ok := book.Entry(sy[1].ID)
 		return ok && k.Src.ID == sy[0].ID, "book:\n" + book.Summary(names)
 	})
-	t.Logf("CometBFT %s learned S2 from our PexAddrs (%v after the first start); its book:\n%s",
+	t.Logf("CometBFT %s learned S2 from our PexAddrs (%v after the test began); its book:\n%s",
 		c.Module, time.Since(started).Round(100*time.Millisecond), book.Summary(names))
 
 	// 3. S3 asks CometBFT and learns S1 and S2 from the reply.
@@ -109,7 +109,7 @@ func runPEXBothWays(t *testing.T, c harness.Comet) {
 	if len(fromComet) != 2 {
 		t.Errorf("S3's address book holds %v with CometBFT as the source, want S1 and S2; it holds:\n%s", fromComet, book.Summary(names))
 	} else {
-		t.Logf("switchyard learned %s from CometBFT %s's PexAddrs (%v after the first start); S3's book:\n%s",
+		t.Logf("switchyard learned %s from CometBFT %s's PexAddrs (%v after the test began); S3's book:\n%s",
 			strings.Join(fromComet, " and "), c.Module, time.Since(started).Round(100*time.Millisecond), book.Summary(names))
 	}
 
