@@ -3,9 +3,9 @@ package p2p
 // Resource and slow-peer rows of docs/RELIABILITY.md on the Switch over real loopback TCP: C-02
 // (connect flood), S-01 (a peer that stops reading), B-02 (idle-peer memory), B-03 (receive
 // flood with a slow reactor) and B-08 (connect/close churn). These need a real kernel (TCP
-// windows, file descriptors, RSS), so they cannot run in a synctest bubble (STYLE.md §10: the
-// one real-TCP exception); every wait polls with a generous deadline and no sleep decides an
-// outcome.
+// windows, file descriptors, RSS), so they cannot run in a synctest bubble (docs/ARCHITECTURE.md
+// convention 10: the one real-TCP exception); every wait polls with a generous deadline and no
+// sleep decides an outcome.
 
 import (
 	"context"

@@ -48,7 +48,7 @@
 //   - No metric has a peer_id label. CometBFT labels peer_receive_bytes_total,
 //     peer_send_bytes_total and peer_pending_send_bytes by peer_id (and chID), so every peer
 //     that ever connected leaves series behind and an attacker who cycles node keys grows the
-//     scrape without bound. Labels here are bounded (STYLE.md §8): channel IDs, directions,
+//     scrape without bound. Labels here are bounded (docs/ARCHITECTURE.md convention 8): channel IDs, directions,
 //     outcomes and reasons. Per-peer traffic is in /net_info instead. A query summing over
 //     peer_id in a CometBFT dashboard works unchanged.
 //   - peers has a direction label; sum(cometbft_p2p_peers) is CometBFT's value.

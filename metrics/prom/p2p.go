@@ -14,7 +14,7 @@ import (
 const MetricsSubsystem = "p2p"
 
 // Label names. chID is CometBFT's spelling for the channel label of the peer_* metrics; the
-// metrics Switchyard adds use the shorter "ch" of STYLE.md §8. Label values are those p2p
+// metrics Switchyard adds use the shorter "ch" of docs/ARCHITECTURE.md convention 8. Label values are those p2p
 // passes: "0x40" for a channel, "inbound"/"outbound", "send"/"recv", outcome and reason tokens.
 const (
 	LabelChannelID = "chID"

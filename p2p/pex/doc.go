@@ -105,5 +105,5 @@
 // # Not here
 //
 // No metrics of its own (the Switch counts channel 0x00 traffic). Bans of the book are not
-// persisted (as CometBFT). The source of addresses that fail authentication is not penalised.
+// persisted (as CometBFT).
 package pex

@@ -62,7 +62,7 @@ type Config struct {
 	// addresses that are not publicly routable (ErrAddrBookNonRoutable) and
 	// group keys use "local"/"unroutable". True accepts loopback and private
 	// addresses (testnets, sim). The field is inverted so that the zero
-	// Config is the safe default (STYLE.md §3); the shell sets
+	// Config is the safe default (docs/ARCHITECTURE.md convention 3); the shell sets
 	// NonStrict = !cfg.P2P.AddrBookStrict.
 	NonStrict bool
 

@@ -18,8 +18,8 @@
 // # Purity
 //
 // The AddrBook performs no I/O, starts no goroutines, never calls time.Now
-// and never uses the global random source (docs/ARCHITECTURE.md rule 1, STYLE.md
-// §6). Time arrives as a now argument; every random choice (re-add, pick,
+// and never uses the global random source (docs/ARCHITECTURE.md rule 1 and
+// convention 6). Time arrives as a now argument; every random choice (re-add, pick,
 // selection shuffle) comes from the *rand.Rand given to New, and the bucket
 // key and hash secret come from Config.Entropy (crypto/rand by default), so
 // sim replays a run exactly by seeding both. Bucket order, eviction and
