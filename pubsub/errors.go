@@ -18,8 +18,9 @@ var (
 	// ErrAlreadyRun is returned by a second call to Run (or Start): a Server runs once.
 	ErrAlreadyRun = errors.New("pubsub: server already run")
 
-	// ErrNotRunning is returned by Status, Broadcast, Publish, Send and WaitForPeers before Run
-	// has started. After Run has returned they return an error wrapping net.ErrClosed instead.
+	// ErrNotRunning is returned by Status, Broadcast, Publish and Send before Run has started
+	// (WaitForPeers waits for it). After Run has returned they return an error wrapping
+	// net.ErrClosed instead.
 	ErrNotRunning = errors.New("pubsub: server not running")
 
 	// ErrNotRegistered is returned when a message type (Broadcast, Send) or a topic has not been

@@ -55,6 +55,7 @@ type Server struct {
 
 	started  atomic.Bool
 	running  atomic.Bool
+	up       chan struct{} // closed when running is first set
 	done     chan struct{} // closed when Run returns
 	stopMu   sync.Mutex
 	stopRun  context.CancelFunc // set by Start
@@ -97,6 +98,7 @@ func NewServer(cfg Config) (*Server, error) {
 		msgCap:  c.maxMessageBytes() + RPCOverheadBytes,
 		pipe:    newPipeline(),
 		hub:     newEventHub(),
+		up:      make(chan struct{}),
 		done:    make(chan struct{}),
 		selfRaw: idBytes(c.NodeKey.ID()),
 	}
@@ -175,6 +177,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	l := newLoop(s, r, ctx)
 	s.running.Store(true)
+	close(s.up)
 	return l.run()
 }
 
@@ -509,12 +512,20 @@ func (s *Server) SubscribeEvents(filter func(Event) bool) (<-chan Event, func())
 }
 
 // WaitForPeers blocks until the router has at least n peers for topic (Router.Peers: gossipsub's
-// mesh or fanout, floodsub's subscribed peers) and returns nil, or returns ctx.Err(),
-// ErrNotRunning or an error wrapping net.ErrClosed. Use it before Broadcast to avoid ErrNoPeers
-// at start-up. n ≤ 0 returns at once.
+// mesh or fanout, floodsub's subscribed peers) and returns nil, or returns ctx.Err() or an error
+// wrapping net.ErrClosed. Use it before Broadcast to avoid ErrNoPeers at start-up: called before
+// Run is running (Run started in a goroutine that has not got there yet), it waits for Run too.
+// n ≤ 0 returns at once.
 func (s *Server) WaitForPeers(ctx context.Context, topic string, n int) error {
 	if n <= 0 {
 		return nil
+	}
+	select {
+	case <-s.up:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return errStopped
 	}
 	if err := s.checkRunning(); err != nil {
 		return err

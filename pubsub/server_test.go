@@ -216,6 +216,44 @@ func TestSendErrors(t *testing.T) {
 	}
 }
 
+// TestWaitForPeersBeforeRun: WaitForPeers called before Run is running (the Example's start-up:
+// Run in a goroutine, WaitForPeers at once) waits for Run instead of failing with ErrNotRunning,
+// and still honours its ctx meanwhile.
+func TestWaitForPeersBeforeRun(t *testing.T) {
+	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: newFakeNet(),
+		NewRouter: func(env RouterEnv) (router.Router, error) { return newFakeRouter(env), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.JoinTopic("raw"); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := s.WaitForPeers(short, "raw", 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitForPeers before Run, ctx expiring: %v", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- s.WaitForPeers(ctx, "raw", 1) }()
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "running", func() bool { return s.Status() == nil })
+	select {
+	case err := <-errc:
+		t.Fatalf("WaitForPeers returned %v with no peer", err)
+	default:
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WaitForPeers when Run returned: %v", err)
+	}
+	stop()
+}
+
 // TestNoPeersAndWaitForPeers: with nobody subscribed Broadcast is ErrNoPeers (nothing dropped
 // silently); WaitForPeers returns once a peer subscribes, and honours its ctx.
 func TestNoPeersAndWaitForPeers(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -195,7 +196,10 @@ func runTestnet(cmd *cobra.Command, f testnetFlags) error {
 		return flagErrors(err)
 	}
 	fmt.Fprintf(progressOut, "testnet: %d nodes (%s topology), chain %q, binary %s\n", f.nodes, f.topology, f.chainID, bin)
-	rep, err := testnet.Run(cmd.Context(), cfg)
+	// The run stops on a signal through cfg.Signals alone. The command's context is cancelled by
+	// the same SIGINT or SIGTERM (main's NotifyContext); passing it raced the two: when Run saw
+	// the context first, it stopped for "context" and sent the nodes SIGTERM instead of the signal.
+	rep, err := testnet.Run(context.WithoutCancel(cmd.Context()), cfg)
 	pr.finish()
 	code := testnetExitCode(rep, err)
 	if rep != nil {

@@ -276,7 +276,9 @@ type ReceiveFunc func(chID byte, msg []byte)
 
 // ErrorFunc is called at most once, when the connection fails (remote error, I/O error, pong timeout),
 // after the connection has been closed, from one of the connection's goroutines and without any lock
-// held. It is never called because of, or after, a local Close or FlushStop. It may call Close.
+// held. It is never called because of, or after, a local Close or FlushStop. It may call Close. When
+// the peer closes its end of the stream, every message received in full before is passed to
+// ReceiveFunc first, as CometBFT's reader does, unless the connection is closed meanwhile.
 type ErrorFunc func(err error)
 
 // channel is the per-channel state of an MConnection.
@@ -375,10 +377,11 @@ type MConnection struct {
 	sc             *SecretConnection // conn, if it is one: tells whether decrypted input is buffered
 	owed           time.Duration     // receive rate limiter debt
 	recvLimitTimer *time.Timer
-	pending        []*channel // channels with queued messages whose deliverer is not yet woken
-	pendingMsgs    int        // messages queued since pending became non-empty
-	pendingBytes   int        // their queue cost
-	inlineSeq      uint64     // inline deliveries so far (see deliverInline)
+	pending        []*channel  // channels with queued messages whose deliverer is not yet woken
+	pendingMsgs    int         // messages queued since pending became non-empty
+	pendingBytes   int         // their queue cost
+	inlineSeq      uint64      // inline deliveries so far (see deliverInline)
+	draining       atomic.Bool // the peer closed its end: a deliverer that empties its queue wakes deliverReceived
 
 	// The inline delivery watchdog (see deliverInline).
 	inlineState   atomic.Uint64 // inlineSeq<<1 | 1 while delivering inline; the watchdog may clear bit 0
@@ -545,6 +548,7 @@ func (c *MConnection) shutdown() error {
 		return nil
 	}
 	c.closed = true
+	c.cond.Broadcast() // a reader in deliverReceived stops waiting
 	c.mu.Unlock()
 	c.releaseBudget()
 	c.stopSendOnce.Do(func() { close(c.stopSend) })
