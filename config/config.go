@@ -50,6 +50,8 @@ type Config struct {
 	RPC RPCConfig `toml:"rpc"`
 	// Instrumentation is the [instrumentation] section.
 	Instrumentation InstrumentationConfig `toml:"instrumentation"`
+	// PubSub is the [pubsub] section.
+	PubSub PubSubConfig `toml:"pubsub"`
 }
 
 // P2PConfig is the [p2p] section. Key names and defaults are CometBFT v0.38's
@@ -80,6 +82,18 @@ type P2PConfig struct {
 	// MaxNumOutboundPeers caps outbound peers (persistent and unconditional
 	// peers excepted). Default 10.
 	MaxNumOutboundPeers int `toml:"max_num_outbound_peers"`
+	// InboundEviction makes a new inbound connection evict one inbound peer
+	// when the inbound slots are full (Bitcoin Core's policy: protect
+	// distinct network groups, low latency, recently useful and long
+	// connected peers, then evict the youngest of the biggest network group),
+	// instead of refusing it as CometBFT does. Persistent, unconditional and
+	// outbound peers are never evicted. Default true.
+	InboundEviction bool `toml:"inbound_eviction"`
+	// RecvMemoryBudget bounds, in bytes, the memory all peer connections
+	// together hold in received messages (reassembly buffers and messages
+	// queued for the reactors); a peer whose message does not fit is
+	// dropped. 0 means no bound. Default 536870912 (512 MiB).
+	RecvMemoryBudget int64 `toml:"recv_memory_budget"`
 	// UnconditionalPeerIDs is a comma-separated list of IDs that bypass the
 	// peer limits. Default "".
 	UnconditionalPeerIDs string `toml:"unconditional_peer_ids"`
@@ -119,6 +133,20 @@ type P2PConfig struct {
 	// DialTimeout bounds the TCP connect. Default 1s, CometBFT v0.38's real
 	// value (it ignores its own key, default 3s).
 	DialTimeout time.Duration `toml:"dial_timeout"`
+	// P2PProtocol is the P2P protocol version advertised in
+	// NodeInfo.protocol_version.p2p (docs/WIRE.md §4). Set it to what the
+	// network's CometBFT release sends, the p2p_protocol that `cometbft
+	// version --verbose` prints: 8 for v0.37 to v0.40, 9 for v1.0. Peers do
+	// not check it. Must be positive. Default DefaultP2PProtocol (8). Not a
+	// CometBFT key: CometBFT compiles the value in.
+	P2PProtocol uint64 `toml:"p2p_protocol"`
+	// BlockProtocol is the block protocol version advertised in
+	// NodeInfo.protocol_version.block. A peer connects only when its own is
+	// equal, and so does this node (nodeinfo.NodeInfo.CompatibleWith). Set it
+	// to the network's, the block_protocol that `cometbft version --verbose`
+	// prints: 11 for v0.37 to v1.0. Must be positive. Default
+	// DefaultBlockProtocol (11). Not a CometBFT key.
+	BlockProtocol uint64 `toml:"block_protocol"`
 }
 
 // RPCConfig is the [rpc] section: the HTTP status server.
@@ -155,6 +183,94 @@ type InstrumentationConfig struct {
 	Namespace string `toml:"namespace"`
 }
 
+// PubSubConfig is the [pubsub] section: the pub/sub Server (package pubsub, docs/PUBSUB.md).
+// Switchyard's own section; CometBFT has none. The gossipsub keys are the spec's parameters under
+// their usual names (docs/PUBSUB.md); their defaults are the spec's.
+type PubSubConfig struct {
+	// Enabled runs the pub/sub Server: channels 0x70 (control), 0x71 (messages) and 0x72
+	// (direct) are advertised in NodeInfo and spoken with peers that advertise them (CometBFT
+	// peers do not, and never see a byte of it). Default false, as in IPFS (kubo).
+	Enabled bool `toml:"enabled"`
+	// Router is "gossipsub" (the default) or "floodsub".
+	Router string `toml:"router"`
+	// SignPolicy is "sign" (the default: messages carry the origin's node ID, a sequence number
+	// and an Ed25519 signature by its node key, and unsigned messages are rejected) or "none"
+	// (anonymous messages; any author field is rejected).
+	SignPolicy string `toml:"sign_policy"`
+	// Topics is a comma-separated list of topics the node joins at start, each "NAME" or
+	// "NAME:RATE" with RATE the expected messages per second on it, network-wide (a decimal
+	// number; it sizes the topic's default score parameters). A name that itself ends in ":"
+	// and a number must be given with a rate. Default "".
+	Topics string `toml:"topics"`
+	// Scoring turns gossipsub peer scoring on, with parameters derived from each topic's
+	// expected rate (gossipsub.DefaultScoreParams). Ignored by floodsub. Default true.
+	Scoring bool `toml:"scoring"`
+	// MaxMessageBytes bounds a message's data, in bytes; larger ones are refused when published
+	// and rejected when received. All nodes of a network must agree. Default 1048576 (1 MiB).
+	MaxMessageBytes int `toml:"max_message_size"`
+	// D, DLo, DHi and DLazy are gossipsub's mesh degree, its lower and upper bounds, and the
+	// number of peers gossip (IHAVE) goes to. Defaults 6, 5, 12, 6. Dlo <= D <= Dhi.
+	D     int `toml:"d"`
+	DLo   int `toml:"d_lo"`
+	DHi   int `toml:"d_hi"`
+	DLazy int `toml:"d_lazy"`
+	// HeartbeatInterval is gossipsub's heartbeat period (mesh maintenance, gossip). Default 1s.
+	HeartbeatInterval time.Duration `toml:"heartbeat_interval"`
+	// FloodPublish sends our own messages to every subscribed peer above the publish
+	// threshold, not only the mesh (gossipsub v1.1). Default true.
+	FloodPublish bool `toml:"flood_publish"`
+	// SeenTTL is how long a message ID is remembered to drop duplicates. Default 2m.
+	SeenTTL time.Duration `toml:"seen_ttl"`
+	// PeerQueueBytes bounds each peer's output queue in bytes; when it is full, forwarded
+	// messages are dropped first and counted. At least max_message_size + 4096. Default 4194304
+	// (4 MiB).
+	PeerQueueBytes int `toml:"peer_queue_size"`
+}
+
+// PubSubTopic is one entry of pubsub.topics.
+type PubSubTopic struct {
+	Name string
+	// RatePerSec is the expected messages per second network-wide; 0 when not given.
+	RatePerSec float64
+}
+
+// Pub/sub limits and defaults that config checks.
+const (
+	// MaxPubSubTopicBytes is the longest topic name accepted (the Server's limit).
+	MaxPubSubTopicBytes = 1024
+	// MaxPubSubMessageBytes is the largest pubsub.max_message_size accepted (64 MiB).
+	MaxPubSubMessageBytes = 64 << 20
+	// PubSubRPCOverheadBytes is the room peer_queue_size needs beyond one message (envelope,
+	// signature, key, topic).
+	PubSubRPCOverheadBytes = 4096
+)
+
+// DefaultPubSubConfig returns the [pubsub] defaults.
+func DefaultPubSubConfig() PubSubConfig {
+	return PubSubConfig{
+		Enabled:           false,
+		Router:            "gossipsub",
+		SignPolicy:        "sign",
+		Scoring:           true,
+		MaxMessageBytes:   1 << 20,
+		D:                 6,
+		DLo:               5,
+		DHi:               12,
+		DLazy:             6,
+		HeartbeatInterval: time.Second,
+		FloodPublish:      true,
+		SeenTTL:           2 * time.Minute,
+		PeerQueueBytes:    4 << 20,
+	}
+}
+
+// The protocol versions a node advertises by default: CometBFT v0.38's
+// (version.P2PProtocol, version.BlockProtocol), as nodeinfo.DefaultProtocolVersion.
+const (
+	DefaultP2PProtocol   uint64 = 8
+	DefaultBlockProtocol uint64 = 11
+)
+
 // DefaultMetricsNamespace is instrumentation.namespace's default.
 const DefaultMetricsNamespace = "cometbft"
 
@@ -172,6 +288,7 @@ func DefaultConfig() Config {
 			MaxOpenConnections:   3,
 			Namespace:            DefaultMetricsNamespace,
 		},
+		PubSub: DefaultPubSubConfig(),
 	}
 }
 
@@ -183,6 +300,8 @@ func DefaultP2PConfig() P2PConfig {
 		AddrBookStrict:               true,
 		MaxNumInboundPeers:           40,
 		MaxNumOutboundPeers:          10,
+		InboundEviction:              true,
+		RecvMemoryBudget:             512 << 20,
 		PersistentPeersMaxDialPeriod: 0,
 		FlushThrottleTimeout:         0,
 		MaxPacketMsgPayloadBytes:     1024,
@@ -193,6 +312,8 @@ func DefaultP2PConfig() P2PConfig {
 		AllowDuplicateIP:             false,
 		HandshakeTimeout:             3 * time.Second,
 		DialTimeout:                  time.Second,
+		P2PProtocol:                  DefaultP2PProtocol,
+		BlockProtocol:                DefaultBlockProtocol,
 	}
 }
 

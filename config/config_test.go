@@ -45,6 +45,8 @@ func TestDefaultValues(t *testing.T) {
 		{"allow_duplicate_ip", p.AllowDuplicateIP, false},
 		{"handshake_timeout", p.HandshakeTimeout, 3 * time.Second},
 		{"dial_timeout", p.DialTimeout, time.Second},
+		{"p2p_protocol", p.P2PProtocol, uint64(8)},
+		{"block_protocol", p.BlockProtocol, uint64(11)},
 		{"rpc.laddr", c.RPC.ListenAddress, "tcp://127.0.0.1:26657"},
 		{"rpc.max_open_connections", c.RPC.MaxOpenConnections, 900},
 		{"prometheus", c.Instrumentation.Prometheus, false},
@@ -91,6 +93,8 @@ func TestTemplateRoundTrip(t *testing.T) {
 		AllowDuplicateIP:             true,
 		HandshakeTimeout:             1500 * time.Millisecond,
 		DialTimeout:                  2 * time.Second,
+		P2PProtocol:                  9,
+		BlockProtocol:                12,
 	}
 	mod.RPC.ListenAddress = ""
 	mod.Instrumentation = InstrumentationConfig{Prometheus: true, PrometheusListenAddr: "127.0.0.1:9", MaxOpenConnections: 0, Namespace: "my_chain"}
@@ -212,6 +216,7 @@ func TestValidateCollectsEveryProblem(t *testing.T) {
 	c.P2P.PEX = false
 	c.P2P.SeedMode = true
 	c.P2P.HandshakeTimeout = 0
+	c.P2P.BlockProtocol = 0
 	c.RPC.ListenAddress = "nope"
 	c.RPC.MaxOpenConnections = -1
 	c.Instrumentation.MaxOpenConnections = -1
@@ -225,7 +230,7 @@ func TestValidateCollectsEveryProblem(t *testing.T) {
 	wantKeys := []string{"moniker", "chain_id", "p2p.laddr", "p2p.external_address", "p2p.seeds",
 		"p2p.persistent_peers", "p2p.persistent_peers", "p2p.unconditional_peer_ids",
 		"p2p.max_num_inbound_peers", "p2p.flush_throttle_timeout", "p2p.max_packet_msg_payload_size",
-		"p2p.send_rate", "p2p.seed_mode", "p2p.handshake_timeout", "rpc.laddr", "rpc.max_open_connections",
+		"p2p.send_rate", "p2p.seed_mode", "p2p.handshake_timeout", "p2p.block_protocol", "rpc.laddr", "rpc.max_open_connections",
 		"instrumentation.max_open_connections", "instrumentation.namespace"}
 	var got []string
 	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {

@@ -1,7 +1,8 @@
 // Package config is a node's TOML configuration: the top-level moniker and
 // chain ID, the [p2p] section with CometBFT v0.38's key names and defaults, a
-// small [rpc] section for the HTTP status server and an [instrumentation]
-// section for the Prometheus endpoint. README.md's config table lists every
+// small [rpc] section for the HTTP status server, an [instrumentation]
+// section for the Prometheus endpoint and a [pubsub] section for the pub/sub
+// Server (off by default). README.md's config table lists every
 // key with its default; TestReadmeConfigTable keeps the two in step.
 //
 // Place in the data path: config sits beside it. node.New reads a Config and
@@ -27,6 +28,12 @@
 //   - [instrumentation] has CometBFT's prometheus, prometheus_listen_addr,
 //     max_open_connections (3) and namespace ("cometbft") keys; the metric
 //     names are CometBFT's, without its peer_id label (see metrics/prom).
+//   - [pubsub] is Switchyard's own: enabled (false), router ("gossipsub" or
+//     "floodsub"), sign_policy ("sign" or "none"), topics ("name:rate,..."),
+//     scoring, max_message_size and the gossipsub parameters that operators
+//     tune (d, d_lo, d_hi, d_lazy, heartbeat_interval, flood_publish,
+//     seen_ttl) with the spec's defaults, and peer_queue_size. node.New maps
+//     it onto pubsub.Config.
 //   - Only the keys Switchyard uses are accepted; any other key is an error
 //     naming it, so a typo never silently falls back to a default.
 //

@@ -218,6 +218,18 @@ max_num_inbound_peers = {{.P2P.MaxNumInboundPeers}}
 # Maximum number of outbound peers to connect to, excluding persistent peers.
 max_num_outbound_peers = {{.P2P.MaxNumOutboundPeers}}
 
+# When the inbound slots are full, a new inbound connection evicts one inbound peer
+# instead of being refused (as in Bitcoin Core): peers from distinct network groups,
+# with the lowest latency, recently useful or connected longest are protected, then the
+# youngest peer of the network group holding the most connections goes. Persistent,
+# unconditional and outbound peers are never evicted. false refuses, as CometBFT does.
+inbound_eviction = {{.P2P.InboundEviction}}
+
+# Bound, in bytes, on the memory all peer connections together hold in received
+# messages (reassembly buffers and messages waiting for the reactors). A peer whose
+# message does not fit is dropped and counted (recv_budget_refusals_total). 0 - unbounded.
+recv_memory_budget = {{.P2P.RecvMemoryBudget}}
+
 # List of node IDs, to which a connection will be (re)established ignoring any existing limits.
 unconditional_peer_ids = {{q .P2P.UnconditionalPeerIDs}}
 
@@ -260,6 +272,14 @@ allow_duplicate_ip = {{.P2P.AllowDuplicateIP}}
 handshake_timeout = {{dur .P2P.HandshakeTimeout}}
 dial_timeout = {{dur .P2P.DialTimeout}}
 
+# Protocol versions advertised in NodeInfo (Switchyard's own keys; CometBFT compiles them in).
+# Set them to what the network's CometBFT release prints in "cometbft version --verbose":
+# p2p_protocol 8 and block_protocol 11 for v0.37, v0.38, v0.39 and v0.40; p2p_protocol 9 and
+# block_protocol 11 for v1.0. Peers connect only when block_protocol equals theirs; p2p_protocol
+# is informational.
+p2p_protocol = {{.P2P.P2PProtocol}}
+block_protocol = {{.P2P.BlockProtocol}}
+
 #######################################################
 ###       Instrumentation Configuration Options     ###
 #######################################################
@@ -279,4 +299,55 @@ max_open_connections = {{.Instrumentation.MaxOpenConnections}}
 
 # Instrumentation namespace: the prefix of every metric name.
 namespace = {{q .Instrumentation.Namespace}}
+
+#######################################################
+###       Pub/Sub Configuration Options             ###
+#######################################################
+[pubsub]
+
+# Run the pub/sub server: FloodSub or GossipSub v1.2 on channels 0x70 (control),
+# 0x71 (messages) and 0x72 (direct messages). They are advertised in NodeInfo and
+# used only with peers that advertise them; CometBFT peers never see them.
+enabled = {{.PubSub.Enabled}}
+
+# "gossipsub" (a mesh of d peers per topic plus gossip) or "floodsub" (every
+# message to every subscribed peer).
+router = {{q .PubSub.Router}}
+
+# "sign": messages carry our node ID, a sequence number and an Ed25519 signature
+# by the node key, and unsigned messages are rejected. "none": anonymous messages,
+# and signed ones are rejected. All nodes of a network must use the same policy.
+sign_policy = {{q .PubSub.SignPolicy}}
+
+# Comma separated topics to join at start, each "name" or "name:rate" where rate
+# is the expected messages per second on the topic, network-wide; the rate sizes
+# the topic's default peer-score parameters. Example: "blocks:1,txs:200".
+topics = {{q .PubSub.Topics}}
+
+# GossipSub peer scoring with parameters derived from each topic's rate.
+scoring = {{.PubSub.Scoring}}
+
+# Largest message data in bytes; larger messages are refused and rejected.
+# All nodes of a network must agree.
+max_message_size = {{.PubSub.MaxMessageBytes}}
+
+# GossipSub mesh degree d, its bounds (2 <= d_lo <= d <= d_hi) and the number
+# of peers gossip (IHAVE) goes to each heartbeat.
+d = {{.PubSub.D}}
+d_lo = {{.PubSub.DLo}}
+d_hi = {{.PubSub.DHi}}
+d_lazy = {{.PubSub.DLazy}}
+
+# GossipSub heartbeat: mesh maintenance and gossip.
+heartbeat_interval = {{dur .PubSub.HeartbeatInterval}}
+
+# Send our own messages to every subscribed peer, not only the mesh.
+flood_publish = {{.PubSub.FloodPublish}}
+
+# How long a message ID is remembered to drop duplicates; at least 5 heartbeats.
+seen_ttl = {{dur .PubSub.SeenTTL}}
+
+# Bytes queued per peer before forwarded messages are dropped (counted in the
+# metrics); at least max_message_size + 4096.
+peer_queue_size = {{.PubSub.PeerQueueBytes}}
 `

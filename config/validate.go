@@ -42,10 +42,14 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // entry is "id@host:port" with a valid ID (upper-case hex accepted, as
 // CometBFT does) and a port in 1..65535; *_peer_ids entries are valid IDs;
 // counts, rates and sizes are in range; durations are non-negative and the
-// two timeouts positive; seed_mode requires pex; a non-empty rpc.laddr is
+// two timeouts positive; p2p_protocol and block_protocol are positive;
+// seed_mode requires pex; a non-empty rpc.laddr is
 // "[tcp://]host:port"; prometheus_listen_addr is "host:port" when
 // prometheus is on; max_open_connections is not negative; namespace is empty
-// or a Prometheus name.
+// or a Prometheus name; the [pubsub] router and sign_policy are known values,
+// topics parse (ParsePubSubTopics), sizes are in range, d_lo >= 2,
+// d_lo <= d <= d_hi, d_lazy >= 0, the durations positive and
+// seen_ttl at least 5 heartbeats.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(k string, err error) { errs = append(errs, &FieldError{Key: k, Err: err}) }
@@ -109,6 +113,9 @@ func (c Config) Validate() error {
 	if p.MaxPacketMsgPayloadBytes <= 0 {
 		badf("p2p.max_packet_msg_payload_size", "%d must be positive", p.MaxPacketMsgPayloadBytes)
 	}
+	if p.RecvMemoryBudget < 0 {
+		badf("p2p.recv_memory_budget", "%d is negative (0 means no bound)", p.RecvMemoryBudget)
+	}
 	if p.SendRateBytesPerSec <= 0 {
 		badf("p2p.send_rate", "%d must be positive", p.SendRateBytesPerSec)
 	}
@@ -123,6 +130,12 @@ func (c Config) Validate() error {
 	}
 	if p.DialTimeout <= 0 {
 		badf("p2p.dial_timeout", "%s must be positive", p.DialTimeout)
+	}
+	if p.P2PProtocol == 0 {
+		badf("p2p.p2p_protocol", "must be positive (%d for CometBFT v0.38 networks, 9 for v1.0)", DefaultP2PProtocol)
+	}
+	if p.BlockProtocol == 0 {
+		badf("p2p.block_protocol", "must be positive (%d for CometBFT v0.37 to v1.0 networks)", DefaultBlockProtocol)
 	}
 
 	if c.RPC.ListenAddress != "" {
@@ -144,6 +157,7 @@ func (c Config) Validate() error {
 	if ns := c.Instrumentation.Namespace; ns != "" && !validMetricsNamespace(ns) {
 		badf("instrumentation.namespace", "%q is not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)", ns)
 	}
+	c.validatePubSub(bad, badf)
 	return errors.Join(errs...)
 }
 

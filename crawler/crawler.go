@@ -617,6 +617,17 @@ func (c *Crawler) visit(ctx context.Context, tr *transport.MultiplexTransport, v
 		return o
 	}
 
+	take := func(a *p2ppb.PexAddrs) {
+		o.replied = true
+		for _, pa := range a.GetAddrs() {
+			na, err := netaddr.FromProto(pa)
+			if err != nil || na.Valid() != nil {
+				o.invalid++
+				continue
+			}
+			o.addrs = append(o.addrs, na)
+		}
+	}
 	var waitErr error
 wait:
 	for o.sent < v.budget {
@@ -627,16 +638,14 @@ wait:
 		o.sent++
 		select {
 		case a := <-replies:
-			o.replied = true
-			for _, pa := range a.GetAddrs() {
-				na, err := netaddr.FromProto(pa)
-				if err != nil || na.Valid() != nil {
-					o.invalid++
-					continue
-				}
-				o.addrs = append(o.addrs, na)
-			}
+			take(a)
 		case err := <-failed:
+			// A peer that answers and disconnects at once (a seed) was heard out: the replies
+			// received before the failure reached onReceive before onError did (conn.ErrorFunc),
+			// but select chooses at random between two ready cases.
+			for len(replies) > 0 {
+				take(<-replies)
+			}
 			waitErr = fmt.Errorf("crawler: connection failed: %w", err)
 			break wait
 		case <-ctx.Done():

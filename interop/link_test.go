@@ -2,6 +2,7 @@ package interop
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -35,36 +36,46 @@ func hold(t *testing.T) time.Duration {
 	return d
 }
 
-// TestSwitchyardDialsCometBFT starts a CometBFT node, then a switchyard node
-// with the CometBFT node as its persistent peer, and checks that both list
-// each other and stay connected past CometBFT's ping interval.
+// TestSwitchyardDialsCometBFT, for each CometBFT release of the matrix
+// (INTEROP_VERSIONS), starts a CometBFT node, then a switchyard node that
+// advertises the release's protocol versions with the CometBFT node as its
+// persistent peer, and checks that both list each other and stay connected
+// past CometBFT's ping interval.
 func TestSwitchyardDialsCometBFT(t *testing.T) {
 	t.Parallel()
-	cb := harness.NewCometBFT(t, bins.CometBFT, "cometbft-a")
-	cb.Start(t)
-	sy := harness.NewSwitchyard(t, bins.Switchyard, cb.ChainID, "switchyard-a")
-	sy.Start(t, cb.P2PAddr())
-	checkLink(t, cb, sy, true)
+	forEachVersion(t, func(t *testing.T, c harness.Comet) {
+		cb := harness.NewCometBFT(t, c.Path, "cometbft-a")
+		cb.Start(t)
+		sy := harness.NewSwitchyard(t, bins.Switchyard, cb.ChainID, "switchyard-a")
+		sy.SetProtocols(t, c.P2PProtocol, c.BlockProtocol)
+		sy.Start(t, cb.P2PAddr())
+		checkLink(t, c, cb, sy, true)
+	})
 }
 
-// TestCometBFTDialsSwitchyard starts a switchyard node, then a CometBFT node
-// with the switchyard node as its persistent peer, and checks that both list
-// each other and stay connected past CometBFT's ping interval.
+// TestCometBFTDialsSwitchyard, for each CometBFT release of the matrix,
+// starts a switchyard node that advertises the release's protocol versions,
+// then a CometBFT node with the switchyard node as its persistent peer, and
+// checks that both list each other and stay connected past CometBFT's ping
+// interval.
 func TestCometBFTDialsSwitchyard(t *testing.T) {
 	t.Parallel()
-	// The chain ID comes from CometBFT's genesis, so init CometBFT first and
-	// start it last.
-	cb := harness.NewCometBFT(t, bins.CometBFT, "cometbft-b")
-	sy := harness.NewSwitchyard(t, bins.Switchyard, cb.ChainID, "switchyard-b")
-	sy.Start(t)
-	cb.Start(t, sy.P2PAddr())
-	checkLink(t, cb, sy, false)
+	forEachVersion(t, func(t *testing.T, c harness.Comet) {
+		// The chain ID comes from CometBFT's genesis, so init CometBFT first
+		// and start it last.
+		cb := harness.NewCometBFT(t, c.Path, "cometbft-b")
+		sy := harness.NewSwitchyard(t, bins.Switchyard, cb.ChainID, "switchyard-b")
+		sy.SetProtocols(t, c.P2PProtocol, c.BlockProtocol)
+		sy.Start(t)
+		cb.Start(t, sy.P2PAddr())
+		checkLink(t, c, cb, sy, false)
+	})
 }
 
 // checkLink waits until each node lists the other in /net_info, checks the
 // entries, then samples both every sampleEvery for hold(t) and fails on the
 // first sample where either node has lost the other.
-func checkLink(t *testing.T, cb *harness.CometBFT, sy *harness.Switchyard, syOutbound bool) {
+func checkLink(t *testing.T, c harness.Comet, cb *harness.CometBFT, sy *harness.Switchyard, syOutbound bool) {
 	t.Helper()
 	hold := hold(t)
 	ctx := context.Background()
@@ -89,8 +100,9 @@ func checkLink(t *testing.T, cb *harness.CometBFT, sy *harness.Switchyard, syOut
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Logf("connected after %v", time.Since(start).Round(time.Millisecond))
-	checkEntries(t, cb, sy, cbNI, syNI, syOutbound)
+	connected := time.Since(start).Round(time.Millisecond)
+	t.Logf("connected after %v", connected)
+	checkEntries(t, c, cb, sy, cbNI, syNI, syOutbound)
 
 	holdStart := time.Now()
 	for n := 1; time.Since(holdStart) < hold; n++ {
@@ -122,16 +134,19 @@ func checkLink(t *testing.T, cb *harness.CometBFT, sy *harness.Switchyard, syOut
 		t.Errorf("cometbft stopped the switchyard peer:\n%s", strings.Join(stopped, "\n"))
 	}
 	// Past CometBFT's ping interval, our node must have answered its ping.
-	if hold > cometPingInterval+5*time.Second {
-		if pongs := cb.Proc.Grep("Receive Pong", sy.ID); len(pongs) == 0 {
-			t.Errorf("cometbft never logged a Pong from switchyard %s in %v; its ping/pong lines:\n%s",
-				sy.ID, hold, strings.Join(append(cb.Proc.Grep("Send Ping", sy.ID), cb.Proc.Grep("Pong", sy.ID)...), "\n"))
-		}
+	pongs := cb.Proc.Grep("Receive Pong", sy.ID)
+	if hold > cometPingInterval+5*time.Second && len(pongs) == 0 {
+		t.Errorf("cometbft never logged a Pong from switchyard %s in %v; its ping/pong lines:\n%s",
+			sy.ID, hold, strings.Join(append(cb.Proc.Grep("Send Ping", sy.ID), cb.Proc.Grep("Pong", sy.ID)...), "\n"))
+	}
+	if !t.Failed() {
+		t.Logf("CometBFT %s (reports %s, protocols p2p %d block %d), switchyard outbound %v: connected after %v, link held %v, %d pongs from switchyard logged by cometbft",
+			c.Module, c.Reports, c.P2PProtocol, c.BlockProtocol, syOutbound, connected, hold.Round(time.Second), len(pongs))
 	}
 }
 
 // checkEntries checks what each node reports about the other.
-func checkEntries(t *testing.T, cb *harness.CometBFT, sy *harness.Switchyard, cbNI, syNI harness.NetInfo, syOutbound bool) {
+func checkEntries(t *testing.T, c harness.Comet, cb *harness.CometBFT, sy *harness.Switchyard, cbNI, syNI harness.NetInfo, syOutbound bool) {
 	t.Helper()
 	cbPeer, _ := cbNI.Peer(sy.ID)
 	syPeer, _ := syNI.Peer(cb.ID)
@@ -155,8 +170,19 @@ func checkEntries(t *testing.T, cb *harness.CometBFT, sy *harness.Switchyard, cb
 	if syPeer.NodeInfo.Network != cb.ChainID {
 		t.Errorf("switchyard reports cometbft network %q, want %q", syPeer.NodeInfo.Network, cb.ChainID)
 	}
-	if syPeer.NodeInfo.Version != harness.CometBFTVersion {
-		t.Errorf("switchyard reports cometbft version %q, want %q", syPeer.NodeInfo.Version, harness.CometBFTVersion)
+	if syPeer.NodeInfo.Version != c.Reports {
+		t.Errorf("switchyard reports cometbft version %q, want %q", syPeer.NodeInfo.Version, c.Reports)
+	}
+	// Each side advertises the release's protocol versions: CometBFT its
+	// compiled-in ones, our node the ones SetProtocols configured.
+	wantP2P, wantBlock := fmt.Sprint(c.P2PProtocol), fmt.Sprint(c.BlockProtocol)
+	for _, pv := range []struct {
+		who string
+		got harness.NodeInfo
+	}{{"cometbft reports switchyard", cbPeer.NodeInfo}, {"switchyard reports cometbft", syPeer.NodeInfo}} {
+		if p := pv.got.ProtocolVersion; p.P2P != wantP2P || p.Block != wantBlock {
+			t.Errorf("%s protocol_version p2p %s block %s, want %s and %s", pv.who, p.P2P, p.Block, wantP2P, wantBlock)
+		}
 	}
 	if syPeer.RemoteIP != "127.0.0.1" {
 		t.Errorf("switchyard reports cometbft remote_ip %q, want 127.0.0.1", syPeer.RemoteIP)

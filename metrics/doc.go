@@ -8,7 +8,7 @@
 //
 // Labels are bounded by construction: label values are channel IDs, peer
 // directions, dial outcomes and rejection reasons, never peer IDs or
-// addresses (docs/ARCHITECTURE.md rule 7, STYLE.md §8).
+// addresses (docs/ARCHITECTURE.md rule 7 and convention 8).
 //
 // Recording must not allocate on the hot path: implementations cache the
 // child instrument per label-value tuple, and callers with a fixed label set

@@ -4,7 +4,8 @@
 // Assembly (New), following the data path of docs/ARCHITECTURE.md:
 //
 //	node_key.json → NodeInfo → transport.MultiplexTransport (Listen)
-//	→ p2p.Switch with reactors (the PEX reactor when p2p.pex = true)
+//	→ p2p.Switch with reactors (the PEX reactor when p2p.pex = true, the
+//	  pub/sub Server when pubsub.enabled = true)
 //	→ persistent peers → HTTP server on rpc.laddr (and /metrics)
 //
 // NodeInfo advertises protocol {p2p 8, block 11, app 0}, network = chain_id,
@@ -45,6 +46,19 @@
 // reason in plain words, e.g. `network mismatch: ours "a", theirs "b"`, with a hint); the same
 // failure repeating is summarised once per 5 minutes ("dial failed 12 more times in the last
 // 5m0s: connection refused"), by the PURE internal/ratelog.
+//
+// Pub/sub (node/pubsub.go, node/rpc_pubsub.go): with pubsub.enabled = true,
+// New builds a pubsub.Server from [pubsub] (router, sign policy, max message
+// size, per-peer queue, the gossipsub degrees, heartbeat, seen cache, flood
+// publishing and scoring, each configured topic's expected rate for its score
+// parameters), joins pubsub.topics and registers the Server as a reactor, so
+// NodeInfo advertises channels 0x70-0x72; Run runs it beside the Switch. The
+// HTTP API adds GET /pubsub, POST /pubsub/publish and the server-sent event
+// stream GET /pubsub/subscribe?topic= (JSON in internal/pubsubrpc; a stream
+// makes the node join its topic, at most 64 such topics). With pub/sub off,
+// GET /pubsub says so and the other two answer 404. With Prometheus on, the
+// Server's metrics are namespace_pubsub_*, topic labels limited to
+// pubsub.topics (metrics/prom.RegisterPubSubMetrics).
 //
 // Metrics: with instrumentation.prometheus = true, New builds a private
 // prometheus.Registry (Go runtime and process collectors, plus

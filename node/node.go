@@ -56,6 +56,7 @@ type Node struct {
 	transport *transport.MultiplexTransport
 	sw        *p2p.Switch
 	pex       *pex.Reactor // nil when p2p.pex = false
+	pubsub    *pubsubState // nil when pubsub.enabled = false
 
 	rpcLn   net.Listener // nil when rpc.laddr is empty
 	rpcAddr string       // bound "host:port", "" when disabled
@@ -151,7 +152,7 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	ni := nodeinfo.NodeInfo{
-		ProtocolVersion: nodeinfo.DefaultProtocolVersion,
+		ProtocolVersion: nodeinfo.ProtocolVersion{P2P: cfg.P2P.P2PProtocol, Block: cfg.P2P.BlockProtocol},
 		ID:              nk.ID(),
 		ListenAddr:      listenAddr,
 		Network:         cfg.ChainID,
@@ -174,8 +175,12 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 			MaxPacketMsgPayloadSize: cfg.P2P.MaxPacketMsgPayloadBytes,
 			FlushThrottle:           cfg.P2P.FlushThrottleTimeout,
 		},
-		Logger:  logger,
-		Metrics: p2pMetrics,
+		Logger:                 logger,
+		Metrics:                p2pMetrics,
+		DisableInboundEviction: !cfg.P2P.InboundEviction,
+	}
+	if cfg.P2P.RecvMemoryBudget > 0 {
+		swCfg.MConnConfig.RecvBudget = conn.NewMemoryBudget(cfg.P2P.RecvMemoryBudget)
 	}
 	if d := cfg.P2P.PersistentPeersMaxDialPeriod; d > 0 {
 		// The Switch requires the cap to be at least the first backoff step (1s).
@@ -410,6 +415,16 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		})
 	}
+	var pubsubErr error
+	if n.pubsub != nil {
+		// The pub/sub Server runs beside the Switch, as the PEX reactor does.
+		wg.Go(func() {
+			if err := n.pubsub.srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				pubsubErr = fmt.Errorf("node: pubsub: %w", err)
+				cancel()
+			}
+		})
+	}
 	var pexErr error
 	if n.pex != nil {
 		// The PEX reactor runs beside the Switch; it saves addrbook.json when ctx ends.
@@ -435,7 +450,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if cerr := n.transport.Close(); cerr != nil {
 		n.log.Debug("transport close", "err", cerr)
 	}
-	if err := errors.Join(rpcErr, metricsErr, pexErr); err != nil {
+	if err := errors.Join(rpcErr, metricsErr, pexErr, pubsubErr); err != nil {
 		return err
 	}
 	return err

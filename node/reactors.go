@@ -1,7 +1,8 @@
 package node
 
-// reactors returns the reactors to register, in order. With p2p.pex = true
-// that is the PEX reactor on channel 0x00.
+// reactors returns the reactors to register, in order: with p2p.pex = true
+// the PEX reactor on channel 0x00, with pubsub.enabled = true the pub/sub
+// Server on channels 0x70-0x72.
 func (n *Node) reactors() ([]namedReactor, error) {
 	var out []namedReactor
 	if n.cfg.P2P.PEX {
@@ -10,6 +11,13 @@ func (n *Node) reactors() ([]namedReactor, error) {
 			return nil, err
 		}
 		out = append(out, namedReactor{name: "pex", r: r})
+	}
+	if n.cfg.PubSub.Enabled {
+		ps, err := n.setupPubSub()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, namedReactor{name: "pubsub", r: ps.srv})
 	}
 	return out, nil
 }

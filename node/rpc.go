@@ -163,7 +163,7 @@ func (n *Node) rpcHandler() http.Handler {
 			writeRPC(w, http.StatusOK, out)
 		}
 	})
-	return http.MaxBytesHandler(mux, maxRPCBodyBytes)
+	return n.withPubSubRPC(http.MaxBytesHandler(mux, maxRPCBodyBytes))
 }
 
 // parseRPCRequests decodes a batch (a JSON array) or a single request, as CometBFT tries them.

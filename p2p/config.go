@@ -10,6 +10,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/dial"
+	"github.com/switchyard-p2p/switchyard/p2p/peers"
 )
 
 // Defaults applied to zero SwitchConfig fields and to options that are not given.
@@ -119,6 +120,20 @@ type SwitchConfig struct {
 
 	// Metrics receives the Switch's metrics. Nil means NopMetrics(); nil fields are no-ops.
 	Metrics *Metrics
+
+	// DisableInboundEviction turns inbound eviction off. By default (false), when the inbound
+	// slots are full a new inbound connection evicts one inbound peer chosen by the PURE
+	// peers.EvictionPolicy (Bitcoin Core's protections: distinct network groups, lowest
+	// latency, recently useful, longest connected; then the youngest peer of the biggest
+	// network group), so that sybils holding every slot cannot keep an honest peer out. The
+	// newcomer is refused, as in CometBFT, when the policy protects every inbound peer, and
+	// always when this is true. Persistent, unconditional and outbound peers are never evicted.
+	// config.toml: [p2p] inbound_eviction.
+	DisableInboundEviction bool
+
+	// Eviction tunes the eviction policy; zero fields mean peers' defaults. Its Key is
+	// replaced by a secret drawn from Rand when zero.
+	Eviction peers.EvictionConfig
 }
 
 // DefaultSwitchConfig returns the configuration with every default filled in.

@@ -108,6 +108,22 @@
 // with Transport.Remove, and no reactor callback. Private IDs (WithPrivatePeers) are reported by
 // Peer.IsPrivate and Switch.IsPrivate; PEX must never gossip them.
 //
+// # Inbound eviction
+//
+// When the inbound slots are full, a new inbound connection evicts one inbound peer instead of
+// being refused (unless SwitchConfig.DisableInboundEviction, config.toml inbound_eviction =
+// false): otherwise sybils that fill the slots first keep every honest newcomer out for as long
+// as they like. The event loop gives the PURE peers.EvictionPolicy the inbound peers as plain
+// values (network group = the /16 or /32 of the socket IP, admission time, handshake duration as
+// the latency, the last Switch.MarkPeerUseful time, persistent and unconditional flags) and
+// removes the peer it names with reason ErrEvicted (PeerDisconnected event, RemovePeer on every
+// reactor, InboundEvictionsTotal); the newcomer is then admitted. The policy is Bitcoin Core's:
+// it protects peers from distinct network groups, the lowest latencies, the most recently useful
+// and the longest connected half, then evicts the youngest peer of the network group holding the
+// most of the rest; if it protects everyone, the newcomer is refused (RejectInboundLimit).
+// Persistent, unconditional and outbound peers are never evicted. Reactors that can tell a useful
+// message (a new block, vote, transaction or address) should call Switch.MarkPeerUseful.
+//
 // # Events
 //
 // Subscribe delivers PeerConnected, PeerDisconnected (reason), DialFailed (dial error) and
@@ -146,6 +162,9 @@
 // 11 KiB of heap plus 8-12 KiB of stacks, 19-25 KiB in all. Under a receive flood each channel
 // of each peer holds at most its delivery queue (MConnConfig.RecvQueueBytes, or one message),
 // the message inside Receive and one more being reassembled, each ≤ RecvMessageCapacity (B-03).
+// Across all peers, MConnConfig.RecvBudget (config.toml recv_memory_budget, 512 MiB in the node)
+// bounds the total: a peer whose message does not fit is removed with a *conn.MemoryBudgetError
+// and counted in RecvBudgetRefusalsTotal (B-07).
 //
 // # Not yet here
 //

@@ -75,6 +75,11 @@ var (
 	// package doc).
 	ErrSimultaneousDial = errors.New("p2p: simultaneous dial: connection lost the tie-break")
 
+	// ErrEvicted is the RemovePeer (and PeerDisconnected) reason of an inbound peer evicted to
+	// make room for a new inbound connection while the inbound slots were full
+	// (SwitchConfig.DisableInboundEviction; see the package doc, "Inbound eviction").
+	ErrEvicted = errors.New("p2p: inbound peer evicted for a new inbound connection")
+
 	// ErrSwitchNotRunning is returned by Status when Run is not running (not started yet or
 	// returned); the status it returns then has no dial queue and no peers.
 	ErrSwitchNotRunning = errors.New("p2p: switch not running")

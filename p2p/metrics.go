@@ -61,6 +61,16 @@ type Metrics struct {
 	// BroadcastDropsTotal counts Broadcast messages not queued because a peer's send queue was
 	// full; label ch ("broadcast_drops_total").
 	BroadcastDropsTotal metrics.Counter
+	// InboundEvictionsTotal counts inbound peers evicted for a new inbound connection while the
+	// inbound slots were full (SwitchConfig.DisableInboundEviction; "inbound_evictions_total").
+	InboundEvictionsTotal metrics.Counter
+	// RecvBudgetRefusalsTotal counts peers dropped because the receive memory budget shared by
+	// all connections (MConnConfig.RecvBudget) could not cover a message they sent
+	// (conn.ErrMemoryBudgetExceeded; RELIABILITY B-07; "recv_budget_refusals_total").
+	RecvBudgetRefusalsTotal metrics.Counter
+	// RecvBudgetBytes is the memory reserved in that budget, sampled every MetricsInterval
+	// ("recv_budget_bytes"; 0 without a budget).
+	RecvBudgetBytes metrics.Gauge
 }
 
 // NopMetrics returns Metrics whose instruments ignore every call and never allocate.
@@ -79,6 +89,9 @@ func NopMetrics() *Metrics {
 		Bans:                      metrics.DiscardGauge(),
 		EventDropsTotal:           metrics.DiscardCounter(),
 		BroadcastDropsTotal:       metrics.DiscardCounter(),
+		InboundEvictionsTotal:     metrics.DiscardCounter(),
+		RecvBudgetRefusalsTotal:   metrics.DiscardCounter(),
+		RecvBudgetBytes:           metrics.DiscardGauge(),
 	}
 }
 
@@ -114,6 +127,9 @@ func (m *Metrics) withDefaults() *Metrics {
 	setG(&c.Bans, n.Bans)
 	setC(&c.EventDropsTotal, n.EventDropsTotal)
 	setC(&c.BroadcastDropsTotal, n.BroadcastDropsTotal)
+	setC(&c.InboundEvictionsTotal, n.InboundEvictionsTotal)
+	setC(&c.RecvBudgetRefusalsTotal, n.RecvBudgetRefusalsTotal)
+	setG(&c.RecvBudgetBytes, n.RecvBudgetBytes)
 	return &c
 }
 

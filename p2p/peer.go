@@ -66,6 +66,9 @@ type peer struct {
 	log        *slog.Logger
 	gate       recvGate
 
+	connectedAt time.Time    // admission time, event-loop clock
+	lastUseful  atomic.Int64 // Switch.MarkPeerUseful, unix nanoseconds; 0: never
+
 	// Owned by the event loop: rate-limiter waits already added to the metrics.
 	lastSendWait, lastRecvWait time.Duration
 }

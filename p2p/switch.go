@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
+	"github.com/switchyard-p2p/switchyard/p2p/peers"
 	"github.com/switchyard-p2p/switchyard/p2p/transport"
 )
 
@@ -45,10 +46,11 @@ type Switch struct {
 	maxInbound    int
 	maxOutbound   int
 
-	clk  clock.Clock
-	met  *swMetrics
-	hub  *hub
-	bans *banList
+	clk   clock.Clock
+	evict peers.EvictionPolicy
+	met   *swMetrics
+	hub   *hub
+	bans  *banList
 
 	peers    atomic.Pointer[peerSet] // published by the event loop only
 	inbox    *mailbox
@@ -97,6 +99,11 @@ func NewSwitch(t Transport, cfg SwitchConfig, opts ...SwitchOption) *Switch {
 		_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
 		sw.cfg.Rand = mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
 	}
+	ecfg := sw.cfg.Eviction
+	if ecfg.Key == 0 {
+		ecfg.Key = sw.cfg.Rand.Uint64()
+	}
+	sw.evict = peers.NewEvictionPolicy(ecfg)
 
 	names := make(map[string]struct{})
 	for i := range sw.reactors {
@@ -296,6 +303,18 @@ func (sw *Switch) Send(ctx context.Context, id key.ID, chID byte, msg []byte) er
 		}
 		wait = min(2*wait, sendPollMax, left)
 		t.Reset(wait)
+	}
+}
+
+// MarkPeerUseful records that p just sent something useful: a message its reactor had not seen
+// before and accepted (a new block part, vote or transaction, addresses new to the book). Inbound
+// eviction keeps the peers most recently useful (SwitchConfig.DisableInboundEviction,
+// peers.EvictionConfig.ProtectUseful): an attacker cannot earn that without doing useful work.
+// It takes no lock, does not block and is safe to call from Receive and from any goroutine; a
+// Peer of another Switch, or one that is gone, is ignored.
+func (sw *Switch) MarkPeerUseful(p Peer) {
+	if pp, ok := p.(*peer); ok && pp.sw == sw {
+		pp.lastUseful.Store(sw.clk.Now().UnixNano())
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/dial"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/peers"
 	"github.com/switchyard-p2p/switchyard/p2p/transport"
 )
 
@@ -328,7 +329,7 @@ func (l *loop) handleInbound(c *transport.Conn) {
 	if h, ok := l.heldOut[id]; ok {
 		// We are the higher ID and hold our outbound to id: this inbound was dialed by the lower
 		// ID, so it survives and our outbound is closed; id's side closes it too.
-		if l.inboundLimitReached(id) {
+		if !l.makeInboundRoom(c) {
 			l.refuse(c, RejectInboundLimit, ErrInboundPeerLimit)
 			return
 		}
@@ -350,13 +351,56 @@ func (l *loop) handleInbound(c *transport.Conn) {
 		l.heldIn[id] = c
 		return
 	}
-	if l.inboundLimitReached(id) {
+	if !l.makeInboundRoom(c) {
 		l.refuse(c, RejectInboundLimit, ErrInboundPeerLimit)
 		return
 	}
 	if l.admit(c) {
 		_ = l.q.Connected(c.SocketAddr)
 	}
+}
+
+// makeInboundRoom reports whether the inbound connection c may be admitted: the inbound slots
+// have room (or c is unconditional), or the eviction policy named an inbound peer, which is then
+// removed with reason ErrEvicted.
+func (l *loop) makeInboundRoom(c *transport.Conn) bool {
+	if !l.inboundLimitReached(c.NodeInfo.ID) {
+		return true
+	}
+	if l.sw.cfg.DisableInboundEviction {
+		return false
+	}
+	cands := make([]peers.Candidate, 0, len(l.order))
+	for _, p := range l.order {
+		if p.IsOutbound() {
+			continue
+		}
+		var useful time.Time
+		if ns := p.lastUseful.Load(); ns != 0 {
+			useful = time.Unix(0, ns)
+		}
+		cands = append(cands, peers.Candidate{
+			ID:            p.ID(),
+			NetGroup:      p.tc.SocketAddr.GroupKey(false),
+			ConnectedAt:   p.connectedAt,
+			Latency:       p.tc.HandshakeDuration,
+			LastUseful:    useful,
+			Inbound:       true,
+			Persistent:    p.persistent,
+			Unconditional: l.sw.isUnconditional(p.ID()),
+		})
+	}
+	d := l.sw.evict.SelectInbound(l.clk.Now(), cands)
+	victim := l.peers[d.Evict]
+	if !d.OK || victim == nil {
+		l.sw.log.Debug("inbound slots full and every inbound peer protected", "peer", c.NodeInfo.ID, "decision", d.String())
+		return false
+	}
+	l.sw.log.Info("evicting inbound peer for a new inbound connection", "peer", d.Evict, "group", d.NetGroup,
+		"newcomer", c.NodeInfo.ID, "addr", c.SocketAddr)
+	l.sw.cfg.Metrics.InboundEvictionsTotal.Add(1)
+	l.removePeer(victim, ErrEvicted, true)
+	return true
 }
 
 func (l *loop) handleDialResult(r dialResult) {
@@ -433,12 +477,13 @@ func (l *loop) admit(c *transport.Conn) bool {
 	sw := l.sw
 	id := c.NodeInfo.ID
 	p := &peer{
-		gate:       recvGate{done: make(chan struct{})},
-		sw:         sw,
-		tc:         c,
-		persistent: sw.isPersistent(id),
-		private:    sw.isPrivate(id),
-		log:        sw.log.With("peer", id, "addr", c.SocketAddr),
+		gate:        recvGate{done: make(chan struct{})},
+		sw:          sw,
+		tc:          c,
+		persistent:  sw.isPersistent(id),
+		private:     sw.isPrivate(id),
+		log:         sw.log.With("peer", id, "addr", c.SocketAddr),
+		connectedAt: l.clk.Now(),
 	}
 	mcfg := sw.cfg.MConnConfig
 	if mcfg.Logger == nil {
@@ -512,6 +557,9 @@ func (l *loop) removePeer(p *peer, reason error, redial bool) {
 		l.sw.reactors[i].r.RemovePeer(p, reason)
 	}
 	l.sw.met.peers(p.IsOutbound()).Add(-1)
+	if errors.Is(reason, conn.ErrMemoryBudgetExceeded) {
+		l.sw.cfg.Metrics.RecvBudgetRefusalsTotal.Add(1)
+	}
 	l.sw.emit(Event{Type: PeerDisconnected, Peer: id, Addr: p.SocketAddr(), Outbound: p.IsOutbound(), Reason: reason})
 	p.log.Info("peer removed", "reason", reason)
 	if redial {
@@ -544,6 +592,7 @@ func (l *loop) sample() {
 			c.pending.Set(float64(pending[d.ID]))
 		}
 	}
+	l.sw.cfg.Metrics.RecvBudgetBytes.Set(float64(l.sw.cfg.MConnConfig.RecvBudget.Used()))
 }
 
 func (l *loop) sampleWaits(p *peer) {

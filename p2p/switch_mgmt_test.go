@@ -321,6 +321,7 @@ func TestSwitchEvents(t *testing.T) {
 		ft := n.newFakeTransport(1, chA)
 		cfg := testConfig(t)
 		cfg.EventBufferSize = 2
+		cfg.DisableInboundEviction = true
 		hub := NewSwitch(ft, cfg, WithReactor("r", newTestReactor(chA)), WithMaxInboundPeers(1))
 		all, cancelAll := hub.Subscribe(nil)
 		small, _ := hub.Subscribe(nil) // never read: overflows

@@ -3,9 +3,9 @@ package p2p
 // Resource and slow-peer rows of docs/RELIABILITY.md on the Switch over real loopback TCP: C-02
 // (connect flood), S-01 (a peer that stops reading), B-02 (idle-peer memory), B-03 (receive
 // flood with a slow reactor) and B-08 (connect/close churn). These need a real kernel (TCP
-// windows, file descriptors, RSS), so they cannot run in a synctest bubble (STYLE.md §10: the
-// one real-TCP exception); every wait polls with a generous deadline and no sleep decides an
-// outcome.
+// windows, file descriptors, RSS), so they cannot run in a synctest bubble (docs/ARCHITECTURE.md
+// convention 10: the one real-TCP exception); every wait polls with a generous deadline and no
+// sleep decides an outcome.
 
 import (
 	"context"
@@ -290,9 +290,9 @@ func TestSwitchConnectFloodC02(t *testing.T) {
 	st := hubT.Stats()
 	growth := diff(peakHeap, base.heapInuse)
 	budget := int64(capN*perHandshake + clientSlack)
-	t.Logf("C-02: %d connects in %v (%.0f/s, %d dial errors); max concurrent upgrades %d (sampled pending %d), cap %d; dropped over cap %d; peak live heap growth %d KiB, budget %d KiB",
+	t.Logf("C-02: %d connects in %v (%.0f/s, %d dial errors); max concurrent upgrades %d (sampled pending %d), cap %d; dropped over cap %d, displaced %d; peak live heap growth %d KiB, budget %d KiB",
 		attempts.Load(), floodDur.Round(time.Millisecond), float64(attempts.Load())/floodDur.Seconds(), dialErrs.Load(),
-		maxLive.Load(), maxPending, capN, st.DroppedOverCap, growth/kib, budget/kib)
+		maxLive.Load(), maxPending, capN, st.DroppedOverCap, st.Displaced, growth/kib, budget/kib)
 	if n := attempts.Load(); n < 500 {
 		t.Fatalf("only %d connects: the flood did not happen", n)
 	}
@@ -302,8 +302,8 @@ func TestSwitchConnectFloodC02(t *testing.T) {
 	if maxPending > capN {
 		t.Errorf("Stats().PendingHandshakes reached %d, cap %d", maxPending, capN)
 	}
-	if st.DroppedOverCap == 0 {
-		t.Errorf("no connection dropped over the cap: the flood never saturated it")
+	if st.DroppedOverCap+st.Displaced == 0 {
+		t.Errorf("no connection dropped or displaced over the cap: the flood never saturated it")
 	}
 	if growth > budget {
 		t.Errorf("live heap grew by %d KiB under the flood, budget %d × %d KiB + %d KiB = %d KiB",
@@ -598,11 +598,21 @@ func TestSwitchIdlePeerMemoryB02(t *testing.T) {
 // Per peer and channel the hub can hold at most: the delivery queue (≤ RecvQueueBytes + 64, or
 // one message), the message inside Receive, and one more being reassembled or waiting to be
 // queued (each ≤ RecvMessageCapacity). The bound is the sum over 10 × 3 channels plus 4 MiB of
-// fixed overhead (the 10 in-process senders' MConnections, whose 64 KiB write buffers and
-// frame buffers are live while they send, and idle-peer state). The live heap, sampled after a
-// forced GC while saturated, must stay under it; after Receive is released and the senders stop,
-// the live heap must come back to within 10 × 2 × idlePeerBudget (both ends of each idle peer)
-// + 2 MiB of the baseline taken before the peers connected: no 256 KiB buffer stays pinned.
+// fixed overhead: the 10 in-process senders' MConnections, each blocked in a write holding its
+// 64 KiB write buffer and a 64-frame (67 KiB) sealing buffer, the hub's 67 KiB frame-reading
+// buffer per streaming peer, and idle-peer state of both ends (measured at saturation with
+// -test.memprofilerate=1: 90 × 256 KiB of receive buffers plus about 3.3 MiB). The live heap
+// must stay under it in every sample taken while saturated, that is, while no peer's reader
+// has read a byte for 500 ms, before and after the sample (its two forced GCs). Only then is the
+// live heap what the code retains: while the hub still reads, a sample also counts the
+// allocations made during its GCs and the buffers put into sync.Pools between them (the first
+// message of each channel grows its buffer 4 → 16 → 64 → 256 KiB and pools the smaller ones,
+// about 2.5 MiB here), which depends on how the GCs fall against the flood: under load such
+// samples exceeded the bound by up to 0.7 MiB while the saturated heap of the same run stayed
+// 1.7 MiB under it. What the delivery queues hold is also checked directly: ≤ RecvQueueBytes +
+// 64 per channel. After Receive is released and the senders stop, the live heap must come back
+// to within 10 × 2 × idlePeerBudget (both ends of each idle peer) + 2 MiB of the baseline taken
+// before the peers connected: no 256 KiB buffer stays pinned.
 func TestSwitchReceiveFloodB03(t *testing.T) {
 	const (
 		nPeers     = 10
@@ -645,6 +655,19 @@ func TestSwitchReceiveFloodB03(t *testing.T) {
 	var stopSend atomic.Bool
 	var senders sync.WaitGroup
 	mcs := make([]*conn.MConnection, nPeers)
+	cleanup := func() {
+		stopSend.Store(true)
+		release()
+		for _, mc := range mcs {
+			if mc != nil {
+				_ = mc.Close()
+			}
+		}
+		senders.Wait()
+	}
+	defer cleanup()
+	// Every peer connects before any sends: a flood already running would starve the later
+	// handshakes of CPU (on a loaded machine past the 3 s handshake timeout).
 	for i, cli := range clients {
 		tc, err := cli.Dial(context.Background(), hubT.NetAddress())
 		if err != nil {
@@ -659,6 +682,8 @@ func TestSwitchReceiveFloodB03(t *testing.T) {
 			t.Fatal(err)
 		}
 		mcs[i] = mc
+	}
+	for _, mc := range mcs {
 		for j, ch := range chans {
 			senders.Go(func() {
 				for !stopSend.Load() {
@@ -667,17 +692,6 @@ func TestSwitchReceiveFloodB03(t *testing.T) {
 			})
 		}
 	}
-	cleanup := func() {
-		stopSend.Store(true)
-		release()
-		for _, mc := range mcs {
-			if mc != nil {
-				_ = mc.Close()
-			}
-		}
-		senders.Wait()
-	}
-	defer cleanup()
 	waitFor(t, "all peers admitted", func() bool { return hub.Peers().Size() == nPeers })
 
 	// saturated: every peer's reader has stopped on a full delivery queue (back-pressure) and the
@@ -704,27 +718,43 @@ func TestSwitchReceiveFloodB03(t *testing.T) {
 	}
 	var peak uint64
 	var satAt time.Time
+	samples := 0
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		m := liveMem()
-		peak = max(peak, m.heapInuse)
-		if g := diff(peak, base.heapInuse); g > bound {
-			t.Fatalf("live heap grew by %d KiB before the hub stopped reading, bound %d KiB", g/kib, bound/kib)
-		}
-		if satAt.IsZero() && saturated() {
-			satAt = time.Now()
-		}
-		if !satAt.IsZero() && time.Since(satAt) > time.Second {
-			break // a second of samples at saturation
-		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the hub never stopped reading (delivered %d)", delivered.Load())
 		}
-		time.Sleep(25 * time.Millisecond)
+		if !saturated() {
+			satAt = time.Time{}
+			time.Sleep(25 * time.Millisecond) // polling the peers' status with a deadline
+			continue
+		}
+		m := liveMem()
+		if !saturated() {
+			continue // the hub read during the sample: not at rest, the sample does not count
+		}
+		for _, p := range hub.Peers().List() {
+			for _, ch := range p.Status().Channels {
+				if ch.RecvQueueBytes > queueBytes+64 {
+					t.Fatalf("peer %v channel %#x: %d B queued, bound %d B", p.ID(), ch.ID, ch.RecvQueueBytes, queueBytes+64)
+				}
+			}
+		}
+		samples++
+		peak = max(peak, m.heapInuse)
+		if g := diff(peak, base.heapInuse); g > bound {
+			t.Fatalf("live heap grew by %d KiB while the hub was saturated, bound %d KiB", g/kib, bound/kib)
+		}
+		if satAt.IsZero() {
+			satAt = time.Now()
+		}
+		if time.Since(satAt) > time.Second {
+			break // a second of samples at saturation
+		}
 	}
 	growth := diff(peak, base.heapInuse)
-	t.Logf("B-03: saturated; peak live heap growth %d KiB, bound %d KiB (%d peers × %d channels × (%d + 64 + 2 × %d) B + %d KiB)",
-		growth/kib, bound/kib, nPeers, len(chans), queueBytes, msgCap, fixed/kib)
+	t.Logf("B-03: saturated; peak live heap growth %d KiB in %d samples, bound %d KiB (%d peers × %d channels × (%d + 64 + 2 × %d) B + %d KiB)",
+		growth/kib, samples, bound/kib, nPeers, len(chans), queueBytes, msgCap, fixed/kib)
 	if growth > bound {
 		t.Errorf("live heap grew by %d KiB, bound %d KiB", growth/kib, bound/kib)
 	}

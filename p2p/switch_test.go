@@ -191,13 +191,16 @@ func TestSwitchDuplicatePeerIDRejectedBothDirections(t *testing.T) {
 }
 
 // TestSwitchInboundLimit is docs/RELIABILITY.md C-01: MaxInbound regular peers plus unconditional
-// peers beyond it; the next regular one is refused.
+// peers beyond it; with inbound eviction off (CometBFT's behaviour) the next regular one is
+// refused. (With eviction on, see TestSwitchInboundEvictionSybils.)
 func TestSwitchInboundLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := newFakeNetwork()
 		ft := n.newFakeTransport(1, chA)
 		r := newTestReactor(chA)
-		hub := NewSwitch(ft, testConfig(t), WithReactor("r", r),
+		cfg := testConfig(t)
+		cfg.DisableInboundEviction = true
+		hub := NewSwitch(ft, cfg, WithReactor("r", r),
 			WithMaxInboundPeers(3), WithUnconditionalPeers(testID(100), testID(101)))
 		defer runSwitch(t, hub)()
 

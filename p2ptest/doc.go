@@ -63,5 +63,5 @@
 //	...
 //	px.SetPassThrough(true) // stop fuzzing; the network must recover
 //
-// Spec: docs/RELIABILITY.md ("How the most trusted systems test this"; rows S-02, S-03, S-04, B-01).
+// Spec: docs/RELIABILITY.md ("How the rows are tested"; rows S-02, S-03, S-04, B-01).
 package p2ptest

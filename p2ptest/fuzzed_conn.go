@@ -123,7 +123,7 @@ func (s *fuzzShared) stats() FuzzStats {
 // FuzzedConn is a net.Conn decorator that injects faults into Reads and Writes according to a
 // FuzzConfig: drops (with a typed error), partial writes, connection closes, delays and byte
 // corruption. It is Switchyard's version of CometBFT's FuzzedConnection (docs/RELIABILITY.md "How the
-// most trusted systems test this"; rows S-02, S-03, S-04).
+// rows are tested"; rows S-02, S-03, S-04).
 //
 // Read, Write and Close are safe for concurrent use (one reader and one writer at a time, as for
 // any stream net.Conn, plus Close from anywhere). A sleep is interrupted by Close, so Close never

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -100,6 +99,9 @@ type Config struct {
 	Progress func(Snapshot)
 	// Logger receives lifecycle records (processes started and stopped). Nil discards.
 	Logger *slog.Logger
+	// Publish, when Publish.RatePerSec > 0, runs the pub/sub phase after convergence (see
+	// publish.go and the package documentation). Not with Hold.
+	Publish PublishConfig
 }
 
 // FieldError is one problem Validate found: the Config field, its value and what is wrong. It
@@ -157,6 +159,10 @@ func (c Config) Validate() error {
 	}
 	if c.MaxOutbound < 0 {
 		bad("MaxOutbound", c.MaxOutbound, "negative")
+	}
+	c.Publish.validate(bad)
+	if c.Publish.RatePerSec > 0 && c.Hold {
+		bad("Hold", c.Hold, "not with Publish (the pub/sub phase needs the run to end)")
 	}
 	return errors.Join(errs...)
 }
@@ -287,6 +293,9 @@ type Report struct {
 	Final []NodeStatus `json:"final"`
 	// PEX sums the PEX counters of Final.
 	PEX PEXTotals `json:"pex"`
+	// PublishReport is the pub/sub phase's outcome; nil without Config.Publish. Embedded, so
+	// its fields (delivery_ratio, latency_p50_ms, ...) are top-level keys of the JSON.
+	*PublishReport
 }
 
 // process is one running node.
@@ -348,6 +357,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}}
 	defer r.stopAll()
 	err = r.watch(ctx, rep)
+	if err == nil && cfg.Publish.RatePerSec > 0 {
+		err = r.publishPhase(ctx, rep)
+	}
 	r.stopAll()
 	rep.Final = make([]NodeStatus, len(procs))
 	for i, p := range procs {
@@ -407,6 +419,7 @@ func prepare(cfg Config, dir string) ([]*process, error) {
 		c.Instrumentation.Prometheus = true
 		c.Instrumentation.PrometheusListenAddr = procs[i].st.MetricsAddr
 		c.Instrumentation.Namespace = metricsNamespace
+		applyPubSub(&c, cfg.Publish.withDefaults(), procs[i].st.Counted)
 		cfgs[i] = c
 	}
 	seedAddr := procs[0].st.P2PAddr
@@ -441,27 +454,6 @@ func prepare(cfg Config, dir string) ([]*process, error) {
 		}
 	}
 	return procs, nil
-}
-
-// freePorts returns n distinct loopback TCP ports that were free a moment ago (all listeners are
-// held until the last one is bound, so none repeats).
-func freePorts(n int) ([]int, error) {
-	ls := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("testnet: free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // runner owns the processes during Run.

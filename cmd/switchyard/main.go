@@ -75,6 +75,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newTestnetCmd())
 	root.AddCommand(newCrawlCmd())
 	root.AddCommand(newSimCmd())
+	root.AddCommand(newPubSubCmd())
 	return root
 }
 

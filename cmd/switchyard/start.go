@@ -27,6 +27,7 @@ type startFlags struct {
 	prometheus                                  bool
 	prometheusAddr                              string
 	logLevel, logFormat                         string
+	pubsub                                      pubsubStartFlags
 }
 
 func newStartCmd() *cobra.Command {
@@ -70,6 +71,7 @@ same failure repeating is summarised every 5 minutes.`,
 	fl.StringVar(&f.moniker, "moniker", "", "node name advertised to peers")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	addPubSubStartFlags(fl, &f.pubsub)
 	return cmd
 }
 
@@ -152,6 +154,7 @@ func applyStartFlags(fl *pflag.FlagSet, f startFlags, cfg *config.Config) {
 	if fl.Changed("instrumentation.prometheus") {
 		cfg.Instrumentation.Prometheus = f.prometheus
 	}
+	applyPubSubStartFlags(fl, f.pubsub, cfg)
 }
 
 // newLogger builds the node's logger writing to w.

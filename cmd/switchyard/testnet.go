@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +34,7 @@ type testnetFlags struct {
 	topology    string
 	maxOutbound int
 	logLevel    string
+	publish     publishFlags
 }
 
 func newTestnetCmd() *cobra.Command {
@@ -90,6 +92,7 @@ the hub is connected to all, and all to the hub.`,
 	fl.StringVar(&f.topology, "topology", string(testnet.TopologySeed), `"seed", or "star-persistent" (debugging: no PEX needed)`)
 	fl.IntVar(&f.maxOutbound, "max-outbound", testnet.DefaultMaxOutbound, "max_num_outbound_peers of every node")
 	fl.StringVar(&f.logLevel, "node-log-level", "info", "log level of the nodes (in HOME/node.log)")
+	addPublishFlags(cmd, &f.publish)
 	return cmd
 }
 
@@ -97,6 +100,7 @@ the hub is connected to all, and all to the hub.`,
 var testnetFlagNames = map[string]string{
 	"Binary": "--binary", "Nodes": "--nodes", "Duration": "--duration", "Dir": "--dir", "ChainID": "--chain-id",
 	"Topology": "--topology", "MaxOutbound": "--max-outbound", "NodeLogLevel": "--node-log-level",
+	"Hold": "--hold", "Publish.RatePerSec": "--publish", "Publish.MsgBytes": "--msg-size", "Publish.Router": "--router",
 }
 
 // flagErrors rewrites testnet.Config.Validate's problems with flag names instead of Go field
@@ -186,12 +190,16 @@ func runTestnet(cmd *cobra.Command, f testnetFlags) error {
 		Signals:      sigs,
 		Progress:     pr.print,
 		Logger:       slog.New(slog.DiscardHandler),
+		Publish:      f.publish.config(),
 	}
 	if err := cfg.Validate(); err != nil {
 		return flagErrors(err)
 	}
 	fmt.Fprintf(progressOut, "testnet: %d nodes (%s topology), chain %q, binary %s\n", f.nodes, f.topology, f.chainID, bin)
-	rep, err := testnet.Run(cmd.Context(), cfg)
+	// The run stops on a signal through cfg.Signals alone. The command's context is cancelled by
+	// the same SIGINT or SIGTERM (main's NotifyContext); passing it raced the two: when Run saw
+	// the context first, it stopped for "context" and sent the nodes SIGTERM instead of the signal.
+	rep, err := testnet.Run(context.WithoutCancel(cmd.Context()), cfg)
 	pr.finish()
 	code := testnetExitCode(rep, err)
 	if rep != nil {
@@ -201,6 +209,7 @@ func runTestnet(cmd *cobra.Command, f testnetFlags) error {
 			}
 		} else {
 			writeTestnetReport(cmd.OutOrStdout(), rep)
+			writePublishReport(cmd.OutOrStdout(), rep.PublishReport)
 		}
 	}
 	switch {

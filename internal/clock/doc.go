@@ -5,8 +5,8 @@
 // Place in the architecture: PURE packages (p2p/dial, p2p/pex/addrbook,
 // pubsub/gossipsub, ...) never read the clock; they take `now time.Time`.
 // Shells take a Clock from their Config (nil: Real()) so that tests can drive
-// them with a Manual clock instead of sleeping (docs/ARCHITECTURE.md rule 1,
-// STYLE.md convention 6).
+// them with a Manual clock instead of sleeping (docs/ARCHITECTURE.md rule 1 and
+// convention 6).
 //
 // The interface is deliberately minimal: Now, Since, NewTimer and AfterFunc,
 // with a Timer that can be stopped and reset. Tickers are not provided; a

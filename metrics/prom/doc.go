@@ -39,13 +39,16 @@
 //	cometbft_p2p_bans                                   gauge
 //	cometbft_p2p_event_drops_total                      counter
 //	cometbft_p2p_broadcast_drops_total{ch}              counter
+//	cometbft_p2p_inbound_evictions_total                counter
+//	cometbft_p2p_recv_budget_refusals_total             counter
+//	cometbft_p2p_recv_budget_bytes                      gauge
 //
 // # Departures from CometBFT
 //
 //   - No metric has a peer_id label. CometBFT labels peer_receive_bytes_total,
 //     peer_send_bytes_total and peer_pending_send_bytes by peer_id (and chID), so every peer
 //     that ever connected leaves series behind and an attacker who cycles node keys grows the
-//     scrape without bound. Labels here are bounded (STYLE.md §8): channel IDs, directions,
+//     scrape without bound. Labels here are bounded (docs/ARCHITECTURE.md convention 8): channel IDs, directions,
 //     outcomes and reasons. Per-peer traffic is in /net_info instead. A query summing over
 //     peer_id in a CometBFT dashboard works unchanged.
 //   - peers has a direction label; sum(cometbft_p2p_peers) is CometBFT's value.
@@ -57,6 +60,14 @@
 //     "0x0" for channel 0.
 //   - num_txs (a mempool metric that CometBFT keeps in p2p, labelled by peer_id) is not exported:
 //     Switchyard has no mempool.
+//
+// # Pub/sub
+//
+// RegisterPubSubMetrics builds the pub/sub Server's Metrics under namespace_pubsub_* (the list is
+// on the function). Its topic label takes only the topics passed to it (the node passes
+// pubsub.topics); every other topic is recorded as "other", so topics joined at run time or named
+// by peers cannot grow the scrape. The Server's single router-events counter is spread over
+// duplicates_total, forwarded_total, control_total{type,direction} and rpc_drops_total{reason}.
 //
 // Concurrency: every type is safe for concurrent use.
 //

@@ -14,7 +14,7 @@ import (
 const MetricsSubsystem = "p2p"
 
 // Label names. chID is CometBFT's spelling for the channel label of the peer_* metrics; the
-// metrics Switchyard adds use the shorter "ch" of STYLE.md §8. Label values are those p2p
+// metrics Switchyard adds use the shorter "ch" of docs/ARCHITECTURE.md convention 8. Label values are those p2p
 // passes: "0x40" for a channel, "inbound"/"outbound", "send"/"recv", outcome and reason tokens.
 const (
 	LabelChannelID = "chID"
@@ -86,6 +86,9 @@ func RegisterP2PMetrics(reg prometheus.Registerer, namespace string) (*p2p.Metri
 	bans := gauge("bans", "Number of active bans (peer IDs plus IPs).")
 	eventDrops := counter("event_drops_total", "Switch events dropped because a subscriber's buffer was full.")
 	bcastDrops := counter("broadcast_drops_total", "Broadcast messages not queued for a peer because its send queue was full, by channel.", LabelCh)
+	evictions := counter("inbound_evictions_total", "Inbound peers evicted for a new inbound connection while the inbound slots were full.")
+	budgetRefusals := counter("recv_budget_refusals_total", "Peers dropped because the shared receive memory budget could not cover a message.")
+	budgetBytes := gauge("recv_budget_bytes", "Bytes of received messages held under the shared receive memory budget, sampled each MetricsInterval.")
 
 	if err := errors.Join(errs...); err != nil {
 		for _, c := range regd {
@@ -107,6 +110,9 @@ func RegisterP2PMetrics(reg prometheus.Registerer, namespace string) (*p2p.Metri
 		Bans:                      bans,
 		EventDropsTotal:           eventDrops,
 		BroadcastDropsTotal:       bcastDrops,
+		InboundEvictionsTotal:     evictions,
+		RecvBudgetRefusalsTotal:   budgetRefusals,
+		RecvBudgetBytes:           budgetBytes,
 	}, nil
 }
 

@@ -197,6 +197,9 @@ var p2pWant = map[string]struct {
 	"cometbft_p2p_bans":                          {dto.MetricType_GAUGE, nil},
 	"cometbft_p2p_event_drops_total":             {dto.MetricType_COUNTER, nil},
 	"cometbft_p2p_broadcast_drops_total":         {dto.MetricType_COUNTER, []string{"ch"}},
+	"cometbft_p2p_inbound_evictions_total":       {dto.MetricType_COUNTER, nil},
+	"cometbft_p2p_recv_budget_refusals_total":    {dto.MetricType_COUNTER, nil},
+	"cometbft_p2p_recv_budget_bytes":             {dto.MetricType_GAUGE, nil},
 }
 
 // recordAll records one value into every field of m, with the label values p2p uses.
@@ -214,6 +217,9 @@ func recordAll(m *p2p.Metrics) {
 	m.Bans.Set(2)
 	m.EventDropsTotal.Add(1)
 	m.BroadcastDropsTotal.With("0x40").Add(1)
+	m.InboundEvictionsTotal.Add(1)
+	m.RecvBudgetRefusalsTotal.Add(1)
+	m.RecvBudgetBytes.Set(1)
 }
 
 // TestP2PMetricsNames checks every family's name, type and label names, that no label is

@@ -178,6 +178,11 @@ type MConnConfig struct {
 	// until the receiver catches up. A message is always accepted into an empty queue, whatever its
 	// size. 0 means DefaultRecvQueueBytes (4 MiB).
 	RecvQueueBytes int
+	// RecvBudget, if not nil, bounds the received-message memory of every connection sharing it
+	// (reassembly buffers, queued messages, the one ReceiveFunc handles): a message it cannot
+	// cover fails the connection with a *MemoryBudgetError (RELIABILITY B-07). Nil means no
+	// global bound (each channel is still bounded by RecvQueueBytes and RecvMessageCapacity).
+	RecvBudget *MemoryBudget
 	// Logger receives debug and warning records; nil discards them.
 	Logger *slog.Logger
 }
@@ -271,7 +276,9 @@ type ReceiveFunc func(chID byte, msg []byte)
 
 // ErrorFunc is called at most once, when the connection fails (remote error, I/O error, pong timeout),
 // after the connection has been closed, from one of the connection's goroutines and without any lock
-// held. It is never called because of, or after, a local Close or FlushStop. It may call Close.
+// held. It is never called because of, or after, a local Close or FlushStop. It may call Close. When
+// the peer closes its end of the stream, every message received in full before is passed to
+// ReceiveFunc first, as CometBFT's reader does, unless the connection is closed meanwhile.
 type ErrorFunc func(err error)
 
 // channel is the per-channel state of an MConnection.
@@ -353,6 +360,7 @@ type MConnection struct {
 	pongTimer        *time.Timer  // AfterFunc(pongTimeout); created by Start
 	recvPauses       atomic.Int64
 	recvPauseNanos   atomic.Int64
+	budgetHeld       atomic.Int64 // bytes reserved in cfg.RecvBudget; budgetSwept once closed
 
 	// Owned by the send goroutine.
 	wbuf          *[]byte   // pooled write buffer, nil while idle
@@ -369,10 +377,11 @@ type MConnection struct {
 	sc             *SecretConnection // conn, if it is one: tells whether decrypted input is buffered
 	owed           time.Duration     // receive rate limiter debt
 	recvLimitTimer *time.Timer
-	pending        []*channel // channels with queued messages whose deliverer is not yet woken
-	pendingMsgs    int        // messages queued since pending became non-empty
-	pendingBytes   int        // their queue cost
-	inlineSeq      uint64     // inline deliveries so far (see deliverInline)
+	pending        []*channel  // channels with queued messages whose deliverer is not yet woken
+	pendingMsgs    int         // messages queued since pending became non-empty
+	pendingBytes   int         // their queue cost
+	inlineSeq      uint64      // inline deliveries so far (see deliverInline)
+	draining       atomic.Bool // the peer closed its end: a deliverer that empties its queue wakes deliverReceived
 
 	// The inline delivery watchdog (see deliverInline).
 	inlineState   atomic.Uint64 // inlineSeq<<1 | 1 while delivering inline; the watchdog may clear bit 0
@@ -539,7 +548,9 @@ func (c *MConnection) shutdown() error {
 		return nil
 	}
 	c.closed = true
+	c.cond.Broadcast() // a reader in deliverReceived stops waiting
 	c.mu.Unlock()
+	c.releaseBudget()
 	c.stopSendOnce.Do(func() { close(c.stopSend) })
 	close(c.quit)
 	return c.conn.Close()
@@ -557,6 +568,7 @@ func (c *MConnection) fail(err error) {
 	c.inCallback++ // this goroutine is about to run onError: Close need not wait for it
 	c.cond.Broadcast()
 	c.mu.Unlock()
+	c.releaseBudget()
 	c.stopSendOnce.Do(func() { close(c.stopSend) })
 	close(c.quit)
 	_ = c.conn.Close()

@@ -1,7 +1,9 @@
 package conn
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 )
@@ -397,6 +399,9 @@ func (c *MConnection) recvWorker(job recvJob) {
 			for {
 				ch, err := c.recvLoop()
 				if err != nil {
+					if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+						c.deliverReceived() // the peer closed its end: hear it out first
+					}
 					c.fail(err)
 					return
 				}
@@ -499,6 +504,36 @@ func (c *MConnection) retireIdleRecvWorker() {
 // inputBuffered reports whether the reader can parse more input without reading from the network.
 func (c *MConnection) inputBuffered() bool {
 	return c.br.Buffered() > 0 || (c.sc != nil && c.sc.recvBuffered())
+}
+
+// deliverReceived, called by the reader when the peer closed its end of the stream, waits until
+// every message received in full before has been passed to ReceiveFunc, or the connection is
+// closed. CometBFT's reader calls Receive itself, so a peer's last messages before it closes (a
+// seed answers a PexRequest and disconnects) all arrive before the error; here they may still wait
+// in delivery queues, which fail would drop. Other failures (a protocol violation, the memory
+// budget) drop the connection at once: their point is to stop spending on the peer.
+func (c *MConnection) deliverReceived() {
+	c.dispatchPending()
+	c.draining.Store(true)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for !c.closed && c.delivering() {
+		c.cond.Wait()
+	}
+}
+
+// delivering reports whether a channel has messages queued or being delivered (a deliverer holds
+// the channel). The caller holds c.mu.
+func (c *MConnection) delivering() bool {
+	for _, ch := range c.channels {
+		ch.mu.Lock()
+		busy := ch.worker
+		ch.mu.Unlock()
+		if busy {
+			return true
+		}
+	}
+	return false
 }
 
 // dispatchPending wakes a deliverer for every channel the reader has queued messages for.
@@ -607,14 +642,21 @@ func (c *MConnection) recvPacketMsg(p packet) error {
 			// messages needs no growth on the way.
 			n = max(ch.desc.RecvBufferCapacity, n, ch.recvHint)
 		}
-		ch.recving = getRecvBuf(n)
+		rb, err := c.getRecvBudgeted(ch, n)
+		if err != nil {
+			return err
+		}
+		ch.recving = rb
 	}
 	rb := ch.recving
 	if len(rb.b)+len(p.data) > cap(rb.b) {
 		// Grow 4x (not append's 1.25x for large slices): fewer copies of big messages.
-		grown := getRecvBuf(min(max(4*cap(rb.b), len(rb.b)+len(p.data)), ch.desc.RecvMessageCapacity))
+		grown, err := c.getRecvBudgeted(ch, min(max(4*cap(rb.b), len(rb.b)+len(p.data)), ch.desc.RecvMessageCapacity))
+		if err != nil {
+			return err
+		}
 		grown.b = append(grown.b, rb.b...)
-		putRecvBuf(rb)
+		c.putRecvBudgeted(rb)
 		rb, ch.recving = grown, grown
 	}
 	rb.b = append(rb.b, p.data...)
@@ -696,6 +738,11 @@ func (c *MConnection) deliver(ch *channel) {
 			}
 			ch.queue, ch.queueHead, ch.queueBytes = ch.queue[:0], 0, 0
 			ch.mu.Unlock()
+			if c.draining.Load() {
+				c.mu.Lock()
+				c.cond.Broadcast() // deliverReceived waits for this
+				c.mu.Unlock()
+			}
 			return
 		}
 		msg := ch.queue[ch.queueHead]
@@ -710,6 +757,6 @@ func (c *MConnection) deliver(ch *channel) {
 		c.enterCallback()
 		c.onReceive(ch.desc.ID, msg.b)
 		c.exitCallback()
-		putRecvBuf(msg) // ReceiveFunc borrowed msg.b for the call only
+		c.putRecvBudgeted(msg) // ReceiveFunc borrowed msg.b for the call only
 	}
 }

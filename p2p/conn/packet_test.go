@@ -20,7 +20,9 @@ import (
 	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
 )
 
-const mconnVectorsPath = "../../../shared/spec/vectors/encoding_vectors.json"
+// mconnVectorsPath holds the packet encodings of CometBFT v0.38.26, generated
+// by interop/cmd/vectorgen (testdata/README.md).
+const mconnVectorsPath = "testdata/encoding_vectors.json"
 
 type mconnEncodingVector struct {
 	Name    string `json:"name"`

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -26,7 +27,6 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/curve25519"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
@@ -34,9 +34,10 @@ import (
 	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
 )
 
-// scVectorsDir is the shared spec vectors directory: the repo is cloned with
-// ../shared beside it.
-const scVectorsDir = "../../../shared/spec/vectors/"
+// scVectorsDir holds the SecretConnection vectors recorded from CometBFT
+// v0.38.26 by interop/cmd/vectorgen and CometBFT's own golden file
+// (testdata/README.md).
+const scVectorsDir = "testdata/"
 
 // setNoncesForTest presets both nonce counters (RELIABILITY H-11 hook).
 func (sc *SecretConnection) setNoncesForTest(send, recv uint64) {
@@ -263,14 +264,10 @@ func TestSecretConnectionVector(t *testing.T) {
 			t.Errorf("%s = %s, want %s", c.id, key.PubKeyToID(pub), str(c.id))
 		}
 	}
-	pubA, _ := curve25519.X25519(ephA[:], curve25519.Basepoint)
-	pubB, _ := curve25519.X25519(ephB[:], curve25519.Basepoint)
-	if hex.EncodeToString(pubA) != str("A_eph_pub") || hex.EncodeToString(pubB) != str("B_eph_pub") {
-		t.Fatalf("eph pubs %x %x", pubA, pubB)
+	locA, remA := scEphPubKey(&ephA), scEphPubKey(&ephB)
+	if hex.EncodeToString(locA[:]) != str("A_eph_pub") || hex.EncodeToString(remA[:]) != str("B_eph_pub") {
+		t.Fatalf("eph pubs %x %x", locA, remA)
 	}
-	var locA, remA [32]byte
-	copy(locA[:], pubA)
-	copy(remA[:], pubB)
 	lo, hi, aLeast := scSortKeys(&locA, &remA)
 	if hex.EncodeToString(lo[:]) != str("lo_eph_pub") || hex.EncodeToString(hi[:]) != str("hi_eph_pub") {
 		t.Errorf("lo/hi = %x/%x", lo, hi)
@@ -308,11 +305,19 @@ func TestSecretConnectionVector(t *testing.T) {
 	if hex.EncodeToString(challenge[:]) != str("challenge_merlin") {
 		t.Errorf("challenge = %x", challenge)
 	}
-	if s := ed25519.Sign(privA, challenge[:]); hex.EncodeToString(s) != str("A_sig") {
-		t.Errorf("A_sig = %x", s)
-	}
-	if s := ed25519.Sign(privB, challenge[:]); hex.EncodeToString(s) != str("B_sig") {
-		t.Errorf("B_sig = %x", s)
+	for _, c := range []struct {
+		priv ed25519.PrivateKey
+		name string
+	}{{privA, "A_sig"}, {privB, "B_sig"}} {
+		if s := scSign(c.priv, challenge[:]); hex.EncodeToString(s) != str(c.name) {
+			t.Errorf("%s = %x", c.name, s)
+		}
+		if s := ed25519.Sign(c.priv, challenge[:]); hex.EncodeToString(s) != str(c.name) {
+			t.Errorf("%s (crypto/ed25519) = %x", c.name, s)
+		}
+		if !scVerify(c.priv.Public().(ed25519.PublicKey), challenge[:], scHex(t, str(c.name))) {
+			t.Errorf("%s does not verify", c.name)
+		}
 	}
 	auth, err := scAuthSigBytes(privA, &challenge)
 	if err != nil || hex.EncodeToString(auth) != str("A_authsig_plaintext") {
@@ -444,10 +449,6 @@ func TestSecretConnectionLowOrderKeys(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var priv [32]byte
 			rand.Read(priv[:])
-			dh, err := curve25519.X25519(priv[:], k[:])
-			if err == nil && !bytes.Equal(dh, make([]byte, 32)) {
-				t.Fatalf("X25519 of %s is not all-zero: %x", name, dh)
-			}
 			if _, err := scComputeDH(&priv, &k); !errors.Is(err, ErrSmallOrderRemotePubKey) {
 				t.Fatalf("scComputeDH: %v", err)
 			}
@@ -472,6 +473,113 @@ func TestSecretConnectionLowOrderKeys(t *testing.T) {
 				t.Fatal("conn not closed")
 			}
 		})
+	}
+}
+
+// TestX25519MatchesCryptoECDH checks the handshake's X25519 (curve25519-voi:
+// a fixed-base table for the public key, a ladder for the shared secret)
+// against crypto/ecdh (RFC 7748, what CometBFT's x/crypto calls) on random
+// scalars and points, points with the top bit set (ignored by RFC 7748),
+// non-canonical u-coordinates p..p+18 and the low-order encodings: the same
+// public keys, the same secrets, and an error exactly where crypto/ecdh
+// reports the all-zero output (H-01).
+func TestX25519MatchesCryptoECDH(t *testing.T) {
+	var points [][32]byte
+	for range 200 {
+		var u [32]byte
+		rand.Read(u[:])
+		points = append(points, u)
+		u[31] |= 0x80
+		points = append(points, u)
+	}
+	for i := range 19 { // p + i, p = 2^255 - 19
+		var u [32]byte
+		for j := range u {
+			u[j] = 0xff
+		}
+		u[31] = 0x7f
+		u[0] = 0xed + byte(i)
+		points = append(points, u)
+	}
+	for _, k := range scLowOrderKeys() {
+		points = append(points, k)
+		k[31] |= 0x80
+		points = append(points, k)
+	}
+	for i, u := range points {
+		var priv [32]byte
+		rand.Read(priv[:])
+		want, err := ecdh.X25519().NewPrivateKey(priv[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := scEphPubKey(&priv); !bytes.Equal(got[:], want.PublicKey().Bytes()) {
+			t.Fatalf("scalar %x: public key %x, crypto/ecdh %x", priv, got, want.PublicKey().Bytes())
+		}
+		pub, err := ecdh.X25519().NewPublicKey(u[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDH, wantErr := want.ECDH(pub)
+		gotDH, gotErr := scComputeDH(&priv, &u)
+		switch {
+		case (wantErr != nil) != (gotErr != nil):
+			t.Fatalf("point %d %x: error %v, crypto/ecdh %v", i, u, gotErr, wantErr)
+		case gotErr != nil && !errors.Is(gotErr, ErrSmallOrderRemotePubKey):
+			t.Fatalf("point %d %x: error %v, want ErrSmallOrderRemotePubKey", i, u, gotErr)
+		case gotErr == nil && !bytes.Equal(gotDH[:], wantDH):
+			t.Fatalf("point %d %x: secret %x, crypto/ecdh %x", i, u, gotDH, wantDH)
+		}
+	}
+}
+
+// TestSecretConnectionVerifyZIP215 pins the handshake's signature rules to
+// CometBFT's (curve25519-voi with ZIP-215, docs/WIRE.md §1): with a public key
+// of order 8, R the identity and S = 0, the cofactored equation holds for
+// every message, while crypto/ed25519's cofactorless check fails for 7 of 8
+// messages. We must accept what CometBFT accepts. S >= L and signatures of
+// the wrong length are rejected under both rule sets.
+func TestSecretConnectionVerifyZIP215(t *testing.T) {
+	// An order-8 point (libsodium's blacklist, scLowOrderKeys) is also a valid
+	// Edwards encoding; as an Ed25519 key it is a small-order key.
+	order8 := ed25519.PublicKey(mustHex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"))
+	sig := make([]byte, 64)
+	sig[0] = 1 // R = identity (y = 1), S = 0
+	stdRejected := 0
+	for i := range 32 {
+		msg := []byte{byte(i)}
+		if !scVerify(order8, msg, sig) {
+			t.Fatalf("message %d: ZIP-215 rejects a cofactored-valid signature", i)
+		}
+		if !ed25519.Verify(order8, msg, sig) {
+			stdRejected++
+		}
+	}
+	if stdRejected == 0 {
+		t.Fatal("crypto/ed25519 accepted all 32 messages: the test key does not separate the rule sets")
+	}
+
+	// An honest signature, then S replaced by S + L (non-canonical): rejected.
+	priv := scTestPriv(t)
+	pub := priv.Public().(ed25519.PublicKey)
+	msg := []byte("challenge")
+	good := scSign(priv, msg)
+	if !scVerify(pub, msg, good) || !ed25519.Verify(pub, msg, good) {
+		t.Fatal("honest signature rejected")
+	}
+	l := []byte{0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10} // the group order, little-endian
+	bad := bytes.Clone(good)
+	var carry uint16
+	for i := range 32 {
+		v := uint16(bad[32+i]) + uint16(l[i]) + carry
+		bad[32+i], carry = byte(v), v>>8
+	}
+	if scVerify(pub, msg, bad) {
+		t.Error("S + L accepted")
+	}
+	if scVerify(pub, msg, good[:63]) || scVerify(pub, []byte("other"), good) {
+		t.Error("short signature or other message accepted")
 	}
 }
 
@@ -610,9 +718,7 @@ func TestSecretConnectionEphNoOverRead(t *testing.T) {
 func scEvilRemote(c net.Conn, auth func(challenge [32]byte) []byte) error {
 	var ephPriv [32]byte
 	rand.Read(ephPriv[:])
-	pub, _ := curve25519.X25519(ephPriv[:], curve25519.Basepoint)
-	var loc [32]byte
-	copy(loc[:], pub)
+	loc := scEphPubKey(&ephPriv)
 	var rem [32]byte
 	var rerr error
 	done := make(chan struct{})
@@ -1127,6 +1233,55 @@ func TestSecretConnectionTCP(t *testing.T) {
 
 // ctx expiry while the remote stalls after 0, 1, 32, 35 bytes or after its
 // auth message: error wraps ctx.Err(), c closed, goroutines gone.
+// TestSecretConnectionTCPFailures covers the handshake's TCP path, where
+// each step writes and then reads in one goroutine (scParallel): a low-order
+// ephemeral key (H-01), a malformed one (H-02) and a silent peer with the
+// context canceled (H-10) each end the handshake with the typed error, close
+// the conn (the peer reads our 35-byte ephemeral key message, then EOF:
+// nothing encrypted follows), and leave no goroutine behind (goleak).
+func TestSecretConnectionTCPFailures(t *testing.T) {
+	lowOrder := scLowOrderKeys()["order8a"]
+	for _, c := range []struct {
+		name   string
+		remote []byte // written by the peer; nil: it stays silent
+		want   error
+	}{
+		{"low-order key", append([]byte{0x22, 0x0a, 0x20}, lowOrder[:]...), ErrSmallOrderRemotePubKey},
+		{"31-byte key", append([]byte{0x21, 0x0a, 0x1f}, make([]byte, 31)...), ErrBadEphemeralKey},
+		{"silent peer", nil, context.Canceled},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ca, cb := scTCPPair(t)
+			defer cb.Close()
+			if c.remote != nil {
+				if _, err := cb.Write(c.remote); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			res := make(chan error, 1)
+			go func() {
+				_, err := MakeSecretConnection(ctx, ca, scTestPriv(t))
+				res <- err
+			}()
+			got := make([]byte, 35)
+			if _, err := io.ReadFull(cb, got); err != nil || !bytes.Equal(got[:3], []byte{0x22, 0x0a, 0x20}) {
+				t.Fatalf("peer read %x, %v; want the ephemeral key message", got, err)
+			}
+			if c.remote == nil {
+				cancel()
+			}
+			if err := <-res; !errors.Is(err, c.want) {
+				t.Fatalf("handshake error %v, want %v", err, c.want)
+			}
+			if n, err := cb.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Fatalf("after the failure the peer read %d bytes, %v; want EOF", n, err)
+			}
+		})
+	}
+}
+
 func TestSecretConnectionHandshakeTimeout(t *testing.T) {
 	var k [32]byte
 	rand.Read(k[:])

@@ -14,7 +14,7 @@
 // # Purity
 //
 // The Queue performs no I/O, starts no goroutines, never calls time.Now and
-// never uses the global random source (docs/ARCHITECTURE.md rule 1, STYLE.md
+// never uses the global random source (docs/ARCHITECTURE.md rule 1 and
 // convention 6). Time arrives as a now argument; jitter comes from a
 // caller-seeded *rand.Rand (math/rand/v2), so a fixed seed replays the exact
 // schedule, in tests and in sim. It is not safe for concurrent use. It does
@@ -85,10 +85,12 @@
 //     non-persistent peers connected by the queue never exceed MaxOutbound
 //     (C-11). Persistent peers are exempt from MaxOutbound.
 //
-// Departure from the brief: NextDeadline is the earliest entry Due could
-// return under those caps, not the earliest queued entry. With the caps full,
-// an overdue entry would otherwise make the shell's timer fire in a loop that
-// Due answers with nothing (the busy-spin dial loop STYLE.md warns about).
+// Departure from the usual shape of a core (docs/ARCHITECTURE.md rule 1):
+// NextDeadline is the earliest entry Due could return under those caps, not
+// the earliest queued entry. With the caps full, an overdue entry would
+// otherwise make the shell's timer fire in a loop that Due answers with
+// nothing (the busy-spinning loop that docs/ARCHITECTURE.md convention 6 rules
+// out).
 //
 // Spec: docs/WIRE.md §7.3; docs/RELIABILITY.md C-09, C-11, A-13,
 // R-10, TM-11, TM-21.

@@ -31,7 +31,10 @@ type ProtocolVersion struct {
 }
 
 // DefaultProtocolVersion is what a CometBFT v0.38 node with App version 0
-// sends: P2P 8, Block 11. Treat it as a constant; do not modify it.
+// sends: P2P 8, Block 11. CometBFT v0.37 and v0.40 send the same, v1.0 sends
+// P2P 9, Block 11; a node advertises its network's values through
+// config p2p.p2p_protocol and p2p.block_protocol. Treat it as a constant; do
+// not modify it.
 var DefaultProtocolVersion = ProtocolVersion{P2P: 8, Block: 11, App: 0}
 
 // Other is the other field: informational data about the node.

@@ -114,24 +114,42 @@ type core struct {
 	authFails map[key.ID]int
 	crawled   map[key.ID]time.Time // seed mode: last crawl of each address
 
-	seedQueue []netaddr.NetAddress // seeds left to try in the current dialSeeds round
-	seedTry   key.ID               // the seed being dialed by dialSeeds, "" if none
+	// Dialing works in rounds: a round starts with each periodic ensurePeers and includes the
+	// immediate runs (ensureSoon) until the next one. In a round ensurePeers dials each address
+	// at most once, seeds included (by the fall-back or as a pick), and once a seed has
+	// connected no other seed is dialed. So a peer that accepts and disconnects at once, as a
+	// seed does after answering, cannot be redialed by the ensurePeers its answer or its
+	// disconnection triggers (a testnet node dialed its seed 12 times in 30 ms).
+	roundDialed   map[key.ID]struct{}  // addresses dialed by ensurePeers or dialSeeds this round
+	seedQueue     []netaddr.NetAddress // seeds left to try in this round's fall-back
+	seedTry       key.ID               // the seed being dialed by the fall-back, "" if none
+	seedConnected bool                 // a seed connected (outbound) in this round
 
-	// ensureSoon asks the shell to run ensurePeers(now, false) at once (a seed answered, or a
-	// solicited PexAddrs added addresses while outbound slots are free).
+	// ensureSoon asks the shell to run ensurePeers(now, false) at once: a seed answered, a
+	// solicited PexAddrs added addresses while outbound slots are free, or an outbound slot
+	// was freed (an outbound peer left, or the Switch refused our connection).
 	ensureSoon bool
+
+	// Hungry asks: while ensurePeers leaves outbound slots free for want of dialable addresses
+	// and the book needs addresses, the shell calls ask at nextAsk (zero: none due), which
+	// sends one PexRequest to a random peer that may be asked. The delays are hungryAskMin,
+	// then doubling while twice the delay is at most EnsurePeersPeriod (1, 2, 4 and 8 s at the
+	// default 30 s); a round that leaves no slot free (or a full book) starts them again.
+	nextAsk  time.Time
+	askDelay time.Duration // the last delay scheduled in this hungry spell, 0 if none
 }
 
 func newCore(cfg Config, book *addrbook.AddrBook, rng *rand.Rand, net network) *core {
 	c := &core{
 		cfg: cfg, log: cfg.Logger, book: book, rng: rng, net: net,
-		seeds:      make(map[key.ID]netaddr.NetAddress),
-		persistent: make(map[key.ID]struct{}),
-		peers:      make(map[key.ID]*peerState),
-		dialing:    make(map[key.ID]time.Time),
-		attempts:   make(map[key.ID]int),
-		authFails:  make(map[key.ID]int),
-		crawled:    make(map[key.ID]time.Time),
+		seeds:       make(map[key.ID]netaddr.NetAddress),
+		persistent:  make(map[key.ID]struct{}),
+		peers:       make(map[key.ID]*peerState),
+		dialing:     make(map[key.ID]time.Time),
+		attempts:    make(map[key.ID]int),
+		authFails:   make(map[key.ID]int),
+		crawled:     make(map[key.ID]time.Time),
+		roundDialed: make(map[key.ID]struct{}),
 	}
 	for _, s := range cfg.Seeds {
 		c.seeds[s.ID] = s
@@ -172,6 +190,9 @@ func (c *core) addPeer(now time.Time, p p2p.Peer) {
 		if id == c.seedTry {
 			c.seedTry, c.seedQueue = "", nil
 		}
+		if _, ok := c.seeds[id]; ok {
+			c.seedConnected = true
+		}
 		// Departure: CometBFT marks an address good only when consensus says the peer was
 		// useful (MarkPeerAsGood); Switchyard has no consensus, so a completed outbound
 		// handshake (authenticated ID = dialed ID, compatible NodeInfo) counts as success.
@@ -194,15 +215,27 @@ func (c *core) removePeer(p p2p.Peer) {
 	if st := c.peers[p.ID()]; st != nil && st.p == p {
 		delete(c.peers, p.ID())
 	}
+	c.slotFreed(p.IsOutbound())
 }
 
-// requestAddrs sends a PexRequest to st's peer unless one is outstanding or it would be the
-// third within MinReceiveRequestInterval (+1 s margin) of the previous one.
-func (c *core) requestAddrs(now time.Time, st *peerState) {
-	if st.requested {
-		return
+// slotFreed asks for an immediate ensurePeers when an outbound slot was freed (outbound), so
+// that a seed's slot, or a peer's that left, is refilled without waiting up to a period. It
+// cannot loop: within a round ensurePeers never redials an address (roundDialed).
+func (c *core) slotFreed(outbound bool) {
+	if outbound && !c.cfg.SeedMode {
+		c.ensureSoon = true
 	}
-	if st.sentCount >= 2 && now.Sub(st.lastSent) < MinReceiveRequestInterval+requestMargin {
+}
+
+// mayRequest reports whether a PexRequest may be sent to st's peer now: none is outstanding
+// and it would not be the third within MinReceiveRequestInterval (+1 s margin) of the previous.
+func mayRequest(now time.Time, st *peerState) bool {
+	return !st.requested && (st.sentCount < 2 || now.Sub(st.lastSent) >= MinReceiveRequestInterval+requestMargin)
+}
+
+// requestAddrs sends a PexRequest to st's peer if mayRequest.
+func (c *core) requestAddrs(now time.Time, st *peerState) {
+	if !mayRequest(now, st) {
 		return
 	}
 	if !st.p.TrySend(Channel, requestBytes) {
@@ -340,6 +373,16 @@ func (c *core) connected(id key.ID) bool {
 	return false
 }
 
+// connectedSet returns the IDs of the connected peers (one Peers call).
+func (c *core) connectedSet() map[key.ID]struct{} {
+	peers := c.net.Peers()
+	set := make(map[key.ID]struct{}, len(peers))
+	for _, p := range peers {
+		set[p.ID()] = struct{}{}
+	}
+	return set
+}
+
 func (c *core) isDialing(now time.Time, id key.ID) bool {
 	t, ok := c.dialing[id]
 	if ok && now.Sub(t) >= dialingTTL {
@@ -351,8 +394,20 @@ func (c *core) isDialing(now time.Time, id key.ID) bool {
 
 // dialable reports whether a may be handed to DialPeers now.
 func (c *core) dialable(now time.Time, a netaddr.NetAddress) bool {
-	return !c.connected(a.ID) && !c.isDialing(now, a.ID) && !c.book.OurAddress(a) &&
+	return !c.connected(a.ID) && c.dialableNotConnected(now, a)
+}
+
+// dialableNotConnected is dialable without the connected check: not being dialed, not ours,
+// not banned (in the Switch or the book).
+func (c *core) dialableNotConnected(now time.Time, a netaddr.NetAddress) bool {
+	return !c.isDialing(now, a.ID) && !c.book.OurAddress(a) &&
 		!c.net.IsBanned(a.ID, a.IP) && !c.book.IsBanned(now, a.ID)
+}
+
+// dialedThisRound reports whether ensurePeers or dialSeeds dialed id in this round.
+func (c *core) dialedThisRound(id key.ID) bool {
+	_, ok := c.roundDialed[id]
+	return ok
 }
 
 func (c *core) dial(now time.Time, addrs ...netaddr.NetAddress) {
@@ -365,47 +420,128 @@ func (c *core) dial(now time.Time, addrs ...netaddr.NetAddress) {
 	c.net.DialPeers(addrs...)
 }
 
-// ensurePeers is CometBFT's ensurePeers (docs/WIRE.md §7.3). request is false for the immediate
-// runs triggered by a PexAddrs, as CometBFT's ensurePeers(false).
+// dialInRound is dial for ensurePeers and dialSeeds: it records the addresses in roundDialed.
+func (c *core) dialInRound(now time.Time, addrs ...netaddr.NetAddress) {
+	for _, a := range addrs {
+		c.roundDialed[a.ID] = struct{}{}
+	}
+	c.dial(now, addrs...)
+}
+
+// ensurePeers is CometBFT's ensurePeers (docs/WIRE.md §7.3). request is true for the periodic
+// run, which also starts a new round of the seed fall-back, and false for the immediate runs
+// triggered by a PexAddrs, as CometBFT's ensurePeers(false).
+//
+// Departure: CometBFT makes up to 3·numToDial PickAddress draws and skips the ones it cannot
+// dial, so with one dialable address among many connected ones it can miss it round after
+// round (a 20-node testnet did not converge that way). Here each pick comes from
+// PickAddressExcluding, which draws only among the dialable addresses with PickAddress's odds,
+// so ensurePeers dials min(numToDial, dialable addresses) of them.
 func (c *core) ensurePeers(now time.Time, request bool) {
 	c.ensureSoon = false
+	if request {
+		clear(c.roundDialed)
+		c.seedConnected = false
+	}
 	outbound := c.outbound()
-	numToDial := c.cfg.MaxOutboundPeers - (outbound + c.net.NumDialing())
+	inFlight := c.net.NumDialing()
+	numToDial := c.cfg.MaxOutboundPeers - (outbound + inFlight)
 	var picked []netaddr.NetAddress
+	defer func() {
+		c.log.Debug("ensurePeers", "periodic", request, "outbound", outbound, "in_flight", inFlight,
+			"to_dial", numToDial, "dialed", len(picked), "book", c.book.Size())
+	}()
 	if numToDial > 0 {
 		bias := min(outbound, 8)*10 + 10
+		connected := c.connectedSet()
 		seen := make(map[key.ID]struct{})
-		for i := 0; i < 3*numToDial && len(picked) < numToDial; i++ {
-			a, ok := c.book.PickAddress(bias)
+		exclude := func(a netaddr.NetAddress) bool {
+			_, conn := connected[a.ID]
+			_, dup := seen[a.ID]
+			return conn || dup || c.dialedThisRound(a.ID) || !c.dialableNotConnected(now, a)
+		}
+		for len(picked) < numToDial {
+			a, ok := c.book.PickAddressExcluding(bias, exclude)
 			if !ok {
 				break
-			}
-			if _, dup := seen[a.ID]; dup || !c.dialable(now, a) {
-				continue
 			}
 			seen[a.ID] = struct{}{}
 			picked = append(picked, a)
 		}
-		c.dial(now, picked...)
+		c.dialInRound(now, picked...)
 	}
 	if c.book.NeedMoreAddrs() {
 		c.book.ReinstateBadPeers(now)
-		if peers := c.net.Peers(); request && len(peers) > 0 {
-			p := peers[c.rng.IntN(len(peers))]
-			if st := c.peers[p.ID()]; st != nil && st.p == p {
-				c.requestAddrs(now, st)
-			}
+		if request {
+			c.askRandomPeer(now)
 		}
 		if len(picked) == 0 {
 			c.dialSeeds(now)
 		}
 	}
+	c.hungry(now, numToDial > len(picked) && c.book.NeedMoreAddrs())
+}
+
+// askRandomPeer sends a PexRequest to a random connected peer that may be asked now
+// (mayRequest). CometBFT picks any random peer, so its request is lost when that peer was asked
+// recently.
+func (c *core) askRandomPeer(now time.Time) {
+	var askable []*peerState
+	for _, p := range c.net.Peers() {
+		if st := c.peers[p.ID()]; st != nil && st.p == p && mayRequest(now, st) {
+			askable = append(askable, st)
+		}
+	}
+	if len(askable) > 0 {
+		c.requestAddrs(now, askable[c.rng.IntN(len(askable))])
+	}
+}
+
+// hungry updates the hungry asks (core.nextAsk) after ensurePeers: isHungry means outbound
+// slots were left free for want of dialable addresses while the book needs more.
+func (c *core) hungry(now time.Time, isHungry bool) {
+	if !isHungry {
+		c.nextAsk, c.askDelay = time.Time{}, 0
+		return
+	}
+	if c.nextAsk.IsZero() {
+		c.scheduleAsk(now)
+	}
+}
+
+// scheduleAsk schedules the next hungry ask: hungryAskMin after the spell began, then twice
+// the previous delay, as long as twice the delay is at most EnsurePeersPeriod.
+func (c *core) scheduleAsk(now time.Time) {
+	d := hungryAskMin
+	if c.askDelay > 0 {
+		d = 2 * c.askDelay
+	}
+	if 2*d > c.cfg.EnsurePeersPeriod {
+		c.nextAsk = time.Time{} // this spell's asks are over; the periodic run still asks
+		c.askDelay = max(c.askDelay, d)
+		return
+	}
+	c.askDelay, c.nextAsk = d, now.Add(d)
+}
+
+// ask is a hungry ask, due at nextAsk: one PexRequest to a random peer that may be asked, if
+// outbound slots are still free and the book needs addresses. Its answer, if it adds addresses,
+// triggers an immediate ensurePeers.
+func (c *core) ask(now time.Time) {
+	c.nextAsk = time.Time{}
+	if c.numToDial() <= 0 || !c.book.NeedMoreAddrs() {
+		c.askDelay = 0
+		return
+	}
+	c.askRandomPeer(now)
+	c.scheduleAsk(now)
 }
 
 // dialSeeds dials the seeds one at a time in random order until one connects (CometBFT's
-// dialSeeds, made asynchronous: the next seed is dialed when the previous dial fails).
+// dialSeeds, made asynchronous: the next seed is dialed when the previous dial fails). Within a
+// round (see core.roundDialed) each seed is dialed at most once, and none after one connected.
 func (c *core) dialSeeds(now time.Time) {
-	if len(c.cfg.Seeds) == 0 || c.seedTry != "" && c.isDialing(now, c.seedTry) {
+	if len(c.cfg.Seeds) == 0 || c.seedConnected || c.seedTry != "" && c.isDialing(now, c.seedTry) {
 		return
 	}
 	for _, s := range c.cfg.Seeds {
@@ -413,22 +549,29 @@ func (c *core) dialSeeds(now time.Time) {
 			return
 		}
 	}
-	c.seedQueue = append(c.seedQueue[:0], c.cfg.Seeds...)
+	c.seedQueue = c.seedQueue[:0]
+	for _, s := range c.cfg.Seeds {
+		if !c.dialedThisRound(s.ID) {
+			c.seedQueue = append(c.seedQueue, s)
+		}
+	}
 	c.rng.Shuffle(len(c.seedQueue), func(i, j int) { c.seedQueue[i], c.seedQueue[j] = c.seedQueue[j], c.seedQueue[i] })
 	c.nextSeed(now)
 }
 
+// nextSeed dials the next seed of this round's queue that was not dialed yet in the round and
+// is not banned.
 func (c *core) nextSeed(now time.Time) {
 	c.seedTry = ""
 	for len(c.seedQueue) > 0 {
 		s := c.seedQueue[0]
 		c.seedQueue = c.seedQueue[1:]
-		if c.net.IsBanned(s.ID, s.IP) {
+		if c.dialedThisRound(s.ID) || c.net.IsBanned(s.ID, s.IP) {
 			continue
 		}
 		c.seedTry = s.ID
 		delete(c.dialing, s.ID) // a seed is dialed even if an earlier dial is still retried
-		c.dial(now, s)
+		c.dialInRound(now, s)
 		return
 	}
 }
@@ -511,9 +654,12 @@ func (c *core) penalizeSource(now time.Time, src netaddr.NetAddress) {
 	c.book.MarkBad(now, src, DefaultBanTime)
 }
 
-// rejected handles a PeerRejected event for one of our dials (duplicate, limits, ...): the
-// dial is over.
-func (c *core) rejected(id key.ID) { delete(c.dialing, id) }
+// rejected handles a PeerRejected event for one of our dials (duplicate, simultaneous dial,
+// limits, ...): the dial is over and its outbound slot free.
+func (c *core) rejected(id key.ID) {
+	delete(c.dialing, id)
+	c.slotFreed(true)
+}
 
 // ---- seed mode ---------------------------------------------------------------------------
 

@@ -75,6 +75,9 @@ const maxPendingPerPeer = 16
 // addresses without an event, e.g. when its dial queue is full).
 const dialingTTL = 10 * time.Minute
 
+// hungryAskMin is the first delay of a hungry node's extra PexRequests (core.nextAsk).
+const hungryAskMin = time.Second
+
 // statusTimeout bounds the wait for Switch.Status in ensurePeers.
 const statusTimeout = time.Second
 

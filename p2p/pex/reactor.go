@@ -190,6 +190,9 @@ func (r *Reactor) Run(ctx context.Context) (err error) {
 			}
 			nextTick = now.Add(period)
 		}
+		if !c.nextAsk.IsZero() && !now.Before(c.nextAsk) {
+			c.ask(now)
+		}
 		if c.ensureSoon {
 			c.ensurePeers(now, false)
 		}
@@ -199,6 +202,9 @@ func (r *Reactor) Run(ctx context.Context) (err error) {
 		}
 		r.bookSize.Store(int64(r.book.Size()))
 		next := min(nextTick.Sub(now), nextSave.Sub(now))
+		if !c.nextAsk.IsZero() {
+			next = min(next, c.nextAsk.Sub(now))
+		}
 		timer.Reset(max(next, 0))
 		select {
 		case <-ctx.Done():

@@ -24,9 +24,11 @@ func TestDuplicateIPRejectedBeforeHandshake(t *testing.T) {
 	aAcc := collectAccepts(t, a, 8)
 	target := a.NetAddress().AddrPort()
 
-	// readsEphKey reports whether the server started the SecretConnection on c (sent its 35-byte
-	// ephemeral key) rather than closing it without a byte.
+	// readsEphKey sends an ephemeral key on c and reports whether the server started the
+	// SecretConnection (sent its own 35-byte ephemeral key) rather than closing it without a
+	// byte.
 	readsEphKey := func(c net.Conn) bool {
+		_, _ = c.Write(ephMessage())
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		n, err := io.ReadFull(c, make([]byte, 35))
 		if isTimeout(err) {

@@ -17,6 +17,9 @@ const (
 	DefaultDialTimeout          = time.Second
 	DefaultFilterTimeout        = 5 * time.Second
 	DefaultMaxPendingHandshakes = 64
+	// DefaultMaxPendingPerIP is the default cap on the pending-handshake slots of one IP while
+	// another IP waits for one (MaxPendingHandshakes/8).
+	DefaultMaxPendingPerIP = DefaultMaxPendingHandshakes / 8
 	// DefaultInboundConnsPerIP is the default number of inbound connections one remote IP may
 	// open per DefaultInboundRateWindow (RELIABILITY C-06; LP-2 allows a burst of 16).
 	DefaultInboundConnsPerIP = 16
@@ -46,12 +49,18 @@ type Config struct {
 	// FilterTimeout bounds all ConnFilters of one connection together. Zero means 5s.
 	// Must not be negative.
 	FilterTimeout time.Duration
-	// MaxPendingHandshakes caps inbound connections that are being upgraded or whose result
-	// (a *Conn or a *RejectedError) waits for Accept. Further TCP connections are closed at once
-	// and counted in Stats.DroppedOverCap. Zero means 64. Must not be negative. Keep it above
-	// the switch's max inbound peers + 10 so that a slowloris cannot starve honest peers
-	// (RELIABILITY H-09).
+	// MaxPendingHandshakes caps inbound connections that are being upgraded or upgraded and
+	// waiting for Accept (the pending-handshake slots), and, separately, inbound rejections
+	// waiting to be reported by Accept. When every slot is taken, a new TCP connection displaces
+	// the pending handshake that has made the least progress for the longest time (SlotTable;
+	// Stats.Displaced, Reason RejectDisplaced), so a slowloris cannot starve honest peers, whose
+	// handshakes finish in a few round trips (RELIABILITY H-09); it is closed at once only if
+	// no handshake may be displaced (Stats.DroppedOverCap). Zero means 64. Must not be negative.
 	MaxPendingHandshakes int
+	// MaxPendingPerIP caps the pending-handshake slots one remote IP may hold while a connection
+	// from another IP needs one (SlotConfig.PerAddr). Zero means MaxPendingHandshakes/8 (8 by
+	// default), at least 1. Must not be negative.
+	MaxPendingPerIP int
 	// AllowDuplicateIP, when false (the zero value, as CometBFT's allow_duplicate_ip=false),
 	// rejects an inbound connection from an IP that already has an inbound or outbound
 	// connection, before any handshake byte.
@@ -71,8 +80,8 @@ type Config struct {
 	// LocalAddr, if valid, is the source IP of outbound TCP connections (net.Dialer.LocalAddr).
 	// Zero means the OS chooses. Tests use it to dial from 127.0.0.2.
 	LocalAddr netip.Addr
-	// WrapConn, if set, replaces every raw TCP connection (inbound right after Accept and the
-	// rate limit, outbound right after the TCP connect) before the filters and the
+	// WrapConn, if set, replaces every raw TCP connection (inbound once it has a
+	// pending-handshake slot, outbound right after the TCP connect) before the filters and the
 	// SecretConnection handshake. The returned conn must report the same RemoteAddr. It is
 	// called on the accept goroutine or the dialing goroutine and must not block. Tests use it
 	// to inject faults (p2ptest.FuzzedConn); nil means the raw conn is used.
@@ -88,6 +97,7 @@ func DefaultConfig() Config {
 		DialTimeout:          DefaultDialTimeout,
 		FilterTimeout:        DefaultFilterTimeout,
 		MaxPendingHandshakes: DefaultMaxPendingHandshakes,
+		MaxPendingPerIP:      DefaultMaxPendingPerIP,
 		InboundConnsPerIP:    DefaultInboundConnsPerIP,
 		InboundRateWindow:    DefaultInboundRateWindow,
 	}
@@ -108,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPendingHandshakes < 0 {
 		errs = append(errs, fmt.Errorf("transport: MaxPendingHandshakes %d is negative", c.MaxPendingHandshakes))
+	}
+	if c.MaxPendingPerIP < 0 {
+		errs = append(errs, fmt.Errorf("transport: MaxPendingPerIP %d is negative", c.MaxPendingPerIP))
 	}
 	if c.InboundRateWindow < 0 {
 		errs = append(errs, fmt.Errorf("transport: InboundRateWindow %v is negative", c.InboundRateWindow))
@@ -135,6 +148,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxPendingHandshakes == 0 {
 		c.MaxPendingHandshakes = d.MaxPendingHandshakes
 	}
+	if c.MaxPendingPerIP == 0 {
+		c.MaxPendingPerIP = max(1, c.MaxPendingHandshakes/8)
+	}
 	if c.InboundConnsPerIP == 0 {
 		c.InboundConnsPerIP = d.InboundConnsPerIP
 	}
@@ -146,4 +162,13 @@ func (c Config) withDefaults() Config {
 	}
 	c.ConnFilters = append([]ConnFilterFunc(nil), c.ConnFilters...)
 	return c
+}
+
+// slotConfig maps c (defaults applied) onto the pending-handshake SlotTable: a handshake that
+// has not moved a stage for half of HandshakeTimeout (1.5 s by default) counts as stalled. Honest
+// handshakes move a stage every round trip; a flood of well-formed ephemeral keys makes the node
+// compute at most Slots key exchanges per Stall, twice the rate of slots freed only at the
+// timeout.
+func (c Config) slotConfig() SlotConfig {
+	return SlotConfig{Slots: c.MaxPendingHandshakes, PerAddr: c.MaxPendingPerIP, Stall: c.HandshakeTimeout / 2}
 }

@@ -34,11 +34,33 @@
 // # Concurrency model
 //
 // Listen starts one accept goroutine. It starts one goroutine per inbound connection for the
-// upgrade, at most Config.MaxPendingHandshakes at a time (beyond that, connections are closed at
-// once and counted in Stats.DroppedOverCap), so a peer that stalls the handshake (slowloris)
-// delays nobody else (H-09, TM-7). An upgrade goroutine keeps its slot until Accept takes its
-// result (a *Conn or a *RejectedError), so unaccepted results are bounded too. Dial runs the
-// upgrade in the caller's goroutine. The NodeInfo write runs in a short-lived goroutine joined
+// upgrade, at most Config.MaxPendingHandshakes at a time (the pending-handshake slots), so a peer
+// that stalls the handshake (slowloris) delays nobody else (H-09, TM-7). An upgrade goroutine
+// keeps its slot until Accept takes its *Conn, so unaccepted results are bounded too; a rejection
+// gives up the slot and waits for Accept with one of MaxPendingHandshakes report tokens (without
+// one it is only counted, Stats.ReportsDropped). A displaced upgrade's goroutine still has to
+// notice and exit; 3 × MaxPendingHandshakes worker tokens bound all inbound upgrade goroutines
+// together, and while none is free the accept loop waits (the kernel's accept queue holds the
+// connections). Dial runs the upgrade in the caller's goroutine.
+//
+// # Pending-handshake slots (H-09)
+//
+// The slots are not first come, first served: a sustained slowloris (hundreds of connections
+// from one address that each send a byte and are re-opened as soon as they are closed) would
+// otherwise hold every slot for good, and on loopback the honest peers share the attacker's
+// address. Each inbound connection's progress is tracked in a PURE SlotTable (accepted < some
+// bytes < ephemeral key < authenticated < NodeInfo checked). What has already arrived is read
+// without waiting when the connection is accepted; after that a small reader under the handshake
+// reports the bytes of the ephemeral-key message. When the slots are full, a new connection
+// displaces the handshake that has made the least progress for the longest time (closed at once,
+// Stats.Displaced, reported as RejectDisplaced), or is closed if every handshake is worth more
+// than it (Stats.DroppedOverCap). One IP holds at most Config.MaxPendingPerIP slots while another
+// IP needs one. Honest handshakes move a stage every round trip, so they get through; see
+// SlotTable for the order and TestSlowlorisSustained for the replayed attack.
+//
+// The inbound side waits for the dialer's ephemeral key before generating and sending its own
+// (dialers send theirs at once, docs/WIRE.md §3.2, so nothing changes on the wire): a connection
+// that sends one byte and waits costs a goroutine and 35 bytes of buffer, no key generation. The NodeInfo write runs in a short-lived goroutine joined
 // before the upgrade returns; the ConnFilters run in a goroutine joined by Close. Every phase has a
 // deadline, so no goroutine waits on a silent peer for longer than its timeout (H-10, TM-10).
 // Close cancels all upgrades (also those of Dial calls), closes results nobody accepted and waits
@@ -59,9 +81,13 @@
 //   - The duplicate-IP check applies to inbound connections only (CometBFT also runs it when
 //     dialing, so two peers behind one IP could not both be dialed). Outbound connections still
 //     enter the ConnSet, so inbound connections from their IPs are refused.
-//   - Over-cap inbound connections are closed instead of waiting in the kernel backlog
-//     (netutil.LimitListener), and the cap counts handshakes, not peers: the Switch enforces
-//     max_num_inbound_peers after the upgrade.
+//   - Inbound connections beyond the pending-handshake cap displace the least advanced pending
+//     handshake or are closed, instead of waiting in the kernel backlog (netutil.LimitListener),
+//     and the cap counts handshakes, not peers: the Switch enforces max_num_inbound_peers after
+//     the upgrade.
+//   - The inbound side reads the dialer's ephemeral key before sending its own (CometBFT sends
+//     and reads at once); dialers of every implementation send first, so the bytes exchanged
+//     are the same.
 //   - The self check records the dialed address in the transport (SelfAddrs) instead of the
 //     address book; the PEX layer reads it from there.
 //   - An inbound connection whose remote ip:port is the local end of one of our own outbound

@@ -58,6 +58,11 @@ var (
 	// ErrSelf: the remote authenticated with our own key (Reason RejectSelf; docs/WIRE.md §4 check 3),
 	// or Dial was asked for an address already recorded in SelfAddrs.
 	ErrSelf = errors.New("transport: connection to self")
+
+	// ErrDisplaced ends a pending inbound handshake that a newer connection displaced because
+	// every pending-handshake slot was taken and this one had made the least progress for the
+	// longest time (Reason RejectDisplaced; RELIABILITY H-09; see SlotTable).
+	ErrDisplaced = errors.New("transport: pending handshake displaced by a newer connection")
 )
 
 // RejectReason classifies why a connection was refused. Its zero value is RejectUnknown.
@@ -93,6 +98,9 @@ const (
 	RejectBanned
 	// RejectRateLimited: the remote IP exceeded the per-IP connection rate (ErrRateLimited).
 	RejectRateLimited
+	// RejectDisplaced: the pending handshake was displaced by a newer connection while every
+	// pending-handshake slot was taken (ErrDisplaced).
+	RejectDisplaced
 )
 
 var rejectNames = [...]string{
@@ -107,6 +115,7 @@ var rejectNames = [...]string{
 	RejectIncompatible:     "incompatible",
 	RejectBanned:           "banned",
 	RejectRateLimited:      "rate_limited",
+	RejectDisplaced:        "displaced",
 }
 
 // String returns a stable lower-case token (e.g. "auth", "self") suitable as a metrics label.

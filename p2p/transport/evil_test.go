@@ -233,17 +233,15 @@ func TestSlowloris(t *testing.T) {
 		if _, err := c.Write([]byte{0x22}); err != nil {
 			t.Fatal(err)
 		}
-		// The server's ephemeral key proves the upgrade started (a pending slot is held).
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(c, make([]byte, 35)); err != nil {
-			t.Fatal(err)
-		}
 		wg.Go(func() {
 			defer c.Close()
 			_, err := io.Copy(io.Discard, c)
 			results <- closed{after: time.Since(start), err: err}
 		})
 	}
+
+	// Every stalled connection holds a pending-handshake slot.
+	waitUntil(t, 5*time.Second, func() bool { return a.Stats().PendingHandshakes == stalled })
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), ht)
@@ -283,8 +281,10 @@ func TestSlowloris(t *testing.T) {
 	}
 }
 
-// TestPendingHandshakeCap: beyond MaxPendingHandshakes, new TCP connections are closed at once
-// without a handshake byte, and counted.
+// TestPendingHandshakeCap: the pending-handshake slots never exceed MaxPendingHandshakes. When
+// they are full, a new TCP connection displaces the handshake that has made the least progress
+// for the longest time (counted, reported as RejectDisplaced); when every slot holds a finished
+// upgrade waiting for Accept, it is closed at once without a handshake byte, and counted.
 func TestPendingHandshakeCap(t *testing.T) {
 	cfg := testConfig()
 	cfg.HandshakeTimeout = 5 * time.Second
@@ -298,14 +298,75 @@ func TestPendingHandshakeCap(t *testing.T) {
 			_ = c.Close()
 		}
 	}()
-	for range 4 {
+	for i := range 4 {
 		c := dialFrom(t, "127.0.0.1", a.NetAddress().AddrPort())
 		held = append(held, c)
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(c, make([]byte, 35)); err != nil {
-			t.Fatal(err)
+		waitUntil(t, 5*time.Second, func() bool { return a.Stats().PendingHandshakes == i+1 })
+	}
+	// A fifth connection, which has sent its ephemeral key, displaces the oldest of the four
+	// silent ones and is upgraded (it gets our ephemeral key).
+	c := dialFrom(t, "127.0.0.1", a.NetAddress().AddrPort())
+	held = append(held, c)
+	if _, err := c.Write(ephMessage()); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 35)); err != nil {
+		t.Fatalf("fifth conn not upgraded: %v", err)
+	}
+	_ = held[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, held[0]); err != nil {
+		t.Fatalf("oldest silent conn not closed: %v", err)
+	}
+	if s := a.Stats(); s.Displaced != 1 || s.DroppedOverCap != 0 || s.PendingHandshakes != 4 {
+		t.Fatalf("stats %+v, want Displaced 1, PendingHandshakes 4", s)
+	}
+	r, err := a.Accept(context.Background())
+	if r != nil {
+		t.Fatal("a displaced handshake produced a Conn")
+	}
+	wantRejected(t, err, RejectDisplaced, ErrDisplaced)
+
+	// Close releases the held handshakes at once.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range held[1:] {
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Fatalf("held conn not closed by Close: %v", err)
 		}
 	}
+}
+
+// TestPendingHandshakeCapFinished: upgrades that finished and wait for Accept are never
+// displaced; with every slot held by one, a new TCP connection is closed at once without a
+// handshake byte and counted in DroppedOverCap.
+func TestPendingHandshakeCapFinished(t *testing.T) {
+	cfg := testConfig()
+	cfg.HandshakeTimeout = 5 * time.Second
+	cfg.MaxPendingHandshakes = 2
+	cfg.AllowDuplicateIP = true
+	a, _ := newNode(t, cfg) // nobody calls Accept
+	for range 2 {
+		b, _ := newNode(t, cfg)
+		out, err := b.Dial(context.Background(), a.NetAddress())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+	}
+	waitUntil(t, 5*time.Second, func() bool {
+		a.slots.mu.Lock()
+		defer a.slots.mu.Unlock()
+		n := 0
+		for _, st := range a.slots.tab.Slots() {
+			if st.Stage == StageNodeInfo {
+				n++
+			}
+		}
+		return n == 2
+	})
 	c := dialFrom(t, "127.0.0.1", a.NetAddress().AddrPort())
 	defer c.Close()
 	start := time.Now()
@@ -314,20 +375,29 @@ func TestPendingHandshakeCap(t *testing.T) {
 	if n != 0 || err == nil || isTimeout(err) {
 		t.Fatalf("over-cap conn: read %d bytes, err %v; want closed without data", n, err)
 	}
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("over-cap conn closed after %v", d)
 	}
-	if s := a.Stats(); s.DroppedOverCap != 1 || s.PendingHandshakes != 4 {
-		t.Fatalf("stats %+v, want DroppedOverCap 1, PendingHandshakes 4", s)
+	if s := a.Stats(); s.DroppedOverCap != 1 || s.Displaced != 0 || s.PendingHandshakes != 2 {
+		t.Fatalf("stats %+v, want DroppedOverCap 1, PendingHandshakes 2", s)
 	}
-	// Close releases the held handshakes at once.
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range held {
-		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-		if _, err := io.Copy(io.Discard, c); err != nil {
-			t.Fatalf("held conn not closed by Close: %v", err)
+	for range 2 {
+		ac, err := a.Accept(context.Background())
+		if err != nil {
+			t.Fatalf("finished upgrade lost: %v", err)
 		}
+		_ = ac.Close()
+	}
+}
+
+// waitUntil polls cond every millisecond until it holds, or fails the test after d.
+func waitUntil(t testing.TB, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", d)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

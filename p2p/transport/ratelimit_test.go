@@ -52,6 +52,7 @@ func TestInboundRateLimitPerIP(t *testing.T) {
 	time.Sleep(cfg.InboundRateWindow)
 	again := dialFrom(t, "127.0.0.2", target)
 	defer again.Close()
+	_, _ = again.Write(ephMessage()) // the server answers a dialer's ephemeral key
 	_ = again.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if n, _ := io.ReadFull(again, make([]byte, 1)); n != 1 {
 		t.Error("IP still refused after the window")

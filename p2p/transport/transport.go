@@ -88,12 +88,21 @@ type accepted struct {
 
 // Stats is a snapshot of transport counters.
 type Stats struct {
-	// PendingHandshakes is the number of inbound connections being upgraded or waiting for
-	// Accept (at most Config.MaxPendingHandshakes).
+	// PendingHandshakes is the number of inbound connections being upgraded, or upgraded and
+	// waiting for Accept (at most Config.MaxPendingHandshakes).
 	PendingHandshakes int
-	// DroppedOverCap counts inbound TCP connections closed at once because PendingHandshakes
-	// was at Config.MaxPendingHandshakes.
+	// DroppedOverCap counts inbound TCP connections closed at once because every
+	// pending-handshake slot was held by an upgraded connection waiting for Accept (or by
+	// handshakes of the newcomer's own IP, see Config.MaxPendingPerIP), so none could be
+	// displaced.
 	DroppedOverCap uint64
+	// Displaced counts pending inbound handshakes closed to make room for a newer connection
+	// because the slots were full (RELIABILITY H-09; see SlotTable). Each is also reported
+	// through Accept as a *RejectedError with Reason RejectDisplaced, report room permitting.
+	Displaced uint64
+	// ReportsDropped counts inbound rejections that were not reported through Accept because
+	// Config.MaxPendingHandshakes rejections were already waiting for it.
+	ReportsDropped uint64
 	// Conns is the number of entries in the ConnSet (inbound and outbound, upgrading or live).
 	Conns int
 	// RateLimited counts inbound TCP connections closed at once because their IP exceeded
@@ -116,10 +125,14 @@ type MultiplexTransport struct {
 
 	conns   *connSet
 	acceptc chan accepted // unbuffered: upgraded results wait for Accept holding their slot
-	sem     chan struct{} // one token per pending inbound upgrade
+	slots   *slotGuard    // the pending-handshake slots (PURE SlotTable behind a mutex)
+	workers chan struct{} // one token per inbound upgrade goroutine, displaced ones included
+	reports chan struct{} // one token per rejection waiting to be reported through Accept
 	closing chan struct{} // closed by Close
 
 	dropped     atomic.Uint64
+	displaced   atomic.Uint64
+	repDropped  atomic.Uint64
 	rateLimited atomic.Uint64
 	tokens      atomic.Uint64
 	admission   atomic.Pointer[AdmissionChecks]
@@ -169,7 +182,9 @@ func NewMultiplexTransport(ni nodeinfo.NodeInfo, nk key.NodeKey, cfg Config) *Mu
 		errs = append(errs, err)
 	}
 	t.initErr = errors.Join(errs...)
-	t.sem = make(chan struct{}, max(t.cfg.MaxPendingHandshakes, 1))
+	t.slots = newSlotGuard(t.cfg.slotConfig())
+	t.reports = make(chan struct{}, max(t.cfg.MaxPendingHandshakes, 1))
+	t.workers = make(chan struct{}, 3*max(t.cfg.MaxPendingHandshakes, 1))
 	t.rate = newRateLimiter(t.cfg.InboundConnsPerIP, t.cfg.InboundRateWindow)
 	return t
 }
@@ -363,7 +378,7 @@ func (t *MultiplexTransport) Dial(ctx context.Context, addr netaddr.NetAddress) 
 	if t.cfg.WrapConn != nil {
 		c = t.cfg.WrapConn(c, true)
 	}
-	return t.upgrade(ctx, c, &addr)
+	return t.upgrade(ctx, c, &addr, nil)
 }
 
 // Remove forgets c in the ConnSet, so that the duplicate-IP filter admits its IP again. Call it
@@ -408,8 +423,10 @@ func (t *MultiplexTransport) addSelfAddr(addr netaddr.NetAddress) {
 // Stats returns a snapshot of the transport's counters.
 func (t *MultiplexTransport) Stats() Stats {
 	return Stats{
-		PendingHandshakes: len(t.sem),
+		PendingHandshakes: t.slots.len(),
 		DroppedOverCap:    t.dropped.Load(),
+		Displaced:         t.displaced.Load(),
+		ReportsDropped:    t.repDropped.Load(),
 		Conns:             t.conns.Len(),
 		RateLimited:       t.rateLimited.Load(),
 	}
@@ -480,8 +497,8 @@ func (t *MultiplexTransport) spawn(f func()) bool {
 	return true
 }
 
-// acceptLoop takes raw TCP connections and starts one upgrade goroutine per connection, up to
-// MaxPendingHandshakes; beyond that it closes them at once.
+// acceptLoop takes raw TCP connections and starts one upgrade goroutine per connection that
+// gets a pending-handshake slot (SlotTable.Admit); a connection that gets none is closed at once.
 func (t *MultiplexTransport) acceptLoop(ln net.Listener) {
 	var backoff time.Duration
 	for {
@@ -503,73 +520,309 @@ func (t *MultiplexTransport) acceptLoop(ln net.Listener) {
 			continue
 		}
 		backoff = 0
-		if ap := addrPortOf(c.RemoteAddr()); !t.rate.allow(ap.Addr(), time.Now()) {
+		ap := addrPortOf(c.RemoteAddr())
+		if !t.rate.allow(ap.Addr(), time.Now()) {
 			// Before any handshake byte and without an upgrade slot (RELIABILITY C-06). The
-			// rejection is reported through Accept only if a slot is free, so a flood cannot
-			// queue results; it is always counted in Stats.RateLimited.
+			// rejection is reported through Accept only if report room is free, so a flood
+			// cannot queue results; it is always counted in Stats.RateLimited.
 			_ = c.Close()
 			t.rateLimited.Add(1)
 			t.cfg.Logger.Debug("transport: inbound rate limit exceeded, connection dropped", "addr", ap.String())
-			select {
-			case t.sem <- struct{}{}:
-				rej := &RejectedError{Addr: netaddr.New("", ap), Reason: RejectRateLimited, Err: ErrRateLimited}
-				if !t.spawn(func() {
-					defer func() { <-t.sem }()
-					select {
-					case t.acceptc <- accepted{err: rej}:
-					case <-t.closing:
-					}
-				}) {
-					<-t.sem
-					return
-				}
-			default:
+			rej := &RejectedError{Addr: netaddr.New("", ap), Reason: RejectRateLimited, Err: ErrRateLimited}
+			if !t.takeReportToken() {
+				continue
+			}
+			if !t.spawn(func() {
+				defer func() { <-t.reports }()
+				t.report(rej)
+			}) {
+				<-t.reports
+				return
 			}
 			continue
 		}
+		// An upgrade goroutine outlives its slot when it is displaced (it still has to notice
+		// and exit) or waits to report a rejection; the worker tokens bound them all, so a flood
+		// that displaces faster than the goroutines exit waits in the kernel's accept queue.
 		select {
-		case t.sem <- struct{}{}:
-		default:
+		case t.workers <- struct{}{}:
+		case <-t.closing:
+			_ = c.Close()
+			return
+		}
+		// What the remote has already sent, read without waiting, tells the slot table how far
+		// it got (a peer that waited in the accept queue has sent its ephemeral key).
+		pc := &progressConn{Conn: c}
+		shown := pc.peek()
+		id, displaced, ok := t.slots.admit(time.Now(), ap.Addr(), shown)
+		if !ok {
+			<-t.workers
 			t.dropped.Add(1)
 			_ = c.Close()
-			t.cfg.Logger.Debug("transport: too many pending handshakes, connection dropped",
-				"addr", c.RemoteAddr().String())
+			t.cfg.Logger.Debug("transport: no pending handshake may be displaced for this connection, dropped",
+				"addr", ap, "stage", shown)
 			continue
 		}
+		if displaced {
+			t.displaced.Add(1)
+		}
+		var wc net.Conn = pc
+		if t.cfg.WrapConn != nil {
+			wc = t.cfg.WrapConn(pc, false)
+		}
+		// The upgrade's context: displacement cancels it with cause ErrDisplaced and closes
+		// the connection at once. Registered before any other admission can run.
+		dctx, cancel := context.WithCancelCause(context.Background())
+		t.slots.onDisplace(id, func() {
+			cancel(ErrDisplaced)
+			_ = wc.Close()
+		})
+		pc.report = func(s Stage) { t.slots.progress(id, s) }
 		if !t.spawn(func() {
-			defer func() { <-t.sem }()
-			t.handleInbound(c)
+			defer func() { <-t.workers }()
+			t.handleInbound(dctx, cancel, id, pc, wc)
 		}) {
-			<-t.sem
-			_ = c.Close()
+			<-t.workers
+			t.slots.release(id)
+			cancel(nil)
+			_ = wc.Close()
 			return
 		}
 	}
 }
 
-// handleInbound upgrades c and hands the result to Accept, holding the pending-handshake slot
-// until then.
-func (t *MultiplexTransport) handleInbound(c net.Conn) {
-	ctx, done, err := t.track(context.Background())
+// handleInbound upgrades c (pc, or Config.WrapConn(pc)) and hands the result to Accept. It holds
+// slot id while upgrading and, after a successful upgrade, until Accept takes the *Conn; a
+// rejection gives the slot up and waits for Accept holding a report token instead (or is dropped
+// if there is none).
+func (t *MultiplexTransport) handleInbound(dctx context.Context, cancel context.CancelCauseFunc, id SlotID, pc *progressConn, c net.Conn) {
+	defer cancel(nil)
+	ctx, done, err := t.track(dctx)
 	if err != nil {
+		t.slots.release(id)
 		_ = c.Close()
 		return
 	}
 	defer done()
-	if t.cfg.WrapConn != nil {
-		c = t.cfg.WrapConn(c, false)
+	ap := addrPortOf(pc.RemoteAddr())
+	uc, err := t.upgrade(ctx, c, nil, pc)
+	if err != nil {
+		t.slots.release(id)
+		if errors.Is(context.Cause(ctx), ErrDisplaced) {
+			t.cfg.Logger.Debug("transport: pending handshake displaced by a newer connection", "addr", ap.String())
+			err = &RejectedError{Addr: netaddr.New("", ap), Reason: RejectDisplaced, Err: err}
+		} else if ctx.Err() != nil {
+			return // closing: c is closed; nobody wants the error
+		}
+		if t.takeReportToken() {
+			defer func() { <-t.reports }()
+			t.report(err)
+		}
+		return
 	}
-	uc, err := t.upgrade(ctx, c, nil)
-	if err != nil && ctx.Err() != nil {
-		return // closing: c is closed; nobody wants the error
-	}
+	defer t.slots.release(id)
+	pc.report(StageNodeInfo)
 	select {
-	case t.acceptc <- accepted{conn: uc, err: err}:
+	case t.acceptc <- accepted{conn: uc}:
 	case <-t.closing:
-		if uc != nil {
-			_ = uc.Close()
+		_ = uc.Close()
+	case <-ctx.Done(): // not reached: a handshake at StageNodeInfo is never displaced
+		_ = uc.Close()
+	}
+}
+
+// takeReportToken reserves room for one rejection waiting for Accept, or counts the rejection
+// as dropped and returns false.
+func (t *MultiplexTransport) takeReportToken() bool {
+	select {
+	case t.reports <- struct{}{}:
+		return true
+	default:
+		t.repDropped.Add(1)
+		return false
+	}
+}
+
+// report hands a rejection to Accept, or gives up at Close. The caller holds a report token.
+func (t *MultiplexTransport) report(err error) {
+	select {
+	case t.acceptc <- accepted{err: err}:
+	case <-t.closing:
+	}
+}
+
+// progressConn sits under every inbound connection's handshake and reports the remote's
+// ephemeral-key message to the slot table: StageBytes when a part of it was read, StageEphKey once
+// all 35 bytes were. Until then it reads into its own buffer, up to the end of that message and
+// never beyond, so that the handshake's byte-by-byte reads of the length prefix cannot make a peer
+// that sent the whole message look like one that sent a byte; after that it only passes reads
+// through. Reads come from one goroutine at a time (the accept loop's peek, the upgrade, then the
+// MConnection's reader role, each handing over to the next).
+type progressConn struct {
+	net.Conn
+	report func(Stage) // nil until the connection has a slot
+	got    int         // bytes read from Conn, counted up to ephKeyMsgSize
+	buf    [ephKeyMsgSize]byte
+	r, w   int // buf[r:w] was read and not yet returned
+}
+
+// ephKeyMsgSize is the size of a well-formed ephemeral-key message: 0x22 0x0a 0x20 || key
+// (docs/WIRE.md §3.2).
+const ephKeyMsgSize = 35
+
+func (p *progressConn) Read(b []byte) (int, error) {
+	if p.r < p.w {
+		n := copy(b, p.buf[p.r:p.w])
+		p.r += n
+		return n, nil
+	}
+	if p.got >= ephKeyMsgSize || len(b) == 0 {
+		return p.Conn.Read(b)
+	}
+	n, err := p.Conn.Read(p.buf[:ephKeyMsgSize-p.got])
+	p.r, p.w = 0, n
+	p.account(n)
+	m := copy(b, p.buf[:n])
+	p.r = m
+	if m < n {
+		return m, nil // the rest comes with the next Read; err (if any) with the one after
+	}
+	return m, err
+}
+
+// stage is the Stage the bytes read so far show.
+func (p *progressConn) stage() Stage {
+	switch {
+	case p.got >= ephKeyMsgSize:
+		return StageEphKey
+	case p.got > 0:
+		return StageBytes
+	}
+	return StageAccepted
+}
+
+// account counts n more bytes read and reports a new stage.
+func (p *progressConn) account(n int) {
+	if n <= 0 || p.got >= ephKeyMsgSize {
+		return
+	}
+	before := p.stage()
+	p.got += n
+	if s := p.stage(); s != before && p.report != nil {
+		p.report(s)
+	}
+}
+
+// peek reads what has already arrived, without waiting (see peekNow), and returns the stage it
+// shows. Called once, before anything else reads.
+func (p *progressConn) peek() Stage {
+	n := peekNow(p.Conn, p.buf[:])
+	p.r, p.w, p.got = 0, n, n
+	return p.stage()
+}
+
+// fill waits, until ctx is done, for the rest of the remote's ephemeral-key message: up to the
+// length its first byte announces (at most 35 bytes; a multi-byte prefix is left to the
+// handshake to refuse). The inbound side of the handshake thus sends its own ephemeral key, and
+// generates it, only once the dialer has sent its own, which dialers do at once (docs/WIRE.md
+// §3.2): a slowloris connection costs no key generation. Errors are left for the handshake to
+// find. Called before anything else reads, after peek.
+func (p *progressConn) fill(ctx context.Context) {
+	if p.r != 0 || p.w != p.got {
+		return // already consumed: not before the handshake
+	}
+	target := func() int {
+		if p.got == 0 {
+			return ephKeyMsgSize
+		}
+		if b0 := p.buf[0]; b0 < 0x80 {
+			return min(ephKeyMsgSize, 1+int(b0))
+		}
+		return p.got
+	}
+	if p.got >= target() {
+		return
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = p.Conn.SetReadDeadline(d)
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		_ = p.Conn.SetReadDeadline(time.Unix(1, 0))
+	})
+	for p.got < target() {
+		n, err := p.Conn.Read(p.buf[p.w:])
+		p.w += n
+		p.account(n)
+		if err != nil {
+			break
 		}
 	}
+	if !stop() {
+		<-fired // ctx is done: the deadline stays in the past, the handshake fails on ctx
+		return
+	}
+	_ = p.Conn.SetReadDeadline(time.Time{})
+}
+
+// slotGuard is the shell around the PURE SlotTable: a leaf structure whose lock is held only for
+// table operations. It keeps each handshake's displace function, which is called after
+// unlocking.
+type slotGuard struct {
+	mu    sync.Mutex
+	tab   *SlotTable
+	kills map[SlotID]func()
+}
+
+func newSlotGuard(cfg SlotConfig) *slotGuard {
+	return &slotGuard{tab: NewSlotTable(cfg), kills: make(map[SlotID]func())}
+}
+
+// admit asks the table for a slot; if another handshake is displaced, its displace function runs
+// (it cancels the upgrade with cause ErrDisplaced and closes the connection).
+func (g *slotGuard) admit(now time.Time, ip netip.Addr, shown Stage) (id SlotID, displaced, ok bool) {
+	g.mu.Lock()
+	id, evict, ok := g.tab.Admit(now, ip, shown)
+	var victim func()
+	if ok && evict != 0 {
+		victim = g.kills[evict]
+		delete(g.kills, evict)
+	}
+	g.mu.Unlock()
+	if victim != nil {
+		victim()
+	}
+	return id, evict != 0, ok
+}
+
+// onDisplace registers the function that displaces handshake id. The accept loop calls it right
+// after admit, before the next admission.
+func (g *slotGuard) onDisplace(id SlotID, kill func()) {
+	g.mu.Lock()
+	if g.tab.Progress(id, StageAccepted, time.Time{}) { // still in the table
+		g.kills[id] = kill
+	}
+	g.mu.Unlock()
+}
+
+func (g *slotGuard) progress(id SlotID, s Stage) {
+	g.mu.Lock()
+	g.tab.Progress(id, s, time.Now())
+	g.mu.Unlock()
+}
+
+func (g *slotGuard) release(id SlotID) {
+	g.mu.Lock()
+	g.tab.Release(id)
+	delete(g.kills, id)
+	g.mu.Unlock()
+}
+
+func (g *slotGuard) len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.tab.Len()
 }
 
 // addrPortOf returns the unmapped ip:port of a TCP address (zero for other kinds).

@@ -22,10 +22,12 @@ import (
 )
 
 // upgrade runs the filters, the SecretConnection handshake and the NodeInfo exchange and checks
-// on c (docs/WIRE.md §2, §4), in that order. dialAddr is nil for inbound connections. On any failure c
-// is closed and removed from the ConnSet; the error is a *RejectedError, or, when ctx ended first,
-// an error wrapping context.Cause(ctx).
-func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *netaddr.NetAddress) (*Conn, error) {
+// on c (docs/WIRE.md §2, §4), in that order. dialAddr is nil for inbound connections; pc is the
+// progressConn under an inbound c (nil for outbound): the remote's ephemeral key is awaited
+// through it before ours is generated, and it is told when the remote has authenticated
+// (StageAuth). On any failure c is closed and removed from the ConnSet; the error is a
+// *RejectedError, or, when ctx ended first, an error wrapping context.Cause(ctx).
+func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *netaddr.NetAddress, pc *progressConn) (*Conn, error) {
 	start := time.Now()
 	outbound := dialAddr != nil
 	ap := addrPortOf(c.RemoteAddr())
@@ -78,6 +80,9 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 
 	// Phase 1: SecretConnection, with its own HandshakeTimeout.
 	hctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
+	if pc != nil {
+		pc.fill(hctx)
+	}
 	sc, err := conn.MakeSecretConnection(hctx, c, t.nodeKey.PrivKey)
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	cancel()
@@ -92,6 +97,9 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 		}
 	}
 	remoteID := sc.RemoteID()
+	if pc != nil && pc.report != nil {
+		pc.report(StageAuth)
+	}
 	if outbound {
 		// String compare of lower-case IDs (docs/WIRE.md §1 pitfall; RELIABILITY H-06).
 		if want := strings.ToLower(string(dialAddr.ID)); string(remoteID) != want {

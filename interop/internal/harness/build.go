@@ -10,6 +10,7 @@ package harness
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -87,6 +88,85 @@ func BuildCometBFT(ctx context.Context, dir string) (string, error) {
 	}
 	fmt.Fprintf(os.Stderr, "harness: built %s@%s in %v\n", CometBFTPackage, version, time.Since(start).Round(time.Millisecond))
 	return bin, nil
+}
+
+// Comet is a built cometbft binary of one release.
+type Comet struct {
+	// Module is the module version it was built from, e.g. "v1.0.1".
+	Module string
+	// Path is the executable.
+	Path string
+	// Reports is what `cometbft version` prints and what the node sends as
+	// NodeInfo.version. Some releases report a different version than their
+	// tag (v0.37.18 reports "0.37.16", v0.40.0 "0.39.0").
+	Reports string
+	// P2PProtocol and BlockProtocol are the protocol versions the release
+	// advertises in NodeInfo, from `cometbft version --verbose`.
+	P2PProtocol, BlockProtocol uint64
+}
+
+// PinnedCometBFT returns the CometBFT version interop/go.mod requires, e.g.
+// "v0.38.26".
+func PinnedCometBFT(ctx context.Context) (string, error) {
+	modDir, err := interopDir()
+	if err != nil {
+		return "", err
+	}
+	return goOutput(ctx, modDir, "list", "-m", "-f", "{{.Version}}", CometBFTModule)
+}
+
+// BuildCometBFTVersion builds cmd/cometbft of the given module version (e.g.
+// "v1.0.1") into dir/VERSION/ with `go install ...@VERSION`, as
+// BuildCometBFT does for the pinned one, and describes it.
+func BuildCometBFTVersion(ctx context.Context, dir, version string) (Comet, error) {
+	c := Comet{Module: version}
+	binDir := filepath.Join(dir, version)
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return c, err
+	}
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "go", "install", CometBFTPackage+"@"+version)
+	cmd.Dir = binDir
+	cmd.Env = append(os.Environ(), "GOBIN="+binDir, "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return c, fmt.Errorf("harness: go install %s@%s: %w\n%s", CometBFTPackage, version, err, out)
+	}
+	c.Path = filepath.Join(binDir, "cometbft")
+	if err := c.describe(ctx); err != nil {
+		return c, err
+	}
+	fmt.Fprintf(os.Stderr, "harness: built %s@%s in %v (reports %s, protocols p2p %d block %d)\n",
+		CometBFTPackage, version, time.Since(start).Round(time.Millisecond), c.Reports, c.P2PProtocol, c.BlockProtocol)
+	return c, nil
+}
+
+// describe fills Reports and the protocol versions from `cometbft version
+// --verbose`, which every release since v0.37 prints as JSON.
+func (c *Comet) describe(ctx context.Context) error {
+	out, err := runBin(ctx, c.Path, "version", "--verbose")
+	if err != nil {
+		return err
+	}
+	var v struct {
+		CometBFT      string `json:"cometbft"`
+		BlockProtocol uint64 `json:"block_protocol"`
+		P2PProtocol   uint64 `json:"p2p_protocol"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		return fmt.Errorf("harness: %s version --verbose: %w: %s", c.Path, err, out)
+	}
+	if v.CometBFT == "" || v.BlockProtocol == 0 || v.P2PProtocol == 0 {
+		return fmt.Errorf("harness: %s version --verbose: incomplete: %s", c.Path, out)
+	}
+	c.Reports, c.P2PProtocol, c.BlockProtocol = v.CometBFT, v.P2PProtocol, v.BlockProtocol
+	return nil
+}
+
+// DescribeCometBFT describes an already built binary of module version
+// version (the pinned one that BuildCometBFT built).
+func DescribeCometBFT(ctx context.Context, path, version string) (Comet, error) {
+	c := Comet{Module: version, Path: path}
+	return c, c.describe(ctx)
 }
 
 // BuildSwitchyard builds ./cmd/switchyard from the library module (the parent

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,17 @@ func (n *Switchyard) Start(t testing.TB, persistentPeers ...string) {
 	}
 	n.Proc = StartProcess(t, "switchyard", filepath.Join(n.Home, "node.log"), n.Bin, args...)
 	WaitRPC(t, n.Proc, n.RPCPort)
+}
+
+// SetProtocols sets [p2p] p2p_protocol and block_protocol in the switchyard
+// node's config.toml: the NodeInfo protocol versions it advertises. Call it
+// before Start.
+func (n *Switchyard) SetProtocols(t testing.TB, p2p, block uint64) {
+	t.Helper()
+	n.SetP2PConfig(t, map[string]string{
+		"p2p_protocol":   strconv.FormatUint(p2p, 10),
+		"block_protocol": strconv.FormatUint(block, 10),
+	})
 }
 
 // WaitRPC polls /status on port until it answers, failing the test if the

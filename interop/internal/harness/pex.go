@@ -148,6 +148,16 @@ func (b AddrBook) Has(id string) bool {
 	return slices.ContainsFunc(b.Addrs, func(k KnownAddress) bool { return k.Addr.ID == id })
 }
 
+// Entry returns the book's entry with the given ID.
+func (b AddrBook) Entry(id string) (KnownAddress, bool) {
+	for _, k := range b.Addrs {
+		if k.Addr.ID == id {
+			return k, true
+		}
+	}
+	return KnownAddress{}, false
+}
+
 // IDs returns the IDs in the book, sorted, without duplicates.
 func (b AddrBook) IDs() []string {
 	ids := make([]string, 0, len(b.Addrs))

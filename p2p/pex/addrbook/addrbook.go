@@ -62,7 +62,7 @@ type Config struct {
 	// addresses that are not publicly routable (ErrAddrBookNonRoutable) and
 	// group keys use "local"/"unroutable". True accepts loopback and private
 	// addresses (testnets, sim). The field is inverted so that the zero
-	// Config is the safe default (STYLE.md §3); the shell sets
+	// Config is the safe default (docs/ARCHITECTURE.md convention 3); the shell sets
 	// NonStrict = !cfg.P2P.AddrBookStrict.
 	NonStrict bool
 
@@ -132,6 +132,10 @@ type AddrBook struct {
 	// swaps (in swaps) before returning.
 	perm  []int32
 	swaps []int32
+
+	// eligNew and eligOld are PickAddressExcluding's scratch: whether the
+	// entry at each index of newList and oldList may be picked.
+	eligNew, eligOld []bool
 }
 
 type banEntry struct {
@@ -414,6 +418,153 @@ func (a *AddrBook) PickAddress(biasTowardsNewAddrs int) (netaddr.NetAddress, boo
 		b = a.randomBucket(a.newBuckets[:], a.nonEmptyNew)
 	}
 	return b[a.rng.IntN(len(b))].addr, true
+}
+
+// pickRejectionDraws is how many PickAddress draws PickAddressExcluding
+// tries before it computes the eligible entries' distribution exactly.
+const pickRejectionDraws = 16
+
+// PickAddressExcluding is PickAddress restricted to the entries for which
+// exclude returns false (the PEX reactor excludes addresses that are
+// connected, being dialed, banned or ours). Each eligible entry is returned
+// with probability proportional to PickAddress's probability of returning it:
+// exactly the distribution of calling PickAddress(biasTowardsNewAddrs) until
+// it returns an eligible address, so the odds between any two eligible
+// addresses, hence the new/old bias and the bucket-based defence against
+// eclipse attacks (an attacker's entries weigh by the buckets they occupy,
+// not by their number; docs/RELIABILITY.md A-12), are PickAddress's. Unlike
+// that loop, it always terminates and never gives up while an eligible entry
+// exists: it returns false only when every entry is excluded (or the book is
+// empty). If the only eligible entries are in a table the bias gives weight
+// 0 (bias 0 or 100), it picks among them.
+//
+// A nil exclude means PickAddress. exclude is called with stored addresses
+// only, must not modify the book, and should be cheap and deterministic: it
+// is called up to 16 times (pickRejectionDraws draws of PickAddress, enough
+// when few entries are excluded) and, only if all of those were excluded,
+// once more for every entry of the book. The cost is O(1) when few entries
+// are excluded and O(Size() + 320) otherwise; it allocates nothing once its
+// scratch has grown to the book's size. Randomness comes only from the
+// book's rng, so a seeded book replays its picks.
+func (a *AddrBook) PickAddressExcluding(biasTowardsNewAddrs int, exclude func(netaddr.NetAddress) bool) (netaddr.NetAddress, bool) {
+	if exclude == nil || a.Size() == 0 {
+		return a.PickAddress(biasTowardsNewAddrs)
+	}
+	for range pickRejectionDraws {
+		x, _ := a.PickAddress(biasTowardsNewAddrs)
+		if !exclude(x) {
+			return x, true
+		}
+	}
+	return a.pickEligible(biasTowardsNewAddrs, exclude)
+}
+
+// pickEligible draws from PickAddress's distribution conditioned on exclude
+// being false, by computing it: PickAddress returns an entry x of table T
+// with probability p(T) · (1/nonEmpty(T)) · Σ_{buckets b ∋ x} 1/len(b), so
+// the eligible mass of T is p(T)/nonEmpty(T) · Σ_b eligible(b)/len(b). It
+// draws the table by mass, a bucket b of it with weight eligible(b)/len(b),
+// then a uniform eligible entry of b.
+func (a *AddrBook) pickEligible(bias int, exclude func(netaddr.NetAddress) bool) (netaddr.NetAddress, bool) {
+	a.eligNew = markEligible(a.eligNew, a.newList, exclude)
+	a.eligOld = markEligible(a.eligOld, a.oldList, exclude)
+	newSum, newAny := bucketMass(a.newBuckets[:], a.eligNew)
+	oldSum, oldAny := bucketMass(a.oldBuckets[:], a.eligOld)
+	if !newAny && !oldAny {
+		return netaddr.NetAddress{}, false
+	}
+	bias = min(max(bias, 0), 100)
+	nNew, nOld := len(a.newList), len(a.oldList)
+	var pOld float64 // PickAddress's probability of choosing the old table
+	switch {
+	case nOld == 0:
+		pOld = 0
+	case nNew == 0:
+		pOld = 1
+	default:
+		oldW := math.Sqrt(float64(nOld)) * float64(100-bias)
+		newW := math.Sqrt(float64(nNew)) * float64(bias)
+		pOld = oldW / (oldW + newW)
+	}
+	var mOld, mNew float64
+	if oldAny {
+		mOld = pOld / float64(a.nonEmptyOld) * oldSum
+	}
+	if newAny {
+		mNew = (1 - pOld) / float64(a.nonEmptyNew) * newSum
+	}
+	var fromOld bool
+	switch {
+	case mOld+mNew == 0: // the eligible entries are all in a table of weight 0
+		fromOld = oldAny
+	default:
+		fromOld = (mOld+mNew)*a.rng.Float64() < mOld
+	}
+	if fromOld {
+		return a.pickEligibleIn(a.oldBuckets[:], a.eligOld, oldSum), true
+	}
+	return a.pickEligibleIn(a.newBuckets[:], a.eligNew, newSum), true
+}
+
+// markEligible sets elig[i] to !exclude(list[i]), reusing elig's storage.
+func markEligible(elig []bool, list []*knownAddress, exclude func(netaddr.NetAddress) bool) []bool {
+	elig = slices.Grow(elig[:0], len(list))[:len(list)]
+	for i, ka := range list {
+		elig[i] = !exclude(ka.addr)
+	}
+	return elig
+}
+
+// eligibleIn returns the number of entries of b marked eligible.
+func eligibleIn(b []*knownAddress, elig []bool) int {
+	n := 0
+	for _, ka := range b {
+		if elig[ka.listIdx] {
+			n++
+		}
+	}
+	return n
+}
+
+// bucketMass returns Σ_b eligible(b)/len(b) over the non-empty buckets and
+// whether any entry is eligible.
+func bucketMass(buckets [][]*knownAddress, elig []bool) (float64, bool) {
+	sum, found := 0.0, false
+	for _, b := range buckets {
+		if e := eligibleIn(b, elig); e > 0 {
+			sum += float64(e) / float64(len(b))
+			found = true
+		}
+	}
+	return sum, found
+}
+
+// pickEligibleIn draws a bucket of buckets with weight eligible(b)/len(b)
+// (their sum is sum > 0), then a uniformly random eligible entry of it.
+func (a *AddrBook) pickEligibleIn(buckets [][]*knownAddress, elig []bool, sum float64) netaddr.NetAddress {
+	r := a.rng.Float64() * sum
+	var chosen []*knownAddress
+	var chosenN int
+	for _, b := range buckets {
+		e := eligibleIn(b, elig)
+		if e == 0 {
+			continue
+		}
+		chosen, chosenN = b, e // the last eligible bucket absorbs rounding
+		if r -= float64(e) / float64(len(b)); r < 0 {
+			break
+		}
+	}
+	k := a.rng.IntN(chosenN)
+	for _, ka := range chosen {
+		if elig[ka.listIdx] {
+			if k == 0 {
+				return ka.addr
+			}
+			k--
+		}
+	}
+	panic("addrbook: eligible count out of sync") // unreachable: counted above
 }
 
 // randomBucket returns a uniformly random non-empty bucket; nonEmpty > 0 is

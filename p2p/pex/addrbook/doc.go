@@ -6,7 +6,7 @@
 // addresses to dial and which to gossip:
 //
 //	PexAddrs ─► AddAddress(now, addr, src)
-//	ensurePeers ─► PickAddress(newBias) ─► Switch.DialPeers ─► dial queue ─► Transport.Dial
+//	ensurePeers ─► PickAddressExcluding(newBias, notDialable) ─► Switch.DialPeers ─► dial queue ─► Transport.Dial
 //	                                          dial failed ─► MarkAttempt / MarkBad
 //	peer useful (consensus) ─► MarkGood ─► old bucket
 //	PexRequest ─► GetSelection() ─► PexAddrs reply    (seed mode: GetSelectionWithBias(30))
@@ -18,8 +18,8 @@
 // # Purity
 //
 // The AddrBook performs no I/O, starts no goroutines, never calls time.Now
-// and never uses the global random source (docs/ARCHITECTURE.md rule 1, STYLE.md
-// §6). Time arrives as a now argument; every random choice (re-add, pick,
+// and never uses the global random source (docs/ARCHITECTURE.md rule 1 and
+// convention 6). Time arrives as a now argument; every random choice (re-add, pick,
 // selection shuffle) comes from the *rand.Rand given to New, and the bucket
 // key and hash secret come from Config.Entropy (crypto/rand by default), so
 // sim replays a run exactly by seeding both. Bucket order, eviction and
@@ -52,8 +52,9 @@
 //				book.ReinstateBadPeers(clk.Now())
 //			}
 //			bias := min(outbound, 8)*10 + 10
-//			for range 3 * numToDial {
-//				a, ok := book.PickAddress(bias) // ok is false only for an empty book
+//			for len(picked) < numToDial {
+//				// ok is false only when nothing is dialable
+//				a, ok := book.PickAddressExcluding(bias, connectedOrDialingOrPicked)
 //				...
 //			}
 //		case <-save.C: // every 2 min, and on stop
@@ -90,6 +91,12 @@
 //   - PickAddress never fails on a non-empty book (CometBFT returns nil for
 //     bias 100 with only old entries); it draws a random non-empty bucket in
 //     bounded time. GetSelection samples without building a copy of the book.
+//   - PickAddressExcluding (not in CometBFT) picks among the entries a
+//     predicate does not exclude, with PickAddress's odds between them
+//     (rejection draws, then an exact computation over the buckets when most
+//     of the book is excluded). CometBFT's PEX draws PickAddress a few times
+//     and gives up, which can leave the one dialable address of a small book
+//     undialed indefinitely.
 //   - Load never panics: corrupt files are an error (ErrCorruptFile), bad
 //     entries are skipped one by one, input is capped at 64 MiB and 40,960
 //     entries, future times are clamped to now (docs/RELIABILITY.md R-01..R-03).

@@ -13,7 +13,7 @@ import (
 // FuzzAddAddressPick covers A-09: random sequences of AddAddress, MarkGood,
 // MarkBad, MarkAttempt, RemoveAddress, ReinstateBadPeers, PickAddress and
 // GetSelection keep every invariant: PickAddress never fails on a non-empty
-// book, selections are ≤ 250 and duplicate-free, our address is never in the
+// book, PickAddressExcluding finds an eligible entry exactly when one exists, selections are ≤ 250 and duplicate-free, our address is never in the
 // book, every entry is in 1..4 new buckets or exactly 1 old bucket, and Size
 // matches the buckets (checkInvariants).
 func FuzzAddAddressPick(f *testing.F) {
@@ -69,6 +69,16 @@ func FuzzAddAddressPick(f *testing.F) {
 				if _, ok := a.PickAddress(int(x) - 50); !ok {
 					t.Fatalf("PickAddress failed on a book of %d", a.Size())
 				}
+			}
+			// PickAddressExcluding with an exclusion derived from y: it
+			// finds an eligible entry exactly when one exists.
+			exclude := func(n netaddr.NetAddress) bool { return (n.ID[len(n.ID)-1]+y)%4 != 0 || y == 255 }
+			eligible := false
+			for _, ka := range a.ListOfKnownAddresses() {
+				eligible = eligible || !exclude(ka.Addr)
+			}
+			if p, ok := a.PickAddressExcluding(int(y)-50, exclude); ok != eligible || ok && (exclude(p) || !a.HasAddress(p)) {
+				t.Fatalf("PickAddressExcluding = %s, %v; an eligible entry exists: %v", p, ok, eligible)
 			}
 			if err := a.checkInvariants(); err != nil {
 				t.Fatal(err)

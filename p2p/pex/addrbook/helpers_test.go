@@ -58,12 +58,15 @@ func newBook(tb testing.TB, cfg Config, seed uint64) *AddrBook {
 	if cfg.Entropy == nil {
 		cfg.Entropy = rand.NewChaCha8(s)
 	}
-	a, err := New(cfg, rand.New(rand.NewPCG(seed, seed^0x5eed)))
+	a, err := New(cfg, seededRand(seed))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return a
 }
+
+// seededRand is the rng of newBook(…, seed).
+func seededRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x5eed)) }
 
 // checkInvariants verifies the book's internal consistency and the
 // properties of docs/RELIABILITY.md.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -235,37 +236,82 @@ type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
 
-// hugeReader streams a book of n entries without holding it in memory.
+// hugeReader streams a book of n entries without holding it in memory. Each Read fills p (so
+// that copying the book to a file takes a few large writes, not one per entry), and entries are
+// formatted with strconv rather than fmt: with fmt and a write per entry, writing 10^6 entries
+// cost about 15 s of CPU under -race.
 type hugeReader struct {
-	n, i int
-	buf  []byte
+	n, i    int    // entries in the book; pieces produced so far (the opening, then one per entry)
+	buf     []byte // the unread rest of the current piece
+	scratch []byte // the current piece's backing array, reused for the next
 }
 
+// entries returns how many entries Read has started to produce.
+func (h *hugeReader) entries() int { return max(h.i-1, 0) }
+
 func (h *hugeReader) Read(p []byte) (int, error) {
-	for len(h.buf) == 0 {
-		switch {
-		case h.i == 0:
-			h.buf = []byte(`{"key":"00112233445566778899aabb","addrs":[`)
-		case h.i <= h.n:
-			i := h.i - 1
-			sep := ","
-			if h.i == h.n {
-				sep = "]}"
-			}
-			h.buf = fmt.Appendf(nil, `{"addr":{"id":"%040x","ip":"%d.%d.%d.%d","port":26656},"src":{"id":"%040x","ip":"9.9.9.9","port":1},"buckets":[%d],"attempts":0,"bucket_type":%d,"last_attempt":"2026-01-01T00:00:00Z","last_success":"0001-01-01T00:00:00Z","last_ban_time":"0001-01-01T00:00:00Z"}%s`,
-				i, publicOctets[i%len(publicOctets)], byte(i>>16), byte(i>>8), byte(i), i, (i/2)%(newBucketCount>>(2*(i%2))), 1+i%2, sep)
-		default:
-			return 0, io.EOF
+	total := 0
+	for len(p) > 0 {
+		if len(h.buf) == 0 && !h.next() {
+			break
 		}
-		h.i++
+		n := copy(p, h.buf)
+		h.buf, p = h.buf[n:], p[n:]
+		total += n
 	}
-	n := copy(p, h.buf)
-	h.buf = h.buf[n:]
-	return n, nil
+	if total == 0 {
+		return 0, io.EOF
+	}
+	return total, nil
+}
+
+// next formats the next piece into h.buf; false at the end of the book.
+func (h *hugeReader) next() bool {
+	b := h.scratch[:0]
+	switch {
+	case h.i == 0:
+		b = append(b, `{"key":"00112233445566778899aabb","addrs":[`...)
+	case h.i <= h.n:
+		i := h.i - 1
+		b = append(b, `{"addr":{"id":"`...)
+		b = appendHex40(b, i)
+		b = append(b, `","ip":"`...)
+		b = strconv.AppendUint(b, uint64(publicOctets[i%len(publicOctets)]), 10)
+		for _, o := range []byte{byte(i >> 16), byte(i >> 8), byte(i)} {
+			b = strconv.AppendUint(append(b, '.'), uint64(o), 10)
+		}
+		b = append(b, `","port":26656},"src":{"id":"`...)
+		b = appendHex40(b, i)
+		b = append(b, `","ip":"9.9.9.9","port":1},"buckets":[`...)
+		b = strconv.AppendInt(b, int64((i/2)%(newBucketCount>>(2*(i%2)))), 10)
+		b = append(b, `],"attempts":0,"bucket_type":`...)
+		b = strconv.AppendInt(b, int64(1+i%2), 10)
+		b = append(b, `,"last_attempt":"2026-01-01T00:00:00Z","last_success":"0001-01-01T00:00:00Z","last_ban_time":"0001-01-01T00:00:00Z"}`...)
+		if h.i == h.n {
+			b = append(b, "]}"...)
+		} else {
+			b = append(b, ',')
+		}
+	default:
+		return false
+	}
+	h.scratch, h.buf = b, b
+	h.i++
+	return true
+}
+
+// appendHex40 appends i as 40 lower-case hex digits (fmt's %040x).
+func appendHex40(b []byte, i int) []byte {
+	var d [16]byte
+	hx := strconv.AppendUint(d[:0], uint64(i), 16)
+	return append(append(b, "0000000000000000000000000000000000000000"[:40-len(hx)]...), hx...)
 }
 
 // TestLoadHuge covers R-03: a 10^6-entry book loads in bounded time and
-// memory and is trimmed to capacity.
+// memory and is trimmed to capacity. Bounded time is checked as bounded work,
+// which a loaded machine cannot disturb: Load reads no more than
+// maxLoadEntries entries of the 10^6 (plus the decoder's read-ahead of a few;
+// counted on the stream) and allocates at most 256 MB; the time is logged.
 func TestLoadHuge(t *testing.T) {
 	const n = 1_000_000
 	check := func(t *testing.T, load func(a *AddrBook) (LoadReport, error)) {
@@ -284,16 +330,17 @@ func TestLoadHuge(t *testing.T) {
 		if !rep.Truncated || a.Size() > capacity || rep.Loaded+rep.Skipped > maxLoadEntries {
 			t.Fatalf("not trimmed: %+v size %d", rep, a.Size())
 		}
-		if el > 20*time.Second {
-			t.Fatalf("load took %v", el)
-		}
 		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 256<<20 {
 			t.Fatalf("load allocated %d bytes", alloc)
 		}
 		mustInvariants(t, a)
 	}
 	t.Run("stream", func(t *testing.T) {
-		check(t, func(a *AddrBook) (LoadReport, error) { return a.Load(&hugeReader{n: n}, t0) })
+		h := &hugeReader{n: n}
+		check(t, func(a *AddrBook) (LoadReport, error) { return a.Load(h, t0) })
+		if read := h.entries(); read > maxLoadEntries+100 {
+			t.Fatalf("Load read %d entries of %d, want ≤ %d + 100 (read-ahead)", read, n, maxLoadEntries)
+		}
 	})
 	t.Run("file", func(t *testing.T) {
 		if testing.Short() {
@@ -323,13 +370,16 @@ func TestLoadHuge(t *testing.T) {
 
 type zeros struct{ n int }
 
+// aBlock is what zeros copies from: a byte loop would cost a race check per byte.
+var aBlock = bytes.Repeat([]byte{'a'}, 64<<10)
+
 func (z *zeros) Read(p []byte) (int, error) {
 	if z.n <= 0 {
 		return 0, io.EOF
 	}
 	n := min(len(p), z.n)
-	for i := range p[:n] {
-		p[i] = 'a'
+	for done := 0; done < n; {
+		done += copy(p[done:n], aBlock)
 	}
 	z.n -= n
 	return n, nil

@@ -1,0 +1,66 @@
+package connbench
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// TestStacks checks, for each stack and tuning, that a pair delivers messages of every benchmarked
+// size both ways intact, and that the handshaker completes: the measurements depend on it (without a
+// logger, CometBFT's MConnection panics in its receive routine and delivers nothing).
+func TestStacks(t *testing.T) {
+	for _, st := range Stacks() {
+		t.Run(st.Name, func(t *testing.T) {
+			for _, tuning := range []Tuning{Defaults, Best, Bulk} {
+				gotA, gotB := make(chan []byte, 1), make(chan []byte, 1)
+				p, err := st.NewPair(PairOptions{
+					Tuning:  tuning,
+					OnRecvA: func(m []byte) { gotA <- bytes.Clone(m) },
+					OnRecvB: func(m []byte) { gotB <- bytes.Clone(m) },
+				})
+				if err != nil {
+					t.Fatalf("%v: NewPair: %v", tuning, err)
+				}
+				for _, size := range []int{100, 1 << 10, 64 << 10, 1 << 20} {
+					msg := bytes.Repeat([]byte{byte(size)}, size)
+					msg[0] = 0xAB
+					if err := p.SendA(msg); err != nil {
+						t.Fatalf("%v: SendA: %v", tuning, err)
+					}
+					expect(t, gotB, msg)
+					if err := p.SendB(msg); err != nil {
+						t.Fatalf("%v: SendB: %v", tuning, err)
+					}
+					expect(t, gotA, msg)
+				}
+				if err := p.Close(); err != nil {
+					t.Errorf("%v: Close: %v", tuning, err)
+				}
+			}
+			hs, err := st.NewHandshaker()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, s, err := tcpPair()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := hs(c, s); err != nil {
+				t.Fatalf("handshake: %v", err)
+			}
+		})
+	}
+}
+
+func expect(t *testing.T, ch chan []byte, want []byte) {
+	t.Helper()
+	select {
+	case got := <-ch:
+		if !bytes.Equal(got, want) {
+			t.Fatalf("got %d bytes, want %d (or different content)", len(got), len(want))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no %d-byte message within 30 s", len(want))
+	}
+}

@@ -1,0 +1,80 @@
+package psbench
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestWorkloadDeterministic: one seed gives one graph, one publisher sequence and one set of
+// payloads (what makes the two stacks' runs comparable), every node dials Degree distinct others
+// unless they dialed it first, and the default graphs are connected.
+func TestWorkloadDeterministic(t *testing.T) {
+	for _, n := range []int{20, 100} {
+		sc := DefaultScenario()
+		sc.Nodes = n
+		w1, w2 := sc.Workload(), sc.Workload()
+		if !slices.Equal(w1.Edges, w2.Edges) || !slices.Equal(w1.Publisher, w2.Publisher) || len(w1.Payload) != sc.Messages() {
+			t.Fatalf("%d nodes: workload differs between two calls", n)
+		}
+		for k := range w1.Payload {
+			if !bytes.Equal(w1.Payload[k], w2.Payload[k]) || len(w1.Payload[k]) != sc.MsgBytes || Index(w1.Payload[k]) != k {
+				t.Fatalf("payload %d differs or lacks its index", k)
+			}
+		}
+		seen := map[[2]int]bool{}
+		for _, e := range w1.Edges {
+			a, b := min(e.From, e.To), max(e.From, e.To)
+			if e.From == e.To || seen[[2]int{a, b}] {
+				t.Fatalf("edge %v repeated or a self-loop", e)
+			}
+			seen[[2]int{a, b}] = true
+		}
+		for i, d := range w1.Degree {
+			if d < sc.Degree {
+				t.Errorf("node %d has %d peers, fewer than the degree %d", i, d, sc.Degree)
+			}
+		}
+		if !w1.Connected(n) {
+			t.Errorf("%d nodes: default graph is disconnected", n)
+		}
+		sc.Seed++
+		if w3 := sc.Workload(); slices.Equal(w3.Edges, w1.Edges) {
+			t.Errorf("another seed gives the same graph")
+		}
+	}
+}
+
+// TestSmoke runs a short scenario of 8 nodes on both stacks with each router and checks the
+// behaviour the benchmark relies on: every message reaches every other node once, publishing
+// never fails, and bytes and CPU time are counted.
+func TestSmoke(t *testing.T) {
+	QuietLibp2pLogs()
+	sc := DefaultScenario()
+	sc.Nodes, sc.RatePerSec, sc.Publish, sc.Tail, sc.Settle = 8, 20, time.Second, 3*time.Second, time.Second
+	w := sc.Workload()
+	if !w.Connected(sc.Nodes) {
+		t.Fatal("smoke graph disconnected")
+	}
+	for _, stack := range []struct {
+		name  string
+		build Builder
+	}{{StackOurs, BuildOurs}, {StackLibp2p, BuildLibp2p}} {
+		for _, r := range []Router{FloodSub, GossipSub} {
+			t.Run(stack.name+"/"+string(r), func(t *testing.T) {
+				res, err := Run(context.Background(), sc, w, stack.name, r, stack.build)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Delivered != res.Expected || res.AppDuplicates != 0 || res.PublishErrors != 0 {
+					t.Fatalf("delivered %d/%d, %d duplicates, %d publish errors", res.Delivered, res.Expected, res.AppDuplicates, res.PublishErrors)
+				}
+				if res.WireBytes < int64(res.Delivered*sc.MsgBytes) || res.CPU <= 0 || res.LatencyP99 < res.LatencyP50 {
+					t.Fatalf("implausible measurements: %+v", res)
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/internal/pubsubrpc"
+)
+
+// pubsubRequestTimeout bounds one pub or peers request (not a sub stream).
+const pubsubRequestTimeout = 30 * time.Second
+
+func newPubSubCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pubsub",
+		Short: "Publish, subscribe and list peers through a running node's pub/sub (like ipfs pubsub)",
+		Long: `Talk to a running node's pub/sub endpoints (pubsub.enabled = true): publish a
+message on a topic, print the messages of a topic as they arrive, or list the
+peers a topic's messages go to.
+
+The node's RPC address is --node (host:port, tcp://host:port or
+http://host:port), else rpc.laddr from --home's config.toml (an unspecified
+host such as 0.0.0.0 means this machine).`,
+	}
+	cmd.PersistentFlags().String("node", "", "the node's RPC address, host:port (default: rpc.laddr from --home's config.toml)")
+	cmd.AddCommand(newPubSubPubCmd(), newPubSubSubCmd(), newPubSubPeersCmd())
+	return cmd
+}
+
+// pubsubClient returns a client for the node named by --node or --home's config. stream is
+// true for sub: no overall timeout.
+func pubsubClient(cmd *cobra.Command, stream bool) (*pubsubrpc.Client, error) {
+	addr, _ := cmd.Flags().GetString("node")
+	if addr == "" {
+		home, err := homeDir(cmd)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := config.Load(config.ConfigFile(home))
+		if err != nil {
+			return nil, fmt.Errorf("no --node given and %w", err)
+		}
+		if addr, err = rpcDialAddr(cfg.RPC.ListenAddress); err != nil {
+			return nil, err
+		}
+	}
+	hc := &http.Client{Timeout: pubsubRequestTimeout}
+	if stream {
+		hc = &http.Client{}
+	}
+	return &pubsubrpc.Client{Base: addr, HTTP: hc}, nil
+}
+
+// rpcDialAddr turns rpc.laddr into an address to dial: an unspecified or empty host becomes
+// the loopback address of its family.
+func rpcDialAddr(laddr string) (string, error) {
+	if laddr == "" {
+		return "", fmt.Errorf("%w: rpc.laddr is empty in the config (the RPC server is off); use --node", errUsage)
+	}
+	host, port, err := config.ParseListenAddress(laddr)
+	if err != nil {
+		return "", fmt.Errorf("rpc.laddr: %w", err)
+	}
+	if port == 0 {
+		return "", fmt.Errorf("%w: rpc.laddr %q has port 0 (a free port picked at start); use --node", errUsage, laddr)
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
+}
+
+func newPubSubPubCmd() *cobra.Command {
+	var topic string
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "pub --topic T [DATA]",
+		Short: "Publish DATA (or standard input) on a topic",
+		Long: `Publish one message on the topic through the node. The message is DATA as
+given, or all of standard input when DATA is absent. It prints the message ID
+and the number of peers that took it. It fails when no peer took it (no
+connected peer is subscribed), when it is larger than max_message_size, or when
+some peers' queues were full (the message still went to the others).`,
+		Example: `  switchyard pubsub pub --topic chat "hello"
+  switchyard pubsub pub --topic blobs --node 127.0.0.1:26657 < blob.bin`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if topic == "" {
+				return fmt.Errorf("%w: --topic is required", errUsage)
+			}
+			var data []byte
+			if len(args) == 1 {
+				data = []byte(args[0])
+			} else {
+				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), config.MaxPubSubMessageBytes+1))
+				if err != nil {
+					return fmt.Errorf("read standard input: %w", err)
+				}
+				data = b
+			}
+			c, err := pubsubClient(cmd, false)
+			if err != nil {
+				return err
+			}
+			res, err := c.Publish(cmd.Context(), topic, data)
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "published %s on %q to %d peers\n", res.ID, res.Topic, len(res.Peers))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&topic, "topic", "", "topic to publish on (required)")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func newPubSubSubCmd() *cobra.Command {
+	var topic string
+	var jsonOut bool
+	var count int
+	cmd := &cobra.Command{
+		Use:   "sub --topic T",
+		Short: "Print each message of a topic as it arrives",
+		Long: `Subscribe to the topic through the node (which joins it if it has not) and
+print each message as it arrives: its data followed by a newline, or with
+--json one JSON object per line (topic, id, from, origin, base64 data, direct,
+received_at, dropped). It runs until Ctrl-C, until --count messages were
+printed, or until the node stops. "subscribed" is printed on standard error
+once the node has confirmed the subscription.`,
+		Example: `  switchyard pubsub sub --topic chat
+  switchyard pubsub sub --topic chat --json --count 10`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if topic == "" {
+				return fmt.Errorf("%w: --topic is required", errUsage)
+			}
+			if count < 0 {
+				return fmt.Errorf("%w: --count must not be negative", errUsage)
+			}
+			c, err := pubsubClient(cmd, true)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, err := c.Subscribe(ctx, topic)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			stop := context.AfterFunc(ctx, func() { _ = st.Close() })
+			defer stop()
+			fmt.Fprintf(cmd.ErrOrStderr(), "subscribed to %q\n", topic)
+			out := cmd.OutOrStdout()
+			var dropped uint64
+			for n := 0; count == 0 || n < count; n++ {
+				m, err := st.Next()
+				if err != nil {
+					if ctx.Err() != nil || errors.Is(err, pubsubrpc.ErrStreamEnded) {
+						return nil // Ctrl-C, or the node stopped
+					}
+					return err
+				}
+				if m.Dropped > dropped {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %d messages dropped (reading too slowly)\n", m.Dropped-dropped)
+					dropped = m.Dropped
+				}
+				if jsonOut {
+					if err := writeJSONLine(out, m); err != nil {
+						return err
+					}
+					continue
+				}
+				if _, err := out.Write(append(m.Data, '\n')); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&topic, "topic", "", "topic to subscribe to (required)")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print one JSON object per message")
+	cmd.Flags().IntVar(&count, "count", 0, "exit after this many messages (0: run until Ctrl-C)")
+	return cmd
+}
+
+func newPubSubPeersCmd() *cobra.Command {
+	var topic string
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "peers [--topic T]",
+		Short: "List the peers a topic's messages go to (or every pub/sub peer)",
+		Long: `With --topic, list the peers the node sends the topic's messages to (the
+gossipsub mesh, or fanout for a topic it has not joined; with floodsub every
+subscribed peer), one per line with its score when gossipsub keeps scores.
+Without --topic, list every connected peer that speaks pub/sub, with the topics
+whose mesh it is in.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := pubsubClient(cmd, false)
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			peers := st.Peers
+			if topic != "" {
+				peers = peersOfTopic(st, topic)
+				if peers == nil {
+					return fmt.Errorf("the node has not joined topic %q (joined: %v)", topic, topicNames(st))
+				}
+			}
+			if jsonOut {
+				return writeJSON(cmd.OutOrStdout(), peers)
+			}
+			for _, p := range peers {
+				score := "-"
+				if p.Score != nil {
+					score = strconv.FormatFloat(*p.Score, 'f', 3, 64)
+				}
+				if topic != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", p.ID, score)
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s %s %v\n", p.ID, score, p.Topics)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&topic, "topic", "", "list only the peers of this topic")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the peers as JSON")
+	return cmd
+}
+
+// peersOfTopic returns the Status peers listed for topic, in the topic's order; nil when the
+// topic is not joined, empty when it has no peers.
+func peersOfTopic(st pubsubrpc.Status, topic string) []pubsubrpc.Peer {
+	byID := make(map[string]pubsubrpc.Peer, len(st.Peers))
+	for _, p := range st.Peers {
+		byID[p.ID] = p
+	}
+	for _, t := range st.Topics {
+		if t.Name != topic {
+			continue
+		}
+		out := make([]pubsubrpc.Peer, 0, len(t.Peers))
+		for _, id := range t.Peers {
+			p, ok := byID[id]
+			if !ok {
+				p = pubsubrpc.Peer{ID: id}
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	return nil
+}
+
+func topicNames(st pubsubrpc.Status) []string {
+	out := make([]string, 0, len(st.Topics))
+	for _, t := range st.Topics {
+		out = append(out, t.Name)
+	}
+	return out
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func writeJSONLine(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// pubsubStartFlags are start's [pubsub] overrides.
+type pubsubStartFlags struct {
+	enabled        bool
+	router, topics string
+}
+
+func addPubSubStartFlags(fl *pflag.FlagSet, f *pubsubStartFlags) {
+	fl.BoolVar(&f.enabled, "pubsub.enabled", false, "run pub/sub (channels 0x70-0x72)")
+	fl.StringVar(&f.router, "pubsub.router", "", "pub/sub router: gossipsub or floodsub")
+	fl.StringVar(&f.topics, "pubsub.topics", "", `comma-separated topics to join, "name" or "name:rate"`)
+}
+
+// applyPubSubStartFlags copies the [pubsub] flags given on the command line into cfg.
+func applyPubSubStartFlags(fl *pflag.FlagSet, f pubsubStartFlags, cfg *config.Config) {
+	if fl.Changed("pubsub.enabled") {
+		cfg.PubSub.Enabled = f.enabled
+	}
+	if fl.Changed("pubsub.router") {
+		cfg.PubSub.Router = f.router
+	}
+	if fl.Changed("pubsub.topics") {
+		cfg.PubSub.Topics = f.topics
+	}
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/node"
+)
+
+// runPubSubNode runs an in-process node with pub/sub on (floodsub) until the test ends. peer, if
+// not nil, is dialed as a persistent peer.
+func runPubSubNode(t *testing.T, moniker string, peer *node.Node) *node.Node {
+	t.Helper()
+	cfg := config.DefaultConfig()
+	cfg.Moniker, cfg.ChainID = moniker, "cli-test"
+	cfg.P2P.ListenAddress, cfg.RPC.ListenAddress = "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"
+	cfg.P2P.AllowDuplicateIP, cfg.P2P.AddrBookStrict = true, false
+	cfg.PubSub.Enabled, cfg.PubSub.Router = true, "floodsub"
+	if peer != nil {
+		cfg.P2P.PersistentPeers = string(peer.ID()) + "@" + strings.TrimPrefix(peer.NodeInfo().ListenAddr, "tcp://")
+	}
+	n, err := node.New(cfg, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: Run = %v", moniker, err)
+		}
+	})
+	return n
+}
+
+// TestPubSubSubPrintsPub runs "pubsub sub" against node a and "pubsub pub" against node b (found
+// through --home's config.toml) in-process: sub prints exactly what pub sent, and "pubsub
+// peers" lists the other node.
+func TestPubSubSubPrintsPub(t *testing.T) {
+	a := runPubSubNode(t, "a", nil)
+	b := runPubSubNode(t, "b", a)
+	homeB := filepath.Join(t.TempDir(), "b")
+	cfgB := config.DefaultConfig()
+	cfgB.RPC.ListenAddress = "tcp://0.0.0.0:" + b.RPCAddr()[strings.LastIndexByte(b.RPCAddr(), ':')+1:]
+	if err := config.WriteConfigFile(config.ConfigFile(homeB), cfgB); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	type result struct {
+		out, errOut string
+		err         error
+	}
+	var subErr syncBuffer
+	subDone := make(chan result, 1)
+	go func() {
+		var out syncBuffer
+		cmd := newRootCmd()
+		cmd.SetArgs([]string{"pubsub", "sub", "--topic", "chat", "--node", "tcp://" + a.RPCAddr(), "--count", "2"})
+		cmd.SetOut(&out)
+		cmd.SetErr(&subErr)
+		err := cmd.ExecuteContext(ctx)
+		subDone <- result{out.String(), subErr.String(), err}
+	}()
+	for !strings.Contains(subErr.String(), "subscribed") {
+		select {
+		case r := <-subDone:
+			t.Fatalf("sub returned before subscribing: %v %q", r.err, r.errOut)
+		case <-time.After(20 * time.Millisecond): // polling the command's output
+		}
+	}
+	// b learns a's subscription to "chat" shortly: until then pub reports no peers.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, errOut, err := run(ctx, "pubsub", "pub", "--topic", "chat", "--home", homeB, "first line")
+		if err == nil {
+			if !strings.Contains(out, `on "chat" to 1 peers`) {
+				t.Fatalf("pub output %q", out)
+			}
+			break
+		}
+		if !strings.Contains(err.Error(), "no peers") || time.Now().After(deadline) {
+			t.Fatalf("pub: %v %q", err, errOut)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, _, err := run(ctx, "pubsub", "pub", "--topic", "chat", "--node", b.RPCAddr(), "--json", "second"); err != nil {
+		t.Fatal(err)
+	}
+	// Pub/sub does not order messages (each is validated on its own), so compare as a set.
+	r := <-subDone
+	if got := strings.Split(strings.TrimSuffix(r.out, "\n"), "\n"); r.err != nil || !slices.Equal(slices.Sorted(slices.Values(got)), []string{"first line", "second"}) {
+		t.Fatalf("sub: %v, printed %q", r.err, r.out)
+	}
+
+	// a's only pub/sub peer is b; b never subscribed to "chat", so a's "chat" has no peers.
+	out, _, err := run(ctx, "pubsub", "peers", "--node", a.RPCAddr())
+	if err != nil || strings.TrimSpace(out) != string(b.ID())+" - []" {
+		t.Fatalf("peers on a: %v %q, want b's ID without score", err, out)
+	}
+	if out, _, err := run(ctx, "pubsub", "peers", "--node", a.RPCAddr(), "--topic", "chat"); err != nil || out != "" {
+		t.Fatalf("peers --topic chat on a: %v %q, want no peers", err, out)
+	}
+	if _, _, err := run(ctx, "pubsub", "peers", "--node", a.RPCAddr(), "--topic", "nope"); err == nil || !strings.Contains(err.Error(), `not joined topic "nope"`) {
+		t.Fatalf("peers on an unjoined topic: %v", err)
+	}
+}
+
+func TestPubSubUsage(t *testing.T) {
+	ctx := context.Background()
+	if _, _, err := run(ctx, "pubsub", "pub", "--node", "127.0.0.1:1", "x"); !errors.Is(err, errUsage) {
+		t.Errorf("pub without --topic: %v", err)
+	}
+	if _, _, err := run(ctx, "pubsub", "sub", "--node", "127.0.0.1:1"); !errors.Is(err, errUsage) {
+		t.Errorf("sub without --topic: %v", err)
+	}
+	home := t.TempDir()
+	cfg := config.DefaultConfig()
+	cfg.RPC.ListenAddress = "tcp://127.0.0.1:0"
+	if err := config.WriteConfigFile(config.ConfigFile(home), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(ctx, "pubsub", "peers", "--home", home); !errors.Is(err, errUsage) {
+		t.Errorf("peers with rpc.laddr port 0: %v, want a usage error", err)
+	}
+}
+
+func TestRPCDialAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"tcp://127.0.0.1:26657": "127.0.0.1:26657",
+		"tcp://0.0.0.0:1":       "127.0.0.1:1",
+		":2":                    "127.0.0.1:2",
+		"tcp://[::]:3":          "[::1]:3",
+		"10.0.0.1:4":            "10.0.0.1:4",
+	} {
+		if got, err := rpcDialAddr(in); err != nil || got != want {
+			t.Errorf("rpcDialAddr(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "tcp://127.0.0.1:0", "udp://1.2.3.4:5"} {
+		if _, err := rpcDialAddr(bad); err == nil {
+			t.Errorf("rpcDialAddr(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestStartFlagsPubSub(t *testing.T) {
+	cmd := newStartCmd()
+	if err := cmd.ParseFlags([]string{"--pubsub.enabled", "--pubsub.router", "floodsub", "--pubsub.topics", "a:2,b"}); err != nil {
+		t.Fatal(err)
+	}
+	var f startFlags
+	f.pubsub.enabled, _ = cmd.Flags().GetBool("pubsub.enabled")
+	f.pubsub.router, _ = cmd.Flags().GetString("pubsub.router")
+	f.pubsub.topics, _ = cmd.Flags().GetString("pubsub.topics")
+	cfg := config.DefaultConfig()
+	applyStartFlags(cmd.Flags(), f, &cfg)
+	if !cfg.PubSub.Enabled || cfg.PubSub.Router != "floodsub" || cfg.PubSub.Topics != "a:2,b" {
+		t.Fatalf("pubsub = %+v", cfg.PubSub)
+	}
+	cmd = newStartCmd()
+	if err := cmd.ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg = config.DefaultConfig()
+	cfg.PubSub.Topics = "kept"
+	applyStartFlags(cmd.Flags(), startFlags{}, &cfg)
+	if cfg.PubSub.Enabled || cfg.PubSub.Topics != "kept" {
+		t.Fatalf("flags not given changed pubsub: %+v", cfg.PubSub)
+	}
+}

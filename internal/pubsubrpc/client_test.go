@@ -1,0 +1,107 @@
+package pubsubrpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// sseServer serves body as a text/event-stream on PathSubscribe and an error envelope elsewhere.
+func sseServer(t *testing.T, body string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != PathSubscribe {
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(Response{JSONRPC: "2.0", ID: json.RawMessage("-1"), Error: &Error{Code: CodeDisabled, Message: "off"}})
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func client(srv *httptest.Server) *Client {
+	return &Client{Base: srv.URL, HTTP: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
+}
+
+// TestStream parses an event stream with comments, a multi-line data field and an unnamed event,
+// and reports the end of the stream.
+func TestStream(t *testing.T) {
+	m1, _ := json.Marshal(Message{Topic: "t", Data: []byte("one")})
+	body := ": hello\n\nevent: subscribed\ndata: {\"topic\":\"t\"}\n\n" +
+		"event: message\ndata: " + string(m1) + "\n\n" +
+		": keepalive\n\n" +
+		"event: other\ndata: ignored\n\n" +
+		"data: {\"topic\":\"t\",\n" + "data: \"data\":\"dHdv\"}\n\n"
+	st, err := client(sseServer(t, body)).Subscribe(context.Background(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, want := range []string{"one", "two"} {
+		m, err := st.Next()
+		if err != nil || string(m.Data) != want {
+			t.Fatalf("Next = %+v, %v; want data %q", m, err, want)
+		}
+	}
+	if _, err := st.Next(); !errors.Is(err, ErrStreamEnded) {
+		t.Fatalf("end of stream: %v", err)
+	}
+}
+
+func TestSubscribeErrors(t *testing.T) {
+	srv := sseServer(t, "event: message\ndata: {}\n\n")
+	if _, err := client(srv).Subscribe(context.Background(), "t"); err == nil || !strings.Contains(err.Error(), `want "subscribed"`) {
+		t.Fatalf("stream not starting with subscribed: %v", err)
+	}
+	c := client(srv)
+	c.Base = srv.URL + "/elsewhere"
+	var rerr *Error
+	if _, err := c.Subscribe(context.Background(), "t"); !errors.As(err, &rerr) || rerr.Code != CodeDisabled || rerr.HTTPStatus != http.StatusNotFound {
+		t.Fatalf("error envelope: %v", err)
+	}
+	if _, err := c.Status(context.Background()); !errors.As(err, &rerr) || rerr.Code != CodeDisabled {
+		t.Fatalf("Status error envelope: %v", err)
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:1": "http://127.0.0.1:1", "tcp://h:2": "http://h:2", "http://h:3/": "http://h:3", " https://h:4 ": "https://h:4",
+	} {
+		if got := BaseURL(in); got != want {
+			t.Errorf("BaseURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzStream feeds arbitrary bytes to the client's event-stream parser (what a node, or whatever
+// answers at its address, sends): it must return messages or an error, never panic or hang.
+func FuzzStream(f *testing.F) {
+	f.Add([]byte("event: subscribed\ndata: {}\n\nevent: message\ndata: {\"data\":\"eA==\"}\n\n"))
+	f.Add([]byte("event: subscribed\ndata: {}\n\ndata: {\n\n:\n\nevent:\ndata:\n\n"))
+	f.Add([]byte("event: subscribed\n\ndata: " + strings.Repeat("x", 70000) + "\n\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := &Stream{body: io.NopCloser(strings.NewReader(string(b)))}
+		s.sc = newScanner(s.body)
+		// Every message event takes at least one byte of input, so the stream must end within
+		// len(b)+1 calls.
+		for range len(b) + 1 {
+			if _, err := s.Next(); err != nil {
+				return
+			}
+		}
+		t.Fatalf("more than %d messages from %d bytes", len(b)+1, len(b))
+	})
+}

@@ -1,0 +1,314 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/internal/pubsubrpc"
+	"github.com/switchyard-p2p/switchyard/pubsub"
+	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
+)
+
+// pubsubClient returns a client of n's pub/sub endpoints that opens a fresh connection per
+// request (no idle goroutine outlives the test).
+func pubsubClient(n *Node) *pubsubrpc.Client {
+	return &pubsubrpc.Client{Base: n.RPCAddr(), HTTP: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
+}
+
+// pubsubPair starts node a (pub/sub on, router r, topic "demo" at 5/s, Prometheus on) and node b
+// (pub/sub on, b dials a), and waits until a lists b on "demo".
+func pubsubPair(t *testing.T, r string) (a, b *Node) {
+	t.Helper()
+	cfgA := testConfig("a")
+	cfgA.PubSub.Enabled, cfgA.PubSub.Router, cfgA.PubSub.Topics = true, r, "demo:5"
+	cfgA.PubSub.MaxMessageBytes, cfgA.PubSub.PeerQueueBytes = 1000, 1<<20
+	cfgA.Instrumentation.Prometheus, cfgA.Instrumentation.PrometheusListenAddr = true, "127.0.0.1:0"
+	a = startNode(t, cfgA)
+	cfgB := testConfig("b")
+	cfgB.PubSub.Enabled, cfgB.PubSub.Router, cfgB.PubSub.Topics = true, r, "demo"
+	cfgB.PubSub.MaxMessageBytes, cfgB.PubSub.PeerQueueBytes = 1000, 1<<20
+	cfgB.P2P.PersistentPeers = a.NodeInfo().ID.String() + "@" + strings.TrimPrefix(a.NodeInfo().ListenAddr, "tcp://")
+	b = startNode(t, cfgB)
+	waitTopicPeer(t, a, "demo", string(b.ID()))
+	return a, b
+}
+
+// waitTopicPeer polls GET /pubsub on n until topic lists peer.
+func waitTopicPeer(t *testing.T, n *Node, topic, peer string) pubsubrpc.Status {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := pubsubClient(n).Status(context.Background())
+		if err != nil {
+			t.Fatalf("GET /pubsub: %v", err)
+		}
+		for _, tp := range st.Topics {
+			if tp.Name == topic && slices.Contains(tp.Peers, peer) {
+				return st
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not list %s on %q within 15s: %+v", n.Config().Moniker, peer, topic, st)
+		}
+		time.Sleep(50 * time.Millisecond) // polling real TCP state with a deadline
+	}
+}
+
+// TestPubSubRPCFloodsub drives the three endpoints on two nodes running floodsub: GET /pubsub,
+// POST /pubsub/publish and the GET /pubsub/subscribe stream, their error answers, the on-demand
+// join of a stream's topic, NodeInfo's channels, and the bounded topic label of the metrics.
+func TestPubSubRPCFloodsub(t *testing.T) {
+	testPubSubRPC(t, "floodsub")
+}
+
+// TestPubSubRPCGossipsub is TestPubSubRPCFloodsub with gossipsub (the default), whose peers
+// carry a score in GET /pubsub.
+func TestPubSubRPCGossipsub(t *testing.T) {
+	testPubSubRPC(t, "gossipsub")
+}
+
+func testPubSubRPC(t *testing.T, router string) {
+	a, b := pubsubPair(t, router)
+	ctx := context.Background()
+	ca, cb := pubsubClient(a), pubsubClient(b)
+
+	for _, ch := range []byte{pubsub.ControlChannel, pubsub.MessageChannel, pubsub.DirectChannel} {
+		if !a.NodeInfo().HasChannel(ch) {
+			t.Errorf("NodeInfo channels %x lack %#x", a.NodeInfo().Channels, ch)
+		}
+	}
+	st, err := ca.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Enabled || !st.Running || st.Router != router || st.SignPolicy != "sign" || len(st.Topics) != 1 {
+		t.Fatalf("status = %+v", st)
+	}
+	if tp := st.Topics[0]; tp.Name != "demo" || !tp.Configured || tp.ExpectedRate != 5 || tp.MsgType != "" {
+		t.Fatalf("topic = %+v", tp)
+	}
+	if len(st.Peers) != 1 || st.Peers[0].ID != string(b.ID()) || !slices.Equal(st.Peers[0].Topics, []string{"demo"}) {
+		t.Fatalf("peers = %+v", st.Peers)
+	}
+	if scored := st.Peers[0].Score != nil; scored != (router == "gossipsub") {
+		t.Fatalf("%s: peer score present = %v", router, scored)
+	}
+
+	// A stream on b receives what a publishes, with a's ID as relay and origin.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := cb.Subscribe(sctx, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	res, err := ca.Publish(ctx, "demo", []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Topic != "demo" || !slices.Equal(res.Peers, []string{string(b.ID())}) || res.ID == "" {
+		t.Fatalf("publish result = %+v", res)
+	}
+	m, err := stream.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Data) != "hello" || m.Topic != "demo" || m.ID != res.ID || m.From != string(a.ID()) || m.Origin != string(a.ID()) || m.Direct || m.Dropped != 0 {
+		t.Fatalf("stream message = %+v, want hello from %s with ID %s", m, a.ID(), res.ID)
+	}
+
+	// Errors: each a JSON-RPC error with its code and HTTP status.
+	for _, tc := range []struct {
+		name   string
+		topic  string
+		data   []byte
+		code   int
+		status int
+	}{
+		{"no peers", "nobody-here", []byte("x"), pubsubrpc.CodeNoPeers, http.StatusServiceUnavailable},
+		{"too large", "demo", bytes.Repeat([]byte("x"), 1001), pubsubrpc.CodeTooLarge, http.StatusRequestEntityTooLarge},
+		{"empty topic", "", []byte("x"), pubsubrpc.CodeInvalidParams, http.StatusBadRequest},
+	} {
+		_, err := ca.Publish(ctx, tc.topic, tc.data)
+		var rerr *pubsubrpc.Error
+		if !errors.As(err, &rerr) || rerr.Code != tc.code || rerr.HTTPStatus != tc.status {
+			t.Errorf("%s: err = %v, want code %d, HTTP %d", tc.name, err, tc.code, tc.status)
+		}
+	}
+	if _, err := cb.Subscribe(ctx, ""); err == nil {
+		t.Error("subscribe to an empty topic succeeded")
+	}
+
+	// A stream on an unconfigured topic makes b join it; a then reaches b on it.
+	late, err := cb.Subscribe(sctx, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	stB, err := cb.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(stB.Topics, func(tp pubsubrpc.Topic) bool { return tp.Name == "late" }); i < 0 || stB.Topics[i].Configured || stB.Topics[i].Subscribers != 1 {
+		t.Fatalf("b's topics after subscribing to late: %+v", stB.Topics)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := ca.Publish(ctx, "late", []byte("on late"))
+		if err == nil {
+			break
+		}
+		var rerr *pubsubrpc.Error
+		if !errors.As(err, &rerr) || rerr.Code != pubsubrpc.CodeNoPeers || time.Now().After(deadline) {
+			t.Fatalf("publish on late: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // b's subscription is on its way to a
+	}
+	if m, err := late.Next(); err != nil || string(m.Data) != "on late" {
+		t.Fatalf("late stream: %+v, %v", m, err)
+	}
+
+	// Metrics: the configured topic has its label, every other topic is "other".
+	fams := scrape(t, a.MetricsAddr())
+	if v, ok := sampleValue(fams, "cometbft_pubsub_published_total", "topic", "demo"); !ok || v != 1 {
+		t.Errorf("published_total{topic=demo} = %v, %v; want 1", v, ok)
+	}
+	if v, ok := sampleValue(fams, "cometbft_pubsub_published_total", "topic", otherTopicLabel); !ok || v != 1 {
+		t.Errorf("published_total{topic=other} = %v, %v; want 1 (the message on late)", v, ok)
+	}
+	for name, mf := range fams {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "topic" && lp.GetValue() != "demo" && lp.GetValue() != otherTopicLabel {
+					t.Errorf("%s has topic label %q", name, lp.GetValue())
+				}
+			}
+		}
+	}
+	assertNoPeerIDLabel(t, fams)
+}
+
+// otherTopicLabel is metrics/prom.OtherTopic (not imported here, to keep the test's view of the
+// exposition independent of the code that writes it).
+const otherTopicLabel = "other"
+
+// TestPubSubRPCDisabled checks the endpoints of a node with pubsub.enabled = false: GET /pubsub
+// says so, publishing and subscribing answer CodeDisabled with HTTP 404, and NodeInfo has no
+// pub/sub channel (CometBFT peers see exactly what they saw before).
+func TestPubSubRPCDisabled(t *testing.T) {
+	n := startNode(t, testConfig("off"))
+	c := pubsubClient(n)
+	ctx := context.Background()
+	st, err := c.Status(ctx)
+	if err != nil || st.Enabled || st.Running || len(st.Topics) != 0 {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+	_, err = c.Publish(ctx, "t", []byte("x"))
+	var rerr *pubsubrpc.Error
+	if !errors.As(err, &rerr) || rerr.Code != pubsubrpc.CodeDisabled || rerr.HTTPStatus != http.StatusNotFound {
+		t.Fatalf("publish: %v, want CodeDisabled", err)
+	}
+	if _, err := c.Subscribe(ctx, "t"); !errors.As(err, &rerr) || rerr.Code != pubsubrpc.CodeDisabled {
+		t.Fatalf("subscribe: %v, want CodeDisabled", err)
+	}
+	ni := n.NodeInfo()
+	if !bytes.Equal(ni.Channels, []byte{0x00}) {
+		t.Fatalf("channels %x, want only PEX", ni.Channels)
+	}
+}
+
+// TestPubSubConfigInvalid: New refuses a [pubsub] section that Validate refuses.
+func TestPubSubConfigInvalid(t *testing.T) {
+	cfg := testConfig("bad")
+	cfg.PubSub.Enabled, cfg.PubSub.Router = true, "randomsub"
+	if _, err := New(cfg, t.TempDir(), nil); err == nil {
+		t.Fatal("New accepted pubsub.router = randomsub")
+	}
+	cfg = testConfig("bad")
+	cfg.PubSub.Topics = "a,a"
+	var fe *config.FieldError
+	if _, err := New(cfg, t.TempDir(), nil); !errors.As(err, &fe) || fe.Key != "pubsub.topics" {
+		t.Fatalf("New = %v, want a pubsub.topics FieldError", err)
+	}
+}
+
+// TestGossipsubConfigDefaults: [pubsub]'s defaults give the gossipsub router exactly its own
+// defaults (the spec's), and the mapped Config is valid for small degrees too.
+func TestGossipsubConfigDefaults(t *testing.T) {
+	pc := config.DefaultPubSubConfig()
+	gc := gossipsubConfig(pc, []config.PubSubTopic{{Name: "t", RatePerSec: 3}})
+	if err := gc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if gcParamsWithDefaults(gc.Params) != gossipsub.DefaultParams() {
+		t.Fatalf("params from the default [pubsub]:\n got %+v\nwant %+v", gc.Params, gossipsub.DefaultParams())
+	}
+	if gc.DisableScoring || gc.Topics["t"].MessageRate != 3 {
+		t.Fatalf("scoring off %v, topics %+v", gc.DisableScoring, gc.Topics)
+	}
+	pc.D, pc.DLo, pc.DHi = 2, 2, 3
+	if err := gossipsubConfig(pc, nil).Validate(); err != nil {
+		t.Fatalf("d=2 d_lo=2 d_hi=3: %v", err)
+	}
+}
+
+// gcParamsWithDefaults fills p's zero fields from DefaultParams.
+func gcParamsWithDefaults(p gossipsub.Params) gossipsub.Params {
+	d := gossipsub.DefaultParams()
+	pv, dv := reflect.ValueOf(&p).Elem(), reflect.ValueOf(d)
+	for i := range pv.NumField() {
+		if pv.Field(i).IsZero() {
+			pv.Field(i).Set(dv.Field(i))
+		}
+	}
+	return p
+}
+
+// TestPubSubStreamOutlivesWriteTimeout: a subscribe stream is not cut by the HTTP server's
+// WriteTimeout (10 s by default, shortened here): each write has its own deadline.
+func TestPubSubStreamOutlivesWriteTimeout(t *testing.T) {
+	cfg := testConfig("long")
+	cfg.PubSub.Enabled, cfg.PubSub.Router = true, "floodsub"
+	n, err := New(cfg, t.TempDir(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writeTimeout = 200 * time.Millisecond
+	n.rpcSrv.WriteTimeout = writeTimeout
+	runNode(t, n)
+	cfgB := testConfig("peer")
+	cfgB.PubSub.Enabled, cfgB.PubSub.Router = true, "floodsub"
+	cfgB.P2P.PersistentPeers = n.NodeInfo().ID.String() + "@" + strings.TrimPrefix(n.NodeInfo().ListenAddr, "tcp://")
+	b := startNode(t, cfgB)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := pubsubClient(n).Subscribe(ctx, "long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	time.Sleep(3 * writeTimeout) // the time under test: a stream older than the WriteTimeout
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := pubsubClient(b).Publish(ctx, "long", []byte("late"))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // b learns n's subscription
+	}
+	if m, err := stream.Next(); err != nil || string(m.Data) != "late" {
+		t.Fatalf("stream after %v: %+v, %v", 3*writeTimeout, m, err)
+	}
+}

@@ -1,0 +1,30 @@
+//go:build unix
+
+package transport
+
+import (
+	"net"
+	"syscall"
+)
+
+// peekNow reads into buf what has already arrived on c, without waiting: one non-blocking
+// read(2) on the socket. It returns 0 when nothing is there, at EOF, on error, or when c does not
+// expose its file descriptor.
+func peekNow(c net.Conn, buf []byte) int {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Read(func(fd uintptr) bool {
+		if m, err := syscall.Read(int(fd), buf); err == nil && m > 0 {
+			n = m
+		}
+		return true // never wait: the descriptor is non-blocking, EAGAIN means nothing yet
+	})
+	return n
+}

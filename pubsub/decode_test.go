@@ -1,0 +1,181 @@
+package pubsub
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
+)
+
+// TestMalformedRPCDisconnects: bytes that do not decode, messages on the control channel,
+// control on the message channel, a bad direct message, and anything from a peer that did not
+// advertise pub/sub each disconnect the sender with a *ProtocolError (no ban), and reach nobody.
+func TestMalformedRPCDisconnects(t *testing.T) {
+	n := newNode(t, 1, nil)
+	if err := n.s.JoinTopic("t"); err != nil {
+		t.Fatal(err)
+	}
+	msg := &pubsubpb.Message{Topic: "t", Data: []byte("x")}
+	enc := func(m proto.Message) []byte { b, _ := proto.Marshal(m); return b }
+	cases := []struct {
+		name   string
+		ch     byte
+		b      []byte
+		reason string
+		comet  bool
+	}{
+		{"garbage on control", ControlChannel, []byte{0xff, 0xff, 0xff}, "decode", false},
+		{"garbage on messages", MessageChannel, []byte{0x12, 0x10, 0x01}, "decode", false},
+		{"publish on control", ControlChannel, enc(&pubsubpb.RPC{Publish: []*pubsubpb.Message{msg}}), "publish_on_control", false},
+		{"subscription on messages", MessageChannel, enc(&pubsubpb.RPC{Subscriptions: []*pubsubpb.SubOpts{{Topicid: "t"}}}), "control_on_messages", false},
+		{"control on messages", MessageChannel, enc(&pubsubpb.RPC{Control: &pubsubpb.ControlMessage{}}), "control_on_messages", false},
+		{"direct without topic", DirectChannel, enc(&pubsubpb.DirectMessage{Data: []byte("x")}), "decode", false},
+		{"not a pub/sub peer", MessageChannel, enc(&pubsubpb.RPC{Publish: []*pubsubpb.Message{msg}}), "not_pubsub_peer", true},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var a *attacker
+			if c.comet {
+				a = n.connectAttacker(t, uint64(100+i), 0x00)
+			} else {
+				a = n.connectAttacker(t, uint64(100+i))
+			}
+			n.s.Receive(c.ch, a.p, c.b)
+			err := n.net.stopErr(a.p.id)
+			var pe *ProtocolError
+			if !errors.As(err, &pe) || pe.Reason != c.reason || pe.Peer != a.p.id || !errors.Is(err, ErrMalformedRPC) {
+				t.Fatalf("StopPeerForError(%v), want a ProtocolError %q", err, c.reason)
+			}
+			n.s.RemovePeer(a.p, err)
+		})
+	}
+	if st := n.s.Stats(); st.MalformedRPCs != uint64(len(cases)) || st.Received != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// FuzzDecode feeds arbitrary bytes to the decoder of every pub/sub channel. It must never panic;
+// what it accepts respects the channel discipline and re-encodes to bytes that decode to the same
+// message.
+func FuzzDecode(f *testing.F) {
+	enc := func(m proto.Message) []byte { b, _ := proto.Marshal(m); return b }
+	f.Add(ControlChannel, enc(&pubsubpb.RPC{Subscriptions: []*pubsubpb.SubOpts{{Subscribe: true, Topicid: "t"}},
+		Control: &pubsubpb.ControlMessage{Ihave: []*pubsubpb.ControlIHave{{TopicID: "t", MessageIDs: [][]byte{{1, 2}}}},
+			Prune: []*pubsubpb.ControlPrune{{TopicID: "t", Backoff: 60, Peers: []*pubsubpb.PeerInfo{{PeerID: []byte{1}}}}}}}))
+	f.Add(MessageChannel, enc(&pubsubpb.RPC{Publish: []*pubsubpb.Message{{Topic: "t", Data: []byte("d"), From: make([]byte, 20), Seqno: make([]byte, 8)}}}))
+	f.Add(DirectChannel, enc(&pubsubpb.DirectMessage{Topic: "t", Data: []byte("d")}))
+	f.Add(byte(0x73), []byte{})
+	f.Add(MessageChannel, []byte{0x12, 0x80})
+	f.Fuzz(func(t *testing.T, ch byte, b []byte) {
+		rpc, dm, perr := decode(ch, b)
+		if perr != nil {
+			if rpc != nil || dm != nil || perr.Reason == "" {
+				t.Fatalf("error %v with a result", perr)
+			}
+			return
+		}
+		switch ch {
+		case ControlChannel:
+			if rpc == nil || len(rpc.Publish) != 0 {
+				t.Fatalf("control RPC %v", rpc)
+			}
+		case MessageChannel:
+			if rpc == nil || len(rpc.Subscriptions) != 0 || rpc.Control != nil {
+				t.Fatalf("message RPC %v", rpc)
+			}
+		case DirectChannel:
+			if dm == nil || checkTopic(dm.Topic) != nil {
+				t.Fatalf("direct message %v", dm)
+			}
+		default:
+			t.Fatalf("channel %#x accepted", ch)
+		}
+		var m proto.Message = rpc
+		if dm != nil {
+			m = dm
+		}
+		re, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		rpc2, dm2, perr2 := decode(ch, re)
+		if perr2 != nil {
+			t.Fatalf("re-encoded message does not decode: %v", perr2)
+		}
+		var m2 proto.Message = rpc2
+		if dm2 != nil {
+			m2 = dm2
+		}
+		if !proto.Equal(m, m2) {
+			t.Fatalf("round trip changed the message")
+		}
+	})
+}
+
+// TestEncodePublishMatchesMarshal: the shell sends each message of a publish RPC as an RPC of its
+// own, byte for byte proto.Marshal's encoding, and shares one encoding between RPCs.
+func TestEncodePublishMatchesMarshal(t *testing.T) {
+	n := newNode(t, 1, func(c *Config) { c.MaxMessageBytes = 1000 })
+	l := newLoop(n.s, newFakeRouter(RouterEnv{}), t.Context())
+	var msgs []*pubsubpb.Message
+	for i := range 10 {
+		msgs = append(msgs, &pubsubpb.Message{Topic: "t", Data: bytes.Repeat([]byte{byte(i)}, 900), Seqno: []byte{byte(i)}})
+	}
+	parts := l.encodePublish(msgs)
+	if len(parts) != len(msgs) {
+		t.Fatalf("%d parts for %d messages", len(parts), len(msgs))
+	}
+	for i, p := range parts {
+		want, _ := proto.MarshalOptions{Deterministic: true}.Marshal(&pubsubpb.RPC{Publish: msgs[i : i+1]})
+		if !bytes.Equal(p, want) {
+			t.Fatalf("part %d differs from proto.Marshal", i)
+		}
+	}
+	again := l.encodePublish(msgs[3:4])
+	if &again[0][0] != &parts[3][0] {
+		t.Error("a message's encoding is not shared")
+	}
+	huge := &pubsubpb.Message{Topic: "t", Data: make([]byte, n.s.msgCap)}
+	if got := l.encodePublish([]*pubsubpb.Message{huge, msgs[0]}); len(got) != 1 {
+		t.Errorf("a message over the channel capacity was not left out: %d parts", len(got))
+	}
+}
+
+// TestEncodeControlSplit: a control RPC larger than the limit (a long subscription list, many
+// IHAVEs) is sent in parts (go-libp2p-pubsub #402: never silently not at all), each within the
+// limit, that together decode to the original.
+func TestEncodeControlSplit(t *testing.T) {
+	rpc := &pubsubpb.RPC{Control: &pubsubpb.ControlMessage{}}
+	for i := range 300 {
+		topic := string(bytes.Repeat([]byte{'a' + byte(i%26)}, 50)) + string(rune('0'+i%10))
+		rpc.Subscriptions = append(rpc.Subscriptions, &pubsubpb.SubOpts{Subscribe: true, Topicid: topic})
+		rpc.Control.Ihave = append(rpc.Control.Ihave, &pubsubpb.ControlIHave{TopicID: topic, MessageIDs: [][]byte{bytes.Repeat([]byte{1}, 28)}})
+		rpc.Control.Graft = append(rpc.Control.Graft, &pubsubpb.ControlGraft{TopicID: topic})
+	}
+	rpc.Control.Idontwant = []*pubsubpb.ControlIDontWant{{MessageIDs: [][]byte{{1}, {2}}}}
+	const limit = 4096
+	parts := encodeControl(rpc, limit)
+	if len(parts) < 2 {
+		t.Fatalf("%d parts", len(parts))
+	}
+	merged := &pubsubpb.RPC{}
+	for _, p := range parts {
+		if len(p) > limit {
+			t.Fatalf("part of %d bytes > %d", len(p), limit)
+		}
+		opts := proto.UnmarshalOptions{Merge: true}
+		if err := opts.Unmarshal(p, merged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !proto.Equal(merged, rpc) {
+		t.Fatal("parts do not add up to the RPC")
+	}
+	small := &pubsubpb.RPC{Subscriptions: rpc.Subscriptions[:1]}
+	if parts := encodeControl(small, limit); len(parts) != 1 { // one part
+		t.Fatalf("small RPC in %d parts", len(parts))
+	}
+}

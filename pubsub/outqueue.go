@@ -1,0 +1,333 @@
+package pubsub
+
+import (
+	"sync"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
+)
+
+// Output classes, in priority order (docs/PUBSUB.md, "Bounded per-peer output").
+const (
+	classControl = iota // KindControl, on ControlChannel
+	classPublish        // KindPublish: our own messages, on MessageChannel
+	classForward        // KindForward: relayed messages, on MessageChannel
+	numClasses
+)
+
+var classNames = [numClasses]string{"control", "publish", "forward"}
+
+func classOf(k router.Kind) int {
+	switch k {
+	case router.KindControl:
+		return classControl
+	case router.KindPublish:
+		return classPublish
+	default:
+		return classForward
+	}
+}
+
+// outItem is one encoded RPC for a peer.
+type outItem struct {
+	ch byte
+	b  []byte
+}
+
+// fifo is a queue of outItems that can also give the head back (pushFront) after a failed send.
+type fifo struct {
+	items []outItem
+	head  int
+}
+
+func (f *fifo) len() int { return len(f.items) - f.head }
+
+func (f *fifo) push(it outItem) {
+	if f.head > 0 && f.head >= len(f.items)/2 {
+		n := copy(f.items, f.items[f.head:])
+		clear(f.items[n:])
+		f.items = f.items[:n]
+		f.head = 0
+	}
+	f.items = append(f.items, it)
+}
+
+func (f *fifo) pushFront(it outItem) {
+	if f.head > 0 {
+		f.head--
+		f.items[f.head] = it
+		return
+	}
+	f.items = append(f.items, outItem{})
+	copy(f.items[1:], f.items)
+	f.items[0] = it
+}
+
+func (f *fifo) pop() outItem {
+	it := f.items[f.head]
+	f.items[f.head] = outItem{}
+	f.head++
+	if f.head == len(f.items) {
+		f.items = f.items[:0]
+		f.head = 0
+	}
+	return it
+}
+
+// outQueue is one peer's output queue: three FIFOs (control, publish, forward) bounded together
+// in bytes. A leaf structure.
+type outQueue struct {
+	mu        sync.Mutex
+	q         [numClasses]fifo
+	bytes     int // queued, including an item the pump has taken and not yet sent
+	fwdBytes  int // bytes of the forwards in q[classForward] (what eviction can free)
+	max       int
+	scheduled bool // the pump has this peer in its active set
+	closed    bool
+	slow      bool // overflowed since the queue was last empty
+	dropped   [numClasses]uint64
+}
+
+// enqueueResult says what enqueue did.
+type enqueueResult struct {
+	ok            bool
+	evicted       int  // forwards dropped to make room
+	schedule      bool // the caller must hand the peer to the pump
+	becameSlowNow bool
+}
+
+// enqueue adds it in class c. If the queue has no room, queued forwards are dropped, oldest
+// first, to make room for a control or publish item; a forward never evicts anything. ok is
+// false if it was refused (counted in dropped).
+func (o *outQueue) enqueue(c int, it outItem) enqueueResult {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var r enqueueResult
+	if o.closed {
+		return r
+	}
+	n := len(it.b)
+	// Evict forwards only if that makes room: never drop them for nothing.
+	if o.bytes+n > o.max && c != classForward && o.bytes-o.fwdBytes+n <= o.max {
+		for o.bytes+n > o.max {
+			ev := o.q[classForward].pop()
+			o.bytes -= len(ev.b)
+			o.fwdBytes -= len(ev.b)
+			o.dropped[classForward]++
+			r.evicted++
+		}
+	}
+	if o.bytes+n > o.max {
+		o.dropped[c]++
+		if !o.slow {
+			o.slow, r.becameSlowNow = true, true
+		}
+		return r
+	}
+	if r.evicted > 0 && !o.slow {
+		o.slow, r.becameSlowNow = true, true
+	}
+	o.q[c].push(it)
+	o.bytes += n
+	if c == classForward {
+		o.fwdBytes += n
+	}
+	r.ok = true
+	if !o.scheduled {
+		o.scheduled, r.schedule = true, true
+	}
+	return r
+}
+
+// take removes the head of class c for sending; its bytes stay counted until sent or returned.
+func (o *outQueue) take(c int) (outItem, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed || o.q[c].len() == 0 {
+		return outItem{}, false
+	}
+	it := o.q[c].pop()
+	if c == classForward {
+		o.fwdBytes -= len(it.b)
+	}
+	return it, true
+}
+
+// sent records that an item taken from the queue was handed to the MConnection.
+func (o *outQueue) sent(it outItem) {
+	o.mu.Lock()
+	o.bytes -= len(it.b)
+	o.mu.Unlock()
+}
+
+// giveBack returns an item whose send failed to the head of class c.
+func (o *outQueue) giveBack(c int, it outItem) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return
+	}
+	o.q[c].pushFront(it)
+	if c == classForward {
+		o.fwdBytes += len(it.b)
+	}
+}
+
+// idle reports whether the queue is empty and, if so, unschedules it (so that the next enqueue
+// schedules it again) and clears the slow mark; recovered reports that mark was set.
+func (o *outQueue) idle() (empty, recovered bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.closed && o.bytes > 0 {
+		return false, false
+	}
+	o.scheduled = false
+	recovered = o.slow && !o.closed
+	o.slow = false
+	return true, recovered
+}
+
+// close drops everything queued; later enqueues are refused. It reports whether the peer was
+// marked slow.
+func (o *outQueue) close() (wasSlow bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	wasSlow = o.slow
+	o.closed, o.slow = true, false
+	for i := range o.q {
+		o.q[i] = fifo{}
+	}
+	o.bytes, o.fwdBytes = 0, 0
+	return wasSlow
+}
+
+// stats returns the queued bytes, the slow mark and the drops per class.
+func (o *outQueue) stats() (bytes int, slow bool, dropped [numClasses]uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.bytes, o.slow, o.dropped
+}
+
+// pump moves queued RPCs from every peer's outQueue into its MConnection with non-blocking
+// TrySend calls: one goroutine for all peers, never blocked by a slow one. Per peer it sends
+// control first, then our publishes, then forwards (the MConnection then schedules channels by
+// priority). When every peer with queued items has a full MConnection queue it polls with a
+// short backoff (1 ms doubling to 20 ms, reset by any progress), because the MConnection has no
+// "room available" notification; Switch.Send does the same.
+type pump struct {
+	mu     sync.Mutex
+	added  []*peerState
+	wake   chan struct{}
+	onIdle func(ps *peerState, recovered bool)
+}
+
+const (
+	pumpPollMin = time.Millisecond
+	pumpPollMax = 20 * time.Millisecond
+)
+
+func newPump(onIdle func(*peerState, bool)) *pump {
+	return &pump{wake: make(chan struct{}, 1), onIdle: onIdle}
+}
+
+// add hands ps (whose queue just became scheduled) to the pump.
+func (p *pump) add(ps *peerState) {
+	p.mu.Lock()
+	p.added = append(p.added, ps)
+	p.mu.Unlock()
+	p.kick()
+}
+
+func (p *pump) kick() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run pumps until done is closed.
+func (p *pump) run(done <-chan struct{}) {
+	var active []*peerState
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	wait := pumpPollMin
+	for {
+		p.mu.Lock()
+		active = append(active, p.added...)
+		clear(p.added)
+		p.added = p.added[:0]
+		p.mu.Unlock()
+
+		progress := false
+		keep := active[:0]
+		for _, ps := range active {
+			if ps.drain() {
+				progress = true
+			}
+			if empty, recovered := ps.out.idle(); empty {
+				if recovered && p.onIdle != nil {
+					p.onIdle(ps, true)
+				}
+				continue
+			}
+			keep = append(keep, ps)
+		}
+		clear(active[len(keep):])
+		active = keep
+
+		if len(active) == 0 {
+			wait = pumpPollMin
+			select {
+			case <-done:
+				return
+			case <-p.wake:
+			}
+			continue
+		}
+		if progress {
+			wait = pumpPollMin
+			select {
+			case <-done:
+				return
+			default:
+			}
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-done:
+			return
+		case <-p.wake:
+		case <-timer.C:
+			wait = min(2*wait, pumpPollMax)
+		}
+		timer.Stop()
+	}
+}
+
+// drain sends what the peer's MConnection takes now. It reports whether anything was sent.
+func (ps *peerState) drain() bool {
+	progress := false
+	var blocked [2]bool // ControlChannel, MessageChannel: the MConnection queue is full
+	for c := range numClasses {
+		for {
+			it, ok := ps.out.take(c)
+			if !ok {
+				break
+			}
+			b := 0
+			if it.ch != ControlChannel {
+				b = 1
+			}
+			if blocked[b] || !ps.p.TrySend(it.ch, it.b) {
+				blocked[b] = true
+				ps.out.giveBack(c, it)
+				break
+			}
+			ps.out.sent(it)
+			progress = true
+		}
+	}
+	return progress
+}

@@ -1,0 +1,227 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/internal/clock"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
+)
+
+// TestSlowSubscriberP14 is docs/RELIABILITY.md P-14 on the real floodsub router with mock peers:
+// one subscriber's MConnection stops taking messages, so its output queue (bounded in bytes)
+// fills. Its forwards are then dropped and counted, it is reported slow (event, metric, snapshot),
+// our own publishes to it are refused and named in the result and the *QueueFullError; the
+// publisher's messages are all accepted and the other subscribers receive every one.
+func TestSlowSubscriberP14(t *testing.T) {
+	const msgBytes = 1024
+	drops, slowGauge := newRecorder(), newRecorder()
+	n := floodNode(t, 1, func(c *Config) {
+		c.MaxMessageBytes = 2048
+		c.PeerQueueBytes = 8 * 1024 // about 7 forwarded messages
+		c.Metrics = &Metrics{QueueDrops: recCounter{drops}, SlowPeers: recGauge{slowGauge}}
+	})
+	events, cancel := n.s.SubscribeEvents(nil)
+	defer cancel()
+	if err := n.s.JoinTopic("t"); err != nil {
+		t.Fatal(err)
+	}
+	pub := n.connectAttacker(t, 2)
+	a, b, slow := n.connectAttacker(t, 3), n.connectAttacker(t, 4), n.connectAttacker(t, 5)
+	for _, p := range []*attacker{pub, a, b, slow} {
+		p.subscribe(t, n, "t")
+	}
+	var stalled atomic.Bool
+	stalled.Store(true)
+	slow.p.setOnSend(func(byte, []byte) bool { return !stalled.Load() }) // its MConnection queue is full
+
+	// The publisher sends at the pace the healthy subscribers take (each message is forwarded to
+	// them before the next is sent): their queues never fill, the stalled one's does.
+	const total = 60
+	for i := range total {
+		pub.publish(t, n, pub.signed(t, "t", make([]byte, msgBytes), uint64(i+1)))
+		waitFor(t, "the message forwarded to the healthy subscribers", func() bool {
+			return len(a.published(t)) == i+1 && len(b.published(t)) == i+1
+		})
+	}
+	st := n.s.Stats()
+	if st.Accepted != total || st.Rejected+st.Ignored != 0 {
+		t.Fatalf("publisher affected: %+v", st)
+	}
+	if st.QueueDrops < total-8 || drops.get("forward") != float64(st.QueueDrops) {
+		t.Errorf("%d queue drops (metric: %v forwards), want at least %d (all but what fits 8 KiB)",
+			st.QueueDrops, drops.get("forward"), total-8)
+	}
+	if slowGauge.get() != 1 {
+		t.Errorf("slow_peers = %v, want 1", slowGauge.get())
+	}
+	ev := <-events
+	if ev.Type != EventSlowPeer || ev.Peer != slow.p.id {
+		t.Fatalf("event %+v, want slow_peer for the stalled subscriber", ev)
+	}
+	snap, _ := n.s.Snapshot(context.Background())
+	for _, ps := range snap.Peers {
+		wantSlow := ps.ID == slow.p.id
+		if ps.Slow != wantSlow || (wantSlow && ps.DroppedForward == 0) || (!wantSlow && ps.DroppedForward != 0) {
+			t.Errorf("peer %s: %+v", ps.ID, ps)
+		}
+		if ps.QueueBytes > 8*1024 {
+			t.Errorf("peer %s queue %d bytes > bound", ps.ID, ps.QueueBytes)
+		}
+	}
+
+	// Our own publishes evict the stalled peer's forwards first, then fill its queue with
+	// publishes; after that each publish reaches the others and names the slow peer. (Paced as
+	// above: each publish reaches the healthy peers before the next.)
+	ctx := context.Background()
+	var full *QueueFullError
+	for i := 0; full == nil; i++ {
+		if i > 20 {
+			t.Fatal("20 publishes and the stalled queue never refused one")
+		}
+		res, err := n.s.Publish(ctx, "t", make([]byte, msgBytes))
+		if err != nil && !errors.As(err, &full) {
+			t.Fatal(err)
+		}
+		if !slices.Contains(res.Peers, a.p.id) || !slices.Contains(res.Peers, b.p.id) {
+			t.Fatalf("healthy peers missing from %+v", res)
+		}
+		if full != nil && (!slices.Equal(res.Full, []key.ID{slow.p.id}) || !errors.Is(err, ErrQueueFull) ||
+			!slices.Equal(full.Peers, []key.ID{slow.p.id})) {
+			t.Fatalf("result %+v, error %v", res, err)
+		}
+		waitFor(t, "the publish at the healthy subscribers", func() bool {
+			return len(a.published(t)) == total+i+1 && len(b.published(t)) == total+i+1
+		})
+	}
+	if drops.get("publish") != 1 {
+		t.Errorf("publish drops metric %v, want 1", drops.get("publish"))
+	}
+
+	// The stalled peer recovers: its queue drains and it is reported recovered.
+	stalled.Store(false)
+	for ev := range events {
+		if ev.Type == EventSlowPeerRecovered && ev.Peer == slow.p.id {
+			break
+		}
+	}
+	if slowGauge.get() != 0 {
+		t.Errorf("slow_peers = %v after recovery", slowGauge.get())
+	}
+	waitFor(t, "queue drained", func() bool {
+		snap, _ := n.s.Snapshot(ctx)
+		for _, ps := range snap.Peers {
+			if ps.QueueBytes != 0 || ps.Slow {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestPipelineSaturationP15 is docs/RELIABILITY.md P-15 with the real floodsub router, mock
+// attackers and a manual clock: a flood on a topic whose validator is slow fills that topic's
+// bounded queue; the excess is throttled (Ignore to the router, counted), the queue never grows
+// past its bound, the peer gater activates once throttled/offered ≥ 0.33 and then drops most
+// messages of a source with a record of rejected messages before validation, while a source
+// with a good record is still validated, and another topic keeps being validated meanwhile
+// (go-libp2p-pubsub #621).
+func TestPipelineSaturationP15(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1_000_000, 0))
+	validation, gaterActive := newRecorder(), newRecorder()
+	n := floodNode(t, 1, func(c *Config) {
+		c.Metrics = &Metrics{Validation: recCounter{validation}, GaterActive: recGauge{gaterActive}}
+		c.Clock = clk
+		c.ValidateWorkers = 2
+		c.ValidateConcurrency = 1
+		c.Topics = map[string]TopicConfig{"busy": {ValidateQueue: 4}}
+		c.ValidateTimeout = -1
+	})
+	for _, topic := range []string{"busy", "calm"} {
+		if err := n.s.JoinTopic(topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := make(chan struct{})
+	var busyRuns atomic.Int32
+	_ = n.s.AddValidator("busy", func(m Message) ValidationResult {
+		busyRuns.Add(1)
+		select {
+		case <-release:
+		case <-m.Ctx.Done(): // the Server stops (the test failed early)
+		}
+		return ValidationAccept
+	})
+	_ = n.s.AddValidator("calm", func(m Message) ValidationResult {
+		if string(m.Raw) == "bad" {
+			return ValidationReject
+		}
+		return ValidationAccept
+	})
+	// The gater must see the sources on different IPs.
+	good, bad, flood := n.connectAttacker(t, 2), n.connectAttacker(t, 3), n.connectAttacker(t, 4)
+	_ = good
+	seq := uint64(0)
+	next := func() uint64 { seq++; return seq }
+	msgs := func(a *attacker, topic, data string, k int) []*pubsubpb.Message {
+		var out []*pubsubpb.Message
+		for range k {
+			out = append(out, a.signed(t, topic, []byte(data), next()))
+		}
+		return out
+	}
+	// Records: the good source's messages are accepted, the bad one's rejected.
+	good.publish(t, n, msgs(good, "calm", "ok", 10)...)
+	bad.publish(t, n, msgs(bad, "calm", "bad", 10)...)
+	waitFor(t, "records", func() bool { st := n.s.Stats(); return st.Accepted == 10 && st.Rejected == 10 })
+
+	// The flood: 1 running + 4 queued, the other 95 throttled at once.
+	flood.publish(t, n, msgs(flood, "busy", "x", 1)...)
+	waitFor(t, "a worker busy", func() bool { return busyRuns.Load() == 1 })
+	flood.publish(t, n, msgs(flood, "busy", "x", 99)...)
+	waitFor(t, "flood handled", func() bool { return n.s.Stats().Throttled == 95 })
+	snap, _ := n.s.Snapshot(context.Background())
+	for _, ts := range snap.Topics {
+		if ts.Name == "busy" && (ts.Queued != 4 || ts.Validating != 1) {
+			t.Fatalf("busy topic: %d queued, %d validating; want 4 and 1 (bounded)", ts.Queued, ts.Validating)
+		}
+	}
+	if busyRuns.Load() != 1 {
+		t.Fatalf("%d busy validations started, want 1", busyRuns.Load())
+	}
+
+	// 95 throttled of 120 offered: above 0.33, the gater activates on its next tick.
+	events, cancel := n.s.SubscribeEvents(func(ev Event) bool { return ev.Type == EventGaterActive })
+	defer cancel()
+	clk.Advance(time.Second)
+	select {
+	case <-events:
+	case <-time.After(10 * time.Second):
+		t.Fatal("gater did not activate")
+	}
+
+	// The calm topic is still validated while busy is saturated; the bad source is mostly gated.
+	before := n.s.Stats()
+	good.publish(t, n, msgs(good, "calm", "ok", 20)...)
+	bad.publish(t, n, msgs(bad, "calm", "ok", 20)...)
+	waitFor(t, "calm messages handled", func() bool {
+		st := n.s.Stats()
+		return st.Accepted+st.Gated-before.Accepted-before.Gated == 40
+	})
+	st := n.s.Stats()
+	gated, accepted := st.Gated-before.Gated, st.Accepted-before.Accepted
+	if gated < 15 || accepted < 20 {
+		t.Errorf("gated %d (want ≥ 15 of the bad source's 20), accepted %d (want the good source's 20)", gated, accepted)
+	}
+	if validation.get("busy", "throttled") != 95 || validation.get("calm", "gated") != float64(gated) || gaterActive.get() != 1 {
+		t.Errorf("metrics: busy throttled %v, calm gated %v, gater_active %v",
+			validation.get("busy", "throttled"), validation.get("calm", "gated"), gaterActive.get())
+	}
+	close(release)
+	waitFor(t, "busy drained", func() bool { return n.s.Stats().Accepted == before.Accepted+accepted+5 })
+}

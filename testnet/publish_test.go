@@ -1,0 +1,79 @@
+package testnet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestRunPublish runs the pub/sub phase on a small seed-topology network with each router:
+// every message published through a random node's RPC reaches every other node's
+// /pubsub/subscribe stream exactly once, the seed takes no part, and the JSON report carries
+// delivery_ratio, latency_p50_ms, latency_p99_ms and bytes_per_delivery at its top level.
+func TestRunPublish(t *testing.T) {
+	bin := switchyardBinary(t)
+	for _, router := range []string{"gossipsub", "floodsub"} {
+		t.Run(router, func(t *testing.T) {
+			rep, err := Run(context.Background(), Config{
+				Binary: bin, Nodes: 5, Duration: 25 * time.Second, PollInterval: 250 * time.Millisecond,
+				Publish: PublishConfig{RatePerSec: 10, MsgBytes: 200, Router: router, Drain: 5 * time.Second, Seed: 7},
+			})
+			if err != nil {
+				t.Fatalf("Run: %v (report %+v)", err, rep)
+			}
+			p := rep.PublishReport
+			if p == nil {
+				t.Fatal("no PublishReport")
+			}
+			t.Logf("%+v", *p)
+			if p.Nodes != 4 || p.Router != router || p.Topic != DemoTopic || p.MsgBytes != 200 {
+				t.Fatalf("report header %+v", p)
+			}
+			if p.Published < 10 || p.PublishErrors != 0 || p.Expected != 3*p.Published {
+				t.Fatalf("published %d, %d errors, expected %d", p.Published, p.PublishErrors, p.Expected)
+			}
+			if p.Delivered != p.Expected || p.DeliveryRatio != 1 || p.Duplicates != 0 {
+				t.Fatalf("delivered %d of %d (ratio %v), %d duplicates", p.Delivered, p.Expected, p.DeliveryRatio, p.Duplicates)
+			}
+			if p.LatencyP50Ms <= 0 || p.LatencyP99Ms < p.LatencyP50Ms || p.BytesSent <= 0 || p.BytesPerDelivery < 200 {
+				t.Fatalf("latency p50 %v p99 %v, bytes %d (%v per delivery)", p.LatencyP50Ms, p.LatencyP99Ms, p.BytesSent, p.BytesPerDelivery)
+			}
+			checkStopped(t, rep, false)
+
+			b, err := json.Marshal(rep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var top map[string]any
+			if err := json.Unmarshal(b, &top); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{"delivery_ratio", "latency_p50_ms", "latency_p99_ms", "bytes_per_delivery", "converged"} {
+				if _, ok := top[k]; !ok {
+					t.Errorf("JSON report lacks top-level %q", k)
+				}
+			}
+		})
+	}
+}
+
+func TestPublishConfigValidate(t *testing.T) {
+	for _, p := range []PublishConfig{
+		{RatePerSec: -1},
+		{RatePerSec: 1, MsgBytes: 7},
+		{RatePerSec: 1, Router: "randomsub"},
+		{RatePerSec: 1, Drain: -time.Second},
+	} {
+		if err := (Config{Binary: "x", Publish: p}).Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%+v: Validate = %v", p, err)
+		}
+	}
+	if err := (Config{Binary: "x", Hold: true, Publish: PublishConfig{RatePerSec: 1}}).Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("Hold with Publish: %v", err)
+	}
+	if err := (Config{Binary: "x", Publish: PublishConfig{RatePerSec: 1}}).Validate(); err != nil {
+		t.Errorf("valid publish config: %v", err)
+	}
+}
