@@ -126,8 +126,9 @@
 //
 // # Events
 //
-// Subscribe delivers PeerConnected, PeerDisconnected (reason), DialFailed (dial error) and
-// PeerRejected (*transport.RejectedError or *RejectedError, each with a reason enum). Delivery
+// Subscribe delivers PeerConnected, PeerDisconnected (reason), DialFailed (dial error),
+// PeerRejected (*transport.RejectedError or *RejectedError, each with a reason enum) and
+// PeerBanned (*BanError with the duration). Delivery
 // is non-blocking: a subscriber whose buffer (EventBufferSize, 64) is full loses that event; the
 // drop is counted (EventDrops, event_drops_total). Run's exit closes every subscription.
 //
@@ -144,6 +145,10 @@
 // Broadcast uses TrySend on every peer that advertised the channel, so a stalled peer costs a
 // dropped (counted) message, never a blocked caller. Send(ctx, id, ch, msg) honours ctx
 // while the queue is full by polling TrySend (p2p/conn's blocking Send takes no ctx).
+//
+// Reactors that need the Switch's state to decide read it without waiting for the event loop:
+// DialsInFlight (published after each step), Bans, PrivatePeerIDs, and the events above; PEX's
+// ensurePeers does, so it never blocks on Status.
 //
 // # Metrics and status
 //

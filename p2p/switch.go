@@ -60,6 +60,7 @@ type Switch struct {
 
 	broadcastDrops atomic.Uint64
 	wakeups        atomic.Uint64 // event-loop iterations, for the no-busy-spin test
+	dialsInFlight  atomic.Int64  // published by the event loop after each step
 }
 
 // NewSwitch returns a Switch that will use t, cfg and opts. It calls SetSwitch and GetChannels on
@@ -364,9 +365,50 @@ func (sw *Switch) ban(id key.ID, ip netip.Addr, d time.Duration, reason error) {
 	if reason != nil {
 		r = reason.Error()
 	}
-	sw.bans.add(id, ip, sw.clk.Now().Add(d), r)
+	now := sw.clk.Now()
+	if !bannable(ip) {
+		ip = netip.Addr{}
+	}
+	sw.bans.add(id, ip, now.Add(d), r)
 	sw.inbox.post(banReq{id: id})
+	sw.emit(Event{Type: PeerBanned, Peer: id, Addr: netaddr.NetAddress{ID: id, IP: ip}, At: now,
+		Reason: &BanError{Reason: reason, Duration: d}})
 }
+
+// Bans returns the active bans in a new slice, as Status does: the ID bans sorted by ID, then
+// the IP bans sorted by IP. It does not wait for the event loop. Safe for concurrent use.
+func (sw *Switch) Bans() []Ban {
+	bans := sw.bans.list()
+	slices.SortFunc(bans, func(a, b Ban) int {
+		if (a.ID == "") != (b.ID == "") {
+			if a.ID == "" {
+				return 1
+			}
+			return -1
+		}
+		if c := strings.Compare(string(a.ID), string(b.ID)); c != 0 {
+			return c
+		}
+		return a.IP.Compare(b.IP)
+	})
+	return bans
+}
+
+// PrivatePeerIDs returns the IDs given to WithPrivatePeers, sorted, in a new slice. Safe for
+// concurrent use.
+func (sw *Switch) PrivatePeerIDs() []key.ID {
+	ids := make([]key.ID, 0, len(sw.private))
+	for id := range sw.private {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// DialsInFlight returns the number of dials in flight (as Status's DialsInFlight) as of the
+// event loop's last step, without waiting for it: PEX reads it before each decision. Zero
+// before Run. Safe for concurrent use.
+func (sw *Switch) DialsInFlight() int { return int(sw.dialsInFlight.Load()) }
 
 // IsBanned reports whether id or ip is banned now (ip may be the zero Addr). Safe for concurrent use.
 func (sw *Switch) IsBanned(id key.ID, ip netip.Addr) bool {
@@ -477,16 +519,10 @@ func (sw *Switch) acceptLoop(ctx context.Context, out chan<- *transport.Conn) {
 func (sw *Switch) Status(ctx context.Context) (SwitchStatus, error) {
 	st := SwitchStatus{
 		NodeID:         sw.transport.NetAddress().ID,
-		Bans:           sw.bans.list(),
+		Bans:           sw.Bans(),
 		EventDrops:     sw.EventDrops(),
 		BroadcastDrops: sw.BroadcastDrops(),
 	}
-	slices.SortFunc(st.Bans, func(a, b Ban) int {
-		if c := strings.Compare(string(a.ID), string(b.ID)); c != 0 {
-			return c
-		}
-		return a.IP.Compare(b.IP)
-	})
 	if !sw.running.Load() {
 		return st, ErrSwitchNotRunning
 	}

@@ -175,6 +175,7 @@ func (l *loop) step(now time.Time) {
 			l.sw.log.Info("gave up dialing address", "addr", ev.Addr, "attempts", ev.Attempts, "err", ev.Err)
 		}
 	}
+	l.sw.dialsInFlight.Store(int64(l.q.InFlight()))
 }
 
 // arm keeps the one timer at the earliest deadline, or stopped when nothing is due: the loop
