@@ -22,7 +22,6 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
-	"github.com/switchyard-p2p/switchyard/p2p/peers"
 	"github.com/switchyard-p2p/switchyard/p2p/transport"
 )
 
@@ -46,11 +45,10 @@ type Switch struct {
 	maxInbound    int
 	maxOutbound   int
 
-	clk   clock.Clock
-	evict peers.EvictionPolicy
-	met   *swMetrics
-	hub   *hub
-	bans  *banList
+	clk  clock.Clock
+	met  *swMetrics
+	hub  *hub
+	bans *banList
 
 	peers    atomic.Pointer[peerSet] // published by the event loop only
 	inbox    *mailbox
@@ -100,11 +98,6 @@ func NewSwitch(t Transport, cfg SwitchConfig, opts ...SwitchOption) *Switch {
 		_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
 		sw.cfg.Rand = mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
 	}
-	ecfg := sw.cfg.Eviction
-	if ecfg.Key == 0 {
-		ecfg.Key = sw.cfg.Rand.Uint64()
-	}
-	sw.evict = peers.NewEvictionPolicy(ecfg)
 
 	names := make(map[string]struct{})
 	for i := range sw.reactors {
@@ -370,7 +363,7 @@ func (sw *Switch) ban(id key.ID, ip netip.Addr, d time.Duration, reason error) {
 		ip = netip.Addr{}
 	}
 	sw.bans.add(id, ip, now.Add(d), r)
-	sw.inbox.post(banReq{id: id})
+	sw.inbox.post(banReq{id: id, ip: ip, until: now.Add(d)})
 	sw.emit(Event{Type: PeerBanned, Peer: id, Addr: netaddr.NetAddress{ID: id, IP: ip}, At: now,
 		Reason: &BanError{Reason: reason, Duration: d}})
 }
@@ -490,9 +483,9 @@ func (sw *Switch) acceptLoop(ctx context.Context, out chan<- *transport.Conn) {
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			sw.log.Warn("accept failed", "err", err, "dur", backoff)
-			t := time.NewTimer(backoff)
+			t := sw.clk.NewTimer(backoff)
 			select {
-			case <-t.C:
+			case <-t.C():
 			case <-ctx.Done():
 				t.Stop()
 				return
@@ -538,13 +531,13 @@ func (sw *Switch) Status(ctx context.Context) (SwitchStatus, error) {
 	case <-sw.loopDone:
 		return st, ErrSwitchNotRunning
 	}
-	st.DialQueueLen, st.DialsInFlight = ls.queueLen, ls.inFlight
-	for _, e := range ls.schedule {
+	st.DialQueueLen, st.DialsInFlight = ls.QueueLen, ls.InFlight
+	for _, e := range ls.Schedule {
 		if e.Persistent && sw.isPersistent(e.Addr.ID) {
-			le := ls.lastErr[e.Addr.ID]
+			le := ls.LastErrors[e.Addr.ID]
 			st.PersistentPeers = append(st.PersistentPeers, PersistentPeerStatus{
 				Addr: e.Addr, State: e.State, Attempts: e.Attempts, NextDial: e.NextDial,
-				LastError: le.err, LastErrorAt: le.at,
+				LastError: le.Err, LastErrorAt: le.At,
 			})
 		}
 	}

@@ -82,3 +82,34 @@ type stubPeer struct {
 
 func (p stubPeer) ID() key.ID           { return p.id }
 func (p stubPeer) RemoteIP() netip.Addr { return p.ip }
+
+// TestSwitchAcceptBackoffOnSwitchClock: after an unexpected Accept error the accept loop backs
+// off on the Switch's clock (SwitchConfig.Clock), not the wall clock: with a manual clock it
+// accepts again only once the clock has moved past the backoff.
+func TestSwitchAcceptBackoffOnSwitchClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+		n := newFakeNetwork()
+		ft := n.newFakeTransport(1, chA)
+		cfg := testConfig(t)
+		cfg.Clock = clk
+		hub := NewSwitch(ft, cfg, WithReactor("r", newTestReactor(chA)))
+		defer runSwitch(t, hub)()
+		ft.acceptErr <- errors.New("listener broke")
+		synctest.Wait()
+		go func() {
+			rp := newRawPeer(t, ft.inject(testNodeInfo(2, chA)), chA)
+			t.Cleanup(func() { _ = rp.mc.Close() })
+		}()
+		time.Sleep(time.Second) // the bubble's time: a wall-clock backoff would end here
+		synctest.Wait()
+		if hub.Peers().Has(testID(2)) {
+			t.Fatal("accepted before the Switch clock moved: the backoff ran on the wall clock")
+		}
+		clk.Advance(time.Second)
+		synctest.Wait()
+		if !hub.Peers().Has(testID(2)) {
+			t.Fatal("not accepted after the Switch clock passed the backoff")
+		}
+	})
+}
