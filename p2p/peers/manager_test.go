@@ -219,9 +219,9 @@ func TestManagerOutboundLimitExact(t *testing.T) {
 	}
 }
 
-// TestManagerDuplicatesAndSelf: a second connection for a connected ID is refused
-// (RefuseDuplicateID), our own ID (RefuseSelf); DialPeers skips ourselves, connected IDs and
-// IDs being dialed (C-09), and notes invalid addresses.
+// TestManagerDuplicatesAndSelf is C-08 and C-09 in the core: a second connection for a
+// connected ID is refused (RefuseDuplicateID), our own ID too (RefuseSelf); DialPeers skips
+// ourselves, connected IDs, queued IDs and IDs being dialed, and notes invalid addresses.
 func TestManagerDuplicatesAndSelf(t *testing.T) {
 	w := newWorld(t, ManagerConfig{Self: mid(1000)}, 4)
 	w.inbound(10)
