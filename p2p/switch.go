@@ -246,7 +246,8 @@ const (
 // is full, at most MConnConfig.SendTimeout (10 s by default) and never after ctx is done: ctx is
 // honoured while waiting, not only before queuing. (p2p/conn's blocking Send takes no ctx, so
 // while the queue is full Send polls it with TrySend at 1-20 ms intervals; no goroutine is
-// started. With a ctx that can never be done, it uses MConnection.Send directly.) It returns
+// started. The wait and SendTimeout are measured on SwitchConfig.Clock. With a ctx that can
+// never be done, it uses MConnection.Send directly, whose timeout is p2p/conn's.) It returns
 // nil once msg is queued; ctx.Err(), or an error wrapping ErrPeerNotFound,
 // ErrChannelNotAdvertised or ErrSendFailed (timeout, or the connection is closing). msg must not
 // be modified after the call. Safe for concurrent use.
@@ -277,21 +278,21 @@ func (sw *Switch) Send(ctx context.Context, id key.ID, chID byte, msg []byte) er
 	if timeout <= 0 {
 		timeout = conn.DefaultSendTimeout
 	}
-	deadline := time.Now().Add(timeout)
+	deadline := sw.clk.Now().Add(timeout)
 	wait := sendPollMin
-	t := time.NewTimer(wait)
+	t := sw.clk.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-t.C:
+		case <-t.C():
 		}
 		if p.mconn.TrySend(chID, msg) {
 			sw.met.recordSend(chID, len(msg))
 			return nil
 		}
-		left := time.Until(deadline)
+		left := deadline.Sub(sw.clk.Now())
 		if left <= 0 || !sw.peers.Load().Has(id) {
 			return failed
 		}
