@@ -114,8 +114,9 @@ type SwitchConfig struct {
 	// negative disables sampling.
 	MetricsInterval time.Duration
 
-	// Clock is the time source of the event loop (dial schedule, bans, grace timers, event
-	// times). Nil means the wall clock. Tests pass a *clock.Manual.
+	// Clock is the Switch's one time source: the event loop (dial schedule, bans, grace timers,
+	// event times), the accept loop's backoff and Send's wait for a full queue. Nil means the wall
+	// clock. Tests and the simulator pass a *clock.Manual.
 	Clock clock.Clock
 
 	// Metrics receives the Switch's metrics. Nil means NopMetrics(); nil fields are no-ops.

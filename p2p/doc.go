@@ -33,10 +33,12 @@
 //     event loop over an unbuffered channel;
 //   - MaxConcurrentDials dial workers, which each take one address at a time from the event loop
 //     and return the result;
-//   - the event loop (Run's own goroutine), the single owner of the peer set, the dial queue
-//     (p2p/dial), the in-flight dials and the connections held by the tie-break
-//     (docs/ARCHITECTURE.md rule 2). It admits and removes peers, calls InitPeer/AddPeer/RemovePeer,
-//     and schedules everything with one timer.
+//   - the event loop (Run's own goroutine), the single owner of the peer set and of the PURE
+//     peer-management core, p2p/peers.Manager (admission, limits, the tie-break and its hold,
+//     bans, start-up jitter, eviction, around the dial queue of p2p/dial; docs/ARCHITECTURE.md
+//     rules 1 and 2). The loop is its shell: it turns connections, dial results, mailbox items
+//     and its one timer into the Manager's inputs and the Manager's actions into I/O (dial,
+//     admit: InitPeer/AddPeer, refuse, remove: RemovePeer, events, metrics).
 //
 // The Switch starts no goroutine per peer, per message or per broadcast: a connected peer costs
 // exactly the MConnection's own goroutines (docs/RELIABILITY.md B-01). Readers of the peer set
@@ -54,7 +56,7 @@
 //
 // # Peer admission (docs/WIRE.md §2)
 //
-// After the transport's handshake the event loop refuses our own ID, an ID that is already
+// After the transport's handshake the Manager refuses our own ID, an ID that is already
 // connected (exactly one connection per ID: the newer connection is closed, docs/RELIABILITY.md
 // TM-11), and inbound connections beyond WithMaxInboundPeers regular peers (unconditional IDs
 // bypass the limit; docs/RELIABILITY.md C-01). Refused connections are closed and passed to
@@ -65,13 +67,13 @@
 //
 // # Dial queue and persistent peers (docs/WIRE.md §7.3)
 //
-// The event loop owns a PURE p2p/dial.Queue, driven by SwitchConfig.Clock (nil: the wall clock)
-// and SwitchConfig.Rand. DialPeers and the persistent-peer list both Add to it, so an address is
+// The Manager owns a PURE p2p/dial.Queue; the loop drives both with SwitchConfig.Clock (nil: the
+// wall clock, which the accept loop's error backoff uses too) and SwitchConfig.Rand. DialPeers and the persistent-peer list both Add to it, so an address is
 // never dialed twice (C-09): an ID or IP:port that is queued, dialing or connected is a no-op.
-// The loop keeps ONE timer armed at the earliest of: Queue.NextDeadline, the start-up dials of
-// persistent peers (random delay in [0, PersistentDialJitter), 3 s, as CometBFT), the end of a
-// simultaneous-dial grace, the next ban expiry, and (only while peers are connected) the next
-// metrics sample. With nothing due the timer is stopped: the loop sleeps until work arrives
+// The loop keeps ONE timer armed at the earliest of Manager.NextDeadline (the queue's next dial,
+// the start-up dials of persistent peers (random delay in [0, PersistentDialJitter), 3 s, as
+// CometBFT), the end of a simultaneous-dial grace, the next ban expiry) and, only while peers
+// are connected, the next metrics sample. With nothing due the timer is stopped: the loop sleeps until work arrives
 // (no busy spinning; TestSwitchNoBusySpin). Due addresses go to MaxConcurrentDials dial workers
 // over a channel of that capacity; results come back as Done, disconnects as Disconnected,
 // inbound peers as Connected. The queue enforces the limits: dials in flight ≤
@@ -113,7 +115,7 @@
 // When the inbound slots are full, a new inbound connection evicts one inbound peer instead of
 // being refused (unless SwitchConfig.DisableInboundEviction, config.toml inbound_eviction =
 // false): otherwise sybils that fill the slots first keep every honest newcomer out for as long
-// as they like. The event loop gives the PURE peers.EvictionPolicy the inbound peers as plain
+// as they like. The Manager gives the PURE peers.EvictionPolicy the inbound peers as plain
 // values (network group = the /16 or /32 of the socket IP, admission time, handshake duration as
 // the latency, the last Switch.MarkPeerUseful time, persistent and unconditional flags) and
 // removes the peer it names with reason ErrEvicted (PeerDisconnected event, RemovePeer on every
@@ -126,8 +128,9 @@
 //
 // # Events
 //
-// Subscribe delivers PeerConnected, PeerDisconnected (reason), DialFailed (dial error) and
-// PeerRejected (*transport.RejectedError or *RejectedError, each with a reason enum). Delivery
+// Subscribe delivers PeerConnected, PeerDisconnected (reason), DialFailed (dial error),
+// PeerRejected (*transport.RejectedError or *RejectedError, each with a reason enum) and
+// PeerBanned (*BanError with the duration). Delivery
 // is non-blocking: a subscriber whose buffer (EventBufferSize, 64) is full loses that event; the
 // drop is counted (EventDrops, event_drops_total). Run's exit closes every subscription.
 //
@@ -144,6 +147,10 @@
 // Broadcast uses TrySend on every peer that advertised the channel, so a stalled peer costs a
 // dropped (counted) message, never a blocked caller. Send(ctx, id, ch, msg) honours ctx
 // while the queue is full by polling TrySend (p2p/conn's blocking Send takes no ctx).
+//
+// Reactors that need the Switch's state to decide read it without waiting for the event loop:
+// DialsInFlight (published after each step), Bans, PrivatePeerIDs, and the events above; PEX's
+// ensurePeers does, so it never blocks on Status.
 //
 // # Metrics and status
 //

@@ -31,9 +31,15 @@ const (
 	// rate limit) or a *RejectedError (refused by the Switch: duplicate, limits, bans, self,
 	// simultaneous dial).
 	PeerRejected
+	// PeerBanned: the Switch banned Peer, and Addr.IP when it is valid (loopback 127.0.0.1 and
+	// ::1 are banned by ID only), from At for Reason's Duration; Reason is a *BanError (see
+	// Switch.BanPeer). Emitted by the goroutine that asked for the ban, before the peer is
+	// stopped. PEX uses it not to dial banned addresses.
+	PeerBanned
 )
 
-// String returns "peer_connected", "peer_disconnected", "dial_failed" or "peer_rejected".
+// String returns "peer_connected", "peer_disconnected", "dial_failed", "peer_rejected" or
+// "peer_banned".
 func (t EventType) String() string {
 	switch t {
 	case PeerConnected:
@@ -44,6 +50,8 @@ func (t EventType) String() string {
 		return "dial_failed"
 	case PeerRejected:
 		return "peer_rejected"
+	case PeerBanned:
+		return "peer_banned"
 	}
 	return fmt.Sprintf("event_type(%d)", uint8(t))
 }

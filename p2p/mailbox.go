@@ -1,7 +1,9 @@
 package p2p
 
 import (
+	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
@@ -31,9 +33,12 @@ type dialReq struct {
 	addrs []netaddr.NetAddress
 }
 
-// banReq tells the loop that id was banned (the ban itself is already in the banList).
+// banReq tells the loop that id (and ip, if valid) was banned until until (the ban itself is
+// already in the banList, which the transport reads).
 type banReq struct {
-	id key.ID
+	id    key.ID
+	ip    netip.Addr
+	until time.Time
 }
 
 // statusReq asks the loop for its part of Status; reply has capacity 1.

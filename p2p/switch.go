@@ -22,7 +22,6 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
-	"github.com/switchyard-p2p/switchyard/p2p/peers"
 	"github.com/switchyard-p2p/switchyard/p2p/transport"
 )
 
@@ -46,11 +45,10 @@ type Switch struct {
 	maxInbound    int
 	maxOutbound   int
 
-	clk   clock.Clock
-	evict peers.EvictionPolicy
-	met   *swMetrics
-	hub   *hub
-	bans  *banList
+	clk  clock.Clock
+	met  *swMetrics
+	hub  *hub
+	bans *banList
 
 	peers    atomic.Pointer[peerSet] // published by the event loop only
 	inbox    *mailbox
@@ -60,6 +58,7 @@ type Switch struct {
 
 	broadcastDrops atomic.Uint64
 	wakeups        atomic.Uint64 // event-loop iterations, for the no-busy-spin test
+	dialsInFlight  atomic.Int64  // published by the event loop after each step
 }
 
 // NewSwitch returns a Switch that will use t, cfg and opts. It calls SetSwitch and GetChannels on
@@ -99,11 +98,6 @@ func NewSwitch(t Transport, cfg SwitchConfig, opts ...SwitchOption) *Switch {
 		_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
 		sw.cfg.Rand = mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
 	}
-	ecfg := sw.cfg.Eviction
-	if ecfg.Key == 0 {
-		ecfg.Key = sw.cfg.Rand.Uint64()
-	}
-	sw.evict = peers.NewEvictionPolicy(ecfg)
 
 	names := make(map[string]struct{})
 	for i := range sw.reactors {
@@ -252,7 +246,8 @@ const (
 // is full, at most MConnConfig.SendTimeout (10 s by default) and never after ctx is done: ctx is
 // honoured while waiting, not only before queuing. (p2p/conn's blocking Send takes no ctx, so
 // while the queue is full Send polls it with TrySend at 1-20 ms intervals; no goroutine is
-// started. With a ctx that can never be done, it uses MConnection.Send directly.) It returns
+// started. The wait and SendTimeout are measured on SwitchConfig.Clock. With a ctx that can
+// never be done, it uses MConnection.Send directly, whose timeout is p2p/conn's.) It returns
 // nil once msg is queued; ctx.Err(), or an error wrapping ErrPeerNotFound,
 // ErrChannelNotAdvertised or ErrSendFailed (timeout, or the connection is closing). msg must not
 // be modified after the call. Safe for concurrent use.
@@ -283,21 +278,21 @@ func (sw *Switch) Send(ctx context.Context, id key.ID, chID byte, msg []byte) er
 	if timeout <= 0 {
 		timeout = conn.DefaultSendTimeout
 	}
-	deadline := time.Now().Add(timeout)
+	deadline := sw.clk.Now().Add(timeout)
 	wait := sendPollMin
-	t := time.NewTimer(wait)
+	t := sw.clk.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-t.C:
+		case <-t.C():
 		}
 		if p.mconn.TrySend(chID, msg) {
 			sw.met.recordSend(chID, len(msg))
 			return nil
 		}
-		left := time.Until(deadline)
+		left := deadline.Sub(sw.clk.Now())
 		if left <= 0 || !sw.peers.Load().Has(id) {
 			return failed
 		}
@@ -364,9 +359,50 @@ func (sw *Switch) ban(id key.ID, ip netip.Addr, d time.Duration, reason error) {
 	if reason != nil {
 		r = reason.Error()
 	}
-	sw.bans.add(id, ip, sw.clk.Now().Add(d), r)
-	sw.inbox.post(banReq{id: id})
+	now := sw.clk.Now()
+	if !bannable(ip) {
+		ip = netip.Addr{}
+	}
+	sw.bans.add(id, ip, now.Add(d), r)
+	sw.inbox.post(banReq{id: id, ip: ip, until: now.Add(d)})
+	sw.emit(Event{Type: PeerBanned, Peer: id, Addr: netaddr.NetAddress{ID: id, IP: ip}, At: now,
+		Reason: &BanError{Reason: reason, Duration: d}})
 }
+
+// Bans returns the active bans in a new slice, as Status does: the ID bans sorted by ID, then
+// the IP bans sorted by IP. It does not wait for the event loop. Safe for concurrent use.
+func (sw *Switch) Bans() []Ban {
+	bans := sw.bans.list()
+	slices.SortFunc(bans, func(a, b Ban) int {
+		if (a.ID == "") != (b.ID == "") {
+			if a.ID == "" {
+				return 1
+			}
+			return -1
+		}
+		if c := strings.Compare(string(a.ID), string(b.ID)); c != 0 {
+			return c
+		}
+		return a.IP.Compare(b.IP)
+	})
+	return bans
+}
+
+// PrivatePeerIDs returns the IDs given to WithPrivatePeers, sorted, in a new slice. Safe for
+// concurrent use.
+func (sw *Switch) PrivatePeerIDs() []key.ID {
+	ids := make([]key.ID, 0, len(sw.private))
+	for id := range sw.private {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// DialsInFlight returns the number of dials in flight (as Status's DialsInFlight) as of the
+// event loop's last step, without waiting for it: PEX reads it before each decision. Zero
+// before Run. Safe for concurrent use.
+func (sw *Switch) DialsInFlight() int { return int(sw.dialsInFlight.Load()) }
 
 // IsBanned reports whether id or ip is banned now (ip may be the zero Addr). Safe for concurrent use.
 func (sw *Switch) IsBanned(id key.ID, ip netip.Addr) bool {
@@ -448,9 +484,9 @@ func (sw *Switch) acceptLoop(ctx context.Context, out chan<- *transport.Conn) {
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			sw.log.Warn("accept failed", "err", err, "dur", backoff)
-			t := time.NewTimer(backoff)
+			t := sw.clk.NewTimer(backoff)
 			select {
-			case <-t.C:
+			case <-t.C():
 			case <-ctx.Done():
 				t.Stop()
 				return
@@ -477,16 +513,10 @@ func (sw *Switch) acceptLoop(ctx context.Context, out chan<- *transport.Conn) {
 func (sw *Switch) Status(ctx context.Context) (SwitchStatus, error) {
 	st := SwitchStatus{
 		NodeID:         sw.transport.NetAddress().ID,
-		Bans:           sw.bans.list(),
+		Bans:           sw.Bans(),
 		EventDrops:     sw.EventDrops(),
 		BroadcastDrops: sw.BroadcastDrops(),
 	}
-	slices.SortFunc(st.Bans, func(a, b Ban) int {
-		if c := strings.Compare(string(a.ID), string(b.ID)); c != 0 {
-			return c
-		}
-		return a.IP.Compare(b.IP)
-	})
 	if !sw.running.Load() {
 		return st, ErrSwitchNotRunning
 	}
@@ -502,13 +532,13 @@ func (sw *Switch) Status(ctx context.Context) (SwitchStatus, error) {
 	case <-sw.loopDone:
 		return st, ErrSwitchNotRunning
 	}
-	st.DialQueueLen, st.DialsInFlight = ls.queueLen, ls.inFlight
-	for _, e := range ls.schedule {
+	st.DialQueueLen, st.DialsInFlight = ls.QueueLen, ls.InFlight
+	for _, e := range ls.Schedule {
 		if e.Persistent && sw.isPersistent(e.Addr.ID) {
-			le := ls.lastErr[e.Addr.ID]
+			le := ls.LastErrors[e.Addr.ID]
 			st.PersistentPeers = append(st.PersistentPeers, PersistentPeerStatus{
 				Addr: e.Addr, State: e.State, Attempts: e.Attempts, NextDial: e.NextDial,
-				LastError: le.err, LastErrorAt: le.at,
+				LastError: le.Err, LastErrorAt: le.At,
 			})
 		}
 	}

@@ -458,6 +458,61 @@ func TestSwitchSendHonoursCtx(t *testing.T) {
 	})
 }
 
+// TestSwitchSendOnSwitchClock: Send's wait for a full queue and its SendTimeout run on
+// SwitchConfig.Clock, not the wall clock. With a manual clock the bubble's time never moves (only
+// synctest.Wait runs), so a Send that read time.Now would never time out; here it fails with
+// ErrSendFailed exactly when the manual clock passes SendTimeout, and not before.
+func TestSwitchSendOnSwitchClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+		n := newFakeNetwork()
+		ft := n.newFakeTransport(1, chA)
+		cfg := testConfig(t)
+		cfg.Clock = clk
+		cfg.MConnConfig.SendTimeout = 5 * time.Second
+		hub := NewSwitch(ft, cfg, WithReactor("r", newTestReactor(chA)))
+		defer runSwitch(t, hub)()
+		stalled := ft.inject(testNodeInfo(2, chA))
+		defer stalled.Close()
+		synctest.Wait()
+		p := hub.Peers().Get(testID(2))
+		if p == nil {
+			t.Fatal("peer 2 not connected")
+		}
+		for filled := false; !filled; {
+			for p.TrySend(chA, make([]byte, 4096)) {
+			}
+			synctest.Wait()
+			filled = !p.(*peer).mconn.CanSend(chA)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- hub.Send(ctx, testID(2), chA, []byte("x")) }()
+		for clk.Now().Before(time.Date(2030, 1, 1, 0, 0, 4, 900_000_000, time.UTC)) {
+			clk.Advance(100 * time.Millisecond)
+			synctest.Wait()
+			select {
+			case err := <-done:
+				t.Fatalf("Send returned %v after %v of the Switch clock, before SendTimeout", err, clk.Now().Sub(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)))
+			default:
+			}
+		}
+		for range 5 {
+			clk.Advance(100 * time.Millisecond)
+			synctest.Wait()
+		}
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrSendFailed) {
+				t.Fatalf("Send: %v, want ErrSendFailed", err)
+			}
+		default:
+			t.Fatal("Send still waiting 5.4 s after it started on the Switch clock (SendTimeout 5 s)")
+		}
+	})
+}
+
 // TestSwitchInvalidMessageF07: a reactor whose ValidateBasic-style check fails calls
 // StopPeerForError; that peer is dropped with the error as the reason, nothing panics, and the
 // other peers stay.

@@ -21,7 +21,7 @@ func loopAddr(n int) netaddr.NetAddress {
 }
 
 // newSeededCore is newTestCore with the book's and the core's rng seeded by seed.
-func newSeededCore(t testing.TB, cfg Config, seed uint64) (*core, *fakeNet) {
+func newSeededCore(t testing.TB, cfg Config, seed uint64) (*Core, *fakeNet) {
 	t.Helper()
 	cfg = cfg.withDefaults()
 	book, err := addrbook.New(addrbook.Config{
@@ -31,15 +31,15 @@ func newSeededCore(t testing.TB, cfg Config, seed uint64) (*core, *fakeNet) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := newFakeNet()
-	return newCore(cfg, book, rand.New(rand.NewPCG(seed, 2)), n), n
+	c := newCore(cfg, book, rand.New(rand.NewPCG(seed, 2)))
+	return c, newFakeNet(c)
 }
 
 // testnetNode builds the state of a node of a 20-node testnet that never converged: 19 other
 // nodes in the book (learned from the seed and from inbound peers), 9 of 10 outbound slots
 // used, connected to all but one, missing, which is not being dialed. The connected outbound
 // peers were marked good (old table); missing is in the new table with the inbound ones.
-func testnetNode(t testing.TB, seed uint64, missing int) (*core, *fakeNet) {
+func testnetNode(t testing.TB, seed uint64, missing int) (*Core, *fakeNet) {
 	t.Helper()
 	c, n := newSeededCore(t, Config{MaxOutboundPeers: 10}, seed)
 	for i := range 19 {
@@ -74,8 +74,8 @@ func TestEnsurePeersDialsTheMissingAddress(t *testing.T) {
 	clk := clock.NewManual(t0)
 	for seed := uint64(1); seed <= 50; seed++ {
 		missing := int(seed % 19)
-		c, n := testnetNode(t, seed, missing)
-		c.ensurePeers(clk.Now(), true)
+		_, n := testnetNode(t, seed, missing)
+		n.ensurePeers(clk.Now(), true)
 		if len(n.dialed) != 1 || n.dialed[0] != loopAddr(missing) {
 			t.Fatalf("seed %d: dialed %v, want only the missing %v", seed, n.dialed, loopAddr(missing))
 		}
@@ -107,7 +107,7 @@ func TestEnsurePeersDialsMinOfSlotsAndDialable(t *testing.T) {
 			n.banned[banned.ID] = true
 			c.dialing[busy.ID] = t0
 			n.dialed = nil
-			c.ensurePeers(t0.Add(time.Second), true)
+			n.ensurePeers(t0.Add(time.Second), true)
 			got := map[key.ID]bool{}
 			for _, a := range n.dialed {
 				if connected[a.ID] || got[a.ID] || a == banned || a == busy {
@@ -129,7 +129,7 @@ func TestEnsurePeersDialsMinOfSlotsAndDialable(t *testing.T) {
 // ensurePeers(false) while ensureSoon is set.
 type seedSim struct {
 	t      *testing.T
-	c      *core
+	c      *Core
 	n      *fakeNet
 	clk    *clock.Manual
 	seeds  map[key.ID]bool
@@ -150,7 +150,7 @@ func (s *seedSim) settle() {
 			s.dials[a.ID]++
 			s.clk.Advance(time.Millisecond)
 			if s.down[a.ID] {
-				s.c.dialFailed(s.clk.Now(), a, errors.New("connection refused"))
+				s.n.dialFailed(s.clk.Now(), a, errors.New("connection refused"))
 				continue
 			}
 			p := &fakePeer{addr: a, outbound: true}
@@ -159,7 +159,7 @@ func (s *seedSim) settle() {
 				if p.requests() != 1 {
 					s.t.Fatalf("seed %v not asked for addresses", a)
 				}
-				s.c.receive(s.clk.Now(), p, decode(addrsMsg(s.t, s.answer...)))
+				s.n.receive(s.clk.Now(), p, decode(addrsMsg(s.t, s.answer...)))
 			}
 			s.n.disconnect(s.c, p)
 		}
@@ -168,7 +168,7 @@ func (s *seedSim) settle() {
 		}
 		if s.c.ensureSoon {
 			s.clk.Advance(time.Millisecond)
-			s.c.ensurePeers(s.clk.Now(), false)
+			s.n.ensurePeers(s.clk.Now(), false)
 		}
 	}
 	s.t.Fatal("dial storm: the core never settled in 1000 steps")
@@ -177,7 +177,7 @@ func (s *seedSim) settle() {
 // round runs one periodic ensurePeers and everything it triggers, and returns the seed dials.
 func (s *seedSim) round() map[key.ID]int {
 	s.dials = map[key.ID]int{}
-	s.c.ensurePeers(s.clk.Now(), true)
+	s.n.ensurePeers(s.clk.Now(), true)
 	s.settle()
 	s.clk.Advance(DefaultEnsurePeersPeriod)
 	return s.dials
@@ -201,7 +201,7 @@ func TestSeedDialedOncePerRound(t *testing.T) {
 			}
 			if inBook {
 				n.connect(c, t0, &fakePeer{addr: seed}) // the seed crawls us: its address is added
-				n.disconnect(c, n.peers[len(n.peers)-1].(*fakePeer))
+				n.disconnect(c, n.peers[len(n.peers)-1])
 				if !c.book.HasAddress(seed) {
 					t.Fatal("the seed's listen address is not in the book")
 				}
@@ -271,7 +271,7 @@ func TestSlotFreedRefilledAtOnce(t *testing.T) {
 	seed := loopAddr(500)
 	c, n := newSeededCore(t, Config{MaxOutboundPeers: 10, Seeds: []netaddr.NetAddress{seed}}, 6)
 	clk := clock.NewManual(t0)
-	c.ensurePeers(clk.Now(), true)
+	n.ensurePeers(clk.Now(), true)
 	if len(n.dialed) != 1 || n.dialed[0] != seed {
 		t.Fatalf("dialed %v, want the seed", n.dialed)
 	}
@@ -282,11 +282,11 @@ func TestSlotFreedRefilledAtOnce(t *testing.T) {
 	for i := range 18 {
 		answer = append(answer, loopAddr(i))
 	}
-	c.receive(clk.Now(), sp, decode(addrsMsg(t, answer...)))
+	n.receive(clk.Now(), sp, decode(addrsMsg(t, answer...)))
 	if !c.ensureSoon {
 		t.Fatal("the seed's answer did not trigger ensurePeers")
 	}
-	c.ensurePeers(clk.Now(), false) // the seed is still connected
+	n.ensurePeers(clk.Now(), false) // the seed is still connected
 	if len(n.dialed) != 9 {
 		t.Fatalf("dialed %d with the seed holding a slot, want 9", len(n.dialed))
 	}
@@ -296,7 +296,7 @@ func TestSlotFreedRefilledAtOnce(t *testing.T) {
 		t.Fatal("the seed's slot was freed without an immediate ensurePeers")
 	}
 	clk.Advance(time.Millisecond)
-	c.ensurePeers(clk.Now(), false)
+	n.ensurePeers(clk.Now(), false)
 	got := map[key.ID]bool{}
 	for _, a := range n.dialed {
 		if got[a.ID] || a == seed {
@@ -328,12 +328,12 @@ func TestSlotFreedRefilledAtOnce(t *testing.T) {
 	if !c.ensureSoon {
 		t.Fatal("an outbound peer leaving did not trigger ensurePeers")
 	}
-	c.ensurePeers(clk.Now(), false)
+	n.ensurePeers(clk.Now(), false)
 	if len(n.dialed) != 1 || n.dialed[0] == outs[0].addr || got[n.dialed[0].ID] {
 		t.Fatalf("after an outbound peer left: dialed %v, want one new address", n.dialed)
 	}
 	c.ensureSoon = false
-	c.rejected(n.dialed[0].ID) // the Switch refused that connection
+	n.refused(clk.Now(), n.dialed[0].ID) // the Switch refused that connection
 	if !c.ensureSoon {
 		t.Error("a refused outbound connection did not trigger ensurePeers")
 	}
@@ -364,11 +364,11 @@ func TestHungryNodeAsksAgain(t *testing.T) {
 	answerAll := func(addrs ...netaddr.NetAddress) {
 		for _, p := range in {
 			if st := c.peers[p.ID()]; st.requested {
-				c.receive(clk.Now(), p, decode(addrsMsg(t, addrs...)))
+				n.receive(clk.Now(), p, decode(addrsMsg(t, addrs...)))
 			}
 		}
 	}
-	c.ensurePeers(clk.Now(), true)
+	n.ensurePeers(clk.Now(), true)
 	if requests() != 1 || len(n.dialed) != 0 {
 		t.Fatalf("periodic run: %d requests, dialed %v", requests(), n.dialed)
 	}
@@ -377,7 +377,7 @@ func TestHungryNodeAsksAgain(t *testing.T) {
 	for i := 0; i < 20 && !c.nextAsk.IsZero(); i++ {
 		clk.Set(c.nextAsk)
 		before := requests()
-		c.ask(clk.Now())
+		n.ask(clk.Now())
 		if requests() != before+1 {
 			t.Fatalf("ask at %v sent %d requests", clk.Now().Sub(t0), requests()-before)
 		}
@@ -387,7 +387,7 @@ func TestHungryNodeAsksAgain(t *testing.T) {
 			if !c.ensureSoon {
 				t.Fatal("a new address with free slots did not trigger ensurePeers")
 			}
-			c.ensurePeers(clk.Now(), false)
+			n.ensurePeers(clk.Now(), false)
 			if len(n.dialed) != 1 || n.dialed[0] != loopAddr(50) {
 				t.Fatalf("dialed %v, want %v", n.dialed, loopAddr(50))
 			}
@@ -411,7 +411,7 @@ func TestHungryNodeAsksAgain(t *testing.T) {
 	}
 	n.dialed = nil
 	clk.Advance(DefaultEnsurePeersPeriod)
-	c.ensurePeers(clk.Now(), true)
+	n.ensurePeers(clk.Now(), true)
 	if len(n.dialed) != 9 || !c.nextAsk.IsZero() || c.askDelay != 0 {
 		t.Fatalf("dialed %d (want the 9 free slots), nextAsk %v, delay %v", len(n.dialed), c.nextAsk, c.askDelay)
 	}
@@ -422,7 +422,7 @@ func TestHungryNodeAsksAgain(t *testing.T) {
 		outs = append(outs, p)
 	}
 	n.disconnect(c, outs[3]) // nothing else to dial: it was dialed in this round
-	c.ensurePeers(clk.Now(), false)
+	n.ensurePeers(clk.Now(), false)
 	if len(n.dialed) != 9 || c.nextAsk != clk.Now().Add(hungryAskMin) {
 		t.Fatalf("after a slot freed with nothing to dial: nextAsk %v, want in %v", c.nextAsk.Sub(clk.Now()), hungryAskMin)
 	}
@@ -436,24 +436,24 @@ func TestHungryAskRespectsRateLimit(t *testing.T) {
 	clk := clock.NewManual(t0)
 	p := &fakePeer{addr: loopAddr(0)}
 	n.connect(c, clk.Now(), p)
-	c.ensurePeers(clk.Now(), true) // request 1
+	n.ensurePeers(clk.Now(), true) // request 1
 	// Request 1 is outstanding at the first ask (1 s): skipped. It is answered at 2 s.
 	clk.Set(c.nextAsk)
-	c.ask(clk.Now())
+	n.ask(clk.Now())
 	if p.requests() != 1 {
 		t.Fatalf("asked again with a request outstanding: %d requests", p.requests())
 	}
 	clk.Advance(time.Second)
-	c.receive(clk.Now(), p, decode(addrsMsg(t)))
+	n.receive(clk.Now(), p, decode(addrsMsg(t)))
 	var sent []time.Duration
 	last := p.requests()
 	for !c.nextAsk.IsZero() {
 		clk.Set(c.nextAsk)
-		c.ask(clk.Now())
+		n.ask(clk.Now())
 		if p.requests() > last {
 			sent = append(sent, clk.Now().Sub(t0))
 			last = p.requests()
-			c.receive(clk.Now(), p, decode(addrsMsg(t)))
+			n.receive(clk.Now(), p, decode(addrsMsg(t)))
 		}
 	}
 	// Request 2 (the second, free) at 3 s; a third may not come before 14 s: the ask at 7 s is

@@ -1,87 +1,75 @@
 package pex
 
 import (
-	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/switchyard-p2p/switchyard/p2p"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/pex/addrbook"
-	"github.com/switchyard-p2p/switchyard/p2p/transport"
 	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
 )
 
-// network is what the reactor needs from the Switch. switchNet implements it over a *p2p.Switch;
-// tests use a fake. No method may wait for anything that waits for the reactor goroutine.
-type network interface {
-	Peers() []p2p.Peer
-	DialPeers(addrs ...netaddr.NetAddress)
-	StopPeerForError(p p2p.Peer, err error)
-	IsBanned(id key.ID, ip netip.Addr) bool
-	IsPrivate(id key.ID) bool
-	// NumDialing returns the Switch's dials in flight.
-	NumDialing() int
-	// FlushStop runs p.FlushStop without blocking the caller.
-	FlushStop(p p2p.Peer)
-}
+// ---- messages ----------------------------------------------------------------------------
 
-// peerState is the reactor's per-peer state, created by InitPeer and dropped by RemovePeer
-// (docs/ARCHITECTURE.md rule 4).
-type peerState struct {
-	p           p2p.Peer
-	src         netaddr.NetAddress // the peer's NodeInfo address (else its socket address)
-	srcListen   bool               // src is the NodeInfo listen address
-	connectedAt time.Time
-
-	// PexRequests received (rate limit, docs/WIRE.md §7.3).
-	reqCount int
-	lastReq  time.Time
-	// seedAnswered: seed mode answered this inbound peer; later requests are ignored.
-	seedAnswered bool
-
-	// PexRequests sent: at most one outstanding, never a third within 10 s.
-	requested bool
-	sentCount int
-	lastSent  time.Time
-}
-
-// message is a decoded PEX message (decode), or the decode error.
-type message struct {
+// Message is one decoded message of channel 0x00 (Decode): a PexRequest, a PexAddrs, or an
+// undecodable message. The zero Message is an undecodable one. It is a plain value; its
+// addresses are checked by the Core, not by Decode.
+type Message struct {
 	request bool
 	addrs   []*p2ppb.NetAddress // PexAddrs, as received
-	err     error               // ErrMalformedMessage
+	err     error               // wraps ErrMalformedMessage
 }
 
-// decode parses one message from channel 0x00. It never panics; a message that is not a
-// tendermint.p2p.Message with PexRequest or PexAddrs set returns an error wrapping
-// ErrMalformedMessage (docs/WIRE.md §7.1: unknown oneofs such as PexRequestV2 → disconnect).
-func decode(b []byte) message {
+// IsRequest reports whether m is a PexRequest.
+func (m Message) IsRequest() bool { return m.err == nil && m.request }
+
+// Err is nil for a PexRequest or a PexAddrs, else an error wrapping ErrMalformedMessage.
+func (m Message) Err() error {
+	if m.err == nil && !m.request && m.addrs == nil {
+		return fmt.Errorf("%w: empty", ErrMalformedMessage)
+	}
+	return m.err
+}
+
+// Decode parses one message of channel 0x00 (docs/WIRE.md §7.1). It never panics and does not
+// retain b. A message that is not a tendermint.p2p.Message with PexRequest or PexAddrs set
+// (PexRequestV2 and PexAddrsV2 of v0.35 included) gives a Message whose Err wraps
+// ErrMalformedMessage; Core.Receive disconnects its sender. Decode is pure and safe for
+// concurrent use: the reactor calls it on the Switch's receive goroutine.
+func Decode(b []byte) Message {
 	var m p2ppb.Message
 	if err := proto.Unmarshal(b, &m); err != nil {
-		return message{err: fmt.Errorf("%w: %w", ErrMalformedMessage, err)}
+		return Message{err: fmt.Errorf("%w: %w", ErrMalformedMessage, err)}
 	}
 	switch s := m.Sum.(type) {
 	case *p2ppb.Message_PexRequest:
-		return message{request: true}
+		return Message{request: true}
 	case *p2ppb.Message_PexAddrs:
-		return message{addrs: s.PexAddrs.GetAddrs()}
+		addrs := s.PexAddrs.GetAddrs()
+		if addrs == nil {
+			addrs = []*p2ppb.NetAddress{}
+		}
+		return Message{addrs: addrs}
 	}
-	return message{err: fmt.Errorf("%w: no known message type", ErrMalformedMessage)}
+	return Message{err: fmt.Errorf("%w: no known message type", ErrMalformedMessage)}
 }
 
-// requestBytes is the encoding of Message{PexRequest{}} (docs/WIRE.md §7.1: 0a 00). Shared and never
-// modified (MConnection does not copy queued messages).
+// requestBytes is the encoding of Message{PexRequest{}} (docs/WIRE.md §7.1: 0a 00). Shared and
+// never modified (MConnection does not copy queued messages).
 var requestBytes = []byte{0x0a, 0x00}
 
-// encodeAddrs encodes Message{PexAddrs{addrs}}: textual IPs, IDs as stored (lower-case).
-func encodeAddrs(addrs []netaddr.NetAddress) []byte {
+// RequestBytes returns the encoding of a PexRequest, 0a 00 (docs/WIRE.md §7.1), in a new slice.
+func RequestBytes() []byte { return []byte{0x0a, 0x00} }
+
+// EncodeAddrs returns the encoding of a PexAddrs holding addrs (docs/WIRE.md §7.1): textual
+// IPs, IDs as given. It does not cap the count (the Core never sends more than
+// MaxAddrsPerMsg; the simulator's sybils may). The result is a new slice.
+func EncodeAddrs(addrs []netaddr.NetAddress) []byte {
 	pb := &p2ppb.PexAddrs{Addrs: make([]*p2ppb.NetAddress, 0, len(addrs))}
 	for _, a := range addrs {
 		pb.Addrs = append(pb.Addrs, a.ToProto())
@@ -93,21 +81,176 @@ func encodeAddrs(addrs []netaddr.NetAddress) []byte {
 	return b
 }
 
-// core is the reactor's state and decisions. It is owned by one goroutine (Reactor.Run, or a
-// test); time comes in as now, randomness from rng, effects go out through net. It starts no
-// goroutines and never reads the clock.
-type core struct {
+// ---- inputs and effects -----------------------------------------------------------------
+
+// PeerInfo is what the Core knows of a connected peer: plain facts the shell reads once, when
+// the Switch reports the peer (InitPeer, AddPeer).
+type PeerInfo struct {
+	// ID is the peer's authenticated node ID.
+	ID key.ID
+	// ListenAddr is the peer's self-reported listen address (NodeInfo.NetAddress()). The Core
+	// uses it as the peer's address (the source of what it gossips, the entry an inbound peer
+	// adds to the book) when it is valid and has ID; otherwise SocketAddr. Zero: unknown.
+	ListenAddr netaddr.NetAddress
+	// SocketAddr is ID@ip:port of the remote end of the socket.
+	SocketAddr netaddr.NetAddress
+	// Outbound: we dialed the peer. Persistent: a persistent peer (never disconnected by seed
+	// mode's crawler). Private: a private peer (never stored nor gossiped, nothing it says is
+	// stored; RELIABILITY A-04).
+	Outbound, Persistent, Private bool
+}
+
+// DialFailure classifies a failed dial for Core.DialFailed.
+type DialFailure uint8
+
+const (
+	// DialUnreachable is any failure that says nothing about the address's ID: refused,
+	// timeout, handshake error, incompatible NodeInfo, ... It counts one attempt; the
+	// MaxAttemptsToDial-th marks the address bad (A-11).
+	DialUnreachable DialFailure = iota
+	// DialWrongID: another key answered at the address (transport.ErrDialedIDMismatch, a
+	// RejectAuth rejection). The address is marked bad at once and its source is penalised (A-08).
+	DialWrongID
+	// DialSelf: the address is one of ours. It is removed from the book and remembered as ours.
+	DialSelf
+)
+
+// String returns "unreachable", "wrong_id" or "self".
+func (f DialFailure) String() string {
+	switch f {
+	case DialUnreachable:
+		return "unreachable"
+	case DialWrongID:
+		return "wrong_id"
+	case DialSelf:
+		return "self"
+	}
+	return fmt.Sprintf("dial_failure(%d)", uint8(f))
+}
+
+// Send is an effect: queue Msg on channel 0x00 for Peer without blocking (p2p.Peer.TrySend).
+// Msg must not be modified. If it cannot be queued and Request is set, the shell reports it
+// with Core.SendFailed, so the Core does not wait for an answer that will never come.
+type Send struct {
+	Peer    key.ID
+	Msg     []byte
+	Request bool // Msg is a PexRequest
+}
+
+// Stop is an effect: disconnect Peer with Reason (p2p.Switch.StopPeerForError). Ban > 0 also
+// bans the peer's ID and IP for Ban (a *p2p.BanError); the Core has already marked it bad in
+// its book. Flush: send what is queued first (p2p.Peer.FlushStop, seed mode's answer to an
+// inbound peer), Reason is then ErrSeedDisconnect.
+type Stop struct {
+	Peer   key.ID
+	Reason error
+	Ban    time.Duration
+	Flush  bool
+}
+
+// NoteKind says what a Note reports.
+type NoteKind uint8
+
+const (
+	// NoteRound: ensurePeers ran (Note.Round).
+	NoteRound NoteKind = iota + 1
+	// NoteWrongID: Note.Addr failed authentication and was marked bad (A-08).
+	NoteWrongID
+	// NoteUnreachable: Note.Addr failed Note.N dials in a row and was marked bad (A-11).
+	NoteUnreachable
+	// NoteSourcePenalised: Note.Addr gossiped SourcePenaltyThreshold addresses that failed
+	// authentication; it is banned and the Note.N unproven addresses it gossiped are dropped.
+	NoteSourcePenalised
+)
+
+// Note reports a decision for the shell's log; it asks for nothing to be done.
+type Note struct {
+	Kind  NoteKind
+	Addr  netaddr.NetAddress
+	N     int
+	Round RoundStats // NoteRound only
+}
+
+// RoundStats describes one run of ensurePeers.
+type RoundStats struct {
+	Periodic bool // the periodic run (else an immediate one)
+	Outbound int  // outbound peers
+	InFlight int  // the Switch's dials in flight (SetDialsInFlight)
+	ToDial   int  // MaxOutboundPeers − (Outbound + InFlight)
+	Dialed   int  // addresses picked and dialed
+	BookSize int
+}
+
+// Ready holds the effects the Core produced since the last call to Ready, in the order the shell
+// should carry them out: Sends, then Stops, then Dials, then SaveBook. The slices are the
+// caller's (never reused by the Core).
+type Ready struct {
+	Sends []Send
+	Stops []Stop
+	// Dials are addresses to dial (p2p.Switch.DialPeers).
+	Dials []netaddr.NetAddress
+	// SaveBook asks the shell to save the address book (every SaveInterval).
+	SaveBook bool
+	// Notes are for the log only.
+	Notes []Note
+}
+
+// Empty reports whether rd asks for nothing and notes nothing.
+func (rd Ready) Empty() bool {
+	return len(rd.Sends) == 0 && len(rd.Stops) == 0 && len(rd.Dials) == 0 && !rd.SaveBook && len(rd.Notes) == 0
+}
+
+// ---- the core ---------------------------------------------------------------------------
+
+// peerState is the Core's per-peer state, created by InitPeer (or AddPeer) and dropped by
+// RemovePeer (docs/ARCHITECTURE.md rule 4).
+type peerState struct {
+	info        PeerInfo
+	src         netaddr.NetAddress // the peer's NodeInfo address (else its socket address)
+	srcListen   bool               // src is the NodeInfo listen address
+	connectedAt time.Time
+	added       bool // AddPeer seen (InitPeer alone: not yet counted as connected)
+
+	// PexRequests received (rate limit, docs/WIRE.md §7.3).
+	reqCount int
+	lastReq  time.Time
+	// seedAnswered: seed mode answered this inbound peer; later requests are ignored.
+	seedAnswered bool
+
+	// PexRequests sent: at most one outstanding, never a third within 10 s.
+	requested    bool
+	sentCount    int
+	lastSent     time.Time
+	prevLastSent time.Time // lastSent before the last request, restored by SendFailed
+}
+
+// Core is the PEX protocol as a PURE state machine (docs/ARCHITECTURE.md rule 1): inputs in
+// (peers added and removed, messages, dial outcomes, the Switch's dials in flight and bans,
+// Tick), effects out (Ready: messages to send, addresses to dial, peers to stop or ban, "save
+// the book"). It owns the address book. It starts no goroutines, does no I/O, never reads the
+// clock (every input carries now), never logs and draws every random choice from the
+// *rand.Rand given to NewCore, so one seed replays a run exactly. See the package doc for the
+// rules it follows.
+//
+// It is not safe for concurrent use: one goroutine (the Reactor, or the simulator) owns it.
+// Times passed in must not go backwards.
+type Core struct {
 	cfg  Config // defaults applied
-	log  *slog.Logger
 	book *addrbook.AddrBook
 	rng  *rand.Rand
-	net  network
 
 	seeds      map[key.ID]netaddr.NetAddress
 	persistent map[key.ID]struct{}
+	private    map[key.ID]struct{}
 
-	peers    map[key.ID]*peerState
-	dialing  map[key.ID]time.Time // handed to DialPeers, outcome not seen yet
+	peers map[key.ID]*peerState
+	order []*peerState // added peers in AddPeer order, for deterministic random choices
+
+	inFlight int                  // the Switch's dials in flight (SetDialsInFlight)
+	banIDs   map[key.ID]time.Time // Switch bans we know of (Banned, and our own Stops)
+	banIPs   map[netip.Addr]time.Time
+
+	dialing  map[key.ID]time.Time // handed to the shell as Dials, outcome not seen yet
 	attempts map[key.ID]int       // failed dials since the last success (non-persistent)
 	// authFails counts, per source ID, the gossiped addresses that failed authentication
 	// (bounded by maxTrackedSources).
@@ -125,26 +268,65 @@ type core struct {
 	seedTry       key.ID               // the seed being dialed by the fall-back, "" if none
 	seedConnected bool                 // a seed connected (outbound) in this round
 
-	// ensureSoon asks the shell to run ensurePeers(now, false) at once: a seed answered, a
-	// solicited PexAddrs added addresses while outbound slots are free, or an outbound slot
-	// was freed (an outbound peer left, or the Switch refused our connection).
-	ensureSoon bool
+	// ensureSoon asks for ensurePeers(now, false) at the next Tick (NextDeadline is then
+	// ensureSoonAt): a seed answered, a solicited PexAddrs added addresses while outbound
+	// slots are free, or an outbound slot was freed (an outbound peer left, or the Switch
+	// refused our connection).
+	ensureSoon   bool
+	ensureSoonAt time.Time
 
 	// Hungry asks: while ensurePeers leaves outbound slots free for want of dialable addresses
-	// and the book needs addresses, the shell calls ask at nextAsk (zero: none due), which
-	// sends one PexRequest to a random peer that may be asked. The delays are hungryAskMin,
-	// then doubling while twice the delay is at most EnsurePeersPeriod (1, 2, 4 and 8 s at the
-	// default 30 s); a round that leaves no slot free (or a full book) starts them again.
+	// and the book needs addresses, Tick calls ask at nextAsk (zero: none due), which sends one
+	// PexRequest to a random peer that may be asked. The delays are hungryAskMin, then doubling
+	// while twice the delay is at most EnsurePeersPeriod (1, 2, 4 and 8 s at the default 30 s);
+	// a round that leaves no slot free (or a full book) starts them again.
 	nextAsk  time.Time
 	askDelay time.Duration // the last delay scheduled in this hungry spell, 0 if none
+
+	started  bool
+	nextTick time.Time // the periodic ensurePeers (or crawl)
+	nextSave time.Time
+
+	ready Ready
 }
 
-func newCore(cfg Config, book *addrbook.AddrBook, rng *rand.Rand, net network) *core {
-	c := &core{
-		cfg: cfg, log: cfg.Logger, book: book, rng: rng, net: net,
+// NewCore returns a Core for cfg (zero fields take their defaults; see Config) with a new, empty
+// address book: strict as cfg.AddrBookStrict says, holding no cfg.PrivatePeerIDs, its bucket
+// key and hash secret read from cfg.AddrBookEntropy (crypto/rand when nil), its own *rand.Rand
+// seeded from two draws of rng. rng drives every other random choice and must not be used by anyone else while the Core
+// lives. Config.Logger, Clock, Rand and AddrBookFile are the Reactor's and are ignored here.
+//
+// It returns cfg.Validate's error, ErrNilRand, or the book's error (its entropy could not be
+// read). Call Start once, then feed inputs and call Tick at NextDeadline.
+func NewCore(cfg Config, rng *rand.Rand) (*Core, error) {
+	if rng == nil {
+		return nil, ErrNilRand
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	book, err := addrbook.New(addrbook.Config{
+		NonStrict:  !cfg.AddrBookStrict,
+		PrivateIDs: cfg.PrivatePeerIDs,
+		Entropy:    cfg.AddrBookEntropy,
+	}, rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())))
+	if err != nil {
+		return nil, fmt.Errorf("pex: address book: %w", err)
+	}
+	return newCore(cfg, book, rng), nil
+}
+
+// newCore returns a Core over book; cfg has its defaults applied.
+func newCore(cfg Config, book *addrbook.AddrBook, rng *rand.Rand) *Core {
+	c := &Core{
+		cfg: cfg, book: book, rng: rng,
 		seeds:       make(map[key.ID]netaddr.NetAddress),
 		persistent:  make(map[key.ID]struct{}),
+		private:     make(map[key.ID]struct{}),
 		peers:       make(map[key.ID]*peerState),
+		banIDs:      make(map[key.ID]time.Time),
+		banIPs:      make(map[netip.Addr]time.Time),
 		dialing:     make(map[key.ID]time.Time),
 		attempts:    make(map[key.ID]int),
 		authFails:   make(map[key.ID]int),
@@ -157,35 +339,199 @@ func newCore(cfg Config, book *addrbook.AddrBook, rng *rand.Rand, net network) *
 	for _, id := range cfg.PersistentPeerIDs {
 		c.persistent[id] = struct{}{}
 	}
+	for _, id := range cfg.PrivatePeerIDs {
+		c.private[id] = struct{}{}
+	}
 	return c
+}
+
+// Book returns the Core's address book, for the shell to load and save it (p2p/pex/bookfile,
+// or Save/Load in memory) and to read its size. Only the Core's owner may use it, between
+// calls to the Core.
+func (c *Core) Book() *addrbook.AddrBook { return c.book }
+
+// Ready returns the effects produced since the last call and forgets them. Call it after every
+// input (the Reactor does) or at least before the next one that could change a peer's ID
+// mapping (RemovePeer then InitPeer of the same ID).
+func (c *Core) Ready() Ready {
+	rd := c.ready
+	c.ready = Ready{}
+	return rd
+}
+
+// HasReady reports whether Ready would return anything.
+func (c *Core) HasReady() bool { return !c.ready.Empty() }
+
+// AddOurAddress records one of our own addresses (the listen address, the external address):
+// the book never stores it and the Core never dials it.
+func (c *Core) AddOurAddress(a netaddr.NetAddress) { c.book.AddOurAddress(a) }
+
+// AddPrivateIDs adds private peer IDs (the Switch's WithPrivatePeers): they are dropped from
+// the book, never stored nor gossiped, and nothing they say is stored (A-04).
+func (c *Core) AddPrivateIDs(ids ...key.ID) {
+	for _, id := range ids {
+		c.private[id] = struct{}{}
+	}
+	c.book.AddPrivateIDs(ids)
+}
+
+// SetDialsInFlight tells the Core how many dials the Switch has in flight
+// (p2p.Switch.DialsInFlight): ensurePeers dials MaxOutboundPeers − (outbound + n). The shell
+// sets it before each input; it stays until set again.
+func (c *Core) SetDialsInFlight(n int) { c.inFlight = max(n, 0) }
+
+// Banned tells the Core that the Switch banned id and (if valid) ip until until (a
+// p2p.PeerBanned event): the Core does not dial them before then. Bans the Core asks for itself
+// (Stop.Ban) are recorded without it.
+func (c *Core) Banned(id key.ID, ip netip.Addr, until time.Time) {
+	if len(c.banIDs) >= maxTrackedBans || len(c.banIPs) >= maxTrackedBans {
+		return // the Switch still refuses them; the Core may waste a pick on one
+	}
+	if id != "" && until.After(c.banIDs[id]) {
+		c.banIDs[id] = until
+	}
+	if ip.IsValid() {
+		ip = ip.Unmap()
+		if until.After(c.banIPs[ip]) {
+			c.banIPs[ip] = until
+		}
+	}
+}
+
+// switchBanned reports whether the Switch bans id or ip at now, as far as the Core knows.
+func (c *Core) switchBanned(now time.Time, id key.ID, ip netip.Addr) bool {
+	if t, ok := c.banIDs[id]; ok && now.Before(t) {
+		return true
+	}
+	if ip.IsValid() {
+		if t, ok := c.banIPs[ip.Unmap()]; ok && now.Before(t) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Core) pruneBans(now time.Time) {
+	for id, t := range c.banIDs {
+		if !now.Before(t) {
+			delete(c.banIDs, id)
+		}
+	}
+	for ip, t := range c.banIPs {
+		if !now.Before(t) {
+			delete(c.banIPs, ip)
+		}
+	}
+}
+
+// Start starts the schedule: in seed mode the crawler dials the seeds (or crawls the book) at
+// once and again every EnsurePeersPeriod; otherwise the first ensurePeers is due at now when no
+// peer has been added, else after a random delay in [0, EnsurePeersPeriod). The first save is
+// due SaveInterval after now. Call it once, after loading the book and adding what the Switch
+// already reported; a second call does nothing.
+func (c *Core) Start(now time.Time) {
+	if c.started {
+		return
+	}
+	c.started = true
+	c.nextSave = now.Add(c.cfg.SaveInterval)
+	period := c.cfg.EnsurePeersPeriod
+	switch {
+	case c.cfg.SeedMode:
+		c.startCrawl(now)
+		c.nextTick = now.Add(period)
+	case len(c.order) == 0:
+		c.nextTick = now
+	default:
+		c.nextTick = now.Add(time.Duration(c.rng.Int64N(int64(period))))
+	}
+}
+
+// NextDeadline returns when Tick next has something to do: the periodic ensurePeers (or crawl),
+// a hungry ask, an immediate ensurePeers asked for by an input (then a time ≤ the input's now),
+// or the next save. Zero before Start.
+func (c *Core) NextDeadline() time.Time {
+	if !c.started {
+		return time.Time{}
+	}
+	next := minTime(c.nextTick, c.nextSave)
+	if !c.nextAsk.IsZero() {
+		next = minTime(next, c.nextAsk)
+	}
+	if c.ensureSoon {
+		next = minTime(next, c.ensureSoonAt)
+	}
+	return next
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// Tick does what is due at now: the periodic ensurePeers (or, in seed mode, the crawl), a
+// hungry ask, an immediate ensurePeers, the save. Calling it early does only what is due; the
+// Reactor calls it after every batch of inputs.
+func (c *Core) Tick(now time.Time) {
+	if !c.started {
+		c.Start(now)
+	}
+	if !now.Before(c.nextTick) {
+		if c.cfg.SeedMode {
+			c.crawl(now)
+		} else {
+			c.ensurePeers(now, true)
+		}
+		c.pruneBans(now)
+		c.nextTick = now.Add(c.cfg.EnsurePeersPeriod)
+	}
+	if !c.nextAsk.IsZero() && !now.Before(c.nextAsk) {
+		c.ask(now)
+	}
+	if c.ensureSoon {
+		c.ensurePeers(now, false)
+	}
+	if !now.Before(c.nextSave) {
+		c.ready.SaveBook = true
+		c.nextSave = now.Add(c.cfg.SaveInterval)
+	}
 }
 
 // ---- peers -------------------------------------------------------------------------------
 
-func (c *core) initPeer(now time.Time, p p2p.Peer) {
-	st := &peerState{p: p, src: p.SocketAddr(), connectedAt: now}
-	if na, err := p.NodeInfo().NetAddress(); err == nil && na.Valid() == nil && na.ID == p.ID() {
+// InitPeer creates p's state before the Switch starts its connection, so that a message that
+// arrives before AddPeer is handled (p2p.Reactor.InitPeer). It is optional: AddPeer does it
+// when needed. A second InitPeer for a known ID replaces its state.
+func (c *Core) InitPeer(now time.Time, p PeerInfo) {
+	if old := c.peers[p.ID]; old != nil && old.added {
+		c.dropFromOrder(old)
+	}
+	st := &peerState{info: p, src: p.SocketAddr, connectedAt: now}
+	if na := p.ListenAddr; na.ID == p.ID && na.Valid() == nil {
 		st.src, st.srcListen = na, true
 	}
-	c.peers[p.ID()] = st
-}
-
-func (c *core) state(now time.Time, p p2p.Peer) *peerState {
-	st := c.peers[p.ID()]
-	if st == nil || st.p != p {
-		c.initPeer(now, p) // defensive: InitPeer is always queued first
-		st = c.peers[p.ID()]
+	c.peers[p.ID] = st
+	if p.Private && !c.isPrivate(p.ID) {
+		c.AddPrivateIDs(p.ID)
 	}
-	return st
 }
 
-func (c *core) private(id key.ID) bool { return c.net.IsPrivate(id) }
-
-func (c *core) addPeer(now time.Time, p p2p.Peer) {
-	st := c.state(now, p)
-	id := p.ID()
+// AddPeer reports a connected peer (p2p.Reactor.AddPeer). An outbound peer ends its dial: it is
+// marked good in the book and asked for addresses while the book needs them (always in seed
+// mode). An inbound peer's listen address is added to the book with itself as source.
+func (c *Core) AddPeer(now time.Time, p PeerInfo) {
+	st := c.peers[p.ID]
+	if st == nil || st.added {
+		c.InitPeer(now, p)
+		st = c.peers[p.ID]
+	}
+	st.added = true
+	c.order = append(c.order, st)
+	id := p.ID
 	delete(c.dialing, id)
-	if p.IsOutbound() {
+	if p.Outbound {
 		delete(c.attempts, id)
 		if id == c.seedTry {
 			c.seedTry, c.seedQueue = "", nil
@@ -196,7 +542,7 @@ func (c *core) addPeer(now time.Time, p p2p.Peer) {
 		// Departure: CometBFT marks an address good only when consensus says the peer was
 		// useful (MarkPeerAsGood); Switchyard has no consensus, so a completed outbound
 		// handshake (authenticated ID = dialed ID, compatible NodeInfo) counts as success.
-		if !c.private(id) {
+		if !c.isPrivate(id) {
 			c.book.MarkGood(now, id)
 		}
 		if c.cfg.SeedMode || c.book.NeedMoreAddrs() {
@@ -211,19 +557,43 @@ func (c *core) addPeer(now time.Time, p p2p.Peer) {
 	}
 }
 
-func (c *core) removePeer(p p2p.Peer) {
-	if st := c.peers[p.ID()]; st != nil && st.p == p {
-		delete(c.peers, p.ID())
+// RemovePeer reports that the peer with id is gone (p2p.Reactor.RemovePeer). An outbound peer
+// frees an outbound slot: ensurePeers runs at the next Tick.
+func (c *Core) RemovePeer(now time.Time, id key.ID) {
+	st := c.peers[id]
+	if st == nil {
+		return
 	}
-	c.slotFreed(p.IsOutbound())
+	delete(c.peers, id)
+	if st.added {
+		c.dropFromOrder(st)
+	}
+	c.slotFreed(now, st.info.Outbound)
 }
+
+func (c *Core) dropFromOrder(st *peerState) {
+	for i, o := range c.order {
+		if o == st {
+			c.order = append(c.order[:i:i], c.order[i+1:]...)
+			return
+		}
+	}
+}
+
+func (c *Core) isPrivate(id key.ID) bool { _, ok := c.private[id]; return ok }
 
 // slotFreed asks for an immediate ensurePeers when an outbound slot was freed (outbound), so
 // that a seed's slot, or a peer's that left, is refilled without waiting up to a period. It
 // cannot loop: within a round ensurePeers never redials an address (roundDialed).
-func (c *core) slotFreed(outbound bool) {
+func (c *Core) slotFreed(now time.Time, outbound bool) {
 	if outbound && !c.cfg.SeedMode {
-		c.ensureSoon = true
+		c.soon(now)
+	}
+}
+
+func (c *Core) soon(now time.Time) {
+	if !c.ensureSoon {
+		c.ensureSoon, c.ensureSoonAt = true, now
 	}
 }
 
@@ -234,48 +604,72 @@ func mayRequest(now time.Time, st *peerState) bool {
 }
 
 // requestAddrs sends a PexRequest to st's peer if mayRequest.
-func (c *core) requestAddrs(now time.Time, st *peerState) {
+func (c *Core) requestAddrs(now time.Time, st *peerState) {
 	if !mayRequest(now, st) {
 		return
 	}
-	if !st.p.TrySend(Channel, requestBytes) {
-		c.log.Debug("PexRequest not sent: queue full or channel not advertised", "peer", st.p.ID())
-		return
-	}
+	c.ready.Sends = append(c.ready.Sends, Send{Peer: st.info.ID, Msg: requestBytes, Request: true})
 	st.requested = true
 	st.sentCount++
-	st.lastSent = now
+	st.prevLastSent, st.lastSent = st.lastSent, now
+}
+
+// SendFailed reports that the shell could not queue s (p2p.Peer.TrySend returned false: the
+// send queue is full, or the peer did not advertise channel 0x00). For a PexRequest the Core
+// forgets it was sent, so the peer may be asked again. Other sends need no report.
+func (c *Core) SendFailed(s Send) {
+	st := c.peers[s.Peer]
+	if !s.Request || st == nil || !st.requested {
+		return
+	}
+	st.requested = false
+	st.sentCount--
+	st.lastSent = st.prevLastSent
 }
 
 // ---- receiving ---------------------------------------------------------------------------
 
-func (c *core) receive(now time.Time, p p2p.Peer, m message) {
-	st := c.state(now, p)
-	switch {
-	case m.err != nil:
-		c.stop(p, m.err)
-	case m.request:
-		c.receiveRequest(now, st)
-	default:
-		c.receiveAddrs(now, st, m.addrs)
+// Receive handles a message from the peer with id (Decode's result). A message from an ID
+// that was neither initialised nor added is ignored.
+//
+//   - Undecodable: Stop (ErrMalformedMessage), no ban.
+//   - PexRequest: answered with PexAddrs(GetSelection()), ≤ 250 addresses, no private ID; the
+//     third within MinReceiveRequestInterval bans (ErrRequestTooSoon). Seed mode answers an
+//     inbound peer once (GetSelectionWithBias(30)) and stops it after flushing.
+//   - PexAddrs: banned if unsolicited (ErrUnsolicitedList) or holding an invalid IP or port
+//     (ErrInvalidAddr), stopped if it holds more than MaxAddrsPerMsg (ErrTooManyAddrs); else
+//     every address is added to the book with the peer as source.
+func (c *Core) Receive(now time.Time, id key.ID, m Message) {
+	st := c.peers[id]
+	if st == nil {
+		return
 	}
+	if err := m.Err(); err != nil {
+		c.stop(st, err)
+		return
+	}
+	if m.request {
+		c.receiveRequest(now, st)
+		return
+	}
+	c.receiveAddrs(now, st, m.addrs)
 }
 
-// stop disconnects p without a ban.
-func (c *core) stop(p p2p.Peer, err error) {
-	c.log.Warn("dropping peer", "peer", p.ID(), "err", err)
-	c.net.StopPeerForError(p, err)
+// stop disconnects st's peer without a ban.
+func (c *Core) stop(st *peerState, err error) {
+	c.ready.Stops = append(c.ready.Stops, Stop{Peer: st.info.ID, Reason: err})
 }
 
-// ban disconnects p, bans it in the Switch and marks it bad in the book for DefaultBanTime.
-func (c *core) ban(now time.Time, st *peerState, err error) {
-	c.log.Warn("dropping and banning peer", "peer", st.p.ID(), "err", err)
+// ban disconnects st's peer, bans it in the Switch and marks it bad in the book for
+// DefaultBanTime.
+func (c *Core) ban(now time.Time, st *peerState, err error) {
 	c.book.MarkBad(now, st.src, DefaultBanTime)
-	c.net.StopPeerForError(st.p, &p2p.BanError{Reason: err, Duration: DefaultBanTime})
+	c.Banned(st.info.ID, netip.Addr{}, now.Add(DefaultBanTime))
+	c.ready.Stops = append(c.ready.Stops, Stop{Peer: st.info.ID, Reason: err, Ban: DefaultBanTime})
 }
 
-func (c *core) receiveRequest(now time.Time, st *peerState) {
-	if c.cfg.SeedMode && !st.p.IsOutbound() {
+func (c *Core) receiveRequest(now time.Time, st *peerState) {
+	if c.cfg.SeedMode && !st.info.Outbound {
 		// Seed mode, inbound: one answer biased to new addresses, then disconnect; later
 		// requests are ignored until the peer is removed (INTEROP pitfall 4).
 		if st.seedAnswered {
@@ -283,7 +677,7 @@ func (c *core) receiveRequest(now time.Time, st *peerState) {
 		}
 		st.seedAnswered = true
 		c.send(st, c.book.GetSelectionWithBias(SeedBiasToNewAddrs))
-		c.net.FlushStop(st.p)
+		c.ready.Stops = append(c.ready.Stops, Stop{Peer: st.info.ID, Reason: ErrSeedDisconnect, Flush: true})
 		return
 	}
 	if st.reqCount >= 2 && now.Sub(st.lastReq) < MinReceiveRequestInterval {
@@ -296,30 +690,28 @@ func (c *core) receiveRequest(now time.Time, st *peerState) {
 }
 
 // send replies with PexAddrs(addrs), leaving out private IDs (the book never holds them; the
-// Switch's list is checked too, A-04).
-func (c *core) send(st *peerState, addrs []netaddr.NetAddress) {
+// IDs added later with AddPrivateIDs are checked too, A-04).
+func (c *Core) send(st *peerState, addrs []netaddr.NetAddress) {
 	out := addrs[:0:0]
 	for _, a := range addrs {
-		if !c.private(a.ID) {
+		if !c.isPrivate(a.ID) {
 			out = append(out, a)
 		}
 	}
 	if len(out) > MaxAddrsPerMsg {
 		out = out[:MaxAddrsPerMsg]
 	}
-	if !st.p.TrySend(Channel, encodeAddrs(out)) {
-		c.log.Debug("PexAddrs reply dropped: send queue full", "peer", st.p.ID())
-	}
+	c.ready.Sends = append(c.ready.Sends, Send{Peer: st.info.ID, Msg: EncodeAddrs(out)})
 }
 
-func (c *core) receiveAddrs(now time.Time, st *peerState, pbs []*p2ppb.NetAddress) {
+func (c *Core) receiveAddrs(now time.Time, st *peerState, pbs []*p2ppb.NetAddress) {
 	if !st.requested {
 		c.ban(now, st, ErrUnsolicitedList)
 		return
 	}
 	st.requested = false
 	if len(pbs) > MaxAddrsPerMsg {
-		c.stop(st.p, fmt.Errorf("%w: %d > %d", ErrTooManyAddrs, len(pbs), MaxAddrsPerMsg))
+		c.stop(st, fmt.Errorf("%w: %d > %d", ErrTooManyAddrs, len(pbs), MaxAddrsPerMsg))
 		return
 	}
 	addrs := make([]netaddr.NetAddress, 0, len(pbs))
@@ -335,7 +727,7 @@ func (c *core) receiveAddrs(now time.Time, st *peerState, pbs []*p2ppb.NetAddres
 	for _, a := range addrs {
 		_ = c.book.AddAddress(now, a, st.src) // per-address errors are ignored (docs/WIRE.md §7.3)
 	}
-	_, fromSeed := c.seeds[st.p.ID()]
+	_, fromSeed := c.seeds[st.info.ID]
 	if c.cfg.SeedMode {
 		return
 	}
@@ -344,46 +736,33 @@ func (c *core) receiveAddrs(now time.Time, st *peerState, pbs []*p2ppb.NetAddres
 	// request), so a network converges within one round instead of waiting for the next
 	// 30 s tick.
 	if fromSeed || (c.book.Size() > before && c.numToDial() > 0) {
-		c.ensureSoon = true
+		c.soon(now)
 	}
 }
 
 // ---- dialing -----------------------------------------------------------------------------
 
-func (c *core) outbound() int {
+func (c *Core) outbound() int {
 	n := 0
-	for _, p := range c.net.Peers() {
-		if p.IsOutbound() {
+	for _, st := range c.order {
+		if st.info.Outbound {
 			n++
 		}
 	}
 	return n
 }
 
-func (c *core) numToDial() int {
-	return c.cfg.MaxOutboundPeers - (c.outbound() + c.net.NumDialing())
+func (c *Core) numToDial() int {
+	return c.cfg.MaxOutboundPeers - (c.outbound() + c.inFlight)
 }
 
-func (c *core) connected(id key.ID) bool {
-	for _, p := range c.net.Peers() {
-		if p.ID() == id {
-			return true
-		}
-	}
-	return false
+// connected reports whether id is an added peer.
+func (c *Core) connected(id key.ID) bool {
+	st := c.peers[id]
+	return st != nil && st.added
 }
 
-// connectedSet returns the IDs of the connected peers (one Peers call).
-func (c *core) connectedSet() map[key.ID]struct{} {
-	peers := c.net.Peers()
-	set := make(map[key.ID]struct{}, len(peers))
-	for _, p := range peers {
-		set[p.ID()] = struct{}{}
-	}
-	return set
-}
-
-func (c *core) isDialing(now time.Time, id key.ID) bool {
+func (c *Core) isDialing(now time.Time, id key.ID) bool {
 	t, ok := c.dialing[id]
 	if ok && now.Sub(t) >= dialingTTL {
 		delete(c.dialing, id)
@@ -392,36 +771,33 @@ func (c *core) isDialing(now time.Time, id key.ID) bool {
 	return ok
 }
 
-// dialable reports whether a may be handed to DialPeers now.
-func (c *core) dialable(now time.Time, a netaddr.NetAddress) bool {
+// dialable reports whether a may be dialed now: not connected, and dialableNotConnected.
+func (c *Core) dialable(now time.Time, a netaddr.NetAddress) bool {
 	return !c.connected(a.ID) && c.dialableNotConnected(now, a)
 }
 
 // dialableNotConnected is dialable without the connected check: not being dialed, not ours,
 // not banned (in the Switch or the book).
-func (c *core) dialableNotConnected(now time.Time, a netaddr.NetAddress) bool {
+func (c *Core) dialableNotConnected(now time.Time, a netaddr.NetAddress) bool {
 	return !c.isDialing(now, a.ID) && !c.book.OurAddress(a) &&
-		!c.net.IsBanned(a.ID, a.IP) && !c.book.IsBanned(now, a.ID)
+		!c.switchBanned(now, a.ID, a.IP) && !c.book.IsBanned(now, a.ID)
 }
 
 // dialedThisRound reports whether ensurePeers or dialSeeds dialed id in this round.
-func (c *core) dialedThisRound(id key.ID) bool {
+func (c *Core) dialedThisRound(id key.ID) bool {
 	_, ok := c.roundDialed[id]
 	return ok
 }
 
-func (c *core) dial(now time.Time, addrs ...netaddr.NetAddress) {
-	if len(addrs) == 0 {
-		return
-	}
+func (c *Core) dial(now time.Time, addrs ...netaddr.NetAddress) {
 	for _, a := range addrs {
 		c.dialing[a.ID] = now
 	}
-	c.net.DialPeers(addrs...)
+	c.ready.Dials = append(c.ready.Dials, addrs...)
 }
 
 // dialInRound is dial for ensurePeers and dialSeeds: it records the addresses in roundDialed.
-func (c *core) dialInRound(now time.Time, addrs ...netaddr.NetAddress) {
+func (c *Core) dialInRound(now time.Time, addrs ...netaddr.NetAddress) {
 	for _, a := range addrs {
 		c.roundDialed[a.ID] = struct{}{}
 	}
@@ -430,35 +806,28 @@ func (c *core) dialInRound(now time.Time, addrs ...netaddr.NetAddress) {
 
 // ensurePeers is CometBFT's ensurePeers (docs/WIRE.md §7.3). request is true for the periodic
 // run, which also starts a new round of the seed fall-back, and false for the immediate runs
-// triggered by a PexAddrs, as CometBFT's ensurePeers(false).
+// triggered by a PexAddrs or a freed slot, as CometBFT's ensurePeers(false).
 //
 // Departure: CometBFT makes up to 3·numToDial PickAddress draws and skips the ones it cannot
 // dial, so with one dialable address among many connected ones it can miss it round after
 // round (a 20-node testnet did not converge that way). Here each pick comes from
 // PickAddressExcluding, which draws only among the dialable addresses with PickAddress's odds,
 // so ensurePeers dials min(numToDial, dialable addresses) of them.
-func (c *core) ensurePeers(now time.Time, request bool) {
+func (c *Core) ensurePeers(now time.Time, request bool) {
 	c.ensureSoon = false
 	if request {
 		clear(c.roundDialed)
 		c.seedConnected = false
 	}
 	outbound := c.outbound()
-	inFlight := c.net.NumDialing()
-	numToDial := c.cfg.MaxOutboundPeers - (outbound + inFlight)
+	numToDial := c.cfg.MaxOutboundPeers - (outbound + c.inFlight)
 	var picked []netaddr.NetAddress
-	defer func() {
-		c.log.Debug("ensurePeers", "periodic", request, "outbound", outbound, "in_flight", inFlight,
-			"to_dial", numToDial, "dialed", len(picked), "book", c.book.Size())
-	}()
 	if numToDial > 0 {
 		bias := min(outbound, 8)*10 + 10
-		connected := c.connectedSet()
 		seen := make(map[key.ID]struct{})
 		exclude := func(a netaddr.NetAddress) bool {
-			_, conn := connected[a.ID]
 			_, dup := seen[a.ID]
-			return conn || dup || c.dialedThisRound(a.ID) || !c.dialableNotConnected(now, a)
+			return dup || c.connected(a.ID) || c.dialedThisRound(a.ID) || !c.dialableNotConnected(now, a)
 		}
 		for len(picked) < numToDial {
 			a, ok := c.book.PickAddressExcluding(bias, exclude)
@@ -470,6 +839,10 @@ func (c *core) ensurePeers(now time.Time, request bool) {
 		}
 		c.dialInRound(now, picked...)
 	}
+	c.ready.Notes = append(c.ready.Notes, Note{Kind: NoteRound, Round: RoundStats{
+		Periodic: request, Outbound: outbound, InFlight: c.inFlight, ToDial: numToDial,
+		Dialed: len(picked), BookSize: c.book.Size(),
+	}})
 	if c.book.NeedMoreAddrs() {
 		c.book.ReinstateBadPeers(now)
 		if request {
@@ -485,10 +858,10 @@ func (c *core) ensurePeers(now time.Time, request bool) {
 // askRandomPeer sends a PexRequest to a random connected peer that may be asked now
 // (mayRequest). CometBFT picks any random peer, so its request is lost when that peer was asked
 // recently.
-func (c *core) askRandomPeer(now time.Time) {
+func (c *Core) askRandomPeer(now time.Time) {
 	var askable []*peerState
-	for _, p := range c.net.Peers() {
-		if st := c.peers[p.ID()]; st != nil && st.p == p && mayRequest(now, st) {
+	for _, st := range c.order {
+		if mayRequest(now, st) {
 			askable = append(askable, st)
 		}
 	}
@@ -497,9 +870,9 @@ func (c *core) askRandomPeer(now time.Time) {
 	}
 }
 
-// hungry updates the hungry asks (core.nextAsk) after ensurePeers: isHungry means outbound
+// hungry updates the hungry asks (Core.nextAsk) after ensurePeers: isHungry means outbound
 // slots were left free for want of dialable addresses while the book needs more.
-func (c *core) hungry(now time.Time, isHungry bool) {
+func (c *Core) hungry(now time.Time, isHungry bool) {
 	if !isHungry {
 		c.nextAsk, c.askDelay = time.Time{}, 0
 		return
@@ -511,7 +884,7 @@ func (c *core) hungry(now time.Time, isHungry bool) {
 
 // scheduleAsk schedules the next hungry ask: hungryAskMin after the spell began, then twice
 // the previous delay, as long as twice the delay is at most EnsurePeersPeriod.
-func (c *core) scheduleAsk(now time.Time) {
+func (c *Core) scheduleAsk(now time.Time) {
 	d := hungryAskMin
 	if c.askDelay > 0 {
 		d = 2 * c.askDelay
@@ -527,7 +900,7 @@ func (c *core) scheduleAsk(now time.Time) {
 // ask is a hungry ask, due at nextAsk: one PexRequest to a random peer that may be asked, if
 // outbound slots are still free and the book needs addresses. Its answer, if it adds addresses,
 // triggers an immediate ensurePeers.
-func (c *core) ask(now time.Time) {
+func (c *Core) ask(now time.Time) {
 	c.nextAsk = time.Time{}
 	if c.numToDial() <= 0 || !c.book.NeedMoreAddrs() {
 		c.askDelay = 0
@@ -539,8 +912,8 @@ func (c *core) ask(now time.Time) {
 
 // dialSeeds dials the seeds one at a time in random order until one connects (CometBFT's
 // dialSeeds, made asynchronous: the next seed is dialed when the previous dial fails). Within a
-// round (see core.roundDialed) each seed is dialed at most once, and none after one connected.
-func (c *core) dialSeeds(now time.Time) {
+// round (see Core.roundDialed) each seed is dialed at most once, and none after one connected.
+func (c *Core) dialSeeds(now time.Time) {
 	if len(c.cfg.Seeds) == 0 || c.seedConnected || c.seedTry != "" && c.isDialing(now, c.seedTry) {
 		return
 	}
@@ -561,12 +934,12 @@ func (c *core) dialSeeds(now time.Time) {
 
 // nextSeed dials the next seed of this round's queue that was not dialed yet in the round and
 // is not banned.
-func (c *core) nextSeed(now time.Time) {
+func (c *Core) nextSeed(now time.Time) {
 	c.seedTry = ""
 	for len(c.seedQueue) > 0 {
 		s := c.seedQueue[0]
 		c.seedQueue = c.seedQueue[1:]
-		if c.dialedThisRound(s.ID) || c.net.IsBanned(s.ID, s.IP) {
+		if c.dialedThisRound(s.ID) || c.switchBanned(now, s.ID, s.IP) {
 			continue
 		}
 		c.seedTry = s.ID
@@ -576,21 +949,13 @@ func (c *core) nextSeed(now time.Time) {
 	}
 }
 
-// isAuthFailure reports whether a dial error means the address's ID is wrong.
-func isAuthFailure(err error) bool {
-	var rej *transport.RejectedError
-	return errors.Is(err, transport.ErrDialedIDMismatch) || (errors.As(err, &rej) && rej.Reason == transport.RejectAuth)
-}
-
-func isSelf(err error) bool {
-	var rej *transport.RejectedError
-	return errors.Is(err, transport.ErrSelf) || errors.Is(err, p2p.ErrSwitchConnectToSelf) ||
-		(errors.As(err, &rej) && rej.Reason == transport.RejectSelf)
-}
-
-// dialFailed handles a DialFailed event of the Switch: one failed attempt at addr (the
-// Switch's dial queue retries a non-persistent address with backoff up to 16 times).
-func (c *core) dialFailed(now time.Time, addr netaddr.NetAddress, err error) {
+// DialFailed reports one failed dial of addr (a p2p.DialFailed event; the Switch's dial queue
+// retries a non-persistent address with backoff up to 16 times and reports each failure).
+// A failed seed of the fall-back makes the Core dial the next seed. For a non-persistent
+// address: DialUnreachable counts an attempt and the MaxAttemptsToDial-th marks it bad (A-11);
+// DialWrongID marks it bad at once and penalises the address's source (A-08); DialSelf makes it
+// one of our addresses.
+func (c *Core) DialFailed(now time.Time, addr netaddr.NetAddress, why DialFailure) {
 	id := addr.ID
 	if id == c.seedTry {
 		delete(c.dialing, id)
@@ -599,13 +964,13 @@ func (c *core) dialFailed(now time.Time, addr netaddr.NetAddress, err error) {
 	if _, ok := c.persistent[id]; ok {
 		return
 	}
-	switch {
-	case isSelf(err):
+	switch why {
+	case DialSelf:
 		c.book.RemoveAddress(addr)
 		c.book.AddOurAddress(addr)
-	case isAuthFailure(err):
+	case DialWrongID:
 		// The address's ID is not the key that answers there (RELIABILITY A-08, H-06).
-		c.log.Info("address failed authentication; marked bad", "addr", addr, "err", err)
+		c.ready.Notes = append(c.ready.Notes, Note{Kind: NoteWrongID, Addr: addr})
 		src, known := c.book.Source(id)
 		c.book.MarkBad(now, addr, DefaultBanTime)
 		delete(c.attempts, id)
@@ -616,10 +981,10 @@ func (c *core) dialFailed(now time.Time, addr netaddr.NetAddress, err error) {
 	default:
 		c.book.MarkAttempt(now, addr)
 		c.attempts[id]++
-		if c.attempts[id] >= MaxAttemptsToDial {
+		if n := c.attempts[id]; n >= MaxAttemptsToDial {
 			// The Switch's queue gives up after the same number (dial.DefaultMaxAttempts), so
 			// the address was dialed at most 16 times (RELIABILITY A-11).
-			c.log.Info("address unreachable; marked bad", "addr", addr, "attempts", c.attempts[id])
+			c.ready.Notes = append(c.ready.Notes, Note{Kind: NoteUnreachable, Addr: addr, N: n})
 			c.book.MarkBad(now, addr, DefaultBanTime)
 			delete(c.attempts, id)
 			delete(c.dialing, id)
@@ -632,7 +997,7 @@ func (c *core) dialFailed(now time.Time, addr netaddr.NetAddress, err error) {
 // DefaultBanTime), disconnected and banned in the Switch if connected, and every address it
 // gossiped that has not proven itself is dropped, so a poisoner cannot keep honest nodes'
 // IPs tied to wrong IDs in our book (docs/RELIABILITY.md A-08).
-func (c *core) penalizeSource(now time.Time, src netaddr.NetAddress) {
+func (c *Core) penalizeSource(now time.Time, src netaddr.NetAddress) {
 	if _, ok := c.seeds[src.ID]; ok {
 		return // a configured seed is trusted by the operator: its addresses are still marked bad one by one
 	}
@@ -645,8 +1010,7 @@ func (c *core) penalizeSource(now time.Time, src netaddr.NetAddress) {
 	}
 	delete(c.authFails, src.ID)
 	dropped := c.book.RemoveUnprovenFrom(src.ID)
-	c.log.Warn("source gossiped addresses that fail authentication; banned", "peer", src.ID,
-		"dropped", dropped)
+	c.ready.Notes = append(c.ready.Notes, Note{Kind: NoteSourcePenalised, Addr: src, N: dropped})
 	if st := c.peers[src.ID]; st != nil {
 		c.ban(now, st, ErrPoisonedAddrs)
 		return
@@ -654,17 +1018,18 @@ func (c *core) penalizeSource(now time.Time, src netaddr.NetAddress) {
 	c.book.MarkBad(now, src, DefaultBanTime)
 }
 
-// rejected handles a PeerRejected event for one of our dials (duplicate, simultaneous dial,
-// limits, ...): the dial is over and its outbound slot free.
-func (c *core) rejected(id key.ID) {
+// Refused reports that the Switch refused a connection we dialed to id (a p2p.PeerRejected
+// event, outbound: duplicate, simultaneous dial, limits, ...): the dial is over and its
+// outbound slot free, so ensurePeers runs at the next Tick.
+func (c *Core) Refused(now time.Time, id key.ID) {
 	delete(c.dialing, id)
-	c.slotFreed(true)
+	c.slotFreed(now, true)
 }
 
 // ---- seed mode ---------------------------------------------------------------------------
 
 // startCrawl is the crawler's first step: dial the seeds, or crawl the book's selection.
-func (c *core) startCrawl(now time.Time) {
+func (c *Core) startCrawl(now time.Time) {
 	if len(c.cfg.Seeds) > 0 {
 		var ss []netaddr.NetAddress
 		for _, s := range c.cfg.Seeds {
@@ -679,15 +1044,13 @@ func (c *core) startCrawl(now time.Time) {
 }
 
 // crawl is one period of the seed crawler (docs/WIRE.md §7.3).
-func (c *core) crawl(now time.Time) {
-	for _, p := range c.net.Peers() {
-		st := c.peers[p.ID()]
-		if st == nil || p.IsPersistent() {
+func (c *Core) crawl(now time.Time) {
+	for _, st := range c.order {
+		if st.info.Persistent {
 			continue
 		}
 		if now.Sub(st.connectedAt) >= c.cfg.SeedDisconnectWaitPeriod {
-			c.log.Info("seed: disconnecting peer after SeedDisconnectWaitPeriod", "peer", p.ID())
-			c.net.StopPeerForError(p, ErrSeedDisconnect)
+			c.stop(st, ErrSeedDisconnect)
 		}
 	}
 	c.crawlPeers(now)
@@ -698,7 +1061,7 @@ func (c *core) crawl(now time.Time) {
 	}
 }
 
-func (c *core) crawlPeers(now time.Time) {
+func (c *Core) crawlPeers(now time.Time) {
 	var toDial []netaddr.NetAddress
 	for _, a := range c.book.GetSelection() {
 		if t, ok := c.crawled[a.ID]; ok && now.Sub(t) < MinTimeBetweenCrawls {

@@ -23,11 +23,11 @@ func TestWireBytes(t *testing.T) {
 	if !bytes.Equal(req, requestBytes) {
 		t.Errorf("PexRequest = %x", req)
 	}
-	if got := encodeAddrs(nil); !bytes.Equal(got, []byte{0x12, 0x00}) {
+	if got := EncodeAddrs(nil); !bytes.Equal(got, []byte{0x12, 0x00}) {
 		t.Errorf("empty PexAddrs = %x", got)
 	}
 	id := key.ID("a50b000000000000000000000000000000ffdf48")
-	got := encodeAddrs([]netaddr.NetAddress{netaddr.New(id, netip.MustParseAddrPort("1.2.3.4:26656"))})
+	got := EncodeAddrs([]netaddr.NetAddress{netaddr.New(id, netip.MustParseAddrPort("1.2.3.4:26656"))})
 	want := append(append([]byte{0x12, 0x39, 0x0a, 0x37, 0x0a, 0x28}, id...), 0x12, 0x07)
 	want = append(append(want, "1.2.3.4"...), 0x18, 0xa0, 0xd0, 0x01)
 	if !bytes.Equal(got, want) {
@@ -53,12 +53,12 @@ func TestRequestRateLimit(t *testing.T) {
 			}
 			p := &fakePeer{addr: testAddr(1000)}
 			n.connect(c, t0, p)
-			c.receive(t0, p, decode(requestBytes))
-			c.receive(t0.Add(500*time.Millisecond), p, decode(requestBytes))
+			n.receive(t0, p, decode(requestBytes))
+			n.receive(t0.Add(500*time.Millisecond), p, decode(requestBytes))
 			if got := len(p.replies(t)); got != 2 {
 				t.Fatalf("answered %d of the first two requests", got)
 			}
-			c.receive(t0.Add(500*time.Millisecond+third), p, decode(requestBytes))
+			n.receive(t0.Add(500*time.Millisecond+third), p, decode(requestBytes))
 			err := n.stopped[p.ID()]
 			if third < MinReceiveRequestInterval {
 				var be *p2p.BanError
@@ -93,11 +93,11 @@ func TestUnsolicitedAddrs(t *testing.T) {
 	if p.requests() != 1 {
 		t.Fatalf("sent %d PexRequests on AddPeer, want 1", p.requests())
 	}
-	c.receive(t0, p, decode(addrsMsg(t, testAddr(1), testAddr(2))))
+	n.receive(t0, p, decode(addrsMsg(t, testAddr(1), testAddr(2))))
 	if n.stopped[p.ID()] != nil || !c.book.HasAddress(testAddr(1)) || !c.book.HasAddress(testAddr(2)) {
 		t.Fatalf("solicited reply: stopped %v, book %d", n.stopped[p.ID()], c.book.Size())
 	}
-	c.receive(t0, p, decode(addrsMsg(t, testAddr(3))))
+	n.receive(t0, p, decode(addrsMsg(t, testAddr(3))))
 	var be *p2p.BanError
 	if err := n.stopped[p.ID()]; !errors.Is(err, ErrUnsolicitedList) || !errors.As(err, &be) || be.Duration != DefaultBanTime {
 		t.Fatalf("second reply: stopped with %v, want a ban for ErrUnsolicitedList", err)
@@ -109,7 +109,7 @@ func TestUnsolicitedAddrs(t *testing.T) {
 	// An inbound peer we never asked.
 	q := &fakePeer{addr: testAddr(1001)}
 	n.connect(c, t0, q)
-	c.receive(t0, q, decode(addrsMsg(t)))
+	n.receive(t0, q, decode(addrsMsg(t)))
 	if !errors.Is(n.stopped[q.ID()], ErrUnsolicitedList) {
 		t.Errorf("inbound unsolicited: stopped with %v", n.stopped[q.ID()])
 	}
@@ -130,7 +130,7 @@ func TestTooManyAddrs(t *testing.T) {
 	if len(msg) > MaxMsgSize {
 		t.Fatalf("test message %d bytes does not fit the channel", len(msg))
 	}
-	c.receive(t0, p, decode(msg))
+	n.receive(t0, p, decode(msg))
 	if !errors.Is(n.stopped[p.ID()], ErrTooManyAddrs) || c.book.Size() != 0 {
 		t.Errorf("stopped with %v, book %d", n.stopped[p.ID()], c.book.Size())
 	}
@@ -149,7 +149,7 @@ func TestInvalidAddrBans(t *testing.T) {
 			c, n := newTestCore(t, Config{})
 			p := &fakePeer{addr: testAddr(1000), outbound: true}
 			n.connect(c, t0, p)
-			c.receive(t0, p, decode(rawAddrsMsg(t, good, bad)))
+			n.receive(t0, p, decode(rawAddrsMsg(t, good, bad)))
 			if !errors.Is(n.stopped[p.ID()], ErrInvalidAddr) || !n.banned[p.ID()] || c.book.Size() != 0 {
 				t.Errorf("stopped with %v, banned %v, book %d", n.stopped[p.ID()], n.banned[p.ID()], c.book.Size())
 			}
@@ -158,7 +158,7 @@ func TestInvalidAddrBans(t *testing.T) {
 	c, n := newTestCore(t, Config{})
 	p := &fakePeer{addr: testAddr(1000), outbound: true}
 	n.connect(c, t0, p)
-	c.receive(t0, p, decode(rawAddrsMsg(t, good, &p2ppb.NetAddress{Id: "NOT-AN-ID", Ip: "1.2.3.4", Port: 1})))
+	n.receive(t0, p, decode(rawAddrsMsg(t, good, &p2ppb.NetAddress{Id: "NOT-AN-ID", Ip: "1.2.3.4", Port: 1})))
 	if n.stopped[p.ID()] != nil || c.book.Size() != 1 {
 		t.Errorf("invalid ID: stopped %v, book %d (want the good address only)", n.stopped[p.ID()], c.book.Size())
 	}
@@ -174,7 +174,7 @@ func TestMalformedMessageDropsPeer(t *testing.T) {
 			c, n := newTestCore(t, Config{})
 			p := &fakePeer{addr: testAddr(1000)}
 			n.connect(c, t0, p)
-			c.receive(t0, p, decode(msg))
+			n.receive(t0, p, decode(msg))
 			if !errors.Is(n.stopped[p.ID()], ErrMalformedMessage) || n.banned[p.ID()] || len(p.sent) != 0 {
 				t.Errorf("stopped %v banned %v sent %d", n.stopped[p.ID()], n.banned[p.ID()], len(p.sent))
 			}
@@ -194,13 +194,13 @@ func TestPrivatePeers(t *testing.T) {
 	// A public outbound peer that gossips the private address: not stored.
 	p := &fakePeer{addr: testAddr(1000), outbound: true}
 	n.connect(c, t0, p)
-	c.receive(t0, p, decode(addrsMsg(t, priv, testAddr(1))))
+	n.receive(t0, p, decode(addrsMsg(t, priv, testAddr(1))))
 	// A private outbound peer's gossip: nothing it says is stored.
 	po := &fakePeer{addr: testAddr(501), outbound: true}
 	c.book.AddPrivateIDs([]key.ID{po.ID()})
 	n.private[po.ID()] = true
 	n.connect(c, t0, po)
-	c.receive(t0, po, decode(addrsMsg(t, testAddr(2))))
+	n.receive(t0, po, decode(addrsMsg(t, testAddr(2))))
 	if c.book.HasAddress(priv) || c.book.HasAddress(testAddr(2)) || c.book.HasAddress(po.addr) || !c.book.HasAddress(testAddr(1)) {
 		t.Fatalf("book: %v", c.book.ListOfKnownAddresses())
 	}
@@ -213,7 +213,7 @@ func TestPrivatePeers(t *testing.T) {
 	n.private[late.ID] = true
 	asker := &fakePeer{addr: testAddr(1002)}
 	n.connect(c, t0, asker)
-	c.receive(t0, asker, decode(requestBytes))
+	n.receive(t0, asker, decode(requestBytes))
 	for _, r := range asker.replies(t) {
 		for _, a := range r {
 			if n.private[a.ID] {
@@ -248,18 +248,18 @@ func TestOutboundRequestLimits(t *testing.T) {
 	p := &fakePeer{addr: testAddr(1000), outbound: true}
 	n.connect(c, t0, p)
 	st := c.peers[p.ID()]
-	c.requestAddrs(t0, st) // outstanding: no second
+	n.requestAddrs(t0, st) // outstanding: no second
 	if p.requests() != 1 {
 		t.Fatalf("%d requests", p.requests())
 	}
-	c.receive(t0, p, decode(addrsMsg(t)))
-	c.requestAddrs(t0.Add(time.Second), st) // second: free
-	c.receive(t0.Add(time.Second), p, decode(addrsMsg(t)))
-	c.requestAddrs(t0.Add(5*time.Second), st) // third within 11 s: not sent
+	n.receive(t0, p, decode(addrsMsg(t)))
+	n.requestAddrs(t0.Add(time.Second), st) // second: free
+	n.receive(t0.Add(time.Second), p, decode(addrsMsg(t)))
+	n.requestAddrs(t0.Add(5*time.Second), st) // third within 11 s: not sent
 	if p.requests() != 2 {
 		t.Fatalf("%d requests, want 2", p.requests())
 	}
-	c.requestAddrs(t0.Add(12*time.Second), st)
+	n.requestAddrs(t0.Add(12*time.Second), st)
 	if p.requests() != 3 {
 		t.Fatalf("%d requests, want 3", p.requests())
 	}
@@ -272,15 +272,15 @@ func TestEnsurePeers(t *testing.T) {
 	c, n := newTestCore(t, Config{Seeds: seeds, MaxOutboundPeers: 4})
 
 	// Empty book, no peers: a seed is dialed; its failure dials the other one.
-	c.ensurePeers(t0, true)
+	n.ensurePeers(t0, true)
 	if len(n.dialed) != 1 || (n.dialed[0] != seeds[0] && n.dialed[0] != seeds[1]) {
 		t.Fatalf("dialed %v, want one seed", n.dialed)
 	}
-	c.dialFailed(t0, n.dialed[0], errors.New("connection refused"))
+	n.dialFailed(t0, n.dialed[0], errors.New("connection refused"))
 	if len(n.dialed) != 2 || n.dialed[1] == n.dialed[0] {
 		t.Fatalf("dialed %v, want the other seed next", n.dialed)
 	}
-	c.ensurePeers(t0, true) // a seed is being dialed: nothing new
+	n.ensurePeers(t0, true) // a seed is being dialed: nothing new
 	if len(n.dialed) != 2 {
 		t.Fatalf("dialed %v", n.dialed)
 	}
@@ -292,7 +292,7 @@ func TestEnsurePeers(t *testing.T) {
 	for i := range 10 {
 		addrs = append(addrs, testAddr(i))
 	}
-	c.receive(t0, seed, decode(addrsMsg(t, addrs...)))
+	n.receive(t0, seed, decode(addrsMsg(t, addrs...)))
 	if !c.ensureSoon {
 		t.Fatal("a seed's answer did not trigger ensurePeers")
 	}
@@ -301,7 +301,7 @@ func TestEnsurePeers(t *testing.T) {
 	n.connect(c, t0, connected) // testAddr(0) is connected: never picked
 	n.banned[testAddr(1).ID] = true
 	n.dialed = nil
-	c.ensurePeers(t0, false)
+	n.ensurePeers(t0, false)
 	// numToDial = 4 − 1 outbound.
 	if len(n.dialed) != 3 {
 		t.Fatalf("dialed %v, want 3 picks", n.dialed)
@@ -317,16 +317,16 @@ func TestEnsurePeers(t *testing.T) {
 	// dialed are not dialed again.
 	n.inFlight = 3
 	n.dialed = nil
-	c.receive(t0, connected, decode(addrsMsg(t)))
-	c.ensurePeers(t0.Add(30*time.Second), true)
+	n.receive(t0, connected, decode(addrsMsg(t)))
+	n.ensurePeers(t0.Add(30*time.Second), true)
 	for _, a := range n.dialed {
 		if a != seeds[0] && a != seeds[1] { // nothing picked: the seed fallback may dial
 			t.Errorf("dialed %v with no free slot", a)
 		}
 	}
 	n.inFlight = 0
-	c.receive(t0, connected, decode(addrsMsg(t)))
-	c.ensurePeers(t0.Add(60*time.Second), true)
+	n.receive(t0, connected, decode(addrsMsg(t)))
+	n.ensurePeers(t0.Add(60*time.Second), true)
 	for _, a := range n.dialed {
 		if seen[a.ID] {
 			t.Errorf("re-dialed %v while it is being dialed", a)
@@ -344,14 +344,14 @@ func TestSolicitedAnswerTriggersDial(t *testing.T) {
 	c, n := newTestCore(t, Config{MaxOutboundPeers: 1})
 	p := &fakePeer{addr: testAddr(1000), outbound: true}
 	n.connect(c, t0, p) // uses the only slot
-	c.receive(t0, p, decode(addrsMsg(t, testAddr(1))))
+	n.receive(t0, p, decode(addrsMsg(t, testAddr(1))))
 	if c.ensureSoon {
 		t.Error("ensurePeers triggered with no free slot")
 	}
 	c2, n2 := newTestCore(t, Config{MaxOutboundPeers: 2})
 	q := &fakePeer{addr: testAddr(1000), outbound: true}
 	n2.connect(c2, t0, q)
-	c2.receive(t0, q, decode(addrsMsg(t, testAddr(1))))
+	n2.receive(t0, q, decode(addrsMsg(t, testAddr(1))))
 	if !c2.ensureSoon {
 		t.Error("ensurePeers not triggered")
 	}
@@ -361,12 +361,12 @@ func TestSolicitedAnswerTriggersDial(t *testing.T) {
 // attempts and mark bad at the 16th; a success marks good and resets; persistent peers are
 // never marked.
 func TestDialOutcomes(t *testing.T) {
-	c, _ := newTestCore(t, Config{PersistentPeerIDs: []key.ID{testAddr(3).ID}})
+	c, n := newTestCore(t, Config{PersistentPeerIDs: []key.ID{testAddr(3).ID}})
 	for i := range 4 {
 		_ = c.book.AddAddress(t0, testAddr(i), testAddr(100))
 	}
 	auth := &transport.RejectedError{Reason: transport.RejectAuth, Err: transport.ErrDialedIDMismatch}
-	c.dialFailed(t0, testAddr(0), auth)
+	n.dialFailed(t0, testAddr(0), auth)
 	if c.book.HasAddress(testAddr(0)) || !c.book.IsBanned(t0, testAddr(0).ID) {
 		t.Error("auth failure not marked bad")
 	}
@@ -375,8 +375,8 @@ func TestDialOutcomes(t *testing.T) {
 		if !c.book.HasAddress(testAddr(1)) {
 			t.Fatalf("marked bad after %d failures", i)
 		}
-		c.dialFailed(t0, testAddr(1), refused)
-		c.dialFailed(t0, testAddr(3), refused)
+		n.dialFailed(t0, testAddr(1), refused)
+		n.dialFailed(t0, testAddr(3), refused)
 	}
 	if c.book.HasAddress(testAddr(1)) || !c.book.IsBanned(t0, testAddr(1).ID) {
 		t.Error("not marked bad after 16 failures")
@@ -384,17 +384,14 @@ func TestDialOutcomes(t *testing.T) {
 	if !c.book.HasAddress(testAddr(3)) {
 		t.Error("persistent peer marked bad")
 	}
-	c.dialFailed(t0, testAddr(2), refused)
-	p := &fakePeer{addr: testAddr(2), outbound: true}
-	(&fakeNet{}).peers = nil
-	c.initPeer(t0, p)
-	c.addPeer(t0, p)
+	n.dialFailed(t0, testAddr(2), refused)
+	n.connect(c, t0, &fakePeer{addr: testAddr(2), outbound: true})
 	if c.attempts[testAddr(2).ID] != 0 || !c.book.IsGood(testAddr(2).ID) {
 		t.Error("successful dial: not marked good or attempts kept")
 	}
 	self := &transport.RejectedError{Reason: transport.RejectSelf, Err: transport.ErrSelf}
 	_ = c.book.AddAddress(t0, testAddr(5), testAddr(100))
-	c.dialFailed(t0, testAddr(5), self)
+	n.dialFailed(t0, testAddr(5), self)
 	if c.book.HasAddress(testAddr(5)) || !c.book.OurAddress(testAddr(5)) {
 		t.Error("our own address not removed and recorded")
 	}
@@ -419,7 +416,7 @@ func TestWrongIDsMarkedBad(t *testing.T) {
 	now := t0
 	for round := 0; round < 100 && len(honest) > 0; round++ {
 		n.dialed = nil
-		c.ensurePeers(now, false)
+		n.ensurePeers(now, false)
 		for _, a := range n.dialed {
 			if honest[a.ID] {
 				delete(honest, a.ID)
@@ -428,7 +425,7 @@ func TestWrongIDsMarkedBad(t *testing.T) {
 				continue
 			}
 			failures[a.ID]++
-			c.dialFailed(now, a, auth)
+			n.dialFailed(now, a, auth)
 		}
 		now = now.Add(30 * time.Second)
 	}
@@ -475,7 +472,7 @@ func TestPoisoningSourceConnectedIsBanned(t *testing.T) {
 		if n.stopped[srcPeer.ID()] != nil {
 			t.Fatalf("source stopped after %d failures, want %d", i, SourcePenaltyThreshold)
 		}
-		c.dialFailed(t0, testAddr(i), auth)
+		n.dialFailed(t0, testAddr(i), auth)
 	}
 	var ban *p2p.BanError
 	if err := n.stopped[srcPeer.ID()]; !errors.As(err, &ban) || !errors.Is(err, ErrPoisonedAddrs) {
@@ -492,7 +489,7 @@ func TestPoisoningSourceConnectedIsBanned(t *testing.T) {
 		_ = c2.book.AddAddress(t0, testAddr(100+i), seed)
 	}
 	for i := range 2 * SourcePenaltyThreshold {
-		c2.dialFailed(t0, testAddr(100+i), auth)
+		n2.dialFailed(t0, testAddr(100+i), auth)
 	}
 	if c2.book.IsBanned(t0, seed.ID) || n2.stopped[seed.ID] != nil || c2.book.Size() != 10-2*SourcePenaltyThreshold {
 		t.Errorf("seed penalised: banned %v, stopped %v, book %d", c2.book.IsBanned(t0, seed.ID), n2.stopped[seed.ID], c2.book.Size())
@@ -509,8 +506,8 @@ func TestSeedModeInbound(t *testing.T) {
 	}
 	in := &fakePeer{addr: testAddr(1000)}
 	n.connect(c, t0, in)
-	c.receive(t0, in, decode(requestBytes))
-	c.receive(t0.Add(time.Minute), in, decode(requestBytes))
+	n.receive(t0, in, decode(requestBytes))
+	n.receive(t0.Add(time.Minute), in, decode(requestBytes))
 	if r := in.replies(t); len(r) != 1 || len(r[0]) != 32 {
 		t.Fatalf("inbound got %d replies", len(r))
 	}
@@ -522,12 +519,12 @@ func TestSeedModeInbound(t *testing.T) {
 	if out.requests() != 1 {
 		t.Error("seed did not ask its outbound peer (crawl)")
 	}
-	c.receive(t0, out, decode(requestBytes))
-	c.receive(t0, out, decode(requestBytes))
+	n.receive(t0, out, decode(requestBytes))
+	n.receive(t0, out, decode(requestBytes))
 	if len(out.replies(t)) != 2 || len(n.flushed) != 1 {
 		t.Errorf("outbound: %d replies, flushed %v", len(out.replies(t)), n.flushed)
 	}
-	c.receive(t0, out, decode(requestBytes))
+	n.receive(t0, out, decode(requestBytes))
 	if !errors.Is(n.stopped[out.ID()], ErrRequestTooSoon) {
 		t.Errorf("outbound third request: %v", n.stopped[out.ID()])
 	}
@@ -539,7 +536,7 @@ func TestSeedModeInbound(t *testing.T) {
 func TestSeedCrawler(t *testing.T) {
 	seeds := []netaddr.NetAddress{testAddr(900)}
 	c, n := newTestCore(t, Config{SeedMode: true, Seeds: seeds, SeedDisconnectWaitPeriod: time.Hour})
-	c.startCrawl(t0)
+	n.startCrawl(t0)
 	if len(n.dialed) != 1 || n.dialed[0] != seeds[0] {
 		t.Fatalf("start: dialed %v", n.dialed)
 	}
@@ -548,25 +545,25 @@ func TestSeedCrawler(t *testing.T) {
 	}
 	conn := &fakePeer{addr: testAddr(0), outbound: true}
 	n.connect(c, t0, conn)
-	c.receive(t0, conn, decode(addrsMsg(t))) // answer the AddPeer request
+	n.receive(t0, conn, decode(addrsMsg(t))) // answer the AddPeer request
 	n.dialed = nil
-	c.crawl(t0.Add(30 * time.Second))
+	n.crawl(t0.Add(30 * time.Second))
 	if len(n.dialed) != 2 || conn.requests() != 2 {
 		t.Fatalf("crawl: dialed %v, connected peer asked %d times", n.dialed, conn.requests())
 	}
 	n.dialed = nil
 	delete(c.dialing, testAddr(1).ID)
-	c.crawl(t0.Add(60 * time.Second)) // < 2 min since the last crawl
+	n.crawl(t0.Add(60 * time.Second)) // < 2 min since the last crawl
 	if len(n.dialed) != 0 {
 		t.Fatalf("re-crawled %v within 2 min", n.dialed)
 	}
-	c.crawl(t0.Add(time.Hour + time.Minute))
+	n.crawl(t0.Add(time.Hour + time.Minute))
 	if !errors.Is(n.stopped[conn.ID()], ErrSeedDisconnect) || n.banned[conn.ID()] {
 		t.Errorf("peer older than SeedDisconnectWaitPeriod: stopped %v", n.stopped[conn.ID()])
 	}
 	c.book.RemoveAddress(testAddr(2))
-	c.crawl(t0.Add(25 * time.Hour))
-	c.crawl(t0.Add(50 * time.Hour))
+	n.crawl(t0.Add(25 * time.Hour))
+	n.crawl(t0.Add(50 * time.Hour))
 	if _, ok := c.crawled[testAddr(2).ID]; ok {
 		t.Error("crawl record older than 24 h kept")
 	}
@@ -583,11 +580,11 @@ func TestSeedUnreachableMarkedBad(t *testing.T) {
 	now := t0
 	for range 24 * 120 { // 24 h of 30 s periods
 		n.dialed = nil
-		c.crawl(now)
+		n.crawl(now)
 		for _, a := range n.dialed {
 			if a.ID == dead.ID {
 				dials++
-				c.dialFailed(now, a, errors.New("connection refused"))
+				n.dialFailed(now, a, errors.New("connection refused"))
 				delete(c.dialing, a.ID) // the Switch has no retry in this model
 			}
 		}

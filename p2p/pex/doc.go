@@ -3,22 +3,52 @@
 //
 // # Place in the data path
 //
-//	PexAddrs ─► Reactor ─► addrbook.AddAddress        PexRequest ─► addrbook.GetSelection ─► PexAddrs
-//	ensurePeers ─► addrbook.PickAddressExcluding ─► Switch.DialPeers ─► dial queue ─► Transport.Dial
-//	crawler ─► addrbook.GetSelection ─► Switch.DialPeers
-//	Switch events (DialFailed) ─► MarkAttempt / MarkBad;  AddPeer (outbound) ─► MarkGood
+//	PexAddrs ─► Core.Receive ─► addrbook.AddAddress      PexRequest ─► addrbook.GetSelection ─► Ready.Sends
+//	Core.Tick (ensurePeers) ─► addrbook.PickAddressExcluding ─► Ready.Dials ─► Switch.DialPeers ─► dial queue
+//	Switch events: DialFailed ─► Core.DialFailed (MarkAttempt / MarkBad);  PeerRejected ─► Core.Refused;
+//	               PeerBanned ─► Core.Banned;  AddPeer (outbound) ─► Core.AddPeer (MarkGood)
 //
-// # Design
+// # Design: a PURE core and its shell
 //
-// The Reactor is a thin shell around one goroutine, Run, which owns the PURE address book
-// (p2p/pex/addrbook) and every per-peer map (rate limits, outstanding requests, dial attempts,
-// crawl records). The Switch's callbacks (InitPeer, AddPeer, RemovePeer, Receive) never block:
-// they append to one unbounded FIFO (so InitPeer → Receive → RemovePeer stay ordered), bounded
-// per peer for messages (16 pending, else ErrFlood), because the Switch's event loop must never
-// wait for a reactor. Receive decodes the message itself (the "decode path", fuzzed by
-// FuzzPEXReceive). The decisions live in an unexported core that takes now and reaches the
-// Switch through a small interface, so the tests drive it with a fake network and explicit
-// times, deterministically. Time comes from Config.Clock, randomness from Config.Rand.
+// Core holds every PEX decision (docs/ARCHITECTURE.md rule 1, the inputs-in, Ready-out style of
+// etcd raft). It owns the PURE address book (p2p/pex/addrbook) and every per-peer table (rate
+// limits, outstanding requests, dial attempts, crawl records, the dial rounds). It starts no
+// goroutines, does no I/O, never logs, never reads the clock and draws every random choice from
+// the *rand.Rand given to NewCore; Config.AddrBookEntropy seeds the book's bucket key and hash
+// secret, so one seed replays a run exactly, bucket placement included. The real node (through
+// Reactor) and the simulator (sim) run the same Core.
+//
+// Inputs, each with now (times must not go backwards):
+//
+//   - InitPeer, AddPeer (PeerInfo: ID, listen and socket addresses, outbound, persistent and
+//     private flags), RemovePeer(id);
+//   - Receive(id, Decode(bytes));
+//   - DialFailed(addr, DialFailure), Refused(id): the Switch's DialFailed and (outbound)
+//     PeerRejected events;
+//   - SetDialsInFlight(n) (Switch.DialsInFlight) and Banned(id, ip, until) (PeerBanned events,
+//     Switch.Bans at start): the facts ensurePeers needs from the Switch, given instead of asked
+//     for, so nothing waits for the Switch's event loop;
+//   - AddOurAddress, AddPrivateIDs, SendFailed (a Send the shell could not queue);
+//   - Start once, then Tick whenever NextDeadline has passed (the periodic ensurePeers or crawl,
+//     a hungry ask, an immediate ensurePeers asked for by an input, the save).
+//
+// Effects, from Ready after each input, to carry out in order: Sends (TrySend on channel 0x00),
+// Stops (StopPeerForError, with a *p2p.BanError when Ban > 0, or FlushStop), Dials (DialPeers),
+// SaveBook; Notes are for the log only.
+//
+// Invariants: the book never holds our own address nor a private ID, and no reply carries a
+// private ID; a reply holds at most MaxAddrsPerMsg addresses; at most one PexRequest is
+// outstanding per peer and never a third within 11 s; within one round ensurePeers dials each
+// address at most once and the seeds at most once each; numToDial never counts a peer twice.
+//
+// The Reactor is the shell: one goroutine, Run, which owns the Core. The Switch's callbacks
+// (InitPeer, AddPeer, RemovePeer, Receive) never block: they append to one unbounded FIFO (so
+// InitPeer → Receive → RemovePeer stay ordered), bounded per peer for messages (16 pending, else
+// ErrFlood), because the Switch's event loop must never wait for a reactor. Receive decodes the
+// message itself (Decode, fuzzed by FuzzPEXReceive). Run feeds the queue, the Switch's events
+// and the timer (Config.Clock) to the Core, carries out its effects on the Switch after each
+// input (so an effect reaches the Peer the Core meant), logs the Stops and Notes, loads
+// addrbook.json at start and saves it (p2p/pex/bookfile) on SaveBook and when it returns.
 //
 //	r := pex.NewReactor(pex.Config{Seeds: seeds, AddrBookFile: path, AddrBookStrict: true})
 //	sw := p2p.NewSwitch(t, cfg, p2p.WithReactor("pex", r))
@@ -66,7 +96,7 @@
 //   - Dial backoff: the Switch's dial queue (p2p/dial) owns it. A failed non-persistent dial is
 //     retried by the queue at 1 s·2^(r−1) (cap 5 min) + jitter [0, 1 s), up to 16 attempts,
 //     instead of CometBFT's check of rand[0,1 s) + 2^attempts s when the address is picked again.
-//     The reactor counts the Switch's DialFailed events per address: each is MarkAttempt, the
+//     The Core counts the Switch's DialFailed events per address: each is MarkAttempt, the
 //     16th (the queue's last) is MarkBad(24 h), so an address is dialed at most 16 times.
 //     Persistent peers are never counted.
 //   - Authentication failures (transport.RejectAuth, ErrDialedIDMismatch) are MarkBad(24 h) at
@@ -105,5 +135,7 @@
 // # Not here
 //
 // No metrics of its own (the Switch counts channel 0x00 traffic). Bans of the book are not
-// persisted (as CometBFT).
+// persisted (as CometBFT). A PeerBanned event dropped because the Reactor's subscription buffer
+// was full leaves the Core unaware of that ban: it may waste a pick on the address, which the
+// Switch refuses to dial.
 package pex

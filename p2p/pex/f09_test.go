@@ -44,7 +44,7 @@ func TestOutOfRangeFieldsF09(t *testing.T) {
 			if tc.outbound && p.requests() != 1 {
 				t.Fatalf("connecting an outbound peer sent %d requests, want 1", p.requests())
 			}
-			c.receive(t0, p, decode(tc.msg(t)))
+			n.receive(t0, p, decode(tc.msg(t)))
 			got := n.stopped[p.ID()]
 			if tc.want == nil {
 				if got != nil || len(p.replies(t)) == 0 {

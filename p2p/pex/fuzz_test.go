@@ -15,11 +15,11 @@ import (
 func FuzzPEXReceive(f *testing.F) {
 	f.Add([]byte{0x0a, 0x00})
 	f.Add([]byte{0x12, 0x00})
-	f.Add(encodeAddrs([]netaddr.NetAddress{testAddr(1), testAddr(2), testAddr(9999)}))
+	f.Add(EncodeAddrs([]netaddr.NetAddress{testAddr(1), testAddr(2), testAddr(9999)}))
 	f.Add(rawAddrsMsg(f, &p2ppb.NetAddress{Id: string(testID(3)), Ip: "::1", Port: 1}))
 	f.Add(rawAddrsMsg(f, &p2ppb.NetAddress{Id: string(testID(3)), Ip: "1.2.3.4", Port: 70000}))
 	f.Add([]byte{0x1a, 0x00})
-	f.Add(encodeAddrs([]netaddr.NetAddress{testAddr(500), testAddr(4)}))
+	f.Add(EncodeAddrs([]netaddr.NetAddress{testAddr(500), testAddr(4)}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		priv := testAddr(500)
 		c, n := newTestCore(t, Config{PrivatePeerIDs: []key.ID{priv.ID}})
@@ -27,7 +27,7 @@ func FuzzPEXReceive(f *testing.F) {
 		p := &fakePeer{addr: testAddr(1000), outbound: true}
 		n.connect(c, t0, p)
 		m := decode(b)
-		c.receive(t0.Add(time.Second), p, m)
+		n.receive(t0.Add(time.Second), p, m)
 		if m.err != nil && n.stopped[p.ID()] == nil {
 			t.Fatalf("undecodable %x did not drop the peer", b)
 		}

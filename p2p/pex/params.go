@@ -3,6 +3,7 @@ package pex
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -78,8 +79,9 @@ const dialingTTL = 10 * time.Minute
 // hungryAskMin is the first delay of a hungry node's extra PexRequests (core.nextAsk).
 const hungryAskMin = time.Second
 
-// statusTimeout bounds the wait for Switch.Status in ensurePeers.
-const statusTimeout = time.Second
+// maxTrackedBans bounds each of the Core's tables of Switch bans (by ID and by IP), as the
+// Switch bounds its own.
+const maxTrackedBans = 1 << 14
 
 // Sentinel errors: the reasons the reactor gives to Switch.StopPeerForError (wrapped in a
 // *p2p.BanError when the peer is also banned). Use errors.Is.
@@ -111,10 +113,15 @@ var (
 	ErrPoisonedAddrs = errors.New("pex: peer gossiped addresses that fail authentication")
 	// ErrAlreadyRun is returned by a second call to Run.
 	ErrAlreadyRun = errors.New("pex: reactor already run")
+	// ErrNilRand is returned by NewCore when rng is nil: the Core never falls back to a global
+	// random source.
+	ErrNilRand = errors.New("pex: nil *rand.Rand")
 )
 
-// Config configures a Reactor. The zero value is valid: a non-seed reactor with an in-memory
-// address book in strict mode, 10 outbound peers, no seeds, the wall clock.
+// Config configures a Core and the Reactor around it. The zero value is valid: a non-seed node
+// with an in-memory, non-strict address book, 10 outbound peers, no seeds and, for the Reactor,
+// the wall clock. The Core uses every field but AddrBookFile, Logger, Clock and Rand, which are
+// the Reactor's.
 type Config struct {
 	// Seeds are the seed nodes (p2p.seeds). They are dialed, in random order until one
 	// connects, when the book needs addresses and ensurePeers found nothing to dial; a
@@ -126,10 +133,19 @@ type Config struct {
 	// peer once and disconnect it.
 	SeedMode bool
 
-	// AddrBookFile is addrbook.json's path. Empty means no persistence. Run loads it (a missing
-	// file starts an empty book; a corrupt one is renamed <path>.corrupt, logged at Error, and
-	// the book starts empty), saves it every SaveInterval and once more when Run returns.
+	// AddrBookFile is addrbook.json's path (the Reactor's). Empty means no persistence. Run
+	// loads it (a missing file starts an empty book; a corrupt one is renamed <path>.corrupt,
+	// logged at Error, and the book starts empty), saves it every SaveInterval and once more
+	// when Run returns (p2p/pex/bookfile).
 	AddrBookFile string
+
+	// AddrBookEntropy is read once (44 bytes) when the Core is made, for the address book's
+	// persisted bucket key and its hash secret (addrbook.Config.Entropy): together they decide
+	// in which buckets an address lands. Nil means crypto/rand, which a real node must keep (an
+	// attacker who knows the secret can aim addresses at chosen buckets). The simulator passes
+	// a reader seeded from the run's seed (rand.NewChaCha8) so that a seed reproduces bucket
+	// placement; loading a saved book replaces the key, not the secret.
+	AddrBookEntropy io.Reader
 
 	// AddrBookStrict is p2p.addr_book_strict: refuse non-routable addresses. The zero value is
 	// false (non-strict), unlike config.toml's default true: the node passes its setting.
@@ -154,20 +170,21 @@ type Config struct {
 	// SeedDisconnectWaitPeriod is how long a seed keeps a non-persistent peer. Zero means 28 h.
 	SeedDisconnectWaitPeriod time.Duration
 
-	// SaveInterval is the period of address book saves. Zero means 2 min.
+	// SaveInterval is the period of address book saves (Ready.SaveBook). Zero means 2 min.
 	SaveInterval time.Duration
 
-	// Logger receives lifecycle logs (Info), misbehaving peers (Warn), file errors (Error) and
-	// per-message details (Debug). Nil discards.
+	// Logger (the Reactor's) receives lifecycle logs (Info), misbehaving peers (Warn), file
+	// errors (Error) and the Core's notes (Debug, Info). Nil discards.
 	Logger *slog.Logger
 
-	// Clock is the time source of every PEX decision (rate limits, bans, crawl records, the
-	// ensurePeers and save timers). Nil means the wall clock; tests pass a *clock.Manual.
+	// Clock (the Reactor's) is the time source of every input it gives the Core (rate limits,
+	// bans, crawl records, the ensurePeers and save timers). Nil means the wall clock; tests
+	// pass a *clock.Manual.
 	Clock clock.Clock
 
-	// Rand drives every random choice of the reactor (peer to ask, seed order, jitter) and
-	// seeds the address book's own source. It is used only by the reactor goroutine. Nil means
-	// seeded from crypto/rand.
+	// Rand (the Reactor's) is the rng given to NewCore: it drives every random choice (peer to
+	// ask, seed order, jitter) and seeds the address book's own source. Nil means seeded from
+	// crypto/rand.
 	Rand *rand.Rand
 }
 

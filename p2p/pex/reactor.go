@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,34 +18,38 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/pex/addrbook"
+	"github.com/switchyard-p2p/switchyard/p2p/pex/bookfile"
+	"github.com/switchyard-p2p/switchyard/p2p/transport"
 )
 
 // ErrSaveFailed is wrapped by Run's error when the address book could not be saved at shutdown
 // (the file error is wrapped too). Test with errors.Is.
 var ErrSaveFailed = errors.New("pex: cannot save the address book")
 
-// Reactor is the PEX reactor on channel 0x00 (docs/WIRE.md §7): it answers PexRequests from its
-// address book, asks peers for addresses, dials what the book picks (ensurePeers) and, in seed
-// mode, crawls the network. Create it with NewReactor, register it with p2p.WithReactor, and
-// run Run while the Switch runs.
+// Reactor is the PEX reactor on channel 0x00 (docs/WIRE.md §7): the shell around a Core. It
+// answers PexRequests from its address book, asks peers for addresses, dials what the book
+// picks (ensurePeers) and, in seed mode, crawls the network; the decisions are the Core's, the
+// Reactor turns the Switch's callbacks, events and timers into the Core's inputs and its effects
+// into Switch calls, logs and file saves. Create it with NewReactor, register it with
+// p2p.WithReactor, and run Run while the Switch runs.
 //
 // The Reactor methods called by the Switch (InitPeer, AddPeer, RemovePeer, Receive) never
-// block: they queue the event for the reactor goroutine (Run), which owns the address book and
-// every per-peer map. All exported methods are safe for concurrent use.
+// block: they queue the event for the reactor goroutine (Run), which owns the Core. All
+// exported methods are safe for concurrent use.
 type Reactor struct {
 	p2p.BaseReactor
 
 	cfg  Config // defaults applied
 	log  *slog.Logger
-	rng  *mrand.Rand
-	book *addrbook.AddrBook
+	core *Core // nil if err != nil
 	err  error // from NewReactor, returned by Run
 
 	inbox    inbox
 	started  atomic.Bool
 	bookSize atomic.Int64
 
-	net network // nil: the Switch (tests substitute a fake)
+	// Owned by Run's goroutine: the Peer behind each ID the Core knows, for its effects.
+	peers map[key.ID]p2p.Peer
 }
 
 // NewReactor returns a Reactor for cfg. It never fails: an invalid cfg is reported by Run.
@@ -54,19 +57,19 @@ type Reactor struct {
 func NewReactor(cfg Config) *Reactor {
 	err := cfg.Validate()
 	cfg = cfg.withDefaults()
-	r := &Reactor{cfg: cfg, log: cfg.Logger, rng: cfg.Rand}
+	r := &Reactor{cfg: cfg, log: cfg.Logger, peers: make(map[key.ID]p2p.Peer)}
 	r.inbox.init()
-	if r.rng == nil {
+	rng := cfg.Rand
+	if rng == nil {
 		var seed [16]byte
 		_, _ = rand.Read(seed[:]) // never fails (Go ≥ 1.24)
-		r.rng = mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+		rng = mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
 	}
-	book, berr := addrbook.New(addrbook.Config{
-		NonStrict:  !cfg.AddrBookStrict,
-		PrivateIDs: cfg.PrivatePeerIDs,
-	}, mrand.New(mrand.NewPCG(r.rng.Uint64(), r.rng.Uint64())))
-	r.book = book
-	r.err = errors.Join(err, berr)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	r.core, r.err = NewCore(cfg, rng)
 	return r
 }
 
@@ -99,7 +102,7 @@ func (r *Reactor) RemovePeer(p p2p.Peer, _ any) { r.inbox.post(item{kind: itemRe
 // disconnects p (ErrMalformedMessage); so does a peer with more than 16 messages not yet
 // handled (ErrFlood). Never blocks.
 func (r *Reactor) Receive(_ byte, p p2p.Peer, msgBytes []byte) {
-	m := decode(msgBytes)
+	m := Decode(msgBytes)
 	if !r.inbox.postMsg(p, m) {
 		r.log.Warn("dropping peer", "peer", p.ID(), "err", ErrFlood)
 		if sw := r.Switch; sw != nil {
@@ -121,8 +124,8 @@ func (r *Reactor) AddrBookSize() int { return int(r.bookSize.Load()) }
 
 // Run runs the reactor until ctx is done and returns ctx.Err() (or the configuration error
 // found by NewReactor at once, or ErrAlreadyRun). It loads the address book file, subscribes
-// to the Switch's events, then runs ensurePeers every EnsurePeersPeriod (the first at once if
-// no peer is connected, else after a random delay in [0, period)) or, in seed mode, the
+// to the Switch's events, then runs the Core: ensurePeers every EnsurePeersPeriod (the first at
+// once if no peer is connected, else after a random delay in [0, period)) or, in seed mode, the
 // crawler, and saves the book every SaveInterval and before returning. Run must be called
 // after NewSwitch (SetSwitch) and should run as long as the Switch does; every goroutine it
 // starts has exited when it returns.
@@ -138,24 +141,22 @@ func (r *Reactor) Run(ctx context.Context) (err error) {
 	if r.err != nil {
 		return r.err
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	net := r.net
-	var events <-chan p2p.Event
-	if net == nil {
-		sw := r.Switch
-		if sw == nil {
-			return errors.New("pex: Run before the reactor was registered with a Switch")
-		}
-		ch, cancel := sw.Subscribe(func(ev p2p.Event) bool {
-			return ev.Outbound && (ev.Type == p2p.DialFailed || ev.Type == p2p.PeerRejected)
-		})
-		defer cancel()
-		events = ch
-		net = &switchNet{sw: sw, ctx: ctx, wg: &wg}
+	sw := r.Switch
+	if sw == nil {
+		return errors.New("pex: Run before the reactor was registered with a Switch")
 	}
-	clk := r.cfg.Clock
-	c := newCore(r.cfg, r.book, r.rng, net)
+	var wg sync.WaitGroup // FlushStop goroutines
+	defer wg.Wait()
+	events, cancel := sw.Subscribe(func(ev p2p.Event) bool {
+		return ev.Type == p2p.PeerBanned || ev.Outbound && (ev.Type == p2p.DialFailed || ev.Type == p2p.PeerRejected)
+	})
+	defer cancel()
+
+	c, clk := r.core, r.cfg.Clock
+	c.AddPrivateIDs(sw.PrivatePeerIDs()...)
+	for _, b := range sw.Bans() {
+		c.Banned(b.ID, b.IP, b.Until)
+	}
 	r.load(clk.Now())
 	defer func() {
 		if serr := r.saveFile(); serr != nil {
@@ -164,48 +165,20 @@ func (r *Reactor) Run(ctx context.Context) (err error) {
 	}()
 
 	now := clk.Now()
-	nextSave := now.Add(r.cfg.SaveInterval)
-	period := r.cfg.EnsurePeersPeriod
-	var nextTick time.Time
-	switch {
-	case r.cfg.SeedMode:
-		r.drain(c, now) // our own addresses first
-		c.startCrawl(now)
-		nextTick = now.Add(period)
-	case len(net.Peers()) == 0:
-		nextTick = now
-	default:
-		nextTick = now.Add(time.Duration(r.rng.Int64N(int64(period))))
-	}
+	r.drain(sw, &wg, now) // our own addresses and the peers already reported first
+	c.SetDialsInFlight(sw.DialsInFlight())
+	c.Start(now)
+	r.apply(sw, &wg, c.Ready(), nil)
 	timer := clk.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		now = clk.Now()
-		r.drain(c, now)
-		if !now.Before(nextTick) {
-			if r.cfg.SeedMode {
-				c.crawl(now)
-			} else {
-				c.ensurePeers(now, true)
-			}
-			nextTick = now.Add(period)
-		}
-		if !c.nextAsk.IsZero() && !now.Before(c.nextAsk) {
-			c.ask(now)
-		}
-		if c.ensureSoon {
-			c.ensurePeers(now, false)
-		}
-		if !now.Before(nextSave) {
-			r.save()
-			nextSave = now.Add(r.cfg.SaveInterval)
-		}
-		r.bookSize.Store(int64(r.book.Size()))
-		next := min(nextTick.Sub(now), nextSave.Sub(now))
-		if !c.nextAsk.IsZero() {
-			next = min(next, c.nextAsk.Sub(now))
-		}
-		timer.Reset(max(next, 0))
+		r.drain(sw, &wg, now)
+		c.SetDialsInFlight(sw.DialsInFlight())
+		c.Tick(now)
+		r.apply(sw, &wg, c.Ready(), nil)
+		r.bookSize.Store(int64(c.Book().Size()))
+		timer.Reset(max(c.NextDeadline().Sub(now), 0))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -215,36 +188,146 @@ func (r *Reactor) Run(ctx context.Context) (err error) {
 				events = nil // the Switch stopped
 				continue
 			}
-			r.handleEvent(c, clk.Now(), ev)
+			r.handleEvent(sw, &wg, clk.Now(), ev)
 		case <-timer.C():
 		}
 	}
 }
 
-func (r *Reactor) handleEvent(c *core, now time.Time, ev p2p.Event) {
+// handleEvent turns one Switch event into a Core input.
+func (r *Reactor) handleEvent(sw *p2p.Switch, wg *sync.WaitGroup, now time.Time, ev p2p.Event) {
+	c := r.core
+	c.SetDialsInFlight(sw.DialsInFlight())
 	switch ev.Type {
 	case p2p.DialFailed:
-		c.dialFailed(now, ev.Addr, ev.Reason)
+		c.DialFailed(now, ev.Addr, classifyDialError(ev.Reason))
 	case p2p.PeerRejected:
-		c.rejected(ev.Peer)
+		c.Refused(now, ev.Peer)
+	case p2p.PeerBanned:
+		var be *p2p.BanError
+		if errors.As(ev.Reason, &be) {
+			c.Banned(ev.Peer, ev.Addr.IP, ev.At.Add(be.Duration))
+		}
+	}
+	r.apply(sw, wg, c.Ready(), ev.Reason)
+}
+
+// classifyDialError maps a dial error of the Switch onto the Core's DialFailure.
+func classifyDialError(err error) DialFailure {
+	var rej *transport.RejectedError
+	isRej := errors.As(err, &rej)
+	switch {
+	case errors.Is(err, transport.ErrSelf) || errors.Is(err, p2p.ErrSwitchConnectToSelf) ||
+		isRej && rej.Reason == transport.RejectSelf:
+		return DialSelf
+	case errors.Is(err, transport.ErrDialedIDMismatch) || isRej && rej.Reason == transport.RejectAuth:
+		return DialWrongID
+	}
+	return DialUnreachable
+}
+
+// peerInfo reads the Core's facts about p.
+func peerInfo(p p2p.Peer) PeerInfo {
+	info := PeerInfo{
+		ID: p.ID(), SocketAddr: p.SocketAddr(),
+		Outbound: p.IsOutbound(), Persistent: p.IsPersistent(), Private: p.IsPrivate(),
+	}
+	if na, err := p.NodeInfo().NetAddress(); err == nil {
+		info.ListenAddr = na
+	}
+	return info
+}
+
+// drain hands every queued item to the Core, in order, and carries out the effects of each
+// before the next (so that an effect for a peer reaches the Peer the Core meant).
+func (r *Reactor) drain(sw *p2p.Switch, wg *sync.WaitGroup, now time.Time) {
+	c := r.core
+	items := r.inbox.drain()
+	if len(items) > 0 {
+		c.SetDialsInFlight(sw.DialsInFlight())
+	}
+	for _, it := range items {
+		switch it.kind {
+		case itemInit:
+			r.peers[it.p.ID()] = it.p
+			c.InitPeer(now, peerInfo(it.p))
+		case itemAdd:
+			if r.peers[it.p.ID()] != it.p {
+				r.peers[it.p.ID()] = it.p
+				c.InitPeer(now, peerInfo(it.p))
+			}
+			c.AddPeer(now, peerInfo(it.p))
+		case itemRemove:
+			if r.peers[it.p.ID()] != it.p {
+				continue // a stale Peer: its state was replaced
+			}
+			delete(r.peers, it.p.ID())
+			c.RemovePeer(now, it.p.ID())
+		case itemMsg:
+			if r.peers[it.p.ID()] != it.p {
+				continue // a message of a replaced connection
+			}
+			c.Receive(now, it.p.ID(), it.msg)
+		case itemOurAddr:
+			c.AddOurAddress(it.addr)
+		}
+		r.apply(sw, wg, c.Ready(), nil)
 	}
 }
 
-// drain hands every queued item to the core, in order.
-func (r *Reactor) drain(c *core, now time.Time) {
-	for _, it := range r.inbox.drain() {
-		switch it.kind {
-		case itemInit:
-			c.initPeer(now, it.p)
-		case itemAdd:
-			c.addPeer(now, it.p)
-		case itemRemove:
-			c.removePeer(it.p)
-		case itemMsg:
-			c.receive(now, it.p, it.msg)
-		case itemOurAddr:
-			r.book.AddOurAddress(it.addr)
+// apply carries out the Core's effects: Sends, Stops, Dials, the save; and logs its notes.
+// cause is the error of the event that led to them (nil if none), for the notes.
+func (r *Reactor) apply(sw *p2p.Switch, wg *sync.WaitGroup, rd Ready, cause error) {
+	for _, s := range rd.Sends {
+		p := r.peers[s.Peer]
+		if p != nil && p.TrySend(Channel, s.Msg) {
+			continue
 		}
+		if s.Request {
+			r.log.Debug("PexRequest not sent: queue full or channel not advertised", "peer", s.Peer)
+		} else {
+			r.log.Debug("PexAddrs reply dropped: send queue full", "peer", s.Peer)
+		}
+		r.core.SendFailed(s)
+	}
+	for _, st := range rd.Stops {
+		p := r.peers[st.Peer]
+		if p == nil {
+			continue
+		}
+		switch {
+		case st.Flush:
+			wg.Go(p.FlushStop) // FlushStop blocks until the MConnection is done
+		case st.Ban > 0:
+			r.log.Warn("dropping and banning peer", "peer", st.Peer, "err", st.Reason)
+			sw.StopPeerForError(p, &p2p.BanError{Reason: st.Reason, Duration: st.Ban})
+		case errors.Is(st.Reason, ErrSeedDisconnect):
+			r.log.Info("seed: disconnecting peer after SeedDisconnectWaitPeriod", "peer", st.Peer)
+			sw.StopPeerForError(p, st.Reason)
+		default:
+			r.log.Warn("dropping peer", "peer", st.Peer, "err", st.Reason)
+			sw.StopPeerForError(p, st.Reason)
+		}
+	}
+	if len(rd.Dials) > 0 {
+		sw.DialPeers(rd.Dials...)
+	}
+	for _, n := range rd.Notes {
+		switch n.Kind {
+		case NoteRound:
+			s := n.Round
+			r.log.Debug("ensurePeers", "periodic", s.Periodic, "outbound", s.Outbound, "in_flight", s.InFlight,
+				"to_dial", s.ToDial, "dialed", s.Dialed, "book", s.BookSize)
+		case NoteWrongID:
+			r.log.Info("address failed authentication; marked bad", "addr", n.Addr, "err", cause)
+		case NoteUnreachable:
+			r.log.Info("address unreachable; marked bad", "addr", n.Addr, "attempts", n.N)
+		case NoteSourcePenalised:
+			r.log.Warn("source gossiped addresses that fail authentication; banned", "peer", n.Addr.ID, "dropped", n.N)
+		}
+	}
+	if rd.SaveBook {
+		r.save()
 	}
 }
 
@@ -253,7 +336,7 @@ func (r *Reactor) load(now time.Time) {
 	if path == "" {
 		return
 	}
-	rep, err := r.book.LoadFile(path, now)
+	rep, err := bookfile.Load(path, r.core.Book(), now)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		r.log.Info("no address book file; starting empty", "path", path)
@@ -264,7 +347,7 @@ func (r *Reactor) load(now time.Time) {
 	default:
 		r.log.Info("address book loaded", "path", path, "loaded", rep.Loaded, "skipped", rep.Skipped, "reasons", rep.Reasons)
 	}
-	r.bookSize.Store(int64(r.book.Size()))
+	r.bookSize.Store(int64(r.core.Book().Size()))
 }
 
 func (r *Reactor) save() {
@@ -278,31 +361,7 @@ func (r *Reactor) saveFile() error {
 	if r.cfg.AddrBookFile == "" {
 		return nil
 	}
-	return r.book.SaveFile(r.cfg.AddrBookFile)
-}
-
-// switchNet is network over a running *p2p.Switch.
-type switchNet struct {
-	sw  *p2p.Switch
-	ctx context.Context // Run's; bounds Status and the FlushStop goroutines
-	wg  *sync.WaitGroup
-}
-
-func (s *switchNet) Peers() []p2p.Peer                      { return s.sw.Peers().List() }
-func (s *switchNet) DialPeers(addrs ...netaddr.NetAddress)  { s.sw.DialPeers(addrs...) }
-func (s *switchNet) StopPeerForError(p p2p.Peer, err error) { s.sw.StopPeerForError(p, err) }
-func (s *switchNet) IsBanned(id key.ID, ip netip.Addr) bool { return s.sw.IsBanned(id, ip) }
-func (s *switchNet) IsPrivate(id key.ID) bool               { return s.sw.IsPrivate(id) }
-func (s *switchNet) FlushStop(p p2p.Peer)                   { s.wg.Go(p.FlushStop) }
-
-func (s *switchNet) NumDialing() int {
-	ctx, cancel := context.WithTimeout(s.ctx, statusTimeout)
-	defer cancel()
-	st, err := s.sw.Status(ctx)
-	if err != nil {
-		return 0
-	}
-	return st.DialsInFlight
+	return bookfile.Save(r.cfg.AddrBookFile, r.core.Book())
 }
 
 // ---- inbox -------------------------------------------------------------------------------
@@ -320,7 +379,7 @@ const (
 type item struct {
 	kind itemKind
 	p    p2p.Peer
-	msg  message
+	msg  Message
 	addr netaddr.NetAddress
 }
 
@@ -354,7 +413,7 @@ func (b *inbox) post(it item) {
 }
 
 // postMsg queues a message from p; false if p already has maxPendingPerPeer messages queued.
-func (b *inbox) postMsg(p p2p.Peer, m message) bool {
+func (b *inbox) postMsg(p p2p.Peer, m Message) bool {
 	b.mu.Lock()
 	if b.pending[p.ID()] >= maxPendingPerPeer {
 		b.mu.Unlock()

@@ -98,9 +98,10 @@ func (c Config) Validate() error {
 }
 
 // AddrBook is CometBFT's address book (a port of btcd's addrmgr), as a PURE
-// state machine: it performs no I/O (except in the file helpers SaveFile and
-// LoadFile), starts no goroutines, never reads the clock (time comes in as
-// now) and draws randomness only from the *rand.Rand given to New.
+// state machine: it performs no I/O (Save and Load work on an io.Writer and
+// an io.Reader; p2p/pex/bookfile does the file), starts no goroutines, never
+// reads the clock (time comes in as now) and draws randomness only from the
+// *rand.Rand given to New.
 //
 // It is not safe for concurrent use: one goroutine (the PEX reactor shell)
 // owns it.

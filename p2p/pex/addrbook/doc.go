@@ -27,20 +27,22 @@
 // the order could matter. It is not safe for concurrent use, and it does not
 // log: AddAddress returns typed errors, Load returns a LoadReport.
 //
-// The only I/O is in file.go: SaveFile (atomic: temp file, fsync, rename,
-// fsync the directory; mode 0644) and LoadFile (quarantines a corrupt file
-// as <path>.corrupt). The core Save/Load work on io.Writer/io.Reader.
+// The book has no file I/O: Save and Load encode and decode addrbook.json
+// on an io.Writer and an io.Reader. Writing the file atomically (temp file,
+// fsync, rename, fsync the directory; mode 0644) and quarantining a corrupt
+// one as <path>.corrupt is p2p/pex/bookfile's job, in the shell.
 //
 // # The shell
 //
-// The PEX reactor owns the book in its single goroutine:
+// The PEX core (pex.Core) owns the book; its shell, the PEX reactor, runs it
+// in a single goroutine. In outline:
 //
 //	book, err := addrbook.New(addrbook.Config{
 //		NonStrict:  !cfg.P2P.AddrBookStrict,
 //		OurAddrs:   []netaddr.NetAddress{self},
 //		PrivateIDs: private,
 //	}, rand.New(rand.NewPCG(seed1, seed2)))
-//	rep, err := book.LoadFile(path, clk.Now()) // log rep.Skipped; ErrCorruptFile: log, go on empty
+//	rep, err := bookfile.Load(path, book, clk.Now()) // log rep.Skipped; ErrCorruptFile: log, go on empty
 //	for {
 //		select {
 //		case m := <-addrs: // PexAddrs from peer p
@@ -58,7 +60,7 @@
 //				...
 //			}
 //		case <-save.C: // every 2 min, and on stop
-//			err := book.SaveFile(path)
+//			err := bookfile.Save(path, book)
 //		}
 //	}
 //

@@ -43,10 +43,10 @@ var (
 	// silently; this book protects new entries too, and says so.
 	ErrAddrBookAddrConflict = errors.New("addrbook: ID already known at another address")
 
-	// ErrCorruptFile is wrapped by Load (and LoadFile) when the input is not
-	// an address book: invalid or truncated JSON, a wrong top-level shape, or
-	// more than maxFileBytes (64 MiB). The decoder's error is wrapped too.
-	// After it the book is empty. LoadFile has also renamed the file to
+	// ErrCorruptFile is wrapped by Load when the input is not an address
+	// book: invalid or truncated JSON, a wrong top-level shape, or more than
+	// maxFileBytes (64 MiB). The decoder's error is wrapped too. After it the
+	// book is empty. p2p/pex/bookfile.Load has also renamed the file to
 	// <path>.corrupt (docs/RELIABILITY.md R-01).
 	ErrCorruptFile = errors.New("addrbook: corrupt address book file")
 

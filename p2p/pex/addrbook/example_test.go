@@ -35,7 +35,7 @@ func Example() {
 	book.MarkGood(now.Add(time.Second), addr.ID)
 	fmt.Println("size", book.Size(), "old", book.NumOld())
 
-	var file bytes.Buffer // SaveFile / LoadFile in a real node
+	var file bytes.Buffer // p2p/pex/bookfile in a real node
 	_ = book.Save(&file)
 	restarted, _ := addrbook.New(addrbook.Config{}, rand.New(rand.NewPCG(3, 4)))
 	rep, err := restarted.Load(&file, now.Add(time.Hour))

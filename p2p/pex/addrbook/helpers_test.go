@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -14,12 +13,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
 
-func TestMain(m *testing.M) {
-	if path := os.Getenv(crashEnv); path != "" {
-		saveLoop(path) // the child of TestSaveFileCrash; never returns
-	}
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 

@@ -1,4 +1,4 @@
-package addrbook
+package bookfile
 
 import (
 	"bufio"
@@ -15,16 +15,17 @@ import (
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/internal/atomicfile"
+	"github.com/switchyard-p2p/switchyard/p2p/pex/addrbook"
 )
 
-func TestSaveFileLoadFile(t *testing.T) {
+func TestSaveLoad(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "addrbook.json")
 	a := filledBook(t, 30, 500)
-	if err := a.SaveFile(path); err != nil {
+	if err := Save(path, a); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.SaveFile(path); err != nil { // over an existing file
+	if err := Save(path, a); err != nil { // over an existing file
 		t.Fatal(err)
 	}
 	st, err := os.Stat(path)
@@ -34,29 +35,29 @@ func TestSaveFileLoadFile(t *testing.T) {
 	if tmps := tempFiles(t, path); len(tmps) != 0 {
 		t.Fatalf("temp files left behind: %v", tmps)
 	}
-	b := newBook(t, Config{}, 31)
-	rep, err := b.LoadFile(path, t0.Add(time.Hour))
+	b := newBook(t, 31)
+	rep, err := Load(path, b, t0.Add(time.Hour))
 	if err != nil || rep.Loaded != a.Size() || b.Size() != a.Size() {
-		t.Fatalf("LoadFile = %+v, %v", rep, err)
+		t.Fatalf("Load = %+v, %v", rep, err)
 	}
-	if _, err := b.LoadFile(filepath.Join(dir, "missing.json"), t0); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := Load(filepath.Join(dir, "missing.json"), b, t0); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
 	}
 	if b.Size() != a.Size() {
 		t.Fatal("a missing file changed the book")
 	}
-	if err := a.SaveFile(filepath.Join(dir, "no", "such", "dir.json")); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("SaveFile into a missing dir: %v", err)
+	if err := Save(filepath.Join(dir, "no", "such", "dir.json"), a); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Save into a missing dir: %v", err)
 	}
 }
 
-// TestLoadFileCorrupt covers R-01: a truncated file gives ErrCorruptFile, an
+// TestLoadCorrupt covers R-01: a truncated file gives addrbook.ErrCorruptFile, an
 // empty book, and the file moves to .corrupt, then .corrupt.1, ...
-func TestLoadFileCorrupt(t *testing.T) {
+func TestLoadCorrupt(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "addrbook.json")
 	a := filledBook(t, 32, 100)
-	if err := a.SaveFile(path); err != nil {
+	if err := Save(path, a); err != nil {
 		t.Fatal(err)
 	}
 	full, _ := os.ReadFile(path)
@@ -65,9 +66,9 @@ func TestLoadFileCorrupt(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := filledBook(t, 33, 10)
-		_, err := b.LoadFile(path, t0)
-		if !errors.Is(err, ErrCorruptFile) || !strings.Contains(err.Error(), path) {
-			t.Fatalf("LoadFile = %v", err)
+		_, err := Load(path, b, t0)
+		if !errors.Is(err, addrbook.ErrCorruptFile) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("Load = %v", err)
 		}
 		if !b.Empty() {
 			t.Fatal("book not empty after a corrupt file")
@@ -80,19 +81,19 @@ func TestLoadFileCorrupt(t *testing.T) {
 			t.Fatalf("%s: %v", want, err)
 		}
 		// The empty book saves a fresh file at path.
-		if err := b.SaveFile(path); err != nil {
+		if err := Save(path, b); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-const crashEnv = "ADDRBOOK_CRASH_TEST_PATH"
+const crashEnv = "BOOKFILE_CRASH_TEST_PATH"
 
-// saveLoop is the child process of TestSaveFileCrash (TestMain runs it instead
+// saveLoop is the child process of TestSaveCrash (TestMain runs it instead
 // of the tests when crashEnv is set): it saves a growing book to path in a
 // loop until killed.
 func saveLoop(path string) {
-	a, err := New(Config{Entropy: rand.NewChaCha8([32]byte{34})}, rand.New(rand.NewPCG(34, 35)))
+	a, err := addrbook.New(addrbook.Config{Entropy: rand.NewChaCha8([32]byte{34})}, rand.New(rand.NewPCG(34, 35)))
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
@@ -102,7 +103,7 @@ func saveLoop(path string) {
 	for i := 0; ; i++ {
 		_ = a.AddAddress(t0, routable(1<<23+i, 9000+i%1000), routable(1<<24, 8000))
 		a.MarkGood(t0, testID(1<<23+i))
-		if err := a.SaveFile(path); err != nil {
+		if err := Save(path, a); err != nil {
 			fmt.Println("error", err)
 			os.Exit(2)
 		}
@@ -112,7 +113,7 @@ func saveLoop(path string) {
 // crashBookSize is the size of the book saveLoop saves: its file is about 130 KB.
 const crashBookSize = 300
 
-// TestSaveFileCrash covers R-04: a process SIGKILLed at random moments while
+// TestSaveCrash covers R-04: a process SIGKILLed at random moments while
 // saving in a loop never leaves an unparseable file.
 //
 // Only a kill between the temporary file's creation and the rename (or the
@@ -120,13 +121,13 @@ const crashBookSize = 300
 // -race a save spends ~98% of its time marshalling and 2-10 ms writing and
 // fsyncing. Kills at a uniformly random moment almost never hit it (the
 // former 0-30 ms after the first save: 0 of 100 kills, so a non-atomic
-// SaveFile passed). So each kill is aimed: the parent polls the directory
+// Save passed). So each kill is aimed: the parent polls the directory
 // until a temporary file exists, then kills after a random 0-10 ms: during
 // the write, the fsync, the rename or the directory fsync, or, once that save
 // is over, in the next marshal. After each kill the file must load with
 // every entry (≥ 100, the parent's initial book) and none skipped; a
 // leftover temporary file is removed and counted.
-func TestSaveFileCrash(t *testing.T) {
+func TestSaveCrash(t *testing.T) {
 	// Scaled from RELIABILITY R-04's 1,000 kills to 100 (20 with -short): each kill starts a
 	// process (about 0.2 s of CPU under -race).
 	iterations := 100
@@ -139,7 +140,7 @@ func TestSaveFileCrash(t *testing.T) {
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "addrbook.json")
-	if err := filledBook(t, 35, 100).SaveFile(path); err != nil {
+	if err := Save(path, filledBook(t, 35, 100)); err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(36, 37))
@@ -181,15 +182,15 @@ func TestSaveFileCrash(t *testing.T) {
 				_ = os.Remove(tmp)
 			}
 		}
-		b := newBook(t, Config{}, 38)
-		rep, err := b.LoadFile(path, t0)
+		b := newBook(t, 38)
+		rep, err := Load(path, b, t0)
 		if err != nil || rep.Loaded < 100 || rep.Skipped != 0 {
 			t.Fatalf("iteration %d: after kill -9: %+v, %v", it, rep, err)
 		}
 	}
 }
 
-// tempFiles lists the temporary files an interrupted SaveFile of path may leave.
+// tempFiles lists the temporary files an interrupted Save of path may leave.
 func tempFiles(t *testing.T, path string) []string {
 	t.Helper()
 	es, err := os.ReadDir(filepath.Dir(path))

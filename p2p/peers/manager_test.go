@@ -1,0 +1,574 @@
+package peers
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/internal/clock"
+	"github.com/switchyard-p2p/switchyard/p2p/dial"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+)
+
+var mt0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// mid returns a valid ID that sorts by n: mid(1) < mid(2) < ...
+func mid(n int) key.ID { return key.ID(fmt.Sprintf("%040x", n)) }
+
+// maddr returns mid(n)@10.(n/256).(n%256).1:26656: each n its own /24, groups by n/256.
+func maddr(n int) netaddr.NetAddress {
+	return netaddr.New(mid(n), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(n / 256), byte(n % 256), 1}), 26656))
+}
+
+// world plays the Switch for a Manager: it hands connections in, carries out the Actions and
+// records them.
+type world struct {
+	t       *testing.T
+	m       *Manager
+	clk     *clock.Manual
+	ref     ConnRef
+	log     []string // every action, rendered
+	dials   []netaddr.NetAddress
+	admit   map[ConnRef]Conn
+	refused map[ConnRef]Refusal
+	evicted []key.ID
+	removed []key.ID
+	conns   map[ConnRef]Conn // handed to the Manager, not admitted nor refused yet
+}
+
+func newWorld(t *testing.T, cfg ManagerConfig, seed uint64) *world {
+	t.Helper()
+	m, err := NewManager(cfg, rand.New(rand.NewPCG(seed, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &world{t: t, m: m, clk: clock.NewManual(mt0), admit: map[ConnRef]Conn{}, refused: map[ConnRef]Refusal{},
+		conns: map[ConnRef]Conn{}}
+}
+
+func (w *world) now() time.Time { return w.clk.Now() }
+
+// apply carries out the Manager's actions and returns them.
+func (w *world) apply() []Action {
+	rd := w.m.Ready()
+	for _, a := range rd.Actions {
+		switch a.Kind {
+		case ActDial:
+			w.dials = append(w.dials, a.Addr)
+			w.log = append(w.log, fmt.Sprintf("dial %s", a.Addr.ID[36:]))
+		case ActAdmit:
+			c, ok := w.conns[a.Ref]
+			if !ok {
+				w.t.Fatalf("admit of unknown ref %d", a.Ref)
+			}
+			delete(w.conns, a.Ref)
+			w.admit[a.Ref] = c
+			w.log = append(w.log, fmt.Sprintf("admit %d", a.Ref))
+		case ActRefuse:
+			if _, ok := w.conns[a.Ref]; !ok {
+				w.t.Fatalf("refusal of unknown ref %d", a.Ref)
+			}
+			delete(w.conns, a.Ref)
+			w.refused[a.Ref] = a.Refusal
+			w.log = append(w.log, fmt.Sprintf("refuse %d %s dup=%v", a.Ref, a.Refusal, a.Dup))
+		case ActEvict:
+			w.evicted = append(w.evicted, a.Peer)
+			w.log = append(w.log, fmt.Sprintf("evict %s for %d", a.Peer[36:], a.Ref))
+		case ActRemove:
+			w.removed = append(w.removed, a.Peer)
+			w.log = append(w.log, fmt.Sprintf("remove %s", a.Peer[36:]))
+		}
+	}
+	return rd.Actions
+}
+
+func (w *world) conn(n int, outbound bool) Conn {
+	w.ref++
+	a := maddr(n)
+	c := Conn{Ref: w.ref, ID: a.ID, Outbound: outbound, SocketAddr: a, Latency: time.Duration(n) * time.Millisecond}
+	if outbound {
+		c.DialAddr = a
+	}
+	w.conns[c.Ref] = c
+	return c
+}
+
+// inbound hands an inbound connection from n to the Manager and returns its ref.
+func (w *world) inbound(n int) ConnRef {
+	c := w.conn(n, false)
+	w.m.Inbound(w.now(), c)
+	w.apply()
+	return c.Ref
+}
+
+// dialed reports a successful dial of n.
+func (w *world) dialed(n int) ConnRef {
+	c := w.conn(n, true)
+	w.m.DialSucceeded(w.now(), c)
+	w.apply()
+	return c.Ref
+}
+
+func (w *world) tick() []Action {
+	w.m.Tick(w.now())
+	return w.apply()
+}
+
+func kinds(as []Action) string {
+	var s []string
+	for _, a := range as {
+		s = append(s, a.Kind.String())
+	}
+	return strings.Join(s, ",")
+}
+
+// TestManagerInboundLimitExact is RELIABILITY C-01 in the core: with MaxInbound N and eviction
+// off, the first N inbound peers are admitted and the N+1th is refused (RefuseInboundLimit);
+// an unconditional peer is admitted beyond the limit and counts in none; with eviction on, the
+// N+1th evicts one inbound peer (ActEvict before its ActAdmit) and the count stays N.
+func TestManagerInboundLimitExact(t *testing.T) {
+	const limit = 5
+	w := newWorld(t, ManagerConfig{Self: mid(1000), MaxInbound: limit, DisableEviction: true, Unconditional: []key.ID{mid(99)}}, 1)
+	for i := range limit {
+		if ref := w.inbound(10 + i); w.admit[ref].ID != mid(10+i) {
+			t.Fatalf("inbound %d of %d not admitted: %v", i+1, limit, w.log)
+		}
+	}
+	ref := w.inbound(20)
+	if w.refused[ref] != RefuseInboundLimit {
+		t.Fatalf("inbound %d: %v, want refused for the limit", limit+1, w.log)
+	}
+	if ref := w.inbound(99); w.admit[ref].ID != mid(99) {
+		t.Fatalf("unconditional peer not admitted beyond the limit: %v", w.log)
+	}
+	if in, _ := w.m.NumPeers(); in != limit+1 {
+		t.Fatalf("%d inbound peers, want %d", in, limit+1)
+	}
+	if ref := w.inbound(21); w.refused[ref] != RefuseInboundLimit {
+		t.Fatal("the unconditional peer freed a slot")
+	}
+	// A slot frees: the next one is admitted.
+	w.m.StopPeer(w.now(), mid(10), errors.New("gone"))
+	w.apply()
+	if ref := w.inbound(22); w.admit[ref].ID != mid(22) {
+		t.Fatalf("not admitted after a slot freed: %v", w.log)
+	}
+
+	// Eviction on: the N+1th evicts one (from the most crowded group), then is admitted. With
+	// 30 slots the policy's protections (4 groups, 8 lowest latencies, 4 most useful, the
+	// longest-connected half) leave some peers evictable.
+	const slots = 30
+	w = newWorld(t, ManagerConfig{Self: mid(1000), MaxInbound: slots}, 2)
+	for i := range slots {
+		w.inbound(256 + i) // one /16
+		w.clk.Advance(time.Second)
+	}
+	ref = w.inbound(600)
+	acts := w.log[len(w.log)-2:]
+	if len(w.evicted) != 1 || !strings.HasPrefix(acts[0], "evict") || acts[1] != fmt.Sprintf("admit %d", ref) {
+		t.Fatalf("actions %v, want an eviction then the admission", w.log)
+	}
+	if in, _ := w.m.NumPeers(); in != slots || w.m.Connected(w.evicted[0]) {
+		t.Fatalf("%d inbound peers after eviction, evicted still connected %v", in, w.m.Connected(w.evicted[0]))
+	}
+}
+
+// TestManagerOutboundLimitExact is C-11 in the core: with MaxOutbound N, DialPeers of N+3
+// addresses dials exactly N; no more while they are in flight or connected; one leaving lets the
+// next be dialed. Persistent peers take no slot.
+func TestManagerOutboundLimitExact(t *testing.T) {
+	const limit = 3
+	w := newWorld(t, ManagerConfig{Self: mid(1000), MaxOutbound: limit, Persistent: []netaddr.NetAddress{maddr(50)},
+		PersistentDialJitter: -1}, 3)
+	w.m.Start(w.now())
+	var addrs []netaddr.NetAddress
+	for i := range limit + 3 {
+		addrs = append(addrs, maddr(10+i))
+	}
+	w.m.DialPeers(w.now(), addrs...)
+	w.tick()
+	if len(w.dials) != limit+1 { // N + the persistent peer
+		t.Fatalf("dialed %v, want %d and the persistent peer", w.dials, limit)
+	}
+	if w.m.DialsInFlight() != limit+1 {
+		t.Fatalf("DialsInFlight %d", w.m.DialsInFlight())
+	}
+	for _, a := range w.dials {
+		n := 0
+		fmt.Sscanf(string(a.ID), "%x", &n)
+		w.dialed(n)
+	}
+	w.clk.Advance(DefaultSimultaneousDialGrace) // we are the higher ID: holds end
+	w.tick()
+	if len(w.admit) != limit+1 {
+		t.Fatalf("admitted %d, want %d: %v", len(w.admit), limit+1, w.log)
+	}
+	w.clk.Advance(time.Hour)
+	if w.tick(); len(w.dials) != limit+1 {
+		t.Fatalf("dialed %v with the slots full", w.dials[limit+1:])
+	}
+	w.m.StopPeer(w.now(), w.dials[0].ID, errors.New("gone"))
+	w.apply()
+	if w.tick(); len(w.dials) != limit+2 || w.dials[limit+1] != maddr(10+limit) {
+		t.Fatalf("after a slot freed: dialed %v", w.dials)
+	}
+}
+
+// TestManagerDuplicatesAndSelf is C-08 and C-09 in the core: a second connection for a
+// connected ID is refused (RefuseDuplicateID), our own ID too (RefuseSelf); DialPeers skips
+// ourselves, connected IDs, queued IDs and IDs being dialed, and notes invalid addresses.
+func TestManagerDuplicatesAndSelf(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1000)}, 4)
+	w.inbound(10)
+	if ref := w.inbound(10); w.refused[ref] != RefuseDuplicateID {
+		t.Fatalf("duplicate: %v", w.log)
+	}
+	if ref := w.inbound(1000); w.refused[ref] != RefuseSelf {
+		t.Fatalf("self: %v", w.log)
+	}
+	w.m.DialPeers(w.now(), maddr(10), maddr(1000), maddr(11), maddr(11), netaddr.NetAddress{ID: "nope"})
+	rd := w.m.Ready()
+	var skipped []string
+	for _, n := range rd.Notes {
+		if n.Kind == NoteDialSkipped {
+			skipped = append(skipped, n.Err.Error())
+		}
+	}
+	// The invalid address, and the second 11 (already queued); 10 (connected) and 1000 (us)
+	// are skipped silently.
+	if len(skipped) != 2 || !errors.Is(rd.Notes[0].Err, dial.ErrAlreadyQueued) || !errors.Is(rd.Notes[1].Err, ErrInvalidAddr) {
+		t.Fatalf("notes %+v", rd.Notes)
+	}
+	w.tick()
+	w.m.DialPeers(w.now(), maddr(11)) // being dialed
+	w.tick()
+	if len(w.dials) != 1 || w.dials[0] != maddr(11) {
+		t.Fatalf("dialed %v, want only %v once", w.dials, maddr(11))
+	}
+}
+
+// TestManagerTieBreak is C-07 in the core: the connection dialed by the lower ID survives.
+func TestManagerTieBreak(t *testing.T) {
+	t.Run("lower: held inbound refused when our dial succeeds", func(t *testing.T) {
+		w := newWorld(t, ManagerConfig{Self: mid(5)}, 5)
+		w.m.DialPeers(w.now(), maddr(10))
+		w.tick()
+		in := w.inbound(10)
+		if _, held := w.conns[in]; !held || len(w.log) != 1 {
+			t.Fatalf("inbound of the higher ID not held while our dial runs: %v", w.log)
+		}
+		out := w.dialed(10)
+		if w.refused[in] != RefuseSimultaneousDial || w.admit[out].ID != mid(10) {
+			t.Fatalf("%v, want the held inbound refused and our outbound admitted", w.log)
+		}
+	})
+	t.Run("lower: held inbound admitted when our dial fails", func(t *testing.T) {
+		w := newWorld(t, ManagerConfig{Self: mid(5)}, 5)
+		w.m.DialPeers(w.now(), maddr(10))
+		w.tick()
+		in := w.inbound(10)
+		w.m.DialFailed(w.now(), maddr(10), errors.New("refused"))
+		w.apply()
+		if w.admit[in].ID != mid(10) {
+			t.Fatalf("%v, want the held inbound admitted", w.log)
+		}
+	})
+	t.Run("higher: held outbound replaced by the lower's inbound", func(t *testing.T) {
+		w := newWorld(t, ManagerConfig{Self: mid(50)}, 6)
+		w.m.DialPeers(w.now(), maddr(10))
+		w.tick()
+		out := w.dialed(10)
+		if _, held := w.conns[out]; !held || w.m.DialsInFlight() != 1 {
+			t.Fatalf("outbound to the lower ID not held (in flight %d): %v", w.m.DialsInFlight(), w.log)
+		}
+		if d := w.m.NextDeadline(); !d.Equal(w.now().Add(DefaultSimultaneousDialGrace)) {
+			t.Fatalf("deadline %v, want the grace", d.Sub(w.now()))
+		}
+		w.clk.Advance(DefaultSimultaneousDialGrace / 2)
+		in := w.inbound(10)
+		got := w.log[len(w.log)-2:]
+		want := []string{fmt.Sprintf("refuse %d simultaneous_dial dup=true", out), fmt.Sprintf("admit %d", in)}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("actions %v, want %v", got, want)
+		}
+		if w.m.DialsInFlight() != 0 || !w.m.NextDeadline().IsZero() {
+			t.Fatalf("after the swap: in flight %d, deadline %v", w.m.DialsInFlight(), w.m.NextDeadline())
+		}
+	})
+	t.Run("higher: hold expires exactly at the grace", func(t *testing.T) {
+		w := newWorld(t, ManagerConfig{Self: mid(50), SimultaneousDialGrace: 300 * time.Millisecond}, 7)
+		w.m.DialPeers(w.now(), maddr(10))
+		w.tick()
+		out := w.dialed(10)
+		w.clk.Advance(300*time.Millisecond - time.Nanosecond)
+		if acts := w.tick(); len(acts) != 0 {
+			t.Fatalf("before the grace: %v", kinds(acts))
+		}
+		w.clk.Advance(time.Nanosecond)
+		w.tick()
+		if w.admit[out].ID != mid(10) || w.m.DialsInFlight() != 0 {
+			t.Fatalf("at the grace: %v", w.log)
+		}
+	})
+	t.Run("grace off: no hold", func(t *testing.T) {
+		w := newWorld(t, ManagerConfig{Self: mid(50), SimultaneousDialGrace: -1}, 8)
+		w.m.DialPeers(w.now(), maddr(10))
+		w.tick()
+		if out := w.dialed(10); w.admit[out].ID != mid(10) {
+			t.Fatalf("%v", w.log)
+		}
+	})
+	t.Run("inbound won meanwhile: our dial refused as a duplicate", func(t *testing.T) {
+		w := newWorld(t, ManagerConfig{Self: mid(50)}, 9)
+		w.m.DialPeers(w.now(), maddr(60)) // we are the lower ID: but no dial running yet when it arrives
+		in := w.inbound(60)               // not dialing yet (queued): admitted
+		w.tick()                          // the queue knows it is connected: nothing to dial
+		if w.admit[in].ID != mid(60) || len(w.dials) != 0 {
+			t.Fatalf("%v", w.log)
+		}
+	})
+}
+
+// TestManagerBanExpiry is S-05 in the core: a banned ID or IP is refused and not dialed until
+// the ban ends (NextDeadline is the expiry; BansExpired then), a persistent banned peer stays
+// configured and is dialed after it.
+func TestManagerBanExpiry(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1000), Persistent: []netaddr.NetAddress{maddr(30)}, PersistentDialJitter: -1}, 10)
+	w.inbound(10)
+	w.m.StopPeer(w.now(), mid(10), errors.New("spam"))
+	w.apply()
+	until := w.now().Add(time.Hour)
+	w.m.Ban(w.now(), mid(10), maddr(10).IP, until)
+	w.m.Ban(w.now(), mid(30), netip.Addr{}, until.Add(time.Hour))
+	if d := w.m.NextDeadline(); !d.Equal(until) {
+		t.Fatalf("deadline %v, want the first expiry", d.Sub(w.now()))
+	}
+	if ref := w.inbound(10); w.refused[ref] != RefuseBanned {
+		t.Fatalf("banned ID: %v", w.log)
+	}
+	other := w.conn(11, false)
+	other.SocketAddr.IP = maddr(10).IP // another ID from the banned IP
+	w.m.Inbound(w.now(), other)
+	w.apply()
+	if w.refused[other.Ref] != RefuseBanned {
+		t.Fatalf("banned IP: %v", w.log)
+	}
+	w.m.Start(w.now())
+	w.m.DialPeers(w.now(), maddr(10))
+	w.tick()
+	if len(w.dials) != 0 {
+		t.Fatalf("dialed banned %v", w.dials)
+	}
+	w.clk.Set(until.Add(-time.Nanosecond))
+	if w.m.Tick(w.now()); w.m.Ready().BansExpired {
+		t.Fatal("bans expired early")
+	}
+	w.clk.Set(until)
+	w.m.Tick(w.now())
+	if rd := w.m.Ready(); !rd.BansExpired || w.m.NumBans() != 1 {
+		t.Fatalf("at the expiry: %+v, %d bans left", rd, w.m.NumBans())
+	}
+	if ref := w.inbound(10); w.admit[ref].ID != mid(10) {
+		t.Fatalf("not admitted after the ban: %v", w.log)
+	}
+	// The persistent peer: dialed once its ban ended (the queue retries it with backoff).
+	for w.now().Before(until.Add(2 * time.Hour)) {
+		d := w.m.NextDeadline()
+		if d.IsZero() {
+			break
+		}
+		w.clk.Set(d)
+		w.tick()
+	}
+	if len(w.dials) == 0 || w.dials[0] != maddr(30) {
+		t.Fatalf("persistent peer not dialed after its ban: %v", w.dials)
+	}
+	if st := w.m.Status(); st.Schedule[0].Addr != maddr(30) {
+		t.Fatalf("persistent peer left the queue: %+v", st.Schedule)
+	}
+}
+
+// TestManagerStartupJitterBounds: each persistent peer's first dial comes at Start plus a delay
+// in [0, PersistentDialJitter), drawn from the seed; none before; negative jitter dials at once.
+func TestManagerStartupJitterBounds(t *testing.T) {
+	var ps []netaddr.NetAddress
+	for i := range 20 {
+		ps = append(ps, maddr(10+i))
+	}
+	jitter := 3 * time.Second
+	distinct := map[time.Duration]bool{}
+	for seed := range uint64(20) {
+		w := newWorld(t, ManagerConfig{Self: mid(1000), Persistent: ps, PersistentDialJitter: jitter,
+			Dial: dial.Config{MaxInFlight: 100}}, seed)
+		w.m.Start(w.now())
+		if d := w.m.NextDeadline(); d.Before(mt0) || d.Sub(mt0) >= jitter {
+			t.Fatalf("seed %d: first deadline %v", seed, d.Sub(mt0))
+		}
+		at := map[key.ID]time.Duration{}
+		for len(w.dials) < len(ps) {
+			d := w.m.NextDeadline()
+			if d.IsZero() || d.Sub(mt0) >= jitter {
+				t.Fatalf("seed %d: next start-up dial at %v, want < %v", seed, d.Sub(mt0), jitter)
+			}
+			w.clk.Set(d)
+			n := len(w.dials)
+			w.tick()
+			if len(w.dials) == n {
+				t.Fatalf("seed %d: deadline %v released nothing", seed, d.Sub(mt0))
+			}
+			for _, a := range w.dials[n:] {
+				at[a.ID] = d.Sub(mt0)
+				distinct[d.Sub(mt0)] = true
+			}
+		}
+		if len(at) != len(ps) {
+			t.Fatalf("seed %d: dialed %d distinct peers", seed, len(at))
+		}
+	}
+	if len(distinct) < 100 {
+		t.Fatalf("only %d distinct start-up delays over 400 draws", len(distinct))
+	}
+	w := newWorld(t, ManagerConfig{Self: mid(1000), Persistent: ps, PersistentDialJitter: -1, Dial: dial.Config{MaxInFlight: 100}}, 1)
+	w.m.Start(w.now())
+	if w.tick(); len(w.dials) != len(ps) {
+		t.Fatalf("no jitter: %d dialed at once, want %d", len(w.dials), len(ps))
+	}
+}
+
+// script runs a fixed sequence of inputs and returns the actions and deadlines as text.
+func managerScript(t *testing.T, seed uint64) string {
+	w := newWorld(t, ManagerConfig{Self: mid(50), MaxInbound: 3, MaxOutbound: 3,
+		Persistent: []netaddr.NetAddress{maddr(70), maddr(71)}}, seed)
+	w.m.Start(w.now())
+	var out strings.Builder
+	step := func() {
+		fmt.Fprintf(&out, "%v %s next=%v\n", w.now().Sub(mt0), kinds(w.apply()), w.m.NextDeadline().Sub(mt0))
+	}
+	for i := range 40 {
+		switch i % 5 {
+		case 0:
+			w.m.DialPeers(w.now(), maddr(100+i), maddr(200+i))
+		case 1:
+			c := w.conn(300+i, false)
+			w.m.Inbound(w.now(), c)
+		case 2:
+			for _, a := range w.dials {
+				if w.m.Connected(a.ID) {
+					continue
+				}
+				if i%2 == 0 {
+					w.m.DialFailed(w.now(), a, errors.New("refused"))
+				} else {
+					c := w.conn(0, true)
+					c.ID, c.SocketAddr, c.DialAddr = a.ID, a, a
+					w.conns[c.Ref] = c
+					w.m.DialSucceeded(w.now(), c)
+				}
+			}
+			w.dials = nil
+		case 3:
+			if d := w.m.NextDeadline(); !d.IsZero() {
+				w.clk.Set(d)
+			}
+			w.m.Tick(w.now())
+		case 4:
+			w.clk.Advance(700 * time.Millisecond)
+			w.m.Tick(w.now())
+		}
+		step()
+	}
+	return out.String()
+}
+
+// TestManagerDeterministic: one seed, one sequence of inputs: the same actions at the same
+// times, twice; another seed changes the jitter.
+func TestManagerDeterministic(t *testing.T) {
+	a, b := managerScript(t, 11), managerScript(t, 11)
+	if a != b {
+		t.Fatalf("same seed, different runs:\n%s\n---\n%s", a, b)
+	}
+	if c := managerScript(t, 12); c == a {
+		t.Fatal("another seed gave the same run")
+	}
+}
+
+// TestManagerPersistentAndUnconditional: a persistent peer that leaves is redialed after the
+// queue's backoff and its last error is kept for Status; an unconditional, non-persistent
+// address uses no outbound slot and is dropped after one failed dial.
+func TestManagerPersistentAndUnconditional(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1000), MaxOutbound: -1, PersistentDialJitter: -1,
+		Persistent: []netaddr.NetAddress{maddr(30)}, Unconditional: []key.ID{mid(40)}}, 13)
+	w.m.Start(w.now())
+	w.m.DialPeers(w.now(), maddr(40), maddr(41)) // 41: no outbound slots at all
+	w.tick()
+	if len(w.dials) != 2 || !(w.dials[0] == maddr(30) && w.dials[1] == maddr(40) || w.dials[0] == maddr(40) && w.dials[1] == maddr(30)) {
+		t.Fatalf("dialed %v, want the persistent and the unconditional peer", w.dials)
+	}
+	w.m.DialFailed(w.now(), maddr(40), errors.New("refused"))
+	w.apply()
+	w.dialed(30)
+	w.clk.Advance(DefaultSimultaneousDialGrace)
+	w.tick()
+	if !w.m.Connected(mid(30)) {
+		t.Fatalf("persistent peer not connected: %v", w.log)
+	}
+	gone := errors.New("connection reset")
+	w.m.StopPeer(w.now(), mid(30), gone)
+	w.apply()
+	if le := w.m.Status().LastErrors[mid(30)]; !errors.Is(le.Err, gone) || !le.At.Equal(w.now()) {
+		t.Fatalf("last error %+v", le)
+	}
+	w.clk.Advance(time.Minute)
+	w.tick()
+	if len(w.dials) != 3 || w.dials[2] != maddr(30) {
+		t.Fatalf("dials %v, want the persistent peer redialed", w.dials)
+	}
+	for _, e := range w.m.Status().Schedule {
+		if e.Addr.ID == mid(40) {
+			t.Fatalf("unconditional address still queued after a failed dial: %+v", e)
+		}
+	}
+}
+
+// TestManagerAdmitFailed: when the shell cannot start an admitted peer, the Manager forgets it
+// (a new connection for the ID is admitted) and a persistent one is redialed.
+func TestManagerAdmitFailed(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1), PersistentDialJitter: -1, Persistent: []netaddr.NetAddress{maddr(30)}}, 14)
+	w.m.Start(w.now())
+	w.tick()
+	w.dialed(30)
+	w.m.AdmitFailed(w.now(), mid(30), true)
+	w.apply()
+	if w.m.Connected(mid(30)) {
+		t.Fatal("still connected after AdmitFailed")
+	}
+	w.clk.Advance(time.Minute)
+	if w.tick(); len(w.dials) != 2 {
+		t.Fatalf("persistent peer not redialed: %v", w.dials)
+	}
+	in := w.inbound(20)
+	w.m.AdmitFailed(w.now(), mid(20), false)
+	if ref := w.inbound(20); w.admit[ref].ID != mid(20) || in == ref {
+		t.Fatalf("a new connection not admitted after AdmitFailed: %v", w.log)
+	}
+}
+
+func TestManagerConfigValidate(t *testing.T) {
+	err := ManagerConfig{Self: "bad", Persistent: []netaddr.NetAddress{{ID: "x"}}, Unconditional: []key.ID{"y"}, MaxDialQueue: -1}.Validate()
+	for _, want := range []string{"Self", "persistent peer", "unconditional", "MaxDialQueue"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want it to mention %s", err, want)
+		}
+	}
+	if _, err := NewManager(ManagerConfig{}, nil); err != ErrNilRand {
+		t.Errorf("nil rng: %v", err)
+	}
+	if err := (ManagerConfig{}).Validate(); err != nil {
+		t.Errorf("zero config: %v", err)
+	}
+}
