@@ -3,11 +3,6 @@ package sim
 import (
 	"testing"
 	"time"
-
-	"google.golang.org/protobuf/proto"
-
-	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
-	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
 )
 
 // TestAddrBookPoisoning: sybils answering PexRequests with sybil addresses only fill most of
@@ -36,30 +31,4 @@ func TestAddrBookPoisoning(t *testing.T) {
 	}
 	t.Logf("seed %d: books %.2f sybil, restarted nodes' outbound peers %.2f sybil, %d eclipsed, their delivery %.4f",
 		seed, *r.BookSybilShare, *r.OutboundSybilShare, *r.Eclipsed, *r.TargetDeliveryRatio)
-}
-
-// TestPEXSize checks the PEX message sizes against the protobuf encoding.
-func TestPEXSize(t *testing.T) {
-	s, err := New(Config{Seed: 1, Nodes: 40})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var addrs []netaddr.NetAddress
-	for k := 0; k <= 40; k += 8 {
-		pb := &p2ppb.PexAddrs{}
-		for _, a := range addrs {
-			pb.Addrs = append(pb.Addrs, a.ToProto())
-		}
-		want := proto.Size(&p2ppb.Message{Sum: &p2ppb.Message_PexAddrs{PexAddrs: pb}})
-		if got := pexSize(&pexMsg{addrs: addrs}); got != want {
-			t.Fatalf("%d addresses: pexSize %d, protobuf %d", len(addrs), got, want)
-		}
-		for _, n := range s.nodes[k:min(k+8, len(s.nodes))] {
-			addrs = append(addrs, n.addr)
-		}
-	}
-	want := proto.Size(&p2ppb.Message{Sum: &p2ppb.Message_PexRequest{PexRequest: &p2ppb.PexRequest{}}})
-	if got := pexSize(&pexMsg{request: true}); got != want {
-		t.Fatalf("PexRequest: pexSize %d, protobuf %d", got, want)
-	}
 }

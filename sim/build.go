@@ -2,7 +2,6 @@ package sim
 
 import (
 	"encoding/hex"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -11,11 +10,8 @@ import (
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/pex"
 )
-
-// ErrNoPEXCore is returned by New for TopologyPEX while the PEX decisions are not yet an
-// exported PURE core that the simulator can run (issue 10 §1).
-var ErrNoPEXCore = errors.New("sim: PEX bootstrap needs the exported PEX core")
 
 // Epoch is virtual time zero: the time.Time every core sees at the start of a run.
 var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -44,9 +40,6 @@ func New(cfg Config) (*Sim, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	if cfg.Topology.Kind == TopologyPEX {
-		return nil, ErrNoPEXCore
-	}
 	seed := cfg.Seed
 	s := &Sim{
 		cfg:       cfg,
@@ -146,7 +139,12 @@ func (s *Sim) makeNodes() {
 		s.honest = append(s.honest, n.idx)
 	}
 	for range s.cfg.Seeds {
-		s.addNode(Seed, s.randomIP(used), Port)
+		n := s.addNode(Seed, s.randomIP(used), Port)
+		s.seedAddrs = append(s.seedAddrs, n.addr)
+	}
+	s.outTarget = min(pex.DefaultMaxOutboundPeers, s.cfg.Nodes-1)
+	if k := s.cfg.PEX.MaxOutbound; k > 0 {
+		s.outTarget = min(k, s.cfg.Nodes-1)
 	}
 	if a := s.cfg.Attack; a != nil && a.Sybils > 0 {
 		var shared []netip.Addr

@@ -43,8 +43,9 @@ const (
 	TopologyRandom TopologyKind = "random"
 	// TopologyGraph: the connections are Topology.Edges, each dialed by its first node.
 	TopologyGraph TopologyKind = "graph"
-	// TopologyPEX: every node knows only the seeds and bootstraps by PEX. It needs the
-	// exported PEX core (issue 10 §1); until it exists New returns ErrNoPEXCore.
+	// TopologyPEX: every honest node knows only the Seeds and bootstraps by PEX (pex.Core),
+	// each Manager with the node's default limits (40 inbound, 10 outbound) unless Peers
+	// says otherwise.
 	TopologyPEX TopologyKind = "pex"
 )
 
@@ -62,6 +63,21 @@ type Topology struct {
 	// BootSpread spreads the nodes' boot times uniformly over [0, BootSpread); 0 means 1 s.
 	// Negative means every node boots at time 0.
 	BootSpread time.Duration `toml:"boot_spread"`
+}
+
+// Peers are the limits of each node's peers.Manager (the Switch's peer management).
+type Peers struct {
+	// MaxInbound and MaxOutbound are the Manager's limits (inbound peers; non-persistent
+	// outbound peers and dials). 0 means the node's defaults (40 and 10) with TopologyPEX,
+	// and no limit with the random and graph topologies (whose degrees are given).
+	MaxInbound  int `toml:"max_inbound"`
+	MaxOutbound int `toml:"max_outbound"`
+}
+
+// PEX tunes the PEX cores.
+type PEX struct {
+	// MaxOutbound is PEX's max_num_outbound_peers; 0 means 10.
+	MaxOutbound int `toml:"max_outbound"`
 }
 
 // LatencyDist is a distribution of one-way link latencies, sampled once per connection.
@@ -194,8 +210,12 @@ type Config struct {
 	// Attack, when not nil, adds sybils (docs: package attack).
 	Attack *Attack
 
-	// AddrBook makes honest nodes keep address books and trade addresses (pex-eclipse).
+	// AddrBook makes honest nodes run PEX over a random or graph topology (pex-eclipse).
 	AddrBook AddrBook `toml:"addr_book"`
+	// Peers are the limits of every node's peers.Manager.
+	Peers Peers
+	// PEX tunes the honest nodes' PEX cores.
+	PEX PEX
 
 	// Churn, Partitions and Actions are scheduled changes of the network.
 	Churn      []ChurnEvent
@@ -231,6 +251,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Topology.Degree == 0 {
 		c.Topology.Degree = DefaultDegree
+	}
+	if c.Peers.MaxInbound == 0 && c.Topology.Kind != TopologyPEX {
+		c.Peers.MaxInbound = 1 << 30
+	}
+	if c.Peers.MaxOutbound == 0 && c.Topology.Kind != TopologyPEX {
+		c.Peers.MaxOutbound = 1 << 30
 	}
 	if c.Topology.BootSpread == 0 {
 		c.Topology.BootSpread = DefaultBootSpread
@@ -391,6 +417,10 @@ func (c Config) Validate() error {
 	}
 	if g.Start < 0 || g.Tail < 0 || g.DeliveryDeadline < 0 || g.ValidationDelay < 0 {
 		ps.add("Gossip.Start, Tail and DeliveryDeadline must not be negative")
+	}
+	if c.Peers.MaxInbound < 0 || c.Peers.MaxOutbound < 0 || c.PEX.MaxOutbound < 0 {
+		ps.add("Peers.MaxInbound %d, Peers.MaxOutbound %d and PEX.MaxOutbound %d must not be negative",
+			c.Peers.MaxInbound, c.Peers.MaxOutbound, c.PEX.MaxOutbound)
 	}
 	if c.SampleEvery < 0 || c.ScoreSamplers < 0 || c.ProgressEvery < 0 || c.Workers < 0 {
 		ps.add("SampleEvery, ScoreSamplers and ProgressEvery must not be negative")

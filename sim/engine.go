@@ -34,6 +34,7 @@ const (
 	gclsPublish  = 3
 	gclsSample   = 4
 	gclsProgress = 5
+	gclsNodeOps  = 6
 )
 
 func nodeKey(n int32, class uint64, id int64) uint64 {
@@ -101,7 +102,12 @@ func (x *worker) scheduleNode(n *node, at int64, kind evKind, class uint64, id i
 
 // scheduleGlobal schedules a global event from context x.
 func (x *worker) scheduleGlobal(at int64, kind evKind, class, id uint64, a int32) {
-	e := event{at: at, key: globalKey(class, id), kind: kind, a: a}
+	x.scheduleGlobalGen(at, kind, class, id, a, 0)
+}
+
+// scheduleGlobalGen is scheduleGlobal for an event about an object of generation gen.
+func (x *worker) scheduleGlobalGen(at int64, kind evKind, class, id uint64, a int32, gen uint32) {
+	e := event{at: at, key: globalKey(class, id), kind: kind, a: a, gen: gen}
 	if x.global {
 		x.s.gh.push(e)
 		return
@@ -223,7 +229,9 @@ func (s *Sim) merge() {
 	g := s.g
 	for _, w := range s.workers {
 		for _, e := range w.gout {
-			e.a = s.allocDial(w.dials[e.a]) // only handshakes are posted
+			if e.kind == evConnect {
+				e.a = s.allocDial(w.dials[e.a])
+			}
 			s.gh.push(e)
 		}
 		w.gout, w.dials = w.gout[:0], w.dials[:0]

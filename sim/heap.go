@@ -13,6 +13,7 @@ const (
 	evSample                      // the periodic sampler runs (mesh degrees, scores, progress)
 	evDials                       // a node's delayed first dials (a: node)
 	evValidated                   // a node's oldest pending validations end (a: node)
+	evNodeOps                     // a node's connection decisions are carried out (a: node)
 )
 
 // event is one entry of the event heap: a value type (no pointer, no allocation per event),

@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/switchyard-p2p/switchyard/p2p/peers"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
 	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
@@ -71,7 +72,7 @@ func wireBytes(n int) int64 { return int64((n+frameData-1)/frameData) * frameWir
 // msg is one MConnection message queued on or travelling over a connection half.
 type msg struct {
 	rpc  *pubsubpb.RPC // pub/sub channels
-	pex  *pexMsg       // chPEX
+	raw  []byte        // chPEX: the encoded message (pex.Decode)
 	size int32         // the encoded message (one protobuf), bytes
 	ch   uint8
 	kind router.Kind // pub/sub: the class, for the output queue's drop policy
@@ -131,11 +132,26 @@ func (h *half) pick(now int64) int {
 }
 
 // conn is one connection between nodes a (the dialer) and b. h[0] carries a→b, h[1] b→a.
+//
+// A connection is pending from the handshake until both ends' Managers admitted it (adm);
+// it is up (carries messages, its ends are each other's peers) from then until it is cut.
 type conn struct {
-	a, b int32
-	gen  uint32
-	up   bool
-	h    [2]half
+	a, b    int32
+	gen     uint32
+	up      bool
+	pending bool
+	adm     [2]bool
+	h       [2]half
+}
+
+// connRef names end side (0: the dialer a, 1: b) of connection ci at generation gen for
+// the ends' peers.Managers.
+func connRef(ci int32, gen uint32, side int) peers.ConnRef {
+	return peers.ConnRef(uint64(ci)<<33 | uint64(gen)<<1 | uint64(side))
+}
+
+func splitRef(r peers.ConnRef) (ci int32, gen uint32, side int) {
+	return int32(uint64(r) >> 33), uint32(uint64(r)>>1) & (1<<32 - 1), int(r & 1)
 }
 
 // halfID names a direction of connection c: 2c for a→b, 2c+1 for b→a.

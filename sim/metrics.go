@@ -18,8 +18,12 @@ type metrics struct {
 	windowStart int64
 
 	connects, disconnects int64
-	skipped               int
-	stats                 router.Stats // honest routers' counters, summed (over restarts too)
+	// satisfied counts honest nodes with outTarget outbound peers; convergedAt is when it
+	// first reached every honest node (-1: not yet).
+	satisfied   int
+	convergedAt int64
+	skipped     int
+	stats       router.Stats // honest routers' counters, summed (over restarts too)
 
 	ups [][]span
 
@@ -43,6 +47,14 @@ type msgRec struct {
 func (m *metrics) init(s *Sim) {
 	m.s = s
 	m.windowStart = int64(s.cfg.Gossip.Start)
+	m.convergedAt = -1
+}
+
+// checkConverged records the first time every honest node has its outbound target.
+func (m *metrics) checkConverged(s *Sim) {
+	if m.convergedAt < 0 && m.satisfied == len(s.honest) {
+		m.convergedAt = s.g.now
+	}
 }
 
 func (m *metrics) up(n *node, now int64) {

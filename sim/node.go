@@ -7,9 +7,10 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/switchyard-p2p/switchyard/p2p/dial"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/peers"
+	"github.com/switchyard-p2p/switchyard/p2p/pex"
 	"github.com/switchyard-p2p/switchyard/p2p/pex/addrbook"
 	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
@@ -39,6 +40,10 @@ func (k NodeKind) String() string {
 	}
 	return "unknown"
 }
+
+// errConnClosed is the error of a connection cut under a peer (closed by the other side,
+// a crash, a partition).
+var errConnClosed = errors.New("sim: connection closed")
 
 // errUnreachable is the dial error of the connection model: the peer is down, partitioned
 // away or already connected.
@@ -82,16 +87,25 @@ type node struct {
 	offline bool
 	// target: an eclipse target (or a node restarted from its address book).
 	target bool
-	// book is the node's address book (AddrBook), kept across restarts; fromBook makes the
-	// next boot dial from it.
+	// book is the node's live address book (its PEX core's); saved holds it as saved at
+	// the last crash (addrbook.json), loaded at the next boot; fromBook makes that boot
+	// dial from the book only.
 	book     *addrbook.AddrBook
+	saved    []byte
 	fromBook bool
 
-	cores   []core
-	byChan  [numChans]core
-	ps      *pubsubCore
-	sw      *switchCore
-	timerAt int64 // time of the pending evTimer, or -1
+	cores  []core
+	byChan [numChans]core
+	ps     *pubsubCore
+	mgr    *mgrCore
+	pex    *pexCore
+	// ops are Manager decisions (and PEX's flush-then-stop) waiting for the coordinator;
+	// opsSched reports the pending evNodeOps. fed: an input reached a core during drain, so
+	// step drains again.
+	ops      []nodeOp
+	opsSched bool
+	fed      bool
+	timerAt  int64 // time of the pending evTimer, or -1
 
 	peers map[key.ID]int32 // connected peers → connection index
 	conns []int32          // connection indices, in connection order
@@ -105,6 +119,8 @@ type node struct {
 	// they are persistent peers of its dial queue, so they are redialed after a loss.
 	dialList []int32
 	bootAt   int64
+	// outbound counts the node's outbound peers, honestPeers its honest peers.
+	outbound, honestPeers int
 	// dials counts the node's dials (the key of their handshake events).
 	dials uint64
 	// w is the worker that runs the node's events; rng its own draws (links, PEX choices).
@@ -129,8 +145,14 @@ func (n *node) step(now int64) {
 	}
 	x := n.ctx()
 	tn := n.s.t(now)
-	for _, c := range n.cores {
-		c.drain(tn)
+	for pass := 0; pass < 8; pass++ {
+		n.fed = false
+		for _, c := range n.cores {
+			c.drain(tn)
+		}
+		if !n.fed {
+			break
+		}
 	}
 	for _, hid := range n.dirty {
 		n.s.kick(x, hid)
@@ -144,14 +166,14 @@ func (n *node) step(now int64) {
 			}
 		}
 	}
-	if dl < 0 {
-		return
+	if dl >= 0 {
+		dl = max(dl, now)
+		if n.timerAt < 0 || dl < n.timerAt {
+			n.timerAt = dl
+			x.scheduleNode(n, dl, evTimer, clsTimer, 0, n.idx, n.gen)
+		}
 	}
-	dl = max(dl, now)
-	if n.timerAt < 0 || dl < n.timerAt {
-		n.timerAt = dl
-		x.scheduleNode(n, dl, evTimer, clsTimer, 0, n.idx, n.gen)
-	}
+	n.s.flushOps(n, x)
 }
 
 // send queues one message to the connected peer to; false if not connected or the pub/sub
@@ -225,29 +247,52 @@ func (c *pubsubCore) tick(now time.Time)      { c.r.Tick(now) }
 func (c *pubsubCore) nextDeadline() time.Time { return c.r.NextDeadline() }
 func (c *pubsubCore) drain(now time.Time)     { c.n.s.drainRouter(c, now) }
 
-// ---- the switch's dial core --------------------------------------------------------------
+// ---- the Switch's peer management core ---------------------------------------------------
 
-// switchCore is the Switch's dial queue (p2p/dial) of a node: it decides when to dial and
-// redial; the simulator's connection model carries out the dials.
-type switchCore struct {
+// mgrCore is a node's peers.Manager: the Switch's admission, limits, tie-break, bans and dial
+// queue. Its dials are carried out by the connection model (dial, onConnect); its decisions
+// on connections (admit, refuse, evict, remove) touch two nodes, so during a window they are
+// handed to the coordinator (nodeOps) and carried out between windows.
+type mgrCore struct {
 	n *node
-	q *dial.Queue
+	m *peers.Manager
 }
 
-func (c *switchCore) peerUp(_ time.Time, p *node, outbound bool) {
-	if !outbound {
-		_ = c.q.Connected(p.addr)
+func (c *mgrCore) peerUp(time.Time, *node, bool) {} // the Manager admitted it: it knows
+
+// peerDown: the connection was cut (the peer closed it, a crash, a partition): the Switch
+// reports the peer's error to the Manager, which removes it.
+func (c *mgrCore) peerDown(now time.Time, p *node) {
+	if c.m.Connected(p.id) {
+		c.m.StopPeer(now, p.id, errConnClosed)
 	}
 }
 
-func (c *switchCore) peerDown(now time.Time, p *node) { c.q.Disconnected(now, p.id) }
-func (c *switchCore) receive(time.Time, *node, msg)   {}
-func (c *switchCore) tick(time.Time)                  {}
-func (c *switchCore) nextDeadline() time.Time         { return c.q.NextDeadline() }
+func (c *mgrCore) receive(time.Time, *node, msg) {}
+func (c *mgrCore) tick(now time.Time)            { c.m.Tick(now) }
+func (c *mgrCore) nextDeadline() time.Time       { return c.m.NextDeadline() }
 
-func (c *switchCore) drain(now time.Time) {
-	for _, a := range c.q.Due(now) {
-		c.n.s.dial(c.n, a.ID)
+func (c *mgrCore) drain(now time.Time) {
+	n := c.n
+	rd := c.m.Ready()
+	for _, a := range rd.Actions {
+		if a.Kind == peers.ActDial {
+			n.s.dial(n, a.Addr)
+			continue
+		}
+		n.s.postOp(n, nodeOp{act: a})
 	}
-	c.q.Events() // consumed: the simulator has no log
+}
+
+// dialFailed reports a failed dial to the Manager and to PEX, as the Switch's DialFailed
+// event does.
+func (n *node) dialFailed(now time.Time, addr netaddr.NetAddress, err error) {
+	if n.mgr == nil {
+		return
+	}
+	n.mgr.m.DialFailed(now, addr, err)
+	if n.pex != nil {
+		n.pex.c.DialFailed(now, addr, pex.DialUnreachable)
+	}
+	n.fed = true
 }

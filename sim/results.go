@@ -77,9 +77,10 @@ type Results struct {
 	OutboundSybilShare *float64 `json:"outbound_sybil_share,omitempty"`
 	Eclipsed           *int     `json:"eclipsed,omitempty"`
 
-	// PEXConvergedSeconds is when every honest node had reached its connection target
-	// (docs: the testnet criterion); nil when the run does not bootstrap by PEX or did not
-	// converge.
+	// PEXConvergedSeconds is when every honest node first had min(10, Nodes−1) honest
+	// peers, inbound or outbound (10: PEX's max_num_outbound_peers; for 11 nodes or fewer
+	// that is the testnet's criterion, every node connected to every other); nil when the
+	// run does not run PEX or did not get there.
 	PEXConvergedSeconds *float64 `json:"pex_converged_seconds"`
 
 	// WallSeconds is filled in by the caller (the only field that is not deterministic).
@@ -231,6 +232,10 @@ func (s *Sim) results() *Results {
 		r.MeshDegree[d]++
 	}
 	r.Samples = m.samples
+	if (s.cfg.Topology.Kind == TopologyPEX || s.cfg.AddrBook.Enabled) && m.convergedAt >= 0 {
+		x := time.Duration(m.convergedAt).Seconds()
+		r.PEXConvergedSeconds = &x
+	}
 	if s.cfg.AddrBook.Enabled {
 		s.bookResults(r)
 	}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -9,9 +10,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/switchyard-p2p/switchyard/p2p/dial"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/peers"
 	"github.com/switchyard-p2p/switchyard/pubsub/floodsub"
 	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
@@ -52,6 +53,9 @@ type Sim struct {
 	side        []bool
 
 	sybilAddrs []netaddr.NetAddress
+	seedAddrs  []netaddr.NetAddress
+	// outTarget is the number of honest peers that make an honest node converged (PEX).
+	outTarget int
 
 	// workload
 	topic      string
@@ -117,6 +121,8 @@ func (s *Sim) runGlobal(e event) {
 		s.onSample()
 	case evProgress:
 		s.onProgress()
+	case evNodeOps:
+		s.onNodeOps(e)
 	}
 }
 
@@ -312,13 +318,13 @@ func (s *Sim) onArrive(w *worker, e event) {
 
 // ---- connections --------------------------------------------------------------------------
 
-// dial starts a connection attempt from n to the node with id; its outcome is reported to
-// n's dial queue when the handshake completes (a global event).
-func (s *Sim) dial(n *node, id key.ID) {
+// dial starts a connection attempt from n to addr; its outcome reaches n's Manager when the
+// handshake completes (a global event).
+func (s *Sim) dial(n *node, addr netaddr.NetAddress) {
 	x := n.ctx()
-	ti, ok := s.byID[id]
+	ti, ok := s.byID[addr.ID]
 	if !ok {
-		n.sw.q.Done(s.t(x.now), id, errUnreachable)
+		n.dialFailed(s.t(x.now), addr, errUnreachable)
 		return
 	}
 	to := s.nodes[ti]
@@ -335,17 +341,19 @@ func (s *Sim) dial(n *node, id key.ID) {
 	x.scheduleGlobal(x.now+hs, evConnect, gclsConnect, key, int32(len(x.dials)-1))
 }
 
+// onConnect completes a handshake: both ends' Managers decide on the connection (the
+// dialer's DialSucceeded, the other's Inbound); it comes up when both admitted it.
 func (s *Sim) onConnect(e event) {
 	d := s.dials[e.a]
 	s.freeDials = append(s.freeDials, e.a)
 	now := s.g.now
+	tn := s.t(now)
 	from, to := s.nodes[d.from], s.nodes[d.to]
 	if !from.up || from.gen != d.gen {
 		return // the dialer went down meanwhile
 	}
-	_, dup := from.peers[to.id]
-	if !to.up || dup || to == from || (s.partitioned && s.side[from.idx] != s.side[to.idx]) {
-		from.sw.q.Done(s.t(now), to.id, errUnreachable)
+	if !to.up || to == from || (s.partitioned && s.side[from.idx] != s.side[to.idx]) {
+		from.dialFailed(tn, to.addr, errUnreachable)
 		from.step(now)
 		return
 	}
@@ -359,10 +367,159 @@ func (s *Sim) onConnect(e event) {
 	}
 	c := &s.conns[ci]
 	gen := c.gen + 1
-	*c = conn{a: from.idx, b: to.idx, gen: gen, up: true}
+	*c = conn{a: from.idx, b: to.idx, gen: gen, pending: true}
 	c.h[0].lat, c.h[1].lat = d.lat[0], d.lat[1]
+	hs := time.Duration(s.cfg.Link.HandshakeRTTs * float64(d.lat[0]+d.lat[1]))
+	to.mgr.m.Inbound(tn, peers.Conn{Ref: connRef(ci, gen, 1), ID: from.id, SocketAddr: from.addr, Latency: hs})
+	from.mgr.m.DialSucceeded(tn, peers.Conn{Ref: connRef(ci, gen, 0), ID: to.id, Outbound: true,
+		SocketAddr: to.addr, DialAddr: to.addr, Latency: hs})
+	to.step(now)
+	from.step(now)
+}
+
+// nodeOp is a decision of a node's cores that touches a connection, and so another node:
+// a Manager action (admit, refuse, evict, remove), or PEX's "send what is queued, then
+// disconnect" (flushStop).
+type nodeOp struct {
+	act       peers.Action
+	flushStop key.ID
+	reason    error
+}
+
+// postOp queues op for the coordinator: carried out at the end of the node's step when it
+// runs there, else between windows, one lookahead later (no sooner than anything the node
+// sent meanwhile can arrive).
+func (s *Sim) postOp(n *node, op nodeOp) {
+	n.ops = append(n.ops, op)
+}
+
+// flushOps carries out n's queued ops (coordinator) or schedules them (worker).
+func (s *Sim) flushOps(n *node, x *worker) {
+	if len(n.ops) == 0 {
+		return
+	}
+	if !x.global {
+		if !n.opsSched {
+			n.opsSched = true
+			at := max(x.now+s.look, s.wend)
+			x.scheduleGlobalGen(at, evNodeOps, gclsNodeOps, uint64(n.idx), n.idx, n.gen)
+		}
+		return
+	}
+	s.runOps(n)
+}
+
+func (s *Sim) onNodeOps(e event) {
+	n := s.nodes[e.a]
+	n.opsSched = false
+	if !n.up || n.gen != e.gen {
+		n.ops = n.ops[:0]
+		return
+	}
+	s.runOps(n)
+	n.step(s.g.now)
+}
+
+// runOps carries out n's queued ops; coordinator only.
+func (s *Sim) runOps(n *node) {
+	ops := n.ops
+	n.ops = nil
+	for _, op := range ops {
+		if !n.up {
+			return
+		}
+		if op.flushStop != "" {
+			s.flushStop(n, op)
+			continue
+		}
+		s.applyAction(n, op.act)
+	}
+}
+
+// flushStop disconnects op.flushStop once what n queued for it has arrived.
+func (s *Sim) flushStop(n *node, op nodeOp) {
+	ci, ok := n.peers[op.flushStop]
+	if !ok {
+		return
+	}
+	c := &s.conns[ci]
+	h := &c.h[0]
+	if c.b == n.idx {
+		h = &c.h[1]
+	}
+	now := s.g.now
+	if h.queued() || h.fl.len() > 0 {
+		n.ops = append(n.ops, op)
+		if !n.opsSched {
+			n.opsSched = true
+			at := max(h.busyUntil, h.lastArrive, now) + 1
+			s.g.scheduleGlobalGen(at, evNodeOps, gclsNodeOps, uint64(n.idx), n.idx, n.gen)
+		}
+		return
+	}
+	n.mgr.m.StopPeer(s.t(now), op.flushStop, op.reason)
+	n.step(now)
+}
+
+// applyAction carries out one Manager action of n; coordinator only.
+func (s *Sim) applyAction(n *node, a peers.Action) {
+	now := s.g.now
+	tn := s.t(now)
+	switch a.Kind {
+	case peers.ActAdmit:
+		ci, gen, side := splitRef(a.Ref)
+		c := &s.conns[ci]
+		if c.gen != gen || !c.pending {
+			// The other end refused it or went down meanwhile.
+			n.mgr.m.AdmitFailed(tn, a.Peer, side == 0)
+			n.step(now)
+			return
+		}
+		c.adm[side] = true
+		if c.adm[0] && c.adm[1] {
+			s.connUp(ci)
+		}
+	case peers.ActRefuse:
+		ci, gen, side := splitRef(a.Ref)
+		c := &s.conns[ci]
+		if c.gen != gen || !c.pending {
+			return
+		}
+		if side == 0 && n.pex != nil {
+			n.pex.c.Refused(tn, a.Peer)
+		}
+		s.dropPending(ci, side)
+	case peers.ActEvict, peers.ActRemove:
+		if ci, ok := n.peers[a.Peer]; ok {
+			s.closeConn(ci)
+		}
+	}
+}
+
+// dropPending ends pending connection ci, refused (or abandoned) by its end side: the
+// other end, if it admitted it, learns that it could not start the peer.
+func (s *Sim) dropPending(ci int32, side int) {
+	c := &s.conns[ci]
+	c.pending = false
+	c.gen++
+	s.freeConns = append(s.freeConns, ci)
+	o, self := s.nodes[c.b], s.nodes[c.a]
+	if side == 1 {
+		o, self = self, o
+	}
+	if c.adm[side^1] && o.up && o.mgr != nil {
+		o.mgr.m.AdmitFailed(s.t(s.g.now), self.id, side^1 == 0)
+		o.step(s.g.now)
+	}
+}
+
+// connUp brings pending connection ci up: both ends admitted it.
+func (s *Sim) connUp(ci int32) {
+	now := s.g.now
+	c := &s.conns[ci]
+	c.pending, c.up = false, true
 	c.h[0].busyUntil, c.h[1].busyUntil = now, now
-	from.sw.q.Done(s.t(now), to.id, nil)
+	from, to := s.nodes[c.a], s.nodes[c.b]
 	s.m.connects++
 	s.attach(from, to, ci, true)
 	s.attach(to, from, ci, false)
@@ -374,6 +531,16 @@ func (s *Sim) attach(n, p *node, ci int32, outbound bool) {
 	n.peers[p.id] = ci
 	n.conns = append(n.conns, ci)
 	n.connPtr = append(n.connPtr, unsafe.StringData(string(p.id)))
+	if outbound {
+		n.outbound++
+	}
+	if n.kind == Honest && p.kind == Honest {
+		n.honestPeers++
+		if n.honestPeers == s.outTarget {
+			s.m.satisfied++
+			s.m.checkConverged(s)
+		}
+	}
 	tn := s.t(s.g.now)
 	for _, c := range n.cores {
 		c.peerUp(tn, p, outbound)
@@ -388,6 +555,15 @@ func (s *Sim) detach(n, p *node, ci int32) {
 			n.connPtr = slices.Delete(n.connPtr, i, i+1)
 			break
 		}
+	}
+	if s.conns[ci].a == n.idx {
+		n.outbound--
+	}
+	if n.kind == Honest && p.kind == Honest {
+		if n.honestPeers == s.outTarget {
+			s.m.satisfied--
+		}
+		n.honestPeers--
 	}
 	tn := s.t(s.g.now)
 	for _, c := range n.cores {
@@ -404,6 +580,13 @@ func (s *Sim) closeConn(ci int32) {
 	}
 	c.up = false
 	c.gen++
+	a, b := s.nodes[c.a], s.nodes[c.b]
+	if a.up {
+		s.detach(a, b, ci)
+	}
+	if b.up {
+		s.detach(b, a, ci)
+	}
 	for d := range c.h {
 		h := &c.h[d]
 		for ch := range h.q {
@@ -412,28 +595,29 @@ func (s *Sim) closeConn(ci int32) {
 		h.fl.reset()
 		*h = half{}
 	}
-	a, b := s.nodes[c.a], s.nodes[c.b]
 	s.freeConns = append(s.freeConns, ci)
 	s.m.disconnects++
-	if a.up {
-		s.detach(a, b, ci)
-	}
-	if b.up {
-		s.detach(b, a, ci)
-	}
 	a.step(s.g.now)
 	b.step(s.g.now)
 }
 
 // ---- node lifecycle ------------------------------------------------------------------------
 
-func (s *Sim) nodeRand(n *node) *rand.Rand {
-	return rand.New(rand.NewPCG(s.cfg.Seed, streamNodes+uint64(n.idx)<<16+uint64(n.gen)))
+func (s *Sim) nodeRand(n *node) *rand.Rand { return s.coreRand(n, 0) }
+
+// coreRand returns the random source of core k of n's current life.
+func (s *Sim) coreRand(n *node, k uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(s.cfg.Seed, streamNodes+uint64(n.idx)<<20+uint64(n.gen&0xffff)<<4+k))
 }
 
-// boot starts n (for the first time, or again after a crash): fresh cores, the topic joined,
-// its dials queued. It runs on n's worker (evBoot) or on the coordinator (a join or a
-// restart).
+// runsPEX reports whether n runs the PEX core (else sybils may run the poisoning one).
+func (s *Sim) runsPEX(n *node) bool {
+	return (n.kind == Honest || n.kind == Seed) && (s.cfg.Topology.Kind == TopologyPEX || s.cfg.AddrBook.Enabled)
+}
+
+// boot starts n (for the first time, or again after a crash): fresh cores (the address book
+// loaded from what the crash saved), the topic joined, its dials queued. It runs on n's
+// worker (evBoot) or on the coordinator (a join or a restart).
 func (s *Sim) boot(n *node) {
 	if n.up {
 		return
@@ -444,37 +628,37 @@ func (s *Sim) boot(n *node) {
 	n.upSince, n.downAt, n.timerAt = x.now, -1, -1
 	s.m.up(n, x.now)
 	now := s.t(x.now)
-	q, err := dial.New(dial.Config{}, s.nodeRand(n))
-	if err != nil {
-		panic(err) // the zero Config is valid
+	fromBook := n.fromBook
+	n.fromBook = false
+	mc := peers.ManagerConfig{Self: n.id, PersistentDialJitter: -1, MaxInbound: s.cfg.Peers.MaxInbound, MaxOutbound: s.cfg.Peers.MaxOutbound}
+	if !fromBook {
+		for _, j := range n.dialList {
+			mc.Persistent = append(mc.Persistent, s.nodes[j].addr)
+		}
 	}
-	n.sw = &switchCore{n: n, q: q}
-	n.cores = []core{n.sw}
+	m, err := peers.NewManager(mc, s.coreRand(n, 1))
+	if err != nil {
+		panic(fmt.Sprintf("sim: peers.NewManager: %v", err)) // validated configuration
+	}
+	n.mgr = &mgrCore{n: n, m: m}
+	n.cores = n.cores[:0]
 	n.byChan = [numChans]core{}
+	switch {
+	case s.runsPEX(n):
+		n.pex = s.newPEXCore(n, now)
+		n.cores = append(n.cores, n.pex)
+		n.byChan[chPEX] = n.pex
+	case n.kind == Sybil && s.cfg.Attack.PoisonPEX:
+		pc := &poisonCore{n: n}
+		n.cores = append(n.cores, pc)
+		n.byChan[chPEX] = pc
+	}
 	switch n.kind {
 	case Honest:
 		r, gs := s.honestRouter(n)
 		n.ps = &pubsubCore{n: n, r: r, gs: gs}
 	case Sybil:
 		n.ps = &pubsubCore{n: n, r: s.sybilRouter(n)}
-	}
-	fromBook := false
-	switch {
-	case n.kind == Honest && s.cfg.AddrBook.Enabled:
-		bc := s.newBookCore(n, now)
-		n.cores = append(n.cores, bc)
-		n.byChan[chPEX] = bc
-		if n.fromBook {
-			n.fromBook = false
-			for _, a := range bc.pickFromBook(s.cfg.Topology.Degree) {
-				_ = n.sw.q.Add(now, a, false)
-			}
-			fromBook = true // no redial of the former peers
-		}
-	case n.kind == Sybil && s.cfg.Attack.PoisonPEX:
-		pc := &poisonCore{n: n}
-		n.cores = append(n.cores, pc)
-		n.byChan[chPEX] = pc
 	}
 	if n.ps != nil {
 		n.cores = append(n.cores, n.ps)
@@ -483,10 +667,9 @@ func (s *Sim) boot(n *node) {
 			n.ps.r.Join(now, s.topic)
 		}
 	}
+	n.cores = append(n.cores, n.mgr) // last: it carries out what the others asked for
 	if fromBook || n.dialAt <= x.now {
-		if !fromBook {
-			s.queueDials(n)
-		}
+		s.queueDials(n)
 		n.step(x.now)
 		return
 	}
@@ -505,12 +688,9 @@ func (s *Sim) onDials(w *worker, e event) {
 	n.step(w.now)
 }
 
-// queueDials hands n's dial list to its dial queue, as persistent peers.
+// queueDials starts n's Manager: its dial list (persistent peers) is dialed now.
 func (s *Sim) queueDials(n *node) {
-	now := s.t(n.ctx().now)
-	for _, j := range n.dialList {
-		_ = n.sw.q.Add(now, s.nodes[j].addr, true)
-	}
+	n.mgr.m.Start(s.t(n.ctx().now))
 }
 
 func (s *Sim) honestRouter(n *node) (router.Router, *gossipsub.Router) {
@@ -544,13 +724,29 @@ func (s *Sim) crash(n *node) {
 	for len(n.conns) > 0 {
 		s.closeConn(n.conns[len(n.conns)-1])
 	}
+	for ci := range s.conns {
+		if c := &s.conns[ci]; c.pending && (c.a == n.idx || c.b == n.idx) {
+			side := 0
+			if c.b == n.idx {
+				side = 1
+			}
+			s.dropPending(int32(ci), side)
+		}
+	}
+	if n.pex != nil {
+		var buf bytes.Buffer
+		if err := n.pex.c.Book().Save(&buf); err == nil {
+			n.saved = buf.Bytes() // addrbook.json, as the Reactor saves it when it stops
+		}
+	}
 	n.up = false
 	n.gen++
 	n.downAt = s.g.now
 	s.m.down(n, s.g.now)
-	n.cores, n.ps, n.sw = nil, nil, nil
+	n.cores, n.ps, n.mgr, n.pex = nil, nil, nil, nil
 	n.byChan = [numChans]core{}
 	n.dirty = n.dirty[:0]
+	n.ops, n.opsSched = nil, false
 }
 
 // ---- pub/sub ------------------------------------------------------------------------------
@@ -586,10 +782,9 @@ func (s *Sim) drainRouter(c *pubsubCore, now time.Time) {
 		for _, in := range rd.Deliver {
 			s.m.deliver(n, in)
 		}
-		for _, a := range rd.Dial {
-			if n.sw != nil {
-				_ = n.sw.q.Add(now, a, false)
-			}
+		if len(rd.Dial) > 0 && n.mgr != nil {
+			n.mgr.m.DialPeers(now, rd.Dial...)
+			n.fed = true
 		}
 	}
 }

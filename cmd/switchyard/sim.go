@@ -31,7 +31,7 @@ func newSimCmd() *cobra.Command {
 		Use:   "sim [SCENARIO]",
 		Short: "Run a scenario in the deterministic network simulator",
 		Long: `Run a scenario in the deterministic network simulator: the production PURE cores
-(gossipsub, floodsub, the dial queue; PEX once it is an exported core) of every node
+(gossipsub, floodsub, PEX, the Switch's peer management) of every node
 in one process, on a virtual clock, over modelled MConnection links. One seed
 replays a run exactly.
 
@@ -119,10 +119,6 @@ func runSim(cmd *cobra.Command, name string, f simFlags) error {
 		}
 	}
 	s, err := sim.New(cfg)
-	if errors.Is(err, sim.ErrNoPEXCore) {
-		return fmt.Errorf("%w: scenario %s bootstraps by PEX, which the simulator can run once the PEX "+
-			"decisions are an exported PURE core (issue 10 §1); until then try \"switchyard sim gossip\"", err, name)
-	}
 	if err != nil {
 		return err
 	}
