@@ -69,14 +69,27 @@ func (s *Sim) newPEXCore(n *node, now time.Time) *pexCore {
 	return &pexCore{n: n, c: c}
 }
 
+// As the Reactor does, the Core learns the Manager's dials in flight before every input (its
+// free outbound slots depend on them) and Tick runs after it.
+
 func (c *pexCore) peerUp(now time.Time, p *node, outbound bool) {
+	c.c.SetDialsInFlight(c.n.mgr.m.DialsInFlight())
 	c.c.AddPeer(now, pex.PeerInfo{ID: p.id, ListenAddr: p.addr, SocketAddr: p.addr, Outbound: outbound,
 		Persistent: c.n.mgr.m.IsPersistent(p.id)})
+	c.c.Tick(now)
 }
 
-func (c *pexCore) peerDown(now time.Time, p *node) { c.c.RemovePeer(now, p.id) }
+func (c *pexCore) peerDown(now time.Time, p *node) {
+	c.c.SetDialsInFlight(c.n.mgr.m.DialsInFlight())
+	c.c.RemovePeer(now, p.id)
+	c.c.Tick(now)
+}
 
-func (c *pexCore) receive(now time.Time, p *node, m msg) { c.c.Receive(now, p.id, pex.Decode(m.raw)) }
+func (c *pexCore) receive(now time.Time, p *node, m msg) {
+	c.c.SetDialsInFlight(c.n.mgr.m.DialsInFlight())
+	c.c.Receive(now, p.id, pex.Decode(m.raw))
+	c.c.Tick(now)
+}
 
 func (c *pexCore) tick(now time.Time) {
 	c.c.SetDialsInFlight(c.n.mgr.m.DialsInFlight())

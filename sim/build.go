@@ -142,9 +142,9 @@ func (s *Sim) makeNodes() {
 		n := s.addNode(Seed, s.randomIP(used), Port)
 		s.seedAddrs = append(s.seedAddrs, n.addr)
 	}
-	s.outTarget = min(pex.DefaultMaxOutboundPeers, s.cfg.Nodes-1)
+	s.outTarget = pex.DefaultMaxOutboundPeers
 	if k := s.cfg.PEX.MaxOutbound; k > 0 {
-		s.outTarget = min(k, s.cfg.Nodes-1)
+		s.outTarget = k
 	}
 	if a := s.cfg.Attack; a != nil && a.Sybils > 0 {
 		var shared []netip.Addr
@@ -164,7 +164,7 @@ func (s *Sim) makeNodes() {
 	s.m.ups = make([][]span, len(s.nodes))
 	spread := int64(s.cfg.Topology.BootSpread)
 	for _, n := range s.nodes {
-		if spread > 0 {
+		if spread > 0 && n.kind != Seed { // seeds are up first, as in a testnet
 			n.bootAt = s.rngTopo.Int64N(spread)
 		}
 		n.dialAt = n.bootAt

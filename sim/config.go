@@ -61,7 +61,7 @@ type Topology struct {
 	// first dials the second.
 	Edges [][2]int
 	// BootSpread spreads the nodes' boot times uniformly over [0, BootSpread); 0 means 1 s.
-	// Negative means every node boots at time 0.
+	// Negative means every node boots at time 0. Seeds always boot at time 0.
 	BootSpread time.Duration `toml:"boot_spread"`
 }
 

@@ -62,7 +62,8 @@ func TestDeterministic(t *testing.T) {
 
 // TestWorkersAgree: the results do not depend on the number of workers that run the
 // windows in parallel (the event order at every node is the same), for plain gossip, churn
-// and partitions, an attack and address-book poisoning.
+// and partitions, an attack, address-book poisoning, and a PEX bootstrap from seeds with
+// restarts from the saved address books.
 func TestWorkersAgree(t *testing.T) {
 	attack := Config{Seed: 3, Nodes: 30, Duration: 25 * time.Second, Topology: Topology{Degree: 4},
 		Gossip: Gossip{Publishers: 5},
@@ -71,7 +72,10 @@ func TestWorkersAgree(t *testing.T) {
 		AddrBook: AddrBook{Enabled: true, Every: 3 * time.Second},
 		Attack:   &Attack{Sybils: 40, Degree: 3, PoisonPEX: true},
 		Churn:    []ChurnEvent{{Kind: ChurnRestart, At: 15 * time.Second, Count: 4, FromBook: true}}}
-	for name, cfg := range map[string]Config{"busy": busyConfig(11), "attack": attack, "book": book} {
+	pexBoot := Config{Seed: 5, Nodes: 40, Seeds: 2, Duration: 25 * time.Second, Topology: Topology{Kind: TopologyPEX},
+		Gossip: Gossip{Start: 10 * time.Second, Publishers: 5},
+		Churn:  []ChurnEvent{{Kind: ChurnRestart, At: 15 * time.Second, Count: 4, Downtime: time.Second, FromBook: true}}}
+	for name, cfg := range map[string]Config{"busy": busyConfig(11), "attack": attack, "book": book, "pex": pexBoot} {
 		var want []byte
 		for _, w := range []int{1, 2, 3} {
 			cfg.Workers = w

@@ -109,6 +109,7 @@ type node struct {
 
 	peers map[key.ID]int32 // connected peers → connection index
 	conns []int32          // connection indices, in connection order
+	pend  []int32          // pending connections (handshake done, not both admitted)
 	// connPtr[i] is the address of the ID string of conns[i]'s peer. The cores return the
 	// very strings the node gave them, so send finds a peer by comparing addresses along a
 	// short slice instead of hashing 40-byte IDs in a cold map (a profile's top item).
@@ -119,8 +120,10 @@ type node struct {
 	// they are persistent peers of its dial queue, so they are redialed after a loss.
 	dialList []int32
 	bootAt   int64
-	// outbound counts the node's outbound peers, honestPeers its honest peers.
-	outbound, honestPeers int
+	// outbound counts the node's outbound peers, honestPeers its honest peers, honestOut
+	// the outbound ones among them; converged: n counts as converged (updateConverged).
+	outbound, honestPeers, honestOut int
+	converged                        bool
 	// dials counts the node's dials (the key of their handshake events).
 	dials uint64
 	// w is the worker that runs the node's events; rng its own draws (links, PEX choices).
@@ -292,6 +295,7 @@ func (n *node) dialFailed(now time.Time, addr netaddr.NetAddress, err error) {
 	}
 	n.mgr.m.DialFailed(now, addr, err)
 	if n.pex != nil {
+		n.pex.c.SetDialsInFlight(n.mgr.m.DialsInFlight())
 		n.pex.c.DialFailed(now, addr, pex.DialUnreachable)
 	}
 	n.fed = true

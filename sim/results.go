@@ -77,10 +77,10 @@ type Results struct {
 	OutboundSybilShare *float64 `json:"outbound_sybil_share,omitempty"`
 	Eclipsed           *int     `json:"eclipsed,omitempty"`
 
-	// PEXConvergedSeconds is when every honest node first had min(10, Nodes−1) honest
-	// peers, inbound or outbound (10: PEX's max_num_outbound_peers; for 11 nodes or fewer
-	// that is the testnet's criterion, every node connected to every other); nil when the
-	// run does not run PEX or did not get there.
+	// PEXConvergedSeconds is when the network first converged by the criterion of
+	// `switchyard testnet`: every honest node connected to every other honest node, or with
+	// max_num_outbound_peers (10) outbound connections to honest nodes (seeds do not
+	// count). Nil when the run does not run PEX or did not get there.
 	PEXConvergedSeconds *float64 `json:"pex_converged_seconds"`
 
 	// WallSeconds is filled in by the caller (the only field that is not deterministic).

@@ -30,9 +30,10 @@ type ChurnEvent struct {
 	// Downtime is how long a crashed, left or restarted node stays down; 0 means for good
 	// (ChurnRestart: 1 s).
 	Downtime time.Duration
-	// FromBook makes the restarted nodes pick their outbound peers from their persisted
-	// address book instead of redialing their former peers (needs Config.AddrBook); they
-	// become the run's targets: their delivery and their outbound peers are reported.
+	// FromBook makes the restarted nodes find their outbound peers by PEX from the address
+	// book their crash saved, instead of redialing their former peers (needs PEX:
+	// Config.AddrBook or TopologyPEX); they become the run's targets: their delivery and their
+	// outbound peers are reported. (Every restart of a PEX node loads its saved book.)
 	FromBook bool `toml:"from_book"`
 }
 
@@ -48,8 +49,8 @@ func (ch ChurnEvent) validate(ps *problems, i int, c Config) {
 	if ch.Kind == ChurnJoin && ch.Every > 0 {
 		ps.add("Churn[%d]: join events cannot repeat", i)
 	}
-	if ch.FromBook && !c.AddrBook.Enabled {
-		ps.add("Churn[%d].FromBook needs AddrBook.Enabled", i)
+	if ch.FromBook && !c.AddrBook.Enabled && c.Topology.Kind != TopologyPEX {
+		ps.add("Churn[%d].FromBook needs PEX (AddrBook.Enabled or TopologyPEX)", i)
 	}
 	if ch.Count > c.Nodes {
 		ps.add("Churn[%d].Count %d exceeds Nodes %d", i, ch.Count, c.Nodes)

@@ -13,6 +13,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/peers"
+	"github.com/switchyard-p2p/switchyard/p2p/pex"
 	"github.com/switchyard-p2p/switchyard/pubsub/floodsub"
 	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
@@ -54,7 +55,7 @@ type Sim struct {
 
 	sybilAddrs []netaddr.NetAddress
 	seedAddrs  []netaddr.NetAddress
-	// outTarget is the number of honest peers that make an honest node converged (PEX).
+	// outTarget is PEX's outbound target (max_num_outbound_peers), for convergence.
 	outTarget int
 
 	// workload
@@ -369,6 +370,8 @@ func (s *Sim) onConnect(e event) {
 	gen := c.gen + 1
 	*c = conn{a: from.idx, b: to.idx, gen: gen, pending: true}
 	c.h[0].lat, c.h[1].lat = d.lat[0], d.lat[1]
+	from.pend = append(from.pend, ci)
+	to.pend = append(to.pend, ci)
 	hs := time.Duration(s.cfg.Link.HandshakeRTTs * float64(d.lat[0]+d.lat[1]))
 	to.mgr.m.Inbound(tn, peers.Conn{Ref: connRef(ci, gen, 1), ID: from.id, SocketAddr: from.addr, Latency: hs})
 	from.mgr.m.DialSucceeded(tn, peers.Conn{Ref: connRef(ci, gen, 0), ID: to.id, Outbound: true,
@@ -472,6 +475,9 @@ func (s *Sim) applyAction(n *node, a peers.Action) {
 		if c.gen != gen || !c.pending {
 			// The other end refused it or went down meanwhile.
 			n.mgr.m.AdmitFailed(tn, a.Peer, side == 0)
+			if side == 0 {
+				s.outboundLost(n, a.Peer)
+			}
 			n.step(now)
 			return
 		}
@@ -492,6 +498,20 @@ func (s *Sim) applyAction(n *node, a peers.Action) {
 	case peers.ActEvict, peers.ActRemove:
 		if ci, ok := n.peers[a.Peer]; ok {
 			s.closeConn(ci)
+			return
+		}
+		// A connection n admitted that is not up yet (the other end holds it): drop it.
+		for _, ci := range n.pend {
+			c := &s.conns[ci]
+			side := 0
+			if c.b == n.idx {
+				side = 1
+			}
+			if p := s.nodes[c.a+c.b-n.idx]; p.id == a.Peer && c.adm[side] {
+				c.adm[side] = false // the Manager has forgotten it: no AdmitFailed
+				s.dropPending(ci, side)
+				return
+			}
 		}
 	}
 }
@@ -500,6 +520,7 @@ func (s *Sim) applyAction(n *node, a peers.Action) {
 // other end, if it admitted it, learns that it could not start the peer.
 func (s *Sim) dropPending(ci int32, side int) {
 	c := &s.conns[ci]
+	s.unpend(ci)
 	c.pending = false
 	c.gen++
 	s.freeConns = append(s.freeConns, ci)
@@ -509,7 +530,33 @@ func (s *Sim) dropPending(ci int32, side int) {
 	}
 	if c.adm[side^1] && o.up && o.mgr != nil {
 		o.mgr.m.AdmitFailed(s.t(s.g.now), self.id, side^1 == 0)
+		if side^1 == 0 {
+			s.outboundLost(o, self.id)
+		}
 		o.step(s.g.now)
+	}
+}
+
+// outboundLost tells n's PEX that its dial of id came to nothing (the other end refused or
+// dropped the connection before it came up), as the Switch's DialFailed event does, so that
+// PEX stops counting it as being dialed.
+func (s *Sim) outboundLost(n *node, id key.ID) {
+	if n.pex == nil {
+		return
+	}
+	n.pex.c.SetDialsInFlight(n.mgr.m.DialsInFlight())
+	n.pex.c.DialFailed(s.t(s.g.now), s.nodes[s.byID[id]].addr, pex.DialUnreachable)
+	n.fed = true
+}
+
+// unpend removes pending connection ci from its ends' lists.
+func (s *Sim) unpend(ci int32) {
+	c := &s.conns[ci]
+	for _, x := range []int32{c.a, c.b} {
+		n := s.nodes[x]
+		if i := slices.Index(n.pend, ci); i >= 0 {
+			n.pend = slices.Delete(n.pend, i, i+1)
+		}
 	}
 }
 
@@ -517,6 +564,7 @@ func (s *Sim) dropPending(ci int32, side int) {
 func (s *Sim) connUp(ci int32) {
 	now := s.g.now
 	c := &s.conns[ci]
+	s.unpend(ci)
 	c.pending, c.up = false, true
 	c.h[0].busyUntil, c.h[1].busyUntil = now, now
 	from, to := s.nodes[c.a], s.nodes[c.b]
@@ -536,10 +584,10 @@ func (s *Sim) attach(n, p *node, ci int32, outbound bool) {
 	}
 	if n.kind == Honest && p.kind == Honest {
 		n.honestPeers++
-		if n.honestPeers == s.outTarget {
-			s.m.satisfied++
-			s.m.checkConverged(s)
+		if outbound {
+			n.honestOut++
 		}
+		s.updateConverged(n)
 	}
 	tn := s.t(s.g.now)
 	for _, c := range n.cores {
@@ -560,14 +608,31 @@ func (s *Sim) detach(n, p *node, ci int32) {
 		n.outbound--
 	}
 	if n.kind == Honest && p.kind == Honest {
-		if n.honestPeers == s.outTarget {
-			s.m.satisfied--
-		}
 		n.honestPeers--
+		if s.conns[ci].a == n.idx {
+			n.honestOut--
+		}
+		s.updateConverged(n)
 	}
 	tn := s.t(s.g.now)
 	for _, c := range n.cores {
 		c.peerDown(tn, p)
+	}
+}
+
+// updateConverged updates n's part in PEX convergence, the testnet's criterion: n is
+// connected to every other honest node, or has outTarget outbound honest peers.
+func (s *Sim) updateConverged(n *node) {
+	ok := n.honestPeers >= len(s.honest)-1 || n.honestOut >= s.outTarget
+	if ok == n.converged {
+		return
+	}
+	n.converged = ok
+	if ok {
+		s.m.satisfied++
+		s.m.checkConverged(s)
+	} else {
+		s.m.satisfied--
 	}
 }
 
@@ -724,14 +789,13 @@ func (s *Sim) crash(n *node) {
 	for len(n.conns) > 0 {
 		s.closeConn(n.conns[len(n.conns)-1])
 	}
-	for ci := range s.conns {
-		if c := &s.conns[ci]; c.pending && (c.a == n.idx || c.b == n.idx) {
-			side := 0
-			if c.b == n.idx {
-				side = 1
-			}
-			s.dropPending(int32(ci), side)
+	for len(n.pend) > 0 {
+		ci := n.pend[0]
+		side := 0
+		if s.conns[ci].b == n.idx {
+			side = 1
 		}
+		s.dropPending(ci, side)
 	}
 	if n.pex != nil {
 		var buf bytes.Buffer
