@@ -38,18 +38,30 @@ func benchScale(b *testing.B, cfg Config) {
 		b.ReportMetric(float64(ms.HeapInuse)/float64(n)/1024, "KiB/node")
 		b.ReportMetric(r.HonestDeliveryRatio, "delivery")
 		b.ReportMetric(r.LatencyP99Ms, "p99-ms")
+		if r.PEXConvergedSeconds != nil {
+			b.ReportMetric(*r.PEXConvergedSeconds, "pex-converged-s")
+		}
 		runtime.KeepAlive(s)
 	}
 }
 
-// BenchmarkScale runs the gossip workload (10 messages of MessageSize bytes per second,
-// network-wide, on one topic) for 60 s of virtual time at several sizes.
+// BenchmarkScale runs the baseline scenario (sim/scenarios/baseline.toml: the network
+// bootstraps by PEX from 3 seeds, then gossips 10 messages of 1 KiB per second network-wide on
+// one topic, publishing from 15 s on, the nodes starting over the first 10 s) for 60 s of virtual time at several sizes. Run one size
+// at a time, on an otherwise idle machine:
+//
+//	go test -run '^$' -bench 'BenchmarkScale/nodes=1000$' -benchtime 1x ./sim
 func BenchmarkScale(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
-		for _, size := range []int{256, 1024} {
-			b.Run(fmt.Sprintf("nodes=%d/size=%d", n, size), func(b *testing.B) {
-				benchScale(b, Config{Seed: 1, Nodes: n, Duration: 60 * time.Second, Gossip: Gossip{MessageSize: size}})
-			})
-		}
+	sc, err := LoadScenario("baseline")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1000, 3000, 10000} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			cfg := sc.Resize(n, 0)
+			cfg.Seed = 1
+			cfg.Duration = 60 * time.Second
+			benchScale(b, cfg)
+		})
 	}
 }
