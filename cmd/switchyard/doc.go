@@ -12,6 +12,8 @@
 //	switchyard version (or --version)
 //	switchyard testnet [--nodes N] [--duration D] [--json] ...
 //	switchyard crawl SEED... [--json] ...
+//	switchyard sim [SCENARIO] [--nodes N] [--sybils N] [--seed S] [--duration D] [--out DIR]
+//	switchyard sim list
 //
 // The home directory is --home, else $SWITCHYARD_HOME, else ~/.switchyard. It
 // holds config/config.toml and config/node_key.json (CometBFT's layout and
