@@ -90,9 +90,11 @@
 // # Performance
 //
 // Measured on the shared 2-core machine (BenchmarkScale, the baseline scenario: PEX from 3
-// seeds, then 10 messages of 1 KiB per second for 60 s of virtual time): 1,000 nodes take
-// about 26 s of wall time (39 CPU-seconds, 2.9 million events) and about 500 KiB of heap per
-// node: 5-8 times slower than the goal of 1,000 nodes in 5 s (issue 10), which is not met.
+// seeds, the nodes starting over 10 s, then 10 messages of 1 KiB per second, 60 s of virtual
+// time): 1,000 nodes in 26-44 s of wall time (39-47 CPU-seconds, 2.9 million events, 500 KiB
+// of heap per node); 3,000 in 111 s (171 CPU-seconds, 770 KiB per node); 10,000 in 795 s
+// (748 CPU-seconds, 25 million events, 840 KiB per node). That is far from issue 10's goals
+// (1,000 nodes in 5 s, 10,000 in 60 s), which are not met.
 //
 // Concurrency: a Sim is not safe for concurrent use (except Stop). Run blocks until the
 // virtual Duration has passed; it starts Workers−1 goroutines and joins them before it
