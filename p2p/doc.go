@@ -145,8 +145,8 @@
 // # Messaging
 //
 // Broadcast uses TrySend on every peer that advertised the channel, so a stalled peer costs a
-// dropped (counted) message, never a blocked caller. Send(ctx, id, ch, msg) honours ctx
-// while the queue is full by polling TrySend (p2p/conn's blocking Send takes no ctx).
+// dropped (counted) message, never a blocked caller. Send(ctx, id, ch, msg) waits for room
+// in a full queue with MConnection.SendContext, so ctx ends the wait at once, without polling.
 //
 // Reactors that need the Switch's state to decide read it without waiting for the event loop:
 // DialsInFlight (published after each step), Bans, PrivatePeerIDs, and the events above; PEX's

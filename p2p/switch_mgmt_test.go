@@ -452,8 +452,20 @@ func TestSwitchSendHonoursCtx(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Send: %v, want DeadlineExceeded", err)
 		}
-		if d := time.Since(start); d < 300*time.Millisecond || d > 350*time.Millisecond {
-			t.Errorf("Send returned after %v, want ≈ 300 ms (the ctx), not SendTimeout", d)
+		if d := time.Since(start); d != 300*time.Millisecond {
+			t.Errorf("Send returned after %v, want 300 ms (the ctx, no polling), not SendTimeout", d)
+		}
+		// A Send waiting when the peer is removed fails at once with ErrSendFailed.
+		res := make(chan error, 1)
+		go func() { res <- hub.Send(context.Background(), testID(2), chA, []byte("y")) }()
+		synctest.Wait()
+		start = time.Now()
+		hub.StopPeerForError(p, errors.New("test"))
+		if err := <-res; !errors.Is(err, ErrSendFailed) || !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Send during removal: %v, want ErrSendFailed wrapping net.ErrClosed", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("Send returned %v after the removal, want at once", d)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package conn
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"math"
@@ -1057,4 +1058,112 @@ func recvingCap(ch *channel) int {
 		return 0
 	}
 	return cap(ch.recving.b)
+}
+
+// TestMConnSendContext: SendContext waits for room in a full send queue until its context
+// ends, then fails with the context's error and queues nothing; it does not apply SendTimeout; a
+// done context queues nothing even with room; Close and FlushStop end a blocked SendContext with
+// net.ErrClosed; an unregistered channel is ErrUnknownChannel; and once there is room a waiting
+// SendContext queues its message, which is then delivered.
+func TestMConnSendContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		local, remote := net.Pipe() // nobody reads remote yet: the send goroutine blocks on its first write
+		defer remote.Close()
+		descs := []ChannelDescriptor{{ID: 0x01, Priority: 1, SendQueueCapacity: 2}}
+		mc, err := NewMConnection(local, descs, nil, nil, MConnConfig{SendTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := mc.SendContext(done, 0x01, []byte("a")); !errors.Is(err, context.Canceled) {
+			t.Fatalf("SendContext with a done ctx = %v, want context.Canceled", err)
+		}
+		if n := mc.Status().Channels[0].SendQueueSize; n != 0 {
+			t.Fatalf("a done ctx queued %d messages", n)
+		}
+		if err := mc.SendContext(t.Context(), 0x77, nil); !errors.Is(err, ErrUnknownChannel) {
+			t.Fatalf("SendContext on an unregistered channel = %v, want ErrUnknownChannel", err)
+		}
+		if err := mc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for mc.TrySend(0x01, []byte("x")) {
+			synctest.Wait()
+		}
+		// A deadline ends the wait at the deadline, well after SendTimeout.
+		ctx, stop := context.WithTimeout(t.Context(), 5*time.Second)
+		start := time.Now()
+		err = mc.SendContext(ctx, 0x01, []byte("y"))
+		stop()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("SendContext on a full queue = %v, want context.DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d != 5*time.Second {
+			t.Fatalf("SendContext gave up after %v, want 5s (its deadline, not SendTimeout)", d)
+		}
+		// Cancellation while blocked.
+		ctx, stop = context.WithCancel(t.Context())
+		res := make(chan error, 1)
+		go func() { res <- mc.SendContext(ctx, 0x01, []byte("z")) }()
+		synctest.Wait()
+		select {
+		case err := <-res:
+			t.Fatalf("SendContext returned %v on a full queue", err)
+		default:
+		}
+		stop()
+		if err := <-res; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled SendContext = %v, want context.Canceled", err)
+		}
+		if n := mc.Status().Channels[0].SendQueueSize; n != 2 {
+			t.Fatalf("SendQueueSize = %d after failed sends, want 2", n)
+		}
+		// Room appears: a waiting SendContext queues, and everything reaches the peer in order.
+		go func() { res <- mc.SendContext(t.Context(), 0x01, []byte("last")) }()
+		synctest.Wait()
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(remote)
+			got <- b
+		}()
+		if err := <-res; err != nil {
+			t.Fatalf("SendContext once the peer reads = %v", err)
+		}
+		mc.FlushStop()
+		if err := mc.SendContext(t.Context(), 0x01, nil); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("SendContext after FlushStop = %v, want net.ErrClosed", err)
+		}
+		b := <-got
+		if !bytes.Contains(b, []byte("last")) || bytes.Contains(b, []byte("y")) || bytes.Contains(b, []byte("z")) {
+			t.Fatalf("the peer read %q: want \"last\" and neither \"y\" nor \"z\"", b)
+		}
+
+		// A SendContext blocked when FlushStop starts fails with net.ErrClosed and queues nothing;
+		// what was queued before is still written.
+		local, remote = net.Pipe()
+		defer remote.Close()
+		mc, err = NewMConnection(local, descs, nil, nil, MConnConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for mc.TrySend(0x01, []byte("queued")) {
+			synctest.Wait()
+		}
+		go func() { res <- mc.SendContext(t.Context(), 0x01, []byte("never")) }()
+		synctest.Wait()
+		stopped := make(chan struct{})
+		go func() { mc.FlushStop(); close(stopped) }()
+		if err := <-res; !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("SendContext during FlushStop = %v, want net.ErrClosed", err)
+		}
+		b, _ = io.ReadAll(remote)
+		<-stopped
+		if bytes.Count(b, []byte("queued")) != 3 || bytes.Contains(b, []byte("never")) {
+			t.Fatalf("after FlushStop the peer read %q: want 3 \"queued\", no \"never\"", b)
+		}
+	})
 }
