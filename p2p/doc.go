@@ -173,8 +173,12 @@
 // bounds the total: a peer whose message does not fit is removed with a *conn.MemoryBudgetError
 // and counted in RecvBudgetRefusalsTotal (B-07).
 //
-// # Not yet here
+// # Removing a peer
 //
-// Closing a peer happens on the event loop, so a reactor whose Receive blocks delays admission
-// of other peers until it returns.
+// The event loop closes a removed peer's MConnection at once but never waits for a Receive still
+// running on it: the peer leaves the PeerSet, and the reactors' RemovePeer and the
+// PeerDisconnected event follow when the last such Receive returns (the goroutine leaving it posts
+// to the loop). Until then a new connection with its ID is refused (RejectDuplicateID), so
+// RemovePeer still comes before the next InitPeer for that ID. A reactor whose Receive blocks thus
+// stalls neither admission, other peers nor Run's shutdown.
 package p2p

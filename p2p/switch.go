@@ -165,7 +165,9 @@ func (sw *Switch) ChannelDescriptors() []conn.ChannelDescriptor {
 //
 // On return every goroutine Run started has exited, every peer's MConnection is closed and
 // RemovePeer (reason ErrSwitchStopped) has been called for it, and the transport is closed (also
-// when Run fails at once).
+// when Run fails at once). The one exception is a peer whose Receive was still running: Run does
+// not wait for it; that goroutine calls RemovePeer (and emits PeerDisconnected) when Receive
+// returns.
 func (sw *Switch) Run(ctx context.Context) error {
 	if !sw.started.CompareAndSwap(false, true) {
 		return ErrSwitchAlreadyRun
