@@ -2,12 +2,10 @@ package conn
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -607,151 +605,6 @@ func (c *MConnection) isClosed() bool {
 		return true
 	default:
 		return false
-	}
-}
-
-// Send queues msg on channel chID, blocking up to SendTimeout while the channel's send queue is full.
-// It returns true once msg is queued; false if chID is not registered, the wait timed out, or the
-// connection is closed or stopping. Send does not copy msg: the caller must not modify it afterwards
-// (the same msg may be queued on many connections). Messages may be queued before Start. Safe for
-// concurrent use; messages of one channel are sent in queue order. SendContext is the same with a
-// context instead of SendTimeout, and says why it failed.
-func (c *MConnection) Send(chID byte, msg []byte) bool {
-	ch := c.sendChannel(chID)
-	if ch == nil {
-		return false
-	}
-	c.sendMu.RLock()
-	defer c.sendMu.RUnlock()
-	if c.tryQueue(ch, msg) {
-		return true
-	}
-	if c.sendStopped() {
-		return false
-	}
-	t := time.NewTimer(c.cfg.SendTimeout)
-	defer t.Stop()
-	return c.waitQueue(ch, msg, t.C, nil) == nil
-}
-
-// SendContext queues msg on channel chID, blocking while the channel's send queue is full until
-// there is room or ctx is done; it does not apply SendTimeout. It returns nil once msg is queued,
-// and otherwise queues nothing and returns an error wrapping ctx.Err() (ctx done, also when it was
-// done before the call), ErrUnknownChannel (chID not registered) or net.ErrClosed (the connection
-// is closed or stopping: Close, FlushStop or a failure, also while SendContext waits). Like Send it
-// does not copy msg, may be called before Start and is safe for concurrent use; a blocked
-// SendContext holds no lock that Close or FlushStop needs, and uses no goroutine or timer.
-func (c *MConnection) SendContext(ctx context.Context, chID byte, msg []byte) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("conn: send on channel %#02x: %w", chID, err)
-	}
-	ch := c.channel(chID)
-	if ch == nil {
-		return fmt.Errorf("conn: send on channel %#02x: %w", chID, ErrUnknownChannel)
-	}
-	c.sendMu.RLock()
-	defer c.sendMu.RUnlock()
-	if c.tryQueue(ch, msg) {
-		return nil
-	}
-	if c.sendStopped() {
-		return fmt.Errorf("conn: send on channel %#02x: %w", chID, net.ErrClosed)
-	}
-	return c.waitQueue(ch, msg, nil, ctx)
-}
-
-// TrySend is Send without blocking: it returns false at once if the channel's send queue is full.
-func (c *MConnection) TrySend(chID byte, msg []byte) bool {
-	ch := c.sendChannel(chID)
-	if ch == nil {
-		return false
-	}
-	c.sendMu.RLock()
-	defer c.sendMu.RUnlock()
-	return c.tryQueue(ch, msg)
-}
-
-// sendChannel returns chID's channel, logging an unregistered one.
-func (c *MConnection) sendChannel(chID byte) *channel {
-	ch := c.channel(chID)
-	if ch == nil {
-		c.log.Debug("send on unknown channel", "ch", chID, "err", ErrUnknownChannel)
-	}
-	return ch
-}
-
-// sendStopped reports whether Send, TrySend and SendContext refuse (closed or stopping).
-func (c *MConnection) sendStopped() bool {
-	select {
-	case <-c.stopSend:
-		return true
-	default:
-		return false
-	}
-}
-
-// tryQueue queues msg on ch if there is room and sending has not stopped. The caller holds sendMu
-// for reading.
-func (c *MConnection) tryQueue(ch *channel, msg []byte) bool {
-	if c.sendStopped() {
-		return false
-	}
-	select {
-	case ch.sendQueue <- msg:
-		c.queued(ch, msg)
-		return true
-	default:
-		return false
-	}
-}
-
-// waitQueue waits for room in ch's send queue until timeout fires (Send) or ctx is done
-// (SendContext), or sending stops. It returns nil once msg is queued, otherwise SendContext's
-// error (a timeout gives os.ErrDeadlineExceeded). The caller holds sendMu for reading.
-func (c *MConnection) waitQueue(ch *channel, msg []byte, timeout <-chan time.Time, ctx context.Context) error {
-	var done <-chan struct{}
-	if ctx != nil {
-		done = ctx.Done()
-	}
-	select {
-	case ch.sendQueue <- msg:
-		c.queued(ch, msg)
-		return nil
-	case <-timeout:
-		return fmt.Errorf("conn: send on channel %#02x: %w", ch.desc.ID, os.ErrDeadlineExceeded)
-	case <-done:
-		return fmt.Errorf("conn: send on channel %#02x: %w", ch.desc.ID, ctx.Err())
-	case <-c.stopSend:
-		return fmt.Errorf("conn: send on channel %#02x: %w", ch.desc.ID, net.ErrClosed)
-	}
-}
-
-// queued accounts for msg, just put on ch's send queue, and wakes the send goroutine.
-func (c *MConnection) queued(ch *channel, msg []byte) {
-	ch.pendingBytes.Add(int64(len(msg)))
-	c.signalSend()
-}
-
-// CanSend reports whether a TrySend on chID would find room in the send queue right now (the answer
-// may be stale at once). Unlike cometbft, it compares with the channel's own SendQueueCapacity rather
-// than with 1. False for an unregistered channel or a closed or stopping connection.
-func (c *MConnection) CanSend(chID byte) bool {
-	ch := c.channel(chID)
-	if ch == nil {
-		return false
-	}
-	select {
-	case <-c.stopSend:
-		return false
-	default:
-	}
-	return len(ch.sendQueue) < cap(ch.sendQueue)
-}
-
-func (c *MConnection) signalSend() {
-	select {
-	case c.sendSignal <- struct{}{}:
-	default:
 	}
 }
 
