@@ -4,33 +4,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 )
 
-// The receive side is run by a small pool of interchangeable goroutines (recvWorker). At any time one of
-// them holds the reader role (recvLoop: it owns br, the reassembly buffers and the receive limiter);
-// the others deliver the queued messages of one channel each (deliver), or are parked, waiting for a
-// job. A channel has at most one delivering goroutine, so its messages reach ReceiveFunc in order and
-// one at a time.
+// The receive side is run by a small pool of interchangeable goroutines (recvWorker). One of them
+// is the reader (recvLoop: it owns br, the reassembly buffers and the receive limiter) for the
+// connection's whole life; the others deliver the queued messages of one channel each (deliver),
+// or are parked, waiting for a job. A channel has at most one delivering goroutine, so its
+// messages reach ReceiveFunc in order and one at a time. The reader never calls ReceiveFunc, so no
+// ReceiveFunc, however slow, delays reading (pings, pongs, other channels) until its channel's
+// delivery queue is full.
 //
-// Handing messages to a delivery goroutine costs a goroutine wakeup (and often an OS thread wakeup for
-// an idle P), which on a request/response path is pure latency. So when the reader has complete
-// messages and no more input buffered (the next read would go to the network and probably block), it
-// delivers the first channel's messages itself, under a watchdog: if that delivery is still running
-// after inlineDeliveryBudget, the watchdog passes the reader role to a parked goroutine (or a new one)
-// and the goroutine in ReceiveFunc becomes that channel's deliverer. A slow ReceiveFunc thus holds up
-// reading for at most inlineDeliveryBudget; a fast one costs no handoff at all. While input is
-// buffered, the reader only queues messages and wakes deliverers in batches (deliverBatchMsgs,
-// deliverBatchBytes).
+// The reader wakes deliverers in batches while input is buffered (deliverBatchMsgs,
+// deliverBatchBytes), and at once before it would wait for the network.
 //
 // At most maxIdleRecvWorkers goroutines stay parked; the send goroutine retires one that has had no job
 // for a whole statistics interval, so an idle connection is back to its send and reader goroutines.
 
 const (
-	inlineDeliveryBudget = time.Millisecond
-	maxIdleRecvWorkers   = 1
-	deliverBatchMsgs     = 32       // queued messages after which the reader wakes their deliverers
-	deliverBatchBytes    = 64 << 10 // the same in bytes
+	maxIdleRecvWorkers = 1
+	deliverBatchMsgs   = 32       // queued messages after which the reader wakes their deliverers
+	deliverBatchBytes  = 64 << 10 // the same in bytes
 )
 
 type recvJobKind uint8
@@ -53,19 +46,17 @@ func (c *MConnection) recvWorker(job recvJob) {
 	for {
 		switch job.kind {
 		case recvJobRead:
-			for {
-				ch, err := c.recvLoop()
-				if err != nil {
-					if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-						c.deliverReceived() // the peer closed its end: hear it out first
-					}
-					c.fail(err)
-					return
-				}
-				if ch == nil || !c.deliverInline(ch) {
-					break // closed, or the watchdog gave the reader role away
-				}
+			err := c.recvLoop()
+			if c.recvLimitTimer != nil {
+				c.recvLimitTimer.Stop()
 			}
+			if err != nil {
+				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+					c.deliverReceived() // the peer closed its end: hear it out first
+				}
+				c.fail(err)
+			}
+			return
 		case recvJobDeliver:
 			c.deliver(job.ch)
 		case recvJobExit:
@@ -83,45 +74,6 @@ func (c *MConnection) recvWorker(job recvJob) {
 		case <-c.quit:
 			return
 		}
-	}
-}
-
-// deliverInline delivers ch's queue from the reader goroutine. It reports whether the caller still
-// holds the reader role afterwards (false: the watchdog handed it to another goroutine meanwhile).
-//
-// The watchdog is a time.AfterFunc that ticks every inlineDeliveryBudget/2 while inline deliveries
-// happen and disarms itself once it sees none: arming and stopping a timer per delivery would cost
-// about as much as the goroutine handoff it avoids. inlineState is inlineSeq<<1 | 1 while delivering
-// (inlineSeq numbers the inline deliveries), so a tick that sees the same delivering value as the
-// previous tick knows that delivery has run for at least half the budget, at most the whole budget.
-func (c *MConnection) deliverInline(ch *channel) bool {
-	c.inlineSeq++
-	v := c.inlineSeq<<1 | 1
-	c.inlineState.Store(v)
-	if !c.watchdogArmed.Load() && c.watchdogArmed.CompareAndSwap(false, true) {
-		c.watchdog.Reset(inlineDeliveryBudget / 2)
-	}
-	c.deliver(ch)
-	return c.inlineState.CompareAndSwap(v, v&^1)
-}
-
-// inlineWatchdog is the watchdog's tick (see deliverInline).
-func (c *MConnection) inlineWatchdog() {
-	v := c.inlineState.Load()
-	if v&1 != 0 {
-		if c.watchdogSeen.Swap(v) != v {
-			c.watchdog.Reset(inlineDeliveryBudget / 2) // a new delivery since the last tick
-			return
-		}
-		// The same delivery since the last tick: take the reader role from it.
-		if c.inlineState.CompareAndSwap(v, v&^1) {
-			c.dispatch(recvJob{kind: recvJobRead})
-		}
-	}
-	// No delivery running: disarm, unless one started meanwhile.
-	c.watchdogArmed.Store(false)
-	if c.inlineState.Load()&1 != 0 && c.watchdogArmed.CompareAndSwap(false, true) {
-		c.watchdog.Reset(inlineDeliveryBudget / 2)
 	}
 }
 
@@ -205,53 +157,48 @@ func (c *MConnection) dispatchPending() {
 	c.pendingMsgs, c.pendingBytes = 0, 0
 }
 
-// recvLoop holds the reader role: it reads and decodes packets, answers pings, reassembles messages and
-// queues them for delivery. It returns a nil error when the connection is closed, and a non-nil channel
-// when that channel's messages should be delivered inline (deliverInline), the caller still holding
-// the reader role.
-func (c *MConnection) recvLoop() (*channel, error) {
+// recvLoop is the reader: it reads and decodes packets, answers pings, reassembles messages and
+// queues them for delivery. It returns nil when the connection is closed.
+func (c *MConnection) recvLoop() error {
 	for {
 		if c.owed > 0 {
-			// Rate limit: wait off what the previous packet cost before reading the next.
+			// Rate limit: wait off what the previous packets cost before reading the next.
 			c.dispatchPending()
 			if c.recvLimitTimer == nil {
-				c.recvLimitTimer = time.NewTimer(c.owed)
+				c.recvLimitTimer = c.clk.NewTimer(c.owed)
 			} else {
 				c.recvLimitTimer.Reset(c.owed)
 			}
 			c.recvMon.limitWait.Add(int64(c.owed))
 			c.owed = 0
 			select {
-			case <-c.recvLimitTimer.C:
+			case <-c.recvLimitTimer.C():
 			case <-c.quit:
-				c.recvLimitTimer.Stop()
-				return nil, nil
+				return nil
 			}
 		}
 		if len(c.pending) > 0 && !c.inputBuffered() {
-			// Deliver the first channel ourselves (see above), the others from their deliverers.
-			first := c.pending[0]
-			c.pending[0] = nil
-			c.dispatchPending()
-			return first, nil
+			c.dispatchPending() // the next read may wait for the network
 		}
 		body, size, err := peekPacketBody(c.br, c.maxPacket)
 		c.recvMon.add(size)
 		if err != nil {
 			if c.isClosed() {
-				return nil, nil
+				return nil
 			}
 			if isPacketProtocolError(err) {
-				return nil, &PacketError{Token: tokenFor(err), ChannelID: -1, Err: err}
+				return &PacketError{Token: tokenFor(err), ChannelID: -1, Err: err}
 			}
-			return nil, fmt.Errorf("conn: read packet: %w", err)
+			return fmt.Errorf("conn: read packet: %w", err)
 		}
 		if c.recvLim != nil {
-			c.owed = c.recvLim.charge(size)
+			if c.recvLim.spend(size); c.recvLim.dry() {
+				c.owed = c.recvLim.wait(c.clk.Now())
+			}
 		}
 		p, err := decodePacket(body)
 		if err != nil {
-			return nil, &PacketError{Token: tokenFor(err), ChannelID: -1, Err: err}
+			return &PacketError{Token: tokenFor(err), ChannelID: -1, Err: err}
 		}
 		switch p.typ {
 		case packetTypePing:
@@ -259,16 +206,14 @@ func (c *MConnection) recvLoop() (*channel, error) {
 			c.pongDue.Store(true)
 			c.signalSend()
 		case packetTypePong:
-			// Unsolicited pongs are ignored.
-			if c.awaitingPong.CompareAndSwap(true, false) {
-				c.pongTimer.Stop()
-			}
+			// Unsolicited pongs are ignored. The send goroutine drops the deadline lazily.
+			c.awaitingPong.Store(false)
 		case packetTypeMsg:
 			if err := c.recvPacketMsg(p); err != nil {
-				return nil, err
+				return err
 			}
 			if c.isClosed() {
-				return nil, nil
+				return nil
 			}
 		}
 	}
@@ -340,12 +285,12 @@ func (c *MConnection) enqueue(ch *channel, msg *recvBuf) {
 		c.dispatchPending() // the full queue's deliverer may be among them
 		c.recvPaused.Store(true)
 		c.recvPauses.Add(1)
-		t0 := time.Now()
+		t0 := c.clk.Now()
 		select {
 		case <-ch.space:
 		case <-c.quit:
 		}
-		c.recvPauseNanos.Add(int64(time.Since(t0)))
+		c.recvPauseNanos.Add(int64(c.clk.Since(t0)))
 		c.recvPaused.Store(false)
 		if c.isClosed() {
 			return

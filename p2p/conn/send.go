@@ -16,32 +16,53 @@ var writeBufPool = sync.Pool{New: func() any {
 	return &b
 }}
 
-// sendRoutine owns the write side: it schedules PacketMsgs, sends pings and pongs, runs the keepalive
-// timers and the rate limiter, and flushes (docs/WIRE.md §5.2, §5.3).
+// sendSchedule holds the send goroutine's deadlines. It is a plain value with no goroutine, timer
+// or clock of its own (docs/ARCHITECTURE.md rule 1): the send goroutine passes the time in, asks
+// nextDeadline for the one timer it keeps, and handles what is due. A zero time means "not set".
+type sendSchedule struct {
+	nextPing  time.Time // the next PacketPing
+	nextStats time.Time // the next statistics sample (recentlySent decay, rates, idle worker retirement)
+	limitAt   time.Time // the end of a send rate-limit wait: data waits until then
+	flushAt   time.Time // cometbft's throttle flush (FlushThrottle > 0 only)
+	pongAt    time.Time // the PacketPong for the last ping is due by then
+}
+
+// nextDeadline returns the earliest deadline that is set (nextPing always is). It reads no clock:
+// the send goroutine calls it after every wakeup, and only a changed result costs a clock read.
+func (s *sendSchedule) nextDeadline() time.Time {
+	next := s.nextPing
+	for _, t := range [...]time.Time{s.nextStats, s.limitAt, s.flushAt, s.pongAt} {
+		if !t.IsZero() && t.Before(next) {
+			next = t
+		}
+	}
+	return next
+}
+
+// due reports whether deadline t is set and has passed at now.
+func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
+
+// sendRoutine owns the write side: it schedules PacketMsgs, sends pings and pongs, checks the pong
+// deadline, runs the statistics tick and the rate limiter, and flushes (docs/WIRE.md §5.2, §5.3).
 //
-// It waits on a single wakeup channel, sendSignal. Queued data, a pong to send (pongDue) and the expiry
-// of its one timer (sendTimerFired) all signal it. The timer is a time.AfterFunc set to the earliest of
-// its deadlines (next ping, next statistics sample, end of a rate-limit wait, flush throttle), as
-// x/net/quic computes one next timeout: a select over several timer channels would add and remove each
-// timer from the runtime's timer heap every time the goroutine parks, which costs more than the rest of
-// a small message's send path.
+// It waits on one wakeup channel, sendSignal (queued data, a pong to send), and on one timer of
+// MConnConfig.Clock set to sendSchedule.nextDeadline. The timer is a channel timer that only this
+// goroutine reads and stops before it exits, so no timer of the connection outlives Close, and
+// no callback runs on another goroutine. The pong deadline is checked here too: while this
+// goroutine is blocked in a write the check waits, which is what the PongTimeout rule asks
+// (a blocked write restarts the wait, see flush).
 func (c *MConnection) sendRoutine() {
 	defer c.goroutineDone()
 	defer close(c.sendDone)
 	defer c.releaseWriteBuf()
-	defer c.pongTimer.Stop()
 
-	now := time.Now()
+	now := c.clk.Now()
 	c.deadlineStale = true // set the write deadline at the first flush
-	nextPing := now.Add(c.cfg.PingInterval)
-	nextStats := now.Add(updateStatsInterval)
-	var limitAt time.Time // while set, data sends wait for the rate limiter
-	var flushAt time.Time // cometbft's throttle timer, used only when FlushThrottle > 0
-	timerAt := minTime(nextPing, nextStats)
-	timer := time.AfterFunc(timerAt.Sub(now), func() {
-		c.sendTimerFired.Store(true)
-		c.signalSend()
-	})
+	s := &c.sched
+	s.nextPing = now.Add(c.cfg.PingInterval)
+	s.nextStats = now.Add(updateStatsInterval)
+	timerAt := s.nextDeadline()
+	timer := c.clk.NewTimer(timerAt.Sub(now))
 	defer timer.Stop()
 
 	// sendData runs batches until the queues are drained, the limiter says wait, or a buffer's worth
@@ -49,7 +70,7 @@ func (c *MConnection) sendRoutine() {
 	// about flushing and throttling.
 	sendData := func() error {
 		n, pending := 0, true
-		for pending && limitAt.IsZero() && n < writeBufferSize {
+		for pending && s.limitAt.IsZero() && n < writeBufferSize {
 			k, p, err := c.sendBatch()
 			n, pending = n+k, p
 			if err != nil {
@@ -58,40 +79,48 @@ func (c *MConnection) sendRoutine() {
 			if c.sendLim == nil {
 				continue
 			}
-			if d := c.sendLim.charge(k); d > 0 {
-				c.sendMon.limitWait.Add(int64(d))
-				limitAt = time.Now().Add(d)
+			c.sendLim.spend(k)
+			if c.sendLim.dry() {
+				now := c.clk.Now()
+				if d := c.sendLim.wait(now); d > 0 {
+					c.sendMon.limitWait.Add(int64(d))
+					s.limitAt = now.Add(d)
+				}
 			}
 		}
-		if pending && limitAt.IsZero() {
+		if pending && s.limitAt.IsZero() {
 			c.signalSend()
 		}
 		switch {
 		case c.cfg.FlushThrottle > 0:
-			if n > 0 && flushAt.IsZero() {
-				flushAt = time.Now().Add(c.cfg.FlushThrottle)
+			if n > 0 && s.flushAt.IsZero() {
+				s.flushAt = c.clk.Now().Add(c.cfg.FlushThrottle)
 			}
-		case !pending || !limitAt.IsZero():
+		case !pending || !s.limitAt.IsZero():
 			// Adaptive: flush as soon as the queues are drained, or before waiting for the limiter.
 			return c.flush(true)
 		}
 		return nil
 	}
 
-	// timers handles the deadlines that have passed.
-	timers := func() error {
-		now := time.Now()
-		if !limitAt.IsZero() && !now.Before(limitAt) {
-			limitAt = time.Time{}
+	// timers handles the deadlines that have passed at now.
+	timers := func(now time.Time) error {
+		if due(s.limitAt, now) {
+			s.limitAt = time.Time{}
 		}
-		if !flushAt.IsZero() && !now.Before(flushAt) {
-			flushAt = time.Time{}
+		if due(s.flushAt, now) {
+			s.flushAt = time.Time{}
 			if err := c.flush(true); err != nil {
 				return err
 			}
 		}
-		if !now.Before(nextStats) {
-			nextStats = nextTick(nextStats, now, updateStatsInterval)
+		if due(s.pongAt, now) {
+			if err := c.checkPong(now); err != nil {
+				return err
+			}
+		}
+		if due(s.nextStats, now) {
+			s.nextStats = nextTick(s.nextStats, now, updateStatsInterval)
 			for _, ch := range c.channels {
 				ch.recentlySent.Store(int64(float64(ch.recentlySent.Load()) * recentlySentDecay))
 			}
@@ -100,29 +129,30 @@ func (c *MConnection) sendRoutine() {
 			c.retireIdleRecvWorker()
 			c.deadlineStale = true
 		}
-		if !now.Before(nextPing) {
-			nextPing = nextTick(nextPing, now, c.cfg.PingInterval)
+		if due(s.nextPing, now) {
+			s.nextPing = nextTick(s.nextPing, now, c.cfg.PingInterval)
 			arm := !c.awaitingPong.Load()
 			if arm {
-				// Armed before the write: the pong may arrive before Write returns. The timer is a
-				// time.AfterFunc so that it fires even while this goroutine is blocked in a write.
 				c.pingPauses.Store(c.recvPauses.Load())
 				c.awaitingPong.Store(true)
-				c.pongTimer.Reset(c.cfg.PongTimeout)
 			}
 			if err := c.writeControl(pingPacket); err != nil {
 				return err
 			}
 			if arm && c.awaitingPong.Load() {
-				c.pongTimer.Reset(c.cfg.PongTimeout) // the peer's time starts when the ping is out
+				// The peer's time starts when the ping is out. The pong may already have arrived.
+				s.pongAt = c.clk.Now().Add(c.cfg.PongTimeout)
 			}
 		}
 		return nil
 	}
 
 	for {
+		fired := false
 		select {
 		case <-c.sendSignal:
+		case <-timer.C():
+			fired = true
 		case <-c.flushStopReq:
 			c.drain()
 			return
@@ -130,39 +160,42 @@ func (c *MConnection) sendRoutine() {
 			return
 		}
 		var err error
-		if c.sendTimerFired.Swap(false) {
+		if fired {
 			timerAt = time.Time{} // the timer is spent
-			err = timers()
+			err = timers(c.clk.Now())
 		}
 		if err == nil && c.pongDue.Swap(false) {
 			err = c.writeControl(pongPacket)
 		}
-		if err == nil && limitAt.IsZero() {
+		if err == nil && s.limitAt.IsZero() {
 			err = sendData()
 		}
 		if err != nil {
 			c.fail(err)
 			return
 		}
-		next := minTime(nextPing, nextStats)
-		if !limitAt.IsZero() {
-			next = minTime(next, limitAt)
-		}
-		if !flushAt.IsZero() {
-			next = minTime(next, flushAt)
-		}
-		if !next.Equal(timerAt) {
+		if next := s.nextDeadline(); !next.Equal(timerAt) {
+			// Only a changed deadline costs a clock read and a timer update.
 			timerAt = next
-			timer.Reset(time.Until(next))
+			timer.Reset(next.Sub(c.clk.Now()))
 		}
 	}
 }
 
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
+// checkPong handles the pong deadline at now: nothing if the pong arrived, a new wait if the
+// connection stopped reading since the ping (back-pressure: the pong may be queued behind the data
+// we did not read), ErrPongTimeout otherwise (docs/WIRE.md §5.3, Q-06).
+func (c *MConnection) checkPong(now time.Time) error {
+	if !c.awaitingPong.Load() {
+		c.sched.pongAt = time.Time{}
+		return nil
 	}
-	return a
+	if pauses := c.recvPauses.Load(); c.recvPaused.Load() || pauses != c.pingPauses.Load() {
+		c.pingPauses.Store(pauses)
+		c.sched.pongAt = now.Add(c.cfg.PongTimeout)
+		return nil
+	}
+	return ErrPongTimeout
 }
 
 // nextTick returns the first tick of period after now, counting from the missed tick at (as a
@@ -173,33 +206,6 @@ func nextTick(at, now time.Time, period time.Duration) time.Time {
 		at = now.Add(period - now.Sub(at)%period)
 	}
 	return at
-}
-
-// pongTimeout runs when the pong timer fires (in its own short-lived goroutine, counted as a connection
-// goroutine so that Close joins it).
-func (c *MConnection) pongTimeout() {
-	if !c.awaitingPong.Load() {
-		return
-	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	if pauses := c.recvPauses.Load(); c.recvPaused.Load() || pauses != c.pingPauses.Load() || c.writing.Load() {
-		// We cannot read the pong while our own receivers apply back-pressure (now, or at any time
-		// since the timer was armed: the pong may still be queued behind data we did not read), and
-		// the peer cannot read our ping while it applies back-pressure to us (a stalled write has its
-		// own bound, the write deadline): neither is a missing pong.
-		c.pingPauses.Store(pauses)
-		c.pongTimer.Reset(c.cfg.PongTimeout)
-		c.mu.Unlock()
-		return
-	}
-	c.running++
-	c.mu.Unlock()
-	defer c.goroutineDone()
-	c.fail(ErrPongTimeout)
 }
 
 // drain writes every queued message, ignoring the rate limiter, then flushes (FlushStop).
@@ -324,9 +330,18 @@ func (c *MConnection) flush(release bool) error {
 			}
 		}
 		if err == nil {
-			c.writing.Store(true)
-			_, err = c.conn.Write(b)
-			c.writing.Store(false)
+			if c.sched.pongAt.IsZero() {
+				_, err = c.conn.Write(b)
+			} else {
+				// A pong is awaited: a write still blocked at its deadline means the peer is not
+				// reading (its own back-pressure), so it may not have read the ping: the wait
+				// restarts when the write returns. The check runs on this goroutine, after it.
+				start := c.clk.Now()
+				_, err = c.conn.Write(b)
+				if end := c.clk.Now(); start.Before(c.sched.pongAt) && end.After(c.sched.pongAt) {
+					c.sched.pongAt = end.Add(c.cfg.PongTimeout)
+				}
+			}
 		}
 		*c.wbuf = b[:0]
 		if err != nil {
@@ -366,9 +381,9 @@ func (c *MConnection) Send(chID byte, msg []byte) bool {
 	if c.sendStopped() {
 		return false
 	}
-	t := time.NewTimer(c.cfg.SendTimeout)
+	t := c.clk.NewTimer(c.cfg.SendTimeout)
 	defer t.Stop()
-	return c.waitQueue(ch, msg, t.C, nil) == nil
+	return c.waitQueue(ch, msg, t.C(), nil) == nil
 }
 
 // SendContext queues msg on channel chID, blocking while the channel's send queue is full until
