@@ -974,8 +974,8 @@ func TestSwitchAcceptSurvivesClosedConnRejection(t *testing.T) {
 	})
 }
 
-// TestSwitchStuckReceive: a Receive that does not return stalls neither admission, other peers
-// nor shutdown. Its peer leaves the PeerSet at once when stopped, but RemovePeer (and
+// TestSwitchStuckReceive (Q-03, the limit case of a slow reactor): a Receive that does not return
+// stalls neither admission, other peers nor shutdown. Its peer leaves the PeerSet at once when stopped, but RemovePeer (and
 // PeerDisconnected) wait for that Receive, and a new connection with the peer's ID is refused
 // until then (RemovePeer before InitPeer). Meanwhile another peer is admitted and exchanges
 // messages. A second stuck Receive at shutdown does not hold up Run; its RemovePeer (reason
