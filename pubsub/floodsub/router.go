@@ -267,7 +267,7 @@ func (r *Router) forward(t *topic, m *pubsubpb.Message, size int, src key.ID, ki
 		if p.id == src || (len(m.From) == key.IDByteLength && bytes.Equal(m.From, p.raw[:])) {
 			continue
 		}
-		r.out.Publish(&p.q, m, size, kind)
+		r.out.Publish(&p.q, m, nil, size, kind)
 		r.stats.Forwarded++
 		if kind == router.KindPublish {
 			sent = append(sent, p.id)

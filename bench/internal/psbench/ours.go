@@ -33,6 +33,10 @@ var OurFlushThrottle time.Duration
 // -our-flood-publish=false.
 var OurNoFloodPublish bool
 
+// OurLinger is gossipsub's Params.Linger on Switchyard's nodes: 0 (the default,
+// gossipsub.DefaultLinger), negative (no wait), or a wait.
+var OurLinger time.Duration
+
 // ourNode is one Switchyard node: transport, Switch and pub/sub Server, as node/ assembles
 // them (without PEX and the RPC).
 type ourNode struct {
@@ -85,6 +89,7 @@ func BuildOurs(ctx context.Context, sc Scenario, r Router, deliver DeliverFunc) 
 		case GossipSub:
 			pcfg.Router = pubsub.RouterGossipsub
 			pcfg.Gossipsub.Params.DisableFloodPublish = OurNoFloodPublish
+			pcfg.Gossipsub.Params.Linger = OurLinger
 		case FloodSub:
 			pcfg.Router = pubsub.RouterFloodsub
 		default:
