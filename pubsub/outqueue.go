@@ -339,7 +339,7 @@ func (p *pump) run(done <-chan struct{}) {
 // capacity (limits[0], limits[1]). An RPC's encodings concatenated are one valid RPC (protobuf's
 // merge rule appends repeated fields), so the peer decodes the same messages and controls; what
 // changes is that they leave in one write and share SecretConnection frames, which are sealed at
-// a fixed 1024 data bytes (docs/PUBSUB.md §8). It reports whether anything was sent.
+// a fixed 1024 data bytes (docs/PUBSUB.md §8.1). It reports whether anything was sent.
 func (ps *peerState) drain(limits [2]int, scratch *[]takenItem) bool {
 	progress := false
 	for b, classes := range [2][]int{{classControl}, {classPublish, classForward}} {

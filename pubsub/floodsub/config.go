@@ -23,7 +23,7 @@ const (
 	// topic of DefaultMaxTopicLength.
 	MinMaxRPCBytes = 4096
 	// DefaultLinger is Config.Linger's default.
-	DefaultLinger = 30 * time.Millisecond
+	DefaultLinger = 50 * time.Millisecond
 )
 
 // ErrInvalidConfig is wrapped by every error Config.Validate and New return for a bad Config.
@@ -62,7 +62,7 @@ type Config struct {
 	// source seeded by the Router's own ID). Then everything queued for the peer leaves
 	// together and shares transport frames, and a forward of a message the peer meanwhile
 	// sent us is not sent. Our own publishes never wait and take what waits along. It adds
-	// at most 3*Linger/2 per hop (docs/PUBSUB.md §8). Zero means 30 ms; negative: no wait.
+	// at most 3*Linger/2 per hop (docs/PUBSUB.md §8.1). Zero means 50 ms; negative: no wait.
 	Linger time.Duration
 }
 

@@ -54,7 +54,7 @@ const (
 	DefaultMaxRPCBytes    = 1 << 20
 
 	// DefaultLinger is Params.Linger's default.
-	DefaultLinger = 30 * time.Millisecond
+	DefaultLinger = 50 * time.Millisecond
 
 	// MaxPruneBackoff caps the backoff a peer may ask for in a PRUNE.
 	MaxPruneBackoff = 24 * time.Hour
@@ -173,8 +173,8 @@ type Params struct {
 	// SecretConnection frames, which are sealed at a fixed 1024 data bytes; a forward whose
 	// message the peer meanwhile sent us (or announced with IDONTWANT) is not sent, and an
 	// IDONTWANT is not sent beside a copy of its message. Our own publishes never wait and take
-	// what waits along. It adds at most 3*Linger/2 per hop (docs/PUBSUB.md §8). Default
-	// DefaultLinger (30 ms); negative: no wait, every Ready carries all output.
+	// what waits along. It adds at most 3*Linger/2 per hop (docs/PUBSUB.md §8.1). Default
+	// DefaultLinger (50 ms); negative: no wait, every Ready carries all output.
 	Linger time.Duration
 }
 

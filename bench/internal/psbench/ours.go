@@ -33,8 +33,8 @@ var OurFlushThrottle time.Duration
 // -our-flood-publish=false.
 var OurNoFloodPublish bool
 
-// OurLinger is gossipsub's Params.Linger on Switchyard's nodes: 0 (the default,
-// gossipsub.DefaultLinger), negative (no wait), or a wait.
+// OurLinger is the routers' output linger on Switchyard's nodes (gossipsub's Params.Linger,
+// floodsub's Config.Linger): 0 (their default, 50 ms), negative (no wait), or a wait.
 var OurLinger time.Duration
 
 // ourNode is one Switchyard node: transport, Switch and pub/sub Server, as node/ assembles
@@ -92,6 +92,7 @@ func BuildOurs(ctx context.Context, sc Scenario, r Router, deliver DeliverFunc) 
 			pcfg.Gossipsub.Params.Linger = OurLinger
 		case FloodSub:
 			pcfg.Router = pubsub.RouterFloodsub
+			pcfg.Floodsub.Linger = OurLinger
 		default:
 			return fail(fmt.Errorf("unknown router %q", r))
 		}
