@@ -18,7 +18,7 @@ import (
 // closes a peer, and those goroutines post here (StopPeerForError from Receive, onError).
 type mailbox struct {
 	mu     sync.Mutex
-	items  []any // stopPeerReq | dialReq | banReq | statusReq
+	items  []any // stopPeerReq | drainedReq | dialReq | banReq | statusReq
 	closed bool
 	wake   chan struct{} // capacity 1
 }
@@ -31,6 +31,11 @@ type stopPeerReq struct {
 
 type dialReq struct {
 	addrs []netaddr.NetAddress
+}
+
+// drainedReq tells the loop that the last Receive of a peer being removed has returned.
+type drainedReq struct {
+	p *peer
 }
 
 // banReq tells the loop that id (and ip, if valid) was banned until until (the ban itself is

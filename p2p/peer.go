@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,15 +70,22 @@ type peer struct {
 
 	// Owned by the event loop: rate-limiter waits already added to the metrics.
 	lastSendWait, lastRecvWait time.Duration
+
+	// Removal: set by the event loop before the gate closes; finished is taken by whoever calls
+	// the reactors' RemovePeer (the event loop, or after Run returned the last Receive to leave).
+	removeReason error
+	finished     atomic.Bool
 }
 
-// recvGate tracks Receive calls in flight so that removal can wait for them: MConnection.Close
-// does not wait for a goroutine that is inside ReceiveFunc, but the Switch promises reactors that
-// no Receive runs during or after RemovePeer. Lock-free, so no callback runs under a lock.
+// recvGate tracks Receive calls in flight so that the Switch calls RemovePeer only once none runs:
+// MConnection.Close does not wait for a goroutine that is inside ReceiveFunc, and the Switch
+// promises reactors that no Receive runs during or after RemovePeer. The event loop never waits on
+// it: close reports whether the gate is already drained, and otherwise the last Receive to leave
+// calls drained (which posts to the event loop). Lock-free, so no callback runs under a lock.
 type recvGate struct {
-	n    atomic.Int64 // Receive calls in flight, plus gateClosed once closed
-	once sync.Once
-	done chan struct{} // closed when closed and n has drained to zero
+	n       atomic.Int64 // Receive calls in flight, plus gateClosed once closed
+	fired   atomic.Bool  // close reported drained, or drained was called: at most once
+	drained func()       // called by the goroutine that drains a closed gate
 }
 
 const gateClosed = 1 << 62
@@ -94,18 +100,19 @@ func (g *recvGate) enter() bool {
 }
 
 func (g *recvGate) exit() {
-	if g.n.Add(-1) == gateClosed {
-		g.once.Do(func() { close(g.done) })
+	if g.n.Add(-1) == gateClosed && g.fired.CompareAndSwap(false, true) {
+		g.drained()
 	}
 }
 
-// close refuses further Receive calls and waits for those in flight. Called once.
-func (g *recvGate) close() {
-	if g.n.Add(gateClosed) == gateClosed {
-		g.once.Do(func() { close(g.done) })
-	}
-	<-g.done
+// close refuses further Receive calls. It reports true if none is in flight; otherwise the last
+// one calls drained when it returns. Called once; it never blocks.
+func (g *recvGate) close() bool {
+	return g.n.Add(gateClosed) == gateClosed && g.fired.CompareAndSwap(false, true)
 }
+
+// isDrained reports whether the gate is closed and no Receive is in flight.
+func (g *recvGate) isDrained() bool { return g.n.Load() == gateClosed }
 
 var _ Peer = (*peer)(nil)
 
@@ -176,6 +183,14 @@ func (p *peer) receive(chID byte, msg []byte) {
 		}
 	}()
 	nr.r.Receive(chID, p, msg)
+}
+
+// drained is the gate's drained: the last Receive of a peer being removed has returned. The event
+// loop finishes the removal; once Run is shutting down (the mailbox refuses), this goroutine does.
+func (p *peer) drained() {
+	if !p.sw.inbox.post(drainedReq{p: p}) {
+		p.sw.finishRemoval(p)
+	}
 }
 
 // onError is the MConnection's ErrorFunc: the connection failed.

@@ -21,7 +21,10 @@ import "github.com/switchyard-p2p/switchyard/p2p/conn"
 // wait for anything the Switch does (they may call Send, Broadcast, DialPeers and
 // StopPeerForError, which never wait for the event loop). Receive runs on the MConnection's
 // delivery goroutine for the channel and must not block indefinitely: while it runs, that channel
-// of that peer is not delivered, and removing the peer waits for it to return.
+// of that peer is not delivered, and that peer's RemovePeer (and a new connection with its ID)
+// waits for it to return. The event loop itself never waits for a Receive, so a stuck one delays
+// neither other peers, admission nor shutdown; if it returns only after Run did, RemovePeer
+// (reason ErrSwitchStopped) is called then, from the goroutine that ran it.
 type Reactor interface {
 	// SetSwitch gives the reactor the Switch it is registered with. Called once, by NewSwitch.
 	SetSwitch(*Switch)

@@ -165,7 +165,9 @@ func (sw *Switch) ChannelDescriptors() []conn.ChannelDescriptor {
 //
 // On return every goroutine Run started has exited, every peer's MConnection is closed and
 // RemovePeer (reason ErrSwitchStopped) has been called for it, and the transport is closed (also
-// when Run fails at once).
+// when Run fails at once). The one exception is a peer whose Receive was still running: Run does
+// not wait for it; that goroutine calls RemovePeer (and emits PeerDisconnected) when Receive
+// returns.
 func (sw *Switch) Run(ctx context.Context) error {
 	if !sw.started.CompareAndSwap(false, true) {
 		return ErrSwitchAlreadyRun
@@ -236,21 +238,13 @@ func (sw *Switch) Broadcast(chID byte, msg []byte) {
 // peer's send queue was full. Safe for concurrent use.
 func (sw *Switch) BroadcastDrops() uint64 { return sw.broadcastDrops.Load() }
 
-// sendPollMin and sendPollMax bound the polling interval of Send while a queue is full.
-const (
-	sendPollMin = time.Millisecond
-	sendPollMax = 20 * time.Millisecond
-)
-
 // Send queues msg on channel chID for the peer with id, waiting while the channel's send queue
-// is full, at most MConnConfig.SendTimeout (10 s by default) and never after ctx is done: ctx is
-// honoured while waiting, not only before queuing. (p2p/conn's blocking Send takes no ctx, so
-// while the queue is full Send polls it with TrySend at 1-20 ms intervals; no goroutine is
-// started. The wait and SendTimeout are measured on SwitchConfig.Clock. With a ctx that can
-// never be done, it uses MConnection.Send directly, whose timeout is p2p/conn's.) It returns
-// nil once msg is queued; ctx.Err(), or an error wrapping ErrPeerNotFound,
-// ErrChannelNotAdvertised or ErrSendFailed (timeout, or the connection is closing). msg must not
-// be modified after the call. Safe for concurrent use.
+// is full, at most MConnConfig.SendTimeout (10 s by default, measured on SwitchConfig.Clock) and
+// never after ctx is done: ctx is honoured while waiting, not only before queuing
+// (MConnection.SendContext; no polling, no goroutine). It returns nil once msg is queued;
+// ctx.Err(), or an error wrapping ErrPeerNotFound, ErrChannelNotAdvertised or ErrSendFailed
+// (timeout, or the connection is closing). msg must not be modified after the call. Safe for
+// concurrent use.
 func (sw *Switch) Send(ctx context.Context, id key.ID, chID byte, msg []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -262,44 +256,33 @@ func (sw *Switch) Send(ctx context.Context, id key.ID, chID byte, msg []byte) er
 	if !p.tc.NodeInfo.HasChannel(chID) {
 		return fmt.Errorf("p2p: send to %s on channel %#02x: %w", id, chID, ErrChannelNotAdvertised)
 	}
-	if p.mconn.TrySend(chID, msg) {
-		sw.met.recordSend(chID, len(msg))
-		return nil
-	}
-	failed := fmt.Errorf("p2p: send to %s on channel %#02x: %w", id, chID, ErrSendFailed)
-	if ctx.Done() == nil {
-		if !p.mconn.Send(chID, msg) {
-			return failed
+	if !p.mconn.TrySend(chID, msg) {
+		timeout := sw.cfg.MConnConfig.SendTimeout
+		if timeout <= 0 {
+			timeout = conn.DefaultSendTimeout
 		}
-		sw.met.recordSend(chID, len(msg))
-		return nil
-	}
-	timeout := sw.cfg.MConnConfig.SendTimeout
-	if timeout <= 0 {
-		timeout = conn.DefaultSendTimeout
-	}
-	deadline := sw.clk.Now().Add(timeout)
-	wait := sendPollMin
-	t := sw.clk.NewTimer(wait)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C():
+		// SendTimeout, on the Switch clock, ends the wait through the context.
+		wctx, cancel := context.WithCancelCause(ctx)
+		t := sw.clk.AfterFunc(timeout, func() { cancel(errSendTimeout) })
+		err := p.mconn.SendContext(wctx, chID, msg)
+		t.Stop()
+		cancel(nil)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, context.Canceled) {
+				err = errSendTimeout
+			}
+			return fmt.Errorf("p2p: send to %s on channel %#02x: %w (%w)", id, chID, ErrSendFailed, err)
 		}
-		if p.mconn.TrySend(chID, msg) {
-			sw.met.recordSend(chID, len(msg))
-			return nil
-		}
-		left := deadline.Sub(sw.clk.Now())
-		if left <= 0 || !sw.peers.Load().Has(id) {
-			return failed
-		}
-		wait = min(2*wait, sendPollMax, left)
-		t.Reset(wait)
 	}
+	sw.met.recordSend(chID, len(msg))
+	return nil
 }
+
+// errSendTimeout is the detail of an ErrSendFailed after SendTimeout.
+var errSendTimeout = errors.New("send timeout")
 
 // MarkPeerUseful records that p just sent something useful: a message its reactor had not seen
 // before and accepted (a new block part, vote or transaction, addresses new to the book). Inbound

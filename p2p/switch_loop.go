@@ -31,11 +31,14 @@ type loop struct {
 	dialCh   chan netaddr.NetAddress // loop → dial workers (capacity MaxConcurrentDials: never blocks)
 	resultCh chan dialResult         // dial workers → loop (unbuffered)
 
-	peers   map[key.ID]*peer
-	order   []*peer                           // insertion order, for PeerSet.List
-	conns   map[peers.ConnRef]*transport.Conn // given to the Manager, not yet admitted or refused
-	nextRef peers.ConnRef
-	self    key.ID // as last given to the Manager
+	peers map[key.ID]*peer
+	order []*peer                           // insertion order, for PeerSet.List
+	conns map[peers.ConnRef]*transport.Conn // given to the Manager, not yet admitted or refused
+	// removing holds peers that are closed and unpublished but still inside a Receive (see
+	// removePeer); their IDs are refused until RemovePeer ran.
+	removing map[key.ID]*peer
+	nextRef  peers.ConnRef
+	self     key.ID // as last given to the Manager
 
 	timer      clock.Timer
 	timerAt    time.Time // zero: stopped
@@ -61,6 +64,7 @@ func newLoop(sw *Switch) (*loop, error) {
 		resultCh: make(chan dialResult),
 		peers:    make(map[key.ID]*peer),
 		conns:    make(map[peers.ConnRef]*transport.Conn),
+		removing: make(map[key.ID]*peer),
 		self:     sw.transport.NetAddress().ID,
 		timer:    t,
 	}, nil
@@ -141,6 +145,8 @@ func (l *loop) handleItem(item any) {
 		l.mgr.Ban(now, r.id, r.ip, r.until)
 	case statusReq:
 		r.reply <- l.mgr.Status()
+	case drainedReq:
+		l.finishRemoval(r.p)
 	}
 	l.apply(now)
 }
@@ -283,6 +289,13 @@ func (l *loop) shutdown() {
 	for len(l.order) > 0 {
 		l.removePeer(l.order[len(l.order)-1], ErrSwitchStopped)
 	}
+	// Peers whose Receive has returned since (its drainedReq was dropped with the mailbox) are
+	// finished here; the others by their last Receive when it returns (peer.drained).
+	for _, p := range l.removing {
+		if p.gate.isDrained() {
+			l.finishRemoval(p)
+		}
+	}
 }
 
 func (l *loop) refreshBans(now time.Time) {
@@ -362,8 +375,13 @@ func (l *loop) handleDialResult(r dialResult) {
 func (l *loop) admit(c *transport.Conn) bool {
 	sw := l.sw
 	id := c.NodeInfo.ID
+	if l.removing[id] != nil {
+		// The previous connection with this ID still has a Receive running: its RemovePeer must
+		// come before this one's InitPeer (CometBFT #3338).
+		l.reject(c, RejectDuplicateID, ErrSwitchDuplicatePeerID)
+		return false
+	}
 	p := &peer{
-		gate:        recvGate{done: make(chan struct{})},
 		sw:          sw,
 		tc:          c,
 		persistent:  sw.isPersistent(id),
@@ -382,6 +400,7 @@ func (l *loop) admit(c *transport.Conn) bool {
 		return false
 	}
 	p.mconn = mc
+	p.gate.drained = p.drained
 
 	for i := range sw.reactors {
 		sw.reactors[i].r.InitPeer(p)
@@ -390,7 +409,7 @@ func (l *loop) admit(c *transport.Conn) bool {
 		// Reactors got InitPeer, so they get RemovePeer to release what it reserved.
 		p.log.Error("cannot start MConnection", "err", err)
 		_ = mc.Close()
-		p.gate.close()
+		p.gate.close() // never started: no Receive ran
 		l.reject(c, RejectInternal, err)
 		for i := range sw.reactors {
 			sw.reactors[i].r.RemovePeer(p, err)
@@ -414,9 +433,12 @@ func (l *loop) admit(c *transport.Conn) bool {
 	return true
 }
 
-// removePeer unpublishes p, closes its MConnection (waiting for its goroutines, so no Receive
-// runs after this), tells the transport and calls RemovePeer on every reactor. The Manager has
-// already done its bookkeeping (a persistent peer is redialed).
+// removePeer unpublishes p, closes its MConnection, tells the transport, and finishes the
+// removal (finishRemoval: RemovePeer on every reactor and the PeerDisconnected event) once no
+// Receive of p runs. The loop never waits for a Receive: if one is in flight, p stays in
+// l.removing (its ID refused for new connections, so RemovePeer still precedes InitPeer) until
+// that Receive returns and posts a drainedReq. The Manager has already done its bookkeeping (a
+// persistent peer is redialed).
 func (l *loop) removePeer(p *peer, reason error) {
 	id := p.ID()
 	delete(l.peers, id)
@@ -428,18 +450,42 @@ func (l *loop) removePeer(p *peer, reason error) {
 	}
 	l.publish()
 	_ = p.mconn.Close()
-	p.gate.close() // wait for Receive calls still running (MConnection.Close does not)
 	_ = p.tc.Conn.Close()
 	l.sw.transport.Remove(p.tc)
 	l.sampleWaits(p)
-	for i := range l.sw.reactors {
-		l.sw.reactors[i].r.RemovePeer(p, reason)
+	p.removeReason = reason
+	l.removing[id] = p
+	if p.gate.close() {
+		l.finishRemoval(p)
 	}
-	l.sw.met.peers(p.IsOutbound()).Add(-1)
+}
+
+// finishRemoval completes removePeer once no Receive of p runs.
+func (l *loop) finishRemoval(p *peer) {
+	id := p.ID()
+	if l.removing[id] != p {
+		return
+	}
+	delete(l.removing, id)
+	l.sw.finishRemoval(p)
+}
+
+// finishRemoval calls RemovePeer on every reactor, counts and reports the disconnect: once per
+// peer, from the event loop or, for a peer whose Receive returned only after Run's shutdown, from
+// the goroutine leaving that Receive.
+func (sw *Switch) finishRemoval(p *peer) {
+	if !p.finished.CompareAndSwap(false, true) {
+		return
+	}
+	reason := p.removeReason
+	for i := range sw.reactors {
+		sw.reactors[i].r.RemovePeer(p, reason)
+	}
+	sw.met.peers(p.IsOutbound()).Add(-1)
 	if errors.Is(reason, conn.ErrMemoryBudgetExceeded) {
-		l.sw.cfg.Metrics.RecvBudgetRefusalsTotal.Add(1)
+		sw.cfg.Metrics.RecvBudgetRefusalsTotal.Add(1)
 	}
-	l.sw.emit(Event{Type: PeerDisconnected, Peer: id, Addr: p.SocketAddr(), Outbound: p.IsOutbound(), Reason: reason})
+	sw.emit(Event{Type: PeerDisconnected, Peer: p.ID(), Addr: p.SocketAddr(), Outbound: p.IsOutbound(), Reason: reason})
 	p.log.Info("peer removed", "reason", reason)
 }
 

@@ -452,8 +452,20 @@ func TestSwitchSendHonoursCtx(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Send: %v, want DeadlineExceeded", err)
 		}
-		if d := time.Since(start); d < 300*time.Millisecond || d > 350*time.Millisecond {
-			t.Errorf("Send returned after %v, want ≈ 300 ms (the ctx), not SendTimeout", d)
+		if d := time.Since(start); d != 300*time.Millisecond {
+			t.Errorf("Send returned after %v, want 300 ms (the ctx, no polling), not SendTimeout", d)
+		}
+		// A Send waiting when the peer is removed fails at once with ErrSendFailed.
+		res := make(chan error, 1)
+		go func() { res <- hub.Send(context.Background(), testID(2), chA, []byte("y")) }()
+		synctest.Wait()
+		start = time.Now()
+		hub.StopPeerForError(p, errors.New("test"))
+		if err := <-res; !errors.Is(err, ErrSendFailed) || !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Send during removal: %v, want ErrSendFailed wrapping net.ErrClosed", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("Send returned %v after the removal, want at once", d)
 		}
 	})
 }
@@ -874,7 +886,8 @@ func TestSwitchSlowReactorQ03(t *testing.T) {
 		cfg := testConfig(t)
 		cfg.MConnConfig.RecvQueueBytes = 64 << 10
 		hub := NewSwitch(ft, cfg, WithReactor("slow", slow))
-		defer runSwitch(t, hub)()
+		stop := runSwitch(t, hub)
+		defer stop()
 		rp := newRawPeer(t, ft.inject(testNodeInfo(2, chB)), chB)
 		defer rp.mc.Close()
 		synctest.Wait()
@@ -892,6 +905,11 @@ func TestSwitchSlowReactorQ03(t *testing.T) {
 			if ch.RecvQueueBytes > cfg.MConnConfig.RecvQueueBytes+len(flood)+64 {
 				t.Errorf("slow channel buffers %d bytes, cap %d", ch.RecvQueueBytes, cfg.MConnConfig.RecvQueueBytes)
 			}
+		}
+		// Run does not wait for the Receive in progress; its RemovePeer follows it.
+		stop()
+		for slow.count("remove ") == 0 {
+			time.Sleep(100 * time.Millisecond)
 		}
 	})
 }
@@ -952,6 +970,118 @@ func TestSwitchAcceptSurvivesClosedConnRejection(t *testing.T) {
 		synctest.Wait()
 		if !sw.Peers().Has(testID(2)) {
 			t.Fatal("inbound peer not admitted after a rejection wrapping net.ErrClosed: the accept loop ended")
+		}
+	})
+}
+
+// TestSwitchStuckReceive (Q-03, the limit case of a slow reactor): a Receive that does not return
+// stalls neither admission, other peers nor shutdown. Its peer leaves the PeerSet at once when stopped, but RemovePeer (and
+// PeerDisconnected) wait for that Receive, and a new connection with the peer's ID is refused
+// until then (RemovePeer before InitPeer). Meanwhile another peer is admitted and exchanges
+// messages. A second stuck Receive at shutdown does not hold up Run; its RemovePeer (reason
+// ErrSwitchStopped) follows when it returns.
+func TestSwitchStuckReceive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newFakeNetwork()
+		ft := n.newFakeTransport(1, chA)
+		r := newTestReactor(chA)
+		release := map[key.ID]chan struct{}{testID(2): make(chan struct{}), testID(4): make(chan struct{})}
+		entered := make(chan key.ID, 2)
+		r.onReceive = func(_ byte, p Peer, msg []byte) {
+			if string(msg) == "stuck" {
+				entered <- p.ID()
+				<-release[p.ID()]
+			}
+		}
+		hub := NewSwitch(ft, testConfig(t), WithReactor("r", r))
+		events, cancelSub := hub.Subscribe(func(ev Event) bool { return ev.Type == PeerDisconnected })
+		defer cancelSub()
+		stop := runSwitch(t, hub)
+		defer stop()
+		defer func() {
+			for _, c := range release {
+				select {
+				case <-c:
+				default:
+					close(c)
+				}
+			}
+		}()
+
+		p2 := newRawPeer(t, ft.inject(testNodeInfo(2, chA)), chA)
+		defer p2.mc.Close()
+		synctest.Wait()
+		p2.mc.Send(chA, []byte("stuck"))
+		if got := <-entered; got != testID(2) {
+			t.Fatalf("stuck Receive for %s", got)
+		}
+		hub.StopPeerForError(hub.Peers().Get(testID(2)), errors.New("test"))
+		synctest.Wait()
+		if hub.Peers().Has(testID(2)) {
+			t.Fatal("a stopped peer with a stuck Receive is still in the PeerSet")
+		}
+		if r.count("remove "+string(testID(2))) != 0 {
+			t.Fatal("RemovePeer ran while its Receive was still running")
+		}
+
+		// Admission and other peers go on; the stuck peer's ID waits for its RemovePeer.
+		p3 := newRawPeer(t, ft.inject(testNodeInfo(3, chA)), chA)
+		defer p3.mc.Close()
+		again := ft.inject(testNodeInfo(2, chA))
+		defer again.Close()
+		synctest.Wait()
+		if !hub.Peers().Has(testID(3)) {
+			t.Fatal("a stuck Receive of another peer stalled admission")
+		}
+		if r.count("init "+string(testID(2))) != 1 {
+			t.Fatal("a new connection with the ID of a peer not yet removed got InitPeer")
+		}
+		p3.mc.Send(chA, []byte("hello"))
+		if err := hub.Send(context.Background(), testID(3), chA, []byte("back")); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got := r.received(); len(got) != 1 || got[0].from != testID(3) || got[0].msg != "hello" {
+			t.Fatalf("received %v, want hello from peer 3", got)
+		}
+		if got := p3.received(); len(got) != 1 || got[0] != "back" {
+			t.Fatalf("peer 3 received %v", got)
+		}
+		select {
+		case ev := <-events:
+			t.Fatalf("PeerDisconnected for %s before its Receive returned", ev.Peer)
+		default:
+		}
+
+		// The Receive returns: the removal completes.
+		close(release[testID(2)])
+		synctest.Wait()
+		if r.count("remove "+string(testID(2))) != 1 {
+			t.Fatal("no RemovePeer once the stuck Receive returned")
+		}
+		if ev := <-events; ev.Peer != testID(2) {
+			t.Fatalf("PeerDisconnected for %s", ev.Peer)
+		}
+
+		// Shutdown with a Receive stuck: Run returns; RemovePeer follows the Receive.
+		p4 := newRawPeer(t, ft.inject(testNodeInfo(4, chA)), chA)
+		defer p4.mc.Close()
+		synctest.Wait()
+		p4.mc.Send(chA, []byte("stuck"))
+		if got := <-entered; got != testID(4) {
+			t.Fatalf("stuck Receive for %s", got)
+		}
+		stop() // returns although peer 4's Receive does not
+		if r.count("remove "+string(testID(3))) != 1 || r.count("remove "+string(testID(4))) != 0 {
+			t.Fatalf("after Run: %v", r.eventLog())
+		}
+		close(release[testID(4)])
+		synctest.Wait()
+		if reason := r.removeReason(testID(4)); reason != ErrSwitchStopped {
+			t.Fatalf("RemovePeer of the stuck peer after Run: reason %v, want ErrSwitchStopped", reason)
+		}
+		if r.count("remove "+string(testID(4))) != 1 {
+			t.Fatal("RemovePeer not exactly once")
 		}
 	})
 }

@@ -248,10 +248,11 @@ func TestSwitchPersistentRedialBackoff(t *testing.T) {
 		cfg.RedialBackoffMax = 8 * time.Second
 		ra := newTestReactor(chA)
 		swA := NewSwitch(ftA, cfg, WithReactor("r", ra), WithPersistentPeers(testAddr(2)))
-		defer runSwitch(t, swA)()
-
+		// B runs before A starts: A's first dial must find it up.
 		swB := NewSwitch(n.newFakeTransport(2, chA), testConfig(t), WithReactor("r", newTestReactor(chA)))
 		stopB := runSwitch(t, swB)
+		synctest.Wait()
+		defer runSwitch(t, swA)()
 		synctest.Wait()
 		p := swA.Peers().Get(testID(2))
 		if p == nil || !p.IsPersistent() {
@@ -444,6 +445,10 @@ func TestSwitchGoroutinesPerPeer(t *testing.T) {
 				t.Fatalf("hub has %d peers, want %d", got, count)
 			}
 			hub.Broadcast(chA, []byte("traffic")) // exercise the data path, then let it go idle
+			synctest.Wait()
+			// A delivery goroutine stays parked for reuse until an idle statistics interval (2-4 s)
+			// retires it: count the idle state after that.
+			time.Sleep(5 * time.Second)
 			synctest.Wait()
 			delta := bubbleGoroutines() - base
 			if delta%count != 0 {

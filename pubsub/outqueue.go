@@ -139,37 +139,62 @@ func (o *outQueue) enqueue(c int, it outItem) enqueueResult {
 	return r
 }
 
-// take removes the head of class c for sending; its bytes stay counted until sent or returned.
-func (o *outQueue) take(c int) (outItem, bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed || o.q[c].len() == 0 {
-		return outItem{}, false
-	}
-	it := o.q[c].pop()
-	if c == classForward {
-		o.fwdBytes -= len(it.b)
-	}
-	return it, true
+// takenItem is an item takeRun removed, with its class.
+type takenItem struct {
+	c  int
+	it outItem
 }
 
-// sent records that an item taken from the queue was handed to the MConnection.
-func (o *outQueue) sent(it outItem) {
+// takeRun removes, for one send, the heads of classes in order (all on one channel) while their
+// total stays within limit bytes; at least one item if any is queued. Their bytes stay counted
+// until sentRun or giveBackRun. It appends to buf and returns it.
+func (o *outQueue) takeRun(classes []int, limit int, buf []takenItem) []takenItem {
 	o.mu.Lock()
-	o.bytes -= len(it.b)
+	defer o.mu.Unlock()
+	if o.closed {
+		return buf
+	}
+	n := 0
+	for _, c := range classes {
+		for o.q[c].len() > 0 {
+			it := o.q[c].items[o.q[c].head]
+			if len(buf) > 0 && n+len(it.b) > limit {
+				return buf
+			}
+			o.q[c].pop()
+			if c == classForward {
+				o.fwdBytes -= len(it.b)
+			}
+			n += len(it.b)
+			buf = append(buf, takenItem{c, it})
+		}
+	}
+	return buf
+}
+
+// sentRun records that the items of a takeRun were handed to the MConnection.
+func (o *outQueue) sentRun(items []takenItem) {
+	o.mu.Lock()
+	for _, x := range items {
+		o.bytes -= len(x.it.b)
+	}
 	o.mu.Unlock()
 }
 
-// giveBack returns an item whose send failed to the head of class c.
-func (o *outQueue) giveBack(c int, it outItem) {
+// giveBackRun returns the items of a takeRun whose send failed to the heads of their classes,
+// in their order.
+func (o *outQueue) giveBackRun(items []takenItem) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
 		return
 	}
-	o.q[c].pushFront(it)
-	if c == classForward {
-		o.fwdBytes += len(it.b)
+	for i := len(items) - 1; i >= 0; i-- {
+		x := items[i]
+		o.q[x.c].pushFront(x.it)
+		if x.c == classForward {
+			o.fwdBytes += len(x.it.b)
+		}
 	}
 }
 
@@ -219,6 +244,7 @@ type pump struct {
 	added  []*peerState
 	wake   chan struct{}
 	onIdle func(ps *peerState, recovered bool)
+	limits [2]int // the largest MConnection message on ControlChannel and on MessageChannel
 }
 
 const (
@@ -226,8 +252,8 @@ const (
 	pumpPollMax = 20 * time.Millisecond
 )
 
-func newPump(onIdle func(*peerState, bool)) *pump {
-	return &pump{wake: make(chan struct{}, 1), onIdle: onIdle}
+func newPump(onIdle func(*peerState, bool), controlCap, messageCap int) *pump {
+	return &pump{wake: make(chan struct{}, 1), onIdle: onIdle, limits: [2]int{controlCap, messageCap}}
 }
 
 // add hands ps (whose queue just became scheduled) to the pump.
@@ -252,6 +278,7 @@ func (p *pump) run(done <-chan struct{}) {
 	timer.Stop()
 	defer timer.Stop()
 	wait := pumpPollMin
+	var scratch []takenItem
 	for {
 		p.mu.Lock()
 		active = append(active, p.added...)
@@ -262,7 +289,7 @@ func (p *pump) run(done <-chan struct{}) {
 		progress := false
 		keep := active[:0]
 		for _, ps := range active {
-			if ps.drain() {
+			if ps.drain(p.limits, &scratch) {
 				progress = true
 			}
 			if empty, recovered := ps.out.idle(); empty {
@@ -306,26 +333,41 @@ func (p *pump) run(done <-chan struct{}) {
 	}
 }
 
-// drain sends what the peer's MConnection takes now. It reports whether anything was sent.
-func (ps *peerState) drain() bool {
+// drain sends what the peer's MConnection takes now, at most one MConnection message per channel
+// per call: everything queued for ControlChannel as one message, and everything queued for
+// MessageChannel (our publishes first, then forwards) as another, each cut at its channel's
+// capacity (limits[0], limits[1]). An RPC's encodings concatenated are one valid RPC (protobuf's
+// merge rule appends repeated fields), so the peer decodes the same messages and controls; what
+// changes is that they leave in one write and share SecretConnection frames, which are sealed at
+// a fixed 1024 data bytes (docs/PUBSUB.md §8.1). It reports whether anything was sent.
+func (ps *peerState) drain(limits [2]int, scratch *[]takenItem) bool {
 	progress := false
-	var blocked [2]bool // ControlChannel, MessageChannel: the MConnection queue is full
-	for c := range numClasses {
+	for b, classes := range [2][]int{{classControl}, {classPublish, classForward}} {
 		for {
-			it, ok := ps.out.take(c)
-			if !ok {
+			items := ps.out.takeRun(classes, limits[b], (*scratch)[:0])
+			*scratch = items
+			if len(items) == 0 {
 				break
 			}
-			b := 0
-			if it.ch != ControlChannel {
-				b = 1
+			ch := items[0].it.ch
+			msg := items[0].it.b
+			if len(items) > 1 {
+				n := 0
+				for _, x := range items {
+					n += len(x.it.b)
+				}
+				msg = make([]byte, 0, n)
+				for _, x := range items {
+					msg = append(msg, x.it.b...)
+				}
 			}
-			if blocked[b] || !ps.p.TrySend(it.ch, it.b) {
-				blocked[b] = true
-				ps.out.giveBack(c, it)
+			if !ps.p.TrySend(ch, msg) {
+				ps.out.giveBackRun(items)
+				clear(items)
 				break
 			}
-			ps.out.sent(it)
+			ps.out.sentRun(items)
+			clear(items)
 			progress = true
 		}
 	}

@@ -1,8 +1,12 @@
 package pubsub
 
 import (
+	"bytes"
 	"sync"
 	"testing"
+
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
+	"google.golang.org/protobuf/proto"
 )
 
 func item(ch byte, n int) outItem { return outItem{ch: ch, b: make([]byte, n)} }
@@ -36,19 +40,28 @@ func TestOutQueuePriority(t *testing.T) {
 	if bytes != 100 || !slow || d != [numClasses]uint64{0, 1, 4} {
 		t.Fatalf("bytes %d slow %v dropped %v", bytes, slow, d)
 	}
-	// Sending order: control, then publish.
-	it, _ := q.take(classControl)
-	if it.ch != ControlChannel || len(it.b) != 30 {
-		t.Fatalf("first out %+v", it)
+	// Sending order: control, then publish, then forward.
+	run := q.takeRun([]int{classControl}, 1000, nil)
+	if len(run) != 1 || run[0].it.ch != ControlChannel || len(run[0].it.b) != 30 {
+		t.Fatalf("first out %+v", run)
 	}
-	q.giveBack(classControl, it) // a full MConnection queue: back to the head
-	for _, c := range []int{classControl, classPublish, classForward} {
-		it, ok := q.take(c)
-		if !ok {
-			t.Fatalf("class %d empty", c)
-		}
-		q.sent(it)
+	q.giveBackRun(run) // a full MConnection queue: back to the head
+	if b, _, _ := q.stats(); b != 100 {
+		t.Fatalf("bytes after give-back %d, want 100", b)
 	}
+	run = q.takeRun([]int{classControl}, 1000, nil)
+	q.sentRun(run)
+	// One byte of room: still one item (an item never waits for a larger limit).
+	run = q.takeRun([]int{classPublish, classForward}, 1, nil)
+	if len(run) != 1 || run[0].c != classPublish {
+		t.Fatalf("publish run %+v", run)
+	}
+	q.sentRun(run)
+	run = q.takeRun([]int{classPublish, classForward}, 1000, nil)
+	if len(run) != 1 || run[0].c != classForward {
+		t.Fatalf("forward run %+v", run)
+	}
+	q.sentRun(run)
 	if empty, recovered := q.idle(); !empty || !recovered {
 		t.Fatalf("idle = %v, %v", empty, recovered)
 	}
@@ -96,5 +109,91 @@ func TestPipelineRoundRobin(t *testing.T) {
 	}
 	if p.submit(busy, false, rec("late")) {
 		t.Error("submit after close")
+	}
+}
+
+// TestDrainCoalesces: the pump hands a peer's MConnection one message per channel holding every
+// queued RPC of that channel (control; our publishes, then forwards), cut at the channel's
+// capacity; the concatenation decodes as one RPC with every message and control in order, so
+// they leave in one write and share SecretConnection frames. A full MConnection queue gives the
+// whole run back, in order, and nothing is lost.
+func TestDrainCoalesces(t *testing.T) {
+	enc := func(rpc *pubsubpb.RPC) []byte {
+		b, err := proto.Marshal(rpc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	msg := func(i byte) *pubsubpb.Message {
+		return &pubsubpb.Message{Topic: "t", Data: bytes.Repeat([]byte{i}, 300)}
+	}
+	pr := newFakePeer(testKey(t, 7), pubsubChannels()...)
+	ps := &peerState{p: pr, id: pr.ID(), pubsub: true, out: outQueue{max: 1 << 20}}
+	ctl1 := enc(&pubsubpb.RPC{Control: &pubsubpb.ControlMessage{Idontwant: []*pubsubpb.ControlIDontWant{{MessageIDs: [][]byte{{1}}}}}})
+	ctl2 := enc(&pubsubpb.RPC{Control: &pubsubpb.ControlMessage{Ihave: []*pubsubpb.ControlIHave{{TopicID: "t", MessageIDs: [][]byte{{2}, {3}}}}}})
+	ps.out.enqueue(classControl, outItem{ControlChannel, ctl1})
+	ps.out.enqueue(classControl, outItem{ControlChannel, ctl2})
+	parts := make([][]byte, 4)
+	for i := range parts {
+		parts[i] = enc(&pubsubpb.RPC{Publish: []*pubsubpb.Message{msg(byte(i))}})
+	}
+	ps.out.enqueue(classForward, outItem{MessageChannel, parts[1]})
+	ps.out.enqueue(classForward, outItem{MessageChannel, parts[2]})
+	ps.out.enqueue(classForward, outItem{MessageChannel, parts[3]})
+	ps.out.enqueue(classPublish, outItem{MessageChannel, parts[0]})
+
+	full := true
+	var sent []struct {
+		ch  byte
+		rpc *pubsubpb.RPC
+	}
+	pr.setOnSend(func(ch byte, b []byte) bool {
+		if full {
+			return false
+		}
+		rpc := &pubsubpb.RPC{}
+		if err := proto.Unmarshal(b, rpc); err != nil {
+			t.Fatalf("undecodable coalesced message: %v", err)
+		}
+		sent = append(sent, struct {
+			ch  byte
+			rpc *pubsubpb.RPC
+		}{ch, rpc})
+		return true
+	})
+	limits := [2]int{1 << 20, len(parts[0]) * 3} // room for three messages per MConnection message
+	var scratch []takenItem
+	if ps.drain(limits, &scratch) {
+		t.Fatal("progress reported with a full MConnection queue")
+	}
+	if b, _, _ := ps.out.stats(); b != len(ctl1)+len(ctl2)+4*len(parts[0]) {
+		t.Fatalf("queued bytes after a refused send: %d", b)
+	}
+	full = false
+	if !ps.drain(limits, &scratch) {
+		t.Fatal("no progress")
+	}
+	if len(sent) != 3 {
+		t.Fatalf("%d MConnection messages, want 3 (control; three messages; one message)", len(sent))
+	}
+	c := sent[0].rpc.GetControl()
+	if sent[0].ch != ControlChannel || len(c.GetIdontwant()) != 1 || len(c.GetIhave()) != 1 || len(c.Ihave[0].MessageIDs) != 2 {
+		t.Fatalf("control message: %v", sent[0].rpc)
+	}
+	var got []byte
+	for i, s := range sent[1:] {
+		if s.ch != MessageChannel || s.rpc.Control != nil {
+			t.Fatalf("message %d: channel %#x %v", i, s.ch, s.rpc.Control)
+		}
+		for _, m := range s.rpc.Publish {
+			got = append(got, m.Data[0])
+		}
+	}
+	if !bytes.Equal(got, []byte{0, 1, 2, 3}) || len(sent[1].rpc.Publish) != 3 {
+		t.Fatalf("messages in order %v, first part %d messages", got, len(sent[1].rpc.Publish))
+	}
+	if b, _, _ := ps.out.stats(); b != 0 {
+		t.Fatalf("queued bytes after sending: %d", b)
 	}
 }

@@ -114,7 +114,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.peers.init()
 	s.inbox.init()
 	s.defaultQueue = newTopicQueue(c.ValidateQueue, c.DeliverQueue, c.ValidateConcurrency)
-	s.pump = newPump(s.onPeerRecovered)
+	s.pump = newPump(s.onPeerRecovered, MaxControlRPCBytes, s.msgCap)
 	return s, nil
 }
 

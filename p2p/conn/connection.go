@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 )
 
 // MConnection defaults (docs/WIRE.md §5.5 and §5.2).
@@ -185,6 +187,11 @@ type MConnConfig struct {
 	RecvBudget *MemoryBudget
 	// Logger receives debug and warning records; nil discards them.
 	Logger *slog.Logger
+	// Clock is the time source of every timer of the connection (ping, pong deadline, statistics,
+	// flush throttle, both rate limiters, Send's SendTimeout) and of Status; nil means the wall
+	// clock. Tests drive a connection with a clock.Manual. The write deadline of the net.Conn is
+	// set from the wall clock, which is what net.Conn measures it with.
+	Clock clock.Clock
 }
 
 // DefaultMConnConfig returns the default configuration with every field spelled out. It is equivalent
@@ -225,6 +232,9 @@ func (c MConnConfig) withDefaults() MConnConfig {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real()
 	}
 	return c
 }
@@ -267,11 +277,9 @@ func (c MConnConfig) Validate() error {
 // breaking this fails its tests.)
 //
 // Messages of one channel arrive in order and one at a time, different channels concurrently. It is
-// called either from the connection's reader goroutine (when nothing else is waiting to be read) or
-// from a per-channel delivery goroutine; a call that lasts more than about 1 ms makes the connection
-// continue reading in another goroutine. A slow ReceiveFunc thus delays only its own channel until that
-// channel's RecvQueueBytes fill up; then the whole connection stops reading. It may call any
-// MConnection method, Close included.
+// called from a per-channel delivery goroutine, never from the goroutine that reads the connection:
+// a slow ReceiveFunc delays only its own channel until that channel's RecvQueueBytes fill up; then
+// the whole connection stops reading. It may call any MConnection method, Close included.
 type ReceiveFunc func(chID byte, msg []byte)
 
 // ErrorFunc is called at most once, when the connection fails (remote error, I/O error, pong timeout),
@@ -317,10 +325,13 @@ type channel struct {
 //
 // Goroutines: one send goroutine and one reader goroutine while started, plus one delivery goroutine
 // per channel that has received messages waiting for ReceiveFunc, plus at most one parked spare that
-// is retired after an idle statistics interval (2-4 s).
+// is retired after an idle statistics interval (2-4 s). Timers: the send goroutine's one timer and,
+// while the receive rate limiter makes the reader wait, the reader's; both on MConnConfig.Clock,
+// both stopped by their goroutine before it exits.
 type MConnection struct {
 	conn      net.Conn
 	cfg       MConnConfig
+	clk       clock.Clock
 	log       *slog.Logger
 	onReceive ReceiveFunc
 	onError   ErrorFunc
@@ -329,15 +340,14 @@ type MConnection struct {
 	chIndex   [256]uint8 // channel ID -> index+1 into channels; 0 = not registered
 	maxPacket int        // MaxPacketMsgSize(cfg.MaxPacketMsgPayloadSize)
 
-	sendSignal     chan struct{} // 1-slot: wakes the send goroutine (data queued, pongDue, sendTimerFired)
-	pongDue        atomic.Bool   // a ping arrived; answer it (pongs coalesce, Q-05)
-	sendTimerFired atomic.Bool   // the send goroutine's timer expired
-	quit           chan struct{} // closed on shutdown
-	stopSend       chan struct{} // closed by FlushStop or shutdown: Send/TrySend refuse
-	stopSendOnce   sync.Once
-	flushStopReq   chan struct{} // closed by FlushStop
-	flushOnce      sync.Once
-	sendDone       chan struct{} // closed when the send goroutine exits
+	sendSignal   chan struct{} // 1-slot: wakes the send goroutine (data queued, pongDue)
+	pongDue      atomic.Bool   // a ping arrived; answer it (pongs coalesce, Q-05)
+	quit         chan struct{} // closed on shutdown
+	stopSend     chan struct{} // closed by FlushStop or shutdown: Send/TrySend refuse
+	stopSendOnce sync.Once
+	flushStopReq chan struct{} // closed by FlushStop
+	flushOnce    sync.Once
+	sendDone     chan struct{} // closed when the send goroutine exits
 
 	// sendMu fences Send/TrySend (read side, held while enqueueing) against FlushStop (write side), so
 	// FlushStop's drain sees every message a Send reported as queued.
@@ -355,14 +365,13 @@ type MConnection struct {
 	sendLim, recvLim *limiter
 	recvPaused       atomic.Bool
 	awaitingPong     atomic.Bool  // a ping was sent and its pong has not arrived
-	pingPauses       atomic.Int64 // recvPauses when the pong timer was last armed
-	writing          atomic.Bool  // the send goroutine is inside conn.Write
-	pongTimer        *time.Timer  // AfterFunc(pongTimeout); created by Start
+	pingPauses       atomic.Int64 // recvPauses when the pong deadline was last set
 	recvPauses       atomic.Int64
 	recvPauseNanos   atomic.Int64
 	budgetHeld       atomic.Int64 // bytes reserved in cfg.RecvBudget; budgetSwept once closed
 
 	// Owned by the send goroutine.
+	sched         sendSchedule
 	wbuf          *[]byte   // pooled write buffer, nil while idle
 	deadlineSetAt time.Time // when the write deadline was last moved
 	deadlineStale bool      // a statistics interval passed since: check it at the next flush
@@ -376,18 +385,11 @@ type MConnection struct {
 	br             *bufio.Reader
 	sc             *SecretConnection // conn, if it is one: tells whether decrypted input is buffered
 	owed           time.Duration     // receive rate limiter debt
-	recvLimitTimer *time.Timer
+	recvLimitTimer clock.Timer
 	pending        []*channel  // channels with queued messages whose deliverer is not yet woken
 	pendingMsgs    int         // messages queued since pending became non-empty
 	pendingBytes   int         // their queue cost
-	inlineSeq      uint64      // inline deliveries so far (see deliverInline)
 	draining       atomic.Bool // the peer closed its end: a deliverer that empties its queue wakes deliverReceived
-
-	// The inline delivery watchdog (see deliverInline).
-	inlineState   atomic.Uint64 // inlineSeq<<1 | 1 while delivering inline; the watchdog may clear bit 0
-	watchdogSeen  atomic.Uint64 // inlineState at the watchdog's previous tick
-	watchdogArmed atomic.Bool   // the watchdog is ticking
-	watchdog      *time.Timer   // AfterFunc(inlineWatchdog); created by Start
 }
 
 // NewMConnection returns an unstarted MConnection over c carrying the channels chDescs. onReceive and
@@ -403,6 +405,7 @@ func NewMConnection(c net.Conn, chDescs []ChannelDescriptor, onReceive ReceiveFu
 	mc := &MConnection{
 		conn:         c,
 		cfg:          cfg,
+		clk:          cfg.Clock,
 		log:          cfg.Logger,
 		onReceive:    onReceive,
 		onError:      onError,
@@ -452,8 +455,9 @@ func NewMConnection(c net.Conn, chDescs []ChannelDescriptor, onReceive ReceiveFu
 	}
 	// A send batch is at most numBatchPacketMsgs packets: the send limiter's burst must hold one.
 	batchBytes := numBatchPacketMsgs * (mc.maxPacket + packetMaxVarintLen)
-	mc.sendLim = newLimiter(cfg.SendRate, batchBytes)
-	mc.recvLim = newLimiter(cfg.RecvRate, batchBytes)
+	now := cfg.Clock.Now()
+	mc.sendLim = newLimiter(cfg.SendRate, batchBytes, now)
+	mc.recvLim = newLimiter(cfg.RecvRate, batchBytes, now)
 	if mc.sendLim != nil {
 		mc.sendMon.limit = cfg.SendRate
 	}
@@ -485,13 +489,9 @@ func (c *MConnection) Start() error {
 		return ErrAlreadyStarted
 	}
 	c.started = true
-	c.startTime = time.Now()
+	c.startTime = c.clk.Now()
 	c.sendMon.begin(c.startTime)
 	c.recvMon.begin(c.startTime)
-	c.pongTimer = time.AfterFunc(time.Hour, c.pongTimeout)
-	c.pongTimer.Stop()
-	c.watchdog = time.AfterFunc(time.Hour, c.inlineWatchdog)
-	c.watchdog.Stop()
 	c.running += 2
 	go c.sendRoutine()
 	go c.recvWorker(recvJob{kind: recvJobRead})
@@ -505,16 +505,13 @@ func (c *MConnection) Start() error {
 // Close waits for every goroutine except those currently running ReceiveFunc or ErrorFunc (so that a
 // callback may call Close without deadlock); such a goroutine makes no further callback and exits as
 // soon as its callback returns. After Close returns ErrorFunc is not called (a callback already running
-// may still be in progress). Close returns the net.Conn's Close error on the call that closed it, nil
+// may still be in progress) and no timer of the connection is armed on MConnConfig.Clock. Close returns the net.Conn's Close error on the call that closed it, nil
 // otherwise.
 func (c *MConnection) Close() error {
 	err := c.shutdown()
 	c.mu.Lock()
 	for c.running > c.inCallback {
 		c.cond.Wait()
-	}
-	if c.watchdog != nil {
-		c.watchdog.Stop()
 	}
 	c.mu.Unlock()
 	return err
@@ -608,76 +605,6 @@ func (c *MConnection) isClosed() bool {
 	}
 }
 
-// Send queues msg on channel chID, blocking up to SendTimeout while the channel's send queue is full.
-// It returns true once msg is queued; false if chID is not registered, the wait timed out, or the
-// connection is closed or stopping. Send does not copy msg: the caller must not modify it afterwards
-// (the same msg may be queued on many connections). Messages may be queued before Start. Safe for
-// concurrent use; messages of one channel are sent in queue order.
-func (c *MConnection) Send(chID byte, msg []byte) bool { return c.queueSend(chID, msg, true) }
-
-// TrySend is Send without blocking: it returns false at once if the channel's send queue is full.
-func (c *MConnection) TrySend(chID byte, msg []byte) bool { return c.queueSend(chID, msg, false) }
-
-// queueSend is Send (wait: up to SendTimeout for room) and TrySend (no wait).
-func (c *MConnection) queueSend(chID byte, msg []byte, wait bool) bool {
-	ch := c.channel(chID)
-	if ch == nil {
-		c.log.Debug("send on unknown channel", "ch", chID, "err", ErrUnknownChannel)
-		return false
-	}
-	c.sendMu.RLock()
-	defer c.sendMu.RUnlock()
-	select {
-	case <-c.stopSend:
-		return false
-	default:
-	}
-	queued := false
-	select {
-	case ch.sendQueue <- msg:
-		queued = true
-	default:
-	}
-	if !queued && wait {
-		t := time.NewTimer(c.cfg.SendTimeout)
-		select {
-		case ch.sendQueue <- msg:
-			queued = true
-		case <-t.C:
-		case <-c.stopSend:
-		}
-		t.Stop()
-	}
-	if queued {
-		ch.pendingBytes.Add(int64(len(msg)))
-		c.signalSend()
-	}
-	return queued
-}
-
-// CanSend reports whether a TrySend on chID would find room in the send queue right now (the answer
-// may be stale at once). Unlike cometbft, it compares with the channel's own SendQueueCapacity rather
-// than with 1. False for an unregistered channel or a closed or stopping connection.
-func (c *MConnection) CanSend(chID byte) bool {
-	ch := c.channel(chID)
-	if ch == nil {
-		return false
-	}
-	select {
-	case <-c.stopSend:
-		return false
-	default:
-	}
-	return len(ch.sendQueue) < cap(ch.sendQueue)
-}
-
-func (c *MConnection) signalSend() {
-	select {
-	case c.sendSignal <- struct{}{}:
-	default:
-	}
-}
-
 // ChannelStatus is a snapshot of one channel.
 type ChannelStatus struct {
 	ID                byte
@@ -709,7 +636,7 @@ type ConnectionStatus struct {
 // Status returns a snapshot of the connection's counters. Safe for concurrent use; does not block on
 // I/O.
 func (c *MConnection) Status() ConnectionStatus {
-	now := time.Now()
+	now := c.clk.Now()
 	c.mu.Lock()
 	start := c.startTime
 	c.mu.Unlock()

@@ -3,6 +3,7 @@ package conn
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"math"
@@ -14,6 +15,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -816,11 +818,10 @@ func TestMConnFlushStop(t *testing.T) {
 
 // TestMConnLastMessagesBeforeRemoteClose: messages a peer sent before closing its end (a seed
 // answers a PexRequest and disconnects at once) all reach ReceiveFunc, in order, before ErrorFunc
-// reports the end of the stream, also when ReceiveFunc takes longer than the inline delivery budget
-// (so the reader role moves to another goroutine that meets the EOF while messages still wait in
-// the delivery queue). They used to be dropped: 1 of 20 arrived.
+// reports the end of the stream, also when ReceiveFunc is slow (so the reader meets the EOF while
+// messages still wait in the delivery queue). They used to be dropped: 1 of 20 arrived.
 func TestMConnLastMessagesBeforeRemoteClose(t *testing.T) {
-	for _, delay := range []time.Duration{0, 5 * inlineDeliveryBudget} {
+	for _, delay := range []time.Duration{0, 5 * time.Millisecond} {
 		t.Run(delay.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ca, cb := net.Pipe()
@@ -1057,4 +1058,224 @@ func recvingCap(ch *channel) int {
 		return 0
 	}
 	return cap(ch.recving.b)
+}
+
+// TestMConnSendContext: SendContext waits for room in a full send queue until its context
+// ends, then fails with the context's error and queues nothing; it does not apply SendTimeout; a
+// done context queues nothing even with room; Close and FlushStop end a blocked SendContext with
+// net.ErrClosed; an unregistered channel is ErrUnknownChannel; and once there is room a waiting
+// SendContext queues its message, which is then delivered.
+func TestMConnSendContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		local, remote := net.Pipe() // nobody reads remote yet: the send goroutine blocks on its first write
+		defer remote.Close()
+		descs := []ChannelDescriptor{{ID: 0x01, Priority: 1, SendQueueCapacity: 2}}
+		mc, err := NewMConnection(local, descs, nil, nil, MConnConfig{SendTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := mc.SendContext(done, 0x01, []byte("a")); !errors.Is(err, context.Canceled) {
+			t.Fatalf("SendContext with a done ctx = %v, want context.Canceled", err)
+		}
+		if n := mc.Status().Channels[0].SendQueueSize; n != 0 {
+			t.Fatalf("a done ctx queued %d messages", n)
+		}
+		if err := mc.SendContext(t.Context(), 0x77, nil); !errors.Is(err, ErrUnknownChannel) {
+			t.Fatalf("SendContext on an unregistered channel = %v, want ErrUnknownChannel", err)
+		}
+		if err := mc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for mc.TrySend(0x01, []byte("x")) {
+			synctest.Wait()
+		}
+		// A deadline ends the wait at the deadline, well after SendTimeout.
+		ctx, stop := context.WithTimeout(t.Context(), 5*time.Second)
+		start := time.Now()
+		err = mc.SendContext(ctx, 0x01, []byte("y"))
+		stop()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("SendContext on a full queue = %v, want context.DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d != 5*time.Second {
+			t.Fatalf("SendContext gave up after %v, want 5s (its deadline, not SendTimeout)", d)
+		}
+		// Cancellation while blocked.
+		ctx, stop = context.WithCancel(t.Context())
+		res := make(chan error, 1)
+		go func() { res <- mc.SendContext(ctx, 0x01, []byte("z")) }()
+		synctest.Wait()
+		select {
+		case err := <-res:
+			t.Fatalf("SendContext returned %v on a full queue", err)
+		default:
+		}
+		stop()
+		if err := <-res; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled SendContext = %v, want context.Canceled", err)
+		}
+		if n := mc.Status().Channels[0].SendQueueSize; n != 2 {
+			t.Fatalf("SendQueueSize = %d after failed sends, want 2", n)
+		}
+		// Room appears: a waiting SendContext queues, and everything reaches the peer in order.
+		go func() { res <- mc.SendContext(t.Context(), 0x01, []byte("last")) }()
+		synctest.Wait()
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(remote)
+			got <- b
+		}()
+		if err := <-res; err != nil {
+			t.Fatalf("SendContext once the peer reads = %v", err)
+		}
+		mc.FlushStop()
+		if err := mc.SendContext(t.Context(), 0x01, nil); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("SendContext after FlushStop = %v, want net.ErrClosed", err)
+		}
+		b := <-got
+		if !bytes.Contains(b, []byte("last")) || bytes.Contains(b, []byte("y")) || bytes.Contains(b, []byte("z")) {
+			t.Fatalf("the peer read %q: want \"last\" and neither \"y\" nor \"z\"", b)
+		}
+
+		// A SendContext blocked when FlushStop starts fails with net.ErrClosed and queues nothing;
+		// what was queued before is still written.
+		local, remote = net.Pipe()
+		defer remote.Close()
+		mc, err = NewMConnection(local, descs, nil, nil, MConnConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for mc.TrySend(0x01, []byte("queued")) {
+			synctest.Wait()
+		}
+		go func() { res <- mc.SendContext(t.Context(), 0x01, []byte("never")) }()
+		synctest.Wait()
+		stopped := make(chan struct{})
+		go func() { mc.FlushStop(); close(stopped) }()
+		if err := <-res; !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("SendContext during FlushStop = %v, want net.ErrClosed", err)
+		}
+		b, _ = io.ReadAll(remote)
+		<-stopped
+		if bytes.Count(b, []byte("queued")) != 3 || bytes.Contains(b, []byte("never")) {
+			t.Fatalf("after FlushStop the peer read %q: want 3 \"queued\", no \"never\"", b)
+		}
+	})
+}
+
+// TestMConnClockTimers: every timer of an MConnection runs on MConnConfig.Clock. With a manual
+// clock, a ping goes out exactly at PingInterval and a missing pong fails the connection exactly
+// PongTimeout later; both rate limiters wait on it; and after Close returns no timer of the
+// connection is left on the clock, so no timer can fire after Close, however far the clock moves.
+func TestMConnClockTimers(t *testing.T) {
+	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(epoch)
+		local, remote := net.Pipe()
+		defer remote.Close()
+		pings := make(chan struct{}, 4)
+		go func() { // the peer reads everything and never answers a ping
+			r := bufio.NewReader(remote)
+			for {
+				b, err := r.ReadByte()
+				if err != nil {
+					return
+				}
+				if b == pingPacket[0] {
+					if rest, err := r.Peek(2); err == nil && rest[0] == pingPacket[1] && rest[1] == pingPacket[2] {
+						pings <- struct{}{}
+					}
+				}
+			}
+		}()
+		rec := newMConnRecorder()
+		cfg := MConnConfig{Clock: clk, PingInterval: 10 * time.Second, PongTimeout: 5 * time.Second}
+		mc, err := NewMConnection(local, testMConnChannels, rec.onReceive, rec.onError, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer mc.Close()
+		synctest.Wait()
+		clk.Advance(10*time.Second - time.Nanosecond)
+		synctest.Wait()
+		if len(pings) != 0 {
+			t.Fatal("ping before PingInterval")
+		}
+		clk.Advance(time.Nanosecond)
+		<-pings
+		synctest.Wait()
+		clk.Advance(5*time.Second - time.Nanosecond)
+		synctest.Wait()
+		if len(rec.errors()) != 0 {
+			t.Fatalf("failed before PongTimeout: %v", rec.errors())
+		}
+		clk.Advance(time.Nanosecond)
+		if err := <-rec.errCh; !errors.Is(err, ErrPongTimeout) {
+			t.Fatalf("error %v, want ErrPongTimeout", err)
+		}
+		mc.Close()
+		if n := clk.Pending(); n != 0 {
+			t.Fatalf("%d timers left on the clock after Close", n)
+		}
+
+		// Both rate limiters waiting on the clock when Close comes.
+		ca, cb := net.Pipe()
+		cfg = MConnConfig{Clock: clk, SendRate: 10_000, RecvRate: 10_000}
+		ra, rb := newMConnRecorder(), newMConnRecorder()
+		a, err := NewMConnection(ca, testMConnChannels, ra.onReceive, ra.onError, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := NewMConnection(cb, testMConnChannels, rb.onReceive, rb.onError, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		msg := make([]byte, 30_000) // three seconds at 10 kB/s
+		if !a.Send(0x20, msg) {
+			t.Fatal("Send failed")
+		}
+		synctest.Wait()
+		if st := a.Status(); st.SendMonitor.LimitWait == 0 {
+			t.Fatal("the send limiter did not wait")
+		}
+		for i := range 30 {
+			if i == 10 && len(rb.deliveries()) != 0 {
+				t.Fatal("30 kB delivered within 1 s at 10 kB/s")
+			}
+			clk.Advance(100 * time.Millisecond)
+			synctest.Wait()
+		}
+		if got := rb.deliveries(); len(got) != 1 || len(got[0].msg) != len(msg) {
+			t.Fatalf("%d deliveries after 3 s of the manual clock, want 1", len(got))
+		}
+		if st := b.Status(); st.RecvMonitor.LimitWait == 0 {
+			t.Fatal("the receive limiter did not wait")
+		}
+		a.Send(0x20, msg)
+		synctest.Wait()
+		a.Close()
+		b.Close()
+		if n := clk.Pending(); n != 0 {
+			t.Fatalf("%d timers left on the clock after Close", n)
+		}
+		clk.Advance(time.Hour)
+		synctest.Wait()
+		if len(ra.errors())+len(rb.errors()) != 0 {
+			t.Fatalf("errors after Close: %v %v", ra.errors(), rb.errors())
+		}
+	})
 }

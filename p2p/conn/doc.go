@@ -22,31 +22,47 @@
 // channel is cut into chunks, the last with eof set; the receiver reassembles it, bounded by the channel's
 // RecvMessageCapacity, and hands it to the ReceiveFunc.
 //
-// Concurrency model. A started MConnection runs two long-lived goroutines:
-//   - the send goroutine owns the write side: it picks, for each packet, the channel with pending data and
-//     the lowest recentlySent/Priority, writes batches of 10 packets into a 64 KiB buffer, applies the send
-//     rate limit between batches, sends a PacketPing every PingInterval and fails the connection with
-//     ErrPongTimeout if the PacketPong is late, and answers pings (pongs coalesce: at most one pending).
-//     It parks on a single wakeup channel; its deadlines (ping, statistics, rate limit, flush throttle)
-//     share one time.AfterFunc timer.
-//   - the reader reads and validates packets (the length prefix is checked before any allocation, and
-//     packets are decoded in place in the read buffer), applies the receive rate limit, answers pings
-//     through the send goroutine, reassembles messages and queues them for delivery.
+// Concurrency model: one owner for each side, no timer callbacks. A started MConnection runs two
+// long-lived goroutines:
+//   - the send goroutine (send.go) owns the write side: it picks, for each packet, the channel with
+//     pending data and the lowest recentlySent/Priority, writes batches of 10 packets into a 64 KiB
+//     buffer, applies the send rate limit between batches, sends a PacketPing every PingInterval,
+//     answers pings (pongs coalesce: at most one pending) and fails the connection with
+//     ErrPongTimeout if a PacketPong is late. It parks on one wakeup channel and one timer: its
+//     deadlines (ping, pong, statistics, rate limit, flush throttle) are a plain struct,
+//     sendSchedule, whose nextDeadline sets that timer. Checking the pong deadline here rather than
+//     in a timer callback also gives the PongTimeout rule for free: while this goroutine is blocked
+//     in a write (the peer is not reading, so it may not have read our ping) the check waits, and a
+//     write blocked across the deadline restarts it.
+//   - the reader (recv.go) reads and validates packets (the length prefix is checked before any
+//     allocation, and packets are decoded in place in the read buffer), applies the receive rate
+//     limit, answers pings through the send goroutine, reassembles messages and queues them for
+//     delivery. It never calls ReceiveFunc.
+//
+// Every timer (the send goroutine's, the reader's rate-limit wait, Send's SendTimeout) is a channel
+// timer on MConnConfig.Clock read by the goroutine that owns it and stopped before that goroutine
+// exits; the rate limiters take the time as an argument. So tests drive an MConnection with a
+// clock.Manual, and once Close has returned no timer of the connection remains (TestMConnClockTimers).
 //
 // Design change from cometbft: a slow ReceiveFunc does not stall the connection (cometbft calls it inline
 // in its recv routine, so one slow reactor stalls every channel and even pong processing, cometbft#2685).
 // Complete messages go to a per-channel delivery queue bounded in bytes (MConnConfig.RecvQueueBytes),
-// and each channel's messages are delivered in order by at most one goroutine at a time. When the reader
-// has nothing more buffered (its next read would wait for the network), it delivers the first ready
-// channel itself, avoiding a goroutine handoff on the request/response path; if that takes longer than
-// 1 ms a watchdog hands the reader role to another goroutine, so a slow ReceiveFunc holds up reading for
-// at most about 1 ms. Other channels get a delivery goroutine that exists only while that channel has
+// and each channel's messages are delivered in order by at most one goroutine at a time, never the
+// reader. That is the simplest design that keeps the guarantee: a goroutine that can be stuck in a
+// reactor cannot be the one that must read the next ping. (An earlier version let the reader deliver
+// when it had nothing else to read and passed its role on with a 1 ms watchdog when a delivery ran
+// long; it saved a goroutine wake-up per message on the request/response path but was the hardest
+// concurrency in the package.) A channel's delivery goroutine exists only while that channel has
 // queued messages; at most one finished goroutine is kept parked for reuse, and it is retired after an
 // idle statistics interval (2-4 s), so an idle connection is back to its two goroutines and holds no
 // write buffer (it is pooled and taken only while data is unflushed). Only when a channel's queue is
 // full does the reader stop reading: TCP back-pressure, no message is dropped, and the pause is counted
 // in ConnectionStatus.RecvPauses. A pause also restarts the pong timeout, since the pong may be queued
 // behind the unread data.
+//
+// Close waits for every goroutine except one inside ReceiveFunc or ErrorFunc (so a callback may call
+// Close); such a goroutine makes no further callback. A caller that must know when no ReceiveFunc
+// runs any more tracks its calls itself, as the p2p Switch does without ever waiting for one.
 //
 // Second change: with the default FlushThrottle (0) the send goroutine flushes as soon as every send queue
 // is drained instead of after cometbft's 100 ms timer (cometbft#2988), and coalesces writes of up to 64

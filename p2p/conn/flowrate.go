@@ -129,45 +129,56 @@ func (m *flowMonitor) snapshot(start, now time.Time) FlowStatus {
 	return st
 }
 
-// limiter is a byte-rate token bucket with post-accounting: the bytes of a packet or batch are charged
-// after it was transferred (its size is not known before), and the debt is waited off before the next
-// one, as cometbft's flowrate Limit does (docs/WIRE.md §5.4). A nil *limiter is unlimited. It is used by one
-// goroutine, so it needs no lock (golang.org/x/time/rate takes a mutex and does more arithmetic per
-// call). The bucket is refilled lazily, reading the clock only when it runs dry: time.Now costs about
-// 100 ns on some virtual machines, which per packet on the receive path is a tenth of the decryption.
+// limiter is a byte-rate token bucket with post-accounting: the bytes of a packet or batch are
+// spent after it was transferred (its size is not known before), and the debt is waited off before
+// the next one, as cometbft's flowrate Limit does (docs/WIRE.md §5.4). A nil *limiter is unlimited.
+// It is a plain value owned by one goroutine (the writer or the reader), so it needs no lock
+// (golang.org/x/time/rate takes a mutex and does more arithmetic per call), and it reads no clock:
+// the caller passes now, and only when the bucket has run dry (wait), so the hot path of a packet
+// costs a subtraction.
 type limiter struct {
 	bytesPerSec float64
 	burst       float64   // bucket size in bytes
-	tokens      float64   // bytes that may pass; negative: debt
+	tokens      float64   // the bucket at last: bytes that may pass; negative: debt
+	spent       float64   // bytes spent since last, not yet taken from tokens
 	last        time.Time // when tokens was last refilled
 }
 
-// newLimiter returns a limiter for bytesPerSec (< 1 means unlimited: nil). The burst is a tenth of a
-// second of traffic (cometbft's flowrate sample), but at least minBurst so a whole batch always fits.
-func newLimiter(bytesPerSec int64, minBurst int) *limiter {
+// newLimiter returns a limiter for bytesPerSec (< 1 means unlimited: nil), full at now. The burst
+// is a tenth of a second of traffic (cometbft's flowrate sample), but at least minBurst so a whole
+// batch always fits.
+func newLimiter(bytesPerSec int64, minBurst int, now time.Time) *limiter {
 	if bytesPerSec < 1 {
 		return nil
 	}
 	burst := max(bytesPerSec/10, int64(minBurst))
-	return &limiter{bytesPerSec: float64(bytesPerSec), burst: float64(burst), tokens: float64(burst), last: time.Now()}
+	return &limiter{bytesPerSec: float64(bytesPerSec), burst: float64(burst), tokens: float64(burst), last: now}
 }
 
-// charge records n transferred bytes and returns how long to wait before the next transfer.
-func (l *limiter) charge(n int) time.Duration {
-	if l == nil || n <= 0 {
+// spend records n transferred bytes.
+func (l *limiter) spend(n int) {
+	if l != nil {
+		l.spent += float64(n)
+	}
+}
+
+// dry reports whether the bucket may be in debt: the caller must ask wait before the next
+// transfer.
+func (l *limiter) dry() bool { return l != nil && l.spent > l.tokens }
+
+// wait refills the bucket for the time up to now (capped at the burst, as if it had been refilled
+// all along) and returns how long to wait, from now, before the next transfer: 0 if it is not in
+// debt.
+func (l *limiter) wait(now time.Time) time.Duration {
+	if !l.dry() {
 		return 0
 	}
-	l.tokens -= float64(n)
-	if l.tokens >= 0 {
-		return 0
-	}
-	// Dry: refill for the time since the last refill (capped at the burst, as if the bucket had been
-	// refilled all along), then charge again.
-	now := time.Now()
 	if d := now.Sub(l.last); d > 0 {
-		l.tokens = min(l.burst, l.tokens+float64(n)+d.Seconds()*l.bytesPerSec) - float64(n)
+		l.tokens = min(l.burst, l.tokens+d.Seconds()*l.bytesPerSec)
 		l.last = now
 	}
+	l.tokens -= l.spent
+	l.spent = 0
 	if l.tokens >= 0 {
 		return 0
 	}

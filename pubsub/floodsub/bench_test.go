@@ -14,7 +14,7 @@ import (
 // 10 topics: HandleRPC, ValidationDone(Accept) (forward to the 99 other subscribers: one RPC
 // each) and Ready.
 func BenchmarkHandleRPC(b *testing.B) {
-	r, err := New(rt.ID(0), Config{})
+	r, err := New(rt.ID(0), Config{Linger: -1}) // each Ready carries the output, as before Linger
 	if err != nil {
 		b.Fatal(err)
 	}

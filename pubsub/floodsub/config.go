@@ -22,6 +22,8 @@ const (
 	// MinMaxRPCBytes is the smallest MaxRPCBytes accepted: it must hold a subscription for a
 	// topic of DefaultMaxTopicLength.
 	MinMaxRPCBytes = 4096
+	// DefaultLinger is Config.Linger's default.
+	DefaultLinger = 50 * time.Millisecond
 )
 
 // ErrInvalidConfig is wrapped by every error Config.Validate and New return for a bad Config.
@@ -54,6 +56,14 @@ type Config struct {
 	// publish RPCs. A single message larger than it goes in an RPC of its own. The shell's
 	// channel capacities must exceed it. Zero means 1 MiB; otherwise must be at least 4096.
 	MaxRPCBytes int
+
+	// Linger is how long forwards and subscriptions for a peer wait, after the first of them,
+	// for more output to the same peer (drawn per batch in [Linger/2, 3*Linger/2) from a
+	// source seeded by the Router's own ID). Then everything queued for the peer leaves
+	// together and shares transport frames, and a forward of a message the peer meanwhile
+	// sent us is not sent. Our own publishes never wait and take what waits along. It adds
+	// at most 3*Linger/2 per hop (docs/PUBSUB.md §8.1). Zero means 50 ms; negative: no wait.
+	Linger time.Duration
 }
 
 // withDefaults returns c with every zero field set to its default.
@@ -72,6 +82,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRPCBytes == 0 {
 		c.MaxRPCBytes = DefaultMaxRPCBytes
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
 	}
 	return c
 }

@@ -23,7 +23,9 @@ func Example() {
 		r.AddPeer(now, id, router.PeerInfo{})
 		r.HandleRPC(now, id, &pubsubpb.RPC{Subscriptions: []*pubsubpb.SubOpts{{Subscribe: true, Topicid: "chat"}}})
 	}
-	r.Ready() // our subscription, sent to both peers
+	now = now.Add(floodsub.DefaultLinger * 3 / 2)
+	r.Tick(now)
+	r.Ready() // our subscription, sent to both peers after Config.Linger
 
 	msg := &pubsubpb.Message{Topic: "chat", Data: []byte("hello")}
 	sent := r.Publish(now, router.DefaultMsgID(msg), msg)

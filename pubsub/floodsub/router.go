@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +41,18 @@ type Router struct {
 	rd       router.Ready
 	stats    router.Stats
 	deadline time.Time
+
+	// held records which peer sent us which message lately, for the forwards that wait
+	// (Config.Linger): two generations, the older dropped every 2*Linger, so a receipt is
+	// remembered for at least 2*Linger, longer than any wait.
+	held     [2]map[heldKey]struct{}
+	rotateAt time.Time
+	linger   time.Duration
+}
+
+type heldKey struct {
+	p *peer
+	k routing.IDKey
 }
 
 var _ router.Router = (*Router)(nil)
@@ -68,7 +82,7 @@ func New(self key.ID, cfg Config) (*Router, error) {
 	if raw, ok := rawID(self); ok {
 		selfRaw = raw[:]
 	}
-	return &Router{
+	r := &Router{
 		cfg:       cfg,
 		self:      self,
 		selfRaw:   selfRaw,
@@ -77,7 +91,46 @@ func New(self key.ID, cfg Config) (*Router, error) {
 		topics:    make(map[string]*topic),
 		seen:      routing.NewMsgCache[struct{}](cfg.SeenTTL, 0),
 		out:       routing.Outbox{MaxRPCBytes: cfg.MaxRPCBytes},
-	}, nil
+	}
+	if cfg.Linger > 0 {
+		h := fnv.New64a()
+		h.Write([]byte(self))
+		r.linger = cfg.Linger
+		r.out.Linger, r.out.Has, r.out.Rand = cfg.Linger, r.has, rand.New(rand.NewPCG(h.Sum64(), 0))
+		r.held = [2]map[heldKey]struct{}{make(map[heldKey]struct{}), make(map[heldKey]struct{})}
+	}
+	return r, nil
+}
+
+// at sets the time of the output queued next and rotates the record of held messages.
+func (r *Router) at(now time.Time) {
+	r.out.SetNow(now)
+	if r.linger <= 0 || now.Before(r.rotateAt) {
+		return
+	}
+	old := r.held[1]
+	clear(old)
+	r.held[0], r.held[1] = old, r.held[0]
+	r.rotateAt = now.Add(2 * r.linger)
+}
+
+// gotFrom records that p sent us the message with the ID id.
+func (r *Router) gotFrom(p *peer, id []byte) {
+	if r.linger > 0 {
+		r.held[0][heldKey{p, routing.KeyOf(id)}] = struct{}{}
+	}
+}
+
+// has reports whether q's peer sent us the message with the ID id lately (Outbox.Has).
+func (r *Router) has(q *routing.Queue, id []byte) bool {
+	p := r.peers[q.To]
+	if p == nil {
+		return false
+	}
+	k := heldKey{p, routing.KeyOf(id)}
+	_, a := r.held[0][k]
+	_, b := r.held[1][k]
+	return a || b
 }
 
 // rawID decodes a canonical ID into its bytes; ok is false for a malformed ID.
@@ -92,6 +145,7 @@ func rawID(id key.ID) (raw [key.IDByteLength]byte, ok bool) {
 // AddPeer records a connected peer and sends it our subscriptions, in several RPCs if they do
 // not fit in one. Adding a peer that is already present does nothing.
 func (r *Router) AddPeer(now time.Time, id key.ID, _ router.PeerInfo) {
+	r.at(now)
 	if _, ok := r.peers[id]; ok {
 		return
 	}
@@ -106,6 +160,7 @@ func (r *Router) AddPeer(now time.Time, id key.ID, _ router.PeerInfo) {
 // RemovePeer forgets a peer, its subscriptions and its pending output; a topic no peer is
 // subscribed to any more, and that this node has not joined, is freed.
 func (r *Router) RemovePeer(now time.Time, id key.ID) {
+	r.at(now)
 	p, ok := r.peers[id]
 	if !ok {
 		return
@@ -173,6 +228,7 @@ func (r *Router) maybeFree(t *topic) {
 // messages are ignored (FloodSub has none). An RPC from a peer that was not added is ignored.
 // HandleRPC keeps references to the messages in rpc: the caller must not modify them.
 func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
+	r.at(now)
 	p, ok := r.peers[from]
 	if !ok || rpc == nil {
 		return
@@ -201,6 +257,7 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 			// The usual message is a duplicate: look it up without allocating its ID.
 			if r.seen.LookupBytes(b) != nil {
 				r.stats.Duplicates++
+				r.gotFrom(p, b)
 				continue
 			}
 			id = router.MsgID(b)
@@ -208,6 +265,7 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 			id = r.cfg.MsgID(m)
 			if r.seen.Lookup(id) != nil {
 				r.stats.Duplicates++
+				r.gotFrom(p, []byte(id))
 				continue
 			}
 		}
@@ -233,6 +291,7 @@ func (r *Router) armSweep(e *routing.Entry[struct{}]) {
 // ValidationDone answers a Ready.Validate entry. Accept forwards the message to every
 // subscribed peer except its source and origin and delivers it; Reject and Ignore drop it.
 func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.ValidationResult) {
+	r.at(now)
 	e := r.seen.Lookup(id)
 	if e == nil || e.Status != routing.Validating {
 		return
@@ -247,7 +306,7 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 		if t == nil || !t.joined {
 			return // left the topic while the message was validated
 		}
-		r.forward(t, m, e.Size, e.From, router.KindForward)
+		r.forward(t, m, []byte(id), e.Size, e.From, router.KindForward)
 		r.stats.Delivered++
 		r.rd.Deliver = append(r.rd.Deliver, router.Incoming{ID: id, From: e.From, Msg: m})
 	case router.Reject:
@@ -261,13 +320,13 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 
 // forward queues m to every peer subscribed to t except src and m's origin and returns how
 // many peers it went to; sent collects their IDs when not nil.
-func (r *Router) forward(t *topic, m *pubsubpb.Message, size int, src key.ID, kind router.Kind) []key.ID {
+func (r *Router) forward(t *topic, m *pubsubpb.Message, id []byte, size int, src key.ID, kind router.Kind) []key.ID {
 	var sent []key.ID
 	for _, p := range t.peers {
 		if p.id == src || (len(m.From) == key.IDByteLength && bytes.Equal(m.From, p.raw[:])) {
 			continue
 		}
-		r.out.Publish(&p.q, m, size, kind)
+		r.out.Publish(&p.q, m, id, size, kind)
 		r.stats.Forwarded++
 		if kind == router.KindPublish {
 			sent = append(sent, p.id)
@@ -281,6 +340,7 @@ func (r *Router) forward(t *topic, m *pubsubpb.Message, size int, src key.ID, ki
 // returns the peers it went to; nil if none, or if id was already seen (then nothing is
 // sent: publishing the same ID twice is a no-op).
 func (r *Router) Publish(now time.Time, id router.MsgID, msg *pubsubpb.Message) []key.ID {
+	r.at(now)
 	if msg == nil || r.seen.Lookup(id) != nil {
 		return nil
 	}
@@ -293,7 +353,7 @@ func (r *Router) Publish(now time.Time, id router.MsgID, msg *pubsubpb.Message) 
 	if t == nil {
 		return nil
 	}
-	sent := r.forward(t, msg, size, "", router.KindPublish)
+	sent := r.forward(t, msg, nil, size, "", router.KindPublish)
 	if t.joined {
 		r.stats.Delivered++
 		r.rd.Deliver = append(r.rd.Deliver, router.Incoming{ID: id, Msg: msg})
@@ -303,6 +363,7 @@ func (r *Router) Publish(now time.Time, id router.MsgID, msg *pubsubpb.Message) 
 
 // Join subscribes this node to topic and announces it to every peer.
 func (r *Router) Join(now time.Time, name string) {
+	r.at(now)
 	t := r.topics[name]
 	if t == nil {
 		t = &topic{name: name}
@@ -318,6 +379,7 @@ func (r *Router) Join(now time.Time, name string) {
 
 // Leave unsubscribes this node from topic and announces it.
 func (r *Router) Leave(now time.Time, name string) {
+	r.at(now)
 	t := r.topics[name]
 	if t == nil || !t.joined {
 		return
@@ -349,8 +411,10 @@ func (r *Router) sortedPeers() []*peer {
 	return ps
 }
 
-// Tick forgets seen message IDs whose SeenTTL has run out.
+// Tick forgets seen message IDs whose SeenTTL has run out; output whose linger has ended
+// leaves at the next Ready.
 func (r *Router) Tick(now time.Time) {
+	r.at(now)
 	if r.deadline.IsZero() || now.Before(r.deadline) {
 		return
 	}
@@ -364,11 +428,18 @@ func (r *Router) Tick(now time.Time) {
 	}
 }
 
-// NextDeadline returns when the next seen-cache sweep is due; zero when the cache is empty.
-// IDs are forgotten at most one second after their SeenTTL.
-func (r *Router) NextDeadline() time.Time { return r.deadline }
+// NextDeadline returns when the next seen-cache sweep is due, or the end of a peer's output
+// linger if earlier; zero when neither is. IDs are forgotten at most one second after their
+// SeenTTL.
+func (r *Router) NextDeadline() time.Time {
+	if d := r.out.NextDue(); !d.IsZero() && (r.deadline.IsZero() || d.Before(r.deadline)) {
+		return d
+	}
+	return r.deadline
+}
 
-// Ready returns and clears the accumulated effects.
+// Ready returns and clears the accumulated effects. Send holds the output whose linger has
+// ended (Config.Linger); output still waiting stays queued until the time NextDeadline names.
 func (r *Router) Ready() router.Ready {
 	rd := r.rd
 	r.rd = router.Ready{}
@@ -391,8 +462,13 @@ func (r *Router) Peers(name string) []key.ID {
 	return ids
 }
 
-// Stats returns the cumulative counters.
-func (r *Router) Stats() router.Stats { return r.stats }
+// Stats returns the cumulative counters. Forwarded counts the copies that left (not those
+// suppressed because the peer sent us the message while they waited).
+func (r *Router) Stats() router.Stats {
+	st := r.stats
+	st.Forwarded -= r.out.SuppressedCopies
+	return st
+}
 
 // SeenLen returns the number of message IDs in the seen cache.
 func (r *Router) SeenLen() int { return r.seen.Len() }

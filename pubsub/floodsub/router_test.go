@@ -20,6 +20,9 @@ const topicA = "blocks"
 
 func newRouter(t *testing.T, cfg Config) *Router {
 	t.Helper()
+	if cfg.Linger == 0 {
+		cfg.Linger = -1 // output at the next Ready; TestLinger* cover the wait
+	}
 	r, err := New(rt.ID(0), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -45,7 +45,6 @@ func (r *Router) handleIDontWant(p *peer, idws []*pubsubpb.ControlIDontWant) {
 		return
 	}
 	p.idontwants++
-	ttl := uint64(r.p.IDontWantMessageTTL)
 	n := 0
 	for _, c := range idws {
 		if c == nil {
@@ -58,19 +57,35 @@ func (r *Router) handleIDontWant(p *peer, idws []*pubsubpb.ControlIDontWant) {
 			}
 			n++
 			r.stats.IDontWantRecv++
-			k := routing.KeyOf(id)
-			if p.dontWant == nil {
-				p.dontWant = make(map[routing.IDKey]uint64)
-				p.dwSlots = make([][]routing.IDKey, ttl)
-			}
-			if t, ok := p.dontWant[k]; ok && t == r.tick {
-				continue
-			}
-			p.dontWant[k] = r.tick
-			s := r.tick % ttl
-			p.dwSlots[s] = append(p.dwSlots[s], k)
+			r.markHas(p, routing.KeyOf(id))
 		}
 	}
+}
+
+// markHas records that p holds the message with key k (it sent an IDONTWANT for it, or the
+// message itself) for IDontWantMessageTTL heartbeats: it is not forwarded to p.
+func (r *Router) markHas(p *peer, k routing.IDKey) {
+	ttl := uint64(r.p.IDontWantMessageTTL)
+	if p.dontWant == nil {
+		p.dontWant = make(map[routing.IDKey]uint64)
+		p.dwSlots = make([][]routing.IDKey, ttl)
+	}
+	if t, ok := p.dontWant[k]; ok && t == r.tick {
+		return
+	}
+	p.dontWant[k] = r.tick
+	s := r.tick % ttl
+	p.dwSlots[s] = append(p.dwSlots[s], k)
+}
+
+// has reports whether q's peer is known to hold the message with the ID id (Outbox.Has).
+func (r *Router) has(q *routing.Queue, id []byte) bool {
+	p := r.peers[q.To]
+	if p == nil || len(p.dontWant) == 0 {
+		return false
+	}
+	_, ok := p.dontWant[routing.KeyOf(id)]
+	return ok
 }
 
 // expireDontWant forgets p's IDONTWANT IDs received IDontWantMessageTTL heartbeats ago; run
@@ -201,7 +216,7 @@ func (r *Router) handleIWant(p *peer, iwants []*pubsubpb.ControlIWant) {
 				continue
 			}
 			e.Aux.mark = r.rpcSerial
-			r.out.Publish(&p.q, e.Msg, e.Size, router.KindForward)
+			r.out.Publish(&p.q, e.Msg, e.IDBytes(), e.Size, router.KindForward)
 			r.stats.Forwarded++
 		}
 	}

@@ -60,11 +60,18 @@
 //     p2ppb.NetAddress (unsigned; the handshake authenticates the ID when it is dialed), and
 //     accepted candidates come out in Ready.Dial instead of being dialed by the router.
 //   - Floodsub peers inside a gossipsub router are not supported: every peer speaks gossipsub.
+//   - Forwards and control wait Params.Linger (50 ms, drawn in [25, 75) ms) for more output
+//     to the same peer, and a copy the peer meanwhile sent us or announced with IDONTWANT is
+//     not sent. Our transport seals fixed 1044-byte frames, so a lone 1 KiB message costs two
+//     frames and a lone IDONTWANT one; output that waits shares frames, and the copies the
+//     wait suppresses are worth more than IDONTWANT, which go-libp2p-pubsub sends at once
+//     because its frames are as small as its data (docs/PUBSUB.md §8.1).
 //
 // # Output
 //
-// Everything queued for one peer between two Ready calls leaves as one control RPC
-// (subscriptions, GRAFT, PRUNE, IHAVE, IWANT, IDONTWANT) and one RPC per message kind (our
-// publishes, then forwards), unless MaxRPCBytes or MaxIDontWantLength force more parts. Message
+// Everything queued for one peer leaves, when its linger ends or with our next publish to it,
+// as one control RPC (subscriptions, GRAFT, PRUNE, IHAVE, IWANT, IDONTWANT) and one RPC per
+// message kind (our publishes, then forwards), unless MaxRPCBytes or MaxIDontWantLength force
+// more parts; with Params.Linger negative, at the next Ready. Message
 // pointers and message-ID byte slices are shared between RPCs; the shell must not modify them.
 package gossipsub

@@ -32,7 +32,8 @@ func Example() {
 		r.AddPeer(now, id, router.PeerInfo{Outbound: true, IP: ip, Addr: netaddr.New(id, netip.AddrPortFrom(ip, 26656))})
 		r.HandleRPC(now, id, &pubsubpb.RPC{Subscriptions: []*pubsubpb.SubOpts{{Subscribe: true, Topicid: "blocks"}}})
 	}
-	r.Tick(r.NextDeadline()) // the first heartbeat grafts the three peers
+	now = now.Add(gossipsub.DefaultHeartbeatInitialDelay)
+	r.Tick(now) // the first heartbeat grafts the three peers
 	r.Ready()
 
 	from := key.ID(fmt.Sprintf("%040d", 1))
@@ -45,6 +46,10 @@ func Example() {
 	rd = r.Ready()
 	fmt.Println("mesh:", len(r.MeshPeers("blocks")))
 	fmt.Println("delivered:", string(rd.Deliver[0].Msg.Data), "from peer 1:", rd.Deliver[0].From == from)
+	// Forwards wait up to 1.5 Params.Linger for more output to the same peer, so that it
+	// shares transport frames; a shell calls Tick at each NextDeadline.
+	r.Tick(now.Add(3 * gossipsub.DefaultLinger / 2))
+	rd = r.Ready()
 	fmt.Println("forwarded to the other mesh peers:", len(rd.Send))
 	// Output:
 	// mesh: 3

@@ -23,6 +23,11 @@ type harness struct {
 
 func newHarness(t testing.TB, cfg Config, seed uint64) *harness {
 	t.Helper()
+	if cfg.Params.Linger == 0 {
+		// The protocol tests read each input's output from the next Ready; Linger has its own
+		// tests (linger_test.go).
+		cfg.Params.Linger = -1
+	}
 	r, err := New(rt.ID(0), cfg, rand.New(rand.NewPCG(seed, 1)))
 	if err != nil {
 		t.Fatal(err)

@@ -53,6 +53,9 @@ const (
 	DefaultMaxTopicLength = 1024
 	DefaultMaxRPCBytes    = 1 << 20
 
+	// DefaultLinger is Params.Linger's default.
+	DefaultLinger = 50 * time.Millisecond
+
 	// MaxPruneBackoff caps the backoff a peer may ask for in a PRUNE.
 	MaxPruneBackoff = 24 * time.Hour
 	// MinMaxRPCBytes is the smallest MaxRPCBytes accepted.
@@ -164,6 +167,15 @@ type Params struct {
 	// control lists and message batches are cut into parts, and a single larger message goes
 	// alone. The shell's channel capacities must exceed it. Default 1 MiB; at least 4096.
 	MaxRPCBytes int
+	// Linger is how long forwards and control for a peer wait, after the first of them, for more
+	// output to the same peer (the wait is drawn per batch, uniformly in [Linger/2, 3*Linger/2),
+	// from the Router's rng). Then everything queued for the peer leaves together and shares
+	// SecretConnection frames, which are sealed at a fixed 1024 data bytes; a forward whose
+	// message the peer meanwhile sent us (or announced with IDONTWANT) is not sent, and an
+	// IDONTWANT is not sent beside a copy of its message. Our own publishes never wait and take
+	// what waits along. It adds at most 3*Linger/2 per hop (docs/PUBSUB.md §8.1). Default
+	// DefaultLinger (50 ms); negative: no wait, every Ready carries all output.
+	Linger time.Duration
 }
 
 // DefaultParams returns the default Params with every field set.
@@ -215,6 +227,7 @@ func (p Params) withDefaults() Params {
 	orInt(&p.MaxPeerTopics, DefaultMaxPeerTopics)
 	orInt(&p.MaxTopicLength, DefaultMaxTopicLength)
 	orInt(&p.MaxRPCBytes, DefaultMaxRPCBytes)
+	orDur(&p.Linger, DefaultLinger)
 	return p
 }
 

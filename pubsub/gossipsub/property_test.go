@@ -297,6 +297,9 @@ func TestProperties(t *testing.T) {
 		if seed%4 == 0 {
 			cfg.Params = Params{D: 3, Dlo: 2, Dhi: 4, Dscore: 1, Dout: 1, Dlazy: 2, HistoryLength: 3, HistoryGossip: 2, SeenTTL: 10 * time.Second}
 		}
+		if seed%5 == 1 {
+			cfg.Params.Linger = 30 * time.Millisecond // output waits and copies peers hold are dropped
+		}
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			p := runProperty(t, seed, steps, cfg)
 			if p.hbChecks < 10 || len(p.delivered) == 0 {

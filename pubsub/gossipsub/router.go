@@ -138,6 +138,9 @@ func New(self key.ID, cfg Config, rng *rand.Rand) (*Router, error) {
 		cache:  routing.NewMsgCache[aux](p.SeenTTL, p.HistoryLength),
 		out:    routing.Outbox{MaxRPCBytes: p.MaxRPCBytes, MaxIDontWantPerRPC: p.MaxIDontWantLength},
 	}
+	if p.Linger > 0 {
+		r.out.Linger, r.out.Has, r.out.Rand = p.Linger, r.has, rng
+	}
 	r.defaultID = routing.IsDefaultMsgID(r.msgID)
 	if r.msgID == nil {
 		r.msgID = router.DefaultMsgID
@@ -209,6 +212,7 @@ func rawID(id key.ID) (raw [key.IDByteLength]byte, ok bool) {
 
 // start sets the timers on the first call.
 func (r *Router) start(now time.Time) {
+	r.out.SetNow(now)
 	if r.started {
 		return
 	}
@@ -459,6 +463,9 @@ func (r *Router) scored(t *topic) *scoredTopic {
 // (during validation or within the window after it) or another invalid delivery.
 func (r *Router) duplicate(now time.Time, p *peer, e *routing.Entry[aux]) {
 	r.stats.Duplicates++
+	if r.p.Linger > 0 && e.Status != routing.Ignored {
+		r.markHas(p, routing.KeyOfString(string(e.ID)))
+	}
 	if r.sc == nil || p.st == nil || e.From == "" || p.serial == e.Aux.src {
 		return
 	}
@@ -556,7 +563,7 @@ func (r *Router) forward(e *routing.Entry[aux], t *topic) {
 				return
 			}
 		}
-		r.out.Publish(&q.q, m, e.Size, router.KindForward)
+		r.out.Publish(&q.q, m, e.IDBytes(), e.Size, router.KindForward)
 		r.stats.Forwarded++
 	}
 	for _, q := range r.directs {
@@ -596,7 +603,7 @@ func (r *Router) Publish(now time.Time, id router.MsgID, msg *pubsubpb.Message) 
 		if isOrigin(q, msg) {
 			continue
 		}
-		r.out.Publish(&q.q, msg, size, router.KindPublish)
+		r.out.Publish(&q.q, msg, e.IDBytes(), size, router.KindPublish)
 		r.stats.Forwarded++
 		sent = append(sent, q.id)
 	}
@@ -786,7 +793,8 @@ func (r *Router) Leave(now time.Time, name string) {
 	r.maybeFree(t)
 }
 
-// Ready returns and clears the accumulated effects.
+// Ready returns and clears the accumulated effects. Send holds the output whose linger has
+// ended (Params.Linger); output still waiting stays queued, and NextDeadline names when it is due.
 func (r *Router) Ready() router.Ready {
 	rd := r.rd
 	r.rd = router.Ready{}
@@ -796,16 +804,20 @@ func (r *Router) Ready() router.Ready {
 	return rd
 }
 
-// NextDeadline returns when Tick must next be called: the next heartbeat or score decay;
-// zero before the first call of any other method.
+// NextDeadline returns when Tick must next be called: the next heartbeat or score decay, or
+// the end of a peer's output linger if earlier; zero before the first call of any other method.
 func (r *Router) NextDeadline() time.Time {
 	if !r.started {
 		return time.Time{}
 	}
-	if r.sc != nil && r.nextDecay.Before(r.nextHB) {
-		return r.nextDecay
+	next := r.nextHB
+	if r.sc != nil && r.nextDecay.Before(next) {
+		next = r.nextDecay
 	}
-	return r.nextHB
+	if d := r.out.NextDue(); !d.IsZero() && d.Before(next) {
+		next = d
+	}
+	return next
 }
 
 // maxCatchUp bounds the score decays one Tick runs to catch up after a long gap.
@@ -913,7 +925,12 @@ func (r *Router) Scores() []PeerScore {
 }
 
 // Stats returns the cumulative counters.
-func (r *Router) Stats() router.Stats { return r.stats }
+func (r *Router) Stats() router.Stats {
+	st := r.stats
+	st.Forwarded -= r.out.SuppressedCopies
+	st.IDontWantSent -= r.out.SuppressedIDontWant
+	return st
+}
 
 // SeenLen returns the number of message IDs in the seen cache.
 func (r *Router) SeenLen() int { return r.cache.Len() }

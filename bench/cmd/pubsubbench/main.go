@@ -39,6 +39,7 @@ func run() error {
 	settle := flag.Duration("settle", def.Settle, "wait between topic readiness and the first publish")
 	jsonOut := flag.String("json", "", "also write every run and the summaries as JSON to this file")
 	flag.DurationVar(&psbench.OurFlushThrottle, "our-flush-throttle", 0, "Switchyard's MConnection flush throttle (0: the node's default, flush when the queues drain)")
+	flag.DurationVar(&psbench.OurLinger, "our-linger", 0, "Switchyard's router output linger, gossipsub Params.Linger and floodsub Config.Linger (0: their default; negative: output to a peer never waits)")
 	ourFlood := flag.Bool("our-flood-publish", true, "Switchyard's gossipsub flood-publishes its own messages (its default; go-libp2p-pubsub's default is off)")
 	verbose := flag.Bool("v", false, "print each run's traffic breakdown: message copies sent per delivery, control IDs sent, dropped RPCs (and for Switchyard payload bytes and messages per channel)")
 	flag.Parse()

@@ -33,6 +33,10 @@ var OurFlushThrottle time.Duration
 // -our-flood-publish=false.
 var OurNoFloodPublish bool
 
+// OurLinger is the routers' output linger on Switchyard's nodes (gossipsub's Params.Linger,
+// floodsub's Config.Linger): 0 (their default, 50 ms), negative (no wait), or a wait.
+var OurLinger time.Duration
+
 // ourNode is one Switchyard node: transport, Switch and pub/sub Server, as node/ assembles
 // them (without PEX and the RPC).
 type ourNode struct {
@@ -85,8 +89,10 @@ func BuildOurs(ctx context.Context, sc Scenario, r Router, deliver DeliverFunc) 
 		case GossipSub:
 			pcfg.Router = pubsub.RouterGossipsub
 			pcfg.Gossipsub.Params.DisableFloodPublish = OurNoFloodPublish
+			pcfg.Gossipsub.Params.Linger = OurLinger
 		case FloodSub:
 			pcfg.Router = pubsub.RouterFloodsub
+			pcfg.Floodsub.Linger = OurLinger
 		default:
 			return fail(fmt.Errorf("unknown router %q", r))
 		}

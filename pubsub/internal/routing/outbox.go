@@ -2,7 +2,8 @@ package routing
 
 import (
 	"math/bits"
-	"slices"
+	"math/rand/v2"
+	"time"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
@@ -23,6 +24,10 @@ type Queue struct {
 	ctlIDW  int         // IDONTWANT IDs in the open part
 
 	pub, fwd batch
+
+	// due is when the queue must leave at the latest (Outbox.Linger after its first item, at
+	// once for our own publishes); zero while nothing is queued.
+	due time.Time
 }
 
 // ctlBlock is a control RPC allocated together with its control message and room for one
@@ -38,8 +43,10 @@ type ctlBlock struct {
 
 // pubBlock is a message RPC allocated together with room for its first message.
 type pubBlock struct {
-	rpc pubsubpb.RPC
-	arr [1]*pubsubpb.Message
+	rpc   pubsubpb.RPC
+	arr   [1]*pubsubpb.Message
+	ids   [][]byte // the messages' IDs, parallel to rpc.Publish
+	idArr [1][]byte
 }
 
 // batch is a list of messages cut into parts of at most Outbox.MaxRPCBytes each.
@@ -59,7 +66,26 @@ type Outbox struct {
 	// MaxIDontWantPerRPC bounds the IDONTWANT message IDs in one control RPC (the receiver's
 	// MaxIDontWantLength); zero means no bound.
 	MaxIDontWantPerRPC int
+	// Linger is how long a peer's output may wait, after its first item, for more output to
+	// the same peer, so that it leaves together (and shares transport frames); our own
+	// publishes never wait and take what waits along. Zero: everything leaves at the next
+	// Flush.
+	Linger time.Duration
+	// Has, if set, reports at flush time whether q's peer is known to hold the message with
+	// the ID id (it sent it to us, or an IDONTWANT for it): a copy of it and an IDONTWANT for
+	// it are then not sent to that peer.
+	Has func(q *Queue, id []byte) bool
+	// Rand, if set, spreads each wait uniformly over [Linger/2, 3*Linger/2), so that two peers
+	// that received a message at the same moment do not both forward it to each other at the
+	// same moment, each before it can learn that the other holds it.
+	Rand *rand.Rand
 
+	// Suppressed counts the message copies and IDONTWANT IDs dropped at flush time because
+	// the peer held the message (Has) or, for an IDONTWANT, because a copy of the message
+	// went in the same flush.
+	SuppressedCopies, SuppressedIDontWant uint64
+
+	now    time.Time
 	queued []*Queue
 
 	// Slabs for IHAVE entries, which the heartbeat emits by the hundred.
@@ -78,10 +104,28 @@ func fieldLen(n int) int { return 1 + varintLen(uint64(n)) + n }
 // ctlOverhead bounds the RPC.control field's own tag and length.
 const ctlOverhead = 1 + 5
 
+// SetNow sets the time of the items queued next and of the next Flush.
+func (o *Outbox) SetNow(now time.Time) { o.now = now }
+
 func (o *Outbox) mark(q *Queue) {
 	if !q.queued {
 		q.queued = true
 		o.queued = append(o.queued, q)
+	}
+	if q.due.IsZero() {
+		d := o.Linger
+		if o.Rand != nil && d > 1 {
+			d = d/2 + time.Duration(o.Rand.Int64N(int64(d)))
+		}
+		q.due = o.now.Add(d)
+	}
+}
+
+// urgent makes q leave at the next Flush.
+func (o *Outbox) urgent(q *Queue) {
+	o.mark(q)
+	if o.now.Before(q.due) {
+		q.due = o.now
 	}
 }
 
@@ -193,13 +237,16 @@ func (o *Outbox) IDontWant(q *Queue, id []byte) {
 	c.Idontwant = b.idwArr[:1:1]
 }
 
-// Publish queues msg (shared, not copied), whose encoded size is size, as our own publish
-// (router.KindPublish) or a forward (router.KindForward).
-func (o *Outbox) Publish(q *Queue, msg *pubsubpb.Message, size int, kind router.Kind) {
-	o.mark(q)
+// Publish queues msg (shared, not copied), whose encoded size is size and ID id (shared), as
+// our own publish (router.KindPublish, which leaves at the next Flush) or a forward
+// (router.KindForward).
+func (o *Outbox) Publish(q *Queue, msg *pubsubpb.Message, id []byte, size int, kind router.Kind) {
 	b := &q.fwd
 	if kind == router.KindPublish {
 		b = &q.pub
+		o.urgent(q)
+	} else {
+		o.mark(q)
 	}
 	need := fieldLen(size)
 	if b.cur != nil && b.size+need > o.MaxRPCBytes {
@@ -209,8 +256,10 @@ func (o *Outbox) Publish(q *Queue, msg *pubsubpb.Message, size int, kind router.
 	if b.cur == nil {
 		b.cur = new(pubBlock)
 		b.cur.rpc.Publish = b.cur.arr[:0]
+		b.cur.ids = b.cur.idArr[:0]
 	}
 	b.cur.rpc.Publish = append(b.cur.rpc.Publish, msg)
+	b.cur.ids = append(b.cur.ids, id)
 	b.size += need
 }
 
@@ -226,6 +275,7 @@ func (q *Queue) reset() {
 	q.ctlSize, q.ctlIDW = 0, 0
 	q.pub.reset()
 	q.fwd.reset()
+	q.due = time.Time{}
 }
 
 func (b *batch) reset() {
@@ -234,49 +284,154 @@ func (b *batch) reset() {
 	b.cur, b.size = nil, 0
 }
 
-// Pending reports whether anything is queued.
-func (o *Outbox) Pending() bool { return len(o.queued) > 0 }
-
-// Flush appends everything queued to out, peer by peer in the order the peers were first
-// queued for, each peer's control RPCs first, then its publishes, then its forwards, and
-// empties the queues.
-func (o *Outbox) Flush(out []router.Outbound) []router.Outbound {
-	n := 0
+// Pending reports whether anything is due at the time of SetNow.
+func (o *Outbox) Pending() bool {
 	for _, q := range o.queued {
-		if !q.dropped {
-			n += len(q.ctl) + q.pub.count() + q.fwd.count()
+		if q.dropped || !o.now.Before(q.due) {
+			return true
 		}
 	}
-	out = slices.Grow(out, n)
+	return false
+}
+
+// NextDue returns when the earliest queue that is waiting must leave, if that is after the
+// time of SetNow (queues already due leave at the next Flush); zero if none waits.
+func (o *Outbox) NextDue() time.Time {
+	var next time.Time
 	for _, q := range o.queued {
-		q.queued = false
+		if !q.dropped && o.now.Before(q.due) && (next.IsZero() || q.due.Before(next)) {
+			next = q.due
+		}
+	}
+	return next
+}
+
+// Flush appends everything due at the time of SetNow to out, peer by peer in the order the
+// peers were first queued for, each peer's control RPCs first, then its publishes, then its
+// forwards, and empties those queues. Copies and IDONTWANT IDs the peer does not need (Has)
+// are left out.
+func (o *Outbox) Flush(out []router.Outbound) []router.Outbound {
+	keep := o.queued[:0]
+	for _, q := range o.queued {
 		if q.dropped {
+			q.queued = false
 			continue
 		}
+		if o.now.Before(q.due) {
+			keep = append(keep, q)
+			continue
+		}
+		q.queued = false
+		o.filter(q)
 		for _, b := range q.ctl {
+			if empty(&b.rpc) {
+				continue
+			}
 			out = append(out, router.Outbound{To: q.To, Kind: router.KindControl, RPC: &b.rpc})
 		}
 		out = q.pub.flush(out, q.To, router.KindPublish)
 		out = q.fwd.flush(out, q.To, router.KindForward)
 		q.reset()
 	}
-	clear(o.queued)
-	o.queued = o.queued[:0]
+	clear(o.queued[len(keep):])
+	o.queued = keep
 	return out
 }
 
-func (b *batch) count() int {
-	if b.cur != nil {
-		return len(b.parts) + 1
+// empty reports whether a control RPC has nothing left in it.
+func empty(rpc *pubsubpb.RPC) bool {
+	if len(rpc.Subscriptions) > 0 || len(rpc.Publish) > 0 {
+		return false
 	}
-	return len(b.parts)
+	c := rpc.Control
+	if c == nil {
+		return true
+	}
+	if len(c.Ihave) > 0 || len(c.Iwant) > 0 || len(c.Graft) > 0 || len(c.Prune) > 0 {
+		return false
+	}
+	for _, x := range c.Idontwant {
+		if len(x.MessageIDs) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// filter drops from q the copies its peer holds and the IDONTWANT IDs it does not need.
+func (o *Outbox) filter(q *Queue) {
+	if o.Has != nil {
+		o.SuppressedCopies += q.pub.filter(func(id []byte) bool { return o.Has(q, id) })
+		o.SuppressedCopies += q.fwd.filter(func(id []byte) bool { return o.Has(q, id) })
+	}
+	for _, b := range q.ctl {
+		if b.rpc.Control == nil {
+			continue
+		}
+		for _, x := range b.rpc.Control.Idontwant {
+			ids := x.MessageIDs[:0]
+			for _, id := range x.MessageIDs {
+				if (o.Has != nil && o.Has(q, id)) || q.pub.holds(id) || q.fwd.holds(id) {
+					o.SuppressedIDontWant++
+					continue
+				}
+				ids = append(ids, id)
+			}
+			clear(x.MessageIDs[len(ids):])
+			x.MessageIDs = ids
+		}
+	}
+}
+
+// filter removes the messages whose ID drop reports and returns how many it removed.
+func (b *batch) filter(drop func(id []byte) bool) uint64 {
+	var n uint64
+	do := func(p *pubBlock) {
+		msgs, ids := p.rpc.Publish[:0], p.ids[:0]
+		for i, m := range p.rpc.Publish {
+			if id := p.ids[i]; id != nil && drop(id) {
+				n++
+				continue
+			}
+			msgs, ids = append(msgs, m), append(ids, p.ids[i])
+		}
+		clear(p.rpc.Publish[len(msgs):])
+		p.rpc.Publish, p.ids = msgs, ids
+	}
+	for _, p := range b.parts {
+		do(p)
+	}
+	if b.cur != nil {
+		do(b.cur)
+	}
+	return n
+}
+
+// holds reports whether b has a message with the ID id.
+func (b *batch) holds(id []byte) bool {
+	in := func(p *pubBlock) bool {
+		for _, x := range p.ids {
+			if string(x) == string(id) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range b.parts {
+		if in(p) {
+			return true
+		}
+	}
+	return b.cur != nil && in(b.cur)
 }
 
 func (b *batch) flush(out []router.Outbound, to key.ID, kind router.Kind) []router.Outbound {
 	for _, p := range b.parts {
-		out = append(out, router.Outbound{To: to, Kind: kind, RPC: &p.rpc})
+		if len(p.rpc.Publish) > 0 {
+			out = append(out, router.Outbound{To: to, Kind: kind, RPC: &p.rpc})
+		}
 	}
-	if b.cur != nil {
+	if b.cur != nil && len(b.cur.rpc.Publish) > 0 {
 		out = append(out, router.Outbound{To: to, Kind: kind, RPC: &b.cur.rpc})
 	}
 	return out

@@ -3,11 +3,13 @@ package routing
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
 	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
@@ -124,9 +126,9 @@ func TestOutboxSplitsAndOrders(t *testing.T) {
 		o.IDontWant(b, []byte{byte(i)})
 	}
 	msg := &pubsubpb.Message{Data: make([]byte, 600)}
-	o.Publish(a, msg, proto.Size(msg), router.KindForward)
-	o.Publish(a, msg, proto.Size(msg), router.KindForward)
-	o.Publish(a, msg, proto.Size(msg), router.KindPublish)
+	o.Publish(a, msg, nil, proto.Size(msg), router.KindForward)
+	o.Publish(a, msg, nil, proto.Size(msg), router.KindForward)
+	o.Publish(a, msg, nil, proto.Size(msg), router.KindPublish)
 	out := o.Flush(nil)
 	var order []string
 	subs, idw := 0, 0
@@ -191,5 +193,107 @@ func TestIsDefaultMsgID(t *testing.T) {
 	own := func(m *pubsubpb.Message) router.MsgID { return router.MsgID(m.Data) }
 	if IsDefaultMsgID(own) {
 		t.Fatal("a custom function taken for the default")
+	}
+}
+
+// TestOutboxLinger: with Linger, a peer's output waits Linger after its first item and then
+// leaves together; our own publish leaves at once and takes what waits along; NextDue and
+// Pending follow the clock given to SetNow.
+func TestOutboxLinger(t *testing.T) {
+	const linger = 10 * time.Millisecond
+	o := Outbox{MaxRPCBytes: 1 << 20, Linger: linger}
+	a, b := &Queue{To: "a"}, &Queue{To: "b"}
+	msg := &pubsubpb.Message{Data: make([]byte, 100)}
+	size := proto.Size(msg)
+
+	o.SetNow(epoch)
+	o.Publish(a, msg, []byte("m1"), size, router.KindForward)
+	o.IDontWant(a, []byte("m2"))
+	if o.Pending() || len(o.Flush(nil)) != 0 {
+		t.Fatal("output left before its linger")
+	}
+	if d := o.NextDue(); !d.Equal(epoch.Add(linger)) {
+		t.Fatalf("NextDue = %v, want %v", d.Sub(epoch), linger)
+	}
+	o.SetNow(epoch.Add(4 * time.Millisecond))
+	o.Publish(a, msg, []byte("m3"), size, router.KindForward) // joins the wait, does not extend it
+	o.Graft(b, "t")
+	if d := o.NextDue(); !d.Equal(epoch.Add(linger)) {
+		t.Fatalf("NextDue = %v after more output, want %v", d.Sub(epoch), linger)
+	}
+	o.SetNow(epoch.Add(linger))
+	out := o.Flush(nil)
+	if len(out) != 2 || out[0].To != "a" || out[0].Kind != router.KindControl || out[1].Kind != router.KindForward || len(out[1].RPC.Publish) != 2 {
+		t.Fatalf("flush at the deadline: %v", out)
+	}
+	if o.Pending() {
+		t.Fatal("b's graft is due before its linger")
+	}
+	if d := o.NextDue(); !d.Equal(epoch.Add(4*time.Millisecond + linger)) {
+		t.Fatalf("b due at %v", d.Sub(epoch))
+	}
+	// Our publish to b leaves at once, with b's waiting graft.
+	o.Publish(b, msg, []byte("m4"), size, router.KindPublish)
+	if !o.Pending() {
+		t.Fatal("our own publish waits")
+	}
+	out = o.Flush(nil)
+	if len(out) != 2 || out[0].To != "b" || len(out[0].RPC.Control.Graft) != 1 || out[1].Kind != router.KindPublish {
+		t.Fatalf("publish flush: %v", out)
+	}
+	if o.Pending() || !o.NextDue().IsZero() {
+		t.Fatal("something left")
+	}
+}
+
+// TestOutboxHasFilter: at flush time a copy the peer holds (Has) is not sent, nor an IDONTWANT
+// for a message the peer holds or that a copy in the same flush carries; an RPC left empty is
+// not emitted, and the suppressions are counted.
+func TestOutboxHasFilter(t *testing.T) {
+	held := map[string]bool{"m1": true}
+	o := Outbox{MaxRPCBytes: 1 << 20, Linger: time.Millisecond,
+		Has: func(q *Queue, id []byte) bool { return q.To == "a" && held[string(id)] }}
+	a := &Queue{To: "a"}
+	msg := &pubsubpb.Message{Data: make([]byte, 100)}
+	size := proto.Size(msg)
+	o.SetNow(epoch)
+	o.IDontWant(a, []byte("m1")) // a holds m1
+	o.IDontWant(a, []byte("m2")) // a copy of m2 goes too
+	o.Publish(a, msg, []byte("m1"), size, router.KindForward)
+	o.Publish(a, msg, []byte("m2"), size, router.KindForward)
+	o.SetNow(epoch.Add(time.Millisecond))
+	out := o.Flush(nil)
+	if len(out) != 1 || out[0].Kind != router.KindForward || len(out[0].RPC.Publish) != 1 {
+		t.Fatalf("flush: %v", out)
+	}
+	if o.SuppressedCopies != 1 || o.SuppressedIDontWant != 2 {
+		t.Fatalf("suppressed copies %d, IDONTWANT %d; want 1, 2", o.SuppressedCopies, o.SuppressedIDontWant)
+	}
+	// A forward the peer holds and nothing else: nothing at all is emitted.
+	o.Publish(a, msg, []byte("m1"), size, router.KindForward)
+	o.SetNow(epoch.Add(2 * time.Millisecond))
+	if out := o.Flush(nil); len(out) != 0 {
+		t.Fatalf("flush of held copies: %v", out)
+	}
+}
+
+// TestOutboxLingerJitter: with Rand, each wait is drawn from [Linger/2, 3*Linger/2), and the
+// draws differ.
+func TestOutboxLingerJitter(t *testing.T) {
+	const linger = 10 * time.Millisecond
+	o := Outbox{MaxRPCBytes: 1 << 20, Linger: linger, Rand: rand.New(rand.NewPCG(1, 2))}
+	o.SetNow(epoch)
+	seen := map[time.Duration]bool{}
+	for i := range 50 {
+		q := &Queue{To: key.ID(fmt.Sprint(i))}
+		o.Graft(q, "t")
+		d := q.due.Sub(epoch)
+		if d < linger/2 || d >= 3*linger/2 {
+			t.Fatalf("wait %v outside [%v, %v)", d, linger/2, 3*linger/2)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 40 {
+		t.Fatalf("only %d distinct waits in 50", len(seen))
 	}
 }

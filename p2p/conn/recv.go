@@ -1,0 +1,364 @@
+package conn
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// The receive side is run by a small pool of interchangeable goroutines (recvWorker). One of them
+// is the reader (recvLoop: it owns br, the reassembly buffers and the receive limiter) for the
+// connection's whole life; the others deliver the queued messages of one channel each (deliver),
+// or are parked, waiting for a job. A channel has at most one delivering goroutine, so its
+// messages reach ReceiveFunc in order and one at a time. The reader never calls ReceiveFunc, so no
+// ReceiveFunc, however slow, delays reading (pings, pongs, other channels) until its channel's
+// delivery queue is full.
+//
+// The reader wakes deliverers in batches while input is buffered (deliverBatchMsgs,
+// deliverBatchBytes), and at once before it would wait for the network.
+//
+// At most maxIdleRecvWorkers goroutines stay parked; the send goroutine retires one that has had no job
+// for a whole statistics interval, so an idle connection is back to its send and reader goroutines.
+
+const (
+	maxIdleRecvWorkers = 1
+	deliverBatchMsgs   = 32       // queued messages after which the reader wakes their deliverers
+	deliverBatchBytes  = 64 << 10 // the same in bytes
+)
+
+type recvJobKind uint8
+
+const (
+	recvJobRead    recvJobKind = iota // take the reader role
+	recvJobDeliver                    // deliver ch's queue
+	recvJobExit                       // a retired idle goroutine
+)
+
+type recvJob struct {
+	kind recvJobKind
+	ch   *channel
+}
+
+// recvWorker runs job, then further jobs handed to it while it is parked, until the connection closes
+// or it is not needed as an idle worker.
+func (c *MConnection) recvWorker(job recvJob) {
+	defer c.goroutineDone()
+	for {
+		switch job.kind {
+		case recvJobRead:
+			err := c.recvLoop()
+			if c.recvLimitTimer != nil {
+				c.recvLimitTimer.Stop()
+			}
+			if err != nil {
+				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+					c.deliverReceived() // the peer closed its end: hear it out first
+				}
+				c.fail(err)
+			}
+			return
+		case recvJobDeliver:
+			c.deliver(job.ch)
+		case recvJobExit:
+			return
+		}
+		c.mu.Lock()
+		if c.closed || c.idleRecvWorkers >= maxIdleRecvWorkers {
+			c.mu.Unlock()
+			return
+		}
+		c.idleRecvWorkers++
+		c.mu.Unlock()
+		select {
+		case job = <-c.recvJobs:
+		case <-c.quit:
+			return
+		}
+	}
+}
+
+// dispatch hands job to a parked worker or starts a new one. It reports false (and does nothing) once
+// the connection is closed.
+func (c *MConnection) dispatch(job recvJob) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	c.recvWorkerUsed = true
+	if c.idleRecvWorkers > 0 {
+		c.idleRecvWorkers--
+		c.mu.Unlock()
+		c.recvJobs <- job // buffered: never blocks
+		return true
+	}
+	c.running++
+	c.mu.Unlock()
+	go c.recvWorker(job)
+	return true
+}
+
+// retireIdleRecvWorker, called every statistics interval, stops a parked worker if no job was handed
+// out since the previous call.
+func (c *MConnection) retireIdleRecvWorker() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.recvWorkerUsed && c.idleRecvWorkers > 0 && !c.closed {
+		c.idleRecvWorkers--
+		c.recvJobs <- recvJob{kind: recvJobExit}
+	}
+	c.recvWorkerUsed = false
+}
+
+// inputBuffered reports whether the reader can parse more input without reading from the network.
+func (c *MConnection) inputBuffered() bool {
+	return c.br.Buffered() > 0 || (c.sc != nil && c.sc.recvBuffered())
+}
+
+// deliverReceived, called by the reader when the peer closed its end of the stream, waits until
+// every message received in full before has been passed to ReceiveFunc, or the connection is
+// closed. CometBFT's reader calls Receive itself, so a peer's last messages before it closes (a
+// seed answers a PexRequest and disconnects) all arrive before the error; here they may still wait
+// in delivery queues, which fail would drop. Other failures (a protocol violation, the memory
+// budget) drop the connection at once: their point is to stop spending on the peer.
+func (c *MConnection) deliverReceived() {
+	c.dispatchPending()
+	c.draining.Store(true)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for !c.closed && c.delivering() {
+		c.cond.Wait()
+	}
+}
+
+// delivering reports whether a channel has messages queued or being delivered (a deliverer holds
+// the channel). The caller holds c.mu.
+func (c *MConnection) delivering() bool {
+	for _, ch := range c.channels {
+		ch.mu.Lock()
+		busy := ch.worker
+		ch.mu.Unlock()
+		if busy {
+			return true
+		}
+	}
+	return false
+}
+
+// dispatchPending wakes a deliverer for every channel the reader has queued messages for.
+func (c *MConnection) dispatchPending() {
+	for i, ch := range c.pending {
+		if ch != nil {
+			c.dispatch(recvJob{kind: recvJobDeliver, ch: ch})
+			c.pending[i] = nil
+		}
+	}
+	c.pending = c.pending[:0]
+	c.pendingMsgs, c.pendingBytes = 0, 0
+}
+
+// recvLoop is the reader: it reads and decodes packets, answers pings, reassembles messages and
+// queues them for delivery. It returns nil when the connection is closed.
+func (c *MConnection) recvLoop() error {
+	for {
+		if c.owed > 0 {
+			// Rate limit: wait off what the previous packets cost before reading the next.
+			c.dispatchPending()
+			if c.recvLimitTimer == nil {
+				c.recvLimitTimer = c.clk.NewTimer(c.owed)
+			} else {
+				c.recvLimitTimer.Reset(c.owed)
+			}
+			c.recvMon.limitWait.Add(int64(c.owed))
+			c.owed = 0
+			select {
+			case <-c.recvLimitTimer.C():
+			case <-c.quit:
+				return nil
+			}
+		}
+		if len(c.pending) > 0 && !c.inputBuffered() {
+			c.dispatchPending() // the next read may wait for the network
+		}
+		body, size, err := peekPacketBody(c.br, c.maxPacket)
+		c.recvMon.add(size)
+		if err != nil {
+			if c.isClosed() {
+				return nil
+			}
+			if isPacketProtocolError(err) {
+				return &PacketError{Token: tokenFor(err), ChannelID: -1, Err: err}
+			}
+			return fmt.Errorf("conn: read packet: %w", err)
+		}
+		if c.recvLim != nil {
+			if c.recvLim.spend(size); c.recvLim.dry() {
+				c.owed = c.recvLim.wait(c.clk.Now())
+			}
+		}
+		p, err := decodePacket(body)
+		if err != nil {
+			return &PacketError{Token: tokenFor(err), ChannelID: -1, Err: err}
+		}
+		switch p.typ {
+		case packetTypePing:
+			// Pongs coalesce: however many pings arrive, at most one pong is pending.
+			c.pongDue.Store(true)
+			c.signalSend()
+		case packetTypePong:
+			// Unsolicited pongs are ignored. The send goroutine drops the deadline lazily.
+			c.awaitingPong.Store(false)
+		case packetTypeMsg:
+			if err := c.recvPacketMsg(p); err != nil {
+				return err
+			}
+			if c.isClosed() {
+				return nil
+			}
+		}
+	}
+}
+
+func (c *MConnection) recvPacketMsg(p packet) error {
+	// channel_id is an int32 on the wire: check the range before narrowing to a byte (F-05, TM-13).
+	if p.channelID < 0 || p.channelID > 255 {
+		return &PacketError{Token: "mconn_unknown_channel", ChannelID: int64(p.channelID), Err: ErrUnknownChannel}
+	}
+	ch := c.channel(byte(p.channelID))
+	if ch == nil {
+		return &PacketError{Token: "mconn_unknown_channel", ChannelID: int64(p.channelID), Err: ErrUnknownChannel}
+	}
+	// Checked before appending (F-03).
+	var have int
+	if ch.recving != nil {
+		have = len(ch.recving.b)
+	}
+	if total := have + len(p.data); total > ch.desc.RecvMessageCapacity {
+		return &PacketError{Token: "mconn_message_oversize", ChannelID: int64(p.channelID),
+			Err: fmt.Errorf("%w: %d > %d bytes", ErrMessageTooLarge, total, ch.desc.RecvMessageCapacity)}
+	}
+	if ch.recving == nil {
+		n := len(p.data)
+		if !p.eof {
+			// Sized for the channel's previous multi-packet message too, so a stream of similar
+			// messages needs no growth on the way.
+			n = max(ch.desc.RecvBufferCapacity, n, ch.recvHint)
+		}
+		rb, err := c.getRecvBudgeted(ch, n)
+		if err != nil {
+			return err
+		}
+		ch.recving = rb
+	}
+	rb := ch.recving
+	if len(rb.b)+len(p.data) > cap(rb.b) {
+		// Grow 4x (not append's 1.25x for large slices): fewer copies of big messages.
+		grown, err := c.getRecvBudgeted(ch, min(max(4*cap(rb.b), len(rb.b)+len(p.data)), ch.desc.RecvMessageCapacity))
+		if err != nil {
+			return err
+		}
+		grown.b = append(grown.b, rb.b...)
+		c.putRecvBudgeted(rb)
+		rb, ch.recving = grown, grown
+	}
+	rb.b = append(rb.b, p.data...)
+	if !p.eof {
+		return nil
+	}
+	// The buffer now belongs to the delivery queue; the next message starts with another one (F-04).
+	ch.recving = nil
+	if len(rb.b) > len(p.data) {
+		ch.recvHint = len(rb.b)
+	}
+	c.enqueue(ch, rb)
+	return nil
+}
+
+// enqueue puts msg on ch's delivery queue. If ch has no deliverer, the reader claims the role for it
+// and records ch in pending. While the queue is full it waits (the connection stops reading:
+// back-pressure) unless the connection closes.
+func (c *MConnection) enqueue(ch *channel, msg *recvBuf) {
+	cost := recvCost(msg)
+	ch.mu.Lock()
+	for len(ch.queue) > ch.queueHead && ch.queueBytes+cost > c.cfg.RecvQueueBytes {
+		ch.mu.Unlock()
+		c.dispatchPending() // the full queue's deliverer may be among them
+		c.recvPaused.Store(true)
+		c.recvPauses.Add(1)
+		t0 := c.clk.Now()
+		select {
+		case <-ch.space:
+		case <-c.quit:
+		}
+		c.recvPauseNanos.Add(int64(c.clk.Since(t0)))
+		c.recvPaused.Store(false)
+		if c.isClosed() {
+			return
+		}
+		ch.mu.Lock()
+	}
+	if ch.queueHead > 64 && ch.queueHead >= len(ch.queue)/2 {
+		n := copy(ch.queue, ch.queue[ch.queueHead:])
+		clear(ch.queue[n:])
+		ch.queue, ch.queueHead = ch.queue[:n], 0
+	}
+	ch.queue = append(ch.queue, msg)
+	ch.queueBytes += cost
+	claimed := !ch.worker
+	ch.worker = true
+	ch.mu.Unlock()
+	if claimed {
+		c.pending = append(c.pending, ch)
+	}
+	if len(c.pending) > 0 {
+		c.pendingMsgs++
+		c.pendingBytes += cost
+		if c.pendingMsgs >= deliverBatchMsgs || c.pendingBytes >= deliverBatchBytes {
+			c.dispatchPending()
+		}
+	}
+}
+
+// queuedMsgOverhead is what a queued message costs beyond its buffer when bounding the delivery queue,
+// so that a flood of empty messages is bounded too.
+const queuedMsgOverhead = 64
+
+// recvCost is what msg counts against RecvQueueBytes: its buffer's capacity (the memory it holds) plus
+// queuedMsgOverhead.
+func recvCost(msg *recvBuf) int { return cap(msg.b) + queuedMsgOverhead }
+
+// deliver calls ReceiveFunc for ch's queued messages, in order, and returns when the queue is empty or
+// the connection is closed. The caller holds ch's delivery role (ch.worker), which it gives up here.
+func (c *MConnection) deliver(ch *channel) {
+	for {
+		ch.mu.Lock()
+		if ch.queueHead == len(ch.queue) || c.isClosed() {
+			ch.worker = false
+			clear(ch.queue[ch.queueHead:])
+			if cap(ch.queue) > 16 {
+				ch.queue = nil // do not pin a burst's queue on an idle connection
+			}
+			ch.queue, ch.queueHead, ch.queueBytes = ch.queue[:0], 0, 0
+			ch.mu.Unlock()
+			if c.draining.Load() {
+				c.mu.Lock()
+				c.cond.Broadcast() // deliverReceived waits for this
+				c.mu.Unlock()
+			}
+			return
+		}
+		msg := ch.queue[ch.queueHead]
+		ch.queue[ch.queueHead] = nil
+		ch.queueHead++
+		ch.queueBytes -= recvCost(msg)
+		ch.mu.Unlock()
+		select {
+		case ch.space <- struct{}{}:
+		default:
+		}
+		c.enterCallback()
+		c.onReceive(ch.desc.ID, msg.b)
+		c.exitCallback()
+		c.putRecvBudgeted(msg) // ReceiveFunc borrowed msg.b for the call only
+	}
+}

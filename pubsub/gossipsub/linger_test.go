@@ -1,0 +1,128 @@
+package gossipsub
+
+import (
+	"testing"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	rt "github.com/switchyard-p2p/switchyard/pubsub/internal/routertest"
+)
+
+// lingerSetup is setup with Params.Linger set and the mesh built.
+func lingerSetup(t *testing.T, linger time.Duration, n int) (*harness, []key.ID) {
+	t.Helper()
+	h := setup(t, Config{Params: Params{Linger: linger}}, n)
+	h.advance(2 * linger) // the heartbeat's GRAFTs leave
+	h.drain()
+	return h, h.r.MeshPeers(topicA)
+}
+
+// TestLingerHoldsAndBatchesForwards: with Linger, the forwards of a validated message and the
+// IDONTWANTs sent before validation wait for the deadline NextDeadline names (within
+// [Linger/2, 3*Linger/2) of the first), then leave; an IDONTWANT is not sent beside a copy of its
+// message, and a peer's output leaves as one control RPC at most and one message RPC.
+func TestLingerHoldsAndBatchesForwards(t *testing.T) {
+	const linger = 20 * time.Millisecond
+	h, mesh := lingerSetup(t, linger, 10)
+	start := h.now()
+	m1 := rt.Msg(99, 1, topicA, DefaultIDontWantMessageThreshold)
+	m2 := rt.Msg(99, 2, topicA, DefaultIDontWantMessageThreshold)
+	h.rpc(rtIndex(t, mesh[0]), rt.Pub(m1, m2))
+	v := h.drain()
+	if len(v.Ready.Send) != 0 {
+		t.Fatalf("sent before the linger: %d RPCs", len(v.Ready.Send))
+	}
+	h.accept(v)
+	if v := h.drain(); len(v.Ready.Send) != 0 {
+		t.Fatal("forwards sent before the linger")
+	}
+	dl := h.r.NextDeadline()
+	if d := dl.Sub(start); d < linger/2 || d >= 3*linger/2 {
+		t.Fatalf("NextDeadline %v after the first output, want within [%v, %v)", d, linger/2, 3*linger/2)
+	}
+	h.advance(3 * linger / 2)
+	v = h.drain()
+	for _, id := range mesh[1:] {
+		if !v.HasMsg(id, rt.MID(m1)) || !v.HasMsg(id, rt.MID(m2)) {
+			t.Fatalf("%s did not get both messages", id)
+		}
+		if c := v.Control(id); len(c.Idontwant) != 0 {
+			t.Fatalf("IDONTWANT beside the copies to %s: %v", id, c.Idontwant)
+		}
+		if n := len(v.Msgs[id]); n != 2 {
+			t.Fatalf("%s got %d messages", id, n)
+		}
+	}
+	perPeer := map[key.ID]int{}
+	for _, ob := range v.Ready.Send {
+		perPeer[ob.To]++
+	}
+	for id, n := range perPeer {
+		if n != 1 {
+			t.Fatalf("%s got %d RPCs, want one message RPC", id, n)
+		}
+	}
+	if s := h.r.Stats(); s.Forwarded != uint64(2*(len(mesh)-1)) || s.IDontWantSent != 0 {
+		t.Fatalf("Forwarded %d IDontWantSent %d, want %d, 0", s.Forwarded, s.IDontWantSent, 2*(len(mesh)-1))
+	}
+}
+
+// TestLingerSuppressesCopiesPeersHold: a mesh peer that, while our forward waits, sends us the
+// same message or an IDONTWANT for it gets no copy (and no IDONTWANT); the others get theirs.
+func TestLingerSuppressesCopiesPeersHold(t *testing.T) {
+	const linger = 20 * time.Millisecond
+	h, mesh := lingerSetup(t, linger, 10)
+	m := rt.Msg(99, 1, topicA, DefaultIDontWantMessageThreshold)
+	h.rpc(rtIndex(t, mesh[0]), rt.Pub(m))
+	h.accept(h.drain())
+	h.drain()
+	h.rpc(rtIndex(t, mesh[1]), rt.Pub(m))                          // a duplicate: mesh[1] holds m
+	h.rpc(rtIndex(t, mesh[2]), ctlIDontWant(rt.IDs(rt.MID(m))...)) // mesh[2] holds m
+	h.advance(3 * linger / 2)
+	v := h.drain()
+	for i, id := range mesh {
+		got := v.HasMsg(id, rt.MID(m))
+		if want := i >= 3; got != want {
+			t.Fatalf("mesh[%d] got a copy: %v, want %v", i, got, want)
+		}
+		if c := v.Control(id); len(c.Idontwant) != 0 {
+			t.Fatalf("IDONTWANT to mesh[%d]", i)
+		}
+	}
+	if s := h.r.Stats(); s.Forwarded != uint64(len(mesh)-3) {
+		t.Fatalf("Forwarded = %d, want %d (suppressed copies are not counted)", s.Forwarded, len(mesh)-3)
+	}
+}
+
+// TestLingerOwnPublishLeavesAtOnce: our own publish does not wait, and takes along the output
+// waiting for the same peer.
+func TestLingerOwnPublishLeavesAtOnce(t *testing.T) {
+	const linger = 20 * time.Millisecond
+	h, mesh := lingerSetup(t, linger, 10)
+	fwd := rt.Msg(99, 1, topicA, 10)
+	h.rpc(rtIndex(t, mesh[0]), rt.Pub(fwd))
+	h.accept(h.drain())
+	h.drain()
+	own := rt.Msg(0, 1, topicA, 10)
+	if sent := h.r.Publish(h.now(), rt.MID(own), own); len(sent) != 10 {
+		t.Fatalf("published to %d peers", len(sent))
+	}
+	v := h.drain()
+	for _, id := range mesh[1:] {
+		if !v.HasMsg(id, rt.MID(own)) || !v.HasMsg(id, rt.MID(fwd)) {
+			t.Fatalf("%s: own publish or the waiting forward missing", id)
+		}
+	}
+}
+
+// rtIndex returns the test peer index of id (routertest.ID(i)).
+func rtIndex(t *testing.T, id key.ID) int {
+	t.Helper()
+	for i := 1; i < 1000; i++ {
+		if rt.ID(i) == id {
+			return i
+		}
+	}
+	t.Fatalf("%s is not a test peer", id)
+	return 0
+}
