@@ -150,7 +150,8 @@ const (
 type Gossip struct {
 	// Router is the honest nodes' router; empty means gossipsub.
 	Router RouterKind
-	// Params are gossipsub's protocol parameters (zero fields: defaults).
+	// Params are gossipsub's protocol parameters (zero fields: defaults). Params.Linger is
+	// also floodsub's Config.Linger (negative: no lingering, as the routers before it).
 	Params gossipsub.Params
 	// DisableScoring turns gossipsub's peer scoring off on honest nodes.
 	DisableScoring bool `toml:"disable_scoring"`

@@ -761,7 +761,7 @@ func (s *Sim) queueDials(n *node) {
 func (s *Sim) honestRouter(n *node) (router.Router, *gossipsub.Router) {
 	g := s.cfg.Gossip
 	if g.Router == RouterFloodSub {
-		r, err := floodsub.New(n.id, floodsub.Config{})
+		r, err := floodsub.New(n.id, floodsub.Config{Linger: g.Params.Linger})
 		if err != nil {
 			panic(fmt.Sprintf("sim: floodsub: %v", err)) // validated configuration
 		}

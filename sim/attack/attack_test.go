@@ -152,7 +152,8 @@ func TestBadBoyRegrafts(t *testing.T) {
 // loses its forwards once attacking, while its own publishes still go out.
 func TestWithholdDropsForwardsOnly(t *testing.T) {
 	self := id(100)
-	inner, err := gossipsub.New(self, gossipsub.Config{}, rand.New(rand.NewPCG(2, 2)))
+	// No lingering: every Ready carries the router's output at once.
+	inner, err := gossipsub.New(self, gossipsub.Config{Params: gossipsub.Params{Linger: -1}}, rand.New(rand.NewPCG(2, 2)))
 	if err != nil {
 		t.Fatal(err)
 	}
