@@ -93,7 +93,8 @@
 // seeds, the nodes starting over 10 s, then 10 messages of 1 KiB per second, 60 s of virtual
 // time): 1,000 nodes in 26-44 s of wall time (39-47 CPU-seconds, 2.9 million events, 500 KiB
 // of heap per node); 3,000 in 111 s (171 CPU-seconds, 770 KiB per node); 10,000 in 795 s
-// (748 CPU-seconds, 25 million events, 840 KiB per node). That is far from issue 10's goals
+// (748 CPU-seconds, 25 million events, 840 KiB per node), all before the routers' output
+// lingered (docs/PUBSUB.md §8.1). That is far from issue 10's goals
 // (1,000 nodes in 5 s, 10,000 in 60 s), which are not met.
 //
 // Concurrency: a Sim is not safe for concurrent use (except Stop). Run blocks until the
