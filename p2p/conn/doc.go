@@ -35,9 +35,10 @@
 //     in a write (the peer is not reading, so it may not have read our ping) the check waits, and a
 //     write blocked across the deadline restarts it.
 //   - the reader (recv.go) reads and validates packets (the length prefix is checked before any
-//     allocation, and packets are decoded in place in the read buffer), applies the receive rate
-//     limit, answers pings through the send goroutine, reassembles messages and queues them for
-//     delivery. It never calls ReceiveFunc.
+//     allocation, and packets are decoded in place in the read buffer: a PacketMsg encoded the
+//     canonical way by a hand-written fast path, anything else field by field), applies the
+//     receive rate limit, answers pings through the send goroutine, reassembles messages and
+//     queues them for delivery. It never calls ReceiveFunc.
 //
 // Every timer (the send goroutine's, the reader's rate-limit wait, Send's SendTimeout) is a channel
 // timer on MConnConfig.Clock read by the goroutine that owns it and stopped before that goroutine

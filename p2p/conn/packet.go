@@ -117,6 +117,63 @@ func appendPacketMsg(dst []byte, chID byte, eof bool, data []byte) []byte {
 // decodePacket decodes a Packet body (without its length prefix). On success a packetTypeMsg packet's
 // data aliases b. Errors wrap ErrMalformedPacket or ErrUnknownPacketType.
 func decodePacket(b []byte) (packet, error) {
+	if p, ok := decodeCanonicalPacketMsg(b); ok {
+		return p, nil
+	}
+	return decodePacketFields(b)
+}
+
+// decodeCanonicalPacketMsg decodes b by hand if it is a PacketMsg exactly as appendPacketMsg (and
+// cometbft's gogoproto) encodes one with a channel ID below 128 and up to 16 KiB of data: tag 0x1a,
+// the inner length, then [0x08 ch] [0x10 0x01] [0x1a len data], ending at the end of b. That is
+// every PacketMsg a conforming peer sends, and the reader's hot path. ok is false for any other
+// input, which decodePacketFields then decodes (or rejects) field by field; for the inputs accepted
+// here both give the same packet (FuzzPacketDecode checks it).
+func decodeCanonicalPacketMsg(b []byte) (p packet, ok bool) {
+	if len(b) < 2 || b[0] != tagPacketMsg {
+		return packet{}, false
+	}
+	inner, i := int(b[1]), 2
+	if inner >= 0x80 {
+		if len(b) < 3 || b[2] >= 0x80 {
+			return packet{}, false
+		}
+		inner, i = inner&0x7f|int(b[2])<<7, 3
+	}
+	if inner != len(b)-i {
+		return packet{}, false
+	}
+	p.typ = packetTypeMsg
+	if i+1 < len(b) && b[i] == tagMsgChannelID && b[i+1] > 0 && b[i+1] < 0x80 {
+		p.channelID = int32(b[i+1])
+		i += 2
+	}
+	if i+1 < len(b) && b[i] == tagMsgEOF && b[i+1] == 0x01 {
+		p.eof = true
+		i += 2
+	}
+	if i == len(b) {
+		return p, true
+	}
+	if i+1 >= len(b) || b[i] != tagMsgData {
+		return packet{}, false
+	}
+	n, j := int(b[i+1]), i+2
+	if n >= 0x80 {
+		if j >= len(b) || b[j] >= 0x80 {
+			return packet{}, false
+		}
+		n, j = n&0x7f|int(b[j])<<7, j+1
+	}
+	if n == 0 || n != len(b)-j {
+		return packet{}, false
+	}
+	p.data = b[j:]
+	return p, true
+}
+
+// decodePacketFields is decodePacket for any encoding proto.Unmarshal accepts.
+func decodePacketFields(b []byte) (packet, error) {
 	var p packet
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
@@ -263,6 +320,24 @@ func readPacketBody(r *bufio.Reader, buf []byte, maxSize int) (body []byte, size
 // readPacketLen reads and checks a packet's length prefix (see readPacketBody) and returns the body
 // length and the prefix size.
 func readPacketLen(r *bufio.Reader, maxSize int) (x uint64, size int, err error) {
+	if r.Buffered() >= 2 {
+		// Fast path for the common one- and two-byte prefixes (bodies below 16 KiB), read from the
+		// buffer without a call per byte; same results as the loop below.
+		b, _ := r.Peek(2)
+		switch {
+		case b[0] < 0x80:
+			x, size = uint64(b[0]), 1
+		case b[1] < 0x80:
+			x, size = uint64(b[0]&0x7f)|uint64(b[1])<<7, 2
+		}
+		if size > 0 {
+			_, _ = r.Discard(size)
+			if x > uint64(maxSize) {
+				return 0, size, fmt.Errorf("%w: %d > %d bytes", ErrPacketTooLarge, x, maxSize)
+			}
+			return x, size, nil
+		}
+	}
 	var s uint
 	for i := 0; ; i++ {
 		b, err := r.ReadByte()

@@ -339,9 +339,27 @@ func FuzzPacketDecode(f *testing.F) {
 		b, _ := hex.DecodeString(s)
 		f.Add(b)
 	}
+	for _, chID := range []byte{0, 1, 0x7f, 0x80} {
+		for _, n := range []int{0, 1, 127, 128, 1024} {
+			enc := appendPacketMsg(nil, chID, n%2 == 0, bytes.Repeat([]byte{0xab}, n))
+			_, k := protowire.ConsumeVarint(enc)
+			f.Add(enc[k:])
+		}
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p, err := decodePacket(body)
 		checkAgainstProto(t, body, p, err)
+		// The hand-written fast path for canonical PacketMsgs agrees with the field-by-field decoder.
+		if fp, ok := decodeCanonicalPacketMsg(body); ok {
+			sp, err := decodePacketFields(body)
+			if err != nil {
+				t.Fatalf("fast path accepted what the field decoder rejects: %v", err)
+			}
+			if fp.typ != sp.typ || fp.channelID != sp.channelID || fp.eof != sp.eof || !bytes.Equal(fp.data, sp.data) ||
+				(fp.data == nil) != (sp.data == nil) {
+				t.Fatalf("fast path %+v != field decoder %+v", fp, sp)
+			}
+		}
 		if err != nil {
 			if !isPacketProtocolError(err) {
 				t.Fatalf("unexpected error class: %v", err)
