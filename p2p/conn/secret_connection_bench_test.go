@@ -80,6 +80,40 @@ func benchSeal(b *testing.B) {
 // 1028-byte frame plaintexts on one core.
 func BenchmarkAEADSeal1KiB(b *testing.B) { benchSeal(b) }
 
+// BenchmarkAEADFrameSize compares the per-byte cost of ChaCha20-Poly1305 on this wire's
+// fixed 1028-byte frame plaintexts (docs/WIRE.md §3) with 65535-byte ones, the largest Noise
+// frame go-libp2p uses. Each frame has a fixed cost (the Poly1305 key block, set-up and the
+// tag), so small frames cost more per byte; this is the part of the large-message throughput
+// gap to go-libp2p that the wire format fixes (bench/README.md, connbench):
+//
+//	go test -run '^$' -bench AEADFrameSize -count 5 ./p2p/conn
+func BenchmarkAEADFrameSize(b *testing.B) {
+	for _, size := range []int{scTotalFrameSize, 65535} {
+		for _, op := range []string{"seal", "open"} {
+			b.Run(fmt.Sprintf("%s/%d", op, size), func(b *testing.B) {
+				var k [chacha20poly1305.KeySize]byte
+				rand.Read(k[:])
+				aead, err := chacha20poly1305.New(k[:])
+				if err != nil {
+					b.Fatal(err)
+				}
+				var nonce [chacha20poly1305.NonceSize]byte
+				plain := make([]byte, size)
+				sealed := aead.Seal(nil, nonce[:], plain, nil)
+				out := make([]byte, 0, len(sealed))
+				b.SetBytes(int64(size))
+				for b.Loop() {
+					if op == "seal" {
+						out = aead.Seal(out[:0], nonce[:], plain, nil)
+					} else if out, err = aead.Open(out[:0], nonce[:], sealed, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
 // scTCPPair returns a connected TCP loopback pair.
 func scTCPPair(tb testing.TB) (net.Conn, net.Conn) {
 	tb.Helper()
