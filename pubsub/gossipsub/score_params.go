@@ -172,11 +172,14 @@ const (
 	DefaultRetainScore = time.Hour
 
 	// P3 derivation: the decay memory holds about deliveriesPerMemory first deliveries per
-	// mesh peer, within [minDeliveryMemory, maxDeliveryMemory]; the threshold is
+	// mesh peer, within [minDeliveryMemory, maxDeliveryMemory] (the lower bound sets how
+	// fast a busy topic notices a mesh peer gone silent: activation after τ/2, below the
+	// threshold τ·ln 2 after it stops; 20 s keeps a covert flash's silent sybils in the mesh
+	// for about 20 s, where 1 min kept them for about 45 s, docs/PUBSUB.md §6.4); the threshold is
 	// meshDeliveryThresholdShare of that, the cap twice the threshold, activation half the
 	// memory; P3 is off when the expected count is below minExpectedDeliveries.
 	deliveriesPerMemory        = 30
-	minDeliveryMemory          = time.Minute
+	minDeliveryMemory          = 20 * time.Second
 	maxDeliveryMemory          = time.Hour
 	meshDeliveryThresholdShare = 0.1
 	minExpectedDeliveries      = 10
@@ -234,7 +237,7 @@ func DefaultScoreParams(p Params) ScoreParams {
 //   - P1 earns up to 0.3·MaxPositiveScore over an hour in the mesh;
 //   - P2 earns up to 0.7·MaxPositiveScore: its cap is the first deliveries a mesh peer makes
 //     in one decay memory at a fair share (rate/D) of the traffic;
-//   - P3 (rate known) has a memory of 30·D/rate seconds within [1 min, 1 h], so a mesh peer
+//   - P3 (rate known) has a memory of 30·D/rate seconds within [20 s, 1 h], so a mesh peer
 //     delivers about 30 messages per memory; threshold a tenth of that, cap twice the
 //     threshold, activation after half the memory, a full deficit worth
 //     -2·MaxPositiveScore, and the threshold lowered to a tenth of the observed fair share

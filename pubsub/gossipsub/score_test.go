@@ -11,18 +11,18 @@ import (
 )
 
 func TestDerivedTopicParams(t *testing.T) {
-	// 10 msg/s with D = 6: a mesh peer's fair share is 1.67/s, memory max(30·6/10 s, 60 s) = 60 s,
-	// 100 expected first deliveries, threshold 10, cap 20, activation 30 s.
+	// 10 msg/s with D = 6: a mesh peer's fair share is 1.67/s, memory max(30·6/10 s, 20 s) = 20 s,
+	// 33.3 expected first deliveries, threshold 3.33, cap 6.67, activation 10 s.
 	tp := DefaultTopicScoreParams(Params{}, TopicOptions{MessageRate: 10})
-	if math.Abs(tp.MeshMessageDeliveriesThreshold-10) > 1e-9 || math.Abs(tp.MeshMessageDeliveriesCap-20) > 1e-9 ||
-		tp.MeshMessageDeliveriesActivation != 30*time.Second || math.Abs(tp.FirstMessageDeliveriesCap-100) > 1e-9 {
+	if math.Abs(tp.MeshMessageDeliveriesThreshold-10.0/3) > 1e-9 || math.Abs(tp.MeshMessageDeliveriesCap-20.0/3) > 1e-9 ||
+		tp.MeshMessageDeliveriesActivation != 10*time.Second || math.Abs(tp.FirstMessageDeliveriesCap-100.0/3) > 1e-9 {
 		t.Fatalf("params for 10 msg/s: %+v", tp)
 	}
-	if got := tp.MeshMessageDeliveriesWeight * 100; math.Abs(got+2*MaxPositiveScore) > 1e-9 {
+	if got := tp.MeshMessageDeliveriesWeight * tp.MeshMessageDeliveriesThreshold * tp.MeshMessageDeliveriesThreshold; math.Abs(got+2*MaxPositiveScore) > 1e-9 {
 		t.Fatalf("full deficit worth %v, want %v", got, -2*MaxPositiveScore)
 	}
-	if d := math.Pow(tp.MeshMessageDeliveriesDecay, 60); math.Abs(d-math.Exp(-1)) > 1e-9 {
-		t.Fatalf("decay over 60 s = %v, want 1/e", d)
+	if d := math.Pow(tp.MeshMessageDeliveriesDecay, 20); math.Abs(d-math.Exp(-1)) > 1e-9 {
+		t.Fatalf("decay over 20 s = %v, want 1/e", d)
 	}
 	// 0.2 msg/s: memory 900 s, 30 expected, threshold 3, activation 450 s.
 	tp = DefaultTopicScoreParams(Params{}, TopicOptions{MessageRate: 0.2})
@@ -145,8 +145,9 @@ func TestDefaultScoringIdleTopicKeepsMesh(t *testing.T) {
 
 // TestDefaultScoringSilentSybil checks that a mesh peer that never delivers (at 10 msg/s
 // declared, 6 honest peers carrying the traffic) goes negative at the first decay after the
-// 30 s activation and is pruned by that heartbeat: within 31 heartbeats of its GRAFT. It then
-// stays negative (P3b) well past the prune backoff.
+// 10 s activation (τ/2 with the 20 s memory) and is pruned by that heartbeat: within 11
+// heartbeats of its GRAFT. P3b keeps it negative a minute after the prune, when its prune
+// backoff ends and it could GRAFT again.
 func TestDefaultScoringSilentSybil(t *testing.T) {
 	s := newMeshSim(t, 10, 6)
 	h := s.h
@@ -158,16 +159,21 @@ func TestDefaultScoringSilentSybil(t *testing.T) {
 	}
 	grafted := h.now()
 	var pruned time.Duration
+	var afterBackoff float64 // the sybil's score a minute after its prune
+	sampled := false
 	s.run(2*time.Minute, func(k int) int { return 1 + k%6 }, nil, func() {
 		if pruned == 0 && !h.mesh(topicA)[rt.ID(sybil)] {
 			pruned = h.now().Sub(grafted)
 		}
+		if pruned != 0 && !sampled && h.now().Sub(grafted) >= pruned+time.Minute {
+			afterBackoff, sampled = h.score(sybil), true
+		}
 	})
-	if pruned == 0 || pruned > 31*time.Second+100*time.Millisecond {
-		t.Fatalf("silent sybil pruned after %v, want within 31 heartbeats", pruned)
+	if pruned == 0 || pruned > 11*time.Second+100*time.Millisecond {
+		t.Fatalf("silent sybil pruned after %v, want within 11 heartbeats (activation τ/2 = 10 s, then one heartbeat)", pruned)
 	}
-	if sc := h.score(sybil); sc >= 0 {
-		t.Fatalf("silent sybil scores %v a minute after its prune", sc)
+	if !sampled || afterBackoff >= 0 {
+		t.Fatalf("silent sybil scores %v a minute after its prune, when its backoff ends (sampled %v)", afterBackoff, sampled)
 	}
 	for i := 1; i <= 6; i++ {
 		if h.score(i) <= 0 {
