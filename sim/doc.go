@@ -13,7 +13,7 @@
 //	PexRequest/PexAddrs (encoded bytes) ─► pex.Core ─► Ready: Sends, Stops, Dials
 //	pex.Core Dials, router PX dials ─► peers.Manager.DialPeers ─► ActDial ─► dial model (handshake)
 //	handshake done ─► DialSucceeded (dialer) + Inbound (other end) ─► ActAdmit / ActRefuse / ActEvict
-//	both ends admitted ─► AddPeer on every core of both ends
+//	an end admitted ─► AddPeer on every core of that end; both admitted ─► messages flow
 //
 // Each node wraps its cores behind one small interface (core): inputs with the virtual now
 // (peer up and down, a message received, Tick at NextDeadline), effects drained from Ready
@@ -40,12 +40,16 @@
 // full, as the pubsub shell does). Pings and pongs are not modelled.
 //
 // A connection is pending from the end of its handshake until both ends' Managers admitted
-// it, and up from then on. The model differs from a real pair of Switches in one respect:
-// an end that admitted sees the peer only when the other end admits too (a real Switch
-// starts the peer at once), which matters while the tie-break holds a connection
-// (SimultaneousDialGrace, 1 s). Decisions that touch two nodes (admit, refuse, evict,
-// remove) are carried out by the coordinator: at once between windows, else at the end of
-// the window, one lookahead later.
+// it, and up (carrying messages) from then on. As with a real Switch, each end starts the
+// peer when its own Manager admits it: while the other end holds the connection (the
+// simultaneous-dial tie-break, SimultaneousDialGrace, 1 s) the admitted end's cores see the
+// peer and what they send waits in its queues, as bytes wait in a socket nobody reads yet;
+// if the holder refuses it, the admitted end loses the peer as after a disconnection. This
+// matters for PEX: an end that did not see such a peer would pick it again in ensurePeers,
+// where its Manager drops the dial silently, and a 20-node testnet then took 30 s (PEX's
+// next period) instead of 3 (TestPEXAgreesWithTestnet). Decisions that touch two nodes
+// (admit, refuse, evict, remove) are carried out by the coordinator: at once between
+// windows, else at the end of the window, one lookahead later.
 //
 // Topologies: random (each node has Degree persistent peers), a given graph, or PEX from
 // seeds (TopologyPEX: the Managers get the node's limits, 40 inbound and 10 outbound; seeds

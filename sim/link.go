@@ -134,7 +134,9 @@ func (h *half) pick(now int64) int {
 // conn is one connection between nodes a (the dialer) and b. h[0] carries a→b, h[1] b→a.
 //
 // A connection is pending from the handshake until both ends' Managers admitted it (adm);
-// it is up (carries messages, its ends are each other's peers) from then until it is cut.
+// it is up (carries messages) from then until it is cut. An end is the other's peer from its
+// own admission on, as with a real Switch: while the other end holds the connection (the
+// simultaneous-dial tie-break), what the admitted end sends waits in its queues.
 type conn struct {
 	a, b    int32
 	gen     uint32

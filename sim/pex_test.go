@@ -60,35 +60,43 @@ func fmtSeconds(x *float64) string {
 	return fmt.Sprintf("%.1f", *x)
 }
 
-// Real-side figures of the PEX agreement check: `switchyard testnet --nodes 20` (a seed and
-// 19 nodes on 127.0.0.1) converged in 3.7-7.6 s in 20 of 20 runs on this machine (README,
-// "switchyard testnet").
+// Real-side figures of the PEX agreement check: `switchyard testnet --nodes 20 --json` (a seed
+// and 19 nodes on 127.0.0.1, main at 76c1c1d) on this shared 2-core machine, 30 runs: 26
+// converged in 3.45-10.0 s, 4 in 32.4-34.0 s (one node stalled at 9 outbound peers until
+// PEX's periodic round at 30 s); median 4.5 s.
 const (
-	realTestnetConvergedMin = 3.7
-	realTestnetConvergedMax = 7.6
+	realTestnetConvergedMedian = 4.5
+	realTestnetConvergedMin    = 3.45
+	realTestnetConvergedMax    = 34.0
 )
 
 // TestPEXAgreesWithTestnet runs the 20-node testnet (one seed, 19 nodes that know only it)
-// in the simulator over loopback links and prints the convergence time beside the real one.
+// in the simulator over loopback links and asserts, for each seed, that the convergence time
+// (the testnet's criterion) is within 2x of the real median, printing both side by side.
 //
-// They do not agree within the issue's 2x yet: the simulated network converges as fast as the
-// real one for some seeds (7.6 s) but for most a few nodes stay one or two peers short, with
-// free outbound slots and the missing addresses in their books, until PEX's next periodic
-// ensurePeers at about 30 s (the hungry asks have ended by then, and no input triggers an
-// immediate round). Why the real processes avoid that (their start-up spread, the
-// handshake's CPU time, the Switch's event ordering) is not yet known. The test therefore
-// asserts what holds, convergence within two periods, and prints the rest.
+// Measured: 2.7-4.3 s for seeds 1-30 (median 2.9 s). Until the simulator started an admitted
+// peer at once on the end that admitted it, as a real Switch does, 19 of those 30 seeds took
+// 30.3-31.7 s: while the higher ID held its dialed connection for the simultaneous-dial grace
+// (1 s), the lower ID's PEX did not see the peer its Manager had admitted, picked it again in
+// ensurePeers (the Manager dropped the dial silently), so the round looked complete, no hungry
+// ask followed, and a node that had never heard of one or two others waited for the periodic
+// round. The sim is faster than the real median mostly because its nodes boot without the
+// processes' start-up and handshake costs.
 func TestPEXAgreesWithTestnet(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 3, 4} {
+	for seed := uint64(1); seed <= 8; seed++ {
 		cfg := Config{Seed: seed, Nodes: 19, Seeds: 1, Duration: 60 * time.Second,
 			Topology: Topology{Kind: TopologyPEX}, Link: Link{Latency: loopbackRTT}, Gossip: Gossip{Rate: -1}}
 		r := run(t, cfg)
 		if r.PEXConvergedSeconds == nil {
-			t.Fatalf("seed %d: the simulated testnet did not converge in 60 s", seed)
+			t.Errorf("seed %d: the simulated testnet did not converge in 60 s", seed)
+			continue
 		}
 		got := *r.PEXConvergedSeconds
-		within := got >= realTestnetConvergedMin/2 && got <= realTestnetConvergedMax*2
-		t.Logf("seed %d: sim converged in %.1f s; real testnet %.1f-%.1f s; within 2x: %v",
-			seed, got, realTestnetConvergedMin, realTestnetConvergedMax, within)
+		within := got >= realTestnetConvergedMedian/2 && got <= realTestnetConvergedMedian*2
+		t.Logf("seed %d: sim converged in %.1f s; real testnet median %.1f s (%.2f-%.1f s); within 2x: %v",
+			seed, got, realTestnetConvergedMedian, realTestnetConvergedMin, realTestnetConvergedMax, within)
+		if !within {
+			t.Errorf("seed %d: sim converged in %.1f s, not within 2x of the real testnet's %.1f s", seed, got, realTestnetConvergedMedian)
+		}
 	}
 }

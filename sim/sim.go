@@ -456,6 +456,11 @@ func (s *Sim) flushStop(n *node, op nodeOp) {
 		if !n.opsSched {
 			n.opsSched = true
 			at := max(h.busyUntil, h.lastArrive, now) + 1
+			if !c.up {
+				// The other end holds the connection (the tie-break): what n queued leaves
+				// when it admits, at the latest when its grace ends.
+				at = now + int64(peers.DefaultSimultaneousDialGrace)
+			}
 			s.g.scheduleGlobalGen(at, evNodeOps, gclsNodeOps, uint64(n.idx), n.idx, n.gen)
 		}
 		return
@@ -484,7 +489,12 @@ func (s *Sim) applyAction(n *node, a peers.Action) {
 		c.adm[side] = true
 		if c.adm[0] && c.adm[1] {
 			s.connUp(ci)
+			return
 		}
+		// As a real Switch does, the end that admitted starts the peer at once; what it sends
+		// waits in its queues until the other end admits too (connUp).
+		s.attach(n, s.nodes[c.a+c.b-n.idx], ci, side == 0)
+		n.step(now)
 	case peers.ActRefuse:
 		ci, gen, side := splitRef(a.Ref)
 		c := &s.conns[ci]
@@ -496,44 +506,53 @@ func (s *Sim) applyAction(n *node, a peers.Action) {
 		}
 		s.dropPending(ci, side)
 	case peers.ActEvict, peers.ActRemove:
-		if ci, ok := n.peers[a.Peer]; ok {
+		ci, ok := n.peers[a.Peer]
+		if !ok {
+			return
+		}
+		if s.conns[ci].up {
 			s.closeConn(ci)
 			return
 		}
 		// A connection n admitted that is not up yet (the other end holds it): drop it.
-		for _, ci := range n.pend {
-			c := &s.conns[ci]
-			side := 0
-			if c.b == n.idx {
-				side = 1
-			}
-			if p := s.nodes[c.a+c.b-n.idx]; p.id == a.Peer && c.adm[side] {
-				c.adm[side] = false // the Manager has forgotten it: no AdmitFailed
-				s.dropPending(ci, side)
-				return
-			}
+		side := 0
+		if s.conns[ci].b == n.idx {
+			side = 1
 		}
+		s.dropPending(ci, side)
 	}
 }
 
-// dropPending ends pending connection ci, refused (or abandoned) by its end side: the
-// other end, if it admitted it, learns that it could not start the peer.
+// dropPending ends pending connection ci, refused (or abandoned) by its end side. An end
+// that admitted it has started the peer (attach): it loses it as a real Switch loses a peer
+// whose connection the other end closes (detach: its Manager's StopPeer, its reactors'
+// RemovePeer); for the end side that gave it up, its Manager already forgot it.
 func (s *Sim) dropPending(ci int32, side int) {
 	c := &s.conns[ci]
 	s.unpend(ci)
 	c.pending = false
+	ends := [2]*node{s.nodes[c.a], s.nodes[c.b]}
+	var touched []*node
+	for e, n := range ends {
+		if c.adm[e] && n.up {
+			c.adm[e] = false
+			s.detach(n, ends[e^1], ci)
+			if e != side {
+				touched = append(touched, n)
+			}
+		}
+	}
+	for d := range c.h {
+		h := &c.h[d]
+		for ch := range h.q {
+			h.q[ch].reset()
+		}
+		*h = half{}
+	}
 	c.gen++
 	s.freeConns = append(s.freeConns, ci)
-	o, self := s.nodes[c.b], s.nodes[c.a]
-	if side == 1 {
-		o, self = self, o
-	}
-	if c.adm[side^1] && o.up && o.mgr != nil {
-		o.mgr.m.AdmitFailed(s.t(s.g.now), self.id, side^1 == 0)
-		if side^1 == 0 {
-			s.outboundLost(o, self.id)
-		}
-		o.step(s.g.now)
+	for _, n := range touched {
+		n.step(s.g.now)
 	}
 }
 
@@ -560,7 +579,8 @@ func (s *Sim) unpend(ci int32) {
 	}
 }
 
-// connUp brings pending connection ci up: both ends admitted it.
+// connUp brings pending connection ci up: both ends admitted it. The end that admitted first
+// is attached already (applyAction); the other is attached now.
 func (s *Sim) connUp(ci int32) {
 	now := s.g.now
 	c := &s.conns[ci]
@@ -569,8 +589,19 @@ func (s *Sim) connUp(ci int32) {
 	c.h[0].busyUntil, c.h[1].busyUntil = now, now
 	from, to := s.nodes[c.a], s.nodes[c.b]
 	s.m.connects++
-	s.attach(from, to, ci, true)
-	s.attach(to, from, ci, false)
+	// The end that admitted first is attached already; what it queued meanwhile leaves now.
+	for d, n := range [2]*node{from, to} {
+		if h := &c.h[d]; h.queued() && !h.dirty {
+			h.dirty = true
+			n.dirty = append(n.dirty, halfID(ci, d))
+		}
+	}
+	if x, ok := from.peers[to.id]; !ok || x != ci {
+		s.attach(from, to, ci, true)
+	}
+	if x, ok := to.peers[from.id]; !ok || x != ci {
+		s.attach(to, from, ci, false)
+	}
 	from.step(now)
 	to.step(now)
 }
@@ -786,9 +817,6 @@ func (s *Sim) crash(n *node) {
 	if !n.up {
 		return
 	}
-	for len(n.conns) > 0 {
-		s.closeConn(n.conns[len(n.conns)-1])
-	}
 	for len(n.pend) > 0 {
 		ci := n.pend[0]
 		side := 0
@@ -796,6 +824,9 @@ func (s *Sim) crash(n *node) {
 			side = 1
 		}
 		s.dropPending(ci, side)
+	}
+	for len(n.conns) > 0 {
+		s.closeConn(n.conns[len(n.conns)-1])
 	}
 	if n.pex != nil {
 		var buf bytes.Buffer
