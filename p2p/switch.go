@@ -58,7 +58,7 @@ type Switch struct {
 
 	broadcastDrops atomic.Uint64
 	wakeups        atomic.Uint64 // event-loop iterations, for the no-busy-spin test
-	dialsInFlight  atomic.Int64  // published by the event loop after each step
+	dialsInFlight  atomic.Int64  // published by the event loop (publishInFlight)
 }
 
 // NewSwitch returns a Switch that will use t, cfg and opts. It calls SetSwitch and GetChannels on
@@ -382,9 +382,11 @@ func (sw *Switch) PrivatePeerIDs() []key.ID {
 	return ids
 }
 
-// DialsInFlight returns the number of dials in flight (as Status's DialsInFlight) as of the
-// event loop's last step, without waiting for it: PEX reads it before each decision. Zero
-// before Run. Safe for concurrent use.
+// DialsInFlight returns the number of dials in flight (as Status's DialsInFlight) as the
+// event loop last published it, without waiting for it: PEX reads it before each decision.
+// The loop publishes it before it reports the end of a dial (a dialed peer's AddPeer, a
+// DialFailed or PeerRejected event), so a reactor that learns of that end never sees the
+// dial counted. Zero before Run. Safe for concurrent use.
 func (sw *Switch) DialsInFlight() int { return int(sw.dialsInFlight.Load()) }
 
 // IsBanned reports whether id or ip is banned now (ip may be the zero Addr). Safe for concurrent use.

@@ -170,13 +170,21 @@ func (l *loop) step(now time.Time) {
 		l.sample()
 		l.nextSample = now.Add(iv)
 	}
-	l.sw.dialsInFlight.Store(int64(l.mgr.DialsInFlight()))
+	l.publishInFlight()
 }
+
+// publishInFlight publishes the Manager's dials in flight (Switch.DialsInFlight). It runs
+// before anything reports the end of a dial to reactors or subscribers (AddPeer of a dialed
+// peer, DialFailed, PeerRejected), so that PEX, which reads the count when it handles them,
+// never counts a dial that is over: a stale count hid a free outbound slot from ensurePeers
+// until its next period.
+func (l *loop) publishInFlight() { l.sw.dialsInFlight.Store(int64(l.mgr.DialsInFlight())) }
 
 // apply carries out the Manager's effects, in order.
 func (l *loop) apply(now time.Time) {
 	sw := l.sw
 	rd := l.mgr.Ready()
+	l.publishInFlight()
 	for _, a := range rd.Actions {
 		switch a.Kind {
 		case peers.ActDial:
@@ -358,8 +366,9 @@ func (l *loop) handleDialResult(r dialResult) {
 		if errors.As(r.err, &rej) {
 			l.sw.cfg.Metrics.RejectedConnectionsTotal.With(rej.Reason.String()).Add(1)
 		}
-		l.sw.emit(Event{Type: DialFailed, Peer: r.addr.ID, Addr: r.addr, Outbound: true, Reason: r.err, At: now})
 		l.mgr.DialFailed(now, r.addr, r.err)
+		l.publishInFlight()
+		l.sw.emit(Event{Type: DialFailed, Peer: r.addr.ID, Addr: r.addr, Outbound: true, Reason: r.err, At: now})
 		l.apply(now)
 		return
 	}
