@@ -60,17 +60,21 @@
 //     p2ppb.NetAddress (unsigned; the handshake authenticates the ID when it is dialed), and
 //     accepted candidates come out in Ready.Dial instead of being dialed by the router.
 //   - Floodsub peers inside a gossipsub router are not supported: every peer speaks gossipsub.
-//   - Forwards and control wait Params.Linger (50 ms, drawn in [25, 75) ms) for more output
-//     to the same peer, and a copy the peer meanwhile sent us or announced with IDONTWANT is
-//     not sent. Our transport seals fixed 1044-byte frames, so a lone 1 KiB message costs two
-//     frames and a lone IDONTWANT one; output that waits shares frames, and the copies the
-//     wait suppresses are worth more than IDONTWANT, which go-libp2p-pubsub sends at once
-//     because its frames are as small as its data (docs/PUBSUB.md §8.1).
+//   - Forwarding is split per peer (Params.LazyLinger, docs/PUBSUB.md §8.1): a copy goes at
+//     once to the mesh peers that have not lately delivered messages of the same origin early
+//     (first, or within Linger/2 of our first receipt), and waits 300 ms (drawn in
+//     [150, 450) ms) for the others, which mostly show meanwhile that they hold the message
+//     (a copy or an IDONTWANT) and then get nothing. Control waits Params.Linger (100 ms,
+//     drawn in [50, 150) ms) for more output to the same peer, or leaves with an immediate
+//     copy. Our transport seals fixed 1044-byte frames, so a lone 1 KiB message costs two
+//     frames and a lone IDONTWANT one; IDONTWANT that waits shares frames, and the copies it
+//     suppresses are worth more than the IDONTWANT, which go-libp2p-pubsub sends at once
+//     because its frames are as small as its data.
 //
 // # Output
 //
-// Everything queued for one peer leaves, when its linger ends or with our next publish to it,
-// as one control RPC (subscriptions, GRAFT, PRUNE, IHAVE, IWANT, IDONTWANT) and one RPC per
+// Everything queued for one peer leaves, when its linger ends or with our next publish or
+// immediate forward to it (lazy forwards wait for their own time), as one control RPC (subscriptions, GRAFT, PRUNE, IHAVE, IWANT, IDONTWANT) and one RPC per
 // message kind (our publishes, then forwards), unless MaxRPCBytes or MaxIDontWantLength force
 // more parts; with Params.Linger negative, at the next Ready. Message
 // pointers and message-ID byte slices are shared between RPCs; the shell must not modify them.

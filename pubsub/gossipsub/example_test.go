@@ -46,11 +46,14 @@ func Example() {
 	rd = r.Ready()
 	fmt.Println("mesh:", len(r.MeshPeers("blocks")))
 	fmt.Println("delivered:", string(rd.Deliver[0].Msg.Data), "from peer 1:", rd.Deliver[0].From == from)
-	// Forwards wait up to 1.5 Params.Linger for more output to the same peer, so that it
-	// shares transport frames; a shell calls Tick at each NextDeadline.
-	r.Tick(now.Add(3 * gossipsub.DefaultLinger / 2))
-	rd = r.Ready()
-	fmt.Println("forwarded to the other mesh peers:", len(rd.Send))
+	// A forward leaves at once to the mesh peers that have not lately delivered messages of
+	// the same origin about when we got them, and waits Params.LazyLinger for the others
+	// (docs/PUBSUB.md §8.1); a shell calls Tick at each NextDeadline.
+	fwd := 0
+	for _, ob := range rd.Send {
+		fwd += len(ob.RPC.Publish)
+	}
+	fmt.Println("forwarded to the other mesh peers:", fwd)
 	// Output:
 	// mesh: 3
 	// delivered: block 1 from peer 1: true

@@ -9,6 +9,10 @@ import (
 // backoffSweepTicks is the number of heartbeats between sweeps of expired backoffs.
 const backoffSweepTicks = 15
 
+// aheadTicks is the number of heartbeats between generations of the peers' ahead marks
+// (docs/PUBSUB.md §8.1): a mark lasts 30 to 60 heartbeats.
+const aheadTicks = 30
+
 // heartbeat runs one heartbeat (gossipsub v1.0 "Heartbeat", v1.1 "Heartbeat Maintenance";
 // docs/PUBSUB.md §4.4): seen-cache expiry, backoff sweep, broken IWANT promises, IDONTWANT
 // expiry, mesh maintenance and gossip for every joined topic in Join order, fanout maintenance
@@ -20,8 +24,12 @@ func (r *Router) heartbeat(now time.Time) {
 		r.sweepBackoffs(now)
 	}
 	r.applyBrokenPromises(now)
+	age := r.tick%aheadTicks == 0
 	for _, p := range r.peerList {
 		r.expireDontWant(p)
+		if age {
+			p.ageAhead()
+		}
 	}
 	r.collectGossip()
 	for _, t := range r.joined {

@@ -8,10 +8,21 @@ import (
 	rt "github.com/switchyard-p2p/switchyard/pubsub/internal/routertest"
 )
 
-// lingerSetup is setup with Params.Linger set and the mesh built.
+// lingerSetup is setup with Params.Linger set, the eager/lazy split off (LazyLinger
+// negative: every forward waits Linger) and the mesh built.
 func lingerSetup(t *testing.T, linger time.Duration, n int) (*harness, []key.ID) {
 	t.Helper()
-	h := setup(t, Config{Params: Params{Linger: linger}}, n)
+	return splitSetup(t, Params{Linger: linger, LazyLinger: -1}, n)
+}
+
+// splitSetup is setup with p and the mesh built.
+func splitSetup(t *testing.T, p Params, n int) (*harness, []key.ID) {
+	t.Helper()
+	if p.Linger == 0 {
+		p.Linger = DefaultLinger // the harness's own default is no linger
+	}
+	linger := max(p.Linger, 0)
+	h := setup(t, Config{Params: p}, n)
 	h.advance(2 * linger) // the heartbeat's GRAFTs leave
 	h.drain()
 	return h, h.r.MeshPeers(topicA)
@@ -125,4 +136,104 @@ func rtIndex(t *testing.T, id key.ID) int {
 	}
 	t.Fatalf("%s is not a test peer", id)
 	return 0
+}
+
+// TestSplitEagerThenLazyForPeersAhead: with the defaults, a message from an origin no mesh
+// peer has delivered early goes to every other mesh peer at once, with the IDONTWANTs waiting
+// for those peers. A peer whose copy of that origin's message came within Linger/2 of ours is
+// marked: the origin's next message reaches it lazily, after [LazyLinger/2, 3*LazyLinger/2),
+// and not at all if it shows meanwhile that it holds the message; the others get theirs at
+// once. NextDeadline names the lazy copy's time.
+func TestSplitEagerThenLazyForPeersAhead(t *testing.T) {
+	h, mesh := splitSetup(t, Params{}, 10)
+	const origin = 99
+	m1 := rt.Msg(origin, 1, topicA, DefaultIDontWantMessageThreshold)
+	h.rpc(rtIndex(t, mesh[0]), rt.Pub(m1))
+	h.accept(h.drain())
+	v := h.drain()
+	for _, id := range mesh[1:] {
+		if !v.HasMsg(id, rt.MID(m1)) {
+			t.Fatalf("%s did not get the first message at once", id)
+		}
+	}
+	// mesh[1] and mesh[2] send it back soon: they had it about when we did.
+	h.advance(DefaultLinger / 4)
+	h.rpc(rtIndex(t, mesh[1]), rt.Pub(m1))
+	h.rpc(rtIndex(t, mesh[2]), rt.Pub(m1))
+	h.advance(2 * DefaultLazyLinger)
+	h.drain()
+
+	m2 := rt.Msg(origin, 2, topicA, DefaultIDontWantMessageThreshold)
+	start := h.now()
+	h.rpc(rtIndex(t, mesh[0]), rt.Pub(m2))
+	h.accept(h.drain())
+	v = h.drain()
+	for i, id := range mesh[1:] {
+		if got, want := v.HasMsg(id, rt.MID(m2)), i >= 2; got != want {
+			t.Fatalf("mesh[%d] got the second message at once: %v, want %v", i+1, got, want)
+		}
+	}
+	// mesh[2] shows it holds m2; mesh[1] does not.
+	h.rpc(rtIndex(t, mesh[2]), ctlIDontWant(rt.IDs(rt.MID(m2))...))
+	if d := h.r.NextDeadline().Sub(start); d > 3*DefaultLinger/2 {
+		t.Fatalf("NextDeadline %v after the receipt, want the IDONTWANTs within %v", d, 3*DefaultLinger/2)
+	}
+	h.advance(3 * DefaultLinger / 2)
+	v = h.drain()
+	if v.HasMsg(mesh[1], rt.MID(m2)) || v.HasMsg(mesh[2], rt.MID(m2)) {
+		t.Fatal("a lazy copy left with the IDONTWANTs")
+	}
+	for _, i := range []int{1, 2} {
+		c := v.Control(mesh[i])
+		if len(c.Idontwant) != 1 || len(c.Idontwant[0].MessageIDs) != 1 {
+			t.Fatalf("mesh[%d]: IDONTWANT %v, want one for m2 (it tells the peer we hold m2)", i, c.Idontwant)
+		}
+	}
+	// Step from deadline to deadline (heartbeats come between) until the lazy copy leaves.
+	for !v.HasMsg(mesh[1], rt.MID(m2)) {
+		dl := h.r.NextDeadline()
+		if d := dl.Sub(start); dl.IsZero() || d >= 3*DefaultLazyLinger/2 {
+			t.Fatalf("mesh[1] got no lazy copy within %v", 3*DefaultLazyLinger/2)
+		}
+		h.advance(dl.Sub(h.now()))
+		v = h.drain()
+		if v.HasMsg(mesh[2], rt.MID(m2)) {
+			t.Fatal("mesh[2] got a copy after its IDONTWANT")
+		}
+		if d := h.now().Sub(start); v.HasMsg(mesh[1], rt.MID(m2)) && d < DefaultLazyLinger/2 {
+			t.Fatalf("lazy copy left %v after the receipt, before %v", d, DefaultLazyLinger/2)
+		}
+	}
+	h.advance(3*DefaultLazyLinger/2 - h.now().Sub(start))
+	if v := h.drain(); v.HasMsg(mesh[2], rt.MID(m2)) {
+		t.Fatal("mesh[2] got a copy after its IDONTWANT")
+	}
+}
+
+// TestSplitOffWithoutOrigin: a message without an origin (StrictNoSign) is never held lazily.
+func TestSplitOffWithoutOrigin(t *testing.T) {
+	h, mesh := splitSetup(t, Params{}, 6)
+	for seq := range 2 {
+		m := rt.Msg(99, uint64(seq), topicA, DefaultIDontWantMessageThreshold)
+		m.From, m.Seqno = nil, nil
+		h.rpc(rtIndex(t, mesh[0]), rt.Pub(m))
+		h.accept(h.drain())
+		// A copy back from every other peer right away would mark them for an origin.
+		for _, id := range mesh[1:] {
+			h.rpc(rtIndex(t, id), rt.Pub(m))
+		}
+		h.advance(3 * DefaultLinger / 2)
+		h.drain()
+	}
+	m := rt.Msg(99, 5, topicA, DefaultIDontWantMessageThreshold)
+	m.From, m.Seqno = nil, nil
+	h.rpc(rtIndex(t, mesh[0]), rt.Pub(m))
+	h.accept(h.drain())
+	h.advance(3 * DefaultLinger / 2)
+	v := h.drain()
+	for _, id := range mesh[1:] {
+		if !v.HasMsg(id, rt.MID(m)) {
+			t.Fatalf("%s did not get the message within Linger", id)
+		}
+	}
 }

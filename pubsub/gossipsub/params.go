@@ -54,7 +54,9 @@ const (
 	DefaultMaxRPCBytes    = 1 << 20
 
 	// DefaultLinger is Params.Linger's default.
-	DefaultLinger = 50 * time.Millisecond
+	DefaultLinger = 100 * time.Millisecond
+	// DefaultLazyLinger is Params.LazyLinger's default.
+	DefaultLazyLinger = 300 * time.Millisecond
 
 	// MaxPruneBackoff caps the backoff a peer may ask for in a PRUNE.
 	MaxPruneBackoff = 24 * time.Hour
@@ -167,15 +169,29 @@ type Params struct {
 	// control lists and message batches are cut into parts, and a single larger message goes
 	// alone. The shell's channel capacities must exceed it. Default 1 MiB; at least 4096.
 	MaxRPCBytes int
-	// Linger is how long forwards and control for a peer wait, after the first of them, for more
-	// output to the same peer (the wait is drawn per batch, uniformly in [Linger/2, 3*Linger/2),
-	// from the Router's rng). Then everything queued for the peer leaves together and shares
-	// SecretConnection frames, which are sealed at a fixed 1024 data bytes; a forward whose
-	// message the peer meanwhile sent us (or announced with IDONTWANT) is not sent, and an
-	// IDONTWANT is not sent beside a copy of its message. Our own publishes never wait and take
-	// what waits along. It adds at most 3*Linger/2 per hop (docs/PUBSUB.md §8.1). Default
-	// DefaultLinger (50 ms); negative: no wait, every Ready carries all output.
+	// Linger is how long control and the forwards not covered by LazyLinger (IWANT answers,
+	// messages without an origin; every forward when LazyLinger is negative) wait for a peer,
+	// after the first of them, for more output to the same peer (the wait is drawn per batch,
+	// uniformly in [Linger/2, 3*Linger/2), from the Router's rng). Then everything queued for
+	// the peer leaves together and shares SecretConnection frames, which are sealed at a fixed
+	// 1024 data bytes; a forward whose message the peer meanwhile sent us (or announced with
+	// IDONTWANT) is not sent. Our own publishes and immediate forwards never wait and take
+	// what waits along (not the lazy forwards). Linger/2 is also the window in which a copy
+	// counts as early for LazyLinger. Default DefaultLinger (100 ms); negative: no wait and no
+	// eager/lazy split, every Ready carries all output (docs/PUBSUB.md §8.1).
 	Linger time.Duration
+	// LazyLinger splits forwards by peer (docs/PUBSUB.md §8.1). A peer that lately delivered
+	// a message of the same origin to us first, or within Linger/2 of our first receipt, had
+	// that origin's messages about when we did: our copy to it waits, drawn in
+	// [LazyLinger/2, 3*LazyLinger/2), and is not sent if the peer meanwhile sends us the
+	// message or an IDONTWANT for it. Every other mesh and direct peer gets the copy at once,
+	// so latency follows those edges. The marks are kept per peer in 256 buckets keyed by a
+	// byte of the origin's ID and forgotten after 30 to 60 heartbeats. Messages without an
+	// origin (StrictNoSign) wait Linger instead. With the split, an IDONTWANT is sent even to
+	// a peer that holds the message, since it also tells the peer that we hold it. Default
+	// DefaultLazyLinger (300 ms); negative: off, every forward waits Linger; ignored when
+	// Linger is negative.
+	LazyLinger time.Duration
 }
 
 // DefaultParams returns the default Params with every field set.
@@ -228,6 +244,7 @@ func (p Params) withDefaults() Params {
 	orInt(&p.MaxTopicLength, DefaultMaxTopicLength)
 	orInt(&p.MaxRPCBytes, DefaultMaxRPCBytes)
 	orDur(&p.Linger, DefaultLinger)
+	orDur(&p.LazyLinger, DefaultLazyLinger)
 	return p
 }
 

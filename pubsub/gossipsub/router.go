@@ -94,6 +94,11 @@ type peer struct {
 	iasked     int    // message IDs asked of it this heartbeat
 	idontwants int    // IDONTWANT RPCs accepted this heartbeat
 
+	// ahead marks, by a byte of a message's origin, the origins whose messages this peer
+	// delivered to us first or soon after (docs/PUBSUB.md §8.1): our copies of those go to it
+	// lazily. Two generations; ahead[0] is the current one.
+	ahead [2][4]uint64
+
 	dontWant map[routing.IDKey]uint64 // IDONTWANT IDs → heartbeat received
 	dwSlots  [][]routing.IDKey        // IDONTWANT IDs by heartbeat received mod TTL
 
@@ -140,6 +145,9 @@ func New(self key.ID, cfg Config, rng *rand.Rand) (*Router, error) {
 	}
 	if p.Linger > 0 {
 		r.out.Linger, r.out.Has, r.out.Rand = p.Linger, r.has, rng
+		if p.LazyLinger > 0 {
+			r.out.LazyLinger = p.LazyLinger
+		}
 	}
 	r.defaultID = routing.IsDefaultMsgID(r.msgID)
 	if r.msgID == nil {
@@ -436,6 +444,11 @@ func (r *Router) handleMessage(now time.Time, p *peer, m *pubsubpb.Message) {
 		return
 	}
 	e.From, e.Aux.from, e.Aux.src = p.id, p.st, p.serial
+	if r.out.LazyLinger > 0 {
+		if b, ok := originByte(m); ok {
+			p.markAhead(b)
+		}
+	}
 	if len(m.Data) >= r.p.IDontWantMessageThreshold {
 		for _, q := range t.mesh {
 			if q != p {
@@ -465,6 +478,14 @@ func (r *Router) duplicate(now time.Time, p *peer, e *routing.Entry[aux]) {
 	r.stats.Duplicates++
 	if r.p.Linger > 0 && e.Status != routing.Ignored {
 		r.markHas(p, routing.KeyOfString(string(e.ID)))
+		// A copy that came sooner than any lazy copy could have was sent at once: the peer
+		// had the message about when we did, and needs no immediate copies of its origin's
+		// messages from us.
+		if r.out.LazyLinger > 0 && e.Msg != nil && now.UnixNano()-(e.Expire-int64(r.p.SeenTTL)) <= int64(r.p.Linger/2) {
+			if b, ok := originByte(e.Msg); ok {
+				p.markAhead(b)
+			}
+		}
 	}
 	if r.sc == nil || p.st == nil || e.From == "" || p.serial == e.Aux.src {
 		return
@@ -551,6 +572,8 @@ func (r *Router) forward(e *routing.Entry[aux], t *topic) {
 	m := e.Msg
 	var k routing.IDKey
 	haveKey := false
+	b, lazy := originByte(m)
+	lazy = lazy && r.out.LazyLinger > 0
 	send := func(q *peer) {
 		if q.serial == e.Aux.src || isOrigin(q, m) {
 			return
@@ -563,8 +586,15 @@ func (r *Router) forward(e *routing.Entry[aux], t *topic) {
 				return
 			}
 		}
-		r.out.Publish(&q.q, m, e.IDBytes(), e.Size, router.KindForward)
 		r.stats.Forwarded++
+		if lazy && q.isAhead(b) {
+			r.out.Defer(&q.q, m, e.IDBytes(), e.Size)
+			return
+		}
+		r.out.Publish(&q.q, m, e.IDBytes(), e.Size, router.KindForward)
+		if lazy {
+			r.out.Expedite(&q.q)
+		}
 	}
 	for _, q := range r.directs {
 		if _, ok := q.topics[t.name]; ok {
@@ -940,3 +970,22 @@ func (r *Router) CacheLen() int { return r.cache.CachedLen() }
 
 // Topics returns the number of topics the Router holds state for.
 func (r *Router) Topics() int { return len(r.topics) }
+
+// originByte returns the byte of m's origin that keys peer.ahead; false if m has no origin.
+func originByte(m *pubsubpb.Message) (byte, bool) {
+	if len(m.From) == 0 {
+		return 0, false
+	}
+	return m.From[len(m.From)-1], true
+}
+
+// markAhead records that p delivered a message of the origin keyed b first or soon after.
+func (p *peer) markAhead(b byte) { p.ahead[0][b>>6] |= 1 << (b & 63) }
+
+// isAhead reports whether p delivered a message of the origin keyed b early lately.
+func (p *peer) isAhead(b byte) bool {
+	return (p.ahead[0][b>>6]|p.ahead[1][b>>6])&(1<<(b&63)) != 0
+}
+
+// ageAhead starts a new generation of p's marks: a mark lasts one to two generations.
+func (p *peer) ageAhead() { p.ahead[1], p.ahead[0] = p.ahead[0], [4]uint64{} }

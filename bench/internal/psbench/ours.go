@@ -34,8 +34,12 @@ var OurFlushThrottle time.Duration
 var OurNoFloodPublish bool
 
 // OurLinger is the routers' output linger on Switchyard's nodes (gossipsub's Params.Linger,
-// floodsub's Config.Linger): 0 (their default, 50 ms), negative (no wait), or a wait.
+// floodsub's Config.Linger): 0 (their defaults, 100 ms and 50 ms), negative (no wait), or a wait.
 var OurLinger time.Duration
+
+// OurLazyLinger is gossipsub's Params.LazyLinger on Switchyard's nodes: 0 (its default),
+// negative (no eager/lazy split: every forward waits OurLinger), or a wait.
+var OurLazyLinger time.Duration
 
 // ourNode is one Switchyard node: transport, Switch and pub/sub Server, as node/ assembles
 // them (without PEX and the RPC).
@@ -90,6 +94,7 @@ func BuildOurs(ctx context.Context, sc Scenario, r Router, deliver DeliverFunc) 
 			pcfg.Router = pubsub.RouterGossipsub
 			pcfg.Gossipsub.Params.DisableFloodPublish = OurNoFloodPublish
 			pcfg.Gossipsub.Params.Linger = OurLinger
+			pcfg.Gossipsub.Params.LazyLinger = OurLazyLinger
 		case FloodSub:
 			pcfg.Router = pubsub.RouterFloodsub
 			pcfg.Floodsub.Linger = OurLinger

@@ -25,9 +25,16 @@ type Queue struct {
 
 	pub, fwd batch
 
-	// due is when the queue must leave at the latest (Outbox.Linger after its first item, at
-	// once for our own publishes); zero while nothing is queued.
-	due time.Time
+	// lazy holds the forwards queued with Defer: they wait for lazyDue, while everything else
+	// follows due.
+	lazy batch
+
+	// due is when the control and the publishes and forwards must leave at the latest
+	// (Outbox.Linger after the first of them, at once for our own publishes); zero while none
+	// is queued. lazyDue is the same for the lazy batch (Outbox.LazyLinger). waiting and
+	// lazyWaiting report whether each is set.
+	due, lazyDue         time.Time
+	waiting, lazyWaiting bool
 }
 
 // ctlBlock is a control RPC allocated together with its control message and room for one
@@ -68,9 +75,13 @@ type Outbox struct {
 	MaxIDontWantPerRPC int
 	// Linger is how long a peer's output may wait, after its first item, for more output to
 	// the same peer, so that it leaves together (and shares transport frames); our own
-	// publishes never wait and take what waits along. Zero: everything leaves at the next
-	// Flush.
+	// publishes never wait and take what waits along (except the lazy batch). Zero:
+	// everything but the lazy batch leaves at the next Flush.
 	Linger time.Duration
+	// LazyLinger is how long forwards queued with Defer wait, after the first of them, for
+	// the peer to show that it holds them (Has); they leave with the rest of the peer's
+	// output only when their own wait ends. Zero: they leave at the next Flush.
+	LazyLinger time.Duration
 	// Has, if set, reports at flush time whether q's peer is known to hold the message with
 	// the ID id (it sent it to us, or an IDONTWANT for it): a copy of it and an IDONTWANT for
 	// it are then not sent to that peer.
@@ -112,14 +123,23 @@ func (o *Outbox) mark(q *Queue) {
 		q.queued = true
 		o.queued = append(o.queued, q)
 	}
-	if q.due.IsZero() {
-		d := o.Linger
-		if o.Rand != nil && d > 1 {
-			d = d/2 + time.Duration(o.Rand.Int64N(int64(d)))
-		}
-		q.due = o.now.Add(d)
+	if !q.waiting {
+		q.waiting = true
+		q.due = o.now.Add(o.wait(o.Linger))
 	}
 }
+
+// wait returns a wait of about d, spread over [d/2, 3d/2) when Rand is set.
+func (o *Outbox) wait(d time.Duration) time.Duration {
+	if o.Rand != nil && d > 1 {
+		d = d/2 + time.Duration(o.Rand.Int64N(int64(d)))
+	}
+	return d
+}
+
+// Expedite makes q's control, publishes and forwards leave at the next Flush; its lazy batch
+// keeps waiting.
+func (o *Outbox) Expedite(q *Queue) { o.urgent(q) }
 
 // urgent makes q leave at the next Flush.
 func (o *Outbox) urgent(q *Queue) {
@@ -248,8 +268,13 @@ func (o *Outbox) Publish(q *Queue, msg *pubsubpb.Message, id []byte, size int, k
 	} else {
 		o.mark(q)
 	}
+	b.add(msg, id, size, o.MaxRPCBytes)
+}
+
+// add appends msg to b, opening a new part when it would exceed max bytes.
+func (b *batch) add(msg *pubsubpb.Message, id []byte, size, max int) {
 	need := fieldLen(size)
-	if b.cur != nil && b.size+need > o.MaxRPCBytes {
+	if b.cur != nil && b.size+need > max {
 		b.parts = append(b.parts, b.cur)
 		b.cur, b.size = nil, 0
 	}
@@ -261,6 +286,21 @@ func (o *Outbox) Publish(q *Queue, msg *pubsubpb.Message, id []byte, size int, k
 	b.cur.rpc.Publish = append(b.cur.rpc.Publish, msg)
 	b.cur.ids = append(b.cur.ids, id)
 	b.size += need
+}
+
+// Defer queues msg (shared, not copied), whose encoded size is size and ID id (shared), as a
+// lazy forward: it waits LazyLinger, and leaves then unless Has reports that the peer holds
+// it. Publishes, Expedite and the end of the peer's Linger do not take it along.
+func (o *Outbox) Defer(q *Queue, msg *pubsubpb.Message, id []byte, size int) {
+	if !q.queued {
+		q.queued = true
+		o.queued = append(o.queued, q)
+	}
+	if !q.lazyWaiting {
+		q.lazyWaiting = true
+		q.lazyDue = o.now.Add(o.wait(o.LazyLinger))
+	}
+	q.lazy.add(msg, id, size, o.MaxRPCBytes)
 }
 
 // Drop discards everything queued for q and stops queuing for it: its peer is gone.
@@ -275,7 +315,9 @@ func (q *Queue) reset() {
 	q.ctlSize, q.ctlIDW = 0, 0
 	q.pub.reset()
 	q.fwd.reset()
-	q.due = time.Time{}
+	q.lazy.reset()
+	q.due, q.lazyDue = time.Time{}, time.Time{}
+	q.waiting, q.lazyWaiting = false, false
 }
 
 func (b *batch) reset() {
@@ -287,20 +329,32 @@ func (b *batch) reset() {
 // Pending reports whether anything is due at the time of SetNow.
 func (o *Outbox) Pending() bool {
 	for _, q := range o.queued {
-		if q.dropped || !o.now.Before(q.due) {
+		if q.dropped || o.mainDue(q) || o.lazyDue(q) {
 			return true
 		}
 	}
 	return false
 }
 
+// mainDue reports whether q's control, publishes and forwards are due.
+func (o *Outbox) mainDue(q *Queue) bool { return q.waiting && !o.now.Before(q.due) }
+
+// lazyDue reports whether q's lazy batch is due.
+func (o *Outbox) lazyDue(q *Queue) bool { return q.lazyWaiting && !o.now.Before(q.lazyDue) }
+
 // NextDue returns when the earliest queue that is waiting must leave, if that is after the
 // time of SetNow (queues already due leave at the next Flush); zero if none waits.
 func (o *Outbox) NextDue() time.Time {
 	var next time.Time
 	for _, q := range o.queued {
-		if !q.dropped && o.now.Before(q.due) && (next.IsZero() || q.due.Before(next)) {
+		if q.dropped {
+			continue
+		}
+		if q.waiting && o.now.Before(q.due) && (next.IsZero() || q.due.Before(next)) {
 			next = q.due
+		}
+		if q.lazyWaiting && o.now.Before(q.lazyDue) && (next.IsZero() || q.lazyDue.Before(next)) {
+			next = q.lazyDue
 		}
 	}
 	return next
@@ -317,12 +371,14 @@ func (o *Outbox) Flush(out []router.Outbound) []router.Outbound {
 			q.queued = false
 			continue
 		}
-		if o.now.Before(q.due) {
+		lazy := o.lazyDue(q)
+		if !lazy && !o.mainDue(q) {
 			keep = append(keep, q)
 			continue
 		}
-		q.queued = false
-		o.filter(q)
+		// Lazy forwards that are due take the rest of the peer's output along; the rest
+		// leaves without them while they wait.
+		o.filter(q, lazy)
 		for _, b := range q.ctl {
 			if empty(&b.rpc) {
 				continue
@@ -331,7 +387,21 @@ func (o *Outbox) Flush(out []router.Outbound) []router.Outbound {
 		}
 		out = q.pub.flush(out, q.To, router.KindPublish)
 		out = q.fwd.flush(out, q.To, router.KindForward)
+		if lazy {
+			out = q.lazy.flush(out, q.To, router.KindForward)
+			q.queued = false
+			q.reset()
+			continue
+		}
+		lz, lzDue, lzWaiting := q.lazy, q.lazyDue, q.lazyWaiting
+		q.lazy = batch{}
 		q.reset()
+		q.lazy, q.lazyDue, q.lazyWaiting = lz, lzDue, lzWaiting
+		if q.lazyWaiting {
+			keep = append(keep, q)
+		} else {
+			q.queued = false
+		}
 	}
 	clear(o.queued[len(keep):])
 	o.queued = keep
@@ -358,12 +428,19 @@ func empty(rpc *pubsubpb.RPC) bool {
 	return true
 }
 
-// filter drops from q the copies its peer holds and the IDONTWANT IDs it does not need.
-func (o *Outbox) filter(q *Queue) {
+// filter drops from q the copies its peer holds (the lazy batch's too, with lazy) and the
+// IDONTWANT IDs it does not need. With a lazy batch in use (LazyLinger), an IDONTWANT is kept
+// even for a message the peer holds: it tells the peer that we hold it too, so that the
+// peer's own lazy copy for us stays home (docs/PUBSUB.md §8.1).
+func (o *Outbox) filter(q *Queue, lazy bool) {
 	if o.Has != nil {
 		o.SuppressedCopies += q.pub.filter(func(id []byte) bool { return o.Has(q, id) })
 		o.SuppressedCopies += q.fwd.filter(func(id []byte) bool { return o.Has(q, id) })
+		if lazy {
+			o.SuppressedCopies += q.lazy.filter(func(id []byte) bool { return o.Has(q, id) })
+		}
 	}
+	hasIDW := o.Has != nil && o.LazyLinger <= 0
 	for _, b := range q.ctl {
 		if b.rpc.Control == nil {
 			continue
@@ -371,7 +448,7 @@ func (o *Outbox) filter(q *Queue) {
 		for _, x := range b.rpc.Control.Idontwant {
 			ids := x.MessageIDs[:0]
 			for _, id := range x.MessageIDs {
-				if (o.Has != nil && o.Has(q, id)) || q.pub.holds(id) || q.fwd.holds(id) {
+				if (hasIDW && o.Has(q, id)) || q.pub.holds(id) || q.fwd.holds(id) || (lazy && q.lazy.holds(id)) {
 					o.SuppressedIDontWant++
 					continue
 				}
