@@ -824,7 +824,8 @@ func (r *Router) Leave(now time.Time, name string) {
 }
 
 // Ready returns and clears the accumulated effects. Send holds the output whose linger has
-// ended (Params.Linger); output still waiting stays queued, and NextDeadline names when it is due.
+// ended (Params.Linger, Params.LazyLinger); output still waiting stays queued, and NextDeadline
+// names when it is due.
 func (r *Router) Ready() router.Ready {
 	rd := r.rd
 	r.rd = router.Ready{}

@@ -113,8 +113,8 @@ const (
 // caller once returned.
 type Ready struct {
 	// Send is the RPCs to send, in order. A Router may hold output to a peer back for a short
-	// time so that it leaves together (gossipsub's Params.Linger); NextDeadline then covers
-	// the moment it is due.
+	// time so that it leaves together (gossipsub's Params.Linger and LazyLinger);
+	// NextDeadline then covers the moment it is due.
 	Send []Outbound
 	// Validate is the messages seen for the first time, which the shell must validate (signature,
 	// size and the topic's validators) and answer with exactly one ValidationDone each.
