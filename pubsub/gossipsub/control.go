@@ -35,7 +35,7 @@ func (r *Router) penalty(st *peerStats, n float64) {
 // handleIDontWant records the message IDs p does not want for IDontWantMessageTTL
 // heartbeats (gossipsub v1.2): at most MaxIDontWantMessages RPCs with IDONTWANT per peer and
 // heartbeat, and MaxIDontWantLength IDs per RPC (docs/RELIABILITY.md P-06).
-func (r *Router) handleIDontWant(p *peer, idws []*pubsubpb.ControlIDontWant) {
+func (r *Router) handleIDontWant(now time.Time, p *peer, idws []*pubsubpb.ControlIDontWant) {
 	if len(idws) == 0 {
 		return
 	}
@@ -58,7 +58,24 @@ func (r *Router) handleIDontWant(p *peer, idws []*pubsubpb.ControlIDontWant) {
 			n++
 			r.stats.IDontWantRecv++
 			r.markHas(p, routing.KeyOf(id))
+			if p.ahead != ([2][aheadWords]uint64{}) {
+				r.lateIDontWant(now, p, id)
+			}
 		}
+	}
+}
+
+// lateIDontWant clears p's ahead mark for the origin of the message with the ID id if p's
+// IDONTWANT for it came later than one sent on a prompt receipt can (3*Linger/2 after our
+// first receipt): p got the message late, so our copies of that origin's messages go to it at
+// once again (docs/PUBSUB.md §8.1).
+func (r *Router) lateIDontWant(now time.Time, p *peer, id []byte) {
+	e := r.cache.LookupBytes(id)
+	if e == nil || e.Msg == nil || now.UnixNano()-(e.Expire-int64(r.p.SeenTTL)) <= int64(3*r.p.Linger/2) {
+		return
+	}
+	if b, ok := originByte(e.Msg); ok {
+		p.clearAhead(b)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	rt "github.com/switchyard-p2p/switchyard/pubsub/internal/routertest"
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
 
 // lingerSetup is setup with Params.Linger set, the eager/lazy split off (LazyLinger
@@ -235,5 +236,47 @@ func TestSplitOffWithoutOrigin(t *testing.T) {
 		if !v.HasMsg(id, rt.MID(m)) {
 			t.Fatalf("%s did not get the message within Linger", id)
 		}
+	}
+}
+
+// TestSplitLateIDontWantClearsMark: a marked peer whose IDONTWANT for a message of the
+// origin comes later than 3*Linger/2 after our first receipt got the message late; the
+// origin's next message goes to it at once again. An IDONTWANT in time keeps the mark.
+func TestSplitLateIDontWantClearsMark(t *testing.T) {
+	h, mesh := splitSetup(t, Params{}, 10)
+	const origin = 99
+	send := func(seq uint64) *pubsubpb.Message {
+		m := rt.Msg(origin, seq, topicA, DefaultIDontWantMessageThreshold)
+		h.rpc(rtIndex(t, mesh[0]), rt.Pub(m))
+		h.accept(h.drain())
+		return m
+	}
+	m1 := send(1)
+	h.advance(DefaultLinger / 4)
+	h.rpc(rtIndex(t, mesh[1]), rt.Pub(m1)) // early: mesh[1] is marked
+	h.advance(2 * DefaultLazyLinger)
+	h.drain()
+
+	m2 := send(2)
+	if v := h.drain(); v.HasMsg(mesh[1], rt.MID(m2)) {
+		t.Fatal("marked mesh[1] got m2 at once")
+	}
+	h.advance(DefaultLinger) // in time: the mark stays
+	h.rpc(rtIndex(t, mesh[1]), ctlIDontWant(rt.IDs(rt.MID(m2))...))
+	h.advance(2 * DefaultLazyLinger)
+	h.drain()
+
+	m3 := send(3)
+	if v := h.drain(); v.HasMsg(mesh[1], rt.MID(m3)) {
+		t.Fatal("mesh[1] got m3 at once after a timely IDONTWANT")
+	}
+	h.advance(2 * DefaultLinger) // late: mesh[1] got m3 long after us
+	h.rpc(rtIndex(t, mesh[1]), ctlIDontWant(rt.IDs(rt.MID(m3))...))
+	h.advance(2 * DefaultLazyLinger)
+	h.drain()
+
+	m4 := send(4)
+	if v := h.drain(); !v.HasMsg(mesh[1], rt.MID(m4)) {
+		t.Fatal("mesh[1] did not get m4 at once after its late IDONTWANT")
 	}
 }

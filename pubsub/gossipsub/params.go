@@ -185,8 +185,10 @@ type Params struct {
 	// that origin's messages about when we did: our copy to it waits, drawn in
 	// [LazyLinger/2, 3*LazyLinger/2), and is not sent if the peer meanwhile sends us the
 	// message or an IDONTWANT for it. Every other mesh and direct peer gets the copy at once,
-	// so latency follows those edges. The marks are kept per peer in 256 buckets keyed by a
-	// byte of the origin's ID and forgotten after 30 to 60 heartbeats. Messages without an
+	// so latency follows those edges. The marks are kept per peer in two bit positions per
+	// origin in 1024 bits (256 bytes per peer with two generations), forgotten after 30 to 60
+	// heartbeats, and cleared early when the peer's IDONTWANT for one of the origin's messages
+	// comes more than 3*Linger/2 after our first receipt (it got it late). Messages without an
 	// origin (StrictNoSign) wait Linger instead. With the split, an IDONTWANT is sent even to
 	// a peer that holds the message, since it also tells the peer that we hold it. Default
 	// DefaultLazyLinger (300 ms); negative: off, every forward waits Linger; ignored when

@@ -97,7 +97,7 @@ type peer struct {
 	// ahead marks, by a byte of a message's origin, the origins whose messages this peer
 	// delivered to us first or soon after (docs/PUBSUB.md §8.1): our copies of those go to it
 	// lazily. Two generations; ahead[0] is the current one.
-	ahead [2][4]uint64
+	ahead [2][aheadWords]uint64
 
 	dontWant map[routing.IDKey]uint64 // IDONTWANT IDs → heartbeat received
 	dwSlots  [][]routing.IDKey        // IDONTWANT IDs by heartbeat received mod TTL
@@ -404,7 +404,7 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 		}
 	}
 	if c := rpc.Control; c != nil {
-		r.handleIDontWant(p, c.Idontwant)
+		r.handleIDontWant(now, p, c.Idontwant)
 		r.handleIHave(now, p, c.Ihave)
 		r.handleIWant(p, c.Iwant)
 		r.handleGraft(now, p, c.Graft)
@@ -972,21 +972,53 @@ func (r *Router) CacheLen() int { return r.cache.CachedLen() }
 // Topics returns the number of topics the Router holds state for.
 func (r *Router) Topics() int { return len(r.topics) }
 
-// originByte returns the byte of m's origin that keys peer.ahead; false if m has no origin.
-func originByte(m *pubsubpb.Message) (byte, bool) {
-	if len(m.From) == 0 {
-		return 0, false
+// aheadWords is the size of a generation of peer.ahead in 64-bit words: 1024 bits.
+const aheadWords = 16
+
+// originKey locates an origin in peer.ahead: two bit positions, each from two bytes of the
+// origin's ID (node IDs are hashes, so their bytes are uniform). An origin counts as marked
+// when both of its bits are set, so that with tens of origins marked at a peer another
+// origin is seldom taken for one of them (under 1 % with 50 marked).
+type originKey [2]uint16
+
+// originByte returns m's key in peer.ahead; false if m has no origin.
+func originByte(m *pubsubpb.Message) (originKey, bool) {
+	n := len(m.From)
+	if n < 4 {
+		return originKey{}, false
 	}
-	return m.From[len(m.From)-1], true
+	const bits = aheadWords * 64
+	return originKey{
+		(uint16(m.From[n-2])<<8 | uint16(m.From[n-1])) % bits,
+		(uint16(m.From[n-4])<<8 | uint16(m.From[n-3])) % bits,
+	}, true
 }
 
 // markAhead records that p delivered a message of the origin keyed b first or soon after.
-func (p *peer) markAhead(b byte) { p.ahead[0][b>>6] |= 1 << (b & 63) }
+func (p *peer) markAhead(b originKey) {
+	for _, i := range b {
+		p.ahead[0][i>>6] |= 1 << (i & 63)
+	}
+}
+
+// clearAhead forgets p's mark for the origin keyed b (and for any origin sharing one of its
+// bits: those get immediate copies until marked again).
+func (p *peer) clearAhead(b originKey) {
+	for _, i := range b {
+		p.ahead[0][i>>6] &^= 1 << (i & 63)
+		p.ahead[1][i>>6] &^= 1 << (i & 63)
+	}
+}
 
 // isAhead reports whether p delivered a message of the origin keyed b early lately.
-func (p *peer) isAhead(b byte) bool {
-	return (p.ahead[0][b>>6]|p.ahead[1][b>>6])&(1<<(b&63)) != 0
+func (p *peer) isAhead(b originKey) bool {
+	for _, i := range b {
+		if (p.ahead[0][i>>6]|p.ahead[1][i>>6])&(1<<(i&63)) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // ageAhead starts a new generation of p's marks: a mark lasts one to two generations.
-func (p *peer) ageAhead() { p.ahead[1], p.ahead[0] = p.ahead[0], [4]uint64{} }
+func (p *peer) ageAhead() { p.ahead[1], p.ahead[0] = p.ahead[0], [aheadWords]uint64{} }
