@@ -41,11 +41,20 @@ var noDamageUnscored = map[string]bool{"eclipse": true}
 // parameters, with the reason found. Their scored runs are asserted to fail, so that the
 // entry is removed (and the gate enforced) as soon as the defaults are fixed.
 //
-// None today. covert-flash was one until the P3 memory's lower bound went from 1 min to 20 s
+// covert-flash was one until the P3 memory's lower bound went from 1 min to 20 s
 // (docs/PUBSUB.md §6.3): with a 30 s activation and a 1 min memory, silent sybils held up to
 // three quarters of the mesh slots for about 45 s after the flash (p99 935 ms against a 173 ms
 // baseline at 100/400, seed 1); with 20 s, 480 ms (seeds 2-4: 357-464 ms against 168-171 ms).
-var knownGateFailures = map[string]string{}
+// It is one again since gossipsub's eager/lazy split of forwards (Params.LazyLinger,
+// docs/PUBSUB.md §8.1), by the baseline's side: the split brings the baseline p99 from 173 ms
+// to 78 ms at 100/400, seed 1, while the flash's p99 stays about where it was (375 ms against
+// 398 ms before the split). During the flash three quarters of the honest meshes are silent
+// sybils, and a node whose remaining honest neighbours hold it for ahead of them (marks from
+// before the flash) waits for their lazy copies, 150-450 ms, until its late IDONTWANTs clear
+// the marks, one origin at a time.
+var knownGateFailures = map[string]string{
+	"covert-flash": "the split's baseline p99 (78 ms) against lazy copies to honest nodes whose neighbours' marks predate the flash (375 ms)",
+}
 
 // TestAttackGates is the gate at CI size (100 honest nodes, 400 sybils): with the default
 // score parameters every attack leaves honest delivery ≥ 99% and p99 within 3× of the
