@@ -151,7 +151,8 @@ type Gossip struct {
 	// Router is the honest nodes' router; empty means gossipsub.
 	Router RouterKind
 	// Params are gossipsub's protocol parameters (zero fields: defaults). Params.Linger is
-	// also floodsub's Config.Linger (negative: no lingering, as the routers before it).
+	// also floodsub's Config.Linger (zero: floodsub's default, no lingering; negative: no
+	// lingering in either router).
 	Params gossipsub.Params
 	// DisableScoring turns gossipsub's peer scoring off on honest nodes.
 	DisableScoring bool `toml:"disable_scoring"`

@@ -32,10 +32,11 @@
 //   - Publish: our own message goes to every subscribed peer and, if we joined the topic,
 //     to Ready.Deliver with an empty From. It is marked seen, so a copy that comes back is a
 //     duplicate.
-//   - Output: forwards and subscriptions for a peer wait Config.Linger (50 ms, drawn in
-//     [25, 75) ms) for more output to the same peer, then leave as one control RPC
-//     (subscriptions) and one RPC of messages per kind, unless MaxRPCBytes forces parts; our
-//     own publish leaves at once and takes what waits along. A forward of a message the peer
+//   - Output: what a step produces for a peer leaves in Ready as one control RPC
+//     (subscriptions) and one RPC of messages per kind, unless MaxRPCBytes forces parts.
+//     With Config.Linger set (off by default; PackingLinger is 50 ms, drawn in [25, 75) ms),
+//     forwards and subscriptions for a peer wait for more output to the same peer; our own
+//     publish leaves at once and takes what waits along, and a forward of a message the peer
 //     sent us while it waited is not sent. Our transport seals fixed 1044-byte frames, so
 //     output that leaves together shares them (docs/PUBSUB.md §8.1). Message pointers are
 //     shared between the RPCs of different peers.

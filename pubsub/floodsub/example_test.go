@@ -23,9 +23,7 @@ func Example() {
 		r.AddPeer(now, id, router.PeerInfo{})
 		r.HandleRPC(now, id, &pubsubpb.RPC{Subscriptions: []*pubsubpb.SubOpts{{Subscribe: true, Topicid: "chat"}}})
 	}
-	now = now.Add(floodsub.DefaultLinger * 3 / 2)
-	r.Tick(now)
-	r.Ready() // our subscription, sent to both peers after Config.Linger
+	r.Ready() // our subscription, sent to both peers
 
 	msg := &pubsubpb.Message{Topic: "chat", Data: []byte("hello")}
 	sent := r.Publish(now, router.DefaultMsgID(msg), msg)

@@ -39,7 +39,7 @@ func run() error {
 	settle := flag.Duration("settle", def.Settle, "wait between topic readiness and the first publish")
 	jsonOut := flag.String("json", "", "also write every run and the summaries as JSON to this file")
 	flag.DurationVar(&psbench.OurFlushThrottle, "our-flush-throttle", 0, "Switchyard's MConnection flush throttle (0: the node's default, flush when the queues drain)")
-	flag.DurationVar(&psbench.OurLinger, "our-linger", 0, "Switchyard's router output linger, gossipsub Params.Linger and floodsub Config.Linger (0: their defaults, 100 ms and 50 ms; negative: output to a peer never waits)")
+	flag.DurationVar(&psbench.OurLinger, "our-linger", 0, "Switchyard's router output linger, gossipsub Params.Linger and floodsub Config.Linger (0: their defaults, 100 ms for gossipsub, none for floodsub; negative: output to a peer never waits)")
 	flag.DurationVar(&psbench.OurLazyLinger, "our-lazy-linger", 0, "Switchyard's gossipsub Params.LazyLinger, the wait of forwards to peers that deliver the origin's messages early (0: its default; negative: no eager/lazy split)")
 	ourFlood := flag.Bool("our-flood-publish", true, "Switchyard's gossipsub flood-publishes its own messages (its default; go-libp2p-pubsub's default is off)")
 	verbose := flag.Bool("v", false, "print each run's traffic breakdown: message copies sent per delivery, control IDs sent, dropped RPCs (and for Switchyard payload bytes and messages per channel)")

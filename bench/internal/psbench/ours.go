@@ -34,7 +34,8 @@ var OurFlushThrottle time.Duration
 var OurNoFloodPublish bool
 
 // OurLinger is the routers' output linger on Switchyard's nodes (gossipsub's Params.Linger,
-// floodsub's Config.Linger): 0 (their defaults, 100 ms and 50 ms), negative (no wait), or a wait.
+// floodsub's Config.Linger): 0 (their defaults: 100 ms for gossipsub, none for floodsub), negative
+// (no wait), or a wait.
 var OurLinger time.Duration
 
 // OurLazyLinger is gossipsub's Params.LazyLinger on Switchyard's nodes: 0 (its default),
