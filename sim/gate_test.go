@@ -51,7 +51,7 @@ var noDamageUnscored = map[string]bool{"eclipse": true}
 // 398 ms before the split). During the flash three quarters of the honest meshes are silent
 // sybils, and a node whose remaining honest neighbours hold it for ahead of them (marks from
 // before the flash) waits for their lazy copies, 150-450 ms, until its late IDONTWANTs clear
-// the marks, one origin at a time. A fix measured on branch i9-lazyclear: a lazy copy that
+// the marks, one origin at a time. A fix measured but not adopted: a lazy copy that
 // leaves unsuppressed twice for the same peer and origin clears that mark (the peer needed
 // it) — the flash's p99 148 ms (passes), but 12% more bytes per delivery on the bench graph
 // (4,927 against 4,411), which the pub/sub bench's 0.8x bytes target cannot spare yet.
