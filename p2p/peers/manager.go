@@ -490,8 +490,10 @@ func (m *Manager) NextDeadline() time.Time {
 		earliest(s.at)
 	}
 	earliest(m.q.NextDeadline())
-	for _, h := range m.heldOut {
-		earliest(h.until)
+	if len(m.heldOut) > 0 { // ranging over an empty map still sets up an iterator
+		for _, h := range m.heldOut {
+			earliest(h.until)
+		}
 	}
 	earliest(m.banNext)
 	return next
