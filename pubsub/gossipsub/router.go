@@ -30,6 +30,7 @@ type Router struct {
 	selfRaw   []byte
 
 	peers    map[key.ID]*peer
+	last     *peer   // the peer of the last HandleRPC: RPCs come in runs from one peer
 	peerList []*peer // connection order (removal swaps the last in)
 	direct   map[key.ID]bool
 	directs  []*peer // connected direct peers
@@ -293,6 +294,9 @@ func (r *Router) RemovePeer(now time.Time, id key.ID) {
 	}
 	r.out.Drop(&p.q)
 	delete(r.peers, id)
+	if r.last == p {
+		r.last = nil
+	}
 	r.peerList = removePeer(r.peerList, p)
 	if p.direct {
 		r.directs = removePeer(r.directs, p)
@@ -379,8 +383,14 @@ func (r *Router) maybeFree(t *topic) {
 // must not modify them afterwards. An RPC from a peer that was not added is ignored.
 func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 	r.start(now)
-	p, ok := r.peers[from]
-	if !ok || rpc == nil {
+	p := r.last
+	if p == nil || p.id != from {
+		if p = r.peers[from]; p == nil {
+			return
+		}
+		r.last = p
+	}
+	if rpc == nil {
 		return
 	}
 	if !p.direct && r.below(p, r.thr.GraylistThreshold) {
