@@ -99,6 +99,13 @@ type Outbox struct {
 	now    time.Time
 	queued []*Queue
 
+	// When dueOK, minDue is the earliest of the due and lazy due times of the queued queues
+	// that are not dropped (valid when haveMin) and dropped reports whether a dropped queue is
+	// queued, so that Pending and NextDue need not scan the queues on every call.
+	minDue           time.Time
+	haveMin, dropped bool
+	dueOK            bool
+
 	// Slabs for IHAVE entries, which the heartbeat emits by the hundred.
 	ihSlab  []pubsubpb.ControlIHave
 	ptrSlab []*pubsubpb.ControlIHave
@@ -126,7 +133,33 @@ func (o *Outbox) mark(q *Queue) {
 	if !q.waiting {
 		q.waiting = true
 		q.due = o.now.Add(o.wait(o.Linger))
+		o.noteDue(q, q.due)
 	}
+}
+
+// noteDue takes a new due time t of q into minDue.
+func (o *Outbox) noteDue(q *Queue, t time.Time) {
+	if o.dueOK && !q.dropped && (!o.haveMin || t.Before(o.minDue)) {
+		o.minDue, o.haveMin = t, true
+	}
+}
+
+// scanDue recomputes minDue and dropped from the queued queues.
+func (o *Outbox) scanDue() {
+	o.minDue, o.haveMin, o.dropped = time.Time{}, false, false
+	for _, q := range o.queued {
+		if q.dropped {
+			o.dropped = true
+			continue
+		}
+		if q.waiting && (!o.haveMin || q.due.Before(o.minDue)) {
+			o.minDue, o.haveMin = q.due, true
+		}
+		if q.lazyWaiting && (!o.haveMin || q.lazyDue.Before(o.minDue)) {
+			o.minDue, o.haveMin = q.lazyDue, true
+		}
+	}
+	o.dueOK = true
 }
 
 // wait returns a wait of about d, spread over [d/2, 3d/2) when Rand is set.
@@ -146,6 +179,7 @@ func (o *Outbox) urgent(q *Queue) {
 	o.mark(q)
 	if o.now.Before(q.due) {
 		q.due = o.now
+		o.noteDue(q, q.due)
 	}
 }
 
@@ -299,6 +333,7 @@ func (o *Outbox) Defer(q *Queue, msg *pubsubpb.Message, id []byte, size int) {
 	if !q.lazyWaiting {
 		q.lazyWaiting = true
 		q.lazyDue = o.now.Add(o.wait(o.LazyLinger))
+		o.noteDue(q, q.lazyDue)
 	}
 	q.lazy.add(msg, id, size, o.MaxRPCBytes)
 }
@@ -307,6 +342,7 @@ func (o *Outbox) Defer(q *Queue, msg *pubsubpb.Message, id []byte, size int) {
 func (o *Outbox) Drop(q *Queue) {
 	q.dropped = true
 	q.reset()
+	o.dueOK = false
 }
 
 func (q *Queue) reset() {
@@ -328,12 +364,10 @@ func (b *batch) reset() {
 
 // Pending reports whether anything is due at the time of SetNow.
 func (o *Outbox) Pending() bool {
-	for _, q := range o.queued {
-		if q.dropped || o.mainDue(q) || o.lazyDue(q) {
-			return true
-		}
+	if !o.dueOK {
+		o.scanDue()
 	}
-	return false
+	return o.dropped || (o.haveMin && !o.now.Before(o.minDue))
 }
 
 // mainDue reports whether q's control, publishes and forwards are due.
@@ -345,6 +379,12 @@ func (o *Outbox) lazyDue(q *Queue) bool { return q.lazyWaiting && !o.now.Before(
 // NextDue returns when the earliest queue that is waiting must leave, if that is after the
 // time of SetNow (queues already due leave at the next Flush); zero if none waits.
 func (o *Outbox) NextDue() time.Time {
+	if !o.dueOK {
+		o.scanDue()
+	}
+	if !o.haveMin || o.now.Before(o.minDue) {
+		return o.minDue // every queue waits (or none does)
+	}
 	var next time.Time
 	for _, q := range o.queued {
 		if q.dropped {
@@ -405,6 +445,7 @@ func (o *Outbox) Flush(out []router.Outbound) []router.Outbound {
 	}
 	clear(o.queued[len(keep):])
 	o.queued = keep
+	o.scanDue()
 	return out
 }
 
