@@ -122,7 +122,7 @@ func (r *Router) gotFrom(p *peer, id []byte) {
 }
 
 // has reports whether q's peer sent us the message with the ID id lately (Outbox.Has).
-func (r *Router) has(q *routing.Queue, id []byte) bool {
+func (r *Router) has(q *routing.Queue, _ uint64, id []byte) bool {
 	p := r.peers[q.To]
 	if p == nil {
 		return false
@@ -326,7 +326,7 @@ func (r *Router) forward(t *topic, m *pubsubpb.Message, id []byte, size int, src
 		if p.id == src || (len(m.From) == key.IDByteLength && bytes.Equal(m.From, p.raw[:])) {
 			continue
 		}
-		r.out.Publish(&p.q, m, id, size, kind)
+		r.out.Publish(&p.q, m, id, 0, size, kind)
 		r.stats.Forwarded++
 		if kind == router.KindPublish {
 			sent = append(sent, p.id)

@@ -57,21 +57,20 @@ func (r *Router) handleIDontWant(now time.Time, p *peer, idws []*pubsubpb.Contro
 			}
 			n++
 			r.stats.IDontWantRecv++
-			r.markHas(p, routing.KeyOf(id))
-			if p.ahead != ([2][aheadWords]uint64{}) {
-				r.lateIDontWant(now, p, id)
+			e := r.markHasID(p, id)
+			if e != nil && p.ahead != ([2][aheadWords]uint64{}) {
+				r.lateIDontWant(now, p, e)
 			}
 		}
 	}
 }
 
-// lateIDontWant clears p's ahead mark for the origin of the message with the ID id if p's
+// lateIDontWant clears p's ahead mark for the origin of e's message if p's
 // IDONTWANT for it came later than one sent on a prompt receipt can (3*Linger/2 after our
 // first receipt): p got the message late, so our copies of that origin's messages go to it at
 // once again (docs/PUBSUB.md §8.1).
-func (r *Router) lateIDontWant(now time.Time, p *peer, id []byte) {
-	e := r.cache.LookupBytes(id)
-	if e == nil || e.Msg == nil || now.UnixNano()-(e.Expire-int64(r.p.SeenTTL)) <= int64(3*r.p.Linger/2) {
+func (r *Router) lateIDontWant(now time.Time, p *peer, e *routing.Entry[aux]) {
+	if e.Msg == nil || now.UnixNano()-(e.Expire-int64(r.p.SeenTTL)) <= int64(3*r.p.Linger/2) {
 		return
 	}
 	if b, ok := originByte(e.Msg); ok {
@@ -79,54 +78,121 @@ func (r *Router) lateIDontWant(now time.Time, p *peer, id []byte) {
 	}
 }
 
-// markHas records that p holds the message with key k (it sent an IDONTWANT for it, or the
-// message itself) for IDontWantMessageTTL heartbeats: it is not forwarded to p.
-func (r *Router) markHas(p *peer, k routing.IDKey) {
-	ttl := uint64(r.p.IDontWantMessageTTL)
-	if p.dontWant == nil {
-		p.dontWant = make(map[routing.IDKey]uint64)
-		p.dwSlots = make([][]routing.IDKey, ttl)
+// add enters a message seen for the first time in the seen cache, with the IDONTWANTs
+// received for it before.
+func (r *Router) add(now time.Time, id router.MsgID, m *pubsubpb.Message, size int) *routing.Entry[aux] {
+	e := r.cache.Add(now, id, m, size)
+	if len(r.early) > 0 {
+		k := routing.KeyOfString(string(id))
+		if hs, ok := r.early[k]; ok {
+			e.Aux.holders = hs
+			delete(r.early, k)
+		}
 	}
-	if t, ok := p.dontWant[k]; ok && t == r.tick {
-		return
-	}
-	p.dontWant[k] = r.tick
-	s := r.tick % ttl
-	p.dwSlots[s] = append(p.dwSlots[s], k)
+	return e
 }
 
-// has reports whether q's peer is known to hold the message with the ID id (Outbox.Has).
-func (r *Router) has(q *routing.Queue, id []byte) bool {
-	p := r.peers[q.To]
-	if p == nil || len(p.dontWant) == 0 {
+// ref is the handle of e's message in the Outbox: its cache sequence number plus one.
+func ref(e *routing.Entry[aux]) uint64 { return e.Seq + 1 }
+
+// markHas records that p holds e's message (it sent an IDONTWANT for it, or the message
+// itself) for IDontWantMessageTTL heartbeats: it is not forwarded to p.
+func (r *Router) markHas(p *peer, e *routing.Entry[aux]) {
+	e.Aux.holders = addHolder(e.Aux.holders, p.serial, uint32(r.tick))
+}
+
+// addHolder records serial in hs as a holder at tick.
+func addHolder(hs []holder, serial, tick uint32) []holder {
+	for i := range hs {
+		if hs[i].serial == serial {
+			hs[i].tick = tick
+			return hs
+		}
+	}
+	if hs == nil {
+		hs = make([]holder, 0, 8)
+	}
+	return append(hs, holder{serial: serial, tick: tick})
+}
+
+// markHasID is markHas for a message ID received in an IDONTWANT; it returns the message's
+// seen-cache entry. A message not seen yet (nil entry) is recorded in r.early until it
+// arrives.
+func (r *Router) markHasID(p *peer, id []byte) *routing.Entry[aux] {
+	if e := r.cache.LookupBytes(id); e != nil {
+		r.markHas(p, e)
+		return e
+	}
+	ttl := uint64(r.p.IDontWantMessageTTL)
+	if r.early == nil {
+		r.early = make(map[routing.IDKey][]holder)
+		if r.earlySlots == nil {
+			r.earlySlots = make([][]routing.IDKey, ttl)
+		}
+	}
+	k := routing.KeyOf(id)
+	hs := r.early[k]
+	tick := uint32(r.tick)
+	for _, h := range hs {
+		if h.serial == p.serial && h.tick == tick {
+			return nil
+		}
+	}
+	r.early[k] = addHolder(hs, p.serial, tick)
+	s := r.tick % ttl
+	r.earlySlots[s] = append(r.earlySlots[s], k)
+	return nil
+}
+
+// holds reports whether the peer with serial is known to hold e's message: it sent it, or
+// an IDONTWANT for it, within the last IDontWantMessageTTL heartbeats.
+func (r *Router) holds(e *routing.Entry[aux], serial uint32) bool {
+	for _, h := range e.Aux.holders {
+		if h.serial == serial {
+			return uint32(r.tick)-h.tick < uint32(r.p.IDontWantMessageTTL)
+		}
+	}
+	return false
+}
+
+// has reports whether q's peer is known to hold the message with the handle ref (Outbox.Has).
+func (r *Router) has(q *routing.Queue, ref uint64, _ []byte) bool {
+	if ref == 0 {
 		return false
 	}
-	_, ok := p.dontWant[routing.KeyOf(id)]
-	return ok
+	e := r.cache.At(ref - 1)
+	return e != nil && r.holds(e, q.Tag)
 }
 
-// expireDontWant forgets p's IDONTWANT IDs received IDontWantMessageTTL heartbeats ago; run
-// after the heartbeat counter advanced.
-func (r *Router) expireDontWant(p *peer) {
-	if len(p.dwSlots) == 0 {
+// expireEarly forgets the IDONTWANTs for unseen messages received IDontWantMessageTTL
+// heartbeats ago; run after the heartbeat counter advanced.
+func (r *Router) expireEarly() {
+	if len(r.earlySlots) == 0 {
 		return
 	}
-	ttl := uint64(len(p.dwSlots))
+	ttl := uint64(len(r.earlySlots))
 	if r.tick < ttl {
 		return
 	}
-	old := r.tick - ttl
+	old := uint32(r.tick - ttl)
 	s := r.tick % ttl
-	for _, k := range p.dwSlots[s] {
-		if t, ok := p.dontWant[k]; ok && t == old {
-			delete(p.dontWant, k)
+	for _, k := range r.earlySlots[s] {
+		hs, ok := r.early[k]
+		if !ok {
+			continue
+		}
+		hs = slices.DeleteFunc(hs, func(h holder) bool { return h.tick == old })
+		if len(hs) == 0 {
+			delete(r.early, k)
+		} else {
+			r.early[k] = hs
 		}
 	}
-	clear(p.dwSlots[s])
-	p.dwSlots[s] = p.dwSlots[s][:0]
-	if len(p.dontWant) == 0 {
+	clear(r.earlySlots[s])
+	r.earlySlots[s] = r.earlySlots[s][:0]
+	if len(r.early) == 0 {
 		// Release the memory of a burst.
-		p.dontWant, p.dwSlots = nil, nil
+		r.early, r.earlySlots = nil, nil
 	}
 }
 
@@ -224,16 +290,14 @@ func (r *Router) handleIWant(p *peer, iwants []*pubsubpb.ControlIWant) {
 			if e == nil || !e.InCache || e.Msg == nil || e.Aux.mark == r.rpcSerial {
 				continue
 			}
-			if len(p.dontWant) > 0 {
-				if _, ok := p.dontWant[routing.KeyOf(id)]; ok {
-					continue
-				}
+			if r.holds(e, p.serial) {
+				continue
 			}
 			if int(r.servedCount(e, p)) > r.p.GossipRetransmission {
 				continue
 			}
 			e.Aux.mark = r.rpcSerial
-			r.out.Publish(&p.q, e.Msg, e.IDBytes(), e.Size, router.KindForward)
+			r.out.Publish(&p.q, e.Msg, e.IDBytes(), ref(e), e.Size, router.KindForward)
 			r.stats.Forwarded++
 		}
 	}

@@ -25,8 +25,8 @@ func (r *Router) heartbeat(now time.Time) {
 	}
 	r.applyBrokenPromises(now)
 	age := r.tick%aheadTicks == 0
+	r.expireEarly()
 	for _, p := range r.peerList {
-		r.expireDontWant(p)
 		if age {
 			p.ageAhead()
 		}

@@ -48,6 +48,12 @@ type Router struct {
 	promHead  int
 	rpcSerial uint64
 
+	// early holds the IDONTWANTs received for messages not seen yet, until the message
+	// arrives (then they move to its cache entry) or IDontWantMessageTTL heartbeats pass;
+	// earlySlots their keys by heartbeat received mod TTL.
+	early      map[routing.IDKey][]holder
+	earlySlots [][]routing.IDKey
+
 	started   bool
 	tick      uint64 // heartbeats run
 	nextHB    time.Time
@@ -65,6 +71,16 @@ type aux struct {
 	dups   []*peerStats // peers that delivered it while it was validated or within the window after
 	served []served     // IWANT answers per peer (GossipRetransmission)
 	mark   uint64       // rpcSerial of the last IWANT that asked for it
+	// holders are the peers known to hold the message: they sent it or an IDONTWANT for it
+	// (at most one record per peer, with the last heartbeat that happened in).
+	holders []holder
+}
+
+// holder records that the peer with the serial held a message at heartbeat tick (the
+// Router's heartbeat count, mod 2^32).
+type holder struct {
+	serial uint32
+	tick   uint32
 }
 
 type served struct {
@@ -99,9 +115,6 @@ type peer struct {
 	// delivered to us first or soon after (docs/PUBSUB.md §8.1): our copies of those go to it
 	// lazily. Two generations; ahead[0] is the current one.
 	ahead [2][aheadWords]uint64
-
-	dontWant map[routing.IDKey]uint64 // IDONTWANT IDs → heartbeat received
-	dwSlots  [][]routing.IDKey        // IDONTWANT IDs by heartbeat received mod TTL
 
 	hbTick  uint64 // heartbeat hbScore was computed in
 	hbScore float64
@@ -257,7 +270,7 @@ func (r *Router) AddPeer(now time.Time, id key.ID, info router.PeerInfo) {
 		return
 	}
 	r.serial++
-	p := &peer{id: id, serial: r.serial, outbound: info.Outbound, direct: r.direct[id], q: routing.Queue{To: id}}
+	p := &peer{id: id, serial: r.serial, outbound: info.Outbound, direct: r.direct[id], q: routing.Queue{To: id, Tag: r.serial}}
 	p.raw, _ = rawID(id)
 	if info.Addr.Valid() == nil && info.Addr.ID == id {
 		if rec, err := proto.Marshal(info.Addr.ToProto()); err == nil {
@@ -446,7 +459,7 @@ func (r *Router) handleMessage(now time.Time, p *peer, m *pubsubpb.Message) {
 			return
 		}
 	}
-	e := r.cache.Add(now, id, m, proto.Size(m))
+	e := r.add(now, id, m, proto.Size(m))
 	e.Aux.topic, e.Aux.sct = m.Topic, r.scored(t)
 	if r.selfRaw != nil && bytes.Equal(m.From, r.selfRaw) {
 		// Our own message came back after its ID left the seen cache: never re-deliver.
@@ -462,7 +475,7 @@ func (r *Router) handleMessage(now time.Time, p *peer, m *pubsubpb.Message) {
 	if len(m.Data) >= r.p.IDontWantMessageThreshold {
 		for _, q := range t.mesh {
 			if q != p {
-				r.out.IDontWant(&q.q, e.IDBytes())
+				r.out.IDontWant(&q.q, e.IDBytes(), ref(e))
 				r.stats.IDontWantSent++
 			}
 		}
@@ -487,7 +500,7 @@ func (r *Router) scored(t *topic) *scoredTopic {
 func (r *Router) duplicate(now time.Time, p *peer, e *routing.Entry[aux]) {
 	r.stats.Duplicates++
 	if r.p.Linger > 0 && e.Status != routing.Ignored {
-		r.markHas(p, routing.KeyOfString(string(e.ID)))
+		r.markHas(p, e)
 		// A copy that came sooner than any lazy copy could have was sent at once: the peer
 		// had the message about when we did, and needs no immediate copies of its origin's
 		// messages from us.
@@ -580,28 +593,18 @@ func isOrigin(q *peer, m *pubsubpb.Message) bool {
 // except its source, its origin and peers that sent IDONTWANT for it.
 func (r *Router) forward(e *routing.Entry[aux], t *topic) {
 	m := e.Msg
-	var k routing.IDKey
-	haveKey := false
 	b, lazy := originByte(m)
 	lazy = lazy && r.out.LazyLinger > 0
 	send := func(q *peer) {
-		if q.serial == e.Aux.src || isOrigin(q, m) {
+		if q.serial == e.Aux.src || isOrigin(q, m) || r.holds(e, q.serial) {
 			return
-		}
-		if len(q.dontWant) > 0 {
-			if !haveKey {
-				k, haveKey = routing.KeyOfString(string(e.ID)), true
-			}
-			if _, ok := q.dontWant[k]; ok {
-				return
-			}
 		}
 		r.stats.Forwarded++
 		if lazy && q.isAhead(b) {
-			r.out.Defer(&q.q, m, e.IDBytes(), e.Size)
+			r.out.Defer(&q.q, m, e.IDBytes(), ref(e), e.Size)
 			return
 		}
-		r.out.Publish(&q.q, m, e.IDBytes(), e.Size, router.KindForward)
+		r.out.Publish(&q.q, m, e.IDBytes(), ref(e), e.Size, router.KindForward)
 		if lazy {
 			r.out.Expedite(&q.q)
 		}
@@ -629,7 +632,7 @@ func (r *Router) Publish(now time.Time, id router.MsgID, msg *pubsubpb.Message) 
 		return nil
 	}
 	size := proto.Size(msg)
-	e := r.cache.Add(now, id, msg, size)
+	e := r.add(now, id, msg, size)
 	e.Status, e.Validated, e.Aux.topic = routing.Valid, now.UnixNano(), msg.Topic
 	r.cache.Put(e)
 	r.stats.Published++
@@ -643,7 +646,7 @@ func (r *Router) Publish(now time.Time, id router.MsgID, msg *pubsubpb.Message) 
 		if isOrigin(q, msg) {
 			continue
 		}
-		r.out.Publish(&q.q, msg, e.IDBytes(), size, router.KindPublish)
+		r.out.Publish(&q.q, msg, e.IDBytes(), ref(e), size, router.KindPublish)
 		r.stats.Forwarded++
 		sent = append(sent, q.id)
 	}

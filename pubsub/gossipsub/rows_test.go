@@ -309,8 +309,8 @@ func TestIDontWantSpamP06(t *testing.T) {
 	}
 	// The entries expire: nothing is left after the TTL.
 	h.heartbeats(DefaultIDontWantMessageTTL + 1)
-	if p := h.r.peers[rt.ID(1)]; len(p.dontWant) != 0 {
-		t.Fatalf("%d IDONTWANT entries left after the TTL", len(p.dontWant))
+	if n := len(h.r.early); n != 0 {
+		t.Fatalf("%d IDONTWANT entries left after the TTL", n)
 	}
 }
 

@@ -15,6 +15,9 @@ import (
 // a Queue is embedded in a Router's per-peer state and driven through an Outbox.
 type Queue struct {
 	To key.ID
+	// Tag is the owner's own number for the peer, free for Has to use (a Router keys its
+	// per-message records of which peers hold a message by it).
+	Tag uint32
 
 	queued  bool // in the Outbox's list
 	dropped bool // the peer is gone: discard everything
@@ -46,14 +49,18 @@ type ctlBlock struct {
 	idw    pubsubpb.ControlIDontWant
 	idwArr [1]*pubsubpb.ControlIDontWant
 	idArr  [1][]byte
+	refs   []uint64 // the owner's handles of idw's IDs, parallel to idw.MessageIDs
+	refArr [1]uint64
 }
 
 // pubBlock is a message RPC allocated together with room for its first message.
 type pubBlock struct {
-	rpc   pubsubpb.RPC
-	arr   [1]*pubsubpb.Message
-	ids   [][]byte // the messages' IDs, parallel to rpc.Publish
-	idArr [1][]byte
+	rpc    pubsubpb.RPC
+	arr    [1]*pubsubpb.Message
+	ids    [][]byte // the messages' IDs, parallel to rpc.Publish
+	refs   []uint64 // the owner's handles of the messages, parallel to rpc.Publish
+	idArr  [1][]byte
+	refArr [1]uint64
 }
 
 // batch is a list of messages cut into parts of at most Outbox.MaxRPCBytes each.
@@ -83,9 +90,10 @@ type Outbox struct {
 	// output only when their own wait ends. Zero: they leave at the next Flush.
 	LazyLinger time.Duration
 	// Has, if set, reports at flush time whether q's peer is known to hold the message with
-	// the ID id (it sent it to us, or an IDONTWANT for it): a copy of it and an IDONTWANT for
-	// it are then not sent to that peer.
-	Has func(q *Queue, id []byte) bool
+	// the ID id and the owner's handle ref (as given to Publish, Defer or IDontWant; 0 for
+	// none): it sent it to us, or an IDONTWANT for it. A copy of it and an IDONTWANT for it
+	// are then not sent to that peer.
+	Has func(q *Queue, ref uint64, id []byte) bool
 	// Rand, if set, spreads each wait uniformly over [Linger/2, 3*Linger/2), so that two peers
 	// that received a message at the same moment do not both forward it to each other at the
 	// same moment, each before it can learn that the other holds it.
@@ -275,26 +283,29 @@ func (o *Outbox) IWant(q *Queue, ids [][]byte) {
 	c.Iwant = append(c.Iwant, &pubsubpb.ControlIWant{MessageIDs: ids})
 }
 
-// IDontWant queues an IDONTWANT for one message ID (shared, not copied). IDs queued for the
-// same peer before the next Ready share one ControlIDontWant, up to MaxIDontWantPerRPC IDs per
-// RPC.
-func (o *Outbox) IDontWant(q *Queue, id []byte) {
+// IDontWant queues an IDONTWANT for one message ID (shared, not copied), whose handle for
+// Has is ref (0 for none). IDs queued for the same peer before the next Ready share one
+// ControlIDontWant, up to MaxIDontWantPerRPC IDs per RPC.
+func (o *Outbox) IDontWant(q *Queue, id []byte, ref uint64) {
 	b := o.part(q, fieldLen(len(id))+ctlOverhead, 1)
 	c := b.control()
-	if n := len(c.Idontwant); n > 0 {
-		c.Idontwant[n-1].MessageIDs = append(c.Idontwant[n-1].MessageIDs, id)
+	if len(c.Idontwant) > 0 {
+		// IDontWant fills b.idw only: it is the part's one ControlIDontWant.
+		b.idw.MessageIDs = append(b.idw.MessageIDs, id)
+		b.refs = append(b.refs, ref)
 		return
 	}
-	b.idArr[0] = id
+	b.idArr[0], b.refArr[0] = id, ref
 	b.idw.MessageIDs = b.idArr[:1:1]
+	b.refs = b.refArr[:1:1]
 	b.idwArr[0] = &b.idw
 	c.Idontwant = b.idwArr[:1:1]
 }
 
-// Publish queues msg (shared, not copied), whose encoded size is size and ID id (shared), as
-// our own publish (router.KindPublish, which leaves at the next Flush) or a forward
-// (router.KindForward).
-func (o *Outbox) Publish(q *Queue, msg *pubsubpb.Message, id []byte, size int, kind router.Kind) {
+// Publish queues msg (shared, not copied), whose encoded size is size, ID id (shared) and
+// handle for Has ref (0 for none), as our own publish (router.KindPublish, which leaves at the
+// next Flush) or a forward (router.KindForward).
+func (o *Outbox) Publish(q *Queue, msg *pubsubpb.Message, id []byte, ref uint64, size int, kind router.Kind) {
 	b := &q.fwd
 	if kind == router.KindPublish {
 		b = &q.pub
@@ -302,11 +313,11 @@ func (o *Outbox) Publish(q *Queue, msg *pubsubpb.Message, id []byte, size int, k
 	} else {
 		o.mark(q)
 	}
-	b.add(msg, id, size, o.MaxRPCBytes)
+	b.add(msg, id, ref, size, o.MaxRPCBytes)
 }
 
 // add appends msg to b, opening a new part when it would exceed max bytes.
-func (b *batch) add(msg *pubsubpb.Message, id []byte, size, max int) {
+func (b *batch) add(msg *pubsubpb.Message, id []byte, ref uint64, size, max int) {
 	need := fieldLen(size)
 	if b.cur != nil && b.size+need > max {
 		b.parts = append(b.parts, b.cur)
@@ -316,16 +327,18 @@ func (b *batch) add(msg *pubsubpb.Message, id []byte, size, max int) {
 		b.cur = new(pubBlock)
 		b.cur.rpc.Publish = b.cur.arr[:0]
 		b.cur.ids = b.cur.idArr[:0]
+		b.cur.refs = b.cur.refArr[:0]
 	}
 	b.cur.rpc.Publish = append(b.cur.rpc.Publish, msg)
 	b.cur.ids = append(b.cur.ids, id)
+	b.cur.refs = append(b.cur.refs, ref)
 	b.size += need
 }
 
-// Defer queues msg (shared, not copied), whose encoded size is size and ID id (shared), as a
-// lazy forward: it waits LazyLinger, and leaves then unless Has reports that the peer holds
+// Defer queues msg (shared, not copied), whose encoded size is size, ID id (shared) and
+// handle for Has ref (0 for none), as a lazy forward: it waits LazyLinger, and leaves then unless Has reports that the peer holds
 // it. Publishes, Expedite and the end of the peer's Linger do not take it along.
-func (o *Outbox) Defer(q *Queue, msg *pubsubpb.Message, id []byte, size int) {
+func (o *Outbox) Defer(q *Queue, msg *pubsubpb.Message, id []byte, ref uint64, size int) {
 	if !q.queued {
 		q.queued = true
 		o.queued = append(o.queued, q)
@@ -335,7 +348,7 @@ func (o *Outbox) Defer(q *Queue, msg *pubsubpb.Message, id []byte, size int) {
 		q.lazyDue = o.now.Add(o.wait(o.LazyLinger))
 		o.noteDue(q, q.lazyDue)
 	}
-	q.lazy.add(msg, id, size, o.MaxRPCBytes)
+	q.lazy.add(msg, id, ref, size, o.MaxRPCBytes)
 }
 
 // Drop discards everything queued for q and stops queuing for it: its peer is gone.
@@ -475,46 +488,46 @@ func empty(rpc *pubsubpb.RPC) bool {
 // peer's own lazy copy for us stays home (docs/PUBSUB.md §8.1).
 func (o *Outbox) filter(q *Queue, lazy bool) {
 	if o.Has != nil {
-		o.SuppressedCopies += q.pub.filter(func(id []byte) bool { return o.Has(q, id) })
-		o.SuppressedCopies += q.fwd.filter(func(id []byte) bool { return o.Has(q, id) })
+		o.SuppressedCopies += q.pub.filter(o.Has, q)
+		o.SuppressedCopies += q.fwd.filter(o.Has, q)
 		if lazy {
-			o.SuppressedCopies += q.lazy.filter(func(id []byte) bool { return o.Has(q, id) })
+			o.SuppressedCopies += q.lazy.filter(o.Has, q)
 		}
 	}
 	hasIDW := o.Has != nil && o.LazyLinger <= 0
 	for _, b := range q.ctl {
-		if b.rpc.Control == nil {
+		if b.rpc.Control == nil || len(b.idw.MessageIDs) == 0 {
 			continue
 		}
-		for _, x := range b.rpc.Control.Idontwant {
-			ids := x.MessageIDs[:0]
-			for _, id := range x.MessageIDs {
-				if (hasIDW && o.Has(q, id)) || q.pub.holds(id) || q.fwd.holds(id) || (lazy && q.lazy.holds(id)) {
-					o.SuppressedIDontWant++
-					continue
-				}
-				ids = append(ids, id)
+		// IDontWant fills b.idw only: it is the part's one ControlIDontWant.
+		x := &b.idw
+		ids, refs := x.MessageIDs[:0], b.refs[:0]
+		for i, id := range x.MessageIDs {
+			if (hasIDW && o.Has(q, b.refs[i], id)) || q.pub.holds(id) || q.fwd.holds(id) || (lazy && q.lazy.holds(id)) {
+				o.SuppressedIDontWant++
+				continue
 			}
-			clear(x.MessageIDs[len(ids):])
-			x.MessageIDs = ids
+			ids, refs = append(ids, id), append(refs, b.refs[i])
 		}
+		clear(x.MessageIDs[len(ids):])
+		x.MessageIDs, b.refs = ids, refs
 	}
 }
 
-// filter removes the messages whose ID drop reports and returns how many it removed.
-func (b *batch) filter(drop func(id []byte) bool) uint64 {
+// filter removes the messages q's peer holds (has) and returns how many it removed.
+func (b *batch) filter(has func(q *Queue, ref uint64, id []byte) bool, q *Queue) uint64 {
 	var n uint64
 	do := func(p *pubBlock) {
-		msgs, ids := p.rpc.Publish[:0], p.ids[:0]
+		msgs, ids, refs := p.rpc.Publish[:0], p.ids[:0], p.refs[:0]
 		for i, m := range p.rpc.Publish {
-			if id := p.ids[i]; id != nil && drop(id) {
+			if id := p.ids[i]; id != nil && has(q, p.refs[i], id) {
 				n++
 				continue
 			}
-			msgs, ids = append(msgs, m), append(ids, p.ids[i])
+			msgs, ids, refs = append(msgs, m), append(ids, p.ids[i]), append(refs, p.refs[i])
 		}
 		clear(p.rpc.Publish[len(msgs):])
-		p.rpc.Publish, p.ids = msgs, ids
+		p.rpc.Publish, p.ids, p.refs = msgs, ids, refs
 	}
 	for _, p := range b.parts {
 		do(p)

@@ -123,12 +123,12 @@ func TestOutboxSplitsAndOrders(t *testing.T) {
 		o.Subscribe(a, fmt.Sprintf("%040d", i), true)
 	}
 	for i := range 7 {
-		o.IDontWant(b, []byte{byte(i)})
+		o.IDontWant(b, []byte{byte(i)}, 0)
 	}
 	msg := &pubsubpb.Message{Data: make([]byte, 600)}
-	o.Publish(a, msg, nil, proto.Size(msg), router.KindForward)
-	o.Publish(a, msg, nil, proto.Size(msg), router.KindForward)
-	o.Publish(a, msg, nil, proto.Size(msg), router.KindPublish)
+	o.Publish(a, msg, nil, 0, proto.Size(msg), router.KindForward)
+	o.Publish(a, msg, nil, 0, proto.Size(msg), router.KindForward)
+	o.Publish(a, msg, nil, 0, proto.Size(msg), router.KindPublish)
 	out := o.Flush(nil)
 	var order []string
 	subs, idw := 0, 0
@@ -207,8 +207,8 @@ func TestOutboxLinger(t *testing.T) {
 	size := proto.Size(msg)
 
 	o.SetNow(epoch)
-	o.Publish(a, msg, []byte("m1"), size, router.KindForward)
-	o.IDontWant(a, []byte("m2"))
+	o.Publish(a, msg, []byte("m1"), 0, size, router.KindForward)
+	o.IDontWant(a, []byte("m2"), 0)
 	if o.Pending() || len(o.Flush(nil)) != 0 {
 		t.Fatal("output left before its linger")
 	}
@@ -216,7 +216,7 @@ func TestOutboxLinger(t *testing.T) {
 		t.Fatalf("NextDue = %v, want %v", d.Sub(epoch), linger)
 	}
 	o.SetNow(epoch.Add(4 * time.Millisecond))
-	o.Publish(a, msg, []byte("m3"), size, router.KindForward) // joins the wait, does not extend it
+	o.Publish(a, msg, []byte("m3"), 0, size, router.KindForward) // joins the wait, does not extend it
 	o.Graft(b, "t")
 	if d := o.NextDue(); !d.Equal(epoch.Add(linger)) {
 		t.Fatalf("NextDue = %v after more output, want %v", d.Sub(epoch), linger)
@@ -233,7 +233,7 @@ func TestOutboxLinger(t *testing.T) {
 		t.Fatalf("b due at %v", d.Sub(epoch))
 	}
 	// Our publish to b leaves at once, with b's waiting graft.
-	o.Publish(b, msg, []byte("m4"), size, router.KindPublish)
+	o.Publish(b, msg, []byte("m4"), 0, size, router.KindPublish)
 	if !o.Pending() {
 		t.Fatal("our own publish waits")
 	}
@@ -252,15 +252,15 @@ func TestOutboxLinger(t *testing.T) {
 func TestOutboxHasFilter(t *testing.T) {
 	held := map[string]bool{"m1": true}
 	o := Outbox{MaxRPCBytes: 1 << 20, Linger: time.Millisecond,
-		Has: func(q *Queue, id []byte) bool { return q.To == "a" && held[string(id)] }}
+		Has: func(q *Queue, _ uint64, id []byte) bool { return q.To == "a" && held[string(id)] }}
 	a := &Queue{To: "a"}
 	msg := &pubsubpb.Message{Data: make([]byte, 100)}
 	size := proto.Size(msg)
 	o.SetNow(epoch)
-	o.IDontWant(a, []byte("m1")) // a holds m1
-	o.IDontWant(a, []byte("m2")) // a copy of m2 goes too
-	o.Publish(a, msg, []byte("m1"), size, router.KindForward)
-	o.Publish(a, msg, []byte("m2"), size, router.KindForward)
+	o.IDontWant(a, []byte("m1"), 0) // a holds m1
+	o.IDontWant(a, []byte("m2"), 0) // a copy of m2 goes too
+	o.Publish(a, msg, []byte("m1"), 0, size, router.KindForward)
+	o.Publish(a, msg, []byte("m2"), 0, size, router.KindForward)
 	o.SetNow(epoch.Add(time.Millisecond))
 	out := o.Flush(nil)
 	if len(out) != 1 || out[0].Kind != router.KindForward || len(out[0].RPC.Publish) != 1 {
@@ -270,7 +270,7 @@ func TestOutboxHasFilter(t *testing.T) {
 		t.Fatalf("suppressed copies %d, IDONTWANT %d; want 1, 2", o.SuppressedCopies, o.SuppressedIDontWant)
 	}
 	// A forward the peer holds and nothing else: nothing at all is emitted.
-	o.Publish(a, msg, []byte("m1"), size, router.KindForward)
+	o.Publish(a, msg, []byte("m1"), 0, size, router.KindForward)
 	o.SetNow(epoch.Add(2 * time.Millisecond))
 	if out := o.Flush(nil); len(out) != 0 {
 		t.Fatalf("flush of held copies: %v", out)
