@@ -114,6 +114,11 @@ type Outbox struct {
 	haveMin, dropped bool
 	dueOK            bool
 
+	// Blocks that never left the Outbox (everything in them was filtered out at Flush), for
+	// reuse.
+	freeCtl []*ctlBlock
+	freePub []*pubBlock
+
 	// Slabs for IHAVE entries, which the heartbeat emits by the hundred.
 	ihSlab  []pubsubpb.ControlIHave
 	ptrSlab []*pubsubpb.ControlIHave
@@ -207,7 +212,13 @@ func (o *Outbox) part(q *Queue, need, idw int) *ctlBlock {
 			return q.ctl[n-1]
 		}
 	}
-	b := new(ctlBlock)
+	var b *ctlBlock
+	if n := len(o.freeCtl); n > 0 {
+		b = o.freeCtl[n-1]
+		o.freeCtl = o.freeCtl[:n-1]
+	} else {
+		b = new(ctlBlock)
+	}
 	q.ctl = append(q.ctl, b)
 	q.ctlSize = ctlOverhead + need
 	q.ctlIDW = idw
@@ -313,18 +324,23 @@ func (o *Outbox) Publish(q *Queue, msg *pubsubpb.Message, id []byte, ref uint64,
 	} else {
 		o.mark(q)
 	}
-	b.add(msg, id, ref, size, o.MaxRPCBytes)
+	o.add(b, msg, id, ref, size)
 }
 
-// add appends msg to b, opening a new part when it would exceed max bytes.
-func (b *batch) add(msg *pubsubpb.Message, id []byte, ref uint64, size, max int) {
+// add appends msg to b, opening a new part when it would exceed MaxRPCBytes.
+func (o *Outbox) add(b *batch, msg *pubsubpb.Message, id []byte, ref uint64, size int) {
 	need := fieldLen(size)
-	if b.cur != nil && b.size+need > max {
+	if b.cur != nil && b.size+need > o.MaxRPCBytes {
 		b.parts = append(b.parts, b.cur)
 		b.cur, b.size = nil, 0
 	}
 	if b.cur == nil {
-		b.cur = new(pubBlock)
+		if n := len(o.freePub); n > 0 {
+			b.cur = o.freePub[n-1]
+			o.freePub = o.freePub[:n-1]
+		} else {
+			b.cur = new(pubBlock)
+		}
 		b.cur.rpc.Publish = b.cur.arr[:0]
 		b.cur.ids = b.cur.idArr[:0]
 		b.cur.refs = b.cur.refArr[:0]
@@ -348,7 +364,7 @@ func (o *Outbox) Defer(q *Queue, msg *pubsubpb.Message, id []byte, ref uint64, s
 		q.lazyDue = o.now.Add(o.wait(o.LazyLinger))
 		o.noteDue(q, q.lazyDue)
 	}
-	q.lazy.add(msg, id, ref, size, o.MaxRPCBytes)
+	o.add(&q.lazy, msg, id, ref, size)
 }
 
 // Drop discards everything queued for q and stops queuing for it: its peer is gone.
@@ -434,14 +450,15 @@ func (o *Outbox) Flush(out []router.Outbound) []router.Outbound {
 		o.filter(q, lazy)
 		for _, b := range q.ctl {
 			if empty(&b.rpc) {
+				o.recycleCtl(b)
 				continue
 			}
 			out = append(out, router.Outbound{To: q.To, Kind: router.KindControl, RPC: &b.rpc})
 		}
-		out = q.pub.flush(out, q.To, router.KindPublish)
-		out = q.fwd.flush(out, q.To, router.KindForward)
+		out = o.flushBatch(&q.pub, out, q.To, router.KindPublish)
+		out = o.flushBatch(&q.fwd, out, q.To, router.KindForward)
 		if lazy {
-			out = q.lazy.flush(out, q.To, router.KindForward)
+			out = o.flushBatch(&q.lazy, out, q.To, router.KindForward)
 			q.queued = false
 			q.reset()
 			continue
@@ -556,14 +573,32 @@ func (b *batch) holds(id []byte) bool {
 	return b.cur != nil && in(b.cur)
 }
 
-func (b *batch) flush(out []router.Outbound, to key.ID, kind router.Kind) []router.Outbound {
-	for _, p := range b.parts {
+// flushBatch appends b's non-empty parts to out; the empty ones are kept for reuse.
+func (o *Outbox) flushBatch(b *batch, out []router.Outbound, to key.ID, kind router.Kind) []router.Outbound {
+	do := func(p *pubBlock) {
 		if len(p.rpc.Publish) > 0 {
 			out = append(out, router.Outbound{To: to, Kind: kind, RPC: &p.rpc})
+		} else if len(o.freePub) < maxFree {
+			*p = pubBlock{}
+			o.freePub = append(o.freePub, p)
 		}
 	}
-	if b.cur != nil && len(b.cur.rpc.Publish) > 0 {
-		out = append(out, router.Outbound{To: to, Kind: kind, RPC: &b.cur.rpc})
+	for _, p := range b.parts {
+		do(p)
+	}
+	if b.cur != nil {
+		do(b.cur)
 	}
 	return out
+}
+
+// maxFree bounds each list of blocks kept for reuse.
+const maxFree = 16
+
+// recycleCtl keeps b, which was not sent, for reuse.
+func (o *Outbox) recycleCtl(b *ctlBlock) {
+	if len(o.freeCtl) < maxFree {
+		*b = ctlBlock{}
+		o.freeCtl = append(o.freeCtl, b)
+	}
 }
