@@ -95,11 +95,11 @@
 //
 // Measured on the shared 2-core machine (BenchmarkScale, the baseline scenario: PEX from 3
 // seeds, the nodes starting over 10 s, then 10 messages of 1 KiB per second, 60 s of virtual
-// time): 1,000 nodes in 26-44 s of wall time (39-47 CPU-seconds, 2.9 million events, 500 KiB
-// of heap per node); 3,000 in 111 s (171 CPU-seconds, 770 KiB per node); 10,000 in 795 s
-// (748 CPU-seconds, 25 million events, 840 KiB per node), all before the routers' output
-// lingered (docs/PUBSUB.md §8.1). That is far from issue 10's goals
-// (1,000 nodes in 5 s, 10,000 in 60 s), which are not met.
+// time): 1,000 nodes, with the routers' output lingering as in docs/PUBSUB.md §8.1, in 28-37 s
+// of wall time (28-37 CPU-seconds, 3.6 million events, 500-690 KiB of heap per node); 3,000 in
+// 111 s (171 CPU-seconds, 770 KiB per node) and 10,000 in 795 s (748 CPU-seconds, 25 million
+// events, 840 KiB per node), these two before the output lingered. That is far from issue
+// 10's goals (1,000 nodes in 5 s, 10,000 in 60 s), which are not met.
 //
 // Concurrency: a Sim is not safe for concurrent use (except Stop). Run blocks until the
 // virtual Duration has passed; it starts Workers−1 goroutines and joins them before it
