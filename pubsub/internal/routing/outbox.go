@@ -138,11 +138,16 @@ const ctlOverhead = 1 + 5
 // SetNow sets the time of the items queued next and of the next Flush.
 func (o *Outbox) SetNow(now time.Time) { o.now = now }
 
-func (o *Outbox) mark(q *Queue) {
+// enlist adds q to the queues the next Flush looks at, once.
+func (o *Outbox) enlist(q *Queue) {
 	if !q.queued {
 		q.queued = true
 		o.queued = append(o.queued, q)
 	}
+}
+
+func (o *Outbox) mark(q *Queue) {
+	o.enlist(q)
 	if !q.waiting {
 		q.waiting = true
 		q.due = o.now.Add(o.wait(o.Linger))
@@ -352,13 +357,11 @@ func (o *Outbox) add(b *batch, msg *pubsubpb.Message, id []byte, ref uint64, siz
 }
 
 // Defer queues msg (shared, not copied), whose encoded size is size, ID id (shared) and
-// handle for Has ref (0 for none), as a lazy forward: it waits LazyLinger, and leaves then unless Has reports that the peer holds
-// it. Publishes, Expedite and the end of the peer's Linger do not take it along.
+// handle for Has ref (0 for none), as a lazy forward: it waits LazyLinger, and leaves then
+// unless Has reports that the peer holds it. Publishes, Expedite and the end of the peer's
+// Linger do not take it along.
 func (o *Outbox) Defer(q *Queue, msg *pubsubpb.Message, id []byte, ref uint64, size int) {
-	if !q.queued {
-		q.queued = true
-		o.queued = append(o.queued, q)
-	}
+	o.enlist(q)
 	if !q.lazyWaiting {
 		q.lazyWaiting = true
 		q.lazyDue = o.now.Add(o.wait(o.LazyLinger))
