@@ -56,7 +56,10 @@
 // Stats.Displaced, reported as RejectDisplaced), or is closed if every handshake is worth more
 // than it (Stats.DroppedOverCap). One IP holds at most Config.MaxPendingPerIP slots while another
 // IP needs one. Honest handshakes move a stage every round trip, so they get through; see
-// SlotTable for the order and TestSlowlorisSustained for the replayed attack.
+// SlotTable for the order and TestSlowlorisSustained for the replayed attack. Before a handshake
+// is displaced, the accept loop peeks (MSG_PEEK, nothing consumed) at what has arrived on its
+// socket and its upgrade goroutine has not read yet, so that on a loaded machine an honest peer
+// whose ephemeral key is waiting unread is not taken for one that sent nothing.
 //
 // The inbound side waits for the dialer's ephemeral key before generating and sending its own
 // (dialers send theirs at once, docs/WIRE.md §3.2, so nothing changes on the wire): a connection

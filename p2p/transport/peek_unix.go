@@ -28,3 +28,27 @@ func peekNow(c net.Conn, buf []byte) int {
 	})
 	return n
 }
+
+// pendingBytes reports how many bytes (at most len(buf)) have arrived on c and not been read yet,
+// without consuming them and without waiting: one recv(2) with MSG_PEEK on the descriptor, which
+// Go keeps non-blocking (EAGAIN means nothing yet). It runs
+// under the descriptor's reference count only (SyscallConn.Control), not its read lock, so it
+// neither waits for nor disturbs a Read blocked in another goroutine. It returns 0 when nothing
+// is there, at EOF, on error, or when c does not expose its descriptor.
+func pendingBytes(c net.Conn, buf []byte) int {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) {
+		if m, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK); err == nil && m > 0 {
+			n = m
+		}
+	})
+	return n
+}

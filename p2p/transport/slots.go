@@ -160,16 +160,9 @@ func (s *SlotTable) Admit(now time.Time, addr netip.Addr, stage Stage) (id, evic
 	addr = addr.Unmap()
 	stage = min(stage, StageEphKey) // what can be read without waiting
 	if len(s.entries) >= s.cfg.Slots {
-		newcomer := &slotEntry{stage: stage, since: now}
-		victim := s.victim(now, addr)
+		victim := s.choose(now, addr, stage)
 		if victim == nil {
 			return 0, 0, false
-		}
-		switch rv, rn := s.rank(now, victim), s.rank(now, newcomer); {
-		case rv > rn:
-			return 0, 0, false
-		case rv == rn && victim.stage >= StageEphKey:
-			return 0, 0, false // no churn among equals past the key: only a stalled one goes
 		}
 		evict = victim.id
 		s.Release(evict)
@@ -179,6 +172,39 @@ func (s *SlotTable) Admit(now time.Time, addr netip.Addr, stage Stage) (id, evic
 	s.entries[e.id] = e
 	s.perAddr[addr]++
 	return e.id, evict, true
+}
+
+// Candidate reports, without changing anything, the handshake that Admit(now, addr, stage) would
+// displace and the stage the table has for it; id is 0 when a slot is free or the newcomer would
+// be refused. A shell that can learn more about the candidate without waiting (bytes that arrived
+// but that its upgrade has not read yet) reports that with Progress before calling Admit, so the
+// choice does not depend on how soon the candidate's goroutine was scheduled.
+func (s *SlotTable) Candidate(now time.Time, addr netip.Addr, stage Stage) (id SlotID, at Stage) {
+	if len(s.entries) < s.cfg.Slots {
+		return 0, 0
+	}
+	v := s.choose(now, addr.Unmap(), min(stage, StageEphKey))
+	if v == nil {
+		return 0, 0
+	}
+	return v.id, v.stage
+}
+
+// choose returns the handshake a full table displaces for a newcomer from addr that has shown
+// stage, or nil when the newcomer is refused.
+func (s *SlotTable) choose(now time.Time, addr netip.Addr, stage Stage) *slotEntry {
+	victim := s.victim(now, addr)
+	if victim == nil {
+		return nil
+	}
+	newcomer := &slotEntry{stage: stage, since: now}
+	switch rv, rn := s.rank(now, victim), s.rank(now, newcomer); {
+	case rv > rn:
+		return nil
+	case rv == rn && victim.stage >= StageEphKey:
+		return nil // no churn among equals past the key: only a stalled one goes
+	}
+	return victim
 }
 
 // Progress records that handshake id reached stage at now. A stage that is not higher than the

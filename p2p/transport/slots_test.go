@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"io"
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -293,5 +295,99 @@ func TestSlotTableBasics(t *testing.T) {
 	}
 	if got := Stage(200).String(); got != "stage(200)" {
 		t.Fatalf("String %q", got)
+	}
+}
+
+// TestSlotTableCandidate: Candidate names what Admit would displace, changes nothing, and is 0
+// while a slot is free or when the newcomer would be refused.
+func TestSlotTableCandidate(t *testing.T) {
+	s := NewSlotTable(SlotConfig{Slots: 2})
+	if id, _ := s.Candidate(slotT0, loopback, StageAccepted); id != 0 {
+		t.Fatalf("candidate %d with free slots", id)
+	}
+	a, _ := mustAdmit(t, s, slotT0, loopback, StageBytes)
+	mustAdmit(t, s, slotT0, loopback, StageEphKey)
+	now := slotT0.Add(time.Millisecond)
+	if id, at := s.Candidate(now, loopback, StageAccepted); id != a || at != StageBytes {
+		t.Fatalf("candidate %d at %v, want %d at bytes", id, at, a)
+	}
+	if s.Len() != 2 {
+		t.Fatalf("Candidate changed the table: %d entries", s.Len())
+	}
+	s.Progress(a, StageEphKey, now)
+	if id, _ := s.Candidate(now, loopback, StageAccepted); id != 0 {
+		t.Fatalf("candidate %d, want none: both handshakes are moving past their keys", id)
+	}
+	if _, _, ok := s.Admit(now, loopback, StageAccepted); ok {
+		t.Fatal("Admit displaced a moving handshake that Candidate did not name")
+	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection, closed at cleanup.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close(); _ = server.Close() })
+	return client, server
+}
+
+// TestSlotGuardPeeksBeforeDisplacing: a pending handshake whose ephemeral key is waiting in its
+// socket, unread because its upgrade goroutine has not run yet, is not taken for one that sent
+// nothing: the guard peeks (without consuming) before displacing, so a fresh newcomer is refused
+// instead. A candidate with only one byte pending is displaced as before. This is what kept
+// TestSlowlorisSustained's honest peers from being displaced on a loaded machine.
+func TestSlotGuardPeeksBeforeDisplacing(t *testing.T) {
+	ip := netip.MustParseAddr("127.0.0.1")
+	t0 := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		name      string
+		sent      []byte
+		displaced bool
+	}{
+		{"eph_key_pending", ephMessage(), false},
+		{"one_byte_pending", []byte{0x22}, true},
+		{"nothing_pending", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newSlotGuard(SlotConfig{Slots: 1})
+			client, server := tcpPair(t)
+			id, _, ok := g.admit(t0, ip, StageAccepted)
+			if !ok {
+				t.Fatal("first admission refused")
+			}
+			killed := false
+			g.onDisplace(id, server, func() { killed = true })
+			if len(tc.sent) > 0 {
+				if _, err := client.Write(tc.sent); err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, ephKeyMsgSize)
+				waitUntil(t, 5*time.Second, func() bool { return pendingBytes(server, buf) == len(tc.sent) })
+			}
+			_, displaced, ok := g.admit(t0.Add(10*time.Millisecond), ip, StageAccepted)
+			if ok != tc.displaced || displaced != tc.displaced || killed != tc.displaced {
+				t.Fatalf("newcomer admitted %v, displaced %v, killed %v; want all %v", ok, displaced, killed, tc.displaced)
+			}
+			// The peek consumed nothing: the upgrade still reads the whole message.
+			if len(tc.sent) > 0 {
+				got := make([]byte, len(tc.sent))
+				_ = server.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := io.ReadFull(server, got); err != nil || !slices.Equal(got, tc.sent) {
+					t.Fatalf("read %x, %v after the peek; want %x", got, err, tc.sent)
+				}
+			}
+		})
 	}
 }

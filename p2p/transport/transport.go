@@ -573,7 +573,7 @@ func (t *MultiplexTransport) acceptLoop(ln net.Listener) {
 		// The upgrade's context: displacement cancels it with cause ErrDisplaced and closes
 		// the connection at once. Registered before any other admission can run.
 		dctx, cancel := context.WithCancelCause(context.Background())
-		t.slots.onDisplace(id, func() {
+		t.slots.onDisplace(id, c, func() {
 			cancel(ErrDisplaced)
 			_ = wc.Close()
 		})
@@ -767,27 +767,64 @@ func (p *progressConn) fill(ctx context.Context) {
 }
 
 // slotGuard is the shell around the PURE SlotTable: a leaf structure whose lock is held only for
-// table operations. It keeps each handshake's displace function, which is called after
-// unlocking.
+// table operations and non-blocking peeks. It keeps each handshake's displace function, which is
+// called after unlocking, and its raw connection, which it peeks at before displacing it.
 type slotGuard struct {
 	mu    sync.Mutex
 	tab   *SlotTable
-	kills map[SlotID]func()
+	slots map[SlotID]guarded
+	buf   [ephKeyMsgSize]byte // pendingBytes scratch, under mu
 }
 
+type guarded struct {
+	kill func()   // cancels the upgrade with cause ErrDisplaced and closes the connection
+	raw  net.Conn // the accepted TCP connection, for pendingBytes
+}
+
+// maxRefresh bounds the candidates one admission peeks at (one recv(2) each).
+const maxRefresh = 8
+
 func newSlotGuard(cfg SlotConfig) *slotGuard {
-	return &slotGuard{tab: NewSlotTable(cfg), kills: make(map[SlotID]func())}
+	return &slotGuard{tab: NewSlotTable(cfg), slots: make(map[SlotID]guarded)}
 }
 
 // admit asks the table for a slot; if another handshake is displaced, its displace function runs
 // (it cancels the upgrade with cause ErrDisplaced and closes the connection).
+//
+// Before a handshake is displaced, the bytes that have arrived on its connection and that its
+// upgrade goroutine has not read yet are peeked at (pendingBytes) and reported as progress: a
+// table that knew only what the goroutines had read would, on a loaded machine where they are
+// not scheduled for tens of milliseconds, take an honest peer whose ephemeral key is waiting in
+// the socket for one that sent nothing, and displace it. At most maxRefresh candidates are peeked
+// at per admission.
 func (g *slotGuard) admit(now time.Time, ip netip.Addr, shown Stage) (id SlotID, displaced, ok bool) {
 	g.mu.Lock()
+	for range maxRefresh {
+		cand, at := g.tab.Candidate(now, ip, shown)
+		if cand == 0 || at >= StageEphKey {
+			break
+		}
+		n := pendingBytes(g.slots[cand].raw, g.buf[:])
+		if at == StageBytes {
+			n++ // at least one byte was read already
+		}
+		s := at
+		switch {
+		case n >= ephKeyMsgSize:
+			s = StageEphKey
+		case n > 0:
+			s = max(s, StageBytes)
+		}
+		if s == at {
+			break
+		}
+		g.tab.Progress(cand, s, now)
+	}
 	id, evict, ok := g.tab.Admit(now, ip, shown)
 	var victim func()
 	if ok && evict != 0 {
-		victim = g.kills[evict]
-		delete(g.kills, evict)
+		victim = g.slots[evict].kill
+		delete(g.slots, evict)
 	}
 	g.mu.Unlock()
 	if victim != nil {
@@ -796,12 +833,12 @@ func (g *slotGuard) admit(now time.Time, ip netip.Addr, shown Stage) (id SlotID,
 	return id, evict != 0, ok
 }
 
-// onDisplace registers the function that displaces handshake id. The accept loop calls it right
-// after admit, before the next admission.
-func (g *slotGuard) onDisplace(id SlotID, kill func()) {
+// onDisplace registers the function that displaces handshake id and its raw connection. The
+// accept loop calls it right after admit, before the next admission.
+func (g *slotGuard) onDisplace(id SlotID, raw net.Conn, kill func()) {
 	g.mu.Lock()
 	if g.tab.Progress(id, StageAccepted, time.Time{}) { // still in the table
-		g.kills[id] = kill
+		g.slots[id] = guarded{kill: kill, raw: raw}
 	}
 	g.mu.Unlock()
 }
@@ -815,7 +852,7 @@ func (g *slotGuard) progress(id SlotID, s Stage) {
 func (g *slotGuard) release(id SlotID) {
 	g.mu.Lock()
 	g.tab.Release(id)
-	delete(g.kills, id)
+	delete(g.slots, id)
 	g.mu.Unlock()
 }
 
