@@ -11,12 +11,8 @@ import (
 // read(2) on the socket. It returns 0 when nothing is there, at EOF, on error, or when c does not
 // expose its file descriptor.
 func peekNow(c net.Conn, buf []byte) int {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return 0
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(c)
+	if rc == nil {
 		return 0
 	}
 	n := 0
@@ -36,12 +32,8 @@ func peekNow(c net.Conn, buf []byte) int {
 // neither waits for nor disturbs a Read blocked in another goroutine. It returns 0 when nothing
 // is there, at EOF, on error, or when c does not expose its descriptor.
 func pendingBytes(c net.Conn, buf []byte) int {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return 0
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(c)
+	if rc == nil {
 		return 0
 	}
 	n := 0
@@ -51,4 +43,17 @@ func pendingBytes(c net.Conn, buf []byte) int {
 		}
 	})
 	return n
+}
+
+// rawConn returns c's descriptor access, or nil when c does not expose one.
+func rawConn(c net.Conn) syscall.RawConn {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
