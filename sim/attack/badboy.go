@@ -73,11 +73,6 @@ type regraft struct {
 	topic string
 }
 
-type seen struct {
-	id     string
-	expire time.Time
-}
-
 // BadBoy is the minimal attacking router (see the package documentation). It implements
 // router.Router; it is not safe for concurrent use.
 type BadBoy struct {
@@ -87,9 +82,7 @@ type BadBoy struct {
 	order []*bbPeer // connection order
 	mesh  map[string][]*bbPeer
 
-	seen     map[string]struct{}
-	seenFIFO []seen
-	seenHead int
+	seen expiring[struct{}] // message IDs seen, for SeenTTL
 
 	regrafts []regraft // sorted by at
 	pending  []*bbPeer // peers with a control RPC queued
@@ -109,7 +102,7 @@ func NewBadBoy(cfg Config, rng *rand.Rand) (*BadBoy, error) {
 		rng:   rng,
 		peers: make(map[key.ID]*bbPeer),
 		mesh:  make(map[string][]*bbPeer),
-		seen:  make(map[string]struct{}),
+		seen:  newExpiring[struct{}](),
 	}, nil
 }
 
@@ -176,7 +169,7 @@ func (b *BadBoy) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 	if !ok || rpc == nil {
 		return
 	}
-	b.expire(now)
+	b.seen.expire(now)
 	for _, s := range rpc.Subscriptions {
 		if s == nil || !s.Subscribe {
 			continue
@@ -208,12 +201,11 @@ func (b *BadBoy) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 			continue
 		}
 		id := string(m.From) + string(m.Seqno)
-		if _, dup := b.seen[id]; dup {
+		if _, dup := b.seen.get(id); dup {
 			b.stats.Duplicates++
 			continue
 		}
-		b.seen[id] = struct{}{}
-		b.seenFIFO = append(b.seenFIFO, seen{id: id, expire: now.Add(b.cfg.SeenTTL)})
+		b.seen.put(id, struct{}{}, now.Add(b.cfg.SeenTTL))
 		if b.cfg.drops(now, m, b.rng.Float64) {
 			b.stats.Ignored++
 			continue
@@ -258,18 +250,6 @@ func unhex(c byte) int {
 	return -1
 }
 
-func (b *BadBoy) expire(now time.Time) {
-	for b.seenHead < len(b.seenFIFO) && !now.Before(b.seenFIFO[b.seenHead].expire) {
-		delete(b.seen, b.seenFIFO[b.seenHead].id)
-		b.seenFIFO[b.seenHead] = seen{}
-		b.seenHead++
-	}
-	if b.seenHead > 1024 && b.seenHead*2 > len(b.seenFIFO) {
-		b.seenFIFO = append(b.seenFIFO[:0], b.seenFIFO[b.seenHead:]...)
-		b.seenHead = 0
-	}
-}
-
 // Join and Leave do nothing: the attacker follows its peers' topics.
 func (b *BadBoy) Join(time.Time, string)  {}
 func (b *BadBoy) Leave(time.Time, string) {}
@@ -282,7 +262,7 @@ func (b *BadBoy) ValidationDone(time.Time, router.MsgID, router.ValidationResult
 
 // Tick sends the regrafts that are due.
 func (b *BadBoy) Tick(now time.Time) {
-	b.expire(now)
+	b.seen.expire(now)
 	k := 0
 	for k < len(b.regrafts) && !now.Before(b.regrafts[k].at) {
 		r := b.regrafts[k]

@@ -19,9 +19,7 @@ type Withhold struct {
 	cfg  Config
 	rng  *rand.Rand
 	now  time.Time
-	keep map[string]bool // decision per message ID, while it may still be forwarded
-	ids  []seen
-	head int
+	keep expiring[bool] // decision per message ID, while it may still be forwarded
 }
 
 var _ router.Router = (*Withhold)(nil)
@@ -31,20 +29,12 @@ func NewWithhold(inner router.Router, cfg Config, rng *rand.Rand) (*Withhold, er
 	if rng == nil {
 		return nil, ErrNilRand
 	}
-	return &Withhold{Router: inner, cfg: cfg.withDefaults(), rng: rng, keep: make(map[string]bool)}, nil
+	return &Withhold{Router: inner, cfg: cfg.withDefaults(), rng: rng, keep: newExpiring[bool]()}, nil
 }
 
 func (w *Withhold) at(now time.Time) {
 	w.now = now
-	for w.head < len(w.ids) && !now.Before(w.ids[w.head].expire) {
-		delete(w.keep, w.ids[w.head].id)
-		w.ids[w.head] = seen{}
-		w.head++
-	}
-	if w.head > 1024 && w.head*2 > len(w.ids) {
-		w.ids = append(w.ids[:0], w.ids[w.head:]...)
-		w.head = 0
-	}
+	w.keep.expire(now)
 }
 
 // The inputs record the time, for the attack's start.
@@ -91,11 +81,10 @@ func (w *Withhold) Tick(now time.Time) {
 
 func (w *Withhold) kept(m *pubsubpb.Message) bool {
 	id := string(m.From) + string(m.Seqno)
-	k, ok := w.keep[id]
+	k, ok := w.keep.get(id)
 	if !ok {
 		k = !w.cfg.drops(w.now, m, w.rng.Float64)
-		w.keep[id] = k
-		w.ids = append(w.ids, seen{id: id, expire: w.now.Add(w.cfg.SeenTTL)})
+		w.keep.put(id, k, w.now.Add(w.cfg.SeenTTL))
 	}
 	return k
 }
