@@ -677,12 +677,21 @@ func TestMConnSlowReactor(t *testing.T) {
 
 // TestMConnSlowReactorBackPressure: when a slow channel's delivery queue is full the connection
 // stops reading (no message dropped) and counts the pause.
+//
+// The delay per message keeps every single write of A below PingInterval+PongTimeout (15 s), the
+// bound after which a blocked write fails the connection by design: the send goroutine may put all
+// 20 messages into one write (when they are all queued before it runs), and B, whose paused reader
+// refills its buffer about one message at a time, takes that write in full only after delivering
+// nearly all of them. At 1 s per message that write blocked 15 s or more and the test failed (2 of
+// 900 runs with -race -cpu 1,2,4: "write pipe: i/o timeout" at 15 s with 15 delivered); at 700 ms
+// it blocks about 12 s at most (0 of 1,500), while the pauses still span 14 s, several pong
+// timeouts.
 func TestMConnSlowReactorBackPressure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		descs := []ChannelDescriptor{{ID: 0xA0, Priority: 1, SendQueueCapacity: 100}}
 		cfg := MConnConfig{RecvQueueBytes: 4096, PingInterval: 10 * time.Second, PongTimeout: 5 * time.Second}
 		a, b, ra, rb := newTestMConnPair(t, descs, cfg)
-		rb.delay[0xA0] = time.Second
+		rb.delay[0xA0] = 700 * time.Millisecond
 		for range 20 {
 			if !a.Send(0xA0, make([]byte, 1000)) {
 				t.Fatal("send failed")
