@@ -39,6 +39,8 @@ type loop struct {
 	removing map[key.ID]*peer
 	nextRef  peers.ConnRef
 	self     key.ID // as last given to the Manager
+	// bansTaken counts the posted bans given to the Manager since the last publishBans.
+	bansTaken int
 
 	timer      clock.Timer
 	timerAt    time.Time // zero: stopped
@@ -141,8 +143,7 @@ func (l *loop) handleItem(item any) {
 		l.syncSelf()
 		l.mgr.DialPeers(now, r.addrs...)
 	case banReq:
-		l.refreshBans(now)
-		l.mgr.Ban(now, r.id, r.ip, r.until)
+		l.feedBans(now)
 	case statusReq:
 		r.reply <- l.mgr.Status()
 	case drainedReq:
@@ -243,20 +244,38 @@ func (l *loop) apply(now time.Time) {
 			sw.log.Debug("dial skipped", "addr", n.Addr, "err", err)
 		}
 	}
-	if rd.BansExpired {
-		l.refreshBans(now)
+	if rd.BansChanged || l.bansTaken > 0 {
+		l.publishBans()
 	}
+}
+
+// feedBans gives the Manager the bans posted by BanPeer and StopPeerForError; the next apply
+// publishes the Manager's new snapshot and drops them from the posted queue.
+func (l *loop) feedBans(now time.Time) {
+	bs := l.sw.bans.take()[l.bansTaken:]
+	for _, b := range bs {
+		l.mgr.Ban(now, b.ID, b.IP, b.Until, b.Reason)
+	}
+	l.bansTaken += len(bs)
+}
+
+// publishBans publishes the Manager's bans for the Switch's other goroutines (the transport's
+// admission checks, IsBanned, Bans) and sets the bans gauge.
+func (l *loop) publishBans() {
+	s := l.mgr.Bans()
+	l.sw.bans.publish(s, l.bansTaken)
+	l.bansTaken = 0
+	l.sw.cfg.Metrics.Bans.Set(float64(s.Len()))
 }
 
 // hand gives c to the Manager's care under a new ref.
 func (l *loop) hand(c *transport.Conn) peers.Conn {
+	l.feedBans(l.clk.Now()) // a ban posted before c reached the loop applies to c
 	l.nextRef++
 	l.conns[l.nextRef] = c
-	id := c.NodeInfo.ID
 	return peers.Conn{
-		Ref: l.nextRef, ID: id, Outbound: c.Outbound, SocketAddr: c.SocketAddr, DialAddr: c.DialAddr,
+		Ref: l.nextRef, ID: c.NodeInfo.ID, Outbound: c.Outbound, SocketAddr: c.SocketAddr, DialAddr: c.DialAddr,
 		Latency: c.HandshakeDuration,
-		Banned:  l.sw.bans.checkID(id) != nil || l.sw.bans.checkIP(c.SocketAddr.IP) != nil,
 	}
 }
 
@@ -304,11 +323,6 @@ func (l *loop) shutdown() {
 			l.finishRemoval(p)
 		}
 	}
-}
-
-func (l *loop) refreshBans(now time.Time) {
-	n, _ := l.sw.bans.prune(now)
-	l.sw.cfg.Metrics.Bans.Set(float64(n))
 }
 
 // rejectReasons maps the Manager's refusals onto the Switch's reasons and sentinels.
