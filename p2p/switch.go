@@ -375,6 +375,12 @@ func (sw *Switch) PrivatePeerIDs() []key.ID {
 // dial counted. Zero before Run. Safe for concurrent use.
 func (sw *Switch) DialsInFlight() int { return int(sw.dialsInFlight.Load()) }
 
+// Clock returns SwitchConfig.Clock (the wall clock when it was nil): the one time source of the
+// Switch and of the reactors that keep time for it. The PEX reactor runs its timers, rate limits
+// and ban times on it, so that a *clock.Manual given to the Switch drives them too. Safe for
+// concurrent use.
+func (sw *Switch) Clock() clock.Clock { return sw.clk }
+
 // IsBanned reports whether id or ip is banned now (ip may be the zero Addr). Safe for concurrent use.
 func (sw *Switch) IsBanned(id key.ID, ip netip.Addr) bool {
 	_, banned := sw.bans.lookup(sw.clk.Now(), id, ip)
