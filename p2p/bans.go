@@ -25,9 +25,10 @@ type Ban = peers.Ban
 // neither of them a second ban table:
 //   - snap, the Manager's latest snapshot, published by the event loop after each change;
 //   - pending, the bans posted by BanPeer and StopPeerForError that the event loop has not yet
-//     given to the Manager (its input queue). They are visible at once, so that a ban applies
-//     from the moment BanPeer returns; the loop takes them, feeds them to the Manager and
-//     publishes the new snapshot in one step (take, then publish).
+//     given to the Manager (its input queue), numbered in posting order. They are visible at
+//     once, so that a ban applies from the moment BanPeer returns; the loop feeds them to the
+//     Manager (take) and then publishes the snapshot that holds them, which drops them here
+//     (publish).
 //
 // Expiry is judged with peers.Bans' rule on the Switch clock, so an ended ban is gone for every
 // reader at the instant it is gone for the Manager. It is a leaf structure: the transport's
@@ -37,37 +38,56 @@ type banView struct {
 	snap atomic.Pointer[peers.Bans]
 
 	mu      sync.Mutex
-	pending []peers.Ban
+	pending []postedBan
+	seq     uint64 // number of the last posted ban
+}
+
+type postedBan struct {
+	peers.Ban
+	seq uint64
 }
 
 func newBanView(clk clock.Clock) *banView { return &banView{clk: clk} }
 
-// post queues a ban for the event loop. The queue is bounded by peers.MaxBans (it only grows
-// while the loop is not running): the oldest posted ban makes room.
+// post queues a ban for the event loop. The queue is bounded by peers.MaxBans (it only fills
+// while the loop is not running, or cannot keep up): the oldest posted ban makes room.
 func (v *banView) post(b peers.Ban) {
 	v.mu.Lock()
 	if len(v.pending) >= peers.MaxBans {
 		v.pending = append(v.pending[:0], v.pending[1:]...)
 	}
-	v.pending = append(v.pending, b)
+	v.seq++
+	v.pending = append(v.pending, postedBan{Ban: b, seq: v.seq})
 	v.mu.Unlock()
 }
 
-// take returns the posted bans without removing them (they stay visible until publish).
-// Called by the event loop only.
-func (v *banView) take() []peers.Ban {
+// take returns the posted bans numbered after after, and the number of the last one (after
+// when there is none), without removing them: they stay visible until publish. Called by the
+// event loop only.
+func (v *banView) take(after uint64) ([]peers.Ban, uint64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return append([]peers.Ban(nil), v.pending...)
+	var out []peers.Ban
+	last := after
+	for _, p := range v.pending {
+		if p.seq > after {
+			out = append(out, p.Ban)
+			last = p.seq
+		}
+	}
+	return out, last
 }
 
-// publish stores the Manager's snapshot s and drops the first taken posted bans, which the
-// Manager has now received. Called by the event loop only (only it removes from pending, and
-// posters only append, so the first taken are the ones take returned).
-func (v *banView) publish(s *peers.Bans, taken int) {
+// publish stores the Manager's snapshot s and drops the posted bans numbered up to fed, which
+// the Manager has received. Called by the event loop only.
+func (v *banView) publish(s *peers.Bans, fed uint64) {
 	v.mu.Lock()
 	v.snap.Store(s)
-	v.pending = append(v.pending[:0], v.pending[taken:]...)
+	i := 0
+	for i < len(v.pending) && v.pending[i].seq <= fed {
+		i++
+	}
+	v.pending = append(v.pending[:0], v.pending[i:]...)
 	v.mu.Unlock()
 }
 
@@ -85,7 +105,7 @@ func (v *banView) lookup(now time.Time, id key.ID, ip netip.Addr) (peers.Ban, bo
 	ip = ip.Unmap()
 	for _, b := range v.pending {
 		if now.Before(b.Until) && ((id != "" && b.ID == id) || (ip.IsValid() && b.IP == ip)) {
-			return b, true
+			return b.Ban, true
 		}
 	}
 	return peers.Ban{}, false

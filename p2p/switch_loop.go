@@ -39,8 +39,9 @@ type loop struct {
 	removing map[key.ID]*peer
 	nextRef  peers.ConnRef
 	self     key.ID // as last given to the Manager
-	// bansTaken counts the posted bans given to the Manager since the last publishBans.
-	bansTaken int
+	// bansFed and bansPublished number the last posted ban given to the Manager and the last
+	// one whose snapshot was published (banView).
+	bansFed, bansPublished uint64
 
 	timer      clock.Timer
 	timerAt    time.Time // zero: stopped
@@ -244,7 +245,7 @@ func (l *loop) apply(now time.Time) {
 			sw.log.Debug("dial skipped", "addr", n.Addr, "err", err)
 		}
 	}
-	if rd.BansChanged || l.bansTaken > 0 {
+	if rd.BansChanged || l.bansFed != l.bansPublished {
 		l.publishBans()
 	}
 }
@@ -252,19 +253,19 @@ func (l *loop) apply(now time.Time) {
 // feedBans gives the Manager the bans posted by BanPeer and StopPeerForError; the next apply
 // publishes the Manager's new snapshot and drops them from the posted queue.
 func (l *loop) feedBans(now time.Time) {
-	bs := l.sw.bans.take()[l.bansTaken:]
+	var bs []peers.Ban
+	bs, l.bansFed = l.sw.bans.take(l.bansFed)
 	for _, b := range bs {
 		l.mgr.Ban(now, b.ID, b.IP, b.Until, b.Reason)
 	}
-	l.bansTaken += len(bs)
 }
 
 // publishBans publishes the Manager's bans for the Switch's other goroutines (the transport's
 // admission checks, IsBanned, Bans) and sets the bans gauge.
 func (l *loop) publishBans() {
 	s := l.mgr.Bans()
-	l.sw.bans.publish(s, l.bansTaken)
-	l.bansTaken = 0
+	l.sw.bans.publish(s, l.bansFed)
+	l.bansPublished = l.bansFed
 	l.sw.cfg.Metrics.Bans.Set(float64(s.Len()))
 }
 
