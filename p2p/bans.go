@@ -4,133 +4,162 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/peers"
 )
 
 // DefaultBanDuration is the ban length used when none is given (CometBFT's defaultBanTime, 24 h).
 const DefaultBanDuration = 24 * time.Hour
 
-// maxBans bounds each ban table; when full, the ban expiring soonest is evicted.
-const maxBans = 1 << 14
+// Ban is one active ban, as reported by Switch.Bans and Status: ID (empty for an IP ban) or IP
+// (invalid for an ID ban), Until (a Switch-clock time) and Reason (the ban's error text). It is
+// the peer-management core's own record (peers.Ban).
+type Ban = peers.Ban
 
-// Ban is one active ban, as reported by Switch.Status.
-type Ban struct {
-	ID     key.ID     // empty for an IP ban
-	IP     netip.Addr // invalid for an ID ban
-	Until  time.Time  // the ban ends at this Switch-clock time
-	Reason string
+// banView is what the Switch's other goroutines see of the bans, whose one owner is the event
+// loop's peers.Manager (ban state, expiry, bounds, which IPs are bannable). It holds two things,
+// neither of them a second ban table:
+//   - snap, the Manager's latest snapshot, published by the event loop after each change;
+//   - pending, the bans posted by BanPeer and StopPeerForError that the event loop has not yet
+//     given to the Manager (its input queue), numbered in posting order. They are visible at
+//     once, so that a ban applies from the moment BanPeer returns; the loop feeds them to the
+//     Manager (take) and then publishes the snapshot that holds them, which drops them here
+//     (publish).
+//
+// Expiry is judged with peers.Bans' rule on the Switch clock, so an ended ban is gone for every
+// reader at the instant it is gone for the Manager. It is a leaf structure: the transport's
+// goroutines read it (admission checks) while the event loop publishes.
+type banView struct {
+	clk  clock.Clock
+	snap atomic.Pointer[peers.Bans]
+
+	mu      sync.Mutex
+	pending []postedBan
+	seq     uint64 // number of the last posted ban
 }
 
-// banList holds bans by ID and by IP in memory, with expiry on the Switch clock. It is a leaf
-// structure: the transport's goroutines read it (admission checks) while the event loop writes it.
-type banList struct {
-	clk clock.Clock
-	mu  sync.Mutex
-	ids map[key.ID]Ban
-	ips map[netip.Addr]Ban
+type postedBan struct {
+	peers.Ban
+	seq uint64
 }
 
-func newBanList(clk clock.Clock) *banList {
-	return &banList{clk: clk, ids: make(map[key.ID]Ban), ips: make(map[netip.Addr]Ban)}
+func newBanView(clk clock.Clock) *banView { return &banView{clk: clk} }
+
+// post queues a ban for the event loop. The queue is bounded by peers.MaxBans (it only fills
+// while the loop is not running, or cannot keep up): the oldest posted ban makes room.
+func (v *banView) post(b peers.Ban) {
+	v.mu.Lock()
+	if len(v.pending) >= peers.MaxBans {
+		v.pending = append(v.pending[:0], v.pending[1:]...)
+	}
+	v.seq++
+	v.pending = append(v.pending, postedBan{Ban: b, seq: v.seq})
+	v.mu.Unlock()
 }
 
-// bannable reports whether ip may be banned: loopback and unspecified addresses never are, so
-// that banning one local peer does not ban every local peer (a test on 127.0.0.1 bans by ID
-// only; use 127.0.0.2 and up for IP bans).
-func bannable(ip netip.Addr) bool {
-	return ip.IsValid() && !ip.IsUnspecified() && ip != netip.AddrFrom4([4]byte{127, 0, 0, 1}) && ip != netip.IPv6Loopback()
-}
-
-// add bans id and (if bannable) ip until until; an existing longer ban is kept.
-func (b *banList) add(id key.ID, ip netip.Addr, until time.Time, reason string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if id != "" {
-		if cur, ok := b.ids[id]; !ok || cur.Until.Before(until) {
-			evict(b.ids)
-			b.ids[id] = Ban{ID: id, Until: until, Reason: reason}
+// take returns the posted bans numbered after after, and the number of the last one (after
+// when there is none), without removing them: they stay visible until publish. Called by the
+// event loop only.
+func (v *banView) take(after uint64) ([]peers.Ban, uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []peers.Ban
+	last := after
+	for _, p := range v.pending {
+		if p.seq > after {
+			out = append(out, p.Ban)
+			last = p.seq
 		}
 	}
-	if bannable(ip) {
-		ip = ip.Unmap()
-		if cur, ok := b.ips[ip]; !ok || cur.Until.Before(until) {
-			evict(b.ips)
-			b.ips[ip] = Ban{IP: ip, Until: until, Reason: reason}
-		}
-	}
+	return out, last
 }
 
-// evict makes room for one entry in m if it is full. The caller holds the lock.
-func evict[K comparable](m map[K]Ban) {
-	if len(m) < maxBans {
-		return
+// publish stores the Manager's snapshot s and drops the posted bans numbered up to fed, which
+// the Manager has received. Called by the event loop only.
+func (v *banView) publish(s *peers.Bans, fed uint64) {
+	v.mu.Lock()
+	v.snap.Store(s)
+	i := 0
+	for i < len(v.pending) && v.pending[i].seq <= fed {
+		i++
 	}
-	var victim K
-	var first time.Time
-	for k, v := range m {
-		if first.IsZero() || v.Until.Before(first) {
-			victim, first = k, v.Until
-		}
-	}
-	delete(m, victim)
+	v.pending = append(v.pending[:0], v.pending[i:]...)
+	v.mu.Unlock()
 }
 
-func (b *banList) checkID(id key.ID) error {
-	now := b.clk.Now()
-	b.mu.Lock()
-	ban, ok := b.ids[id]
-	b.mu.Unlock()
-	if ok && now.Before(ban.Until) {
-		return fmt.Errorf("%w: ID %s until %v", ErrBanned, id, ban.Until)
+// lookup returns the ban of id or ip active at now, from the snapshot or the posted bans.
+func (v *banView) lookup(now time.Time, id key.ID, ip netip.Addr) (peers.Ban, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := v.snap.Load()
+	if b, ok := s.ID(now, id); ok {
+		return b, true
 	}
-	return nil
-}
-
-func (b *banList) checkIP(ip netip.Addr) error {
-	now := b.clk.Now()
+	if b, ok := s.IP(now, ip); ok {
+		return b, true
+	}
 	ip = ip.Unmap()
-	b.mu.Lock()
-	ban, ok := b.ips[ip]
-	b.mu.Unlock()
-	if ok && now.Before(ban.Until) {
-		return fmt.Errorf("%w: IP %s until %v", ErrBanned, ip, ban.Until)
+	for _, b := range v.pending {
+		if now.Before(b.Until) && ((id != "" && b.ID == id) || (ip.IsValid() && b.IP == ip)) {
+			return b.Ban, true
+		}
+	}
+	return peers.Ban{}, false
+}
+
+func (v *banView) checkID(id key.ID) error {
+	if b, ok := v.lookup(v.clk.Now(), id, netip.Addr{}); ok {
+		return fmt.Errorf("%w: ID %s until %v", ErrBanned, id, b.Until)
 	}
 	return nil
 }
 
-// prune drops expired bans and returns the number left and the earliest expiry (zero if none).
-func (b *banList) prune(now time.Time) (n int, next time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for k, v := range b.ids {
-		if !now.Before(v.Until) {
-			delete(b.ids, k)
-		} else if next.IsZero() || v.Until.Before(next) {
-			next = v.Until
-		}
+func (v *banView) checkIP(ip netip.Addr) error {
+	ip = ip.Unmap()
+	if b, ok := v.lookup(v.clk.Now(), "", ip); ok {
+		return fmt.Errorf("%w: IP %s until %v", ErrBanned, ip, b.Until)
 	}
-	for k, v := range b.ips {
-		if !now.Before(v.Until) {
-			delete(b.ips, k)
-		} else if next.IsZero() || v.Until.Before(next) {
-			next = v.Until
-		}
-	}
-	return len(b.ids) + len(b.ips), next
+	return nil
 }
 
-func (b *banList) list() []Ban {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := make([]Ban, 0, len(b.ids)+len(b.ips))
-	for _, v := range b.ids {
-		out = append(out, v)
+// list returns the bans active now, as peers.Bans.List orders them; a posted ban that the
+// Manager has not received yet is merged in as the Manager will (the longer ban wins).
+func (v *banView) list() []Ban {
+	now := v.clk.Now()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := v.snap.Load().List(now)
+	if len(v.pending) == 0 {
+		return out
 	}
-	for _, v := range b.ips {
-		out = append(out, v)
+	type k struct {
+		id key.ID
+		ip netip.Addr
 	}
+	at := make(map[k]int, len(out))
+	for i, b := range out {
+		at[k{b.ID, b.IP}] = i
+	}
+	for _, p := range v.pending {
+		if !now.Before(p.Until) {
+			continue
+		}
+		for _, b := range []Ban{{ID: p.ID, Until: p.Until, Reason: p.Reason}, {IP: p.IP, Until: p.Until, Reason: p.Reason}} {
+			if b.ID == "" && !b.IP.IsValid() {
+				continue
+			}
+			if i, ok := at[k{b.ID, b.IP}]; !ok {
+				at[k{b.ID, b.IP}] = len(out)
+				out = append(out, b)
+			} else if out[i].Until.Before(b.Until) {
+				out[i] = b
+			}
+		}
+	}
+	peers.SortBans(out)
 	return out
 }

@@ -115,8 +115,9 @@ type SwitchConfig struct {
 	MetricsInterval time.Duration
 
 	// Clock is the Switch's one time source: the event loop (dial schedule, bans, grace timers,
-	// event times), the accept loop's backoff and Send's wait for a full queue. Nil means the wall
-	// clock. Tests and the simulator pass a *clock.Manual.
+	// event times), the accept loop's backoff, Send's wait for a full queue and, through
+	// Switch.Clock, the PEX reactor's timers. Nil means the wall clock. Tests pass a
+	// *clock.Manual.
 	Clock clock.Clock
 
 	// Metrics receives the Switch's metrics. Nil means NopMetrics(); nil fields are no-ops.

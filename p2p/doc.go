@@ -137,10 +137,16 @@
 // # Bans (S-05)
 //
 // BanPeer, or StopPeerForError with a *BanError, bans the peer's ID and IP in memory on the
-// Switch clock. Run installs admission checks in a *transport.MultiplexTransport: a banned IP is
-// closed before any handshake byte and a banned ID right after the SecretConnection. The event
-// loop also refuses banned IDs before InitPeer (other transports) and never dials them. The
-// exact loopback addresses 127.0.0.1 and ::1 are banned by ID only. Bans are lost on restart.
+// Switch clock. The bans have one owner, the event loop's peers.Manager (entries, expiry, the
+// bound of peers.MaxBans per table, which IPs are bannable); the Switch keeps no list of its own.
+// Run installs admission checks in a *transport.MultiplexTransport: a banned IP is closed before
+// any handshake byte and a banned ID right after the SecretConnection. Those checks, IsBanned and
+// Bans run on other goroutines and read the snapshot of the Manager's bans that the event loop
+// publishes after each change, plus the bans posted and not yet given to the Manager, so a ban
+// holds from the moment BanPeer returns and ends for every reader at the same Switch-clock
+// instant (see p2p/peers, "Bans: one owner"). The Manager also refuses banned IDs and IPs before
+// InitPeer (other transports) and never dials a banned ID. The exact loopback addresses
+// 127.0.0.1 and ::1 are banned by ID only. Bans are lost on restart.
 //
 // # Messaging
 //

@@ -1,9 +1,7 @@
 package p2p
 
 import (
-	"net/netip"
 	"sync"
-	"time"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
@@ -38,13 +36,8 @@ type drainedReq struct {
 	p *peer
 }
 
-// banReq tells the loop that id (and ip, if valid) was banned until until (the ban itself is
-// already in the banList, which the transport reads).
-type banReq struct {
-	id    key.ID
-	ip    netip.Addr
-	until time.Time
-}
+// banReq wakes the loop for the bans posted to the banView, which it gives to the Manager.
+type banReq struct{}
 
 // statusReq asks the loop for its part of Status; reply has capacity 1.
 type statusReq struct {

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
+	"github.com/switchyard-p2p/switchyard/p2p/peers"
 	"github.com/switchyard-p2p/switchyard/p2p/transport"
 )
 
@@ -48,7 +48,7 @@ type Switch struct {
 	clk  clock.Clock
 	met  *swMetrics
 	hub  *hub
-	bans *banList
+	bans *banView // read side of the event loop's bans (the Manager owns them)
 
 	peers    atomic.Pointer[peerSet] // published by the event loop only
 	inbox    *mailbox
@@ -90,7 +90,7 @@ func NewSwitch(t Transport, cfg SwitchConfig, opts ...SwitchOption) *Switch {
 		clk:           cfg.Clock,
 		loopDone:      make(chan struct{}),
 	}
-	sw.bans = newBanList(sw.clk)
+	sw.bans = newBanView(sw.clk)
 	sw.hub = newHub(cfg.EventBufferSize, func() { sw.cfg.Metrics.EventDropsTotal.Add(1) })
 	sw.peers.Store(emptyPeerSet)
 	if sw.cfg.Rand == nil {
@@ -333,7 +333,8 @@ func (sw *Switch) BanPeer(p Peer, reason error, d time.Duration) {
 	sw.StopPeerForError(p, &BanError{Reason: reason, Duration: d})
 }
 
-// ban records a ban at once (so the transport's checks see it immediately) and tells the loop.
+// ban posts a ban for the event loop, which gives it to the Manager (the one owner of bans);
+// the posted ban is visible to the transport's checks and IsBanned at once.
 func (sw *Switch) ban(id key.ID, ip netip.Addr, d time.Duration, reason error) {
 	if d <= 0 {
 		d = DefaultBanDuration
@@ -343,33 +344,18 @@ func (sw *Switch) ban(id key.ID, ip netip.Addr, d time.Duration, reason error) {
 		r = reason.Error()
 	}
 	now := sw.clk.Now()
-	if !bannable(ip) {
+	if ip = ip.Unmap(); !peers.Bannable(ip) {
 		ip = netip.Addr{}
 	}
-	sw.bans.add(id, ip, now.Add(d), r)
-	sw.inbox.post(banReq{id: id, ip: ip, until: now.Add(d)})
+	sw.bans.post(peers.Ban{ID: id, IP: ip, Until: now.Add(d), Reason: r})
+	sw.inbox.post(banReq{})
 	sw.emit(Event{Type: PeerBanned, Peer: id, Addr: netaddr.NetAddress{ID: id, IP: ip}, At: now,
 		Reason: &BanError{Reason: reason, Duration: d}})
 }
 
 // Bans returns the active bans in a new slice, as Status does: the ID bans sorted by ID, then
 // the IP bans sorted by IP. It does not wait for the event loop. Safe for concurrent use.
-func (sw *Switch) Bans() []Ban {
-	bans := sw.bans.list()
-	slices.SortFunc(bans, func(a, b Ban) int {
-		if (a.ID == "") != (b.ID == "") {
-			if a.ID == "" {
-				return 1
-			}
-			return -1
-		}
-		if c := strings.Compare(string(a.ID), string(b.ID)); c != 0 {
-			return c
-		}
-		return a.IP.Compare(b.IP)
-	})
-	return bans
-}
+func (sw *Switch) Bans() []Ban { return sw.bans.list() }
 
 // PrivatePeerIDs returns the IDs given to WithPrivatePeers, sorted, in a new slice. Safe for
 // concurrent use.
@@ -389,9 +375,16 @@ func (sw *Switch) PrivatePeerIDs() []key.ID {
 // dial counted. Zero before Run. Safe for concurrent use.
 func (sw *Switch) DialsInFlight() int { return int(sw.dialsInFlight.Load()) }
 
+// Clock returns SwitchConfig.Clock (the wall clock when it was nil): the one time source of the
+// Switch and of the reactors that keep time for it. The PEX reactor runs its timers, rate limits
+// and ban times on it, so that a *clock.Manual given to the Switch drives them too. Safe for
+// concurrent use.
+func (sw *Switch) Clock() clock.Clock { return sw.clk }
+
 // IsBanned reports whether id or ip is banned now (ip may be the zero Addr). Safe for concurrent use.
 func (sw *Switch) IsBanned(id key.ID, ip netip.Addr) bool {
-	return (id != "" && sw.bans.checkID(id) != nil) || (ip.IsValid() && sw.bans.checkIP(ip) != nil)
+	_, banned := sw.bans.lookup(sw.clk.Now(), id, ip)
+	return banned
 }
 
 // IsPrivate reports whether id was given to WithPrivatePeers. Reactors that gossip addresses

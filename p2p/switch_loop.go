@@ -39,6 +39,9 @@ type loop struct {
 	removing map[key.ID]*peer
 	nextRef  peers.ConnRef
 	self     key.ID // as last given to the Manager
+	// bansFed and bansPublished number the last posted ban given to the Manager and the last
+	// one whose snapshot was published (banView).
+	bansFed, bansPublished uint64
 
 	timer      clock.Timer
 	timerAt    time.Time // zero: stopped
@@ -141,8 +144,7 @@ func (l *loop) handleItem(item any) {
 		l.syncSelf()
 		l.mgr.DialPeers(now, r.addrs...)
 	case banReq:
-		l.refreshBans(now)
-		l.mgr.Ban(now, r.id, r.ip, r.until)
+		l.feedBans(now)
 	case statusReq:
 		r.reply <- l.mgr.Status()
 	case drainedReq:
@@ -243,20 +245,38 @@ func (l *loop) apply(now time.Time) {
 			sw.log.Debug("dial skipped", "addr", n.Addr, "err", err)
 		}
 	}
-	if rd.BansExpired {
-		l.refreshBans(now)
+	if rd.BansChanged || l.bansFed != l.bansPublished {
+		l.publishBans()
 	}
+}
+
+// feedBans gives the Manager the bans posted by BanPeer and StopPeerForError; the next apply
+// publishes the Manager's new snapshot and drops them from the posted queue.
+func (l *loop) feedBans(now time.Time) {
+	var bs []peers.Ban
+	bs, l.bansFed = l.sw.bans.take(l.bansFed)
+	for _, b := range bs {
+		l.mgr.Ban(now, b.ID, b.IP, b.Until, b.Reason)
+	}
+}
+
+// publishBans publishes the Manager's bans for the Switch's other goroutines (the transport's
+// admission checks, IsBanned, Bans) and sets the bans gauge.
+func (l *loop) publishBans() {
+	s := l.mgr.Bans()
+	l.sw.bans.publish(s, l.bansFed)
+	l.bansPublished = l.bansFed
+	l.sw.cfg.Metrics.Bans.Set(float64(s.Len()))
 }
 
 // hand gives c to the Manager's care under a new ref.
 func (l *loop) hand(c *transport.Conn) peers.Conn {
+	l.feedBans(l.clk.Now()) // a ban posted before c reached the loop applies to c
 	l.nextRef++
 	l.conns[l.nextRef] = c
-	id := c.NodeInfo.ID
 	return peers.Conn{
-		Ref: l.nextRef, ID: id, Outbound: c.Outbound, SocketAddr: c.SocketAddr, DialAddr: c.DialAddr,
+		Ref: l.nextRef, ID: c.NodeInfo.ID, Outbound: c.Outbound, SocketAddr: c.SocketAddr, DialAddr: c.DialAddr,
 		Latency: c.HandshakeDuration,
-		Banned:  l.sw.bans.checkID(id) != nil || l.sw.bans.checkIP(c.SocketAddr.IP) != nil,
 	}
 }
 
@@ -304,11 +324,6 @@ func (l *loop) shutdown() {
 			l.finishRemoval(p)
 		}
 	}
-}
-
-func (l *loop) refreshBans(now time.Time) {
-	n, _ := l.sw.bans.prune(now)
-	l.sw.cfg.Metrics.Bans.Set(float64(n))
 }
 
 // rejectReasons maps the Manager's refusals onto the Switch's reasons and sentinels.

@@ -123,7 +123,11 @@ func (c *pexCore) drain(now time.Time) {
 				}
 				ip = p.ip
 			}
-			m.Ban(now, st.Peer, ip, now.Add(st.Ban))
+			reason := ""
+			if st.Reason != nil {
+				reason = st.Reason.Error()
+			}
+			m.Ban(now, st.Peer, ip, now.Add(st.Ban), reason)
 		}
 		if st.Flush {
 			n.s.postOp(n, nodeOp{flushStop: st.Peer, reason: st.Reason})

@@ -11,7 +11,7 @@
 //	Transport.Dial result ─► DialSucceeded(Conn) / DialFailed ─┐
 //	Transport.Accept ─► Inbound(Conn) ─────────────────────────┴─► ActAdmit / ActRefuse / ActEvict (EvictionPolicy)
 //	StopPeerForError, connection errors ─► StopPeer ─► ActRemove ─► redial (persistent)
-//	BanPeer ─► Ban ─► refused and not dialed until the ban ends (Tick: BansExpired)
+//	BanPeer, PEX ─► Ban ─► refused and not dialed until the ban ends (Tick prunes; BansChanged ─► Bans snapshot)
 //
 // # Purity
 //
@@ -32,8 +32,9 @@
 // each input, carried out in order: ActDial (hand the address to a dial worker), ActAdmit
 // (make the connection a peer), ActRefuse (close it, with a Refusal), ActEvict (remove an
 // inbound peer for a newcomer, before the newcomer's ActAdmit), ActRemove (remove a peer);
-// BansExpired; QueueEvents and Notes for the log. Facts for others: DialsInFlight (what PEX
-// subtracts from its outbound slots), NumPeers, Connected, IsBanned, Status.
+// BansChanged (publish a new Bans snapshot); QueueEvents and Notes for the log. Facts for
+// others: DialsInFlight (what PEX subtracts from its outbound slots), NumPeers, Connected,
+// IsBanned, NumBans, Bans, Status.
 //
 // Invariants:
 //
@@ -48,7 +49,8 @@
 //     holds the higher node's inbound while its own dial runs, the higher node holds its outbound
 //     for SimultaneousDialGrace (C-07). A held connection is in no count but DialsInFlight.
 //   - A banned ID or IP is refused and not dialed until the ban ends, at which Tick drops it
-//     (S-05); a persistent peer stays configured and is dialed after it.
+//     (S-05); a persistent peer stays configured and is dialed after it. Loopback IPs are never
+//     banned (Bannable); each table holds at most MaxBans, the soonest-ending ban making room.
 //   - Every persistent peer's first dial comes at Start + U[0, PersistentDialJitter); it is then
 //     redialed forever with the queue's backoff; an unconditional, non-persistent address is
 //     dropped after a failed dial or a disconnect.
@@ -62,6 +64,21 @@
 // callbacks, events, metrics, logs. Before an Inbound it refreshes the inbound peers'
 // last-useful times (Switch.MarkPeerUseful) for the eviction policy. If it cannot start an
 // admitted peer it reports AdmitFailed.
+//
+// # Bans: one owner
+//
+// The Manager is the only keeper of bans: IDs and IPs, their reasons, their ends, the bound,
+// which IPs are bannable. The Switch has no ban list of its own. Its other goroutines (the
+// transport's admission checks, which must answer without waiting for the event loop;
+// Switch.IsBanned and Switch.Bans) read a Bans snapshot that the event loop publishes after
+// every Ready with BansChanged. A snapshot is immutable and judges expiry with the Manager's
+// rule (banned while now is before Until) on the same clock, so a ban that ends is gone for every
+// reader at the instant it is gone for the Manager, before the loop's Tick prunes it. The only
+// other ban state in the Switch is its input queue: bans posted by BanPeer that the loop has not
+// given to the Manager yet, visible to the same readers so that a ban applies from the moment
+// BanPeer returns; the loop feeds them to the Manager before it hands in any connection and
+// drops them from the queue when it publishes the snapshot that holds them. The simulator calls
+// Ban and IsBanned directly and never needs a snapshot.
 //
 // # Why evict
 //

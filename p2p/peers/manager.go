@@ -142,9 +142,6 @@ type Conn struct {
 	DialAddr netaddr.NetAddress
 	// Latency is the handshake duration: the eviction policy's latency. Zero means unknown.
 	Latency time.Duration
-	// Banned: the shell found the ID or IP banned in its own check (the Switch's ban list, which
-	// a ban reaches before the Manager's Ban input). The Manager also checks its own bans.
-	Banned bool
 }
 
 // Refusal says why the Manager refuses a connection.
@@ -280,15 +277,16 @@ type Ready struct {
 	Actions []Action
 	// QueueEvents are the dial queue's events (dial.Event), for logs (EventGaveUp) and metrics.
 	QueueEvents []dial.Event
-	// BansExpired: bans ended; the shell prunes its own ban list (and its gauge).
-	BansExpired bool
+	// BansChanged: a Ban input added or lengthened a ban, or bans ended (Tick). A shell that
+	// shares the bans with other goroutines publishes a fresh Manager.Bans snapshot.
+	BansChanged bool
 	// Notes are for the log only.
 	Notes []Note
 }
 
 // Empty reports whether rd holds nothing.
 func (rd Ready) Empty() bool {
-	return len(rd.Actions) == 0 && len(rd.QueueEvents) == 0 && !rd.BansExpired && len(rd.Notes) == 0
+	return len(rd.Actions) == 0 && len(rd.QueueEvents) == 0 && !rd.BansChanged && len(rd.Notes) == 0
 }
 
 // LastError is why a persistent peer's last dial failed or its connection ended, and when.
@@ -361,9 +359,7 @@ type Manager struct {
 	startup []startupDial                 // persistent peers waiting for their start-up jitter
 	started bool
 
-	banIDs  map[key.ID]time.Time
-	banIPs  map[netip.Addr]time.Time
-	banNext time.Time // earliest ban expiry; zero: none
+	bans banTable // the one ban table: the Switch and the simulator only read snapshots of it
 
 	ready Ready
 }
@@ -398,8 +394,7 @@ func NewManager(cfg ManagerConfig, rng *rand.Rand) (*Manager, error) {
 		heldOut:    make(map[key.ID]heldConn),
 		uncond:     make(map[key.ID]struct{}),
 		lastErr:    make(map[key.ID]LastError),
-		banIDs:     make(map[key.ID]time.Time),
-		banIPs:     make(map[netip.Addr]time.Time),
+		bans:       newBanTable(),
 	}
 	m.cfg.Persistent = nil // a copy without duplicate IDs (the first address of an ID wins)
 	for _, a := range cfg.Persistent {
@@ -495,7 +490,7 @@ func (m *Manager) NextDeadline() time.Time {
 			earliest(h.until)
 		}
 	}
-	earliest(m.banNext)
+	earliest(m.bans.next)
 	return next
 }
 
@@ -522,9 +517,9 @@ func (m *Manager) Tick(now time.Time) {
 			m.admitOutbound(now, h.c)
 		}
 	}
-	if !m.banNext.IsZero() && !now.Before(m.banNext) {
-		m.pruneBans(now)
-		m.ready.BansExpired = true
+	if !m.bans.next.IsZero() && !now.Before(m.bans.next) {
+		m.bans.prune(now)
+		m.ready.BansChanged = true
 	}
 	for _, a := range m.q.Due(now) {
 		if m.bannedID(now, a.ID) {
@@ -538,24 +533,18 @@ func (m *Manager) Tick(now time.Time) {
 
 // ---- bans --------------------------------------------------------------------------------
 
-// Ban records that id and (if valid) ip are banned until until (Switch.BanPeer, a *BanError):
-// their connections are refused and id is not dialed before then; a non-persistent id leaves
-// the dial queue. The shell passes a zero ip for addresses it never bans by IP (loopback).
-func (m *Manager) Ban(now time.Time, id key.ID, ip netip.Addr, until time.Time) {
+// Ban records that id and ip are banned until until, for reason (Switch.BanPeer, a *BanError;
+// PEX's bans): their connections are refused and id is not dialed before then; a
+// non-persistent id leaves the dial queue. Either may be zero; an ip that is not Bannable
+// (loopback) is ignored and the ID alone is banned. A ban that already ends later is kept. Each
+// table (IDs, IPs) holds at most MaxBans: the ban that ends soonest makes room. The bans end at
+// the first Tick at or after until (Ready.BansChanged); an until not after now does nothing.
+func (m *Manager) Ban(now time.Time, id key.ID, ip netip.Addr, until time.Time, reason string) {
 	if !until.After(now) {
 		return
 	}
-	if id != "" && until.After(m.banIDs[id]) {
-		m.banIDs[id] = until
-	}
-	if ip.IsValid() {
-		ip = ip.Unmap()
-		if until.After(m.banIPs[ip]) {
-			m.banIPs[ip] = until
-		}
-	}
-	if m.banNext.IsZero() || until.Before(m.banNext) {
-		m.banNext = until
+	if m.bans.add(id, ip, until, reason) {
+		m.ready.BansChanged = true
 	}
 	if id != "" && !m.IsPersistent(id) {
 		delete(m.uncond, id)
@@ -565,48 +554,21 @@ func (m *Manager) Ban(now time.Time, id key.ID, ip netip.Addr, until time.Time) 
 
 // IsBanned reports whether id or ip (either may be zero) is banned at now.
 func (m *Manager) IsBanned(now time.Time, id key.ID, ip netip.Addr) bool {
-	if id != "" && m.bannedID(now, id) {
-		return true
-	}
-	if ip.IsValid() {
-		if t, ok := m.banIPs[ip.Unmap()]; ok && now.Before(t) {
-			return true
-		}
-	}
-	return false
+	return m.bans.Banned(now, id, ip)
 }
 
 func (m *Manager) bannedID(now time.Time, id key.ID) bool {
-	t, ok := m.banIDs[id]
-	return ok && now.Before(t)
+	_, ok := m.bans.ID(now, id)
+	return ok
 }
 
 // NumBans returns the bans the Manager holds (by ID plus by IP), expired ones not yet pruned
 // included.
-func (m *Manager) NumBans() int { return len(m.banIDs) + len(m.banIPs) }
+func (m *Manager) NumBans() int { return m.bans.Len() }
 
-func (m *Manager) pruneBans(now time.Time) {
-	m.banNext = time.Time{}
-	note := func(t time.Time) {
-		if m.banNext.IsZero() || t.Before(m.banNext) {
-			m.banNext = t
-		}
-	}
-	for id, t := range m.banIDs {
-		if !now.Before(t) {
-			delete(m.banIDs, id)
-		} else {
-			note(t)
-		}
-	}
-	for ip, t := range m.banIPs {
-		if !now.Before(t) {
-			delete(m.banIPs, ip)
-		} else {
-			note(t)
-		}
-	}
-}
+// Bans returns a snapshot of the bans (a copy, O(bans)), which other goroutines may read while
+// the Manager goes on: the Switch publishes one after each Ready with BansChanged.
+func (m *Manager) Bans() *Bans { return m.bans.snapshot() }
 
 // ---- dialing -----------------------------------------------------------------------------
 
@@ -713,7 +675,7 @@ func (m *Manager) admitOutbound(now time.Time, c Conn) {
 // refusal returns why c must be refused whatever the tie-break says, or 0.
 func (m *Manager) refusal(now time.Time, c Conn) Refusal {
 	switch {
-	case c.Banned || m.IsBanned(now, c.ID, c.SocketAddr.IP):
+	case m.IsBanned(now, c.ID, c.SocketAddr.IP):
 		return RefuseBanned
 	case c.ID == m.cfg.Self:
 		return RefuseSelf

@@ -335,7 +335,7 @@ func TestManagerTieBreak(t *testing.T) {
 }
 
 // TestManagerBanExpiry is S-05 in the core: a banned ID or IP is refused and not dialed until
-// the ban ends (NextDeadline is the expiry; BansExpired then), a persistent banned peer stays
+// the ban ends (NextDeadline is the expiry; BansChanged then), a persistent banned peer stays
 // configured and is dialed after it.
 func TestManagerBanExpiry(t *testing.T) {
 	w := newWorld(t, ManagerConfig{Self: mid(1000), Persistent: []netaddr.NetAddress{maddr(30)}, PersistentDialJitter: -1}, 10)
@@ -343,8 +343,8 @@ func TestManagerBanExpiry(t *testing.T) {
 	w.m.StopPeer(w.now(), mid(10), errors.New("spam"))
 	w.apply()
 	until := w.now().Add(time.Hour)
-	w.m.Ban(w.now(), mid(10), maddr(10).IP, until)
-	w.m.Ban(w.now(), mid(30), netip.Addr{}, until.Add(time.Hour))
+	w.m.Ban(w.now(), mid(10), maddr(10).IP, until, "spam")
+	w.m.Ban(w.now(), mid(30), netip.Addr{}, until.Add(time.Hour), "spam")
 	if d := w.m.NextDeadline(); !d.Equal(until) {
 		t.Fatalf("deadline %v, want the first expiry", d.Sub(w.now()))
 	}
@@ -365,12 +365,12 @@ func TestManagerBanExpiry(t *testing.T) {
 		t.Fatalf("dialed banned %v", w.dials)
 	}
 	w.clk.Set(until.Add(-time.Nanosecond))
-	if w.m.Tick(w.now()); w.m.Ready().BansExpired {
+	if w.m.Tick(w.now()); w.m.Ready().BansChanged {
 		t.Fatal("bans expired early")
 	}
 	w.clk.Set(until)
 	w.m.Tick(w.now())
-	if rd := w.m.Ready(); !rd.BansExpired || w.m.NumBans() != 1 {
+	if rd := w.m.Ready(); !rd.BansChanged || w.m.NumBans() != 1 {
 		t.Fatalf("at the expiry: %+v, %d bans left", rd, w.m.NumBans())
 	}
 	if ref := w.inbound(10); w.admit[ref].ID != mid(10) {

@@ -294,7 +294,7 @@ type Core struct {
 // address book: strict as cfg.AddrBookStrict says, holding no cfg.PrivatePeerIDs, its bucket
 // key and hash secret read from cfg.AddrBookEntropy (crypto/rand when nil), its own *rand.Rand
 // seeded from two draws of rng. rng drives every other random choice and must not be used by anyone else while the Core
-// lives. Config.Logger, Clock, Rand and AddrBookFile are the Reactor's and are ignored here.
+// lives. Config.Logger, Rand and AddrBookFile are the Reactor's and are ignored here.
 //
 // It returns cfg.Validate's error, ErrNilRand, or the book's error (its entropy could not be
 // read). Call Start once, then feed inputs and call Tick at NextDeadline.

@@ -46,9 +46,18 @@
 // InitPeer → Receive → RemovePeer stay ordered), bounded per peer for messages (16 pending, else
 // ErrFlood), because the Switch's event loop must never wait for a reactor. Receive decodes the
 // message itself (Decode, fuzzed by FuzzPEXReceive). Run feeds the queue, the Switch's events
-// and the timer (Config.Clock) to the Core, carries out its effects on the Switch after each
-// input (so an effect reaches the Peer the Core meant), logs the Stops and Notes, loads
-// addrbook.json at start and saves it (p2p/pex/bookfile) on SaveBook and when it returns.
+// and the timer to the Core, carries out its effects on the Switch after each input (so an
+// effect reaches the Peer the Core meant), logs the Stops and Notes, loads addrbook.json at
+// start and saves it (p2p/pex/bookfile) on SaveBook and when it returns.
+//
+// One clock: the Reactor reads time from its Switch (p2p.Switch.Clock, i.e. SwitchConfig.Clock)
+// and Config has no clock of its own. Every time the Core gets is compared with times that
+// come from the Switch: a ban's end (PeerBanned events and Switch.Bans, on the Switch clock),
+// the moment a dial failed or a peer arrived. With a second clock those comparisons were only
+// right while both clocks agreed, and a test had to hand the same *clock.Manual to both. No
+// caller ever set a different one, and the Reactor cannot run without its Switch, so the field
+// was removed rather than kept as an override. The Core itself reads no clock: its callers pass
+// now (the simulator passes its virtual time).
 //
 //	r := pex.NewReactor(pex.Config{Seeds: seeds, AddrBookFile: path, AddrBookStrict: true})
 //	sw := p2p.NewSwitch(t, cfg, p2p.WithReactor("pex", r))

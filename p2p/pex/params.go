@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
@@ -119,9 +118,9 @@ var (
 )
 
 // Config configures a Core and the Reactor around it. The zero value is valid: a non-seed node
-// with an in-memory, non-strict address book, 10 outbound peers, no seeds and, for the Reactor,
-// the wall clock. The Core uses every field but AddrBookFile, Logger, Clock and Rand, which are
-// the Reactor's.
+// with an in-memory, non-strict address book, 10 outbound peers and no seeds. The Core uses every
+// field but AddrBookFile, Logger and Rand, which are the Reactor's. There is no clock here: the
+// Reactor keeps time with its Switch's (Switch.Clock; see the package documentation).
 type Config struct {
 	// Seeds are the seed nodes (p2p.seeds). They are dialed, in random order until one
 	// connects, when the book needs addresses and ensurePeers found nothing to dial; a
@@ -177,11 +176,6 @@ type Config struct {
 	// errors (Error) and the Core's notes (Debug, Info). Nil discards.
 	Logger *slog.Logger
 
-	// Clock (the Reactor's) is the time source of every input it gives the Core (rate limits,
-	// bans, crawl records, the ensurePeers and save timers). Nil means the wall clock; tests
-	// pass a *clock.Manual.
-	Clock clock.Clock
-
 	// Rand (the Reactor's) is the rng given to NewCore: it drives every random choice (peer to
 	// ask, seed order, jitter) and seeds the address book's own source. Nil means seeded from
 	// crypto/rand.
@@ -230,9 +224,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Clock == nil {
-		c.Clock = clock.Real()
 	}
 	return c
 }

@@ -152,7 +152,7 @@ func (r *Reactor) Run(ctx context.Context) (err error) {
 	})
 	defer cancel()
 
-	c, clk := r.core, r.cfg.Clock
+	c, clk := r.core, sw.Clock() // one clock: the Switch's (see the package documentation)
 	c.AddPrivateIDs(sw.PrivatePeerIDs()...)
 	for _, b := range sw.Bans() {
 		c.Banned(b.ID, b.IP, b.Until)

@@ -1,0 +1,191 @@
+package peers
+
+import (
+	"cmp"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+)
+
+// MaxBans bounds each of the Manager's ban tables (by ID, by IP): when one is full, the ban
+// that ends soonest makes room for the new one.
+const MaxBans = 1 << 14
+
+// Ban is one ban the Manager holds (Switch.Bans, Status).
+type Ban struct {
+	ID     key.ID     // empty for an IP ban
+	IP     netip.Addr // invalid for an ID ban
+	Until  time.Time  // the ban ends at this time (the shell's clock)
+	Reason string
+}
+
+// Bannable reports whether ip may be banned by IP: an invalid, unspecified or exact loopback
+// address (127.0.0.1, ::1) never is, so that banning one local peer does not ban every local
+// peer (tests on one machine use 127.0.0.2 and up for IP bans). Manager.Ban ignores an IP that
+// is not bannable and bans the ID only.
+func Bannable(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return ip.IsValid() && !ip.IsUnspecified() && ip != netip.AddrFrom4([4]byte{127, 0, 0, 1}) && ip != netip.IPv6Loopback()
+}
+
+// Bans is a snapshot of the Manager's bans (Manager.Bans). It never changes once made, so any
+// number of goroutines may read it at once: the Switch publishes it for the transport's
+// admission checks and for Switch.IsBanned. Its methods take the time to judge expiry by, with
+// the rule the Manager uses (banned while now is before Until), so a snapshot answers exactly
+// as the Manager would until the Manager's next change. A nil *Bans holds no ban.
+type Bans struct {
+	ids map[key.ID]Ban
+	ips map[netip.Addr]Ban
+}
+
+// ID returns the ban of id active at now, if any.
+func (b *Bans) ID(now time.Time, id key.ID) (Ban, bool) {
+	if b == nil || id == "" {
+		return Ban{}, false
+	}
+	ban, ok := b.ids[id]
+	return ban, ok && now.Before(ban.Until)
+}
+
+// IP returns the ban of ip (IPv4-mapped addresses are unmapped) active at now, if any.
+func (b *Bans) IP(now time.Time, ip netip.Addr) (Ban, bool) {
+	if b == nil || !ip.IsValid() {
+		return Ban{}, false
+	}
+	ban, ok := b.ips[ip.Unmap()]
+	return ban, ok && now.Before(ban.Until)
+}
+
+// Banned reports whether id or ip (either may be zero) is banned at now.
+func (b *Bans) Banned(now time.Time, id key.ID, ip netip.Addr) bool {
+	_, byID := b.ID(now, id)
+	_, byIP := b.IP(now, ip)
+	return byID || byIP
+}
+
+// Len returns the bans held, by ID plus by IP, including ended ones the Manager has not pruned
+// yet (it prunes them at the Tick of their end).
+func (b *Bans) Len() int {
+	if b == nil {
+		return 0
+	}
+	return len(b.ids) + len(b.ips)
+}
+
+// List returns the bans active at now in a new slice: the ID bans sorted by ID, then the IP
+// bans sorted by IP.
+func (b *Bans) List(now time.Time) []Ban {
+	if b == nil {
+		return []Ban{}
+	}
+	out := make([]Ban, 0, b.Len())
+	for _, v := range b.ids {
+		if now.Before(v.Until) {
+			out = append(out, v)
+		}
+	}
+	for _, v := range b.ips {
+		if now.Before(v.Until) {
+			out = append(out, v)
+		}
+	}
+	SortBans(out)
+	return out
+}
+
+// SortBans sorts bans as List returns them: ID bans by ID, then IP bans by IP.
+func SortBans(bans []Ban) {
+	slices.SortFunc(bans, func(a, b Ban) int {
+		if (a.ID == "") != (b.ID == "") {
+			if a.ID == "" {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Or(strings.Compare(string(a.ID), string(b.ID)), a.IP.Compare(b.IP))
+	})
+}
+
+// banTable is the Manager's own, mutable ban state; the embedded Bans answers its checks.
+type banTable struct {
+	Bans
+	next time.Time // earliest Until; zero: none
+}
+
+func newBanTable() banTable {
+	return banTable{Bans: Bans{ids: make(map[key.ID]Ban), ips: make(map[netip.Addr]Ban)}}
+}
+
+// add records a ban of id (if not empty) and ip (if Bannable) until until; an existing ban
+// that ends later is kept. It reports whether the table changed.
+func (t *banTable) add(id key.ID, ip netip.Addr, until time.Time, reason string) bool {
+	changed := false
+	if id != "" {
+		if cur, ok := t.ids[id]; !ok || cur.Until.Before(until) {
+			evictSoonest(t.ids)
+			t.ids[id] = Ban{ID: id, Until: until, Reason: reason}
+			changed = true
+		}
+	}
+	if Bannable(ip) {
+		ip = ip.Unmap()
+		if cur, ok := t.ips[ip]; !ok || cur.Until.Before(until) {
+			evictSoonest(t.ips)
+			t.ips[ip] = Ban{IP: ip, Until: until, Reason: reason}
+			changed = true
+		}
+	}
+	if changed && (t.next.IsZero() || until.Before(t.next)) {
+		t.next = until
+	}
+	return changed
+}
+
+// evictSoonest makes room for one entry in m if it holds MaxBans: the ban that ends soonest
+// goes.
+func evictSoonest[K comparable](m map[K]Ban) {
+	if len(m) < MaxBans {
+		return
+	}
+	var victim K
+	var first time.Time
+	for k, v := range m {
+		if first.IsZero() || v.Until.Before(first) {
+			victim, first = k, v.Until
+		}
+	}
+	delete(m, victim)
+}
+
+// prune drops the bans that ended at now and recomputes next.
+func (t *banTable) prune(now time.Time) {
+	t.next = time.Time{}
+	note := func(u time.Time) {
+		if t.next.IsZero() || u.Before(t.next) {
+			t.next = u
+		}
+	}
+	for id, b := range t.ids {
+		if !now.Before(b.Until) {
+			delete(t.ids, id)
+		} else {
+			note(b.Until)
+		}
+	}
+	for ip, b := range t.ips {
+		if !now.Before(b.Until) {
+			delete(t.ips, ip)
+		} else {
+			note(b.Until)
+		}
+	}
+}
+
+// snapshot returns an immutable copy.
+func (t *banTable) snapshot() *Bans {
+	return &Bans{ids: maps.Clone(t.ids), ips: maps.Clone(t.ips)}
+}

@@ -1,0 +1,185 @@
+package p2p
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/internal/clock"
+	"github.com/switchyard-p2p/switchyard/p2p/peers"
+)
+
+// TestSwitchBansOneOwner is RELIABILITY S-05 with one owner of the bans: the event loop's
+// peers.Manager. What the Switch's other goroutines see (the transport's admission checks,
+// IsBanned, Bans) and what the Manager decides at admission agree at every instant of the
+// injected clock: a nanosecond before a ban's end both refuse, at its end both admit, before the
+// event loop has even woken for the expiry, and a longer ban of another peer is unaffected.
+// A ban is visible the moment BanPeer returns.
+func TestSwitchBansOneOwner(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		clk := clock.NewManual(t0)
+		n := newFakeNetwork()
+		ft := n.newFakeTransport(1, chA)
+		cfg := testConfig(t)
+		cfg.Clock = clk
+		gauge := &countingGauge{}
+		cfg.Metrics = &Metrics{Bans: gauge}
+		r := newTestReactor(chA)
+		hub := NewSwitch(ft, cfg, WithReactor("r", r))
+		defer runSwitch(t, hub)()
+		rejected, cancel := hub.Subscribe(func(ev Event) bool { return ev.Type == PeerRejected })
+		defer cancel()
+
+		ip := func(i int) netip.Addr { return testAddr(i).IP }
+		hub.BanPeer(stubPeer{id: testID(2), ip: ip(2)}, errors.New("spam"), time.Hour)
+		if !hub.IsBanned(testID(2), netip.Addr{}) || hub.bans.checkIP(ip(2)) == nil {
+			t.Fatal("ban not visible when BanPeer returned")
+		}
+		hub.BanPeer(stubPeer{id: testID(3), ip: ip(3)}, errors.New("spam"), 2*time.Hour)
+		synctest.Wait()
+		if gauge.value() != 4 {
+			t.Fatalf("bans gauge %v, want 4 (two IDs, two IPs)", gauge.value())
+		}
+
+		// refused reports whether a connection of ID id from ip(from) is refused as banned by
+		// the Manager (the event loop's admission), and checks it was not admitted.
+		refused := func(id, from int) bool {
+			t.Helper()
+			rp := newRawPeer(t, ft.injectFrom(testNodeInfo(id, chA), netip.AddrPortFrom(ip(from), 26656)), chA)
+			defer rp.mc.Close()
+			synctest.Wait()
+			for _, ev := range drainEvents(rejected) {
+				var rej *RejectedError
+				if ev.Peer == testID(id) && errors.As(ev.Reason, &rej) && rej.Reason == RejectBanned && errors.Is(ev.Reason, ErrBanned) {
+					return true
+				}
+			}
+			if !hub.Peers().Has(testID(id)) {
+				t.Fatalf("ID %d from %v neither refused as banned nor admitted", id, ip(from))
+			}
+			hub.StopPeerForError(hub.Peers().Get(testID(id)), errors.New("test done"))
+			synctest.Wait()
+			return false
+		}
+		// view reports what the other goroutines see of peer i's bans: IsBanned, the
+		// transport's ID and IP checks, Bans.
+		view := func(i int) (isBanned, idCheck, ipCheck, listed bool) {
+			listed = false
+			for _, b := range hub.Bans() {
+				if b.ID == testID(i) || b.IP == ip(i) {
+					listed = true
+				}
+			}
+			return hub.IsBanned(testID(i), ip(i)), errors.Is(hub.bans.checkID(testID(i)), ErrBanned),
+				errors.Is(hub.bans.checkIP(ip(i)), ErrBanned), listed
+		}
+		agree := func(i int, want bool, when string) {
+			t.Helper()
+			a, b, c, d := view(i)
+			if a != want || b != want || c != want || d != want {
+				t.Fatalf("%s, peer %d: IsBanned %v, ID check %v, IP check %v, listed %v; want all %v", when, i, a, b, c, d, want)
+			}
+		}
+
+		clk.Set(t0.Add(time.Hour - time.Nanosecond))
+		synctest.Wait()
+		agree(2, true, "1 ns before the end")
+		if !refused(2, 2) || !refused(9, 2) {
+			t.Fatal("the Manager admitted the banned ID or IP 1 ns before the end")
+		}
+
+		// The Manager prunes at its Tick at the expiry; every other reader judges by the same
+		// rule on the same clock, so the ban is gone for them at that instant already.
+		clk.Set(t0.Add(time.Hour))
+		agree(2, false, "at the end, before the event loop ran")
+		agree(3, true, "the longer ban, at the first's end")
+		synctest.Wait()
+		agree(2, false, "at the end")
+		if gauge.value() != 2 {
+			t.Fatalf("bans gauge %v after the first expiry, want 2", gauge.value())
+		}
+		if refused(2, 2) || refused(9, 2) {
+			t.Fatal("the Manager still refuses the ID or IP whose ban ended")
+		}
+		if !refused(3, 3) {
+			t.Fatal("the Manager admitted the peer whose ban runs on")
+		}
+
+		clk.Set(t0.Add(2 * time.Hour))
+		synctest.Wait()
+		agree(3, false, "at the second end")
+		if refused(3, 3) || gauge.value() != 0 || len(hub.Bans()) != 0 {
+			t.Fatalf("after every ban ended: gauge %v, bans %+v", gauge.value(), hub.Bans())
+		}
+	})
+}
+
+// TestSwitchBanBeforeRun: a ban posted before Run is visible at once (IsBanned, Bans) and
+// reaches the Manager when Run starts: the peer's connection is refused (S-05).
+func TestSwitchBanBeforeRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+		n := newFakeNetwork()
+		ft := n.newFakeTransport(1, chA)
+		cfg := testConfig(t)
+		cfg.Clock = clk
+		hub := NewSwitch(ft, cfg, WithReactor("r", newTestReactor(chA)))
+		hub.BanPeer(stubPeer{id: testID(4), ip: testAddr(4).IP}, errors.New("known bad"), time.Hour)
+		if !hub.IsBanned(testID(4), netip.Addr{}) || len(hub.Bans()) != 2 {
+			t.Fatalf("before Run: IsBanned %v, Bans %+v", hub.IsBanned(testID(4), netip.Addr{}), hub.Bans())
+		}
+		defer runSwitch(t, hub)()
+		rejected, cancel := hub.Subscribe(func(ev Event) bool { return ev.Type == PeerRejected })
+		defer cancel()
+		rp := newRawPeer(t, ft.inject(testNodeInfo(4, chA)), chA)
+		defer rp.mc.Close()
+		synctest.Wait()
+		evs := drainEvents(rejected)
+		if hub.Peers().Has(testID(4)) || len(evs) != 1 || !errors.Is(evs[0].Reason, ErrBanned) {
+			t.Fatalf("banned before Run: connected %v, rejections %+v", hub.Peers().Has(testID(4)), evs)
+		}
+		if got := hub.Bans(); len(got) != 2 || got[0].ID != testID(4) || got[1].IP != testAddr(4).IP || got[0].Reason != "known bad" {
+			t.Fatalf("Bans %+v", got)
+		}
+	})
+}
+
+// TestSwitchBanTableFullOneAnswer: when the ban table is full (peers.MaxBans IDs), the ban that
+// ends soonest makes room, and it is gone for the Manager's admission exactly as for IsBanned:
+// with a ban list of the Switch's own beside the Manager's, the two evicted on their own terms
+// and a peer could be reported unbanned yet refused as banned (S-05).
+func TestSwitchBanTableFullOneAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+		n := newFakeNetwork()
+		ft := n.newFakeTransport(1, chA)
+		cfg := testConfig(t)
+		cfg.Clock = clk
+		hub := NewSwitch(ft, cfg, WithReactor("r", newTestReactor(chA)))
+		defer runSwitch(t, hub)()
+		loopback := netip.MustParseAddr("127.0.0.1") // not bannable: ID bans only
+		hub.BanPeer(stubPeer{id: testID(2), ip: loopback}, errors.New("short"), time.Minute)
+		for i := range peers.MaxBans {
+			hub.BanPeer(stubPeer{id: testID(1000 + i), ip: loopback}, errors.New("long"), time.Hour)
+			if i%1024 == 0 {
+				synctest.Wait()
+			}
+		}
+		synctest.Wait()
+		if hub.IsBanned(testID(2), netip.Addr{}) {
+			t.Fatal("the soonest-ending ban was not evicted from a full table")
+		}
+		if !hub.IsBanned(testID(1000), netip.Addr{}) || len(hub.Bans()) != peers.MaxBans {
+			t.Fatalf("IsBanned(first long ban) %v, %d bans, want %d", hub.IsBanned(testID(1000), netip.Addr{}), len(hub.Bans()), peers.MaxBans)
+		}
+		rp := newRawPeer(t, ft.inject(testNodeInfo(2, chA)), chA)
+		defer rp.mc.Close()
+		synctest.Wait()
+		if !hub.Peers().Has(testID(2)) {
+			t.Fatal("IsBanned says the peer is not banned, yet it was not admitted")
+		}
+	})
+}
