@@ -68,12 +68,15 @@ func (r *Router) handleIDontWant(now time.Time, p *peer, idws []*pubsubpb.Contro
 // lateIDontWant clears p's ahead mark for the origin of e's message if p's
 // IDONTWANT for it came later than one sent on a prompt receipt can (3*Linger/2 after our
 // first receipt): p got the message late, so our copies of that origin's messages go to it at
-// once again (docs/PUBSUB.md §8.1).
+// once again (docs/PUBSUB.md §8.1). It counts as a miss (peer.miss) if p was marked for it.
 func (r *Router) lateIDontWant(now time.Time, p *peer, e *routing.Entry[aux]) {
 	if e.Msg == nil || now.UnixNano()-(e.Expire-int64(r.p.SeenTTL)) <= int64(3*r.p.Linger/2) {
 		return
 	}
 	if b, ok := originByte(e.Msg); ok {
+		if p.isAhead(b) {
+			p.miss(1)
+		}
 		p.clearAhead(b)
 	}
 }

@@ -64,7 +64,10 @@
 //     once to the mesh peers that have not lately delivered messages of the same origin early
 //     (first, or within Linger/2 of our first receipt), and waits 300 ms (drawn in
 //     [150, 450) ms) for the others, which mostly show meanwhile that they hold the message
-//     (a copy or an IDONTWANT) and then get nothing. Control waits Params.Linger (100 ms,
+//     (a copy or an IDONTWANT) and then get nothing. A peer's mark for an origin goes when its
+//     IDONTWANT comes late; all its marks go when, within 10 heartbeats, 12 of our lazy copies
+//     to it leave unsuppressed or meet a late IDONTWANT, at least as many as it held (it lost
+//     its fast paths at once, as in a covert flash). Control waits Params.Linger (100 ms,
 //     drawn in [50, 150) ms) for more output to the same peer, or leaves with an immediate
 //     copy. Our transport seals fixed 1044-byte frames, so a lone 1 KiB message costs two
 //     frames and a lone IDONTWANT one; IDONTWANT that waits shares frames, and the copies it

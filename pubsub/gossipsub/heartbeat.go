@@ -30,6 +30,9 @@ func (r *Router) heartbeat(now time.Time) {
 		if age {
 			p.ageAhead()
 		}
+		if r.tick%flashTicks == 0 {
+			p.misses, p.held = 0, 0
+		}
 	}
 	r.collectGossip()
 	for _, t := range r.joined {

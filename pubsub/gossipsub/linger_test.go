@@ -280,3 +280,65 @@ func TestSplitLateIDontWantClearsMark(t *testing.T) {
 		t.Fatal("mesh[1] did not get m4 at once after its late IDONTWANT")
 	}
 }
+
+// TestSplitManyMissesClearAllMarks: when lazy copies to a marked peer keep leaving because
+// it shows no sign of holding their messages (flashMisses in a window, at least as many as
+// it held), the peer has lost its fast paths, and all its marks go: a message of another
+// origin, whose mark no late signal touched, then goes to it at once (docs/PUBSUB.md §8.1).
+// One miss fewer leaves the marks in place.
+func TestSplitManyMissesClearAllMarks(t *testing.T) {
+	h, mesh := splitSetup(t, Params{}, 10)
+	const busy, quiet = 99, 98
+	seq := uint64(0)
+	send := func(origin int) *pubsubpb.Message {
+		seq++
+		m := rt.Msg(origin, seq, topicA, DefaultIDontWantMessageThreshold)
+		h.rpc(rtIndex(t, mesh[0]), rt.Pub(m))
+		h.accept(h.drain())
+		return m
+	}
+	for _, origin := range []int{busy, quiet} { // mesh[1] delivers both origins early
+		m := send(origin)
+		h.advance(DefaultLinger / 4)
+		h.rpc(rtIndex(t, mesh[1]), rt.Pub(m))
+		h.advance(2 * DefaultLazyLinger)
+		h.drain()
+	}
+	// misses sends n messages of busy, all held lazily for mesh[1], which says nothing: they
+	// leave together when their wait ends.
+	misses := func(n int) {
+		t.Helper()
+		var ms []*pubsubpb.Message
+		for range n {
+			ms = append(ms, send(busy))
+		}
+		if v := h.drain(); v.HasMsg(mesh[1], rt.MID(ms[0])) {
+			t.Fatal("marked mesh[1] got a busy message at once")
+		}
+		h.advance(2 * DefaultLazyLinger)
+		v := h.drain()
+		for _, m := range ms {
+			if !v.HasMsg(mesh[1], rt.MID(m)) {
+				t.Fatal("mesh[1] did not get its lazy copy")
+			}
+		}
+	}
+	// probe reports whether a message of quiet goes to mesh[1] at once.
+	probe := func() bool {
+		m := send(quiet)
+		at := h.drain().HasMsg(mesh[1], rt.MID(m))
+		h.rpc(rtIndex(t, mesh[1]), ctlIDontWant(rt.IDs(rt.MID(m))...)) // in time: held
+		h.advance(2 * DefaultLazyLinger)
+		h.drain()
+		return at
+	}
+
+	misses(flashMisses - 1)
+	if probe() {
+		t.Fatalf("%d misses cleared mesh[1]'s marks", flashMisses-1)
+	}
+	misses(1)
+	if !probe() {
+		t.Fatalf("mesh[1]'s mark for another origin stayed after %d misses", flashMisses)
+	}
+}

@@ -115,6 +115,12 @@ type peer struct {
 	// delivered to us first or soon after (docs/PUBSUB.md §8.1): our copies of those go to it
 	// lazily. Two generations; ahead[0] is the current one.
 	ahead [2][aheadWords]uint64
+	// misses and held count, over the current flash window (flashTicks heartbeats), how
+	// our lazy copies to this peer fared: misses are the copies that left because it showed
+	// no sign of holding the message plus its late IDONTWANTs for origins it is marked for;
+	// held are the copies dropped because it held the message. flashMisses misses, at least
+	// as many as held, clear every mark (docs/PUBSUB.md §8.1).
+	misses, held int
 
 	hbTick  uint64 // heartbeat hbScore was computed in
 	hbScore float64
@@ -158,7 +164,7 @@ func New(self key.ID, cfg Config, rng *rand.Rand) (*Router, error) {
 		out:    routing.Outbox{MaxRPCBytes: p.MaxRPCBytes, MaxIDontWantPerRPC: p.MaxIDontWantLength},
 	}
 	if p.Linger > 0 {
-		r.out.Linger, r.out.Has, r.out.Rand = p.Linger, r.has, rng
+		r.out.Linger, r.out.Has, r.out.Rand, r.out.LazyFlushed = p.Linger, r.has, rng, r.lazyFlushed
 		if p.LazyLinger > 0 {
 			r.out.LazyLinger = p.LazyLinger
 		}
@@ -1031,6 +1037,35 @@ func (p *peer) isAhead(b originKey) bool {
 		}
 	}
 	return true
+}
+
+// flashTicks is the length of the window in heartbeats over which a peer's lazy copies are
+// counted (peer.misses, peer.held); flashMisses is the number of misses in one window, at
+// least as many as the copies held, that clear all of the peer's marks.
+const (
+	flashTicks  = 10
+	flashMisses = 12
+)
+
+// lazyFlushed records how the lazy copies to q's peer fared when their wait ended
+// (Outbox.LazyFlushed): sent left because the peer showed no sign of holding them, held were
+// dropped because it did.
+func (r *Router) lazyFlushed(q *routing.Queue, sent, held int) {
+	if p := r.peers[q.To]; p != nil {
+		p.held += held
+		p.miss(sent)
+	}
+}
+
+// miss counts n signs that p no longer gets messages before us, and clears all its marks
+// once they are flashMisses in this window and at least as many as the lazy copies it held:
+// its fast paths have gone (a covert flash's sybils fell silent), so our copies go to it at
+// once for every origin, not one origin at a time as late IDONTWANTs clear them.
+func (p *peer) miss(n int) {
+	p.misses += n
+	if p.misses >= flashMisses && p.misses >= p.held {
+		p.ahead, p.misses, p.held = [2][aheadWords]uint64{}, 0, 0
+	}
 }
 
 // ageAhead starts a new generation of p's marks: a mark lasts one to two generations.

@@ -94,6 +94,10 @@ type Outbox struct {
 	// none): it sent it to us, or an IDONTWANT for it. A copy of it and an IDONTWANT for it
 	// are then not sent to that peer.
 	Has func(q *Queue, ref uint64, id []byte) bool
+	// LazyFlushed, if set, is called at Flush each time the wait of q's deferred forwards
+	// ends, with how many of them leave and how many were dropped because Has reported that
+	// the peer holds them (a signal of how well the deferral fits the peer).
+	LazyFlushed func(q *Queue, sent, held int)
 	// Rand, if set, spreads each wait uniformly over [Linger/2, 3*Linger/2), so that two peers
 	// that received a message at the same moment do not both forward it to each other at the
 	// same moment, each before it can learn that the other holds it.
@@ -450,7 +454,7 @@ func (o *Outbox) Flush(out []router.Outbound) []router.Outbound {
 		}
 		// Lazy forwards that are due take the rest of the peer's output along; the rest
 		// leaves without them while they wait.
-		o.filter(q, lazy)
+		held := o.filter(q, lazy)
 		for _, b := range q.ctl {
 			if empty(&b.rpc) {
 				o.recycleCtl(b)
@@ -461,6 +465,9 @@ func (o *Outbox) Flush(out []router.Outbound) []router.Outbound {
 		out = o.flushBatch(&q.pub, out, q.To, router.KindPublish)
 		out = o.flushBatch(&q.fwd, out, q.To, router.KindForward)
 		if lazy {
+			if o.LazyFlushed != nil {
+				o.LazyFlushed(q, q.lazy.len(), held)
+			}
 			out = o.flushBatch(&q.lazy, out, q.To, router.KindForward)
 			q.queued = false
 			q.reset()
@@ -506,12 +513,15 @@ func empty(rpc *pubsubpb.RPC) bool {
 // IDONTWANT IDs it does not need. With a lazy batch in use (LazyLinger), an IDONTWANT is kept
 // even for a message the peer holds: it tells the peer that we hold it too, so that the
 // peer's own lazy copy for us stays home (docs/PUBSUB.md §8.1).
-func (o *Outbox) filter(q *Queue, lazy bool) {
+// It returns how many of the lazy batch's copies it dropped.
+func (o *Outbox) filter(q *Queue, lazy bool) (lazyHeld int) {
 	if o.Has != nil {
 		o.SuppressedCopies += q.pub.filter(o.Has, q)
 		o.SuppressedCopies += q.fwd.filter(o.Has, q)
 		if lazy {
-			o.SuppressedCopies += q.lazy.filter(o.Has, q)
+			n := q.lazy.filter(o.Has, q)
+			o.SuppressedCopies += n
+			lazyHeld = int(n)
 		}
 	}
 	hasIDW := o.Has != nil && o.LazyLinger <= 0
@@ -532,6 +542,7 @@ func (o *Outbox) filter(q *Queue, lazy bool) {
 		clear(x.MessageIDs[len(ids):])
 		x.MessageIDs, b.refs = ids, refs
 	}
+	return lazyHeld
 }
 
 // filter removes the messages q's peer holds (has) and returns how many it removed.
@@ -554,6 +565,18 @@ func (b *batch) filter(has func(q *Queue, ref uint64, id []byte) bool, q *Queue)
 	}
 	if b.cur != nil {
 		do(b.cur)
+	}
+	return n
+}
+
+// len returns the number of messages in b.
+func (b *batch) len() int {
+	n := 0
+	for _, p := range b.parts {
+		n += len(p.rpc.Publish)
+	}
+	if b.cur != nil {
+		n += len(b.cur.rpc.Publish)
 	}
 	return n
 }

@@ -297,3 +297,36 @@ func TestOutboxLingerJitter(t *testing.T) {
 		t.Fatalf("only %d distinct waits in 50", len(seen))
 	}
 }
+
+// TestOutboxLazyFlushed: when the lazy batch's wait ends, LazyFlushed hears how many of its
+// copies leave and how many were dropped because the peer held them; it is not called while
+// the batch waits, nor when only the rest of the peer's output leaves.
+func TestOutboxLazyFlushed(t *testing.T) {
+	const lazy = 300 * time.Millisecond
+	held := map[string]bool{"m1": true}
+	type call struct{ sent, held int }
+	var calls []call
+	o := Outbox{MaxRPCBytes: 1 << 20, Linger: time.Millisecond, LazyLinger: lazy,
+		Has:         func(_ *Queue, _ uint64, id []byte) bool { return held[string(id)] },
+		LazyFlushed: func(_ *Queue, sent, held int) { calls = append(calls, call{sent, held}) }}
+	a := &Queue{To: "a"}
+	msg := &pubsubpb.Message{Data: make([]byte, 100)}
+	size := proto.Size(msg)
+	o.SetNow(epoch)
+	for _, id := range []string{"m1", "m2", "m3"} {
+		o.Defer(a, msg, []byte(id), 0, size)
+	}
+	o.Publish(a, msg, []byte("m4"), 0, size, router.KindForward)
+	o.SetNow(epoch.Add(2 * time.Millisecond))
+	if out := o.Flush(nil); len(out) != 1 || len(calls) != 0 {
+		t.Fatalf("before the lazy wait ends: %d outbound, LazyFlushed calls %v", len(out), calls)
+	}
+	o.SetNow(epoch.Add(2 * lazy))
+	out := o.Flush(nil)
+	if len(out) != 1 || len(out[0].RPC.Publish) != 2 {
+		t.Fatalf("lazy flush: %v", out)
+	}
+	if len(calls) != 1 || calls[0] != (call{2, 1}) {
+		t.Fatalf("LazyFlushed calls %v, want [{2 1}]", calls)
+	}
+}
