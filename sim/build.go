@@ -58,7 +58,7 @@ func New(cfg Config) (*Sim, error) {
 	}
 	s.g = &worker{s: s, id: -1, global: true}
 	for i := range nw {
-		s.workers = append(s.workers, &worker{s: s, id: i, xout: make([][]xpost, nw)})
+		s.workers = append(s.workers, &worker{s: s, id: i, xout: make([][]xpost, nw), win: eventHeap{byNode: true}})
 	}
 	s.look = s.lookahead()
 	s.m.init(s)

@@ -34,12 +34,34 @@ func (e *event) before(o *event) bool {
 	return e.key < o.key
 }
 
+// nodeOf returns the node index of a node event's key (engine.go).
+func (e *event) nodeOf() uint64 { return e.key >> 44 }
+
+// beforeByNode orders node events node by node, then as before within a node.
+func (e *event) beforeByNode(o *event) bool {
+	if a, b := e.nodeOf(), o.nodeOf(); a != b {
+		return a < b
+	}
+	return e.before(o)
+}
+
 // eventHeap is a 4-ary min-heap of events by (at, seq). A 4-ary heap does about half the
 // levels of a binary one, and the four children of a node share a cache line or two, which
 // is what the simulator's hot loop pays for (container/heap's interface calls and boxing are
 // avoided altogether).
+//
+// With byNode set it orders node events node by node instead (beforeByNode): a worker runs
+// one window's events in that order (engine.go).
 type eventHeap struct {
-	es []event
+	es     []event
+	byNode bool
+}
+
+func (h *eventHeap) less(a, b *event) bool {
+	if h.byNode {
+		return a.beforeByNode(b)
+	}
+	return a.before(b)
 }
 
 func (h *eventHeap) len() int { return len(h.es) }
@@ -50,7 +72,7 @@ func (h *eventHeap) push(e event) {
 	i := len(es) - 1
 	for i > 0 {
 		p := (i - 1) / 4
-		if !es[i].before(&es[p]) {
+		if !h.less(&es[i], &es[p]) {
 			break
 		}
 		es[i], es[p] = es[p], es[i]
@@ -76,11 +98,11 @@ func (h *eventHeap) pop() event {
 		m := c
 		end := min(c+4, n)
 		for k := c + 1; k < end; k++ {
-			if es[k].before(&es[m]) {
+			if h.less(&es[k], &es[m]) {
 				m = k
 			}
 		}
-		if !es[m].before(&es[i]) {
+		if !h.less(&es[m], &es[i]) {
 			break
 		}
 		es[i], es[m] = es[m], es[i]
