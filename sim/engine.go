@@ -24,7 +24,9 @@ import (
 // nodes: it runs them node by node (all of one node's events in the window, in time order,
 // then the next node's), so that a node's state is fetched into the CPU cache once per
 // window instead of once per event. A node's events in the window, and so the run, are the
-// same. With a zero lookahead (windows of one instant) events stay in time order.
+// same. Each worker starts its windows at a different node (eventHeap.first), so that
+// workers do not work on neighbouring nodes, whose data share cache lines, at the same time.
+// With a zero lookahead (windows of one instant) events stay in time order.
 
 // Event keys. Node events: node<<44 | class<<40 | id. Global events: class<<56 | id.
 const (
@@ -58,7 +60,7 @@ type worker struct {
 	now    int64
 	h      eventHeap
 	// win holds the events of the running window, node by node (byNode), when the lookahead
-	// is positive; cur is the node whose events run.
+	// is positive; cur is the node whose events run (meaningful only while win is used).
 	win eventHeap
 	cur uint64
 
@@ -105,7 +107,7 @@ func (x *worker) scheduleNode(n *node, at int64, kind evKind, class uint64, id i
 	e := event{at: at, key: nodeKey(n.idx, class, id), kind: kind, a: a, gen: gen}
 	if x.global || x == n.w {
 		if !x.global && x.s.inWindow && at < x.s.wend && x.s.look > 0 {
-			if uint64(n.idx) < x.cur {
+			if x.win.rank(uint64(n.idx)) < x.win.rank(x.cur) {
 				// Only a node's own events fall in the running window (the lookahead).
 				panic("sim: event for an earlier node scheduled inside a window")
 			}
@@ -252,7 +254,7 @@ func (w *worker) run(wend int64) {
 		w.met.events++
 		s.runNode(w, e)
 	}
-	w.cur = 0
+	w.cur = w.win.first
 }
 
 // merge hands over the flushes and global events the workers posted during a window, in an

@@ -37,29 +37,32 @@ func (e *event) before(o *event) bool {
 // nodeOf returns the node index of a node event's key (engine.go).
 func (e *event) nodeOf() uint64 { return e.key >> 44 }
 
-// beforeByNode orders node events node by node, then as before within a node.
-func (e *event) beforeByNode(o *event) bool {
-	if a, b := e.nodeOf(), o.nodeOf(); a != b {
-		return a < b
-	}
-	return e.before(o)
-}
+// nodeMask covers the node indexes a key can hold (engine.go).
+const nodeMask = 1<<20 - 1
 
 // eventHeap is a 4-ary min-heap of events by (at, seq). A 4-ary heap does about half the
 // levels of a binary one, and the four children of a node share a cache line or two, which
 // is what the simulator's hot loop pays for (container/heap's interface calls and boxing are
 // avoided altogether).
 //
-// With byNode set it orders node events node by node instead (beforeByNode): a worker runs
-// one window's events in that order (engine.go).
+// With byNode set it orders node events node by node instead, in the order of rank, and
+// within a node as before: a worker runs one window's events in that order (engine.go).
 type eventHeap struct {
 	es     []event
 	byNode bool
+	// first is the node that comes first in byNode order; the others follow by index,
+	// wrapping around.
+	first uint64
 }
+
+// rank returns n's place in byNode order.
+func (h *eventHeap) rank(n uint64) uint64 { return (n - h.first) & nodeMask }
 
 func (h *eventHeap) less(a, b *event) bool {
 	if h.byNode {
-		return a.beforeByNode(b)
+		if x, y := h.rank(a.nodeOf()), h.rank(b.nodeOf()); x != y {
+			return x < y
+		}
 	}
 	return a.before(b)
 }
