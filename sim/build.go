@@ -57,8 +57,12 @@ func New(cfg Config) (*Sim, error) {
 		nw = min(runtime.GOMAXPROCS(0), 2)
 	}
 	s.g = &worker{s: s, id: -1, global: true}
+	total := cfg.Nodes + cfg.Seeds
+	if cfg.Attack != nil {
+		total += cfg.Attack.Sybils
+	}
 	for i := range nw {
-		s.workers = append(s.workers, &worker{s: s, id: i, xout: make([][]xpost, nw)})
+		s.workers = append(s.workers, &worker{s: s, id: i, xout: make([][]xpost, nw), win: eventHeap{byNode: true, first: uint64(i*total/nw) & nodeMask}})
 	}
 	s.look = s.lookahead()
 	s.m.init(s)

@@ -34,12 +34,37 @@ func (e *event) before(o *event) bool {
 	return e.key < o.key
 }
 
+// nodeOf returns the node index of a node event's key (engine.go).
+func (e *event) nodeOf() uint64 { return e.key >> 44 }
+
+// nodeMask covers the node indexes a key can hold (engine.go).
+const nodeMask = 1<<20 - 1
+
 // eventHeap is a 4-ary min-heap of events by (at, seq). A 4-ary heap does about half the
 // levels of a binary one, and the four children of a node share a cache line or two, which
 // is what the simulator's hot loop pays for (container/heap's interface calls and boxing are
 // avoided altogether).
+//
+// With byNode set it orders node events node by node instead, in the order of rank, and
+// within a node as before: a worker runs one window's events in that order (engine.go).
 type eventHeap struct {
-	es []event
+	es     []event
+	byNode bool
+	// first is the node that comes first in byNode order; the others follow by index,
+	// wrapping around.
+	first uint64
+}
+
+// rank returns n's place in byNode order.
+func (h *eventHeap) rank(n uint64) uint64 { return (n - h.first) & nodeMask }
+
+func (h *eventHeap) less(a, b *event) bool {
+	if h.byNode {
+		if x, y := h.rank(a.nodeOf()), h.rank(b.nodeOf()); x != y {
+			return x < y
+		}
+	}
+	return a.before(b)
 }
 
 func (h *eventHeap) len() int { return len(h.es) }
@@ -50,7 +75,7 @@ func (h *eventHeap) push(e event) {
 	i := len(es) - 1
 	for i > 0 {
 		p := (i - 1) / 4
-		if !es[i].before(&es[p]) {
+		if !h.less(&es[i], &es[p]) {
 			break
 		}
 		es[i], es[p] = es[p], es[i]
@@ -76,11 +101,11 @@ func (h *eventHeap) pop() event {
 		m := c
 		end := min(c+4, n)
 		for k := c + 1; k < end; k++ {
-			if es[k].before(&es[m]) {
+			if h.less(&es[k], &es[m]) {
 				m = k
 			}
 		}
-		if !es[m].before(&es[i]) {
+		if !h.less(&es[m], &es[i]) {
 			break
 		}
 		es[i], es[m] = es[m], es[i]

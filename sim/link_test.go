@@ -112,6 +112,40 @@ func TestHeapOrder(t *testing.T) {
 	}
 }
 
+// TestHeapOrderByNode: a window heap (byNode) pops all of one node's events in (at, key)
+// order before the next node's, taking the nodes from first on and wrapping around, whatever
+// the push order.
+func TestHeapOrderByNode(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const nodes = 40
+	h := eventHeap{byNode: true, first: 25}
+	for round := range 50 {
+		var ids [nodes]int64
+		high := false // some event at node 25 or above
+		for range rng.IntN(300) {
+			n := int32(rng.IntN(nodes))
+			ids[n]++
+			high = high || n >= 25
+			h.push(event{at: int64(rng.IntN(100)), key: nodeKey(n, uint64(rng.IntN(6)), ids[n])})
+		}
+		var last event
+		started := false
+		for h.len() > 0 {
+			e := h.pop()
+			if started {
+				ln, en := h.rank(last.nodeOf()), h.rank(e.nodeOf())
+				if en < ln || (en == ln && e.before(&last)) {
+					t.Fatalf("round %d: popped node %d at %d key %x after node %d at %d key %x",
+						round, e.nodeOf(), e.at, e.key, last.nodeOf(), last.at, last.key)
+				}
+			} else if e.nodeOf() < 25 && high {
+				t.Fatalf("round %d: first popped node %d, want one from node 25 on", round, e.nodeOf())
+			}
+			last, started = e, true
+		}
+	}
+}
+
 // TestSendAndValidationDelays: a send delay lets messages queued meanwhile share flushes
 // (fewer SecretConnection frames per delivery), and a validation delay lets IDONTWANTs
 // arrive before the forward they cancel (fewer copies per delivery) but flushes them alone.

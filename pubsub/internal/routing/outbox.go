@@ -3,6 +3,7 @@ package routing
 import (
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
@@ -122,6 +123,9 @@ type Outbox struct {
 	// reuse.
 	freeCtl []*ctlBlock
 	freePub []*pubBlock
+
+	// room bounds the RPCs the running Flush may still append (emit).
+	room int
 
 	// Slabs for IHAVE entries, which the heartbeat emits by the hundred.
 	ihSlab  []pubsubpb.ControlIHave
@@ -441,6 +445,20 @@ func (o *Outbox) NextDue() time.Time {
 // forwards, and empties those queues. Copies and IDONTWANT IDs the peer does not need (Has)
 // are left out.
 func (o *Outbox) Flush(out []router.Outbound) []router.Outbound {
+	// Bound what leaves (before filtering), so that out grows once, at its first append.
+	o.room = 0
+	for _, q := range o.queued {
+		if q.dropped {
+			continue
+		}
+		lazy := o.lazyDue(q)
+		if lazy || o.mainDue(q) {
+			o.room += len(q.ctl) + q.pub.nparts() + q.fwd.nparts()
+			if lazy {
+				o.room += q.lazy.nparts()
+			}
+		}
+	}
 	keep := o.queued[:0]
 	for _, q := range o.queued {
 		if q.dropped {
@@ -460,7 +478,7 @@ func (o *Outbox) Flush(out []router.Outbound) []router.Outbound {
 				o.recycleCtl(b)
 				continue
 			}
-			out = append(out, router.Outbound{To: q.To, Kind: router.KindControl, RPC: &b.rpc})
+			out = o.emit(out, router.Outbound{To: q.To, Kind: router.KindControl, RPC: &b.rpc})
 		}
 		out = o.flushBatch(&q.pub, out, q.To, router.KindPublish)
 		out = o.flushBatch(&q.fwd, out, q.To, router.KindForward)
@@ -487,6 +505,25 @@ func (o *Outbox) Flush(out []router.Outbound) []router.Outbound {
 	o.queued = keep
 	o.scanDue()
 	return out
+}
+
+// emit appends ob to out, growing out at once by the RPCs that may still leave in this
+// Flush (room) when it is full.
+func (o *Outbox) emit(out []router.Outbound, ob router.Outbound) []router.Outbound {
+	if len(out) == cap(out) {
+		out = slices.Grow(out, max(o.room, 1))
+	}
+	o.room--
+	return append(out, ob)
+}
+
+// nparts returns the number of b's parts, empty or not.
+func (b *batch) nparts() int {
+	n := len(b.parts)
+	if b.cur != nil {
+		n++
+	}
+	return n
 }
 
 // empty reports whether a control RPC has nothing left in it.
@@ -603,7 +640,7 @@ func (b *batch) holds(id []byte) bool {
 func (o *Outbox) flushBatch(b *batch, out []router.Outbound, to key.ID, kind router.Kind) []router.Outbound {
 	do := func(p *pubBlock) {
 		if len(p.rpc.Publish) > 0 {
-			out = append(out, router.Outbound{To: to, Kind: kind, RPC: &p.rpc})
+			out = o.emit(out, router.Outbound{To: to, Kind: kind, RPC: &p.rpc})
 		} else if len(o.freePub) < maxFree {
 			*p = pubBlock{}
 			o.freePub = append(o.freePub, p)
