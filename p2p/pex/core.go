@@ -692,14 +692,14 @@ func (c *Core) receiveRequest(now time.Time, st *peerState) {
 // send replies with PexAddrs(addrs), leaving out private IDs (the book never holds them; the
 // IDs added later with AddPrivateIDs are checked too, A-04).
 func (c *Core) send(st *peerState, addrs []netaddr.NetAddress) {
-	out := addrs[:0:0]
+	out := make([]netaddr.NetAddress, 0, min(len(addrs), MaxAddrsPerMsg))
 	for _, a := range addrs {
+		if len(out) == MaxAddrsPerMsg {
+			break
+		}
 		if !c.isPrivate(a.ID) {
 			out = append(out, a)
 		}
-	}
-	if len(out) > MaxAddrsPerMsg {
-		out = out[:MaxAddrsPerMsg]
 	}
 	c.ready.Sends = append(c.ready.Sends, Send{Peer: st.info.ID, Msg: EncodeAddrs(out)})
 }
