@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
@@ -287,6 +288,29 @@ func testLogger(t *testing.T) *slog.Logger {
 // set it explicitly).
 func testConfig(t *testing.T) SwitchConfig {
 	return SwitchConfig{Logger: testLogger(t), PersistentDialJitter: -1, RedialJitter: -1, SimultaneousDialGrace: -1}
+}
+
+// manualHub is the usual single-Switch setup on a manual clock: node 1 on a fake network,
+// advertising chA, with testConfig changed by mod (if not nil) and a test reactor r on chA.
+type manualHub struct {
+	clk *clock.Manual
+	ft  *fakeTransport
+	r   *testReactor
+	hub *Switch
+}
+
+func newManualHub(t *testing.T, mod func(*SwitchConfig), opts ...SwitchOption) manualHub {
+	t.Helper()
+	clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	ft := newFakeNetwork().newFakeTransport(1, chA)
+	cfg := testConfig(t)
+	cfg.Clock = clk
+	if mod != nil {
+		mod(&cfg)
+	}
+	r := newTestReactor(chA)
+	opts = append([]SwitchOption{WithReactor("r", r)}, opts...)
+	return manualHub{clk: clk, ft: ft, r: r, hub: NewSwitch(ft, cfg, opts...)}
 }
 
 // runSwitch runs sw until the returned stop is called; stop checks Run's result.

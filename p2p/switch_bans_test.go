@@ -7,7 +7,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/peers"
 )
 
@@ -19,16 +18,10 @@ import (
 // A ban is visible the moment BanPeer returns.
 func TestSwitchBansOneOwner(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-		clk := clock.NewManual(t0)
-		n := newFakeNetwork()
-		ft := n.newFakeTransport(1, chA)
-		cfg := testConfig(t)
-		cfg.Clock = clk
 		gauge := &countingGauge{}
-		cfg.Metrics = &Metrics{Bans: gauge}
-		r := newTestReactor(chA)
-		hub := NewSwitch(ft, cfg, WithReactor("r", r))
+		m := newManualHub(t, func(cfg *SwitchConfig) { cfg.Metrics = &Metrics{Bans: gauge} })
+		clk, ft, hub := m.clk, m.ft, m.hub
+		t0 := clk.Now()
 		defer runSwitch(t, hub)()
 		rejected, cancel := hub.Subscribe(func(ev Event) bool { return ev.Type == PeerRejected })
 		defer cancel()
@@ -121,12 +114,8 @@ func TestSwitchBansOneOwner(t *testing.T) {
 // reaches the Manager when Run starts: the peer's connection is refused (S-05).
 func TestSwitchBanBeforeRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-		n := newFakeNetwork()
-		ft := n.newFakeTransport(1, chA)
-		cfg := testConfig(t)
-		cfg.Clock = clk
-		hub := NewSwitch(ft, cfg, WithReactor("r", newTestReactor(chA)))
+		m := newManualHub(t, nil)
+		ft, hub := m.ft, m.hub
 		hub.BanPeer(stubPeer{id: testID(4), ip: testAddr(4).IP}, errors.New("known bad"), time.Hour)
 		if !hub.IsBanned(testID(4), netip.Addr{}) || len(hub.Bans()) != 2 {
 			t.Fatalf("before Run: IsBanned %v, Bans %+v", hub.IsBanned(testID(4), netip.Addr{}), hub.Bans())
@@ -153,12 +142,8 @@ func TestSwitchBanBeforeRun(t *testing.T) {
 // and a peer could be reported unbanned yet refused as banned (S-05).
 func TestSwitchBanTableFullOneAnswer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-		n := newFakeNetwork()
-		ft := n.newFakeTransport(1, chA)
-		cfg := testConfig(t)
-		cfg.Clock = clk
-		hub := NewSwitch(ft, cfg, WithReactor("r", newTestReactor(chA)))
+		m := newManualHub(t, nil)
+		ft, hub := m.ft, m.hub
 		defer runSwitch(t, hub)()
 		loopback := netip.MustParseAddr("127.0.0.1") // not bannable: ID bans only
 		hub.BanPeer(stubPeer{id: testID(2), ip: loopback}, errors.New("short"), time.Minute)

@@ -88,12 +88,8 @@ func (p stubPeer) RemoteIP() netip.Addr { return p.ip }
 // accepts again only once the clock has moved past the backoff.
 func TestSwitchAcceptBackoffOnSwitchClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-		n := newFakeNetwork()
-		ft := n.newFakeTransport(1, chA)
-		cfg := testConfig(t)
-		cfg.Clock = clk
-		hub := NewSwitch(ft, cfg, WithReactor("r", newTestReactor(chA)))
+		m := newManualHub(t, nil)
+		clk, ft, hub := m.clk, m.ft, m.hub
 		defer runSwitch(t, hub)()
 		ft.acceptErr <- errors.New("listener broke")
 		synctest.Wait()

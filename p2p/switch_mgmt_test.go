@@ -476,13 +476,8 @@ func TestSwitchSendHonoursCtx(t *testing.T) {
 // ErrSendFailed exactly when the manual clock passes SendTimeout, and not before.
 func TestSwitchSendOnSwitchClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-		n := newFakeNetwork()
-		ft := n.newFakeTransport(1, chA)
-		cfg := testConfig(t)
-		cfg.Clock = clk
-		cfg.MConnConfig.SendTimeout = 5 * time.Second
-		hub := NewSwitch(ft, cfg, WithReactor("r", newTestReactor(chA)))
+		m := newManualHub(t, func(cfg *SwitchConfig) { cfg.MConnConfig.SendTimeout = 5 * time.Second })
+		clk, ft, hub := m.clk, m.ft, m.hub
 		defer runSwitch(t, hub)()
 		stalled := ft.inject(testNodeInfo(2, chA))
 		defer stalled.Close()
@@ -570,15 +565,9 @@ func validateBasic(msg []byte) error {
 // after the ban expires (manual clock). The bans metric follows.
 func TestSwitchBanS05(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-		n := newFakeNetwork()
-		ft := n.newFakeTransport(1, chA)
-		cfg := testConfig(t)
-		cfg.Clock = clk
 		bans := &countingGauge{}
-		cfg.Metrics = &Metrics{Bans: bans}
-		r := newTestReactor(chA)
-		hub := NewSwitch(ft, cfg, WithReactor("r", r))
+		m := newManualHub(t, func(cfg *SwitchConfig) { cfg.Metrics = &Metrics{Bans: bans} })
+		clk, ft, r, hub := m.clk, m.ft, m.r, m.hub
 		defer runSwitch(t, hub)()
 		rp := newRawPeer(t, ft.inject(testNodeInfo(2, chA)), chA)
 		defer rp.mc.Close()

@@ -1,11 +1,9 @@
 package pex
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,15 +28,7 @@ func TestReactorRunsOnSwitchClock(t *testing.T) {
 	if sw.Clock() != clk {
 		t.Fatal("Switch.Clock is not SwitchConfig.Clock")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := r.Run(ctx); !errors.Is(err, context.Canceled) {
-			t.Errorf("Reactor.Run: %v", err)
-		}
-	})
-	stopSw := p2ptest.StartSwitch(t, sw)
-	defer func() { cancel(); wg.Wait(); stopSw() }()
+	defer runWithSwitch(t, r, sw)()
 
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("addrbook.json before any save: %v", err)

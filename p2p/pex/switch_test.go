@@ -35,6 +35,15 @@ func startNode(t *testing.T, seed int64, cfg Config, opts ...p2p.SwitchOption) *
 	sw := p2ptest.MakeSwitch(t, seed, p2ptest.FastSwitchConfig(), append(opts, p2p.WithReactor("pex", r))...)
 	addr := p2ptest.Address(t, sw)
 	r.AddOurAddress(addr)
+	stop := runWithSwitch(t, r, sw)
+	t.Cleanup(stop)
+	return &node{sw: sw, r: r, addr: addr, stop: stop}
+}
+
+// runWithSwitch runs r and starts sw; the returned stop (idempotent) stops r, which saves its
+// book, then the Switch, and joins both.
+func runWithSwitch(t *testing.T, r *Reactor, sw *p2p.Switch) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -44,9 +53,7 @@ func startNode(t *testing.T, seed int64, cfg Config, opts ...p2p.SwitchOption) *
 	})
 	stopSw := p2ptest.StartSwitch(t, sw)
 	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); wg.Wait(); stopSw() }) }
-	t.Cleanup(stop)
-	return &node{sw: sw, r: r, addr: addr, stop: stop}
+	return func() { once.Do(func() { cancel(); wg.Wait(); stopSw() }) }
 }
 
 // TestSeedNetworkConverges: a seed-mode node and four nodes that know only the seed, over real
