@@ -176,23 +176,10 @@ func rpcSize(rpc *pubsubpb.RPC, kind router.Kind) int {
 // messageSize is proto.Size of a pubsub Message with no unknown fields.
 func messageSize(m *pubsubpb.Message) int {
 	n := 0
-	if l := len(m.From); l > 0 {
-		n += 1 + protowire.SizeBytes(l)
-	}
-	if l := len(m.Data); l > 0 {
-		n += 1 + protowire.SizeBytes(l)
-	}
-	if l := len(m.Seqno); l > 0 {
-		n += 1 + protowire.SizeBytes(l)
-	}
-	if l := len(m.Topic); l > 0 {
-		n += 1 + protowire.SizeBytes(l)
-	}
-	if l := len(m.Signature); l > 0 {
-		n += 1 + protowire.SizeBytes(l)
-	}
-	if l := len(m.Key); l > 0 {
-		n += 1 + protowire.SizeBytes(l)
+	for _, l := range [...]int{len(m.From), len(m.Data), len(m.Seqno), len(m.Topic), len(m.Signature), len(m.Key)} {
+		if l > 0 { // each is a bytes or string field: tag, length, data
+			n += 1 + protowire.SizeBytes(l)
+		}
 	}
 	return n
 }

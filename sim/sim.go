@@ -188,13 +188,22 @@ func (s *Sim) onTimer(w *worker, e event) {
 	n.step(w.now)
 }
 
-func (s *Sim) onFlush(w *worker, e event) {
-	ci, dir := e.a/2, int(e.a%2)
-	c := &s.conns[ci]
+// liveHalf returns the connection and the half (direction) a link event names, or ok = false
+// when the connection is down or was replaced since the event was scheduled.
+func (s *Sim) liveHalf(e event) (ci int32, dir int, c *conn, h *half, ok bool) {
+	ci, dir = e.a/2, int(e.a%2)
+	c = &s.conns[ci]
 	if !c.up || c.gen != e.gen {
+		return ci, dir, c, nil, false
+	}
+	return ci, dir, c, &c.h[dir], true
+}
+
+func (s *Sim) onFlush(w *worker, e event) {
+	ci, dir, _, h, ok := s.liveHalf(e)
+	if !ok {
 		return
 	}
-	h := &c.h[dir]
 	h.flushSched = false
 	s.flushHalf(w, ci, dir)
 }
@@ -296,12 +305,10 @@ func (s *Sim) flightTime(from *node, lat int64) int64 {
 }
 
 func (s *Sim) onArrive(w *worker, e event) {
-	ci, dir := e.a/2, int(e.a%2)
-	c := &s.conns[ci]
-	if !c.up || c.gen != e.gen {
+	_, dir, c, h, ok := s.liveHalf(e)
+	if !ok {
 		return
 	}
-	h := &c.h[dir]
 	h.arriveSched = false
 	from, to := s.nodes[c.a], s.nodes[c.b]
 	if dir == 1 {
