@@ -1,6 +1,9 @@
 package sim
 
-import "time"
+import (
+	"cmp"
+	"time"
+)
 
 // SybilBehavior names the router sybils run (package sim/attack).
 type SybilBehavior string
@@ -59,24 +62,12 @@ type Attack struct {
 }
 
 func (a Attack) withDefaults() Attack {
-	if a.Behavior == "" {
-		a.Behavior = BehaviorBadBoy
-	}
-	if a.Degree == 0 {
-		a.Degree = 20
-	}
-	if a.ConnectSpread == 0 {
-		a.ConnectSpread = time.Second
-	}
-	if a.Drop == 0 {
-		a.Drop = 1
-	}
-	if a.RegraftBackoff == 0 {
-		a.RegraftBackoff = time.Minute
-	}
-	if a.RegraftDelay == 0 {
-		a.RegraftDelay = 15 * time.Second
-	}
+	a.Behavior = cmp.Or(a.Behavior, BehaviorBadBoy)
+	a.Degree = cmp.Or(a.Degree, 20)
+	a.ConnectSpread = cmp.Or(a.ConnectSpread, time.Second)
+	a.Drop = cmp.Or(a.Drop, 1)
+	a.RegraftBackoff = cmp.Or(a.RegraftBackoff, time.Minute)
+	a.RegraftDelay = cmp.Or(a.RegraftDelay, 15*time.Second)
 	return a
 }
 

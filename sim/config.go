@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -242,74 +243,34 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Duration == 0 {
-		c.Duration = DefaultDuration
-	}
-	if c.Nodes == 0 {
-		c.Nodes = DefaultNodes
-	}
-	if c.Topology.Kind == "" {
-		c.Topology.Kind = TopologyRandom
-	}
-	if c.Topology.Degree == 0 {
-		c.Topology.Degree = DefaultDegree
-	}
+	c.Duration = cmp.Or(c.Duration, DefaultDuration)
+	c.Nodes = cmp.Or(c.Nodes, DefaultNodes)
+	c.Topology.Kind = cmp.Or(c.Topology.Kind, TopologyRandom)
+	c.Topology.Degree = cmp.Or(c.Topology.Degree, DefaultDegree)
 	if c.Peers.MaxInbound == 0 && c.Topology.Kind != TopologyPEX {
 		c.Peers.MaxInbound = 1 << 30
 	}
 	if c.Peers.MaxOutbound == 0 && c.Topology.Kind != TopologyPEX {
 		c.Peers.MaxOutbound = 1 << 30
 	}
-	if c.Topology.BootSpread == 0 {
-		c.Topology.BootSpread = DefaultBootSpread
-	}
+	c.Topology.BootSpread = cmp.Or(c.Topology.BootSpread, DefaultBootSpread)
 	l := &c.Link
-	if l.Latency == 0 {
-		l.Latency = DefaultLatency
-	}
-	if l.RTO == 0 {
-		l.RTO = DefaultRTO
-	}
-	if l.Bandwidth == 0 {
-		l.Bandwidth = DefaultBandwidth
-	}
-	if l.HandshakeRTTs == 0 {
-		l.HandshakeRTTs = DefaultHandshakeRTTs
-	}
-	if l.PeerQueueBytes == 0 {
-		l.PeerQueueBytes = DefaultPeerQueueBytes
-	}
+	l.Latency = cmp.Or(l.Latency, DefaultLatency)
+	l.RTO = cmp.Or(l.RTO, DefaultRTO)
+	l.Bandwidth = cmp.Or(l.Bandwidth, DefaultBandwidth)
+	l.HandshakeRTTs = cmp.Or(l.HandshakeRTTs, DefaultHandshakeRTTs)
+	l.PeerQueueBytes = cmp.Or(l.PeerQueueBytes, DefaultPeerQueueBytes)
 	g := &c.Gossip
-	if g.Router == "" {
-		g.Router = RouterGossipSub
-	}
-	if g.Topic == "" {
-		g.Topic = DefaultTopic
-	}
-	if g.MessageSize == 0 {
-		g.MessageSize = DefaultMessageSize
-	}
-	if g.Rate == 0 {
-		g.Rate = DefaultRate
-	}
-	if g.Start == 0 {
-		g.Start = DefaultPublishStart
-	}
-	if g.Tail == 0 {
-		g.Tail = DefaultTail
-	}
-	if g.DeliveryDeadline == 0 {
-		g.DeliveryDeadline = g.Tail
-	}
-	if c.SampleEvery == 0 {
-		c.SampleEvery = DefaultSampleEvery
-	}
-	if c.ScoreSamplers == 0 {
-		c.ScoreSamplers = min(50, c.Nodes)
-	}
-	if c.ProgressEvery == 0 {
-		c.ProgressEvery = time.Second
-	}
+	g.Router = cmp.Or(g.Router, RouterGossipSub)
+	g.Topic = cmp.Or(g.Topic, DefaultTopic)
+	g.MessageSize = cmp.Or(g.MessageSize, DefaultMessageSize)
+	g.Rate = cmp.Or(g.Rate, DefaultRate)
+	g.Start = cmp.Or(g.Start, DefaultPublishStart)
+	g.Tail = cmp.Or(g.Tail, DefaultTail)
+	g.DeliveryDeadline = cmp.Or(g.DeliveryDeadline, g.Tail)
+	c.SampleEvery = cmp.Or(c.SampleEvery, DefaultSampleEvery)
+	c.ScoreSamplers = cmp.Or(c.ScoreSamplers, min(50, c.Nodes))
+	c.ProgressEvery = cmp.Or(c.ProgressEvery, time.Second)
 	if c.Attack != nil {
 		a := c.Attack.withDefaults()
 		c.Attack = &a

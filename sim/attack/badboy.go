@@ -2,6 +2,7 @@ package attack
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -35,18 +36,10 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Drop == 0 {
-		c.Drop = 1
-	}
-	if c.RegraftBackoff == 0 {
-		c.RegraftBackoff = time.Minute
-	}
-	if c.RegraftDelay == 0 {
-		c.RegraftDelay = 15 * time.Second
-	}
-	if c.SeenTTL == 0 {
-		c.SeenTTL = 2 * time.Minute
-	}
+	c.Drop = cmp.Or(c.Drop, 1)
+	c.RegraftBackoff = cmp.Or(c.RegraftBackoff, time.Minute)
+	c.RegraftDelay = cmp.Or(c.RegraftDelay, 15*time.Second)
+	c.SeenTTL = cmp.Or(c.SeenTTL, 2*time.Minute)
 	return c
 }
 
