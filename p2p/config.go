@@ -117,7 +117,9 @@ type SwitchConfig struct {
 	// Clock is the Switch's one time source: the event loop (dial schedule, bans, grace timers,
 	// event times), the accept loop's backoff, Send's wait for a full queue and, through
 	// Switch.Clock, the PEX reactor's timers. Nil means the wall clock. Tests pass a
-	// *clock.Manual.
+	// *clock.Manual. The layers below keep their own: each MConnection's timers run on
+	// MConnConfig.Clock and the transport's accept loop on transport.Config.Clock, so that a
+	// test can move the Switch's time without firing ping deadlines on live connections.
 	Clock clock.Clock
 
 	// Metrics receives the Switch's metrics. Nil means NopMetrics(); nil fields are no-ops.

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 )
 
 // Defaults applied to zero Config fields (docs/WIRE.md §2: CometBFT v0.38 hard-codes the three
@@ -88,6 +90,11 @@ type Config struct {
 	WrapConn func(c net.Conn, outbound bool) net.Conn
 	// Logger receives debug events (dropped connections, accept errors). Nil means discard.
 	Logger *slog.Logger
+	// Clock is the accept loop's time source: the per-IP rate window (InboundRateWindow), the
+	// pending-handshake slot table's stall rule, the accept-error backoff and
+	// Conn.HandshakeDuration. Nil means the wall clock; tests pass a *clock.Manual. Socket
+	// deadlines (HandshakeTimeout, DialTimeout) are the kernel's and stay on the wall clock.
+	Clock clock.Clock
 }
 
 // DefaultConfig returns the Config with every default filled in.
@@ -159,6 +166,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real()
 	}
 	c.ConnFilters = append([]ConnFilterFunc(nil), c.ConnFilters...)
 	return c

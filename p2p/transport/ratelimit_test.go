@@ -5,60 +5,75 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 )
 
 // TestInboundRateLimitPerIP is RELIABILITY C-06: more than InboundConnsPerIP connections from
 // one IP within the window are closed before any handshake byte (the remote reads EOF without
 // our ephemeral key), reported as RejectRateLimited and counted; another IP and the exempt
-// 127.0.0.1 are unaffected; after the window the IP is admitted again.
+// 127.0.0.1 are unaffected; once the window has passed on Config.Clock the IP is admitted
+// again, and not a nanosecond before.
 func TestInboundRateLimitPerIP(t *testing.T) {
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg := testConfig()
 	cfg.InboundConnsPerIP = 3
-	cfg.InboundRateWindow = 500 * time.Millisecond
+	cfg.InboundRateWindow = 10 * time.Second
 	cfg.AllowDuplicateIP = true
+	cfg.Clock = clk
 	tr, _ := newNode(t, cfg)
 	acc := collectAccepts(t, tr, 64)
 	target := tr.NetAddress().AddrPort()
-	start := time.Now()
-	for i := range 3 {
-		c := dialFrom(t, "127.0.0.2", target)
-		defer c.Close()
-		_ = i
-	}
-	over := dialFrom(t, "127.0.0.2", target)
-	defer over.Close()
-	r := nextAccept(t, acc, 2*time.Second)
-	wantRejected(t, r.err, RejectRateLimited, ErrRateLimited)
-	_ = over.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if n, err := io.ReadFull(over, make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
-		t.Errorf("rate-limited conn read %d bytes, err %v: want EOF before any handshake byte", n, err)
-	}
-	if time.Since(start) < cfg.InboundRateWindow {
-		// Other IPs and the exempt loopback address are not limited.
-		for range 5 {
-			c := dialFrom(t, "127.0.0.1", target)
-			defer c.Close()
+	// admitted reports whether a connection from ip gets the server's ephemeral key in answer
+	// to its own (an admitted one), rather than being closed before any byte (a rate-limited
+	// one: EOF, or a reset because our key arrived unread).
+	admitted := func(ip string) bool {
+		t.Helper()
+		c := dialFrom(t, ip, target)
+		t.Cleanup(func() { _ = c.Close() })
+		_, _ = c.Write(ephMessage())
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := io.ReadFull(c, make([]byte, 1))
+		if n == 0 && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("connection from %s: neither answered nor closed: %v", ip, err)
 		}
-		c := dialFrom(t, "127.0.0.3", target)
-		defer c.Close()
+		return n == 1
 	}
-	if got := tr.Stats().RateLimited; got != 1 {
-		t.Errorf("Stats.RateLimited = %d, want 1", got)
+	for i := range 3 {
+		if !admitted("127.0.0.2") {
+			t.Fatalf("connection %d of 3 from 127.0.0.2 refused", i+1)
+		}
 	}
-	time.Sleep(cfg.InboundRateWindow)
-	again := dialFrom(t, "127.0.0.2", target)
-	defer again.Close()
-	_, _ = again.Write(ephMessage()) // the server answers a dialer's ephemeral key
-	_ = again.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if n, _ := io.ReadFull(again, make([]byte, 1)); n != 1 {
-		t.Error("IP still refused after the window")
+	if admitted("127.0.0.2") {
+		t.Fatal("4th connection within the window admitted")
 	}
-	if got := tr.Stats().RateLimited; got != 1 {
-		t.Errorf("Stats.RateLimited = %d after the window, want 1", got)
+	wantRejected(t, nextAccept(t, acc, 5*time.Second).err, RejectRateLimited, ErrRateLimited)
+	// Other IPs and the exempt loopback address are not limited.
+	for range 5 {
+		if !admitted("127.0.0.1") {
+			t.Fatal("exempt 127.0.0.1 refused")
+		}
+	}
+	if !admitted("127.0.0.3") {
+		t.Fatal("127.0.0.3 refused because of 127.0.0.2's connections")
+	}
+	clk.Advance(cfg.InboundRateWindow - time.Nanosecond)
+	if admitted("127.0.0.2") {
+		t.Fatal("127.0.0.2 admitted 1 ns before its window ended")
+	}
+	if got := tr.Stats().RateLimited; got != 2 {
+		t.Errorf("Stats.RateLimited = %d, want 2", got)
+	}
+	clk.Advance(time.Nanosecond)
+	if !admitted("127.0.0.2") {
+		t.Fatal("127.0.0.2 still refused after the window")
+	}
+	if got := tr.Stats().RateLimited; got != 2 {
+		t.Errorf("Stats.RateLimited = %d after the window, want 2", got)
 	}
 }
 

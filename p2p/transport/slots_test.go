@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 )
 
 var (
@@ -361,7 +363,7 @@ func TestSlotGuardPeeksBeforeDisplacing(t *testing.T) {
 		{"nothing_pending", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := newSlotGuard(SlotConfig{Slots: 1})
+			g := newSlotGuard(SlotConfig{Slots: 1}, clock.Real())
 			client, server := tcpPair(t)
 			id, _, ok := g.admit(t0, ip, StageAccepted)
 			if !ok {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
@@ -55,8 +56,8 @@ type Conn struct {
 	// DialAddr is the address given to Dial (its ID is the authenticated one); zero for inbound.
 	DialAddr netaddr.NetAddress
 	// HandshakeDuration is the time the upgrade took, from the start of the filters to the end
-	// of the NodeInfo checks (for an outbound Conn the TCP connect is not included). The Switch
-	// records it in its handshake_duration_seconds histogram.
+	// of the NodeInfo checks (for an outbound Conn the TCP connect is not included), measured on
+	// Config.Clock. The Switch records it in its handshake_duration_seconds histogram.
 	HandshakeDuration time.Duration
 
 	set   *connSet // nil for a Conn not made by a MultiplexTransport
@@ -182,7 +183,7 @@ func NewMultiplexTransport(ni nodeinfo.NodeInfo, nk key.NodeKey, cfg Config) *Mu
 		errs = append(errs, err)
 	}
 	t.initErr = errors.Join(errs...)
-	t.slots = newSlotGuard(t.cfg.slotConfig())
+	t.slots = newSlotGuard(t.cfg.slotConfig(), t.cfg.Clock)
 	t.reports = make(chan struct{}, max(t.cfg.MaxPendingHandshakes, 1))
 	t.workers = make(chan struct{}, 3*max(t.cfg.MaxPendingHandshakes, 1))
 	t.rate = newRateLimiter(t.cfg.InboundConnsPerIP, t.cfg.InboundRateWindow)
@@ -510,18 +511,18 @@ func (t *MultiplexTransport) acceptLoop(ln net.Listener) {
 			// Transient (EMFILE, ECONNABORTED...): back off as net/http.Server does.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			t.cfg.Logger.Error("transport: accept failed, retrying", "err", err, "dur", backoff)
-			timer := time.NewTimer(backoff)
+			timer := t.cfg.Clock.NewTimer(backoff)
 			select {
 			case <-t.closing:
 				timer.Stop()
 				return
-			case <-timer.C:
+			case <-timer.C():
 			}
 			continue
 		}
 		backoff = 0
 		ap := addrPortOf(c.RemoteAddr())
-		if !t.rate.allow(ap.Addr(), time.Now()) {
+		if !t.rate.allow(ap.Addr(), t.cfg.Clock.Now()) {
 			// Before any handshake byte and without an upgrade slot (RELIABILITY C-06). The
 			// rejection is reported through Accept only if report room is free, so a flood
 			// cannot queue results; it is always counted in Stats.RateLimited.
@@ -554,7 +555,7 @@ func (t *MultiplexTransport) acceptLoop(ln net.Listener) {
 		// it got (a peer that waited in the accept queue has sent its ephemeral key).
 		pc := &progressConn{Conn: c}
 		shown := pc.peek()
-		id, displaced, ok := t.slots.admit(time.Now(), ap.Addr(), shown)
+		id, displaced, ok := t.slots.admit(t.cfg.Clock.Now(), ap.Addr(), shown)
 		if !ok {
 			<-t.workers
 			t.dropped.Add(1)
@@ -772,6 +773,7 @@ func (p *progressConn) fill(ctx context.Context) {
 type slotGuard struct {
 	mu    sync.Mutex
 	tab   *SlotTable
+	clk   clock.Clock // Config.Clock: the time of Progress
 	slots map[SlotID]guarded
 	buf   [ephKeyMsgSize]byte // pendingBytes scratch, under mu
 }
@@ -784,8 +786,8 @@ type guarded struct {
 // maxRefresh bounds the candidates one admission peeks at (one recv(2) each).
 const maxRefresh = 8
 
-func newSlotGuard(cfg SlotConfig) *slotGuard {
-	return &slotGuard{tab: NewSlotTable(cfg), slots: make(map[SlotID]guarded)}
+func newSlotGuard(cfg SlotConfig, clk clock.Clock) *slotGuard {
+	return &slotGuard{tab: NewSlotTable(cfg), clk: clk, slots: make(map[SlotID]guarded)}
 }
 
 // admit asks the table for a slot; if another handshake is displaced, its displace function runs
@@ -845,7 +847,7 @@ func (g *slotGuard) onDisplace(id SlotID, raw net.Conn, kill func()) {
 
 func (g *slotGuard) progress(id SlotID, s Stage) {
 	g.mu.Lock()
-	g.tab.Progress(id, s, time.Now())
+	g.tab.Progress(id, s, g.clk.Now())
 	g.mu.Unlock()
 }
 

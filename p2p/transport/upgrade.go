@@ -28,7 +28,7 @@ import (
 // (StageAuth). On any failure c is closed and removed from the ConnSet; the error is a
 // *RejectedError, or, when ctx ended first, an error wrapping context.Cause(ctx).
 func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *netaddr.NetAddress, pc *progressConn) (*Conn, error) {
-	start := time.Now()
+	start := t.cfg.Clock.Now()
 	outbound := dialAddr != nil
 	ap := addrPortOf(c.RemoteAddr())
 	rejAddr := netaddr.New("", ap)
@@ -169,7 +169,7 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 		ap:         ap,
 		token:      token,
 
-		HandshakeDuration: time.Since(start),
+		HandshakeDuration: t.cfg.Clock.Since(start),
 	}
 	if outbound {
 		uc.DialAddr = *dialAddr
