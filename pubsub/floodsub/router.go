@@ -306,7 +306,7 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 		if t == nil || !t.joined {
 			return // left the topic while the message was validated
 		}
-		r.forward(t, m, []byte(id), e.Size, e.From, router.KindForward)
+		r.forward(t, m, []byte(id), int(e.Size), e.From, router.KindForward)
 		r.stats.Delivered++
 		r.rd.Deliver = append(r.rd.Deliver, router.Incoming{ID: id, From: e.From, Msg: m})
 	case router.Reject:

@@ -290,7 +290,7 @@ func (r *Router) handleIWant(p *peer, iwants []*pubsubpb.ControlIWant) {
 			n++
 			r.stats.IWantRecv++
 			e := r.cache.LookupBytes(id)
-			if e == nil || !e.InCache || e.Msg == nil || e.Aux.mark == r.rpcSerial {
+			if e == nil || !e.InCache || e.Msg == nil || (e.Aux.iw != nil && e.Aux.iw.mark == r.rpcSerial) {
 				continue
 			}
 			if r.holds(e, p.serial) {
@@ -299,22 +299,26 @@ func (r *Router) handleIWant(p *peer, iwants []*pubsubpb.ControlIWant) {
 			if int(r.servedCount(e, p)) > r.p.GossipRetransmission {
 				continue
 			}
-			e.Aux.mark = r.rpcSerial
-			r.out.Publish(&p.q, e.Msg, e.IDBytes(), ref(e), e.Size, router.KindForward)
+			e.Aux.iw.mark = r.rpcSerial
+			r.out.Publish(&p.q, e.Msg, e.IDBytes(), ref(e), int(e.Size), router.KindForward)
 			r.stats.Forwarded++
 		}
 	}
 }
 
-// servedCount counts one more IWANT for e by p and returns the count.
+// servedCount counts one more IWANT for e by p and returns the count; e.Aux.iw is set after.
 func (r *Router) servedCount(e *routing.Entry[aux], p *peer) uint32 {
-	for i := range e.Aux.served {
-		if s := &e.Aux.served[i]; s.serial == p.serial {
+	if e.Aux.iw == nil {
+		e.Aux.iw = &iwanted{}
+	}
+	iw := e.Aux.iw
+	for i := range iw.served {
+		if s := &iw.served[i]; s.serial == p.serial {
 			s.n++
 			return s.n
 		}
 	}
-	e.Aux.served = append(e.Aux.served, served{serial: p.serial, n: 1})
+	iw.served = append(iw.served, served{serial: p.serial, n: 1})
 	return 1
 }
 

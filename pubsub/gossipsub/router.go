@@ -64,16 +64,23 @@ var _ router.Router = (*Router)(nil)
 
 // aux is the Router's per-message state in the message cache.
 type aux struct {
-	topic  string       // the message's topic (kept after Msg is released)
-	sct    *scoredTopic // the topic's scoring; nil when not scored
-	from   *peerStats   // the first deliverer's score record (nil for a local publish)
-	src    uint32       // the first deliverer's serial, to skip it when forwarding
-	dups   []*peerStats // peers that delivered it while it was validated or within the window after
-	served []served     // IWANT answers per peer (GossipRetransmission)
-	mark   uint64       // rpcSerial of the last IWANT that asked for it
+	topic string       // the message's topic (kept after Msg is released)
+	sct   *scoredTopic // the topic's scoring; nil when not scored
+	from  *peerStats   // the first deliverer's score record (nil for a local publish)
+	src   uint32       // the first deliverer's serial, to skip it when forwarding
+	dups  []*peerStats // peers that delivered it while it was validated or within the window after
 	// holders are the peers known to hold the message: they sent it or an IDONTWANT for it
 	// (at most one record per peer, with the last heartbeat that happened in).
 	holders []holder
+	// iw is the state of the IWANTs served for it; nil until the first. Most messages are
+	// never asked for: it sits behind a pointer to keep the cache entry small.
+	iw *iwanted
+}
+
+// iwanted is the state of the IWANTs served for one message.
+type iwanted struct {
+	mark   uint64   // rpcSerial of the last IWANT that asked for it
+	served []served // IWANT answers per peer (GossipRetransmission)
 }
 
 // holder records that the peer with the serial held a message at heartbeat tick (the
@@ -607,10 +614,10 @@ func (r *Router) forward(e *routing.Entry[aux], t *topic) {
 		}
 		r.stats.Forwarded++
 		if lazy && q.isAhead(b) {
-			r.out.Defer(&q.q, m, e.IDBytes(), ref(e), e.Size)
+			r.out.Defer(&q.q, m, e.IDBytes(), ref(e), int(e.Size))
 			return
 		}
-		r.out.Publish(&q.q, m, e.IDBytes(), ref(e), e.Size, router.KindForward)
+		r.out.Publish(&q.q, m, e.IDBytes(), ref(e), int(e.Size), router.KindForward)
 		if lazy {
 			r.out.Expedite(&q.q)
 		}

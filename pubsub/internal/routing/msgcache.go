@@ -27,6 +27,11 @@ const blockSize = 256
 
 // Entry is one message ID in a MsgCache. A pointer to an Entry stays valid until the entry
 // expires (MsgCache.Expire); it must not be kept beyond that.
+//
+// A node holds an Entry for every message seen within the seen TTL, and each new message
+// writes a fresh one, in memory not touched since it was allocated: the cost of that write
+// (and of the garbage collector's scan of the blocks) grows with the Entry's size, so keep
+// it small (96 bytes plus A) and keep rarely used state behind a pointer in A.
 type Entry[A any] struct {
 	// ID is the message ID.
 	ID router.MsgID
@@ -43,8 +48,10 @@ type Entry[A any] struct {
 	// Validated is when the message was accepted (or published), in Unix nanoseconds; zero
 	// before.
 	Validated int64
-	// Size is the encoded size of Msg in bytes.
-	Size int
+	// Size is the encoded size of Msg in bytes. It is an int32, next to Status and InCache,
+	// to keep the Entry small (a message is far smaller than 2 GiB: Params.MaxRPCBytes bounds
+	// it).
+	Size int32
 	// Status is the message's state.
 	Status Status
 	// InCache reports that the message sits in one of the message-cache windows (gossipsub's
@@ -159,7 +166,7 @@ func (c *MsgCache[A]) Add(now time.Time, id router.MsgID, msg *pubsubpb.Message,
 		Msg:    msg,
 		Seq:    seq,
 		Expire: now.Add(c.ttl).UnixNano(),
-		Size:   size,
+		Size:   int32(size),
 		Status: Validating,
 	}
 	c.index[string(id)] = seq

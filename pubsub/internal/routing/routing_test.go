@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"google.golang.org/protobuf/proto"
 
@@ -328,5 +330,48 @@ func TestOutboxLazyFlushed(t *testing.T) {
 	}
 	if len(calls) != 1 || calls[0] != (call{2, 1}) {
 		t.Fatalf("LazyFlushed calls %v, want [{2 1}]", calls)
+	}
+}
+
+// TestMsgCacheIDLengths checks that IDs are told apart by their full bytes whatever their
+// length (a short ID and the same bytes with a trailing zero, long IDs that share a 32-byte
+// prefix), and that each leaves the index when it expires.
+func TestMsgCacheIDLengths(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := NewMsgCache[struct{}](time.Minute, 0)
+	prefix := strings.Repeat("p", 32)
+	ids := []string{"", "a", "a\x00", prefix[:31], prefix, prefix + "x", prefix + "y", prefix + "xx"}
+	for i, id := range ids {
+		if c.Lookup(router.MsgID(id)) != nil {
+			t.Fatalf("%q found before Add", id)
+		}
+		c.Add(now.Add(time.Duration(i)*time.Second), router.MsgID(id), nil, i)
+	}
+	for i, id := range ids {
+		e := c.Lookup(router.MsgID(id))
+		if e == nil || int(e.Size) != i || string(e.ID) != id || c.LookupBytes([]byte(id)) != e {
+			t.Fatalf("%q: wrong entry %+v", id, e)
+		}
+	}
+	if c.Lookup(router.MsgID(prefix+"z")) != nil || c.LookupBytes([]byte("a\x00\x00")) != nil {
+		t.Fatal("found an ID never added")
+	}
+	// The first five expire first.
+	c.Expire(now.Add(time.Minute + 4*time.Second))
+	if len(c.index) != 3 || c.Lookup(router.MsgID(prefix+"x")) == nil || c.Lookup(router.MsgID(prefix)) != nil {
+		t.Fatalf("after expiring the first five: %d IDs", len(c.index))
+	}
+	c.Expire(now.Add(time.Hour))
+	if len(c.index) != 0 || c.Len() != 0 {
+		t.Fatal("not empty after everything expired")
+	}
+}
+
+// TestEntrySize guards the size of an Entry without Aux: every message seen writes one, in
+// memory not touched since it was allocated (see Entry).
+func TestEntrySize(t *testing.T) {
+	var e Entry[uint64]
+	if n := unsafe.Offsetof(e.Aux); n > 96 {
+		t.Fatalf("Entry is %d bytes before Aux, want at most 96", n)
 	}
 }
