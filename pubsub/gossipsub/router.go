@@ -29,8 +29,12 @@ type Router struct {
 	self      key.ID
 	selfRaw   []byte
 
-	peers    map[key.ID]*peer
-	last     *peer   // the peer of the last HandleRPC: RPCs come in runs from one peer
+	peers map[key.ID]*peer
+	last  *peer // the peer of the last HandleRPC: RPCs come in runs from one peer
+	// recent caches peers by a hash of their ID (peerSlot), so that HandleRPC finds the
+	// sender of an RPC without a map lookup when RPCs from several peers interleave. A slot
+	// is only a hint: a hit is checked against the whole ID. Removed peers are cleared.
+	recent   [recentSlots]*peer
 	peerList []*peer // connection order (removal swaps the last in)
 	direct   map[key.ID]bool
 	directs  []*peer // connected direct peers
@@ -323,10 +327,31 @@ func (r *Router) RemovePeer(now time.Time, id key.ID) {
 	if r.last == p {
 		r.last = nil
 	}
+	if slot := &r.recent[peerSlot(id)]; *slot == p {
+		*slot = nil
+	}
 	r.peerList = removePeer(r.peerList, p)
 	if p.direct {
 		r.directs = removePeer(r.directs, p)
 	}
+}
+
+// recentSlots is the size of Router.recent (a power of two): room for a node's usual number
+// of connected peers with few collisions.
+const (
+	recentBits  = 6
+	recentSlots = 1 << recentBits
+)
+
+// peerSlot returns id's slot in Router.recent, from its last four bytes (node IDs are hex
+// encoded hashes, so those are uniform; an ID chosen to collide costs only a map lookup).
+func peerSlot(id key.ID) int {
+	n := len(id)
+	if n < 4 {
+		return 0
+	}
+	h := uint32(id[n-1]) | uint32(id[n-2])<<8 | uint32(id[n-3])<<16 | uint32(id[n-4])<<24
+	return int((h * 0x9e3779b1) >> (32 - recentBits))
 }
 
 // removePeer removes p from ps by swapping the last element in.
@@ -411,8 +436,12 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 	r.start(now)
 	p := r.last
 	if p == nil || p.id != from {
-		if p = r.peers[from]; p == nil {
-			return
+		slot := &r.recent[peerSlot(from)]
+		if p = *slot; p == nil || p.id != from {
+			if p = r.peers[from]; p == nil {
+				return
+			}
+			*slot = p
 		}
 		r.last = p
 	}

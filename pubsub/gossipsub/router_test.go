@@ -577,3 +577,38 @@ func TestCustomMsgID(t *testing.T) {
 		}
 	}
 }
+
+// TestSenderLookupWithInterleavedPeers checks that HandleRPC attributes each RPC to its
+// sender when RPCs from many peers interleave (Router.recent, a cache of peers by a hash of
+// the ID, must never hand back another peer or a removed one): every peer's subscription
+// lands on that peer, an RPC from a removed peer is ignored, and a peer that reconnects
+// under the same ID is found again.
+func TestSenderLookupWithInterleavedPeers(t *testing.T) {
+	h := newHarness(t, Config{}, 1)
+	const n = 3 * recentSlots
+	for i := 1; i <= n; i++ {
+		h.add(i, false)
+	}
+	for round := range 2 {
+		for i := 1; i <= n; i++ {
+			topic := fmt.Sprintf("t%d-%d", round, i)
+			h.rpc(i, rt.Sub(topic))
+			if got := h.r.TopicPeers(topic); len(got) != 1 || got[0] != rt.ID(i) {
+				t.Fatalf("subscription from %v landed on %v", rt.ID(i), got)
+			}
+		}
+	}
+	for i := 1; i <= n; i += 2 {
+		h.r.RemovePeer(h.now(), rt.ID(i))
+	}
+	for i := 1; i <= n; i++ {
+		h.rpc(i, rt.Sub("after"))
+	}
+	if got := h.r.TopicPeers("after"); len(got) != n/2 {
+		t.Fatalf("%d peers subscribed after half were removed, want %d", len(got), n/2)
+	}
+	h.add(1, false, "again")
+	if got := h.r.TopicPeers("again"); len(got) != 1 || got[0] != rt.ID(1) {
+		t.Fatalf("reconnected peer's subscription landed on %v", got)
+	}
+}
