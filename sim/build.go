@@ -61,8 +61,13 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Attack != nil {
 		total += cfg.Attack.Sybils
 	}
-	for i := range nw {
-		s.workers = append(s.workers, &worker{s: s, id: i, xout: make([][]xpost, nw), win: eventHeap{byNode: true, first: uint64(i*total/nw) & nodeMask}})
+	s.threads = nw
+	ns := 1
+	if nw > 1 {
+		ns = nw * sharesPerThread
+	}
+	for i := range ns {
+		s.workers = append(s.workers, &worker{s: s, id: i, xout: make([][]xpost, ns), win: eventHeap{byNode: true, first: uint64(i*total/ns) & nodeMask}})
 	}
 	s.look = s.lookahead()
 	s.m.init(s)

@@ -62,12 +62,14 @@
 //
 // Nodes interact only through connections, and nothing sent at t arrives before t plus the
 // smallest link latency (the lookahead). The engine therefore runs node events in windows of
-// that length on Config.Workers goroutines (default 2), each owning a share of the nodes;
-// flushes that cross workers are handed over at the end of the window, and global events
-// (publishes, scenario actions, completed handshakes, samples) run alone between windows.
-// Same-instant events are ordered by a key derived from the event (node, kind, connection),
-// so every node sees its inputs in the same order whatever the number of workers
-// (TestWorkersAgree).
+// that length on Config.Workers goroutines (default 2). The nodes are split into shares
+// (workers, eight per goroutine), which the goroutines take in turn, so that an uneven
+// window or a goroutine that loses its CPU on a shared machine does not leave the other
+// goroutines waiting; flushes that cross shares are handed over at the end of the window,
+// and global events (publishes, scenario actions, completed handshakes, samples) run alone
+// between windows. Same-instant events are ordered by a key derived from the event (node,
+// kind, connection), so every node sees its inputs in the same order whatever the number of
+// goroutines and shares (TestWorkersAgree).
 //
 // # Determinism
 //

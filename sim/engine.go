@@ -3,6 +3,7 @@ package sim
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,8 +52,11 @@ func nodeKey(n int32, class uint64, id int64) uint64 {
 
 func globalKey(class uint64, id uint64) uint64 { return class<<56 | id&(1<<56-1) }
 
-// worker runs the events of the nodes it owns. The coordinator is a worker too (global is
-// set): it runs the global events, and whatever they make happen at nodes, between windows.
+// worker runs the events of the nodes it owns: a share of the nodes (node i belongs to
+// worker i mod len(Sim.workers)). In a window the pool's goroutines take the workers in turn
+// (pool.work), so there are several workers per goroutine. The coordinator is a worker too
+// (global is set): it runs the global events, and whatever they make happen at nodes,
+// between windows.
 type worker struct {
 	s      *Sim
 	id     int
@@ -221,7 +225,7 @@ func (s *Sim) RunUntil(d time.Duration) {
 func (s *Sim) window(wend int64) {
 	s.wend = wend
 	s.inWindow = true
-	if len(s.workers) == 1 || s.pool == nil {
+	if s.pool == nil {
 		for _, w := range s.workers {
 			w.run(wend)
 		}
@@ -308,10 +312,21 @@ func (m *workerMetrics) sent(k NodeKind, wire, now, windowStart int64) {
 	}
 }
 
-// pool runs the workers of a window on their own goroutines. Start launches them; close
-// ends them (Run closes the pool before it returns, so no goroutine outlives it).
+// sharesPerThread is the number of workers (shares of the nodes) per goroutine when the
+// windows run in parallel. A window's work is not spread evenly over the nodes (a message
+// reaches some of them in the window, not others), and on a shared machine a goroutine can
+// lose its CPU for a while: with several shares per goroutine, taken in turn by whichever
+// goroutine is free, the goroutines finish a window at nearly the same time. The results
+// do not depend on the number of shares (TestWorkersAgree).
+const sharesPerThread = 8
+
+// pool runs the workers of a window on Sim.threads goroutines (the caller's and threads−1
+// of its own): each takes the next worker not yet taken until none is left. newPool starts
+// the goroutines; close ends them (Run closes the pool before it returns, so no goroutine
+// outlives it).
 type pool struct {
 	s     *Sim
+	next  atomic.Int32 // index of the next worker to take in the running window
 	start []chan struct{}
 	wg    sync.WaitGroup
 	done  sync.WaitGroup
@@ -319,16 +334,14 @@ type pool struct {
 
 func newPool(s *Sim) *pool {
 	p := &pool{s: s}
-	for range s.workers[1:] {
-		p.start = append(p.start, make(chan struct{}))
-	}
-	for i, w := range s.workers[1:] {
-		ch := p.start[i]
+	for range s.threads - 1 {
+		ch := make(chan struct{})
+		p.start = append(p.start, ch)
 		p.done.Add(1)
 		go func() {
 			defer p.done.Done()
 			for range ch {
-				w.run(s.wend)
+				p.work()
 				p.wg.Done()
 			}
 		}()
@@ -336,14 +349,27 @@ func newPool(s *Sim) *pool {
 	return p
 }
 
-// run runs one window: worker 0 on the calling goroutine, the others on theirs.
+// run runs one window on all the goroutines, the calling one included.
 func (p *pool) run() {
+	p.next.Store(0)
 	p.wg.Add(len(p.start))
 	for _, ch := range p.start {
 		ch <- struct{}{}
 	}
-	p.s.workers[0].run(p.s.wend)
+	p.work()
 	p.wg.Wait()
+}
+
+// work runs workers of the window until none is left.
+func (p *pool) work() {
+	ws, wend := p.s.workers, p.s.wend
+	for {
+		i := int(p.next.Add(1)) - 1
+		if i >= len(ws) {
+			return
+		}
+		ws[i].run(wend)
+	}
 }
 
 func (p *pool) close() {

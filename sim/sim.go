@@ -30,7 +30,8 @@ type Sim struct {
 
 	g        *worker   // the coordinator: global events, between windows
 	gh       eventHeap // global events
-	workers  []*worker
+	workers  []*worker // the shares of the nodes (see engine.go)
+	threads  int       // goroutines that run the workers' windows (Config.Workers)
 	pool     *pool
 	look     int64 // lookahead: the parallel window
 	wend     int64 // end of the current window
@@ -93,7 +94,7 @@ func (s *Sim) Now() time.Duration { return time.Duration(s.g.now) }
 
 // Run runs the simulation to its Duration and returns the results. It can be called once.
 func (s *Sim) Run() *Results {
-	if len(s.workers) > 1 && s.look > 0 {
+	if s.threads > 1 && s.look > 0 {
 		s.pool = newPool(s)
 		defer func() { s.pool.close(); s.pool = nil }()
 	}
