@@ -225,16 +225,24 @@ func (s *Sim) RunUntil(d time.Duration) {
 func (s *Sim) window(wend int64) {
 	s.wend = wend
 	s.inWindow = true
-	if s.pool == nil {
-		for _, w := range s.workers {
-			w.run(wend)
-		}
-	} else {
-		s.pool.run()
-	}
+	s.each((*worker).runWindow)
 	s.inWindow = false
 	s.merge()
 }
+
+// each calls f for every worker: on the pool's goroutines when there is a pool.
+func (s *Sim) each(f func(*worker)) {
+	if s.pool == nil {
+		for _, w := range s.workers {
+			f(w)
+		}
+		return
+	}
+	s.pool.run(f)
+}
+
+// runWindow runs w's events of the running window.
+func (w *worker) runWindow() { w.run(w.s.wend) }
 
 // run runs w's events before wend.
 func (w *worker) run(wend int64) {
@@ -262,9 +270,9 @@ func (w *worker) run(wend int64) {
 }
 
 // merge hands over the flushes and global events the workers posted during a window, in an
-// order that does not depend on the number of workers.
+// order that does not depend on the number of workers. The flushes are handed over by each
+// receiving worker (ingest), in parallel.
 func (s *Sim) merge() {
-	g := s.g
 	for _, w := range s.workers {
 		for _, e := range w.gout {
 			if e.kind == evConnect {
@@ -274,21 +282,30 @@ func (s *Sim) merge() {
 		}
 		w.gout, w.dials = w.gout[:0], w.dials[:0]
 	}
-	for _, w := range s.workers {
-		for t, posts := range w.xout {
-			for _, p := range posts {
-				c := &s.conns[p.half/2]
-				if !c.up || c.gen != p.gen {
-					continue
-				}
-				recv := s.nodes[c.b]
-				if p.half%2 == 1 {
-					recv = s.nodes[c.a]
-				}
-				g.deliverFlush(recv, p.half, p.gen, []inflight{p.f})
+	s.each((*worker).ingest)
+}
+
+// ingest delivers the flushes the workers posted during the window for the halves whose
+// receivers w owns, in the order of the senders' workers: the flushes of one half come from
+// its sender, in the order it sent them. It runs between windows (inWindow is false), and
+// touches only w's nodes' halves and w's heap, so the workers ingest in parallel.
+func (w *worker) ingest() {
+	s := w.s
+	for _, src := range s.workers {
+		posts := src.xout[w.id]
+		for _, p := range posts {
+			c := &s.conns[p.half/2]
+			if !c.up || c.gen != p.gen {
+				continue
 			}
-			w.xout[t] = posts[:0]
+			recv := s.nodes[c.b]
+			if p.half%2 == 1 {
+				recv = s.nodes[c.a]
+			}
+			w.deliverFlush(recv, p.half, p.gen, []inflight{p.f})
 		}
+		clear(posts)
+		src.xout[w.id] = posts[:0]
 	}
 }
 
@@ -326,7 +343,8 @@ const sharesPerThread = 8
 // outlives it).
 type pool struct {
 	s     *Sim
-	next  atomic.Int32 // index of the next worker to take in the running window
+	job   func(*worker) // what to do with each worker (set by run)
+	next  atomic.Int32  // index of the next worker to take
 	start []chan struct{}
 	wg    sync.WaitGroup
 	done  sync.WaitGroup
@@ -349,8 +367,10 @@ func newPool(s *Sim) *pool {
 	return p
 }
 
-// run runs one window on all the goroutines, the calling one included.
-func (p *pool) run() {
+// run calls job for every worker, on all the goroutines, the calling one included, and
+// returns when all calls have returned.
+func (p *pool) run(job func(*worker)) {
+	p.job = job
 	p.next.Store(0)
 	p.wg.Add(len(p.start))
 	for _, ch := range p.start {
@@ -360,15 +380,15 @@ func (p *pool) run() {
 	p.wg.Wait()
 }
 
-// work runs workers of the window until none is left.
+// work takes workers and does the job on them until none is left.
 func (p *pool) work() {
-	ws, wend := p.s.workers, p.s.wend
+	ws, job := p.s.workers, p.job
 	for {
 		i := int(p.next.Add(1)) - 1
 		if i >= len(ws) {
 			return
 		}
-		ws[i].run(wend)
+		job(ws[i])
 	}
 }
 
