@@ -341,26 +341,32 @@ const sharesPerThread = 8
 // of its own): each takes the next worker not yet taken until none is left. newPool starts
 // the goroutines; close ends them (Run closes the pool before it returns, so no goroutine
 // outlives it).
+//
+// The caller waits for the workers to be done, not for the goroutines: a helper that wakes
+// late (on a shared machine it may wait for a CPU) finds every worker taken and goes back to
+// sleep, and the caller does not wait for it. So the take counter carries the phase (one
+// call of run) it belongs to, and a helper takes a worker only in the phase it read.
 type pool struct {
-	s     *Sim
-	job   func(*worker) // what to do with each worker (set by run)
-	next  atomic.Int32  // index of the next worker to take
-	start []chan struct{}
-	wg    sync.WaitGroup
+	s *Sim
+	// state is phase<<32 | the index of the next worker to take in that phase.
+	state atomic.Uint64
+	jobs  [2]func(*worker) // the job of phase k is jobs[k%2]
+	left  atomic.Int32     // workers of the phase not done yet
+	fin   chan struct{}    // receives once per phase, from whoever finished its last worker
+	wake  []chan struct{}  // one per helper, buffered: "a phase may have started"
 	done  sync.WaitGroup
 }
 
 func newPool(s *Sim) *pool {
-	p := &pool{s: s}
+	p := &pool{s: s, fin: make(chan struct{}, 1)}
 	for range s.threads - 1 {
-		ch := make(chan struct{})
-		p.start = append(p.start, ch)
+		ch := make(chan struct{}, 1)
+		p.wake = append(p.wake, ch)
 		p.done.Add(1)
 		go func() {
 			defer p.done.Done()
 			for range ch {
 				p.work()
-				p.wg.Done()
 			}
 		}()
 	}
@@ -370,30 +376,44 @@ func newPool(s *Sim) *pool {
 // run calls job for every worker, on all the goroutines, the calling one included, and
 // returns when all calls have returned.
 func (p *pool) run(job func(*worker)) {
-	p.job = job
-	p.next.Store(0)
-	p.wg.Add(len(p.start))
-	for _, ch := range p.start {
-		ch <- struct{}{}
+	phase := p.state.Load()>>32 + 1
+	p.jobs[phase%2] = job
+	p.left.Store(int32(len(p.s.workers)))
+	p.state.Store(phase << 32)
+	for _, ch := range p.wake {
+		select {
+		case ch <- struct{}{}:
+		default: // it has a wake-up pending already
+		}
 	}
 	p.work()
-	p.wg.Wait()
+	<-p.fin
 }
 
-// work takes workers and does the job on them until none is left.
+// work takes workers of the current phase and does the phase's job on them until none is
+// left.
 func (p *pool) work() {
-	ws, job := p.s.workers, p.job
+	ws := p.s.workers
 	for {
-		i := int(p.next.Add(1)) - 1
+		st := p.state.Load()
+		i := int(st & (1<<32 - 1))
 		if i >= len(ws) {
 			return
 		}
-		job(ws[i])
+		if !p.state.CompareAndSwap(st, st+1) {
+			continue
+		}
+		// Worker i of phase st>>32 is ours: that phase cannot end, nor a later one reuse
+		// its job's slot, before we are done with it.
+		p.jobs[(st>>32)%2](ws[i])
+		if p.left.Add(-1) == 0 {
+			p.fin <- struct{}{}
+		}
 	}
 }
 
 func (p *pool) close() {
-	for _, ch := range p.start {
+	for _, ch := range p.wake {
 		close(ch)
 	}
 	p.done.Wait()
