@@ -175,10 +175,10 @@ func TestSwitchConnectFloodC02(t *testing.T) {
 		// (netFD, read buffer, goroutine closure), with room to spare. On a loaded machine the
 		// hub accepts late, and the client may hold hundreds of them at one sample.
 		perClientConn = 4 * kib
-		rate         = 1000 // connects per second
-		floodFor     = 3 * time.Second
-		workers      = 64
-		srcIPs       = 100
+		rate          = 1000 // connects per second
+		floodFor      = 3 * time.Second
+		workers       = 64
+		srcIPs        = 100
 	)
 	var live, maxLive atomic.Int64
 	hubT := rowsHub(t, transport.Config{
