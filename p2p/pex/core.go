@@ -458,8 +458,8 @@ func (c *Core) Start(now time.Time) {
 }
 
 // NextDeadline returns when Tick next has something to do: the periodic ensurePeers (or crawl),
-// a hungry ask, a retry of the seed fall-back, an immediate ensurePeers asked for by an input (then a time ≤ the input's now),
-// or the next save. Zero before Start.
+// a hungry ask, a retry of the seed fall-back, an immediate ensurePeers asked for by an input
+// (then a time ≤ the input's now), or the next save. Zero before Start.
 func (c *Core) NextDeadline() time.Time {
 	if !c.started {
 		return time.Time{}
@@ -485,8 +485,8 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // Tick does what is due at now: the periodic ensurePeers (or, in seed mode, the crawl), a
-// hungry ask, a retry of the seed fall-back, an immediate ensurePeers, the save. Calling it early does only what is due; the
-// Reactor calls it after every batch of inputs.
+// hungry ask, a retry of the seed fall-back, an immediate ensurePeers, the save. Calling it
+// early does only what is due; the Reactor calls it after every batch of inputs.
 func (c *Core) Tick(now time.Time) {
 	if !c.started {
 		c.Start(now)
