@@ -263,10 +263,20 @@ type Core struct {
 	// connected no other seed is dialed. So a peer that accepts and disconnects at once, as a
 	// seed does after answering, cannot be redialed by the ensurePeers its answer or its
 	// disconnection triggers (a testnet node dialed its seed 12 times in 30 ms).
+	//
+	// A seed that disconnects before it answered (its Switch refused us after the handshake:
+	// its inbound slots are full) counts as a failed dial instead: seedConnected is cleared and
+	// the next seed of the queue is dialed. When the round's seeds all failed (either way) and
+	// the node has no peer and needs addresses, the fall-back is tried again at seedRetryAt,
+	// after a doubling backoff (seedBackoff), instead of at the next periodic round.
 	roundDialed   map[key.ID]struct{}  // addresses dialed by ensurePeers or dialSeeds this round
 	seedQueue     []netaddr.NetAddress // seeds left to try in this round's fall-back
 	seedTry       key.ID               // the seed being dialed by the fall-back, "" if none
 	seedConnected bool                 // a seed connected (outbound) in this round
+	seedWaiting   key.ID               // the connected outbound seed that has not answered yet
+	seedFailed    bool                 // a seed of the fall-back failed in this round
+	seedRetryAt   time.Time            // the fall-back's retry (zero: none due)
+	seedBackoff   time.Duration        // the last retry's base delay, 0 after a seed answered
 
 	// ensureSoon asks for ensurePeers(now, false) at the next Tick (NextDeadline is then
 	// ensureSoonAt): a seed answered, a solicited PexAddrs added addresses while outbound
@@ -448,8 +458,8 @@ func (c *Core) Start(now time.Time) {
 }
 
 // NextDeadline returns when Tick next has something to do: the periodic ensurePeers (or crawl),
-// a hungry ask, an immediate ensurePeers asked for by an input (then a time ≤ the input's now),
-// or the next save. Zero before Start.
+// a hungry ask, a retry of the seed fall-back, an immediate ensurePeers asked for by an input
+// (then a time ≤ the input's now), or the next save. Zero before Start.
 func (c *Core) NextDeadline() time.Time {
 	if !c.started {
 		return time.Time{}
@@ -457,6 +467,9 @@ func (c *Core) NextDeadline() time.Time {
 	next := minTime(c.nextTick, c.nextSave)
 	if !c.nextAsk.IsZero() {
 		next = minTime(next, c.nextAsk)
+	}
+	if !c.seedRetryAt.IsZero() {
+		next = minTime(next, c.seedRetryAt)
 	}
 	if c.ensureSoon {
 		next = minTime(next, c.ensureSoonAt)
@@ -472,8 +485,8 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // Tick does what is due at now: the periodic ensurePeers (or, in seed mode, the crawl), a
-// hungry ask, an immediate ensurePeers, the save. Calling it early does only what is due; the
-// Reactor calls it after every batch of inputs.
+// hungry ask, a retry of the seed fall-back, an immediate ensurePeers, the save. Calling it
+// early does only what is due; the Reactor calls it after every batch of inputs.
 func (c *Core) Tick(now time.Time) {
 	if !c.started {
 		c.Start(now)
@@ -489,6 +502,9 @@ func (c *Core) Tick(now time.Time) {
 	}
 	if !c.nextAsk.IsZero() && !now.Before(c.nextAsk) {
 		c.ask(now)
+	}
+	if !c.seedRetryAt.IsZero() && !now.Before(c.seedRetryAt) {
+		c.retrySeeds(now)
 	}
 	if c.ensureSoon {
 		c.ensurePeers(now, false)
@@ -534,10 +550,10 @@ func (c *Core) AddPeer(now time.Time, p PeerInfo) {
 	if p.Outbound {
 		delete(c.attempts, id)
 		if id == c.seedTry {
-			c.seedTry, c.seedQueue = "", nil
+			c.seedTry = "" // the queue stays until the seed answers (seedAnswered)
 		}
-		if _, ok := c.seeds[id]; ok {
-			c.seedConnected = true
+		if _, ok := c.seeds[id]; ok && !c.cfg.SeedMode {
+			c.seedConnected, c.seedWaiting = true, id
 		}
 		// Departure: CometBFT marks an address good only when consensus says the peer was
 		// useful (MarkPeerAsGood); Switchyard has no consensus, so a completed outbound
@@ -558,7 +574,9 @@ func (c *Core) AddPeer(now time.Time, p PeerInfo) {
 }
 
 // RemovePeer reports that the peer with id is gone (p2p.Reactor.RemovePeer). An outbound peer
-// frees an outbound slot: ensurePeers runs at the next Tick.
+// frees an outbound slot: ensurePeers runs at the next Tick. A seed we dialed that leaves
+// before answering our PexRequest counts as a failed seed dial: the fall-back dials the next
+// seed at once (see Core.seedDisconnected).
 func (c *Core) RemovePeer(now time.Time, id key.ID) {
 	st := c.peers[id]
 	if st == nil {
@@ -567,6 +585,9 @@ func (c *Core) RemovePeer(now time.Time, id key.ID) {
 	delete(c.peers, id)
 	if st.added {
 		c.dropFromOrder(st)
+	}
+	if id == c.seedWaiting {
+		c.seedDisconnected(now)
 	}
 	c.slotFreed(now, st.info.Outbound)
 }
@@ -731,6 +752,9 @@ func (c *Core) receiveAddrs(now time.Time, st *peerState, pbs []*p2ppb.NetAddres
 	if c.cfg.SeedMode {
 		return
 	}
+	if fromSeed {
+		c.seedAnswered(st.info.ID)
+	}
 	// CometBFT runs ensurePeers at once when a seed answers. Departure: so do we when any
 	// solicited answer added addresses while outbound slots are free (dial only, no new
 	// request), so a network converges within one round instead of waiting for the next
@@ -817,7 +841,8 @@ func (c *Core) ensurePeers(now time.Time, request bool) {
 	c.ensureSoon = false
 	if request {
 		clear(c.roundDialed)
-		c.seedConnected = false
+		c.seedConnected, c.seedFailed = false, false
+		c.seedRetryAt = time.Time{} // this round's fall-back replaces a pending retry
 	}
 	outbound := c.outbound()
 	numToDial := c.cfg.MaxOutboundPeers - (outbound + c.inFlight)
@@ -911,8 +936,10 @@ func (c *Core) ask(now time.Time) {
 }
 
 // dialSeeds dials the seeds one at a time in random order until one connects (CometBFT's
-// dialSeeds, made asynchronous: the next seed is dialed when the previous dial fails). Within a
-// round (see Core.roundDialed) each seed is dialed at most once, and none after one connected.
+// dialSeeds, made asynchronous: the next seed is dialed when the previous dial fails, or when
+// the seed leaves before answering, see seedDisconnected). Within a round (see
+// Core.roundDialed) each seed is dialed at most once (a retry, retrySeeds, excepted), and none
+// while one is connected or after one answered.
 func (c *Core) dialSeeds(now time.Time) {
 	if len(c.cfg.Seeds) == 0 || c.seedConnected || c.seedTry != "" && c.isDialing(now, c.seedTry) {
 		return
@@ -947,6 +974,77 @@ func (c *Core) nextSeed(now time.Time) {
 		c.dialInRound(now, s)
 		return
 	}
+	c.scheduleSeedRetry(now)
+}
+
+// seedDisconnected handles the departure of the outbound seed we wait for (seedWaiting) before
+// it answered: its Switch accepted the connection and then refused the peer (its inbound slots
+// are full) or it failed. It counts as a failed seed dial: the fall-back dials the next seed
+// of the round at once while the book needs addresses.
+//
+// Departure: CometBFT's dialSeeds stops at the first seed that connects, so a node turned
+// away by a full seed waits for the next ensurePeers (30 s) with an empty book; at 1,000 new
+// nodes a second, 3 seeds with 40 inbound slots each turned away many of them that way.
+func (c *Core) seedDisconnected(now time.Time) {
+	c.seedWaiting = ""
+	c.seedConnected, c.seedFailed = false, true
+	if c.book.NeedMoreAddrs() {
+		c.dialSeeds(now)
+	}
+}
+
+// seedAnswered records a seed's answer: the fall-back succeeded, its backoff is reset and
+// no other seed is dialed in this round.
+func (c *Core) seedAnswered(id key.ID) {
+	if id == c.seedWaiting {
+		c.seedWaiting = ""
+	}
+	c.seedQueue = nil
+	c.seedBackoff, c.seedRetryAt = 0, time.Time{}
+}
+
+// scheduleSeedRetry schedules a retry of the fall-back when this round's seeds are exhausted,
+// at least one of them failed (seedFailed: a DialFailed, or it left before answering), the
+// node has no peer and its book needs addresses. DialFailed covers both a seed that is down
+// and one whose Switch refused us right after the handshake before ours admitted it: the
+// Switch's dial queue does not retry the latter (the handshake succeeded), and the Core cannot
+// tell them apart, so both are retried here. The delay is seedRetryMin, then twice the
+// previous one, capped at EnsurePeersPeriod/2, plus a random jitter of up to half of it (so
+// nodes turned away together do not come back together); at the default 30 s period: 2, 4,
+// 8, 15, 15, ... s, each followed by up to 50% more, so always before the next periodic round
+// would have come.
+func (c *Core) scheduleSeedRetry(now time.Time) {
+	if !c.seedFailed || !c.seedRetryAt.IsZero() || c.seedConnected || len(c.order) > 0 || !c.book.NeedMoreAddrs() {
+		return
+	}
+	limit := c.cfg.EnsurePeersPeriod / 2
+	d := min(seedRetryMin, limit)
+	if c.seedBackoff > 0 {
+		d = min(2*c.seedBackoff, limit)
+	}
+	c.seedBackoff = d
+	c.seedRetryAt = now.Add(d + time.Duration(c.rng.Int64N(int64(d/2)+1)))
+}
+
+// retrySeeds is the fall-back's retry, due at seedRetryAt: if the node still has no peer, no
+// seed is connected or being dialed by the fall-back and the book needs addresses, the seeds
+// that are not being dialed by the Switch may be dialed once more in this round, and the
+// fall-back starts again.
+//
+// The retry may dial a seed whose earlier dial the Switch's queue still retries (as nextSeed
+// may); the Switch does not dial an address twice at the same time.
+func (c *Core) retrySeeds(now time.Time) {
+	c.seedRetryAt = time.Time{}
+	if c.seedConnected || len(c.order) > 0 || !c.book.NeedMoreAddrs() || c.seedTry != "" && c.isDialing(now, c.seedTry) {
+		return
+	}
+	for _, s := range c.cfg.Seeds {
+		if !c.isDialing(now, s.ID) {
+			delete(c.roundDialed, s.ID)
+		}
+	}
+	c.seedFailed = false
+	c.dialSeeds(now)
 }
 
 // DialFailed reports one failed dial of addr (a p2p.DialFailed event; the Switch's dial queue
@@ -959,6 +1057,7 @@ func (c *Core) DialFailed(now time.Time, addr netaddr.NetAddress, why DialFailur
 	id := addr.ID
 	if id == c.seedTry {
 		delete(c.dialing, id)
+		c.seedFailed = true
 		c.nextSeed(now)
 	}
 	if _, ok := c.persistent[id]; ok {

@@ -84,8 +84,9 @@
 //     min(outbound, 8)·10 + 10, then up to numToDial distinct picks among the addresses that are
 //     not connected, not being dialed, not ours, not banned and not dialed already in this round
 //     (PickAddressExcluding); then, while the book needs addresses: ReinstateBadPeers, ask a
-//     random peer, and dial the seeds (random order, the next one when a dial fails, none after
-//     one connected, each at most once per round) if nothing was picked. A round is one periodic
+//     random peer, and dial the seeds (random order, the next one when a dial fails or a seed
+//     leaves before answering, none after one answered, each at most once per round, see the
+//     departures) if nothing was picked. A round is one periodic
 //     ensurePeers and the immediate ones (ensurePeers(false), no request) that follow it until
 //     the next: after a seed's answer, a solicited answer that added addresses while slots are
 //     free, and a freed outbound slot (an outbound peer left, or the Switch refused our
@@ -139,6 +140,17 @@
 //     a seed is dialed at most once per round, by the fall-back or as an ordinary pick: a seed
 //     answers and disconnects, and its answer triggers an immediate ensurePeers, which without
 //     the rule dialed the seed again at once (one node dialed its seed 12 times in 30 ms).
+//   - A seed that completes the handshake and then disconnects before answering our PexRequest
+//     (its Switch refused us: its inbound slots are full) counts as a failed seed dial, and the
+//     next seed is dialed at once. CometBFT stops at the first seed that connects and waits for
+//     the next ensurePeers (30 s) with an empty book; at 1,000 new nodes a second three seeds
+//     with 40 inbound slots each turn many nodes away that way. When every seed of the round
+//     left so, the node has no peer and its book needs addresses, the fall-back is tried again
+//     after a backoff of 2 s, doubling up to half the period (15 s by default), plus a random
+//     jitter of up to half of it, instead of at the next periodic round (go-libp2p and
+//     go-ethereum retry their bootstrap peers with a backoff too). A seed's answer resets the
+//     backoff; a seed that answered is still not redialed in the round, and a round whose
+//     seeds all failed before the handshake is left to the Switch's dial queue retries.
 //   - Undecodable messages and floods (ErrFlood) disconnect without a ban, as CometBFT.
 //
 // # Not here

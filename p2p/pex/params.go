@@ -75,6 +75,11 @@ const maxPendingPerPeer = 16
 // addresses without an event, e.g. when its dial queue is full).
 const dialingTTL = 10 * time.Minute
 
+// seedRetryMin is the first delay before the seed fall-back is tried again after every seed of
+// the round disconnected before answering (core.scheduleSeedRetry); it doubles up to half of
+// EnsurePeersPeriod.
+const seedRetryMin = 2 * time.Second
+
 // hungryAskMin is the first delay of a hungry node's extra PexRequests (core.nextAsk).
 const hungryAskMin = time.Second
 
