@@ -223,6 +223,7 @@ func (s *Sim) RunUntil(d time.Duration) {
 // window runs every node event before wend, on the workers in parallel, then hands over
 // what crossed between workers.
 func (s *Sim) window(wend int64) {
+	s.windows++
 	s.wend = wend
 	s.inWindow = true
 	s.each((*worker).runWindow)

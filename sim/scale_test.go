@@ -15,8 +15,8 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// benchScale runs cfg once per iteration and reports events, CPU seconds (the machine is
-// shared: wall time alone says little), heap per node and the delivery ratio.
+// benchScale runs cfg once per iteration and reports events, parallel windows, CPU seconds
+// (the machine is shared: wall time alone says little), heap per node and the delivery ratio.
 func benchScale(b *testing.B, cfg Config) {
 	for range b.N {
 		runtime.GC()
@@ -34,6 +34,7 @@ func benchScale(b *testing.B, cfg Config) {
 			n += cfg.Attack.Sybils
 		}
 		b.ReportMetric(float64(r.Events), "events")
+		b.ReportMetric(float64(s.windows), "windows")
 		b.ReportMetric(cpu.Seconds(), "cpu-s")
 		b.ReportMetric(float64(ms.HeapInuse)/float64(n)/1024, "KiB/node")
 		b.ReportMetric(r.HonestDeliveryRatio, "delivery")

@@ -36,6 +36,10 @@ type Sim struct {
 	look     int64 // lookahead: the parallel window
 	wend     int64 // end of the current window
 	inWindow bool
+	// windows counts the windows run (BenchmarkScale reports it): a window costs two
+	// crossings of the pool's barrier, and a global event that falls inside the lookahead
+	// cuts a window short, so this is a deterministic measure of that overhead.
+	windows int
 
 	rngTopo, rngWork, rngChurn, rngAttack *rand.Rand
 
