@@ -97,11 +97,15 @@
 //
 // Measured on the shared 2-core machine (BenchmarkScale, the baseline scenario: PEX from 3
 // seeds, the nodes starting over 10 s, then 10 messages of 1 KiB per second, 60 s of virtual
-// time): 1,000 nodes, with the routers' output lingering as in docs/PUBSUB.md §8.1, in 28-37 s
-// of wall time (28-37 CPU-seconds, 3.6 million events, 500-690 KiB of heap per node); 3,000 in
-// 111 s (171 CPU-seconds, 770 KiB per node) and 10,000 in 795 s (748 CPU-seconds, 25 million
-// events, 840 KiB per node), these two before the output lingered. That is far from issue
-// 10's goals (1,000 nodes in 5 s, 10,000 in 60 s), which are not met.
+// time): 1,000 nodes in 17 s of wall time (31 CPU-seconds, 3.6 million events, 8,639
+// windows, 480-670 KiB of heap per node); 3,000 in 67 s (124 CPU-seconds); 10,000 in 268 s
+// (490 CPU-seconds, 33 million events, 944 KiB per node, 10.4 GB resident). The goals in
+// the README's simulator section (1,000 nodes in 5 s, 10,000 in 60 s) are not met. Where the
+// time goes, at 1,000 nodes: the first 15 s of virtual time (the network booting through
+// PEX) take about 4 CPU-seconds, most of it in PEX and the address book; the 45 s of gossip
+// take about 24 for 3.4 million events, two thirds of it inside the gossipsub Router. About
+// 6,300 of the windows are cut by global events while the network boots; removing every
+// such cut (a variant that changes results) saved about 0.4 s.
 //
 // Concurrency: a Sim is not safe for concurrent use (except Stop). Run blocks until the
 // virtual Duration has passed; it starts Workers−1 goroutines and joins them before it
