@@ -550,7 +550,7 @@ func (c *Core) AddPeer(now time.Time, p PeerInfo) {
 	if p.Outbound {
 		delete(c.attempts, id)
 		if id == c.seedTry {
-			c.seedTry = "" // the queue stays until the seed answers (seedAnswered)
+			c.seedTry = "" // if it leaves before answering, seedDisconnected rebuilds the queue (dialSeeds)
 		}
 		if _, ok := c.seeds[id]; ok && !c.cfg.SeedMode {
 			c.seedConnected, c.seedWaiting = true, id
