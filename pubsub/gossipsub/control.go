@@ -58,6 +58,9 @@ func (r *Router) handleIDontWant(now time.Time, p *peer, idws []*pubsubpb.Contro
 			n++
 			r.stats.IDontWantRecv++
 			e := r.markHasID(p, id)
+			if e != nil {
+				p.hearName(e.Aux.topic, r.tick)
+			}
 			if e != nil && p.ahead != ([2][aheadWords]uint64{}) {
 				r.lateIDontWant(now, p, e)
 			}

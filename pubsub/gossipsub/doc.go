@@ -43,6 +43,12 @@
 //     topic cannot push its honest mesh negative.
 //   - The heartbeat prunes a mesh that has reached Dhi, as go-libp2p-pubsub does (the spec says
 //     above Dhi): inbound GRAFTs stop at Dhi, so a mesh inbound sybils filled is re-ranked.
+//   - When the heartbeat prunes an oversubscribed mesh, the Dscore best-scoring slots go
+//     first to the peers that sent us a message of the topic or an IDONTWANT for one within
+//     2 heartbeats of its traffic, and only then to silent ones, however well they score
+//     (docs/PUBSUB.md §4.4): the score of a peer that stopped forwarding lags by tens of
+//     seconds (P3's memory), during which it would keep its slot while the honest peers
+//     carrying the traffic were pruned at random among fresh GRAFTs (a covert flash).
 //   - P3 applies only while a peer is in the mesh (the spec's reading); go-libp2p-pubsub keeps
 //     applying it after a PRUNE, on top of P3b.
 //   - A disconnected peer's score is kept whenever it holds a counter (good or bad), not only

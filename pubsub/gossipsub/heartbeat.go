@@ -197,12 +197,30 @@ func (r *Router) hbGraftable(t *topic, q *peer, now time.Time) bool {
 // pruneOversubscribed prunes t's mesh down to D (gossipsub v1.1 "Heartbeat Maintenance" and
 // "Outbound Mesh Quotas"): the Dscore best-scoring peers stay, the rest of the D are chosen at
 // random, then outbound peers are moved into the kept set until it holds Dout of them (or all
-// there are); the others are pruned with peer exchange.
+// there are); the others are pruned with peer exchange. With scoring on, the best-scoring
+// slots go first to the peers that are not quiet (peer.quiet: they sent us a message of t or
+// an IDONTWANT for one within quietTicks heartbeats of t's traffic), best score first, then
+// to the quiet ones: a peer that stopped forwarding keeps the first-delivery credit it earned
+// for the tens of seconds P3 takes to notice, and would otherwise hold a protected slot while
+// the peers still carrying the traffic compete at random with fresh GRAFTs (a covert flash,
+// docs/PUBSUB.md §4.4). With scoring off every score is 0 and the shuffle decides, as in v1.0.
 func (r *Router) pruneOversubscribed(now time.Time, t *topic) {
 	p := &r.p
 	ps := slices.Clone(t.mesh)
 	r.rng.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
-	slices.SortStableFunc(ps, func(a, b *peer) int { return cmp.Compare(r.hbScore(b), r.hbScore(a)) })
+	scored := r.sc != nil
+	slices.SortStableFunc(ps, func(a, b *peer) int {
+		if !scored {
+			return 0 // every score is 0: the shuffle decides
+		}
+		if qa, qb := a.quiet(t), b.quiet(t); qa != qb {
+			if qa {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(r.hbScore(b), r.hbScore(a))
+	})
 	rest := ps[p.Dscore:]
 	r.rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
 

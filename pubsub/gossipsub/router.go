@@ -132,13 +132,27 @@ type peer struct {
 	// held are the copies dropped because it held the message. flashMisses misses, at least
 	// as many as held, clear every mark (docs/PUBSUB.md §8.1).
 	misses, held int
+	// heard is, per topic it subscribes to, the last heartbeat in which it showed that it
+	// receives the topic's messages: it sent us one, or an IDONTWANT for one
+	// (pruneOversubscribed).
+	heard []heard
 
 	hbTick  uint64 // heartbeat hbScore was computed in
 	hbScore float64
 }
 
+// heard records the last heartbeat in which a peer sent us a message of t or an IDONTWANT
+// for one.
+type heard struct {
+	t    *topic
+	tick uint64
+}
+
 type topic struct {
-	name     string
+	name string
+	// lastNew is the last heartbeat in which a peer sent us a message of the topic that we
+	// had not seen (0: none yet).
+	lastNew  uint64
 	peers    []*peer // subscribed peers (removal swaps the last in)
 	joined   bool
 	mesh     []*peer
@@ -410,6 +424,7 @@ func (r *Router) subscribe(p *peer, name string) {
 // the peer left) and its fanout.
 func (r *Router) unsubscribe(p *peer, t *topic) {
 	delete(p.topics, t.name)
+	p.heard = slices.DeleteFunc(p.heard, func(h heard) bool { return h.t == t })
 	t.peers = removePeer(t.peers, p)
 	var in bool
 	if t.mesh, in = removeOrdered(t.mesh, p); in && p.st != nil {
@@ -485,6 +500,7 @@ func (r *Router) handleMessage(now time.Time, p *peer, m *pubsubpb.Message) {
 	if t == nil || !t.joined {
 		return
 	}
+	p.hear(t, r.tick)
 	var id router.MsgID
 	var buf [64]byte
 	if b, ok := routing.OriginIDInto(buf[:0], m); ok && r.defaultID {
@@ -503,6 +519,7 @@ func (r *Router) handleMessage(now time.Time, p *peer, m *pubsubpb.Message) {
 	}
 	e := r.add(now, id, m, proto.Size(m))
 	e.Aux.topic, e.Aux.sct = m.Topic, r.scored(t)
+	t.lastNew = r.tick
 	if r.selfRaw != nil && bytes.Equal(m.From, r.selfRaw) {
 		// Our own message came back after its ID left the seen cache: never re-deliver.
 		e.Status, e.Msg = routing.Ignored, nil
@@ -1102,6 +1119,50 @@ func (p *peer) miss(n int) {
 	if p.misses >= flashMisses && p.misses >= p.held {
 		p.ahead, p.misses, p.held = [2][aheadWords]uint64{}, 0, 0
 	}
+}
+
+// quietTicks is how many heartbeats of a topic's traffic a mesh peer may let pass without
+// a sign that it receives the topic (a message or an IDONTWANT) before it counts as quiet:
+// pruneOversubscribed keeps its best-scoring slots for the peers that are not.
+const quietTicks = 2
+
+// hear records that p showed in heartbeat tick that it receives t's messages.
+func (p *peer) hear(t *topic, tick uint64) {
+	for i := range p.heard {
+		if p.heard[i].t == t {
+			p.heard[i].tick = tick
+			return
+		}
+	}
+	if _, ok := p.topics[t.name]; ok {
+		p.heard = append(p.heard, heard{t, tick})
+	}
+}
+
+// hearName is hear for a topic known by name (an IDONTWANT's message).
+func (p *peer) hearName(name string, tick uint64) {
+	for i := range p.heard {
+		if p.heard[i].t.name == name {
+			p.heard[i].tick = tick
+			return
+		}
+	}
+	if t, ok := p.topics[name]; ok {
+		p.heard = append(p.heard, heard{t, tick})
+	}
+}
+
+// quiet reports whether t's messages kept reaching us for more than quietTicks heartbeats
+// after p last showed that it receives them (or p never did).
+func (p *peer) quiet(t *topic) bool {
+	last := uint64(0)
+	for _, h := range p.heard {
+		if h.t == t {
+			last = h.tick
+			break
+		}
+	}
+	return t.lastNew > last+quietTicks
 }
 
 // ageAhead starts a new generation of p's marks: a mark lasts one to two generations.

@@ -583,6 +583,69 @@ func TestCovertFlashP12(t *testing.T) {
 	}
 }
 
+// TestPruneKeepsHeardPeersP12 is row P-12, the mesh during a covert flash: mesh peers that
+// have fallen silent while the topic's messages flow still score best (their first-delivery
+// credit outlasts the silence until P3 catches up), and fresh sybils GRAFT the mesh past Dhi.
+// The oversubscribed prune keeps its Dscore best-scoring slots for the peers that still show
+// they receive the topic (a message or an IDONTWANT within quietTicks heartbeats of the
+// traffic), so the two honest peers that carry the traffic stay in the mesh rather than
+// competing at random with the fresh sybils for the last two slots.
+func TestPruneKeepsHeardPeersP12(t *testing.T) {
+	// Peers 1-4 score best and say nothing; 5 and 6 score less and carry the traffic: 5
+	// delivers each message first, 6 sends an IDONTWANT for it.
+	app := map[key.ID]float64{rt.ID(1): 50, rt.ID(2): 50, rt.ID(3): 50, rt.ID(4): 50, rt.ID(5): 10, rt.ID(6): 10}
+	sp := DefaultScoreParams(Params{})
+	sp.AppSpecificScore = func(id key.ID) float64 { return app[id] }
+	for seed := uint64(1); seed <= 8; seed++ {
+		h := newHarness(t, Config{Score: &sp}, seed)
+		for i := 1; i <= 6; i++ {
+			h.add(i, false, topicA)
+		}
+		h.r.Join(h.now(), topicA)
+		if n := len(h.r.MeshPeers(topicA)); n != DefaultD {
+			t.Fatalf("seed %d: mesh %d after Join, want D", seed, n)
+		}
+		var seq uint64
+		traffic := func(beats int) {
+			for range beats {
+				seq++
+				m := rt.Msg(900, seq, topicA, 2048)
+				h.rpc(5, rt.Pub(m))
+				h.accept(h.drain())
+				h.rpc(6, ctlIDontWant([]byte(rt.MID(m))))
+				h.heartbeats(1)
+				h.drain()
+			}
+		}
+		traffic(quietTicks + 2)
+		for i := 100; i < 120; i++ {
+			h.add(i, false, topicA)
+			h.rpc(i, ctlGraft(topicA))
+		}
+		if n := len(h.r.MeshPeers(topicA)); n != DefaultDhi {
+			t.Fatalf("seed %d: mesh %d after the sybils' GRAFTs, want Dhi", seed, n)
+		}
+		traffic(1)
+		mesh := h.mesh(topicA)
+		if len(mesh) != DefaultD {
+			t.Fatalf("seed %d: mesh %d after the heartbeat, want D", seed, len(mesh))
+		}
+		if !mesh[rt.ID(5)] || !mesh[rt.ID(6)] {
+			t.Fatalf("seed %d: a peer that carries the traffic was pruned: 5 %v, 6 %v", seed, mesh[rt.ID(5)], mesh[rt.ID(6)])
+		}
+		// The silent peers keep the other best-scoring slots: silence alone does not prune.
+		silent := 0
+		for i := 1; i <= 4; i++ {
+			if mesh[rt.ID(i)] {
+				silent++
+			}
+		}
+		if silent < DefaultDscore-2 {
+			t.Fatalf("seed %d: %d of the best-scoring silent peers kept, want at least %d", seed, silent, DefaultDscore-2)
+		}
+	}
+}
+
 // TestRetainScoreP13 is row P-13: a peer that disconnects and reconnects gets its bad score
 // back for RetainScore; the retained score does not decay while it is away; after RetainScore
 // it is forgotten.
