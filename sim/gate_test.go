@@ -54,7 +54,12 @@ var noDamageUnscored = map[string]bool{"eclipse": true}
 // unsuppressed or meet a late IDONTWANT, at least as many as it held (157 ms at seed 1, with
 // the bench graph's bytes per delivery unchanged). The margin is thin: seeds 2-4 measured
 // 281, 236 and 243 ms against 76-77 ms (429, 388 and 267 ms before), so the p99 of this
-// scenario sits near the bound and moves with small changes.
+// scenario sat near the bound and moved with small changes. Those slow deliveries came mostly
+// from nodes left with no honest mesh peer: at the flash the sybils re-GRAFT past Dhi, and the
+// oversubscribed prune kept the silent sybils, still the best-scoring, and drew the honest
+// peers at random against the fresh sybils. Since the best-scoring slots go first to peers
+// still heard on the topic (docs/PUBSUB.md §4.4) seeds 1-4 measure 104, 103, 104 and 103 ms
+// against 76-77 ms; TestAttackGatesSeeds keeps seeds 2-4 gated.
 var knownGateFailures = map[string]string{}
 
 // TestAttackGates is the gate at CI size (100 honest nodes, 400 sybils): with the default
@@ -78,6 +83,32 @@ func TestAttackGates(t *testing.T) {
 				t.Errorf("seed %d %s without scoring passes the gate: the attack does no damage", seed, name)
 			}
 		})
+	}
+}
+
+// moreGateSeeds lists scenarios whose scored run is also gated at further seeds, because
+// their p99 once sat near the bound and moved with the seed (see knownGateFailures).
+var moreGateSeeds = map[string][]uint64{"covert-flash": {2, 3, 4}}
+
+// TestAttackGatesSeeds runs the scored side of the gate at the seeds of moreGateSeeds (CI
+// size): each must pass as at seed 1. The unscored side is left to TestAttackGates.
+func TestAttackGatesSeeds(t *testing.T) {
+	for name, seeds := range moreGateSeeds {
+		for _, seed := range seeds {
+			t.Run(fmt.Sprintf("%s/seed-%d", name, seed), func(t *testing.T) {
+				sc, err := LoadScenario(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := sc.Resize(100, 400)
+				c.Seed = seed
+				g := Judge(run(t, c), run(t, Baseline(c)))
+				t.Logf("seed %d %s: scored %s", seed, name, fmtGate(g))
+				if !g.Pass {
+					t.Errorf("seed %d %s with scoring fails the gate: %v", seed, name, g.Why)
+				}
+			})
+		}
 	}
 }
 
