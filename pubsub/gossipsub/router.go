@@ -575,18 +575,31 @@ func (r *Router) duplicate(now time.Time, p *peer, e *routing.Entry[aux]) {
 	switch e.Status {
 	case routing.Validating:
 		if !slices.Contains(e.Aux.dups, p.st) {
-			e.Aux.dups = append(e.Aux.dups, p.st)
+			e.Aux.dups = addDup(e.Aux.dups, p.st)
 		}
 	case routing.Valid:
 		if e.Aux.sct == nil || now.UnixNano()-e.Validated > int64(e.Aux.sct.tp.MeshMessageDeliveriesWindow) ||
 			slices.Contains(e.Aux.dups, p.st) {
 			return
 		}
-		e.Aux.dups = append(e.Aux.dups, p.st)
+		e.Aux.dups = addDup(e.Aux.dups, p.st)
 		r.sc.nearFirstDelivery(p.st, e.Aux.sct)
 	case routing.Invalid:
 		r.sc.invalidDelivery(p.st, e.Aux.sct)
 	}
+}
+
+// dupsCap is the room a message's list of near-first deliverers starts with: a message
+// usually comes from several mesh peers at about the same time, and growing the list from
+// nil one append at a time would allocate up to three times for it.
+const dupsCap = 4
+
+// addDup appends st to dups.
+func addDup(dups []*peerStats, st *peerStats) []*peerStats {
+	if dups == nil {
+		dups = make([]*peerStats, 0, dupsCap)
+	}
+	return append(dups, st)
 }
 
 // statsOf returns the score record of the peer with id, connected or retained; nil if none.
