@@ -14,39 +14,49 @@ var heNet = netip.MustParsePrefix("2001:470::/32")
 // Teredo), "tor:<n>" for OnionCat, and the /32 of any other IPv6 (/36 inside
 // Hurricane Electric's 2001:470::/32). An address with no IP is "unroutable".
 func (na NetAddress) GroupKey(routabilityStrict bool) string {
+	var buf [48]byte
+	return string(na.AppendGroupKey(buf[:0], routabilityStrict))
+}
+
+// AppendGroupKey appends na.GroupKey(routabilityStrict) to dst and returns the
+// extended slice. It allocates only when dst has no room for the key (at most
+// 39 bytes), so an address book hashing groups into bucket indices can reuse
+// one buffer.
+func (na NetAddress) AppendGroupKey(dst []byte, routabilityStrict bool) []byte {
 	ip := na.IP.Unmap()
 	if routabilityStrict && IsLocal(ip) {
-		return "local"
+		return append(dst, "local"...)
 	}
 	if (routabilityStrict && !na.Routable()) || !ip.IsValid() {
-		return "unroutable"
+		return append(dst, "unroutable"...)
 	}
 	if ip.Is4() {
-		return prefix16(ip.As4())
+		return appendPrefix16(dst, ip.As4())
 	}
 	b := ip.As16()
 	switch {
 	case RFC6145(ip) || RFC6052(ip):
-		return prefix16([4]byte(b[12:16]))
+		return appendPrefix16(dst, [4]byte(b[12:16]))
 	case RFC3964(ip):
-		return prefix16([4]byte(b[2:6]))
+		return appendPrefix16(dst, [4]byte(b[2:6]))
 	case RFC4380(ip):
 		var v4 [4]byte
 		for i := range v4 {
 			v4[i] = b[12+i] ^ 0xff
 		}
-		return prefix16(v4)
+		return appendPrefix16(dst, v4)
 	case OnionCat(ip):
-		return fmt.Sprintf("tor:%d", b[6]&0x0f)
+		return fmt.Appendf(dst, "tor:%d", b[6]&0x0f)
 	}
 	bits := 32
 	if heNet.Contains(ip) {
 		bits = 36
 	}
 	p, _ := ip.WithZone("").Prefix(bits) // cannot fail: bits <= 128, no zone
-	return p.Addr().String()
+	return p.Addr().AppendTo(dst)
 }
 
-func prefix16(v4 [4]byte) string {
-	return netip.AddrFrom4([4]byte{v4[0], v4[1], 0, 0}).String()
+// appendPrefix16 appends the /16 of v4 in dotted form ("a.b.0.0").
+func appendPrefix16(dst []byte, v4 [4]byte) []byte {
+	return netip.AddrFrom4([4]byte{v4[0], v4[1], 0, 0}).AppendTo(dst)
 }

@@ -302,6 +302,13 @@ func TestGroupKey(t *testing.T) {
 		if got := na.GroupKey(false); got != tt.loose {
 			t.Errorf("GroupKey(%s, loose) = %q, want %q", tt.ip, got, tt.loose)
 		}
+		if got := string(na.AppendGroupKey([]byte("x|"), true)); got != "x|"+tt.strict {
+			t.Errorf("AppendGroupKey(x|, %s, strict) = %q", tt.ip, got)
+		}
+		buf := make([]byte, 0, 64)
+		if n := testing.AllocsPerRun(10, func() { buf = na.AppendGroupKey(buf[:0], false) }); n != 0 {
+			t.Errorf("AppendGroupKey(%s) with room allocates %v times", tt.ip, n)
+		}
 	}
 	if got := (NetAddress{}).GroupKey(false); got != "unroutable" {
 		t.Errorf("GroupKey(zero) = %q", got)

@@ -112,6 +112,7 @@ type AddrBook struct {
 	key     string             // persisted random prefix of every hash input
 	hashKey [hashKeyBytes]byte // per-process secret, never persisted
 	scratch []byte             // hash input buffer, reused
+	groups  []byte             // group keys being hashed (calcNewBucket, calcOldBucket), reused
 
 	ourIDs     map[key.ID]struct{}
 	ourAddrs   map[netip.AddrPort]struct{}
@@ -923,11 +924,16 @@ func (a *AddrBook) moveToOld(now time.Time, ka *knownAddress) {
 // so one source group reaches at most newBucketsPerGroup (32) new buckets,
 // and one (address group, source group) pair exactly one.
 func (a *AddrBook) calcNewBucket(addr, src netaddr.NetAddress) int {
-	ag, sg := addr.GroupKey(a.strict), src.GroupKey(a.strict)
+	// Both groups go in one reused buffer: no string per call.
+	g := addr.AppendGroupKey(a.groups[:0], a.strict)
+	n := len(g)
+	g = src.AppendGroupKey(g, a.strict)
+	a.groups = g
+	ag, sg := g[:n], g[n:]
 	h1 := a.hash(ag, sg) % newBucketsPerGroup
 	var be [8]byte
 	binary.BigEndian.PutUint64(be[:], h1)
-	return int(a.hash(sg, string(be[:])) % newBucketCount)
+	return int(a.hash(sg, be[:]) % newBucketCount)
 }
 
 // calcOldBucket is
@@ -936,10 +942,11 @@ func (a *AddrBook) calcNewBucket(addr, src netaddr.NetAddress) int {
 //
 // so one address group reaches at most oldBucketsPerGroup (4) old buckets.
 func (a *AddrBook) calcOldBucket(addr netaddr.NetAddress) int {
-	h1 := a.hash(addr.String(), "") % oldBucketsPerGroup
+	h1 := a.hash([]byte(addr.String()), nil) % oldBucketsPerGroup
 	var be [8]byte
 	binary.BigEndian.PutUint64(be[:], h1)
-	return int(a.hash(addr.GroupKey(a.strict), string(be[:])) % oldBucketCount)
+	a.groups = addr.AppendGroupKey(a.groups[:0], a.strict)
+	return int(a.hash(a.groups, be[:]) % oldBucketCount)
 }
 
 // hash is the keyed 64-bit hash H(key ‖ p1 ‖ p2): the first 8 bytes, big
@@ -950,7 +957,7 @@ func (a *AddrBook) calcOldBucket(addr netaddr.NetAddress) int {
 // hardware-accelerated and, unlike hash/maphash, can be keyed from Entropy
 // so that sim runs replay. The indices differ from CometBFT's, which is fine:
 // the secret is per process, so CometBFT's indices differ between runs too.
-func (a *AddrBook) hash(p1, p2 string) uint64 {
+func (a *AddrBook) hash(p1, p2 []byte) uint64 {
 	s := append(a.scratch[:0], a.hashKey[:]...)
 	s = append(s, a.key...)
 	s = append(s, p1...)
