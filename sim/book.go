@@ -36,8 +36,14 @@ func (e seededEntropy) Read(p []byte) (int, error) {
 // pexCore is a node's PEX: the production pex.Core (the Reactor's decisions), fed by the
 // node's connections and channel 0x00, its effects carried out through the node's Manager.
 type pexCore struct {
-	n *node
-	c *pex.Core
+	n  *node
+	pc *pex.Core // through c, which records the input
+}
+
+// c returns the PEX Core for an input or a query: the node is no longer quiet.
+func (c *pexCore) c() *pex.Core {
+	c.n.quiet = false
+	return c.pc
 }
 
 // newPEXCore makes n's PEX core: the seeds to bootstrap from (seed nodes crawl, seeded with
@@ -66,52 +72,52 @@ func (s *Sim) newPEXCore(n *node, now time.Time) *pexCore {
 	c.AddOurAddress(n.addr)
 	n.book = c.Book()
 	c.Start(now)
-	return &pexCore{n: n, c: c}
+	return &pexCore{n: n, pc: c}
 }
 
 // As the Reactor does, the Core learns the Manager's dials in flight before every input (its
 // free outbound slots depend on them) and Tick runs after it.
 
 func (c *pexCore) peerUp(now time.Time, p *node, outbound bool) {
-	c.c.SetDialsInFlight(c.n.mgr.m.DialsInFlight())
-	c.c.AddPeer(now, pex.PeerInfo{ID: p.id, ListenAddr: p.addr, SocketAddr: p.addr, Outbound: outbound,
-		Persistent: c.n.mgr.m.IsPersistent(p.id)})
-	c.c.Tick(now)
+	c.c().SetDialsInFlight(c.n.mgr.m().DialsInFlight())
+	c.c().AddPeer(now, pex.PeerInfo{ID: p.id, ListenAddr: p.addr, SocketAddr: p.addr, Outbound: outbound,
+		Persistent: c.n.mgr.m().IsPersistent(p.id)})
+	c.c().Tick(now)
 }
 
 func (c *pexCore) peerDown(now time.Time, p *node) {
-	c.c.SetDialsInFlight(c.n.mgr.m.DialsInFlight())
-	c.c.RemovePeer(now, p.id)
-	c.c.Tick(now)
+	c.c().SetDialsInFlight(c.n.mgr.m().DialsInFlight())
+	c.c().RemovePeer(now, p.id)
+	c.c().Tick(now)
 }
 
 func (c *pexCore) receive(now time.Time, p *node, m msg) {
-	c.c.SetDialsInFlight(c.n.mgr.m.DialsInFlight())
-	c.c.Receive(now, p.id, pex.Decode(m.raw))
-	c.c.Tick(now)
+	c.c().SetDialsInFlight(c.n.mgr.m().DialsInFlight())
+	c.c().Receive(now, p.id, pex.Decode(m.raw))
+	c.c().Tick(now)
 }
 
 func (c *pexCore) tick(now time.Time) {
-	c.c.SetDialsInFlight(c.n.mgr.m.DialsInFlight())
-	c.c.Tick(now)
+	c.c().SetDialsInFlight(c.n.mgr.m().DialsInFlight())
+	c.c().Tick(now)
 }
 
-func (c *pexCore) nextDeadline() time.Time { return c.c.NextDeadline() }
+func (c *pexCore) nextDeadline() time.Time { return c.pc.NextDeadline() } // a pure read
 
 // drain carries out PEX's effects as the Reactor does: sends on channel 0x00, stops (and
 // bans) through the Manager, dials through the Manager's DialPeers.
 func (c *pexCore) drain(now time.Time) {
 	n := c.n
-	if !c.c.HasReady() {
+	if !c.c().HasReady() {
 		return
 	}
-	rd := c.c.Ready()
+	rd := c.c().Ready()
 	for _, snd := range rd.Sends {
 		if !n.sendPEX(snd.Peer, snd.Msg) && snd.Request {
-			c.c.SendFailed(snd)
+			c.c().SendFailed(snd)
 		}
 	}
-	m := n.mgr.m
+	m := n.mgr.m()
 	for _, st := range rd.Stops {
 		if st.Ban > 0 {
 			ip := netip.Addr{}

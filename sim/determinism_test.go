@@ -88,3 +88,33 @@ func TestWorkersAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestQuietStepsChangeNothing: a step that skips the Manager and PEX of a node they have
+// heard nothing since (node.quiet) gives exactly the run of one that asks every core every
+// time, with churn, partitions, PEX bootstrapping and PEX poisoning.
+func TestQuietStepsChangeNothing(t *testing.T) {
+	cfgs := []Config{busyConfig(7)}
+	for _, c := range []struct {
+		name          string
+		nodes, sybils int
+		duration      time.Duration
+	}{{"churn", 60, 0, 30 * time.Second}, {"pex-eclipse", 40, 40, 30 * time.Second}, {"partition", 50, 0, 45 * time.Second}} {
+		sc, err := LoadScenario(c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := sc.Resize(c.nodes, c.sybils)
+		cfg.Seed, cfg.Duration = 3, c.duration
+		cfgs = append(cfgs, cfg)
+	}
+	defer func() { quietSteps = true }()
+	for i, cfg := range cfgs {
+		quietSteps = true
+		a := fingerprint(t, run(t, cfg))
+		quietSteps = false
+		b := fingerprint(t, run(t, cfg))
+		if !bytes.Equal(a, b) {
+			t.Errorf("config %d: the run with quiet steps differs from the one without", i)
+		}
+	}
+}

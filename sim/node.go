@@ -106,6 +106,14 @@ type node struct {
 	opsSched bool
 	fed      bool
 	timerAt  int64 // time of the pending evTimer, or -1
+	// quiet: since the end of the node's last full step, which left them with no effects
+	// pending, no input has reached its cores other than pub/sub (the Manager and PEX are
+	// reached only through mgrCore.m and pexCore.c, which clear it); otherDL is their
+	// earliest deadline then (-1 for none). A step while quiet drains and asks only the
+	// pub/sub core: the others have nothing to drain and the same deadlines, and most
+	// events are pub/sub traffic, which would otherwise touch their cold state every time.
+	quiet   bool
+	otherDL int64
 
 	peers map[key.ID]int32 // connected peers → connection index
 	conns []int32          // connection indices, in connection order
@@ -148,9 +156,16 @@ func (n *node) step(now int64) {
 	}
 	x := n.ctx()
 	tn := n.s.t(now)
+	var ps core
+	if n.ps != nil {
+		ps = n.ps
+	}
 	for pass := 0; pass < 8; pass++ {
 		n.fed = false
 		for _, c := range n.cores {
+			if n.quiet && c != ps {
+				continue // nothing reached it: nothing to drain
+			}
 			c.drain(tn)
 		}
 		if !n.fed {
@@ -162,12 +177,29 @@ func (n *node) step(now int64) {
 	}
 	n.dirty = n.dirty[:0]
 	var dl int64 = -1
-	for _, c := range n.cores {
-		if d := c.nextDeadline(); !d.IsZero() {
+	earliest := func(d time.Time) {
+		if !d.IsZero() {
 			if x := n.s.ns(d); dl < 0 || x < dl {
 				dl = x
 			}
 		}
+	}
+	if n.quiet {
+		dl = n.otherDL
+		if ps != nil {
+			earliest(ps.nextDeadline())
+		}
+	} else {
+		for _, c := range n.cores {
+			if c != ps {
+				earliest(c.nextDeadline())
+			}
+		}
+		n.otherDL = dl
+		if ps != nil {
+			earliest(ps.nextDeadline())
+		}
+		n.quiet = !n.fed && quietSteps
 	}
 	if dl >= 0 {
 		dl = max(dl, now)
@@ -178,6 +210,10 @@ func (n *node) step(now int64) {
 	}
 	n.s.flushOps(n, x)
 }
+
+// quietSteps enables the quiet steps (node.quiet); a test turns it off to check that they
+// change nothing.
+var quietSteps = true
 
 // send queues one message to the connected peer to; false if not connected or the pub/sub
 // output queue for it is full (a forward is dropped first, as the pubsub shell does).
@@ -257,8 +293,14 @@ func (c *pubsubCore) drain(now time.Time)     { c.n.s.drainRouter(c, now) }
 // on connections (admit, refuse, evict, remove) touch two nodes, so during a window they are
 // handed to the coordinator (nodeOps) and carried out between windows.
 type mgrCore struct {
-	n *node
-	m *peers.Manager
+	n   *node
+	man *peers.Manager // through m, which records the input
+}
+
+// m returns the Manager for an input or a query: the node is no longer quiet.
+func (c *mgrCore) m() *peers.Manager {
+	c.n.quiet = false
+	return c.man
 }
 
 func (c *mgrCore) peerUp(time.Time, *node, bool) {} // the Manager admitted it: it knows
@@ -266,18 +308,18 @@ func (c *mgrCore) peerUp(time.Time, *node, bool) {} // the Manager admitted it: 
 // peerDown: the connection was cut (the peer closed it, a crash, a partition): the Switch
 // reports the peer's error to the Manager, which removes it.
 func (c *mgrCore) peerDown(now time.Time, p *node) {
-	if c.m.Connected(p.id) {
-		c.m.StopPeer(now, p.id, errConnClosed)
+	if c.m().Connected(p.id) {
+		c.m().StopPeer(now, p.id, errConnClosed)
 	}
 }
 
 func (c *mgrCore) receive(time.Time, *node, msg) {}
-func (c *mgrCore) tick(now time.Time)            { c.m.Tick(now) }
-func (c *mgrCore) nextDeadline() time.Time       { return c.m.NextDeadline() }
+func (c *mgrCore) tick(now time.Time)            { c.m().Tick(now) }
+func (c *mgrCore) nextDeadline() time.Time       { return c.man.NextDeadline() } // a pure read
 
 func (c *mgrCore) drain(now time.Time) {
 	n := c.n
-	rd := c.m.Ready()
+	rd := c.m().Ready()
 	for _, a := range rd.Actions {
 		if a.Kind == peers.ActDial {
 			n.s.dial(n, a.Addr)
@@ -293,10 +335,10 @@ func (n *node) dialFailed(now time.Time, addr netaddr.NetAddress, err error) {
 	if n.mgr == nil {
 		return
 	}
-	n.mgr.m.DialFailed(now, addr, err)
+	n.mgr.m().DialFailed(now, addr, err)
 	if n.pex != nil {
-		n.pex.c.SetDialsInFlight(n.mgr.m.DialsInFlight())
-		n.pex.c.DialFailed(now, addr, pex.DialUnreachable)
+		n.pex.c().SetDialsInFlight(n.mgr.m().DialsInFlight())
+		n.pex.c().DialFailed(now, addr, pex.DialUnreachable)
 	}
 	n.fed = true
 }

@@ -389,8 +389,8 @@ func (s *Sim) onConnect(e event) {
 	from.pend = append(from.pend, ci)
 	to.pend = append(to.pend, ci)
 	hs := time.Duration(s.cfg.Link.HandshakeRTTs * float64(d.lat[0]+d.lat[1]))
-	to.mgr.m.Inbound(tn, peers.Conn{Ref: connRef(ci, gen, 1), ID: from.id, SocketAddr: from.addr, Latency: hs})
-	from.mgr.m.DialSucceeded(tn, peers.Conn{Ref: connRef(ci, gen, 0), ID: to.id, Outbound: true,
+	to.mgr.m().Inbound(tn, peers.Conn{Ref: connRef(ci, gen, 1), ID: from.id, SocketAddr: from.addr, Latency: hs})
+	from.mgr.m().DialSucceeded(tn, peers.Conn{Ref: connRef(ci, gen, 0), ID: to.id, Outbound: true,
 		SocketAddr: to.addr, DialAddr: to.addr, Latency: hs})
 	to.step(now)
 	from.step(now)
@@ -481,7 +481,7 @@ func (s *Sim) flushStop(n *node, op nodeOp) {
 		}
 		return
 	}
-	n.mgr.m.StopPeer(s.t(now), op.flushStop, op.reason)
+	n.mgr.m().StopPeer(s.t(now), op.flushStop, op.reason)
 	n.step(now)
 }
 
@@ -495,7 +495,7 @@ func (s *Sim) applyAction(n *node, a peers.Action) {
 		c := &s.conns[ci]
 		if c.gen != gen || !c.pending {
 			// The other end refused it or went down meanwhile.
-			n.mgr.m.AdmitFailed(tn, a.Peer, side == 0)
+			n.mgr.m().AdmitFailed(tn, a.Peer, side == 0)
 			if side == 0 {
 				s.outboundLost(n, a.Peer)
 			}
@@ -518,7 +518,7 @@ func (s *Sim) applyAction(n *node, a peers.Action) {
 			return
 		}
 		if side == 0 && n.pex != nil {
-			n.pex.c.Refused(tn, a.Peer)
+			n.pex.c().Refused(tn, a.Peer)
 		}
 		s.dropPending(ci, side)
 	case peers.ActEvict, peers.ActRemove:
@@ -579,8 +579,8 @@ func (s *Sim) outboundLost(n *node, id key.ID) {
 	if n.pex == nil {
 		return
 	}
-	n.pex.c.SetDialsInFlight(n.mgr.m.DialsInFlight())
-	n.pex.c.DialFailed(s.t(s.g.now), s.nodes[s.byID[id]].addr, pex.DialUnreachable)
+	n.pex.c().SetDialsInFlight(n.mgr.m().DialsInFlight())
+	n.pex.c().DialFailed(s.t(s.g.now), s.nodes[s.byID[id]].addr, pex.DialUnreachable)
 	n.fed = true
 }
 
@@ -752,7 +752,8 @@ func (s *Sim) boot(n *node) {
 	if err != nil {
 		panic(fmt.Sprintf("sim: peers.NewManager: %v", err)) // validated configuration
 	}
-	n.mgr = &mgrCore{n: n, m: m}
+	n.mgr = &mgrCore{n: n, man: m}
+	n.quiet = false // new cores: the first step asks them all
 	n.cores = n.cores[:0]
 	n.byChan = [numChans]core{}
 	switch {
@@ -802,7 +803,7 @@ func (s *Sim) onDials(w *worker, e event) {
 
 // queueDials starts n's Manager: its dial list (persistent peers) is dialed now.
 func (s *Sim) queueDials(n *node) {
-	n.mgr.m.Start(s.t(n.ctx().now))
+	n.mgr.m().Start(s.t(n.ctx().now))
 }
 
 func (s *Sim) honestRouter(n *node) (router.Router, *gossipsub.Router) {
@@ -846,7 +847,7 @@ func (s *Sim) crash(n *node) {
 	}
 	if n.pex != nil {
 		var buf bytes.Buffer
-		if err := n.pex.c.Book().Save(&buf); err == nil {
+		if err := n.pex.c().Book().Save(&buf); err == nil {
 			n.saved = buf.Bytes() // addrbook.json, as the Reactor saves it when it stops
 		}
 	}
@@ -894,7 +895,7 @@ func (s *Sim) drainRouter(c *pubsubCore, now time.Time) {
 			s.m.deliver(n, in)
 		}
 		if len(rd.Dial) > 0 && n.mgr != nil {
-			n.mgr.m.DialPeers(now, rd.Dial...)
+			n.mgr.m().DialPeers(now, rd.Dial...)
 			n.fed = true
 		}
 	}
