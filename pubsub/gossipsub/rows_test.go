@@ -423,6 +423,13 @@ func TestPeerExchangeP09(t *testing.T) {
 	}
 }
 
+// appScoredHarness is a harness with the default score parameters and app-specific scores app.
+func appScoredHarness(t *testing.T, app map[key.ID]float64, seed uint64) *harness {
+	sp := DefaultScoreParams(Params{})
+	sp.AppSpecificScore = func(id key.ID) float64 { return app[id] }
+	return newHarness(t, Config{Score: &sp}, seed)
+}
+
 // TestSybilGraftP10 is row P-10: 50 inbound sybils GRAFT a node whose mesh limit is Dhi = 12;
 // after the heartbeat the mesh keeps at least Dout outbound peers and the Dscore best-scoring
 // peers.
@@ -430,10 +437,8 @@ func TestSybilGraftP10(t *testing.T) {
 	// Honest peers 1-6 have app-specific scores; 1-4 are inbound and the best, 5 and 6 are
 	// outbound and worse, so the outbound quota has to pull them in.
 	app := map[key.ID]float64{rt.ID(1): 50, rt.ID(2): 45, rt.ID(3): 40, rt.ID(4): 35, rt.ID(5): 10, rt.ID(6): 5}
-	sp := DefaultScoreParams(Params{})
-	sp.AppSpecificScore = func(id key.ID) float64 { return app[id] }
 	for seed := uint64(1); seed <= 5; seed++ {
-		h := newHarness(t, Config{Score: &sp}, seed)
+		h := appScoredHarness(t, app, seed)
 		for i := 1; i <= 6; i++ {
 			h.add(i, i >= 5, topicA)
 		}
@@ -594,10 +599,8 @@ func TestPruneKeepsHeardPeersP12(t *testing.T) {
 	// Peers 1-4 score best and say nothing; 5 and 6 score less and carry the traffic: 5
 	// delivers each message first, 6 sends an IDONTWANT for it.
 	app := map[key.ID]float64{rt.ID(1): 50, rt.ID(2): 50, rt.ID(3): 50, rt.ID(4): 50, rt.ID(5): 10, rt.ID(6): 10}
-	sp := DefaultScoreParams(Params{})
-	sp.AppSpecificScore = func(id key.ID) float64 { return app[id] }
 	for seed := uint64(1); seed <= 8; seed++ {
-		h := newHarness(t, Config{Score: &sp}, seed)
+		h := appScoredHarness(t, app, seed)
 		for i := 1; i <= 6; i++ {
 			h.add(i, false, topicA)
 		}
