@@ -525,9 +525,10 @@ func (t *MultiplexTransport) acceptLoop(ln net.Listener) {
 		if !t.rate.allow(ap.Addr(), t.cfg.Clock.Now()) {
 			// Before any handshake byte and without an upgrade slot (RELIABILITY C-06). The
 			// rejection is reported through Accept only if report room is free, so a flood
-			// cannot queue results; it is always counted in Stats.RateLimited.
-			_ = c.Close()
+			// cannot queue results; it is always counted in Stats.RateLimited, before the close,
+			// so that a remote that sees the close finds it counted.
 			t.rateLimited.Add(1)
+			_ = c.Close()
 			t.cfg.Logger.Debug("transport: inbound rate limit exceeded, connection dropped", "addr", ap.String())
 			rej := &RejectedError{Addr: netaddr.New("", ap), Reason: RejectRateLimited, Err: ErrRateLimited}
 			if !t.takeReportToken() {
