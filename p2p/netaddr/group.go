@@ -1,8 +1,8 @@
 package netaddr
 
 import (
-	"fmt"
 	"net/netip"
+	"strconv"
 )
 
 var heNet = netip.MustParsePrefix("2001:470::/32")
@@ -46,7 +46,7 @@ func (na NetAddress) AppendGroupKey(dst []byte, routabilityStrict bool) []byte {
 		}
 		return appendPrefix16(dst, v4)
 	case OnionCat(ip):
-		return fmt.Appendf(dst, "tor:%d", b[6]&0x0f)
+		return strconv.AppendUint(append(dst, "tor:"...), uint64(b[6]&0x0f), 10)
 	}
 	bits := 32
 	if heNet.Contains(ip) {
