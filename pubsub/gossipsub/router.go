@@ -1154,14 +1154,8 @@ func (p *peer) hear(t *topic, tick uint64) {
 
 // hearName is hear for a topic known by name (an IDONTWANT's message).
 func (p *peer) hearName(name string, tick uint64) {
-	for i := range p.heard {
-		if p.heard[i].t.name == name {
-			p.heard[i].tick = tick
-			return
-		}
-	}
 	if t, ok := p.topics[name]; ok {
-		p.heard = append(p.heard, heard{t, tick})
+		p.hear(t, tick)
 	}
 }
 

@@ -942,7 +942,8 @@ func (a *AddrBook) calcNewBucket(addr, src netaddr.NetAddress) int {
 //
 // so one address group reaches at most oldBucketsPerGroup (4) old buckets.
 func (a *AddrBook) calcOldBucket(addr netaddr.NetAddress) int {
-	h1 := a.hash([]byte(addr.String()), nil) % oldBucketsPerGroup
+	a.groups = append(a.groups[:0], addr.String()...)
+	h1 := a.hash(a.groups, nil) % oldBucketsPerGroup
 	var be [8]byte
 	binary.BigEndian.PutUint64(be[:], h1)
 	a.groups = addr.AppendGroupKey(a.groups[:0], a.strict)
