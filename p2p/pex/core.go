@@ -1004,11 +1004,12 @@ func (c *Core) seedAnswered(id key.ID) {
 }
 
 // scheduleSeedRetry schedules a retry of the fall-back when this round's seeds are exhausted,
-// at least one of them failed (seedFailed: a DialFailed, or it left before answering), the
-// node has no peer and its book needs addresses. DialFailed covers both a seed that is down
-// and one whose Switch refused us right after the handshake before ours admitted it: the
-// Switch's dial queue does not retry the latter (the handshake succeeded), and the Core cannot
-// tell them apart, so both are retried here. The delay is seedRetryMin, then twice the
+// at least one of them failed (seedFailed: a DialFailed, a Refused, or it left before
+// answering), the node has no peer and its book needs addresses. A seed that is down gives
+// DialFailed; one that drops us right after the handshake gives RemovePeer before an answer
+// (seedDisconnected) or, when the drop comes before our Switch admitted the peer, Refused. The
+// Switch's dial queue retries none of these for a seed whose handshake succeeded, so all are
+// retried here. The delay is seedRetryMin, then twice the
 // previous one, capped at EnsurePeersPeriod/2, plus a random jitter of up to half of it (so
 // nodes turned away together do not come back together); at the default 30 s period: 2, 4,
 // 8, 15, 15, ... s, each followed by up to 50% more, so always before the next periodic round
@@ -1118,10 +1119,16 @@ func (c *Core) penalizeSource(now time.Time, src netaddr.NetAddress) {
 }
 
 // Refused reports that the Switch refused a connection we dialed to id (a p2p.PeerRejected
-// event, outbound: duplicate, simultaneous dial, limits, ...): the dial is over and its
-// outbound slot free, so ensurePeers runs at the next Tick.
+// event, outbound: duplicate, simultaneous dial, limits, a peer that could not be started,
+// ...): the dial is over and its outbound slot free, so ensurePeers runs at the next Tick.
+// A refused seed of the fall-back counts as a failed seed dial, as in DialFailed: the next
+// seed is dialed at once, and when the round's seeds are exhausted the retry is scheduled.
 func (c *Core) Refused(now time.Time, id key.ID) {
 	delete(c.dialing, id)
+	if id == c.seedTry {
+		c.seedFailed = true
+		c.nextSeed(now)
+	}
 	c.slotFreed(now, true)
 }
 

@@ -136,21 +136,23 @@
 //     addresses, with PickAddress's odds between them (the new/old bias and the bucket-based
 //     eclipse defence unchanged), so every round dials min(numToDial, dialable) addresses.
 //   - Seeds are dialed asynchronously through the Switch, one at a time, advancing on each
-//     DialFailed (CometBFT dials them one after another in a blocking loop). Like every address,
-//     a seed is dialed at most once per round, by the fall-back or as an ordinary pick: a seed
-//     answers and disconnects, and its answer triggers an immediate ensurePeers, which without
+//     DialFailed or Refused (CometBFT dials them one after another in a blocking loop). Like every
+//     address, a seed is dialed at most once per round, by the fall-back or as an ordinary pick: a
+//     seed answers and disconnects, and its answer triggers an immediate ensurePeers, which without
 //     the rule dialed the seed again at once (one node dialed its seed 12 times in 30 ms).
-//   - A seed that completes the handshake and then disconnects before answering our PexRequest
-//     (its Switch refused us: its inbound slots are full) counts as a failed seed dial, and the
-//     next seed is dialed at once. CometBFT stops at the first seed that connects and waits for
-//     the next ensurePeers (30 s) with an empty book; at 1,000 new nodes a second three seeds
-//     with 40 inbound slots each turn many nodes away that way. When every seed of the round
-//     left so, the node has no peer and its book needs addresses, the fall-back is tried again
-//     after a backoff of 2 s, doubling up to half the period (15 s by default), plus a random
-//     jitter of up to half of it, instead of at the next periodic round (go-libp2p and
-//     go-ethereum retry their bootstrap peers with a backoff too). A seed's answer resets the
-//     backoff; a seed that answered is still not redialed in the round, and a round whose
-//     seeds all failed before the handshake is left to the Switch's dial queue retries.
+//   - A seed that completes the handshake and then disconnects before answering our PexRequest (its
+//     Switch refused us: its inbound slots are full) counts as a failed seed dial, and the next
+//     seed is dialed at once; so does a seed dial our Switch refuses (Refused: PeerRejected, e.g.
+//     the seed dropped the connection while ours held it for the simultaneous-dial grace). CometBFT
+//     stops at the first seed that connects and waits for the next ensurePeers (30 s) with an empty
+//     book; at 1,000 new nodes a second three seeds with 40 inbound slots each turn many nodes away
+//     that way. When every seed of the round left so, the node has no peer and its book needs
+//     addresses, the fall-back is tried again after a backoff of 2 s, doubling up to half the
+//     period (15 s by default), plus a random jitter of up to half of it, instead of at the next
+//     periodic round (go-libp2p and go-ethereum retry their bootstrap peers with a backoff too). A
+//     seed's answer resets the backoff; a seed that answered is still not redialed in the round,
+//     and a round whose seeds all failed before the handshake is left to the Switch's dial queue
+//     retries.
 //   - Undecodable messages and floods (ErrFlood) disconnect without a ban, as CometBFT.
 //
 // # Not here

@@ -210,11 +210,27 @@ func TestSeedAnsweredNotRedialed(t *testing.T) {
 
 // TestSeedRetryAfterDialFailures: a seed dial that fails (DialFailed) moves to the next seed,
 // and when every seed of the fall-back failed so and the node has no peer, the fall-back runs
-// again after the 2 s backoff (plus jitter below 1 s), not at the next periodic round. The
-// simulator reports a seed that refuses us right after the handshake this way (the refusal
-// reaches us before our Switch admitted the peer), and the Switch's dial queue does not retry
-// such a dial. Once the node has a peer, a retry that comes due does nothing.
+// again after the 2 s backoff (plus jitter below 1 s), not at the next periodic round. Once
+// the node has a peer, a retry that comes due does nothing.
 func TestSeedRetryAfterDialFailures(t *testing.T) {
+	seedRetryAfter(t, func(h *seedNode, s netaddr.NetAddress) { h.c.DialFailed(h.now, s, DialUnreachable) })
+}
+
+// TestSeedRetryAfterRefusals: the same for a seed dial that ends in Refused (the Switch's
+// PeerRejected for a connection we dialed). The simulator reports a seed that drops us right
+// after the handshake this way when the drop reaches us before our Switch admitted the peer
+// (we are the higher ID and hold the connection for the simultaneous-dial grace), as a real
+// Switch does when it cannot start the peer; the Switch's dial queue does not retry such a
+// dial. Before Refused counted as a failed seed dial, the fall-back moved on to the next seed
+// only through ensurePeers and, with no failure recorded, scheduled no retry: a node turned
+// away by every seed that way waited for its next periodic round with an empty book.
+func TestSeedRetryAfterRefusals(t *testing.T) {
+	seedRetryAfter(t, func(h *seedNode, s netaddr.NetAddress) { h.c.Refused(h.now, s.ID) })
+}
+
+// seedRetryAfter checks that each seed dial ended by fail moves the fall-back to the next seed
+// at once and that, every seed failed so, it runs again after the backoff and not later.
+func seedRetryAfter(t *testing.T, fail func(*seedNode, netaddr.NetAddress)) {
 	h := newSeedNode(t, 0)
 	failAll := func(dials []netaddr.NetAddress) int {
 		tried := map[key.ID]bool{}
@@ -223,7 +239,7 @@ func TestSeedRetryAfterDialFailures(t *testing.T) {
 				t.Fatalf("at %v: dials %v, want one seed not tried yet (%v)", h.now.Sub(t0), dials, tried)
 			}
 			tried[dials[0].ID] = true
-			h.c.DialFailed(h.now, dials[0], DialUnreachable)
+			fail(h, dials[0])
 			dials = append(h.c.Ready().Dials, h.tick()...)
 		}
 		return len(tried)
