@@ -140,7 +140,8 @@ func FromProto(pb *p2ppb.NetAddress) (NetAddress, error) {
 
 // FromWire is FromProto on the fields of a PEX NetAddress message as a decoder read them from
 // the wire: id, the IP's text ip (not retained) and the port. It returns the same errors
-// (ErrInvalidIP, ErrInvalidPort) and allocates nothing unless it fails.
+// (ErrInvalidIP, ErrInvalidPort). A dotted-quad IPv4 address costs no allocation; any other
+// text is handed to netip.ParseAddr as a string.
 func FromWire(id key.ID, ip []byte, port uint32) (NetAddress, error) {
 	if a, ok := parseDottedQuad(ip); ok {
 		return withPort(id, a, port)
