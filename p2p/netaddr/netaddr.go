@@ -135,10 +135,60 @@ func FromProto(pb *p2ppb.NetAddress) (NetAddress, error) {
 	if err != nil {
 		return NetAddress{}, err
 	}
-	if pb.GetPort() > 65535 {
-		return NetAddress{}, fmt.Errorf("%w: %d >= 65536", ErrInvalidPort, pb.GetPort())
+	return withPort(key.ID(pb.GetId()), ip, pb.GetPort())
+}
+
+// FromWire is FromProto on the fields of a PEX NetAddress message as a decoder read them from
+// the wire: id, the IP's text ip (not retained) and the port. It returns the same errors
+// (ErrInvalidIP, ErrInvalidPort). A dotted-quad IPv4 address costs no allocation; any other
+// text is handed to netip.ParseAddr as a string.
+func FromWire(id key.ID, ip []byte, port uint32) (NetAddress, error) {
+	if a, ok := parseDottedQuad(ip); ok {
+		return withPort(id, a, port)
 	}
-	return NetAddress{ID: key.ID(pb.GetId()), IP: ip, Port: uint16(pb.GetPort())}, nil
+	a, err := parseIP(string(ip))
+	if err != nil {
+		return NetAddress{}, err
+	}
+	return withPort(id, a, port)
+}
+
+// parseDottedQuad parses b if it is an IPv4 address in the form netip.ParseAddr accepts (four
+// decimal fields of 0-255, no leading zeros), without the string that netip.ParseAddr needs;
+// ok is false for anything else, which the caller hands to netip.ParseAddr.
+func parseDottedQuad(b []byte) (ip netip.Addr, ok bool) {
+	var q [4]byte
+	field, digits, v := 0, 0, 0
+	for i := 0; i <= len(b); i++ {
+		if i == len(b) || b[i] == '.' {
+			if digits == 0 || field == 4 {
+				return netip.Addr{}, false
+			}
+			q[field] = byte(v)
+			field, digits, v = field+1, 0, 0
+			continue
+		}
+		c := b[i]
+		if c < '0' || c > '9' || digits == 3 || (digits == 1 && v == 0) {
+			return netip.Addr{}, false
+		}
+		v = v*10 + int(c-'0')
+		if v > 255 {
+			return netip.Addr{}, false
+		}
+		digits++
+	}
+	if field != 4 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4(q), true
+}
+
+func withPort(id key.ID, ip netip.Addr, port uint32) (NetAddress, error) {
+	if port > 65535 {
+		return NetAddress{}, fmt.Errorf("%w: %d >= 65536", ErrInvalidPort, port)
+	}
+	return NetAddress{ID: id, IP: ip, Port: uint16(port)}, nil
 }
 
 // parseIP accepts what Go's net.ParseIP accepts (no zones), unmapped.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"testing"
@@ -312,5 +313,28 @@ func TestGroupKey(t *testing.T) {
 	}
 	if got := (NetAddress{}).GroupKey(false); got != "unroutable" {
 		t.Errorf("GroupKey(zero) = %q", got)
+	}
+}
+
+// TestFromWireMatchesFromProto checks FromWire's IPv4 fast path against
+// netip.ParseAddr (through FromProto) on short strings of digits and dots, and a few others.
+func TestFromWireMatchesFromProto(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	ips := []string{"", "1.2.3.4", "0.0.0.0", "255.255.255.255", "256.1.1.1", "1.2.3", "1.2.3.4.5",
+		"01.2.3.4", "1.2.3.04", "1..3.4", ".1.2.3", "1.2.3.4.", "::1", "::ffff:1.2.3.4", "fe80::1%x", "1.2.3.4 "}
+	const alphabet = "0123456789."
+	for range 50000 {
+		b := make([]byte, r.IntN(17))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		ips = append(ips, string(b))
+	}
+	for _, ip := range ips {
+		got, gerr := FromWire("x", []byte(ip), 7)
+		want, werr := FromProto(&p2ppb.NetAddress{Id: "x", Ip: ip, Port: 7})
+		if got != want || (gerr == nil) != (werr == nil) || errors.Is(gerr, ErrInvalidIP) != errors.Is(werr, ErrInvalidIP) {
+			t.Fatalf("%q: FromWire %v, %v; FromProto %v, %v", ip, got, gerr, want, werr)
+		}
 	}
 }

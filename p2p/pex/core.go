@@ -6,80 +6,10 @@ import (
 	"net/netip"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/pex/addrbook"
-	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
 )
-
-// ---- messages ----------------------------------------------------------------------------
-
-// Message is one decoded message of channel 0x00 (Decode): a PexRequest, a PexAddrs, or an
-// undecodable message. The zero Message is an undecodable one. It is a plain value; its
-// addresses are checked by the Core, not by Decode.
-type Message struct {
-	request bool
-	addrs   []*p2ppb.NetAddress // PexAddrs, as received
-	err     error               // wraps ErrMalformedMessage
-}
-
-// IsRequest reports whether m is a PexRequest.
-func (m Message) IsRequest() bool { return m.err == nil && m.request }
-
-// Err is nil for a PexRequest or a PexAddrs, else an error wrapping ErrMalformedMessage.
-func (m Message) Err() error {
-	if m.err == nil && !m.request && m.addrs == nil {
-		return fmt.Errorf("%w: empty", ErrMalformedMessage)
-	}
-	return m.err
-}
-
-// Decode parses one message of channel 0x00 (docs/WIRE.md §7.1). It never panics and does not
-// retain b. A message that is not a tendermint.p2p.Message with PexRequest or PexAddrs set
-// (PexRequestV2 and PexAddrsV2 of v0.35 included) gives a Message whose Err wraps
-// ErrMalformedMessage; Core.Receive disconnects its sender. Decode is pure and safe for
-// concurrent use: the reactor calls it on the Switch's receive goroutine.
-func Decode(b []byte) Message {
-	var m p2ppb.Message
-	if err := proto.Unmarshal(b, &m); err != nil {
-		return Message{err: fmt.Errorf("%w: %w", ErrMalformedMessage, err)}
-	}
-	switch s := m.Sum.(type) {
-	case *p2ppb.Message_PexRequest:
-		return Message{request: true}
-	case *p2ppb.Message_PexAddrs:
-		addrs := s.PexAddrs.GetAddrs()
-		if addrs == nil {
-			addrs = []*p2ppb.NetAddress{}
-		}
-		return Message{addrs: addrs}
-	}
-	return Message{err: fmt.Errorf("%w: no known message type", ErrMalformedMessage)}
-}
-
-// requestBytes is the encoding of Message{PexRequest{}} (docs/WIRE.md §7.1: 0a 00). Shared and
-// never modified (MConnection does not copy queued messages).
-var requestBytes = []byte{0x0a, 0x00}
-
-// RequestBytes returns the encoding of a PexRequest, 0a 00 (docs/WIRE.md §7.1), in a new slice.
-func RequestBytes() []byte { return []byte{0x0a, 0x00} }
-
-// EncodeAddrs returns the encoding of a PexAddrs holding addrs (docs/WIRE.md §7.1): textual
-// IPs, IDs as given. It does not cap the count (the Core never sends more than
-// MaxAddrsPerMsg; the simulator's sybils may). The result is a new slice.
-func EncodeAddrs(addrs []netaddr.NetAddress) []byte {
-	pb := &p2ppb.PexAddrs{Addrs: make([]*p2ppb.NetAddress, 0, len(addrs))}
-	for _, a := range addrs {
-		pb.Addrs = append(pb.Addrs, a.ToProto())
-	}
-	b, err := proto.Marshal(&p2ppb.Message{Sum: &p2ppb.Message_PexAddrs{PexAddrs: pb}})
-	if err != nil { // cannot happen: strings are valid UTF-8 IDs and IPs
-		return []byte{0x12, 0x00}
-	}
-	return b
-}
 
 // ---- inputs and effects -----------------------------------------------------------------
 
@@ -673,7 +603,7 @@ func (c *Core) Receive(now time.Time, id key.ID, m Message) {
 		c.receiveRequest(now, st)
 		return
 	}
-	c.receiveAddrs(now, st, m.addrs)
+	c.receiveAddrs(now, st, m)
 }
 
 // stop disconnects st's peer without a ban.
@@ -725,25 +655,21 @@ func (c *Core) send(st *peerState, addrs []netaddr.NetAddress) {
 	c.ready.Sends = append(c.ready.Sends, Send{Peer: st.info.ID, Msg: EncodeAddrs(out)})
 }
 
-func (c *Core) receiveAddrs(now time.Time, st *peerState, pbs []*p2ppb.NetAddress) {
+func (c *Core) receiveAddrs(now time.Time, st *peerState, m Message) {
 	if !st.requested {
 		c.ban(now, st, ErrUnsolicitedList)
 		return
 	}
 	st.requested = false
-	if len(pbs) > MaxAddrsPerMsg {
-		c.stop(st, fmt.Errorf("%w: %d > %d", ErrTooManyAddrs, len(pbs), MaxAddrsPerMsg))
+	if m.count > MaxAddrsPerMsg {
+		c.stop(st, fmt.Errorf("%w: %d > %d", ErrTooManyAddrs, m.count, MaxAddrsPerMsg))
 		return
 	}
-	addrs := make([]netaddr.NetAddress, 0, len(pbs))
-	for _, pb := range pbs {
-		a, err := netaddr.FromProto(pb)
-		if err != nil {
-			c.ban(now, st, fmt.Errorf("%w: %w", ErrInvalidAddr, err))
-			return
-		}
-		addrs = append(addrs, a)
+	if m.addrErr != nil {
+		c.ban(now, st, fmt.Errorf("%w: %w", ErrInvalidAddr, m.addrErr))
+		return
 	}
+	addrs := m.addrs
 	before := c.book.Size()
 	for _, a := range addrs {
 		_ = c.book.AddAddress(now, a, st.src) // per-address errors are ignored (docs/WIRE.md §7.3)

@@ -63,15 +63,11 @@ func (p *fakePeer) replies(t *testing.T) [][]netaddr.NetAddress {
 		if m.IsRequest() {
 			continue
 		}
-		var as []netaddr.NetAddress
-		for _, pb := range m.addrs {
-			a, err := netaddr.FromProto(pb)
-			if err != nil {
-				t.Fatalf("sent bad address %v: %v", pb, err)
-			}
-			as = append(as, a)
+		if m.addrErr != nil {
+			t.Fatalf("sent bad address: %v", m.addrErr)
 		}
-		out = append(out, as)
+		var as []netaddr.NetAddress
+		out = append(out, append(as, m.addrs...))
 	}
 	return out
 }
