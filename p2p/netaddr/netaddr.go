@@ -138,8 +138,9 @@ func FromProto(pb *p2ppb.NetAddress) (NetAddress, error) {
 	return withPort(key.ID(pb.GetId()), ip, pb.GetPort())
 }
 
-// FromWire is FromProto on the fields of a PEX NetAddress message as a decoder read them from
-// the wire: id, the IP's text ip (not retained) and the port. It returns the same errors
+// FromWire is FromProto on the fields of a PEX NetAddress message (docs/WIRE.md §7.1) as a
+// decoder read them from the wire: id, the IP's text ip (not retained) and the port. It is
+// pure and safe for concurrent use. It returns the same errors
 // (ErrInvalidIP, ErrInvalidPort). A dotted-quad IPv4 address costs no allocation; any other
 // text is handed to netip.ParseAddr as a string.
 func FromWire(id key.ID, ip []byte, port uint32) (NetAddress, error) {

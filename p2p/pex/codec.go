@@ -54,9 +54,10 @@ var errNoMessageType = errors.New("no known message type")
 // (a truncated field, a bad tag or group, a string that is not UTF-8), gives a Message whose
 // Err wraps ErrMalformedMessage; Core.Receive disconnects its sender. As with
 // proto.Unmarshal, unknown fields and known fields of the wrong wire type are skipped, a
-// repeated scalar keeps its last value, and the oneof keeps its last member (two PexAddrs
+// scalar field sent more than once keeps its last value, and the oneof keeps its last member (two PexAddrs
 // merge). Decode is pure and safe for concurrent use: the reactor calls it on the Switch's
-// receive goroutine. It allocates the address list and one string per address ID.
+// receive goroutine. It allocates the address list, one string per address ID, the text of
+// an IP that is not a dotted quad, and the error values.
 func Decode(b []byte) Message {
 	var m Message
 	for len(b) > 0 {
@@ -226,16 +227,18 @@ func RequestBytes() []byte { return []byte{0x0a, 0x00} }
 // EncodeAddrs returns the encoding of a PexAddrs holding addrs (docs/WIRE.md §7.1): textual
 // IPs, IDs as given. It does not cap the count (the Core never sends more than
 // MaxAddrsPerMsg; the simulator's sybils may). The result is a new slice, its only
-// allocation. An ID that is not valid UTF-8 cannot be encoded (proto3 strings must be): the
-// result is then an empty PexAddrs, 12 00, as proto.Marshal's refusal gave before.
+// allocation. An ID or IP text (an IPv6 zone) that is not valid UTF-8 cannot be encoded
+// (proto3 strings must be): the result is then an empty PexAddrs, 12 00, as proto.Marshal's
+// refusal gave before. EncodeAddrs is pure and safe for concurrent use.
 func EncodeAddrs(addrs []netaddr.NetAddress) []byte {
 	var ipBuf [64]byte
 	body := 0
 	for _, a := range addrs {
-		if !utf8.ValidString(string(a.ID)) {
+		ip := appendIP(ipBuf[:0], a)
+		if !utf8.ValidString(string(a.ID)) || !utf8.Valid(ip) { // an IPv6 zone may hold any byte
 			return []byte{0x12, 0x00}
 		}
-		body += 1 + protowire.SizeBytes(netAddrSize(a, appendIP(ipBuf[:0], a)))
+		body += 1 + protowire.SizeBytes(netAddrSize(a, ip))
 	}
 	b := make([]byte, 0, 1+protowire.SizeBytes(body))
 	b = protowire.AppendTag(b, 2, protowire.BytesType) // Message.pex_addrs

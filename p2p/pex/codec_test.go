@@ -62,7 +62,7 @@ func randAddr(r *rand.Rand) netaddr.NetAddress {
 	case 3:
 		a.IP = netip.MustParseAddr("::ffff:10.0.0.1")
 	case 4:
-		a.IP = netip.MustParseAddr("fe80::1%eth0")
+		a.IP = netip.MustParseAddr([]string{"fe80::1%eth0", "fe80::1%\xff"}[r.IntN(2)])
 	default:
 		a.IP = netip.MustParseAddr("2001:db8::")
 	}
@@ -94,10 +94,13 @@ func TestEncodeAddrsMatchesMarshal(t *testing.T) {
 		for j := range addrs {
 			addrs[j] = randAddr(r)
 		}
-		if i%2 == 0 { // half the lists with valid IDs only, so that most are encoded
+		if i%2 == 0 { // half the lists with valid UTF-8 only, so that most are encoded
 			for j := range addrs {
 				if !utf8.ValidString(string(addrs[j].ID)) {
 					addrs[j].ID = testID(j)
+				}
+				if !utf8.ValidString(addrs[j].IP.Zone()) {
+					addrs[j].IP = addrs[j].IP.WithZone("eth0")
 				}
 			}
 		}
