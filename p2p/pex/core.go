@@ -885,15 +885,15 @@ func (c *Core) dialSeeds(now time.Time) {
 	c.nextSeed(now)
 }
 
-// nextSeed dials the next seed of this round's queue that was not dialed yet in the round and
-// is not banned.
+// nextSeed dials the next seed of this round's queue that was not dialed yet in the round, is
+// not banned and is not connected.
 func (c *Core) nextSeed(now time.Time) {
 	c.seedTry = ""
 	for len(c.seedQueue) > 0 {
 		s := c.seedQueue[0]
 		c.seedQueue = c.seedQueue[1:]
-		if c.dialedThisRound(s.ID) || c.switchBanned(now, s.ID, s.IP) {
-			continue
+		if c.dialedThisRound(s.ID) || c.switchBanned(now, s.ID, s.IP) || c.connected(s.ID) {
+			continue // a connected seed (its crawler dialed us) would be refused as a duplicate
 		}
 		c.seedTry = s.ID
 		delete(c.dialing, s.ID) // a seed is dialed even if an earlier dial is still retried
@@ -982,7 +982,7 @@ func (c *Core) retrySeeds(now time.Time) {
 // one of our addresses.
 func (c *Core) DialFailed(now time.Time, addr netaddr.NetAddress, why DialFailure) {
 	id := addr.ID
-	if id == c.seedTry {
+	if id != "" && id == c.seedTry {
 		delete(c.dialing, id)
 		c.seedFailed = true
 		c.nextSeed(now)
@@ -1051,7 +1051,7 @@ func (c *Core) penalizeSource(now time.Time, src netaddr.NetAddress) {
 // seed is dialed at once, and when the round's seeds are exhausted the retry is scheduled.
 func (c *Core) Refused(now time.Time, id key.ID) {
 	delete(c.dialing, id)
-	if id == c.seedTry {
+	if id != "" && id == c.seedTry { // "" is no seed: seedTry is empty while none is dialed
 		c.seedFailed = true
 		c.nextSeed(now)
 	}

@@ -268,3 +268,51 @@ func seedRetryAfter(t *testing.T, fail func(*seedNode, netaddr.NetAddress)) {
 		}
 	}
 }
+
+// TestRefusedWithoutIDDialsNoSeed: a Refused with an empty ID while no seed dial is in flight
+// (seedTry is empty once the seed connected) is not taken for the seed's refusal: before the
+// guard, "" == seedTry made it dial the next seed although one was connected.
+func TestRefusedWithoutIDDialsNoSeed(t *testing.T) {
+	h := newSeedNode(t, 0)
+	dials := h.tick()
+	if len(dials) != 1 {
+		t.Fatalf("start: dials %v, want one seed", dials)
+	}
+	h.connect(dials[0])
+	h.c.Refused(h.now, "")
+	for _, d := range append(h.c.Ready().Dials, h.tick()...) {
+		if _, ok := h.seeds[d.ID]; ok {
+			t.Fatalf("a Refused without ID dialed seed %v while seed %v is connected", d, dials[0])
+		}
+	}
+}
+
+// TestNextSeedSkipsConnectedSeed: when the seed being dialed fails and another seed is
+// connected to us (its crawler dialed in), the fall-back moves on to a seed that is not
+// connected: dialing the connected one would be refused as a duplicate and leave seedTry
+// pointing at it.
+func TestNextSeedSkipsConnectedSeed(t *testing.T) {
+	for seed := range 6 { // the queue's order depends on the Core's random source
+		h := newSeedNode(t, 0)
+		h.c = mustCore(t, seededConfig(uint64(seed), Config{Seeds: h.c.cfg.Seeds}), uint64(seed))
+		h.c.Start(h.now)
+		dials := h.tick()
+		if len(dials) != 1 {
+			t.Fatalf("seed %d: start: dials %v, want one seed", seed, dials)
+		}
+		var in netaddr.NetAddress
+		for _, s := range h.seeds {
+			if s.ID != dials[0].ID {
+				in = s
+				break
+			}
+		}
+		h.c.AddPeer(h.now, PeerInfo{ID: in.ID, ListenAddr: in, SocketAddr: in})
+		h.c.Ready()
+		h.c.DialFailed(h.now, dials[0], DialUnreachable)
+		next := h.c.Ready().Dials
+		if len(next) != 1 || next[0].ID == in.ID || next[0].ID == dials[0].ID {
+			t.Fatalf("seed %d: after %v failed with %v connected: dials %v, want the third seed", seed, dials[0], in, next)
+		}
+	}
+}
