@@ -482,7 +482,8 @@ func (c *Core) AddPeer(now time.Time, p PeerInfo) {
 		if id == c.seedTry {
 			c.seedTry = "" // if it leaves before answering, seedDisconnected rebuilds the queue (dialSeeds)
 		}
-		if _, ok := c.seeds[id]; ok && !c.cfg.SeedMode {
+		_, isSeed := c.seeds[id]
+		if isSeed && !c.cfg.SeedMode {
 			c.seedConnected, c.seedWaiting = true, id
 		}
 		// Departure: CometBFT marks an address good only when consensus says the peer was
@@ -491,7 +492,10 @@ func (c *Core) AddPeer(now time.Time, p PeerInfo) {
 		if !c.isPrivate(id) {
 			c.book.MarkGood(now, id)
 		}
-		if c.cfg.SeedMode || c.book.NeedMoreAddrs() {
+		// Departure: a configured seed is asked even when the book is full. A seed answers
+		// one request and disconnects; one never asked keeps us for SeedDisconnectWaitPeriod
+		// (28 h), and with it one of our outbound slots (see the package doc).
+		if c.cfg.SeedMode || c.book.NeedMoreAddrs() || isSeed {
 			c.requestAddrs(now, st)
 		}
 		return

@@ -153,6 +153,15 @@
 //     seed's answer resets the backoff; a seed that answered is still not redialed in the round,
 //     and a round whose seeds all failed before the handshake is left to the Switch's dial queue
 //     retries.
+//   - An outbound configured seed is always sent a PexRequest, even when the book holds 1000
+//     addresses (CometBFT asks an outbound peer only while its book needs addresses). Seeds
+//     reach every book (a seed's crawl makes it an inbound peer, whose address is stored), so
+//     ensurePeers may pick one as an ordinary address, or the book may fill while the seed is
+//     being dialed. A seed answers a request and disconnects; one never asked keeps the
+//     connection for SeedDisconnectWaitPeriod (28 h), and the node one outbound slot short of
+//     useful peers all that time. In the simulator's 4,000-node baseline 3 nodes were stuck
+//     that way from 15 s on, and the network never converged; asked, the seed answers, leaves,
+//     and the freed slot is refilled at once.
 //   - Undecodable messages and floods (ErrFlood) disconnect without a ban, as CometBFT.
 //
 // # Not here
