@@ -97,9 +97,9 @@
 //
 // Measured on the shared 2-core machine (BenchmarkScale, the baseline scenario: PEX from 3
 // seeds, the nodes starting over 10 s, then 10 messages of 1 KiB per second, 60 s of virtual
-// time): 1,000 nodes in 17 s of wall time (30-32 CPU-seconds, 3.6 million events, 8,682
-// windows, 540-660 KiB of heap per node); 3,000 in 67 s (124 CPU-seconds, earlier code);
-// 10,000 in 282 s (515 CPU-seconds, 33 million events, 740 KiB per node, 11.0 GB resident). The goals in
+// time): 1,000 nodes in 17-20 s of wall time (30-36 CPU-seconds, 3.6 million events, 8,682
+// windows, 470-660 KiB of heap per node); 3,000 in 67 s (124 CPU-seconds, earlier code);
+// 10,000 in 268 s (489 CPU-seconds, 33 million events, 10.4 GB resident). The goals in
 // the README's simulator section (1,000 nodes in 5 s, 10,000 in 60 s) are not met. Where the
 // time goes, at 1,000 nodes: the first 15 s of virtual time (the network booting through
 // PEX) take about 4 CPU-seconds, most of it in PEX and the address book; the 45 s of gossip
