@@ -35,6 +35,16 @@ func (h *seedNode) tick() []netaddr.NetAddress {
 	return h.c.Ready().Dials
 }
 
+// firstSeed runs the first Tick and returns the one seed it dials.
+func (h *seedNode) firstSeed() netaddr.NetAddress {
+	h.t.Helper()
+	dials := h.tick()
+	if len(dials) != 1 {
+		h.t.Fatalf("first round dialed %v, want one seed", dials)
+	}
+	return dials[0]
+}
+
 // connect reports the outbound seed s added and checks that it is asked for addresses.
 func (h *seedNode) connect(s netaddr.NetAddress) {
 	h.t.Helper()
@@ -171,12 +181,9 @@ func TestSeedRetryBackoffCapped(t *testing.T) {
 // answers and leaves, see Core.roundDialed).
 func TestSeedAnsweredNotRedialed(t *testing.T) {
 	h := newSeedNode(t, 0)
-	dials := h.tick()
-	if len(dials) != 1 {
-		t.Fatalf("first round dialed %v, want one seed", dials)
-	}
-	h.connect(dials[0])
-	dials = h.drop(dials[0])
+	first := h.firstSeed()
+	h.connect(first)
+	dials := h.drop(first)
 	if len(dials) != 1 || h.seeds[dials[0].ID] != dials[0] {
 		t.Fatalf("after a refusal dialed %v, want the next seed", dials)
 	}
@@ -274,15 +281,12 @@ func seedRetryAfter(t *testing.T, fail func(*seedNode, netaddr.NetAddress)) {
 // guard, "" == seedTry made it dial the next seed although one was connected.
 func TestRefusedWithoutIDDialsNoSeed(t *testing.T) {
 	h := newSeedNode(t, 0)
-	dials := h.tick()
-	if len(dials) != 1 {
-		t.Fatalf("start: dials %v, want one seed", dials)
-	}
-	h.connect(dials[0])
+	first := h.firstSeed()
+	h.connect(first)
 	h.c.Refused(h.now, "")
 	for _, d := range append(h.c.Ready().Dials, h.tick()...) {
 		if _, ok := h.seeds[d.ID]; ok {
-			t.Fatalf("a Refused without ID dialed seed %v while seed %v is connected", d, dials[0])
+			t.Fatalf("a Refused without ID dialed seed %v while seed %v is connected", d, first)
 		}
 	}
 }
@@ -296,23 +300,20 @@ func TestNextSeedSkipsConnectedSeed(t *testing.T) {
 		h := newSeedNode(t, 0)
 		h.c = mustCore(t, seededConfig(uint64(seed), Config{Seeds: h.c.cfg.Seeds}), uint64(seed))
 		h.c.Start(h.now)
-		dials := h.tick()
-		if len(dials) != 1 {
-			t.Fatalf("seed %d: start: dials %v, want one seed", seed, dials)
-		}
+		first := h.firstSeed()
 		var in netaddr.NetAddress
 		for _, s := range h.seeds {
-			if s.ID != dials[0].ID {
+			if s.ID != first.ID {
 				in = s
 				break
 			}
 		}
 		h.c.AddPeer(h.now, PeerInfo{ID: in.ID, ListenAddr: in, SocketAddr: in})
 		h.c.Ready()
-		h.c.DialFailed(h.now, dials[0], DialUnreachable)
+		h.c.DialFailed(h.now, first, DialUnreachable)
 		next := h.c.Ready().Dials
-		if len(next) != 1 || next[0].ID == in.ID || next[0].ID == dials[0].ID {
-			t.Fatalf("seed %d: after %v failed with %v connected: dials %v, want the third seed", seed, dials[0], in, next)
+		if len(next) != 1 || next[0].ID == in.ID || next[0].ID == first.ID {
+			t.Fatalf("seed %d: after %v failed with %v connected: dials %v, want the third seed", seed, first, in, next)
 		}
 	}
 }
