@@ -140,16 +140,16 @@ func FromProto(pb *p2ppb.NetAddress) (NetAddress, error) {
 
 // FromWire is FromProto on the fields of a PEX NetAddress message (docs/WIRE.md §7.1) as a
 // decoder read them from the wire: id, the IP's text ip (not retained) and the port. It is
-// pure and safe for concurrent use. It returns the same errors
-// (ErrInvalidIP, ErrInvalidPort). A dotted-quad IPv4 address costs no allocation; any other
+// pure and safe for concurrent use. It returns the same errors (ErrInvalidIP,
+// ErrInvalidPort). A dotted-quad IPv4 address costs no allocation; any other
 // text is handed to netip.ParseAddr as a string.
 func FromWire(id key.ID, ip []byte, port uint32) (NetAddress, error) {
-	if a, ok := parseDottedQuad(ip); ok {
-		return withPort(id, a, port)
-	}
-	a, err := parseIP(string(ip))
-	if err != nil {
-		return NetAddress{}, err
+	a, ok := parseDottedQuad(ip)
+	if !ok {
+		var err error
+		if a, err = parseIP(string(ip)); err != nil {
+			return NetAddress{}, err
+		}
 	}
 	return withPort(id, a, port)
 }

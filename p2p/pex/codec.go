@@ -1,6 +1,7 @@
 package pex
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"unicode/utf8"
@@ -231,20 +232,16 @@ func RequestBytes() []byte { return []byte{0x0a, 0x00} }
 // (proto3 strings must be): the result is then an empty PexAddrs, 12 00, as proto.Marshal's
 // refusal gave before. EncodeAddrs is pure and safe for concurrent use.
 func EncodeAddrs(addrs []netaddr.NetAddress) []byte {
+	// The addresses are written once, after room for the header (Message.pex_addrs's tag and
+	// the body's length, known only at the end), which then goes right before them.
+	const room = 1 + binary.MaxVarintLen64
+	b := make([]byte, room, room+len(addrs)*64)
 	var ipBuf [64]byte
-	body := 0
 	for _, a := range addrs {
 		ip := appendIP(ipBuf[:0], a)
 		if !utf8.ValidString(string(a.ID)) || !utf8.Valid(ip) { // an IPv6 zone may hold any byte
 			return []byte{0x12, 0x00}
 		}
-		body += 1 + protowire.SizeBytes(netAddrSize(a, ip))
-	}
-	b := make([]byte, 0, 1+protowire.SizeBytes(body))
-	b = protowire.AppendTag(b, 2, protowire.BytesType) // Message.pex_addrs
-	b = protowire.AppendVarint(b, uint64(body))
-	for _, a := range addrs {
-		ip := appendIP(ipBuf[:0], a)
 		b = protowire.AppendTag(b, 1, protowire.BytesType) // PexAddrs.addrs
 		b = protowire.AppendVarint(b, uint64(netAddrSize(a, ip)))
 		if a.ID != "" {
@@ -260,7 +257,12 @@ func EncodeAddrs(addrs []netaddr.NetAddress) []byte {
 			b = protowire.AppendVarint(b, uint64(a.Port))
 		}
 	}
-	return b
+	var hdr [room]byte
+	h := protowire.AppendTag(hdr[:0], 2, protowire.BytesType) // Message.pex_addrs
+	h = protowire.AppendVarint(h, uint64(len(b)-room))
+	start := room - len(h)
+	copy(b[start:], h)
+	return b[start:]
 }
 
 // appendIP appends a's IP as text (netaddr.NetAddress.ToProto's form: empty for the zero IP).

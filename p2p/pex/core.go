@@ -673,9 +673,8 @@ func (c *Core) receiveAddrs(now time.Time, st *peerState, m Message) {
 		c.ban(now, st, fmt.Errorf("%w: %w", ErrInvalidAddr, m.addrErr))
 		return
 	}
-	addrs := m.addrs
 	before := c.book.Size()
-	for _, a := range addrs {
+	for _, a := range m.addrs {
 		_ = c.book.AddAddress(now, a, st.src) // per-address errors are ignored (docs/WIRE.md §7.3)
 	}
 	_, fromSeed := c.seeds[st.info.ID]
@@ -986,11 +985,7 @@ func (c *Core) retrySeeds(now time.Time) {
 // one of our addresses.
 func (c *Core) DialFailed(now time.Time, addr netaddr.NetAddress, why DialFailure) {
 	id := addr.ID
-	if id != "" && id == c.seedTry {
-		delete(c.dialing, id)
-		c.seedFailed = true
-		c.nextSeed(now)
-	}
+	c.seedDialEnded(now, id)
 	if _, ok := c.persistent[id]; ok {
 		return
 	}
@@ -1055,11 +1050,21 @@ func (c *Core) penalizeSource(now time.Time, src netaddr.NetAddress) {
 // seed is dialed at once, and when the round's seeds are exhausted the retry is scheduled.
 func (c *Core) Refused(now time.Time, id key.ID) {
 	delete(c.dialing, id)
-	if id != "" && id == c.seedTry { // "" is no seed: seedTry is empty while none is dialed
-		c.seedFailed = true
-		c.nextSeed(now)
-	}
+	c.seedDialEnded(now, id)
 	c.slotFreed(now, true)
+}
+
+// seedDialEnded moves the seed fall-back on when the dial that ended without a peer
+// (DialFailed, Refused) is the one to its current seed: it counts as a failed seed dial, and
+// the next seed is dialed at once. An empty id is no seed (seedTry is empty while none is
+// being dialed).
+func (c *Core) seedDialEnded(now time.Time, id key.ID) {
+	if id == "" || id != c.seedTry {
+		return
+	}
+	delete(c.dialing, id)
+	c.seedFailed = true
+	c.nextSeed(now)
 }
 
 // ---- seed mode ---------------------------------------------------------------------------
