@@ -306,8 +306,12 @@ func TestGroupKey(t *testing.T) {
 		if got := string(na.AppendGroupKey([]byte("x|"), true)); got != "x|"+tt.strict {
 			t.Errorf("AppendGroupKey(x|, %s, strict) = %q", tt.ip, got)
 		}
+		// AllocsPerRun counts every goroutine's allocations and floors the mean.
+		// Over 1,000 runs a stray allocation elsewhere in the process (such as
+		// the resolver goroutine TestParseHostName's cancelled lookup leaves
+		// running) rounds away; one allocation per call does not.
 		buf := make([]byte, 0, 64)
-		if n := testing.AllocsPerRun(10, func() { buf = na.AppendGroupKey(buf[:0], false) }); n != 0 {
+		if n := testing.AllocsPerRun(1000, func() { buf = na.AppendGroupKey(buf[:0], false) }); n != 0 {
 			t.Errorf("AppendGroupKey(%s) with room allocates %v times", tt.ip, n)
 		}
 	}
