@@ -52,13 +52,21 @@ func (id ID) Validate() error {
 		return fmt.Errorf("%w: %q: got %d characters, expected %d", ErrInvalidID, string(id), len(id), 2*IDByteLength)
 	}
 	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+		if !lowerHex[id[i]] {
 			return fmt.Errorf("%w: %q: character %d is not a lower-case hex digit", ErrInvalidID, string(id), i)
 		}
 	}
 	return nil
 }
+
+// lowerHex reports for each byte whether it is a lower-case hex digit (one load per
+// character in Validate, which the address book calls for every address it is sent).
+var lowerHex = func() (t [256]bool) {
+	for _, c := range "0123456789abcdef" {
+		t[c] = true
+	}
+	return t
+}()
 
 // String returns the ID as a plain string.
 func (id ID) String() string { return string(id) }
