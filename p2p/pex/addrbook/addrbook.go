@@ -1,6 +1,7 @@
 package addrbook
 
 import (
+	"bytes"
 	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -113,6 +114,14 @@ type AddrBook struct {
 	hashKey [hashKeyBytes]byte // per-process secret, never persisted
 	scratch []byte             // hash input buffer, reused
 	groups  []byte             // group keys being hashed (calcNewBucket, calcOldBucket), reused
+
+	// srcSlot caches calcNewBucket's second hash for one source group: srcSlot[i] is the new
+	// bucket of slot i of group srcGroup under key srcKey, or -1 if not computed yet. The
+	// addresses of one PexAddrs answer share their source, so the second hash is computed
+	// at most newBucketsPerGroup (32) times per answer instead of once per address.
+	srcKey   string
+	srcGroup []byte
+	srcSlot  [newBucketsPerGroup]int16
 
 	ourIDs     map[key.ID]struct{}
 	ourAddrs   map[netip.AddrPort]struct{}
@@ -276,8 +285,12 @@ func (a *AddrBook) AddAddress(now time.Time, addr, src netaddr.NetAddress) error
 	if addr == (netaddr.NetAddress{}) || src == (netaddr.NetAddress{}) {
 		return fmt.Errorf("%w: addr %s, src %s", ErrAddrBookNilAddr, addr, src)
 	}
-	if err := addr.Valid(); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrAddrBookInvalidAddr, addr, err)
+	// Routable implies Valid, so in strict mode a routable address is validated once.
+	routable := a.strict && addr.Routable()
+	if !routable {
+		if err := addr.Valid(); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrAddrBookInvalidAddr, addr, err)
+		}
 	}
 	if b, ok := a.bans[addr.ID]; ok {
 		if b.until.After(now) {
@@ -294,7 +307,7 @@ func (a *AddrBook) AddAddress(now time.Time, addr, src netaddr.NetAddress) error
 	if a.OurAddress(addr) {
 		return fmt.Errorf("%w: %s", ErrAddrBookSelf, addr)
 	}
-	if a.strict && !addr.Routable() {
+	if a.strict && !routable {
 		return fmt.Errorf("%w: %s", ErrAddrBookNonRoutable, addr)
 	}
 	now = now.Round(0)
@@ -931,9 +944,20 @@ func (a *AddrBook) calcNewBucket(addr, src netaddr.NetAddress) int {
 	a.groups = g
 	ag, sg := g[:n], g[n:]
 	h1 := a.hash(ag, sg) % newBucketsPerGroup
+	if a.srcKey != a.key || !bytes.Equal(a.srcGroup, sg) {
+		a.srcKey, a.srcGroup = a.key, append(a.srcGroup[:0], sg...)
+		for i := range a.srcSlot {
+			a.srcSlot[i] = -1
+		}
+	}
+	if idx := a.srcSlot[h1]; idx >= 0 {
+		return int(idx)
+	}
 	var be [8]byte
 	binary.BigEndian.PutUint64(be[:], h1)
-	return int(a.hash(sg, be[:]) % newBucketCount)
+	idx := int(a.hash(sg, be[:]) % newBucketCount)
+	a.srcSlot[h1] = int16(idx)
+	return idx
 }
 
 // calcOldBucket is

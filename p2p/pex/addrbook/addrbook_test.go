@@ -1,6 +1,7 @@
 package addrbook
 
 import (
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"net/netip"
@@ -566,5 +567,36 @@ func TestSourceAndRemoveUnprovenFrom(t *testing.T) {
 	}
 	if !a.HasAddress(routable(0, 0)) || a.Size() != 6 {
 		t.Fatalf("size %d after removal, proven kept %v", a.Size(), a.HasAddress(routable(0, 0)))
+	}
+}
+
+// TestNewBucketCacheMatchesHash checks calcNewBucket, which caches its second hash per source
+// group, against the formula computed afresh, with sources that alternate, repeat and change
+// group, and after the book's key changes (as Load does).
+func TestNewBucketCacheMatchesHash(t *testing.T) {
+	for _, nonStrict := range []bool{false, true} {
+		a := newBook(t, Config{NonStrict: nonStrict}, 3)
+		want := func(addr, src netaddr.NetAddress) int {
+			ag := []byte(addr.GroupKey(a.strict))
+			sg := []byte(src.GroupKey(a.strict))
+			var be [8]byte
+			binary.BigEndian.PutUint64(be[:], a.hash(ag, sg)%newBucketsPerGroup)
+			return int(a.hash(sg, be[:]) % newBucketCount)
+		}
+		rng := seededRand(9)
+		srcs := []netaddr.NetAddress{routable(1, 7), routable(2, 7), routable(3, 900), v4(4, 10, 0, 0, 1)}
+		for i := range 20_000 {
+			if i == 10_000 {
+				a.key = "0123456789abcdef01234567" // as Load replaces it
+			}
+			src := srcs[rng.IntN(len(srcs))]
+			if i%1000 < 300 { // runs of one source, as in a PexAddrs answer
+				src = srcs[(i/1000)%len(srcs)]
+			}
+			addr := routable(100+i, rng.IntN(190*256))
+			if got, w := a.calcNewBucket(addr, src), want(addr, src); got != w {
+				t.Fatalf("nonStrict %v, step %d: calcNewBucket(%s, %s) = %d, want %d", nonStrict, i, addr, src, got, w)
+			}
+		}
 	}
 }
