@@ -170,11 +170,11 @@ func (p EvictionPolicy) SelectInbound(now time.Time, peers []Candidate) Decision
 			}
 			return cmp.Compare(a, b)
 		})
-		keep := map[int]bool{}
+		keep := make([]bool, len(cands))
 		for _, g := range groups[:min(k, len(groups))] {
 			keep[first[g]] = true
 		}
-		cands = remove(cands, func(i int, _ Candidate) bool { return keep[i] })
+		cands = remove(cands, keep)
 	}
 
 	// 3. The lowest known latencies.
@@ -247,18 +247,19 @@ func protect(cands []Candidate, n int, eligible func(Candidate) bool, better fun
 		}
 	}
 	slices.SortStableFunc(idx, func(i, j int) int { return better(cands[i], cands[j]) })
-	keep := map[int]bool{}
+	keep := make([]bool, len(cands))
 	for _, i := range idx[:min(n, len(idx))] {
 		keep[i] = true
 	}
-	return remove(cands, func(i int, _ Candidate) bool { return keep[i] })
+	return remove(cands, keep)
 }
 
-// remove returns cands without the elements for which drop is true, keeping the order.
-func remove(cands []Candidate, drop func(int, Candidate) bool) []Candidate {
-	out := cands[:0:0]
+// remove returns cands without the elements whose index is marked in drop, keeping the
+// order. It compacts cands in place: SelectInbound works on its own copy of the peers.
+func remove(cands []Candidate, drop []bool) []Candidate {
+	out := cands[:0]
 	for i, c := range cands {
-		if !drop(i, c) {
+		if !drop[i] {
 			out = append(out, c)
 		}
 	}
