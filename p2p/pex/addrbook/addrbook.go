@@ -2,6 +2,7 @@ package addrbook
 
 import (
 	"bytes"
+	"cmp"
 	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -323,7 +324,7 @@ func (a *AddrBook) AddAddress(now time.Time, addr, src netaddr.NetAddress) error
 			return nil
 		}
 	} else {
-		ka = &knownAddress{addr: addr, src: src, bucketType: BucketNew, lastAttempt: now}
+		ka = &knownAddress{addr: addr, src: src, bucketType: BucketNew, lastAttempt: stampOf(now)}
 	}
 	a.addToNewBucket(now, ka, a.calcNewBucket(addr, src))
 	return nil
@@ -363,7 +364,7 @@ func (a *AddrBook) Source(id key.ID) (netaddr.NetAddress, bool) {
 func (a *AddrBook) RemoveUnprovenFrom(srcID key.ID) int {
 	var drop []netaddr.NetAddress
 	for _, ka := range a.entries() {
-		if ka.src.ID == srcID && !ka.isOld() && ka.lastSuccess.IsZero() && ka.addr.ID != srcID {
+		if ka.src.ID == srcID && !ka.isOld() && ka.lastSuccess == 0 && ka.addr.ID != srcID {
 			drop = append(drop, ka.addr)
 		}
 	}
@@ -648,7 +649,7 @@ func (a *AddrBook) MarkBad(now time.Time, addr netaddr.NetAddress, banDuration t
 	if b, ok := a.bans[addr.ID]; ok {
 		if until.After(b.until) {
 			b.until = until
-			b.ka.lastBanTime = until
+			b.ka.lastBanTime = stampOf(until)
 		}
 		return
 	}
@@ -659,7 +660,7 @@ func (a *AddrBook) MarkBad(now time.Time, addr netaddr.NetAddress, banDuration t
 	} else {
 		b.ka = &knownAddress{addr: addr, src: addr, bucketType: BucketNew}
 	}
-	b.ka.lastBanTime = until
+	b.ka.lastBanTime = stampOf(until)
 	if len(a.bans) >= maxBans {
 		a.dropFirstEndingBan()
 	}
@@ -907,7 +908,7 @@ func (a *AddrBook) expireNew(now time.Time, idx int) {
 // oldest returns the entry of a non-empty bucket with the earliest
 // LastAttempt, the first one on ties.
 func oldest(b []*knownAddress) *knownAddress {
-	return slices.MinFunc(b, func(x, y *knownAddress) int { return x.lastAttempt.Compare(y.lastAttempt) })
+	return slices.MinFunc(b, func(x, y *knownAddress) int { return cmp.Compare(x.lastAttempt, y.lastAttempt) })
 }
 
 // moveToOld promotes the new entry ka to its old bucket. If the bucket is

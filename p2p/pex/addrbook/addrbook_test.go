@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
@@ -402,15 +403,15 @@ func TestIsBad(t *testing.T) {
 		ka   knownAddress
 		want bool
 	}{
-		{"old never bad", knownAddress{bucketType: BucketOld, lastAttempt: now.Add(-30 * day)}, false},
-		{"tried in the last minute", knownAddress{bucketType: BucketNew, lastAttempt: now.Add(-30 * time.Second), attempts: 50}, false},
-		{"not tried for 8 days", knownAddress{bucketType: BucketNew, lastAttempt: now.Add(-8 * day)}, true},
-		{"never succeeded, 3 attempts", knownAddress{bucketType: BucketNew, lastAttempt: now.Add(-time.Hour), attempts: 3}, true},
-		{"never succeeded, 2 attempts", knownAddress{bucketType: BucketNew, lastAttempt: now.Add(-time.Hour), attempts: 2}, false},
-		{"success 8 days ago, 10 attempts", knownAddress{bucketType: BucketNew, lastAttempt: now.Add(-time.Hour), lastSuccess: now.Add(-8 * day), attempts: 10}, true},
-		{"success 8 days ago, 9 attempts", knownAddress{bucketType: BucketNew, lastAttempt: now.Add(-time.Hour), lastSuccess: now.Add(-8 * day), attempts: 9}, false},
-		{"success yesterday, 10 attempts", knownAddress{bucketType: BucketNew, lastAttempt: now.Add(-time.Hour), lastSuccess: now.Add(-day), attempts: 10}, false},
-		{"future attempt", knownAddress{bucketType: BucketNew, lastAttempt: now.Add(day), attempts: 99}, false},
+		{"old never bad", knownAddress{bucketType: BucketOld, lastAttempt: stampOf(now.Add(-30 * day))}, false},
+		{"tried in the last minute", knownAddress{bucketType: BucketNew, lastAttempt: stampOf(now.Add(-30 * time.Second)), attempts: 50}, false},
+		{"not tried for 8 days", knownAddress{bucketType: BucketNew, lastAttempt: stampOf(now.Add(-8 * day))}, true},
+		{"never succeeded, 3 attempts", knownAddress{bucketType: BucketNew, lastAttempt: stampOf(now.Add(-time.Hour)), attempts: 3}, true},
+		{"never succeeded, 2 attempts", knownAddress{bucketType: BucketNew, lastAttempt: stampOf(now.Add(-time.Hour)), attempts: 2}, false},
+		{"success 8 days ago, 10 attempts", knownAddress{bucketType: BucketNew, lastAttempt: stampOf(now.Add(-time.Hour)), lastSuccess: stampOf(now.Add(-8 * day)), attempts: 10}, true},
+		{"success 8 days ago, 9 attempts", knownAddress{bucketType: BucketNew, lastAttempt: stampOf(now.Add(-time.Hour)), lastSuccess: stampOf(now.Add(-8 * day)), attempts: 9}, false},
+		{"success yesterday, 10 attempts", knownAddress{bucketType: BucketNew, lastAttempt: stampOf(now.Add(-time.Hour)), lastSuccess: stampOf(now.Add(-day)), attempts: 10}, false},
+		{"future attempt", knownAddress{bucketType: BucketNew, lastAttempt: stampOf(now.Add(day)), attempts: 99}, false},
 	}
 	for _, tc := range tests {
 		if got := tc.ka.isBad(now); got != tc.want {
@@ -596,6 +597,62 @@ func TestNewBucketCacheMatchesHash(t *testing.T) {
 			addr := routable(100+i, rng.IntN(190*256))
 			if got, w := a.calcNewBucket(addr, src), want(addr, src); got != w {
 				t.Fatalf("nonStrict %v, step %d: calcNewBucket(%s, %s) = %d, want %d", nonStrict, i, addr, src, got, w)
+			}
+		}
+	}
+}
+
+// TestKnownAddressSize holds the entry at 144 bytes (its allocation size
+// class), which the book's memory per known address depends on; three
+// time.Time fields instead of stamps would make it 192.
+func TestKnownAddressSize(t *testing.T) {
+	if n := unsafe.Sizeof(knownAddress{}); n > 144 {
+		t.Fatalf("knownAddress is %d bytes, want at most 144", n)
+	}
+}
+
+// TestStamp checks that stamps keep the instant (to the nanosecond, in UTC),
+// order as the instants do with the zero time first, and saturate outside
+// the representable years.
+func TestStamp(t *testing.T) {
+	in := []time.Time{
+		{},
+		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(1600, 5, 1, 0, 0, 0, 0, time.UTC),
+		time.Unix(-1, 999_999_999),
+		time.Unix(0, 0),
+		time.Unix(0, 1),
+		t0,
+		t0.Add(time.Nanosecond),
+		time.Date(2026, 7, 1, 12, 0, 0, 5, time.FixedZone("X", 2*3600)),
+		time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC),
+	}
+	for i, x := range in {
+		s := stampOf(x)
+		got := s.time()
+		switch {
+		case x.IsZero():
+			if s != 0 || !got.IsZero() {
+				t.Errorf("zero time: stamp %d, back %v", s, got)
+			}
+		case x.Before(minStampTime):
+			if !got.Equal(minStampTime) {
+				t.Errorf("%v: back %v, want the earliest stamp %v", x, got, minStampTime)
+			}
+		case x.After(maxStampTime):
+			if !got.Equal(maxStampTime) {
+				t.Errorf("%v: back %v, want the latest stamp %v", x, got, maxStampTime)
+			}
+		default:
+			if !got.Equal(x) || got.Location() != time.UTC {
+				t.Errorf("%v: back %v", x, got)
+			}
+		}
+		for _, y := range in[i+1:] { // in is sorted
+			sy := stampOf(y)
+			inRange := func(t time.Time) bool { return !t.Before(minStampTime) && !t.After(maxStampTime) }
+			if sy < s || (sy == s && (x.IsZero() || inRange(x) && inRange(y))) {
+				t.Errorf("stamp(%v) = %d is not before stamp(%v) = %d", x, s, y, sy)
 			}
 		}
 	}

@@ -68,9 +68,47 @@ type knownAddress struct {
 	nBuckets    uint8
 	buckets     [maxNewBucketsPerAddress]uint16
 	listIdx     int
-	lastAttempt time.Time
-	lastSuccess time.Time
-	lastBanTime time.Time
+	lastAttempt stamp
+	lastSuccess stamp
+	lastBanTime stamp
+}
+
+// stamp is a wall-clock instant: the entry's compact form of a time.Time. A
+// book holds one entry per known address (about 1,000 per node in a
+// 10,000-node network), and three time.Time fields would take 72 of the
+// entry's bytes against 24 (144 bytes in all instead of 192;
+// TestKnownAddressSize holds it there). The zero stamp is the zero time;
+// any other is the Unix nanoseconds with the sign bit flipped, so that
+// stamps order as the instants do and the zero time comes before all of
+// them. The monotonic reading and the location are dropped (comparisons use
+// the wall clock; snapshots and the file give UTC), and instants outside the
+// years 1678-2262 saturate at the nearest end.
+type stamp uint64
+
+var (
+	minStampTime = time.Unix(0, math.MinInt64+1)
+	maxStampTime = time.Unix(0, math.MaxInt64)
+)
+
+// stampOf returns t as a stamp.
+func stampOf(t time.Time) stamp {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Before(minStampTime):
+		t = minStampTime
+	case t.After(maxStampTime):
+		t = maxStampTime
+	}
+	return stamp(uint64(t.UnixNano()) ^ 1<<63)
+}
+
+// time returns s as a time.Time in UTC; the zero time for the zero stamp.
+func (s stamp) time() time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(uint64(s)^1<<63)).UTC()
 }
 
 func (ka *knownAddress) isOld() bool { return ka.bucketType == BucketOld }
@@ -109,16 +147,16 @@ func (ka *knownAddress) removeRef(idx int) int {
 }
 
 func (ka *knownAddress) markAttempt(now time.Time) {
-	ka.lastAttempt = now
+	ka.lastAttempt = stampOf(now)
 	if ka.attempts < math.MaxInt32 {
 		ka.attempts++
 	}
 }
 
 func (ka *knownAddress) markGood(now time.Time) {
-	ka.lastAttempt = now
+	ka.lastAttempt = stampOf(now)
 	ka.attempts = 0
-	ka.lastSuccess = now
+	ka.lastSuccess = ka.lastAttempt
 }
 
 // isBad reports whether a new entry is worthless and may be evicted first
@@ -132,16 +170,16 @@ func (ka *knownAddress) isBad(now time.Time) bool {
 	if ka.isOld() {
 		return false
 	}
-	if ka.lastAttempt.After(now.Add(-time.Minute)) {
+	if ka.lastAttempt > stampOf(now.Add(-time.Minute)) {
 		return false
 	}
-	if ka.lastAttempt.Before(now.Add(-numMissingDays * 24 * time.Hour)) {
+	if ka.lastAttempt < stampOf(now.Add(-numMissingDays*24*time.Hour)) {
 		return true
 	}
-	if ka.lastSuccess.IsZero() && ka.attempts >= numRetries {
+	if ka.lastSuccess == 0 && ka.attempts >= numRetries {
 		return true
 	}
-	if ka.lastSuccess.Before(now.Add(-minBadDays*24*time.Hour)) && ka.attempts >= maxFailures {
+	if ka.lastSuccess < stampOf(now.Add(-minBadDays*24*time.Hour)) && ka.attempts >= maxFailures {
 		return true
 	}
 	return false
@@ -158,8 +196,8 @@ func (ka *knownAddress) snapshot() KnownAddress {
 		Buckets:     bs,
 		Attempts:    ka.attempts,
 		BucketType:  ka.bucketType,
-		LastAttempt: ka.lastAttempt,
-		LastSuccess: ka.lastSuccess,
-		LastBanTime: ka.lastBanTime,
+		LastAttempt: ka.lastAttempt.time(),
+		LastSuccess: ka.lastSuccess.time(),
+		LastBanTime: ka.lastBanTime.time(),
 	}
 }

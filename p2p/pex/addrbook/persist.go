@@ -121,9 +121,9 @@ func (a *AddrBook) Save(w io.Writer) error {
 			Buckets:     bs,
 			Attempts:    ka.attempts,
 			BucketType:  int(ka.bucketType),
-			LastAttempt: formatTime(ka.lastAttempt),
-			LastSuccess: formatTime(ka.lastSuccess),
-			LastBanTime: formatTime(ka.lastBanTime),
+			LastAttempt: formatTime(ka.lastAttempt.time()),
+			LastSuccess: formatTime(ka.lastSuccess.time()),
+			LastBanTime: formatTime(ka.lastBanTime.time()),
 		})
 	}
 	b, err := json.MarshalIndent(jb, "", "\t")
@@ -400,9 +400,9 @@ func (a *AddrBook) loadEntry(e *jsonKnownAddress, now time.Time) string {
 		src:         src,
 		attempts:    max(e.Attempts, 0),
 		bucketType:  t,
-		lastAttempt: clampTime(la, now),
-		lastSuccess: clampTime(ls, now),
-		lastBanTime: lb,
+		lastAttempt: stampOf(clampTime(la, now)),
+		lastSuccess: stampOf(clampTime(ls, now)),
+		lastBanTime: stampOf(lb),
 	}
 	placed := false
 	for _, idx := range e.Buckets {
