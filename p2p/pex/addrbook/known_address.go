@@ -34,7 +34,9 @@ func (t BucketType) String() string {
 
 // KnownAddress is a snapshot of one address book entry, as returned by
 // ListOfKnownAddresses (for /net_info-style status pages and the crawler).
-// It is a copy: changing it does not change the book.
+// It is a copy: changing it does not change the book. Its times are in UTC,
+// to the nanosecond; the book keeps instants between the years 1678 and 2262
+// and moves any other to the nearer end of that range.
 type KnownAddress struct {
 	// Addr is the stored address. Its ID is unique in the book.
 	Addr netaddr.NetAddress
