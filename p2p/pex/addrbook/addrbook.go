@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+	"unique"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
@@ -242,7 +243,7 @@ func (a *AddrBook) AddPrivateIDs(ids []key.ID) {
 		a.privateIDs[id] = struct{}{}
 	}
 	for _, ka := range a.entries() {
-		if a.isPrivate(ka.addr.ID) || a.isPrivate(ka.src.ID) {
+		if a.isPrivate(ka.addr.ID) || a.isPrivate(ka.src.Value().ID) {
 			a.removeFromAllBuckets(ka)
 		}
 	}
@@ -324,7 +325,7 @@ func (a *AddrBook) AddAddress(now time.Time, addr, src netaddr.NetAddress) error
 			return nil
 		}
 	} else {
-		ka = &knownAddress{addr: addr, src: src, bucketType: BucketNew, lastAttempt: stampOf(now)}
+		ka = &knownAddress{addr: addr, src: unique.Make(src), bucketType: BucketNew, lastAttempt: stampOf(now)}
 	}
 	a.addToNewBucket(now, ka, a.calcNewBucket(addr, src))
 	return nil
@@ -354,7 +355,7 @@ func (a *AddrBook) Source(id key.ID) (netaddr.NetAddress, bool) {
 	if ka == nil {
 		return netaddr.NetAddress{}, false
 	}
-	return ka.src, true
+	return ka.src.Value(), true
 }
 
 // RemoveUnprovenFrom removes every entry whose source has srcID and that is
@@ -364,7 +365,7 @@ func (a *AddrBook) Source(id key.ID) (netaddr.NetAddress, bool) {
 func (a *AddrBook) RemoveUnprovenFrom(srcID key.ID) int {
 	var drop []netaddr.NetAddress
 	for _, ka := range a.entries() {
-		if ka.src.ID == srcID && !ka.isOld() && ka.lastSuccess == 0 && ka.addr.ID != srcID {
+		if ka.src.Value().ID == srcID && !ka.isOld() && ka.lastSuccess == 0 && ka.addr.ID != srcID {
 			drop = append(drop, ka.addr)
 		}
 	}
@@ -658,7 +659,7 @@ func (a *AddrBook) MarkBad(now time.Time, addr netaddr.NetAddress, banDuration t
 		a.removeFromAllBuckets(ka)
 		b.ka, b.reinstate = ka, true
 	} else {
-		b.ka = &knownAddress{addr: addr, src: addr, bucketType: BucketNew}
+		b.ka = &knownAddress{addr: addr, src: unique.Make(addr), bucketType: BucketNew}
 	}
 	b.ka.lastBanTime = stampOf(until)
 	if len(a.bans) >= maxBans {
@@ -704,11 +705,11 @@ func (a *AddrBook) ReinstateBadPeers(now time.Time) int {
 		b := a.bans[id]
 		delete(a.bans, id)
 		ka := b.ka
-		if !b.reinstate || a.lookup[id] != nil || a.isPrivate(id) || a.isPrivate(ka.src.ID) || a.OurAddress(ka.addr) {
+		if !b.reinstate || a.lookup[id] != nil || a.isPrivate(id) || a.isPrivate(ka.src.Value().ID) || a.OurAddress(ka.addr) {
 			continue
 		}
 		ka.bucketType, ka.nBuckets = BucketNew, 0
-		a.addToNewBucket(now, ka, a.calcNewBucket(ka.addr, ka.src))
+		a.addToNewBucket(now, ka, a.calcNewBucket(ka.addr, ka.src.Value()))
 		n++
 	}
 	return n
@@ -923,7 +924,7 @@ func (a *AddrBook) moveToOld(now time.Time, ka *knownAddress) {
 		o := oldest(a.oldBuckets[idx])
 		a.removeFromBucket(o, idx)
 		o.bucketType = BucketNew
-		a.addToNewBucket(now, o, a.calcNewBucket(o.addr, o.src))
+		a.addToNewBucket(now, o, a.calcNewBucket(o.addr, o.src.Value()))
 	}
 	a.addToOldBucket(ka, idx)
 }

@@ -113,8 +113,8 @@ func (a *AddrBook) checkInvariants() error {
 			return fmt.Errorf("%s not at its list index", ka.addr)
 		case a.OurAddress(ka.addr):
 			return fmt.Errorf("our own address %s is in the book", ka.addr)
-		case a.isPrivate(ka.addr.ID) || a.isPrivate(ka.src.ID):
-			return fmt.Errorf("private %s (src %s) is in the book", ka.addr, ka.src)
+		case a.isPrivate(ka.addr.ID) || a.isPrivate(ka.src.Value().ID):
+			return fmt.Errorf("private %s (src %s) is in the book", ka.addr, ka.src.Value())
 		case a.strict && !ka.addr.Routable():
 			return fmt.Errorf("strict book holds unroutable %s", ka.addr)
 		}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unique"
 
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
@@ -61,10 +62,16 @@ type KnownAddress struct {
 }
 
 // knownAddress is the book's entry. It lives in 1..4 new buckets or exactly
-// one old bucket, in lookup, and in newList or oldList at listIdx.
+// one old bucket, in lookup, and in newList or oldList at listIdx. It takes
+// 112 bytes (TestKnownAddressSize): keep it small, since a book holds one per
+// known address.
 type knownAddress struct {
-	addr        netaddr.NetAddress
-	src         netaddr.NetAddress
+	addr netaddr.NetAddress
+	// src is interned: the entries a source told us of share one copy of its
+	// address (and, in a simulator, so do the books of every node that has the
+	// same peer), 8 bytes per entry instead of 48; the copy goes when the last
+	// entry does.
+	src         unique.Handle[netaddr.NetAddress]
 	attempts    int32
 	bucketType  BucketType
 	nBuckets    uint8
@@ -78,11 +85,10 @@ type knownAddress struct {
 // stamp is a wall-clock instant: the entry's compact form of a time.Time. A
 // book holds one entry per known address (about 1,000 per node in a
 // 10,000-node network), and three time.Time fields would take 72 of the
-// entry's bytes against 24 (144 bytes in all instead of 192;
-// TestKnownAddressSize holds it there). The zero stamp is the zero time;
-// any other is the Unix nanoseconds with the sign bit flipped, so that
-// stamps order as the instants do and the zero time comes before all of
-// them. The monotonic reading and the location are dropped (comparisons use
+// entry's bytes against 24 (TestKnownAddressSize holds the entry's size).
+// The zero stamp is the zero time; any other is the Unix nanoseconds with
+// the sign bit flipped, so that stamps order as the instants do and the zero
+// time comes before all of them. The monotonic reading and the location are dropped (comparisons use
 // the wall clock; snapshots and the file give UTC), and instants outside the
 // years 1678-2262 saturate at the nearest end.
 type stamp uint64
@@ -194,7 +200,7 @@ func (ka *knownAddress) snapshot() KnownAddress {
 	}
 	return KnownAddress{
 		Addr:        ka.addr,
-		Src:         ka.src,
+		Src:         ka.src.Value(),
 		Buckets:     bs,
 		Attempts:    ka.attempts,
 		BucketType:  ka.bucketType,

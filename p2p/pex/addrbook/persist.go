@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"time"
+	"unique"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
@@ -117,7 +118,7 @@ func (a *AddrBook) Save(w io.Writer) error {
 		}
 		jb.Addrs = append(jb.Addrs, jsonKnownAddress{
 			Addr:        toJSONAddr(ka.addr),
-			Src:         toJSONAddr(ka.src),
+			Src:         toJSONAddr(ka.src.Value()),
 			Buckets:     bs,
 			Attempts:    ka.attempts,
 			BucketType:  int(ka.bucketType),
@@ -397,7 +398,7 @@ func (a *AddrBook) loadEntry(e *jsonKnownAddress, now time.Time) string {
 	}
 	ka := &knownAddress{
 		addr:        addr,
-		src:         src,
+		src:         unique.Make(src),
 		attempts:    max(e.Attempts, 0),
 		bucketType:  t,
 		lastAttempt: stampOf(clampTime(la, now)),
