@@ -97,15 +97,14 @@
 //
 // Measured on the shared 2-core machine (BenchmarkScale, the baseline scenario: PEX from 3
 // seeds, the nodes starting over 10 s, then 10 messages of 1 KiB per second, 60 s of virtual
-// time): 1,000 nodes in 17-20 s of wall time (30-36 CPU-seconds, 3.6 million events, 8,682
-// windows, 470-660 KiB of heap per node); 3,000 in 67 s (124 CPU-seconds, earlier code);
-// 10,000 in 268 s (489 CPU-seconds, 33 million events, 10.4 GB resident); 20,000, the
-// largest run, in 418 s (`switchyard sim --nodes 20000`, 20.4 GB resident, memory being
-// what stops larger runs; the README gives the table). The goals in
-// the README's simulator section (1,000 nodes in 5 s, 10,000 in 60 s) are not met. Where the
-// time goes, at 1,000 nodes: the first 15 s of virtual time (the network booting through
-// PEX) take about 4 CPU-seconds, most of it in PEX and the address book; the 45 s of gossip
-// take about 24 for 3.4 million events, two thirds of it inside the gossipsub Router. About
+// time): 1,000 nodes in 13.6-14.1 s of wall time (25-26 CPU-seconds, 3.6 million events,
+// 8,682 windows, 435-461 KiB of heap per node); 3,000 in 67 s (124 CPU-seconds, earlier
+// code); 10,000 in 244 s (446 CPU-seconds, 33 million events); 22,000, the largest run, in
+// 599 s (`switchyard sim --nodes 22000`, 19.6 GB resident; the README gives the table). The
+// goals in the README's simulator section (1,000 nodes in 5 s, 10,000 in 60 s) are not met.
+// Where the time goes, at 1,000 nodes: the first 15 s of virtual time (the network booting
+// through PEX) take about 4 CPU-seconds, most of it in PEX and the address book; the 45 s of
+// gossip take the rest, 3.4 million events, two thirds of it inside the gossipsub Router. About
 // 6,300 of the windows are cut by global events while the network boots; removing every
 // such cut (a variant that changes results) saved about 0.4 s.
 //
