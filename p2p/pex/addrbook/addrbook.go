@@ -659,6 +659,8 @@ func (a *AddrBook) MarkBad(now time.Time, addr netaddr.NetAddress, banDuration t
 		a.removeFromAllBuckets(ka)
 		b.ka, b.reinstate = ka, true
 	} else {
+		// Never reinstated; its source is set only so that every entry has a
+		// valid handle (the zero Handle's Value panics).
 		b.ka = &knownAddress{addr: addr, src: unique.Make(addr), bucketType: BucketNew}
 	}
 	b.ka.lastBanTime = stampOf(until)

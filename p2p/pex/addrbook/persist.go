@@ -107,8 +107,7 @@ func toJSONAddr(na netaddr.NetAddress) jsonNetAddress {
 // per entry with "addr", "src", "buckets", "attempts", "bucket_type" (1 new,
 // 2 old) and RFC 3339 times "last_attempt", "last_success", "last_ban_time".
 // Bans are not written (docs/WIRE.md §7.4). The output is deterministic for a
-// given book. Save fails only if w does, or if a time lies outside years
-// 0..9999.
+// given book. Times are written in UTC. Save fails only if w does.
 func (a *AddrBook) Save(w io.Writer) error {
 	jb := jsonBook{Key: a.key, Addrs: make([]jsonKnownAddress, 0, a.Size())}
 	for _, ka := range a.entries() {
@@ -137,13 +136,9 @@ func (a *AddrBook) Save(w io.Writer) error {
 	return nil
 }
 
-func formatTime(t time.Time) string {
-	b, err := t.MarshalText() // RFC 3339 with nanoseconds, as time.Time's JSON
-	if err != nil {
-		return t.UTC().Format(time.RFC3339Nano) // out-of-range year: Load skips it
-	}
-	return string(b)
-}
+// formatTime writes t as time.Time's JSON does (RFC 3339 with nanoseconds); the
+// book's times (stamps) lie within the years 1677-2262, where that cannot fail.
+func formatTime(t time.Time) string { return t.Format(time.RFC3339Nano) }
 
 func parseTime(s string) (time.Time, bool) {
 	if s == "" {
