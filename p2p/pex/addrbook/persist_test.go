@@ -183,6 +183,40 @@ func TestLoadClampsFutureTimes(t *testing.T) {
 	}
 }
 
+// TestLoadSaturatesFarTimes: a ban time past 2262 and a last attempt before
+// 1678, which the book cannot hold to the nanosecond, load as the nearest
+// instants it can hold, and the file it saves then reloads to the same bytes.
+func TestLoadSaturatesFarTimes(t *testing.T) {
+	e := entryJSON(string(testID(1)), "1.2.3.4", 1, "[3]", 1)
+	e = strings.Replace(e, `"last_attempt":"2026-01-01T00:00:00Z"`, `"last_attempt":"1500-06-01T00:00:00+02:00"`, 1)
+	e = strings.Replace(e, `"last_ban_time":"0001-01-01T00:00:00Z"`, `"last_ban_time":"9999-01-01T00:00:00Z"`, 1)
+	a := newBook(t, Config{}, 24)
+	if rep, err := a.Load(strings.NewReader(`{"key":"k","addrs":[`+e+`]}`), t0); err != nil || rep.Loaded != 1 {
+		t.Fatalf("Load: %+v, %v", rep, err)
+	}
+	k := a.ListOfKnownAddresses()[0]
+	if !k.LastAttempt.Equal(minStampTime) || !k.LastBanTime.Equal(maxStampTime) || !k.LastSuccess.IsZero() {
+		t.Fatalf("times %v, %v, %v; want %v, %v and zero", k.LastAttempt, k.LastBanTime, k.LastSuccess, minStampTime, maxStampTime)
+	}
+	var s1, s2 bytes.Buffer
+	if err := a.Save(&s1); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s1.String(), `"last_ban_time": "2262-04-11T23:47:16.854775807Z"`) {
+		t.Fatalf("saved:\n%s", s1.String())
+	}
+	b := newBook(t, Config{}, 25)
+	if rep, err := b.Load(bytes.NewReader(s1.Bytes()), t0); err != nil || rep.Loaded != 1 {
+		t.Fatalf("reload: %+v, %v", rep, err)
+	}
+	if err := b.Save(&s2); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s1.Bytes(), s2.Bytes()) {
+		t.Fatalf("round trip differs:\n%s\n%s", s1.Bytes(), s2.Bytes())
+	}
+}
+
 func TestLoadFullBucket(t *testing.T) {
 	var entries []string
 	for i := range newBucketSize + 1 { // CometBFT's off-by-one allows 65
