@@ -43,7 +43,11 @@ and sybil addresses scale with it).
 It prints progress (virtual time, wall time, events per second) to stderr and a
 summary table to stdout. With --out DIR it writes summary.json, results.json,
 CSV files, plots (SVG and PNG) and an index.html report into DIR; every file
-except summary.json's wall_seconds is the same for the same seed.`,
+except summary.json's wall_seconds is the same for the same seed.
+
+Unless GOMEMLIMIT is set, the run's soft memory limit is 85% of the machine's
+memory (or of its cgroup's limit): near it the garbage collector runs more often
+instead of letting the heap grow past what the machine holds.`,
 		Example: `  switchyard sim list
   switchyard sim eclipse --nodes 200 --sybils 800 --out /tmp/eclipse
   switchyard sim gossip --nodes 10000 --seed 7 --duration 60s`,
@@ -117,6 +121,12 @@ func runSim(cmd *cobra.Command, name string, f simFlags) error {
 			fmt.Fprintf(errw, "virtual %6.1fs / %.0fs   wall %7.1fs   events %11d   %8.0f events/s   published %d\n",
 				p.Virtual.Seconds(), p.Duration.Seconds(), wall, p.Events, float64(p.Events)/max(wall, 1e-9), p.Published)
 		}
+	}
+	limit, restore := setSimMemoryLimit()
+	defer restore()
+	if limit > 0 && !f.quiet {
+		fmt.Fprintf(errw, "memory limit %.1f GiB (%.0f%% of this machine's memory; set GOMEMLIMIT to choose another)\n",
+			float64(limit)/(1<<30), simMemoryShare*100)
 	}
 	s, err := sim.New(cfg)
 	if err != nil {
