@@ -21,9 +21,9 @@ const simMemoryShare = 0.85
 //
 // Why: the simulator's live heap grows with the network (about 0.5-0.7 MiB per node, the
 // README's simulator section), and with the runtime's default GOGC of 100 the heap may
-// reach twice its live size before a collection. From about 20,000 nodes on a 24 GB
-// machine that is more memory than there is; a soft limit makes the collector run more
-// often instead.
+// reach twice its live size before a collection: from about 20,000 nodes on a 24 GB
+// machine, twice the live heap is more than the machine holds. A soft limit makes the
+// collector run more often instead.
 func simMemoryLimit(meminfo, cgroupMax []byte) int64 {
 	var total int64
 	sc := bufio.NewScanner(bytes.NewReader(meminfo))

@@ -36,8 +36,8 @@ func (t BucketType) String() string {
 // KnownAddress is a snapshot of one address book entry, as returned by
 // ListOfKnownAddresses (for /net_info-style status pages and the crawler).
 // It is a copy: changing it does not change the book. Its times are in UTC,
-// to the nanosecond; the book keeps instants between the years 1678 and 2262
-// and moves any other to the nearer end of that range.
+// to the nanosecond; the book keeps instants from September 1677 to April
+// 2262 and moves any other to the nearer end of that range.
 type KnownAddress struct {
 	// Addr is the stored address. Its ID is unique in the book.
 	Addr netaddr.NetAddress
@@ -88,9 +88,10 @@ type knownAddress struct {
 // entry's bytes against 24 (TestKnownAddressSize holds the entry's size).
 // The zero stamp is the zero time; any other is the Unix nanoseconds with
 // the sign bit flipped, so that stamps order as the instants do and the zero
-// time comes before all of them. The monotonic reading and the location are dropped (comparisons use
-// the wall clock; snapshots and the file give UTC), and instants outside the
-// years 1678-2262 saturate at the nearest end.
+// time comes before all of them. The monotonic reading and the location are
+// dropped (comparisons use the wall clock; snapshots and the file give UTC),
+// and instants outside what int64 nanoseconds hold (September 1677 to April
+// 2262) saturate at the nearer end.
 type stamp uint64
 
 var (

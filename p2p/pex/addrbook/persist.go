@@ -136,8 +136,8 @@ func (a *AddrBook) Save(w io.Writer) error {
 	return nil
 }
 
-// formatTime writes t as time.Time's JSON does (RFC 3339 with nanoseconds); the
-// book's times (stamps) lie within the years 1677-2262, where that cannot fail.
+// formatTime writes t as time.Time's JSON does (RFC 3339 with nanoseconds): for
+// the book's times (stamps, years 1677-2262) the two agree.
 func formatTime(t time.Time) string { return t.Format(time.RFC3339Nano) }
 
 func parseTime(s string) (time.Time, bool) {

@@ -184,7 +184,7 @@ func TestLoadClampsFutureTimes(t *testing.T) {
 }
 
 // TestLoadSaturatesFarTimes: a ban time past 2262 and a last attempt before
-// 1678, which the book cannot hold to the nanosecond, load as the nearest
+// 1677, which the book cannot hold to the nanosecond, load as the nearest
 // instants it can hold, and the file it saves then reloads to the same bytes.
 func TestLoadSaturatesFarTimes(t *testing.T) {
 	e := entryJSON(string(testID(1)), "1.2.3.4", 1, "[3]", 1)
