@@ -57,15 +57,20 @@ func runWithSwitch(t *testing.T, r *Reactor, sw *p2p.Switch) (stop func()) {
 }
 
 // TestSeedNetworkConverges: a seed-mode node and four nodes that know only the seed, over real
-// loopback, end fully connected (every non-seed node connected to the three others).
+// loopback, end fully connected (every non-seed node connected to the three others) with the
+// three others in every book. The reactor adds an inbound peer's address when its loop handles
+// the Switch's peer event, after the Switch lists the peer, so both are waited for together.
 func TestSeedNetworkConverges(t *testing.T) {
 	seed := startNode(t, 100, Config{SeedMode: true})
 	var nodes []*node
 	for i := range 4 {
 		nodes = append(nodes, startNode(t, int64(i), Config{Seeds: []netaddr.NetAddress{seed.addr}}))
 	}
-	p2ptest.WaitFor(t, 30*time.Second, "full connectivity", func() bool {
+	p2ptest.WaitFor(t, 30*time.Second, "full connectivity and books of 3 or more", func() bool {
 		for _, n := range nodes {
+			if n.r.AddrBookSize() < 3 {
+				return false
+			}
 			for _, m := range nodes {
 				if n != m && !n.sw.Peers().Has(m.addr.ID) {
 					return false
@@ -74,11 +79,6 @@ func TestSeedNetworkConverges(t *testing.T) {
 		}
 		return true
 	})
-	for _, n := range nodes {
-		if n.r.AddrBookSize() < 3 {
-			t.Errorf("%s: book of %d", n.addr.ID, n.r.AddrBookSize())
-		}
-	}
 }
 
 // TestOversizedMessageOverSwitch is RELIABILITY A-05's channel cap: a PEX message above 64000
