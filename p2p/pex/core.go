@@ -180,8 +180,12 @@ type Core struct {
 	banIDs   map[key.ID]time.Time // Switch bans we know of (Banned, and our own Stops)
 	banIPs   map[netip.Addr]time.Time
 
-	dialing  map[key.ID]time.Time // handed to the shell as Dials, outcome not seen yet
-	attempts map[key.ID]int       // failed dials since the last success (non-persistent)
+	dialing map[key.ID]time.Time // handed to the shell as Dials, outcome not seen yet
+	// attempts counts the failed dials of each non-persistent address since its last success.
+	// An entry whose ID is not in the book is forgotten attemptsTTL after its last failure
+	// (pruneDialState), so the table holds at most the book's IDs plus the addresses that
+	// failed within attemptsTTL (RELIABILITY B-05).
+	attempts map[key.ID]dialAttempts
 	// authFails counts, per source ID, the gossiped addresses that failed authentication
 	// (bounded by maxTrackedSources).
 	authFails map[key.ID]int
@@ -268,7 +272,7 @@ func newCore(cfg Config, book *addrbook.AddrBook, rng *rand.Rand) *Core {
 		banIDs:      make(map[key.ID]time.Time),
 		banIPs:      make(map[netip.Addr]time.Time),
 		dialing:     make(map[key.ID]time.Time),
-		attempts:    make(map[key.ID]int),
+		attempts:    make(map[key.ID]dialAttempts),
 		authFails:   make(map[key.ID]int),
 		crawled:     make(map[key.ID]time.Time),
 		roundDialed: make(map[key.ID]struct{}),
@@ -351,6 +355,33 @@ func (c *Core) switchBanned(now time.Time, id key.ID, ip netip.Addr) bool {
 	return false
 }
 
+// dialAttempts is one address's failed dials since its last success.
+type dialAttempts struct {
+	n    int
+	last time.Time // the latest failure
+}
+
+// pruneDialState forgets, at each periodic round, the dials that are no longer in flight
+// (dialingTTL) and the failure counts of addresses that are not in the book and have not
+// failed for attemptsTTL. Neither changes a decision: isDialing ignores an expired entry,
+// and a count outside the book is kept for as long as the Switch's dial queue may still be
+// retrying the address.
+func (c *Core) pruneDialState(now time.Time) {
+	for id, t := range c.dialing {
+		if now.Sub(t) >= dialingTTL {
+			delete(c.dialing, id)
+		}
+	}
+	for id, a := range c.attempts {
+		if now.Sub(a.last) < attemptsTTL {
+			continue
+		}
+		if _, inBook := c.book.Source(id); !inBook {
+			delete(c.attempts, id)
+		}
+	}
+}
+
 func (c *Core) pruneBans(now time.Time) {
 	for id, t := range c.banIDs {
 		if !now.Before(t) {
@@ -428,6 +459,7 @@ func (c *Core) Tick(now time.Time) {
 			c.ensurePeers(now, true)
 		}
 		c.pruneBans(now)
+		c.pruneDialState(now)
 		c.nextTick = now.Add(c.cfg.EnsurePeersPeriod)
 	}
 	if !c.nextAsk.IsZero() && !now.Before(c.nextAsk) {
@@ -1005,8 +1037,11 @@ func (c *Core) DialFailed(now time.Time, addr netaddr.NetAddress, why DialFailur
 		}
 	default:
 		c.book.MarkAttempt(now, addr)
-		c.attempts[id]++
-		if n := c.attempts[id]; n >= MaxAttemptsToDial {
+		a := c.attempts[id]
+		a.n++
+		a.last = now
+		c.attempts[id] = a
+		if n := a.n; n >= MaxAttemptsToDial {
 			// The Switch's queue gives up after the same number (dial.DefaultMaxAttempts), so
 			// the address was dialed at most 16 times (RELIABILITY A-11).
 			c.ready.Notes = append(c.ready.Notes, Note{Kind: NoteUnreachable, Addr: addr, N: n})

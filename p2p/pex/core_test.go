@@ -386,7 +386,7 @@ func TestDialOutcomes(t *testing.T) {
 	}
 	n.dialFailed(t0, testAddr(2), refused)
 	n.connect(c, t0, &fakePeer{addr: testAddr(2), outbound: true})
-	if c.attempts[testAddr(2).ID] != 0 || !c.book.IsGood(testAddr(2).ID) {
+	if c.attempts[testAddr(2).ID].n != 0 || !c.book.IsGood(testAddr(2).ID) {
 		t.Error("successful dial: not marked good or attempts kept")
 	}
 	self := &transport.RejectedError{Reason: transport.RejectSelf, Err: transport.ErrSelf}

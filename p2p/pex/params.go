@@ -70,6 +70,14 @@ const requestMargin = time.Second
 // disconnected (ErrFlood).
 const maxPendingPerPeer = 16
 
+// attemptsTTL is how long the Core keeps the failure count of an address that is not in the
+// book after its latest failed dial. It is far longer than the Switch's redial delays (at most
+// 30 s plus jitter by default, 5 minutes at the dial queue's own cap), so a series of
+// redials is counted whole and its MaxAttemptsToDial-th failure still marks the address bad
+// (RELIABILITY A-11, B-05). Only with persistent_peers_max_dial_period above an hour can a
+// series lose its count; the dial queue still stops after its own MaxAttempts.
+const attemptsTTL = time.Hour
+
 // dialingTTL is how long an address handed to Switch.DialPeers counts as "being dialed" for
 // the picks of ensurePeers and the crawler when no outcome was reported (the Switch drops some
 // addresses without an event, e.g. when its dial queue is full).
