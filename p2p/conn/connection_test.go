@@ -600,19 +600,30 @@ func TestMConnRecvRateLimit(t *testing.T) {
 	})
 }
 
-// TestMConnConnectCloseCycles (B-04): many connect/close cycles leak no goroutines or timers.
+// TestMConnConnectCloseCycles (B-04): many connect/close cycles leak no goroutines or timers. Every
+// connection runs on one manual clock, so a timer that is armed and never stopped stays pending
+// there even if nothing waits on it: after each cycle no timer may be pending. The cycles vary
+// what is going on at Close: the ping and statistics deadlines are always set; on some cycles the
+// clock has just passed PingInterval, so pings and pong deadlines are in flight; on others a
+// throttled flush waits (FlushThrottle with unflushed data). Without the send goroutine's timer
+// Stop, cycle 0 fails with 2 timers armed.
 func TestMConnConnectCloseCycles(t *testing.T) {
 	n := 10_000
 	if testing.Short() {
 		n = 1000
 	}
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	for i := range n {
+		cfg := MConnConfig{Clock: clk, PingInterval: time.Second, PongTimeout: 500 * time.Millisecond}
+		if i%3 == 0 {
+			cfg.FlushThrottle = 10 * time.Millisecond
+		}
 		ca, cb := net.Pipe()
-		a, err := NewMConnection(ca, testMConnChannels, nil, nil, MConnConfig{})
+		a, err := NewMConnection(ca, testMConnChannels, nil, nil, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := NewMConnection(cb, testMConnChannels, nil, nil, MConnConfig{})
+		b, err := NewMConnection(cb, testMConnChannels, nil, nil, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -621,12 +632,18 @@ func TestMConnConnectCloseCycles(t *testing.T) {
 		if i%10 == 0 {
 			a.Send(0x01, []byte("hi"))
 		}
+		if i%4 == 1 {
+			clk.Advance(time.Second) // both ping; their pong deadlines are armed
+		}
 		if i%2 == 0 {
 			a.FlushStop()
 		} else {
 			a.Close()
 		}
 		b.Close()
+		if p := clk.Pending(); p != 0 {
+			t.Fatalf("cycle %d: %d timers still armed after Close", i, p)
+		}
 	}
 	goleak.VerifyNone(t)
 }
