@@ -41,6 +41,13 @@ const (
 	// MaxMaxPacketMsgPayloadSize is the largest MaxPacketMsgPayloadSize Validate accepts (1 MiB).
 	MaxMaxPacketMsgPayloadSize = 1 << 20
 
+	// MinPongInterval is the least time between two PacketPongs. A pong answers every ping that
+	// came before it, so a peer that pings more often than this (a flood of pings, RELIABILITY
+	// Q-05) gets one pong per interval, each written (a whole 1044-byte sealed frame on a
+	// SecretConnection) when the interval ends, instead of one per wake-up of the send
+	// goroutine. A peer that pings at cometbft's PingInterval (60 s) never waits for one.
+	MinPongInterval = 100 * time.Millisecond
+
 	numBatchPacketMsgs  = 10              // packets per send batch (cometbft numBatchPacketMsgs)
 	updateStatsInterval = 2 * time.Second // recentlySent decay and rate sampling period
 	recentlySentDecay   = 0.8
@@ -161,8 +168,8 @@ type MConnConfig struct {
 	// FlushThrottle selects the flush policy. 0 (the default) is adaptive: buffered packets are flushed
 	// as soon as every send queue is drained, so a lone small message is not delayed, while a busy
 	// connection coalesces writes of up to 64 KiB. A positive value reproduces cometbft's throttle
-	// timer: data is flushed FlushThrottle after the first unflushed packet. Pings and pongs always flush
-	// at once.
+	// timer: data is flushed FlushThrottle after the first unflushed packet. Pings always flush at once;
+	// so do pongs, at most one per MinPongInterval.
 	FlushThrottle time.Duration
 	// PingInterval is the period of PacketPing, sent regardless of traffic. 0 means 60 s.
 	PingInterval time.Duration

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -515,6 +516,57 @@ func TestMConnPingFlood(t *testing.T) {
 	})
 }
 
+// TestMConnPingFloodReadPongs: a peer that floods pings and reads our pongs gets at most one
+// pong per MinPongInterval (each pong is a flush, and a whole sealed frame on a SecretConnection),
+// and the flood leaves goroutines and the heap flat. The flood takes no time on the bubble's
+// clock, so it gets the first pong at once and the second MinPongInterval later.
+func TestMConnPingFloodReadPongs(t *testing.T) {
+	for _, throttle := range []time.Duration{0, 10 * time.Millisecond} {
+		t.Run(fmt.Sprint("FlushThrottle=", throttle), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				_, remote, rec := newTestMConn(t, testMConnChannels, MConnConfig{RecvRate: -1, FlushThrottle: throttle})
+				p := startRawPeer(remote, false)
+				synctest.Wait()
+				goroutines := runtime.NumGoroutine()
+				heap := heapInUse()
+				start := time.Now()
+				chunk := bytes.Repeat(pingPacket, 1000)
+				for range 100 {
+					if err := writeAll(remote, chunk); err != nil {
+						t.Fatal(err)
+					}
+				}
+				synctest.Wait()
+				if g := runtime.NumGoroutine(); g > goroutines {
+					t.Fatalf("goroutines grew from %d to %d", goroutines, g)
+				}
+				if grew := int64(heapInUse()) - int64(heap); grew > 256<<10 {
+					t.Fatalf("heap in use grew by %d bytes", grew)
+				}
+				if n := p.pongs.Load(); n != 1 {
+					t.Fatalf("%d pongs for 100000 pings at once; want 1", n)
+				}
+				time.Sleep(100 * time.Millisecond)
+				synctest.Wait()
+				if n := p.pongs.Load(); n != 2 || time.Since(start) != MinPongInterval {
+					t.Fatalf("%d pongs after %v; want 2 after %v", n, time.Since(start), MinPongInterval)
+				}
+				if errs := rec.errors(); len(errs) != 0 {
+					t.Fatal(errs)
+				}
+			})
+		})
+	}
+}
+
+// heapInUse returns the heap's bytes in use after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
 // TestMConnPongTimeout: a peer that never answers pings is dropped PongTimeout after the ping.
 func TestMConnPongTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -664,7 +716,7 @@ func TestMConnSlowReactor(t *testing.T) {
 			msg := string(rune('a' + i))
 			sent[msg] = time.Now()
 			a.Send(0xB0, []byte(msg))
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(MinPongInterval)
 		}
 		synctest.Wait()
 		if errs := append(ra.errors(), rb.errors()...); len(errs) != 0 {

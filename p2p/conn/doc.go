@@ -27,9 +27,10 @@
 //   - the send goroutine (send.go) owns the write side: it picks, for each packet, the channel with
 //     pending data and the lowest recentlySent/Priority, writes batches of 10 packets into a 64 KiB
 //     buffer, applies the send rate limit between batches, sends a PacketPing every PingInterval,
-//     answers pings (pongs coalesce: at most one pending) and fails the connection with
-//     ErrPongTimeout if a PacketPong is late. It parks on one wakeup channel and one timer: its
-//     deadlines (ping, pong, statistics, rate limit, flush throttle) are a plain struct,
+//     answers pings (pongs coalesce: at most one pending, and at most one written per
+//     MinPongInterval) and fails the connection with ErrPongTimeout if a PacketPong is late. It
+//     parks on one wakeup channel and one timer: its deadlines (ping, pong, a held-back pong,
+//     statistics, rate limit, flush throttle) are a plain struct,
 //     sendSchedule, whose nextDeadline sets that timer. Checking the pong deadline here rather than
 //     in a timer callback also gives the PongTimeout rule for free: while this goroutine is blocked
 //     in a write (the peer is not reading, so it may not have read our ping) the check waits, and a

@@ -25,13 +25,17 @@ type sendSchedule struct {
 	limitAt   time.Time // the end of a send rate-limit wait: data waits until then
 	flushAt   time.Time // cometbft's throttle flush (FlushThrottle > 0 only)
 	pongAt    time.Time // the PacketPong for the last ping is due by then
+	// pongSendAt is when a pong held back by MinPongInterval may be written; lastPong is when
+	// the last one was written (zero: none yet).
+	pongSendAt time.Time
+	lastPong   time.Time
 }
 
 // nextDeadline returns the earliest deadline that is set (nextPing always is). It reads no clock:
 // the send goroutine calls it after every wakeup, and only a changed result costs a clock read.
 func (s *sendSchedule) nextDeadline() time.Time {
 	next := s.nextPing
-	for _, t := range [...]time.Time{s.nextStats, s.limitAt, s.flushAt, s.pongAt} {
+	for _, t := range [...]time.Time{s.nextStats, s.limitAt, s.flushAt, s.pongAt, s.pongSendAt} {
 		if !t.IsZero() && t.Before(next) {
 			next = t
 		}
@@ -108,6 +112,9 @@ func (c *MConnection) sendRoutine() {
 		if due(s.limitAt, now) {
 			s.limitAt = time.Time{}
 		}
+		if due(s.pongSendAt, now) {
+			s.pongSendAt = time.Time{} // the pong goes out below, in the loop
+		}
 		if due(s.flushAt, now) {
 			s.flushAt = time.Time{}
 			if err := c.flush(true); err != nil {
@@ -164,8 +171,8 @@ func (c *MConnection) sendRoutine() {
 			timerAt = time.Time{} // the timer is spent
 			err = timers(c.clk.Now())
 		}
-		if err == nil && c.pongDue.Swap(false) {
-			err = c.writeControl(pongPacket)
+		if err == nil && s.pongSendAt.IsZero() && c.pongDue.Load() {
+			err = c.sendPong(c.clk.Now())
 		}
 		if err == nil && s.limitAt.IsZero() {
 			err = sendData()
@@ -180,6 +187,20 @@ func (c *MConnection) sendRoutine() {
 			timer.Reset(next.Sub(c.clk.Now()))
 		}
 	}
+}
+
+// sendPong answers the pings received so far with one pong, or, within MinPongInterval of the
+// previous pong, sets pongSendAt so that the timer brings it back then. Pongs coalesce: one
+// pong answers every ping that came before it.
+func (c *MConnection) sendPong(now time.Time) error {
+	s := &c.sched
+	if next := s.lastPong.Add(MinPongInterval); !s.lastPong.IsZero() && now.Before(next) {
+		s.pongSendAt = next
+		return nil
+	}
+	c.pongDue.Store(false)
+	s.lastPong = now
+	return c.writeControl(pongPacket)
 }
 
 // checkPong handles the pong deadline at now: nothing if the pong arrived, a new wait if the
