@@ -363,9 +363,9 @@ type dialAttempts struct {
 
 // pruneDialState forgets, at each periodic round, the dials that are no longer in flight
 // (dialingTTL) and the failure counts of addresses that are not in the book and have not
-// failed for attemptsTTL. Neither changes a decision: isDialing ignores an expired entry,
-// and a count outside the book is kept for as long as the Switch's dial queue may still be
-// retrying the address.
+// failed for attemptsTTL. The first changes no decision (isDialing ignores an expired
+// entry); the second drops only counts that the Switch's dial queue has stopped adding to,
+// since its redials of one address are minutes apart at most.
 func (c *Core) pruneDialState(now time.Time) {
 	for id, t := range c.dialing {
 		if now.Sub(t) >= dialingTTL {
