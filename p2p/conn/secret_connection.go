@@ -133,8 +133,13 @@ var (
 // Data written is split into chunks of at most DataMaxSize bytes, each sent
 // as one SealedFrameSize-byte ChaCha20-Poly1305 frame; all frames produced by
 // one Write call (up to 64 per syscall) are handed to the underlying conn
-// together. Read returns data from at most one frame and buffers the rest.
-// Message boundaries are not preserved: treat it as a byte stream.
+// together. Read opens the frames already received, as many as fit in b, and
+// keeps the rest of a frame for the next Read. Message boundaries are not
+// preserved: treat it as a byte stream. While data streams in (a read from the
+// underlying conn filled the 64-frame buffer), a goroutine of the connection
+// reads ahead, up to 8 chunks of 64 frames (about 530 KiB, pooled), while Read
+// opens the frames already read; it ends at the first read that finds less
+// than a chunk waiting, and Close waits for it (readahead.go).
 //
 // Read and Write may be called concurrently with each other and each from
 // several goroutines (separate send and receive locks). A Write of at most
@@ -170,7 +175,16 @@ type SecretConnection struct {
 	recvEnd      int                                      // end of sealed bytes in recvRaw
 	recvData     []byte                                   // decrypted, not yet returned chunk bytes (inside recvRaw)
 	recvNonceBuf [chacha20poly1305.NonceSize]byte
+
+	// Read-ahead while streaming (readahead.go): ahead is guarded by recvMu, aheadLast by
+	// aheadMu.
+	ahead     *readAhead // the read-ahead whose chunks Read takes; nil for direct reads
+	aheadMu   sync.Mutex
+	aheadLast *readAhead // the last read-ahead started, for closeConn and Close
 }
+
+// errClosedRead is Read's error once the connection is closed.
+var errClosedRead = fmt.Errorf("conn: secret connection read: %w", net.ErrClosed)
 
 var _ net.Conn = (*SecretConnection)(nil)
 
@@ -767,7 +781,7 @@ func (sc *SecretConnection) Read(b []byte) (int, error) {
 		return 0, sc.recvErr
 	}
 	if sc.closed.Load() {
-		return 0, fmt.Errorf("conn: secret connection read: %w", net.ErrClosed)
+		return 0, errClosedRead
 	}
 	if len(b) == 0 {
 		return 0, nil
@@ -815,12 +829,23 @@ func (sc *SecretConnection) Read(b []byte) (int, error) {
 
 // fillFrame ensures recvRaw[recvStart:recvEnd] holds at least one whole
 // sealed frame, reading as much as is available from the conn (up to
-// scRecvSmallFrames frames, or scRecvBigFrames while data streams in).
-// Called with recvMu held and recvData empty, so nothing references recvRaw.
+// scRecvSmallFrames frames, or scRecvBigFrames while data streams in), or
+// taking the read-ahead's chunks while it runs. A read that fills the big
+// buffer starts the read-ahead (readahead.go). Called with recvMu held and
+// recvData empty, so nothing references recvRaw.
 func (sc *SecretConnection) fillFrame() error {
 	if sc.recvEnd-sc.recvStart >= SealedFrameSize {
 		return nil
 	}
+	if sc.ahead != nil {
+		return sc.fillAhead()
+	}
+	return sc.fillDirect(nil)
+}
+
+// fillDirect is fillFrame reading from the conn itself. A non-nil pending is the error of the
+// read-ahead's last read, reported here in place of the first read.
+func (sc *SecretConnection) fillDirect(pending error) error {
 	switch {
 	case sc.recvBig == nil && sc.recvLastFull:
 		big := scRecvPool.Get().(*[scRecvBigFrames * SealedFrameSize]byte)
@@ -835,10 +860,19 @@ func (sc *SecretConnection) fillFrame() error {
 	}
 	sc.recvStart = 0
 	for sc.recvEnd < SealedFrameSize {
-		m, err := sc.conn.Read(sc.recvRaw[sc.recvEnd:])
+		var m int
+		err := pending
+		if err != nil {
+			pending = nil
+		} else {
+			m, err = sc.conn.Read(sc.recvRaw[sc.recvEnd:])
+		}
 		sc.recvEnd += m
 		sc.recvLastFull = sc.recvEnd == len(sc.recvRaw)
 		if sc.recvEnd >= SealedFrameSize {
+			if sc.recvLastFull && sc.recvBig != nil && err == nil {
+				sc.startReadAhead()
+			}
 			return nil // any error recurs on the next call
 		}
 		if err == nil {
@@ -846,7 +880,7 @@ func (sc *SecretConnection) fillFrame() error {
 		}
 		switch {
 		case sc.closed.Load():
-			return fmt.Errorf("conn: secret connection read: %w", net.ErrClosed)
+			return errClosedRead
 		case errors.Is(err, io.EOF) && sc.recvEnd == 0:
 			sc.recvErr = io.EOF
 			return io.EOF
@@ -866,7 +900,8 @@ func (sc *SecretConnection) fillFrame() error {
 func (sc *SecretConnection) recvBuffered() bool {
 	sc.recvMu.Lock()
 	defer sc.recvMu.Unlock()
-	return len(sc.recvData) > 0 || sc.recvEnd-sc.recvStart >= SealedFrameSize
+	return len(sc.recvData) > 0 || sc.recvEnd-sc.recvStart >= SealedFrameSize ||
+		(sc.ahead != nil && len(sc.ahead.reads) > 0)
 }
 
 // scIsTimeout reports whether err is a deadline timeout after which the
@@ -891,7 +926,10 @@ func (sc *SecretConnection) recvFail(err error) error {
 // closeConn marks the connection closed and closes the underlying conn once.
 func (sc *SecretConnection) closeConn() error {
 	sc.closed.Store(true)
-	sc.closeOnce.Do(func() { sc.closeErr = sc.conn.Close() })
+	sc.closeOnce.Do(func() {
+		sc.stopAhead()
+		sc.closeErr = sc.conn.Close()
+	})
 	return sc.closeErr
 }
 
@@ -900,7 +938,9 @@ func (sc *SecretConnection) closeConn() error {
 // net.ErrClosed. It returns the underlying Close error (the same on every
 // call).
 func (sc *SecretConnection) Close() error {
-	return sc.closeConn()
+	err := sc.closeConn()
+	sc.waitAhead()
+	return err
 }
 
 // LocalAddr returns the underlying connection's local address.
