@@ -3,6 +3,7 @@ package conn
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"io"
 	mrand "math/rand/v2"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // scTCPRawPair is scRawPair over loopback TCP, whose receive buffer holds every frame a test
@@ -254,4 +257,76 @@ func TestReadAheadChunkBoundaries(t *testing.T) {
 			t.Fatalf("seed %d: Read at the end = %d, %v; want io.EOF", seed, n, err)
 		}
 	}
+}
+
+// FuzzReadAheadChunks is TestReadAheadChunkBoundaries with the chunk sizes, and optionally one
+// flipped byte of the sealed stream, taken from the input: Read returns exactly the frames
+// before the first damaged one, then ErrDecrypt (or, undamaged, everything, then io.EOF).
+func FuzzReadAheadChunks(f *testing.F) {
+	f.Add([]byte{0x10, 0x00, 0xff, 0xff, 0x01, 0x02}, uint32(0), false)
+	f.Add([]byte{0x04, 0x14}, uint32(5000), true)
+	var toSC, fromSC [32]byte // fixed keys: the sealed stream is built once
+	rand.Read(toSC[:])
+	rand.Read(fromSC[:])
+	const frames = 40
+	var sealed, plain []byte
+	{
+		aead, err := chacha20poly1305.New(toSC[:])
+		if err != nil {
+			f.Fatal(err)
+		}
+		for i := range frames {
+			chunk := bytes.Repeat([]byte{byte(i)}, DataMaxSize)
+			frame := make([]byte, scTotalFrameSize)
+			binary.LittleEndian.PutUint32(frame, DataMaxSize)
+			copy(frame[scDataLenSize:], chunk)
+			var nonce [12]byte
+			sealed = append(sealed, aead.Seal(nil, scNonce(&nonce, uint64(i)), frame, nil)...)
+			plain = append(plain, chunk...)
+		}
+	}
+	f.Fuzz(func(t *testing.T, sizes []byte, flipAt uint32, flip bool) {
+		stream := bytes.Clone(sealed)
+		want, wantErr := plain, error(io.EOF)
+		if flip {
+			at := int(flipAt) % len(stream)
+			stream[at] ^= 0x80
+			want, wantErr = plain[:at/SealedFrameSize*DataMaxSize], ErrDecrypt
+		}
+		c, raw := net.Pipe()
+		defer raw.Close()
+		sc, err := scNew(c, &fromSC, &toSC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		ra := &readAhead{reads: make(chan aheadRead, len(stream)), done: make(chan struct{}), stop: make(chan struct{})}
+		for i, rest := 0, stream; ; i += 2 {
+			size := len(scChunk{}) - SealedFrameSize
+			if i+1 < len(sizes) {
+				size = 1 + int(binary.LittleEndian.Uint16(sizes[i:]))%size
+			}
+			ch := new(scChunk)
+			n := copy(ch[SealedFrameSize:], rest[:min(len(rest), size)])
+			rest = rest[n:]
+			if len(rest) == 0 {
+				ra.reads <- aheadRead{chunk: ch, n: n, err: io.EOF, last: true}
+				break
+			}
+			ra.reads <- aheadRead{chunk: ch, n: n}
+		}
+		sc.ahead = ra
+		var got []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := sc.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				if !bytes.Equal(got, want) || !errors.Is(err, wantErr) {
+					t.Fatalf("read %d bytes then %v; want %d bytes then %v", len(got), err, len(want), wantErr)
+				}
+				return
+			}
+		}
+	})
 }
