@@ -26,14 +26,7 @@ func scTCPRawPair(t *testing.T) (sc *SecretConnection, raw net.Conn, toSC [32]by
 	if err := c.(*net.TCPConn).SetReadBuffer(4 << 20); err != nil {
 		t.Fatal(err)
 	}
-	var fromSC [32]byte
-	rand.Read(toSC[:])
-	rand.Read(fromSC[:])
-	sc, err := scNew(c, &fromSC, &toSC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sc.Close(); raw.Close() })
+	sc, toSC, _ = scOver(t, c, raw)
 	return sc, raw, toSC
 }
 

@@ -115,6 +115,14 @@ func scPipePair(t testing.TB) (*SecretConnection, *SecretConnection) {
 func scRawPair(t testing.TB) (sc *SecretConnection, raw net.Conn, toSC, fromSC [32]byte) {
 	t.Helper()
 	c, raw := net.Pipe()
+	sc, toSC, fromSC = scOver(t, c, raw)
+	return sc, raw, toSC, fromSC
+}
+
+// scOver returns a SecretConnection over c with random keys; c and raw, its peer's end, are
+// closed when the test ends.
+func scOver(t testing.TB, c, raw net.Conn) (sc *SecretConnection, toSC, fromSC [32]byte) {
+	t.Helper()
 	rand.Read(toSC[:])
 	rand.Read(fromSC[:])
 	sc, err := scNew(c, &fromSC, &toSC)
@@ -122,7 +130,7 @@ func scRawPair(t testing.TB) (sc *SecretConnection, raw net.Conn, toSC, fromSC [
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sc.Close(); raw.Close() })
-	return sc, raw, toSC, fromSC
+	return sc, toSC, fromSC
 }
 
 // scSealFrame builds a sealed frame with an arbitrary length field.
