@@ -606,7 +606,9 @@ func TestSwitchIdlePeerMemoryB02(t *testing.T) {
 //
 // Per peer and channel the hub can hold at most: the delivery queue (≤ RecvQueueBytes + 64, or
 // one message), the message inside Receive, and one more being reassembled or waiting to be
-// queued (each ≤ RecvMessageCapacity). The bound is the sum over 10 × 3 channels plus 4 MiB of
+// queued (each ≤ RecvMessageCapacity); per peer, the SecretConnection's read-ahead
+// (conn.MaxReadAheadBytes, the peer is streaming). The bound is the sum over 10 × 3 channels and
+// 10 read-aheads plus 4 MiB of
 // fixed overhead: the 10 in-process senders' MConnections, each blocked in a write holding its
 // 64 KiB write buffer and a 64-frame (67 KiB) sealing buffer, the hub's 67 KiB frame-reading
 // buffer per streaming peer, and idle-peer state of both ends (measured at saturation with
@@ -634,7 +636,7 @@ func TestSwitchReceiveFloodB03(t *testing.T) {
 	for i, id := range chans {
 		descs[i] = conn.ChannelDescriptor{ID: id, Priority: 1, SendQueueCapacity: 4, RecvMessageCapacity: msgCap}
 	}
-	bound := int64(nPeers*len(chans)*(queueBytes+64+2*msgCap) + fixed)
+	bound := int64(nPeers*len(chans)*(queueBytes+64+2*msgCap) + nPeers*conn.MaxReadAheadBytes + fixed)
 
 	hubT := rowsHub(t, transport.Config{AllowDuplicateIP: true}, chans...)
 	gate := make(chan struct{})

@@ -26,11 +26,18 @@ import (
 const (
 	// scAheadChunks bounds the chunks one connection's read-ahead holds: the ones queued for
 	// Read and the one being filled. With the one Read is opening, that is at most
-	// scAheadChunks+1 chunks of about 66 KiB, only while streaming.
+	// scAheadChunks+1 chunks (MaxReadAheadBytes), only while streaming.
 	scAheadChunks = 8
 	// scChunkFrames is the sealed frames a chunk holds (one full read).
 	scChunkFrames = scRecvBigFrames
 )
+
+// MaxReadAheadBytes is the most memory one SecretConnection's read-ahead holds: 9 chunks of
+// 65 sealed frames, 610,740 bytes (596 KiB). It is held only while data streams in, and all of
+// it only when the reader has stopped reading (MConnection's back-pressure: a delivery queue
+// is full), so it adds to what a flooding peer can pin before TCP pushes back (RELIABILITY
+// B-03); the chunks go back to a shared pool when the stream ends.
+const MaxReadAheadBytes = (scAheadChunks + 1) * (1 + scChunkFrames) * SealedFrameSize
 
 // scChunk is a read-ahead buffer: room for one sealed frame in front, where Read moves the
 // incomplete frame left over from the previous chunk, then one read's worth of frames.
