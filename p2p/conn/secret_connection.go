@@ -137,7 +137,7 @@ var (
 // keeps the rest of a frame for the next Read. Message boundaries are not
 // preserved: treat it as a byte stream. While data streams in (a read from the
 // underlying conn filled the 64-frame buffer), a goroutine of the connection
-// reads ahead, up to 8 chunks of 64 frames (about 530 KiB, pooled), while Read
+// reads ahead, at most MaxReadAheadBytes (596 KiB, pooled), while Read
 // opens the frames already read; it ends at the first read that finds less
 // than a chunk waiting, and Close waits for it (readahead.go).
 //
