@@ -1,7 +1,6 @@
 package conn
 
 import (
-	"sync"
 	"sync/atomic"
 )
 
@@ -44,7 +43,8 @@ const MaxReadAheadBytes = (scAheadChunks + 1) * (1 + scChunkFrames) * SealedFram
 // incomplete frame left over from the previous chunk, then one read's worth of frames.
 type scChunk [(1 + scChunkFrames) * SealedFrameSize]byte
 
-var scChunkPool = sync.Pool{New: func() any { return new(scChunk) }}
+// scChunkPool holds the read-ahead chunks of every connection (keep.go).
+var scChunkPool = newKeptPool(len(scChunk{}), func() *scChunk { return new(scChunk) })
 
 // testHookReadAheadExit, if set (by tests), runs as a read-ahead goroutine exits.
 var testHookReadAheadExit atomic.Pointer[func()]
@@ -99,13 +99,13 @@ func (sc *SecretConnection) readAheadLoop(ra *readAhead) {
 		}
 	}()
 	for {
-		c := scChunkPool.Get().(*scChunk)
+		c := scChunkPool.get()
 		n, err := sc.conn.Read(c[SealedFrameSize:])
 		last := err != nil || n < len(c)-SealedFrameSize
 		select {
 		case ra.reads <- aheadRead{chunk: c, n: n, err: err, last: last}:
 		case <-ra.stop:
-			scChunkPool.Put(c)
+			scChunkPool.put(c)
 			return
 		}
 		if last {
@@ -148,10 +148,10 @@ func (sc *SecretConnection) fillAhead() error {
 func (sc *SecretConnection) releaseRecvRaw() {
 	switch {
 	case sc.ahead != nil && sc.ahead.chunk != nil:
-		scChunkPool.Put(sc.ahead.chunk)
+		scChunkPool.put(sc.ahead.chunk)
 		sc.ahead.chunk = nil
 	case sc.recvBig != nil:
-		scRecvPool.Put(sc.recvBig)
+		scRecvPool.put(sc.recvBig)
 		sc.recvBig = nil
 	}
 }

@@ -12,10 +12,12 @@ import (
 // path: at 1 KiB messages the allocations and the garbage collections they drive cut throughput by
 // about a third (BenchmarkMConnThroughput, 0.43x against 0.60x of the seal rate).
 //
-// The pools are global and split by power-of-two capacity, from 64 B to 4 MiB; sync.Pool hands its
-// contents to the garbage collector within two GC cycles, so a burst's buffers do not stay pinned
-// (RELIABILITY F-04) and an idle connection holds none. Larger messages get a buffer of their own,
-// which the garbage collector takes back.
+// The pools are global and split by power-of-two capacity, from 64 B to 4 MiB. Below 32 KiB they are
+// sync.Pools, which hand their contents to the garbage collector within two GC cycles; from 32 KiB
+// they are keptPools (keep.go), which keep up to MaxKeptBufferBytes (shared with the other large
+// buffers) across collections while in use and drop them KeptBufferIdle after their last use. Either
+// way a burst's buffers do not stay pinned to a channel (RELIABILITY F-04) and an idle connection
+// holds none. Larger messages get a buffer of their own, which the garbage collector takes back.
 const (
 	minRecvBufClass = 6  // 64 B
 	maxRecvBufClass = 22 // 4 MiB
@@ -26,6 +28,16 @@ const (
 type recvBuf struct{ b []byte }
 
 var recvBufPools [maxRecvBufClass + 1]sync.Pool
+
+// recvBufKept holds the keptPools of the classes of keepMinBytes and more; nil below.
+var recvBufKept = func() (k [maxRecvBufClass + 1]*keptPool[recvBuf]) {
+	for c := minRecvBufClass; c <= maxRecvBufClass; c++ {
+		if 1<<c >= keepMinBytes {
+			k[c] = newKeptPool(1<<c, func() *recvBuf { return &recvBuf{b: make([]byte, 0, 1<<c)} })
+		}
+	}
+	return k
+}()
 
 // poisonReceived makes the connection overwrite each message after ReceiveFunc returns, in test
 // binaries only, so that a ReceiveFunc that keeps a message without copying it fails its tests
@@ -51,6 +63,9 @@ func getRecvBuf(n int) *recvBuf {
 	if c < 0 {
 		return &recvBuf{b: make([]byte, 0, n)}
 	}
+	if k := recvBufKept[c]; k != nil {
+		return k.get()
+	}
 	if rb, ok := recvBufPools[c].Get().(*recvBuf); ok {
 		return rb
 	}
@@ -71,5 +86,9 @@ func putRecvBuf(rb *recvBuf) {
 		}
 	}
 	rb.b = rb.b[:0]
+	if k := recvBufKept[bits.Len(uint(c))-1]; k != nil {
+		k.put(rb)
+		return
+	}
 	recvBufPools[bits.Len(uint(c))-1].Put(rb)
 }

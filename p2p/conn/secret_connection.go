@@ -188,12 +188,19 @@ var errClosedRead = fmt.Errorf("conn: secret connection read: %w", net.ErrClosed
 
 var _ net.Conn = (*SecretConnection)(nil)
 
-// scSendPool holds multi-frame send buffers of scMaxFramesPerWrite sealed
-// frames, shared by all connections so idle connections hold no large buffer.
-var scSendPool = sync.Pool{New: func() any { return new([scMaxFramesPerWrite * SealedFrameSize]byte) }}
+type (
+	scSendBuf = [scMaxFramesPerWrite * SealedFrameSize]byte
+	scRecvBuf = [scRecvBigFrames * SealedFrameSize]byte
+)
 
-// scRecvPool holds the receive buffers of connections that are streaming data.
-var scRecvPool = sync.Pool{New: func() any { return new([scRecvBigFrames * SealedFrameSize]byte) }}
+// scSendPool holds multi-frame send buffers of scMaxFramesPerWrite sealed
+// frames, shared by all connections so idle connections hold no large buffer
+// (keep.go).
+var scSendPool = newKeptPool(len(scSendBuf{}), func() *scSendBuf { return new(scSendBuf) })
+
+// scRecvPool holds the receive buffers of connections that are streaming data
+// (keep.go).
+var scRecvPool = newKeptPool(len(scRecvBuf{}), func() *scRecvBuf { return new(scRecvBuf) })
 
 // MakeSecretConnection runs the STS handshake over c (docs/WIRE.md §3.2) and
 // returns the authenticated, encrypted connection, which takes ownership of c.
@@ -703,7 +710,7 @@ func (sc *SecretConnection) Write(b []byte) (int, error) {
 			buf = sc.sendOne[:0]
 		} else {
 			frames = min(frames, scMaxFramesPerWrite)
-			pooled = scSendPool.Get().(*[scMaxFramesPerWrite * SealedFrameSize]byte)
+			pooled = scSendPool.get()
 			buf = pooled[:0]
 		}
 		sealed, exhausted := 0, false
@@ -729,7 +736,7 @@ func (sc *SecretConnection) Write(b []byte) (int, error) {
 			_, werr = sc.conn.Write(buf)
 		}
 		if pooled != nil {
-			scSendPool.Put(pooled)
+			scSendPool.put(pooled)
 		}
 		if werr != nil {
 			if sc.closed.Load() {
@@ -848,12 +855,12 @@ func (sc *SecretConnection) fillFrame() error {
 func (sc *SecretConnection) fillDirect(pending error) error {
 	switch {
 	case sc.recvBig == nil && sc.recvLastFull:
-		big := scRecvPool.Get().(*[scRecvBigFrames * SealedFrameSize]byte)
+		big := scRecvPool.get()
 		sc.recvEnd = copy(big[:], sc.recvRaw[sc.recvStart:sc.recvEnd])
 		sc.recvBig, sc.recvRaw = big, big[:]
 	case sc.recvBig != nil && !sc.recvLastFull:
 		sc.recvEnd = copy(sc.recvSmall, sc.recvRaw[sc.recvStart:sc.recvEnd])
-		scRecvPool.Put(sc.recvBig)
+		scRecvPool.put(sc.recvBig)
 		sc.recvBig, sc.recvRaw = nil, sc.recvSmall
 	case sc.recvStart > 0:
 		sc.recvEnd = copy(sc.recvRaw, sc.recvRaw[sc.recvStart:sc.recvEnd])

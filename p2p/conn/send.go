@@ -5,16 +5,15 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sync"
 	"time"
 )
 
 // writeBufPool holds 64 KiB write buffers. A connection holds one only while it has unflushed data, so
-// an idle connection costs no write buffer (RELIABILITY B-02).
-var writeBufPool = sync.Pool{New: func() any {
+// an idle connection costs no write buffer (RELIABILITY B-02; keep.go).
+var writeBufPool = newKeptPool(writeBufferSize, func() *[]byte {
 	b := make([]byte, 0, writeBufferSize)
 	return &b
-}}
+})
 
 // sendSchedule holds the send goroutine's deadlines. It is a plain value with no goroutine, timer
 // or clock of its own (docs/ARCHITECTURE.md rule 1): the send goroutine passes the time in, asks
@@ -321,7 +320,7 @@ func (c *MConnection) writeControl(pkt []byte) error {
 // reserve makes sure the write buffer exists and has room for n more bytes, flushing if needed.
 func (c *MConnection) reserve(n int) error {
 	if c.wbuf == nil {
-		c.wbuf = writeBufPool.Get().(*[]byte)
+		c.wbuf = writeBufPool.get()
 		*c.wbuf = (*c.wbuf)[:0]
 		return nil
 	}
@@ -378,7 +377,7 @@ func (c *MConnection) flush(release bool) error {
 func (c *MConnection) releaseWriteBuf() {
 	if c.wbuf != nil {
 		*c.wbuf = (*c.wbuf)[:0]
-		writeBufPool.Put(c.wbuf)
+		writeBufPool.put(c.wbuf)
 		c.wbuf = nil
 	}
 }
