@@ -813,6 +813,40 @@ func TestMConnIdleGoroutines(t *testing.T) {
 	})
 }
 
+// TestMConnIdleQueueShrinks: a channel's delivery queue keeps its array between bursts (regrowing it
+// after every drain was most of what a stream of small messages allocated) and drops it once the
+// channel has been idle for two statistics intervals (RELIABILITY B-02: an idle connection pins no
+// burst's memory).
+func TestMConnIdleQueueShrinks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		descs := []ChannelDescriptor{{ID: 0xA0, Priority: 1, SendQueueCapacity: 200}}
+		a, b, _, rb := newTestMConnPair(t, descs, MConnConfig{})
+		rb.delay[0xA0] = time.Millisecond // the queue fills while the first messages are delivered
+		for range 100 {
+			a.Send(0xA0, []byte("small"))
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := len(rb.deliveries()); n != 100 {
+			t.Fatalf("delivered %d of 100", n)
+		}
+		queueCap := func() int {
+			ch := b.channels[0]
+			ch.mu.Lock()
+			defer ch.mu.Unlock()
+			return cap(ch.queue)
+		}
+		if c := queueCap(); c <= 16 {
+			t.Fatalf("queue capacity %d after the burst: the burst never queued more than 16 (test proves nothing) or the array was dropped at once", c)
+		}
+		time.Sleep(2 * updateStatsInterval)
+		synctest.Wait()
+		if c := queueCap(); c != 0 {
+			t.Fatalf("queue capacity %d after two idle statistics intervals, want 0", c)
+		}
+	})
+}
+
 // TestMConnFlushThrottle: a positive FlushThrottle delays a lone message by exactly that (cometbft's
 // throttle timer), instead of the adaptive flush.
 func TestMConnFlushThrottle(t *testing.T) {

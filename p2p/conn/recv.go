@@ -110,6 +110,21 @@ func (c *MConnection) retireIdleRecvWorker() {
 	c.recvWorkerUsed = false
 }
 
+// shrinkIdleQueues, called every statistics interval, drops the array of each delivery queue that is
+// empty and has taken no message since the previous call (so 2-4 s after its last message), so that
+// an idle channel does not pin a burst's queue: a burst of small messages can grow it to
+// RecvQueueBytes/64 slots of 8 bytes. Arrays of up to 16 slots stay.
+func (c *MConnection) shrinkIdleQueues() {
+	for _, ch := range c.channels {
+		ch.mu.Lock()
+		if !ch.queueUsed && ch.queueHead == len(ch.queue) && cap(ch.queue) > 16 {
+			ch.queue, ch.queueHead = nil, 0
+		}
+		ch.queueUsed = false
+		ch.mu.Unlock()
+	}
+}
+
 // inputBuffered reports whether the reader can parse more input without reading from the network.
 func (c *MConnection) inputBuffered() bool {
 	return c.br.Buffered() > 0 || (c.sc != nil && c.sc.recvBuffered())
@@ -304,6 +319,7 @@ func (c *MConnection) enqueue(ch *channel, msg *recvBuf) {
 	}
 	ch.queue = append(ch.queue, msg)
 	ch.queueBytes += cost
+	ch.queueUsed = true
 	claimed := !ch.worker
 	ch.worker = true
 	ch.mu.Unlock()
@@ -335,9 +351,9 @@ func (c *MConnection) deliver(ch *channel) {
 		if ch.queueHead == len(ch.queue) || c.isClosed() {
 			ch.worker = false
 			clear(ch.queue[ch.queueHead:])
-			if cap(ch.queue) > 16 {
-				ch.queue = nil // do not pin a burst's queue on an idle connection
-			}
+			// The array stays for the next message: a stream drains its queue over and over, and
+			// regrowing it each time was nearly all the receive side allocated (25 B per 1 KiB
+			// message). shrinkIdleQueues drops it once the channel is idle.
 			ch.queue, ch.queueHead, ch.queueBytes = ch.queue[:0], 0, 0
 			ch.mu.Unlock()
 			if c.draining.Load() {

@@ -133,6 +133,7 @@ func (c *MConnection) sendRoutine() {
 			c.sendMon.sample(now)
 			c.recvMon.sample(now)
 			c.retireIdleRecvWorker()
+			c.shrinkIdleQueues()
 			c.deadlineStale = true
 		}
 		if due(s.nextPing, now) {
