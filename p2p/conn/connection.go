@@ -323,7 +323,7 @@ type channel struct {
 	queueHead  int
 	queueBytes int
 	worker     bool          // a delivery goroutine is running
-	queueUsed  bool          // a message was queued since the last shrinkIdleQueues
+	queuePeak  int           // the most messages queued at once since the last shrinkIdleQueues
 	space      chan struct{} // 1-slot: a message left the queue
 }
 

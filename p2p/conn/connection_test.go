@@ -815,34 +815,77 @@ func TestMConnIdleGoroutines(t *testing.T) {
 
 // TestMConnIdleQueueShrinks: a channel's delivery queue keeps its array between bursts (regrowing it
 // after every drain was most of what a stream of small messages allocated) and drops it once the
-// channel has been idle for two statistics intervals (RELIABILITY B-02: an idle connection pins no
-// burst's memory).
+// channel no longer needs most of it, whether it goes idle or carries a trickle (RELIABILITY B-02:
+// no burst's memory stays pinned); a queue that still holds messages is never dropped.
 func TestMConnIdleQueueShrinks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		descs := []ChannelDescriptor{{ID: 0xA0, Priority: 1, SendQueueCapacity: 200}}
+		descs := []ChannelDescriptor{
+			{ID: 0xA0, Priority: 1, SendQueueCapacity: 200},
+			{ID: 0xB0, Priority: 1, SendQueueCapacity: 200},
+		}
 		a, b, _, rb := newTestMConnPair(t, descs, MConnConfig{})
 		rb.delay[0xA0] = time.Millisecond // the queue fills while the first messages are delivered
+		rb.delay[0xB0] = 2500 * time.Millisecond
+		queueCap := func(i int) int {
+			ch := b.channels[i]
+			ch.mu.Lock()
+			defer ch.mu.Unlock()
+			return cap(ch.queue)
+		}
+		count := func(id byte) (n int) {
+			for _, d := range rb.deliveries() {
+				if d.ch == id {
+					n++
+				}
+			}
+			return n
+		}
 		for range 100 {
 			a.Send(0xA0, []byte("small"))
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if n := len(rb.deliveries()); n != 100 {
+		if n := count(0xA0); n != 100 {
 			t.Fatalf("delivered %d of 100", n)
 		}
-		queueCap := func() int {
-			ch := b.channels[0]
-			ch.mu.Lock()
-			defer ch.mu.Unlock()
-			return cap(ch.queue)
-		}
-		if c := queueCap(); c <= 16 {
+		if c := queueCap(0); c <= 16 {
 			t.Fatalf("queue capacity %d after the burst: the burst never queued more than 16 (test proves nothing) or the array was dropped at once", c)
+		}
+		// A trickle of one message a second: two statistics intervals later the array is gone.
+		for range 5 {
+			a.Send(0xA0, []byte("trickle"))
+			time.Sleep(time.Second)
+		}
+		synctest.Wait()
+		if c := queueCap(0); c > 16 {
+			t.Fatalf("queue capacity %d after two statistics intervals of a trickle, want at most 16", c)
+		}
+
+		// A queue that is never empty at a tick keeps its messages, even when nothing was queued
+		// since the previous tick: 40 messages delivered 2.5 s apart take 100 s.
+		for i := range 40 {
+			a.Send(0xB0, []byte{byte(i)})
+		}
+		time.Sleep(101 * time.Second)
+		synctest.Wait()
+		var got []byte
+		for _, d := range rb.deliveries() {
+			if d.ch == 0xB0 {
+				got = append(got, d.msg[0])
+			}
+		}
+		if len(got) != 40 {
+			t.Fatalf("delivered %d of 40 slow messages", len(got))
+		}
+		for i, v := range got {
+			if int(v) != i {
+				t.Fatalf("slow message %d delivered as %d-th", v, i)
+			}
 		}
 		time.Sleep(2 * updateStatsInterval)
 		synctest.Wait()
-		if c := queueCap(); c != 0 {
-			t.Fatalf("queue capacity %d after two idle statistics intervals, want 0", c)
+		if c := queueCap(1); c != 0 {
+			t.Fatalf("slow queue's capacity %d after two idle statistics intervals, want 0", c)
 		}
 	})
 }

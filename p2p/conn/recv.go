@@ -111,16 +111,17 @@ func (c *MConnection) retireIdleRecvWorker() {
 }
 
 // shrinkIdleQueues, called every statistics interval, drops the array of each delivery queue that is
-// empty and has taken no message since the previous call (so 2-4 s after its last message), so that
-// an idle channel does not pin a burst's queue: a burst of small messages can grow it to
-// RecvQueueBytes/64 slots of 8 bytes. Arrays of up to 16 slots stay.
+// empty and held at most a quarter of its slots at any moment since the previous call, so that a
+// channel does not pin a burst's queue, whether it then goes idle or carries a trickle: a burst of
+// small messages can grow it to RecvQueueBytes/64 slots of 8 bytes. A queue that is needed grows
+// back by appends. Arrays of up to 16 slots stay.
 func (c *MConnection) shrinkIdleQueues() {
 	for _, ch := range c.channels {
 		ch.mu.Lock()
-		if !ch.queueUsed && ch.queueHead == len(ch.queue) && cap(ch.queue) > 16 {
+		if ch.queueHead == len(ch.queue) && cap(ch.queue) > 16 && ch.queuePeak <= cap(ch.queue)/4 {
 			ch.queue, ch.queueHead = nil, 0
 		}
-		ch.queueUsed = false
+		ch.queuePeak = 0
 		ch.mu.Unlock()
 	}
 }
@@ -319,7 +320,7 @@ func (c *MConnection) enqueue(ch *channel, msg *recvBuf) {
 	}
 	ch.queue = append(ch.queue, msg)
 	ch.queueBytes += cost
-	ch.queueUsed = true
+	ch.queuePeak = max(ch.queuePeak, len(ch.queue)-ch.queueHead)
 	claimed := !ch.worker
 	ch.worker = true
 	ch.mu.Unlock()
@@ -353,7 +354,7 @@ func (c *MConnection) deliver(ch *channel) {
 			clear(ch.queue[ch.queueHead:])
 			// The array stays for the next message: a stream drains its queue over and over, and
 			// regrowing it each time was nearly all the receive side allocated (25 B per 1 KiB
-			// message). shrinkIdleQueues drops it once the channel is idle.
+			// message). shrinkIdleQueues drops it once the channel no longer needs most of it.
 			ch.queue, ch.queueHead, ch.queueBytes = ch.queue[:0], 0, 0
 			ch.mu.Unlock()
 			if c.draining.Load() {
