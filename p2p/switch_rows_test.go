@@ -607,9 +607,8 @@ func TestSwitchIdlePeerMemoryB02(t *testing.T) {
 // Per peer and channel the hub can hold at most: the delivery queue (≤ RecvQueueBytes + 64, or
 // one message), the message inside Receive, and one more being reassembled or waiting to be
 // queued (each ≤ RecvMessageCapacity); per peer, the SecretConnection's read-ahead
-// (conn.MaxReadAheadBytes, the peer is streaming); per process, the free buffers kept across
-// collections for reuse (conn.MaxKeptBufferBytes). The bound is the sum over 10 × 3 channels and
-// 10 read-aheads, plus the kept buffers, plus 4 MiB of
+// (conn.MaxReadAheadBytes, the peer is streaming). The bound is the sum over 10 × 3 channels and
+// 10 read-aheads plus 4 MiB of
 // fixed overhead: the 10 in-process senders' MConnections, each blocked in a write holding its
 // 64 KiB write buffer and a 64-frame (67 KiB) sealing buffer, the hub's 67 KiB frame-reading
 // buffer per streaming peer, and idle-peer state of both ends (measured at saturation with
@@ -624,9 +623,10 @@ func TestSwitchIdlePeerMemoryB02(t *testing.T) {
 // 1.7 MiB under it. What the delivery queues hold is also checked directly: ≤ RecvQueueBytes +
 // 64 per channel. After Receive is released and the senders stop, the live heap must come back
 // to within 10 × 2 × idlePeerBudget (both ends of each idle peer) + 2 MiB of the baseline taken
-// before the peers connected: no 256 KiB buffer stays pinned. The process-wide store of kept free
-// buffers is emptied first (conn.ReleaseKeptBuffers): it would go by itself KeptBufferIdle after its
-// last use (conn's TestKeptPoolSweep), and this check is about what the connections hold.
+// before the peers connected: no 256 KiB buffer stays pinned. Every sample leaves out the free
+// buffers that conn keeps across collections at that moment (conn.KeptBufferBytes, at most
+// conn.MaxKeptBufferBytes per process; conn's TestKeptPoolBound and TestKeptBuffersGoBackWhenIdle
+// check that store's bound and its return): this row is about what the connections hold.
 func TestSwitchReceiveFloodB03(t *testing.T) {
 	const (
 		nPeers     = 10
@@ -639,7 +639,9 @@ func TestSwitchReceiveFloodB03(t *testing.T) {
 	for i, id := range chans {
 		descs[i] = conn.ChannelDescriptor{ID: id, Priority: 1, SendQueueCapacity: 4, RecvMessageCapacity: msgCap}
 	}
-	bound := int64(nPeers*len(chans)*(queueBytes+64+2*msgCap) + nPeers*conn.MaxReadAheadBytes + conn.MaxKeptBufferBytes + fixed)
+	bound := int64(nPeers*len(chans)*(queueBytes+64+2*msgCap) + nPeers*conn.MaxReadAheadBytes + fixed)
+	// held is a sample's live heap less the free buffers conn keeps for reuse.
+	held := func(m memSample) uint64 { return m.heapInuse - uint64(conn.KeptBufferBytes()) }
 
 	hubT := rowsHub(t, transport.Config{AllowDuplicateIP: true}, chans...)
 	gate := make(chan struct{})
@@ -664,8 +666,8 @@ func TestSwitchReceiveFloodB03(t *testing.T) {
 	for i := range clients {
 		clients[i], _ = rowsClient(t, chans...)
 	}
-	conn.ReleaseKeptBuffers() // earlier tests' kept buffers are not this test's
 	base := liveMem()
+	base.heapInuse = held(base)
 
 	var stopSend atomic.Bool
 	var senders sync.WaitGroup
@@ -756,7 +758,7 @@ func TestSwitchReceiveFloodB03(t *testing.T) {
 			}
 		}
 		samples++
-		peak = max(peak, m.heapInuse)
+		peak = max(peak, held(m))
 		if g := diff(peak, base.heapInuse); g > bound {
 			t.Fatalf("live heap grew by %d KiB while the hub was saturated, bound %d KiB", g/kib, bound/kib)
 		}
@@ -768,7 +770,7 @@ func TestSwitchReceiveFloodB03(t *testing.T) {
 		}
 	}
 	growth := diff(peak, base.heapInuse)
-	t.Logf("B-03: saturated; peak live heap growth %d KiB in %d samples, bound %d KiB (%d peers × %d channels × (%d + 64 + 2 × %d) B + read-aheads, kept buffers and %d KiB)",
+	t.Logf("B-03: saturated; peak live heap growth %d KiB in %d samples, bound %d KiB (%d peers × %d channels × (%d + 64 + 2 × %d) B + read-aheads and %d KiB)",
 		growth/kib, samples, bound/kib, nPeers, len(chans), queueBytes, msgCap, fixed/kib)
 	if growth > bound {
 		t.Errorf("live heap grew by %d KiB, bound %d KiB", growth/kib, bound/kib)
@@ -799,8 +801,7 @@ func TestSwitchReceiveFloodB03(t *testing.T) {
 	var idle int64
 	deadline = time.Now().Add(20 * time.Second)
 	for {
-		conn.ReleaseKeptBuffers()
-		idle = diff(liveMem().heapInuse, base.heapInuse)
+		idle = diff(held(liveMem()), base.heapInuse)
 		if idle <= idleBound || time.Now().After(deadline) {
 			break
 		}

@@ -85,9 +85,9 @@
 // contract for Reactor.Receive; cometbft's MConnection also hands out its reassembly buffer and reuses
 // it). Because delivery here is decoupled from reading, one buffer cannot simply be reused: each
 // message gets a buffer from global pools split by power-of-two size (64 B to 4 MiB), and the buffer
-// goes back to its pool when ReceiveFunc returns. Buffers of 32 KiB and more, like the other large
-// buffers of both layers, are kept across garbage collections while in use, up to
-// MaxKeptBufferBytes per process (keep.go): the collections a node's other code sets off would
+// goes back to its pool when ReceiveFunc returns. Free buffers of 32 KiB and more, like the other
+// large buffers of both layers, are kept across garbage collections while their pool is in use, up
+// to MaxKeptBufferBytes per process (keep.go): the collections a node's other code sets off would
 // otherwise make a stream allocate them again after each pause. Allocating a fresh buffer per message instead cost a
 // quarter of the throughput at 1 KiB messages (BenchmarkMConnThroughput 0.46x against 0.59x of the seal
 // rate in one run), nearly all of it in garbage collection. Test binaries overwrite every returned

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Large buffers are kept across garbage collections while they are in use.
+// Free large buffers are kept across garbage collections while their pool is in use.
 //
 // The connections recycle their large buffers (read-ahead chunks, SecretConnection's send and
 // receive buffers, MConnection's write buffer, received messages of 32 KiB and more) through pools
@@ -20,13 +20,19 @@ import (
 // collect every few milliseconds, our 64 KiB turns allocated 3.5-5 MB each this way against 9 KB
 // in a run without CometBFT.
 //
-// So each such pool is a keptPool: up to MaxKeptBufferBytes of buffers, counted over every pool of
-// the process, are kept in plain slices that the garbage collector leaves alone; the rest go to
-// the pool's sync.Pool as before. A pool's kept buffers are dropped at the first collection after
-// it has gone unused (no get) for KeptBufferIdle, so a process whose connections stop streaming
-// gives the memory back within KeptBufferIdle plus the time to its next collection (the runtime
-// forces one at least every two minutes). The check runs once per collection, from a cleanup
-// attached to a sentinel object (runtime.AddCleanup); nothing runs per buffer.
+// So each such pool is a keptPool: up to MaxKeptBufferBytes of free buffers, counted over every
+// pool of the process, stay in a plain slice, which the garbage collector marks like any live
+// memory but does not empty; the rest go to the pool's sync.Pool as before. The kept buffers count
+// in the live heap (and so in the collector's goal and GOMEMLIMIT).
+//
+// Giving them back: every KeptBufferIdle, a pool drops the kept buffers it has not needed since
+// the previous time, that is as many as the fewest it held at any moment in between (the oldest
+// ones, at the bottom of its stack). A pool that goes unused is therefore empty within
+// 2 × KeptBufferIdle, and a burst's surplus goes the same way while the pool stays in use. The
+// check runs when a garbage collection ends, from a cleanup attached to a sentinel object
+// (runtime.AddCleanup), at most once per collection; nothing runs per buffer. So an idle process
+// gets the memory back within 2 × KeptBufferIdle plus the time to its next collection (the runtime
+// forces one at least every two minutes, unless GOGC=off: then only ReleaseKeptBuffers does).
 
 const (
 	// MaxKeptBufferBytes bounds, process-wide, the free buffers that the connections keep across
@@ -34,8 +40,8 @@ const (
 	// an idle connection still holds no large buffer.
 	MaxKeptBufferBytes = 8 << 20
 
-	// KeptBufferIdle is how long a buffer pool must go unused before the garbage collection after
-	// that drops its kept buffers.
+	// KeptBufferIdle is the period after which a buffer pool gives back the kept buffers it has not
+	// needed during it (checked at garbage collections).
 	KeptBufferIdle = 10 * time.Second
 
 	// keepMinBytes is the smallest buffer size worth keeping: below it, an allocation costs little
@@ -43,25 +49,32 @@ const (
 	keepMinBytes = 32 << 10
 )
 
+// keptIdle is KeptBufferIdle in nanoseconds; tests shorten it.
+var keptIdle atomic.Int64
+
+func init() { keptIdle.Store(int64(KeptBufferIdle)) }
+
 // keptBytes is the bytes of buffers kept by all keptPools together (at most MaxKeptBufferBytes).
 var keptBytes atomic.Int64
 
+// KeptBufferBytes returns the bytes of free buffers kept for reuse across garbage collections at
+// this moment, 0 to MaxKeptBufferBytes. Safe for concurrent use; it does not block.
+func KeptBufferBytes() int64 { return keptBytes.Load() }
+
 // keptPool is a pool of *T, each holding size bytes, that keeps up to MaxKeptBufferBytes (with
 // every other keptPool) across garbage collections and puts the rest in a sync.Pool. Safe for
-// concurrent use; get and put do not block beyond a short mutex.
+// concurrent use; get and put take a mutex for a few instructions.
 type keptPool[T any] struct {
 	size    int64
 	newItem func() *T
 
-	used atomic.Bool // get was called since the last sweep
-
 	mu   sync.Mutex
-	kept []*T
+	kept []*T // a stack: put appends, get takes the last
+	low  int  // the fewest items kept since the last trim: the bottom low items went unused
 
 	pool sync.Pool
 
-	// lastUse is the time of the last sweep that found used set; the sweeper's only.
-	lastUse time.Time
+	lastTrim time.Duration // since keptEpoch; the sweeper's only (under keptPoolsMu)
 }
 
 // newKeptPool returns a pool of items of size bytes made by newItem, registered with the sweeper.
@@ -75,14 +88,12 @@ func newKeptPool[T any](size int, newItem func() *T) *keptPool[T] {
 
 // get returns a kept item, else one from the sync.Pool, else a new one.
 func (p *keptPool[T]) get() *T {
-	if !p.used.Load() {
-		p.used.Store(true)
-	}
 	p.mu.Lock()
-	if n := len(p.kept); n > 0 {
-		x := p.kept[n-1]
-		p.kept[n-1] = nil
-		p.kept = p.kept[:n-1]
+	if n := len(p.kept) - 1; n >= 0 {
+		x := p.kept[n]
+		p.kept[n] = nil
+		p.kept = p.kept[:n]
+		p.low = min(p.low, n)
 		p.mu.Unlock()
 		keptBytes.Add(-p.size)
 		return x
@@ -94,7 +105,7 @@ func (p *keptPool[T]) get() *T {
 	return p.newItem()
 }
 
-// put recycles x; the caller must hold no reference to it.
+// put recycles x, which must hold exactly size bytes; the caller must hold no reference to it.
 func (p *keptPool[T]) put(x *T) {
 	if keptBytes.Add(p.size) > MaxKeptBufferBytes {
 		keptBytes.Add(-p.size)
@@ -107,15 +118,23 @@ func (p *keptPool[T]) put(x *T) {
 	p.mu.Unlock()
 }
 
-// sweep drops the kept items if p has not been used since KeptBufferIdle before now.
-func (p *keptPool[T]) sweep(now time.Time) {
-	if p.used.Swap(false) {
-		p.lastUse = now
+// sweep trims p if keptIdle has passed since its last trim; now is the time since keptEpoch.
+func (p *keptPool[T]) sweep(now time.Duration) {
+	if now-p.lastTrim < time.Duration(keptIdle.Load()) {
 		return
 	}
-	if now.Sub(p.lastUse) >= KeptBufferIdle {
-		p.release()
+	p.lastTrim = now
+	p.mu.Lock()
+	n := p.low
+	copy(p.kept, p.kept[n:])
+	clear(p.kept[len(p.kept)-n:])
+	p.kept = p.kept[:len(p.kept)-n]
+	if len(p.kept) == 0 {
+		p.kept = nil
 	}
+	p.low = len(p.kept)
+	p.mu.Unlock()
+	keptBytes.Add(-int64(n) * p.size)
 }
 
 // release drops every kept item.
@@ -123,7 +142,7 @@ func (p *keptPool[T]) release() {
 	p.mu.Lock()
 	n := len(p.kept)
 	clear(p.kept)
-	p.kept = nil
+	p.kept, p.low = nil, 0
 	p.mu.Unlock()
 	keptBytes.Add(-int64(n) * p.size)
 }
@@ -137,7 +156,7 @@ func (p *keptPool[T]) keptLen() int {
 
 // sweeper is what the per-collection check needs of a keptPool.
 type sweeper interface {
-	sweep(now time.Time)
+	sweep(now time.Duration)
 	release()
 }
 
@@ -145,28 +164,30 @@ var (
 	keptPoolsMu sync.Mutex
 	keptPools   []sweeper
 
+	keptEpoch   = time.Now() // the sweeper's clock: monotonic time since keptEpoch
 	sweeperOnce sync.Once
 	sweeps      atomic.Uint64 // sweeps run, for tests
 )
 
-// startSweeper arranges, on the first call, for sweepKept to run after every garbage collection.
+// startSweeper arranges, on the first call, for sweepKept to run after garbage collections.
 func startSweeper() { sweeperOnce.Do(armSweep) }
 
 // gcSentinel is an object whose only reference is dropped at once, so that the cleanup attached
-// to it runs after the next garbage collection. It has a pointer field so that it is not a tiny
-// allocation (tiny objects share memory and their cleanups may never run).
+// to it runs after the next garbage collection that finds it unreachable (one that is already
+// marking when it is made does not). It has a pointer field so that it is not a tiny allocation
+// (tiny objects share memory and their cleanups may never run).
 type gcSentinel struct{ _ *byte }
 
 // armSweep attaches the next sweep to a new sentinel.
 func armSweep() {
 	runtime.AddCleanup(new(gcSentinel), func(struct{}) {
-		sweepKept(time.Now())
+		sweepKept(time.Since(keptEpoch))
 		armSweep()
 	}, struct{}{})
 }
 
 // sweepKept runs every pool's sweep.
-func sweepKept(now time.Time) {
+func sweepKept(now time.Duration) {
 	keptPoolsMu.Lock()
 	for _, p := range keptPools {
 		p.sweep(now)
@@ -175,9 +196,9 @@ func sweepKept(now time.Time) {
 	sweeps.Add(1)
 }
 
-// ReleaseKeptBuffers drops the free buffers kept for reuse across garbage collections (at most
-// MaxKeptBufferBytes), which otherwise go KeptBufferIdle after their last use. For memory
-// measurements and tests; a node need not call it. Safe for concurrent use.
+// ReleaseKeptBuffers drops every free buffer kept for reuse across garbage collections (at most
+// MaxKeptBufferBytes), which would otherwise go within 2 × KeptBufferIdle of their last use. For
+// memory measurements and tests; a node need not call it. Safe for concurrent use.
 func ReleaseKeptBuffers() {
 	keptPoolsMu.Lock()
 	for _, p := range keptPools {

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -23,6 +24,7 @@ func testKeptPool(size int) (*keptPool[[]byte], *atomic.Int64) {
 func TestKeptPoolSurvivesGC(t *testing.T) {
 	ReleaseKeptBuffers()
 	p, made := testKeptPool(64 << 10)
+	t.Cleanup(p.release)
 	in := map[*[]byte]bool{}
 	for range 4 {
 		b := p.get()
@@ -44,7 +46,6 @@ func TestKeptPoolSurvivesGC(t *testing.T) {
 	if n := made.Load(); n != 4 {
 		t.Fatalf("made %d buffers, want the 4 first ones only", n)
 	}
-	p.release()
 }
 
 // TestKeptPoolBound: the kept buffers of all pools together stay within MaxKeptBufferBytes; the
@@ -53,7 +54,7 @@ func TestKeptPoolBound(t *testing.T) {
 	ReleaseKeptBuffers()
 	defer ReleaseKeptBuffers()
 	p, _ := testKeptPool(1 << 20)
-	defer p.release()
+	t.Cleanup(p.release)
 	var bufs []*[]byte
 	for range 12 {
 		bufs = append(bufs, p.get())
@@ -73,49 +74,98 @@ func TestKeptPoolBound(t *testing.T) {
 	}
 }
 
-// TestKeptPoolSweep: a pool's kept buffers are dropped at the first sweep that finds it unused for
-// KeptBufferIdle, and not before.
+// TestKeptPoolSweep: every keptIdle a pool drops the kept buffers it did not need since its
+// previous trim, and nothing in between.
 func TestKeptPoolSweep(t *testing.T) {
 	ReleaseKeptBuffers()
 	p, _ := testKeptPool(64 << 10)
-	defer p.release()
-	t0 := time.Unix(1_000_000, 0)
-	a, b := p.get(), p.get()
-	p.put(a)
-	p.put(b)
-	p.sweep(t0) // used since the last sweep: t0 is its last use
-	p.sweep(t0.Add(KeptBufferIdle - time.Nanosecond))
-	if n := p.keptLen(); n != 2 {
-		t.Fatalf("kept %d buffers %v after the last use, want 2", n, KeptBufferIdle-time.Nanosecond)
+	t.Cleanup(p.release)
+	var bufs []*[]byte
+	for range 4 {
+		bufs = append(bufs, p.get())
 	}
-	p.put(p.get()) // a use at t0 + 5 s
-	p.sweep(t0.Add(5 * time.Second))
-	p.sweep(t0.Add(5*time.Second + KeptBufferIdle - time.Nanosecond))
-	if n := p.keptLen(); n != 2 {
-		t.Fatalf("kept %d buffers before KeptBufferIdle since a later use, want 2", n)
+	for _, b := range bufs {
+		p.put(b)
+	}
+	t0 := 100 * time.Second
+	p.sweep(t0) // the first trim: nothing was counted as unused yet
+	if n := p.keptLen(); n != 4 {
+		t.Fatalf("kept %d buffers after the first trim, want 4", n)
+	}
+	p.put(p.get()) // one buffer needed: three went unused
+	p.sweep(t0 + KeptBufferIdle - time.Nanosecond)
+	if n := p.keptLen(); n != 4 {
+		t.Fatalf("kept %d buffers before keptIdle passed, want 4", n)
 	}
 	before := keptBytes.Load()
-	p.sweep(t0.Add(5*time.Second + KeptBufferIdle))
-	if n := p.keptLen(); n != 0 {
-		t.Fatalf("kept %d buffers KeptBufferIdle after the last use, want 0", n)
+	p.sweep(t0 + KeptBufferIdle)
+	if n := p.keptLen(); n != 1 {
+		t.Fatalf("kept %d buffers after a period in which 3 of 4 went unused, want 1", n)
 	}
-	if d := before - keptBytes.Load(); d != 2*64<<10 {
-		t.Fatalf("the count of kept bytes fell by %d, want %d", d, 2*64<<10)
+	if d := before - keptBytes.Load(); d != 3*64<<10 {
+		t.Fatalf("the count of kept bytes fell by %d, want %d", d, 3*64<<10)
+	}
+	p.sweep(t0 + 2*KeptBufferIdle) // unused for a whole period
+	if n := p.keptLen(); n != 0 {
+		t.Fatalf("kept %d buffers after an idle period, want 0", n)
 	}
 }
 
-// TestKeptSweepRunsAfterGC: once a buffer has been kept, a sweep runs after garbage collections.
+// TestKeptSweepRunsAfterGC: once a buffer has been kept, sweeps run after garbage collections,
+// again and again (each re-arms the next).
 func TestKeptSweepRunsAfterGC(t *testing.T) {
 	writeBufPool.put(writeBufPool.get()) // starts the sweeper if no test has yet
+	t.Cleanup(ReleaseKeptBuffers)
 	s0 := sweeps.Load()
-	for i := 0; sweeps.Load() == s0; i++ {
+	for i := 0; sweeps.Load() < s0+3; i++ {
 		if i == 10_000 {
-			t.Fatalf("no sweep after %d collections", i)
+			t.Fatalf("%d sweeps after %d collections, want 3", sweeps.Load()-s0, i)
 		}
 		runtime.GC()
 		runtime.Gosched()
 	}
+}
+
+// TestKeptBuffersGoBackWhenIdle: end to end, with the real sweeper and keptIdle shortened to
+// 20 ms: a stream's kept buffers are all given back once it stops.
+func TestKeptBuffersGoBackWhenIdle(t *testing.T) {
+	old := keptIdle.Swap(int64(20 * time.Millisecond))
+	t.Cleanup(func() { keptIdle.Store(old) })
 	ReleaseKeptBuffers()
+	sa, sb := secretPair(t)
+	got := make(chan struct{}, 64)
+	recv, err := NewMConnection(sb, benchChannels, func(byte, []byte) { got <- struct{}{} }, nil,
+		MConnConfig{SendRate: -1, RecvRate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send, err := NewMConnection(sa, benchChannels, nil, nil, MConnConfig{SendRate: -1, RecvRate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = recv.Start()
+	_ = send.Start()
+	defer send.Close()
+	defer recv.Close()
+	msg := make([]byte, 256<<10)
+	for range 16 {
+		if !send.Send(0x40, msg) {
+			t.Fatal("Send failed")
+		}
+	}
+	for range 16 {
+		<-got
+	}
+	if KeptBufferBytes() == 0 {
+		t.Fatal("a stream of 256 KiB messages kept no buffer (test proves nothing)")
+	}
+	for i := 0; KeptBufferBytes() != 0; i++ {
+		if i == 1000 {
+			t.Fatalf("%d bytes still kept after %d collections over %v of idleness", KeptBufferBytes(), i, 1000*5*time.Millisecond)
+		}
+		runtime.GC()
+		time.Sleep(5 * time.Millisecond) // waits for the idle period, not for a result
+	}
 }
 
 // TestMConnStreamKeepsBuffersAcrossGC: a stream of 64 KiB messages that pauses while the process
@@ -169,4 +219,31 @@ func TestMConnStreamKeepsBuffersAcrossGC(t *testing.T) {
 	if alloc > 512<<10 {
 		t.Fatalf("%d bursts after collections allocated %d KiB, want under 512 KiB (no buffer made again)", rounds, alloc>>10)
 	}
+}
+
+// TestWriteBufPoolKeepsOnlyItsSize: with packets larger than the 64 KiB write buffer (a
+// MaxPacketMsgPayloadSize of 1 MiB), the buffer grows, and the grown buffer must not be kept: the
+// pool counts every buffer as 64 KiB against MaxKeptBufferBytes.
+func TestWriteBufPoolKeepsOnlyItsSize(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ReleaseKeptBuffers()
+		t.Cleanup(ReleaseKeptBuffers)
+		descs := []ChannelDescriptor{{ID: 0x40, Priority: 1, SendQueueCapacity: 4, RecvMessageCapacity: 2 << 20}}
+		a, _, _, rb := newTestMConnPair(t, descs, MConnConfig{MaxPacketMsgPayloadSize: 1 << 20})
+		for range 2 {
+			a.Send(0x40, make([]byte, 1<<20))
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := len(rb.deliveries()); n != 2 {
+			t.Fatalf("delivered %d of 2", n)
+		}
+		writeBufPool.mu.Lock()
+		defer writeBufPool.mu.Unlock()
+		for _, b := range writeBufPool.kept {
+			if cap(*b) != writeBufferSize {
+				t.Fatalf("writeBufPool keeps a %d-byte buffer counted as %d", cap(*b), writeBufferSize)
+			}
+		}
+	})
 }

@@ -15,7 +15,7 @@ import (
 // The pools are global and split by power-of-two capacity, from 64 B to 4 MiB. Below 32 KiB they are
 // sync.Pools, which hand their contents to the garbage collector within two GC cycles; from 32 KiB
 // they are keptPools (keep.go), which keep up to MaxKeptBufferBytes (shared with the other large
-// buffers) across collections while in use and drop them KeptBufferIdle after their last use. Either
+// buffers) across collections and every KeptBufferIdle drop those that went unneeded. Either
 // way a burst's buffers do not stay pinned to a channel (RELIABILITY F-04) and an idle connection
 // holds none. Larger messages get a buffer of their own, which the garbage collector takes back.
 const (

@@ -375,10 +375,15 @@ func (c *MConnection) flush(release bool) error {
 	return err
 }
 
+// releaseWriteBuf gives the write buffer back to writeBufPool, unless a packet larger than it (a
+// MaxPacketMsgPayloadSize above 64 KiB) made it grow: the pool counts each buffer as
+// writeBufferSize bytes against MaxKeptBufferBytes, so a grown one is left to the garbage collector.
 func (c *MConnection) releaseWriteBuf() {
 	if c.wbuf != nil {
-		*c.wbuf = (*c.wbuf)[:0]
-		writeBufPool.put(c.wbuf)
+		if cap(*c.wbuf) == writeBufferSize {
+			*c.wbuf = (*c.wbuf)[:0]
+			writeBufPool.put(c.wbuf)
+		}
 		c.wbuf = nil
 	}
 }
