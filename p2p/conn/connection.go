@@ -346,7 +346,7 @@ type MConnection struct {
 
 	channels  []*channel
 	chIndex   [256]uint8 // channel ID -> index+1 into channels; 0 = not registered
-	maxPacket int        // MaxPacketMsgSize(cfg.MaxPacketMsgPayloadSize)
+	maxPacket int        // maxRecvPacketSize(descs, cfg.MaxPacketMsgPayloadSize)
 
 	sendSignal   chan struct{} // 1-slot: wakes the send goroutine (data queued, pongDue)
 	pongDue      atomic.Bool   // a ping arrived; answer it (pongs coalesce, Q-05)
@@ -417,7 +417,7 @@ func NewMConnection(c net.Conn, chDescs []ChannelDescriptor, onReceive ReceiveFu
 		log:          cfg.Logger,
 		onReceive:    onReceive,
 		onError:      onError,
-		maxPacket:    MaxPacketMsgSize(cfg.MaxPacketMsgPayloadSize),
+		maxPacket:    maxRecvPacketSize(chDescs, cfg.MaxPacketMsgPayloadSize),
 		sendSignal:   make(chan struct{}, 1),
 		quit:         make(chan struct{}),
 		stopSend:     make(chan struct{}),

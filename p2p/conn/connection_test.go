@@ -1434,3 +1434,32 @@ func TestMConnClockTimers(t *testing.T) {
 		}
 	})
 }
+
+// TestMConnHighChannelFullChunk: on a channel ID of 0x80 or more (two varint bytes) a message whose
+// length is a multiple of the 1024-byte payload ends with a full chunk that encodes to 1035 bytes,
+// one more than cometbft's packet limit; the connection must take it rather than fail. Channels
+// below 0x80 keep the limit of 1034.
+func TestMConnHighChannelFullChunk(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		descs := []ChannelDescriptor{{ID: 0xA0, Priority: 1, SendQueueCapacity: 4}}
+		a, _, _, rb := newTestMConnPair(t, descs, MConnConfig{})
+		for _, n := range []int{1024, 2048, 1000} {
+			a.Send(0xA0, bytes.Repeat([]byte{byte(n)}, n))
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if errs := rb.errors(); len(errs) > 0 {
+			t.Fatalf("receiver failed: %v", errs[0])
+		}
+		d := rb.deliveries()
+		if len(d) != 3 || len(d[0].msg) != 1024 || len(d[1].msg) != 2048 || len(d[2].msg) != 1000 {
+			t.Fatalf("delivered %d messages", len(d))
+		}
+	})
+	if got, want := maxRecvPacketSize([]ChannelDescriptor{{ID: 0x7F}, {ID: 0x00}}, 1024), 1034; got != want {
+		t.Errorf("limit with channels 0x00 and 0x7F = %d, want %d", got, want)
+	}
+	if got, want := maxRecvPacketSize([]ChannelDescriptor{{ID: 0x20}, {ID: 0x80}}, 1024), 1035; got != want {
+		t.Errorf("limit with channel 0x80 = %d, want %d", got, want)
+	}
+}

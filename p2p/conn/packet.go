@@ -72,6 +72,20 @@ func MaxPacketMsgSize(payload int) int {
 	return packetBodySize(1, true, payload)
 }
 
+// maxRecvPacketSize is the packet body limit of an MConnection with channels descs: MaxPacketMsgSize,
+// or one byte more if a channel ID is 0x80 or above. Its ID takes two varint bytes, so a full chunk
+// that ends a message on it (1024 data bytes, eof) encodes to MaxPacketMsgSize + 1, which cometbft's
+// limit, computed for channel 1, refuses: a message whose length is a multiple of the payload size
+// would fail the connection (docs/WIRE.md §5.1). cometbft registers no such channel, so the extra
+// byte changes nothing between cometbft nodes and us.
+func maxRecvPacketSize(descs []ChannelDescriptor, payload int) int {
+	n := MaxPacketMsgSize(payload)
+	for _, d := range descs {
+		n = max(n, packetBodySize(int32(d.ID), true, payload))
+	}
+	return n
+}
+
 // packetMsgInnerSize is the encoded size of a PacketMsg with the given field values.
 func packetMsgInnerSize(chID int32, eof bool, dataLen int) int {
 	n := 0
