@@ -126,9 +126,21 @@ func (e *MemoryBudgetError) Unwrap() error { return ErrMemoryBudgetExceeded }
 // budgetSwept marks a connection's held count once closed: later releases are already counted.
 const budgetSwept = math.MinInt64 / 2
 
-// getRecvBudgeted is getRecvBuf whose capacity is reserved in the connection's budget.
+// getRecvBudgeted is getRecvBuf whose capacity is reserved in the connection's budget; the reader's
+// spare buffer (recycle) serves first when its capacity is the one getRecvBuf would give.
 func (c *MConnection) getRecvBudgeted(ch *channel, n int) (*recvBuf, error) {
-	rb := getRecvBuf(n)
+	var rb *recvBuf
+	if s := c.spare; s != nil {
+		c.spare = nil
+		if cap(s.b) == recvBufSize(n) {
+			rb = s
+		} else {
+			putRecvBuf(s)
+		}
+	}
+	if rb == nil {
+		rb = getRecvBuf(n)
+	}
 	b := c.cfg.RecvBudget
 	if b == nil {
 		return rb, nil
@@ -153,6 +165,12 @@ func (c *MConnection) getRecvBudgeted(ch *channel, n int) (*recvBuf, error) {
 
 // putRecvBudgeted is putRecvBuf that also returns the buffer's capacity to the budget.
 func (c *MConnection) putRecvBudgeted(rb *recvBuf) {
+	c.releaseRecvBudget(rb)
+	putRecvBuf(rb)
+}
+
+// releaseRecvBudget returns rb's capacity to the budget.
+func (c *MConnection) releaseRecvBudget(rb *recvBuf) {
 	if b := c.cfg.RecvBudget; b != nil {
 		n := int64(cap(rb.b))
 		for {
@@ -166,7 +184,6 @@ func (c *MConnection) putRecvBudgeted(rb *recvBuf) {
 			}
 		}
 	}
-	putRecvBuf(rb)
 }
 
 // releaseBudget returns everything the connection still holds (a message being reassembled,

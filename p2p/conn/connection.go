@@ -298,14 +298,17 @@ type ErrorFunc func(err error)
 
 // channel is the per-channel state of an MConnection.
 type channel struct {
-	desc      ChannelDescriptor
-	priority  float32
-	sendQueue chan []byte
+	desc     ChannelDescriptor
+	priority float32
+	// hasSending is the send goroutine's; worker (a delivery goroutine is running) is guarded by
+	// mu. They sit here, beside priority, to keep the struct in a smaller size class.
+	hasSending bool
+	worker     bool
+	sendQueue  chan []byte
 
 	// Owned by the send goroutine.
-	sending    []byte
-	sendOff    int
-	hasSending bool
+	sending []byte
+	sendOff int
 	// recentlySent is written by the send goroutine only; Status reads it.
 	recentlySent atomic.Int64
 	// pendingBytes is the data of queued messages not yet written into packets: added by
@@ -322,9 +325,16 @@ type channel struct {
 	queue      []*recvBuf
 	queueHead  int
 	queueBytes int
-	worker     bool          // a delivery goroutine is running
 	queuePeak  int           // the most messages queued at once since the last shrinkIdleQueues
+	free       *freeBufs     // buffers of delivered messages for the reader's next ones (recycle); nil while idle
 	space      chan struct{} // 1-slot: a message left the queue
+}
+
+// freeBufs is a channel's list of recycled receive buffers (recycle), allocated while the channel
+// streams so that an idle channel pays one pointer for it.
+type freeBufs struct {
+	bufs  []*recvBuf
+	bytes int // their capacity
 }
 
 // MConnection multiplexes channels of messages over one net.Conn (normally a *SecretConnection) with
@@ -361,13 +371,17 @@ type MConnection struct {
 	// FlushStop's drain sees every message a Send reported as queued.
 	sendMu sync.RWMutex
 
-	mu         sync.Mutex
-	cond       sync.Cond // on mu: running or inCallback changed
-	started    bool
-	closed     bool
-	running    int // goroutines started and not yet exited
-	inCallback int // of those, how many are inside ReceiveFunc or ErrorFunc
-	startTime  time.Time
+	mu      sync.Mutex
+	cond    sync.Cond // on mu: running or inCallback changed
+	started bool
+	closed  bool
+	// recvWorkerUsed (a receive job was handed out since the last retireIdleRecvWorker) belongs with
+	// the receive workers below; it sits here, beside the other bools under mu, so that MConnection
+	// with its malloc header stays in the 1280-byte size class.
+	recvWorkerUsed bool
+	running        int // goroutines started and not yet exited
+	inCallback     int // of those, how many are inside ReceiveFunc or ErrorFunc
+	startTime      time.Time
 
 	sendMon, recvMon flowMonitor
 	sendLim, recvLim *limiter
@@ -387,13 +401,13 @@ type MConnection struct {
 	// Receive workers (see recvWorker), guarded by mu.
 	recvJobs        chan recvJob // to parked workers; capacity maxIdleRecvWorkers
 	idleRecvWorkers int          // parked workers minus jobs sent to them and not yet taken
-	recvWorkerUsed  bool         // a job was handed out since the last retireIdleRecvWorker
 
 	// Owned by the goroutine holding the reader role (recvLoop); handed over with it.
 	br             *bufio.Reader
 	sc             *SecretConnection // conn, if it is one: tells whether decrypted input is buffered
 	owed           time.Duration     // receive rate limiter debt
 	recvLimitTimer clock.Timer
+	spare          *recvBuf    // a recycled buffer taken from a channel's free list for the next message
 	pending        []*channel  // channels with queued messages whose deliverer is not yet woken
 	pendingMsgs    int         // messages queued since pending became non-empty
 	pendingBytes   int         // their queue cost

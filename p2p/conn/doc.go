@@ -85,13 +85,18 @@
 // contract for Reactor.Receive; cometbft's MConnection also hands out its reassembly buffer and reuses
 // it). Because delivery here is decoupled from reading, one buffer cannot simply be reused: each
 // message gets a buffer from global pools split by power-of-two size (64 B to 4 MiB), and the buffer
-// goes back to its pool when ReceiveFunc returns. Free buffers of 32 KiB and more, like the other
-// large buffers of both layers, are kept across garbage collections while their pool is in use, up
-// to MaxKeptBufferBytes per process (keep.go): the collections a node's other code sets off would
-// otherwise make a stream allocate them again after each pause. Allocating a fresh buffer per message instead cost a
-// quarter of the throughput at 1 KiB messages (BenchmarkMConnThroughput 0.46x against 0.59x of the seal
-// rate in one run), nearly all of it in garbage collection. Test binaries overwrite every returned
-// buffer, so a ReceiveFunc that keeps a message without copying it fails its tests.
+// goes back when ReceiveFunc returns. Allocating a fresh buffer per message instead cost a quarter of
+// the throughput at 1 KiB messages (BenchmarkMConnThroughput 0.46x against 0.59x of the seal rate in
+// one run), nearly all of it in garbage collection. Two refinements keep a stream's buffers through
+// the collections that a node's other code sets off, which empty sync.Pools:
+//   - the buffers of messages no larger than RecvBufferCapacity go back to their channel's free
+//     list, from which the reader takes the next ones (recycle in recv.go), up to RecvQueueBytes,
+//     until the channel has been idle for a statistics interval;
+//   - free buffers of 32 KiB and more, like the other large buffers of both layers, are kept across
+//     collections while their pool is in use, up to MaxKeptBufferBytes per process (keep.go).
+//
+// Test binaries overwrite every returned buffer, so a ReceiveFunc that keeps a message without copying
+// it fails its tests.
 //
 // Third change: a MemoryBudget shared by many connections (MConnConfig.RecvBudget) bounds their
 // received-message memory together, go-libp2p resource-manager style (RELIABILITY B-07): each buffer's

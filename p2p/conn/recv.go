@@ -121,6 +121,12 @@ func (c *MConnection) shrinkIdleQueues() {
 		if ch.queueHead == len(ch.queue) && cap(ch.queue) > 16 && ch.queuePeak <= cap(ch.queue)/4 {
 			ch.queue, ch.queueHead = nil, 0
 		}
+		if ch.queuePeak == 0 && ch.free != nil { // no message since the previous tick
+			for _, rb := range ch.free.bufs {
+				putRecvBuf(rb)
+			}
+			ch.free = nil
+		}
 		ch.queuePeak = 0
 		ch.mu.Unlock()
 	}
@@ -193,8 +199,12 @@ func (c *MConnection) recvLoop() error {
 				return nil
 			}
 		}
-		if len(c.pending) > 0 && !c.inputBuffered() {
+		if (len(c.pending) > 0 || c.spare != nil) && !c.inputBuffered() {
 			c.dispatchPending() // the next read may wait for the network
+			if c.spare != nil { // and an idle connection holds no buffer
+				putRecvBuf(c.spare)
+				c.spare = nil
+			}
 		}
 		body, size, err := peekPacketBody(c.br, c.maxPacket)
 		c.recvMon.add(size)
@@ -321,6 +331,13 @@ func (c *MConnection) enqueue(ch *channel, msg *recvBuf) {
 	ch.queue = append(ch.queue, msg)
 	ch.queueBytes += cost
 	ch.queuePeak = max(ch.queuePeak, len(ch.queue)-ch.queueHead)
+	if f := ch.free; f != nil && len(f.bufs) > 0 && c.spare == nil {
+		k := len(f.bufs) - 1
+		c.spare = f.bufs[k] // for the next message (getRecvBudgeted)
+		f.bufs[k] = nil
+		f.bufs = f.bufs[:k]
+		f.bytes -= cap(c.spare.b)
+	}
 	claimed := !ch.worker
 	ch.worker = true
 	ch.mu.Unlock()
@@ -347,8 +364,13 @@ func recvCost(msg *recvBuf) int { return cap(msg.b) + queuedMsgOverhead }
 // deliver calls ReceiveFunc for ch's queued messages, in order, and returns when the queue is empty or
 // the connection is closed. The caller holds ch's delivery role (ch.worker), which it gives up here.
 func (c *MConnection) deliver(ch *channel) {
+	var done *recvBuf // the last message delivered, recycled at the next lock
 	for {
 		ch.mu.Lock()
+		if done != nil {
+			c.recycle(ch, done)
+			done = nil
+		}
 		if ch.queueHead == len(ch.queue) || c.isClosed() {
 			ch.worker = false
 			clear(ch.queue[ch.queueHead:])
@@ -376,6 +398,35 @@ func (c *MConnection) deliver(ch *channel) {
 		c.enterCallback()
 		c.onReceive(ch.desc.ID, msg.b)
 		c.exitCallback()
-		c.putRecvBudgeted(msg) // ReceiveFunc borrowed msg.b for the call only
+		c.releaseRecvBudget(msg) // ReceiveFunc borrowed msg.b for the call only
+		done = msg
 	}
+}
+
+// recycle gives the buffer of a delivered message to ch's free list, from which the reader takes
+// the buffers of its next messages (enqueue), if more messages are queued (the stream is backed up,
+// so the reader is ahead and will want buffers), the buffer is no larger than RecvBufferCapacity
+// (RELIABILITY F-04) and the list holds less than RecvQueueBytes; otherwise to the global pools. So a
+// channel whose deliverer keeps up, and one that took a single message, build no list. The caller
+// holds ch.mu, which the deliverer takes for each message anyway.
+//
+// Why: a stream of small messages circulates up to RecvQueueBytes of buffers (the delivery queue fills
+// whenever the deliverer is not running). Through the global sync.Pools, every garbage collection that
+// other code sets off threw them away and the stream allocated them again (about 60 B per 1 KiB
+// message with a collection every 10 ms, BenchmarkMConnThroughputForeignGC). On the channel they
+// survive collections and cost no extra lock; shrinkIdleQueues gives them back once the channel is idle.
+func (c *MConnection) recycle(ch *channel, rb *recvBuf) {
+	n := cap(rb.b)
+	if ch.queueHead == len(ch.queue) || n > ch.desc.RecvBufferCapacity || n != recvBufSize(n) ||
+		(ch.free != nil && ch.free.bytes+n > c.cfg.RecvQueueBytes) {
+		putRecvBuf(rb)
+		return
+	}
+	poison(rb)
+	rb.b = rb.b[:0]
+	if ch.free == nil {
+		ch.free = new(freeBufs)
+	}
+	ch.free.bufs = append(ch.free.bufs, rb)
+	ch.free.bytes += n
 }
