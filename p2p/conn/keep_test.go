@@ -19,6 +19,15 @@ func testKeptPool(size int) (*keptPool[[]byte], *atomic.Int64) {
 	}}, &made
 }
 
+// getN takes n items from p.
+func getN[T any](p *keptPool[T], n int) []*T {
+	out := make([]*T, n)
+	for i := range out {
+		out[i] = p.get()
+	}
+	return out
+}
+
 // TestKeptPoolSurvivesGC: buffers put into a keptPool come back after garbage collections, which
 // a sync.Pool would have dropped by the second.
 func TestKeptPoolSurvivesGC(t *testing.T) {
@@ -55,11 +64,7 @@ func TestKeptPoolBound(t *testing.T) {
 	defer ReleaseKeptBuffers()
 	p, _ := testKeptPool(1 << 20)
 	t.Cleanup(p.release)
-	var bufs []*[]byte
-	for range 12 {
-		bufs = append(bufs, p.get())
-	}
-	for _, b := range bufs {
+	for _, b := range getN(p, 12) {
 		p.put(b)
 		if k := keptBytes.Load(); k > MaxKeptBufferBytes {
 			t.Fatalf("kept %d bytes, bound %d", k, MaxKeptBufferBytes)
@@ -80,11 +85,7 @@ func TestKeptPoolSweep(t *testing.T) {
 	ReleaseKeptBuffers()
 	p, _ := testKeptPool(64 << 10)
 	t.Cleanup(p.release)
-	var bufs []*[]byte
-	for range 4 {
-		bufs = append(bufs, p.get())
-	}
-	for _, b := range bufs {
+	for _, b := range getN(p, 4) {
 		p.put(b)
 	}
 	t0 := 100 * time.Second
@@ -126,36 +127,67 @@ func TestKeptSweepRunsAfterGC(t *testing.T) {
 	}
 }
 
+// streamTest is a started pair of MConnections over a SecretConnection pair on loopback TCP, rate
+// limits off, with the benchmark channel; burst sends n messages of size bytes from one end and
+// waits until the other end's ReceiveFunc has had them all.
+type streamTest struct {
+	t          *testing.T
+	send, recv *MConnection
+	msg        []byte
+	got        chan struct{}
+}
+
+func newStreamTest(t *testing.T, size, maxBurst int) *streamTest {
+	s := &streamTest{t: t, msg: make([]byte, size), got: make(chan struct{}, maxBurst)}
+	sa, sb := secretPair(t)
+	var err error
+	s.recv, err = NewMConnection(sb, benchChannels, func(byte, []byte) { s.got <- struct{}{} }, nil,
+		MConnConfig{SendRate: -1, RecvRate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.send, err = NewMConnection(sa, benchChannels, nil, nil, MConnConfig{SendRate: -1, RecvRate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.recv.Start()
+	_ = s.send.Start()
+	t.Cleanup(func() { s.send.Close(); s.recv.Close() })
+	return s
+}
+
+func (s *streamTest) burst(n int) {
+	for range n {
+		if !s.send.Send(0x40, s.msg) {
+			s.t.Fatal("Send failed")
+		}
+	}
+	for range n {
+		<-s.got
+	}
+}
+
+// allocAfterCollections runs rounds bursts of n messages, each after two garbage collections (what
+// another part of a node sets off), and returns the bytes allocated meanwhile.
+func (s *streamTest) allocAfterCollections(rounds, n int) uint64 {
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for range rounds {
+		runtime.GC()
+		runtime.GC()
+		s.burst(n)
+	}
+	runtime.ReadMemStats(&m1)
+	return m1.TotalAlloc - m0.TotalAlloc
+}
+
 // TestKeptBuffersGoBackWhenIdle: end to end, with the real sweeper and keptIdle shortened to
 // 20 ms: a stream's kept buffers are all given back once it stops.
 func TestKeptBuffersGoBackWhenIdle(t *testing.T) {
 	old := keptIdle.Swap(int64(20 * time.Millisecond))
 	t.Cleanup(func() { keptIdle.Store(old) })
 	ReleaseKeptBuffers()
-	sa, sb := secretPair(t)
-	got := make(chan struct{}, 64)
-	recv, err := NewMConnection(sb, benchChannels, func(byte, []byte) { got <- struct{}{} }, nil,
-		MConnConfig{SendRate: -1, RecvRate: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	send, err := NewMConnection(sa, benchChannels, nil, nil, MConnConfig{SendRate: -1, RecvRate: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = recv.Start()
-	_ = send.Start()
-	defer send.Close()
-	defer recv.Close()
-	msg := make([]byte, 256<<10)
-	for range 16 {
-		if !send.Send(0x40, msg) {
-			t.Fatal("Send failed")
-		}
-	}
-	for range 16 {
-		<-got
-	}
+	newStreamTest(t, 256<<10, 16).burst(16)
 	if KeptBufferBytes() == 0 {
 		t.Fatal("a stream of 256 KiB messages kept no buffer (test proves nothing)")
 	}
@@ -179,42 +211,9 @@ func TestMConnStreamKeepsBuffersAcrossGC(t *testing.T) {
 	)
 	ReleaseKeptBuffers()
 	defer ReleaseKeptBuffers()
-	sa, sb := secretPair(t)
-	got := make(chan struct{}, 1024)
-	recv, err := NewMConnection(sb, benchChannels, func(byte, []byte) { got <- struct{}{} }, nil,
-		MConnConfig{SendRate: -1, RecvRate: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	send, err := NewMConnection(sa, benchChannels, nil, nil, MConnConfig{SendRate: -1, RecvRate: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = recv.Start()
-	_ = send.Start()
-	defer send.Close()
-	defer recv.Close()
-	msg := make([]byte, size)
-	burstOf := func(n int) {
-		for range n {
-			if !send.Send(0x40, msg) {
-				t.Fatal("Send failed")
-			}
-		}
-		for range n {
-			<-got
-		}
-	}
-	burstOf(4 * burst) // warm-up: every buffer the stream circulates has been made
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	for range rounds {
-		runtime.GC()
-		runtime.GC()
-		burstOf(burst)
-	}
-	runtime.ReadMemStats(&m1)
-	alloc := m1.TotalAlloc - m0.TotalAlloc
+	s := newStreamTest(t, size, 4*burst)
+	s.burst(4 * burst) // warm-up: the buffers the stream circulates are made
+	alloc := s.allocAfterCollections(rounds, burst)
 	t.Logf("%d bursts of %d × %d B after two collections each: %d KiB allocated", rounds, burst, size, alloc>>10)
 	// The stream may still make a few buffers the warm-up did not need (how many chunks the
 	// read-ahead fills, how long the delivery queue grows, depend on scheduling): at most
@@ -262,49 +261,16 @@ func TestMConnSmallStreamRecyclesAcrossGC(t *testing.T) {
 		rounds = 10
 		burst  = 512
 	)
-	sa, sb := secretPair(t)
-	got := make(chan struct{}, burst)
-	recv, err := NewMConnection(sb, benchChannels, func(byte, []byte) { got <- struct{}{} }, nil,
-		MConnConfig{SendRate: -1, RecvRate: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	send, err := NewMConnection(sa, benchChannels, nil, nil, MConnConfig{SendRate: -1, RecvRate: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = recv.Start()
-	_ = send.Start()
-	defer send.Close()
-	defer recv.Close()
-	msg := make([]byte, size)
-	burstOf := func(n int) {
-		for range n {
-			if !send.Send(0x40, msg) {
-				t.Fatal("Send failed")
-			}
-		}
-		for range n {
-			<-got
-		}
-	}
-	burstOf(4 * burst)
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	for range rounds {
-		runtime.GC()
-		runtime.GC()
-		burstOf(burst)
-	}
-	runtime.ReadMemStats(&m1)
-	alloc := m1.TotalAlloc - m0.TotalAlloc
+	s := newStreamTest(t, size, 4*burst)
+	s.burst(4 * burst)
+	alloc := s.allocAfterCollections(rounds, burst)
 	perMsg := float64(alloc) / (rounds * burst)
 	t.Logf("%d bursts of %d × %d B after two collections each: %d KiB allocated, %.1f B per message", rounds, burst, size, alloc>>10, perMsg)
 	if perMsg > 200 {
 		t.Fatalf("%.1f B allocated per message after collections, want under 200 (buffers recycled on the channel; 580-680 without)", perMsg)
 	}
 	// Idle: the free list goes at the second statistics tick without a message.
-	ch := recv.channels[0]
+	ch := s.recv.channels[0]
 	for i := 0; ; i++ {
 		ch.mu.Lock()
 		n := 0
