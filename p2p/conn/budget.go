@@ -129,18 +129,14 @@ const budgetSwept = math.MinInt64 / 2
 // getRecvBudgeted is getRecvBuf whose capacity is reserved in the connection's budget; the reader's
 // spare buffer (recycle) serves first when its capacity is the one getRecvBuf would give.
 func (c *MConnection) getRecvBudgeted(ch *channel, n int) (*recvBuf, error) {
-	var rb *recvBuf
 	if s := c.spare; s != nil {
 		c.spare = nil
 		if cap(s.b) == recvBufSize(n) {
-			rb = s
-		} else {
-			putRecvBuf(s)
+			return s, nil // its capacity is still reserved (recycle)
 		}
+		c.putRecvBudgeted(s)
 	}
-	if rb == nil {
-		rb = getRecvBuf(n)
-	}
+	rb := getRecvBuf(n)
 	b := c.cfg.RecvBudget
 	if b == nil {
 		return rb, nil
@@ -187,9 +183,15 @@ func (c *MConnection) releaseRecvBudget(rb *recvBuf) {
 }
 
 // releaseBudget returns everything the connection still holds (a message being reassembled,
-// queued ones) to the budget. Called once the connection is closed.
+// queued ones, the buffers of the channels' free lists and the reader's spare) to the budget, and
+// drops the free lists. Called once the connection is closed.
 func (c *MConnection) releaseBudget() {
 	if h := c.budgetHeld.Swap(budgetSwept); h > 0 {
 		c.cfg.RecvBudget.Release(h)
+	}
+	for _, ch := range c.channels {
+		ch.mu.Lock()
+		ch.free = nil
+		ch.mu.Unlock()
 	}
 }

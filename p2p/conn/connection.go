@@ -333,8 +333,9 @@ type channel struct {
 // freeBufs is a channel's list of recycled receive buffers (recycle), allocated while the channel
 // streams so that an idle channel pays one pointer for it.
 type freeBufs struct {
-	bufs  []*recvBuf
-	bytes int // their capacity
+	bufs  []*recvBuf // a stack: recycle appends, the reader takes the last
+	bytes int        // their capacity
+	low   int        // the fewest buffers held since the last shrinkIdleQueues: the bottom low went unused
 }
 
 // MConnection multiplexes channels of messages over one net.Conn (normally a *SecretConnection) with
@@ -402,7 +403,7 @@ type MConnection struct {
 	recvJobs        chan recvJob // to parked workers; capacity maxIdleRecvWorkers
 	idleRecvWorkers int          // parked workers minus jobs sent to them and not yet taken
 
-	// Owned by the goroutine holding the reader role (recvLoop); handed over with it.
+	// Owned by the reader (recvLoop), which one goroutine runs for the connection's life.
 	br             *bufio.Reader
 	sc             *SecretConnection // conn, if it is one: tells whether decrypted input is buffered
 	owed           time.Duration     // receive rate limiter debt

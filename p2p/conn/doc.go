@@ -89,9 +89,10 @@
 // the throughput at 1 KiB messages (BenchmarkMConnThroughput 0.46x against 0.59x of the seal rate in
 // one run), nearly all of it in garbage collection. Two refinements keep a stream's buffers through
 // the collections that a node's other code sets off, which empty sync.Pools:
-//   - the buffers of messages no larger than RecvBufferCapacity go back to their channel's free
-//     list, from which the reader takes the next ones (recycle in recv.go), up to RecvQueueBytes,
-//     until the channel has been idle for a statistics interval;
+//   - while a channel's delivery queue is backed up, the buffers of its messages no larger than
+//     RecvBufferCapacity go back to the channel's free list, from which the reader takes the next
+//     ones (recycle in recv.go), up to RecvQueueBytes and keeping their RecvBudget reservation;
+//     every statistics tick gives back those the reader did not need;
 //   - free buffers of 32 KiB and more, like the other large buffers of both layers, are kept across
 //     collections while their pool is in use, up to MaxKeptBufferBytes per process (keep.go).
 //

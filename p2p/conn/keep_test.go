@@ -287,3 +287,64 @@ func TestMConnSmallStreamRecyclesAcrossGC(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // waits for the statistics ticks, not for a result
 	}
 }
+
+// TestMConnFreeListBudgetAndTrim: the buffers on a channel's free list keep their RecvBudget
+// reservation (RELIABILITY B-07: the budget counts them until they leave the connection), a trickle
+// after a burst does not keep the burst's list (it is trimmed by what the reader did not need), an
+// idle channel's list is gone, and Close drops a list at once and returns every byte to the budget.
+func TestMConnFreeListBudgetAndTrim(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		budget := NewMemoryBudget(64 << 20)
+		descs := []ChannelDescriptor{{ID: 0x01, Priority: 1, SendQueueCapacity: 1000}}
+		a, b, _, rb := newTestMConnPair(t, descs, MConnConfig{RecvBudget: budget})
+		rb.delay[0x01] = time.Millisecond // the queue backs up: the reader gets ahead of delivery
+		free := func() (n, bytes int) {
+			ch := b.channels[0]
+			ch.mu.Lock()
+			defer ch.mu.Unlock()
+			if ch.free == nil {
+				return 0, 0
+			}
+			return len(ch.free.bufs), ch.free.bytes
+		}
+		burst := func() {
+			for range 1000 {
+				a.Send(0x01, make([]byte, 1000))
+			}
+			time.Sleep(1500 * time.Millisecond) // delivered by 1.0 s; the next tick is at 2 s
+			synctest.Wait()
+		}
+		burst()
+		n, bytes := free()
+		if n < 100 {
+			t.Fatalf("%d buffers on the free list after a backed-up burst of 1000 (test proves nothing)", n)
+		}
+		if used := budget.Used(); used != int64(bytes) {
+			t.Fatalf("budget counts %d bytes with %d bytes in %d free buffers and nothing queued", used, bytes, n)
+		}
+		for range 8 { // a trickle: one message a second
+			a.Send(0x01, []byte("x"))
+			time.Sleep(time.Second)
+		}
+		synctest.Wait()
+		if n, _ := free(); n > 4 {
+			t.Fatalf("%d buffers still on the free list after 8 s of a trickle", n)
+		}
+		time.Sleep(2 * updateStatsInterval)
+		synctest.Wait()
+		if n, _ := free(); n != 0 || budget.Used() != 0 {
+			t.Fatalf("idle: %d free buffers, budget %d bytes, want none", n, budget.Used())
+		}
+		burst()
+		if n, _ := free(); n == 0 {
+			t.Fatal("no free list after the second burst (test proves nothing)")
+		}
+		b.Close()
+		if n, _ := free(); n != 0 || budget.Used() != 0 {
+			t.Fatalf("closed: %d free buffers, budget %d bytes, want none", n, budget.Used())
+		}
+		if d := rb.deliveries(); len(d) != 2008 {
+			t.Fatalf("delivered %d of 2008", len(d))
+		}
+	})
+}

@@ -47,6 +47,7 @@ func (c *MConnection) recvWorker(job recvJob) {
 		switch job.kind {
 		case recvJobRead:
 			err := c.recvLoop()
+			c.dropSpare()
 			if c.recvLimitTimer != nil {
 				c.recvLimitTimer.Stop()
 			}
@@ -114,18 +115,27 @@ func (c *MConnection) retireIdleRecvWorker() {
 // empty and held at most a quarter of its slots at any moment since the previous call, so that a
 // channel does not pin a burst's queue, whether it then goes idle or carries a trickle: a burst of
 // small messages can grow it to RecvQueueBytes/64 slots of 8 bytes. A queue that is needed grows
-// back by appends. Arrays of up to 16 slots stay.
+// back by appends. Arrays of up to 16 slots stay. It also trims each free list (recycle) by the
+// buffers the reader did not need since the previous call (as many as the fewest the list held in
+// between), so a list is gone two ticks after the stream behind it ends, trickle or not.
 func (c *MConnection) shrinkIdleQueues() {
 	for _, ch := range c.channels {
 		ch.mu.Lock()
 		if ch.queueHead == len(ch.queue) && cap(ch.queue) > 16 && ch.queuePeak <= cap(ch.queue)/4 {
 			ch.queue, ch.queueHead = nil, 0
 		}
-		if ch.queuePeak == 0 && ch.free != nil { // no message since the previous tick
-			for _, rb := range ch.free.bufs {
-				putRecvBuf(rb)
+		if f := ch.free; f != nil { // give back the buffers the reader did not need since the last tick
+			for _, rb := range f.bufs[:f.low] {
+				c.putRecvBudgeted(rb)
+				f.bytes -= cap(rb.b)
 			}
-			ch.free = nil
+			k := copy(f.bufs, f.bufs[f.low:])
+			clear(f.bufs[k:])
+			f.bufs = f.bufs[:k]
+			f.low = k
+			if k == 0 {
+				ch.free = nil
+			}
 		}
 		ch.queuePeak = 0
 		ch.mu.Unlock()
@@ -186,6 +196,7 @@ func (c *MConnection) recvLoop() error {
 		if c.owed > 0 {
 			// Rate limit: wait off what the previous packets cost before reading the next.
 			c.dispatchPending()
+			c.dropSpare()
 			if c.recvLimitTimer == nil {
 				c.recvLimitTimer = c.clk.NewTimer(c.owed)
 			} else {
@@ -201,10 +212,7 @@ func (c *MConnection) recvLoop() error {
 		}
 		if (len(c.pending) > 0 || c.spare != nil) && !c.inputBuffered() {
 			c.dispatchPending() // the next read may wait for the network
-			if c.spare != nil { // and an idle connection holds no buffer
-				putRecvBuf(c.spare)
-				c.spare = nil
-			}
+			c.dropSpare()       // and an idle connection holds no buffer
 		}
 		body, size, err := peekPacketBody(c.br, c.maxPacket)
 		c.recvMon.add(size)
@@ -337,6 +345,7 @@ func (c *MConnection) enqueue(ch *channel, msg *recvBuf) {
 		f.bufs[k] = nil
 		f.bufs = f.bufs[:k]
 		f.bytes -= cap(c.spare.b)
+		f.low = min(f.low, k)
 	}
 	claimed := !ch.worker
 	ch.worker = true
@@ -398,17 +407,27 @@ func (c *MConnection) deliver(ch *channel) {
 		c.enterCallback()
 		c.onReceive(ch.desc.ID, msg.b)
 		c.exitCallback()
-		c.releaseRecvBudget(msg) // ReceiveFunc borrowed msg.b for the call only
-		done = msg
+		done = msg // ReceiveFunc borrowed msg.b for the call only
+	}
+}
+
+// dropSpare gives the reader's spare buffer back to the global pools and its reservation back to
+// the budget. Called by the reader.
+func (c *MConnection) dropSpare() {
+	if c.spare != nil {
+		c.putRecvBudgeted(c.spare)
+		c.spare = nil
 	}
 }
 
 // recycle gives the buffer of a delivered message to ch's free list, from which the reader takes
 // the buffers of its next messages (enqueue), if more messages are queued (the stream is backed up,
 // so the reader is ahead and will want buffers), the buffer is no larger than RecvBufferCapacity
-// (RELIABILITY F-04) and the list holds less than RecvQueueBytes; otherwise to the global pools. So a
-// channel whose deliverer keeps up, and one that took a single message, build no list. The caller
-// holds ch.mu, which the deliverer takes for each message anyway.
+// (RELIABILITY F-04), the list holds less than RecvQueueBytes and the connection is open; otherwise
+// to the global pools. So a channel whose deliverer keeps up, and one that took a single message,
+// build no list. A buffer on the list, like the reader's spare taken from it, keeps its reservation
+// in the RecvBudget (RELIABILITY B-07): the list and the queue together never hold more than the
+// queue held at its peak. The caller holds ch.mu, which the deliverer takes for each message anyway.
 //
 // Why: a stream of small messages circulates up to RecvQueueBytes of buffers (the delivery queue fills
 // whenever the deliverer is not running). Through the global sync.Pools, every garbage collection that
@@ -418,8 +437,8 @@ func (c *MConnection) deliver(ch *channel) {
 func (c *MConnection) recycle(ch *channel, rb *recvBuf) {
 	n := cap(rb.b)
 	if ch.queueHead == len(ch.queue) || n > ch.desc.RecvBufferCapacity || n != recvBufSize(n) ||
-		(ch.free != nil && ch.free.bytes+n > c.cfg.RecvQueueBytes) {
-		putRecvBuf(rb)
+		(ch.free != nil && ch.free.bytes+n > c.cfg.RecvQueueBytes) || c.isClosed() {
+		c.putRecvBudgeted(rb)
 		return
 	}
 	poison(rb)

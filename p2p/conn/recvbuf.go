@@ -15,9 +15,11 @@ import (
 // The pools are global and split by power-of-two capacity, from 64 B to 4 MiB. Below 32 KiB they are
 // sync.Pools, which hand their contents to the garbage collector within two GC cycles; from 32 KiB
 // they are keptPools (keep.go), which keep up to MaxKeptBufferBytes (shared with the other large
-// buffers) across collections and every KeptBufferIdle drop those that went unneeded. Either
-// way a burst's buffers do not stay pinned to a channel (RELIABILITY F-04) and an idle connection
-// holds none. Larger messages get a buffer of their own, which the garbage collector takes back.
+// buffers) across collections and every KeptBufferIdle drop those that went unneeded. Buffers no
+// larger than RecvBufferCapacity may first wait on their channel's free list while its stream is
+// backed up (recycle in recv.go); the list is trimmed at every statistics tick. Either way a burst's
+// buffers do not stay pinned to a channel (RELIABILITY F-04) and an idle connection holds none.
+// Larger messages get a buffer of their own, which the garbage collector takes back.
 const (
 	minRecvBufClass = 6  // 64 B
 	maxRecvBufClass = 22 // 4 MiB
