@@ -161,12 +161,6 @@ func (c *MConnection) getRecvBudgeted(ch *channel, n int) (*recvBuf, error) {
 
 // putRecvBudgeted is putRecvBuf that also returns the buffer's capacity to the budget.
 func (c *MConnection) putRecvBudgeted(rb *recvBuf) {
-	c.releaseRecvBudget(rb)
-	putRecvBuf(rb)
-}
-
-// releaseRecvBudget returns rb's capacity to the budget.
-func (c *MConnection) releaseRecvBudget(rb *recvBuf) {
 	if b := c.cfg.RecvBudget; b != nil {
 		n := int64(cap(rb.b))
 		for {
@@ -180,6 +174,7 @@ func (c *MConnection) releaseRecvBudget(rb *recvBuf) {
 			}
 		}
 	}
+	putRecvBuf(rb)
 }
 
 // releaseBudget returns everything the connection still holds (a message being reassembled,

@@ -8,9 +8,10 @@ import (
 
 // Received messages live in recycled buffers: ReceiveFunc borrows a message for the length of the call
 // (Tendermint's contract for Reactor.Receive), and the connection puts the buffer back into a pool once
-// the call returns (small ones first into the channel's own free list: recycle in recv.go). Allocating a fresh buffer per message was the largest single cost of the receive
-// path: at 1 KiB messages the allocations and the garbage collections they drive cut throughput by
-// about a third (BenchmarkMConnThroughput, 0.43x against 0.60x of the seal rate).
+// the call returns (small ones, while the stream is backed up, first into the channel's own free
+// list: recycle in recv.go). Allocating a fresh buffer per message was the largest single cost of
+// the receive path: at 1 KiB messages the allocations and the garbage collections they drive cut
+// throughput by about a third (BenchmarkMConnThroughput, 0.43x against 0.60x of the seal rate).
 //
 // The pools are global and split by power-of-two capacity, from 64 B to 4 MiB. Below 32 KiB they are
 // sync.Pools, which hand their contents to the garbage collector within two GC cycles; from 32 KiB
