@@ -30,6 +30,8 @@ const (
 // allocation per Put).
 type recvBuf struct{ b []byte }
 
+// recvBufPools holds the sync.Pools of the classes below keepMinBytes; the larger classes use
+// recvBufKept, whose keptPools have a sync.Pool of their own, and leave their entries here unused.
 var recvBufPools [maxRecvBufClass + 1]sync.Pool
 
 // recvBufKept holds the keptPools of the classes of keepMinBytes and more; nil below.
