@@ -126,8 +126,8 @@ func (c *MConnection) shrinkIdleQueues() {
 		}
 		if f := ch.free; f != nil { // give back the buffers the reader did not need since the last tick
 			for _, rb := range f.bufs[:f.low] {
+				f.bytes -= cap(rb.b) // before the put: the pool may hand rb to the reader at once
 				c.putRecvBudgeted(rb)
-				f.bytes -= cap(rb.b)
 			}
 			k := copy(f.bufs, f.bufs[f.low:])
 			clear(f.bufs[k:])
