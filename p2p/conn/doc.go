@@ -14,6 +14,8 @@
 // public-key work is curve25519-voi's, the library cometbft uses: the ephemeral public key from a
 // precomputed base-point table, the shared secret by a Montgomery ladder, and Ed25519 signatures
 // verified under ZIP-215 rules, so that a handshake is accepted exactly when cometbft accepts it.
+// As in cometbft, verification keeps the expanded form of recently seen remote keys (the last 256,
+// at most about 400 KiB), so a peer that reconnects costs about 7 us less to verify.
 //
 // The receive side is the slower stage of a stream: it opens every 1044-byte frame and pays the
 // kernel's side of each read (the copy out of the socket, the ACKs). While data streams in, the two

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	voied25519 "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/curve25519"
 )
@@ -340,6 +341,18 @@ func BenchmarkHandshakeCrypto(b *testing.B) {
 		}, func() {
 			if _, err := scComputeDH(&k, &rem); err != nil {
 				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("ed25519-verify/a=voi-zip215/b=voi-zip215-cached-key", func(b *testing.B) {
+		sig := scSign(stdPriv, msg[:])
+		benchInterleaved(b, func() {
+			if !voied25519.VerifyWithOptions(voied25519.PublicKey(stdPub), msg[:], sig, scVerifyOptions) {
+				b.Fatal("uncached verification rejected an honest signature")
+			}
+		}, func() {
+			if !scVerify(stdPub, msg[:], sig) {
+				b.Fatal("cached verification rejected an honest signature")
 			}
 		})
 	})

@@ -25,6 +25,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	voied25519 "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/chacha20poly1305"
 	"google.golang.org/protobuf/proto"
@@ -588,6 +589,64 @@ func TestSecretConnectionVerifyZIP215(t *testing.T) {
 	}
 	if scVerify(pub, msg, good[:63]) || scVerify(pub, []byte("other"), good) {
 		t.Error("short signature or other message accepted")
+	}
+}
+
+// TestSecretConnectionVerifyCacheAgrees: scVerify, which keeps remote keys in
+// expanded form, gives curve25519-voi's uncached ZIP-215 answer on a key's
+// first use and on later ones, for honest and forged signatures, a
+// small-order key and a non-canonical encoding of one (accepted under
+// ZIP-215), and a key evicted from the cache and seen again.
+func TestSecretConnectionVerifyCacheAgrees(t *testing.T) {
+	type tc struct {
+		name          string
+		pub, msg, sig []byte
+	}
+	priv := scTestPriv(t)
+	pub := priv.Public().(ed25519.PublicKey)
+	good := scSign(priv, []byte("challenge"))
+	forged := bytes.Clone(good)
+	forged[40] ^= 1
+	idSig := make([]byte, 64)
+	idSig[0] = 1 // R = identity, S = 0: valid for any message under a small-order key
+	order8 := mustHex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+	// y = p + 1 (non-canonical encoding of the identity's y = 1, small order).
+	nonCanon := mustHex("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")
+	cases := []tc{
+		{"honest", pub, []byte("challenge"), good},
+		{"other message", pub, []byte("other"), good},
+		{"forged", pub, []byte("challenge"), forged},
+		{"order-8 key", order8, []byte{3}, idSig},
+		{"non-canonical key", nonCanon, []byte{5}, idSig},
+		{"invalid key", bytes.Repeat([]byte{0xff}, 32), []byte{1}, good},
+	}
+	accepted := 0
+	check := func(when string) {
+		for _, c := range cases {
+			want := voied25519.VerifyWithOptions(c.pub, c.msg, c.sig, scVerifyOptions)
+			if got := scVerify(c.pub, c.msg, c.sig); got != want {
+				t.Errorf("%s, %s: cached verification says %v, uncached %v", c.name, when, got, want)
+			}
+			if want {
+				accepted++
+			}
+		}
+	}
+	check("first use")
+	check("second use")
+	for range scKeyCacheSize { // evict every case's key
+		_, p, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := []byte("evict")
+		if !scVerify(p.Public().(ed25519.PublicKey), m, scSign(p, m)) {
+			t.Fatal("honest signature of a fresh key rejected")
+		}
+	}
+	check("after eviction")
+	if accepted != 9 { // honest, order-8 and non-canonical, three times each
+		t.Errorf("%d accepted verifications, want 9: the cases no longer separate the outcomes", accepted)
 	}
 }
 
