@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // FuzzSecretConnectionHandshake feeds arbitrary bytes as the remote side of a
@@ -52,6 +54,35 @@ func FuzzSecretConnectionHandshake(f *testing.F) {
 		}
 		if d := time.Since(start); d > timeout+time.Second {
 			t.Fatalf("handshake returned after %v (timeout %v)", d, timeout)
+		}
+	})
+}
+
+// FuzzReadAuthSig decodes arbitrary AuthSigMessage bodies (the decrypted
+// remote input of handshake step 13): scReadAuthSig never panics, and accepts
+// a body, with the same key and signature, exactly when proto.Unmarshal and
+// the ed25519 checks do (its fast path for the canonical encoding included).
+func FuzzReadAuthSig(f *testing.F) {
+	pub := bytes.Repeat([]byte{7}, 32)
+	sig := bytes.Repeat([]byte{9}, 64)
+	canonical := append(append(append([]byte{0x0a, 0x22, 0x0a, 0x20}, pub...), 0x12, 0x40), sig...)
+	f.Add(canonical)
+	f.Add(append(append([]byte{0x12, 0x40}, sig...), canonical[:36]...))
+	f.Add(append(bytes.Clone(canonical), 0x0a, 0x02, 0x12, 0x00))
+	f.Add([]byte{0x0a, 0x22, 0x12, 0x20})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) > scAuthSigMaxBody {
+			return
+		}
+		msg := protowire.AppendVarint(nil, uint64(len(body)))
+		k, s, err := scReadAuthSig(bytes.NewReader(append(msg, body...)))
+		wk, ws, werr := scReadAuthSigProto(body)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("scReadAuthSig error %v, proto %v", err, werr)
+		}
+		if err == nil && (!bytes.Equal(k, wk) || !bytes.Equal(s, ws)) {
+			t.Fatalf("scReadAuthSig %x %x, proto %x %x", k, s, wk, ws)
 		}
 	})
 }

@@ -28,6 +28,7 @@ import (
 	voied25519 "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/chacha20poly1305"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
@@ -647,6 +648,64 @@ func TestSecretConnectionVerifyCacheAgrees(t *testing.T) {
 	check("after eviction")
 	if accepted != 9 { // honest, order-8 and non-canonical, three times each
 		t.Errorf("%d accepted verifications, want 9: the cases no longer separate the outcomes", accepted)
+	}
+}
+
+// scReadAuthSigProto is scReadAuthSig's body decoding through proto.Unmarshal
+// only: the reference for its canonical fast path.
+func scReadAuthSigProto(body []byte) (ed25519.PublicKey, []byte, error) {
+	var m p2ppb.AuthSigMessage
+	if err := proto.Unmarshal(body, &m); err != nil {
+		return nil, nil, err
+	}
+	k, ok := m.GetPubKey().GetSum().(*cryptopb.PublicKey_Ed25519)
+	if !ok || len(k.Ed25519) != ed25519.PublicKeySize {
+		return nil, nil, ErrUnsupportedKey
+	}
+	return k.Ed25519, m.Sig, nil
+}
+
+// TestSecretConnectionAuthSigCanonical: scAuthSigBytes writes the bytes of
+// proto's deterministic marshalling, and scReadAuthSig decodes the canonical
+// encoding (fast path) and other encodings of the same message (proto) to
+// the same key and signature.
+func TestSecretConnectionAuthSigCanonical(t *testing.T) {
+	for i := range 20 {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var challenge [32]byte
+		rand.Read(challenge[:])
+		got, err := scAuthSigBytes(priv, &challenge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub := priv.Public().(ed25519.PublicKey)
+		sig := ed25519.Sign(priv, challenge[:])
+		m := &p2ppb.AuthSigMessage{
+			PubKey: &cryptopb.PublicKey{Sum: &cryptopb.PublicKey_Ed25519{Ed25519: pub}},
+			Sig:    sig,
+		}
+		body, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := append([]byte{byte(len(body))}, body...); !bytes.Equal(got, want) {
+			t.Fatalf("key %d: scAuthSigBytes\n%x\nproto\n%x", i, got, want)
+		}
+		// The same message with its fields in the other order, and with the
+		// key written twice (the last wins), takes proto's path.
+		swapped := append(append([]byte{}, body[scAuthSigCanonicalSigTag:]...), body[:scAuthSigCanonicalSigTag]...)
+		other := bytes.Clone(body[:scAuthSigCanonicalSigTag])
+		other[10] ^= 0xff
+		twice := append(other, body...)
+		for name, enc := range map[string][]byte{"canonical": body, "swapped": swapped, "key twice": twice} {
+			k, s, err := scReadAuthSig(bytes.NewReader(append(protowire.AppendVarint(nil, uint64(len(enc))), enc...)))
+			if err != nil || !bytes.Equal(k, pub) || !bytes.Equal(s, sig) {
+				t.Fatalf("key %d, %s: got %x %x %v", i, name, k, s, err)
+			}
+		}
 	}
 }
 
