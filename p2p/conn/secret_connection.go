@@ -553,8 +553,12 @@ const scKeyCacheSize = 256
 // (BenchmarkHandshakeCrypto); a new key costs that much more once. CometBFT
 // v0.38 verifies every Ed25519 signature, the handshake's included, through
 // such a cache (4,096 keys). The results are those of the uncached
-// verification, ZIP-215 included (TestSecretConnectionVerifyZIP215).
-var scVerifier = voicache.NewVerifier(voicache.NewLRUCache(scKeyCacheSize))
+// verification, ZIP-215 included (TestSecretConnectionVerifyCacheAgrees).
+// Keys that do not decode as points are not kept.
+var scVerifier = voicache.NewVerifier(scKeyCache)
+
+// scKeyCache is scVerifier's set of expanded keys.
+var scKeyCache = voicache.NewLRUCache(scKeyCacheSize)
 
 // scVerify reports whether sig (64 bytes) is pub's (32 bytes) Ed25519
 // signature of msg under ZIP-215. curve25519-voi signs and verifies in
@@ -679,7 +683,7 @@ func scReadAuthSig(r io.Reader) (ed25519.PublicKey, []byte, error) {
 		body[scAuthSigCanonicalSigTag] == 0x12 && body[scAuthSigCanonicalSigTag+1] == ed25519.SignatureSize {
 		// The canonical encoding, which every honest peer sends: it decodes to
 		// exactly these two fields under proto's rules, so skip the reflection.
-		return ed25519.PublicKey(body[4:scAuthSigCanonicalSigTag]), body[scAuthSigCanonicalSigTag+2:], nil
+		return ed25519.PublicKey(body[4:scAuthSigCanonicalSigTag:scAuthSigCanonicalSigTag]), body[scAuthSigCanonicalSigTag+2:], nil
 	}
 	var m p2ppb.AuthSigMessage
 	if err := proto.Unmarshal(body, &m); err != nil {

@@ -25,6 +25,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/oasisprotocol/curve25519-voi/curve"
 	voied25519 "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -633,7 +634,15 @@ func TestSecretConnectionVerifyCacheAgrees(t *testing.T) {
 			}
 		}
 	}
+	cached := func(pub []byte) bool {
+		var y curve.CompressedEdwardsY
+		copy(y[:], pub)
+		return scKeyCache.Get(&y) != nil
+	}
 	check("first use")
+	if !cached(pub) || !cached(order8) {
+		t.Fatal("scVerify did not keep the keys it verified with in expanded form")
+	}
 	check("second use")
 	for range scKeyCacheSize { // evict every case's key
 		_, p, err := ed25519.GenerateKey(rand.Reader)
@@ -644,6 +653,9 @@ func TestSecretConnectionVerifyCacheAgrees(t *testing.T) {
 		if !scVerify(p.Public().(ed25519.PublicKey), m, scSign(p, m)) {
 			t.Fatal("honest signature of a fresh key rejected")
 		}
+	}
+	if cached(pub) {
+		t.Fatalf("a key stayed cached after %d other keys", scKeyCacheSize)
 	}
 	check("after eviction")
 	if accepted != 9 { // honest, order-8 and non-canonical, three times each
