@@ -683,7 +683,9 @@ func scReadAuthSig(r io.Reader) (ed25519.PublicKey, []byte, error) {
 		body[scAuthSigCanonicalSigTag] == 0x12 && body[scAuthSigCanonicalSigTag+1] == ed25519.SignatureSize {
 		// The canonical encoding, which every honest peer sends: it decodes to
 		// exactly these two fields under proto's rules, so skip the reflection.
-		return ed25519.PublicKey(body[4:scAuthSigCanonicalSigTag:scAuthSigCanonicalSigTag]), body[scAuthSigCanonicalSigTag+2:], nil
+		// The key gets its own 32 bytes: the connection keeps it, and the body
+		// would keep 112 bytes alive (+160 B per idle connection pair).
+		return ed25519.PublicKey(bytes.Clone(body[4:scAuthSigCanonicalSigTag])), body[scAuthSigCanonicalSigTag+2:], nil
 	}
 	var m p2ppb.AuthSigMessage
 	if err := proto.Unmarshal(body, &m); err != nil {
