@@ -102,13 +102,15 @@ func newQueueFullError(topic string, peers []key.ID) *QueueFullError {
 }
 
 // ValidationError reports a local publish that did not pass the topic's validation: a validator
-// returned Result (Reject, Ignore or Defer), or the message was too large (Result Reject,
-// Reason "size"). It matches ErrRejected, ErrIgnored or ErrDeferred with errors.Is, following
-// Result.
+// returned Result (Reject, Ignore or Defer), the validators did not answer within
+// Config.ValidateTimeout (Ignore, Reason "timeout"), or a typed topic's data did not decode
+// (Reject, Reason "decode"). It matches ErrRejected, ErrIgnored or ErrDeferred with errors.Is,
+// following Result. A message over MaxMessageBytes is not a ValidationError: the publish returns
+// an error wrapping ErrMessageTooLarge before any validator runs.
 type ValidationError struct {
 	Topic  string
 	Result ValidationResult
-	Reason string // a RejectReason token: "validator", "size", "timeout", ...
+	Reason string // "validator", "timeout" or "decode"
 }
 
 // Error implements error.

@@ -131,10 +131,19 @@ func (f *feed) setDrops(drops metrics.Counter) { f.drops.Store(&counterBox{drops
 
 func (f *feed) dropsTotal() uint64 { return f.total.Load() }
 
+// trySend is what a subscription's try did with a message.
+type trySend uint8
+
+const (
+	trySent trySend = iota // sent on the channel
+	tryFull                // dropped: the channel was full (counted)
+	trySkip                // not for this subscriber (a typed subscriber's other type, a nil channel)
+)
+
 // subscription is one Subscribe call. try sends one message without blocking.
 type subscription struct {
 	f       *feed
-	try     func(Message) bool
+	try     func(Message) trySend
 	mu      sync.Mutex
 	done    bool // no more sends (unsubscribed or server stopped)
 	errc    chan error
@@ -143,20 +152,20 @@ type subscription struct {
 }
 
 func (f *feed) Subscribe(ch chan Message) Subscription {
-	return f.subscribe(func(m Message) bool {
+	return f.subscribe(func(m Message) trySend {
 		if ch == nil {
-			return false
+			return trySkip
 		}
 		select {
 		case ch <- m:
-			return true
+			return trySent
 		default:
-			return false
+			return tryFull
 		}
 	})
 }
 
-func (f *feed) subscribe(try func(Message) bool) *subscription {
+func (f *feed) subscribe(try func(Message) trySend) *subscription {
 	s := &subscription{f: f, try: try, errc: make(chan error, 1)}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -179,11 +188,12 @@ func (f *feed) Send(m Message) int {
 			s.mu.Unlock()
 			continue
 		}
-		ok := s.try(m)
+		r := s.try(m)
 		s.mu.Unlock()
-		if ok {
+		switch r {
+		case trySent:
 			n++
-		} else {
+		case tryFull:
 			s.dropped.Add(1)
 			f.total.Add(1)
 			f.drops.Load().c.Add(1)

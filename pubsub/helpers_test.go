@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,6 +60,9 @@ type fakeRouter struct {
 	mu      sync.Mutex
 	results map[router.MsgID]router.ValidationResult
 	order   []router.MsgID
+
+	// onPublish, if set, runs on the loop goroutine at the start of every Publish.
+	onPublish atomic.Pointer[func()]
 }
 
 func newFakeRouter(env RouterEnv) *fakeRouter {
@@ -135,6 +139,9 @@ func (r *fakeRouter) Join(_ time.Time, topic string) {
 func (r *fakeRouter) Leave(_ time.Time, topic string) { delete(r.joined, topic) }
 
 func (r *fakeRouter) Publish(_ time.Time, id router.MsgID, msg *pubsubpb.Message) []key.ID {
+	if f := r.onPublish.Load(); f != nil {
+		(*f)()
+	}
 	r.seen[id] = true
 	r.stats.Published++
 	peers := r.Peers(msg.Topic)

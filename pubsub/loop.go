@@ -75,10 +75,12 @@ type valResult struct {
 	verified bool
 }
 
-// pubTrack records, while a local publish's Ready is handled, which peers' queues took it.
+// pubTrack records, while a local publish's Ready is handled, which peers' queues did not take
+// it: full ones, and gone ones (the peer was removed after the router chose it).
 type pubTrack struct {
 	msg  *pubsubpb.Message
 	full map[key.ID]bool
+	gone map[key.ID]bool
 }
 
 func newLoop(s *Server, r router.Router, ctx context.Context) *loop {
@@ -269,6 +271,9 @@ func (l *loop) flush(now time.Time) {
 func (l *loop) send(ob router.Outbound) {
 	ps := l.s.peers.get(ob.To)
 	if ps == nil || !ps.pubsub || ob.RPC == nil {
+		if l.track != nil && ob.RPC != nil && slices.Contains(ob.RPC.Publish, l.track.msg) {
+			l.track.gone[ob.To] = true
+		}
 		return // gone
 	}
 	class := classOf(ob.Kind)
@@ -280,9 +285,15 @@ func (l *loop) send(ob router.Outbound) {
 	for i, b := range parts {
 		res := ps.out.enqueue(class, outItem{ch: ch, b: b})
 		l.account(ps, class, res)
-		// A publish RPC is encoded one message per part, in order.
-		if !res.ok && l.track != nil && class == classPublish && len(parts) == len(ob.RPC.Publish) &&
-			ob.RPC.Publish[i] == l.track.msg {
+		switch {
+		case res.ok || l.track == nil || class != classPublish:
+		case res.closed:
+			// The peer is being removed: none of the RPC's parts is taken.
+			if slices.Contains(ob.RPC.Publish, l.track.msg) {
+				l.track.gone[ob.To] = true
+			}
+		case len(parts) == len(ob.RPC.Publish) && ob.RPC.Publish[i] == l.track.msg:
+			// A publish RPC is encoded one message per part, in order.
 			l.track.full[ob.To] = true
 		}
 	}
@@ -294,7 +305,7 @@ func (l *loop) account(ps *peerState, class int, res enqueueResult) {
 		l.s.ctr.queueDrops.Add(uint64(res.evicted))
 		l.queueDrops[classForward].Add(float64(res.evicted))
 	}
-	if !res.ok {
+	if !res.ok && !res.closed { // a closed queue's peer is gone: nothing was dropped for room
 		l.s.ctr.queueDrops.Add(1)
 		l.queueDrops[class].Add(1)
 	}
@@ -411,16 +422,18 @@ func encodeControl(rpc *pubsubpb.RPC, limit int) [][]byte {
 func (l *loop) publish(now time.Time, req *publishReq) {
 	topic := req.msg.GetTopic()
 	peers := l.r.Publish(now, req.id, req.msg)
-	l.track = &pubTrack{msg: req.msg, full: make(map[key.ID]bool)}
+	l.track = &pubTrack{msg: req.msg, full: make(map[key.ID]bool), gone: make(map[key.ID]bool)}
 	l.flush(now)
-	full := l.track.full
+	full, gone := l.track.full, l.track.gone
 	l.track = nil
 
 	res := PublishResult{ID: req.id, Topic: topic}
 	for _, id := range peers {
-		if full[id] {
+		switch {
+		case gone[id]:
+		case full[id]:
 			res.Full = append(res.Full, id)
-		} else {
+		default:
 			res.Peers = append(res.Peers, id)
 		}
 	}
@@ -428,7 +441,7 @@ func (l *loop) publish(now time.Time, req *publishReq) {
 	sortIDs(res.Full)
 	var err error
 	switch {
-	case len(peers) == 0:
+	case len(res.Peers) == 0 && len(res.Full) == 0:
 		err = fmt.Errorf("pubsub: publish on %q: %w", topic, ErrNoPeers)
 	case len(res.Full) > 0:
 		err = newQueueFullError(topic, res.Full)
@@ -547,11 +560,14 @@ func (s *Server) validateRemote(ctx context.Context, k pkey, from key.ID, topic 
 	if msg != nil {
 		m.Origin, m.ID = originOf(msg), k.id
 	}
-	res, timedOut := s.runValidators(ctx, vs, m)
+	res, end := s.runValidators(ctx, vs, m)
 	r.res = res
 	switch {
-	case timedOut:
+	case end == valTimeout:
 		r.reason = resTimeout
+	case end != valDone:
+		// The Server is stopping: the message is dropped (ValidationIgnore), and not counted
+		// as a timeout.
 	case res == ValidationReject:
 		r.reason = reasonValidator
 	}

@@ -91,6 +91,7 @@ type outQueue struct {
 // enqueueResult says what enqueue did.
 type enqueueResult struct {
 	ok            bool
+	closed        bool // refused because the queue is closed (the peer is gone), not full
 	evicted       int  // forwards dropped to make room
 	schedule      bool // the caller must hand the peer to the pump
 	becameSlowNow bool
@@ -104,6 +105,7 @@ func (o *outQueue) enqueue(c int, it outItem) enqueueResult {
 	defer o.mu.Unlock()
 	var r enqueueResult
 	if o.closed {
+		r.closed = true
 		return r
 	}
 	n := len(it.b)

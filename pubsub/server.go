@@ -53,13 +53,21 @@ type Server struct {
 
 	defaultQueue *topicQueue // validation of topics not registered here
 
-	started  atomic.Bool
-	running  atomic.Bool
-	up       chan struct{} // closed when running is first set
-	done     chan struct{} // closed when Run returns
-	stopMu   sync.Mutex
-	stopRun  context.CancelFunc // set by Start
-	startErr chan error         // Run's result, for Stop after Start
+	started atomic.Bool
+	running atomic.Bool
+	up      chan struct{} // closed when running is first set
+	done    chan struct{} // closed when Run returns
+	// life is done once Run is returning: the context of our own publishes' validators, which
+	// run on the caller's goroutine rather than under Run.
+	life    context.Context
+	endLife context.CancelFunc
+	stopMu  sync.Mutex
+	stopRun context.CancelFunc // set by Start, taken by the first Stop
+	// startErr receives Run's result, for the first Stop after Start; stopped is closed once
+	// that Stop has it (in stopErr), so that a concurrent Stop waits for it too.
+	startErr chan error
+	stopped  chan struct{}
+	stopErr  error
 }
 
 // PublishResult says where a published message went.
@@ -71,7 +79,8 @@ type PublishResult struct {
 	// Peers are the peers whose output queue took the message, sorted.
 	Peers []key.ID
 	// Full are the peers the router chose whose output queue had no room: they miss the message
-	// (the error is then a *QueueFullError naming them), sorted.
+	// (the error is then a *QueueFullError naming them), sorted. A peer that was removed while
+	// the message was being published is in neither list.
 	Full []key.ID
 }
 
@@ -102,6 +111,7 @@ func NewServer(cfg Config) (*Server, error) {
 		done:    make(chan struct{}),
 		selfRaw: idBytes(c.NodeKey.ID()),
 	}
+	s.life, s.endLife = context.WithCancel(context.Background())
 	if s.rng == nil {
 		var seed [16]byte
 		_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
@@ -142,6 +152,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return ErrAlreadyRun
 	}
 	defer close(s.done)
+	defer s.endLife()
 	defer s.hub.close()
 	defer s.reg.close()
 	defer s.inbox.close()
@@ -166,6 +177,7 @@ func (s *Server) Run(ctx context.Context) error {
 	pumpDone := make(chan struct{})
 	defer func() {
 		cancel()
+		s.endLife()
 		s.running.Store(false)
 		s.pipe.close()
 		close(pumpDone)
@@ -197,21 +209,34 @@ func (s *Server) Start() error {
 }
 
 // Stop ends a Server started with Start and waits until Run has returned (every goroutine it
-// started has exited). It returns nil after a clean stop, or Run's error. Idempotent; it does
-// nothing if Start was not called.
+// started has exited). It returns nil after a clean stop, or Run's error. Idempotent and safe
+// for concurrent use: every call, concurrent ones included, waits for Run and returns the same
+// result; it does nothing if Start was not called.
 func (s *Server) Stop() error {
 	s.stopMu.Lock()
-	cancel, errc := s.stopRun, s.startErr
-	s.stopRun = nil
+	cancel, errc, stopped := s.stopRun, s.startErr, s.stopped
+	if cancel != nil {
+		s.stopRun = nil
+		stopped = make(chan struct{})
+		s.stopped = stopped
+	}
 	s.stopMu.Unlock()
+	if stopped == nil {
+		return nil // Start was not called
+	}
 	if cancel == nil {
-		return nil
+		if h := testHookStopWaits.Load(); h != nil {
+			(*h)()
+		}
+		<-stopped // another Stop is waiting for Run
+		return s.stopErr
 	}
 	cancel()
 	if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
-		return err
+		s.stopErr = err
 	}
-	return nil
+	close(stopped)
+	return s.stopErr
 }
 
 // Status returns nil while the Server runs, ErrNotRunning before Run, and an error wrapping
@@ -320,7 +345,8 @@ func (s *Server) TopicOf(msgType proto.Message) (string, bool) {
 //
 // Publishing never drops silently: the PublishResult lists the peers whose output queue took the
 // message. Errors: ErrNotRegistered, ErrMessageTooLarge, a *ValidationError, ErrNoPeers (the
-// router sent it to nobody: no connected peer is subscribed), a *QueueFullError (the result still
+// router sent it to nobody: no connected peer is subscribed, or every peer it chose was being
+// removed), a *QueueFullError (the result still
 // lists the peers that got it), ErrNotRunning, ctx.Err(), or an error wrapping net.ErrClosed.
 func (s *Server) Broadcast(ctx context.Context, msg proto.Message) (PublishResult, error) {
 	if msg == nil {
@@ -367,10 +393,16 @@ func (s *Server) publish(ctx context.Context, topic string, t *topicReg, data []
 				}
 			}
 			m := Message{Peer: s.self, Data: decoded, Topic: topic, Raw: data, Origin: s.self}
-			vres, timedOut := s.runValidators(ctx, vs, m)
+			vres, end := s.runValidators(ctx, vs, m)
+			switch end {
+			case valCanceled:
+				return res, ctx.Err()
+			case valStopped:
+				return res, errStopped
+			}
 			if vres != ValidationAccept {
 				reason := reasonValidator
-				if timedOut {
+				if end == valTimeout {
 					reason = reasonTimeout
 				}
 				return res, &ValidationError{Topic: topic, Result: vres, Reason: reason}
@@ -396,15 +428,46 @@ func (s *Server) publish(ctx context.Context, topic string, t *topicReg, data []
 	}
 }
 
-// runValidators runs vs with the validation timeout on top of ctx.
-func (s *Server) runValidators(ctx context.Context, vs []Validator, m Message) (ValidationResult, bool) {
-	vctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// testHookStopWaits, if set (by tests), runs when a Stop starts waiting for another Stop.
+var testHookStopWaits atomic.Pointer[func()]
+
+// valEnd says why a validation ended before its validators had all answered.
+type valEnd uint8
+
+const (
+	valDone     valEnd = iota // every validator answered in time
+	valTimeout                // Config.ValidateTimeout passed
+	valCanceled               // the caller's ctx ended (for a peer's message: Run's)
+	valStopped                // the Server stopped
+)
+
+var (
+	errValidateTimeout = errors.New("pubsub: validation timeout")
+	errServerStopping  = errors.New("pubsub: server stopping")
+)
+
+// runValidators runs vs on m with a context that ends with ctx, after the validation timeout,
+// or when the Server stops, and reports which ended it first (the result is then
+// ValidationIgnore).
+func (s *Server) runValidators(ctx context.Context, vs []Validator, m Message) (ValidationResult, valEnd) {
+	vctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	if s.cfg.ValidateTimeout > 0 {
-		t := s.clk.AfterFunc(s.cfg.ValidateTimeout, cancel)
+		t := s.clk.AfterFunc(s.cfg.ValidateTimeout, func() { cancel(errValidateTimeout) })
 		defer t.Stop()
 	}
-	return runValidators(vctx, vs, m)
+	defer context.AfterFunc(s.life, func() { cancel(errServerStopping) })()
+	res, ended := runValidators(vctx, vs, m)
+	if !ended {
+		return res, valDone
+	}
+	switch context.Cause(vctx) {
+	case errValidateTimeout:
+		return res, valTimeout
+	case errServerStopping:
+		return res, valStopped
+	}
+	return res, valCanceled
 }
 
 // Send sends msg to the peer directly, on DirectChannel, as a DirectMessage naming the topic its

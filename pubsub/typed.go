@@ -20,21 +20,22 @@ type TypedMessage[T proto.Message] struct {
 
 // Subscribe subscribes ch to the Feed of T's messages (T a generated message pointer type, such
 // as *mypb.Block): s.Feed(T).Subscribe, with each Message converted. The rules of Feed hold: a
-// message that finds ch full is dropped for this subscription and counted. It may be called
-// before T is registered.
+// message that finds ch full is dropped for this subscription and counted. A message whose Data
+// is not a T (one injected with Feed.Send) is skipped, not counted. It may be called before T is
+// registered.
 func Subscribe[T proto.Message](s *Server, ch chan TypedMessage[T]) Subscription {
 	var zero T
 	f := s.reg.typeFeed(zero.ProtoReflect().Descriptor().FullName(), s.met)
-	return f.subscribe(func(m Message) bool {
+	return f.subscribe(func(m Message) trySend {
 		d, ok := m.Data.(T)
-		if !ok {
-			return false
+		if !ok || ch == nil {
+			return trySkip // not a T (a message injected with Feed.Send): not for ch
 		}
 		select {
 		case ch <- TypedMessage[T]{Ctx: m.Ctx, Peer: m.Peer, Data: d, Topic: m.Topic, Origin: m.Origin, Direct: m.Direct}:
-			return true
+			return trySent
 		default:
-			return false
+			return tryFull
 		}
 	})
 }

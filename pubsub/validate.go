@@ -55,7 +55,8 @@ func (r ValidationResult) String() string {
 // validation times out (Config.ValidateTimeout) or the Server stops; a validator should return
 // promptly then (its answer after the timeout is ignored and the message dropped as
 // ValidationIgnore). For our own publishes it runs on the publishing goroutine, with m.Peer our
-// own ID. A result outside the four values is treated as ValidationReject.
+// own ID, and m.Ctx also ends with the publishing call's ctx (which the call then returns). A
+// result outside the four values is treated as ValidationReject.
 type Validator func(m Message) ValidationResult
 
 // Reject reasons: the "reason" label of Metrics.Rejected and ValidationError.Reason.
@@ -151,7 +152,7 @@ func originOf(m *pubsubpb.Message) key.ID {
 }
 
 // runValidators runs vs on m in order until one does not accept. It returns the result and
-// whether the deadline passed (then the result is ValidationIgnore).
+// whether ctx ended before the validators were done (then the result is ValidationIgnore).
 func runValidators(ctx context.Context, vs []Validator, m Message) (ValidationResult, bool) {
 	m.Ctx = ctx
 	for _, v := range vs {

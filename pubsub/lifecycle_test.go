@@ -1,0 +1,201 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
+)
+
+// TestLocalValidationEndsWithCtx: when the caller's ctx ends while our own validators run,
+// Broadcast returns ctx.Err() (not a validation timeout), and the validator saw m.Ctx end.
+func TestLocalValidationEndsWithCtx(t *testing.T) {
+	n := newNode(t, 1, func(c *Config) { c.ValidateTimeout = -1 })
+	if err := n.s.RegisterTopic("num", &wrapperspb.Int64Value{}); err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan struct{})
+	_ = n.s.AddValidator("num", func(m Message) ValidationResult {
+		close(entered)
+		<-m.Ctx.Done()
+		return ValidationAccept
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-entered
+		cancel()
+	}()
+	_, err := n.s.Broadcast(ctx, wrapperspb.Int64(1))
+	var ve *ValidationError
+	if !errors.Is(err, context.Canceled) || errors.As(err, &ve) {
+		t.Fatalf("Broadcast whose ctx ended during validation: %v, want context.Canceled", err)
+	}
+	if st := n.s.Stats(); st.TimedOut != 0 {
+		t.Errorf("a cancelled publish counted as a timeout: TimedOut = %d", st.TimedOut)
+	}
+}
+
+// TestLocalValidationEndsWhenServerStops: a validator of our own publish sees m.Ctx end when the
+// Server stops, even with no validation timeout, and Broadcast returns an error wrapping
+// net.ErrClosed instead of blocking past Stop.
+func TestLocalValidationEndsWhenServerStops(t *testing.T) {
+	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: newFakeNet(), ValidateTimeout: -1,
+		NewRouter: func(env RouterEnv) (router.Router, error) { return newFakeRouter(env), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RegisterTopic("num", &wrapperspb.Int64Value{}); err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan struct{})
+	_ = s.AddValidator("num", func(m Message) ValidationResult {
+		close(entered)
+		<-m.Ctx.Done() // nothing else ends this wait
+		return ValidationAccept
+	})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "running", func() bool { return s.Status() == nil })
+	res := make(chan error, 1)
+	go func() {
+		_, err := s.Broadcast(context.Background(), wrapperspb.Int64(1))
+		res <- err
+	}()
+	<-entered
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-res:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Broadcast interrupted by Stop: %v, want an error wrapping net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Broadcast still blocked in its validator 10 s after Stop returned")
+	}
+}
+
+// TestConcurrentStopWaitsForRun: a Stop called while another Stop waits for Run also waits for
+// Run to return, and both return the same result.
+func TestConcurrentStopWaitsForRun(t *testing.T) {
+	fn := newFakeNet()
+	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: fn, ValidateTimeout: -1,
+		NewRouter: func(env RouterEnv) (router.Router, error) { return newFakeRouter(env), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.JoinTopic("t"); err != nil {
+		t.Fatal(err)
+	}
+	// A peer's message whose validator ignores m.Ctx holds Run's return (Run waits for its
+	// workers) until release is closed.
+	entered, release := make(chan struct{}), make(chan struct{})
+	_ = s.AddValidator("t", func(m Message) ValidationResult {
+		close(entered)
+		<-release
+		return ValidationAccept
+	})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "running", func() bool { return s.Status() == nil })
+	n := &node{s: s, net: fn}
+	a := n.connectAttacker(t, 2)
+	a.publish(t, n, a.signed(t, "t", []byte("x"), 1))
+	<-entered
+
+	first := make(chan error, 1)
+	go func() { first <- s.Stop() }()
+	waitFor(t, "the first Stop to begin", func() bool { return s.Status() != nil })
+
+	waiting := make(chan struct{})
+	hook := func() { close(waiting) }
+	testHookStopWaits.Store(&hook)
+	defer testHookStopWaits.Store(nil)
+	second := make(chan error, 1)
+	go func() { second <- s.Stop() }()
+	select {
+	case <-waiting:
+	case err := <-second:
+		t.Fatalf("second Stop returned (%v) while Run was still running (status %v)", err, s.Status())
+	}
+	close(release)
+	err1, err2 := <-first, <-second
+	if err1 != nil || err2 != nil {
+		t.Errorf("Stop results %v, %v; want nil, nil", err1, err2)
+	}
+	if err := s.Status(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Status after both Stops: %v, want Run returned", err)
+	}
+}
+
+// TestPublishToPeerRemovedMeanwhile: a peer removed between the router choosing it and the
+// message reaching its queue is reported neither as having the message nor as full; when it
+// was the only one, the publish fails with ErrNoPeers.
+func TestPublishToPeerRemovedMeanwhile(t *testing.T) {
+	n := newNode(t, 1, nil)
+	if err := n.s.JoinTopic("t"); err != nil {
+		t.Fatal(err)
+	}
+	a, b := n.connectAttacker(t, 2), n.connectAttacker(t, 3)
+	a.subscribe(t, n, "t")
+	b.subscribe(t, n, "t")
+	removing := a
+	hook := func() { n.s.RemovePeer(removing.p, nil) } // on the loop, inside the router's Publish
+	n.r.onPublish.Store(&hook)
+
+	res, err := n.s.Publish(context.Background(), "t", []byte("one"))
+	if err != nil {
+		t.Fatalf("publish with one of two peers removed: %v", err)
+	}
+	if !slices.Equal(res.Peers, []key.ID{b.p.id}) || len(res.Full) != 0 {
+		t.Fatalf("Peers %v Full %v, want Peers [%s] only", res.Peers, res.Full, b.p.id)
+	}
+	waitFor(t, "b to get the message", func() bool { return len(b.published(t)) == 1 })
+	if got := len(a.published(t)); got != 0 {
+		t.Errorf("the removed peer got %d messages", got)
+	}
+
+	removing = b
+	published := n.s.Stats().Published
+	res, err = n.s.Publish(context.Background(), "t", []byte("two"))
+	if !errors.Is(err, ErrNoPeers) || len(res.Peers) != 0 || len(res.Full) != 0 {
+		t.Fatalf("publish whose only peer was removed: Peers %v Full %v err %v, want ErrNoPeers", res.Peers, res.Full, err)
+	}
+	if got := n.s.Stats(); got.Published != published || got.QueueDrops != 0 {
+		t.Errorf("Published %d -> %d, QueueDrops %d: a publish nobody got was counted", published, got.Published, got.QueueDrops)
+	}
+}
+
+// TestTypedSubscribeSkipsOtherTypes: a message of another type injected into a typed Feed is
+// not for a Subscribe[T] channel and is not counted as dropped; a full channel still is.
+func TestTypedSubscribeSkipsOtherTypes(t *testing.T) {
+	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: newFakeNet(),
+		NewRouter: func(env RouterEnv) (router.Router, error) { return newFakeRouter(env), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan TypedMessage[*wrapperspb.Int64Value], 1)
+	sub := Subscribe(s, ch)
+	f := s.Feed(&wrapperspb.Int64Value{})
+	if n := f.Send(Message{Topic: "num", Data: wrapperspb.String("not an int")}); n != 0 {
+		t.Errorf("a message of another type reached %d subscribers", n)
+	}
+	if sub.Dropped() != 0 || s.Stats().FeedDrops != 0 || len(ch) != 0 {
+		t.Fatalf("another type counted as dropped: Dropped %d FeedDrops %d, channel holds %d", sub.Dropped(), s.Stats().FeedDrops, len(ch))
+	}
+	if n := f.Send(Message{Topic: "num", Data: wrapperspb.Int64(7)}); n != 1 || len(ch) != 1 {
+		t.Fatalf("a T: reached %d, channel holds %d", n, len(ch))
+	}
+	if n := f.Send(Message{Topic: "num", Data: wrapperspb.Int64(8)}); n != 0 || sub.Dropped() != 1 || s.Stats().FeedDrops != 1 {
+		t.Errorf("a T into a full channel: reached %d, Dropped %d, FeedDrops %d; want 0, 1, 1", n, sub.Dropped(), s.Stats().FeedDrops)
+	}
+}
