@@ -346,8 +346,9 @@ func (s *Server) TopicOf(msgType proto.Message) (string, bool) {
 // Publishing never drops silently: the PublishResult lists the peers whose output queue took the
 // message. Errors: ErrNotRegistered, ErrMessageTooLarge, a *ValidationError, ErrNoPeers (the
 // router sent it to nobody: no connected peer is subscribed, or every peer it chose was being
-// removed), a *QueueFullError (the result still
-// lists the peers that got it), ErrNotRunning, ctx.Err(), or an error wrapping net.ErrClosed.
+// removed), a *QueueFullError (the result still lists the peers that got it), ErrNotRunning,
+// ctx.Err() (also when ctx ends while our validators run), or an error wrapping net.ErrClosed
+// (the Server stopped, also while our validators ran).
 func (s *Server) Broadcast(ctx context.Context, msg proto.Message) (PublishResult, error) {
 	if msg == nil {
 		return PublishResult{}, errors.New("pubsub: Broadcast: nil message")
