@@ -199,3 +199,32 @@ func TestTypedSubscribeSkipsOtherTypes(t *testing.T) {
 		t.Errorf("a T into a full channel: reached %d, Dropped %d, FeedDrops %d; want 0, 1, 1", n, sub.Dropped(), s.Stats().FeedDrops)
 	}
 }
+
+// alwaysDue is a router whose next deadline is always in the past, as with a heartbeat
+// shorter than one pass of the loop.
+type alwaysDue struct{ *fakeRouter }
+
+func (alwaysDue) NextDeadline() time.Time { return time.Unix(1, 0) }
+
+// TestRunReturnsWhileAlwaysDue: Run returns when its ctx ends even if the router always has
+// work due (the loop never waits in its select).
+func TestRunReturnsWhileAlwaysDue(t *testing.T) {
+	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: newFakeNet(),
+		NewRouter: func(env RouterEnv) (router.Router, error) { return alwaysDue{newFakeRouter(env)}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitFor(t, "running", func() bool { return s.Status() == nil })
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still running 10 s after its ctx ended: the always-due loop never checks it")
+	}
+}

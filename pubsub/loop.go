@@ -134,7 +134,12 @@ func (l *loop) run() error {
 			armed = next
 		}
 		if !clk.Now().Before(next) {
-			continue // due already
+			// Due already: run again at once, but not past the end of Run (a deadline that is
+			// always due, such as a 1 ns heartbeat, must not keep Run from returning).
+			if err := l.ctx.Err(); err != nil {
+				return err
+			}
+			continue
 		}
 		select {
 		case <-l.ctx.Done():
