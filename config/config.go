@@ -214,7 +214,8 @@ type PubSubConfig struct {
 	DLo   int `toml:"d_lo"`
 	DHi   int `toml:"d_hi"`
 	DLazy int `toml:"d_lazy"`
-	// HeartbeatInterval is gossipsub's heartbeat period (mesh maintenance, gossip). Default 1s.
+	// HeartbeatInterval is gossipsub's heartbeat period (mesh maintenance, gossip). Default 1s;
+	// at least MinHeartbeatInterval (10ms).
 	HeartbeatInterval time.Duration `toml:"heartbeat_interval"`
 	// FloodPublish sends our own messages to every subscribed peer above the publish
 	// threshold, not only the mesh (gossipsub v1.1). Default true.

@@ -293,3 +293,44 @@ func TestSplitList(t *testing.T) {
 		t.Fatal("SplitList of blanks is not nil")
 	}
 }
+
+// TestLoadRejectsBareNumberDurations: a duration written as a bare number (which the TOML
+// decoder would read as nanoseconds) is an error naming the key, as is a negative number for an
+// unsigned key (which it would wrap around); strings with units still load.
+func TestLoadRejectsBareNumberDurations(t *testing.T) {
+	for _, c := range []struct{ doc, key string }{
+		{"[p2p]\ndial_timeout = 1\n", "p2p.dial_timeout"},
+		{"[p2p]\nhandshake_timeout = 3\n", "p2p.handshake_timeout"},
+		{"[pubsub]\nheartbeat_interval = 1\n", "pubsub.heartbeat_interval"},
+		{"[p2p]\nblock_protocol = -1\n", "p2p.block_protocol"},
+		{"[p2p]\np2p_protocol = -8\n", "p2p.p2p_protocol"},
+	} {
+		_, err := Decode("x.toml", []byte(c.doc))
+		de, ok := errors.AsType[*DecodeError](err)
+		if !ok || de.Key != c.key || de.File != "x.toml" {
+			t.Errorf("%q: err %v, want a *DecodeError for key %q", c.doc, err, c.key)
+		}
+	}
+	got, err := Decode("x.toml", []byte("[p2p]\ndial_timeout = \"1s\"\nblock_protocol = 12\n[pubsub]\nheartbeat_interval = \"700ms\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.P2P.DialTimeout != time.Second || got.P2P.BlockProtocol != 12 || got.PubSub.HeartbeatInterval != 700*time.Millisecond {
+		t.Errorf("decoded %v %d %v", got.P2P.DialTimeout, got.P2P.BlockProtocol, got.PubSub.HeartbeatInterval)
+	}
+}
+
+// TestValidateHeartbeatMinimum: a heartbeat below MinHeartbeatInterval is refused (a 1 ns one
+// kept the pubsub loop always due); the minimum itself is accepted.
+func TestValidateHeartbeatMinimum(t *testing.T) {
+	c := DefaultConfig()
+	c.PubSub.HeartbeatInterval = time.Millisecond
+	err := c.Validate()
+	if fe, ok := errors.AsType[*FieldError](err); !ok || fe.Key != "pubsub.heartbeat_interval" {
+		t.Errorf("1ms heartbeat: %v, want a FieldError for pubsub.heartbeat_interval", err)
+	}
+	c.PubSub.HeartbeatInterval = MinHeartbeatInterval
+	if err := c.Validate(); err != nil {
+		t.Errorf("the minimum heartbeat: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"text/template"
@@ -53,8 +54,9 @@ const FileMode os.FileMode = 0o644
 // file keep their defaults. It does not call Validate.
 //
 // Errors name the file. A syntax error or a badly typed value (a duration
-// that does not parse, a string where a number belongs) is a *DecodeError
-// naming the line and key; keys Config does not define are reported together, wrapping
+// that does not parse or is a bare number rather than a string such as "3s",
+// a string where a number belongs, a negative number for an unsigned key) is
+// a *DecodeError naming the key (and the line, where the decoder gives it); keys Config does not define are reported together, wrapping
 // ErrUnknownKeys. A missing file gives an error wrapping fs.ErrNotExist.
 func Load(path string) (Config, error) {
 	data, err := os.ReadFile(path)
@@ -82,8 +84,75 @@ func Decode(name string, data []byte) (Config, error) {
 		}
 		return Config{}, fmt.Errorf("%w in %q: %s", ErrUnknownKeys, name, strings.Join(keys, ", "))
 	}
+	if err := checkValueKinds(name, data, &md); err != nil {
+		return Config{}, err
+	}
 	return cfg, nil
 }
+
+// checkValueKinds rejects two values the TOML decoder accepts silently: a bare number for a
+// duration (read as nanoseconds, so dial_timeout = 1 would be 1 ns) and a negative number for
+// an unsigned key (wrapped around to a huge value).
+func checkValueKinds(name string, data []byte, md *toml.MetaData) error {
+	var raw map[string]any // decoded again only if an unsigned key is present
+	for _, k := range md.Keys() {
+		t, ok := keyTypes[k.String()]
+		if !ok {
+			continue
+		}
+		switch {
+		case t == durationType && md.Type(k...) != "String":
+			return &DecodeError{File: name, Key: k.String(),
+				Msg: `a duration must be a quoted string with a unit, such as "3s" or "500ms", not a bare number`}
+		case t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uint64 && md.Type(k...) == "Integer":
+			if raw == nil {
+				if _, err := toml.Decode(string(data), &raw); err != nil {
+					return &DecodeError{File: name, Msg: err.Error(), Err: err}
+				}
+			}
+			if v, ok := lookupRaw(raw, k).(int64); ok && v < 0 {
+				return &DecodeError{File: name, Key: k.String(), Msg: fmt.Sprintf("%d is negative", v)}
+			}
+		}
+	}
+	return nil
+}
+
+func lookupRaw(m map[string]any, k toml.Key) any {
+	var v any = m
+	for _, part := range k {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = mm[part]
+	}
+	return v
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// keyTypes maps each dotted key of Config ("p2p.dial_timeout") to its Go type.
+var keyTypes = func() map[string]reflect.Type {
+	m := make(map[string]reflect.Type)
+	var walk func(prefix string, t reflect.Type)
+	walk = func(prefix string, t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+				walk(prefix+tag+".", f.Type)
+				continue
+			}
+			m[prefix+tag] = f.Type
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+	return m
+}()
 
 // WriteConfigFile writes cfg to path as a commented TOML file listing every
 // key with its value and a comment (like CometBFT's config.toml), creating
@@ -338,7 +407,7 @@ d_lo = {{.PubSub.DLo}}
 d_hi = {{.PubSub.DHi}}
 d_lazy = {{.PubSub.DLazy}}
 
-# GossipSub heartbeat: mesh maintenance and gossip.
+# GossipSub heartbeat: mesh maintenance and gossip. At least "10ms".
 heartbeat_interval = {{dur .PubSub.HeartbeatInterval}}
 
 # Send our own messages to every subscribed peer, not only the mesh.

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
 	"math"
@@ -49,6 +51,11 @@ func ParsePubSubTopics(s string) ([]PubSubTopic, error) {
 	return out, errors.Join(errs...)
 }
 
+// MinHeartbeatInterval is the shortest pubsub.heartbeat_interval Validate accepts: each
+// heartbeat walks every topic's mesh and gossip, so a shorter period mostly burns CPU (the
+// default is 1 s, as in go-libp2p-pubsub).
+const MinHeartbeatInterval = 10 * time.Millisecond
+
 // PubSubHistoryLength is gossipsub's message cache length in heartbeats (the spec's default,
 // which config does not change): pubsub.seen_ttl must cover it.
 const PubSubHistoryLength = 5
@@ -87,8 +94,8 @@ func (c Config) validatePubSub(bad func(string, error), badf func(string, string
 	if p.DLazy < 0 {
 		badf("pubsub.d_lazy", "%d is negative", p.DLazy)
 	}
-	if p.HeartbeatInterval <= 0 {
-		badf("pubsub.heartbeat_interval", "%s must be positive", p.HeartbeatInterval)
+	if p.HeartbeatInterval < MinHeartbeatInterval {
+		badf("pubsub.heartbeat_interval", "%s is below the minimum of %s", p.HeartbeatInterval, MinHeartbeatInterval)
 	}
 	if p.SeenTTL <= 0 {
 		badf("pubsub.seen_ttl", "%s must be positive", p.SeenTTL)
