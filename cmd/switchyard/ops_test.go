@@ -325,6 +325,20 @@ func TestUnsafeResetAll(t *testing.T) {
 	}
 }
 
+// TestUnsafeResetAllNotAHome: on a directory that holds neither a config nor a node key (a
+// mistyped --home) the command fails and creates nothing, instead of reporting a reset.
+func TestUnsafeResetAllNotAHome(t *testing.T) {
+	for _, home := range []string{filepath.Join(t.TempDir(), "typo"), t.TempDir()} {
+		_, _, err := run(context.Background(), "unsafe-reset-all", "--home", home)
+		if err == nil || !strings.Contains(err.Error(), "not a node home") {
+			t.Errorf("%s: %v, want a not-a-home error", home, err)
+		}
+		if _, err := os.Stat(filepath.Join(home, "data")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: the command created %s/data (%v)", home, home, err)
+		}
+	}
+}
+
 // TestVersionText: the module version, the VCS commit (with its time and dirty flag) and the Go
 // version come from the build information; the protocol versions stay.
 func TestVersionText(t *testing.T) {

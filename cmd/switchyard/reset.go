@@ -21,7 +21,8 @@ func newUnsafeResetAllCmd() *cobra.Command {
 HOME/config/addrbook.json) and the temporary files an interrupted save left next
 to it, as CometBFT's unsafe-reset-all does. The node key (the node's identity)
 and config.toml are kept. It takes the home lock, so it fails at once while a
-node runs on the home.`,
+node runs on the home, and it refuses a directory that holds neither config.toml
+nor a node key (a mistyped --home) instead of creating it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			home, err := homeDir(cmd)
@@ -29,10 +30,20 @@ node runs on the home.`,
 				return err
 			}
 			cfg := config.DefaultConfig()
+			haveConfig := true
 			if c, err := config.Load(config.ConfigFile(home)); err == nil {
 				cfg = c
-			} else if !errors.Is(err, fs.ErrNotExist) {
+			} else if errors.Is(err, fs.ErrNotExist) {
+				haveConfig = false
+			} else {
 				return err
+			}
+			_, keyErr := os.Stat(config.NodeKeyFile(home))
+			haveKey := keyErr == nil
+			if !haveConfig && !haveKey {
+				// A mistyped --home: say so instead of creating it and reporting a reset.
+				return fmt.Errorf("%s holds neither %s nor %s: not a node home, nothing reset (check --home)",
+					home, config.ConfigFile(home), config.NodeKeyFile(home))
 			}
 			lock, err := lockHome(home)
 			if err != nil {
@@ -56,7 +67,9 @@ node runs on the home.`,
 			if err != nil {
 				return fmt.Errorf("remove address book temporary files: %w", err)
 			}
-			fmt.Fprintf(out, "Kept node key %s\n", config.NodeKeyFile(home))
+			if haveKey {
+				fmt.Fprintf(out, "Kept node key %s\n", config.NodeKeyFile(home))
+			}
 			return nil
 		},
 	}
