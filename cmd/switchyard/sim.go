@@ -1,10 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"text/tabwriter"
@@ -92,11 +93,28 @@ func runSim(cmd *cobra.Command, name string, f simFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.nodes < 0 || f.sybils < 0 || f.duration < 0 {
-		return errors.New("sim: --nodes, --sybils and --duration must not be negative")
+	// An unset flag keeps the scenario's value; a flag set to 0 would silently do the same,
+	// so it is refused (as is a negative one).
+	fl := cmd.Flags()
+	if f.nodes < 0 || (fl.Changed("nodes") && f.nodes == 0) {
+		return fmt.Errorf("sim: --nodes %d: need at least 1 honest node (leave it out for the scenario's %d)", f.nodes, cmp.Or(sc.Nodes, sim.DefaultNodes))
+	}
+	if f.duration < 0 || (fl.Changed("duration") && f.duration == 0) {
+		return fmt.Errorf("sim: --duration %s: must be positive (leave it out for the scenario's)", f.duration)
 	}
 	if f.sybils > 0 && sc.Attack == nil {
 		return fmt.Errorf("sim: scenario %s has no attack; --sybils needs one of the attack scenarios", name)
+	}
+	if f.sybils < 0 || (sc.Attack != nil && fl.Changed("sybils") && f.sybils == 0) {
+		return fmt.Errorf("sim: --sybils %d: an attack scenario needs at least 1 sybil (leave it out for the scenario's); "+
+			"for a run without sybils use a scenario without an attack (switchyard sim list)", f.sybils)
+	}
+	if f.out != "" {
+		// Fail before the run, not after it: the directory must exist (or be creatable) and
+		// take files.
+		if err := checkOutDir(f.out); err != nil {
+			return err
+		}
 	}
 	cfg := sc.Resize(f.nodes, f.sybils)
 	cfg.Seed = f.seed
@@ -139,6 +157,10 @@ func runSim(cmd *cobra.Command, name string, f simFlags) error {
 	r := s.Run()
 	wall := time.Since(start)
 	r.WallSeconds = wall.Seconds()
+	if r.Published == 0 && !s.Stopped() {
+		fmt.Fprintf(errw, "sim: nothing was published: the run (%s of virtual time) ended before the scenario's publishing started (at %s), so there are no delivery or latency figures\n",
+			cfg.Duration, cmp.Or(cfg.Gossip.Start, sim.DefaultPublishStart))
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	printSimSummary(cmd.OutOrStdout(), sc, r, wall, ms)
@@ -161,6 +183,16 @@ func printSimSummary(w io.Writer, sc sim.Scenario, r *sim.Results, wall time.Dur
 	row("nodes", fmt.Sprintf("%d honest, %d seeds, %d sybils", r.Nodes, r.Seeds, r.Sybils))
 	row("virtual / wall time", fmt.Sprintf("%.0f s / %.1f s (%.0f events, %.0f events/s)", r.VirtualSeconds, wall.Seconds(), float64(r.Events), float64(r.Events)/wall.Seconds()))
 	row("messages published", fmt.Sprint(r.Published))
+	if r.Published == 0 {
+		// Ratios of nothing: show no figure rather than a perfect one.
+		row("delivery ratio", "-")
+		row("honest delivery ratio", "-")
+		row("latency p50 / p90 / p99 / max", "-")
+		row("bytes per delivery", "-")
+		row("duplicates per delivery", "-")
+		printSimTail(tw, r, ms)
+		return
+	}
 	row("delivery ratio", fmt.Sprintf("%.4f", r.DeliveryRatio))
 	row("honest delivery ratio", fmt.Sprintf("%.4f", r.HonestDeliveryRatio))
 	if r.TargetDeliveryRatio != nil {
@@ -172,6 +204,13 @@ func printSimSummary(w io.Writer, sc sim.Scenario, r *sim.Results, wall time.Dur
 	row("latency p50 / p90 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f ms", r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs))
 	row("bytes per delivery", fmt.Sprintf("%.0f", r.BytesPerDelivery))
 	row("duplicates per delivery", fmt.Sprintf("%.2f", r.DuplicatesPerDelivery))
+	printSimTail(tw, r, ms)
+}
+
+// printSimTail prints the summary rows that do not depend on anything being published, and
+// flushes tw.
+func printSimTail(tw *tabwriter.Writer, r *sim.Results, ms runtime.MemStats) {
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	row("mesh degree (nodes)", meshSummary(r.MeshDegree))
 	if r.PEXConvergedSeconds != nil {
 		row("PEX convergence", fmt.Sprintf("%.1f s", *r.PEXConvergedSeconds))
@@ -182,6 +221,20 @@ func printSimSummary(w io.Writer, sc sim.Scenario, r *sim.Results, wall time.Dur
 		row("memory", fmt.Sprintf("%.0f MiB heap in use, %.1f KiB per node", float64(ms.HeapInuse)/(1<<20), float64(ms.HeapInuse)/1024/float64(n)))
 	}
 	tw.Flush()
+}
+
+// checkOutDir makes sure dir exists (creating it) and files can be created in it.
+func checkOutDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("sim: --out: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".switchyard-sim-*")
+	if err != nil {
+		return fmt.Errorf("sim: --out %s: cannot write there: %w", dir, err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
 }
 
 // meshSummary prints a mesh-degree histogram as "d:n" pairs with its range.

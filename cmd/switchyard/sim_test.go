@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -78,5 +79,40 @@ func TestSimErrors(t *testing.T) {
 	_, _, err = run(context.Background(), "sim", "--nodes", "-1")
 	if err == nil {
 		t.Error("--nodes -1 accepted")
+	}
+}
+
+// TestSimZeroFlagsAndOut: a flag set to 0 is refused rather than silently meaning the scenario's
+// value, and an --out that cannot be written fails before the run, not after it.
+func TestSimZeroFlagsAndOut(t *testing.T) {
+	for _, args := range [][]string{
+		{"sim", "--nodes", "0"},
+		{"sim", "--duration", "0s"},
+		{"sim", "eclipse", "--nodes", "20", "--sybils", "0"},
+	} {
+		if _, _, err := run(context.Background(), args...); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := run(context.Background(), "sim", "--nodes", "20", "--duration", "20s", "--quiet", "--out", file)
+	if err == nil || strings.Contains(out, "delivery") {
+		t.Errorf("--out naming a file: err %v; the run went ahead: %q", err, out)
+	}
+}
+
+// TestSimNothingPublished: a run that ends before publishing starts shows no delivery figures
+// (not a perfect 1.0000) and says why.
+func TestSimNothingPublished(t *testing.T) {
+	out, errOut, err := run(context.Background(), "sim", "--nodes", "20", "--duration", "5s", "--quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errOut, "nothing was published") || strings.Contains(out, "1.0000") ||
+		!regexp.MustCompile(`honest delivery ratio\s+-\n`).MatchString(out) {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", out, errOut)
 	}
 }
