@@ -534,7 +534,8 @@ func (m *Manager) Tick(now time.Time) {
 // ---- bans --------------------------------------------------------------------------------
 
 // Ban records that id and ip are banned until until, for reason (Switch.BanPeer, a *BanError;
-// PEX's bans): their connections are refused and id is not dialed before then; a
+// PEX's bans): their connections are refused (one held by the simultaneous-dial tie-break at
+// once, ActRefuse with RefuseBanned) and id is not dialed before then; a
 // non-persistent id leaves the dial queue. Either may be zero; an ip that is not Bannable
 // (loopback) is ignored and the ID alone is banned. A ban that already ends later is kept. Each
 // table (IDs, IPs) holds at most MaxBans: the ban that ends soonest makes room. The bans end at
@@ -545,6 +546,22 @@ func (m *Manager) Ban(now time.Time, id key.ID, ip netip.Addr, until time.Time, 
 	}
 	if m.bans.add(id, ip, until, reason) {
 		m.ready.BansChanged = true
+	}
+	// Connections held by the simultaneous-dial tie-break are refused now: no reactor has seen
+	// them, and admitting one when its hold ends would let a banned peer in.
+	for _, hid := range sortedIDs(m.heldOut) {
+		if h := m.heldOut[hid]; m.IsBanned(now, hid, h.c.SocketAddr.IP) {
+			delete(m.heldOut, hid)
+			m.act(Action{Kind: ActRefuse, Ref: h.c.Ref, Peer: hid, Refusal: RefuseBanned, Dup: true})
+			m.q.Done(now, hid, refusalErrs[RefuseBanned])
+			m.forgetUncond(hid)
+		}
+	}
+	for _, hid := range sortedIDs(m.heldIn) {
+		if c := m.heldIn[hid]; m.IsBanned(now, hid, c.SocketAddr.IP) {
+			delete(m.heldIn, hid)
+			m.act(Action{Kind: ActRefuse, Ref: c.Ref, Peer: hid, Refusal: RefuseBanned})
+		}
 	}
 	if id != "" && !m.IsPersistent(id) {
 		delete(m.uncond, id)
@@ -650,6 +667,10 @@ func (m *Manager) DialSucceeded(now time.Time, c Conn) {
 		m.act(Action{Kind: ActRefuse, Ref: c.Ref, Peer: id, Refusal: r, Dup: true})
 		m.q.Done(now, id, refusalErrs[r]) // an inbound connection reported with Connected stays connected
 		m.forgetUncond(id)
+		if in, ok := m.heldIn[id]; ok {
+			delete(m.heldIn, id) // nothing is dialing any more: the held inbound gets its normal admission
+			m.Inbound(now, in)
+		}
 		return
 	}
 	if in, ok := m.heldIn[id]; ok {

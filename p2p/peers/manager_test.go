@@ -572,3 +572,81 @@ func TestManagerConfigValidate(t *testing.T) {
 		t.Errorf("zero config: %v", err)
 	}
 }
+
+// TestManagerBanRefusesHeldConnections: a ban settles the connections the simultaneous-dial
+// tie-break holds. Our held outbound (we are the higher ID) is refused at once rather than
+// admitted when the grace ends, and its dial is reported done; a held inbound (we are the lower
+// ID) is refused at once rather than left unsettled when our own dial is then refused.
+func TestManagerBanRefusesHeldConnections(t *testing.T) {
+	t.Run("higher: held outbound", func(t *testing.T) {
+		w := newWorld(t, ManagerConfig{Self: mid(9), PersistentDialJitter: -1}, 1)
+		w.m.DialPeers(w.now(), maddr(5))
+		w.apply()
+		w.tick()
+		out := w.dialed(5)
+		if _, ok := w.conns[out]; !ok {
+			t.Fatalf("%v: want our outbound held for the grace", w.log)
+		}
+		w.m.Ban(w.now(), mid(5), netip.Addr{}, w.now().Add(time.Hour), "test")
+		w.apply()
+		if w.refused[out] != RefuseBanned {
+			t.Fatalf("%v: held outbound not refused by the ban", w.log)
+		}
+		w.clk.Advance(2 * time.Second)
+		w.tick()
+		if _, ok := w.admit[out]; ok {
+			t.Fatalf("%v: banned ID admitted when the grace ended", w.log)
+		}
+		if in, outN := w.m.NumPeers(); in+outN != 0 || w.m.Status().InFlight != 0 {
+			t.Errorf("peers %d+%d, dials in flight %d after the ban", in, outN, w.m.Status().InFlight)
+		}
+	})
+	t.Run("lower: held inbound", func(t *testing.T) {
+		w := newWorld(t, ManagerConfig{Self: mid(1), PersistentDialJitter: -1}, 1)
+		w.m.DialPeers(w.now(), maddr(5))
+		w.apply()
+		w.tick()
+		in := w.inbound(5)
+		if _, ok := w.conns[in]; !ok {
+			t.Fatalf("%v: want the inbound held while our dial runs", w.log)
+		}
+		w.m.Ban(w.now(), mid(5), netip.Addr{}, w.now().Add(time.Hour), "test")
+		w.apply()
+		out := w.dialed(5)
+		for _, r := range []ConnRef{in, out} {
+			if w.refused[r] != RefuseBanned {
+				t.Errorf("connection %d: %v, want refused as banned (log %v)", r, w.refused[r], w.log)
+			}
+		}
+		if len(w.m.Held()) != 0 || len(w.conns) != 0 {
+			t.Errorf("unsettled connections %v, held %v", w.conns, w.m.Held())
+		}
+	})
+}
+
+// TestManagerDialRefusedSettlesHeldInbound: when our dial's connection is refused (here its
+// address is banned, the held inbound's is not), the held inbound gets its normal admission
+// instead of staying held with nothing left to settle it.
+func TestManagerDialRefusedSettlesHeldInbound(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1), PersistentDialJitter: -1}, 1)
+	w.m.DialPeers(w.now(), maddr(5))
+	w.apply()
+	w.tick()
+	in := w.inbound(5)
+	if _, ok := w.conns[in]; !ok {
+		t.Fatalf("%v: want the inbound held while our dial runs", w.log)
+	}
+	bad := netip.MustParseAddr("10.9.9.9")
+	w.m.Ban(w.now(), "", bad, w.now().Add(time.Hour), "test")
+	w.apply()
+	c := w.conn(5, true)
+	c.SocketAddr = netaddr.New(mid(5), netip.AddrPortFrom(bad, 26656))
+	w.m.DialSucceeded(w.now(), c)
+	w.apply()
+	if w.refused[c.Ref] != RefuseBanned {
+		t.Fatalf("%v: the dialed connection from a banned address was not refused", w.log)
+	}
+	if _, ok := w.admit[in]; !ok {
+		t.Fatalf("%v: the held inbound was not admitted after our dial was refused (held %v)", w.log, w.m.Held())
+	}
+}
