@@ -301,7 +301,9 @@ func (sw *Switch) MarkPeerUseful(p Peer) {
 // IP are also banned for its Duration (see BanPeer). It returns at once (the event loop does the
 // work) and is safe to call from Receive and from any goroutine. It does nothing if p is no
 // longer connected (in particular, a stale Peer never disconnects a newer connection with the
-// same ID), except that the ban still applies.
+// same ID), except that the ban still applies. A Peer of the caller's own type that wraps the
+// Switch's (with a method Unwrap() Peer, as errors do) is unwrapped first; one that does not
+// wrap it is matched by ID alone, so it disconnects whichever connection has that ID now.
 func (sw *Switch) StopPeerForError(p Peer, err error) {
 	if p == nil {
 		return
@@ -310,11 +312,26 @@ func (sw *Switch) StopPeerForError(p Peer, err error) {
 	if errors.As(err, &be) {
 		sw.ban(p.ID(), p.RemoteIP(), be.Duration, be.Reason)
 	}
-	if pi, ok := p.(*peer); ok {
+	if pi := unwrapPeer(p); pi != nil {
 		sw.requestStop(pi, err)
 		return
 	}
 	sw.inbox.post(stopPeerReq{id: p.ID(), err: err})
+}
+
+// unwrapPeer returns the Switch's own peer inside p (following Unwrap() Peer methods), or nil.
+func unwrapPeer(p Peer) *peer {
+	for range 16 { // a bound, in case a wrapper unwraps to itself
+		switch v := p.(type) {
+		case *peer:
+			return v
+		case interface{ Unwrap() Peer }:
+			p = v.Unwrap()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // BanPeer disconnects p (RemovePeer reason: a *BanError) and bans its ID and its IP for d

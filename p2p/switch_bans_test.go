@@ -168,3 +168,38 @@ func TestSwitchBanTableFullOneAnswer(t *testing.T) {
 		}
 	})
 }
+
+// unwrappingPeer is a reactor's own Peer type wrapping the Switch's.
+type unwrappingPeer struct{ Peer }
+
+func (w unwrappingPeer) Unwrap() Peer { return w.Peer }
+
+// TestStopPeerForErrorUnwrapsStalePeer: a stale Peer wrapped in a type of the caller's own (with
+// Unwrap() Peer) does not disconnect a newer connection with the same ID.
+func TestStopPeerForErrorUnwrapsStalePeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newManualHub(t, nil)
+		ft, hub := m.ft, m.hub
+		defer runSwitch(t, hub)()
+		rp := newRawPeer(t, ft.inject(testNodeInfo(2, chA)), chA)
+		defer rp.mc.Close()
+		synctest.Wait()
+		stale := unwrappingPeer{hub.Peers().Get(testID(2))}
+		hub.StopPeerForError(stale, errors.New("bye"))
+		synctest.Wait()
+		if hub.Peers().Has(testID(2)) {
+			t.Fatal("the wrapped current Peer was not stopped")
+		}
+		rp2 := newRawPeer(t, ft.inject(testNodeInfo(2, chA)), chA)
+		defer rp2.mc.Close()
+		synctest.Wait()
+		if !hub.Peers().Has(testID(2)) {
+			t.Fatal("second connection not admitted")
+		}
+		hub.StopPeerForError(stale, errors.New("a late error about the old connection"))
+		synctest.Wait()
+		if !hub.Peers().Has(testID(2)) {
+			t.Error("a stale wrapped Peer disconnected the newer connection with the same ID")
+		}
+	})
+}
