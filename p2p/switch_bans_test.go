@@ -203,3 +203,50 @@ func TestStopPeerForErrorUnwrapsStalePeer(t *testing.T) {
 		}
 	})
 }
+
+// TestInboundWhileRemovingEvictsNobody: an ID whose previous connection still has a Receive
+// running reconnects while the inbound slots are full; the newcomer is refused before the
+// Manager sees it, so no inbound peer is evicted to make room for a connection that could not
+// be admitted anyway.
+func TestInboundWhileRemovingEvictsNobody(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		m := newManualHub(t, func(cfg *SwitchConfig) {
+			cfg.Eviction.ProtectNetGroups = -1
+			cfg.Eviction.ProtectLowLatency = -1
+			cfg.Eviction.ProtectUseful = -1
+		}, WithMaxInboundPeers(2))
+		ft, r, hub := m.ft, m.r, m.hub
+		r.onReceive = func(_ byte, p Peer, msg []byte) {
+			if string(msg) == "block" {
+				<-release
+			}
+		}
+		defer close(release)
+		defer runSwitch(t, hub)()
+		rpA := newRawPeer(t, ft.inject(testNodeInfo(2, chA)), chA)
+		defer rpA.mc.Close()
+		synctest.Wait()
+		rpA.mc.Send(chA, []byte("block"))
+		synctest.Wait() // A's Receive is blocked
+		hub.StopPeerForError(hub.Peers().Get(testID(2)), errors.New("bye"))
+		synctest.Wait()
+		rpB := newRawPeer(t, ft.inject(testNodeInfo(3, chA)), chA)
+		defer rpB.mc.Close()
+		m.clk.Advance(time.Second)
+		synctest.Wait()
+		rpC := newRawPeer(t, ft.inject(testNodeInfo(4, chA)), chA)
+		defer rpC.mc.Close()
+		synctest.Wait()
+		if hub.Peers().Size() != 2 {
+			t.Fatalf("setup: %d peers, want B and C", hub.Peers().Size())
+		}
+		rpA2 := newRawPeer(t, ft.inject(testNodeInfo(2, chA)), chA)
+		defer rpA2.mc.Close()
+		synctest.Wait()
+		if !hub.Peers().Has(testID(3)) || !hub.Peers().Has(testID(4)) || hub.Peers().Has(testID(2)) {
+			t.Errorf("peers B %v, C %v, A %v: want B and C kept and A's new connection refused",
+				hub.Peers().Has(testID(3)), hub.Peers().Has(testID(4)), hub.Peers().Has(testID(2)))
+		}
+	})
+}

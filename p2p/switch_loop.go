@@ -362,6 +362,13 @@ func (l *loop) reject(c *transport.Conn, reason RejectReason, err error) {
 func (l *loop) handleInbound(c *transport.Conn) {
 	now := l.clk.Now()
 	l.sw.met.handshake(false, c.HandshakeDuration)
+	if l.removing[c.NodeInfo.ID] != nil {
+		// The previous connection with this ID still has a Receive running, so admit would
+		// refuse this one (see admit): refuse it before the Manager acts on it, which could
+		// evict an inbound peer to make room for it.
+		l.reject(c, RejectDuplicateID, ErrSwitchDuplicatePeerID)
+		return
+	}
 	for _, p := range l.order {
 		if ns := p.lastUseful.Load(); ns != 0 && !p.IsOutbound() {
 			l.mgr.SetLastUseful(p.ID(), time.Unix(0, ns))
