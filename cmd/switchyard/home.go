@@ -20,7 +20,8 @@ func lockHome(home string) (*homelock.Lock, error) {
 }
 
 // checkWritable makes sure the node can write what it writes while it runs, so that a read-only
-// home fails at start and not at shutdown: the address book's directory (with p2p.pex) and, when
+// home fails at start and not at shutdown: the address book's directory (with p2p.pex; an
+// addr_book_file that names a directory is refused too) and, when
 // node_key.json does not exist yet, its directory. Each is probed by creating and removing a
 // file. The home's data directory needs no probe: the lock file lives there.
 func checkWritable(home string, cfg config.Config) error {
@@ -39,7 +40,12 @@ func checkWritable(home string, cfg config.Config) error {
 		_ = os.Remove(f.Name())
 	}
 	if cfg.P2P.PEX {
-		probe("address book directory", filepath.Dir(cfg.AddrBookPath(home)))
+		book := cfg.AddrBookPath(home)
+		if fi, err := os.Stat(book); err == nil && fi.IsDir() {
+			errs = append(errs, fmt.Errorf("p2p.addr_book_file %s is a directory; it must name a file (default config/addrbook.json)", book))
+		} else {
+			probe("address book directory", filepath.Dir(book))
+		}
 	}
 	if _, err := os.Stat(config.NodeKeyFile(home)); errors.Is(err, fs.ErrNotExist) {
 		probe("node key directory", filepath.Dir(config.NodeKeyFile(home)))

@@ -403,3 +403,22 @@ func TestStartSeedModeFlag(t *testing.T) {
 		t.Fatal("p2p.seed_mode not set")
 	}
 }
+
+// TestCheckWritableAddrBookIsDir: an addr_book_file naming a directory is refused at start (it
+// used to fail only when the book was saved at shutdown).
+func TestCheckWritableAddrBookIsDir(t *testing.T) {
+	home := t.TempDir()
+	cfg := config.DefaultConfig()
+	cfg.P2P.AddrBookFile = "config" // the home's config directory
+	if err := os.MkdirAll(filepath.Join(home, "config"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err := checkWritable(home, cfg)
+	if err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("addr_book_file naming a directory: %v", err)
+	}
+	cfg.P2P.AddrBookFile = "config/addrbook.json"
+	if err := checkWritable(home, cfg); err != nil {
+		t.Fatalf("a file in a writable directory: %v", err)
+	}
+}
