@@ -334,3 +334,16 @@ func TestValidateHeartbeatMinimum(t *testing.T) {
 		t.Errorf("the minimum heartbeat: %v", err)
 	}
 }
+
+// TestAddressErrorsQuoteTheEntry: an address error quotes the entry as written (scheme and ID
+// included), so that the operator can find it in a list.
+func TestAddressErrorsQuoteTheEntry(t *testing.T) {
+	if _, _, err := ParseListenAddress("tcp://"); err == nil || !strings.Contains(err.Error(), `"tcp://"`) {
+		t.Errorf("ParseListenAddress(tcp://): %v", err)
+	}
+	id := strings.Repeat("ab", 20)
+	_, err := ParsePeerList(id + "@10.0.0.1:26656," + id + "@10.0.0.2")
+	if err == nil || !strings.Contains(err.Error(), `"`+id+`@10.0.0.2"`) {
+		t.Errorf("ParsePeerList with a missing port: %v", err)
+	}
+}

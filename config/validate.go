@@ -144,7 +144,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Instrumentation.Prometheus {
-		if _, _, err := splitHostPort(c.Instrumentation.PrometheusListenAddr); err != nil {
+		if _, _, err := splitHostPort(c.Instrumentation.PrometheusListenAddr, c.Instrumentation.PrometheusListenAddr); err != nil {
 			bad("instrumentation.prometheus_listen_addr", err)
 		}
 	}
@@ -205,7 +205,7 @@ func ParseListenAddress(s string) (host string, port uint16, err error) {
 	if err != nil {
 		return "", 0, err
 	}
-	return splitHostPort(rest)
+	return splitHostPort(s, rest)
 }
 
 // ListenHostPort returns ParseListenAddress's result as "host:port", the form
@@ -228,14 +228,20 @@ func stripScheme(s string) (string, error) {
 	return s, nil
 }
 
-func splitHostPort(s string) (string, uint16, error) {
-	host, ps, err := net.SplitHostPort(s)
+// splitHostPort splits hp, the host:port part of the entry orig; errors quote orig whole, so
+// that the operator can find the entry.
+func splitHostPort(orig, hp string) (string, uint16, error) {
+	host, ps, err := net.SplitHostPort(hp)
 	if err != nil {
-		return "", 0, fmt.Errorf("%w: %q: %w", ErrInvalidAddress, s, err)
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Err) // its Addr is hp, a part of what we quote
+		}
+		return "", 0, fmt.Errorf("%w: %q: %w", ErrInvalidAddress, orig, err)
 	}
 	port, err := strconv.ParseUint(ps, 10, 16)
 	if err != nil {
-		return "", 0, fmt.Errorf("%w: %q: port %q is not a number in 0..65535", ErrInvalidAddress, s, ps)
+		return "", 0, fmt.Errorf("%w: %q: port %q is not a number in 0..65535", ErrInvalidAddress, orig, ps)
 	}
 	return host, uint16(port), nil
 }
@@ -270,7 +276,7 @@ func ParsePeerAddress(s string) (PeerAddress, error) {
 	if err != nil {
 		return PeerAddress{}, fmt.Errorf("%w: %q: %w", ErrInvalidAddress, s, err)
 	}
-	host, port, err := splitHostPort(hp)
+	host, port, err := splitHostPort(s, hp)
 	if err != nil {
 		return PeerAddress{}, err
 	}

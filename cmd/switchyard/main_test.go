@@ -214,9 +214,14 @@ func TestStartBadFlag(t *testing.T) {
 	if !errors.Is(err, errUsage) {
 		t.Fatalf("err = %v, want errUsage", err)
 	}
-	_, _, err = run(context.Background(), "start", "--home", t.TempDir(), "--p2p.persistent_peers", "nope@1.2.3.4:5")
+	home := t.TempDir()
+	_, _, err = run(context.Background(), "start", "--home", home, "--p2p.persistent_peers", "nope@1.2.3.4:5")
 	if err == nil || !strings.Contains(err.Error(), "p2p.persistent_peers") {
 		t.Fatalf("err = %v, want one naming p2p.persistent_peers", err)
+	}
+	// The error says where the value came from: the config file and the flags over it.
+	if !strings.Contains(err.Error(), config.ConfigFile(home)+" with --p2p.persistent_peers") {
+		t.Errorf("err = %v, want it to name the config file and the flag", err)
 	}
 }
 

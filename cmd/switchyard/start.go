@@ -108,7 +108,18 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 	}
 	applyStartFlags(cmd.Flags(), f, &cfg)
 	if err := cfg.Validate(); err != nil {
-		return err
+		// Name where the values came from: the file, and the flags that override it.
+		var set []string
+		cmd.Flags().Visit(func(fl *pflag.Flag) {
+			if fl.Name != "home" {
+				set = append(set, "--"+fl.Name)
+			}
+		})
+		from := cfgPath
+		if len(set) > 0 {
+			from += " with " + strings.Join(set, ", ")
+		}
+		return fmt.Errorf("%s: %w", from, err)
 	}
 	if err := checkWritable(home, cfg); err != nil {
 		return err
