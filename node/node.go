@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -92,9 +93,18 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	_, statErr := os.Stat(keyPath)
 	nk, err := key.LoadOrGenNodeKey(keyPath)
 	if err != nil {
 		return nil, err
+	}
+	switch fi, err := os.Stat(keyPath); {
+	case errors.Is(statErr, fs.ErrNotExist):
+		// A new identity: peers that knew the old one will not recognise this node.
+		logger.Warn("no node key found: generated a new one, so this node has a new ID", "path", keyPath, "id", nk.ID())
+	case err == nil && fi.Mode().Perm()&0o077 != 0:
+		logger.Warn("the node key is readable by other users; it is the node's private identity (chmod 600 it)",
+			"path", keyPath, "mode", fi.Mode().Perm().String())
 	}
 	n := &Node{cfg: cfg, home: home, log: logger, nodeKey: nk}
 
@@ -442,7 +452,7 @@ func (n *Node) Run(ctx context.Context) error {
 	wg.Go(func() { df.run(ctx, dialEvents) })
 
 	ni := n.NodeInfo()
-	n.log.Info("node started: id, advertised listen_addr", "peer", ni.ID, "addr", ni.ListenAddr)
+	n.log.Info("node started", "id", ni.ID, "listen_addr", ni.ListenAddr)
 
 	err := n.sw.Run(ctx)
 	cancel()

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -307,5 +308,34 @@ func TestAdvertisedListenAddr(t *testing.T) {
 		if err != nil || got != c.want {
 			t.Errorf("advertisedListenAddr(%q, %q) = %q, %v; want %q", c.laddr, c.external, got, err, c.want)
 		}
+	}
+}
+
+// TestNewWarnsAboutTheNodeKey: New says when it generates a new identity, and when the key it
+// loads is readable by other users; a key of mode 0600 draws no warning.
+func TestNewWarnsAboutTheNodeKey(t *testing.T) {
+	home := t.TempDir()
+	newWith := func() string {
+		var buf bytes.Buffer
+		n, err := New(testConfig("k"), home, slog.New(slog.NewTextHandler(&buf, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.String()
+	}
+	if out := newWith(); !strings.Contains(out, "generated a new one") {
+		t.Errorf("first New, no key yet: log %q, want the new-key warning", out)
+	}
+	if out := newWith(); strings.Contains(out, "WARN") {
+		t.Errorf("New with a 0600 key: log %q, want no warning", out)
+	}
+	if err := os.Chmod(config.NodeKeyFile(home), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := newWith(); !strings.Contains(out, "readable by other users") {
+		t.Errorf("New with a 0644 key: log %q, want the permission warning", out)
 	}
 }

@@ -117,8 +117,12 @@ func TestHomeFromEnv(t *testing.T) {
 }
 
 func TestShowNodeIDMissingKey(t *testing.T) {
-	if _, _, err := run(context.Background(), "show-node-id", "--home", t.TempDir()); err == nil {
+	_, _, err := run(context.Background(), "show-node-id", "--home", t.TempDir())
+	if err == nil {
 		t.Fatal("show-node-id succeeded without a key")
+	}
+	if !strings.Contains(err.Error(), "switchyard init") {
+		t.Errorf("err = %v, want a hint to run init", err)
 	}
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/spf13/cobra"
 
@@ -20,6 +22,9 @@ func newShowNodeIDCmd() *cobra.Command {
 				return err
 			}
 			nk, err := key.LoadNodeKey(config.NodeKeyFile(home))
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%w (run 'switchyard init --home %s' to create one, or check --home)", err, home)
+			}
 			if err != nil {
 				return err
 			}
