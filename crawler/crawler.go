@@ -27,6 +27,11 @@ const (
 	PEXChannel byte = 0x00
 	// MaxPEXMsgSize is the PEX channel's RecvMessageCapacity in bytes (256 addresses × 250 bytes).
 	MaxPEXMsgSize = 64000
+	// MaxAddrsPerReply is the most addresses one PexAddrs may carry, as for the PEX reactor
+	// (p2p/pex.MaxAddrsPerMsg, cometbft's maxGetSelection). A reply with more is ignored whole
+	// (ErrTooManyAddrs): compact addresses fit about 1,000 into MaxPEXMsgSize, enough for one
+	// hostile node to fill the crawl with made-up peers.
+	MaxAddrsPerReply = 250
 )
 
 // Config defaults; zero Config fields take these values.
@@ -73,6 +78,9 @@ var (
 	// ErrNoReply is a Node.Err: the connection was made and a PexRequest sent, but no PexAddrs
 	// arrived (the node timed out, closed the connection, or the crawl ended).
 	ErrNoReply = errors.New("crawler: no PexAddrs reply")
+	// ErrTooManyAddrs is a Node.Err: the node's PexAddrs carried more than MaxAddrsPerReply
+	// addresses, and none of them was used (Node.InvalidAddrs counts them).
+	ErrTooManyAddrs = errors.New("crawler: PexAddrs with too many addresses")
 )
 
 // Config configures a Crawler. The zero value is valid and means the defaults. It is a plain value.
@@ -252,7 +260,7 @@ type Node struct {
 	InvalidAddrs int
 	// Err is nil when the node was reached and answered; otherwise why not: a dial or
 	// handshake error (a *transport.RejectedError, e.g. one wrapping a
-	// *nodeinfo.IncompatibleError), ErrNoPEXChannel, ErrNoReply or ErrNotContacted.
+	// *nodeinfo.IncompatibleError), ErrNoPEXChannel, ErrNoReply, ErrTooManyAddrs or ErrNotContacted.
 	Err error
 	// Duration is how long the last visit took.
 	Duration time.Duration
@@ -617,7 +625,12 @@ func (c *Crawler) visit(ctx context.Context, tr *transport.MultiplexTransport, v
 		return o
 	}
 
-	take := func(a *p2ppb.PexAddrs) {
+	take := func(a *p2ppb.PexAddrs) bool {
+		if n := len(a.GetAddrs()); n > MaxAddrsPerReply {
+			o.invalid += n
+			o.err = fmt.Errorf("%w: %d, more than %d", ErrTooManyAddrs, n, MaxAddrsPerReply)
+			return false
+		}
 		o.replied = true
 		for _, pa := range a.GetAddrs() {
 			na, err := netaddr.FromProto(pa)
@@ -627,6 +640,7 @@ func (c *Crawler) visit(ctx context.Context, tr *transport.MultiplexTransport, v
 			}
 			o.addrs = append(o.addrs, na)
 		}
+		return true
 	}
 	var waitErr error
 wait:
@@ -638,13 +652,14 @@ wait:
 		o.sent++
 		select {
 		case a := <-replies:
-			take(a)
+			if !take(a) {
+				break wait // a protocol violation: the node is not asked again
+			}
 		case err := <-failed:
 			// A peer that answers and disconnects at once (a seed) was heard out: the replies
 			// received before the failure reached onReceive before onError did (conn.ErrorFunc),
 			// but select chooses at random between two ready cases.
-			for len(replies) > 0 {
-				take(<-replies)
+			for len(replies) > 0 && take(<-replies) {
 			}
 			waitErr = fmt.Errorf("crawler: connection failed: %w", err)
 			break wait
@@ -653,7 +668,7 @@ wait:
 			break wait
 		}
 	}
-	if !o.replied {
+	if !o.replied && o.err == nil {
 		o.err = fmt.Errorf("%w: %w", ErrNoReply, waitErr)
 	}
 

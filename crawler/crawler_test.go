@@ -426,3 +426,42 @@ func TestNodeReason(t *testing.T) {
 		}
 	}
 }
+
+// TestCrawlTooManyAddrs: a PexAddrs with more than MaxAddrsPerReply addresses (it fits in
+// MaxPEXMsgSize) is ignored whole, as the PEX reactor does, so one hostile node cannot fill the
+// crawl with made-up peers; a reply of exactly MaxAddrsPerReply is taken.
+func TestCrawlTooManyAddrs(t *testing.T) {
+	dead := deadAddr(t).AddrPort() // refuses connections: the fake peers fail at once
+	fake := func(n int) []netaddr.NetAddress {
+		out := make([]netaddr.NetAddress, n)
+		for i := range out {
+			out[i] = netaddr.New(key.ID(fmt.Sprintf("%040x", i+1)), dead)
+		}
+		return out
+	}
+	hostile := newResponder(t, "hostile", testNetwork)
+	hostile.reply = fake(MaxAddrsPerReply + 1)
+	hostile.serve()
+	cr := newCrawler(t, Config{NodeTimeout: 5 * time.Second, Duration: 10 * time.Second})
+	res, err := cr.Run(context.Background(), []netaddr.NetAddress{hostile.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := byID(res)[hostile.nk.ID()]
+	if len(res.Nodes) != 1 || !errors.Is(n.Err, ErrTooManyAddrs) || n.InvalidAddrs != MaxAddrsPerReply+1 {
+		t.Fatalf("%d nodes listed; hostile node err %v, invalid %d: want only it, ErrTooManyAddrs, %d",
+			len(res.Nodes), n.Err, n.InvalidAddrs, MaxAddrsPerReply+1)
+	}
+
+	ok := newResponder(t, "ok", testNetwork)
+	ok.reply = fake(MaxAddrsPerReply)
+	ok.serve()
+	cr = newCrawler(t, Config{NodeTimeout: 5 * time.Second, Duration: time.Minute})
+	res, err = cr.Run(context.Background(), []netaddr.NetAddress{ok.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := byID(res)[ok.nk.ID()]; len(n.Addrs) != MaxAddrsPerReply || n.Err != nil {
+		t.Errorf("a reply of %d addresses: took %d, err %v", MaxAddrsPerReply, len(n.Addrs), n.Err)
+	}
+}
