@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/config"
@@ -180,9 +181,15 @@ func (d *deliveries) record(node int, data []byte, at time.Time) {
 	d.latencies = append(d.latencies, at.Sub(d.sentAt[seq]))
 }
 
+// testHookPublishPhase, if set (by tests), runs as the pub/sub phase starts.
+var testHookPublishPhase atomic.Pointer[func()]
+
 // publishPhase runs the pub/sub phase on a converged network and fills rep.PublishReport.
 // It returns ErrIncompleteDelivery when a message is missing, or an error that stopped the phase.
 func (r *runner) publishPhase(ctx context.Context, rep *Report) error {
+	if h := testHookPublishPhase.Load(); h != nil {
+		(*h)()
+	}
 	p := r.cfg.Publish.withDefaults()
 	t0 := time.Now()
 	var nodes []*process

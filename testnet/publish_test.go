@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"testing"
 	"time"
 )
@@ -76,4 +77,27 @@ func TestPublishConfigValidate(t *testing.T) {
 	if err := (Config{Binary: "x", Publish: PublishConfig{RatePerSec: 1}}).Validate(); err != nil {
 		t.Errorf("valid publish config: %v", err)
 	}
+}
+
+// TestSignalDuringPublish: a signal from Config.Signals during the pub/sub phase stops the run
+// (ErrInterrupted, StopReason "signal: interrupt") and is forwarded to the nodes, which exit
+// cleanly; it used to be left unread until the phase ended, when stopAll took it for a second
+// Ctrl-C and killed every node.
+func TestSignalDuringPublish(t *testing.T) {
+	bin := switchyardBinary(t)
+	sigs := make(chan os.Signal, 2)
+	hook := func() { sigs <- os.Interrupt }
+	testHookPublishPhase.Store(&hook)
+	defer testHookPublishPhase.Store(nil)
+	rep, err := Run(context.Background(), Config{
+		Binary: bin, Nodes: 3, Duration: time.Minute, PollInterval: 250 * time.Millisecond, Signals: sigs,
+		Publish: PublishConfig{RatePerSec: 5, MsgBytes: 64, Drain: 2 * time.Second, Seed: 1},
+	})
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("Run = %v, want ErrInterrupted", err)
+	}
+	if rep.StopReason != "signal: interrupt" || rep.PublishReport == nil {
+		t.Errorf("StopReason %q, publish phase started %v", rep.StopReason, rep.PublishReport != nil)
+	}
+	checkStopped(t, rep, false)
 }

@@ -358,7 +358,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer r.stopAll()
 	err = r.watch(ctx, rep)
 	if err == nil && cfg.Publish.RatePerSec > 0 {
-		err = r.publishPhase(ctx, rep)
+		err = r.publishWatched(ctx, rep)
 	}
 	r.stopAll()
 	rep.Final = make([]NodeStatus, len(procs))
@@ -581,6 +581,38 @@ func (r *runner) watch(ctx context.Context, rep *Report) error {
 	default:
 		return fmt.Errorf("%w (%s)", ErrInterrupted, rep.StopReason)
 	}
+}
+
+// publishWatched runs publishPhase under a context that a signal from Config.Signals also
+// ends, as it ends the convergence phase: the signal stops the run (StopReason "signal: ...",
+// ErrInterrupted) and is forwarded to the nodes by stopAll, instead of being left in the channel,
+// where stopAll would take it for a second Ctrl-C and kill the nodes.
+func (r *runner) publishWatched(ctx context.Context, rep *Report) error {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	watcher := make(chan struct{})
+	go func() {
+		defer close(watcher)
+		select {
+		case sig := <-r.cfg.Signals:
+			got <- sig
+			cancel()
+		case <-done:
+		}
+	}()
+	err := r.publishPhase(pctx, rep)
+	close(done)
+	<-watcher
+	select {
+	case sig := <-got:
+		r.stopSig = sig
+		rep.StopReason = "signal: " + sig.String()
+		return fmt.Errorf("%w (%s)", ErrInterrupted, rep.StopReason)
+	default:
+	}
+	return err
 }
 
 // waitUp polls p's /net_info until it answers, p exits, ctx ends or seedStartTimeout passes.
