@@ -1013,8 +1013,8 @@ func (c *Core) retrySeeds(now time.Time) {
 // retries a non-persistent address with backoff up to 16 times and reports each failure).
 // A failed seed of the fall-back makes the Core dial the next seed. For a non-persistent
 // address: DialUnreachable counts an attempt and the MaxAttemptsToDial-th marks it bad;
-// DialWrongID marks it bad at once and penalises the address's source; DialSelf makes it
-// one of our addresses.
+// DialWrongID marks it bad at once and penalises the address's source; DialSelf makes its
+// IP:port (not its ID, which the transport did not check) one of our addresses.
 func (c *Core) DialFailed(now time.Time, addr netaddr.NetAddress, why DialFailure) {
 	id := addr.ID
 	c.seedDialEnded(now, id)
@@ -1023,8 +1023,11 @@ func (c *Core) DialFailed(now time.Time, addr netaddr.NetAddress, why DialFailur
 	}
 	switch why {
 	case DialSelf:
-		c.book.RemoveAddress(addr)
-		c.book.AddOurAddress(addr)
+		// Only the IP:port is known to be ours: the transport refuses a dial to one of our
+		// IP:ports before any handshake, whatever ID the address names, and a gossiped
+		// "victim@our-ip:port" must not make the victim's ID ours (never dialed again). The
+		// entries at this IP:port leave the book; the ID's entry elsewhere stays.
+		c.book.AddOurAddress(netaddr.New("", addr.AddrPort()))
 	case DialWrongID:
 		// The address's ID is not the key that answers there (RELIABILITY A-08, H-06).
 		c.ready.Notes = append(c.ready.Notes, Note{Kind: NoteWrongID, Addr: addr})

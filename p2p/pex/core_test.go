@@ -395,6 +395,19 @@ func TestDialOutcomes(t *testing.T) {
 	if c.book.HasAddress(testAddr(5)) || !c.book.OurAddress(testAddr(5)) {
 		t.Error("our own address not removed and recorded")
 	}
+
+	// A gossiped "victim@our-ip:port": the transport refuses it as self by its IP:port alone.
+	// Only the IP:port becomes ours; the victim's ID and its real address stay dialable.
+	victim := testAddr(7)
+	if err := c.book.AddAddress(t0, victim, testAddr(8)); err != nil {
+		t.Fatal(err)
+	}
+	poisoned := netaddr.New(victim.ID, netip.MustParseAddrPort("10.99.99.99:26656"))
+	n.dialFailed(t0, poisoned, self)
+	if !c.book.OurAddress(poisoned) || !c.book.HasAddress(victim) || c.book.OurAddress(victim) || !c.dialable(t0, victim) {
+		t.Errorf("after a self dial of %v: our address %v; victim in book %v, ours %v, dialable %v",
+			poisoned, c.book.OurAddress(poisoned), c.book.HasAddress(victim), c.book.OurAddress(victim), c.dialable(t0, victim))
+	}
 }
 
 // TestWrongIDsMarkedBad is RELIABILITY A-08 at the reactor level: 200 addresses with real IPs but
