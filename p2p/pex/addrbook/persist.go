@@ -1,11 +1,13 @@
 package addrbook
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
+	"reflect"
 	"time"
 	"unique"
 
@@ -80,12 +82,40 @@ type jsonBook struct {
 type jsonKnownAddress struct {
 	Addr        jsonNetAddress `json:"addr"`
 	Src         jsonNetAddress `json:"src"`
-	Buckets     []int          `json:"buckets"`
+	Buckets     jsonBuckets    `json:"buckets"`
 	Attempts    int32          `json:"attempts"`
 	BucketType  int            `json:"bucket_type"`
 	LastAttempt string         `json:"last_attempt"`
 	LastSuccess string         `json:"last_success"`
 	LastBanTime string         `json:"last_ban_time"`
+}
+
+// jsonBuckets is an entry's bucket indices. It decodes at most maxNewBucketsPerAddress+1 of
+// them: a longer array, which no book holds, is as invalid as that many (SkipBadBuckets), and a
+// hostile one of millions of elements then costs no memory beyond the decoder's buffer.
+type jsonBuckets []int
+
+// UnmarshalJSON implements json.Unmarshaler; a value that is not an array of integers is a
+// *json.UnmarshalTypeError (the entry is skipped as SkipBadType).
+func (b *jsonBuckets) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		*b = nil
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return &json.UnmarshalTypeError{Value: "non-array", Type: reflect.TypeFor[jsonBuckets](), Field: "buckets"}
+	}
+	var out []int
+	for dec.More() && len(out) <= maxNewBucketsPerAddress {
+		var v int
+		if err := dec.Decode(&v); err != nil {
+			return &json.UnmarshalTypeError{Value: "non-integer", Type: reflect.TypeFor[int](), Field: "buckets"}
+		}
+		out = append(out, v)
+	}
+	*b = out
+	return nil
 }
 
 type jsonNetAddress struct {
@@ -154,7 +184,8 @@ func parseTime(s string) (time.Time, bool) {
 //
 // r is decoded as a stream, entry by entry, so memory stays bounded whatever
 // its size: at most 64 MiB is read, and reading stops after 40,960 entries
-// (Truncated). Entries that cannot be used are skipped one by one and
+// (Truncated), counted over every "addrs" key if the file repeats it; an
+// entry's "buckets" is read only as far as its fifth index. Entries that cannot be used are skipped one by one and
 // counted in the report (R-02): wrong JSON types, invalid IDs or IPs,
 // out-of-range bucket indices, unknown bucket types, duplicates, entries that
 // AddAddress would refuse now (non-routable in strict mode, private, ours,
@@ -162,7 +193,8 @@ func parseTime(s string) (time.Time, bool) {
 // now, so a file cannot make an entry look recently tried forever.
 //
 // If r is not an address book (invalid or truncated JSON, a top-level value
-// that is not an object, "addrs" that is not an array, more than 64 MiB), or
+// that is not an object, "addrs" that is not an array, an unknown value nested
+// more than 64 levels deep, more than 64 MiB), or
 // if reading r fails, the book is left empty with its previous key and the
 // error is returned; content errors wrap ErrCorruptFile (R-01), read errors
 // are wrapped as they are. Load never panics on any input (FuzzLoad).
@@ -218,6 +250,7 @@ func (a *AddrBook) decode(dec *json.Decoder, now time.Time, rep *LoadReport) err
 		return err
 	}
 	sawKey := false
+	examined := 0 // entries examined, over every "addrs" key (a repeated key gets no new budget)
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -234,7 +267,7 @@ func (a *AddrBook) decode(dec *json.Decoder, now time.Time, rep *LoadReport) err
 				a.key, sawKey = k, true
 			}
 		case "addrs":
-			if err := a.decodeAddrs(dec, now, rep); err != nil {
+			if err := a.decodeAddrs(dec, now, rep, &examined); err != nil {
 				return err
 			}
 			if rep.Truncated { // stop reading: the rest is not looked at
@@ -265,6 +298,10 @@ func expectDelim(dec *json.Decoder, want json.Delim) error {
 	return nil
 }
 
+// maxSkipDepth bounds the nesting of an unknown value skipValue consumes: the decoder keeps
+// a record per open array or object, so 64 MiB of "[" would cost gigabytes.
+const maxSkipDepth = 64
+
 // skipValue consumes one JSON value token by token, so that a huge unknown
 // value is never held in memory at once.
 func skipValue(dec *json.Decoder) error {
@@ -277,6 +314,9 @@ func skipValue(dec *json.Decoder) error {
 		switch tok {
 		case json.Delim('{'), json.Delim('['):
 			depth++
+			if depth > maxSkipDepth {
+				return fmt.Errorf("an unknown value nested deeper than %d levels", maxSkipDepth)
+			}
 		case json.Delim('}'), json.Delim(']'):
 			depth--
 		}
@@ -286,7 +326,7 @@ func skipValue(dec *json.Decoder) error {
 	}
 }
 
-func (a *AddrBook) decodeAddrs(dec *json.Decoder, now time.Time, rep *LoadReport) error {
+func (a *AddrBook) decodeAddrs(dec *json.Decoder, now time.Time, rep *LoadReport, examined *int) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return err
@@ -297,13 +337,12 @@ func (a *AddrBook) decodeAddrs(dec *json.Decoder, now time.Time, rep *LoadReport
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
 		return fmt.Errorf("\"addrs\": expected an array, got %v", tok)
 	}
-	examined := 0
 	for dec.More() {
-		if examined >= maxLoadEntries {
+		if *examined >= maxLoadEntries {
 			rep.Truncated = true
 			return nil
 		}
-		examined++
+		*examined++
 		var e jsonKnownAddress
 		if err := dec.Decode(&e); err != nil {
 			var te *json.UnmarshalTypeError

@@ -425,3 +425,86 @@ func (z *zeros) Read(p []byte) (int, error) {
 	z.n -= n
 	return n, nil
 }
+
+// repeatReader yields s repeated until n bytes have been read (n a multiple of len(s)).
+type repeatReader struct {
+	s   string
+	n   int
+	pos int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	if r.pos >= r.n {
+		return 0, io.EOF
+	}
+	k := 0
+	for k < len(p) && r.pos < r.n {
+		p[k] = r.s[r.pos%len(r.s)]
+		k++
+		r.pos++
+	}
+	return k, nil
+}
+
+// TestLoadHostileShapesBounded: a file made of one entry whose "buckets" holds millions of
+// indices, or of an unknown value nested millions of levels deep, or of "addrs" repeated to
+// get around the entry cap, costs Load no more memory or work than the documented bounds
+// (R-03): the first entry is skipped as SkipBadBuckets, the second is ErrCorruptFile, the third
+// stops at maxLoadEntries entries over all its "addrs" (Truncated).
+func TestLoadHostileShapesBounded(t *testing.T) {
+	const body = 32 << 20
+	measure := func(t *testing.T, r io.Reader) (LoadReport, error) {
+		t.Helper()
+		a := newBook(t, Config{}, 27)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		rep, err := a.Load(r, t0)
+		runtime.ReadMemStats(&after)
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%.1f MB allocated; report %+v, err %v", float64(alloc)/1e6, rep, err)
+		if alloc > 200<<20 {
+			t.Errorf("Load allocated %d bytes for a %d-byte input", alloc, body)
+		}
+		return rep, err
+	}
+	id := strings.Repeat("ab", 20)
+	t.Run("buckets", func(t *testing.T) {
+		r := io.MultiReader(strings.NewReader(`{"addrs":[{"addr":{"id":"`+id+`","ip":"1.2.3.4","port":26656},"bucket_type":1,"buckets":[`),
+			&repeatReader{s: "0,", n: body}, strings.NewReader(`0]}]}`))
+		rep, err := measure(t, r)
+		if err != nil || rep.Reasons[SkipBadBuckets] != 1 || rep.Loaded != 0 {
+			t.Errorf("want the entry skipped as %s: %+v, %v", SkipBadBuckets, rep, err)
+		}
+	})
+	t.Run("nesting", func(t *testing.T) {
+		r := io.MultiReader(strings.NewReader(`{"x":`), &repeatReader{s: "[", n: body})
+		if _, err := measure(t, r); !errors.Is(err, ErrCorruptFile) {
+			t.Errorf("err %v, want ErrCorruptFile", err)
+		}
+	})
+	t.Run("repeated addrs", func(t *testing.T) {
+		var b strings.Builder
+		b.WriteString("{")
+		for k := range 3 {
+			if k > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(`"addrs":[`)
+			for i := range maxLoadEntries - 1 {
+				if i > 0 {
+					b.WriteString(",")
+				}
+				b.WriteString(`{"addr":{"id":"x"}}`) // invalid: skipped, but examined
+			}
+			b.WriteString("]")
+		}
+		b.WriteString("}")
+		a := newBook(t, Config{}, 27)
+		rep, err := a.Load(strings.NewReader(b.String()), t0)
+		if err != nil || !rep.Truncated || rep.Loaded+rep.Skipped > maxLoadEntries {
+			t.Errorf("three \"addrs\" of %d entries: %d examined, truncated %v, err %v; want at most %d",
+				maxLoadEntries-1, rep.Loaded+rep.Skipped, rep.Truncated, err, maxLoadEntries)
+		}
+	})
+}
