@@ -163,7 +163,7 @@ func TestLoadUnknownKeys(t *testing.T) {
 	if !errors.Is(err, ErrUnknownKeys) {
 		t.Fatalf("err = %v, want ErrUnknownKeys", err)
 	}
-	for _, k := range []string{`"mooniker"`, `"p2p.listen"`, `"nope"`, `"x.toml"`} {
+	for _, k := range []string{`"mooniker" (did you mean "moniker"?)`, `"p2p.listen"`, `"nope"`, `"x.toml"`} {
 		if !strings.Contains(err.Error(), k) {
 			t.Errorf("error %q does not name %s", err, k)
 		}
@@ -345,5 +345,21 @@ func TestAddressErrorsQuoteTheEntry(t *testing.T) {
 	_, err := ParsePeerList(id + "@10.0.0.1:26656," + id + "@10.0.0.2")
 	if err == nil || !strings.Contains(err.Error(), `"`+id+`@10.0.0.2"`) {
 		t.Errorf("ParsePeerList with a missing port: %v", err)
+	}
+}
+
+// TestNearestKey: a key one or two edits from a real one is suggested; anything further, or
+// short enough that two edits make another word, is not.
+func TestNearestKey(t *testing.T) {
+	for k, want := range map[string]string{
+		"p2p.max_num_inboud_peers": "p2p.max_num_inbound_peers",
+		"p2p.dial_timout":          "p2p.dial_timeout",
+		"pubsub.heartbeat":         "",
+		"nope":                     "",
+		"p2p.lsddr":                "p2p.laddr",
+	} {
+		if got := nearestKey(k); got != want {
+			t.Errorf("nearestKey(%q) = %q, want %q", k, got, want)
+		}
 	}
 }

@@ -81,6 +81,9 @@ func Decode(name string, data []byte) (Config, error) {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = strconv.Quote(k.String())
+			if near := nearestKey(k.String()); near != "" {
+				keys[i] += fmt.Sprintf(" (did you mean %q?)", near)
+			}
 		}
 		return Config{}, fmt.Errorf("%w in %q: %s", ErrUnknownKeys, name, strings.Join(keys, ", "))
 	}
@@ -128,6 +131,53 @@ func lookupRaw(m map[string]any, k toml.Key) any {
 		v = mm[part]
 	}
 	return v
+}
+
+// nearestKey returns the Config key closest to k in edit distance, if it is close enough to
+// be a typo (at most 2 edits, and fewer than a third of k's length); "" otherwise.
+func nearestKey(k string) string {
+	best, bestD := "", 3
+	for known := range keyTypes {
+		// The limit is one more than the best so far, so that a tie is an exact distance (the
+		// alphabetically first key wins it: map order must not reach the message).
+		if d := editDistance(k, known, bestD+1); d < bestD || (d == bestD && (best == "" || known < best)) {
+			best, bestD = known, d
+		}
+	}
+	if bestD > 2 || bestD*3 >= len(k) {
+		return ""
+	}
+	return best
+}
+
+// editDistance returns the Levenshtein distance between a and b, or limit if it is at least
+// limit.
+func editDistance(a, b string, limit int) int {
+	if d := len(a) - len(b); d >= limit || -d >= limit {
+		return limit
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			rowMin = min(rowMin, cur[j])
+		}
+		if rowMin >= limit {
+			return limit
+		}
+		prev, cur = cur, prev
+	}
+	return min(prev[len(b)], limit)
 }
 
 var durationType = reflect.TypeFor[time.Duration]()
