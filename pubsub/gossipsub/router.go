@@ -431,6 +431,13 @@ func (r *Router) unsubscribe(p *peer, t *topic) {
 		r.sc.prune(p.st, t.name)
 	}
 	t.fanout, _ = removeOrdered(t.fanout, p)
+	if !t.joined {
+		// A backoff on a topic we have not joined only matters while the peer is subscribed
+		// (we might join and GRAFT it); kept longer, it would pin the topic's state, name and
+		// all, for up to MaxPruneBackoff after the peer left (subscribe, PRUNE with a 24 h
+		// backoff, unsubscribe, repeat).
+		delete(t.backoff, p.id)
+	}
 	r.maybeFree(t)
 }
 

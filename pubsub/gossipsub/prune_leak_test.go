@@ -1,0 +1,42 @@
+package gossipsub
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	rt "github.com/switchyard-p2p/switchyard/pubsub/internal/routertest"
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
+)
+
+// TestPruneUnjoinedTopicKeepsNoState: one peer subscribes to 1,024 fresh topics we have not
+// joined, PRUNEs each with a 24 h backoff and unsubscribes, twenty times over; once it is gone no
+// topic state is left (a backoff on an unjoined topic used to pin it, 1 KiB name included, for
+// up to MaxPruneBackoff).
+func TestPruneUnjoinedTopicKeepsNoState(t *testing.T) {
+	h := newHarness(t, Config{}, 1)
+	h.add(1, true)
+	pad := strings.Repeat("x", 1000)
+	rounds := 20
+	for r := range rounds {
+		var names []string
+		c := &pubsubpb.ControlMessage{}
+		for i := range 1024 {
+			n := fmt.Sprintf("%s-%d-%d", pad, r, i)
+			names = append(names, n)
+			c.Prune = append(c.Prune, &pubsubpb.ControlPrune{TopicID: n, Backoff: 86400})
+		}
+		rpc := rt.Sub(names...)
+		rpc.Control = c
+		h.rpc(1, rpc)
+		h.rpc(1, rt.Unsub(names...))
+		h.drain()
+	}
+	h.r.RemovePeer(h.now(), rt.ID(1))
+	h.advance(time.Hour)
+	h.drain()
+	if n := h.r.Topics(); n != 0 {
+		t.Errorf("%d topics held after %d rounds, the peer gone and 1 h later; want none", n, rounds)
+	}
+}
