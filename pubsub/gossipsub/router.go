@@ -482,7 +482,15 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 		if s.Subscribe {
 			r.subscribe(p, s.Topicid)
 		} else if t, ok := p.topics[s.Topicid]; ok {
+			left := t.joined && slices.Contains(t.mesh, p)
 			r.unsubscribe(p, t)
+			if left {
+				// Leaving our mesh by unsubscribing is leaving it as by a PRUNE: no GRAFT
+				// either way for PruneBackoff. Otherwise a silent peer could unsubscribe just
+				// before P3 activates and resubscribe and GRAFT at once, with a fresh
+				// activation timer, and never be charged for its missing deliveries.
+				r.addBackoff(t, p.id, now, r.p.PruneBackoff)
+			}
 		}
 	}
 	for _, m := range rpc.Publish {
