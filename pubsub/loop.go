@@ -695,6 +695,9 @@ func (l *loop) finish(now time.Time, pv *pending, res ValidationResult, reason s
 		l.accepted[pv.key.id] = decoded
 	case ValidationReject:
 		rr = router.Reject
+		if reason == reasonSignature || reason == reasonPolicy {
+			rr = router.RejectForged // this copy's fault, not the ID's
+		}
 	}
 	l.r.ValidationDone(now, pv.key.id, rr)
 	if res == ValidationAccept {

@@ -58,12 +58,14 @@ func TestSignatureVerification(t *testing.T) {
 		m    *pubsubpb.Message
 		want router.ValidationResult
 	}{
+		// A copy that fails the signature or policy check is reported as forged: only that copy
+		// is bad, not its ID (router.RejectForged).
 		{"good", good, router.Accept},
-		{"tampered", tampered, router.Reject},
-		{"forged", forged, router.Reject},
-		{"unsigned", unsigned, router.Reject},
-		{"short seqno", shortSeq, router.Reject},
-		{"bad signature", wrongSig, router.Reject},
+		{"tampered", tampered, router.RejectForged},
+		{"forged", forged, router.RejectForged},
+		{"unsigned", unsigned, router.RejectForged},
+		{"short seqno", shortSeq, router.RejectForged},
+		{"bad signature", wrongSig, router.RejectForged},
 	}
 	for _, c := range cases {
 		a.publish(t, n, c.m)
@@ -79,7 +81,7 @@ func TestSignatureVerification(t *testing.T) {
 	b := ns.connectAttacker(t, 11)
 	signed := b.signed(t, "t", []byte("x"), 1)
 	b.publish(t, ns, signed)
-	if got := waitResult(t, ns, router.DefaultMsgID(signed)); got != router.Reject {
+	if got := waitResult(t, ns, router.DefaultMsgID(signed)); got != router.RejectForged {
 		t.Errorf("StrictNoSign, signed message: %v", got)
 	}
 	b.publish(t, ns, unsigned)

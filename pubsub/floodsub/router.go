@@ -312,6 +312,9 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 	case router.Reject:
 		e.Status = routing.Invalid
 		r.stats.Rejected++
+	case router.RejectForged:
+		r.stats.Rejected++
+		r.seen.Forget(e) // an authentic copy with the same ID is handled as new
 	default:
 		e.Status = routing.Ignored
 		r.stats.Ignored++

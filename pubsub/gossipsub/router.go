@@ -665,6 +665,15 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 				r.sc.invalidDelivery(d, e.Aux.sct)
 			}
 		}
+	case router.RejectForged:
+		// Only this copy is known bad: its sender is penalised, the copies that came during
+		// validation are not (they may be authentic), and the ID is forgotten so that an
+		// authentic copy, from a duplicate or through IHAVE/IWANT, is validated as new.
+		r.stats.Rejected++
+		if r.sc != nil {
+			r.sc.invalidDelivery(e.Aux.from, e.Aux.sct)
+		}
+		r.cache.Forget(e)
 	default:
 		e.Status, e.Msg, e.Aux.dups = routing.Ignored, nil, nil
 		r.stats.Ignored++

@@ -107,6 +107,11 @@ const (
 	// Ignore: the message is dropped without penalty (a validator's Ignore, a validation timeout,
 	// or a saturated validation queue).
 	Ignore
+	// RejectForged: the copy failed the signature or signing-policy check. That says nothing of
+	// other copies with the same ID, which anyone can forge (the default ID is the origin and a
+	// sequence number, not the content): the Router penalises only the peer that sent this copy
+	// (P4) and forgets the ID, so that an authentic copy is handled as new (docs/PUBSUB.md §4.2).
+	RejectForged
 )
 
 // Ready is the effects accumulated since the previous call of Ready. Its slices are owned by the

@@ -20,6 +20,9 @@ const (
 	Invalid
 	// Ignored: dropped without penalty by the shell, or ignored by the Router.
 	Ignored
+	// Forgotten: the ID was forgotten before it expired (Forget); the entry only waits for its
+	// slot to expire, and Lookup no longer finds it.
+	Forgotten
 )
 
 // blockSize is the number of entries per storage block (a power of two).
@@ -191,7 +194,9 @@ func (c *MsgCache[A]) Expire(now time.Time) int {
 		if e.Expire > t {
 			break
 		}
-		delete(c.index, string(e.ID))
+		if e.Status != Forgotten { // a forgotten ID may be in the index again, for a newer entry
+			delete(c.index, string(e.ID))
+		}
 		*e = Entry[A]{}
 		c.head++
 		n++
@@ -211,6 +216,17 @@ func (c *MsgCache[A]) Expire(now time.Time) int {
 		c.blocks = append([]*[blockSize]Entry[A](nil), c.blocks...)
 	}
 	return n
+}
+
+// Forget removes e's ID from the seen cache before its TTL ends: Lookup no longer finds it, and
+// a later Add of the same ID makes a new entry. e (Status Forgotten, no message) keeps its slot
+// until it expires. An entry in a message-cache window (Put) must not be forgotten.
+func (c *MsgCache[A]) Forget(e *Entry[A]) {
+	if seq, ok := c.index[string(e.ID)]; ok && seq == e.Seq {
+		delete(c.index, string(e.ID))
+	}
+	var zero A
+	e.Status, e.Msg, e.Aux = Forgotten, nil, zero
 }
 
 // Put adds e to the newest message-cache window. A cache made without windows ignores it.

@@ -83,6 +83,28 @@ func TestMsgCacheSeenExpiry(t *testing.T) {
 	}
 }
 
+// TestMsgCacheForget: a forgotten ID is no longer found and can be added again; when the
+// forgotten entry's slot expires, the newer entry with the same ID stays in the index.
+func TestMsgCacheForget(t *testing.T) {
+	c := NewMsgCache[int](time.Minute, 0)
+	t0 := time.Unix(1000, 0)
+	old := c.Add(t0, "x", nil, 1)
+	c.Forget(old)
+	if c.Lookup("x") != nil || old.Status != Forgotten {
+		t.Fatalf("forgotten ID still found (status %v)", old.Status)
+	}
+	newer := c.Add(t0.Add(30*time.Second), "x", nil, 1)
+	if c.Expire(t0.Add(time.Minute)) != 1 {
+		t.Fatal("the forgotten entry's slot did not expire")
+	}
+	if e := c.Lookup("x"); e == nil || e.Seq != newer.Seq {
+		t.Fatalf("the newer entry left the index with the forgotten slot: %v", e)
+	}
+	if c.Expire(t0.Add(90*time.Second)) != 1 || c.Lookup("x") != nil {
+		t.Fatal("the newer entry did not expire")
+	}
+}
+
 func TestMsgCacheWindows(t *testing.T) {
 	c := NewMsgCache[int](time.Hour, 3)
 	m := &pubsubpb.Message{Data: []byte("d")}
