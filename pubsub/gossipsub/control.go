@@ -409,8 +409,12 @@ func (r *Router) handlePrune(now time.Time, p *peer, prunes []*pubsubpb.ControlP
 		}
 		r.stats.PruneRecv++
 		t := r.topics[pr.TopicID]
-		if t == nil {
-			continue // no state for topics we know nothing of
+		if t == nil || !t.joined {
+			// We have no mesh on it, so nothing to prune, and no backoff is kept (as in
+			// go-libp2p-pubsub, which ignores such a PRUNE): a backoff of up to MaxPruneBackoff on
+			// a topic we have not joined would pin its state, name included, after the peer
+			// unsubscribes, and a peer could repeat that over any number of topic names.
+			continue
 		}
 		var in bool
 		if t.mesh, in = removeOrdered(t.mesh, p); in && p.st != nil {

@@ -228,7 +228,7 @@ func (p *propertyRun) step() {
 		if b == 0 {
 			d = h.r.p.PruneBackoff
 		}
-		if h.r.topics[topic] != nil { // a PRUNE for a topic the router knows nothing of is ignored
+		if t := h.r.topics[topic]; t != nil && t.joined { // a PRUNE for a topic we have not joined is ignored
 			p.setBackoff(rt.ID(i), topic, now.Add(d))
 		}
 		h.rpc(i, ctlPrune(topic, b))

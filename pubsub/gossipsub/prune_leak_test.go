@@ -12,8 +12,8 @@ import (
 
 // TestPruneUnjoinedTopicKeepsNoState: one peer subscribes to 1,024 fresh topics we have not
 // joined, PRUNEs each with a 24 h backoff and unsubscribes, twenty times over; once it is gone no
-// topic state is left (a backoff on an unjoined topic used to pin it, 1 KiB name included, for
-// up to MaxPruneBackoff).
+// topic state is left (such a PRUNE is ignored; its backoff used to pin the topic, 1 KiB name
+// included, for up to MaxPruneBackoff).
 func TestPruneUnjoinedTopicKeepsNoState(t *testing.T) {
 	h := newHarness(t, Config{}, 1)
 	h.add(1, true)

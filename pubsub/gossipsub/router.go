@@ -431,13 +431,6 @@ func (r *Router) unsubscribe(p *peer, t *topic) {
 		r.sc.prune(p.st, t.name)
 	}
 	t.fanout, _ = removeOrdered(t.fanout, p)
-	if !t.joined {
-		// A backoff on a topic we have not joined only matters while the peer is subscribed
-		// (we might join and GRAFT it); kept longer, it would pin the topic's state, name and
-		// all, for up to MaxPruneBackoff after the peer left (subscribe, PRUNE with a 24 h
-		// backoff, unsubscribe, repeat).
-		delete(t.backoff, p.id)
-	}
 	r.maybeFree(t)
 }
 
@@ -485,11 +478,12 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 			left := t.joined && slices.Contains(t.mesh, p)
 			r.unsubscribe(p, t)
 			if left {
-				// Leaving our mesh by unsubscribing is leaving it as by a PRUNE: no GRAFT
-				// either way for PruneBackoff. Otherwise a silent peer could unsubscribe just
-				// before P3 activates and resubscribe and GRAFT at once, with a fresh
-				// activation timer, and never be charged for its missing deliveries.
-				r.addBackoff(t, p.id, now, r.p.PruneBackoff)
+				// Leaving our mesh by unsubscribing is leaving it as by the PRUNE of a Leave:
+				// no GRAFT either way for UnsubscribeBackoff (what a leaving peer is told to
+				// wait, so an honest rejoin is not penalised). Otherwise a silent peer could
+				// unsubscribe just before P3 activates and resubscribe and GRAFT at once, with
+				// a fresh activation timer, and never be charged for its missing deliveries.
+				r.addBackoff(t, p.id, now, r.p.UnsubscribeBackoff)
 			}
 		}
 	}
