@@ -111,7 +111,8 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 		// Name where the values came from: the file, and the flags that override it.
 		var set []string
 		cmd.Flags().Visit(func(fl *pflag.Flag) {
-			if fl.Name != "home" {
+			// The flags that set config keys (applyStartFlags): dotted ones, chain-id, moniker.
+			if strings.Contains(fl.Name, ".") || fl.Name == "chain-id" || fl.Name == "moniker" {
 				set = append(set, "--"+fl.Name)
 			}
 		})
