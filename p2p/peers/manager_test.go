@@ -573,16 +573,23 @@ func TestManagerConfigValidate(t *testing.T) {
 	}
 }
 
+// worldDialing returns a world whose Manager, with ID self, has handed out the dial of n.
+func worldDialing(t *testing.T, self, n int) *world {
+	t.Helper()
+	w := newWorld(t, ManagerConfig{Self: mid(self), PersistentDialJitter: -1}, 1)
+	w.m.DialPeers(w.now(), maddr(n))
+	w.apply()
+	w.tick()
+	return w
+}
+
 // TestManagerBanRefusesHeldConnections: a ban settles the connections the simultaneous-dial
 // tie-break holds. Our held outbound (we are the higher ID) is refused at once rather than
 // admitted when the grace ends, and its dial is reported done; a held inbound (we are the lower
 // ID) is refused at once rather than left unsettled when our own dial is then refused.
 func TestManagerBanRefusesHeldConnections(t *testing.T) {
 	t.Run("higher: held outbound", func(t *testing.T) {
-		w := newWorld(t, ManagerConfig{Self: mid(9), PersistentDialJitter: -1}, 1)
-		w.m.DialPeers(w.now(), maddr(5))
-		w.apply()
-		w.tick()
+		w := worldDialing(t, 9, 5)
 		out := w.dialed(5)
 		if _, ok := w.conns[out]; !ok {
 			t.Fatalf("%v: want our outbound held for the grace", w.log)
@@ -602,10 +609,7 @@ func TestManagerBanRefusesHeldConnections(t *testing.T) {
 		}
 	})
 	t.Run("lower: held inbound", func(t *testing.T) {
-		w := newWorld(t, ManagerConfig{Self: mid(1), PersistentDialJitter: -1}, 1)
-		w.m.DialPeers(w.now(), maddr(5))
-		w.apply()
-		w.tick()
+		w := worldDialing(t, 1, 5)
 		in := w.inbound(5)
 		if _, ok := w.conns[in]; !ok {
 			t.Fatalf("%v: want the inbound held while our dial runs", w.log)
@@ -628,10 +632,7 @@ func TestManagerBanRefusesHeldConnections(t *testing.T) {
 // address is banned, the held inbound's is not), the held inbound gets its normal admission
 // instead of staying held with nothing left to settle it.
 func TestManagerDialRefusedSettlesHeldInbound(t *testing.T) {
-	w := newWorld(t, ManagerConfig{Self: mid(1), PersistentDialJitter: -1}, 1)
-	w.m.DialPeers(w.now(), maddr(5))
-	w.apply()
-	w.tick()
+	w := worldDialing(t, 1, 5)
 	in := w.inbound(5)
 	if _, ok := w.conns[in]; !ok {
 		t.Fatalf("%v: want the inbound held while our dial runs", w.log)
