@@ -394,7 +394,13 @@ func (s *Server) publish(ctx context.Context, topic string, t *topicReg, data []
 				}
 			}
 			m := Message{Peer: s.self, Data: decoded, Topic: topic, Raw: data, Origin: s.self}
-			vres, end := s.runValidators(ctx, vs, m)
+			// Our validators run on the caller's goroutine, outside Run: their context also
+			// ends when the Server stops.
+			lctx, stop := context.WithCancelCause(ctx)
+			unwatch := context.AfterFunc(s.life, func() { stop(errServerStopping) })
+			vres, end := s.runValidators(lctx, vs, m)
+			unwatch()
+			stop(nil)
 			switch end {
 			case valCanceled:
 				return res, ctx.Err()
@@ -447,9 +453,11 @@ var (
 	errServerStopping  = errors.New("pubsub: server stopping")
 )
 
-// runValidators runs vs on m with a context that ends with ctx, after the validation timeout,
-// or when the Server stops, and reports which ended it first (the result is then
-// ValidationIgnore).
+// runValidators runs vs on m with a context that ends with ctx or after the validation timeout,
+// and reports which ended it first (the result is then ValidationIgnore): valStopped when ctx's
+// cause is errServerStopping (a local publish's context, see publish). A peer's message is
+// validated under Run's ctx, which already ends when the Server stops, so nothing per message
+// watches the Server's life.
 func (s *Server) runValidators(ctx context.Context, vs []Validator, m Message) (ValidationResult, valEnd) {
 	vctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -457,7 +465,6 @@ func (s *Server) runValidators(ctx context.Context, vs []Validator, m Message) (
 		t := s.clk.AfterFunc(s.cfg.ValidateTimeout, func() { cancel(errValidateTimeout) })
 		defer t.Stop()
 	}
-	defer context.AfterFunc(s.life, func() { cancel(errServerStopping) })()
 	res, ended := runValidators(vctx, vs, m)
 	if !ended {
 		return res, valDone
