@@ -56,8 +56,10 @@ const FileMode os.FileMode = 0o644
 // Errors name the file. A syntax error or a badly typed value (a duration
 // that does not parse or is a bare number rather than a string such as "3s",
 // a string where a number belongs, a negative number for an unsigned key) is
-// a *DecodeError naming the key (and the line, where the decoder gives it); keys Config does not define are reported together, wrapping
-// ErrUnknownKeys. A missing file gives an error wrapping fs.ErrNotExist.
+// a *DecodeError naming the key (and the line, where the decoder gives it);
+// keys Config does not define are reported together, each with the nearest
+// real key when one is a likely typo, wrapping ErrUnknownKeys. A missing file
+// gives an error wrapping fs.ErrNotExist.
 func Load(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
