@@ -33,6 +33,10 @@ const KeyFileMode fs.FileMode = 0o600
 // Callers should test for it with errors.Is.
 var ErrInvalidKeyFile = errors.New("key: invalid node key file")
 
+// ErrInvalidKey is wrapped by NodeKey.Validate for a key that cannot sign as its ID: not 64
+// bytes, or a public half that does not match the seed half.
+var ErrInvalidKey = errors.New("key: invalid node key")
+
 // FileError reports a problem reading or writing a node key file. Path is the
 // file involved; Err is the cause, which may wrap fs.ErrNotExist,
 // fs.ErrPermission, ErrInvalidKeyFile or an I/O error.
@@ -100,7 +104,7 @@ type typedValue struct {
 // marshal returns the exact bytes CometBFT writes: compact JSON, no trailing
 // newline.
 func (k NodeKey) marshal() ([]byte, error) {
-	if err := checkPrivKey(k.PrivKey); err != nil {
+	if err := checkPrivKey(k.PrivKey, ErrInvalidKeyFile); err != nil {
 		return nil, err
 	}
 	return json.Marshal(nodeKeyJSON{PrivKey: typedValue{
@@ -109,15 +113,23 @@ func (k NodeKey) marshal() ([]byte, error) {
 	}})
 }
 
+// Validate reports whether k is usable: PrivKey is 64 bytes and its public half is the one
+// derived from its seed half, so that k signs as k.ID(). It returns nil or an error wrapping
+// ErrInvalidKey. The zero NodeKey is invalid. It is pure and safe for concurrent use.
+func (k NodeKey) Validate() error {
+	return checkPrivKey(k.PrivKey, ErrInvalidKey)
+}
+
 // checkPrivKey verifies that priv is 64 bytes and that its public half is the
-// one derived from its seed half (which also rejects a zeroed public half).
-func checkPrivKey(priv []byte) error {
+// one derived from its seed half (which also rejects a zeroed public half). Its
+// errors wrap sentinel.
+func checkPrivKey(priv []byte, sentinel error) error {
 	if len(priv) != ed25519.PrivateKeySize {
-		return fmt.Errorf("%w: private key is %d bytes, expected %d", ErrInvalidKeyFile, len(priv), ed25519.PrivateKeySize)
+		return fmt.Errorf("%w: private key is %d bytes, expected %d", sentinel, len(priv), ed25519.PrivateKeySize)
 	}
 	want := ed25519.NewKeyFromSeed(priv[:ed25519.SeedSize])
 	if !bytes.Equal(want[ed25519.SeedSize:], priv[ed25519.SeedSize:]) {
-		return fmt.Errorf("%w: public key half does not match the seed", ErrInvalidKeyFile)
+		return fmt.Errorf("%w: public key half does not match the seed", sentinel)
 	}
 	return nil
 }
@@ -137,7 +149,7 @@ func unmarshalNodeKey(data []byte) (NodeKey, error) {
 	if err != nil {
 		return NodeKey{}, fmt.Errorf("%w: priv_key.value: %w", ErrInvalidKeyFile, err)
 	}
-	if err := checkPrivKey(priv); err != nil {
+	if err := checkPrivKey(priv, ErrInvalidKeyFile); err != nil {
 		return NodeKey{}, err
 	}
 	return NodeKey{PrivKey: ed25519.PrivateKey(priv)}, nil

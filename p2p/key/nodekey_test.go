@@ -65,7 +65,19 @@ func TestZeroNodeKey(t *testing.T) {
 		t.Fatal("zero NodeKey has a public key")
 	}
 	_ = k.ID() // must not panic
-	err := k.SaveAs(filepath.Join(t.TempDir(), "k.json"))
+	if err := k.Validate(); !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("zero NodeKey Validate = %v, want ErrInvalidKey", err)
+	}
+	good, err := GenNodeKey(nil)
+	if err != nil || good.Validate() != nil {
+		t.Fatalf("generated key: %v, Validate %v", err, good.Validate())
+	}
+	bad := NodeKey{PrivKey: append(ed25519.PrivateKey{}, good.PrivKey...)}
+	bad.PrivKey[63] ^= 1
+	if err := bad.Validate(); !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("key with a foreign public half: Validate = %v, want ErrInvalidKey", err)
+	}
+	err = k.SaveAs(filepath.Join(t.TempDir(), "k.json"))
 	var fe *FileError
 	if !errors.As(err, &fe) || !errors.Is(err, ErrInvalidKeyFile) {
 		t.Fatalf("SaveAs of zero key = %v, want *FileError wrapping ErrInvalidKeyFile", err)

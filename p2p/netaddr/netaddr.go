@@ -61,14 +61,18 @@ func Parse(s string) (NetAddress, error) {
 
 // ParseContext parses "[proto://]ID@host:port" following CometBFT's
 // NewNetAddressString (docs/WIRE.md §1):
-//  1. anything up to and including the first "://" is stripped;
+//  1. anything up to and including the first "://" is stripped (CometBFT keeps
+//     only the text between the first and a second "://"; here a second one
+//     is left in place and fails step 4, so "tcp://ID@host:port://x" is an
+//     error, not "ID@host:port");
 //  2. the rest must split on "@" into exactly two parts, else ErrNoID;
 //  3. the ID must parse with key.ParseID (upper-case hex is accepted and
 //     normalised to lower case), else an error wrapping key.ErrInvalidID;
 //  4. net.SplitHostPort must succeed (ErrInvalidHostPort) and the host must be
-//     non-empty (ErrEmptyHost); a host that is not an IP literal is resolved
-//     with net.DefaultResolver under ctx and the first result is used
-//     (ErrLookup);
+//     non-empty (ErrEmptyHost); an IPv6 literal's zone ("fe80::1%eth0") is
+//     dropped, as CometBFT's fallback to net.LookupIP drops it; a host that is
+//     not an IP literal is resolved with net.DefaultResolver under ctx and the
+//     first result is used (ErrLookup);
 //  5. the port must be a decimal number that fits 16 bits (ErrInvalidPort).
 //
 // The result is not checked with Valid: "0.0.0.0" parses. ctx bounds only the
@@ -98,10 +102,12 @@ func ParseContext(ctx context.Context, s string) (NetAddress, error) {
 	}
 	ip, err := netip.ParseAddr(host)
 	switch {
-	case err == nil && ip.Zone() != "":
-		// net.ParseIP rejects zones; they mean nothing to a remote peer.
-		return NetAddress{}, fmt.Errorf("%w: %q has an IPv6 zone", ErrInvalidIP, host)
-	case err != nil:
+	case err == nil:
+		// A zone means nothing to a remote peer. CometBFT's net.ParseIP refuses
+		// the literal and its net.LookupIP then returns the address without the
+		// zone, so a zoned listen_addr is valid there; drop it here too.
+		ip = ip.WithZone("")
+	default:
 		ip, err = lookup(ctx, host)
 		if err != nil {
 			return NetAddress{}, err

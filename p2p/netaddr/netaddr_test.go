@@ -33,6 +33,8 @@ func TestParse(t *testing.T) {
 		{id + "@[2a00:1450::1]:1", NetAddress{id, mustAddr("2a00:1450::1"), 1}, nil},
 		{id + "@[::ffff:1.2.3.4]:80", NetAddress{id, mustAddr("1.2.3.4"), 80}, nil}, // unmapped
 		{id + "@0.0.0.0:26656", NetAddress{id, mustAddr("0.0.0.0"), 26656}, nil},    // parses; Valid rejects
+		// A zone is dropped, as CometBFT's net.LookupIP fallback drops it.
+		{id + "@[fe80::1%eth0]:80", NetAddress{id, mustAddr("fe80::1"), 80}, nil},
 
 		{"127.0.0.1:26656", NetAddress{}, ErrNoID},
 		{"tcp://127.0.0.1:26656", NetAddress{}, ErrNoID},
@@ -51,7 +53,7 @@ func TestParse(t *testing.T) {
 		{id + "@1.2.3.4:-1", NetAddress{}, ErrInvalidPort},
 		{id + "@1.2.3.4:0x10", NetAddress{}, ErrInvalidPort},
 		{id + "@1.2.3.4:http", NetAddress{}, ErrInvalidPort},
-		{id + "@[fe80::1%eth0]:80", NetAddress{}, ErrInvalidIP},
+		{"tcp://" + id + "@1.2.3.4:26656://x", NetAddress{}, ErrInvalidHostPort}, // a second "://" is not stripped (CometBFT would)
 	}
 	for _, tt := range tests {
 		got, err := Parse(tt.in)

@@ -128,6 +128,8 @@ func TestValidate(t *testing.T) {
 		{"listen addr without proto", func(ni *NodeInfo) { ni.ListenAddr = "1.2.3.4:26656" }, nil},
 		{"listen addr IPv6", func(ni *NodeInfo) { ni.ListenAddr = "tcp://[::1]:26656" }, nil},
 		{"listen addr 0.0.0.0 accepted", func(ni *NodeInfo) { ni.ListenAddr = "tcp://0.0.0.0:1" }, nil},
+		// CometBFT accepts a zoned literal (its net.LookupIP fallback drops the zone).
+		{"listen addr IPv6 zone", func(ni *NodeInfo) { ni.ListenAddr = "tcp://[fe80::1%eth0]:26656" }, nil},
 		{"empty version ok", func(ni *NodeInfo) { ni.Version = "" }, nil},
 		{"16 channels", func(ni *NodeInfo) { ni.Channels = sixteen }, nil},
 		{"no channels", func(ni *NodeInfo) { ni.Channels = nil }, nil},

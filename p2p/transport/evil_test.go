@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
@@ -399,5 +400,40 @@ func waitUntil(t testing.TB, d time.Duration, cond func() bool) {
 			t.Fatalf("condition not met within %v", d)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestDisplacedAfterAuthKeepsID: a handshake displaced after the remote authenticated (it
+// stalled in the NodeInfo phase) is reported with the remote's ID in RejectedError.Addr, as the
+// type promises once the SecretConnection succeeded. The slots' time is a manual clock, so the
+// stall is reached without waiting.
+func TestDisplacedAfterAuthKeepsID(t *testing.T) {
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	cfg := testConfig()
+	cfg.Clock = clk
+	cfg.HandshakeTimeout = 10 * time.Second
+	cfg.MaxPendingHandshakes = 1
+	a, _ := newNode(t, cfg)
+	acc := collectAccepts(t, a, 4)
+
+	evil := genKey(t)
+	c := dialFrom(t, "127.0.0.2", a.NetAddress().AddrPort())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { stallPeer(c, -1, evil) }) // completes the SecretConnection, then stalls
+	waitUntil(t, 5*time.Second, func() bool {
+		a.slots.mu.Lock()
+		defer a.slots.mu.Unlock()
+		st := a.slots.tab.Slots()
+		return len(st) == 1 && st[0].Stage == StageAuth
+	})
+	clk.Advance(cfg.HandshakeTimeout) // past Stall: the handshake has stalled
+
+	nc := dialFrom(t, "127.0.0.3", a.NetAddress().AddrPort()) // displaces it
+	defer nc.Close()
+	r := nextAccept(t, acc, 5*time.Second)
+	rej := wantRejected(t, r.err, RejectDisplaced, ErrDisplaced)
+	if rej.Addr.ID != evil.ID() {
+		t.Fatalf("displaced handshake reported with Addr %v (ID %q), want ID %s; err: %v", rej.Addr, rej.Addr.ID, evil.ID(), r.err)
 	}
 }

@@ -197,6 +197,9 @@ func (s *SlotTable) choose(now time.Time, addr netip.Addr, stage Stage) *slotEnt
 	if victim == nil {
 		return nil
 	}
+	if s.perAddr[victim.addr] >= s.cfg.PerAddr && s.perAddr[addr] < s.cfg.PerAddr {
+		return victim // the per-IP cap: an IP at or over it gives way to one under it, whatever the stages
+	}
 	newcomer := &slotEntry{stage: stage, since: now}
 	switch rv, rn := s.rank(now, victim), s.rank(now, newcomer); {
 	case rv > rn:

@@ -240,6 +240,38 @@ func TestSlotTablePerAddrCap(t *testing.T) {
 	}
 }
 
+// TestSlotTablePerAddrCapBeforeStall: the cap holds while the flooding address's handshakes are
+// still moving: a newcomer from an address under the cap displaces one of them at once, even a
+// fresh one that has sent its ephemeral key and even when it has shown nothing itself, so one IP
+// cannot keep every slot by refreshing its handshakes faster than Stall.
+func TestSlotTablePerAddrCapBeforeStall(t *testing.T) {
+	s := NewSlotTable(SlotConfig{Slots: 8, PerAddr: 2, Stall: time.Second})
+	now := slotT0
+	var flood []SlotID
+	for range 8 {
+		id, _ := mustAdmit(t, s, now, loopback, StageEphKey)
+		flood = append(flood, id)
+	}
+	now = now.Add(100 * time.Millisecond) // well inside Stall
+	var own []SlotID
+	for i, st := range []Stage{StageEphKey, StageEphKey} {
+		id, evict := mustAdmit(t, s, now, otherAddr, st)
+		if evict != flood[i] {
+			t.Fatalf("newcomer at %v evicted %d, want loopback's %d", st, evict, flood[i])
+		}
+		own = append(own, id)
+	}
+	// otherAddr is at the cap now: its next newcomer may not take loopback's moving handshakes
+	// (loopback is over the cap too), and its own are as good as it: refused.
+	if _, _, ok := s.Admit(now, otherAddr, StageEphKey); ok {
+		t.Fatalf("an address at the cap displaced a moving handshake; slots %v (its own %v)", s.Slots(), own)
+	}
+	// A third address, with no slot, displaces loopback's next one.
+	if _, evict := mustAdmit(t, s, now, netip.MustParseAddr("198.51.100.7"), StageAccepted); evict != flood[2] {
+		t.Fatalf("third address evicted %d, want loopback's %d", evict, flood[2])
+	}
+}
+
 // TestSlotTableDeterministic: the same inputs give the same decisions (map iteration order
 // does not leak into them).
 func TestSlotTableDeterministic(t *testing.T) {

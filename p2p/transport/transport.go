@@ -158,8 +158,11 @@ type MultiplexTransport struct {
 // nk.ID(). ni.ListenAddr is sent as is, except that Listen fills it in when it is empty or has port
 // 0 (see Listen); use SetNodeInfo to change it (e.g. to an external address).
 //
-// It never fails: an invalid cfg or ni is reported by Listen, ListenString and Dial.
-// It starts no goroutines.
+// It never fails: an invalid cfg, an unusable nk (see key.NodeKey.Validate), or an ni whose ID
+// differs from nk's or that encodes to more than nodeinfo.MaxSize bytes is reported by Listen,
+// ListenString and Dial. ni's fields are not otherwise validated here (ListenAddr may still be
+// empty; a host name would need DNS): call ni.Validate once it is complete, as package node does,
+// since remotes reject an invalid NodeInfo. It starts no goroutines.
 func NewMultiplexTransport(ni nodeinfo.NodeInfo, nk key.NodeKey, cfg Config) *MultiplexTransport {
 	t := &MultiplexTransport{
 		cfg:      cfg.withDefaults(),
@@ -174,8 +177,8 @@ func NewMultiplexTransport(ni nodeinfo.NodeInfo, nk key.NodeKey, cfg Config) *Mu
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if len(nk.PrivKey) == 0 {
-		errs = append(errs, errors.New("transport: empty node key"))
+	if err := nk.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("transport: %w", err))
 	} else {
 		t.id = nk.ID()
 	}
@@ -256,6 +259,9 @@ func (t *MultiplexTransport) ListenString(laddr string) error {
 }
 
 func (t *MultiplexTransport) listen(hostport string) error {
+	if t.isClosed() {
+		return fmt.Errorf("transport: listen %s: %w", hostport, ErrTransportClosed)
+	}
 	if t.initErr != nil {
 		return fmt.Errorf("transport: listen %s: %w", hostport, t.initErr)
 	}
@@ -351,6 +357,9 @@ func (t *MultiplexTransport) Accept(ctx context.Context) (*Conn, error) {
 // address in SelfAddrs); otherwise an error wrapping the net.Dialer error, ctx.Err(), an invalid
 // addr or ErrTransportClosed.
 func (t *MultiplexTransport) Dial(ctx context.Context, addr netaddr.NetAddress) (*Conn, error) {
+	if t.isClosed() {
+		return nil, fmt.Errorf("transport: dial %v: %w", addr, ErrTransportClosed)
+	}
 	if t.initErr != nil {
 		return nil, fmt.Errorf("transport: dial %v: %w", addr, t.initErr)
 	}
@@ -405,11 +414,12 @@ func (t *MultiplexTransport) SelfAddrs() []netaddr.NetAddress {
 	return out
 }
 
-// IsSelfAddr reports whether addr's ip:port is in SelfAddrs (the ID is not compared).
+// IsSelfAddr reports whether addr's ip:port is in SelfAddrs (the ID is not compared; an
+// IPv4-mapped IPv6 address matches its IPv4 form).
 func (t *MultiplexTransport) IsSelfAddr(addr netaddr.NetAddress) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	_, ok := t.selfAddr[addr.AddrPort()]
+	_, ok := t.selfAddr[selfKey(addr)]
 	return ok
 }
 
@@ -417,7 +427,23 @@ func (t *MultiplexTransport) addSelfAddr(addr netaddr.NetAddress) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.selfAddr) < maxSelfAddrs {
-		t.selfAddr[addr.AddrPort()] = addr
+		t.selfAddr[selfKey(addr)] = addr
+	}
+}
+
+// selfKey is addr's ip:port with the IP unmapped: Parse, New and FromProto unmap already, but a
+// NetAddress built by hand may not.
+func selfKey(addr netaddr.NetAddress) netip.AddrPort {
+	return netip.AddrPortFrom(addr.IP.Unmap(), addr.Port)
+}
+
+// isClosed reports whether Close has begun.
+func (t *MultiplexTransport) isClosed() bool {
+	select {
+	case <-t.closing:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -612,7 +638,11 @@ func (t *MultiplexTransport) handleInbound(dctx context.Context, cancel context.
 		t.slots.release(id)
 		if errors.Is(context.Cause(ctx), ErrDisplaced) {
 			t.cfg.Logger.Debug("transport: pending handshake displaced by a newer connection", "addr", ap.String())
-			err = &RejectedError{Addr: netaddr.New("", ap), Reason: RejectDisplaced, Err: err}
+			addr := netaddr.New("", ap)
+			if ce := (*canceledError)(nil); errors.As(err, &ce) {
+				addr = ce.addr // with the ID if the remote had authenticated
+			}
+			err = &RejectedError{Addr: addr, Reason: RejectDisplaced, Err: err}
 		} else if ctx.Err() != nil {
 			return // closing: c is closed; nobody wants the error
 		}

@@ -3,14 +3,18 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
 )
 
@@ -60,6 +64,27 @@ func TestNodeInfoIDMustMatchKey(t *testing.T) {
 	}
 	if got := tr.NodeInfo().ID; got != nk.ID() {
 		t.Fatalf("empty NodeInfo.ID filled with %q, want %q", got, nk.ID())
+	}
+}
+
+// TestUnusableNodeKeyRefused: a node key that cannot sign as its ID (a bare 32-byte seed, a
+// public half that is not the seed's) is reported by Listen and Dial, not by every handshake
+// as if each remote were at fault.
+func TestUnusableNodeKeyRefused(t *testing.T) {
+	good, other := genKey(t), genKey(t)
+	for name, bad := range map[string]key.NodeKey{
+		"seed only":        {PrivKey: ed25519.PrivateKey(good.PrivKey[:ed25519.SeedSize])},
+		"foreign pub half": {PrivKey: append(append(ed25519.PrivateKey{}, good.PrivKey[:32]...), other.PrivKey[32:]...)},
+		"zero":             {},
+	} {
+		tr := NewMultiplexTransport(testNodeInfo(""), bad, testConfig())
+		if err := tr.ListenString("127.0.0.1:0"); !errors.Is(err, key.ErrInvalidKey) {
+			t.Errorf("%s: Listen = %v, want key.ErrInvalidKey", name, err)
+		}
+		if _, err := tr.Dial(context.Background(), netaddr.New(other.ID(), netip.MustParseAddrPort("127.0.0.1:1"))); !errors.Is(err, key.ErrInvalidKey) {
+			t.Errorf("%s: Dial = %v, want key.ErrInvalidKey", name, err)
+		}
+		_ = tr.Close()
 	}
 }
 
@@ -234,8 +259,25 @@ func TestSelfDial(t *testing.T) {
 		t.Fatalf("self address was redialed: %+v", r)
 	case <-time.After(100 * time.Millisecond):
 	}
+	// The IPv4-mapped form of a self address is refused without connecting too.
+	mapped := self
+	mapped.IP = netip.AddrFrom16(self.IP.As16())
+	_, err = a.Dial(context.Background(), mapped)
+	wantRejected(t, err, RejectSelf, ErrSelf)
+	select {
+	case r := <-aAcc:
+		t.Fatalf("self address redialed as %v: %+v", mapped, r)
+	case <-time.After(100 * time.Millisecond):
+	}
 	if a.Stats().Conns != 0 {
 		t.Fatal("ConnSet not empty")
+	}
+	// After Close, Dial fails as closed, even for a self address.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Dial(context.Background(), self); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Dial of a self address after Close = %v, want net.ErrClosed", err)
 	}
 }
 

@@ -26,7 +26,7 @@ import (
 // progressConn under an inbound c (nil for outbound): the remote's ephemeral key is awaited
 // through it before ours is generated, and it is told when the remote has authenticated
 // (StageAuth). On any failure c is closed and removed from the ConnSet; the error is a
-// *RejectedError, or, when ctx ended first, an error wrapping context.Cause(ctx).
+// *RejectedError, or, when ctx ended first, a *canceledError wrapping context.Cause(ctx).
 func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *netaddr.NetAddress, pc *progressConn) (*Conn, error) {
 	start := t.cfg.Clock.Now()
 	outbound := dialAddr != nil
@@ -39,7 +39,7 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 		return &RejectedError{Addr: rejAddr, Outbound: outbound, Reason: reason, Err: err}
 	}
 	canceled := func() error {
-		return fmt.Errorf("transport: upgrade %v: %w", rejAddr, context.Cause(ctx))
+		return &canceledError{addr: rejAddr, cause: context.Cause(ctx)}
 	}
 
 	// Phase 0: filters, before any handshake byte (docs/WIRE.md §2 filterConn; RELIABILITY C-05).
@@ -318,3 +318,16 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// canceledError is upgrade's error when its ctx ended first (Close, a displacement, the
+// caller's ctx). addr is the remote as far as the upgrade knew it: with the authenticated ID
+// once the SecretConnection succeeded, so that a displaced handshake is reported with it.
+type canceledError struct {
+	addr  netaddr.NetAddress
+	cause error
+}
+
+func (e *canceledError) Error() string {
+	return fmt.Sprintf("transport: upgrade %v: %v", e.addr, e.cause)
+}
+func (e *canceledError) Unwrap() error { return e.cause }
