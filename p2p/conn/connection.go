@@ -527,8 +527,9 @@ func (c *MConnection) Start() error {
 //
 // Close waits for every goroutine except those currently running ReceiveFunc or ErrorFunc (so that a
 // callback may call Close without deadlock); such a goroutine makes no further callback and exits as
-// soon as its callback returns. After Close returns ErrorFunc is not called (a callback already running
-// may still be in progress) and no timer of the connection is armed on MConnConfig.Clock. Close returns the net.Conn's Close error on the call that closed it, nil
+// soon as its callback returns. After Close returns neither ErrorFunc nor ReceiveFunc is called (a
+// callback already running may still be in progress) and no timer of the connection is armed on
+// MConnConfig.Clock. Close returns the net.Conn's Close error on the call that closed it, nil
 // otherwise.
 func (c *MConnection) Close() error {
 	err := c.shutdown()
@@ -597,11 +598,19 @@ func (c *MConnection) fail(err error) {
 	c.exitCallback()
 }
 
-func (c *MConnection) enterCallback() {
+// enterCallback counts the calling goroutine as inside ReceiveFunc, which Close does not wait
+// for. It reports false, and counts nothing, once the connection is closed: no ReceiveFunc may
+// start then.
+func (c *MConnection) enterCallback() bool {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
 	c.inCallback++
 	c.cond.Broadcast()
 	c.mu.Unlock()
+	return true
 }
 
 func (c *MConnection) exitCallback() {

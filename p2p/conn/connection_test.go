@@ -1463,3 +1463,88 @@ func TestMConnHighChannelFullChunk(t *testing.T) {
 		t.Errorf("limit with channel 0x80 = %d, want %d", got, want)
 	}
 }
+
+// waitBlockedIn waits until some goroutine is blocked on a sync.Mutex inside fn (a function name
+// such as "(*MConnection).enterCallback"), as the goroutine dump reports it.
+func waitBlockedIn(t *testing.T, fn string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		for g := range bytes.SplitSeq(buf[:n], []byte("\n\n")) {
+			if bytes.Contains(g, []byte("[sync.Mutex.Lock")) && bytes.Contains(g, []byte(fn+"(")) {
+				return
+			}
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestMConnNoReceiveAfterClose: once Close has marked the connection closed, no ReceiveFunc call
+// starts, so a message still queued is dropped and Close, which does not wait for goroutines inside
+// ReceiveFunc, cannot return while one runs that began after it. The deliverer is stopped between
+// its check for a closed connection and its entry into the callback, with Close already waiting
+// for the connection's lock; a message used to be delivered there, after Close had marked the
+// connection closed.
+func TestMConnNoReceiveAfterClose(t *testing.T) {
+	local, remote := net.Pipe()
+	defer remote.Close()
+	gate, first := make(chan struct{}), make(chan struct{})
+	var mc *MConnection
+	var lateCalls atomic.Int32
+	mc, err := NewMConnection(local, []ChannelDescriptor{{ID: 1, Priority: 1}}, func(_ byte, msg []byte) {
+		if msg[0] == 1 {
+			close(first)
+			<-gate
+			return
+		}
+		mc.mu.Lock()
+		if mc.closed {
+			lateCalls.Add(1)
+		}
+		mc.mu.Unlock()
+	}, nil, MConnConfig{SendRate: -1, RecvRate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, _ = remote.Write(append(appendPacketMsg(nil, 1, true, []byte{1}), appendPacketMsg(nil, 1, true, []byte{2})...))
+		_, _ = io.Copy(io.Discard, remote)
+	}()
+	<-first
+	ch := mc.channels[0]
+	for { // message 2 is queued
+		ch.mu.Lock()
+		n := len(ch.queue) - ch.queueHead
+		ch.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	ch.mu.Lock()
+	close(gate) // ReceiveFunc(1) returns; the deliverer stops at the top of its loop
+	waitBlockedIn(t, "(*MConnection).deliver")
+	mc.mu.Lock()
+	closeDone := make(chan struct{})
+	go func() {
+		_ = mc.Close()
+		close(closeDone)
+	}()
+	waitBlockedIn(t, "(*MConnection).shutdown") // Close waits for mc.mu first
+	ch.mu.Unlock()                              // the deliverer finds the connection open...
+	waitBlockedIn(t, "(*MConnection).enterCallback")
+	mc.mu.Unlock() // ...and Close marks it closed before the deliverer gets mc.mu
+	<-closeDone
+	mc.mu.Lock()
+	for mc.running > 0 {
+		mc.cond.Wait()
+	}
+	mc.mu.Unlock()
+	if n := lateCalls.Load(); n != 0 {
+		t.Fatalf("ReceiveFunc called %d time(s) after Close marked the connection closed", n)
+	}
+}

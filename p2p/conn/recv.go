@@ -374,13 +374,14 @@ func recvCost(msg *recvBuf) int { return cap(msg.b) + queuedMsgOverhead }
 // the connection is closed. The caller holds ch's delivery role (ch.worker), which it gives up here.
 func (c *MConnection) deliver(ch *channel) {
 	var done *recvBuf // the last message delivered, recycled at the next lock
+	stop := false     // the connection was found closed
 	for {
 		ch.mu.Lock()
 		if done != nil {
 			c.recycle(ch, done)
 			done = nil
 		}
-		if ch.queueHead == len(ch.queue) || c.isClosed() {
+		if ch.queueHead == len(ch.queue) || stop || c.isClosed() {
 			ch.worker = false
 			clear(ch.queue[ch.queueHead:])
 			// The array stays for the next message: a stream drains its queue over and over, and
@@ -404,7 +405,13 @@ func (c *MConnection) deliver(ch *channel) {
 		case ch.space <- struct{}{}:
 		default:
 		}
-		c.enterCallback()
+		if !c.enterCallback() {
+			// Closed since the check above: Close may have returned already, so no ReceiveFunc
+			// starts; the message is dropped with the rest of the queue.
+			c.putRecvBudgeted(msg)
+			stop = true
+			continue
+		}
 		c.onReceive(ch.desc.ID, msg.b)
 		c.exitCallback()
 		done = msg // ReceiveFunc borrowed msg.b for the call only
