@@ -177,7 +177,8 @@ type MConnConfig struct {
 	// connection fails with ErrPongTimeout. The wait restarts whenever the connection stopped reading
 	// in the meantime (back-pressure from a slow ReceiveFunc: the pong may be queued behind unread
 	// data) or is blocked writing. 0 means 45 s; must be < PingInterval. A single write blocked for
-	// longer than about PingInterval+PongTimeout also fails the connection.
+	// longer than about PingInterval+PongTimeout also fails the connection (PongTimeout
+	// once FlushStop was called).
 	PongTimeout time.Duration
 	// SendTimeout bounds how long Send blocks on a full send queue. 0 means 10 s.
 	SendTimeout time.Duration
@@ -376,6 +377,9 @@ type MConnection struct {
 	cond    sync.Cond // on mu: running or inCallback changed
 	started bool
 	closed  bool
+	// localStop: FlushStop was called. A failure from then on closes the connection without
+	// ErrorFunc, and Start refuses.
+	localStop bool
 	// recvWorkerUsed (a receive job was handed out since the last retireIdleRecvWorker) belongs with
 	// the receive workers below; it sits here, beside the other bools under mu, so that MConnection
 	// with its malloc header stays in the 1280-byte size class.
@@ -501,11 +505,11 @@ func (c *MConnection) channel(id byte) *channel {
 }
 
 // Start starts the send and receive goroutines. It does not block. It returns ErrAlreadyStarted if
-// called twice and an error wrapping net.ErrClosed after Close.
+// called twice and an error wrapping net.ErrClosed once Close or FlushStop has been called.
 func (c *MConnection) Start() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || c.localStop {
 		return fmt.Errorf("conn: start MConnection: %w", net.ErrClosed)
 	}
 	if c.started {
@@ -542,20 +546,37 @@ func (c *MConnection) Close() error {
 }
 
 // FlushStop stops accepting new messages (Send and TrySend return false from now on), writes every
-// message already queued (bounded by PongTimeout per blocked write), then closes the connection as Close
-// does. It blocks until then. Rate limits are not applied to the final drain.
+// message already queued, then closes the connection as Close does. It blocks until then. Rate limits
+// are not applied to the final drain. Each write of the drain may block for at most PongTimeout, and
+// so may a write already blocked when FlushStop is called, counted from the call; a write that fails
+// or times out ends the drain, dropping the messages not yet written. ErrorFunc is not called once
+// FlushStop has been called, for that failure or any other. Before Start, FlushStop writes the queued
+// messages itself, on the calling goroutine, and Start then fails.
 func (c *MConnection) FlushStop() {
+	c.mu.Lock()
+	c.localStop = true
+	started, closed := c.started, c.closed
+	c.mu.Unlock()
 	c.stopSendOnce.Do(func() { close(c.stopSend) })
 	// A barrier: wait for Sends that are enqueueing right now (they hold sendMu).
 	c.sendMu.Lock()
 	//lint:ignore SA2001 the empty critical section is the barrier.
 	c.sendMu.Unlock()
-	c.mu.Lock()
-	started, closed := c.started, c.closed
-	c.mu.Unlock()
-	if started && !closed {
-		c.flushOnce.Do(func() { close(c.flushStopReq) })
-		<-c.sendDone
+	if !closed {
+		c.flushOnce.Do(func() {
+			close(c.flushStopReq) // from now on flush bounds every write by PongTimeout
+			if !started {
+				// Start refuses from now on: no send goroutine will run, this one drains.
+				c.drain()
+				c.releaseWriteBuf()
+			}
+		})
+		if started {
+			// A write blocked right now ends within PongTimeout too. Set after flushStopReq is
+			// closed: a flush that moves the deadline meanwhile shortens it again (flush).
+			_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.PongTimeout))
+			<-c.sendDone
+		}
 	}
 	_ = c.Close()
 }
@@ -578,7 +599,7 @@ func (c *MConnection) shutdown() error {
 }
 
 // fail shuts the connection down because of err and reports err to onError, unless the connection was
-// already closed (locally or by an earlier failure).
+// already closed (locally or by an earlier failure). After FlushStop was called it only shuts down.
 func (c *MConnection) fail(err error) {
 	c.mu.Lock()
 	if c.closed {
@@ -586,16 +607,21 @@ func (c *MConnection) fail(err error) {
 		return
 	}
 	c.closed = true
-	c.inCallback++ // this goroutine is about to run onError: Close need not wait for it
+	report := !c.localStop
+	if report {
+		c.inCallback++ // this goroutine is about to run onError: Close need not wait for it
+	}
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	c.releaseBudget()
 	c.stopSendOnce.Do(func() { close(c.stopSend) })
 	close(c.quit)
 	_ = c.conn.Close()
-	c.log.Debug("MConnection failed", "err", err)
-	c.onError(err)
-	c.exitCallback()
+	c.log.Debug("MConnection failed", "err", err, "flushStop", !report)
+	if report {
+		c.onError(err)
+		c.exitCallback()
+	}
 }
 
 // enterCallback counts the calling goroutine as inside ReceiveFunc, which Close does not wait

@@ -1548,3 +1548,85 @@ func TestMConnNoReceiveAfterClose(t *testing.T) {
 		t.Fatalf("ReceiveFunc called %d time(s) after Close marked the connection closed", n)
 	}
 }
+
+// TestMConnFlushStopPeerNotReading: FlushStop against a peer that stopped reading returns within
+// PongTimeout of the blocked write, closes the connection and does not call ErrorFunc, whether
+// the send goroutine is already blocked in a write when FlushStop comes (the peer never read) or
+// its drain blocks (the send goroutine was waiting for the rate limiter, the peer read the first
+// batch). It used to wait for the write deadline of PingInterval+PongTimeout and then report the
+// write's timeout to ErrorFunc.
+func TestMConnFlushStopPeerNotReading(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rate int64 // SendRate; 0: the peer never reads
+	}{{"blocked-write", 0}, {"drain", 10_000}} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := MConnConfig{SendRate: tc.rate, PingInterval: 10 * time.Second, PongTimeout: time.Second}
+				mc, remote, rec := newTestMConn(t, testMConnChannels, cfg)
+				var stopRead atomic.Bool
+				if tc.rate != 0 {
+					go func() { // reads until stopRead, then leaves the rest unread
+						buf := make([]byte, 512)
+						for !stopRead.Load() {
+							if _, err := remote.Read(buf); err != nil {
+								return
+							}
+						}
+					}()
+				}
+				if !mc.Send(0x20, make([]byte, 30_000)) { // 3 s at 10 kB/s
+					t.Fatal("send failed")
+				}
+				synctest.Wait()
+				if tc.rate != 0 {
+					if mc.Status().SendMonitor.LimitWait == 0 {
+						t.Fatal("the limiter did not wait: test proves nothing")
+					}
+					stopRead.Store(true)
+					_, _ = remote.Read(make([]byte, 1)) // the reader may be parked in a Read
+					synctest.Wait()
+				}
+				start := time.Now()
+				mc.FlushStop()
+				if took := time.Since(start); took > cfg.PongTimeout {
+					t.Errorf("FlushStop took %v, want at most PongTimeout (%v)", took, cfg.PongTimeout)
+				}
+				if errs := rec.errors(); len(errs) != 0 {
+					t.Errorf("ErrorFunc called because of FlushStop: %v", errs)
+				}
+			})
+		})
+	}
+}
+
+// TestMConnFlushStopBeforeStart: messages may be queued before Start, and FlushStop on a connection
+// never started writes them (on the caller's goroutine), then closes it; Start fails afterwards. It
+// used to drop them.
+func TestMConnFlushStopBeforeStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		local, remote := net.Pipe()
+		rec := newMConnRecorder()
+		mc, err := NewMConnection(local, testMConnChannels, rec.onReceive, rec.onError, MConnConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if !mc.Send(0x20, bytes.Repeat([]byte{byte(i)}, 3000)) {
+				t.Fatal("send failed")
+			}
+		}
+		p := startRawPeer(remote, true)
+		mc.FlushStop()
+		<-p.done
+		if got := p.messages(); len(got) != 3 {
+			t.Fatalf("peer got %d of 3 messages queued before FlushStop", len(got))
+		}
+		if err := mc.Start(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Start after FlushStop: %v, want net.ErrClosed", err)
+		}
+		if errs := rec.errors(); len(errs) != 0 {
+			t.Fatalf("ErrorFunc called: %v", errs)
+		}
+	})
+}

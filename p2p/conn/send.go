@@ -332,7 +332,8 @@ func (c *MConnection) reserve(n int) error {
 }
 
 // flush writes the buffered bytes. A single write blocked longer than PingInterval+PongTimeout fails
-// (the peer cannot have answered a ping in time behind it). If release is set and there is no buffered data-in-progress, the buffer returns to the pool.
+// (the peer cannot have answered a ping in time behind it); once FlushStop was called, one blocked
+// longer than PongTimeout. If release is set and there is no buffered data-in-progress, the buffer returns to the pool.
 func (c *MConnection) flush(release bool) error {
 	if c.wbuf == nil {
 		return nil
@@ -343,11 +344,18 @@ func (c *MConnection) flush(release bool) error {
 		// or one statistics interval, whichever is smaller: it is moved only when that much time has
 		// passed (noticed at a statistics tick, or per flush if a sixteenth is shorter), not with a
 		// clock read and a timer update per flush.
+		// During FlushStop every write gets PongTimeout.
 		bound := c.cfg.PingInterval + c.cfg.PongTimeout
-		if c.deadlineStale || bound/16 < updateStatsInterval {
+		if c.flushStopping() {
+			err = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.PongTimeout))
+		} else if c.deadlineStale || bound/16 < updateStatsInterval {
 			if now := time.Now(); now.Sub(c.deadlineSetAt) >= min(bound/16, updateStatsInterval) {
 				err = c.conn.SetWriteDeadline(now.Add(bound))
 				c.deadlineSetAt, c.deadlineStale = now, false
+				if err == nil && c.flushStopping() {
+					// FlushStop came meanwhile and may have set its shorter deadline before this one.
+					err = c.conn.SetWriteDeadline(now.Add(c.cfg.PongTimeout))
+				}
 			}
 		}
 		if err == nil {
@@ -373,6 +381,16 @@ func (c *MConnection) flush(release bool) error {
 		c.releaseWriteBuf()
 	}
 	return err
+}
+
+// flushStopping reports whether FlushStop has asked for the final drain.
+func (c *MConnection) flushStopping() bool {
+	select {
+	case <-c.flushStopReq:
+		return true
+	default:
+		return false
+	}
 }
 
 // releaseWriteBuf gives the write buffer back to writeBufPool, unless a packet larger than it (a
