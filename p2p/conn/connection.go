@@ -114,8 +114,9 @@ type ChannelDescriptor struct {
 	// RecvBufferCapacity is the minimum initial capacity, in bytes, of the buffer that reassembles a
 	// multi-packet message (it starts at the size of the channel's previous multi-packet message if
 	// that is larger); no buffer is kept once a message has been delivered, and a delivered message
-	// never has more than twice its length (or RecvBufferCapacity) in capacity (RELIABILITY F-04).
-	// 0 means DefaultRecvBufferCapacity (4096).
+	// never has more capacity than twice its length, RecvBufferCapacity or 64 bytes, whichever is
+	// largest: a complete message whose buffer grew beyond that is first copied into one that fits
+	// (RELIABILITY F-04). 0 means DefaultRecvBufferCapacity (4096).
 	RecvBufferCapacity int
 	// RecvMessageCapacity is the largest message, in bytes, accepted on this channel; a larger one closes
 	// the connection with ErrMessageTooLarge. 0 means DefaultRecvMessageCapacity (22020096).
@@ -183,9 +184,9 @@ type MConnConfig struct {
 	// SendTimeout bounds how long Send blocks on a full send queue. 0 means 10 s.
 	SendTimeout time.Duration
 	// RecvQueueBytes bounds, per channel, the memory of received messages waiting for ReceiveFunc (each
-	// counts its buffer's capacity, the message's length rounded up to a power of two, plus 64). When
-	// a channel's queue is full the connection stops reading (TCP back-pressure; nothing is dropped)
-	// until the receiver catches up. A message is always accepted into an empty queue, whatever its
+	// counts its buffer's capacity, bounded as ChannelDescriptor.RecvBufferCapacity says, plus 64).
+	// When a channel's queue is full the connection stops reading (TCP back-pressure; nothing is
+	// dropped) until the receiver catches up. A message is always accepted into an empty queue, whatever its
 	// size. 0 means DefaultRecvQueueBytes (4 MiB).
 	RecvQueueBytes int
 	// RecvBudget, if not nil, bounds the received-message memory of every connection sharing it

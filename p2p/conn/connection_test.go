@@ -361,6 +361,60 @@ func TestMConnRecvBufferShrinks(t *testing.T) {
 	})
 }
 
+// TestMConnRecvCapacityBound (F-04): a delivered message never has more capacity than twice its
+// length or the channel's RecvBufferCapacity (or the pools' smallest 64 bytes), whichever is
+// larger, also when the reassembly buffer grew past that (4x growth) or was sized for the channel's
+// previous, larger message; the capacity is what the message counts against RecvQueueBytes and
+// RecvBudget. A 4097-byte message used to get 16 KiB, and a 2 KiB one after a 1 MiB one 1 MiB.
+func TestMConnRecvCapacityBound(t *testing.T) {
+	for _, sizes := range [][]int{{4097}, {1 << 20, 2048}, {100_000, 100_000}, {70_000, 1500, 5000}, {5<<20 + 1, 3000}} {
+		t.Run(fmt.Sprint(sizes), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				descs := []ChannelDescriptor{{ID: 0x40, Priority: 1, SendQueueCapacity: 8, RecvBufferCapacity: 4096, RecvMessageCapacity: 8 << 20}}
+				var mu sync.Mutex
+				var lens, caps []int
+				ca, cb := net.Pipe()
+				a, err := NewMConnection(ca, descs, nil, nil, MConnConfig{SendRate: -1, RecvRate: -1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := NewMConnection(cb, descs, func(_ byte, msg []byte) {
+					mu.Lock()
+					lens, caps = append(lens, len(msg)), append(caps, cap(msg))
+					mu.Unlock()
+				}, nil, MConnConfig{SendRate: -1, RecvRate: -1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer a.Close()
+				defer b.Close()
+				if err := a.Start(); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Start(); err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range sizes {
+					if !a.Send(0x40, make([]byte, n)) {
+						t.Fatal("send failed")
+					}
+				}
+				synctest.Wait()
+				mu.Lock()
+				defer mu.Unlock()
+				if len(lens) != len(sizes) {
+					t.Fatalf("delivered %d of %d messages", len(lens), len(sizes))
+				}
+				for i, l := range lens {
+					if bound := max(2*l, 4096); caps[i] > bound {
+						t.Errorf("message %d of %d bytes has capacity %d, more than %d", i, l, caps[i], bound)
+					}
+				}
+			})
+		})
+	}
+}
+
 // TestMConnUnknownChannel (F-05): channel IDs outside 0..255 (never truncated to a byte) and unregistered
 // channels drop the peer; nothing is delivered.
 func TestMConnUnknownChannel(t *testing.T) {

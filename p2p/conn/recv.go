@@ -299,6 +299,20 @@ func (c *MConnection) recvPacketMsg(p packet) error {
 	if !p.eof {
 		return nil
 	}
+	if n := len(rb.b); cap(rb.b) > max(2*n, ch.desc.RecvBufferCapacity) {
+		// The buffer grew 4x, or was sized for a larger previous message: the message moves to one
+		// that fits, so that what it holds while queued is at most twice its length (F-04). A
+		// stream of similar messages never gets here: the next one starts at this one's size.
+		if fit := recvBufSize(n); fit < 0 || fit < cap(rb.b) {
+			small, err := c.getRecvBudgeted(ch, n)
+			if err != nil {
+				return err
+			}
+			small.b = append(small.b, rb.b...)
+			c.putRecvBudgeted(rb)
+			rb = small
+		}
+	}
 	// The buffer now belongs to the delivery queue; the next message starts with another one (F-04).
 	ch.recving = nil
 	if len(rb.b) > len(p.data) {
