@@ -965,6 +965,29 @@ func TestMConnFlushThrottle(t *testing.T) {
 	})
 }
 
+// TestMConnIdleNoWriteBuffer (B-02): a connection that has nothing to send holds no write buffer,
+// whatever the flush policy, also after pings and pongs and after data. With a FlushThrottle the
+// buffer a ping was written through used to stay held.
+func TestMConnIdleNoWriteBuffer(t *testing.T) {
+	for _, ft := range []time.Duration{0, 100 * time.Millisecond} {
+		t.Run(ft.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := MConnConfig{FlushThrottle: ft, PingInterval: time.Second, PongTimeout: 500 * time.Millisecond}
+				mc, remote, _ := newTestMConn(t, testMConnChannels, cfg)
+				startRawPeer(remote, true)
+				if !mc.Send(0x01, []byte("data")) {
+					t.Fatal("send failed")
+				}
+				time.Sleep(5 * time.Second) // 5 pings and their pongs, nothing else to send
+				synctest.Wait()             // every goroutine is blocked: the send goroutine's state may be read
+				if mc.wbuf != nil {
+					t.Fatalf("idle connection holds a %d-byte write buffer", cap(*mc.wbuf))
+				}
+			})
+		})
+	}
+}
+
 // TestMConnPriority: a high-priority channel gets through while a low-priority one floods.
 func TestMConnPriority(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -98,6 +98,9 @@ func (c *MConnection) sendRoutine() {
 		case c.cfg.FlushThrottle > 0:
 			if n > 0 && s.flushAt.IsZero() {
 				s.flushAt = c.clk.Now().Add(c.cfg.FlushThrottle)
+			} else if s.flushAt.IsZero() {
+				// Nothing unflushed: give back the buffer a ping or pong was written through.
+				return c.flush(true)
 			}
 		case !pending || !s.limitAt.IsZero():
 			// Adaptive: flush as soon as the queues are drained, or before waiting for the limiter.
