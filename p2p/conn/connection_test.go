@@ -840,6 +840,34 @@ func TestMConnSlowReactorBackPressure(t *testing.T) {
 	})
 }
 
+// TestMConnRecvPausesCountsStops: ConnectionStatus.RecvPauses counts the times the reader stopped
+// reading, not the times it woke up while stopped: here a large message waits once for a full
+// queue of small ones to drain, and the reader wakes as each of them leaves. It used to count 8.
+func TestMConnRecvPausesCountsStops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mc, remote, rec := newTestMConn(t, []ChannelDescriptor{{ID: 0x01, Priority: 1}}, MConnConfig{RecvQueueBytes: 1024, SendRate: -1, RecvRate: -1})
+		rec.delay[0x01] = 10 * time.Millisecond // a slow reactor
+		startRawPeer(remote, true)
+		var b []byte
+		for range 8 { // 8 x (64 + 64) = 1024: the queue is full
+			b = appendPacketMsg(b, 0x01, true, []byte{1})
+		}
+		b = appendPacketMsg(b, 0x01, true, make([]byte, 900)) // costs 1024+64: waits for an empty queue
+		if err := writeAll(remote, b); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		st := mc.Status()
+		if n := len(rec.deliveries()); n != 9 {
+			t.Fatalf("delivered %d of 9", n)
+		}
+		if st.RecvPauses != 1 || st.RecvPauseDuration <= 0 {
+			t.Fatalf("RecvPauses %d, RecvPauseDuration %v for a single stop of the reader", st.RecvPauses, st.RecvPauseDuration)
+		}
+	})
+}
+
 // TestMConnIdleGoroutines: a slow ReceiveFunc makes the reader hand its role to another goroutine;
 // once the traffic is over, the connection goes back to its send and reader goroutines.
 func TestMConnIdleGoroutines(t *testing.T) {

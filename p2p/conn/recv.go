@@ -328,22 +328,33 @@ func (c *MConnection) recvPacketMsg(p packet) error {
 func (c *MConnection) enqueue(ch *channel, msg *recvBuf) {
 	cost := recvCost(msg)
 	ch.mu.Lock()
-	for len(ch.queue) > ch.queueHead && ch.queueBytes+cost > c.cfg.RecvQueueBytes {
+	if len(ch.queue) > ch.queueHead && ch.queueBytes+cost > c.cfg.RecvQueueBytes {
+		// One pause, however many messages leave the queue before msg fits.
 		ch.mu.Unlock()
 		c.dispatchPending() // the full queue's deliverer may be among them
 		c.recvPaused.Store(true)
 		c.recvPauses.Add(1)
 		t0 := c.clk.Now()
-		select {
-		case <-ch.space:
-		case <-c.quit:
+		closed := false
+		for {
+			select {
+			case <-ch.space:
+			case <-c.quit:
+			}
+			if closed = c.isClosed(); closed {
+				break
+			}
+			ch.mu.Lock()
+			if len(ch.queue) == ch.queueHead || ch.queueBytes+cost <= c.cfg.RecvQueueBytes {
+				break // with ch.mu held
+			}
+			ch.mu.Unlock()
 		}
 		c.recvPauseNanos.Add(int64(c.clk.Since(t0)))
 		c.recvPaused.Store(false)
-		if c.isClosed() {
+		if closed {
 			return
 		}
-		ch.mu.Lock()
 	}
 	if ch.queueHead > 64 && ch.queueHead >= len(ch.queue)/2 {
 		n := copy(ch.queue, ch.queue[ch.queueHead:])
