@@ -44,7 +44,8 @@ type FlowStatus struct {
 	Idle time.Duration
 	// Limit is the configured rate limit in bytes per second; 0 means unlimited.
 	Limit int64
-	// LimitWait is the total time the connection waited for the rate limiter in this direction.
+	// LimitWait is the total time the connection waited for the rate limiter in this direction,
+	// each wait counted once it is over (a wait in progress is not included).
 	LimitWait time.Duration
 }
 
@@ -138,10 +139,11 @@ func (m *flowMonitor) snapshot(start, now time.Time) FlowStatus {
 // costs a subtraction.
 type limiter struct {
 	bytesPerSec float64
-	burst       float64   // bucket size in bytes
-	tokens      float64   // the bucket at last: bytes that may pass; negative: debt
-	spent       float64   // bytes spent since last, not yet taken from tokens
-	last        time.Time // when tokens was last refilled
+	burst       float64       // bucket size in bytes
+	tokens      float64       // the bucket at last: bytes that may pass; negative: debt
+	spent       float64       // bytes spent since last, not yet taken from tokens
+	last        time.Time     // when tokens was last refilled
+	waiting     time.Duration // the wait in progress, counted in LimitWait when it ends (send side)
 }
 
 // newLimiter returns a limiter for bytesPerSec (< 1 means unlimited: nil), full at now. The burst

@@ -202,10 +202,11 @@ func (c *MConnection) recvLoop() error {
 			} else {
 				c.recvLimitTimer.Reset(c.owed)
 			}
-			c.recvMon.limitWait.Add(int64(c.owed))
+			wait := c.owed
 			c.owed = 0
 			select {
 			case <-c.recvLimitTimer.C():
+				c.recvMon.limitWait.Add(int64(wait)) // once it is over: LimitWait is time waited so far
 			case <-c.quit:
 				return nil
 			}

@@ -86,7 +86,7 @@ func (c *MConnection) sendRoutine() {
 			if c.sendLim.dry() {
 				now := c.clk.Now()
 				if d := c.sendLim.wait(now); d > 0 {
-					c.sendMon.limitWait.Add(int64(d))
+					c.sendLim.waiting = d // counted in LimitWait once it is over
 					s.limitAt = now.Add(d)
 				}
 			}
@@ -113,6 +113,8 @@ func (c *MConnection) sendRoutine() {
 	timers := func(now time.Time) error {
 		if due(s.limitAt, now) {
 			s.limitAt = time.Time{}
+			c.sendMon.limitWait.Add(int64(c.sendLim.waiting))
+			c.sendLim.waiting = 0
 		}
 		if due(s.pongSendAt, now) {
 			s.pongSendAt = time.Time{} // the pong goes out below, in the loop
