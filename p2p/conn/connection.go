@@ -532,12 +532,18 @@ func (c *MConnection) Start() error {
 //
 // Close waits for every goroutine except those currently running ReceiveFunc or ErrorFunc (so that a
 // callback may call Close without deadlock); such a goroutine makes no further callback and exits as
-// soon as its callback returns. After Close returns neither ErrorFunc nor ReceiveFunc is called (a
+// soon as its callback returns. Send and SendContext calls blocked on a full send queue return false
+// or an error, and Close waits until they have. After Close returns neither ErrorFunc nor ReceiveFunc is called (a
 // callback already running may still be in progress) and no timer of the connection is armed on
 // MConnConfig.Clock. Close returns the net.Conn's Close error on the call that closed it, nil
 // otherwise.
 func (c *MConnection) Close() error {
 	err := c.shutdown()
+	// A barrier: Sends blocked on a full send queue hold sendMu and return now that stopSend is
+	// closed, stopping their SendTimeout timers before they release it.
+	c.sendMu.Lock()
+	//lint:ignore SA2001 the empty critical section is the barrier.
+	c.sendMu.Unlock()
 	c.mu.Lock()
 	for c.running > c.inCallback {
 		c.cond.Wait()

@@ -1596,6 +1596,37 @@ func TestMConnClockTimers(t *testing.T) {
 	})
 }
 
+// TestMConnCloseStopsSendTimer: a Send blocked on a full send queue when Close is called has
+// returned, and stopped its SendTimeout timer, by the time Close returns, so no timer of the
+// connection is left on the clock. Close used to return with that timer still armed.
+func TestMConnCloseStopsSendTimer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		local, remote := net.Pipe()
+		defer remote.Close()
+		mc, err := NewMConnection(local, []ChannelDescriptor{{ID: 1}}, nil, nil, MConnConfig{Clock: clk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !mc.Send(1, []byte("a")) { // the queue (capacity 1) is now full
+			t.Fatal("send failed")
+		}
+		done := make(chan bool, 1)
+		go func() { done <- mc.Send(1, []byte("b")) }()
+		synctest.Wait() // the Send is blocked, its SendTimeout timer armed
+		if n := clk.Pending(); n != 1 {
+			t.Fatalf("%d timers pending while Send blocks, want 1: test proves nothing", n)
+		}
+		_ = mc.Close()
+		if n := clk.Pending(); n != 0 {
+			t.Fatalf("%d timer(s) of the connection still armed after Close returned", n)
+		}
+		if <-done {
+			t.Fatal("Send blocked across Close reported success")
+		}
+	})
+}
+
 // TestMConnHighChannelFullChunk: on a channel ID of 0x80 or more (two varint bytes) a message whose
 // length is a multiple of the 1024-byte payload ends with a full chunk that encodes to 1035 bytes,
 // one more than cometbft's packet limit; the connection must take it rather than fail. Channels

@@ -431,7 +431,7 @@ func (c *MConnection) Send(chID byte, msg []byte) bool {
 		return false
 	}
 	t := c.clk.NewTimer(c.cfg.SendTimeout)
-	defer t.Stop()
+	defer t.Stop() // before sendMu is released: Close waits for sendMu, then no timer remains
 	return c.waitQueue(ch, msg, t.C(), nil) == nil
 }
 
