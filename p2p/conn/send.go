@@ -440,8 +440,10 @@ func (c *MConnection) Send(chID byte, msg []byte) bool {
 // and otherwise queues nothing and returns an error wrapping ctx.Err() (ctx done, also when it was
 // done before the call), ErrUnknownChannel (chID not registered) or net.ErrClosed (the connection
 // is closed or stopping: Close, FlushStop or a failure, also while SendContext waits). Like Send it
-// does not copy msg, may be called before Start and is safe for concurrent use; a blocked
-// SendContext holds no lock that Close or FlushStop needs, and uses no goroutine or timer.
+// does not copy msg, may be called before Start and is safe for concurrent use. It uses no
+// goroutine or timer. While it waits it holds the shared side of the lock that Close and FlushStop
+// take exclusively to wait for enqueueing Sends; both first stop sending, which ends the wait, so
+// they wait for it to return but cannot deadlock with it.
 func (c *MConnection) SendContext(ctx context.Context, chID byte, msg []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("conn: send on channel %#02x: %w", chID, err)
