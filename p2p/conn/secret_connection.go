@@ -146,8 +146,11 @@ var (
 // several goroutines (separate send and receive locks). A Write of at most
 // DataMaxSize bytes is atomic on the wire. Any failed Open, oversized frame,
 // exhausted nonce or underlying I/O error other than a timeout is sticky and
-// closes the connection. Read/write deadline timeouts are not fatal and may be
-// retried. After Close, Read and Write return errors wrapping net.ErrClosed.
+// closes the connection. A read deadline timeout is not fatal and the Read may
+// be retried; a write deadline timeout fails the send side for good (a partial
+// frame may be out: later Writes return the same error) but leaves the
+// connection open, so Read goes on. After Close, Read and Write return errors
+// wrapping net.ErrClosed.
 type SecretConnection struct {
 	conn      net.Conn
 	remPubKey ed25519.PublicKey
@@ -726,8 +729,9 @@ func scNonce(buf *[chacha20poly1305.NonceSize]byte, counter uint64) []byte {
 // Writes return the same error): ErrNonceExhausted (the connection is then
 // closed and no frame with nonce 2^64-1 is ever sent); a wrapped underlying
 // error, including a write-deadline timeout, since a partial frame may have
-// been written; an error wrapping net.ErrClosed once the connection is closed
-// (by Close or by a fatal Read error).
+// been written (an error other than a timeout also closes the connection);
+// an error wrapping net.ErrClosed once the connection is closed (by Close or
+// by a fatal Read or Write error).
 func (sc *SecretConnection) Write(b []byte) (int, error) {
 	sc.sendMu.Lock()
 	defer sc.sendMu.Unlock()
@@ -778,8 +782,12 @@ func (sc *SecretConnection) Write(b []byte) (int, error) {
 			if sc.closed.Load() {
 				return n, fmt.Errorf("conn: secret connection write: %w", net.ErrClosed)
 			}
-			// A partial frame may have been written: the stream is unusable.
+			// A partial frame may have been written: the stream is unusable. A timeout leaves
+			// the receive side alone; any other error is fatal and closes the connection.
 			sc.sendErr = fmt.Errorf("conn: secret connection write: %w", werr)
+			if !scIsTimeout(werr) {
+				_ = sc.closeConn()
+			}
 			return n, sc.sendErr
 		}
 		n += sealed

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -1207,6 +1208,63 @@ func TestSecretConnectionReadDeadlineRetry(t *testing.T) {
 		}
 		sc.Close()
 		raw.Close()
+	})
+}
+
+// scFailWriteConn fails every Write with a non-timeout error once failing is set.
+type scFailWriteConn struct {
+	net.Conn
+	failing atomic.Bool
+}
+
+var errSCInjectedWrite = errors.New("injected write error")
+
+func (c *scFailWriteConn) Write(b []byte) (int, error) {
+	if c.failing.Load() {
+		return 0, errSCInjectedWrite
+	}
+	return c.Conn.Write(b)
+}
+
+// TestSecretConnectionWriteErrors: a write-deadline timeout leaves the send side failed (the same
+// error on every later Write, since a partial frame may be out) without closing the connection,
+// so Read goes on; a write error other than a timeout is fatal and closes the connection, so Read
+// fails too. It used to leave the connection open.
+func TestSecretConnectionWriteErrors(t *testing.T) {
+	t.Run("timeout", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			sc, raw, toSC, _ := scRawPair(t)
+			_ = sc.SetWriteDeadline(time.Now().Add(time.Second)) // raw reads nothing: the write times out
+			_, err := sc.Write([]byte("x"))
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Write: %v, want a timeout", err)
+			}
+			_ = sc.SetWriteDeadline(time.Time{})
+			if _, err2 := sc.Write([]byte("y")); err2 != err {
+				t.Fatalf("Write after the timeout: %v, want the same error %v", err2, err)
+			}
+			go func() { _, _ = raw.Write(scSealFrame(t, toSC, 0, 4, []byte("data"))) }()
+			buf := make([]byte, 10)
+			if n, err := sc.Read(buf); err != nil || string(buf[:n]) != "data" {
+				t.Fatalf("Read after a write timeout = %q, %v; want the data", buf[:n], err)
+			}
+		})
+	})
+	t.Run("fatal", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			c, raw := net.Pipe()
+			fc := &scFailWriteConn{Conn: c}
+			sc, toSC, _ := scOver(t, fc, raw)
+			fc.failing.Store(true)
+			if _, err := sc.Write([]byte("x")); !errors.Is(err, errSCInjectedWrite) {
+				t.Fatalf("Write: %v, want the injected error", err)
+			}
+			go func() { _, _ = raw.Write(scSealFrame(t, toSC, 0, 4, []byte("data"))) }()
+			buf := make([]byte, 10)
+			if n, err := sc.Read(buf); !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("Read after a fatal write error = %q, %v; want net.ErrClosed", buf[:n], err)
+			}
+		})
 	})
 }
 
