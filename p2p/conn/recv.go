@@ -305,13 +305,13 @@ func (c *MConnection) recvPacketMsg(p packet) error {
 		// that fits, so that what it holds while queued is at most twice its length (F-04). A
 		// stream of similar messages never gets here: the next one starts at this one's size.
 		if fit := recvBufSize(n); fit < 0 || fit < cap(rb.b) {
-			small, err := c.getRecvBudgeted(ch, n)
-			if err != nil {
-				return err
+			// With a RecvBudget nearly spent the copy may not fit beside the original; the message
+			// then keeps its buffer, as it would have without the copy (never a failure here).
+			if small, err := c.getRecvBudgeted(ch, n); err == nil {
+				small.b = append(small.b, rb.b...)
+				c.putRecvBudgeted(rb)
+				rb = small
 			}
-			small.b = append(small.b, rb.b...)
-			c.putRecvBudgeted(rb)
-			rb = small
 		}
 	}
 	// The buffer now belongs to the delivery queue; the next message starts with another one (F-04).
