@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrInvalidTopics is wrapped by ParsePubSubTopics errors (and the pubsub.topics problems of
@@ -17,8 +18,8 @@ var ErrInvalidTopics = errors.New("config: invalid pubsub.topics")
 // ParsePubSubTopics parses pubsub.topics: comma-separated entries (SplitList), each "NAME" or
 // "NAME:RATE", RATE a finite decimal number >= 0 of expected messages per second. The text after
 // the last ':' is a rate only when it parses as a number; otherwise the whole entry is the name.
-// Names are 1 to MaxPubSubTopicBytes bytes and appear once. It returns nil for an empty list
-// and every problem joined, each wrapping ErrInvalidTopics.
+// Names are 1 to MaxPubSubTopicBytes bytes of valid UTF-8 and appear once. It returns nil for an
+// empty list and every problem joined, each wrapping ErrInvalidTopics.
 func ParsePubSubTopics(s string) ([]PubSubTopic, error) {
 	var out []PubSubTopic
 	var errs []error
@@ -40,6 +41,9 @@ func ParsePubSubTopics(s string) ([]PubSubTopic, error) {
 			continue
 		case len(t.Name) > MaxPubSubTopicBytes:
 			errs = append(errs, fmt.Errorf("%w: topic name of %d bytes, at most %d", ErrInvalidTopics, len(t.Name), MaxPubSubTopicBytes))
+			continue
+		case !utf8.ValidString(t.Name):
+			errs = append(errs, fmt.Errorf("%w: topic %q is not valid UTF-8", ErrInvalidTopics, t.Name))
 			continue
 		case seen[t.Name]:
 			errs = append(errs, fmt.Errorf("%w: topic %q listed twice", ErrInvalidTopics, t.Name))

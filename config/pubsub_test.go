@@ -56,7 +56,7 @@ func TestParsePubSubTopics(t *testing.T) {
 	if l, err := ParsePubSubTopics(""); l != nil || err != nil {
 		t.Fatalf("empty list: %v, %v", l, err)
 	}
-	for _, bad := range []string{":5", "a:-1", "a,a:2", "a:NaN", "a:+Inf", strings.Repeat("x", MaxPubSubTopicBytes+1)} {
+	for _, bad := range []string{":5", "a:-1", "a,a:2", "a:NaN", "a:+Inf", strings.Repeat("x", MaxPubSubTopicBytes+1), "bad\xff:1"} {
 		if _, err := ParsePubSubTopics(bad); !errors.Is(err, ErrInvalidTopics) {
 			t.Errorf("ParsePubSubTopics(%q) = %v, want ErrInvalidTopics", bad, err)
 		}

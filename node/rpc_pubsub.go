@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchyard-p2p/switchyard/internal/pubsubrpc"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
@@ -221,9 +222,9 @@ func (n *Node) handlePubSubSubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	topic := r.URL.Query().Get("topic")
-	if topic == "" || len(topic) > pubsub.MaxTopicBytes {
+	if topic == "" || len(topic) > pubsub.MaxTopicBytes || !utf8.ValidString(topic) {
 		writePubSub(w, http.StatusBadRequest, nil, &pubsubrpc.Error{Code: pubsubrpc.CodeInvalidParams, Message: "Invalid params",
-			Data: fmt.Sprintf("topic must be 1 to %d bytes", pubsub.MaxTopicBytes)})
+			Data: fmt.Sprintf("topic must be 1 to %d bytes of UTF-8", pubsub.MaxTopicBytes)})
 		return
 	}
 	rc := http.NewResponseController(w)

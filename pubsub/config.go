@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p"
@@ -71,7 +72,8 @@ const (
 	// (ValidationIgnore).
 	DefaultDeferTimeout = 10 * time.Second
 
-	// MaxTopicBytes is the longest topic name accepted by RegisterTopic and JoinTopic.
+	// MaxTopicBytes is the longest topic name accepted by RegisterTopic and JoinTopic (which also
+	// require valid UTF-8).
 	MaxTopicBytes = 1024
 	// MaxControlRPCBytes is the largest RPC accepted, and sent, on ControlChannel; a larger
 	// control RPC is split before sending.
@@ -398,10 +400,15 @@ func (c Config) topicConfig(topic string) TopicConfig {
 	return tc
 }
 
-// checkTopic reports whether name is a valid topic name.
+// checkTopic reports whether name is a valid topic name: 1 to MaxTopicBytes bytes of valid UTF-8
+// (the wire schema's topic fields are proto3 strings, which Go's protobuf refuses to encode or
+// decode otherwise).
 func checkTopic(name string) error {
 	if name == "" || len(name) > MaxTopicBytes {
 		return fmt.Errorf("%w: %d bytes (1 to %d allowed)", ErrInvalidTopic, len(name), MaxTopicBytes)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidTopic, name)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
@@ -67,10 +68,12 @@ func FuzzDecode(f *testing.F) {
 			Prune: []*pubsubpb.ControlPrune{{TopicID: "t", Backoff: 60, Peers: []*pubsubpb.PeerInfo{{PeerID: []byte{1}}}}}}}))
 	f.Add(MessageChannel, enc(&pubsubpb.RPC{Publish: []*pubsubpb.Message{{Topic: "t", Data: []byte("d"), From: make([]byte, 20), Seqno: make([]byte, 8)}}}))
 	f.Add(DirectChannel, enc(&pubsubpb.DirectMessage{Topic: "t", Data: []byte("d")}))
+	badSub := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), []byte{0xff}) // SubOpts{topicid: "\xff"}
+	f.Add(ControlChannel, protowire.AppendBytes(protowire.AppendTag(enc(&pubsubpb.RPC{Subscriptions: []*pubsubpb.SubOpts{{Topicid: "t"}}}), 1, protowire.BytesType), badSub))
 	f.Add(byte(0x73), []byte{})
 	f.Add(MessageChannel, []byte{0x12, 0x80})
 	f.Fuzz(func(t *testing.T, ch byte, b []byte) {
-		rpc, dm, perr := decode(ch, b)
+		rpc, dm, _, perr := decode(ch, b)
 		if perr != nil {
 			if rpc != nil || dm != nil || perr.Reason == "" {
 				t.Fatalf("error %v with a result", perr)
@@ -101,7 +104,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
-		rpc2, dm2, perr2 := decode(ch, re)
+		rpc2, dm2, _, perr2 := decode(ch, re)
 		if perr2 != nil {
 			t.Fatalf("re-encoded message does not decode: %v", perr2)
 		}
@@ -177,5 +180,72 @@ func TestEncodeControlSplit(t *testing.T) {
 	small := &pubsubpb.RPC{Subscriptions: rpc.Subscriptions[:1]}
 	if parts := encodeControl(small, limit); len(parts) != 1 { // one part
 		t.Fatalf("small RPC in %d parts", len(parts))
+	}
+}
+
+// TestNonUTF8TopicDropsOnlyItsParts: libp2p's schema lets any bytes through as a topic, so an RPC
+// from a go-libp2p-pubsub peer may name a topic that is not UTF-8, which Go's proto3 decoder
+// refuses for the whole RPC. decode leaves out only the subscriptions, published messages,
+// IHAVEs, GRAFTs and PRUNEs that name such a topic (none of ours can: checkTopic refuses it) and
+// keeps the rest of the RPC, without a ProtocolError.
+func TestNonUTF8TopicDropsOnlyItsParts(t *testing.T) {
+	field := func(b []byte, num protowire.Number, v []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
+	}
+	sub := func(topic string) []byte {
+		return field(protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 1), 2, []byte(topic))
+	}
+	// As go-libp2p-pubsub encodes RPC{subscriptions: [+"\xff", +"ok"], control: {ihave: ["\xfe"],
+	// graft: ["ok", "\xff"], prune: ["\xff"]}} (the control message in two occurrences).
+	ctl1 := field(nil, 1, field(field(nil, 1, []byte("\xfe")), 2, []byte{1, 2}))
+	ctl1 = field(ctl1, 3, field(nil, 1, []byte("ok")))
+	ctl2 := field(nil, 3, field(nil, 1, []byte("\xff")))
+	ctl2 = field(ctl2, 4, field(nil, 1, []byte("\xff")))
+	b := field(field(nil, 1, sub("\xff")), 1, sub("ok"))
+	b = field(field(b, 3, ctl1), 3, ctl2)
+	rpc, _, _, perr := decode(ControlChannel, b)
+	if perr != nil {
+		t.Fatalf("control RPC with a non-UTF-8 topic: %v", perr)
+	}
+	want := &pubsubpb.RPC{Subscriptions: []*pubsubpb.SubOpts{{Subscribe: true, Topicid: "ok"}},
+		Control: &pubsubpb.ControlMessage{Graft: []*pubsubpb.ControlGraft{{TopicID: "ok"}}}}
+	if !proto.Equal(rpc, want) {
+		t.Errorf("decoded %v, want %v", rpc, want)
+	}
+
+	msg := func(topic string) []byte { return field(field(nil, 2, []byte("d")), 4, []byte(topic)) }
+	b = field(field(nil, 2, msg("\xff")), 2, msg("ok"))
+	rpc, _, _, perr = decode(MessageChannel, b)
+	if perr != nil {
+		t.Fatalf("publish RPC with a non-UTF-8 topic: %v", perr)
+	}
+	if want := (&pubsubpb.RPC{Publish: []*pubsubpb.Message{{Data: []byte("d"), Topic: "ok"}}}); !proto.Equal(rpc, want) {
+		t.Errorf("decoded %v, want %v", rpc, want)
+	}
+
+	// Malformed bytes next to a non-UTF-8 topic still disconnect.
+	if _, _, _, perr := decode(ControlChannel, append(field(nil, 1, sub("\xff")), 0xff)); perr == nil || perr.Reason != "decode" {
+		t.Errorf("malformed RPC: %v, want a decode error", perr)
+	}
+}
+
+// TestEncodeControlKeepsPartsBesideNonUTF8Topic: a control RPC holding one part that cannot be
+// encoded (a topic that is not UTF-8, which proto3 refuses to marshal) is still sent without that
+// part, instead of not at all.
+func TestEncodeControlKeepsPartsBesideNonUTF8Topic(t *testing.T) {
+	rpc := &pubsubpb.RPC{
+		Subscriptions: []*pubsubpb.SubOpts{{Subscribe: true, Topicid: "good"}, {Subscribe: true, Topicid: "\xff"}},
+		Control:       &pubsubpb.ControlMessage{Graft: []*pubsubpb.ControlGraft{{TopicID: "good"}}},
+	}
+	parts := encodeControl(rpc, MaxControlRPCBytes)
+	merged := &pubsubpb.RPC{}
+	for _, p := range parts {
+		if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(p, merged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := &pubsubpb.RPC{Subscriptions: rpc.Subscriptions[:1], Control: rpc.Control}
+	if !proto.Equal(merged, want) {
+		t.Errorf("%d parts decode to %v, want %v", len(parts), merged, want)
 	}
 }

@@ -31,7 +31,8 @@ var (
 	// message type, is already bound.
 	ErrAlreadyRegistered = errors.New("pubsub: topic or message type already registered")
 
-	// ErrInvalidTopic is returned for an empty topic name or one longer than MaxTopicBytes.
+	// ErrInvalidTopic is returned for an empty topic name, one longer than MaxTopicBytes, or one
+	// that is not valid UTF-8.
 	ErrInvalidTopic = errors.New("pubsub: invalid topic name")
 
 	// ErrNoPeers is returned by Broadcast and Publish when the router sent the message to no

@@ -373,13 +373,11 @@ func (l *loop) encodePublish(msgs []*pubsubpb.Message) [][]byte {
 // encodeControl encodes a control RPC, splitting it into parts of at most limit bytes if needed.
 // Splitting relies on protobuf's merge rule: concatenated encodings of RPCs decode as one RPC
 // whose repeated fields (also inside the embedded control message) are appended, so each part is
-// the concatenation of single-element RPCs. An element larger than limit alone is dropped.
+// the concatenation of single-element RPCs. An element larger than limit alone, or that does not
+// encode (a topic that is not UTF-8, which checkTopic keeps out of the Server), is dropped; the
+// rest of the RPC is still sent.
 func encodeControl(rpc *pubsubpb.RPC, limit int) [][]byte {
-	b, err := marshalDet.Marshal(rpc)
-	if err != nil {
-		return nil
-	}
-	if len(b) <= limit {
+	if b, err := marshalDet.Marshal(rpc); err == nil && len(b) <= limit {
 		return [][]byte{b}
 	}
 	var frags []proto.Message

@@ -1,6 +1,9 @@
 package pubsub
 
 import (
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-p2p/switchyard/p2p"
@@ -80,7 +83,10 @@ func (s *Server) Receive(chID byte, p p2p.Peer, msgBytes []byte) {
 	if !ps.pubsub {
 		perr = &ProtocolError{Channel: chID, Reason: "not_pubsub_peer"}
 	} else {
-		rpc, dm, err := decode(chID, msgBytes)
+		rpc, dm, cut, err := decode(chID, msgBytes)
+		if cut > 0 {
+			s.log.Debug("pub/sub RPC parts naming a topic that is not UTF-8 left out", "peer", p.ID(), "ch", chID, "parts", cut)
+		}
 		switch {
 		case err != nil:
 			perr = err
@@ -116,31 +122,129 @@ var unmarshalOpts = proto.UnmarshalOptions{}
 // published messages) or MessageChannel (which must hold nothing but published messages), or a
 // DirectMessage on DirectChannel (with a valid topic name). Unknown fields are kept, so that a
 // forwarded message keeps the bytes its signature covers. It never panics.
-func decode(chID byte, b []byte) (*pubsubpb.RPC, *pubsubpb.DirectMessage, *ProtocolError) {
+//
+// An RPC's subscriptions, published messages, IHAVEs, GRAFTs and PRUNEs whose topic is not valid
+// UTF-8 are left out (cut counts them) and the rest of the RPC is kept: libp2p's schema (proto2)
+// lets any bytes through as a topic, while Go's proto3 decoder refuses the whole RPC for one such
+// string, and no topic of ours can match them (checkTopic refuses such names).
+func decode(chID byte, b []byte) (rpc *pubsubpb.RPC, dm *pubsubpb.DirectMessage, cut int, perr *ProtocolError) {
 	switch chID {
 	case ControlChannel, MessageChannel:
-		rpc := &pubsubpb.RPC{}
+		rpc = &pubsubpb.RPC{}
 		if err := unmarshalOpts.Unmarshal(b, rpc); err != nil {
-			return nil, nil, &ProtocolError{Channel: chID, Reason: "decode", Err: err}
+			// Slow path, only for bytes that did not decode: retry without the parts that name a
+			// topic that is not UTF-8, if there are any.
+			kept, n, ok := cutNonUTF8Topics(b, false)
+			if !ok || n == 0 {
+				return nil, nil, 0, &ProtocolError{Channel: chID, Reason: "decode", Err: err}
+			}
+			rpc.Reset()
+			if unmarshalOpts.Unmarshal(kept, rpc) != nil {
+				return nil, nil, 0, &ProtocolError{Channel: chID, Reason: "decode", Err: err}
+			}
+			cut = n
 		}
 		if chID == ControlChannel && len(rpc.Publish) > 0 {
-			return nil, nil, &ProtocolError{Channel: chID, Reason: "publish_on_control"}
+			return nil, nil, 0, &ProtocolError{Channel: chID, Reason: "publish_on_control"}
 		}
 		if chID == MessageChannel && (len(rpc.Subscriptions) > 0 || rpc.Control != nil) {
-			return nil, nil, &ProtocolError{Channel: chID, Reason: "control_on_messages"}
+			return nil, nil, 0, &ProtocolError{Channel: chID, Reason: "control_on_messages"}
 		}
-		return rpc, nil, nil
+		return rpc, nil, cut, nil
 	case DirectChannel:
-		dm := &pubsubpb.DirectMessage{}
+		dm = &pubsubpb.DirectMessage{}
 		if err := unmarshalOpts.Unmarshal(b, dm); err != nil {
-			return nil, nil, &ProtocolError{Channel: chID, Reason: "decode", Err: err}
+			return nil, nil, 0, &ProtocolError{Channel: chID, Reason: "decode", Err: err}
 		}
 		if err := checkTopic(dm.Topic); err != nil {
-			return nil, nil, &ProtocolError{Channel: chID, Reason: "decode", Err: err}
+			return nil, nil, 0, &ProtocolError{Channel: chID, Reason: "decode", Err: err}
 		}
-		return nil, dm, nil
+		return nil, dm, 0, nil
 	}
-	return nil, nil, &ProtocolError{Channel: chID, Reason: "unknown_channel"}
+	return nil, nil, 0, &ProtocolError{Channel: chID, Reason: "unknown_channel"}
+}
+
+// cutNonUTF8Topics returns the encoding of an RPC (or, when inControl, of a ControlMessage) b
+// without the subscriptions (RPC field 1), published messages (2), IHAVEs, GRAFTs and PRUNEs
+// (ControlMessage fields 1, 3 and 4) whose topic is not valid UTF-8, and how many it left out;
+// control messages (RPC field 3) are cut recursively. ok is false when b is not a sequence of
+// well-formed fields. It allocates only when it cuts something.
+func cutNonUTF8Topics(b []byte, inControl bool) (out []byte, cut int, ok bool) {
+	for i := 0; i < len(b); {
+		num, typ, n := protowire.ConsumeTag(b[i:])
+		if n < 0 {
+			return nil, 0, false
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[i+n:])
+		if m < 0 {
+			return nil, 0, false
+		}
+		start, end := i, i+n+m
+		i = end
+		if typ != protowire.BytesType {
+			continue
+		}
+		v, _ := protowire.ConsumeBytes(b[start+n : end])
+		var topic protowire.Number // the topic's field number in the element v
+		switch {
+		case !inControl && num == 1: // SubOpts.topicid
+			topic = 2
+		case !inControl && num == 2: // Message.topic
+			topic = 4
+		case inControl && (num == 1 || num == 3 || num == 4): // ControlIHave, ControlGraft, ControlPrune .topicID
+			topic = 1
+		case !inControl && num == 3:
+			c, k, cok := cutNonUTF8Topics(v, true)
+			if !cok {
+				return nil, 0, false
+			}
+			if k > 0 {
+				if out == nil {
+					out = append(make([]byte, 0, len(b)), b[:start]...)
+				}
+				out = protowire.AppendBytes(protowire.AppendTag(out, 3, protowire.BytesType), c)
+				cut += k
+				continue
+			}
+		}
+		if topic != 0 && !topicUTF8(v, topic) {
+			if out == nil {
+				out = append(make([]byte, 0, len(b)), b[:start]...)
+			}
+			cut++
+			continue
+		}
+		if out != nil {
+			out = append(out, b[start:end]...)
+		}
+	}
+	if out == nil {
+		out = b
+	}
+	return out, cut, true
+}
+
+// topicUTF8 reports whether every occurrence of field topic with the bytes wire type in the
+// message encoded in b is valid UTF-8. It reports true for malformed bytes (the decoder then
+// refuses them).
+func topicUTF8(b []byte, topic protowire.Number) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return true
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return true
+		}
+		if num == topic && typ == protowire.BytesType {
+			if v, _ := protowire.ConsumeBytes(b[n : n+m]); !utf8.Valid(v) {
+				return false
+			}
+		}
+		b = b[n+m:]
+	}
+	return true
 }
 
 // Loop requests from the reactor callbacks.

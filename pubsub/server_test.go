@@ -95,6 +95,9 @@ func TestRegisterTopicErrors(t *testing.T) {
 	if err := s.JoinTopic(strings.Repeat("x", MaxTopicBytes+1)); !errors.Is(err, ErrInvalidTopic) {
 		t.Errorf("long topic: %v", err)
 	}
+	if err := s.JoinTopic("bad\xff"); !errors.Is(err, ErrInvalidTopic) {
+		t.Errorf("topic that is not UTF-8: %v", err)
+	}
 	if err := s.RegisterTopic("x", nil); err == nil {
 		t.Error("nil message type accepted")
 	}
