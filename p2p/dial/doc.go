@@ -58,7 +58,8 @@
 //	now + min(BaseBackoff·2^(r−1), MaxBackoff) + U[0, JitterMax)
 //
 // where now is the time of the failure (Done) or of the disconnect, and the
-// jitter is one rng.Int64N(JitterMax) draw per scheduled redial. With the
+// jitter is one rng.Int64N(JitterMax) draw per scheduled redial; the delay
+// saturates at the largest time.Duration instead of wrapping. With the
 // defaults (BaseBackoff 1 s, MaxBackoff 5 min, JitterMax 1 s) the gaps are
 // 1, 2, 4, ..., 256 s, then 300 s forever, each plus up to 1 s, so an offline
 // persistent peer costs 32 dials in its first two hours (the first dial, 9

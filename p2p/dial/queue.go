@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -447,11 +448,15 @@ func (q *Queue) heapOf(e *entry) *entryHeap {
 	return &q.other
 }
 
-// delay returns Backoff(retry) plus a fresh jitter draw.
+// delay returns Backoff(retry) plus a fresh jitter draw, saturating at the largest Duration.
 func (q *Queue) delay(retry int) time.Duration {
 	d := q.cfg.Backoff(retry)
 	if q.cfg.JitterMax > 0 {
-		d += time.Duration(q.rng.Int64N(int64(q.cfg.JitterMax)))
+		j := time.Duration(q.rng.Int64N(int64(q.cfg.JitterMax)))
+		if d > math.MaxInt64-j {
+			return math.MaxInt64
+		}
+		d += j
 	}
 	return d
 }

@@ -2,6 +2,7 @@ package dial
 
 import (
 	"errors"
+	"math"
 	"net/netip"
 	"slices"
 	"testing"
@@ -288,6 +289,33 @@ func TestPersistentNeverGivesUp(t *testing.T) {
 	checkInvariants(t, q)
 	if s := q.Schedule(); len(s) != 1 || s[0].Attempts != 1000 || s[0].State != StateQueued {
 		t.Fatalf("Schedule = %+v", s)
+	}
+}
+
+// TestRedialDelayNeverWrapsIntoThePast: with a MaxBackoff near the largest Duration (Validate
+// accepts any non-negative one), Backoff saturates and adding the jitter saturates too, so a
+// failed persistent peer's redial is scheduled after the failure, not before it.
+func TestRedialDelayNeverWrapsIntoThePast(t *testing.T) {
+	cfg := Config{BaseBackoff: time.Second, MaxBackoff: time.Duration(math.MaxInt64) - 1, JitterMax: time.Hour}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	q := mustNew(t, cfg, 1)
+	a := testAddr(1)
+	if err := q.Add(t0, a, true); err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	for i := range 70 {
+		if due := q.Due(now); len(due) != 1 {
+			t.Fatalf("round %d: Due = %v", i, due)
+		}
+		q.Done(now, a.ID, errRefused)
+		next := q.NextDeadline()
+		if !next.After(now) {
+			t.Fatalf("redial %d (Backoff %v) scheduled at %v, not after the failure at %v", i+1, cfg.Backoff(i+1), next, now)
+		}
+		now = next
 	}
 }
 
