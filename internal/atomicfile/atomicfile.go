@@ -20,10 +20,24 @@ import (
 func TempPattern(path string) string { return "." + filepath.Base(path) + "-*.tmp" }
 
 // IsTemp reports whether name (a base name) is a temporary file that
-// WriteFile may leave next to path after a crash.
+// WriteFile may leave next to path after a crash: TempPattern(path) with one
+// or more decimal digits for the "*", as os.CreateTemp fills it in. The
+// temporary files of a sibling whose name starts with path's base name and
+// "-" do not match.
 func IsTemp(path, name string) bool {
-	prefix := "." + filepath.Base(path) + "-"
-	return strings.HasPrefix(name, prefix) && strings.HasSuffix(name, ".tmp")
+	mid, ok := strings.CutPrefix(name, "."+filepath.Base(path)+"-")
+	if !ok {
+		return false
+	}
+	if mid, ok = strings.CutSuffix(mid, ".tmp"); !ok || mid == "" {
+		return false
+	}
+	for i := range len(mid) {
+		if mid[i] < '0' || mid[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Options holds rarely used settings of WriteFileWith.

@@ -134,3 +134,33 @@ func TestRemoveTemps(t *testing.T) {
 		t.Fatalf("missing dir: %v, %v", removed, err)
 	}
 }
+
+// TestRemoveTempsKeepsSiblingsTemp: RemoveTemps(path) removes only names WriteFile(path) can
+// create (os.CreateTemp puts digits where the pattern has "*"), not the in-progress temporary
+// file of a sibling whose name starts with path's name and "-".
+func TestRemoveTempsKeepsSiblingsTemp(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "addrbook.json")
+	sibling := filepath.Join(dir, "addrbook.json-backup")
+	err := WriteFileWith(sibling, []byte("x"), 0o600, Options{BeforeRename: func(tmp string) error {
+		removed, err := RemoveTemps(path)
+		if err != nil || len(removed) != 0 {
+			t.Errorf("RemoveTemps(%s) = %v, %v while %s is being written; want nothing removed", path, removed, err, tmp)
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatalf("WriteFile(%s): %v", sibling, err)
+	}
+	for name, want := range map[string]bool{
+		".addrbook.json-123.tmp":        true,
+		".addrbook.json-backup-123.tmp": false,
+		".addrbook.json-.tmp":           false,
+		".addrbook.json-12a.tmp":        false,
+		"addrbook.json-123.tmp":         false,
+	} {
+		if got := IsTemp(path, name); got != want {
+			t.Errorf("IsTemp(%s, %q) = %v, want %v", path, name, got, want)
+		}
+	}
+}
