@@ -25,11 +25,15 @@ type Timer interface {
 	// C returns the channel on which the fire time is delivered (capacity
 	// at most 1), or nil for a timer created by AfterFunc.
 	C() <-chan time.Time
-	// Stop prevents the timer from firing. It reports whether the timer was
-	// pending (false if it had already fired or been stopped).
+	// Stop prevents the timer from firing. It reports whether it stopped a
+	// delivery: true if the timer was pending, or if it fired but its value
+	// was not yet received from C (the value is then never received); false
+	// if it had been stopped, its value had been received, or its AfterFunc
+	// function had been started.
 	Stop() bool
 	// Reset re-arms the timer to fire once d has elapsed from now, whether
-	// or not it was pending. It reports whether the timer was pending.
+	// or not it was pending, discarding a value not yet received from C. It
+	// reports what Stop would have.
 	Reset(d time.Duration) bool
 }
 

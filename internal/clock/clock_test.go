@@ -190,6 +190,59 @@ func TestManualAfterFuncNonPositiveRunsOnNextAdvance(t *testing.T) {
 	}
 }
 
+// TestManualBackwardMoveRunsOverdueAfterFunc: an AfterFunc armed with d ≤ 0 runs at the next
+// Advance or Set even when that moves the clock back, as Manual's doc says, and the clock ends
+// at the earlier time.
+func TestManualBackwardMoveRunsOverdueAfterFunc(t *testing.T) {
+	m := NewManual(epoch)
+	n := 0
+	m.AfterFunc(0, func() { n++ })
+	m.Set(epoch.Add(-time.Second))
+	if n != 1 {
+		t.Fatalf("Set(Now-1s) ran %d AfterFunc(0) callbacks, want 1", n)
+	}
+	later := m.AfterFunc(time.Second, func() { n += 10 })
+	m.AfterFunc(-time.Minute, func() { n++ })
+	m.Advance(-time.Second)
+	if n != 2 {
+		t.Fatalf("Advance(-1s) ran callbacks to %d, want 2 (only the overdue one)", n)
+	}
+	if want := epoch.Add(-2 * time.Second); !m.Now().Equal(want) {
+		t.Fatalf("Now = %v, want %v", m.Now(), want)
+	}
+	if m.Pending() != 1 || !later.Stop() {
+		t.Fatalf("the timer not yet due was not left pending (Pending %d)", m.Pending())
+	}
+}
+
+// TestStopAndResetAfterUnreceivedFireMatchReal: a channel timer that fired but whose value was
+// never received reports true from Stop and Reset, on Manual as on Real (time.Timer since Go
+// 1.23: the value is discarded, so the call did stop a delivery).
+func TestStopAndResetAfterUnreceivedFireMatchReal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := NewManual(epoch)
+		for _, c := range []struct {
+			name string
+			c    Clock
+			wait func(time.Duration)
+		}{{"Real", Real(), time.Sleep}, {"Manual", m, m.Advance}} {
+			tm := c.c.NewTimer(time.Millisecond)
+			c.wait(time.Second)
+			if !tm.Stop() {
+				t.Errorf("%s: Stop after an unreceived fire = false, want true", c.name)
+			}
+			if tm.Stop() {
+				t.Errorf("%s: second Stop = true, want false", c.name)
+			}
+			tm = c.c.NewTimer(0)
+			if !tm.Reset(time.Hour) {
+				t.Errorf("%s: Reset after NewTimer(0), value unreceived = false, want true", c.name)
+			}
+			tm.Stop()
+		}
+	})
+}
+
 func TestManualConcurrentUse(t *testing.T) {
 	m := NewManual(epoch)
 	var mu sync.Mutex

@@ -101,7 +101,9 @@ func (m *Manual) Pending() int {
 func (m *Manual) runUntil(target time.Time) {
 	for {
 		m.mu.Lock()
-		if len(m.timers) == 0 || m.timers[0].deadline.After(target) {
+		// An overdue AfterFunc (armed with d ≤ 0) is due whatever target is; its deadline is the
+		// Now of its arming, at or before every other pending deadline, so it is at the top.
+		if len(m.timers) == 0 || (m.timers[0].deadline.After(target) && !m.timers[0].overdue) {
 			m.now = target
 			m.mu.Unlock()
 			return
@@ -128,6 +130,7 @@ func (m *Manual) arm(t *manualTimer, d time.Duration) {
 		return
 	}
 	t.deadline = m.now.Add(max(d, 0))
+	t.overdue = d <= 0
 	m.seq++
 	t.seq = m.seq
 	heap.Push(&m.timers, t)
@@ -138,6 +141,7 @@ type manualTimer struct {
 	ch       chan time.Time // nil for AfterFunc
 	fn       func()         // nil for NewTimer
 	deadline time.Time
+	overdue  bool // an AfterFunc armed with d ≤ 0: runs at the next Advance or Set, even backwards
 	seq      uint64
 	index    int // position in m.timers; -1 when not pending
 }
@@ -163,16 +167,20 @@ func (t *manualTimer) Reset(d time.Duration) bool {
 	return was
 }
 
-// stop removes t from the heap and drains a stale value. The caller holds mu.
+// stop removes t from the heap and drains a value not yet received. It reports
+// whether t was pending or a value was drained (which is then never received),
+// as *time.Timer's Stop does since Go 1.23. The caller holds mu.
 func (t *manualTimer) stop() bool {
+	drained := false
 	if t.ch != nil {
 		select {
 		case <-t.ch:
+			drained = true
 		default:
 		}
 	}
 	if t.index < 0 {
-		return false
+		return drained
 	}
 	heap.Remove(&t.m.timers, t.index)
 	return true
