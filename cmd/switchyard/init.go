@@ -70,8 +70,9 @@ var saveNodeKey = key.NodeKey.SaveAs
 //
 // It either completes or leaves the home as it found it: an existing node key
 // that cannot be read (RELIABILITY R-05: never silently replaced) is reported
-// before anything is written; if writing the new key fails after config.toml
-// was written, config.toml is removed (or its old content restored) and the
+// before anything is written; if writing config.toml or the new key fails,
+// config.toml is removed (or its old content restored), a new key file that
+// was renamed into place before its directory fsync failed is removed, and the
 // directories initHome created are removed again.
 func initHome(w io.Writer, home string, cfg config.Config, force bool) (key.ID, error) {
 	if err := cfg.Validate(); err != nil {
@@ -108,17 +109,26 @@ func initHome(w io.Writer, home string, cfg config.Config, force bool) (key.ID, 
 		undoDirs()
 		return "", fmt.Errorf("initialize %s: %w", home, err)
 	}
+	undoCfg := func() {
+		if cfgExisted {
+			_ = atomicfile.WriteFile(cfgPath, oldCfg, config.FileMode)
+		} else {
+			_ = os.Remove(cfgPath)
+		}
+	}
 	if err := config.WriteConfigFile(cfgPath, cfg); err != nil {
+		if errors.Is(err, atomicfile.ErrDirNotSynced) { // the new file is in place
+			undoCfg()
+		}
 		undoDirs()
 		return "", err
 	}
 	if newKey {
 		if err := saveNodeKey(nk, keyPath); err != nil {
-			if cfgExisted {
-				_ = atomicfile.WriteFile(cfgPath, oldCfg, config.FileMode)
-			} else {
-				_ = os.Remove(cfgPath)
+			if errors.Is(err, atomicfile.ErrDirNotSynced) { // the new key is in place
+				_ = os.Remove(keyPath)
 			}
+			undoCfg()
 			undoDirs()
 			return "", fmt.Errorf("initialize %s (nothing was kept): %w", home, err)
 		}

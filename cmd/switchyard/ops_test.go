@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/internal/atomicfile"
 	"github.com/switchyard-p2p/switchyard/internal/homelock"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/pex"
@@ -257,6 +259,26 @@ func TestInitKeyWriteFailsLeavesNothing(t *testing.T) {
 	cfg, err := config.Load(config.ConfigFile(home))
 	if err != nil || cfg.Moniker != "old-moniker" {
 		t.Errorf("config after the failed --force: moniker %q, %v; want the old one", cfg.Moniker, err)
+	}
+}
+
+// TestInitKeyDirSyncFailsLeavesNothing: when the new key file was renamed into place but its
+// directory could not be fsynced (atomicfile.ErrDirNotSynced), init removes the key too, so its
+// "nothing was kept" holds and the fresh home is gone.
+func TestInitKeyDirSyncFailsLeavesNothing(t *testing.T) {
+	saveNodeKey = func(nk key.NodeKey, path string) error {
+		if err := nk.SaveAs(path); err != nil {
+			return err
+		}
+		return &key.FileError{Path: path, Err: fmt.Errorf("%w: sync directory: input/output error", atomicfile.ErrDirNotSynced)}
+	}
+	t.Cleanup(func() { saveNodeKey = key.NodeKey.SaveAs })
+	home := filepath.Join(t.TempDir(), "fresh")
+	if _, _, err := run(context.Background(), "init", "--home", home); !errors.Is(err, atomicfile.ErrDirNotSynced) {
+		t.Fatalf("init: %v, want ErrDirNotSynced", err)
+	}
+	if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("fresh home left behind (%v)", err)
 	}
 }
 

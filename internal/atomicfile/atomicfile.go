@@ -40,6 +40,14 @@ func IsTemp(path, name string) bool {
 	return true
 }
 
+// ErrDirNotSynced is wrapped (with the cause) by a WriteFile error returned after the rename,
+// when the directory could not be fsynced: path already holds the new data, but a crash before
+// the directory reaches the disk may still bring the old file back.
+var ErrDirNotSynced = errors.New("atomicfile: file replaced but its directory not synced")
+
+// syncDir is SyncDir; a variable so that a test can make it fail.
+var syncDir = SyncDir
+
 // Options holds rarely used settings of WriteFileWith.
 type Options struct {
 	// BeforeRename, when non-nil, runs after the temporary file (its path is
@@ -51,8 +59,11 @@ type Options struct {
 
 // WriteFile atomically replaces path with data, with permissions perm (set
 // explicitly, so the umask does not narrow them). The directory must exist.
-// It blocks on disk I/O (two fsyncs). On error the temporary file is removed
-// and path is untouched. Errors wrap the failing operation's *fs.PathError.
+// It blocks on disk I/O (two fsyncs). On an error before the rename the
+// temporary file is removed and path is untouched; an error from the directory
+// fsync after the rename wraps ErrDirNotSynced, and path then already holds
+// data. Errors wrap the failing operation's error (an *fs.PathError but for a
+// BeforeRename error).
 // It is safe for concurrent use on different paths; concurrent writers of one
 // path each succeed and the last rename wins.
 func WriteFile(path string, data []byte, perm fs.FileMode) error {
@@ -95,7 +106,10 @@ func WriteFileWith(path string, data []byte, perm fs.FileMode, opts Options) (er
 		return err
 	}
 	renamed = true
-	return SyncDir(dir)
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("%w: %w", ErrDirNotSynced, err)
+	}
+	return nil
 }
 
 // SyncDir fsyncs the directory dir, which makes a rename in it durable. It

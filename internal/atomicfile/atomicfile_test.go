@@ -164,3 +164,28 @@ func TestRemoveTempsKeepsSiblingsTemp(t *testing.T) {
 		}
 	}
 }
+
+// TestDirSyncErrorAfterRename: when the directory fsync fails after the rename, WriteFile's error
+// wraps ErrDirNotSynced (and the fsync's error), and path already holds the new data; an error
+// before the rename does not wrap it and leaves path untouched.
+func TestDirSyncErrorAfterRename(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.json")
+	if err := WriteFile(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	crash := errors.New("crash")
+	err := WriteFileWith(path, []byte("new"), 0o600, Options{BeforeRename: func(string) error { return crash }})
+	if b, _ := os.ReadFile(path); !errors.Is(err, crash) || errors.Is(err, ErrDirNotSynced) || string(b) != "old" {
+		t.Fatalf("error before the rename: %v, path holds %q; want the crash, not ErrDirNotSynced, and %q", err, b, "old")
+	}
+	syncErr := errors.New("fsync failed")
+	syncDir = func(string) error { return syncErr }
+	t.Cleanup(func() { syncDir = SyncDir })
+	err = WriteFile(path, []byte("new"), 0o600)
+	if !errors.Is(err, ErrDirNotSynced) || !errors.Is(err, syncErr) {
+		t.Errorf("WriteFile with a failing directory fsync: %v, want ErrDirNotSynced wrapping %v", err, syncErr)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new" {
+		t.Errorf("path holds %q after the rename, want %q", b, "new")
+	}
+}
