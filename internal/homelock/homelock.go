@@ -48,7 +48,13 @@ func (e *LockedError) Error() string {
 // Unwrap returns ErrLocked.
 func (e *LockedError) Unwrap() error { return ErrLocked }
 
-// Lock is a held home lock. Release it when done; the zero value is not usable.
+// heldLocks keeps every *Lock from Acquire reachable until its Release (the values are unused):
+// the garbage collector would otherwise close the file of a dropped *Lock, and that drops the
+// flock.
+var heldLocks sync.Map
+
+// Lock is a held home lock. Release it when done; the zero value is not usable. It stays held
+// until Release or the process's exit, even when the caller keeps no reference to it.
 type Lock struct {
 	path string
 	mu   sync.Mutex
@@ -86,7 +92,9 @@ func Acquire(home string) (*Lock, error) {
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return &Lock{path: path, f: f}, nil
+	l := &Lock{path: path, f: f}
+	heldLocks.Store(l, struct{}{})
+	return l, nil
 }
 
 // Release drops the lock (the file stays). Idempotent; safe for concurrent use.
@@ -101,6 +109,7 @@ func (l *Lock) Release() error {
 		err = cerr
 	}
 	l.f = nil
+	heldLocks.Delete(l)
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -55,5 +56,31 @@ func TestAcquireUnwritableHome(t *testing.T) {
 	_, err := Acquire(home)
 	if err == nil || errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "home "+home+" is not writable") {
 		t.Fatalf("Acquire = %v, want a not-writable error naming the home", err)
+	}
+}
+
+// TestDroppedLockStaysHeld: a *Lock its caller stops referencing without calling Release stays
+// held until the process exits: the garbage collector closing its file (which would drop the
+// flock) never lets a second Acquire in.
+func TestDroppedLockStaysHeld(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "h")
+	if _, err := Acquire(home); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		heldLocks.Range(func(k, _ any) bool {
+			if l := k.(*Lock); filepath.Dir(filepath.Dir(l.Path())) == home {
+				_ = l.Release()
+			}
+			return true
+		})
+	})
+	for i := range 20 {
+		runtime.GC()
+		runtime.Gosched()
+		if l, err := Acquire(home); err == nil {
+			_ = l.Release()
+			t.Fatalf("a second Acquire succeeded after %d collections: the dropped lock was released", i+1)
+		}
 	}
 }
