@@ -159,8 +159,8 @@ func unmarshalNodeKey(data []byte) (NodeKey, error) {
 // The write is atomic: the bytes go to a temporary file in the same directory,
 // which is fsynced, closed and renamed over path; then the directory is
 // fsynced. After a crash path holds either its old content or the new key,
-// never a partial file (a stray ".node_key-*.tmp" file may be left behind; it
-// is never read). The directory must exist. SaveAs blocks on disk I/O.
+// never a partial file (a stray "."+base name+"-*.tmp" file, such as
+// ".node_key.json-123.tmp", may be left behind; it is never read). The directory must exist. SaveAs blocks on disk I/O.
 // Errors are *FileError; an invalid k wraps ErrInvalidKeyFile.
 func (k NodeKey) SaveAs(path string) error {
 	data, err := k.marshal()
