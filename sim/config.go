@@ -178,7 +178,8 @@ type Gossip struct {
 	// save copies. 0 means immediate.
 	ValidationDelay time.Duration `toml:"validation_delay"`
 	// Rate is the network-wide publish rate in messages per second; 0 means 10; negative
-	// means no publishing.
+	// means no publishing. A positive Rate must be in [1e-9, 1e6] (a publish at most every
+	// 31.7 years of virtual time, at least every microsecond); Validate refuses others.
 	Rate float64
 	// Publishers is the number of honest nodes that publish (chosen at random, each message
 	// from one of them at random); 0 means every honest node.
@@ -277,6 +278,13 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// The bounds of a positive Gossip.Rate: 1 s / Rate must be at least 1 ns, so that virtual
+// time advances between publishes, and fit an int64 of nanoseconds.
+const (
+	minRate = 1e-9
+	maxRate = 1e6
+)
 
 type problems []error
 
@@ -377,6 +385,8 @@ func (c Config) Validate() error {
 	}
 	if math.IsNaN(g.Rate) || math.IsInf(g.Rate, 0) {
 		ps.add("Gossip.Rate %v is not finite", g.Rate)
+	} else if g.Rate > 0 && (g.Rate < minRate || g.Rate > maxRate) {
+		ps.add("Gossip.Rate %v is outside [%v, %v] messages per second", g.Rate, minRate, maxRate)
 	}
 	if g.Start < 0 || g.Tail < 0 || g.DeliveryDeadline < 0 || g.ValidationDelay < 0 {
 		ps.add("Gossip.Start, Tail and DeliveryDeadline must not be negative")

@@ -917,8 +917,10 @@ func (s *Sim) onPublish() {
 	now := s.g.now
 	interval := int64(float64(time.Second) / g.Rate)
 	k := uint64(len(s.msgs))
-	if next := now + interval; next < s.end-int64(g.Tail) {
-		s.g.scheduleGlobal(next, evPublish, gclsPublish, k+1, 0)
+	// The next publish is strictly later (Validate bounds Rate) and is written so that it
+	// cannot overflow.
+	if interval > 0 && interval < s.end-int64(g.Tail)-now {
+		s.g.scheduleGlobal(now+interval, evPublish, gclsPublish, k+1, 0)
 	}
 	var n *node
 	for try := 0; try < 8; try++ {
