@@ -226,7 +226,7 @@ type Config struct {
 	Partitions []Partition
 
 	// SampleEvery is the period of the samplers (mesh degrees, scores, delivery over time);
-	// 0 means 5 s.
+	// 0 means 5 s; at least 1 ms.
 	SampleEvery time.Duration `toml:"sample_every"`
 	// ScoreSamplers is the number of honest nodes whose score tables are sampled; 0 means
 	// min(50, Nodes).
@@ -285,6 +285,9 @@ const (
 	minRate = 1e-9
 	maxRate = 1e6
 )
+
+// minPeriod is the shortest period of a repeating churn event and of the samplers.
+const minPeriod = time.Millisecond
 
 type problems []error
 
@@ -397,6 +400,8 @@ func (c Config) Validate() error {
 	}
 	if c.SampleEvery < 0 || c.ScoreSamplers < 0 || c.ProgressEvery < 0 || c.Workers < 0 {
 		ps.add("SampleEvery, ScoreSamplers and ProgressEvery must not be negative")
+	} else if c.SampleEvery < minPeriod {
+		ps.add("SampleEvery %v is below %v", c.SampleEvery, minPeriod)
 	}
 	if c.Attack != nil {
 		c.Attack.validate(&ps, c)

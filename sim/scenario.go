@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -19,8 +22,8 @@ var scenarioFS embed.FS
 var ErrUnknownScenario = errors.New("sim: unknown scenario")
 
 // Scenario is a named, described Config: one small TOML file under scenarios/ (embedded in
-// the binary), whose keys are Config's fields in snake case (durations as strings such as
-// "30s"):
+// the binary), whose keys are Config's fields in snake case (durations as quoted strings
+// with a unit, such as "30s"; a bare number is refused):
 //
 //	name = "eclipse"
 //	description = "..."
@@ -39,9 +42,20 @@ type Scenario struct {
 }
 
 // ParseScenario decodes a scenario from TOML. Unknown keys are an error (a typo must not
-// silently change a run); the Config is validated.
+// silently change a run), and so is a duration written as a bare number (the decoder would
+// take it as nanoseconds); the Config is validated. Every error but a TOML syntax or type
+// error wraps ErrInvalidConfig.
 func ParseScenario(b []byte) (Scenario, error) {
 	var sc Scenario
+	var raw map[string]any
+	if _, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&raw); err != nil {
+		return sc, fmt.Errorf("sim: scenario: %w", err)
+	}
+	if k := bareDuration(raw, reflect.TypeFor[Scenario](), ""); k != "" {
+		name, _ := raw["name"].(string)
+		return sc, fmt.Errorf("%w: scenario %q: %s: a duration must be a quoted string with a unit, such as \"30s\" or \"500ms\", not a bare number",
+			ErrInvalidConfig, name, k)
+	}
 	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&sc)
 	if err != nil {
 		return sc, fmt.Errorf("sim: scenario: %w", err)
@@ -60,6 +74,96 @@ func ParseScenario(b []byte) (Scenario, error) {
 		return sc, fmt.Errorf("scenario %q: %w", sc.Name, err)
 	}
 	return sc, nil
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// bareDuration returns the key (dotted, from the top) of the first value in v, in key order,
+// that the TOML decoder would store in a time.Duration of t but is not a string; "" if
+// there is none. It follows the decoder's matching of keys to fields (the toml tag, else
+// the field name, exactly or ignoring case; embedded structs' fields are promoted) and
+// ignores keys without a field (the decoder reports those as undecoded).
+func bareDuration(v any, t reflect.Type, key string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == durationType {
+		if _, ok := v.(string); !ok {
+			return key
+		}
+		return ""
+	}
+	rv := reflect.ValueOf(v)
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return ""
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			f, ok := tomlField(t, k)
+			if !ok {
+				continue
+			}
+			if bad := bareDuration(m[k], f.Type, joinKey(key, k)); bad != "" {
+				return bad
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+			return ""
+		}
+		for i := range rv.Len() {
+			if bad := bareDuration(rv.Index(i).Interface(), t.Elem(), key); bad != "" {
+				return bad
+			}
+		}
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return ""
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if bad := bareDuration(m[k], t.Elem(), joinKey(key, k)); bad != "" {
+				return bad
+			}
+		}
+	}
+	return ""
+}
+
+func joinKey(prefix, k string) string {
+	if prefix == "" {
+		return k
+	}
+	return prefix + "." + k
+}
+
+// tomlField finds the field of struct t that the TOML decoder fills from key k: the one
+// named k (by its toml tag or, without a tag, its Go name), else one whose name matches k
+// ignoring case.
+func tomlField(t reflect.Type, k string) (reflect.StructField, bool) {
+	var fold reflect.StructField
+	found := false
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || f.Anonymous && f.Tag.Get("toml") == "" && f.Type.Kind() == reflect.Struct {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if name == k {
+			return f, true
+		}
+		if !found && strings.EqualFold(name, k) {
+			fold, found = f, true
+		}
+	}
+	return fold, found
 }
 
 // Scenarios returns the built-in scenarios, sorted by name.

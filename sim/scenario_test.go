@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -44,5 +45,49 @@ func TestParseScenarioRejects(t *testing.T) {
 		if _, err := ParseScenario([]byte(src)); err == nil {
 			t.Errorf("ParseScenario(%q) succeeded", src)
 		}
+	}
+}
+
+// TestParseScenarioRefusesDurationsWithoutUnit: a duration written as a bare number (which
+// the TOML decoder would take as nanoseconds) is refused wherever it appears, naming the
+// key: top level, tables, arrays of tables, arrays of arrays and the gossipsub parameters.
+// Quoted durations with a unit are accepted there.
+func TestParseScenarioRefusesDurationsWithoutUnit(t *testing.T) {
+	for _, c := range []struct{ src, key string }{
+		{"name = \"x\"\nnodes = 10\nduration = 60\n", "duration"},
+		{"name = \"x\"\n[link]\nlatency = 25\n", "link.latency"},
+		{"name = \"x\"\n[gossip]\nstart = 5\n", "gossip.start"},
+		{"name = \"x\"\n[gossip]\nstart = 5.5\n", "gossip.start"},
+		{"name = \"x\"\nnodes = 10\n[[churn]]\nkind = \"crash\"\nat = \"10s\"\ncount = 1\n[[churn]]\nkind = \"crash\"\nat = \"20s\"\nevery = 5\ncount = 1\n", "churn.every"},
+		{"name = \"x\"\n[link]\nregions = [{name = \"a\", share = 1}]\nregion_latency = [[25]]\n", "link.region_latency"},
+		{"name = \"x\"\n[gossip.params]\nheartbeatinterval = 700\n", "gossip.params.heartbeatinterval"},
+	} {
+		_, err := ParseScenario([]byte(c.src))
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("ParseScenario(%q) = %v, want ErrInvalidConfig naming %s", c.src, err, c.key)
+		}
+	}
+	sc, err := ParseScenario([]byte("name = \"x\"\nnodes = 10\nduration = \"60s\"\n[link]\nregions = [{name = \"a\", share = 1}]\nregion_latency = [[\"25ms\"]]\n[gossip.params]\nheartbeatinterval = \"700ms\"\n[[churn]]\nkind = \"crash\"\nat = \"20s\"\nevery = \"5s\"\ncount = 1\n"))
+	if err != nil || sc.Duration != time.Minute || sc.Link.RegionLatency[0][0] != 25*time.Millisecond ||
+		sc.Gossip.Params.HeartbeatInterval != 700*time.Millisecond || sc.Churn[0].Every != 5*time.Second {
+		t.Errorf("quoted durations: %+v, %v", sc.Config, err)
+	}
+}
+
+// TestValidateRefusesTinyPeriods: a repeating churn event or sampler period below 1 ms is
+// refused (it would schedule an action or a sample for every few nanoseconds of the run).
+func TestValidateRefusesTinyPeriods(t *testing.T) {
+	for i, cfg := range []Config{
+		{Churn: []ChurnEvent{{Kind: ChurnCrash, At: time.Second, Every: 5, Count: 1}}},
+		{SampleEvery: 999 * time.Microsecond},
+	} {
+		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("case %d (churn every %v, sample every %v): Validate = %v, want ErrInvalidConfig",
+				i, cfg.Churn, cfg.SampleEvery, err)
+		}
+	}
+	ok := Config{Churn: []ChurnEvent{{Kind: ChurnCrash, At: time.Second, Every: time.Millisecond, Count: 1}}, SampleEvery: time.Millisecond}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("periods of 1 ms: %v", err)
 	}
 }

@@ -23,7 +23,7 @@ const (
 // ChurnEvent changes Count random honest nodes at At, and again every Every until Until.
 type ChurnEvent struct {
 	At    time.Duration
-	Every time.Duration // 0: once
+	Every time.Duration // 0: once; else at least 1 ms
 	Until time.Duration // 0: the end of the run
 	Kind  ChurnKind
 	Count int
@@ -48,6 +48,9 @@ func (ch ChurnEvent) validate(ps *problems, i int, c Config) {
 	}
 	if ch.Kind == ChurnJoin && ch.Every > 0 {
 		ps.add("Churn[%d]: join events cannot repeat", i)
+	}
+	if ch.Every > 0 && ch.Every < minPeriod {
+		ps.add("Churn[%d].Every %v is below %v", i, ch.Every, minPeriod)
 	}
 	if ch.FromBook && !c.AddrBook.Enabled && c.Topology.Kind != TopologyPEX {
 		ps.add("Churn[%d].FromBook needs PEX (AddrBook.Enabled or TopologyPEX)", i)
