@@ -189,8 +189,10 @@ type Gossip struct {
 	// Tail is the time at the end of the run without publishing, for the last messages to
 	// arrive; 0 means 5 s.
 	Tail time.Duration
-	// DeliveryDeadline is how long after its publication a message counts as delivered; 0
-	// means Tail.
+	// DeliveryDeadline is how long after its publication a message may reach a node and
+	// count as delivered there; 0 means Tail. A later delivery is not counted (its latency
+	// is still recorded), and only nodes up from the publication until the deadline are
+	// expected to deliver.
 	DeliveryDeadline time.Duration `toml:"delivery_deadline"`
 }
 

@@ -37,10 +37,12 @@ type metrics struct {
 type span struct{ from, to int64 } // to -1: still up
 
 type msgRec struct {
-	at     int64
-	from   int32
-	got    []atomic.Uint64 // bitset of receiving nodes
-	latSum atomic.Int64    // µs, honest deliveries
+	at   int64
+	from int32
+	// got is two bitsets of nodes, each of words(len(nodes)) words: those that received the
+	// message, then those of them whose delivery came after the DeliveryDeadline.
+	got    []atomic.Uint64
+	latSum atomic.Int64 // µs, honest deliveries
 	latMax atomic.Int32
 }
 
@@ -99,12 +101,16 @@ func (m *metrics) addStats(n *node) {
 
 func (m *metrics) published(n *node, now int64) {
 	s := m.s
-	s.msgs = append(s.msgs, msgRec{at: now, from: n.idx, got: make([]atomic.Uint64, (len(s.nodes)+63)/64)})
+	s.msgs = append(s.msgs, msgRec{at: now, from: n.idx, got: make([]atomic.Uint64, 2*s.words())})
 	m.censored = append(m.censored, slices.Contains(m.censor, n.idx))
 }
 
+// words is the length of one bitset of nodes in msgRec.got.
+func (s *Sim) words() int { return (len(s.nodes) + 63) / 64 }
+
 // deliver records a message handed to a node's application. Deliveries of our own messages
-// and second deliveries (after a restart) are not counted. Nodes on different workers
+// and second deliveries (after a restart) are not counted; an honest delivery later than
+// the DeliveryDeadline is marked late (its latency is recorded). Nodes on different workers
 // deliver at once: the bitset and sums are atomic (OR and addition commute, so the result is
 // the same whatever the interleaving).
 func (m *metrics) deliver(n *node, in router.Incoming) {
@@ -123,6 +129,9 @@ func (m *metrics) deliver(n *node, in router.Incoming) {
 	}
 	if n.kind == Honest {
 		x := n.ctx()
+		if x.now-r.at > int64(s.cfg.Gossip.DeliveryDeadline) {
+			r.got[s.words()+int(w)].Or(b)
+		}
 		us := int32((x.now - r.at) / 1000)
 		x.met.latencies = append(x.met.latencies, us)
 		r.latSum.Add(int64(us))

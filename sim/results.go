@@ -27,7 +27,8 @@ type Results struct {
 	// Expected counts the (message, honest node) pairs, for messages of honest publishers,
 	// that should see a delivery: the node was up from the publication until the
 	// DeliveryDeadline after it and is not the publisher. Delivered counts those delivered
-	// (at any time in the run; LatencyMs shows when).
+	// within the DeliveryDeadline of the publication (LatencyMs shows when, and also holds
+	// the later deliveries).
 	Expected  int64 `json:"expected"`
 	Delivered int64 `json:"delivered"`
 	// DeliveryRatio is the delivered share of every message published (by anyone) to the
@@ -42,7 +43,8 @@ type Results struct {
 	// messages; nil without.
 	CensoredDeliveryRatio *float64 `json:"censored_delivery_ratio,omitempty"`
 
-	// Latency of honest deliveries, publish to delivery, in milliseconds.
+	// Latency of honest deliveries, publish to delivery, in milliseconds (every delivery,
+	// the late ones included).
 	LatencyP50Ms float64 `json:"latency_p50_ms"`
 	LatencyP90Ms float64 `json:"latency_p90_ms"`
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
@@ -102,9 +104,12 @@ type MessageResult struct {
 	At        time.Duration `json:"at_ns"`
 	Publisher int           `json:"publisher"`
 	Censored  bool          `json:"censored"`
-	Expected  int           `json:"expected"`
-	Delivered int           `json:"delivered"`
-	// MeanMs and MaxMs are the mean and largest latency of its honest deliveries.
+	// Expected and Delivered are the message's share of Results.Expected and Delivered
+	// (counted for every publisher): delivered means within the DeliveryDeadline.
+	Expected  int `json:"expected"`
+	Delivered int `json:"delivered"`
+	// MeanMs and MaxMs are the mean and largest latency of its honest deliveries (the late
+	// ones included).
 	MeanMs float64 `json:"mean_ms"`
 	MaxMs  float64 `json:"max_ms"`
 }
@@ -155,7 +160,7 @@ func (s *Sim) results() *Results {
 			if i == rec.from || !s.upThrough(i, rec.at, rec.at+deadline) {
 				continue
 			}
-			got := rec.got[i/64].Load()&(1<<(i%64)) != 0
+			got := onTime(rec.got, s.words(), i)
 			mr.Expected++
 			if got {
 				mr.Delivered++
@@ -179,8 +184,8 @@ func (s *Sim) results() *Results {
 			r.Expected += int64(mr.Expected)
 			r.Delivered += int64(mr.Delivered)
 		}
-		if mr.Delivered > 0 {
-			mr.MeanMs = float64(rec.latSum.Load()) / 1000 / float64(popcount(rec.got, s))
+		if got := popcount(rec.got[:s.words()], s); got > 0 {
+			mr.MeanMs = float64(rec.latSum.Load()) / 1000 / float64(got)
 			mr.MaxMs = float64(rec.latMax.Load()) / 1000
 		}
 		r.Messages = append(r.Messages, mr)
@@ -256,6 +261,13 @@ func pct(xs []float64, p float64) float64 {
 	}
 	i := int(p*float64(len(xs))+0.5) - 1
 	return xs[min(max(i, 0), len(xs)-1)]
+}
+
+// onTime reports whether node i received the message within the DeliveryDeadline: its bit
+// is set in the first of got's bitsets (of words words each) and not in the second.
+func onTime(got []atomic.Uint64, words int, i int32) bool {
+	b := uint64(1) << (i % 64)
+	return got[i/64].Load()&b != 0 && got[int(i/64)+words].Load()&b == 0
 }
 
 // popcount counts the honest receivers in got (those whose latency was recorded).

@@ -52,3 +52,35 @@ func TestValidateRejectsUnusableRates(t *testing.T) {
 		t.Errorf("Rate 1e-9 over 2 s: published %d (want 1, at 1s)", r.Published)
 	}
 }
+
+// TestDeliveryAfterDeadlineDoesNotCount: a delivery later than Gossip.DeliveryDeadline after
+// the publication is not counted as delivered (Results.Delivered, the delivery ratios and
+// MessageResult.Delivered), though its latency is still in LatencyMs. Over 25 ms links a
+// 1 ms deadline leaves nothing delivered; a 60 ms deadline counts exactly the deliveries
+// of at most 60 ms.
+func TestDeliveryAfterDeadlineDoesNotCount(t *testing.T) {
+	cfg := Config{Seed: 1, Nodes: 10, Duration: 8 * time.Second, Topology: Topology{Degree: 3},
+		Link:   Link{Latency: 25 * time.Millisecond},
+		Gossip: Gossip{Rate: 5, Start: 2 * time.Second, Tail: 2 * time.Second, DeliveryDeadline: time.Millisecond}}
+	r := run(t, cfg)
+	got := 0
+	for _, m := range r.Messages {
+		got += m.Delivered
+	}
+	if len(r.LatencyMs) == 0 || r.LatencyMs[0] <= 1 || r.Delivered != 0 || r.HonestDeliveryRatio != 0 ||
+		r.DeliveryRatio != 0 || got != 0 {
+		t.Errorf("deadline 1 ms, %d deliveries all after it (fastest %v ms): Delivered %d, ratios %v and %v, messages' delivered %d; want all 0",
+			len(r.LatencyMs), r.LatencyMs[0], r.Delivered, r.HonestDeliveryRatio, r.DeliveryRatio, got)
+	}
+	cfg.Gossip.DeliveryDeadline = 60 * time.Millisecond
+	r = run(t, cfg)
+	in := 0
+	for _, l := range r.LatencyMs {
+		if l <= 60 {
+			in++
+		}
+	}
+	if in == 0 || in == len(r.LatencyMs) || r.Delivered != int64(in) {
+		t.Errorf("deadline 60 ms: Delivered %d, want the %d of %d deliveries within it", r.Delivered, in, len(r.LatencyMs))
+	}
+}

@@ -32,7 +32,7 @@ figcaption { font-size: 0.9em; color: #444; }
 {{end}}</table>
 <div class="grid">
 <figure><img src="latency_cdf.svg" alt="latency CDF"><figcaption>Latency CDF: the share of honest deliveries (y) that arrived within x milliseconds of publication; the dashed lines mark p50 and p99.</figcaption></figure>
-<figure><img src="delivery.svg" alt="delivery over time"><figcaption>Delivery over time: for the messages published in each second, the share of the honest nodes (up for the delivery deadline) that received them. A dip is an attack, a partition or churn biting.</figcaption></figure>
+<figure><img src="delivery.svg" alt="delivery over time"><figcaption>Delivery over time: for the messages published in each second, the share of the honest nodes (up for the delivery deadline) that received them within it. A dip is an attack, a partition or churn biting.</figcaption></figure>
 <figure><img src="mesh_degree.svg" alt="mesh degree histogram"><figcaption>Mesh degree: how many honest nodes hold each number of mesh peers at the end; gossipsub keeps it between Dlo and Dhi when it can.</figcaption></figure>
 <figure><img src="scores.svg" alt="scores over time"><figcaption>Scores: what the sampled honest nodes think of the honest (blue) and sybil (orange) peers in their meshes over time, median solid, 10th and 90th percentiles dashed, on a symmetric log scale (samples.csv also has every connected peer). Sybils that stop delivering fall below 0 and are pruned.</figcaption></figure>
 </div>
