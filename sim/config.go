@@ -132,7 +132,8 @@ type Link struct {
 	// flush is immediate (an idle machine).
 	SendDelay time.Duration `toml:"send_delay"`
 	// HandshakeRTTs is how many round trips a dial takes before both sides add the peer
-	// (TCP, SecretConnection, NodeInfo); 0 means 2.
+	// (TCP, SecretConnection, NodeInfo); 0 means 2. It must be at least 0.5: a handshake
+	// takes no less than one link latency, the simulator's parallel window.
 	HandshakeRTTs float64 `toml:"handshake_rtts"`
 	// PeerQueueBytes bounds the pub/sub bytes queued for one peer; forwards are dropped (and
 	// counted) beyond it. 0 means 4 MiB, the pubsub shell's default.
@@ -375,8 +376,11 @@ func (c Config) Validate() error {
 	if !(l.Loss >= 0 && l.Loss < 1) {
 		ps.add("Link.Loss %v is outside [0, 1)", l.Loss)
 	}
-	if l.HandshakeRTTs < 0 || l.PeerQueueBytes < 0 || l.SendDelay < 0 {
-		ps.add("Link.HandshakeRTTs %v and Link.PeerQueueBytes %d must not be negative", l.HandshakeRTTs, l.PeerQueueBytes)
+	if l.PeerQueueBytes < 0 || l.SendDelay < 0 {
+		ps.add("Link.PeerQueueBytes %d and Link.SendDelay %v must not be negative", l.PeerQueueBytes, l.SendDelay)
+	}
+	if !(l.HandshakeRTTs >= 0.5) || math.IsInf(l.HandshakeRTTs, 0) {
+		ps.add("Link.HandshakeRTTs %v must be 0 (the default) or a finite number of at least 0.5", l.HandshakeRTTs)
 	}
 	g := c.Gossip
 	if g.Router != RouterGossipSub && g.Router != RouterFloodSub {

@@ -84,3 +84,21 @@ func TestDeliveryAfterDeadlineDoesNotCount(t *testing.T) {
 		t.Errorf("deadline 60 ms: Delivered %d, want the %d of %d deliveries within it", r.Delivered, in, len(r.LatencyMs))
 	}
 }
+
+// TestValidateRefusesHandshakesShorterThanALatency: Link.HandshakeRTTs below 0.5 (a
+// handshake quicker than one link latency, so quicker than the parallel window) is refused:
+// its completion, a global event, would run after node events of a later virtual time.
+func TestValidateRefusesHandshakesShorterThanALatency(t *testing.T) {
+	for _, rtts := range []float64{0.1, 0.49} {
+		cfg := Config{Link: Link{HandshakeRTTs: rtts}}
+		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("HandshakeRTTs %v: Validate = %v, want ErrInvalidConfig", rtts, err)
+		}
+	}
+	for _, rtts := range []float64{0, 0.5, 2} {
+		cfg := Config{Link: Link{HandshakeRTTs: rtts}}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("HandshakeRTTs %v: Validate = %v, want nil", rtts, err)
+		}
+	}
+}
