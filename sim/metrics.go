@@ -2,7 +2,6 @@ package sim
 
 import (
 	"encoding/binary"
-	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -169,7 +168,8 @@ type Sample struct {
 	SybilMeshScores  Quantiles `json:"sybil_mesh_scores"`
 }
 
-// Quantiles summarise a sample of values: count, min, 10th, 50th, 90th percentile, max.
+// Quantiles summarise a sample of values: count, min, 10th, 50th, 90th percentile (by
+// nearest rank, Quantile), max.
 type Quantiles struct {
 	N   int     `json:"n"`
 	Min float64 `json:"min"`
@@ -184,8 +184,7 @@ func quantiles(xs []float64) Quantiles {
 		return Quantiles{}
 	}
 	slices.Sort(xs)
-	q := func(p float64) float64 { return xs[int(math.Round(p*float64(len(xs)-1)))] }
-	return Quantiles{N: len(xs), Min: xs[0], P10: q(0.1), P50: q(0.5), P90: q(0.9), Max: xs[len(xs)-1]}
+	return Quantiles{N: len(xs), Min: xs[0], P10: Quantile(xs, 0.1), P50: Quantile(xs, 0.5), P90: Quantile(xs, 0.9), Max: xs[len(xs)-1]}
 }
 
 func (s *Sim) scoreSamplers() []int32 {

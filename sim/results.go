@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -206,7 +207,7 @@ func (s *Sim) results() *Results {
 	}
 	slices.Sort(lat)
 	r.LatencyMs = lat
-	r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms = pct(lat, 0.5), pct(lat, 0.9), pct(lat, 0.99)
+	r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms = Quantile(lat, 0.5), Quantile(lat, 0.9), Quantile(lat, 0.99)
 	if len(lat) > 0 {
 		r.LatencyMaxMs = lat[len(lat)-1]
 	}
@@ -216,7 +217,7 @@ func (s *Sim) results() *Results {
 			tl[i] = float64(us) / 1000
 		}
 		slices.Sort(tl)
-		x := pct(tl, 0.99)
+		x := Quantile(tl, 0.99)
 		r.TargetLatencyP99Ms = &x
 	}
 	r.WireBytes = windowWire[Honest] + windowWire[Seed]
@@ -254,13 +255,18 @@ func ratio(a, b int64) float64 {
 	return float64(a) / float64(b)
 }
 
-// pct returns the p-quantile of sorted xs (nearest rank); 0 for none.
-func pct(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
+// Quantile returns the p-quantile (p in [0, 1]) of xs, which must be sorted in increasing
+// order, by nearest rank: the smallest value with at least a share p of the values at or
+// below it (xs[ceil(p·n)−1]; the smallest value for p 0); 0 for an empty xs. Every
+// percentile of Results, the samples and package report's latency.csv is taken with it.
+func Quantile(xs []float64, p float64) float64 {
+	n := len(xs)
+	if n == 0 {
 		return 0
 	}
-	i := int(p*float64(len(xs))+0.5) - 1
-	return xs[min(max(i, 0), len(xs)-1)]
+	// The relative margin keeps a product such as 0.7·10 = 7.000000000000001 at rank 7.
+	r := int(math.Ceil(p * float64(n) * (1 - 1e-12)))
+	return xs[min(max(r-1, 0), n-1)]
 }
 
 // onTime reports whether node i received the message within the DeliveryDeadline: its bit

@@ -102,3 +102,27 @@ func TestValidateRefusesHandshakesShorterThanALatency(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantileIsNearestRank: the latency percentiles of Results are by nearest rank: the
+// smallest value with at least a share p of the values at or below it.
+func TestQuantileIsNearestRank(t *testing.T) {
+	seq := func(n int) []float64 {
+		xs := make([]float64, n)
+		for i := range xs {
+			xs[i] = float64(i + 1)
+		}
+		return xs
+	}
+	for _, c := range []struct {
+		n    int
+		p    float64
+		want float64
+	}{
+		{6, 0.9, 6}, {60, 0.99, 60}, {10, 0.7, 7}, {10, 0.5, 5}, {10, 0, 1}, {10, 1, 10},
+		{1000, 0.999, 999}, {1001, 0.999, 1000}, {3, 0.5, 2}, {0, 0.5, 0},
+	} {
+		if got := Quantile(seq(c.n), c.p); got != c.want {
+			t.Errorf("quantile %v of 1..%d = %v, want %v", c.p, c.n, got, c.want)
+		}
+	}
+}

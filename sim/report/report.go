@@ -75,7 +75,8 @@ func Delivery(r *sim.Results) []DeliveryBucket {
 	return out
 }
 
-// LatencyQuantiles returns the latency at quantiles 0, 0.001, ..., 1 (nearest rank).
+// LatencyQuantiles returns the latency at quantiles 0, 0.001, ..., 1 by nearest rank
+// (sim.Quantile, as the summary's percentiles); nil without deliveries.
 func LatencyQuantiles(r *sim.Results) []Quantile {
 	xs := r.LatencyMs
 	if len(xs) == 0 {
@@ -84,8 +85,7 @@ func LatencyQuantiles(r *sim.Results) []Quantile {
 	out := make([]Quantile, 0, 1001)
 	for k := 0; k <= 1000; k++ {
 		q := float64(k) / 1000
-		i := int(q * float64(len(xs)-1))
-		out = append(out, Quantile{Q: q, Ms: xs[i]})
+		out = append(out, Quantile{Q: q, Ms: sim.Quantile(xs, q)})
 	}
 	return out
 }

@@ -99,3 +99,23 @@ func TestWriteFiles(t *testing.T) {
 		t.Fatalf("index.html: %v", err)
 	}
 }
+
+// TestLatencyQuantilesAgreeWithSummary: latency.csv's quantiles are by nearest rank, the
+// method of the summary's percentiles, so that its 0.5 and 0.99 rows are summary.json's
+// latency_p50_ms and latency_p99_ms.
+func TestLatencyQuantilesAgreeWithSummary(t *testing.T) {
+	r := &sim.Results{LatencyMs: []float64{10, 20, 30, 40, 50, 60, 70, 80, 90, 100}}
+	want := map[float64]float64{0: 10, 0.5: 50, 0.7: 70, 0.99: 100, 1: 100}
+	for _, q := range LatencyQuantiles(r) {
+		if w, ok := want[q.Q]; ok && q.Ms != w {
+			t.Errorf("quantile %v of 10..100 = %v, want %v", q.Q, q.Ms, w)
+		}
+	}
+	run := smallRun(t, 6)
+	for _, q := range LatencyQuantiles(run.Results) {
+		if (q.Q == 0.5 && q.Ms != run.Results.LatencyP50Ms) || (q.Q == 0.99 && q.Ms != run.Results.LatencyP99Ms) {
+			t.Errorf("quantile %v is %v ms; the summary's p50 and p99 are %v and %v ms",
+				q.Q, q.Ms, run.Results.LatencyP50Ms, run.Results.LatencyP99Ms)
+		}
+	}
+}
