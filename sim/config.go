@@ -418,5 +418,6 @@ func (c Config) Validate() error {
 	for i, p := range c.Partitions {
 		p.validate(&ps, i, c)
 	}
+	validateOverlaps(&ps, c.Partitions)
 	return errors.Join(ps...)
 }

@@ -1,6 +1,10 @@
 package sim
 
-import "time"
+import (
+	"cmp"
+	"slices"
+	"time"
+)
 
 // ChurnKind is what happens to the nodes of a ChurnEvent.
 type ChurnKind string
@@ -77,7 +81,8 @@ func (ch ChurnEvent) times(d time.Duration) []time.Duration {
 }
 
 // Partition splits the network in two at At and heals it at Heal (never if 0): a random
-// Fraction of all nodes (honest and sybil) goes to one side. Connections across are cut
+// Fraction of all nodes (honest and sybil) goes to one side. The partitions of a Config must
+// not overlap in time: each heals before the next one (by At) splits the network. Connections across are cut
 // (both ends see the peer removed, as after a ping timeout) and every dial across fails
 // until the heal; the dial queues then reconnect on their own schedule (p2p/dial's backoff).
 type Partition struct {
@@ -94,4 +99,21 @@ func (p Partition) validate(ps *problems, i int, c Config) {
 		ps.add("Partitions[%d].Fraction %v is outside (0, 1)", i, p.Fraction)
 	}
 	_ = c
+}
+
+// validateOverlaps reports partitions that overlap in time (the network holds one split at a
+// time): in the order of At, each must heal strictly before the next one starts.
+func validateOverlaps(ps *problems, parts []Partition) {
+	idx := make([]int, len(parts))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(parts[a].At, parts[b].At) })
+	for k := 1; k < len(idx); k++ {
+		prev, next := parts[idx[k-1]], parts[idx[k]]
+		if prev.Heal == 0 || prev.Heal >= next.At {
+			ps.add("Partitions[%d] (at %v, heal %v) and Partitions[%d] (at %v) overlap: a partition must heal before the next one starts",
+				idx[k-1], prev.At, prev.Heal, idx[k], next.At)
+		}
+	}
 }

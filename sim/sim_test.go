@@ -126,3 +126,25 @@ func TestQuantileIsNearestRank(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateRefusesOverlappingPartitions: partitions must follow one another in time (one
+// heals before the next splits the network): the simulator holds one split at a time, so
+// an overlapping one would replace the first's sides and the first's heal would end it.
+func TestValidateRefusesOverlappingPartitions(t *testing.T) {
+	s := time.Second
+	for _, ps := range [][]Partition{
+		{{At: 5 * s, Heal: 15 * s, Fraction: 0.5}, {At: 8 * s, Heal: 20 * s, Fraction: 0.3}},
+		{{At: 8 * s, Heal: 20 * s, Fraction: 0.3}, {At: 5 * s, Heal: 15 * s, Fraction: 0.5}},
+		{{At: 5 * s, Fraction: 0.5}, {At: 30 * s, Heal: 40 * s, Fraction: 0.3}},
+		{{At: 15 * s, Heal: 20 * s, Fraction: 0.3}, {At: 5 * s, Heal: 15 * s, Fraction: 0.5}},
+	} {
+		cfg := Config{Partitions: ps}
+		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("partitions %v: Validate = %v, want ErrInvalidConfig", ps, err)
+		}
+	}
+	cfg := Config{Partitions: []Partition{{At: 20 * s, Heal: 30 * s, Fraction: 0.3}, {At: 5 * s, Heal: 15 * s, Fraction: 0.5}}}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("partitions %v: Validate = %v, want nil", cfg.Partitions, err)
+	}
+}
