@@ -28,7 +28,7 @@ const (
 type ChurnEvent struct {
 	At    time.Duration
 	Every time.Duration // 0: once; else at least 1 ms
-	Until time.Duration // 0: the end of the run
+	Until time.Duration // 0: the end of the run; else not before At
 	Kind  ChurnKind
 	Count int
 	// Downtime is how long a crashed, left or restarted node stays down; 0 means for good
@@ -52,6 +52,9 @@ func (ch ChurnEvent) validate(ps *problems, i int, c Config) {
 	}
 	if ch.Kind == ChurnJoin && ch.Every > 0 {
 		ps.add("Churn[%d]: join events cannot repeat", i)
+	}
+	if ch.Until != 0 && ch.Until < ch.At {
+		ps.add("Churn[%d].Until %v is before its At %v: the event would never happen", i, ch.Until, ch.At)
 	}
 	if ch.Every > 0 && ch.Every < minPeriod {
 		ps.add("Churn[%d].Every %v is below %v", i, ch.Every, minPeriod)

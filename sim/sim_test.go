@@ -148,3 +148,22 @@ func TestValidateRefusesOverlappingPartitions(t *testing.T) {
 		t.Errorf("partitions %v: Validate = %v, want nil", cfg.Partitions, err)
 	}
 }
+
+// TestValidateRefusesChurnUntilBeforeAt: a churn event whose Until is before its At would
+// never happen; it is refused rather than silently dropped.
+func TestValidateRefusesChurnUntilBeforeAt(t *testing.T) {
+	s := time.Second
+	for _, ch := range []ChurnEvent{
+		{Kind: ChurnCrash, At: 20 * s, Every: 5 * s, Until: 10 * s, Count: 1},
+		{Kind: ChurnCrash, At: 20 * s, Until: 10 * s, Count: 1},
+	} {
+		cfg := Config{Churn: []ChurnEvent{ch}}
+		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("churn at %v every %v until %v: Validate = %v, want ErrInvalidConfig", ch.At, ch.Every, ch.Until, err)
+		}
+	}
+	ok := Config{Churn: []ChurnEvent{{Kind: ChurnCrash, At: 20 * s, Every: 5 * s, Until: 20 * s, Count: 1}}}
+	if err := ok.Validate(); err != nil || len(ok.Churn[0].times(time.Minute)) != 1 {
+		t.Errorf("churn at 20s until 20s: Validate = %v, times %v", err, ok.Churn[0].times(time.Minute))
+	}
+}
