@@ -183,7 +183,7 @@ type Gossip struct {
 	// 31.7 years of virtual time, at least every microsecond); Validate refuses others.
 	Rate float64
 	// Publishers is the number of honest nodes that publish (chosen at random, each message
-	// from one of them at random); 0 means every honest node.
+	// from one of those up, uniformly; skipped when none is up); 0 means every honest node.
 	Publishers int
 	// Start is the time of the first publish; 0 means 5 s.
 	Start time.Duration

@@ -65,6 +65,7 @@ type Sim struct {
 	// workload
 	topic      string
 	publishers []int32
+	upPubs     []int32 // scratch of onPublish: the publishers up
 	data       []byte
 	sig, pub   []byte
 	msgs       []msgRec
@@ -922,17 +923,22 @@ func (s *Sim) onPublish() {
 	if interval > 0 && interval < s.end-int64(g.Tail)-now {
 		s.g.scheduleGlobal(now+interval, evPublish, gclsPublish, k+1, 0)
 	}
-	var n *node
-	for try := 0; try < 8; try++ {
-		c := s.nodes[s.publishers[s.rngWork.IntN(len(s.publishers))]]
-		if c.up && c.ps != nil {
-			n = c
-			break
+	// A uniform choice among the publishers that are up: the first draw when it is up (the
+	// usual case, one draw), else a draw among those up.
+	n := s.nodes[s.publishers[s.rngWork.IntN(len(s.publishers))]]
+	if !n.up || n.ps == nil {
+		up := s.upPubs[:0]
+		for _, i := range s.publishers {
+			if c := s.nodes[i]; c.up && c.ps != nil {
+				up = append(up, i)
+			}
 		}
-	}
-	if n == nil {
-		s.m.skipped++
-		return
+		s.upPubs = up
+		if len(up) == 0 {
+			s.m.skipped++
+			return
+		}
+		n = s.nodes[up[s.rngWork.IntN(len(up))]]
 	}
 	seq := make([]byte, 8)
 	binary.BigEndian.PutUint64(seq, k)

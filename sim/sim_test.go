@@ -167,3 +167,20 @@ func TestValidateRefusesChurnUntilBeforeAt(t *testing.T) {
 		t.Errorf("churn at 20s until 20s: Validate = %v, times %v", err, ok.Churn[0].times(time.Minute))
 	}
 }
+
+// TestPublishSkippedOnlyWithoutAPublisherUp: a publication is skipped only when no
+// publisher is up; while any is, one of them publishes it.
+func TestPublishSkippedOnlyWithoutAPublisherUp(t *testing.T) {
+	cfg := Config{Seed: 1, Nodes: 10, Duration: 16 * time.Second, Topology: Topology{Degree: 3},
+		Gossip: Gossip{Rate: 10, Start: 3 * time.Second, Tail: time.Second},
+		Churn:  []ChurnEvent{{Kind: ChurnCrash, At: 2 * time.Second, Count: 8}}}
+	r := run(t, cfg)
+	if r.Skipped != 0 || r.Published != 120 {
+		t.Errorf("2 of 10 publishers up: %d of %d publications skipped, want none", r.Skipped, r.Skipped+r.Published)
+	}
+	cfg.Churn[0].Count = 10
+	r = run(t, cfg)
+	if r.Skipped != 120 || r.Published != 0 {
+		t.Errorf("no publisher up: %d published, %d skipped; want 0 and 120", r.Published, r.Skipped)
+	}
+}
