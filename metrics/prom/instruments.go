@@ -67,13 +67,19 @@ func (c *childCache[C]) store(lvs []string, ch C) C {
 	return ch
 }
 
-// resolveLabels checks the tuple's arity. A wrong arity is a programming error in the recording
-// package (label values are local constants such as a channel ID or a direction, never remote
-// input), so it panics with the metric's name, as Prometheus's WithLabelValues does.
-func resolveLabels(name string, labels []string, lvs []string) {
+// checkArity checks the tuple's arity, before the cache is consulted (the cache pads short
+// tuples with empty values, so a cache hit says nothing about arity). A wrong arity is a
+// programming error in the recording package (label values are local constants such as a
+// channel ID or a direction, never remote input), so it panics with the metric's name, as
+// Prometheus's WithLabelValues does. lvs does not escape: the panic message gets a copy.
+func checkArity(name string, labels []string, lvs []string) {
 	if len(lvs) != len(labels) {
-		panic(fmt.Sprintf("metrics/prom: %s: got %d label values %q for labels %q", name, len(lvs), lvs, labels))
+		arityPanic(name, labels, append([]string(nil), lvs...))
 	}
+}
+
+func arityPanic(name string, labels, lvs []string) {
+	panic(fmt.Sprintf("metrics/prom: %s: got %d label values %q for labels %q", name, len(lvs), lvs, labels))
 }
 
 // partial returns prefix+lvs as a fresh slice.
@@ -142,11 +148,11 @@ func (c *Counter) With(lvs ...string) metrics.Counter {
 }
 
 func (c *Counter) child(lvs []string) *counterChild {
+	checkArity(c.name, c.labels, lvs)
 	if ch, ok := c.cache.lookup(lvs); ok {
 		return ch
 	}
 	own := append([]string(nil), lvs...) // the slow path keeps a copy, so lvs does not escape
-	resolveLabels(c.name, c.labels, own)
 	return c.cache.store(own, &counterChild{c: c.vec.WithLabelValues(own...)})
 }
 
@@ -208,11 +214,11 @@ func (g *Gauge) With(lvs ...string) metrics.Gauge {
 }
 
 func (g *Gauge) child(lvs []string) *gaugeChild {
+	checkArity(g.name, g.labels, lvs)
 	if ch, ok := g.cache.lookup(lvs); ok {
 		return ch
 	}
 	own := append([]string(nil), lvs...) // the slow path keeps a copy, so lvs does not escape
-	resolveLabels(g.name, g.labels, own)
 	return g.cache.store(own, &gaugeChild{g: g.vec.WithLabelValues(own...)})
 }
 
@@ -276,11 +282,11 @@ func (h *Histogram) With(lvs ...string) metrics.Histogram {
 }
 
 func (h *Histogram) child(lvs []string) *histogramChild {
+	checkArity(h.name, h.labels, lvs)
 	if ch, ok := h.cache.lookup(lvs); ok {
 		return ch
 	}
 	own := append([]string(nil), lvs...) // the slow path keeps a copy, so lvs does not escape
-	resolveLabels(h.name, h.labels, own)
 	return h.cache.store(own, &histogramChild{o: h.vec.WithLabelValues(own...)})
 }
 

@@ -150,6 +150,36 @@ func TestWrongArityPanics(t *testing.T) {
 	}
 }
 
+// TestWrongArityPanicsAfterCaching: the arity check holds when the tuple padded with empty
+// values is already cached: With with one value too many (an empty one) on a one-label
+// counter, and Add on a two-label counter with one value bound, still panic.
+func TestWrongArityPanicsAfterCaching(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	one, _ := NewCounter(reg, prometheus.CounterOpts{Name: "one_total", Help: "h"}, "ch")
+	two, _ := NewCounter(reg, prometheus.CounterOpts{Name: "two_total", Help: "h"}, "a", "b")
+	g, _ := NewGauge(reg, prometheus.GaugeOpts{Name: "g", Help: "h"}, "a", "b")
+	h, _ := NewHistogram(reg, prometheus.HistogramOpts{Name: "h_seconds", Help: "h"}, "a")
+	one.With("0x40").Add(1)
+	two.With("x", "").Add(1)
+	g.With("x", "").Set(1)
+	h.With("x").Observe(1)
+	for name, f := range map[string]func(){
+		"counter too many":   func() { one.With("0x40", "") },
+		"counter unbound":    func() { two.With("x").Add(1) },
+		"gauge unbound":      func() { g.With("x").Set(1) },
+		"histogram too many": func() { h.With("x", "") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if v := recover(); v == nil {
+					t.Fatalf("no panic")
+				}
+			}()
+			f()
+		})
+	}
+}
+
 func TestRegisterDuplicateFails(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	if _, err := RegisterP2PMetrics(reg, "cometbft"); err != nil {
