@@ -5,13 +5,16 @@
 // Files (Write):
 //
 //	summary.json      the headline figures (sim.Results' JSON) with the scenario name and
-//	                  wall_seconds, the only field that differs between two runs of a seed
+//	                  wall_seconds, the only field that differs between two runs of a seed;
+//	                  for a run that published nothing its delivery ratios are 1 and its
+//	                  latencies 0 (sim.Results' values), where index.html shows "-"
 //	results.json      everything deterministic: the summary without wall_seconds, the
 //	                  samples, the mesh-degree histogram, the latency quantiles, the
 //	                  per-second delivery
 //	messages.csv      one row per published message: time, publisher, expected, delivered
 //	delivery.csv      per second of publication: messages, expected, delivered, ratio
-//	latency.csv       the latency distribution: quantile, milliseconds (1,001 points)
+//	latency.csv       the latency distribution: quantile, milliseconds (1,001 points, by
+//	                  nearest rank as the summary's percentiles; no rows without deliveries)
 //	mesh_degree.csv   mesh degree, honest nodes with it (at the end of the run)
 //	samples.csv       per sample: nodes up, connections, mesh min/mean/max, sybil share of
 //	                  mesh slots, score quantiles given to honest and to sybil peers

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"html/template"
+
+	"github.com/switchyard-p2p/switchyard/sim"
 )
 
 var indexTmpl = template.Must(template.New("index").Parse(`<!DOCTYPE html>
@@ -48,9 +50,19 @@ func indexHTML(run Run, full Full) ([]byte, error) {
 		{"nodes (honest / seeds / sybils)", fmt.Sprintf("%d / %d / %d", r.Nodes, r.Seeds, r.Sybils)},
 		{"virtual time", fmt.Sprintf("%.0f s", r.VirtualSeconds)},
 		{"messages published", fmt.Sprint(r.Published)},
-		{"delivery ratio", fmt.Sprintf("%.4f", r.DeliveryRatio)},
-		{"honest delivery ratio", fmt.Sprintf("%.4f", r.HonestDeliveryRatio)},
 	}
+	if r.Published == 0 {
+		// Ratios of nothing: show no figure rather than a perfect one (as the CLI does).
+		for _, k := range []string{"delivery ratio", "honest delivery ratio", "latency p50 / p90 / p99 / max",
+			"bytes per delivery", "duplicates per delivery"} {
+			rows = append(rows, [2]string{k, "-"})
+		}
+		return indexPage(run, finish(rows, r))
+	}
+	rows = append(rows,
+		[2]string{"delivery ratio", fmt.Sprintf("%.4f", r.DeliveryRatio)},
+		[2]string{"honest delivery ratio", fmt.Sprintf("%.4f", r.HonestDeliveryRatio)},
+	)
 	if r.TargetDeliveryRatio != nil {
 		rows = append(rows, [2]string{"eclipse targets' delivery ratio", fmt.Sprintf("%.4f", *r.TargetDeliveryRatio)})
 	}
@@ -62,10 +74,18 @@ func indexHTML(run Run, full Full) ([]byte, error) {
 		[2]string{"bytes per delivery", fmt.Sprintf("%.0f", r.BytesPerDelivery)},
 		[2]string{"duplicates per delivery", fmt.Sprintf("%.2f", r.DuplicatesPerDelivery)},
 	)
+	return indexPage(run, finish(rows, r))
+}
+
+// finish appends the rows that do not depend on publications.
+func finish(rows [][2]string, r *sim.Results) [][2]string {
 	if r.PEXConvergedSeconds != nil {
 		rows = append(rows, [2]string{"PEX convergence", fmt.Sprintf("%.1f s", *r.PEXConvergedSeconds)})
 	}
-	rows = append(rows, [2]string{"events", fmt.Sprint(r.Events)})
+	return append(rows, [2]string{"events", fmt.Sprint(r.Events)})
+}
+
+func indexPage(run Run, rows [][2]string) ([]byte, error) {
 	var buf bytes.Buffer
 	err := indexTmpl.Execute(&buf, map[string]any{"Scenario": run.Scenario, "Description": run.Description, "Rows": rows})
 	return buf.Bytes(), err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,5 +118,26 @@ func TestLatencyQuantilesAgreeWithSummary(t *testing.T) {
 			t.Errorf("quantile %v is %v ms; the summary's p50 and p99 are %v and %v ms",
 				q.Q, q.Ms, run.Results.LatencyP50Ms, run.Results.LatencyP99Ms)
 		}
+	}
+}
+
+// TestIndexWithoutPublicationsShowsNoFigures: for a run that published nothing, index.html
+// shows "-" for the delivery ratios and latencies (as the CLI's summary does), not the
+// perfect 1.0000 and 0.0 ms that Results holds for an empty run.
+func TestIndexWithoutPublicationsShowsNoFigures(t *testing.T) {
+	r := &sim.Results{Nodes: 10, DeliveryRatio: 1, HonestDeliveryRatio: 1}
+	b, err := indexHTML(Run{Scenario: "gossip", Results: r}, Full{Summary: *r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(b)
+	for _, row := range []string{"delivery ratio", "honest delivery ratio", "latency p50 / p90 / p99 / max",
+		"bytes per delivery", "duplicates per delivery"} {
+		if !strings.Contains(html, "<tr><td>"+row+`</td><td class="n">-</td></tr>`) {
+			t.Errorf("row %q does not show -", row)
+		}
+	}
+	if strings.Contains(html, "1.0000") || strings.Contains(html, "0.0 ms") {
+		t.Errorf("index.html shows figures for a run without publications:\n%s", html)
 	}
 }
