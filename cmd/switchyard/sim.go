@@ -158,8 +158,7 @@ func runSim(cmd *cobra.Command, name string, f simFlags) error {
 	wall := time.Since(start)
 	r.WallSeconds = wall.Seconds()
 	if r.Published == 0 && !s.Stopped() {
-		fmt.Fprintf(errw, "sim: nothing was published: the run (%s of virtual time) ended before the scenario's publishing started (at %s), so there are no delivery or latency figures\n",
-			cfg.Duration, cmp.Or(cfg.Gossip.Start, sim.DefaultPublishStart))
+		fmt.Fprintf(errw, "sim: nothing was published: %s, so there are no delivery or latency figures\n", whyNothingPublished(cfg, r))
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -174,6 +173,21 @@ func runSim(cmd *cobra.Command, name string, f simFlags) error {
 		return &exitError{code: exitInterrupted, err: fmt.Errorf("sim: interrupted at virtual %.1f s; the results cover the run so far", r.VirtualSeconds)}
 	}
 	return nil
+}
+
+// whyNothingPublished says why a run that was not interrupted published nothing.
+func whyNothingPublished(cfg sim.Config, r *sim.Results) string {
+	switch {
+	case r.Skipped > 0:
+		return fmt.Sprintf("no publisher was up at any of the %d publication times", r.Skipped)
+	case cfg.Gossip.Rate < 0:
+		return "the scenario's publish rate is negative (no publishing)"
+	}
+	d := cmp.Or(cfg.Duration, sim.DefaultDuration)
+	start := cmp.Or(cfg.Gossip.Start, sim.DefaultPublishStart)
+	tail := cmp.Or(cfg.Gossip.Tail, sim.DefaultTail)
+	return fmt.Sprintf("publishing runs from the scenario's start (%s) until its tail without publishing (the last %s of the run), and the run (%s of virtual time) is not longer than their sum (%s)",
+		start, tail, d, start+tail)
 }
 
 func printSimSummary(w io.Writer, sc sim.Scenario, r *sim.Results, wall time.Duration, ms runtime.MemStats) {

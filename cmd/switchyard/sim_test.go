@@ -116,3 +116,17 @@ func TestSimNothingPublished(t *testing.T) {
 		t.Errorf("stdout:\n%s\nstderr:\n%s", out, errOut)
 	}
 }
+
+// TestSimNothingPublishedNamesStartAndTail: when the run passed the publishing start but was
+// too short for the tail without publishing, the message names both, instead of saying the
+// run ended before publishing started.
+func TestSimNothingPublishedNamesStartAndTail(t *testing.T) {
+	_, errOut, err := run(context.Background(), "sim", "gossip", "--nodes", "10", "--duration", "8s", "--quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errOut, "nothing was published") || strings.Contains(errOut, "ended before the scenario's publishing started") ||
+		!strings.Contains(errOut, "start (5s)") || !strings.Contains(errOut, "tail") {
+		t.Errorf("stderr:\n%s", errOut)
+	}
+}
