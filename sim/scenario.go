@@ -23,7 +23,11 @@ var ErrUnknownScenario = errors.New("sim: unknown scenario")
 
 // Scenario is a named, described Config: one small TOML file under scenarios/ (embedded in
 // the binary), whose keys are Config's fields in snake case (durations as quoted strings
-// with a unit, such as "30s"; a bare number is refused):
+// with a unit, such as "30s"; a bare number is refused). The exception is gossipsub's own
+// structs under [gossip.params], [gossip.score], [gossip.topic_score] and
+// [gossip.thresholds]: they have no TOML names, so their keys are the Go field names,
+// matched ignoring case and without underscores (heartbeatinterval or HeartbeatInterval;
+// heartbeat_interval is an unknown key):
 //
 //	name = "eclipse"
 //	description = "..."
