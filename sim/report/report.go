@@ -90,9 +90,10 @@ func LatencyQuantiles(r *sim.Results) []Quantile {
 	return out
 }
 
-// Write writes every file of run into dir (created if needed). It returns the first error
-// of a file it could not write, wrapped with the file's name; the other files are still
-// attempted.
+// Write writes every file of run into dir (created if needed). A file it could not write
+// does not stop the others; it returns the errors of all such files joined (errors.Join),
+// each wrapped with the file's name, or nil when every file was written. An error creating
+// dir, or a run without Results, is returned alone before any file is written.
 func Write(dir string, run Run) error {
 	if run.Results == nil {
 		return errors.New("report: no results")
