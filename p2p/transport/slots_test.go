@@ -193,19 +193,27 @@ func entries(s1 Stage, a1 time.Duration, s2 Stage, a2 time.Duration) []slotCase 
 	return []slotCase{{s1, a1}, {s2, a2}}
 }
 
+// floodedTable returns a table of 8 slots with PerAddr 2 and Stall 1 s whose every slot loopback
+// took at slotT0 with an ephemeral key, and their IDs in order.
+func floodedTable(t *testing.T) (*SlotTable, []SlotID) {
+	t.Helper()
+	s := NewSlotTable(SlotConfig{Slots: 8, PerAddr: 2, Stall: time.Second})
+	var flood []SlotID
+	for range 8 {
+		id, _ := mustAdmit(t, s, slotT0, loopback, StageEphKey)
+		flood = append(flood, id)
+	}
+	return s, flood
+}
+
 // TestSlotTablePerAddrCap: one address may fill the table while nobody else wants a slot; a
 // newcomer from another address then displaces one of its handshakes, even a better one than
 // the newcomer's own address holds; an address at its cap only displaces its own handshakes.
 func TestSlotTablePerAddrCap(t *testing.T) {
-	s := NewSlotTable(SlotConfig{Slots: 8, PerAddr: 2, Stall: time.Second})
+	s, flood := floodedTable(t)
 	now := slotT0
-	var flood []SlotID
-	for range 8 {
-		id, _ := mustAdmit(t, s, now, loopback, StageEphKey)
-		flood = append(flood, id)
-	}
-	// Loopback's handshakes are all equal; once they have stalled, a newcomer from otherAddr
-	// displaces the one longest at its stage.
+	// Loopback's handshakes are all equal; a newcomer from otherAddr displaces the one longest at
+	// its stage (here they have stalled; before that too, TestSlotTablePerAddrCapBeforeStall).
 	now = now.Add(time.Second)
 	b1, evict := mustAdmit(t, s, now, otherAddr, StageEphKey)
 	if evict != flood[0] {
@@ -245,13 +253,8 @@ func TestSlotTablePerAddrCap(t *testing.T) {
 // fresh one that has sent its ephemeral key and even when it has shown nothing itself, so one IP
 // cannot keep every slot by refreshing its handshakes faster than Stall.
 func TestSlotTablePerAddrCapBeforeStall(t *testing.T) {
-	s := NewSlotTable(SlotConfig{Slots: 8, PerAddr: 2, Stall: time.Second})
+	s, flood := floodedTable(t)
 	now := slotT0
-	var flood []SlotID
-	for range 8 {
-		id, _ := mustAdmit(t, s, now, loopback, StageEphKey)
-		flood = append(flood, id)
-	}
 	now = now.Add(100 * time.Millisecond) // well inside Stall
 	var own []SlotID
 	for i, st := range []Stage{StageEphKey, StageEphKey} {
