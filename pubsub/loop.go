@@ -773,14 +773,14 @@ type mesher interface {
 var routerEventNames = []string{
 	"duplicate", "forwarded", "ihave_sent", "ihave_recv", "iwant_sent", "iwant_recv",
 	"idontwant_sent", "idontwant_recv", "graft_sent", "graft_recv", "prune_sent", "prune_recv",
-	"limit_drop", "graylist_drop",
+	"limit_drop", "graylist_drop", "self_origin_drop",
 }
 
 func statsValues(st router.Stats) []uint64 {
 	return []uint64{
 		st.Duplicates, st.Forwarded, st.IHaveSent, st.IHaveRecv, st.IWantSent, st.IWantRecv,
 		st.IDontWantSent, st.IDontWantRecv, st.GraftSent, st.GraftRecv, st.PruneSent, st.PruneRecv,
-		st.LimitDrops, st.GraylistDrops,
+		st.LimitDrops, st.GraylistDrops, st.SelfOrigin,
 	}
 }
 

@@ -51,7 +51,7 @@ type Metrics struct {
 	// RouterEvents counts the router's cumulative Stats, sampled every second; label event:
 	// "duplicate", "forwarded", "ihave_sent", "ihave_recv", "iwant_sent", "iwant_recv",
 	// "idontwant_sent", "idontwant_recv", "graft_sent", "graft_recv", "prune_sent",
-	// "prune_recv", "limit_drop", "graylist_drop" ("router_events_total").
+	// "prune_recv", "limit_drop", "graylist_drop", "self_origin_drop" ("router_events_total").
 	RouterEvents metrics.Counter
 	// PeerScores observes every pub/sub peer's score each second, if the router keeps scores
 	// (gossipsub) ("peer_score").

@@ -45,7 +45,8 @@ var ScoreBuckets = []float64{-10000, -1000, -100, -10, -1, 0, 1, 10, 100, 1000}
 //	pubsub_duplicates_total                  messages received again (seen cache hits)
 //	pubsub_forwarded_total                   message copies queued to peers
 //	pubsub_control_total{type,direction}     IHAVE, IWANT, IDONTWANT (message IDs) and GRAFT, PRUNE (messages), sent or recv
-//	pubsub_rpc_drops_total{reason}           RPC parts ignored: limit (protocol limits), graylist
+//	pubsub_rpc_drops_total{reason}           RPC parts ignored: limit (protocol limits), graylist,
+//	                                         self_origin (messages claiming our origin)
 //	pubsub_router_events_total{event}        any other router counter
 //	pubsub_queue_drops_total{kind}           RPCs dropped from peers' output queues: control, publish, forward
 //	pubsub_feed_drops_total{topic}           messages a slow subscriber missed
@@ -96,7 +97,7 @@ func RegisterPubSubMetrics(reg prometheus.Registerer, namespace string, topics [
 	dups := counter("duplicates_total", "Messages received again after the first time (seen cache hits).")
 	fwd := counter("forwarded_total", "Message copies queued to peers (our publishes and forwards).")
 	control := counter("control_total", "Gossipsub control traffic: IHAVE, IWANT and IDONTWANT count message IDs, GRAFT and PRUNE messages; by type and direction (sent, recv).", LabelType, LabelDirection)
-	rpcDrops := counter("rpc_drops_total", "Received RPC parts ignored, by reason: limit (a protocol limit was exceeded), graylist (the sender's score is below the graylist threshold).", LabelReason)
+	rpcDrops := counter("rpc_drops_total", "Received RPC parts ignored, by reason: limit (a protocol limit was exceeded), graylist (the sender's score is below the graylist threshold), self_origin (a message that claims our origin but that we did not publish).", LabelReason)
 	events := counter("router_events_total", "Router counters without a metric of their own, by event.", LabelEvent)
 	queueDrops := counter("queue_drops_total", "RPCs dropped from or refused by peers' output queues, by kind (control, publish, forward).", LabelKind)
 	feedDrops := counter("feed_drops_total", "Messages not handed to a subscriber because its channel was full, by topic.", LabelTopic)
@@ -183,7 +184,8 @@ func mapTopic(lvs []string, allowed map[string]bool) []string {
 }
 
 // routerEvents spreads the Server's router_events counter (label event: "duplicate",
-// "forwarded", "<control>_sent", "<control>_recv", "limit_drop", "graylist_drop", ...) over the
+// "forwarded", "<control>_sent", "<control>_recv", "limit_drop", "graylist_drop",
+// "self_origin_drop", ...) over the
 // metrics operators look for.
 type routerEvents struct {
 	dups, fwd, control, drops, other metrics.Counter
@@ -203,6 +205,8 @@ func (e routerEvents) With(lvs ...string) metrics.Counter {
 		return e.drops.With("limit")
 	case "graylist_drop":
 		return e.drops.With("graylist")
+	case "self_origin_drop":
+		return e.drops.With("self_origin")
 	}
 	if typ, dir, ok := strings.Cut(ev, "_"); ok && (dir == "sent" || dir == "recv") {
 		switch typ {

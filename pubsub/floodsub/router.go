@@ -269,13 +269,15 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 				continue
 			}
 		}
-		e := r.seen.Add(now, id, m, proto.Size(m))
-		r.armSweep(e)
 		if r.selfRaw != nil && bytes.Equal(m.From, r.selfRaw) {
-			// Our own message came back after its ID left the seen cache: never re-deliver.
-			e.Status, e.Msg = routing.Ignored, nil
+			// A message that claims to be ours but that we did not publish (or whose ID has
+			// left the seen cache): never delivered and never entered in the seen cache, so
+			// that a forger cannot make our own later publishes of that ID fail as duplicates.
+			r.stats.SelfOrigin++
 			continue
 		}
+		e := r.seen.Add(now, id, m, proto.Size(m))
+		r.armSweep(e)
 		e.From = p.id
 		r.stats.Validated++
 		r.rd.Validate = append(r.rd.Validate, router.Incoming{ID: id, From: p.id, Msg: m})

@@ -281,6 +281,26 @@ func TestPublish(t *testing.T) {
 	}
 }
 
+// TestSelfOriginForgeryDoesNotBlockOurPublish: a message that claims our origin but that we did
+// not publish is dropped without entering the seen cache, so our own later publish of that ID
+// (a forger can predict our sequence numbers) still goes out.
+func TestSelfOriginForgeryDoesNotBlockOurPublish(t *testing.T) {
+	r, now := setup(t, 3)
+	forged := rt.Msg(0, 42, topicA, 5)
+	forged.Data = []byte("forged")
+	r.HandleRPC(now, rt.ID(1), rt.Pub(forged))
+	if v := drain(t, r); len(v.Ready.Validate)+len(v.Ready.Send)+len(v.Ready.Deliver) != 0 {
+		t.Fatalf("a forged copy of our message had effects: %+v", v.Ready)
+	}
+	if s := r.Stats(); s.SelfOrigin != 1 {
+		t.Fatalf("SelfOrigin = %d, want 1", s.SelfOrigin)
+	}
+	mine := rt.Msg(0, 42, topicA, 5)
+	if got := r.Publish(now, rt.MID(mine), mine); len(got) != 3 {
+		t.Fatalf("our publish after a forged copy of its ID went to %v, want 3 peers", got)
+	}
+}
+
 // TestSubscriptionLimitsP16 is row P-16 for FloodSub: a peer that subscribes to 100,000
 // topics keeps at most MaxPeerTopics of them, and topic names over MaxTopicLength bytes are
 // ignored; both are counted and the Router's topic state stays bounded.

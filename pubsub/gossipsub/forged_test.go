@@ -48,3 +48,37 @@ func TestForgedCopyDoesNotPoisonID(t *testing.T) {
 		t.Errorf("the forger was not penalised: score %.1f", s)
 	}
 }
+
+// TestSelfOriginForgeryDoesNotBlockOurPublish: a message that claims our origin but that we did
+// not publish is dropped before the seen cache, and its sender is charged an invalid delivery
+// (P4), as go-libp2p-pubsub rejects it (RejectSelfOrigin); our own later publish of that ID (a
+// forger can predict our sequence numbers) still goes out and is delivered.
+func TestSelfOriginForgeryDoesNotBlockOurPublish(t *testing.T) {
+	h := newHarness(t, Config{}, 1)
+	h.r.Join(h.now(), topicA)
+	for i := 1; i <= 6; i++ {
+		h.add(i, true, topicA)
+	}
+	h.heartbeats(1)
+	h.drain()
+
+	forged := rt.Msg(0, 42, topicA, 10)
+	forged.Data = []byte("forged")
+	h.rpc(1, rt.Pub(forged))
+	if v := h.drain(); len(v.Ready.Validate)+len(v.Ready.Deliver) != 0 {
+		t.Fatalf("a forged copy of our message was validated or delivered: %+v", v.Ready)
+	}
+	if s := h.score(1); s >= 0 {
+		t.Errorf("the sender of a forged copy of our message was not penalised: score %.1f", s)
+	}
+	if s := h.r.Stats(); s.SelfOrigin != 1 {
+		t.Errorf("SelfOrigin = %d, want 1", s.SelfOrigin)
+	}
+	mine := rt.Msg(0, 42, topicA, 20)
+	sent := h.r.Publish(h.now(), rt.MID(mine), mine)
+	v := h.drain()
+	if len(sent) == 0 || len(v.Ready.Deliver) != 1 {
+		t.Fatalf("our publish after a forged copy of its ID went to %v, delivered locally %d times", sent, len(v.Ready.Deliver))
+	}
+}
+

@@ -526,14 +526,21 @@ func (r *Router) handleMessage(now time.Time, p *peer, m *pubsubpb.Message) {
 			return
 		}
 	}
+	if r.selfRaw != nil && bytes.Equal(m.From, r.selfRaw) {
+		// A message that claims to be ours but that we did not publish (or whose ID has left
+		// the seen cache): never delivered, never entered in the seen cache (a forger who
+		// predicts our next sequence numbers would otherwise make our own publishes of those IDs
+		// fail as duplicates), and an invalid delivery for its sender (P4), as go-libp2p-pubsub
+		// rejects it (RejectSelfOrigin).
+		r.stats.SelfOrigin++
+		if r.sc != nil && p.st != nil {
+			r.sc.invalidDelivery(p.st, r.scored(t))
+		}
+		return
+	}
 	e := r.add(now, id, m, proto.Size(m))
 	e.Aux.topic, e.Aux.sct = m.Topic, r.scored(t)
 	t.lastNew = r.tick
-	if r.selfRaw != nil && bytes.Equal(m.From, r.selfRaw) {
-		// Our own message came back after its ID left the seen cache: never re-deliver.
-		e.Status, e.Msg = routing.Ignored, nil
-		return
-	}
 	e.From, e.Aux.from, e.Aux.src = p.id, p.st, p.serial
 	if r.out.LazyLinger > 0 {
 		if b, ok := originByte(m); ok {

@@ -196,4 +196,5 @@ type Stats struct {
 	PruneRecv     uint64
 	LimitDrops    uint64 // RPC parts ignored for exceeding a protocol limit
 	GraylistDrops uint64 // RPCs ignored because the sender's score is below the graylist threshold
+	SelfOrigin    uint64 // received messages dropped for claiming our origin without being our publish
 }
