@@ -81,4 +81,3 @@ func TestSelfOriginForgeryDoesNotBlockOurPublish(t *testing.T) {
 		t.Fatalf("our publish after a forged copy of its ID went to %v, delivered locally %d times", sent, len(v.Ready.Deliver))
 	}
 }
-
