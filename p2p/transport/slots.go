@@ -60,8 +60,9 @@ type SlotConfig struct {
 	Slots int
 	// PerAddr caps the slots one remote IP may hold while a connection from another IP needs
 	// one: when the table is full, a newcomer from an IP that holds fewer than PerAddr slots
-	// displaces a handshake of an IP holding PerAddr or more. Below the cap, and while the table
-	// has room, an IP may hold any number of slots.
+	// displaces at once, whatever the stages, a handshake of an IP holding more than PerAddr,
+	// and otherwise prefers the handshakes of IPs holding PerAddr or more. While the table has
+	// room, an IP may hold any number of slots.
 	PerAddr int
 	// Stall is how long a handshake may go without moving to a higher stage before it is
 	// considered stalled. Honest handshakes move a stage every round trip (milliseconds);
@@ -94,6 +95,10 @@ func (c SlotConfig) withDefaults() SlotConfig {
 // When all slots are taken, a newcomer displaces the pending handshake that has made the least
 // progress for the longest time, chosen in this order:
 //
+//  0. The cap: a newcomer from an IP holding fewer than PerAddr slots takes, without the rank
+//     comparison below, the first (by 2-4) handshake of an IP holding more than PerAddr. The
+//     victim's IP keeps at least PerAddr slots, so these displacements end once no IP is over
+//     the cap: they cannot churn, and a handshake of an IP within its cap is never taken so.
 //  1. Candidates: if the newcomer's IP already holds PerAddr slots or more, only that IP's
 //     handshakes; otherwise, if some IPs hold PerAddr or more, only theirs; otherwise all.
 //     Handshakes at StageNodeInfo (finished, waiting for Accept) are never candidates.
@@ -106,11 +111,12 @@ func (c SlotConfig) withDefaults() SlotConfig {
 //  4. Within the same class, the one longest at its stage goes first; ties go to the oldest
 //     (lowest SlotID).
 //
-// The victim must not be worth more than the newcomer, judged the same way (a newcomer counts as
-// fresh at the stage it has shown): a connection that sent one byte cannot displace a handshake
-// that is moving past its ephemeral key. A handshake at StageEphKey is displaced by another one
-// only once it has stalled: this bounds the key exchanges a flood of well-formed ephemeral keys
-// makes the node compute to Slots per Stall (before the ephemeral key the node computes nothing,
+// Apart from step 0, the victim must not be worth more than the newcomer, judged the same way (a
+// newcomer counts as fresh at the stage it has shown): a connection that sent one byte cannot
+// displace a handshake that is moving past its ephemeral key. A handshake at StageEphKey is
+// displaced by another one only once it has stalled (or by step 0, at most once per slot an IP
+// holds over the cap): this bounds the key exchanges a flood of well-formed ephemeral keys
+// makes the node compute to about Slots per Stall (before the ephemeral key the node computes nothing,
 // so there newcomers displace their equals freely, oldest first). If there is no such candidate
 // the newcomer is refused. Honest handshakes move a stage every round
 // trip and finish in milliseconds, so they are rarely the ones displaced, while slowloris
@@ -193,12 +199,18 @@ func (s *SlotTable) Candidate(now time.Time, addr netip.Addr, stage Stage) (id S
 // choose returns the handshake a full table displaces for a newcomer from addr that has shown
 // stage, or nil when the newcomer is refused.
 func (s *SlotTable) choose(now time.Time, addr netip.Addr, stage Stage) *slotEntry {
+	if s.perAddr[addr] < s.cfg.PerAddr {
+		// The per-IP cap: an IP holding more than PerAddr slots gives one up at once to an IP
+		// under the cap, whatever the stages. The victim's IP keeps at least PerAddr and the
+		// newcomer's gets at most PerAddr, so two IPs cannot displace each other back and forth,
+		// and an IP's only handshake (or any of its first PerAddr) is never taken this way.
+		if v := s.pick(now, func(e *slotEntry) bool { return s.perAddr[e.addr] > s.cfg.PerAddr }); v != nil {
+			return v
+		}
+	}
 	victim := s.victim(now, addr)
 	if victim == nil {
 		return nil
-	}
-	if s.perAddr[victim.addr] >= s.cfg.PerAddr && s.perAddr[addr] < s.cfg.PerAddr {
-		return victim // the per-IP cap: an IP at or over it gives way to one under it, whatever the stages
 	}
 	newcomer := &slotEntry{stage: stage, since: now}
 	switch rv, rn := s.rank(now, victim), s.rank(now, newcomer); {
@@ -268,27 +280,30 @@ func (s *SlotTable) victim(now time.Time, addr netip.Addr) *slotEntry {
 			}
 		}
 	}
-	pick := func(eligible func(*slotEntry) bool) *slotEntry {
-		var best *slotEntry
-		for _, e := range s.entries {
-			if e.stage >= StageNodeInfo || !eligible(e) {
-				continue
-			}
-			if best == nil || s.before(now, e, best) {
-				best = e
-			}
-		}
-		return best
-	}
 	switch {
 	case capped:
-		return pick(func(e *slotEntry) bool { return e.addr == addr })
+		return s.pick(now, func(e *slotEntry) bool { return e.addr == addr })
 	case anyOver:
-		if v := pick(func(e *slotEntry) bool { return s.perAddr[e.addr] >= s.cfg.PerAddr }); v != nil {
+		if v := s.pick(now, func(e *slotEntry) bool { return s.perAddr[e.addr] >= s.cfg.PerAddr }); v != nil {
 			return v
 		}
 	}
-	return pick(func(*slotEntry) bool { return true })
+	return s.pick(now, func(*slotEntry) bool { return true })
+}
+
+// pick returns the eligible handshake displaced first (before), never one at StageNodeInfo;
+// nil if there is none.
+func (s *SlotTable) pick(now time.Time, eligible func(*slotEntry) bool) *slotEntry {
+	var best *slotEntry
+	for _, e := range s.entries {
+		if e.stage >= StageNodeInfo || !eligible(e) {
+			continue
+		}
+		if best == nil || s.before(now, e, best) {
+			best = e
+		}
+	}
+	return best
 }
 
 // rank orders entries for displacement: lower goes first (see SlotTable).

@@ -275,6 +275,48 @@ func TestSlotTablePerAddrCapBeforeStall(t *testing.T) {
 	}
 }
 
+// TestSlotTablePerAddrCapNoChurn: the cap takes slots only from an IP over it, so it cannot
+// churn: two IPs at and just below the cap do not displace each other's moving handshakes back
+// and forth (each such displacement would cost a key exchange), and with PerAddr 1 a newcomer
+// from a fresh IP does not take a moving handshake from an IP that holds only that one.
+func TestSlotTablePerAddrCapNoChurn(t *testing.T) {
+	s := NewSlotTable(SlotConfig{Slots: 8, PerAddr: 2, Stall: time.Second})
+	a, b := netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("203.0.113.2")
+	mustAdmit(t, s, slotT0, a, StageEphKey)
+	mustAdmit(t, s, slotT0, a, StageEphKey) // a at the cap
+	mustAdmit(t, s, slotT0, b, StageEphKey) // b one below it
+	for i := range 5 {
+		mustAdmit(t, s, slotT0, netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}), StageEphKey)
+	}
+	admitted := 0
+	for i := range 1000 { // at one instant, well inside Stall
+		addr := b
+		if i%2 == 1 {
+			addr = a
+		}
+		if _, _, ok := s.Admit(slotT0, addr, StageEphKey); ok {
+			admitted++
+		}
+	}
+	if admitted > s.Config().Slots {
+		t.Fatalf("%d of 1000 fresh handshakes with ephemeral keys admitted at one instant, want at most Slots (%d)", admitted, s.Config().Slots)
+	}
+
+	s = NewSlotTable(SlotConfig{Slots: 8, Stall: 1500 * time.Millisecond}) // PerAddr 8/8 = 1
+	fresh := func(i int) netip.Addr { return netip.AddrFrom16([16]byte{0x2a, 0x01, 14: byte(i >> 8), 15: byte(i)}) }
+	for i := range 7 {
+		mustAdmit(t, s, slotT0, fresh(i), StageEphKey)
+	}
+	honest, _ := mustAdmit(t, s, slotT0, netip.MustParseAddr("198.51.100.1"), StageEphKey)
+	now := slotT0
+	for i := 7; i < 100; i++ {
+		now = now.Add(time.Millisecond)
+		if _, evict, ok := s.Admit(now, fresh(i), StageEphKey); ok && evict == honest {
+			t.Fatalf("a moving handshake (%v at its ephemeral key, Stall %v) was displaced by newcomer %d from a fresh IP", now.Sub(slotT0), s.Config().Stall, i-6)
+		}
+	}
+}
+
 // TestSlotTableDeterministic: the same inputs give the same decisions (map iteration order
 // does not leak into them).
 func TestSlotTableDeterministic(t *testing.T) {
