@@ -249,3 +249,24 @@ func TestEncodeControlKeepsPartsBesideNonUTF8Topic(t *testing.T) {
 		t.Errorf("%d parts decode to %v, want %v", len(parts), merged, want)
 	}
 }
+
+// TestNonUTF8TopicKeepsChannelRules: a part cut for its non-UTF-8 topic still counts for the
+// channel rules: a subscription on MessageChannel is control_on_messages and a published message
+// on ControlChannel is publish_on_control, as they are with a valid topic.
+func TestNonUTF8TopicKeepsChannelRules(t *testing.T) {
+	field := func(b []byte, num protowire.Number, v []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
+	}
+	sub := field(protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 1), 2, []byte("\xff"))
+	msg := field(field(nil, 2, []byte("d")), 4, []byte("ok"))
+	b := field(field(nil, 2, msg), 1, sub)
+	if _, _, cut, perr := decode(MessageChannel, b); perr == nil || perr.Reason != "control_on_messages" {
+		t.Errorf("MessageChannel RPC with a subscription to a non-UTF-8 topic: cut %d, error %v; want control_on_messages", cut, perr)
+	}
+	ctl := field(nil, 3, field(nil, 1, []byte("ok")))
+	b = field(field(nil, 3, ctl), 2, field(field(nil, 2, []byte("d")), 4, []byte("\xff")))
+	if _, _, cut, perr := decode(ControlChannel, b); perr == nil || perr.Reason != "publish_on_control" {
+		t.Errorf("ControlChannel RPC with a message on a non-UTF-8 topic: cut %d, error %v; want publish_on_control", cut, perr)
+	}
+}
+

@@ -134,9 +134,16 @@ func decode(chID byte, b []byte) (rpc *pubsubpb.RPC, dm *pubsubpb.DirectMessage,
 		if err := unmarshalOpts.Unmarshal(b, rpc); err != nil {
 			// Slow path, only for bytes that did not decode: retry without the parts that name a
 			// topic that is not UTF-8, if there are any.
-			kept, n, ok := cutNonUTF8Topics(b, false)
+			kept, n, fields, ok := cutNonUTF8Topics(b, false)
 			if !ok || n == 0 {
 				return nil, nil, 0, &ProtocolError{Channel: chID, Reason: "decode", Err: err}
+			}
+			// What was cut still counts for the channel rules below.
+			if chID == ControlChannel && fields&(1<<2) != 0 {
+				return nil, nil, 0, &ProtocolError{Channel: chID, Reason: "publish_on_control"}
+			}
+			if chID == MessageChannel && fields&(1<<1|1<<3) != 0 {
+				return nil, nil, 0, &ProtocolError{Channel: chID, Reason: "control_on_messages"}
 			}
 			rpc.Reset()
 			if unmarshalOpts.Unmarshal(kept, rpc) != nil {
@@ -167,17 +174,18 @@ func decode(chID byte, b []byte) (rpc *pubsubpb.RPC, dm *pubsubpb.DirectMessage,
 // cutNonUTF8Topics returns the encoding of an RPC (or, when inControl, of a ControlMessage) b
 // without the subscriptions (RPC field 1), published messages (2), IHAVEs, GRAFTs and PRUNEs
 // (ControlMessage fields 1, 3 and 4) whose topic is not valid UTF-8, and how many it left out;
-// control messages (RPC field 3) are cut recursively. ok is false when b is not a sequence of
-// well-formed fields. It allocates only when it cuts something.
-func cutNonUTF8Topics(b []byte, inControl bool) (out []byte, cut int, ok bool) {
+// control messages (RPC field 3) are cut recursively. fields has bit 1<<n set for each RPC field
+// n (1, 2 or 3) something was cut from. ok is false when b is not a sequence of well-formed
+// fields. It allocates only when it cuts something.
+func cutNonUTF8Topics(b []byte, inControl bool) (out []byte, cut int, fields uint8, ok bool) {
 	for i := 0; i < len(b); {
 		num, typ, n := protowire.ConsumeTag(b[i:])
 		if n < 0 {
-			return nil, 0, false
+			return nil, 0, 0, false
 		}
 		m := protowire.ConsumeFieldValue(num, typ, b[i+n:])
 		if m < 0 {
-			return nil, 0, false
+			return nil, 0, 0, false
 		}
 		start, end := i, i+n+m
 		i = end
@@ -194,9 +202,9 @@ func cutNonUTF8Topics(b []byte, inControl bool) (out []byte, cut int, ok bool) {
 		case inControl && (num == 1 || num == 3 || num == 4): // ControlIHave, ControlGraft, ControlPrune .topicID
 			topic = 1
 		case !inControl && num == 3:
-			c, k, cok := cutNonUTF8Topics(v, true)
+			c, k, _, cok := cutNonUTF8Topics(v, true)
 			if !cok {
-				return nil, 0, false
+				return nil, 0, 0, false
 			}
 			if k > 0 {
 				if out == nil {
@@ -204,6 +212,7 @@ func cutNonUTF8Topics(b []byte, inControl bool) (out []byte, cut int, ok bool) {
 				}
 				out = protowire.AppendBytes(protowire.AppendTag(out, 3, protowire.BytesType), c)
 				cut += k
+				fields |= 1 << 3
 				continue
 			}
 		}
@@ -212,6 +221,9 @@ func cutNonUTF8Topics(b []byte, inControl bool) (out []byte, cut int, ok bool) {
 				out = append(make([]byte, 0, len(b)), b[:start]...)
 			}
 			cut++
+			if !inControl {
+				fields |= 1 << num
+			}
 			continue
 		}
 		if out != nil {
@@ -221,7 +233,7 @@ func cutNonUTF8Topics(b []byte, inControl bool) (out []byte, cut int, ok bool) {
 	if out == nil {
 		out = b
 	}
-	return out, cut, true
+	return out, cut, fields, true
 }
 
 // topicUTF8 reports whether every occurrence of field topic with the bytes wire type in the

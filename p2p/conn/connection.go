@@ -370,8 +370,10 @@ type MConnection struct {
 	flushOnce    sync.Once
 	sendDone     chan struct{} // closed when the send goroutine exits
 
-	// sendMu fences Send/TrySend (read side, held while enqueueing) against FlushStop (write side), so
-	// FlushStop's drain sees every message a Send reported as queued.
+	// sendMu fences Send, TrySend and SendContext (read side, held while enqueueing or waiting for
+	// room) against FlushStop and Close (write side, taken after stopSend is closed): FlushStop's
+	// drain sees every message a Send reported as queued, and Close returns after every blocked
+	// Send has stopped its timer.
 	sendMu sync.RWMutex
 
 	mu      sync.Mutex
