@@ -269,4 +269,3 @@ func TestNonUTF8TopicKeepsChannelRules(t *testing.T) {
 		t.Errorf("ControlChannel RPC with a message on a non-UTF-8 topic: cut %d, error %v; want publish_on_control", cut, perr)
 	}
 }
-
