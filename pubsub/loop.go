@@ -693,8 +693,14 @@ func (l *loop) finish(now time.Time, pv *pending, res ValidationResult, reason s
 		l.accepted[pv.key.id] = decoded
 	case ValidationReject:
 		rr = router.Reject
-		if reason == reasonSignature || reason == reasonPolicy {
-			rr = router.RejectForged // this copy's fault, not the ID's
+		if reason == reasonSignature || reason == reasonPolicy || reason == reasonSize {
+			// This copy's fault, not the ID's: a bad signature or policy, or a size found before
+			// the signature was checked (anyone can send a copy of a predictable ID).
+			rr = router.RejectForged
+		}
+	default:
+		if reason == resGated || reason == resThrottled {
+			rr = router.IgnoreUnchecked // dropped unread: a later copy is validated as new
 		}
 	}
 	l.r.ValidationDone(now, pv.key.id, rr)

@@ -141,8 +141,10 @@ func TestPerTopicMaxSize(t *testing.T) {
 	m1 := a.signed(t, "small", make([]byte, 101), 1)
 	m2 := a.signed(t, "big", make([]byte, 101), 2)
 	a.publish(t, n, m1, m2)
-	if got := waitResult(t, n, router.DefaultMsgID(m1)); got != router.Reject {
-		t.Errorf("over the limit: %v", got)
+	// The size is checked before the signature, so it is this copy's fault, not the ID's: a
+	// forged oversized copy must not make the authentic message's ID invalid.
+	if got := waitResult(t, n, router.DefaultMsgID(m1)); got != router.RejectForged {
+		t.Errorf("over the limit: %v, want RejectForged", got)
 	}
 	if got := waitResult(t, n, router.DefaultMsgID(m2)); got != router.Accept {
 		t.Errorf("under the limit: %v", got)
@@ -350,3 +352,38 @@ func (s *stringSet) has(v string) bool {
 	defer s.mu.Unlock()
 	return s.m[v]
 }
+
+// TestThrottledCopyLeavesIDUnseen: a copy dropped unread because its topic's validation queue is
+// full is answered IgnoreUnchecked, so the router forgets its ID: a forged copy sent into a
+// saturated queue must not make the authentic message a duplicate (go-libp2p-pubsub marks a
+// message seen only once its signature is verified).
+func TestThrottledCopyLeavesIDUnseen(t *testing.T) {
+	n := newNode(t, 1, func(c *Config) {
+		c.ValidateWorkers = 1
+		c.ValidateConcurrency = 1
+		c.ValidateTimeout = -1
+		c.Topics = map[string]TopicConfig{"t": {ValidateQueue: 1}}
+	})
+	if err := n.s.JoinTopic("t"); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	_ = n.s.AddValidator("t", func(m Message) ValidationResult {
+		select {
+		case <-release:
+		case <-m.Ctx.Done():
+		}
+		return ValidationAccept
+	})
+	a := n.connectAttacker(t, 2)
+	victim := &attacker{nk: testKey(t, 3)}
+	forged := victim.signed(t, "t", []byte("hello"), 7)
+	forged.Signature = bytes.Repeat([]byte{0}, len(forged.Signature))
+	// One message validating, one queued: the forged copy finds the queue full.
+	a.publish(t, n, a.signed(t, "t", []byte("x"), 1), a.signed(t, "t", []byte("y"), 2), forged)
+	if got := waitResult(t, n, router.DefaultMsgID(forged)); got != router.IgnoreUnchecked {
+		t.Fatalf("copy dropped on a full validation queue: router told %v, want IgnoreUnchecked", got)
+	}
+}
+

@@ -291,7 +291,8 @@ func (r *Router) armSweep(e *routing.Entry[struct{}]) {
 }
 
 // ValidationDone answers a Ready.Validate entry. Accept forwards the message to every
-// subscribed peer except its source and origin and delivers it; Reject and Ignore drop it.
+// subscribed peer except its source and origin and delivers it; Reject and Ignore drop it;
+// RejectForged and IgnoreUnchecked drop it and forget the ID, so a later copy is handled as new.
 func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.ValidationResult) {
 	r.at(now)
 	e := r.seen.Lookup(id)
@@ -317,6 +318,9 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 	case router.RejectForged:
 		r.stats.Rejected++
 		r.seen.Forget(e) // an authentic copy with the same ID is handled as new
+	case router.IgnoreUnchecked:
+		r.stats.Ignored++
+		r.seen.Forget(e) // nobody looked at the message: a later copy is handled as new
 	default:
 		e.Status = routing.Ignored
 		r.stats.Ignored++

@@ -81,3 +81,34 @@ func TestSelfOriginForgeryDoesNotBlockOurPublish(t *testing.T) {
 		t.Fatalf("our publish after a forged copy of its ID went to %v, delivered locally %d times", sent, len(v.Ready.Deliver))
 	}
 }
+
+// TestIgnoreUncheckedForgetsID: a copy the shell dropped unread (router.IgnoreUnchecked: a full
+// validation queue, a gated source) costs its sender nothing and leaves its ID unseen, so the
+// next copy, from another peer, is validated and delivered.
+func TestIgnoreUncheckedForgetsID(t *testing.T) {
+	h := newHarness(t, Config{}, 1)
+	h.r.Join(h.now(), topicA)
+	for i := 1; i <= 4; i++ {
+		h.add(i, true, topicA)
+	}
+	h.heartbeats(2)
+	h.drain()
+	m := rt.Msg(9, 1, topicA, 10)
+	h.rpc(1, rt.Pub(m))
+	for _, in := range h.drain().Ready.Validate {
+		h.r.ValidationDone(h.now(), in.ID, router.IgnoreUnchecked)
+	}
+	h.rpc(2, rt.Pub(m))
+	v := h.drain()
+	if len(v.Ready.Validate) != 1 {
+		t.Fatalf("the next copy after an unchecked drop went to validation %d times, want 1", len(v.Ready.Validate))
+	}
+	h.accept(v)
+	if d := len(h.drain().Ready.Deliver); d != 1 {
+		t.Fatalf("delivered %d times, want 1", d)
+	}
+	if s := h.score(1); s < 0 {
+		t.Errorf("the sender of the unchecked copy was penalised: score %.1f", s)
+	}
+}
+

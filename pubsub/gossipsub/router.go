@@ -629,8 +629,9 @@ func (r *Router) statsOf(id key.ID) *peerStats {
 // ValidationDone answers a Ready.Validate entry. Accept scores the delivery (P2, P3), puts the
 // message in the message cache, forwards it to the direct peers and the topic's mesh (except
 // its source, its origin and peers that sent IDONTWANT for it) and delivers it. Reject charges
-// the peers that delivered it (P4); Ignore drops it without penalty. An ID not awaiting a
-// verdict is ignored.
+// the peers that delivered it (P4); Ignore drops it without penalty. RejectForged charges only
+// the first deliverer (P4) and forgets the ID; IgnoreUnchecked forgets the ID without penalty;
+// either way a later copy is handled as new. An ID not awaiting a verdict is ignored.
 func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.ValidationResult) {
 	r.start(now)
 	e := r.cache.Lookup(id)
@@ -675,6 +676,9 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 			r.sc.invalidDelivery(e.Aux.from, e.Aux.sct)
 		}
 		r.cache.Forget(e)
+	case router.IgnoreUnchecked:
+		r.stats.Ignored++
+		r.cache.Forget(e) // nobody looked at the message: a later copy is handled as new
 	default:
 		e.Status, e.Msg, e.Aux.dups = routing.Ignored, nil, nil
 		r.stats.Ignored++

@@ -111,7 +111,13 @@ const (
 	// other copies with the same ID, which anyone can forge (the default ID is the origin and a
 	// sequence number, not the content): the Router penalises only the peer that sent this copy
 	// (P4) and forgets the ID, so that an authentic copy is handled as new (docs/PUBSUB.md §4.2).
+	// The shell also answers so for a check of the copy made before its signature (its size).
 	RejectForged
+	// IgnoreUnchecked: the shell dropped the copy without checking it (its validation queue was
+	// full, or the peer it came from is gated). Nothing is known of the message: the Router
+	// penalises nobody and forgets the ID, so that a later copy is handled as new (as
+	// go-libp2p-pubsub, which marks a message seen only once its signature is verified).
+	IgnoreUnchecked
 )
 
 // Ready is the effects accumulated since the previous call of Ready. Its slices are owned by the
