@@ -386,4 +386,3 @@ func TestThrottledCopyLeavesIDUnseen(t *testing.T) {
 		t.Fatalf("copy dropped on a full validation queue: router told %v, want IgnoreUnchecked", got)
 	}
 }
-

@@ -111,4 +111,3 @@ func TestIgnoreUncheckedForgetsID(t *testing.T) {
 		t.Errorf("the sender of the unchecked copy was penalised: score %.1f", s)
 	}
 }
-
