@@ -585,22 +585,25 @@ func (r *Router) duplicate(now time.Time, p *peer, e *routing.Entry[aux]) {
 			}
 		}
 	}
-	if r.sc == nil || p.st == nil || e.From == "" || p.serial == e.Aux.src {
+	if r.sc == nil || p.st == nil || e.From == "" {
 		return
 	}
+	first := p.serial == e.Aux.src // the copy's first deliverer, sending it again
 	switch e.Status {
 	case routing.Validating:
-		if !slices.Contains(e.Aux.dups, p.st) {
+		if !first && !slices.Contains(e.Aux.dups, p.st) {
 			e.Aux.dups = addDup(e.Aux.dups, p.st)
 		}
 	case routing.Valid:
-		if e.Aux.sct == nil || now.UnixNano()-e.Validated > int64(e.Aux.sct.tp.MeshMessageDeliveriesWindow) ||
+		if first || e.Aux.sct == nil || now.UnixNano()-e.Validated > int64(e.Aux.sct.tp.MeshMessageDeliveriesWindow) ||
 			slices.Contains(e.Aux.dups, p.st) {
 			return
 		}
 		e.Aux.dups = addDup(e.Aux.dups, p.st)
 		r.sc.nearFirstDelivery(p.st, e.Aux.sct)
 	case routing.Invalid:
+		// Every copy of an invalid message costs its sender, the first deliverer's resends too
+		// (as go-libp2p-pubsub's DuplicateMessage for a rejected message).
 		r.sc.invalidDelivery(p.st, e.Aux.sct)
 	}
 }

@@ -208,3 +208,27 @@ func TestDefaultScoringInvalidSpammer(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidResendCharged: every copy of a rejected message costs its sender P4, the first
+// deliverer's resends included (go-libp2p-pubsub charges each duplicate of a rejected message),
+// so a spammer cannot repeat an invalid message for free.
+func TestInvalidResendCharged(t *testing.T) {
+	h := newHarness(t, Config{}, 1)
+	h.r.Join(h.now(), topicA)
+	h.add(1, true, topicA)
+	h.heartbeats(1)
+	h.drain()
+	m := rt.Msg(50, 1, topicA, 10)
+	h.rpc(1, rt.Pub(m))
+	for _, in := range h.drain().Ready.Validate {
+		h.r.ValidationDone(h.now(), in.ID, router.Reject)
+	}
+	once := h.score(1)
+	for range 10 {
+		h.rpc(1, rt.Pub(m))
+	}
+	if again := h.score(1); again >= once {
+		t.Fatalf("score after one invalid message %.1f, after 10 resends of it %.1f: the resends were free", once, again)
+	}
+}
+
