@@ -392,11 +392,10 @@ func (r *Router) backedOff(t *topic, p *peer, now time.Time) bool {
 	return ok && now.Before(exp)
 }
 
-// handlePrune processes PRUNEs for topics we hold state for (others are ignored): the peer
-// leaves the mesh (with P3b accounting), the backoff it asks for (at most MaxPruneBackoff;
-// PruneBackoff if none) is recorded, even for a topic we have not joined (we may join it
-// later), and on a joined topic its peer exchange is used if it scores at least
-// AcceptPXThreshold (docs/RELIABILITY.md P-09).
+// handlePrune processes PRUNEs for joined topics (others are ignored, their backoffs too): the
+// peer leaves the mesh (with P3b accounting), the backoff it asks for (at most MaxPruneBackoff;
+// PruneBackoff if none) is recorded and kept until it ends, also after we leave the topic, and
+// its peer exchange is used if it scores at least AcceptPXThreshold (docs/RELIABILITY.md P-09).
 func (r *Router) handlePrune(now time.Time, p *peer, prunes []*pubsubpb.ControlPrune) {
 	if len(prunes) == 0 {
 		return

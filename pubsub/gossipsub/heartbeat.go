@@ -231,13 +231,15 @@ func (r *Router) pruneOversubscribed(now time.Time, t *topic) {
 		}
 	}
 	if out < p.Dout {
-		// Move outbound peers from beyond D into the kept set, each replacing the last
-		// inbound peer of the random part (never one of the Dscore best).
+		// Move outbound peers from beyond D into the kept set, each replacing the last inbound
+		// peer of the random part, then, if that is not enough (Dscore > D-Dout), the
+		// lowest-scoring inbound peer of the Dscore best: the spec keeps Dout outbound peers
+		// whatever Dscore, against an inbound takeover of the mesh.
 		for i := p.D; i < len(ps) && out < p.Dout; i++ {
 			if !ps[i].outbound {
 				continue
 			}
-			for j := p.D - 1; j >= p.Dscore; j-- {
+			for j := p.D - 1; j >= 0; j-- {
 				if !ps[j].outbound {
 					ps[i], ps[j] = ps[j], ps[i]
 					out++

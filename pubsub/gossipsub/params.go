@@ -73,10 +73,12 @@ type Params struct {
 	D int
 	// Dlo is the mesh degree below which the heartbeat grafts more peers. Default 5.
 	Dlo int
-	// Dhi is the mesh degree above which the heartbeat prunes peers. Default 12.
+	// Dhi is the mesh degree at which the heartbeat prunes peers (down to D). Default 12.
 	Dhi int
 	// Dscore is how many of the best-scoring peers are kept when pruning an oversubscribed
-	// mesh; the rest of the D kept are random. Default 4; at most D.
+	// mesh; the rest of the D kept are random. The Dout quota comes first: when the random
+	// slots cannot hold enough outbound peers, the lowest-scoring inbound peers of the Dscore
+	// best make room. Default 4; at most D.
 	Dscore int
 	// Dout is the number of outbound peers the mesh keeps when it can (the outbound quota).
 	// Default 2; must be below Dlo and at most D/2.

@@ -466,6 +466,41 @@ func TestSybilGraftP10(t *testing.T) {
 	}
 }
 
+// TestDoutKeptWithLargeDscore: with Dscore 5 of D 6 (the spec suggests 4 or 5 for a D of 6),
+// one random slot is not room enough for Dout = 2 outbound peers; the quota then takes the
+// lowest-scoring inbound slots of the Dscore best ("replace the random and lower scoring peers",
+// gossipsub v1.1 heartbeat maintenance).
+func TestDoutKeptWithLargeDscore(t *testing.T) {
+	inbound := map[key.ID]bool{}
+	sp := DefaultScoreParams(Params{})
+	sp.AppSpecificScore = func(id key.ID) float64 {
+		if inbound[id] {
+			return 10 // the inbound peers score best
+		}
+		return 0
+	}
+	h := newHarness(t, Config{Params: Params{Dscore: 5}, Score: &sp}, 1)
+	h.r.Join(h.now(), topicA)
+	for i := 1; i <= DefaultDhi; i++ { // 3 outbound, 9 inbound, all GRAFT us: the mesh reaches Dhi
+		if i > 3 {
+			inbound[rt.ID(i)] = true
+		}
+		h.add(i, i <= 3, topicA)
+		h.rpc(i, ctlGraft(topicA))
+	}
+	h.drain()
+	h.heartbeats(1)
+	out := 0
+	for id := range h.mesh(topicA) {
+		if !inbound[id] {
+			out++
+		}
+	}
+	if n := len(h.mesh(topicA)); n != DefaultD || out < DefaultDout {
+		t.Fatalf("mesh after pruning: %d peers, %d outbound; want %d with at least Dout = %d outbound", n, out, DefaultD, DefaultDout)
+	}
+}
+
 // TestIPColocationP11 is row P-11: 20 peers from one IP score negative through P6; peers with
 // their own IPs, and peers on a whitelisted or loopback IP, are not penalised.
 func TestIPColocationP11(t *testing.T) {
