@@ -231,4 +231,3 @@ func TestInvalidResendCharged(t *testing.T) {
 		t.Fatalf("score after one invalid message %.1f, after 10 resends of it %.1f: the resends were free", once, again)
 	}
 }
-
