@@ -79,8 +79,11 @@ type P2PConfig struct {
 	// MaxNumInboundPeers caps inbound peers (unconditional peers excepted).
 	// Default 40.
 	MaxNumInboundPeers int `toml:"max_num_inbound_peers"`
-	// MaxNumOutboundPeers caps outbound peers (persistent and unconditional
-	// peers excepted). Default 10.
+	// MaxNumOutboundPeers caps outbound peers. The Switch's dial limit
+	// exempts persistent and unconditional peers: it never dials more than
+	// this many other addresses. PEX, as CometBFT, fills the slots left by
+	// the outbound peers that are not unconditional, so persistent outbound
+	// peers take PEX slots and unconditional ones do not. Default 10.
 	MaxNumOutboundPeers int `toml:"max_num_outbound_peers"`
 	// InboundEviction makes a new inbound connection evict one inbound peer
 	// when the inbound slots are full (Bitcoin Core's policy: protect

@@ -408,6 +408,11 @@ func (sw *Switch) IsBanned(id key.ID, ip netip.Addr) bool {
 // (PEX) must never gossip such an ID nor store it (RELIABILITY A-04). Safe for concurrent use.
 func (sw *Switch) IsPrivate(id key.ID) bool { return sw.isPrivate(id) }
 
+// IsUnconditional reports whether id was given to WithUnconditionalPeers: such a peer bypasses
+// the inbound and outbound limits, and PEX leaves an outbound one out of its count of outbound
+// peers (as CometBFT's Switch.NumPeers). Safe for concurrent use.
+func (sw *Switch) IsUnconditional(id key.ID) bool { return sw.isUnconditional(id) }
+
 // Subscribe returns a channel of peer lifecycle Events that match filter (nil: all) and a cancel
 // function. Delivery never blocks the Switch: each subscription has a buffer of
 // SwitchConfig.EventBufferSize (64) events, and an event that finds it full is dropped for that

@@ -861,6 +861,15 @@ func TestSwitchIsPrivate(t *testing.T) {
 	})
 }
 
+// TestSwitchIsUnconditional: Switch.IsUnconditional reports the IDs given to
+// WithUnconditionalPeers (PEX reads it to leave those peers out of its outbound count).
+func TestSwitchIsUnconditional(t *testing.T) {
+	sw := NewSwitch(newFakeNetwork().newFakeTransport(1, chA), testConfig(t), WithUnconditionalPeers(testID(2)))
+	if !sw.IsUnconditional(testID(2)) || sw.IsUnconditional(testID(3)) {
+		t.Errorf("IsUnconditional(2) = %v, IsUnconditional(3) = %v", sw.IsUnconditional(testID(2)), sw.IsUnconditional(testID(3)))
+	}
+}
+
 // TestSwitchSlowReactorQ03 is RELIABILITY Q-03 at the Switch level: the reactor of a channel
 // takes 1 s per message while the peer floods that channel; the buffered bytes stay within
 // MConnConfig.RecvQueueBytes (then TCP back-pressure stops the reading; nothing grows), and the

@@ -80,8 +80,9 @@ func (s *Sim) newPEXCore(n *node, now time.Time) *pexCore {
 
 func (c *pexCore) peerUp(now time.Time, p *node, outbound bool) {
 	c.c().SetDialsInFlight(c.n.mgr.m().DialsInFlight())
+	m := c.n.mgr.m()
 	c.c().AddPeer(now, pex.PeerInfo{ID: p.id, ListenAddr: p.addr, SocketAddr: p.addr, Outbound: outbound,
-		Persistent: c.n.mgr.m().IsPersistent(p.id)})
+		Persistent: m.IsPersistent(p.id), Unconditional: m.IsUnconditional(p.id)})
 	c.c().Tick(now)
 }
 

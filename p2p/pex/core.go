@@ -25,9 +25,12 @@ type PeerInfo struct {
 	// SocketAddr is ID@ip:port of the remote end of the socket.
 	SocketAddr netaddr.NetAddress
 	// Outbound: we dialed the peer. Persistent: a persistent peer (never disconnected by seed
-	// mode's crawler). Private: a private peer (never stored nor gossiped, nothing it says is
-	// stored; RELIABILITY A-04).
-	Outbound, Persistent, Private bool
+	// mode's crawler; an outbound one counts towards MaxOutboundPeers, as in CometBFT).
+	// Private: a private peer (never stored nor gossiped, nothing it says is stored;
+	// RELIABILITY A-04). Unconditional: an unconditional peer (p2p.Switch.IsUnconditional);
+	// an outbound one takes no outbound slot of ensurePeers, as CometBFT's Switch.NumPeers
+	// leaves unconditional peers out.
+	Outbound, Persistent, Private, Unconditional bool
 }
 
 // DialFailure classifies a failed dial for Core.DialFailed.
@@ -104,7 +107,7 @@ type Note struct {
 // RoundStats describes one run of ensurePeers.
 type RoundStats struct {
 	Periodic bool // the periodic run (else an immediate one)
-	Outbound int  // outbound peers
+	Outbound int  // outbound peers that are not unconditional
 	InFlight int  // the Switch's dials in flight (SetDialsInFlight)
 	ToDial   int  // MaxOutboundPeers − (Outbound + InFlight)
 	Dialed   int  // addresses picked and dialed
@@ -727,10 +730,12 @@ func (c *Core) receiveAddrs(now time.Time, st *peerState, m Message) {
 
 // ---- dialing -----------------------------------------------------------------------------
 
+// outbound counts the outbound peers that take an outbound slot: unconditional ones do not
+// (CometBFT's Switch.NumPeers leaves them out); persistent ones do, as in CometBFT.
 func (c *Core) outbound() int {
 	n := 0
 	for _, st := range c.order {
-		if st.info.Outbound {
+		if st.info.Outbound && !st.info.Unconditional {
 			n++
 		}
 	}

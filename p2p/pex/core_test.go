@@ -337,6 +337,29 @@ func TestEnsurePeers(t *testing.T) {
 	}
 }
 
+// TestUnconditionalOutboundPeersTakeNoPEXSlot: outbound unconditional peers are left out of
+// ensurePeers' count of outbound peers, as CometBFT's Switch.NumPeers leaves them out, so a
+// sentry whose validator and private sentries are unconditional outbound peers still fills its
+// max_num_outbound_peers slots from the book. An outbound persistent peer that is not
+// unconditional does take a slot (CometBFT counts it too).
+func TestUnconditionalOutboundPeersTakeNoPEXSlot(t *testing.T) {
+	c, n := newTestCore(t, Config{}) // MaxOutboundPeers 10
+	for i := range 20 {
+		if err := c.book.AddAddress(t0, testAddr(100+i), testAddr(500)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		n.connect(c, t0, &fakePeer{addr: testAddr(i), outbound: true, persistent: true, unconditional: true})
+	}
+	n.connect(c, t0, &fakePeer{addr: testAddr(10), outbound: true, persistent: true})
+	n.dialed = nil
+	n.ensurePeers(t0.Add(30*time.Second), true)
+	if len(n.dialed) != 9 {
+		t.Errorf("10 unconditional and 1 persistent outbound peers: ensurePeers dialed %d addresses, want 9", len(n.dialed))
+	}
+}
+
 // TestSolicitedAnswerTriggersDial: a solicited PexAddrs that adds addresses while outbound
 // slots are free makes the shell run ensurePeers at once (departure; see doc.go); without free
 // slots it does not.

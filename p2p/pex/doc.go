@@ -20,8 +20,8 @@
 //
 // Inputs, each with now (times must not go backwards):
 //
-//   - InitPeer, AddPeer (PeerInfo: ID, listen and socket addresses, outbound, persistent and
-//     private flags), RemovePeer(id);
+//   - InitPeer, AddPeer (PeerInfo: ID, listen and socket addresses, outbound, persistent,
+//     private and unconditional flags), RemovePeer(id);
 //   - Receive(id, Decode(bytes));
 //   - DialFailed(addr, DialFailure), Refused(id): the Switch's DialFailed and (outbound)
 //     PeerRejected events;
@@ -80,7 +80,8 @@
 //     within 10 s (+1 s margin for transit jitter).
 //   - Inbound peers: their NodeInfo listen address is added with themselves as source.
 //   - ensurePeers every 30 s (first at once without peers, else after a jitter in [0, 30 s)):
-//     numToDial = max_outbound − (outbound + the Switch's dials in flight), bias
+//     numToDial = max_outbound − (outbound + the Switch's dials in flight), where outbound leaves
+//     out unconditional peers and counts persistent ones (CometBFT's Switch.NumPeers), bias
 //     min(outbound, 8)·10 + 10, then up to numToDial distinct picks among the addresses that are
 //     not connected, not being dialed, not ours, not banned and not dialed already in this round
 //     (PickAddressExcluding); then, while the book needs addresses: ReinstateBadPeers, ask a

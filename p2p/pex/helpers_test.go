@@ -28,17 +28,18 @@ func testAddr(n int) netaddr.NetAddress {
 
 // fakePeer is a peer as the tests see it: its address, direction, and what the Core sent it.
 type fakePeer struct {
-	addr       netaddr.NetAddress // listen address (NodeInfo) and socket address
-	outbound   bool
-	persistent bool
-	sent       [][]byte
+	addr          netaddr.NetAddress // listen address (NodeInfo) and socket address
+	outbound      bool
+	persistent    bool
+	unconditional bool
+	sent          [][]byte
 }
 
 func (p *fakePeer) ID() key.ID { return p.addr.ID }
 
 func (p *fakePeer) info(private bool) PeerInfo {
 	return PeerInfo{ID: p.addr.ID, ListenAddr: p.addr, SocketAddr: p.addr, Outbound: p.outbound,
-		Persistent: p.persistent, Private: private}
+		Persistent: p.persistent, Private: private, Unconditional: p.unconditional}
 }
 
 // requests counts PexRequests sent to p; replies decodes the PexAddrs sent to p.

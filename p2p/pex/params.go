@@ -172,7 +172,9 @@ type Config struct {
 	PersistentPeerIDs []key.ID
 
 	// MaxOutboundPeers is max_num_outbound_peers: ensurePeers dials up to
-	// MaxOutboundPeers − (outbound + dials in flight). Zero means 10; must not be negative.
+	// MaxOutboundPeers − (outbound + dials in flight), where outbound counts the outbound peers
+	// that are not unconditional (PeerInfo.Unconditional), persistent ones included, as
+	// CometBFT. Zero means 10; must not be negative.
 	MaxOutboundPeers int
 
 	// EnsurePeersPeriod is the period of ensurePeers (and of the seed crawler). Zero means 30 s.

@@ -226,11 +226,12 @@ func classifyDialError(err error) DialFailure {
 	return DialUnreachable
 }
 
-// peerInfo reads the Core's facts about p.
-func peerInfo(p p2p.Peer) PeerInfo {
+// peerInfo reads the Core's facts about p; sw says whether it is unconditional.
+func peerInfo(sw *p2p.Switch, p p2p.Peer) PeerInfo {
 	info := PeerInfo{
 		ID: p.ID(), SocketAddr: p.SocketAddr(),
 		Outbound: p.IsOutbound(), Persistent: p.IsPersistent(), Private: p.IsPrivate(),
+		Unconditional: sw.IsUnconditional(p.ID()),
 	}
 	if na, err := p.NodeInfo().NetAddress(); err == nil {
 		info.ListenAddr = na
@@ -250,13 +251,13 @@ func (r *Reactor) drain(sw *p2p.Switch, wg *sync.WaitGroup, now time.Time) {
 		switch it.kind {
 		case itemInit:
 			r.peers[it.p.ID()] = it.p
-			c.InitPeer(now, peerInfo(it.p))
+			c.InitPeer(now, peerInfo(sw, it.p))
 		case itemAdd:
 			if r.peers[it.p.ID()] != it.p {
 				r.peers[it.p.ID()] = it.p
-				c.InitPeer(now, peerInfo(it.p))
+				c.InitPeer(now, peerInfo(sw, it.p))
 			}
-			c.AddPeer(now, peerInfo(it.p))
+			c.AddPeer(now, peerInfo(sw, it.p))
 		case itemRemove:
 			if r.peers[it.p.ID()] != it.p {
 				continue // a stale Peer: its state was replaced
