@@ -66,6 +66,8 @@ type Node struct {
 	metrics *metricsServer // nil unless instrumentation.prometheus
 
 	persistentIDs []string // of p2p.persistent_peers, for the dial-failure log
+	// persistentAddrs are p2p.persistent_peers, resolved, for the Switch and PEX.
+	persistentAddrs []netaddr.NetAddress
 
 	started   atomic.Bool
 	closeOnce sync.Once
@@ -118,6 +120,7 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 		n.closeRPC()
 		return nil, fmt.Errorf("node: p2p.persistent_peers: %w", err)
 	}
+	n.persistentAddrs = persistent
 	for _, a := range persistent {
 		n.persistentIDs = append(n.persistentIDs, string(a.ID))
 	}
@@ -243,7 +246,8 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 	}
 	if n.pex != nil {
 		// Our own addresses never enter the book and are never dialed: the bound listener and
-		// the advertised listen_addr (external_address when set).
+		// the advertised listen_addr (external_address when set). The advertised one goes last:
+		// it is the source of the persistent peers' entries, as CometBFT's Switch.NetAddress.
 		n.pex.AddOurAddress(n.transport.NetAddress())
 		if na, err := n.transport.NodeInfo().NetAddress(); err == nil {
 			n.pex.AddOurAddress(na)

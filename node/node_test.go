@@ -239,6 +239,21 @@ func TestPersistentPeersConnect(t *testing.T) {
 	}
 }
 
+// TestPersistentPeerInAddressBook: the node's persistent peers enter its address book when PEX
+// starts (as CometBFT's DialPeersAsync adds them), even one that is down, so PEX passes them on.
+func TestPersistentPeerInAddressBook(t *testing.T) {
+	cfg := testConfig("a")
+	cfg.P2P.PersistentPeers = "0123456789abcdef0123456789abcdef01234567@127.0.0.1:1" // nobody listens
+	n := startNode(t, cfg)
+	deadline := time.Now().Add(10 * time.Second)
+	for n.pex.AddrBookSize() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("address book holds %d addresses 10s after start; want the persistent peer", n.pex.AddrBookSize())
+		}
+		time.Sleep(10 * time.Millisecond) // polling the reactor's published book size with a deadline
+	}
+}
+
 func netInfo(t *testing.T, n *Node) testNetInfo {
 	t.Helper()
 	var ni testNetInfo

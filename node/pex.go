@@ -10,8 +10,9 @@ import (
 
 // newPEXReactor returns the PEX reactor for channel 0x00, configured from [p2p]: seeds
 // (resolved like persistent_peers), seed_mode, addr_book_file (relative to home),
-// addr_book_strict, private_peer_ids, persistent_peers (their failed dials never make an
-// address bad) and max_num_outbound_peers. It is kept in n.pex: Run runs it beside the Switch,
+// addr_book_strict, private_peer_ids, persistent_peers (as resolved by New: their failed dials
+// never make an address bad, and the reactor adds them to the address book at start with our
+// address as the source, as CometBFT) and max_num_outbound_peers. It is kept in n.pex: Run runs it beside the Switch,
 // New adds our own addresses to it once the listener is bound, and /net_info reports its book
 // size.
 func newPEXReactor(n *Node) (p2p.Reactor, error) {
@@ -24,21 +25,15 @@ func newPEXReactor(n *Node) (p2p.Reactor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: p2p.private_peer_ids: %w", err)
 	}
-	persistent, err := config.ParsePeerList(cfg.PersistentPeers)
-	if err != nil {
-		return nil, fmt.Errorf("node: p2p.persistent_peers: %w", err)
-	}
 	pc := pex.Config{
 		Seeds:            seeds,
 		SeedMode:         cfg.SeedMode,
 		AddrBookFile:     n.cfg.AddrBookPath(n.home),
 		AddrBookStrict:   cfg.AddrBookStrict,
 		PrivatePeerIDs:   private,
+		PersistentPeers:  n.persistentAddrs,
 		MaxOutboundPeers: cfg.MaxNumOutboundPeers,
 		Logger:           n.log.With("module", "pex"),
-	}
-	for _, e := range persistent {
-		pc.PersistentPeerIDs = append(pc.PersistentPeerIDs, e.ID)
 	}
 	if err := pc.Validate(); err != nil {
 		return nil, fmt.Errorf("node: %w", err)

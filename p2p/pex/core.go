@@ -174,6 +174,7 @@ type Core struct {
 
 	seeds      map[key.ID]netaddr.NetAddress
 	persistent map[key.ID]struct{}
+	self       netaddr.NetAddress // our address as a source (AddOurAddress), zero if none
 	private    map[key.ID]struct{}
 
 	peers map[key.ID]*peerState
@@ -286,6 +287,9 @@ func newCore(cfg Config, book *addrbook.AddrBook, rng *rand.Rand) *Core {
 	for _, id := range cfg.PersistentPeerIDs {
 		c.persistent[id] = struct{}{}
 	}
+	for _, a := range cfg.PersistentPeers {
+		c.persistent[a.ID] = struct{}{}
+	}
 	for _, id := range cfg.PrivatePeerIDs {
 		c.private[id] = struct{}{}
 	}
@@ -310,8 +314,15 @@ func (c *Core) Ready() Ready {
 func (c *Core) HasReady() bool { return !c.ready.Empty() }
 
 // AddOurAddress records one of our own addresses (the listen address, the external address):
-// the book never stores it and the Core never dials it.
-func (c *Core) AddOurAddress(a netaddr.NetAddress) { c.book.AddOurAddress(a) }
+// the book never stores it and the Core never dials it. The latest one given with an ID and a
+// valid IP is also our address as a source: Start adds the persistent peers to the book from it
+// (so give the advertised NodeInfo address last, as CometBFT uses Switch.NetAddress).
+func (c *Core) AddOurAddress(a netaddr.NetAddress) {
+	c.book.AddOurAddress(a)
+	if a.ID != "" && a.IP.IsValid() {
+		c.self = a
+	}
+}
 
 // AddPrivateIDs adds private peer IDs (the Switch's WithPrivatePeers): they are dropped from
 // the book, never stored nor gossiped, and nothing they say is stored.
@@ -401,13 +412,23 @@ func (c *Core) pruneBans(now time.Time) {
 // Start starts the schedule: in seed mode the crawler dials the seeds (or crawls the book) at
 // once and again every EnsurePeersPeriod; otherwise the first ensurePeers is due at now when no
 // peer has been added, else after a random delay in [0, EnsurePeersPeriod). The first save is
-// due SaveInterval after now. Call it once, after loading the book and adding what the Switch
-// already reported; a second call does nothing.
+// due SaveInterval after now. First it adds Config.PersistentPeers to the book with our address
+// (AddOurAddress) as the source, or each peer's own address when none was given, as CometBFT's
+// Switch.DialPeersAsync does (the book's rules apply; refused addresses are skipped). Call it
+// once, after loading the book, giving our addresses and adding what the Switch already
+// reported; a second call does nothing.
 func (c *Core) Start(now time.Time) {
 	if c.started {
 		return
 	}
 	c.started = true
+	for _, a := range c.cfg.PersistentPeers {
+		src := c.self
+		if src == (netaddr.NetAddress{}) {
+			src = a
+		}
+		_ = c.book.AddAddress(now, a, src) // private, own, (strict) non-routable: refused
+	}
 	c.nextSave = now.Add(c.cfg.SaveInterval)
 	period := c.cfg.EnsurePeersPeriod
 	switch {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -357,6 +358,41 @@ func TestUnconditionalOutboundPeersTakeNoPEXSlot(t *testing.T) {
 	n.ensurePeers(t0.Add(30*time.Second), true)
 	if len(n.dialed) != 9 {
 		t.Errorf("10 unconditional and 1 persistent outbound peers: ensurePeers dialed %d addresses, want 9", len(n.dialed))
+	}
+}
+
+// TestPersistentPeersEnterBookAtStart: Start adds the persistent peers' addresses to the book
+// with our own address as the source (CometBFT's Switch.DialPeersAsync), so a PexRequest's
+// answer passes them on; a private persistent peer stays out, and a strict book keeps a
+// non-routable one out, as AddAddress does for any address.
+func TestPersistentPeersEnterBookAtStart(t *testing.T) {
+	self := testAddr(9999)
+	p, priv := testAddr(1), testAddr(3)
+	c, n := newTestCore(t, Config{PersistentPeers: []netaddr.NetAddress{p, priv}, PrivatePeerIDs: []key.ID{priv.ID}})
+	c.AddOurAddress(self)
+	c.Start(t0)
+	n.apply()
+	if src, ok := c.book.Source(p.ID); !ok || src != self {
+		t.Errorf("persistent peer in book %v, source %v; want source %v", ok, src, self)
+	}
+	if c.book.HasAddress(priv) {
+		t.Error("private persistent peer in the book")
+	}
+	q := &fakePeer{addr: testAddr(2)} // an inbound peer asks us for addresses
+	n.connect(c, t0, q)
+	n.receive(t0.Add(time.Second), q, decode(RequestBytes()))
+	if r := q.replies(t); len(r) != 1 || !slices.Contains(r[0], p) {
+		t.Errorf("answer to a PexRequest %v, want one that holds %v", r, p)
+	}
+
+	public := netaddr.New(testID(4), netip.MustParseAddrPort("1.2.3.4:26656"))
+	local := netaddr.New(testID(5), netip.MustParseAddrPort("127.0.0.1:26656"))
+	cs, _ := newTestCore(t, Config{AddrBookStrict: true, PersistentPeers: []netaddr.NetAddress{public, local}})
+	cs.AddOurAddress(netaddr.New(testID(9998), netip.MustParseAddrPort("5.6.7.8:26656")))
+	cs.Start(t0)
+	if !cs.book.HasAddress(public) || cs.book.HasAddress(local) {
+		t.Errorf("strict book: routable persistent peer in book %v, loopback one %v; want true, false",
+			cs.book.HasAddress(public), cs.book.HasAddress(local))
 	}
 }
 

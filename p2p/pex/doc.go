@@ -79,6 +79,9 @@
 //     and from the hungry asks (below); at most one outstanding per peer, and never a third
 //     within 10 s (+1 s margin for transit jitter).
 //   - Inbound peers: their NodeInfo listen address is added with themselves as source.
+//   - Persistent peers (Config.PersistentPeers): Start adds each to the book with our address
+//     (the latest AddOurAddress) as source, as CometBFT's Switch.DialPeersAsync, so answers
+//     pass them on; the book refuses a private or own one and, when strict, a non-routable one.
 //   - ensurePeers every 30 s (first at once without peers, else after a jitter in [0, 30 s)):
 //     numToDial = max_outbound − (outbound + the Switch's dials in flight), where outbound leaves
 //     out unconditional peers and counts persistent ones (CometBFT's Switch.NumPeers), bias

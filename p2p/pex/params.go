@@ -171,6 +171,13 @@ type Config struct {
 	// counted towards MaxAttemptsToDial (the Switch redials them forever).
 	PersistentPeerIDs []key.ID
 
+	// PersistentPeers are the addresses of p2p.persistent_peers. Their IDs are persistent as
+	// PersistentPeerIDs' are, and Core.Start adds each to the address book with our own address
+	// as the source, as CometBFT's Switch.DialPeersAsync does, so PexAddrs answers pass them on.
+	// The book's rules apply as for any address: a private or own address, and in strict mode
+	// (AddrBookStrict) a non-routable one, is not added. Each must have a valid ID.
+	PersistentPeers []netaddr.NetAddress
+
 	// MaxOutboundPeers is max_num_outbound_peers: ensurePeers dials up to
 	// MaxOutboundPeers − (outbound + dials in flight), where outbound counts the outbound peers
 	// that are not unconditional (PeerInfo.Unconditional), persistent ones included, as
@@ -219,6 +226,11 @@ func (c Config) Validate() error {
 	for _, id := range c.PrivatePeerIDs {
 		if err := id.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("pex: private peer ID: %w", err))
+		}
+	}
+	for _, a := range c.PersistentPeers {
+		if err := a.ID.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("pex: persistent peer %s: %w", a, err))
 		}
 	}
 	return errors.Join(errs...)
