@@ -149,6 +149,9 @@ type peerState struct {
 	lastReq  time.Time
 	// seedAnswered: seed mode answered this inbound peer; later requests are ignored.
 	seedAnswered bool
+	// crawlUntil: seed mode, an outbound non-persistent peer (crawled): disconnect it when it
+	// answers, or at this time without an answer (crawlAnswerTimeout). Zero: none.
+	crawlUntil time.Time
 
 	// PexRequests sent: at most one outstanding, never a third within 10 s.
 	requested    bool
@@ -194,6 +197,9 @@ type Core struct {
 	// (bounded by maxTrackedSources).
 	authFails map[key.ID]int
 	crawled   map[key.ID]time.Time // seed mode: last crawl of each address
+	// crawlCheck is when expireCrawls is next due (seed mode): no later than the earliest
+	// crawlUntil of the peers. Zero: none due.
+	crawlCheck time.Time
 
 	// Dialing works in rounds: a round starts with each periodic ensurePeers and includes the
 	// immediate runs (ensureSoon) until the next one. In a round ensurePeers dials each address
@@ -443,7 +449,7 @@ func (c *Core) Start(now time.Time) {
 }
 
 // NextDeadline returns when Tick next has something to do: the periodic ensurePeers (or crawl),
-// a hungry ask, a retry of the seed fall-back, an immediate ensurePeers asked for by an input
+// a hungry ask, a retry of the seed fall-back, a crawled peer's answer timeout (seed mode), an immediate ensurePeers asked for by an input
 // (then a time ≤ the input's now), or the next save. Zero before Start.
 func (c *Core) NextDeadline() time.Time {
 	if !c.started {
@@ -455,6 +461,9 @@ func (c *Core) NextDeadline() time.Time {
 	}
 	if !c.seedRetryAt.IsZero() {
 		next = minTime(next, c.seedRetryAt)
+	}
+	if !c.crawlCheck.IsZero() {
+		next = minTime(next, c.crawlCheck)
 	}
 	if c.ensureSoon {
 		next = minTime(next, c.ensureSoonAt)
@@ -470,7 +479,8 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // Tick does what is due at now: the periodic ensurePeers (or, in seed mode, the crawl), a
-// hungry ask, a retry of the seed fall-back, an immediate ensurePeers, the save. Calling it
+// hungry ask, a retry of the seed fall-back, the disconnection of crawled peers that did not
+// answer within crawlAnswerTimeout, an immediate ensurePeers, the save. Calling it
 // early does only what is due; the Reactor calls it after every batch of inputs.
 func (c *Core) Tick(now time.Time) {
 	if !c.started {
@@ -491,6 +501,9 @@ func (c *Core) Tick(now time.Time) {
 	}
 	if !c.seedRetryAt.IsZero() && !now.Before(c.seedRetryAt) {
 		c.retrySeeds(now)
+	}
+	if !c.crawlCheck.IsZero() && !now.Before(c.crawlCheck) {
+		c.expireCrawls(now)
 	}
 	if c.ensureSoon {
 		c.ensurePeers(now, false)
@@ -522,7 +535,9 @@ func (c *Core) InitPeer(now time.Time, p PeerInfo) {
 
 // AddPeer reports a connected peer (p2p.Reactor.AddPeer). An outbound peer ends its dial: it is
 // marked good in the book and asked for addresses while the book needs them (always in seed
-// mode). An inbound peer's listen address is added to the book with itself as source.
+// mode, where a non-persistent one is disconnected once it answered, or crawlAnswerTimeout
+// after now without an answer). An inbound peer's listen address is added to the book with
+// itself as source.
 func (c *Core) AddPeer(now time.Time, p PeerInfo) {
 	st := c.peers[p.ID]
 	if st == nil || st.added {
@@ -553,6 +568,12 @@ func (c *Core) AddPeer(now time.Time, p PeerInfo) {
 		// (28 h), and with it one of our outbound slots (see the package doc).
 		if c.cfg.SeedMode || c.book.NeedMoreAddrs() || isSeed {
 			c.requestAddrs(now, st)
+		}
+		if c.cfg.SeedMode && !p.Persistent {
+			st.crawlUntil = now.Add(crawlAnswerTimeout)
+			if c.crawlCheck.IsZero() || st.crawlUntil.Before(c.crawlCheck) {
+				c.crawlCheck = st.crawlUntil
+			}
 		}
 		return
 	}
@@ -735,6 +756,9 @@ func (c *Core) receiveAddrs(now time.Time, st *peerState, m Message) {
 	}
 	_, fromSeed := c.seeds[st.info.ID]
 	if c.cfg.SeedMode {
+		if !st.crawlUntil.IsZero() {
+			c.crawlDone(st) // crawled: its answer is all we wanted
+		}
 		return
 	}
 	if fromSeed {
@@ -1146,6 +1170,35 @@ func (c *Core) startCrawl(now time.Time) {
 		return
 	}
 	c.crawlPeers(now)
+}
+
+// crawlDone disconnects the crawled peer st after flushing what is queued for it (our answer
+// to its own PexRequest, if any), which frees its outbound slot in the Switch for the next
+// crawl dial.
+//
+// Departure: CometBFT keeps crawled peers until attemptDisconnects, SeedDisconnectWaitPeriod
+// (28 h) later; its crawler dials through Switch.DialPeerWithAddress, outside any outbound
+// limit. A Switchyard seed dials through the Switch's dial queue, which keeps at most
+// max_num_outbound_peers non-persistent outbound peers, so crawled peers held for 28 h stopped
+// the crawl at that many addresses.
+func (c *Core) crawlDone(st *peerState) {
+	st.crawlUntil = time.Time{}
+	c.ready.Stops = append(c.ready.Stops, Stop{Peer: st.info.ID, Reason: ErrSeedDisconnect, Flush: true})
+}
+
+// expireCrawls, due at crawlCheck, disconnects the crawled peers that have not answered
+// within crawlAnswerTimeout, and sets crawlCheck to the next peer's timeout.
+func (c *Core) expireCrawls(now time.Time) {
+	c.crawlCheck = time.Time{}
+	for _, st := range c.order {
+		switch {
+		case st.crawlUntil.IsZero():
+		case !now.Before(st.crawlUntil):
+			c.crawlDone(st)
+		case c.crawlCheck.IsZero() || st.crawlUntil.Before(c.crawlCheck):
+			c.crawlCheck = st.crawlUntil
+		}
+	}
 }
 
 // crawl is one period of the seed crawler (docs/WIRE.md §7.3).

@@ -641,6 +641,50 @@ func TestSeedCrawler(t *testing.T) {
 	}
 }
 
+// TestSeedDisconnectsCrawledPeers: a seed disconnects (after flushing) an outbound peer it
+// crawled as soon as the peer answered its PexRequest, and one that has not answered
+// crawlAnswerTimeout after it connected (Tick at NextDeadline), so crawled peers free the
+// Switch's outbound slots for the rest of the crawl instead of holding them for
+// SeedDisconnectWaitPeriod (28 h). Persistent and inbound peers are not disconnected that way.
+func TestSeedDisconnectsCrawledPeers(t *testing.T) {
+	c, n := newTestCore(t, Config{SeedMode: true})
+	c.Start(t0)
+	n.apply()
+	answers := &fakePeer{addr: testAddr(1), outbound: true}
+	silent := &fakePeer{addr: testAddr(2), outbound: true}
+	persistent := &fakePeer{addr: testAddr(3), outbound: true, persistent: true}
+	inbound := &fakePeer{addr: testAddr(4)}
+	for _, p := range []*fakePeer{answers, silent, persistent, inbound} {
+		n.connect(c, t0, p)
+	}
+	if answers.requests() != 1 || silent.requests() != 1 || persistent.requests() != 1 {
+		t.Fatalf("outbound peers asked %d, %d, %d times, want once each", answers.requests(), silent.requests(), persistent.requests())
+	}
+	n.receive(t0.Add(time.Second), answers, decode(addrsMsg(t, testAddr(100))))
+	n.receive(t0.Add(time.Second), persistent, decode(addrsMsg(t, testAddr(101))))
+	if !slices.Equal(n.flushed, []key.ID{answers.ID()}) {
+		t.Fatalf("after the answers: flushed %v, want only %v", n.flushed, answers.ID())
+	}
+	if !c.book.HasAddress(testAddr(100)) {
+		t.Error("the crawled peer's answer was not stored")
+	}
+	if d := c.NextDeadline(); !d.Equal(t0.Add(crawlAnswerTimeout)) {
+		t.Errorf("NextDeadline %v, want the silent peer's timeout %v", d, t0.Add(crawlAnswerTimeout))
+	}
+	n.sync()
+	c.Tick(t0.Add(crawlAnswerTimeout - time.Nanosecond))
+	n.apply()
+	if len(n.flushed) != 1 {
+		t.Fatalf("before the timeout: flushed %v", n.flushed)
+	}
+	n.sync()
+	c.Tick(t0.Add(crawlAnswerTimeout))
+	n.apply()
+	if !slices.Equal(n.flushed, []key.ID{answers.ID(), silent.ID()}) || len(n.stopped) != 0 {
+		t.Errorf("at the timeout: flushed %v, stopped %v; want %v and %v flushed, nothing else", n.flushed, n.stopped, answers.ID(), silent.ID())
+	}
+}
+
 // TestSeedUnreachableMarkedBad is RELIABILITY A-11: in seed mode an unreachable address is
 // dialed at most 16 times, then marked bad (and no longer crawled). Each crawl's dial is one
 // attempt here (the Switch's own retries report one DialFailed per attempt the same way).

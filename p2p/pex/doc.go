@@ -102,8 +102,10 @@
 //   - Seed mode: dial the seeds (or crawl GetSelection) at start; every 30 s disconnect
 //     non-persistent peers connected ≥ SeedDisconnectWaitPeriod (28 h), crawl GetSelection
 //     skipping addresses crawled < 2 min ago (dial, and request once connected), forget crawl
-//     records older than 24 h. An inbound peer gets one GetSelectionWithBias(30) answer, then
-//     FlushStop (in a goroutine joined by Run); its later requests are ignored.
+//     records older than 24 h. A non-persistent outbound peer (crawled) is disconnected with
+//     FlushStop as soon as it has answered our PexRequest, or 10 s after it connected without
+//     an answer (see the departures). An inbound peer gets one GetSelectionWithBias(30) answer,
+//     then FlushStop (in a goroutine joined by Run); its later requests are ignored.
 //
 // # Departures from CometBFT, and why
 //
@@ -166,6 +168,17 @@
 //     useful peers all that time. In the simulator's 4,000-node baseline 3 nodes were stuck
 //     that way from 15 s on, and the network never converged; asked, the seed answers, leaves,
 //     and the freed slot is refilled at once.
+//   - A seed disconnects each outbound peer it crawled once the peer has answered its
+//     PexRequest (after flushing our own queued answer to it), or 10 s after it connected
+//     without an answer (crawlAnswerTimeout; persistent peers excepted). CometBFT's crawler
+//     dials through Switch.DialPeerWithAddress, outside any outbound limit, and keeps crawled
+//     peers for SeedDisconnectWaitPeriod (28 h). A Switchyard seed dials through the Switch's
+//     dial queue, which keeps at most max_num_outbound_peers non-persistent outbound peers
+//     connected or being dialed; with crawled peers kept 28 h the crawl stopped at that many
+//     addresses. Freed at once, the slots carry the crawl through the whole selection, and both
+//     the seed's connections and the crawled nodes' inbound slots it uses stay bounded. Nothing
+//     on the wire changes: the crawled node sees a peer that asked once and left, as it sees
+//     `switchyard crawl`.
 //   - Undecodable messages and floods (ErrFlood) disconnect without a ban, as CometBFT.
 //
 // # Not here

@@ -42,7 +42,8 @@ const (
 	// DefaultBanTime is how long MarkBad bans an address (defaultBanTime).
 	DefaultBanTime = 24 * time.Hour
 	// DefaultSeedDisconnectWaitPeriod is how long a seed keeps a non-persistent peer before
-	// disconnecting it (SeedDisconnectWaitPeriod, hard-coded in CometBFT's node/setup.go).
+	// disconnecting it (SeedDisconnectWaitPeriod, hard-coded in CometBFT's node/setup.go). A
+	// Switchyard seed lets an outbound peer it crawled go earlier (Config.SeedDisconnectWaitPeriod).
 	DefaultSeedDisconnectWaitPeriod = 28 * time.Hour
 	// DefaultSaveInterval is how often the address book is written (dumpAddressInterval).
 	DefaultSaveInterval = 2 * time.Minute
@@ -88,6 +89,13 @@ const dialingTTL = 10 * time.Minute
 // EnsurePeersPeriod.
 const seedRetryMin = 2 * time.Second
 
+// crawlAnswerTimeout is how long a seed keeps an outbound peer it crawled (dialed in seed mode)
+// waiting for the answer to its PexRequest; it disconnects the peer as soon as the answer
+// comes, or at this timeout without one (core.expireCrawls), so that crawled peers free the
+// Switch's outbound slots for the rest of the crawl. A CometBFT or Switchyard node answers the
+// first request of a connection at once.
+const crawlAnswerTimeout = 10 * time.Second
+
 // hungryAskMin is the first delay of a hungry node's extra PexRequests (core.nextAsk).
 const hungryAskMin = time.Second
 
@@ -117,7 +125,8 @@ var (
 	// ErrFlood: a peer queued more than 16 PEX messages that the reactor had not yet handled.
 	// Disconnect, no ban.
 	ErrFlood = errors.New("pex: too many pending PEX messages")
-	// ErrSeedDisconnect: a seed disconnects a peer after answering it once (inbound) or after
+	// ErrSeedDisconnect: a seed disconnects a peer after answering it once (inbound), after an
+	// outbound peer it crawled answered (or did not within 10 s), or after
 	// SeedDisconnectWaitPeriod. Not a misbehaviour.
 	ErrSeedDisconnect = errors.New("pex: seed disconnects peer")
 	// ErrPoisonedAddrs: SourcePenaltyThreshold of the addresses the peer gossiped failed
@@ -188,7 +197,9 @@ type Config struct {
 	// Tests shorten it; CometBFT has no setting for it.
 	EnsurePeersPeriod time.Duration
 
-	// SeedDisconnectWaitPeriod is how long a seed keeps a non-persistent peer. Zero means 28 h.
+	// SeedDisconnectWaitPeriod is how long a seed keeps a non-persistent peer (an inbound one
+	// that never asks; an outbound, crawled one leaves once it answered, or after 10 s without
+	// an answer). Zero means 28 h.
 	SeedDisconnectWaitPeriod time.Duration
 
 	// SaveInterval is the period of address book saves (Ready.SaveBook). Zero means 2 min.

@@ -13,6 +13,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/pex/addrbook"
+	"github.com/switchyard-p2p/switchyard/p2p/pex/bookfile"
 	"github.com/switchyard-p2p/switchyard/p2ptest"
 )
 
@@ -75,6 +76,42 @@ func TestSeedNetworkConverges(t *testing.T) {
 				if n != m && !n.sw.Peers().Has(m.addr.ID) {
 					return false
 				}
+			}
+		}
+		return true
+	})
+}
+
+// TestSeedCrawlsBeyondMaxOutbound: a seed whose Switch allows 2 outbound peers crawls all 6
+// nodes of its saved book. Each crawled peer is disconnected once it has answered, which frees
+// its outbound slot for the next address of the crawl; before, crawled peers held the slots for
+// SeedDisconnectWaitPeriod (28 h) and the crawl stopped at 2. The nodes never dial (outbound
+// limit 0), so the seed's address reaches a node's book only through the seed's own dial.
+func TestSeedCrawlsBeyondMaxOutbound(t *testing.T) {
+	var nodes []*node
+	for i := range 6 {
+		nodes = append(nodes, startNode(t, int64(i), Config{}, p2p.WithMaxOutboundPeers(0)))
+	}
+	book, err := addrbook.New(addrbook.Config{NonStrict: true}, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if err := book.AddAddress(time.Now(), n.addr, n.addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "addrbook.json")
+	if err := bookfile.Save(path, book); err != nil {
+		t.Fatal(err)
+	}
+	// The first crawl (no seeds: GetSelection of a 6-address book, i.e. all of them) happens at
+	// start; later periods skip what was crawled less than 2 minutes ago.
+	startNode(t, 100, Config{SeedMode: true, AddrBookFile: path}, p2p.WithMaxOutboundPeers(2))
+	p2ptest.WaitFor(t, 20*time.Second, "every node crawled by the seed", func() bool {
+		for _, n := range nodes {
+			if n.r.AddrBookSize() == 0 {
+				return false
 			}
 		}
 		return true
