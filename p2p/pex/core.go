@@ -669,7 +669,8 @@ func (c *Core) SendFailed(s Send) {
 //     third within MinReceiveRequestInterval bans (ErrRequestTooSoon). Seed mode answers an
 //     inbound peer once (GetSelectionWithBias(30)) and stops it after flushing.
 //   - PexAddrs: banned if unsolicited (ErrUnsolicitedList) or holding an invalid IP or port
-//     (ErrInvalidAddr), stopped if it holds more than MaxAddrsPerMsg (ErrTooManyAddrs); else
+//     (ErrInvalidAddr), stopped if it holds more than MaxAddrsPerMsg (ErrTooManyAddrs, a check
+//     CometBFT does not make; see the package doc); else
 //     every address is added to the book with the peer as source.
 func (c *Core) Receive(now time.Time, id key.ID, m Message) {
 	st := c.peers[id]
@@ -742,6 +743,9 @@ func (c *Core) receiveAddrs(now time.Time, st *peerState, m Message) {
 		return
 	}
 	st.requested = false
+	// Departure: CometBFT checks no count (only its 64000-byte message cap). No CometBFT node
+	// sends more than maxGetSelection (250), so only a peer that is not following the protocol
+	// is disconnected here.
 	if m.count > MaxAddrsPerMsg {
 		c.stop(st, fmt.Errorf("%w: %d > %d", ErrTooManyAddrs, m.count, MaxAddrsPerMsg))
 		return

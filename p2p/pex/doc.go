@@ -72,7 +72,7 @@
 //     textual IPs, never a private ID (A-04). It may contain the requester's own address.
 //   - PexAddrs: accepted only while a request to that peer is outstanding (else disconnect + ban,
 //     A-06); more than 250 addresses disconnect (A-05; above 64000 bytes the MConnection drops
-//     the peer first); an unparsable IP or port ≥ 65536 disconnects + bans; each address is
+//     the peer first; a departure, see below); an unparsable IP or port ≥ 65536 disconnects + bans; each address is
 //     added with the peer's NodeInfo address as source, errors ignored one by one.
 //   - PexRequests we send: on AddPeer of an outbound peer while the book has < 1000 addresses
 //     (always in seed mode), from the periodic ensurePeers to one random peer that may be asked,
@@ -179,6 +179,10 @@
 //     the seed's connections and the crawled nodes' inbound slots it uses stay bounded. Nothing
 //     on the wire changes: the crawled node sees a peer that asked once and left, as it sees
 //     `switchyard crawl`.
+//   - A PexAddrs of more than 250 addresses disconnects the peer (ErrTooManyAddrs, no ban).
+//     CometBFT counts nothing and accepts any PexAddrs that fits its 64000-byte message cap,
+//     but no CometBFT node ever sends more than 250 (maxGetSelection), so no honest peer is
+//     affected, and a peer that sends more is not running CometBFT's PEX.
 //   - Undecodable messages and floods (ErrFlood) disconnect without a ban, as CometBFT.
 //
 // # Not here

@@ -19,8 +19,10 @@ const (
 	// MaxMsgSize is the channel's RecvMessageCapacity in bytes (maxMsgSize): a larger PexAddrs
 	// never reaches the reactor, the MConnection drops the peer (RELIABILITY A-05).
 	MaxMsgSize = 64000
-	// MaxAddrsPerMsg is the maximum number of addresses in one PexAddrs (maxGetSelection); a
-	// peer that sends more is disconnected.
+	// MaxAddrsPerMsg is the maximum number of addresses in one PexAddrs (maxGetSelection). A
+	// peer that sends more is disconnected: a deliberate difference, since CometBFT
+	// checks no count, only the 64000-byte message cap; as no CometBFT node sends more than
+	// 250, no honest peer is affected.
 	MaxAddrsPerMsg = 250
 	// DefaultEnsurePeersPeriod is how often ensurePeers runs (defaultEnsurePeersPeriod).
 	DefaultEnsurePeersPeriod = 30 * time.Second
@@ -120,7 +122,9 @@ var (
 	// (RELIABILITY A-06). Disconnect and DefaultBanTime ban.
 	ErrUnsolicitedList = errors.New("pex: unsolicited pex addrs")
 	// ErrTooManyAddrs: a PexAddrs with more than MaxAddrsPerMsg addresses (RELIABILITY A-05).
-	// The peer is disconnected, not banned (as CometBFT).
+	// The peer is disconnected, not banned. CometBFT has no such check (it accepts any count
+	// that fits its 64000-byte message cap); Switchyard refuses more than any CometBFT node
+	// sends (its replies hold at most 250), so no honest peer is disconnected for it.
 	ErrTooManyAddrs = errors.New("pex: too many addresses in PexAddrs")
 	// ErrFlood: a peer queued more than 16 PEX messages that the reactor had not yet handled.
 	// Disconnect, no ban.
