@@ -156,7 +156,11 @@ type Gossip struct {
 	// also floodsub's Config.Linger (zero: floodsub's default, no lingering; negative: no
 	// lingering in either router).
 	Params gossipsub.Params
-	// DisableScoring turns gossipsub's peer scoring off on honest nodes.
+	// DisableScoring turns gossipsub's peer scoring off on honest nodes, and with it every
+	// choice made by score: the oversubscribed prune then keeps a random D (v1.0), without the
+	// rule that puts the peers still heard on the topic first (docs/PUBSUB.md §4.4), which does
+	// not use scores. The attack gates' unscored control is therefore v1.0's mesh selection,
+	// not "v1.1 without scores".
 	DisableScoring bool `toml:"disable_scoring"`
 	// Score, when not nil, replaces gossipsub's default score parameters.
 	Score *gossipsub.ScoreParams

@@ -89,12 +89,13 @@ type xpost struct {
 
 // workerMetrics are the counters one worker keeps; they are summed at the end.
 type workerMetrics struct {
-	events     uint64
-	sentWire   [3]int64
-	windowWire [3]int64
-	queueDrops int64
-	latencies  []int32
-	targetLat  []int32
+	events      uint64
+	sentWire    [3]int64
+	windowWire  [3]int64
+	queueDrops  int64
+	latencies   []int32
+	targetLat   []int32
+	censoredLat []int32 // deliveries of the censored publishers' messages
 }
 
 // ctx returns the context in which n's code runs now: its worker during a window, the

@@ -60,7 +60,19 @@ var noDamageUnscored = map[string]bool{"eclipse": true}
 // peers at random against the fresh sybils. Since the best-scoring slots go first to peers
 // still heard on the topic (docs/PUBSUB.md §4.4) seeds 1-4 measure 104, 103, 104 and 103 ms
 // against 76-77 ms; TestAttackGatesSeeds keeps seeds 2-4 gated.
-var knownGateFailures = map[string]string{}
+//
+// censorship is one since the gate judges the p99 of the censored publisher's messages (before,
+// only the network-wide p99 was judged, where that publisher is 1 of 10 at CI size and 1 of 100
+// at full size, so the gate could not fail). At 100/400, seed 1: the censored messages' p99 is
+// 479 ms against a 77 ms baseline with scoring (1,849 ms without), delivery within the deadline
+// 1.0000 either way. Scoring cannot see this attack: the sybils forward every other
+// publisher's messages, so the share they drop (1 %) hardly moves their mesh-delivery counters
+// (P3) or first deliveries (P2); they hold most of each honest mesh (the honest nodes have 8
+// honest peers and about 80 sybil ones), and the censored messages travel over the few honest
+// mesh links and by IHAVE/IWANT.
+var knownGateFailures = map[string]string{
+	"censorship": "the censored publisher's messages have a p99 of 479 ms against a 77 ms baseline (seed 1, 100/400): the sybils' 1 % drop does not lower their scores",
+}
 
 // TestAttackGates is the gate at CI size (100 honest nodes, 400 sybils): with the default
 // score parameters every attack leaves honest delivery ≥ 99% and p99 within 3× of the

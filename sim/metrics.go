@@ -143,6 +143,9 @@ func (m *metrics) deliver(n *node, in router.Incoming) {
 		if n.target {
 			x.met.targetLat = append(x.met.targetLat, us)
 		}
+		if m.censored[k] { // written only by publishes, which run alone between windows
+			x.met.censoredLat = append(x.met.censoredLat, us)
+		}
 	}
 }
 

@@ -52,6 +52,9 @@ type Results struct {
 	LatencyMaxMs float64 `json:"latency_max_ms"`
 	// TargetLatencyP99Ms is the p99 latency of the deliveries to eclipse targets; nil without.
 	TargetLatencyP99Ms *float64 `json:"target_latency_p99_ms,omitempty"`
+	// CensoredLatencyP99Ms is the p99 latency of the honest deliveries of the censored
+	// publishers' messages; nil without.
+	CensoredLatencyP99Ms *float64 `json:"censored_latency_p99_ms,omitempty"`
 
 	// WireBytes is every byte the non-sybil nodes put on the wire (SecretConnection frames)
 	// from the first publish to the end; BytesPerDelivery divides it by Delivered.
@@ -133,7 +136,7 @@ func (s *Sim) results() *Results {
 		Connects: m.connects, Disconnects: m.disconnects,
 	}
 	var windowWire [3]int64
-	var latencies, targetLat []int32
+	var latencies, targetLat, censoredLat []int32
 	for _, w := range append([]*worker{s.g}, s.workers...) {
 		for k := range windowWire {
 			windowWire[k] += w.met.windowWire[k]
@@ -141,6 +144,7 @@ func (s *Sim) results() *Results {
 		r.QueueDrops += w.met.queueDrops
 		latencies = append(latencies, w.met.latencies...)
 		targetLat = append(targetLat, w.met.targetLat...)
+		censoredLat = append(censoredLat, w.met.censoredLat...)
 	}
 	if a := s.cfg.Attack; a != nil {
 		r.Sybils = a.Sybils
@@ -212,13 +216,12 @@ func (s *Sim) results() *Results {
 		r.LatencyMaxMs = lat[len(lat)-1]
 	}
 	if len(m.targets) > 0 {
-		tl := make([]float64, len(targetLat))
-		for i, us := range targetLat {
-			tl[i] = float64(us) / 1000
-		}
-		slices.Sort(tl)
-		x := Quantile(tl, 0.99)
+		x := p99Ms(targetLat)
 		r.TargetLatencyP99Ms = &x
+	}
+	if len(m.censor) > 0 {
+		x := p99Ms(censoredLat)
+		r.CensoredLatencyP99Ms = &x
 	}
 	r.WireBytes = windowWire[Honest] + windowWire[Seed]
 	r.SybilWireBytes = windowWire[Sybil]
@@ -246,6 +249,16 @@ func (s *Sim) results() *Results {
 		s.bookResults(r)
 	}
 	return r
+}
+
+// p99Ms returns the p99 of latencies given in microseconds, in milliseconds.
+func p99Ms(us []int32) float64 {
+	ms := make([]float64, len(us))
+	for i, v := range us {
+		ms[i] = float64(v) / 1000
+	}
+	slices.Sort(ms)
+	return Quantile(ms, 0.99)
 }
 
 func ratio(a, b int64) float64 {

@@ -20,7 +20,9 @@ type Config struct {
 	// Thresholds are the score thresholds; nil means DefaultThresholds().
 	Thresholds *Thresholds
 	// DisableScoring turns peer scoring off: every score is 0 (compared with Thresholds as
-	// usual, so peer exchange is refused while AcceptPXThreshold > 0).
+	// usual, so peer exchange is refused while AcceptPXThreshold > 0), and the oversubscribed
+	// prune keeps a random D as in v1.0, without putting the peers still heard on the topic
+	// first (that ordering is part of the score-ordered prune).
 	DisableScoring bool
 
 	// Topics declares topics to the scoring, by name: their expected message rate and
