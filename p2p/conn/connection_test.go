@@ -1822,3 +1822,86 @@ func TestMConnFlushStopBeforeStart(t *testing.T) {
 		}
 	})
 }
+
+// TestMConnDrainOutlivesPings: once the peer has closed its end, every message it sent in full is
+// handed to a slow ReceiveFunc before ErrorFunc gets the EOF, although pings fall due meanwhile (a
+// ping cannot be written to the closed end, its pong cannot come); the drain gives up only when
+// no message moves for PongTimeout (a ReceiveFunc that does not return), with an error wrapping
+// io.EOF. Virtual time (synctest) with the clock driven by hand.
+func TestMConnDrainOutlivesPings(t *testing.T) {
+	for _, stall := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stall=%v", stall), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+				local, remote := net.Pipe()
+				release := make(chan struct{})
+				var got atomic.Int32
+				errs := make(chan error, 1)
+				cfg := MConnConfig{Clock: clk, PingInterval: 10 * time.Second, PongTimeout: 5 * time.Second}
+				b, err := NewMConnection(local, testMConnChannels, func(byte, []byte) {
+					<-release // the reactor's work, as long as the test says
+					got.Add(1)
+				}, func(err error) { errs <- err }, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				a, err := NewMConnection(remote, testMConnChannels, nil, nil, MConnConfig{Clock: clk})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Start(); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.Start(); err != nil {
+					t.Fatal(err)
+				}
+				defer b.Close()
+				const n = 4
+				for i := range n {
+					if !a.Send(0x01, []byte{byte(i)}) {
+						t.Fatal("Send refused")
+					}
+				}
+				a.FlushStop() // written in full, then a closes its end
+				synctest.Wait()
+				if !b.draining.Load() {
+					t.Fatal("b has not seen the peer close")
+				}
+				clk.Advance(cfg.PingInterval) // a ping falls due while the first message is in ReceiveFunc
+				synctest.Wait()
+				if stall {
+					clk.Advance(cfg.PongTimeout)
+					synctest.Wait()
+					select {
+					case err := <-errs:
+						if !errors.Is(err, io.EOF) || got.Load() != 0 {
+							t.Fatalf("stalled drain ended with %v after %d deliveries, want an error wrapping io.EOF", err, got.Load())
+						}
+					default:
+						t.Fatal("a ReceiveFunc that does not return held the connection past PongTimeout")
+					}
+					close(release)
+					return
+				}
+				for range n {
+					select {
+					case release <- struct{}{}:
+					case err := <-errs:
+						t.Fatalf("ErrorFunc got %v after %d of %d deliveries: the rest were dropped", err, got.Load(), n)
+					}
+					synctest.Wait()
+					clk.Advance(cfg.PongTimeout)
+					synctest.Wait()
+				}
+				select {
+				case err := <-errs:
+					if !errors.Is(err, io.EOF) || got.Load() != n {
+						t.Fatalf("%d of %d messages delivered, then ErrorFunc got %v; want all, then io.EOF", got.Load(), n, err)
+					}
+				default:
+					t.Fatalf("no error after the drain (%d of %d delivered)", got.Load(), n)
+				}
+			})
+		})
+	}
+}

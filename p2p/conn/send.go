@@ -3,9 +3,12 @@ package conn
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"time"
+
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 )
 
 // writeBufPool holds 64 KiB write buffers. A connection holds one only while it has unflushed data, so
@@ -171,6 +174,10 @@ func (c *MConnection) sendRoutine() {
 		case <-c.quit:
 			return
 		}
+		if c.draining.Load() {
+			c.watchDrain(timer)
+			return
+		}
 		var err error
 		if fired {
 			timerAt = time.Time{} // the timer is spent
@@ -183,6 +190,12 @@ func (c *MConnection) sendRoutine() {
 			err = sendData()
 		}
 		if err != nil {
+			if c.draining.Load() {
+				// The peer closed its end meanwhile (a write to it fails, its pong cannot come):
+				// the reader's drain decides, not this error.
+				c.watchDrain(timer)
+				return
+			}
 			c.fail(err)
 			return
 		}
@@ -192,6 +205,48 @@ func (c *MConnection) sendRoutine() {
 			timer.Reset(next.Sub(c.clk.Now()))
 		}
 	}
+}
+
+// watchDrain is the send goroutine once the peer has closed its end and the reader is handing
+// what it sent to ReceiveFunc (deliverReceived): nothing more is written (no ping can be
+// answered, a write would fail) and Sends are refused, so that neither a pong timeout nor a
+// write error drops those messages first. It fails the connection only if the queued messages
+// do not move for PongTimeout (a ReceiveFunc that does not return); otherwise the reader fails
+// it with the peer's EOF once the queues are empty, and quit ends this.
+func (c *MConnection) watchDrain(timer clock.Timer) {
+	c.stopSendOnce.Do(func() { close(c.stopSend) })
+	last := c.queuedMsgs()
+	for {
+		timer.Reset(c.cfg.PongTimeout)
+		select {
+		case <-timer.C():
+		case <-c.flushStopReq:
+			return // nothing can be written: FlushStop closes at once
+		case <-c.quit:
+			return
+		}
+		n := c.queuedMsgs()
+		if n > 0 && n >= last {
+			c.fail(fmt.Errorf("conn: the peer closed the connection and no message was delivered for %v (%d still queued): %w", c.cfg.PongTimeout, n, io.EOF))
+			return
+		}
+		last = n
+	}
+}
+
+// queuedMsgs returns the number of received messages waiting for ReceiveFunc (the one being
+// delivered included).
+func (c *MConnection) queuedMsgs() int {
+	n := 0
+	for _, ch := range c.channels {
+		ch.mu.Lock()
+		n += len(ch.queue) - ch.queueHead
+		if ch.worker {
+			n++
+		}
+		ch.mu.Unlock()
+	}
+	return n
 }
 
 // sendPong answers the pings received so far with one pong, or, within MinPongInterval of the
