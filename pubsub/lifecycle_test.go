@@ -10,7 +10,9 @@ import (
 
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/switchyard-p2p/switchyard/p2p"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2ptest"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
 )
 
@@ -226,5 +228,50 @@ func TestRunReturnsWhileAlwaysDue(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run still running 10 s after its ctx ended: the always-due loop never checks it")
+	}
+}
+
+// TestPeersGaugeClearedWhenServerStops: the Peers gauge counts the Server loop's peers, and the
+// loop takes its count away when Run returns, since RemovePeer cannot reach a stopped loop: with
+// the Server stopped first and then every peer gone, the gauge reads 0, not the peers connected
+// when the Server stopped.
+func TestPeersGaugeClearedWhenServerStops(t *testing.T) {
+	var srv [2]*Server
+	var sws [2]*p2p.Switch
+	rec := newRecorder()
+	for i := range 2 {
+		cfg := Config{NodeKey: p2ptest.NewNodeKey(t, int64(i+1)), Router: RouterFloodsub}
+		if i == 0 {
+			cfg.Metrics = &Metrics{Peers: recGauge{rec}}
+		}
+		s, err := NewServer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv[i] = s
+		sws[i] = p2ptest.MakeSwitch(t, int64(i+1), p2ptest.FastSwitchConfig(), p2p.WithReactor("pubsub", s))
+	}
+	stopSw0 := p2ptest.StartSwitch(t, sws[0])
+	p2ptest.StartSwitch(t, sws[1])
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv[0].Run(ctx) }()
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	defer cancel1()
+	done1 := make(chan error, 1)
+	go func() { done1 <- srv[1].Run(ctx1) }()
+	defer func() { cancel1(); <-done1 }()
+	p2ptest.Connect(t, sws[0], sws[1])
+	waitFor(t, "gauge 1", func() bool { return rec.get() == 1 })
+	cancel() // stop node 0's Server; its Switch keeps running
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	stopSw0() // every peer removed (RemovePeer called)
+	if sws[0].Peers().Size() != 0 {
+		t.Fatal("peers left")
+	}
+	if v := rec.get(); v != 0 {
+		t.Fatalf("Peers gauge = %v after the Server and the Switch stopped and no peer is connected", v)
 	}
 }

@@ -24,9 +24,10 @@ const sampleInterval = time.Second
 // flight, the deferred messages and the peer gater. Nothing here blocks: queues are bounded and
 // refuse (and count) what does not fit.
 type loop struct {
-	s   *Server
-	r   router.Router
-	ctx context.Context // Run's; Message.Ctx of deliveries and validations
+	npeers int // peers added and not yet removed, as counted in the Peers gauge
+	s      *Server
+	r      router.Router
+	ctx    context.Context // Run's; Message.Ctx of deliveries and validations
 
 	pending    map[pkey]*pending     // validations in flight or held
 	held       map[string][]*pending // ValidationDefer, by topic, not currently re-running
@@ -110,6 +111,9 @@ func newLoop(s *Server, r router.Router, ctx context.Context) *loop {
 }
 
 func (l *loop) run() error {
+	// The peers gauge counts this loop's peers: whatever RemovePeer could not tell the loop once
+	// it stopped (the inbox is closed at the end of Run) leaves the gauge with the loop.
+	defer func() { l.s.met.Peers.Add(-float64(l.npeers)) }()
 	clk := l.s.clk
 	timer := clk.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -162,10 +166,12 @@ func (l *loop) handle(now time.Time, it any) {
 		l.r.AddPeer(now, it.ps.id, info)
 		l.gater.addPeer(it.ps.id, p.RemoteIP())
 		l.s.met.Peers.Add(1)
+		l.npeers++
 	case peerRemoveReq:
 		l.r.RemovePeer(now, it.ps.id)
 		l.gater.removePeer(it.ps.id, now)
 		l.s.met.Peers.Add(-1)
+		l.npeers--
 	case *rpcItem:
 		it.ps.recv.release(it.n)
 		l.r.HandleRPC(now, it.ps.id, it.rpc)
