@@ -369,7 +369,9 @@ func TestThrottledCopyLeavesIDUnseen(t *testing.T) {
 	}
 	release := make(chan struct{})
 	defer close(release)
+	var running atomic.Int32
 	_ = n.s.AddValidator("t", func(m Message) ValidationResult {
+		running.Add(1)
 		select {
 		case <-release:
 		case <-m.Ctx.Done():
@@ -381,7 +383,14 @@ func TestThrottledCopyLeavesIDUnseen(t *testing.T) {
 	forged := victim.signed(t, "t", []byte("hello"), 7)
 	forged.Signature = bytes.Repeat([]byte{0}, len(forged.Signature))
 	// One message validating, one queued: the forged copy finds the queue full.
-	a.publish(t, n, a.signed(t, "t", []byte("x"), 1), a.signed(t, "t", []byte("y"), 2), forged)
+	a.publish(t, n, a.signed(t, "t", []byte("x"), 1))
+	waitFor(t, "a validation running", func() bool { return running.Load() == 1 })
+	a.publish(t, n, a.signed(t, "t", []byte("y"), 2))
+	waitFor(t, "a validation queued", func() bool {
+		snap, _ := n.s.Snapshot(context.Background())
+		return len(snap.Topics) == 1 && snap.Topics[0].Queued == 1
+	})
+	a.publish(t, n, forged)
 	if got := waitResult(t, n, router.DefaultMsgID(forged)); got != router.IgnoreUnchecked {
 		t.Fatalf("copy dropped on a full validation queue: router told %v, want IgnoreUnchecked", got)
 	}
