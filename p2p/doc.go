@@ -186,5 +186,9 @@
 // PeerDisconnected event follow when the last such Receive returns (the goroutine leaving it posts
 // to the loop). Until then a new connection with its ID is refused (RejectDuplicateID), so
 // RemovePeer still comes before the next InitPeer for that ID. A reactor whose Receive blocks thus
-// stalls neither admission, other peers nor Run's shutdown.
+// stalls neither admission, other peers nor Run's shutdown. Once the shutdown has closed the
+// mailbox, the goroutine leaving such a Receive queues the removal instead: the event loop
+// finishes the queue before its shutdown ends, and after that whichever goroutine finds the queue
+// idle finishes it, so RemovePeer calls never overlap each other nor the loop's callbacks, and no
+// goroutine ever waits for another.
 package p2p

@@ -211,6 +211,7 @@ type testReactor struct {
 	BaseReactor
 	chans     []conn.ChannelDescriptor
 	onReceive func(chID byte, p Peer, msg []byte)
+	onRemove  func(p Peer, reason any) // called first in RemovePeer
 
 	mu     sync.Mutex
 	events []string // "init <id>", "add <id>", "remove <id>"
@@ -243,6 +244,9 @@ func (r *testReactor) record(ev string) {
 func (r *testReactor) InitPeer(p Peer) Peer { r.record("init " + string(p.ID())); return p }
 func (r *testReactor) AddPeer(p Peer)       { r.record("add " + string(p.ID())) }
 func (r *testReactor) RemovePeer(p Peer, reason any) {
+	if r.onRemove != nil {
+		r.onRemove(p, reason)
+	}
 	r.mu.Lock()
 	r.reason[p.ID()] = reason
 	r.mu.Unlock()

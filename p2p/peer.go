@@ -186,10 +186,11 @@ func (p *peer) receive(chID byte, msg []byte) {
 }
 
 // drained is the gate's drained: the last Receive of a peer being removed has returned. The event
-// loop finishes the removal; once Run is shutting down (the mailbox refuses), this goroutine does.
+// loop finishes the removal; once Run is shutting down (the mailbox refuses), lateRemovals does,
+// so that the reactors' RemovePeer calls never overlap.
 func (p *peer) drained() {
 	if !p.sw.inbox.post(drainedReq{p: p}) {
-		p.sw.finishRemoval(p)
+		p.sw.late.add(p)
 	}
 }
 

@@ -6,7 +6,8 @@ import "github.com/switchyard-p2p/switchyard/p2p/conn"
 // consensus, ...). Register reactors with WithReactor; the Switch calls SetSwitch once, inside
 // NewSwitch.
 //
-// Call order for one connection, all from the Switch's event loop except Receive:
+// Call order for one connection, all from the Switch's event loop except Receive (and the late
+// RemovePeer described below):
 //
 //	InitPeer (every reactor, in registration order) → MConnection starts → AddPeer (every reactor)
 //	... Receive (from the peer's MConnection, one goroutine per busy channel) ...
@@ -23,8 +24,14 @@ import "github.com/switchyard-p2p/switchyard/p2p/conn"
 // delivery goroutine for the channel and must not block indefinitely: while it runs, that channel
 // of that peer is not delivered, and that peer's RemovePeer (and a new connection with its ID)
 // waits for it to return. The event loop itself never waits for a Receive, so a stuck one delays
-// neither other peers, admission nor shutdown; if it returns only after Run did, RemovePeer
-// (reason ErrSwitchStopped) is called then, from the goroutine that ran it.
+// neither other peers, admission nor shutdown. The one exception to "on the event loop": a peer
+// whose Receive was still running when the event loop finished Run's shutdown gets its RemovePeer
+// (reason ErrSwitchStopped) once that Receive returns, possibly after Run returned, from a
+// goroutine that has just left such a Receive (its own or another peer's).
+//
+// InitPeer, AddPeer and RemovePeer never run concurrently with one another, for any peers and
+// reactors, including those late RemovePeer calls, and each call happens after the previous ones
+// (in the sense of the Go memory model), so state that only they touch needs no lock.
 type Reactor interface {
 	// SetSwitch gives the reactor the Switch it is registered with. Called once, by NewSwitch.
 	SetSwitch(*Switch)

@@ -52,6 +52,7 @@ type Switch struct {
 
 	peers    atomic.Pointer[peerSet] // published by the event loop only
 	inbox    *mailbox
+	late     lateRemovals // removals finished after the mailbox closed (Run's shutdown)
 	started  atomic.Bool
 	running  atomic.Bool
 	loopDone chan struct{} // closed when the event loop has exited
@@ -90,6 +91,7 @@ func NewSwitch(t Transport, cfg SwitchConfig, opts ...SwitchOption) *Switch {
 		clk:           cfg.Clock,
 		loopDone:      make(chan struct{}),
 	}
+	sw.late.sw = sw
 	sw.bans = newBanView(sw.clk)
 	sw.hub = newHub(cfg.EventBufferSize, func() { sw.cfg.Metrics.EventDropsTotal.Add(1) })
 	sw.peers.Store(emptyPeerSet)
@@ -165,9 +167,11 @@ func (sw *Switch) ChannelDescriptors() []conn.ChannelDescriptor {
 //
 // On return every goroutine Run started has exited, every peer's MConnection is closed and
 // RemovePeer (reason ErrSwitchStopped) has been called for it, and the transport is closed (also
-// when Run fails at once). The one exception is a peer whose Receive was still running: Run does
-// not wait for it; that goroutine calls RemovePeer (and emits PeerDisconnected) when Receive
-// returns.
+// when Run fails at once). The one exception is a peer whose Receive was still running when the
+// event loop finished its shutdown: Run does not wait for it; its RemovePeer (and the
+// PeerDisconnected event, dropped once the subscriptions are closed) runs when that Receive
+// returns, on the goroutine leaving it or on another one leaving such a Receive, never
+// concurrently with another reactor callback (see Reactor).
 func (sw *Switch) Run(ctx context.Context) error {
 	if !sw.started.CompareAndSwap(false, true) {
 		return ErrSwitchAlreadyRun

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/internal/clock"
@@ -306,9 +307,12 @@ func (l *loop) arm() {
 }
 
 // shutdown removes every peer (RemovePeer reason ErrSwitchStopped), closes the connections the
-// Manager held and closes the mailbox.
+// Manager held and closes the mailbox. Removals whose last Receive returns meanwhile are queued in
+// lateRemovals, whose turn the loop holds from before the mailbox closes until it has finished
+// them, so no RemovePeer overlaps the loop's own.
 func (l *loop) shutdown() {
 	l.timer.Stop()
+	l.sw.late.begin()
 	l.sw.inbox.close()
 	for ref, c := range l.conns {
 		delete(l.conns, ref)
@@ -324,6 +328,7 @@ func (l *loop) shutdown() {
 			l.finishRemoval(p)
 		}
 	}
+	l.sw.late.run()
 }
 
 // rejectReasons maps the Manager's refusals onto the Switch's reasons and sentinels.
@@ -502,8 +507,8 @@ func (l *loop) finishRemoval(p *peer) {
 }
 
 // finishRemoval calls RemovePeer on every reactor, counts and reports the disconnect: once per
-// peer, from the event loop or, for a peer whose Receive returned only after Run's shutdown, from
-// the goroutine leaving that Receive.
+// peer, from the event loop or, for a peer whose last Receive returned only after the event loop
+// closed the mailbox (Run's shutdown), from whoever holds lateRemovals' turn.
 func (sw *Switch) finishRemoval(p *peer) {
 	if !p.finished.CompareAndSwap(false, true) {
 		return
@@ -559,4 +564,59 @@ func (l *loop) addWaits(p *peer, st conn.ConnectionStatus) {
 // publish stores a fresh immutable snapshot of the peer set.
 func (l *loop) publish() {
 	l.sw.peers.Store(newPeerSet(append([]*peer(nil), l.order...)))
+}
+
+// lateRemovals serialises the removals finished after the mailbox closed: those of peers whose
+// last Receive returned once Run's shutdown had begun. Their RemovePeer calls must not overlap
+// each other nor the event loop's, and no goroutine may wait for another (a Receive may stay
+// stuck for ever, and the loop never waits for one). So one goroutine at a time holds the turn
+// and finishes every queued peer; a goroutine that finds the turn taken queues its peer and
+// returns, and the holder finishes it before giving the turn up. The event loop takes the turn
+// before it closes the mailbox and gives it up at the end of its shutdown; after that, the
+// goroutine leaving such a Receive takes it. mu is a leaf: no callback runs under it, and it is
+// taken only at those removals, never per message.
+type lateRemovals struct {
+	sw     *Switch
+	mu     sync.Mutex
+	queue  []*peer // drained, not yet finished
+	active bool    // some goroutine holds the turn
+}
+
+// begin gives the turn to the event loop, which must call run later.
+func (q *lateRemovals) begin() {
+	q.mu.Lock()
+	q.active = true
+	q.mu.Unlock()
+}
+
+// add queues p, whose last Receive has returned, and finishes the queue if the turn is free.
+func (q *lateRemovals) add(p *peer) {
+	q.mu.Lock()
+	q.queue = append(q.queue, p)
+	if q.active {
+		q.mu.Unlock()
+		return // the holder finishes p
+	}
+	q.active = true
+	q.mu.Unlock()
+	q.run()
+}
+
+// run, by the holder of the turn, finishes the queued peers until none is left, then gives the
+// turn up.
+func (q *lateRemovals) run() {
+	for {
+		q.mu.Lock()
+		ps := q.queue
+		q.queue = nil
+		if len(ps) == 0 {
+			q.active = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		for _, p := range ps {
+			q.sw.finishRemoval(p)
+		}
+	}
 }

@@ -1083,3 +1083,112 @@ func TestSwitchStuckReceive(t *testing.T) {
 		}
 	})
 }
+
+// TestSwitchRemovePeerSerialisedAtShutdown: the reactors' RemovePeer calls of Run's shutdown never
+// overlap, also for peers whose Receive returns only once the shutdown has begun (the mailbox
+// refuses their drained notice). Peers 3, 2, 4 and 5 are connected in that order; 2, 4 and 5 are
+// inside a stuck Receive when Run is stopped. The loop removes 5, 4 and 2 (deferred: Receive in
+// flight), then 3, whose RemovePeer releases 2's Receive and lets every other goroutine run:
+// RemovePeer(2) must not start meanwhile, and runs on the loop before Run returns. After Run, 4's
+// Receive returns, and its RemovePeer releases 5's Receive likewise: RemovePeer(5) must wait for
+// RemovePeer(4). Every peer gets exactly one RemovePeer, reason ErrSwitchStopped.
+func TestSwitchRemovePeerSerialisedAtShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newFakeNetwork()
+		ft := n.newFakeTransport(1, chA)
+		r := newTestReactor(chA)
+		release := map[key.ID]chan struct{}{}
+		free := map[key.ID]func(){} // closes release[id], once
+		for _, i := range []int{2, 4, 5} {
+			c := make(chan struct{})
+			release[testID(i)], free[testID(i)] = c, sync.OnceFunc(func() { close(c) })
+		}
+		entered := make(chan key.ID, len(release))
+		r.onReceive = func(_ byte, p Peer, msg []byte) {
+			if string(msg) == "stuck" {
+				entered <- p.ID()
+				<-release[p.ID()]
+			}
+		}
+		var (
+			inRemove int32 // RemovePeer calls running; only touched under mu
+			mu       sync.Mutex
+			overlaps []string
+		)
+		late4Done := make(chan struct{})
+		closeLate4Done := sync.OnceFunc(func() { close(late4Done) })
+		r.onRemove = func(p Peer, _ any) {
+			mu.Lock()
+			inRemove++
+			if inRemove > 1 {
+				overlaps = append(overlaps, string(p.ID()))
+			}
+			mu.Unlock()
+			defer func() { mu.Lock(); inRemove--; mu.Unlock() }()
+			switch p.ID() {
+			case testID(3): // on the loop, shutting down
+				free[testID(2)]()
+				synctest.Wait()
+			case testID(4): // after Run, on a goroutine that left a Receive
+				free[testID(5)]()
+				synctest.Wait()
+				closeLate4Done()
+			}
+		}
+		hub := NewSwitch(ft, testConfig(t), WithReactor("r", r))
+		stop := runSwitch(t, hub)
+		defer stop()
+		defer func() {
+			for _, f := range free {
+				f()
+			}
+		}()
+
+		raw := map[key.ID]*rawPeer{}
+		for _, i := range []int{3, 2, 4, 5} {
+			raw[testID(i)] = newRawPeer(t, ft.inject(testNodeInfo(i, chA)), chA)
+			defer raw[testID(i)].mc.Close()
+			synctest.Wait()
+		}
+		for id := range release {
+			raw[id].mc.Send(chA, []byte("stuck"))
+			<-entered
+		}
+
+		stop()
+		mu.Lock()
+		got := slices.Clone(overlaps)
+		mu.Unlock()
+		if len(got) != 0 {
+			t.Fatalf("RemovePeer of %v ran concurrently with another RemovePeer during shutdown", got)
+		}
+		if r.count("remove "+string(testID(2))) != 1 || r.count("remove "+string(testID(3))) != 1 {
+			t.Fatalf("after Run: %v, want RemovePeer of 3 and of 2 (whose Receive returned during shutdown)", r.eventLog())
+		}
+
+		free[testID(4)]()
+		<-late4Done
+		synctest.Wait()
+		mu.Lock()
+		got = slices.Clone(overlaps)
+		mu.Unlock()
+		if len(got) != 0 {
+			t.Fatalf("RemovePeer of %v ran concurrently with another RemovePeer after Run", got)
+		}
+		var removes []string
+		for _, e := range r.eventLog() {
+			if strings.HasPrefix(e, "remove ") {
+				removes = append(removes, e)
+			}
+		}
+		want := []string{"remove " + string(testID(3)), "remove " + string(testID(2)), "remove " + string(testID(4)), "remove " + string(testID(5))}
+		if !slices.Equal(removes, want) {
+			t.Fatalf("RemovePeer calls %v, want %v", removes, want)
+		}
+		for _, i := range []int{2, 3, 4, 5} {
+			if reason := r.removeReason(testID(i)); reason != ErrSwitchStopped {
+				t.Fatalf("RemovePeer of peer %d: reason %v, want ErrSwitchStopped", i, reason)
+			}
+		}
+	})
+}
