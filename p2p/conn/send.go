@@ -169,6 +169,7 @@ func (c *MConnection) sendRoutine() {
 		case <-timer.C():
 			fired = true
 		case <-c.flushStopReq:
+			timer.Stop() // before drain, which may fail: see below
 			c.drain()
 			return
 		case <-c.quit:
@@ -196,6 +197,9 @@ func (c *MConnection) sendRoutine() {
 				c.watchDrain(timer)
 				return
 			}
+			// Stopped before fail: once fail counts this goroutine as in ErrorFunc, Close no
+			// longer waits for it, and no timer may outlive Close.
+			timer.Stop()
 			c.fail(err)
 			return
 		}
@@ -227,6 +231,7 @@ func (c *MConnection) watchDrain(timer clock.Timer) {
 		}
 		n := c.queuedMsgs()
 		if n > 0 && n >= last {
+			timer.Stop() // before fail: see sendRoutine
 			c.fail(fmt.Errorf("conn: the peer closed the connection and no message was delivered for %v (%d still queued): %w", c.cfg.PongTimeout, n, io.EOF))
 			return
 		}
