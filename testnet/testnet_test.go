@@ -154,8 +154,10 @@ func TestStarPersistentConverges(t *testing.T) {
 	if hub.Name != SeedName || hub.Peers != 2 || hub.Outbound != 2 || hub.Target != 2 || !hub.Converged {
 		t.Errorf("hub: %+v", hub)
 	}
+	// Each leaf has the hub, which dialed it. The hub's address book holds its persistent peers
+	// (as CometBFT's does), so its PEX answers may also lead the leaves to one another.
 	for _, n := range rep.Final[1:] {
-		if n.ID == "" || n.Peers != 1 || n.Inbound != 1 || !n.Converged || !n.Counted {
+		if n.ID == "" || n.Peers < 1 || n.Inbound < 1 || !n.Converged || !n.Counted {
 			t.Errorf("%s: %+v", n.Name, n)
 		}
 	}
