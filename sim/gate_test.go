@@ -63,36 +63,69 @@ var noDamageUnscored = map[string]bool{"eclipse": true}
 //
 // censorship is one since the gate judges the p99 of the censored publisher's messages (before,
 // only the network-wide p99 was judged, where that publisher is 1 of 10 at CI size and 1 of 100
-// at full size, so the gate could not fail). At 100/400, seed 1: the censored messages' p99 is
-// 479 ms against a 77 ms baseline with scoring (1,849 ms without), delivery within the deadline
-// 1.0000 either way. Scoring cannot see this attack: the sybils forward every other
-// publisher's messages, so the share they drop (1 %) hardly moves their mesh-delivery counters
-// (P3) or first deliveries (P2); they hold most of each honest mesh (the honest nodes have 8
-// honest peers and about 80 sybil ones), and the censored messages travel over the few honest
-// mesh links and by IHAVE/IWANT.
+// at full size, so the gate could not fail). Scoring cannot see this attack: the sybils forward
+// every other publisher's messages, so the share they drop (1 %) hardly moves their
+// mesh-delivery counters (P3) or first deliveries (P2); they hold most of each honest mesh (the
+// honest nodes have 8 honest peers and about 80 sybil ones; at the end of a run at seed 1, 8 of
+// the 100 honest nodes had no honest mesh peer), so the censored messages travel over the few
+// honest mesh links and reach the rest by gossip. At 100/400, seed 1, the censored messages'
+// p99 was 479 ms against a 77 ms baseline while the gossip exchange (IHAVE, IWANT, the answers)
+// waited Params.Linger at each of its three steps; since it leaves at once (docs/PUBSUB.md §8.1)
+// it is 229, 105, 249 and 233 ms at seeds 1-4 against 76-77 ms, so the attack sits on the
+// bound, below it at two seeds and above it at two. Delivery within the deadline is 1.0000
+// either way; without scoring the p99 is 1,442 ms at seed 1. Judged at knownFailureSeeds
+// (TestKnownGateFailures).
 var knownGateFailures = map[string]string{
-	"censorship": "the censored publisher's messages have a p99 of 479 ms against a 77 ms baseline (seed 1, 100/400): the sybils' 1 % drop does not lower their scores",
+	"censorship": "the censored publisher's messages have a p99 of 229-249 ms against a 77 ms baseline at seeds 1, 3 and 4 (100/400), around the 3x bound: the sybils' 1 % drop does not lower their scores and the messages reach part of the network only by gossip",
 }
+
+// knownFailureSeeds are the seeds at which the scored runs of knownGateFailures are judged: an
+// entry stays while the attack beats the gate at one of them at least.
+var knownFailureSeeds = []uint64{1, 2, 3, 4}
 
 // TestAttackGates is the gate at CI size (100 honest nodes, 400 sybils): with the default
 // score parameters every attack leaves honest delivery ≥ 99% and p99 within 3× of the
-// baseline; with scoring off the same attack fails the gate (except noDamageUnscored), so
-// the gate can fail. A failure prints the scenario and the seed.
+// baseline (the scored runs of knownGateFailures are judged by TestKnownGateFailures); with
+// scoring off the same attack fails the gate (except noDamageUnscored), so the gate can fail.
+// A failure prints the scenario and the seed.
 func TestAttackGates(t *testing.T) {
 	const seed = 1
 	for _, name := range attackScenarios {
 		t.Run(name, func(t *testing.T) {
 			scored, unscored := gate(t, name, 100, 400, seed)
 			t.Logf("seed %d %s: scored %s; unscored %s", seed, name, fmtGate(scored), fmtGate(unscored))
-			if why, known := knownGateFailures[name]; known {
-				if scored.Pass {
-					t.Errorf("seed %d %s now passes the gate: remove it from knownGateFailures (%s)", seed, name, why)
-				}
-			} else if !scored.Pass {
+			if _, known := knownGateFailures[name]; !known && !scored.Pass {
 				t.Errorf("seed %d %s with scoring fails the gate: %v", seed, name, scored.Why)
 			}
 			if unscored.Pass && !noDamageUnscored[name] {
 				t.Errorf("seed %d %s without scoring passes the gate: the attack does no damage", seed, name)
+			}
+		})
+	}
+}
+
+// TestKnownGateFailures runs the scored side of the gate for each of knownGateFailures at
+// knownFailureSeeds (CI size) and requires a failure at one of them at least, so that the entry
+// is removed, and the gate enforced, once a defence makes the attack pass at all of them.
+func TestKnownGateFailures(t *testing.T) {
+	for name, why := range knownGateFailures {
+		t.Run(name, func(t *testing.T) {
+			sc, err := LoadScenario(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			failed := 0
+			for _, seed := range knownFailureSeeds {
+				c := sc.Resize(100, 400)
+				c.Seed = seed
+				g := Judge(run(t, c), run(t, Baseline(c)))
+				t.Logf("seed %d %s: scored %s, pass %v", seed, name, fmtGate(g), g.Pass)
+				if !g.Pass {
+					failed++
+				}
+			}
+			if failed == 0 {
+				t.Errorf("%s now passes the gate at seeds %v: remove it from knownGateFailures (%s)", name, knownFailureSeeds, why)
 			}
 		})
 	}

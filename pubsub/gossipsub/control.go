@@ -265,6 +265,9 @@ func (r *Router) handleIHave(now time.Time, p *peer, ihaves []*pubsubpb.ControlI
 	p.iasked += len(want)
 	r.stats.IWantSent += uint64(len(want))
 	r.out.IWant(&p.q, want)
+	// A wanted message is missing here: the request and its answer are on the recovery path,
+	// and leave at once rather than wait Linger for company (docs/PUBSUB.md §8.1).
+	r.out.Expedite(&p.q)
 	r.promises = append(r.promises, promise{
 		id:     router.MsgID(want[r.rng.IntN(len(want))]),
 		peer:   p.id,
@@ -275,7 +278,7 @@ func (r *Router) handleIHave(now time.Time, p *peer, ihaves []*pubsubpb.ControlI
 // handleIWant serves the requested messages that are in the message cache, to a peer at or
 // above GossipThreshold, each at most GossipRetransmission times per peer
 // (docs/RELIABILITY.md P-01), skipping those it sent IDONTWANT for. At most MaxIHaveLength IDs
-// of one RPC are read.
+// of one RPC are read. The answers leave at the next Ready, without waiting Linger.
 func (r *Router) handleIWant(p *peer, iwants []*pubsubpb.ControlIWant) {
 	if len(iwants) == 0 || r.below(p, r.thr.GossipThreshold) {
 		return
@@ -304,6 +307,7 @@ func (r *Router) handleIWant(p *peer, iwants []*pubsubpb.ControlIWant) {
 			}
 			e.Aux.iw.mark = r.rpcSerial
 			r.out.Publish(&p.q, e.Msg, e.IDBytes(), ref(e), int(e.Size), router.KindForward)
+			r.out.Expedite(&p.q)
 			r.stats.Forwarded++
 		}
 	}

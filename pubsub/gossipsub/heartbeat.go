@@ -263,7 +263,7 @@ func (r *Router) pruneOversubscribed(now time.Time, t *topic) {
 // emitGossip sends IHAVE for t's gossip IDs to max(Dlazy, GossipFactor × eligible) peers at
 // random among the topic peers not in exclude (the mesh or fanout), not direct and at or
 // above GossipThreshold; at most MaxIHaveLength IDs each, a different random subset per peer
-// when there are more.
+// when there are more. The IHAVEs leave at the next Ready, without waiting Linger.
 func (r *Router) emitGossip(t *topic, exclude []*peer) {
 	ids := t.gossip
 	if len(ids) == 0 {
@@ -289,6 +289,7 @@ func (r *Router) emitGossip(t *topic, exclude []*peer) {
 			send = slices.Clone(ids[:r.p.MaxIHaveLength])
 		}
 		r.out.IHave(&q.q, t.name, send)
+		r.out.Expedite(&q.q) // gossip goes to non-mesh peers, for which little else waits
 		r.stats.IHaveSent += uint64(len(send))
 	}
 	if len(ids) <= r.p.MaxIHaveLength {

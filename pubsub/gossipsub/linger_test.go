@@ -342,3 +342,57 @@ func TestSplitManyMissesClearAllMarks(t *testing.T) {
 		t.Fatalf("mesh[1]'s mark for another origin stayed after %d misses", flashMisses)
 	}
 }
+
+// TestLingerGossipExchangeLeavesAtOnce: with the defaults, the gossip exchange does not wait
+// Linger: an IWANT goes out in the Ready right after the IHAVE that asks for it, an IWANT
+// answer right after the IWANT, and a heartbeat's IHAVEs right after the heartbeat. They carry
+// what a peer is missing, and go mostly to peers outside the mesh, with which little else
+// would share their frames.
+func TestLingerGossipExchangeLeavesAtOnce(t *testing.T) {
+	h, mesh := splitSetup(t, Params{}, 20)
+	inMesh := map[key.ID]bool{}
+	for _, id := range mesh {
+		inMesh[id] = true
+	}
+	var others []int
+	for i := 1; i <= 20; i++ {
+		if !inMesh[rt.ID(i)] {
+			others = append(others, i)
+		}
+	}
+	if len(others) < 2 {
+		t.Fatalf("%d peers outside the mesh, want at least 2", len(others))
+	}
+
+	unknown := rt.Msg(98, 1, topicA, 10)
+	h.rpc(others[0], ctlIHave(topicA, rt.IDs(rt.MID(unknown))...))
+	v := h.drain()
+	if c := v.Control(rt.ID(others[0])); len(c.Iwant) != 1 {
+		t.Fatalf("IWANTs right after the IHAVE: %v, want one (it waited for the linger)", c.Iwant)
+	}
+
+	m := rt.Msg(99, 1, topicA, 10)
+	h.rpc(rtIndex(t, mesh[0]), rt.Pub(m))
+	h.accept(h.drain())
+	h.drain()
+	h.rpc(others[1], ctlIWant(rt.IDs(rt.MID(m))...))
+	if v := h.drain(); !v.HasMsg(rt.ID(others[1]), rt.MID(m)) {
+		t.Fatal("no IWANT answer right after the IWANT (it waited for the linger)")
+	}
+
+	h.advance(h.r.nextHB.Sub(h.now()))
+	v = h.drain()
+	ihaves := 0
+	for _, i := range others[2:] {
+		for _, ih := range v.Control(rt.ID(i)).Ihave {
+			for _, id := range ih.MessageIDs {
+				if string(id) == string(rt.MID(m)) {
+					ihaves++
+				}
+			}
+		}
+	}
+	if ihaves == 0 {
+		t.Fatal("no IHAVE for the message right after the heartbeat (they waited for the linger)")
+	}
+}

@@ -171,14 +171,15 @@ type Params struct {
 	// control lists and message batches are cut into parts, and a single larger message goes
 	// alone. The shell's channel capacities must exceed it. Default 1 MiB; at least 4096.
 	MaxRPCBytes int
-	// Linger is how long control and the forwards not covered by LazyLinger (IWANT answers,
-	// messages without an origin; every forward when LazyLinger is negative) wait for a peer,
-	// after the first of them, for more output to the same peer (the wait is drawn per batch,
-	// uniformly in [Linger/2, 3*Linger/2), from the Router's rng). Then everything queued for
-	// the peer leaves together and shares SecretConnection frames, which are sealed at a fixed
-	// 1024 data bytes; a forward whose message the peer meanwhile sent us (or announced with
-	// IDONTWANT) is not sent. Our own publishes and immediate forwards never wait and take
-	// what waits along (not the lazy forwards). Linger/2 is also the window in which a copy
+	// Linger is how long control and the forwards not covered by LazyLinger (messages without
+	// an origin; every forward when LazyLinger is negative) wait for a peer, after the first of
+	// them, for more output to the same peer (the wait is drawn per batch, uniformly in
+	// [Linger/2, 3*Linger/2), from the Router's rng). Then everything queued for the peer
+	// leaves together and shares SecretConnection frames, which are sealed at a fixed 1024
+	// data bytes; a forward whose message the peer meanwhile sent us (or announced with
+	// IDONTWANT) is not sent. Our own publishes, immediate forwards and the gossip exchange
+	// (IHAVE, IWANT and the IWANT answers, which carry messages a peer is missing) never wait
+	// and take what waits along (not the lazy forwards). Linger/2 is also the window in which a copy
 	// counts as early for LazyLinger. Default DefaultLinger (100 ms); negative: no wait and no
 	// eager/lazy split, every Ready carries all output (docs/PUBSUB.md §8.1).
 	Linger time.Duration
