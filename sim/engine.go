@@ -94,8 +94,9 @@ type workerMetrics struct {
 	windowWire  [3]int64
 	queueDrops  int64
 	latencies   []int32
-	targetLat   []int32
-	censoredLat []int32 // deliveries of the censored publishers' messages
+	attackLat   []int32 // deliveries of the messages published in the attack window
+	targetLat   []int32 // deliveries to the eclipse targets, in the attack window
+	censoredLat []int32 // deliveries of the censored publishers' messages, in the attack window
 }
 
 // ctx returns the context in which n's code runs now: its worker during a window, the

@@ -24,14 +24,17 @@ func Baseline(c Config) Config {
 
 // GateResult is an attack run judged against its baseline.
 type GateResult struct {
-	// Delivery is the honest delivery ratio; Focus is the ratio the attack aims at (the
-	// targets' or the censored messages'), or Delivery when it aims at the whole network.
+	// Delivery is the honest delivery ratio, the lower of the whole run's and the attack
+	// window's (Results.AttackDeliveryRatio: the messages published from the attack's start
+	// on); Focus is the ratio the attack aims at (the targets' or the censored messages', in
+	// the attack window), or Delivery when it aims at the whole network.
 	Delivery, Focus float64
-	// P99Ms and BaselineP99Ms are the p99 latencies with and without the attack (with an
-	// eclipse, the larger of the network's and the targets' p99; with a censorship, the larger
-	// of the network's and the censored messages' p99: delivery within the deadline holds
-	// through gossip, so the damage of a censorship shows in the latency of those messages,
-	// which a network-wide p99 dilutes among the other publishers').
+	// P99Ms and BaselineP99Ms are the p99 latencies with and without the attack, each the
+	// larger of the whole run's and the attack window's (so that the messages published
+	// before the attack do not dilute it); with an eclipse P99Ms is also at least the targets'
+	// p99, and with a censorship the censored messages' p99 (delivery within the deadline
+	// holds through gossip, so the damage of a censorship shows in the latency of those
+	// messages, which a network-wide p99 dilutes among the other publishers').
 	P99Ms, BaselineP99Ms float64
 	// Pass reports whether every threshold held; Why lists those that did not.
 	Pass bool
@@ -42,6 +45,13 @@ type GateResult struct {
 func Judge(attacked, baseline *Results) GateResult {
 	g := GateResult{Delivery: attacked.HonestDeliveryRatio, Focus: attacked.HonestDeliveryRatio,
 		P99Ms: attacked.LatencyP99Ms, BaselineP99Ms: baseline.LatencyP99Ms}
+	if baseline.AttackLatencyP99Ms != nil {
+		g.BaselineP99Ms = max(g.BaselineP99Ms, *baseline.AttackLatencyP99Ms)
+	}
+	if attacked.AttackDeliveryRatio != nil {
+		g.Delivery = min(g.Delivery, *attacked.AttackDeliveryRatio)
+		g.Focus = g.Delivery
+	}
 	if attacked.TargetDeliveryRatio != nil {
 		g.Focus = *attacked.TargetDeliveryRatio
 	}
@@ -53,6 +63,9 @@ func Judge(attacked, baseline *Results) GateResult {
 	}
 	if g.Focus < GateDelivery {
 		g.Why = append(g.Why, fmt.Sprintf("delivery to the attack's focus %.4f < %.2f", g.Focus, GateDelivery))
+	}
+	if attacked.AttackLatencyP99Ms != nil {
+		g.P99Ms = max(g.P99Ms, *attacked.AttackLatencyP99Ms)
 	}
 	if attacked.TargetLatencyP99Ms != nil {
 		g.P99Ms = max(g.P99Ms, *attacked.TargetLatencyP99Ms)

@@ -59,7 +59,9 @@ var noDamageUnscored = map[string]bool{"eclipse": true}
 // oversubscribed prune kept the silent sybils, still the best-scoring, and drew the honest
 // peers at random against the fresh sybils. Since the best-scoring slots go first to peers
 // still heard on the topic (docs/PUBSUB.md §4.4) seeds 1-4 measure 104, 103, 104 and 103 ms
-// against 76-77 ms; TestAttackGatesSeeds keeps seeds 2-4 gated.
+// against 76-77 ms over the whole run; the gate now also judges the messages published from
+// the flash on (Results.AttackLatencyP99Ms), where they measure 124, 124, 130 and 165 ms.
+// TestAttackGatesSeeds keeps seeds 2-4 gated.
 //
 // censorship is one since the gate judges the p99 of the censored publisher's messages (before,
 // only the network-wide p99 was judged, where that publisher is 1 of 10 at CI size and 1 of 100
@@ -71,12 +73,13 @@ var noDamageUnscored = map[string]bool{"eclipse": true}
 // honest mesh links and reach the rest by gossip. At 100/400, seed 1, the censored messages'
 // p99 was 479 ms against a 77 ms baseline while the gossip exchange (IHAVE, IWANT, the answers)
 // waited Params.Linger at each of its three steps; since it leaves at once (docs/PUBSUB.md §8.1)
-// it is 229, 105, 249 and 233 ms at seeds 1-4 against 76-77 ms, so the attack sits on the
-// bound, below it at two seeds and above it at two. Delivery within the deadline is 1.0000
-// either way; without scoring the p99 is 1,442 ms at seed 1. Judged at knownFailureSeeds
-// (TestKnownGateFailures).
+// it is 229, 105, 249 and 233 ms at seeds 1-4 against 76-77 ms over all the censored messages,
+// and 254, 136, 269 and 261 ms over those published once the sybils connect (the gate's attack
+// window), so the attack beats the 3x bound at three seeds of four, by a little. Delivery within
+// the deadline is 1.0000 either way; without scoring the p99 is 1,501 ms at seed 1. Judged at
+// knownFailureSeeds (TestKnownGateFailures).
 var knownGateFailures = map[string]string{
-	"censorship": "the censored publisher's messages have a p99 of 229-249 ms against a 77 ms baseline at seeds 1, 3 and 4 (100/400), around the 3x bound: the sybils' 1 % drop does not lower their scores and the messages reach part of the network only by gossip",
+	"censorship": "the censored publisher's messages published under attack have a p99 of 254-269 ms against a 77 ms baseline at seeds 1, 3 and 4 (100/400), above the 3x bound: the sybils' 1 % drop does not lower their scores and the messages reach part of the network only by gossip",
 }
 
 // knownFailureSeeds are the seeds at which the scored runs of knownGateFailures are judged: an

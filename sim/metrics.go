@@ -31,6 +31,10 @@ type metrics struct {
 	censor  []int32 // censored publishers
 	// censored[k]: message k was published by a censored publisher.
 	censored []bool
+	// attackFrom is when the attack starts (the later of Attack.ConnectAt and StartAt), in
+	// virtual nanoseconds; -1 without an attack. The attack-window figures, and the target
+	// and censored ones, cover the messages published from then on.
+	attackFrom int64
 }
 
 type span struct{ from, to int64 } // to -1: still up
@@ -49,7 +53,15 @@ func (m *metrics) init(s *Sim) {
 	m.s = s
 	m.windowStart = int64(s.cfg.Gossip.Start)
 	m.convergedAt = -1
+	m.attackFrom = -1
+	if a := s.cfg.Attack; a != nil {
+		m.attackFrom = int64(max(a.ConnectAt, a.StartAt))
+	}
 }
+
+// inAttack reports whether a message published at the virtual time at falls in the attack
+// window.
+func (m *metrics) inAttack(at int64) bool { return m.attackFrom >= 0 && at >= m.attackFrom }
 
 // checkConverged records the first time every honest node has its outbound target.
 func (m *metrics) checkConverged(s *Sim) {
@@ -140,11 +152,14 @@ func (m *metrics) deliver(n *node, in router.Incoming) {
 				break
 			}
 		}
-		if n.target {
-			x.met.targetLat = append(x.met.targetLat, us)
-		}
-		if m.censored[k] { // written only by publishes, which run alone between windows
-			x.met.censoredLat = append(x.met.censoredLat, us)
+		if m.inAttack(r.at) {
+			x.met.attackLat = append(x.met.attackLat, us)
+			if n.target {
+				x.met.targetLat = append(x.met.targetLat, us)
+			}
+			if m.censored[k] { // written only by publishes, which run alone between windows
+				x.met.censoredLat = append(x.met.censoredLat, us)
+			}
 		}
 	}
 }

@@ -38,6 +38,12 @@ type Results struct {
 	// so the two are equal there. 1 when nothing was expected.
 	DeliveryRatio       float64 `json:"delivery_ratio"`
 	HonestDeliveryRatio float64 `json:"honest_delivery_ratio"`
+	// AttackDeliveryRatio is HonestDeliveryRatio over the messages published from the
+	// attack's start (the later of Attack.ConnectAt and Attack.StartAt) on; nil without an
+	// attack. The target and censored figures below cover the same messages.
+	AttackDeliveryRatio *float64 `json:"attack_delivery_ratio,omitempty"`
+	// AttackFrom is the start of the attack window in virtual time (0 without an attack).
+	AttackFrom time.Duration `json:"attack_from_ns,omitempty"`
 	// TargetDeliveryRatio is the honest delivery ratio of the eclipse targets; nil without.
 	TargetDeliveryRatio *float64 `json:"target_delivery_ratio,omitempty"`
 	// CensoredDeliveryRatio is the honest delivery ratio of the censored publishers'
@@ -50,10 +56,14 @@ type Results struct {
 	LatencyP90Ms float64 `json:"latency_p90_ms"`
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
 	LatencyMaxMs float64 `json:"latency_max_ms"`
-	// TargetLatencyP99Ms is the p99 latency of the deliveries to eclipse targets; nil without.
+	// AttackLatencyP99Ms is the p99 latency of the honest deliveries of the messages
+	// published from the attack's start on; nil without an attack.
+	AttackLatencyP99Ms *float64 `json:"attack_latency_p99_ms,omitempty"`
+	// TargetLatencyP99Ms is the p99 latency of the deliveries to eclipse targets (attack
+	// window); nil without.
 	TargetLatencyP99Ms *float64 `json:"target_latency_p99_ms,omitempty"`
 	// CensoredLatencyP99Ms is the p99 latency of the honest deliveries of the censored
-	// publishers' messages; nil without.
+	// publishers' messages (attack window); nil without.
 	CensoredLatencyP99Ms *float64 `json:"censored_latency_p99_ms,omitempty"`
 
 	// WireBytes is every byte the non-sybil nodes put on the wire (SecretConnection frames)
@@ -136,13 +146,14 @@ func (s *Sim) results() *Results {
 		Connects: m.connects, Disconnects: m.disconnects,
 	}
 	var windowWire [3]int64
-	var latencies, targetLat, censoredLat []int32
+	var latencies, attackLat, targetLat, censoredLat []int32
 	for _, w := range append([]*worker{s.g}, s.workers...) {
 		for k := range windowWire {
 			windowWire[k] += w.met.windowWire[k]
 		}
 		r.QueueDrops += w.met.queueDrops
 		latencies = append(latencies, w.met.latencies...)
+		attackLat = append(attackLat, w.met.attackLat...)
 		targetLat = append(targetLat, w.met.targetLat...)
 		censoredLat = append(censoredLat, w.met.censoredLat...)
 	}
@@ -156,11 +167,12 @@ func (s *Sim) results() *Results {
 	}
 	r.Router = m.stats
 	deadline := int64(s.cfg.Gossip.DeliveryDeadline)
-	var allExp, allGot, tExp, tGot, cExp, cGot int64
+	var allExp, allGot, aExp, aGot, tExp, tGot, cExp, cGot int64
 	for k := range s.msgs {
 		rec := &s.msgs[k]
 		mr := MessageResult{Index: k, At: time.Duration(rec.at), Publisher: int(rec.from), Censored: m.censored[k]}
 		honestPub := s.nodes[rec.from].kind == Honest
+		inAttack := m.inAttack(rec.at)
 		for _, i := range s.honest {
 			if i == rec.from || !s.upThrough(i, rec.at, rec.at+deadline) {
 				continue
@@ -169,6 +181,15 @@ func (s *Sim) results() *Results {
 			mr.Expected++
 			if got {
 				mr.Delivered++
+			}
+			if !inAttack {
+				continue
+			}
+			if honestPub {
+				aExp++
+				if got {
+					aGot++
+				}
 			}
 			if slices.Contains(m.targets, i) {
 				tExp++
@@ -197,6 +218,12 @@ func (s *Sim) results() *Results {
 	}
 	r.DeliveryRatio = ratio(allGot, allExp)
 	r.HonestDeliveryRatio = ratio(r.Delivered, r.Expected)
+	if m.attackFrom >= 0 {
+		x := ratio(aGot, aExp)
+		r.AttackDeliveryRatio, r.AttackFrom = &x, time.Duration(m.attackFrom)
+		y := p99Ms(attackLat)
+		r.AttackLatencyP99Ms = &y
+	}
 	if len(m.targets) > 0 {
 		x := ratio(tGot, tExp)
 		r.TargetDeliveryRatio = &x

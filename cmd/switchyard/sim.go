@@ -212,8 +212,11 @@ func printSimSummary(w io.Writer, sc sim.Scenario, r *sim.Results, wall time.Dur
 	if r.TargetDeliveryRatio != nil {
 		row("eclipse targets' delivery", fmt.Sprintf("%.4f (p99 %.1f ms)", *r.TargetDeliveryRatio, *r.TargetLatencyP99Ms))
 	}
+	if r.AttackDeliveryRatio != nil {
+		row(fmt.Sprintf("under attack (published from %v)", r.AttackFrom), fmt.Sprintf("delivery %.4f, p99 %.1f ms", *r.AttackDeliveryRatio, *r.AttackLatencyP99Ms))
+	}
 	if r.CensoredDeliveryRatio != nil {
-		row("censored messages' delivery", fmt.Sprintf("%.4f", *r.CensoredDeliveryRatio))
+		row("censored messages' delivery", fmt.Sprintf("%.4f (p99 %.1f ms)", *r.CensoredDeliveryRatio, *r.CensoredLatencyP99Ms))
 	}
 	row("latency p50 / p90 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f ms", r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs))
 	row("bytes per delivery", fmt.Sprintf("%.0f", r.BytesPerDelivery))

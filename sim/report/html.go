@@ -63,11 +63,15 @@ func indexHTML(run Run, full Full) ([]byte, error) {
 		[2]string{"delivery ratio", fmt.Sprintf("%.4f", r.DeliveryRatio)},
 		[2]string{"honest delivery ratio", fmt.Sprintf("%.4f", r.HonestDeliveryRatio)},
 	)
+	if r.AttackDeliveryRatio != nil {
+		rows = append(rows, [2]string{fmt.Sprintf("under attack (published from %v)", r.AttackFrom),
+			fmt.Sprintf("delivery ratio %.4f, p99 %.1f ms", *r.AttackDeliveryRatio, *r.AttackLatencyP99Ms)})
+	}
 	if r.TargetDeliveryRatio != nil {
-		rows = append(rows, [2]string{"eclipse targets' delivery ratio", fmt.Sprintf("%.4f", *r.TargetDeliveryRatio)})
+		rows = append(rows, [2]string{"eclipse targets' delivery ratio", fmt.Sprintf("%.4f (p99 %.1f ms)", *r.TargetDeliveryRatio, *r.TargetLatencyP99Ms)})
 	}
 	if r.CensoredDeliveryRatio != nil {
-		rows = append(rows, [2]string{"censored messages' delivery ratio", fmt.Sprintf("%.4f", *r.CensoredDeliveryRatio)})
+		rows = append(rows, [2]string{"censored messages' delivery ratio", fmt.Sprintf("%.4f (p99 %.1f ms)", *r.CensoredDeliveryRatio, *r.CensoredLatencyP99Ms)})
 	}
 	rows = append(rows,
 		[2]string{"latency p50 / p90 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f ms", r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs)},

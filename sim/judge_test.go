@@ -1,0 +1,46 @@
+package sim
+
+import (
+	"testing"
+	"time"
+)
+
+// TestJudgeAttackWindow: the gate judges the attack window as well as the whole run, on both
+// sides: messages published before the attack do not dilute the attacked p99 or delivery, and
+// the baseline's bound is its own larger p99.
+func TestJudgeAttackWindow(t *testing.T) {
+	f := func(x float64) *float64 { return &x }
+	attacked := &Results{HonestDeliveryRatio: 1, LatencyP99Ms: 100, AttackDeliveryRatio: f(0.95), AttackLatencyP99Ms: f(300)}
+	g := Judge(attacked, &Results{HonestDeliveryRatio: 1, LatencyP99Ms: 77, AttackLatencyP99Ms: f(70)})
+	if g.Pass || g.Delivery != 0.95 || g.Focus != 0.95 || g.P99Ms != 300 || g.BaselineP99Ms != 77 || len(g.Why) != 3 {
+		t.Fatalf("Judge = %+v; want a failure on delivery, focus and p99 (0.95, 300 ms against 77 ms)", g)
+	}
+	attacked.AttackDeliveryRatio, attacked.AttackLatencyP99Ms = f(1), f(200)
+	g = Judge(attacked, &Results{HonestDeliveryRatio: 1, LatencyP99Ms: 60, AttackLatencyP99Ms: f(70)})
+	if !g.Pass || g.BaselineP99Ms != 70 || g.P99Ms != 200 {
+		t.Fatalf("Judge = %+v; want a pass, 200 ms against the baseline window's 70 ms", g)
+	}
+}
+
+// TestAttackWindowFigures: the attack-window figures are absent without an attack, cover every
+// message when the attack starts at 0, and none when it starts after the last publication.
+func TestAttackWindowFigures(t *testing.T) {
+	cfg := Config{Seed: 1, Nodes: 30, Duration: 20 * time.Second}
+	r := run(t, cfg)
+	if r.AttackDeliveryRatio != nil || r.AttackLatencyP99Ms != nil {
+		t.Fatalf("without an attack: AttackDeliveryRatio %v AttackLatencyP99Ms %v, want nil", r.AttackDeliveryRatio, r.AttackLatencyP99Ms)
+	}
+	if r.LatencyP99Ms <= 0 {
+		t.Fatalf("p99 %v ms, want deliveries", r.LatencyP99Ms)
+	}
+	cfg.Attack = &Attack{}
+	r = run(t, cfg)
+	if r.AttackDeliveryRatio == nil || *r.AttackDeliveryRatio != r.HonestDeliveryRatio || *r.AttackLatencyP99Ms != r.LatencyP99Ms {
+		t.Fatalf("attack from 0: window delivery %v p99 %v, want the whole run's %v, %v", r.AttackDeliveryRatio, r.AttackLatencyP99Ms, r.HonestDeliveryRatio, r.LatencyP99Ms)
+	}
+	cfg.Attack = &Attack{StartAt: cfg.Duration}
+	r = run(t, cfg)
+	if r.AttackDeliveryRatio == nil || *r.AttackDeliveryRatio != 1 || *r.AttackLatencyP99Ms != 0 {
+		t.Fatalf("attack after the last publication: window delivery %v p99 %v, want 1 (nothing expected) and 0", r.AttackDeliveryRatio, r.AttackLatencyP99Ms)
+	}
+}
