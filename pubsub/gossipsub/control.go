@@ -309,6 +309,7 @@ func (r *Router) handleIWant(p *peer, iwants []*pubsubpb.ControlIWant) {
 			r.out.Publish(&p.q, e.Msg, e.IDBytes(), ref(e), int(e.Size), router.KindForward)
 			r.out.Expedite(&p.q)
 			r.stats.Forwarded++
+			r.noteWanted(p, e)
 		}
 	}
 }

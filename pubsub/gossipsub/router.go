@@ -160,9 +160,13 @@ type topic struct {
 	inFanout bool
 	lastPub  time.Time
 	backoff  map[key.ID]time.Time // no GRAFT either way before the time
-	gossip   [][]byte             // scratch: IDs to advertise this heartbeat
-	sct      *scoredTopic         // the topic's scoring, once looked up (sctSet)
-	sctSet   bool
+	// wanting are peers outside the mesh that lately asked us by IWANT for a message of an
+	// origin: that origin's next messages go to them at once (pushWanted), at most
+	// maxWanting entries.
+	wanting []wanting
+	gossip  [][]byte     // scratch: IDs to advertise this heartbeat
+	sct     *scoredTopic // the topic's scoring, once looked up (sctSet)
+	sctSet  bool
 }
 
 // New returns a GossipSub Router for the node self, drawing randomness only from rng (which
@@ -721,6 +725,81 @@ func (r *Router) forward(e *routing.Entry[aux], t *topic) {
 	for _, q := range t.mesh {
 		send(q)
 	}
+	if len(t.wanting) > 0 {
+		if b, ok := originByte(m); ok {
+			r.pushWanted(e, t, b)
+		}
+	}
+}
+
+// wanting records that a peer outside the mesh asked us by IWANT for a message of the origin
+// keyed b, which keeps it wanting that origin's messages until heartbeat until.
+type wanting struct {
+	p     *peer
+	b     originKey
+	until uint64
+}
+
+// wantTicks is how many heartbeats an IWANT answer keeps its asker wanting the origin's
+// messages; maxWanting bounds a topic's wanting entries (the oldest gives way).
+const (
+	wantTicks  = 30
+	maxWanting = 16
+)
+
+// noteWanted records, when we answer p's IWANT for e's message, that p wants its origin's
+// messages, unless p is a direct peer or in the topic's mesh (which get every message).
+func (r *Router) noteWanted(p *peer, e *routing.Entry[aux]) {
+	t := r.topics[e.Aux.topic]
+	b, ok := originByte(e.Msg)
+	if t == nil || !t.joined || !ok || p.direct || slices.Contains(t.mesh, p) {
+		return
+	}
+	until := r.tick + wantTicks
+	oldest := -1
+	for i := range t.wanting {
+		w := &t.wanting[i]
+		if w.p == p && w.b == b {
+			w.until = until
+			return
+		}
+		if oldest < 0 || w.until < t.wanting[oldest].until {
+			oldest = i
+		}
+	}
+	if len(t.wanting) < maxWanting {
+		t.wanting = append(t.wanting, wanting{p, b, until})
+		return
+	}
+	t.wanting[oldest] = wanting{p, b, until}
+}
+
+// pushWanted sends e's message, of the origin keyed b, at once to the peers outside t's mesh
+// that lately asked us for that origin's messages by IWANT (docs/PUBSUB.md §4.6): a peer that
+// had to ask has no fast path from that origin (its mesh peers do not forward that origin's
+// messages, as under a censorship), and without the push it would wait for the next gossip
+// round for each of them. Expired entries and those of peers gone or grafted since are
+// dropped.
+func (r *Router) pushWanted(e *routing.Entry[aux], t *topic, b originKey) {
+	m := e.Msg
+	n := 0
+	for _, w := range t.wanting {
+		q := w.p
+		if r.tick > w.until || r.peers[q.id] != q || q.direct || slices.Contains(t.mesh, q) {
+			continue
+		}
+		t.wanting[n] = w
+		n++
+		if w.b != b || q.serial == e.Aux.src || isOrigin(q, m) || r.holds(e, q.serial) ||
+			r.below(q, r.thr.GossipThreshold) {
+			continue
+		}
+		r.stats.Forwarded++
+		r.out.Publish(&q.q, m, e.IDBytes(), ref(e), int(e.Size), router.KindForward)
+		r.out.Expedite(&q.q)
+	}
+	clear(t.wanting[n:])
+	t.wanting = t.wanting[:n]
 }
 
 // Publish sends a message this node originated (docs/PUBSUB.md §4.5). With flood publishing
@@ -933,7 +1012,7 @@ func (r *Router) Leave(now time.Time, name string) {
 		r.out.Subscribe(&q.q, name, false)
 	}
 	mesh := t.mesh
-	t.mesh = nil
+	t.mesh, t.wanting = nil, nil
 	for _, q := range mesh {
 		r.prune(now, t, q, true, true)
 	}
