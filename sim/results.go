@@ -42,7 +42,9 @@ type Results struct {
 	// attack's start (the later of Attack.ConnectAt and Attack.StartAt) on; nil without an
 	// attack. The target and censored figures below cover the same messages.
 	AttackDeliveryRatio *float64 `json:"attack_delivery_ratio,omitempty"`
-	// AttackFrom is the start of the attack window in virtual time (0 without an attack).
+	// AttackFrom is the start of the attack window in virtual time; absent from the JSON
+	// when 0, which an attack from the start and no attack share (AttackDeliveryRatio, set
+	// with an attack only, tells them apart).
 	AttackFrom time.Duration `json:"attack_from_ns,omitempty"`
 	// TargetDeliveryRatio is the honest delivery ratio of the eclipse targets; nil without.
 	TargetDeliveryRatio *float64 `json:"target_delivery_ratio,omitempty"`

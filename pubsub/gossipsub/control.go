@@ -279,7 +279,7 @@ func (r *Router) handleIHave(now time.Time, p *peer, ihaves []*pubsubpb.ControlI
 // above GossipThreshold, each at most GossipRetransmission times per peer
 // (docs/RELIABILITY.md P-01), skipping those it sent IDONTWANT for. At most MaxIHaveLength IDs
 // of one RPC are read. The answers leave at the next Ready, without waiting Linger.
-func (r *Router) handleIWant(p *peer, iwants []*pubsubpb.ControlIWant) {
+func (r *Router) handleIWant(now time.Time, p *peer, iwants []*pubsubpb.ControlIWant) {
 	if len(iwants) == 0 || r.below(p, r.thr.GossipThreshold) {
 		return
 	}
@@ -309,7 +309,7 @@ func (r *Router) handleIWant(p *peer, iwants []*pubsubpb.ControlIWant) {
 			r.out.Publish(&p.q, e.Msg, e.IDBytes(), ref(e), int(e.Size), router.KindForward)
 			r.out.Expedite(&p.q)
 			r.stats.Forwarded++
-			r.noteWanted(p, e)
+			r.noteWanted(now, p, e)
 		}
 	}
 }

@@ -161,8 +161,8 @@ type topic struct {
 	lastPub  time.Time
 	backoff  map[key.ID]time.Time // no GRAFT either way before the time
 	// wanting are peers outside the mesh that lately asked us by IWANT for a message of an
-	// origin: that origin's next messages go to them at once (pushWanted), at most
-	// maxWanting entries.
+	// origin: that origin's next messages go to them at once (pushWanted). At most
+	// maxWanting entries, maxWantingPerPeer per peer, in the order of their last ask.
 	wanting []wanting
 	gossip  [][]byte     // scratch: IDs to advertise this heartbeat
 	sct     *scoredTopic // the topic's scoring, once looked up (sctSet)
@@ -499,7 +499,7 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 	if c := rpc.Control; c != nil {
 		r.handleIDontWant(now, p, c.Idontwant)
 		r.handleIHave(now, p, c.Ihave)
-		r.handleIWant(p, c.Iwant)
+		r.handleIWant(now, p, c.Iwant)
 		r.handleGraft(now, p, c.Graft)
 		r.handlePrune(now, p, c.Prune)
 	}
@@ -662,7 +662,7 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 			return
 		}
 		r.cache.Put(e)
-		r.forward(e, t)
+		r.forward(now, e, t)
 		r.stats.Delivered++
 		r.rd.Deliver = append(r.rd.Deliver, router.Incoming{ID: id, From: e.From, Msg: m})
 	case router.Reject:
@@ -699,7 +699,7 @@ func isOrigin(q *peer, m *pubsubpb.Message) bool {
 
 // forward queues an accepted message to the direct peers subscribed to t and to t's mesh,
 // except its source, its origin and peers that sent IDONTWANT for it.
-func (r *Router) forward(e *routing.Entry[aux], t *topic) {
+func (r *Router) forward(now time.Time, e *routing.Entry[aux], t *topic) {
 	m := e.Msg
 	b, lazy := originByte(m)
 	lazy = lazy && r.out.LazyLinger > 0
@@ -727,76 +727,105 @@ func (r *Router) forward(e *routing.Entry[aux], t *topic) {
 	}
 	if len(t.wanting) > 0 {
 		if b, ok := originByte(m); ok {
-			r.pushWanted(e, t, b)
+			r.pushWanted(now, e, t, b)
 		}
 	}
 }
 
 // wanting records that a peer outside the mesh asked us by IWANT for a message of the origin
-// keyed b, which keeps it wanting that origin's messages until heartbeat until.
+// keyed b, which keeps it wanting that origin's next left messages, until heartbeat until at
+// the latest.
 type wanting struct {
 	p     *peer
 	b     originKey
+	left  uint32
 	until uint64
 }
 
-// wantTicks is how many heartbeats an IWANT answer keeps its asker wanting the origin's
-// messages; maxWanting bounds a topic's wanting entries (the oldest gives way).
+// An IWANT answer keeps its asker wanting the origin's next wantPushes messages, for at most
+// wantTicks heartbeats (counted in messages, not time, so that a slow origin's messages are
+// pushed as long as a fast one's: a node that gets its pushes has no reason to ask again).
+// maxWanting bounds a topic's wanting entries and maxWantingPerPeer one peer's share of them.
 const (
-	wantTicks  = 30
-	maxWanting = 16
+	wantPushes        = 32
+	wantTicks         = 600
+	maxWanting        = 16
+	maxWantingPerPeer = 2
 )
 
+// pushable reports whether the origin's messages may be pushed to q on t: it is connected,
+// subscribed to t, and a peer we could GRAFT (not direct, not in the mesh, not in backoff,
+// score ≥ 0), so that the push gives it no more than a GRAFT would.
+func (r *Router) pushable(now time.Time, t *topic, q *peer) bool {
+	if r.peers[q.id] != q {
+		return false
+	}
+	if _, ok := q.topics[t.name]; !ok {
+		return false
+	}
+	return r.graftable(t, q, now)
+}
+
 // noteWanted records, when we answer p's IWANT for e's message, that p wants its origin's
-// messages, unless p is a direct peer or in the topic's mesh (which get every message).
-func (r *Router) noteWanted(p *peer, e *routing.Entry[aux]) {
+// messages (pushWanted), if the push is allowed (pushable) and the message is not our own.
+// t.wanting is kept in the order of the last ask, oldest first. Expired entries and those of
+// peers no longer pushable go first; then a peer holding maxWantingPerPeer entries gives up
+// its oldest, and a full table its oldest entry.
+func (r *Router) noteWanted(now time.Time, p *peer, e *routing.Entry[aux]) {
 	t := r.topics[e.Aux.topic]
+	if t == nil || !t.joined || e.From == "" || !r.pushable(now, t, p) {
+		return
+	}
 	b, ok := originByte(e.Msg)
-	if t == nil || !t.joined || !ok || p.direct || slices.Contains(t.mesh, p) {
+	if !ok || (r.selfRaw != nil && bytes.Equal(e.Msg.From, r.selfRaw)) {
 		return
 	}
-	until := r.tick + wantTicks
-	oldest := -1
-	for i := range t.wanting {
-		w := &t.wanting[i]
-		if w.p == p && w.b == b {
-			w.until = until
-			return
-		}
-		if oldest < 0 || w.until < t.wanting[oldest].until {
-			oldest = i
+	w := wanting{p, b, wantPushes, r.tick + wantTicks}
+	own, ownFirst := 0, -1
+	t.wanting = slices.DeleteFunc(t.wanting, func(x wanting) bool {
+		return (x.p == p && x.b == b) || r.tick > x.until || !r.pushable(now, t, x.p)
+	})
+	for i, x := range t.wanting {
+		if x.p == p {
+			if own == 0 {
+				ownFirst = i
+			}
+			own++
 		}
 	}
-	if len(t.wanting) < maxWanting {
-		t.wanting = append(t.wanting, wanting{p, b, until})
-		return
+	switch {
+	case own >= maxWantingPerPeer:
+		t.wanting = slices.Delete(t.wanting, ownFirst, ownFirst+1)
+	case len(t.wanting) >= maxWanting:
+		t.wanting = slices.Delete(t.wanting, 0, 1)
 	}
-	t.wanting[oldest] = wanting{p, b, until}
+	t.wanting = append(t.wanting, w)
 }
 
 // pushWanted sends e's message, of the origin keyed b, at once to the peers outside t's mesh
 // that lately asked us for that origin's messages by IWANT (docs/PUBSUB.md §4.6): a peer that
 // had to ask has no fast path from that origin (its mesh peers do not forward that origin's
 // messages, as under a censorship), and without the push it would wait for the next gossip
-// round for each of them. Expired entries and those of peers gone or grafted since are
-// dropped.
-func (r *Router) pushWanted(e *routing.Entry[aux], t *topic, b originKey) {
+// round for each of them. Expired entries and those of peers no longer pushable are dropped.
+func (r *Router) pushWanted(now time.Time, e *routing.Entry[aux], t *topic, b originKey) {
 	m := e.Msg
 	n := 0
 	for _, w := range t.wanting {
 		q := w.p
-		if r.tick > w.until || r.peers[q.id] != q || q.direct || slices.Contains(t.mesh, q) {
+		if r.tick > w.until || !r.pushable(now, t, q) {
 			continue
 		}
 		t.wanting[n] = w
 		n++
-		if w.b != b || q.serial == e.Aux.src || isOrigin(q, m) || r.holds(e, q.serial) ||
-			r.below(q, r.thr.GossipThreshold) {
+		if w.b != b || q.serial == e.Aux.src || isOrigin(q, m) || r.holds(e, q.serial) {
 			continue
 		}
 		r.stats.Forwarded++
 		r.out.Publish(&q.q, m, e.IDBytes(), ref(e), int(e.Size), router.KindForward)
 		r.out.Expedite(&q.q)
+		if t.wanting[n-1].left--; t.wanting[n-1].left == 0 {
+			n--
+		}
 	}
 	clear(t.wanting[n:])
 	t.wanting = t.wanting[:n]

@@ -63,12 +63,12 @@ func indexHTML(run Run, full Full) ([]byte, error) {
 		[2]string{"delivery ratio", fmt.Sprintf("%.4f", r.DeliveryRatio)},
 		[2]string{"honest delivery ratio", fmt.Sprintf("%.4f", r.HonestDeliveryRatio)},
 	)
+	if r.TargetDeliveryRatio != nil {
+		rows = append(rows, [2]string{"eclipse targets' delivery ratio", fmt.Sprintf("%.4f (p99 %.1f ms)", *r.TargetDeliveryRatio, *r.TargetLatencyP99Ms)})
+	}
 	if r.AttackDeliveryRatio != nil {
 		rows = append(rows, [2]string{fmt.Sprintf("under attack (published from %v)", r.AttackFrom),
 			fmt.Sprintf("delivery ratio %.4f, p99 %.1f ms", *r.AttackDeliveryRatio, *r.AttackLatencyP99Ms)})
-	}
-	if r.TargetDeliveryRatio != nil {
-		rows = append(rows, [2]string{"eclipse targets' delivery ratio", fmt.Sprintf("%.4f (p99 %.1f ms)", *r.TargetDeliveryRatio, *r.TargetLatencyP99Ms)})
 	}
 	if r.CensoredDeliveryRatio != nil {
 		rows = append(rows, [2]string{"censored messages' delivery ratio", fmt.Sprintf("%.4f (p99 %.1f ms)", *r.CensoredDeliveryRatio, *r.CensoredLatencyP99Ms)})
