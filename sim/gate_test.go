@@ -15,7 +15,7 @@ import (
 )
 
 // attackScenarios are the scenarios with an attack, each judged against its baseline.
-var attackScenarios = []string{"eclipse", "censorship", "degradation", "covert-flash", "attack-at-dawn", "cold-boot", "ip-colocation"}
+var attackScenarios = []string{"eclipse", "censorship", "degradation", "covert-flash", "covert-flash-heard", "attack-at-dawn", "cold-boot", "ip-colocation"}
 
 // gate runs a scenario at the given size with and without scoring and judges both runs
 // against the baseline.
@@ -39,8 +39,26 @@ func gate(t testing.TB, name string, nodes, sybils int, seed uint64) (scored, un
 // copies of its honest neighbours (the evaluation reached the same conclusion).
 var noDamageUnscored = map[string]bool{"eclipse": true}
 
-// History of the gate's failures with the default parameters (each was asserted to fail
-// until a fix made it pass; none is left):
+// knownGateFailures lists the attacks that beat the gate with the default parameters, with
+// the reason found. TestAttackGates asserts that their scored run fails, so that the entry is
+// removed (and the gate enforced) as soon as a fix makes it pass.
+//
+// covert-flash-heard: the sybils of a covert flash that keep sending control (IDONTWANTs
+// included) after the flash are not quiet, so the prune rule that defeats covert-flash
+// (docs/PUBSUB.md §4.4) does not see them and the scores must do it alone. At 100/400, seed 1,
+// the messages published after the flash have a p99 of 672 ms against a 77 ms baseline with
+// scoring and 461 ms without: the slow deliveries do not fade after P3's 20 s memory but last
+// to the end of the run (the largest latency per 5 s of publications stays at 0.7-1.9 s from
+// 65 to 115 s, the mean of the messages' mean latencies at 67-71 ms against 49 before the
+// flash). Not traced yet; a likely cause is the sybils' re-GRAFTs: a sybil pruned
+// for its deficit GRAFTs other honest peers, where it starts with a clean P3 record and an
+// activation grace of τ/2 = 10 s in which P3 does not apply.
+var knownGateFailures = map[string]string{
+	"covert-flash-heard": "sybils that stay heard after the flash: p99 672 ms against 77 ms at 100/400, seed 1 (461 ms unscored)",
+}
+
+// History of the gate's other failures with the default parameters (each was asserted to fail
+// until a fix made it pass):
 //
 // covert-flash failed until the P3 memory's lower bound went from 1 min to 20 s
 // (docs/PUBSUB.md §6.3): with a 30 s activation and a 1 min memory, silent sybils held up to
@@ -60,8 +78,8 @@ var noDamageUnscored = map[string]bool{"eclipse": true}
 // fresh sybils. With the best-scoring slots going first to peers still heard on the topic
 // (docs/PUBSUB.md §4.4) seeds 1-4 measured 104, 103, 104 and 103 ms over the whole run, and
 // 124, 124, 130 and 165 ms over the messages published from the flash on (the attack window,
-// which the gate judges as well); with the pushes to IWANT askers (docs/PUBSUB.md §4.6), 102,
-// 102, 101 and 102 ms.
+// which the gate judges as well); with the pushes to IWANT askers (docs/PUBSUB.md §4.6), 106,
+// 106, 104 and 102 ms.
 //
 // censorship failed once the gate judged the p99 of the censored publisher's messages (before,
 // only the network-wide p99 was judged, where that publisher is 1 of 10 at CI size and 1 of 100
@@ -75,20 +93,25 @@ var noDamageUnscored = map[string]bool{"eclipse": true}
 // waited Params.Linger at each of its three steps; leaving at once, 254, 136, 269 and 261 ms at
 // seeds 1-4 over the attack window (229, 105, 249 and 233 over all the censored messages).
 // Since a peer whose IWANT we answer gets the origin's next messages pushed (docs/PUBSUB.md
-// §4.6), it measures 98, 76, 102 and 81 ms against 76-77 ms; TestAttackGatesSeeds keeps seeds
+// §4.6), it measures 81, 77, 80 and 81 ms against 76-77 ms; TestAttackGatesSeeds keeps seeds
 // 2-4 gated.
 
 // TestAttackGates is the gate at CI size (100 honest nodes, 400 sybils): with the default
 // score parameters every attack leaves honest delivery ≥ 99% and p99 within 3× of the
-// baseline; with scoring off the same attack fails the gate (except noDamageUnscored), so the
-// gate can fail. A failure prints the scenario and the seed.
+// baseline (knownGateFailures are asserted to fail instead); with scoring off the same attack
+// fails the gate (except noDamageUnscored), so the gate can fail. A failure prints the
+// scenario and the seed.
 func TestAttackGates(t *testing.T) {
 	const seed = 1
 	for _, name := range attackScenarios {
 		t.Run(name, func(t *testing.T) {
 			scored, unscored := gate(t, name, 100, 400, seed)
 			t.Logf("seed %d %s: scored %s; unscored %s", seed, name, fmtGate(scored), fmtGate(unscored))
-			if !scored.Pass {
+			if why, known := knownGateFailures[name]; known {
+				if scored.Pass {
+					t.Errorf("seed %d %s now passes the gate: remove it from knownGateFailures (%s)", seed, name, why)
+				}
+			} else if !scored.Pass {
 				t.Errorf("seed %d %s with scoring fails the gate: %v", seed, name, scored.Why)
 			}
 			if unscored.Pass && !noDamageUnscored[name] {

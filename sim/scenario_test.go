@@ -11,7 +11,7 @@ import (
 // and the names the CLI promises exist.
 func TestScenarios(t *testing.T) {
 	want := []string{"baseline", "eclipse", "censorship", "degradation", "covert-flash", "attack-at-dawn",
-		"cold-boot", "ip-colocation", "pex-eclipse", "partition", "churn"}
+		"cold-boot", "ip-colocation", "pex-eclipse", "partition", "churn", "covert-flash-heard"}
 	have := map[string]Scenario{}
 	for _, sc := range Scenarios() {
 		have[sc.Name] = sc
