@@ -701,8 +701,8 @@ func isOrigin(q *peer, m *pubsubpb.Message) bool {
 // except its source, its origin and peers that sent IDONTWANT for it.
 func (r *Router) forward(now time.Time, e *routing.Entry[aux], t *topic) {
 	m := e.Msg
-	b, lazy := originByte(m)
-	lazy = lazy && r.out.LazyLinger > 0
+	b, hasOrigin := originByte(m)
+	lazy := hasOrigin && r.out.LazyLinger > 0
 	send := func(q *peer) {
 		if q.serial == e.Aux.src || isOrigin(q, m) || r.holds(e, q.serial) {
 			return
@@ -725,10 +725,8 @@ func (r *Router) forward(now time.Time, e *routing.Entry[aux], t *topic) {
 	for _, q := range t.mesh {
 		send(q)
 	}
-	if len(t.wanting) > 0 {
-		if b, ok := originByte(m); ok {
-			r.pushWanted(now, e, t, b)
-		}
+	if hasOrigin && len(t.wanting) > 0 {
+		r.pushWanted(now, e, t, b)
 	}
 }
 
@@ -773,11 +771,13 @@ func (r *Router) pushable(now time.Time, t *topic, q *peer) bool {
 // its oldest, and a full table its oldest entry.
 func (r *Router) noteWanted(now time.Time, p *peer, e *routing.Entry[aux]) {
 	t := r.topics[e.Aux.topic]
+	// e.From is empty for our own publishes (a message claiming our origin that we did not
+	// publish never enters the cache).
 	if t == nil || !t.joined || e.From == "" || !r.pushable(now, t, p) {
 		return
 	}
 	b, ok := originByte(e.Msg)
-	if !ok || (r.selfRaw != nil && bytes.Equal(e.Msg.From, r.selfRaw)) {
+	if !ok {
 		return
 	}
 	w := wanting{p, b, wantPushes, r.tick + wantTicks}
