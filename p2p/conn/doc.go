@@ -78,13 +78,13 @@
 // of the package and the bench module's connbench (`-only rtt -rounds 5`, 100-byte round trips,
 // medians, Switchyard against go-libp2p in the same run; two runs of each version interleaved
 // with two of the unchanged package). A Send that writes the packet itself when the send
-// goroutine is idle (it did for 99.9 % of the messages) gave 1.00x and 1.00x of go-libp2p's p50
-// against 1.01x and 1.03x; a reader that calls ReceiveFunc itself gave 0.99x and 0.98x against
-// 1.03x and 1.02x. So each hand-off costs a few percent of a round trip at most (the woken
-// goroutine mostly runs on the processor its waker is about to leave), which does not pay for
-// giving up the single writer or the reader's independence from reactors. For scale:
-// BenchmarkMConnRoundTrip measures, in the same run, about 19 us for bare TCP ping-pong and 22 us
-// with each message sealed in one 1044-byte frame each way and nothing else.
+// goroutine is idle (in BenchmarkMConnRoundTrip it did so for 99.9 % of the messages) gave 1.00x
+// and 1.00x of go-libp2p's p50 against 1.01x and 1.03x; a reader that calls ReceiveFunc itself
+// gave 0.99x and 0.98x against 1.03x and 1.02x. Each hand-off therefore costs a few percent of a
+// round trip at most, which does not pay for giving up the single writer or the reader's
+// independence from reactors. For scale: BenchmarkMConnRoundTrip measures, in the same run, about
+// 19 us for bare TCP ping-pong and 22 us with each message sealed in one 1044-byte frame each way
+// and nothing else.
 //
 // Close waits for every goroutine except one inside ReceiveFunc or ErrorFunc (so a callback may call
 // Close); such a goroutine makes no further callback. A caller that must know when no ReceiveFunc
