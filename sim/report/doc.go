@@ -11,7 +11,11 @@
 //	results.json      everything deterministic: the summary without wall_seconds, the
 //	                  samples, the mesh-degree histogram, the latency quantiles, the
 //	                  per-second delivery
-//	messages.csv      one row per published message: time, publisher, expected, delivered
+//	messages.csv      one row per published message: time, publisher, whether it was
+//	                  censored, honest deliveries expected and made in time, and the mean
+//	                  and largest latency of its honest deliveries in milliseconds (late
+//	                  ones included; 0 when none), which points at the messages behind a
+//	                  high p99
 //	delivery.csv      per second of publication: messages, expected, delivered, ratio
 //	latency.csv       the latency distribution: quantile, milliseconds (1,001 points, by
 //	                  nearest rank as the summary's percentiles; no rows without deliveries)

@@ -159,9 +159,9 @@ func messagesCSV(r *sim.Results) ([]byte, error) {
 	rows := make([][]string, 0, len(r.Messages))
 	for _, m := range r.Messages {
 		rows = append(rows, []string{d(m.Index), f(float64(m.At.Microseconds()) / 1000), d(m.Publisher),
-			strconv.FormatBool(m.Censored), d(m.Expected), d(m.Delivered)})
+			strconv.FormatBool(m.Censored), d(m.Expected), d(m.Delivered), f(m.MeanMs), f(m.MaxMs)})
 	}
-	return table([]string{"index", "published_ms", "publisher", "censored", "expected", "delivered"}, rows)
+	return table([]string{"index", "published_ms", "publisher", "censored", "expected", "delivered", "mean_ms", "max_ms"}, rows)
 }
 
 func deliveryCSV(bs []DeliveryBucket) ([]byte, error) {

@@ -141,3 +141,22 @@ func TestIndexWithoutPublicationsShowsNoFigures(t *testing.T) {
 		t.Errorf("index.html shows figures for a run without publications:\n%s", html)
 	}
 }
+
+// TestMessagesCSV: one row per message, with its censorship flag, its expected and on-time
+// deliveries, and the mean and largest latency of its honest deliveries (0 without any).
+func TestMessagesCSV(t *testing.T) {
+	r := &sim.Results{Messages: []sim.MessageResult{
+		{Index: 0, At: 1500 * time.Millisecond, Publisher: 7, Expected: 9, Delivered: 9, MeanMs: 80.5, MaxMs: 212.25},
+		{Index: 1, At: 2 * time.Second, Publisher: 3, Censored: true, Expected: 9},
+	}}
+	b, err := messagesCSV(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "index,published_ms,publisher,censored,expected,delivered,mean_ms,max_ms\n" +
+		"0,1500,7,false,9,9,80.5,212.25\n" +
+		"1,2000,3,true,9,0,0,0\n"
+	if string(b) != want {
+		t.Errorf("messages.csv:\n%s\nwant:\n%s", b, want)
+	}
+}
