@@ -744,11 +744,15 @@ type wanting struct {
 // wantTicks heartbeats (counted in messages, not time, so that a slow origin's messages are
 // pushed as long as a fast one's: a node that gets its pushes has no reason to ask again).
 // maxWanting bounds a topic's wanting entries and maxWantingPerPeer one peer's share of them.
+// The table is sized for a node with tens of honest neighbours, each of which may need one or
+// two origins pushed (the full-size censorship scenario's honest nodes traced had 22-67; with 16
+// entries, 2 per peer, its censored messages' p99 was 334, 330 and 235 ms at seeds 1-3, with
+// 64 and 4, 311, 329 and 215 ms; docs/PUBSUB.md §8.1).
 const (
 	wantPushes        = 32
 	wantTicks         = 600
-	maxWanting        = 16
-	maxWantingPerPeer = 2
+	maxWanting        = 64
+	maxWantingPerPeer = 4
 )
 
 // pushable reports whether the origin's messages may be pushed to q on t: it is connected,

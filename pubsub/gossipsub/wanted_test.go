@@ -132,7 +132,7 @@ func TestPushOnlyToPeersAGraftWouldAdmit(t *testing.T) {
 // for the messages of many origins cannot take the table), an IWANT for our own message
 // records nothing, and a departed peer's entry goes before a live one's.
 func TestWantingTableBounds(t *testing.T) {
-	h, src, others := wantedSetup(t, Config{}, 40)
+	h, src, others := wantedSetup(t, Config{}, maxWanting+20)
 	honest, greedy := others[0], others[1]
 	deliverFrom(h, src, 99, 1)
 	askFor(h, honest, 99, 1)
@@ -164,11 +164,12 @@ func TestWantingTableBounds(t *testing.T) {
 	}
 
 	// Fill the table with one entry per asker, then let one asker go: the next ask replaces
-	// the departed peer's entry, not a live one.
+	// the departed peer's entry, not a live one. Each asker asks for its own origin, so that no
+	// entry runs out of pushes (wantPushes) while the table fills.
 	askers := others[2 : 2+maxWanting]
 	for k, a := range askers {
-		deliverFrom(h, src, 200, uint64(k+1))
-		askFor(h, a, 200, uint64(k+1))
+		deliverFrom(h, src, 300+k, 1)
+		askFor(h, a, 300+k, 1)
 	}
 	tp.wanting = slices.DeleteFunc(tp.wanting, func(w wanting) bool { return w.p.id == rt.ID(honest) || w.p.id == rt.ID(greedy) })
 	for _, a := range askers {
