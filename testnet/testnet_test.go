@@ -150,14 +150,18 @@ func TestStarPersistentConverges(t *testing.T) {
 	if _, err := os.Stat(rep.Dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Dir %s: %v, want removed", rep.Dir, err)
 	}
+	// The hub is connected to both leaves (its two peers can only be the leaves), so each leaf
+	// has the hub. Who dialed whom is not fixed: the hub's address book holds its persistent peers
+	// (as CometBFT's does), so its PEX answers lead the leaves to one another, and a leaf that
+	// the hub's first dial missed (not yet listening) can learn the hub's address from the other
+	// leaf and dial it before the hub's retry; the hub then counts that leaf as inbound (a CI run
+	// saw Outbound 1, Inbound 1).
 	hub := rep.Final[0]
-	if hub.Name != SeedName || hub.Peers != 2 || hub.Outbound != 2 || hub.Target != 2 || !hub.Converged {
+	if hub.Name != SeedName || hub.Peers != 2 || hub.Target != 2 || !hub.Converged {
 		t.Errorf("hub: %+v", hub)
 	}
-	// Each leaf has the hub, which dialed it. The hub's address book holds its persistent peers
-	// (as CometBFT's does), so its PEX answers may also lead the leaves to one another.
 	for _, n := range rep.Final[1:] {
-		if n.ID == "" || n.Peers < 1 || n.Inbound < 1 || !n.Converged || !n.Counted {
+		if n.ID == "" || n.Peers < 1 || !n.Converged || !n.Counted {
 			t.Errorf("%s: %+v", n.Name, n)
 		}
 	}
