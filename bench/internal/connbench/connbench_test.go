@@ -2,6 +2,7 @@ package connbench
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -62,5 +63,50 @@ func expect(t *testing.T, ch chan []byte, want []byte) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no %d-byte message within 30 s", len(want))
+	}
+}
+
+// TestPermutations checks the orders RoundTrips cycles through: every order once, so that over
+// n! cycles each stack takes each place, and follows each other stack, equally often.
+func TestPermutations(t *testing.T) {
+	if got := permutations(0); len(got) != 1 || len(got[0]) != 0 {
+		t.Fatalf("permutations(0) = %v, want one empty order", got)
+	}
+	for n := 1; n <= 4; n++ {
+		got := permutations(n)
+		want := 1
+		for k := 2; k <= n; k++ {
+			want *= k
+		}
+		if len(got) != want {
+			t.Fatalf("permutations(%d): %d orders, want %d", n, len(got), want)
+		}
+		seen := map[string]bool{}
+		place := make([][]int, n) // place[stack][position] counts
+		for i := range place {
+			place[i] = make([]int, n)
+		}
+		for _, p := range got {
+			key := fmt.Sprint(p)
+			if seen[key] {
+				t.Fatalf("permutations(%d): %v twice", n, p)
+			}
+			seen[key] = true
+			used := make([]bool, n)
+			for pos, v := range p {
+				if v < 0 || v >= n || used[v] {
+					t.Fatalf("permutations(%d): %v is not an order of 0..%d", n, p, n-1)
+				}
+				used[v] = true
+				place[v][pos]++
+			}
+		}
+		for v := range place {
+			for pos, c := range place[v] {
+				if c != want/n {
+					t.Fatalf("permutations(%d): stack %d at place %d %d times, want %d", n, v, pos, c, want/n)
+				}
+			}
+		}
 	}
 }

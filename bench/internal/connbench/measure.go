@@ -132,7 +132,11 @@ type RoundTripResult struct {
 // (at most 1 s each), the stacks take turns in blocks (each block: up to 50 round trips, ending
 // early once it has run 20 ms; at least one), so that the machine's load hits every stack alike,
 // until every stack has at least 20 round trips and either all have maxN or
-// len(stacks) x maxDur has passed. Results are in the order of stacks.
+// len(stacks) x maxDur has passed. Each cycle of turns takes the next of the stacks' orders
+// (permutations, in turn), so that no stack always takes the same place after another: a block
+// that starts soon after the machine sat idle (CometBFT's default round trip idles 200 ms) can
+// run into scheduling stalls of a few milliseconds, and with a fixed order they fell on one stack
+// every cycle (see bench/README.md). Results are in the order of stacks.
 func RoundTrips(stacks []Stack, tuning Tuning, maxN int, maxDur time.Duration) ([]RoundTripResult, error) {
 	type rtPair struct {
 		p       Pair
@@ -190,7 +194,8 @@ func RoundTrips(stacks []Stack, tuning Tuning, maxN int, maxDur time.Duration) (
 		}
 	}
 	start := time.Now()
-	for {
+	orders := permutations(len(pairs))
+	for cycle := 0; ; cycle++ {
 		done := true
 		for _, rp := range pairs {
 			if len(rp.rtts) < 20 || (len(rp.rtts) < maxN && time.Since(start) < time.Duration(len(stacks))*maxDur) {
@@ -200,7 +205,8 @@ func RoundTrips(stacks []Stack, tuning Tuning, maxN int, maxDur time.Duration) (
 		if done {
 			break
 		}
-		for i, rp := range pairs {
+		for _, i := range orders[cycle%len(orders)] {
+			rp := pairs[i]
 			if len(rp.rtts) >= maxN {
 				continue
 			}
@@ -220,6 +226,28 @@ func RoundTrips(stacks []Stack, tuning Tuning, maxN int, maxDur time.Duration) (
 		out[i] = RoundTripResult{N: len(r), P50: r[len(r)*50/100], P99: r[min(len(r)-1, len(r)*99/100)]}
 	}
 	return out, nil
+}
+
+// permutations returns every order of 0..n-1 (n! of them, lexicographic; one empty order for
+// n <= 0).
+func permutations(n int) [][]int {
+	var out [][]int
+	var walk func(prefix, left []int)
+	walk = func(prefix, left []int) {
+		if len(left) == 0 {
+			out = append(out, slices.Clone(prefix))
+			return
+		}
+		for k, v := range left {
+			walk(append(prefix, v), slices.Delete(slices.Clone(left), k, k+1))
+		}
+	}
+	left := make([]int, max(n, 0))
+	for i := range left {
+		left[i] = i
+	}
+	walk(make([]int, 0, len(left)), left)
+	return out
 }
 
 // HandshakeResult is one handshake sample.
