@@ -2,6 +2,7 @@ package conn
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -9,7 +10,9 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -320,6 +323,90 @@ func FuzzReadAheadChunks(f *testing.F) {
 				}
 				return
 			}
+		}
+	})
+}
+
+// TestReadAheadHandshakeFailure: a remote can start the read-ahead during the handshake (empty
+// frames before its AuthSigMessage fill the small, then the big receive buffer) and keep
+// sending after its AuthSigMessage while it does not read ours, so that the handshake fails
+// (here at the context's deadline) with the read-ahead's chunks queued and the goroutine
+// waiting to hand over the next one. MakeSecretConnection must not return before every
+// goroutine it started has exited: that one waits for a Read or a Close that never comes, and
+// an unauthenticated peer could leave one behind, with 8 chunks, per attempt.
+func TestReadAheadHandshakeFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var exits atomic.Int64
+		hook := func() { exits.Add(1) }
+		testHookReadAheadExit.Store(&hook)
+		defer testHookReadAheadExit.Store(nil)
+		starts := aheadStarts.Load() // the package's tests do not run in parallel
+		ca, cb := net.Pipe()
+		defer cb.Close()
+		remotePriv := scTestPriv(t)
+		go func() {
+			var ephPriv [32]byte
+			rand.Read(ephPriv[:])
+			loc := scEphPubKey(&ephPriv)
+			var rem [32]byte
+			read := make(chan error, 1)
+			go func() {
+				var err error
+				rem, err = scReadEphKey(cb)
+				read <- err
+			}()
+			if _, err := cb.Write(append([]byte{0x22, 0x0a, 0x20}, loc[:]...)); err != nil {
+				return
+			}
+			if <-read != nil {
+				return
+			}
+			lo, hi, least := scSortKeys(&loc, &rem)
+			dh, err := scComputeDH(&ephPriv, &rem)
+			if err != nil {
+				return
+			}
+			challenge := scChallenge(lo, hi, &dh)
+			_, send, err := scDeriveSecrets(&dh, least)
+			if err != nil {
+				return
+			}
+			var frames []byte
+			for i := range scRecvSmallFrames + scRecvBigFrames - 1 {
+				frames = append(frames, scSealFrame(t, send, uint64(i), 0, nil)...)
+			}
+			auth := scAuthSigBytes(remotePriv, &challenge)
+			frames = append(frames, scSealFrame(t, send, scRecvSmallFrames+scRecvBigFrames-1, uint32(len(auth)), auth)...)
+			// The small buffer's read, then the big one's, which starts the read-ahead.
+			if _, err := cb.Write(frames[:scRecvSmallFrames*SealedFrameSize]); err != nil {
+				return
+			}
+			if _, err := cb.Write(frames[scRecvSmallFrames*SealedFrameSize:]); err != nil {
+				return
+			}
+			junk := make([]byte, scChunkFrames*SealedFrameSize)
+			for {
+				if _, err := cb.Write(junk); err != nil {
+					return
+				}
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		sc, err := MakeSecretConnection(ctx, ca, scTestPriv(t))
+		if sc != nil || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("MakeSecretConnection = %v, %v; want the deadline", sc, err)
+		}
+		if n := aheadStarts.Load() - starts; n != 1 {
+			t.Fatalf("read-ahead started %d times, want 1", n)
+		}
+		if n := exits.Load(); n != 1 {
+			t.Errorf("MakeSecretConnection returned with the read-ahead goroutine running (%d of 1 exited)", n)
+		}
+		cb.Close()
+		synctest.Wait()
+		if n := exits.Load(); n != 1 {
+			t.Errorf("the read-ahead goroutine is still running after the connection closed (%d of 1 exited)", n)
 		}
 	})
 }

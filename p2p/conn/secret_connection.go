@@ -248,16 +248,25 @@ func scMakeSecretConnection(ctx context.Context, c net.Conn, priv ed25519.Privat
 		_ = c.SetDeadline(time.Unix(1, 0))
 	})
 	sc, err := scHandshake(c, priv, ephPriv)
+	// closeAll closes c and, once the encrypted stream exists, sc too: the remote may have
+	// started sc's read-ahead goroutine (readahead.go), which only sc's Close stops and waits
+	// for.
+	closeAll := func() {
+		_ = c.Close()
+		if sc != nil {
+			_ = sc.Close()
+		}
+	}
 	if !stop() {
 		<-fired // the AfterFunc goroutine has finished
-		_ = c.Close()
+		closeAll()
 		if err != nil {
 			return nil, fmt.Errorf("conn: secret connection handshake: %w (%w)", ctx.Err(), err)
 		}
 		return nil, fmt.Errorf("conn: secret connection handshake: %w", ctx.Err())
 	}
 	if err != nil {
-		_ = c.Close()
+		closeAll()
 		return nil, err
 	}
 	// The handshake is complete. Clearing can only fail if c is already
@@ -269,8 +278,9 @@ func scMakeSecretConnection(ctx context.Context, c net.Conn, priv ed25519.Privat
 }
 
 // scHandshake runs docs/WIRE.md §3.2 steps 1-14. It does not close c; the caller
-// does on error.
-func scHandshake(c net.Conn, priv ed25519.PrivateKey, ephPriv *[32]byte) (*SecretConnection, error) {
+// does on error. Once the encrypted stream exists it returns it even with an error, so
+// that the caller closes it too (its read-ahead may be running).
+func scHandshake(c net.Conn, priv ed25519.PrivateKey, ephPriv *[32]byte) (sc *SecretConnection, err error) {
 	// 1. Ephemeral key pair.
 	var locPriv [32]byte
 	if ephPriv != nil {
@@ -285,7 +295,7 @@ func scHandshake(c net.Conn, priv ed25519.PrivateKey, ephPriv *[32]byte) (*Secre
 	msg := make([]byte, 0, 35)
 	msg = append(msg, 0x22, 0x0a, 0x20)
 	msg = append(msg, locPub[:]...)
-	err := scParallel(c,
+	err = scParallel(c,
 		func() error {
 			if _, err := c.Write(msg); err != nil {
 				return fmt.Errorf("conn: secret connection handshake: write ephemeral key: %w", err)
@@ -319,7 +329,7 @@ func scHandshake(c net.Conn, priv ed25519.PrivateKey, ephPriv *[32]byte) (*Secre
 	}
 
 	// 10. AEADs.
-	sc, err := scNew(c, &sendKey, &recvKey)
+	sc, err = scNew(c, &sendKey, &recvKey)
 	clear(sendKey[:])
 	clear(recvKey[:])
 	if err != nil {
@@ -346,14 +356,14 @@ func scHandshake(c net.Conn, priv ed25519.PrivateKey, ephPriv *[32]byte) (*Secre
 			return nil
 		})
 	if err != nil {
-		return nil, err
+		return sc, err
 	}
 	if len(remSig) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("conn: secret connection handshake: signature is %d bytes, want %d: %w",
+		return sc, fmt.Errorf("conn: secret connection handshake: signature is %d bytes, want %d: %w",
 			len(remSig), ed25519.SignatureSize, ErrChallengeVerification)
 	}
 	if !scVerify(remKey, challenge[:], remSig) {
-		return nil, fmt.Errorf("conn: secret connection handshake: %w", ErrChallengeVerification)
+		return sc, fmt.Errorf("conn: secret connection handshake: %w", ErrChallengeVerification)
 	}
 
 	// 14. Authenticated remote identity.
