@@ -360,7 +360,7 @@ type MConnection struct {
 	onError   ErrorFunc
 
 	channels  []*channel
-	chIndex   [256]uint8 // channel ID -> index+1 into channels; 0 = not registered
+	chIndex   [256]uint8 // channel ID -> index into channels, if that channel has the ID (see channel)
 	maxPacket int        // maxRecvPacketSize(descs, cfg.MaxPacketMsgPayloadSize)
 
 	sendSignal   chan struct{} // 1-slot: wakes the send goroutine (data queued, pongDue)
@@ -458,7 +458,7 @@ func NewMConnection(c net.Conn, chDescs []ChannelDescriptor, onReceive ReceiveFu
 				errs = append(errs, err)
 				continue
 			}
-			if mc.chIndex[d.ID] != 0 {
+			if mc.channel(d.ID) != nil {
 				errs = append(errs, fmt.Errorf("%w: duplicate channel %#x", ErrInvalidConfig, d.ID))
 				continue
 			}
@@ -473,7 +473,7 @@ func NewMConnection(c net.Conn, chDescs []ChannelDescriptor, onReceive ReceiveFu
 				sendQueue: make(chan []byte, d.SendQueueCapacity),
 				space:     make(chan struct{}, 1),
 			})
-			mc.chIndex[d.ID] = uint8(len(mc.channels))
+			mc.chIndex[d.ID] = uint8(len(mc.channels) - 1)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -502,9 +502,12 @@ func NewMConnection(c net.Conn, chDescs []ChannelDescriptor, onReceive ReceiveFu
 	return mc, nil
 }
 
+// channel returns the channel with ID id, or nil if none is registered. chIndex holds the
+// index of each registered ID and 0 for the others, which only channels[0] then confirms: an
+// index+1 scheme would need a 257th value for 256 channels.
 func (c *MConnection) channel(id byte) *channel {
-	if i := c.chIndex[id]; i != 0 {
-		return c.channels[i-1]
+	if i := int(c.chIndex[id]); i < len(c.channels) && c.channels[i].desc.ID == id {
+		return c.channels[i]
 	}
 	return nil
 }

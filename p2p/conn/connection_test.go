@@ -1905,3 +1905,42 @@ func TestMConnDrainOutlivesPings(t *testing.T) {
 		})
 	}
 }
+
+// TestMConnAllChannels: NewMConnection accepts 256 channels, and every one of them works, the
+// last registered included: each sends and receives a message between two connections.
+func TestMConnAllChannels(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		descs := make([]ChannelDescriptor, 256)
+		for i := range descs {
+			descs[i] = ChannelDescriptor{ID: byte(255 - i), Priority: 1}
+		}
+		a, b, ra, rb := newTestMConnPair(t, descs, MConnConfig{})
+		for _, d := range descs {
+			if !a.CanSend(d.ID) || !a.Send(d.ID, []byte{d.ID}) {
+				t.Fatalf("a: channel %#x: cannot send", d.ID)
+			}
+			if !b.Send(d.ID, []byte{d.ID}) {
+				t.Fatalf("b: channel %#x: cannot send", d.ID)
+			}
+		}
+		synctest.Wait()
+		for name, rec := range map[string]*mconnRecorder{"a": ra, "b": rb} {
+			if errs := rec.errors(); len(errs) != 0 {
+				t.Fatalf("%s: errors %v", name, errs)
+			}
+			got := map[byte]bool{}
+			for _, d := range rec.deliveries() {
+				if len(d.msg) != 1 || d.msg[0] != d.ch {
+					t.Fatalf("%s: channel %#x delivered %x", name, d.ch, d.msg)
+				}
+				got[d.ch] = true
+			}
+			if len(got) != 256 {
+				t.Fatalf("%s: messages arrived on %d channels, want 256", name, len(got))
+			}
+		}
+		if st := a.Status(); len(st.Channels) != 256 || st.Channels[255].ID != 0x00 {
+			t.Fatalf("status: %d channels", len(st.Channels))
+		}
+	})
+}
