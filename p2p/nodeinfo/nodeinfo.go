@@ -69,6 +69,18 @@ type NodeInfo struct {
 	Moniker string
 	// Other holds informational fields.
 	Other Other
+
+	// listen is the address ValidateAndResolve found for ID@ListenAddr; NetAddress returns it,
+	// without another DNS lookup, while ID and ListenAddr are unchanged. Copies share it.
+	listen resolvedListenAddr
+}
+
+// resolvedListenAddr is an address ValidateAndResolve found: addr for id@listenAddr.
+type resolvedListenAddr struct {
+	ok         bool
+	id         key.ID
+	listenAddr string
+	addr       netaddr.NetAddress
 }
 
 // Sentinel errors wrapped by the *ValidationError values that Validate
@@ -178,6 +190,26 @@ func (ni NodeInfo) Validate() error {
 // in ListenAddr (an expired ctx makes such a ListenAddr invalid; IP literals
 // never block).
 func (ni NodeInfo) ValidateContext(ctx context.Context) error {
+	_, err := ni.validate(ctx)
+	return err
+}
+
+// ValidateAndResolve is ValidateContext that, when ni is valid, also keeps the address
+// ListenAddr resolved to: NetAddress and NetAddressContext on ni, and on its copies, then return
+// it without another DNS lookup for as long as ID and ListenAddr are unchanged. The transport
+// calls it on every remote NodeInfo, so that the reactors that read a peer's listen address
+// (PEX, pub/sub) never wait on a remote-chosen DNS name a second time.
+func (ni *NodeInfo) ValidateAndResolve(ctx context.Context) error {
+	na, err := ni.validate(ctx)
+	if err == nil {
+		ni.listen = resolvedListenAddr{ok: true, id: ni.ID, listenAddr: ni.ListenAddr, addr: na}
+	}
+	return err
+}
+
+// validate is ValidateContext; it also returns the address ID@ListenAddr parsed to (zero when
+// it did not parse).
+func (ni NodeInfo) validate(ctx context.Context) (netaddr.NetAddress, error) {
 	var errs []error
 	bad := func(field string, sentinel error, format string, args ...any) {
 		errs = append(errs, &ValidationError{Field: field, Err: fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)})
@@ -188,7 +220,8 @@ func (ni NodeInfo) ValidateContext(ctx context.Context) error {
 	}
 	// "ListenAddr: NewNetAddressString(ID + "@" + strip_proto(listen_addr))
 	// must succeed".
-	if _, err := netaddr.ParseContext(ctx, idAddressString(ni.ID, ni.ListenAddr)); err != nil {
+	na, err := netaddr.ParseContext(ctx, idAddressString(ni.ID, ni.ListenAddr))
+	if err != nil {
 		errs = append(errs, &ValidationError{Field: "ListenAddr", Err: fmt.Errorf("%w: %w", ErrInvalidListenAddr, err)})
 	}
 	// "Version: if non-empty, it must be ASCII text and not all spaces."
@@ -222,7 +255,7 @@ func (ni NodeInfo) ValidateContext(ctx context.Context) error {
 	if ni.Other.RPCAddress != "" && !isASCIIText(ni.Other.RPCAddress) {
 		bad("Other.RPCAddress", ErrInvalidRPCAddress, "%q is not printable ASCII text", ni.Other.RPCAddress)
 	}
-	return errors.Join(errs...)
+	return na, errors.Join(errs...)
 }
 
 // isASCIIText reports whether s is non-empty, every byte is in 32..126 and
@@ -296,8 +329,9 @@ func (ni NodeInfo) HasChannel(ch byte) bool {
 }
 
 // NetAddress returns the address ID@strip_proto(ListenAddr), resolving a host
-// name with a LookupTimeout bound. The address is not checked with Valid
-// ("0.0.0.0" is returned as is). Errors come from netaddr.ParseContext.
+// name with a LookupTimeout bound, unless ValidateAndResolve already resolved
+// it (then it returns that address at once). The address is not checked with
+// Valid ("0.0.0.0" is returned as is). Errors come from netaddr.ParseContext.
 func (ni NodeInfo) NetAddress() (netaddr.NetAddress, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), LookupTimeout)
 	defer cancel()
@@ -306,6 +340,9 @@ func (ni NodeInfo) NetAddress() (netaddr.NetAddress, error) {
 
 // NetAddressContext is NetAddress with ctx bounding the DNS lookup.
 func (ni NodeInfo) NetAddressContext(ctx context.Context) (netaddr.NetAddress, error) {
+	if l := ni.listen; l.ok && l.id == ni.ID && l.listenAddr == ni.ListenAddr {
+		return l.addr, nil
+	}
 	return netaddr.ParseContext(ctx, idAddressString(ni.ID, ni.ListenAddr))
 }
 

@@ -202,6 +202,43 @@ func TestValidateHostName(t *testing.T) {
 	}
 }
 
+// TestValidateAndResolveKeepsAddress: once ValidateAndResolve resolved a host name in ListenAddr,
+// NetAddress and its copies return that address without a lookup (a done ctx cannot resolve
+// anything), until ID or ListenAddr changes; an invalid NodeInfo keeps nothing.
+func TestValidateAndResolveKeepsAddress(t *testing.T) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	ni := full()
+	ni.ListenAddr = "tcp://localhost:26656"
+	if err := ni.ValidateAndResolve(context.Background()); err != nil {
+		t.Skipf("localhost does not resolve here: %v", err)
+	}
+	cp := ni
+	na, err := cp.NetAddressContext(done)
+	if err != nil || !na.IP.IsLoopback() || na.Port != 26656 || na.ID != testID {
+		t.Fatalf("NetAddressContext(done ctx) after ValidateAndResolve = %v, %v", na, err)
+	}
+	cp.ListenAddr = "tcp://x.invalid:26656"
+	if _, err := cp.NetAddressContext(done); !errors.Is(err, netaddr.ErrLookup) {
+		t.Fatalf("changed ListenAddr: NetAddressContext(done ctx) = %v, want ErrLookup", err)
+	}
+	cp = ni
+	cp.ID = key.ID(strings.Repeat("b", 40))
+	if na, err := cp.NetAddressContext(done); !errors.Is(err, netaddr.ErrLookup) {
+		t.Fatalf("changed ID: NetAddressContext(done ctx) = %v, %v, want ErrLookup", na, err)
+	}
+
+	bad := full()
+	bad.ListenAddr = "tcp://localhost:26656"
+	bad.Moniker = ""
+	if err := bad.ValidateAndResolve(context.Background()); !errors.Is(err, ErrInvalidMoniker) {
+		t.Fatalf("ValidateAndResolve(no moniker) = %v", err)
+	}
+	if _, err := bad.NetAddressContext(done); !errors.Is(err, netaddr.ErrLookup) {
+		t.Fatalf("invalid NodeInfo kept an address: NetAddressContext(done ctx) = %v", err)
+	}
+}
+
 func TestCompatibleWith(t *testing.T) {
 	reason := func(err error) IncompatibleReason {
 		var ie *IncompatibleError

@@ -137,8 +137,10 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 	}
 
 	// Checks, in CometBFT's order (docs/WIRE.md §4).
-	vctx, vcancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout) // bounds a DNS lookup of ListenAddr
-	err = theirs.ValidateContext(vctx)
+	// vctx bounds a DNS lookup of ListenAddr, done here once: theirs keeps the address for
+	// NodeInfo.NetAddress, which PEX and pub/sub call on their event loops.
+	vctx, vcancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
+	err = theirs.ValidateAndResolve(vctx)
 	vcancel()
 	if err != nil {
 		if ctx.Err() != nil {

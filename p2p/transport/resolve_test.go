@@ -1,0 +1,116 @@
+package transport
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeDNS replaces net.DefaultResolver, for the test and its cleanup, with a pure-Go resolver
+// whose every query goes to an in-memory server that answers A queries with ip and AAAA queries
+// with no record. It returns the number of queries served so far.
+func fakeDNS(t *testing.T, ip netip.Addr) *atomic.Int64 {
+	t.Helper()
+	var queries atomic.Int64
+	var wg sync.WaitGroup
+	old := net.DefaultResolver
+	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		client, server := net.Pipe()
+		wg.Go(func() {
+			defer server.Close()
+			for {
+				// Stream framing (the conn is no PacketConn): uint16 length, message.
+				var l [2]byte
+				if _, err := io.ReadFull(server, l[:]); err != nil {
+					return
+				}
+				q := make([]byte, binary.BigEndian.Uint16(l[:]))
+				if _, err := io.ReadFull(server, q); err != nil || len(q) < 12 {
+					return
+				}
+				queries.Add(1)
+				// The question: labels up to the root, then QTYPE and QCLASS.
+				end := 12
+				for end < len(q) && q[end] != 0 {
+					end += 1 + int(q[end])
+				}
+				end += 5
+				if end > len(q) {
+					return
+				}
+				qtype := binary.BigEndian.Uint16(q[end-4:])
+				resp := append([]byte(nil), q[:2]...)       // the query ID
+				resp = append(resp, 0x81, 0x80, 0, 1, 0, 0) // response, RD, RA, NOERROR; 1 question
+				resp = append(resp, 0, 0, 0, 0)             // NSCOUNT, ARCOUNT
+				resp = append(resp, q[12:end]...)
+				if qtype == 1 { // A
+					resp[7] = 1 // ANCOUNT
+					a := ip.As4()
+					resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4)
+					resp = append(resp, a[:]...)
+				}
+				out := binary.BigEndian.AppendUint16(nil, uint16(len(resp)))
+				if _, err := server.Write(append(out, resp...)); err != nil {
+					return
+				}
+			}
+		})
+		return client, nil
+	}}
+	t.Cleanup(func() {
+		net.DefaultResolver = old
+		wg.Wait()
+	})
+	return &queries
+}
+
+// TestListenAddrResolvedOnce: a remote whose NodeInfo.ListenAddr is a host name is resolved once,
+// by the handshake's Validate; the accepted Conn's NodeInfo keeps that address, so that
+// NodeInfo.NetAddress, which PEX and pub/sub call on their event loops for every peer they
+// add, does not look the name up again: a remote whose DNS answers slowly (or not at all) would
+// otherwise stall those loops for up to nodeinfo.LookupTimeout per call.
+func TestListenAddrResolvedOnce(t *testing.T) {
+	want := netip.MustParseAddr("203.0.113.7")
+	queries := fakeDNS(t, want)
+	a, _ := newNode(t, testConfig())
+	aAcc := collectAccepts(t, a, 4)
+
+	nk := genKey(t)
+	ni := testNodeInfo(nk.ID())
+	ni.ListenAddr = "tcp://peer.switchyard.test:26656"
+	b := NewMultiplexTransport(ni, nk, testConfig())
+	defer b.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := b.Dial(ctx, a.NetAddress())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	r := nextAccept(t, aAcc, 5*time.Second)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.conn.Close()
+	n := queries.Load()
+	if n == 0 {
+		t.Fatal("the handshake did not resolve the remote's listen address")
+	}
+	na, err := r.conn.NodeInfo.NetAddress()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if na.IP != want || na.Port != 26656 || na.ID != nk.ID() {
+		t.Fatalf("NetAddress() = %v, want %s@%s:26656", na, nk.ID(), want)
+	}
+	if got := queries.Load(); got != n {
+		t.Fatalf("NodeInfo.NetAddress() of an accepted Conn sent %d more DNS queries; want none (resolved by the handshake)", got-n)
+	}
+}
