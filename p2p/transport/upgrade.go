@@ -71,10 +71,17 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 		return nil, reject(RejectDuplicate, err)
 	}
 	ok := false
+	var sc *conn.SecretConnection
+	var err error
 	defer func() {
 		if !ok {
 			t.conns.remove(ap, token)
 			_ = c.Close()
+			if sc != nil {
+				// The remote may have started sc's read-ahead goroutine (p2p/conn's
+				// readahead.go), which only sc's Close stops and waits for.
+				_ = sc.Close()
+			}
 		}
 	}()
 
@@ -83,7 +90,7 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 	if pc != nil {
 		pc.fill(hctx)
 	}
-	sc, err := conn.MakeSecretConnection(hctx, c, t.nodeKey.PrivKey)
+	sc, err = conn.MakeSecretConnection(hctx, c, t.nodeKey.PrivKey)
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	cancel()
 	if err != nil {
