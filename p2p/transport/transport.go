@@ -159,7 +159,7 @@ type MultiplexTransport struct {
 // 0 (see Listen); use SetNodeInfo to change it (e.g. to an external address).
 //
 // It never fails: an invalid cfg, an unusable nk (see key.NodeKey.Validate), or an ni whose ID
-// differs from nk's or that encodes to more than nodeinfo.MaxSize bytes is reported by Listen,
+// differs from nk's or that encodes to more than nodeinfo.MaxNodeInfoSize bytes is reported by Listen,
 // ListenString and Dial. ni's fields are not otherwise validated here (ListenAddr may still be
 // empty; a host name would need DNS): call ni.Validate once it is complete, as package node does,
 // since remotes reject an invalid NodeInfo. It starts no goroutines.
