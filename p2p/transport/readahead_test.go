@@ -14,39 +14,6 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
 )
 
-// hangingDNS replaces net.DefaultResolver, for the test and its cleanup, with a pure-Go resolver
-// whose server reads every query and answers none, so that each lookup lasts until its context
-// ends.
-func hangingDNS(t *testing.T) {
-	t.Helper()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var servers []net.Conn
-	closed := false
-	old := net.DefaultResolver
-	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if closed { // a lookup abandoned by its caller may go on in the background
-			return nil, errors.New("test DNS server closed")
-		}
-		client, server := net.Pipe()
-		servers = append(servers, server)
-		wg.Go(func() { _, _ = io.Copy(io.Discard, server) })
-		return client, nil
-	}}
-	t.Cleanup(func() {
-		net.DefaultResolver = old
-		mu.Lock()
-		closed = true
-		for _, s := range servers {
-			_ = s.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-}
-
 // TestUpgradeFailureStopsReadAhead: a peer that completes the SecretConnection and then streams
 // data behind a NodeInfo of several frames can start the SecretConnection's read-ahead goroutine
 // (whether it does depends on how the data arrives: about half the attempts here), which fills

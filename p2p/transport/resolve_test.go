@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -12,62 +13,94 @@ import (
 	"time"
 )
 
-// fakeDNS replaces net.DefaultResolver, for the test and its cleanup, with a pure-Go resolver
-// whose every query goes to an in-memory server that answers A queries with ip and AAAA queries
-// with no record. It returns the number of queries served so far.
-func fakeDNS(t *testing.T, ip netip.Addr) *atomic.Int64 {
+// testResolver replaces net.DefaultResolver, for the test and its cleanup, with a pure-Go
+// resolver whose every connection goes to serve, run in a goroutine on the server end of an
+// in-memory pipe. Cleanup closes the server ends, refuses new connections (a lookup its caller
+// gave up on may go on in the background) and waits for every serve to return.
+func testResolver(t *testing.T, serve func(server net.Conn)) {
 	t.Helper()
-	var queries atomic.Int64
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var servers []net.Conn
+	closed := false
 	old := net.DefaultResolver
 	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			return nil, errors.New("test DNS server closed")
+		}
 		client, server := net.Pipe()
+		servers = append(servers, server)
 		wg.Go(func() {
 			defer server.Close()
-			for {
-				// Stream framing (the conn is no PacketConn): uint16 length, message.
-				var l [2]byte
-				if _, err := io.ReadFull(server, l[:]); err != nil {
-					return
-				}
-				q := make([]byte, binary.BigEndian.Uint16(l[:]))
-				if _, err := io.ReadFull(server, q); err != nil || len(q) < 12 {
-					return
-				}
-				queries.Add(1)
-				// The question: labels up to the root, then QTYPE and QCLASS.
-				end := 12
-				for end < len(q) && q[end] != 0 {
-					end += 1 + int(q[end])
-				}
-				end += 5
-				if end > len(q) {
-					return
-				}
-				qtype := binary.BigEndian.Uint16(q[end-4:])
-				resp := append([]byte(nil), q[:2]...)       // the query ID
-				resp = append(resp, 0x81, 0x80, 0, 1, 0, 0) // response, RD, RA, NOERROR; 1 question
-				resp = append(resp, 0, 0, 0, 0)             // NSCOUNT, ARCOUNT
-				resp = append(resp, q[12:end]...)
-				if qtype == 1 { // A
-					resp[7] = 1 // ANCOUNT
-					a := ip.As4()
-					resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4)
-					resp = append(resp, a[:]...)
-				}
-				out := binary.BigEndian.AppendUint16(nil, uint16(len(resp)))
-				if _, err := server.Write(append(out, resp...)); err != nil {
-					return
-				}
-			}
+			serve(server)
 		})
 		return client, nil
 	}}
 	t.Cleanup(func() {
 		net.DefaultResolver = old
+		mu.Lock()
+		closed = true
+		for _, s := range servers {
+			_ = s.Close()
+		}
+		mu.Unlock()
 		wg.Wait()
 	})
+}
+
+// fakeDNS installs a testResolver whose server answers A queries with ip and AAAA queries with
+// no record. It returns the number of queries served so far.
+func fakeDNS(t *testing.T, ip netip.Addr) *atomic.Int64 {
+	t.Helper()
+	var queries atomic.Int64
+	testResolver(t, func(server net.Conn) {
+		for {
+			// Stream framing (the conn is no PacketConn): uint16 length, message.
+			var l [2]byte
+			if _, err := io.ReadFull(server, l[:]); err != nil {
+				return
+			}
+			q := make([]byte, binary.BigEndian.Uint16(l[:]))
+			if _, err := io.ReadFull(server, q); err != nil || len(q) < 12 {
+				return
+			}
+			queries.Add(1)
+			// The question: labels up to the root, then QTYPE and QCLASS.
+			end := 12
+			for end < len(q) && q[end] != 0 {
+				end += 1 + int(q[end])
+			}
+			end += 5
+			if end > len(q) {
+				return
+			}
+			qtype := binary.BigEndian.Uint16(q[end-4:])
+			resp := append([]byte(nil), q[:2]...)       // the query ID
+			resp = append(resp, 0x81, 0x80, 0, 1, 0, 0) // response, RD, RA, NOERROR; 1 question
+			resp = append(resp, 0, 0, 0, 0)             // NSCOUNT, ARCOUNT
+			resp = append(resp, q[12:end]...)
+			if qtype == 1 { // A
+				resp[7] = 1 // ANCOUNT
+				a := ip.As4()
+				resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4)
+				resp = append(resp, a[:]...)
+			}
+			out := binary.BigEndian.AppendUint16(nil, uint16(len(resp)))
+			if _, err := server.Write(append(out, resp...)); err != nil {
+				return
+			}
+		}
+	})
 	return &queries
+}
+
+// hangingDNS installs a testResolver whose server reads every query and answers none, so that
+// each lookup lasts until its context ends.
+func hangingDNS(t *testing.T) {
+	t.Helper()
+	testResolver(t, func(server net.Conn) { _, _ = io.Copy(io.Discard, server) })
 }
 
 // TestListenAddrResolvedOnce: a remote whose NodeInfo.ListenAddr is a host name is resolved once,
