@@ -96,11 +96,18 @@ func fakeDNS(t *testing.T, ip netip.Addr) *atomic.Int64 {
 	return &queries
 }
 
-// hangingDNS installs a testResolver whose server reads every query and answers none, so that
-// each lookup lasts until its context ends.
-func hangingDNS(t *testing.T) {
+// failingDNS installs a testResolver whose server reads a query, waits d and closes the
+// connection without an answer, so that every lookup fails after a while of its own, whatever
+// its context allows.
+func failingDNS(t *testing.T, d time.Duration) {
 	t.Helper()
-	testResolver(t, func(server net.Conn) { _, _ = io.Copy(io.Discard, server) })
+	testResolver(t, func(server net.Conn) {
+		var l [2]byte
+		if _, err := io.ReadFull(server, l[:]); err != nil {
+			return
+		}
+		time.Sleep(d)
+	})
 }
 
 // TestListenAddrResolvedOnce: a remote whose NodeInfo.ListenAddr is a host name is resolved once,
