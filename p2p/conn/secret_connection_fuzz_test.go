@@ -3,10 +3,15 @@ package conn
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math"
 	"net"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/chacha20poly1305"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -83,6 +88,108 @@ func FuzzReadAuthSig(f *testing.F) {
 		}
 		if err == nil && (!bytes.Equal(k, wk) || !bytes.Equal(s, ws)) {
 			t.Fatalf("scReadAuthSig %x %x, proto %x %x", k, s, wk, ws)
+		}
+	})
+}
+
+// FuzzSecretConnectionFrames: after the handshake the remote holds the keys, so every frame it
+// sends decrypts, whatever its plaintext. The input chooses each frame's length field (the last
+// 2 bytes of plan select it: up to 1029, or 0xFFFFFFFF), how much of the sealed stream arrives
+// before EOF (cut) and the size of the caller's Read buffer. Read never panics and returns
+// exactly the chunks before the first frame whose length field exceeds DataMaxSize
+// (ErrFrameTooLarge), or before a truncated frame (io.ErrUnexpectedEOF), or all of them, then
+// io.EOF. The error is sticky.
+func FuzzSecretConnectionFrames(f *testing.F) {
+	f.Add([]byte{0x05, 0x00}, uint16(0), uint16(100))
+	f.Add([]byte{0x00, 0x04, 0x00, 0x04, 0x03, 0x00}, uint16(0), uint16(1023))
+	f.Add([]byte{0x01, 0x04, 0x00, 0x00}, uint16(0), uint16(2047))
+	f.Add([]byte{0xff, 0xff}, uint16(0), uint16(0))
+	f.Add([]byte{0x00, 0x04, 0x00, 0x04}, uint16(700), uint16(10))
+	f.Add([]byte{0x10, 0x00, 0x00, 0x00, 0x20, 0x00}, uint16(SealedFrameSize), uint16(4096))
+	f.Add(bytes.Repeat([]byte{0x00, 0x04}, 16), uint16(0), uint16(65535))
+	f.Fuzz(func(t *testing.T, plan []byte, cut, bufSize uint16) {
+		if len(plan) > 2*16 { // the read-ahead, beyond scRecvSmallFrames+scRecvBigFrames, is FuzzReadAheadChunks's
+			return
+		}
+		var toSC, fromSC [32]byte
+		toSC[0], fromSC[0] = 1, 2
+		aead, err := chacha20poly1305.New(toSC[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stream, want []byte
+		var wantErr error = io.EOF
+		for i := 0; i+1 < len(plan); i += 2 {
+			v := binary.LittleEndian.Uint16(plan[i:])
+			lenField := uint32(v) % (DataMaxSize + 6)
+			if v == 0xffff {
+				lenField = math.MaxUint32
+			}
+			plain := bytes.Repeat([]byte{byte(i/2) | 0x80}, scTotalFrameSize) // padding is never delivered
+			binary.LittleEndian.PutUint32(plain, lenField)
+			for j := range min(lenField, DataMaxSize) {
+				plain[scDataLenSize+j] = byte(i / 2)
+			}
+			var nonce [12]byte
+			stream = aead.Seal(stream, scNonce(&nonce, uint64(i/2)), plain, nil)
+		}
+		if cut > 0 && len(stream) > 0 {
+			stream = stream[:len(stream)-int(cut)%len(stream)]
+		}
+		for i := 0; i < len(stream); i += SealedFrameSize {
+			if len(stream)-i < SealedFrameSize {
+				wantErr = io.ErrUnexpectedEOF
+				break
+			}
+			v := binary.LittleEndian.Uint16(plan[2*(i/SealedFrameSize):])
+			l := int(v) % (DataMaxSize + 6)
+			if v == 0xffff || l > DataMaxSize {
+				wantErr = ErrFrameTooLarge
+				break
+			}
+			want = append(want, bytes.Repeat([]byte{byte(i / SealedFrameSize)}, l)...)
+		}
+
+		c, raw := net.Pipe()
+		sc, err := scNew(c, &fromSC, &toSC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			_, _ = raw.Write(stream)
+			raw.Close()
+		}()
+		defer func() {
+			sc.Close()
+			raw.Close()
+			<-wrote
+		}()
+		buf := make([]byte, int(bufSize)%(3*DataMaxSize)+1)
+		var got []byte
+		for reads := 0; ; reads++ {
+			if reads > len(stream)+2 {
+				t.Fatalf("%d Reads without an error", reads)
+			}
+			n, err := sc.Read(buf)
+			if n < 0 || n > len(buf) {
+				t.Fatalf("Read returned n = %d for a %d-byte buffer", n, len(buf))
+			}
+			got = append(got, buf[:n]...)
+			if err == nil {
+				if n == 0 {
+					t.Fatal("Read returned 0 bytes and no error")
+				}
+				continue
+			}
+			if !bytes.Equal(got, want) || !errors.Is(err, wantErr) {
+				t.Fatalf("read %d bytes then %v; want %d bytes then %v", len(got), err, len(want), wantErr)
+			}
+			if n, err2 := sc.Read(buf); n != 0 || !errors.Is(err2, wantErr) {
+				t.Fatalf("Read after %v = %d, %v", err, n, err2)
+			}
+			return
 		}
 	})
 }
