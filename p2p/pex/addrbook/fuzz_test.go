@@ -2,6 +2,7 @@ package addrbook
 
 import (
 	"bytes"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func FuzzAddAddressPick(f *testing.F) {
 	})
 }
 
-// FuzzLoad: Load never panics on any input, and whatever it loads survives
+// FuzzLoad: Load never panics on any input, its errors wrap ErrCorruptFile, and whatever it loads survives
 // Save → Load → Save unchanged.
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte(cometExample))
@@ -106,6 +107,10 @@ func FuzzLoad(f *testing.F) {
 				t.Fatal(err)
 			}
 			if err != nil {
+				// bytes.Reader never fails: every error is about the content.
+				if !errors.Is(err, ErrCorruptFile) {
+					t.Fatalf("Load error %v does not wrap ErrCorruptFile", err)
+				}
 				if !a.Empty() {
 					t.Fatal("book not empty after an error")
 				}
