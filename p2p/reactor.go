@@ -36,7 +36,8 @@ type Reactor interface {
 	// SetSwitch gives the reactor the Switch it is registered with. Called once, by NewSwitch.
 	SetSwitch(*Switch)
 	// GetChannels returns the channels this reactor owns. Called once, by NewSwitch. Channel IDs
-	// must be unique across reactors (Run returns ErrDuplicateChannel otherwise).
+	// must be unique across reactors (Run returns ErrDuplicateChannel otherwise), and each
+	// descriptor valid for conn.NewMConnection (Run returns conn.ErrInvalidConfig otherwise).
 	GetChannels() []conn.ChannelDescriptor
 	// InitPeer is called before the peer's MConnection starts, to allocate per-peer state. It
 	// must return p: the Switch keeps CometBFT's signature but ignores the result.

@@ -63,8 +63,8 @@ type Switch struct {
 }
 
 // NewSwitch returns a Switch that will use t, cfg and opts. It calls SetSwitch and GetChannels on
-// every reactor. It never fails: configuration problems (invalid cfg, duplicate channels or
-// reactor names, invalid peer addresses or IDs) are returned by Run. The Switch takes ownership
+// every reactor. It never fails: configuration problems (invalid cfg, duplicate or invalid
+// channels, duplicate reactor names, invalid peer addresses or IDs) are returned by Run. The Switch takes ownership
 // of t: Run closes it before returning (if Run is never called, the caller closes t).
 func NewSwitch(t Transport, cfg SwitchConfig, opts ...SwitchOption) *Switch {
 	o := switchOptions{maxInbound: DefaultMaxInboundPeers, maxOutbound: DefaultMaxOutboundPeers}
@@ -125,6 +125,8 @@ func NewSwitch(t Transport, cfg SwitchConfig, opts ...SwitchOption) *Switch {
 	sw.met = newSwMetrics(cfg.Metrics, chans)
 	if len(sw.chDescs) > nodeinfo.MaxNumChannels {
 		errs = append(errs, fmt.Errorf("%w: %d > %d", ErrTooManyChannels, len(sw.chDescs), nodeinfo.MaxNumChannels))
+	} else if err := checkChannels(sw.chDescs); err != nil {
+		errs = append(errs, fmt.Errorf("p2p: reactor channels: %w", err))
 	}
 	for _, a := range o.persistent {
 		if err := a.ID.Validate(); err != nil {
@@ -153,6 +155,22 @@ func NewSwitch(t Transport, cfg SwitchConfig, opts ...SwitchOption) *Switch {
 	return sw
 }
 
+// checkChannels reports what NewMConnection would refuse in descs (a negative Priority or
+// capacity), so that Run fails at once instead of every peer being refused with RejectInternal.
+// NewMConnection is the one authority on descriptors; it neither uses its net.Conn nor starts a
+// goroutine, and Close before Start only closes the pipe.
+func checkChannels(descs []conn.ChannelDescriptor) error {
+	a, b := net.Pipe()
+	defer b.Close()
+	mc, err := conn.NewMConnection(a, descs, nil, nil, conn.MConnConfig{})
+	if err != nil {
+		_ = a.Close()
+		return err
+	}
+	_ = mc.Close()
+	return nil
+}
+
 // ChannelDescriptors returns the channels of all registered reactors, in registration order. The
 // node advertises their IDs in NodeInfo.Channels. The slice is a copy.
 func (sw *Switch) ChannelDescriptors() []conn.ChannelDescriptor {
@@ -162,8 +180,9 @@ func (sw *Switch) ChannelDescriptors() []conn.ChannelDescriptor {
 // Run accepts inbound connections, dials (DialPeers and persistent peers) and routes messages
 // until ctx is done. It returns ctx.Err() after a clean shutdown, the configuration error found
 // by NewSwitch at once (an errors.Join of everything wrong: ErrDuplicateChannel,
-// ErrDuplicateReactor, ErrInvalidPeerAddress, ErrTooManyChannels, key.ErrInvalidID, config
-// problems), or ErrSwitchAlreadyRun if called again: a Switch runs once.
+// ErrDuplicateReactor, ErrInvalidPeerAddress, ErrTooManyChannels, key.ErrInvalidID, a channel
+// descriptor that conn.NewMConnection refuses (conn.ErrInvalidConfig), config problems), or
+// ErrSwitchAlreadyRun if called again: a Switch runs once.
 //
 // On return every goroutine Run started has exited, every peer's MConnection is closed and
 // RemovePeer (reason ErrSwitchStopped) has been called for it, and the transport is closed (also

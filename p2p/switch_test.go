@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
@@ -496,4 +497,31 @@ func bubbleGoroutines() int {
 		}
 	}
 	return count
+}
+
+// TestSwitchInvalidChannelDescriptor: a reactor channel that no MConnection accepts (here a
+// negative Priority) is a configuration error that Run returns at once, like a duplicate channel;
+// it used to be found only when the first peer connected, so the node ran and refused every peer
+// (RejectInternal) without Run ever failing.
+func TestSwitchInvalidChannelDescriptor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newTestReactor(chA)
+		r.chans[0].Priority = -1
+		sw := NewSwitch(newFakeNetwork().newFakeTransport(1, chA), testConfig(t), WithReactor("r", r))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- sw.Run(ctx) }()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			if !errors.Is(err, conn.ErrInvalidConfig) {
+				t.Fatalf("Run: %v, want an error wrapping conn.ErrInvalidConfig", err)
+			}
+		default:
+			cancel()
+			<-done
+			t.Fatal("Run accepted a reactor channel with Priority -1")
+		}
+	})
 }
