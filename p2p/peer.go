@@ -75,6 +75,10 @@ type peer struct {
 	// the reactors' RemovePeer (the event loop, or after Run returned the last Receive to leave).
 	removeReason error
 	finished     atomic.Bool
+
+	// closedLocally is set by CloseConn before it closes the connection: the MConnection error
+	// that follows is its consequence, and the removal's reason is ErrPeerStopped.
+	closedLocally atomic.Bool
 }
 
 // recvGate tracks Receive calls in flight so that the Switch calls RemovePeer only once none runs:
@@ -154,6 +158,7 @@ func (p *peer) FlushStop() {
 }
 
 func (p *peer) CloseConn() error {
+	p.closedLocally.Store(true)
 	err := p.tc.Conn.Close()
 	p.sw.requestStop(p, ErrPeerStopped)
 	return err
@@ -194,5 +199,12 @@ func (p *peer) drained() {
 	}
 }
 
-// onError is the MConnection's ErrorFunc: the connection failed.
-func (p *peer) onError(err error) { p.sw.requestStop(p, err) }
+// onError is the MConnection's ErrorFunc: the connection failed. After CloseConn the failure is
+// its doing (the read of the closed connection may be reported before CloseConn posts its
+// request), so the reason is ErrPeerStopped, as CloseConn's doc says.
+func (p *peer) onError(err error) {
+	if p.closedLocally.Load() {
+		err = ErrPeerStopped
+	}
+	p.sw.requestStop(p, err)
+}

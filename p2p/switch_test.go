@@ -3,9 +3,11 @@ package p2p
 import (
 	"context"
 	"errors"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/transport"
 )
 
 const chA, chB = byte(0x40), byte(0x41)
@@ -522,6 +525,50 @@ func TestSwitchInvalidChannelDescriptor(t *testing.T) {
 			cancel()
 			<-done
 			t.Fatal("Run accepted a reactor channel with Priority -1")
+		}
+	})
+}
+
+// closeWaitConn is a net.Conn whose first Close lets every other goroutine of the synctest
+// bubble run before it returns, as a busy scheduler may: the peer's MConnection sees its
+// connection closed before Peer.CloseConn goes on.
+type closeWaitConn struct {
+	net.Conn
+	closed atomic.Bool
+}
+
+func (c *closeWaitConn) Close() error {
+	err := c.Conn.Close()
+	if c.closed.CompareAndSwap(false, true) {
+		synctest.Wait()
+	}
+	return err
+}
+
+// TestSwitchCloseConnReason: Peer.CloseConn's RemovePeer reason (and PeerDisconnected's) is
+// ErrPeerStopped, as its doc says, also when the MConnection reports the closed connection
+// before CloseConn asks for the removal; it used to be the MConnection's read error then.
+func TestSwitchCloseConnReason(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newFakeNetwork()
+		ft := n.newFakeTransport(1, chA)
+		r := newTestReactor(chA)
+		hub := NewSwitch(ft, testConfig(t), WithReactor("r", r))
+		defer runSwitch(t, hub)()
+		a, b := net.Pipe()
+		ni := testNodeInfo(2, chA)
+		ft.acceptCh <- &transport.Conn{Conn: &closeWaitConn{Conn: a}, NodeInfo: ni, SocketAddr: testAddr(2)}
+		rp := newRawPeer(t, b, chA)
+		defer rp.mc.Close()
+		synctest.Wait()
+		p := hub.Peers().Get(testID(2))
+		if p == nil {
+			t.Fatal("peer not admitted")
+		}
+		_ = p.CloseConn()
+		synctest.Wait()
+		if reason := r.removeReason(testID(2)); reason != ErrPeerStopped {
+			t.Fatalf("RemovePeer reason after CloseConn: %v, want ErrPeerStopped", reason)
 		}
 	})
 }
