@@ -593,8 +593,9 @@ func (m *Manager) Bans() *Bans { return m.bans.snapshot() }
 // without a valid ID (ErrInvalidAddr), and a non-persistent, non-unconditional one when the
 // outbound limit is zero or MaxDialQueue addresses are queued (ErrOutboundLimit), or that the
 // queue already knows; silently our own ID, a banned ID, a connected peer and an ID being
-// dialed (C-09). An unconditional, non-persistent address is queued as persistent (it uses no
-// outbound slot) and dropped again after a failed dial or a disconnect.
+// dialed (C-09). A persistent peer's ID is queued with its configured address, whatever address
+// was given (configuration wins over PEX). An unconditional, non-persistent address is queued as
+// persistent (it uses no outbound slot) and dropped again after a failed dial or a disconnect.
 func (m *Manager) DialPeers(now time.Time, addrs ...netaddr.NetAddress) {
 	for _, a := range addrs {
 		if err := a.ID.Validate(); err != nil {
@@ -607,7 +608,14 @@ func (m *Manager) DialPeers(now time.Time, addrs ...netaddr.NetAddress) {
 		if _, ok := m.dialing[a.ID]; ok {
 			continue // C-09
 		}
-		persistent := m.IsPersistent(a.ID)
+		conf, persistent := m.persistent[a.ID]
+		if persistent {
+			// Configuration wins over PEX: a persistent peer is dialed at its configured address.
+			// Queued first, another address became the peer's persistent entry for good (the
+			// start-up dial then found the ID queued), so a stale or forged address book entry
+			// made the peer unreachable until restart.
+			a = conf
+		}
 		uncond := !persistent && m.IsUnconditional(a.ID)
 		if !persistent && !uncond && (m.cfg.MaxOutbound == 0 || m.q.Len() >= m.cfg.MaxDialQueue) {
 			m.ready.Notes = append(m.ready.Notes, Note{Kind: NoteDialSkipped, Addr: a, Err: ErrOutboundLimit})

@@ -651,3 +651,34 @@ func TestManagerDialRefusedSettlesHeldInbound(t *testing.T) {
 		t.Fatalf("%v: the held inbound was not admitted after our dial was refused (held %v)", w.log, w.m.Held())
 	}
 }
+
+// TestManagerDialPeersKeepsPersistentAddress: a DialPeers address for a persistent peer's ID
+// (PEX dialing an address book entry, or the application) never replaces the configured
+// address, also before the peer's start-up dial: configuration wins over PEX. The DialPeers
+// address used to create the queue's persistent entry when it came first, so the start-up dial
+// was skipped (already queued) and the peer was redialed at that address for ever.
+func TestManagerDialPeersKeepsPersistentAddress(t *testing.T) {
+	configured := maddr(30)
+	other := netaddr.New(mid(30), netip.MustParseAddrPort("192.0.2.7:26656")) // stale or forged
+	w := newWorld(t, ManagerConfig{Self: mid(1000), PersistentDialJitter: 3 * time.Second,
+		Persistent: []netaddr.NetAddress{configured}}, 7)
+	w.m.Start(w.now())
+	w.m.DialPeers(w.now(), other) // before the start-up jitter has passed
+	w.tick()
+	for range 5 {
+		w.clk.Advance(time.Minute)
+		w.tick()
+		if n := len(w.dials); n > 0 {
+			w.m.DialFailed(w.now(), w.dials[n-1], errors.New("unreachable"))
+			w.apply()
+		}
+	}
+	if len(w.dials) == 0 {
+		t.Fatal("the persistent peer was never dialed")
+	}
+	for i, a := range w.dials {
+		if a != configured {
+			t.Fatalf("dial %d of the persistent peer went to %s, want its configured address %s (dials %v)", i, a, configured, w.dials)
+		}
+	}
+}
