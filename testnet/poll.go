@@ -57,11 +57,16 @@ func jsonInt(raw json.RawMessage) (int, bool) {
 }
 
 func (r *runner) get(ctx context.Context, url string) (io.ReadCloser, error) {
+	return r.getWith(ctx, r.client, url)
+}
+
+// getWith is get with client.
+func (r *runner) getWith(ctx context.Context, client *http.Client, url string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := r.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -94,9 +99,9 @@ func (r *runner) netInfo(ctx context.Context, p *process) (*netInfo, error) {
 	return env.Result, nil
 }
 
-// metrics GETs p's /metrics and returns every sample as "name{labels}" → value.
-func (r *runner) metrics(ctx context.Context, p *process) (map[string]float64, error) {
-	body, err := r.get(ctx, "http://"+p.st.MetricsAddr+"/metrics")
+// metrics GETs p's /metrics with client and returns every sample as "name{labels}" → value.
+func (r *runner) metrics(ctx context.Context, client *http.Client, p *process) (map[string]float64, error) {
+	body, err := r.getWith(ctx, client, "http://"+p.st.MetricsAddr+"/metrics")
 	if err != nil {
 		return nil, err
 	}

@@ -358,11 +358,26 @@ func (r *runner) waitTopicPeers(ctx context.Context, nodes []*process, deadline 
 	}
 }
 
-// pubsubBytes sums the nodes' send bytes on channels 0x70 and 0x71; -1 if a node did not answer.
+// measureScrapeAttempts and measureScrapeTimeout bound each node's scrape in pubsubBytes: a
+// failed scrape is tried again, each attempt taking up to the timeout.
+const (
+	measureScrapeAttempts = 3
+	measureScrapeTimeout  = 5 * time.Second
+)
+
+// pubsubBytes sums the nodes' send bytes on channels 0x70 and 0x71; -1 if a node did not answer
+// any of measureScrapeAttempts scrapes. The two sums bound the byte measurement, so unlike a poll
+// a scrape is not skipped for the short poll timeout a loaded machine can exceed.
 func (r *runner) pubsubBytes(ctx context.Context, nodes []*process) int64 {
 	var sum int64
 	for _, n := range nodes {
-		m, err := r.metrics(ctx, n)
+		var m map[string]float64
+		var err error
+		for range measureScrapeAttempts {
+			if m, err = r.metrics(ctx, r.measureClient, n); err == nil || ctx.Err() != nil {
+				break
+			}
+		}
 		if err != nil {
 			return -1
 		}

@@ -4,7 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -100,4 +105,28 @@ func TestSignalDuringPublish(t *testing.T) {
 		t.Errorf("StopReason %q, publish phase started %v", rep.StopReason, rep.PublishReport != nil)
 	}
 	checkStopped(t, rep, false)
+}
+
+// TestPubSubBytesSlowScrape: the scrapes that bound the pub/sub phase's byte count outlast a
+// /metrics answer slower than the poll timeout (500 ms at the default poll interval) and a failed
+// first answer; with the poll client, either made the measurement -1 (a CI run on a loaded
+// machine reported BytesSent -1).
+func TestPubSubBytesSlowScrape(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		switch calls.Add(1) {
+		case 1:
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		case 2:
+			time.Sleep(700 * time.Millisecond) // longer than the poll client's 500 ms
+		}
+		fmt.Fprintf(w, "# HELP x\n%s_p2p_message_send_bytes_total{ch=\"0x70\"} 1000\n%s_p2p_message_send_bytes_total{ch=\"0x71\"} 234\n", metricsNamespace, metricsNamespace)
+	}))
+	defer srv.Close()
+	p := &process{st: NodeStatus{MetricsAddr: strings.TrimPrefix(srv.URL, "http://")}}
+	r := newRunner(Config{PollInterval: 250 * time.Millisecond}, []*process{p})
+	if got := r.pubsubBytes(context.Background(), []*process{p}); got != 1234 {
+		t.Fatalf("pubsubBytes = %d after a failed and a slow answer, want 1234", got)
+	}
 }

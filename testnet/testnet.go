@@ -351,10 +351,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, procs: procs, client: &http.Client{
-		Transport: &http.Transport{DisableKeepAlives: true},
-		Timeout:   max(cfg.PollInterval, 500*time.Millisecond),
-	}}
+	r := newRunner(cfg, procs)
 	defer r.stopAll()
 	err = r.watch(ctx, rep)
 	if err == nil && cfg.Publish.RatePerSec > 0 {
@@ -458,12 +455,26 @@ func prepare(cfg Config, dir string) ([]*process, error) {
 
 // runner owns the processes during Run.
 type runner struct {
-	cfg      Config
-	procs    []*process
-	client   *http.Client
-	start    time.Time
-	stopSig  os.Signal
-	stopOnce sync.Once
+	cfg    Config
+	procs  []*process
+	client *http.Client // polls: a poll that fails is skipped
+	// measureClient takes the scrapes that bound a measurement (the pub/sub phase's byte
+	// counts), which cannot be skipped: a longer timeout than the polls'.
+	measureClient *http.Client
+	start         time.Time
+	stopSig       os.Signal
+	stopOnce      sync.Once
+}
+
+// newRunner returns the runner of procs under cfg, with its HTTP clients.
+func newRunner(cfg Config, procs []*process) *runner {
+	return &runner{cfg: cfg, procs: procs, client: &http.Client{
+		Transport: &http.Transport{DisableKeepAlives: true},
+		Timeout:   max(cfg.PollInterval, 500*time.Millisecond),
+	}, measureClient: &http.Client{
+		Transport: &http.Transport{DisableKeepAlives: true},
+		Timeout:   measureScrapeTimeout,
+	}}
 }
 
 // launch starts one process.
@@ -651,7 +662,7 @@ func (r *runner) poll(ctx context.Context) Snapshot {
 			}
 		})
 		wg.Go(func() {
-			if m, err := r.metrics(ctx, p); err == nil {
+			if m, err := r.metrics(ctx, r.client, p); err == nil {
 				mets[i] = m
 			}
 		})
