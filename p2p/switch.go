@@ -155,20 +155,15 @@ func NewSwitch(t Transport, cfg SwitchConfig, opts ...SwitchOption) *Switch {
 	return sw
 }
 
-// checkChannels reports what NewMConnection would refuse in descs (a negative Priority or
-// capacity), so that Run fails at once instead of every peer being refused with RejectInternal.
-// NewMConnection is the one authority on descriptors; it neither uses its net.Conn nor starts a
-// goroutine, and Close before Start only closes the pipe.
+// checkChannels reports what NewMConnection would refuse in descs (conn.ChannelDescriptor.Validate),
+// so that Run fails at once instead of every peer being refused with RejectInternal. Duplicate IDs
+// are reported by NewSwitch as ErrDuplicateChannel.
 func checkChannels(descs []conn.ChannelDescriptor) error {
-	a, b := net.Pipe()
-	defer b.Close()
-	mc, err := conn.NewMConnection(a, descs, nil, nil, conn.MConnConfig{})
-	if err != nil {
-		_ = a.Close()
-		return err
+	var errs []error
+	for _, d := range descs {
+		errs = append(errs, d.Validate())
 	}
-	_ = mc.Close()
-	return nil
+	return errors.Join(errs...)
 }
 
 // ChannelDescriptors returns the channels of all registered reactors, in registration order. The

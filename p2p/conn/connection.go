@@ -137,7 +137,12 @@ func (d ChannelDescriptor) withDefaults() ChannelDescriptor {
 	return d
 }
 
-func (d ChannelDescriptor) validate() error {
+// Validate reports the fields NewMConnection refuses in d: a negative Priority, SendQueueCapacity,
+// RecvBufferCapacity or RecvMessageCapacity, each as an error wrapping ErrInvalidConfig (joined
+// with errors.Join; nil if d is valid). Zero fields are valid (they mean the defaults). It does
+// not check IDs against other descriptors (NewMConnection refuses duplicates). Safe for
+// concurrent use; it does not block.
+func (d ChannelDescriptor) Validate() error {
 	var errs []error
 	if d.Priority < 0 {
 		errs = append(errs, fmt.Errorf("%w: channel %#x: Priority %d < 0", ErrInvalidConfig, d.ID, d.Priority))
@@ -454,7 +459,7 @@ func NewMConnection(c net.Conn, chDescs []ChannelDescriptor, onReceive ReceiveFu
 		errs = append(errs, fmt.Errorf("%w: %d channels > 256", ErrInvalidConfig, len(chDescs)))
 	} else {
 		for _, d := range chDescs {
-			if err := d.validate(); err != nil {
+			if err := d.Validate(); err != nil {
 				errs = append(errs, err)
 				continue
 			}
