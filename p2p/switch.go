@@ -236,8 +236,14 @@ func (sw *Switch) Peers() PeerSet { return sw.peers.Load() }
 // whose send queue is full misses the message (the drop is counted in BroadcastDrops and the
 // broadcast_drops_total metric, and logged at Debug), so one stalled peer never delays the
 // others and its queue stays bounded by the channel's SendQueueCapacity (RELIABILITY Q-02). No
-// goroutine is started. msg must not be modified after the call. Safe for concurrent use.
+// goroutine is started. A chID that no reactor of this Switch registered is a caller error: nothing
+// is sent, no drop is counted, and the call is logged at Error. msg must not be modified after the
+// call. Safe for concurrent use.
 func (sw *Switch) Broadcast(chID byte, msg []byte) {
+	if sw.byChannel[chID] == nil {
+		sw.log.Error("broadcast on a channel no reactor registered", "ch", chID, "bytes", len(msg), "err", conn.ErrUnknownChannel)
+		return
+	}
 	for _, p := range sw.peers.Load().list {
 		if !p.tc.NodeInfo.HasChannel(chID) {
 			continue
@@ -260,12 +266,15 @@ func (sw *Switch) BroadcastDrops() uint64 { return sw.broadcastDrops.Load() }
 // is full, at most MConnConfig.SendTimeout (10 s by default, measured on SwitchConfig.Clock) and
 // never after ctx is done: ctx is honoured while waiting, not only before queuing
 // (MConnection.SendContext; no polling, no goroutine). It returns nil once msg is queued;
-// ctx.Err(), or an error wrapping ErrPeerNotFound, ErrChannelNotAdvertised or ErrSendFailed
-// (timeout, or the connection is closing). msg must not be modified after the call. Safe for
-// concurrent use.
+// ctx.Err(), or an error wrapping conn.ErrUnknownChannel (no reactor of this Switch registered
+// chID; returned at once), ErrPeerNotFound, ErrChannelNotAdvertised or ErrSendFailed (timeout, or
+// the connection is closing). msg must not be modified after the call. Safe for concurrent use.
 func (sw *Switch) Send(ctx context.Context, id key.ID, chID byte, msg []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if sw.byChannel[chID] == nil {
+		return fmt.Errorf("p2p: send to %s on channel %#02x: %w", id, chID, conn.ErrUnknownChannel)
 	}
 	p := sw.peers.Load().byID[id]
 	if p == nil {

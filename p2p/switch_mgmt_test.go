@@ -1192,3 +1192,39 @@ func TestSwitchRemovePeerSerialisedAtShutdown(t *testing.T) {
 		}
 	})
 }
+
+// TestSwitchUnregisteredChannel: a channel the remote advertises but no local reactor registered
+// is a caller error, not a full queue. Broadcast skips it without counting a drop, and Send fails
+// at once with an error wrapping conn.ErrUnknownChannel instead of waiting out SendTimeout.
+func TestSwitchUnregisteredChannel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newFakeNetwork()
+		ft := n.newFakeTransport(1, chA)
+		hub := NewSwitch(ft, testConfig(t), WithReactor("r", newTestReactor(chA)))
+		defer runSwitch(t, hub)()
+		rp := newRawPeer(t, ft.inject(testNodeInfo(2, chA, chB)), chA, chB)
+		synctest.Wait()
+		if hub.Peers().Size() != 1 {
+			t.Fatalf("%d peers", hub.Peers().Size())
+		}
+		hub.Broadcast(chB, []byte("x"))
+		if d := hub.BroadcastDrops(); d != 0 {
+			t.Errorf("Broadcast on an unregistered channel counted %d send-queue drop(s)", d)
+		}
+		start := time.Now()
+		err := hub.Send(t.Context(), testID(2), chB, []byte("x"))
+		if !errors.Is(err, conn.ErrUnknownChannel) {
+			t.Errorf("Send on an unregistered channel = %v; want an error wrapping conn.ErrUnknownChannel", err)
+		}
+		if errors.Is(err, ErrSendFailed) {
+			t.Errorf("Send on an unregistered channel = %v; want no ErrSendFailed (that means timeout or closing)", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("Send on an unregistered channel waited %v of virtual time", d)
+		}
+		synctest.Wait()
+		if got := len(rp.received()); got != 0 {
+			t.Errorf("peer received %d message(s) on a channel we never registered", got)
+		}
+	})
+}
