@@ -13,6 +13,28 @@ import (
 // MaxPendingHandshakes still bounds the work an attacker with that many IPs can cause.
 const maxRateEntries = 1 << 16
 
+// LimitPrefixIPv6 is the prefix length, in bits, under which IPv6 addresses share the per-IP
+// limits (Config.InboundConnsPerIP, Config.MaxPendingPerIP): a host or subscriber usually holds a
+// whole delegated prefix and can pick a fresh address for every connection, so counting single
+// IPv6 addresses would limit nothing. 56 follows go-libp2p's per-subnet limits (RELIABILITY C-06,
+// LP-2). IPv4 addresses, and IPv4-mapped IPv6 ones, are counted one by one.
+const LimitPrefixIPv6 = 56
+
+// limitKey returns the key under which ip is counted by the per-IP limits: an IPv4 address (or
+// the IPv4 address inside an IPv4-mapped one) itself; the first address of its LimitPrefixIPv6
+// prefix, without zone, for IPv6.
+func limitKey(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if !ip.Is6() {
+		return ip
+	}
+	p, err := ip.WithZone("").Prefix(LimitPrefixIPv6)
+	if err != nil {
+		return ip // unreachable: a zone-free IPv6 address and a length within 0..128
+	}
+	return p.Addr()
+}
+
 // AdmissionChecks are installed by a switch with SetAdmissionChecks. Both fields may be nil.
 type AdmissionChecks struct {
 	// IP is consulted for every inbound and outbound TCP connection before any handshake byte;
@@ -44,7 +66,8 @@ func (t *MultiplexTransport) checkID(id key.ID) error {
 	return nil
 }
 
-// rateLimiter counts inbound connections per remote IP in fixed windows (RELIABILITY C-06).
+// rateLimiter counts inbound connections per remote IP (an IPv6 address: per /56, limitKey) in
+// fixed windows (RELIABILITY C-06).
 // A leaf structure: its lock is held only for map operations.
 type rateLimiter struct {
 	limit  int // ≤ 0: disabled
@@ -71,9 +94,10 @@ func rateExempt(ip netip.Addr) bool {
 
 // allow counts one connection from ip at now and reports whether it is within the limit.
 func (r *rateLimiter) allow(ip netip.Addr, now time.Time) bool {
-	if r.limit <= 0 || rateExempt(ip) {
+	if r.limit <= 0 || rateExempt(ip.Unmap()) {
 		return true
 	}
+	ip = limitKey(ip)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if now.Sub(r.pruned) >= r.window {

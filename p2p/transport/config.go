@@ -60,8 +60,9 @@ type Config struct {
 	// no handshake may be displaced (Stats.DroppedOverCap). Zero means 64. Must not be negative.
 	MaxPendingHandshakes int
 	// MaxPendingPerIP caps the pending-handshake slots one remote IP may hold while a connection
-	// from another IP needs one (SlotConfig.PerAddr). Zero means MaxPendingHandshakes/8 (8 by
-	// default), at least 1. Must not be negative.
+	// from another IP needs one (SlotConfig.PerAddr); every IPv6 address of one /56 counts as one
+	// IP (LimitPrefixIPv6). Zero means MaxPendingHandshakes/8 (8 by default), at least 1. Must not
+	// be negative.
 	MaxPendingPerIP int
 	// AllowDuplicateIP, when false (the zero value, as CometBFT's allow_duplicate_ip=false),
 	// rejects an inbound connection from an IP that already has an inbound or outbound
@@ -71,7 +72,8 @@ type Config struct {
 	// built-in duplicate checks and before the SecretConnection handshake. Nil means none.
 	ConnFilters []ConnFilterFunc
 	// InboundConnsPerIP caps the inbound TCP connections accepted from one remote IP within
-	// InboundRateWindow (a fixed window per IP); further ones are closed before any handshake
+	// InboundRateWindow (a fixed window per IP; every IPv6 address of one /56 counts as one IP,
+	// LimitPrefixIPv6); further ones are closed before any handshake
 	// byte with Reason RejectRateLimited (RELIABILITY C-06). Zero means 16; negative disables
 	// the limit. The exact loopback addresses 127.0.0.1 and ::1 are exempt (local tooling and
 	// single-host testnets); other loopback addresses such as 127.0.0.2 are not, which is how

@@ -55,7 +55,8 @@
 // displaces the handshake that has made the least progress for the longest time (closed at once,
 // Stats.Displaced, reported as RejectDisplaced), or is closed if every handshake is worth more
 // than it (Stats.DroppedOverCap). One IP holds at most Config.MaxPendingPerIP slots while another
-// IP needs one. Honest handshakes move a stage every round trip, so they get through; see
+// IP needs one; for this cap and for the inbound rate limit, all IPv6 addresses of a /56 are one
+// IP (LimitPrefixIPv6), since their holder can open each connection from a fresh address. Honest handshakes move a stage every round trip, so they get through; see
 // SlotTable for the order and TestSlowlorisSustained for the replayed attack. Before a handshake
 // is displaced, the accept loop peeks (MSG_PEEK, nothing consumed) at what has arrived on its
 // socket and its upgrade goroutine has not read yet, so that on a loaded machine an honest peer

@@ -166,3 +166,26 @@ func TestAdmissionChecksBeforeHandshake(t *testing.T) {
 		t.Errorf("remote IP %v, want 127.0.0.2 (LocalAddr)", got)
 	}
 }
+
+// TestRateLimiterIPv6Prefix: the inbound rate limit counts an IPv6 address with the rest of its
+// /56 (RELIABILITY C-06, LP-2): new source addresses inside one prefix neither escape the limit
+// nor fill the table.
+func TestRateLimiterIPv6Prefix(t *testing.T) {
+	r := newRateLimiter(2, time.Second)
+	now := time.Unix(0, 0)
+	for i, want := range []bool{true, true, false} {
+		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0x02, byte(i), 8: 1, 15: byte(i)})
+		if got := r.allow(ip, now); got != want {
+			t.Fatalf("attempt %d from %v: allow = %v, want %v: the /56 2001:db8:1:200::/56 is one source", i+1, ip, got, want)
+		}
+	}
+	for i := range 5000 {
+		r.allow(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0x02, 0x33, 12: byte(i >> 8), 15: byte(i)}), now)
+	}
+	if got := r.size(); got != 1 {
+		t.Errorf("table has %d entries after 5,003 addresses of one /56, want 1", got)
+	}
+	if !r.allow(netip.MustParseAddr("2001:db8:1:300::1"), now) {
+		t.Error("another /56 was limited")
+	}
+}

@@ -62,7 +62,8 @@ type SlotConfig struct {
 	// one: when the table is full, a newcomer from an IP that holds fewer than PerAddr slots
 	// displaces at once, whatever the stages, a handshake of an IP holding more than PerAddr,
 	// and otherwise prefers the handshakes of IPs holding PerAddr or more. While the table has
-	// room, an IP may hold any number of slots.
+	// room, an IP may hold any number of slots. An IPv6 address counts as its /56 here (every
+	// address of the prefix shares one count), an IPv4-mapped one as its IPv4 address.
 	PerAddr int
 	// Stall is how long a handshake may go without moving to a higher stage before it is
 	// considered stalled. Honest handshakes move a stage every round trip (milliseconds);
@@ -130,12 +131,13 @@ type SlotTable struct {
 	cfg     SlotConfig
 	next    SlotID
 	entries map[SlotID]*slotEntry
-	perAddr map[netip.Addr]int
+	perAddr map[netip.Addr]int // by limitKey
 }
 
 type slotEntry struct {
 	id    SlotID
 	addr  netip.Addr
+	key   netip.Addr // limitKey(addr)
 	stage Stage
 	since time.Time // when the entry reached stage
 }
@@ -164,9 +166,10 @@ func (s *SlotTable) Len() int { return len(s.entries) }
 // table: the caller closes its connection, and Progress and Release on it are no-ops.
 func (s *SlotTable) Admit(now time.Time, addr netip.Addr, stage Stage) (id, evict SlotID, ok bool) {
 	addr = addr.Unmap()
+	key := limitKey(addr)
 	stage = min(stage, StageEphKey) // what can be read without waiting
 	if len(s.entries) >= s.cfg.Slots {
-		victim := s.choose(now, addr, stage)
+		victim := s.choose(now, key, stage)
 		if victim == nil {
 			return 0, 0, false
 		}
@@ -174,9 +177,9 @@ func (s *SlotTable) Admit(now time.Time, addr netip.Addr, stage Stage) (id, evic
 		s.Release(evict)
 	}
 	s.next++
-	e := &slotEntry{id: s.next, addr: addr, stage: stage, since: now}
+	e := &slotEntry{id: s.next, addr: addr, key: key, stage: stage, since: now}
 	s.entries[e.id] = e
-	s.perAddr[addr]++
+	s.perAddr[key]++
 	return e.id, evict, true
 }
 
@@ -189,26 +192,26 @@ func (s *SlotTable) Candidate(now time.Time, addr netip.Addr, stage Stage) (id S
 	if len(s.entries) < s.cfg.Slots {
 		return 0, 0
 	}
-	v := s.choose(now, addr.Unmap(), min(stage, StageEphKey))
+	v := s.choose(now, limitKey(addr), min(stage, StageEphKey))
 	if v == nil {
 		return 0, 0
 	}
 	return v.id, v.stage
 }
 
-// choose returns the handshake a full table displaces for a newcomer from addr that has shown
-// stage, or nil when the newcomer is refused.
-func (s *SlotTable) choose(now time.Time, addr netip.Addr, stage Stage) *slotEntry {
-	if s.perAddr[addr] < s.cfg.PerAddr {
+// choose returns the handshake a full table displaces for a newcomer whose address has limitKey
+// key and that has shown stage, or nil when the newcomer is refused.
+func (s *SlotTable) choose(now time.Time, key netip.Addr, stage Stage) *slotEntry {
+	if s.perAddr[key] < s.cfg.PerAddr {
 		// The per-IP cap: an IP holding more than PerAddr slots gives one up at once to an IP
 		// under the cap, whatever the stages. The victim's IP keeps at least PerAddr and the
 		// newcomer's gets at most PerAddr, so two IPs cannot displace each other back and forth,
 		// and an IP's only handshake (or any of its first PerAddr) is never taken this way.
-		if v := s.pick(now, func(e *slotEntry) bool { return s.perAddr[e.addr] > s.cfg.PerAddr }); v != nil {
+		if v := s.pick(now, func(e *slotEntry) bool { return s.perAddr[e.key] > s.cfg.PerAddr }); v != nil {
 			return v
 		}
 	}
-	victim := s.victim(now, addr)
+	victim := s.victim(now, key)
 	if victim == nil {
 		return nil
 	}
@@ -243,10 +246,10 @@ func (s *SlotTable) Release(id SlotID) {
 		return
 	}
 	delete(s.entries, id)
-	if n := s.perAddr[e.addr] - 1; n > 0 {
-		s.perAddr[e.addr] = n
+	if n := s.perAddr[e.key] - 1; n > 0 {
+		s.perAddr[e.key] = n
 	} else {
-		delete(s.perAddr, e.addr)
+		delete(s.perAddr, e.key)
 	}
 }
 
@@ -268,9 +271,9 @@ func (s *SlotTable) Slots() []SlotState {
 	return out
 }
 
-// victim returns the handshake a newcomer from addr displaces, or nil.
-func (s *SlotTable) victim(now time.Time, addr netip.Addr) *slotEntry {
-	capped := s.perAddr[addr] >= s.cfg.PerAddr
+// victim returns the handshake a newcomer whose address has limitKey key displaces, or nil.
+func (s *SlotTable) victim(now time.Time, key netip.Addr) *slotEntry {
+	capped := s.perAddr[key] >= s.cfg.PerAddr
 	anyOver := false
 	if !capped {
 		for _, n := range s.perAddr {
@@ -282,9 +285,9 @@ func (s *SlotTable) victim(now time.Time, addr netip.Addr) *slotEntry {
 	}
 	switch {
 	case capped:
-		return s.pick(now, func(e *slotEntry) bool { return e.addr == addr })
+		return s.pick(now, func(e *slotEntry) bool { return e.key == key })
 	case anyOver:
-		if v := s.pick(now, func(e *slotEntry) bool { return s.perAddr[e.addr] >= s.cfg.PerAddr }); v != nil {
+		if v := s.pick(now, func(e *slotEntry) bool { return s.perAddr[e.key] >= s.cfg.PerAddr }); v != nil {
 			return v
 		}
 	}

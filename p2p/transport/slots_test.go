@@ -470,3 +470,19 @@ func TestSlotGuardPeeksBeforeDisplacing(t *testing.T) {
 		})
 	}
 }
+
+// TestSlotTablePerAddrCapIPv6Prefix: the per-address cap counts an IPv6 address with the rest of
+// its /56 (RELIABILITY C-06, LP-2), since one host or subscriber can usually pick any address in
+// its delegated prefix: new addresses from a capped /56 only displace that prefix's own
+// handshakes, while another /56 still displaces the flood's.
+func TestSlotTablePerAddrCapIPv6Prefix(t *testing.T) {
+	s, _ := floodedTable(t)
+	now := slotT0.Add(time.Second)
+	mustAdmit(t, s, now, netip.MustParseAddr("2001:db8:aa:bb00::1"), StageEphKey)
+	mustAdmit(t, s, now, netip.MustParseAddr("2001:db8:aa:bbff::2"), StageEphKey)
+	// The /56 2001:db8:aa:bb00::/56 holds PerAddr = 2 moving handshakes.
+	if _, evict, ok := s.Admit(now, netip.MustParseAddr("2001:db8:aa:bb12:1:2:3:4"), StageEphKey); ok {
+		t.Fatalf("a third address of a capped IPv6 /56 was admitted (evicting %d); slots %v", evict, s.Slots())
+	}
+	mustAdmit(t, s, now, netip.MustParseAddr("2001:db8:aa:cc00::1"), StageEphKey)
+}
