@@ -112,11 +112,11 @@ type P2PConfig struct {
 	// MaxPacketMsgPayloadBytes is the largest PacketMsg data chunk, in bytes.
 	// It must match across peers. Default 1024.
 	MaxPacketMsgPayloadBytes int `toml:"max_packet_msg_payload_size"`
-	// SendRateBytesPerSec limits each connection's send rate, in bytes/s.
-	// Default 5120000.
+	// SendRateBytesPerSec limits each connection's send rate, in bytes/s. 0
+	// means no limit, as in CometBFT. Default 5120000.
 	SendRateBytesPerSec int64 `toml:"send_rate"`
-	// RecvRateBytesPerSec limits each connection's receive rate, in bytes/s.
-	// Default 5120000.
+	// RecvRateBytesPerSec limits each connection's receive rate, in bytes/s. 0
+	// means no limit, as in CometBFT. Default 5120000.
 	RecvRateBytesPerSec int64 `toml:"recv_rate"`
 	// PEX enables the peer-exchange reactor on channel 0x00. Default true.
 	PEX bool `toml:"pex"`

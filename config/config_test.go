@@ -363,3 +363,23 @@ func TestNearestKey(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroRatesMeanUnlimited: CometBFT's send_rate = 0 and recv_rate = 0 mean no rate limit
+// (flowrate.Monitor.Limit lets everything through at a rate < 1, and P2PConfig.ValidateBasic
+// refuses only negative rates), so a config.toml carried over from CometBFT with them must load.
+func TestZeroRatesMeanUnlimited(t *testing.T) {
+	cfg, err := Decode("config.toml", []byte("[p2p]\nsend_rate = 0\nrecv_rate = 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate with send_rate = 0 and recv_rate = 0 (CometBFT: unlimited): %v", err)
+	}
+	cfg.P2P.SendRateBytesPerSec, cfg.P2P.RecvRateBytesPerSec = -1, -1
+	err = cfg.Validate()
+	for _, k := range []string{"p2p.send_rate", "p2p.recv_rate"} {
+		if err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("Validate with negative rates = %v, want a problem naming %s", err, k)
+		}
+	}
+}

@@ -366,10 +366,10 @@ flush_throttle_timeout = {{dur .P2P.FlushThrottleTimeout}}
 # Maximum size of a message packet payload, in bytes. Must match across peers.
 max_packet_msg_payload_size = {{.P2P.MaxPacketMsgPayloadBytes}}
 
-# Rate at which packets can be sent, in bytes/second.
+# Rate at which packets can be sent, in bytes/second. 0 - unlimited.
 send_rate = {{.P2P.SendRateBytesPerSec}}
 
-# Rate at which packets can be received, in bytes/second.
+# Rate at which packets can be received, in bytes/second. 0 - unlimited.
 recv_rate = {{.P2P.RecvRateBytesPerSec}}
 
 # Set true to enable the peer-exchange reactor (channel 0x00).

@@ -116,11 +116,11 @@ func (c Config) Validate() error {
 	if p.RecvMemoryBudget < 0 {
 		badf("p2p.recv_memory_budget", "%d is negative (0 means no bound)", p.RecvMemoryBudget)
 	}
-	if p.SendRateBytesPerSec <= 0 {
-		badf("p2p.send_rate", "%d must be positive", p.SendRateBytesPerSec)
+	if p.SendRateBytesPerSec < 0 {
+		badf("p2p.send_rate", "%d is negative (0 means no limit)", p.SendRateBytesPerSec)
 	}
-	if p.RecvRateBytesPerSec <= 0 {
-		badf("p2p.recv_rate", "%d must be positive", p.RecvRateBytesPerSec)
+	if p.RecvRateBytesPerSec < 0 {
+		badf("p2p.recv_rate", "%d is negative (0 means no limit)", p.RecvRateBytesPerSec)
 	}
 	if p.SeedMode && !p.PEX {
 		badf("p2p.seed_mode", "requires p2p.pex = true")

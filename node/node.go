@@ -182,12 +182,7 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 	})
 
 	swCfg := p2p.SwitchConfig{
-		MConnConfig: conn.MConnConfig{
-			SendRate:                cfg.P2P.SendRateBytesPerSec,
-			RecvRate:                cfg.P2P.RecvRateBytesPerSec,
-			MaxPacketMsgPayloadSize: cfg.P2P.MaxPacketMsgPayloadBytes,
-			FlushThrottle:           cfg.P2P.FlushThrottleTimeout,
-		},
+		MConnConfig:            mconnConfig(cfg.P2P),
 		Logger:                 logger,
 		Metrics:                p2pMetrics,
 		DisableInboundEviction: !cfg.P2P.InboundEviction,
@@ -256,6 +251,24 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 		logger.Warn("p2p.seeds are ignored: p2p.pex = false")
 	}
 	return n, nil
+}
+
+// mconnConfig maps [p2p] onto the connections' config. send_rate and recv_rate 0 mean no limit,
+// as in CometBFT (its flowrate limiter lets everything through at a rate below 1); the
+// MConnConfig spelling of that is a negative rate (its 0 means the default rate).
+func mconnConfig(p config.P2PConfig) conn.MConnConfig {
+	unlimitedIfZero := func(r int64) int64 {
+		if r == 0 {
+			return -1
+		}
+		return r
+	}
+	return conn.MConnConfig{
+		SendRate:                unlimitedIfZero(p.SendRateBytesPerSec),
+		RecvRate:                unlimitedIfZero(p.RecvRateBytesPerSec),
+		MaxPacketMsgPayloadSize: p.MaxPacketMsgPayloadBytes,
+		FlushThrottle:           p.FlushThrottleTimeout,
+	}
 }
 
 type namedReactor struct {

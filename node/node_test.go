@@ -354,3 +354,19 @@ func TestNewWarnsAboutTheNodeKey(t *testing.T) {
 		t.Errorf("New with a 0644 key: log %q, want the permission warning", out)
 	}
 }
+
+// TestZeroRatesAreUnlimited: p2p.send_rate = 0 and recv_rate = 0 mean no limit, as in CometBFT;
+// conn.MConnConfig's 0 means its default rate, so the node must pass a negative rate.
+func TestZeroRatesAreUnlimited(t *testing.T) {
+	p := config.DefaultP2PConfig()
+	p.SendRateBytesPerSec, p.RecvRateBytesPerSec = 0, 0
+	mc := mconnConfig(p)
+	if mc.SendRate >= 0 || mc.RecvRate >= 0 {
+		t.Errorf("send_rate = recv_rate = 0 gave SendRate %d, RecvRate %d; want negative (unlimited)", mc.SendRate, mc.RecvRate)
+	}
+	p = config.DefaultP2PConfig()
+	mc = mconnConfig(p)
+	if mc.SendRate != p.SendRateBytesPerSec || mc.RecvRate != p.RecvRateBytesPerSec {
+		t.Errorf("defaults gave SendRate %d, RecvRate %d; want %d, %d", mc.SendRate, mc.RecvRate, p.SendRateBytesPerSec, p.RecvRateBytesPerSec)
+	}
+}
