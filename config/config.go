@@ -110,7 +110,8 @@ type P2PConfig struct {
 	// default is 100ms; a positive value gives CometBFT's timer behaviour.
 	FlushThrottleTimeout time.Duration `toml:"flush_throttle_timeout"`
 	// MaxPacketMsgPayloadBytes is the largest PacketMsg data chunk, in bytes.
-	// It must match across peers. Default 1024.
+	// It must match across peers. At most conn.MaxMaxPacketMsgPayloadSize
+	// (1048576). Default 1024.
 	MaxPacketMsgPayloadBytes int `toml:"max_packet_msg_payload_size"`
 	// SendRateBytesPerSec limits each connection's send rate, in bytes/s. 0
 	// means no limit, as in CometBFT. Default 5120000.

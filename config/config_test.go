@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 )
 
@@ -381,5 +382,21 @@ func TestZeroRatesMeanUnlimited(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), k) {
 			t.Errorf("Validate with negative rates = %v, want a problem naming %s", err, k)
 		}
+	}
+}
+
+// TestValidatePayloadSizeUpperBound: a max_packet_msg_payload_size the connections refuse must
+// be reported by Validate under its key, not by node.New as a Go field name without the file.
+func TestValidatePayloadSizeUpperBound(t *testing.T) {
+	c := DefaultConfig()
+	c.P2P.MaxPacketMsgPayloadBytes = conn.MaxMaxPacketMsgPayloadSize
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate at the largest payload size: %v", err)
+	}
+	c.P2P.MaxPacketMsgPayloadBytes = conn.MaxMaxPacketMsgPayloadSize + 1
+	err := c.Validate()
+	if fe, ok := errors.AsType[*FieldError](err); !ok || fe.Key != "p2p.max_packet_msg_payload_size" {
+		t.Fatalf("Validate with max_packet_msg_payload_size = %d: %v, want a problem with p2p.max_packet_msg_payload_size",
+			c.P2P.MaxPacketMsgPayloadBytes, err)
 	}
 }

@@ -363,7 +363,7 @@ persistent_peers_max_dial_period = {{dur .P2P.PersistentPeersMaxDialPeriod}}
 # CometBFT's default is "100ms"; a positive value gives its timer behaviour.
 flush_throttle_timeout = {{dur .P2P.FlushThrottleTimeout}}
 
-# Maximum size of a message packet payload, in bytes. Must match across peers.
+# Maximum size of a message packet payload, in bytes. Must match across peers. At most 1048576.
 max_packet_msg_payload_size = {{.P2P.MaxPacketMsgPayloadBytes}}
 
 # Rate at which packets can be sent, in bytes/second. 0 - unlimited.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 )
 
@@ -112,6 +113,8 @@ func (c Config) Validate() error {
 	}
 	if p.MaxPacketMsgPayloadBytes <= 0 {
 		badf("p2p.max_packet_msg_payload_size", "%d must be positive", p.MaxPacketMsgPayloadBytes)
+	} else if p.MaxPacketMsgPayloadBytes > conn.MaxMaxPacketMsgPayloadSize {
+		badf("p2p.max_packet_msg_payload_size", "%d is above the largest supported, %d", p.MaxPacketMsgPayloadBytes, conn.MaxMaxPacketMsgPayloadSize)
 	}
 	if p.RecvMemoryBudget < 0 {
 		badf("p2p.recv_memory_budget", "%d is negative (0 means no bound)", p.RecvMemoryBudget)
