@@ -400,3 +400,17 @@ func TestValidatePayloadSizeUpperBound(t *testing.T) {
 			c.P2P.MaxPacketMsgPayloadBytes, err)
 	}
 }
+
+// TestValidateExternalAddressNeedsHost: external_address is what peers dial, so an empty host
+// (":26656") must be refused by Validate under its key; node.New otherwise fails with "our
+// NodeInfo would be rejected by peers", naming neither the key nor the file.
+func TestValidateExternalAddressNeedsHost(t *testing.T) {
+	for _, ext := range []string{"tcp://:26656", ":26656"} {
+		c := DefaultConfig()
+		c.P2P.ExternalAddress = ext
+		err := c.Validate()
+		if fe, ok := errors.AsType[*FieldError](err); !ok || fe.Key != "p2p.external_address" || !errors.Is(err, ErrInvalidAddress) {
+			t.Errorf("Validate with external_address %q: %v, want an ErrInvalidAddress problem with p2p.external_address", ext, err)
+		}
+	}
+}
