@@ -82,7 +82,10 @@ type Node struct {
 // Switch. A nil logger discards.
 //
 // Errors: the joined config.Validate problems, a *key.FileError for the node
-// key, or a listen or peer-resolution error. On error nothing stays open.
+// key, or a listen error. A seed or persistent peer whose host name does not
+// resolve is logged and left out, as in CometBFT; only when no seed resolves
+// and there is no address book file to start from is it an error. On error
+// nothing stays open.
 // Call Run, or Close if Run will not be called.
 func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 	if logger == nil {
@@ -115,7 +118,7 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 
-	persistent, err := resolvePeers(cfg.P2P.PersistentPeers)
+	persistent, _, err := resolvePeers(cfg.P2P.PersistentPeers, "p2p.persistent_peers", logger)
 	if err != nil {
 		n.closeRPC()
 		return nil, fmt.Errorf("node: p2p.persistent_peers: %w", err)
@@ -276,28 +279,39 @@ type namedReactor struct {
 	r    p2p.Reactor
 }
 
-// resolvePeers parses and resolves a comma-separated id@host:port list.
-func resolvePeers(list string) ([]netaddr.NetAddress, error) {
+// lookupPeer parses and resolves one id@host:port; a variable so that a test can make a DNS
+// lookup fail.
+var lookupPeer = netaddr.ParseContext
+
+// resolvePeers parses and resolves a comma-separated id@host:port list, the value of the key
+// named key. As in CometBFT (Switch.AddPersistentPeers, the PEX reactor's checkSeeds), an entry
+// whose host name does not resolve is logged at error level and left out, and counted in
+// unresolved; any other problem is an error. All lookups together are bounded by 10s.
+func resolvePeers(list, key string, logger *slog.Logger) (out []netaddr.NetAddress, unresolved int, err error) {
 	entries, err := config.ParsePeerList(list)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(entries) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), peerResolveTimeout)
 	defer cancel()
-	out := make([]netaddr.NetAddress, 0, len(entries))
+	out = make([]netaddr.NetAddress, 0, len(entries))
 	var errs []error
 	for _, e := range entries {
-		na, err := netaddr.ParseContext(ctx, e.String())
-		if err != nil {
+		na, err := lookupPeer(ctx, e.String())
+		switch {
+		case errors.Is(err, netaddr.ErrLookup):
+			logger.Error("cannot resolve a peer's host name; it is left out until the node restarts", "key", key, "addr", e.String(), "err", err)
+			unresolved++
+		case err != nil:
 			errs = append(errs, err)
-			continue
+		default:
+			out = append(out, na)
 		}
-		out = append(out, na)
 	}
-	return out, errors.Join(errs...)
+	return out, unresolved, errors.Join(errs...)
 }
 
 // rpcAddressForNodeInfo is rpc.laddr with the bound port, "tcp://host:port",

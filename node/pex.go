@@ -1,7 +1,10 @@
 package node
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/switchyard-p2p/switchyard/config"
 	"github.com/switchyard-p2p/switchyard/p2p"
@@ -9,7 +12,8 @@ import (
 )
 
 // newPEXReactor returns the PEX reactor for channel 0x00, configured from [p2p]: seeds
-// (resolved like persistent_peers), seed_mode, addr_book_file (relative to home),
+// (resolved like persistent_peers; New fails when seeds are set, none resolves and there is no
+// address book file), seed_mode, addr_book_file (relative to home),
 // addr_book_strict, private_peer_ids, persistent_peers (as resolved by New: their failed dials
 // never make an address bad, and the reactor adds them to the address book at start with our
 // address as the source, as CometBFT) and max_num_outbound_peers. It is kept in n.pex: Run runs it beside the Switch,
@@ -17,9 +21,17 @@ import (
 // size.
 func newPEXReactor(n *Node) (p2p.Reactor, error) {
 	cfg := n.cfg.P2P
-	seeds, err := resolvePeers(cfg.Seeds)
+	seeds, unresolved, err := resolvePeers(cfg.Seeds, "p2p.seeds", n.log)
 	if err != nil {
 		return nil, fmt.Errorf("node: p2p.seeds: %w", err)
+	}
+	if unresolved > 0 && len(seeds) == 0 {
+		// CometBFT's PEX reactor: "address book is empty and couldn't resolve any seed nodes".
+		// The book is loaded only by Run; a missing file is an empty book.
+		book := n.cfg.AddrBookPath(n.home)
+		if _, err := os.Stat(book); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("node: p2p.seeds: none of the %d seeds resolves and there is no address book (%s) to start from", unresolved, book)
+		}
 	}
 	private, err := config.ParseIDList(cfg.PrivatePeerIDs)
 	if err != nil {

@@ -1,0 +1,87 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+)
+
+// failLookupOf makes every peer address whose host ends in ".invalid" fail its DNS lookup, as
+// a name that does not resolve (yet) does; IP literals parse as before. It restores
+// lookupPeer when the test ends.
+func failLookupOf(t *testing.T) {
+	t.Helper()
+	orig := lookupPeer
+	lookupPeer = func(ctx context.Context, s string) (netaddr.NetAddress, error) {
+		if strings.Contains(s, ".invalid:") {
+			return netaddr.NetAddress{}, fmt.Errorf("%w: %q: no such host", netaddr.ErrLookup, s)
+		}
+		return orig(ctx, s)
+	}
+	t.Cleanup(func() { lookupPeer = orig })
+}
+
+const (
+	resolveID1 = "a50bf51d0123456789abcdef0123456789aedf48"
+	resolveID2 = "b50bf51d0123456789abcdef0123456789aedf48"
+)
+
+// TestUnresolvablePersistentPeerSkipped: as CometBFT's Switch.AddPersistentPeers, a persistent
+// peer whose host name does not resolve is logged and left out; the node still starts with the
+// others. One dead DNS name must not keep the whole node down.
+func TestUnresolvablePersistentPeerSkipped(t *testing.T) {
+	failLookupOf(t)
+	cfg := testConfig("p")
+	cfg.P2P.PersistentPeers = resolveID1 + "@127.0.0.1:26656," + resolveID2 + "@gone.invalid:26656"
+	n, err := New(cfg, t.TempDir(), testLogger(t))
+	if err != nil {
+		t.Fatalf("New with one unresolvable persistent peer: %v", err)
+	}
+	defer n.Close()
+	if len(n.persistentAddrs) != 1 || string(n.persistentAddrs[0].ID) != resolveID1 {
+		t.Errorf("persistent peers %v, want only %s@127.0.0.1:26656", n.persistentAddrs, resolveID1)
+	}
+}
+
+// TestUnresolvableSeeds: as CometBFT's PEX reactor, a seed whose host name does not resolve is
+// logged and skipped; only when no seed resolves and there is no address book to start from is
+// it an error.
+func TestUnresolvableSeeds(t *testing.T) {
+	failLookupOf(t)
+	cfg := testConfig("s")
+	cfg.P2P.Seeds = resolveID1 + "@127.0.0.1:26656," + resolveID2 + "@gone.invalid:26656"
+	n, err := New(cfg, t.TempDir(), testLogger(t))
+	if err != nil {
+		t.Fatalf("New with one unresolvable seed of two: %v", err)
+	}
+	_ = n.Close()
+
+	cfg.P2P.Seeds = resolveID2 + "@gone.invalid:26656"
+	home := t.TempDir()
+	if n, err := New(cfg, home, testLogger(t)); err == nil || !strings.Contains(err.Error(), "p2p.seeds") {
+		if n != nil {
+			_ = n.Close()
+		}
+		t.Fatalf("New with no resolvable seed and no address book: %v, want an error naming p2p.seeds", err)
+	}
+
+	// With an address book to start from, the node starts (CometBFT: "address book is empty and
+	// couldn't resolve any seed nodes" only when it is empty).
+	book := cfg.AddrBookPath(home)
+	if err := os.MkdirAll(filepath.Dir(book), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(book, []byte(`{"key":"","addrs":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err = New(cfg, home, testLogger(t))
+	if err != nil {
+		t.Fatalf("New with no resolvable seed but an address book: %v", err)
+	}
+	_ = n.Close()
+}
