@@ -88,6 +88,13 @@ type Node struct {
 // nothing stays open.
 // Call Run, or Close if Run will not be called.
 func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
+	return NewContext(context.Background(), cfg, home, logger)
+}
+
+// NewContext is New with a context that bounds its DNS lookups: once ctx is done, NewContext
+// stops resolving and returns an error wrapping ctx.Err(), with nothing left open, so that an
+// interrupt during start-up takes effect at once.
+func NewContext(ctx context.Context, cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -118,9 +125,12 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 
-	persistent, _, err := resolvePeers(cfg.P2P.PersistentPeers, "p2p.persistent_peers", logger)
+	persistent, _, err := resolvePeers(ctx, cfg.P2P.PersistentPeers, "p2p.persistent_peers", logger)
 	if err != nil {
 		n.closeRPC()
+		if ctx.Err() != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("node: p2p.persistent_peers: %w", err)
 	}
 	n.persistentAddrs = persistent
@@ -138,7 +148,7 @@ func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("node: p2p.private_peer_ids: %w", err)
 	}
 
-	reactors, err := n.reactors()
+	reactors, err := n.reactors(ctx)
 	if err != nil {
 		n.closeRPC()
 		return nil, err
@@ -287,7 +297,7 @@ var lookupPeer = netaddr.ParseContext
 // named key. As in CometBFT (Switch.AddPersistentPeers, the PEX reactor's checkSeeds), an entry
 // whose host name does not resolve is logged at error level and left out, and counted in
 // unresolved; any other problem is an error. All lookups together are bounded by 10s.
-func resolvePeers(list, key string, logger *slog.Logger) (out []netaddr.NetAddress, unresolved int, err error) {
+func resolvePeers(ctx context.Context, list, key string, logger *slog.Logger) (out []netaddr.NetAddress, unresolved int, err error) {
 	entries, err := config.ParsePeerList(list)
 	if err != nil {
 		return nil, 0, err
@@ -295,11 +305,15 @@ func resolvePeers(list, key string, logger *slog.Logger) (out []netaddr.NetAddre
 	if len(entries) == 0 {
 		return nil, 0, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), peerResolveTimeout)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, peerResolveTimeout)
 	defer cancel()
 	out = make([]netaddr.NetAddress, 0, len(entries))
 	var errs []error
 	for _, e := range entries {
+		if err := parent.Err(); err != nil {
+			return nil, 0, fmt.Errorf("node: %s: resolving host names: %w", key, err)
+		}
 		na, err := lookupPeer(ctx, e.String())
 		switch {
 		case errors.Is(err, netaddr.ErrLookup):
@@ -310,6 +324,9 @@ func resolvePeers(list, key string, logger *slog.Logger) (out []netaddr.NetAddre
 		default:
 			out = append(out, na)
 		}
+	}
+	if err := parent.Err(); err != nil {
+		return nil, 0, fmt.Errorf("node: %s: resolving host names: %w", key, err)
 	}
 	return out, unresolved, errors.Join(errs...)
 }

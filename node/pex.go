@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,10 +20,13 @@ import (
 // address as the source, as CometBFT) and max_num_outbound_peers. It is kept in n.pex: Run runs it beside the Switch,
 // New adds our own addresses to it once the listener is bound, and /net_info reports its book
 // size.
-func newPEXReactor(n *Node) (p2p.Reactor, error) {
+func newPEXReactor(ctx context.Context, n *Node) (p2p.Reactor, error) {
 	cfg := n.cfg.P2P
-	seeds, unresolved, err := resolvePeers(cfg.Seeds, "p2p.seeds", n.log)
+	seeds, unresolved, err := resolvePeers(ctx, cfg.Seeds, "p2p.seeds", n.log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("node: p2p.seeds: %w", err)
 	}
 	if unresolved > 0 && len(seeds) == 0 {

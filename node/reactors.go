@@ -1,12 +1,14 @@
 package node
 
+import "context"
+
 // reactors returns the reactors to register, in order: with p2p.pex = true
 // the PEX reactor on channel 0x00, with pubsub.enabled = true the pub/sub
 // Server on channels 0x70-0x72.
-func (n *Node) reactors() ([]namedReactor, error) {
+func (n *Node) reactors(ctx context.Context) ([]namedReactor, error) {
 	var out []namedReactor
 	if n.cfg.P2P.PEX {
-		r, err := newPEXReactor(n)
+		r, err := newPEXReactor(ctx, n)
 		if err != nil {
 			return nil, err
 		}

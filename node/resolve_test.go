@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
@@ -84,4 +86,31 @@ func TestUnresolvableSeeds(t *testing.T) {
 		t.Fatalf("New with no resolvable seed but an address book: %v", err)
 	}
 	_ = n.Close()
+}
+
+// TestNewContextCancelStopsLookups: a cancelled context (SIGINT at start) stops New's DNS lookups
+// at once, and New reports the cancellation instead of starting the node; before, New resolved
+// under context.Background() and Ctrl-C waited out the 10 s lookup bound.
+func TestNewContextCancelStopsLookups(t *testing.T) {
+	orig := lookupPeer
+	lookupPeer = func(ctx context.Context, s string) (netaddr.NetAddress, error) {
+		<-ctx.Done() // a DNS server that never answers
+		return netaddr.NetAddress{}, fmt.Errorf("%w: %q: %w", netaddr.ErrLookup, s, ctx.Err())
+	}
+	t.Cleanup(func() { lookupPeer = orig })
+	cfg := testConfig("c")
+	cfg.P2P.PersistentPeers = resolveID1 + "@slow.example:26656"
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	n, err := NewContext(ctx, cfg, t.TempDir(), testLogger(t))
+	if n != nil {
+		_ = n.Close()
+	}
+	if took := time.Since(start); took > peerResolveTimeout/2 {
+		t.Errorf("NewContext returned %v after the cancel, want at once", took)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("NewContext after cancel = %v, want an error wrapping context.Canceled", err)
+	}
 }

@@ -127,11 +127,10 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 	}
 	removeStrayTemps(home, cfg, logger)
 
-	n, err := node.New(cfg, home, logger)
-	if err != nil {
-		return err
+	n, err := node.NewContext(cmd.Context(), cfg, home, logger)
+	if err == nil {
+		err = n.Run(cmd.Context())
 	}
-	err = n.Run(cmd.Context())
 	if errors.Is(err, context.Canceled) {
 		logger.Info("node stopped")
 		return nil
