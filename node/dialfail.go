@@ -37,7 +37,8 @@ func newDialFailures(logger *slog.Logger, clk clock.Clock, persistent []string) 
 	return d
 }
 
-// run handles events until ctx is done or events is closed (the Switch stopped).
+// run handles events until ctx is done or events is closed (the Switch stopped), then writes the
+// summaries of the repeats not reported yet.
 func (d *dialFailures) run(ctx context.Context, events <-chan p2p.Event) {
 	timer := d.clk.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -49,9 +50,11 @@ func (d *dialFailures) run(ctx context.Context, events <-chan p2p.Event) {
 		}
 		select {
 		case <-ctx.Done():
+			d.flushAll()
 			return
 		case ev, ok := <-events:
 			if !ok {
+				d.flushAll()
 				return
 			}
 			if ev.Type == p2p.DialFailed {
@@ -62,6 +65,13 @@ func (d *dialFailures) run(ctx context.Context, events <-chan p2p.Event) {
 				d.write(l)
 			}
 		}
+	}
+}
+
+// flushAll writes the summaries of the repeats still inside their window: the node is stopping.
+func (d *dialFailures) flushAll() {
+	for _, l := range d.lim.FlushAll(d.clk.Now()) {
+		d.write(l)
 	}
 }
 

@@ -168,3 +168,33 @@ func startNodeWithLogger(t *testing.T, cfg config.Config, logger *slog.Logger) *
 	})
 	return n
 }
+
+// TestDialFailureSummaryAtShutdown: repeats still inside their 5-minute window when the node stops
+// are summarised as it stops, not dropped: an operator who stops a node 2 minutes after a peer
+// started failing learns how often it failed since the first line.
+func TestDialFailureSummaryAtShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+		var buf syncBuffer
+		logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		a := netaddr.New("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", netip.MustParseAddrPort("10.0.0.1:26656"))
+		d := newDialFailures(logger, clk, nil)
+		events := make(chan p2p.Event)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { d.run(ctx, events); close(done) }()
+		refused := fmt.Errorf("transport: dial %v: %w", a, &net.OpError{Op: "dial", Net: "tcp", Err: errConnRefused})
+		for i := range 7 {
+			if i > 0 {
+				clk.Advance(20 * time.Second)
+			}
+			events <- p2p.Event{Type: p2p.DialFailed, Addr: a, Outbound: true, Reason: refused}
+			synctest.Wait()
+		}
+		cancel()
+		<-done
+		if got := buf.lines("level=WARN", `msg="dial failed 6 more times in the last 2m0s: connection refused"`, "repeats=6"); len(got) != 1 {
+			t.Fatalf("no summary of the 6 repeats at shutdown:\n%s", buf.String())
+		}
+	})
+}

@@ -45,7 +45,7 @@
 // Failed dials: Run logs every failed dial at warn level, once per address and reason (the
 // reason in plain words, e.g. `network mismatch: ours "a", theirs "b"`, with a hint); the same
 // failure repeating is summarised once per 5 minutes ("dial failed 12 more times in the last
-// 5m0s: connection refused"), by the PURE internal/ratelog.
+// 5m0s: connection refused") and when Run returns, by the PURE internal/ratelog.
 //
 // Pub/sub (node/pubsub.go, node/rpc_pubsub.go): with pubsub.enabled = true,
 // New builds a pubsub.Server from [pubsub] (router, sign policy, max message

@@ -50,7 +50,7 @@ Temporary files left next to the address book by a crash are removed. If the
 address book cannot be saved at shutdown, start exits 1.
 
 Every failed dial is logged at warn level, once per address and reason; the
-same failure repeating is summarised every 5 minutes.`,
+same failure repeating is summarised every 5 minutes and when the node stops.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runStart(cmd, f)

@@ -188,6 +188,21 @@ func (l *Limiter) Flush(now time.Time) []Line {
 	return out
 }
 
+// FlushAll returns the summaries of every pair with events not yet reported, whether or not its
+// window has ended (Span is from the pair's last line to now), sorted by subject then reason, and
+// forgets every pair. Call it when the events stop, so that the last repeats are not lost.
+func (l *Limiter) FlushAll(now time.Time) []Line {
+	var out []Line
+	for k, e := range l.entries {
+		if e.suppressed > 0 {
+			out = append(out, Line{Key: k, Repeats: e.suppressed, Span: now.Sub(e.lineAt), Detail: e.detail})
+		}
+	}
+	clear(l.entries)
+	slices.SortFunc(out, func(a, b Line) int { return cmpKey(a.Key, b.Key) })
+	return out
+}
+
 // NextDeadline returns when Flush next has work: the earliest end of a window, or the zero Time
 // when no pair is tracked.
 func (l *Limiter) NextDeadline() time.Time {

@@ -138,3 +138,21 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal("New accepted a negative window")
 	}
 }
+
+// TestFlushAll: inside their windows, the pairs with unreported repeats are summarised (span from
+// their last line), those without are not, and every pair is forgotten.
+func TestFlushAll(t *testing.T) {
+	l := newLimiter(t, Config{})
+	a := Key{Subject: "a", Reason: "refused"}
+	b := Key{Subject: "b", Reason: "refused"}
+	l.Observe(t0, a, "a0")
+	l.Observe(t0.Add(time.Minute), a, "a1")
+	l.Observe(t0.Add(time.Minute), b, "b0")
+	got := l.FlushAll(t0.Add(2 * time.Minute))
+	if len(got) != 1 || got[0].Key != a || got[0].Repeats != 1 || got[0].Span != 2*time.Minute || got[0].Detail != "a1" {
+		t.Fatalf("FlushAll = %+v, want one summary of a: 1 repeat in 2m, detail a1", got)
+	}
+	if l.Len() != 0 {
+		t.Errorf("%d pairs left after FlushAll, want 0", l.Len())
+	}
+}
