@@ -35,8 +35,8 @@ const Version = "0.1.0"
 // transactions.
 const TxIndex = "off"
 
-// peerResolveTimeout bounds the DNS lookups of persistent peer host names in
-// New.
+// peerResolveTimeout bounds the DNS lookups of one peer list in New: the
+// persistent peers, then the seeds, so New spends at most twice this on DNS.
 const peerResolveTimeout = 10 * time.Second
 
 // rpcShutdownTimeout bounds the graceful part of the HTTP server's shutdown;
@@ -76,8 +76,8 @@ type Node struct {
 // New builds a node from cfg and the home directory home: it validates cfg,
 // loads home/config/node_key.json (generating it, and the directory, only if
 // the file does not exist), builds the NodeInfo and reactors, binds the P2P listener
-// (p2p.laddr) and the HTTP listener (rpc.laddr), and resolves persistent peer
-// host names (DNS, bounded by 10s). It starts no goroutine except the
+// (p2p.laddr) and the HTTP listener (rpc.laddr), and resolves the host names
+// of persistent peers and seeds (DNS, at most 10 s per list, so 20 s in all). It starts no goroutine except the
 // transport's accept loop; inbound connections wait until Run starts the
 // Switch. A nil logger discards.
 //
@@ -296,7 +296,8 @@ var lookupPeer = netaddr.ParseContext
 // resolvePeers parses and resolves a comma-separated id@host:port list, the value of the key
 // named key. As in CometBFT (Switch.AddPersistentPeers, the PEX reactor's checkSeeds), an entry
 // whose host name does not resolve is logged at error level and left out, and counted in
-// unresolved; any other problem is an error. All lookups together are bounded by 10s.
+// unresolved; any other problem is an error. The list's lookups together are bounded by
+// peerResolveTimeout.
 func resolvePeers(ctx context.Context, list, key string, logger *slog.Logger) (out []netaddr.NetAddress, unresolved int, err error) {
 	entries, err := config.ParsePeerList(list)
 	if err != nil {
