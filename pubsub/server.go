@@ -365,8 +365,9 @@ func (s *Server) Broadcast(ctx context.Context, msg proto.Message) (PublishResul
 }
 
 // Publish publishes data on topic as Broadcast does for an encoded message. The topic need not
-// be registered or joined (gossipsub then sends to fanout peers); a registered topic's validators
-// run first (on a typed topic data is decoded for them).
+// be registered or joined (gossipsub then sends to fanout peers). On a typed topic data must
+// decode as the topic's message type (else a *ValidationError, reason "decode"); a registered
+// topic's validators run first.
 func (s *Server) Publish(ctx context.Context, topic string, data []byte) (PublishResult, error) {
 	if err := checkTopic(topic); err != nil {
 		return PublishResult{}, fmt.Errorf("pubsub: publish: %w", err)
@@ -386,13 +387,15 @@ func (s *Server) publish(ctx context.Context, topic string, t *topicReg, data []
 		return res, fmt.Errorf("pubsub: publish on %q: %d bytes > %d: %w", topic, len(data), lim, ErrMessageTooLarge)
 	}
 	if t != nil {
-		if vs := t.validatorList(); len(vs) > 0 {
-			if decoded == nil && t.mt != nil {
-				decoded = t.mt.New().Interface()
-				if err := proto.Unmarshal(data, decoded); err != nil {
-					return res, &ValidationError{Topic: topic, Result: ValidationReject, Reason: reasonDecode}
-				}
+		// Data that does not decode as a typed topic's message is refused whether or not the
+		// topic has validators: every peer would reject it ("decode") and penalise us.
+		if decoded == nil && t.mt != nil {
+			decoded = t.mt.New().Interface()
+			if err := proto.Unmarshal(data, decoded); err != nil {
+				return res, &ValidationError{Topic: topic, Result: ValidationReject, Reason: reasonDecode}
 			}
+		}
+		if vs := t.validatorList(); len(vs) > 0 {
 			m := Message{Peer: s.self, Data: decoded, Topic: topic, Raw: data, Origin: s.self}
 			// Our validators run on the caller's goroutine, outside Run: their context also
 			// ends when the Server stops.

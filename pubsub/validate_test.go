@@ -395,3 +395,24 @@ func TestThrottledCopyLeavesIDUnseen(t *testing.T) {
 		t.Fatalf("copy dropped on a full validation queue: router told %v, want IgnoreUnchecked", got)
 	}
 }
+
+// TestPublishUndecodableOnTypedTopic: Publish on a typed topic with bytes that do not decode as
+// its type is a *ValidationError (Reject, "decode"), as ValidationError documents, also when the
+// topic has no validators: every peer would reject it as "decode" and penalise us.
+func TestPublishUndecodableOnTypedTopic(t *testing.T) {
+	n := newNode(t, 1, nil)
+	if err := n.s.RegisterTopic("chat", &wrapperspb.StringValue{}); err != nil {
+		t.Fatal(err)
+	}
+	a := n.connectAttacker(t, 2)
+	a.subscribe(t, n, "chat")
+	bad := []byte{0x0a, 0x05, 'a'} // field 1, length 5, one byte: truncated
+	_, err := n.s.Publish(context.Background(), "chat", bad)
+	var ve *ValidationError
+	if !errors.As(err, &ve) || ve.Result != ValidationReject || ve.Reason != reasonDecode {
+		t.Fatalf("Publish of undecodable data on a typed topic: err %v, want a *ValidationError (reject, decode)", err)
+	}
+	if got := a.published(t); len(got) != 0 {
+		t.Fatalf("undecodable message sent to the peer: %v", got)
+	}
+}
