@@ -549,6 +549,11 @@ func (s *Server) validateRemote(ctx context.Context, k pkey, from key.ID, topic 
 	}
 	r.verified = true
 	if t == nil {
+		// Not registered when the message was queued: it may be by now (RegisterTopic while
+		// running), and then its decoding and validators apply.
+		t = s.reg.topic(topic)
+	}
+	if t == nil {
 		r.res = ValidationAccept
 		return r
 	}

@@ -416,3 +416,59 @@ func TestPublishUndecodableOnTypedTopic(t *testing.T) {
 		t.Fatalf("undecodable message sent to the peer: %v", got)
 	}
 }
+
+// TestTopicRegisteredWhileQueued: a message queued for validation while its topic was not
+// registered here, and whose topic is registered (and joined) before a worker takes it, goes
+// through the topic's decoding and validators: it is delivered with Data of the registered type,
+// never with Data nil past the validators.
+func TestTopicRegisteredWhileQueued(t *testing.T) {
+	n := newNode(t, 1, func(c *Config) { c.ValidateWorkers = 1 })
+	if err := n.s.JoinTopic("busy"); err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	if err := n.s.AddValidator("busy", func(Message) ValidationResult {
+		once.Do(func() { close(entered) })
+		<-release
+		return ValidationAccept
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a := n.connectAttacker(t, 2)
+	a.publish(t, n, a.signed(t, "busy", []byte("hold the worker"), 1))
+	<-entered // the only worker is busy
+
+	data, _ := proto.Marshal(wrapperspb.String("x"))
+	late := a.signed(t, "late", data, 2)
+	a.publish(t, n, late)
+	waitFor(t, "late message queued", func() bool { return n.s.Stats().Received == 2 })
+
+	if err := n.s.RegisterTopic("late", &wrapperspb.StringValue{}); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	if err := n.s.AddValidator("late", func(m Message) ValidationResult {
+		calls.Add(1)
+		return ValidationAccept
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan Message, 1)
+	defer n.s.SubscribeTopic("late", ch).Unsubscribe()
+	if _, err := n.s.Snapshot(context.Background()); err != nil { // the join is handled
+		t.Fatal(err)
+	}
+	close(release)
+
+	if got := waitResult(t, n, router.DefaultMsgID(late)); got != router.Accept {
+		t.Fatalf("router told %v, want Accept", got)
+	}
+	m := recvMsg(t, ch)
+	if v, ok := m.Data.(*wrapperspb.StringValue); !ok || v.GetValue() != "x" {
+		t.Errorf("delivered Data %T %v, want *wrapperspb.StringValue \"x\"", m.Data, m.Data)
+	}
+	if c := calls.Load(); c != 1 {
+		t.Errorf("the topic's validator ran %d times, want 1", c)
+	}
+}
