@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -273,5 +274,67 @@ func TestPeersGaugeClearedWhenServerStops(t *testing.T) {
 	}
 	if v := rec.get(); v != 0 {
 		t.Fatalf("Peers gauge = %v after the Server and the Switch stopped and no peer is connected", v)
+	}
+}
+
+// peersHookRouter is a fakeRouter that reports every Peers call.
+type peersHookRouter struct {
+	*fakeRouter
+	onPeers func(topic string)
+}
+
+func (r peersHookRouter) Peers(topic string) []key.ID {
+	r.onPeers(topic)
+	return r.fakeRouter.Peers(topic)
+}
+
+// TestStopWithWaitForPeersOnWorker: an adapter (run on the worker pool) that waits in
+// WaitForPeers, with a context of its own, when the Server stops gets an error wrapping
+// net.ErrClosed, and Run returns: Run waits for its workers, so the wait must not depend on Run
+// having returned.
+func TestStopWithWaitForPeersOnWorker(t *testing.T) {
+	waiting := make(chan struct{})
+	var once sync.Once
+	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: newFakeNet(),
+		NewRouter: func(env RouterEnv) (router.Router, error) {
+			return peersHookRouter{newFakeRouter(env), func(topic string) {
+				if topic == "nobody" {
+					once.Do(func() { close(waiting) })
+				}
+			}}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, acancel := context.WithCancel(context.Background())
+	defer acancel()
+	werr := make(chan error, 1)
+	if err := s.JoinTopic("t", func(next Handler) Handler {
+		return func(m Message) {
+			werr <- s.WaitForPeers(actx, "nobody", 1)
+			next(m)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitFor(t, "running", func() bool { return s.Status() == nil })
+	n := &node{s: s, net: s.cfg.Network.(*fakeNet)}
+	a := n.connectAttacker(t, 2)
+	a.publish(t, n, a.signed(t, "t", []byte("x"), 1))
+	<-waiting // the adapter's WaitForPeers is registered with the loop
+
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		acancel() // let the adapter go, so that the test ends
+		<-done
+		t.Fatal("Run did not return within 10 s while an adapter waited in WaitForPeers")
+	}
+	if err := <-werr; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("WaitForPeers in an adapter at stop: %v, want an error wrapping net.ErrClosed", err)
 	}
 }

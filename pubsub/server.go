@@ -433,8 +433,15 @@ func (s *Server) publish(ctx context.Context, topic string, t *topicReg, data []
 		return r.res, r.err
 	case <-ctx.Done():
 		return res, ctx.Err()
-	case <-s.done:
-		return res, errStopped
+	case <-s.life.Done():
+		// The loop is ending (s.done would be closed only after Run's workers, which may be
+		// the caller, have returned); it may have answered just before.
+		select {
+		case r := <-req.reply:
+			return r.res, r.err
+		default:
+			return res, errStopped
+		}
 	}
 }
 
@@ -613,8 +620,13 @@ func (s *Server) WaitForPeers(ctx context.Context, topic string, n int) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-s.done:
-		return errStopped
+	case <-s.life.Done(): // the loop is ending; see publish
+		select {
+		case <-req.reply:
+			return nil
+		default:
+			return errStopped
+		}
 	}
 }
 
@@ -640,8 +652,13 @@ func (s *Server) Snapshot(ctx context.Context) (Snapshot, error) {
 		return snap, nil
 	case <-ctx.Done():
 		return Snapshot{}, ctx.Err()
-	case <-s.done:
-		return Snapshot{}, errStopped
+	case <-s.life.Done(): // the loop is ending; see publish
+		select {
+		case snap := <-req.reply:
+			return snap, nil
+		default:
+			return Snapshot{}, errStopped
+		}
 	}
 }
 
