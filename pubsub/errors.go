@@ -19,8 +19,8 @@ var (
 	ErrAlreadyRun = errors.New("pubsub: server already run")
 
 	// ErrNotRunning is returned by Status, Broadcast, Publish and Send before Run has started
-	// (WaitForPeers waits for it). After Run has returned they return an error wrapping
-	// net.ErrClosed instead.
+	// (WaitForPeers waits for it). Once Run is stopping or has returned they return an error
+	// wrapping net.ErrClosed instead.
 	ErrNotRunning = errors.New("pubsub: server not running")
 
 	// ErrNotRegistered is returned when a message type (Broadcast, Send) or a topic has not been

@@ -338,3 +338,49 @@ func TestStopWithWaitForPeersOnWorker(t *testing.T) {
 		t.Errorf("WaitForPeers in an adapter at stop: %v, want an error wrapping net.ErrClosed", err)
 	}
 }
+
+// TestStoppingReportsClosed: while Run is stopping (here held open by an adapter still running),
+// the API reports the stop (an error wrapping net.ErrClosed), not ErrNotRunning, which means
+// "before Run" and which WaitForPeers never returns.
+func TestStoppingReportsClosed(t *testing.T) {
+	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: newFakeNet(),
+		NewRouter: func(env RouterEnv) (router.Router, error) { return newFakeRouter(env), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	type results struct{ status, wait, publish error }
+	got := make(chan results, 1)
+	if err := s.JoinTopic("t", func(next Handler) Handler {
+		return func(m Message) {
+			close(entered)
+			<-release
+			var r results
+			r.status = s.Status()
+			r.wait = s.WaitForPeers(context.Background(), "t", 1)
+			_, r.publish = s.Publish(context.Background(), "t", []byte("y"))
+			got <- r
+			next(m)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitFor(t, "running", func() bool { return s.Status() == nil })
+	n := &node{s: s, net: s.cfg.Network.(*fakeNet)}
+	a := n.connectAttacker(t, 2)
+	a.publish(t, n, a.signed(t, "t", []byte("x"), 1))
+	<-entered
+	cancel()
+	<-s.life.Done() // Run is stopping: its loop has returned, it waits for the adapter
+	close(release)
+	r := <-got
+	<-done
+	for name, err := range map[string]error{"Status": r.status, "WaitForPeers": r.wait, "Publish": r.publish} {
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("%s while the Server stops: %v, want an error wrapping net.ErrClosed", name, err)
+		}
+	}
+}

@@ -240,9 +240,11 @@ func (s *Server) Stop() error {
 }
 
 // Status returns nil while the Server runs, ErrNotRunning before Run, and an error wrapping
-// net.ErrClosed after Run has returned. It never blocks.
+// net.ErrClosed once Run is stopping or has returned. It never blocks.
 func (s *Server) Status() error {
 	switch {
+	case s.life.Err() != nil: // Run is stopping or has returned
+		return errStopped
 	case s.running.Load():
 		return nil
 	case !s.started.Load():
@@ -258,10 +260,8 @@ func (s *Server) Status() error {
 }
 
 func (s *Server) checkRunning() error {
-	select {
-	case <-s.done:
+	if s.life.Err() != nil { // Run is stopping or has returned
 		return errStopped
-	default:
 	}
 	if !s.running.Load() {
 		return ErrNotRunning
