@@ -246,7 +246,7 @@ type pump struct {
 	added  []*peerState
 	wake   chan struct{}
 	onIdle func(ps *peerState, recovered bool)
-	limits [2]int // the largest MConnection message on ControlChannel and on MessageChannel
+	limits [2]int // the largest coalesced MConnection message on ControlChannel and on MessageChannel
 }
 
 const (
@@ -337,8 +337,8 @@ func (p *pump) run(done <-chan struct{}) {
 
 // drain sends what the peer's MConnection takes now, at most one MConnection message per channel
 // per call: everything queued for ControlChannel as one message, and everything queued for
-// MessageChannel (our publishes first, then forwards) as another, each cut at its channel's
-// capacity (limits[0], limits[1]). An RPC's encodings concatenated are one valid RPC (protobuf's
+// MessageChannel (our publishes first, then forwards) as another, each cut at limits[0] and
+// limits[1] (what every peer's channel accepts; an item larger than that goes alone). An RPC's encodings concatenated are one valid RPC (protobuf's
 // merge rule appends repeated fields), so the peer decodes the same messages and controls; what
 // changes is that they leave in one write and share SecretConnection frames, which are sealed at
 // a fixed 1024 data bytes (docs/PUBSUB.md §8.1). It reports whether anything was sent.

@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"bytes"
+	"context"
 	"sync"
 	"testing"
 
@@ -195,5 +196,62 @@ func TestDrainCoalesces(t *testing.T) {
 	}
 	if b, _, _ := ps.out.stats(); b != 0 {
 		t.Fatalf("queued bytes after sending: %d", b)
+	}
+}
+
+// TestCoalescingFitsPeersWithoutTopicOverrides: the pump's coalesced MConnection messages stay
+// within the message channel capacity of a peer that has only the network-wide MaxMessageBytes:
+// a Topics override that raises our own capacity (for one topic) must not make us send small
+// messages of other topics in batches such a peer refuses (its MConnection closes the connection
+// at the packet that crosses its capacity).
+func TestCoalescingFitsPeersWithoutTopicOverrides(t *testing.T) {
+	n := newNode(t, 1, func(c *Config) {
+		c.Topics = map[string]TopicConfig{"big": {MaxMessageBytes: 4 << 20}}
+		c.PeerQueueBytes = 16 << 20
+	})
+	if err := n.s.JoinTopic("chat"); err != nil {
+		t.Fatal(err)
+	}
+	a := n.connectAttacker(t, 2)
+	a.subscribe(t, n, "chat")
+
+	var mu sync.Mutex
+	full, sizes := true, []int(nil)
+	a.p.setOnSend(func(ch byte, msg []byte) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if full {
+			return false
+		}
+		if ch == MessageChannel {
+			sizes = append(sizes, len(msg))
+		}
+		return true
+	})
+	for i := range 3 {
+		if _, err := n.s.Publish(context.Background(), "chat", bytes.Repeat([]byte{byte(i)}, 600<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	full = false
+	mu.Unlock()
+	total := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		s := 0
+		for _, b := range sizes {
+			s += b
+		}
+		return s
+	}
+	waitFor(t, "messages sent", func() bool { return total() >= 3*(600<<10) })
+	peerCap := DefaultMaxMessageBytes + RPCOverheadBytes // a peer without the "big" override
+	mu.Lock()
+	defer mu.Unlock()
+	for _, b := range sizes {
+		if b > peerCap {
+			t.Errorf("MConnection message of %d bytes on the message channel; a peer with the network's MaxMessageBytes accepts %d", b, peerCap)
+		}
 	}
 }

@@ -124,7 +124,10 @@ func NewServer(cfg Config) (*Server, error) {
 	s.peers.init()
 	s.inbox.init()
 	s.defaultQueue = newTopicQueue(c.ValidateQueue, c.DeliverQueue, c.ValidateConcurrency)
-	s.pump = newPump(s.onPeerRecovered, MaxControlRPCBytes, s.msgCap)
+	// Coalesced message-channel batches are cut at what every peer accepts: the network-wide
+	// MaxMessageBytes plus the overhead. Our own capacity (msgCap) also follows our Topics
+	// overrides, which a peer need not share; a single larger message still goes alone.
+	s.pump = newPump(s.onPeerRecovered, MaxControlRPCBytes, min(s.msgCap, c.MaxMessageBytes+RPCOverheadBytes))
 	return s, nil
 }
 
