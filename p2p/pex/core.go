@@ -845,7 +845,8 @@ func (c *Core) dialInRound(now time.Time, addrs ...netaddr.NetAddress) {
 
 // ensurePeers is CometBFT's ensurePeers (docs/WIRE.md §7.3). request is true for the periodic
 // run, which also starts a new round of the seed fall-back, and false for the immediate runs
-// triggered by a PexAddrs or a freed slot, as CometBFT's ensurePeers(false).
+// triggered by a PexAddrs or a freed slot, as CometBFT's ensurePeers(false). With no outbound
+// slot free (numToDial ≤ 0) it does nothing more: no PexRequest and no seed dial, as CometBFT.
 //
 // Departure: CometBFT makes up to 3·numToDial PickAddress draws and skips the ones it cannot
 // dial, so with one dialable address among many connected ones it can miss it round after
@@ -861,24 +862,33 @@ func (c *Core) ensurePeers(now time.Time, request bool) {
 	}
 	outbound := c.outbound()
 	numToDial := c.cfg.MaxOutboundPeers - (outbound + c.inFlight)
-	var picked []netaddr.NetAddress
-	if numToDial > 0 {
-		bias := min(outbound, 8)*10 + 10
-		seen := make(map[key.ID]struct{})
-		exclude := func(a netaddr.NetAddress) bool {
-			_, dup := seen[a.ID]
-			return dup || c.connected(a.ID) || c.dialedThisRound(a.ID) || !c.dialableNotConnected(now, a)
-		}
-		for len(picked) < numToDial {
-			a, ok := c.book.PickAddressExcluding(bias, exclude)
-			if !ok {
-				break
-			}
-			seen[a.ID] = struct{}{}
-			picked = append(picked, a)
-		}
-		c.dialInRound(now, picked...)
+	if numToDial <= 0 {
+		// Every outbound slot is taken: nothing to do, as CometBFT's ensurePeers returns here.
+		// No PexRequest, and no seed dial that would wait in the Switch's dial queue for the
+		// next freed slot.
+		c.ready.Notes = append(c.ready.Notes, Note{Kind: NoteRound, Round: RoundStats{
+			Periodic: request, Outbound: outbound, InFlight: c.inFlight, ToDial: numToDial,
+			BookSize: c.book.Size(),
+		}})
+		c.hungry(now, false)
+		return
 	}
+	var picked []netaddr.NetAddress
+	bias := min(outbound, 8)*10 + 10
+	seen := make(map[key.ID]struct{})
+	exclude := func(a netaddr.NetAddress) bool {
+		_, dup := seen[a.ID]
+		return dup || c.connected(a.ID) || c.dialedThisRound(a.ID) || !c.dialableNotConnected(now, a)
+	}
+	for len(picked) < numToDial {
+		a, ok := c.book.PickAddressExcluding(bias, exclude)
+		if !ok {
+			break
+		}
+		seen[a.ID] = struct{}{}
+		picked = append(picked, a)
+	}
+	c.dialInRound(now, picked...)
 	c.ready.Notes = append(c.ready.Notes, Note{Kind: NoteRound, Round: RoundStats{
 		Periodic: request, Outbound: outbound, InFlight: c.inFlight, ToDial: numToDial,
 		Dialed: len(picked), BookSize: c.book.Size(),

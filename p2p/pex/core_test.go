@@ -320,10 +320,8 @@ func TestEnsurePeers(t *testing.T) {
 	n.dialed = nil
 	n.receive(t0, connected, decode(addrsMsg(t)))
 	n.ensurePeers(t0.Add(30*time.Second), true)
-	for _, a := range n.dialed {
-		if a != seeds[0] && a != seeds[1] { // nothing picked: the seed fallback may dial
-			t.Errorf("dialed %v with no free slot", a)
-		}
+	if len(n.dialed) != 0 { // no slot free: neither a pick nor a seed (CometBFT returns)
+		t.Errorf("dialed %v with no free slot", n.dialed)
 	}
 	n.inFlight = 0
 	n.receive(t0, connected, decode(addrsMsg(t)))
@@ -333,7 +331,7 @@ func TestEnsurePeers(t *testing.T) {
 			t.Errorf("re-dialed %v while it is being dialed", a)
 		}
 	}
-	if connected.requests() != 3 {
+	if connected.requests() != 2 { // AddPeer, then the last round (none while no slot was free)
 		t.Errorf("the only peer was asked %d times; ensurePeers asks a random peer", connected.requests())
 	}
 }

@@ -87,8 +87,8 @@
 //     out unconditional peers and counts persistent ones (CometBFT's Switch.NumPeers), bias
 //     min(outbound, 8)·10 + 10, then up to numToDial distinct picks among the addresses that are
 //     not connected, not being dialed, not ours, not banned and not dialed already in this round
-//     (PickAddressExcluding); then, while the book needs addresses: ReinstateBadPeers, ask a
-//     random peer, and dial the seeds (random order, the next one when a dial fails or a seed
+//     (PickAddressExcluding); when numToDial ≤ 0 nothing more (no request, no seed dial, as
+//     CometBFT); then, while the book needs addresses: ReinstateBadPeers, ask a random peer, and dial the seeds (random order, the next one when a dial fails or a seed
 //     leaves before answering, none after one answered, each at most once per round, see the
 //     departures) if nothing was picked. A round is one periodic
 //     ensurePeers and the immediate ones (ensurePeers(false), no request) that follow it until
