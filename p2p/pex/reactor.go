@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/p2p"
@@ -25,6 +26,12 @@ import (
 // ErrSaveFailed is wrapped by Run's error when the address book could not be saved at shutdown
 // (the file error is wrapped too). Test with errors.Is.
 var ErrSaveFailed = errors.New("pex: cannot save the address book")
+
+// ErrLoadFailed is wrapped by Run's error when AddrBookFile exists but could not be loaded
+// (permission denied, an I/O error, a corrupt file that could not be moved aside; the file
+// error is wrapped too). Run then returns at once, before any save, so the file is never
+// replaced by an empty book; CometBFT refuses to start in that case too. Test with errors.Is.
+var ErrLoadFailed = errors.New("pex: cannot load the address book")
 
 // Reactor is the PEX reactor on channel 0x00 (docs/WIRE.md §7): the shell around a Core. It
 // answers PexRequests from its address book, asks peers for addresses, dials what the book
@@ -130,6 +137,9 @@ func (r *Reactor) AddrBookSize() int { return int(r.bookSize.Load()) }
 // after NewSwitch (SetSwitch) and should run as long as the Switch does; every goroutine it
 // starts has exited when it returns.
 //
+// If AddrBookFile exists but cannot be loaded (other than a corrupt file, which is moved aside),
+// Run returns an error wrapping ErrLoadFailed at once and never writes the file.
+//
 // A periodic save that fails is logged and retried at the next interval; if the final save
 // fails, Run returns an error wrapping ErrSaveFailed (and the file error) instead of ctx.Err(),
 // so that a node whose address book is lost at shutdown does not exit as if all was well.
@@ -157,7 +167,9 @@ func (r *Reactor) Run(ctx context.Context) (err error) {
 	for _, b := range sw.Bans() {
 		c.Banned(b.ID, b.IP, b.Until)
 	}
-	r.load(clk.Now())
+	if lerr := r.load(clk.Now()); lerr != nil {
+		return fmt.Errorf("%w %s: %w", ErrLoadFailed, r.cfg.AddrBookFile, lerr)
+	}
 	defer func() {
 		if serr := r.saveFile(); serr != nil {
 			err = fmt.Errorf("%w at shutdown: %w", ErrSaveFailed, serr)
@@ -332,23 +344,27 @@ func (r *Reactor) apply(sw *p2p.Switch, wg *sync.WaitGroup, rd Ready, cause erro
 	}
 }
 
-func (r *Reactor) load(now time.Time) {
+// load loads AddrBookFile into the Core's book. It returns the error when the file exists and
+// is still at its path but could not be loaded: saving the book would then write over it.
+func (r *Reactor) load(now time.Time) error {
 	path := r.cfg.AddrBookFile
 	if path == "" {
-		return
+		return nil
 	}
 	rep, err := bookfile.Load(path, r.core.Book(), now)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		// ENOTDIR: a directory on the path is a file, so there is no book to overwrite.
 		r.log.Info("no address book file; starting empty", "path", path)
-	case errors.Is(err, addrbook.ErrCorruptFile):
+	case errors.Is(err, addrbook.ErrCorruptFile) && !errors.Is(err, bookfile.ErrQuarantineFailed):
 		r.log.Error("corrupt address book file quarantined; starting empty", "path", path, "err", err)
 	case err != nil:
-		r.log.Error("cannot read address book file; starting empty", "path", path, "err", err)
+		return err
 	default:
 		r.log.Info("address book loaded", "path", path, "loaded", rep.Loaded, "skipped", rep.Skipped, "reasons", rep.Reasons)
 	}
 	r.bookSize.Store(int64(r.core.Book().Size()))
+	return nil
 }
 
 func (r *Reactor) save() {

@@ -35,6 +35,11 @@ func Save(path string, book *addrbook.AddrBook) error {
 	return nil
 }
 
+// ErrQuarantineFailed is wrapped, beside addrbook.ErrCorruptFile, by Load's error when a corrupt
+// file could not be renamed: it is still at its path, and saving there would destroy it. Test with
+// errors.Is.
+var ErrQuarantineFailed = errors.New("bookfile: corrupt file not moved aside")
+
 // Load loads book from path (addrbook.AddrBook.Load) at now and returns Load's report.
 //
 //   - A missing file returns an error wrapping fs.ErrNotExist and leaves the book as it was:
@@ -43,8 +48,10 @@ func Save(path string, book *addrbook.AddrBook) error {
 //     "<path>.corrupt.<n>" with the smallest n ≥ 1 that is free, and the error names both
 //     paths; the book is empty. It is never silently overwritten: the shell logs the error and
 //     carries on with the empty book, whose next Save writes a fresh path
-//     (docs/RELIABILITY.md R-01).
-//   - Other read errors are returned wrapped; the file is left alone.
+//     (docs/RELIABILITY.md R-01). If the rename fails the error also wraps ErrQuarantineFailed:
+//     the file is still at path, and the shell must not save over it.
+//   - Other read errors are returned wrapped; the file is left alone, and the shell must not
+//     save over it either (the PEX reactor's Run then fails with pex.ErrLoadFailed).
 //
 // It blocks on disk I/O; book must not be used by another goroutine during the call.
 func Load(path string, book *addrbook.AddrBook, now time.Time) (addrbook.LoadReport, error) {
@@ -62,7 +69,7 @@ func Load(path string, book *addrbook.AddrBook, now time.Time) (addrbook.LoadRep
 	}
 	dst, qerr := quarantine(path)
 	if qerr != nil {
-		return rep, fmt.Errorf("bookfile: load %s: %w (and renaming it failed: %w)", path, err, qerr)
+		return rep, fmt.Errorf("bookfile: load %s: %w (%w: %w)", path, err, ErrQuarantineFailed, qerr)
 	}
 	return rep, fmt.Errorf("bookfile: load %s (moved to %s): %w", path, dst, err)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -204,4 +205,31 @@ func tempFiles(t *testing.T, path string) []string {
 		}
 	}
 	return out
+}
+
+// TestLoadCorruptNotMoved: when a corrupt file cannot be moved aside (every .corrupt name is
+// taken), Load's error wraps ErrQuarantineFailed beside addrbook.ErrCorruptFile and the file
+// stays at path, so the shell knows not to save over it.
+func TestLoadCorruptNotMoved(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "addrbook.json")
+	for n := range 1000 {
+		name := path + ".corrupt"
+		if n > 0 {
+			name += "." + strconv.Itoa(n)
+		}
+		if err := os.WriteFile(name, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, []byte(`{"key":`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, newBook(t, 40), t0)
+	if !errors.Is(err, addrbook.ErrCorruptFile) || !errors.Is(err, ErrQuarantineFailed) {
+		t.Fatalf("Load = %v, want ErrCorruptFile and ErrQuarantineFailed", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("corrupt file not at its path: %v", err)
+	}
 }
