@@ -83,7 +83,9 @@ type P2PConfig struct {
 	// exempts persistent and unconditional peers: it never dials more than
 	// this many other addresses. PEX, as CometBFT, fills the slots left by
 	// the outbound peers that are not unconditional, so persistent outbound
-	// peers take PEX slots and unconditional ones do not. Default 10.
+	// peers take PEX slots and unconditional ones do not. 0 means none: only
+	// persistent and unconditional peers are dialed, and PEX neither dials
+	// (seeds included) nor asks for addresses on its own. Default 10.
 	MaxNumOutboundPeers int `toml:"max_num_outbound_peers"`
 	// InboundEviction makes a new inbound connection evict one inbound peer
 	// when the inbound slots are full (Bitcoin Core's policy: protect

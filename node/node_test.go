@@ -370,3 +370,14 @@ func TestZeroRatesAreUnlimited(t *testing.T) {
 		t.Errorf("defaults gave SendRate %d, RecvRate %d; want %d, %d", mc.SendRate, mc.RecvRate, p.SendRateBytesPerSec, p.RecvRateBytesPerSec)
 	}
 }
+
+// TestPEXOutboundNone: max_num_outbound_peers = 0 reaches PEX as "no outbound slot" (negative),
+// not as pex.Config's zero, which means the default of 10 and made PEX dial seeds and book
+// addresses that the Switch then dropped.
+func TestPEXOutboundNone(t *testing.T) {
+	for in, want := range map[int]int{0: -1, 1: 1, 10: 10} {
+		if got := pexOutbound(in); got != want {
+			t.Errorf("pexOutbound(%d) = %d, want %d", in, got, want)
+		}
+	}
+}

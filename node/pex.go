@@ -48,7 +48,7 @@ func newPEXReactor(ctx context.Context, n *Node) (p2p.Reactor, error) {
 		AddrBookStrict:   cfg.AddrBookStrict,
 		PrivatePeerIDs:   private,
 		PersistentPeers:  n.persistentAddrs,
-		MaxOutboundPeers: cfg.MaxNumOutboundPeers,
+		MaxOutboundPeers: pexOutbound(cfg.MaxNumOutboundPeers),
 		Logger:           n.log.With("module", "pex"),
 	}
 	if err := pc.Validate(); err != nil {
@@ -56,4 +56,13 @@ func newPEXReactor(ctx context.Context, n *Node) (p2p.Reactor, error) {
 	}
 	n.pex = pex.NewReactor(pc)
 	return n.pex, nil
+}
+
+// pexOutbound maps max_num_outbound_peers onto pex.Config.MaxOutboundPeers, whose zero means the
+// default (10): the config's 0 means no outbound peers, which pex spells as a negative value.
+func pexOutbound(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

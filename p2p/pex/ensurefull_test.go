@@ -40,3 +40,32 @@ func TestEnsurePeersIdleWhenSlotsFull(t *testing.T) {
 		}
 	}
 }
+
+// TestNoOutboundPeers: a negative MaxOutboundPeers (what node passes for
+// max_num_outbound_peers = 0) means no outbound slot at all, as CometBFT with that setting: no
+// seed dial, no dial from the book, no periodic PexRequest. Zero would mean the default, 10.
+func TestNoOutboundPeers(t *testing.T) {
+	cfg := Config{Seeds: []netaddr.NetAddress{testAddr(900)}, MaxOutboundPeers: -1}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate(MaxOutboundPeers -1) = %v", err)
+	}
+	c, n := newTestCore(t, cfg)
+	for i := range 20 {
+		if err := c.book.AddAddress(t0, testAddr(100+i), testAddr(500)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &fakePeer{addr: testAddr(1)} // inbound
+	n.connect(c, t0, p)
+	n.dialed = nil
+	before := p.requests()
+	for r := 1; r <= 3; r++ {
+		n.ensurePeers(t0.Add(time.Duration(r)*time.Minute), true)
+	}
+	if len(n.dialed) != 0 {
+		t.Errorf("MaxOutboundPeers -1: ensurePeers dialed %v", n.dialed)
+	}
+	if got := p.requests(); got != before {
+		t.Errorf("MaxOutboundPeers -1: peer asked %d more times by ensurePeers", got-before)
+	}
+}

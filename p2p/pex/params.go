@@ -195,7 +195,9 @@ type Config struct {
 	// MaxOutboundPeers is max_num_outbound_peers: ensurePeers dials up to
 	// MaxOutboundPeers − (outbound + dials in flight), where outbound counts the outbound peers
 	// that are not unconditional (PeerInfo.Unconditional), persistent ones included, as
-	// CometBFT. Zero means 10; must not be negative.
+	// CometBFT. Zero means 10; a negative value means no outbound slot at all (CometBFT's
+	// max_num_outbound_peers = 0): ensurePeers then never dials, not even a seed, and sends no
+	// PexRequest of its own.
 	MaxOutboundPeers int
 
 	// EnsurePeersPeriod is the period of ensurePeers (and of the seed crawler). Zero means 30 s.
@@ -223,9 +225,6 @@ type Config struct {
 // Validate reports every problem in c with errors.Join, or nil. It does not modify c.
 func (c Config) Validate() error {
 	var errs []error
-	if c.MaxOutboundPeers < 0 {
-		errs = append(errs, fmt.Errorf("pex: MaxOutboundPeers %d is negative", c.MaxOutboundPeers))
-	}
 	for name, d := range map[string]time.Duration{
 		"EnsurePeersPeriod": c.EnsurePeersPeriod, "SeedDisconnectWaitPeriod": c.SeedDisconnectWaitPeriod,
 		"SaveInterval": c.SaveInterval,
