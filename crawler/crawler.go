@@ -25,7 +25,7 @@ import (
 const (
 	// PEXChannel is the PEX channel ID.
 	PEXChannel byte = 0x00
-	// MaxPEXMsgSize is the PEX channel's RecvMessageCapacity in bytes (256 addresses × 250 bytes).
+	// MaxPEXMsgSize is the PEX channel's RecvMessageCapacity in bytes (CometBFT's 250 addresses of at most 256 bytes each).
 	MaxPEXMsgSize = 64000
 	// MaxAddrsPerReply is the most addresses one PexAddrs may carry, as for the PEX reactor
 	// (p2p/pex.MaxAddrsPerMsg, cometbft's maxGetSelection). A reply with more is ignored whole
