@@ -36,8 +36,11 @@ var (
 	ErrInvalidTopic = errors.New("pubsub: invalid topic name")
 
 	// ErrNoPeers is returned by Broadcast and Publish when the router sent the message to no
-	// peer: nobody we are connected to is subscribed to the topic (see WaitForPeers). The message
-	// was not delivered anywhere.
+	// peer: nobody we are connected to is subscribed to the topic (see WaitForPeers), or the
+	// router already holds a message with the same ID and drops this one as a duplicate (with
+	// content-based IDs, as under StrictNoSign, the same topic and data published twice within
+	// the seen-cache TTL; WaitForPeers then returns at once, so do not retry such a publish in a
+	// loop). The message was not delivered anywhere.
 	ErrNoPeers = errors.New("pubsub: no peers subscribed to the topic")
 
 	// ErrQueueFull is wrapped by *QueueFullError: the output queue of one or more peers had no
