@@ -82,6 +82,10 @@ const (
 	// DirectChannel's RecvMessageCapacity: it covers the RPC and Message envelopes (from, seqno,
 	// topic up to MaxTopicBytes, signature, key).
 	RPCOverheadBytes = 4096
+	// MaxMessageBytesLimit is the largest MaxMessageBytes (in Config and in TopicConfig) that
+	// Validate accepts: 1 GiB. Above it the channel and queue sizes derived from it could
+	// overflow int.
+	MaxMessageBytesLimit = 1 << 30
 )
 
 // RouterKind names a router built into the Server.
@@ -147,7 +151,8 @@ var _ Network = (*p2p.Switch)(nil)
 // TopicConfig overrides shell limits for one topic. Zero fields take the Config-wide value.
 type TopicConfig struct {
 	// MaxMessageBytes bounds the topic's message data; it may be above or below
-	// Config.MaxMessageBytes (the channel capacity follows the largest).
+	// Config.MaxMessageBytes (the channel capacity follows the largest), up to
+	// MaxMessageBytesLimit.
 	MaxMessageBytes int
 	// ValidateQueue is the topic's validation queue length (messages).
 	ValidateQueue int
@@ -208,8 +213,8 @@ type Config struct {
 	MsgID router.MsgIDFunc
 
 	// MaxMessageBytes bounds a message's data in bytes. Zero means DefaultMaxMessageBytes
-	// (1 MiB). All nodes of a network must agree on it: it sets the receive capacity of the
-	// message and direct channels.
+	// (1 MiB); at most MaxMessageBytesLimit. All nodes of a network must agree on it: it sets
+	// the receive capacity of the message and direct channels.
 	MaxMessageBytes int
 	// Topics overrides limits per topic name.
 	Topics map[string]TopicConfig
@@ -283,6 +288,9 @@ func (c Config) Validate() error {
 			bad("%s %d < 0", name, v)
 		}
 	}
+	if c.MaxMessageBytes > MaxMessageBytesLimit {
+		bad("MaxMessageBytes %d > %d", c.MaxMessageBytes, MaxMessageBytesLimit)
+	}
 	if c.DeferTimeout < 0 {
 		bad("DeferTimeout %v < 0", c.DeferTimeout)
 	}
@@ -292,6 +300,9 @@ func (c Config) Validate() error {
 		}
 		if tc.MaxMessageBytes < 0 || tc.ValidateQueue < 0 || tc.ValidateConcurrency < 0 {
 			bad("Topics[%q]: negative limit", name)
+		}
+		if tc.MaxMessageBytes > MaxMessageBytesLimit {
+			bad("Topics[%q]: MaxMessageBytes %d > %d", name, tc.MaxMessageBytes, MaxMessageBytesLimit)
 		}
 	}
 	g := c.PeerGater

@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -418,5 +419,24 @@ func TestAdapterEndsChain(t *testing.T) {
 	case m := <-ch:
 		t.Fatalf("blocked message delivered: %q", m.Raw)
 	default:
+	}
+}
+
+// TestConfigValidateHugeMessages: a MaxMessageBytes near math.MaxInt made the overflowing sum
+// with RPCOverheadBytes pass the PeerQueueBytes check, and the Switch refused the negative
+// channel capacity only at Run; Validate now refuses sizes above MaxMessageBytesLimit, in
+// Config and in Topics.
+func TestConfigValidateHugeMessages(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"Config":      {NodeKey: testKey(t, 1), MaxMessageBytes: math.MaxInt, PeerQueueBytes: math.MaxInt},
+		"TopicConfig": {NodeKey: testKey(t, 1), PeerQueueBytes: math.MaxInt, Topics: map[string]TopicConfig{"t": {MaxMessageBytes: math.MaxInt - 1}}},
+	} {
+		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: MaxMessageBytes near math.MaxInt: Validate = %v, want ErrInvalidConfig", name, err)
+		}
+	}
+	ok := Config{NodeKey: testKey(t, 1), MaxMessageBytes: MaxMessageBytesLimit, PeerQueueBytes: 2 * MaxMessageBytesLimit}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("MaxMessageBytes = MaxMessageBytesLimit: Validate = %v", err)
 	}
 }
