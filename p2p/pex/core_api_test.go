@@ -33,7 +33,7 @@ func TestNewCoreErrors(t *testing.T) {
 	if _, err := NewCore(Config{}, nil); err != ErrNilRand {
 		t.Errorf("nil rng: %v", err)
 	}
-	if _, err := NewCore(Config{MaxOutboundPeers: -1}, rand.New(rand.NewPCG(1, 1))); err == nil {
+	if _, err := NewCore(Config{EnsurePeersPeriod: -time.Second}, rand.New(rand.NewPCG(1, 1))); err == nil {
 		t.Error("invalid Config accepted")
 	}
 	if _, err := NewCore(Config{AddrBookEntropy: bytes.NewReader(make([]byte, 10))}, rand.New(rand.NewPCG(1, 1))); err == nil {
