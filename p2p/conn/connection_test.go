@@ -1867,9 +1867,11 @@ func TestMConnDrainOutlivesPings(t *testing.T) {
 				if !b.draining.Load() {
 					t.Fatal("b has not seen the peer close")
 				}
-				clk.Advance(cfg.PingInterval) // a ping falls due while the first message is in ReceiveFunc
-				synctest.Wait()
 				if stall {
+					// The first message stays in ReceiveFunc: a ping falls due, then no message
+					// has moved for PongTimeout since the drain began.
+					clk.Advance(cfg.PingInterval)
+					synctest.Wait()
 					clk.Advance(cfg.PongTimeout)
 					synctest.Wait()
 					select {
@@ -1883,16 +1885,24 @@ func TestMConnDrainOutlivesPings(t *testing.T) {
 					close(release)
 					return
 				}
+				// A slow ReceiveFunc that keeps moving: one message every 3 s (under PongTimeout),
+				// so the ping falls due (at 10 s) while the fourth is waiting.
+				step := 3 * time.Second
 				for range n {
+					clk.Advance(step)
+					synctest.Wait()
 					select {
 					case release <- struct{}{}:
 					case err := <-errs:
 						t.Fatalf("ErrorFunc got %v after %d of %d deliveries: the rest were dropped", err, got.Load(), n)
 					}
 					synctest.Wait()
-					clk.Advance(cfg.PongTimeout)
-					synctest.Wait()
 				}
+				if at := time.Duration(n) * step; at <= cfg.PingInterval {
+					t.Fatalf("the drain ended at %v, before the ping fell due at %v", at, cfg.PingInterval)
+				}
+				clk.Advance(cfg.PongTimeout)
+				synctest.Wait()
 				select {
 				case err := <-errs:
 					if !errors.Is(err, io.EOF) || got.Load() != n {

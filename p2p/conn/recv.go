@@ -156,6 +156,9 @@ func (c *MConnection) inputBuffered() bool {
 func (c *MConnection) deliverReceived() {
 	c.dispatchPending()
 	c.draining.Store(true)
+	// Wake the send goroutine so that it stops writing and starts watchDrain's PongTimeout
+	// window now, not at its next timer or signal, which may be a whole PingInterval away.
+	c.signalSend()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for !c.closed && c.delivering() {
