@@ -105,6 +105,10 @@ const (
 	RejectSimultaneousDial
 	// RejectInternal: the MConnection could not be created or started (a local fault).
 	RejectInternal
+	// RejectReactor: a reactor stopped the peer from its InitPeer (Peer.FlushStop,
+	// Peer.CloseConn or Switch.StopPeerForError); the error is the reactor's reason
+	// (ErrPeerStopped for FlushStop and CloseConn).
+	RejectReactor
 )
 
 var rejectReasonNames = [...]string{
@@ -114,6 +118,7 @@ var rejectReasonNames = [...]string{
 	RejectBanned:           "banned",
 	RejectSimultaneousDial: "simultaneous_dial",
 	RejectInternal:         "internal",
+	RejectReactor:          "reactor",
 }
 
 // String returns a stable lower-case token, used as the metrics label "reason".

@@ -212,6 +212,7 @@ type testReactor struct {
 	chans     []conn.ChannelDescriptor
 	onReceive func(chID byte, p Peer, msg []byte)
 	onRemove  func(p Peer, reason any) // called first in RemovePeer
+	onInit    func(p Peer)             // called last in InitPeer
 
 	mu     sync.Mutex
 	events []string // "init <id>", "add <id>", "remove <id>"
@@ -241,8 +242,14 @@ func (r *testReactor) record(ev string) {
 	r.mu.Unlock()
 }
 
-func (r *testReactor) InitPeer(p Peer) Peer { r.record("init " + string(p.ID())); return p }
-func (r *testReactor) AddPeer(p Peer)       { r.record("add " + string(p.ID())) }
+func (r *testReactor) InitPeer(p Peer) Peer {
+	r.record("init " + string(p.ID()))
+	if r.onInit != nil {
+		r.onInit(p)
+	}
+	return p
+}
+func (r *testReactor) AddPeer(p Peer) { r.record("add " + string(p.ID())) }
 func (r *testReactor) RemovePeer(p Peer, reason any) {
 	if r.onRemove != nil {
 		r.onRemove(p, reason)

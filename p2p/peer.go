@@ -79,6 +79,10 @@ type peer struct {
 	// closedLocally is set by CloseConn before it closes the connection: the MConnection error
 	// that follows is its consequence, and the removal's reason is ErrPeerStopped.
 	closedLocally atomic.Bool
+
+	// stopReq is the reason of the first stop asked for this peer (requestStop), so that admit
+	// sees a reactor that stopped the peer from InitPeer, before the MConnection starts.
+	stopReq atomic.Pointer[error]
 }
 
 // recvGate tracks Receive calls in flight so that the Switch calls RemovePeer only once none runs:

@@ -40,7 +40,11 @@ type Reactor interface {
 	// descriptor valid for conn.NewMConnection (Run returns conn.ErrInvalidConfig otherwise).
 	GetChannels() []conn.ChannelDescriptor
 	// InitPeer is called before the peer's MConnection starts, to allocate per-peer state. It
-	// must return p: the Switch keeps CometBFT's signature but ignores the result.
+	// must return p: the Switch keeps CometBFT's signature but ignores the result. A reactor
+	// may refuse the peer here by stopping it (p.FlushStop, p.CloseConn or
+	// Switch.StopPeerForError): its MConnection is then never started, no reactor gets AddPeer,
+	// every reactor gets RemovePeer with that reason, and the Switch emits PeerRejected with
+	// RejectReactor.
 	InitPeer(p Peer) Peer
 	// AddPeer is called once the peer is started and in the PeerSet.
 	AddPeer(p Peer)

@@ -464,6 +464,7 @@ func (sw *Switch) emit(ev Event) {
 }
 
 func (sw *Switch) requestStop(p *peer, err error) {
+	p.stopReq.CompareAndSwap(nil, &err)
 	sw.inbox.post(stopPeerReq{p: p, id: p.ID(), err: err})
 }
 

@@ -441,6 +441,20 @@ func (l *loop) admit(c *transport.Conn) bool {
 	for i := range sw.reactors {
 		sw.reactors[i].r.InitPeer(p)
 	}
+	if stop := p.stopReq.Load(); stop != nil {
+		// A reactor stopped the peer from InitPeer: refuse it without starting the MConnection
+		// (its stop request, still in the mailbox, then finds no such peer). Reactors got
+		// InitPeer, so they get RemovePeer.
+		err := *stop
+		p.log.Info("peer refused by a reactor in InitPeer", "err", err)
+		_ = mc.Close()
+		p.gate.close() // never started: no Receive ran
+		l.reject(c, RejectReactor, err)
+		for i := range sw.reactors {
+			sw.reactors[i].r.RemovePeer(p, err)
+		}
+		return false
+	}
 	if err := mc.Start(); err != nil {
 		// Reactors got InitPeer, so they get RemovePeer to release what it reserved.
 		p.log.Error("cannot start MConnection", "err", err)

@@ -1228,3 +1228,61 @@ func TestSwitchUnregisteredChannel(t *testing.T) {
 		}
 	})
 }
+
+// TestSwitchStopInInitPeer: a reactor that stops a peer from InitPeer (FlushStop, CloseConn,
+// StopPeerForError) refuses it: no AddPeer, one RemovePeer with the reactor's reason, a
+// PeerRejected event with RejectReactor, no PeerConnected. It is not a local fault: before, the
+// MConnection's failed start was logged at Error and counted as RejectInternal.
+func TestSwitchStopInInitPeer(t *testing.T) {
+	errNotWanted := errors.New("not wanted")
+	for name, tc := range map[string]struct {
+		stop func(sw *Switch, p Peer)
+		want error
+	}{
+		"FlushStop":        {func(_ *Switch, p Peer) { p.FlushStop() }, ErrPeerStopped},
+		"CloseConn":        {func(_ *Switch, p Peer) { _ = p.CloseConn() }, ErrPeerStopped},
+		"StopPeerForError": {func(sw *Switch, p Peer) { sw.StopPeerForError(p, errNotWanted) }, errNotWanted},
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n := newFakeNetwork()
+				ft := n.newFakeTransport(1, chA)
+				r := newTestReactor(chA)
+				hub := NewSwitch(ft, testConfig(t), WithReactor("r", r))
+				r.onInit = func(p Peer) { tc.stop(hub, p) }
+				events, unsub := hub.Subscribe(func(ev Event) bool {
+					return ev.Type == PeerRejected || ev.Type == PeerConnected
+				})
+				defer unsub()
+				defer runSwitch(t, hub)()
+				c := ft.inject(testNodeInfo(2, chA))
+				defer c.Close()
+				synctest.Wait()
+				if got := hub.Peers().Size(); got != 0 {
+					t.Errorf("%d peers after InitPeer stopped the only one", got)
+				}
+				if got := r.count("add "); got != 0 {
+					t.Errorf("AddPeer called %d time(s) for a peer stopped in InitPeer", got)
+				}
+				if got := r.count("remove "); got != 1 {
+					t.Fatalf("RemovePeer called %d time(s), want 1", got)
+				}
+				r.mu.Lock()
+				reason := r.reason[testID(2)]
+				r.mu.Unlock()
+				if err, _ := reason.(error); !errors.Is(err, tc.want) {
+					t.Errorf("RemovePeer reason %v, want %v", reason, tc.want)
+				}
+				select {
+				case ev := <-events:
+					var rej *RejectedError
+					if ev.Type != PeerRejected || !errors.As(ev.Reason, &rej) || rej.Reason != RejectReactor || !errors.Is(rej, tc.want) {
+						t.Errorf("event %v %v; want PeerRejected with RejectReactor wrapping %v", ev.Type, ev.Reason, tc.want)
+					}
+				default:
+					t.Error("no PeerRejected event")
+				}
+			})
+		})
+	}
+}
