@@ -10,7 +10,8 @@
 //     Dir is empty): node_key.json, and a config.toml written with the config package: moniker, the
 //     common chain ID, p2p.laddr, rpc.laddr and instrumentation.prometheus_listen_addr on free
 //     127.0.0.1 ports, addr_book_strict = false, allow_duplicate_ip = true, pex = true,
-//     instrumentation.prometheus = true.
+//     instrumentation.prometheus = true. An address book that an earlier run left in a home is
+//     removed: its ports are that run's.
 //  2. Topology TopologySeed (the default): node "seed" has seed_mode = true; every other node knows
 //     only the seed (p2p.seeds). TopologyStarPersistent is a debugging mode that does not depend on
 //     PEX: the hub ("seed", not in seed mode) lists every other node in p2p.persistent_peers.

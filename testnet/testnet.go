@@ -77,7 +77,8 @@ type Config struct {
 	// Hold keeps the network running until Duration (or a signal) after it converged.
 	Hold bool
 	// Dir holds the homes (Dir/seed, Dir/node1, ...). Empty means a fresh temporary directory,
-	// removed when Run returns; a given Dir is kept (its node keys are reused by later runs).
+	// removed when Run returns; a given Dir is kept (its node keys are reused by later runs;
+	// its address books are not: each run removes them, as their ports are a past run's).
 	Dir string
 	// ChainID is every node's chain_id. Empty means DefaultChainID.
 	ChainID string
@@ -445,6 +446,13 @@ func prepare(cfg Config, dir string) ([]*process, error) {
 		}
 		if err := c.Validate(); err != nil {
 			return nil, fmt.Errorf("testnet: %s config: %w", p.st.Name, err)
+		}
+		// A Dir used before holds the address books of that run, whose ports are not this
+		// run's: a node would dial them instead of asking the seed (and an ID already known
+		// keeps its stale address), so the network would not converge. Every run starts from
+		// the seed alone.
+		if err := os.Remove(c.AddrBookPath(p.st.Home)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("testnet: %s: %w", p.st.Name, err)
 		}
 		if err := config.WriteConfigFile(config.ConfigFile(p.st.Home), *c); err != nil {
 			return nil, fmt.Errorf("testnet: %w", err)

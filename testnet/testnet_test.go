@@ -352,3 +352,19 @@ go_goroutines 7
 		t.Errorf("parsed %v", m)
 	}
 }
+
+// TestRerunSameDir runs a network twice in one Dir, as `switchyard testnet --dir D` run twice
+// does: the second run reuses the node keys but gets new ports, so it must converge as the first
+// did, not dial the previous run's ports from the address books the first run saved.
+func TestRerunSameDir(t *testing.T) {
+	bin := switchyardBinary(t)
+	dir := t.TempDir()
+	for run := 1; run <= 2; run++ {
+		rep, err := Run(context.Background(), Config{Binary: bin, Nodes: 4, Dir: dir, Duration: 20 * time.Second,
+			PollInterval: 250 * time.Millisecond, Logger: logger(t)})
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		checkStopped(t, rep, false)
+	}
+}
