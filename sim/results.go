@@ -51,6 +51,14 @@ type Results struct {
 	// CensoredDeliveryRatio is the honest delivery ratio of the censored publishers'
 	// messages; nil without.
 	CensoredDeliveryRatio *float64 `json:"censored_delivery_ratio,omitempty"`
+	// AttackExpected, TargetExpected and CensoredExpected count the (message, honest node)
+	// pairs expected to see a delivery behind AttackDeliveryRatio, TargetDeliveryRatio and
+	// CensoredDeliveryRatio, set with them. When one is 0 (a run that ends before the attack
+	// starts, or whose only publisher is the target) its ratio is the 1 of an empty set and
+	// its p99 the 0 of no deliveries, not measurements.
+	AttackExpected   *int64 `json:"attack_expected,omitempty"`
+	TargetExpected   *int64 `json:"target_expected,omitempty"`
+	CensoredExpected *int64 `json:"censored_expected,omitempty"`
 
 	// Latency of honest deliveries, publish to delivery, in milliseconds (every delivery,
 	// the late ones included).
@@ -222,17 +230,17 @@ func (s *Sim) results() *Results {
 	r.HonestDeliveryRatio = ratio(r.Delivered, r.Expected)
 	if m.attackFrom >= 0 {
 		x := ratio(aGot, aExp)
-		r.AttackDeliveryRatio, r.AttackFrom = &x, time.Duration(m.attackFrom)
+		r.AttackDeliveryRatio, r.AttackFrom, r.AttackExpected = &x, time.Duration(m.attackFrom), &aExp
 		y := p99Ms(attackLat)
 		r.AttackLatencyP99Ms = &y
 	}
 	if len(m.targets) > 0 {
 		x := ratio(tGot, tExp)
-		r.TargetDeliveryRatio = &x
+		r.TargetDeliveryRatio, r.TargetExpected = &x, &tExp
 	}
 	if len(m.censor) > 0 {
 		x := ratio(cGot, cExp)
-		r.CensoredDeliveryRatio = &x
+		r.CensoredDeliveryRatio, r.CensoredExpected = &x, &cExp
 	}
 	lat := make([]float64, len(latencies))
 	for i, us := range latencies {

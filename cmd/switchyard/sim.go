@@ -209,19 +209,40 @@ func printSimSummary(w io.Writer, sc sim.Scenario, r *sim.Results, wall time.Dur
 	}
 	row("delivery ratio", fmt.Sprintf("%.4f", r.DeliveryRatio))
 	row("honest delivery ratio", fmt.Sprintf("%.4f", r.HonestDeliveryRatio))
-	if r.TargetDeliveryRatio != nil {
-		row("eclipse targets' delivery", fmt.Sprintf("%.4f (p99 %.1f ms)", *r.TargetDeliveryRatio, *r.TargetLatencyP99Ms))
-	}
-	if r.AttackDeliveryRatio != nil {
-		row(fmt.Sprintf("under attack (published from %v)", r.AttackFrom), fmt.Sprintf("delivery %.4f, p99 %.1f ms", *r.AttackDeliveryRatio, *r.AttackLatencyP99Ms))
-	}
-	if r.CensoredDeliveryRatio != nil {
-		row("censored messages' delivery", fmt.Sprintf("%.4f (p99 %.1f ms)", *r.CensoredDeliveryRatio, *r.CensoredLatencyP99Ms))
-	}
+	printAttackRows(row, r)
 	row("latency p50 / p90 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f ms", r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs))
 	row("bytes per delivery", fmt.Sprintf("%.0f", r.BytesPerDelivery))
 	row("duplicates per delivery", fmt.Sprintf("%.2f", r.DuplicatesPerDelivery))
 	printSimTail(tw, r, ms)
+}
+
+// printAttackRows prints the figures of the attack window (eclipse targets, all honest
+// publishers' messages, censored messages) that r has; "-" for one that no expected delivery
+// backs (a run that ends before the attack starts, a target that is the only publisher),
+// whose ratio and p99 are the 1 and 0 of an empty set.
+func printAttackRows(row func(k, v string), r *sim.Results) {
+	none := func(exp *int64) bool { return exp != nil && *exp == 0 }
+	if r.TargetDeliveryRatio != nil {
+		v := fmt.Sprintf("%.4f (p99 %.1f ms)", *r.TargetDeliveryRatio, *r.TargetLatencyP99Ms)
+		if none(r.TargetExpected) {
+			v = fmt.Sprintf("- (no delivery to a target expected from %v on)", r.AttackFrom)
+		}
+		row("eclipse targets' delivery", v)
+	}
+	if r.AttackDeliveryRatio != nil {
+		v := fmt.Sprintf("delivery %.4f, p99 %.1f ms", *r.AttackDeliveryRatio, *r.AttackLatencyP99Ms)
+		if none(r.AttackExpected) {
+			v = fmt.Sprintf("- (no delivery expected from %v on)", r.AttackFrom)
+		}
+		row(fmt.Sprintf("under attack (published from %v)", r.AttackFrom), v)
+	}
+	if r.CensoredDeliveryRatio != nil {
+		v := fmt.Sprintf("%.4f (p99 %.1f ms)", *r.CensoredDeliveryRatio, *r.CensoredLatencyP99Ms)
+		if none(r.CensoredExpected) {
+			v = fmt.Sprintf("- (no delivery of a censored message expected from %v on)", r.AttackFrom)
+		}
+		row("censored messages' delivery", v)
+	}
 }
 
 // printSimTail prints the summary rows that do not depend on anything being published, and

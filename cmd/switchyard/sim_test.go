@@ -130,3 +130,33 @@ func TestSimNothingPublishedNamesStartAndTail(t *testing.T) {
 		t.Errorf("stderr:\n%s", errOut)
 	}
 }
+
+// TestSimAttackWindowEmpty: the attack-window figures of a run must not show the perfect
+// 1.0000 and 0.0 ms that Results holds for an empty set as though the network had withstood
+// the attack: at 30 s the run ends before eclipse connects its sybils (at 30 s), and at 40 s
+// the scenario's 100 publishers scaled to 10 nodes are one, the target, which therefore
+// receives nothing (it does not receive its own messages).
+func TestSimAttackWindowEmpty(t *testing.T) {
+	for _, c := range []struct{ duration, row, want string }{
+		{"30s", "under attack", "- (no delivery expected from 30s on)"},
+		{"30s", "eclipse targets", "- (no delivery to a target expected from 30s on)"},
+		{"40s", "eclipse targets", "- (no delivery to a target expected from 30s on)"},
+	} {
+		out, errOut, err := run(context.Background(), "sim", "eclipse", "--nodes", "10", "--sybils", "20", "--duration", c.duration, "--quiet")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, errOut)
+		}
+		found := false
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, c.row) {
+				found = true
+				if !strings.HasSuffix(line, c.want) {
+					t.Errorf("--duration %s: row %q, want it to end in %q", c.duration, line, c.want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("--duration %s: no row %q:\n%s", c.duration, c.row, out)
+		}
+	}
+}

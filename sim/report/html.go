@@ -63,22 +63,42 @@ func indexHTML(run Run, full Full) ([]byte, error) {
 		[2]string{"delivery ratio", fmt.Sprintf("%.4f", r.DeliveryRatio)},
 		[2]string{"honest delivery ratio", fmt.Sprintf("%.4f", r.HonestDeliveryRatio)},
 	)
-	if r.TargetDeliveryRatio != nil {
-		rows = append(rows, [2]string{"eclipse targets' delivery ratio", fmt.Sprintf("%.4f (p99 %.1f ms)", *r.TargetDeliveryRatio, *r.TargetLatencyP99Ms)})
-	}
-	if r.AttackDeliveryRatio != nil {
-		rows = append(rows, [2]string{fmt.Sprintf("under attack (published from %v)", r.AttackFrom),
-			fmt.Sprintf("delivery ratio %.4f, p99 %.1f ms", *r.AttackDeliveryRatio, *r.AttackLatencyP99Ms)})
-	}
-	if r.CensoredDeliveryRatio != nil {
-		rows = append(rows, [2]string{"censored messages' delivery ratio", fmt.Sprintf("%.4f (p99 %.1f ms)", *r.CensoredDeliveryRatio, *r.CensoredLatencyP99Ms)})
-	}
+	rows = attackRows(rows, r)
 	rows = append(rows,
 		[2]string{"latency p50 / p90 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f ms", r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs)},
 		[2]string{"bytes per delivery", fmt.Sprintf("%.0f", r.BytesPerDelivery)},
 		[2]string{"duplicates per delivery", fmt.Sprintf("%.2f", r.DuplicatesPerDelivery)},
 	)
 	return indexPage(run, finish(rows, r))
+}
+
+// attackRows appends the figures of the attack window that r has; "-" for one that no
+// expected delivery backs (as the CLI shows them), whose ratio and p99 are the 1 and 0 of an
+// empty set.
+func attackRows(rows [][2]string, r *sim.Results) [][2]string {
+	none := func(exp *int64) bool { return exp != nil && *exp == 0 }
+	if r.TargetDeliveryRatio != nil {
+		v := fmt.Sprintf("%.4f (p99 %.1f ms)", *r.TargetDeliveryRatio, *r.TargetLatencyP99Ms)
+		if none(r.TargetExpected) {
+			v = fmt.Sprintf("- (no delivery to a target expected from %v on)", r.AttackFrom)
+		}
+		rows = append(rows, [2]string{"eclipse targets' delivery ratio", v})
+	}
+	if r.AttackDeliveryRatio != nil {
+		v := fmt.Sprintf("delivery ratio %.4f, p99 %.1f ms", *r.AttackDeliveryRatio, *r.AttackLatencyP99Ms)
+		if none(r.AttackExpected) {
+			v = fmt.Sprintf("- (no delivery expected from %v on)", r.AttackFrom)
+		}
+		rows = append(rows, [2]string{fmt.Sprintf("under attack (published from %v)", r.AttackFrom), v})
+	}
+	if r.CensoredDeliveryRatio != nil {
+		v := fmt.Sprintf("%.4f (p99 %.1f ms)", *r.CensoredDeliveryRatio, *r.CensoredLatencyP99Ms)
+		if none(r.CensoredExpected) {
+			v = fmt.Sprintf("- (no delivery of a censored message expected from %v on)", r.AttackFrom)
+		}
+		rows = append(rows, [2]string{"censored messages' delivery ratio", v})
+	}
+	return rows
 }
 
 // finish appends the rows that do not depend on publications.

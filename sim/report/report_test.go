@@ -160,3 +160,31 @@ func TestMessagesCSV(t *testing.T) {
 		t.Errorf("messages.csv:\n%s\nwant:\n%s", b, want)
 	}
 }
+
+// TestIndexEmptyAttackWindow: an attack-window figure that no expected delivery backs (the
+// run ended before the attack, or the only publisher is the target) shows "-", not the
+// 1.0000 and 0.0 ms Results holds for an empty set; one that has deliveries behind it shows
+// its figures.
+func TestIndexEmptyAttackWindow(t *testing.T) {
+	one, zero, p99 := 1.0, 0.0, 31.5
+	none, some := int64(0), int64(40)
+	r := &sim.Results{Nodes: 10, Published: 2, DeliveryRatio: 1, HonestDeliveryRatio: 1, LatencyP50Ms: 25,
+		AttackFrom: 30 * time.Second, AttackDeliveryRatio: &one, AttackLatencyP99Ms: &p99, AttackExpected: &some,
+		TargetDeliveryRatio: &one, TargetLatencyP99Ms: &zero, TargetExpected: &none}
+	b, err := indexHTML(Run{Scenario: "eclipse", Results: r}, Full{Summary: *r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(b)
+	for _, want := range []string{
+		`<tr><td>eclipse targets&#39; delivery ratio</td><td class="n">- (no delivery to a target expected from 30s on)</td></tr>`,
+		`<tr><td>under attack (published from 30s)</td><td class="n">delivery ratio 1.0000, p99 31.5 ms</td></tr>`,
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("index.html lacks %s", want)
+		}
+	}
+	if strings.Contains(html, "p99 0.0 ms") {
+		t.Errorf("index.html shows a p99 of no deliveries:\n%s", html)
+	}
+}
