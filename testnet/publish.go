@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -402,13 +403,16 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// quantile returns the q-quantile of sorted (nearest rank), 0 if empty.
+// quantile returns the q-quantile of sorted by nearest rank, as sim.Quantile: the smallest value
+// with at least a share q of the values at or below it (sorted[ceil(q·n)−1]); 0 if empty.
 func quantile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
+	n := len(sorted)
+	if n == 0 {
 		return 0
 	}
-	i := int(q*float64(len(sorted))+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
+	// The relative margin keeps a product such as 0.7·10 = 7.000000000000001 at rank 7.
+	r := int(math.Ceil(q * float64(n) * (1 - 1e-12)))
+	return sorted[min(max(r-1, 0), n-1)]
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

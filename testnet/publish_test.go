@@ -130,3 +130,33 @@ func TestPubSubBytesSlowScrape(t *testing.T) {
 		t.Fatalf("pubsubBytes = %d after a failed and a slow answer, want 1234", got)
 	}
 }
+
+// TestQuantileNearestRank: the pub/sub phase's latency percentiles are by nearest rank, as
+// documented (and as the simulator's): the smallest value with at least a share q of the values
+// at or below it, sorted[ceil(q·n)−1].
+func TestQuantileNearestRank(t *testing.T) {
+	seq := func(n int) []time.Duration {
+		xs := make([]time.Duration, n)
+		for i := range xs {
+			xs[i] = time.Duration(i+1) * time.Millisecond
+		}
+		return xs
+	}
+	for _, c := range []struct {
+		n    int
+		q    float64
+		want time.Duration
+	}{
+		{6, 0.9, 6 * time.Millisecond},      // ceil(5.4) = 6
+		{160, 0.99, 159 * time.Millisecond}, // ceil(158.4) = 159
+		{10, 0.99, 10 * time.Millisecond},
+		{10, 0.5, 5 * time.Millisecond},
+		{7, 0.5, 4 * time.Millisecond},
+		{100, 0.99, 99 * time.Millisecond},
+		{1, 0.99, time.Millisecond},
+	} {
+		if got := quantile(seq(c.n), c.q); got != c.want {
+			t.Errorf("quantile of 1..%d ms at %v = %v, want %v", c.n, c.q, got, c.want)
+		}
+	}
+}
