@@ -96,8 +96,8 @@ func runSim(cmd *cobra.Command, name string, f simFlags) error {
 	// An unset flag keeps the scenario's value; a flag set to 0 would silently do the same,
 	// so it is refused (as is a negative one).
 	fl := cmd.Flags()
-	if f.nodes < 0 || (fl.Changed("nodes") && f.nodes == 0) {
-		return fmt.Errorf("sim: --nodes %d: need at least 1 honest node (leave it out for the scenario's %d)", f.nodes, cmp.Or(sc.Nodes, sim.DefaultNodes))
+	if f.nodes < 0 || (fl.Changed("nodes") && f.nodes < 2) {
+		return fmt.Errorf("sim: --nodes %d: need at least 2 honest nodes (leave it out for the scenario's %d)", f.nodes, cmp.Or(sc.Nodes, sim.DefaultNodes))
 	}
 	if f.duration < 0 || (fl.Changed("duration") && f.duration == 0) {
 		return fmt.Errorf("sim: --duration %s: must be positive (leave it out for the scenario's)", f.duration)

@@ -160,3 +160,14 @@ func TestSimAttackWindowEmpty(t *testing.T) {
 		}
 	}
 }
+
+// TestSimTooFewNodes: --nodes below the simulator's least network (2 honest nodes) is refused
+// with the flag's name and the real minimum, for 1 as for 0.
+func TestSimTooFewNodes(t *testing.T) {
+	for _, n := range []string{"0", "1"} {
+		_, _, err := run(context.Background(), "sim", "--nodes", n, "--quiet")
+		if err == nil || !strings.Contains(err.Error(), "--nodes "+n+": need at least 2 honest nodes") {
+			t.Errorf("--nodes %s: %v", n, err)
+		}
+	}
+}
