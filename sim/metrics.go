@@ -108,6 +108,7 @@ func (m *metrics) addStats(n *node) {
 	a.PruneRecv += st.PruneRecv
 	a.LimitDrops += st.LimitDrops
 	a.GraylistDrops += st.GraylistDrops
+	a.SelfOrigin += st.SelfOrigin
 }
 
 func (m *metrics) published(n *node, now int64) {
