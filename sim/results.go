@@ -13,12 +13,15 @@ import (
 // included): two runs of one Config give equal Results, except WallSeconds, which the caller
 // fills in from its own clock (the simulator never reads it).
 type Results struct {
-	Seed           uint64  `json:"seed"`
-	Nodes          int     `json:"nodes"`
-	Seeds          int     `json:"seeds"`
-	Sybils         int     `json:"sybils"`
-	VirtualSeconds float64 `json:"virtual_seconds"`
-	Events         uint64  `json:"events"`
+	Seed   uint64 `json:"seed"`
+	Nodes  int    `json:"nodes"`
+	Seeds  int    `json:"seeds"`
+	Sybils int    `json:"sybils"`
+	// ScoringDisabled reports that the honest nodes ran without gossipsub peer scoring
+	// (Gossip.DisableScoring, switchyard sim --no-scoring).
+	ScoringDisabled bool    `json:"scoring_disabled"`
+	VirtualSeconds  float64 `json:"virtual_seconds"`
+	Events          uint64  `json:"events"`
 
 	// Published counts the messages published in the run; Skipped the publications skipped
 	// because no publisher was up.
@@ -150,7 +153,7 @@ func (s *Sim) upThrough(i int32, from, to int64) bool {
 func (s *Sim) results() *Results {
 	m := &s.m
 	r := &Results{
-		Seed: s.cfg.Seed, Nodes: s.cfg.Nodes, Seeds: s.cfg.Seeds,
+		Seed: s.cfg.Seed, Nodes: s.cfg.Nodes, Seeds: s.cfg.Seeds, ScoringDisabled: s.cfg.Gossip.DisableScoring,
 		VirtualSeconds: time.Duration(s.g.now).Seconds(), Events: s.events(),
 		Published: len(s.msgs), Skipped: m.skipped,
 		Connects: m.connects, Disconnects: m.disconnects,

@@ -193,7 +193,11 @@ func whyNothingPublished(cfg sim.Config, r *sim.Results) string {
 func printSimSummary(w io.Writer, sc sim.Scenario, r *sim.Results, wall time.Duration, ms runtime.MemStats) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
-	row("scenario", fmt.Sprintf("%s (seed %d)", sc.Name, r.Seed))
+	if r.ScoringDisabled {
+		row("scenario", fmt.Sprintf("%s (seed %d, scoring off)", sc.Name, r.Seed))
+	} else {
+		row("scenario", fmt.Sprintf("%s (seed %d)", sc.Name, r.Seed))
+	}
 	row("nodes", fmt.Sprintf("%d honest, %d seeds, %d sybils", r.Nodes, r.Seeds, r.Sybils))
 	row("virtual / wall time", fmt.Sprintf("%.0f s / %.1f s (%.0f events, %.0f events/s)", r.VirtualSeconds, wall.Seconds(), float64(r.Events), float64(r.Events)/wall.Seconds()))
 	row("messages published", fmt.Sprint(r.Published))

@@ -171,3 +171,41 @@ func TestSimTooFewNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestSimNoScoringRecorded: a run with --no-scoring says so in its summary table, summary.json
+// and index.html; otherwise its output files cannot be told from a scored run's of the same
+// scenario and seed (README: "switchyard sim cold-boot ... --no-scoring --out /tmp/unscored").
+func TestSimNoScoringRecorded(t *testing.T) {
+	for _, noScoring := range []bool{false, true} {
+		dir := t.TempDir()
+		args := []string{"sim", "cold-boot", "--nodes", "10", "--sybils", "20", "--duration", "10s", "--quiet", "--out", dir}
+		if noScoring {
+			args = append(args, "--no-scoring")
+		}
+		out, errOut, err := run(context.Background(), args...)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, errOut)
+		}
+		if got := strings.Contains(out, "scoring off"); got != noScoring {
+			t.Errorf("--no-scoring %v: summary table says scoring off: %v\n%s", noScoring, got, out)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum map[string]any
+		if err := json.Unmarshal(b, &sum); err != nil {
+			t.Fatal(err)
+		}
+		if sum["scoring_disabled"] != noScoring {
+			t.Errorf("--no-scoring %v: summary.json scoring_disabled = %v", noScoring, sum["scoring_disabled"])
+		}
+		html, err := os.ReadFile(filepath.Join(dir, "index.html"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(html), "scoring off"); got != noScoring {
+			t.Errorf("--no-scoring %v: index.html says scoring off: %v", noScoring, got)
+		}
+	}
+}

@@ -45,8 +45,12 @@ figcaption { font-size: 0.9em; color: #444; }
 
 func indexHTML(run Run, full Full) ([]byte, error) {
 	r := run.Results
+	seed := fmt.Sprint(r.Seed)
+	if r.ScoringDisabled {
+		seed += ", scoring off"
+	}
 	rows := [][2]string{
-		{"seed", fmt.Sprint(r.Seed)},
+		{"seed", seed},
 		{"nodes (honest / seeds / sybils)", fmt.Sprintf("%d / %d / %d", r.Nodes, r.Seeds, r.Sybils)},
 		{"virtual time", fmt.Sprintf("%.0f s", r.VirtualSeconds)},
 		{"messages published", fmt.Sprint(r.Published)},
