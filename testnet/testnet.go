@@ -62,6 +62,8 @@ var (
 	ErrInterrupted = errors.New("testnet: interrupted")
 	// ErrNodeExited: a node process exited on its own; see its log (Report.Nodes[i].LogPath).
 	ErrNodeExited = errors.New("testnet: node process exited")
+	// errSignalled is wrapped by waitUp's error when a signal from Config.Signals ended it.
+	errSignalled = errors.New("signal")
 )
 
 // Config configures Run. Only Binary is required. It is a plain value.
@@ -652,7 +654,7 @@ func (r *runner) waitUp(ctx context.Context, p *process) error {
 			return fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
 		case sig := <-r.cfg.Signals:
 			r.stopSig = sig
-			return fmt.Errorf("%w: signal %v", ErrInterrupted, sig)
+			return fmt.Errorf("%w: %w %v", ErrInterrupted, errSignalled, sig)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -742,10 +744,15 @@ func (r *runner) stopAll() {
 		// A node signalled before it has installed its signal handler dies of the signal instead
 		// of shutting down cleanly (closing peers, saving its address book): give nodes that are
 		// still starting a bounded moment (StopGrace) to answer RPC first.
+		// A signal that arrives meanwhile is the second one (Config.Signals): no more waiting.
 		upCtx, cancelUp := context.WithTimeout(context.Background(), r.cfg.StopGrace)
+		killNow := false
 		for _, p := range r.procs {
 			if p.cmd != nil && !p.exited() && !p.st.Up {
-				_ = r.waitUp(upCtx, p)
+				if err := r.waitUp(upCtx, p); errors.Is(err, errSignalled) {
+					killNow = true
+					break
+				}
 			}
 		}
 		cancelUp()
@@ -757,6 +764,9 @@ func (r *runner) stopAll() {
 					_ = p.cmd.Process.Signal(sig)
 				}
 			}
+		}
+		if killNow {
+			r.killRemaining()
 		}
 		grace := time.NewTimer(r.cfg.StopGrace)
 		defer grace.Stop()

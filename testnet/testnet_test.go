@@ -27,6 +27,10 @@ import (
 // SIGTERM and SIGINT (it needs SIGKILL): the helper-process pattern of os/exec's tests.
 const fakeNodeEnv = "SWITCHYARD_TESTNET_FAKE_NODE"
 
+// fakeSeedOnly, as fakeNodeEnv's value, makes only the seed's fake node answer; the others never
+// come up.
+const fakeSeedOnly = "seed-only"
+
 var binDir string // holds the built switchyard binary; removed at exit
 
 func TestMain(m *testing.M) {
@@ -49,6 +53,9 @@ func fakeNode() {
 		if a == "--home" && i+1 < len(os.Args) {
 			home = os.Args[i+1]
 		}
+	}
+	if os.Getenv(fakeNodeEnv) == fakeSeedOnly && filepath.Base(home) != SeedName {
+		select {} // never answers, ignores SIGTERM and SIGINT: needs SIGKILL
 	}
 	cfg, err := config.Load(config.ConfigFile(home))
 	if err != nil {
@@ -367,4 +374,43 @@ func TestRerunSameDir(t *testing.T) {
 		}
 		checkStopped(t, rep, false)
 	}
+}
+
+// TestSecondSignalKillsNodesStillStarting: a second Ctrl-C kills the nodes at once (Config.Signals)
+// also while the stop waits for nodes that have not answered yet to install their signal
+// handlers: that wait took the second signal as its own, then went on waiting for the other nodes
+// and gave them StopGrace more after the stop signal before the SIGKILL.
+func TestSecondSignalKillsNodesStillStarting(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(fakeNodeEnv, fakeSeedOnly)
+	const grace = 4 * time.Second
+	sigs := make(chan os.Signal, 2)
+	var once sync.Once
+	second := make(chan time.Time, 1)
+	rep, err := Run(context.Background(), Config{
+		Binary: exe, Nodes: 3, Topology: TopologyStarPersistent, Duration: 5 * time.Minute,
+		PollInterval: 100 * time.Millisecond, StopGrace: grace, Signals: sigs,
+		Progress: func(Snapshot) {
+			once.Do(func() {
+				sigs <- os.Interrupt
+				go func() {
+					time.Sleep(500 * time.Millisecond)
+					sigs <- os.Interrupt
+					second <- time.Now()
+				}()
+			})
+		},
+	})
+	returned := time.Now()
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("Run = %v, want ErrInterrupted", err)
+	}
+	sent := <-second
+	if el := returned.Sub(sent); el > grace/2 {
+		t.Errorf("Run returned %v after the second signal, want the nodes killed at once (StopGrace %v)", el.Round(time.Millisecond), grace)
+	}
+	checkStopped(t, rep, true)
 }
