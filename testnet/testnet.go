@@ -523,6 +523,9 @@ func (r *runner) watch(ctx context.Context, rep *Report) error {
 	}
 	if err := r.waitUp(ctx, r.procs[0]); err != nil {
 		rep.StopReason = "start failed"
+		if errors.Is(err, errSignalled) {
+			rep.StopReason = "signal: " + r.stopSig.String()
+		}
 		return err
 	}
 	for _, p := range r.procs[1:] {

@@ -31,6 +31,9 @@ const fakeNodeEnv = "SWITCHYARD_TESTNET_FAKE_NODE"
 // come up.
 const fakeSeedOnly = "seed-only"
 
+// fakeSilent, as fakeNodeEnv's value, makes no fake node answer.
+const fakeSilent = "silent"
+
 var binDir string // holds the built switchyard binary; removed at exit
 
 func TestMain(m *testing.M) {
@@ -54,7 +57,7 @@ func fakeNode() {
 			home = os.Args[i+1]
 		}
 	}
-	if os.Getenv(fakeNodeEnv) == fakeSeedOnly && filepath.Base(home) != SeedName {
+	if v := os.Getenv(fakeNodeEnv); v == fakeSilent || v == fakeSeedOnly && filepath.Base(home) != SeedName {
 		select {} // never answers, ignores SIGTERM and SIGINT: needs SIGKILL
 	}
 	cfg, err := config.Load(config.ConfigFile(home))
@@ -413,4 +416,27 @@ func TestSecondSignalKillsNodesStillStarting(t *testing.T) {
 		t.Errorf("Run returned %v after the second signal, want the nodes killed at once (StopGrace %v)", el.Round(time.Millisecond), grace)
 	}
 	checkStopped(t, rep, true)
+}
+
+// TestSignalWhileSeedStarts: a signal that arrives while Run waits for the seed to answer stops
+// the run as any signal does: StopReason names the signal (the command's exit status, 143 for
+// SIGTERM and 130 for SIGINT, is taken from it), not "start failed".
+func TestSignalWhileSeedStarts(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(fakeNodeEnv, fakeSilent)
+	sigs := make(chan os.Signal, 1)
+	sigs <- syscall.SIGTERM
+	rep, err := Run(context.Background(), Config{
+		Binary: exe, Nodes: 3, Duration: time.Minute, PollInterval: 100 * time.Millisecond,
+		StopGrace: 300 * time.Millisecond, Signals: sigs,
+	})
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("Run = %v, want ErrInterrupted", err)
+	}
+	if want := "signal: " + syscall.SIGTERM.String(); rep.StopReason != want {
+		t.Errorf("StopReason %q, want %q", rep.StopReason, want)
+	}
 }
