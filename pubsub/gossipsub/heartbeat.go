@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
 )
 
 // backoffSweepTicks is the number of heartbeats between sweeps of expired backoffs.
@@ -91,7 +93,7 @@ func (r *Router) applyBrokenPromises(now time.Time) {
 		if pr.expire.After(now) {
 			break
 		}
-		if r.cache.Lookup(pr.id) == nil {
+		if !pr.kept && r.cache.Lookup(pr.id) == nil {
 			r.penalty(r.statsOf(pr.peer), 1)
 		}
 		*pr = promise{}
@@ -103,6 +105,18 @@ func (r *Router) applyBrokenPromises(now time.Time) {
 		n := copy(r.promises, r.promises[r.promHead:])
 		clear(r.promises[n:])
 		r.promises, r.promHead = r.promises[:n], 0
+	}
+}
+
+// keepPromises marks the pending IWANT promises for id as kept: a copy of the message arrived,
+// and the shell dropped it unread (router.IgnoreUnchecked), so its ID left the seen cache
+// without saying anything of the peers (as go-libp2p-pubsub, which counts a throttled copy as
+// the promised delivery).
+func (r *Router) keepPromises(id router.MsgID) {
+	for i := r.promHead; i < len(r.promises); i++ {
+		if pr := &r.promises[i]; pr.id == id {
+			pr.kept = true
+		}
 	}
 }
 

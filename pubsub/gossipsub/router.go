@@ -104,6 +104,7 @@ type promise struct {
 	id     router.MsgID
 	peer   key.ID
 	expire time.Time
+	kept   bool // a copy arrived whose ID was then forgotten unchecked (keepPromises)
 }
 
 type peer struct {
@@ -686,6 +687,7 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 	case router.IgnoreUnchecked:
 		r.stats.Ignored++
 		r.cache.Forget(e) // nobody looked at the message: a later copy is handled as new
+		r.keepPromises(id)
 	default:
 		e.Status, e.Msg, e.Aux.dups = routing.Ignored, nil, nil
 		r.stats.Ignored++
