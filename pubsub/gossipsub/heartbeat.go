@@ -108,13 +108,14 @@ func (r *Router) applyBrokenPromises(now time.Time) {
 	}
 }
 
-// keepPromises marks the pending IWANT promises for id as kept: a copy of the message arrived,
-// and the shell dropped it unread (router.IgnoreUnchecked), so its ID left the seen cache
-// without saying anything of the peers (as go-libp2p-pubsub, which counts a throttled copy as
-// the promised delivery).
-func (r *Router) keepPromises(id router.MsgID) {
+// keepPromises marks the pending IWANT promises for id that pass keep (all of them when keep
+// is nil) as kept: a copy of the message arrived but its ID left the seen cache without a
+// verdict on that copy, because the shell dropped it unread (router.IgnoreUnchecked, as
+// go-libp2p-pubsub counts a throttled copy as the promised delivery) or it came while a forged
+// copy was validated (router.RejectForged, which penalises only the forged copy's sender).
+func (r *Router) keepPromises(id router.MsgID, keep func(*promise) bool) {
 	for i := r.promHead; i < len(r.promises); i++ {
-		if pr := &r.promises[i]; pr.id == id {
+		if pr := &r.promises[i]; pr.id == id && (keep == nil || keep(pr)) {
 			pr.kept = true
 		}
 	}

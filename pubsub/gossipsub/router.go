@@ -104,7 +104,7 @@ type promise struct {
 	id     router.MsgID
 	peer   key.ID
 	expire time.Time
-	kept   bool // a copy arrived whose ID was then forgotten unchecked (keepPromises)
+	kept   bool // a copy arrived whose ID was then forgotten (keepPromises)
 }
 
 type peer struct {
@@ -684,10 +684,15 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 			r.sc.invalidDelivery(e.Aux.from, e.Aux.sct)
 		}
 		r.cache.Forget(e)
+		if len(dups) > 0 {
+			// The peers whose copies came during validation delivered what they may have
+			// promised; their copies were dropped as duplicates of the forged one.
+			r.keepPromises(id, func(pr *promise) bool { return slices.Contains(dups, r.statsOf(pr.peer)) })
+		}
 	case router.IgnoreUnchecked:
 		r.stats.Ignored++
 		r.cache.Forget(e) // nobody looked at the message: a later copy is handled as new
-		r.keepPromises(id)
+		r.keepPromises(id, nil)
 	default:
 		e.Status, e.Msg, e.Aux.dups = routing.Ignored, nil, nil
 		r.stats.Ignored++
