@@ -12,8 +12,9 @@
 // # Purity
 //
 // A Router starts no goroutines, does no I/O and never reads the clock: every method takes
-// now. It uses no randomness at all, and iterates maps only where the order cannot change
-// its output, so equal inputs give equal outputs. It is not safe for concurrent use.
+// now. Its only randomness is Config.Linger's spread of batch waits, drawn from a source
+// seeded by the Router's own ID (none when Linger is off, the default), and it iterates maps
+// only where the order cannot change its output, so equal inputs give equal outputs. It is not safe for concurrent use.
 //
 // # Behaviour
 //

@@ -173,8 +173,10 @@ type Router interface {
 	NextDeadline() time.Time
 	// Ready returns and clears the accumulated effects.
 	Ready() Ready
-	// Peers returns the peers this node would send a message on topic to: gossipsub's mesh
-	// (or fanout) peers, floodsub's subscribed peers. The slice is the caller's.
+	// Peers returns the peers this node would send a message on topic to (floodsub: the
+	// subscribed peers; gossipsub: see gossipsub.Router.Peers, which with flood publishing, its
+	// default, is every topic peer at or above PublishThreshold plus direct peers, else the
+	// mesh or fanout). The slice is the caller's.
 	Peers(topic string) []key.ID
 	// Stats returns the Router's cumulative counters.
 	Stats() Stats

@@ -4,7 +4,8 @@
 // the fixed-size message-ID key, and the subscription limits (docs/PUBSUB.md §4, §7).
 //
 // Everything here is PURE in the sense of docs/ARCHITECTURE.md rule 1: no goroutines, no I/O,
-// no clock (time arrives as arguments) and no randomness. Nothing is safe for concurrent use;
+// no clock (time arrives as arguments), and no randomness of its own (the Outbox's optional
+// Rand, which spreads linger waits, is the owning Router's). Nothing is safe for concurrent use;
 // the Router that owns a value is its only user.
 //
 // The structures are built for the simulator's scale (10,000 routers in one process): the
