@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/switchyard-p2p/switchyard/internal/atomicfile"
 	"github.com/switchyard-p2p/switchyard/sim"
 )
 
@@ -90,7 +91,8 @@ func LatencyQuantiles(r *sim.Results) []Quantile {
 	return out
 }
 
-// Write writes every file of run into dir (created if needed). A file it could not write
+// Write writes every file of run into dir (created if needed), each replaced atomically
+// (temporary file, fsync, rename: internal/atomicfile). A file it could not write
 // does not stop the others; it returns the errors of all such files joined (errors.Join),
 // each wrapped with the file's name, or nil when every file was written. An error creating
 // dir, or a run without Results, is returned alone before any file is written.
@@ -105,7 +107,9 @@ func Write(dir string, run Run) error {
 	var errs []error
 	put := func(name string, b []byte, err error) {
 		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, name), b, 0o644)
+			// Replaced atomically: a run killed while writing leaves each file whole, from
+			// this run or from the one before, never cut off.
+			err = atomicfile.WriteFile(filepath.Join(dir, name), b, 0o644)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("report: %s: %w", name, err))
