@@ -126,7 +126,9 @@ func (t *banTable) add(id key.ID, ip netip.Addr, until time.Time, reason string)
 	changed := false
 	if id != "" {
 		if cur, ok := t.ids[id]; !ok || cur.Until.Before(until) {
-			evictSoonest(t.ids)
+			if !ok {
+				evictSoonest(t.ids)
+			}
 			t.ids[id] = Ban{ID: id, Until: until, Reason: reason}
 			changed = true
 		}
@@ -134,7 +136,9 @@ func (t *banTable) add(id key.ID, ip netip.Addr, until time.Time, reason string)
 	if Bannable(ip) {
 		ip = ip.Unmap()
 		if cur, ok := t.ips[ip]; !ok || cur.Until.Before(until) {
-			evictSoonest(t.ips)
+			if !ok {
+				evictSoonest(t.ips)
+			}
 			t.ips[ip] = Ban{IP: ip, Until: until, Reason: reason}
 			changed = true
 		}
@@ -145,8 +149,8 @@ func (t *banTable) add(id key.ID, ip netip.Addr, until time.Time, reason string)
 	return changed
 }
 
-// evictSoonest makes room for one entry in m if it holds MaxBans: the ban that ends soonest
-// goes.
+// evictSoonest makes room for one new key in m if it holds MaxBans: the ban that ends soonest
+// goes. Only for a key m does not hold: replacing a held ban takes no room.
 func evictSoonest[K comparable](m map[K]Ban) {
 	if len(m) < MaxBans {
 		return

@@ -682,3 +682,22 @@ func TestManagerDialPeersKeepsPersistentAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestManagerBanExtendInFullTable: extending a ban the table already holds takes no new room, so
+// with the table full it must not drop another ban (which then ended early).
+func TestManagerBanExtendInFullTable(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1 << 30), PersistentDialJitter: -1}, 1)
+	now := w.now()
+	for i := range MaxBans {
+		w.m.Ban(now, mid(i+1), netip.Addr{}, now.Add(time.Hour+time.Duration(i)*time.Second), "test")
+	}
+	w.apply()
+	w.m.Ban(now, mid(100), netip.Addr{}, now.Add(48*time.Hour), "extended")
+	w.apply()
+	if n := w.m.NumBans(); n != MaxBans {
+		t.Errorf("NumBans %d after extending a held ban, want %d", n, MaxBans)
+	}
+	if !w.m.IsBanned(now, mid(1), netip.Addr{}) {
+		t.Errorf("the ban of %s ended early: extending another ban made room it did not need", mid(1))
+	}
+}
