@@ -470,10 +470,10 @@ func (sw *Switch) requestStop(p *peer, err error) {
 
 // DialPeers asks the Switch to dial addrs. It returns at once (asynchronous); the addresses go
 // into the dial queue (p2p/dial), ordered by dial time, and are dialed by the Switch's dial
-// workers once Run is running. Addresses without a valid ID or IP, our own ID, banned IDs, and IDs
-// or IP:ports already connected, queued or being dialed are skipped (RELIABILITY C-09; the
-// persistent-peer and PEX paths share the one queue). An address for a persistent peer's ID is
-// replaced by the configured one (WithPersistentPeers wins). Non-persistent, non-unconditional
+// workers once Run is running. Addresses without a valid ID or IP, our own ID, banned IDs and
+// IPs, and IDs or IP:ports already connected, queued or being dialed are skipped (RELIABILITY
+// C-09; the persistent-peer and PEX paths share the one queue). An address for a persistent
+// peer's ID is replaced by the configured one (WithPersistentPeers wins). Non-persistent, non-unconditional
 // addresses wait for a free outbound slot: dials in flight plus outbound peers never exceed
 // MaxOutboundPeers, nor dials in flight MaxConcurrentDials (C-11); they are dropped when the
 // queue already holds MaxDialQueue addresses, or always if MaxOutboundPeers is 0. A failed

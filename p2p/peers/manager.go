@@ -495,8 +495,8 @@ func (m *Manager) NextDeadline() time.Time {
 }
 
 // Tick does what is due at now: start-up dials enter the queue, holds whose grace ended are
-// admitted, expired bans are dropped, and the dials the queue releases become ActDial (a banned
-// ID is reported failed to the queue instead of dialed).
+// admitted, expired bans are dropped, and the dials the queue releases become ActDial (one whose
+// ID or IP is banned is reported failed to the queue instead of dialed).
 func (m *Manager) Tick(now time.Time) {
 	if len(m.startup) > 0 {
 		rest := m.startup[:0]
@@ -522,7 +522,7 @@ func (m *Manager) Tick(now time.Time) {
 		m.ready.BansChanged = true
 	}
 	for _, a := range m.q.Due(now) {
-		if m.bannedID(now, a.ID) {
+		if m.IsBanned(now, a.ID, a.IP) {
 			m.q.Done(now, a.ID, refusalErrs[RefuseBanned]) // a persistent one is retried later
 			continue
 		}
@@ -535,7 +535,7 @@ func (m *Manager) Tick(now time.Time) {
 
 // Ban records that id and ip are banned until until, for reason (Switch.BanPeer, a *BanError;
 // PEX's bans): their connections are refused (one held by the simultaneous-dial tie-break at
-// once, ActRefuse with RefuseBanned) and id is not dialed before then; a
+// once, ActRefuse with RefuseBanned) and neither id nor an address at ip is dialed before then; a
 // non-persistent id leaves the dial queue. Either may be zero; an ip that is not Bannable
 // (loopback) is ignored and the ID alone is banned. A ban that already ends later is kept. Each
 // table (IDs, IPs) holds at most MaxBans: the ban that ends soonest makes room. The bans end at
@@ -574,11 +574,6 @@ func (m *Manager) IsBanned(now time.Time, id key.ID, ip netip.Addr) bool {
 	return m.bans.Banned(now, id, ip)
 }
 
-func (m *Manager) bannedID(now time.Time, id key.ID) bool {
-	_, ok := m.bans.ID(now, id)
-	return ok
-}
-
 // NumBans returns the bans the Manager holds (by ID plus by IP), expired ones not yet pruned
 // included.
 func (m *Manager) NumBans() int { return m.bans.Len() }
@@ -592,7 +587,7 @@ func (m *Manager) Bans() *Bans { return m.bans.snapshot() }
 // DialPeers queues addrs for dialing (Switch.DialPeers). It skips, with a Note, an address
 // without a valid ID (ErrInvalidAddr), and a non-persistent, non-unconditional one when the
 // outbound limit is zero or MaxDialQueue addresses are queued (ErrOutboundLimit), or that the
-// queue already knows; silently our own ID, a banned ID, a connected peer and an ID being
+// queue already knows; silently our own ID, a banned ID or IP, a connected peer and an ID being
 // dialed (C-09). A persistent peer's ID is queued with its configured address, whatever address
 // was given (configuration wins over PEX). An unconditional, non-persistent address is queued as
 // persistent (it uses no outbound slot) and dropped again after a failed dial or a disconnect.
@@ -602,7 +597,7 @@ func (m *Manager) DialPeers(now time.Time, addrs ...netaddr.NetAddress) {
 			m.ready.Notes = append(m.ready.Notes, Note{Kind: NoteDialSkipped, Addr: a, Err: fmt.Errorf("%w: %w", ErrInvalidAddr, err)})
 			continue
 		}
-		if a.ID == m.cfg.Self || m.bannedID(now, a.ID) || m.peers[a.ID] != nil {
+		if a.ID == m.cfg.Self || m.IsBanned(now, a.ID, a.IP) || m.peers[a.ID] != nil {
 			continue
 		}
 		if _, ok := m.dialing[a.ID]; ok {

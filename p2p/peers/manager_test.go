@@ -701,3 +701,32 @@ func TestManagerBanExtendInFullTable(t *testing.T) {
 		t.Errorf("the ban of %s ended early: extending another ban made room it did not need", mid(1))
 	}
 }
+
+// TestManagerIPBanNotDialed: an address whose IP is banned is not dialed while the ban lasts
+// (package doc: "A banned ID or IP is refused and not dialed until the ban ends"), whether it
+// was queued before the ban or given to DialPeers during it; it is dialed after the ban.
+func TestManagerIPBanNotDialed(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1000), PersistentDialJitter: -1,
+		Persistent: []netaddr.NetAddress{maddr(7)}}, 1)
+	w.m.Ban(w.now(), "", maddr(5).IP, w.now().Add(time.Hour), "test")
+	w.m.Ban(w.now(), "", maddr(7).IP, w.now().Add(time.Hour), "test")
+	w.apply()
+	w.m.Start(w.now())
+	w.m.DialPeers(w.now(), maddr(5))
+	w.apply()
+	for range 10 {
+		w.tick()
+		w.clk.Advance(time.Minute)
+	}
+	if len(w.dials) != 0 {
+		t.Fatalf("dialed %v during their IP's ban", w.dials)
+	}
+	w.clk.Advance(time.Hour)
+	for range 10 {
+		w.tick()
+		w.clk.Advance(time.Minute)
+	}
+	if len(w.dials) != 1 || w.dials[0] != maddr(7) {
+		t.Fatalf("after the ban dialed %v, want the persistent peer %s", w.dials, maddr(7))
+	}
+}
