@@ -312,6 +312,12 @@ func (q *Queue) NextDeadline() time.Time {
 	return t
 }
 
+// Has reports whether id has an entry, in any state, that Remove has not dropped.
+func (q *Queue) Has(id key.ID) bool {
+	e := q.byID[id]
+	return e != nil && !e.removed
+}
+
 // Len returns the number of entries waiting in the queue (StateQueued).
 func (q *Queue) Len() int { return len(q.persistent) + len(q.other) }
 

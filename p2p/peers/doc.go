@@ -51,7 +51,8 @@
 //   - A banned ID or IP is refused and not dialed until the ban ends, at which Tick drops it
 //     (S-05); a persistent peer stays configured and is dialed after it. Loopback IPs are never
 //     banned (Bannable); each table holds at most MaxBans, the soonest-ending ban making room.
-//   - Every persistent peer's first dial comes at Start + U[0, PersistentDialJitter); it is then
+//   - Every persistent peer's first dial comes at Start + U[0, PersistentDialJitter) (later,
+//     with the queue's backoff, while another ID holds its IP:port in the queue); it is then
 //     redialed forever with the queue's backoff; an unconditional, non-persistent address is
 //     dropped after a failed dial or a disconnect.
 //

@@ -248,7 +248,8 @@ const (
 	// ErrOutboundLimit, or is the dial queue's (already queued, dialing or connected).
 	NoteDialSkipped NoteKind = iota + 1
 	// NotePersistentNotQueued: a persistent peer's start-up dial was not queued (Err, the
-	// queue's: it is already queued, being dialed or connected).
+	// queue's: it is already queued, being dialed or connected, or another ID holds its IP:port
+	// in the queue, in which case the start-up dial is tried again after the queue's backoff).
 	NotePersistentNotQueued
 )
 
@@ -320,8 +321,9 @@ type heldConn struct {
 }
 
 type startupDial struct {
-	at   time.Time
-	addr netaddr.NetAddress
+	at    time.Time
+	addr  netaddr.NetAddress
+	retry int // start-up dials put back because another ID held the address
 }
 
 // Manager is the Switch's peer management as a PURE state machine (docs/ARCHITECTURE.md rule 1):
@@ -507,6 +509,13 @@ func (m *Manager) Tick(now time.Time) {
 			}
 			if err := m.q.Add(now, s.addr, true); err != nil {
 				m.ready.Notes = append(m.ready.Notes, Note{Kind: NotePersistentNotQueued, Addr: s.addr, Err: err})
+				if !m.q.Has(s.addr.ID) && !errors.Is(err, dial.ErrInvalidAddress) {
+					// Another ID holds the configured IP:port (a stale or forged address book
+					// entry): nothing would ever queue the peer again, so try later.
+					s.retry++
+					s.at = now.Add(m.cfg.Dial.Backoff(s.retry))
+					rest = append(rest, s)
+				}
 			}
 		}
 		m.startup = rest

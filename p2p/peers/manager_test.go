@@ -730,3 +730,44 @@ func TestManagerIPBanNotDialed(t *testing.T) {
 		t.Fatalf("after the ban dialed %v, want the persistent peer %s", w.dials, maddr(7))
 	}
 }
+
+// TestManagerPersistentStartupAddressTaken: a persistent peer whose configured IP:port another ID
+// holds in the dial queue when its start-up dial falls due (an address book entry from before the
+// peer changed its key, or a forged one) is still dialed once that entry is gone, and then
+// redialed for ever; the start-up dial used to be dropped with a Note, and nothing queued the
+// peer again.
+func TestManagerPersistentStartupAddressTaken(t *testing.T) {
+	configured := maddr(30)
+	stale := netaddr.New(mid(31), configured.AddrPort())
+	w := newWorld(t, ManagerConfig{Self: mid(1000), PersistentDialJitter: 3 * time.Second,
+		Persistent: []netaddr.NetAddress{configured}}, 7)
+	w.m.Start(w.now())
+	w.m.DialPeers(w.now(), stale) // before the start-up jitter has passed
+	w.tick()
+	for range 200 {
+		w.clk.Advance(10 * time.Second)
+		w.tick()
+		if n := len(w.dials); n > 0 && w.m.Status().InFlight > 0 {
+			w.m.DialFailed(w.now(), w.dials[n-1], errors.New("dialed the wrong ID"))
+			w.apply()
+		}
+		if d := w.m.NextDeadline(); !d.IsZero() && d.After(w.now()) {
+			w.clk.Set(d)
+			w.tick()
+			if n := len(w.dials); n > 0 && w.m.Status().InFlight > 0 {
+				w.m.DialFailed(w.now(), w.dials[n-1], errors.New("dialed the wrong ID"))
+				w.apply()
+			}
+		}
+	}
+	n := 0
+	for _, a := range w.dials {
+		if a == configured {
+			n++
+		}
+	}
+	if n < 2 {
+		t.Fatalf("persistent peer dialed %d times (all dials: %d, the last %v), want it dialed and redialed",
+			n, len(w.dials), w.dials[len(w.dials)-1])
+	}
+}
