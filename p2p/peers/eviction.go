@@ -196,7 +196,9 @@ func (p EvictionPolicy) SelectInbound(now time.Time, peers []Candidate) Decision
 		return d
 	}
 
-	// 6. The biggest group, its youngest peer.
+	// 6. The biggest group, its youngest peer. Only connection times are compared here: the
+	// documented ties are the smallest ID within a group and the smallest group key between
+	// groups (olderFirst's ID order would pick the largest ID and its group).
 	type group struct {
 		n        int
 		youngest Candidate
@@ -209,7 +211,8 @@ func (p EvictionPolicy) SelectInbound(now time.Time, peers []Candidate) Decision
 			groups[c.NetGroup] = g
 		}
 		g.n++
-		if g.n == 1 || olderFirst(g.youngest, c) < 0 {
+		if g.n == 1 || c.ConnectedAt.After(g.youngest.ConnectedAt) ||
+			(c.ConnectedAt.Equal(g.youngest.ConnectedAt) && c.ID < g.youngest.ID) {
 			g.youngest = c
 		}
 	}
@@ -217,8 +220,8 @@ func (p EvictionPolicy) SelectInbound(now time.Time, peers []Candidate) Decision
 	var bg *group
 	for name, g := range groups {
 		if bg == nil || g.n > bg.n ||
-			(g.n == bg.n && (olderFirst(bg.youngest, g.youngest) < 0 ||
-				(olderFirst(bg.youngest, g.youngest) == 0 && name < best))) {
+			(g.n == bg.n && (g.youngest.ConnectedAt.After(bg.youngest.ConnectedAt) ||
+				(g.youngest.ConnectedAt.Equal(bg.youngest.ConnectedAt) && name < best))) {
 			best, bg = name, g
 		}
 	}

@@ -250,3 +250,31 @@ func BenchmarkSelectInbound(b *testing.B) {
 		p.SelectInbound(t0.Add(time.Hour), peers)
 	}
 }
+
+// TestEvictionStep6Ties: the final choice's documented tie-breaks when connection times are
+// equal: within the chosen group the youngest peer with the smallest ID goes; between groups
+// of equal size whose youngest peers connected at the same time, the smallest group key loses
+// one.
+func TestEvictionStep6Ties(t *testing.T) {
+	now := t0.Add(time.Hour)
+	t.Run("member", func(t *testing.T) {
+		peers := []Candidate{
+			inbound("o1", "O", 0), inbound("o2", "O", 1),
+			inbound("x", "A", 10*time.Second), inbound("y", "A", 10*time.Second),
+		}
+		if d := noProtection.SelectInbound(now, peers); d.Evict != "x" {
+			t.Fatalf("decision %v, want x (youngest, smallest ID)", d)
+		}
+	})
+	t.Run("group", func(t *testing.T) {
+		peers := []Candidate{
+			inbound("o1", "O", 0), inbound("o2", "O", 1),
+			inbound("c", "B", 10*time.Second), inbound("b", "A", 10*time.Second),
+		}
+		for range 20 { // map order must not matter
+			if d := noProtection.SelectInbound(now, peers); d.NetGroup != "A" || d.Evict != "b" {
+				t.Fatalf("decision %v, want b of group A (smallest group key)", d)
+			}
+		}
+	})
+}
