@@ -666,13 +666,21 @@ func (m *Manager) DialFailed(now time.Time, addr netaddr.NetAddress, err error) 
 }
 
 // DialSucceeded reports the upgraded connection c of an ActDial. It is refused if its ID is
-// banned, ours or already connected (RefuseSimultaneousDial: an inbound won meanwhile); if we
+// banned or was banned while the dial ran (RefuseBanned), ours or already connected
+// (RefuseSimultaneousDial: an inbound won meanwhile); if we
 // hold the same ID's inbound (we are the lower ID), that one is refused and c admitted; if we
 // are the higher ID, c is held for SimultaneousDialGrace; otherwise it is admitted.
 func (m *Manager) DialSucceeded(now time.Time, c Conn) {
 	id := c.ID
 	delete(m.dialing, id)
-	if r := m.refusal(now, c); r != 0 {
+	r := m.refusal(now, c)
+	if r == 0 && !m.q.Has(id) {
+		// A ban called the dial off (Ban took it out of the queue) and has ended since: the
+		// queue no longer counts it, so admitting it would put an outbound peer outside the
+		// outbound limit.
+		r = RefuseBanned
+	}
+	if r != 0 {
 		if r == RefuseDuplicateID {
 			r = RefuseSimultaneousDial // an inbound won meanwhile
 		}

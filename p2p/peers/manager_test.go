@@ -771,3 +771,26 @@ func TestManagerPersistentStartupAddressTaken(t *testing.T) {
 			n, len(w.dials), w.dials[len(w.dials)-1])
 	}
 }
+
+// TestManagerBanEndsDuringDial: a non-persistent dial whose ID was banned while it ran, and whose
+// ban ended before it succeeded, must not leave an outbound peer outside the outbound count: the
+// ban took its entry out of the dial queue, so admitting the connection let DialPeers fill the
+// slot again (MaxOutbound exceeded).
+func TestManagerBanEndsDuringDial(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1), MaxOutbound: 1, PersistentDialJitter: -1}, 1)
+	w.m.DialPeers(w.now(), maddr(5))
+	w.apply()
+	w.tick()
+	w.m.Ban(w.now(), mid(5), netip.Addr{}, w.now().Add(time.Second), "short")
+	w.apply()
+	w.clk.Advance(2 * time.Second)
+	w.tick()
+	w.dialed(5)
+	w.m.DialPeers(w.now(), maddr(6))
+	w.apply()
+	w.tick()
+	_, out := w.m.NumPeers()
+	if n := out + w.m.DialsInFlight(); n > 1 {
+		t.Fatalf("outbound peers %d + dials in flight %d > MaxOutbound 1 (log %v)", out, w.m.DialsInFlight(), w.log)
+	}
+}
