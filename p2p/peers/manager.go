@@ -829,9 +829,9 @@ func (m *Manager) AdmitFailed(now time.Time, id key.ID, outbound bool) {
 	}
 	m.drop(p)
 	m.q.Disconnected(now, id)
+	m.forgetUncond(id)
 	if outbound {
 		m.noteError(now, id, errAdmitFailed)
-		m.forgetUncond(id)
 	}
 }
 

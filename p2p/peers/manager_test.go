@@ -794,3 +794,25 @@ func TestManagerBanEndsDuringDial(t *testing.T) {
 		t.Fatalf("outbound peers %d + dials in flight %d > MaxOutbound 1 (log %v)", out, w.m.DialsInFlight(), w.log)
 	}
 }
+
+// TestManagerAdmitFailedInboundUnconditional: an unconditional, non-persistent address queued by
+// DialPeers whose ID connects inbound first and then cannot be started (AdmitFailed, which counts
+// as a disconnect) is dropped as after any disconnect, not redialed.
+func TestManagerAdmitFailedInboundUnconditional(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1000), PersistentDialJitter: -1, Unconditional: []key.ID{mid(40)}}, 3)
+	w.m.DialPeers(w.now(), maddr(40))
+	w.apply()
+	w.inbound(40) // before the Tick that would dial it
+	if !w.m.Connected(mid(40)) {
+		t.Fatalf("inbound not admitted: %v", w.log)
+	}
+	w.m.AdmitFailed(w.now(), mid(40), false)
+	w.apply()
+	for range 5 {
+		w.clk.Advance(time.Minute)
+		w.tick()
+	}
+	if len(w.dials) != 0 {
+		t.Fatalf("unconditional, non-persistent address redialed after AdmitFailed: %v", w.dials)
+	}
+}
