@@ -545,7 +545,8 @@ func (m *Manager) Tick(now time.Time) {
 // Ban records that id and ip are banned until until, for reason (Switch.BanPeer, a *BanError;
 // PEX's bans): their connections are refused (one held by the simultaneous-dial tie-break at
 // once, ActRefuse with RefuseBanned) and neither id nor an address at ip is dialed before then; a
-// non-persistent id leaves the dial queue. Either may be zero; an ip that is not Bannable
+// non-persistent id leaves the dial queue (a connected one when it is removed: Ban does not
+// remove peers, the caller stops them). Either may be zero; an ip that is not Bannable
 // (loopback) is ignored and the ID alone is banned. A ban that already ends later is kept. Each
 // table (IDs, IPs) holds at most MaxBans: the ban that ends soonest makes room. The bans end at
 // the first Tick at or after until (Ready.BansChanged); an until not after now does nothing.
@@ -572,7 +573,9 @@ func (m *Manager) Ban(now time.Time, id key.ID, ip netip.Addr, until time.Time, 
 			m.act(Action{Kind: ActRefuse, Ref: c.Ref, Peer: hid, Refusal: RefuseBanned})
 		}
 	}
-	if id != "" && !m.IsPersistent(id) {
+	if id != "" && !m.IsPersistent(id) && m.peers[id] == nil {
+		// A connected peer keeps its entry (and its outbound slot) until it is removed, which
+		// then forgets it (StopPeer): dropping it now freed the slot while the peer stayed.
 		delete(m.uncond, id)
 		m.q.Remove(id)
 	}

@@ -816,3 +816,29 @@ func TestManagerAdmitFailedInboundUnconditional(t *testing.T) {
 		t.Fatalf("unconditional, non-persistent address redialed after AdmitFailed: %v", w.dials)
 	}
 }
+
+// TestManagerBanConnectedKeepsOutboundSlot: banning a connected non-persistent outbound peer
+// does not free its outbound slot before the peer is removed (the Switch hands the ban in
+// before the StopPeer that follows it, and may Tick in between): MaxOutbound holds throughout,
+// and the slot is free once the peer is stopped.
+func TestManagerBanConnectedKeepsOutboundSlot(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1), MaxOutbound: 1, PersistentDialJitter: -1}, 1)
+	w.m.DialPeers(w.now(), maddr(5))
+	w.apply()
+	w.tick()
+	w.dialed(5)
+	w.m.Ban(w.now(), mid(5), maddr(5).IP, w.now().Add(time.Hour), "misbehaved")
+	w.apply()
+	w.m.DialPeers(w.now(), maddr(6))
+	w.apply()
+	w.tick()
+	if _, out := w.m.NumPeers(); out+w.m.DialsInFlight() > 1 {
+		t.Fatalf("outbound peers %d + dials in flight %d > MaxOutbound 1 (log %v)", out, w.m.DialsInFlight(), w.log)
+	}
+	w.m.StopPeer(w.now(), mid(5), errors.New("banned"))
+	w.apply()
+	w.tick()
+	if len(w.dials) != 2 || w.dials[1] != maddr(6) {
+		t.Fatalf("dials %v, want %s dialed once the banned peer left", w.dials, maddr(6))
+	}
+}
