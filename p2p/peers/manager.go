@@ -33,8 +33,9 @@ const (
 // ID known, the defaults below, no persistent or unconditional peers). Durations and limits
 // follow docs/ARCHITECTURE.md rule 4: zero means the default, negative means none.
 type ManagerConfig struct {
-	// Self is our node ID: a connection from it, or a dial to it, is refused (RefuseSelf), and
-	// the simultaneous-dial tie-break compares it with the peer's.
+	// Self is our node ID: a connection from it is refused (RefuseSelf), it is never dialed
+	// (also when it is among the Persistent peers), and the simultaneous-dial tie-break compares
+	// it with the peer's.
 	Self key.ID
 	// MaxInbound is the number of inbound peers that are not unconditional. Zero means 40;
 	// negative means none (only unconditional peers are admitted inbound).
@@ -507,6 +508,9 @@ func (m *Manager) Tick(now time.Time) {
 				rest = append(rest, s)
 				continue
 			}
+			if s.addr.ID == m.cfg.Self {
+				continue // our own ID in a shared persistent list: never dialed, as in DialPeers
+			}
 			if err := m.q.Add(now, s.addr, true); err != nil {
 				m.ready.Notes = append(m.ready.Notes, Note{Kind: NotePersistentNotQueued, Addr: s.addr, Err: err})
 				if !m.q.Has(s.addr.ID) && !errors.Is(err, dial.ErrInvalidAddress) {
@@ -531,6 +535,11 @@ func (m *Manager) Tick(now time.Time) {
 		m.ready.BansChanged = true
 	}
 	for _, a := range m.q.Due(now) {
+		if a.ID == m.cfg.Self { // queued before SetSelf told us our ID
+			m.q.Done(now, a.ID, refusalErrs[RefuseSelf])
+			m.q.Remove(a.ID)
+			continue
+		}
 		if m.IsBanned(now, a.ID, a.IP) {
 			m.q.Done(now, a.ID, refusalErrs[RefuseBanned]) // a persistent one is retried later
 			continue

@@ -842,3 +842,25 @@ func TestManagerBanConnectedKeepsOutboundSlot(t *testing.T) {
 		t.Fatalf("dials %v, want %s dialed once the banned peer left", w.dials, maddr(6))
 	}
 }
+
+// TestManagerPersistentSelfNotDialed: our own ID in the persistent peers (one configuration
+// shared by every node of a network) is never dialed, as DialPeers never dials it (CometBFT's
+// DialPeersAsync ignores our own address); it used to be dialed at start-up and then redialed
+// for ever, each dial refused as RefuseSelf.
+func TestManagerPersistentSelfNotDialed(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1), PersistentDialJitter: -1,
+		Persistent: []netaddr.NetAddress{maddr(1), maddr(2)}}, 1)
+	w.m.Start(w.now())
+	for range 10 {
+		w.tick()
+		for _, a := range w.dials {
+			if a.ID == mid(1) {
+				t.Fatalf("dialed ourselves: %v", w.dials)
+			}
+		}
+		w.clk.Advance(time.Minute)
+	}
+	if len(w.dials) != 1 || w.dials[0] != maddr(2) {
+		t.Fatalf("dials %v, want the other persistent peer", w.dials)
+	}
+}
