@@ -618,7 +618,7 @@ func (m *Manager) DialPeers(now time.Time, addrs ...netaddr.NetAddress) {
 			m.ready.Notes = append(m.ready.Notes, Note{Kind: NoteDialSkipped, Addr: a, Err: fmt.Errorf("%w: %w", ErrInvalidAddr, err)})
 			continue
 		}
-		if a.ID == m.cfg.Self || m.IsBanned(now, a.ID, a.IP) || m.peers[a.ID] != nil {
+		if a.ID == m.cfg.Self || m.peers[a.ID] != nil {
 			continue
 		}
 		if _, ok := m.dialing[a.ID]; ok {
@@ -631,6 +631,9 @@ func (m *Manager) DialPeers(now time.Time, addrs ...netaddr.NetAddress) {
 			// start-up dial then found the ID queued), so a stale or forged address book entry
 			// made the peer unreachable until restart.
 			a = conf
+		}
+		if m.IsBanned(now, a.ID, a.IP) { // the address that would be dialed
+			continue
 		}
 		uncond := !persistent && m.IsUnconditional(a.ID)
 		if !persistent && !uncond && (m.cfg.MaxOutbound == 0 || m.q.Len() >= m.cfg.MaxDialQueue) {

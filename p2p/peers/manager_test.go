@@ -864,3 +864,20 @@ func TestManagerPersistentSelfNotDialed(t *testing.T) {
 		t.Fatalf("dials %v, want the other persistent peer", w.dials)
 	}
 }
+
+// TestManagerIPBanOfPEXAddressForPersistent: DialPeers judges an IP ban on the address it would
+// dial: for a persistent peer's ID that is the configured one, so a PEX address at a banned IP
+// does not keep the persistent peer from being queued.
+func TestManagerIPBanOfPEXAddressForPersistent(t *testing.T) {
+	configured := maddr(30)
+	other := netaddr.New(mid(30), netip.MustParseAddrPort("192.0.2.7:26656"))
+	w := newWorld(t, ManagerConfig{Self: mid(1000), PersistentDialJitter: time.Hour,
+		Persistent: []netaddr.NetAddress{configured}}, 7)
+	w.m.Ban(w.now(), "", other.IP, w.now().Add(time.Hour), "test")
+	w.m.Start(w.now())
+	w.m.DialPeers(w.now(), other)
+	w.tick()
+	if len(w.dials) != 1 || w.dials[0] != configured {
+		t.Fatalf("dials %v, want the persistent peer at its configured address %s", w.dials, configured)
+	}
+}
