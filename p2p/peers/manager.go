@@ -38,7 +38,10 @@ type ManagerConfig struct {
 	// it with the peer's.
 	Self key.ID
 	// MaxInbound is the number of inbound peers that are not unconditional. Zero means 40;
-	// negative means none (only unconditional peers are admitted inbound).
+	// negative means none (only unconditional peers are admitted inbound). One exception: the
+	// inbound of a simultaneous dial that replaces our held outbound to the same lower ID is
+	// admitted even when no slot is free (it frees that outbound slot; otherwise neither side
+	// would keep a connection).
 	MaxInbound int
 	// MaxOutbound is the number of outbound peers, connected plus being dialed, that DialPeers
 	// creates for addresses that are neither persistent nor unconditional. Zero means 10;
@@ -754,11 +757,11 @@ func (m *Manager) Inbound(now time.Time, c Conn) {
 	}
 	if h, ok := m.heldOut[id]; ok {
 		// We are the higher ID and hold our outbound to id: this inbound was dialed by the lower
-		// ID, so it survives and our outbound is closed; id's side closes it too.
-		if d, ok := m.makeInboundRoom(now, c); !ok {
-			m.act(Action{Kind: ActRefuse, Ref: c.Ref, Peer: id, Refusal: RefuseInboundLimit, Decision: d})
-			return
-		}
+		// ID, so it survives and our outbound is closed; id's side closes it too. It is admitted
+		// even without an inbound slot (makeInboundRoom still evicts when it can): id keeps only
+		// this connection, so refusing it would leave neither, and it frees the outbound slot
+		// our held connection took.
+		m.makeInboundRoom(now, c)
 		delete(m.heldOut, id)
 		m.act(Action{Kind: ActRefuse, Ref: h.c.Ref, Peer: id, Refusal: RefuseSimultaneousDial, Dup: true})
 		m.admit(now, c)

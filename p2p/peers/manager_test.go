@@ -300,6 +300,25 @@ func TestManagerTieBreak(t *testing.T) {
 			t.Fatalf("after the swap: in flight %d, deadline %v", w.m.DialsInFlight(), w.m.NextDeadline())
 		}
 	})
+	t.Run("higher: inbound full, the lower's inbound still replaces the held outbound", func(t *testing.T) {
+		// The lower ID keeps its own dial (our inbound) and refuses ours: refusing its inbound
+		// for want of an inbound slot would leave neither connection.
+		w := newWorld(t, ManagerConfig{Self: mid(50), MaxInbound: 1, DisableEviction: true}, 6)
+		first := w.inbound(60)
+		if w.admit[first].ID != mid(60) {
+			t.Fatalf("first inbound not admitted: %v", w.log)
+		}
+		w.m.DialPeers(w.now(), maddr(10))
+		w.tick()
+		out := w.dialed(10)
+		in := w.inbound(10)
+		if w.refused[out] != RefuseSimultaneousDial || w.admit[in].ID != mid(10) {
+			t.Fatalf("%v, want our held outbound refused and the lower ID's inbound admitted", w.log)
+		}
+		if !w.m.Connected(mid(10)) || w.m.DialsInFlight() != 0 {
+			t.Fatalf("connected %v, in flight %d", w.m.Connected(mid(10)), w.m.DialsInFlight())
+		}
+	})
 	t.Run("higher: hold expires exactly at the grace", func(t *testing.T) {
 		w := newWorld(t, ManagerConfig{Self: mid(50), SimultaneousDialGrace: 300 * time.Millisecond}, 7)
 		w.m.DialPeers(w.now(), maddr(10))
