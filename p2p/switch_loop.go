@@ -443,27 +443,14 @@ func (l *loop) admit(c *transport.Conn) bool {
 	}
 	if stop := p.stopReq.Load(); stop != nil {
 		// A reactor stopped the peer from InitPeer: refuse it without starting the MConnection
-		// (its stop request, still in the mailbox, then finds no such peer). Reactors got
-		// InitPeer, so they get RemovePeer.
-		err := *stop
-		p.log.Info("peer refused by a reactor in InitPeer", "err", err)
-		_ = mc.Close()
-		p.gate.close() // never started: no Receive ran
-		l.reject(c, RejectReactor, err)
-		for i := range sw.reactors {
-			sw.reactors[i].r.RemovePeer(p, err)
-		}
+		// (its stop request, still in the mailbox, then finds no such peer).
+		p.log.Info("peer refused by a reactor in InitPeer", "err", *stop)
+		l.unwindInit(p, c, RejectReactor, *stop)
 		return false
 	}
 	if err := mc.Start(); err != nil {
-		// Reactors got InitPeer, so they get RemovePeer to release what it reserved.
 		p.log.Error("cannot start MConnection", "err", err)
-		_ = mc.Close()
-		p.gate.close() // never started: no Receive ran
-		l.reject(c, RejectInternal, err)
-		for i := range sw.reactors {
-			sw.reactors[i].r.RemovePeer(p, err)
-		}
+		l.unwindInit(p, c, RejectInternal, err)
 		return false
 	}
 	l.peers[id] = p
@@ -481,6 +468,18 @@ func (l *loop) admit(c *transport.Conn) bool {
 	sw.emit(Event{Type: PeerConnected, Peer: id, Addr: addr, Outbound: c.Outbound})
 	p.log.Info("peer added", "outbound", c.Outbound, "persistent", p.persistent)
 	return true
+}
+
+// unwindInit refuses c, whose peer p got InitPeer from every reactor but whose MConnection never
+// started: the connection is closed and refused with reason, and every reactor gets
+// RemovePeer(p, err) to release what InitPeer reserved.
+func (l *loop) unwindInit(p *peer, c *transport.Conn, reason RejectReason, err error) {
+	_ = p.mconn.Close()
+	p.gate.close() // never started: no Receive ran
+	l.reject(c, reason, err)
+	for i := range l.sw.reactors {
+		l.sw.reactors[i].r.RemovePeer(p, err)
+	}
 }
 
 // removePeer unpublishes p, closes its MConnection, tells the transport, and finishes the
