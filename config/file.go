@@ -337,6 +337,7 @@ addr_book_strict = {{.P2P.AddrBookStrict}}
 max_num_inbound_peers = {{.P2P.MaxNumInboundPeers}}
 
 # Maximum number of outbound peers to connect to, excluding persistent peers.
+# 0: none (only persistent and unconditional peers are dialed; PEX dials nothing).
 max_num_outbound_peers = {{.P2P.MaxNumOutboundPeers}}
 
 # When the inbound slots are full, a new inbound connection evicts one inbound peer
