@@ -17,24 +17,33 @@ import (
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/p2p"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
 	"github.com/switchyard-p2p/switchyard/p2p/pex/bookfile"
-	"github.com/switchyard-p2p/switchyard/p2ptest"
+	"github.com/switchyard-p2p/switchyard/p2p/transport"
 )
 
 const unreadableBookEnv = "PEX_UNREADABLE_BOOK_PATH"
 
+func init() { childMains[unreadableBookEnv] = unreadableBookChild }
+
 // runOnUnreadableBook runs a Reactor whose AddrBookFile is path for a moment and returns Run's
-// error (nil for context.Canceled, when Run kept running until stopped).
-func runOnUnreadableBook(t *testing.T, path string) error {
+// error (nil for context.Canceled, when Run kept running until stopped). The Switch is built but
+// never run: Run loads the book before it needs a running Switch.
+func runOnUnreadableBook(path string) error {
+	nk, err := key.GenNodeKey(bytes.NewReader(bytes.Repeat([]byte{7}, 32)))
+	if err != nil {
+		return err
+	}
+	ni := nodeinfo.NodeInfo{ProtocolVersion: nodeinfo.DefaultProtocolVersion, ID: nk.ID(), Network: "test", Version: "1"}
+	mt := transport.NewMultiplexTransport(ni, nk, transport.Config{})
+	defer mt.Close()
 	r := NewReactor(Config{AddrBookFile: path, EnsurePeersPeriod: time.Hour, SaveInterval: time.Hour})
-	sw := p2ptest.MakeSwitch(t, 1, p2ptest.FastSwitchConfig(), p2p.WithReactor("pex", r))
-	stopSw := p2ptest.StartSwitch(t, sw)
-	defer stopSw()
+	p2p.NewSwitch(mt, p2p.SwitchConfig{}, p2p.WithReactor("pex", r))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	var err error
 	select {
 	case err = <-done:
 	case <-time.After(time.Second):
@@ -47,18 +56,13 @@ func runOnUnreadableBook(t *testing.T, path string) error {
 	return err
 }
 
-// TestUnreadableBookChild is the process TestUnreadableBookNotOverwritten runs as an
-// unprivileged user; it does nothing otherwise.
-func TestUnreadableBookChild(t *testing.T) {
-	path := os.Getenv(unreadableBookEnv)
-	if path == "" {
-		t.Skip("helper process of TestUnreadableBookNotOverwritten")
-	}
-	err := runOnUnreadableBook(t, path)
-	fmt.Printf("run error: %v\n", err)
-	if err != nil {
-		fmt.Printf("load failed: %v\n", errors.Is(err, ErrLoadFailed))
-	}
+// unreadableBookChild is the test binary's entry point when TestUnreadableBookNotOverwritten
+// re-runs it as an unprivileged user (TestMain, childMains): it runs the reactor on the book at
+// path and prints what Run returned.
+func unreadableBookChild(path string) int {
+	err := runOnUnreadableBook(path)
+	fmt.Printf("run error: %v\nload failed: %v\n", err, errors.Is(err, ErrLoadFailed))
+	return 0
 }
 
 // TestUnreadableBookNotOverwritten: an addrbook.json that exists but cannot be read (here:
@@ -87,7 +91,7 @@ func TestUnreadableBookNotOverwritten(t *testing.T) {
 
 	var out string
 	if os.Getuid() != 0 {
-		err := runOnUnreadableBook(t, path)
+		err := runOnUnreadableBook(path)
 		out = fmt.Sprintf("run error: %v\nload failed: %v\n", err, errors.Is(err, ErrLoadFailed))
 	} else {
 		// Root reads any file: run the reactor as nobody, from a copy of this test binary
@@ -99,7 +103,7 @@ func TestUnreadableBookNotOverwritten(t *testing.T) {
 		}
 		exe := filepath.Join(dir, "pex.test")
 		copyFile(t, exe)
-		cmd := exec.Command(exe, "-test.run=^TestUnreadableBookChild$", "-test.count=1", "-test.v")
+		cmd := exec.Command(exe, "-test.run=^$") // TestMain runs unreadableBookChild instead of the tests
 		cmd.Env = append(os.Environ(), unreadableBookEnv+"="+path)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		b, err := cmd.CombinedOutput()
