@@ -5,28 +5,27 @@ import (
 
 	rt "github.com/switchyard-p2p/switchyard/pubsub/internal/routertest"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
 
-// TestPromiseKeptByUncheckedCopy: a peer that advertised a message by IHAVE and delivered it
-// when we asked kept its promise, even if the shell dropped the copy unread
-// (router.IgnoreUnchecked: its validation queue was full). The drop says nothing of the peer,
-// and router.IgnoreUnchecked promises that nobody is penalised for it.
-func TestPromiseKeptByUncheckedCopy(t *testing.T) {
+// checkPromisesKept has peer 11 advertise 10 messages by IHAVE, one per heartbeat, and, once we
+// asked by IWANT, deliver each; deliver(h, i, m) sends message i's copy m from 11 and gives the
+// verdicts. After the IWANT follow-up time the peer must have no behaviour penalty: it kept
+// every promise.
+func checkPromisesKept(t *testing.T, deliver func(h *harness, i int, m *pubsubpb.Message)) {
+	t.Helper()
 	h := setup(t, Config{}, 10)
 	adv := 11
 	h.add(adv, false, topicA)
 	h.drain()
-	const n = 10 // one promise per IHAVE RPC and heartbeat
-	for i := range n {
+	for i := range 10 { // one promise per IHAVE RPC and heartbeat
 		m := rt.Msg(50, uint64(i+1), topicA, 10)
 		h.rpc(adv, ctlIHave(topicA, rt.IDs(rt.MID(m))...))
 		if got := iwantCount(h.drain(), rt.ID(adv)); got != 1 {
 			t.Fatalf("IHAVE %d: requested %d IDs, want 1", i, got)
 		}
-		h.rpc(adv, rt.Pub(m))
-		for _, in := range h.drain().Ready.Validate {
-			h.r.ValidationDone(h.now(), in.ID, router.IgnoreUnchecked)
-		}
+		deliver(h, i, m)
+		h.drain()
 		h.heartbeats(1)
 		h.drain()
 	}
@@ -41,40 +40,32 @@ func TestPromiseKeptByUncheckedCopy(t *testing.T) {
 	}
 }
 
+// TestPromiseKeptByUncheckedCopy: a peer that advertised a message by IHAVE and delivered it
+// when we asked kept its promise, even if the shell dropped the copy unread
+// (router.IgnoreUnchecked: its validation queue was full). The drop says nothing of the peer,
+// and router.IgnoreUnchecked promises that nobody is penalised for it.
+func TestPromiseKeptByUncheckedCopy(t *testing.T) {
+	checkPromisesKept(t, func(h *harness, _ int, m *pubsubpb.Message) {
+		h.rpc(11, rt.Pub(m))
+		for _, in := range h.drain().Ready.Validate {
+			h.r.ValidationDone(h.now(), in.ID, router.IgnoreUnchecked)
+		}
+	})
+}
+
 // TestPromiseKeptByCopyDuringForgedValidation: a peer that advertised a message by IHAVE and
 // delivered it when we asked kept its promise, even though its copy came while a forged copy
 // of the same ID, from another peer, was validated, and was dropped as a duplicate of it.
 // router.RejectForged penalises only the forged copy's sender.
 func TestPromiseKeptByCopyDuringForgedValidation(t *testing.T) {
-	h := setup(t, Config{}, 10)
-	adv, forger := 11, 1
-	h.add(adv, false, topicA)
-	h.drain()
-	const n = 10 // one promise per IHAVE RPC and heartbeat
-	for i := range n {
-		m := rt.Msg(50, uint64(i+1), topicA, 10)
-		h.rpc(adv, ctlIHave(topicA, rt.IDs(rt.MID(m))...))
-		if got := iwantCount(h.drain(), rt.ID(adv)); got != 1 {
-			t.Fatalf("IHAVE %d: requested %d IDs, want 1", i, got)
-		}
+	const forger = 1
+	checkPromisesKept(t, func(h *harness, i int, m *pubsubpb.Message) {
 		forged := rt.Msg(50, uint64(i+1), topicA, 11) // same origin and seqno: same ID
 		h.rpc(forger, rt.Pub(forged))
 		v := h.drain()
-		h.rpc(adv, rt.Pub(m)) // the authentic copy, during the forged one's validation
+		h.rpc(11, rt.Pub(m)) // the authentic copy, during the forged one's validation
 		for _, in := range v.Ready.Validate {
 			h.r.ValidationDone(h.now(), in.ID, router.RejectForged)
 		}
-		h.drain()
-		h.heartbeats(1)
-		h.drain()
-	}
-	h.advance(2 * DefaultIWantFollowupTime)
-	h.drain()
-	if st := h.r.statsOf(rt.ID(adv)); st == nil || st.behaviour != 0 {
-		var b float64
-		if st != nil {
-			b = st.behaviour
-		}
-		t.Fatalf("the peer that delivered every promised message got %.2f behaviour penalties (score %.1f), want 0", b, h.score(adv))
-	}
+	})
 }
