@@ -317,13 +317,7 @@ func TestStopWithWaitForPeersOnWorker(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	waitFor(t, "running", func() bool { return s.Status() == nil })
-	n := &node{s: s, net: s.cfg.Network.(*fakeNet)}
-	a := n.connectAttacker(t, 2)
-	a.publish(t, n, a.signed(t, "t", []byte("x"), 1))
+	cancel, done := runAndPublish(t, s)
 	<-waiting // the adapter's WaitForPeers is registered with the loop
 
 	cancel()
@@ -365,13 +359,7 @@ func TestStoppingReportsClosed(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	waitFor(t, "running", func() bool { return s.Status() == nil })
-	n := &node{s: s, net: s.cfg.Network.(*fakeNet)}
-	a := n.connectAttacker(t, 2)
-	a.publish(t, n, a.signed(t, "t", []byte("x"), 1))
+	cancel, done := runAndPublish(t, s)
 	<-entered
 	cancel()
 	<-s.life.Done() // Run is stopping: its loop has returned, it waits for the adapter
@@ -383,4 +371,18 @@ func TestStoppingReportsClosed(t *testing.T) {
 			t.Errorf("%s while the Server stops: %v, want an error wrapping net.ErrClosed", name, err)
 		}
 	}
+}
+
+// runAndPublish starts s.Run and, once it runs, has a connected peer publish one message on
+// topic "t", which reaches the topic's adapters; cancel stops Run, done receives its result.
+func runAndPublish(t *testing.T, s *Server) (cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := make(chan error, 1)
+	go func() { d <- s.Run(ctx) }()
+	waitFor(t, "running", func() bool { return s.Status() == nil })
+	n := &node{s: s, net: s.cfg.Network.(*fakeNet)}
+	a := n.connectAttacker(t, 2)
+	a.publish(t, n, a.signed(t, "t", []byte("x"), 1))
+	return cancel, d
 }
