@@ -23,6 +23,18 @@ const (
 	DefaultMaxAttempts = 16
 )
 
+// StableConnection is how long a persistent peer's connection must last for
+// its disconnect to restart the redial schedule at redial 1. A connection
+// that ends sooner counts as one more redial of the schedule that led to it,
+// so a peer that accepts us and drops us at once (a full node refusing us
+// after the handshake, a peer in a crash loop) is redialed with a growing
+// delay, up to MaxBackoff, instead of every BaseBackoff for ever (the
+// same idea as go-ethereum's dial history, which keeps a node from being
+// redialed within 35 s). A peer that refuses us does so within the handshake
+// and the first messages, well under 30 s; an inbound connection (reported
+// with Queue.Connected, which takes no time) always counts as stable.
+const StableConnection = 30 * time.Second
+
 // Config parameterises a Queue. The zero value is valid and means every
 // default. Config is a plain value: it can be copied, printed and compared.
 //

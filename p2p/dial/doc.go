@@ -53,7 +53,10 @@
 //
 // Add dials at once. After a failed dial, or after a persistent peer
 // disconnects, redial number r (r = 1, 2, 3, ... counted since the entry was
-// added or last connected; a disconnect schedules r = 1) happens at
+// added or last connected; a disconnect schedules r = 1, or r = n when it
+// ends the n-th consecutive connection that lasted less than
+// StableConnection, so a peer that accepts and drops us in a loop is not
+// redialed every second) happens at
 //
 //	now + min(BaseBackoff·2^(r−1), MaxBackoff) + U[0, JitterMax)
 //

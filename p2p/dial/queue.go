@@ -59,12 +59,14 @@ type entry struct {
 	addr       netaddr.NetAddress
 	persistent bool
 	state      State
-	outbound   bool // StateConnected through our dial
-	inbound    bool // StateDialing, and Connected reported an inbound connection meanwhile
-	removed    bool // StateDialing, and Remove was called: forget on Done
-	npSlot     bool // counts in Queue.npUsed: dialing or connected outbound while non-persistent
-	attempts   int  // consecutive failed dials since added or last connected
-	retry      int  // number of the last scheduled redial since added or last connected
+	outbound   bool      // StateConnected through our dial
+	inbound    bool      // StateDialing, and Connected reported an inbound connection meanwhile
+	removed    bool      // StateDialing, and Remove was called: forget on Done
+	npSlot     bool      // counts in Queue.npUsed: dialing or connected outbound while non-persistent
+	attempts   int       // consecutive failed dials since added or last connected
+	retry      int       // number of the last scheduled redial since added or last connected
+	flaps      int       // consecutive connections of this persistent entry that ended within StableConnection of their start
+	since      time.Time // when our dial connected (zero for an inbound connection)
 	next       time.Time
 	seq        uint64
 	index      int // position in its heap; -1 when not queued
@@ -241,9 +243,12 @@ func (q *Queue) Done(now time.Time, id key.ID, err error) {
 }
 
 // Disconnected reports that the connected peer id went away. A persistent
-// peer is scheduled for redial at now + Backoff(1) + jitter (BaseBackoff
-// plus jitter) with its attempts cleared; a non-persistent one is forgotten
-// and frees its outbound slot. Disconnected on an ID that is not connected
+// peer is scheduled for redial at now + Backoff(r) + jitter with its attempts
+// cleared, where r is 1 after a connection that lasted StableConnection or
+// more (or was inbound) and otherwise the number of consecutive connections
+// that ended that quickly (1, 2, 3, ...), so a peer that keeps dropping us
+// right after the handshake is redialed ever more slowly, up to MaxBackoff. A
+// non-persistent peer is forgotten and frees its outbound slot. Disconnected on an ID that is not connected
 // does nothing, except that it cancels an earlier Connected for an ID that is
 // being dialed.
 func (q *Queue) Disconnected(now time.Time, id key.ID) {
@@ -266,7 +271,12 @@ func (q *Queue) Disconnected(now time.Time, id key.ID) {
 	}
 	e.outbound = false
 	e.attempts = 0
-	e.retry = 1
+	if !e.since.IsZero() && now.Sub(e.since) < StableConnection {
+		e.flaps++
+	} else {
+		e.flaps = 0
+	}
+	e.retry = max(1, e.flaps)
 	q.schedule(now, e, now.Add(q.delay(e.retry)), nil)
 }
 
@@ -401,6 +411,7 @@ func (q *Queue) connect(now time.Time, e *entry, outbound bool) {
 	e.attempts = 0
 	e.retry = 0
 	e.next = time.Time{}
+	e.since = now // zero for Connected: an inbound connection counts as stable
 	q.emit(Event{Kind: EventConnected, At: now, Addr: e.addr, Persistent: e.persistent})
 }
 

@@ -249,3 +249,47 @@ func TestManyOfflinePersistentPeersTM21(t *testing.T) {
 	}
 	t.Logf("%d dials of %d peers in 2 h (≤ %d each)", total, peers, single)
 }
+
+// TestFlappingPersistentPeerBacksOff: a persistent peer that accepts our dial
+// and drops the connection at once (a full node that refuses us after the
+// handshake, or a crash loop) is redialed on the growing schedule, not every
+// BaseBackoff for ever: the n-th consecutive disconnect within
+// StableConnection of the connect schedules redial n, whose delay is capped
+// at MaxBackoff. A connection that lasted StableConnection starts the
+// schedule again at redial 1.
+func TestFlappingPersistentPeerBacksOff(t *testing.T) {
+	cfg := Config{JitterMax: -1}
+	q := mustNew(t, cfg, 1)
+	p := testAddr(1)
+	if err := q.Add(t0, p, true); err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	var gaps []time.Duration
+	for range 12 {
+		if got := q.Due(now); len(got) != 1 {
+			t.Fatalf("at %v: Due = %v, want the persistent peer", now.Sub(t0), got)
+		}
+		q.Done(now, p.ID, nil)
+		now = now.Add(100 * time.Millisecond) // the peer drops us at once
+		q.Disconnected(now, p.ID)
+		next := q.NextDeadline()
+		gaps = append(gaps, next.Sub(now))
+		now = next
+	}
+	for i, g := range gaps {
+		if want := cfg.Backoff(i + 1); g != want {
+			t.Fatalf("redial gaps after %d quick disconnects: %v; gap %d = %v, want Backoff(%d) = %v",
+				len(gaps), gaps, i+1, g, i+1, want)
+		}
+	}
+
+	// A connection that lasts StableConnection resets the schedule.
+	q.Due(now)
+	q.Done(now, p.ID, nil)
+	now = now.Add(StableConnection)
+	q.Disconnected(now, p.ID)
+	if g := q.NextDeadline().Sub(now); g != cfg.Backoff(1) {
+		t.Fatalf("redial after a stable connection in %v, want Backoff(1) = %v", g, cfg.Backoff(1))
+	}
+}
