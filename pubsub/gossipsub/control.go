@@ -399,7 +399,8 @@ func (r *Router) backedOff(t *topic, p *peer, now time.Time) bool {
 
 // handlePrune processes PRUNEs for joined topics (others are ignored, their backoffs too): the
 // peer leaves the mesh (with P3b accounting), the backoff it asks for (at most MaxPruneBackoff;
-// PruneBackoff if none) is recorded and kept until it ends, also after we leave the topic, and
+// PruneBackoff if none) is recorded and kept until it ends, also after we leave the topic (but
+// at most PruneBackoff more once the peer disconnects: RemovePeer), and
 // its peer exchange is used if it scores at least AcceptPXThreshold (docs/RELIABILITY.md P-09).
 func (r *Router) handlePrune(now time.Time, p *peer, prunes []*pubsubpb.ControlPrune) {
 	if len(prunes) == 0 {

@@ -40,3 +40,31 @@ func TestPruneUnjoinedTopicKeepsNoState(t *testing.T) {
 		t.Errorf("%d topics held after %d rounds, the peer gone and 1 h later; want none", n, rounds)
 	}
 }
+
+// TestPruneBackoffOfDepartedPeerBounded: peers that each connect, PRUNE us on a joined topic
+// with a 24 h backoff and disconnect leave no state beyond PruneBackoff after they are gone
+// (each entry used to stay for the full 24 h, so a stream of fresh identities grew the map
+// without bound). While a peer stays connected its backoff holds in full.
+func TestPruneBackoffOfDepartedPeerBounded(t *testing.T) {
+	h := newHarness(t, Config{}, 1)
+	h.r.Join(h.now(), topicA)
+	h.add(1, true, topicA)
+	h.rpc(1, ctlPrune(topicA, 86400))
+	const churn = 200
+	for i := 2; i < 2+churn; i++ {
+		h.add(i, false, topicA)
+		h.rpc(i, ctlPrune(topicA, 86400))
+		h.r.RemovePeer(h.now(), rt.ID(i))
+	}
+	h.drain()
+	h.advance(h.r.p.PruneBackoff + time.Minute)
+	h.drain()
+	bo := h.r.topics[topicA].backoff
+	if _, ok := bo[rt.ID(1)]; !ok {
+		t.Errorf("the connected peer's 24 h backoff ended after %v", h.r.p.PruneBackoff+time.Minute)
+	}
+	if len(bo) != 1 {
+		t.Errorf("%d backoffs held %v after %d peers PRUNEd for 24 h and left; want only the connected peer's",
+			len(bo), h.r.p.PruneBackoff+time.Minute, churn)
+	}
+}

@@ -327,13 +327,21 @@ func (r *Router) AddPeer(now time.Time, id key.ID, info router.PeerInfo) {
 }
 
 // RemovePeer forgets a disconnected peer: it leaves every mesh and fanout, its pending output
-// is dropped, and its score is retained for RetainScore (if it holds anything). Topics left
-// with no peer, not joined and without backoffs are freed.
+// is dropped, and its score is retained for RetainScore (if it holds anything). Its backoffs
+// end at the latest PruneBackoff from now: a PRUNE may ask for up to MaxPruneBackoff (24 h), and
+// kept in full for peers that are gone, a stream of fresh identities could grow the backoff
+// table without bound. Topics left with no peer, not joined and without backoffs are freed.
 func (r *Router) RemovePeer(now time.Time, id key.ID) {
 	r.start(now)
 	p, ok := r.peers[id]
 	if !ok {
 		return
+	}
+	limit := now.Add(r.p.PruneBackoff)
+	for _, t := range r.topics {
+		if exp, ok := t.backoff[id]; ok && exp.After(limit) {
+			t.backoff[id] = limit
+		}
 	}
 	for _, t := range p.topics {
 		r.unsubscribe(p, t)
