@@ -66,8 +66,10 @@
 // RegisterPubSubMetrics builds the pub/sub Server's Metrics under namespace_pubsub_* (the list is
 // on the function). Its topic label takes only the topics passed to it (the node passes
 // pubsub.topics); every other topic is recorded as "other", so topics joined at run time or named
-// by peers cannot grow the scrape. The Server's single router-events counter is spread over
-// duplicates_total, forwarded_total, control_total{type,direction} and rpc_drops_total{reason}.
+// by peers cannot grow the scrape. Counters of "other" add up those topics' counts, and so do
+// its gauges (mesh_peers, deferred): each topic's Set moves them by its own change. The Server's
+// single router-events counter is spread over duplicates_total, forwarded_total,
+// control_total{type,direction} and rpc_drops_total{reason}.
 //
 // Concurrency: every type is safe for concurrent use.
 //

@@ -3,6 +3,7 @@ package prom
 import (
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,7 +35,8 @@ var ScoreBuckets = []float64{-10000, -1000, -100, -10, -1, 0, 1, 10, 100, 1000}
 // RegisterPubSubMetrics creates the pub/sub Server's instruments, registers them on reg under
 // namespace_pubsub_* and returns them as a *pubsub.Metrics for pubsub.Config.Metrics. topics are
 // the topics that get their own topic label value (the configured ones); every other topic is
-// recorded as OtherTopic. On error (a name already registered) nothing stays registered.
+// recorded as OtherTopic (a gauge's OtherTopic value is the sum of those topics' values). On
+// error (a name already registered) nothing stays registered.
 //
 // Names (namespace "cometbft" as in the node's default):
 //
@@ -156,6 +158,11 @@ func (t topicCounter) With(lvs ...string) metrics.Counter {
 
 func (t topicCounter) Add(d float64) { t.c.Add(d) }
 
+// topicGauge maps the topic as topicCounter does. A child of a topic recorded as OtherTopic
+// keeps its own value and moves the shared gauge by its changes, so the OtherTopic gauge is the
+// sum over those topics, as the OtherTopic counter is, rather than the value set last. Each With
+// of such a topic returns a new share, so resolve a topic's child once and keep it (as the
+// Server does when it registers the topic).
 type topicGauge struct {
 	g       metrics.Gauge
 	allowed map[string]bool
@@ -165,11 +172,43 @@ func (t topicGauge) With(lvs ...string) metrics.Gauge {
 	if len(lvs) == 0 {
 		return t
 	}
-	return t.g.With(mapTopic(lvs, t.allowed)...)
+	if t.allowed[lvs[0]] {
+		return t.g.With(lvs...)
+	}
+	return &otherGauge{g: t.g.With(mapTopic(lvs, t.allowed)...)}
 }
 
 func (t topicGauge) Set(v float64) { t.g.Set(v) }
 func (t topicGauge) Add(d float64) { t.g.Add(d) }
+
+// otherGauge is one topic's share of the OtherTopic gauge: Set moves the shared gauge by the
+// difference from this topic's previous value.
+type otherGauge struct {
+	g  metrics.Gauge
+	mu sync.Mutex
+	v  float64 // this topic's value, included in g
+}
+
+func (o *otherGauge) With(lvs ...string) metrics.Gauge {
+	if len(lvs) == 0 {
+		return o
+	}
+	return &otherGauge{g: o.g.With(lvs...)}
+}
+
+func (o *otherGauge) Set(v float64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.g.Add(v - o.v)
+	o.v = v
+}
+
+func (o *otherGauge) Add(d float64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.g.Add(d)
+	o.v += d
+}
 
 // mapTopic returns lvs with lvs[0] replaced by OtherTopic when it is not allowed; lvs itself
 // (no copy) when it is.

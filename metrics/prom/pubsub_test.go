@@ -107,3 +107,36 @@ func TestPubSubMetricsRollback(t *testing.T) {
 		t.Fatalf("after rollback: %v", err)
 	}
 }
+
+// TestPubSubOtherTopicGaugesSum: the gauges of topics that share the "other" label add up, as the
+// counters do, instead of showing whichever topic was set last. The Server sets mesh_peers for
+// every joined topic in turn each second, so the last one's value would hide the others'.
+func TestPubSubOtherTopicGaugesSum(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := RegisterPubSubMetrics(reg, "ns", []string{"blocks"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := m.MeshPeers.With("a"), m.MeshPeers.With("b")
+	da, db := m.Deferred.With("a"), m.Deferred.With("b")
+	for _, step := range []struct{ a, b, want float64 }{{6, 0, 6}, {6, 3, 9}, {2, 3, 5}, {0, 0, 0}} {
+		a.Set(step.a)
+		b.Set(step.b)
+		da.Set(step.a)
+		db.Set(step.b)
+		fams := gather(t, reg)
+		for _, name := range []string{"ns_pubsub_mesh_peers", "ns_pubsub_deferred"} {
+			if got := sample(t, fams, name, "topic", OtherTopic).GetGauge().GetValue(); got != step.want {
+				t.Errorf("after a=%v, b=%v: %s{other} = %v, want %v", step.a, step.b, name, got, step.want)
+			}
+		}
+	}
+	b.Add(4)
+	if got := sample(t, gather(t, reg), "ns_pubsub_mesh_peers", "topic", OtherTopic).GetGauge().GetValue(); got != 4 {
+		t.Errorf("after Add(4) on b: mesh_peers{other} = %v, want 4", got)
+	}
+	b.Set(1)
+	if got := sample(t, gather(t, reg), "ns_pubsub_mesh_peers", "topic", OtherTopic).GetGauge().GetValue(); got != 1 {
+		t.Errorf("after Set(1) on b: mesh_peers{other} = %v, want 1", got)
+	}
+}
