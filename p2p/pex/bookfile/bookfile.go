@@ -49,7 +49,9 @@ var ErrQuarantineFailed = errors.New("bookfile: corrupt file not moved aside")
 //     paths; the book is empty. It is never silently overwritten: the shell logs the error and
 //     carries on with the empty book, whose next Save writes a fresh path
 //     (docs/RELIABILITY.md R-01). If the rename fails the error also wraps ErrQuarantineFailed:
-//     the file is still at path, and the shell must not save over it.
+//     the file is still at path, and the shell must not save over it. If only the fsync of the
+//     directory after the rename fails, the error wraps that failure too, but not
+//     ErrQuarantineFailed: the file has moved.
 //   - Other read errors are returned wrapped; the file is left alone, and the shell must not
 //     save over it either (the PEX reactor's Run then fails with pex.ErrLoadFailed).
 //
@@ -68,13 +70,20 @@ func Load(path string, book *addrbook.AddrBook, now time.Time) (addrbook.LoadRep
 		return rep, fmt.Errorf("bookfile: load %s: %w", path, err)
 	}
 	dst, qerr := quarantine(path)
-	if qerr != nil {
+	switch {
+	case qerr != nil && dst == "":
 		return rep, fmt.Errorf("bookfile: load %s: %w (%w: %w)", path, err, ErrQuarantineFailed, qerr)
+	case qerr != nil: // renamed, but the directory fsync failed
+		return rep, fmt.Errorf("bookfile: load %s (moved to %s, directory not synced: %w): %w", path, dst, qerr, err)
 	}
 	return rep, fmt.Errorf("bookfile: load %s (moved to %s): %w", path, dst, err)
 }
 
-// quarantine renames path to the first free "<path>.corrupt[.<n>]".
+// syncDir is atomicfile.SyncDir; a variable so that a test can make it fail.
+var syncDir = atomicfile.SyncDir
+
+// quarantine renames path to the first free "<path>.corrupt[.<n>]" and fsyncs the directory. It
+// returns the new path whenever the rename succeeded, with the fsync's error if that failed.
 func quarantine(path string) (string, error) {
 	for n := 0; n < 1000; n++ {
 		dst := path + ".corrupt"
@@ -87,7 +96,7 @@ func quarantine(path string) (string, error) {
 		if err := os.Rename(path, dst); err != nil {
 			return "", err
 		}
-		return dst, atomicfile.SyncDir(filepath.Dir(path))
+		return dst, syncDir(filepath.Dir(path))
 	}
 	return "", fmt.Errorf("no free %s.corrupt.<n> name", path)
 }

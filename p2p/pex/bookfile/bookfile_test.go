@@ -233,3 +233,25 @@ func TestLoadCorruptNotMoved(t *testing.T) {
 		t.Fatalf("corrupt file not at its path: %v", err)
 	}
 }
+
+// TestLoadCorruptMovedDirNotSynced: when the corrupt file was renamed but the directory fsync
+// then failed, the file is no longer at path: Load must say where it went and must not report
+// ErrQuarantineFailed, which tells the shell that the file is still there and stops the reactor.
+func TestLoadCorruptMovedDirNotSynced(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "addrbook.json")
+	if err := os.WriteFile(path, []byte(`{"key":`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syncErr := errors.New("injected fsync failure")
+	syncDir = func(string) error { return syncErr }
+	t.Cleanup(func() { syncDir = atomicfile.SyncDir })
+	_, err := Load(path, newBook(t, 41), t0)
+	if _, serr := os.Stat(path + ".corrupt"); serr != nil {
+		t.Fatalf("corrupt file not at %s.corrupt: %v", path, serr)
+	}
+	if !errors.Is(err, addrbook.ErrCorruptFile) || errors.Is(err, ErrQuarantineFailed) ||
+		!errors.Is(err, syncErr) || !strings.Contains(err.Error(), path+".corrupt") {
+		t.Fatalf("Load = %v; want ErrCorruptFile and the sync error, naming %s.corrupt, without ErrQuarantineFailed", err, path)
+	}
+}
