@@ -113,6 +113,7 @@ type Stream struct {
 	Topic string
 	body  io.ReadCloser
 	sc    *bufio.Scanner
+	err   error // sticky: an event too large to read leaves the stream mid-event
 }
 
 // Subscribe opens a stream of topic's messages and returns once the node has confirmed the
@@ -164,7 +165,8 @@ func newScanner(r io.Reader) *bufio.Scanner {
 var ErrStreamEnded = errors.New("pubsub rpc: stream ended")
 
 // Next blocks for the next message. Errors: ErrStreamEnded, a read error (also after Close or
-// when the stream's ctx is done), or a decode error.
+// when the stream's ctx is done; bufio.ErrTooLong for an event whose data exceeds
+// MaxPublishBodyBytes, after which the stream stays failed), or a decode error.
 func (s *Stream) Next() (Message, error) {
 	for {
 		ev, data, err := s.next()
@@ -182,9 +184,12 @@ func (s *Stream) Next() (Message, error) {
 	}
 }
 
-// next reads one event: its name ("message" when unnamed) and its data lines joined by "\n".
-// Comments (": ...") are skipped.
+// next reads one event: its name ("message" when unnamed) and its data lines joined by "\n", at
+// most MaxPublishBodyBytes of them (else bufio.ErrTooLong). Comments (": ...") are skipped.
 func (s *Stream) next() (string, []byte, error) {
+	if s.err != nil {
+		return "", nil, s.err
+	}
 	var ev string
 	var data []byte
 	seen := false
@@ -207,6 +212,10 @@ func (s *Stream) next() (string, []byte, error) {
 			}
 			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")...)
 			seen = true
+			if len(data) > MaxPublishBodyBytes {
+				s.err = fmt.Errorf("pubsub rpc: event data above %d bytes: %w", MaxPublishBodyBytes, bufio.ErrTooLong)
+				return "", nil, s.err
+			}
 		}
 	}
 	if err := s.sc.Err(); err != nil {

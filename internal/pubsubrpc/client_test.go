@@ -1,6 +1,7 @@
 package pubsubrpc
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -104,4 +105,55 @@ func FuzzStream(f *testing.F) {
 		}
 		t.Fatalf("more than %d messages from %d bytes", len(b)+1, len(b))
 	})
+}
+
+// repeatLines is an io.Reader of prefix, then n copies of line, then suffix, produced on demand.
+type repeatLines struct {
+	prefix, line, suffix string
+	n                    int
+	cur                  string
+}
+
+func (r *repeatLines) Read(p []byte) (int, error) {
+	for r.cur == "" {
+		switch {
+		case r.prefix != "":
+			r.cur, r.prefix = r.prefix, ""
+		case r.n > 0:
+			r.cur = r.line
+			r.n--
+		case r.suffix != "":
+			r.cur, r.suffix = r.suffix, ""
+		default:
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// TestStreamEventDataBounded: an event's data is bounded as a line is (MaxPublishBodyBytes), not
+// only each of its data lines: a node (or whatever answers at its address) that sends one event
+// of endless short data lines gets bufio.ErrTooLong instead of the client buffering all of it,
+// and the stream stays failed.
+func TestStreamEventDataBounded(t *testing.T) {
+	line := "data: " + strings.Repeat("x", 1<<20) + "\n"
+	r := &repeatLines{
+		prefix: "event: subscribed\ndata: {}\n\nevent: message\n",
+		line:   line,
+		n:      MaxPublishBodyBytes/(1<<20) + 2,
+		suffix: "\n" + "event: message\ndata: {\"data\":\"eA==\"}\n\n",
+	}
+	s := &Stream{body: io.NopCloser(r)}
+	s.sc = newScanner(s.body)
+	if ev, _, err := s.next(); err != nil || ev != EventSubscribed {
+		t.Fatalf("first event %q, %v", ev, err)
+	}
+	if _, err := s.Next(); !errors.Is(err, bufio.ErrTooLong) {
+		t.Fatalf("Next over an event of %d data lines of 1 MiB = %.200v; want bufio.ErrTooLong", MaxPublishBodyBytes/(1<<20)+2, err)
+	}
+	if _, err := s.Next(); !errors.Is(err, bufio.ErrTooLong) {
+		t.Fatalf("Next after the oversized event = %v; want bufio.ErrTooLong again", err)
+	}
 }
