@@ -62,8 +62,8 @@ type Options struct {
 // It blocks on disk I/O (two fsyncs). On an error before the rename the
 // temporary file is removed and path is untouched; an error from the directory
 // fsync after the rename wraps ErrDirNotSynced, and path then already holds
-// data. Errors wrap the failing operation's error (an *fs.PathError but for a
-// BeforeRename error).
+// data. Errors wrap the failing operation's error: an *fs.PathError, an
+// *os.LinkError for the rename, or BeforeRename's error.
 // It is safe for concurrent use on different paths; concurrent writers of one
 // path each succeed and the last rename wins.
 func WriteFile(path string, data []byte, perm fs.FileMode) error {

@@ -23,7 +23,7 @@ const FileMode fs.FileMode = 0o644
 // the old file or the new one at path, never a mix (docs/RELIABILITY.md R-04). Concurrent saves
 // of different books to one path are safe (the last rename wins); book itself must not be used
 // by another goroutine during the call. It blocks on disk I/O (two fsyncs). Errors wrap the
-// failing operation's *fs.PathError.
+// failing operation's *fs.PathError (an *os.LinkError for the rename).
 func Save(path string, book *addrbook.AddrBook) error {
 	var buf bytes.Buffer
 	if err := book.Save(&buf); err != nil {
