@@ -20,8 +20,10 @@ import (
 // at a chunk's end keeps the goroutine parked in its next read, with one chunk, until data
 // comes or the connection closes. The chunks are handed over in order on a channel; a chunk
 // carries the read's error, which Read reports only after the chunk's data, exactly where a
-// direct read would have reported it. Close closes the underlying conn, which ends the
-// goroutine's read, and waits for the goroutine to exit.
+// direct read would have reported it. A timeout is not reported but met again: Read then reads
+// directly under the deadline in force, which may have moved since the goroutine's read. Close
+// closes the underlying conn, which ends the goroutine's read, and waits for the goroutine to
+// exit.
 
 const (
 	// scAheadChunks bounds the chunks one connection's read-ahead holds: the ones queued for
@@ -118,13 +120,21 @@ func (sc *SecretConnection) readAheadLoop(ra *readAhead) {
 // until recvRaw[recvStart:recvEnd] holds a whole frame. The incomplete frame left in the
 // previous chunk moves into the new chunk's front room, so no data is copied. Once the
 // goroutine's last chunk is used up, the connection goes back to direct reads, the first of
-// which reports that chunk's read error, if any. Called with recvMu held and recvData empty.
+// which reports that chunk's read error, if any, except a timeout: that read is made again, so
+// a Read times out only by the deadline set when it runs. Called with recvMu held and recvData
+// empty.
 func (sc *SecretConnection) fillAhead() error {
 	ra := sc.ahead
 	for sc.recvEnd-sc.recvStart < SealedFrameSize {
 		if ra.ended {
 			sc.toDirect()
-			return sc.fillDirect(ra.err)
+			pending := ra.err
+			if pending != nil && scIsTimeout(pending) {
+				// The deadline that read met may have been moved or cleared since (no one
+				// was reading): the direct read meets the current one instead.
+				pending = nil
+			}
+			return sc.fillDirect(pending)
 		}
 		var r aheadRead
 		select {

@@ -223,6 +223,42 @@ func TestReadAheadDeadline(t *testing.T) {
 	}
 }
 
+// TestReadAheadStaleTimeout: a read deadline that passes while nobody reads, with the
+// read-ahead parked in its next read, is not reported by a later Read once the deadline has been
+// cleared: that Read waits for the data, as a direct read would.
+func TestReadAheadStaleTimeout(t *testing.T) {
+	sc, raw, k := scTCPRawPair(t)
+	n := scRecvSmallFrames + scRecvBigFrames + scChunkFrames // each read fills its buffer
+	sealed, want := aheadFrames(t, k, 0, n)
+	if _, err := raw.Write(sealed); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, sc, len(want)); !bytes.Equal(got, want) {
+		t.Fatal("wrong data")
+	}
+	// Nobody reads while the deadline passes: the read-ahead's parked read times out and the
+	// goroutine ends.
+	if err := sc.SetReadDeadline(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitAheadDone(t, sc)
+	if err := sc.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	more, want := aheadFrames(t, k, n, 2)
+	if _, err := raw.Write(more); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	m, err := sc.Read(buf)
+	if err != nil {
+		t.Fatalf("Read with no deadline set = %d, %v; want the data", m, err)
+	}
+	if got := append(buf[:m:m], readN(t, sc, len(want)-m)...); !bytes.Equal(got, want) {
+		t.Fatal("wrong data after the deadline was cleared")
+	}
+}
+
 // TestReadAheadChunkBoundaries drives Read with hand-made read-ahead chunks that split the
 // sealed stream at random places, frames included (as reads from a real socket do), and a
 // last chunk carrying io.EOF: the incomplete frame at the end of each chunk must be joined
