@@ -781,14 +781,18 @@ func (sc *SecretConnection) Write(b []byte) (int, error) {
 			b = b[len(chunk):]
 			sealed += len(chunk)
 		}
+		var wrote int
 		var werr error
 		if len(buf) > 0 {
-			_, werr = sc.conn.Write(buf)
+			wrote, werr = sc.conn.Write(buf)
 		}
 		if pooled != nil {
 			scSendPool.put(pooled)
 		}
 		if werr != nil {
+			// Count the frames the conn took whole; every frame of a batch but its last
+			// carries DataMaxSize bytes.
+			n += min(max(wrote, 0)/SealedFrameSize*DataMaxSize, sealed)
 			if sc.closed.Load() {
 				return n, fmt.Errorf("conn: secret connection write: %w", net.ErrClosed)
 			}

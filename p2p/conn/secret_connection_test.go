@@ -1268,6 +1268,33 @@ func TestSecretConnectionWriteErrors(t *testing.T) {
 	})
 }
 
+// scShortWriteConn accepts the first limit bytes of a Write, discarding them, then fails it.
+type scShortWriteConn struct {
+	net.Conn
+	limit int
+}
+
+func (c *scShortWriteConn) Write(b []byte) (int, error) {
+	if len(b) > c.limit {
+		return c.limit, errSCInjectedWrite
+	}
+	return len(b), nil
+}
+
+// TestSecretConnectionWriteCountsWholeFrames: when the underlying conn fails a multi-frame
+// write part way, n counts the plaintext of the frames it fully took, as Write documents.
+func TestSecretConnectionWriteCountsWholeFrames(t *testing.T) {
+	c, raw := net.Pipe()
+	sc, _, _ := scOver(t, &scShortWriteConn{Conn: c, limit: 2*SealedFrameSize + 100}, raw)
+	n, err := sc.Write(make([]byte, 2*DataMaxSize+10))
+	if !errors.Is(err, errSCInjectedWrite) {
+		t.Fatalf("Write: %v, want the injected error", err)
+	}
+	if n != 2*DataMaxSize {
+		t.Fatalf("Write = %d; want %d, the plaintext of the 2 frames the conn took", n, 2*DataMaxSize)
+	}
+}
+
 func TestSecretConnectionClose(t *testing.T) {
 	a, b := scPipePair(t)
 	errc := make(chan error, 1)
