@@ -837,16 +837,16 @@ func (sc *SecretConnection) Write(b []byte) (int, error) {
 func (sc *SecretConnection) Read(b []byte) (int, error) {
 	sc.recvMu.Lock()
 	defer sc.recvMu.Unlock()
+	if sc.recvErr != nil {
+		return 0, sc.recvErr // recvData is empty: recvFail clears it, io.EOF comes only after it
+	}
+	if sc.closed.Load() {
+		return 0, errClosedRead // the rest of a frame left by an earlier Read included
+	}
 	if len(sc.recvData) > 0 {
 		n := copy(b, sc.recvData)
 		sc.recvData = sc.recvData[n:]
 		return n, nil
-	}
-	if sc.recvErr != nil {
-		return 0, sc.recvErr
-	}
-	if sc.closed.Load() {
-		return 0, errClosedRead
 	}
 	if len(b) == 0 {
 		return 0, nil

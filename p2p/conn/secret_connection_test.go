@@ -1318,6 +1318,23 @@ func TestSecretConnectionClose(t *testing.T) {
 	}
 }
 
+// TestSecretConnectionReadAfterCloseBuffered: the rest of a frame that a Read left buffered is
+// not returned after Close; Read reports net.ErrClosed, as documented.
+func TestSecretConnectionReadAfterCloseBuffered(t *testing.T) {
+	sc, raw, toSC, _ := scRawPair(t)
+	go func() { _, _ = raw.Write(scSealFrame(t, toSC, 0, 100, bytes.Repeat([]byte{'x'}, 100))) }()
+	buf := make([]byte, 10)
+	if n, err := sc.Read(buf); n != 10 || err != nil {
+		t.Fatalf("first Read = %d, %v", n, err)
+	}
+	if err := sc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sc.Read(buf); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Read after Close = %d, %v; want net.ErrClosed", n, err)
+	}
+}
+
 // H-15: 8 writers and 8 readers (4 each way) under -race, byte-exact.
 func TestSecretConnectionConcurrent(t *testing.T) {
 	a, b := scPipePair(t)
