@@ -45,6 +45,14 @@ const (
 	// (4 + DataMaxSize bytes) plus the 16-byte Poly1305 tag. It is fixed; short
 	// chunks are padded.
 	SealedFrameSize = scTotalFrameSize + chacha20poly1305.Overhead
+
+	// MaxEmptyFrames is the length of a run of frames without data that fails Read with
+	// ErrEmptyFrames (shorter runs are skipped). Write never seals an empty frame, nor does CometBFT, whose
+	// MConnection reads through a bufio.Reader that gives up after 100 reads in a row that
+	// return nothing (io.ErrNoProgress). Without a bound a peer could keep us decrypting at
+	// line rate while delivering nothing, unseen by the receive rate limit, which counts
+	// data.
+	MaxEmptyFrames = 100
 )
 
 const (
@@ -103,6 +111,9 @@ var (
 	// ErrFrameTooLarge is returned by Read when a frame decrypts to a length
 	// field greater than DataMaxSize. The connection is closed.
 	ErrFrameTooLarge = errors.New("conn: frame chunk length exceeds DataMaxSize")
+	// ErrEmptyFrames is returned (wrapped) by Read, and closes the connection, when the peer
+	// sends MaxEmptyFrames frames in a row that carry no data.
+	ErrEmptyFrames = errors.New("conn: too many consecutive empty frames")
 
 	// ErrDecrypt is returned by Read when a sealed frame fails authentication
 	// (corrupted, replayed, reordered or forged). The connection is closed, the
@@ -170,6 +181,7 @@ type SecretConnection struct {
 	recvMu       sync.Mutex
 	recvAEAD     cipher.AEAD
 	recvNonce    uint64
+	recvEmpty    int                                      // frames without data received in a row (MaxEmptyFrames)
 	recvErr      error                                    // sticky; guarded by recvMu
 	recvRaw      []byte                                   // sealed bytes read from conn; len = capacity in use
 	recvSmall    []byte                                   // recvRaw while traffic is light
@@ -829,8 +841,9 @@ func (sc *SecretConnection) Write(b []byte) (int, error) {
 // end of the stream at a frame boundary it returns io.EOF (unwrapped). Fatal,
 // sticky errors that also close the connection: ErrDecrypt (the receive nonce
 // is not advanced and no plaintext of the frame is returned),
-// ErrFrameTooLarge, ErrNonceExhausted, io.ErrUnexpectedEOF (EOF inside a
-// sealed frame), or another wrapped I/O error. A deadline timeout returns an
+// ErrFrameTooLarge, ErrEmptyFrames (MaxEmptyFrames frames in a row without
+// data), ErrNonceExhausted, io.ErrUnexpectedEOF (EOF inside a sealed frame),
+// or another wrapped I/O error. A deadline timeout returns an
 // error wrapping os.ErrDeadlineExceeded and may be retried: partially
 // received frames are kept. After Close it returns an error wrapping
 // net.ErrClosed.
@@ -882,6 +895,14 @@ func (sc *SecretConnection) Read(b []byte) (int, error) {
 			return n, sc.recvFail(fmt.Errorf("conn: secret connection read: chunk length %d: %w",
 				chunkLen, ErrFrameTooLarge))
 		}
+		if chunkLen == 0 {
+			if sc.recvEmpty++; sc.recvEmpty >= MaxEmptyFrames {
+				return n, sc.recvFail(fmt.Errorf("conn: secret connection read: %d frames without data: %w",
+					sc.recvEmpty, ErrEmptyFrames))
+			}
+			continue
+		}
+		sc.recvEmpty = 0
 		chunk := plain[scDataLenSize : scDataLenSize+chunkLen]
 		k := copy(b[n:], chunk)
 		n += k

@@ -1712,3 +1712,35 @@ func TestSecretConnectionReadSeveralFrames(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestSecretConnectionEmptyFrames: neither we nor CometBFT seal a frame without data, so a run
+// of MaxEmptyFrames empty frames is an abuse (decrypting at line rate with no plaintext, unseen
+// by the receive rate limit, which counts plaintext) and fails the connection with
+// ErrEmptyFrames before the data behind them; fewer than that in a row are skipped.
+func TestSecretConnectionEmptyFrames(t *testing.T) {
+	for _, empties := range []int{MaxEmptyFrames - 1, MaxEmptyFrames, 4 * MaxEmptyFrames} {
+		t.Run(strconv.Itoa(empties), func(t *testing.T) {
+			sc, raw, toSC, _ := scRawPair(t)
+			var stream []byte
+			for i := range empties {
+				stream = append(stream, scSealFrame(t, toSC, uint64(i), 0, nil)...)
+			}
+			stream = append(stream, scSealFrame(t, toSC, uint64(empties), 1, []byte("x"))...)
+			go func() { _, _ = raw.Write(stream) }()
+			buf := make([]byte, 100)
+			n, err := sc.Read(buf)
+			if empties < MaxEmptyFrames {
+				if err != nil || string(buf[:n]) != "x" {
+					t.Fatalf("Read after %d empty frames = %q, %v; want the data", empties, buf[:n], err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrEmptyFrames) {
+				t.Fatalf("Read after %d empty frames = %q, %v; want ErrEmptyFrames", empties, buf[:n], err)
+			}
+			if _, err := sc.Read(buf); !errors.Is(err, ErrEmptyFrames) {
+				t.Fatalf("later Read = %v; want the sticky ErrEmptyFrames", err)
+			}
+		})
+	}
+}
