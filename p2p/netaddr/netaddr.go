@@ -250,7 +250,7 @@ func (na NetAddress) Valid() error {
 	if err := na.ID.Validate(); err != nil {
 		return fmt.Errorf("netaddr: %w", err)
 	}
-	ip := na.IP.Unmap()
+	ip := plain(na.IP)
 	switch {
 	case !ip.IsValid():
 		return fmt.Errorf("%w: no IP", ErrInvalidIP)

@@ -344,3 +344,41 @@ func TestFromWireMatchesFromProto(t *testing.T) {
 		}
 	}
 }
+
+// TestRangesZoned: an IPv6 zone names the local interface a packet leaves by; it does not move
+// the address out of its range. New keeps the zone of the AddrPort it is given (the transport's
+// inbound socket addresses carry one on link-local connections), so the predicates, Valid and
+// Routable must see fe80::1%eth0 as link-local, as CometBFT's zone-less net.IP does.
+func TestRangesZoned(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		f    func(netip.Addr) bool
+		ip   string
+	}{
+		{"RFC3849", RFC3849, "2001:db8::1%eth0"},
+		{"RFC3964", RFC3964, "2002::1%eth0"},
+		{"RFC4193", RFC4193, "fd00::1%eth0"},
+		{"RFC4380", RFC4380, "2001::1%eth0"},
+		{"RFC4843", RFC4843, "2001:10::1%eth0"},
+		{"RFC4862", RFC4862, "fe80::1%eth0"},
+		{"RFC6052", RFC6052, "64:ff9b::1.2.3.4%eth0"},
+		{"RFC6145", RFC6145, "::ffff:0:1.2.3.4%eth0"},
+		{"OnionCat", OnionCat, "fd87:d87e:eb43::1%eth0"},
+	} {
+		if !tt.f(mustAddr(tt.ip)) {
+			t.Errorf("%s(%s) = false", tt.name, tt.ip)
+		}
+	}
+	ll := New(id, netip.MustParseAddrPort("[fe80::1%eth0]:26656"))
+	if ll.Routable() {
+		t.Errorf("%v: Routable() = true for a link-local address", ll)
+	}
+	doc := New(id, netip.MustParseAddrPort("[2001:db8::1%eth0]:26656"))
+	if err := doc.Valid(); !errors.Is(err, ErrInvalidIP) {
+		t.Errorf("%v: Valid() = %v, want ErrInvalidIP (RFC 3849)", doc, err)
+	}
+	unspec := New(id, netip.MustParseAddrPort("[::%eth0]:26656"))
+	if err := unspec.Valid(); !errors.Is(err, ErrInvalidIP) {
+		t.Errorf("%v: Valid() = %v, want ErrInvalidIP (unspecified)", unspec, err)
+	}
+}
