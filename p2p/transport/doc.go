@@ -19,7 +19,8 @@
 //     in the ConnSet (C-05; RejectDuplicate); then Config.ConnFilters within Config.FilterTimeout
 //     (RejectFiltered, ErrFilterTimeout; C-10).
 //  2. conn.MakeSecretConnection within Config.HandshakeTimeout; when dialing, the authenticated ID
-//     must equal the dialed ID (RejectAuth, ErrDialedIDMismatch; H-06).
+//     must equal the dialed ID (RejectAuth, ErrDialedIDMismatch; H-06), unless it is our own: then
+//     the address is ours under another ID (RejectSelf, ErrSelf; recorded in SelfAddrs, H-08).
 //  3. NodeInfo exchange within a fresh Config.HandshakeTimeout: our delimited DefaultNodeInfo is
 //     written (one Write) while the remote's is read (at most nodeinfo.MaxNodeInfoSize body bytes,
 //     never reading past it). Then, in CometBFT's order: Validate (RejectInvalidNodeInfo), NodeInfo.ID

@@ -34,8 +34,9 @@ var (
 	// when the SecretConnection or the NodeInfo phase exceeded Config.HandshakeTimeout.
 	ErrHandshakeTimeout = errors.New("transport: handshake timeout")
 
-	// ErrDialedIDMismatch: the key authenticated by the SecretConnection is not the ID that was
-	// dialed (Reason RejectAuth). Callers must not mark such an address good (RELIABILITY H-06).
+	// ErrDialedIDMismatch: the key authenticated by the SecretConnection is neither the ID that was
+	// dialed nor our own (that is ErrSelf) (Reason RejectAuth). Callers must not mark such an
+	// address good (RELIABILITY H-06).
 	ErrDialedIDMismatch = errors.New("transport: authenticated ID does not match dialed ID")
 
 	// ErrNodeInfoIDMismatch: NodeInfo.ID differs from the ID of the key authenticated by the

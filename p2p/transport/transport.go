@@ -353,8 +353,8 @@ func (t *MultiplexTransport) Accept(ctx context.Context) (*Conn, error) {
 //
 // Errors: a *RejectedError when the upgrade refused the remote (notably Reason RejectAuth with
 // ErrDialedIDMismatch when the remote key is not addr.ID, RELIABILITY H-06; callers must not mark
-// the address good; Reason RejectSelf with ErrSelf, also returned at once without connecting for an
-// address in SelfAddrs); otherwise an error wrapping the net.Dialer error, ctx.Err(), an invalid
+// the address good; Reason RejectSelf with ErrSelf when the remote key is ours, whatever addr.ID,
+// also returned at once without connecting for an address in SelfAddrs); otherwise an error wrapping the net.Dialer error, ctx.Err(), an invalid
 // addr or ErrTransportClosed.
 func (t *MultiplexTransport) Dial(ctx context.Context, addr netaddr.NetAddress) (*Conn, error) {
 	if t.isClosed() {

@@ -281,6 +281,35 @@ func TestSelfDial(t *testing.T) {
 	}
 }
 
+// TestSelfDialOtherID: an address of ours listed under another ID (say, gossiped with a former
+// node key) leads to a remote that authenticates with our own key. That is ourselves (ErrSelf:
+// "the remote authenticated with our own key"; RELIABILITY H-08), not a stranger holding another
+// key: the address is recorded and never dialed again.
+func TestSelfDialOtherID(t *testing.T) {
+	a, _ := newNode(t, testConfig())
+	aAcc := collectAccepts(t, a, 4)
+
+	other := addrOf(genKey(t).ID(), a.NetAddress().AddrPort())
+	_, err := a.Dial(context.Background(), other)
+	rej := wantRejected(t, err, RejectSelf, ErrSelf)
+	if errors.Is(err, ErrDialedIDMismatch) || !rej.Addr.Equal(other) || !rej.Outbound {
+		t.Fatalf("RejectedError %v: addr %v outbound %v", err, rej.Addr, rej.Outbound)
+	}
+	if !a.IsSelfAddr(other) {
+		t.Fatalf("SelfAddrs %v do not hold %v", a.SelfAddrs(), other)
+	}
+	// The listener sees the dialer hang up.
+	nextAccept(t, aAcc, testHT+epsilon)
+	if _, err := a.Dial(context.Background(), other); !errors.Is(err, ErrSelf) {
+		t.Fatalf("redial of %v = %v, want ErrSelf without connecting", other, err)
+	}
+	select {
+	case r := <-aAcc:
+		t.Fatalf("self address was redialed: %+v", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
 // TestCloseSemantics: Close unblocks Accept and an in-progress Dial, is idempotent, and later
 // calls fail with an error wrapping net.ErrClosed.
 func TestCloseSemantics(t *testing.T) {

@@ -110,6 +110,12 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 	if outbound {
 		// String compare of lower-case IDs (docs/WIRE.md §1 pitfall; RELIABILITY H-06).
 		if want := strings.ToLower(string(dialAddr.ID)); string(remoteID) != want {
+			if remoteID == t.id {
+				// Our own key answered: the address is ours, listed under another ID (e.g. a
+				// former node key). RELIABILITY H-08, not H-06.
+				t.addSelfAddr(*dialAddr)
+				return nil, reject(RejectSelf, fmt.Errorf("%w: dialed %s, authenticated as our own ID %s", ErrSelf, want, remoteID))
+			}
 			return nil, reject(RejectAuth, fmt.Errorf("%w: dialed %s, authenticated %s", ErrDialedIDMismatch, want, remoteID))
 		}
 	} else {
