@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,4 +208,48 @@ func TestProgressConn(t *testing.T) {
 			t.Fatalf("stages %v, want [bytes]", stages)
 		}
 	})
+}
+
+// TestStallAtTimeoutNoKey: connections that send the first byte of an ephemeral-key message and
+// wait cost no key generation (package doc), also at the handshake timeout: the listener sends
+// them nothing before it closes them, and each ends as a handshake timeout. The wait for the
+// rest of the message ends at the deadline of the handshake's ctx; the socket's deadline and the
+// ctx's timer expire at the same instant, in either order.
+func TestStallAtTimeoutNoKey(t *testing.T) {
+	const conns = 16
+	cfg := testConfig()
+	cfg.AllowDuplicateIP = true
+	a, _ := newNode(t, cfg)
+	aAcc := collectAccepts(t, a, conns)
+	sent := make([][]byte, conns)
+	readErrs := make([]error, conns)
+	var wg sync.WaitGroup
+	for i := range conns {
+		c := dialFrom(t, "127.0.0.1", a.NetAddress().AddrPort())
+		wg.Go(func() {
+			defer c.Close()
+			if _, err := c.Write([]byte{0x22}); err != nil {
+				readErrs[i] = err
+				return
+			}
+			// The listener closes at its handshake timeout; this deadline only keeps a broken
+			// transport from hanging the test.
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			sent[i], readErrs[i] = io.ReadAll(c)
+		})
+	}
+	wg.Wait()
+	for i := range conns {
+		if len(sent[i]) != 0 {
+			t.Errorf("conn %d: the listener sent %d bytes (% x) to a peer that sent one byte", i, len(sent[i]), sent[i])
+		}
+		if err := readErrs[i]; err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("conn %d: %v", i, err)
+		}
+	}
+	for range conns {
+		if r := nextAccept(t, aAcc, 10*time.Second); !errors.Is(r.err, ErrHandshakeTimeout) {
+			t.Errorf("Accept = %v, want ErrHandshakeTimeout", r.err)
+		}
+	}
 }

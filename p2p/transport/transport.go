@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -787,6 +788,11 @@ func (p *progressConn) fill(ctx context.Context) {
 		n, err := p.Conn.Read(p.buf[p.w:])
 		p.w += n
 		p.account(n)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The deadline is ctx's: its timer may fire a moment after the socket's. Wait for
+			// it, so that the handshake fails on ctx instead of starting (and sending our key).
+			<-ctx.Done()
+		}
 		if err != nil {
 			break
 		}
