@@ -253,3 +253,32 @@ func TestStallAtTimeoutNoKey(t *testing.T) {
 		}
 	}
 }
+
+// TestStallAfterPrefixByteNoKey: a connection that sends the first byte of a length prefix and
+// waits costs no key generation (package doc): the inbound side sends nothing until the timeout
+// closes the connection, also when the byte starts a multi-byte varint.
+func TestStallAfterPrefixByteNoKey(t *testing.T) {
+	a, _ := newNode(t, testConfig())
+	aAcc := collectAccepts(t, a, 8)
+	for _, first := range []byte{0x80, 0xa2, 0xff} {
+		c := dialFrom(t, "127.0.0.1", a.NetAddress().AddrPort())
+		if _, err := c.Write([]byte{first}); err != nil {
+			t.Fatal(err)
+		}
+		// The listener gives up at its handshake timeout and closes; this deadline only keeps a
+		// broken transport from hanging the test.
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, err := io.ReadAll(c)
+		_ = c.Close()
+		if len(got) != 0 {
+			t.Errorf("first byte %#02x: the listener sent %d bytes (% x) to a peer that sent one byte", first, len(got), got)
+		}
+		if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("first byte %#02x: read: %v", first, err)
+		}
+		r := nextAccept(t, aAcc, 10*time.Second)
+		if !errors.Is(r.err, ErrHandshakeTimeout) {
+			t.Errorf("first byte %#02x: Accept = %v, want ErrHandshakeTimeout", first, r.err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -755,7 +756,8 @@ func (p *progressConn) peek() Stage {
 }
 
 // fill waits, until ctx is done, for the rest of the remote's ephemeral-key message: up to the
-// length its first byte announces (at most 35 bytes; a multi-byte prefix is left to the
+// end its length prefix announces, at most 35 bytes (while a multi-byte prefix is incomplete, up
+// to 35 bytes: every valid message has at least 35; an overflowing prefix is left to the
 // handshake to refuse). The inbound side of the handshake thus sends its own ephemeral key, and
 // generates it, only once the dialer has sent its own, which dialers do at once (docs/WIRE.md
 // §3.2): a slowloris connection costs no key generation. Errors are left for the handshake to
@@ -768,10 +770,16 @@ func (p *progressConn) fill(ctx context.Context) {
 		if p.got == 0 {
 			return ephKeyMsgSize
 		}
-		if b0 := p.buf[0]; b0 < 0x80 {
-			return min(ephKeyMsgSize, 1+int(b0))
+		n, k := binary.Uvarint(p.buf[:p.got])
+		switch {
+		case k == 0:
+			return ephKeyMsgSize // the prefix is incomplete
+		case k < 0:
+			return p.got // overflow: the handshake refuses it
+		case n >= ephKeyMsgSize:
+			return ephKeyMsgSize
 		}
-		return p.got
+		return min(ephKeyMsgSize, k+int(n))
 	}
 	if p.got >= target() {
 		return
