@@ -14,9 +14,9 @@
 // Every connection, inbound or outbound, goes through the same steps; any failure closes the
 // socket at once (RELIABILITY C-04) and yields a *RejectedError with a RejectReason:
 //
-//  1. Filters, before any handshake byte: for inbound connections a duplicate remote ip:port, and,
-//     unless Config.AllowDuplicateIP, a remote IP that already has an inbound or outbound connection
-//     in the ConnSet (C-05; RejectDuplicate); then Config.ConnFilters within Config.FilterTimeout
+//  1. Filters, before any handshake byte: a duplicate remote ip:port (inbound or dialed, as
+//     CometBFT's filterConn), and, for inbound connections unless Config.AllowDuplicateIP, a
+//     remote IP that already has an inbound or outbound connection in the ConnSet (C-05; RejectDuplicate); then Config.ConnFilters within Config.FilterTimeout
 //     (RejectFiltered, ErrFilterTimeout; C-10).
 //  2. conn.MakeSecretConnection within Config.HandshakeTimeout; when dialing, the authenticated ID
 //     must equal the dialed ID (RejectAuth, ErrDialedIDMismatch; H-06), unless it is our own: then

@@ -18,8 +18,8 @@ var (
 	// ErrAlreadyListening is returned by Listen and ListenString when the transport already listens.
 	ErrAlreadyListening = errors.New("transport: already listening")
 
-	// ErrDuplicateAddr rejects an inbound connection whose remote ip:port is already in the ConnSet
-	// (Reason RejectDuplicate). docs/WIRE.md §2 filterConn "duplicate CONN".
+	// ErrDuplicateAddr rejects a connection, inbound or dialed, whose remote ip:port is already in
+	// the ConnSet (Reason RejectDuplicate). docs/WIRE.md §2 filterConn "duplicate CONN".
 	ErrDuplicateAddr = errors.New("transport: duplicate connection address")
 
 	// ErrDuplicateIP rejects an inbound connection whose remote IP already has a connection in the

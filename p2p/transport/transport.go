@@ -94,10 +94,10 @@ type Stats struct {
 	// PendingHandshakes is the number of inbound connections being upgraded, or upgraded and
 	// waiting for Accept (at most Config.MaxPendingHandshakes).
 	PendingHandshakes int
-	// DroppedOverCap counts inbound TCP connections closed at once because every
-	// pending-handshake slot was held by an upgraded connection waiting for Accept (or by
-	// handshakes of the newcomer's own IP, see Config.MaxPendingPerIP), so none could be
-	// displaced.
+	// DroppedOverCap counts inbound TCP connections closed at once because no pending
+	// handshake could be displaced for them: every slot was held by a handshake worth more
+	// than the newcomer (further along, see SlotTable), by an upgraded connection waiting for
+	// Accept, or by handshakes of the newcomer's own IP (Config.MaxPendingPerIP).
 	DroppedOverCap uint64
 	// Displaced counts pending inbound handshakes closed to make room for a newer connection
 	// because the slots were full (RELIABILITY H-09; see SlotTable). Each is also reported
