@@ -110,3 +110,29 @@ func TestPermutations(t *testing.T) {
 		}
 	}
 }
+
+// TestPercentile checks the round-trip percentiles against the nearest-rank definition: the p-th
+// percentile of n sorted samples is the ceil(p·n/100)-th smallest, the smallest sample that at least
+// p % of the samples do not exceed. So of 100 samples p99 is the 99th, not the largest, and of an
+// even number of samples p50 is the lower of the two middle ones.
+func TestPercentile(t *testing.T) {
+	samples := func(n int) []time.Duration {
+		s := make([]time.Duration, n)
+		for i := range s {
+			s[i] = time.Duration(i + 1) // the k-th smallest is k
+		}
+		return s
+	}
+	for _, c := range []struct {
+		n, p int
+		want time.Duration
+	}{
+		{1, 50, 1}, {1, 99, 1},
+		{2, 50, 1}, {3, 50, 2}, {10, 50, 5}, {2000, 50, 1000},
+		{20, 99, 20}, {99, 99, 99}, {100, 99, 99}, {101, 99, 100}, {150, 99, 149}, {200, 99, 198}, {2000, 99, 1980},
+	} {
+		if got := percentile(samples(c.n), c.p); got != c.want {
+			t.Errorf("p%d of samples 1..%d = %d, want %d", c.p, c.n, got, c.want)
+		}
+	}
+}

@@ -223,9 +223,16 @@ func RoundTrips(stacks []Stack, tuning Tuning, maxN int, maxDur time.Duration) (
 	for i, rp := range pairs {
 		r := rp.rtts
 		slices.Sort(r)
-		out[i] = RoundTripResult{N: len(r), P50: r[len(r)*50/100], P99: r[min(len(r)-1, len(r)*99/100)]}
+		out[i] = RoundTripResult{N: len(r), P50: percentile(r, 50), P99: percentile(r, 99)}
 	}
 	return out, nil
+}
+
+// percentile returns the p-th percentile (0 < p <= 100) of sorted (ascending, not empty) by nearest
+// rank: the ceil(p·n/100)-th smallest sample, the smallest that at least p % of the samples do not
+// exceed (p99 of 100 samples is the 99th, not the largest; p50 of an even count is the lower middle).
+func percentile(sorted []time.Duration, p int) time.Duration {
+	return sorted[max(0, (len(sorted)*p+99)/100-1)]
 }
 
 // permutations returns every order of 0..n-1 (n! of them, lexicographic; one empty order for
