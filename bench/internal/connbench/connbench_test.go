@@ -2,7 +2,9 @@ package connbench
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -134,5 +136,46 @@ func TestPercentile(t *testing.T) {
 		if got := percentile(samples(c.n), c.p); got != c.want {
 			t.Errorf("p%d of samples 1..%d = %d, want %d", c.p, c.n, got, c.want)
 		}
+	}
+}
+
+// dyingPair is a Pair whose connection fails right after its first message each way, as a pair that
+// is dropped during Idle's wait: from then on its sends fail and nothing is delivered.
+type dyingPair struct {
+	o            PairOptions
+	sentA, sentB atomic.Bool
+}
+
+var errDead = errors.New("connection closed")
+
+func (p *dyingPair) SendA(msg []byte) error {
+	if p.sentA.Swap(true) {
+		return errDead
+	}
+	p.o.OnRecvB(msg)
+	return nil
+}
+
+func (p *dyingPair) SendB(msg []byte) error {
+	if p.sentB.Swap(true) {
+		return errDead
+	}
+	p.o.OnRecvA(msg)
+	return nil
+}
+
+func (p *dyingPair) Close() error { return nil }
+
+// TestIdleFailsForDeadPairs checks that Idle does not report a figure for pairs that are no longer
+// connected when it reads the heap and the goroutines: a stack whose connections fail while idle
+// holds less then, and must fail its sample rather than win it.
+func TestIdleFailsForDeadPairs(t *testing.T) {
+	st := Stack{Name: "dying", NewPair: func(o PairOptions) (Pair, error) { return &dyingPair{o: o}, nil }}
+	r, err := Idle(st, 3, time.Millisecond)
+	if err == nil {
+		t.Fatalf("Idle of pairs that failed after their first message: %+v, no error", r)
+	}
+	if !errors.Is(err, errDead) {
+		t.Fatalf("Idle: %v, want the send error", err)
 	}
 }

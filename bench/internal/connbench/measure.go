@@ -353,15 +353,26 @@ type IdleResult struct {
 // Idle opens pairs connection pairs with the stack's defaults, sends one 100-byte message each way
 // on each and waits for its delivery, leaves them idle for wait, and reports the growth of the live
 // heap (runtime.MemStats.HeapAlloc after two runtime.GC calls) and of the goroutine count, per
-// pair: everything the pair holds (TCP conns, handshake state, buffers, goroutines).
+// pair: everything the pair holds (TCP conns, handshake state, buffers, goroutines). After reading
+// them it sends one more message each way on each pair and waits for its delivery: a pair that
+// failed while idle holds less than a live one, so the sample fails instead of reporting it.
 func Idle(st Stack, pairs int, wait time.Duration) (IdleResult, error) {
 	Settle()
 	heap0, g0 := liveHeap(), runtime.NumGoroutine()
-	var delivered atomic.Int64
+	var delivered, target atomic.Int64
+	target.Store(int64(2 * pairs))
 	all := make(chan struct{}, 1)
 	onRecv := func([]byte) {
-		if delivered.Add(1) == int64(2*pairs) {
+		if delivered.Add(1) == target.Load() {
 			all <- struct{}{}
+		}
+	}
+	waitAll := func() error {
+		select {
+		case <-all:
+			return nil
+		case <-time.After(deliveryTimeout):
+			return fmt.Errorf("%d of %d messages delivered", delivered.Load(), target.Load())
 		}
 	}
 	ps := make([]Pair, 0, pairs)
@@ -381,13 +392,22 @@ func Idle(st Stack, pairs int, wait time.Duration) (IdleResult, error) {
 			return IdleResult{}, err
 		}
 	}
-	select {
-	case <-all:
-	case <-time.After(deliveryTimeout):
-		return IdleResult{}, fmt.Errorf("%d of %d messages delivered", delivered.Load(), 2*pairs)
+	if err := waitAll(); err != nil {
+		return IdleResult{}, err
 	}
 	time.Sleep(wait)
 	heap1, g1 := liveHeap(), runtime.NumGoroutine()
+	// Every pair must still be connected: the stacks report a failed connection only to callbacks
+	// the harness ignores.
+	target.Store(int64(4 * pairs))
+	for i, p := range ps {
+		if err := errors.Join(p.SendA(msg), p.SendB(msg)); err != nil {
+			return IdleResult{}, fmt.Errorf("pair %d after the idle wait: %w", i, err)
+		}
+	}
+	if err := waitAll(); err != nil {
+		return IdleResult{}, fmt.Errorf("after the idle wait: %w", err)
+	}
 	return IdleResult{
 		Pairs:             pairs,
 		HeapPerPair:       float64(int64(heap1)-int64(heap0)) / float64(pairs),
