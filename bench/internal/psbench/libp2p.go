@@ -57,8 +57,9 @@ func (d counterDialer) DialContext(ctx context.Context, network, addr string) (n
 // BuildLibp2p is the Builder for go-libp2p v0.52 with go-libp2p-pubsub v0.19: TCP on 127.0.0.1
 // only, Noise, yamux, no relay, no resource limits, no metrics; pubsub with its defaults
 // (StrictSign with each host's Ed25519 key, message ID from+seqno, GossipSub v1.2 defaults with
-// flood publishing and IDONTWANT, no peer scoring as the library ships none), and subscriptions
-// with a 4096-message buffer so the harness never drops.
+// IDONTWANT and without flood publishing, which v0.19 leaves off unless WithFloodPublish, no peer
+// scoring as the library ships none), and subscriptions with a 4096-message buffer so the harness
+// never drops.
 func BuildLibp2p(ctx context.Context, sc Scenario, router Router, deliver DeliverFunc) (Net, error) {
 	rng := rand.New(rand.NewPCG(sc.Seed, 2))
 	ctx, cancel := context.WithCancel(ctx)
