@@ -141,8 +141,10 @@ func main() {
 				return "", err
 			}
 			res.Add(st.Name, connbench.Metric{Key: "idle_heap_KB_per_pair", Label: "idle pair: heap, KB"}, r.HeapPerPair/1e3)
+			res.Add(st.Name, connbench.Metric{Key: "idle_stack_KB_per_pair", Label: "idle pair: goroutine stacks, KB"}, r.StackPerPair/1e3)
 			res.Add(st.Name, connbench.Metric{Key: "idle_goroutines_per_pair", Label: "idle pair: goroutines"}, r.GoroutinesPerPair)
-			return fmt.Sprintf("%d pairs: %.1f KB heap, %.2f goroutines per pair", r.Pairs, r.HeapPerPair/1e3, r.GoroutinesPerPair), nil
+			return fmt.Sprintf("%d pairs: %.1f KB heap, %.1f KB goroutine stacks, %.2f goroutines per pair",
+				r.Pairs, r.HeapPerPair/1e3, r.StackPerPair/1e3, r.GoroutinesPerPair), nil
 		}})
 	}
 

@@ -179,3 +179,48 @@ func TestIdleFailsForDeadPairs(t *testing.T) {
 		t.Fatalf("Idle: %v, want the send error", err)
 	}
 }
+
+// stackPair is a Pair that holds its memory on a goroutine's stack (a 64 KiB array, as a stack may
+// keep a buffer that does not escape), not on the heap.
+type stackPair struct {
+	o    PairOptions
+	stop chan struct{}
+	done chan struct{}
+}
+
+//go:noinline
+func holdOnStack(stop <-chan struct{}, fill byte) byte {
+	var buf [64 << 10]byte
+	for i := range buf {
+		buf[i] = fill
+	}
+	<-stop
+	return buf[len(buf)/2]
+}
+
+func newStackPair(o PairOptions) (Pair, error) {
+	p := &stackPair{o: o, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		holdOnStack(p.stop, 1)
+	}()
+	return p, nil
+}
+
+func (p *stackPair) SendA(msg []byte) error { p.o.OnRecvB(msg); return nil }
+func (p *stackPair) SendB(msg []byte) error { p.o.OnRecvA(msg); return nil }
+func (p *stackPair) Close() error           { close(p.stop); <-p.done; return nil }
+
+// TestIdleCountsStacks checks that Idle reports the goroutine stack memory a pair holds, which
+// runtime.MemStats.HeapAlloc leaves out: a stack whose pairs keep their buffers on goroutine stacks
+// must not look as if it held nothing.
+func TestIdleCountsStacks(t *testing.T) {
+	r, err := Idle(Stack{Name: "stack", NewPair: newStackPair}, 4, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.StackPerPair < 64<<10 {
+		t.Fatalf("Idle: %.1f KB of goroutine stack per pair (heap %.1f KB), want at least 65.5 KB: each pair's goroutine holds a 64 KiB array on its stack",
+			r.StackPerPair/1e3, r.HeapPerPair/1e3)
+	}
+}

@@ -347,18 +347,21 @@ func Handshakes(stacks []Stack, dur time.Duration) ([]HandshakeResult, error) {
 type IdleResult struct {
 	Pairs             int
 	HeapPerPair       float64 // live heap bytes per connection pair
+	StackPerPair      float64 // goroutine stack bytes per connection pair
 	GoroutinesPerPair float64
 }
 
 // Idle opens pairs connection pairs with the stack's defaults, sends one 100-byte message each way
 // on each and waits for its delivery, leaves them idle for wait, and reports the growth of the live
-// heap (runtime.MemStats.HeapAlloc after two runtime.GC calls) and of the goroutine count, per
+// heap (runtime.MemStats.HeapAlloc after two runtime.GC calls), of the goroutine stacks
+// (runtime.MemStats.StackInuse then, which HeapAlloc leaves out) and of the goroutine count, per
 // pair: everything the pair holds (TCP conns, handshake state, buffers, goroutines). After reading
 // them it sends one more message each way on each pair and waits for its delivery: a pair that
 // failed while idle holds less than a live one, so the sample fails instead of reporting it.
 func Idle(st Stack, pairs int, wait time.Duration) (IdleResult, error) {
 	Settle()
-	heap0, g0 := liveHeap(), runtime.NumGoroutine()
+	heap0, stack0 := liveMem()
+	g0 := runtime.NumGoroutine()
 	var delivered, target atomic.Int64
 	target.Store(int64(2 * pairs))
 	all := make(chan struct{}, 1)
@@ -396,7 +399,8 @@ func Idle(st Stack, pairs int, wait time.Duration) (IdleResult, error) {
 		return IdleResult{}, err
 	}
 	time.Sleep(wait)
-	heap1, g1 := liveHeap(), runtime.NumGoroutine()
+	heap1, stack1 := liveMem()
+	g1 := runtime.NumGoroutine()
 	// Every pair must still be connected: the stacks report a failed connection only to callbacks
 	// the harness ignores.
 	target.Store(int64(4 * pairs))
@@ -411,16 +415,19 @@ func Idle(st Stack, pairs int, wait time.Duration) (IdleResult, error) {
 	return IdleResult{
 		Pairs:             pairs,
 		HeapPerPair:       float64(int64(heap1)-int64(heap0)) / float64(pairs),
+		StackPerPair:      float64(int64(stack1)-int64(stack0)) / float64(pairs),
 		GoroutinesPerPair: float64(g1-g0) / float64(pairs),
 	}, nil
 }
 
-func liveHeap() uint64 {
+// liveMem returns the live heap and the goroutine stacks in use, in bytes, after two collections
+// (which also shrink stacks larger than their goroutines need).
+func liveMem() (heap, stacks uint64) {
 	runtime.GC()
 	runtime.GC() // the second cycle also frees what sync.Pools dropped in the first
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
+	return ms.HeapAlloc, ms.StackInuse
 }
 
 // Settle waits, for at most 10 s, until the goroutine count has not fallen for 200 ms: goroutines of
