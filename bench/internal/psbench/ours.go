@@ -169,16 +169,33 @@ func (n *ourNet) record(err error) {
 	}
 }
 
+// Connect dials and waits for the peer, or for the dial to fail: the Switch dials asynchronously
+// (and would retry a failed dial), so its events say which. A failed dial is an error, as from
+// go-libp2p's Connect.
 func (n *ourNet) Connect(ctx context.Context, from, to int) error {
 	target := n.nodes[to].tr.NetAddress()
 	addr, err := netaddr.Parse(string(target.ID) + "@" + target.DialString())
 	if err != nil {
 		return err
 	}
-	n.nodes[from].sw.DialPeers(addr)
-	for !n.nodes[from].sw.Peers().Has(addr.ID) {
-		if err := sleep(ctx, 5*time.Millisecond); err != nil {
-			return err
+	sw := n.nodes[from].sw
+	events, cancel := sw.Subscribe(func(ev p2p.Event) bool {
+		return (ev.Type == p2p.PeerConnected && ev.Peer == addr.ID) || (ev.Type == p2p.DialFailed && ev.Addr.ID == addr.ID)
+	})
+	defer cancel()
+	sw.DialPeers(addr)
+	for !sw.Peers().Has(addr.ID) {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return errors.New("switch stopped")
+			}
+			if ev.Type == p2p.DialFailed {
+				return fmt.Errorf("dial %s: %w", addr, ev.Reason)
+			}
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	return nil

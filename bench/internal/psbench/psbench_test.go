@@ -78,3 +78,26 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestOursConnectFailsOnDialError checks that Connect on Switchyard's network reports a dial that
+// fails, as go-libp2p's Connect does, instead of polling the peer set until its context ends: the
+// Switch dials asynchronously, and Run's context has no deadline, so the benchmark hung.
+func TestOursConnectFailsOnDialError(t *testing.T) {
+	sc := DefaultScenario()
+	sc.Nodes = 2
+	net, err := BuildOurs(context.Background(), sc, GossipSub, func(int, []byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	n := net.(*ourNet)
+	if err := n.nodes[1].tr.Close(); err != nil { // nothing listens at node 1's address any more
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = net.Connect(ctx, 0, 1)
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("Connect to a node that does not listen: %v (context: %v), want the dial error before the context ends", err, ctx.Err())
+	}
+}
