@@ -47,6 +47,14 @@ func main() {
 	jsonOut := flag.String("json", "", "also write every sample and median to this file")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"rounds", int64(*rounds)}, {"mib", *mib}, {"chunks", int64(*chunks)}, {"rtt-n", int64(*rttN)}, {"idle-pairs", int64(*idlePairs)}} {
+		if f.v < 1 {
+			fatalf("-%s %d: must be at least 1", f.name, f.v)
+		}
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {

@@ -39,7 +39,12 @@ func cometSecretPair(ca, cb net.Conn, privA, privB cmted25519.PrivKey) (sa, sb *
 		cb.Close()
 		return nil, nil, err
 	}
-	return sa, sb, errors.Join(ca.SetDeadline(zeroTime), cb.SetDeadline(zeroTime))
+	if err := errors.Join(ca.SetDeadline(zeroTime), cb.SetDeadline(zeroTime)); err != nil {
+		ca.Close()
+		cb.Close()
+		return nil, nil, err
+	}
+	return sa, sb, nil
 }
 
 func newCometPair(o PairOptions) (Pair, error) {
