@@ -227,6 +227,7 @@ func TestPubSubCLI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	sub := exec.CommandContext(ctx, bins.Switchyard, "pubsub", "sub", "--topic", topic, "--node", a.RPCAddr(), "--count", fmt.Sprint(len(msgs)))
+	sub.SysProcAttr = harness.SysProcAttr()
 	var stdout, stderr syncBuf
 	sub.Stdout, sub.Stderr = &stdout, &stderr
 	if err := sub.Start(); err != nil {
@@ -289,6 +290,7 @@ func TestTestnetPublish(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bins.Switchyard, "testnet", "--nodes", "12", "--publish", "20", "--duration", "60s", "--json")
+	cmd.SysProcAttr = harness.SysProcAttr()
 	var stdout, stderr syncBuf
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -188,3 +188,8 @@ func runOutput(bin string, args ...string) (string, error) {
 	}
 	return strings.TrimSpace(stdout.String()), nil
 }
+
+// SysProcAttr is what the harness sets on every child it starts: on Linux the kernel kills the
+// child when the test binary dies (a timeout panic, a SIGKILL), so none outlives the run. Tests
+// that start the switchyard binary themselves set it too.
+func SysProcAttr() *syscall.SysProcAttr { return sysProcAttr() }
