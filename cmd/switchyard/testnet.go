@@ -150,7 +150,21 @@ func testnetExitCode(rep *testnet.Report, err error) int {
 }
 
 func runTestnet(cmd *cobra.Command, f testnetFlags) error {
+	// testnet.Config reads a zero as "the default": a flag given as 0 (or "") would silently run
+	// the default under a banner that announces the zero, so it is refused.
 	var bad []error
+	if f.nodes == 0 {
+		bad = append(bad, fmt.Errorf("%w: --nodes 0: must be positive", errUsage))
+	}
+	if f.publish.msgSize == 0 {
+		bad = append(bad, fmt.Errorf("%w: --msg-size 0: must be positive", errUsage))
+	}
+	if f.chainID == "" {
+		bad = append(bad, fmt.Errorf("%w: --chain-id: must not be empty", errUsage))
+	}
+	if f.publish.router == "" {
+		bad = append(bad, fmt.Errorf("%w: --router: must not be empty (gossipsub or floodsub)", errUsage))
+	}
 	if f.duration <= 0 {
 		bad = append(bad, fmt.Errorf("%w: --duration %v: must be positive", errUsage, f.duration))
 	}

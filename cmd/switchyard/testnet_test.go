@@ -228,3 +228,28 @@ func TestTestnetCtrlC(t *testing.T) {
 	}
 	checkGone(t, rep.Final)
 }
+
+// TestTestnetZeroFlagsRefused: a flag set to a value that testnet.Config reads as "the default"
+// (--nodes 0, --msg-size 0, an empty --chain-id or --router) is refused, as --duration 0 and
+// --max-outbound 0 are, instead of silently running the default under a banner that announces
+// 0 nodes or chain "".
+func TestTestnetZeroFlagsRefused(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "no-such-switchyard") // never started: the flags fail first
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nodes", "0"}, "--nodes 0: must be positive"},
+		{[]string{"--msg-size", "0", "--publish", "1"}, "--msg-size 0: must be positive"},
+		{[]string{"--chain-id", ""}, "--chain-id: must not be empty"},
+		{[]string{"--router", "", "--publish", "1"}, "--router: must not be empty"},
+	} {
+		out, _, err := run(context.Background(), append([]string{"testnet", "--binary", bin, "--duration", "1s"}, c.args...)...)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: err = %v, want a usage error saying %q", c.args, err, c.want)
+		}
+		if strings.Contains(out, "testnet:") {
+			t.Errorf("%q: the run started", c.args)
+		}
+	}
+}
