@@ -165,6 +165,11 @@ func runTestnet(cmd *cobra.Command, f testnetFlags) error {
 	if f.publish.router == "" {
 		bad = append(bad, fmt.Errorf("%w: --router: must not be empty (gossipsub or floodsub)", errUsage))
 	}
+	// Each node is "switchyard start --log-level LEVEL": a level start refuses would stop the
+	// seed at once, with its log in a directory the run may already have removed.
+	if _, err := newLogger(io.Discard, f.logLevel, "text"); err != nil {
+		bad = append(bad, fmt.Errorf("%w: --node-log-level %q: want debug, info, warn or error", errUsage, f.logLevel))
+	}
 	if f.duration <= 0 {
 		bad = append(bad, fmt.Errorf("%w: --duration %v: must be positive", errUsage, f.duration))
 	}

@@ -253,3 +253,23 @@ func TestTestnetZeroFlagsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestTestnetBadNodeLogLevel: a --node-log-level that start would refuse is refused before any
+// node is started, not reported after the seed exited with a pointer to its log in a temporary
+// directory that the run has already removed.
+func TestTestnetBadNodeLogLevel(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "no-such-switchyard") // never started: the flag fails first
+	out, _, err := run(context.Background(), "testnet", "--binary", bin, "--duration", "1s", "--node-log-level", "verbose")
+	if want := `--node-log-level "verbose"`; !errors.Is(err, errUsage) || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want a usage error saying %q", err, want)
+	}
+	if strings.Contains(out, "testnet:") {
+		t.Errorf("the run started")
+	}
+	// A level start accepts passes the check (and the run then fails to start the binary).
+	for _, lv := range []string{"DEBUG", "warn", "error", "debug+2"} {
+		if _, _, err := run(context.Background(), "testnet", "--binary", bin, "--nodes", "3", "--duration", "1s", "--node-log-level", lv); errors.Is(err, errUsage) {
+			t.Errorf("%q: %v", lv, err)
+		}
+	}
+}
