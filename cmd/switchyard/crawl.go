@@ -82,6 +82,11 @@ func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
 	if f.duration <= 0 || f.timeout <= 0 || f.concurrency <= 0 {
 		return fmt.Errorf("%w: --duration, --timeout and --concurrency must be positive", errUsage)
 	}
+	// The crawler reads 0 as its default (1); the flag's default already is that.
+	if f.requestsPerPeer < 1 || f.requestsPerPeer > crawler.MaxRequestsPerPeer {
+		return fmt.Errorf("%w: --requests-per-peer %d: want 1 or %d (a third request within 10 s gets the crawler banned)",
+			errUsage, f.requestsPerPeer, crawler.MaxRequestsPerPeer)
+	}
 	rctx, cancel := context.WithTimeout(cmd.Context(), seedResolveTimeout)
 	defer cancel()
 	var seeds []netaddr.NetAddress

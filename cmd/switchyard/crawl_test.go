@@ -100,6 +100,19 @@ func TestCrawlErrors(t *testing.T) {
 	}
 }
 
+// TestCrawlRequestsPerPeerRange: --requests-per-peer takes 1 or 2, as its help says: 0 (which
+// the crawler would read as its default, 1) and 3 are usage errors naming the flag, not the
+// crawler's Go field.
+func TestCrawlRequestsPerPeerRange(t *testing.T) {
+	dead := "0123456789abcdef0123456789abcdef01234567@127.0.0.1:1"
+	for _, n := range []string{"0", "3", "-1"} {
+		_, _, err := run(context.Background(), "crawl", dead, "--timeout", "1s", "--duration", "1s", "--requests-per-peer", n)
+		if want := "--requests-per-peer " + n + ": want 1 or 2"; !errors.Is(err, errUsage) || !strings.Contains(err.Error(), want) {
+			t.Errorf("--requests-per-peer %s: err = %v, want a usage error saying %q", n, err, want)
+		}
+	}
+}
+
 // TestCrawlReasons: the JSON output says why each node could not be crawled: a node of another
 // chain ("network mismatch" naming both chain IDs), a dead address ("connection refused"); the
 // reachable node has no reason.
