@@ -211,7 +211,7 @@ func newPubSubPeersCmd() *cobra.Command {
 gossipsub mesh, or fanout for a topic it has not joined; with floodsub every
 subscribed peer), one per line with its score when gossipsub keeps scores.
 Without --topic, list every connected peer that speaks pub/sub, with the topics
-whose mesh it is in.`,
+whose mesh it is in. It fails when the node's pub/sub is disabled or not running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := pubsubClient(cmd, false)
@@ -221,6 +221,14 @@ whose mesh it is in.`,
 			st, err := c.Status(cmd.Context())
 			if err != nil {
 				return err
+			}
+			// GET /pubsub answers a node without pub/sub, or one whose pub/sub is starting or
+			// stopping, with empty lists: say so rather than print "no peers".
+			switch {
+			case !st.Enabled:
+				return errors.New("pub/sub is disabled on the node (set pubsub.enabled = true in config.toml)")
+			case !st.Running:
+				return errors.New("pub/sub is not running on the node (it is starting or stopping)")
 			}
 			peers := st.Peers
 			if topic != "" {

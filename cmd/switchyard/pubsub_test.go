@@ -178,3 +178,31 @@ func TestStartFlagsPubSub(t *testing.T) {
 		t.Fatalf("flags not given changed pubsub: %+v", cfg.PubSub)
 	}
 }
+
+// TestPubSubPeersDisabled: "pubsub peers" against a node whose pub/sub is off fails saying so, as
+// pub and sub do, instead of printing an empty peer list (or, with --topic, claiming that the
+// node has not joined the topic) and exiting 0.
+func TestPubSubPeersDisabled(t *testing.T) {
+	cfg := config.DefaultConfig()
+	cfg.Moniker, cfg.ChainID = "off", "cli-test"
+	cfg.P2P.ListenAddress, cfg.RPC.ListenAddress = "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"
+	n, err := node.New(cfg, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+	for _, args := range [][]string{{}, {"--topic", "chat"}} {
+		out, _, err := run(ctx, append([]string{"pubsub", "peers", "--node", n.RPCAddr()}, args...)...)
+		if err == nil || !strings.Contains(err.Error(), "pub/sub is disabled") {
+			t.Errorf("peers %q: err = %v, output %q; want an error saying pub/sub is disabled", args, err, out)
+		}
+	}
+}
