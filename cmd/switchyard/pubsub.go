@@ -208,8 +208,8 @@ func newPubSubPeersCmd() *cobra.Command {
 		Use:   "peers [--topic T]",
 		Short: "List the peers a topic's messages go to (or every pub/sub peer)",
 		Long: `With --topic, list the peers the node sends the topic's messages to (the
-gossipsub mesh, or fanout for a topic it has not joined; with floodsub every
-subscribed peer), one per line with its score when gossipsub keeps scores.
+gossipsub mesh; with floodsub every subscribed peer), one per line with its
+score when gossipsub keeps scores; a topic the node has not joined is an error.
 Without --topic, list every connected peer that speaks pub/sub, with the topics
 whose mesh it is in. It fails when the node's pub/sub is disabled or not running.`,
 		Args: cobra.NoArgs,

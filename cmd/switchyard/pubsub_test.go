@@ -206,3 +206,16 @@ func TestPubSubPeersDisabled(t *testing.T) {
 		}
 	}
 }
+
+// TestPubSubPeersHelpUnjoinedTopic: GET /pubsub lists joined topics only, so "peers --topic" on a
+// topic the node has not joined fails (TestPubSubSubPrintsPub); the help must say so and not
+// promise the fanout peers of such a topic.
+func TestPubSubPeersHelpUnjoinedTopic(t *testing.T) {
+	long := newPubSubPeersCmd().Long
+	if strings.Contains(long, "fanout") {
+		t.Errorf("help promises fanout peers for a topic the node has not joined:\n%s", long)
+	}
+	if !strings.Contains(long, "not joined") {
+		t.Errorf("help does not say that a topic the node has not joined is an error:\n%s", long)
+	}
+}
