@@ -36,7 +36,7 @@ const blockSize = 256
 // (and of the garbage collector's scan of the blocks) grows with the Entry's size, so keep
 // it small (96 bytes plus A) and keep rarely used state behind a pointer in A.
 type Entry[A any] struct {
-	// ID is the message ID.
+	// ID is the message ID; empty once the entry is Forgotten.
 	ID router.MsgID
 	// Msg is the message while it is being validated and while it is in the message-cache
 	// windows; nil otherwise, so that an expired message's memory is released long before its
@@ -219,14 +219,17 @@ func (c *MsgCache[A]) Expire(now time.Time) int {
 }
 
 // Forget removes e's ID from the seen cache before its TTL ends: Lookup no longer finds it, and
-// a later Add of the same ID makes a new entry. e (Status Forgotten, no message) keeps its slot
-// until it expires. An entry in a message-cache window (Put) must not be forgotten.
+// a later Add of the same ID makes a new entry. e (Status Forgotten, no message and no ID) keeps
+// its slot until it expires. The ID is released too: it is remote input (a forged copy's from ‖
+// seqno may be as large as the message), and nothing needs it once it left the index. An entry
+// in a message-cache window (Put) must not be forgotten.
 func (c *MsgCache[A]) Forget(e *Entry[A]) {
 	if seq, ok := c.index[string(e.ID)]; ok && seq == e.Seq {
 		delete(c.index, string(e.ID))
 	}
 	var zero A
 	e.Status, e.Msg, e.Aux = Forgotten, nil, zero
+	e.ID, e.idb = "", nil
 }
 
 // Put adds e to the newest message-cache window. A cache made without windows ignores it.

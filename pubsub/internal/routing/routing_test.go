@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
+	"weak"
 
 	"google.golang.org/protobuf/proto"
 
@@ -102,6 +104,30 @@ func TestMsgCacheForget(t *testing.T) {
 	}
 	if c.Expire(t0.Add(90*time.Second)) != 1 || c.Lookup("x") != nil {
 		t.Fatal("the newer entry did not expire")
+	}
+}
+
+// TestMsgCacheForgetReleasesID: a forgotten entry keeps its slot until its TTL ends, but not its
+// ID. The ID is remote input (the default one is the message's from ‖ seqno, which a forged copy
+// may make as large as the message channel allows, about 1 MiB): a peer sending forged copies,
+// each answered RejectForged and forgotten, must not pin their IDs (and the IDBytes copies) in
+// memory for the whole SeenTTL.
+func TestMsgCacheForgetReleasesID(t *testing.T) {
+	c := NewMsgCache[int](time.Minute, 0)
+	t0 := time.Unix(1000, 0)
+	big := strings.Repeat("f", 1<<20)
+	wID := weak.Make(unsafe.StringData(big))
+	e := c.Add(t0, router.MsgID(big), nil, len(big))
+	wBytes := weak.Make(&e.IDBytes()[0])
+	big = ""
+	c.Forget(e)
+	runtime.GC()
+	if wID.Value() != nil || wBytes.Value() != nil {
+		t.Fatalf("a forgotten entry still holds its %d-byte ID (ID held %v, IDBytes held %v)",
+			1<<20, wID.Value() != nil, wBytes.Value() != nil)
+	}
+	if c.Len() != 1 || c.Expire(t0.Add(time.Minute)) != 1 || c.Len() != 0 {
+		t.Fatal("the forgotten entry's slot did not expire")
 	}
 }
 
