@@ -36,10 +36,13 @@ type MsgID string
 type MsgIDFunc func(m *pubsubpb.Message) MsgID
 
 // DefaultMsgID is the default MsgIDFunc: the origin followed by the sequence number (from ‖ seqno,
-// as libp2p's default) when the message carries both, else the SHA-256 of the topic, a zero byte
-// and the data (a content hash, for networks that publish unsigned, anonymous messages).
+// as libp2p's default) when the message carries both in the signed format (a 20-byte node ID and
+// an 8-byte seqno), else the SHA-256 of the topic, a zero byte and the data (a content hash, for
+// networks that publish unsigned, anonymous messages). Either way the ID is at most 32 bytes:
+// from and seqno of other sizes, which no sign policy accepts, never make it as large as the
+// message (the routers store IDs in the seen cache and send them in IDONTWANT before validation).
 func DefaultMsgID(m *pubsubpb.Message) MsgID {
-	if len(m.GetFrom()) > 0 && len(m.GetSeqno()) > 0 {
+	if len(m.GetFrom()) == key.IDByteLength && len(m.GetSeqno()) == 8 {
 		b := make([]byte, 0, len(m.From)+len(m.Seqno))
 		b = append(append(b, m.From...), m.Seqno...)
 		return MsgID(b)

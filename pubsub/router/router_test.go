@@ -42,6 +42,32 @@ func TestDefaultMsgIDContentHash(t *testing.T) {
 	}
 }
 
+// TestDefaultMsgIDBounded: the default ID is at most 32 bytes whatever a remote peer puts in
+// from and seqno. Only a message with a 20-byte from and an 8-byte seqno (the signed format, the
+// only one any sign policy accepts) gets from ‖ seqno; other sizes are rejected by the shell
+// anyway, but the routers key their seen cache by the ID and send it in IDONTWANT to their mesh
+// peers before validation, so an ID as large as the message (about 1 MiB) would be stored and
+// sent once per mesh peer.
+func TestDefaultMsgIDBounded(t *testing.T) {
+	big := bytes.Repeat([]byte{0xcd}, 1<<20)
+	from := bytes.Repeat([]byte{0xab}, 20)
+	seq := []byte{0, 0, 0, 0, 0, 0, 0, 7}
+	for name, m := range map[string]*pubsubpb.Message{
+		"1 MiB from":   {From: big, Seqno: seq, Topic: "t", Data: []byte("x")},
+		"1 MiB seqno":  {From: from, Seqno: big, Topic: "t", Data: []byte("x")},
+		"short from":   {From: from[:3], Seqno: seq, Topic: "t", Data: []byte("x")},
+		"9-byte seqno": {From: from, Seqno: append(seq, 0), Topic: "t", Data: []byte("x")},
+	} {
+		id := DefaultMsgID(m)
+		if len(id) > 32 {
+			t.Errorf("%s: ID is %d bytes, want at most 32", name, len(id))
+		}
+		if id != DefaultMsgID(&pubsubpb.Message{Topic: m.Topic, Data: m.Data}) {
+			t.Errorf("%s: ID is not the content hash", name)
+		}
+	}
+}
+
 func TestReadyEmpty(t *testing.T) {
 	var rd Ready
 	if !rd.Empty() {

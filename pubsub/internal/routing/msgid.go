@@ -3,6 +3,7 @@ package routing
 import (
 	"reflect"
 
+	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
 	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
@@ -13,13 +14,13 @@ func IsDefaultMsgID(f router.MsgIDFunc) bool {
 	return f == nil || reflect.ValueOf(f).Pointer() == reflect.ValueOf(router.DefaultMsgID).Pointer()
 }
 
-// OriginIDInto appends router.DefaultMsgID(m) to buf when m carries both from and seqno (the
-// default ID is then from‖seqno) and reports true; otherwise it returns buf and false, and
-// the caller must compute the ID with router.DefaultMsgID. It lets a Router look a message up
-// in its seen cache without allocating (the common case of a duplicate) and allocate the ID
-// string only for a new message.
+// OriginIDInto appends router.DefaultMsgID(m) to buf when that ID is from‖seqno (m carries a
+// 20-byte from and an 8-byte seqno, the condition DefaultMsgID tests) and reports true;
+// otherwise it returns buf and false, and the caller must compute the ID with
+// router.DefaultMsgID. It lets a Router look a message up in its seen cache without allocating
+// (the common case of a duplicate) and allocate the ID string only for a new message.
 func OriginIDInto(buf []byte, m *pubsubpb.Message) ([]byte, bool) {
-	if len(m.GetFrom()) > 0 && len(m.GetSeqno()) > 0 {
+	if len(m.GetFrom()) == key.IDByteLength && len(m.GetSeqno()) == 8 {
 		return append(append(buf, m.From...), m.Seqno...), true
 	}
 	return buf, false
