@@ -32,6 +32,10 @@ peers a topic's messages go to.
 The node's RPC address is --node (host:port, tcp://host:port or
 http://host:port), else rpc.laddr from --home's config.toml (an unspecified
 host such as 0.0.0.0 means this machine).`,
+		// Runnable, so that cobra checks its arguments: a mistyped subcommand is an unknown
+		// command (exit 1), not the help and exit 0.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.PersistentFlags().String("node", "", "the node's RPC address, host:port (default: rpc.laddr from --home's config.toml)")
 	cmd.AddCommand(newPubSubPubCmd(), newPubSubSubCmd(), newPubSubPeersCmd())

@@ -219,3 +219,18 @@ func TestPubSubPeersHelpUnjoinedTopic(t *testing.T) {
 		t.Errorf("help does not say that a topic the node has not joined is an error:\n%s", long)
 	}
 }
+
+// TestPubSubUnknownSubcommand: a mistyped subcommand ("pubsub publish" for "pubsub pub") is an
+// error, as an unknown command of the root is, not the help text and exit status 0, which a
+// script would take for a successful publish.
+func TestPubSubUnknownSubcommand(t *testing.T) {
+	_, _, err := run(context.Background(), "pubsub", "publish", "hello")
+	if err == nil || !strings.Contains(err.Error(), `unknown command "publish"`) {
+		t.Fatalf("pubsub publish: err = %v, want an unknown command error", err)
+	}
+	// Without a subcommand it still prints its help.
+	out, _, err := run(context.Background(), "pubsub")
+	if err != nil || !strings.Contains(out, "Available Commands") {
+		t.Fatalf("pubsub: err = %v, output %q; want the help", err, out)
+	}
+}
