@@ -125,7 +125,8 @@ func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	if err != nil {
+	interrupted := err != nil
+	if interrupted {
 		fmt.Fprintln(cmd.ErrOrStderr(), "crawl interrupted; partial result:")
 	}
 	out := cmd.OutOrStdout()
@@ -134,7 +135,7 @@ func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
 			return err
 		}
 	} else {
-		writeCrawlTable(out, res)
+		writeCrawlTable(out, res, interrupted)
 	}
 	if res.Reachable() == 0 {
 		return errNoneReachable
@@ -142,8 +143,9 @@ func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
 	return nil
 }
 
-// writeCrawlTable prints one row per node and a summary line.
-func writeCrawlTable(w io.Writer, res crawler.Result) {
+// writeCrawlTable prints one row per node and a summary line, which says why an incomplete
+// crawl ended (interrupted: by Ctrl-C; else --duration ran out).
+func writeCrawlTable(w io.Writer, res crawler.Result, interrupted bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tADDRESS\tMONIKER\tVERSION\tNETWORK\tCHANNELS\tREACHABLE\tREASON")
 	for _, n := range res.Nodes {
@@ -161,7 +163,10 @@ func writeCrawlTable(w io.Writer, res crawler.Result) {
 	}
 	_ = tw.Flush()
 	complete := ""
-	if !res.Complete {
+	switch {
+	case interrupted:
+		complete = " (incomplete: interrupted)"
+	case !res.Complete:
 		complete = " (incomplete: the duration ended first)"
 	}
 	fmt.Fprintf(w, "\n%d nodes, %d reachable, network %q, crawled in %s%s\n",

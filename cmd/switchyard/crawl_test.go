@@ -157,3 +157,18 @@ func TestCrawlReasons(t *testing.T) {
 		t.Errorf("reason not present for the reachable node:\n%s", out)
 	}
 }
+
+// TestCrawlInterruptedSummary: a crawl stopped by Ctrl-C says so in its summary line, not that
+// "the duration ended first" (the run had --duration 1h left).
+func TestCrawlInterruptedSummary(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // Ctrl-C before the crawl got anywhere
+	dead := "0123456789abcdef0123456789abcdef01234567@127.0.0.1:1"
+	out, errOut, _ := run(ctx, "crawl", dead, "--duration", "1h")
+	if !strings.Contains(errOut, "crawl interrupted") {
+		t.Fatalf("stderr %q: the crawl was not interrupted", errOut)
+	}
+	if strings.Contains(out, "the duration ended first") || !strings.Contains(out, "(incomplete: interrupted)") {
+		t.Errorf("summary does not say the crawl was interrupted:\n%s", out)
+	}
+}
