@@ -254,3 +254,19 @@ func TestStartFlagsPrometheus(t *testing.T) {
 		t.Fatalf("instrumentation = %+v, want the file's values", cfg.Instrumentation)
 	}
 }
+
+// TestShowNodeIDSnakeCase: show-node-id also answers to CometBFT's alias show_node_id, as
+// gen-node-key and unsafe-reset-all answer to gen_node_key and unsafe_reset_all.
+func TestShowNodeIDSnakeCase(t *testing.T) {
+	home := t.TempDir()
+	if _, _, err := run(context.Background(), "init", "--home", home); err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := run(context.Background(), "show-node-id", "--home", home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := run(context.Background(), "show_node_id", "--home", home); err != nil || got != want {
+		t.Fatalf("show_node_id: %q, %v; want %q", got, err, want)
+	}
+}

@@ -13,9 +13,10 @@ import (
 
 func newShowNodeIDCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "show-node-id",
-		Short: "Print this node's ID (40 lower-case hex characters)",
-		Args:  cobra.NoArgs,
+		Use:     "show-node-id",
+		Aliases: []string{"show_node_id"},
+		Short:   "Print this node's ID (40 lower-case hex characters)",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			home, err := homeDir(cmd)
 			if err != nil {
