@@ -21,13 +21,54 @@ import (
 const homeEnv = "SWITCHYARD_HOME"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(context.Background())
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(exitCode(err))
 	}
+}
+
+// signalError is the cause (context.Cause) of the command context's end when SIGINT or SIGTERM
+// ended it, so that a command can exit 128 + the signal's number. It matches context.Canceled.
+type signalError struct{ sig syscall.Signal }
+
+func (e *signalError) Error() string        { return e.sig.String() + " signal received" }
+func (e *signalError) Is(target error) bool { return target == context.Canceled }
+
+// signalContext is signal.NotifyContext(parent, SIGINT, SIGTERM) whose cause is a *signalError
+// naming the signal. Later signals are caught too, until stop.
+func signalContext(parent context.Context) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			if sig, ok := s.(syscall.Signal); ok {
+				cancel(&signalError{sig: sig})
+			} else {
+				cancel(context.Canceled)
+			}
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel(context.Canceled)
+	}
+}
+
+// signalExitCode is the exit status of a run that ctx's end stopped: 128 + the signal's number
+// when a signal ended it (143 for SIGTERM), else exitInterrupted (130, as for SIGINT).
+func signalExitCode(ctx context.Context) int {
+	if se, ok := errors.AsType[*signalError](context.Cause(ctx)); ok {
+		return 128 + int(se.sig)
+	}
+	return exitInterrupted
 }
 
 // exitError carries the exit status a command wants for its error (the default is 1).

@@ -42,7 +42,8 @@ the scenarios. --nodes and --sybils resize a scenario (publishers, churn counts
 and sybil addresses scale with it).
 
 It prints progress (virtual time, wall time, events per second) to stderr and a
-summary table to stdout. With --out DIR it writes summary.json, results.json,
+summary table to stdout. Ctrl-C (SIGINT) or SIGTERM stops the run early: the
+summary covers the run so far, and the command exits 130 (143 for SIGTERM). With --out DIR it writes summary.json, results.json,
 CSV files, plots (SVG and PNG) and an index.html report into DIR; every file
 except summary.json's wall_seconds is the same for the same seed.
 
@@ -170,7 +171,7 @@ func runSim(cmd *cobra.Command, name string, f simFlags) error {
 		fmt.Fprintf(cmd.OutOrStdout(), "\nwrote %s (open %s/index.html)\n", f.out, f.out)
 	}
 	if s.Stopped() {
-		return &exitError{code: exitInterrupted, err: fmt.Errorf("sim: interrupted at virtual %.1f s; the results cover the run so far", r.VirtualSeconds)}
+		return &exitError{code: signalExitCode(cmd.Context()), err: fmt.Errorf("sim: interrupted at virtual %.1f s; the results cover the run so far", r.VirtualSeconds)}
 	}
 	return nil
 }

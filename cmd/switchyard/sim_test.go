@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/switchyard-p2p/switchyard/sim"
 )
@@ -206,6 +210,44 @@ func TestSimNoScoringRecorded(t *testing.T) {
 		}
 		if got := strings.Contains(string(html), "scoring off"); got != noScoring {
 			t.Errorf("--no-scoring %v: index.html says scoring off: %v", noScoring, got)
+		}
+	}
+}
+
+// TestSimSignalExitStatus: a sim run stopped by SIGTERM exits 143 (128 + 15), as testnet does,
+// and one stopped by SIGINT 130; both print the partial summary.
+func TestSimSignalExitStatus(t *testing.T) {
+	bin := buildSwitchyard(t)
+	for _, c := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGTERM, 143}, {syscall.SIGINT, 130}} {
+		cmd := exec.Command(bin, "sim", "baseline", "--nodes", "20", "--duration", "1h")
+		var stdout bytes.Buffer
+		stderr := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = &stdout, stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for !strings.Contains(stderr.String(), "events/s") { // the first progress line: the run is on
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				t.Fatalf("no progress within 60s:\n%s", stderr.String())
+			}
+			time.Sleep(50 * time.Millisecond) // polling the progress output with a deadline
+		}
+		if err := cmd.Process.Signal(c.sig); err != nil {
+			t.Fatal(err)
+		}
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != c.code {
+			t.Errorf("sim after %v: %v, want exit status %d\n%s", c.sig, err, c.code, stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "messages published") {
+			t.Errorf("sim after %v printed no summary:\n%s", c.sig, stdout.String())
 		}
 	}
 }
