@@ -22,7 +22,9 @@
 //	go run ./cmd/switchyard start
 //
 // works on a fresh machine. Flags given to start override the config file for
-// that run only; the file is not rewritten. Flag names with dots accept
+// that run only; the file is not rewritten (except that --chain-id and
+// --moniker are written into the config.toml that start creates for a home
+// without one). Flag names with dots accept
 // either '_' or '-' between words (--p2p.external-address and
 // --p2p.external_address are the same flag), as do the others (--chain-id,
 // --chain_id).

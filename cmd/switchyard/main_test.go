@@ -270,3 +270,24 @@ func TestShowNodeIDSnakeCase(t *testing.T) {
 		t.Fatalf("show_node_id: %q, %v; want %q", got, err, want)
 	}
 }
+
+// TestStartFreshHomeWritesChainIDAndMoniker: on a home without config.toml, start writes the
+// --chain-id and --moniker it was given into the new file (as the README says), so later runs
+// without them keep them; the package documentation and start's help must not say that flags
+// only ever apply to one run.
+func TestStartFreshHomeWritesChainIDAndMoniker(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "fresh")
+	// An invalid --p2p.laddr stops start after it initialized the home and before the node runs.
+	_, _, err := run(context.Background(), "start", "--home", home, "--chain-id", "c1", "--moniker", "m1", "--p2p.laddr", "nope")
+	if err == nil {
+		t.Fatal("start with --p2p.laddr nope succeeded")
+	}
+	cfg, err := config.Load(config.ConfigFile(home))
+	if err != nil || cfg.ChainID != "c1" || cfg.Moniker != "m1" {
+		t.Fatalf("new config.toml: chain_id %q moniker %q, %v; want c1 and m1", cfg.ChainID, cfg.Moniker, err)
+	}
+	long := newStartCmd().Long
+	if !strings.Contains(long, "--chain-id and --moniker") {
+		t.Errorf("start's help does not say that --chain-id and --moniker go into a new config.toml:\n%s", long)
+	}
+}

@@ -41,7 +41,8 @@ instrumentation.prometheus the Prometheus metrics (GET /metrics) on
 instrumentation.prometheus_listen_addr.
 
 A missing home (or a home without config.toml) is initialized first, as "init"
-would. Flags override the config file for this run only.
+would, with --chain-id and --moniker, if given, written into the new config.toml.
+Otherwise flags override the config file for this run only.
 
 One process per home: start holds an exclusive lock on HOME/data/switchyard.lock
 while it runs, and a second start on the same home exits 1 at once. A home
