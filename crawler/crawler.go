@@ -293,7 +293,8 @@ type Result struct {
 	Nodes []Node
 	// Elapsed is the crawl's wall-clock time.
 	Elapsed time.Duration
-	// Complete is true when every known node was visited before Duration ended.
+	// Complete is true when every known node was visited before Duration ended: none is left
+	// to visit, and no visit failed after Duration or ctx ended (it may have been cut off).
 	Complete bool
 }
 
@@ -348,6 +349,7 @@ type crawl struct {
 	byID    map[key.ID]*entry
 	order   []*entry
 	queue   []*entry
+	cut     bool // a visit failed after the crawl's time was up (its failure may be the cut)
 }
 
 // Run crawls from seeds until every known node was visited, Config.Duration has passed or ctx is
@@ -381,7 +383,7 @@ func (c *Crawler) Run(ctx context.Context, seeds []netaddr.NetAddress) (Result, 
 	}
 	cr.runQueue(cctx)
 
-	res := Result{Network: cr.network, Elapsed: time.Since(start), Complete: len(cr.queue) == 0}
+	res := Result{Network: cr.network, Elapsed: time.Since(start), Complete: len(cr.queue) == 0 && !cr.cut}
 	for _, e := range cr.order {
 		if e.queued && !e.node.Attempted {
 			e.node.Err = ErrNotContacted
@@ -511,7 +513,11 @@ func (cr *crawl) runQueue(ctx context.Context) {
 		if inflight == 0 {
 			return
 		}
-		cr.handle(<-results) // visits end soon after ctx is done: they dial and wait under it
+		o := <-results // visits end soon after ctx is done: they dial and wait under it
+		if o.err != nil && ctx.Err() != nil {
+			cr.cut = true
+		}
+		cr.handle(o)
 		inflight--
 	}
 }

@@ -326,6 +326,26 @@ func TestCrawlDurationEnds(t *testing.T) {
 	}
 }
 
+// TestCrawlCutVisitIncomplete: a crawl whose only visit is still waiting for a reply when
+// Duration ends is not complete, although nothing is left in its queue.
+func TestCrawlCutVisitIncomplete(t *testing.T) {
+	silent := newResponder(t, "silent", testNetwork)
+	silent.silent = true
+	silent.serve()
+	cr := newCrawler(t, Config{Network: testNetwork, NodeTimeout: time.Minute, Duration: 500 * time.Millisecond})
+	res, err := cr.Run(context.Background(), []netaddr.NetAddress{silent.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := byID(res)[silent.nk.ID()]
+	if !errors.Is(n.Err, context.DeadlineExceeded) {
+		t.Fatalf("silent: err %v, want the visit cut by the deadline", n.Err)
+	}
+	if res.Complete {
+		t.Errorf("Complete = true for a crawl whose visit of %s was cut off by Duration (%v)", n.ID, n.Err)
+	}
+}
+
 // TestCrawlSwitchyardNodes crawls three real in-process nodes linked by persistent peers (their
 // placeholder PEX reactor answers with empty lists) plus an address where nothing listens.
 func TestCrawlSwitchyardNodes(t *testing.T) {
