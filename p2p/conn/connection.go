@@ -502,7 +502,7 @@ func NewMConnection(c net.Conn, chDescs []ChannelDescriptor, onReceive ReceiveFu
 		mc.recvMon.limit = cfg.RecvRate
 	}
 	// The reader decodes packets in place (bufio Peek): the buffer must hold the largest one.
-	mc.br = bufio.NewReaderSize(c, max(readBufferSize, mc.maxPacket+packetMaxVarintLen))
+	mc.br = bufio.NewReaderSize(recvSource{mc}, max(readBufferSize, mc.maxPacket+packetMaxVarintLen))
 	mc.sc, _ = c.(*SecretConnection)
 	return mc, nil
 }

@@ -15,7 +15,7 @@ import (
 // delivery queue is full.
 //
 // The reader wakes deliverers in batches while input is buffered (deliverBatchMsgs,
-// deliverBatchBytes), and at once before it would wait for the network.
+// deliverBatchBytes), and at once before it would wait for the network (recvSource).
 //
 // At most maxIdleRecvWorkers goroutines stay parked; the send goroutine retires one that has had no job
 // for a whole statistics interval, so an idle connection is back to its send and reader goroutines.
@@ -142,9 +142,20 @@ func (c *MConnection) shrinkIdleQueues() {
 	}
 }
 
-// inputBuffered reports whether the reader can parse more input without reading from the network.
-func (c *MConnection) inputBuffered() bool {
-	return c.br.Buffered() > 0 || (c.sc != nil && c.sc.recvBuffered())
+// recvSource is the net.Conn as the reader's bufio.Reader reads it. Before a read that may wait
+// for the network it wakes the deliverers of the messages queued so far and drops the spare
+// buffer (an idle connection holds none). Checking this before each packet instead is not
+// enough: buffered input may hold only the start of the next packet, whose rest the peer has
+// not sent, and the complete messages before it would wait for it.
+type recvSource struct{ c *MConnection }
+
+func (s recvSource) Read(b []byte) (int, error) {
+	c := s.c
+	if (len(c.pending) > 0 || c.spare != nil) && (c.sc == nil || !c.sc.recvBuffered()) {
+		c.dispatchPending()
+		c.dropSpare()
+	}
+	return c.conn.Read(b)
 }
 
 // deliverReceived, called by the reader when the peer closed its end of the stream, waits until
@@ -213,10 +224,6 @@ func (c *MConnection) recvLoop() error {
 			case <-c.quit:
 				return nil
 			}
-		}
-		if (len(c.pending) > 0 || c.spare != nil) && !c.inputBuffered() {
-			c.dispatchPending() // the next read may wait for the network
-			c.dropSpare()       // and an idle connection holds no buffer
 		}
 		body, size, err := peekPacketBody(c.br, c.maxPacket)
 		c.recvMon.add(size)
