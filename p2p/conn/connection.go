@@ -370,6 +370,7 @@ type MConnection struct {
 
 	sendSignal   chan struct{} // 1-slot: wakes the send goroutine (data queued, pongDue)
 	pongDue      atomic.Bool   // a ping arrived; answer it (pongs coalesce, Q-05)
+	awaitingPong atomic.Bool   // a ping was sent and its pong has not arrived
 	quit         chan struct{} // closed on shutdown
 	stopSend     chan struct{} // closed by FlushStop or shutdown: Send/TrySend refuse
 	stopSendOnce sync.Once
@@ -400,12 +401,13 @@ type MConnection struct {
 
 	sendMon, recvMon flowMonitor
 	sendLim, recvLim *limiter
-	recvPaused       atomic.Bool
-	awaitingPong     atomic.Bool  // a ping was sent and its pong has not arrived
-	pingPauses       atomic.Int64 // recvPauses when the pong deadline was last set
-	recvPauses       atomic.Int64
-	recvPauseNanos   atomic.Int64
-	budgetHeld       atomic.Int64 // bytes reserved in cfg.RecvBudget; budgetSwept once closed
+	// recvPauseSince is set while the reader is stopped (enqueue): 1 + the time it stopped, in
+	// nanoseconds since Start; 0 otherwise. recvPauseNanos, the stops that ended, changes under mu.
+	recvPauseSince atomic.Int64
+	pingPauses     atomic.Int64 // recvPauses when the pong deadline was last set
+	recvPauses     atomic.Int64
+	recvPauseNanos atomic.Int64
+	budgetHeld     atomic.Int64 // bytes reserved in cfg.RecvBudget; budgetSwept once closed
 
 	// Owned by the send goroutine.
 	sched         sendSchedule
@@ -705,7 +707,7 @@ type ConnectionStatus struct {
 	Channels []ChannelStatus
 	// RecvPauses counts the times the receive goroutine stopped reading because a channel's delivery
 	// queue was full (back-pressure from a slow ReceiveFunc); RecvPauseDuration is the total time
-	// stopped.
+	// stopped, a stop in progress included.
 	RecvPauses        int64
 	RecvPauseDuration time.Duration
 }
@@ -716,13 +718,17 @@ func (c *MConnection) Status() ConnectionStatus {
 	now := c.clk.Now()
 	c.mu.Lock()
 	start := c.startTime
+	paused := time.Duration(c.recvPauseNanos.Load())
+	if since := c.recvPauseSince.Load(); since > 0 { // a stop in progress counts so far
+		paused += max(now.Sub(start)-time.Duration(since-1), 0)
+	}
 	c.mu.Unlock()
 	st := ConnectionStatus{
 		SendMonitor:       c.sendMon.snapshot(start, now),
 		RecvMonitor:       c.recvMon.snapshot(start, now),
 		Channels:          make([]ChannelStatus, len(c.channels)),
 		RecvPauses:        c.recvPauses.Load(),
-		RecvPauseDuration: time.Duration(c.recvPauseNanos.Load()),
+		RecvPauseDuration: paused,
 	}
 	if !start.IsZero() {
 		st.Duration = now.Sub(start)

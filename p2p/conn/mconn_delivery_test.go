@@ -1,8 +1,10 @@
 package conn
 
 import (
+	"net"
 	"testing"
 	"testing/synctest"
+	"time"
 )
 
 // TestMConnDeliversBeforePartialPacket: a complete message is handed to ReceiveFunc while the
@@ -31,4 +33,58 @@ func TestMConnDeliversBeforePartialPacket(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMConnRecvPauseDurationOngoing: while the reader is stopped behind a stuck ReceiveFunc,
+// ConnectionStatus.RecvPauseDuration counts the stop so far (the total time stopped), so that a
+// peer whose reader has been stopped for a minute does not show 0; once the stop ends the
+// recorded duration does not shrink.
+func TestMConnRecvPauseDurationOngoing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		local, remote := net.Pipe()
+		mc, err := NewMConnection(local, []ChannelDescriptor{{ID: 0x01, Priority: 1}}, func(byte, []byte) { <-release }, nil,
+			MConnConfig{RecvQueueBytes: 128, SendRate: -1, RecvRate: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer remote.Close()
+		defer mc.Close()
+		stuck := true
+		defer func() {
+			if stuck {
+				close(release)
+			}
+		}()
+		startRawPeer(remote, true)
+		var b []byte
+		for range 3 { // one in ReceiveFunc, one fills the queue (128 bytes), the third waits
+			b = appendPacketMsg(b, 0x01, true, []byte{1})
+		}
+		go writeAll(remote, b)
+		synctest.Wait()
+		st := mc.Status()
+		if st.RecvPauses == 0 || st.RecvPauseDuration != 0 || st.Channels[0].RecvQueueMessages != 1 {
+			t.Fatalf("%+v: the reader is not stopped, the test proves nothing", st)
+		}
+		pauses := st.RecvPauses
+		time.Sleep(time.Minute)
+		if d := mc.Status().RecvPauseDuration; d < time.Minute {
+			t.Fatalf("RecvPauseDuration %v after the reader has been stopped for a minute", d)
+		}
+		stuck = false
+		close(release)
+		synctest.Wait()
+		st = mc.Status()
+		if st.RecvPauses != pauses || st.RecvPauseDuration != time.Minute {
+			t.Fatalf("after the stop: RecvPauses %d, RecvPauseDuration %v, want %d and 1m0s", st.RecvPauses, st.RecvPauseDuration, pauses)
+		}
+		time.Sleep(time.Minute)
+		if d := mc.Status().RecvPauseDuration; d != time.Minute {
+			t.Fatalf("RecvPauseDuration %v a minute after the stop ended, want 1m0s", d)
+		}
+	})
 }

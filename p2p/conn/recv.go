@@ -343,29 +343,33 @@ func (c *MConnection) enqueue(ch *channel, msg *recvBuf) {
 		// One pause, however many messages leave the queue before msg fits.
 		ch.mu.Unlock()
 		c.dispatchPending() // the full queue's deliverer may be among them
-		c.recvPaused.Store(true)
-		c.recvPauses.Add(1)
 		t0 := c.clk.Now()
-		closed := false
+		c.recvPauseSince.Store(max(int64(t0.Sub(c.startTime)), 0) + 1) // never 0 while stopped
+		c.recvPauses.Add(1)
 		for {
 			select {
 			case <-ch.space:
 			case <-c.quit:
 			}
-			if closed = c.isClosed(); closed {
+			if c.isClosed() {
 				break
 			}
 			ch.mu.Lock()
-			if len(ch.queue) == ch.queueHead || ch.queueBytes+cost <= c.cfg.RecvQueueBytes {
-				break // with ch.mu held
-			}
+			fits := len(ch.queue) == ch.queueHead || ch.queueBytes+cost <= c.cfg.RecvQueueBytes
 			ch.mu.Unlock()
+			if fits {
+				break // and it still does below: only the deliverer takes from the queue meanwhile
+			}
 		}
+		// Under mu, which Status reads both under (mu before ch.mu: hence ch.mu is not held here).
+		c.mu.Lock()
 		c.recvPauseNanos.Add(int64(c.clk.Since(t0)))
-		c.recvPaused.Store(false)
-		if closed {
+		c.recvPauseSince.Store(0)
+		c.mu.Unlock()
+		if c.isClosed() {
 			return
 		}
+		ch.mu.Lock()
 	}
 	if ch.queueHead > 64 && ch.queueHead >= len(ch.queue)/2 {
 		n := copy(ch.queue, ch.queue[ch.queueHead:])

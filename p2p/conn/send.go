@@ -276,7 +276,7 @@ func (c *MConnection) checkPong(now time.Time) error {
 		c.sched.pongAt = time.Time{}
 		return nil
 	}
-	if pauses := c.recvPauses.Load(); c.recvPaused.Load() || pauses != c.pingPauses.Load() {
+	if pauses := c.recvPauses.Load(); c.recvPauseSince.Load() != 0 || pauses != c.pingPauses.Load() {
 		c.pingPauses.Store(pauses)
 		c.sched.pongAt = now.Add(c.cfg.PongTimeout)
 		return nil
