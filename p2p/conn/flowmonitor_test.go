@@ -44,3 +44,31 @@ func TestFlowMonitorStatus(t *testing.T) {
 		t.Errorf("Idle %v right after a transfer, want 0", st.Idle)
 	}
 }
+
+// TestFlowMonitorOverdueSample: snapshot takes a sample that is a whole interval overdue (the send
+// goroutine that samples is blocked in a write), and the send goroutine's own sample, due at once
+// when it resumes, does not then measure a rate over a fraction of the interval.
+func TestFlowMonitorOverdueSample(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var m flowMonitor
+	m.begin(t0)
+	m.add(4000)
+	if st := m.snapshot(t0, t0.Add(3*time.Second)); st.Samples != 0 || st.Idle != 0 {
+		t.Fatalf("at 3 s: %+v, want no sample yet (not a whole interval overdue)", st)
+	}
+	if st := m.snapshot(t0, t0.Add(4*time.Second)); st.Samples != 1 || st.InstRate != 1000 {
+		t.Fatalf("at 4 s: %+v, want the overdue sample, 1000 B/s", st)
+	}
+	m.add(1000)
+	m.sample(t0.Add(4*time.Second + 100*time.Millisecond)) // the send goroutine resumes
+	if st := m.snapshot(t0, t0.Add(4*time.Second+100*time.Millisecond)); st.Samples != 1 || st.PeakRate != 1000 {
+		t.Fatalf("after a sample 100 ms later: %+v, want it not taken (no 10,000 B/s peak)", st)
+	}
+	m.sample(t0.Add(6 * time.Second))
+	if st := m.snapshot(t0, t0.Add(6*time.Second)); st.Samples != 2 || st.InstRate != 500 {
+		t.Fatalf("at 6 s: %+v, want 1000 B over 2 s", st)
+	}
+	if st := m.snapshot(t0, t0.Add(20*time.Second)); st.Samples != 3 || st.InstRate != 0 || st.Idle != 14*time.Second {
+		t.Fatalf("at 20 s: %+v, want an overdue sample with nothing moved, idle since 6 s", st)
+	}
+}

@@ -19,7 +19,9 @@ const flowRateWindow = 10 * time.Second
 // Departure: CometBFT samples every 100 ms, whenever the connection reads or writes; Switchyard
 // takes one sample every 2 s from the connection's stats timer, so an idle connection costs no
 // extra wake-ups and the hot path reads no clock. Rates therefore react within 2 s, and Idle has a
-// 2 s resolution (it never overstates the idle time).
+// 2 s resolution (it never overstates the idle time). While the send goroutine, which runs that
+// timer, is blocked in a write, a Status call takes the sample once it is 2 s overdue, so the
+// samples are at least 4 s apart then and follow the Status calls.
 type FlowStatus struct {
 	// Start is when the connection was started (zero before Start).
 	Start time.Time
@@ -80,14 +82,22 @@ func (m *flowMonitor) sample(now time.Time) {
 	b := m.bytes.Load()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.sampleLocked(b, now)
+}
+
+// sampleLocked is sample with m.mu held and the byte count b. A sample less than half an
+// interval after the previous one is not taken (its bytes go into the next): after snapshot took
+// an overdue sample, the send goroutine's own, due at once, would otherwise measure a rate over a
+// few microseconds.
+func (m *flowMonitor) sampleLocked(b int64, now time.Time) {
 	if m.lastSample.IsZero() {
 		m.lastBytes, m.lastSample, m.activeAt = b, now, now
 		return
 	}
-	d := now.Sub(m.lastSample).Seconds()
-	if d <= 0 {
+	if now.Sub(m.lastSample) < updateStatsInterval/2 {
 		return
 	}
+	d := now.Sub(m.lastSample).Seconds()
 	delta := b - m.lastBytes
 	m.inst = float64(delta) / d
 	m.peak = max(m.peak, m.inst)
@@ -105,9 +115,15 @@ func (m *flowMonitor) sample(now time.Time) {
 	m.lastBytes, m.lastSample = b, now
 }
 
+// snapshot returns the status at now. If the send goroutine is a whole interval late with its
+// sample (it is blocked in a write, which may last PingInterval+PongTimeout), snapshot takes the
+// sample itself, so that the rates and Idle do not stay as they were before the write.
 func (m *flowMonitor) snapshot(start, now time.Time) FlowStatus {
 	b := m.bytes.Load()
 	m.mu.Lock()
+	if !m.lastSample.IsZero() && now.Sub(m.lastSample) >= 2*updateStatsInterval {
+		m.sampleLocked(b, now)
+	}
 	st := FlowStatus{
 		Start:     start,
 		Bytes:     b,

@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"net"
 	"testing"
 	"testing/synctest"
@@ -85,6 +86,40 @@ func TestMConnRecvPauseDurationOngoing(t *testing.T) {
 		time.Sleep(time.Minute)
 		if d := mc.Status().RecvPauseDuration; d != time.Minute {
 			t.Fatalf("RecvPauseDuration %v a minute after the stop ended, want 1m0s", d)
+		}
+	})
+}
+
+// TestMConnStatusWhileWriteBlocked: the rate samples go on while the send goroutine, which takes
+// them, is blocked in a write (the peer does not read: for up to PingInterval+PongTimeout): with
+// Status called every 2 s, a minute after the last byte moved SendMonitor reports about a minute
+// of idle time and a rate of 0, not the state of the last sample before the write (Idle 0 and the
+// old rates, as if bytes still moved).
+func TestMConnStatusWhileWriteBlocked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		local, remote := net.Pipe()
+		defer remote.Close()
+		mc, err := NewMConnection(local, testMConnChannels, nil, nil, MConnConfig{Clock: clk, SendRate: -1, RecvRate: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer mc.Close()
+		if !mc.Send(0x20, make([]byte, 5000)) {
+			t.Fatal("send failed")
+		}
+		synctest.Wait() // the send goroutine is blocked writing: nobody reads remote
+		for range 30 { // Status every 2 s, as the Switch's metrics sampler calls it
+			clk.Advance(2 * time.Second)
+			synctest.Wait()
+			_ = mc.Status()
+		}
+		st := mc.Status().SendMonitor
+		if st.Bytes == 0 || st.Idle < 50*time.Second || st.InstRate != 0 || st.Samples == 0 {
+			t.Fatalf("a minute into a blocked write: %+v, want Idle of about a minute, InstRate 0", st)
 		}
 	})
 }
