@@ -2,6 +2,7 @@ package conn
 
 import (
 	"github.com/switchyard-p2p/switchyard/internal/clock"
+	"math"
 	"net"
 	"testing"
 	"testing/synctest"
@@ -112,7 +113,7 @@ func TestMConnStatusWhileWriteBlocked(t *testing.T) {
 			t.Fatal("send failed")
 		}
 		synctest.Wait() // the send goroutine is blocked writing: nobody reads remote
-		for range 30 { // Status every 2 s, as the Switch's metrics sampler calls it
+		for range 30 {  // Status every 2 s, as the Switch's metrics sampler calls it
 			clk.Advance(2 * time.Second)
 			synctest.Wait()
 			_ = mc.Status()
@@ -120,6 +121,29 @@ func TestMConnStatusWhileWriteBlocked(t *testing.T) {
 		st := mc.Status().SendMonitor
 		if st.Bytes == 0 || st.Idle < 50*time.Second || st.InstRate != 0 || st.Samples == 0 {
 			t.Fatalf("a minute into a blocked write: %+v, want Idle of about a minute, InstRate 0", st)
+		}
+	})
+}
+
+// TestMConnHugePingInterval: a PingInterval so large that pings never come (math.MaxInt64, which
+// Validate accepts) leaves the connection working: the write deadline PingInterval+PongTimeout
+// used to overflow into the past, so the first write failed with a timeout.
+func TestMConnHugePingInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := MConnConfig{PingInterval: math.MaxInt64}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		a, _, ra, rb := newTestMConnPair(t, testMConnChannels, cfg)
+		if !a.Send(0x01, []byte("hi")) {
+			t.Fatal("send failed")
+		}
+		synctest.Wait()
+		if errs := append(ra.errors(), rb.errors()...); len(errs) != 0 {
+			t.Fatalf("connection failed: %v", errs)
+		}
+		if d := rb.deliveries(); len(d) != 1 {
+			t.Fatalf("delivered %d messages, want 1", len(d))
 		}
 	})
 }

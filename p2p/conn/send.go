@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"time"
@@ -411,6 +412,9 @@ func (c *MConnection) flush(release bool) error {
 		// clock read and a timer update per flush.
 		// During FlushStop every write gets PongTimeout.
 		bound := c.cfg.PingInterval + c.cfg.PongTimeout
+		if bound < 0 {
+			bound = math.MaxInt64 // the sum overflowed: a PingInterval of centuries, no bound
+		}
 		if c.flushStopping() {
 			err = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.PongTimeout))
 		} else if c.deadlineStale || bound/16 < updateStatsInterval {
