@@ -299,10 +299,11 @@ type ReceiveFunc func(chID byte, msg []byte)
 // ErrorFunc is called at most once, when the connection fails (remote error, I/O error, pong timeout),
 // after the connection has been closed, from one of the connection's goroutines and without any lock
 // held. It is never called because of, or after, a local Close or FlushStop. It may call Close. When
-// the peer closes its end of the stream, every message received in full before is passed to
-// ReceiveFunc first, as CometBFT's reader does, unless the connection is closed meanwhile; nothing
-// is written in the meantime (no ping, so no pong timeout), and if no message is delivered for
-// PongTimeout (a ReceiveFunc that does not return) the rest are dropped and the error wraps io.EOF.
+// the peer closes its end of the stream (io.EOF, or a connection reset when it closed with data of
+// ours unread), every message received in full before is passed to ReceiveFunc first, as
+// CometBFT's reader does, unless the connection is closed meanwhile; nothing is written in the
+// meantime (no ping, so no pong timeout), and if no message is delivered for PongTimeout (a
+// ReceiveFunc that does not return) the rest are dropped and the error wraps io.EOF.
 type ErrorFunc func(err error)
 
 // channel is the per-channel state of an MConnection.

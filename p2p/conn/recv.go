@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 )
 
 // The receive side is run by a small pool of interchangeable goroutines (recvWorker). One of them
@@ -52,7 +53,7 @@ func (c *MConnection) recvWorker(job recvJob) {
 				c.recvLimitTimer.Stop()
 			}
 			if err != nil {
-				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				if peerClosed(err) {
 					c.deliverReceived() // the peer closed its end: hear it out first
 				}
 				c.fail(err)
@@ -76,6 +77,13 @@ func (c *MConnection) recvWorker(job recvJob) {
 			return
 		}
 	}
+}
+
+// peerClosed reports whether the reader's error err means that the peer closed its end of the
+// stream: an orderly close (io.EOF, io.ErrUnexpectedEOF inside a packet or frame) or an abortive
+// one (ECONNRESET: the peer closed with data of ours unread, so its TCP sent RST instead of FIN).
+func peerClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // dispatch hands job to a parked worker or starts a new one. It reports false (and does nothing) once
