@@ -20,6 +20,7 @@ package router
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"net/netip"
 	"time"
 
@@ -37,8 +38,9 @@ type MsgIDFunc func(m *pubsubpb.Message) MsgID
 
 // DefaultMsgID is the default MsgIDFunc: the origin followed by the sequence number (from ‖ seqno,
 // as libp2p's default) when the message carries both in the signed format (a 20-byte node ID and
-// an 8-byte seqno), else the SHA-256 of the topic, a zero byte and the data (a content hash, for
-// networks that publish unsigned, anonymous messages). Either way the ID is at most 32 bytes:
+// an 8-byte seqno), else the SHA-256 of the topic's length (a uvarint), the topic and the data (a
+// content hash, for networks that publish unsigned, anonymous messages; the length prefix keeps
+// the topic/data boundary unambiguous even for topic names that contain a zero byte). Either way the ID is at most 32 bytes:
 // from and seqno of other sizes, which no sign policy accepts, never make it as large as the
 // message (the routers store IDs in the seen cache and send them in IDONTWANT before validation).
 func DefaultMsgID(m *pubsubpb.Message) MsgID {
@@ -48,8 +50,8 @@ func DefaultMsgID(m *pubsubpb.Message) MsgID {
 		return MsgID(b)
 	}
 	h := sha256.New()
+	h.Write(binary.AppendUvarint(nil, uint64(len(m.GetTopic()))))
 	h.Write([]byte(m.GetTopic()))
-	h.Write([]byte{0})
 	h.Write(m.GetData())
 	return MsgID(h.Sum(nil))
 }

@@ -37,6 +37,10 @@ func TestDefaultMsgIDContentHash(t *testing.T) {
 	if DefaultMsgID(&pubsubpb.Message{Topic: "ab"}) == DefaultMsgID(&pubsubpb.Message{Topic: "a", Data: []byte("b")}) {
 		t.Fatal("topic/data boundary is ambiguous")
 	}
+	// Also when a topic name holds a zero byte (valid UTF-8, so a valid topic name).
+	if DefaultMsgID(&pubsubpb.Message{Topic: "a\x00b", Data: []byte("c")}) == DefaultMsgID(&pubsubpb.Message{Topic: "a", Data: []byte("b\x00c")}) {
+		t.Fatal("topic/data boundary is ambiguous for a topic with a zero byte")
+	}
 	if DefaultMsgID(&pubsubpb.Message{Topic: "t", Data: []byte("x")}) == DefaultMsgID(&pubsubpb.Message{Topic: "u", Data: []byte("x")}) {
 		t.Fatal("topic does not enter the content hash")
 	}
