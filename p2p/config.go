@@ -110,7 +110,8 @@ type SwitchConfig struct {
 	EventBufferSize int
 
 	// MetricsInterval is the period at which, while at least one peer is connected, the event
-	// loop samples send-queue sizes and rate-limiter waits into Metrics. Zero means 1 s;
+	// loop samples send-queue sizes and rate-limiter waits into Metrics; it samples once more
+	// when the last peer leaves, so the gauges then read what no peer holds. Zero means 1 s;
 	// negative disables sampling.
 	MetricsInterval time.Duration
 

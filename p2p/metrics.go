@@ -34,7 +34,8 @@ type Metrics struct {
 	MessagesSent metrics.Counter
 	// PeerPendingSendBytes is the data bytes waiting in the send queues of all peers (queued
 	// messages and the unsent rest of the one being sent, conn.ChannelStatus.SendQueueBytes),
-	// sampled every MetricsInterval; label ch. CometBFT "peer_pending_send_bytes" (by peer_id
+	// sampled every MetricsInterval while peers are connected and when the last one leaves;
+	// label ch. CometBFT "peer_pending_send_bytes" (by peer_id
 	// there).
 	PeerPendingSendBytes metrics.Gauge
 	// DialsTotal counts finished dials; label outcome: "success", "failed", "duplicate" (the
@@ -68,7 +69,7 @@ type Metrics struct {
 	// all connections (MConnConfig.RecvBudget) could not cover a message they sent
 	// (conn.ErrMemoryBudgetExceeded; RELIABILITY B-07; "recv_budget_refusals_total").
 	RecvBudgetRefusalsTotal metrics.Counter
-	// RecvBudgetBytes is the memory reserved in that budget, sampled every MetricsInterval
+	// RecvBudgetBytes is the memory reserved in that budget, sampled as PeerPendingSendBytes
 	// ("recv_budget_bytes"; 0 without a budget).
 	RecvBudgetBytes metrics.Gauge
 }

@@ -502,6 +502,10 @@ func (l *loop) removePeer(p *peer, reason error) {
 	_ = p.tc.Conn.Close()
 	l.sw.transport.Remove(p.tc)
 	l.sampleWaits(p)
+	if len(l.order) == 0 && l.sw.cfg.MetricsInterval > 0 {
+		// No more samples until a peer connects: the gauges must not keep the last peer's values.
+		l.sample()
+	}
 	p.removeReason = reason
 	l.removing[id] = p
 	if p.gate.close() {

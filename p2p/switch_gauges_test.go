@@ -1,0 +1,49 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestSwitchPendingGaugeAfterLastPeer: the sampled gauges (peer_pending_send_bytes,
+// recv_budget_bytes) describe the peers connected now, so once the last peer has gone they read
+// 0 instead of keeping the last sample taken while it was connected.
+func TestSwitchPendingGaugeAfterLastPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newLabelRecorder()
+		m := newManualHub(t, func(cfg *SwitchConfig) {
+			cfg.Metrics = &Metrics{PeerPendingSendBytes: rec.gauge("pending")}
+			cfg.MetricsInterval = time.Second
+		})
+		defer runSwitch(t, m.hub)()
+		remote := m.ft.inject(testNodeInfo(2, chA)) // never read: what the Switch sends stays queued
+		defer remote.Close()
+		synctest.Wait()
+		if !m.hub.Peers().Has(testID(2)) {
+			t.Fatal("peer not added")
+		}
+		for range 3 {
+			if err := m.hub.Send(context.Background(), testID(2), chA, make([]byte, 100<<10)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m.clk.Advance(time.Second)
+		synctest.Wait()
+		if got := rec.get("pending", "0x40"); got == 0 {
+			t.Fatal("pending gauge 0 while 300 KiB are queued (more than the write buffer holds)")
+		}
+		m.hub.StopPeerForError(m.hub.Peers().Get(testID(2)), errors.New("test stop"))
+		synctest.Wait()
+		if m.hub.Peers().Size() != 0 {
+			t.Fatal("peer not removed")
+		}
+		m.clk.Advance(5 * time.Second)
+		synctest.Wait()
+		if got := rec.get("pending", "0x40"); got != 0 {
+			t.Errorf("pending gauge %v with no peer connected, want 0", got)
+		}
+	})
+}
