@@ -50,8 +50,8 @@ var (
 	// NodeInfo may advertise (nodeinfo.MaxNumChannels).
 	ErrTooManyChannels = errors.New("p2p: too many channels")
 
-	// ErrInvalidPeerAddress is returned by Run for a persistent peer address without a valid ID,
-	// and logged when DialPeers is given such an address.
+	// ErrInvalidPeerAddress is returned by Run for a persistent peer address without a valid ID
+	// or without an IP, and logged when DialPeers is given such an address.
 	ErrInvalidPeerAddress = errors.New("p2p: invalid peer address")
 
 	// ErrSwitchAlreadyRun is returned by a second call to Run: a Switch runs once.

@@ -42,8 +42,8 @@ func WithReactor(name string, r Reactor) SwitchOption {
 // WithPersistentPeers adds peers that are dialed when Run starts (after a random delay bounded by
 // SwitchConfig.PersistentDialJitter) and redialed forever after every disconnect or failed dial
 // (see SwitchConfig for the backoff). Their IDs are also persistent when they connect inbound.
-// Every address needs a valid ID; otherwise Run fails with ErrInvalidPeerAddress. May be given
-// more than once; the lists add up.
+// Every address needs a valid ID and an IP; otherwise Run fails with ErrInvalidPeerAddress. May
+// be given more than once; the lists add up.
 func WithPersistentPeers(addrs ...netaddr.NetAddress) SwitchOption {
 	return func(o *switchOptions) { o.persistent = append(o.persistent, addrs...) }
 }

@@ -133,6 +133,10 @@ func NewSwitch(t Transport, cfg SwitchConfig, opts ...SwitchOption) *Switch {
 			errs = append(errs, fmt.Errorf("%w: persistent peer %s: %w", ErrInvalidPeerAddress, a, err))
 			continue
 		}
+		if !a.IP.IsValid() { // the dial queue refuses it: it would never be dialed
+			errs = append(errs, fmt.Errorf("%w: persistent peer %s: no IP", ErrInvalidPeerAddress, a))
+			continue
+		}
 		if _, dup := sw.persistent[a.ID]; dup {
 			continue
 		}

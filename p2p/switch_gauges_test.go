@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
 
 // TestSwitchPendingGaugeAfterLastPeer: the sampled gauges (peer_pending_send_bytes,
@@ -46,4 +48,17 @@ func TestSwitchPendingGaugeAfterLastPeer(t *testing.T) {
 			t.Errorf("pending gauge %v with no peer connected, want 0", got)
 		}
 	})
+}
+
+// TestSwitchPersistentPeerWithoutIP: a persistent peer address without an IP can never be
+// dialed, so Run reports it (ErrInvalidPeerAddress) like one without a valid ID, instead of
+// running with the peer left out of the dial queue (a Debug line at start-up, never retried).
+func TestSwitchPersistentPeerWithoutIP(t *testing.T) {
+	sw := NewSwitch(newFakeNetwork().newFakeTransport(1), SwitchConfig{},
+		WithPersistentPeers(netaddr.NetAddress{ID: testID(2), Port: 26656}))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a valid configuration makes Run return at once with ctx.Err()
+	if err := sw.Run(ctx); !errors.Is(err, ErrInvalidPeerAddress) {
+		t.Errorf("Run: %v, want ErrInvalidPeerAddress", err)
+	}
 }
