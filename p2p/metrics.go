@@ -39,8 +39,9 @@ type Metrics struct {
 	// there).
 	PeerPendingSendBytes metrics.Gauge
 	// DialsTotal counts finished dials; label outcome: "success", "failed", "duplicate" (the
-	// connection was refused by the Switch after the handshake). Switchyard addition
-	// ("dials_total").
+	// connection was refused by the Switch after the handshake: a duplicate, a lost
+	// simultaneous dial, a ban, or a refusal at admission such as a reactor's in InitPeer).
+	// Switchyard addition ("dials_total").
 	DialsTotal metrics.Counter
 	// RejectedConnectionsTotal counts refused connections, inbound and outbound; label reason:
 	// a transport.RejectReason token ("auth", "handshake_timeout", "rate_limited", ...) or a

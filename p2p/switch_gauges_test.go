@@ -62,3 +62,30 @@ func TestSwitchPersistentPeerWithoutIP(t *testing.T) {
 		t.Errorf("Run: %v, want ErrInvalidPeerAddress", err)
 	}
 }
+
+// TestSwitchDialsTotalRefusedAtAdmission: dials_total counts every finished dial, so a dialed
+// connection that the Switch refuses after the handshake because a reactor stopped it in
+// InitPeer counts as "duplicate" (refused after the handshake), not as no dial at all.
+func TestSwitchDialsTotalRefusedAtAdmission(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newLabelRecorder()
+		n := newFakeNetwork()
+		cfg := testConfig(t)
+		cfg.Metrics = &Metrics{DialsTotal: rec.counter("dials")}
+		r := newTestReactor(chA)
+		hub := NewSwitch(n.newFakeTransport(1, chA), cfg, WithReactor("r", r))
+		r.onInit = func(p Peer) { hub.StopPeerForError(p, errors.New("not wanted")) }
+		defer runSwitch(t, NewSwitch(n.newFakeTransport(2, chA), testConfig(t), WithReactor("r", newTestReactor(chA))))()
+		defer runSwitch(t, hub)()
+		hub.DialPeers(testAddr(2))
+		synctest.Wait()
+		if got := r.count("remove "); got != 1 {
+			t.Fatalf("RemovePeer called %d times, want 1 (the dial was not refused in InitPeer)", got)
+		}
+		total := rec.get("dials", "success") + rec.get("dials", "failed") + rec.get("dials", "duplicate")
+		if total != 1 || rec.get("dials", "duplicate") != 1 {
+			t.Errorf("dials_total: success %v, failed %v, duplicate %v; want one duplicate",
+				rec.get("dials", "success"), rec.get("dials", "failed"), rec.get("dials", "duplicate"))
+		}
+	})
+}

@@ -196,6 +196,9 @@ func (l *loop) apply(now time.Time) {
 		case peers.ActAdmit:
 			c := l.take(a.Ref)
 			if c != nil && !l.admit(c) {
+				if c.Outbound {
+					sw.met.dup.Add(1) // a finished dial, refused after the handshake
+				}
 				l.mgr.AdmitFailed(now, c.NodeInfo.ID, c.Outbound)
 			}
 		case peers.ActRefuse:
