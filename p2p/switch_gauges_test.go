@@ -89,3 +89,22 @@ func TestSwitchDialsTotalRefusedAtAdmission(t *testing.T) {
 		}
 	})
 }
+
+// TestSwitchBannedPersistentPeerNotDialedAtStart: a persistent peer banned before Run is not
+// dialed when Run starts (BanPeer: "DialPeers never dials it; a persistent peer ... is dialed
+// again once the ban has expired"); the start-up dials used to go out before the event loop had
+// given the posted bans to the Manager.
+func TestSwitchBannedPersistentPeerNotDialedAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newFakeNetwork()
+		ft := n.newFakeTransport(1, chA)
+		hub := NewSwitch(ft, testConfig(t), WithReactor("r", newTestReactor(chA)), WithPersistentPeers(testAddr(2)))
+		defer runSwitch(t, NewSwitch(n.newFakeTransport(2, chA), testConfig(t), WithReactor("r", newTestReactor(chA))))()
+		hub.BanPeer(stubPeer{id: testID(2), ip: testAddr(2).IP}, errors.New("known bad"), time.Hour)
+		defer runSwitch(t, hub)()
+		synctest.Wait()
+		if d := ft.dialLog(); len(d) != 0 || hub.Peers().Size() != 0 {
+			t.Errorf("banned persistent peer dialed at start: dials %+v, peers %d", d, hub.Peers().Size())
+		}
+	})
+}

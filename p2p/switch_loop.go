@@ -109,6 +109,7 @@ func (sw *Switch) managerConfig() peers.ManagerConfig {
 
 func (l *loop) run(ctx context.Context) error {
 	defer l.shutdown()
+	l.feedBans(l.clk.Now()) // bans posted before Run apply to the start-up dials too
 	l.mgr.Start(l.clk.Now())
 	l.step(l.clk.Now())
 	for {
