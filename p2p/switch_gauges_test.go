@@ -7,6 +7,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/switchyard-p2p/switchyard/internal/clock"
+	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
 
@@ -105,6 +107,52 @@ func TestSwitchBannedPersistentPeerNotDialedAtStart(t *testing.T) {
 		synctest.Wait()
 		if d := ft.dialLog(); len(d) != 0 || hub.Peers().Size() != 0 {
 			t.Errorf("banned persistent peer dialed at start: dials %+v, peers %d", d, hub.Peers().Size())
+		}
+	})
+}
+
+// blockingAddReactor blocks in AddPeer until release is closed (the event loop is busy).
+type blockingAddReactor struct {
+	BaseReactor
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (r *blockingAddReactor) GetChannels() []conn.ChannelDescriptor {
+	return []conn.ChannelDescriptor{{ID: chA, Priority: 1, SendQueueCapacity: 10}}
+}
+
+func (r *blockingAddReactor) AddPeer(Peer) {
+	close(r.entered)
+	<-r.release
+}
+
+// TestSwitchBanHoldsForDueDial: a ban holds from the moment BanPeer returns, also for a dial
+// that falls due before the event loop has read the ban from its mailbox: the loop used to
+// hand out the due dials of its next step before feeding the posted bans to the Manager.
+func TestSwitchBanHoldsForDueDial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+		ft := newFakeNetwork().newFakeTransport(1, chA)
+		cfg := testConfig(t)
+		cfg.Clock = clk
+		r := &blockingAddReactor{entered: make(chan struct{}), release: make(chan struct{})}
+		hub := NewSwitch(ft, cfg, WithReactor("r", r))
+		defer runSwitch(t, hub)()
+		hub.DialPeers(testAddr(3)) // not on the network: fails, retried after RedialBackoffBase
+		synctest.Wait()
+		if d := ft.dialLog(); len(d) != 1 || d[0].err == nil {
+			t.Fatalf("first dial: %+v", d)
+		}
+		c := ft.inject(testNodeInfo(2, chA)) // its AddPeer keeps the event loop busy
+		defer c.Close()
+		<-r.entered
+		hub.BanPeer(stubPeer{id: testID(3), ip: testAddr(3).IP}, errors.New("bad"), time.Hour)
+		clk.Advance(time.Minute) // the redial is due
+		close(r.release)
+		synctest.Wait()
+		if d := ft.dialLog(); len(d) != 1 {
+			t.Errorf("banned address dialed after BanPeer returned: %d dials %+v", len(d), d)
 		}
 	})
 }

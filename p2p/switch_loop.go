@@ -109,7 +109,6 @@ func (sw *Switch) managerConfig() peers.ManagerConfig {
 
 func (l *loop) run(ctx context.Context) error {
 	defer l.shutdown()
-	l.feedBans(l.clk.Now()) // bans posted before Run apply to the start-up dials too
 	l.mgr.Start(l.clk.Now())
 	l.step(l.clk.Now())
 	for {
@@ -165,8 +164,10 @@ func (l *loop) syncSelf() {
 
 // step does what is due at now (the Manager's Tick: start-up dials, holds whose grace ended,
 // ban expiry, dials the queue releases) and the metrics sample, and publishes the dials in
-// flight.
+// flight. Bans posted and not yet read from the mailbox go to the Manager first: a ban holds
+// from the moment BanPeer returns, so no due dial may go out to a banned ID or IP.
 func (l *loop) step(now time.Time) {
+	l.feedBans(now)
 	l.syncSelf()
 	l.mgr.Tick(now)
 	l.apply(now)
