@@ -160,9 +160,13 @@ type BanError struct {
 	Duration time.Duration // ≤ 0: DefaultBanDuration
 }
 
-// Error implements error.
+// Error implements error. It gives the length of the ban: DefaultBanDuration for a Duration ≤ 0.
 func (e *BanError) Error() string {
-	return fmt.Sprintf("p2p: peer banned for %v: %v", e.Duration, e.Reason)
+	d := e.Duration
+	if d <= 0 {
+		d = DefaultBanDuration
+	}
+	return fmt.Sprintf("p2p: peer banned for %v: %v", d, e.Reason)
 }
 
 // Unwrap returns Reason.

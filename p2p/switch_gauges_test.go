@@ -3,6 +3,8 @@ package p2p
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -153,6 +155,34 @@ func TestSwitchBanHoldsForDueDial(t *testing.T) {
 		synctest.Wait()
 		if d := ft.dialLog(); len(d) != 1 {
 			t.Errorf("banned address dialed after BanPeer returned: %d dials %+v", len(d), d)
+		}
+	})
+}
+
+// TestBanErrorDefaultDuration: a BanError whose Duration is ≤ 0 bans for DefaultBanDuration, and
+// its message (the RemovePeer reason, the "peer removed" log line) says so instead of "0s".
+func TestBanErrorDefaultDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newManualHub(t, nil)
+		defer runSwitch(t, m.hub)()
+		remote := m.ft.inject(testNodeInfo(2, chA))
+		defer remote.Close()
+		synctest.Wait()
+		p := m.hub.Peers().Get(testID(2))
+		if p == nil {
+			t.Fatal("peer not added")
+		}
+		m.hub.BanPeer(p, errors.New("misbehaved"), 0)
+		synctest.Wait()
+		if !m.hub.IsBanned(testID(2), netip.Addr{}) {
+			t.Fatal("not banned")
+		}
+		if b := m.hub.Bans(); len(b) == 0 || !b[0].Until.Equal(m.clk.Now().Add(DefaultBanDuration)) {
+			t.Fatalf("bans %+v, want one until now+%v", b, DefaultBanDuration)
+		}
+		reason, _ := m.r.removeReason(testID(2)).(error)
+		if reason == nil || !strings.Contains(reason.Error(), DefaultBanDuration.String()) {
+			t.Errorf("RemovePeer reason %q does not give the ban's length %v", reason, DefaultBanDuration)
 		}
 	})
 }
