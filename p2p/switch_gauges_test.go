@@ -186,3 +186,53 @@ func TestBanErrorDefaultDuration(t *testing.T) {
 		}
 	})
 }
+
+// TestSwitchEvictionSeesUsefulOfHeldInbound: the eviction policy reads the inbound peers' last
+// MarkPeerUseful times also for an inbound connection that the simultaneous-dial tie-break held
+// and admits when our own dial fails: the Switch refreshed them only when an inbound connection
+// reached it, so a peer marked useful while the connection was held was evicted as if it had
+// never been useful.
+func TestSwitchEvictionSeesUsefulOfHeldInbound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newManualHub(t, func(cfg *SwitchConfig) {
+			cfg.SimultaneousDialGrace = time.Second
+			cfg.Eviction.ProtectNetGroups = -1
+			cfg.Eviction.ProtectLowLatency = -1
+			cfg.Eviction.ProtectUseful = 1
+		}, WithMaxInboundPeers(3))
+		m.ft.dialGate = make(chan struct{})
+		defer runSwitch(t, m.hub)()
+		evicted, cancel := m.hub.Subscribe(func(ev Event) bool {
+			return ev.Type == PeerDisconnected && errors.Is(ev.Reason, ErrEvicted)
+		})
+		defer cancel()
+		for i := 2; i <= 4; i++ { // peers 2 (oldest), 3, 4 (youngest), one network group
+			c := m.ft.inject(testNodeInfo(i, chA))
+			defer c.Close()
+			synctest.Wait()
+			m.clk.Advance(time.Minute)
+		}
+		if n := m.hub.Peers().NumInbound(); n != 3 {
+			t.Fatalf("%d inbound peers, want 3", n)
+		}
+		m.hub.DialPeers(testAddr(9)) // held at dialGate; 9 is not on the network
+		synctest.Wait()
+		c := m.ft.inject(testNodeInfo(9, chA)) // our dial to 9 runs and our ID is lower: held
+		defer c.Close()
+		synctest.Wait()
+		if m.hub.Peers().Has(testID(9)) {
+			t.Fatal("inbound of a peer we are dialing was not held")
+		}
+		m.hub.MarkPeerUseful(m.hub.Peers().Get(testID(4)))
+		m.ft.dialGate <- struct{}{} // the dial fails: the held inbound is admitted, evicting one
+		synctest.Wait()
+		evs := drainEvents(evicted)
+		if !m.hub.Peers().Has(testID(9)) || len(evs) != 1 {
+			t.Fatalf("held inbound admitted %v, evictions %+v", m.hub.Peers().Has(testID(9)), evs)
+		}
+		if evs[0].Peer != testID(3) {
+			t.Errorf("evicted %s, want %s (%s was marked useful, %s is the longest connected)",
+				evs[0].Peer, testID(3), testID(4), testID(2))
+		}
+	})
+}

@@ -379,18 +379,26 @@ func (l *loop) handleInbound(c *transport.Conn) {
 		l.reject(c, RejectDuplicateID, ErrSwitchDuplicatePeerID)
 		return
 	}
-	for _, p := range l.order {
-		if ns := p.lastUseful.Load(); ns != 0 && !p.IsOutbound() {
-			l.mgr.SetLastUseful(p.ID(), time.Unix(0, ns))
-		}
-	}
+	l.refreshUseful()
 	l.syncSelf()
 	l.mgr.Inbound(now, l.hand(c))
 	l.apply(now)
 }
 
+// refreshUseful gives the Manager the inbound peers' last-useful times (Switch.MarkPeerUseful),
+// which its eviction policy reads, before an input that may admit an inbound connection: a new
+// one, or the end of a dial that releases an inbound connection the tie-break held.
+func (l *loop) refreshUseful() {
+	for _, p := range l.order {
+		if ns := p.lastUseful.Load(); ns != 0 && !p.IsOutbound() {
+			l.mgr.SetLastUseful(p.ID(), time.Unix(0, ns))
+		}
+	}
+}
+
 func (l *loop) handleDialResult(r dialResult) {
 	now := l.clk.Now()
+	l.refreshUseful() // the dial's end may admit a held inbound connection, evicting a peer
 	if r.err != nil {
 		l.sw.log.Debug("dial failed", "addr", r.addr, "err", r.err)
 		l.sw.met.dialFail.Add(1)
