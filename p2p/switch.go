@@ -320,9 +320,10 @@ var errSendTimeout = errors.New("send timeout")
 // eviction keeps the peers most recently useful (SwitchConfig.DisableInboundEviction,
 // peers.EvictionConfig.ProtectUseful): an attacker cannot earn that without doing useful work.
 // It takes no lock, does not block and is safe to call from Receive and from any goroutine; a
-// Peer of another Switch, or one that is gone, is ignored.
+// Peer of another Switch, or one that is gone, is ignored. A Peer of the caller's own type that
+// wraps the Switch's (Unwrap() Peer) is unwrapped first, as by StopPeerForError.
 func (sw *Switch) MarkPeerUseful(p Peer) {
-	if pp, ok := p.(*peer); ok && pp.sw == sw {
+	if pp := unwrapPeer(p); pp != nil && pp.sw == sw {
 		pp.lastUseful.Store(sw.clk.Now().UnixNano())
 	}
 }

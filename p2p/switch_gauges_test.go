@@ -236,3 +236,24 @@ func TestSwitchEvictionSeesUsefulOfHeldInbound(t *testing.T) {
 		}
 	})
 }
+
+// TestMarkPeerUsefulUnwraps: MarkPeerUseful accepts a Peer of the caller's own type wrapping the
+// Switch's (Unwrap() Peer), as StopPeerForError does; it used to ignore it silently, so such a
+// reactor's useful peers lost their protection from inbound eviction.
+func TestMarkPeerUsefulUnwraps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newManualHub(t, nil)
+		defer runSwitch(t, m.hub)()
+		c := m.ft.inject(testNodeInfo(2, chA))
+		defer c.Close()
+		synctest.Wait()
+		p := m.hub.Peers().Get(testID(2))
+		if p == nil {
+			t.Fatal("peer not added")
+		}
+		m.hub.MarkPeerUseful(unwrappingPeer{p})
+		if got := p.(*peer).lastUseful.Load(); got != m.clk.Now().UnixNano() {
+			t.Errorf("last useful %d after MarkPeerUseful of a wrapped Peer, want %d", got, m.clk.Now().UnixNano())
+		}
+	})
+}
