@@ -579,10 +579,12 @@ func (sw *Switch) Status(ctx context.Context) (SwitchStatus, error) {
 	ps := sw.peers.Load()
 	st.NumInbound, st.NumOutbound = ps.numInbound, ps.numOutbound
 	for _, p := range ps.list {
+		ni := p.NodeInfo()
+		ni.Channels = slices.Clone(ni.Channels) // the caller's copy, not the peer's
 		st.Peers = append(st.Peers, PeerStatus{
 			ID:            p.ID(),
 			SocketAddr:    p.SocketAddr(),
-			NodeInfo:      p.NodeInfo(),
+			NodeInfo:      ni,
 			Outbound:      p.IsOutbound(),
 			Persistent:    p.persistent,
 			Private:       p.private,

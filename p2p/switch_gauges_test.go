@@ -257,3 +257,27 @@ func TestMarkPeerUsefulUnwraps(t *testing.T) {
 		}
 	})
 }
+
+// TestSwitchStatusOwnedByCaller: SwitchStatus is "a plain value owned by the caller": changing
+// a peer's NodeInfo.Channels in it does not change the channels the Switch sends on (it shared
+// the peer's slice, so a caller that rewrote it cut the peer off the channel).
+func TestSwitchStatusOwnedByCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newManualHub(t, nil)
+		defer runSwitch(t, m.hub)()
+		c := m.ft.inject(testNodeInfo(2, chA))
+		defer c.Close()
+		synctest.Wait()
+		st, err := m.hub.Status(context.Background())
+		if err != nil || len(st.Peers) != 1 || len(st.Peers[0].NodeInfo.Channels) != 1 {
+			t.Fatalf("Status: %v, %+v", err, st.Peers)
+		}
+		st.Peers[0].NodeInfo.Channels[0] = chA + 1
+		if !m.hub.Peers().Get(testID(2)).NodeInfo().HasChannel(chA) {
+			t.Fatal("changing the Status copy changed the peer's advertised channels")
+		}
+		if err := m.hub.Send(context.Background(), testID(2), chA, []byte("x")); err != nil {
+			t.Errorf("Send after changing the Status copy: %v", err)
+		}
+	})
+}
