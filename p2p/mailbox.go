@@ -10,7 +10,8 @@ import (
 // mailbox carries requests from any goroutine (reactors, MConnection callbacks, API calls) to the
 // event loop without ever blocking the sender: an unbounded queue behind a mutex (a leaf: no
 // callback runs under it) plus a one-slot wake-up channel. Unbounded is fine because every entry
-// is caused by a local call or by a peer's connection failing (at most one per peer).
+// is caused by a local call or by a peer's connection failing, and a peer's stop requests are
+// posted once per peer (Switch.requestStop), however many of its messages ask for one.
 //
 // It must never block because the event loop waits for MConnection goroutines to exit when it
 // closes a peer, and those goroutines post here (StopPeerForError from Receive, onError).

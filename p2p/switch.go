@@ -335,7 +335,8 @@ func (sw *Switch) MarkPeerUseful(p Peer) {
 // longer connected (in particular, a stale Peer never disconnects a newer connection with the
 // same ID), except that the ban still applies. A Peer of the caller's own type that wraps the
 // Switch's (with a method Unwrap() Peer, as errors do) is unwrapped first; one that does not
-// wrap it is matched by ID alone, so it disconnects whichever connection has that ID now.
+// wrap it is matched by ID alone, so it disconnects whichever connection has that ID now. A Peer
+// of another Switch is not stopped (the ban still applies).
 func (sw *Switch) StopPeerForError(p Peer, err error) {
 	if p == nil {
 		return
@@ -345,7 +346,9 @@ func (sw *Switch) StopPeerForError(p Peer, err error) {
 		sw.ban(p.ID(), p.RemoteIP(), be.Duration, be.Reason)
 	}
 	if pi := unwrapPeer(p); pi != nil {
-		sw.requestStop(pi, err)
+		if pi.sw == sw { // another Switch's peer is not ours to stop
+			sw.requestStop(pi, err)
+		}
 		return
 	}
 	sw.inbox.post(stopPeerReq{id: p.ID(), err: err})
@@ -468,8 +471,13 @@ func (sw *Switch) emit(ev Event) {
 	sw.hub.publish(ev)
 }
 
+// requestStop asks the event loop to stop p with reason err. Only the first request for p is
+// posted (its reason wins anyway): a reactor that stops the sender of every message, or a
+// reactor that panics on each one, must not grow the mailbox by one entry per message.
 func (sw *Switch) requestStop(p *peer, err error) {
-	p.stopReq.CompareAndSwap(nil, &err)
+	if !p.stopReq.CompareAndSwap(nil, &err) {
+		return // a stop of p is already on its way to the event loop
+	}
 	sw.inbox.post(stopPeerReq{p: p, id: p.ID(), err: err})
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
 
@@ -278,6 +279,97 @@ func TestSwitchStatusOwnedByCaller(t *testing.T) {
 		}
 		if err := m.hub.Send(context.Background(), testID(2), chA, []byte("x")); err != nil {
 			t.Errorf("Send after changing the Status copy: %v", err)
+		}
+	})
+}
+
+// stopOnReceiveReactor stops the sender of every message it receives, and blocks in AddPeer of
+// the peer block until release is closed (the event loop is busy meanwhile).
+type stopOnReceiveReactor struct {
+	BaseReactor
+	block   key.ID
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (r *stopOnReceiveReactor) GetChannels() []conn.ChannelDescriptor {
+	return []conn.ChannelDescriptor{{ID: chA, Priority: 1, SendQueueCapacity: 10}}
+}
+
+func (r *stopOnReceiveReactor) AddPeer(p Peer) {
+	if p.ID() == r.block {
+		close(r.entered)
+		<-r.release
+	}
+}
+
+func (r *stopOnReceiveReactor) Receive(_ byte, p Peer, _ []byte) {
+	r.Switch.StopPeerForError(p, errors.New("unwanted message"))
+}
+
+// TestSwitchStopRequestsBounded: a peer's messages cannot grow the event loop's mailbox while
+// the loop is busy: a reactor that stops the sender of every message (as PEX does for a peer
+// that floods it) posts one stop request for that peer, not one per message (the mailbox is
+// unbounded on the promise that a peer causes at most one entry).
+func TestSwitchStopRequestsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ft := newFakeNetwork().newFakeTransport(1, chA)
+		r := &stopOnReceiveReactor{block: testID(3), entered: make(chan struct{}), release: make(chan struct{})}
+		hub := NewSwitch(ft, testConfig(t), WithReactor("r", r))
+		defer runSwitch(t, hub)()
+		flooder := newRawPeer(t, ft.inject(testNodeInfo(2, chA)), chA)
+		defer flooder.mc.Close()
+		synctest.Wait()
+		c := ft.inject(testNodeInfo(3, chA)) // its AddPeer keeps the event loop busy
+		defer c.Close()
+		<-r.entered
+		const n = 500
+		for i := range n {
+			if !flooder.mc.Send(chA, []byte{byte(i)}) {
+				t.Fatalf("send %d failed", i)
+			}
+		}
+		synctest.Wait()
+		hub.inbox.mu.Lock()
+		queued := len(hub.inbox.items)
+		hub.inbox.mu.Unlock()
+		close(r.release)
+		synctest.Wait()
+		if queued > 2 {
+			t.Errorf("%d mailbox entries after %d messages from one peer, want at most 2", queued, n)
+		}
+		if hub.Peers().Has(testID(2)) {
+			t.Error("the flooding peer was not stopped")
+		}
+	})
+}
+
+// TestStopPeerForErrorForeignPeer: StopPeerForError given a Peer of another Switch does nothing
+// to either Switch's peers: in particular the other Switch still removes that peer when its
+// connection fails.
+func TestStopPeerForErrorForeignPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newFakeNetwork()
+		sw1 := NewSwitch(n.newFakeTransport(1, chA), testConfig(t), WithReactor("r", newTestReactor(chA)))
+		ft2 := n.newFakeTransport(3, chA)
+		sw2 := NewSwitch(ft2, testConfig(t), WithReactor("r", newTestReactor(chA)))
+		defer runSwitch(t, sw1)()
+		defer runSwitch(t, sw2)()
+		c := ft2.inject(testNodeInfo(2, chA))
+		synctest.Wait()
+		p := sw2.Peers().Get(testID(2))
+		if p == nil {
+			t.Fatal("peer not added")
+		}
+		sw1.StopPeerForError(p, errors.New("not mine"))
+		synctest.Wait()
+		if !sw2.Peers().Has(testID(2)) {
+			t.Fatal("another Switch's StopPeerForError removed the peer")
+		}
+		_ = c.Close() // the connection fails: sw2 removes the peer
+		synctest.Wait()
+		if sw2.Peers().Has(testID(2)) {
+			t.Error("peer kept after its connection failed")
 		}
 	})
 }
