@@ -93,7 +93,8 @@ func NewSwitch(t Transport, cfg SwitchConfig, opts ...SwitchOption) *Switch {
 	}
 	sw.late.sw = sw
 	sw.bans = newBanView(sw.clk)
-	sw.hub = newHub(cfg.EventBufferSize, func() { sw.cfg.Metrics.EventDropsTotal.Add(1) })
+	// A negative size is a configuration error that Run reports; Subscribe must not panic first.
+	sw.hub = newHub(max(cfg.EventBufferSize, 0), func() { sw.cfg.Metrics.EventDropsTotal.Add(1) })
 	sw.peers.Store(emptyPeerSet)
 	if sw.cfg.Rand == nil {
 		var seed [16]byte

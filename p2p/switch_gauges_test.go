@@ -373,3 +373,21 @@ func TestStopPeerForErrorForeignPeer(t *testing.T) {
 		}
 	})
 }
+
+// TestSwitchNegativeEventBufferNoPanic: NewSwitch never fails and reports configuration problems
+// from Run, so a negative EventBufferSize makes Run fail instead of making Subscribe panic.
+func TestSwitchNegativeEventBufferNoPanic(t *testing.T) {
+	sw := NewSwitch(newFakeNetwork().newFakeTransport(1), SwitchConfig{EventBufferSize: -1})
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				t.Fatalf("Subscribe panicked: %v", v)
+			}
+		}()
+		_, cancel := sw.Subscribe(nil)
+		cancel()
+	}()
+	if err := sw.Run(context.Background()); err == nil {
+		t.Error("Run accepted a negative EventBufferSize")
+	}
+}
