@@ -124,7 +124,9 @@
 // and the longest connected half, then evicts the youngest peer of the network group holding the
 // most of the rest; if it protects everyone, the newcomer is refused (RejectInboundLimit).
 // Persistent, unconditional and outbound peers are never evicted. Reactors that can tell a useful
-// message (a new block, vote, transaction or address) should call Switch.MarkPeerUseful.
+// message (a new block, vote or transaction) should call Switch.MarkPeerUseful; the pub/sub
+// Server does for the sender of each new message that its topic's validators accept. The PEX
+// reactor does not: addresses new to the book cost an attacker nothing to make up.
 //
 // # Events
 //

@@ -317,7 +317,8 @@ func (sw *Switch) Send(ctx context.Context, id key.ID, chID byte, msg []byte) er
 var errSendTimeout = errors.New("send timeout")
 
 // MarkPeerUseful records that p just sent something useful: a message its reactor had not seen
-// before and accepted (a new block part, vote or transaction, addresses new to the book). Inbound
+// before and accepted (a new block part, vote or transaction; not merely something new, which an
+// attacker can make up, like addresses new to the book). Inbound
 // eviction keeps the peers most recently useful (SwitchConfig.DisableInboundEviction,
 // peers.EvictionConfig.ProtectUseful): an attacker cannot earn that without doing useful work.
 // It takes no lock, does not block and is safe to call from Receive and from any goroutine; a

@@ -144,6 +144,9 @@ type Network interface {
 	StopPeerForError(p p2p.Peer, err error)
 	// DialPeers dials peer-exchange candidates from PRUNEs.
 	DialPeers(addrs ...netaddr.NetAddress)
+	// MarkPeerUseful records that p brought a message that was new to us and passed
+	// validation; inbound eviction protects the peers most recently useful. It must not block.
+	MarkPeerUseful(p p2p.Peer)
 }
 
 var _ Network = (*p2p.Switch)(nil)

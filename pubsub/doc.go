@@ -10,6 +10,7 @@
 //	                      Validate ─► worker pool: signature, size, validators ─► ValidationDone
 //	                      Deliver ─► worker pool: decode ─► adapters ─► Feed ─► subscribers
 //	                      Dial ─► Switch.DialPeers (peer exchange from PRUNE)
+//	                      Accept of a new message on a topic with validators ─► Switch.MarkPeerUseful
 //	Broadcast ─► encode, size, sign, validate (caller's goroutine) ─► loop: Router.Publish
 //	Send ─► Switch.Send on 0x72 (DirectMessage) ─► the peer's validators, adapters and Feed
 //

@@ -269,10 +269,11 @@ type fakeNet struct {
 	peers   map[key.ID]*fakePeer
 	stopped map[key.ID]error
 	dialed  []netaddr.NetAddress
+	useful  map[key.ID]int
 }
 
 func newFakeNet() *fakeNet {
-	return &fakeNet{peers: map[key.ID]*fakePeer{}, stopped: map[key.ID]error{}}
+	return &fakeNet{peers: map[key.ID]*fakePeer{}, stopped: map[key.ID]error{}, useful: map[key.ID]int{}}
 }
 
 func (n *fakeNet) add(p *fakePeer) {
@@ -298,6 +299,19 @@ func (n *fakeNet) StopPeerForError(p p2p.Peer, err error) {
 	n.mu.Lock()
 	n.stopped[p.ID()] = err
 	n.mu.Unlock()
+}
+
+func (n *fakeNet) MarkPeerUseful(p p2p.Peer) {
+	n.mu.Lock()
+	n.useful[p.ID()]++
+	n.mu.Unlock()
+}
+
+// usefulCount is how many times MarkPeerUseful was called for id.
+func (n *fakeNet) usefulCount(id key.ID) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.useful[id]
 }
 
 func (n *fakeNet) DialPeers(addrs ...netaddr.NetAddress) {

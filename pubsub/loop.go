@@ -687,6 +687,16 @@ func (l *loop) finish(now time.Time, pv *pending, res ValidationResult, reason s
 			tm.validation[resIgnoreIdx].Add(1)
 		}
 	}
+	if res == ValidationAccept && pv.key.seq == 0 && pv.from != "" && pv.t != nil && len(pv.t.validatorList()) > 0 {
+		// Validation runs only for the first copy of a message, and the application's
+		// validators judged it: its sender brought us something new and of value, what inbound
+		// eviction protects (Switch.MarkPeerUseful). Without validators (anyone can publish
+		// anything on such a topic), and for direct messages (not deduplicated), an accepted
+		// message proves nothing, so it earns no protection.
+		if ps := l.s.peers.get(pv.from); ps != nil {
+			l.s.network().MarkPeerUseful(ps.p)
+		}
+	}
 	if pv.key.seq != 0 { // direct
 		if res == ValidationAccept {
 			l.submitDelivery(pv.t, Message{Ctx: l.ctx, Peer: pv.from, Data: decoded, Topic: pv.topic, Raw: pv.data, Direct: true})

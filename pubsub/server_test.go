@@ -440,3 +440,47 @@ func TestConfigValidateHugeMessages(t *testing.T) {
 		t.Errorf("MaxMessageBytes = MaxMessageBytesLimit: Validate = %v", err)
 	}
 }
+
+// TestAcceptedMessageMarksPeerUseful: the peer whose copy of a new message passes the topic's
+// validators is marked useful with the Switch (Network.MarkPeerUseful), so inbound eviction
+// protects peers that bring new messages; a peer whose message a validator rejects is not, nor is
+// one that publishes on a topic without validators (where any message is accepted).
+func TestAcceptedMessageMarksPeerUseful(t *testing.T) {
+	n := floodNode(t, 1, nil)
+	for _, topic := range []string{"t", "open"} {
+		if err := n.s.JoinTopic(topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.s.AddValidator("t", func(m Message) ValidationResult {
+		if string(m.Raw) == "bad" {
+			return ValidationReject
+		}
+		return ValidationAccept
+	}); err != nil {
+		t.Fatal(err)
+	}
+	good, bad, open := n.connectAttacker(t, 2), n.connectAttacker(t, 3), n.connectAttacker(t, 4)
+	ch, och := make(chan Message, 4), make(chan Message, 4)
+	defer n.s.SubscribeTopic("t", ch).Unsubscribe()
+	defer n.s.SubscribeTopic("open", och).Unsubscribe()
+	open.publish(t, n, open.signed(t, "open", []byte("anything"), 1))
+	bad.publish(t, n, bad.signed(t, "t", []byte("bad"), 1))
+	waitFor(t, "the first two validated", func() bool { st := n.s.Stats(); return st.Accepted == 1 && st.Rejected == 1 })
+	// The loop handles validation results one at a time, so once the good peer is marked the
+	// handling of the first two is over.
+	good.publish(t, n, good.signed(t, "t", []byte("good"), 1))
+	if m := recvMsg(t, och); string(m.Raw) != "anything" {
+		t.Fatalf("got %q", m.Raw)
+	}
+	if m := recvMsg(t, ch); string(m.Raw) != "good" {
+		t.Fatalf("got %q", m.Raw)
+	}
+	waitFor(t, "the good peer marked useful", func() bool { return n.net.usefulCount(good.p.id) == 1 })
+	if c := n.net.usefulCount(bad.p.id); c != 0 {
+		t.Errorf("the peer of a rejected message was marked useful %d time(s)", c)
+	}
+	if c := n.net.usefulCount(open.p.id); c != 0 {
+		t.Errorf("the peer of a message on a topic without validators was marked useful %d time(s)", c)
+	}
+}
