@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
@@ -28,10 +29,11 @@ type switchOptions struct {
 
 // WithReactor registers r under name (used in logs and ReactorPanicError). Reactors are called in
 // registration order. Registering two reactors under one name, or two reactors that own the same
-// channel, makes Run fail (ErrDuplicateReactor, ErrDuplicateChannel).
+// channel, makes Run fail (ErrDuplicateReactor, ErrDuplicateChannel), as does a nil r (also a
+// nil pointer of a reactor type).
 func WithReactor(name string, r Reactor) SwitchOption {
 	return func(o *switchOptions) {
-		if r == nil {
+		if r == nil || isNilValue(r) {
 			o.errs = append(o.errs, fmt.Errorf("p2p: WithReactor(%q): nil reactor", name))
 			return
 		}
@@ -62,7 +64,9 @@ func WithUnconditionalPeers(ids ...key.ID) SwitchOption {
 
 // WithMaxInboundPeers sets the maximum number of inbound peers that are not unconditional
 // (default DefaultMaxInboundPeers = 40). It is checked after the handshake, as in CometBFT
-// (docs/WIRE.md §2); a connection over the limit is closed. n ≤ 0 admits only unconditional peers.
+// (docs/WIRE.md §2); a connection over the limit evicts an inbound peer chosen by the eviction
+// policy (SwitchConfig.DisableInboundEviction turns it off), or is closed if the policy protects
+// them all. n ≤ 0 admits only unconditional peers.
 func WithMaxInboundPeers(n int) SwitchOption {
 	return func(o *switchOptions) { o.maxInbound = max(n, 0) }
 }
@@ -73,4 +77,15 @@ func WithMaxInboundPeers(n int) SwitchOption {
 // peers.
 func WithMaxOutboundPeers(n int) SwitchOption {
 	return func(o *switchOptions) { o.maxOutbound = max(n, 0) }
+}
+
+// isNilValue reports whether v holds a nil pointer, map, slice, func or channel: a typed nil,
+// which compares unequal to a nil interface but panics on its first method call that uses it.
+func isNilValue(v any) bool {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
 }

@@ -391,3 +391,22 @@ func TestSwitchNegativeEventBufferNoPanic(t *testing.T) {
 		t.Error("Run accepted a negative EventBufferSize")
 	}
 }
+
+// TestSwitchTypedNilReactorNoPanic: a nil pointer of a reactor type (a typed nil in the Reactor
+// interface) is refused like a nil Reactor: Run fails naming it, NewSwitch does not panic in the
+// reactor's SetSwitch or GetChannels.
+func TestSwitchTypedNilReactorNoPanic(t *testing.T) {
+	var r *testReactor
+	var sw *Switch
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				t.Fatalf("NewSwitch panicked on a typed-nil reactor: %v", v)
+			}
+		}()
+		sw = NewSwitch(newFakeNetwork().newFakeTransport(1), SwitchConfig{}, WithReactor("typed-nil", r))
+	}()
+	if err := sw.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "typed-nil") {
+		t.Errorf("Run = %v, want an error naming the nil reactor", err)
+	}
+}
