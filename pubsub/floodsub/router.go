@@ -36,7 +36,7 @@ type Router struct {
 	topics map[string]*topic
 	joined []*topic // in Join order, for the subscriptions sent to a new peer
 
-	seen     *routing.MsgCache[struct{}]
+	seen     *routing.MsgCache[aux]
 	out      routing.Outbox
 	rd       router.Ready
 	stats    router.Stats
@@ -89,7 +89,7 @@ func New(self key.ID, cfg Config) (*Router, error) {
 		defaultID: defaultID,
 		peers:     make(map[key.ID]*peer),
 		topics:    make(map[string]*topic),
-		seen:      routing.NewMsgCache[struct{}](cfg.SeenTTL, 0),
+		seen:      routing.NewMsgCache[aux](cfg.SeenTTL, 0),
 		out:       routing.Outbox{MaxRPCBytes: cfg.MaxRPCBytes},
 	}
 	if cfg.Linger > 0 {
@@ -255,17 +255,19 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 		var buf [64]byte
 		if b, ok := routing.OriginIDInto(buf[:0], m); ok && r.defaultID {
 			// The usual message is a duplicate: look it up without allocating its ID.
-			if r.seen.LookupBytes(b) != nil {
+			if e := r.seen.LookupBytes(b); e != nil {
 				r.stats.Duplicates++
 				r.gotFrom(p, b)
+				keepVariant(e, p.id, m)
 				continue
 			}
 			id = router.MsgID(b)
 		} else {
 			id = r.cfg.MsgID(m)
-			if r.seen.Lookup(id) != nil {
+			if e := r.seen.Lookup(id); e != nil {
 				r.stats.Duplicates++
 				r.gotFrom(p, []byte(id))
+				keepVariant(e, p.id, m)
 				continue
 			}
 		}
@@ -284,7 +286,45 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 	}
 }
 
-func (r *Router) armSweep(e *routing.Entry[struct{}]) {
+// aux is FloodSub's per-message state in the seen cache.
+type aux struct {
+	// variants are copies of a message under validation that differ from the validated copy
+	// (another signature, say), at most one per peer, kept until the verdict: if the validated
+	// copy turns out forged (RejectForged), the next variant is validated in its place. A forger
+	// that sends a copy of a predictable ID (another node's next seqno) ahead of the real
+	// message would otherwise make every authentic copy arriving during the validation a
+	// dropped duplicate.
+	variants []variant
+}
+
+type variant struct {
+	from key.ID
+	msg  *pubsubpb.Message
+}
+
+// keepVariant records m, a copy from peer from of e's message, if e is being validated and m
+// differs from the copy under validation and from the variants kept, and from has none kept yet
+// (so they are bounded by the number of peers).
+func keepVariant(e *routing.Entry[aux], from key.ID, m *pubsubpb.Message) {
+	if e.Status != routing.Validating || e.Msg == nil || e.From == from || sameCopy(e.Msg, m) {
+		return
+	}
+	for _, v := range e.Aux.variants {
+		if v.from == from || sameCopy(v.msg, m) {
+			return
+		}
+	}
+	e.Aux.variants = append(e.Aux.variants, variant{from: from, msg: m})
+}
+
+// sameCopy reports whether a and b carry the same fields (copies of one message with one ID
+// differ only if one was tampered with).
+func sameCopy(a, b *pubsubpb.Message) bool {
+	return bytes.Equal(a.Signature, b.Signature) && bytes.Equal(a.Data, b.Data) && bytes.Equal(a.Key, b.Key) &&
+		bytes.Equal(a.From, b.From) && bytes.Equal(a.Seqno, b.Seqno) && a.Topic == b.Topic
+}
+
+func (r *Router) armSweep(e *routing.Entry[aux]) {
 	if r.deadline.IsZero() {
 		r.deadline = time.Unix(0, e.Expire)
 	}
@@ -292,7 +332,9 @@ func (r *Router) armSweep(e *routing.Entry[struct{}]) {
 
 // ValidationDone answers a Ready.Validate entry. Accept forwards the message to every
 // subscribed peer except its source and origin and delivers it; Reject and Ignore drop it;
-// RejectForged and IgnoreUnchecked drop it and forget the ID, so a later copy is handled as new.
+// RejectForged validates the next different copy that came during the validation (one kept per
+// peer) in its place, or, with none, drops it and forgets the ID, as IgnoreUnchecked does, so a
+// later copy is handled as new.
 func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.ValidationResult) {
 	r.at(now)
 	e := r.seen.Lookup(id)
@@ -301,6 +343,8 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 	}
 	m := e.Msg
 	e.Msg = nil
+	variants := e.Aux.variants
+	e.Aux = aux{}
 	switch res {
 	case router.Accept:
 		e.Status = routing.Valid
@@ -317,6 +361,16 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 		r.stats.Rejected++
 	case router.RejectForged:
 		r.stats.Rejected++
+		if len(variants) > 0 {
+			// Another copy came while this one was validated and may be authentic: validate it
+			// now (FloodSub has no gossip that could bring the message back later).
+			v := variants[0]
+			e.Msg, e.From, e.Size = v.msg, v.from, int32(proto.Size(v.msg))
+			e.Aux.variants = variants[1:]
+			r.stats.Validated++
+			r.rd.Validate = append(r.rd.Validate, router.Incoming{ID: id, From: v.from, Msg: v.msg})
+			return
+		}
 		r.seen.Forget(e) // an authentic copy with the same ID is handled as new
 	case router.IgnoreUnchecked:
 		r.stats.Ignored++

@@ -460,3 +460,48 @@ func TestCustomMsgID(t *testing.T) {
 		t.Fatalf("Validate = %+v, want one entry with the content ID", v.Ready.Validate)
 	}
 }
+
+// TestForgedCopyDoesNotHideAuthentic: a forger that sends a copy of a predictable ID (another
+// node's next seqno) with a bad signature ahead of the real message used to make every
+// authentic copy arriving during its validation a dropped duplicate; FloodSub has no gossip to
+// bring it back, so the message was lost. Copies that differ from the one under validation are
+// kept, one per peer, and validated in turn after a RejectForged; identical copies still count
+// as plain duplicates.
+func TestForgedCopyDoesNotHideAuthentic(t *testing.T) {
+	r, now := setup(t, 5)
+	real := rt.Msg(5, 7, topicA, 10)
+	real.Signature = []byte("authentic")
+	forged := proto.Clone(real).(*pubsubpb.Message)
+	forged.Signature = []byte("forged")
+	forged2 := proto.Clone(real).(*pubsubpb.Message)
+	forged2.Signature = []byte("forged again")
+	id := rt.MID(real)
+
+	r.HandleRPC(now, rt.ID(1), rt.Pub(forged))  // the forger, first
+	r.HandleRPC(now, rt.ID(1), rt.Pub(forged2)) // a second variant from the same peer: not kept
+	r.HandleRPC(now, rt.ID(2), rt.Pub(real))    // authentic copies during the validation
+	r.HandleRPC(now, rt.ID(3), rt.Pub(real))    // identical to peer 2's: a plain duplicate
+	v := drain(t, r)
+	if len(v.Ready.Validate) != 1 || v.Ready.Validate[0].From != rt.ID(1) {
+		t.Fatalf("Validate = %+v, want only the forger's copy", v.Ready.Validate)
+	}
+	r.ValidationDone(now, id, router.RejectForged)
+	v = drain(t, r)
+	if len(v.Ready.Validate) != 1 || v.Ready.Validate[0].From != rt.ID(2) || v.Ready.Validate[0].ID != id ||
+		string(v.Ready.Validate[0].Msg.GetSignature()) != "authentic" {
+		t.Fatalf("after RejectForged: Validate = %+v, want peer 2's authentic copy validated", v.Ready.Validate)
+	}
+	r.ValidationDone(now, id, router.Accept)
+	v = drain(t, r)
+	if len(v.Ready.Deliver) != 1 || string(v.Ready.Deliver[0].Msg.GetSignature()) != "authentic" {
+		t.Fatalf("Deliver = %+v, want the authentic message", v.Ready.Deliver)
+	}
+	if !v.HasMsg(rt.ID(4), id) {
+		t.Error("the authentic message was not forwarded to peer 4")
+	}
+	// No variant is left behind: a later copy is a plain duplicate.
+	r.HandleRPC(now, rt.ID(4), rt.Pub(forged))
+	if v := drain(t, r); len(v.Ready.Validate) != 0 {
+		t.Fatalf("a copy after the accept was validated again: %+v", v.Ready.Validate)
+	}
+}
