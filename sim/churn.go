@@ -126,8 +126,16 @@ func (s *Sim) partition(frac float64) {
 	s.partitioned = true
 	for ci := range s.conns {
 		c := &s.conns[ci]
-		if c.up && s.side[c.a] != s.side[c.b] {
+		if s.side[c.a] == s.side[c.b] {
+			continue
+		}
+		switch {
+		case c.up:
 			s.closeConn(int32(ci))
+		case c.pending:
+			// Held by one end (the simultaneous-dial tie-break): cut too, or it would come
+			// up across the split when the holder admits it.
+			s.dropPending(int32(ci), -1)
 		}
 	}
 }

@@ -539,10 +539,11 @@ func (s *Sim) applyAction(n *node, a peers.Action) {
 	}
 }
 
-// dropPending ends pending connection ci, refused (or abandoned) by its end side. An end
-// that admitted it has started the peer (attach): it loses it as a real Switch loses a peer
-// whose connection the other end closes (detach: its Manager's StopPeer, its reactors'
-// RemovePeer); for the end side that gave it up, its Manager already forgot it.
+// dropPending ends pending connection ci, refused (or abandoned) by its end side (-1: by
+// neither, the connection was cut under both, as by a partition). An end that admitted it
+// has started the peer (attach): it loses it as a real Switch loses a peer whose connection
+// the other end closes (detach: its Manager's StopPeer, its reactors' RemovePeer); for the
+// end side that gave it up, its Manager already forgot it.
 func (s *Sim) dropPending(ci int32, side int) {
 	c := &s.conns[ci]
 	s.unpend(ci)
