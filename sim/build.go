@@ -62,14 +62,17 @@ func New(cfg Config) (*Sim, error) {
 		total += cfg.Attack.Sybils
 	}
 	s.threads = nw
+	s.look = s.lookahead()
 	ns := 1
-	if nw > 1 {
+	if nw > 1 && s.look > 0 {
+		// Without a lookahead nothing runs in parallel (Run starts no pool), and a flush that
+		// arrives at the instant it is sent must reach a node of another share in the same
+		// window to keep the time order of one heap: one share.
 		ns = nw * sharesPerThread
 	}
 	for i := range ns {
 		s.workers = append(s.workers, &worker{s: s, id: i, xout: make([][]xpost, ns), win: eventHeap{byNode: true, first: uint64(i*total/ns) & nodeMask}})
 	}
-	s.look = s.lookahead()
 	s.m.init(s)
 	s.makeNodes()
 	s.makeTopology()

@@ -118,3 +118,24 @@ func TestQuietStepsChangeNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkersAgreeWithoutLookahead: with a zero lookahead (a zero latency in the region
+// matrix) and unlimited bandwidth, a flush arrives at the very instant it is sent; the
+// results still do not depend on the number of workers.
+func TestWorkersAgreeWithoutLookahead(t *testing.T) {
+	ms := time.Millisecond
+	cfg := Config{Seed: 2, Nodes: 30, Duration: 10 * time.Second, Topology: Topology{Degree: 4},
+		Link: Link{Regions: []Region{{"a", 1}, {"b", 1}}, RegionLatency: [][]time.Duration{{0, 30 * ms}, {30 * ms, 0}},
+			Bandwidth: -1},
+		Gossip: Gossip{Rate: 20, Start: 2 * time.Second}}
+	var want []byte
+	for _, w := range []int{1, 2, 3} {
+		cfg.Workers = w
+		got := fingerprint(t, run(t, cfg))
+		if want == nil {
+			want = got
+		} else if !bytes.Equal(got, want) {
+			t.Fatalf("seed %d: %d workers give another run than 1", cfg.Seed, w)
+		}
+	}
+}

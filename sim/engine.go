@@ -27,7 +27,8 @@ import (
 // window instead of once per event. A node's events in the window, and so the run, are the
 // same. Each worker starts its windows at a different node (eventHeap.first), so that
 // workers do not work on neighbouring nodes, whose data share cache lines, at the same time.
-// With a zero lookahead (windows of one instant) events stay in time order.
+// With a zero lookahead (windows of one instant) there is one worker, whose events stay in
+// time order.
 
 // Event keys. Node events: node<<44 | class<<40 | id. Global events: class<<56 | id.
 const (
