@@ -216,7 +216,8 @@ func (n *node) step(now int64) {
 var quietSteps = true
 
 // send queues one message to the connected peer to; false if not connected or the pub/sub
-// output queue for it is full (a forward is dropped first, as the pubsub shell does).
+// output queue for it is full. A forward that does not fit is dropped; a publish that does
+// not fit drops queued forwards, oldest first, to make room, as the pubsub shell does.
 func (n *node) send(to key.ID, m msg) bool {
 	ci := int32(-1)
 	p := unsafe.StringData(string(to))
@@ -240,7 +241,9 @@ func (n *node) send(to key.ID, m msg) bool {
 	}
 	h := &c.h[dir]
 	if m.ch != chPEX {
-		if h.qBytes+int64(m.size) > int64(s.cfg.Link.PeerQueueBytes) && m.kind != router.KindControl {
+		limit := int64(s.cfg.Link.PeerQueueBytes)
+		if h.qBytes+int64(m.size) > limit && m.kind != router.KindControl &&
+			(m.kind == router.KindForward || !n.evictForwards(h, int64(m.size), limit)) {
 			n.ctx().met.queueDrops++
 			return false
 		}
@@ -250,6 +253,32 @@ func (n *node) send(to key.ID, m msg) bool {
 	if !h.dirty {
 		h.dirty = true
 		n.dirty = append(n.dirty, halfID(ci, dir))
+	}
+	return true
+}
+
+// evictForwards makes room for size more bytes in h's pub/sub output queue by dropping
+// queued forwards, oldest first, as the pubsub shell does for a publish; it drops nothing
+// and returns false when dropping every forward would not make room.
+func (n *node) evictForwards(h *half, size, limit int64) bool {
+	q := &h.q[chMessages]
+	var fwd int64
+	for i := range q.len() {
+		if m := &q.buf[(q.head+i)&(len(q.buf)-1)]; m.kind == router.KindForward {
+			fwd += int64(m.size)
+		}
+	}
+	if h.qBytes-fwd+size > limit {
+		return false
+	}
+	for range q.len() {
+		m := q.pop()
+		if m.kind == router.KindForward && h.qBytes+size > limit {
+			h.qBytes -= int64(m.size)
+			n.ctx().met.queueDrops++
+			continue
+		}
+		q.push(m)
 	}
 	return true
 }

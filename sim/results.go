@@ -89,7 +89,9 @@ type Results struct {
 	// duplicates by Delivered.
 	Router                router.Stats `json:"router"`
 	DuplicatesPerDelivery float64      `json:"duplicates_per_delivery"`
-	// QueueDrops counts forwards dropped because a peer's output queue was full.
+	// QueueDrops counts the messages dropped because a peer's output queue was full: forwards
+	// (refused, or dropped to make room for a publish), and publishes only when dropping
+	// every queued forward would not make room.
 	QueueDrops int64 `json:"queue_drops"`
 
 	Connects    int64 `json:"connects"`
