@@ -42,15 +42,16 @@ func New(cfg Config) (*Sim, error) {
 	cfg = cfg.withDefaults()
 	seed := cfg.Seed
 	s := &Sim{
-		cfg:       cfg,
-		epoch:     Epoch,
-		end:       int64(cfg.Duration),
-		rngTopo:   rand.New(rand.NewPCG(seed, streamTopology)),
-		rngWork:   rand.New(rand.NewPCG(seed, streamWorkload)),
-		rngChurn:  rand.New(rand.NewPCG(seed, streamChurn)),
-		rngAttack: rand.New(rand.NewPCG(seed, streamAttack)),
-		byID:      make(map[key.ID]int32),
-		topic:     cfg.Gossip.Topic,
+		cfg:        cfg,
+		epoch:      Epoch,
+		end:        int64(cfg.Duration),
+		rngTopo:    rand.New(rand.NewPCG(seed, streamTopology)),
+		rngWork:    rand.New(rand.NewPCG(seed, streamWorkload)),
+		rngChurn:   rand.New(rand.NewPCG(seed, streamChurn)),
+		rngAttack:  rand.New(rand.NewPCG(seed, streamAttack)),
+		byID:       make(map[key.ID]int32),
+		topic:      cfg.Gossip.Topic,
+		progressAt: -1,
 	}
 	nw := cfg.Workers
 	if nw == 0 {

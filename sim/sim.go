@@ -53,6 +53,8 @@ type Sim struct {
 	samples   uint64
 
 	stop atomic.Bool // Stop was called
+	// progressAt is the virtual time of the last call of Config.Progress; -1 before the first.
+	progressAt int64
 
 	partitioned bool
 	side        []bool
@@ -103,6 +105,10 @@ func (s *Sim) Run() *Results {
 		defer func() { s.pool.close(); s.pool = nil }()
 	}
 	s.RunUntil(s.cfg.Duration)
+	if s.cfg.Progress != nil && s.progressAt != s.g.now {
+		s.progressAt = s.g.now
+		s.cfg.Progress(s.progress()) // the end, when it is not a multiple of ProgressEvery
+	}
 	return s.results()
 }
 
@@ -173,6 +179,7 @@ func (s *Sim) onProgress() {
 	if next := s.g.now + int64(s.cfg.ProgressEvery); next <= s.end {
 		s.g.scheduleGlobal(next, evProgress, gclsProgress, uint64(next), 0)
 	}
+	s.progressAt = s.g.now
 	s.cfg.Progress(s.progress())
 }
 

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -182,5 +183,25 @@ func TestPublishSkippedOnlyWithoutAPublisherUp(t *testing.T) {
 	r = run(t, cfg)
 	if r.Skipped != 120 || r.Published != 0 {
 		t.Errorf("no publisher up: %d published, %d skipped; want 0 and 120", r.Published, r.Skipped)
+	}
+}
+
+// TestProgressAtTheEnd: Config.Progress is called every ProgressEvery and at the end, also
+// when the Duration is not a multiple of ProgressEvery.
+func TestProgressAtTheEnd(t *testing.T) {
+	var got []time.Duration
+	cfg := Config{Seed: 1, Nodes: 3, Duration: 7500 * time.Millisecond, Topology: Topology{Degree: 1},
+		Gossip: Gossip{Rate: -1}, ProgressEvery: 2 * time.Second,
+		Progress: func(p Progress) { got = append(got, p.Virtual) }}
+	run(t, cfg)
+	want := []time.Duration{2 * time.Second, 4 * time.Second, 6 * time.Second, cfg.Duration}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Progress called at %v, want %v", got, want)
+	}
+	got = nil
+	cfg.Duration = 8 * time.Second
+	run(t, cfg)
+	if want := []time.Duration{2 * time.Second, 4 * time.Second, 6 * time.Second, 8 * time.Second}; !slices.Equal(got, want) {
+		t.Fatalf("Progress called at %v, want %v", got, want)
 	}
 }
