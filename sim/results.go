@@ -30,7 +30,9 @@ type Results struct {
 
 	// Expected counts the (message, honest node) pairs, for messages of honest publishers,
 	// that should see a delivery: the node was up from the publication until the
-	// DeliveryDeadline after it and is not the publisher. Delivered counts those delivered
+	// DeliveryDeadline after it, which the run reached (a run stopped early, or a deadline
+	// longer than the Tail, leaves the last messages out), and is not the publisher.
+	// Delivered counts those delivered
 	// within the DeliveryDeadline of the publication (LatencyMs shows when, and also holds
 	// the later deliveries).
 	Expected  int64 `json:"expected"`
@@ -189,7 +191,7 @@ func (s *Sim) results() *Results {
 		honestPub := s.nodes[rec.from].kind == Honest
 		inAttack := m.inAttack(rec.at)
 		for _, i := range s.honest {
-			if i == rec.from || !s.upThrough(i, rec.at, rec.at+deadline) {
+			if i == rec.from || rec.at+deadline > s.end || !s.upThrough(i, rec.at, rec.at+deadline) {
 				continue
 			}
 			got := onTime(rec.got, s.words(), i)

@@ -205,3 +205,33 @@ func TestProgressAtTheEnd(t *testing.T) {
 		t.Fatalf("Progress called at %v, want %v", got, want)
 	}
 }
+
+// TestRunEndingBeforeTheDeadlineExpectsNothingOfIt: a message whose DeliveryDeadline falls
+// after the end of the run (a run stopped early, or a deadline longer than the Tail) is not
+// expected anywhere: the run never saw whether it arrived in time. Stopped 10 ms after a
+// publish over 25 ms links, a perfect network keeps its delivery ratio of 1.
+func TestRunEndingBeforeTheDeadlineExpectsNothingOfIt(t *testing.T) {
+	cfg := Config{Seed: 1, Nodes: 10, Duration: 20 * time.Second, Topology: Topology{Degree: 3},
+		Gossip: Gossip{Rate: 5, Start: 2 * time.Second, Tail: 2 * time.Second}}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.At(5*time.Second+10*time.Millisecond, s.Stop)
+	r := s.Run()
+	last := r.Messages[len(r.Messages)-1]
+	if last.At != 5*time.Second || r.HonestDeliveryRatio != 1 || last.Expected != 0 {
+		t.Fatalf("stopped at %v s, 10 ms after the last publish (at %v): honest delivery %v, last message expected at %d nodes, delivered at %d",
+			r.VirtualSeconds, last.At, r.HonestDeliveryRatio, last.Expected, last.Delivered)
+	}
+	cfg.Duration, cfg.Gossip.DeliveryDeadline = 6*time.Second, 3*time.Second
+	r = run(t, cfg)
+	for _, m := range r.Messages {
+		if m.At+3*time.Second > cfg.Duration && m.Expected != 0 {
+			t.Fatalf("deadline 3 s, run of 6 s: message at %v expected at %d nodes", m.At, m.Expected)
+		}
+	}
+	if r.HonestDeliveryRatio != 1 || r.Expected == 0 {
+		t.Fatalf("deadline 3 s: honest delivery %v of %d expected", r.HonestDeliveryRatio, r.Expected)
+	}
+}
