@@ -404,6 +404,9 @@ func (c Config) Validate() error {
 	if g.Start < 0 || g.Tail < 0 || g.DeliveryDeadline < 0 || g.ValidationDelay < 0 {
 		ps.add("Gossip.Start, Tail and DeliveryDeadline must not be negative")
 	}
+	if c.AddrBook.Every < 0 {
+		ps.add("AddrBook.Every %v is negative", c.AddrBook.Every)
+	}
 	if c.Peers.MaxInbound < 0 || c.Peers.MaxOutbound < 0 || c.PEX.MaxOutbound < 0 {
 		ps.add("Peers.MaxInbound %d, Peers.MaxOutbound %d and PEX.MaxOutbound %d must not be negative",
 			c.Peers.MaxInbound, c.Peers.MaxOutbound, c.PEX.MaxOutbound)

@@ -91,3 +91,14 @@ func TestValidateRefusesTinyPeriods(t *testing.T) {
 		t.Errorf("periods of 1 ms: %v", err)
 	}
 }
+
+// TestValidateRefusesNegativePEXPeriod: a negative AddrBook.Every (PEX's ensurePeers period,
+// which pex.NewCore refuses) is an ErrInvalidConfig from ParseScenario, not a panic when the
+// first node boots.
+func TestValidateRefusesNegativePEXPeriod(t *testing.T) {
+	src := "name = \"x\"\nnodes = 3\nduration = \"2s\"\n[addr_book]\nenabled = true\nevery = \"-1s\"\n"
+	_, err := ParseScenario([]byte(src))
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("ParseScenario(addr_book.every = \"-1s\") = %v, want ErrInvalidConfig", err)
+	}
+}
