@@ -286,6 +286,19 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// honestGossipsub is the configuration of the honest nodes' gossipsub routers; c has its
+// defaults applied.
+func (c Config) honestGossipsub() gossipsub.Config {
+	g := c.Gossip
+	return gossipsub.Config{
+		Params:         g.Params,
+		Score:          g.Score,
+		Thresholds:     g.Thresholds,
+		DisableScoring: g.DisableScoring,
+		Topics:         map[string]gossipsub.TopicOptions{g.Topic: {MessageRate: max(g.Rate, 0), Score: g.TopicScore}},
+	}
+}
+
 // The bounds of a positive Gossip.Rate: 1 s / Rate must be at least 1 ns, so that virtual
 // time advances between publishes, and fit an int64 of nanoseconds.
 const (
@@ -392,6 +405,10 @@ func (c Config) Validate() error {
 	}
 	if err := g.Params.Validate(); err != nil {
 		ps.add("Gossip.Params: %v", err)
+	} else if g.Router == RouterGossipSub {
+		if err := c.honestGossipsub().Validate(); err != nil {
+			ps.add("Gossip.Score, Thresholds or TopicScore: %v", err)
+		}
 	}
 	if g.MessageSize < 0 || g.Publishers < 0 || g.Publishers > c.Nodes {
 		ps.add("Gossip.MessageSize %d and Gossip.Publishers %d must be in range", g.MessageSize, g.Publishers)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
 )
 
 // TestScenarios: every built-in scenario parses and validates, its file name is its name,
@@ -100,5 +102,25 @@ func TestValidateRefusesNegativePEXPeriod(t *testing.T) {
 	_, err := ParseScenario([]byte(src))
 	if !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("ParseScenario(addr_book.every = \"-1s\") = %v, want ErrInvalidConfig", err)
+	}
+}
+
+// TestValidateRefusesBadScoreParameters: score parameters, thresholds or topic score
+// parameters that gossipsub.New refuses are an ErrInvalidConfig from ParseScenario, not a
+// panic when the first honest node boots.
+func TestValidateRefusesBadScoreParameters(t *testing.T) {
+	for _, src := range []string{
+		"name = \"x\"\nnodes = 3\n[gossip.thresholds]\ngossipthreshold = 5.0\n",
+		"name = \"x\"\nnodes = 3\n[gossip.score]\ndecayinterval = \"-1s\"\n",
+		"name = \"x\"\nnodes = 3\n[gossip.topic_score]\ntopicweight = -1.0\n",
+	} {
+		if _, err := ParseScenario([]byte(src)); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("ParseScenario(%q) = %v, want ErrInvalidConfig", src, err)
+		}
+	}
+	// The same under floodsub, which does not score: accepted.
+	cfg := Config{Nodes: 3, Gossip: Gossip{Router: RouterFloodSub, Thresholds: &gossipsub.Thresholds{GossipThreshold: 5}}}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("floodsub with unused thresholds: %v", err)
 	}
 }

@@ -835,14 +835,7 @@ func (s *Sim) honestRouter(n *node) (router.Router, *gossipsub.Router) {
 		}
 		return r, nil
 	}
-	cfg := gossipsub.Config{
-		Params:         g.Params,
-		Score:          g.Score,
-		Thresholds:     g.Thresholds,
-		DisableScoring: g.DisableScoring,
-		Topics:         map[string]gossipsub.TopicOptions{s.topic: {MessageRate: max(g.Rate, 0), Score: g.TopicScore}},
-	}
-	r, err := gossipsub.New(n.id, cfg, s.nodeRand(n))
+	r, err := gossipsub.New(n.id, s.cfg.honestGossipsub(), s.nodeRand(n))
 	if err != nil {
 		panic(fmt.Sprintf("sim: gossipsub: %v", err)) // validated configuration
 	}
