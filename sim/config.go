@@ -171,7 +171,8 @@ type Gossip struct {
 	Thresholds *gossipsub.Thresholds
 	// Topic is the one topic every honest node joins; empty means "blocks".
 	Topic string
-	// MessageSize is the data size of each published message in bytes; 0 means 1024.
+	// MessageSize is the data size of each published message in bytes; 0 means 1024. At
+	// most 1 GiB, the pub/sub shell's largest message (pubsub.MaxMessageBytesLimit).
 	MessageSize int `toml:"message_size"`
 	// Unsigned leaves out the signature and key fields (docs/PUBSUB.md signing policy
 	// "none"). Messages are never really signed in the simulator; signed messages carry
@@ -306,6 +307,10 @@ const (
 	maxRate = 1e6
 )
 
+// maxMessageSize is the largest Gossip.MessageSize: pubsub.MaxMessageBytesLimit, the largest
+// message the pub/sub shell accepts (the simulator does not link the shell).
+const maxMessageSize = 1 << 30
+
 // minPeriod is the shortest period of a repeating churn event and of the samplers.
 const minPeriod = time.Millisecond
 
@@ -412,6 +417,9 @@ func (c Config) Validate() error {
 	}
 	if g.MessageSize < 0 || g.Publishers < 0 || g.Publishers > c.Nodes {
 		ps.add("Gossip.MessageSize %d and Gossip.Publishers %d must be in range", g.MessageSize, g.Publishers)
+	}
+	if g.MessageSize > maxMessageSize {
+		ps.add("Gossip.MessageSize %d is above %d, the largest message the pub/sub shell accepts", g.MessageSize, maxMessageSize)
 	}
 	if math.IsNaN(g.Rate) || math.IsInf(g.Rate, 0) {
 		ps.add("Gossip.Rate %v is not finite", g.Rate)

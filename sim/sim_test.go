@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/switchyard-p2p/switchyard/pubsub"
 )
 
 // run runs cfg and fails the test (printing the seed) on an invalid configuration.
@@ -233,5 +235,22 @@ func TestRunEndingBeforeTheDeadlineExpectsNothingOfIt(t *testing.T) {
 	}
 	if r.HonestDeliveryRatio != 1 || r.Expected == 0 {
 		t.Fatalf("deadline 3 s: honest delivery %v of %d expected", r.HonestDeliveryRatio, r.Expected)
+	}
+}
+
+// TestValidateRefusesHugeMessages: a Gossip.MessageSize above the largest message the pub/sub
+// shell accepts (pubsub.MaxMessageBytesLimit) is an ErrInvalidConfig, not a makeslice panic
+// in New; the limit itself is accepted.
+func TestValidateRefusesHugeMessages(t *testing.T) {
+	cfg := Config{Nodes: 3, Gossip: Gossip{MessageSize: 1 << 50}}
+	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("MessageSize 2^50: Validate = %v, want ErrInvalidConfig", err)
+	}
+	if maxMessageSize != pubsub.MaxMessageBytesLimit {
+		t.Fatalf("maxMessageSize %d, pubsub.MaxMessageBytesLimit %d", maxMessageSize, pubsub.MaxMessageBytesLimit)
+	}
+	cfg.Gossip.MessageSize = maxMessageSize
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("MessageSize %d: Validate = %v", cfg.Gossip.MessageSize, err)
 	}
 }
