@@ -210,7 +210,8 @@ type Config struct {
 	Seed uint64
 	// Duration is the virtual length of the run; 0 means 60 s.
 	Duration time.Duration
-	// Nodes is the number of honest nodes (seeds and sybils are extra); 0 means 100.
+	// Nodes is the number of honest nodes (seeds and sybils are extra); 0 means 100. The
+	// nodes of all kinds together are at most 2^20 (1,048,576).
 	Nodes int
 	// Seeds is the number of seed nodes (TopologyPEX).
 	Seeds int
@@ -307,6 +308,10 @@ const (
 	maxRate = 1e6
 )
 
+// maxNodes is the largest network (honest nodes, seeds and sybils): the event keys hold a
+// node index in 20 bits (engine.go).
+const maxNodes = nodeMask + 1
+
 // maxMessageSize is the largest Gossip.MessageSize: pubsub.MaxMessageBytesLimit, the largest
 // message the pub/sub shell accepts (the simulator does not link the shell).
 const maxMessageSize = 1 << 30
@@ -334,6 +339,14 @@ func (c Config) Validate() error {
 	}
 	if c.Nodes < 2 {
 		ps.add("Nodes %d: need at least 2", c.Nodes)
+	}
+	sybils, sybilIPs := 0, 0
+	if c.Attack != nil {
+		sybils, sybilIPs = max(c.Attack.Sybils, 0), max(c.Attack.SybilIPs, 0)
+	}
+	if c.Nodes > maxNodes || c.Seeds > maxNodes || sybils > maxNodes || c.Nodes+c.Seeds+sybils > maxNodes || sybilIPs > maxNodes {
+		ps.add("Nodes %d, Seeds %d and Attack.Sybils %d (and Attack.SybilIPs %d) add up to more than %d nodes",
+			c.Nodes, c.Seeds, sybils, sybilIPs, maxNodes)
 	}
 	switch c.Topology.Kind {
 	case TopologyRandom:

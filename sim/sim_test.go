@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -252,5 +253,26 @@ func TestValidateRefusesHugeMessages(t *testing.T) {
 	cfg.Gossip.MessageSize = maxMessageSize
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("MessageSize %d: Validate = %v", cfg.Gossip.MessageSize, err)
+	}
+}
+
+// TestValidateRefusesMoreNodesThanEventKeysHold: the event keys hold a node index in 20
+// bits, so a network of more than 2^20 nodes (honest, seeds and sybils), or sybils spread
+// over more IP addresses than that, is an ErrInvalidConfig: before, New went on to build it
+// (or looked for ever for unused IP addresses) and two nodes shared their events' keys.
+func TestValidateRefusesMoreNodesThanEventKeysHold(t *testing.T) {
+	for _, cfg := range []Config{
+		{Nodes: 1 << 20, Seeds: 1, Topology: Topology{Kind: TopologyPEX}},
+		{Nodes: 10, Attack: &Attack{Sybils: 1 << 20}},
+		{Nodes: 10, Attack: &Attack{Sybils: 10, SybilIPs: 1 << 40}},
+		{Nodes: math.MaxInt, Seeds: math.MaxInt, Topology: Topology{Kind: TopologyPEX}},
+	} {
+		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("Nodes %d, Seeds %d, attack %+v: Validate = %v, want ErrInvalidConfig", cfg.Nodes, cfg.Seeds, cfg.Attack, err)
+		}
+	}
+	ok := Config{Nodes: 1<<20 - 10, Attack: &Attack{Sybils: 10, SybilIPs: 3}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("2^20 nodes in all: %v", err)
 	}
 }
