@@ -199,7 +199,7 @@ func (s *Sim) makeTopology() {
 		n := len(s.honest)
 		linked := make(map[[2]int32]bool)
 		for _, i := range s.honest {
-			for range s.cfg.Topology.Degree {
+			for range min(s.cfg.Topology.Degree, n-1) { // no more peers than the others
 				for try := 0; try < 16; try++ {
 					j := s.honest[s.rngTopo.IntN(n)]
 					if j == i || linked[[2]int32{i, j}] || linked[[2]int32{j, i}] {

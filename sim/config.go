@@ -54,9 +54,9 @@ const (
 type Topology struct {
 	// Kind is the topology; empty means TopologyRandom.
 	Kind TopologyKind
-	// Degree is the number of random peers each node dials (TopologyRandom); 0 means 8.
-	// Each dial picks a node not already connected; in total each node has about 2×Degree
-	// connections.
+	// Degree is the number of random peers each node dials (TopologyRandom); 0 means 8;
+	// at most 2^20. Each dial picks a node not already connected; in total each node has
+	// about 2×Degree connections. A Degree above Nodes−1 counts as Nodes−1.
 	Degree int
 	// Edges are the connections of TopologyGraph: pairs of node indices in [0, Nodes), the
 	// first dials the second.
@@ -350,8 +350,8 @@ func (c Config) Validate() error {
 	}
 	switch c.Topology.Kind {
 	case TopologyRandom:
-		if c.Topology.Degree < 1 {
-			ps.add("Topology.Degree %d must be at least 1", c.Topology.Degree)
+		if c.Topology.Degree < 1 || c.Topology.Degree > maxNodes {
+			ps.add("Topology.Degree %d must be in [1, %d]", c.Topology.Degree, maxNodes)
 		}
 	case TopologyGraph:
 		for i, e := range c.Topology.Edges {

@@ -276,3 +276,30 @@ func TestValidateRefusesMoreNodesThanEventKeysHold(t *testing.T) {
 		t.Errorf("2^20 nodes in all: %v", err)
 	}
 }
+
+// TestDegreeAboveTheNetworkIsTheWholeNetwork: a random topology's Degree above Nodes−1
+// builds the network Nodes−1 builds, with the same work (the same draws), instead of
+// trying Degree times per node (a scenario's degree = 1e12 did not return from New); a
+// Degree above 2^20 is an ErrInvalidConfig.
+func TestDegreeAboveTheNetworkIsTheWholeNetwork(t *testing.T) {
+	build := func(degree int) *Sim {
+		s, err := New(Config{Seed: 1, Nodes: 3, Topology: Topology{Degree: degree}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := build(2), build(1<<20)
+	for i := range a.nodes {
+		if !slices.Equal(a.nodes[i].dialList, b.nodes[i].dialList) {
+			t.Fatalf("node %d dials %v with Degree 2, %v with Degree 2^20", i, a.nodes[i].dialList, b.nodes[i].dialList)
+		}
+	}
+	if x, y := a.rngTopo.Uint64(), b.rngTopo.Uint64(); x != y {
+		t.Fatalf("Degree 2^20 drew more than Degree 2 on 3 nodes (next draws %x, %x)", x, y)
+	}
+	cfg := Config{Nodes: 3, Topology: Topology{Degree: 1 << 40}}
+	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("Degree 2^40: Validate = %v, want ErrInvalidConfig", err)
+	}
+}
