@@ -272,5 +272,5 @@ func sampleDist(r *rand.Rand, d LatencyDist) int64 {
 		sigma := float64(d.StdDev) / float64(d.Mean)
 		x = float64(d.Mean) * math.Exp(sigma*r.NormFloat64())
 	}
-	return max(int64(x), int64(d.Min))
+	return max(int64(min(x, float64(maxLinkTime))), int64(d.Min)) // a lognormal tail can pass any int64
 }

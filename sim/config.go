@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
@@ -105,7 +106,9 @@ type Region struct {
 // the sender then takes serialisation time (its bytes on the wire over Bandwidth), the
 // latency, a jitter of up to ±Jitter of the latency, and with probability Loss a
 // retransmission timeout. Messages on one connection arrive in the order they were sent, as
-// on TCP (a late flush holds back those behind it).
+// on TCP (a late flush holds back those behind it). Every time of the model (latencies, RTO,
+// SendDelay) is at most an hour (a sampled latency is capped there) and a handshake at most
+// 1000 round trips.
 type Link struct {
 	// Latency is the fixed one-way latency; 0 means 25 ms.
 	Latency time.Duration
@@ -308,6 +311,14 @@ const (
 	maxRate = 1e6
 )
 
+// maxLinkTime bounds every time of the link model (latencies, RTO, SendDelay) and
+// maxHandshakeRTTs the handshake, so that their sums stay far inside an int64 of
+// nanoseconds.
+const (
+	maxLinkTime      = time.Hour
+	maxHandshakeRTTs = 1000
+)
+
 // maxNodes is the largest network (honest nodes, seeds and sybils): the event keys hold a
 // node index in 20 bits (engine.go).
 const maxNodes = nodeMask + 1
@@ -414,8 +425,19 @@ func (c Config) Validate() error {
 	if l.PeerQueueBytes < 0 || l.SendDelay < 0 {
 		ps.add("Link.PeerQueueBytes %d and Link.SendDelay %v must not be negative", l.PeerQueueBytes, l.SendDelay)
 	}
-	if !(l.HandshakeRTTs >= 0.5) || math.IsInf(l.HandshakeRTTs, 0) {
-		ps.add("Link.HandshakeRTTs %v must be 0 (the default) or a finite number of at least 0.5", l.HandshakeRTTs)
+	if !(l.HandshakeRTTs >= 0.5 && l.HandshakeRTTs <= maxHandshakeRTTs) {
+		ps.add("Link.HandshakeRTTs %v must be 0 (the default) or in [0.5, %d]", l.HandshakeRTTs, maxHandshakeRTTs)
+	}
+	if l.Latency > maxLinkTime || l.RTO > maxLinkTime || l.SendDelay > maxLinkTime {
+		ps.add("Link.Latency %v, Link.RTO %v and Link.SendDelay %v must be at most %v", l.Latency, l.RTO, l.SendDelay, maxLinkTime)
+	}
+	if d := l.Dist; d != nil && max(d.Min, d.Max, d.Mean, d.StdDev) > maxLinkTime {
+		ps.add("Link.Dist times must be at most %v", maxLinkTime)
+	}
+	for i, row := range l.RegionLatency {
+		if len(row) > 0 && slices.Max(row) > maxLinkTime {
+			ps.add("Link.RegionLatency[%d] holds a latency above %v", i, maxLinkTime)
+		}
 	}
 	g := c.Gossip
 	if g.Router != RouterGossipSub && g.Router != RouterFloodSub {
