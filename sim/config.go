@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
 )
@@ -172,7 +173,8 @@ type Gossip struct {
 	TopicScore *gossipsub.TopicScoreParams `toml:"topic_score"`
 	// Thresholds, when not nil, replaces gossipsub's default thresholds.
 	Thresholds *gossipsub.Thresholds
-	// Topic is the one topic every honest node joins; empty means "blocks".
+	// Topic is the one topic every honest node joins; empty means "blocks". As in the pub/sub
+	// shell, a topic name is at most 1024 bytes of valid UTF-8.
 	Topic string
 	// MessageSize is the data size of each published message in bytes; 0 means 1024. At
 	// most 1 GiB, the pub/sub shell's largest message (pubsub.MaxMessageBytesLimit).
@@ -327,6 +329,10 @@ const maxNodes = nodeMask + 1
 // message the pub/sub shell accepts (the simulator does not link the shell).
 const maxMessageSize = 1 << 30
 
+// maxTopicBytes is the longest Gossip.Topic: pubsub.MaxTopicBytes, the longest topic name
+// the pub/sub shell joins.
+const maxTopicBytes = 1024
+
 // minPeriod is the shortest period of a repeating churn event and of the samplers.
 const minPeriod = time.Millisecond
 
@@ -440,6 +446,9 @@ func (c Config) Validate() error {
 		}
 	}
 	g := c.Gossip
+	if len(g.Topic) > maxTopicBytes || !utf8.ValidString(g.Topic) {
+		ps.add("Gossip.Topic of %d bytes: a topic name is 1 to %d bytes of valid UTF-8", len(g.Topic), maxTopicBytes)
+	}
 	if g.Router != RouterGossipSub && g.Router != RouterFloodSub {
 		ps.add("Gossip.Router %q is not gossipsub or floodsub", g.Router)
 	}

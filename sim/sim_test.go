@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -301,5 +302,25 @@ func TestDegreeAboveTheNetworkIsTheWholeNetwork(t *testing.T) {
 	cfg := Config{Nodes: 3, Topology: Topology{Degree: 1 << 40}}
 	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("Degree 2^40: Validate = %v, want ErrInvalidConfig", err)
+	}
+}
+
+// TestValidateRefusesTopicsTheShellRefuses: Gossip.Topic follows the pub/sub shell's rule
+// for topic names (1 to 1024 bytes of valid UTF-8): before, a longer topic was accepted and
+// every router ignored it, so the run delivered nothing, and an invalid UTF-8 topic was run
+// although the shell refuses to join it.
+func TestValidateRefusesTopicsTheShellRefuses(t *testing.T) {
+	for _, topic := range []string{strings.Repeat("x", maxTopicBytes+1), "blocks\xff"} {
+		cfg := Config{Nodes: 3, Gossip: Gossip{Topic: topic}}
+		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("Topic of %d bytes %q...: Validate = %v, want ErrInvalidConfig", len(topic), topic[:min(len(topic), 8)], err)
+		}
+	}
+	if maxTopicBytes != pubsub.MaxTopicBytes {
+		t.Fatalf("maxTopicBytes %d, pubsub.MaxTopicBytes %d", maxTopicBytes, pubsub.MaxTopicBytes)
+	}
+	cfg := Config{Nodes: 3, Gossip: Gossip{Topic: strings.Repeat("é", maxTopicBytes/2)}}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("a topic of %d bytes: %v", maxTopicBytes, err)
 	}
 }
