@@ -140,7 +140,8 @@ type Link struct {
 	// takes no less than one link latency, the simulator's parallel window.
 	HandshakeRTTs float64 `toml:"handshake_rtts"`
 	// PeerQueueBytes bounds the pub/sub bytes queued for one peer; forwards are dropped (and
-	// counted) beyond it. 0 means 4 MiB, the pubsub shell's default.
+	// counted) beyond it. 0 means 4 MiB, the pubsub shell's default. As in the shell, it must
+	// hold one message (Gossip.MessageSize) plus 4096 bytes.
 	PeerQueueBytes int `toml:"peer_queue_bytes"`
 }
 
@@ -329,6 +330,10 @@ const maxNodes = nodeMask + 1
 // message the pub/sub shell accepts (the simulator does not link the shell).
 const maxMessageSize = 1 << 30
 
+// rpcOverheadBytes is pubsub.RPCOverheadBytes: a peer's output queue holds at least one
+// message plus this much, as the pub/sub shell requires.
+const rpcOverheadBytes = 4096
+
 // maxTopicBytes is the longest Gossip.Topic: pubsub.MaxTopicBytes, the longest topic name
 // the pub/sub shell joins.
 const maxTopicBytes = 1024
@@ -464,6 +469,9 @@ func (c Config) Validate() error {
 	}
 	if g.MessageSize > maxMessageSize {
 		ps.add("Gossip.MessageSize %d is above %d, the largest message the pub/sub shell accepts", g.MessageSize, maxMessageSize)
+	} else if l.PeerQueueBytes >= 0 && l.PeerQueueBytes < g.MessageSize+rpcOverheadBytes {
+		ps.add("Link.PeerQueueBytes %d cannot hold one message of %d bytes plus %d of overhead",
+			l.PeerQueueBytes, g.MessageSize, rpcOverheadBytes)
 	}
 	if math.IsNaN(g.Rate) || math.IsInf(g.Rate, 0) {
 		ps.add("Gossip.Rate %v is not finite", g.Rate)

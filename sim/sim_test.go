@@ -251,7 +251,7 @@ func TestValidateRefusesHugeMessages(t *testing.T) {
 	if maxMessageSize != pubsub.MaxMessageBytesLimit {
 		t.Fatalf("maxMessageSize %d, pubsub.MaxMessageBytesLimit %d", maxMessageSize, pubsub.MaxMessageBytesLimit)
 	}
-	cfg.Gossip.MessageSize = maxMessageSize
+	cfg.Gossip.MessageSize, cfg.Link.PeerQueueBytes = maxMessageSize, maxMessageSize+rpcOverheadBytes
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("MessageSize %d: Validate = %v", cfg.Gossip.MessageSize, err)
 	}
@@ -322,5 +322,22 @@ func TestValidateRefusesTopicsTheShellRefuses(t *testing.T) {
 	cfg := Config{Nodes: 3, Gossip: Gossip{Topic: strings.Repeat("é", maxTopicBytes/2)}}
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("a topic of %d bytes: %v", maxTopicBytes, err)
+	}
+}
+
+// TestValidateRefusesQueuesSmallerThanAMessage: as the pub/sub shell, Validate refuses a
+// Link.PeerQueueBytes that cannot hold one message plus pubsub.RPCOverheadBytes: before, a
+// 5 MiB message over the default 4 MiB queues was accepted and never left its publisher.
+func TestValidateRefusesQueuesSmallerThanAMessage(t *testing.T) {
+	cfg := Config{Nodes: 3, Gossip: Gossip{MessageSize: 5 << 20}}
+	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("MessageSize 5 MiB, PeerQueueBytes 4 MiB: Validate = %v, want ErrInvalidConfig", err)
+	}
+	if rpcOverheadBytes != pubsub.RPCOverheadBytes {
+		t.Fatalf("rpcOverheadBytes %d, pubsub.RPCOverheadBytes %d", rpcOverheadBytes, pubsub.RPCOverheadBytes)
+	}
+	cfg.Link.PeerQueueBytes = 5<<20 + rpcOverheadBytes
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("a queue of one message plus the overhead: %v", err)
 	}
 }
