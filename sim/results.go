@@ -191,7 +191,7 @@ func (s *Sim) results() *Results {
 		honestPub := s.nodes[rec.from].kind == Honest
 		inAttack := m.inAttack(rec.at)
 		for _, i := range s.honest {
-			if i == rec.from || rec.at+deadline > s.end || !s.upThrough(i, rec.at, rec.at+deadline) {
+			if i == rec.from || deadline > s.end-rec.at || !s.upThrough(i, rec.at, rec.at+deadline) {
 				continue
 			}
 			got := onTime(rec.got, s.words(), i)

@@ -341,3 +341,15 @@ func TestValidateRefusesQueuesSmallerThanAMessage(t *testing.T) {
 		t.Errorf("a queue of one message plus the overhead: %v", err)
 	}
 }
+
+// TestDeadlineBeyondTheClock: a DeliveryDeadline as long as the virtual clock holds ("no
+// deadline") falls after the end of any run: nothing is expected, rather than the sum of
+// the publication time and the deadline wrapping around to a time before the end.
+func TestDeadlineBeyondTheClock(t *testing.T) {
+	cfg := Config{Seed: 1, Nodes: 5, Duration: 4 * time.Second, Topology: Topology{Degree: 2},
+		Gossip: Gossip{Rate: 2, Start: time.Second, Tail: time.Second, DeliveryDeadline: math.MaxInt64}}
+	r := run(t, cfg)
+	if r.Published == 0 || r.Expected != 0 {
+		t.Fatalf("deadline MaxInt64: %d published, %d expected, want none expected", r.Published, r.Expected)
+	}
+}
