@@ -94,8 +94,8 @@ func (s *Sim) churn(ch ChurnEvent, pool []int32) {
 // rebootAfter boots n again after d (never if d is 0), with its persisted peers: the nodes
 // it dialed before (its dial list) are its address book.
 func (s *Sim) rebootAfter(n *node, d time.Duration) {
-	if d <= 0 {
-		return
+	if d <= 0 || int64(d) > s.end-s.g.now {
+		return // never, or after the end of the run (now + d could wrap around)
 	}
 	gen := n.gen
 	s.At(time.Duration(s.g.now)+d, func() {

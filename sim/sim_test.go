@@ -353,3 +353,20 @@ func TestDeadlineBeyondTheClock(t *testing.T) {
 		t.Fatalf("deadline MaxInt64: %d published, %d expected, want none expected", r.Published, r.Expected)
 	}
 }
+
+// TestLongDowntimeKeepsTheNodeDown: a crash whose Downtime ends after the run (up to the
+// clock's limit) keeps the node down to the end; before, the restart time wrapped around
+// to before the crash and the node came back at once.
+func TestLongDowntimeKeepsTheNodeDown(t *testing.T) {
+	for _, down := range []time.Duration{time.Hour, math.MaxInt64} {
+		cfg := Config{Seed: 1, Nodes: 5, Duration: 4 * time.Second, Topology: Topology{Degree: 2},
+			Gossip: Gossip{Rate: -1}, SampleEvery: time.Second,
+			Churn: []ChurnEvent{{Kind: ChurnCrash, At: 2 * time.Second, Count: 1, Downtime: down}}}
+		r := run(t, cfg)
+		for _, sm := range r.Samples[2:] {
+			if sm.NodesUp != 4 {
+				t.Fatalf("Downtime %v: %d honest nodes up at %v, want 4", down, sm.NodesUp, sm.At)
+			}
+		}
+	}
+}
