@@ -187,7 +187,7 @@ type Gossip struct {
 	// ValidationDelay is the time the shell takes to validate a message the router saw for
 	// the first time (the Ed25519 signature check and the topic's validators) before it
 	// answers Accept; the router forwards it only then, so IDONTWANTs that arrive meanwhile
-	// save copies. 0 means immediate.
+	// save copies. 0 means immediate; at most an hour.
 	ValidationDelay time.Duration `toml:"validation_delay"`
 	// Rate is the network-wide publish rate in messages per second; 0 means 10; negative
 	// means no publishing. A positive Rate must be in [1e-9, 1e6] (a publish at most every
@@ -315,8 +315,8 @@ const (
 )
 
 // maxLinkTime bounds every time of the link model (latencies, RTO, SendDelay) and
-// maxHandshakeRTTs the handshake, so that their sums stay far inside an int64 of
-// nanoseconds.
+// Gossip.ValidationDelay, maxHandshakeRTTs the handshake, so that their sums stay far inside
+// an int64 of nanoseconds.
 const (
 	maxLinkTime      = time.Hour
 	maxHandshakeRTTs = 1000
@@ -480,6 +480,9 @@ func (c Config) Validate() error {
 	}
 	if g.Start < 0 || g.Tail < 0 || g.DeliveryDeadline < 0 || g.ValidationDelay < 0 {
 		ps.add("Gossip.Start, Tail and DeliveryDeadline must not be negative")
+	}
+	if g.ValidationDelay > maxLinkTime {
+		ps.add("Gossip.ValidationDelay %v is above %v", g.ValidationDelay, maxLinkTime)
 	}
 	if c.AddrBook.Every < 0 {
 		ps.add("AddrBook.Every %v is negative", c.AddrBook.Every)

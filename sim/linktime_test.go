@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -50,5 +51,19 @@ func TestSampledLatencyIsCapped(t *testing.T) {
 	}
 	if capped < 400 {
 		t.Fatalf("%d of 1000 draws at the cap, want about half (the draws above the median)", capped)
+	}
+}
+
+// TestValidateRefusesValidationDelaysThatOverflow: a Gossip.ValidationDelay above an hour is
+// an ErrInvalidConfig: before, one near the clock's limit wrapped the end of a validation
+// around to before the publication, and the run reported negative latencies.
+func TestValidateRefusesValidationDelaysThatOverflow(t *testing.T) {
+	cfg := Config{Nodes: 3, Gossip: Gossip{ValidationDelay: math.MaxInt64 - time.Second}}
+	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("ValidationDelay %v: Validate = %v, want ErrInvalidConfig", cfg.Gossip.ValidationDelay, err)
+	}
+	cfg.Gossip.ValidationDelay = maxLinkTime
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("ValidationDelay %v: %v", maxLinkTime, err)
 	}
 }
