@@ -28,7 +28,7 @@ const (
 	streamWorkload
 	streamChurn
 	streamAttack
-	streamNodes = 1 << 20 // + node index<<16 + generation: each core's own rng
+	streamNodes = 1 << 20 // + node index<<20 + generation<<4 + core: each core's own rng (below streamLinks: maxNodes)
 	streamLinks = 1 << 39 // + node index: the node's link draws (latency, jitter, loss) and its PEX choices
 	streamBooks = 1 << 40 // + node index: address books
 )

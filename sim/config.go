@@ -57,7 +57,7 @@ type Topology struct {
 	// Kind is the topology; empty means TopologyRandom.
 	Kind TopologyKind
 	// Degree is the number of random peers each node dials (TopologyRandom); 0 means 8;
-	// at most 2^20. Each dial picks a node not already connected; in total each node has
+	// at most 2^19−1. Each dial picks a node not already connected; in total each node has
 	// about 2×Degree connections. A Degree above Nodes−1 counts as Nodes−1.
 	Degree int
 	// Edges are the connections of TopologyGraph: pairs of node indices in [0, Nodes), the
@@ -217,7 +217,7 @@ type Config struct {
 	// Duration is the virtual length of the run; 0 means 60 s.
 	Duration time.Duration
 	// Nodes is the number of honest nodes (seeds and sybils are extra); 0 means 100. The
-	// nodes of all kinds together are at most 2^20 (1,048,576).
+	// nodes of all kinds together are at most 2^19−1 (524,287).
 	Nodes int
 	// Seeds is the number of seed nodes (TopologyPEX).
 	Seeds int
@@ -322,9 +322,10 @@ const (
 	maxHandshakeRTTs = 1000
 )
 
-// maxNodes is the largest network (honest nodes, seeds and sybils): the event keys hold a
-// node index in 20 bits (engine.go).
-const maxNodes = nodeMask + 1
+// maxNodes is the largest network (honest nodes, seeds and sybils), 2^19−1: the event keys hold
+// a node index in 20 bits (engine.go), and the nodes' core streams (2^20 + node index<<20 + ...,
+// build.go) stay below the link streams (2^39) only for node indexes below 2^19−1.
+const maxNodes = (nodeMask+1)/2 - 1
 
 // maxMessageSize is the largest Gossip.MessageSize: pubsub.MaxMessageBytesLimit, the largest
 // message the pub/sub shell accepts (the simulator does not link the shell).

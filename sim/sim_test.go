@@ -258,13 +258,14 @@ func TestValidateRefusesHugeMessages(t *testing.T) {
 }
 
 // TestValidateRefusesMoreNodesThanEventKeysHold: the event keys hold a node index in 20
-// bits, so a network of more than 2^20 nodes (honest, seeds and sybils), or sybils spread
+// bits and the node streams allow 2^19 nodes (TestNodeStreamsStayApart), so a network of more
+// than 2^19−1 nodes (honest, seeds and sybils), or sybils spread
 // over more IP addresses than that, is an ErrInvalidConfig: before, New went on to build it
 // (or looked for ever for unused IP addresses) and two nodes shared their events' keys.
 func TestValidateRefusesMoreNodesThanEventKeysHold(t *testing.T) {
 	for _, cfg := range []Config{
-		{Nodes: 1 << 20, Seeds: 1, Topology: Topology{Kind: TopologyPEX}},
-		{Nodes: 10, Attack: &Attack{Sybils: 1 << 20}},
+		{Nodes: 1 << 19, Seeds: 1, Topology: Topology{Kind: TopologyPEX}},
+		{Nodes: 10, Attack: &Attack{Sybils: 1 << 19}},
 		{Nodes: 10, Attack: &Attack{Sybils: 10, SybilIPs: 1 << 40}},
 		{Nodes: math.MaxInt, Seeds: math.MaxInt, Topology: Topology{Kind: TopologyPEX}},
 	} {
@@ -272,16 +273,16 @@ func TestValidateRefusesMoreNodesThanEventKeysHold(t *testing.T) {
 			t.Errorf("Nodes %d, Seeds %d, attack %+v: Validate = %v, want ErrInvalidConfig", cfg.Nodes, cfg.Seeds, cfg.Attack, err)
 		}
 	}
-	ok := Config{Nodes: 1<<20 - 10, Attack: &Attack{Sybils: 10, SybilIPs: 3}}
+	ok := Config{Nodes: 1<<19 - 11, Attack: &Attack{Sybils: 10, SybilIPs: 3}}
 	if err := ok.Validate(); err != nil {
-		t.Errorf("2^20 nodes in all: %v", err)
+		t.Errorf("2^19−1 nodes in all: %v", err)
 	}
 }
 
 // TestDegreeAboveTheNetworkIsTheWholeNetwork: a random topology's Degree above Nodes−1
 // builds the network Nodes−1 builds, with the same work (the same draws), instead of
 // trying Degree times per node (a scenario's degree = 1e12 did not return from New); a
-// Degree above 2^20 is an ErrInvalidConfig.
+// Degree above 2^19−1 is an ErrInvalidConfig.
 func TestDegreeAboveTheNetworkIsTheWholeNetwork(t *testing.T) {
 	build := func(degree int) *Sim {
 		s, err := New(Config{Seed: 1, Nodes: 3, Topology: Topology{Degree: degree}})
@@ -290,14 +291,14 @@ func TestDegreeAboveTheNetworkIsTheWholeNetwork(t *testing.T) {
 		}
 		return s
 	}
-	a, b := build(2), build(1<<20)
+	a, b := build(2), build(1<<19-1)
 	for i := range a.nodes {
 		if !slices.Equal(a.nodes[i].dialList, b.nodes[i].dialList) {
-			t.Fatalf("node %d dials %v with Degree 2, %v with Degree 2^20", i, a.nodes[i].dialList, b.nodes[i].dialList)
+			t.Fatalf("node %d dials %v with Degree 2, %v with Degree 2^19", i, a.nodes[i].dialList, b.nodes[i].dialList)
 		}
 	}
 	if x, y := a.rngTopo.Uint64(), b.rngTopo.Uint64(); x != y {
-		t.Fatalf("Degree 2^20 drew more than Degree 2 on 3 nodes (next draws %x, %x)", x, y)
+		t.Fatalf("Degree 2^19 drew more than Degree 2 on 3 nodes (next draws %x, %x)", x, y)
 	}
 	cfg := Config{Nodes: 3, Topology: Topology{Degree: 1 << 40}}
 	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
@@ -368,5 +369,19 @@ func TestLongDowntimeKeepsTheNodeDown(t *testing.T) {
 				t.Fatalf("Downtime %v: %d honest nodes up at %v, want 4", down, sm.NodesUp, sm.At)
 			}
 		}
+	}
+}
+
+// TestNodeStreamsStayApart: the random streams of every node the configuration allows (each
+// core's stream, for any generation) lie below the link and address-book streams, so no two
+// concerns share draws. With 2^20 nodes the streams of node 2^19 and up reached the link
+// streams (node index<<20 passes 2^39).
+func TestNodeStreamsStayApart(t *testing.T) {
+	last := uint64(streamNodes) + uint64(maxNodes-1)<<20 + 0xffff<<4 + 15
+	if last >= streamLinks {
+		t.Fatalf("node %d's last core stream %#x reaches the link streams at %#x", maxNodes-1, last, uint64(streamLinks))
+	}
+	if uint64(streamLinks)+maxNodes > streamBooks {
+		t.Fatalf("link streams of %d nodes reach the address-book streams", maxNodes)
 	}
 }
