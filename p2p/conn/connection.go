@@ -168,8 +168,11 @@ type MConnConfig struct {
 	// each batch of packets, the receive side before reading each packet; pings and pongs are never
 	// delayed by the limiter (docs/WIRE.md §5.4).
 	SendRate, RecvRate int64
-	// MaxPacketMsgPayloadSize is the largest PacketMsg.data chunk in bytes, sent and accepted. 0 means
-	// 1024; at most MaxMaxPacketMsgPayloadSize. All peers must agree (docs/WIRE.md §5.1).
+	// MaxPacketMsgPayloadSize is the largest PacketMsg.data chunk in bytes that we send. 0 means
+	// 1024; at most MaxMaxPacketMsgPayloadSize. All peers must agree (docs/WIRE.md §5.1). What we
+	// accept is bounded, as in CometBFT, by the encoded size of a packet carrying that much data with
+	// eof set on channel 1 (MaxPacketMsgSize), so a chunk on channel 0 or without eof, whose other
+	// fields take fewer bytes, may carry up to 4 bytes more.
 	MaxPacketMsgPayloadSize int
 	// FlushThrottle selects the flush policy. 0 (the default) is adaptive: buffered packets are flushed
 	// as soon as every send queue is drained, so a lone small message is not delayed, while a busy
