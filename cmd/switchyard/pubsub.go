@@ -147,8 +147,9 @@ func newPubSubSubCmd() *cobra.Command {
 print each message as it arrives: its data followed by a newline, or with
 --json one JSON object per line (topic, id, from, origin, base64 data, direct,
 received_at, dropped). It runs until Ctrl-C, until --count messages were
-printed, or until the node stops. "subscribed" is printed on standard error
-once the node has confirmed the subscription.`,
+printed, or until the node stops (an error with --count, since fewer came).
+"subscribed" is printed on standard error once the node has confirmed the
+subscription.`,
 		Example: `  switchyard pubsub sub --topic chat
   switchyard pubsub sub --topic chat --json --count 10`,
 		Args: cobra.NoArgs,
@@ -177,6 +178,9 @@ once the node has confirmed the subscription.`,
 			for n := 0; count == 0 || n < count; n++ {
 				m, err := st.Next()
 				if err != nil {
+					if count > 0 && errors.Is(err, pubsubrpc.ErrStreamEnded) {
+						return fmt.Errorf("the node ended the stream after %d of %d messages", n, count)
+					}
 					if ctx.Err() != nil || errors.Is(err, pubsubrpc.ErrStreamEnded) {
 						return nil // Ctrl-C, or the node stopped
 					}

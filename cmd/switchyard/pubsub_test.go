@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/internal/pubsubrpc"
 	"github.com/switchyard-p2p/switchyard/node"
 )
 
@@ -232,5 +238,38 @@ func TestPubSubUnknownSubcommand(t *testing.T) {
 	out, _, err := run(context.Background(), "pubsub")
 	if err != nil || !strings.Contains(out, "Available Commands") {
 		t.Fatalf("pubsub: err = %v, output %q; want the help", err, out)
+	}
+}
+
+// TestPubSubSubCountShort: "pubsub sub --count N" on a stream the node ends after fewer than N
+// messages fails, saying how many arrived, so a script can tell it did not get them all; without
+// --count the end of the stream is a normal exit.
+func TestPubSubSubCountShort(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		var b strings.Builder
+		for _, ev := range []struct {
+			name string
+			v    any
+		}{
+			{pubsubrpc.EventSubscribed, pubsubrpc.Subscribed{Topic: "chat"}},
+			{pubsubrpc.EventMessage, pubsubrpc.Message{Topic: "chat", Data: []byte("one")}},
+		} {
+			data, err := json.Marshal(ev.v)
+			if err != nil {
+				t.Error(err)
+			}
+			fmt.Fprintf(&b, "event: %s\ndata: %s\n\n", ev.name, data)
+		}
+		_, _ = io.WriteString(w, b.String()) // then the node "stops": the stream ends
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	out, _, err := run(ctx, "pubsub", "sub", "--topic", "chat", "--node", srv.URL, "--count", "3")
+	if err == nil || !strings.Contains(err.Error(), "1 of 3") {
+		t.Errorf("sub --count 3 on a stream of 1 message: err %v (printed %q); want an error saying 1 of 3 arrived", err, out)
+	}
+	if out, _, err := run(ctx, "pubsub", "sub", "--topic", "chat", "--node", srv.URL); err != nil || out != "one\n" {
+		t.Errorf("sub without --count: %v, printed %q; want the message and a normal exit", err, out)
 	}
 }
