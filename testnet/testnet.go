@@ -324,8 +324,10 @@ func (p *process) exited() bool {
 //
 // The error is nil when the network converged; otherwise the Report is still returned (non-nil
 // once the homes were prepared) with ErrNotConverged, ErrInterrupted or ErrNodeExited, or a
-// setup error (ErrInvalidConfig, a file or process start error).
-func Run(ctx context.Context, cfg Config) (*Report, error) {
+// setup error (ErrInvalidConfig, a file or process start error). A temporary directory (Config.Dir
+// empty) is removed on the way out, except after ErrNodeExited, whose message names a node's log
+// in it.
+func Run(ctx context.Context, cfg Config) (_ *Report, retErr error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -343,7 +345,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep := &Report{Nodes: cfg.Nodes, ChainID: cfg.ChainID, Topology: cfg.Topology, Dir: dir, MaxOutbound: cfg.MaxOutbound}
 	defer func() {
-		if removeDir {
+		if removeDir && !errors.Is(retErr, ErrNodeExited) {
 			if err := os.RemoveAll(dir); err == nil {
 				rep.DirRemoved = true
 			}

@@ -34,6 +34,9 @@ const fakeSeedOnly = "seed-only"
 // fakeSilent, as fakeNodeEnv's value, makes no fake node answer.
 const fakeSilent = "silent"
 
+// fakeExit, as fakeNodeEnv's value, makes every fake node print a line and exit with status 3.
+const fakeExit = "exit"
+
 var binDir string // holds the built switchyard binary; removed at exit
 
 func TestMain(m *testing.M) {
@@ -56,6 +59,10 @@ func fakeNode() {
 		if a == "--home" && i+1 < len(os.Args) {
 			home = os.Args[i+1]
 		}
+	}
+	if os.Getenv(fakeNodeEnv) == fakeExit {
+		fmt.Fprintln(os.Stderr, "fake node: giving up")
+		os.Exit(3)
 	}
 	if v := os.Getenv(fakeNodeEnv); v == fakeSilent || v == fakeSeedOnly && filepath.Base(home) != SeedName {
 		select {} // never answers, ignores SIGTERM and SIGINT: needs SIGKILL
@@ -288,6 +295,30 @@ func TestKillAfterGrace(t *testing.T) {
 		if !strings.Contains(n.ExitStatus, "killed") {
 			t.Errorf("%s: exit status %q", n.Name, n.ExitStatus)
 		}
+	}
+}
+
+// TestNodeExitKeepsLog: when a node exits on its own, the error points the operator at its log,
+// so the temporary directory holding it is kept (it used to be removed on the way out, taking
+// the log the error names with it).
+func TestNodeExitKeepsLog(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(fakeNodeEnv, fakeExit)
+	rep, err := Run(context.Background(), Config{Binary: exe, Nodes: 3, Duration: time.Minute, PollInterval: 100 * time.Millisecond})
+	if !errors.Is(err, ErrNodeExited) || rep == nil {
+		t.Fatalf("Run = %v, want ErrNodeExited and a report", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(rep.Dir) })
+	if rep.DirRemoved {
+		t.Errorf("the temporary directory %s was removed although a node exited", rep.Dir)
+	}
+	logPath := err.Error()[strings.LastIndex(err.Error(), "see ")+len("see "):]
+	b, rerr := os.ReadFile(logPath)
+	if rerr != nil || !strings.Contains(string(b), "giving up") {
+		t.Errorf("the log the error names (%s): %v, %q; want the node's last words", logPath, rerr, b)
 	}
 }
 

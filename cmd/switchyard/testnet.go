@@ -84,7 +84,7 @@ the hub is connected to all, and all to the hub.`,
 	fl := cmd.Flags()
 	fl.IntVar(&f.nodes, "nodes", testnet.DefaultNodes, "number of nodes, the seed included")
 	fl.DurationVar(&f.duration, "duration", testnet.DefaultDuration, "how long to wait for convergence (with --hold: how long to run)")
-	fl.StringVar(&f.dir, "dir", "", "directory for the node homes, kept afterwards (default: a temporary directory, removed)")
+	fl.StringVar(&f.dir, "dir", "", "directory for the node homes, kept afterwards (default: a temporary directory, removed unless a node exited on its own)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the report as JSON on stdout (progress goes to stderr)")
 	fl.StringVar(&f.binary, "binary", "", "switchyard executable to run (default: this one)")
 	fl.BoolVar(&f.hold, "hold", false, "keep running until --duration after convergence")
@@ -166,7 +166,7 @@ func runTestnet(cmd *cobra.Command, f testnetFlags) error {
 		bad = append(bad, fmt.Errorf("%w: --router: must not be empty (gossipsub or floodsub)", errUsage))
 	}
 	// Each node is "switchyard start --log-level LEVEL": a level start refuses would stop the
-	// seed at once, with its log in a directory the run may already have removed.
+	// seed at once, which is better said before anything starts.
 	if _, err := newLogger(io.Discard, f.logLevel, "text"); err != nil {
 		bad = append(bad, fmt.Errorf("%w: --node-log-level %q: want debug, info, warn or error", errUsage, f.logLevel))
 	}
