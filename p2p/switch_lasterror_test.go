@@ -56,3 +56,26 @@ func TestSwitchPersistentLastError(t *testing.T) {
 		}
 	})
 }
+
+// TestSwitchPersistentLastErrorRefusedAtAdmission: a persistent peer that a reactor refuses in
+// InitPeer shows the reactor's reason as its LastError, not a generic "could not start the peer",
+// so an operator reading /net_info sees why it never stays connected.
+func TestSwitchPersistentLastErrorRefusedAtAdmission(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		errNotWanted := errors.New("not wanted here")
+		n := newFakeNetwork()
+		r := newTestReactor(chA)
+		sw := NewSwitch(n.newFakeTransport(1, chA), testConfig(t), WithReactor("r", r), WithPersistentPeers(testAddr(2)))
+		r.onInit = func(p Peer) { sw.StopPeerForError(p, errNotWanted) }
+		defer runSwitch(t, NewSwitch(n.newFakeTransport(2, chA), testConfig(t), WithReactor("r", newTestReactor(chA))))()
+		defer runSwitch(t, sw)()
+		synctest.Wait()
+		st, err := sw.Status(context.Background())
+		if err != nil || len(st.PersistentPeers) != 1 {
+			t.Fatalf("status %+v, %v", st.PersistentPeers, err)
+		}
+		if pp := st.PersistentPeers[0]; !errors.Is(pp.LastError, errNotWanted) {
+			t.Fatalf("LastError %v, want the reactor's reason %v", pp.LastError, errNotWanted)
+		}
+	})
+}

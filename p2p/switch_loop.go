@@ -197,11 +197,14 @@ func (l *loop) apply(now time.Time) {
 			sw.log.Debug("dialing peer", "addr", a.Addr)
 		case peers.ActAdmit:
 			c := l.take(a.Ref)
-			if c != nil && !l.admit(c) {
+			if c == nil {
+				break
+			}
+			if err := l.admit(c); err != nil {
 				if c.Outbound {
 					sw.met.dup.Add(1) // a finished dial, refused after the handshake
 				}
-				l.mgr.AdmitFailed(now, c.NodeInfo.ID, c.Outbound)
+				l.mgr.AdmitFailed(now, c.NodeInfo.ID, c.Outbound, err)
 			}
 		case peers.ActRefuse:
 			if c := l.take(a.Ref); c != nil {
@@ -420,15 +423,15 @@ func (l *loop) handleDialResult(r dialResult) {
 
 // admit turns an upgraded connection that passed every check into a peer (docs/WIRE.md §2, the
 // Switch steps): InitPeer on every reactor; start the MConnection; publish; AddPeer on every
-// reactor. It reports whether the peer was added.
-func (l *loop) admit(c *transport.Conn) bool {
+// reactor. It returns nil once the peer was added, else why it was refused.
+func (l *loop) admit(c *transport.Conn) error {
 	sw := l.sw
 	id := c.NodeInfo.ID
 	if l.removing[id] != nil {
 		// The previous connection with this ID still has a Receive running: its RemovePeer must
 		// come before this one's InitPeer (CometBFT #3338).
 		l.reject(c, RejectDuplicateID, ErrSwitchDuplicatePeerID)
-		return false
+		return ErrSwitchDuplicatePeerID
 	}
 	p := &peer{
 		sw:          sw,
@@ -446,7 +449,7 @@ func (l *loop) admit(c *transport.Conn) bool {
 	if err != nil {
 		sw.log.Error("cannot create MConnection", "peer", id, "err", err)
 		l.reject(c, RejectInternal, err)
-		return false
+		return err
 	}
 	p.mconn = mc
 	p.gate.drained = p.drained
@@ -459,12 +462,12 @@ func (l *loop) admit(c *transport.Conn) bool {
 		// (its stop request, still in the mailbox, then finds no such peer).
 		p.log.Info("peer refused by a reactor in InitPeer", "err", *stop)
 		l.unwindInit(p, c, RejectReactor, *stop)
-		return false
+		return *stop
 	}
 	if err := mc.Start(); err != nil {
 		p.log.Error("cannot start MConnection", "err", err)
 		l.unwindInit(p, c, RejectInternal, err)
-		return false
+		return err
 	}
 	l.peers[id] = p
 	l.order = append(l.order, p)
@@ -480,7 +483,7 @@ func (l *loop) admit(c *transport.Conn) bool {
 	}
 	sw.emit(Event{Type: PeerConnected, Peer: id, Addr: addr, Outbound: c.Outbound})
 	p.log.Info("peer added", "outbound", c.Outbound, "persistent", p.persistent)
-	return true
+	return nil
 }
 
 // unwindInit refuses c, whose peer p got InitPeer from every reactor but whose MConnection never

@@ -502,7 +502,7 @@ func (s *Sim) applyAction(n *node, a peers.Action) {
 		c := &s.conns[ci]
 		if c.gen != gen || !c.pending {
 			// The other end refused it or went down meanwhile.
-			n.mgr.m().AdmitFailed(tn, a.Peer, side == 0)
+			n.mgr.m().AdmitFailed(tn, a.Peer, side == 0, nil)
 			if side == 0 {
 				s.outboundLost(n, a.Peer)
 			}

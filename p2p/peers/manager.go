@@ -837,10 +837,11 @@ func (m *Manager) admit(now time.Time, c Conn) {
 }
 
 // AdmitFailed reports that the shell could not make the admitted connection of id a peer (its
-// MConnection could not be created or started): the Manager forgets the peer. A dialed peer
-// counts as a failed dial of a peer that went away at once (persistent: redialed; other: given
-// up, as after a disconnect).
-func (m *Manager) AdmitFailed(now time.Time, id key.ID, outbound bool) {
+// MConnection could not be created or started, a reactor refused it): the Manager forgets the
+// peer. A dialed peer counts as a failed dial of a peer that went away at once (persistent:
+// redialed; other: given up, as after a disconnect), and err, why (nil: a generic reason), is a
+// persistent peer's LastError.
+func (m *Manager) AdmitFailed(now time.Time, id key.ID, outbound bool, err error) {
 	p := m.peers[id]
 	if p == nil {
 		return
@@ -849,7 +850,10 @@ func (m *Manager) AdmitFailed(now time.Time, id key.ID, outbound bool) {
 	m.q.Disconnected(now, id)
 	m.forgetUncond(id)
 	if outbound {
-		m.noteError(now, id, errAdmitFailed)
+		if err == nil {
+			err = errAdmitFailed
+		}
+		m.noteError(now, id, err)
 	}
 }
 

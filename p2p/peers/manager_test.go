@@ -561,7 +561,7 @@ func TestManagerAdmitFailed(t *testing.T) {
 	w.m.Start(w.now())
 	w.tick()
 	w.dialed(30)
-	w.m.AdmitFailed(w.now(), mid(30), true)
+	w.m.AdmitFailed(w.now(), mid(30), true, nil)
 	w.apply()
 	if w.m.Connected(mid(30)) {
 		t.Fatal("still connected after AdmitFailed")
@@ -571,7 +571,7 @@ func TestManagerAdmitFailed(t *testing.T) {
 		t.Fatalf("persistent peer not redialed: %v", w.dials)
 	}
 	in := w.inbound(20)
-	w.m.AdmitFailed(w.now(), mid(20), false)
+	w.m.AdmitFailed(w.now(), mid(20), false, nil)
 	if ref := w.inbound(20); w.admit[ref].ID != mid(20) || in == ref {
 		t.Fatalf("a new connection not admitted after AdmitFailed: %v", w.log)
 	}
@@ -825,7 +825,7 @@ func TestManagerAdmitFailedInboundUnconditional(t *testing.T) {
 	if !w.m.Connected(mid(40)) {
 		t.Fatalf("inbound not admitted: %v", w.log)
 	}
-	w.m.AdmitFailed(w.now(), mid(40), false)
+	w.m.AdmitFailed(w.now(), mid(40), false, nil)
 	w.apply()
 	for range 5 {
 		w.clk.Advance(time.Minute)
