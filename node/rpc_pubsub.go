@@ -215,7 +215,8 @@ func idStrings(ids []key.ID) []string {
 // sseBuffer-message channel to T's Feed, sends EventSubscribed, then one EventMessage per
 // message, and a comment every sseKeepAlive while idle. The stream ends when the client goes
 // away or the Server stops (as it does when the node stops, which lets the RPC server's graceful
-// shutdown finish).
+// shutdown finish). A HEAD request gets the stream's status and headers only: it joins and
+// subscribes nothing.
 func (n *Node) handlePubSubSubscribe(w http.ResponseWriter, r *http.Request) {
 	ps := n.pubsubOrError(w)
 	if ps == nil {
@@ -225,6 +226,16 @@ func (n *Node) handlePubSubSubscribe(w http.ResponseWriter, r *http.Request) {
 	if topic == "" || len(topic) > pubsub.MaxTopicBytes || !utf8.ValidString(topic) {
 		writePubSub(w, http.StatusBadRequest, nil, &pubsubrpc.Error{Code: pubsubrpc.CodeInvalidParams, Message: "Invalid params",
 			Data: fmt.Sprintf("topic must be 1 to %d bytes of UTF-8", pubsub.MaxTopicBytes)})
+		return
+	}
+	h := w.Header()
+	if r.Method == http.MethodHead {
+		// net/http routes HEAD here too. A HEAD response has no body, so a stream would never
+		// see its writes fail: it would hold the connection and a subscription until the node
+		// stopped. Answer the stream's headers and end.
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -243,7 +254,6 @@ func (n *Node) handlePubSubSubscribe(w http.ResponseWriter, r *http.Request) {
 		writePubSub(w, http.StatusInternalServerError, nil, &pubsubrpc.Error{Code: pubsubrpc.CodeInternal, Message: "streaming unsupported"})
 		return
 	}
-	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")

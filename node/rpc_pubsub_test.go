@@ -1,9 +1,12 @@
 package node
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"reflect"
 	"slices"
@@ -310,5 +313,49 @@ func TestPubSubStreamOutlivesWriteTimeout(t *testing.T) {
 	}
 	if m, err := stream.Next(); err != nil || string(m.Data) != "late" {
 		t.Fatalf("stream after %v: %+v, %v", 3*writeTimeout, m, err)
+	}
+}
+
+// TestPubSubSubscribeHEAD: a HEAD request for the subscribe stream (which net/http routes to the
+// GET handler) gets the stream's headers and ends, instead of holding the connection, a
+// subscription and a joined topic for a body that HEAD never carries: the next request on the
+// same keep-alive connection is answered.
+func TestPubSubSubscribeHEAD(t *testing.T) {
+	cfg := testConfig("head")
+	cfg.PubSub.Enabled, cfg.PubSub.Router = true, "floodsub"
+	n := startNode(t, cfg)
+	for deadline := time.Now().Add(10 * time.Second); n.pubsub.srv.Status() != nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("pub/sub not running within 10s: %v", n.pubsub.srv.Status())
+		}
+		time.Sleep(10 * time.Millisecond) // Run starts the Server in a goroutine
+	}
+	c, err := net.DialTimeout("tcp", n.RPCAddr(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // a hang guard, not a timing assertion
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "HEAD %s?topic=head HTTP/1.1\r\nHost: x\r\n\r\n", pubsubrpc.PathSubscribe)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodHead})
+	if err != nil {
+		t.Fatalf("HEAD: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("HEAD: %s, Content-Type %q", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	fmt.Fprintf(c, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err = http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+	if err != nil {
+		t.Fatalf("GET /health after HEAD %s on the same connection: %v", pubsubrpc.PathSubscribe, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /health after HEAD: %s", resp.Status)
+	}
+	if slices.Contains(n.pubsub.srv.Topics(), "head") {
+		t.Fatalf("HEAD joined the topic: %v", n.pubsub.srv.Topics())
 	}
 }
