@@ -223,3 +223,21 @@ func TestFlowJSONFields(t *testing.T) {
 		}
 	}
 }
+
+// TestNetInfoTimesUTC: /net_info writes its times in UTC, as CometBFT's JSON encoder
+// (libs/json) does, whatever the node's local time zone.
+func TestNetInfoTimesUTC(t *testing.T) {
+	zone := time.FixedZone("UTC+2", 2*60*60)
+	start := time.Date(2026, 1, 2, 5, 4, 5, 0, zone)
+	b, err := json.Marshal(toFlowJSON(conn.FlowStatus{Start: start}, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Start string }
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "2026-01-02T03:04:05Z"; got.Start != want {
+		t.Fatalf("Start = %q, want %q as CometBFT writes it (%s)", got.Start, want, b)
+	}
+}

@@ -255,7 +255,7 @@ func writeEndpoints(w http.ResponseWriter, r *http.Request, names []string) {
 
 // The result types below mirror CometBFT v0.38's rpc/core/types JSON
 // (amino-style: 64-bit and plain ints as strings, field names as CometBFT
-// spells them).
+// spells them, times in UTC).
 
 type protocolVersionJSON struct {
 	P2P   uint64 `json:"p2p,string"`
@@ -361,7 +361,7 @@ type flowStatusJSON struct {
 
 func toFlowJSON(f conn.FlowStatus, dur time.Duration) flowStatusJSON {
 	return flowStatusJSON{
-		Start:    f.Start,
+		Start:    f.Start.UTC(),
 		Bytes:    f.Bytes,
 		Samples:  f.Samples,
 		InstRate: f.InstRate,
@@ -561,17 +561,17 @@ func (n *Node) netInfoResult(ctx context.Context) (any, *rpcError) {
 	for _, pp := range st.PersistentPeers {
 		j := persistentPeerJSON{ID: string(pp.Addr.ID), Addr: pp.Addr.String(), State: pp.State.String(), Attempts: pp.Attempts}
 		if !pp.NextDial.IsZero() {
-			t := pp.NextDial
+			t := pp.NextDial.UTC()
 			j.NextDial = &t
 		}
 		if pp.LastError != nil {
-			msg, at := pp.LastError.Error(), pp.LastErrorAt
+			msg, at := pp.LastError.Error(), pp.LastErrorAt.UTC()
 			j.LastError, j.LastErrorAt = &msg, &at
 		}
 		out.Switchyard.PersistentPeers = append(out.Switchyard.PersistentPeers, j)
 	}
 	for _, b := range st.Bans {
-		j := banJSON{ID: string(b.ID), Until: b.Until, Reason: b.Reason}
+		j := banJSON{ID: string(b.ID), Until: b.Until.UTC(), Reason: b.Reason}
 		if b.IP.IsValid() {
 			j.IP = b.IP.String()
 		}
