@@ -215,7 +215,7 @@ type PubSubConfig struct {
 	// and rejected when received. All nodes of a network must agree. Default 1048576 (1 MiB).
 	MaxMessageBytes int `toml:"max_message_size"`
 	// D, DLo, DHi and DLazy are gossipsub's mesh degree, its lower and upper bounds, and the
-	// number of peers gossip (IHAVE) goes to. Defaults 6, 5, 12, 6. Dlo <= D <= Dhi.
+	// number of peers gossip (IHAVE) goes to. Defaults 6, 5, 12, 6. Dlo <= D <= Dhi; DLazy >= 1.
 	D     int `toml:"d"`
 	DLo   int `toml:"d_lo"`
 	DHi   int `toml:"d_hi"`

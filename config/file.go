@@ -454,7 +454,7 @@ scoring = {{.PubSub.Scoring}}
 max_message_size = {{.PubSub.MaxMessageBytes}}
 
 # GossipSub mesh degree d, its bounds (2 <= d_lo <= d <= d_hi) and the number
-# of peers gossip (IHAVE) goes to each heartbeat.
+# of peers gossip (IHAVE) goes to each heartbeat (at least 1).
 d = {{.PubSub.D}}
 d_lo = {{.PubSub.DLo}}
 d_hi = {{.PubSub.DHi}}

@@ -95,8 +95,8 @@ func (c Config) validatePubSub(bad func(string, error), badf func(string, string
 	if p.D < p.DLo || p.D > p.DHi {
 		badf("pubsub.d", "%d: must satisfy d_lo (%d) <= d <= d_hi (%d)", p.D, p.DLo, p.DHi)
 	}
-	if p.DLazy < 0 {
-		badf("pubsub.d_lazy", "%d is negative", p.DLazy)
+	if p.DLazy < 1 { // gossipsub reads a zero Dlazy as its default, 6
+		badf("pubsub.d_lazy", "%d: at least 1", p.DLazy)
 	}
 	if p.HeartbeatInterval < MinHeartbeatInterval {
 		badf("pubsub.heartbeat_interval", "%s is below the minimum of %s", p.HeartbeatInterval, MinHeartbeatInterval)

@@ -22,7 +22,7 @@ func TestPubSubRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "config.toml")
 	want := DefaultConfig()
 	want.PubSub = PubSubConfig{Enabled: true, Router: "floodsub", SignPolicy: "none", Topics: `blocks:1.5, "odd name":2,txs`,
-		Scoring: false, MaxMessageBytes: 1000, D: 8, DLo: 6, DHi: 10, DLazy: 0, HeartbeatInterval: 700 * time.Millisecond,
+		Scoring: false, MaxMessageBytes: 1000, D: 8, DLo: 6, DHi: 10, DLazy: 1, HeartbeatInterval: 700 * time.Millisecond,
 		FloodPublish: false, SeenTTL: time.Hour, PeerQueueBytes: 5096}
 	if err := WriteConfigFile(path, want); err != nil {
 		t.Fatal(err)
@@ -133,4 +133,20 @@ func FuzzParsePubSubTopics(f *testing.F) {
 			seen[tp.Name] = true
 		}
 	})
+}
+
+// TestPubSubDLazyZeroRefused: gossipsub reads a zero Dlazy as its default (6), so a config that
+// asked for d_lazy = 0 would run with 6; Validate refuses it instead of accepting it silently.
+func TestPubSubDLazyZeroRefused(t *testing.T) {
+	c := DefaultConfig()
+	c.PubSub.DLazy = 0
+	err := c.Validate()
+	fe, ok := errors.AsType[*FieldError](err)
+	if !ok || fe.Key != "pubsub.d_lazy" {
+		t.Fatalf("Validate with d_lazy = 0: %v, want a pubsub.d_lazy problem", err)
+	}
+	c.PubSub.DLazy = 1
+	if err := c.Validate(); err != nil {
+		t.Fatalf("d_lazy = 1: %v", err)
+	}
 }

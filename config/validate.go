@@ -49,7 +49,7 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // prometheus is on; max_open_connections is not negative; namespace is empty
 // or a Prometheus name; the [pubsub] router and sign_policy are known values,
 // topics parse (ParsePubSubTopics), sizes are in range, d_lo >= 2,
-// d_lo <= d <= d_hi, d_lazy >= 0, the durations positive and
+// d_lo <= d <= d_hi, d_lazy >= 1, the durations positive and
 // seen_ttl at least 5 heartbeats.
 func (c Config) Validate() error {
 	var errs []error
