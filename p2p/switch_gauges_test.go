@@ -166,13 +166,7 @@ func TestBanErrorDefaultDuration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m := newManualHub(t, nil)
 		defer runSwitch(t, m.hub)()
-		remote := m.ft.inject(testNodeInfo(2, chA))
-		defer remote.Close()
-		synctest.Wait()
-		p := m.hub.Peers().Get(testID(2))
-		if p == nil {
-			t.Fatal("peer not added")
-		}
+		p := m.addPeer(t, 2)
 		m.hub.BanPeer(p, errors.New("misbehaved"), 0)
 		synctest.Wait()
 		if !m.hub.IsBanned(testID(2), netip.Addr{}) {
@@ -245,13 +239,7 @@ func TestMarkPeerUsefulUnwraps(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m := newManualHub(t, nil)
 		defer runSwitch(t, m.hub)()
-		c := m.ft.inject(testNodeInfo(2, chA))
-		defer c.Close()
-		synctest.Wait()
-		p := m.hub.Peers().Get(testID(2))
-		if p == nil {
-			t.Fatal("peer not added")
-		}
+		p := m.addPeer(t, 2)
 		m.hub.MarkPeerUseful(unwrappingPeer{p})
 		if got := p.(*peer).lastUseful.Load(); got != m.clk.Now().UnixNano() {
 			t.Errorf("last useful %d after MarkPeerUseful of a wrapped Peer, want %d", got, m.clk.Now().UnixNano())
@@ -409,4 +397,18 @@ func TestSwitchTypedNilReactorNoPanic(t *testing.T) {
 	if err := sw.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "typed-nil") {
 		t.Errorf("Run = %v, want an error naming the nil reactor", err)
 	}
+}
+
+// addPeer connects test peer i to the running hub (inside a synctest bubble) and returns it; the
+// remote end is closed when the test ends.
+func (m manualHub) addPeer(t *testing.T, i int) Peer {
+	t.Helper()
+	remote := m.ft.inject(testNodeInfo(i, chA))
+	t.Cleanup(func() { remote.Close() })
+	synctest.Wait()
+	p := m.hub.Peers().Get(testID(i))
+	if p == nil {
+		t.Fatal("peer not added")
+	}
+	return p
 }
