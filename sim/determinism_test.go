@@ -76,15 +76,22 @@ func TestWorkersAgree(t *testing.T) {
 		Gossip: Gossip{Start: 10 * time.Second, Publishers: 5},
 		Churn:  []ChurnEvent{{Kind: ChurnRestart, At: 15 * time.Second, Count: 4, Downtime: time.Second, FromBook: true}}}
 	for name, cfg := range map[string]Config{"busy": busyConfig(11), "attack": attack, "book": book, "pex": pexBoot} {
-		var want []byte
-		for _, w := range []int{1, 2, 3} {
-			cfg.Workers = w
-			got := fingerprint(t, run(t, cfg))
-			if want == nil {
-				want = got
-			} else if !bytes.Equal(got, want) {
-				t.Fatalf("%s seed %d: %d workers give another run than 1", name, cfg.Seed, w)
-			}
+		checkWorkersAgree(t, name, cfg)
+	}
+}
+
+// checkWorkersAgree runs cfg with 1, 2 and 3 workers and fails unless the three runs are the
+// same.
+func checkWorkersAgree(t *testing.T, name string, cfg Config) {
+	t.Helper()
+	var want []byte
+	for _, w := range []int{1, 2, 3} {
+		cfg.Workers = w
+		got := fingerprint(t, run(t, cfg))
+		if want == nil {
+			want = got
+		} else if !bytes.Equal(got, want) {
+			t.Fatalf("%s seed %d: %d workers give another run than 1", name, cfg.Seed, w)
 		}
 	}
 }
@@ -128,14 +135,5 @@ func TestWorkersAgreeWithoutLookahead(t *testing.T) {
 		Link: Link{Regions: []Region{{"a", 1}, {"b", 1}}, RegionLatency: [][]time.Duration{{0, 30 * ms}, {30 * ms, 0}},
 			Bandwidth: -1},
 		Gossip: Gossip{Rate: 20, Start: 2 * time.Second}}
-	var want []byte
-	for _, w := range []int{1, 2, 3} {
-		cfg.Workers = w
-		got := fingerprint(t, run(t, cfg))
-		if want == nil {
-			want = got
-		} else if !bytes.Equal(got, want) {
-			t.Fatalf("seed %d: %d workers give another run than 1", cfg.Seed, w)
-		}
-	}
+	checkWorkersAgree(t, "zero lookahead", cfg)
 }

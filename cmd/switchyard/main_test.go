@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -289,5 +290,20 @@ func TestStartFreshHomeWritesChainIDAndMoniker(t *testing.T) {
 	long := newStartCmd().Long
 	if !strings.Contains(long, "--chain-id and --moniker") {
 		t.Errorf("start's help does not say that --chain-id and --moniker go into a new config.toml:\n%s", long)
+	}
+}
+
+// waitForOutput polls out, the started cmd's output, until it holds want; after 60 s it kills
+// cmd and fails the test, naming what it waited for.
+func waitForOutput(t *testing.T, cmd *exec.Cmd, out *syncBuffer, want, what string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("%s within 60s:\n%s", what, out.String())
+		}
+		time.Sleep(50 * time.Millisecond) // polling the command's output with a deadline
 	}
 }

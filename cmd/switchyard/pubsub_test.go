@@ -31,6 +31,12 @@ func runPubSubNode(t *testing.T, moniker string, peer *node.Node) *node.Node {
 	if peer != nil {
 		cfg.P2P.PersistentPeers = string(peer.ID()) + "@" + strings.TrimPrefix(peer.NodeInfo().ListenAddr, "tcp://")
 	}
+	return runTestNode(t, cfg)
+}
+
+// runTestNode runs an in-process node with cfg in a fresh home until the test ends.
+func runTestNode(t *testing.T, cfg config.Config) *node.Node {
+	t.Helper()
 	n, err := node.New(cfg, t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +47,7 @@ func runPubSubNode(t *testing.T, moniker string, peer *node.Node) *node.Node {
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("%s: Run = %v", moniker, err)
+			t.Errorf("%s: Run = %v", cfg.Moniker, err)
 		}
 	})
 	return n
@@ -192,19 +198,8 @@ func TestPubSubPeersDisabled(t *testing.T) {
 	cfg := config.DefaultConfig()
 	cfg.Moniker, cfg.ChainID = "off", "cli-test"
 	cfg.P2P.ListenAddress, cfg.RPC.ListenAddress = "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"
-	n, err := node.New(cfg, t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	n := runTestNode(t, cfg)
+	ctx := context.Background()
 	for _, args := range [][]string{{}, {"--topic", "chat"}} {
 		out, _, err := run(ctx, append([]string{"pubsub", "peers", "--node", n.RPCAddr()}, args...)...)
 		if err == nil || !strings.Contains(err.Error(), "pub/sub is disabled") {

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/switchyard-p2p/switchyard/sim"
 )
@@ -229,15 +228,7 @@ func TestSimSignalExitStatus(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(60 * time.Second)
-		for !strings.Contains(stderr.String(), "events/s") { // the first progress line: the run is on
-			if time.Now().After(deadline) {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-				t.Fatalf("no progress within 60s:\n%s", stderr.String())
-			}
-			time.Sleep(50 * time.Millisecond) // polling the progress output with a deadline
-		}
+		waitForOutput(t, cmd, stderr, "events/s", "no progress") // the first progress line: the run is on
 		if err := cmd.Process.Signal(c.sig); err != nil {
 			t.Fatal(err)
 		}

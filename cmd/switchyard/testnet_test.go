@@ -205,15 +205,7 @@ func TestTestnetCtrlC(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(stderr.String(), "converged 3/3") {
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			t.Fatalf("the network did not converge within 60s:\n%s", stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond) // polling the progress output with a deadline
-	}
+	waitForOutput(t, cmd, stderr, "converged 3/3", "the network did not converge")
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
