@@ -37,6 +37,12 @@ var ErrInvalidKeyFile = errors.New("key: invalid node key file")
 // bytes, or a public half that does not match the seed half.
 var ErrInvalidKey = errors.New("key: invalid node key")
 
+// ErrDanglingLink is wrapped (inside a *FileError) by LoadNodeKey and LoadOrGenNodeKey when the
+// node key path is a symbolic link whose target does not exist, such as a link into a secrets
+// volume that is not mounted. It does not wrap fs.ErrNotExist: a new key written there would
+// replace the link and give the node a new identity, so no key is generated.
+var ErrDanglingLink = errors.New("key: node key file is a symbolic link to a missing file; not generating a new key over it")
+
 // FileError reports a problem reading or writing a node key file. Path is the
 // file involved; Err is the cause, which may wrap fs.ErrNotExist,
 // fs.ErrPermission, ErrInvalidKeyFile or an I/O error.
@@ -184,11 +190,18 @@ func writeFileAtomic(path string, data []byte) error {
 
 // LoadNodeKey reads a node key from path (CometBFT's node_key.json format).
 // Any problem is a *FileError naming path: a missing file wraps
-// fs.ErrNotExist; an empty, truncated, corrupt or inconsistent file wraps
+// fs.ErrNotExist; a symbolic link to a missing file wraps ErrDanglingLink (and not
+// fs.ErrNotExist); an empty, truncated, corrupt or inconsistent file wraps
 // ErrInvalidKeyFile. LoadNodeKey never modifies the file.
 func LoadNodeKey(path string) (NodeKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				target, _ := os.Readlink(path)
+				return NodeKey{}, &FileError{Path: path, Err: fmt.Errorf("%w (target %q)", ErrDanglingLink, target)}
+			}
+		}
 		return NodeKey{}, &FileError{Path: path, Err: err}
 	}
 	k, err := unmarshalNodeKey(data)
@@ -199,7 +212,8 @@ func LoadNodeKey(path string) (NodeKey, error) {
 }
 
 // LoadOrGenNodeKey loads the node key at path, or, only if the file does not
-// exist (errors.Is(err, fs.ErrNotExist)), generates a key with crypto/rand and
+// exist (errors.Is(err, fs.ErrNotExist); a dangling symbolic link does not count, see
+// ErrDanglingLink), generates a key with crypto/rand and
 // saves it there atomically with SaveAs. A file that exists but cannot be read
 // or parsed is reported as a *FileError and is left untouched: the node's
 // identity is never replaced silently. Not safe to call concurrently with

@@ -265,6 +265,28 @@ func TestUnreadableFileNotRegenerated(t *testing.T) {
 	}
 }
 
+// TestDanglingLinkNotReplaced: a node_key.json that is a symbolic link to a missing file (a
+// secrets volume that is not mounted) is an error; no new key is written over the link.
+func TestDanglingLinkNotReplaced(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "node_key.json")
+	target := filepath.Join(dir, "secrets", "node_key.json")
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadOrGenNodeKey(path)
+	if !errors.Is(err, ErrDanglingLink) || errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("LoadOrGenNodeKey(dangling link) = %v, want ErrDanglingLink and not ErrNotExist", err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Fatalf("node_key.json after LoadOrGenNodeKey: %v, mode %v; want the symbolic link left in place", err, fi.Mode())
+	}
+	if _, err := LoadNodeKey(path); !errors.Is(err, ErrDanglingLink) {
+		t.Fatalf("LoadNodeKey(dangling link) = %v, want ErrDanglingLink", err)
+	}
+}
+
 // TestR07CrashBeforeRename covers R-07 deterministically: at the last moment
 // before the rename (all bytes written and synced to the temp file) the final
 // path is either absent or still holds the old key, and a failure at that
