@@ -102,7 +102,7 @@ func (v *banView) lookup(now time.Time, id key.ID, ip netip.Addr) (peers.Ban, bo
 	if b, ok := s.IP(now, ip); ok {
 		return b, true
 	}
-	ip = ip.Unmap()
+	ip = peers.BanIP(ip)
 	for _, b := range v.pending {
 		if now.Before(b.Until) && ((id != "" && b.ID == id) || (ip.IsValid() && b.IP == ip)) {
 			return b.Ban, true
@@ -119,7 +119,7 @@ func (v *banView) checkID(id key.ID) error {
 }
 
 func (v *banView) checkIP(ip netip.Addr) error {
-	ip = ip.Unmap()
+	ip = peers.BanIP(ip)
 	if b, ok := v.lookup(v.clk.Now(), "", ip); ok {
 		return fmt.Errorf("%w: IP %s until %v", ErrBanned, ip, b.Until)
 	}

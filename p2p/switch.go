@@ -398,7 +398,7 @@ func (sw *Switch) ban(id key.ID, ip netip.Addr, d time.Duration, reason error) {
 		r = reason.Error()
 	}
 	now := sw.clk.Now()
-	if ip = ip.Unmap(); !peers.Bannable(ip) {
+	if ip = peers.BanIP(ip); !peers.Bannable(ip) {
 		ip = netip.Addr{}
 	}
 	sw.bans.post(peers.Ban{ID: id, IP: ip, Until: now.Add(d), Reason: r})

@@ -136,6 +136,31 @@ func TestSwitchBanBeforeRun(t *testing.T) {
 	})
 }
 
+// TestSwitchBanIgnoresIPv6Zone: a peer's socket address may carry an IPv6 zone (fe80::1%eth0),
+// while NetAddresses (PEX, configuration) and an operator's text never do; the ban of the one
+// must hold for the other, both while the ban is posted and once the event loop has it.
+func TestSwitchBanIgnoresIPv6Zone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newManualHub(t, nil)
+		hub := m.hub
+		zoned := netip.MustParseAddr("fe80::1%eth0")
+		plain := netip.MustParseAddr("fe80::1")
+		hub.BanPeer(stubPeer{id: testID(4), ip: zoned}, errors.New("bad"), time.Hour)
+		if !hub.IsBanned("", plain) || !hub.IsBanned("", zoned) {
+			t.Fatalf("posted ban of %v: IsBanned(%v) = %v, IsBanned(%v) = %v; want both banned",
+				zoned, plain, hub.IsBanned("", plain), zoned, hub.IsBanned("", zoned))
+		}
+		defer runSwitch(t, hub)()
+		synctest.Wait()
+		if !hub.IsBanned("", plain) || !hub.IsBanned("", netip.MustParseAddr("fe80::1%eth1")) {
+			t.Fatalf("ban of %v held by the event loop: IsBanned(%v) = %v; want banned", zoned, plain, hub.IsBanned("", plain))
+		}
+		if got := hub.Bans(); len(got) != 2 || got[1].IP != plain {
+			t.Fatalf("Bans %+v, want the IP ban listed as %v", got, plain)
+		}
+	})
+}
+
 // TestSwitchBanTableFullOneAnswer: when the ban table is full (peers.MaxBans IDs), the ban that
 // ends soonest makes room, and it is gone for the Manager's admission exactly as for IsBanned:
 // with a ban list of the Switch's own beside the Manager's, the two evicted on their own terms

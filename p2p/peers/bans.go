@@ -28,9 +28,14 @@ type Ban struct {
 // peer (tests on one machine use 127.0.0.2 and up for IP bans). Manager.Ban ignores an IP that
 // is not bannable and bans the ID only.
 func Bannable(ip netip.Addr) bool {
-	ip = ip.Unmap()
+	ip = BanIP(ip)
 	return ip.IsValid() && !ip.IsUnspecified() && ip != netip.AddrFrom4([4]byte{127, 0, 0, 1}) && ip != netip.IPv6Loopback()
 }
+
+// BanIP returns ip as the ban tables hold it: unmapped, and without an IPv6 zone, so that a ban
+// taken from a socket address (fe80::1%eth0) and a check from a NetAddress or an operator's text
+// (fe80::1, which never carry a zone) meet. The zone only names our interface the packets used.
+func BanIP(ip netip.Addr) netip.Addr { return ip.Unmap().WithZone("") }
 
 // Bans is a snapshot of the Manager's bans (Manager.Bans). It never changes once made, so any
 // number of goroutines may read it at once: the Switch publishes it for the transport's
@@ -51,12 +56,13 @@ func (b *Bans) ID(now time.Time, id key.ID) (Ban, bool) {
 	return ban, ok && now.Before(ban.Until)
 }
 
-// IP returns the ban of ip (IPv4-mapped addresses are unmapped) active at now, if any.
+// IP returns the ban of ip (as BanIP gives it: IPv4-mapped addresses are unmapped, a zone is
+// dropped) active at now, if any.
 func (b *Bans) IP(now time.Time, ip netip.Addr) (Ban, bool) {
 	if b == nil || !ip.IsValid() {
 		return Ban{}, false
 	}
-	ban, ok := b.ips[ip.Unmap()]
+	ban, ok := b.ips[BanIP(ip)]
 	return ban, ok && now.Before(ban.Until)
 }
 
@@ -134,7 +140,7 @@ func (t *banTable) add(id key.ID, ip netip.Addr, until time.Time, reason string)
 		}
 	}
 	if Bannable(ip) {
-		ip = ip.Unmap()
+		ip = BanIP(ip)
 		if cur, ok := t.ips[ip]; !ok || cur.Until.Before(until) {
 			if !ok {
 				evictSoonest(t.ips)
