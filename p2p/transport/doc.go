@@ -29,8 +29,9 @@
 //     (RejectIncompatible, *nodeinfo.IncompatibleError). H-07's cases therefore have distinct errors.
 //  4. Deadlines are cleared and the *Conn is handed to Accept or returned by Dial.
 //
-// A ctx cancellation or Close during the upgrade is not a rejection: the error then wraps the
-// ctx's cause (ctx.Err() or ErrTransportClosed).
+// A ctx cancellation or Close during the upgrade is not a rejection: the error then wraps
+// ctx.Err() and, when it is another error, the ctx's cause (ErrTransportClosed, ErrDisplaced, or
+// a caller's context.WithCancelCause cause).
 //
 // # Concurrency model
 //

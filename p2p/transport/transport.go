@@ -383,7 +383,7 @@ func (t *MultiplexTransport) Dial(ctx context.Context, addr netaddr.NetAddress) 
 	c, err := d.DialContext(ctx, "tcp", addr.DialString())
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("transport: dial %v: %w", addr, context.Cause(ctx))
+			return nil, fmt.Errorf("transport: dial %v: %w", addr, ctxError(ctx))
 		}
 		return nil, fmt.Errorf("transport: dial %v: %w", addr, err)
 	}
@@ -493,6 +493,24 @@ func (t *MultiplexTransport) Close() error {
 	})
 	return t.closeErr
 }
+
+// ctxError is the error for a ctx that has ended: ctx.Err() (context.Canceled or
+// context.DeadlineExceeded, as net.Dialer gives), joined with context.Cause(ctx) when the cause
+// is another error (ErrTransportClosed, ErrDisplaced, a caller's own cause), so that errors.Is
+// finds both.
+func ctxError(ctx context.Context) error {
+	err, cause := ctx.Err(), context.Cause(ctx)
+	if cause == nil || cause == err {
+		return err
+	}
+	return &causeError{err: err, cause: cause}
+}
+
+// causeError reads as its cause and unwraps to both the context's error and the cause.
+type causeError struct{ err, cause error }
+
+func (e *causeError) Error() string   { return e.cause.Error() }
+func (e *causeError) Unwrap() []error { return []error{e.cause, e.err} }
 
 // track derives a ctx from parent that Close cancels with cause ErrTransportClosed. done must be
 // called when the work finishes.

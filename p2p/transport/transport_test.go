@@ -422,6 +422,29 @@ func TestDialContextCanceled(t *testing.T) {
 	}
 }
 
+// TestDialContextCanceledWithCause: a caller's ctx canceled with a cause of its own still gives
+// an error that is context.Canceled (as net.Dialer's is), and carries the cause too, whether the
+// ctx ends before the TCP connect or during the handshake.
+func TestDialContextCanceledWithCause(t *testing.T) {
+	a, _ := newNode(t, testConfig())
+	silent := serveOne(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c); _ = c.Close() })
+	cause := errors.New("operator gave up")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(cause)
+	_, err := a.Dial(ctx, addrOf(genKey(t).ID(), silent))
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, cause) {
+		t.Fatalf("Dial with a ctx canceled before the connect: %v; want context.Canceled and the cause", err)
+	}
+	silent2 := serveOne(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c); _ = c.Close() })
+	ctx, cancel = context.WithCancelCause(context.Background())
+	timer := time.AfterFunc(50*time.Millisecond, func() { cancel(cause) })
+	defer timer.Stop()
+	_, err = a.Dial(ctx, addrOf(genKey(t).ID(), silent2))
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, cause) {
+		t.Fatalf("Dial with a ctx canceled during the handshake: %v; want context.Canceled and the cause", err)
+	}
+}
+
 // wrapCountConn counts bytes read through it, to show WrapConn sits under the handshake.
 type wrapCountConn struct {
 	net.Conn

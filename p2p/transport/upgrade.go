@@ -26,7 +26,8 @@ import (
 // progressConn under an inbound c (nil for outbound): the remote's ephemeral key is awaited
 // through it before ours is generated, and it is told when the remote has authenticated
 // (StageAuth). On any failure c is closed and removed from the ConnSet; the error is a
-// *RejectedError, or, when ctx ended first, a *canceledError wrapping context.Cause(ctx).
+// *RejectedError, or, when ctx ended first, a *canceledError wrapping ctx.Err() and
+// context.Cause(ctx) (ctxError).
 func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *netaddr.NetAddress, pc *progressConn) (*Conn, error) {
 	start := t.cfg.Clock.Now()
 	outbound := dialAddr != nil
@@ -39,7 +40,7 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 		return &RejectedError{Addr: rejAddr, Outbound: outbound, Reason: reason, Err: err}
 	}
 	canceled := func() error {
-		return &canceledError{addr: rejAddr, cause: context.Cause(ctx)}
+		return &canceledError{addr: rejAddr, cause: ctxError(ctx)}
 	}
 
 	// Phase 0: filters, before any handshake byte (docs/WIRE.md §2 filterConn; RELIABILITY C-05).
@@ -226,7 +227,7 @@ func (t *MultiplexTransport) runFilters(ctx context.Context, c net.Conn, ip neti
 	case err == nil:
 		return nil
 	case ctx.Err() != nil:
-		return context.Cause(ctx)
+		return ctxError(ctx)
 	case errors.Is(fctx.Err(), context.DeadlineExceeded):
 		// Whatever the filter returned, it ran out of time.
 		return fmt.Errorf("%w after %v: %w", ErrFilterTimeout, t.cfg.FilterTimeout, err)
