@@ -92,7 +92,10 @@ func rowsClientKey(t *testing.T, nk key.NodeKey, chans ...byte) *transport.Multi
 		ID:              nk.ID(), ListenAddr: "tcp://127.0.0.1:1", Network: "test-chain",
 		Version: "0.0.1", Channels: chans, Moniker: "client",
 	}
-	mt := transport.NewMultiplexTransport(ni, nk, transport.Config{InboundConnsPerIP: -1})
+	// The TCP connect gets the 15 s the tests give every other step: with the default 1 s a
+	// loaded machine (the race detector, other packages' tests) failed a churn cycle with
+	// "dial tcp: i/o timeout" on loopback.
+	mt := transport.NewMultiplexTransport(ni, nk, transport.Config{InboundConnsPerIP: -1, DialTimeout: 15 * time.Second})
 	t.Cleanup(func() { _ = mt.Close() })
 	return mt
 }
