@@ -88,11 +88,14 @@ const (
 	evProgress                     // Config.Progress is called
 )
 
-// At schedules f to run at virtual time d, alone, between windows (scenario actions).
+// At schedules f to run at virtual time d, alone, between windows (scenario actions). A d
+// before Now runs f at Now: virtual time never goes backwards, which the node cores rely on.
+// Not safe for concurrent use with Run; call it before Run, between RunUntil calls, or from an
+// action.
 func (s *Sim) At(d time.Duration, f func()) {
 	s.actions = append(s.actions, f)
 	k := len(s.actions) - 1
-	s.g.scheduleGlobal(int64(d), evAction, gclsAction, uint64(k), int32(k))
+	s.g.scheduleGlobal(max(int64(d), s.g.now), evAction, gclsAction, uint64(k), int32(k))
 }
 
 // Now returns the virtual time reached.
