@@ -751,13 +751,14 @@ func scNonce(buf *[chacha20poly1305.NonceSize]byte, counter uint64) []byte {
 // Writes return the same error): ErrNonceExhausted (the connection is then
 // closed and no frame with nonce 2^64-1 is ever sent); a wrapped underlying
 // error, including a write-deadline timeout, since a partial frame may have
-// been written (an error other than a timeout also closes the connection);
+// been written (an error other than a timeout also closes the connection;
+// a timeout is sticky only until the connection is closed);
 // an error wrapping net.ErrClosed once the connection is closed (by Close or
 // by a fatal Read or Write error).
 func (sc *SecretConnection) Write(b []byte) (int, error) {
 	sc.sendMu.Lock()
 	defer sc.sendMu.Unlock()
-	if sc.sendErr != nil {
+	if sc.sendErr != nil && !(scIsTimeout(sc.sendErr) && sc.closed.Load()) {
 		return 0, sc.sendErr
 	}
 	if sc.closed.Load() {

@@ -1248,6 +1248,11 @@ func TestSecretConnectionWriteErrors(t *testing.T) {
 			if n, err := sc.Read(buf); err != nil || string(buf[:n]) != "data" {
 				t.Fatalf("Read after a write timeout = %q, %v; want the data", buf[:n], err)
 			}
+			// Once closed, Write says so, as it does without the earlier timeout.
+			sc.Close()
+			if _, err := sc.Write([]byte("z")); !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("Write after a write timeout and Close: %v, want net.ErrClosed", err)
+			}
 		})
 	})
 	t.Run("fatal", func(t *testing.T) {
