@@ -114,9 +114,14 @@ func (g *peerGater) throttle(now time.Time) {
 	g.lastThrottle = now
 }
 
-// result records the validation outcome of a message from peer id.
-func (g *peerGater) result(id key.ID, res ValidationResult) {
-	st := g.source(id)
+// sourceOf returns the key of peer id's source, or "" for a peer not (or no longer) connected.
+// The loop takes it when a message enters validation, so that the verdict counts for the source
+// even if the peer has left by then (the source's record outlives its peers).
+func (g *peerGater) sourceOf(id key.ID) string { return g.peerSrc[id] }
+
+// result records the validation outcome of a message from source src (sourceOf).
+func (g *peerGater) result(src string, res ValidationResult) {
+	st := g.sources[src]
 	if st == nil {
 		return
 	}

@@ -59,6 +59,7 @@ type pkey struct {
 type pending struct {
 	key      pkey
 	from     key.ID
+	src      string // the peer gater's source of from, taken when validation starts
 	topic    string
 	t        *topicReg // nil: not registered here
 	msg      *pubsubpb.Message
@@ -471,7 +472,7 @@ func (l *loop) validate(now time.Time, inc router.Incoming) {
 	topic := m.GetTopic()
 	t := l.s.reg.topic(topic)
 	l.s.ctr.received.Add(1)
-	pv := &pending{key: pkey{id: inc.ID}, from: inc.From, topic: topic, t: t, msg: m, data: m.GetData()}
+	pv := &pending{key: pkey{id: inc.ID}, from: inc.From, src: l.gater.sourceOf(inc.From), topic: topic, t: t, msg: m, data: m.GetData()}
 	if len(m.GetData()) > l.maxBytes(topic, t) {
 		l.finish(now, pv, ValidationReject, reasonSize, nil)
 		return
@@ -704,8 +705,8 @@ func (l *loop) finish(now time.Time, pv *pending, res ValidationResult, reason s
 		}
 		return
 	}
-	if pv.from != "" && reason != resGated && reason != resThrottled {
-		l.gater.result(pv.from, res)
+	if pv.src != "" && reason != resGated && reason != resThrottled {
+		l.gater.result(pv.src, res)
 	}
 	rr := router.Ignore
 	switch res {

@@ -225,3 +225,90 @@ func TestPipelineSaturationP15(t *testing.T) {
 	close(release)
 	waitFor(t, "busy drained", func() bool { return n.s.Stats().Accepted == before.Accepted+accepted+5 })
 }
+
+// TestGaterChargesSourceAfterPeerLeft: the peer gater keeps a source's record (peers grouped by
+// IP) after its last peer leaves, so the verdicts on messages still being validated when the peer
+// disconnects must count for that source too; otherwise a peer sends invalid messages, leaves
+// before they are judged, and comes back from the same address with a clean record.
+func TestGaterChargesSourceAfterPeerLeft(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1_000_000, 0))
+	n := floodNode(t, 1, func(c *Config) {
+		c.Clock = clk
+		c.ValidateWorkers = 2
+		c.ValidateConcurrency = 1
+		c.Topics = map[string]TopicConfig{"busy": {ValidateQueue: 4}}
+		c.ValidateTimeout = -1
+	})
+	for _, topic := range []string{"busy", "calm"} {
+		if err := n.s.JoinTopic(topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	_ = n.s.AddValidator("busy", func(m Message) ValidationResult {
+		select {
+		case <-release:
+		case <-m.Ctx.Done():
+		}
+		return ValidationAccept
+	})
+	_ = n.s.AddValidator("calm", func(m Message) ValidationResult {
+		if string(m.Raw) != "bad" {
+			return ValidationAccept
+		}
+		select {
+		case <-hold:
+		case <-m.Ctx.Done():
+		}
+		return ValidationReject
+	})
+	seq := uint64(0)
+	msgs := func(a *attacker, topic, data string, k int) []*pubsubpb.Message {
+		var out []*pubsubpb.Message
+		for range k {
+			seq++
+			out = append(out, a.signed(t, topic, []byte(data), seq))
+		}
+		return out
+	}
+	queued := func(topic string) (int, int) {
+		snap, err := n.s.Snapshot(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ts := range snap.Topics {
+			if ts.Name == topic {
+				return ts.Validating, ts.Queued
+			}
+		}
+		return 0, 0
+	}
+
+	// The bad peer's invalid messages are being validated when it disconnects.
+	bad := n.connectAttacker(t, 3)
+	bad.publish(t, n, msgs(bad, "calm", "bad", 10)...)
+	waitFor(t, "bad messages queued", func() bool { v, q := queued("calm"); return v == 1 && q == 9 })
+	n.s.RemovePeer(bad.p, nil)
+	queued("calm") // the loop has handled the removal
+	close(hold)
+	waitFor(t, "bad messages rejected", func() bool { return n.s.Stats().Rejected == 10 })
+
+	// It comes back from the same address while the pipeline is saturated.
+	again := n.connectAttacker(t, 3)
+	flood := n.connectAttacker(t, 4)
+	flood.publish(t, n, msgs(flood, "busy", "x", 1)...)
+	waitFor(t, "a worker busy", func() bool { v, _ := queued("busy"); return v == 1 })
+	flood.publish(t, n, msgs(flood, "busy", "x", 99)...)
+	waitFor(t, "flood handled", func() bool { return n.s.Stats().Throttled == 95 })
+
+	before := n.s.Stats()
+	again.publish(t, n, msgs(again, "calm", "ok", 20)...)
+	waitFor(t, "messages handled", func() bool {
+		st := n.s.Stats()
+		return st.Accepted+st.Gated-before.Accepted-before.Gated == 20
+	})
+	if gated := n.s.Stats().Gated - before.Gated; gated < 15 {
+		t.Errorf("gated %d of the returning source's 20 messages, want ≥ 15: its 10 rejected messages were not charged to it", gated)
+	}
+}
