@@ -389,6 +389,13 @@ func (s *Server) publish(ctx context.Context, topic string, t *topicReg, data []
 	if lim := s.cfg.topicConfig(topic).MaxMessageBytes; len(data) > lim {
 		return res, fmt.Errorf("pubsub: publish on %q: %d bytes > %d: %w", topic, len(data), lim, ErrMessageTooLarge)
 	}
+	// The message is built (and signed) before our validators run, so that they see its ID and
+	// origin as a peer's validators will.
+	msg, err := newMessage(s.cfg.SignPolicy, s.cfg.NodeKey, s.selfRaw, s.seqno.Add(1), topic, data)
+	if err != nil {
+		return res, err
+	}
+	id := s.cfg.MsgID(msg)
 	if t != nil {
 		// Data that does not decode as a typed topic's message is refused whether or not the
 		// topic has validators: every peer would reject it ("decode") and penalise us.
@@ -399,7 +406,7 @@ func (s *Server) publish(ctx context.Context, topic string, t *topicReg, data []
 			}
 		}
 		if vs := t.validatorList(); len(vs) > 0 {
-			m := Message{Peer: s.self, Data: decoded, Topic: topic, Raw: data, Origin: s.self}
+			m := Message{Peer: s.self, Data: decoded, Topic: topic, Raw: data, Origin: originOf(msg), ID: id}
 			// Our validators run on the caller's goroutine, outside Run: their context also
 			// ends when the Server stops.
 			lctx, stop := context.WithCancelCause(ctx)
@@ -422,11 +429,7 @@ func (s *Server) publish(ctx context.Context, topic string, t *topicReg, data []
 			}
 		}
 	}
-	msg, err := newMessage(s.cfg.SignPolicy, s.cfg.NodeKey, s.selfRaw, s.seqno.Add(1), topic, data)
-	if err != nil {
-		return res, err
-	}
-	res.ID = s.cfg.MsgID(msg)
+	res.ID = id
 	req := &publishReq{id: res.ID, msg: msg, reply: make(chan publishReply, 1)}
 	if !s.inbox.post(req) {
 		return res, errStopped

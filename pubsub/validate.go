@@ -55,7 +55,8 @@ func (r ValidationResult) String() string {
 // validation times out (Config.ValidateTimeout) or the Server stops; a validator should return
 // promptly then (its answer after the timeout is ignored and the message dropped as
 // ValidationIgnore). For our own publishes it runs on the publishing goroutine, with m.Peer our
-// own ID, and m.Ctx also ends with the publishing call's ctx (which the call then returns). A
+// own ID, m.ID and m.Origin those of the message as peers will receive it, and m.Ctx also ending
+// with the publishing call's ctx (which the call then returns). A
 // result outside the four values is treated as ValidationReject.
 type Validator func(m Message) ValidationResult
 

@@ -472,3 +472,31 @@ func TestTopicRegisteredWhileQueued(t *testing.T) {
 		t.Errorf("the topic's validator ran %d times, want 1", c)
 	}
 }
+
+// TestLocalValidatorsSeeIDAndOrigin: our own publishes' validators see the Message a peer's
+// validators would: its ID (Config.MsgID, as returned in PublishResult.ID) and its signed origin,
+// which is empty for an unsigned message (StrictNoSign).
+func TestLocalValidatorsSeeIDAndOrigin(t *testing.T) {
+	for _, policy := range []SignPolicy{StrictSign, StrictNoSign} {
+		t.Run(policy.String(), func(t *testing.T) {
+			n := newNode(t, 1, func(c *Config) { c.SignPolicy = policy })
+			if err := n.s.JoinTopic("t"); err != nil {
+				t.Fatal(err)
+			}
+			seen := make(chan Message, 1)
+			_ = n.s.AddValidator("t", func(m Message) ValidationResult { seen <- m; return ValidationAccept })
+			res, err := n.s.Publish(context.Background(), "t", []byte("hello"))
+			if !errors.Is(err, ErrNoPeers) {
+				t.Fatalf("Publish: %v", err)
+			}
+			m := <-seen
+			wantOrigin := n.s.ID()
+			if policy == StrictNoSign {
+				wantOrigin = ""
+			}
+			if len(res.ID) == 0 || m.ID != res.ID || m.Origin != wantOrigin {
+				t.Errorf("validator saw ID %x and origin %q; want ID %x (the result's) and origin %q", m.ID, m.Origin, res.ID, wantOrigin)
+			}
+		})
+	}
+}
