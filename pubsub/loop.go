@@ -326,6 +326,11 @@ func (l *loop) account(ps *peerState, class int, res enqueueResult) {
 		bytes, _, d := ps.out.stats()
 		l.s.log.Warn("slow peer: output queue full, dropping", "peer", ps.id, "bytes", bytes)
 		l.s.hub.publish(Event{Type: EventSlowPeer, Peer: ps.id, Dropped: d[0] + d[1] + d[2], At: l.s.clk.Now()})
+		if ps.out.slowReported() {
+			// The pump drained the queue before the overflow was reported: report the recovery
+			// here, after the overflow (the pump leaves an unreported mark alone).
+			l.s.onPeerRecovered(ps, true)
+		}
 	}
 	if res.schedule {
 		l.s.pump.add(ps)

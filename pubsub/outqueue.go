@@ -85,7 +85,10 @@ type outQueue struct {
 	scheduled bool // the pump has this peer in its active set
 	closed    bool
 	slow      bool // overflowed since the queue was last empty
-	dropped   [numClasses]uint64
+	// reported: the Server's goroutine has published the current overflow's EventSlowPeer. Until
+	// then the pump leaves the slow mark alone, so that the recovery is never reported first.
+	reported bool
+	dropped  [numClasses]uint64
 }
 
 // enqueueResult says what enqueue did.
@@ -201,7 +204,8 @@ func (o *outQueue) giveBackRun(items []takenItem) {
 }
 
 // idle reports whether the queue is empty and, if so, unschedules it (so that the next enqueue
-// schedules it again) and clears the slow mark; recovered reports that mark was set.
+// schedules it again) and clears the slow mark if its overflow has been reported (slowReported);
+// recovered reports that it did. An unreported mark is left for slowReported.
 func (o *outQueue) idle() (empty, recovered bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -209,9 +213,29 @@ func (o *outQueue) idle() (empty, recovered bool) {
 		return false, false
 	}
 	o.scheduled = false
+	if o.slow && !o.reported && !o.closed {
+		return true, false
+	}
 	recovered = o.slow && !o.closed
-	o.slow = false
+	o.slow, o.reported = false, false
 	return true, recovered
+}
+
+// slowReported records that the overflow that marked the queue slow has been reported. It
+// returns true if the queue drained meanwhile (the pump found it idle): the caller then reports
+// the recovery, and the mark is cleared.
+func (o *outQueue) slowReported() (drained bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed || !o.slow {
+		return false
+	}
+	if o.bytes == 0 && !o.scheduled {
+		o.slow = false
+		return true
+	}
+	o.reported = true
+	return false
 }
 
 // close drops everything queued; later enqueues are refused. It reports whether the peer was
@@ -220,7 +244,7 @@ func (o *outQueue) close() (wasSlow bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	wasSlow = o.slow
-	o.closed, o.slow = true, false
+	o.closed, o.slow, o.reported = true, false, false
 	for i := range o.q {
 		o.q[i] = fifo{}
 	}

@@ -26,6 +26,9 @@ func TestOutQueuePriority(t *testing.T) {
 	if r := q.enqueue(classForward, item(MessageChannel, 1)); r.ok || !r.becameSlowNow {
 		t.Fatalf("forward into a full queue: %+v", r)
 	}
+	if q.slowReported() { // as the Server's goroutine does once it has reported the overflow
+		t.Fatal("slowReported: drained, but the queue is full")
+	}
 	r := q.enqueue(classControl, item(ControlChannel, 30))
 	if !r.ok || r.evicted != 2 || r.becameSlowNow {
 		t.Fatalf("control into a full queue: %+v (want 2 forwards evicted)", r)

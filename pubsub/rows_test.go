@@ -3,7 +3,9 @@ package pubsub
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -310,5 +312,95 @@ func TestGaterChargesSourceAfterPeerLeft(t *testing.T) {
 	})
 	if gated := n.s.Stats().Gated - before.Gated; gated < 15 {
 		t.Errorf("gated %d of the returning source's 20 messages, want ≥ 15: its 10 rejected messages were not charged to it", gated)
+	}
+}
+
+// blockingHandler is a slog.Handler that, for records with message msg, signals logged (once) and
+// waits for proceed: it holds the logging goroutine at that point.
+type blockingHandler struct {
+	msg     string
+	logged  chan struct{}
+	once    *sync.Once
+	proceed chan struct{}
+}
+
+func (h blockingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h blockingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h blockingHandler) WithGroup(string) slog.Handler            { return h }
+func (h blockingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.logged) })
+		<-h.proceed
+	}
+	return nil
+}
+
+// TestSlowPeerEventsInOrder: a peer's queue that overflows and then drains at once is reported
+// slow, then recovered, in that order, even when the pump drains it before the Server's goroutine
+// has reported the overflow; a subscriber that followed the events in the other order would take
+// the peer for slow forever.
+func TestSlowPeerEventsInOrder(t *testing.T) {
+	h := blockingHandler{msg: "slow peer: output queue full, dropping", logged: make(chan struct{}),
+		once: &sync.Once{}, proceed: make(chan struct{})}
+	var proceedOnce sync.Once
+	release := func() { proceedOnce.Do(func() { close(h.proceed) }) }
+	defer release()
+	slowGauge := newRecorder()
+	n := newNode(t, 1, func(c *Config) {
+		c.Logger = slog.New(h)
+		c.MaxMessageBytes = 1000
+		c.PeerQueueBytes = 1000 + RPCOverheadBytes
+		c.Metrics = &Metrics{SlowPeers: recGauge{slowGauge}}
+	})
+	var sawRecovered atomic.Bool
+	events, cancel := n.s.SubscribeEvents(func(ev Event) bool {
+		if ev.Type == EventSlowPeerRecovered {
+			sawRecovered.Store(true)
+		}
+		return ev.Type == EventSlowPeer || ev.Type == EventSlowPeerRecovered
+	})
+	defer cancel()
+	if err := n.s.JoinTopic("t"); err != nil {
+		t.Fatal(err)
+	}
+	a := n.connectAttacker(t, 2)
+	a.subscribe(t, n, "t")
+	var stalled atomic.Bool
+	stalled.Store(true)
+	a.p.setOnSend(func(byte, []byte) bool { return !stalled.Load() })
+	ctx := context.Background()
+	for i := range 4 {
+		if _, err := n.s.Publish(ctx, "t", make([]byte, 1000)); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := n.s.Publish(ctx, "t", make([]byte, 1000)); errc <- err }()
+	<-h.logged // the Server's goroutine is reporting the overflow
+	stalled.Store(false)
+	ps := n.s.peers.get(a.p.id)
+	waitFor(t, "the queue drained", func() bool {
+		ps.out.mu.Lock()
+		defer ps.out.mu.Unlock()
+		return sawRecovered.Load() || (ps.out.bytes == 0 && !ps.out.scheduled)
+	})
+	release()
+	if err := <-errc; !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("fifth publish: %v, want ErrQueueFull", err)
+	}
+	var got []EventType
+	for len(got) < 2 {
+		select {
+		case ev := <-events:
+			got = append(got, ev.Type)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("events %v, want two", got)
+		}
+	}
+	if got[0] != EventSlowPeer || got[1] != EventSlowPeerRecovered {
+		t.Errorf("events %v, want [%v %v]", got, EventSlowPeer, EventSlowPeerRecovered)
+	}
+	if v := slowGauge.get(); v != 0 {
+		t.Errorf("slow_peers = %v after recovery, want 0", v)
 	}
 }

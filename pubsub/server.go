@@ -760,7 +760,8 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// onPeerRecovered is called by the pump when a slow peer's queue drained.
+// onPeerRecovered is called by the pump when a slow peer's queue drained, or by the loop when it
+// drained before its overflow was reported (outQueue.slowReported).
 func (s *Server) onPeerRecovered(ps *peerState, _ bool) {
 	s.met.SlowPeers.Add(-1)
 	_, _, d := ps.out.stats()
