@@ -462,6 +462,9 @@ func (cr *crawl) learnNetwork(ctx context.Context) {
 				break
 			}
 		}
+		if o.err != nil && ctx.Err() != nil {
+			cr.cut = true // as in runQueue: the seed's visit may have been cut off
+		}
 		cr.handle(o)
 		if o.ni.ID != "" { // the handshake was accepted: our network is theirs
 			cr.network = o.ni.Network

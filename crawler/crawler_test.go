@@ -485,3 +485,23 @@ func TestCrawlTooManyAddrs(t *testing.T) {
 		t.Errorf("a reply of %d addresses: took %d, err %v", MaxAddrsPerReply, len(n.Addrs), n.Err)
 	}
 }
+
+// TestCrawlCutSeedVisitIncomplete is TestCrawlCutVisitIncomplete with the network left to be
+// learned: the only seed is visited while the network is learned, and Duration cuts that visit.
+func TestCrawlCutSeedVisitIncomplete(t *testing.T) {
+	silent := newResponder(t, "silent", testNetwork)
+	silent.silent = true
+	silent.serve()
+	cr := newCrawler(t, Config{NodeTimeout: time.Minute, Duration: 500 * time.Millisecond})
+	res, err := cr.Run(context.Background(), []netaddr.NetAddress{silent.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := byID(res)[silent.nk.ID()]
+	if !errors.Is(n.Err, context.DeadlineExceeded) {
+		t.Fatalf("silent: err %v, want the visit cut by the deadline", n.Err)
+	}
+	if res.Complete {
+		t.Errorf("Complete = true for a crawl whose visit of %s was cut off by Duration (%v)", n.ID, n.Err)
+	}
+}
