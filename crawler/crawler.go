@@ -70,7 +70,10 @@ var (
 	// ErrNoSeeds is returned by Run when it is given no seed address.
 	ErrNoSeeds = errors.New("crawler: no seed addresses")
 	// ErrNoPEXChannel is a Node.Err: the node does not list channel 0x00 in its NodeInfo, so no
-	// PexRequest was sent (it would disconnect us for an unknown channel).
+	// PexRequest was sent (it would disconnect us for an unknown channel). The crawler's NodeInfo
+	// lists only that channel, so the handshake already refuses such a node (no common channel):
+	// Node.Err then wraps both ErrNoPEXChannel and that *transport.RejectedError, and
+	// Node.NodeInfo is zero.
 	ErrNoPEXChannel = errors.New("crawler: node does not advertise the PEX channel")
 	// ErrNotContacted is a Node.Err: the crawl ended (Config.Duration or ctx) before the node was
 	// dialed.
@@ -582,6 +585,11 @@ func (c *Crawler) visit(ctx context.Context, tr *transport.MultiplexTransport, v
 			case transport.RejectIncompatible, transport.RejectInvalidNodeInfo:
 				o.reached = true // the node answered the handshake; it is just not one we can talk to
 				o.incompat, _ = errors.AsType[*nodeinfo.IncompatibleError](err)
+				if o.incompat != nil && o.incompat.Reason == nodeinfo.NoCommonChannel {
+					// We list only the PEX channel, so the handshake itself refuses a node
+					// without it: that is the node not advertising the PEX channel.
+					o.err = fmt.Errorf("%w: %w", ErrNoPEXChannel, err)
+				}
 			}
 		}
 		return o

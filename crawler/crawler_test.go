@@ -49,6 +49,12 @@ type responder struct {
 
 func newResponder(t *testing.T, moniker, network string) *responder {
 	t.Helper()
+	return newResponderWithChannels(t, moniker, network, []byte{PEXChannel, 0x40})
+}
+
+// newResponderWithChannels is newResponder advertising channels instead of 0x00 and 0x40.
+func newResponderWithChannels(t *testing.T, moniker, network string, channels []byte) *responder {
+	t.Helper()
 	nk, err := key.GenNodeKey(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +64,7 @@ func newResponder(t *testing.T, moniker, network string) *responder {
 		ID:              nk.ID(),
 		Network:         network,
 		Version:         "fake-1.0",
-		Channels:        []byte{PEXChannel, 0x40},
+		Channels:        channels,
 		Moniker:         moniker,
 		Other:           nodeinfo.Other{TxIndex: "off"},
 	}
@@ -503,5 +509,25 @@ func TestCrawlCutSeedVisitIncomplete(t *testing.T) {
 	}
 	if res.Complete {
 		t.Errorf("Complete = true for a crawl whose visit of %s was cut off by Duration (%v)", n.ID, n.Err)
+	}
+}
+
+// TestCrawlNoPEXChannel: a node that does not list channel 0x00 (a CometBFT node with pex = false)
+// is reached, gets no PexRequest and is listed with ErrNoPEXChannel, as the package documents.
+func TestCrawlNoPEXChannel(t *testing.T) {
+	nopex := newResponderWithChannels(t, "nopex", testNetwork, []byte{0x20, 0x40})
+	nopex.serve()
+	cr := newCrawler(t, Config{Network: testNetwork, NodeTimeout: 5 * time.Second, Duration: 10 * time.Second})
+	res, err := cr.Run(context.Background(), []netaddr.NetAddress{nopex.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := byID(res)[nopex.nk.ID()]
+	if !n.Reachable || !errors.Is(n.Err, ErrNoPEXChannel) || n.RequestsSent != 0 || n.Reason() != "no PEX channel" {
+		t.Errorf("node without channel 0x00: reachable %v, requests %d, err %v, reason %q; want reachable, 0, ErrNoPEXChannel, %q",
+			n.Reachable, n.RequestsSent, n.Err, n.Reason(), "no PEX channel")
+	}
+	if got := nopex.requests.Load(); got != 0 {
+		t.Errorf("%d PexRequests sent to a node without the PEX channel", got)
 	}
 }
