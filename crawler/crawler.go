@@ -88,8 +88,9 @@ var (
 
 // Config configures a Crawler. The zero value is valid and means the defaults. It is a plain value.
 type Config struct {
-	// NodeKey is the identity the crawler authenticates with. Nil means a fresh ephemeral key per
-	// Crawler (New generates it with crypto/rand).
+	// NodeKey is the identity the crawler authenticates with; it must pass key.NodeKey.Validate
+	// (the transport refuses to dial with a key whose public half is not its seed's). Nil means a
+	// fresh ephemeral key per Crawler (New generates it with crypto/rand).
 	NodeKey *key.NodeKey
 	// Network is the chain ID sent as NodeInfo.network. Empty means: learn it from the first
 	// reachable seed (see the package documentation).
@@ -128,8 +129,10 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
 	}
-	if c.NodeKey != nil && len(c.NodeKey.PubKey()) == 0 {
-		bad("NodeKey holds no Ed25519 key")
+	if c.NodeKey != nil {
+		if err := c.NodeKey.Validate(); err != nil {
+			bad("NodeKey: %w", err)
+		}
 	}
 	if c.MaxConcurrent < 0 {
 		bad("MaxConcurrent %d is negative", c.MaxConcurrent)

@@ -417,6 +417,7 @@ func TestConfigValidate(t *testing.T) {
 		{NodeTimeout: -time.Second},
 		{Duration: -time.Second},
 		{NodeKey: &key.NodeKey{}},
+		{NodeKey: &key.NodeKey{PrivKey: make([]byte, 64)}}, // public half not the seed's: signs as no ID
 	} {
 		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%+v: Validate = %v, want ErrInvalidConfig", cfg, err)
