@@ -294,8 +294,13 @@ func (l *loop) send(ob router.Outbound) {
 		ch = ControlChannel
 	}
 	parts := l.encode(ob.RPC, ch)
+	var ids [2]int
+	if class == classControl {
+		// A part of a split RPC holds at most the whole RPC's IDs.
+		ids = controlIDs(ob.RPC)
+	}
 	for i, b := range parts {
-		res := ps.out.enqueue(class, outItem{ch: ch, b: b})
+		res := ps.out.enqueue(class, outItem{ch: ch, b: b, ids: ids})
 		l.account(ps, class, res)
 		switch {
 		case res.ok || l.track == nil || class != classPublish:

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
 
 // Output classes, in priority order (docs/PUBSUB.md, "Bounded per-peer output").
@@ -32,6 +33,36 @@ func classOf(k router.Kind) int {
 type outItem struct {
 	ch byte
 	b  []byte
+	// ids counts the message IDs in the RPC's IDONTWANTs and IWANTs (idsIDontWant, idsIWant): a
+	// receiver reads only so many of each per RPC, which the pump's coalescing must respect.
+	ids [2]int
+}
+
+// Indexes of outItem.ids and runLimits.ids.
+const (
+	idsIDontWant = iota
+	idsIWant
+)
+
+// controlIDs counts the message IDs in rpc's IDONTWANTs and IWANTs.
+func controlIDs(rpc *pubsubpb.RPC) (ids [2]int) {
+	c := rpc.GetControl()
+	for _, x := range c.GetIdontwant() {
+		ids[idsIDontWant] += len(x.GetMessageIDs())
+	}
+	for _, x := range c.GetIwant() {
+		ids[idsIWant] += len(x.GetMessageIDs())
+	}
+	return ids
+}
+
+// runLimits bounds what the pump coalesces into one MConnection message on a channel.
+type runLimits struct {
+	// bytes is what every peer's channel accepts.
+	bytes int
+	// ids bounds the IDONTWANT and IWANT message IDs, which the receiver reads only up to a
+	// number per RPC (gossipsub's MaxIDontWantLength and MaxIHaveLength); zero: no bound.
+	ids [2]int
 }
 
 // fifo is a queue of outItems that can also give the head back (pushFront) after a failed send.
@@ -151,19 +182,20 @@ type takenItem struct {
 }
 
 // takeRun removes, for one send, the heads of classes in order (all on one channel) while their
-// total stays within limit bytes; at least one item if any is queued. Their bytes stay counted
-// until sentRun or giveBackRun. It appends to buf and returns it.
-func (o *outQueue) takeRun(classes []int, limit int, buf []takenItem) []takenItem {
+// total stays within limit (bytes and control message IDs); at least one item if any is queued.
+// Their bytes stay counted until sentRun or giveBackRun. It appends to buf and returns it.
+func (o *outQueue) takeRun(classes []int, limit runLimits, buf []takenItem) []takenItem {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
 		return buf
 	}
 	n := 0
+	var ids [2]int
 	for _, c := range classes {
 		for o.q[c].len() > 0 {
 			it := o.q[c].items[o.q[c].head]
-			if len(buf) > 0 && n+len(it.b) > limit {
+			if len(buf) > 0 && (n+len(it.b) > limit.bytes || idsOver(ids, it.ids, limit.ids)) {
 				return buf
 			}
 			o.q[c].pop()
@@ -171,10 +203,22 @@ func (o *outQueue) takeRun(classes []int, limit int, buf []takenItem) []takenIte
 				o.fwdBytes -= len(it.b)
 			}
 			n += len(it.b)
+			ids[idsIDontWant] += it.ids[idsIDontWant]
+			ids[idsIWant] += it.ids[idsIWant]
 			buf = append(buf, takenItem{c, it})
 		}
 	}
 	return buf
+}
+
+// idsOver reports whether adding more to have exceeds a non-zero limit.
+func idsOver(have, more, limit [2]int) bool {
+	for i := range have {
+		if limit[i] > 0 && more[i] > 0 && have[i]+more[i] > limit[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // sentRun records that the items of a takeRun were handed to the MConnection.
@@ -270,7 +314,7 @@ type pump struct {
 	added  []*peerState
 	wake   chan struct{}
 	onIdle func(ps *peerState, recovered bool)
-	limits [2]int // the largest coalesced MConnection message on ControlChannel and on MessageChannel
+	limits [2]runLimits // what one coalesced MConnection message on ControlChannel and on MessageChannel may hold
 }
 
 const (
@@ -278,8 +322,8 @@ const (
 	pumpPollMax = 20 * time.Millisecond
 )
 
-func newPump(onIdle func(*peerState, bool), controlCap, messageCap int) *pump {
-	return &pump{wake: make(chan struct{}, 1), onIdle: onIdle, limits: [2]int{controlCap, messageCap}}
+func newPump(onIdle func(*peerState, bool), control, message runLimits) *pump {
+	return &pump{wake: make(chan struct{}, 1), onIdle: onIdle, limits: [2]runLimits{control, message}}
 }
 
 // add hands ps (whose queue just became scheduled) to the pump.
@@ -365,8 +409,10 @@ func (p *pump) run(done <-chan struct{}) {
 // limits[1] (what every peer's channel accepts; an item larger than that goes alone). An RPC's encodings concatenated are one valid RPC (protobuf's
 // merge rule appends repeated fields), so the peer decodes the same messages and controls; what
 // changes is that they leave in one write and share SecretConnection frames, which are sealed at
-// a fixed 1024 data bytes (docs/PUBSUB.md §8.1). It reports whether anything was sent.
-func (ps *peerState) drain(limits [2]int, scratch *[]takenItem) bool {
+// a fixed 1024 data bytes (docs/PUBSUB.md §8.1). Control RPCs are joined only while their
+// IDONTWANT and IWANT IDs stay within what the peer reads from one RPC (limits[0].ids), so that
+// none is ignored there. It reports whether anything was sent.
+func (ps *peerState) drain(limits [2]runLimits, scratch *[]takenItem) bool {
 	progress := false
 	for b, classes := range [2][]int{{classControl}, {classPublish, classForward}} {
 		for {

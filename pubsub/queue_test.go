@@ -3,9 +3,13 @@ package pubsub
 import (
 	"bytes"
 	"context"
+	mrand "math/rand/v2"
 	"sync"
 	"testing"
 
+	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
+	rt "github.com/switchyard-p2p/switchyard/pubsub/internal/routertest"
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
 	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -45,7 +49,7 @@ func TestOutQueuePriority(t *testing.T) {
 		t.Fatalf("bytes %d slow %v dropped %v", bytes, slow, d)
 	}
 	// Sending order: control, then publish, then forward.
-	run := q.takeRun([]int{classControl}, 1000, nil)
+	run := q.takeRun([]int{classControl}, runLimits{bytes: 1000}, nil)
 	if len(run) != 1 || run[0].it.ch != ControlChannel || len(run[0].it.b) != 30 {
 		t.Fatalf("first out %+v", run)
 	}
@@ -53,15 +57,15 @@ func TestOutQueuePriority(t *testing.T) {
 	if b, _, _ := q.stats(); b != 100 {
 		t.Fatalf("bytes after give-back %d, want 100", b)
 	}
-	run = q.takeRun([]int{classControl}, 1000, nil)
+	run = q.takeRun([]int{classControl}, runLimits{bytes: 1000}, nil)
 	q.sentRun(run)
 	// One byte of room: still one item (an item never waits for a larger limit).
-	run = q.takeRun([]int{classPublish, classForward}, 1, nil)
+	run = q.takeRun([]int{classPublish, classForward}, runLimits{bytes: 1}, nil)
 	if len(run) != 1 || run[0].c != classPublish {
 		t.Fatalf("publish run %+v", run)
 	}
 	q.sentRun(run)
-	run = q.takeRun([]int{classPublish, classForward}, 1000, nil)
+	run = q.takeRun([]int{classPublish, classForward}, runLimits{bytes: 1000}, nil)
 	if len(run) != 1 || run[0].c != classForward {
 		t.Fatalf("forward run %+v", run)
 	}
@@ -136,16 +140,16 @@ func TestDrainCoalesces(t *testing.T) {
 	ps := &peerState{p: pr, id: pr.ID(), pubsub: true, out: outQueue{max: 1 << 20}}
 	ctl1 := enc(&pubsubpb.RPC{Control: &pubsubpb.ControlMessage{Idontwant: []*pubsubpb.ControlIDontWant{{MessageIDs: [][]byte{{1}}}}}})
 	ctl2 := enc(&pubsubpb.RPC{Control: &pubsubpb.ControlMessage{Ihave: []*pubsubpb.ControlIHave{{TopicID: "t", MessageIDs: [][]byte{{2}, {3}}}}}})
-	ps.out.enqueue(classControl, outItem{ControlChannel, ctl1})
-	ps.out.enqueue(classControl, outItem{ControlChannel, ctl2})
+	ps.out.enqueue(classControl, outItem{ch: ControlChannel, b: ctl1})
+	ps.out.enqueue(classControl, outItem{ch: ControlChannel, b: ctl2})
 	parts := make([][]byte, 4)
 	for i := range parts {
 		parts[i] = enc(&pubsubpb.RPC{Publish: []*pubsubpb.Message{msg(byte(i))}})
 	}
-	ps.out.enqueue(classForward, outItem{MessageChannel, parts[1]})
-	ps.out.enqueue(classForward, outItem{MessageChannel, parts[2]})
-	ps.out.enqueue(classForward, outItem{MessageChannel, parts[3]})
-	ps.out.enqueue(classPublish, outItem{MessageChannel, parts[0]})
+	ps.out.enqueue(classForward, outItem{ch: MessageChannel, b: parts[1]})
+	ps.out.enqueue(classForward, outItem{ch: MessageChannel, b: parts[2]})
+	ps.out.enqueue(classForward, outItem{ch: MessageChannel, b: parts[3]})
+	ps.out.enqueue(classPublish, outItem{ch: MessageChannel, b: parts[0]})
 
 	full := true
 	var sent []struct {
@@ -166,7 +170,7 @@ func TestDrainCoalesces(t *testing.T) {
 		}{ch, rpc})
 		return true
 	})
-	limits := [2]int{1 << 20, len(parts[0]) * 3} // room for three messages per MConnection message
+	limits := [2]runLimits{{bytes: 1 << 20}, {bytes: len(parts[0]) * 3}} // room for three messages per MConnection message
 	var scratch []takenItem
 	if ps.drain(limits, &scratch) {
 		t.Fatal("progress reported with a full MConnection queue")
@@ -256,5 +260,54 @@ func TestCoalescingFitsPeersWithoutTopicOverrides(t *testing.T) {
 		if b > peerCap {
 			t.Errorf("MConnection message of %d bytes on the message channel; a peer with the network's MaxMessageBytes accepts %d", b, peerCap)
 		}
+	}
+}
+
+// TestDrainKeepsIDontWantPerRPCLimit: the router cuts its IDONTWANTs for a peer into control
+// RPCs of at most MaxIDontWantLength IDs, because the receiver reads only that many per RPC
+// (gossipsub v1.2, docs/PUBSUB.md §4.6). The pump's coalesced control message decodes as one
+// RPC, so it must not join control RPCs whose IDONTWANT IDs together exceed the limit: a
+// gossipsub receiver must take every ID and count no limit drop.
+func TestDrainKeepsIDontWantPerRPCLimit(t *testing.T) {
+	perRPC := gossipsub.DefaultParams().MaxIDontWantLength
+	pr := newFakePeer(testKey(t, 7), pubsubChannels()...)
+	ps := &peerState{p: pr, id: pr.ID(), pubsub: true, out: outQueue{max: 1 << 20}}
+	const rpcs = 3
+	for i := range rpcs {
+		idw := &pubsubpb.ControlIDontWant{}
+		for j := range perRPC {
+			idw.MessageIDs = append(idw.MessageIDs, []byte{byte(i), byte(j)})
+		}
+		rpc := &pubsubpb.RPC{Control: &pubsubpb.ControlMessage{Idontwant: []*pubsubpb.ControlIDontWant{idw}}}
+		b, err := proto.Marshal(rpc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps.out.enqueue(classControl, outItem{ch: ControlChannel, b: b, ids: controlIDs(rpc)})
+	}
+
+	recv, err := gossipsub.New(rt.ID(1), gossipsub.Config{}, mrand.New(mrand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := rt.Epoch
+	recv.AddPeer(now, rt.ID(2), router.PeerInfo{})
+	pr.setOnSend(func(ch byte, b []byte) bool {
+		rpc := &pubsubpb.RPC{}
+		if err := proto.Unmarshal(b, rpc); err != nil {
+			t.Fatalf("undecodable coalesced message: %v", err)
+		}
+		recv.HandleRPC(now, rt.ID(2), rpc)
+		return true
+	})
+	s, err := NewServer(Config{NodeKey: testKey(t, 1)}) // its pump limits: the default gossipsub parameters
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scratch []takenItem
+	for ps.drain(s.pump.limits, &scratch) {
+	}
+	if st := recv.Stats(); st.IDontWantRecv != rpcs*uint64(perRPC) || st.LimitDrops != 0 {
+		t.Fatalf("receiver took %d IDONTWANT IDs of %d and counted %d limit drops", st.IDontWantRecv, rpcs*perRPC, st.LimitDrops)
 	}
 }

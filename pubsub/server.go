@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -18,6 +19,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
 	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
@@ -127,7 +129,14 @@ func NewServer(cfg Config) (*Server, error) {
 	// Coalesced message-channel batches are cut at what every peer accepts: the network-wide
 	// MaxMessageBytes plus the overhead. Our own capacity (msgCap) also follows our Topics
 	// overrides, which a peer need not share; a single larger message still goes alone.
-	s.pump = newPump(s.onPeerRecovered, MaxControlRPCBytes, min(s.msgCap, c.MaxMessageBytes+RPCOverheadBytes))
+	// Coalesced control RPCs decode as one RPC, of which a gossipsub peer reads only
+	// MaxIDontWantLength IDONTWANT IDs and MaxIHaveLength IWANT IDs: the network's values, as
+	// our router assumes when it cuts its own control RPCs.
+	ctl := runLimits{bytes: MaxControlRPCBytes, ids: [2]int{
+		idsIDontWant: cmp.Or(c.Gossipsub.Params.MaxIDontWantLength, gossipsub.DefaultMaxIDontWantLength),
+		idsIWant:     cmp.Or(c.Gossipsub.Params.MaxIHaveLength, gossipsub.DefaultMaxIHaveLength),
+	}}
+	s.pump = newPump(s.onPeerRecovered, ctl, runLimits{bytes: min(s.msgCap, c.MaxMessageBytes+RPCOverheadBytes)})
 	return s, nil
 }
 
