@@ -49,8 +49,9 @@ type Config struct {
 	MaxPeerTopics int
 
 	// MaxTopicLength is the longest topic name, in bytes, accepted from a peer in a
-	// subscription or a message; longer names (and empty ones) are ignored and counted in
-	// Stats.LimitDrops (P-16). Zero means 1024; must not be negative.
+	// subscription; longer names (and empty ones) are ignored and counted in Stats.LimitDrops
+	// (P-16). A message is considered only on a topic this node joined, whatever its length.
+	// Zero means 1024; must not be negative.
 	MaxTopicLength int
 
 	// MaxRPCBytes bounds the estimated encoded size of every RPC the Router emits: a long
