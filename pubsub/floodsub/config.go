@@ -24,7 +24,7 @@ const (
 	MinMaxRPCBytes = 4096
 	// PackingLinger is a Config.Linger that trades latency for bytes: measured with the pub/sub
 	// bench (20 nodes, 1 KiB at 50 msg/s) it brings bytes per delivery from 1.8x to 0.8x
-	// go-libp2p-pubsub's FloodSub and p99 latency from 0.6x to 3-6x its (docs/PUBSUB.md §8.1).
+	// go-libp2p-pubsub's FloodSub and p99 latency from 0.4x to 3.7x its (docs/PUBSUB.md §8.1).
 	PackingLinger = 50 * time.Millisecond
 )
 
