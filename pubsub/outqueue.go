@@ -403,10 +403,11 @@ func (p *pump) run(done <-chan struct{}) {
 	}
 }
 
-// drain sends what the peer's MConnection takes now, at most one MConnection message per channel
-// per call: everything queued for ControlChannel as one message, and everything queued for
-// MessageChannel (our publishes first, then forwards) as another, each cut at limits[0] and
-// limits[1] (what every peer's channel accepts; an item larger than that goes alone). An RPC's encodings concatenated are one valid RPC (protobuf's
+// drain sends what the peer's MConnection takes now: what is queued for ControlChannel, and what
+// is queued for MessageChannel (our publishes first, then forwards), each channel's items joined
+// into MConnection messages of at most limits[0].bytes and limits[1].bytes (what every peer's
+// channel accepts; an item larger than that goes alone), as many as TrySend takes until the
+// queue is empty. An RPC's encodings concatenated are one valid RPC (protobuf's
 // merge rule appends repeated fields), so the peer decodes the same messages and controls; what
 // changes is that they leave in one write and share SecretConnection frames, which are sealed at
 // a fixed 1024 data bytes (docs/PUBSUB.md §8.1). Control RPCs are joined only while their
