@@ -158,7 +158,8 @@ const (
 	InvalidMessagePenaltyWeight = DefaultGraylistThreshold / 100
 	invalidMessageMemory        = 30 * time.Minute
 
-	// BehaviourPenaltyThreshold and weight: 7 penalties make a peer negative, 16 graylist it.
+	// BehaviourPenaltyThreshold and weight: 7 penalties make a peer negative, 17 graylist it (16
+	// bring it to the graylist threshold, and only a score below it is graylisted).
 	DefaultBehaviourPenaltyThreshold = 6
 	DefaultBehaviourPenaltyWeight    = DefaultGraylistThreshold / 100
 	behaviourPenaltyMemory           = 10 * time.Minute
