@@ -41,7 +41,10 @@ type loop struct {
 	encMsg map[*pubsubpb.Message][]byte // RPC{publish: [m]} encodings, cleared after each Ready
 	encRPC map[*pubsubpb.RPC][][]byte
 
-	lastStats  router.Stats
+	// lastEvents is, per routerEventNames entry, the highest value of the router's Stats
+	// counted into RouterEvents so far: Forwarded and IDontWantSent count what is queued and
+	// give back what is dropped before it leaves, so they can go down between two samples.
+	lastEvents []uint64
 	nextSample time.Time
 	other      *topicMetrics // for topics not registered here
 	queueDrops [numClasses]metrics.Counter
@@ -824,14 +827,18 @@ func statsValues(st router.Stats) []uint64 {
 
 // sample updates the sampled metrics.
 func (l *loop) sample() {
-	st := l.r.Stats()
-	cur, prev := statsValues(st), statsValues(l.lastStats)
+	cur := statsValues(l.r.Stats())
+	if l.lastEvents == nil {
+		l.lastEvents = make([]uint64, len(cur))
+	}
 	for i, name := range routerEventNames {
-		if cur[i] > prev[i] {
-			l.routerEv[name].Add(float64(cur[i] - prev[i]))
+		// Only a rise above the highest value counted so far is new: after a dip (copies
+		// dropped before they left), what was counted before it is not counted again.
+		if cur[i] > l.lastEvents[i] {
+			l.routerEv[name].Add(float64(cur[i] - l.lastEvents[i]))
+			l.lastEvents[i] = cur[i]
 		}
 	}
-	l.lastStats = st
 	for _, name := range l.s.reg.names() {
 		if t := l.s.reg.topic(name); t != nil {
 			l.metricsFor(name).meshPeers.Set(float64(len(l.r.Peers(name))))

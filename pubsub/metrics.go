@@ -52,6 +52,9 @@ type Metrics struct {
 	// "duplicate", "forwarded", "ihave_sent", "ihave_recv", "iwant_sent", "iwant_recv",
 	// "idontwant_sent", "idontwant_recv", "graft_sent", "graft_recv", "prune_sent",
 	// "prune_recv", "limit_drop", "graylist_drop", "self_origin_drop" ("router_events_total").
+	// "forwarded" and "idontwant_sent" count what was queued at a sample; what is then dropped
+	// before it leaves (the peer showed it held the message) is set against later traffic,
+	// so they run ahead of what left by at most what was waiting at one sample.
 	RouterEvents metrics.Counter
 	// PeerScores observes every pub/sub peer's score each second, if the router keeps scores
 	// (gossipsub) ("peer_score").
