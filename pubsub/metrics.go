@@ -43,8 +43,10 @@ type Metrics struct {
 	MalformedRPCs metrics.Counter
 	// Peers is the number of connected peers that speak pub/sub ("peers").
 	Peers metrics.Gauge
-	// MeshPeers is the number of peers the router sends a topic's messages to (gossipsub's mesh
-	// or fanout, floodsub's subscribers), sampled every second; label topic ("mesh_peers").
+	// MeshPeers is the number of peers the router sends our messages on a topic to
+	// (Router.Peers: with gossipsub's flood publishing, the default, every subscribed peer at
+	// or above the publish threshold, else the mesh or fanout; floodsub's subscribers), sampled
+	// every second; label topic ("mesh_peers").
 	MeshPeers metrics.Gauge
 	// Deferred is the number of messages held by ValidationDefer; label topic ("deferred").
 	Deferred metrics.Gauge

@@ -607,8 +607,9 @@ func (s *Server) SubscribeEvents(filter func(Event) bool) (<-chan Event, func())
 	return s.hub.subscribe(filter)
 }
 
-// WaitForPeers blocks until the router has at least n peers for topic (Router.Peers: gossipsub's
-// mesh or fanout, floodsub's subscribed peers) and returns nil, or returns ctx.Err() or an error
+// WaitForPeers blocks until the router has at least n peers for topic (Router.Peers: with
+// gossipsub's flood publishing, the default, every subscribed peer at or above the publish
+// threshold, without it the mesh or fanout; floodsub's subscribed peers) and returns nil, or returns ctx.Err() or an error
 // wrapping net.ErrClosed. Use it before Broadcast to avoid ErrNoPeers at start-up: called before
 // Run is running (Run started in a goroutine that has not got there yet), it waits for Run too.
 // n ≤ 0 returns at once.

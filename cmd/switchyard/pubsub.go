@@ -215,11 +215,12 @@ func newPubSubPeersCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "peers [--topic T]",
 		Short: "List the peers a topic's messages go to (or every pub/sub peer)",
-		Long: `With --topic, list the peers the node sends the topic's messages to (the
-gossipsub mesh; with floodsub every subscribed peer), one per line with its
-score when gossipsub keeps scores; a topic the node has not joined is an error.
-Without --topic, list every connected peer that speaks pub/sub, with the topics
-whose mesh it is in. It fails when the node's pub/sub is disabled or not running.`,
+		Long: `With --topic, list the peers the node sends its own messages on the topic to
+(gossipsub with flood publishing, the default: every subscribed peer at or above
+the publish threshold; without it, the mesh; floodsub: every subscribed peer),
+one per line with its score when gossipsub keeps scores; a topic the node has
+not joined is an error. Without --topic, list every connected peer that speaks
+pub/sub, with the topics whose lists it is in. It fails when the node's pub/sub is disabled or not running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := pubsubClient(cmd, false)

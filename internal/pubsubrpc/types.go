@@ -113,8 +113,9 @@ type Topic struct {
 	ExpectedRate float64 `json:"expected_rate"`
 	// MsgType is the protobuf message type bound to the topic, "" for raw bytes.
 	MsgType string `json:"msg_type"`
-	// Peers are the peers our messages on the topic go to: gossipsub's mesh (or fanout),
-	// floodsub's subscribed peers. Sorted.
+	// Peers are the peers our messages on the topic go to (Router.Peers): with gossipsub's
+	// flood publishing (the default) every subscribed peer at or above the publish threshold,
+	// without it the mesh (or fanout); floodsub's subscribed peers. Sorted.
 	Peers []string `json:"peers"`
 	// Subscribers counts local subscriptions (Feeds, /pubsub/subscribe streams).
 	Subscribers int `json:"subscribers"`
@@ -129,7 +130,8 @@ type Peer struct {
 	ID string `json:"id"`
 	// Score is the gossipsub score; null when the router keeps none (floodsub, scoring off).
 	Score *float64 `json:"score"`
-	// Topics are the joined topics whose Peers list this peer (mesh membership), sorted.
+	// Topics are the joined topics whose Peers list this peer, sorted (mesh membership only
+	// without flood publishing).
 	Topics []string `json:"topics"`
 	// QueueBytes is the bytes in the peer's output queue; Slow that it overflowed and has not
 	// drained since.

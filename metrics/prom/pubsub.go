@@ -55,7 +55,7 @@ var ScoreBuckets = []float64{-10000, -1000, -100, -10, -1, 0, 1, 10, 100, 1000}
 //	pubsub_deliver_drops_total{topic}        accepted messages dropped on a full deliver queue
 //	pubsub_malformed_rpcs_total{reason}      peers dropped for malformed RPCs
 //	pubsub_peers                             connected peers that speak pub/sub
-//	pubsub_mesh_peers{topic}                 peers a topic's messages go to (mesh, fanout or subscribers)
+//	pubsub_mesh_peers{topic}                 peers our messages on a topic go to (flood publishing: subscribers; else mesh or fanout)
 //	pubsub_deferred{topic}                   messages held by a Defer verdict
 //	pubsub_slow_peers                        peers whose output queue overflowed and has not drained
 //	pubsub_queue_bytes                       bytes in all peers' output queues
@@ -106,7 +106,7 @@ func RegisterPubSubMetrics(reg prometheus.Registerer, namespace string, topics [
 	deliverDrops := counter("deliver_drops_total", "Accepted messages dropped because the topic's deliver queue was full, by topic.", LabelTopic)
 	malformed := counter("malformed_rpcs_total", "Peers disconnected for malformed RPCs, by reason.", LabelReason)
 	peers := gauge("peers", "Connected peers that speak pub/sub.")
-	mesh := gauge("mesh_peers", "Peers a topic's messages go to (gossipsub mesh or fanout, floodsub subscribers), by topic.", LabelTopic)
+	mesh := gauge("mesh_peers", "Peers our messages on a topic go to (subscribers at or above the publish threshold with gossipsub's flood publishing, else its mesh or fanout; floodsub subscribers), by topic.", LabelTopic)
 	deferred := gauge("deferred", "Messages held by a Defer validation verdict, by topic.", LabelTopic)
 	slow := gauge("slow_peers", "Peers whose output queue overflowed and has not drained since.")
 	qbytes := gauge("queue_bytes", "Bytes waiting in all peers' output queues.")
