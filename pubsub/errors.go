@@ -54,9 +54,10 @@ var (
 	// (its NodeInfo does not list the pub/sub channels, e.g. a CometBFT node).
 	ErrNotPubSubPeer = errors.New("pubsub: peer does not speak pub/sub")
 
-	// ErrMessageTooLarge is returned by Broadcast, Publish and Send when the encoded message is
-	// larger than the topic's MaxMessageBytes. A received message over the limit is rejected
-	// (ValidationReject) with this reason.
+	// ErrMessageTooLarge is returned by Broadcast, Publish and Send when the message's data (for
+	// a typed topic, the marshalled protobuf) is larger than the topic's MaxMessageBytes; the
+	// envelope around it (topic, origin, seqno, signature) is not counted. A received message
+	// whose data is over the limit is rejected (ValidationReject) with this reason.
 	ErrMessageTooLarge = errors.New("pubsub: message too large")
 
 	// ErrRejected, ErrIgnored and ErrDeferred are wrapped by *ValidationError: a local publish
