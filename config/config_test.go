@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -411,6 +412,31 @@ func TestValidateExternalAddressNeedsHost(t *testing.T) {
 		err := c.Validate()
 		if fe, ok := errors.AsType[*FieldError](err); !ok || fe.Key != "p2p.external_address" || !errors.Is(err, ErrInvalidAddress) {
 			t.Errorf("Validate with external_address %q: %v, want an ErrInvalidAddress problem with p2p.external_address", ext, err)
+		}
+	}
+}
+
+// TestLoadKeysAreCaseSensitive: TOML keys are case-sensitive and the decoder matches struct
+// fields case-insensitively, so "DIAL_TIMEOUT" used to load into dial_timeout past the checks of
+// the real key (a bare 1 became 1 ns, a negative p2p_protocol wrapped around) and a second
+// spelling of a key silently replaced the first. Every spelling other than the real one is an
+// unknown key, with the real key suggested.
+func TestLoadKeysAreCaseSensitive(t *testing.T) {
+	for _, c := range []struct{ doc, key, near string }{
+		{"[p2p]\nDIAL_TIMEOUT = 1\n", "p2p.DIAL_TIMEOUT", "p2p.dial_timeout"},
+		{"[P2P]\ndial_timeout = \"1s\"\n", "P2P", "p2p"},
+		{"[p2p]\nP2P_Protocol = -1\n", "p2p.P2P_Protocol", "p2p.p2p_protocol"},
+		{"[p2p]\nladdr = \"tcp://1.2.3.4:5\"\nLaddr = \"tcp://0.0.0.0:9\"\n", "p2p.Laddr", "p2p.laddr"},
+		{"Moniker = \"x\"\n", "Moniker", "moniker"},
+	} {
+		cfg, err := Decode("x.toml", []byte(c.doc))
+		if !errors.Is(err, ErrUnknownKeys) {
+			t.Errorf("%q: err %v (dial_timeout %v, p2p_protocol %d, laddr %q), want ErrUnknownKeys",
+				c.doc, err, cfg.P2P.DialTimeout, cfg.P2P.P2PProtocol, cfg.P2P.ListenAddress)
+			continue
+		}
+		if want := fmt.Sprintf("%q (did you mean %q?)", c.key, c.near); !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %q does not say %s", c.doc, err, want)
 		}
 	}
 }

@@ -34,8 +34,9 @@
 //     tune (d, d_lo, d_hi, d_lazy, heartbeat_interval, flood_publish,
 //     seen_ttl) with the spec's defaults, and peer_queue_size. node.New maps
 //     it onto pubsub.Config.
-//   - Only the keys Switchyard uses are accepted; any other key is an error
-//     naming it, so a typo never silently falls back to a default.
+//   - Only the keys Switchyard uses are accepted, spelled as here (keys are
+//     case-sensitive); any other key is an error naming it, so a typo never
+//     silently falls back to a default.
 //
 // Durations are TOML strings in time.ParseDuration syntax ("3s", "100ms").
 //

@@ -57,8 +57,9 @@ const FileMode os.FileMode = 0o644
 // that does not parse or is a bare number rather than a string such as "3s",
 // a string where a number belongs, a negative number for an unsigned key) is
 // a *DecodeError naming the key (and the line, where the decoder gives it);
-// keys Config does not define are reported together, each with the nearest
-// real key when one is a likely typo, wrapping ErrUnknownKeys. A missing file
+// keys Config does not define (keys are case-sensitive, as in TOML: "LADDR" is
+// not laddr) are reported together, each with the nearest real key when one
+// is a likely typo, wrapping ErrUnknownKeys. A missing file
 // gives an error wrapping fs.ErrNotExist.
 func Load(path string) (Config, error) {
 	data, err := os.ReadFile(path)
@@ -79,14 +80,22 @@ func Decode(name string, data []byte) (Config, error) {
 		}
 		return Config{}, de
 	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = strconv.Quote(k.String())
-			if near := nearestKey(k.String()); near != "" {
-				keys[i] += fmt.Sprintf(" (did you mean %q?)", near)
-			}
+	// The decoder matches keys to fields ignoring case, but TOML keys are case-sensitive: a key
+	// is known only as spelled here, so "DIAL_TIMEOUT" neither bypasses checkValueKinds nor
+	// silently replaces dial_timeout. Keys the decoder did not use are unknown too.
+	var keys []string
+	for _, k := range md.Keys() {
+		ks := k.String()
+		if _, ok := keyTypes[ks]; ok || sections[ks] {
+			continue
 		}
+		q := strconv.Quote(ks)
+		if near := nearestKey(ks); near != "" {
+			q += fmt.Sprintf(" (did you mean %q?)", near)
+		}
+		keys = append(keys, q)
+	}
+	if len(keys) > 0 {
 		return Config{}, fmt.Errorf("%w in %q: %s", ErrUnknownKeys, name, strings.Join(keys, ", "))
 	}
 	if err := checkValueKinds(name, data, &md); err != nil {
@@ -135,9 +144,15 @@ func lookupRaw(m map[string]any, k toml.Key) any {
 	return v
 }
 
-// nearestKey returns the Config key closest to k in edit distance, if it is close enough to
-// be a typo (at most 2 edits, and fewer than a third of k's length); "" otherwise.
+// nearestKey returns the Config key or section that k spells in another case, else the key
+// closest to k in edit distance, if it is close enough to be a typo (at most 2 edits, and fewer
+// than a third of k's length); "" otherwise.
 func nearestKey(k string) string {
+	if lk := strings.ToLower(k); lk != k {
+		if _, ok := keyTypes[lk]; ok || sections[lk] {
+			return lk
+		}
+	}
 	best, bestD := "", 3
 	for known := range keyTypes {
 		// The limit is one more than the best so far, so that a tie is an exact distance (the
@@ -203,6 +218,17 @@ var keyTypes = func() map[string]reflect.Type {
 		}
 	}
 	walk("", reflect.TypeFor[Config]())
+	return m
+}()
+
+// sections holds the table names of Config ("p2p", "pubsub").
+var sections = func() map[string]bool {
+	m := make(map[string]bool)
+	for k := range keyTypes {
+		if s, _, ok := strings.Cut(k, "."); ok {
+			m[s] = true
+		}
+	}
 	return m
 }()
 
