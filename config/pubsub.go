@@ -103,7 +103,8 @@ func (c Config) validatePubSub(bad func(string, error), badf func(string, string
 	}
 	if p.SeenTTL <= 0 {
 		badf("pubsub.seen_ttl", "%s must be positive", p.SeenTTL)
-	} else if p.HeartbeatInterval > 0 && p.SeenTTL < PubSubHistoryLength*p.HeartbeatInterval {
+	} else if p.HeartbeatInterval > 0 && p.HeartbeatInterval > p.SeenTTL/PubSubHistoryLength {
+		// seen_ttl < 5 heartbeats, without multiplying: 5 × a huge heartbeat overflows.
 		badf("pubsub.seen_ttl", "%s is shorter than the message cache (%d heartbeats of %s)", p.SeenTTL, PubSubHistoryLength, p.HeartbeatInterval)
 	}
 }

@@ -150,3 +150,24 @@ func TestPubSubDLazyZeroRefused(t *testing.T) {
 		t.Fatalf("d_lazy = 1: %v", err)
 	}
 }
+
+// TestValidateSeenTTLHugeHeartbeat: seen_ttl must cover 5 heartbeats however long the heartbeat;
+// 5 × heartbeat_interval used to overflow for a heartbeat of 1000000h, so a 1m seen_ttl passed.
+func TestValidateSeenTTLHugeHeartbeat(t *testing.T) {
+	c := DefaultConfig()
+	c.PubSub.HeartbeatInterval = 1000000 * time.Hour
+	c.PubSub.SeenTTL = time.Minute
+	err := c.Validate()
+	if fe, ok := errors.AsType[*FieldError](err); !ok || fe.Key != "pubsub.seen_ttl" {
+		t.Fatalf("Validate with heartbeat_interval 1000000h and seen_ttl 1m: %v, want a problem with pubsub.seen_ttl", err)
+	}
+	c.PubSub.HeartbeatInterval = time.Second
+	c.PubSub.SeenTTL = 5 * time.Second
+	if err := c.Validate(); err != nil {
+		t.Fatalf("seen_ttl of exactly 5 heartbeats: %v", err)
+	}
+	c.PubSub.SeenTTL = 5*time.Second - 1
+	if err := c.Validate(); err == nil {
+		t.Fatal("seen_ttl 1 ns short of 5 heartbeats accepted")
+	}
+}
