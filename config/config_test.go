@@ -440,3 +440,22 @@ func TestLoadKeysAreCaseSensitive(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateExternalAddressNotUnspecified: 0.0.0.0 and :: are no more dialable than an empty
+// host, so as external_address (what peers dial back) they are refused under its key, not
+// advertised to peers that drop them.
+func TestValidateExternalAddressNotUnspecified(t *testing.T) {
+	for _, ext := range []string{"tcp://0.0.0.0:26656", "[::]:26656", "tcp://[::ffff:0.0.0.0]:26656"} {
+		c := DefaultConfig()
+		c.P2P.ExternalAddress = ext
+		err := c.Validate()
+		if fe, ok := errors.AsType[*FieldError](err); !ok || fe.Key != "p2p.external_address" || !errors.Is(err, ErrInvalidAddress) {
+			t.Errorf("Validate with external_address %q: %v, want an ErrInvalidAddress problem with p2p.external_address", ext, err)
+		}
+	}
+	c := DefaultConfig()
+	c.P2P.ExternalAddress = "tcp://203.0.113.7:26656"
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate with a public external_address: %v", err)
+	}
+}
