@@ -240,9 +240,13 @@ func NewContext(ctx context.Context, cfg config.Config, home string, logger *slo
 		return nil, fmt.Errorf("node: p2p listen: %w", err)
 	}
 	// Checked after Listen: only then does listen_addr carry the bound port.
-	if err := n.transport.NodeInfo().Validate(); err != nil {
+	// A host name in external_address is resolved here, under ctx like the peer lists.
+	if err := n.transport.NodeInfo().ValidateContext(ctx); err != nil {
 		n.closeRPC()
 		_ = n.transport.Close()
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("node: p2p.external_address: resolving host names: %w", cerr)
+		}
 		return nil, fmt.Errorf("node: our NodeInfo would be rejected by peers: %w", err)
 	}
 	n.rpcSrv = newHTTPServer(n.rpcHandler(), n.rpcLn, logger)
@@ -257,7 +261,7 @@ func NewContext(ctx context.Context, cfg config.Config, home string, logger *slo
 		// the advertised listen_addr (external_address when set). The advertised one goes last:
 		// it is the source of the persistent peers' entries, as CometBFT's Switch.NetAddress.
 		n.pex.AddOurAddress(n.transport.NetAddress())
-		if na, err := n.transport.NodeInfo().NetAddress(); err == nil {
+		if na, err := n.transport.NodeInfo().NetAddressContext(ctx); err == nil {
 			n.pex.AddOurAddress(na)
 		}
 	} else if len(config.SplitList(cfg.P2P.Seeds)) > 0 {

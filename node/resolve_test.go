@@ -114,3 +114,21 @@ func TestNewContextCancelStopsLookups(t *testing.T) {
 		t.Errorf("NewContext after cancel = %v, want an error wrapping context.Canceled", err)
 	}
 }
+
+// TestNewContextCancelStopsExternalAddressLookup: an external_address host name is resolved
+// when New checks our NodeInfo; that lookup, too, stops once ctx is done and New reports the
+// cancellation, not "our NodeInfo would be rejected by peers" after a lookup under its own
+// timeout.
+func TestNewContextCancelStopsExternalAddressLookup(t *testing.T) {
+	cfg := testConfig("e")
+	cfg.P2P.ExternalAddress = "tcp://switchyard-node.invalid:26656"
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n, err := NewContext(ctx, cfg, t.TempDir(), testLogger(t))
+	if n != nil {
+		_ = n.Close()
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("NewContext with a cancelled ctx and a host-name external_address = %v, want an error wrapping context.Canceled", err)
+	}
+}
