@@ -68,7 +68,8 @@ type P2PConfig struct {
 	// Seeds is a comma-separated list of "id@host:port" seed nodes. Default "".
 	Seeds string `toml:"seeds"`
 	// PersistentPeers is a comma-separated list of "id@host:port" peers the
-	// node always keeps dialing. Default "".
+	// node always keeps dialing. One address per ID is dialed, the first
+	// listed; node.New logs any later one as ignored. Default "".
 	PersistentPeers string `toml:"persistent_peers"`
 	// AddrBookFile is the address book path; relative paths are relative to
 	// the home directory. Default "config/addrbook.json".

@@ -85,7 +85,8 @@ type Node struct {
 // key, or a listen error. A seed or persistent peer whose host name does not
 // resolve is logged and left out, as in CometBFT; only when no seed resolves
 // and there is no address book file to start from is it an error. On error
-// nothing stays open.
+// nothing stays open. A persistent peer ID listed twice is logged at warn level: only its first
+// address is dialed.
 // Call Run, or Close if Run will not be called.
 func New(cfg config.Config, home string, logger *slog.Logger) (*Node, error) {
 	return NewContext(context.Background(), cfg, home, logger)
@@ -134,7 +135,15 @@ func NewContext(ctx context.Context, cfg config.Config, home string, logger *slo
 		return nil, fmt.Errorf("node: p2p.persistent_peers: %w", err)
 	}
 	n.persistentAddrs = persistent
+	first := make(map[key.ID]netaddr.NetAddress, len(persistent))
 	for _, a := range persistent {
+		if f, dup := first[a.ID]; dup {
+			// The Switch keeps one address per persistent ID, the first (CometBFT dials each).
+			logger.Warn("p2p.persistent_peers lists a peer ID twice: only its first address is dialed",
+				"ignored", a.String(), "dialed", f.String())
+			continue
+		}
+		first[a.ID] = a
 		n.persistentIDs = append(n.persistentIDs, string(a.ID))
 	}
 	unconditional, err := config.ParseIDList(cfg.P2P.UnconditionalPeerIDs)

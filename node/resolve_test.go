@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,5 +131,26 @@ func TestNewContextCancelStopsExternalAddressLookup(t *testing.T) {
 	}
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("NewContext with a cancelled ctx and a host-name external_address = %v, want an error wrapping context.Canceled", err)
+	}
+}
+
+// TestPersistentPeerListedTwiceWarns: the Switch dials one address per persistent ID, the first
+// listed (CometBFT dials every entry), so a second address for an ID, such as a fallback IP, is
+// never dialed; New says so instead of dropping it silently.
+func TestPersistentPeerListedTwiceWarns(t *testing.T) {
+	var buf syncBuffer
+	cfg := testConfig("d")
+	cfg.P2P.PersistentPeers = resolveID1 + "@127.0.0.1:1," + resolveID2 + "@127.0.0.1:2," + strings.ToUpper(resolveID1) + "@127.0.0.1:3"
+	n, err := New(cfg, t.TempDir(), slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	lines := buf.lines("level=WARN", "p2p.persistent_peers", resolveID1+"@127.0.0.1:3", "127.0.0.1:1")
+	if len(lines) != 1 {
+		t.Fatalf("log after New with %s listed twice:\n%s\nwant one warning naming p2p.persistent_peers, the ignored and the dialed address", resolveID1, buf.String())
+	}
+	if l := buf.lines("level=WARN", resolveID2); len(l) != 0 {
+		t.Errorf("warning about a peer listed once: %q", l)
 	}
 }
