@@ -71,8 +71,9 @@
 // a peer_id label (see metrics/prom). Without it the Switch records into
 // no-op instruments.
 //
-// Lifecycle: New binds the P2P and RPC listeners (so their addresses are
-// known at once) and starts no goroutine; Run serves until its ctx is done
+// Lifecycle: New binds the P2P, RPC and metrics listeners (so their addresses
+// are known at once) and starts no goroutine but the transport's accept loop
+// (inbound connections wait for Run); Run serves until its ctx is done
 // and returns after every goroutine it started has exited and every listener
 // and connection is closed. A Node runs once. If Run is never called, Close
 // releases the listeners.
