@@ -459,3 +459,23 @@ func TestValidateExternalAddressNotUnspecified(t *testing.T) {
 		t.Errorf("Validate with a public external_address: %v", err)
 	}
 }
+
+// TestSyntaxErrorDoesNotBlameTheSection: for a syntax error the decoder's "last key" can be the
+// enclosing table, so an unquoted dial_timeout = 3s was reported as a problem with key "p2p".
+// The error names the line, and a key only when it is one of Config's keys.
+func TestSyntaxErrorDoesNotBlameTheSection(t *testing.T) {
+	for _, doc := range []string{
+		"[p2p]\nladdr = \"tcp://0.0.0.0:1\"\ndial_timeout = 3s\n",
+		"[p2p]\nladdr = \"tcp://0.0.0.0:1\"\nexternal_address \"1.2.3.4:5\"\n",
+	} {
+		_, err := Decode("x.toml", []byte(doc))
+		de, ok := errors.AsType[*DecodeError](err)
+		if !ok || de.Line != 3 {
+			t.Errorf("%q: %v, want a *DecodeError for line 3", doc, err)
+			continue
+		}
+		if _, known := keyTypes[de.Key]; de.Key != "" && !known {
+			t.Errorf("%q: error %q names key %q, which is not a key of the file", doc, err, de.Key)
+		}
+	}
+}

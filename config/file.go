@@ -76,7 +76,12 @@ func Decode(name string, data []byte) (Config, error) {
 	if err != nil {
 		de := &DecodeError{File: name, Msg: err.Error(), Err: err}
 		if pe, ok := errors.AsType[toml.ParseError](err); ok {
-			de.Line, de.Key, de.Msg = pe.Position.Line, pe.LastKey, pe.Message
+			de.Line, de.Msg = pe.Position.Line, pe.Message
+			// On a syntax error the decoder's last key may be the enclosing table ("p2p" for
+			// dial_timeout = 3s): name only a key of Config.
+			if _, known := keyTypes[pe.LastKey]; known {
+				de.Key = pe.LastKey
+			}
 		}
 		return Config{}, de
 	}
