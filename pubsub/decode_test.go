@@ -269,3 +269,37 @@ func TestNonUTF8TopicKeepsChannelRules(t *testing.T) {
 		t.Errorf("ControlChannel RPC with a message on a non-UTF-8 topic: cut %d, error %v; want publish_on_control", cut, perr)
 	}
 }
+
+// TestNonUTF8TopicCutKeepsOtherFields: cutting the parts that name a non-UTF-8 topic leaves every
+// other field of the RPC and of its control message in place, whatever its wire type: an
+// unknown varint field after a cut part is still among the decoded RPC's unknown fields.
+func TestNonUTF8TopicCutKeepsOtherFields(t *testing.T) {
+	field := func(b []byte, num protowire.Number, v []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
+	}
+	varint := func(b []byte, num protowire.Number, v uint64) []byte {
+		return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.VarintType), v)
+	}
+	sub := func(topic string) []byte { return field(varint(nil, 1, 1), 2, []byte(topic)) }
+	ctl := varint(field(nil, 3, field(nil, 1, []byte("\xff"))), 101, 8) // GRAFT "\xff", then field 101
+	ctl = field(ctl, 3, field(nil, 1, []byte("ok")))
+	b := varint(field(nil, 1, sub("\xff")), 100, 7) // SUB "\xff", then field 100
+	b = field(field(b, 1, sub("ok")), 3, ctl)
+	rpc, _, cut, perr := decode(ControlChannel, b)
+	if perr != nil || cut != 2 {
+		t.Fatalf("decode: cut %d, %v; want 2 parts cut and no error", cut, perr)
+	}
+	if want := varint(nil, 100, 7); !bytes.Equal(rpc.ProtoReflect().GetUnknown(), want) {
+		t.Errorf("RPC unknown fields %x, want %x (field 100 kept)", rpc.ProtoReflect().GetUnknown(), want)
+	}
+	if want := varint(nil, 101, 8); !bytes.Equal(rpc.GetControl().ProtoReflect().GetUnknown(), want) {
+		t.Errorf("control unknown fields %x, want %x (field 101 kept)", rpc.GetControl().ProtoReflect().GetUnknown(), want)
+	}
+	want := &pubsubpb.RPC{Subscriptions: []*pubsubpb.SubOpts{{Subscribe: true, Topicid: "ok"}},
+		Control: &pubsubpb.ControlMessage{Graft: []*pubsubpb.ControlGraft{{TopicID: "ok"}}}}
+	rpc.ProtoReflect().SetUnknown(nil)
+	rpc.GetControl().ProtoReflect().SetUnknown(nil)
+	if !proto.Equal(rpc, want) {
+		t.Errorf("decoded %v, want %v", rpc, want)
+	}
+}

@@ -190,6 +190,9 @@ func cutNonUTF8Topics(b []byte, inControl bool) (out []byte, cut int, fields uin
 		start, end := i, i+n+m
 		i = end
 		if typ != protowire.BytesType {
+			if out != nil {
+				out = append(out, b[start:end]...)
+			}
 			continue
 		}
 		v, _ := protowire.ConsumeBytes(b[start+n : end])
