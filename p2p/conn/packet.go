@@ -278,11 +278,12 @@ func decodePacketMsg(b []byte, p *packet) error {
 }
 
 // consumeTag is protowire.ConsumeTag that also rejects field numbers above protowire.MaxValidNumber,
-// as proto.Unmarshal does (found by FuzzPacketDecode: 1a0680ffffff3030).
+// as proto.Unmarshal does (found by FuzzPacketDecode: 1a0680ffffff3030), with the code
+// protowire.ParseError reports as an invalid field number.
 func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
 	num, typ, n := protowire.ConsumeTag(b)
 	if n >= 0 && !num.IsValid() {
-		return 0, 0, -1
+		return 0, 0, -2 // protowire.ParseError(-2): invalid field number
 	}
 	return num, typ, n
 }

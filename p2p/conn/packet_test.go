@@ -261,6 +261,27 @@ func TestPacketDecodeRejects(t *testing.T) {
 	}
 }
 
+// TestPacketDecodeFieldNumberTooLarge: a field number above protowire.MaxValidNumber is refused as
+// an invalid field number, not reported as a truncated packet (the error reaches the operator
+// through the ErrorFunc).
+func TestPacketDecodeFieldNumberTooLarge(t *testing.T) {
+	big := protowire.AppendVarint(protowire.AppendTag(nil, protowire.MaxValidNumber+1, protowire.VarintType), 0)
+	for name, body := range map[string][]byte{
+		"in Packet":     big,
+		"in PacketMsg":  protowire.AppendBytes(protowire.AppendTag(nil, fieldPacketMsg, protowire.BytesType), big),
+		"in PacketPing": protowire.AppendBytes(protowire.AppendTag(nil, fieldPacketPing, protowire.BytesType), big),
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, err := decodePacket(body)
+			checkAgainstProto(t, body, p, err)
+			if !errors.Is(err, ErrMalformedPacket) || errors.Is(err, io.ErrUnexpectedEOF) ||
+				!errors.Is(err, protowire.ParseError(-2)) {
+				t.Fatalf("err = %v, want ErrMalformedPacket for an invalid field number", err)
+			}
+		})
+	}
+}
+
 // TestPacketReadLengthPrefix covers F-01 and F-02 at the codec level: the limit is on the body, the
 // varint is checked before any body byte is read or any buffer allocated.
 func TestPacketReadLengthPrefix(t *testing.T) {
