@@ -328,7 +328,9 @@ func (p Params) validate(ps *problems) {
 	if p.HistoryGossip > p.HistoryLength {
 		ps.add("HistoryGossip %d exceeds HistoryLength %d", p.HistoryGossip, p.HistoryLength)
 	}
-	if p.HeartbeatInterval > 0 && p.HistoryLength > 0 && p.SeenTTL < time.Duration(p.HistoryLength)*p.HeartbeatInterval {
+	// SeenTTL < HistoryLength × HeartbeatInterval, without the product (which overflows for a
+	// huge interval): for positive integers a < b·c exactly when a/b (rounded down) < c.
+	if p.HeartbeatInterval > 0 && p.HistoryLength > 0 && p.SeenTTL/time.Duration(p.HistoryLength) < p.HeartbeatInterval {
 		ps.add("SeenTTL %v is shorter than the message cache (HistoryLength %d × HeartbeatInterval %v)",
 			p.SeenTTL, p.HistoryLength, p.HeartbeatInterval)
 	}

@@ -17,6 +17,15 @@ import (
 	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
 
+// TestParamsValidateSeenTTLHugeHeartbeat: HistoryLength × HeartbeatInterval overflowing
+// time.Duration must not let a SeenTTL shorter than the message cache through.
+func TestParamsValidateSeenTTLHugeHeartbeat(t *testing.T) {
+	p := Params{HeartbeatInterval: 1000000 * time.Hour, SeenTTL: time.Minute}
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "SeenTTL") {
+		t.Fatalf("Validate with HeartbeatInterval %v and SeenTTL %v: %v, want a SeenTTL problem", p.HeartbeatInterval, p.SeenTTL, err)
+	}
+}
+
 func TestParamsValidate(t *testing.T) {
 	if err := (Params{}).Validate(); err != nil {
 		t.Fatalf("zero Params: %v", err)
