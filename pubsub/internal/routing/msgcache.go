@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"math"
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
@@ -168,12 +169,24 @@ func (c *MsgCache[A]) Add(now time.Time, id router.MsgID, msg *pubsubpb.Message,
 		ID:     id,
 		Msg:    msg,
 		Seq:    seq,
-		Expire: now.Add(c.ttl).UnixNano(),
+		Expire: unixNanoSat(now.Add(c.ttl)),
 		Size:   int32(size),
 		Status: Validating,
 	}
 	c.index[string(id)] = seq
 	return e
+}
+
+// maxUnixNano is the last time UnixNano can represent (in the year 2262).
+var maxUnixNano = time.Unix(0, math.MaxInt64)
+
+// unixNanoSat is t.UnixNano(), saturated at the last representable time: a TTL that ends later
+// (a huge seen_ttl) must keep an ID, not wrap around and expire it at once.
+func unixNanoSat(t time.Time) int64 {
+	if t.After(maxUnixNano) {
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 // NextExpiry returns when the oldest ID expires, in Unix nanoseconds; ok is false when the

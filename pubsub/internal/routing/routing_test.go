@@ -39,6 +39,16 @@ func TestIDKey(t *testing.T) {
 	}
 }
 
+// TestMsgCacheHugeTTL: a TTL (here 292 years) that ends after the last time Unix nanoseconds can hold (year
+// 2262) keeps the ID, instead of expiring it at once through the overflow.
+func TestMsgCacheHugeTTL(t *testing.T) {
+	c := NewMsgCache[int](time.Duration(1<<63-1), 0)
+	c.Add(epoch, "m", nil, 1)
+	if n := c.Expire(epoch.Add(time.Second)); n != 0 || c.Lookup("m") == nil {
+		t.Fatalf("a second after Add with the longest TTL: Expire forgot %d, Lookup %v; want the ID kept", n, c.Lookup("m"))
+	}
+}
+
 func TestMsgCacheSeenExpiry(t *testing.T) {
 	c := NewMsgCache[int](time.Minute, 0)
 	now := epoch
