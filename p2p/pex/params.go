@@ -222,15 +222,19 @@ type Config struct {
 	Rand *rand.Rand
 }
 
-// Validate reports every problem in c with errors.Join, or nil. It does not modify c.
+// Validate reports every problem in c with errors.Join, always in the same order (the same
+// invalid Config gives the same text), or nil. It does not modify c.
 func (c Config) Validate() error {
 	var errs []error
-	for name, d := range map[string]time.Duration{
-		"EnsurePeersPeriod": c.EnsurePeersPeriod, "SeedDisconnectWaitPeriod": c.SeedDisconnectWaitPeriod,
-		"SaveInterval": c.SaveInterval,
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"EnsurePeersPeriod", c.EnsurePeersPeriod}, {"SeedDisconnectWaitPeriod", c.SeedDisconnectWaitPeriod},
+		{"SaveInterval", c.SaveInterval},
 	} {
-		if d < 0 {
-			errs = append(errs, fmt.Errorf("pex: %s %v is negative", name, d))
+		if f.d < 0 {
+			errs = append(errs, fmt.Errorf("pex: %s %v is negative", f.name, f.d))
 		}
 	}
 	for _, s := range c.Seeds {
