@@ -985,14 +985,17 @@ func (c *Core) dialSeeds(now time.Time) {
 }
 
 // nextSeed dials the next seed of this round's queue that was not dialed yet in the round, is
-// not banned and is not connected.
+// not one of our addresses, is not banned and is not connected.
 func (c *Core) nextSeed(now time.Time) {
 	c.seedTry = ""
 	for len(c.seedQueue) > 0 {
 		s := c.seedQueue[0]
 		c.seedQueue = c.seedQueue[1:]
-		if c.dialedThisRound(s.ID) || c.switchBanned(now, s.ID, s.IP) || c.connected(s.ID) {
-			continue // a connected seed (its crawler dialed us) would be refused as a duplicate
+		// A connected seed (its crawler dialed us) would be refused as a duplicate; our own
+		// address (a node listed in its own seeds) is dropped by the Switch without an event,
+		// and the fall-back would wait for it until dialingTTL.
+		if c.dialedThisRound(s.ID) || c.book.OurAddress(s) || c.switchBanned(now, s.ID, s.IP) || c.connected(s.ID) {
+			continue
 		}
 		c.seedTry = s.ID
 		delete(c.dialing, s.ID) // a seed is dialed even if an earlier dial is still retried
