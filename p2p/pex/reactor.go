@@ -107,14 +107,17 @@ func (r *Reactor) RemovePeer(p p2p.Peer, _ any) { r.inbox.post(item{kind: itemRe
 
 // Receive decodes msgBytes and queues it for the reactor goroutine. An undecodable message
 // disconnects p (ErrMalformedMessage); so does a peer with more than 16 messages not yet
-// handled (ErrFlood). Never blocks.
+// handled (ErrFlood), logged and stopped once: its further messages, until the Switch has
+// removed it, are dropped silently. Never blocks.
 func (r *Reactor) Receive(_ byte, p p2p.Peer, msgBytes []byte) {
 	m := Decode(msgBytes)
-	if !r.inbox.postMsg(p, m) {
+	switch r.inbox.postMsg(p, m) {
+	case postFlood:
 		r.log.Warn("dropping peer", "peer", p.ID(), "err", ErrFlood)
 		if sw := r.Switch; sw != nil {
 			sw.StopPeerForError(p, ErrFlood)
 		}
+	case postQueued, postDropped:
 	}
 }
 
@@ -429,15 +432,31 @@ func (b *inbox) post(it item) {
 	}
 }
 
-// postMsg queues a message from p; false if p already has maxPendingPerPeer messages queued.
-func (b *inbox) postMsg(p p2p.Peer, m Message) bool {
+// postResult is what postMsg did with a message.
+type postResult uint8
+
+const (
+	postQueued  postResult = iota // queued (or dropped after close)
+	postFlood                     // refused: the peer's first message past maxPendingPerPeer
+	postDropped                   // refused: a later one, the flood was already reported
+)
+
+// postMsg queues a message from p. Past maxPendingPerPeer queued messages it refuses it:
+// postFlood the first time (the caller stops the peer), postDropped until the next drain.
+func (b *inbox) postMsg(p p2p.Peer, m Message) postResult {
+	id := p.ID()
 	b.mu.Lock()
-	if b.pending[p.ID()] >= maxPendingPerPeer {
+	if n := b.pending[id]; n >= maxPendingPerPeer {
+		res := postDropped
+		if n == maxPendingPerPeer {
+			b.pending[id] = n + 1 // reported
+			res = postFlood
+		}
 		b.mu.Unlock()
-		return false
+		return res
 	}
 	if !b.closed {
-		b.pending[p.ID()]++
+		b.pending[id]++
 		b.items = append(b.items, item{kind: itemMsg, p: p, msg: m})
 	}
 	b.mu.Unlock()
@@ -445,7 +464,7 @@ func (b *inbox) postMsg(p p2p.Peer, m Message) bool {
 	case b.wake <- struct{}{}:
 	default:
 	}
-	return true
+	return postQueued
 }
 
 func (b *inbox) drain() []item {
