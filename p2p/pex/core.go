@@ -144,6 +144,10 @@ type peerState struct {
 	connectedAt time.Time
 	added       bool // AddPeer seen (InitPeer alone: not yet counted as connected)
 
+	// dropped: the Core stopped (stop) or banned (ban) this peer; what it sends until
+	// RemovePeer is ignored.
+	dropped bool
+
 	// PexRequests received (rate limit, docs/WIRE.md §7.3).
 	reqCount int
 	lastReq  time.Time
@@ -662,7 +666,9 @@ func (c *Core) SendFailed(s Send) {
 // ---- receiving ---------------------------------------------------------------------------
 
 // Receive handles a message from the peer with id (Decode's result). A message from an ID
-// that was neither initialised nor added is ignored.
+// that was neither initialised nor added is ignored, and so is one from a peer the Core has
+// already stopped or banned (it is on its way out; each message it had queued would otherwise
+// stop, or ban, it once more).
 //
 //   - Undecodable: Stop (ErrMalformedMessage), no ban.
 //   - PexRequest: answered with PexAddrs(GetSelection()), ≤ 250 addresses, no private ID; the
@@ -674,7 +680,7 @@ func (c *Core) SendFailed(s Send) {
 //     every address is added to the book with the peer as source.
 func (c *Core) Receive(now time.Time, id key.ID, m Message) {
 	st := c.peers[id]
-	if st == nil {
+	if st == nil || st.dropped {
 		return
 	}
 	if err := m.Err(); err != nil {
@@ -690,12 +696,14 @@ func (c *Core) Receive(now time.Time, id key.ID, m Message) {
 
 // stop disconnects st's peer without a ban.
 func (c *Core) stop(st *peerState, err error) {
+	st.dropped = true
 	c.ready.Stops = append(c.ready.Stops, Stop{Peer: st.info.ID, Reason: err})
 }
 
 // ban disconnects st's peer, bans it in the Switch and marks it bad in the book for
 // DefaultBanTime.
 func (c *Core) ban(now time.Time, st *peerState, err error) {
+	st.dropped = true
 	c.book.MarkBad(now, st.src, DefaultBanTime)
 	c.Banned(st.info.ID, netip.Addr{}, now.Add(DefaultBanTime))
 	c.ready.Stops = append(c.ready.Stops, Stop{Peer: st.info.ID, Reason: err, Ban: DefaultBanTime})
