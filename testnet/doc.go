@@ -7,7 +7,7 @@
 // # What Run does
 //
 //  1. Prepares one home per node under Config.Dir (a temporary directory, removed at the end
-//     unless a node exited on its own, when Dir is empty): node_key.json, and a config.toml written with the config package: moniker, the
+//     unless a node exited on its own or the seed did not answer, when Dir is empty): node_key.json, and a config.toml written with the config package: moniker, the
 //     common chain ID, p2p.laddr, rpc.laddr and instrumentation.prometheus_listen_addr on free
 //     127.0.0.1 ports, addr_book_strict = false, allow_duplicate_ip = true, pex = true,
 //     instrumentation.prometheus = true. An address book that an earlier run left in a home is

@@ -48,9 +48,11 @@ const (
 	LogFileName = "node.log"
 	// metricsNamespace is the instrumentation.namespace written to every config.
 	metricsNamespace = config.DefaultMetricsNamespace
-	// seedStartTimeout bounds the wait for the seed's /net_info before the others start.
-	seedStartTimeout = 15 * time.Second
 )
+
+// seedStartTimeout bounds the wait for the seed's /net_info before the others start (a variable
+// for tests).
+var seedStartTimeout = 15 * time.Second
 
 // Errors returned by Run; test with errors.Is.
 var (
@@ -64,6 +66,9 @@ var (
 	ErrNodeExited = errors.New("testnet: node process exited")
 	// errSignalled is wrapped by waitUp's error when a signal from Config.Signals ended it.
 	errSignalled = errors.New("signal")
+	// errNoAnswer is wrapped by waitUp's error when the node did not answer within
+	// seedStartTimeout; the error names the node's log, so the directory holding it is kept.
+	errNoAnswer = errors.New("did not answer")
 )
 
 // Config configures Run. Only Binary is required. It is a plain value.
@@ -325,8 +330,8 @@ func (p *process) exited() bool {
 // The error is nil when the network converged; otherwise the Report is still returned (non-nil
 // once the homes were prepared) with ErrNotConverged, ErrInterrupted or ErrNodeExited, or a
 // setup error (ErrInvalidConfig, a file or process start error). A temporary directory (Config.Dir
-// empty) is removed on the way out, except after ErrNodeExited, whose message names a node's log
-// in it.
+// empty) is removed on the way out, except after ErrNodeExited or a seed that did not answer
+// /net_info in time, whose messages name a node's log in it.
 func Run(ctx context.Context, cfg Config) (_ *Report, retErr error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -345,7 +350,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, retErr error) {
 	}
 	rep := &Report{Nodes: cfg.Nodes, ChainID: cfg.ChainID, Topology: cfg.Topology, Dir: dir, MaxOutbound: cfg.MaxOutbound}
 	defer func() {
-		if removeDir && !errors.Is(retErr, ErrNodeExited) {
+		if removeDir && !errors.Is(retErr, ErrNodeExited) && !errors.Is(retErr, errNoAnswer) {
 			if err := os.RemoveAll(dir); err == nil {
 				rep.DirRemoved = true
 			}
@@ -652,7 +657,7 @@ func (r *runner) waitUp(ctx context.Context, p *process) error {
 			return fmt.Errorf("%w: %s (%v); see %s", ErrNodeExited, p.st.Name, p.err, p.st.LogPath)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("testnet: %s: /net_info did not answer within %v; see %s", p.st.Name, seedStartTimeout, p.st.LogPath)
+			return fmt.Errorf("testnet: %s: /net_info %w within %v; see %s", p.st.Name, errNoAnswer, seedStartTimeout, p.st.LogPath)
 		}
 		select {
 		case <-ctx.Done():

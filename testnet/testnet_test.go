@@ -471,3 +471,27 @@ func TestSignalWhileSeedStarts(t *testing.T) {
 		t.Errorf("StopReason %q, want %q", rep.StopReason, want)
 	}
 }
+
+// TestSeedNoAnswerKeepsLog: a seed that never answers /net_info ends the run with an error that
+// points the operator at its log, so the temporary directory holding that log is kept (it used to
+// be removed on the way out, taking the log with it).
+func TestSeedNoAnswerKeepsLog(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(fakeNodeEnv, fakeSilent)
+	old := seedStartTimeout
+	seedStartTimeout = 500 * time.Millisecond
+	defer func() { seedStartTimeout = old }()
+	rep, err := Run(context.Background(), Config{Binary: exe, Nodes: 3, Duration: time.Minute,
+		PollInterval: 100 * time.Millisecond, StopGrace: 200 * time.Millisecond})
+	if err == nil || rep == nil || !strings.Contains(err.Error(), "see ") {
+		t.Fatalf("Run = %v (report %v), want an error naming the seed's log and a report", err, rep != nil)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(rep.Dir) })
+	logPath := err.Error()[strings.LastIndex(err.Error(), "see ")+len("see "):]
+	if _, serr := os.Stat(logPath); rep.DirRemoved || serr != nil {
+		t.Errorf("Run = %v, but the log it names is gone (DirRemoved %v, stat: %v)", err, rep.DirRemoved, serr)
+	}
+}

@@ -84,7 +84,7 @@ the hub is connected to all, and all to the hub.`,
 	fl := cmd.Flags()
 	fl.IntVar(&f.nodes, "nodes", testnet.DefaultNodes, "number of nodes, the seed included")
 	fl.DurationVar(&f.duration, "duration", testnet.DefaultDuration, "how long to wait for convergence (with --hold: how long to run)")
-	fl.StringVar(&f.dir, "dir", "", "directory for the node homes, kept afterwards (default: a temporary directory, removed unless a node exited on its own)")
+	fl.StringVar(&f.dir, "dir", "", "directory for the node homes, kept afterwards (default: a temporary directory, removed unless a node exited on its own or the seed did not answer)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the report as JSON on stdout (progress goes to stderr)")
 	fl.StringVar(&f.binary, "binary", "", "switchyard executable to run (default: this one)")
 	fl.BoolVar(&f.hold, "hold", false, "keep running until --duration after convergence")
