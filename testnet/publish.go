@@ -350,7 +350,7 @@ func (r *runner) waitTopicPeers(ctx context.Context, nodes []*process, deadline 
 		}
 		for _, n := range nodes {
 			if n.exited() {
-				return fmt.Errorf("%w: %s (%v); see %s", ErrNodeExited, n.st.Name, n.err, n.st.LogPath)
+				return fmt.Errorf("%w: %s (%v); see %s", ErrNodeExited, n.st.Name, n.status(), n.st.LogPath)
 			}
 		}
 		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {

@@ -315,6 +315,15 @@ type process struct {
 	err  error         // Wait's error, valid after done
 }
 
+// status describes how the exited process ended: Wait's error ("exit status 3", "signal:
+// killed"), or "exit status 0". Valid after done.
+func (p *process) status() string {
+	if p.err != nil {
+		return p.err.Error()
+	}
+	return "exit status 0"
+}
+
 func (p *process) exited() bool {
 	select {
 	case <-p.done:
@@ -571,7 +580,7 @@ func (r *runner) watch(ctx context.Context, rep *Report) error {
 		for _, p := range r.procs {
 			if p.exited() {
 				rep.StopReason = "node exited"
-				return fmt.Errorf("%w: %s (%v); see %s", ErrNodeExited, p.st.Name, p.err, p.st.LogPath)
+				return fmt.Errorf("%w: %s (%v); see %s", ErrNodeExited, p.st.Name, p.status(), p.st.LogPath)
 			}
 		}
 		select {
@@ -654,7 +663,7 @@ func (r *runner) waitUp(ctx context.Context, p *process) error {
 			return nil
 		}
 		if p.exited() {
-			return fmt.Errorf("%w: %s (%v); see %s", ErrNodeExited, p.st.Name, p.err, p.st.LogPath)
+			return fmt.Errorf("%w: %s (%v); see %s", ErrNodeExited, p.st.Name, p.status(), p.st.LogPath)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("testnet: %s: /net_info %w within %v; see %s", p.st.Name, errNoAnswer, seedStartTimeout, p.st.LogPath)
@@ -799,11 +808,7 @@ func (r *runner) stopAll() {
 			}
 			<-p.done
 			p.st.Exited = true
-			if p.err != nil {
-				p.st.ExitStatus = p.err.Error()
-			} else {
-				p.st.ExitStatus = "exit status 0"
-			}
+			p.st.ExitStatus = p.status()
 			code := exitCodeOf(p.cmd.ProcessState)
 			p.st.ExitCode = &code
 			r.cfg.Logger.Info("stopped", "name", p.st.Name, "pid", p.st.PID, "status", p.st.ExitStatus, "killed", p.st.Killed)

@@ -37,6 +37,9 @@ const fakeSilent = "silent"
 // fakeExit, as fakeNodeEnv's value, makes every fake node print a line and exit with status 3.
 const fakeExit = "exit"
 
+// fakeExitClean, as fakeNodeEnv's value, makes every fake node exit with status 0.
+const fakeExitClean = "exit-clean"
+
 var binDir string // holds the built switchyard binary; removed at exit
 
 func TestMain(m *testing.M) {
@@ -59,6 +62,9 @@ func fakeNode() {
 		if a == "--home" && i+1 < len(os.Args) {
 			home = os.Args[i+1]
 		}
+	}
+	if os.Getenv(fakeNodeEnv) == fakeExitClean {
+		os.Exit(0)
 	}
 	if os.Getenv(fakeNodeEnv) == fakeExit {
 		fmt.Fprintln(os.Stderr, "fake node: giving up")
@@ -493,5 +499,23 @@ func TestSeedNoAnswerKeepsLog(t *testing.T) {
 	logPath := err.Error()[strings.LastIndex(err.Error(), "see ")+len("see "):]
 	if _, serr := os.Stat(logPath); rep.DirRemoved || serr != nil {
 		t.Errorf("Run = %v, but the log it names is gone (DirRemoved %v, stat: %v)", err, rep.DirRemoved, serr)
+	}
+}
+
+// TestNodeExitCleanMessage: the error for a node that exited by itself with status 0 says so, as
+// the report's ExitStatus does, instead of printing Wait's nil error as "(<nil>)".
+func TestNodeExitCleanMessage(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(fakeNodeEnv, fakeExitClean)
+	rep, err := Run(context.Background(), Config{Binary: exe, Nodes: 3, Duration: time.Minute, PollInterval: 100 * time.Millisecond})
+	if !errors.Is(err, ErrNodeExited) || rep == nil {
+		t.Fatalf("Run = %v, want ErrNodeExited and a report", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(rep.Dir) })
+	if !strings.Contains(err.Error(), "seed (exit status 0)") {
+		t.Errorf("Run = %q, want it to say the seed exited with status 0", err)
 	}
 }
