@@ -9,8 +9,8 @@ import (
 // Manual is a Clock that moves only when told to, for tests and simulations.
 // Time starts at the value given to NewManual and changes only through Advance
 // and Set; timers fire synchronously inside those calls, in deadline order
-// (creation order among equal deadlines), with Now equal to each timer's
-// deadline while it fires.
+// (among equal deadlines, in the order they were armed: by NewTimer, AfterFunc
+// or their last Reset), with Now equal to each timer's deadline while it fires.
 //
 // Timer semantics:
 //   - NewTimer(d) and Reset(d) on such a timer with d ≤ 0 deliver Now on C at
