@@ -16,7 +16,11 @@
 //     only the seed (p2p.seeds). TopologyStarPersistent is a debugging mode that does not depend on
 //     PEX: the hub ("seed", not in seed mode) lists every other node in p2p.persistent_peers.
 //  3. Starts the seed, waits for its /net_info to answer, then starts the others (each process's
-//     stdout and stderr go to HOME/node.log).
+//     stdout and stderr go to HOME/node.log). The ports are only known to be free when they are
+//     chosen; a node that exits at start because another program bound one of them first ("address
+//     already in use" in its log) gets new ports and is started again, up to 3 times, while no
+//     running node's config names its address: the seed (or hub) before the others start, whose
+//     p2p.seeds then name its new address, and in TopologySeed any other node.
 //  4. Every Config.PollInterval it reads every node's /net_info and /metrics, computes a Snapshot and
 //     passes it to Config.Progress. It stops when the network has converged (unless Config.Hold),
 //     when Config.Duration has passed, on ctx or a signal from Config.Signals, or when a node process

@@ -17,16 +17,18 @@ const portFloor = 10000
 const ephemeralRangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
 
 // freePorts returns n distinct loopback TCP ports that were free a moment ago (all listeners are
-// held until the last one is bound, so none repeats).
+// held until the last one is bound, so none repeats), none of them in taken (the ports already
+// given to nodes that may not have bound them yet).
 //
 // The ports are taken below the kernel's ephemeral range (ephemeralStart), from a random start.
 // A port the kernel hands out for 127.0.0.1:0 lies inside that range, and between its release
 // here and the node's own bind any outgoing connection on the machine (the nodes' dials to each
 // other, these polls, other programs) can take it as its local port: the node then exits at start
 // with "address already in use", which ended 2 of 3 runs of a 20-node testnet on a busy machine.
-// Ports below the range are only ever taken by an explicit bind. Kernel-assigned ports are used
-// only if that range cannot supply n.
-func freePorts(n int) ([]int, error) {
+// Ports below the range are only ever taken by an explicit bind (another program's: Run restarts
+// a node that lost one with new ports, see runner.rebind). Kernel-assigned ports are used only if
+// that range cannot supply n.
+func freePorts(n int, taken map[int]bool) ([]int, error) {
 	ls := make([]net.Listener, 0, n)
 	defer func() {
 		for _, l := range ls {
@@ -38,6 +40,9 @@ func freePorts(n int) ([]int, error) {
 		start := rand.IntN(span)
 		for i := 0; i < span && len(ports) < n; i++ {
 			p := portFloor + (start+i)%span
+			if taken[p] {
+				continue
+			}
 			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 			if err != nil {
 				continue // in use
@@ -52,7 +57,9 @@ func freePorts(n int) ([]int, error) {
 			return nil, fmt.Errorf("testnet: free port: %w", err)
 		}
 		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		if p := l.Addr().(*net.TCPAddr).Port; !taken[p] {
+			ports = append(ports, p)
+		}
 	}
 	return ports, nil
 }

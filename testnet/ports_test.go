@@ -11,7 +11,7 @@ import (
 // each can be bound once it returned.
 func TestFreePortsBelowEphemeralRange(t *testing.T) {
 	const n = 60 // a 20-node testnet
-	ports, err := freePorts(n)
+	ports, err := freePorts(n, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

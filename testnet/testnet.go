@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -309,10 +310,16 @@ type Report struct {
 // process is one running node.
 type process struct {
 	st   NodeStatus // static fields and the last poll
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{} // closed when Wait returned
-	err  error         // Wait's error, valid after done
+	conf config.Config
+	// ports are p2p.laddr's, rpc.laddr's and the metrics listener's; portRetries counts the
+	// restarts with new ones (rebind).
+	ports       [3]int
+	portRetries int
+	logStart    int64 // the log's size after the header of the last start
+	cmd         *exec.Cmd
+	log         *os.File
+	done        chan struct{} // closed when Wait returned
+	err         error         // Wait's error, valid after done
 }
 
 // status describes how the exited process ended: Wait's error ("exit status 3", "signal:
@@ -387,7 +394,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, retErr error) {
 
 // prepare allocates ports and writes every home.
 func prepare(cfg Config, dir string) ([]*process, error) {
-	ports, err := freePorts(3 * cfg.Nodes)
+	ports, err := freePorts(3*cfg.Nodes, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -407,7 +414,7 @@ func prepare(cfg Config, dir string) ([]*process, error) {
 			return nil, fmt.Errorf("testnet: %s: %w", name, err)
 		}
 		p2pPort, rpcPort, metricsPort := ports[3*i], ports[3*i+1], ports[3*i+2]
-		procs[i] = &process{done: make(chan struct{}), st: NodeStatus{
+		procs[i] = &process{done: make(chan struct{}), ports: [3]int{p2pPort, rpcPort, metricsPort}, st: NodeStatus{
 			Name:         name,
 			ID:           nk.ID(),
 			Seed:         i == 0,
@@ -475,8 +482,80 @@ func prepare(cfg Config, dir string) ([]*process, error) {
 		if err := config.WriteConfigFile(config.ConfigFile(p.st.Home), *c); err != nil {
 			return nil, fmt.Errorf("testnet: %w", err)
 		}
+		p.conf = *c
 	}
 	return procs, nil
+}
+
+// maxPortRetries bounds how often rebind restarts one node with new ports.
+const maxPortRetries = 3
+
+// portTakenText is how a failed bind reads in a node's log (the error of a Go listener on Linux,
+// macOS and the BSDs).
+const portTakenText = "address already in use"
+
+// rebind restarts p, which has exited, with new ports if its log shows that it failed to bind
+// one of them, and reports whether it did. freePorts cannot reserve a port for a child process:
+// another program may bind it between the check and the node's own bind. A node is restarted
+// only while no running node's config names its address: the seed (or hub) before the others
+// start (their p2p.seeds are rewritten with its new address), and in TopologySeed any other node
+// (the others learn its address by PEX). At most maxPortRetries times per node.
+func (r *runner) rebind(p *process) bool {
+	isFirst := p == r.procs[0]
+	if p.portRetries >= maxPortRetries || !p.exited() || !portTaken(p) ||
+		(isFirst && r.procs[1].cmd != nil) || (!isFirst && r.cfg.Topology != TopologySeed) {
+		return false
+	}
+	taken := make(map[int]bool)
+	for _, q := range r.procs {
+		for _, port := range q.ports {
+			taken[port] = true
+		}
+	}
+	ports, err := freePorts(3, taken)
+	if err != nil {
+		return false
+	}
+	old := p.st.P2PAddr
+	p.ports = [3]int(ports)
+	p.st.P2PAddr = fmt.Sprintf("%s@127.0.0.1:%d", p.st.ID, ports[0])
+	p.st.RPCAddr = fmt.Sprintf("127.0.0.1:%d", ports[1])
+	p.st.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[2])
+	p.conf.P2P.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", ports[0])
+	p.conf.RPC.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", ports[1])
+	p.conf.Instrumentation.PrometheusListenAddr = p.st.MetricsAddr
+	if err := config.WriteConfigFile(config.ConfigFile(p.st.Home), p.conf); err != nil {
+		return false
+	}
+	if isFirst && r.cfg.Topology == TopologySeed {
+		for _, q := range r.procs[1:] {
+			q.conf.P2P.Seeds = p.st.P2PAddr
+			if err := config.WriteConfigFile(config.ConfigFile(q.st.Home), q.conf); err != nil {
+				return false
+			}
+		}
+	}
+	p.portRetries++
+	r.cfg.Logger.Warn("a port was taken; restarting with new ports", "name", p.st.Name, "old", old, "new", p.st.P2PAddr)
+	p.done, p.err, p.cmd = make(chan struct{}), nil, nil
+	return r.launch(p) == nil
+}
+
+// portTaken reports whether the log p wrote since its last start (its last 64 KiB) shows a
+// failed bind.
+func portTaken(p *process) bool {
+	f, err := os.Open(p.st.LogPath)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	from := max(p.logStart, fi.Size()-64<<10)
+	b, err := io.ReadAll(io.NewSectionReader(f, from, fi.Size()-from))
+	return err == nil && strings.Contains(string(b), portTakenText)
 }
 
 // runner owns the processes during Run.
@@ -511,6 +590,9 @@ func (r *runner) launch(p *process) error {
 	}
 	args := []string{"start", "--home", p.st.Home, "--log-level", r.cfg.NodeLogLevel}
 	fmt.Fprintf(f, "### %s %s\n", r.cfg.Binary, strings.Join(args, " "))
+	if off, err := f.Seek(0, io.SeekCurrent); err == nil {
+		p.logStart = off
+	}
 	cmd := exec.Command(r.cfg.Binary, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = sysProcAttr()
@@ -521,10 +603,11 @@ func (r *runner) launch(p *process) error {
 	}
 	p.cmd, p.log = cmd, f
 	p.st.PID = cmd.Process.Pid
+	done := p.done
 	go func() {
 		p.err = cmd.Wait()
 		_ = f.Close()
-		close(p.done)
+		close(done)
 	}()
 	r.cfg.Logger.Info("started", "name", p.st.Name, "pid", p.st.PID, "id", p.st.ID)
 	return nil
@@ -537,7 +620,11 @@ func (r *runner) watch(ctx context.Context, rep *Report) error {
 		rep.StopReason = "start failed"
 		return err
 	}
-	if err := r.waitUp(ctx, r.procs[0]); err != nil {
+	err := r.waitUp(ctx, r.procs[0])
+	for err != nil && errors.Is(err, ErrNodeExited) && r.rebind(r.procs[0]) {
+		err = r.waitUp(ctx, r.procs[0])
+	}
+	if err != nil {
 		rep.StopReason = "start failed"
 		if errors.Is(err, errSignalled) {
 			rep.StopReason = "signal: " + r.stopSig.String()
@@ -578,7 +665,7 @@ func (r *runner) watch(ctx context.Context, rep *Report) error {
 			}
 		}
 		for _, p := range r.procs {
-			if p.exited() {
+			if p.exited() && !r.rebind(p) {
 				rep.StopReason = "node exited"
 				return fmt.Errorf("%w: %s (%v); see %s", ErrNodeExited, p.st.Name, p.status(), p.st.LogPath)
 			}

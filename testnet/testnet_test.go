@@ -40,6 +40,11 @@ const fakeExit = "exit"
 // fakeExitClean, as fakeNodeEnv's value, makes every fake node exit with status 0.
 const fakeExitClean = "exit-clean"
 
+// fakeBusyOnce, as fakeNodeEnv's value, makes the seed's and node1's first start fail as a node
+// whose port another program took fails: the bind error ("bind: address already in use") on
+// stderr and exit status 1. Later starts (a marker file in the home tells) serve as usual.
+const fakeBusyOnce = "busy-once"
+
 var binDir string // holds the built switchyard binary; removed at exit
 
 func TestMain(m *testing.M) {
@@ -61,6 +66,25 @@ func fakeNode() {
 	for i, a := range os.Args {
 		if a == "--home" && i+1 < len(os.Args) {
 			home = os.Args[i+1]
+		}
+	}
+	if name := filepath.Base(home); os.Getenv(fakeNodeEnv) == fakeBusyOnce && (name == SeedName || name == "node1") {
+		marker := filepath.Join(home, "started-once")
+		if _, err := os.Stat(marker); err != nil {
+			_ = os.WriteFile(marker, nil, 0o600)
+			cfg, err := config.Load(config.ConfigFile(home))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			hp, _ := config.ListenHostPort(cfg.RPC.ListenAddress)
+			l, err := net.Listen("tcp", hp) // the other program
+			if err == nil {
+				_, err = net.Listen("tcp", hp)
+				_ = l.Close()
+			}
+			fmt.Fprintf(os.Stderr, "Error: rpc: %v\n", err)
+			os.Exit(1)
 		}
 	}
 	if os.Getenv(fakeNodeEnv) == fakeExitClean {
@@ -517,5 +541,43 @@ func TestNodeExitCleanMessage(t *testing.T) {
 	t.Cleanup(func() { _ = os.RemoveAll(rep.Dir) })
 	if !strings.Contains(err.Error(), "seed (exit status 0)") {
 		t.Errorf("Run = %q, want it to say the seed exited with status 0", err)
+	}
+}
+
+// TestPortTakenRetried: a node whose port was taken between freePorts and its own bind (nothing
+// can reserve a port for a child process) exits at start with "address already in use"; Run gives
+// it new ports and starts it again instead of ending the run with ErrNodeExited. The seed (before
+// the others start, whose p2p.seeds then name its new address) and a node that no running node's
+// config names are both retried.
+func TestPortTakenRetried(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(fakeNodeEnv, fakeBusyOnce)
+	rep, err := Run(context.Background(), Config{Binary: exe, Nodes: 3, Dir: t.TempDir(), Duration: 3 * time.Second,
+		PollInterval: 100 * time.Millisecond, StopGrace: 200 * time.Millisecond})
+	if !errors.Is(err, ErrNotConverged) {
+		t.Fatalf("Run = %v, want ErrNotConverged (the fake nodes never have peers) after both retried", err)
+	}
+	for _, n := range rep.Final {
+		b, err := os.ReadFile(n.LogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		starts, want := strings.Count(string(b), "### "), 1
+		if n.Name == SeedName || n.Name == "node1" {
+			want = 2
+		}
+		if starts != want || !n.Up {
+			t.Errorf("%s: started %d times, want %d; up %v", n.Name, starts, want, n.Up)
+		}
+	}
+	node2, err := config.Load(config.ConfigFile(rep.Final[2].Home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if node2.P2P.Seeds != rep.Final[0].P2PAddr {
+		t.Errorf("node2's p2p.seeds %q, want the seed's new address %q", node2.P2P.Seeds, rep.Final[0].P2PAddr)
 	}
 }
