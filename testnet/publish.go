@@ -100,7 +100,8 @@ type PublishReport struct {
 	// TopologySeed, which crawls and keeps no peers).
 	Nodes int `json:"publish_nodes"`
 	// Published is the number of publish requests made, PublishErrors those a node refused
-	// (no peer took the message, queues full, ...).
+	// (no peer took the message, queues full, ...). Publishing stops when the publishing time
+	// ends, so nodes that answer more slowly than Rate asks for get fewer requests.
 	Published     int `json:"published"`
 	PublishErrors int `json:"publish_errors"`
 	// Expected is Published × (Nodes − 1): every node but the publisher must receive each one.
@@ -259,8 +260,8 @@ func (r *runner) publishPhase(ctx context.Context, rep *Report) error {
 	payload := make([]byte, p.MsgBytes)
 	for seq := 0; seq < len(d.publisher); seq++ {
 		at := pubStart.Add(time.Duration(seq) * interval)
-		if !at.Before(pubEnd) {
-			break
+		if !at.Before(pubEnd) || !time.Now().Before(pubEnd) {
+			break // the schedule's end, or the publishing time's (nodes slower than the rate)
 		}
 		if err := sleepCtx(ctx, time.Until(at)); err != nil {
 			return fmt.Errorf("%w: %w", ErrInterrupted, err)

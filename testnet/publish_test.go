@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -158,5 +159,63 @@ func TestQuantileNearestRank(t *testing.T) {
 		if got := quantile(seq(c.n), c.q); got != c.want {
 			t.Errorf("quantile of 1..%d ms at %v = %v, want %v", c.n, c.q, got, c.want)
 		}
+	}
+}
+
+// TestPublishStopsAtPublishingEnd: publishing ends when the publishing time (Duration less Drain)
+// ends, even when the nodes answer publish requests more slowly than the rate asks for; the
+// schedule used to be followed to its last message whatever the hour, so a rate the nodes could
+// not keep up with ran the phase far past Duration.
+func TestPublishStopsAtPublishingEnd(t *testing.T) {
+	var mu sync.Mutex
+	var arrivals []time.Time
+	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch req.URL.Path {
+		case "/pubsub":
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":-1,"result":{"topics":[{"name":%q,"peers":["x"]}]}}`, DemoTopic)
+		case "/pubsub/subscribe":
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "event: subscribed\ndata: {}\n\n")
+			w.(http.Flusher).Flush()
+			<-req.Context().Done()
+		case "/pubsub/publish":
+			mu.Lock()
+			arrivals = append(arrivals, time.Now())
+			mu.Unlock()
+			time.Sleep(50 * time.Millisecond) // a node slower than the rate
+			fmt.Fprint(w, `{"jsonrpc":"2.0","id":-1,"result":{}}`)
+		case "/metrics":
+		default:
+			http.NotFound(w, req)
+		}
+	})
+	var procs []*process
+	for range 2 {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		addr := strings.TrimPrefix(srv.URL, "http://")
+		procs = append(procs, &process{done: make(chan struct{}), st: NodeStatus{Counted: true, RPCAddr: addr, MetricsAddr: addr}})
+	}
+	const drain = 100 * time.Millisecond
+	cfg := Config{Duration: meshSettle + 1500*time.Millisecond + drain, PollInterval: 250 * time.Millisecond,
+		Publish: PublishConfig{RatePerSec: 100, MsgBytes: 16, Drain: drain, Seed: 1}}.withDefaults()
+	r := newRunner(cfg, procs)
+	r.start = time.Now()
+	pubEnd := r.start.Add(cfg.Duration - drain)
+	var rep Report
+	err := r.publishPhase(context.Background(), &rep)
+	if !errors.Is(err, ErrIncompleteDelivery) {
+		t.Fatalf("publishPhase = %v, want ErrIncompleteDelivery (the fake nodes deliver nothing)", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	late := 0
+	for _, at := range arrivals {
+		if at.After(pubEnd) {
+			late++
+		}
+	}
+	if late > 1 {
+		t.Errorf("%d of %d publish requests arrived after the publishing time ended, want at most the one under way", late, len(arrivals))
 	}
 }
