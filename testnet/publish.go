@@ -218,12 +218,22 @@ func (r *runner) publishPhase(ctx context.Context, rep *Report) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait() // runs after cancelStreams, deferred below
+	shortErr := fmt.Errorf("testnet: --duration %v leaves less than %v to publish after convergence and %v of drain", r.cfg.Duration, minPublishTime, p.Drain)
+	if time.Until(pubEnd) < minPublishTime {
+		return shortErr // and it will be shorter still after the subscriptions and meshSettle
+	}
 	sctx, cancelStreams := context.WithCancel(ctx)
 	defer cancelStreams()
+	// A node that never confirms its subscription must not hold the phase past the publishing
+	// time: the streams are ended then (streamClient has no timeout, as a stream has none).
+	subDeadline := time.AfterFunc(time.Until(pubEnd), cancelStreams)
 	for i, n := range nodes {
 		d.seen[i] = make(map[uint64]bool)
 		c := &pubsubrpc.Client{Base: n.st.RPCAddr, HTTP: streamClient}
 		st, err := c.Subscribe(sctx, DemoTopic)
+		if err != nil && !subDeadline.Stop() {
+			return fmt.Errorf("testnet: %s did not confirm its subscription to %q by the end of the publishing time", n.st.Name, DemoTopic)
+		}
 		if err != nil {
 			return fmt.Errorf("testnet: %s: subscribe to %q: %w", n.st.Name, DemoTopic, err)
 		}
@@ -241,6 +251,10 @@ func (r *runner) publishPhase(ctx context.Context, rep *Report) error {
 		})
 	}
 
+	if !subDeadline.Stop() {
+		return fmt.Errorf("testnet: the subscriptions to %q were not confirmed by the end of the publishing time", DemoTopic)
+	}
+
 	// Wait until every node has a peer on the topic, then for the meshes to fill.
 	if err := r.waitTopicPeers(ctx, nodes, pubEnd); err != nil {
 		return err
@@ -249,7 +263,7 @@ func (r *runner) publishPhase(ctx context.Context, rep *Report) error {
 		return fmt.Errorf("%w: %w", ErrInterrupted, err)
 	}
 	if time.Until(pubEnd) < minPublishTime {
-		return fmt.Errorf("testnet: --duration %v leaves less than %v to publish after convergence and %v of drain", r.cfg.Duration, minPublishTime, p.Drain)
+		return shortErr
 	}
 	bytes0 := r.pubsubBytes(ctx, nodes)
 

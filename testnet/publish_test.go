@@ -219,3 +219,34 @@ func TestPublishStopsAtPublishingEnd(t *testing.T) {
 		t.Errorf("%d of %d publish requests arrived after the publishing time ended, want at most the one under way", late, len(arrivals))
 	}
 }
+
+// TestPublishSubscribeUnansweredBounded: a node that accepts the subscription request but never
+// answers it (its pub/sub server stuck) ends the phase with an error naming it by the end of the
+// publishing time; the subscription had no bound, so the run hung for ever.
+func TestPublishSubscribeUnansweredBounded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		<-req.Context().Done() // never answers
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	p := &process{done: make(chan struct{}), st: NodeStatus{Name: "node1", Counted: true, RPCAddr: addr, MetricsAddr: addr}}
+	cfg := Config{Duration: 2500 * time.Millisecond, PollInterval: 250 * time.Millisecond,
+		Publish: PublishConfig{RatePerSec: 10, Drain: 500 * time.Millisecond, Seed: 1}}.withDefaults()
+	r := newRunner(cfg, []*process{p})
+	r.start = time.Now()
+	done := make(chan error, 1)
+	go func() {
+		var rep Report
+		done <- r.publishPhase(context.Background(), &rep)
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "node1") {
+			t.Errorf("publishPhase = %v, want an error naming node1", err)
+		}
+	case <-time.After(20 * time.Second):
+		srv.CloseClientConnections() // lets the stuck phase end, so the leak check passes
+		t.Errorf("publishPhase still waiting for node1's subscription 20 s after a run of %v", cfg.Duration)
+		<-done
+	}
+}
