@@ -181,7 +181,7 @@ func NewContext(ctx context.Context, cfg config.Config, home string, logger *slo
 		}
 	}
 
-	listenAddr, err := advertisedListenAddr(cfg.P2P.ListenAddress, cfg.P2P.ExternalAddress, net.InterfaceAddrs)
+	listenAddr, err := advertisedListenAddr(cfg.P2P.ListenAddress, cfg.P2P.ExternalAddress, upInterfaceAddrs)
 	if err != nil {
 		n.closeRPC()
 		return nil, err
@@ -387,6 +387,34 @@ func advertisedListenAddr(laddr, external string, ifaceAddrs func() ([]net.Addr,
 		ip = pickAdvertiseIP(ifaceAddrs)
 	}
 	return "tcp://" + net.JoinHostPort(ip.Unmap().String(), ps), nil
+}
+
+// upInterfaceAddrs returns the addresses of the network interfaces that are up, the candidates
+// for an advertised listen_addr (net.InterfaceAddrs also lists the addresses an interface keeps
+// while it is down, which no peer can reach).
+func upInterfaceAddrs() ([]net.Addr, error) {
+	return addrsOfUp(net.Interfaces, (*net.Interface).Addrs)
+}
+
+// addrsOfUp returns the addresses, by addrsOf, of the interfaces listed by ifaces that are up. An
+// interface whose addresses cannot be read is left out.
+func addrsOfUp(ifaces func() ([]net.Interface, error), addrsOf func(*net.Interface) ([]net.Addr, error)) ([]net.Addr, error) {
+	list, err := ifaces()
+	if err != nil {
+		return nil, err
+	}
+	var out []net.Addr
+	for i := range list {
+		if list[i].Flags&net.FlagUp == 0 {
+			continue
+		}
+		a, err := addrsOf(&list[i])
+		if err != nil {
+			continue
+		}
+		out = append(out, a...)
+	}
+	return out, nil
 }
 
 // pickAdvertiseIP returns the first IPv4, else IPv6, global-unicast address

@@ -326,6 +326,28 @@ func TestAdvertisedListenAddr(t *testing.T) {
 	}
 }
 
+// TestAdvertisedAddrSkipsDownInterfaces: with p2p.laddr on all interfaces, the advertised address
+// comes from an interface that is up (node doc), not from one that is down and keeps its address.
+func TestAdvertisedAddrSkipsDownInterfaces(t *testing.T) {
+	ifaces := func() ([]net.Interface, error) {
+		return []net.Interface{
+			{Index: 1, Name: "lo", Flags: net.FlagUp | net.FlagLoopback},
+			{Index: 2, Name: "eth0", Flags: net.FlagBroadcast}, // down
+			{Index: 3, Name: "eth1", Flags: net.FlagUp | net.FlagBroadcast},
+		}, nil
+	}
+	addrsOf := func(ifi *net.Interface) ([]net.Addr, error) {
+		ip := map[string]string{"lo": "127.0.0.1", "eth0": "192.0.2.7", "eth1": "198.51.100.9"}[ifi.Name]
+		return []net.Addr{&net.IPNet{IP: net.ParseIP(ip), Mask: net.CIDRMask(24, 32)}}, nil
+	}
+	got, err := advertisedListenAddr("tcp://0.0.0.0:26656", "", func() ([]net.Addr, error) {
+		return addrsOfUp(ifaces, addrsOf)
+	})
+	if err != nil || got != "tcp://198.51.100.9:26656" {
+		t.Fatalf("advertised listen_addr = %q, %v; want tcp://198.51.100.9:26656 (eth0 is down)", got, err)
+	}
+}
+
 // TestNewWarnsAboutTheNodeKey: New says when it generates a new identity, and when the key it
 // loads is readable by other users; a key of mode 0600 draws no warning.
 func TestNewWarnsAboutTheNodeKey(t *testing.T) {
