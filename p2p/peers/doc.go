@@ -43,6 +43,8 @@
 //   - Regular inbound peers ≤ MaxInbound: the N+1th evicts one (or is refused, RefuseInboundLimit,
 //     when every inbound peer is protected or eviction is disabled); unconditional peers are
 //     outside the count and never evicted; outbound and persistent peers are never evicted (C-01).
+//     The one exception, the winner of a simultaneous dial admitted when no inbound slot is free,
+//     keeps the outbound slot of the dial it replaced until it leaves.
 //   - Non-persistent dials in flight plus non-persistent outbound peers ≤ MaxOutbound; dials in
 //     flight ≤ the queue's MaxInFlight (C-11). Persistent and unconditional peers take no slot.
 //   - The tie-break keeps, on both sides, the connection dialed by the lower ID: the lower node

@@ -40,8 +40,8 @@ type ManagerConfig struct {
 	// MaxInbound is the number of inbound peers that are not unconditional. Zero means 40;
 	// negative means none (only unconditional peers are admitted inbound). One exception: the
 	// inbound of a simultaneous dial that replaces our held outbound to the same lower ID is
-	// admitted even when no slot is free (it frees that outbound slot; otherwise neither side
-	// would keep a connection).
+	// admitted even when no slot is free (otherwise neither side would keep a connection); it
+	// then keeps the outbound slot that outbound took until it leaves.
 	MaxInbound int
 	// MaxOutbound is the number of outbound peers, connected plus being dialed, that DialPeers
 	// creates for addresses that are neither persistent nor unconditional. Zero means 10;
@@ -759,12 +759,18 @@ func (m *Manager) Inbound(now time.Time, c Conn) {
 		// We are the higher ID and hold our outbound to id: this inbound was dialed by the lower
 		// ID, so it survives and our outbound is closed; id's side closes it too. It is admitted
 		// even without an inbound slot (makeInboundRoom still evicts when it can): id keeps only
-		// this connection, so refusing it would leave neither, and it frees the outbound slot
-		// our held connection took.
-		m.makeInboundRoom(now, c)
+		// this connection, so refusing it would leave neither. Without an inbound slot it takes
+		// over the outbound slot our held connection took (the dial counts as connected) rather
+		// than freeing it: a freed slot is dialed again, and each lower ID that dialed back would
+		// add one inbound peer beyond MaxInbound.
+		_, room := m.makeInboundRoom(now, c)
 		delete(m.heldOut, id)
 		m.act(Action{Kind: ActRefuse, Ref: h.c.Ref, Peer: id, Refusal: RefuseSimultaneousDial, Dup: true})
 		m.admit(now, c)
+		if !room {
+			m.q.Done(now, id, nil)
+			return
+		}
 		_ = m.q.Connected(c.SocketAddr)
 		m.q.Done(now, id, refusalErrs[RefuseSimultaneousDial])
 		return

@@ -900,3 +900,31 @@ func TestManagerIPBanOfPEXAddressForPersistent(t *testing.T) {
 		t.Fatalf("dials %v, want the persistent peer at its configured address %s", w.dials, configured)
 	}
 }
+
+// TestManagerTieBreakInboundKeepsOutboundSlot: the inbound of a simultaneous dial that replaces
+// our held outbound is admitted when the inbound slots are full, and keeps the outbound slot the
+// held connection took. It used to free that slot, so DialPeers filled it again and each lower
+// ID that answered our dial by dialing back within the grace added one inbound peer beyond
+// MaxInbound: the inbound limit could be passed without bound.
+func TestManagerTieBreakInboundKeepsOutboundSlot(t *testing.T) {
+	const maxIn, maxOut = 1, 1
+	w := newWorld(t, ManagerConfig{Self: mid(1000), MaxInbound: maxIn, MaxOutbound: maxOut, DisableEviction: true}, 1)
+	w.inbound(500) // the one inbound slot is taken
+	for n := 1; n <= 5; n++ {
+		w.m.DialPeers(w.now(), maddr(n)) // PEX fills the free outbound slot
+		w.apply()
+		w.tick()
+		if len(w.dials) < n {
+			break // the slot stayed taken
+		}
+		w.dialed(n)  // we are the higher ID: held for the grace
+		w.inbound(n) // the lower ID's own dial arrives: it wins the tie-break
+		w.clk.Advance(2 * DefaultSimultaneousDialGrace)
+		w.tick()
+	}
+	in, out := w.m.NumPeers()
+	if in+out > maxIn+maxOut {
+		t.Fatalf("%d inbound + %d outbound peers with MaxInbound %d and MaxOutbound %d (log %v)",
+			in, out, maxIn, maxOut, w.log)
+	}
+}
