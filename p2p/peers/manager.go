@@ -545,6 +545,7 @@ func (m *Manager) Tick(now time.Time) {
 		}
 		if m.IsBanned(now, a.ID, a.IP) {
 			m.q.Done(now, a.ID, refusalErrs[RefuseBanned]) // a persistent one is retried later
+			m.forgetUncond(a.ID)                           // an unconditional one is not
 			continue
 		}
 		m.dialing[a.ID] = a

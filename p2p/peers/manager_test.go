@@ -928,3 +928,23 @@ func TestManagerTieBreakInboundKeepsOutboundSlot(t *testing.T) {
 			in, out, maxIn, maxOut, w.log)
 	}
 }
+
+// TestManagerUnconditionalDroppedWhenDialBanned: an unconditional, non-persistent address whose
+// dial falls due while its IP is banned is dropped, as after any failed dial (and as a ban of its
+// ID drops it at once). It was queued as persistent, so it used to be redialed at every backoff
+// step for the whole ban and dialed once the ban ended.
+func TestManagerUnconditionalDroppedWhenDialBanned(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1000), PersistentDialJitter: -1, Unconditional: []key.ID{mid(40)}}, 3)
+	w.m.DialPeers(w.now(), maddr(40))
+	w.apply()
+	w.m.Ban(w.now(), "", maddr(40).IP, w.now().Add(10*time.Minute), "test")
+	w.apply()
+	for range 30 {
+		w.tick()
+		w.clk.Advance(time.Minute)
+	}
+	if len(w.dials) != 0 || w.m.Status().QueueLen != 0 {
+		t.Fatalf("unconditional, non-persistent address dialed %v (queued %d) after a dial refused by a ban",
+			w.dials, w.m.Status().QueueLen)
+	}
+}
