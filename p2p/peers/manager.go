@@ -772,7 +772,7 @@ func (m *Manager) Inbound(now time.Time, c Conn) {
 			m.q.Done(now, id, nil)
 			return
 		}
-		_ = m.q.Connected(c.SocketAddr)
+		_ = m.q.Connected(m.queueAddr(c))
 		m.q.Done(now, id, refusalErrs[RefuseSimultaneousDial])
 		return
 	}
@@ -790,7 +790,18 @@ func (m *Manager) Inbound(now time.Time, c Conn) {
 		return
 	}
 	m.admit(now, c)
-	_ = m.q.Connected(c.SocketAddr)
+	_ = m.q.Connected(m.queueAddr(c))
+}
+
+// queueAddr is the address under which the dial queue learns of the inbound connection c: a
+// persistent peer's configured address (configuration wins over the connection's source port,
+// an ephemeral one, should the queue first meet the ID here: it is where the peer is redialed),
+// else c's socket address.
+func (m *Manager) queueAddr(c Conn) netaddr.NetAddress {
+	if a, ok := m.persistent[c.ID]; ok && a.IP.IsValid() {
+		return a
+	}
+	return c.SocketAddr
 }
 
 func (m *Manager) numRegularInbound() int {

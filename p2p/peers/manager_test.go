@@ -948,3 +948,45 @@ func TestManagerUnconditionalDroppedWhenDialBanned(t *testing.T) {
 			w.dials, w.m.Status().QueueLen)
 	}
 }
+
+// TestManagerPersistentInboundDuringStartupRetry: a persistent peer that connects inbound while
+// its start-up dial waits for another ID to leave its configured IP:port (see
+// TestManagerPersistentStartupAddressTaken) is redialed at its configured address once it
+// disconnects. The dial queue used to learn it from the inbound connection's source address, an
+// ephemeral port, and to keep that address when the peer became persistent, so the peer was
+// redialed there for ever.
+func TestManagerPersistentInboundDuringStartupRetry(t *testing.T) {
+	configured := maddr(30)
+	stale := netaddr.New(mid(31), configured.AddrPort())
+	w := newWorld(t, ManagerConfig{Self: mid(1000), PersistentDialJitter: time.Second,
+		Persistent: []netaddr.NetAddress{configured}, Dial: dial.Config{MaxAttempts: 2}}, 7)
+	w.m.Start(w.now())
+	w.m.DialPeers(w.now(), stale)
+	w.tick() // the stale address is dialed
+	w.clk.Advance(2 * time.Second)
+	w.tick() // the start-up dial finds its IP:port taken and waits
+	c := w.conn(30, false)
+	c.SocketAddr = netaddr.New(mid(30), netip.AddrPortFrom(configured.IP, 40000))
+	w.m.Inbound(w.now(), c)
+	w.apply()
+	if !w.m.Connected(mid(30)) {
+		t.Fatalf("persistent peer not admitted: %v", w.log)
+	}
+	// The stale address fails until it is given up; the start-up dial's retries come and go.
+	for range 20 {
+		if w.m.DialsInFlight() > 0 {
+			w.m.DialFailed(w.now(), stale, errors.New("dialed the wrong ID"))
+			w.apply()
+		}
+		w.clk.Advance(10 * time.Second)
+		w.tick()
+	}
+	w.m.StopPeer(w.now(), mid(30), errors.New("peer restarted"))
+	w.apply()
+	w.dials = nil
+	w.clk.Advance(10 * time.Second)
+	w.tick()
+	if len(w.dials) != 1 || w.dials[0] != configured {
+		t.Fatalf("redialed %v, want the configured address %s", w.dials, configured)
+	}
+}
