@@ -229,6 +229,7 @@ func (q *Queue) Done(now time.Time, id key.ID, err error) {
 	case e.inbound:
 		q.releaseSlot(e)
 		q.connect(now, e, false)
+		e.since = time.Time{} // an inbound connection counts as stable, as with Connected
 	default:
 		q.releaseSlot(e)
 		e.attempts++

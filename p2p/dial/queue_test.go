@@ -501,3 +501,31 @@ func TestEventsAndSchedule(t *testing.T) {
 		t.Fatal("names changed")
 	}
 }
+
+// TestInboundDuringDialCountsAsStable: a persistent peer that connected inbound while we dialed
+// it (Connected, then a failed Done) keeps an inbound connection, which counts as stable however
+// short it is: each disconnect schedules redial 1. Done used to stamp the connection with the
+// dial's end, so two such short inbound connections in a row counted as flaps and doubled the
+// delay.
+func TestInboundDuringDialCountsAsStable(t *testing.T) {
+	cfg := Config{BaseBackoff: time.Second, MaxBackoff: time.Minute, JitterMax: -1}
+	q := mustNew(t, cfg, 1)
+	p := testAddr(1)
+	_ = q.Add(t0, p, true)
+	now := t0
+	for i := range 4 {
+		if got := q.Due(now); len(got) != 1 {
+			t.Fatalf("round %d: Due = %v", i, got)
+		}
+		_ = q.Connected(p) // its own dial reached us first
+		q.Done(now, p.ID, errRefused)
+		now = now.Add(time.Second)
+		q.Disconnected(now, p.ID)
+		checkInvariants(t, q)
+		s := q.Schedule()
+		if gap := s[0].NextDial.Sub(now); gap != cfg.BaseBackoff {
+			t.Fatalf("round %d: redial after %v, want BaseBackoff %v (an inbound connection is stable)", i, gap, cfg.BaseBackoff)
+		}
+		now = s[0].NextDial
+	}
+}
