@@ -166,6 +166,26 @@ func (s *propShell) check() {
 	if s.m.DialsInFlight() > s.cfg.Dial.MaxInFlight && s.cfg.Dial.MaxInFlight > 0 {
 		s.fatalf("DialsInFlight %d > MaxInFlight %d", s.m.DialsInFlight(), s.cfg.Dial.MaxInFlight)
 	}
+	// The dial queue's connected entries are peers (else their IDs could never be dialed
+	// again), and every persistent peer is connected, held, or in the dial queue or the
+	// start-up list (redialed for ever).
+	inQueue := map[key.ID]bool{}
+	for _, e := range s.m.Status().Schedule {
+		inQueue[e.Addr.ID] = true
+		if e.State == dial.StateConnected && !s.m.Connected(e.Addr.ID) {
+			if _, held := s.held[e.Addr.ID]; !held {
+				s.fatalf("queue entry %v connected, but it is no peer", e.Addr)
+			}
+		}
+	}
+	for _, a := range s.m.startup {
+		inQueue[a.addr.ID] = true
+	}
+	for _, a := range s.cfg.Persistent {
+		if a.ID != s.cfg.Self && !inQueue[a.ID] && !s.m.Connected(a.ID) {
+			s.fatalf("persistent peer %v is neither connected nor queued", a)
+		}
+	}
 	// Every unsettled connection is held by the tie-break.
 	held := s.m.Held()
 	if len(held) != len(s.conns) {
@@ -362,9 +382,13 @@ func TestManagerPropertyRandomInputs(t *testing.T) {
 			Dial: dialCfg(10)},
 		{Self: mid(50), MaxInbound: 3, MaxOutbound: 2, PersistentDialJitter: -1, Unconditional: uncond,
 			Persistent: persistent, Dial: dialCfg(1)},
+		// Our own ID among the persistent peers, and a persistent peer configured at an address
+		// the pool gives another ID.
+		{Self: mid(30), MaxInbound: 3, MaxOutbound: 2, Unconditional: uncond, Dial: dialCfg(3),
+			Persistent: append([]netaddr.NetAddress{maddr(30), netaddr.New(mid(42), maddr(5).AddrPort())}, persistent...)},
 	}
 	for ci, cfg := range configs {
-		for seed := uint64(1); seed <= 6; seed++ {
+		for seed := uint64(1); seed <= 3; seed++ {
 			t.Run(fmt.Sprintf("cfg%d/seed%d", ci, seed), func(t *testing.T) {
 				runManagerProperty(t, cfg, seed, 5000)
 			})
