@@ -12,7 +12,8 @@ import (
 )
 
 // MaxBans bounds each of the Manager's ban tables (by ID, by IP): when one is full, the ban
-// that ends soonest makes room for the new one.
+// that ends soonest (of those that end at once, the smallest ID or IP) makes room for the new
+// one.
 const MaxBans = 1 << 14
 
 // Ban is one ban the Manager holds (Switch.Bans, Status).
@@ -133,7 +134,7 @@ func (t *banTable) add(id key.ID, ip netip.Addr, until time.Time, reason string)
 	if id != "" {
 		if cur, ok := t.ids[id]; !ok || cur.Until.Before(until) {
 			if !ok {
-				evictSoonest(t.ids)
+				evictSoonest(t.ids, cmp.Compare[key.ID])
 			}
 			t.ids[id] = Ban{ID: id, Until: until, Reason: reason}
 			changed = true
@@ -143,7 +144,7 @@ func (t *banTable) add(id key.ID, ip netip.Addr, until time.Time, reason string)
 		ip = BanIP(ip)
 		if cur, ok := t.ips[ip]; !ok || cur.Until.Before(until) {
 			if !ok {
-				evictSoonest(t.ips)
+				evictSoonest(t.ips, netip.Addr.Compare)
 			}
 			t.ips[ip] = Ban{IP: ip, Until: until, Reason: reason}
 			changed = true
@@ -156,15 +157,17 @@ func (t *banTable) add(id key.ID, ip netip.Addr, until time.Time, reason string)
 }
 
 // evictSoonest makes room for one new key in m if it holds MaxBans: the ban that ends soonest
-// goes. Only for a key m does not hold: replacing a held ban takes no room.
-func evictSoonest[K comparable](m map[K]Ban) {
+// goes, among bans that end at the same instant the one with the smallest key by compare (never
+// the map's order, so one seed replays it). Only for a key m does not hold: replacing a held ban
+// takes no room.
+func evictSoonest[K comparable](m map[K]Ban, compare func(a, b K) int) {
 	if len(m) < MaxBans {
 		return
 	}
 	var victim K
 	var first time.Time
 	for k, v := range m {
-		if first.IsZero() || v.Until.Before(first) {
+		if c := v.Until.Compare(first); first.IsZero() || c < 0 || (c == 0 && compare(k, victim) < 0) {
 			victim, first = k, v.Until
 		}
 	}

@@ -990,3 +990,33 @@ func TestManagerPersistentInboundDuringStartupRetry(t *testing.T) {
 		t.Fatalf("redialed %v, want the configured address %s", w.dials, configured)
 	}
 }
+
+// TestManagerFullBanTableEvictsDeterministically: when the ban table is full and the bans that
+// end soonest end at the same instant (bans of one length given at one time), the one that makes
+// room is the same on every run, as the package's purity promises (one seed replays every
+// decision). It used to be whichever the map iteration met first.
+func TestManagerFullBanTableEvictsDeterministically(t *testing.T) {
+	var first key.ID
+	for run := range 5 {
+		w := newWorld(t, ManagerConfig{Self: mid(1 << 30), PersistentDialJitter: -1}, 1)
+		now := w.now()
+		for i := range MaxBans {
+			w.m.Ban(now, mid(i+1), netip.Addr{}, now.Add(time.Hour), "test")
+		}
+		w.m.Ban(now, mid(MaxBans+1), netip.Addr{}, now.Add(time.Hour), "test")
+		var gone []key.ID
+		for i := range MaxBans + 1 {
+			if !w.m.IsBanned(now, mid(i+1), netip.Addr{}) {
+				gone = append(gone, mid(i+1))
+			}
+		}
+		if len(gone) != 1 {
+			t.Fatalf("run %d: %d bans gone, want 1", run, len(gone))
+		}
+		if run == 0 {
+			first = gone[0]
+		} else if gone[0] != first {
+			t.Fatalf("run %d evicted the ban of %s, run 0 that of %s", run, gone[0], first)
+		}
+	}
+}
