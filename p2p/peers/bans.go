@@ -131,10 +131,18 @@ func newBanTable() banTable {
 // that ends later is kept. It reports whether the table changed.
 func (t *banTable) add(id key.ID, ip netip.Addr, until time.Time, reason string) bool {
 	changed := false
+	stale := false // a ban that ended at next was lengthened or made room: next must be found again
+	gone := func(u time.Time, ok bool) {
+		if ok && u.Equal(t.next) {
+			stale = true
+		}
+	}
 	if id != "" {
 		if cur, ok := t.ids[id]; !ok || cur.Until.Before(until) {
-			if !ok {
-				evictSoonest(t.ids, cmp.Compare[key.ID])
+			if ok {
+				gone(cur.Until, true)
+			} else {
+				gone(evictSoonest(t.ids, cmp.Compare[key.ID]))
 			}
 			t.ids[id] = Ban{ID: id, Until: until, Reason: reason}
 			changed = true
@@ -143,14 +151,19 @@ func (t *banTable) add(id key.ID, ip netip.Addr, until time.Time, reason string)
 	if Bannable(ip) {
 		ip = BanIP(ip)
 		if cur, ok := t.ips[ip]; !ok || cur.Until.Before(until) {
-			if !ok {
-				evictSoonest(t.ips, netip.Addr.Compare)
+			if ok {
+				gone(cur.Until, true)
+			} else {
+				gone(evictSoonest(t.ips, netip.Addr.Compare))
 			}
 			t.ips[ip] = Ban{IP: ip, Until: until, Reason: reason}
 			changed = true
 		}
 	}
-	if changed && (t.next.IsZero() || until.Before(t.next)) {
+	switch {
+	case stale:
+		t.findNext()
+	case changed && (t.next.IsZero() || until.Before(t.next)):
 		t.next = until
 	}
 	return changed
@@ -160,9 +173,10 @@ func (t *banTable) add(id key.ID, ip netip.Addr, until time.Time, reason string)
 // goes, among bans that end at the same instant the one with the smallest key by compare (never
 // the map's order, so one seed replays it). Only for a key m does not hold: replacing a held ban
 // takes no room.
-func evictSoonest[K comparable](m map[K]Ban, compare func(a, b K) int) {
+// It returns the end of the ban it dropped, if any.
+func evictSoonest[K comparable](m map[K]Ban, compare func(a, b K) int) (time.Time, bool) {
 	if len(m) < MaxBans {
-		return
+		return time.Time{}, false
 	}
 	var victim K
 	var first time.Time
@@ -172,29 +186,31 @@ func evictSoonest[K comparable](m map[K]Ban, compare func(a, b K) int) {
 		}
 	}
 	delete(m, victim)
+	return first, true
 }
 
-// prune drops the bans that ended at now and recomputes next.
-func (t *banTable) prune(now time.Time) {
+// prune drops the bans that ended at now and recomputes next. It reports whether it dropped any.
+func (t *banTable) prune(now time.Time) bool {
+	n := t.Len()
+	maps.DeleteFunc(t.ids, func(_ key.ID, b Ban) bool { return !now.Before(b.Until) })
+	maps.DeleteFunc(t.ips, func(_ netip.Addr, b Ban) bool { return !now.Before(b.Until) })
+	t.findNext()
+	return t.Len() != n
+}
+
+// findNext sets next to the earliest end of a ban held, or zero.
+func (t *banTable) findNext() {
 	t.next = time.Time{}
 	note := func(u time.Time) {
 		if t.next.IsZero() || u.Before(t.next) {
 			t.next = u
 		}
 	}
-	for id, b := range t.ids {
-		if !now.Before(b.Until) {
-			delete(t.ids, id)
-		} else {
-			note(b.Until)
-		}
+	for _, b := range t.ids {
+		note(b.Until)
 	}
-	for ip, b := range t.ips {
-		if !now.Before(b.Until) {
-			delete(t.ips, ip)
-		} else {
-			note(b.Until)
-		}
+	for _, b := range t.ips {
+		note(b.Until)
 	}
 }
 

@@ -533,8 +533,7 @@ func (m *Manager) Tick(now time.Time) {
 			m.admitOutbound(now, h.c)
 		}
 	}
-	if !m.bans.next.IsZero() && !now.Before(m.bans.next) {
-		m.bans.prune(now)
+	if !m.bans.next.IsZero() && !now.Before(m.bans.next) && m.bans.prune(now) {
 		m.ready.BansChanged = true
 	}
 	for _, a := range m.q.Due(now) {

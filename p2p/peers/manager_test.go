@@ -1020,3 +1020,23 @@ func TestManagerFullBanTableEvictsDeterministically(t *testing.T) {
 		}
 	}
 }
+
+// TestManagerLengthenedBanNoEarlyWakeup: lengthening the ban that ends soonest moves
+// NextDeadline to the new end, and a Tick at the old end reports no change: the Manager used to
+// keep the old end as its next deadline, so the shell woke for nothing there and published a
+// fresh copy of every ban (BansChanged) although none had ended.
+func TestManagerLengthenedBanNoEarlyWakeup(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1000), PersistentDialJitter: -1}, 1)
+	now := w.now()
+	w.m.Ban(now, mid(5), netip.Addr{}, now.Add(time.Minute), "first")
+	w.m.Ban(now, mid(5), netip.Addr{}, now.Add(time.Hour), "again")
+	w.m.Ready()
+	if d := w.m.NextDeadline(); !d.Equal(now.Add(time.Hour)) {
+		t.Fatalf("NextDeadline %v, want the lengthened ban's end %v", d, now.Add(time.Hour))
+	}
+	w.clk.Advance(time.Minute)
+	w.m.Tick(w.now())
+	if rd := w.m.Ready(); rd.BansChanged {
+		t.Fatalf("Tick at the old end of a lengthened ban reports BansChanged")
+	}
+}
