@@ -654,8 +654,12 @@ func (m *Manager) DialPeers(now time.Time, addrs ...netaddr.NetAddress) {
 }
 
 // forgetUncond drops an unconditional, non-persistent ID from the queue after a failed dial or
-// a disconnect: it is not retried.
+// a disconnect: it is not retried. A dial of it that runs (the disconnect ended an inbound
+// connection) keeps it until its outcome, which decides.
 func (m *Manager) forgetUncond(id key.ID) {
+	if _, dialing := m.dialing[id]; dialing {
+		return
+	}
 	if _, ok := m.uncond[id]; ok {
 		delete(m.uncond, id)
 		m.q.Remove(id)

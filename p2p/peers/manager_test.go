@@ -1040,3 +1040,29 @@ func TestManagerLengthenedBanNoEarlyWakeup(t *testing.T) {
 		t.Fatalf("Tick at the old end of a lengthened ban reports BansChanged")
 	}
 }
+
+// TestManagerUnconditionalDialOutlivesInbound: an unconditional peer that connected inbound while
+// our dial to it ran, and whose inbound connection then ended, is connected by that dial when it
+// succeeds. The disconnect used to drop its address from the dial queue while the dial ran, and
+// the dial's connection was then refused as banned although nothing was banned.
+func TestManagerUnconditionalDialOutlivesInbound(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(1000), PersistentDialJitter: -1, Unconditional: []key.ID{mid(40)}}, 3)
+	w.m.DialPeers(w.now(), maddr(40))
+	w.apply()
+	w.tick()
+	if len(w.dials) != 1 {
+		t.Fatalf("dials %v", w.dials)
+	}
+	w.inbound(40) // its own dial reached us first: admitted (we are the higher ID)
+	w.m.StopPeer(w.now(), mid(40), errors.New("connection reset"))
+	w.apply()
+	out := w.dialed(40)
+	if r, ok := w.refused[out]; ok {
+		t.Fatalf("our dial's connection refused (%v): %v", r, w.log)
+	}
+	w.clk.Advance(2 * DefaultSimultaneousDialGrace)
+	w.tick()
+	if _, ok := w.admit[out]; !ok || !w.m.Connected(mid(40)) {
+		t.Fatalf("our dial's connection not admitted: %v", w.log)
+	}
+}
