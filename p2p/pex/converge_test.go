@@ -465,3 +465,28 @@ func TestHungryAskRespectsRateLimit(t *testing.T) {
 		t.Fatal("peer stopped")
 	}
 }
+
+// TestHungryLongSpellNoOverflow: a node that stays hungry for hours (a small network: the book
+// always needs more addresses and the outbound slots stay free) keeps its hungry-ask delay
+// bounded. It used to double at every periodic round once the spell's asks were over, and after
+// about 30 rounds the delay overflowed time.Duration.
+func TestHungryLongSpellNoOverflow(t *testing.T) {
+	c, n := newSeededCore(t, Config{MaxOutboundPeers: 10}, 9)
+	clk := clock.NewManual(t0)
+	p := &fakePeer{addr: loopAddr(0)}
+	n.connect(c, clk.Now(), p)
+	for round := range 240 { // 2 h of periodic rounds
+		n.ensurePeers(clk.Now(), true)
+		for !c.nextAsk.IsZero() && !c.nextAsk.After(clk.Now().Add(DefaultEnsurePeersPeriod)) {
+			clk.Set(c.nextAsk)
+			n.ask(clk.Now())
+		}
+		if c.askDelay < 0 || c.askDelay > 2*DefaultEnsurePeersPeriod {
+			t.Fatalf("round %d: hungry-ask delay %v; want between 0 and 2 × EnsurePeersPeriod", round, c.askDelay)
+		}
+		if st := c.peers[p.ID()]; st.requested {
+			n.receive(clk.Now(), p, decode(addrsMsg(t)))
+		}
+		clk.Advance(DefaultEnsurePeersPeriod)
+	}
+}

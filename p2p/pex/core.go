@@ -949,7 +949,9 @@ func (c *Core) scheduleAsk(now time.Time) {
 	}
 	if 2*d > c.cfg.EnsurePeersPeriod {
 		c.nextAsk = time.Time{} // this spell's asks are over; the periodic run still asks
-		c.askDelay = max(c.askDelay, d)
+		// Kept (so that the next round does not start the asks again) but not doubled at every
+		// round of a long spell, which overflowed time.Duration after about 30 rounds.
+		c.askDelay = min(max(c.askDelay, d), c.cfg.EnsurePeersPeriod)
 		return
 	}
 	c.askDelay, c.nextAsk = d, now.Add(d)
