@@ -94,10 +94,10 @@ type workerMetrics struct {
 	sentWire    [3]int64
 	windowWire  [3]int64
 	queueDrops  int64
-	latencies   []int32
-	attackLat   []int32 // deliveries of the messages published in the attack window
-	targetLat   []int32 // deliveries to the eclipse targets, in the attack window
-	censoredLat []int32 // deliveries of the censored publishers' messages, in the attack window
+	latencies   []int64
+	attackLat   []int64 // deliveries of the messages published in the attack window
+	targetLat   []int64 // deliveries to the eclipse targets, in the attack window
+	censoredLat []int64 // deliveries of the censored publishers' messages, in the attack window
 }
 
 // ctx returns the context in which n's code runs now: its worker during a window, the

@@ -46,7 +46,7 @@ type msgRec struct {
 	// message, then those of them whose delivery came after the DeliveryDeadline.
 	got    []atomic.Uint64
 	latSum atomic.Int64 // µs, honest deliveries
-	latMax atomic.Int32
+	latMax atomic.Int64
 }
 
 func (m *metrics) init(s *Sim) {
@@ -144,9 +144,9 @@ func (m *metrics) deliver(n *node, in router.Incoming) {
 		if x.now-r.at > int64(s.cfg.Gossip.DeliveryDeadline) {
 			r.got[s.words()+int(w)].Or(b)
 		}
-		us := int32((x.now - r.at) / 1000)
+		us := (x.now - r.at) / 1000
 		x.met.latencies = append(x.met.latencies, us)
-		r.latSum.Add(int64(us))
+		r.latSum.Add(us)
 		for {
 			old := r.latMax.Load()
 			if us <= old || r.latMax.CompareAndSwap(old, us) {

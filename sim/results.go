@@ -163,7 +163,7 @@ func (s *Sim) results() *Results {
 		Connects: m.connects, Disconnects: m.disconnects,
 	}
 	var windowWire [3]int64
-	var latencies, attackLat, targetLat, censoredLat []int32
+	var latencies, attackLat, targetLat, censoredLat []int64
 	for _, w := range append([]*worker{s.g}, s.workers...) {
 		for k := range windowWire {
 			windowWire[k] += w.met.windowWire[k]
@@ -296,7 +296,7 @@ func (s *Sim) results() *Results {
 }
 
 // p99Ms returns the p99 of latencies given in microseconds, in milliseconds.
-func p99Ms(us []int32) float64 {
+func p99Ms(us []int64) float64 {
 	ms := make([]float64, len(us))
 	for i, v := range us {
 		ms[i] = float64(v) / 1000
