@@ -74,20 +74,28 @@ func (s *Sim) churn(ch ChurnEvent, pool []int32) {
 			s.At(time.Duration(s.g.now)+time.Second, func() {
 				if n.up && n.gen == gen {
 					s.crash(n)
+					s.restartFromBook(ch, n)
 					s.rebootAfter(n, down)
 				}
 			})
 		default:
 			s.crash(n)
-			if ch.FromBook {
-				n.fromBook = true
-				if !n.target {
-					n.target = true
-					s.m.targets = append(s.m.targets, n.idx)
-				}
-			}
+			s.restartFromBook(ch, n)
 			s.rebootAfter(n, down)
 		}
+	}
+}
+
+// restartFromBook makes n, just crashed by ch, restart from its address book and a target
+// of the run when ch says FromBook.
+func (s *Sim) restartFromBook(ch ChurnEvent, n *node) {
+	if !ch.FromBook {
+		return
+	}
+	n.fromBook = true
+	if !n.target {
+		n.target = true
+		s.m.targets = append(s.m.targets, n.idx)
 	}
 }
 

@@ -34,10 +34,11 @@ type ChurnEvent struct {
 	// Downtime is how long a crashed, left or restarted node stays down; 0 means for good
 	// (ChurnRestart: 1 s).
 	Downtime time.Duration
-	// FromBook makes the restarted nodes find their outbound peers by PEX from the address
-	// book their crash saved, instead of redialing their former peers (needs PEX:
-	// Config.AddrBook or TopologyPEX); they become the run's targets: their delivery and their
-	// outbound peers are reported. (Every restart of a PEX node loads its saved book.)
+	// FromBook makes the restarted nodes (crash, leave or restart) find their outbound peers
+	// by PEX from the address book their crash saved, instead of redialing their former peers
+	// (needs PEX: Config.AddrBook or TopologyPEX; not for join events); they become the run's
+	// targets: their delivery and their outbound peers are reported. (Every restart of a PEX
+	// node loads its saved book.)
 	FromBook bool `toml:"from_book"`
 }
 
@@ -61,6 +62,9 @@ func (ch ChurnEvent) validate(ps *problems, i int, c Config) {
 	}
 	if ch.FromBook && !c.AddrBook.Enabled && c.Topology.Kind != TopologyPEX {
 		ps.add("Churn[%d].FromBook needs PEX (AddrBook.Enabled or TopologyPEX)", i)
+	}
+	if ch.FromBook && ch.Kind == ChurnJoin {
+		ps.add("Churn[%d].FromBook: join events boot nodes for the first time, without an address book", i)
 	}
 	if ch.Count > c.Nodes {
 		ps.add("Churn[%d].Count %d exceeds Nodes %d", i, ch.Count, c.Nodes)

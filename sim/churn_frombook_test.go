@@ -1,0 +1,32 @@
+package sim
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestLeaveFromBook: nodes that leave and come back after their Downtime restart from their
+// address books when the event says FromBook, as restarted and crashed nodes do, and become
+// the run's targets; a join event, whose nodes have no book, refuses FromBook.
+func TestLeaveFromBook(t *testing.T) {
+	cfg := Config{Seed: 1, Nodes: 20, Duration: 20 * time.Second, AddrBook: AddrBook{Enabled: true},
+		Churn: []ChurnEvent{{Kind: ChurnLeave, At: 8 * time.Second, Count: 3, Downtime: 2 * time.Second, FromBook: true}}}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Run()
+	if len(s.m.targets) != 3 || r.TargetDeliveryRatio == nil {
+		t.Fatalf("leave with FromBook: %d targets (TargetDeliveryRatio %v), want the 3 nodes that left and came back", len(s.m.targets), r.TargetDeliveryRatio)
+	}
+	for _, i := range s.m.targets {
+		if n := s.nodes[i]; !n.up || n.gen < 3 {
+			t.Errorf("target %d: up %v, generation %d; want restarted", i, n.up, n.gen)
+		}
+	}
+	cfg.Churn = []ChurnEvent{{Kind: ChurnJoin, At: 8 * time.Second, Count: 3, FromBook: true}}
+	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("join with FromBook: Validate = %v, want ErrInvalidConfig", err)
+	}
+}
