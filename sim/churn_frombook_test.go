@@ -30,3 +30,18 @@ func TestLeaveFromBook(t *testing.T) {
 		t.Fatalf("join with FromBook: Validate = %v, want ErrInvalidConfig", err)
 	}
 }
+
+// TestPEXTopologyBookResults: with TopologyPEX, where every honest node runs PEX with an
+// address book as with AddrBook, the nodes restarted from their books have their outbound
+// peers reported (OutboundSybilShare, Eclipsed) and the books their sybil share, as
+// ChurnEvent.FromBook and Results say.
+func TestPEXTopologyBookResults(t *testing.T) {
+	cfg := Config{Seed: 1, Nodes: 20, Seeds: 1, Duration: 25 * time.Second, Topology: Topology{Kind: TopologyPEX},
+		Gossip: Gossip{Start: 10 * time.Second},
+		Churn:  []ChurnEvent{{Kind: ChurnRestart, At: 15 * time.Second, Count: 2, Downtime: time.Second, FromBook: true}}}
+	r := run(t, cfg)
+	if r.TargetDeliveryRatio == nil || r.BookSybilShare == nil || r.OutboundSybilShare == nil || r.Eclipsed == nil {
+		t.Fatalf("TopologyPEX with FromBook: TargetDeliveryRatio %v, BookSybilShare %v, OutboundSybilShare %v, Eclipsed %v; want all set",
+			r.TargetDeliveryRatio, r.BookSybilShare, r.OutboundSybilShare, r.Eclipsed)
+	}
+}

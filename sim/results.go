@@ -105,7 +105,8 @@ type Results struct {
 	// BookSybilShare is the mean share of sybil addresses in the honest nodes' address books
 	// at the end; OutboundSybilShare the share of sybils among the outbound peers of the nodes
 	// restarted from their books (ChurnEvent.FromBook), and Eclipsed the number of those
-	// whose every outbound peer is a sybil. Nil without address books.
+	// whose every outbound peer is a sybil. Nil without address books (without PEX:
+	// TopologyPEX or AddrBook).
 	BookSybilShare     *float64 `json:"book_sybil_share,omitempty"`
 	OutboundSybilShare *float64 `json:"outbound_sybil_share,omitempty"`
 	Eclipsed           *int     `json:"eclipsed,omitempty"`
@@ -289,8 +290,8 @@ func (s *Sim) results() *Results {
 		x := time.Duration(m.convergedAt).Seconds()
 		r.PEXConvergedSeconds = &x
 	}
-	if s.cfg.AddrBook.Enabled {
-		s.bookResults(r)
+	if s.cfg.Topology.Kind == TopologyPEX || s.cfg.AddrBook.Enabled {
+		s.bookResults(r) // the honest nodes run PEX, with address books
 	}
 	return r
 }
