@@ -36,7 +36,9 @@ type GateResult struct {
 	// holds through gossip, so the damage of a censorship shows in the latency of those
 	// messages, which a network-wide p99 dilutes among the other publishers').
 	P99Ms, BaselineP99Ms float64
-	// Pass reports whether every threshold held; Why lists those that did not.
+	// Pass reports whether every threshold held; Why lists those that did not. A run that
+	// expected no honest delivery, in the whole run or in a part the gate judges (the attack
+	// window, the targets, the censored messages), fails: nothing was measured there.
 	Pass bool
 	Why  []string
 }
@@ -75,6 +77,20 @@ func Judge(attacked, baseline *Results) GateResult {
 	}
 	if g.P99Ms > GateLatencyFactor*g.BaselineP99Ms {
 		g.Why = append(g.Why, fmt.Sprintf("p99 %.0f ms > %.0f × baseline %.0f ms", g.P99Ms, GateLatencyFactor, g.BaselineP99Ms))
+	}
+	// A figure that no expected delivery backs is the 1 (and p99 0) of an empty set, not a
+	// measurement: the gate cannot have held there.
+	if attacked.Expected == 0 {
+		g.Why = append(g.Why, "no honest delivery expected in the run: nothing measured")
+	}
+	for _, e := range []struct {
+		what string
+		n    *int64
+	}{{"in the attack window", attacked.AttackExpected}, {"to the targets", attacked.TargetExpected},
+		{"of the censored messages", attacked.CensoredExpected}} {
+		if e.n != nil && *e.n == 0 {
+			g.Why = append(g.Why, fmt.Sprintf("no honest delivery expected %s: nothing measured", e.what))
+		}
 	}
 	g.Pass = len(g.Why) == 0
 	return g

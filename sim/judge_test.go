@@ -10,7 +10,7 @@ import (
 // the baseline's bound is its own larger p99.
 func TestJudgeAttackWindow(t *testing.T) {
 	f := func(x float64) *float64 { return &x }
-	attacked := &Results{HonestDeliveryRatio: 1, LatencyP99Ms: 100, AttackDeliveryRatio: f(0.95), AttackLatencyP99Ms: f(300)}
+	attacked := &Results{HonestDeliveryRatio: 1, Expected: 900, LatencyP99Ms: 100, AttackDeliveryRatio: f(0.95), AttackLatencyP99Ms: f(300)}
 	g := Judge(attacked, &Results{HonestDeliveryRatio: 1, LatencyP99Ms: 77, AttackLatencyP99Ms: f(70)})
 	if g.Pass || g.Delivery != 0.95 || g.Focus != 0.95 || g.P99Ms != 300 || g.BaselineP99Ms != 77 || len(g.Why) != 3 {
 		t.Fatalf("Judge = %+v; want a failure on delivery, focus and p99 (0.95, 300 ms against 77 ms)", g)
@@ -42,5 +42,33 @@ func TestAttackWindowFigures(t *testing.T) {
 	r = run(t, cfg)
 	if r.AttackDeliveryRatio == nil || *r.AttackDeliveryRatio != 1 || *r.AttackLatencyP99Ms != 0 {
 		t.Fatalf("attack after the last publication: window delivery %v p99 %v, want 1 (nothing expected) and 0", r.AttackDeliveryRatio, r.AttackLatencyP99Ms)
+	}
+}
+
+// TestJudgeNothingMeasured: an attacked run that expected no honest delivery, over the whole
+// run or in the part the gate focuses on (the attack window, the targets, the censored
+// messages), measured nothing there, and its ratio of 1 and p99 of 0 are those of an empty
+// set: the gate fails it instead of passing it.
+func TestJudgeNothingMeasured(t *testing.T) {
+	f := func(x float64) *float64 { return &x }
+	n := func(x int64) *int64 { return &x }
+	base := &Results{HonestDeliveryRatio: 1, Expected: 900, LatencyP99Ms: 77}
+	for _, c := range []struct {
+		name     string
+		attacked *Results
+	}{
+		{"whole run", &Results{HonestDeliveryRatio: 1}},
+		{"attack window", &Results{HonestDeliveryRatio: 1, Expected: 900, LatencyP99Ms: 80,
+			AttackDeliveryRatio: f(1), AttackLatencyP99Ms: f(0), AttackExpected: n(0)}},
+		{"targets", &Results{HonestDeliveryRatio: 1, Expected: 900, LatencyP99Ms: 80,
+			AttackDeliveryRatio: f(1), AttackLatencyP99Ms: f(80), AttackExpected: n(500),
+			TargetDeliveryRatio: f(1), TargetLatencyP99Ms: f(0), TargetExpected: n(0)}},
+		{"censored", &Results{HonestDeliveryRatio: 1, Expected: 900, LatencyP99Ms: 80,
+			AttackDeliveryRatio: f(1), AttackLatencyP99Ms: f(80), AttackExpected: n(500),
+			CensoredDeliveryRatio: f(1), CensoredLatencyP99Ms: f(0), CensoredExpected: n(0)}},
+	} {
+		if g := Judge(c.attacked, base); g.Pass {
+			t.Errorf("%s: nothing expected, Judge = %+v; want a failure", c.name, g)
+		}
 	}
 }
