@@ -212,12 +212,30 @@ func printSimSummary(w io.Writer, sc sim.Scenario, r *sim.Results, wall time.Dur
 		printSimTail(tw, r, ms)
 		return
 	}
-	row("delivery ratio", fmt.Sprintf("%.4f", r.DeliveryRatio))
-	row("honest delivery ratio", fmt.Sprintf("%.4f", r.HonestDeliveryRatio))
+	if r.Expected == 0 {
+		// Messages were published, but none early enough for its delivery deadline to pass
+		// within the run (a run interrupted soon after publishing started): the ratios are the
+		// 1 of an empty set.
+		row("delivery ratio", "- (no delivery expected)")
+		row("honest delivery ratio", "- (no delivery expected)")
+	} else {
+		row("delivery ratio", fmt.Sprintf("%.4f", r.DeliveryRatio))
+		row("honest delivery ratio", fmt.Sprintf("%.4f", r.HonestDeliveryRatio))
+	}
 	printAttackRows(row, r)
-	row("latency p50 / p90 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f ms", r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs))
-	row("bytes per delivery", fmt.Sprintf("%.0f", r.BytesPerDelivery))
-	row("duplicates per delivery", fmt.Sprintf("%.2f", r.DuplicatesPerDelivery))
+	if len(r.LatencyMs) == 0 {
+		row("latency p50 / p90 / p99 / max", "- (no deliveries)")
+	} else {
+		row("latency p50 / p90 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f ms", r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs))
+	}
+	if r.Delivered == 0 {
+		// Results holds 0 for a ratio with no delivery to divide by.
+		row("bytes per delivery", "- (no deliveries)")
+		row("duplicates per delivery", "- (no deliveries)")
+	} else {
+		row("bytes per delivery", fmt.Sprintf("%.0f", r.BytesPerDelivery))
+		row("duplicates per delivery", fmt.Sprintf("%.2f", r.DuplicatesPerDelivery))
+	}
 	printSimTail(tw, r, ms)
 }
 

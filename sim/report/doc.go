@@ -6,8 +6,10 @@
 //
 //	summary.json      the headline figures (sim.Results' JSON) with the scenario name and
 //	                  wall_seconds, the only field that differs between two runs of a seed;
-//	                  for a run that published nothing its delivery ratios are 1 and its
-//	                  latencies 0 (sim.Results' values), where index.html shows "-"
+//	                  for a run that published nothing, or expected no delivery, its
+//	                  delivery ratios are 1, and for one without deliveries its latencies
+//	                  and per-delivery figures 0 (sim.Results' values), where index.html
+//	                  shows "-"
 //	results.json      everything deterministic: the summary without wall_seconds, the
 //	                  samples, the mesh-degree histogram, the latency quantiles, the
 //	                  per-second delivery

@@ -63,16 +63,37 @@ func indexHTML(run Run, full Full) ([]byte, error) {
 		}
 		return indexPage(run, finish(rows, r))
 	}
-	rows = append(rows,
-		[2]string{"delivery ratio", fmt.Sprintf("%.4f", r.DeliveryRatio)},
-		[2]string{"honest delivery ratio", fmt.Sprintf("%.4f", r.HonestDeliveryRatio)},
-	)
+	if r.Expected == 0 {
+		// Published, but none early enough for its deadline to pass within the run: the
+		// ratios are the 1 of an empty set (as the CLI shows them).
+		rows = append(rows,
+			[2]string{"delivery ratio", "- (no delivery expected)"},
+			[2]string{"honest delivery ratio", "- (no delivery expected)"},
+		)
+	} else {
+		rows = append(rows,
+			[2]string{"delivery ratio", fmt.Sprintf("%.4f", r.DeliveryRatio)},
+			[2]string{"honest delivery ratio", fmt.Sprintf("%.4f", r.HonestDeliveryRatio)},
+		)
+	}
 	rows = attackRows(rows, r)
-	rows = append(rows,
-		[2]string{"latency p50 / p90 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f ms", r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs)},
-		[2]string{"bytes per delivery", fmt.Sprintf("%.0f", r.BytesPerDelivery)},
-		[2]string{"duplicates per delivery", fmt.Sprintf("%.2f", r.DuplicatesPerDelivery)},
-	)
+	if len(r.LatencyMs) == 0 {
+		rows = append(rows, [2]string{"latency p50 / p90 / p99 / max", "- (no deliveries)"})
+	} else {
+		rows = append(rows, [2]string{"latency p50 / p90 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f ms", r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs)})
+	}
+	if r.Delivered == 0 {
+		// Results holds 0 for a ratio with no delivery to divide by.
+		rows = append(rows,
+			[2]string{"bytes per delivery", "- (no deliveries)"},
+			[2]string{"duplicates per delivery", "- (no deliveries)"},
+		)
+	} else {
+		rows = append(rows,
+			[2]string{"bytes per delivery", fmt.Sprintf("%.0f", r.BytesPerDelivery)},
+			[2]string{"duplicates per delivery", fmt.Sprintf("%.2f", r.DuplicatesPerDelivery)},
+		)
+	}
 	return indexPage(run, finish(rows, r))
 }
 

@@ -188,3 +188,22 @@ func TestIndexEmptyAttackWindow(t *testing.T) {
 		t.Errorf("index.html shows a p99 of no deliveries:\n%s", html)
 	}
 }
+
+// TestIndexNothingExpectedShowsNoFigures: a run that published messages but expected no
+// delivery and made none (interrupted soon after publishing started) shows "-" for the
+// delivery ratios, latencies and per-delivery figures, as the CLI does, not the 1.0000,
+// 0.0 ms and 0 that Results holds for empty sets.
+func TestIndexNothingExpectedShowsNoFigures(t *testing.T) {
+	r := &sim.Results{Nodes: 10, Published: 3, DeliveryRatio: 1, HonestDeliveryRatio: 1}
+	b, err := indexHTML(Run{Scenario: "gossip", Results: r}, Full{Summary: *r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(b)
+	for _, row := range []string{"delivery ratio", "honest delivery ratio", "latency p50 / p90 / p99 / max",
+		"bytes per delivery", "duplicates per delivery"} {
+		if !strings.Contains(html, "<tr><td>"+row+`</td><td class="n">- (no `) {
+			t.Errorf("row %q does not show -", row)
+		}
+	}
+}
