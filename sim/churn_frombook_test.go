@@ -45,3 +45,20 @@ func TestPEXTopologyBookResults(t *testing.T) {
 			r.TargetDeliveryRatio, r.BookSybilShare, r.OutboundSybilShare, r.Eclipsed)
 	}
 }
+
+// TestJoinCountsValidated: the join events together take their nodes from Config.Nodes; a
+// Config whose joins ask for more nodes than there are is refused, instead of the later
+// events booting fewer nodes than their Count.
+func TestJoinCountsValidated(t *testing.T) {
+	cfg := Config{Nodes: 10, Churn: []ChurnEvent{
+		{Kind: ChurnJoin, At: 10 * time.Second, Count: 8},
+		{Kind: ChurnJoin, At: 20 * time.Second, Count: 8},
+	}}
+	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("joins of 16 nodes out of 10: Validate = %v, want ErrInvalidConfig", err)
+	}
+	cfg.Churn[1].Count = 2
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("joins of 10 nodes out of 10: %v", err)
+	}
+}

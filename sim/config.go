@@ -500,8 +500,15 @@ func (c Config) Validate() error {
 	if c.Attack != nil {
 		c.Attack.validate(&ps, c)
 	}
+	joins := 0
 	for i, ch := range c.Churn {
 		ch.validate(&ps, i, c)
+		if ch.Kind == ChurnJoin && ch.Count > 0 {
+			joins += min(ch.Count, c.Nodes)
+		}
+	}
+	if joins > c.Nodes {
+		ps.add("Churn: the join events take %d nodes, more than Nodes %d (joiners are taken from Nodes)", joins, c.Nodes)
 	}
 	for i, p := range c.Partitions {
 		p.validate(&ps, i, c)

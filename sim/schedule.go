@@ -20,7 +20,8 @@ const (
 	// ID and the address book persisted before the crash.
 	ChurnRestart ChurnKind = "restart"
 	// ChurnJoin: nodes that were offline since the start boot for the first time (they are
-	// taken from Config.Nodes: the joiners of all join events are offline at time 0).
+	// taken from Config.Nodes: the joiners of all join events, at most Nodes together, are
+	// offline at time 0).
 	ChurnJoin ChurnKind = "join"
 )
 
