@@ -31,8 +31,8 @@ type Attack struct {
 	// Degree is the number of honest nodes each sybil dials (random ones, or among the
 	// Targets); 0 means 20.
 	Degree int
-	// Targets, when > 0, makes the attack an eclipse of that many honest nodes: sybils dial
-	// only them.
+	// Targets, when > 0, makes the attack an eclipse of that many honest publishers (at most
+	// Gossip.Publishers): sybils dial only them.
 	Targets int
 	// ConnectAt is when sybils start dialing; their dials spread over ConnectSpread (0: 1 s).
 	ConnectAt     time.Duration `toml:"connect_at"`
@@ -43,7 +43,8 @@ type Attack struct {
 	// 0 means 1 (drop all). It applies to every message, or with CensorPublishers to theirs.
 	Drop float64
 	// CensorPublishers, when > 0, makes the attack a censorship of that many honest
-	// publishers: sybils drop only the messages they originated and forward the rest.
+	// publishers (at most Gossip.Publishers): sybils drop only the messages they originated
+	// and forward the rest.
 	CensorPublishers int `toml:"censor_publishers"`
 	// SybilIPs, when > 0, is the number of distinct IP addresses the sybils share (IP
 	// colocation); 0 gives each its own address in its own /16.
@@ -78,11 +79,16 @@ func (a Attack) validate(ps *problems, c Config) {
 	if a.Sybils < 0 || a.Degree < 1 || a.Targets < 0 || a.CensorPublishers < 0 || a.SybilIPs < 0 {
 		ps.add("Attack: Sybils, Targets, CensorPublishers, SybilIPs must not be negative and Degree ≥ 1")
 	}
-	if a.Targets > c.Nodes {
-		ps.add("Attack.Targets %d exceeds Nodes %d", a.Targets, c.Nodes)
+	// Targets and censored publishers are chosen among the publishers (makeAttack).
+	pubs, what := c.Nodes, "Nodes"
+	if c.Gossip.Publishers > 0 {
+		pubs, what = c.Gossip.Publishers, "Gossip.Publishers"
 	}
-	if a.CensorPublishers > c.Nodes {
-		ps.add("Attack.CensorPublishers %d exceeds Nodes %d", a.CensorPublishers, c.Nodes)
+	if a.Targets > pubs {
+		ps.add("Attack.Targets %d exceeds %s %d (targets are publishers)", a.Targets, what, pubs)
+	}
+	if a.CensorPublishers > pubs {
+		ps.add("Attack.CensorPublishers %d exceeds %s %d", a.CensorPublishers, what, pubs)
 	}
 	if !(a.Drop > 0 && a.Drop <= 1) {
 		ps.add("Attack.Drop %v is outside (0, 1]", a.Drop)
