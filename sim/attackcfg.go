@@ -47,7 +47,8 @@ type Attack struct {
 	// and forward the rest.
 	CensorPublishers int `toml:"censor_publishers"`
 	// SybilIPs, when > 0, is the number of distinct IP addresses the sybils share (IP
-	// colocation); 0 gives each its own address in its own /16.
+	// colocation), each sybil on an address listening on the next port from Port (so at
+	// most 38,880 sybils per address); 0 gives each its own address in its own /16.
 	SybilIPs int `toml:"sybil_ips"`
 	// HonestConnectAt delays the honest nodes' own dials to this time (attack at dawn: the
 	// sybils arrive first). Sybil dials are never delayed by it.
@@ -72,6 +73,9 @@ func (a Attack) withDefaults() Attack {
 	return a
 }
 
+// maxSybilPort is the largest port a sybil sharing an IP address listens on.
+const maxSybilPort = 65535
+
 func (a Attack) validate(ps *problems, c Config) {
 	if a.Behavior != BehaviorBadBoy && a.Behavior != BehaviorWithhold {
 		ps.add("Attack.Behavior %q is not badboy or withhold", a.Behavior)
@@ -89,6 +93,10 @@ func (a Attack) validate(ps *problems, c Config) {
 	}
 	if a.CensorPublishers > pubs {
 		ps.add("Attack.CensorPublishers %d exceeds %s %d", a.CensorPublishers, what, pubs)
+	}
+	if a.SybilIPs > 0 && a.Sybils > 0 && (a.Sybils-1)/a.SybilIPs > maxSybilPort-Port {
+		ps.add("Attack.Sybils %d on Attack.SybilIPs %d addresses need ports past %d (sybils sharing an address listen on %d, %d, ...)",
+			a.Sybils, a.SybilIPs, maxSybilPort, Port, Port+1)
 	}
 	if !(a.Drop > 0 && a.Drop <= 1) {
 		ps.add("Attack.Drop %v is outside (0, 1]", a.Drop)

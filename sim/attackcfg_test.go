@@ -20,3 +20,32 @@ func TestAttackTargetsAmongPublishers(t *testing.T) {
 		}
 	}
 }
+
+// TestSybilPortsDistinct: sybils sharing an IP address (Attack.SybilIPs) listen on
+// consecutive ports from Port; a Config that needs ports past 65535 is refused rather than
+// wrapping around to port 0 and to addresses other sybils already have.
+func TestSybilPortsDistinct(t *testing.T) {
+	for _, n := range []int{38880, 2 * 38880} {
+		if err := (Config{Nodes: 2, Attack: &Attack{Sybils: n, SybilIPs: n / 38880}}).Validate(); err != nil {
+			t.Errorf("%d sybils per address, ports %d to 65535: %v", 38880, Port, err)
+		}
+	}
+	cfg := Config{Nodes: 2, Attack: &Attack{Sybils: 40000, SybilIPs: 1}}
+	s, err := New(cfg)
+	if err != nil {
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("New: %v, want nil or ErrInvalidConfig", err)
+		}
+		return
+	}
+	seen := make(map[string]int)
+	for i, a := range s.sybilAddrs {
+		if a.AddrPort().Port() == 0 {
+			t.Fatalf("sybil %d listens on port 0 (%v)", i, a)
+		}
+		if j, dup := seen[a.DialString()]; dup {
+			t.Fatalf("sybils %d and %d share the address %s", j, i, a.DialString())
+		}
+		seen[a.DialString()] = i
+	}
+}
