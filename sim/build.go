@@ -28,9 +28,10 @@ const (
 	streamWorkload
 	streamChurn
 	streamAttack
-	streamNodes = 1 << 20 // + node index<<20 + generation<<4 + core: each core's own rng (below streamLinks: maxNodes)
-	streamLinks = 1 << 39 // + node index: the node's link draws (latency, jitter, loss) and its PEX choices
-	streamBooks = 1 << 40 // + node index: address books
+	streamSybils           // the sybils' identities, addresses, regions and boot times
+	streamNodes  = 1 << 20 // + node index<<20 + generation<<4 + core: each core's own rng (below streamLinks: maxNodes)
+	streamLinks  = 1 << 39 // + node index: the node's link draws (latency, jitter, loss) and its PEX choices
+	streamBooks  = 1 << 40 // + node index: address books
 )
 
 // New builds a network from cfg (validated first; an error wraps ErrInvalidConfig). Nothing
@@ -91,11 +92,12 @@ func New(cfg Config) (*Sim, error) {
 	return s, nil
 }
 
-func (s *Sim) addNode(kind NodeKind, ip netip.Addr, port uint16) *node {
+// addNode adds a node, drawing its identity and region from r.
+func (s *Sim) addNode(kind NodeKind, r *rand.Rand, ip netip.Addr, port uint16) *node {
 	n := &node{s: s, idx: int32(len(s.nodes)), kind: kind, ip: ip, timerAt: -1, downAt: -1}
 	for {
 		for i := range n.raw {
-			n.raw[i] = byte(s.rngTopo.Uint32())
+			n.raw[i] = byte(r.Uint32())
 		}
 		n.id = key.ID(hex.EncodeToString(n.raw[:]))
 		if _, dup := s.byID[n.id]; !dup {
@@ -103,7 +105,7 @@ func (s *Sim) addNode(kind NodeKind, ip netip.Addr, port uint16) *node {
 		}
 	}
 	n.addr = netaddr.New(n.id, netip.AddrPortFrom(ip, port))
-	n.region = s.pickRegion()
+	n.region = s.pickRegion(r)
 	n.peers = make(map[key.ID]int32)
 	n.w = s.workers[int(n.idx)%len(s.workers)]
 	n.rng = rand.New(rand.NewPCG(s.cfg.Seed, streamLinks+uint64(n.idx)))
@@ -113,11 +115,11 @@ func (s *Sim) addNode(kind NodeKind, ip netip.Addr, port uint16) *node {
 }
 
 // randomIP returns a public IPv4 address in its own /16 as far as possible, never one in
-// used.
-func (s *Sim) randomIP(used map[netip.Addr]bool) netip.Addr {
+// used, drawn from r.
+func randomIP(r *rand.Rand, used map[netip.Addr]bool) netip.Addr {
 	for {
 		// 11-99 in the first octet holds no private, loopback, CGNAT or multicast range.
-		a := [4]byte{byte(11 + s.rngTopo.IntN(89)), byte(s.rngTopo.IntN(256)), byte(s.rngTopo.IntN(256)), byte(1 + s.rngTopo.IntN(254))}
+		a := [4]byte{byte(11 + r.IntN(89)), byte(r.IntN(256)), byte(r.IntN(256)), byte(1 + r.IntN(254))}
 		ip := netip.AddrFrom4(a)
 		if !used[ip] {
 			used[ip] = true
@@ -126,7 +128,7 @@ func (s *Sim) randomIP(used map[netip.Addr]bool) netip.Addr {
 	}
 }
 
-func (s *Sim) pickRegion() int {
+func (s *Sim) pickRegion(r *rand.Rand) int {
 	rs := s.cfg.Link.Regions
 	if len(rs) == 0 {
 		return 0
@@ -135,7 +137,7 @@ func (s *Sim) pickRegion() int {
 	for _, r := range rs {
 		total += r.Share
 	}
-	x := s.rngTopo.Float64() * total
+	x := r.Float64() * total
 	for i, r := range rs {
 		if x < r.Share {
 			return i
@@ -145,31 +147,37 @@ func (s *Sim) pickRegion() int {
 	return len(rs) - 1
 }
 
+// makeNodes adds the honest nodes, the seeds and the sybils. The sybils draw from a stream
+// of their own, so that the honest network (identities, addresses, regions, boot times, and
+// the topology drawn after it) is the same with and without them: Baseline is the network
+// the attack struck.
 func (s *Sim) makeNodes() {
 	used := make(map[netip.Addr]bool)
+	rt := s.rngTopo
 	for range s.cfg.Nodes {
-		n := s.addNode(Honest, s.randomIP(used), Port)
+		n := s.addNode(Honest, rt, randomIP(rt, used), Port)
 		s.honest = append(s.honest, n.idx)
 	}
 	for range s.cfg.Seeds {
-		n := s.addNode(Seed, s.randomIP(used), Port)
+		n := s.addNode(Seed, rt, randomIP(rt, used), Port)
 		s.seedAddrs = append(s.seedAddrs, n.addr)
 	}
 	s.outTarget = pex.DefaultMaxOutboundPeers
 	if k := s.cfg.PEX.MaxOutbound; k > 0 {
 		s.outTarget = k
 	}
+	rs := rand.New(rand.NewPCG(s.cfg.Seed, streamSybils))
 	if a := s.cfg.Attack; a != nil && a.Sybils > 0 {
 		var shared []netip.Addr
 		for range a.SybilIPs {
-			shared = append(shared, s.randomIP(used))
+			shared = append(shared, randomIP(rs, used))
 		}
 		for i := range a.Sybils {
 			var n *node
 			if len(shared) > 0 {
-				n = s.addNode(Sybil, shared[i%len(shared)], uint16(Port+i/len(shared)))
+				n = s.addNode(Sybil, rs, shared[i%len(shared)], uint16(Port+i/len(shared)))
 			} else {
-				n = s.addNode(Sybil, s.randomIP(used), Port)
+				n = s.addNode(Sybil, rs, randomIP(rs, used), Port)
 			}
 			s.sybilAddrs = append(s.sybilAddrs, n.addr)
 		}
@@ -177,8 +185,12 @@ func (s *Sim) makeNodes() {
 	s.m.ups = make([][]span, len(s.nodes))
 	spread := int64(s.cfg.Topology.BootSpread)
 	for _, n := range s.nodes {
+		r := rt
+		if n.kind == Sybil {
+			r = rs
+		}
 		if spread > 0 && n.kind != Seed { // seeds are up first, as in a testnet
-			n.bootAt = s.rngTopo.Int64N(spread)
+			n.bootAt = r.Int64N(spread)
 		}
 		n.dialAt = n.bootAt
 	}
