@@ -53,7 +53,8 @@ const (
 	// MConnection).
 	DefaultPeerQueueBytes = 4 << 20
 	// DefaultPeerRecvBytes bounds the bytes of RPCs received from one peer and not yet handled
-	// by the router goroutine; above it the peer's MConnection stops reading (back-pressure).
+	// by the router goroutine, counted as their estimated decoded size; above it the peer's
+	// MConnection stops reading (back-pressure).
 	DefaultPeerRecvBytes = 4 << 20
 	// DefaultValidateWorkers is the size of the validation worker pool shared by all topics.
 	DefaultValidateWorkers = 4
@@ -225,8 +226,9 @@ type Config struct {
 	// PeerQueueBytes bounds each peer's output queue (bytes). Zero means DefaultPeerQueueBytes
 	// (4 MiB); it must hold at least one message of the largest MaxMessageBytes.
 	PeerQueueBytes int
-	// PeerRecvBytes bounds the received, not yet handled RPC bytes per peer. Zero means
-	// DefaultPeerRecvBytes (4 MiB).
+	// PeerRecvBytes bounds the received, not yet handled RPC bytes per peer, counted as their
+	// estimated decoded size (docs/PUBSUB.md §16), which for RPCs of many small elements is
+	// many times their wire size. Zero means DefaultPeerRecvBytes (4 MiB).
 	PeerRecvBytes int
 
 	// ValidateWorkers is the validation pool size. Zero means DefaultValidateWorkers (4).

@@ -74,6 +74,13 @@ func FuzzDecode(f *testing.F) {
 	f.Add(MessageChannel, []byte{0x12, 0x80})
 	f.Fuzz(func(t *testing.T, ch byte, b []byte) {
 		rpc, dm, _, perr := decode(ch, b)
+		if est, ok := decodedSize(b); perr == nil && rpc != nil {
+			// What decodes has a decoded-size estimate, at least its bytes, additive (the pump
+			// and encodeControl rely on it: concatenated RPCs decode as one).
+			if est2, ok2 := decodedSize(append(bytes.Clone(b), b...)); !ok || est < len(b) || !ok2 || est2 != 2*est {
+				t.Fatalf("decodedSize: %d %v, of the RPC twice %d %v", est, ok, est2, ok2)
+			}
+		}
 		if perr != nil {
 			if rpc != nil || dm != nil || perr.Reason == "" {
 				t.Fatalf("error %v with a result", perr)
@@ -160,7 +167,7 @@ func TestEncodeControlSplit(t *testing.T) {
 	}
 	rpc.Control.Idontwant = []*pubsubpb.ControlIDontWant{{MessageIDs: [][]byte{{1}, {2}}}}
 	const limit = 4096
-	parts := encodeControl(rpc, limit)
+	parts := encodeControl(rpc, limit, decodedLimit(limit))
 	if len(parts) < 2 {
 		t.Fatalf("%d parts", len(parts))
 	}
@@ -178,7 +185,7 @@ func TestEncodeControlSplit(t *testing.T) {
 		t.Fatal("parts do not add up to the RPC")
 	}
 	small := &pubsubpb.RPC{Subscriptions: rpc.Subscriptions[:1]}
-	if parts := encodeControl(small, limit); len(parts) != 1 { // one part
+	if parts := encodeControl(small, limit, decodedLimit(limit)); len(parts) != 1 { // one part
 		t.Fatalf("small RPC in %d parts", len(parts))
 	}
 }
@@ -237,7 +244,7 @@ func TestEncodeControlKeepsPartsBesideNonUTF8Topic(t *testing.T) {
 		Subscriptions: []*pubsubpb.SubOpts{{Subscribe: true, Topicid: "good"}, {Subscribe: true, Topicid: "\xff"}},
 		Control:       &pubsubpb.ControlMessage{Graft: []*pubsubpb.ControlGraft{{TopicID: "good"}}},
 	}
-	parts := encodeControl(rpc, MaxControlRPCBytes)
+	parts := encodeControl(rpc, MaxControlRPCBytes, decodedLimit(MaxControlRPCBytes))
 	merged := &pubsubpb.RPC{}
 	for _, p := range parts {
 		if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(p, merged); err != nil {

@@ -144,10 +144,12 @@ type ProtocolError struct {
 	Channel byte
 	// Reason is a stable token, usable as a metrics label: "decode" (not a valid protobuf of the
 	// channel's type), "publish_on_control" (0x70 carried messages), "control_on_messages" (0x71
-	// carried subscriptions or control), "not_pubsub_peer" (a peer that did not advertise the
-	// pub/sub channels sent on them), "unknown_channel".
+	// carried subscriptions or control), "decoded_too_large" (an RPC whose many small elements
+	// would decode to more than twice the channel's receive capacity; refused before decoding),
+	// "not_pubsub_peer" (a peer that did not advertise the pub/sub channels sent on them),
+	// "unknown_channel".
 	Reason string
-	Err    error // the decoder's error, if any
+	Err    error // the decoder's error, or the sizes of a decoded_too_large RPC
 }
 
 // Error implements error.

@@ -303,7 +303,8 @@ func (l *loop) send(ob router.Outbound) {
 		ids = controlIDs(ob.RPC)
 	}
 	for i, b := range parts {
-		res := ps.out.enqueue(class, outItem{ch: ch, b: b, ids: ids})
+		est, _ := decodedSize(b) // b is our own encoding: it parses
+		res := ps.out.enqueue(class, outItem{ch: ch, b: b, ids: ids, est: est})
 		l.account(ps, class, res)
 		switch {
 		case res.ok || l.track == nil || class != classPublish:
@@ -356,7 +357,7 @@ func (l *loop) encode(rpc *pubsubpb.RPC, ch byte) [][]byte {
 	if ch == MessageChannel {
 		parts = l.encodePublish(rpc.Publish)
 	} else {
-		parts = encodeControl(rpc, MaxControlRPCBytes)
+		parts = encodeControl(rpc, MaxControlRPCBytes, decodedLimit(MaxControlRPCBytes))
 	}
 	l.encRPC[rpc] = parts
 	return parts
@@ -390,15 +391,20 @@ func (l *loop) encodePublish(msgs []*pubsubpb.Message) [][]byte {
 	return parts
 }
 
-// encodeControl encodes a control RPC, splitting it into parts of at most limit bytes if needed.
-// Splitting relies on protobuf's merge rule: concatenated encodings of RPCs decode as one RPC
-// whose repeated fields (also inside the embedded control message) are appended, so each part is
-// the concatenation of single-element RPCs. An element larger than limit alone, or that does not
-// encode (a topic that is not UTF-8, which checkTopic keeps out of the Server), is dropped; the
-// rest of the RPC is still sent.
-func encodeControl(rpc *pubsubpb.RPC, limit int) [][]byte {
+// encodeControl encodes a control RPC, splitting it into parts of at most limit bytes and of a
+// decoded-size estimate (decodedSize) of at most estLimit if needed: the receiver refuses a
+// larger one, and an RPC of many small elements (subscriptions to short topic names) can decode
+// to ten times its size or more. Splitting relies on protobuf's merge rule: concatenated
+// encodings of RPCs decode as one RPC whose repeated fields (also inside the embedded control
+// message) are appended, so each part is the concatenation of single-element RPCs, and its
+// estimate the sum of theirs. An element over either limit alone, or that does not encode (a
+// topic that is not UTF-8, which checkTopic keeps out of the Server), is dropped; the rest of the
+// RPC is still sent.
+func encodeControl(rpc *pubsubpb.RPC, limit, estLimit int) [][]byte {
 	if b, err := marshalDet.Marshal(rpc); err == nil && len(b) <= limit {
-		return [][]byte{b}
+		if est, _ := decodedSize(b); est <= estLimit {
+			return [][]byte{b}
+		}
 	}
 	var frags []proto.Message
 	for _, s := range rpc.Subscriptions {
@@ -423,16 +429,22 @@ func encodeControl(rpc *pubsubpb.RPC, limit int) [][]byte {
 	}
 	var parts [][]byte
 	var cur []byte
+	curEst := 0
 	for _, f := range frags {
 		fb, err := marshalDet.Marshal(f)
 		if err != nil || len(fb) > limit {
 			continue
 		}
-		if len(cur)+len(fb) > limit {
+		fe, _ := decodedSize(fb)
+		if fe > estLimit {
+			continue
+		}
+		if len(cur)+len(fb) > limit || curEst+fe > estLimit {
 			parts = append(parts, cur)
-			cur = nil
+			cur, curEst = nil, 0
 		}
 		cur = append(cur, fb...)
+		curEst += fe
 	}
 	if len(cur) > 0 {
 		parts = append(parts, cur)

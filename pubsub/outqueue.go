@@ -36,6 +36,9 @@ type outItem struct {
 	// ids counts the message IDs in the RPC's IDONTWANTs and IWANTs (idsIDontWant, idsIWant): a
 	// receiver reads only so many of each per RPC, which the pump's coalescing must respect.
 	ids [2]int
+	// est is decodedSize(b): the receiver refuses an MConnection message whose estimate exceeds
+	// decodedLimit of the channel's capacity, which the pump's coalescing must respect too.
+	est int
 }
 
 // Indexes of outItem.ids and runLimits.ids.
@@ -63,6 +66,9 @@ type runLimits struct {
 	// ids bounds the IDONTWANT and IWANT message IDs, which the receiver reads only up to a
 	// number per RPC (gossipsub's MaxIDontWantLength and MaxIHaveLength); zero: no bound.
 	ids [2]int
+	// est bounds the summed decoded-size estimates (outItem.est), which every peer's channel
+	// accepts up to decodedLimit of its capacity; zero: no bound.
+	est int
 }
 
 // fifo is a queue of outItems that can also give the head back (pushFront) after a failed send.
@@ -182,7 +188,8 @@ type takenItem struct {
 }
 
 // takeRun removes, for one send, the heads of classes in order (all on one channel) while their
-// total stays within limit (bytes and control message IDs); at least one item if any is queued.
+// total stays within limit (bytes, decoded-size estimate and control message IDs); at least one
+// item if any is queued.
 // Their bytes stay counted until sentRun or giveBackRun. It appends to buf and returns it.
 func (o *outQueue) takeRun(classes []int, limit runLimits, buf []takenItem) []takenItem {
 	o.mu.Lock()
@@ -190,12 +197,13 @@ func (o *outQueue) takeRun(classes []int, limit runLimits, buf []takenItem) []ta
 	if o.closed {
 		return buf
 	}
-	n := 0
+	n, est := 0, 0
 	var ids [2]int
 	for _, c := range classes {
 		for o.q[c].len() > 0 {
 			it := o.q[c].items[o.q[c].head]
-			if len(buf) > 0 && (n+len(it.b) > limit.bytes || idsOver(ids, it.ids, limit.ids)) {
+			if len(buf) > 0 && (n+len(it.b) > limit.bytes || limit.est > 0 && est+it.est > limit.est ||
+				idsOver(ids, it.ids, limit.ids)) {
 				return buf
 			}
 			o.q[c].pop()
@@ -203,6 +211,7 @@ func (o *outQueue) takeRun(classes []int, limit runLimits, buf []takenItem) []ta
 				o.fwdBytes -= len(it.b)
 			}
 			n += len(it.b)
+			est += it.est
 			ids[idsIDontWant] += it.ids[idsIDontWant]
 			ids[idsIWant] += it.ids[idsIWant]
 			buf = append(buf, takenItem{c, it})
@@ -406,8 +415,10 @@ func (p *pump) run(done <-chan struct{}) {
 // drain sends what the peer's MConnection takes now: what is queued for ControlChannel, and what
 // is queued for MessageChannel (our publishes first, then forwards), each channel's items joined
 // into MConnection messages of at most limits[0].bytes and limits[1].bytes (what every peer's
-// channel accepts; an item larger than that goes alone), as many as TrySend takes until the
-// queue is empty. An RPC's encodings concatenated are one valid RPC (protobuf's
+// channel accepts; an item larger than that goes alone) and of a decoded-size estimate within
+// limits[0].est and limits[1].est (decodedSize is additive, so the receiver's estimate of the
+// joined message is the sum of the items'), as many as TrySend takes until the queue is empty.
+// An RPC's encodings concatenated are one valid RPC (protobuf's
 // merge rule appends repeated fields), so the peer decodes the same messages and controls; what
 // changes is that they leave in one write and share SecretConnection frames, which are sealed at
 // a fixed 1024 data bytes (docs/PUBSUB.md §8.1). Control RPCs are joined only while their

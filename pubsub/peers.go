@@ -59,7 +59,8 @@ func (t *peerTable) list() []*peerState {
 	return out
 }
 
-// recvBudget bounds the bytes of RPCs received from one peer and not yet handled by the loop.
+// recvBudget bounds the bytes of RPCs received from one peer and not yet handled by the loop, as
+// their decoded size (decodedSize, charged before decoding), not their wire bytes.
 // Receive waits while the budget is spent (so the peer's MConnection stops reading: back-pressure
 // instead of an unbounded queue); the loop releases bytes as it handles RPCs. One RPC is always
 // admitted when nothing is pending, whatever its size (the channel capacity bounds it). A leaf.

@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"fmt"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -69,31 +70,44 @@ func (s *Server) RemovePeer(p p2p.Peer, _ any) {
 }
 
 // Receive decodes one RPC (0x70, 0x71) or DirectMessage (0x72) and hands it to the Server's
-// goroutine. A message that does not decode, or breaks the channel discipline, disconnects p with
-// a *ProtocolError (no ban; see docs/PUBSUB.md, "Decoding"). When p's RPCs not yet handled exceed
-// Config.PeerRecvBytes, Receive waits for the Server's goroutine (so p's MConnection stops
-// reading from the socket); it returns at once when the Server has stopped.
+// goroutine. A message that does not decode, would decode to more than its channel allows
+// (decodedLimit), or breaks the channel discipline, disconnects p with a *ProtocolError (no ban;
+// see docs/PUBSUB.md, "Decoding"). Before decoding, Receive charges the message's decoded-size
+// estimate (decodedEstimate) to p's receive budget: when p's messages not yet handled exceed
+// Config.PeerRecvBytes, it waits for the Server's goroutine (so p's MConnection stops reading from
+// the socket); it returns at once when the Server has stopped.
 func (s *Server) Receive(chID byte, p p2p.Peer, msgBytes []byte) {
 	ps := s.peers.get(p.ID())
 	if ps == nil || ps.p != p {
 		return // removed
 	}
 	var it any
+	var n int
 	var perr *ProtocolError
 	if !ps.pubsub {
 		perr = &ProtocolError{Channel: chID, Reason: "not_pubsub_peer"}
 	} else {
+		n, perr = s.decodedEstimate(chID, msgBytes)
+	}
+	if perr == nil {
+		// The budget is charged before decoding, with what decoding allocates rather than the
+		// wire bytes, so that what it admits bounds the heap.
+		if !ps.recv.acquire(n, s.cfg.PeerRecvBytes, s.started.Load(), s.done) {
+			s.log.Debug("pub/sub RPC dropped: server not running", "peer", p.ID(), "ch", chID)
+			return
+		}
 		rpc, dm, cut, err := decode(chID, msgBytes)
 		if cut > 0 {
 			s.log.Debug("pub/sub RPC parts naming a topic that is not UTF-8 left out", "peer", p.ID(), "ch", chID, "parts", cut)
 		}
 		switch {
 		case err != nil:
+			ps.recv.release(n)
 			perr = err
 		case dm != nil:
-			it = &directItem{ps: ps, dm: dm, n: len(msgBytes)}
+			it = &directItem{ps: ps, dm: dm, n: n}
 		default:
-			it = &rpcItem{ps: ps, rpc: rpc, n: len(msgBytes)}
+			it = &rpcItem{ps: ps, rpc: rpc, n: n}
 		}
 	}
 	if perr != nil {
@@ -106,14 +120,163 @@ func (s *Server) Receive(chID byte, p p2p.Peer, msgBytes []byte) {
 		}
 		return
 	}
-	n := len(msgBytes)
-	if !ps.recv.acquire(n, s.cfg.PeerRecvBytes, s.started.Load(), s.done) {
-		s.log.Debug("pub/sub RPC dropped: server not running", "peer", p.ID(), "ch", chID)
-		return
-	}
 	if !s.inbox.post(it) {
 		ps.recv.release(n)
 	}
+}
+
+// decodedEstimate returns decodedSize of a message received on chID (an RPC on 0x70 and 0x71; a
+// DirectMessage, a single struct, on 0x72), or the *ProtocolError that refuses it: "decode" for
+// bytes that are not a sequence of well-formed fields, "decoded_too_large" for an estimate above
+// decodedLimit of the channel's receive capacity, "unknown_channel". It does not allocate.
+func (s *Server) decodedEstimate(chID byte, b []byte) (int, *ProtocolError) {
+	var est, capacity int
+	switch chID {
+	case ControlChannel, MessageChannel:
+		var err error
+		if est, err = rpcDecodedSize(b); err != nil {
+			return 0, &ProtocolError{Channel: chID, Reason: "decode", Err: err}
+		}
+		capacity = s.msgCap
+		if chID == ControlChannel {
+			capacity = MaxControlRPCBytes
+		}
+	case DirectChannel:
+		est, capacity = len(b)+structCost, s.msgCap
+	default:
+		return 0, &ProtocolError{Channel: chID, Reason: "unknown_channel"}
+	}
+	if limit := decodedLimit(capacity); est > limit {
+		return 0, &ProtocolError{Channel: chID, Reason: "decoded_too_large",
+			Err: fmt.Errorf("%d bytes would decode to about %d bytes, above %d", len(b), est, limit)}
+	}
+	return est, nil
+}
+
+// Decoded-size estimate (docs/PUBSUB.md, "Decoding"). Protobuf decoding allocates a struct for
+// every element of a repeated message field and a slice for every element of a repeated bytes
+// field, however few wire bytes the element takes: an empty published message is 2 bytes on the
+// wire (12 00) and about 185 bytes of heap. decodedSize charges, besides the wire bytes (which
+// the decoded strings, bytes and unknown fields copy), structCost per element struct and idCost
+// per message ID. The constants are upper bounds, from the generated structs (unsafe.Sizeof, on
+// 64-bit platforms) and Go's allocator, checked by TestDecodedSizeBoundsHeap:
+const (
+	// structCost bounds the heap of one decoded element beyond its wire bytes. The largest is a
+	// Message: a 176-byte struct (a malloc size class), its pointer in the parent's slice (8
+	// bytes, up to 16 when append has just doubled the slice), and up to 16 bytes of size-class
+	// rounding for each of its six bytes and string fields: 176 + 16 + 6*16 = 288. SubOpts (64),
+	// ControlMessage (160), the control elements (56 to 88) and PeerInfo (88) are smaller.
+	// Measured: 185 bytes per empty Message, 74 per empty SubOpts, 106 per empty PRUNE.
+	structCost = 288
+	// idCost bounds the heap of one message ID (an element of the repeated bytes field of IHAVE,
+	// IWANT and IDONTWANT) beyond its wire bytes: its 24-byte slice header in the parent's
+	// slice, up to 48 when append has just doubled it, plus up to 16 bytes of size-class rounding
+	// of its data. Measured: 27 bytes per empty ID, 35 per 1-byte ID.
+	idCost = 64
+	// decodedLimitFactor times a channel's receive capacity is the largest decoded-size estimate
+	// accepted in one message on it (decodedLimit).
+	decodedLimitFactor = 2
+)
+
+// decodedLimit is the largest decoded-size estimate of one message on a channel whose receive
+// capacity is capacity: twice it, so that the largest message the channel takes (one struct
+// and its bytes) always fits, with room for many small elements, while no message decodes to
+// more than a small multiple of its capacity (an RPC of empty published messages would decode
+// to about 90 times its size). Our own senders keep within it: encodeControl packs the parts of
+// a control RPC, and the output pump its coalesced runs, by the same estimate.
+func decodedLimit(capacity int) int { return decodedLimitFactor * capacity }
+
+// decodedSize estimates, without allocating, the heap that decoding the RPC encoded in b
+// allocates: len(b), plus structCost for each subscription, published message, control message
+// (each occurrence) and each IHAVE, IWANT, GRAFT, PRUNE, IDONTWANT and PRUNE peer-exchange entry
+// in it, plus idCost for each message ID. It is additive: the estimate of concatenated
+// encodings (which decode as one RPC) is the sum of theirs. ok is false when b is not a
+// sequence of well-formed fields, which the decoder refuses too (the contents of its elements
+// need not parse: see countElems). The estimate bounds the heap of
+// the decoded RPC only up to the growth of unknown fields, which append collects (at most twice
+// their wire bytes).
+func decodedSize(b []byte) (n int, ok bool) {
+	n, err := rpcDecodedSize(b)
+	return n, err == nil
+}
+
+func rpcDecodedSize(b []byte) (int, error) {
+	structs, ids, err := countElems(b, elemRPC)
+	if err != nil {
+		return 0, err
+	}
+	return len(b) + structs*structCost + ids*idCost, nil
+}
+
+// Kinds of encoded message countElems walks.
+const (
+	elemNone    = iota
+	elemRPC     // RPC: subscriptions (1), publish (2), control (3)
+	elemControl // ControlMessage: ihave (1), iwant (2), graft (3), prune (4), idontwant (5)
+	elemIHave   // ControlIHave: messageIDs (2)
+	elemIDs     // ControlIWant, ControlIDontWant: messageIDs (1)
+	elemPrune   // ControlPrune: peers (2)
+)
+
+// countElems counts the element structs and message IDs that decoding the message of kind kind
+// encoded in b allocates. A field with another wire type than its declared one is kept as an
+// unknown field by the decoder, so only its bytes count. On an error it returns the counts up to
+// the field that does not parse.
+func countElems(b []byte, kind int) (structs, ids int, err error) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return structs, ids, protowire.ParseError(n)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return structs, ids, protowire.ParseError(m)
+		}
+		v := b[n : n+m]
+		b = b[n+m:]
+		if typ != protowire.BytesType {
+			continue
+		}
+		sub := elemNone
+		switch kind {
+		case elemRPC:
+			switch num {
+			case 1, 2:
+				structs++
+			case 3:
+				structs++
+				sub = elemControl
+			}
+		case elemControl:
+			switch num {
+			case 1, 2, 3, 4, 5:
+				structs++
+				sub = [...]int{1: elemIHave, 2: elemIDs, 4: elemPrune, 5: elemIDs}[num]
+			}
+		case elemIHave:
+			if num == 2 {
+				ids++
+			}
+		case elemIDs:
+			if num == 1 {
+				ids++
+			}
+		case elemPrune:
+			if num == 2 {
+				structs++
+			}
+		}
+		if sub != elemNone {
+			// Only the top level must parse: an element whose contents do not parse either makes
+			// the decoder fail or is cut for its non-UTF-8 topic (cutNonUTF8Topics) and never
+			// decoded, so what it holds up to the error is enough.
+			inner, _ := protowire.ConsumeBytes(v)
+			s, i, _ := countElems(inner, sub)
+			structs += s
+			ids += i
+		}
+	}
+	return structs, ids, nil
 }
 
 var unmarshalOpts = proto.UnmarshalOptions{}

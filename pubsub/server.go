@@ -132,11 +132,14 @@ func NewServer(cfg Config) (*Server, error) {
 	// Coalesced control RPCs decode as one RPC, of which a gossipsub peer reads only
 	// MaxIDontWantLength IDONTWANT IDs and MaxIHaveLength IWANT IDs: the network's values, as
 	// our router assumes when it cuts its own control RPCs.
-	ctl := runLimits{bytes: MaxControlRPCBytes, ids: [2]int{
+	// Both are also cut at the decoded-size estimate the receiver accepts (decodedLimit of the
+	// same capacity), which a run of many tiny messages or controls reaches first.
+	ctl := runLimits{bytes: MaxControlRPCBytes, est: decodedLimit(MaxControlRPCBytes), ids: [2]int{
 		idsIDontWant: cmp.Or(c.Gossipsub.Params.MaxIDontWantLength, gossipsub.DefaultMaxIDontWantLength),
 		idsIWant:     cmp.Or(c.Gossipsub.Params.MaxIHaveLength, gossipsub.DefaultMaxIHaveLength),
 	}}
-	s.pump = newPump(s.onPeerRecovered, ctl, runLimits{bytes: min(s.msgCap, c.MaxMessageBytes+RPCOverheadBytes)})
+	msgRun := min(s.msgCap, c.MaxMessageBytes+RPCOverheadBytes)
+	s.pump = newPump(s.onPeerRecovered, ctl, runLimits{bytes: msgRun, est: decodedLimit(msgRun)})
 	return s, nil
 }
 
