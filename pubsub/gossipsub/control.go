@@ -205,7 +205,8 @@ func (r *Router) expireEarly() {
 // handleIHave answers gossip with an IWANT for the advertised messages we have not seen, on
 // topics we joined (gossipsub v1.1 "Spam Protection Measures"): only from a peer at or above
 // GossipThreshold, at most MaxIHaveMessages IHAVE RPCs and MaxIHaveLength requested IDs per
-// peer and heartbeat (docs/RELIABILITY.md P-02). One requested ID, chosen at random, is
+// peer and heartbeat (docs/RELIABILITY.md P-02): the first unseen IDs advertised, in random
+// order; the rest of the RPC is not read. One requested ID, chosen at random, is
 // tracked as a promise: if the message has not arrived IWantFollowupTime later, the peer
 // gets a behaviour penalty.
 func (r *Router) handleIHave(now time.Time, p *peer, ihaves []*pubsubpb.ControlIHave) {
@@ -218,14 +219,20 @@ func (r *Router) handleIHave(now time.Time, p *peer, ihaves []*pubsubpb.ControlI
 		r.stats.LimitDrops++
 		return
 	}
+	// Collect at most the IDs we may still ask of p this heartbeat: an RPC may carry far more
+	// (a 1 MiB control RPC holds some 200,000 short IDs, over many IHAVE entries), and
+	// collecting them all only to drop the surplus would cost tens of bytes of our memory per
+	// byte received.
+	room := r.p.MaxIHaveLength - p.iasked
 	var want [][]byte
 	var dedup map[routing.IDKey]struct{}
+	full := false
 	for _, ih := range ihaves {
 		if ih == nil {
 			continue
 		}
 		r.stats.IHaveRecv += uint64(len(ih.MessageIDs))
-		if t := r.topics[ih.TopicID]; t == nil || !t.joined {
+		if t := r.topics[ih.TopicID]; full || t == nil || !t.joined {
 			continue
 		}
 		for i, id := range ih.MessageIDs {
@@ -237,7 +244,7 @@ func (r *Router) handleIHave(now time.Time, p *peer, ihaves []*pubsubpb.ControlI
 				continue
 			}
 			if len(want) >= 8 && dedup == nil {
-				dedup = make(map[routing.IDKey]struct{}, len(ih.MessageIDs))
+				dedup = make(map[routing.IDKey]struct{}, min(len(ih.MessageIDs)-i+len(want), room))
 				for _, w := range want {
 					dedup[routing.KeyOf(w)] = struct{}{}
 				}
@@ -251,6 +258,11 @@ func (r *Router) handleIHave(now time.Time, p *peer, ihaves []*pubsubpb.ControlI
 			} else if slices.ContainsFunc(want, func(w []byte) bool { return string(w) == string(id) }) {
 				continue
 			}
+			if len(want) >= room {
+				r.stats.LimitDrops++
+				full = true
+				break
+			}
 			want = append(want, id)
 		}
 	}
@@ -258,10 +270,6 @@ func (r *Router) handleIHave(now time.Time, p *peer, ihaves []*pubsubpb.ControlI
 		return
 	}
 	r.rng.Shuffle(len(want), func(i, j int) { want[i], want[j] = want[j], want[i] })
-	if room := r.p.MaxIHaveLength - p.iasked; len(want) > room {
-		r.stats.LimitDrops++
-		want = want[:room]
-	}
 	p.iasked += len(want)
 	r.stats.IWantSent += uint64(len(want))
 	r.out.IWant(&p.q, want)
