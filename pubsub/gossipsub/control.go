@@ -207,8 +207,8 @@ func (r *Router) expireEarly() {
 // GossipThreshold, at most MaxIHaveMessages IHAVE RPCs and MaxIHaveLength requested IDs per
 // peer and heartbeat (docs/RELIABILITY.md P-02): the first unseen IDs advertised, in random
 // order; the rest of the RPC is not read. One requested ID, chosen at random, is
-// tracked as a promise: if the message has not arrived IWantFollowupTime later, the peer
-// gets a behaviour penalty.
+// tracked as a promise, unless one of it by the peer is already pending: if the message has
+// not arrived IWantFollowupTime after the first, the peer gets one behaviour penalty.
 func (r *Router) handleIHave(now time.Time, p *peer, ihaves []*pubsubpb.ControlIHave) {
 	if len(ihaves) == 0 || r.below(p, r.thr.GossipThreshold) {
 		return
@@ -276,11 +276,22 @@ func (r *Router) handleIHave(now time.Time, p *peer, ihaves []*pubsubpb.ControlI
 	// A wanted message is missing here: the request and its answer are on the recovery path,
 	// and leave at once rather than wait Linger for company (docs/PUBSUB.md §8.1).
 	r.out.Expedite(&p.q)
-	r.promises = append(r.promises, promise{
-		id:     router.MsgID(want[r.rng.IntN(len(want))]),
-		peer:   p.id,
-		expire: now.Add(r.p.IWantFollowupTime),
-	})
+	id := router.MsgID(want[r.rng.IntN(len(want))])
+	if !r.promised(p.id, id) {
+		r.promises = append(r.promises, promise{id: id, peer: p.id, expire: now.Add(r.p.IWantFollowupTime)})
+	}
+}
+
+// promised reports whether a promise of the message id by peer is pending: a peer names a
+// message in the IHAVEs of up to HistoryGossip heartbeats, and asking again while it has not
+// come makes no second promise (one broken promise is one penalty, as in go-libp2p-pubsub).
+func (r *Router) promised(peer key.ID, id router.MsgID) bool {
+	for i := r.promHead; i < len(r.promises); i++ {
+		if pr := &r.promises[i]; pr.peer == peer && pr.id == id {
+			return true
+		}
+	}
+	return false
 }
 
 // handleIWant serves the requested messages that are in the message cache, to a peer at or

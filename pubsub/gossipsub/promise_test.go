@@ -69,3 +69,35 @@ func TestPromiseKeptByCopyDuringForgedValidation(t *testing.T) {
 		}
 	})
 }
+
+// TestReadvertisedPromiseChargedOnce: a peer advertises the newest HistoryGossip (3) windows
+// of its message cache, so it names a message in up to three heartbeats' IHAVEs, and we ask
+// again each time while the message has not come. Those IWANTs are one promise, for one
+// message: if it never comes, the peer gets one behaviour penalty, not one per
+// advertisement (go-libp2p-pubsub keeps one promise per message and peer).
+func TestReadvertisedPromiseChargedOnce(t *testing.T) {
+	h := setup(t, Config{}, 10)
+	adv := 11
+	h.add(adv, false, topicA)
+	h.drain()
+	m := rt.Msg(50, 1, topicA, 10)
+	for i := range DefaultHistoryGossip {
+		h.rpc(adv, ctlIHave(topicA, rt.IDs(rt.MID(m))...))
+		if got := iwantCount(h.drain(), rt.ID(adv)); got != 1 {
+			t.Fatalf("IHAVE %d: requested %d IDs, want 1", i, got)
+		}
+		h.heartbeats(1)
+		h.drain()
+	}
+	h.advance(2 * DefaultIWantFollowupTime)
+	h.drain()
+	st := h.r.statsOf(rt.ID(adv))
+	if st == nil || st.behaviour < 0.9 || st.behaviour > 1 {
+		var b float64
+		if st != nil {
+			b = st.behaviour
+		}
+		t.Fatalf("one message advertised %d times and never delivered cost %.2f behaviour penalties, want 1",
+			DefaultHistoryGossip, b)
+	}
+}
