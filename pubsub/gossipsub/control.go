@@ -340,12 +340,12 @@ func (r *Router) servedCount(e *routing.Entry[aux], p *peer) uint32 {
 	}
 	iw := e.Aux.iw
 	for i := range iw.served {
-		if s := &iw.served[i]; s.serial == p.serial {
+		if s := &iw.served[i]; s.id == p.id {
 			s.n++
 			return s.n
 		}
 	}
-	iw.served = append(iw.served, served{serial: p.serial, n: 1})
+	iw.served = append(iw.served, served{id: p.id, n: 1})
 	return 1
 }
 

@@ -84,7 +84,7 @@ type aux struct {
 // iwanted is the state of the IWANTs served for one message.
 type iwanted struct {
 	mark   uint64   // rpcSerial of the last IWANT that asked for it
-	served []served // IWANT answers per peer (GossipRetransmission)
+	served []served // IWANT answers per peer ID (GossipRetransmission)
 }
 
 // holder records that the peer with the serial held a message at heartbeat tick (the
@@ -94,9 +94,11 @@ type holder struct {
 	tick   uint32
 }
 
+// served counts the IWANT answers of a message to one peer. It is keyed by the peer's ID, not
+// its serial: a peer that reconnects gets a new serial but no new allowance.
 type served struct {
-	serial uint32
-	n      uint32
+	id key.ID
+	n  uint32
 }
 
 // promise is an IWANT we sent after an IHAVE: the peer promised the message.
