@@ -263,13 +263,17 @@ func (r *Router) pruneOversubscribed(now time.Time, t *topic) {
 			}
 		}
 	}
+	// The kept peers stay in graft order (MeshPeers), filtered in place; the tail is cleared so
+	// that the backing array holds no pruned peer.
 	keep := ps[:p.D]
-	t.mesh = t.mesh[:0]
-	for _, q := range ps {
+	kept := t.mesh[:0]
+	for _, q := range t.mesh {
 		if slices.Contains(keep, q) {
-			t.mesh = append(t.mesh, q)
+			kept = append(kept, q)
 		}
 	}
+	clear(t.mesh[len(kept):])
+	t.mesh = kept
 	for _, q := range ps[p.D:] {
 		r.prune(now, t, q, true, false)
 	}
