@@ -60,6 +60,7 @@ type fakeRouter struct {
 	mu      sync.Mutex
 	results map[router.MsgID]router.ValidationResult
 	order   []router.MsgID
+	infos   map[key.ID]router.PeerInfo // the PeerInfo of every AddPeer
 
 	// onPublish, if set, runs on the loop goroutine at the start of every Publish.
 	onPublish atomic.Pointer[func()]
@@ -70,7 +71,7 @@ func newFakeRouter(env RouterEnv) *fakeRouter {
 		self: env.Self, msgID: env.MsgID,
 		subs: map[key.ID]map[string]bool{}, joined: map[string]bool{},
 		seen: map[router.MsgID]bool{}, waiting: map[router.MsgID]router.Incoming{},
-		results: map[router.MsgID]router.ValidationResult{},
+		results: map[router.MsgID]router.ValidationResult{}, infos: map[key.ID]router.PeerInfo{},
 	}
 }
 
@@ -91,7 +92,10 @@ func (r *fakeRouter) joinedList() []string {
 	return ts
 }
 
-func (r *fakeRouter) AddPeer(_ time.Time, id key.ID, _ router.PeerInfo) {
+func (r *fakeRouter) AddPeer(_ time.Time, id key.ID, info router.PeerInfo) {
+	r.mu.Lock()
+	r.infos[id] = info
+	r.mu.Unlock()
 	r.subs[id] = map[string]bool{}
 	if ts := r.joinedList(); len(ts) > 0 {
 		r.rd.Send = append(r.rd.Send, router.Outbound{To: id, Kind: router.KindControl, RPC: r.subRPC(ts, true)})
@@ -197,6 +201,14 @@ func (r *fakeRouter) Peers(topic string) []key.ID {
 
 func (r *fakeRouter) Stats() router.Stats { return r.stats }
 
+// info returns the PeerInfo AddPeer got for id.
+func (r *fakeRouter) info(id key.ID) (router.PeerInfo, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	info, ok := r.infos[id]
+	return info, ok
+}
+
 // result returns the recorded ValidationDone for id.
 func (r *fakeRouter) result(id router.MsgID) (router.ValidationResult, bool) {
 	r.mu.Lock()
@@ -213,6 +225,7 @@ type fakePeer struct {
 	id       key.ID
 	ni       nodeinfo.NodeInfo
 	outbound bool
+	private  bool // its ID is in the Switch's private_peer_ids
 	ip       netip.Addr
 
 	mu     sync.Mutex
@@ -243,7 +256,7 @@ func (p *fakePeer) SocketAddr() netaddr.NetAddress {
 }
 func (p *fakePeer) IsOutbound() bool              { return p.outbound }
 func (p *fakePeer) IsPersistent() bool            { return false }
-func (p *fakePeer) IsPrivate() bool               { return false }
+func (p *fakePeer) IsPrivate() bool               { return p.private }
 func (p *fakePeer) NodeInfo() nodeinfo.NodeInfo   { return p.ni }
 func (p *fakePeer) Status() conn.ConnectionStatus { return conn.ConnectionStatus{} }
 func (p *fakePeer) Send(ch byte, msg []byte) bool { return p.TrySend(ch, msg) }

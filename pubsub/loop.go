@@ -164,7 +164,9 @@ func (l *loop) handle(now time.Time, it any) {
 	case peerAddReq:
 		p := it.ps.p
 		info := router.PeerInfo{Outbound: p.IsOutbound(), IP: p.RemoteIP()}
-		if a, err := p.NodeInfo().NetAddress(); err == nil {
+		// A private peer's address is never gossiped (as by PEX): the router gets none, so
+		// that gossipsub's peer exchange cannot offer it.
+		if a, err := p.NodeInfo().NetAddress(); err == nil && !p.IsPrivate() {
 			info.Addr = a
 		}
 		l.r.AddPeer(now, it.ps.id, info)

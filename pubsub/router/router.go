@@ -88,7 +88,7 @@ type PeerInfo struct {
 	// IP is the peer's remote IP (gossipsub's P6 IP colocation score); invalid if unknown.
 	IP netip.Addr
 	// Addr is the peer's dialable address for peer exchange (PX) in PRUNE; the zero value if
-	// the peer advertised none.
+	// the peer advertised none or is private (p2p private_peer_ids: never gossiped).
 	Addr netaddr.NetAddress
 }
 
