@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -158,8 +160,8 @@ func writeCrawlTable(w io.Writer, res crawler.Result, interrupted bool) {
 		case !n.Attempted:
 			reach = "not tried"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Addr.DialString(), dash(n.NodeInfo.Moniker),
-			dash(n.NodeInfo.Version), dash(n.Network), dash(hex.EncodeToString(n.NodeInfo.Channels)), reach, dash(n.Reason()))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Addr.DialString(), cell(n.NodeInfo.Moniker),
+			cell(n.NodeInfo.Version), cell(n.Network), dash(hex.EncodeToString(n.NodeInfo.Channels)), reach, cell(n.Reason()))
 	}
 	_ = tw.Flush()
 	complete := ""
@@ -183,6 +185,16 @@ func shortErr(err error) string {
 	default:
 		return "rejected"
 	}
+}
+
+// cell is a table cell for text a crawled node chose (its network name is not validated, as in
+// CometBFT): dash(s), quoted when s holds a character that is not printable, such as a newline,
+// a tab or an escape, so that a node cannot forge rows or write to the operator's terminal.
+func cell(s string) string {
+	if strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return strconv.Quote(s)
+	}
+	return dash(s)
 }
 
 func dash(s string) string {

@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/crawler"
 	"github.com/switchyard-p2p/switchyard/node"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
 
 // runNodes starts in-process nodes on loopback; they stop when the test ends.
@@ -170,5 +175,27 @@ func TestCrawlInterruptedSummary(t *testing.T) {
 	}
 	if strings.Contains(out, "the duration ended first") || !strings.Contains(out, "(incomplete: interrupted)") {
 		t.Errorf("summary does not say the crawl was interrupted:\n%s", out)
+	}
+}
+
+// TestCrawlTableQuotesRemoteText: a node's network name is the remote's own choice and NodeInfo
+// validation leaves it free (as CometBFT's does); the table prints it quoted when it holds a
+// newline, tab or other control character, so a crawled node cannot add forged rows to the table
+// or send escape sequences to the operator's terminal.
+func TestCrawlTableQuotesRemoteText(t *testing.T) {
+	id := key.ID("0123456789abcdef0123456789abcdef01234567")
+	evil := "x\n89abcdef0123456789abcdef0123456789abcdef  10.0.0.1:26656  forged\t\x1b[2J"
+	res := crawler.Result{Network: "x", Nodes: []crawler.Node{{
+		ID: id, Addr: netaddr.NetAddress{ID: id, IP: netip.MustParseAddr("127.0.0.1"), Port: 26656},
+		Attempted: true, Reachable: true, Network: evil,
+	}}}
+	var b strings.Builder
+	writeCrawlTable(&b, res, false)
+	out := b.String()
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 4 || strings.ContainsAny(out, "\x1b") {
+		t.Fatalf("a node's network name changed the table (want a header, one row, a blank line and the summary):\n%s", out)
+	}
+	if !strings.Contains(out, strconv.Quote(evil)) {
+		t.Errorf("network name not quoted:\n%s", out)
 	}
 }
