@@ -403,3 +403,29 @@ func TestPEXOutboundNone(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusBlockTimesAsCometBFT: /status's sync_info times are those of a CometBFT v0.38 node
+// without blocks (rpc/core/status.go: time.Unix(0, 0) for a missing block, written in UTC), the
+// Unix epoch, not Go's zero time.
+func TestStatusBlockTimesAsCometBFT(t *testing.T) {
+	n, err := New(testConfig("times"), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	b, err := json.Marshal(n.statusResult())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		SyncInfo map[string]any `json:"sync_info"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"latest_block_time", "earliest_block_time"} {
+		if got := st.SyncInfo[k]; got != "1970-01-01T00:00:00Z" {
+			t.Errorf("sync_info.%s = %v, want 1970-01-01T00:00:00Z as CometBFT writes it", k, got)
+		}
+	}
+}

@@ -322,11 +322,15 @@ type statusJSON struct {
 }
 
 // statusResult is /status. Switchyard has no blocks: heights are 0, hashes
-// empty, times zero. It is no validator either: validator_info carries the
-// node key (address = upper-case ID) with voting power 0.
+// empty, and times the Unix epoch, as CometBFT v0.38 answers them for a block
+// it does not have (time.Unix(0, 0), in UTC). It is no validator either:
+// validator_info carries the node key (address = upper-case ID) with voting
+// power 0.
 func (n *Node) statusResult() statusJSON {
+	noBlock := time.Unix(0, 0).UTC()
 	return statusJSON{
 		NodeInfo: toNodeInfoJSON(n.NodeInfo()),
+		SyncInfo: syncInfoJSON{LatestBlockTime: noBlock, EarliestBlockTime: noBlock},
 		ValidatorInfo: validatorInfoJSON{
 			Address: strings.ToUpper(string(n.ID())),
 			PubKey: pubKeyJSON{
