@@ -82,7 +82,9 @@ func (n *Node) pubsubOrError(w http.ResponseWriter) *pubsubState {
 	return n.pubsub
 }
 
-// handlePubSubStatus is GET /pubsub: pubsubrpc.Status from Server.Snapshot.
+// handlePubSubStatus is GET /pubsub: pubsubrpc.Status from Server.Snapshot, with running false
+// while the Server is starting or stopping; a Server that does not answer within
+// pubsubStatusTimeout is a 500 CodeInternal error.
 func (n *Node) handlePubSubStatus(w http.ResponseWriter, r *http.Request) {
 	if n.pubsub == nil {
 		writePubSub(w, http.StatusOK, pubsubrpc.Status{Enabled: false, Topics: []pubsubrpc.Topic{}, Peers: []pubsubrpc.Peer{}}, nil)
@@ -94,9 +96,16 @@ func (n *Node) handlePubSubStatus(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), pubsubStatusTimeout)
 	defer cancel()
 	snap, err := ps.srv.Snapshot(ctx)
-	if err != nil {
+	switch {
+	case errors.Is(err, pubsub.ErrNotRunning), errors.Is(err, net.ErrClosed):
 		// Not running (starting or stopping): an answer, not an error, as /net_info does.
 		writePubSub(w, http.StatusOK, st, nil)
+		return
+	case err != nil:
+		// A running Server that did not answer (or a request that ended): an internal error, as
+		// /net_info answers a Switch that does not, not a claim that pub/sub is not running.
+		writePubSub(w, http.StatusInternalServerError, nil, &pubsubrpc.Error{Code: pubsubrpc.CodeInternal, Message: "Internal error",
+			Data: "pub/sub state not read: " + err.Error()})
 		return
 	}
 	st.Running = true

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
@@ -357,5 +359,43 @@ func TestPubSubSubscribeHEAD(t *testing.T) {
 	}
 	if slices.Contains(n.pubsub.srv.Topics(), "head") {
 		t.Fatalf("HEAD joined the topic: %v", n.pubsub.srv.Topics())
+	}
+}
+
+// TestPubSubStatusUnansweredIsNotStopped: GET /pubsub answers running: false only for a Server
+// that is starting or stopping. A running Server whose state could not be read (its goroutine
+// did not answer within pubsubStatusTimeout, or the request ended; here the request's context is
+// done before the handler asks) is an internal error, as /net_info answers a Switch that does not
+// answer, not a claim that pub/sub is not running.
+func TestPubSubStatusUnansweredIsNotStopped(t *testing.T) {
+	cfg := testConfig("busy")
+	cfg.PubSub.Enabled, cfg.PubSub.Router = true, "floodsub"
+	n := startNode(t, cfg)
+	for deadline := time.Now().Add(10 * time.Second); n.pubsub.srv.Status() != nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("pub/sub not running within 10s: %v", n.pubsub.srv.Status())
+		}
+		time.Sleep(10 * time.Millisecond) // Run starts the Server in a goroutine
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	n.handlePubSubStatus(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, pubsubrpc.PathStatus, nil))
+	var env pubsubrpc.Response
+	if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil {
+		t.Fatalf("%d %s: %v", rec.Code, rec.Body, err)
+	}
+	if env.Error != nil {
+		if rec.Code != http.StatusInternalServerError || env.Error.Code != pubsubrpc.CodeInternal {
+			t.Fatalf("HTTP %d, error %+v; want 500 with CodeInternal", rec.Code, env.Error)
+		}
+		return
+	}
+	var st pubsubrpc.Status
+	if err := json.Unmarshal(env.Result, &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Running { // the Server's goroutine may have answered first: running is then right
+		t.Fatalf("HTTP %d: running Server reported as not running: %s", rec.Code, rec.Body)
 	}
 }
