@@ -452,3 +452,53 @@ func TestDisplacedAfterAuthKeepsID(t *testing.T) {
 		t.Fatalf("displaced handshake reported with Addr %v (ID %q), want ID %s; err: %v", rej.Addr, rej.Addr.ID, evil.ID(), r.err)
 	}
 }
+
+// TestDisplacedWhileRejectedWrapsErrDisplaced: a handshake displaced while its upgrade was refusing
+// it for a reason of its own (here the admission check on its ID, which ran when the displacement
+// came) is reported as RejectDisplaced, as Stats.Displaced promises, and its error wraps
+// ErrDisplaced, as RejectDisplaced's doc says, with the refusal kept in the chain and the
+// authenticated ID in Addr.
+func TestDisplacedWhileRejectedWrapsErrDisplaced(t *testing.T) {
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	cfg := testConfig()
+	cfg.Clock = clk
+	cfg.HandshakeTimeout = 10 * time.Second
+	cfg.MaxPendingHandshakes = 1
+	a, _ := newNode(t, cfg)
+	acc := collectAccepts(t, a, 4)
+
+	errBan := errors.New("banned")
+	inCheck := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	a.SetAdmissionChecks(AdmissionChecks{ID: func(key.ID) error {
+		once.Do(func() { close(inCheck) })
+		<-release
+		return errBan
+	}})
+
+	evil := genKey(t)
+	c := dialFrom(t, "127.0.0.2", a.NetAddress().AddrPort())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { stallPeer(c, -1, evil, nil) })
+	select {
+	case <-inCheck: // authenticated (StageAuth); its ID is being checked
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handshake did not reach the ID check")
+	}
+	clk.Advance(cfg.HandshakeTimeout) // past Stall: the handshake counts as stalled
+	nc := dialFrom(t, "127.0.0.3", a.NetAddress().AddrPort())
+	defer nc.Close()
+	waitUntil(t, 5*time.Second, func() bool { return a.Stats().Displaced == 1 })
+	close(release) // the ID check now refuses the displaced handshake
+
+	r := nextAccept(t, acc, 5*time.Second)
+	rej := wantRejected(t, r.err, RejectDisplaced, ErrDisplaced)
+	if !errors.Is(r.err, errBan) {
+		t.Errorf("error %v does not keep the refusal %v", r.err, errBan)
+	}
+	if rej.Addr.ID != evil.ID() {
+		t.Errorf("reported with Addr %v, want ID %s", rej.Addr, evil.ID())
+	}
+}

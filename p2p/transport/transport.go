@@ -659,8 +659,15 @@ func (t *MultiplexTransport) handleInbound(dctx context.Context, cancel context.
 		if errors.Is(context.Cause(ctx), ErrDisplaced) {
 			t.cfg.Logger.Debug("transport: pending handshake displaced by a newer connection", "addr", ap.String())
 			addr := netaddr.New("", ap)
-			if ce := (*canceledError)(nil); errors.As(err, &ce) {
+			ce, rej := (*canceledError)(nil), (*RejectedError)(nil)
+			switch {
+			case errors.As(err, &ce):
 				addr = ce.addr // with the ID if the remote had authenticated
+			case errors.As(err, &rej):
+				// The upgrade refused the remote for a reason of its own as it was displaced:
+				// keep that reason in the chain, under ErrDisplaced.
+				addr = rej.Addr
+				err = fmt.Errorf("%w: %w", ErrDisplaced, err)
 			}
 			err = &RejectedError{Addr: addr, Reason: RejectDisplaced, Err: err}
 		} else if ctx.Err() != nil {
