@@ -6,9 +6,11 @@ import (
 )
 
 // ConnSet is a read-only, concurrency-safe view of the transport's current TCP connections,
-// inbound and outbound, keyed by remote socket address. A connection enters the set right after
-// TCP accept or connect (once it passed the duplicate checks) and leaves it when its upgrade
-// fails, when Remove or Conn.Close is called, or when it is closed while waiting for Accept.
+// inbound and outbound, keyed by remote socket address. An IPv4-mapped IPv6 address and its IPv4
+// form are one address here, as net.IP.Equal makes them in CometBFT's ConnSet. A connection
+// enters the set right after TCP accept or connect (once it passed the duplicate checks) and
+// leaves it when its upgrade fails, when Remove or Conn.Close is called, or when it is closed
+// while waiting for Accept.
 type ConnSet interface {
 	// HasAddr reports whether a connection with remote socket address ap exists.
 	HasAddr(ap netip.AddrPort) bool
@@ -43,6 +45,7 @@ func newConnSet() *connSet {
 }
 
 func (s *connSet) HasAddr(ap netip.AddrPort) bool {
+	ap = unmapAddrPort(ap)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.byAddr[ap]
@@ -52,7 +55,7 @@ func (s *connSet) HasAddr(ap netip.AddrPort) bool {
 func (s *connSet) HasIP(ip netip.Addr) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.byIP[ip] > 0
+	return s.byIP[ip.Unmap()] > 0
 }
 
 func (s *connSet) Len() int {
@@ -65,6 +68,7 @@ func (s *connSet) Len() int {
 // (ErrDuplicateAddr) or, when checkIP is set, its IP is present (ErrDuplicateIP). local is our end
 // for an outbound connection, zero for inbound ones. The check and the insert are atomic.
 func (s *connSet) add(ap netip.AddrPort, token uint64, checkIP bool, local netip.AddrPort) error {
+	ap, local = unmapAddrPort(ap), unmapAddrPort(local)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.checkLocked(ap, checkIP); err != nil {
@@ -80,6 +84,7 @@ func (s *connSet) add(ap netip.AddrPort, token uint64, checkIP bool, local netip
 
 // check reports the error add would return, without inserting.
 func (s *connSet) check(ap netip.AddrPort, checkIP bool) error {
+	ap = unmapAddrPort(ap)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.checkLocked(ap, checkIP)
@@ -98,6 +103,7 @@ func (s *connSet) checkLocked(ap netip.AddrPort, checkIP bool) error {
 // remove deletes ap if it is still registered under token (a later connection that reused the
 // same address is left alone). It is idempotent.
 func (s *connSet) remove(ap netip.AddrPort, token uint64) {
+	ap = unmapAddrPort(ap)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.byAddr[ap]
@@ -113,4 +119,12 @@ func (s *connSet) remove(ap netip.AddrPort, token uint64) {
 	} else {
 		s.byIP[ap.Addr()] = n - 1
 	}
+}
+
+// unmapAddrPort returns ap with an IPv4-mapped IPv6 address replaced by its IPv4 form.
+func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {
+	if !ap.Addr().Is4In6() {
+		return ap
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
