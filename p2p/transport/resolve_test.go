@@ -154,3 +154,55 @@ func TestListenAddrResolvedOnce(t *testing.T) {
 		t.Fatalf("NodeInfo.NetAddress() of an accepted Conn sent %d more DNS queries; want none (resolved by the handshake)", got-n)
 	}
 }
+
+// TestListenResolvingDoesNotBlock: while ListenString waits for DNS on a host name, the
+// transport's lock is not held: Close, NodeInfo and Dial go on (Close makes the Listen fail as
+// closed once the lookup ends), and a second Listen is refused as ErrAlreadyListening at once.
+func TestListenResolvingDoesNotBlock(t *testing.T) {
+	queried := make(chan struct{}, 16)
+	answer := make(chan struct{})
+	testResolver(t, func(server net.Conn) {
+		var l [2]byte
+		if _, err := io.ReadFull(server, l[:]); err != nil {
+			return
+		}
+		queried <- struct{}{}
+		<-answer // then close without an answer: the lookup fails
+	})
+	var once sync.Once
+	fail := func() { once.Do(func() { close(answer) }) }
+	defer fail()
+
+	nk := genKey(t)
+	tr := NewMultiplexTransport(testNodeInfo(nk.ID()), nk, testConfig())
+	listenErr := make(chan error, 1)
+	go func() { listenErr <- tr.ListenString("tcp://listen.switchyard.test:0") }()
+	select {
+	case <-queried:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Listen sent no DNS query")
+	}
+
+	// The resolver gives up after 5 s; each of these must return well before.
+	done := make(chan struct{})
+	var secondErr error
+	go func() {
+		defer close(done)
+		_ = tr.NodeInfo()
+		secondErr = tr.ListenString("tcp://127.0.0.1:0")
+		_, _ = tr.Dial(context.Background(), addrOf(genKey(t).ID(), mustAddrPort(t, "127.0.0.1:1")))
+		_ = tr.Close()
+	}()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("NodeInfo, Listen, Dial and Close waited for another Listen's DNS lookup")
+	}
+	if !errors.Is(secondErr, ErrAlreadyListening) {
+		t.Errorf("second Listen while the first resolves: %v, want ErrAlreadyListening", secondErr)
+	}
+	fail()
+	if err := <-listenErr; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Listen that resolved across Close: %v, want an error wrapping net.ErrClosed", err)
+	}
+}

@@ -141,15 +141,16 @@ type MultiplexTransport struct {
 	admission   atomic.Pointer[AdmissionChecks]
 	rate        *rateLimiter
 
-	mu       sync.Mutex
-	closed   bool
-	ln       net.Listener
-	laddr    netaddr.NetAddress
-	ni       nodeinfo.NodeInfo
-	niMsg    []byte // delimited encoding of ni, sent to every remote
-	cancels  map[uint64]context.CancelCauseFunc
-	selfAddr map[netip.AddrPort]netaddr.NetAddress
-	wg       sync.WaitGroup // every goroutine started by the transport
+	mu        sync.Mutex
+	closed    bool
+	listening bool // a Listen is binding, without the lock
+	ln        net.Listener
+	laddr     netaddr.NetAddress
+	ni        nodeinfo.NodeInfo
+	niMsg     []byte // delimited encoding of ni, sent to every remote
+	cancels   map[uint64]context.CancelCauseFunc
+	selfAddr  map[netip.AddrPort]netaddr.NetAddress
+	wg        sync.WaitGroup // every goroutine started by the transport
 
 	closeOnce sync.Once
 	closeErr  error
@@ -233,8 +234,10 @@ func (t *MultiplexTransport) setNodeInfo(ni nodeinfo.NodeInfo) error {
 // Listen binds a TCP listener on addr's ip:port (port 0 picks a free port; addr.ID is ignored)
 // and starts accepting. If our NodeInfo.ListenAddr is empty or has port 0, it is set to
 // "tcp://host:port" with the bound port (and the bound IP when the host is empty), so the node
-// advertises a dialable port. Listen does not block. Errors: the Config or NodeInfo problem found
-// by NewMultiplexTransport, ErrAlreadyListening, ErrTransportClosed, or the net.Listen error.
+// advertises a dialable port. Listen does not block (beyond a DNS lookup of ListenString's host
+// name, during which the other methods go on; a Close meanwhile makes it fail as closed). Errors:
+// the Config or NodeInfo problem found by NewMultiplexTransport, ErrAlreadyListening (also while
+// another Listen is binding), ErrTransportClosed, or the net.Listen error.
 func (t *MultiplexTransport) Listen(addr netaddr.NetAddress) error {
 	host := ""
 	if addr.IP.IsValid() {
@@ -268,14 +271,28 @@ func (t *MultiplexTransport) listen(hostport string) error {
 		return fmt.Errorf("transport: listen %s: %w", hostport, t.initErr)
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.closed {
+		t.mu.Unlock()
 		return fmt.Errorf("transport: listen %s: %w", hostport, ErrTransportClosed)
 	}
-	if t.ln != nil {
+	if t.ln != nil || t.listening {
+		t.mu.Unlock()
 		return fmt.Errorf("transport: listen %s: %w", hostport, ErrAlreadyListening)
 	}
+	// net.Listen may wait on DNS for a host name: not under the lock, which Close, Dial, every
+	// upgrade and NodeInfo take. listening keeps a second Listen out meanwhile.
+	t.listening = true
+	t.mu.Unlock()
 	ln, err := net.Listen("tcp", hostport)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.listening = false
+	if t.closed {
+		if ln != nil {
+			_ = ln.Close()
+		}
+		return fmt.Errorf("transport: listen %s: %w", hostport, ErrTransportClosed)
+	}
 	if err != nil {
 		return fmt.Errorf("transport: listen: %w", err)
 	}
