@@ -75,12 +75,20 @@ type rateLimiter struct {
 
 	mu      sync.Mutex
 	entries map[netip.Addr]*rateEntry
-	pruned  time.Time
+	// order holds the start of every window begun, oldest first: each call removes the entries
+	// whose window has ended from its head, so an expired entry never holds a place in a full
+	// table, at a constant cost per window begun.
+	order []rateStart
 }
 
 type rateEntry struct {
 	start time.Time
 	n     int
+}
+
+type rateStart struct {
+	ip    netip.Addr
+	start time.Time
 }
 
 func newRateLimiter(limit int, window time.Duration) *rateLimiter {
@@ -100,24 +108,30 @@ func (r *rateLimiter) allow(ip netip.Addr, now time.Time) bool {
 	ip = limitKey(ip)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if now.Sub(r.pruned) >= r.window {
-		for k, e := range r.entries {
-			if now.Sub(e.start) >= r.window {
-				delete(r.entries, k)
-			}
-		}
-		r.pruned = now
-	}
+	r.expire(now)
 	e := r.entries[ip]
 	if e == nil || now.Sub(e.start) >= r.window {
 		if e == nil && len(r.entries) >= maxRateEntries {
 			return true
 		}
 		r.entries[ip] = &rateEntry{start: now, n: 1}
+		r.order = append(r.order, rateStart{ip: ip, start: now})
 		return true
 	}
 	e.n++
 	return e.n <= r.limit
+}
+
+// expire removes the entries whose window has ended at now. Called with mu held.
+func (r *rateLimiter) expire(now time.Time) {
+	i := 0
+	for ; i < len(r.order) && now.Sub(r.order[i].start) >= r.window; i++ {
+		o := r.order[i]
+		if e := r.entries[o.ip]; e != nil && e.start.Equal(o.start) {
+			delete(r.entries, o.ip)
+		}
+	}
+	r.order = r.order[i:]
 }
 
 // size returns the number of tracked IPs (tests).

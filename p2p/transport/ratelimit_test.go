@@ -189,3 +189,28 @@ func TestRateLimiterIPv6Prefix(t *testing.T) {
 		t.Error("another /56 was limited")
 	}
 }
+
+// TestRateLimiterFullTableExpired: the table fails open only while it is full of live windows
+// (maxRateEntries). Once the windows of its entries have expired, a new IP is counted and limited
+// again, also when the last pruning pass was less than a window ago.
+func TestRateLimiterFullTableExpired(t *testing.T) {
+	const w = 10 * time.Second
+	r := newRateLimiter(2, w)
+	t0 := time.Unix(1000, 0)
+	r.allow(netip.MustParseAddr("10.255.0.1"), t0) // the first call prunes (empty table)
+	for i := range maxRateEntries - 1 {
+		r.allow(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), t0.Add(time.Second))
+	}
+	// One window after the first call: a pruning pass removes only the first entry; a new IP
+	// takes its place, so the table is full again.
+	r.allow(netip.MustParseAddr("10.255.0.2"), t0.Add(w))
+	// One second later every entry but the last has expired; the next pass is 9 s away.
+	now := t0.Add(w + time.Second)
+	ip := netip.MustParseAddr("192.0.2.9")
+	for i, want := range []bool{true, true, false, false} {
+		if got := r.allow(ip, now); got != want {
+			t.Fatalf("attempt %d from a new IP with %d of %d entries expired: allow = %v, want %v (the limit of 2 is not applied)",
+				i+1, maxRateEntries-1, r.size(), got, want)
+		}
+	}
+}
