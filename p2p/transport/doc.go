@@ -114,13 +114,13 @@
 //	go func() {
 //		for {
 //			c, err := t.Accept(ctx)
-//			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
-//				return
-//			}
 //			var rej *transport.RejectedError
-//			if errors.As(err, &rej) {
+//			if errors.As(err, &rej) { // first: a rejection's cause may be any error
 //				log.Debug("inbound rejected", "addr", rej.Addr, "reason", rej.Reason, "err", rej.Err)
 //				continue
+//			}
+//			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+//				return
 //			}
 //			startPeer(c) // owns c; call c.Close() (or t.Remove(c)) when the peer is gone
 //		}

@@ -502,3 +502,52 @@ func TestDisplacedWhileRejectedWrapsErrDisplaced(t *testing.T) {
 		t.Errorf("reported with Addr %v, want ID %s", rej.Addr, evil.ID())
 	}
 }
+
+// TestDisplacedDuringIDCheckNotClosedError: a handshake displaced right after the remote
+// authenticated (while its ID was being checked) ends as a cancellation, as the package doc says
+// of a ctx cancellation during the upgrade: its error wraps context.Canceled and ErrDisplaced,
+// and not net.ErrClosed from the closed socket, which Accept's callers take for the transport's
+// Close (an accept loop written as the package doc shows would stop accepting).
+func TestDisplacedDuringIDCheckNotClosedError(t *testing.T) {
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	cfg := testConfig()
+	cfg.Clock = clk
+	cfg.HandshakeTimeout = 10 * time.Second
+	cfg.MaxPendingHandshakes = 1
+	a, _ := newNode(t, cfg)
+
+	inCheck := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	a.SetAdmissionChecks(AdmissionChecks{ID: func(key.ID) error {
+		once.Do(func() { close(inCheck) })
+		<-release
+		return nil // admitted: the upgrade goes on, on a displaced connection
+	}})
+
+	evil := genKey(t)
+	c := dialFrom(t, "127.0.0.2", a.NetAddress().AddrPort())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { stallPeer(c, -1, evil, nil) })
+	select {
+	case <-inCheck:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handshake did not reach the ID check")
+	}
+	clk.Advance(cfg.HandshakeTimeout)
+	nc := dialFrom(t, "127.0.0.3", a.NetAddress().AddrPort())
+	defer nc.Close()
+	waitUntil(t, 5*time.Second, func() bool { return a.Stats().Displaced == 1 })
+	close(release)
+
+	// Accept is called directly: the tests' collectAccepts stops at an error wrapping net.ErrClosed.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := a.Accept(ctx)
+	if errors.Is(err, net.ErrClosed) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("displaced handshake's error %v: wraps net.ErrClosed %v, context.Canceled %v; want a cancellation, not a closed-socket failure",
+			err, errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled))
+	}
+	wantRejected(t, err, RejectDisplaced, ErrDisplaced)
+}

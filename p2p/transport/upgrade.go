@@ -131,6 +131,9 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 	ours, ourMsg := t.ni, t.niMsg
 	t.mu.Unlock()
 	if err := sc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout)); err != nil {
+		if ctx.Err() != nil {
+			return nil, canceled() // displaced: the socket was closed under us
+		}
 		return nil, reject(RejectHandshakeFailed, fmt.Errorf("transport: set deadline: %w", err))
 	}
 	fired := make(chan struct{})
@@ -147,6 +150,9 @@ func (t *MultiplexTransport) upgrade(ctx context.Context, c net.Conn, dialAddr *
 		return nil, reject(reason, err)
 	}
 	if err := sc.SetDeadline(time.Time{}); err != nil {
+		if ctx.Err() != nil {
+			return nil, canceled()
+		}
 		return nil, reject(RejectHandshakeFailed, fmt.Errorf("transport: clear deadline: %w", err))
 	}
 
