@@ -416,8 +416,7 @@ type MConnection struct {
 	// Owned by the send goroutine.
 	sched         sendSchedule
 	wbuf          *[]byte   // pooled write buffer, nil while idle
-	deadlineSetAt time.Time // when the write deadline was last moved
-	deadlineStale bool      // a statistics interval passed since: check it at the next flush
+	deadlineSetAt time.Time // when the write deadline was last moved (zero: never)
 
 	// Receive workers (see recvWorker), guarded by mu.
 	recvJobs        chan recvJob // to parked workers; capacity maxIdleRecvWorkers

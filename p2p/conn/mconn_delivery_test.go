@@ -226,3 +226,46 @@ func TestMConnLastMessagesBeforeReset(t *testing.T) {
 		}
 	})
 }
+
+// slowReadConn lets its reader take 1 KiB every 1.5 s, a peer that reads but very slowly.
+type slowReadConn struct{ net.Conn }
+
+func (c slowReadConn) Read(b []byte) (int, error) {
+	time.Sleep(1500 * time.Millisecond)
+	return c.Conn.Read(b[:min(len(b), 1024)])
+}
+
+// TestMConnWriteDeadlinePerWrite: each write may be blocked for up to PingInterval+PongTimeout
+// (105 s by default), however long the write before it took. A peer that reads 1 KiB every 1.5 s
+// takes about 72 s for each 48 KiB write; the second of two writes made back to back (three
+// 16 KiB packets each) used to keep the deadline set before the first and fail 33 s in.
+func TestMConnWriteDeadlinePerWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		local, remote := net.Pipe()
+		descs := []ChannelDescriptor{{ID: 0x01, Priority: 1, SendQueueCapacity: 10}}
+		rec := newMConnRecorder()
+		mc, err := NewMConnection(local, descs, rec.onReceive, rec.onError,
+			MConnConfig{MaxPacketMsgPayloadSize: 16 << 10, SendRate: -1, RecvRate: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		p := startRawPeer(slowReadConn{remote}, true)
+		defer func() { mc.Close(); remote.Close(); <-p.done }()
+		const n = 6
+		t0 := time.Now()
+		for range n {
+			if !mc.Send(0x01, make([]byte, 16<<10)) {
+				t.Fatal("send failed")
+			}
+		}
+		for len(p.messages()) < n && len(rec.errors()) == 0 {
+			time.Sleep(time.Second)
+		}
+		if errs := rec.errors(); len(errs) != 0 {
+			t.Fatalf("connection failed %v in, after %d of %d messages: %v", time.Since(t0), len(p.messages()), n, errs[0])
+		}
+	})
+}

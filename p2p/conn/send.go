@@ -64,7 +64,6 @@ func (c *MConnection) sendRoutine() {
 	defer c.releaseWriteBuf()
 
 	now := c.clk.Now()
-	c.deadlineStale = true // set the write deadline at the first flush
 	s := &c.sched
 	s.nextPing = now.Add(c.cfg.PingInterval)
 	s.nextStats = now.Add(updateStatsInterval)
@@ -143,7 +142,6 @@ func (c *MConnection) sendRoutine() {
 			c.recvMon.sample(now)
 			c.retireIdleRecvWorker()
 			c.shrinkIdleQueues()
-			c.deadlineStale = true
 		}
 		if due(s.nextPing, now) {
 			s.nextPing = nextTick(s.nextPing, now, c.cfg.PingInterval)
@@ -408,8 +406,9 @@ func (c *MConnection) flush(release bool) error {
 	if b := *c.wbuf; len(b) > 0 {
 		// The deadline bounds each write by PingInterval+PongTimeout, less at most a sixteenth of that
 		// or one statistics interval, whichever is smaller: it is moved only when that much time has
-		// passed (noticed at a statistics tick, or per flush if a sixteenth is shorter), not with a
-		// clock read and a timer update per flush.
+		// passed since it was set, not with a timer update per flush. Each flush reads the clock
+		// for it: a write that follows a long blocked one (several may, within one batch, without
+		// a statistics tick between them) must not inherit what is left of the deadline.
 		// During FlushStop every write gets PongTimeout.
 		bound := c.cfg.PingInterval + c.cfg.PongTimeout
 		if bound < 0 {
@@ -417,14 +416,12 @@ func (c *MConnection) flush(release bool) error {
 		}
 		if c.flushStopping() {
 			err = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.PongTimeout))
-		} else if c.deadlineStale || bound/16 < updateStatsInterval {
-			if now := time.Now(); now.Sub(c.deadlineSetAt) >= min(bound/16, updateStatsInterval) {
-				err = c.conn.SetWriteDeadline(now.Add(bound))
-				c.deadlineSetAt, c.deadlineStale = now, false
-				if err == nil && c.flushStopping() {
-					// FlushStop came meanwhile and may have set its shorter deadline before this one.
-					err = c.conn.SetWriteDeadline(now.Add(c.cfg.PongTimeout))
-				}
+		} else if now := time.Now(); now.Sub(c.deadlineSetAt) >= min(bound/16, updateStatsInterval) {
+			err = c.conn.SetWriteDeadline(now.Add(bound))
+			c.deadlineSetAt = now
+			if err == nil && c.flushStopping() {
+				// FlushStop came meanwhile and may have set its shorter deadline before this one.
+				err = c.conn.SetWriteDeadline(now.Add(c.cfg.PongTimeout))
 			}
 		}
 		if err == nil {
