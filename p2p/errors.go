@@ -58,7 +58,7 @@ var (
 	ErrSwitchAlreadyRun = errors.New("p2p: switch already run")
 
 	// ErrPeerStopped is the RemovePeer reason when the peer was stopped locally through
-	// Peer.FlushStop or Peer.CloseConn.
+	// Peer.FlushStop or Peer.CloseConn, or by Switch.StopPeerForError with a nil error.
 	ErrPeerStopped = errors.New("p2p: peer stopped locally")
 
 	// ErrSwitchStopped is the RemovePeer reason for every peer removed because Run is returning.

@@ -338,10 +338,16 @@ func (sw *Switch) MarkPeerUseful(p Peer) {
 // same ID), except that the ban still applies. A Peer of the caller's own type that wraps the
 // Switch's (with a method Unwrap() Peer, as errors do) is unwrapped first; one that does not
 // wrap it is matched by ID alone, so it disconnects whichever connection has that ID now. A Peer
-// of another Switch is not stopped (the ban still applies).
+// of another Switch is not stopped (the ban still applies). A nil err stops p with
+// ErrPeerStopped.
 func (sw *Switch) StopPeerForError(p Peer, err error) {
 	if p == nil {
 		return
+	}
+	if err == nil {
+		// A nil reason would read as success: a peer stopped from InitPeer would be refused by
+		// the shell but stay connected for the Manager, its ID refused for ever.
+		err = ErrPeerStopped
 	}
 	var be *BanError
 	if errors.As(err, &be) {
