@@ -402,6 +402,8 @@ func (l *loop) refreshUseful() {
 func (l *loop) handleDialResult(r dialResult) {
 	now := l.clk.Now()
 	l.refreshUseful() // the dial's end may admit a held inbound connection, evicting a peer
+	// ... which must not be admitted if a ban posted before the result reached the loop names it.
+	l.feedBans(now)
 	if r.err != nil {
 		l.sw.log.Debug("dial failed", "addr", r.addr, "err", r.err)
 		l.sw.met.dialFail.Add(1)

@@ -1,8 +1,13 @@
 package p2p
 
 import (
+	"errors"
 	"testing"
 	"testing/synctest"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/internal/clock"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
 )
 
 // TestSwitchStopInInitPeerNilError: StopPeerForError(p, nil) from InitPeer refuses the peer like
@@ -34,4 +39,82 @@ func TestSwitchStopInInitPeerNilError(t *testing.T) {
 			t.Fatalf("the ID of a peer stopped in InitPeer with a nil error cannot connect again: %v", m.r.eventLog())
 		}
 	})
+}
+
+// gatedAddReactor is a testReactor whose AddPeer of one ID blocks until release is closed.
+type gatedAddReactor struct {
+	*testReactor
+	block   key.ID
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (r *gatedAddReactor) AddPeer(p Peer) {
+	r.testReactor.AddPeer(p)
+	if p.ID() == r.block {
+		close(r.entered)
+		<-r.release
+	}
+}
+
+// TestSwitchBanHoldsForHeldInbound: an inbound connection the simultaneous-dial tie-break holds
+// while our own dial to its ID runs is admitted when that dial fails, unless the ID was banned
+// meanwhile: a ban holds from the moment BanPeer returns. The event loop handed the dial's
+// failure to the Manager before the posted bans, so when the failure and the ban were both
+// waiting for the loop (about one time in two, as select picks) the banned peer got InitPeer and
+// AddPeer and stayed connected. Node 5 holds its dial to node 2 for the grace, and the Tick
+// that admits it keeps the loop busy (AddPeer) while node 7 is banned and our dial to node 7
+// fails; node 7's inbound connection is held meanwhile.
+func TestSwitchBanHoldsForHeldInbound(t *testing.T) {
+	const runs = 24
+	admitted := 0
+	for range runs {
+		synctest.Test(t, func(t *testing.T) {
+			clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+			n := newFakeNetwork()
+			ft := n.newFakeTransport(5, chA)
+			ft.dialGate = make(chan struct{})
+			n.newFakeTransport(2, chA) // dialed: the connection succeeds
+			cfg := testConfig(t)
+			cfg.Clock = clk
+			cfg.SimultaneousDialGrace = time.Second
+			r := &gatedAddReactor{testReactor: newTestReactor(chA), block: testID(2),
+				entered: make(chan struct{}), release: make(chan struct{})}
+			hub := NewSwitch(ft, cfg, WithReactor("r", r))
+			defer runSwitch(t, hub)()
+			defer func() {
+				select {
+				case <-r.release:
+				default:
+					close(r.release)
+				}
+			}()
+
+			hub.DialPeers(testAddr(2)) // we are the higher ID: held for the grace
+			synctest.Wait()
+			ft.dialGate <- struct{}{}
+			synctest.Wait()
+			hub.DialPeers(testAddr(7)) // not on the network: fails once the gate opens
+			synctest.Wait()
+			in := ft.inject(testNodeInfo(7, chA)) // we are the lower ID and dialing 7: held
+			defer in.Close()
+			synctest.Wait()
+			if got := r.count("init "); got != 0 {
+				t.Fatalf("InitPeer before the holds end: %v", r.eventLog())
+			}
+			clk.Advance(time.Second) // the hold of node 2 ends: AddPeer keeps the loop busy
+			<-r.entered
+			hub.BanPeer(stubPeer{id: testID(7), ip: testAddr(7).IP}, errors.New("bad"), time.Hour)
+			ft.dialGate <- struct{}{} // the dial to 7 fails; its result waits for the loop
+			synctest.Wait()
+			close(r.release)
+			synctest.Wait()
+			if r.count("init "+string(testID(7))) != 0 || hub.Peers().Has(testID(7)) {
+				admitted++
+			}
+		})
+	}
+	if admitted > 0 {
+		t.Errorf("a banned ID held by the tie-break was admitted when our dial failed, in %d of %d runs", admitted, runs)
+	}
 }
