@@ -40,6 +40,7 @@ type banView struct {
 	mu      sync.Mutex
 	pending []postedBan
 	seq     uint64 // number of the last posted ban
+	woken   bool   // a wake-up of the event loop for the posted bans is on its way (post, take)
 }
 
 type postedBan struct {
@@ -49,24 +50,42 @@ type postedBan struct {
 
 func newBanView(clk clock.Clock) *banView { return &banView{clk: clk} }
 
-// post queues a ban for the event loop. The queue is bounded by peers.MaxBans (it only fills
-// while the loop is not running, or cannot keep up): the oldest posted ban makes room.
-func (v *banView) post(b peers.Ban) {
+// post queues a ban for the event loop and reports whether the loop must be woken for it (no
+// wake-up is on its way since the loop last took the posted bans). A ban of an ID and IP that
+// already wait for the loop replaces their entry if it ends later and is dropped otherwise, so
+// the bans of one peer, however many (a reactor that bans the sender of every message while the
+// loop is busy), hold one entry and one wake-up. The queue is bounded by peers.MaxBans (it only
+// fills while the loop is not running, or cannot keep up): the oldest posted ban makes room.
+func (v *banView) post(b peers.Ban) (wake bool) {
 	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i, p := range v.pending {
+		if p.ID == b.ID && p.IP == b.IP {
+			if !b.Until.After(p.Until) {
+				return false // the Manager has it, or gets it with the wake-up on its way
+			}
+			// Renumbered at the end, so that it is given to the Manager even if the entry it
+			// replaces already was.
+			v.pending = append(v.pending[:i], v.pending[i+1:]...)
+			break
+		}
+	}
 	if len(v.pending) >= peers.MaxBans {
 		v.pending = append(v.pending[:0], v.pending[1:]...)
 	}
 	v.seq++
 	v.pending = append(v.pending, postedBan{Ban: b, seq: v.seq})
-	v.mu.Unlock()
+	wake, v.woken = !v.woken, true
+	return wake
 }
 
 // take returns the posted bans numbered after after, and the number of the last one (after
-// when there is none), without removing them: they stay visible until publish. Called by the
-// event loop only.
+// when there is none), without removing them: they stay visible until publish. A ban posted
+// after take wakes the loop again. Called by the event loop only.
 func (v *banView) take(after uint64) ([]peers.Ban, uint64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.woken = false
 	var out []peers.Ban
 	last := after
 	for _, p := range v.pending {

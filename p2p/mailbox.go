@@ -10,8 +10,9 @@ import (
 // mailbox carries requests from any goroutine (reactors, MConnection callbacks, API calls) to the
 // event loop without ever blocking the sender: an unbounded queue behind a mutex (a leaf: no
 // callback runs under it) plus a one-slot wake-up channel. Unbounded is fine because every entry
-// is caused by a local call or by a peer's connection failing, and a peer's stop requests are
-// posted once per peer (Switch.requestStop), however many of its messages ask for one.
+// is caused by a local call or by a peer's connection failing, a peer's stop requests are
+// posted once per peer (Switch.requestStop), however many of its messages ask for one, and bans
+// post one banReq for all the bans waiting for the loop (banView.post).
 //
 // It must never block because the event loop waits for MConnection goroutines to exit when it
 // closes a peer, and those goroutines post here (StopPeerForError from Receive, onError).

@@ -407,8 +407,9 @@ func (sw *Switch) ban(id key.ID, ip netip.Addr, d time.Duration, reason error) {
 	if ip = peers.BanIP(ip); !peers.Bannable(ip) {
 		ip = netip.Addr{}
 	}
-	sw.bans.post(peers.Ban{ID: id, IP: ip, Until: now.Add(d), Reason: r})
-	sw.inbox.post(banReq{})
+	if sw.bans.post(peers.Ban{ID: id, IP: ip, Until: now.Add(d), Reason: r}) {
+		sw.inbox.post(banReq{})
+	}
 	sw.emit(Event{Type: PeerBanned, Peer: id, Addr: netaddr.NetAddress{ID: id, IP: ip}, At: now,
 		Reason: &BanError{Reason: reason, Duration: d}})
 }

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -117,4 +118,64 @@ func TestSwitchBanHoldsForHeldInbound(t *testing.T) {
 	if admitted > 0 {
 		t.Errorf("a banned ID held by the tie-break was admitted when our dial failed, in %d of %d runs", admitted, runs)
 	}
+}
+
+// banOnReceiveReactor bans the sender of every message; AddPeer of the peer block blocks until
+// release is closed (the event loop is busy meanwhile).
+type banOnReceiveReactor struct {
+	stopOnReceiveReactor
+}
+
+func (r *banOnReceiveReactor) Receive(_ byte, p Peer, _ []byte) {
+	r.Switch.BanPeer(p, errors.New("unwanted message"), time.Hour)
+}
+
+// TestSwitchBanRequestsBounded: a reactor that bans the sender of every message cannot grow the
+// event loop's mailbox, nor the queue of bans posted for it, by one entry per message while the
+// loop is busy: a ban of an ID and IP already waiting for the loop is merged into it, and the
+// loop is woken once for all the bans waiting. Each ban posted an entry in both, and the posted
+// bans are bounded by dropping the oldest, so a flood of them could push out another peer's
+// ban before the Manager received it.
+func TestSwitchBanRequestsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ft := newFakeNetwork().newFakeTransport(1, chA)
+		r := &banOnReceiveReactor{stopOnReceiveReactor{block: testID(3), entered: make(chan struct{}), release: make(chan struct{})}}
+		hub := NewSwitch(ft, testConfig(t), WithReactor("r", r))
+		defer runSwitch(t, hub)()
+		flooder := newRawPeer(t, ft.inject(testNodeInfo(2, chA)), chA)
+		defer flooder.mc.Close()
+		synctest.Wait()
+		c := ft.inject(testNodeInfo(3, chA)) // its AddPeer keeps the event loop busy
+		defer c.Close()
+		<-r.entered
+		other := stubPeer{id: testID(9), ip: testAddr(9).IP}
+		hub.BanPeer(other, errors.New("earlier"), time.Hour)
+		const n = 500
+		for i := range n {
+			if !flooder.mc.Send(chA, []byte{byte(i)}) {
+				t.Fatalf("send %d failed", i)
+			}
+		}
+		synctest.Wait()
+		hub.inbox.mu.Lock()
+		queued := len(hub.inbox.items)
+		hub.inbox.mu.Unlock()
+		hub.bans.mu.Lock()
+		posted := len(hub.bans.pending)
+		hub.bans.mu.Unlock()
+		close(r.release)
+		synctest.Wait()
+		if queued > 3 {
+			t.Errorf("%d mailbox entries after %d messages from one peer, want at most 3", queued, n)
+		}
+		if posted > 2 {
+			t.Errorf("%d posted bans after %d bans of one peer and one of another, want 2", posted, n)
+		}
+		if hub.Peers().Has(testID(2)) {
+			t.Error("the flooding peer was not stopped")
+		}
+		if !hub.IsBanned(testID(2), netip.Addr{}) || !hub.IsBanned(other.id, netip.Addr{}) {
+			t.Error("a ban was lost")
+		}
+	})
 }
