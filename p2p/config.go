@@ -141,15 +141,21 @@ type SwitchConfig struct {
 	Eviction peers.EvictionConfig
 }
 
-// DefaultSwitchConfig returns the configuration with every default filled in.
+// DefaultSwitchConfig returns the configuration with every numeric default filled in (Logger,
+// Rand, Clock and Metrics stay nil: a discarding logger, a random seed, the wall clock, no-op
+// metrics).
 func DefaultSwitchConfig() SwitchConfig {
 	return SwitchConfig{
-		MConnConfig:          conn.DefaultMConnConfig(),
-		PersistentDialJitter: DefaultPersistentDialJitter,
-		RedialBackoffBase:    DefaultRedialBackoffBase,
-		RedialBackoffMax:     DefaultRedialBackoffMax,
-		RedialJitter:         DefaultRedialJitter,
-		MaxConcurrentDials:   DefaultMaxConcurrentDials,
+		MConnConfig:           conn.DefaultMConnConfig(),
+		PersistentDialJitter:  DefaultPersistentDialJitter,
+		RedialBackoffBase:     DefaultRedialBackoffBase,
+		RedialBackoffMax:      DefaultRedialBackoffMax,
+		RedialJitter:          DefaultRedialJitter,
+		MaxConcurrentDials:    DefaultMaxConcurrentDials,
+		MaxDialQueue:          DefaultMaxDialQueue,
+		SimultaneousDialGrace: DefaultSimultaneousDialGrace,
+		EventBufferSize:       DefaultEventBufferSize,
+		MetricsInterval:       DefaultMetricsInterval,
 	}
 }
 

@@ -179,3 +179,31 @@ func TestSwitchBanRequestsBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestDefaultSwitchConfigFilled: DefaultSwitchConfig has every default filled in, as its doc
+// says: it left MaxDialQueue, SimultaneousDialGrace, EventBufferSize and MetricsInterval at 0, so
+// a caller that read or scaled one of them got 0 instead of the value the Switch uses.
+func TestDefaultSwitchConfigFilled(t *testing.T) {
+	d, w := DefaultSwitchConfig(), SwitchConfig{}.withDefaults()
+	for _, f := range []struct {
+		name      string
+		got, want any
+	}{
+		{"PersistentDialJitter", d.PersistentDialJitter, w.PersistentDialJitter},
+		{"RedialBackoffBase", d.RedialBackoffBase, w.RedialBackoffBase},
+		{"RedialBackoffMax", d.RedialBackoffMax, w.RedialBackoffMax},
+		{"RedialJitter", d.RedialJitter, w.RedialJitter},
+		{"MaxConcurrentDials", d.MaxConcurrentDials, w.MaxConcurrentDials},
+		{"MaxDialQueue", d.MaxDialQueue, w.MaxDialQueue},
+		{"SimultaneousDialGrace", d.SimultaneousDialGrace, w.SimultaneousDialGrace},
+		{"EventBufferSize", d.EventBufferSize, w.EventBufferSize},
+		{"MetricsInterval", d.MetricsInterval, w.MetricsInterval},
+	} {
+		if f.got != f.want {
+			t.Errorf("DefaultSwitchConfig().%s = %v, want the default %v", f.name, f.got, f.want)
+		}
+	}
+	if err := d.Validate(); err != nil {
+		t.Error(err)
+	}
+}
