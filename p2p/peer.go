@@ -80,6 +80,11 @@ type peer struct {
 	// that follows is its consequence, and the removal's reason is ErrPeerStopped.
 	closedLocally atomic.Bool
 
+	// stopping is set when the MConnection stops taking messages for a reason other than a full
+	// queue (FlushStop, CloseConn, a connection error) while the peer is still in the PeerSet,
+	// so that Broadcast does not count its refusals as drops of a full send queue.
+	stopping atomic.Bool
+
 	// stopReq is the reason of the first stop asked for this peer (requestStop), so that admit
 	// sees a reactor that stopped the peer from InitPeer, before the MConnection starts.
 	stopReq atomic.Pointer[error]
@@ -157,11 +162,13 @@ func (p *peer) TrySend(chID byte, msg []byte) bool {
 }
 
 func (p *peer) FlushStop() {
+	p.stopping.Store(true)
 	p.mconn.FlushStop()
 	p.sw.requestStop(p, ErrPeerStopped)
 }
 
 func (p *peer) CloseConn() error {
+	p.stopping.Store(true)
 	p.closedLocally.Store(true)
 	err := p.tc.Conn.Close()
 	p.sw.requestStop(p, ErrPeerStopped)
@@ -207,6 +214,7 @@ func (p *peer) drained() {
 // its doing (the read of the closed connection may be reported before CloseConn posts its
 // request), so the reason is ErrPeerStopped, as CloseConn's doc says.
 func (p *peer) onError(err error) {
+	p.stopping.Store(true)
 	if p.closedLocally.Load() {
 		err = ErrPeerStopped
 	}

@@ -240,8 +240,9 @@ func (sw *Switch) Peers() PeerSet { return sw.peers.Load() }
 // NodeInfo (docs/WIRE.md §5.1). It never blocks: each peer gets a non-blocking TrySend, and a peer
 // whose send queue is full misses the message (the drop is counted in BroadcastDrops and the
 // broadcast_drops_total metric, and logged at Debug), so one stalled peer never delays the
-// others and its queue stays bounded by the channel's SendQueueCapacity (RELIABILITY Q-02). No
-// goroutine is started. A chID that no reactor of this Switch registered is a caller error: nothing
+// others and its queue stays bounded by the channel's SendQueueCapacity (RELIABILITY Q-02). A
+// peer whose connection is closing (Peer.FlushStop, Peer.CloseConn, a connection error) and
+// not yet removed gets nothing and counts no drop. No goroutine is started. A chID that no reactor of this Switch registered is a caller error: nothing
 // is sent, no drop is counted, and the call is logged at Error. msg must not be modified after the
 // call. Safe for concurrent use.
 func (sw *Switch) Broadcast(chID byte, msg []byte) {
@@ -254,6 +255,9 @@ func (sw *Switch) Broadcast(chID byte, msg []byte) {
 			continue
 		}
 		if !p.mconn.TrySend(chID, msg) {
+			if p.stopping.Load() {
+				continue // the connection is closing, not full: the peer is on its way out
+			}
 			sw.broadcastDrops.Add(1)
 			sw.met.recordBroadcastDrop(chID)
 			p.log.Debug("broadcast dropped: send queue full", "ch", chID, "bytes", len(msg))

@@ -207,3 +207,38 @@ func TestDefaultSwitchConfigFilled(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestSwitchBroadcastToStoppingPeerNotADrop: a peer whose connection is stopping (FlushStop
+// writing out its queue, which may take PongTimeout per write, or a connection that failed and
+// waits for the event loop to remove it) refuses new messages, and Broadcast counted each such
+// refusal as a message dropped because the peer's send queue was full (BroadcastDrops,
+// broadcast_drops_total, a "send queue full" log line), although the queue had room.
+func TestSwitchBroadcastToStoppingPeerNotADrop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newManualHub(t, nil)
+		defer runSwitch(t, m.hub)()
+		p := m.addPeer(t, 2) // nobody reads the remote end: the flush waits
+		for range 3 {
+			if err := m.hub.Send(t.Context(), testID(2), chA, make([]byte, 100<<10)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		done := make(chan struct{})
+		go func() { p.FlushStop(); close(done) }()
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("FlushStop returned although nothing reads the connection")
+		default:
+		}
+		if !m.hub.Peers().Has(testID(2)) {
+			t.Fatal("peer removed before its FlushStop returned")
+		}
+		m.hub.Broadcast(chA, []byte("x"))
+		if d := m.hub.BroadcastDrops(); d != 0 {
+			t.Errorf("Broadcast to a peer being stopped counted %d drop(s) of a full send queue", d)
+		}
+		<-done
+	})
+}
