@@ -465,8 +465,9 @@ func (sw *Switch) IsUnconditional(id key.ID) bool { return sw.isUnconditional(id
 // function. Delivery never blocks the Switch: each subscription has a buffer of
 // SwitchConfig.EventBufferSize (64) events, and an event that finds it full is dropped for that
 // subscriber and counted (EventDrops, metric event_drops_total). filter runs on the goroutine
-// that produces the event (the event loop or the accept loop): it must be fast and must not call
-// the Switch. cancel is idempotent and closes the channel; when Run returns every channel is
+// that produces the event (the event loop, the accept loop for a transport's PeerRejected, the
+// caller of BanPeer or StopPeerForError for PeerBanned), so it may run on several goroutines at
+// once: it must be safe for concurrent use, fast, and must not call the Switch. cancel is idempotent and closes the channel; when Run returns every channel is
 // closed (Subscribe after that returns a closed channel). Events are delivered in the order they
 // happen for one peer. Safe for concurrent use.
 func (sw *Switch) Subscribe(filter func(Event) bool) (<-chan Event, func()) {
