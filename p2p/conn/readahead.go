@@ -64,13 +64,16 @@ type aheadRead struct {
 }
 
 // readAhead is one run of the read-ahead goroutine. reads is its output, in order; done is
-// closed when it has exited (after its last send); stop is closed when the connection closes.
-// The rest is Read's, guarded by recvMu: the chunk recvRaw is in, and once the goroutine's
-// last read has been taken (ended), that read's error, which the first direct read reports.
+// closed when it has exited (after its last send); stop is closed when the connection closes;
+// queued is the bytes of the chunks handed to reads and not yet taken by Read (for
+// recvBuffered: the last chunk may hold less than a frame). The rest is Read's, guarded by
+// recvMu: the chunk recvRaw is in, and once the goroutine's last read has been taken (ended),
+// that read's error, which the first direct read reports.
 type readAhead struct {
-	reads chan aheadRead
-	done  chan struct{}
-	stop  chan struct{}
+	reads  chan aheadRead
+	done   chan struct{}
+	stop   chan struct{}
+	queued atomic.Int64
 
 	chunk *scChunk
 	ended bool
@@ -104,6 +107,7 @@ func (sc *SecretConnection) readAheadLoop(ra *readAhead) {
 		c := scChunkPool.get()
 		n, err := sc.conn.Read(c[SealedFrameSize:])
 		last := err != nil || n < len(c)-SealedFrameSize
+		ra.queued.Add(int64(n)) // before the send, so that Read never takes more than counted
 		select {
 		case ra.reads <- aheadRead{chunk: c, n: n, err: err, last: last}:
 		case <-ra.stop:
@@ -142,6 +146,7 @@ func (sc *SecretConnection) fillAhead() error {
 		case <-ra.stop:
 			return errClosedRead
 		}
+		ra.queued.Add(-int64(r.n))
 		left := sc.recvEnd - sc.recvStart
 		start := SealedFrameSize - left
 		copy(r.chunk[start:SealedFrameSize], sc.recvRaw[sc.recvStart:sc.recvEnd])

@@ -446,3 +446,48 @@ func TestReadAheadHandshakeFailure(t *testing.T) {
 		}
 	})
 }
+
+// TestReadAheadPartialFrameNotBuffered: once the read-ahead's last read has brought only part
+// of a frame, recvBuffered reports that Read must wait for the conn, as it does for a direct
+// read, so that MConnection hands the messages received so far to their deliverers before it
+// waits (recvSource) instead of keeping them until the rest of the frame comes.
+func TestReadAheadPartialFrameNotBuffered(t *testing.T) {
+	sc, raw, k := scTCPRawPair(t)
+	starts := aheadStarts.Load()                             // the package's tests do not run in parallel
+	n := scRecvSmallFrames + scRecvBigFrames + scChunkFrames // each read fills its buffer
+	sealed, want := aheadFrames(t, k, 0, n)
+	tail := scSealFrame(t, k, uint64(n), 3, []byte("abc"))
+	if _, err := raw.Write(append(sealed, tail[:700]...)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, sc, len(want)); !bytes.Equal(got, want) {
+		t.Fatal("wrong data")
+	}
+	waitAheadDone(t, sc) // its last read brought the 700 bytes
+	sc.recvMu.Lock()
+	ra := sc.ahead
+	sc.recvMu.Unlock()
+	if aheadStarts.Load()-starts != 1 || ra == nil || len(ra.reads) != 1 {
+		t.Fatalf("setup: read-ahead started %d times, in use %v; want once, with its last chunk queued",
+			aheadStarts.Load()-starts, ra != nil)
+	}
+	if sc.recvBuffered() {
+		t.Fatal("recvBuffered = true with less than a frame received; Read would wait for the conn")
+	}
+	// Read indeed waits for the conn: it meets the read deadline.
+	if err := sc.SetReadDeadline(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := sc.Read(make([]byte, 4096)); m != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read = %d, %v; want a timeout", m, err)
+	}
+	if err := sc.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Write(tail[700:]); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, sc, 3); string(got) != "abc" {
+		t.Fatalf("the frame completed later reads %q", got)
+	}
+}

@@ -983,12 +983,17 @@ func (sc *SecretConnection) fillDirect(pending error) error {
 	return nil
 }
 
-// recvBuffered reports whether Read can return data without reading from the underlying conn.
+// recvBuffered reports whether Read can return data without reading from the underlying conn:
+// a whole sealed frame is held here or in the read-ahead's chunks (whose last one may hold only
+// part of a frame).
 func (sc *SecretConnection) recvBuffered() bool {
 	sc.recvMu.Lock()
 	defer sc.recvMu.Unlock()
-	return len(sc.recvData) > 0 || sc.recvEnd-sc.recvStart >= SealedFrameSize ||
-		(sc.ahead != nil && len(sc.ahead.reads) > 0)
+	held := sc.recvEnd - sc.recvStart
+	if sc.ahead != nil {
+		held += int(sc.ahead.queued.Load())
+	}
+	return len(sc.recvData) > 0 || held >= SealedFrameSize
 }
 
 // scIsTimeout reports whether err is a deadline timeout after which the
