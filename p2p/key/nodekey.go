@@ -28,7 +28,8 @@ const KeyFileMode fs.FileMode = 0o600
 
 // ErrInvalidKeyFile is wrapped (inside a *FileError) by LoadNodeKey and
 // LoadOrGenNodeKey when a node key file exists but its content is not a valid
-// CometBFT node key: empty, not JSON, wrong type name, bad base64, a key that
+// CometBFT node key: empty, not JSON, no "priv_key" member (the name is
+// matched exactly, as in CometBFT), wrong type name, bad base64, a key that
 // is not 64 bytes, or a public-key half that does not match the seed half.
 // Callers should test for it with errors.Is.
 var ErrInvalidKeyFile = errors.New("key: invalid node key file")
@@ -144,9 +145,20 @@ func unmarshalNodeKey(data []byte) (NodeKey, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return NodeKey{}, fmt.Errorf("%w: file is empty", ErrInvalidKeyFile)
 	}
-	var v nodeKeyJSON
-	if err := json.Unmarshal(data, &v); err != nil {
+	// CometBFT's libs/json looks the member up by its exact name, where encoding/json would also
+	// take "Priv_Key" or "PRIV_KEY" (the last one in the file), so the same file could give
+	// another identity here than in CometBFT.
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil {
 		return NodeKey{}, fmt.Errorf("%w: %w", ErrInvalidKeyFile, err)
+	}
+	raw, ok := members["priv_key"]
+	if !ok {
+		return NodeKey{}, fmt.Errorf("%w: no priv_key", ErrInvalidKeyFile)
+	}
+	var v nodeKeyJSON
+	if err := json.Unmarshal(raw, &v.PrivKey); err != nil {
+		return NodeKey{}, fmt.Errorf("%w: priv_key: %w", ErrInvalidKeyFile, err)
 	}
 	if v.PrivKey.Type != PrivKeyName {
 		return NodeKey{}, fmt.Errorf("%w: priv_key.type is %q, expected %q", ErrInvalidKeyFile, v.PrivKey.Type, PrivKeyName)

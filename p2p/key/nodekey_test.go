@@ -432,3 +432,28 @@ func crashHelper(path string) {
 		fmt.Println("saved")
 	}
 }
+
+// TestLoadPrivKeyNameExact: the priv_key member is found by its exact name, as CometBFT's
+// libs/json finds it, so that a file gives the same identity to both: a member spelled in
+// another case is not the key, also when it comes after the real one.
+func TestLoadPrivKeyNameExact(t *testing.T) {
+	seed := make([]byte, ed25519.SeedSize)
+	seed[0] = 7
+	other := NodeKey{PrivKey: ed25519.NewKeyFromSeed(seed)}
+	otherJSON, err := other.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherValue := strings.TrimPrefix(strings.TrimSuffix(string(otherJSON), "}"), `{"priv_key":`)
+	rfcValue := strings.TrimPrefix(strings.TrimSuffix(rfc8032File, "}"), `{"priv_key":`)
+
+	path := writeFile(t, "node_key.json", `{"priv_key":`+rfcValue+`,"Priv_Key":`+otherValue+`}`)
+	if k, err := LoadNodeKey(path); err != nil || k.ID() != rfc8032ID {
+		t.Fatalf("LoadNodeKey(priv_key, then Priv_Key) = %s, %v; want %s, the priv_key member (CometBFT's)",
+			k.ID(), err, rfc8032ID)
+	}
+	path = writeFile(t, "node_key.json", `{"PRIV_KEY":`+rfcValue+`}`)
+	if k, err := LoadNodeKey(path); !errors.Is(err, ErrInvalidKeyFile) {
+		t.Fatalf("LoadNodeKey(PRIV_KEY only) = %s, %v; want ErrInvalidKeyFile (CometBFT reads no key)", k.ID(), err)
+	}
+}
