@@ -35,7 +35,8 @@ var ScoreBuckets = []float64{-10000, -1000, -100, -10, -1, 0, 1, 10, 100, 1000}
 // RegisterPubSubMetrics creates the pub/sub Server's instruments, registers them on reg under
 // namespace_pubsub_* and returns them as a *pubsub.Metrics for pubsub.Config.Metrics. topics are
 // the topics that get their own topic label value (the configured ones); every other topic is
-// recorded as OtherTopic (a gauge's OtherTopic value is the sum of those topics' values). On
+// recorded as OtherTopic (a gauge's OtherTopic value is the sum of those topics' values). A topic
+// in topics named OtherTopic ("other") is recorded as one of those topics, in the same sum. On
 // error (a name already registered) nothing stays registered.
 //
 // Names (namespace "cometbft" as in the node's default):
@@ -87,7 +88,9 @@ func RegisterPubSubMetrics(reg prometheus.Registerer, namespace string, topics [
 	}
 	allowed := make(map[string]bool, len(topics))
 	for _, t := range topics {
-		allowed[t] = true
+		// A configured topic named OtherTopic shares that label with the unconfigured topics:
+		// it is recorded as one of them, so that its gauges add into the sum.
+		allowed[t] = t != OtherTopic
 	}
 	tc := func(c *Counter) metrics.Counter { return topicCounter{c: c, allowed: allowed} }
 	tg := func(g *Gauge) metrics.Gauge { return topicGauge{g: g, allowed: allowed} }

@@ -140,3 +140,21 @@ func TestPubSubOtherTopicGaugesSum(t *testing.T) {
 		t.Errorf("after Set(1) on b: mesh_peers{other} = %v, want 1", got)
 	}
 }
+
+// TestPubSubConfiguredOtherTopicSums: a configured topic named "other" shares the OtherTopic label
+// with every unconfigured topic, so its gauges must add into the sum like theirs; a Set of its own
+// must not wipe out the others' share (the Server sets each topic's mesh_peers every second).
+func TestPubSubConfiguredOtherTopicSums(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := RegisterPubSubMetrics(reg, "ns", []string{OtherTopic, "blocks"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgOther, x := m.MeshPeers.With(OtherTopic), m.MeshPeers.With("x")
+	cfgOther.Set(3)
+	x.Set(5)
+	cfgOther.Set(3) // the next sample: unchanged
+	if got := sample(t, gather(t, reg), "ns_pubsub_mesh_peers", "topic", OtherTopic).GetGauge().GetValue(); got != 8 {
+		t.Errorf("mesh_peers{other} = %v after the configured topic \"other\" set 3 and topic x set 5, want 8", got)
+	}
+}
