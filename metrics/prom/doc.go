@@ -45,19 +45,22 @@
 //
 // # Departures from CometBFT
 //
-//   - No metric has a peer_id label. CometBFT labels peer_receive_bytes_total,
-//     peer_send_bytes_total and peer_pending_send_bytes by peer_id (and chID), so every peer
-//     that ever connected leaves series behind and an attacker who cycles node keys grows the
-//     scrape without bound. Labels here are bounded (docs/ARCHITECTURE.md convention 8): channel IDs, directions,
+//   - No metric has a peer_id label. CometBFT labels peer_receive_bytes_total and
+//     peer_send_bytes_total by peer_id and chID, and peer_pending_send_bytes by peer_id alone
+//     (here it has chID), so every peer that ever connected leaves series behind and an
+//     attacker who cycles node keys grows the scrape without bound. Labels here are bounded (docs/ARCHITECTURE.md convention 8): channel IDs, directions,
 //     outcomes and reasons. Per-peer traffic is in /net_info instead. A query summing over
 //     peer_id in a CometBFT dashboard works unchanged.
 //   - peers has a direction label; sum(cometbft_p2p_peers) is CometBFT's value.
 //   - message_*_bytes_total are labelled by channel (ch), not by protobuf message_type: the
 //     Switch sees bytes, not types. They carry the same bytes as peer_*_bytes_total (one
 //     p2p.Metrics counter feeds both), so dashboards built on either name work.
-//   - peer_pending_send_bytes is sampled by the Switch every SwitchConfig.MetricsInterval (1 s).
+//   - peer_pending_send_bytes is bytes (conn.ChannelStatus.SendQueueBytes), sampled by the Switch
+//     every SwitchConfig.MetricsInterval (1 s). CometBFT v0.38 sets it, despite its name, to the
+//     number of messages in the peer's send queues (ChannelStatus.SendQueueSize), so the two
+//     values are not comparable.
 //   - Channel label values are "0x" and two hex digits ("0x00", "0x40"); CometBFT's %#x gives
-//     "0x0" for channel 0.
+//     one digit below 0x10 ("0x0" for channel 0).
 //   - num_txs (a mempool metric that CometBFT keeps in p2p, labelled by peer_id) is not exported:
 //     Switchyard has no mempool.
 //
