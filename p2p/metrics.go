@@ -20,17 +20,19 @@ type Metrics struct {
 	// the direction label).
 	Peers metrics.Gauge
 	// PeerReceiveBytesTotal counts message bytes received (reassembled messages handed to
-	// reactors); label ch. CometBFT "peer_receive_bytes_total" without peer_id.
+	// reactors); label ch. CometBFT "peer_receive_bytes_total" without peer_id; metrics/prom
+	// also records these bytes as CometBFT's "message_receive_bytes_total" (labelled by
+	// message_type there: p2p cannot see message types).
 	PeerReceiveBytesTotal metrics.Counter
 	// PeerSendBytesTotal counts message bytes queued for sending (Send, TrySend, Broadcast);
-	// label ch. CometBFT "peer_send_bytes_total" without peer_id.
+	// label ch. CometBFT "peer_send_bytes_total" without peer_id; metrics/prom also records
+	// these bytes as "message_send_bytes_total".
 	PeerSendBytesTotal metrics.Counter
-	// MessagesReceived counts received messages; label ch. Maps to CometBFT's
-	// "message_receive_bytes_total", which is labelled by message_type (p2p cannot see message
-	// types), so ours counts messages per channel and the bytes are in PeerReceiveBytesTotal.
+	// MessagesReceived counts received messages; label ch. Switchyard addition
+	// ("messages_received_total").
 	MessagesReceived metrics.Counter
-	// MessagesSent counts messages queued for sending; label ch. CometBFT
-	// "message_send_bytes_total" by message_type; ours counts messages by ch.
+	// MessagesSent counts messages queued for sending; label ch. Switchyard addition
+	// ("messages_sent_total").
 	MessagesSent metrics.Counter
 	// PeerPendingSendBytes is the data bytes waiting in the send queues of all peers (queued
 	// messages and the unsent rest of the one being sent, conn.ChannelStatus.SendQueueBytes),
