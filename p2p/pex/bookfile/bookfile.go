@@ -83,15 +83,19 @@ func Load(path string, book *addrbook.AddrBook, now time.Time) (addrbook.LoadRep
 var syncDir = atomicfile.SyncDir
 
 // quarantine renames path to the first free "<path>.corrupt[.<n>]" and fsyncs the directory. It
-// returns the new path whenever the rename succeeded, with the fsync's error if that failed.
+// returns the new path whenever the rename succeeded, with the fsync's error if that failed. A
+// name that cannot be looked up (for example one too long for the file system) ends the search
+// with that error.
 func quarantine(path string) (string, error) {
 	for n := 0; n < 1000; n++ {
 		dst := path + ".corrupt"
 		if n > 0 {
 			dst += "." + strconv.Itoa(n)
 		}
-		if _, err := os.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {
-			continue
+		if _, err := os.Lstat(dst); err == nil {
+			continue // taken
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", err // the name cannot be used (too long, ...): the next ones cannot either
 		}
 		if err := os.Rename(path, dst); err != nil {
 			return "", err

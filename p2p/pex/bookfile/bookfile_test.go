@@ -255,3 +255,22 @@ func TestLoadCorruptMovedDirNotSynced(t *testing.T) {
 		t.Fatalf("Load = %v; want ErrCorruptFile and the sync error, naming %s.corrupt, without ErrQuarantineFailed", err, path)
 	}
 }
+
+// TestLoadCorruptQuarantineLstatError: when the .corrupt name cannot even be looked up (here
+// a name longer than the file system allows), the move fails with that error, not with a claim
+// that 1000 .corrupt names are taken.
+func TestLoadCorruptQuarantineLstatError(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, strings.Repeat("a", 250)) // fits; path+".corrupt" does not
+	if err := os.WriteFile(path, []byte(`{"key":`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, newBook(t, 42), t0)
+	if !errors.Is(err, addrbook.ErrCorruptFile) || !errors.Is(err, ErrQuarantineFailed) ||
+		!errors.Is(err, syscall.ENAMETOOLONG) || strings.Contains(err.Error(), "no free") {
+		t.Fatalf("Load = %v; want ErrCorruptFile and ErrQuarantineFailed wrapping ENAMETOOLONG, not a claim that no name is free", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("corrupt file not at its path: %v", err)
+	}
+}
