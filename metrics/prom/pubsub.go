@@ -234,6 +234,9 @@ type routerEvents struct {
 }
 
 func (e routerEvents) With(lvs ...string) metrics.Counter {
+	if len(lvs) == 0 {
+		return e // nothing bound yet, as topicCounter
+	}
 	if len(lvs) != 1 {
 		return e.other.With(lvs...) // the arity error surfaces there
 	}

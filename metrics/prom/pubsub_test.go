@@ -158,3 +158,17 @@ func TestPubSubConfiguredOtherTopicSums(t *testing.T) {
 		t.Errorf("mesh_peers{other} = %v after the configured topic \"other\" set 3 and topic x set 5, want 8", got)
 	}
 }
+
+// TestRouterEventsEmptyWith: With() without values binds nothing, as on every other counter, so
+// a later With(event) spreads the event as a direct With(event) does.
+func TestRouterEventsEmptyWith(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := RegisterPubSubMetrics(reg, "ns", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.RouterEvents.With().With("duplicate").Add(2)
+	if got := sample(t, gather(t, reg), "ns_pubsub_duplicates_total").GetCounter().GetValue(); got != 2 {
+		t.Errorf("duplicates_total = %v after RouterEvents.With().With(\"duplicate\").Add(2), want 2", got)
+	}
+}
