@@ -2,7 +2,11 @@
 // CometBFT's database lock does for its home: Acquire takes an exclusive, non-blocking advisory
 // lock (flock(2)) on HOME/data/switchyard.lock and writes the holder's PID into it. The kernel
 // drops the lock when the holder exits, however it exits (SIGKILL included), so a crash never
-// leaves a stale lock behind; the file itself stays and is reused.
+// leaves a stale lock behind; the file itself stays and is reused. On a home on NFS, Linux maps
+// flock to the server's byte-range locks: a client machine that crashes keeps the home locked
+// until the server lets its lock go (the NFSv4 lease, about 90 s, or with NFSv3 until the client
+// comes back), and a mount with the nolock option locks only against processes of the same
+// machine.
 //
 // `switchyard start` and `switchyard unsafe-reset-all` hold the lock while they run, so a second
 // node on the same home, or a reset under a live node, fails at once with a *LockedError naming
