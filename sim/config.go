@@ -139,8 +139,9 @@ type Link struct {
 	// (TCP, SecretConnection, NodeInfo); 0 means 2. It must be at least 0.5: a handshake
 	// takes no less than one link latency, the simulator's parallel window.
 	HandshakeRTTs float64 `toml:"handshake_rtts"`
-	// PeerQueueBytes bounds the pub/sub bytes queued for one peer; forwards are dropped (and
-	// counted) beyond it. 0 means 4 MiB, the pubsub shell's default. As in the shell, it must
+	// PeerQueueBytes bounds the pub/sub bytes queued for one peer; what does not fit is
+	// dropped (and counted), a publish or a control RPC first dropping queued forwards to make
+	// room. 0 means 4 MiB, the pubsub shell's default. As in the shell, it must
 	// hold one message (Gossip.MessageSize) plus 4096 bytes.
 	PeerQueueBytes int `toml:"peer_queue_bytes"`
 }

@@ -36,8 +36,9 @@
 // as PacketMsgs of 1024 bytes and sealed in 1044-byte SecretConnection frames, serialised at
 // the link bandwidth, delayed by the latency (fixed, per-region matrix or a distribution),
 // a jitter and, for a lost flush, a retransmission timeout; arrivals keep the send order, as
-// TCP does. The pub/sub output queue per peer is bounded in bytes (forwards are dropped when
-// full, as the pubsub shell does). Pings and pongs are not modelled.
+// TCP does. The pub/sub output queue per peer is bounded in bytes (when it is full, forwards
+// are dropped, and publishes and control RPCs drop queued forwards to make room, as the
+// pubsub shell does). Pings and pongs are not modelled.
 //
 // A connection is pending from the end of its handshake until both ends' Managers admitted
 // it, and up (carrying messages) from then on. As with a real Switch, each end starts the

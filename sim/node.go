@@ -216,8 +216,9 @@ func (n *node) step(now int64) {
 var quietSteps = true
 
 // send queues one message to the connected peer to; false if not connected or the pub/sub
-// output queue for it is full. A forward that does not fit is dropped; a publish that does
-// not fit drops queued forwards, oldest first, to make room, as the pubsub shell does.
+// output queue for it is full. A forward that does not fit is dropped; a publish or a control
+// RPC that does not fit drops queued forwards, oldest first, to make room, and is dropped when
+// that would not make room, as the pubsub shell does.
 func (n *node) send(to key.ID, m msg) bool {
 	ci := int32(-1)
 	p := unsafe.StringData(string(to))
@@ -242,7 +243,7 @@ func (n *node) send(to key.ID, m msg) bool {
 	h := &c.h[dir]
 	if m.ch != chPEX {
 		limit := int64(s.cfg.Link.PeerQueueBytes)
-		if h.qBytes+int64(m.size) > limit && m.kind != router.KindControl &&
+		if h.qBytes+int64(m.size) > limit &&
 			(m.kind == router.KindForward || !n.evictForwards(h, int64(m.size), limit)) {
 			n.ctx().met.queueDrops++
 			return false
@@ -258,7 +259,7 @@ func (n *node) send(to key.ID, m msg) bool {
 }
 
 // evictForwards makes room for size more bytes in h's pub/sub output queue by dropping
-// queued forwards, oldest first, as the pubsub shell does for a publish; it drops nothing
+// queued forwards, oldest first, as the pubsub shell does for a publish or a control RPC; it drops nothing
 // and returns false when dropping every forward would not make room.
 func (n *node) evictForwards(h *half, size, limit int64) bool {
 	q := &h.q[chMessages]

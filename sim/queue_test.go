@@ -62,3 +62,47 @@ func TestFullQueueDropsForwardsFirst(t *testing.T) {
 		t.Fatalf("a publish was queued into a queue full of publishes (%d bytes)", h.qBytes)
 	}
 }
+
+// TestFullQueueBoundsControl: a control RPC is bounded like the node's own publish, as in the
+// pubsub shell (docs/PUBSUB.md "Bounded per-peer output"): it makes room by dropping queued
+// forwards, oldest first, and is refused when that would not make room.
+func TestFullQueueBoundsControl(t *testing.T) {
+	cfg := Config{Seed: 1, Nodes: 2, Duration: 10 * time.Second, Gossip: Gossip{Rate: -1},
+		Topology: Topology{Kind: TopologyGraph, Edges: [][2]int{{0, 1}}, BootSpread: -1},
+		Link:     Link{PeerQueueBytes: 10000}}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.RunUntil(3 * time.Second)
+	a, b := s.nodes[0], s.nodes[1]
+	ci, ok := a.peers[b.id]
+	if !ok || !s.conns[ci].up {
+		t.Fatal("nodes 0 and 1 are not connected at 3 s")
+	}
+	h := &s.conns[ci].h[0]
+	if s.conns[ci].b == a.idx {
+		h = &s.conns[ci].h[1]
+	}
+	for i := range 3 {
+		if !a.send(b.id, msg{size: 3000, ch: chMessages, kind: router.KindForward, raw: []byte{byte(i)}}) {
+			t.Fatalf("forward %d refused with %d bytes queued", i, h.qBytes)
+		}
+	}
+	ctl := msg{size: 3000, ch: chControl, kind: router.KindControl}
+	if !a.send(b.id, ctl) {
+		t.Fatalf("control RPC refused with %d bytes of forwards queued: want the oldest forward dropped for it", h.qBytes)
+	}
+	if h.qBytes != 9000 || h.q[chMessages].len() != 2 {
+		t.Fatalf("after a control RPC into a full queue: %d bytes, %d forwards queued; want 9000 and 2 (the oldest dropped)",
+			h.qBytes, h.q[chMessages].len())
+	}
+	for i := range 2 {
+		if !a.send(b.id, ctl) {
+			t.Fatalf("control RPC %d refused with a forward still queued", i+2)
+		}
+	}
+	if a.send(b.id, ctl) || h.qBytes != 9000 {
+		t.Fatalf("a control RPC was queued into a queue full of control RPCs (%d bytes, bound 10000)", h.qBytes)
+	}
+}

@@ -92,8 +92,8 @@ type Results struct {
 	Router                router.Stats `json:"router"`
 	DuplicatesPerDelivery float64      `json:"duplicates_per_delivery"`
 	// QueueDrops counts the messages dropped because a peer's output queue was full: forwards
-	// (refused, or dropped to make room for a publish), and publishes only when dropping
-	// every queued forward would not make room.
+	// (refused, or dropped to make room for a publish or a control RPC), and publishes and
+	// control RPCs only when dropping every queued forward would not make room.
 	QueueDrops int64 `json:"queue_drops"`
 
 	Connects    int64 `json:"connects"`
