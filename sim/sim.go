@@ -440,11 +440,12 @@ func (s *Sim) flushOps(n *node, x *worker) {
 
 func (s *Sim) onNodeOps(e event) {
 	n := s.nodes[e.a]
-	n.opsSched = false
 	if !n.up || n.gen != e.gen {
-		n.ops = n.ops[:0]
+		// A former life's: the crash dropped its ops, and what the node holds now (ops,
+		// opsSched) is its new life's, whose own event is still to come.
 		return
 	}
+	n.opsSched = false
 	s.runOps(n)
 	n.step(s.g.now)
 }
