@@ -57,7 +57,9 @@ a peer with another chain ID, and the refusal names it.
 
 Nodes only return addresses from their address book: a CometBFT node with
 addr_book_strict = true (the default) keeps loopback and private addresses out
-of it. The command exits 1 when no node was reachable.`,
+of it. The command exits 1 when no node was reachable. Ctrl-C (SIGINT) or SIGTERM
+stops the crawl early: the result covers the nodes visited so far, and the
+command exits 130 (143 for SIGTERM).`,
 		Example: `  switchyard crawl 8f3c...e1@seed.example.com:26656 --duration 2m
   switchyard crawl 8f3c...e1@127.0.0.1:26656 --json`,
 		Args: cobra.MinimumNArgs(1),
@@ -138,6 +140,11 @@ func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
 		}
 	} else {
 		writeCrawlTable(out, res, interrupted)
+	}
+	if interrupted {
+		// Cut short, as testnet and sim are: 130 for SIGINT, 143 for SIGTERM, so that a script
+		// does not take the partial result for a finished crawl.
+		return &exitError{code: signalExitCode(cmd.Context()), err: errors.New("crawl: interrupted; the result above covers the nodes visited so far")}
 	}
 	if res.Reachable() == 0 {
 		return errNoneReachable

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/switchyard-p2p/switchyard/config"
 	"github.com/switchyard-p2p/switchyard/crawler"
@@ -197,5 +200,64 @@ func TestCrawlTableQuotesRemoteText(t *testing.T) {
 	}
 	if !strings.Contains(out, strconv.Quote(evil)) {
 		t.Errorf("network name not quoted:\n%s", out)
+	}
+}
+
+// TestCrawlInterruptedExitStatus: a crawl cut short by SIGINT prints what it found so far and
+// exits 130 (128 + the signal's number), as testnet and sim do, not 0 as if the crawl had
+// completed, even when it had reached a node before the signal.
+func TestCrawlInterruptedExitStatus(t *testing.T) {
+	good := runNodes(t, "good")[0]
+	// A listener that accepts and never answers: its visit lasts until the crawl is interrupted.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	accepted := make(chan net.Conn, 4)
+	conns.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	})
+	t.Cleanup(func() {
+		_ = ln.Close()
+		conns.Wait()
+		close(accepted)
+		for c := range accepted {
+			_ = c.Close()
+		}
+	})
+	hang := "0123456789abcdef0123456789abcdef01234567@" + ln.Addr().String()
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	var out, errOut syncBuffer
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"crawl", good.P2PAddr().String(), hang, "--duration", "1h", "--timeout", "1h", "--log-level", "debug"})
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(errOut.String(), "reachable=true") {
+		if time.Now().After(deadline) {
+			cancel(nil)
+			<-done
+			t.Fatalf("the crawl did not reach the node within 60s:\n%s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the command's output with a deadline
+	}
+	cancel(&signalError{sig: syscall.SIGINT})
+	err = <-done
+	if !strings.Contains(out.String(), "(incomplete: interrupted)") {
+		t.Errorf("summary does not say the crawl was interrupted:\n%s", out.String())
+	}
+	if code := exitCode(err); code != 130 {
+		t.Fatalf("interrupted crawl: err = %v, exit status %d, want 130", err, code)
 	}
 }

@@ -33,6 +33,6 @@
 // of its goroutines and exits 0. While it runs it holds an exclusive lock on
 // HOME/data/switchyard.lock (internal/homelock), so a second start on the
 // same home exits 1 at once; unsafe-reset-all takes the same lock. Any error
-// exits 1 with a message on stderr, except that testnet and sim exit 130 on
-// SIGINT (143 on SIGTERM).
+// exits 1 with a message on stderr, except that testnet, sim and crawl exit 130
+// on SIGINT (143 on SIGTERM).
 package main
