@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,28 +44,51 @@ host such as 0.0.0.0 means this machine).`,
 	return cmd
 }
 
+// nodeClient is a pub/sub client with where its node's address came from, for errors.
+type nodeClient struct {
+	*pubsubrpc.Client
+	from string // "--node ADDR" or "rpc.laddr in FILE"
+}
+
+// reach names the node's address and its source in an error that did not come from the node
+// (the request never got an answer: nothing listens there, a timeout, ...), so that the operator
+// knows which flag or config key to fix; other errors are returned as they are.
+func (c nodeClient) reach(err error) error {
+	if _, ok := errors.AsType[*url.Error](err); !ok || errors.Is(err, context.Canceled) {
+		return err
+	}
+	how := "is the node running there?"
+	if !strings.HasPrefix(c.from, "--node") {
+		how += " use --node to name another address"
+	}
+	return fmt.Errorf("no answer from the node at %s (%s; %s): %w", c.Base, c.from, how, err)
+}
+
 // pubsubClient returns a client for the node named by --node or --home's config. stream is
 // true for sub: no overall timeout.
-func pubsubClient(cmd *cobra.Command, stream bool) (*pubsubrpc.Client, error) {
+func pubsubClient(cmd *cobra.Command, stream bool) (nodeClient, error) {
 	addr, _ := cmd.Flags().GetString("node")
+	from := "--node " + addr
 	if addr == "" {
 		home, err := homeDir(cmd)
 		if err != nil {
-			return nil, err
+			return nodeClient{}, err
 		}
-		cfg, err := config.Load(config.ConfigFile(home))
+		path := config.ConfigFile(home)
+		cfg, err := config.Load(path)
 		if err != nil {
-			return nil, fmt.Errorf("no --node given and %w", err)
+			return nodeClient{}, fmt.Errorf("no --node given and %w", err)
 		}
 		if addr, err = rpcDialAddr(cfg.RPC.ListenAddress); err != nil {
-			return nil, err
+			return nodeClient{}, err
 		}
+		from = "rpc.laddr in " + path
 	}
 	hc := &http.Client{Timeout: pubsubRequestTimeout}
 	if stream {
 		hc = &http.Client{}
 	}
-	return &pubsubrpc.Client{Base: addr, HTTP: hc}, nil
+	return nodeClient{Client: &pubsubrpc.Client{Base: addr, HTTP: hc}, from: from}, nil
 }
 
 // rpcDialAddr turns rpc.laddr into an address to dial: an unspecified or empty host becomes
@@ -122,7 +147,7 @@ some peers' queues were full (the message still went to the others).`,
 			}
 			res, err := c.Publish(cmd.Context(), topic, data)
 			if err != nil {
-				return err
+				return c.reach(err)
 			}
 			if jsonOut {
 				return writeJSON(cmd.OutOrStdout(), res)
@@ -167,7 +192,7 @@ subscription.`,
 			ctx := cmd.Context()
 			st, err := c.Subscribe(ctx, topic)
 			if err != nil {
-				return err
+				return c.reach(err)
 			}
 			defer st.Close()
 			stop := context.AfterFunc(ctx, func() { _ = st.Close() })
@@ -229,7 +254,7 @@ pub/sub, with the topics whose lists it is in. It fails when the node's pub/sub 
 			}
 			st, err := c.Status(cmd.Context())
 			if err != nil {
-				return err
+				return c.reach(err)
 			}
 			// GET /pubsub answers a node without pub/sub, or one whose pub/sub is starting or
 			// stopping, with empty lists: say so rather than print "no peers".

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -266,5 +267,39 @@ func TestPubSubSubCountShort(t *testing.T) {
 	}
 	if out, _, err := run(ctx, "pubsub", "sub", "--topic", "chat", "--node", srv.URL); err != nil || out != "one\n" {
 		t.Errorf("sub without --count: %v, printed %q; want the message and a normal exit", err, out)
+	}
+}
+
+// TestPubSubUnreachableNamesAddressSource: when no node answers at the address taken from
+// --home's config.toml, pub, sub and peers say that the address is rpc.laddr from that file
+// and that --node names another, instead of a bare "connection refused" for an address the
+// operator never typed.
+func TestPubSubUnreachableNamesAddressSource(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	home := t.TempDir()
+	cfg := config.DefaultConfig()
+	cfg.RPC.ListenAddress = "tcp://" + addr
+	if err := config.WriteConfigFile(config.ConfigFile(home), cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"pubsub", "peers", "--home", home},
+		{"pubsub", "pub", "--home", home, "--topic", "t", "x"},
+		{"pubsub", "sub", "--home", home, "--topic", "t"},
+	} {
+		_, _, err := run(context.Background(), args...)
+		if err == nil || !strings.Contains(err.Error(), "rpc.laddr in "+config.ConfigFile(home)) || !strings.Contains(err.Error(), "--node") {
+			t.Errorf("%s: err = %v, want it to name rpc.laddr in %s and --node", strings.Join(args[:2], " "), err, config.ConfigFile(home))
+		}
+	}
+	// With --node, the error names the flag.
+	_, _, err = run(context.Background(), "pubsub", "peers", "--node", addr)
+	if err == nil || !strings.Contains(err.Error(), "--node "+addr) {
+		t.Errorf("peers --node: err = %v, want it to name --node %s", err, addr)
 	}
 }
