@@ -15,7 +15,8 @@
 //	switchyard sim [SCENARIO] [--nodes N] [--sybils N] [--seed S] [--duration D] [--out DIR]
 //	switchyard sim list
 //
-// The home directory is --home, else $SWITCHYARD_HOME, else ~/.switchyard. It
+// The home directory is --home, else $SWITCHYARD_HOME, else ~/.switchyard (a
+// leading ~/ in --home or $SWITCHYARD_HOME is the user's home directory too). It
 // holds config/config.toml and config/node_key.json (CometBFT's layout and
 // formats). start initializes a missing home first, so
 //

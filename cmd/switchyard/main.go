@@ -131,19 +131,34 @@ func normalizeFlag(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 }
 
 // homeDir resolves the home directory: --home, else $SWITCHYARD_HOME, else
-// ~/.switchyard.
+// ~/.switchyard. A leading "~/" (or a lone "~") in --home or $SWITCHYARD_HOME is
+// the user's home directory, as in the default: a shell leaves it alone in
+// --home=~/x and in quotes.
 func homeDir(cmd *cobra.Command) (string, error) {
 	if h, _ := cmd.Flags().GetString("home"); h != "" {
-		return h, nil
+		return expandTilde(h, "--home")
 	}
 	if h := os.Getenv(homeEnv); h != "" {
-		return h, nil
+		return expandTilde(h, "$"+homeEnv)
 	}
 	uh, err := os.UserHomeDir()
 	if err != nil {
 		return "", fmt.Errorf("no --home given, $%s unset, and no user home directory: %w", homeEnv, err)
 	}
 	return filepath.Join(uh, ".switchyard"), nil
+}
+
+// expandTilde replaces a leading "~" or "~/" in h (given by what) with the user's home
+// directory; other paths are returned unchanged.
+func expandTilde(h, what string) (string, error) {
+	if h != "~" && !strings.HasPrefix(h, "~/") {
+		return h, nil
+	}
+	uh, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("%s %s: no user home directory for ~: %w", what, h, err)
+	}
+	return filepath.Join(uh, h[1:]), nil
 }
 
 // errUsage marks an invalid flag value.

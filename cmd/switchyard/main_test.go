@@ -117,6 +117,34 @@ func TestHomeFromEnv(t *testing.T) {
 	}
 }
 
+// TestHomeTilde: a --home or $SWITCHYARD_HOME that starts with ~/ is under the user's home
+// directory, as the default ~/.switchyard is. A shell leaves the tilde alone in --home=~/x and in
+// quotes, and the home was then a directory named "~" in the working directory, while init
+// reported "Initialized node ... in ~/x".
+func TestHomeTilde(t *testing.T) {
+	user := t.TempDir()
+	t.Setenv("HOME", user)
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	out, _, err := run(context.Background(), "init", "--home=~/flag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(config.ConfigFile(filepath.Join(user, "flag"))); err != nil {
+		t.Errorf("init --home=~/flag did not write under the user's home directory: %v\n%s", err, out)
+	}
+	t.Setenv(homeEnv, "~/env")
+	if _, _, err := run(context.Background(), "init"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(config.ConfigFile(filepath.Join(user, "env"))); err != nil {
+		t.Errorf("$%s=~/env: init did not write under the user's home directory: %v", homeEnv, err)
+	}
+	if _, err := os.Stat(filepath.Join(cwd, "~")); err == nil {
+		t.Errorf("a directory named ~ was created in the working directory")
+	}
+}
+
 func TestShowNodeIDMissingKey(t *testing.T) {
 	_, _, err := run(context.Background(), "show-node-id", "--home", t.TempDir())
 	if err == nil {
