@@ -192,6 +192,9 @@ subscription.`,
 			ctx := cmd.Context()
 			st, err := c.Subscribe(ctx, topic)
 			if err != nil {
+				if ctx.Err() != nil {
+					return nil // Ctrl-C before the node confirmed the subscription
+				}
 				return c.reach(err)
 			}
 			defer st.Close()

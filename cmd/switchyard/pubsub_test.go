@@ -303,3 +303,29 @@ func TestPubSubUnreachableNamesAddressSource(t *testing.T) {
 		t.Errorf("peers --node: err = %v, want it to name --node %s", err, addr)
 	}
 }
+
+// TestPubSubSubCtrlCBeforeSubscribed: Ctrl-C ends sub with exit status 0 also while it still
+// waits for the node to confirm the subscription (a node busy joining the topic), as it does
+// once messages flow, instead of failing with "context canceled".
+func TestPubSubSubCtrlCBeforeSubscribed(t *testing.T) {
+	arrived := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		close(arrived)
+		<-r.Context().Done() // never confirms
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := run(ctx, "pubsub", "sub", "--topic", "chat", "--node", srv.URL)
+		done <- err
+	}()
+	<-arrived
+	cancel() // Ctrl-C
+	if err := <-done; err != nil {
+		t.Errorf("sub interrupted before the subscription was confirmed: %v, want a normal exit", err)
+	}
+}
