@@ -64,6 +64,9 @@ command exits 130 (143 for SIGTERM).`,
   switchyard crawl 8f3c...e1@127.0.0.1:26656 --json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := refuseHome(cmd, ""); err != nil {
+				return err
+			}
 			return runCrawl(cmd, args, f)
 		},
 	}

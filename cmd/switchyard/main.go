@@ -103,7 +103,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().String("home", "", "home directory (default $"+homeEnv+", else ~/.switchyard)")
+	root.PersistentFlags().String("home", "", "home directory of the node (default $"+homeEnv+", else ~/.switchyard); testnet, crawl, sim and version use none")
 	root.SetGlobalNormalizationFunc(normalizeFlag)
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
@@ -159,6 +159,20 @@ func expandTilde(h, what string) (string, error) {
 		return "", fmt.Errorf("%s %s: no user home directory for ~: %w", what, h, err)
 	}
 	return filepath.Join(uh, h[1:]), nil
+}
+
+// refuseHome fails with a usage error when --home was given to a command that uses no home
+// (--home is a global flag, listed in every command's help). hint, if not empty, names what
+// to use instead.
+func refuseHome(cmd *cobra.Command, hint string) error {
+	if !cmd.Flags().Changed("home") {
+		return nil
+	}
+	msg := fmt.Sprintf("%s uses no home directory", cmd.CommandPath())
+	if hint != "" {
+		msg += "; " + hint
+	}
+	return fmt.Errorf("%w: --home: %s", errUsage, msg)
 }
 
 // errUsage marks an invalid flag value.

@@ -145,6 +145,28 @@ func TestHomeTilde(t *testing.T) {
 	}
 }
 
+// TestHomeRefusedWhereUnused: --home is a global flag, listed in every command's help, but
+// testnet, crawl, sim and version use no home; they refuse it as a usage error (testnet naming
+// --dir) instead of running without it (testnet in a temporary directory it then removes).
+func TestHomeRefusedWhereUnused(t *testing.T) {
+	home := t.TempDir()
+	dead := "0123456789abcdef0123456789abcdef01234567@127.0.0.1:1"
+	for _, args := range [][]string{
+		{"testnet", "--home", home, "--binary", filepath.Join(home, "no-such-switchyard"), "--nodes", "3", "--duration", "1s"},
+		{"crawl", dead, "--home", home, "--timeout", "1s", "--duration", "1s"},
+		{"sim", "no-such-scenario", "--home", home},
+		{"version", "--home", home},
+	} {
+		_, _, err := run(context.Background(), args...)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--home") {
+			t.Errorf("%s --home: err = %v, want a usage error naming --home", args[0], err)
+		}
+	}
+	if _, _, err := run(context.Background(), "testnet", "--home", home, "--binary", filepath.Join(home, "no-such-switchyard")); err == nil || !strings.Contains(err.Error(), "--dir") {
+		t.Errorf("testnet --home: err = %v, want it to point to --dir", err)
+	}
+}
+
 func TestShowNodeIDMissingKey(t *testing.T) {
 	_, _, err := run(context.Background(), "show-node-id", "--home", t.TempDir())
 	if err == nil {

@@ -55,6 +55,9 @@ instead of letting the heap grow past what the machine holds.`,
   switchyard sim gossip --nodes 10000 --seed 7 --duration 60s`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := refuseHome(cmd, "--out names the directory for the results"); err != nil {
+				return err
+			}
 			name := "baseline"
 			if len(args) == 1 {
 				name = args[0]

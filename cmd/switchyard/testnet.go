@@ -78,6 +78,9 @@ the hub is connected to all, and all to the hub.`,
   switchyard testnet --nodes 4 --dir /tmp/tn --hold --duration 10m   # keep it up to poke at it`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := refuseHome(cmd, "--dir names the directory for the node homes"); err != nil {
+				return err
+			}
 			return runTestnet(cmd, f)
 		},
 	}

@@ -22,6 +22,9 @@ information), and the p2p, block and app protocol versions it advertises.
 "switchyard --version" prints the same.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := refuseHome(cmd, ""); err != nil {
+				return err
+			}
 			info, ok := debug.ReadBuildInfo()
 			if !ok {
 				info = nil
