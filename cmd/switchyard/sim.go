@@ -154,14 +154,18 @@ func runSim(cmd *cobra.Command, name string, f simFlags) error {
 	if err != nil {
 		return err
 	}
+	stopOnSignal := func() bool { return false }
 	if ctx := cmd.Context(); ctx != nil {
-		stop := context.AfterFunc(ctx, s.Stop)
-		defer stop()
+		stopOnSignal = context.AfterFunc(ctx, s.Stop)
 	}
 	r := s.Run()
+	// A signal from here on (while the summary and the report are written) does not make the
+	// finished run an interrupted one.
+	stopOnSignal()
+	interrupted := s.Stopped()
 	wall := time.Since(start)
 	r.WallSeconds = wall.Seconds()
-	if r.Published == 0 && !s.Stopped() {
+	if r.Published == 0 && !interrupted {
 		fmt.Fprintf(errw, "sim: nothing was published: %s, so there are no delivery or latency figures\n", whyNothingPublished(cfg, r))
 	}
 	var ms runtime.MemStats
@@ -173,7 +177,7 @@ func runSim(cmd *cobra.Command, name string, f simFlags) error {
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "\nwrote %s (open %s/index.html)\n", f.out, f.out)
 	}
-	if s.Stopped() {
+	if interrupted {
 		return &exitError{code: signalExitCode(cmd.Context()), err: fmt.Errorf("sim: interrupted at virtual %.1f s; the results cover the run so far", r.VirtualSeconds)}
 	}
 	return nil

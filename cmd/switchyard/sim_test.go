@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -240,5 +241,40 @@ func TestSimSignalExitStatus(t *testing.T) {
 		if !strings.Contains(stdout.String(), "messages published") {
 			t.Errorf("sim after %v printed no summary:\n%s", c.sig, stdout.String())
 		}
+	}
+}
+
+// cancelOnWrite is the command's stdout: it cancels the command's context on its first write,
+// which comes after the simulation ended (the summary), as a Ctrl-C while the summary and the
+// --out report are being written.
+type cancelOnWrite struct {
+	syncBuffer
+	once   sync.Once
+	cancel context.CancelFunc
+}
+
+func (w *cancelOnWrite) Write(p []byte) (int, error) {
+	w.once.Do(w.cancel)
+	return w.syncBuffer.Write(p)
+}
+
+// TestSimCtrlCAfterRunNotInterrupted: a Ctrl-C that arrives once the run has reached its
+// duration (while the summary and the --out report are being written) does not turn the
+// complete run into "interrupted at virtual N s; the results cover the run so far" with exit
+// status 130: the results are those of the whole run.
+func TestSimCtrlCAfterRunNotInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &cancelOnWrite{cancel: cancel}
+	var errOut syncBuffer
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"sim", "baseline", "--nodes", "10", "--duration", "5s", "--quiet", "--out", filepath.Join(t.TempDir(), "out")})
+	cmd.SetOut(w)
+	cmd.SetErr(&errOut)
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		t.Fatalf("sim whose Ctrl-C came after the run had ended: %v (exit status %d), want a normal exit", err, exitCode(err))
+	}
+	if ctx.Err() == nil {
+		t.Fatal("nothing was written: the test did not interrupt")
 	}
 }
