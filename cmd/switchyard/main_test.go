@@ -357,3 +357,44 @@ func waitForOutput(t *testing.T, cmd *exec.Cmd, out *syncBuffer, want, what stri
 		time.Sleep(50 * time.Millisecond) // polling the command's output with a deadline
 	}
 }
+
+// TestStartFreshHomeJSONLog: with --log-format json every line start writes on stderr is a JSON
+// object, also the lines of the first run that initializes the home ("Wrote config file ...",
+// "Generated node key ..."), which were plain text ahead of the JSON log.
+func TestStartFreshHomeJSONLog(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "fresh")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"start", "--home", home, "--p2p.laddr", "tcp://127.0.0.1:0", "--rpc.laddr", "tcp://127.0.0.1:0", "--log-format", "json"})
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(errOut.String(), `"node started"`) {
+		select {
+		case err := <-done:
+			t.Fatalf("start returned early: %v\n%s", err, errOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 'node started' within 10s:\n%s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the log with a deadline
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(errOut.String()), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Errorf("--log-format json: stderr line is not JSON: %q", line)
+		}
+	}
+	if out.String() != "" {
+		t.Errorf("start wrote to stdout: %q", out.String())
+	}
+}

@@ -99,7 +99,7 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 		if f.moniker != "" {
 			cfg.Moniker = f.moniker
 		}
-		if _, err := initHome(cmd.ErrOrStderr(), home, cfg, false); err != nil {
+		if _, err := initHome(lineLogger{logger}, home, cfg, false); err != nil {
 			return fmt.Errorf("initialize %s: %w", home, err)
 		}
 	}
@@ -167,6 +167,19 @@ func applyStartFlags(fl *pflag.FlagSet, f startFlags, cfg *config.Config) {
 		cfg.Instrumentation.Prometheus = f.prometheus
 	}
 	applyPubSubStartFlags(fl, f.pubsub, cfg)
+}
+
+// lineLogger logs each line written to it at info level, so that what start reports while it
+// initializes a home goes out in the log's --log-format with the rest of the log.
+type lineLogger struct{ log *slog.Logger }
+
+func (l lineLogger) Write(p []byte) (int, error) {
+	for line := range strings.SplitSeq(strings.TrimRight(string(p), "\n"), "\n") {
+		if line != "" {
+			l.log.Info(line)
+		}
+	}
+	return len(p), nil
 }
 
 // newLogger builds the node's logger writing to w.
