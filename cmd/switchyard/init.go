@@ -76,7 +76,7 @@ var saveNodeKey = key.NodeKey.SaveAs
 // directories initHome created are removed again.
 func initHome(w io.Writer, home string, cfg config.Config, force bool) (key.ID, error) {
 	if err := cfg.Validate(); err != nil {
-		return "", err
+		return "", fmt.Errorf("initialize %s: %w", home, err)
 	}
 	cfgPath := config.ConfigFile(home)
 	oldCfg, err := os.ReadFile(cfgPath)

@@ -444,3 +444,21 @@ func TestCheckWritableAddrBookIsDir(t *testing.T) {
 		t.Fatalf("a file in a writable directory: %v", err)
 	}
 }
+
+// TestStartInitErrorNamesHomeOnce: when start cannot initialize a fresh home, its error names
+// the home once, not "initialize H: initialize H (nothing was kept): ...".
+func TestStartInitErrorNamesHomeOnce(t *testing.T) {
+	boom := errors.New("disk full")
+	saveNodeKey = func(key.NodeKey, string) error { return boom }
+	t.Cleanup(func() { saveNodeKey = key.NodeKey.SaveAs })
+	home := filepath.Join(t.TempDir(), "fresh")
+	_, _, err := run(context.Background(), "start", "--home", home, "--p2p.laddr", "tcp://127.0.0.1:0", "--rpc.laddr", "tcp://127.0.0.1:0")
+	if !errors.Is(err, boom) || strings.Count(err.Error(), home) != 1 {
+		t.Fatalf("start on a home it cannot initialize: %v; want %v naming %s once", err, boom, home)
+	}
+	// An invalid --chain-id for the new config.toml names the home and the key.
+	_, _, err = run(context.Background(), "start", "--home", home, "--chain-id", strings.Repeat("c", 60))
+	if err == nil || strings.Count(err.Error(), home) != 1 || !strings.Contains(err.Error(), "chain_id") {
+		t.Fatalf("start --chain-id (60 bytes) on a fresh home: %v; want an error naming %s once and chain_id", err, home)
+	}
+}

@@ -100,7 +100,7 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 			cfg.Moniker = f.moniker
 		}
 		if _, err := initHome(lineLogger{logger}, home, cfg, false); err != nil {
-			return fmt.Errorf("initialize %s: %w", home, err)
+			return err // it names the home or the file
 		}
 	}
 	cfg, err := config.Load(cfgPath)
