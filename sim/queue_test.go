@@ -11,23 +11,7 @@ import (
 // forward, but makes room for the node's own publish by dropping queued forwards, oldest
 // first, as the pubsub shell's output queue does; QueueDrops counts the forwards dropped.
 func TestFullQueueDropsForwardsFirst(t *testing.T) {
-	cfg := Config{Seed: 1, Nodes: 2, Duration: 10 * time.Second, Gossip: Gossip{Rate: -1},
-		Topology: Topology{Kind: TopologyGraph, Edges: [][2]int{{0, 1}}, BootSpread: -1},
-		Link:     Link{PeerQueueBytes: 10000}}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.RunUntil(3 * time.Second)
-	a, b := s.nodes[0], s.nodes[1]
-	ci, ok := a.peers[b.id]
-	if !ok || !s.conns[ci].up {
-		t.Fatal("nodes 0 and 1 are not connected at 3 s")
-	}
-	h := &s.conns[ci].h[0]
-	if s.conns[ci].b == a.idx {
-		h = &s.conns[ci].h[1]
-	}
+	a, b, h := queuePair(t)
 	fwd := func(i int) msg {
 		return msg{size: 3000, ch: chMessages, kind: router.KindForward, raw: []byte{byte(i)}}
 	}
@@ -67,23 +51,7 @@ func TestFullQueueDropsForwardsFirst(t *testing.T) {
 // pubsub shell (docs/PUBSUB.md "Bounded per-peer output"): it makes room by dropping queued
 // forwards, oldest first, and is refused when that would not make room.
 func TestFullQueueBoundsControl(t *testing.T) {
-	cfg := Config{Seed: 1, Nodes: 2, Duration: 10 * time.Second, Gossip: Gossip{Rate: -1},
-		Topology: Topology{Kind: TopologyGraph, Edges: [][2]int{{0, 1}}, BootSpread: -1},
-		Link:     Link{PeerQueueBytes: 10000}}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.RunUntil(3 * time.Second)
-	a, b := s.nodes[0], s.nodes[1]
-	ci, ok := a.peers[b.id]
-	if !ok || !s.conns[ci].up {
-		t.Fatal("nodes 0 and 1 are not connected at 3 s")
-	}
-	h := &s.conns[ci].h[0]
-	if s.conns[ci].b == a.idx {
-		h = &s.conns[ci].h[1]
-	}
+	a, b, h := queuePair(t)
 	for i := range 3 {
 		if !a.send(b.id, msg{size: 3000, ch: chMessages, kind: router.KindForward, raw: []byte{byte(i)}}) {
 			t.Fatalf("forward %d refused with %d bytes queued", i, h.qBytes)
@@ -105,4 +73,28 @@ func TestFullQueueBoundsControl(t *testing.T) {
 	if a.send(b.id, ctl) || h.qBytes != 9000 {
 		t.Fatalf("a control RPC was queued into a queue full of control RPCs (%d bytes, bound 10000)", h.qBytes)
 	}
+}
+
+// queuePair runs two connected nodes whose pub/sub output queues hold 10,000 bytes for 3 s of
+// virtual time and returns them with node a's half of their connection (its queue to b).
+func queuePair(t *testing.T) (a, b *node, h *half) {
+	t.Helper()
+	cfg := Config{Seed: 1, Nodes: 2, Duration: 10 * time.Second, Gossip: Gossip{Rate: -1},
+		Topology: Topology{Kind: TopologyGraph, Edges: [][2]int{{0, 1}}, BootSpread: -1},
+		Link:     Link{PeerQueueBytes: 10000}}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.RunUntil(3 * time.Second)
+	a, b = s.nodes[0], s.nodes[1]
+	ci, ok := a.peers[b.id]
+	if !ok || !s.conns[ci].up {
+		t.Fatal("nodes 0 and 1 are not connected at 3 s")
+	}
+	h = &s.conns[ci].h[0]
+	if s.conns[ci].b == a.idx {
+		h = &s.conns[ci].h[1]
+	}
+	return a, b, h
 }
