@@ -324,14 +324,7 @@ func TestPubSubStreamOutlivesWriteTimeout(t *testing.T) {
 // same keep-alive connection is answered.
 func TestPubSubSubscribeHEAD(t *testing.T) {
 	cfg := testConfig("head")
-	cfg.PubSub.Enabled, cfg.PubSub.Router = true, "floodsub"
-	n := startNode(t, cfg)
-	for deadline := time.Now().Add(10 * time.Second); n.pubsub.srv.Status() != nil; {
-		if time.Now().After(deadline) {
-			t.Fatalf("pub/sub not running within 10s: %v", n.pubsub.srv.Status())
-		}
-		time.Sleep(10 * time.Millisecond) // Run starts the Server in a goroutine
-	}
+	n := startFloodsubNode(t, cfg)
 	c, err := net.DialTimeout("tcp", n.RPCAddr(), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -369,14 +362,7 @@ func TestPubSubSubscribeHEAD(t *testing.T) {
 // answer, not a claim that pub/sub is not running.
 func TestPubSubStatusUnansweredIsNotStopped(t *testing.T) {
 	cfg := testConfig("busy")
-	cfg.PubSub.Enabled, cfg.PubSub.Router = true, "floodsub"
-	n := startNode(t, cfg)
-	for deadline := time.Now().Add(10 * time.Second); n.pubsub.srv.Status() != nil; {
-		if time.Now().After(deadline) {
-			t.Fatalf("pub/sub not running within 10s: %v", n.pubsub.srv.Status())
-		}
-		time.Sleep(10 * time.Millisecond) // Run starts the Server in a goroutine
-	}
+	n := startFloodsubNode(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	rec := httptest.NewRecorder()
@@ -398,4 +384,19 @@ func TestPubSubStatusUnansweredIsNotStopped(t *testing.T) {
 	if !st.Running { // the Server's goroutine may have answered first: running is then right
 		t.Fatalf("HTTP %d: running Server reported as not running: %s", rec.Code, rec.Body)
 	}
+}
+
+// startFloodsubNode starts a node with pub/sub enabled (floodsub) and waits, at most 10 s of
+// wall time, until its Server runs (Run starts it in a goroutine).
+func startFloodsubNode(t *testing.T, cfg config.Config) *Node {
+	t.Helper()
+	cfg.PubSub.Enabled, cfg.PubSub.Router = true, "floodsub"
+	n := startNode(t, cfg)
+	for deadline := time.Now().Add(10 * time.Second); n.pubsub.srv.Status() != nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("pub/sub not running within 10s: %v", n.pubsub.srv.Status())
+		}
+		time.Sleep(10 * time.Millisecond) // Run starts the Server in a goroutine
+	}
+	return n
 }
