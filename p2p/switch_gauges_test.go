@@ -301,28 +301,9 @@ func (r *stopOnReceiveReactor) Receive(_ byte, p Peer, _ []byte) {
 // unbounded on the promise that a peer causes at most one entry).
 func TestSwitchStopRequestsBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ft := newFakeNetwork().newFakeTransport(1, chA)
 		r := &stopOnReceiveReactor{block: testID(3), entered: make(chan struct{}), release: make(chan struct{})}
-		hub := NewSwitch(ft, testConfig(t), WithReactor("r", r))
-		defer runSwitch(t, hub)()
-		flooder := newRawPeer(t, ft.inject(testNodeInfo(2, chA)), chA)
-		defer flooder.mc.Close()
-		synctest.Wait()
-		c := ft.inject(testNodeInfo(3, chA)) // its AddPeer keeps the event loop busy
-		defer c.Close()
-		<-r.entered
 		const n = 500
-		for i := range n {
-			if !flooder.mc.Send(chA, []byte{byte(i)}) {
-				t.Fatalf("send %d failed", i)
-			}
-		}
-		synctest.Wait()
-		hub.inbox.mu.Lock()
-		queued := len(hub.inbox.items)
-		hub.inbox.mu.Unlock()
-		close(r.release)
-		synctest.Wait()
+		hub, queued, _ := floodBusyLoop(t, r, r, n, nil)
 		if queued > 2 {
 			t.Errorf("%d mailbox entries after %d messages from one peer, want at most 2", queued, n)
 		}
@@ -330,6 +311,43 @@ func TestSwitchStopRequestsBounded(t *testing.T) {
 			t.Error("the flooding peer was not stopped")
 		}
 	})
+}
+
+// floodBusyLoop runs a Switch with reactor r, whose stopOnReceiveReactor s blocks in the AddPeer
+// of testID(3) so that the event loop stays busy; it lets before act on the Switch (if not nil),
+// sends n messages on chA from peer testID(2), and returns the Switch with the number of its
+// mailbox entries and of its posted bans, read while the loop was still busy. The loop is
+// released before it returns; the Switch runs until the test ends. Call it inside a synctest
+// bubble.
+func floodBusyLoop(t *testing.T, r Reactor, s *stopOnReceiveReactor, n int, before func(*Switch)) (hub *Switch, queued, posted int) {
+	t.Helper()
+	ft := newFakeNetwork().newFakeTransport(1, chA)
+	hub = NewSwitch(ft, testConfig(t), WithReactor("r", r))
+	t.Cleanup(runSwitch(t, hub))
+	flooder := newRawPeer(t, ft.inject(testNodeInfo(2, chA)), chA)
+	t.Cleanup(func() { _ = flooder.mc.Close() })
+	synctest.Wait()
+	c := ft.inject(testNodeInfo(3, chA)) // its AddPeer keeps the event loop busy
+	t.Cleanup(func() { _ = c.Close() })
+	<-s.entered
+	if before != nil {
+		before(hub)
+	}
+	for i := range n {
+		if !flooder.mc.Send(chA, []byte{byte(i)}) {
+			t.Fatalf("send %d failed", i)
+		}
+	}
+	synctest.Wait()
+	hub.inbox.mu.Lock()
+	queued = len(hub.inbox.items)
+	hub.inbox.mu.Unlock()
+	hub.bans.mu.Lock()
+	posted = len(hub.bans.pending)
+	hub.bans.mu.Unlock()
+	close(s.release)
+	synctest.Wait()
+	return hub, queued, posted
 }
 
 // TestStopPeerForErrorForeignPeer: StopPeerForError given a Peer of another Switch does nothing

@@ -138,33 +138,12 @@ func (r *banOnReceiveReactor) Receive(_ byte, p Peer, _ []byte) {
 // ban before the Manager received it.
 func TestSwitchBanRequestsBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ft := newFakeNetwork().newFakeTransport(1, chA)
 		r := &banOnReceiveReactor{stopOnReceiveReactor{block: testID(3), entered: make(chan struct{}), release: make(chan struct{})}}
-		hub := NewSwitch(ft, testConfig(t), WithReactor("r", r))
-		defer runSwitch(t, hub)()
-		flooder := newRawPeer(t, ft.inject(testNodeInfo(2, chA)), chA)
-		defer flooder.mc.Close()
-		synctest.Wait()
-		c := ft.inject(testNodeInfo(3, chA)) // its AddPeer keeps the event loop busy
-		defer c.Close()
-		<-r.entered
 		other := stubPeer{id: testID(9), ip: testAddr(9).IP}
-		hub.BanPeer(other, errors.New("earlier"), time.Hour)
 		const n = 500
-		for i := range n {
-			if !flooder.mc.Send(chA, []byte{byte(i)}) {
-				t.Fatalf("send %d failed", i)
-			}
-		}
-		synctest.Wait()
-		hub.inbox.mu.Lock()
-		queued := len(hub.inbox.items)
-		hub.inbox.mu.Unlock()
-		hub.bans.mu.Lock()
-		posted := len(hub.bans.pending)
-		hub.bans.mu.Unlock()
-		close(r.release)
-		synctest.Wait()
+		hub, queued, posted := floodBusyLoop(t, r, &r.stopOnReceiveReactor, n, func(hub *Switch) {
+			hub.BanPeer(other, errors.New("earlier"), time.Hour)
+		})
 		if queued > 3 {
 			t.Errorf("%d mailbox entries after %d messages from one peer, want at most 3", queued, n)
 		}
