@@ -423,12 +423,7 @@ func waitUntil(t testing.TB, d time.Duration, cond func() bool) {
 // type promises once the SecretConnection succeeded. The slots' time is a manual clock, so the
 // stall is reached without waiting.
 func TestDisplacedAfterAuthKeepsID(t *testing.T) {
-	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	cfg := testConfig()
-	cfg.Clock = clk
-	cfg.HandshakeTimeout = 10 * time.Second
-	cfg.MaxPendingHandshakes = 1
-	a, _ := newNode(t, cfg)
+	a, clk, cfg := oneSlotNode(t)
 	acc := collectAccepts(t, a, 4)
 
 	evil := genKey(t)
@@ -459,39 +454,12 @@ func TestDisplacedAfterAuthKeepsID(t *testing.T) {
 // ErrDisplaced, as RejectDisplaced's doc says, with the refusal kept in the chain and the
 // authenticated ID in Addr.
 func TestDisplacedWhileRejectedWrapsErrDisplaced(t *testing.T) {
-	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	cfg := testConfig()
-	cfg.Clock = clk
-	cfg.HandshakeTimeout = 10 * time.Second
-	cfg.MaxPendingHandshakes = 1
-	a, _ := newNode(t, cfg)
+	a, clk, cfg := oneSlotNode(t)
 	acc := collectAccepts(t, a, 4)
 
 	errBan := errors.New("banned")
-	inCheck := make(chan struct{})
-	release := make(chan struct{})
-	var once sync.Once
-	a.SetAdmissionChecks(AdmissionChecks{ID: func(key.ID) error {
-		once.Do(func() { close(inCheck) })
-		<-release
-		return errBan
-	}})
-
-	evil := genKey(t)
-	c := dialFrom(t, "127.0.0.2", a.NetAddress().AddrPort())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() { stallPeer(c, -1, evil, nil) })
-	select {
-	case <-inCheck: // authenticated (StageAuth); its ID is being checked
-	case <-time.After(5 * time.Second):
-		t.Fatal("the handshake did not reach the ID check")
-	}
-	clk.Advance(cfg.HandshakeTimeout) // past Stall: the handshake counts as stalled
-	nc := dialFrom(t, "127.0.0.3", a.NetAddress().AddrPort())
-	defer nc.Close()
-	waitUntil(t, 5*time.Second, func() bool { return a.Stats().Displaced == 1 })
-	close(release) // the ID check now refuses the displaced handshake
+	evil, release := displaceInIDCheck(t, a, clk, cfg, errBan)
+	release() // the ID check now refuses the displaced handshake
 
 	r := nextAccept(t, acc, 5*time.Second)
 	rej := wantRejected(t, r.err, RejectDisplaced, ErrDisplaced)
@@ -509,37 +477,10 @@ func TestDisplacedWhileRejectedWrapsErrDisplaced(t *testing.T) {
 // and not net.ErrClosed from the closed socket, which Accept's callers take for the transport's
 // Close (an accept loop written as the package doc shows would stop accepting).
 func TestDisplacedDuringIDCheckNotClosedError(t *testing.T) {
-	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	cfg := testConfig()
-	cfg.Clock = clk
-	cfg.HandshakeTimeout = 10 * time.Second
-	cfg.MaxPendingHandshakes = 1
-	a, _ := newNode(t, cfg)
+	a, clk, cfg := oneSlotNode(t)
 
-	inCheck := make(chan struct{})
-	release := make(chan struct{})
-	var once sync.Once
-	a.SetAdmissionChecks(AdmissionChecks{ID: func(key.ID) error {
-		once.Do(func() { close(inCheck) })
-		<-release
-		return nil // admitted: the upgrade goes on, on a displaced connection
-	}})
-
-	evil := genKey(t)
-	c := dialFrom(t, "127.0.0.2", a.NetAddress().AddrPort())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() { stallPeer(c, -1, evil, nil) })
-	select {
-	case <-inCheck:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the handshake did not reach the ID check")
-	}
-	clk.Advance(cfg.HandshakeTimeout)
-	nc := dialFrom(t, "127.0.0.3", a.NetAddress().AddrPort())
-	defer nc.Close()
-	waitUntil(t, 5*time.Second, func() bool { return a.Stats().Displaced == 1 })
-	close(release)
+	_, release := displaceInIDCheck(t, a, clk, cfg, nil) // admitted: the upgrade goes on, displaced
+	release()
 
 	// Accept is called directly: the tests' collectAccepts stops at an error wrapping net.ErrClosed.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -550,4 +491,50 @@ func TestDisplacedDuringIDCheckNotClosedError(t *testing.T) {
 			err, errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled))
 	}
 	wantRejected(t, err, RejectDisplaced, ErrDisplaced)
+}
+
+// oneSlotNode starts a transport with one pending-handshake slot and a 10 s handshake timeout on
+// a manual clock, so that a test can make a handshake count as stalled, and be displaced by the
+// next connection, without waiting.
+func oneSlotNode(t *testing.T) (*MultiplexTransport, *clock.Manual, Config) {
+	t.Helper()
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	cfg := testConfig()
+	cfg.Clock = clk
+	cfg.HandshakeTimeout = 10 * time.Second
+	cfg.MaxPendingHandshakes = 1
+	a, _ := newNode(t, cfg)
+	return a, clk, cfg
+}
+
+// displaceInIDCheck dials a (from oneSlotNode) from 127.0.0.2 with a new key that completes the
+// SecretConnection and then stalls, holds that handshake in the admission check of its ID, makes
+// it count as stalled and displaces it with a connection from 127.0.0.3. It returns the displaced
+// remote's key and release, which ends the ID check with result.
+func displaceInIDCheck(t *testing.T, a *MultiplexTransport, clk *clock.Manual, cfg Config, result error) (evil key.NodeKey, release func()) {
+	t.Helper()
+	inCheck := make(chan struct{})
+	done := make(chan struct{})
+	var once sync.Once
+	a.SetAdmissionChecks(AdmissionChecks{ID: func(key.ID) error {
+		once.Do(func() { close(inCheck) })
+		<-done
+		return result
+	}})
+	evil = genKey(t)
+	c := dialFrom(t, "127.0.0.2", a.NetAddress().AddrPort())
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	wg.Go(func() { stallPeer(c, -1, evil, nil) })
+	select {
+	case <-inCheck: // authenticated (StageAuth); its ID is being checked
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handshake did not reach the ID check")
+	}
+	clk.Advance(cfg.HandshakeTimeout) // past Stall: the handshake counts as stalled
+	nc := dialFrom(t, "127.0.0.3", a.NetAddress().AddrPort())
+	t.Cleanup(func() { _ = nc.Close() })
+	waitUntil(t, 5*time.Second, func() bool { return a.Stats().Displaced == 1 })
+	var closeOnce sync.Once
+	return evil, func() { closeOnce.Do(func() { close(done) }) }
 }
