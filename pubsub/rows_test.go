@@ -136,19 +136,7 @@ func TestSlowSubscriberP14(t *testing.T) {
 func TestPipelineSaturationP15(t *testing.T) {
 	clk := clock.NewManual(time.Unix(1_000_000, 0))
 	validation, gaterActive := newRecorder(), newRecorder()
-	n := floodNode(t, 1, func(c *Config) {
-		c.Metrics = &Metrics{Validation: recCounter{validation}, GaterActive: recGauge{gaterActive}}
-		c.Clock = clk
-		c.ValidateWorkers = 2
-		c.ValidateConcurrency = 1
-		c.Topics = map[string]TopicConfig{"busy": {ValidateQueue: 4}}
-		c.ValidateTimeout = -1
-	})
-	for _, topic := range []string{"busy", "calm"} {
-		if err := n.s.JoinTopic(topic); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n := saturableNode(t, clk, &Metrics{Validation: recCounter{validation}, GaterActive: recGauge{gaterActive}})
 	release := make(chan struct{})
 	var busyRuns atomic.Int32
 	_ = n.s.AddValidator("busy", func(m Message) ValidationResult {
@@ -234,18 +222,7 @@ func TestPipelineSaturationP15(t *testing.T) {
 // before they are judged, and comes back from the same address with a clean record.
 func TestGaterChargesSourceAfterPeerLeft(t *testing.T) {
 	clk := clock.NewManual(time.Unix(1_000_000, 0))
-	n := floodNode(t, 1, func(c *Config) {
-		c.Clock = clk
-		c.ValidateWorkers = 2
-		c.ValidateConcurrency = 1
-		c.Topics = map[string]TopicConfig{"busy": {ValidateQueue: 4}}
-		c.ValidateTimeout = -1
-	})
-	for _, topic := range []string{"busy", "calm"} {
-		if err := n.s.JoinTopic(topic); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n := saturableNode(t, clk, nil)
 	hold, release := make(chan struct{}), make(chan struct{})
 	defer close(release)
 	_ = n.s.AddValidator("busy", func(m Message) ValidationResult {
@@ -403,4 +380,27 @@ func TestSlowPeerEventsInOrder(t *testing.T) {
 	if v := slowGauge.get(); v != 0 {
 		t.Errorf("slow_peers = %v after recovery, want 0", v)
 	}
+}
+
+// saturableNode starts a floodsub node on clk, with metrics m (nil: none), joined to topics
+// "busy" (validation queue of 4) and "calm", whose validation pipeline a test can saturate: two
+// workers, one validation at a time per topic, no validation timeout.
+func saturableNode(t *testing.T, clk *clock.Manual, m *Metrics) *node {
+	t.Helper()
+	n := floodNode(t, 1, func(c *Config) {
+		if m != nil {
+			c.Metrics = m
+		}
+		c.Clock = clk
+		c.ValidateWorkers = 2
+		c.ValidateConcurrency = 1
+		c.Topics = map[string]TopicConfig{"busy": {ValidateQueue: 4}}
+		c.ValidateTimeout = -1
+	})
+	for _, topic := range []string{"busy", "calm"} {
+		if err := n.s.JoinTopic(topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
 }
