@@ -20,7 +20,7 @@ import (
 func (r *Router) limits(p *peer) {
 	if p.limTick != r.tick {
 		p.limTick = r.tick
-		p.ihaves, p.iasked, p.idontwants = 0, 0, 0
+		p.limitCounts = limitCounts{}
 	}
 }
 

@@ -21,6 +21,7 @@ const aheadTicks = 30
 // and gossip, then the message cache shifts.
 func (r *Router) heartbeat(now time.Time) {
 	r.tick++
+	r.gone = nil // a new heartbeat, new budgets
 	r.cache.Expire(now)
 	if r.tick%backoffSweepTicks == 0 {
 		r.sweepBackoffs(now)

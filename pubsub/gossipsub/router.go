@@ -58,6 +58,13 @@ type Router struct {
 	early      map[routing.IDKey][]holder
 	earlySlots [][]routing.IDKey
 
+	// gone keeps the per-heartbeat limit counters of the peers removed in heartbeat goneTick,
+	// by ID, so that a peer reconnecting within the heartbeat gets its spent budget back, not a
+	// fresh one (go-libp2p-pubsub keys these counters by peer ID and clears them only in the
+	// heartbeat). The heartbeat drops it.
+	gone     map[key.ID]limitCounts
+	goneTick uint64
+
 	started   bool
 	tick      uint64 // heartbeats run
 	nextHB    time.Time
@@ -120,10 +127,8 @@ type peer struct {
 	topics   map[string]*topic // its subscriptions, at most MaxPeerTopics
 	st       *peerStats        // nil when scoring is off
 
-	limTick    uint64 // heartbeat the limit counters below belong to
-	ihaves     int    // IHAVE RPCs accepted this heartbeat
-	iasked     int    // message IDs asked of it this heartbeat
-	idontwants int    // IDONTWANT RPCs accepted this heartbeat
+	limTick uint64 // heartbeat the limit counters belong to
+	limitCounts
 
 	// ahead marks, by a byte of a message's origin, the origins whose messages this peer
 	// delivered to us first or soon after (docs/PUBSUB.md §8.1): our copies of those go to it
@@ -142,6 +147,13 @@ type peer struct {
 
 	hbTick  uint64 // heartbeat hbScore was computed in
 	hbScore float64
+}
+
+// limitCounts are a peer's per-heartbeat limit counters (P-02, P-06).
+type limitCounts struct {
+	ihaves     int // IHAVE RPCs accepted this heartbeat
+	iasked     int // message IDs asked of it this heartbeat
+	idontwants int // IDONTWANT RPCs accepted this heartbeat
 }
 
 // heard records the last heartbeat in which a peer sent us a message of t or an IDONTWANT
@@ -318,6 +330,11 @@ func (r *Router) AddPeer(now time.Time, id key.ID, info router.PeerInfo) {
 	if r.sc != nil {
 		p.st = r.sc.connect(id, info.IP)
 	}
+	if c, ok := r.gone[id]; ok && r.goneTick == r.tick {
+		// Reconnected within the heartbeat: the budget it spent stays spent.
+		p.limTick, p.limitCounts = r.tick, c
+		delete(r.gone, id)
+	}
 	r.peers[id] = p
 	r.peerList = append(r.peerList, p)
 	if p.direct {
@@ -329,7 +346,9 @@ func (r *Router) AddPeer(now time.Time, id key.ID, info router.PeerInfo) {
 }
 
 // RemovePeer forgets a disconnected peer: it leaves every mesh and fanout, its pending output
-// is dropped, and its score is retained for RetainScore (if it holds anything). Its backoffs
+// is dropped, and its score is retained for RetainScore (if it holds anything). The IHAVE and
+// IDONTWANT budgets it spent in the current heartbeat are kept until the next one, so a peer
+// that reconnects gets no fresh budget. Its backoffs
 // end at the latest PruneBackoff from now: a PRUNE may ask for up to MaxPruneBackoff (24 h), and
 // kept in full for peers that are gone, a stream of fresh identities could grow the backoff
 // table without bound. Topics left with no peer, not joined and without backoffs are freed.
@@ -350,6 +369,12 @@ func (r *Router) RemovePeer(now time.Time, id key.ID) {
 	}
 	if r.sc != nil {
 		r.sc.disconnect(now, id)
+	}
+	if p.limTick == r.tick && p.limitCounts != (limitCounts{}) {
+		if r.gone == nil || r.goneTick != r.tick {
+			r.gone, r.goneTick = make(map[key.ID]limitCounts), r.tick
+		}
+		r.gone[id] = p.limitCounts
 	}
 	r.out.Drop(&p.q)
 	delete(r.peers, id)
