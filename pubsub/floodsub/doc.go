@@ -26,10 +26,12 @@
 //     subscribed peer leaves and this node has not joined it (go-libp2p-pubsub #705).
 //   - Messages: only messages on joined topics are considered. Each message ID is
 //     remembered in a seen cache for Config.SeenTTL after it was first seen; a copy within
-//     that time is a duplicate (Stats.Duplicates) and is neither validated nor forwarded
-//     again. A new message is handed to the shell in Ready.Validate; on Accept it is
-//     forwarded to every subscribed peer except the one it came from and its origin (the
-//     peer whose ID is Message.from) and delivered in Ready.Deliver.
+//     that time is a duplicate (Stats.Duplicates) and is not forwarded again. A new message
+//     is handed to the shell in Ready.Validate; on Accept it is forwarded to every subscribed
+//     peer except the one it came from and its origin (the peer whose ID is Message.from) and
+//     delivered in Ready.Deliver. A duplicate that came during the validation is validated
+//     in its place if the shell found the copy forged (a copy that differs only) or dropped
+//     it unread (router.IgnoreUnchecked): FloodSub has no gossip to bring the message back.
 //   - Publish: our own message goes to every subscribed peer and, if we joined the topic,
 //     to Ready.Deliver with an empty From. It is marked seen, so a copy that comes back is a
 //     duplicate.

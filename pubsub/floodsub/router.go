@@ -288,12 +288,16 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 
 // aux is FloodSub's per-message state in the seen cache.
 type aux struct {
-	// variants are copies of a message under validation that differ from the validated copy
-	// (another signature, say), at most one per peer, kept until the verdict: if the validated
-	// copy turns out forged (RejectForged), the next variant is validated in its place. A forger
-	// that sends a copy of a predictable ID (another node's next seqno) ahead of the real
-	// message would otherwise make every authentic copy arriving during the validation a
-	// dropped duplicate.
+	// variants are the copies of a message under validation that other peers sent meanwhile, at
+	// most one per peer, kept until the verdict. FloodSub has no gossip that could bring the
+	// message back later, and each peer forwards it once, so a verdict that says nothing of the
+	// other copies must not lose them: if the validated copy turns out forged (RejectForged), the
+	// next variant that differs from it (another signature, say) is validated in its place, and
+	// if it was dropped unread (IgnoreUnchecked: its sender gated, or the validation queue full),
+	// the next variant of any content. A forger that sends a copy of a predictable ID (another
+	// node's next seqno) ahead of the real message, or a gated peer that is first with every
+	// message, would otherwise make every copy arriving during the validation a dropped
+	// duplicate. Copies with the same content share one *Message.
 	variants []variant
 }
 
@@ -302,16 +306,29 @@ type variant struct {
 	msg  *pubsubpb.Message
 }
 
-// keepVariant records m, a copy from peer from of e's message, if e is being validated and m
-// differs from the copy under validation and from the variants kept, and from has none kept yet
-// (so they are bounded by the number of peers).
+// keepVariant records m, a copy from peer from of e's message, if e is being validated and
+// from is neither the sender of the copy under validation nor has a variant kept (so they are
+// bounded by the number of peers). A copy with the same content as the one under validation
+// or a kept variant is recorded with that copy's *Message, so that identical copies hold no
+// memory of their own.
 func keepVariant(e *routing.Entry[aux], from key.ID, m *pubsubpb.Message) {
-	if e.Status != routing.Validating || e.Msg == nil || e.From == from || sameCopy(e.Msg, m) {
+	if e.Status != routing.Validating || e.Msg == nil || e.From == from {
 		return
 	}
 	for _, v := range e.Aux.variants {
-		if v.from == from || sameCopy(v.msg, m) {
+		if v.from == from {
 			return
+		}
+	}
+	switch {
+	case sameCopy(e.Msg, m):
+		m = e.Msg
+	default:
+		for _, v := range e.Aux.variants {
+			if v.msg == m || sameCopy(v.msg, m) {
+				m = v.msg
+				break
+			}
 		}
 	}
 	e.Aux.variants = append(e.Aux.variants, variant{from: from, msg: m})
@@ -331,10 +348,10 @@ func (r *Router) armSweep(e *routing.Entry[aux]) {
 }
 
 // ValidationDone answers a Ready.Validate entry. Accept forwards the message to every
-// subscribed peer except its source and origin and delivers it; Reject and Ignore drop it;
-// RejectForged validates the next different copy that came during the validation (one kept per
-// peer) in its place, or, with none, drops it and forgets the ID, as IgnoreUnchecked does, so a
-// later copy is handled as new.
+// subscribed peer except its source and origin and delivers it; Reject and Ignore drop it.
+// RejectForged validates in its place the next copy that came during the validation and differs
+// from it, IgnoreUnchecked the next copy of any content (one kept per peer: aux.variants); with
+// none, either drops the message and forgets the ID, so a later copy is handled as new.
 func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.ValidationResult) {
 	r.at(now)
 	e := r.seen.Lookup(id)
@@ -361,24 +378,40 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 		r.stats.Rejected++
 	case router.RejectForged:
 		r.stats.Rejected++
-		if len(variants) > 0 {
-			// Another copy came while this one was validated and may be authentic: validate it
-			// now (FloodSub has no gossip that could bring the message back later).
-			v := variants[0]
-			e.Msg, e.From, e.Size = v.msg, v.from, int32(proto.Size(v.msg))
-			e.Aux.variants = variants[1:]
-			r.stats.Validated++
-			r.rd.Validate = append(r.rd.Validate, router.Incoming{ID: id, From: v.from, Msg: v.msg})
+		// The copies with the forged one's content are forged too.
+		variants = slices.DeleteFunc(variants, func(v variant) bool { return v.msg == m })
+		if r.revalidate(e, id, m, variants) {
 			return
 		}
 		r.seen.Forget(e) // an authentic copy with the same ID is handled as new
 	case router.IgnoreUnchecked:
 		r.stats.Ignored++
+		if r.revalidate(e, id, m, variants) {
+			return
+		}
 		r.seen.Forget(e) // nobody looked at the message: a later copy is handled as new
 	default:
 		e.Status = routing.Ignored
 		r.stats.Ignored++
 	}
+}
+
+// revalidate puts the first of variants, copies of e's message that came during the
+// validation of the copy m, under validation in m's place, keeping the rest; false if there
+// is none.
+func (r *Router) revalidate(e *routing.Entry[aux], id router.MsgID, m *pubsubpb.Message, variants []variant) bool {
+	if len(variants) == 0 {
+		return false
+	}
+	v := variants[0]
+	e.Msg, e.From = v.msg, v.from
+	if v.msg != m {
+		e.Size = int32(proto.Size(v.msg))
+	}
+	e.Aux.variants = variants[1:]
+	r.stats.Validated++
+	r.rd.Validate = append(r.rd.Validate, router.Incoming{ID: id, From: v.from, Msg: v.msg})
+	return true
 }
 
 // forward queues m to every peer subscribed to t except src and m's origin and returns how

@@ -465,8 +465,8 @@ func TestCustomMsgID(t *testing.T) {
 // node's next seqno) with a bad signature ahead of the real message used to make every
 // authentic copy arriving during its validation a dropped duplicate; FloodSub has no gossip to
 // bring it back, so the message was lost. Copies that differ from the one under validation are
-// kept, one per peer, and validated in turn after a RejectForged; identical copies still count
-// as plain duplicates.
+// validated in turn after a RejectForged (one kept per peer); copies identical to the forged one
+// are not.
 func TestForgedCopyDoesNotHideAuthentic(t *testing.T) {
 	r, now := setup(t, 5)
 	real := rt.Msg(5, 7, topicA, 10)
@@ -480,7 +480,7 @@ func TestForgedCopyDoesNotHideAuthentic(t *testing.T) {
 	r.HandleRPC(now, rt.ID(1), rt.Pub(forged))  // the forger, first
 	r.HandleRPC(now, rt.ID(1), rt.Pub(forged2)) // a second variant from the same peer: not kept
 	r.HandleRPC(now, rt.ID(2), rt.Pub(real))    // authentic copies during the validation
-	r.HandleRPC(now, rt.ID(3), rt.Pub(real))    // identical to peer 2's: a plain duplicate
+	r.HandleRPC(now, rt.ID(3), rt.Pub(real))    // identical to peer 2's: shares its copy
 	v := drain(t, r)
 	if len(v.Ready.Validate) != 1 || v.Ready.Validate[0].From != rt.ID(1) {
 		t.Fatalf("Validate = %+v, want only the forger's copy", v.Ready.Validate)
