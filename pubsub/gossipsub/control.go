@@ -352,7 +352,8 @@ func (r *Router) servedCount(e *routing.Entry[aux], p *peer) uint32 {
 // handleGraft processes GRAFTs (gossipsub v1.1): a GRAFT for a topic we have not joined, or
 // that the peer has not subscribed to, is ignored without a PRUNE (docs/RELIABILITY.md P-03);
 // from a direct peer, during backoff
-// (with behaviour penalties, two within GraftFloodThreshold of the PRUNE; P-04), from a peer
+// (with behaviour penalties, two within GraftFloodThreshold of the PRUNE, whose time is taken
+// to be the backoff's end less PruneBackoff, as in go-libp2p-pubsub; P-04), from a peer
 // with a negative score, or to a mesh at Dhi from an inbound peer, it is refused with a PRUNE;
 // otherwise the peer joins the mesh.
 func (r *Router) handleGraft(now time.Time, p *peer, grafts []*pubsubpb.ControlGraft) {

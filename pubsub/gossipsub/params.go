@@ -121,7 +121,9 @@ type Params struct {
 	// UnsubscribeBackoff is the backoff sent in the PRUNEs of a Leave. Default 10 s.
 	UnsubscribeBackoff time.Duration
 	// GraftFloodThreshold: a GRAFT within this time of the PRUNE that started a backoff costs
-	// a second behaviour penalty (P7). Default 10 s; at most PruneBackoff.
+	// a second behaviour penalty (P7), the PRUNE's time taken to be the backoff's end less
+	// PruneBackoff, as in go-libp2p-pubsub (docs/PUBSUB.md §4.6). Default 10 s; at most
+	// PruneBackoff.
 	GraftFloodThreshold time.Duration
 
 	// OpportunisticGraftTicks is the number of heartbeats between opportunistic grafting
