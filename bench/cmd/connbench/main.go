@@ -40,7 +40,7 @@ func main() {
 	mib := flag.Int64("mib", 64, "MiB of payload timed per stack per throughput sample")
 	chunks := flag.Int("chunks", 8, "turns per stack in a throughput sample: the stacks alternate every mib/chunks MiB")
 	rttN := flag.Int("rtt-n", 2000, "round trips timed per sample at most")
-	rttTime := flag.Duration("rtt-time", 2*time.Second, "time per stack spent timing round trips per sample at most (at least 20 round trips per stack)")
+	rttTime := flag.Duration("rtt-time", 2*time.Second, "time per stack spent timing round trips per sample at most (at least 20 round trips per stack, or -rtt-n if fewer)")
 	hsTime := flag.Duration("hs-time", time.Second, "wall time per stack spent in timed handshakes per sample (at least 20 per stack)")
 	idlePairs := flag.Int("idle-pairs", 100, "connection pairs per idle sample")
 	idleWait := flag.Duration("idle-wait", 5*time.Second, "how long the pairs stay idle before the idle sample is read")

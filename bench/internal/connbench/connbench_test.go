@@ -224,3 +224,39 @@ func TestIdleCountsStacks(t *testing.T) {
 			r.StackPerPair/1e3, r.HeapPerPair/1e3)
 	}
 }
+
+// echoPair is a Pair in memory: a message sent from one end is delivered to the other's callback
+// at once, in the sending goroutine.
+type echoPair struct{ o PairOptions }
+
+func (p *echoPair) SendA(msg []byte) error { p.o.OnRecvB(msg); return nil }
+func (p *echoPair) SendB(msg []byte) error { p.o.OnRecvA(msg); return nil }
+func (p *echoPair) Close() error           { return nil }
+
+// TestRoundTripsFewerThanTwenty checks that RoundTrips returns when maxN is below its minimum of
+// 20 round trips per stack (cmd/connbench accepts any -rtt-n from 1): each stack then times maxN.
+func TestRoundTripsFewerThanTwenty(t *testing.T) {
+	st := Stack{Name: "echo", NewPair: func(o PairOptions) (Pair, error) { return &echoPair{o: o}, nil }}
+	type result struct {
+		rs  []RoundTripResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rs, err := RoundTrips([]Stack{st, st}, Defaults, 5, time.Millisecond)
+		done <- result{rs, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		for i, rr := range r.rs {
+			if rr.N != 5 {
+				t.Errorf("stack %d: %d round trips, want maxN 5", i, rr.N)
+			}
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("RoundTrips with maxN 5 did not return within a minute: it waits for 20 round trips per stack but stops each stack at maxN")
+	}
+}

@@ -131,7 +131,7 @@ type RoundTripResult struct {
 // callback gets it. One message is in flight at a time. After up to 10 untimed round trips per pair
 // (at most 1 s each), the stacks take turns in blocks (each block: up to 50 round trips, ending
 // early once it has run 20 ms; at least one), so that the machine's load hits every stack alike,
-// until every stack has at least 20 round trips and either all have maxN or
+// until every stack has at least min(20, maxN) round trips and either all have maxN or
 // len(stacks) x maxDur has passed. Each cycle of turns takes the next of the stacks' orders
 // (permutations, in turn), so that no stack always takes the same place after another: a block
 // that starts soon after the machine sat idle (CometBFT's default round trip idles 200 ms) can
@@ -195,10 +195,11 @@ func RoundTrips(stacks []Stack, tuning Tuning, maxN int, maxDur time.Duration) (
 	}
 	start := time.Now()
 	orders := permutations(len(pairs))
+	minN := min(20, maxN) // a stack stops at maxN
 	for cycle := 0; ; cycle++ {
 		done := true
 		for _, rp := range pairs {
-			if len(rp.rtts) < 20 || (len(rp.rtts) < maxN && time.Since(start) < time.Duration(len(stacks))*maxDur) {
+			if len(rp.rtts) < minN || (len(rp.rtts) < maxN && time.Since(start) < time.Duration(len(stacks))*maxDur) {
 				done = false
 			}
 		}
