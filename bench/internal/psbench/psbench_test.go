@@ -101,3 +101,31 @@ func TestOursConnectFailsOnDialError(t *testing.T) {
 		t.Fatalf("Connect to a node that does not listen: %v (context: %v), want the dial error before the context ends", err, ctx.Err())
 	}
 }
+
+// TestQuantileNearestRank checks the latency quantiles against the nearest-rank definition their
+// doc names: the q-quantile of n sorted samples is the ceil(q·n)-th smallest, the smallest sample
+// that at least q of the samples do not exceed.
+func TestQuantileNearestRank(t *testing.T) {
+	samples := func(n int) []time.Duration {
+		s := make([]time.Duration, n)
+		for i := range s {
+			s[i] = time.Duration(i + 1) // the k-th smallest is k
+		}
+		return s
+	}
+	if got := quantile(nil, 0.5); got != 0 {
+		t.Errorf("quantile of no samples = %d, want 0", got)
+	}
+	for _, c := range []struct {
+		n    int
+		q    float64
+		want time.Duration
+	}{
+		{1, 0.5, 1}, {1, 0.99, 1}, {2, 0.5, 1}, {3, 0.5, 2}, {10, 0.5, 5},
+		{100, 0.99, 99}, {101, 0.99, 100}, {160, 0.99, 159}, {3761, 0.99, 3724}, {3800, 0.99, 3762},
+	} {
+		if got := quantile(samples(c.n), c.q); got != c.want {
+			t.Errorf("q%v of samples 1..%d = %d, want %d", c.q, c.n, got, c.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -197,12 +198,14 @@ func Run(ctx context.Context, sc Scenario, w Workload, stack string, router Rout
 	return res, nil
 }
 
-// quantile returns the q-quantile of sorted (nearest rank), 0 if empty.
+// quantile returns the q-quantile of sorted (nearest rank: the ceil(q·n)-th smallest of n, the
+// smallest sample that at least q of the samples do not exceed), 0 if empty.
 func quantile(sorted []time.Duration, q float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(q*float64(len(sorted))+0.5) - 1
+	// Less a rounding error's worth, so that a q·n that is a whole number (0.99·3800) stays one.
+	i := int(math.Ceil(q*float64(len(sorted))-1e-9)) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
