@@ -129,3 +129,22 @@ func TestQuantileNearestRank(t *testing.T) {
 		}
 	}
 }
+
+// TestMessagesCount checks that a run publishes rate × publish time messages: -publish 2.3s at
+// -rate 50 is 115 messages.
+func TestMessagesCount(t *testing.T) {
+	for _, c := range []struct {
+		publish time.Duration
+		rate    int
+		want    int
+	}{
+		{4 * time.Second, 50, 200}, {2300 * time.Millisecond, 50, 115}, {290 * time.Millisecond, 100, 29},
+		{1100 * time.Millisecond, 10, 11}, {1050 * time.Millisecond, 10, 10},
+	} {
+		sc := DefaultScenario()
+		sc.Publish, sc.RatePerSec = c.publish, c.rate
+		if got := sc.Messages(); got != c.want {
+			t.Errorf("%v at %d/s: %d messages, want %d", c.publish, c.rate, got, c.want)
+		}
+	}
+}
