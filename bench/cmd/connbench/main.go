@@ -85,6 +85,9 @@ func main() {
 	want := map[string]bool{}
 	for _, g := range strings.Split(*only, ",") {
 		if g = strings.TrimSpace(g); g != "" {
+			if !slices.Contains([]string{"throughput", "rtt", "handshake", "idle"}, g) {
+				fatalf("-only: unknown figure group %q (throughput, rtt, handshake or idle)", g)
+			}
 			want[g] = true
 		}
 	}
