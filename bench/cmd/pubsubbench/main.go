@@ -45,6 +45,9 @@ func run() error {
 	verbose := flag.Bool("v", false, "print each run's traffic breakdown: message copies sent per delivery, control IDs sent, dropped RPCs (and for Switchyard payload bytes and messages per channel)")
 	flag.Parse()
 	psbench.OurNoFloodPublish = !*ourFlood
+	if *reps < 1 {
+		return fmt.Errorf("-reps %d: must be at least 1", *reps)
+	}
 
 	var sizes []int
 	for _, s := range strings.Split(*nodesFlag, ",") {
