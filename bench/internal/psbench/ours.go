@@ -201,8 +201,10 @@ func (n *ourNet) Connect(ctx context.Context, from, to int) error {
 	return nil
 }
 
-// TopicPeers is the number of connected pub/sub peers when the router's peers on the topic are
-// at least min(that, gossipsub's Dlo): the mesh (or floodsub's subscribers) is in place.
+// TopicPeers is the number of connected peers subscribed to the topic (as go-libp2p's
+// Topic.ListPeers) when the router's peers on the topic are at least min(that, gossipsub's Dlo):
+// the mesh (or floodsub's subscribers) is in place. A connected pub/sub peer that has not
+// subscribed does not count.
 func (n *ourNet) TopicPeers(i int) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -211,8 +213,8 @@ func (n *ourNet) TopicPeers(i int) int {
 		return 0
 	}
 	for _, t := range snap.Topics {
-		if t.Name == n.topic && len(t.Peers) >= min(len(snap.Peers), 5) {
-			return len(snap.Peers)
+		if t.Name == n.topic && len(t.Peers) >= min(len(t.Subscribed), 5) {
+			return len(t.Subscribed)
 		}
 	}
 	return 0

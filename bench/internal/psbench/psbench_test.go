@@ -148,3 +148,64 @@ func TestMessagesCount(t *testing.T) {
 		}
 	}
 }
+
+// TestOursTopicPeersCountsSubscribed checks that TopicPeers on Switchyard's network counts the peers
+// a node sees subscribed to the topic, as go-libp2p's (Topic.ListPeers) does and as the README says
+// Run waits for ("every node must see each of its peers subscribed"): a connected pub/sub peer that
+// never subscribed must not count.
+func TestOursTopicPeersCountsSubscribed(t *testing.T) {
+	ctx := context.Background()
+	sc := DefaultScenario()
+	sc.Nodes = 6
+	net, err := BuildOurs(ctx, sc, GossipSub, func(int, []byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	other := DefaultScenario()
+	other.Nodes, other.Seed, other.Topic = 2, sc.Seed+1, "other" // other keys, another topic
+	onet, err := BuildOurs(ctx, other, GossipSub, func(int, []byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onet.Close()
+
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for to := 1; to < sc.Nodes; to++ {
+		if err := net.Connect(cctx, 0, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Node 0 also connects to a node of the other network, which never joins "bench".
+	a, b := net.(*ourNet), onet.(*ourNet)
+	b.nodes = append(b.nodes, a.nodes[0]) // index 2 of b: node 0 of a, for Connect
+	if err := b.Connect(cctx, 2, 0); err != nil {
+		t.Fatal(err)
+	}
+	b.nodes = b.nodes[:2]
+
+	// Wait until node 0 has all 6 pub/sub peers and the subscriptions of the 5 subscribed ones.
+	for {
+		snap, err := a.nodes[0].srv.Snapshot(cctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subscribed := -1
+		for _, tp := range snap.Topics {
+			if tp.Name == sc.Topic {
+				subscribed = len(tp.Subscribed)
+			}
+		}
+		if len(snap.Peers) == sc.Nodes && subscribed == sc.Nodes-1 {
+			break
+		}
+		if cctx.Err() != nil {
+			t.Fatalf("node 0: %d pub/sub peers, %d subscribed to %q; want %d and %d", len(snap.Peers), subscribed, sc.Topic, sc.Nodes, sc.Nodes-1)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := net.TopicPeers(0); got != sc.Nodes-1 {
+		t.Fatalf("TopicPeers(0) = %d with %d peers subscribed to %q and one connected peer that is not", got, sc.Nodes-1, sc.Topic)
+	}
+}
