@@ -4,8 +4,9 @@ import "github.com/switchyard-p2p/switchyard/metrics"
 
 // Metrics are the Server's instruments (docs/ARCHITECTURE.md rule 7). Labels are bounded: topic
 // is only ever one of this node's registered or joined topics (topics other nodes use are
-// counted under topic "other"), never a peer ID. metrics/prom or node/ registers them under the
-// namespace "switchyard", subsystem "pubsub".
+// counted under topic "other"), never a peer ID. metrics/prom.RegisterPubSubMetrics registers them
+// under the namespace it is given, subsystem "pubsub" (namespace_pubsub_*); node/ gives it
+// instrumentation.namespace, "cometbft" by default.
 //
 // Build one with NopMetrics and replace the fields you export; a nil field is replaced by a
 // no-op.
