@@ -16,9 +16,9 @@ import (
 )
 
 // TestSlowlorisSustained is RELIABILITY H-09 replayed as the attack that got through against
-// `switchyard start`: 500 connections from 127.0.0.1 (exempt from the per-IP rate limit), each
-// sending one byte and re-opened as soon as the node closes it, far more than the 64
-// pending-handshake slots, for longer than the handshake timeout. Honest peers dialing from the
+// `switchyard start` (500 connections there; 128 here, twice the 64 pending-handshake slots):
+// connections from 127.0.0.1 (exempt from the per-IP rate limit), each sending one byte and
+// re-opened as soon as the node closes it, for longer than the handshake timeout. Honest peers dialing from the
 // same address while it runs must all be admitted (Accept returns their Conn) within the
 // handshake timeout. With first-come-first-served slots none was: every honest connection
 // arrived to full slots and was closed at once.
