@@ -4,8 +4,8 @@
 //
 // Place in the data path: beside it. Library packages record into metrics interfaces; node/
 // creates a private prometheus.Registry, calls NewP2PMetrics and passes the result to the
-// Switch, and serves the registry on /metrics. This is the only package that imports Prometheus
-// (docs/ARCHITECTURE.md rule 7).
+// Switch, and serves the registry on /metrics. Besides node/, which needs the registry and the
+// HTTP handler, this is the only package that imports Prometheus (docs/ARCHITECTURE.md rule 7).
 //
 // # Recording without allocation
 //
