@@ -298,6 +298,9 @@ func TestSwitchPersistentRedialBackoff(t *testing.T) {
 	})
 }
 
+// TestSwitchReactorPanicDropsOnlyThatPeer is docs/RELIABILITY.md F-08: a panic in a reactor's
+// Receive is recovered, the peer whose message caused it is dropped with a *ReactorPanicError
+// (reactor, channel, stack) as the RemovePeer reason, and another peer stays and is served.
 func TestSwitchReactorPanicDropsOnlyThatPeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := newFakeNetwork()
