@@ -22,6 +22,9 @@ import (
 // seedResolveTimeout bounds the DNS lookups of the seed host names given to crawl.
 const seedResolveTimeout = 10 * time.Second
 
+// parseSeed parses and resolves one seed; a variable so that a test can make a DNS lookup fail.
+var parseSeed = netaddr.ParseContext
+
 // errNoneReachable is returned by crawl when no node at all could be reached.
 var errNoneReachable = errors.New("crawl: no node was reachable")
 
@@ -103,15 +106,23 @@ func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
 			if s = strings.TrimSpace(s); s == "" {
 				continue
 			}
-			na, err := netaddr.ParseContext(rctx, s)
+			na, err := parseSeed(rctx, s)
 			if err == nil {
 				err = na.Valid()
 			}
-			if err != nil {
+			switch {
+			case err == nil:
+				seeds = append(seeds, na)
+			case cmd.Context().Err() != nil:
+				// Ctrl-C during the lookups: interrupted, as a crawl cut short is.
+				return &exitError{code: signalExitCode(cmd.Context()), err: fmt.Errorf("crawl: interrupted while resolving seed %q", s)}
+			case errors.Is(err, netaddr.ErrLookup):
+				// A DNS failure (a timeout, a resolver that is down, an unknown name): not a
+				// malformed argument.
+				errs = append(errs, fmt.Errorf("crawl: cannot resolve seed %q: %w", s, err))
+			default:
 				errs = append(errs, fmt.Errorf("%w: seed %q: %w", errUsage, s, err))
-				continue
 			}
-			seeds = append(seeds, na)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -259,5 +260,40 @@ func TestCrawlInterruptedExitStatus(t *testing.T) {
 	}
 	if code := exitCode(err); code != 130 {
 		t.Fatalf("interrupted crawl: err = %v, exit status %d, want 130", err, code)
+	}
+}
+
+// TestCrawlSeedLookupFailure: a seed whose host name could not be resolved (here a DNS timeout)
+// is a network problem, reported as such, not as invalid usage.
+func TestCrawlSeedLookupFailure(t *testing.T) {
+	orig := parseSeed
+	t.Cleanup(func() { parseSeed = orig })
+	parseSeed = func(_ context.Context, s string) (netaddr.NetAddress, error) {
+		return netaddr.NetAddress{}, fmt.Errorf("%w: %q: lookup seed.example.com: i/o timeout", netaddr.ErrLookup, "seed.example.com")
+	}
+	seed := "0123456789abcdef0123456789abcdef01234567@seed.example.com:26656"
+	_, _, err := run(context.Background(), "crawl", seed)
+	if err == nil || errors.Is(err, errUsage) || !errors.Is(err, netaddr.ErrLookup) || !strings.Contains(err.Error(), "cannot resolve seed") {
+		t.Fatalf("err = %v, want a lookup error saying \"cannot resolve seed\", not invalid usage", err)
+	}
+	if code := exitCode(err); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+}
+
+// TestCrawlInterruptedWhileResolvingSeeds: Ctrl-C during the seeds' DNS lookups exits 130, as
+// an interrupted crawl does, and is not reported as an invalid seed.
+func TestCrawlInterruptedWhileResolvingSeeds(t *testing.T) {
+	orig := parseSeed
+	t.Cleanup(func() { parseSeed = orig })
+	parseSeed = func(ctx context.Context, s string) (netaddr.NetAddress, error) {
+		<-ctx.Done() // a lookup that lasts until the interrupt
+		return netaddr.NetAddress{}, fmt.Errorf("%w: %q: %w", netaddr.ErrLookup, "seed.example.com", ctx.Err())
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(&signalError{sig: syscall.SIGINT})
+	_, _, err := run(ctx, "crawl", "0123456789abcdef0123456789abcdef01234567@seed.example.com:26656")
+	if code := exitCode(err); code != 130 || errors.Is(err, errUsage) {
+		t.Fatalf("err = %v, exit status %d, want exit status 130 and no usage error", err, code)
 	}
 }
