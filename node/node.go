@@ -82,7 +82,9 @@ type Node struct {
 // Switch. A nil logger discards.
 //
 // Errors: the joined config.Validate problems, a *key.FileError for the node
-// key, or a listen error. A seed or persistent peer whose host name does not
+// key, an error wrapping pex.ErrLoadFailed for an address book file that exists
+// but cannot be read (so that the node never starts only to stop), or a listen
+// error. A seed or persistent peer whose host name does not
 // resolve is logged and left out, as in CometBFT; only when no seed resolves
 // and there is no address book file to start from is it an error. On error
 // nothing stays open. A persistent peer ID listed twice is logged at warn level: only its first

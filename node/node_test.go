@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/p2p/pex"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -428,4 +429,28 @@ func TestStatusBlockTimesAsCometBFT(t *testing.T) {
 			t.Errorf("sync_info.%s = %v, want 1970-01-01T00:00:00Z as CometBFT writes it", k, got)
 		}
 	}
+}
+
+// TestNewRefusesUnreadableAddressBook: an address book file that exists but cannot be read (here
+// a directory in its place) fails New, before the node starts and logs "node started", instead
+// of stopping Run after it did. A missing file is an empty book.
+func TestNewRefusesUnreadableAddressBook(t *testing.T) {
+	cfg := testConfig("book")
+	home := t.TempDir()
+	if err := os.MkdirAll(cfg.AddrBookPath(home), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(cfg, home, nil)
+	if err == nil {
+		_ = n.Close()
+		t.Fatal("New accepted an address book that cannot be read; Run would fail only after the node started")
+	}
+	if !errors.Is(err, pex.ErrLoadFailed) || !strings.Contains(err.Error(), cfg.AddrBookPath(home)) {
+		t.Fatalf("err = %v, want pex.ErrLoadFailed naming %s", err, cfg.AddrBookPath(home))
+	}
+	n, err = New(cfg, t.TempDir(), nil) // no book file
+	if err != nil {
+		t.Fatalf("New without an address book file: %v", err)
+	}
+	_ = n.Close()
 }

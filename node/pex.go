@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"syscall"
 
 	"github.com/switchyard-p2p/switchyard/config"
 	"github.com/switchyard-p2p/switchyard/p2p"
@@ -14,7 +16,8 @@ import (
 
 // newPEXReactor returns the PEX reactor for channel 0x00, configured from [p2p]: seeds
 // (resolved like persistent_peers; New fails when seeds are set, none resolves and there is no
-// address book file), seed_mode, addr_book_file (relative to home),
+// address book file), seed_mode, addr_book_file (relative to home; a file that exists but cannot
+// be read fails New with pex.ErrLoadFailed),
 // addr_book_strict, private_peer_ids, persistent_peers (as resolved by New: their failed dials
 // never make an address bad, and the reactor adds them to the address book at start with our
 // address as the source, as CometBFT) and max_num_outbound_peers. It is kept in n.pex: Run runs it beside the Switch,
@@ -36,6 +39,10 @@ func newPEXReactor(ctx context.Context, n *Node) (p2p.Reactor, error) {
 		if _, err := os.Stat(book); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("node: p2p.seeds: none of the %d seeds resolves and there is no address book (%s) to start from", unresolved, book)
 		}
+	}
+	// Run loads the book; a file it cannot read would stop the node only after it had started.
+	if err := checkBookReadable(n.cfg.AddrBookPath(n.home)); err != nil {
+		return nil, fmt.Errorf("node: p2p.addr_book_file: %w %s: %w", pex.ErrLoadFailed, n.cfg.AddrBookPath(n.home), err)
 	}
 	private, err := config.ParseIDList(cfg.PrivatePeerIDs)
 	if err != nil {
@@ -65,4 +72,23 @@ func pexOutbound(n int) int {
 		return -1
 	}
 	return n
+}
+
+// checkBookReadable reports an address book file that exists but cannot be read (permission
+// denied, a directory in its place, an I/O error), which the PEX reactor's Run refuses to load
+// (pex.ErrLoadFailed). A missing file, or a path through a file (ENOTDIR), is an empty book, as
+// Run treats it.
+func checkBookReadable(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := f.Read(make([]byte, 1)); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
 }
