@@ -31,7 +31,8 @@
 // --chain_id).
 //
 // start runs until SIGINT or SIGTERM, then shuts the node down, waits for all
-// of its goroutines and exits 0. While it runs it holds an exclusive lock on
+// of its goroutines and exits 0; a second SIGINT or SIGTERM during that shutdown
+// exits at once (130, or 143 for SIGTERM). While it runs it holds an exclusive lock on
 // HOME/data/switchyard.lock (internal/homelock), so a second start on the
 // same home exits 1 at once; unsafe-reset-all takes the same lock. Any error
 // exits 1 with a message on stderr, except that testnet, sim and crawl exit 130

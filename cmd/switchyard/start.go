@@ -8,7 +8,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -51,7 +54,11 @@ Temporary files left next to the address book by a crash are removed. If the
 address book cannot be saved at shutdown, start exits 1.
 
 Every failed dial is logged at warn level, once per address and reason; the
-same failure repeating is summarised every 5 minutes and when the node stops.`,
+same failure repeating is summarised every 5 minutes and when the node stops.
+
+SIGINT (Ctrl-C) or SIGTERM stops the node gracefully (peers closed, address book
+saved) and start exits 0; a second SIGINT or SIGTERM during that shutdown exits
+at once, with status 130 (143 for SIGTERM).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runStart(cmd, f)
@@ -81,6 +88,15 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 	if err != nil {
 		return err
 	}
+	// The first SIGINT or SIGTERM stops the node gracefully (main's signal context); a second
+	// one exits at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	stopForce := forceOnSecondSignal(sigs, forceExit)
+	defer func() {
+		signal.Stop(sigs)
+		stopForce()
+	}()
 	home, err := homeDir(cmd)
 	if err != nil {
 		return err
@@ -197,4 +213,43 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, format)
 	}
+}
+
+// forceOnSecondSignal watches sigs, on which the process's SIGINT and SIGTERM are delivered
+// too (main's signal context ends the command's context at the first one, a graceful stop), and
+// calls force with the second one, so that an operator's second Ctrl-C is not swallowed by a
+// shutdown that hangs. stop ends the watch and waits for its goroutine.
+func forceOnSecondSignal(sigs <-chan os.Signal, force func(syscall.Signal)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for n := 0; ; {
+			select {
+			case s := <-sigs:
+				if n++; n < 2 {
+					continue
+				}
+				sig, ok := s.(syscall.Signal)
+				if !ok {
+					sig = syscall.SIGINT
+				}
+				force(sig)
+				return
+			case <-done:
+				return
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// forceExit ends the process at once with 128 + sig's number, without waiting for the shutdown
+// under way. The home lock goes with the process (flock), and the temporary file of an
+// interrupted address book save is removed by the next start.
+func forceExit(sig syscall.Signal) {
+	fmt.Fprintf(os.Stderr, "second signal (%s) during shutdown: exiting at once\n", sig)
+	os.Exit(128 + int(sig))
 }
