@@ -70,7 +70,8 @@ var (
 	ErrPacketTooLarge = errors.New("conn: packet exceeds max size")
 	// ErrUnknownPacketType: a Packet with no oneof member set (F-06).
 	ErrUnknownPacketType = errors.New("conn: unknown packet type")
-	// ErrMalformedPacket: a packet that is not valid protobuf, or an over-long length varint (F-02, F-06).
+	// ErrMalformedPacket: a packet that is not valid protobuf, a known Packet or PacketMsg field with the
+	// wrong wire type (cometbft refuses it), or an over-long length varint (F-02, F-06).
 	ErrMalformedPacket = errors.New("conn: malformed packet")
 	// ErrInvalidConfig is wrapped by every MConnConfig.Validate and ChannelDescriptor problem.
 	ErrInvalidConfig = errors.New("conn: invalid MConnection config")

@@ -15,7 +15,9 @@ import (
 // the bytes cometbft's gogoproto emits (fields in number order, zero values omitted, the oneof member
 // always emitted). The decoder accepts any valid protobuf encoding with protobuf-go semantics: unknown
 // fields are skipped, fields may come in any order, a scalar repeated is last-wins, a repeated
-// embedded message merges, a known field carrying an unexpected wire type is treated as unknown.
+// embedded message merges. A known field carrying another wire type than its declared one fails the
+// packet (ErrMalformedPacket), as it fails cometbft's gogoproto Unmarshal ("wrong wireType"), where
+// protobuf-go would skip it as unknown.
 // Encoding and decoding are hand-written over protowire so the hot path does not allocate; the tests
 // check them against the generated wire/p2ppb types.
 
@@ -186,7 +188,8 @@ func decodeCanonicalPacketMsg(b []byte) (p packet, ok bool) {
 	return p, true
 }
 
-// decodePacketFields is decodePacket for any encoding proto.Unmarshal accepts.
+// decodePacketFields is decodePacket for any encoding that both proto.Unmarshal and cometbft's
+// gogoproto Unmarshal accept.
 func decodePacketFields(b []byte) (packet, error) {
 	var p packet
 	for len(b) > 0 {
@@ -195,7 +198,10 @@ func decodePacketFields(b []byte) (packet, error) {
 			return packet{}, malformedPacket("packet tag", n)
 		}
 		b = b[n:]
-		if typ == protowire.BytesType && num >= fieldPacketPing && num <= fieldPacketMsg {
+		if num >= fieldPacketPing && num <= fieldPacketMsg {
+			if typ != protowire.BytesType {
+				return packet{}, wrongWireType("packet", num, typ)
+			}
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return packet{}, malformedPacket("packet field", n)
@@ -266,6 +272,8 @@ func decodePacketMsg(b []byte, p *packet) error {
 			}
 			b = b[n:]
 			p.data = v
+		case num >= fieldMsgChannelID && num <= fieldMsgData:
+			return wrongWireType("packet_msg", num, typ)
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
@@ -303,6 +311,12 @@ func skipFields(b []byte) error {
 		b = b[n:]
 	}
 	return nil
+}
+
+// wrongWireType is the error for a known field of message msg carrying another wire type than its
+// declared one, which cometbft's gogoproto Unmarshal refuses ("proto: wrong wireType").
+func wrongWireType(msg string, num protowire.Number, typ protowire.Type) error {
+	return fmt.Errorf("%w: %s: wrong wire type %d for field %d", ErrMalformedPacket, msg, typ, num)
 }
 
 func malformedPacket(what string, code int) error {

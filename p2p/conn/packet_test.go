@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protodelim"
@@ -177,7 +178,6 @@ func TestPacketDecodeAcceptsAnyValidProtobuf(t *testing.T) {
 		{"last oneof member wins", b(msg(tag(1, protowire.VarintType), vint(7)), tag(1, protowire.BytesType), lenp(nil)),
 			packet{typ: packetTypePing}},
 		{"ping with unknown inner field", b(tag(1, protowire.BytesType), lenp(unknown)), packet{typ: packetTypePing}},
-		{"wrong wire type is unknown", b(tag(2, protowire.VarintType), vint(1), tag(2, protowire.BytesType), lenp(nil)), packet{typ: packetTypePong}},
 		{"non-minimal varint eof", msg(tag(2, protowire.VarintType), []byte{0x81, 0x80, 0x00}), packet{typ: packetTypeMsg, eof: true}},
 		{"negative channel", msg(tag(1, protowire.VarintType), vint(math.MaxUint64)), packet{typ: packetTypeMsg, channelID: -1}},
 		{"channel 1025 not truncated", msg(tag(1, protowire.VarintType), vint(1025)), packet{typ: packetTypeMsg, channelID: 1025}},
@@ -196,12 +196,69 @@ func TestPacketDecodeAcceptsAnyValidProtobuf(t *testing.T) {
 	}
 }
 
-// checkAgainstProto asserts that our decoding of body agrees with proto.Unmarshal into p2ppb.Packet.
+// pbSchema lists the known fields of a message for wrongWireTypeIn: each field's declared wire type
+// and, for an embedded message, its schema.
+type pbSchema map[protowire.Number]pbSchemaField
+
+type pbSchemaField struct {
+	typ protowire.Type
+	msg pbSchema
+}
+
+// packetSchema is tendermint.p2p.Packet's known fields; PacketPing and PacketPong have none.
+var packetSchema = pbSchema{
+	fieldPacketPing: {typ: protowire.BytesType, msg: pbSchema{}},
+	fieldPacketPong: {typ: protowire.BytesType, msg: pbSchema{}},
+	fieldPacketMsg: {typ: protowire.BytesType, msg: pbSchema{
+		fieldMsgChannelID: {typ: protowire.VarintType},
+		fieldMsgEOF:       {typ: protowire.VarintType},
+		fieldMsgData:      {typ: protowire.BytesType},
+	}},
+}
+
+// wrongWireTypeIn reports whether b, a message of schema s, holds a known field (in it or in an
+// embedded message) with another wire type than its declared one: what gogoproto's generated
+// Unmarshal refuses with "proto: wrong wireType" and proto.Unmarshal skips as unknown. It walks only
+// as far as b is well-formed; proto.Unmarshal rejects the rest.
+func wrongWireTypeIn(b []byte, s pbSchema) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		f, known := s[num]
+		if known && f.typ != typ {
+			return true
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return false
+		}
+		if known && f.msg != nil {
+			v, _ := protowire.ConsumeBytes(b)
+			if wrongWireTypeIn(v, f.msg) {
+				return true
+			}
+		}
+		b = b[m:]
+	}
+	return false
+}
+
+// checkAgainstProto asserts that our decoding of body agrees with proto.Unmarshal into p2ppb.Packet,
+// except that a known field of the wrong wire type, which proto.Unmarshal skips, fails the packet
+// as it fails cometbft's gogoproto Unmarshal.
 func checkAgainstProto(t testing.TB, body []byte, got packet, gotErr error) {
 	t.Helper()
 	var pb p2ppb.Packet
 	perr := proto.Unmarshal(body, &pb)
 	switch {
+	case perr == nil && wrongWireTypeIn(body, packetSchema):
+		if !errors.Is(gotErr, ErrMalformedPacket) {
+			t.Fatalf("%x has a field of the wrong wire type, which gogoproto rejects; we: %+v, %v", body, got, gotErr)
+		}
+		return
 	case perr != nil:
 		if gotErr == nil {
 			t.Fatalf("proto rejects %x (%v), we accept %+v", body, perr, got)
@@ -255,6 +312,33 @@ func TestPacketDecodeRejects(t *testing.T) {
 			p, err := decodePacket(body)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			checkAgainstProto(t, body, p, err)
+		})
+	}
+}
+
+// TestPacketDecodeRejectsWrongWireType: a known field of Packet or PacketMsg with another wire type
+// than its declared one fails the packet, as cometbft's gogoproto Unmarshal does ("proto: wrong
+// wireType = X for field Y"), instead of being skipped as an unknown field (docs/WIRE.md §0).
+func TestPacketDecodeRejectsWrongWireType(t *testing.T) {
+	cases := []struct{ name, body string }{
+		{"packet_ping as varint after pong", "12000800"},
+		{"packet_pong as fixed32 after ping", "0a001501020304"},
+		{"packet_msg as varint after ping", "0a001801"},
+		{"packet_msg as group after ping", "0a001b1c"},
+		{"packet_msg as fixed64 before ping", "1901020304050607080a00"},
+		{"channel_id as bytes", "1a030a0101"},
+		{"eof as fixed32", "1a0515010000000a00"},
+		{"data as varint", "1a0408011801"},
+		{"data as fixed64 after data", "1a0c1a0161190102030405060708"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body := packetHex(t, tc.body)
+			p, err := decodePacket(body)
+			if !errors.Is(err, ErrMalformedPacket) || !strings.Contains(err.Error(), "wrong wire type") {
+				t.Fatalf("decodePacket(%s) = %+v, %v; want ErrMalformedPacket for a wrong wire type", tc.body, p, err)
 			}
 			checkAgainstProto(t, body, p, err)
 		})
@@ -356,7 +440,8 @@ func TestPacketHotPathAllocs(t *testing.T) {
 // FuzzPacketDecode: decode → encode → decode gives the same packet, and the decoder agrees with
 // proto.Unmarshal on acceptance and content. Never panics.
 func FuzzPacketDecode(f *testing.F) {
-	for _, s := range []string{"0a00", "1200", "1a0610011a020a00", "1a0708201a03616263", "1a0408301001", "", "4801", "1a020880", "0c"} {
+	for _, s := range []string{"0a00", "1200", "1a0610011a020a00", "1a0708201a03616263", "1a0408301001", "", "4801", "1a020880", "0c",
+		"12000800", "0a001b1c", "1a030a0101", "1a0515010000000a00", "1a0408011801"} {
 		b, _ := hex.DecodeString(s)
 		f.Add(b)
 	}
