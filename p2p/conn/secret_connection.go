@@ -134,7 +134,8 @@ var (
 
 	// ErrBadAuthSig is returned by MakeSecretConnection when the remote
 	// AuthSigMessage cannot be decoded: its length prefix exceeds 1024 bytes or
-	// is not a valid varint, or its body is not valid protobuf.
+	// is not a valid varint, its body is not valid protobuf, or a known field
+	// of it or of its PublicKey has the wrong wire type (as in cometbft).
 	ErrBadAuthSig = errors.New("conn: malformed remote auth signature message")
 )
 
@@ -711,6 +712,9 @@ func scReadAuthSig(r io.Reader) (ed25519.PublicKey, []byte, error) {
 	if err := proto.Unmarshal(body, &m); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrBadAuthSig, err)
 	}
+	if err := scCheckWireTypes(body, "AuthSigMessage", true); err != nil {
+		return nil, nil, err
+	}
 	if m.PubKey == nil || m.PubKey.Sum == nil {
 		return nil, nil, fmt.Errorf("no public key: %w", ErrUnsupportedKey)
 	}
@@ -723,6 +727,38 @@ func scReadAuthSig(r io.Reader) (ed25519.PublicKey, []byte, error) {
 			len(k.Ed25519), ed25519.PublicKeySize, ErrUnsupportedKey)
 	}
 	return ed25519.PublicKey(k.Ed25519), m.Sig, nil
+}
+
+// scCheckWireTypes returns an ErrBadAuthSig error if a known field of b, an
+// AuthSigMessage (authSig) or a tendermint.crypto.PublicKey, or of the
+// PublicKey embedded in it, has another wire type than its declared one.
+// Every known field of both is bytes. proto.Unmarshal skips such a field as
+// unknown, cometbft's gogoproto Unmarshal refuses it ("proto: wrong
+// wireType"), and so do we. b must already have passed proto.Unmarshal.
+func scCheckWireTypes(b []byte, msg string, authSig bool) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil // unreachable after proto.Unmarshal
+		}
+		b = b[n:]
+		known := num == 1 || num == 2 || (!authSig && num == 4)
+		if known && typ != protowire.BytesType {
+			return fmt.Errorf("%s: wrong wire type %d for field %d: %w", msg, typ, num, ErrBadAuthSig)
+		}
+		if known && authSig && num == 1 {
+			v, _ := protowire.ConsumeBytes(b)
+			if err := scCheckWireTypes(v, "PublicKey", false); err != nil {
+				return err
+			}
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return nil // unreachable after proto.Unmarshal
+		}
+		b = b[m:]
+	}
+	return nil
 }
 
 // RemotePubKey returns the remote node's authenticated ed25519 public key

@@ -65,8 +65,9 @@ func FuzzSecretConnectionHandshake(f *testing.F) {
 
 // FuzzReadAuthSig decodes arbitrary AuthSigMessage bodies (the decrypted
 // remote input of handshake step 13): scReadAuthSig never panics, and accepts
-// a body, with the same key and signature, exactly when proto.Unmarshal and
-// the ed25519 checks do (its fast path for the canonical encoding included).
+// a body, with the same key and signature, exactly when proto.Unmarshal, the
+// gogoproto wire-type check and the ed25519 checks do (its fast path for the
+// canonical encoding included).
 func FuzzReadAuthSig(f *testing.F) {
 	pub := bytes.Repeat([]byte{7}, 32)
 	sig := bytes.Repeat([]byte{9}, 64)
@@ -75,6 +76,8 @@ func FuzzReadAuthSig(f *testing.F) {
 	f.Add(append(append([]byte{0x12, 0x40}, sig...), canonical[:36]...))
 	f.Add(append(bytes.Clone(canonical), 0x0a, 0x02, 0x12, 0x00))
 	f.Add([]byte{0x0a, 0x22, 0x12, 0x20})
+	f.Add(append(bytes.Clone(canonical), 0x10, 0x01))
+	f.Add(append([]byte{0x0a, 0x24}, append(append(bytes.Clone(canonical[2:36]), 0x20, 0x01), canonical[36:]...)...))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if len(body) > scAuthSigMaxBody {

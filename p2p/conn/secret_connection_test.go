@@ -663,12 +663,26 @@ func TestSecretConnectionVerifyCacheAgrees(t *testing.T) {
 	}
 }
 
+// authSigSchema is AuthSigMessage's known fields, tendermint.crypto.PublicKey's included.
+var authSigSchema = pbSchema{
+	1: {typ: protowire.BytesType, msg: pbSchema{
+		1: {typ: protowire.BytesType},
+		2: {typ: protowire.BytesType},
+		4: {typ: protowire.BytesType},
+	}},
+	2: {typ: protowire.BytesType},
+}
+
 // scReadAuthSigProto is scReadAuthSig's body decoding through proto.Unmarshal
-// only: the reference for its canonical fast path.
+// only, which also refuses a known field of the wrong wire type as gogoproto
+// does: the reference for its canonical fast path.
 func scReadAuthSigProto(body []byte) (ed25519.PublicKey, []byte, error) {
 	var m p2ppb.AuthSigMessage
 	if err := proto.Unmarshal(body, &m); err != nil {
 		return nil, nil, err
+	}
+	if wrongWireTypeIn(body, authSigSchema) {
+		return nil, nil, ErrBadAuthSig
 	}
 	k, ok := m.GetPubKey().GetSum().(*cryptopb.PublicKey_Ed25519)
 	if !ok || len(k.Ed25519) != ed25519.PublicKeySize {
@@ -715,6 +729,38 @@ func TestSecretConnectionAuthSigCanonical(t *testing.T) {
 				t.Fatalf("key %d, %s: got %x %x %v", i, name, k, s, err)
 			}
 		}
+	}
+}
+
+// TestSecretConnectionAuthSigWrongWireType: an AuthSigMessage with a known
+// field (its own or its PublicKey's) of another wire type than the declared
+// one is refused with ErrBadAuthSig, as cometbft's gogoproto Unmarshal refuses
+// it ("proto: wrong wireType"), even when the key and signature are good.
+func TestSecretConnectionAuthSigWrongWireType(t *testing.T) {
+	pub := bytes.Repeat([]byte{7}, 32)
+	sig := bytes.Repeat([]byte{9}, 64)
+	key := append([]byte{0x0a, 0x20}, pub...)
+	pubKey := func(extra ...byte) []byte {
+		inner := append(bytes.Clone(key), extra...)
+		return append([]byte{0x0a, byte(len(inner))}, inner...)
+	}
+	sigField := append([]byte{0x12, 0x40}, sig...)
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	cases := map[string][]byte{
+		"sig as varint after sig":          cat(pubKey(), sigField, []byte{0x10, 0x01}),
+		"pub_key as fixed32 after pub_key": cat(pubKey(), []byte{0x0d, 1, 2, 3, 4}, sigField),
+		"pub_key as varint before pub_key": cat([]byte{0x08, 0x01}, pubKey(), sigField),
+		"ed25519 as varint after ed25519":  cat(pubKey(0x08, 0x01), sigField),
+		"secp256k1 as fixed64":             cat(pubKey(0x11, 1, 2, 3, 4, 5, 6, 7, 8), sigField),
+		"mldsa65 as varint":                cat(pubKey(0x20, 0x01), sigField),
+	}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			k, s, err := scReadAuthSig(bytes.NewReader(append(protowire.AppendVarint(nil, uint64(len(body))), body...)))
+			if !errors.Is(err, ErrBadAuthSig) {
+				t.Fatalf("scReadAuthSig(%x) = %x, %x, %v; want ErrBadAuthSig", body, k, s, err)
+			}
+		})
 	}
 }
 
