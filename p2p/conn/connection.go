@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -84,19 +85,27 @@ var (
 type PacketError struct {
 	// Token is a stable, bounded identifier suitable as a metrics label, e.g. "mconn_unknown_channel".
 	Token string
-	// ChannelID is the channel_id the packet carried (as the int32 on the wire), or -1 when the packet
-	// named no channel.
+	// ChannelID is the channel_id the packet carried (as the int32 on the wire, so possibly negative),
+	// or NoChannelID when the packet named no channel.
 	ChannelID int64
 	// Err is one of ErrUnknownChannel, ErrMessageTooLarge, ErrPacketTooLarge, ErrUnknownPacketType,
 	// ErrMalformedPacket, possibly wrapped with detail.
 	Err error
 }
 
+// NoChannelID is PacketError.ChannelID for a packet that named no channel (it could not be decoded,
+// or it was not a PacketMsg): a value no int32 channel_id can take.
+const NoChannelID int64 = math.MinInt64
+
 func (e *PacketError) Error() string {
-	if e.ChannelID >= 0 {
+	switch {
+	case e.ChannelID == NoChannelID:
+		return "conn: recv packet: " + e.Err.Error()
+	case e.ChannelID < 0:
+		return fmt.Sprintf("conn: recv packet (channel %d): %v", e.ChannelID, e.Err)
+	default:
 		return fmt.Sprintf("conn: recv packet (channel %#x): %v", e.ChannelID, e.Err)
 	}
-	return "conn: recv packet: " + e.Err.Error()
 }
 
 // Unwrap returns e.Err.

@@ -59,7 +59,7 @@ func TestMConnOutOfRangeCodesF09(t *testing.T) {
 	}{
 		{"channel_id_2^64-1", packet(3, append(protowire.AppendVarint([]byte{0x08}, math.MaxUint64), 0x10, 0x01)), ErrUnknownChannel, -1},
 		{"channel_id_2^31-1", packet(3, append(protowire.AppendVarint([]byte{0x08}, math.MaxInt32), 0x10, 0x01)), ErrUnknownChannel, math.MaxInt32},
-		{"packet_field_2^29-1", protowire.AppendBytes(nil, unknownField), ErrUnknownPacketType, -1},
+		{"packet_field_2^29-1", protowire.AppendBytes(nil, unknownField), ErrUnknownPacketType, NoChannelID},
 		{"eof_2^64-1", packet(3, msgInner(eofMax)), nil, 0},
 		{"msg_field_2^29-1", packet(3, msgInner([]byte{0x10, 0x01}, unknownField)), nil, 0},
 		{"ping_field_2^29-1", append(packet(1, unknownField), packet(3, msgInner([]byte{0x10, 0x01}))...), nil, 0},
@@ -99,5 +99,34 @@ func TestMConnOutOfRangeCodesF09(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestPacketErrorChannelUnambiguous: a PacketMsg whose channel_id is a negative int32 reports that
+// channel in the PacketError and its message, and a packet that named no channel reports a
+// ChannelID that no wire channel_id can take, so an operator can tell the two apart.
+func TestPacketErrorChannelUnambiguous(t *testing.T) {
+	run := func(raw []byte) *PacketError {
+		t.Helper()
+		var pe *PacketError
+		synctest.Test(t, func(t *testing.T) {
+			_, remote, rec := newTestMConn(t, []ChannelDescriptor{{ID: 0x01, Priority: 1}}, MConnConfig{})
+			startRawPeer(remote, true)
+			_ = writeAll(remote, raw)
+			if err := waitErr(t, rec); !errors.As(err, &pe) {
+				t.Fatalf("err = %v, want a *PacketError", err)
+			}
+		})
+		return pe
+	}
+	// channel_id -1 (the varint 2^64-1), eof, no data.
+	chMinus1 := run(protowire.AppendBytes(nil, protowire.AppendBytes([]byte{0x1a},
+		append(protowire.AppendVarint([]byte{0x08}, math.MaxUint64), 0x10, 0x01))))
+	if !errors.Is(chMinus1, ErrUnknownChannel) || chMinus1.ChannelID != -1 || !strings.Contains(chMinus1.Error(), "channel -1") {
+		t.Errorf("channel_id -1: ChannelID %d, %q; want -1 and the channel in the message", chMinus1.ChannelID, chMinus1.Error())
+	}
+	noChannel := run([]byte{0x02, 0x48, 0x01}) // a Packet with only an unknown field
+	if !errors.Is(noChannel, ErrUnknownPacketType) || noChannel.ChannelID >= math.MinInt32 {
+		t.Errorf("no channel: ChannelID %d, %q; want a value outside the int32 range", noChannel.ChannelID, noChannel.Error())
 	}
 }

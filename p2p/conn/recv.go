@@ -240,7 +240,7 @@ func (c *MConnection) recvLoop() error {
 				return nil
 			}
 			if isPacketProtocolError(err) {
-				return &PacketError{Token: tokenFor(err), ChannelID: -1, Err: err}
+				return &PacketError{Token: tokenFor(err), ChannelID: NoChannelID, Err: err}
 			}
 			return fmt.Errorf("conn: read packet: %w", err)
 		}
@@ -251,7 +251,7 @@ func (c *MConnection) recvLoop() error {
 		}
 		p, err := decodePacket(body)
 		if err != nil {
-			return &PacketError{Token: tokenFor(err), ChannelID: -1, Err: err}
+			return &PacketError{Token: tokenFor(err), ChannelID: NoChannelID, Err: err}
 		}
 		switch p.typ {
 		case packetTypePing:
