@@ -37,7 +37,8 @@ func limitKey(ip netip.Addr) netip.Addr {
 
 // AdmissionChecks are installed by a switch with SetAdmissionChecks. Both fields may be nil.
 type AdmissionChecks struct {
-	// IP is consulted for every inbound and outbound TCP connection before any handshake byte;
+	// IP is consulted for every inbound and outbound TCP connection before any handshake byte
+	// (for an inbound one, as soon as it is accepted, before it takes a pending-handshake slot);
 	// a non-nil error closes it with Reason RejectBanned. It must be fast and must not block.
 	IP func(ip netip.Addr) error
 	// ID is consulted right after the SecretConnection authenticated the remote, before the

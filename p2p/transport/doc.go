@@ -14,7 +14,9 @@
 // Every connection, inbound or outbound, goes through the same steps; any failure closes the
 // socket at once (RELIABILITY C-04) and yields a *RejectedError with a RejectReason:
 //
-//  1. Filters, before any handshake byte: a duplicate remote ip:port (inbound or dialed, as
+//  1. Filters, before any handshake byte: the IP admission check (SetAdmissionChecks,
+//     RejectBanned; for inbound connections in the accept loop, before a pending-handshake slot
+//     is taken), a duplicate remote ip:port (inbound or dialed, as
 //     CometBFT's filterConn), and, for inbound connections unless Config.AllowDuplicateIP, a
 //     remote IP that already has an inbound or outbound connection in the ConnSet (C-05; RejectDuplicate); then Config.ConnFilters within Config.FilterTimeout
 //     (RejectFiltered, ErrFilterTimeout; C-10).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -212,5 +213,41 @@ func TestRateLimiterFullTableExpired(t *testing.T) {
 			t.Fatalf("attempt %d from a new IP with %d of %d entries expired: allow = %v, want %v (the limit of 2 is not applied)",
 				i+1, maxRateEntries-1, r.size(), got, want)
 		}
+	}
+}
+
+// TestBannedIPTakesNoSlot: a connection from a banned IP is refused when it is accepted, before
+// it is given a pending-handshake slot, as CometBFT filters a connection before upgrading it: it
+// does not displace a pending handshake of another IP (here a stalled one in the only slot).
+func TestBannedIPTakesNoSlot(t *testing.T) {
+	a, clk, cfg := oneSlotNode(t)
+	acc := collectAccepts(t, a, 4)
+	errBan := errors.New("banned")
+	a.SetAdmissionChecks(AdmissionChecks{IP: func(ip netip.Addr) error {
+		if ip == netip.MustParseAddr("127.0.0.3") {
+			return errBan
+		}
+		return nil
+	}})
+
+	c := dialFrom(t, "127.0.0.2", a.NetAddress().AddrPort())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer c.Close()
+	wg.Go(func() { stallPeer(c, -1, genKey(t), nil) }) // completes the SecretConnection, then stalls
+	waitUntil(t, 5*time.Second, func() bool {
+		a.slots.mu.Lock()
+		defer a.slots.mu.Unlock()
+		st := a.slots.tab.Slots()
+		return len(st) == 1 && st[0].Stage == StageAuth
+	})
+	clk.Advance(cfg.HandshakeTimeout) // past Stall: a newcomer could displace it
+
+	banned := dialFrom(t, "127.0.0.3", a.NetAddress().AddrPort())
+	defer banned.Close()
+	wantRejected(t, nextAccept(t, acc, 5*time.Second).err, RejectBanned, errBan)
+	if s := a.Stats(); s.Displaced != 0 || s.PendingHandshakes != 1 {
+		t.Fatalf("after a banned IP's connection: Displaced %d, PendingHandshakes %d; want 0 and 1 (the stalled handshake kept its slot)",
+			s.Displaced, s.PendingHandshakes)
 	}
 }

@@ -593,15 +593,18 @@ func (t *MultiplexTransport) acceptLoop(ln net.Listener) {
 			t.rateLimited.Add(1)
 			_ = c.Close()
 			t.cfg.Logger.Debug("transport: inbound rate limit exceeded, connection dropped", "addr", ap.String())
-			rej := &RejectedError{Addr: netaddr.New("", ap), Reason: RejectRateLimited, Err: ErrRateLimited}
-			if !t.takeReportToken() {
-				continue
+			if !t.reportAsync(&RejectedError{Addr: netaddr.New("", ap), Reason: RejectRateLimited, Err: ErrRateLimited}) {
+				return
 			}
-			if !t.spawn(func() {
-				defer func() { <-t.reports }()
-				t.report(rej)
-			}) {
-				<-t.reports
+			continue
+		}
+		// A banned IP is refused here, before it takes a slot, so that it never displaces a
+		// pending handshake (as CometBFT filters a connection before upgrading it). The
+		// upgrade checks again, for outbound connections and for a ban installed meanwhile.
+		if err := t.checkIP(ap.Addr()); err != nil {
+			_ = c.Close()
+			t.cfg.Logger.Debug("transport: inbound connection from a refused IP dropped", "addr", ap.String(), "err", err)
+			if !t.reportAsync(&RejectedError{Addr: netaddr.New("", ap), Reason: RejectBanned, Err: err}) {
 				return
 			}
 			continue
@@ -705,6 +708,22 @@ func (t *MultiplexTransport) handleInbound(dctx context.Context, cancel context.
 	case <-ctx.Done(): // not reached: a handshake at StageNodeInfo is never displaced
 		_ = uc.Close()
 	}
+}
+
+// reportAsync hands rej to Accept from a goroutine of its own if a report token is free (else it
+// is only counted as dropped). It returns false, having reported nothing, once Close has begun.
+func (t *MultiplexTransport) reportAsync(rej *RejectedError) bool {
+	if !t.takeReportToken() {
+		return true
+	}
+	if !t.spawn(func() {
+		defer func() { <-t.reports }()
+		t.report(rej)
+	}) {
+		<-t.reports
+		return false
+	}
+	return true
 }
 
 // takeReportToken reserves room for one rejection waiting for Accept, or counts the rejection
