@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -537,4 +538,81 @@ func displaceInIDCheck(t *testing.T, a *MultiplexTransport, clk *clock.Manual, c
 	waitUntil(t, 5*time.Second, func() bool { return a.Stats().Displaced == 1 })
 	var closeOnce sync.Once
 	return evil, func() { closeOnce.Do(func() { close(done) }) }
+}
+
+// hookConn calls hook before the second clearing of the deadline (SetDeadline with the zero
+// time): the SecretConnection handshake clears it first, the upgrade again right after the
+// NodeInfo exchange. hook returns whether to go on to the socket.
+type hookConn struct {
+	net.Conn
+	hook    func() bool
+	cleared int
+}
+
+func (h *hookConn) SetDeadline(d time.Time) error {
+	if d.IsZero() {
+		if h.cleared++; h.cleared == 2 && !h.hook() {
+			return nil
+		}
+	}
+	return h.Conn.SetDeadline(d)
+}
+
+// TestDisplacedAfterNodeInfoNotHandedToAccept: a handshake displaced after its NodeInfo exchange,
+// once the upgrade has nothing left to read and is about to succeed, is not handed to Accept as a
+// *Conn over a closed socket: it is reported as RejectDisplaced with the remote's ID, as
+// Stats.Displaced promises.
+func TestDisplacedAfterNodeInfoNotHandedToAccept(t *testing.T) {
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	cfg := testConfig()
+	cfg.Clock = clk
+	cfg.HandshakeTimeout = 10 * time.Second
+	cfg.MaxPendingHandshakes = 1
+	inHook, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	cfg.WrapConn = func(c net.Conn, outbound bool) net.Conn {
+		hooked := false
+		return &hookConn{Conn: c, hook: func() bool {
+			first.Do(func() {
+				hooked = true
+				close(inHook)
+				<-release
+			})
+			return !hooked // the socket is closed by then: pretend the deadline was cleared
+		}}
+	}
+	a, _ := newNode(t, cfg)
+
+	cliCfg := testConfig()
+	cliCfg.LocalAddr = netip.MustParseAddr("127.0.0.2")
+	cli, cliKey := newNode(t, cliCfg)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		if c, err := cli.Dial(context.Background(), addrOf(a.ID(), a.NetAddress().AddrPort())); err == nil {
+			_ = c.Close()
+		}
+	})
+	select {
+	case <-inHook: // the NodeInfo exchange is over; the slot is still at StageAuth
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upgrade did not finish its NodeInfo exchange")
+	}
+	clk.Advance(cfg.HandshakeTimeout) // past Stall: the next connection displaces it
+	nc := dialFrom(t, "127.0.0.3", a.NetAddress().AddrPort())
+	defer nc.Close()
+	waitUntil(t, 5*time.Second, func() bool { return a.Stats().Displaced == 1 })
+	close(release)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := a.Accept(ctx)
+	if c != nil {
+		_ = c.Close()
+		t.Fatalf("Accept returned the displaced handshake's connection (NodeInfo %s); want RejectDisplaced", c.NodeInfo.ID)
+	}
+	rej := wantRejected(t, err, RejectDisplaced, ErrDisplaced)
+	if rej.Addr.ID != cliKey.ID() {
+		t.Errorf("reported with Addr %v, want ID %s", rej.Addr, cliKey.ID())
+	}
 }

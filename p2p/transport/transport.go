@@ -674,6 +674,14 @@ func (t *MultiplexTransport) handleInbound(dctx context.Context, cancel context.
 	defer done()
 	ap := addrPortOf(pc.RemoteAddr())
 	uc, err := t.upgrade(ctx, c, nil, pc)
+	if err == nil && !t.slots.finish(id) {
+		// Displaced after the upgrade's last read, before the handshake could be marked
+		// finished: its socket is closed, so it is not handed to Accept but reported as
+		// displaced. The displacer cancels ctx right after taking the slot.
+		<-ctx.Done()
+		_ = uc.Close()
+		uc, err = nil, &canceledError{addr: uc.SocketAddr, cause: ctxError(ctx)}
+	}
 	if err != nil {
 		t.slots.release(id)
 		if errors.Is(context.Cause(ctx), ErrDisplaced) {
@@ -700,7 +708,6 @@ func (t *MultiplexTransport) handleInbound(dctx context.Context, cancel context.
 		return
 	}
 	defer t.slots.release(id)
-	pc.report(StageNodeInfo)
 	select {
 	case t.acceptc <- accepted{conn: uc}:
 	case <-t.closing:
@@ -955,6 +962,14 @@ func (g *slotGuard) progress(id SlotID, s Stage) {
 	g.mu.Lock()
 	g.tab.Progress(id, s, g.clk.Now())
 	g.mu.Unlock()
+}
+
+// finish moves handshake id to StageNodeInfo, where it is never displaced, and reports whether
+// it still held its slot (false: it was displaced).
+func (g *slotGuard) finish(id SlotID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.tab.Progress(id, StageNodeInfo, g.clk.Now())
 }
 
 func (g *slotGuard) release(id SlotID) {
