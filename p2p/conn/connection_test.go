@@ -1954,3 +1954,45 @@ func TestMConnAllChannels(t *testing.T) {
 		}
 	})
 }
+
+// TestMConnRecvRateLimitPauseRepaysDebt: time the reader spends stopped by back-pressure (a full
+// delivery queue) counts as time not reading for the receive rate limit. The reader used to wait
+// off, after the pause, the debt of the packet it read just before it, however long the pause.
+func TestMConnRecvRateLimitPauseRepaysDebt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		local, remote := net.Pipe()
+		release := make(chan struct{})
+		descs := []ChannelDescriptor{{ID: 0x01, Priority: 1}}
+		// 1000 B/s: once the initial burst (one send batch, about 10 packets) is spent, each
+		// 1 KiB packet puts the limiter about 1 s in debt. The queue holds about 15 messages, so
+		// the reader stops on a full queue in debt.
+		cfg := MConnConfig{RecvRate: 1000, RecvQueueBytes: 16 << 10}
+		mc, err := NewMConnection(local, descs, func(byte, []byte) { <-release }, func(error) {}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { mc.Close(); remote.Close() }()
+		startRawPeer(remote, true)
+		go func() {
+			pkt := appendPacketMsg(nil, 0x01, true, make([]byte, 1024))
+			for writeAll(remote, pkt) == nil {
+			}
+		}()
+		time.Sleep(40 * time.Second) // the queue filled long ago: the reader is paused
+		synctest.Wait()
+		st := mc.Status()
+		if st.RecvPauses == 0 || st.RecvMonitor.LimitWait == 0 {
+			t.Fatalf("RecvPauses %d, LimitWait %v: the reader should have waited for the limiter and then paused",
+				st.RecvPauses, st.RecvMonitor.LimitWait)
+		}
+		before := st.RecvMonitor.Bytes
+		close(release)
+		synctest.Wait() // no time passes: only what the reader may read at once
+		if after := mc.Status().RecvMonitor.Bytes; after == before {
+			t.Fatalf("after a long pause the reader waits for the limiter before reading again (%d bytes read): the pause did not count", before)
+		}
+	})
+}

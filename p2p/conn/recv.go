@@ -369,9 +369,13 @@ func (c *MConnection) enqueue(ch *channel, msg *recvBuf) {
 				break // and it still does below: only the deliverer takes from the queue meanwhile
 			}
 		}
+		// The pause was time without reading: it repays the rate limiter's debt, which the
+		// reader would otherwise wait off in full after it.
+		paused := c.clk.Since(t0)
+		c.owed = max(c.owed-paused, 0)
 		// Under mu, which Status reads both under (mu before ch.mu: hence ch.mu is not held here).
 		c.mu.Lock()
-		c.recvPauseNanos.Add(int64(c.clk.Since(t0)))
+		c.recvPauseNanos.Add(int64(paused))
 		c.recvPauseSince.Store(0)
 		c.mu.Unlock()
 		if c.isClosed() {
