@@ -1996,3 +1996,30 @@ func TestMConnRecvRateLimitPauseRepaysDebt(t *testing.T) {
 		}
 	})
 }
+
+// TestDispatchDoesNotBlockAfterClose: the reader hands a job to a parked worker through a
+// buffered channel of one slot. Two workers may have counted themselves idle before either took
+// the first job from it (each between the count, under mu, and its select); when the connection is
+// then closed before they take it, both may leave on quit, and a second job used to block the
+// reader on the full channel forever, and Close, which waits for the reader, with it. The state
+// is built by hand: the reader has passed dispatch's closed check, then Close closed quit.
+func TestDispatchDoesNotBlockAfterClose(t *testing.T) {
+	local, remote := net.Pipe()
+	defer remote.Close()
+	defer local.Close()
+	mc, err := NewMConnection(local, []ChannelDescriptor{{ID: 0x01, Priority: 1}}, nil, nil, MConnConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := mc.channels[0]
+	mc.recvJobs <- recvJob{kind: recvJobDeliver, ch: ch} // the first job, for worker A, not taken
+	mc.idleRecvWorkers = 1                               // worker B counted itself idle after it
+	close(mc.quit)                                       // Close, after dispatch checked closed; A and B leave on quit
+	done := make(chan bool)
+	go func() { done <- mc.dispatch(recvJob{kind: recvJobDeliver, ch: ch}) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("dispatch still blocked on the full job channel 10 s after the connection closed")
+	}
+}

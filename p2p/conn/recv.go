@@ -86,8 +86,8 @@ func peerClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
-// dispatch hands job to a parked worker or starts a new one. It reports false (and does nothing) once
-// the connection is closed.
+// dispatch hands job to a parked worker or starts a new one. It reports false (and the job is
+// dropped) once the connection is closed.
 func (c *MConnection) dispatch(job recvJob) bool {
 	c.mu.Lock()
 	if c.closed {
@@ -98,8 +98,15 @@ func (c *MConnection) dispatch(job recvJob) bool {
 	if c.idleRecvWorkers > 0 {
 		c.idleRecvWorkers--
 		c.mu.Unlock()
-		c.recvJobs <- job // buffered: never blocks
-		return true
+		// Buffered, but two workers may have counted themselves idle before either took the
+		// previous job: the send then waits for one of them to take it. If the connection
+		// closes meanwhile, both may leave on quit instead, and nobody would ever take it.
+		select {
+		case c.recvJobs <- job:
+			return true
+		case <-c.quit:
+			return false
+		}
 	}
 	c.running++
 	c.mu.Unlock()
