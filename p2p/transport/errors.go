@@ -47,8 +47,9 @@ var (
 	// nodeinfo.MaxNodeInfoSize bytes (Reason RejectInvalidNodeInfo). Nothing is allocated for it.
 	ErrNodeInfoTooLarge = errors.New("transport: NodeInfo exceeds maximum size")
 
-	// ErrNodeInfoMalformed: the remote's NodeInfo is not a decodable DefaultNodeInfo protobuf
-	// (Reason RejectInvalidNodeInfo).
+	// ErrNodeInfoMalformed: the remote's NodeInfo is not a decodable DefaultNodeInfo protobuf,
+	// or a known field of it has the wrong wire type, which cometbft refuses too (Reason
+	// RejectInvalidNodeInfo).
 	ErrNodeInfoMalformed = errors.New("transport: malformed NodeInfo")
 
 	// ErrRateLimited rejects an inbound connection, before any handshake byte, because its remote

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
@@ -39,6 +40,19 @@ func TestRejectNodeInfo(t *testing.T) {
 	raw := func(b []byte) func(*testing.T, key.NodeKey) []byte {
 		return func(*testing.T, key.NodeKey) []byte { return b }
 	}
+	// extra is a valid NodeInfo whose body ends with the fields in b.
+	extra := func(b ...byte) func(*testing.T, key.NodeKey) []byte {
+		return func(t *testing.T, nk key.NodeKey) []byte {
+			ni := testNodeInfo(nk.ID())
+			ni.ListenAddr = "tcp://127.0.0.1:26656"
+			body, err := proto.Marshal(ni.ToProto())
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = append(body, b...)
+			return append(protowire.AppendVarint(nil, uint64(len(body))), body...)
+		}
+	}
 	cases := []struct {
 		name    string
 		payload func(*testing.T, key.NodeKey) []byte
@@ -64,6 +78,16 @@ func TestRejectNodeInfo(t *testing.T) {
 		{"varint_overflow", raw([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}),
 			want{reason: RejectInvalidNodeInfo, is: ErrNodeInfoMalformed}},
 		{"bad_protobuf", raw([]byte{0x03, 0xff, 0xff, 0xff}),
+			want{reason: RejectInvalidNodeInfo, is: ErrNodeInfoMalformed}},
+		// A known field of the wrong wire type fails cometbft's gogoproto Unmarshal ("proto:
+		// wrong wireType"); proto.Unmarshal alone would skip it as unknown.
+		{"moniker_as_varint", extra(0x38, 0x01),
+			want{reason: RejectInvalidNodeInfo, is: ErrNodeInfoMalformed}},
+		{"protocol_version_as_fixed32", extra(0x0d, 1, 2, 3, 4),
+			want{reason: RejectInvalidNodeInfo, is: ErrNodeInfoMalformed}},
+		{"protocol_version_p2p_as_bytes", extra(0x0a, 0x02, 0x0a, 0x00),
+			want{reason: RejectInvalidNodeInfo, is: ErrNodeInfoMalformed}},
+		{"other_tx_index_as_varint", extra(0x42, 0x02, 0x08, 0x01),
 			want{reason: RejectInvalidNodeInfo, is: ErrNodeInfoMalformed}},
 	}
 	check := func(t *testing.T, c *Conn, err error, w want, elapsed time.Duration) {

@@ -25,12 +25,60 @@ type readerConn struct {
 
 func (c readerConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
+// pbSchema lists a message's known fields for wrongWireTypeIn: each field's declared wire type and,
+// for an embedded message, its schema.
+type pbSchema map[protowire.Number]pbSchemaField
+
+type pbSchemaField struct {
+	typ protowire.Type
+	msg pbSchema
+}
+
+// nodeInfoSchema is DefaultNodeInfo's known fields, its embedded messages' included.
+var nodeInfoSchema = pbSchema{
+	1: {typ: protowire.BytesType, msg: pbSchema{
+		1: {typ: protowire.VarintType}, 2: {typ: protowire.VarintType}, 3: {typ: protowire.VarintType},
+	}},
+	2: {typ: protowire.BytesType}, 3: {typ: protowire.BytesType}, 4: {typ: protowire.BytesType},
+	5: {typ: protowire.BytesType}, 6: {typ: protowire.BytesType}, 7: {typ: protowire.BytesType},
+	8: {typ: protowire.BytesType, msg: pbSchema{1: {typ: protowire.BytesType}, 2: {typ: protowire.BytesType}}},
+}
+
+// wrongWireTypeIn reports whether b, a message of schema s, holds a known field (in it or in an
+// embedded message) of another wire type than its declared one, which gogoproto's Unmarshal
+// refuses and proto.Unmarshal skips. It walks only as far as b is well-formed.
+func wrongWireTypeIn(b []byte, s pbSchema) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		f, known := s[num]
+		if known && f.typ != typ {
+			return true
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return false
+		}
+		if known && f.msg != nil {
+			if v, _ := protowire.ConsumeBytes(b); wrongWireTypeIn(v, f.msg) {
+				return true
+			}
+		}
+		b = b[m:]
+	}
+	return false
+}
+
 // FuzzReadNodeInfo feeds arbitrary bytes, as the remote's side of the NodeInfo exchange, to
 // readNodeInfo. It never panics; it fails with RejectInvalidNodeInfo and an error wrapping
 // ErrNodeInfoMalformed or ErrNodeInfoTooLarge, or, when the bytes end early, with
 // RejectHandshakeFailed wrapping io.EOF or io.ErrUnexpectedEOF; it accepts exactly what
 // protodelim (MaxSize nodeinfo.MaxNodeInfoSize) and nodeinfo.FromProto accept, with the same
-// result; and it never reads past the message.
+// result, except a known field of the wrong wire type, which it refuses as gogoproto does; and it
+// never reads past the message.
 func FuzzReadNodeInfo(f *testing.F) {
 	ni := testNodeInfo(key.ID("a50bf51d0123456789abcdef0123456789aedf48"))
 	f.Add(delimited(f, ni.ToProto()))
@@ -43,6 +91,8 @@ func FuzzReadNodeInfo(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Add([]byte{0x03, 0xff, 0xff, 0xff})
 	f.Add([]byte{0x80, 0x00})
+	f.Add(append(protowire.AppendVarint(nil, 2), 0x38, 0x01))             // moniker as varint
+	f.Add(append(protowire.AppendVarint(nil, 4), 0x0a, 0x02, 0x0a, 0x00)) // protocol_version.p2p as bytes
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bytes.NewReader(data)
@@ -53,6 +103,9 @@ func FuzzReadNodeInfo(f *testing.F) {
 		var want nodeinfo.NodeInfo
 		if werr == nil {
 			want, werr = nodeinfo.FromProto(&pb)
+		}
+		if n, k := protowire.ConsumeVarint(data); werr == nil && k > 0 && wrongWireTypeIn(data[k:k+int(n)], nodeInfoSchema) {
+			werr = errors.New("wrong wire type")
 		}
 		if (err == nil) != (werr == nil) {
 			t.Fatalf("readNodeInfo: %v; protodelim and FromProto: %v", err, werr)
