@@ -13,11 +13,12 @@ import (
 //
 // Every packet is a delimited tendermint.p2p.Packet: uvarint(len(body)) ‖ body. The encoder emits exactly
 // the bytes cometbft's gogoproto emits (fields in number order, zero values omitted, the oneof member
-// always emitted). The decoder accepts any valid protobuf encoding with protobuf-go semantics: unknown
-// fields are skipped, fields may come in any order, a scalar repeated is last-wins, a repeated
-// embedded message merges. A known field carrying another wire type than its declared one fails the
-// packet (ErrMalformedPacket), as it fails cometbft's gogoproto Unmarshal ("wrong wireType"), where
-// protobuf-go would skip it as unknown.
+// always emitted). The decoder accepts any valid protobuf encoding with the semantics of cometbft's
+// gogoproto Unmarshal: unknown fields are skipped, fields may come in any order, a scalar repeated
+// is last-wins, the last oneof member wins, and a repeated packet_msg replaces the previous one
+// (protobuf-go would merge them). A known field carrying another wire type than its declared one
+// fails the packet (ErrMalformedPacket), as it fails gogoproto's Unmarshal ("wrong wireType"),
+// where protobuf-go would skip it as unknown.
 // Encoding and decoding are hand-written over protowire so the hot path does not allocate; the tests
 // check them against the generated wire/p2ppb types.
 
@@ -220,10 +221,9 @@ func decodePacketFields(b []byte) (packet, error) {
 					p = packet{typ: packetTypePong}
 				}
 			case fieldPacketMsg:
-				if p.typ != packetTypeMsg {
-					p = packet{typ: packetTypeMsg}
-				}
-				// A repeated packet_msg merges into the previous one, as proto3 does.
+				// A repeated packet_msg replaces the previous one, as in cometbft's gogoproto
+				// Unmarshal (protobuf-go would merge them).
+				p = packet{typ: packetTypeMsg}
 				if err := decodePacketMsg(v, &p); err != nil {
 					return packet{}, err
 				}

@@ -173,8 +173,10 @@ func TestPacketDecodeAcceptsAnyValidProtobuf(t *testing.T) {
 			packet{typ: packetTypeMsg, channelID: 5}},
 		{"scalar last wins", msg(tag(1, protowire.VarintType), vint(5), tag(1, protowire.VarintType), vint(6), tag(3, protowire.BytesType), lenp([]byte("a")), tag(3, protowire.BytesType), lenp([]byte("b"))),
 			packet{typ: packetTypeMsg, channelID: 6, data: []byte("b")}},
-		{"repeated packet_msg merges", b(msg(tag(1, protowire.VarintType), vint(7)), msg(tag(2, protowire.VarintType), vint(1))),
-			packet{typ: packetTypeMsg, channelID: 7, eof: true}},
+		// gogoproto decodes each packet_msg into a new PacketMsg: the last one replaces the
+		// earlier ones (protobuf-go would merge them into channel 7, eof).
+		{"repeated packet_msg replaces", b(msg(tag(1, protowire.VarintType), vint(7), tag(3, protowire.BytesType), lenp([]byte("x"))), msg(tag(2, protowire.VarintType), vint(1))),
+			packet{typ: packetTypeMsg, eof: true}},
 		{"last oneof member wins", b(msg(tag(1, protowire.VarintType), vint(7)), tag(1, protowire.BytesType), lenp(nil)),
 			packet{typ: packetTypePing}},
 		{"ping with unknown inner field", b(tag(1, protowire.BytesType), lenp(unknown)), packet{typ: packetTypePing}},
@@ -246,9 +248,25 @@ func wrongWireTypeIn(b []byte, s pbSchema) bool {
 	return false
 }
 
+// lastField returns the value of the last bytes-typed field num of the well-formed message b.
+func lastField(b []byte, num protowire.Number) []byte {
+	var v []byte
+	for len(b) > 0 {
+		n, typ, k := protowire.ConsumeTag(b)
+		b = b[k:]
+		k = protowire.ConsumeFieldValue(n, typ, b)
+		if n == num && typ == protowire.BytesType {
+			v, _ = protowire.ConsumeBytes(b)
+		}
+		b = b[k:]
+	}
+	return v
+}
+
 // checkAgainstProto asserts that our decoding of body agrees with proto.Unmarshal into p2ppb.Packet,
-// except that a known field of the wrong wire type, which proto.Unmarshal skips, fails the packet
-// as it fails cometbft's gogoproto Unmarshal.
+// except where cometbft's gogoproto Unmarshal differs: a known field of the wrong wire type, which
+// proto.Unmarshal skips, fails the packet, and a packet_msg replaces an earlier one instead of
+// merging with it.
 func checkAgainstProto(t testing.TB, body []byte, got packet, gotErr error) {
 	t.Helper()
 	var pb p2ppb.Packet
@@ -272,7 +290,7 @@ func checkAgainstProto(t testing.TB, body []byte, got packet, gotErr error) {
 	case gotErr != nil:
 		t.Fatalf("proto accepts %x as %v, we reject: %v", body, &pb, gotErr)
 	}
-	switch s := pb.Sum.(type) {
+	switch pb.Sum.(type) {
 	case *p2ppb.Packet_PacketPing:
 		if got.typ != packetTypePing {
 			t.Fatalf("%x: proto ping, we %+v", body, got)
@@ -282,7 +300,13 @@ func checkAgainstProto(t testing.TB, body []byte, got packet, gotErr error) {
 			t.Fatalf("%x: proto pong, we %+v", body, got)
 		}
 	case *p2ppb.Packet_PacketMsg:
-		m := s.PacketMsg
+		// gogoproto replaces the oneof's PacketMsg at each packet_msg field instead of merging
+		// them: its content is that of the last packet_msg alone.
+		var last p2ppb.PacketMsg
+		if err := proto.Unmarshal(lastField(body, fieldPacketMsg), &last); err != nil {
+			t.Fatalf("%x: last packet_msg: %v", body, err)
+		}
+		m := &last
 		if got.typ != packetTypeMsg || got.channelID != m.ChannelId || got.eof != m.Eof || !bytes.Equal(got.data, m.Data) {
 			t.Fatalf("%x: proto %v, we %+v", body, m, got)
 		}
@@ -441,7 +465,7 @@ func TestPacketHotPathAllocs(t *testing.T) {
 // proto.Unmarshal on acceptance and content. Never panics.
 func FuzzPacketDecode(f *testing.F) {
 	for _, s := range []string{"0a00", "1200", "1a0610011a020a00", "1a0708201a03616263", "1a0408301001", "", "4801", "1a020880", "0c",
-		"12000800", "0a001b1c", "1a030a0101", "1a0515010000000a00", "1a0408011801"} {
+		"12000800", "0a001b1c", "1a030a0101", "1a0515010000000a00", "1a0408011801", "1a0508071a01781a021001"} {
 		b, _ := hex.DecodeString(s)
 		f.Add(b)
 	}
