@@ -81,7 +81,7 @@ func (ch ChurnEvent) times(d time.Duration) []time.Duration {
 	var ts []time.Duration
 	for t := ch.At; t <= until; t += ch.Every {
 		ts = append(ts, t)
-		if ch.Every == 0 {
+		if ch.Every == 0 || t > until-ch.Every { // the next is past until (t+Every could wrap around)
 			break
 		}
 	}

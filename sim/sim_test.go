@@ -385,3 +385,16 @@ func TestNodeStreamsStayApart(t *testing.T) {
 		t.Fatalf("link streams of %d nodes reach the address-book streams", maxNodes)
 	}
 }
+
+// TestChurnTimesNearTheEndOfTime: the occurrences of a repeating churn event stop at the
+// end of the run even when the next one would pass the largest time.Duration (a long
+// Duration, which Validate accepts, and a long Every); the sum wrapped around to a negative
+// time before, and the loop never ended.
+func TestChurnTimesNearTheEndOfTime(t *testing.T) {
+	d := time.Duration(math.MaxInt64)
+	ch := ChurnEvent{Kind: ChurnCrash, At: time.Hour, Every: d - 2*time.Hour, Count: 1}
+	ts := ch.times(d)
+	if want := []time.Duration{time.Hour, d - time.Hour}; !slices.Equal(ts, want) {
+		t.Fatalf("times = %v, want %v", ts, want)
+	}
+}
