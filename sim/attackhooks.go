@@ -22,6 +22,7 @@ func (s *Sim) makeAttack() error {
 		for _, k := range perm[:min(a.Targets, len(perm))] {
 			s.m.targets = append(s.m.targets, s.publishers[k])
 			s.nodes[s.publishers[k]].target = true
+			s.nodes[s.publishers[k]].targetFrom = s.m.attackFrom
 		}
 	}
 	if a.CensorPublishers > 0 {

@@ -87,7 +87,8 @@ func (s *Sim) churn(ch ChurnEvent, pool []int32) {
 }
 
 // restartFromBook makes n, just crashed by ch, restart from its address book and a target
-// of the run when ch says FromBook.
+// of the run when ch says FromBook: from now (or from the attack's start, if later) on, the
+// messages published count in the targets' figures.
 func (s *Sim) restartFromBook(ch ChurnEvent, n *node) {
 	if !ch.FromBook {
 		return
@@ -95,6 +96,7 @@ func (s *Sim) restartFromBook(ch ChurnEvent, n *node) {
 	n.fromBook = true
 	if !n.target {
 		n.target = true
+		n.targetFrom = max(s.g.now, s.m.attackFrom)
 		s.m.targets = append(s.m.targets, n.idx)
 	}
 }

@@ -62,3 +62,44 @@ func TestJoinCountsValidated(t *testing.T) {
 		t.Fatalf("joins of 10 nodes out of 10: %v", err)
 	}
 }
+
+// TestRestartTargetsCountFromTheirRestart: the nodes restarted from their books are the run's
+// targets from their restart on: TargetDeliveryRatio counts the messages published since then
+// (in the attack window, with an attack), not those a node received before it crashed, and is
+// a measurement without an attack too.
+func TestRestartTargetsCountFromTheirRestart(t *testing.T) {
+	const restart = 12 * time.Second
+	for _, attack := range []*Attack{nil, {Sybils: 2, Degree: 2}} {
+		cfg := Config{Seed: 1, Nodes: 20, Duration: 25 * time.Second, AddrBook: AddrBook{Enabled: true}, Attack: attack,
+			Churn: []ChurnEvent{{Kind: ChurnRestart, At: restart, Count: 2, Downtime: time.Second, FromBook: true}}}
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := s.Run()
+		deadline := int64(s.cfg.Gossip.DeliveryDeadline)
+		var want int64
+		for k := range s.msgs {
+			rec := &s.msgs[k]
+			if rec.at < int64(restart) || deadline > s.end-rec.at {
+				continue
+			}
+			for _, i := range s.m.targets {
+				if i != rec.from && s.upThrough(i, rec.at, rec.at+deadline) {
+					want++
+				}
+			}
+		}
+		if len(s.m.targets) != 2 || r.TargetExpected == nil || want == 0 || *r.TargetExpected != want {
+			t.Errorf("attack %v: %d targets, TargetExpected %v (ratio %v); want the %d (message, target) pairs from the restart on",
+				attack != nil, len(s.m.targets), deref(r.TargetExpected), deref(r.TargetDeliveryRatio), want)
+		}
+	}
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}

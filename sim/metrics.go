@@ -153,11 +153,11 @@ func (m *metrics) deliver(n *node, in router.Incoming) {
 				break
 			}
 		}
+		if n.target && r.at >= n.targetFrom {
+			x.met.targetLat = append(x.met.targetLat, us)
+		}
 		if m.inAttack(r.at) {
 			x.met.attackLat = append(x.met.attackLat, us)
-			if n.target {
-				x.met.targetLat = append(x.met.targetLat, us)
-			}
 			if m.censored[k] { // written only by publishes, which run alone between windows
 				x.met.censoredLat = append(x.met.censoredLat, us)
 			}

@@ -85,8 +85,12 @@ type node struct {
 	downAt  int64 // -1 while up
 	// offline: reserved for a ChurnJoin, not booted at time 0.
 	offline bool
-	// target: an eclipse target (or a node restarted from its address book).
-	target bool
+	// target: an eclipse target (or a node restarted from its address book); targetFrom is
+	// the publication time from which its deliveries count as a target's: the attack's start
+	// for an eclipse target, its crash (or the attack's start, if later) for a node restarted
+	// from its book.
+	target     bool
+	targetFrom int64
 	// book is the node's live address book (its PEX core's); saved holds it as saved at
 	// the last crash (addrbook.json), loaded at the next boot; fromBook makes that boot
 	// dial from the book only.

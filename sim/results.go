@@ -45,13 +45,17 @@ type Results struct {
 	HonestDeliveryRatio float64 `json:"honest_delivery_ratio"`
 	// AttackDeliveryRatio is HonestDeliveryRatio over the messages published from the
 	// attack's start (the later of Attack.ConnectAt and Attack.StartAt) on; nil without an
-	// attack. The target and censored figures below cover the same messages.
+	// attack. The target and censored figures below cover the same messages (for a node
+	// restarted from its address book, ChurnEvent.FromBook, those published from its crash
+	// on, if later).
 	AttackDeliveryRatio *float64 `json:"attack_delivery_ratio,omitempty"`
 	// AttackFrom is the start of the attack window in virtual time; absent from the JSON
 	// when 0, which an attack from the start and no attack share (AttackDeliveryRatio, set
 	// with an attack only, tells them apart).
 	AttackFrom time.Duration `json:"attack_from_ns,omitempty"`
-	// TargetDeliveryRatio is the honest delivery ratio of the eclipse targets; nil without.
+	// TargetDeliveryRatio is the honest delivery ratio of the eclipse targets and of the
+	// nodes restarted from their address books, each from the time it became one (the
+	// attack's start; its crash, or the attack's start if later); nil without targets.
 	TargetDeliveryRatio *float64 `json:"target_delivery_ratio,omitempty"`
 	// CensoredDeliveryRatio is the honest delivery ratio of the censored publishers'
 	// messages; nil without.
@@ -74,8 +78,8 @@ type Results struct {
 	// AttackLatencyP99Ms is the p99 latency of the honest deliveries of the messages
 	// published from the attack's start on; nil without an attack.
 	AttackLatencyP99Ms *float64 `json:"attack_latency_p99_ms,omitempty"`
-	// TargetLatencyP99Ms is the p99 latency of the deliveries to eclipse targets (attack
-	// window); nil without.
+	// TargetLatencyP99Ms is the p99 latency of the deliveries to the targets of the messages
+	// TargetDeliveryRatio covers; nil without targets.
 	TargetLatencyP99Ms *float64 `json:"target_latency_p99_ms,omitempty"`
 	// CensoredLatencyP99Ms is the p99 latency of the honest deliveries of the censored
 	// publishers' messages (attack window); nil without.
@@ -200,6 +204,12 @@ func (s *Sim) results() *Results {
 			if got {
 				mr.Delivered++
 			}
+			if n := s.nodes[i]; n.target && rec.at >= n.targetFrom {
+				tExp++
+				if got {
+					tGot++
+				}
+			}
 			if !inAttack {
 				continue
 			}
@@ -207,12 +217,6 @@ func (s *Sim) results() *Results {
 				aExp++
 				if got {
 					aGot++
-				}
-			}
-			if slices.Contains(m.targets, i) {
-				tExp++
-				if got {
-					tGot++
 				}
 			}
 			if mr.Censored {
