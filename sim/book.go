@@ -18,7 +18,7 @@ import (
 type AddrBook struct {
 	// Enabled turns PEX on.
 	Enabled bool
-	// Every is PEX's ensurePeers period; 0 means 30 s.
+	// Every is PEX's ensurePeers period; 0 means 30 s; else at least 1 ms.
 	Every time.Duration
 }
 

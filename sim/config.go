@@ -340,7 +340,8 @@ const rpcOverheadBytes = 4096
 // the pub/sub shell joins.
 const maxTopicBytes = 1024
 
-// minPeriod is the shortest period of a repeating churn event and of the samplers.
+// minPeriod is the shortest period of a repeating churn event, of the samplers and of PEX
+// (AddrBook.Every).
 const minPeriod = time.Millisecond
 
 type problems []error
@@ -488,6 +489,8 @@ func (c Config) Validate() error {
 	}
 	if c.AddrBook.Every < 0 {
 		ps.add("AddrBook.Every %v is negative", c.AddrBook.Every)
+	} else if c.AddrBook.Every > 0 && c.AddrBook.Every < minPeriod {
+		ps.add("AddrBook.Every %v is below %v", c.AddrBook.Every, minPeriod)
 	}
 	if c.Peers.MaxInbound < 0 || c.Peers.MaxOutbound < 0 || c.PEX.MaxOutbound < 0 {
 		ps.add("Peers.MaxInbound %d, Peers.MaxOutbound %d and PEX.MaxOutbound %d must not be negative",

@@ -105,6 +105,20 @@ func TestValidateRefusesNegativePEXPeriod(t *testing.T) {
 	}
 }
 
+// TestValidateRefusesTinyPEXPeriod: an AddrBook.Every (PEX's ensurePeers period) below 1 ms
+// is refused, as the churn and sampler periods are: every PEX node would run ensurePeers every
+// few nanoseconds of the run (5 nodes at 10 µs: 566,000 events in 1.5 s of virtual time).
+func TestValidateRefusesTinyPEXPeriod(t *testing.T) {
+	cfg := Config{AddrBook: AddrBook{Enabled: true, Every: 999 * time.Microsecond}}
+	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("AddrBook.Every %v: Validate = %v, want ErrInvalidConfig", cfg.AddrBook.Every, err)
+	}
+	cfg.AddrBook.Every = time.Millisecond
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("AddrBook.Every %v: %v", cfg.AddrBook.Every, err)
+	}
+}
+
 // TestValidateRefusesBadScoreParameters: score parameters, thresholds or topic score
 // parameters that gossipsub.New refuses are an ErrInvalidConfig from ParseScenario, not a
 // panic when the first honest node boots.
