@@ -115,6 +115,7 @@ type MemoryBudgetError struct {
 	Need, Used, Limit int64
 }
 
+// Error describes the refusal: the channel, the bytes needed and the budget's use and limit.
 func (e *MemoryBudgetError) Error() string {
 	return fmt.Sprintf("conn: channel %#02x: receive buffer of %d bytes refused, %d of %d budget bytes in use: %v",
 		e.ChannelID, e.Need, e.Used, e.Limit, ErrMemoryBudgetExceeded)

@@ -60,8 +60,9 @@ const (
 // wraps one of the protocol sentinels; test with errors.Is.
 var (
 	// ErrUnknownChannel: a PacketMsg named a channel ID outside 0..255 or not registered locally
-	// (docs/WIRE.md §5.1, RELIABILITY F-05). Also logged (not returned) by Send/TrySend/CanSend for an
-	// unregistered channel.
+	// (docs/WIRE.md §5.1, RELIABILITY F-05). For a local send on an unregistered channel, SendContext
+	// returns an error wrapping it, Send and TrySend log it at Debug and return false, and CanSend
+	// returns false without logging.
 	ErrUnknownChannel = errors.New("conn: unknown channel")
 	// ErrPongTimeout: no PacketPong arrived within PongTimeout of a PacketPing (docs/WIRE.md §5.3, Q-06).
 	ErrPongTimeout = errors.New("conn: pong timeout")
@@ -97,6 +98,8 @@ type PacketError struct {
 // or it was not a PacketMsg): a value no int32 channel_id can take.
 const NoChannelID int64 = math.MinInt64
 
+// Error describes the violation, with the channel ID in hex when the packet named a channel of
+// the int32 range, in decimal when it named a negative one.
 func (e *PacketError) Error() string {
 	switch {
 	case e.ChannelID == NoChannelID:
