@@ -45,16 +45,20 @@ const (
 // peer limits and reactors are given as SwitchOptions.
 //
 // Dials follow the PURE p2p/dial schedule (see its package doc): persistent peers are redialed
-// forever, after every disconnect and every failed dial. The n-th consecutive failed attempt
-// (n = 0 after a disconnect) waits
+// forever, after every disconnect and every failed dial. Redial number r (r ≥ 1) waits
 //
-//	min(RedialBackoffBase·2^n, MaxBackoff) + uniform[0, RedialJitter)
+//	min(RedialBackoffBase·2^(r−1), MaxBackoff) + uniform[0, RedialJitter)
 //
-// where MaxBackoff is PersistentPeersMaxDialPeriod if > 0, else RedialBackoffMax; so with the
-// defaults 1 s, 2 s, 4 s, ... 30 s (plus up to 1 s), and never more than MaxBackoff+RedialJitter.
-// The counter resets when the peer connects. This replaces CometBFT's 20×5 s then 10×3^n s
-// schedule, which gives up after about a day. Non-persistent addresses (DialPeers) follow the
-// same schedule and are given up after 16 consecutive failures (dial.DefaultMaxAttempts).
+// (dial.Config.Backoff) where MaxBackoff is PersistentPeersMaxDialPeriod if > 0, else
+// RedialBackoffMax; so with the defaults 1 s, 2 s, 4 s, ... 30 s (plus up to 1 s), and never more
+// than MaxBackoff+RedialJitter. r is 1 after the first failed dial of a newly added peer and
+// after a disconnect that ends a connection of dial.StableConnection (30 s) or more, or an
+// inbound one, and grows by one with each further consecutive failed dial. A shorter outbound
+// connection does not restart the schedule: the redial after the k-th such connection in a row
+// is number k, so a peer that accepts us and drops us at once is redialed ever more slowly, up
+// to MaxBackoff. This replaces CometBFT's 20×5 s then 10×3^n s schedule, which gives up after
+// about a day. Non-persistent addresses (DialPeers) follow the same schedule and are given up
+// after 16 consecutive failed dials (dial.DefaultMaxAttempts).
 type SwitchConfig struct {
 	// MConnConfig configures every peer's MConnection. Zero fields mean conn's defaults. A nil
 	// Logger is replaced by the Switch's per-peer logger.

@@ -27,7 +27,9 @@ import (
 
 // Switch manages peer connections over a Transport and routes messages between peers and
 // reactors. Create it with NewSwitch and drive it with Run. Its methods are safe for concurrent
-// use; none of them waits for the event loop.
+// use; none of them waits for the event loop except Run, which is the event loop, and Status,
+// which asks the event loop and waits for its answer or ctx (called from InitPeer, AddPeer or
+// RemovePeer, which run on the event loop, it waits until ctx is done).
 type Switch struct {
 	transport Transport
 	cfg       SwitchConfig // defaults applied
