@@ -104,9 +104,12 @@ type P2PConfig struct {
 	// peer limits. Default "".
 	UnconditionalPeerIDs string `toml:"unconditional_peer_ids"`
 	// PersistentPeersMaxDialPeriod caps the redial backoff for persistent
-	// peers. 0 means the Switch's default cap (p2p.DefaultRedialBackoffMax,
-	// 30s); CometBFT's 0 means its own 20×5s-then-exponential schedule.
-	// Default 0s.
+	// peers, and, since every address shares the Switch's one dial schedule
+	// (p2p.SwitchConfig), the backoff of the other addresses it dials (PEX,
+	// seeds) too. A positive value under 1s is raised to 1s, the first
+	// backoff step (node.New). 0 means the Switch's default cap
+	// (p2p.DefaultRedialBackoffMax, 30s); CometBFT's 0 means its own
+	// 20×5s-then-exponential schedule. Default 0s.
 	PersistentPeersMaxDialPeriod time.Duration `toml:"persistent_peers_max_dial_period"`
 	// FlushThrottleTimeout is the MConnection flush timer. 0 (our default)
 	// means adaptive: flush as soon as the send queues drain. CometBFT's
