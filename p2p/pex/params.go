@@ -126,8 +126,8 @@ var (
 	// that fits its 64000-byte message cap); Switchyard refuses more than any CometBFT node
 	// sends (its replies hold at most 250), so no honest peer is disconnected for it.
 	ErrTooManyAddrs = errors.New("pex: too many addresses in PexAddrs")
-	// ErrFlood: a peer queued more than 16 PEX messages that the reactor had not yet handled.
-	// Disconnect, no ban.
+	// ErrFlood: a peer queued more than 16 PEX messages since the reactor goroutine last took
+	// its queue (Reactor.Receive). Disconnect, no ban.
 	ErrFlood = errors.New("pex: too many pending PEX messages")
 	// ErrSeedDisconnect: a seed disconnects a peer after answering it once (inbound), after an
 	// outbound peer it crawled answered (or did not within 10 s), or after

@@ -106,9 +106,12 @@ func (r *Reactor) AddPeer(p p2p.Peer) { r.inbox.post(item{kind: itemAdd, p: p}) 
 func (r *Reactor) RemovePeer(p p2p.Peer, _ any) { r.inbox.post(item{kind: itemRemove, p: p}) }
 
 // Receive decodes msgBytes and queues it for the reactor goroutine. An undecodable message
-// disconnects p (ErrMalformedMessage); so does a peer with more than 16 messages not yet
-// handled (ErrFlood), logged and stopped once: its further messages, until the Switch has
-// removed it, are dropped silently. Never blocks.
+// disconnects p (ErrMalformedMessage); so does a peer with more than 16 messages queued since the
+// reactor goroutine last took its queue (ErrFlood): the 17th is logged at Warn and stops p
+// (Switch.StopPeerForError), and the ones after it are dropped silently until the reactor
+// goroutine next takes the queue. The count then starts again, so messages that arrive before the
+// Switch has removed p are queued and handled as usual, and a further overflow is logged again
+// (the Switch stops p only once). Never blocks.
 func (r *Reactor) Receive(_ byte, p p2p.Peer, msgBytes []byte) {
 	m := Decode(msgBytes)
 	switch r.inbox.postMsg(p, m) {
