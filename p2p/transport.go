@@ -12,7 +12,9 @@ import (
 // implements it; tests use an in-memory fake.
 //
 // All methods must be safe for concurrent use. The Switch calls Accept from one goroutine, Dial
-// from several dial workers, and Remove and Close from its event loop.
+// from several dial workers, Close from Run's goroutine (the event loop), and Remove from the
+// event loop and, for a connection that arrives while Run is stopping, from the accept loop or a
+// dial worker.
 type Transport interface {
 	// NetAddress is our own ID@ip:port. Its ID is used to refuse dialing ourselves.
 	NetAddress() netaddr.NetAddress
