@@ -208,7 +208,10 @@ func (t *MultiplexTransport) NodeInfo() nodeinfo.NodeInfo {
 
 // SetNodeInfo replaces the NodeInfo sent to remotes by upgrades that start later. ni.ID may be
 // empty (it is set to our ID); otherwise it must equal ID(). It does not validate ni beyond that
-// (call ni.Validate): an invalid NodeInfo makes every remote reject us.
+// (call ni.Validate): an invalid NodeInfo makes every remote reject us. It returns an error, and
+// keeps the NodeInfo it had, when ni.ID differs from ID() or ni encodes to more than
+// nodeinfo.MaxNodeInfoSize bytes (wrapping ErrNodeInfoTooLarge). Safe for concurrent use; it
+// does not block.
 func (t *MultiplexTransport) SetNodeInfo(ni nodeinfo.NodeInfo) error {
 	return t.setNodeInfo(ni)
 }
@@ -248,7 +251,8 @@ func (t *MultiplexTransport) Listen(addr netaddr.NetAddress) error {
 
 // ListenString is Listen for a config-style address "tcp://host:port" (the "tcp://" prefix is
 // optional; an empty host listens on all interfaces; a host name is resolved by net.Listen).
-// Protocols other than tcp are refused.
+// It returns an error for a protocol other than tcp or an address that net.SplitHostPort
+// refuses, and otherwise Listen's errors.
 func (t *MultiplexTransport) ListenString(laddr string) error {
 	hostport := laddr
 	if proto, rest, ok := strings.Cut(laddr, "://"); ok {
@@ -347,9 +351,9 @@ func (t *MultiplexTransport) NetAddress() netaddr.NetAddress {
 
 // Accept blocks until the next inbound connection finished its upgrade and returns it, or
 // returns a *RejectedError for an inbound connection whose upgrade failed (already closed; log it
-// and call Accept again). Without Listen it blocks until ctx is done or Close. Errors: ctx.Err(),
-// or ErrTransportClosed (wrapping net.ErrClosed) after Close. Safe for concurrent use; each
-// result goes to exactly one caller.
+// and call Accept again). Without Listen it blocks until ctx is done or Close. Errors: one
+// wrapping ctx.Err(), or ErrTransportClosed (wrapping net.ErrClosed) after Close. Safe for
+// concurrent use; each result goes to exactly one caller.
 func (t *MultiplexTransport) Accept(ctx context.Context) (*Conn, error) {
 	select {
 	case <-t.closing:
