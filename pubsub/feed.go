@@ -17,10 +17,12 @@ import (
 // shared by every subscriber and must not be modified.
 type Message struct {
 	// Ctx is the message's context: done when the Server stops (and, for validators, when the
-	// validation times out).
+	// validation times out, and for the validators of our own publish when the publishing call's
+	// ctx ends; see Validator).
 	Ctx context.Context
 	// Peer is the peer the message came from: the direct sender, or the peer that relayed it to
-	// us (which is not necessarily its origin; see Origin).
+	// us (which is not necessarily its origin; see Origin). Our own ID for the message of our own
+	// publish that our validators see.
 	Peer key.ID
 	// Data is the message decoded into the topic's registered message type; nil for a topic
 	// joined with JoinTopic (raw bytes only).
@@ -67,11 +69,14 @@ func Chain(h Handler, adapters ...Adapter) Handler {
 
 // Broadcaster is the publishing half of the Server, for code (and tests) that only publishes.
 type Broadcaster interface {
+	// Broadcast is Server.Broadcast: it blocks until the router has queued msg or ctx is done.
 	Broadcast(ctx context.Context, msg proto.Message) (PublishResult, error)
 }
 
 // Sender is the direct-send half of the Server, for code (and tests) that only sends to peers.
 type Sender interface {
+	// Send is Server.Send: it blocks while the peer's direct channel queue is full, until ctx is
+	// done or the Switch's send timeout.
 	Send(ctx context.Context, msg proto.Message, peer key.ID) error
 }
 

@@ -382,7 +382,9 @@ func (s *Server) Broadcast(ctx context.Context, msg proto.Message) (PublishResul
 // Publish publishes data on topic as Broadcast does for an encoded message. The topic need not
 // be registered or joined (gossipsub then sends to fanout peers). On a typed topic data must
 // decode as the topic's message type (else a *ValidationError, reason "decode"); a registered
-// topic's validators run first.
+// topic's validators run first. It blocks as Broadcast does and returns the errors Broadcast
+// lists other than ErrNotRegistered, and an error wrapping ErrInvalidTopic for an invalid topic
+// name.
 func (s *Server) Publish(ctx context.Context, topic string, data []byte) (PublishResult, error) {
 	if err := checkTopic(topic); err != nil {
 		return PublishResult{}, fmt.Errorf("pubsub: publish: %w", err)
@@ -536,8 +538,10 @@ func (s *Server) Send(ctx context.Context, msg proto.Message, peer key.ID) error
 	return s.sendDirect(ctx, peer, t.name, data)
 }
 
-// SendData sends data to the peer directly on topic, as Send does for an encoded message. The
-// topic need not be registered here (the receiver must have registered or joined it).
+// SendData sends data to the peer directly on topic, as Send does for an encoded message: it
+// blocks and fails as Send does, and returns an error wrapping ErrInvalidTopic for an invalid
+// topic name. The topic need not be registered here (the receiver must have registered or
+// joined it).
 func (s *Server) SendData(ctx context.Context, peer key.ID, topic string, data []byte) error {
 	if err := checkTopic(topic); err != nil {
 		return fmt.Errorf("pubsub: send: %w", err)
