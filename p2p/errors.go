@@ -25,8 +25,10 @@ var (
 	// (docs/WIRE.md §2; docs/RELIABILITY.md C-01).
 	ErrInboundPeerLimit = errors.New("p2p: inbound peer limit reached")
 
-	// ErrOutboundPeerLimit is logged when DialPeers drops a non-persistent, non-unconditional
-	// address because MaxOutboundPeers outbound peers are connected or being dialed.
+	// ErrOutboundPeerLimit is logged (at Debug) when DialPeers drops a non-persistent,
+	// non-unconditional address because MaxOutboundPeers is 0 or the dial queue already holds
+	// MaxDialQueue addresses. An address that only finds every outbound slot taken is not
+	// dropped: it waits in the dial queue for a free slot.
 	ErrOutboundPeerLimit = errors.New("p2p: outbound peer limit reached")
 
 	// ErrPeerNotFound is returned by Switch.Send when no peer with the ID is connected.
@@ -51,7 +53,8 @@ var (
 	ErrTooManyChannels = errors.New("p2p: too many channels")
 
 	// ErrInvalidPeerAddress is returned by Run for a persistent peer address without a valid ID
-	// or without an IP, and logged when DialPeers is given such an address.
+	// or without an IP, and logged (at Debug) when DialPeers is given an address without a valid
+	// ID. DialPeers logs an address with a valid ID and no IP with dial.ErrInvalidAddress.
 	ErrInvalidPeerAddress = errors.New("p2p: invalid peer address")
 
 	// ErrSwitchAlreadyRun is returned by a second call to Run: a Switch runs once.
