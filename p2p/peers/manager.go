@@ -30,8 +30,8 @@ const (
 )
 
 // ManagerConfig parameterises a Manager. It is a plain value; the zero value is valid (no self
-// ID known, the defaults below, no persistent or unconditional peers). Durations and limits
-// follow docs/ARCHITECTURE.md rule 4: zero means the default, negative means none.
+// ID known, the defaults below, no persistent or unconditional peers). Durations and limits:
+// zero means the default (docs/ARCHITECTURE.md rule 5), negative means none.
 type ManagerConfig struct {
 	// Self is our node ID: a connection from it is refused (RefuseSelf), it is never dialed
 	// (also when it is among the Persistent peers), and the simultaneous-dial tie-break compares
@@ -249,7 +249,8 @@ type NoteKind uint8
 
 const (
 	// NoteDialSkipped: DialPeers did not queue Addr: Err wraps ErrInvalidAddr or
-	// ErrOutboundLimit, or is the dial queue's (already queued, dialing or connected).
+	// ErrOutboundLimit, or is the dial queue's (dial.ErrInvalidAddress for an address without
+	// an IP; already queued, dialing or connected).
 	NoteDialSkipped NoteKind = iota + 1
 	// NotePersistentNotQueued: a persistent peer's start-up dial was not queued (Err, the
 	// queue's: it is already queued, being dialed or connected, or another ID holds its IP:port
