@@ -362,9 +362,10 @@ type crawl struct {
 // done, and returns what it found. It blocks; every goroutine and connection it started is gone
 // when it returns. Seeds are deduplicated by ID (later addresses of an ID are kept as alternatives).
 //
-// The error is ErrNoSeeds, a transport setup error, or, when ctx ended the crawl, an error wrapping
-// ctx.Err() together with the partial Result. Duration running out is not an error
-// (Result.Complete is false). Failures of single nodes are reported in Node.Err.
+// The error is ErrNoSeeds (with a zero Result) or, when ctx ended the crawl, an error wrapping
+// ctx.Err() together with the partial Result; nothing else. Duration running out is not an
+// error (Result.Complete is false). Failures of single nodes, dial and handshake errors
+// included, are reported in Node.Err.
 func (c *Crawler) Run(ctx context.Context, seeds []netaddr.NetAddress) (Result, error) {
 	if len(seeds) == 0 {
 		return Result{}, ErrNoSeeds
