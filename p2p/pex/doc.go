@@ -110,7 +110,8 @@
 // # Departures from CometBFT, and why
 //
 //   - Dial backoff: the Switch's dial queue (p2p/dial) owns it. A failed non-persistent dial is
-//     retried by the queue at 1 s·2^(r−1) (cap 5 min) + jitter [0, 1 s), up to 16 attempts,
+//     retried by the queue at 1 s·2^(r−1) (capped by the Switch's RedialBackoffMax, 30 s by
+//     default, or persistent_peers_max_dial_period when set) + jitter [0, 1 s), up to 16 attempts,
 //     instead of CometBFT's check of rand[0,1 s) + 2^attempts s when the address is picked again.
 //     The Core counts the Switch's DialFailed events per address: each is MarkAttempt, the
 //     16th (the queue's last) is MarkBad(24 h), so an address is dialed at most 16 times.
