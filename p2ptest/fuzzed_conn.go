@@ -345,11 +345,11 @@ func (fc *FuzzedConn) LocalAddr() net.Addr { return fc.conn.LocalAddr() }
 // RemoteAddr returns the wrapped connection's remote address.
 func (fc *FuzzedConn) RemoteAddr() net.Addr { return fc.conn.RemoteAddr() }
 
-// SetDeadline sets the wrapped connection's deadlines.
+// SetDeadline sets the wrapped connection's deadlines and returns its error.
 func (fc *FuzzedConn) SetDeadline(t time.Time) error { return fc.conn.SetDeadline(t) }
 
-// SetReadDeadline sets the wrapped connection's read deadline.
+// SetReadDeadline sets the wrapped connection's read deadline and returns its error.
 func (fc *FuzzedConn) SetReadDeadline(t time.Time) error { return fc.conn.SetReadDeadline(t) }
 
-// SetWriteDeadline sets the wrapped connection's write deadline.
+// SetWriteDeadline sets the wrapped connection's write deadline and returns its error.
 func (fc *FuzzedConn) SetWriteDeadline(t time.Time) error { return fc.conn.SetWriteDeadline(t) }

@@ -1082,7 +1082,8 @@ func (sc *SecretConnection) RemoteAddr() net.Addr { return sc.conn.RemoteAddr() 
 // side failed.
 func (sc *SecretConnection) SetDeadline(t time.Time) error { return sc.conn.SetDeadline(t) }
 
-// SetReadDeadline sets the underlying connection's read deadline.
+// SetReadDeadline sets the underlying connection's read deadline and returns its error. A
+// Read timeout may be retried.
 func (sc *SecretConnection) SetReadDeadline(t time.Time) error { return sc.conn.SetReadDeadline(t) }
 
 // SetWriteDeadline sets the underlying connection's write deadline. A Write
