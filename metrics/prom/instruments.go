@@ -116,7 +116,7 @@ func (c *counterChild) With(lvs ...string) metrics.Counter {
 func (c *counterChild) Add(d float64) { c.c.Add(d) }
 
 // NewCounter creates and registers a CounterVec with opts and label names. It returns the error of
-// reg.Register (for instance a duplicate name).
+// reg.Register, wrapped with the metric's name (for instance a duplicate name).
 func NewCounter(reg prometheus.Registerer, opts prometheus.CounterOpts, labels ...string) (*Counter, error) {
 	vec := prometheus.NewCounterVec(opts, labels)
 	if err := reg.Register(vec); err != nil {
@@ -182,7 +182,9 @@ func (g *gaugeChild) With(lvs ...string) metrics.Gauge {
 func (g *gaugeChild) Set(v float64) { g.g.Set(v) }
 func (g *gaugeChild) Add(d float64) { g.g.Add(d) }
 
-// NewGauge creates and registers a GaugeVec.
+// NewGauge creates and registers a GaugeVec with opts and label names, as NewCounter does. It
+// returns the error of reg.Register, wrapped with the metric's name (for instance a duplicate
+// name). An unlabelled gauge is exposed, as 0, from the start.
 func NewGauge(reg prometheus.Registerer, opts prometheus.GaugeOpts, labels ...string) (*Gauge, error) {
 	vec := prometheus.NewGaugeVec(opts, labels)
 	if err := reg.Register(vec); err != nil {
@@ -250,7 +252,10 @@ func (h *histogramChild) With(lvs ...string) metrics.Histogram {
 }
 func (h *histogramChild) Observe(v float64) { h.o.Observe(v) }
 
-// NewHistogram creates and registers a HistogramVec.
+// NewHistogram creates and registers a HistogramVec with opts (buckets included) and label
+// names, as NewCounter does. It returns the error of reg.Register, wrapped with the metric's
+// name (for instance a duplicate name). An unlabelled histogram is exposed, empty, from the
+// start.
 func NewHistogram(reg prometheus.Registerer, opts prometheus.HistogramOpts, labels ...string) (*Histogram, error) {
 	vec := prometheus.NewHistogramVec(opts, labels)
 	if err := reg.Register(vec); err != nil {
