@@ -54,7 +54,8 @@ func New(id key.ID, ap netip.AddrPort) NetAddress {
 	return NetAddress{ID: id, IP: ap.Addr().Unmap(), Port: ap.Port()}
 }
 
-// Parse is ParseContext with context.Background(). It may block on DNS.
+// Parse is ParseContext with context.Background(), with its errors. It may block on DNS,
+// for as long as the resolver takes.
 func Parse(s string) (NetAddress, error) {
 	return ParseContext(context.Background(), s)
 }

@@ -188,13 +188,14 @@ func (ni NodeInfo) Validate() error {
 
 // ValidateContext is Validate with ctx bounding the DNS lookup of a host name
 // in ListenAddr (an expired ctx makes such a ListenAddr invalid; IP literals
-// never block).
+// never block). It returns Validate's errors: every problem, each a
+// *ValidationError, joined.
 func (ni NodeInfo) ValidateContext(ctx context.Context) error {
 	_, err := ni.validate(ctx)
 	return err
 }
 
-// ValidateAndResolve is ValidateContext that, when ni is valid, also keeps the address
+// ValidateAndResolve is ValidateContext, with its errors, that, when ni is valid, also keeps the address
 // ListenAddr resolved to: NetAddress and NetAddressContext on ni, and on its copies, then return
 // it without another DNS lookup for as long as ID and ListenAddr are unchanged. The transport
 // calls it on every remote NodeInfo, so that the reactors that read a peer's listen address
@@ -338,7 +339,8 @@ func (ni NodeInfo) NetAddress() (netaddr.NetAddress, error) {
 	return ni.NetAddressContext(ctx)
 }
 
-// NetAddressContext is NetAddress with ctx bounding the DNS lookup.
+// NetAddressContext is NetAddress with ctx bounding the DNS lookup; its errors come from
+// netaddr.ParseContext.
 func (ni NodeInfo) NetAddressContext(ctx context.Context) (netaddr.NetAddress, error) {
 	if l := ni.listen; l.ok && l.id == ni.ID && l.listenAddr == ni.ListenAddr {
 		return l.addr, nil
