@@ -198,9 +198,9 @@ func (ni NodeInfo) ValidateContext(ctx context.Context) error {
 // ValidateAndResolve is ValidateContext that, when ni is valid, also keeps the address
 // ListenAddr resolved to: NetAddress and NetAddressContext on ni, and on its copies, then return
 // it without another DNS lookup for as long as ID and ListenAddr are unchanged. It returns
-// ValidateContext's errors and keeps no new address when ni is invalid. The transport calls it on every
-// remote NodeInfo, so that the reactors that read a peer's listen address (PEX, pub/sub) never
-// wait on a remote-chosen DNS name a second time.
+// ValidateContext's errors and keeps no new address when ni is invalid. The transport calls it
+// on every remote NodeInfo, so that the reactors that read a peer's listen address (PEX,
+// pub/sub) never wait on a remote-chosen DNS name a second time.
 func (ni *NodeInfo) ValidateAndResolve(ctx context.Context) error {
 	na, err := ni.validate(ctx)
 	if err == nil {
