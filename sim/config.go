@@ -150,8 +150,10 @@ type Link struct {
 type RouterKind string
 
 const (
+	// RouterGossipSub runs gossipsub (pubsub/gossipsub), the default.
 	RouterGossipSub RouterKind = "gossipsub"
-	RouterFloodSub  RouterKind = "floodsub"
+	// RouterFloodSub runs floodsub (pubsub/floodsub).
+	RouterFloodSub RouterKind = "floodsub"
 )
 
 // Gossip is the pub/sub part of a run: the router honest nodes run and the workload.

@@ -13,7 +13,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
 
-// ErrNilRand is returned by New when rng is nil.
+// ErrNilRand is returned by New and NewWithhold when rng is nil.
 var ErrNilRand = errors.New("attack: nil rng")
 
 // Config is an attacker's behaviour. The zero value attacks from the start and drops every
@@ -243,8 +243,10 @@ func unhex(c byte) int {
 	return -1
 }
 
-// Join and Leave do nothing: the attacker follows its peers' topics.
-func (b *BadBoy) Join(time.Time, string)  {}
+// Join does nothing: the attacker follows its peers' topics.
+func (b *BadBoy) Join(time.Time, string) {}
+
+// Leave does nothing: the attacker follows its peers' topics.
 func (b *BadBoy) Leave(time.Time, string) {}
 
 // Publish does nothing: the attacker never publishes.

@@ -24,7 +24,8 @@ type Withhold struct {
 
 var _ router.Router = (*Withhold)(nil)
 
-// NewWithhold wraps inner with behaviour cfg, drawing randomness from rng.
+// NewWithhold wraps inner with behaviour cfg (zero fields take their defaults), drawing
+// randomness from rng. It returns ErrNilRand if rng is nil, and no other error.
 func NewWithhold(inner router.Router, cfg Config, rng *rand.Rand) (*Withhold, error) {
 	if rng == nil {
 		return nil, ErrNilRand
@@ -37,43 +38,53 @@ func (w *Withhold) at(now time.Time) {
 	w.keep.expire(now)
 }
 
-// The inputs record the time, for the attack's start.
+// The inputs record the time, for the attack's start (Config.StartAt) and for the expiry of
+// the keep-or-drop decisions, then pass the call to the inner router.
 
+// AddPeer records now and calls the inner router's AddPeer.
 func (w *Withhold) AddPeer(now time.Time, id key.ID, info router.PeerInfo) {
 	w.at(now)
 	w.Router.AddPeer(now, id, info)
 }
 
+// RemovePeer records now and calls the inner router's RemovePeer.
 func (w *Withhold) RemovePeer(now time.Time, id key.ID) {
 	w.at(now)
 	w.Router.RemovePeer(now, id)
 }
 
+// HandleRPC records now and calls the inner router's HandleRPC.
 func (w *Withhold) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 	w.at(now)
 	w.Router.HandleRPC(now, from, rpc)
 }
 
+// Join records now and calls the inner router's Join.
 func (w *Withhold) Join(now time.Time, topic string) {
 	w.at(now)
 	w.Router.Join(now, topic)
 }
 
+// Leave records now and calls the inner router's Leave.
 func (w *Withhold) Leave(now time.Time, topic string) {
 	w.at(now)
 	w.Router.Leave(now, topic)
 }
 
+// Publish records now and returns the inner router's Publish: our own publishes are never
+// withheld.
 func (w *Withhold) Publish(now time.Time, id router.MsgID, m *pubsubpb.Message) []key.ID {
 	w.at(now)
 	return w.Router.Publish(now, id, m)
 }
 
+// ValidationDone records now and calls the inner router's ValidationDone.
 func (w *Withhold) ValidationDone(now time.Time, id router.MsgID, res router.ValidationResult) {
 	w.at(now)
 	w.Router.ValidationDone(now, id, res)
 }
 
+// Tick records now and calls the inner router's Tick.
 func (w *Withhold) Tick(now time.Time) {
 	w.at(now)
 	w.Router.Tick(now)
