@@ -738,20 +738,20 @@ type Stats struct {
 	Published      uint64 // messages we published that the router sent to at least one peer
 	DirectSent     uint64 // messages sent with Send or SendData
 	Received       uint64 // messages offered to validation (gossip and direct)
-	Accepted       uint64
-	Rejected       uint64
+	Accepted       uint64 // validated as ValidationAccept (gossip and direct)
+	Rejected       uint64 // ValidationReject: validators, size, signature, policy, decode
 	Ignored        uint64 // validator Ignore, timeouts, throttled, gated, expired deferrals
 	Deferred       uint64 // ValidationDefer results (a message deferred twice counts twice)
-	DeferExpired   uint64
+	DeferExpired   uint64 // deferred messages dropped after DeferTimeout or beyond MaxDeferred
 	Throttled      uint64 // refused because the topic's validation queue was full
 	Gated          uint64 // dropped by the peer gater
-	TimedOut       uint64
+	TimedOut       uint64 // validations ended by ValidateTimeout (also counted in Ignored)
 	Delivered      uint64 // messages handed to adapters (gossip and direct)
 	DeliverDrops   uint64 // accepted messages dropped: deliver queue full
 	FeedDrops      uint64 // per subscriber: channel full
 	MalformedRPCs  uint64 // peers dropped for a ProtocolError
 	QueueDrops     uint64 // RPCs dropped from or refused by output queues, all classes
-	DirectReceived uint64
+	DirectReceived uint64 // DirectMessages received, also those for a topic not registered here
 }
 
 type counters struct {
