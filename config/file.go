@@ -257,7 +257,9 @@ func WriteConfigFile(path string, cfg Config) error {
 	return nil
 }
 
-// Render returns the text WriteConfigFile would write for cfg.
+// Render returns the text WriteConfigFile would write for cfg, unvalidated. It does no I/O. Every
+// Config value renders: the error, wrapping text/template's, could only come from a broken
+// template.
 func Render(cfg Config) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := configTemplate.Execute(&buf, cfg); err != nil {

@@ -216,7 +216,7 @@ func ParseListenAddress(s string) (host string, port uint16, err error) {
 }
 
 // ListenHostPort returns ParseListenAddress's result as "host:port", the form
-// net.Listen takes.
+// net.Listen takes, or ParseListenAddress's error (wrapping ErrInvalidAddress).
 func ListenHostPort(s string) (string, error) {
 	host, port, err := ParseListenAddress(s)
 	if err != nil {

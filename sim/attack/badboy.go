@@ -13,7 +13,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
 
-// ErrNilRand is returned by New and NewWithhold when rng is nil.
+// ErrNilRand is returned by NewBadBoy and NewWithhold when rng is nil.
 var ErrNilRand = errors.New("attack: nil rng")
 
 // Config is an attacker's behaviour. The zero value attacks from the start and drops every
@@ -85,7 +85,8 @@ type BadBoy struct {
 
 var _ router.Router = (*BadBoy)(nil)
 
-// NewBadBoy returns a BadBoy with behaviour cfg drawing randomness from rng.
+// NewBadBoy returns a BadBoy with behaviour cfg (zero fields take their defaults) drawing
+// randomness from rng. It returns ErrNilRand if rng is nil, and no other error.
 func NewBadBoy(cfg Config, rng *rand.Rand) (*BadBoy, error) {
 	if rng == nil {
 		return nil, ErrNilRand
