@@ -190,7 +190,7 @@ type Crawler struct {
 
 // New returns a Crawler for cfg after applying defaults and validating it (errors wrap
 // ErrInvalidConfig; the NodeInfo built from Moniker, Version and ListenAddr must pass
-// nodeinfo.Validate). With a nil cfg.NodeKey it generates an ephemeral key.
+// nodeinfo.NodeInfo.Validate). With a nil cfg.NodeKey it generates an ephemeral key.
 func New(cfg Config) (*Crawler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

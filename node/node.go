@@ -81,7 +81,7 @@ type Node struct {
 // transport's accept loop; inbound connections wait until Run starts the
 // Switch. A nil logger discards.
 //
-// Errors: the joined config.Validate problems, a *key.FileError for the node
+// Errors: the joined config.Config.Validate problems, a *key.FileError for the node
 // key, an error wrapping pex.ErrLoadFailed for an address book file that exists
 // but cannot be read (so that the node never starts only to stop), or a listen
 // error. A seed or persistent peer whose host name does not

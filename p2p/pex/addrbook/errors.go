@@ -33,7 +33,7 @@ var (
 
 	// ErrAddrBookNonRoutable is returned by AddAddress in strict mode (the
 	// default, addr_book_strict = true) for an address that is not publicly
-	// routable: loopback, RFC 1918, link-local, ULA, ... (netaddr.Routable).
+	// routable: loopback, RFC 1918, link-local, ULA, ... (netaddr.NetAddress.Routable).
 	ErrAddrBookNonRoutable = errors.New("addrbook: address is not routable")
 
 	// ErrAddrBookAddrConflict is returned by AddAddress when addr's ID is
