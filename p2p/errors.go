@@ -26,9 +26,9 @@ var (
 	ErrInboundPeerLimit = errors.New("p2p: inbound peer limit reached")
 
 	// ErrOutboundPeerLimit is logged (at Debug) when DialPeers drops a non-persistent,
-	// non-unconditional address because MaxOutboundPeers is 0 or the dial queue already holds
-	// MaxDialQueue addresses. An address that only finds every outbound slot taken is not
-	// dropped: it waits in the dial queue for a free slot.
+	// non-unconditional address because the outbound limit (WithMaxOutboundPeers) is 0 or the
+	// dial queue already holds SwitchConfig.MaxDialQueue addresses. An address that only finds
+	// every outbound slot taken is not dropped: it waits in the dial queue for a free slot.
 	ErrOutboundPeerLimit = errors.New("p2p: outbound peer limit reached")
 
 	// ErrPeerNotFound is returned by Switch.Send when no peer with the ID is connected.
