@@ -46,7 +46,7 @@ var ErrDanglingLink = errors.New("key: node key file is a symbolic link to a mis
 
 // FileError reports a problem reading or writing a node key file. Path is the
 // file involved; Err is the cause, which may wrap fs.ErrNotExist,
-// fs.ErrPermission, ErrInvalidKeyFile or an I/O error.
+// fs.ErrPermission, ErrInvalidKeyFile, ErrDanglingLink or an I/O error.
 type FileError struct {
 	Path string
 	Err  error
