@@ -506,9 +506,9 @@ func (sw *Switch) requestStop(p *peer, err error) {
 // addresses wait for a free outbound slot: dials in flight plus outbound peers never exceed
 // MaxOutboundPeers, nor dials in flight MaxConcurrentDials (C-11); they are dropped when the
 // queue already holds MaxDialQueue addresses, or always if MaxOutboundPeers is 0. A failed
-// non-persistent dial is retried with backoff up to 16 times (dial.DefaultMaxAttempts); an
-// unconditional, non-persistent address is dialed once (it uses no outbound slot). Safe for
-// concurrent use.
+// non-persistent dial is retried with backoff until the address has failed 16 dials in a row
+// (dial.DefaultMaxAttempts: the first dial and up to 15 retries); an unconditional,
+// non-persistent address is dialed once (it uses no outbound slot). Safe for concurrent use.
 func (sw *Switch) DialPeers(addrs ...netaddr.NetAddress) {
 	if len(addrs) == 0 {
 		return

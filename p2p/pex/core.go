@@ -1087,7 +1087,8 @@ func (c *Core) retrySeeds(now time.Time) {
 }
 
 // DialFailed reports one failed dial of addr (a p2p.DialFailed event; the Switch's dial queue
-// retries a non-persistent address with backoff up to 16 times and reports each failure).
+// dials a non-persistent address at most 16 times, the first dial and up to 15 retries with
+// backoff, and reports each failure).
 // A failed seed of the fall-back makes the Core dial the next seed. For a non-persistent
 // address: DialUnreachable counts an attempt and the MaxAttemptsToDial-th marks it bad;
 // DialWrongID marks it bad at once and penalises the address's source; DialSelf makes its
