@@ -66,8 +66,9 @@ const (
 
 // Params are the protocol parameters of a Router (the gossipsub v1.0 and v1.1 spec tables,
 // go-libp2p-pubsub's GossipSubParams and the v1.2 IDONTWANT limits). The zero value of every
-// field means its default (the Default constants); negative values are invalid. Params is a
-// plain value: it can be copied, compared and printed.
+// field means its default (the Default constants); negative values are invalid, except for
+// Linger and LazyLinger, where a negative value turns the wait off. Params is a plain value: it
+// can be copied, compared and printed.
 type Params struct {
 	// D is the desired mesh degree per topic. Default 6.
 	D int
