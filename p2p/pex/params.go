@@ -160,7 +160,8 @@ type Config struct {
 
 	// AddrBookFile is addrbook.json's path (the Reactor's). Empty means no persistence. Run
 	// loads it (a missing file starts an empty book; a corrupt one is renamed <path>.corrupt,
-	// logged at Error, and the book starts empty; any other load failure makes Run return
+	// or <path>.corrupt.<n> when that is taken, logged at Error, and the book starts empty; a
+	// corrupt file that cannot be renamed, or any other load failure, makes Run return
 	// ErrLoadFailed without touching the file), saves it every SaveInterval and once more
 	// when Run returns (p2p/pex/bookfile).
 	AddrBookFile string
