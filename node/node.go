@@ -465,14 +465,19 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 }
 
 // Run starts the Switch (accepting, dialing persistent peers, routing
-// messages to reactors) and the HTTP server, and blocks until ctx is done or
-// the Switch fails. On return the HTTP server, the Switch, every peer
-// connection and the transport are closed and every goroutine started by the
-// node has exited.
+// messages to reactors), the PEX reactor and the pub/sub Server when
+// configured, and the HTTP servers (rpc.laddr, and the metrics endpoint when
+// Prometheus is on), and blocks until ctx is done or one of them fails. On
+// return the HTTP servers, the Switch, every peer connection and the transport
+// are closed and every goroutine started by the node has exited.
 //
-// It returns ctx.Err() after a clean shutdown, the Switch's error if it
-// failed, or an HTTP serve error. A Node runs once: later calls, and calls
-// after Close, return ErrAlreadyRun.
+// It returns ctx.Err() after a clean shutdown. Otherwise it returns the
+// errors of the HTTP servers, the PEX reactor and the pub/sub Server, joined
+// (an error wrapping pex.ErrLoadFailed when the address book cannot be
+// loaded at start, or pex.ErrSaveFailed when it cannot be saved at shutdown,
+// also after a clean shutdown), or, when none of them failed, the Switch's
+// error. A Node runs once: later calls, and calls after Close, return
+// ErrAlreadyRun.
 func (n *Node) Run(ctx context.Context) error {
 	if !n.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
