@@ -526,7 +526,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.pubsub != nil {
 		// The pub/sub Server runs beside the Switch, as the PEX reactor does.
 		wg.Go(func() {
-			if err := n.pubsub.srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			if err := n.pubsub.srv.Run(ctx); err != nil && !isCtxEnd(err) {
 				pubsubErr = fmt.Errorf("node: pubsub: %w", err)
 				cancel()
 			}
@@ -536,7 +536,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.pex != nil {
 		// The PEX reactor runs beside the Switch; it saves addrbook.json when ctx ends.
 		wg.Go(func() {
-			if err := n.pex.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			if err := n.pex.Run(ctx); err != nil && !isCtxEnd(err) {
 				pexErr = fmt.Errorf("node: pex: %w", err)
 				cancel()
 			}
@@ -561,6 +561,12 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	return err
+}
+
+// isCtxEnd reports whether err is a service's return for the end of Run's ctx (cancelled, or its
+// deadline passed), a clean shutdown rather than a failure.
+func isCtxEnd(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // Close releases the listeners of a node whose Run was never called, and
