@@ -162,7 +162,8 @@ var (
 // be retried; a write deadline timeout fails the send side for good (a partial
 // frame may be out: later Writes return the same error) but leaves the
 // connection open, so Read goes on. After Close, Read and Write return errors
-// wrapping net.ErrClosed.
+// wrapping net.ErrClosed, except that a side that had already failed (a sticky
+// error, or io.EOF for Read) keeps returning that error.
 type SecretConnection struct {
 	conn      net.Conn
 	remPubKey ed25519.PublicKey
@@ -883,7 +884,8 @@ func (sc *SecretConnection) Write(b []byte) (int, error) {
 // or another wrapped I/O error. A deadline timeout returns an
 // error wrapping os.ErrDeadlineExceeded and may be retried: partially
 // received frames are kept. After Close it returns an error wrapping
-// net.ErrClosed.
+// net.ErrClosed, unless an earlier Read had already returned io.EOF or a
+// sticky error: that one is returned again.
 func (sc *SecretConnection) Read(b []byte) (int, error) {
 	sc.recvMu.Lock()
 	defer sc.recvMu.Unlock()
