@@ -41,8 +41,8 @@ type Peer interface {
 	Status() conn.ConnectionStatus
 	// Send queues msg on chID, blocking up to MConnConfig.SendTimeout while the channel's send
 	// queue is full. It returns false if the peer did not advertise chID in its NodeInfo
-	// (docs/WIRE.md §5.1), on timeout, or if the connection is closed. msg must not be modified after
-	// the call.
+	// (docs/WIRE.md §5.1), if no reactor of this Switch registered chID, on timeout, or if the
+	// connection is closed or closing. msg must not be modified after the call.
 	Send(chID byte, msg []byte) bool
 	// TrySend is Send without blocking: it returns false at once if the queue is full.
 	TrySend(chID byte, msg []byte) bool
