@@ -117,8 +117,8 @@ type Results struct {
 
 	// PEXConvergedSeconds is when the network first converged by the criterion of
 	// `switchyard testnet`: every honest node connected to every other honest node, or with
-	// max_num_outbound_peers (10) outbound connections to honest nodes (seeds do not
-	// count). Nil when the run does not run PEX or did not get there.
+	// max_num_outbound_peers (PEX.MaxOutbound, 10 when zero) outbound connections to honest
+	// nodes (seeds do not count). Nil when the run does not run PEX or did not get there.
 	PEXConvergedSeconds *float64 `json:"pex_converged_seconds"`
 
 	// WallSeconds is filled in by the caller (the only field that is not deterministic).
