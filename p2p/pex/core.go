@@ -72,8 +72,9 @@ type Send struct {
 
 // Stop is an effect: disconnect Peer with Reason (p2p.Switch.StopPeerForError). Ban > 0 also
 // bans the peer's ID and IP for Ban (a *p2p.BanError); the Core has already marked it bad in
-// its book. Flush: send what is queued first (p2p.Peer.FlushStop, seed mode's answer to an
-// inbound peer), Reason is then ErrSeedDisconnect.
+// its book. Flush: send what is queued first (p2p.Peer.FlushStop); only seed mode asks for it,
+// after answering an inbound peer and once a crawled outbound peer has answered or timed out,
+// and Reason is then ErrSeedDisconnect.
 type Stop struct {
 	Peer   key.ID
 	Reason error
