@@ -676,8 +676,8 @@ func (c *Core) SendFailed(s Send) {
 //     third within MinReceiveRequestInterval bans (ErrRequestTooSoon). Seed mode answers an
 //     inbound peer once (GetSelectionWithBias(30)) and stops it after flushing.
 //   - PexAddrs: banned if unsolicited (ErrUnsolicitedList) or holding an invalid IP or port
-//     (ErrInvalidAddr), stopped if it holds more than MaxAddrsPerMsg (ErrTooManyAddrs, a check
-//     CometBFT does not make; see the package doc); else
+//     (ErrInvalidAddr, whatever the count), else stopped if it holds more than MaxAddrsPerMsg
+//     (ErrTooManyAddrs, a check CometBFT does not make; see the package doc); else
 //     every address is added to the book with the peer as source.
 func (c *Core) Receive(now time.Time, id key.ID, m Message) {
 	st := c.peers[id]
@@ -752,15 +752,18 @@ func (c *Core) receiveAddrs(now time.Time, st *peerState, m Message) {
 		return
 	}
 	st.requested = false
+	// An invalid address bans whatever the count (CometBFT bans on it, and checks no count):
+	// checked first, so that a peer cannot trade the ban for a plain disconnect by padding its
+	// list past MaxAddrsPerMsg.
+	if m.addrErr != nil {
+		c.ban(now, st, fmt.Errorf("%w: %w", ErrInvalidAddr, m.addrErr))
+		return
+	}
 	// Departure: CometBFT checks no count (only its 64000-byte message cap). No CometBFT node
 	// sends more than maxGetSelection (250), so only a peer that is not following the protocol
 	// is disconnected here.
 	if m.count > MaxAddrsPerMsg {
 		c.stop(st, fmt.Errorf("%w: %d > %d", ErrTooManyAddrs, m.count, MaxAddrsPerMsg))
-		return
-	}
-	if m.addrErr != nil {
-		c.ban(now, st, fmt.Errorf("%w: %w", ErrInvalidAddr, m.addrErr))
 		return
 	}
 	before := c.book.Size()

@@ -72,8 +72,9 @@
 //     textual IPs, never a private ID. It may contain the requester's own address.
 //   - PexAddrs: accepted only while a request to that peer is outstanding (else disconnect + ban,
 //     A-06); more than 250 addresses disconnect (A-05; above 64000 bytes the MConnection drops
-//     the peer first; a departure, see below); an unparsable IP or port ≥ 65536 disconnects + bans; each address is
-//     added with the peer's NodeInfo address as source, errors ignored one by one.
+//     the peer first; a departure, see below); an unparsable IP or port ≥ 65536 disconnects +
+//     bans, whatever the count; each address is added with the peer's NodeInfo address as
+//     source, errors ignored one by one.
 //   - PexRequests we send: on AddPeer of an outbound peer while the book has < 1000 addresses
 //     (always in seed mode), from the periodic ensurePeers to one random peer that may be asked,
 //     and from the hungry asks (below); at most one outstanding per peer, and never a third
