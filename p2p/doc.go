@@ -131,8 +131,9 @@
 // # Events
 //
 // Subscribe delivers PeerConnected, PeerDisconnected (reason), DialFailed (dial error),
-// PeerRejected (*transport.RejectedError or *RejectedError, each with a reason enum) and
-// PeerBanned (*BanError with the duration). Delivery
+// PeerRejected (*transport.RejectedError or *RejectedError, each with a reason enum),
+// PeerBanned (*BanError with the duration) and DialSkipped (a DialPeers address that will not be
+// dialed, and why). Delivery
 // is non-blocking: a subscriber whose buffer (EventBufferSize, 64) is full loses that event; the
 // drop is counted (EventDrops, event_drops_total). Run's exit closes every subscription.
 //

@@ -36,10 +36,18 @@ const (
 	// Switch.BanPeer). Emitted by the goroutine that asked for the ban, before the peer is
 	// stopped. PEX uses it not to dial banned addresses.
 	PeerBanned
+	// DialSkipped: DialPeers did not queue Addr, and no dial of Addr's ID is queued or in
+	// flight and no peer with that ID is connected, so no DialFailed, PeerConnected or
+	// PeerRejected will follow for it; Outbound is true. Reason says why: ErrOutboundPeerLimit
+	// (the outbound limit is zero or the dial queue is full), ErrInvalidPeerAddress,
+	// ErrSwitchConnectToSelf, ErrBanned, or the dial queue's error (another ID holds the
+	// IP:port: dial.ErrAlreadyQueued, ErrAlreadyDialing or ErrAlreadyConnected). PEX uses it to
+	// move its seed fall-back on at once.
+	DialSkipped
 )
 
-// String returns "peer_connected", "peer_disconnected", "dial_failed", "peer_rejected" or
-// "peer_banned".
+// String returns "peer_connected", "peer_disconnected", "dial_failed", "peer_rejected",
+// "peer_banned" or "dial_skipped".
 func (t EventType) String() string {
 	switch t {
 	case PeerConnected:
@@ -52,6 +60,8 @@ func (t EventType) String() string {
 		return "peer_rejected"
 	case PeerBanned:
 		return "peer_banned"
+	case DialSkipped:
+		return "dial_skipped"
 	}
 	return fmt.Sprintf("event_type(%d)", uint8(t))
 }

@@ -505,7 +505,9 @@ func (sw *Switch) requestStop(p *peer, err error) {
 // peer's ID is replaced by the configured one (WithPersistentPeers wins). Non-persistent, non-unconditional
 // addresses wait for a free outbound slot: dials in flight plus outbound peers never exceed
 // MaxOutboundPeers, nor dials in flight MaxConcurrentDials (C-11); they are dropped when the
-// queue already holds MaxDialQueue addresses, or always if MaxOutboundPeers is 0. A failed
+// queue already holds MaxDialQueue addresses, or always if MaxOutboundPeers is 0. A skipped
+// address whose ID has no dial queued or in flight and no connection is reported to subscribers
+// as a DialSkipped event, since nothing else will follow for it. A failed
 // non-persistent dial is retried with backoff until the address has failed 16 dials in a row
 // (dial.DefaultMaxAttempts: the first dial and up to 15 retries); an unconditional,
 // non-persistent address is dialed once (it uses no outbound slot). Safe for concurrent use.

@@ -241,22 +241,34 @@ func (l *loop) apply(now time.Time) {
 		}
 	}
 	for _, n := range rd.Notes {
-		err := n.Err
-		switch {
-		case errors.Is(err, peers.ErrInvalidAddr):
-			err = ErrInvalidPeerAddress
-		case errors.Is(err, peers.ErrOutboundLimit):
-			err = ErrOutboundPeerLimit
-		}
+		err := switchDialErr(n.Err)
 		if n.Kind == peers.NotePersistentNotQueued {
 			sw.log.Debug("persistent peer not queued", "addr", n.Addr, "err", err)
 		} else {
 			sw.log.Debug("dial skipped", "addr", n.Addr, "err", err)
 		}
 	}
+	for _, s := range rd.Skipped {
+		sw.emit(Event{Type: DialSkipped, Peer: s.Addr.ID, Addr: s.Addr, Outbound: true, Reason: switchDialErr(s.Err)})
+	}
 	if rd.BansChanged || l.bansFed != l.bansPublished {
 		l.publishBans()
 	}
+}
+
+// switchDialErr maps the Manager's reasons for not queuing a dial onto the Switch's errors.
+func switchDialErr(err error) error {
+	switch {
+	case errors.Is(err, peers.ErrInvalidAddr):
+		return ErrInvalidPeerAddress
+	case errors.Is(err, peers.ErrOutboundLimit):
+		return ErrOutboundPeerLimit
+	case errors.Is(err, peers.ErrSelf):
+		return ErrSwitchConnectToSelf
+	case errors.Is(err, peers.ErrBannedAddr):
+		return ErrBanned
+	}
+	return err
 }
 
 // feedBans gives the Manager the bans posted by BanPeer and StopPeerForError; the next apply

@@ -272,6 +272,10 @@ var (
 	// ErrOutboundLimit: DialPeers dropped a non-persistent, non-unconditional address: the
 	// outbound limit is zero or the dial queue holds MaxDialQueue addresses.
 	ErrOutboundLimit = errors.New("peers: outbound peer limit reached")
+	// ErrSelf: DialPeers was given our own ID (a Skip only, no Note).
+	ErrSelf = errors.New("peers: our own ID")
+	// ErrBannedAddr: DialPeers was given a banned ID or IP (a Skip only, no Note).
+	ErrBannedAddr = errors.New("peers: banned ID or IP")
 	// ErrNilRand is returned by NewManager when rng is nil.
 	ErrNilRand = errors.New("peers: nil *rand.Rand")
 )
@@ -286,13 +290,25 @@ type Ready struct {
 	// BansChanged: a Ban input added or lengthened a ban, or bans ended (Tick). A shell that
 	// shares the bans with other goroutines publishes a fresh Manager.Bans snapshot.
 	BansChanged bool
+	// Skipped are the addresses DialPeers did not queue while their ID is neither queued,
+	// being dialed nor connected: no dial outcome (DialFailed, DialSucceeded) will ever be
+	// reported for them, so the shell tells whoever asked for the dial.
+	Skipped []Skip
 	// Notes are for the log only.
 	Notes []Note
 }
 
+// Skip is an address DialPeers dropped (Ready.Skipped) and why: Err wraps ErrInvalidAddr,
+// ErrOutboundLimit, ErrSelf or ErrBannedAddr, or is the dial queue's (another ID holds the
+// IP:port; an address without an IP).
+type Skip struct {
+	Addr netaddr.NetAddress
+	Err  error
+}
+
 // Empty reports whether rd holds nothing.
 func (rd Ready) Empty() bool {
-	return len(rd.Actions) == 0 && len(rd.QueueEvents) == 0 && !rd.BansChanged && len(rd.Notes) == 0
+	return len(rd.Actions) == 0 && len(rd.QueueEvents) == 0 && !rd.BansChanged && len(rd.Skipped) == 0 && len(rd.Notes) == 0
 }
 
 // LastError is why a persistent peer's last dial failed or its connection ended, and when.
@@ -613,16 +629,23 @@ func (m *Manager) Bans() *Bans { return m.bans.snapshot() }
 // without a valid ID (ErrInvalidAddr), and a non-persistent, non-unconditional one when the
 // outbound limit is zero or MaxDialQueue addresses are queued (ErrOutboundLimit), or that the
 // queue already knows; silently our own ID, a banned ID or IP, a connected peer and an ID being
-// dialed (C-09). A persistent peer's ID is queued with its configured address, whatever address
+// dialed (C-09). Every skipped address whose ID has no dial queued or in flight and no
+// connection (so no outcome will follow) is also listed in Ready.Skipped. A persistent peer's ID is queued with its configured address, whatever address
 // was given (configuration wins over PEX). An unconditional, non-persistent address is queued as
 // persistent (it uses no outbound slot) and dropped again after a failed dial or a disconnect.
 func (m *Manager) DialPeers(now time.Time, addrs ...netaddr.NetAddress) {
 	for _, a := range addrs {
 		if err := a.ID.Validate(); err != nil {
-			m.ready.Notes = append(m.ready.Notes, Note{Kind: NoteDialSkipped, Addr: a, Err: fmt.Errorf("%w: %w", ErrInvalidAddr, err)})
+			err = fmt.Errorf("%w: %w", ErrInvalidAddr, err)
+			m.ready.Notes = append(m.ready.Notes, Note{Kind: NoteDialSkipped, Addr: a, Err: err})
+			m.skip(a, err)
 			continue
 		}
-		if a.ID == m.cfg.Self || m.peers[a.ID] != nil {
+		if a.ID == m.cfg.Self {
+			m.skip(a, ErrSelf)
+			continue
+		}
+		if m.peers[a.ID] != nil {
 			continue
 		}
 		if _, ok := m.dialing[a.ID]; ok {
@@ -637,21 +660,35 @@ func (m *Manager) DialPeers(now time.Time, addrs ...netaddr.NetAddress) {
 			a = conf
 		}
 		if m.IsBanned(now, a.ID, a.IP) { // the address that would be dialed
+			if !m.q.Has(a.ID) {
+				m.skip(a, ErrBannedAddr)
+			}
 			continue
 		}
 		uncond := !persistent && m.IsUnconditional(a.ID)
 		if !persistent && !uncond && (m.cfg.MaxOutbound == 0 || m.q.Len() >= m.cfg.MaxDialQueue) {
 			m.ready.Notes = append(m.ready.Notes, Note{Kind: NoteDialSkipped, Addr: a, Err: ErrOutboundLimit})
+			if !m.q.Has(a.ID) {
+				m.skip(a, ErrOutboundLimit)
+			}
 			continue
 		}
 		if err := m.q.Add(now, a, persistent || uncond); err != nil {
 			m.ready.Notes = append(m.ready.Notes, Note{Kind: NoteDialSkipped, Addr: a, Err: err})
+			if !m.q.Has(a.ID) {
+				m.skip(a, err) // another ID holds the IP:port, or no IP
+			}
 			continue
 		}
 		if uncond {
 			m.uncond[a.ID] = struct{}{}
 		}
 	}
+}
+
+// skip lists a in Ready.Skipped with err.
+func (m *Manager) skip(a netaddr.NetAddress, err error) {
+	m.ready.Skipped = append(m.ready.Skipped, Skip{Addr: a, Err: err})
 }
 
 // forgetUncond drops an unconditional, non-persistent ID from the queue after a failed dial or

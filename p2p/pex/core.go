@@ -1174,6 +1174,17 @@ func (c *Core) Refused(now time.Time, id key.ID) {
 	c.slotFreed(now, true)
 }
 
+// DialSkipped reports that the Switch did not queue a dial of addr and has no dial or
+// connection of its ID to report on (a p2p.DialSkipped event: its dial queue is full, another
+// ID holds the IP:port, the ID or IP is banned, ...). The address no longer counts as being
+// dialed, and nothing is counted against it (it was not dialed). A skipped seed of the
+// fall-back counts as a failed seed dial, as in DialFailed: the next seed is dialed at once,
+// instead of once the skipped dial's dialingTTL (10 min) has passed.
+func (c *Core) DialSkipped(now time.Time, addr netaddr.NetAddress) {
+	delete(c.dialing, addr.ID)
+	c.seedDialEnded(now, addr.ID)
+}
+
 // seedDialEnded moves the seed fall-back on when the dial that ended without a peer
 // (DialFailed, Refused) is the one to its current seed: it counts as a failed seed dial, and
 // the next seed is dialed at once. An empty id is no seed (seedTry is empty while none is

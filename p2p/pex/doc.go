@@ -6,6 +6,7 @@
 //	PexAddrs ─► Core.Receive ─► addrbook.AddAddress      PexRequest ─► addrbook.GetSelection ─► Ready.Sends
 //	Core.Tick (ensurePeers) ─► addrbook.PickAddressExcluding ─► Ready.Dials ─► Switch.DialPeers ─► dial queue
 //	Switch events: DialFailed ─► Core.DialFailed (MarkAttempt / MarkBad);  PeerRejected ─► Core.Refused;
+//	               DialSkipped (a seed's) ─► Core.DialSkipped;
 //	               PeerBanned ─► Core.Banned;  AddPeer (outbound) ─► Core.AddPeer (MarkGood)
 //
 // # Design: a PURE core and its shell
@@ -23,8 +24,8 @@
 //   - InitPeer, AddPeer (PeerInfo: ID, listen and socket addresses, outbound, persistent,
 //     private and unconditional flags), RemovePeer(id);
 //   - Receive(id, Decode(bytes));
-//   - DialFailed(addr, DialFailure), Refused(id): the Switch's DialFailed and (outbound)
-//     PeerRejected events;
+//   - DialFailed(addr, DialFailure), Refused(id), DialSkipped(addr): the Switch's DialFailed,
+//     (outbound) PeerRejected and (a seed's) DialSkipped events;
 //   - SetDialsInFlight(n) (Switch.DialsInFlight) and Banned(id, ip, until) (PeerBanned events,
 //     Switch.Bans at start): the facts ensurePeers needs from the Switch, given instead of asked
 //     for, so nothing waits for the Switch's event loop;
@@ -144,7 +145,8 @@
 //     addresses, with PickAddress's odds between them (the new/old bias and the bucket-based
 //     eclipse defence unchanged), so every round dials min(numToDial, dialable) addresses.
 //   - Seeds are dialed asynchronously through the Switch, one at a time, advancing on each
-//     DialFailed or Refused (CometBFT dials them one after another in a blocking loop). Like every
+//     DialFailed, Refused or DialSkipped (the Switch did not queue the dial: full dial queue,
+//     another ID at the same IP:port; CometBFT dials them one after another in a blocking loop). Like every
 //     address, a seed is dialed at most once per round, by the fall-back or as an ordinary pick: a
 //     seed answers and disconnects, and its answer triggers an immediate ensurePeers, which without
 //     the rule dialed the seed again at once (one node dialed its seed 12 times in 30 ms).

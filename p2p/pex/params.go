@@ -83,7 +83,8 @@ const attemptsTTL = time.Hour
 
 // dialingTTL is how long an address handed to Switch.DialPeers counts as "being dialed" for
 // the picks of ensurePeers and the crawler when no outcome was reported (the Switch drops some
-// addresses without an event, e.g. when its dial queue is full).
+// addresses without dialing them, e.g. when its dial queue is full; its DialSkipped event for
+// them reaches the Core for the seeds only, see Reactor.Run).
 const dialingTTL = 10 * time.Minute
 
 // seedRetryMin is the first delay before the seed fall-back is tried again after every seed of

@@ -163,7 +163,19 @@ func (r *Reactor) Run(ctx context.Context) (err error) {
 	}
 	var wg sync.WaitGroup // FlushStop goroutines
 	defer wg.Wait()
+	// DialSkipped only for the seeds, which the fall-back waits for: a round or a crawl may see
+	// hundreds of addresses skipped at once (a full dial queue), which would overflow the
+	// subscription and lose the events below. Another skipped address counts as being dialed
+	// until dialingTTL, as it always did.
+	seeds := make(map[key.ID]struct{}, len(r.cfg.Seeds))
+	for _, s := range r.cfg.Seeds {
+		seeds[s.ID] = struct{}{}
+	}
 	events, cancel := sw.Subscribe(func(ev p2p.Event) bool {
+		if ev.Type == p2p.DialSkipped {
+			_, isSeed := seeds[ev.Peer]
+			return isSeed
+		}
 		return ev.Type == p2p.PeerBanned || ev.Outbound && (ev.Type == p2p.DialFailed || ev.Type == p2p.PeerRejected)
 	})
 	defer cancel()
@@ -221,6 +233,8 @@ func (r *Reactor) handleEvent(sw *p2p.Switch, wg *sync.WaitGroup, now time.Time,
 		c.DialFailed(now, ev.Addr, classifyDialError(ev.Reason))
 	case p2p.PeerRejected:
 		c.Refused(now, ev.Peer)
+	case p2p.DialSkipped:
+		c.DialSkipped(now, ev.Addr)
 	case p2p.PeerBanned:
 		var be *p2p.BanError
 		if errors.As(ev.Reason, &be) {
