@@ -197,7 +197,10 @@ func TestPublishStopsAtPublishingEnd(t *testing.T) {
 		procs = append(procs, &process{done: make(chan struct{}), st: NodeStatus{Counted: true, RPCAddr: addr, MetricsAddr: addr}})
 	}
 	const drain = 100 * time.Millisecond
-	cfg := Config{Duration: meshSettle + 1500*time.Millisecond + drain, PollInterval: 250 * time.Millisecond,
+	// The phase refuses to start publishing with less than minPublishTime left after the
+	// subscriptions and meshSettle; 4 s more leaves room for those on a loaded machine, under
+	// -race (0.5 s did not always), and the schedule (100/s) still outruns the 50 ms answers.
+	cfg := Config{Duration: meshSettle + minPublishTime + 4*time.Second + drain, PollInterval: 250 * time.Millisecond,
 		Publish: PublishConfig{RatePerSec: 100, MsgBytes: 16, Drain: drain, Seed: 1}}.withDefaults()
 	r := newRunner(cfg, procs)
 	r.start = time.Now()
