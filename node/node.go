@@ -36,7 +36,8 @@ const Version = "0.1.0"
 const TxIndex = "off"
 
 // peerResolveTimeout bounds the DNS lookups of one peer list in New: the
-// persistent peers, then the seeds, so New spends at most twice this on DNS.
+// persistent peers, then the seeds, then the host name of p2p.external_address,
+// so New spends at most three times this on DNS.
 const peerResolveTimeout = 10 * time.Second
 
 // rpcShutdownTimeout bounds the graceful part of the HTTP server's shutdown;
@@ -77,7 +78,8 @@ type Node struct {
 // loads home/config/node_key.json (generating it, and the directory, only if
 // the file does not exist), builds the NodeInfo and reactors, binds the P2P listener
 // (p2p.laddr) and the HTTP listener (rpc.laddr), and resolves the host names
-// of persistent peers and seeds (DNS, at most 10 s per list, so 20 s in all). It starts no goroutine except the
+// of persistent peers, seeds and p2p.external_address (DNS, at most 10 s for each of
+// the three, so 30 s in all). It starts no goroutine except the
 // transport's accept loop; inbound connections wait until Run starts the
 // Switch. A nil logger discards.
 //
@@ -251,12 +253,20 @@ func NewContext(ctx context.Context, cfg config.Config, home string, logger *slo
 		return nil, fmt.Errorf("node: p2p listen: %w", err)
 	}
 	// Checked after Listen: only then does listen_addr carry the bound port.
-	// A host name in external_address is resolved here, under ctx like the peer lists.
-	if err := n.transport.NodeInfo().ValidateContext(ctx); err != nil {
+	// A host name in external_address is resolved here, under ctx and peerResolveTimeout like
+	// the peer lists.
+	rctx, rcancel := context.WithTimeout(ctx, peerResolveTimeout)
+	ourAddr, err := checkOurNodeInfo(rctx, n.transport.NodeInfo())
+	timedOut := rctx.Err() != nil
+	rcancel()
+	if err != nil {
 		n.closeRPC()
 		_ = n.transport.Close()
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, fmt.Errorf("node: p2p.external_address: resolving host names: %w", cerr)
+		}
+		if timedOut {
+			return nil, fmt.Errorf("node: p2p.external_address: no DNS answer within %v: %w", peerResolveTimeout, err)
 		}
 		return nil, fmt.Errorf("node: our NodeInfo would be rejected by peers: %w", err)
 	}
@@ -272,9 +282,7 @@ func NewContext(ctx context.Context, cfg config.Config, home string, logger *slo
 		// the advertised listen_addr (external_address when set). The advertised one goes last:
 		// it is the source of the persistent peers' entries, as CometBFT's Switch.NetAddress.
 		n.pex.AddOurAddress(n.transport.NetAddress())
-		if na, err := n.transport.NodeInfo().NetAddressContext(ctx); err == nil {
-			n.pex.AddOurAddress(na)
-		}
+		n.pex.AddOurAddress(ourAddr)
 	} else if len(config.SplitList(cfg.P2P.Seeds)) > 0 {
 		logger.Warn("p2p.seeds are ignored: p2p.pex = false")
 	}
@@ -302,6 +310,16 @@ func mconnConfig(p config.P2PConfig) conn.MConnConfig {
 type namedReactor struct {
 	name string
 	r    p2p.Reactor
+}
+
+// checkOurNodeInfo validates our NodeInfo as peers will, resolving a host name in its
+// listen_addr (p2p.external_address) under ctx, and returns the address it resolved to; a
+// variable so that a test can see the lookup's bound.
+var checkOurNodeInfo = func(ctx context.Context, ni nodeinfo.NodeInfo) (netaddr.NetAddress, error) {
+	if err := ni.ValidateAndResolve(ctx); err != nil {
+		return netaddr.NetAddress{}, err
+	}
+	return ni.NetAddressContext(ctx) // resolved above: no second lookup
 }
 
 // lookupPeer parses and resolves one id@host:port; a variable so that a test can make a DNS

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
+	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
 )
 
 // failLookupOf makes every peer address whose host ends in ".invalid" fail its DNS lookup, as
@@ -152,5 +153,34 @@ func TestPersistentPeerListedTwiceWarns(t *testing.T) {
 	}
 	if l := buf.lines("level=WARN", resolveID2); len(l) != 0 {
 		t.Errorf("warning about a peer listed once: %q", l)
+	}
+}
+
+// TestExternalAddressLookupBounded: a host name in p2p.external_address is resolved when New
+// checks our NodeInfo; like the peer lists, that lookup is bounded by peerResolveTimeout, so a
+// DNS server that never answers cannot hold up New (and "switchyard start") with no message.
+func TestExternalAddressLookupBounded(t *testing.T) {
+	orig := checkOurNodeInfo
+	var calls int
+	checkOurNodeInfo = func(ctx context.Context, ni nodeinfo.NodeInfo) (netaddr.NetAddress, error) {
+		calls++
+		dl, ok := ctx.Deadline()
+		if !ok {
+			t.Errorf("our NodeInfo (external_address %q) is resolved under a context with no deadline, want one within %v", ni.ListenAddr, peerResolveTimeout)
+		} else if left := time.Until(dl); left > peerResolveTimeout {
+			t.Errorf("our NodeInfo is resolved with %v left, want at most %v", left, peerResolveTimeout)
+		}
+		return orig(ctx, ni)
+	}
+	t.Cleanup(func() { checkOurNodeInfo = orig })
+	cfg := testConfig("x")
+	cfg.P2P.ExternalAddress = "tcp://203.0.113.7:26656"
+	n, err := New(cfg, t.TempDir(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = n.Close()
+	if calls != 1 {
+		t.Errorf("our NodeInfo checked %d times, want once", calls)
 	}
 }
