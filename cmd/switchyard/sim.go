@@ -95,23 +95,23 @@ instead of letting the heap grow past what the machine holds.`,
 func runSim(cmd *cobra.Command, name string, f simFlags) error {
 	sc, err := sim.LoadScenario(name)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	// An unset flag keeps the scenario's value; a flag set to 0 would silently do the same,
 	// so it is refused (as is a negative one).
 	fl := cmd.Flags()
 	if f.nodes < 0 || (fl.Changed("nodes") && f.nodes < 2) {
-		return fmt.Errorf("sim: --nodes %d: need at least 2 honest nodes (leave it out for the scenario's %d)", f.nodes, cmp.Or(sc.Nodes, sim.DefaultNodes))
+		return fmt.Errorf("%w: --nodes %d: need at least 2 honest nodes (leave it out for the scenario's %d)", errUsage, f.nodes, cmp.Or(sc.Nodes, sim.DefaultNodes))
 	}
 	if f.duration < 0 || (fl.Changed("duration") && f.duration == 0) {
-		return fmt.Errorf("sim: --duration %s: must be positive (leave it out for the scenario's)", f.duration)
+		return fmt.Errorf("%w: --duration %s: must be positive (leave it out for the scenario's)", errUsage, f.duration)
 	}
 	if f.sybils > 0 && sc.Attack == nil {
-		return fmt.Errorf("sim: scenario %s has no attack; --sybils needs one of the attack scenarios", name)
+		return fmt.Errorf("%w: --sybils: scenario %s has no attack; --sybils needs one of the attack scenarios", errUsage, name)
 	}
 	if f.sybils < 0 || (sc.Attack != nil && fl.Changed("sybils") && f.sybils == 0) {
-		return fmt.Errorf("sim: --sybils %d: an attack scenario needs at least 1 sybil (leave it out for the scenario's); "+
-			"for a run without sybils use a scenario without an attack (switchyard sim list)", f.sybils)
+		return fmt.Errorf("%w: --sybils %d: an attack scenario needs at least 1 sybil (leave it out for the scenario's); "+
+			"for a run without sybils use a scenario without an attack (switchyard sim list)", errUsage, f.sybils)
 	}
 	if f.out != "" {
 		// Fail before the run, not after it: the directory must exist (or be creatable) and

@@ -86,6 +86,26 @@ func TestSimErrors(t *testing.T) {
 	}
 }
 
+// TestSimFlagErrorsAreUsageErrors: a bad flag value or scenario name given to sim is a usage
+// error, as for every other command ("Error: invalid usage: --nodes -5: ..."), not a plain one
+// an operator cannot tell from a failed run.
+func TestSimFlagErrorsAreUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"sim", "--nodes", "-5"},
+		{"sim", "--nodes", "1"},
+		{"sim", "--duration", "0s"},
+		{"sim", "--duration", "-1s"},
+		{"sim", "nosuch"},
+		{"sim", "churn", "--sybils", "10"},
+		{"sim", "eclipse", "--sybils", "-1"},
+	} {
+		_, _, err := run(context.Background(), args...)
+		if !errors.Is(err, errUsage) || !strings.HasPrefix(err.Error(), errUsage.Error()+": ") {
+			t.Errorf("%v: %v, want an error wrapping errUsage, starting %q", args, err, errUsage.Error()+": ")
+		}
+	}
+}
+
 // TestSimZeroFlagsAndOut: a flag set to 0 is refused rather than silently meaning the scenario's
 // value, and an --out that cannot be written fails before the run, not after it.
 func TestSimZeroFlagsAndOut(t *testing.T) {
