@@ -379,7 +379,7 @@ func TestVersionText(t *testing.T) {
 		"module github.com/switchyard-p2p/switchyard v0.2.0\n",
 		"commit 0123456789abcdef0123456789abcdef01234567 2030-01-02T03:04:05Z (modified)\n",
 		"go go1.99.1 " + runtime.GOOS + "/" + runtime.GOARCH + "\n",
-		"p2p protocol 8, block protocol 11, app protocol 0\n",
+		"p2p protocol 8, block protocol 11, app protocol 0 (defaults;",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("version text lacks %q:\n%s", want, got)
@@ -387,6 +387,26 @@ func TestVersionText(t *testing.T) {
 	}
 	if got := versionText(nil); !strings.Contains(got, "commit unknown\n") || !strings.Contains(got, "go "+runtime.Version()) {
 		t.Errorf("without build info:\n%s", got)
+	}
+}
+
+// TestVersionSaysProtocolDefaults: version reads no config (it refuses --home), so the protocol
+// versions it prints are the built-in defaults, which p2p.p2p_protocol and p2p.block_protocol in
+// config.toml replace in what a node advertises; the output and the help say so rather than
+// presenting them as what the node advertises.
+func TestVersionSaysProtocolDefaults(t *testing.T) {
+	out, _, err := run(context.Background(), "version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	help, _, err := run(context.Background(), "version", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, text := range map[string]string{"output": out, "help": help} {
+		if !strings.Contains(text, "default") || !strings.Contains(text, "p2p_protocol") || !strings.Contains(text, "block_protocol") {
+			t.Errorf("version %s does not say the protocol versions are defaults that p2p_protocol and block_protocol override:\n%s", what, text)
+		}
 	}
 }
 

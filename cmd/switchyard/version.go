@@ -18,7 +18,9 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the software, build and protocol versions",
 		Long: `Print the software version (NodeInfo.version), the module version, the VCS commit
 and the Go toolchain the binary was built from (from its embedded build
-information), and the p2p, block and app protocol versions it advertises.
+information), and the p2p, block and app protocol versions a node advertises by
+default. It reads no config: p2p.p2p_protocol and p2p.block_protocol in
+config.toml replace the first two in what a node advertises.
 "switchyard --version" prints the same.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -42,7 +44,7 @@ information), and the p2p, block and app protocol versions it advertises.
 //	module github.com/switchyard-p2p/switchyard v0.1.0
 //	commit 0123abcd... 2025-01-02T03:04:05Z (modified)
 //	go go1.26.8 linux/amd64
-//	p2p protocol 8, block protocol 11, app protocol 0
+//	p2p protocol 8, block protocol 11, app protocol 0 (defaults; config.toml's p2p_protocol and block_protocol override them)
 //
 // The module version is "(devel)" for a build from a source tree (go build, go run) and the tag
 // for "go install ...@version"; the commit line says "unknown" when the build recorded no VCS
@@ -90,6 +92,7 @@ func versionText(info *debug.BuildInfo) string {
 	}
 	fmt.Fprintf(&b, "go %s %s/%s\n", goVersion, runtime.GOOS, runtime.GOARCH)
 	pv := nodeinfo.DefaultProtocolVersion
-	fmt.Fprintf(&b, "p2p protocol %d, block protocol %d, app protocol %d\n", pv.P2P, pv.Block, pv.App)
+	fmt.Fprintf(&b, "p2p protocol %d, block protocol %d, app protocol %d (defaults; config.toml's p2p_protocol and block_protocol override them)\n",
+		pv.P2P, pv.Block, pv.App)
 	return b.String()
 }
