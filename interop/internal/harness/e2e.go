@@ -47,19 +47,22 @@ func (p *Process) Kill(t testing.TB) {
 	<-p.done
 }
 
-// ReadLog returns the lines of the log at path. Logs of a home are appended
-// to across restarts, so a line index taken earlier stays valid: the lines
-// written since are ReadLog(path)[n:].
+// ReadLog returns the complete lines of the log at path. Logs of a home are
+// appended to across restarts, so a line index taken earlier stays valid: the
+// lines written since are ReadLog(path)[n:]. A last line without its newline
+// is still being written and is left out until it is complete; counted now, it
+// would be skipped by ReadLog(path)[n:] once it is.
 func ReadLog(path string) []string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil
 	}
-	s := strings.TrimRight(string(b), "\n")
-	if s == "" {
+	s := string(b)
+	i := strings.LastIndexByte(s, '\n')
+	if i < 0 {
 		return nil
 	}
-	return strings.Split(s, "\n")
+	return strings.Split(s[:i], "\n")
 }
 
 // GrepLines returns the lines containing all of the substrings.
