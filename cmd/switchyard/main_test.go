@@ -155,11 +155,12 @@ func TestHomeRefusedWhereUnused(t *testing.T) {
 		{"testnet", "--home", home, "--binary", filepath.Join(home, "no-such-switchyard"), "--nodes", "3", "--duration", "1s"},
 		{"crawl", dead, "--home", home, "--timeout", "1s", "--duration", "1s"},
 		{"sim", "no-such-scenario", "--home", home},
+		{"sim", "list", "--home", home},
 		{"version", "--home", home},
 	} {
 		_, _, err := run(context.Background(), args...)
 		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--home") {
-			t.Errorf("%s --home: err = %v, want a usage error naming --home", args[0], err)
+			t.Errorf("%v: err = %v, want a usage error naming --home", args, err)
 		}
 	}
 	if _, _, err := run(context.Background(), "testnet", "--home", home, "--binary", filepath.Join(home, "no-such-switchyard")); err == nil || !strings.Contains(err.Error(), "--dir") {

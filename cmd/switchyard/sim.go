@@ -78,6 +78,9 @@ instead of letting the heap grow past what the machine holds.`,
 		Short: "List the built-in scenarios",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := refuseHome(cmd, ""); err != nil {
+				return err
+			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 			for _, sc := range sim.Scenarios() {
 				desc := strings.Join(strings.Fields(sc.Description), " ")
