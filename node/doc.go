@@ -8,7 +8,8 @@
 //	  pub/sub Server when pubsub.enabled = true)
 //	→ persistent peers → HTTP server on rpc.laddr (and /metrics)
 //
-// NodeInfo advertises protocol {p2p 8, block 11, app 0}, network = chain_id,
+// NodeInfo advertises protocol {p2p p2p.p2p_protocol, block p2p.block_protocol,
+// app 0} ({8, 11, 0} by default), network = chain_id,
 // version = Version, the channels of every reactor, the moniker, tx_index
 // "off" and rpc_address = the bound rpc.laddr.
 //
