@@ -21,7 +21,9 @@ import (
 // answer holds up to 250 addresses, and the generated path costs three allocations per
 // address to decode and two to encode, which a seed answering thousands of requests (and the
 // simulator booting thousands of nodes) pays on every message. They follow proto.Unmarshal
-// and proto.Marshal exactly; codec_test.go compares them on random and fuzzed input.
+// and proto.Marshal exactly, except that Decode also refuses a known field of the wrong wire
+// type, as cometbft's gogoproto Unmarshal does; codec_test.go compares them on random and fuzzed
+// input.
 
 // Message is one decoded message of channel 0x00 (Decode): a PexRequest, a PexAddrs, or an
 // undecodable message. The zero Message is an undecodable one. It is a plain value; whether
@@ -53,8 +55,10 @@ var errNoMessageType = errors.New("no known message type")
 // retain b. A message that is not a tendermint.p2p.Message with PexRequest or PexAddrs set
 // (PexRequestV2 and PexAddrsV2 of v0.35 included), or that proto.Unmarshal would refuse
 // (a truncated field, a bad tag or group, a string that is not UTF-8), gives a Message whose
-// Err wraps ErrMalformedMessage; Core.Receive disconnects its sender. As with
-// proto.Unmarshal, unknown fields and known fields of the wrong wire type are skipped, a
+// Err wraps ErrMalformedMessage; Core.Receive disconnects its sender. So does a known field of
+// Message, PexAddrs or NetAddress with another wire type than its declared one, which
+// cometbft's gogoproto Unmarshal refuses ("proto: wrong wireType") where proto.Unmarshal would
+// skip it. As with proto.Unmarshal, unknown fields are skipped, a
 // scalar field sent more than once keeps its last value, and the oneof keeps its last member (two PexAddrs
 // merge). Decode is pure and safe for concurrent use: the reactor calls it on the Switch's
 // receive goroutine. It allocates the address list, one string per address ID, the text of
@@ -67,7 +71,10 @@ func Decode(b []byte) Message {
 			return malformed(protowire.ParseError(n))
 		}
 		b = b[n:]
-		if (num == 1 || num == 2) && typ == protowire.BytesType {
+		if num == 1 || num == 2 {
+			if typ != protowire.BytesType {
+				return malformed(wrongWireType("Message", num, typ))
+			}
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return malformed(protowire.ParseError(n))
@@ -113,6 +120,12 @@ func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
 	return num, typ, n
 }
 
+// wrongWireType is the error for a known field num of message msg carrying wire type typ, another
+// than its declared one, which cometbft's gogoproto Unmarshal refuses ("proto: wrong wireType").
+func wrongWireType(msg string, num protowire.Number, typ protowire.Type) error {
+	return fmt.Errorf("%s: wrong wire type %d for field %d", msg, typ, num)
+}
+
 func malformed(err error) Message {
 	return Message{err: fmt.Errorf("%w: %w", ErrMalformedMessage, err)}
 }
@@ -146,7 +159,10 @@ func (m *Message) decodeAddrs(b []byte) error {
 			return protowire.ParseError(n)
 		}
 		b = b[n:]
-		if num != 1 || typ != protowire.BytesType {
+		if num == 1 && typ != protowire.BytesType {
+			return wrongWireType("PexAddrs", num, typ)
+		}
+		if num != 1 {
 			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
 				return protowire.ParseError(n)
 			}
@@ -208,6 +224,8 @@ func decodeNetAddress(b []byte) (id, ip []byte, port uint32, err error) {
 			}
 			port = uint32(v) // a uint32 field keeps the low 32 bits, as proto.Unmarshal does
 			b = b[n:]
+		case num >= 1 && num <= 3:
+			return nil, nil, 0, wrongWireType("NetAddress", num, typ)
 		default:
 			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
 				return nil, nil, 0, protowire.ParseError(n)

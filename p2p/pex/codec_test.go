@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
@@ -130,7 +131,9 @@ func BenchmarkEncodeAddrs(b *testing.B) {
 }
 
 // refDecoded is what the generated-code path made of a message: proto.Unmarshal into
-// p2ppb.Message, then netaddr.FromProto for each address up to the first that fails.
+// p2ppb.Message, then netaddr.FromProto for each address up to the first that fails; a message
+// with a known field of the wrong wire type is malformed, as cometbft's gogoproto Unmarshal
+// refuses it.
 type refDecoded struct {
 	malformed, request, isAddrs bool
 	count                       int
@@ -138,9 +141,56 @@ type refDecoded struct {
 	addrErr                     error
 }
 
+// pbSchema lists a message's known fields for wrongWireTypeIn: each field's declared wire type and,
+// for an embedded message, its schema.
+type pbSchema map[protowire.Number]pbSchemaField
+
+type pbSchemaField struct {
+	typ protowire.Type
+	msg pbSchema
+}
+
+// pexSchema is tendermint.p2p.Message's known fields, its embedded messages' included.
+var pexSchema = pbSchema{
+	1: {typ: protowire.BytesType, msg: pbSchema{}},
+	2: {typ: protowire.BytesType, msg: pbSchema{
+		1: {typ: protowire.BytesType, msg: pbSchema{
+			1: {typ: protowire.BytesType}, 2: {typ: protowire.BytesType}, 3: {typ: protowire.VarintType},
+		}},
+	}},
+}
+
+// wrongWireTypeIn reports whether b, a message of schema s, holds a known field (in it or in an
+// embedded message) of another wire type than its declared one, which gogoproto's Unmarshal
+// refuses and proto.Unmarshal skips. It walks only as far as b is well-formed.
+func wrongWireTypeIn(b []byte, s pbSchema) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		f, known := s[num]
+		if known && f.typ != typ {
+			return true
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return false
+		}
+		if known && f.msg != nil {
+			if v, _ := protowire.ConsumeBytes(b); wrongWireTypeIn(v, f.msg) {
+				return true
+			}
+		}
+		b = b[m:]
+	}
+	return false
+}
+
 func refDecode(b []byte) refDecoded {
 	var m p2ppb.Message
-	if err := proto.Unmarshal(b, &m); err != nil {
+	if err := proto.Unmarshal(b, &m); err != nil || wrongWireTypeIn(b, pexSchema) {
 		return refDecoded{malformed: true}
 	}
 	switch s := m.Sum.(type) {
@@ -209,7 +259,8 @@ func decodeSeeds(t testing.TB) [][]byte {
 		append(append([]byte{}, good...), good...),            // two PexAddrs merge
 		append(append([]byte{}, good...), 0x0a, 0x00),         // the request replaces them
 		append([]byte{0x0a, 0x00}, good...),                   // and the reverse
-		append([]byte{0x08, 0x01, 0x15, 1, 2, 3, 4}, good...), // unknown varint and fixed32
+		append([]byte{0x18, 0x01, 0x25, 1, 2, 3, 4}, good...), // unknown varint and fixed32
+		append([]byte{0x08, 0x01, 0x15, 1, 2, 3, 4}, good...), // known numbers, wrong wire types
 		append([]byte{0x0b, 0x08, 0x01, 0x0c}, good...),       // an unknown group
 		{0x0c}, {0x0b}, {0x10, 0x01}, {0x12, 0x02, 0x08, 0x01}, // stray end group, open group, wrong types
 		{0x0a, 0x02, 0x08, 0x01}, {0x0a, 0x01, 0x08}, // request with a field, truncated
@@ -218,11 +269,14 @@ func decodeSeeds(t testing.TB) [][]byte {
 		{0x12, 0x06, 0x0a, 0x04, 0x18, 0x80, 0x80, 0x04},             // port 65536
 		{0x12, 0x08, 0x0a, 0x06, 0x18, 0x81, 0x80, 0x80, 0x80, 0x10}, // port over 32 bits
 		{0x00, 0x00}, {0xff, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		pexAddrsBytes([]byte{0x08, 0x01}, netAddrBytes(1)), pexAddrsBytes(nil, netAddrBytes(1, 0x1a, 0x00)), // wrong types
+		pexAddrsBytes([]byte{0x10, 0x01}, netAddrBytes(1, 0x20, 0x01)), // unknown fields
 	}
 }
 
 // TestDecodeMatchesUnmarshal checks that Decode, which reads the wire with protowire, decides
-// as proto.Unmarshal plus netaddr.FromProto did: the same messages malformed, the same member,
+// as proto.Unmarshal plus netaddr.FromProto did (refusing, as gogoproto does, a known field of
+// the wrong wire type): the same messages malformed, the same member,
 // count, addresses and first bad address, on the seeds and on 20,000 mutations of them.
 func TestDecodeMatchesUnmarshal(t *testing.T) {
 	seeds := decodeSeeds(t)
@@ -276,6 +330,73 @@ func BenchmarkDecodeAddrs(b *testing.B) {
 	for b.Loop() {
 		if m := Decode(msg); m.count != MaxAddrsPerMsg {
 			b.Fatal(m.count)
+		}
+	}
+}
+
+// netAddrBytes is a NetAddress {testID(n), "1.2.3.4", 26656} followed by extra, raw.
+func netAddrBytes(n int, extra ...byte) []byte {
+	b := protowire.AppendTag(nil, 1, protowire.BytesType)
+	b = protowire.AppendString(b, string(testID(n)))
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	b = protowire.AppendString(b, "1.2.3.4")
+	b = protowire.AppendTag(b, 3, protowire.VarintType)
+	b = protowire.AppendVarint(b, 26656)
+	return append(b, extra...)
+}
+
+// pexAddrsBytes is a Message holding a PexAddrs whose body is the NetAddresses addrs, raw, then
+// extra.
+func pexAddrsBytes(extra []byte, addrs ...[]byte) []byte {
+	var body []byte
+	for _, a := range addrs {
+		body = protowire.AppendTag(body, 1, protowire.BytesType)
+		body = protowire.AppendBytes(body, a)
+	}
+	body = append(body, extra...)
+	b := protowire.AppendTag(nil, 2, protowire.BytesType)
+	return protowire.AppendBytes(b, body)
+}
+
+// TestDecodeRefusesWrongWireType checks that a known field of Message, PexAddrs or NetAddress
+// with another wire type than its declared one makes the message malformed, as cometbft's
+// gogoproto Unmarshal refuses it ("proto: wrong wireType"), where proto.Unmarshal would skip it
+// as unknown; the Core then stops the peer without a ban.
+func TestDecodeRefusesWrongWireType(t *testing.T) {
+	good := netAddrBytes(1)
+	for name, b := range map[string][]byte{
+		"Message.pex_request varint":  {0x0a, 0x00, 0x08, 0x01},
+		"Message.pex_request fixed32": append(pexAddrsBytes(nil, good), 0x0d, 1, 2, 3, 4),
+		"Message.pex_addrs varint":    {0x0a, 0x00, 0x10, 0x01},
+		"Message.pex_addrs fixed64":   {0x0a, 0x00, 0x11, 1, 2, 3, 4, 5, 6, 7, 8},
+		"Message.pex_addrs group":     {0x0a, 0x00, 0x13, 0x14},
+		"PexAddrs.addrs varint":       pexAddrsBytes([]byte{0x08, 0x01}, good),
+		"PexAddrs.addrs fixed32":      pexAddrsBytes([]byte{0x0d, 1, 2, 3, 4}, good),
+		"NetAddress.id varint":        pexAddrsBytes(nil, netAddrBytes(1, 0x08, 0x01)),
+		"NetAddress.ip fixed64":       pexAddrsBytes(nil, netAddrBytes(1, 0x11, 1, 2, 3, 4, 5, 6, 7, 8)),
+		"NetAddress.port bytes":       pexAddrsBytes(nil, netAddrBytes(1, 0x1a, 0x00)),
+		"NetAddress.port fixed32":     pexAddrsBytes(nil, netAddrBytes(1, 0x1d, 1, 2, 3, 4)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if m := Decode(b); !errors.Is(m.Err(), ErrMalformedMessage) {
+				t.Fatalf("%x: Decode's error %v, want one wrapping ErrMalformedMessage (request %v, addresses %v)", b, m.Err(), m.IsRequest(), m.addrs)
+			}
+			c, n := newTestCore(t, Config{})
+			p := &fakePeer{addr: testAddr(1000), outbound: true}
+			n.connect(c, t0, p)
+			n.receive(t0, p, decode(b))
+			if !errors.Is(n.stopped[p.ID()], ErrMalformedMessage) || n.banned[p.ID()] {
+				t.Fatalf("stopped %v banned %v", n.stopped[p.ID()], n.banned[p.ID()])
+			}
+		})
+	}
+	// The same fields with their declared types, and unknown numbers of any type, decode.
+	for _, b := range [][]byte{
+		pexAddrsBytes([]byte{0x10, 0x01}, netAddrBytes(1, 0x20, 0x01, 0x2a, 0x00)),
+		{0x0a, 0x02, 0x08, 0x01, 0x18, 0x01},
+	} {
+		if m := Decode(b); m.Err() != nil {
+			t.Fatalf("%x: %v", b, m.Err())
 		}
 	}
 }

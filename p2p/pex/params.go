@@ -110,7 +110,8 @@ const maxTrackedBans = 1 << 14
 // *p2p.BanError when the peer is also banned). Use errors.Is.
 var (
 	// ErrMalformedMessage: a PEX message does not decode as a tendermint.p2p.Message with a
-	// known oneof (the v0.35-only PexRequestV2/PexAddrsV2 included). The peer is disconnected,
+	// known oneof (the v0.35-only PexRequestV2/PexAddrsV2 included), or has a known field of the
+	// wrong wire type, which cometbft's gogoproto Unmarshal refuses too. The peer is disconnected,
 	// not banned (as CometBFT).
 	ErrMalformedMessage = errors.New("pex: malformed message")
 	// ErrInvalidAddr: a PexAddrs entry has an IP that is not a textual IP or a port ≥ 65536
