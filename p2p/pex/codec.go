@@ -21,9 +21,9 @@ import (
 // answer holds up to 250 addresses, and the generated path costs three allocations per
 // address to decode and two to encode, which a seed answering thousands of requests (and the
 // simulator booting thousands of nodes) pays on every message. They follow proto.Unmarshal
-// and proto.Marshal exactly, except that Decode also refuses a known field of the wrong wire
-// type, as cometbft's gogoproto Unmarshal does; codec_test.go compares them on random and fuzzed
-// input.
+// and proto.Marshal exactly, except that Decode, as cometbft's gogoproto Unmarshal does, also
+// refuses a known field of the wrong wire type and keeps only the last of two PexAddrs;
+// codec_test.go compares them on random and fuzzed input.
 
 // Message is one decoded message of channel 0x00 (Decode): a PexRequest, a PexAddrs, or an
 // undecodable message. The zero Message is an undecodable one. It is a plain value; whether
@@ -58,9 +58,10 @@ var errNoMessageType = errors.New("no known message type")
 // Err wraps ErrMalformedMessage; Core.Receive disconnects its sender. So does a known field of
 // Message, PexAddrs or NetAddress with another wire type than its declared one, which
 // cometbft's gogoproto Unmarshal refuses ("proto: wrong wireType") where proto.Unmarshal would
-// skip it. As with proto.Unmarshal, unknown fields are skipped, a
-// scalar field sent more than once keeps its last value, and the oneof keeps its last member (two PexAddrs
-// merge). Decode is pure and safe for concurrent use: the reactor calls it on the Switch's
+// skip it. As with proto.Unmarshal, unknown fields are skipped, a scalar field sent more than
+// once keeps its last value, and the oneof keeps its last member; a PexAddrs sent twice keeps
+// only the last one, as in cometbft's gogoproto Unmarshal (proto.Unmarshal would merge them),
+// though each must be well formed. Decode is pure and safe for concurrent use: the reactor calls it on the Switch's
 // receive goroutine. It allocates the address list, one string per address ID, the text of
 // an IP that is not a dotted quad, and the error values.
 func Decode(b []byte) Message {
@@ -85,9 +86,7 @@ func Decode(b []byte) Message {
 				m = Message{request: true}
 				err = skipFields(v)
 			} else {
-				if !m.isAddrs { // a new oneof member replaces the PexRequest, if any
-					m = Message{isAddrs: true}
-				}
+				m = Message{isAddrs: true} // replaces the PexRequest or PexAddrs before, if any
 				err = m.decodeAddrs(v)
 			}
 			if err != nil {

@@ -133,7 +133,7 @@ func BenchmarkEncodeAddrs(b *testing.B) {
 // refDecoded is what the generated-code path made of a message: proto.Unmarshal into
 // p2ppb.Message, then netaddr.FromProto for each address up to the first that fails; a message
 // with a known field of the wrong wire type is malformed, as cometbft's gogoproto Unmarshal
-// refuses it.
+// refuses it, and of two PexAddrs only the last is kept, as gogoproto does.
 type refDecoded struct {
 	malformed, request, isAddrs bool
 	count                       int
@@ -188,6 +188,25 @@ func wrongWireTypeIn(b []byte, s pbSchema) bool {
 	return false
 }
 
+// lastPexAddrs is the last pex_addrs of the Message b, which proto.Unmarshal accepts: gogoproto
+// sets the oneof to a new PexAddrs at each occurrence, where proto.Unmarshal merges them.
+func lastPexAddrs(b []byte) *p2ppb.PexAddrs {
+	var last []byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		b = b[n:]
+		if num == 2 && typ == protowire.BytesType {
+			last, _ = protowire.ConsumeBytes(b)
+		}
+		b = b[protowire.ConsumeFieldValue(num, typ, b):]
+	}
+	pb := &p2ppb.PexAddrs{}
+	if err := proto.Unmarshal(last, pb); err != nil {
+		panic(err) // proto.Unmarshal accepted the whole Message
+	}
+	return pb
+}
+
 func refDecode(b []byte) refDecoded {
 	var m p2ppb.Message
 	if err := proto.Unmarshal(b, &m); err != nil || wrongWireTypeIn(b, pexSchema) {
@@ -197,6 +216,7 @@ func refDecode(b []byte) refDecoded {
 	case *p2ppb.Message_PexRequest:
 		return refDecoded{request: true}
 	case *p2ppb.Message_PexAddrs:
+		s.PexAddrs = lastPexAddrs(b)
 		r := refDecoded{isAddrs: true, count: len(s.PexAddrs.GetAddrs()), addrs: []netaddr.NetAddress{}}
 		for _, pb := range s.PexAddrs.GetAddrs() {
 			a, err := netaddr.FromProto(pb)
@@ -242,8 +262,8 @@ func checkDecode(t testing.TB, b []byte) {
 	}
 }
 
-// decodeSeeds are messages that reach each branch of Decode: both members, both merged and
-// replaced, unknown fields at every level (varint, fixed, group, bytes), known numbers with the
+// decodeSeeds are messages that reach each branch of Decode: both members, each replaced by
+// a later one, unknown fields at every level (varint, fixed, group, bytes), known numbers with the
 // wrong wire type, bad UTF-8, truncation, bad IPs and ports.
 func decodeSeeds(t testing.TB) [][]byte {
 	good := EncodeAddrs([]netaddr.NetAddress{testAddr(1), testAddr(2)})
@@ -256,7 +276,8 @@ func decodeSeeds(t testing.TB) [][]byte {
 		&p2ppb.NetAddress{})
 	return [][]byte{
 		nil, {0x0a, 0x00}, {0x12, 0x00}, {0x1a, 0x00}, {0x22, 0x00}, good, mixed,
-		append(append([]byte{}, good...), good...),            // two PexAddrs merge
+		append(append([]byte{}, good...), good...),            // the second PexAddrs replaces the first
+		append(append([]byte{}, mixed...), good...),           // and its bad addresses
 		append(append([]byte{}, good...), 0x0a, 0x00),         // the request replaces them
 		append([]byte{0x0a, 0x00}, good...),                   // and the reverse
 		append([]byte{0x18, 0x01, 0x25, 1, 2, 3, 4}, good...), // unknown varint and fixed32
@@ -398,5 +419,58 @@ func TestDecodeRefusesWrongWireType(t *testing.T) {
 		if m := Decode(b); m.Err() != nil {
 			t.Fatalf("%x: %v", b, m.Err())
 		}
+	}
+}
+
+// TestDecodeRepeatedPexAddrsKeepsLast checks that a Message with pex_addrs twice keeps only the
+// last PexAddrs, as cometbft's gogoproto Unmarshal does (it sets the oneof to a new PexAddrs for
+// each occurrence), where proto.Unmarshal would merge them: the earlier one's addresses, its
+// count and its bad address are all dropped.
+func TestDecodeRepeatedPexAddrsKeepsLast(t *testing.T) {
+	bad := rawAddrsMsg(t, &p2ppb.NetAddress{Id: string(testID(9)), Ip: "example.com", Port: 1})
+	for name, tc := range map[string]struct {
+		b    []byte
+		want []netaddr.NetAddress
+	}{
+		"two lists": {
+			b:    append(EncodeAddrs([]netaddr.NetAddress{testAddr(1), testAddr(2)}), EncodeAddrs([]netaddr.NetAddress{testAddr(3)})...),
+			want: []netaddr.NetAddress{testAddr(3)},
+		},
+		"a bad address, then a good list": {
+			b:    append(append([]byte{}, bad...), EncodeAddrs([]netaddr.NetAddress{testAddr(4)})...),
+			want: []netaddr.NetAddress{testAddr(4)},
+		},
+		"a list, then an empty one": {
+			b:    append(EncodeAddrs([]netaddr.NetAddress{testAddr(5)}), 0x12, 0x00),
+			want: []netaddr.NetAddress{},
+		},
+		"a list, a request, a list": {
+			b:    append(append(EncodeAddrs([]netaddr.NetAddress{testAddr(6)}), 0x0a, 0x00), EncodeAddrs([]netaddr.NetAddress{testAddr(7)})...),
+			want: []netaddr.NetAddress{testAddr(7)},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := Decode(tc.b)
+			if m.Err() != nil || m.IsRequest() || m.addrErr != nil || m.count != len(tc.want) || len(m.addrs) != len(tc.want) {
+				t.Fatalf("%x: error %v, request %v, address error %v, count %d, addresses %v; want the %d addresses %v", tc.b, m.Err(), m.IsRequest(), m.addrErr, m.count, m.addrs, len(tc.want), tc.want)
+			}
+			for i := range tc.want {
+				if m.addrs[i] != tc.want[i] {
+					t.Fatalf("address %d = %v, want %v", i, m.addrs[i], tc.want[i])
+				}
+			}
+		})
+	}
+	// Two lists of 200 are not 400 addresses: the peer that asked is not stopped.
+	list := make([]netaddr.NetAddress, 200)
+	for i := range list {
+		list[i] = testAddr(i + 1)
+	}
+	c, n := newTestCore(t, Config{})
+	p := &fakePeer{addr: testAddr(1000), outbound: true}
+	n.connect(c, t0, p)
+	n.receive(t0, p, decode(append(EncodeAddrs(list), EncodeAddrs(list)...)))
+	if err := n.stopped[p.ID()]; err != nil {
+		t.Fatalf("stopped: %v", err)
 	}
 }
