@@ -25,16 +25,28 @@ type Client struct {
 }
 
 // BaseURL turns a node address as operators write it ("host:port", "tcp://host:port",
-// "http://host:port") into an http:// URL without a trailing slash.
+// "http://host:port") into an http:// URL without a trailing slash. The zone of an IPv6 address
+// ("[fe80::1%eth0]:26657") is escaped as a URL's host needs it ("%25").
 func BaseURL(addr string) string {
 	addr = strings.TrimRight(strings.TrimSpace(addr), "/")
 	switch {
 	case strings.HasPrefix(addr, "http://"), strings.HasPrefix(addr, "https://"):
-		return addr
+		scheme, rest, _ := strings.Cut(addr, "://")
+		return scheme + "://" + escapeZone(rest)
 	case strings.HasPrefix(addr, "tcp://"):
-		return "http://" + strings.TrimPrefix(addr, "tcp://")
+		return "http://" + escapeZone(strings.TrimPrefix(addr, "tcp://"))
 	}
-	return "http://" + addr
+	return "http://" + escapeZone(addr)
+}
+
+// escapeZone escapes the "%" that starts the zone of a bracketed IPv6 host in hostport.
+func escapeZone(hostport string) string {
+	end := strings.IndexByte(hostport, ']')
+	i := strings.IndexByte(hostport, '%')
+	if !strings.HasPrefix(hostport, "[") || i < 0 || end < i || strings.HasPrefix(hostport[i:], "%25") {
+		return hostport
+	}
+	return hostport[:i] + "%25" + hostport[i+1:]
 }
 
 func (c *Client) http() *http.Client {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -155,5 +156,25 @@ func TestStreamEventDataBounded(t *testing.T) {
 	}
 	if _, err := s.Next(); !errors.Is(err, bufio.ErrTooLong) {
 		t.Fatalf("Next after the oversized event = %v; want bufio.ErrTooLong again", err)
+	}
+}
+
+// TestIPv6ZoneAddress: a link-local IPv6 address with a zone, as rpc.laddr and --node take it
+// ("[fe80::1%eth0]:26657", "tcp://[fe80::1%eth0]:26657"), or in an http:// URL with or without
+// the zone's "%" escaped, is dialed, rather than failing to
+// parse as a URL (whose host spells the zone's "%" as "%25").
+func TestIPv6ZoneAddress(t *testing.T) {
+	for _, base := range []string{"[fe80::1%eth0]:26657", "tcp://[fe80::1%eth0]:26657", "http://[fe80::1%eth0]:26657", "http://[fe80::1%25eth0]:26657"} {
+		var dialed string
+		c := &Client{Base: base, HTTP: &http.Client{Transport: &http.Transport{
+			DialContext: func(_ context.Context, _, addr string) (net.Conn, error) {
+				dialed = addr
+				return nil, errors.New("not dialing in a test")
+			},
+		}}}
+		_, err := c.Status(context.Background())
+		if dialed != "[fe80::1%eth0]:26657" {
+			t.Errorf("Base %q: dialed %q (err %v), want [fe80::1%%eth0]:26657", base, dialed, err)
+		}
 	}
 }
