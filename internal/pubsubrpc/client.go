@@ -98,12 +98,15 @@ func (c *Client) call(ctx context.Context, method, path string, body []byte, res
 		return fmt.Errorf("pubsub rpc: %s %s: %w", method, path, err)
 	}
 	var env Response
-	if err := json.Unmarshal(b, &env); err != nil {
-		return fmt.Errorf("pubsub rpc: %s %s: HTTP %d, not a JSON-RPC response: %q", method, path, resp.StatusCode, truncate(b, 200))
-	}
-	if env.Error != nil {
+	err = json.Unmarshal(b, &env)
+	if err == nil && env.Error != nil {
 		env.Error.HTTPStatus = resp.StatusCode
 		return env.Error
+	}
+	// Not JSON, JSON with neither error nor result (a proxy's or another service's answer), or
+	// a result under an error status: not an answer of the node's endpoints.
+	if err != nil || len(env.Result) == 0 || resp.StatusCode/100 != 2 {
+		return fmt.Errorf("pubsub rpc: %s %s: HTTP %d, not a JSON-RPC response: %q", method, path, resp.StatusCode, truncate(b, 200))
 	}
 	if err := json.Unmarshal(env.Result, result); err != nil {
 		return fmt.Errorf("pubsub rpc: %s %s: decode result: %w", method, path, err)

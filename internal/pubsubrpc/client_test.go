@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -175,6 +176,31 @@ func TestIPv6ZoneAddress(t *testing.T) {
 		_, err := c.Status(context.Background())
 		if dialed != "[fe80::1%eth0]:26657" {
 			t.Errorf("Base %q: dialed %q (err %v), want [fe80::1%%eth0]:26657", base, dialed, err)
+		}
+	}
+}
+
+// TestCallNonRPCJSON: a JSON body that is no JSON-RPC response (no error, no result), as a proxy
+// or another service at the address answers, is reported with its HTTP status and body, not as
+// an empty result that did not decode; and a result under an error status is not taken as a
+// success.
+func TestCallNonRPCJSON(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		body   string
+	}{
+		{http.StatusNotFound, `{"message":"Not Found"}`},
+		{http.StatusBadGateway, `{"jsonrpc":"2.0","id":-1,"result":{"enabled":true}}`},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(tc.status)
+			_, _ = io.WriteString(w, tc.body)
+		}))
+		_, err := client(srv).Status(context.Background())
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("HTTP %d", tc.status)) {
+			t.Errorf("HTTP %d %s: Status err = %v, want an error naming HTTP %d", tc.status, tc.body, err, tc.status)
 		}
 	}
 }
