@@ -84,6 +84,15 @@ func pubsubClient(cmd *cobra.Command, stream bool) (nodeClient, error) {
 		}
 		from = "rpc.laddr in " + path
 	}
+	// An address that is no URL would fail every request before it is sent: say so here,
+	// rather than let reach report a node that did not answer.
+	if u, err := url.Parse(pubsubrpc.BaseURL(addr)); err != nil || u.Host == "" {
+		msg := "no host"
+		if err != nil {
+			msg = err.Error()
+		}
+		return nodeClient{}, fmt.Errorf("%w: %s is not a node address (host:port, tcp://host:port or http://host:port): %s", errUsage, from, msg)
+	}
 	hc := &http.Client{Timeout: pubsubRequestTimeout}
 	if stream {
 		hc = &http.Client{}

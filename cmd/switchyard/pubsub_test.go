@@ -329,3 +329,18 @@ func TestPubSubSubCtrlCBeforeSubscribed(t *testing.T) {
 		t.Errorf("sub interrupted before the subscription was confirmed: %v, want a normal exit", err)
 	}
 }
+
+// TestPubSubMalformedNodeAddress: a --node that is no valid address is reported as such, not as
+// a node that did not answer there ("is the node running there?"): no request was sent.
+func TestPubSubMalformedNodeAddress(t *testing.T) {
+	for _, args := range [][]string{
+		{"pubsub", "peers", "--node", "http://[::1"},
+		{"pubsub", "pub", "--node", "http://[::1", "--topic", "t", "x"},
+		{"pubsub", "sub", "--node", "http://[::1", "--topic", "t"},
+	} {
+		_, _, err := run(context.Background(), args...)
+		if err == nil || strings.Contains(err.Error(), "no answer") || !strings.Contains(err.Error(), "--node") || !errors.Is(err, errUsage) {
+			t.Errorf("%s --node http://[::1: err = %v; want a usage error naming --node, not a node that did not answer", strings.Join(args[:2], " "), err)
+		}
+	}
+}
