@@ -20,8 +20,9 @@ import (
 	"github.com/switchyard-p2p/switchyard/internal/pubsubrpc"
 )
 
-// pubsubRequestTimeout bounds one pub or peers request (not a sub stream).
-const pubsubRequestTimeout = 30 * time.Second
+// pubsubRequestTimeout bounds one pub or peers request (not a sub stream). A variable so that
+// tests can shorten it.
+var pubsubRequestTimeout = 30 * time.Second
 
 func newPubSubCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -65,7 +66,7 @@ func (c nodeClient) reach(err error) error {
 }
 
 // pubsubClient returns a client for the node named by --node or --home's config. stream is
-// true for sub: no overall timeout.
+// true for sub: no overall timeout, only one for the response headers.
 func pubsubClient(cmd *cobra.Command, stream bool) (nodeClient, error) {
 	addr, _ := cmd.Flags().GetString("node")
 	from := "--node " + addr
@@ -95,7 +96,12 @@ func pubsubClient(cmd *cobra.Command, stream bool) (nodeClient, error) {
 	}
 	hc := &http.Client{Timeout: pubsubRequestTimeout}
 	if stream {
-		hc = &http.Client{}
+		// No overall timeout, which would end the stream; but a request that gets no response
+		// headers (every rpc.max_open_connections slot held, a wedged server) fails as pub's
+		// and peers' do.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.ResponseHeaderTimeout = pubsubRequestTimeout
+		hc = &http.Client{Transport: tr}
 	}
 	return nodeClient{Client: &pubsubrpc.Client{Base: addr, HTTP: hc}, from: from}, nil
 }
@@ -183,7 +189,7 @@ print each message as it arrives: its data followed by a newline, or with
 received_at, dropped). It runs until Ctrl-C, until --count messages were
 printed, or until the node stops (an error with --count, since fewer came).
 "subscribed" is printed on standard error once the node has confirmed the
-subscription.`,
+subscription. A node that does not answer the request within 30 s is an error.`,
 		Example: `  switchyard pubsub sub --topic chat
   switchyard pubsub sub --topic chat --json --count 10`,
 		Args: cobra.NoArgs,

@@ -344,3 +344,51 @@ func TestPubSubMalformedNodeAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestPubSubSubUnansweredRequest: sub against an address where the connection is accepted but
+// the request never answered (every rpc.max_open_connections slot of the node held by streams, a
+// wedged server) fails once pubsubRequestTimeout has passed without response headers, as pub
+// and peers do, instead of waiting silently until Ctrl-C.
+func TestPubSubSubUnansweredRequest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(held)
+				return
+			}
+			held <- c // read nothing, answer nothing
+		}
+	}()
+	defer func() {
+		_ = ln.Close()
+		for c := range held {
+			_ = c.Close()
+		}
+	}()
+	defer func(d time.Duration) { pubsubRequestTimeout = d }(pubsubRequestTimeout)
+	pubsubRequestTimeout = 100 * time.Millisecond
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := run(ctx, "pubsub", "sub", "--topic", "t", "--node", ln.Addr().String())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no answer from the node") {
+			t.Errorf("sub against an unanswering server: %v, want no answer from the node", err)
+		}
+	case <-time.After(10 * time.Second): // a hang guard, not a timing assertion
+		cancel()
+		<-done
+		t.Fatalf("sub still waits for an unanswered request after 10s with pubsubRequestTimeout %v", pubsubRequestTimeout)
+	}
+}
