@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // Client talks to one node's pub/sub endpoints. The zero value is not usable; set Base.
@@ -64,9 +65,13 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 }
 
 // Publish publishes data on topic through the node (POST /pubsub/publish). Errors: an *Error
-// (CodeNoPeers when no peer took it, CodeQueueFull, CodeTooLarge, CodeDisabled, ...), or a
-// transport or decode error.
+// (CodeNoPeers when no peer took it, CodeQueueFull, CodeTooLarge, CodeDisabled, ...), a
+// transport or decode error, or an error for a topic that is not valid UTF-8 (JSON cannot carry
+// it: encoding/json would name another topic, with U+FFFD for each bad byte).
 func (c *Client) Publish(ctx context.Context, topic string, data []byte) (PublishResult, error) {
+	if !utf8.ValidString(topic) {
+		return PublishResult{}, fmt.Errorf("pubsub rpc: publish: topic %q is not valid UTF-8", topic)
+	}
 	body, err := json.Marshal(PublishRequest{Topic: topic, Data: data})
 	if err != nil {
 		return PublishResult{}, err

@@ -204,3 +204,25 @@ func TestCallNonRPCJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishInvalidUTF8Topic: a topic that is not valid UTF-8 (which the node refuses for a
+// stream) is refused by Publish, instead of going out as JSON that names another topic
+// (encoding/json writes U+FFFD for each bad byte) and publishing there.
+func TestPublishInvalidUTF8Topic(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req PublishRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		got <- req.Topic
+		res, _ := json.Marshal(PublishResult{ID: "01", Topic: req.Topic, Peers: []string{}})
+		_ = json.NewEncoder(w).Encode(Response{JSONRPC: "2.0", ID: json.RawMessage("-1"), Result: res})
+	}))
+	defer srv.Close()
+	res, err := client(srv).Publish(context.Background(), "chat\xff", []byte("x"))
+	if err == nil {
+		t.Fatalf("Publish on topic %q = %+v, %v; the node was asked to publish on %q", "chat\xff", res, err, <-got)
+	}
+	if len(got) != 0 {
+		t.Fatalf("Publish on topic %q failed (%v) but asked the node to publish on %q", "chat\xff", err, <-got)
+	}
+}
