@@ -166,6 +166,12 @@ func (n *Node) handlePubSubPublish(w http.ResponseWriter, r *http.Request) {
 			Data: fmt.Sprintf("request body above %d bytes (max_message_size %d)", limit, ps.cfg.MaxMessageBytes)})
 		return
 	}
+	// JSON is UTF-8; encoding/json would turn a topic's bad bytes into U+FFFD and publish on
+	// that other topic.
+	if !utf8.Valid(body) {
+		writePubSub(w, http.StatusBadRequest, nil, &pubsubrpc.Error{Code: rpcCodeParseError, Message: "Parse error", Data: "request body is not valid UTF-8"})
+		return
+	}
 	var req pubsubrpc.PublishRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		writePubSub(w, http.StatusBadRequest, nil, &pubsubrpc.Error{Code: rpcCodeParseError, Message: "Parse error", Data: err.Error()})

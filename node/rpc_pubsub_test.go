@@ -400,3 +400,24 @@ func startFloodsubNode(t *testing.T, cfg config.Config) *Node {
 	}
 	return n
 }
+
+// TestPubSubPublishInvalidUTF8: a publish body whose topic is not valid UTF-8 is refused (400,
+// parse error), as a stream's topic is, instead of being published on the topic encoding/json
+// makes of it (U+FFFD for each bad byte).
+func TestPubSubPublishInvalidUTF8(t *testing.T) {
+	n := startFloodsubNode(t, testConfig("utf8"))
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := hc.Post("http://"+n.RPCAddr()+pubsubrpc.PathPublish, "application/json",
+		strings.NewReader("{\"topic\":\"chat\xff\",\"data\":\"eA==\"}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env pubsubrpc.Response
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusBadRequest || env.Error == nil || env.Error.Code != rpcCodeParseError {
+		t.Fatalf("publish on a topic of invalid UTF-8: HTTP %d, error %+v; want 400 with code %d", resp.StatusCode, env.Error, rpcCodeParseError)
+	}
+}
