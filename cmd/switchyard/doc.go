@@ -14,6 +14,9 @@
 //	switchyard crawl SEED... [--json] ...
 //	switchyard sim [SCENARIO] [--nodes N] [--sybils N] [--seed S] [--duration D] [--out DIR]
 //	switchyard sim list
+//	switchyard pubsub pub TOPIC [DATA] [--node ADDR] ...
+//	switchyard pubsub sub TOPIC [--node ADDR] ...
+//	switchyard pubsub peers [TOPIC] [--node ADDR]
 //
 // The home directory is --home, else $SWITCHYARD_HOME, else ~/.switchyard (a
 // leading ~/ in --home or $SWITCHYARD_HOME is the user's home directory too). It

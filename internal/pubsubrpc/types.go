@@ -9,8 +9,9 @@
 //	GET  /pubsub/subscribe?topic=T  server-sent events: one "subscribed", then one "message" per message
 //
 // GET /pubsub and POST /pubsub/publish answer in CometBFT's JSON-RPC 2.0 envelope (Response), as
-// /status does, with an HTTP status that matches the error (400 for bad input, 404 when pub/sub
-// is disabled, 503 when it is not running or no peer took a message). Integers are JSON numbers;
+// /status does, with an HTTP status that matches the error (400 for bad input, 404 from POST
+// /pubsub/publish and GET /pubsub/subscribe when pub/sub is disabled, 503 when it is not running
+// or no peer took a message); GET /pubsub answers 200 with Enabled false when it is disabled. Integers are JSON numbers;
 // message data is base64 (encoding/json's []byte); IDs of peers are the 40-hex-digit node IDs
 // and message IDs are lower-case hex.
 package pubsubrpc
@@ -52,7 +53,8 @@ const (
 	CodeNotRunning = -32011
 	// CodeNoPeers: the message went to no peer (no connected peer subscribed to the topic).
 	CodeNoPeers = -32012
-	// CodeQueueFull: some peers' output queues had no room; the result still lists who got it.
+	// CodeQueueFull: some peers' output queues had no room; the answer is an error only, with no
+	// result listing the peers that took the message.
 	CodeQueueFull = -32013
 	// CodeTooLarge: the message is larger than the topic's max_message_size.
 	CodeTooLarge = -32014
