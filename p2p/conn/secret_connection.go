@@ -117,7 +117,8 @@ var (
 
 	// ErrDecrypt is returned by Read when a sealed frame fails authentication
 	// (corrupted, replayed, reordered or forged). The connection is closed, the
-	// receive nonce is not advanced and every later Read returns the same error.
+	// receive nonce is not advanced and every later Read returns the same error
+	// until Close (then net.ErrClosed).
 	ErrDecrypt = errors.New("conn: failed to decrypt SecretConnection frame")
 
 	// ErrBadEphemeralKey is returned by MakeSecretConnection when the remote
@@ -162,14 +163,15 @@ var (
 // be retried; a write deadline timeout fails the send side for good (a partial
 // frame may be out: later Writes return the same error) but leaves the
 // connection open, so Read goes on. After Close, Read and Write return errors
-// wrapping net.ErrClosed, except that a side that had already failed (a sticky
-// error, or io.EOF for Read) keeps returning that error.
+// wrapping net.ErrClosed, as net.TCPConn's do, even on a side that had already
+// failed (a sticky error, or io.EOF for Read).
 type SecretConnection struct {
 	conn      net.Conn
 	remPubKey ed25519.PublicKey
 	remID     key.ID
 
-	closed    atomic.Bool
+	closed    atomic.Bool // by Close or by a fatal error
+	shut      atomic.Bool // Close has been called
 	closeOnce sync.Once
 	closeErr  error
 
@@ -785,7 +787,7 @@ func scNonce(buf *[chacha20poly1305.NonceSize]byte, counter uint64) []byte {
 //
 // Write is safe for concurrent use; concurrent Writes are serialised, and a
 // Write of at most DataMaxSize bytes is one frame. Errors, all sticky (later
-// Writes return the same error): ErrNonceExhausted (the connection is then
+// Writes return the same error until Close): ErrNonceExhausted (the connection is then
 // closed and no frame with nonce 2^64-1 is ever sent); a wrapped underlying
 // error, including a write-deadline timeout, since a partial frame may have
 // been written (an error other than a timeout also closes the connection;
@@ -795,6 +797,9 @@ func scNonce(buf *[chacha20poly1305.NonceSize]byte, counter uint64) []byte {
 func (sc *SecretConnection) Write(b []byte) (int, error) {
 	sc.sendMu.Lock()
 	defer sc.sendMu.Unlock()
+	if sc.shut.Load() {
+		return 0, fmt.Errorf("conn: secret connection write: %w", net.ErrClosed)
+	}
 	if sc.sendErr != nil && !(scIsTimeout(sc.sendErr) && sc.closed.Load()) {
 		return 0, sc.sendErr
 	}
@@ -884,11 +889,14 @@ func (sc *SecretConnection) Write(b []byte) (int, error) {
 // or another wrapped I/O error. A deadline timeout returns an
 // error wrapping os.ErrDeadlineExceeded and may be retried: partially
 // received frames are kept. After Close it returns an error wrapping
-// net.ErrClosed, unless an earlier Read had already returned io.EOF or a
-// sticky error: that one is returned again.
+// net.ErrClosed, even if an earlier Read had returned io.EOF or a sticky
+// error (until Close, that one is returned again).
 func (sc *SecretConnection) Read(b []byte) (int, error) {
 	sc.recvMu.Lock()
 	defer sc.recvMu.Unlock()
+	if sc.shut.Load() {
+		return 0, errClosedRead // even after io.EOF or a sticky error, as net.TCPConn
+	}
 	if sc.recvErr != nil {
 		return 0, sc.recvErr // recvData is empty: recvFail clears it, io.EOF comes only after it
 	}
@@ -1064,10 +1072,11 @@ func (sc *SecretConnection) closeConn() error {
 }
 
 // Close closes the underlying connection. It is idempotent and safe for
-// concurrent use; blocked Read and Write calls return errors wrapping
-// net.ErrClosed. It returns the underlying Close error (the same on every
+// concurrent use; blocked Read and Write calls, and all later ones, return
+// errors wrapping net.ErrClosed. It returns the underlying Close error (the same on every
 // call).
 func (sc *SecretConnection) Close() error {
+	sc.shut.Store(true)
 	err := sc.closeConn()
 	sc.waitAhead()
 	return err

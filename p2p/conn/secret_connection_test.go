@@ -1795,3 +1795,47 @@ func TestSecretConnectionEmptyFrames(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretConnectionClosedAfterFailure: once Close has been called, Read and Write return
+// errors wrapping net.ErrClosed, as net.TCPConn does and docs/ARCHITECTURE.md rule 6 says, even
+// when the side had already failed (io.EOF, ErrDecrypt, a write error). They used to return the
+// earlier error again.
+func TestSecretConnectionClosedAfterFailure(t *testing.T) {
+	t.Run("eof", func(t *testing.T) {
+		sc, raw, _, _ := scRawPair(t)
+		_ = raw.Close()
+		if _, err := sc.Read(make([]byte, 10)); err != io.EOF {
+			t.Fatalf("Read at the end of the stream: %v, want io.EOF", err)
+		}
+		_ = sc.Close()
+		if _, err := sc.Read(make([]byte, 10)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Read after io.EOF and Close: %v, want net.ErrClosed", err)
+		}
+	})
+	t.Run("decrypt", func(t *testing.T) {
+		sc, raw, toSC, _ := scRawPair(t)
+		f := scSealFrame(t, toSC, 0, 5, []byte("hello"))
+		f[0] ^= 1
+		go func() { _, _ = raw.Write(f) }()
+		if _, err := sc.Read(make([]byte, 10)); !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("Read: %v, want ErrDecrypt", err)
+		}
+		_ = sc.Close()
+		if _, err := sc.Read(make([]byte, 10)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Read after ErrDecrypt and Close: %v, want net.ErrClosed", err)
+		}
+	})
+	t.Run("write", func(t *testing.T) {
+		c, raw := net.Pipe()
+		fc := &scFailWriteConn{Conn: c}
+		sc, _, _ := scOver(t, fc, raw)
+		fc.failing.Store(true)
+		if _, err := sc.Write([]byte("x")); !errors.Is(err, errSCInjectedWrite) {
+			t.Fatalf("Write: %v, want the injected error", err)
+		}
+		_ = sc.Close()
+		if _, err := sc.Write([]byte("y")); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Write after a write error and Close: %v, want net.ErrClosed", err)
+		}
+	})
+}
