@@ -66,10 +66,42 @@ func TestFloodLoggedOnce(t *testing.T) {
 	if !errors.Is(err, ErrFlood) {
 		t.Fatalf("warning err = %v, want ErrFlood", err)
 	}
-	// Once the reactor goroutine has taken the queue, the peer may queue again.
+	// Taking the queue does not make the flood new again (TestFloodedPeerMutedUntilRemoved).
 	r.inbox.drain()
 	r.Receive(Channel, p, requestBytes)
 	if len(h.warns) != 1 {
 		t.Fatalf("%d warnings after the queue was drained, want still 1", len(h.warns))
+	}
+}
+
+// TestFloodedPeerMutedUntilRemoved: once a peer has flooded, the Switch is asked to stop it and
+// none of its later messages is queued, even after the reactor goroutine has taken the queue,
+// until RemovePeer, as in CometBFT, where a peer stopped for an error gets no further Receive.
+// The count used to start again at each drain, so the messages that arrived before the Switch
+// removed the peer were handled and a further overflow was logged again.
+func TestFloodedPeerMutedUntilRemoved(t *testing.T) {
+	h := &countHandler{}
+	r := NewReactor(Config{Logger: slog.New(h)})
+	p := idPeer{id: testID(1)}
+	for range maxPendingPerPeer + 1 {
+		r.Receive(Channel, p, requestBytes)
+	}
+	if got := len(r.inbox.drain()); got != maxPendingPerPeer {
+		t.Fatalf("drained %d items, want the %d queued before the flood", got, maxPendingPerPeer)
+	}
+	for range 2 * maxPendingPerPeer {
+		r.Receive(Channel, p, requestBytes)
+	}
+	if got := len(r.inbox.drain()); got != 0 {
+		t.Fatalf("drained %d messages of a flooded peer not yet removed, want none", got)
+	}
+	if len(h.warns) != 1 {
+		t.Fatalf("%d warnings for one flooding peer, want 1", len(h.warns))
+	}
+	// Once removed, the same ID (a new connection) is heard again.
+	r.RemovePeer(p, ErrFlood)
+	r.Receive(Channel, p, requestBytes)
+	if items := r.inbox.drain(); len(items) != 2 || items[1].kind != itemMsg {
+		t.Fatalf("drained %d items after RemovePeer, want the removal and the message", len(items))
 	}
 }

@@ -108,10 +108,9 @@ func (r *Reactor) RemovePeer(p p2p.Peer, _ any) { r.inbox.post(item{kind: itemRe
 // Receive decodes msgBytes and queues it for the reactor goroutine. An undecodable message
 // disconnects p (ErrMalformedMessage); so does a peer with more than 16 messages queued since the
 // reactor goroutine last took its queue (ErrFlood): the 17th is logged at Warn and stops p
-// (Switch.StopPeerForError), and the ones after it are dropped silently until the reactor
-// goroutine next takes the queue. The count then starts again, so messages that arrive before the
-// Switch has removed p are queued and handled as usual, and a further overflow is logged again
-// (the Switch stops p only once). Never blocks.
+// (Switch.StopPeerForError), and p is muted: the messages it sends after it, until the Switch
+// has removed it (RemovePeer), are dropped silently, as CometBFT hands a peer stopped for an
+// error no further message. Never blocks.
 func (r *Reactor) Receive(_ byte, p p2p.Peer, msgBytes []byte) {
 	m := Decode(msgBytes)
 	switch r.inbox.postMsg(p, m) {
@@ -425,8 +424,10 @@ type item struct {
 // InitPeer → Receive → RemovePeer in order. Messages are bounded per peer (maxPendingPerPeer);
 // lifecycle items by the number of peers. A leaf structure: no callback runs under mu.
 type inbox struct {
-	mu      sync.Mutex
-	items   []item
+	mu    sync.Mutex
+	items []item
+	// pending counts the messages of each peer queued since the last drain; above
+	// maxPendingPerPeer the peer has flooded and is muted until its itemRemove is posted.
 	pending map[key.ID]int
 	closed  bool
 	wake    chan struct{}
@@ -439,6 +440,9 @@ func (b *inbox) init() {
 
 func (b *inbox) post(it item) {
 	b.mu.Lock()
+	if it.kind == itemRemove {
+		delete(b.pending, it.p.ID()) // a flooded peer is heard again once removed
+	}
 	if !b.closed {
 		b.items = append(b.items, it)
 	}
@@ -459,7 +463,8 @@ const (
 )
 
 // postMsg queues a message from p. Past maxPendingPerPeer queued messages it refuses it:
-// postFlood the first time (the caller stops the peer), postDropped until the next drain.
+// postFlood the first time (the caller stops the peer), postDropped from then until p's
+// itemRemove is posted.
 func (b *inbox) postMsg(p p2p.Peer, m Message) postResult {
 	id := p.ID()
 	b.mu.Lock()
@@ -488,7 +493,11 @@ func (b *inbox) drain() []item {
 	b.mu.Lock()
 	out := b.items
 	b.items = nil
-	clear(b.pending)
+	for id, n := range b.pending {
+		if n <= maxPendingPerPeer { // a flooded peer stays muted
+			delete(b.pending, id)
+		}
+	}
 	b.mu.Unlock()
 	return out
 }
