@@ -20,7 +20,8 @@
 // after every input and turned into events. The shell does what the Switch's event loop and
 // the PEX Reactor do: PEX learns the Manager's dials in flight before every input, its
 // Stops go to Manager.StopPeer (and Ban), seed mode's flush-then-disconnect waits until
-// the answer has arrived, a failed dial reaches both the Manager and PEX, and a crash
+// the answer has arrived, a failed dial reaches both the Manager and PEX, a seed the Manager
+// drops without dialing (Ready.Skipped) reaches PEX (DialSkipped), and a crash
 // saves the address book (addrbook.json's bytes) that the restart loads.
 //
 // # Design

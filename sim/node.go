@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -361,6 +362,21 @@ func (c *mgrCore) drain(now time.Time) {
 		}
 		n.s.postOp(n, nodeOp{act: a})
 	}
+	for _, sk := range rd.Skipped {
+		n.dialSkipped(now, sk.Addr)
+	}
+}
+
+// dialSkipped reports to PEX an address the Manager dropped without dialing (Ready.Skipped),
+// as the Switch's DialSkipped event does: the Reactor subscribes to it for its seeds only, and
+// the seed fall-back then moves on at once.
+func (n *node) dialSkipped(now time.Time, addr netaddr.NetAddress) {
+	if n.pex == nil || addr.ID == n.id || !slices.ContainsFunc(n.s.seedAddrs, func(a netaddr.NetAddress) bool { return a.ID == addr.ID }) {
+		return
+	}
+	n.pex.c().SetDialsInFlight(n.mgr.m().DialsInFlight())
+	n.pex.c().DialSkipped(now, addr)
+	n.fed = true
 }
 
 // dialFailed reports a failed dial to the Manager and to PEX, as the Switch's DialFailed
