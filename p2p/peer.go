@@ -175,7 +175,10 @@ func (p *peer) CloseConn() error {
 	return err
 }
 
-// receive is the MConnection's ReceiveFunc. It routes msg to the reactor owning chID. It holds
+// receive is the MConnection's ReceiveFunc. It routes msg to the reactor owning chID, unless a
+// stop of the peer was asked for (StopPeerForError, BanPeer, FlushStop, ...): from then on the
+// peer's messages are dropped, as CometBFT's StopPeerForError stops the connection before its
+// next message is read, although the event loop may not have taken the request yet. It holds
 // the only recover in the package (docs/ARCHITECTURE.md rule 6): a reactor's panic is logged with its
 // stack and drops this peer only.
 func (p *peer) receive(chID byte, msg []byte) {
@@ -183,6 +186,9 @@ func (p *peer) receive(chID byte, msg []byte) {
 		return // the peer is being removed
 	}
 	defer p.gate.exit()
+	if p.stopReq.Load() != nil {
+		return // asked to stop: its messages are no longer wanted
+	}
 	nr := p.sw.byChannel[chID]
 	p.sw.met.recordRecv(chID, len(msg))
 	if nr == nil {

@@ -339,7 +339,8 @@ func (sw *Switch) MarkPeerUseful(p Peer) {
 // StopPeerForError disconnects p: its connection is closed and RemovePeer(p, err) is called on
 // every reactor; a persistent peer is then redialed. If err is (or wraps) a *BanError, p's ID and
 // IP are also banned for its Duration (see BanPeer). It returns at once (the event loop does the
-// work) and is safe to call from Receive and from any goroutine. It does nothing if p is no
+// work) and is safe to call from Receive and from any goroutine; from the call on, no reactor
+// receives another message of p (those already in a Receive finish). It does nothing if p is no
 // longer connected (in particular, a stale Peer never disconnects a newer connection with the
 // same ID), except that the ban still applies. A Peer of the caller's own type that wraps the
 // Switch's (with a method Unwrap() Peer, as errors do) is unwrapped first; one that does not

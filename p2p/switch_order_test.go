@@ -3,6 +3,7 @@ package p2p
 import (
 	"errors"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -219,5 +220,34 @@ func TestSwitchBroadcastToStoppingPeerNotADrop(t *testing.T) {
 			t.Errorf("Broadcast to a peer being stopped counted %d drop(s) of a full send queue", d)
 		}
 		<-done
+	})
+}
+
+// countStopReactor counts the messages it receives, and stops the sender of each.
+type countStopReactor struct {
+	stopOnReceiveReactor
+	received atomic.Int32
+}
+
+func (r *countStopReactor) Receive(ch byte, p Peer, msg []byte) {
+	r.received.Add(1)
+	r.stopOnReceiveReactor.Receive(ch, p, msg)
+}
+
+// TestSwitchNoReceiveAfterStopRequest: once a peer is asked to stop (StopPeerForError), the
+// reactors get none of its further messages, as in CometBFT, where StopPeerForError stops the
+// peer's connection before its next message is read. The peer's messages kept reaching every
+// reactor until the event loop, busy meanwhile, took the request and closed the peer's gate.
+func TestSwitchNoReceiveAfterStopRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &countStopReactor{stopOnReceiveReactor: stopOnReceiveReactor{block: testID(3), entered: make(chan struct{}), release: make(chan struct{})}}
+		const n = 50
+		hub, _, _ := floodBusyLoop(t, r, &r.stopOnReceiveReactor, n, nil)
+		if got := r.received.Load(); got != 1 {
+			t.Errorf("the reactor received %d of the %d messages of a peer it stopped at the first, want 1", got, n)
+		}
+		if hub.Peers().Has(testID(2)) {
+			t.Error("the peer was not stopped")
+		}
 	})
 }
