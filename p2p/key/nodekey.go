@@ -26,9 +26,13 @@ const PubKeyName = "tendermint/PubKeyEd25519"
 // KeyFileMode is the permission a node key file is written with.
 const KeyFileMode fs.FileMode = 0o600
 
+// maxKeyFileBytes bounds what LoadNodeKey reads: a node key file is about 150 bytes, so anything
+// larger is not one and is rejected without being read whole.
+const maxKeyFileBytes = 1 << 20
+
 // ErrInvalidKeyFile is wrapped (inside a *FileError) by LoadNodeKey and
 // LoadOrGenNodeKey when a node key file exists but its content is not a valid
-// CometBFT node key: empty, not JSON, no "priv_key" member (the name is
+// CometBFT node key: empty, larger than 1 MiB, not JSON, no "priv_key" member (the name is
 // matched exactly, as in CometBFT), wrong type name, bad base64, a key that
 // is not 64 bytes, or a public-key half that does not match the seed half.
 // Callers should test for it with errors.Is.
@@ -203,10 +207,10 @@ func writeFileAtomic(path string, data []byte) error {
 // LoadNodeKey reads a node key from path (CometBFT's node_key.json format).
 // Any problem is a *FileError naming path: a missing file wraps
 // fs.ErrNotExist; a symbolic link to a missing file wraps ErrDanglingLink (and not
-// fs.ErrNotExist); an empty, truncated, corrupt or inconsistent file wraps
-// ErrInvalidKeyFile. LoadNodeKey never modifies the file.
+// fs.ErrNotExist); an empty, truncated, corrupt or inconsistent file, or one larger than
+// 1 MiB (which is not read whole), wraps ErrInvalidKeyFile. LoadNodeKey never modifies the file.
 func LoadNodeKey(path string) (NodeKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := readKeyFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
@@ -221,6 +225,24 @@ func LoadNodeKey(path string) (NodeKey, error) {
 		return NodeKey{}, &FileError{Path: path, Err: err}
 	}
 	return k, nil
+}
+
+// readKeyFile reads path, at most maxKeyFileBytes of it: a larger file (or an endless one, such
+// as a link to a device) is an error wrapping ErrInvalidKeyFile.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() // read-only: nothing to flush
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxKeyFileBytes {
+		return nil, fmt.Errorf("%w: file is larger than %d bytes", ErrInvalidKeyFile, maxKeyFileBytes)
+	}
+	return data, nil
 }
 
 // LoadOrGenNodeKey loads the node key at path, or, only if the file does not

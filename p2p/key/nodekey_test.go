@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -455,5 +456,32 @@ func TestLoadPrivKeyNameExact(t *testing.T) {
 	path = writeFile(t, "node_key.json", `{"PRIV_KEY":`+rfcValue+`}`)
 	if k, err := LoadNodeKey(path); !errors.Is(err, ErrInvalidKeyFile) {
 		t.Fatalf("LoadNodeKey(PRIV_KEY only) = %s, %v; want ErrInvalidKeyFile (CometBFT reads no key)", k.ID(), err)
+	}
+}
+
+// TestLoadHugeFileBounded: a node_key.json far larger than any node key (a wrong file, or a
+// link to a device) is rejected as invalid without being read into memory whole.
+func TestLoadHugeFileBounded(t *testing.T) {
+	const size = 256 << 20
+	path := filepath.Join(t.TempDir(), "node_key.json")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil { // sparse: no disk space used
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = LoadOrGenNodeKey(path)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrInvalidKeyFile) {
+		t.Fatalf("LoadOrGenNodeKey(%d-byte file) = %v, want ErrInvalidKeyFile", size, err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16*maxKeyFileBytes {
+		t.Fatalf("LoadOrGenNodeKey of a %d-byte file allocated %d bytes, want at most %d", size, alloc, 16*maxKeyFileBytes)
 	}
 }
