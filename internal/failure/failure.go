@@ -42,6 +42,8 @@ func Reason(err error) string {
 		return "connection to self"
 	case errors.Is(err, transport.ErrHandshakeTimeout):
 		return "handshake timeout: the peer accepted the connection but did not complete the handshake"
+	case errors.Is(err, transport.ErrFilterTimeout):
+		return "connection filter timeout: a filter did not decide in time"
 	case errors.Is(err, transport.ErrNodeInfoTooLarge), errors.Is(err, transport.ErrNodeInfoMalformed):
 		return "invalid NodeInfo from the peer"
 	case errors.Is(err, transport.ErrTransportClosed), errors.Is(err, context.Canceled):

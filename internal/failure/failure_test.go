@@ -123,6 +123,8 @@ func TestReasonTyped(t *testing.T) {
 		{wrap(transport.RejectHandshakeTimeout, transport.ErrHandshakeTimeout), "handshake timeout: the peer accepted the connection but did not complete the handshake"},
 		{wrap(transport.RejectIncompatible, &nodeinfo.IncompatibleError{Reason: nodeinfo.IncompatibleBlockVersion, Ours: "11", Theirs: "10"}), "block protocol version mismatch: ours 11, theirs 10"},
 		{wrap(transport.RejectBanned, errors.New("p2p: banned")), "banned"},
+		{wrap(transport.RejectFiltered, errors.New("not on the allow list")), "refused by a connection filter"},
+		{wrap(transport.RejectFiltered, transport.ErrFilterTimeout), "connection filter timeout: a filter did not decide in time"},
 		{fmt.Errorf("transport: dial: %w", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}), "host unreachable"},
 		{fmt.Errorf("transport: dial: %w", &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}), "dial timeout"},
 		{fmt.Errorf("transport: dial: %w", &net.DNSError{Name: "nope.invalid", Err: "no such host"}), "cannot resolve host nope.invalid"},
