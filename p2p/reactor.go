@@ -55,7 +55,9 @@ type Reactor interface {
 	// Receive handles one complete message on chID from p. msgBytes is borrowed for the call only
 	// (as in Tendermint): the connection reuses its memory once Receive returns, so a reactor that
 	// keeps msgBytes or part of it must copy it; decoding it with protobuf copies. A
-	// panic in Receive is recovered by the Switch, logged with its stack, and drops p only.
+	// panic in Receive is recovered by the Switch, logged with its stack, and drops p only. Once
+	// a stop of p was asked for (StopPeerForError, BanPeer, FlushStop, CloseConn), no reactor
+	// gets another Receive from p; calls already running finish.
 	Receive(chID byte, p Peer, msgBytes []byte)
 }
 
