@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	mrand "math/rand/v2"
 	"sort"
 	"sync"
@@ -94,6 +95,9 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	c := cfg.withDefaults()
+	// The Server reads its Config once: the per-topic limits, read on every publish, send and
+	// received message, must not follow later changes to the caller's map.
+	c.Topics = maps.Clone(c.Topics)
 	if c.NewRouter == nil {
 		if _, err := builtinRouter(c); err != nil {
 			return nil, err

@@ -484,3 +484,18 @@ func TestAcceptedMessageMarksPeerUseful(t *testing.T) {
 		t.Errorf("the peer of a message on a topic without validators was marked useful %d time(s)", c)
 	}
 }
+
+// TestConfigTopicsReadOnce: the Server reads its Config once, in NewServer; a change to the
+// caller's Topics map afterwards changes nothing (and races with nothing).
+func TestConfigTopicsReadOnce(t *testing.T) {
+	topics := map[string]TopicConfig{"small": {MaxMessageBytes: 100}}
+	n := newNode(t, 1, func(c *Config) { c.Topics = topics })
+	if err := n.s.JoinTopic("small"); err != nil {
+		t.Fatal(err)
+	}
+	n.connectAttacker(t, 2).subscribe(t, n, "small")
+	topics["small"] = TopicConfig{MaxMessageBytes: 1 << 20}
+	if _, err := n.s.Publish(context.Background(), "small", make([]byte, 101)); !errors.Is(err, ErrMessageTooLarge) {
+		t.Errorf("publish of 101 bytes on a topic limited to 100 when the Server was created: %v", err)
+	}
+}
