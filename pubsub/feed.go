@@ -47,7 +47,8 @@ type Handler func(Message)
 // Adapter wraps a Handler into another, to build middleware (logging, metrics, rate limiting,
 // blocklists). An adapter calls next to pass the message on, or does not, to end the chain. With
 // RegisterTopic(topic, msgType, a1, a2), a message goes a1 → a2 → Feed: the first adapter listed
-// runs outermost.
+// runs outermost. RegisterTopic calls each adapter once, to build the chain, without holding any
+// of the Server's locks: the adapter may use the Server then.
 //
 // Adapters run on the Server's validation worker pool, one message at a time per worker, after
 // the message is accepted; they must not block for long (a slow adapter occupies a worker and

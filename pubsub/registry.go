@@ -58,20 +58,27 @@ func (r *registry) init() {
 // add registers topic with message type mt (nil: raw).
 func (r *registry) add(topic string, mt protoreflect.MessageType, adapters []Adapter, tc TopicConfig, met *Metrics, deliverQueue int) (*topicReg, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return nil, errStopped
+	err := r.conflictLocked(topic, mt)
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	if _, dup := r.topics[topic]; dup {
-		return nil, fmt.Errorf("pubsub: register %q: topic %w", topic, ErrAlreadyRegistered)
-	}
+	// The adapters' constructors are the application's code: they run without the lock (they
+	// may call the Server, which takes it). The chain ends in the topic's Feeds, set below; it
+	// runs only once the topic is in the map, after they are.
 	var feeds []*feed
-	if mt != nil {
-		name := mt.Descriptor().FullName()
-		if prev := r.types[name]; prev != nil {
-			return nil, fmt.Errorf("pubsub: register %q: message type %s %w on %q", topic, name, ErrAlreadyRegistered, prev.name)
+	handler := Chain(func(m Message) {
+		for _, f := range feeds {
+			f.Send(m)
 		}
-		f := r.typeFeedLocked(name, met)
+	}, adapters...)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.conflictLocked(topic, mt); err != nil { // registered meanwhile
+		return nil, err
+	}
+	if mt != nil {
+		f := r.typeFeedLocked(mt.Descriptor().FullName(), met)
 		f.setDrops(met.FeedDrops.With(topic))
 		feeds = append(feeds, f)
 	}
@@ -85,16 +92,30 @@ func (r *registry) add(topic string, mt protoreflect.MessageType, adapters []Ada
 		queue: newTopicQueue(tc.ValidateQueue, deliverQueue, tc.ValidateConcurrency),
 		met:   newTopicMetrics(met, topic),
 	}
-	t.handler = Chain(func(m Message) {
-		for _, f := range feeds {
-			f.Send(m)
-		}
-	}, adapters...)
+	t.handler = handler
 	r.topics[topic] = t
 	if mt != nil {
 		r.types[mt.Descriptor().FullName()] = t
 	}
 	return t, nil
+}
+
+// conflictLocked returns errStopped once closed, or ErrAlreadyRegistered if topic or mt is bound.
+// The caller holds mu.
+func (r *registry) conflictLocked(topic string, mt protoreflect.MessageType) error {
+	if r.closed {
+		return errStopped
+	}
+	if _, dup := r.topics[topic]; dup {
+		return fmt.Errorf("pubsub: register %q: topic %w", topic, ErrAlreadyRegistered)
+	}
+	if mt != nil {
+		name := mt.Descriptor().FullName()
+		if prev := r.types[name]; prev != nil {
+			return fmt.Errorf("pubsub: register %q: message type %s %w on %q", topic, name, ErrAlreadyRegistered, prev.name)
+		}
+	}
+	return nil
 }
 
 func (r *registry) topic(name string) *topicReg {

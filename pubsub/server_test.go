@@ -499,3 +499,31 @@ func TestConfigTopicsReadOnce(t *testing.T) {
 		t.Errorf("publish of 101 bytes on a topic limited to 100 when the Server was created: %v", err)
 	}
 }
+
+// TestAdapterMayCallServer: RegisterTopic builds the adapter chain without holding the Server's
+// registry lock, so an adapter's constructor may use the Server (look up topics, subscribe to a
+// Feed) without deadlocking it.
+func TestAdapterMayCallServer(t *testing.T) {
+	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: newFakeNet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	lookup := func(next Handler) Handler {
+		seen = s.Topics()
+		return next
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.RegisterTopic("chat", &wrapperspb.StringValue{}, lookup) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("RegisterTopic deadlocked: an adapter's constructor called the Server")
+	}
+	if len(seen) != 0 {
+		t.Errorf("the adapter saw topics %v before its own registration finished", seen)
+	}
+}
