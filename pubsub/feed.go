@@ -90,7 +90,8 @@ var (
 // blocks: each subscription's channel is its buffer, and a message that finds it full is dropped
 // for that subscriber only and counted (Subscription.Dropped, Metrics.FeedDrops), so a slow
 // consumer never holds up the router or the other subscribers. Size each channel's buffer for the
-// bursts you expect. All methods are safe for concurrent use.
+// bursts you expect. (Unlike go-ethereum's event.Feed, which Prysm's Feeds were, whose Send
+// blocks until every subscriber has taken the value.) All methods are safe for concurrent use.
 type Feed interface {
 	// Subscribe adds ch to the feed. Messages are sent on ch (never closed by the feed) until
 	// Unsubscribe. A nil ch is never sent to.
