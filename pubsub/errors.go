@@ -40,7 +40,11 @@ var (
 	// router already holds a message with the same ID and drops this one as a duplicate (with
 	// content-based IDs, as under StrictNoSign, the same topic and data published twice within
 	// the seen-cache TTL; WaitForPeers then returns at once, so do not retry such a publish in a
-	// loop). The message was not delivered anywhere.
+	// loop). No peer's queue took the message. With gossipsub it is still in the message cache
+	// for the gossip window (HistoryGossip heartbeats, 3 s by default), as every message we
+	// publish is (docs/PUBSUB.md §4.5): a peer that subscribes meanwhile may be offered it
+	// (IHAVE) and fetch it (IWANT). A retry after ErrNoPeers, which is a new message under
+	// StrictSign, may therefore reach such a peer twice, under two IDs.
 	ErrNoPeers = errors.New("pubsub: no peers subscribed to the topic")
 
 	// ErrQueueFull is wrapped by *QueueFullError: the output queue of one or more peers had no

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
 	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
@@ -525,5 +526,58 @@ func TestAdapterMayCallServer(t *testing.T) {
 	}
 	if len(seen) != 0 {
 		t.Errorf("the adapter saw topics %v before its own registration finished", seen)
+	}
+}
+
+// TestNoPeersMessageStillGossiped pins what ErrNoPeers documents for gossipsub: the message took
+// no peer's queue, but it is in the message cache, so a peer that subscribes within the gossip
+// window is offered it (IHAVE) and fetches it (IWANT). A retry after ErrNoPeers may therefore
+// deliver the data twice, under two IDs.
+func TestNoPeersMessageStillGossiped(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1_000_000, 0))
+	n := newNode(t, 1, func(c *Config) { c.NewRouter, c.Router, c.Clock = nil, RouterGossipsub, clk })
+	if err := n.s.JoinTopic("t"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	res, err := n.s.Publish(ctx, "t", []byte("lonely"))
+	if !errors.Is(err, ErrNoPeers) {
+		t.Fatalf("Publish with no peers: %v", err)
+	}
+	var as []*attacker // more than D, so that some stay out of the mesh and get gossip
+	for i := range 12 {
+		a := n.connectAttacker(t, uint64(10+i))
+		a.subscribe(t, n, "t")
+		as = append(as, a)
+	}
+	for range 2 { // heartbeats within the gossip window (HistoryGossip, 3)
+		clk.Advance(time.Second)
+		for range 2 { // the second answer comes after the loop's pass that ran the heartbeat
+			if _, err := n.s.Snapshot(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	offered := func() *attacker {
+		for _, a := range as {
+			for _, rpc := range a.rpcs(t, ControlChannel) {
+				for _, ih := range rpc.GetControl().GetIhave() {
+					for _, id := range ih.MessageIDs {
+						if string(id) == string(res.ID) {
+							return a
+						}
+					}
+				}
+			}
+		}
+		return nil
+	}
+	waitFor(t, "an IHAVE of the message", func() bool { return offered() != nil })
+	a := offered()
+	a.send(t, n, ControlChannel, &pubsubpb.RPC{Control: &pubsubpb.ControlMessage{
+		Iwant: []*pubsubpb.ControlIWant{{MessageIDs: [][]byte{[]byte(res.ID)}}}}})
+	waitFor(t, "the message sent on IWANT", func() bool { return len(a.published(t)) == 1 })
+	if got := string(a.published(t)[0].Data); got != "lonely" {
+		t.Fatalf("IWANT answered with %q", got)
 	}
 }
