@@ -367,9 +367,10 @@ func (s *Server) TopicOf(msgType proto.Message) (string, bool) {
 // router sent it to nobody: no connected peer is subscribed, or every peer it chose was being
 // removed), a *QueueFullError (the result still lists the peers that got it), ErrNotRunning,
 // ctx.Err() (also when ctx ends while our validators run), or an error wrapping net.ErrClosed
-// (the Server stopped, also while our validators ran).
+// (the Server stopped, also while our validators ran). A nil msg, or a nil pointer of a
+// generated type, is an error, not an empty message.
 func (s *Server) Broadcast(ctx context.Context, msg proto.Message) (PublishResult, error) {
-	if msg == nil {
+	if isNilMessage(msg) {
 		return PublishResult{}, errors.New("pubsub: Broadcast: nil message")
 	}
 	t := s.reg.byType(msg.ProtoReflect().Descriptor().FullName())
@@ -382,6 +383,10 @@ func (s *Server) Broadcast(ctx context.Context, msg proto.Message) (PublishResul
 	}
 	return s.publish(ctx, t.name, t, data, msg)
 }
+
+// isNilMessage reports a nil msg or a nil pointer of a generated type (which would encode as an
+// empty message).
+func isNilMessage(msg proto.Message) bool { return msg == nil || !msg.ProtoReflect().IsValid() }
 
 // Publish publishes data on topic as Broadcast does for an encoded message. The topic need not
 // be registered or joined (gossipsub then sends to fanout peers). On a typed topic data must
@@ -520,9 +525,10 @@ func (s *Server) runValidators(ctx context.Context, vs []Validator, m Message) (
 //
 // Errors: ErrNotRegistered, ErrMessageTooLarge, ErrPeerNotConnected, ErrNotPubSubPeer (the peer
 // did not advertise the pub/sub channels), an error from Switch.Send (wrapping p2p.ErrSendFailed),
-// ctx.Err(), ErrNotRunning, or an error wrapping net.ErrClosed.
+// ctx.Err(), ErrNotRunning, or an error wrapping net.ErrClosed. A nil msg, or a nil pointer of a
+// generated type, is an error, as for Broadcast.
 func (s *Server) Send(ctx context.Context, msg proto.Message, peer key.ID) error {
-	if msg == nil {
+	if isNilMessage(msg) {
 		return errors.New("pubsub: Send: nil message")
 	}
 	if err := ctx.Err(); err != nil {

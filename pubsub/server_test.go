@@ -581,3 +581,21 @@ func TestNoPeersMessageStillGossiped(t *testing.T) {
 		t.Fatalf("IWANT answered with %q", got)
 	}
 }
+
+// TestBroadcastNilPointer: a nil pointer of a registered type is a nil message, refused as an
+// untyped nil is, not published (or sent) as an empty message.
+func TestBroadcastNilPointer(t *testing.T) {
+	n := newNode(t, 1, nil)
+	if err := n.s.RegisterTopic("chat", &wrapperspb.StringValue{}); err != nil {
+		t.Fatal(err)
+	}
+	a := n.connectAttacker(t, 2)
+	a.subscribe(t, n, "chat")
+	ctx := context.Background()
+	if res, err := n.s.Broadcast(ctx, (*wrapperspb.StringValue)(nil)); err == nil || errors.Is(err, ErrNoPeers) {
+		t.Errorf("Broadcast of a nil *StringValue: %+v, %v; want the nil-message error", res, err)
+	}
+	if err := n.s.Send(ctx, (*wrapperspb.StringValue)(nil), a.p.id); err == nil {
+		t.Error("Send of a nil *StringValue succeeded")
+	}
+}
