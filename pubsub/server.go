@@ -389,11 +389,12 @@ func (s *Server) Broadcast(ctx context.Context, msg proto.Message) (PublishResul
 func isNilMessage(msg proto.Message) bool { return msg == nil || !msg.ProtoReflect().IsValid() }
 
 // Publish publishes data on topic as Broadcast does for an encoded message. The topic need not
-// be registered or joined (gossipsub then sends to fanout peers). On a typed topic data must
-// decode as the topic's message type (else a *ValidationError, reason "decode"); a registered
-// topic's validators run first. It blocks as Broadcast does and returns the errors Broadcast
-// lists other than ErrNotRegistered, and an error wrapping ErrInvalidTopic for an invalid topic
-// name.
+// be registered or joined (gossipsub then sends to the topic's subscribed peers with flood
+// publishing, the default, or to fanout peers without it; docs/PUBSUB.md §4.5). On a typed topic
+// data must decode as the topic's message type (else a *ValidationError, reason "decode"); a
+// registered topic's validators run first. It blocks as Broadcast does and returns the errors
+// Broadcast lists other than ErrNotRegistered, and an error wrapping ErrInvalidTopic for an
+// invalid topic name.
 func (s *Server) Publish(ctx context.Context, topic string, data []byte) (PublishResult, error) {
 	if err := checkTopic(topic); err != nil {
 		return PublishResult{}, fmt.Errorf("pubsub: publish: %w", err)
