@@ -84,8 +84,9 @@ var (
 var errStopped = fmt.Errorf("pubsub: server stopped: %w", net.ErrClosed)
 
 // QueueFullError reports the peers whose output queue had no room for a message we published
-// (Broadcast, Publish). They miss the message; every other peer in PublishResult.Peers got it.
-// It matches ErrQueueFull with errors.Is.
+// (Broadcast, Publish). We did not send the message to them (they may still receive it from a
+// peer that relays it, or with gossipsub by IWANT); the peers in PublishResult.Peers have it in
+// their output queue. It matches ErrQueueFull with errors.Is.
 type QueueFullError struct {
 	Topic string
 	Peers []key.ID // sorted
