@@ -631,7 +631,8 @@ func (m *Manager) Bans() *Bans { return m.bans.snapshot() }
 // queue already knows; silently our own ID, a banned ID or IP, a connected peer and an ID being
 // dialed (C-09). Every skipped address whose ID has no dial queued or in flight and no
 // connection (so no outcome will follow) is also listed in Ready.Skipped. A persistent peer's ID is queued with its configured address, whatever address
-// was given (configuration wins over PEX). An unconditional, non-persistent address is queued as
+// was given (configuration wins over PEX), and not before its start-up dial (Start): while that
+// dial waits for its jitter, the ID is skipped silently. An unconditional, non-persistent address is queued as
 // persistent (it uses no outbound slot) and dropped again after a failed dial or a disconnect.
 func (m *Manager) DialPeers(now time.Time, addrs ...netaddr.NetAddress) {
 	for _, a := range addrs {
@@ -665,6 +666,9 @@ func (m *Manager) DialPeers(now time.Time, addrs ...netaddr.NetAddress) {
 			}
 			continue
 		}
+		if persistent && m.startupPending(a.ID) {
+			continue // its start-up dial, at Start + jitter, comes first
+		}
 		uncond := !persistent && m.IsUnconditional(a.ID)
 		if !persistent && !uncond && (m.cfg.MaxOutbound == 0 || m.q.Len() >= m.cfg.MaxDialQueue) {
 			m.ready.Notes = append(m.ready.Notes, Note{Kind: NoteDialSkipped, Addr: a, Err: ErrOutboundLimit})
@@ -684,6 +688,18 @@ func (m *Manager) DialPeers(now time.Time, addrs ...netaddr.NetAddress) {
 			m.uncond[a.ID] = struct{}{}
 		}
 	}
+}
+
+// startupPending reports whether id's first start-up dial (Start) is still waiting for its
+// jitter. One put back because another ID held its IP:port is not: DialPeers then tries the
+// address as usual, and reports it skipped if it is still taken.
+func (m *Manager) startupPending(id key.ID) bool {
+	for _, s := range m.startup {
+		if s.addr.ID == id && s.retry == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // skip lists a in Ready.Skipped with err.

@@ -893,8 +893,8 @@ func TestManagerIPBanOfPEXAddressForPersistent(t *testing.T) {
 	w := newWorld(t, ManagerConfig{Self: mid(1000), PersistentDialJitter: time.Hour,
 		Persistent: []netaddr.NetAddress{configured}}, 7)
 	w.m.Ban(w.now(), "", other.IP, w.now().Add(time.Hour), "test")
+	w.m.DialPeers(w.now(), other) // before Start: after it, the start-up dial comes first
 	w.m.Start(w.now())
-	w.m.DialPeers(w.now(), other)
 	w.tick()
 	if len(w.dials) != 1 || w.dials[0] != configured {
 		t.Fatalf("dials %v, want the persistent peer at its configured address %s", w.dials, configured)
@@ -1064,5 +1064,56 @@ func TestManagerUnconditionalDialOutlivesInbound(t *testing.T) {
 	w.tick()
 	if _, ok := w.admit[out]; !ok || !w.m.Connected(mid(40)) {
 		t.Fatalf("our dial's connection not admitted: %v", w.log)
+	}
+}
+
+// TestManagerDialPeersKeepsStartupJitter: an address for a persistent peer whose start-up dial
+// is still waiting for its jitter (PEX offers it from the address book at start) is not dialed
+// before that dial's time: every persistent peer's first dial comes at Start +
+// U[0, PersistentDialJitter), so nodes restarted together do not all dial at once.
+func TestManagerDialPeersKeepsStartupJitter(t *testing.T) {
+	jitter := 3 * time.Second
+	for seed := range uint64(10) {
+		w := newWorld(t, ManagerConfig{Self: mid(1000), PersistentDialJitter: jitter,
+			Persistent: []netaddr.NetAddress{maddr(30)}}, seed)
+		w.m.Start(w.now())
+		at := w.m.NextDeadline()
+		if !at.After(w.now()) {
+			continue // a zero draw: nothing to wait for
+		}
+		w.m.DialPeers(w.now(), maddr(30))
+		w.apply()
+		w.tick()
+		if len(w.dials) != 0 {
+			t.Fatalf("seed %d: persistent peer dialed at Start+0 through DialPeers, its start-up dial is at Start+%v", seed, at.Sub(mt0))
+		}
+		if d := w.m.NextDeadline(); !d.Equal(at) {
+			t.Fatalf("seed %d: NextDeadline %v, want the start-up dial at %v", seed, d.Sub(mt0), at.Sub(mt0))
+		}
+		w.clk.Set(at)
+		w.tick()
+		if len(w.dials) != 1 || w.dials[0] != maddr(30) {
+			t.Fatalf("seed %d: dials at the start-up time %v", seed, w.dials)
+		}
+		return
+	}
+	t.Fatal("no seed drew a positive start-up delay")
+}
+
+// TestManagerDialPeersPersistentStartupRetrySkipped: a persistent peer whose start-up dial was
+// put back because another ID holds its IP:port is not waiting for its jitter: DialPeers tries
+// it as before and reports it skipped, so whoever asked does not wait for the retry.
+func TestManagerDialPeersPersistentStartupRetrySkipped(t *testing.T) {
+	configured := maddr(30)
+	stale := netaddr.New(mid(31), configured.AddrPort())
+	w := newWorld(t, ManagerConfig{Self: mid(1000), PersistentDialJitter: -1,
+		Persistent: []netaddr.NetAddress{configured}}, 7)
+	w.m.DialPeers(w.now(), stale)
+	w.apply()
+	w.m.Start(w.now())
+	w.tick() // the start-up dial finds its IP:port taken and waits
+	w.m.DialPeers(w.now(), configured)
+	if rd := w.m.Ready(); len(rd.Skipped) != 1 || rd.Skipped[0].Addr != configured {
+		t.Fatalf("Skipped %+v, want %s", rd.Skipped, configured)
 	}
 }

@@ -28,6 +28,7 @@ type propShell struct {
 	held    map[key.ID]Conn               // DialSucceeded reported, connection not settled
 	bannedI map[key.ID]time.Time          // the shell's own view of bans
 	bannedP map[netip.Addr]time.Time
+	startAt map[key.ID]time.Time // persistent peers' start-up dial times (Start)
 	step    int
 	lastOp  string
 }
@@ -67,6 +68,9 @@ func (s *propShell) apply() {
 			}
 			if s.banned(a.Addr.ID, a.Addr.IP) {
 				s.fatalf("dialed banned %v", a.Addr)
+			}
+			if at, ok := s.startAt[a.Addr.ID]; ok && s.now.Before(at) {
+				s.fatalf("persistent %v dialed at %v, before its start-up dial at %v", a.Addr, s.now, at)
 			}
 			s.dials[a.Addr.ID] = a.Addr
 		case ActAdmit:
@@ -232,6 +236,10 @@ func runManagerProperty(t *testing.T, cfg ManagerConfig, seed uint64, steps int)
 	const pool = 60
 	ip := func(n int) netip.Addr { return maddr(n).IP }
 	s.m.Start(s.now)
+	s.startAt = map[key.ID]time.Time{}
+	for _, st := range s.m.startup {
+		s.startAt[st.addr.ID] = st.at
+	}
 	s.apply()
 	for s.step = range steps {
 		op := rng.IntN(100)
@@ -379,7 +387,8 @@ func runManagerProperty(t *testing.T, cfg ManagerConfig, seed uint64, steps int)
 // limits hold (C-01, C-11), no ID is dialed twice at once or while connected (C-09), no banned
 // ID or IP is dialed or admitted (S-05), no protected peer is evicted, every connection handed
 // in is settled or held, DialsInFlight counts exactly the outstanding dials and held
-// connections, a Tick before NextDeadline does nothing, and a Tick at it leaves nothing due.
+// connections, a Tick before NextDeadline does nothing, a Tick at it leaves nothing due, and no
+// persistent peer is dialed before its start-up dial's time.
 func TestManagerPropertyRandomInputs(t *testing.T) {
 	persistent := []netaddr.NetAddress{maddr(3), maddr(20), maddr(40), maddr(41)}
 	uncond := []key.ID{mid(20), mid(21), mid(45)}
