@@ -81,7 +81,8 @@
 //
 // # Limits and duplicates
 //
-//   - One entry per node ID, also indexed by IP:port: Add of a queued,
+//   - One entry per node ID, also indexed by IP:port (an IPv4-mapped IPv6
+//     address counts as its IPv4 form): Add of a queued,
 //     dialing or connected ID or address returns ErrAlreadyQueued,
 //     ErrAlreadyDialing or ErrAlreadyConnected, so the PEX and persistent
 //     paths can never dial one peer twice (docs/RELIABILITY.md C-09, TM-11).

@@ -44,7 +44,7 @@ type Queue struct {
 	rng *rand.Rand
 
 	byID   map[key.ID]*entry
-	byAddr map[netip.AddrPort]key.ID
+	byAddr map[netip.AddrPort]key.ID // by addrKey
 
 	persistent entryHeap // StateQueued persistent entries by (next, seq)
 	other      entryHeap // StateQueued non-persistent entries by (next, seq)
@@ -117,12 +117,12 @@ func (q *Queue) Add(now time.Time, addr netaddr.NetAddress, persistent bool) err
 		}
 		return stateErr(e, addr)
 	}
-	if id, ok := q.byAddr[addr.AddrPort()]; ok {
+	if id, ok := q.byAddr[addrKey(addr)]; ok {
 		return stateErr(q.byID[id], addr)
 	}
 	e := &entry{addr: addr, persistent: persistent, index: -1}
 	q.byID[addr.ID] = e
-	q.byAddr[addr.AddrPort()] = addr.ID
+	q.byAddr[addrKey(addr)] = addr.ID
 	q.schedule(now, e, now, nil)
 	return nil
 }
@@ -146,8 +146,8 @@ func (q *Queue) Connected(addr netaddr.NetAddress) error {
 	if e == nil {
 		e = &entry{addr: addr, index: -1}
 		q.byID[addr.ID] = e
-		if _, taken := q.byAddr[addr.AddrPort()]; !taken {
-			q.byAddr[addr.AddrPort()] = addr.ID
+		if _, taken := q.byAddr[addrKey(addr)]; !taken {
+			q.byAddr[addrKey(addr)] = addr.ID
 		}
 		q.connect(time.Time{}, e, false)
 		return nil
@@ -422,7 +422,7 @@ func (q *Queue) connect(now time.Time, e *entry, outbound bool) {
 // entry's state: it is where the peer is redialed after a disconnect.
 func (q *Queue) makePersistent(e *entry, addr netaddr.NetAddress) {
 	q.releaseSlot(e)
-	if ap := addr.AddrPort(); ap != e.addr.AddrPort() {
+	if ap := addrKey(addr); ap != addrKey(e.addr) {
 		if _, taken := q.byAddr[ap]; !taken {
 			q.unindexAddr(e)
 			e.addr = addr
@@ -447,7 +447,7 @@ func (q *Queue) forget(e *entry) {
 }
 
 func (q *Queue) unindexAddr(e *entry) {
-	if ap := e.addr.AddrPort(); q.byAddr[ap] == e.addr.ID {
+	if ap := addrKey(e.addr); q.byAddr[ap] == e.addr.ID {
 		delete(q.byAddr, ap)
 	}
 }
@@ -480,6 +480,12 @@ func (q *Queue) delay(retry int) time.Duration {
 }
 
 func (q *Queue) emit(ev Event) { q.events = append(q.events, ev) }
+
+// addrKey is addr's IP:port as byAddr indexes it: an IPv4-mapped IPv6 address
+// is unmapped, so that both forms of one IPv4 address are one IP:port.
+func addrKey(addr netaddr.NetAddress) netip.AddrPort {
+	return netip.AddrPortFrom(addr.IP.Unmap(), addr.Port)
+}
 
 func checkAddr(addr netaddr.NetAddress) error {
 	if err := addr.ID.Validate(); err != nil {

@@ -529,3 +529,21 @@ func TestInboundDuringDialCountsAsStable(t *testing.T) {
 		now = s[0].NextDial
 	}
 }
+
+// TestAddDuplicateMappedIP: an IPv4 address and its IPv4-mapped IPv6 form
+// (::ffff:a.b.c.d, which a NetAddress literal can carry) are one IP:port, so a
+// second ID there is a duplicate like any other (docs/RELIABILITY.md C-09).
+func TestAddDuplicateMappedIP(t *testing.T) {
+	q := mustNew(t, Config{}, 1)
+	a := testAddr(1)
+	mapped := netaddr.NetAddress{ID: testID(2), IP: netip.AddrFrom16(a.IP.As16()), Port: a.Port}
+	if err := q.Add(t0, a, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Add(t0, mapped, false); !errors.Is(err, ErrAlreadyQueued) {
+		t.Fatalf("Add(%v) after Add(%v) = %v, want ErrAlreadyQueued", mapped, a, err)
+	}
+	if got := q.Due(t0); len(got) != 1 {
+		t.Fatalf("Due = %v: one IP:port dialed twice at once", got)
+	}
+}
