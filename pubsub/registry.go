@@ -67,11 +67,20 @@ func (r *registry) add(topic string, mt protoreflect.MessageType, adapters []Ada
 	// may call the Server, which takes it). The chain ends in the topic's Feeds, set below; it
 	// runs only once the topic is in the map, after they are.
 	var feeds []*feed
-	handler := Chain(func(m Message) {
+	var handler Handler = func(m Message) {
 		for _, f := range feeds {
 			f.Send(m)
 		}
-	}, adapters...)
+	}
+	for i := len(adapters) - 1; i >= 0; i-- { // as Chain, checking each result
+		if adapters[i] == nil {
+			continue
+		}
+		if handler = adapters[i](handler); handler == nil {
+			// Called on the first message delivered, a nil would panic on a worker.
+			return nil, fmt.Errorf("pubsub: register %q: adapter %d returned a nil Handler", topic, i)
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.conflictLocked(topic, mt); err != nil { // registered meanwhile

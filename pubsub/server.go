@@ -296,7 +296,8 @@ func (s *Server) checkRunning() error {
 // one message type per topic. It may be called before or while the Server runs.
 //
 // Errors: ErrInvalidTopic, ErrAlreadyRegistered (the topic or the type is bound), an error for a
-// nil msgType, or one wrapping net.ErrClosed after Run returned.
+// nil msgType or for an adapter that returned a nil Handler (naming its index in adapters; the
+// topic is then not registered), or one wrapping net.ErrClosed after Run returned.
 func (s *Server) RegisterTopic(topic string, msgType proto.Message, adapters ...Adapter) error {
 	if msgType == nil {
 		return fmt.Errorf("pubsub: RegisterTopic(%q): nil message type", topic)

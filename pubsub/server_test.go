@@ -599,3 +599,26 @@ func TestBroadcastNilPointer(t *testing.T) {
 		t.Error("Send of a nil *StringValue succeeded")
 	}
 }
+
+// TestAdapterNilHandlerRefused: an adapter that returns a nil Handler fails RegisterTopic (and
+// JoinTopic), naming the adapter, and leaves the topic unregistered. The nil was kept in the
+// chain and called on the first message delivered, on a validation worker, where the panic ends
+// the process: a remote peer's message would crash the node.
+func TestAdapterNilHandlerRefused(t *testing.T) {
+	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: newFakeNet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass := func(next Handler) Handler { return next }
+	drop := func(Handler) Handler { return nil }
+	err = s.RegisterTopic("chat", &wrapperspb.StringValue{}, pass, drop)
+	if err == nil || !strings.Contains(err.Error(), "adapter 1") {
+		t.Errorf("RegisterTopic with an adapter returning a nil Handler: %v, want an error naming adapter 1", err)
+	}
+	if err := s.JoinTopic("raw", drop); err == nil {
+		t.Error("JoinTopic with an adapter returning a nil Handler succeeded")
+	}
+	if got := s.Topics(); len(got) != 0 {
+		t.Errorf("topics %v registered after the refusals, want none", got)
+	}
+}
