@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-p2p/switchyard/internal/wirecheck"
 	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
 )
 
@@ -198,56 +199,6 @@ func TestPacketDecodeAcceptsAnyValidProtobuf(t *testing.T) {
 	}
 }
 
-// pbSchema lists the known fields of a message for wrongWireTypeIn: each field's declared wire type
-// and, for an embedded message, its schema.
-type pbSchema map[protowire.Number]pbSchemaField
-
-type pbSchemaField struct {
-	typ protowire.Type
-	msg pbSchema
-}
-
-// packetSchema is tendermint.p2p.Packet's known fields; PacketPing and PacketPong have none.
-var packetSchema = pbSchema{
-	fieldPacketPing: {typ: protowire.BytesType, msg: pbSchema{}},
-	fieldPacketPong: {typ: protowire.BytesType, msg: pbSchema{}},
-	fieldPacketMsg: {typ: protowire.BytesType, msg: pbSchema{
-		fieldMsgChannelID: {typ: protowire.VarintType},
-		fieldMsgEOF:       {typ: protowire.VarintType},
-		fieldMsgData:      {typ: protowire.BytesType},
-	}},
-}
-
-// wrongWireTypeIn reports whether b, a message of schema s, holds a known field (in it or in an
-// embedded message) with another wire type than its declared one: what gogoproto's generated
-// Unmarshal refuses with "proto: wrong wireType" and proto.Unmarshal skips as unknown. It walks only
-// as far as b is well-formed; proto.Unmarshal rejects the rest.
-func wrongWireTypeIn(b []byte, s pbSchema) bool {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
-		f, known := s[num]
-		if known && f.typ != typ {
-			return true
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return false
-		}
-		if known && f.msg != nil {
-			v, _ := protowire.ConsumeBytes(b)
-			if wrongWireTypeIn(v, f.msg) {
-				return true
-			}
-		}
-		b = b[m:]
-	}
-	return false
-}
-
 // lastField returns the value of the last bytes-typed field num of the well-formed message b.
 func lastField(b []byte, num protowire.Number) []byte {
 	var v []byte
@@ -272,7 +223,7 @@ func checkAgainstProto(t testing.TB, body []byte, got packet, gotErr error) {
 	var pb p2ppb.Packet
 	perr := proto.Unmarshal(body, &pb)
 	switch {
-	case perr == nil && wrongWireTypeIn(body, packetSchema):
+	case perr == nil && wirecheck.Check(body, (&p2ppb.Packet{}).ProtoReflect().Descriptor()) != nil:
 		if !errors.Is(gotErr, ErrMalformedPacket) {
 			t.Fatalf("%x has a field of the wrong wire type, which gogoproto rejects; we: %+v, %v", body, got, gotErr)
 		}

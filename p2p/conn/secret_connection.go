@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-p2p/switchyard/internal/wirecheck"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/wire/cryptopb"
 	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
@@ -715,8 +716,9 @@ func scReadAuthSig(r io.Reader) (ed25519.PublicKey, []byte, error) {
 	if err := proto.Unmarshal(body, &m); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrBadAuthSig, err)
 	}
-	if err := scCheckWireTypes(body, "AuthSigMessage", true); err != nil {
-		return nil, nil, err
+	if err := wirecheck.Check(body, m.ProtoReflect().Descriptor()); err != nil {
+		// proto.Unmarshal kept the field as unknown; cometbft's gogoproto refuses it.
+		return nil, nil, fmt.Errorf("%w: %w", ErrBadAuthSig, err)
 	}
 	if m.PubKey == nil || m.PubKey.Sum == nil {
 		return nil, nil, fmt.Errorf("no public key: %w", ErrUnsupportedKey)
@@ -730,38 +732,6 @@ func scReadAuthSig(r io.Reader) (ed25519.PublicKey, []byte, error) {
 			len(k.Ed25519), ed25519.PublicKeySize, ErrUnsupportedKey)
 	}
 	return ed25519.PublicKey(k.Ed25519), m.Sig, nil
-}
-
-// scCheckWireTypes returns an ErrBadAuthSig error if a known field of b, an
-// AuthSigMessage (authSig) or a tendermint.crypto.PublicKey, or of the
-// PublicKey embedded in it, has another wire type than its declared one.
-// Every known field of both is bytes. proto.Unmarshal skips such a field as
-// unknown, cometbft's gogoproto Unmarshal refuses it ("proto: wrong
-// wireType"), and so do we. b must already have passed proto.Unmarshal.
-func scCheckWireTypes(b []byte, msg string, authSig bool) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil // unreachable after proto.Unmarshal
-		}
-		b = b[n:]
-		known := num == 1 || num == 2 || (!authSig && num == 4)
-		if known && typ != protowire.BytesType {
-			return fmt.Errorf("%s: wrong wire type %d for field %d: %w", msg, typ, num, ErrBadAuthSig)
-		}
-		if known && authSig && num == 1 {
-			v, _ := protowire.ConsumeBytes(b)
-			if err := scCheckWireTypes(v, "PublicKey", false); err != nil {
-				return err
-			}
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return nil // unreachable after proto.Unmarshal
-		}
-		b = b[m:]
-	}
-	return nil
 }
 
 // RemotePubKey returns the remote node's authenticated ed25519 public key

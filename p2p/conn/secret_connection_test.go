@@ -33,6 +33,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-p2p/switchyard/internal/wirecheck"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/wire/cryptopb"
 	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
@@ -663,16 +664,6 @@ func TestSecretConnectionVerifyCacheAgrees(t *testing.T) {
 	}
 }
 
-// authSigSchema is AuthSigMessage's known fields, tendermint.crypto.PublicKey's included.
-var authSigSchema = pbSchema{
-	1: {typ: protowire.BytesType, msg: pbSchema{
-		1: {typ: protowire.BytesType},
-		2: {typ: protowire.BytesType},
-		4: {typ: protowire.BytesType},
-	}},
-	2: {typ: protowire.BytesType},
-}
-
 // scReadAuthSigProto is scReadAuthSig's body decoding through proto.Unmarshal
 // only, which also refuses a known field of the wrong wire type as gogoproto
 // does: the reference for its canonical fast path.
@@ -681,7 +672,7 @@ func scReadAuthSigProto(body []byte) (ed25519.PublicKey, []byte, error) {
 	if err := proto.Unmarshal(body, &m); err != nil {
 		return nil, nil, err
 	}
-	if wrongWireTypeIn(body, authSigSchema) {
+	if wirecheck.Check(body, m.ProtoReflect().Descriptor()) != nil {
 		return nil, nil, ErrBadAuthSig
 	}
 	k, ok := m.GetPubKey().GetSum().(*cryptopb.PublicKey_Ed25519)

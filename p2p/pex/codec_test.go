@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-p2p/switchyard/internal/wirecheck"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
@@ -141,53 +142,6 @@ type refDecoded struct {
 	addrErr                     error
 }
 
-// pbSchema lists a message's known fields for wrongWireTypeIn: each field's declared wire type and,
-// for an embedded message, its schema.
-type pbSchema map[protowire.Number]pbSchemaField
-
-type pbSchemaField struct {
-	typ protowire.Type
-	msg pbSchema
-}
-
-// pexSchema is tendermint.p2p.Message's known fields, its embedded messages' included.
-var pexSchema = pbSchema{
-	1: {typ: protowire.BytesType, msg: pbSchema{}},
-	2: {typ: protowire.BytesType, msg: pbSchema{
-		1: {typ: protowire.BytesType, msg: pbSchema{
-			1: {typ: protowire.BytesType}, 2: {typ: protowire.BytesType}, 3: {typ: protowire.VarintType},
-		}},
-	}},
-}
-
-// wrongWireTypeIn reports whether b, a message of schema s, holds a known field (in it or in an
-// embedded message) of another wire type than its declared one, which gogoproto's Unmarshal
-// refuses and proto.Unmarshal skips. It walks only as far as b is well-formed.
-func wrongWireTypeIn(b []byte, s pbSchema) bool {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
-		f, known := s[num]
-		if known && f.typ != typ {
-			return true
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return false
-		}
-		if known && f.msg != nil {
-			if v, _ := protowire.ConsumeBytes(b); wrongWireTypeIn(v, f.msg) {
-				return true
-			}
-		}
-		b = b[m:]
-	}
-	return false
-}
-
 // lastPexAddrs is the last pex_addrs of the Message b, which proto.Unmarshal accepts: gogoproto
 // sets the oneof to a new PexAddrs at each occurrence, where proto.Unmarshal merges them.
 func lastPexAddrs(b []byte) *p2ppb.PexAddrs {
@@ -209,7 +163,7 @@ func lastPexAddrs(b []byte) *p2ppb.PexAddrs {
 
 func refDecode(b []byte) refDecoded {
 	var m p2ppb.Message
-	if err := proto.Unmarshal(b, &m); err != nil || wrongWireTypeIn(b, pexSchema) {
+	if err := proto.Unmarshal(b, &m); err != nil || wirecheck.Check(b, m.ProtoReflect().Descriptor()) != nil {
 		return refDecoded{malformed: true}
 	}
 	switch s := m.Sum.(type) {

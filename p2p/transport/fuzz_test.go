@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protodelim"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/switchyard-p2p/switchyard/internal/wirecheck"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
 	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
@@ -24,53 +25,6 @@ type readerConn struct {
 }
 
 func (c readerConn) Read(b []byte) (int, error) { return c.r.Read(b) }
-
-// pbSchema lists a message's known fields for wrongWireTypeIn: each field's declared wire type and,
-// for an embedded message, its schema.
-type pbSchema map[protowire.Number]pbSchemaField
-
-type pbSchemaField struct {
-	typ protowire.Type
-	msg pbSchema
-}
-
-// nodeInfoSchema is DefaultNodeInfo's known fields, its embedded messages' included.
-var nodeInfoSchema = pbSchema{
-	1: {typ: protowire.BytesType, msg: pbSchema{
-		1: {typ: protowire.VarintType}, 2: {typ: protowire.VarintType}, 3: {typ: protowire.VarintType},
-	}},
-	2: {typ: protowire.BytesType}, 3: {typ: protowire.BytesType}, 4: {typ: protowire.BytesType},
-	5: {typ: protowire.BytesType}, 6: {typ: protowire.BytesType}, 7: {typ: protowire.BytesType},
-	8: {typ: protowire.BytesType, msg: pbSchema{1: {typ: protowire.BytesType}, 2: {typ: protowire.BytesType}}},
-}
-
-// wrongWireTypeIn reports whether b, a message of schema s, holds a known field (in it or in an
-// embedded message) of another wire type than its declared one, which gogoproto's Unmarshal
-// refuses and proto.Unmarshal skips. It walks only as far as b is well-formed.
-func wrongWireTypeIn(b []byte, s pbSchema) bool {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
-		f, known := s[num]
-		if known && f.typ != typ {
-			return true
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return false
-		}
-		if known && f.msg != nil {
-			if v, _ := protowire.ConsumeBytes(b); wrongWireTypeIn(v, f.msg) {
-				return true
-			}
-		}
-		b = b[m:]
-	}
-	return false
-}
 
 // FuzzReadNodeInfo feeds arbitrary bytes, as the remote's side of the NodeInfo exchange, to
 // readNodeInfo. It never panics; it fails with RejectInvalidNodeInfo and an error wrapping
@@ -104,7 +58,7 @@ func FuzzReadNodeInfo(f *testing.F) {
 		if werr == nil {
 			want, werr = nodeinfo.FromProto(&pb)
 		}
-		if n, k := protowire.ConsumeVarint(data); werr == nil && k > 0 && wrongWireTypeIn(data[k:k+int(n)], nodeInfoSchema) {
+		if n, k := protowire.ConsumeVarint(data); werr == nil && k > 0 && wirecheck.Check(data[k:k+int(n)], (&p2ppb.DefaultNodeInfo{}).ProtoReflect().Descriptor()) != nil {
 			werr = errors.New("wrong wire type")
 		}
 		if (err == nil) != (werr == nil) {

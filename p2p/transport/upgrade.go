@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard-p2p/switchyard/internal/wirecheck"
 	"github.com/switchyard-p2p/switchyard/p2p/conn"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 	"github.com/switchyard-p2p/switchyard/p2p/nodeinfo"
@@ -304,7 +305,8 @@ func readNodeInfo(c net.Conn) (nodeinfo.NodeInfo, RejectReason, error) {
 	if err := proto.Unmarshal(body, &pb); err != nil {
 		return nodeinfo.NodeInfo{}, RejectInvalidNodeInfo, fmt.Errorf("%w: %w", ErrNodeInfoMalformed, err)
 	}
-	if err := checkNodeInfoWireTypes(body, "DefaultNodeInfo"); err != nil {
+	if err := wirecheck.Check(body, pb.ProtoReflect().Descriptor()); err != nil {
+		// proto.Unmarshal kept the field as unknown; cometbft's gogoproto refuses it.
 		return nodeinfo.NodeInfo{}, RejectInvalidNodeInfo, fmt.Errorf("%w: %w", ErrNodeInfoMalformed, err)
 	}
 	ni, err := nodeinfo.FromProto(&pb)
@@ -312,57 +314,6 @@ func readNodeInfo(c net.Conn) (nodeinfo.NodeInfo, RejectReason, error) {
 		return nodeinfo.NodeInfo{}, RejectInvalidNodeInfo, fmt.Errorf("%w: %w", ErrNodeInfoMalformed, err)
 	}
 	return ni, 0, nil
-}
-
-// checkNodeInfoWireTypes returns an error if a known field of b, a message msg (DefaultNodeInfo,
-// ProtocolVersion or DefaultNodeInfoOther), or of a message embedded in it, has another wire
-// type than its declared one: cometbft's gogoproto Unmarshal refuses it ("proto: wrong
-// wireType"), where proto.Unmarshal skips it as unknown. b must already have passed
-// proto.Unmarshal.
-func checkNodeInfoWireTypes(b []byte, msg string) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil // unreachable after proto.Unmarshal
-		}
-		b = b[n:]
-		want, inner := protowire.Type(-1), ""
-		switch msg {
-		case "DefaultNodeInfo":
-			if num >= 1 && num <= 8 {
-				want = protowire.BytesType
-			}
-			switch num {
-			case 1:
-				inner = "ProtocolVersion"
-			case 8:
-				inner = "DefaultNodeInfoOther"
-			}
-		case "ProtocolVersion":
-			if num >= 1 && num <= 3 {
-				want = protowire.VarintType
-			}
-		case "DefaultNodeInfoOther":
-			if num == 1 || num == 2 {
-				want = protowire.BytesType
-			}
-		}
-		if want >= 0 && typ != want {
-			return fmt.Errorf("%s: wrong wire type %d for field %d", msg, typ, num)
-		}
-		if inner != "" {
-			v, _ := protowire.ConsumeBytes(b)
-			if err := checkNodeInfoWireTypes(v, inner); err != nil {
-				return err
-			}
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return nil // unreachable after proto.Unmarshal
-		}
-		b = b[m:]
-	}
-	return nil
 }
 
 // byteReader reads one byte at a time, so that nothing past the varint is consumed.
