@@ -95,7 +95,12 @@ func (d *dialFailures) write(l ratelog.Line) {
 		attrs = append(attrs, "repeats", l.Repeats)
 	}
 	if strings.HasPrefix(l.Reason, "network mismatch: ") {
-		attrs = append(attrs, "hint", "set chain_id in config.toml (or --chain-id) to the peer's chain ID, \"theirs\"")
+		// The reason ends in `, theirs "<chain>"`: name that value, the one to set.
+		theirs := "the one after \"theirs\""
+		if i := strings.LastIndex(l.Reason, ", theirs "); i >= 0 {
+			theirs = l.Reason[i+len(", theirs "):]
+		}
+		attrs = append(attrs, "hint", "set chain_id in config.toml (or --chain-id) to the peer's chain ID, "+theirs)
 	}
 	attrs = append(attrs, "err", l.Detail)
 	d.log.Warn(l.Summary("dial failed"), attrs...)

@@ -198,3 +198,28 @@ func TestDialFailureSummaryAtShutdown(t *testing.T) {
 		}
 	})
 }
+
+// TestDialFailureMismatchHintNamesPeerChain: the hint of a network mismatch names the peer's chain
+// ID itself, the value to set, not the word "theirs", which reads as the value to copy.
+func TestDialFailureMismatchHintNamesPeerChain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+		var buf syncBuffer
+		logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		a := netaddr.New("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", netip.MustParseAddrPort("10.0.0.1:26656"))
+		d := newDialFailures(logger, clk, nil)
+		events := make(chan p2p.Event)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { d.run(ctx, events); close(done) }()
+		defer func() { cancel(); <-done }()
+		mismatch := &transport.RejectedError{Addr: a, Outbound: true, Reason: transport.RejectIncompatible,
+			Err: &nodeinfo.IncompatibleError{Reason: nodeinfo.IncompatibleNetwork, Ours: `"switchyard-test"`, Theirs: `"test-chain-x"`}}
+		events <- p2p.Event{Type: p2p.DialFailed, Addr: a, Outbound: true, Reason: mismatch}
+		synctest.Wait()
+		want := `hint="set chain_id in config.toml (or --chain-id) to the peer's chain ID, \"test-chain-x\""`
+		if got := buf.lines("level=WARN", want); len(got) != 1 {
+			t.Fatalf("no warn line with %s:\n%s", want, buf.String())
+		}
+	})
+}
