@@ -201,6 +201,14 @@ func (r *fakeRouter) Peers(topic string) []key.ID {
 
 func (r *fakeRouter) Stats() router.Stats { return r.stats }
 
+// forget drops id from the seen cache as a router does when its seen TTL runs out, also while
+// it waits for the ID's validation (a later copy is then validated as new). The loop goroutine
+// must call it (onPublish).
+func (r *fakeRouter) forget(id router.MsgID) {
+	delete(r.seen, id)
+	delete(r.waiting, id)
+}
+
 // info returns the PeerInfo AddPeer got for id.
 func (r *fakeRouter) info(id key.ID) (router.PeerInfo, bool) {
 	r.mu.Lock()

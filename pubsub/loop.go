@@ -74,6 +74,7 @@ type pending struct {
 // valResult is a worker's answer for one pending validation.
 type valResult struct {
 	key      pkey
+	pv       *pending // the validation it answers: a newer one of the same key ignores it
 	res      ValidationResult
 	reason   string
 	decoded  proto.Message
@@ -495,6 +496,12 @@ func (l *loop) publish(now time.Time, req *publishReq) {
 
 // validate takes a first-seen message from the router: cheap checks here, the rest on a worker.
 func (l *loop) validate(now time.Time, inc router.Incoming) {
+	if old := l.pending[pkey{id: inc.ID}]; old != nil {
+		// The router forgot the ID (its seen TTL ran out) while we still validated or held an
+		// earlier copy: that validation answers nothing any more, and must not answer for, or
+		// be mistaken for, this one.
+		l.retire(old)
+	}
 	m := inc.Msg
 	topic := m.GetTopic()
 	t := l.s.reg.topic(topic)
@@ -561,6 +568,7 @@ func (l *loop) submit(pv *pending) bool {
 	ctx, k, from, topic, t, msg, data, verified := l.ctx, pv.key, pv.from, pv.topic, pv.t, pv.msg, pv.data, pv.verified
 	return s.pipe.submit(q, false, func() {
 		r := s.validateRemote(ctx, k, from, topic, t, msg, data, verified)
+		r.pv = pv
 		s.inbox.post(r)
 	})
 }
@@ -619,7 +627,7 @@ func (s *Server) validateRemote(ctx context.Context, k pkey, from key.ID, topic 
 // result takes a worker's answer.
 func (l *loop) result(now time.Time, vr *valResult) {
 	pv := l.pending[vr.key]
-	if pv == nil {
+	if pv == nil || pv != vr.pv {
 		return
 	}
 	pv.verified = pv.verified || vr.verified
@@ -644,6 +652,28 @@ func (l *loop) result(now time.Time, vr *valResult) {
 		return
 	}
 	l.held[pv.topic] = append(l.held[pv.topic], pv)
+}
+
+// retire drops pv without an answer: it leaves pending, the held list and the deferred count,
+// and its worker's result, if one is still to come, is ignored.
+func (l *loop) retire(pv *pending) {
+	delete(l.pending, pv.key)
+	if list := l.held[pv.topic]; len(list) > 0 {
+		if i := slices.Index(list, pv); i >= 0 {
+			list = slices.Delete(list, i, i+1)
+			if len(list) == 0 {
+				delete(l.held, pv.topic)
+			} else {
+				l.held[pv.topic] = list
+			}
+		}
+	}
+	if !pv.deadline.IsZero() {
+		if l.deferCount[pv.topic]--; l.deferCount[pv.topic] <= 0 {
+			delete(l.deferCount, pv.topic)
+		}
+		l.metricsFor(pv.topic).deferred.Set(float64(l.deferCount[pv.topic]))
+	}
 }
 
 // rerun submits topic's held messages for validation again; those that do not fit the queue stay

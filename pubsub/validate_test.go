@@ -305,6 +305,39 @@ func TestValidationDeferRevalidateAndTimeout(t *testing.T) {
 	}
 }
 
+// TestDeferredIDRevalidatedAfterSeenTTL: a message still held (ValidationDefer) when the router's
+// seen TTL forgets its ID comes again and is validated as new. The held validation of the first
+// copy is obsolete: its expiry must neither answer the router for the second copy nor drop the
+// second copy's own validation, and the deferred count must not keep it.
+func TestDeferredIDRevalidatedAfterSeenTTL(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1_000_000, 0))
+	n, a, _ := deferNode(t, clk, func(c *Config) { c.DeferTimeout = 10 * time.Second })
+	child := a.signed(t, "chain", []byte("child:x"), 1)
+	parent := a.signed(t, "chain", []byte("x"), 2)
+	id := router.DefaultMsgID(child)
+	a.publish(t, n, child)
+	waitFor(t, "child deferred", func() bool { return n.s.Stats().Deferred == 1 })
+	clk.Advance(5 * time.Second)
+	forget := func() { n.r.forget(id) }
+	n.r.onPublish.Store(&forget)
+	_, _ = n.s.Publish(context.Background(), "poke", []byte("poke")) // runs forget on the loop
+	n.r.onPublish.Store(nil)
+	a.publish(t, n, child) // the ID is new to the router again
+	waitFor(t, "child deferred again", func() bool { return n.s.Stats().Deferred == 2 })
+	clk.Advance(5 * time.Second) // the first copy's hold ends; the second's has 5 s left
+	a.publish(t, n, parent)
+	if got := waitResult(t, n, router.DefaultMsgID(parent)); got != router.Accept {
+		t.Fatalf("parent %v", got)
+	}
+	if got := waitResult(t, n, id); got != router.Accept {
+		t.Fatalf("second copy of the child, its parent accepted within its hold: %v, want Accept", got)
+	}
+	waitFor(t, "nothing held", func() bool {
+		snap, _ := n.s.Snapshot(context.Background())
+		return len(snap.Topics) > 0 && snap.Topics[0].Deferred == 0
+	})
+}
+
 // TestValidationTimeout: a validator that does not return within ValidateTimeout makes the
 // message Ignore (manual clock); its context is done.
 func TestValidationTimeout(t *testing.T) {
