@@ -60,3 +60,39 @@ func TestLingerHoldsForwardsAndSkipsHolders(t *testing.T) {
 		t.Fatalf("own publish waited: kinds %v", v.Kinds)
 	}
 }
+
+// TestLingerForwardedExcludesDroppedPeer: a forward still waiting when its peer is removed never
+// leaves, so Stats.Forwarded (the copies that left) does not count it.
+func TestLingerForwardedExcludesDroppedPeer(t *testing.T) {
+	const linger = 20 * time.Millisecond
+	r := newRouter(t, Config{Linger: linger})
+	now := rt.Epoch
+	r.Join(now, topicA)
+	for i := 1; i <= 5; i++ {
+		r.AddPeer(now, rt.ID(i), router.PeerInfo{})
+		r.HandleRPC(now, rt.ID(i), rt.Sub(topicA))
+	}
+	now = now.Add(2 * linger)
+	r.Tick(now)
+	drain(t, r)
+
+	m := rt.Msg(99, 1, topicA, 1024)
+	r.HandleRPC(now, rt.ID(1), rt.Pub(m))
+	for _, in := range drain(t, r).Ready.Validate {
+		r.ValidationDone(now, in.ID, router.Accept)
+	}
+	drain(t, r)
+	r.RemovePeer(now, rt.ID(3)) // its copy is still waiting
+	now = now.Add(2 * linger)
+	r.Tick(now)
+	v := drain(t, r)
+	sent := 0
+	for i := 2; i <= 5; i++ {
+		if v.HasMsg(rt.ID(i), rt.MID(m)) {
+			sent++
+		}
+	}
+	if s := r.Stats(); sent != 3 || s.Forwarded != 3 {
+		t.Fatalf("%d copies left, Forwarded %d, want 3, 3", sent, s.Forwarded)
+	}
+}

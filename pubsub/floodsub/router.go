@@ -559,10 +559,11 @@ func (r *Router) Peers(name string) []key.ID {
 }
 
 // Stats returns the cumulative counters. Forwarded counts the copies that left (not those
-// suppressed because the peer sent us the message while they waited).
+// suppressed because the peer sent us the message while they waited, nor those still queued
+// when their peer was removed).
 func (r *Router) Stats() router.Stats {
 	st := r.stats
-	st.Forwarded -= r.out.SuppressedCopies
+	st.Forwarded -= r.out.SuppressedCopies + r.out.DroppedCopies
 	return st
 }
 
