@@ -479,3 +479,31 @@ func TestSyntaxErrorDoesNotBlameTheSection(t *testing.T) {
 		}
 	}
 }
+
+// TestBadTypeIsDecodeErrorWithKeyAndLine: a value of the wrong TOML type (an operator's
+// laddr = 5, pex = "true", a section written as a key) is a *DecodeError whose Key and Line name
+// it, as for a duration that does not parse; the decoder gives both only in its message.
+func TestBadTypeIsDecodeErrorWithKeyAndLine(t *testing.T) {
+	for _, c := range []struct {
+		doc, key string
+		line     int
+	}{
+		{"[p2p]\nladdr = 5\n", "p2p.laddr", 2},
+		{"moniker = \"a\"\n\n[p2p]\npex = \"true\"\n", "p2p.pex", 4},
+		{"[pubsub]\nd = \"6\"\n", "pubsub.d", 2},
+		{"[p2p]\nmax_num_inbound_peers = 40.0\n", "p2p.max_num_inbound_peers", 2},
+		{"[p2p]\nhandshake_timeout = 1979-05-27T07:32:00Z\n", "p2p.handshake_timeout", 2},
+		{"[p2p.laddr]\n", "p2p.laddr", 1},
+		{"p2p = 1\n", "p2p", 1},
+	} {
+		_, err := Decode("x.toml", []byte(c.doc))
+		de, ok := errors.AsType[*DecodeError](err)
+		if !ok || de.Key != c.key || de.Line != c.line {
+			t.Errorf("%q: %v, want a *DecodeError for key %q on line %d", c.doc, err, c.key, c.line)
+			continue
+		}
+		if strings.Contains(de.Msg, "toml:") || strings.Contains(de.Msg, "last key") {
+			t.Errorf("%q: Msg %q repeats the decoder's prefix", c.doc, de.Msg)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/template"
@@ -82,6 +83,15 @@ func Decode(name string, data []byte) (Config, error) {
 			if _, known := keyTypes[pe.LastKey]; known {
 				de.Key = pe.LastKey
 			}
+		} else if m := typeErrorRE.FindStringSubmatch(err.Error()); m != nil {
+			// A value of the wrong type (laddr = 5, pex = "true", p2p = 1): the decoder names the
+			// key and line only in its message.
+			if k, err := strconv.Unquote(m[2]); err == nil {
+				if _, known := keyTypes[k]; known || sections[k] {
+					de.Key, de.Msg = k, m[3]
+					de.Line, _ = strconv.Atoi(m[1])
+				}
+			}
 		}
 		return Config{}, de
 	}
@@ -108,6 +118,10 @@ func Decode(name string, data []byte) (Config, error) {
 	}
 	return cfg, nil
 }
+
+// typeErrorRE matches the decoder's message for a value of the wrong type: "toml: line 2 (last
+// key "p2p.laddr"): incompatible types: ..." (the line part is left out when it is unknown).
+var typeErrorRE = regexp.MustCompile(`(?s)^toml: (?:line (\d+) )?\(last key ("(?:[^"\\]|\\.)*")\): (.*)$`)
 
 // checkValueKinds rejects two values the TOML decoder accepts silently: a bare number for a
 // duration (read as nanoseconds, so dial_timeout = 1 would be 1 ns) and a negative number for
