@@ -507,3 +507,25 @@ func TestBadTypeIsDecodeErrorWithKeyAndLine(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplateDialPeriodComment: the generated file, which README calls the reference, says what
+// node.New does with persistent_peers_max_dial_period: it caps the one redial schedule of every
+// dialed address (seeds and PEX addresses too), and a positive value under 1s means 1s.
+func TestTemplateDialPeriodComment(t *testing.T) {
+	out, err := Render(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	end := strings.Index(s, "\npersistent_peers_max_dial_period = ")
+	if end < 0 {
+		t.Fatal("template lacks persistent_peers_max_dial_period")
+	}
+	start := strings.LastIndex(s[:end], "\n\n")
+	comment := s[start:end]
+	for _, want := range []string{"seeds", "under \"1s\" means \"1s\""} {
+		if !strings.Contains(comment, want) {
+			t.Errorf("comment above persistent_peers_max_dial_period does not say %q:%s", want, comment)
+		}
+	}
+}

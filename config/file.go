@@ -402,8 +402,10 @@ recv_memory_budget = {{.P2P.RecvMemoryBudget}}
 # List of node IDs, to which a connection will be (re)established ignoring any existing limits.
 unconditional_peer_ids = {{q .P2P.UnconditionalPeerIDs}}
 
-# Maximum pause when redialing a persistent peer. "0s" means the default cap of the
-# exponential backoff (30s; CometBFT's "0s" means its own schedule).
+# Maximum pause when redialing a persistent peer. Every dialed address (seeds and PEX
+# addresses too) shares this redial schedule. A positive value under "1s" means "1s", the first
+# backoff step; "0s" means the default cap of the exponential backoff (30s; CometBFT's
+# "0s" means its own schedule).
 persistent_peers_max_dial_period = {{dur .P2P.PersistentPeersMaxDialPeriod}}
 
 # Time to wait before flushing messages out on the connection.
