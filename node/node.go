@@ -244,6 +244,11 @@ func NewContext(ctx context.Context, cfg config.Config, home string, logger *slo
 	if err := n.transport.SetNodeInfo(ni); err != nil {
 		n.closeRPC()
 		_ = n.transport.Close()
+		if errors.Is(err, transport.ErrNodeInfoTooLarge) {
+			// Validate bounds none of these on its own; together they must fit.
+			return nil, fmt.Errorf("node: moniker (%d bytes), chain_id, p2p.external_address and rpc.laddr make our NodeInfo larger than peers accept: %w",
+				len(cfg.Moniker), err)
+		}
 		return nil, fmt.Errorf("node: %w", err)
 	}
 

@@ -454,3 +454,21 @@ func TestNewRefusesUnreadableAddressBook(t *testing.T) {
 	}
 	_ = n.Close()
 }
+
+// TestNewNodeInfoTooLargeNamesKeys: a moniker that passes Validate but makes our NodeInfo
+// larger than peers accept (nodeinfo.MaxNodeInfoSize) fails New with an error that names the
+// keys whose values make it up, not only the transport's size check.
+func TestNewNodeInfoTooLargeNamesKeys(t *testing.T) {
+	cfg := testConfig(strings.Repeat("m", 10300))
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	n, err := New(cfg, t.TempDir(), nil)
+	if err == nil {
+		n.Close()
+		t.Fatal("New accepted a NodeInfo larger than peers accept")
+	}
+	if !strings.Contains(err.Error(), "moniker") {
+		t.Errorf("New: %v: does not name the moniker key", err)
+	}
+}
