@@ -672,7 +672,12 @@ func (r *runner) watch(ctx context.Context, rep *Report) error {
 		}
 		select {
 		case <-ticker.C:
-			continue
+			if ctx.Err() == nil {
+				continue
+			}
+			// ctx ended while a tick was due too: a poll under the ended ctx would see every
+			// node down and leave that in Report.Final, so stop for ctx.
+			rep.StopReason = "context"
 		case <-deadline.C:
 			rep.StopReason = "duration"
 		case sig := <-r.cfg.Signals:
@@ -680,6 +685,8 @@ func (r *runner) watch(ctx context.Context, rep *Report) error {
 			rep.StopReason = "signal: " + sig.String()
 		case <-ctx.Done():
 			rep.StopReason = "context"
+		}
+		if rep.StopReason == "context" {
 			select { // a signal that also cancelled ctx: forward the signal itself
 			case sig := <-r.cfg.Signals:
 				r.stopSig = sig
