@@ -549,16 +549,30 @@ func TestNodeExitCleanMessage(t *testing.T) {
 // it new ports and starts it again instead of ending the run with ErrNodeExited. The seed (before
 // the others start, whose p2p.seeds then name its new address) and a node that no running node's
 // config names are both retried.
+//
+// The run is stopped (ctx cancelled) at the first poll that saw every fake node answer, which the
+// seed and node1 do only once retried. (A fixed Duration of 3 s raced the two retries: on a loaded
+// machine it passed before node1's second start answered, which was then reported not up.)
 func TestPortTakenRetried(t *testing.T) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(fakeNodeEnv, fakeBusyOnce)
-	rep, err := Run(context.Background(), Config{Binary: exe, Nodes: 3, Dir: t.TempDir(), Duration: 3 * time.Second,
-		PollInterval: 100 * time.Millisecond, StopGrace: 200 * time.Millisecond})
-	if !errors.Is(err, ErrNotConverged) {
-		t.Fatalf("Run = %v, want ErrNotConverged (the fake nodes never have peers) after both retried", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rep, err := Run(ctx, Config{Binary: exe, Nodes: 3, Dir: t.TempDir(), Duration: 5 * time.Minute,
+		PollInterval: 100 * time.Millisecond, StopGrace: 200 * time.Millisecond,
+		Progress: func(s Snapshot) {
+			for _, n := range s.Nodes {
+				if !n.Up {
+					return
+				}
+			}
+			cancel()
+		}})
+	if !errors.Is(err, ErrInterrupted) || rep.StopReason != "context" {
+		t.Fatalf("Run = %v, want ErrInterrupted by the context once every node answered, after both retried", err)
 	}
 	for _, n := range rep.Final {
 		b, err := os.ReadFile(n.LogPath)
