@@ -193,8 +193,10 @@ func TestHandshakeStalls(t *testing.T) {
 		aAcc := make(chan acceptResult, 1)
 		for _, tc := range cases {
 			t.Run(tc.name+"/inbound", func(t *testing.T) {
-				c := dialFrom(t, "127.0.0.1", a.NetAddress().AddrPort())
+				// Measured from before the dial: the node's deadline starts after the TCP connect,
+				// so however the goroutines are scheduled the timeout cannot appear to come early.
 				start := time.Now()
+				c := dialFrom(t, "127.0.0.1", a.NetAddress().AddrPort())
 				stalled := make(chan time.Time, 1)
 				var wg sync.WaitGroup
 				defer wg.Wait()
@@ -269,8 +271,8 @@ func TestSlowloris(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for range stalled {
+		start := time.Now() // before the dial, so before the node's deadline starts (see TestHandshakeStalls)
 		c := dialFrom(t, "127.0.0.1", a.NetAddress().AddrPort())
-		start := time.Now()
 		if _, err := c.Write([]byte{0x22}); err != nil {
 			t.Fatal(err)
 		}
