@@ -21,10 +21,12 @@ import (
 )
 
 // testHT is the handshake timeout used by most tests; epsilon is the slack allowed on top of a
-// timeout on a loaded 2-core machine running -race.
+// timeout on a loaded 2-core machine running -race (a 300 ms stall timeout was seen to end 3.2 s
+// after the stall under -cpu 1). The stalling peers hang up after 10 s, so a timeout that does not
+// work still overruns testHT+epsilon.
 const (
 	testHT  = 300 * time.Millisecond
-	epsilon = 700 * time.Millisecond
+	epsilon = 5 * time.Second
 )
 
 func testConfig() Config {
