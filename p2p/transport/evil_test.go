@@ -261,7 +261,10 @@ func newTransportNoCleanup(t testing.TB, cfg Config) (*MultiplexTransport, key.N
 func TestSlowloris(t *testing.T) {
 	const maxInbound = 40
 	const stalled = maxInbound + 10
-	const ht = time.Second
+	// The default handshake timeout: the 50 stalled connections are opened one after another,
+	// and with 1 s the first could time out before the last was open (-cpu 1 on a loaded
+	// machine), so the slots never all filled.
+	const ht = DefaultHandshakeTimeout
 	cfg := testConfig()
 	cfg.HandshakeTimeout = ht
 	cfg.AllowDuplicateIP = true // all attackers come from 127.0.0.1
@@ -289,8 +292,8 @@ func TestSlowloris(t *testing.T) {
 		})
 	}
 
-	// Every stalled connection holds a pending-handshake slot.
-	waitUntil(t, 5*time.Second, func() bool { return a.Stats().PendingHandshakes == stalled })
+	// Every stalled connection holds a pending-handshake slot (ht must outlast opening them all).
+	waitUntil(t, 30*time.Second, func() bool { return a.Stats().PendingHandshakes == stalled })
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), ht)
