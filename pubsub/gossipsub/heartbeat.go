@@ -87,15 +87,16 @@ func (r *Router) sweepBackoffs(now time.Time) {
 }
 
 // applyBrokenPromises charges one behaviour penalty per IWANT promise whose follow-up time
-// has passed without the message arriving from anyone.
+// has passed without the message arriving from anyone, also to a peer that disconnected
+// meanwhile (its record is retained for the penalty: scorer.charged).
 func (r *Router) applyBrokenPromises(now time.Time) {
 	for r.promHead < len(r.promises) {
 		pr := &r.promises[r.promHead]
 		if pr.expire.After(now) {
 			break
 		}
-		if !pr.kept && r.cache.Lookup(pr.id) == nil {
-			r.penalty(r.statsOf(pr.peer), 1)
+		if !pr.kept && r.cache.Lookup(pr.id) == nil && r.sc != nil {
+			r.penalty(r.sc.chargedID(now, pr.peer), 1)
 		}
 		*pr = promise{}
 		r.promHead++

@@ -346,7 +346,8 @@ func (r *Router) AddPeer(now time.Time, id key.ID, info router.PeerInfo) {
 }
 
 // RemovePeer forgets a disconnected peer: it leaves every mesh and fanout, its pending output
-// is dropped, and its score is retained for RetainScore (if it holds anything). The IHAVE and
+// is dropped, and its score is retained for RetainScore (if it holds anything, or once a P4 or
+// P7 penalty for what it did while connected falls due: scorer.charged). The IHAVE and
 // IDONTWANT budgets it spent in the current heartbeat are kept until the next one, so a peer
 // that reconnects gets no fresh budget. Its backoffs
 // end at the latest PruneBackoff from now: a PRUNE may ask for up to MaxPruneBackoff (24 h), and
@@ -574,7 +575,7 @@ func (r *Router) handleMessage(now time.Time, p *peer, m *pubsubpb.Message) {
 		// rejects it (RejectSelfOrigin).
 		r.stats.SelfOrigin++
 		if r.sc != nil && p.st != nil {
-			r.sc.invalidDelivery(p.st, r.scored(t))
+			r.sc.invalidDelivery(now, p.st, r.scored(t))
 		}
 		return
 	}
@@ -644,7 +645,7 @@ func (r *Router) duplicate(now time.Time, p *peer, e *routing.Entry[aux]) {
 	case routing.Invalid:
 		// Every copy of an invalid message costs its sender, the first deliverer's resends too
 		// (as go-libp2p-pubsub's DuplicateMessage for a rejected message).
-		r.sc.invalidDelivery(p.st, e.Aux.sct)
+		r.sc.invalidDelivery(now, p.st, e.Aux.sct)
 	}
 }
 
@@ -705,9 +706,9 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 		e.Status, e.Msg, e.Aux.dups = routing.Invalid, nil, nil
 		r.stats.Rejected++
 		if r.sc != nil {
-			r.sc.invalidDelivery(e.Aux.from, e.Aux.sct)
+			r.sc.invalidDelivery(now, e.Aux.from, e.Aux.sct)
 			for _, d := range dups {
-				r.sc.invalidDelivery(d, e.Aux.sct)
+				r.sc.invalidDelivery(now, d, e.Aux.sct)
 			}
 		}
 	case router.RejectForged:
@@ -716,7 +717,7 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 		// authentic copy, from a duplicate or through IHAVE/IWANT, is validated as new.
 		r.stats.Rejected++
 		if r.sc != nil {
-			r.sc.invalidDelivery(e.Aux.from, e.Aux.sct)
+			r.sc.invalidDelivery(now, e.Aux.from, e.Aux.sct)
 		}
 		r.cache.Forget(e)
 		if len(dups) > 0 {

@@ -31,6 +31,7 @@ type scoredTopic struct {
 
 // peerStats is one peer's score record.
 type peerStats struct {
+	id        key.ID
 	connected bool
 	expire    time.Time  // when a retained record is dropped
 	ip        netip.Addr // P6 colocation key; invalid when not counted
@@ -108,7 +109,7 @@ func (s *scorer) colocationKey(ip netip.Addr) (netip.Addr, bool) {
 func (s *scorer) connect(id key.ID, ip netip.Addr) *peerStats {
 	st := s.stats[id]
 	if st == nil {
-		st = &peerStats{}
+		st = &peerStats{id: id}
 		s.stats[id] = st
 	}
 	st.connected = true
@@ -160,6 +161,37 @@ func (s *scorer) disconnect(now time.Time, id key.ID) {
 		return
 	}
 	st.expire = now.Add(s.p.RetainScore)
+}
+
+// charged returns the record a penalty earned by st's peer goes to: st while it is held
+// (connected or retained); the peer's new record if it reconnected since st was dropped; else
+// st, retained again until now+RetainScore. A record holding nothing worth keeping is dropped
+// when its peer disconnects, but a verdict on a message it sent, or its broken IWANT promise,
+// may come later: charged to the dropped record, the penalty would be lost, and a peer could
+// shed every P4 and P7 it earns by disconnecting before it is charged. Nil when scores are not
+// retained (RetainScore 0).
+func (s *scorer) charged(now time.Time, st *peerStats) *peerStats {
+	if st == nil || st.connected {
+		return st
+	}
+	if cur := s.stats[st.id]; cur != nil {
+		return cur
+	}
+	if s.p.RetainScore == 0 {
+		return nil
+	}
+	st.expire = now.Add(s.p.RetainScore)
+	s.stats[st.id] = st
+	return st
+}
+
+// chargedID is charged for the peer with id, whose record may never have existed or have been
+// dropped.
+func (s *scorer) chargedID(now time.Time, id key.ID) *peerStats {
+	if st := s.stats[id]; st != nil {
+		return st
+	}
+	return s.charged(now, &peerStats{id: id})
 }
 
 // params returns the scored topic name, creating it from the declared or default parameters;
@@ -361,9 +393,13 @@ func (s *scorer) nearFirstDelivery(st *peerStats, t *scoredTopic) {
 	}
 }
 
-// invalidDelivery charges st with an invalid message in the scored topic t (P4).
-func (s *scorer) invalidDelivery(st *peerStats, t *scoredTopic) {
+// invalidDelivery charges st with an invalid message in the scored topic t (P4), or the record
+// that stands for st's peer now (charged).
+func (s *scorer) invalidDelivery(now time.Time, st *peerStats, t *scoredTopic) {
 	if st == nil || t == nil {
+		return
+	}
+	if st = s.charged(now, st); st == nil {
 		return
 	}
 	s.statsFor(st, t).invalid++
