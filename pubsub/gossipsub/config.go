@@ -26,7 +26,8 @@ type Config struct {
 	DisableScoring bool
 
 	// Topics declares topics to the scoring, by name: their expected message rate and
-	// weight, or explicit parameters. Router.SetTopic declares more later.
+	// weight (parameters derived as by Router.SetTopic, for the Score's DecayInterval), or
+	// explicit parameters. Router.SetTopic declares more later.
 	Topics map[string]TopicOptions
 
 	// Direct lists the direct (explicit) peers: every accepted message on a topic they

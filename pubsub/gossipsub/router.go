@@ -230,7 +230,7 @@ func New(self key.ID, cfg Config, rng *rand.Rand) (*Router, error) {
 		}
 		r.sc = newScorer(sp, p.D)
 		for name, o := range cfg.Topics {
-			r.sc.setTopic(name, DefaultTopicScoreParams(p, o))
+			r.sc.setTopic(name, r.derive(o))
 		}
 	}
 	for _, id := range cfg.Direct {
@@ -239,9 +239,19 @@ func New(self key.ID, cfg Config, rng *rand.Rand) (*Router, error) {
 	return r, nil
 }
 
+// derive returns the score parameters of a topic declared with opts: DefaultTopicScoreParams
+// with decay factors for the interval the scorer decays at (ScoreParams.DecayInterval, the
+// heartbeat interval unless Config.Score says otherwise), so that the counters keep the memory
+// docs/PUBSUB.md §6.3 derives from the rate.
+func (r *Router) derive(opts TopicOptions) TopicScoreParams {
+	p := r.p
+	p.HeartbeatInterval = r.sc.p.DecayInterval
+	return DefaultTopicScoreParams(p, opts)
+}
+
 // SetTopic declares topic's scoring: its expected message rate and weight, from which its
-// score parameters are derived (DefaultTopicScoreParams), or explicit parameters in
-// opts.Score. It may be called at any time, before or after Join; the counters of peers
+// score parameters are derived (DefaultTopicScoreParams, with decay factors for
+// ScoreParams.DecayInterval), or explicit parameters in opts.Score. It may be called at any time, before or after Join; the counters of peers
 // already scored in the topic are kept (and capped by the new parameters). With scoring off
 // it only validates. It returns an error wrapping ErrInvalidConfig for invalid options.
 func (r *Router) SetTopic(name string, opts TopicOptions) error {
@@ -251,7 +261,7 @@ func (r *Router) SetTopic(name string, opts TopicOptions) error {
 		return fmt.Errorf("gossipsub: set topic: %w", err)
 	}
 	if r.sc != nil {
-		r.sc.setTopic(name, DefaultTopicScoreParams(r.p, opts))
+		r.sc.setTopic(name, r.derive(opts))
 		if t := r.topics[name]; t != nil {
 			t.sctSet = false // it may have become scored
 		}
