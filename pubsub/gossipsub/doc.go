@@ -55,7 +55,9 @@
 //     when it is non-positive, so a good peer keeps its standing across a reconnect.
 //   - A duplicate of our own message is never credited as a near-first delivery.
 //   - IWANT promises are checked against the seen cache at their deadline (a promise is kept
-//     if the message arrived from anyone), which needs no per-message promise map.
+//     if the message arrived from anyone), which needs no per-message promise map; when
+//     SeenTTL is too short to hold an ID that long (at most IWantFollowupTime plus one
+//     heartbeat), a new message marks its pending promises kept as it arrives.
 //   - At most MaxIHaveLength IDs are read from one IWANT (we never ask for more).
 //   - A peer that unsubscribes from a topic leaves our mesh for it at once.
 //   - The RPCs we emit are cut to MaxRPCBytes: subscription lists, control and message

@@ -114,7 +114,9 @@ func (r *Router) applyBrokenPromises(now time.Time) {
 // is nil) as kept: a copy of the message arrived but its ID left the seen cache without a
 // verdict on that copy, because the shell dropped it unread (router.IgnoreUnchecked, as
 // go-libp2p-pubsub counts a throttled copy as the promised delivery) or it came while a forged
-// copy was validated (router.RejectForged, which penalises only the forged copy's sender).
+// copy was validated (router.RejectForged, which penalises only the forged copy's sender); or,
+// with a SeenTTL too short to hold the ID until the promise is checked (Router.keepOnArrival),
+// the message has just arrived.
 func (r *Router) keepPromises(id router.MsgID, keep func(*promise) bool) {
 	for i := r.promHead; i < len(r.promises); i++ {
 		if pr := &r.promises[i]; pr.id == id && (keep == nil || keep(pr)) {

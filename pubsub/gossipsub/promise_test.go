@@ -2,6 +2,7 @@ package gossipsub
 
 import (
 	"testing"
+	"time"
 
 	rt "github.com/switchyard-p2p/switchyard/pubsub/internal/routertest"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
@@ -99,5 +100,29 @@ func TestReadvertisedPromiseChargedOnce(t *testing.T) {
 		}
 		t.Fatalf("one message advertised %d times and never delivered cost %.2f behaviour penalties, want 1",
 			DefaultHistoryGossip, b)
+	}
+}
+
+// TestPromiseKeptPastShortSeenTTL: a promised message delivered at once keeps its promise also
+// when the seen cache forgets its ID before the promise falls due (SeenTTL 2.5 s, the least
+// the message cache allows at a 500 ms heartbeat, against the 3 s IWantFollowupTime): the
+// heartbeat charged the honest advertiser for each of them.
+func TestPromiseKeptPastShortSeenTTL(t *testing.T) {
+	h := newHarness(t, Config{Params: Params{HeartbeatInterval: 500 * time.Millisecond, SeenTTL: 2500 * time.Millisecond}}, 1)
+	h.add(1, true, topicA)
+	h.r.Join(h.now(), topicA)
+	h.drain()
+	for s := range uint64(10) {
+		m := rt.Msg(9, s+1, topicA, 100)
+		h.rpc(1, ctlIHave(topicA, rt.IDs(rt.MID(m))...))
+		if got := iwantCount(h.drain(), rt.ID(1)); got != 1 {
+			t.Fatalf("IHAVE %d: requested %d IDs, want 1", s, got)
+		}
+		h.rpc(1, rt.Pub(m)) // delivered at once
+		h.accept(h.drain())
+	}
+	h.advance(2 * DefaultIWantFollowupTime)
+	if st := h.r.statsOf(rt.ID(1)); st == nil || st.behaviour != 0 {
+		t.Fatalf("the peer that delivered every promised message at once has behaviour penalties (score %.1f), want none", h.score(1))
 	}
 }

@@ -52,6 +52,11 @@ type Router struct {
 	promHead  int
 	rpcSerial uint64
 
+	// keepOnArrival: the seen cache may forget an ID before a promise of it is checked
+	// (SeenTTL ≤ IWantFollowupTime + HeartbeatInterval), so a new message keeps its pending
+	// promises when it arrives rather than by being in the seen cache at the check.
+	keepOnArrival bool
+
 	// early holds the IDONTWANTs received for messages not seen yet, until the message
 	// arrives (then they move to its cache entry) or IDontWantMessageTTL heartbeats pass;
 	// earlySlots their keys by heartbeat received mod TTL.
@@ -113,7 +118,7 @@ type promise struct {
 	id     router.MsgID
 	peer   key.ID
 	expire time.Time
-	kept   bool // a copy arrived whose ID was then forgotten (keepPromises)
+	kept   bool // a copy arrived that the seen cache may not show at the check (keepPromises)
 }
 
 type peer struct {
@@ -213,6 +218,7 @@ func New(self key.ID, cfg Config, rng *rand.Rand) (*Router, error) {
 			r.out.LazyLinger = p.LazyLinger
 		}
 	}
+	r.keepOnArrival = p.SeenTTL-p.HeartbeatInterval <= p.IWantFollowupTime
 	r.defaultID = routing.IsDefaultMsgID(r.msgID)
 	if r.msgID == nil {
 		r.msgID = router.DefaultMsgID
@@ -590,6 +596,9 @@ func (r *Router) handleMessage(now time.Time, p *peer, m *pubsubpb.Message) {
 		return
 	}
 	e := r.add(now, id, m, proto.Size(m))
+	if r.keepOnArrival && r.promHead < len(r.promises) {
+		r.keepPromises(id, nil)
+	}
 	e.Aux.topic, e.Aux.sct = m.Topic, r.scored(t)
 	t.lastNew = r.tick
 	e.From, e.Aux.from, e.Aux.src = p.id, p.st, p.serial
