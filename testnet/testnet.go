@@ -625,9 +625,13 @@ func (r *runner) watch(ctx context.Context, rep *Report) error {
 		err = r.waitUp(ctx, r.procs[0])
 	}
 	if err != nil {
-		rep.StopReason = "start failed"
-		if errors.Is(err, errSignalled) {
+		switch {
+		case errors.Is(err, errSignalled):
 			rep.StopReason = "signal: " + r.stopSig.String()
+		case errors.Is(err, ErrInterrupted): // ctx ended the wait
+			rep.StopReason = "context"
+		default:
+			rep.StopReason = "start failed"
 		}
 		return err
 	}

@@ -595,3 +595,26 @@ func TestPortTakenRetried(t *testing.T) {
 		t.Errorf("node2's p2p.seeds %q, want the seed's new address %q", node2.P2P.Seeds, rep.Final[0].P2PAddr)
 	}
 }
+
+// TestContextWhileSeedStarts: a context that ends while Run waits for the seed to answer stops
+// the run with StopReason "context", as the report documents for a cancelled context, not
+// "start failed" (the start did not fail: it was cut short).
+func TestContextWhileSeedStarts(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(fakeNodeEnv, fakeSilent)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rep, err := Run(ctx, Config{
+		Binary: exe, Nodes: 3, Duration: time.Minute, PollInterval: 100 * time.Millisecond,
+		StopGrace: 300 * time.Millisecond,
+	})
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("Run = %v, want ErrInterrupted", err)
+	}
+	if rep.StopReason != "context" {
+		t.Errorf("StopReason %q, want %q", rep.StopReason, "context")
+	}
+}
