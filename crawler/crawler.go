@@ -32,10 +32,18 @@ const (
 	// (ErrTooManyAddrs): compact addresses fit about 1,000 into MaxPEXMsgSize, enough for one
 	// hostile node to fill the crawl with made-up peers.
 	MaxAddrsPerReply = 250
+	// MaxAddrsPerNode is the most addresses a crawl keeps for one node ID (Node.KnownAddrs);
+	// later ones are ignored, so replies naming one ID with ever new addresses cannot grow the
+	// crawl without bound.
+	MaxAddrsPerNode = 16
 )
 
 // Config defaults; zero Config fields take these values.
 const (
+	// DefaultMaxNodes is the default bound on the node IDs one crawl lists (Config.MaxNodes):
+	// five times the addresses a full CometBFT address book holds (256·64 new and 64·64 old),
+	// some tens of megabytes of crawl state.
+	DefaultMaxNodes = 100_000
 	// DefaultMaxConcurrent is the default number of nodes visited at once.
 	DefaultMaxConcurrent = 16
 	// DefaultNodeTimeout is the default bound on one visit: TCP connect, handshake, PexRequest and
@@ -105,6 +113,11 @@ type Config struct {
 	// MaxConcurrent bounds the nodes visited at once. Zero means DefaultMaxConcurrent; must not be
 	// negative.
 	MaxConcurrent int
+	// MaxNodes bounds the node IDs a crawl lists, seeds included: IDs learned once it holds
+	// that many are ignored and the Result is not Complete. Every reply may name
+	// MaxAddrsPerReply new IDs, and a hostile network can make up IDs without end. Zero means
+	// DefaultMaxNodes; must not be negative.
+	MaxNodes int
 	// NodeTimeout bounds one visit: connect, handshake, PexRequests and replies. Zero means
 	// DefaultNodeTimeout; must not be negative.
 	NodeTimeout time.Duration
@@ -137,6 +150,9 @@ func (c Config) Validate() error {
 	if c.MaxConcurrent < 0 {
 		bad("MaxConcurrent %d is negative", c.MaxConcurrent)
 	}
+	if c.MaxNodes < 0 {
+		bad("MaxNodes %d is negative", c.MaxNodes)
+	}
 	if c.NodeTimeout < 0 {
 		bad("NodeTimeout %v is negative", c.NodeTimeout)
 	}
@@ -164,6 +180,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConcurrent == 0 {
 		c.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if c.MaxNodes == 0 {
+		c.MaxNodes = DefaultMaxNodes
 	}
 	if c.NodeTimeout == 0 {
 		c.NodeTimeout = DefaultNodeTimeout
@@ -240,7 +259,8 @@ type Node struct {
 	ID key.ID
 	// Addr is the address last dialed, or the first known one if the node was not contacted.
 	Addr netaddr.NetAddress
-	// KnownAddrs lists every distinct address learned for ID, in the order learned.
+	// KnownAddrs lists the distinct addresses learned for ID, in the order learned: the first
+	// MaxAddrsPerNode.
 	KnownAddrs []netaddr.NetAddress
 	// Seed is true for the addresses given to Run.
 	Seed bool
@@ -300,8 +320,12 @@ type Result struct {
 	// Elapsed is the crawl's wall-clock time.
 	Elapsed time.Duration
 	// Complete is true when every known node was visited before Duration ended: none is left
-	// to visit, and no visit failed after Duration or ctx ended (it may have been cut off).
+	// to visit, no visit failed after Duration or ctx ended (it may have been cut off), and no
+	// ID was ignored for Config.MaxNodes.
 	Complete bool
+	// Full reports that the crawl held Config.MaxNodes IDs and ignored the new ones learned
+	// after that.
+	Full bool
 }
 
 // Reachable returns the number of reachable nodes in r.
@@ -356,6 +380,7 @@ type crawl struct {
 	order   []*entry
 	queue   []*entry
 	cut     bool // a visit failed after the crawl's time was up (its failure may be the cut)
+	full    bool // an ID was ignored: the crawl held MaxNodes
 }
 
 // Run crawls from seeds until every known node was visited, Config.Duration has passed or ctx is
@@ -390,7 +415,7 @@ func (c *Crawler) Run(ctx context.Context, seeds []netaddr.NetAddress) (Result, 
 	}
 	cr.runQueue(cctx)
 
-	res := Result{Network: cr.network, Elapsed: time.Since(start), Complete: len(cr.queue) == 0 && !cr.cut}
+	res := Result{Network: cr.network, Elapsed: time.Since(start), Complete: len(cr.queue) == 0 && !cr.cut && !cr.full, Full: cr.full}
 	for _, e := range cr.order {
 		if e.queued && !e.node.Attempted {
 			e.node.Err = ErrNotContacted
@@ -413,12 +438,19 @@ func (cr *crawl) add(addr netaddr.NetAddress, src key.ID, seed bool) {
 		return // a PEX reply may contain our own address (docs/WIRE.md §7.3)
 	}
 	e := cr.byID[addr.ID]
+	if e == nil && len(cr.byID) >= cr.c.cfg.MaxNodes {
+		if !cr.full {
+			cr.c.log.Warn("the crawl lists MaxNodes IDs; ignoring new ones", "max_nodes", cr.c.cfg.MaxNodes)
+		}
+		cr.full = true
+		return
+	}
 	if e == nil {
 		e = &entry{node: Node{ID: addr.ID, Addr: addr, Seed: seed, Source: src}}
 		cr.byID[addr.ID] = e
 		cr.order = append(cr.order, e)
 	}
-	if slices.ContainsFunc(e.node.KnownAddrs, addr.Equal) {
+	if len(e.node.KnownAddrs) >= MaxAddrsPerNode || slices.ContainsFunc(e.node.KnownAddrs, addr.Equal) {
 		return
 	}
 	e.node.KnownAddrs = append(e.node.KnownAddrs, addr)

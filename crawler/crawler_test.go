@@ -526,3 +526,40 @@ func TestCrawlNoPEXChannel(t *testing.T) {
 		t.Errorf("%d PexRequests sent to a node without the PEX channel", got)
 	}
 }
+
+// TestCrawlStateBounded: a hostile network whose every node answers with MaxAddrsPerReply fresh
+// IDs (sybils it holds the keys of), or names one ID with MaxAddrsPerReply new addresses each
+// time, made the crawl's state grow with every reply until Duration ended: at a few hundred
+// handshakes a second, gigabytes in a minute. The crawl now lists at most MaxNodes IDs and keeps
+// at most MaxAddrsPerNode addresses of one ID, and such a crawl is not Complete.
+func TestCrawlStateBounded(t *testing.T) {
+	c := newCrawler(t, Config{})
+	cr := &crawl{c: c, byID: make(map[key.ID]*entry)}
+	seed := deadAddr(t)
+	cr.add(seed, "", true)
+	v, _ := cr.next()
+	victim := deadAddr(t).ID
+	next := 0
+	for range DefaultMaxNodes/MaxAddrsPerReply + 100 {
+		o := outcome{visit: v, reached: true} // each reply from another node, as in a crawl
+		if w, ok := cr.next(); ok {
+			v = w
+		}
+		for range MaxAddrsPerReply - 1 {
+			next++
+			o.addrs = append(o.addrs, netaddr.New(key.ID(fmt.Sprintf("%040x", next)), seed.AddrPort()))
+		}
+		next++ // a new address of the same victim ID in every reply
+		o.addrs = append(o.addrs, netaddr.New(victim, netip.AddrPortFrom(seed.AddrPort().Addr(), uint16(next%60000+1))))
+		cr.handle(o)
+	}
+	if len(cr.order) > DefaultMaxNodes || len(cr.byID) > DefaultMaxNodes {
+		t.Errorf("the crawl holds %d IDs after more than %d were named, want at most %d", len(cr.order), DefaultMaxNodes, DefaultMaxNodes)
+	}
+	if n := len(cr.byID[victim].node.KnownAddrs); n > MaxAddrsPerNode {
+		t.Errorf("one ID holds %d known addresses, want at most %d", n, MaxAddrsPerNode)
+	}
+	if !cr.full {
+		t.Error("a crawl that dropped IDs is not marked incomplete")
+	}
+}

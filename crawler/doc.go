@@ -29,6 +29,9 @@
 // connection, so this costs no request. Nodes of another network met later are listed with that
 // network, reachable, and the error.
 //
+// Bounds. The crawl's state is bounded whatever the network replies: at most Config.MaxNodes IDs
+// (Result.Full says when more were named) and MaxAddrsPerNode addresses per ID.
+//
 // Concurrency: Crawler.Run runs one loop goroutine (the caller's) that owns all crawl state, and at
 // most Config.MaxConcurrent visit goroutines, each owning one connection; results come back over a
 // channel. Every goroutine has exited when Run returns. A Crawler may be run several times, but not

@@ -60,7 +60,9 @@ a peer with another chain ID, and the refusal names it.
 
 Nodes only return addresses from their address book: a CometBFT node with
 addr_book_strict = true (the default) keeps loopback and private addresses out
-of it. The command exits 1 when no node was reachable. Ctrl-C (SIGINT) or SIGTERM
+of it. A crawl lists at most ` + strconv.Itoa(crawler.DefaultMaxNodes) + ` node IDs (a hostile network can make up
+IDs without end); the summary and --json's max_nodes_reached say when more
+were named. The command exits 1 when no node was reachable. Ctrl-C (SIGINT) or SIGTERM
 stops the crawl early: the result covers the nodes visited so far, and the
 command exits 130 (143 for SIGTERM).`,
 		Example: `  switchyard crawl 8f3c...e1@seed.example.com:26656 --duration 2m
@@ -189,6 +191,8 @@ func writeCrawlTable(w io.Writer, res crawler.Result, interrupted bool) {
 	switch {
 	case interrupted:
 		complete = " (incomplete: interrupted)"
+	case res.Full:
+		complete = fmt.Sprintf(" (incomplete: more than %d nodes; the rest were ignored)", len(res.Nodes))
 	case !res.Complete:
 		complete = " (incomplete: the duration ended first)"
 	}
@@ -230,6 +234,7 @@ type crawlJSON struct {
 	Network   string          `json:"network"`
 	Elapsed   string          `json:"elapsed"`
 	Complete  bool            `json:"complete"`
+	Full      bool            `json:"max_nodes_reached"` // more IDs were named than the crawl lists
 	Found     int             `json:"found"`
 	Reachable int             `json:"reachable"`
 	Nodes     []crawlNodeJSON `json:"nodes"`
@@ -265,6 +270,7 @@ func writeCrawlJSON(w io.Writer, c *crawler.Crawler, res crawler.Result) error {
 		Network:   res.Network,
 		Elapsed:   res.Elapsed.Round(time.Millisecond).String(),
 		Complete:  res.Complete,
+		Full:      res.Full,
 		Found:     len(res.Nodes),
 		Reachable: res.Reachable(),
 		Nodes:     make([]crawlNodeJSON, 0, len(res.Nodes)),
