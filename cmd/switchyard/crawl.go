@@ -207,6 +207,8 @@ func shortErr(err error) string {
 		return "no PEX channel"
 	case errors.Is(err, crawler.ErrNoReply):
 		return "no PEX reply"
+	case errors.Is(err, crawler.ErrTooManyAddrs):
+		return "too many addresses" // its reply was ignored; it refused nothing
 	default:
 		return "rejected"
 	}

@@ -297,3 +297,20 @@ func TestCrawlInterruptedWhileResolvingSeeds(t *testing.T) {
 		t.Fatalf("err = %v, exit status %d, want exit status 130 and no usage error", err, code)
 	}
 }
+
+// TestCrawlTableTooManyAddrs: a node whose PexAddrs carried more addresses than the PEX limit was
+// reached and answered; the crawler ignored its reply. The table's REACHABLE column said
+// "yes (rejected)", as for a node that refused our handshake.
+func TestCrawlTableTooManyAddrs(t *testing.T) {
+	id := key.ID("0123456789abcdef0123456789abcdef01234567")
+	res := crawler.Result{Network: "x", Complete: true, Nodes: []crawler.Node{{
+		ID: id, Addr: netaddr.NetAddress{ID: id, IP: netip.MustParseAddr("127.0.0.1"), Port: 26656},
+		Attempted: true, Reachable: true, Network: "x", RequestsSent: 1,
+		Err: fmt.Errorf("%w: 251, more than 250", crawler.ErrTooManyAddrs),
+	}}}
+	var b strings.Builder
+	writeCrawlTable(&b, res, false)
+	if out := b.String(); strings.Contains(out, "rejected") || !strings.Contains(out, "yes (too many addresses)") {
+		t.Errorf("a node whose reply was ignored for too many addresses, want REACHABLE %q:\n%s", "yes (too many addresses)", out)
+	}
+}
