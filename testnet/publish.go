@@ -187,7 +187,8 @@ func (d *deliveries) record(node int, data []byte, at time.Time) {
 var testHookPublishPhase atomic.Pointer[func()]
 
 // publishPhase runs the pub/sub phase on a converged network and fills rep.PublishReport.
-// It returns ErrIncompleteDelivery when a message is missing, or an error that stopped the phase.
+// It returns ErrNodeExited when a node exited during the phase, ErrIncompleteDelivery when a message
+// is missing, or an error that stopped the phase.
 func (r *runner) publishPhase(ctx context.Context, rep *Report) error {
 	if h := testHookPublishPhase.Load(); h != nil {
 		(*h)()
@@ -332,6 +333,14 @@ func (r *runner) publishPhase(ctx context.Context, rep *Report) error {
 		}
 	} else {
 		pr.BytesSent, pr.BytesPerDelivery = -1, -1
+	}
+	// A node that exited during the phase is the run's failure, as in the convergence phase: the
+	// error names its log (and Run keeps the directory holding it).
+	for _, n := range r.procs {
+		if n.exited() {
+			rep.StopReason = "node exited"
+			return fmt.Errorf("%w: %s (%v) during the pub/sub phase; see %s", ErrNodeExited, n.st.Name, n.status(), n.st.LogPath)
+		}
 	}
 	if pr.Delivered < pr.Expected || pr.Published == 0 {
 		return fmt.Errorf("%w: %d of %d deliveries (%d publish errors)", ErrIncompleteDelivery, pr.Delivered, pr.Expected, pr.PublishErrors)

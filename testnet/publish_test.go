@@ -253,3 +253,46 @@ func TestPublishSubscribeUnansweredBounded(t *testing.T) {
 		<-done
 	}
 }
+
+// TestPublishNodeExitedNamed: a node that exits during the pub/sub phase ends it with
+// ErrNodeExited naming the node and its log (so Run keeps the temporary directory holding that
+// log), as during the convergence phase; it was reported as ErrIncompleteDelivery only, and Run
+// then removed the directory with the log of the crash.
+func TestPublishNodeExitedNamed(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch req.URL.Path {
+		case "/pubsub":
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":-1,"result":{"topics":[{"name":%q,"peers":["x"]}]}}`, DemoTopic)
+		case "/pubsub/subscribe":
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "event: subscribed\ndata: {}\n\n")
+			w.(http.Flusher).Flush()
+			<-req.Context().Done()
+		case "/pubsub/publish":
+			fmt.Fprint(w, `{"jsonrpc":"2.0","id":-1,"result":{}}`)
+		case "/metrics":
+		default:
+			http.NotFound(w, req)
+		}
+	})
+	var procs []*process
+	for i := range 2 {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		addr := strings.TrimPrefix(srv.URL, "http://")
+		procs = append(procs, &process{done: make(chan struct{}), st: NodeStatus{Name: fmt.Sprintf("node%d", i+1),
+			LogPath: fmt.Sprintf("/nonexistent/node%d/node.log", i+1), Counted: true, RPCAddr: addr, MetricsAddr: addr}})
+	}
+	procs[1].err = errors.New("exit status 2")
+	close(procs[1].done) // node2 crashed
+	const drain = 100 * time.Millisecond
+	cfg := Config{Duration: meshSettle + minPublishTime + 4*time.Second + drain, PollInterval: 250 * time.Millisecond,
+		Publish: PublishConfig{RatePerSec: 5, MsgBytes: 16, Drain: drain, Seed: 1}}.withDefaults()
+	r := newRunner(cfg, procs)
+	r.start = time.Now()
+	var rep Report
+	err := r.publishPhase(context.Background(), &rep)
+	if !errors.Is(err, ErrNodeExited) || !strings.Contains(err.Error(), "node2") || !strings.Contains(err.Error(), procs[1].st.LogPath) {
+		t.Fatalf("publishPhase = %v, want ErrNodeExited naming node2 and its log", err)
+	}
+}
