@@ -174,15 +174,7 @@ func startNodeWithLogger(t *testing.T, cfg config.Config, logger *slog.Logger) *
 // started failing learns how often it failed since the first line.
 func TestDialFailureSummaryAtShutdown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-		var buf syncBuffer
-		logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		a := netaddr.New("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", netip.MustParseAddrPort("10.0.0.1:26656"))
-		d := newDialFailures(logger, clk, nil)
-		events := make(chan p2p.Event)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { d.run(ctx, events); close(done) }()
+		clk, buf, a, events, stop := runDialFailures()
 		refused := fmt.Errorf("transport: dial %v: %w", a, &net.OpError{Op: "dial", Net: "tcp", Err: errConnRefused})
 		for i := range 7 {
 			if i > 0 {
@@ -191,8 +183,7 @@ func TestDialFailureSummaryAtShutdown(t *testing.T) {
 			events <- p2p.Event{Type: p2p.DialFailed, Addr: a, Outbound: true, Reason: refused}
 			synctest.Wait()
 		}
-		cancel()
-		<-done
+		stop()
 		if got := buf.lines("level=WARN", `msg="dial failed 6 more times in the last 2m0s: connection refused"`, "repeats=6"); len(got) != 1 {
 			t.Fatalf("no summary of the 6 repeats at shutdown:\n%s", buf.String())
 		}
@@ -203,16 +194,8 @@ func TestDialFailureSummaryAtShutdown(t *testing.T) {
 // ID itself, the value to set, not the word "theirs", which reads as the value to copy.
 func TestDialFailureMismatchHintNamesPeerChain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-		var buf syncBuffer
-		logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		a := netaddr.New("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", netip.MustParseAddrPort("10.0.0.1:26656"))
-		d := newDialFailures(logger, clk, nil)
-		events := make(chan p2p.Event)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { d.run(ctx, events); close(done) }()
-		defer func() { cancel(); <-done }()
+		_, buf, a, events, stop := runDialFailures()
+		defer stop()
 		mismatch := &transport.RejectedError{Addr: a, Outbound: true, Reason: transport.RejectIncompatible,
 			Err: &nodeinfo.IncompatibleError{Reason: nodeinfo.IncompatibleNetwork, Ours: `"switchyard-test"`, Theirs: `"test-chain-x"`}}
 		events <- p2p.Event{Type: p2p.DialFailed, Addr: a, Outbound: true, Reason: mismatch}
@@ -222,4 +205,20 @@ func TestDialFailureMismatchHintNamesPeerChain(t *testing.T) {
 			t.Fatalf("no warn line with %s:\n%s", want, buf.String())
 		}
 	})
+}
+
+// runDialFailures runs a dialFailures logging at info level into buf, on a manual clock, inside the
+// caller's synctest bubble; a is a peer address to report failures of on events, and stop ends
+// the run and waits for it.
+func runDialFailures() (clk *clock.Manual, buf *syncBuffer, a netaddr.NetAddress, events chan p2p.Event, stop func()) {
+	clk = clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	buf = &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a = netaddr.New("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", netip.MustParseAddrPort("10.0.0.1:26656"))
+	d := newDialFailures(logger, clk, nil)
+	events = make(chan p2p.Event)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.run(ctx, events); close(done) }()
+	return clk, buf, a, events, func() { cancel(); <-done }
 }

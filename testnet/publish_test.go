@@ -169,25 +169,11 @@ func TestQuantileNearestRank(t *testing.T) {
 func TestPublishStopsAtPublishingEnd(t *testing.T) {
 	var mu sync.Mutex
 	var arrivals []time.Time
-	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		switch req.URL.Path {
-		case "/pubsub":
-			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":-1,"result":{"topics":[{"name":%q,"peers":["x"]}]}}`, DemoTopic)
-		case "/pubsub/subscribe":
-			w.Header().Set("Content-Type", "text/event-stream")
-			fmt.Fprint(w, "event: subscribed\ndata: {}\n\n")
-			w.(http.Flusher).Flush()
-			<-req.Context().Done()
-		case "/pubsub/publish":
-			mu.Lock()
-			arrivals = append(arrivals, time.Now())
-			mu.Unlock()
-			time.Sleep(50 * time.Millisecond) // a node slower than the rate
-			fmt.Fprint(w, `{"jsonrpc":"2.0","id":-1,"result":{}}`)
-		case "/metrics":
-		default:
-			http.NotFound(w, req)
-		}
+	h := fakePubSubNode(func() {
+		mu.Lock()
+		arrivals = append(arrivals, time.Now())
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond) // a node slower than the rate
 	})
 	var procs []*process
 	for range 2 {
@@ -259,22 +245,7 @@ func TestPublishSubscribeUnansweredBounded(t *testing.T) {
 // log), as during the convergence phase; it was reported as ErrIncompleteDelivery only, and Run
 // then removed the directory with the log of the crash.
 func TestPublishNodeExitedNamed(t *testing.T) {
-	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		switch req.URL.Path {
-		case "/pubsub":
-			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":-1,"result":{"topics":[{"name":%q,"peers":["x"]}]}}`, DemoTopic)
-		case "/pubsub/subscribe":
-			w.Header().Set("Content-Type", "text/event-stream")
-			fmt.Fprint(w, "event: subscribed\ndata: {}\n\n")
-			w.(http.Flusher).Flush()
-			<-req.Context().Done()
-		case "/pubsub/publish":
-			fmt.Fprint(w, `{"jsonrpc":"2.0","id":-1,"result":{}}`)
-		case "/metrics":
-		default:
-			http.NotFound(w, req)
-		}
-	})
+	h := fakePubSubNode(func() {})
 	var procs []*process
 	for i := range 2 {
 		srv := httptest.NewServer(h)
@@ -295,4 +266,27 @@ func TestPublishNodeExitedNamed(t *testing.T) {
 	if !errors.Is(err, ErrNodeExited) || !strings.Contains(err.Error(), "node2") || !strings.Contains(err.Error(), procs[1].st.LogPath) {
 		t.Fatalf("publishPhase = %v, want ErrNodeExited naming node2 and its log", err)
 	}
+}
+
+// fakePubSubNode is the pub/sub RPC of a node that sees a peer on DemoTopic, confirms every
+// subscription and then delivers nothing, and answers every publish after calling onPublish;
+// /metrics is empty.
+func fakePubSubNode(onPublish func()) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch req.URL.Path {
+		case "/pubsub":
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":-1,"result":{"topics":[{"name":%q,"peers":["x"]}]}}`, DemoTopic)
+		case "/pubsub/subscribe":
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "event: subscribed\ndata: {}\n\n")
+			w.(http.Flusher).Flush()
+			<-req.Context().Done()
+		case "/pubsub/publish":
+			onPublish()
+			fmt.Fprint(w, `{"jsonrpc":"2.0","id":-1,"result":{}}`)
+		case "/metrics":
+		default:
+			http.NotFound(w, req)
+		}
+	})
 }

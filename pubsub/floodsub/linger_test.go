@@ -14,16 +14,7 @@ import (
 // publish leaves at once.
 func TestLingerHoldsForwardsAndSkipsHolders(t *testing.T) {
 	const linger = 20 * time.Millisecond
-	r := newRouter(t, Config{Linger: linger})
-	now := rt.Epoch
-	r.Join(now, topicA)
-	for i := 1; i <= 5; i++ {
-		r.AddPeer(now, rt.ID(i), router.PeerInfo{})
-		r.HandleRPC(now, rt.ID(i), rt.Sub(topicA))
-	}
-	now = now.Add(2 * linger)
-	r.Tick(now)
-	drain(t, r)
+	r, now := lingerRouter(t, linger)
 
 	m := rt.Msg(99, 1, topicA, 1024)
 	r.HandleRPC(now, rt.ID(1), rt.Pub(m))
@@ -65,16 +56,7 @@ func TestLingerHoldsForwardsAndSkipsHolders(t *testing.T) {
 // leaves, so Stats.Forwarded (the copies that left) does not count it.
 func TestLingerForwardedExcludesDroppedPeer(t *testing.T) {
 	const linger = 20 * time.Millisecond
-	r := newRouter(t, Config{Linger: linger})
-	now := rt.Epoch
-	r.Join(now, topicA)
-	for i := 1; i <= 5; i++ {
-		r.AddPeer(now, rt.ID(i), router.PeerInfo{})
-		r.HandleRPC(now, rt.ID(i), rt.Sub(topicA))
-	}
-	now = now.Add(2 * linger)
-	r.Tick(now)
-	drain(t, r)
+	r, now := lingerRouter(t, linger)
 
 	m := rt.Msg(99, 1, topicA, 1024)
 	r.HandleRPC(now, rt.ID(1), rt.Pub(m))
@@ -95,4 +77,21 @@ func TestLingerForwardedExcludesDroppedPeer(t *testing.T) {
 	if s := r.Stats(); sent != 3 || s.Forwarded != 3 {
 		t.Fatalf("%d copies left, Forwarded %d, want 3, 3", sent, s.Forwarded)
 	}
+}
+
+// lingerRouter returns a router with Linger linger, joined to topicA, with peers 1-5 subscribed
+// to it, its Ready drained after the subscriptions settled, and the time it was left at.
+func lingerRouter(t *testing.T, linger time.Duration) (*Router, time.Time) {
+	t.Helper()
+	r := newRouter(t, Config{Linger: linger})
+	now := rt.Epoch
+	r.Join(now, topicA)
+	for i := 1; i <= 5; i++ {
+		r.AddPeer(now, rt.ID(i), router.PeerInfo{})
+		r.HandleRPC(now, rt.ID(i), rt.Sub(topicA))
+	}
+	now = now.Add(2 * linger)
+	r.Tick(now)
+	drain(t, r)
+	return r, now
 }
