@@ -207,7 +207,8 @@ type Config struct {
 	Gossipsub gossipsub.Config
 	// Floodsub configures the floodsub router (RouterFloodsub). Its MsgID is always replaced by
 	// Config.MsgID; a zero MaxRPCBytes becomes the message channel's capacity (at most
-	// MaxControlRPCBytes).
+	// MaxControlRPCBytes), and a zero MaxVariantBytes floodsub.DefaultMaxVariantBytes or, if
+	// larger, the largest MaxMessageBytes plus RPCOverheadBytes.
 	Floodsub floodsub.Config
 
 	// SignPolicy is StrictSign (default) or StrictNoSign.

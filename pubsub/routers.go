@@ -10,7 +10,8 @@ import (
 
 // builtinRouter returns the constructor of the router named by c.Router, configured from c: the
 // message-ID function is always Config.MsgID (the shell and the router must agree), and the
-// router's RPC size bound defaults to what the smaller pub/sub channel accepts.
+// router's RPC size bound defaults to what the smaller pub/sub channel accepts, and floodsub's
+// MaxVariantBytes to at least one message of the largest MaxMessageBytes.
 func builtinRouter(c Config) (NewRouterFunc, error) {
 	rpcBytes := min(c.maxMessageBytes()+RPCOverheadBytes, MaxControlRPCBytes)
 	switch c.Router {
@@ -19,6 +20,10 @@ func builtinRouter(c Config) (NewRouterFunc, error) {
 		fc.MsgID = c.MsgID
 		if fc.MaxRPCBytes == 0 {
 			fc.MaxRPCBytes = max(rpcBytes, floodsub.MinMaxRPCBytes)
+		}
+		if fc.MaxVariantBytes == 0 {
+			// At least one copy of the largest message fits.
+			fc.MaxVariantBytes = max(floodsub.DefaultMaxVariantBytes, c.maxMessageBytes()+RPCOverheadBytes)
 		}
 		if err := fc.Validate(); err != nil {
 			return nil, fmt.Errorf("pubsub: Floodsub: %w", err)

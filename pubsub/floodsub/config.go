@@ -22,6 +22,9 @@ const (
 	// MinMaxRPCBytes is the smallest MaxRPCBytes accepted: it must hold a subscription for a
 	// topic of DefaultMaxTopicLength.
 	MinMaxRPCBytes = 4096
+	// DefaultMaxVariantBytes bounds the distinct copies of messages under validation that the
+	// Router keeps for a revalidation (Config.MaxVariantBytes).
+	DefaultMaxVariantBytes = 16 << 20
 	// PackingLinger is a Config.Linger that trades latency for bytes: measured with the pub/sub
 	// bench (20 nodes, 1 KiB at 50 msg/s) it brings bytes per delivery from 1.8x to 0.8x
 	// go-libp2p-pubsub's FloodSub and p99 latency from 0.4x to 3.7x its (docs/PUBSUB.md §8.1).
@@ -60,6 +63,17 @@ type Config struct {
 	// channel capacities must exceed it. Zero means 1 MiB; otherwise must be at least 4096.
 	MaxRPCBytes int
 
+	// MaxVariantBytes bounds the encoded bytes of the copies the Router keeps, across all
+	// messages under validation, for validating one in place of a copy found forged or dropped
+	// unread (one per peer and message; package doc). Only a copy whose content differs from
+	// the copy under validation and from every kept copy counts (another signature, other
+	// bytes under the same ID): identical copies share one message. A distinct copy that does
+	// not fit is not kept and is counted in Stats.LimitDrops. Without the bound, every peer's
+	// distinct copy of every message under validation stayed in memory after its receive budget
+	// was released. Zero means 16 MiB (the pubsub shell raises it to at least one message of
+	// its largest MaxMessageBytes); must not be negative.
+	MaxVariantBytes int
+
 	// Linger is how long forwards and subscriptions for a peer wait, after the first of them,
 	// for more output to the same peer (drawn per batch in [Linger/2, 3*Linger/2) from a
 	// source seeded by the Router's own ID). Then everything queued for the peer leaves
@@ -88,6 +102,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxRPCBytes == 0 {
 		c.MaxRPCBytes = DefaultMaxRPCBytes
 	}
+	if c.MaxVariantBytes == 0 {
+		c.MaxVariantBytes = DefaultMaxVariantBytes
+	}
 	return c
 }
 
@@ -107,6 +124,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxTopicLength < 0 {
 		bad("MaxTopicLength %d is negative", c.MaxTopicLength)
+	}
+	if c.MaxVariantBytes < 0 {
+		bad("MaxVariantBytes %d is negative", c.MaxVariantBytes)
 	}
 	if c.MaxRPCBytes < MinMaxRPCBytes {
 		bad("MaxRPCBytes %d is below %d", c.MaxRPCBytes, MinMaxRPCBytes)

@@ -32,6 +32,10 @@
 //     delivered in Ready.Deliver. A duplicate that came during the validation is validated
 //     in its place if the shell found the copy forged (a copy that differs only) or dropped
 //     it unread (router.IgnoreUnchecked): FloodSub has no gossip to bring the message back.
+//     One copy per peer is kept for that; identical copies share one message, and the
+//     distinct ones (another signature, other bytes under the same ID) are bounded by
+//     Config.MaxVariantBytes (16 MiB) across all messages under validation: a distinct copy
+//     beyond it is not kept and is counted in Stats.LimitDrops.
 //   - Publish: our own message goes to every subscribed peer and, if we joined the topic,
 //     to Ready.Deliver with an empty From. It is marked seen, so a copy that comes back is a
 //     duplicate.

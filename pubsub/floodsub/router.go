@@ -41,6 +41,9 @@ type Router struct {
 	rd       router.Ready
 	stats    router.Stats
 	deadline time.Time
+	// variantBytes is the sum of aux.bytes over the messages under validation, at most
+	// cfg.MaxVariantBytes.
+	variantBytes int
 
 	// held records which peer sent us which message lately, for the forwards that wait
 	// (Config.Linger): two generations, the older dropped every 2*Linger, so a receipt is
@@ -258,7 +261,7 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 			if e := r.seen.LookupBytes(b); e != nil {
 				r.stats.Duplicates++
 				r.gotFrom(p, b)
-				keepVariant(e, p.id, m)
+				r.keepVariant(e, p.id, m)
 				continue
 			}
 			id = router.MsgID(b)
@@ -267,7 +270,7 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 			if e := r.seen.Lookup(id); e != nil {
 				r.stats.Duplicates++
 				r.gotFrom(p, []byte(id))
-				keepVariant(e, p.id, m)
+				r.keepVariant(e, p.id, m)
 				continue
 			}
 		}
@@ -297,8 +300,12 @@ type aux struct {
 	// the next variant of any content. A forger that sends a copy of a predictable ID (another
 	// node's next seqno) ahead of the real message, or a gated peer that is first with every
 	// message, would otherwise make every copy arriving during the validation a dropped
-	// duplicate. Copies with the same content share one *Message.
+	// duplicate. Copies with the same content share one *Message; the distinct ones are bounded
+	// in bytes by Config.MaxVariantBytes across the Router.
 	variants []variant
+	// bytes is the encoded size of the distinct messages in variants other than Entry.Msg,
+	// charged to Router.variantBytes.
+	bytes int
 }
 
 type variant struct {
@@ -310,8 +317,9 @@ type variant struct {
 // from is neither the sender of the copy under validation nor has a variant kept (so they are
 // bounded by the number of peers). A copy with the same content as the one under validation
 // or a kept variant is recorded with that copy's *Message, so that identical copies hold no
-// memory of their own.
-func keepVariant(e *routing.Entry[aux], from key.ID, m *pubsubpb.Message) {
+// memory of their own; a copy with other content is kept only if its size fits in what is
+// left of Config.MaxVariantBytes, and otherwise counted in Stats.LimitDrops.
+func (r *Router) keepVariant(e *routing.Entry[aux], from key.ID, m *pubsubpb.Message) {
 	if e.Status != routing.Validating || e.Msg == nil || e.From == from {
 		return
 	}
@@ -320,18 +328,27 @@ func keepVariant(e *routing.Entry[aux], from key.ID, m *pubsubpb.Message) {
 			return
 		}
 	}
-	switch {
-	case sameCopy(e.Msg, m):
+	if e.Msg == m || sameCopy(e.Msg, m) {
 		m = e.Msg
-	default:
-		for _, v := range e.Aux.variants {
-			if v.msg == m || sameCopy(v.msg, m) {
-				m = v.msg
-				break
-			}
-		}
+	} else if i := slices.IndexFunc(e.Aux.variants, func(v variant) bool { return v.msg == m || sameCopy(v.msg, m) }); i >= 0 {
+		m = e.Aux.variants[i].msg
+	} else if !r.charge(e, m) {
+		return
 	}
 	e.Aux.variants = append(e.Aux.variants, variant{from: from, msg: m})
+}
+
+// charge counts m, a distinct copy kept for e, against Config.MaxVariantBytes; false (and
+// counted in Stats.LimitDrops) if it does not fit.
+func (r *Router) charge(e *routing.Entry[aux], m *pubsubpb.Message) bool {
+	size := proto.Size(m)
+	if size > r.cfg.MaxVariantBytes-r.variantBytes {
+		r.stats.LimitDrops++
+		return false
+	}
+	e.Aux.bytes += size
+	r.variantBytes += size
+	return true
 }
 
 // sameCopy reports whether a and b carry the same fields (copies of one message with one ID
@@ -361,6 +378,7 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 	m := e.Msg
 	e.Msg = nil
 	variants := e.Aux.variants
+	r.variantBytes -= e.Aux.bytes
 	e.Aux = aux{}
 	switch res {
 	case router.Accept:
@@ -397,8 +415,8 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 }
 
 // revalidate puts the first of variants, copies of e's message that came during the
-// validation of the copy m, under validation in m's place, keeping the rest; false if there
-// is none.
+// validation of the copy m, under validation in m's place, keeping the rest (charged to
+// Config.MaxVariantBytes again, as the copy under validation changed); false if there is none.
 func (r *Router) revalidate(e *routing.Entry[aux], id router.MsgID, m *pubsubpb.Message, variants []variant) bool {
 	if len(variants) == 0 {
 		return false
@@ -408,7 +426,24 @@ func (r *Router) revalidate(e *routing.Entry[aux], id router.MsgID, m *pubsubpb.
 	if v.msg != m {
 		e.Size = int32(proto.Size(v.msg))
 	}
-	e.Aux.variants = variants[1:]
+	// Identical copies share a *Message, so the distinct ones are told apart by pointer.
+	var charged, dropped []*pubsubpb.Message
+	kept := variants[1:1]
+	for _, w := range variants[1:] {
+		switch {
+		case w.msg == e.Msg || slices.Contains(charged, w.msg):
+		case slices.Contains(dropped, w.msg):
+			r.stats.LimitDrops++
+			continue
+		case r.charge(e, w.msg):
+			charged = append(charged, w.msg)
+		default:
+			dropped = append(dropped, w.msg)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	e.Aux.variants = kept
 	r.stats.Validated++
 	r.rd.Validate = append(r.rd.Validate, router.Incoming{ID: id, From: v.from, Msg: v.msg})
 	return true
@@ -513,6 +548,12 @@ func (r *Router) Tick(now time.Time) {
 	r.at(now)
 	if r.deadline.IsZero() || now.Before(r.deadline) {
 		return
+	}
+	if r.variantBytes > 0 {
+		// Messages still under validation when their ID expires release their copies.
+		for e := r.seen.Oldest(); e != nil && e.Expire <= now.UnixNano(); e = r.seen.At(e.Seq + 1) {
+			r.variantBytes -= e.Aux.bytes
+		}
 	}
 	r.seen.Expire(now)
 	r.deadline = time.Time{}

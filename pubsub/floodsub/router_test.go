@@ -58,12 +58,12 @@ func TestConfigValidate(t *testing.T) {
 	if err := (Config{}).Validate(); err != nil {
 		t.Fatalf("zero config: %v", err)
 	}
-	bad := Config{SeenTTL: -1, MaxPeerTopics: -1, MaxTopicLength: -1, MaxRPCBytes: 100}
+	bad := Config{SeenTTL: -1, MaxPeerTopics: -1, MaxTopicLength: -1, MaxRPCBytes: 100, MaxVariantBytes: -1}
 	err := bad.Validate()
 	if !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("err = %v, want ErrInvalidConfig", err)
 	}
-	for _, field := range []string{"SeenTTL", "MaxPeerTopics", "MaxTopicLength", "MaxRPCBytes"} {
+	for _, field := range []string{"SeenTTL", "MaxPeerTopics", "MaxTopicLength", "MaxRPCBytes", "MaxVariantBytes"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error does not report %s: %v", field, err)
 		}

@@ -140,6 +140,10 @@ func (c *MsgCache[A]) Lookup(id router.MsgID) *Entry[A] {
 	return c.at(seq)
 }
 
+// Oldest returns the oldest entry in the seen cache (the next to expire), or nil if it is
+// empty.
+func (c *MsgCache[A]) Oldest() *Entry[A] { return c.At(c.head) }
+
 // LookupBytes is Lookup for an ID held as bytes; it does not allocate.
 func (c *MsgCache[A]) LookupBytes(id []byte) *Entry[A] {
 	seq, ok := c.index[string(id)]
