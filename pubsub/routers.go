@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/switchyard-p2p/switchyard/pubsub/floodsub"
 	"github.com/switchyard-p2p/switchyard/pubsub/gossipsub"
@@ -41,4 +42,36 @@ func builtinRouter(c Config) (NewRouterFunc, error) {
 		return func(env RouterEnv) (router.Router, error) { return gossipsub.New(env.Self, gc, env.Rand) }, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrRouterUnavailable, c.Router)
+}
+
+// cloneGossipsub returns a copy of c that shares nothing the caller can change: the score
+// parameters, thresholds, topic options and direct peers are copied (AppSpecificScore, a
+// function, is shared).
+func cloneGossipsub(c gossipsub.Config) gossipsub.Config {
+	if c.Score != nil {
+		sp := *c.Score
+		sp.IPColocationFactorWhitelist = slices.Clone(sp.IPColocationFactorWhitelist)
+		if sp.DefaultTopic != nil {
+			tp := *sp.DefaultTopic
+			sp.DefaultTopic = &tp
+		}
+		c.Score = &sp
+	}
+	if c.Thresholds != nil {
+		thr := *c.Thresholds
+		c.Thresholds = &thr
+	}
+	if c.Topics != nil {
+		topics := make(map[string]gossipsub.TopicOptions, len(c.Topics))
+		for name, o := range c.Topics {
+			if o.Score != nil {
+				tp := *o.Score
+				o.Score = &tp
+			}
+			topics[name] = o
+		}
+		c.Topics = topics
+	}
+	c.Direct = slices.Clone(c.Direct)
+	return c
 }

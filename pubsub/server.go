@@ -56,6 +56,9 @@ type Server struct {
 
 	defaultQueue *topicQueue // validation of topics not registered here
 
+	// newRouter is cfg.NewRouter, or the built-in router's constructor made by NewServer.
+	newRouter NewRouterFunc
+
 	started atomic.Bool
 	running atomic.Bool
 	up      chan struct{} // closed when running is first set
@@ -96,10 +99,14 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	c := cfg.withDefaults()
 	// The Server reads its Config once: the per-topic limits, read on every publish, send and
-	// received message, must not follow later changes to the caller's map.
+	// received message, must not follow later changes to the caller's map, nor may the router
+	// Run builds follow changes to what the gossipsub configuration holds by reference.
 	c.Topics = maps.Clone(c.Topics)
-	if c.NewRouter == nil {
-		if _, err := builtinRouter(c); err != nil {
+	c.Gossipsub = cloneGossipsub(c.Gossipsub)
+	newRouter := c.NewRouter
+	if newRouter == nil {
+		var err error
+		if newRouter, err = builtinRouter(c); err != nil {
 			return nil, err
 		}
 	}
@@ -117,6 +124,7 @@ func NewServer(cfg Config) (*Server, error) {
 		done:    make(chan struct{}),
 		selfRaw: idBytes(c.NodeKey.ID()),
 	}
+	s.newRouter = newRouter
 	s.life, s.endLife = context.WithCancel(context.Background())
 	if s.rng == nil {
 		var seed [16]byte
@@ -178,11 +186,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.network() == nil {
 		return errors.New("pubsub: Run before the Server was registered with a Switch (p2p.WithReactor) or given Config.Network")
 	}
-	newRouter := s.cfg.NewRouter
-	if newRouter == nil {
-		newRouter, _ = builtinRouter(s.cfg)
-	}
-	r, err := newRouter(RouterEnv{
+	r, err := s.newRouter(RouterEnv{
 		Self:  s.self,
 		Rand:  mrand.New(mrand.NewPCG(s.rng.Uint64(), s.rng.Uint64())),
 		MsgID: s.cfg.MsgID,
