@@ -386,3 +386,38 @@ func runAndPublish(t *testing.T, s *Server) (cancel context.CancelFunc, done <-c
 	a.publish(t, n, a.signed(t, "t", []byte("x"), 1))
 	return cancel, d
 }
+
+// TestRegisterWhileStopping: RegisterTopic and JoinTopic called while Run is stopping (here held
+// open by an adapter still running) report the stop, as the rest of the API does, instead of
+// returning nil for a topic the stopped router never joined.
+func TestRegisterWhileStopping(t *testing.T) {
+	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: newFakeNet(),
+		NewRouter: func(env RouterEnv) (router.Router, error) { return newFakeRouter(env), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	got := make(chan [2]error, 1)
+	if err := s.JoinTopic("t", func(next Handler) Handler {
+		return func(m Message) {
+			close(entered)
+			<-release
+			got <- [2]error{s.RegisterTopic("typed", &wrapperspb.StringValue{}), s.JoinTopic("raw")}
+			next(m)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cancel, done := runAndPublish(t, s)
+	<-entered
+	cancel()
+	<-s.life.Done() // Run is stopping: its loop has returned, it waits for the adapter
+	close(release)
+	errs := <-got
+	<-done
+	for i, name := range []string{"RegisterTopic", "JoinTopic"} {
+		if !errors.Is(errs[i], net.ErrClosed) {
+			t.Errorf("%s while the Server stops: %v, want an error wrapping net.ErrClosed", name, errs[i])
+		}
+	}
+}

@@ -301,7 +301,8 @@ func (s *Server) checkRunning() error {
 //
 // Errors: ErrInvalidTopic, ErrAlreadyRegistered (the topic or the type is bound), an error for a
 // nil msgType or for an adapter that returned a nil Handler (naming its index in adapters; the
-// topic is then not registered), or one wrapping net.ErrClosed after Run returned.
+// topic is then not registered), or one wrapping net.ErrClosed once Run is stopping or has
+// returned.
 func (s *Server) RegisterTopic(topic string, msgType proto.Message, adapters ...Adapter) error {
 	if msgType == nil {
 		return fmt.Errorf("pubsub: RegisterTopic(%q): nil message type", topic)
@@ -319,6 +320,10 @@ func (s *Server) JoinTopic(topic string, adapters ...Adapter) error {
 func (s *Server) register(topic string, mt protoreflect.MessageType, adapters []Adapter) error {
 	if err := checkTopic(topic); err != nil {
 		return fmt.Errorf("pubsub: register %q: %w", topic, err)
+	}
+	if s.life.Err() != nil {
+		// Run is stopping: its loop, which joins topics in the router, has returned.
+		return errStopped
 	}
 	tc := s.cfg.topicConfig(topic)
 	if _, err := s.reg.add(topic, mt, adapters, tc, s.met, s.cfg.DeliverQueue); err != nil {
