@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2ptest"
 	"github.com/switchyard-p2p/switchyard/pubsub/router"
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
 
 // TestLocalValidationEndsWithCtx: when the caller's ctx ends while our own validators run,
@@ -419,5 +420,68 @@ func TestRegisterWhileStopping(t *testing.T) {
 		if !errors.Is(errs[i], net.ErrClosed) {
 			t.Errorf("%s while the Server stops: %v, want an error wrapping net.ErrClosed", name, errs[i])
 		}
+	}
+}
+
+// deliverRouter is a fakeRouter that delivers every message it receives at once, without asking
+// for validation, so that a test can fill a topic's deliver queue.
+type deliverRouter struct{ *fakeRouter }
+
+func (r deliverRouter) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
+	for _, m := range rpc.Publish {
+		r.rd.Deliver = append(r.rd.Deliver, router.Incoming{ID: r.msgID(m), From: from, Msg: m})
+	}
+	r.fakeRouter.HandleRPC(now, from, &pubsubpb.RPC{Subscriptions: rpc.Subscriptions})
+}
+
+// TestUndeliveredAtStopCounted: accepted messages still waiting in a deliver queue when the
+// Server stops are not handed to the adapters; they are counted as deliver drops (Stats and
+// Metrics.DeliverDrops), so that every accepted message is either delivered or counted dropped.
+func TestUndeliveredAtStopCounted(t *testing.T) {
+	drops := newRecorder()
+	fn := newFakeNet()
+	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: fn, ValidateConcurrency: 1,
+		Metrics: &Metrics{DeliverDrops: recCounter{drops}},
+		NewRouter: func(env RouterEnv) (router.Router, error) {
+			return deliverRouter{newFakeRouter(env)}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}, 3), make(chan struct{})
+	if err := s.JoinTopic("t", func(next Handler) Handler {
+		return func(m Message) {
+			entered <- struct{}{}
+			<-release
+			next(m)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitFor(t, "running", func() bool { return s.Status() == nil })
+	n := &node{s: s, net: fn}
+	a := n.connectAttacker(t, 2)
+	a.publish(t, n, a.signed(t, "t", []byte("1"), 1), a.signed(t, "t", []byte("2"), 2), a.signed(t, "t", []byte("3"), 3))
+	<-entered // the topic's one worker holds the first; the others wait in its deliver queue
+	waitFor(t, "two queued deliveries", func() bool {
+		snap, err := s.Snapshot(context.Background())
+		return err == nil && len(snap.Topics) == 1 && snap.Topics[0].Deliveries == 2
+	})
+	cancel()
+	<-s.life.Done()
+	close(release)
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v", err)
+	}
+	st := s.Stats()
+	if st.Delivered != 1 || st.DeliverDrops != 2 {
+		t.Errorf("after stop: Delivered %d, DeliverDrops %d; want 1 and 2 (every accepted message delivered or counted dropped)",
+			st.Delivered, st.DeliverDrops)
+	}
+	if got := drops.get("t"); got != 2 {
+		t.Errorf("DeliverDrops{topic=t} = %v, want 2", got)
 	}
 }

@@ -27,8 +27,8 @@ type Metrics struct {
 	// FeedDrops counts messages not sent to a Subscription because its channel was full; label
 	// topic ("feed_drops_total").
 	FeedDrops metrics.Counter
-	// DeliverDrops counts accepted messages dropped because the topic's deliver queue was full;
-	// label topic ("deliver_drops_total").
+	// DeliverDrops counts accepted messages dropped because the topic's deliver queue was full,
+	// or because Run stopped while they waited in it; label topic ("deliver_drops_total").
 	DeliverDrops metrics.Counter
 	// QueueDrops counts RPCs dropped from, or refused by, a peer's output queue; label kind:
 	// "control", "publish", "forward" ("queue_drops_total").

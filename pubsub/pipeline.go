@@ -147,13 +147,23 @@ func (p *pipeline) done(q *topicQueue) {
 	p.mu.Unlock()
 }
 
-// close wakes every worker; they return after their current job. Queued jobs are dropped.
+// close wakes every worker; they return after their current job. Queued jobs are dropped (the
+// Server counts the deliveries among them with discard).
 func (p *pipeline) close() {
 	p.mu.Lock()
 	p.closed = true
 	p.ring = nil
 	p.cond.Broadcast()
 	p.mu.Unlock()
+}
+
+// discard empties q's queues and returns the number of deliveries it held.
+func (p *pipeline) discard(q *topicQueue) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := q.deliver.len()
+	q.deliver, q.validate = ring{}, ring{}
+	return n
 }
 
 // worker runs jobs until the pipeline closes.

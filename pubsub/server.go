@@ -174,6 +174,8 @@ func (s *Server) network() Network {
 // called after the Server is registered with a Switch (or with Config.Network set) and should
 // run as long as the Switch. When it returns every goroutine it started has exited, every Feed
 // subscription has received its closing error, and the API returns errors wrapping net.ErrClosed.
+// Accepted messages still waiting for the adapters when ctx ends are not delivered: they are
+// counted in Stats.DeliverDrops and Metrics.DeliverDrops.
 func (s *Server) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
@@ -205,6 +207,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.pipe.close()
 		close(pumpDone)
 		wg.Wait()
+		s.countUndelivered()
 	}()
 	wg.Go(func() { s.pump.run(pumpDone) })
 	for range s.cfg.ValidateWorkers {
@@ -214,6 +217,22 @@ func (s *Server) Run(ctx context.Context) error {
 	s.running.Store(true)
 	close(s.up)
 	return l.run()
+}
+
+// countUndelivered counts the accepted messages still waiting in a deliver queue once the workers
+// have returned: they are dropped, and counted as deliver drops.
+func (s *Server) countUndelivered() {
+	for _, name := range s.reg.names() {
+		t := s.reg.topic(name)
+		if t == nil {
+			continue
+		}
+		if n := s.pipe.discard(t.queue); n > 0 {
+			s.ctr.deliverDrops.Add(uint64(n))
+			t.met.deliverDrops.Add(float64(n))
+			s.log.Info("server stopped: accepted messages not delivered", "topic", name, "dropped", n)
+		}
+	}
 }
 
 // Start runs Run in a goroutine with a background context. It returns ErrAlreadyRun if the
@@ -768,7 +787,7 @@ type Stats struct {
 	Gated          uint64 // dropped by the peer gater
 	TimedOut       uint64 // validations ended by ValidateTimeout (also counted in Ignored)
 	Delivered      uint64 // messages handed to adapters (gossip and direct)
-	DeliverDrops   uint64 // accepted messages dropped: deliver queue full
+	DeliverDrops   uint64 // accepted messages dropped: deliver queue full, or Run stopped first
 	FeedDrops      uint64 // per subscriber: channel full
 	MalformedRPCs  uint64 // peers dropped for a ProtocolError
 	QueueDrops     uint64 // RPCs dropped from or refused by output queues, all classes

@@ -53,7 +53,7 @@ var ScoreBuckets = []float64{-10000, -1000, -100, -10, -1, 0, 1, 10, 100, 1000}
 //	pubsub_router_events_total{event}        any other router counter
 //	pubsub_queue_drops_total{kind}           RPCs dropped from peers' output queues: control, publish, forward
 //	pubsub_feed_drops_total{topic}           messages a slow subscriber missed
-//	pubsub_deliver_drops_total{topic}        accepted messages dropped on a full deliver queue
+//	pubsub_deliver_drops_total{topic}        accepted messages dropped on a full deliver queue or at stop
 //	pubsub_malformed_rpcs_total{reason}      peers dropped for malformed RPCs
 //	pubsub_peers                             connected peers that speak pub/sub
 //	pubsub_mesh_peers{topic}                 peers our messages on a topic go to (flood publishing: subscribers; else mesh or fanout)
@@ -106,7 +106,7 @@ func RegisterPubSubMetrics(reg prometheus.Registerer, namespace string, topics [
 	events := counter("router_events_total", "Router counters without a metric of their own, by event.", LabelEvent)
 	queueDrops := counter("queue_drops_total", "RPCs dropped from or refused by peers' output queues, by kind (control, publish, forward).", LabelKind)
 	feedDrops := counter("feed_drops_total", "Messages not handed to a subscriber because its channel was full, by topic.", LabelTopic)
-	deliverDrops := counter("deliver_drops_total", "Accepted messages dropped because the topic's deliver queue was full, by topic.", LabelTopic)
+	deliverDrops := counter("deliver_drops_total", "Accepted messages dropped because the topic's deliver queue was full or the server stopped first, by topic.", LabelTopic)
 	malformed := counter("malformed_rpcs_total", "Peers disconnected for malformed RPCs, by reason.", LabelReason)
 	peers := gauge("peers", "Connected peers that speak pub/sub.")
 	mesh := gauge("mesh_peers", "Peers our messages on a topic go to (subscribers at or above the publish threshold with gossipsub's flood publishing, else its mesh or fanout; floodsub subscribers), by topic.", LabelTopic)
