@@ -648,8 +648,12 @@ func (s *Server) SubscribeTopic(topic string, ch chan Message) Subscription {
 
 // SubscribeEvents returns a channel of Events matching filter (nil: all) and a cancel function.
 // Delivery never blocks: the channel holds EventBufferSize events and an event that finds it full
-// is dropped for this subscriber. filter runs on the goroutine that produces the event and must
-// be fast. cancel is idempotent and closes the channel; when Run returns every channel is closed.
+// is dropped for this subscriber. filter runs on the Server's own goroutine that produces the
+// event (the loop that owns the router, or the pump, which reports recoveries), so it may run on
+// two goroutines at once: it must be safe for concurrent use, fast, and must not call the Server.
+// A call that waits for the loop (Snapshot, Broadcast, Publish, WaitForPeers, Stop) would block
+// the loop itself until its ctx ends (Stop: forever). React to events by reading the channel.
+// cancel is idempotent and closes the channel; when Run returns every channel is closed.
 func (s *Server) SubscribeEvents(filter func(Event) bool) (<-chan Event, func()) {
 	return s.hub.subscribe(filter)
 }
