@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -230,12 +231,16 @@ func idStrings(ids []key.ID) []string {
 // sseBuffer-message channel to T's Feed, sends EventSubscribed, then one EventMessage per
 // message, and a comment every sseKeepAlive while idle. The stream ends when the client goes
 // away or the Server stops (as it does when the node stops, which lets the RPC server's graceful
-// shutdown finish). A HEAD request gets the stream's status and headers only: it joins and
+// shutdown finish); a request that comes while the Server is not running, or that it stops
+// before the stream starts, is answered 503 CodeNotRunning. A HEAD request gets the stream's status and headers only: it joins and
 // subscribes nothing.
 func (n *Node) handlePubSubSubscribe(w http.ResponseWriter, r *http.Request) {
 	ps := n.pubsubOrError(w)
 	if ps == nil {
 		return
+	}
+	if h := testHookSubscribeRunning.Load(); h != nil {
+		(*h)()
 	}
 	topic := r.URL.Query().Get("topic")
 	if topic == "" || len(topic) > pubsub.MaxTopicBytes || !utf8.ValidString(topic) {
@@ -254,13 +259,26 @@ func (n *Node) handlePubSubSubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
+	notRunning := func(err error) {
+		writePubSub(w, http.StatusServiceUnavailable, nil, &pubsubrpc.Error{Code: pubsubrpc.CodeNotRunning, Message: "pub/sub is not running", Data: err.Error()})
+	}
 	if err := ps.join(topic); err != nil {
+		if errors.Is(err, pubsub.ErrNotRunning) || errors.Is(err, net.ErrClosed) {
+			notRunning(err) // the Server stopped since pubsubOrError
+			return
+		}
 		writePubSub(w, http.StatusBadRequest, nil, &pubsubrpc.Error{Code: pubsubrpc.CodeInvalidParams, Message: "cannot join topic", Data: err.Error()})
 		return
 	}
 	ch := make(chan pubsub.Message, sseBuffer)
 	sub := ps.srv.SubscribeTopic(topic, ch)
 	defer sub.Unsubscribe()
+	// A Server that stopped since pubsubOrError has closed, or is closing, its Feeds: the
+	// stream would end at once. Its Status reports the stop before it closes them.
+	if err := ps.srv.Status(); err != nil {
+		notRunning(err)
+		return
+	}
 
 	// Each write gets its own deadline instead of the server's WriteTimeout for the whole
 	// response, which would cut the stream after 10 s.
@@ -303,6 +321,10 @@ func (n *Node) handlePubSubSubscribe(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// testHookSubscribeRunning, if set (by tests), runs once a subscribe request has found the
+// Server running.
+var testHookSubscribeRunning atomic.Pointer[func()]
 
 // writeSSE writes one event: "event: NAME\ndata: JSON\n\n" (JSON has no raw newlines).
 func writeSSE(w io.Writer, event string, v any) error {

@@ -421,3 +421,48 @@ func TestPubSubPublishInvalidUTF8(t *testing.T) {
 		t.Fatalf("publish on a topic of invalid UTF-8: HTTP %d, error %+v; want 400 with code %d", resp.StatusCode, env.Error, rpcCodeParseError)
 	}
 }
+
+// TestPubSubSubscribeRacingStop: a subscribe request that finds the Server running, which then
+// stops before the stream is set up, is answered 503 CodeNotRunning, as one arriving after the
+// stop is, instead of 200 and a stream that ends at once (topic already joined) or 400 "cannot
+// join topic" (a new topic).
+func TestPubSubSubscribeRacingStop(t *testing.T) {
+	for _, topic := range []string{"configured", "fresh"} {
+		t.Run(topic, func(t *testing.T) {
+			cfg := testConfig("racing")
+			cfg.PubSub.Enabled, cfg.PubSub.Router, cfg.PubSub.Topics = true, "floodsub", "configured"
+			n, err := New(cfg, t.TempDir(), testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer n.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- n.pubsub.srv.Run(ctx) }()
+			for deadline := time.Now().Add(10 * time.Second); n.pubsub.srv.Status() != nil; {
+				if time.Now().After(deadline) {
+					t.Fatalf("pub/sub not running within 10s: %v", n.pubsub.srv.Status())
+				}
+				time.Sleep(10 * time.Millisecond) // Run starts the Server in a goroutine
+			}
+			stop := func() { // the Server stops once the handler has found it running
+				cancel()
+				<-done
+			}
+			testHookSubscribeRunning.Store(&stop)
+			defer testHookSubscribeRunning.Store(nil)
+			hs := httptest.NewServer(http.HandlerFunc(n.handlePubSubSubscribe))
+			defer hs.Close()
+			stream, err := (&pubsubrpc.Client{Base: hs.URL, HTTP: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}).
+				Subscribe(context.Background(), topic)
+			if err == nil {
+				stream.Close()
+			}
+			var rerr *pubsubrpc.Error
+			if !errors.As(err, &rerr) || rerr.HTTPStatus != http.StatusServiceUnavailable || rerr.Code != pubsubrpc.CodeNotRunning {
+				t.Fatalf("subscribe while the Server stops: %v; want HTTP 503 with CodeNotRunning", err)
+			}
+		})
+	}
+}
