@@ -443,9 +443,11 @@ func TestLoadKeysAreCaseSensitive(t *testing.T) {
 
 // TestValidateExternalAddressNotUnspecified: 0.0.0.0 and :: are no more dialable than an empty
 // host, so as external_address (what peers dial back) they are refused under its key, not
-// advertised to peers that drop them.
+// advertised to peers that drop them. A zone does not make :: dialable: peers drop it (as
+// CometBFT's net.LookupIP does) and see ::.
 func TestValidateExternalAddressNotUnspecified(t *testing.T) {
-	for _, ext := range []string{"tcp://0.0.0.0:26656", "[::]:26656", "tcp://[::ffff:0.0.0.0]:26656"} {
+	for _, ext := range []string{"tcp://0.0.0.0:26656", "[::]:26656", "tcp://[::ffff:0.0.0.0]:26656",
+		"[::%eth0]:26656", "tcp://[::%25eth0]:26656", "[::ffff:0.0.0.0%eth0]:26656"} {
 		c := DefaultConfig()
 		c.P2P.ExternalAddress = ext
 		err := c.Validate()

@@ -40,8 +40,8 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // Checks: moniker is non-empty printable ASCII, not all spaces (docs/WIRE.md §4);
 // chain_id is non-empty printable ASCII of at most MaxChainIDLen bytes;
 // p2p.laddr and a non-empty p2p.external_address are "[tcp://]host:port"
-// (external_address with a host other than 0.0.0.0 or :: and a non-zero
-// port); every seeds and persistent_peers
+// (external_address with a host other than 0.0.0.0 or ::, with or without
+// an IPv6 zone, and a non-zero port); every seeds and persistent_peers
 // entry is "id@host:port" with a valid ID (upper-case hex accepted, as
 // CometBFT does) and a port in 1..65535; *_peer_ids entries are valid IDs;
 // counts, rates and sizes are in range; durations are non-negative and the
@@ -74,7 +74,8 @@ func (c Config) Validate() error {
 	if p.ExternalAddress != "" {
 		if host, port, err := ParseListenAddress(p.ExternalAddress); err != nil {
 			bad("p2p.external_address", err)
-		} else if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.Unmap().IsUnspecified() {
+		} else if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.WithZone("").Unmap().IsUnspecified() {
+			// Peers drop a zone (CometBFT's net.LookupIP does), so "[::%eth0]" is "::" to them.
 			badf("p2p.external_address", "%w: %q: no host; peers dial this address, give the node's public IP", ErrInvalidAddress, p.ExternalAddress)
 		} else if port == 0 {
 			badf("p2p.external_address", "%w: %q: port 0 cannot be dialed", ErrInvalidAddress, p.ExternalAddress)
