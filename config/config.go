@@ -19,6 +19,13 @@ const DefaultMonikerFallback = "switchyard"
 // types.MaxChainIDLen).
 const MaxChainIDLen = 50
 
+// MinRecvMemoryBudget is the smallest positive p2p.recv_memory_budget Validate accepts, in
+// bytes (1 MiB): one receive buffer for a packet of the largest max_packet_msg_payload_size
+// (conn.MaxMaxPacketMsgPayloadSize), or a few peers' PEX address lists (up to 64000 bytes each,
+// held twice while the buffer grows). A smaller budget drops peers for ordinary messages; such a
+// value is most likely a unit mistake (MiB written as bytes).
+const MinRecvMemoryBudget = 1 << 20
+
 // Default file locations, relative to the home directory.
 const (
 	// DefaultConfigDir is the directory, relative to home, holding the files below.
@@ -98,7 +105,8 @@ type P2PConfig struct {
 	// RecvMemoryBudget bounds, in bytes, the memory all peer connections
 	// together hold in received messages (reassembly buffers and messages
 	// queued for the reactors); a peer whose message does not fit is
-	// dropped. 0 means no bound. Default 536870912 (512 MiB).
+	// dropped. 0 means no bound; otherwise at least MinRecvMemoryBudget (1048576). Default
+	// 536870912 (512 MiB).
 	RecvMemoryBudget int64 `toml:"recv_memory_budget"`
 	// UnconditionalPeerIDs is a comma-separated list of IDs that bypass the
 	// peer limits. Default "".

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -528,6 +529,35 @@ func TestTemplateDialPeriodComment(t *testing.T) {
 	for _, want := range []string{"seeds", "under \"1s\" means \"1s\""} {
 		if !strings.Contains(comment, want) {
 			t.Errorf("comment above persistent_peers_max_dial_period does not say %q:%s", want, comment)
+		}
+	}
+}
+
+// TestValidateRecvMemoryBudgetMinimum: a positive recv_memory_budget too small to hold one
+// largest packet (or a PEX address list while its buffer grows) fails every peer that sends
+// one; 512 is most likely meant as MiB. Validate refuses it, naming the key, the value and the
+// minimum. 0 (no bound) and the minimum itself pass.
+func TestValidateRecvMemoryBudgetMinimum(t *testing.T) {
+	for _, v := range []int64{1, 512, 64 << 10, 1<<20 - 1} {
+		c := DefaultConfig()
+		c.P2P.RecvMemoryBudget = v
+		err := c.Validate()
+		fe, ok := errors.AsType[*FieldError](err)
+		if !ok || fe.Key != "p2p.recv_memory_budget" {
+			t.Errorf("Validate with recv_memory_budget = %d: %v, want a problem with p2p.recv_memory_budget", v, err)
+			continue
+		}
+		for _, want := range []string{strconv.FormatInt(v, 10), "1048576"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("Validate with recv_memory_budget = %d: %q does not say %s", v, err, want)
+			}
+		}
+	}
+	for _, v := range []int64{0, 1 << 20} {
+		c := DefaultConfig()
+		c.P2P.RecvMemoryBudget = v
+		if err := c.Validate(); err != nil {
+			t.Errorf("Validate with recv_memory_budget = %d: %v", v, err)
 		}
 	}
 }

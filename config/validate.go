@@ -44,7 +44,8 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // an IPv6 zone, and a non-zero port); every seeds and persistent_peers
 // entry is "id@host:port" with a valid ID (upper-case hex accepted, as
 // CometBFT does) and a port in 1..65535; *_peer_ids entries are valid IDs;
-// counts, rates and sizes are in range; durations are non-negative and the
+// counts, rates and sizes are in range (recv_memory_budget 0 or at least
+// MinRecvMemoryBudget); durations are non-negative and the
 // two timeouts positive; p2p_protocol and block_protocol are positive;
 // seed_mode requires pex; a non-empty rpc.laddr is
 // "[tcp://]host:port"; prometheus_listen_addr is "host:port" when
@@ -123,6 +124,9 @@ func (c Config) Validate() error {
 	}
 	if p.RecvMemoryBudget < 0 {
 		badf("p2p.recv_memory_budget", "%d is negative (0 means no bound)", p.RecvMemoryBudget)
+	} else if p.RecvMemoryBudget > 0 && p.RecvMemoryBudget < MinRecvMemoryBudget {
+		badf("p2p.recv_memory_budget", "%d bytes is below the minimum of %d (1 MiB); 0 means no bound",
+			p.RecvMemoryBudget, MinRecvMemoryBudget)
 	}
 	if p.SendRateBytesPerSec < 0 {
 		badf("p2p.send_rate", "%d is negative (0 means no limit)", p.SendRateBytesPerSec)
