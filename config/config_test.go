@@ -273,7 +273,7 @@ func TestParsePeerAddress(t *testing.T) {
 	if s := a.String(); s != testID+"@[::1]:26656" {
 		t.Fatalf("String() = %q", s)
 	}
-	for _, bad := range []string{"", "1.2.3.4:1", testID + "@1.2.3.4", testID + "@1.2.3.4:70000", "http://" + testID + "@h:1"} {
+	for _, bad := range []string{"", "1.2.3.4:1", testID + "@1.2.3.4", testID + "@1.2.3.4:70000", "tcp://" + testID + "@h:1://x"} {
 		if _, err := ParsePeerAddress(bad); !errors.Is(err, ErrInvalidAddress) {
 			t.Errorf("ParsePeerAddress(%q) = %v, want ErrInvalidAddress", bad, err)
 		}
@@ -558,6 +558,24 @@ func TestValidateRecvMemoryBudgetMinimum(t *testing.T) {
 		c.P2P.RecvMemoryBudget = v
 		if err := c.Validate(); err != nil {
 			t.Errorf("Validate with recv_memory_budget = %d: %v", v, err)
+		}
+	}
+}
+
+// TestPeerListSchemeAsCometBFT: CometBFT's NewNetAddressString drops whatever precedes "://" in a
+// seeds or persistent_peers entry (removeProtocolIfDefined), so a CometBFT config.toml with
+// "TCP://id@host:port" works there; Validate refused every scheme but a lower-case "tcp".
+func TestPeerListSchemeAsCometBFT(t *testing.T) {
+	for _, scheme := range []string{"TCP://", "Tcp://", "http://", "://"} {
+		e := scheme + testID + "@1.2.3.4:26656"
+		a, err := ParsePeerAddress(e)
+		if err != nil || a.ID != key.ID(testID) || a.Host != "1.2.3.4" || a.Port != 26656 {
+			t.Errorf("ParsePeerAddress(%q) = %+v, %v", e, a, err)
+		}
+		c := DefaultConfig()
+		c.P2P.Seeds, c.P2P.PersistentPeers = e, e
+		if err := c.Validate(); err != nil {
+			t.Errorf("Validate with seeds and persistent_peers %q: %v", e, err)
 		}
 	}
 }

@@ -272,13 +272,16 @@ func (a PeerAddress) String() string {
 	return string(a.ID) + "@" + net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port)))
 }
 
-// ParsePeerAddress parses "[tcp://]id@host:port" without resolving host. The
-// ID may use upper-case hex and is returned lower-cased (key.ParseID). Errors
-// wrap ErrInvalidAddress, and also key.ErrInvalidID for a bad ID.
+// ParsePeerAddress parses "[scheme://]id@host:port" without resolving host. As
+// in CometBFT's NewNetAddressString (docs/WIRE.md §1), everything up to and
+// including the first "://" is dropped, whatever the scheme ("tcp://",
+// "TCP://"); a second "://" is an error, as in netaddr.Parse. The ID may use
+// upper-case hex and is returned lower-cased (key.ParseID). Errors wrap
+// ErrInvalidAddress, and also key.ErrInvalidID for a bad ID.
 func ParsePeerAddress(s string) (PeerAddress, error) {
-	rest, err := stripScheme(strings.TrimSpace(s))
-	if err != nil {
-		return PeerAddress{}, err
+	rest := strings.TrimSpace(s)
+	if _, after, ok := strings.Cut(rest, "://"); ok {
+		rest = after
 	}
 	idStr, hp, ok := strings.Cut(rest, "@")
 	if !ok {
