@@ -37,6 +37,8 @@
 //   - Only the keys Switchyard uses are accepted, spelled as here (keys are
 //     case-sensitive); any other key is an error naming it, so a typo never
 //     silently falls back to a default.
+//   - No environment variable overrides a key: CometBFT's CMT_* variables
+//     (CMT_P2P_LADDR) are not read (docs/WIRE.md §8).
 //
 // Durations are TOML strings in time.ParseDuration syntax ("3s", "100ms").
 //
