@@ -38,7 +38,8 @@
 // for all nodes at once (every connection is outbound on one side only), a full mesh is.
 // TopologyStarPersistent: the hub must be connected to all N-1 others, each other node to the hub.
 // The network has converged when every counted node has; Report.ConvergedAfter is the time from the
-// first process start to the first poll that saw it.
+// first process start to the first poll that saw it, at most Duration (a last look is taken when
+// Duration passes, and a convergence it sees is reported at Duration).
 //
 // # PEX traffic
 //

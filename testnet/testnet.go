@@ -288,8 +288,9 @@ type Report struct {
 	DirRemoved bool `json:"dir_removed"`
 	// Converged reports whether every counted node reached its target within Duration.
 	Converged bool `json:"converged"`
-	// ConvergedAfter is the time from the first process start to the first poll that saw the
-	// network converged; zero if it did not.
+	// ConvergedAfter is the time from the first process start to the end of the first poll that
+	// saw the network converged; zero if it did not. It is at most Duration: a convergence first
+	// seen by the last look, taken when Duration passed, is reported at Duration.
 	ConvergedAfter time.Duration `json:"converged_after_ns"`
 	// Elapsed is the time from the first process start to the end of the watch (before stopping).
 	Elapsed time.Duration `json:"elapsed_ns"`
@@ -708,7 +709,9 @@ func (r *runner) watch(ctx context.Context, rep *Report) error {
 			r.cfg.Progress(snap)
 		}
 		if snap.Converged == snap.Counted && !rep.Converged {
-			rep.Converged, rep.ConvergedAfter = true, snap.Elapsed
+			// The look stands for the state at the deadline: its poll ends after Duration, but a
+			// convergence it sees counts as within Duration, so it is reported at Duration.
+			rep.Converged, rep.ConvergedAfter = true, min(snap.Elapsed, r.cfg.Duration)
 		}
 	}
 	switch {

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
 )
 
 // fakeNodeEnv makes the test binary act as a node that serves an empty /net_info and ignores
@@ -44,6 +45,14 @@ const fakeExitClean = "exit-clean"
 // whose port another program took fails: the bind error ("bind: address already in use") on
 // stderr and exit status 1. Later starts (a marker file in the home tells) serve as usual.
 const fakeBusyOnce = "busy-once"
+
+// fakeConvergeOnMarker, as fakeNodeEnv's value, makes every fake node report every other node of
+// the run as an outbound peer once the file convergeMarker exists in the run's directory (the
+// parent of the homes), and no peers before.
+const fakeConvergeOnMarker = "converge-on-marker"
+
+// convergeMarker is fakeConvergeOnMarker's file, in Config.Dir.
+const convergeMarker = "converged"
 
 var binDir string // holds the built switchyard binary; removed at exit
 
@@ -107,6 +116,27 @@ func fakeNode() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	if os.Getenv(fakeNodeEnv) == fakeConvergeOnMarker {
+		run := filepath.Dir(home)
+		own, err := key.LoadNodeKey(config.NodeKeyFile(home))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			var peers []string
+			if _, err := os.Stat(filepath.Join(run, convergeMarker)); err == nil {
+				homes, _ := os.ReadDir(run)
+				for _, h := range homes {
+					if nk, err := key.LoadNodeKey(config.NodeKeyFile(filepath.Join(run, h.Name()))); err == nil && nk.ID() != own.ID() {
+						peers = append(peers, fmt.Sprintf(`{"node_info":{"id":%q},"is_outbound":true}`, nk.ID()))
+					}
+				}
+			}
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":-1,"result":{"peers":[%s]}}`, strings.Join(peers, ","))
+		}))
+		return
 	}
 	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":-1,"result":{"peers":[],"switchyard":{"addr_book_size":"7"}}}`))
@@ -616,5 +646,44 @@ func TestContextWhileSeedStarts(t *testing.T) {
 	}
 	if rep.StopReason != "context" {
 		t.Errorf("StopReason %q, want %q", rep.StopReason, "context")
+	}
+}
+
+// TestConvergedAfterWithinDuration: the last look taken when Duration passes counts a network
+// that converged meanwhile as converged within Duration, but its poll ends after Duration, and
+// Report.ConvergedAfter said so: a report "converged" within 3s "after 3.01s". The first poll sees
+// no peers; the fake nodes then report each other, and only the last look (PollInterval is
+// longer than Duration) sees it.
+func TestConvergedAfterWithinDuration(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(fakeNodeEnv, fakeConvergeOnMarker)
+	dir := t.TempDir()
+	const duration = 3 * time.Second
+	polls := 0
+	rep, err := Run(context.Background(), Config{
+		Binary: exe, Nodes: 2, Topology: TopologyStarPersistent, Dir: dir, Duration: duration,
+		PollInterval: time.Hour, StopGrace: 100 * time.Millisecond,
+		Progress: func(s Snapshot) {
+			if polls++; polls == 1 {
+				if s.Converged != 0 {
+					t.Errorf("first poll: %d nodes converged before the marker", s.Converged)
+				}
+				if err := os.WriteFile(filepath.Join(dir, convergeMarker), nil, 0o600); err != nil {
+					t.Error(err)
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("Run = %v (report %+v)", err, rep)
+	}
+	if polls != 2 || !rep.Converged || rep.StopReason != "duration" {
+		t.Fatalf("%d polls, converged %v, stop %q; want the last look to see convergence", polls, rep.Converged, rep.StopReason)
+	}
+	if rep.ConvergedAfter <= 0 || rep.ConvergedAfter > duration {
+		t.Errorf("ConvergedAfter %v, want in (0, Duration %v] (Elapsed %v)", rep.ConvergedAfter, duration, rep.Elapsed)
 	}
 }
