@@ -152,12 +152,15 @@ func GetFullNetInfo(ctx context.Context, port int) (FullNetInfo, error) {
 }
 
 // RedialSchedule is the persistent-peer redial schedule of README.md "Peer
-// management" and p2p/dial/doc.go: after a disconnect, redial number r (r =
-// 1, 2, ...; consecutive failures) waits
+// management" and p2p/dial/doc.go: after a disconnect, redial number r waits
 //
 //	min(Base·2^(r−1), Cap) + U[0, Jitter)
 //
-// after the disconnect (r = 1) or after the previous failed dial.
+// after the disconnect (the first redial) or after the previous failed dial.
+// The first redial has r = max(1, n), n the number of consecutive outbound
+// connections that ended within dial.StableConnection (30 s) of their start
+// (an inbound one counts as stable), so r = 1 after a connection that lasted
+// longer; each failed dial adds 1. MaxDials and MinDials count from r = 1.
 type RedialSchedule struct {
 	Base, Cap, Jitter time.Duration
 }
