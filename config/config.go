@@ -105,7 +105,9 @@ type P2PConfig struct {
 	// RecvMemoryBudget bounds, in bytes, the memory all peer connections
 	// together hold in received messages (reassembly buffers and messages
 	// queued for the reactors); a peer whose message does not fit is
-	// dropped. 0 means no bound; otherwise at least MinRecvMemoryBudget (1048576). Default
+	// dropped. 0 means no bound; otherwise at least MinRecvMemoryBudget (1048576)
+	// and, with pub/sub enabled, twice the power of two at or above
+	// pubsub.max_message_size + 4096 (4194304 for the default 1 MiB). Default
 	// 536870912 (512 MiB).
 	RecvMemoryBudget int64 `toml:"recv_memory_budget"`
 	// UnconditionalPeerIDs is a comma-separated list of IDs that bypass the

@@ -579,3 +579,27 @@ func TestPeerListSchemeAsCometBFT(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateRecvMemoryBudgetHoldsPubSubMessage: a receive budget that cannot hold the buffers of
+// one pub/sub message of max_message_size (a power-of-two buffer of the message plus its RPC
+// overhead, and the smaller one it grows from) fails every peer that sends such a message
+// (conn.MemoryBudgetError); Validate names both keys instead.
+func TestValidateRecvMemoryBudgetHoldsPubSubMessage(t *testing.T) {
+	c := DefaultConfig()
+	c.PubSub.Enabled = true
+	c.P2P.RecvMemoryBudget = 1 << 20 // the 1 MiB default message needs a 2 MiB buffer
+	err := c.Validate()
+	fe, ok := errors.AsType[*FieldError](err)
+	if !ok || fe.Key != "p2p.recv_memory_budget" || !strings.Contains(err.Error(), "pubsub.max_message_size") {
+		t.Fatalf("Validate with recv_memory_budget 1 MiB and pub/sub messages of up to 1 MiB: %v, want a p2p.recv_memory_budget problem naming pubsub.max_message_size", err)
+	}
+	c.P2P.RecvMemoryBudget = 4 << 20
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate with recv_memory_budget 4 MiB and pub/sub messages of up to 1 MiB: %v", err)
+	}
+	c.PubSub.Enabled = false
+	c.P2P.RecvMemoryBudget = 1 << 20
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate with recv_memory_budget 1 MiB and pub/sub off: %v", err)
+	}
+}

@@ -397,7 +397,8 @@ inbound_eviction = {{.P2P.InboundEviction}}
 # Bound, in bytes, on the memory all peer connections together hold in received
 # messages (reassembly buffers and messages waiting for the reactors). A peer whose
 # message does not fit is dropped and counted (recv_budget_refusals_total). 0 - unbounded;
-# otherwise at least 1048576 (1 MiB).
+# otherwise at least 1048576 (1 MiB) and, with [pubsub] enabled, twice the power of two
+# at or above max_message_size + 4096 (4194304 for the default 1 MiB messages).
 recv_memory_budget = {{.P2P.RecvMemoryBudget}}
 
 # List of node IDs, to which a connection will be (re)established ignoring any existing limits.

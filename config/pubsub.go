@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -83,6 +84,16 @@ func (c Config) validatePubSub(bad func(string, error), badf func(string, string
 	}
 	if p.MaxMessageBytes <= 0 || p.MaxMessageBytes > MaxPubSubMessageBytes {
 		badf("pubsub.max_message_size", "%d: must be in 1..%d", p.MaxMessageBytes, MaxPubSubMessageBytes)
+	}
+	if b := c.P2P.RecvMemoryBudget; p.Enabled && b > 0 && p.MaxMessageBytes > 0 && p.MaxMessageBytes <= MaxPubSubMessageBytes {
+		// A message is read into a power-of-two buffer that grows from a smaller one, both held
+		// while it grows: twice the final buffer bounds what one message needs.
+		need := int64(2) << bits.Len(uint(p.MaxMessageBytes+PubSubRPCOverheadBytes-1))
+		if b < need {
+			badf("p2p.recv_memory_budget", "%d bytes cannot receive one pub/sub message of pubsub.max_message_size (%d bytes), "+
+				"which needs up to %d bytes of receive buffers: every peer that sent one would be dropped; raise it or set 0",
+				b, p.MaxMessageBytes, need)
+		}
 	}
 	if p.PeerQueueBytes < p.MaxMessageBytes+PubSubRPCOverheadBytes {
 		badf("pubsub.peer_queue_size", "%d cannot hold one message of max_message_size (%d) plus %d bytes of overhead",
