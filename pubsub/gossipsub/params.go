@@ -117,9 +117,11 @@ type Params struct {
 	// accepted from one (longer lists are truncated at random; P-09). Default 16.
 	PrunePeers int
 	// PruneBackoff is the time after a PRUNE before the two peers may graft each other again.
-	// Default 1 min.
+	// A PRUNE carries it in whole seconds, rounded down, as go-libp2p-pubsub sends it (below
+	// 1 s it is sent as 0, which asks the peer for its own default). Default 1 min.
 	PruneBackoff time.Duration
-	// UnsubscribeBackoff is the backoff sent in the PRUNEs of a Leave. Default 10 s.
+	// UnsubscribeBackoff is the backoff sent in the PRUNEs of a Leave, in whole seconds
+	// rounded down as PruneBackoff. Default 10 s.
 	UnsubscribeBackoff time.Duration
 	// GraftFloodThreshold: a GRAFT within this time of the PRUNE that started a backoff costs
 	// a second behaviour penalty (P7), the PRUNE's time taken to be the backoff's end less
