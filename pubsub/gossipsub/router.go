@@ -498,9 +498,9 @@ func (r *Router) maybeFree(t *topic) {
 	}
 }
 
-// HandleRPC processes one RPC from a peer (docs/PUBSUB.md §4): unless the peer is graylisted
-// (its score is below GraylistThreshold and it is not a direct peer), subscription changes,
-// then messages, then control (IDONTWANT, IHAVE, IWANT, GRAFT, PRUNE), each within the
+// HandleRPC processes one RPC from a peer (docs/PUBSUB.md §4): subscription changes, then,
+// unless the peer is graylisted (its score is below GraylistThreshold and it is not a direct
+// peer), messages, then control (IDONTWANT, IHAVE, IWANT, GRAFT, PRUNE), each within the
 // protocol limits of Params; what exceeds a limit is ignored and counted in
 // Stats.LimitDrops. HandleRPC keeps references to rpc's messages and message IDs: the caller
 // must not modify them afterwards. An RPC from a peer that was not added is ignored.
@@ -520,12 +520,33 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 	if rpc == nil {
 		return
 	}
+	// Subscription changes are recorded even from a graylisted peer, as go-libp2p-pubsub
+	// does: ignored, they would leave our view of its topics wrong once its score recovers
+	// (never grafted on a topic it joined meanwhile, or kept on one it left).
+	r.handleSubscriptions(now, p, rpc.Subscriptions)
 	if !p.direct && r.below(p, r.thr.GraylistThreshold) {
 		r.stats.GraylistDrops++
 		return
 	}
 	r.rpcSerial++
-	for _, s := range rpc.Subscriptions {
+	for _, m := range rpc.Publish {
+		if m != nil {
+			r.handleMessage(now, p, m)
+		}
+	}
+	if c := rpc.Control; c != nil {
+		r.handleIDontWant(now, p, c.Idontwant)
+		r.handleIHave(now, p, c.Ihave)
+		r.handleIWant(now, p, c.Iwant)
+		r.handleGraft(now, p, c.Graft)
+		r.handlePrune(now, p, c.Prune)
+	}
+}
+
+// handleSubscriptions applies p's subscription changes, within MaxPeerTopics and
+// MaxTopicLength.
+func (r *Router) handleSubscriptions(now time.Time, p *peer, subs []*pubsubpb.SubOpts) {
+	for _, s := range subs {
 		if s == nil {
 			continue
 		}
@@ -543,18 +564,6 @@ func (r *Router) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 				r.addBackoff(t, p.id, now, r.p.UnsubscribeBackoff)
 			}
 		}
-	}
-	for _, m := range rpc.Publish {
-		if m != nil {
-			r.handleMessage(now, p, m)
-		}
-	}
-	if c := rpc.Control; c != nil {
-		r.handleIDontWant(now, p, c.Idontwant)
-		r.handleIHave(now, p, c.Ihave)
-		r.handleIWant(now, p, c.Iwant)
-		r.handleGraft(now, p, c.Graft)
-		r.handlePrune(now, p, c.Prune)
 	}
 }
 

@@ -17,8 +17,8 @@ type Thresholds struct {
 	// PublishThreshold: below it, our own messages are not flood-published or fanned out to
 	// the peer. Must be ≤ GossipThreshold.
 	PublishThreshold float64
-	// GraylistThreshold: below it, every RPC from the peer is ignored (Stats.GraylistDrops).
-	// Must be < PublishThreshold.
+	// GraylistThreshold: below it, every RPC from the peer is ignored but for its
+	// subscription changes (Stats.GraylistDrops). Must be < PublishThreshold.
 	GraylistThreshold float64
 	// AcceptPXThreshold: peer exchange in a PRUNE is used only from a peer scoring at least
 	// this. Must be ≥ 0.
