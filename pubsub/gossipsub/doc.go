@@ -60,6 +60,8 @@
 //     heartbeat), a new message marks its pending promises kept as it arrives.
 //   - At most MaxIHaveLength IDs are read from one IWANT (we never ask for more).
 //   - A peer that unsubscribes from a topic leaves our mesh for it at once.
+//   - The PRUNE of a Leave carries no peer exchange to a mesh peer whose score is negative
+//     (go-libp2p-pubsub gives every mesh peer PX then): no PX goes to a negative score.
 //   - The RPCs we emit are cut to MaxRPCBytes: subscription lists, control and message
 //     batches go in several RPCs rather than being dropped (go-libp2p-pubsub #402).
 //   - A topic's state is freed when no peer is subscribed, we have not joined it and no

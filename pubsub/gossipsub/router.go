@@ -1103,7 +1103,8 @@ func (r *Router) sendPrune(t *topic, q *peer, px bool, d time.Duration) {
 }
 
 // Leave unsubscribes this node from topic: it announces it, PRUNEs every mesh peer with
-// UnsubscribeBackoff, and forgets the mesh.
+// UnsubscribeBackoff (with peer exchange for those with a non-negative score), and forgets the
+// mesh.
 func (r *Router) Leave(now time.Time, name string) {
 	r.start(now)
 	t := r.topics[name]
@@ -1118,7 +1119,7 @@ func (r *Router) Leave(now time.Time, name string) {
 	mesh := t.mesh
 	t.mesh, t.wanting = nil, nil
 	for _, q := range mesh {
-		r.prune(now, t, q, true, true)
+		r.prune(now, t, q, r.score(q) >= 0, true)
 	}
 	r.maybeFree(t)
 }
