@@ -79,6 +79,7 @@ type valResult struct {
 	reason   string
 	decoded  proto.Message
 	verified bool
+	t        *topicReg // the registration validated under; nil: the topic was not registered
 }
 
 // pubTrack records, while a local publish's Ready is handled, which peers' queues did not take
@@ -593,6 +594,7 @@ func (s *Server) validateRemote(ctx context.Context, k pkey, from key.ID, topic 
 		r.res = ValidationAccept
 		return r
 	}
+	r.t = t
 	if t.mt != nil {
 		d := t.mt.New().Interface()
 		if err := proto.Unmarshal(data, d); err != nil {
@@ -631,6 +633,19 @@ func (l *loop) result(now time.Time, vr *valResult) {
 		return
 	}
 	pv.verified = pv.verified || vr.verified
+	if vr.res == ValidationAccept && vr.t == nil {
+		if t := l.s.reg.topic(pv.topic); t != nil {
+			// RegisterTopic bound the topic after the worker found it unregistered: the message
+			// is validated again under the registration, so that it is decoded and judged by
+			// the topic's validators before it is delivered.
+			pv.t = t
+			if !l.submit(pv) {
+				l.gater.throttle(now)
+				l.finish(now, pv, ValidationIgnore, resThrottled, nil)
+			}
+			return
+		}
+	}
 	if vr.res != ValidationDefer {
 		l.finish(now, pv, vr.res, vr.reason, vr.decoded)
 		return
@@ -798,8 +813,10 @@ func (l *loop) deliver(inc router.Incoming) {
 	if t == nil {
 		return // joined by the router but not registered: nobody to hand it to
 	}
-	decoded, ok := l.accepted[inc.ID]
-	if !ok && t.mt != nil {
+	decoded := l.accepted[inc.ID]
+	if decoded == nil && t.mt != nil {
+		// Accepted in an earlier Ready, or while the topic was not registered (RegisterTopic
+		// bound it since): decoded here, without the topic's validators.
 		decoded = t.mt.New().Interface()
 		if err := proto.Unmarshal(inc.Msg.GetData(), decoded); err != nil {
 			return
