@@ -935,10 +935,10 @@ func (l *loop) snapshot() Snapshot {
 		if t == nil {
 			continue
 		}
-		v, d, running := s.pipe.queued(t.queue)
+		v, d, validating := s.pipe.queued(t.queue)
 		ts := TopicStatus{
 			Name: name, Peers: sortIDs(l.r.Peers(name)),
-			Validating: running, Queued: v, Deliveries: d,
+			Validating: validating, Queued: v, Deliveries: d,
 			Deferred: l.deferCount[name], Subscribers: s.reg.subscribers(t),
 		}
 		if t.mt != nil {

@@ -30,7 +30,8 @@ type topicQueue struct {
 	maxValidate       int
 	maxDeliver        int
 	limit             int // workers this topic may use at once
-	running           int
+	running           int // jobs running, deliveries included
+	delivering        int // deliveries running
 	inRing            bool
 }
 
@@ -106,43 +107,48 @@ func (p *pipeline) schedule(q *topicQueue) {
 	p.cond.Signal()
 }
 
-// queued returns the number of validation jobs waiting in q (for Snapshot and tests).
-func (p *pipeline) queued(q *topicQueue) (validate, deliver, running int) {
+// queued returns the numbers of validation jobs and deliveries waiting in q, and of validation
+// jobs running (for Snapshot and tests).
+func (p *pipeline) queued(q *topicQueue) (validate, deliver, validating int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return q.validate.len(), q.deliver.len(), q.running
+	return q.validate.len(), q.deliver.len(), q.running - q.delivering
 }
 
-// next blocks until a job is runnable and returns it with its queue, or false once closed.
-func (p *pipeline) next() (job, *topicQueue, bool) {
+// next blocks until a job is runnable and returns it with its queue and whether it is a delivery,
+// or ok false once closed.
+func (p *pipeline) next() (j job, q *topicQueue, deliver, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for len(p.ring) == 0 && !p.closed {
 		p.cond.Wait()
 	}
 	if p.closed {
-		return nil, nil, false
+		return nil, nil, false, false
 	}
-	q := p.ring[0]
+	q = p.ring[0]
 	copy(p.ring, p.ring[1:])
 	p.ring[len(p.ring)-1] = nil
 	p.ring = p.ring[:len(p.ring)-1]
 	q.inRing = false
-	var j job
-	if q.deliver.len() > 0 {
+	if deliver = q.deliver.len() > 0; deliver {
 		j = q.deliver.pop()
+		q.delivering++
 	} else {
 		j = q.validate.pop()
 	}
 	q.running++
 	p.schedule(q) // back of the ring if it has more and may use another worker
-	return j, q, true
+	return j, q, deliver, true
 }
 
-// done records the end of a job of q.
-func (p *pipeline) done(q *topicQueue) {
+// done records the end of a job of q (a delivery if deliver).
+func (p *pipeline) done(q *topicQueue, deliver bool) {
 	p.mu.Lock()
 	q.running--
+	if deliver {
+		q.delivering--
+	}
 	p.schedule(q)
 	p.mu.Unlock()
 }
@@ -169,11 +175,11 @@ func (p *pipeline) discard(q *topicQueue) int {
 // worker runs jobs until the pipeline closes.
 func (p *pipeline) worker() {
 	for {
-		j, q, ok := p.next()
+		j, q, deliver, ok := p.next()
 		if !ok {
 			return
 		}
 		j()
-		p.done(q)
+		p.done(q, deliver)
 	}
 }

@@ -98,12 +98,12 @@ func TestPipelineRoundRobin(t *testing.T) {
 		t.Fatal("deliver queue bound not enforced")
 	}
 	for range 8 {
-		j, q, ok := p.next()
+		j, q, deliver, ok := p.next()
 		if !ok {
 			t.Fatal("closed")
 		}
 		j()
-		p.done(q)
+		p.done(q, deliver)
 	}
 	want := []string{"deliver", "calm", "busy", "calm", "busy", "busy", "busy", "busy"}
 	for i := range want {
@@ -112,7 +112,7 @@ func TestPipelineRoundRobin(t *testing.T) {
 		}
 	}
 	p.close()
-	if _, _, ok := p.next(); ok {
+	if _, _, _, ok := p.next(); ok {
 		t.Error("next after close")
 	}
 	if p.submit(busy, false, rec("late")) {

@@ -34,12 +34,12 @@ func TestRegisteredDuringValidationDeliveredDecoded(t *testing.T) {
 	l.flush(now) // the message goes to the (unregistered topic's) validation queue
 
 	// A worker runs the validation: the topic is not registered, so it is accepted undecoded.
-	job, q, ok := s.pipe.next()
+	job, q, deliver, ok := s.pipe.next()
 	if !ok {
 		t.Fatal("no validation job")
 	}
 	job()
-	s.pipe.done(q)
+	s.pipe.done(q, deliver)
 
 	// RegisterTopic runs before the loop takes the worker's answer.
 	ch := make(chan Message, 1)
@@ -85,9 +85,9 @@ func TestRegisteredDuringValidationValidated(t *testing.T) {
 	m := &pubsubpb.Message{Topic: "num", Data: data}
 	r.HandleRPC(now, from, routertest.Pub(m))
 	l.flush(now)
-	job, q, _ := s.pipe.next()
+	job, q, deliver, _ := s.pipe.next()
 	job() // the topic is not registered yet
-	s.pipe.done(q)
+	s.pipe.done(q, deliver)
 
 	ch := make(chan Message, 1)
 	sub := s.Subscribe(&wrapperspb.Int64Value{}, ch)
@@ -133,9 +133,9 @@ func TestRegisteredBeforeDeliveryDecoded(t *testing.T) {
 	data, _ := proto.Marshal(want)
 	r.HandleRPC(now, from, routertest.Pub(&pubsubpb.Message{Topic: "num", Data: data}))
 	l.flush(now)
-	job, q, _ := s.pipe.next()
+	job, q, deliver, _ := s.pipe.next()
 	job()
-	s.pipe.done(q)
+	s.pipe.done(q, deliver)
 	for _, it := range s.inbox.drain(nil) {
 		l.handle(now, it) // accepted as unregistered: the router now holds its delivery
 	}
@@ -169,9 +169,9 @@ func runLoopByHand(t *testing.T, l *loop) {
 		runnable := len(s.pipe.ring) > 0
 		s.pipe.mu.Unlock()
 		if runnable {
-			job, q, _ := s.pipe.next()
+			job, q, deliver, _ := s.pipe.next()
 			job()
-			s.pipe.done(q)
+			s.pipe.done(q, deliver)
 			continue
 		}
 		items := s.inbox.drain(nil)
