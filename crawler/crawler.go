@@ -133,6 +133,14 @@ type Config struct {
 	DialTimeout, HandshakeTimeout time.Duration
 	// Logger receives Debug records per visit. Nil discards.
 	Logger *slog.Logger
+	// AllowNonRoutable makes the crawl follow addresses that are not publicly routable
+	// (netaddr.NetAddress.Routable: loopback, 0.0.0.0/8, RFC 1918, link-local, IPv6 unique
+	// local, ...), for a local network whose nodes run with addr_book_strict = false. False (the
+	// zero value) follows only routable ones, as CometBFT's address book does with
+	// addr_book_strict = true (its default): a node's reply could otherwise have the crawler
+	// connect to hosts and ports on its own machine or private network. Seeds are dialed
+	// wherever they are; Node.Addrs lists what a node returned either way.
+	AllowNonRoutable bool
 }
 
 // Validate reports every problem in c, joined with errors.Join, each wrapping ErrInvalidConfig. It
@@ -259,8 +267,9 @@ type Node struct {
 	ID key.ID
 	// Addr is the address last dialed, or the first known one if the node was not contacted.
 	Addr netaddr.NetAddress
-	// KnownAddrs lists the distinct addresses learned for ID, in the order learned: the first
-	// MaxAddrsPerNode.
+	// KnownAddrs lists the distinct addresses learned for ID that the crawl may dial (seeds, and
+	// publicly routable addresses from replies unless Config.AllowNonRoutable), in the order
+	// learned: the first MaxAddrsPerNode.
 	KnownAddrs []netaddr.NetAddress
 	// Seed is true for the addresses given to Run.
 	Seed bool
@@ -280,7 +289,8 @@ type Node struct {
 	RequestsSent int
 	// Replied reports whether at least one PexAddrs arrived.
 	Replied bool
-	// Addrs are the valid addresses the node returned, in order, without duplicates.
+	// Addrs are the valid addresses the node returned, in order, without duplicates; those
+	// not publicly routable among them are not followed unless Config.AllowNonRoutable.
 	Addrs []netaddr.NetAddress
 	// InvalidAddrs counts the returned entries dropped as invalid (bad ID, IP or port).
 	InvalidAddrs int
@@ -315,7 +325,8 @@ func (n Node) Reason() string {
 type Result struct {
 	// Network is the chain ID the crawler used (given or learned).
 	Network string
-	// Nodes lists every node ID met, seeds first, then in discovery order.
+	// Nodes lists every node ID met, seeds first, then in discovery order; an ID named only at
+	// addresses the crawl does not follow (Config.AllowNonRoutable) is not among them.
 	Nodes []Node
 	// Elapsed is the crawl's wall-clock time.
 	Elapsed time.Duration
@@ -600,6 +611,9 @@ func (cr *crawl) handle(o outcome) {
 	}
 	cr.c.log.Debug("visited", "peer", n.ID, "addr", o.addr, "reachable", o.reached, "addrs", len(o.addrs), "err", o.err)
 	for _, a := range o.addrs {
+		if !cr.c.cfg.AllowNonRoutable && !a.Routable() {
+			continue // listed in n.Addrs, not dialed (Config.AllowNonRoutable)
+		}
 		cr.add(a, n.ID, false)
 	}
 }

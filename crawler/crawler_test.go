@@ -208,7 +208,7 @@ func TestCrawlFollowsPEXChain(t *testing.T) {
 		r.serve()
 	}
 
-	cr := newCrawler(t, Config{NodeTimeout: 5 * time.Second, Duration: 30 * time.Second})
+	cr := newCrawler(t, Config{NodeTimeout: 5 * time.Second, Duration: 30 * time.Second, AllowNonRoutable: true})
 	res, err := cr.Run(context.Background(), []netaddr.NetAddress{a.addr})
 	if err != nil {
 		t.Fatal(err)
@@ -272,7 +272,7 @@ func TestCrawlRequestLimit(t *testing.T) {
 		r.serve()
 	}
 
-	cr := newCrawler(t, Config{Network: testNetwork, RequestsPerPeer: 2, NodeTimeout: 2 * time.Second, Duration: 30 * time.Second})
+	cr := newCrawler(t, Config{Network: testNetwork, RequestsPerPeer: 2, NodeTimeout: 2 * time.Second, Duration: 30 * time.Second, AllowNonRoutable: true})
 	res, err := cr.Run(context.Background(), []netaddr.NetAddress{yDead, x.addr, x.addr, z.addr})
 	if err != nil {
 		t.Fatal(err)
@@ -477,7 +477,7 @@ func TestCrawlTooManyAddrs(t *testing.T) {
 	hostile := newResponder(t, "hostile", testNetwork)
 	hostile.reply = fake(MaxAddrsPerReply + 1)
 	hostile.serve()
-	cr := newCrawler(t, Config{NodeTimeout: 5 * time.Second, Duration: 10 * time.Second})
+	cr := newCrawler(t, Config{NodeTimeout: 5 * time.Second, Duration: 10 * time.Second, AllowNonRoutable: true})
 	res, err := cr.Run(context.Background(), []netaddr.NetAddress{hostile.addr})
 	if err != nil {
 		t.Fatal(err)
@@ -491,7 +491,7 @@ func TestCrawlTooManyAddrs(t *testing.T) {
 	ok := newResponder(t, "ok", testNetwork)
 	ok.reply = fake(MaxAddrsPerReply)
 	ok.serve()
-	cr = newCrawler(t, Config{NodeTimeout: 5 * time.Second, Duration: time.Minute})
+	cr = newCrawler(t, Config{NodeTimeout: 5 * time.Second, Duration: time.Minute, AllowNonRoutable: true})
 	res, err = cr.Run(context.Background(), []netaddr.NetAddress{ok.addr})
 	if err != nil {
 		t.Fatal(err)
@@ -533,7 +533,7 @@ func TestCrawlNoPEXChannel(t *testing.T) {
 // handshakes a second, gigabytes in a minute. The crawl now lists at most MaxNodes IDs and keeps
 // at most MaxAddrsPerNode addresses of one ID, and such a crawl is not Complete.
 func TestCrawlStateBounded(t *testing.T) {
-	c := newCrawler(t, Config{})
+	c := newCrawler(t, Config{AllowNonRoutable: true}) // the made-up peers are on loopback
 	cr := &crawl{c: c, byID: make(map[key.ID]*entry)}
 	seed := deadAddr(t)
 	cr.add(seed, "", true)
@@ -561,5 +561,52 @@ func TestCrawlStateBounded(t *testing.T) {
 	}
 	if !cr.full {
 		t.Error("a crawl that dropped IDs is not marked incomplete")
+	}
+}
+
+// TestCrawlSkipsNonRoutable: addresses a node names that are not publicly routable (loopback,
+// RFC 1918, link-local, 0.0.0.0/8, ...) are listed in its Addrs but not dialed by default, as
+// CometBFT's address book with addr_book_strict = true refuses them; a seed is dialed wherever
+// it is. Config.AllowNonRoutable follows them, for a local network.
+func TestCrawlSkipsNonRoutable(t *testing.T) {
+	a := newResponder(t, "a", testNetwork)
+	b := newResponder(t, "b", testNetwork)
+	private := func(ip string) netaddr.NetAddress {
+		nk, err := key.GenNodeKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return netaddr.New(nk.ID(), netip.AddrPortFrom(netip.MustParseAddr(ip), 26656))
+	}
+	a.reply = []netaddr.NetAddress{b.addr, private("10.1.2.3"), private("192.168.1.1"), private("172.16.0.1"),
+		private("169.254.1.1"), private("0.0.0.1"), private("fe80::1"), private("fd00::1")}
+	a.serve()
+	b.serve()
+
+	cr := newCrawler(t, Config{Network: testNetwork, NodeTimeout: 5 * time.Second, Duration: 30 * time.Second})
+	res, err := cr.Run(context.Background(), []netaddr.NetAddress{a.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := byID(res)[a.nk.ID()]; !n.Reachable || n.Err != nil || len(n.Addrs) != len(a.reply) {
+		t.Errorf("seed on loopback: reachable %v err %v, %d addrs listed, want reachable, nil, %d", n.Reachable, n.Err, len(n.Addrs), len(a.reply))
+	}
+	if len(res.Nodes) != 1 || b.conns.Load() != 0 || !res.Complete {
+		var listed []string
+		for _, n := range res.Nodes[1:] {
+			listed = append(listed, n.Addr.String())
+		}
+		t.Errorf("a crawl without AllowNonRoutable lists %d nodes (also %v), dialed B %d times, complete %v; want only the seed, B not dialed, complete",
+			len(res.Nodes), listed, b.conns.Load(), res.Complete)
+	}
+
+	a.reply = []netaddr.NetAddress{b.addr}
+	cr = newCrawler(t, Config{Network: testNetwork, NodeTimeout: 5 * time.Second, Duration: 30 * time.Second, AllowNonRoutable: true})
+	res, err = cr.Run(context.Background(), []netaddr.NetAddress{a.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := byID(res)[b.nk.ID()]; !n.Reachable || n.Err != nil || n.Source != a.nk.ID() {
+		t.Errorf("with AllowNonRoutable, B on loopback: reachable %v err %v source %v, want reached from A", n.Reachable, n.Err, n.Source)
 	}
 }

@@ -21,6 +21,15 @@
 // pex = false disconnects a peer that sends on an unknown channel, pitfall 3). A PexRequest received
 // from the remote is answered with an empty PexAddrs.
 //
+// Routability. CometBFT's address book, with addr_book_strict = true (its default), refuses
+// addresses that are not publicly routable (loopback, 0.0.0.0/8, RFC 1918, link-local, IPv6
+// unique local, ...; netaddr.NetAddress.Routable), so a CometBFT node never dials one it learned
+// by PEX. The crawler follows the same rule by default: such an address in a reply is listed in
+// Node.Addrs but not dialed, so that a node cannot point the crawler at hosts and ports of its
+// own machine or private network. Seeds are dialed wherever they are. Config.AllowNonRoutable
+// follows every valid address, for a local network whose nodes run with addr_book_strict = false
+// (switchyard crawl --allow-non-routable).
+//
 // Network. CometBFT refuses a peer whose NodeInfo.network (the chain ID) differs from its own. When
 // Config.Network is empty the crawler learns it from the first seed: it dials with a guess
 // (config.DefaultChainID); if the handshake fails with a *nodeinfo.IncompatibleError (inside the

@@ -67,7 +67,8 @@ func Example() {
 		return
 	}
 
-	c, err := crawler.New(crawler.Config{Duration: 30 * time.Second})
+	// The nodes are on loopback: follow non-routable addresses, as their non-strict books do.
+	c, err := crawler.New(crawler.Config{Duration: 30 * time.Second, AllowNonRoutable: true})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -35,6 +35,7 @@ type crawlFlags struct {
 	concurrency       int
 	requestsPerPeer   int
 	logLevel          string
+	allowNonRoutable  bool
 }
 
 func newCrawlCmd() *cobra.Command {
@@ -60,13 +61,20 @@ a peer with another chain ID, and the refusal names it.
 
 Nodes only return addresses from their address book: a CometBFT node with
 addr_book_strict = true (the default) keeps loopback and private addresses out
-of it. A crawl lists at most ` + strconv.Itoa(crawler.DefaultMaxNodes) + ` node IDs (a hostile network can make up
+of it. The crawler follows the same rule: it does not dial a loopback, private
+(RFC 1918, IPv6 unique local) or link-local address a node returns (the node's
+addrs list it, and a line on stderr counts them), so that a reply cannot point
+it at hosts of its own network.
+Seeds are dialed wherever they are; --allow-non-routable follows such addresses
+too, for a local network whose nodes run with addr_book_strict = false.
+
+A crawl lists at most ` + strconv.Itoa(crawler.DefaultMaxNodes) + ` node IDs (a hostile network can make up
 IDs without end); the summary and --json's max_nodes_reached say when more
 were named. The command exits 1 when no node was reachable. Ctrl-C (SIGINT) or SIGTERM
 stops the crawl early: the result covers the nodes visited so far, and the
 command exits 130 (143 for SIGTERM).`,
 		Example: `  switchyard crawl 8f3c...e1@seed.example.com:26656 --duration 2m
-  switchyard crawl 8f3c...e1@127.0.0.1:26656 --json`,
+  switchyard crawl 8f3c...e1@127.0.0.1:26656 --json --allow-non-routable`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := refuseHome(cmd, ""); err != nil {
@@ -83,6 +91,7 @@ command exits 130 (143 for SIGTERM).`,
 	fl.IntVar(&f.concurrency, "concurrency", crawler.DefaultMaxConcurrent, "nodes visited at once")
 	fl.IntVar(&f.requestsPerPeer, "requests-per-peer", crawler.DefaultRequestsPerPeer, "PexRequests per node (1 or 2)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
+	fl.BoolVar(&f.allowNonRoutable, "allow-non-routable", false, "also dial loopback, private and link-local addresses the nodes return (a local network)")
 	return cmd
 }
 
@@ -131,12 +140,13 @@ func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
 		return err
 	}
 	c, err := crawler.New(crawler.Config{
-		Network:         f.chainID,
-		MaxConcurrent:   f.concurrency,
-		NodeTimeout:     f.timeout,
-		Duration:        f.duration,
-		RequestsPerPeer: f.requestsPerPeer,
-		Logger:          logger,
+		Network:          f.chainID,
+		MaxConcurrent:    f.concurrency,
+		NodeTimeout:      f.timeout,
+		Duration:         f.duration,
+		RequestsPerPeer:  f.requestsPerPeer,
+		Logger:           logger,
+		AllowNonRoutable: f.allowNonRoutable,
 	})
 	if err != nil {
 		return err
@@ -157,6 +167,12 @@ func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
 	} else {
 		writeCrawlTable(out, res, interrupted)
 	}
+	if !f.allowNonRoutable {
+		if n := nonRoutableAddrs(res); n > 0 {
+			// A local network looks like its seeds alone otherwise.
+			fmt.Fprintf(cmd.ErrOrStderr(), "crawl: %d addresses the nodes returned are loopback, private or link-local and were not dialed; --allow-non-routable dials them\n", n)
+		}
+	}
 	if interrupted {
 		// Cut short, as testnet and sim are: 130 for SIGINT, 143 for SIGTERM, so that a script
 		// does not take the partial result for a finished crawl.
@@ -166,6 +182,20 @@ func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
 		return errNoneReachable
 	}
 	return nil
+}
+
+// nonRoutableAddrs counts the distinct addresses in the nodes' replies that are not publicly
+// routable, which the crawler does not follow without Config.AllowNonRoutable.
+func nonRoutableAddrs(res crawler.Result) int {
+	seen := make(map[string]struct{})
+	for _, nd := range res.Nodes {
+		for _, a := range nd.Addrs {
+			if !a.Routable() {
+				seen[a.String()] = struct{}{}
+			}
+		}
+	}
+	return len(seen)
 }
 
 // writeCrawlTable prints one row per node and a summary line, which says why an incomplete

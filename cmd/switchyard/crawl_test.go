@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/config"
 	"github.com/switchyard-p2p/switchyard/crawler"
 	"github.com/switchyard-p2p/switchyard/node"
+	"github.com/switchyard-p2p/switchyard/p2p"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
 )
@@ -312,5 +313,59 @@ func TestCrawlTableTooManyAddrs(t *testing.T) {
 	writeCrawlTable(&b, res, false)
 	if out := b.String(); strings.Contains(out, "rejected") || !strings.Contains(out, "yes (too many addresses)") {
 		t.Errorf("a node whose reply was ignored for too many addresses, want REACHABLE %q:\n%s", "yes (too many addresses)", out)
+	}
+}
+
+// TestCrawlAllowNonRoutable: by default crawl does not follow the loopback address a node
+// returns (it lists it in the node's addrs); --allow-non-routable follows it, for a local
+// network whose nodes run with addr_book_strict = false.
+func TestCrawlAllowNonRoutable(t *testing.T) {
+	var nodes []*node.Node
+	for _, m := range []string{"lan-a", "lan-b"} {
+		cfg := config.DefaultConfig()
+		cfg.Moniker, cfg.ChainID = m, "crawl-cli-test"
+		cfg.P2P.ListenAddress, cfg.RPC.ListenAddress = "tcp://127.0.0.1:0", ""
+		cfg.P2P.AllowDuplicateIP = true
+		cfg.P2P.AddrBookStrict = false // keep loopback addresses, to share them by PEX
+		n, err := node.New(cfg, t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for _, n := range nodes {
+		wg.Go(func() { _ = n.Run(ctx) })
+	}
+	connected, unsubscribe := nodes[0].Switch().Subscribe(func(ev p2p.Event) bool { return ev.Type == p2p.PeerConnected })
+	defer unsubscribe()
+	nodes[1].Switch().DialPeers(nodes[0].P2PAddr())
+	select {
+	case <-connected: // a's PEX reactor has put b's address in its book
+	case <-time.After(10 * time.Second):
+		t.Fatal("b did not connect to a")
+	}
+
+	crawl := func(extra ...string) (crawlJSON, string) {
+		t.Helper()
+		out, stderr, err := run(context.Background(), append([]string{"crawl", nodes[0].P2PAddr().String(), "--json", "--duration", "20s"}, extra...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res crawlJSON
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return res, stderr
+	}
+	const hint = "1 addresses the nodes returned are loopback, private or link-local and were not dialed; --allow-non-routable dials them"
+	if res, stderr := crawl(); res.Found != 1 || len(res.Nodes[0].Addrs) != 1 || !strings.Contains(stderr, hint) {
+		t.Errorf("without --allow-non-routable: %d nodes found, the seed returned %v, stderr %q; want 1, b's loopback address listed but not followed, and the hint %q",
+			res.Found, res.Nodes[0].Addrs, stderr, hint)
+	}
+	if res, stderr := crawl("--allow-non-routable"); res.Found != 2 || res.Reachable != 2 || strings.Contains(stderr, "allow-non-routable") {
+		t.Errorf("with --allow-non-routable: %d nodes found, %d reachable, stderr %q; want 2 and 2, no hint", res.Found, res.Reachable, stderr)
 	}
 }
