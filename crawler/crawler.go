@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -92,6 +93,12 @@ var (
 	// ErrTooManyAddrs is a Node.Err: the node's PexAddrs carried more than MaxAddrsPerReply
 	// addresses, and none of them was used (Node.InvalidAddrs counts them).
 	ErrTooManyAddrs = errors.New("crawler: PexAddrs with too many addresses")
+	// ErrUnsolicitedAddrs is a Node.Err: the node sent a PexAddrs while no PexRequest of ours
+	// was outstanding (before the first, or after an answer and before the next), which
+	// CometBFT's PEX reactor punishes with a disconnect and a 24 h ban (ErrUnsolicitedList).
+	// The crawler uses none of its addresses and sends it no further request; addresses from
+	// answers that came before are kept.
+	ErrUnsolicitedAddrs = errors.New("crawler: unsolicited PexAddrs")
 )
 
 // Config configures a Crawler. The zero value is valid and means the defaults. It is a plain value.
@@ -213,6 +220,8 @@ type Crawler struct {
 	cfg Config
 	nk  key.NodeKey
 	log *slog.Logger
+
+	beforeRequest func() // tests: called before each PexRequest is sent
 }
 
 // New returns a Crawler for cfg after applying defaults and validating it (errors wrap
@@ -296,17 +305,18 @@ type Node struct {
 	InvalidAddrs int
 	// Err is nil when the node was reached and answered; otherwise why not: a dial or
 	// handshake error (a *transport.RejectedError, e.g. one wrapping a
-	// *nodeinfo.IncompatibleError), ErrNoPEXChannel, ErrNoReply, ErrTooManyAddrs or ErrNotContacted.
+	// *nodeinfo.IncompatibleError), ErrNoPEXChannel, ErrNoReply, ErrTooManyAddrs,
+	// ErrUnsolicitedAddrs or ErrNotContacted.
 	Err error
 	// Duration is how long the last visit took.
 	Duration time.Duration
 }
 
 // Reason says in a few plain words why the node could not be crawled, or "" when it answered:
-// "not contacted: the crawl ended first", "no PEX channel", "no PEX reply", or why the dial or
-// handshake failed ("connection refused", "dial timeout", `network mismatch: ours "a", theirs
-// "b"`, "handshake failed: peer closed the connection during the handshake", ...; see
-// internal/failure).
+// "not contacted: the crawl ended first", "no PEX channel", "no PEX reply", "unsolicited PEX
+// addresses", or why the dial or handshake failed ("connection refused", "dial timeout",
+// `network mismatch: ours "a", theirs "b"`, "handshake failed: peer closed the connection
+// during the handshake", ...; see internal/failure).
 func (n Node) Reason() string {
 	switch {
 	case n.Err == nil:
@@ -317,6 +327,8 @@ func (n Node) Reason() string {
 		return "no PEX channel"
 	case errors.Is(n.Err, ErrNoReply):
 		return "no PEX reply"
+	case errors.Is(n.Err, ErrUnsolicitedAddrs):
+		return "unsolicited PEX addresses"
 	}
 	return failure.Reason(n.Err)
 }
@@ -657,6 +669,10 @@ func (c *Crawler) visit(ctx context.Context, tr *transport.MultiplexTransport, v
 
 	replies := make(chan *p2ppb.PexAddrs, MaxRequestsPerPeer)
 	failed := make(chan error, 1)
+	// asked is 1 from just before a PexRequest is sent until a PexAddrs arrives, as CometBFT's
+	// requestsSent: a PexAddrs while it is 0 is unsolicited, not an answer.
+	var asked atomic.Int32
+	unsolicited := make(chan struct{}, 1)
 	var mc *conn.MConnection
 	onReceive := func(_ byte, msg []byte) {
 		var m p2ppb.Message
@@ -665,6 +681,13 @@ func (c *Crawler) visit(ctx context.Context, tr *transport.MultiplexTransport, v
 		}
 		switch s := m.Sum.(type) {
 		case *p2ppb.Message_PexAddrs:
+			if !asked.CompareAndSwap(1, 0) {
+				select {
+				case unsolicited <- struct{}{}:
+				default:
+				}
+				return
+			}
 			select {
 			case replies <- s.PexAddrs:
 			default: // more replies than requests: ignore
@@ -712,6 +735,18 @@ func (c *Crawler) visit(ctx context.Context, tr *transport.MultiplexTransport, v
 	var waitErr error
 wait:
 	for o.sent < v.budget {
+		if c.beforeRequest != nil {
+			c.beforeRequest()
+		}
+		asked.Store(1) // before sending: the answer may arrive before Send returns
+		select {
+		case <-unsolicited:
+			// CometBFT stops and bans such a peer (ErrUnsolicitedList): it is not asked
+			// (again), and what it pushed is not used.
+			o.err = ErrUnsolicitedAddrs
+			break wait
+		default:
+		}
 		if !mc.Send(PEXChannel, pexRequestBytes) {
 			waitErr = errors.New("crawler: PexRequest not sent: connection closed")
 			break

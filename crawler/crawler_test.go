@@ -39,6 +39,12 @@ type responder struct {
 	reply      []netaddr.NetAddress // set before serve
 	silent     bool                 // never answer
 	closeAfter bool                 // disconnect after the first answer, as a seed does
+	// pushFirst, when set, is sent as a PexAddrs right after the handshake, before any request
+	// arrived, followed by a PexRequest of ours; heardBack is closed when the crawler's answer
+	// to that request arrives (so the crawler has handled the PexAddrs before it).
+	pushFirst []netaddr.NetAddress
+	heardBack chan struct{}
+	heardOnce sync.Once
 
 	requests atomic.Int32 // PexRequests received, over all connections
 	conns    atomic.Int32 // handshakes completed
@@ -122,7 +128,13 @@ func (r *responder) handle(ctx context.Context, c *transport.Conn) {
 	desc := conn.ChannelDescriptor{ID: PEXChannel, Priority: 1, SendQueueCapacity: 10, RecvMessageCapacity: MaxPEXMsgSize}
 	mc, err = conn.NewMConnection(c.Conn, []conn.ChannelDescriptor{desc}, func(_ byte, msg []byte) {
 		var m p2ppb.Message
-		if proto.Unmarshal(msg, &m) != nil || m.GetPexRequest() == nil {
+		if proto.Unmarshal(msg, &m) != nil {
+			return
+		}
+		if m.GetPexAddrs() != nil && r.heardBack != nil {
+			r.heardOnce.Do(func() { close(r.heardBack) })
+		}
+		if m.GetPexRequest() == nil {
 			return
 		}
 		r.requests.Add(1)
@@ -139,6 +151,18 @@ func (r *responder) handle(ctx context.Context, c *transport.Conn) {
 	}
 	if err := mc.Start(); err != nil {
 		panic(err)
+	}
+	if r.pushFirst != nil {
+		pb := &p2ppb.PexAddrs{}
+		for _, a := range r.pushFirst {
+			pb.Addrs = append(pb.Addrs, a.ToProto())
+		}
+		push, err := proto.Marshal(&p2ppb.Message{Sum: &p2ppb.Message_PexAddrs{PexAddrs: pb}})
+		if err != nil {
+			panic(err)
+		}
+		mc.Send(PEXChannel, push)
+		mc.Send(PEXChannel, pexRequestBytes)
 	}
 	select {
 	case <-done:
@@ -608,5 +632,38 @@ func TestCrawlSkipsNonRoutable(t *testing.T) {
 	}
 	if n := byID(res)[b.nk.ID()]; !n.Reachable || n.Err != nil || n.Source != a.nk.ID() {
 		t.Errorf("with AllowNonRoutable, B on loopback: reachable %v err %v source %v, want reached from A", n.Reachable, n.Err, n.Source)
+	}
+}
+
+// TestCrawlUnsolicitedAddrs: a PexAddrs that arrives while no PexRequest of the crawler is
+// outstanding is not an answer. CometBFT's PEX reactor stops and bans such a peer
+// (ErrUnsolicitedList); the crawler records the node with ErrUnsolicitedAddrs, follows none of
+// the addresses it pushed and sends it no request. Here the node pushes X's address at once; the
+// crawler's hook holds its first request until the node has heard the crawler answer the node's
+// own PexRequest, which it sent after the PexAddrs, so the crawler has handled that PexAddrs.
+func TestCrawlUnsolicitedAddrs(t *testing.T) {
+	a := newResponder(t, "a", testNetwork)
+	x := newResponder(t, "x", testNetwork) // named only in the unsolicited PexAddrs
+	b := newResponder(t, "b", testNetwork) // named in the answer to a request
+	a.pushFirst = []netaddr.NetAddress{x.addr}
+	a.heardBack = make(chan struct{})
+	a.reply = []netaddr.NetAddress{b.addr}
+	for _, r := range []*responder{a, x, b} {
+		r.serve()
+	}
+	cr := newCrawler(t, Config{Network: testNetwork, NodeTimeout: 5 * time.Second, Duration: 30 * time.Second, AllowNonRoutable: true})
+	cr.beforeRequest = func() { <-a.heardBack }
+	res, err := cr.Run(context.Background(), []netaddr.NetAddress{a.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := byID(res)[a.nk.ID()]
+	if !n.Reachable || !errors.Is(n.Err, ErrUnsolicitedAddrs) || n.Replied || len(n.Addrs) != 0 || n.RequestsSent != 0 {
+		t.Errorf("node that pushed a PexAddrs before any request: reachable %v err %v replied %v addrs %v requests %d; want reachable, ErrUnsolicitedAddrs, no reply, no addrs, no request",
+			n.Reachable, n.Err, n.Replied, n.Addrs, n.RequestsSent)
+	}
+	if len(res.Nodes) != 1 || x.conns.Load() != 0 || b.conns.Load() != 0 || a.requests.Load() != 0 {
+		t.Errorf("%d nodes listed, X dialed %d times, B %d times, %d PexRequests sent to A; want only A, none, none, none",
+			len(res.Nodes), x.conns.Load(), b.conns.Load(), a.requests.Load())
 	}
 }

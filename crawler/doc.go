@@ -19,7 +19,10 @@
 // same crawl; other known addresses of an ID are tried only while dials to it fail before any
 // request was sent. PexRequests are sent only to nodes that list channel 0x00 (a CometBFT node with
 // pex = false disconnects a peer that sends on an unknown channel, pitfall 3). A PexRequest received
-// from the remote is answered with an empty PexAddrs.
+// from the remote is answered with an empty PexAddrs. A PexAddrs is an answer only while a
+// PexRequest of the crawler is outstanding, as for CometBFT's PEX reactor, which disconnects and
+// bans a peer that sends one unasked; the crawler lists such a node with ErrUnsolicitedAddrs,
+// uses none of the addresses it pushed and asks it nothing more.
 //
 // Routability. CometBFT's address book, with addr_book_strict = true (its default), refuses
 // addresses that are not publicly routable (loopback, 0.0.0.0/8, RFC 1918, link-local, IPv6

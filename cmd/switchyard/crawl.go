@@ -239,6 +239,8 @@ func shortErr(err error) string {
 		return "no PEX reply"
 	case errors.Is(err, crawler.ErrTooManyAddrs):
 		return "too many addresses" // its reply was ignored; it refused nothing
+	case errors.Is(err, crawler.ErrUnsolicitedAddrs):
+		return "unsolicited addresses" // what it pushed unasked was ignored; it refused nothing
 	default:
 		return "rejected"
 	}

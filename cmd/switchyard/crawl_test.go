@@ -369,3 +369,20 @@ func TestCrawlAllowNonRoutable(t *testing.T) {
 		t.Errorf("with --allow-non-routable: %d nodes found, %d reachable, stderr %q; want 2 and 2, no hint", res.Found, res.Reachable, stderr)
 	}
 }
+
+// TestCrawlTableUnsolicitedAddrs: a node that pushed a PexAddrs before it was asked was reached;
+// the table says so, not "yes (rejected)" as for a node that refused our handshake.
+func TestCrawlTableUnsolicitedAddrs(t *testing.T) {
+	id := key.ID("0123456789abcdef0123456789abcdef01234567")
+	res := crawler.Result{Network: "x", Complete: true, Nodes: []crawler.Node{{
+		ID: id, Addr: netaddr.NetAddress{ID: id, IP: netip.MustParseAddr("127.0.0.1"), Port: 26656},
+		Attempted: true, Reachable: true, Network: "x", Err: crawler.ErrUnsolicitedAddrs,
+	}}}
+	var b strings.Builder
+	writeCrawlTable(&b, res, false)
+	if out := b.String(); strings.Contains(out, "rejected") || !strings.Contains(out, "yes (unsolicited addresses)") ||
+		!strings.Contains(out, "unsolicited PEX addresses") {
+		t.Errorf("a node that sent an unsolicited PexAddrs, want REACHABLE %q and reason %q:\n%s",
+			"yes (unsolicited addresses)", "unsolicited PEX addresses", out)
+	}
+}
