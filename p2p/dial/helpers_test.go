@@ -110,9 +110,23 @@ func checkInvariants(t testing.TB, q *Queue) {
 		}
 	}
 	for ap, id := range q.byAddr {
-		if e := q.byID[id]; e == nil || e.addr.AddrPort() != ap {
+		if e := q.byID[id]; e == nil || addrKey(e.addr) != ap {
 			t.Fatalf("byAddr[%v] = %v, a stale index", ap, id)
 		}
+	}
+	// Every entry's IP:port is indexed, under its ID or, when shadowed, another's.
+	shadowed := 0
+	for id, e := range q.byID {
+		owner, ok := q.byAddr[addrKey(e.addr)]
+		if !ok || e.shadowed != (owner != id) {
+			t.Fatalf("entry %v: byAddr %v (%v), shadowed %v", e.addr, owner, ok, e.shadowed)
+		}
+		if e.shadowed {
+			shadowed++
+		}
+	}
+	if shadowed != q.shadowed {
+		t.Fatalf("shadowed entries %d != count %d", shadowed, q.shadowed)
 	}
 
 	// NextDeadline is the earliest queued entry Due could return now.

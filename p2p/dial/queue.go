@@ -51,6 +51,7 @@ type Queue struct {
 
 	inFlight int // entries in StateDialing
 	npUsed   int // entries holding a non-persistent outbound slot (see entry.npSlot)
+	shadowed int // entries with entry.shadowed set
 	seq      uint64
 	events   []Event
 }
@@ -63,6 +64,7 @@ type entry struct {
 	inbound    bool      // StateDialing, and Connected reported an inbound connection meanwhile
 	removed    bool      // StateDialing, and Remove was called: forget on Done
 	npSlot     bool      // counts in Queue.npUsed: dialing or connected outbound while non-persistent
+	shadowed   bool      // byAddr holds its IP:port under another ID (Connected at a taken IP:port); it takes the index over when that ID lets it go
 	attempts   int       // consecutive failed dials since added or last connected
 	retry      int       // number of the last scheduled redial since added or last connected
 	flaps      int       // consecutive connections of this persistent entry that ended within StableConnection of their start
@@ -133,8 +135,11 @@ func (q *Queue) Add(now time.Time, addr netaddr.NetAddress, persistent bool) err
 // stays connected. A queued entry stops waiting; an entry being dialed is
 // marked so that a failed Done leaves it connected instead of rescheduling
 // it; an unknown ID gets a new non-persistent entry with address addr (a
-// persistent peer keeps its configured address). Inbound connections use no
-// outbound slot. Connected on a connected entry does nothing.
+// persistent peer keeps its configured address). If another ID holds addr's
+// IP:port in the queue, the new entry takes that IP:port over when the other
+// ID leaves, so Add still finds it taken while the peer stays. Inbound
+// connections use no outbound slot. Connected on a connected entry does
+// nothing.
 //
 // It returns an error wrapping ErrInvalidAddress if addr.ID is not a valid ID
 // or addr.IP is unset.
@@ -146,7 +151,10 @@ func (q *Queue) Connected(addr netaddr.NetAddress) error {
 	if e == nil {
 		e = &entry{addr: addr, index: -1}
 		q.byID[addr.ID] = e
-		if _, taken := q.byAddr[addrKey(addr)]; !taken {
+		if _, taken := q.byAddr[addrKey(addr)]; taken {
+			e.shadowed = true
+			q.shadowed++
+		} else {
 			q.byAddr[addrKey(addr)] = addr.ID
 		}
 		q.connect(time.Time{}, e, false)
@@ -446,9 +454,33 @@ func (q *Queue) forget(e *entry) {
 	q.unindexAddr(e)
 }
 
+// unindexAddr drops e's IP:port from byAddr. If e held the index, a shadowed
+// entry at the same IP:port (the smallest ID, for a deterministic choice)
+// takes it over, so that the IP:port of a peer that stays stays known.
 func (q *Queue) unindexAddr(e *entry) {
-	if ap := addrKey(e.addr); q.byAddr[ap] == e.addr.ID {
-		delete(q.byAddr, ap)
+	if e.shadowed {
+		e.shadowed = false
+		q.shadowed--
+		return
+	}
+	ap := addrKey(e.addr)
+	if q.byAddr[ap] != e.addr.ID {
+		return
+	}
+	delete(q.byAddr, ap)
+	if q.shadowed == 0 {
+		return
+	}
+	var next *entry
+	for _, o := range q.byID {
+		if o != e && o.shadowed && addrKey(o.addr) == ap && (next == nil || o.addr.ID < next.addr.ID) {
+			next = o
+		}
+	}
+	if next != nil {
+		next.shadowed = false
+		q.shadowed--
+		q.byAddr[ap] = next.addr.ID
 	}
 }
 

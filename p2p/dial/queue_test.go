@@ -547,3 +547,40 @@ func TestAddDuplicateMappedIP(t *testing.T) {
 		t.Fatalf("Due = %v: one IP:port dialed twice at once", got)
 	}
 }
+
+// TestConnectedAtTakenAddressIndexedWhenFreed: an inbound peer (or a
+// persistent peer connected inbound, recorded at its configured address)
+// whose IP:port another ID holds in the queue is not indexed under it; when
+// that other ID leaves, the connected peer's IP:port must still count as
+// connected, so that Add of a third ID there is a duplicate, and a redial of
+// the peer is never in flight beside a dial of another ID to the same IP:port
+// (docs/RELIABILITY.md C-09).
+func TestConnectedAtTakenAddressIndexedWhenFreed(t *testing.T) {
+	q := mustNew(t, Config{MaxAttempts: 1, JitterMax: -1}, 1)
+	stale := testAddr(1)                              // a PEX entry at X
+	p := netaddr.New(testID(2), stale.AddrPort())     // the peer really at X
+	third := netaddr.New(testID(3), stale.AddrPort()) // another ID offered at X
+	if err := q.Add(t0, stale, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.Due(t0); len(got) != 1 {
+		t.Fatalf("Due = %v", got)
+	}
+	if err := q.Connected(p); err != nil { // p connects inbound meanwhile
+		t.Fatal(err)
+	}
+	if err := q.Add(t0, p, true); !errors.Is(err, ErrAlreadyConnected) { // and is configured persistent
+		t.Fatalf("Add(persistent) = %v", err)
+	}
+	q.Done(t0, stale.ID, errRefused) // the stale ID is given up
+	checkInvariants(t, q)
+	if err := q.Add(t0, third, false); !errors.Is(err, ErrAlreadyConnected) {
+		t.Fatalf("Add(%v) while %v is connected there = %v, want ErrAlreadyConnected", third, p, err)
+	}
+	q.Disconnected(t0, p.ID)
+	_ = q.Add(t0, third, false)
+	checkInvariants(t, q)
+	if got := q.Due(t0.Add(time.Hour)); len(got) > 1 {
+		t.Fatalf("Due = %v: one IP:port dialed twice at once", got)
+	}
+}
