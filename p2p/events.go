@@ -36,7 +36,8 @@ const (
 	// Switch.BanPeer). Emitted by the goroutine that asked for the ban, before the peer is
 	// stopped. PEX uses it not to dial banned addresses.
 	PeerBanned
-	// DialSkipped: DialPeers did not queue Addr, and no dial of Addr's ID is queued or in
+	// DialSkipped: DialPeers did not queue Addr, or dropped it from the dial queue before
+	// dialing it (its ID or IP was banned meanwhile), and no dial of Addr's ID is queued or in
 	// flight and no peer with that ID is connected, so no DialFailed, PeerConnected or
 	// PeerRejected will follow for it; Outbound is true. Reason says why: ErrOutboundPeerLimit
 	// (the outbound limit is zero or the dial queue is full), ErrInvalidPeerAddress,

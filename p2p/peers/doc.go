@@ -32,8 +32,9 @@
 // each input, carried out in order: ActDial (hand the address to a dial worker), ActAdmit
 // (make the connection a peer), ActRefuse (close it, with a Refusal), ActEvict (remove an
 // inbound peer for a newcomer, before the newcomer's ActAdmit), ActRemove (remove a peer);
-// BansChanged (publish a new Bans snapshot); Skipped (DialPeers addresses that will never be
-// dialed nor reported otherwise: the Switch's DialSkipped events); QueueEvents and Notes for the
+// BansChanged (publish a new Bans snapshot); Skipped (DialPeers addresses, or queued ones banned
+// before their dial, that will never be dialed nor reported otherwise: the Switch's DialSkipped
+// events); QueueEvents and Notes for the
 // log. Facts for
 // others: DialsInFlight (what PEX subtracts from its outbound slots), NumPeers, Connected,
 // IsBanned, NumBans, Bans, Status.

@@ -272,9 +272,10 @@ var (
 	// ErrOutboundLimit: DialPeers dropped a non-persistent, non-unconditional address: the
 	// outbound limit is zero or the dial queue holds MaxDialQueue addresses.
 	ErrOutboundLimit = errors.New("peers: outbound peer limit reached")
-	// ErrSelf: DialPeers was given our own ID (a Skip only, no Note).
+	// ErrSelf: DialPeers was given our own ID, or Tick found it queued (a Skip only, no Note).
 	ErrSelf = errors.New("peers: our own ID")
-	// ErrBannedAddr: DialPeers was given a banned ID or IP (a Skip only, no Note).
+	// ErrBannedAddr: DialPeers was given a banned ID or IP, or Tick found a queued,
+	// non-persistent address banned (a Skip only, no Note).
 	ErrBannedAddr = errors.New("peers: banned ID or IP")
 	// ErrNilRand is returned by NewManager when rng is nil.
 	ErrNilRand = errors.New("peers: nil *rand.Rand")
@@ -291,7 +292,8 @@ type Ready struct {
 	// shares the bans with other goroutines publishes a fresh Manager.Bans snapshot.
 	BansChanged bool
 	// Skipped are the addresses DialPeers did not queue while their ID is neither queued,
-	// being dialed nor connected: no dial outcome (DialFailed, DialSucceeded) will ever be
+	// being dialed nor connected, and the queued ones Tick called off without dialing them (an
+	// ID or IP banned meanwhile): no dial outcome (DialFailed, DialSucceeded) will ever be
 	// reported for them, so the shell tells whoever asked for the dial.
 	Skipped []Skip
 	// Notes are for the log only.
@@ -518,8 +520,10 @@ func (m *Manager) NextDeadline() time.Time {
 }
 
 // Tick does what is due at now: start-up dials enter the queue, holds whose grace ended are
-// admitted, expired bans are dropped, and the dials the queue releases become ActDial (one whose
-// ID or IP is banned is reported failed to the queue instead of dialed).
+// admitted, expired bans are dropped, and the dials the queue releases become ActDial. One whose
+// ID or IP is banned is not dialed: a persistent peer's is reported failed to the queue, which
+// retries it after the ban; any other leaves the queue and is listed in Ready.Skipped with
+// ErrBannedAddr, as DialPeers lists an address banned when it arrives.
 func (m *Manager) Tick(now time.Time) {
 	if len(m.startup) > 0 {
 		rest := m.startup[:0]
@@ -555,13 +559,15 @@ func (m *Manager) Tick(now time.Time) {
 	}
 	for _, a := range m.q.Due(now) {
 		if a.ID == m.cfg.Self { // queued before SetSelf told us our ID
-			m.q.Done(now, a.ID, refusalErrs[RefuseSelf])
-			m.q.Remove(a.ID)
+			m.callOff(now, a, ErrSelf)
 			continue
 		}
 		if m.IsBanned(now, a.ID, a.IP) {
-			m.q.Done(now, a.ID, refusalErrs[RefuseBanned]) // a persistent one is retried later
-			m.forgetUncond(a.ID)                           // an unconditional one is not
+			if m.IsPersistent(a.ID) {
+				m.q.Done(now, a.ID, refusalErrs[RefuseBanned]) // retried after the ban
+				continue
+			}
+			m.callOff(now, a, ErrBannedAddr) // as DialPeers skips a banned address
 			continue
 		}
 		m.dialing[a.ID] = a
@@ -700,6 +706,15 @@ func (m *Manager) startupPending(id key.ID) bool {
 		}
 	}
 	return false
+}
+
+// callOff drops the dial of a, which the queue has just handed out (Due), without dialing it,
+// and lists it in Ready.Skipped with err: no dial outcome will be reported for it.
+func (m *Manager) callOff(now time.Time, a netaddr.NetAddress, err error) {
+	m.q.Remove(a.ID) // the dial is in flight: Remove marks it, and Done forgets it
+	m.q.Done(now, a.ID, err)
+	delete(m.uncond, a.ID)
+	m.skip(a, err)
 }
 
 // skip lists a in Ready.Skipped with err.

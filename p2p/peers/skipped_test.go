@@ -3,6 +3,7 @@ package peers
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/switchyard-p2p/switchyard/p2p/dial"
 	"github.com/switchyard-p2p/switchyard/p2p/netaddr"
@@ -31,5 +32,37 @@ func TestDialPeersReportsSkipped(t *testing.T) {
 	w.m.DialPeers(now, a1, a2) // queued already: their outcome will be reported
 	if rd = w.m.Ready(); len(rd.Skipped) != 0 {
 		t.Fatalf("Skipped = %+v; want none", rd.Skipped)
+	}
+}
+
+// TestTickReportsQueuedAddressBannedAsSkipped: an address DialPeers queued whose IP is banned
+// before its dial falls due (here while it waits for an outbound slot) is not dialed; it is
+// called off and listed in Ready.Skipped with ErrBannedAddr, as DialPeers lists an address that
+// is banned when it arrives, so that whoever asked for the dial hears that none will come. Tick
+// used to report the dial failed to the queue only: nothing reached the Switch's events, and
+// the address stayed queued, failing at each redial while the ban lasted.
+func TestTickReportsQueuedAddressBannedAsSkipped(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(999), MaxOutbound: 1}, 1)
+	w.m.DialPeers(w.now(), maddr(1), maddr(2))
+	w.tick()
+	w.dialed(1) // the one outbound slot is taken; maddr(2) waits
+	w.clk.Advance(DefaultSimultaneousDialGrace)
+	w.tick()
+	w.m.Ban(w.now(), "", maddr(2).IP, w.now().Add(time.Hour), "test")
+	w.apply()
+	w.m.StopPeer(w.now(), mid(1), errors.New("gone")) // the slot frees: maddr(2) falls due
+	w.apply()
+	w.m.Tick(w.now())
+	rd := w.m.Ready()
+	for _, a := range rd.Actions {
+		if a.Kind == ActDial {
+			t.Fatalf("dialed %v during its IP's ban", a.Addr)
+		}
+	}
+	if len(rd.Skipped) != 1 || rd.Skipped[0].Addr != maddr(2) || !errors.Is(rd.Skipped[0].Err, ErrBannedAddr) {
+		t.Fatalf("Skipped = %+v; want %v with ErrBannedAddr", rd.Skipped, maddr(2))
+	}
+	if w.m.q.Has(mid(2)) {
+		t.Fatalf("%v still in the dial queue after it was reported skipped: %+v", maddr(2), w.m.Status().Schedule)
 	}
 }
