@@ -636,11 +636,12 @@ func (m *Manager) Bans() *Bans { return m.bans.snapshot() }
 // outbound limit is zero or MaxDialQueue addresses are queued (ErrOutboundLimit), or that the
 // queue already knows; silently our own ID, a banned ID or IP, a connected peer and an ID being
 // dialed (C-09). Every skipped address whose ID has no dial queued or in flight and no
-// connection (so no outcome will follow) is also listed in Ready.Skipped. A persistent peer's ID is queued with its configured address, whatever address
+// connection (so no outcome will follow) once the call returns is also listed in Ready.Skipped. A persistent peer's ID is queued with its configured address, whatever address
 // was given (configuration wins over PEX), and not before its start-up dial (Start): while that
 // dial waits for its jitter, the ID is skipped silently. An unconditional, non-persistent address is queued as
 // persistent (it uses no outbound slot) and dropped again after a failed dial or a disconnect.
 func (m *Manager) DialPeers(now time.Time, addrs ...netaddr.NetAddress) {
+	skipped := len(m.ready.Skipped)
 	for _, a := range addrs {
 		if err := a.ID.Validate(); err != nil {
 			err = fmt.Errorf("%w: %w", ErrInvalidAddr, err)
@@ -694,6 +695,15 @@ func (m *Manager) DialPeers(now time.Time, addrs ...netaddr.NetAddress) {
 			m.uncond[a.ID] = struct{}{}
 		}
 	}
+	// An ID skipped at one address and queued at a later one of the same call gets the queued
+	// dial's outcome: it is not skipped.
+	kept := m.ready.Skipped[:skipped]
+	for _, s := range m.ready.Skipped[skipped:] {
+		if !m.q.Has(s.Addr.ID) {
+			kept = append(kept, s)
+		}
+	}
+	m.ready.Skipped = kept
 }
 
 // startupPending reports whether id's first start-up dial (Start) is still waiting for its

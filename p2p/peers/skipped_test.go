@@ -2,6 +2,7 @@ package peers
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -64,5 +65,26 @@ func TestTickReportsQueuedAddressBannedAsSkipped(t *testing.T) {
 	}
 	if w.m.q.Has(mid(2)) {
 		t.Fatalf("%v still in the dial queue after it was reported skipped: %+v", maddr(2), w.m.Status().Schedule)
+	}
+}
+
+// TestDialPeersSameIDSkippedAndQueued: one DialPeers call that names an ID twice, first at an
+// address it drops (a banned IP, no IP) and then at one it queues, queues the ID and lists no
+// Skip for it: a Skip promises that no outcome will follow for the ID, and the queued dial's
+// outcome does. Both used to come out, so the Switch reported DialSkipped for an ID it then
+// dialed.
+func TestDialPeersSameIDSkippedAndQueued(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(999)}, 1)
+	banned := netaddr.New(mid(1), netip.MustParseAddrPort("10.66.0.1:26656"))
+	noIP := netaddr.NetAddress{ID: mid(2), Port: 26656}
+	w.m.Ban(w.now(), "", banned.IP, w.now().Add(time.Hour), "test")
+	w.apply()
+	w.m.DialPeers(w.now(), banned, maddr(1), noIP, maddr(2))
+	rd := w.m.Ready()
+	if len(rd.Skipped) != 0 {
+		t.Fatalf("Skipped = %+v; want none: both IDs are queued", rd.Skipped)
+	}
+	if !w.m.q.Has(mid(1)) || !w.m.q.Has(mid(2)) {
+		t.Fatalf("not queued: %+v", w.m.Status().Schedule)
 	}
 }
