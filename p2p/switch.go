@@ -436,9 +436,11 @@ func (sw *Switch) PrivatePeerIDs() []key.ID {
 	return ids
 }
 
-// DialsInFlight returns the number of dials in flight (as Status's DialsInFlight) as the
-// event loop last published it, without waiting for it: PEX reads it before each decision.
-// The loop publishes it before it reports the end of a dial (a dialed peer's AddPeer, a
+// DialsInFlight returns the number of dials in flight (as Status's DialsInFlight) plus the
+// outbound slots kept by inbound peers that won a simultaneous dial without a free inbound slot
+// (see peers.ManagerConfig.MaxInbound), as the event loop last published it, without waiting
+// for it: PEX reads it before each decision and subtracts it, with its outbound peers, from
+// MaxOutboundPeers. The loop publishes it before it reports the end of a dial (a dialed peer's AddPeer, a
 // DialFailed or PeerRejected event), so a reactor that learns of that end never sees the
 // dial counted. Zero before Run. Safe for concurrent use.
 func (sw *Switch) DialsInFlight() int { return int(sw.dialsInFlight.Load()) }

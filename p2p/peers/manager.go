@@ -332,6 +332,7 @@ type peerFacts struct {
 	outbound      bool
 	persistent    bool
 	unconditional bool
+	slot          bool // inbound, and holds the outbound slot of the dial it replaced (Inbound's tie-break)
 	group         string
 	connectedAt   time.Time
 	latency       time.Duration
@@ -383,6 +384,7 @@ type Manager struct {
 	lastErr map[key.ID]LastError          // persistent peers: the last failed dial or disconnect
 	startup []startupDial                 // persistent peers waiting for their start-up jitter
 	started bool
+	slots   int // connected peers with peerFacts.slot
 
 	bans banTable // the one ban table: the Switch and the simulator only read snapshots of it
 
@@ -456,8 +458,10 @@ func (m *Manager) IsPersistent(id key.ID) bool { _, ok := m.persistent[id]; retu
 func (m *Manager) IsUnconditional(id key.ID) bool { _, ok := m.uncondCfg[id]; return ok }
 
 // DialsInFlight returns the dials handed out and not yet reported (connections held by the
-// tie-break included): what PEX subtracts from its outbound slots.
-func (m *Manager) DialsInFlight() int { return m.q.InFlight() }
+// tie-break included), plus the outbound slots kept by inbound peers that won a simultaneous dial
+// without an inbound slot (see MaxInbound): what PEX, which counts those peers as inbound,
+// subtracts from its outbound slots.
+func (m *Manager) DialsInFlight() int { return m.q.InFlight() + m.slots }
 
 // NumPeers returns the connected peers (admitted, not removed) by direction.
 func (m *Manager) NumPeers() (inbound, outbound int) {
@@ -852,6 +856,10 @@ func (m *Manager) Inbound(now time.Time, c Conn) {
 		m.admit(now, c)
 		if !room {
 			m.q.Done(now, id, nil)
+			if _, uncond := m.uncond[id]; !m.IsPersistent(id) && !uncond {
+				m.peers[id].slot = true
+				m.slots++
+			}
 			return
 		}
 		_ = m.q.Connected(m.queueAddr(c))
@@ -985,6 +993,9 @@ func (m *Manager) removed(now time.Time, id key.ID, err error) {
 
 func (m *Manager) drop(p *peerFacts) {
 	delete(m.peers, p.id)
+	if p.slot {
+		m.slots--
+	}
 	for i, q := range m.order {
 		if q == p {
 			m.order = append(m.order[:i:i], m.order[i+1:]...)

@@ -315,8 +315,10 @@ func TestManagerTieBreak(t *testing.T) {
 		if w.refused[out] != RefuseSimultaneousDial || w.admit[in].ID != mid(10) {
 			t.Fatalf("%v, want our held outbound refused and the lower ID's inbound admitted", w.log)
 		}
-		if !w.m.Connected(mid(10)) || w.m.DialsInFlight() != 0 {
-			t.Fatalf("connected %v, in flight %d", w.m.Connected(mid(10)), w.m.DialsInFlight())
+		// The winner keeps our dial's outbound slot: PEX must not count it free.
+		if !w.m.Connected(mid(10)) || w.m.DialsInFlight() != 1 || w.m.Status().InFlight != 0 {
+			t.Fatalf("connected %v, DialsInFlight %d (want the kept slot), dials in flight %d",
+				w.m.Connected(mid(10)), w.m.DialsInFlight(), w.m.Status().InFlight)
 		}
 	})
 	t.Run("higher: hold expires exactly at the grace", func(t *testing.T) {
@@ -1115,5 +1117,34 @@ func TestManagerDialPeersPersistentStartupRetrySkipped(t *testing.T) {
 	w.m.DialPeers(w.now(), configured)
 	if rd := w.m.Ready(); len(rd.Skipped) != 1 || rd.Skipped[0].Addr != configured {
 		t.Fatalf("Skipped %+v, want %s", rd.Skipped, configured)
+	}
+}
+
+// TestManagerDialsInFlightCountsSlotOfTieBreakWinner: PEX dials MaxOutbound − (its outbound
+// peers + DialsInFlight) addresses. The winner of a simultaneous dial admitted without an inbound
+// slot is an inbound peer to PEX but keeps the outbound slot of the dial it replaced, so
+// DialsInFlight counts that slot: otherwise PEX sees one free slot more than the dial queue
+// grants, and every round queues an address that is not dialed.
+func TestManagerDialsInFlightCountsSlotOfTieBreakWinner(t *testing.T) {
+	const maxOut = 2
+	w := newWorld(t, ManagerConfig{Self: mid(1000), MaxInbound: 1, MaxOutbound: maxOut, DisableEviction: true}, 1)
+	w.inbound(500) // the one inbound slot is taken
+	w.m.DialPeers(w.now(), maddr(1))
+	w.apply()
+	w.tick()
+	w.dialed(1)  // we are the higher ID: held for the grace
+	w.inbound(1) // the lower ID's own dial arrives: it wins the tie-break, admitted beyond MaxInbound
+	_, out := w.m.NumPeers()
+	inFlight := w.m.DialsInFlight()
+	free := maxOut - (out + inFlight) // PEX's numToDial
+	before := len(w.dials)
+	for n := 10; n < 10+free; n++ {
+		w.m.DialPeers(w.now(), maddr(n))
+		w.apply()
+	}
+	w.tick()
+	if got := len(w.dials) - before; got != free {
+		t.Fatalf("PEX sees %d free outbound slots (outbound %d, DialsInFlight %d), the queue dialed %d",
+			free, out, inFlight, got)
 	}
 }

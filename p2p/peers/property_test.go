@@ -141,11 +141,14 @@ func (s *propShell) check() {
 	}
 	// The winners of a simultaneous dial admitted without an inbound slot keep the outbound
 	// slot of their dial: they are the only regular inbound peers beyond MaxInbound.
-	swapped := 0
+	swapped, swappedNP := 0, 0
 	for _, e := range s.m.Status().Schedule {
 		if c, ok := s.peers[e.Addr.ID]; ok && e.State == dial.StateConnected && e.Outbound && !c.Outbound &&
 			!s.m.IsUnconditional(c.ID) {
 			swapped++
+			if !e.Persistent {
+				swappedNP++
+			}
 		}
 	}
 	if regIn-swapped > s.cfg.MaxInbound {
@@ -164,11 +167,19 @@ func (s *propShell) check() {
 	if npOut > s.cfg.MaxOutbound {
 		s.fatalf("non-persistent outbound (peers+dials+held) %d > MaxOutbound %d", npOut, s.cfg.MaxOutbound)
 	}
-	if got, want := s.m.DialsInFlight(), len(s.dials)+len(s.held); got != want {
-		s.fatalf("DialsInFlight %d, shell has %d dials and %d held", got, len(s.dials), len(s.held))
+	if got, want := s.m.DialsInFlight(), len(s.dials)+len(s.held)+swappedNP; got != want {
+		s.fatalf("DialsInFlight %d, shell has %d dials and %d held, %d inbound peers hold an outbound slot",
+			got, len(s.dials), len(s.held), swappedNP)
 	}
-	if s.m.DialsInFlight() > s.cfg.Dial.MaxInFlight && s.cfg.Dial.MaxInFlight > 0 {
-		s.fatalf("DialsInFlight %d > MaxInFlight %d", s.m.DialsInFlight(), s.cfg.Dial.MaxInFlight)
+	if got := s.m.Status().InFlight; got != len(s.dials)+len(s.held) {
+		s.fatalf("Status InFlight %d, shell has %d dials and %d held", got, len(s.dials), len(s.held))
+	}
+	if s.m.Status().InFlight > s.cfg.Dial.MaxInFlight && s.cfg.Dial.MaxInFlight > 0 {
+		s.fatalf("Status InFlight %d > MaxInFlight %d", s.m.Status().InFlight, s.cfg.Dial.MaxInFlight)
+	}
+	// PEX dials MaxOutbound − (outbound peers + DialsInFlight): never more than the queue takes.
+	if free := s.cfg.MaxOutbound - (npOut + swappedNP); s.cfg.MaxOutbound > 0 && free < 0 {
+		s.fatalf("outbound slots in use %d > MaxOutbound %d", npOut+swappedNP, s.cfg.MaxOutbound)
 	}
 	// The dial queue's connected entries are peers (else their IDs could never be dialed
 	// again), and every persistent peer is connected, held, or in the dial queue or the
@@ -386,8 +397,8 @@ func runManagerProperty(t *testing.T, cfg ManagerConfig, seed uint64, steps int)
 // checks after each one: the shell's and the Manager's peers agree, the inbound and outbound
 // limits hold (C-01, C-11), no ID is dialed twice at once or while connected (C-09), no banned
 // ID or IP is dialed or admitted (S-05), no protected peer is evicted, every connection handed
-// in is settled or held, DialsInFlight counts exactly the outstanding dials and held
-// connections, a Tick before NextDeadline does nothing, a Tick at it leaves nothing due, and no
+// in is settled or held, DialsInFlight counts exactly the outstanding dials, held
+// connections and outbound slots kept by simultaneous-dial winners, a Tick before NextDeadline does nothing, a Tick at it leaves nothing due, and no
 // persistent peer is dialed before its start-up dial's time.
 func TestManagerPropertyRandomInputs(t *testing.T) {
 	persistent := []netaddr.NetAddress{maddr(3), maddr(20), maddr(40), maddr(41)}
