@@ -337,6 +337,16 @@ func (q *Queue) Has(id key.ID) bool {
 	return e != nil && !e.removed
 }
 
+// Entry returns a snapshot of id's entry, as Schedule gives it, and whether id has one that
+// Remove has not dropped.
+func (q *Queue) Entry(id key.ID) (Entry, bool) {
+	e := q.byID[id]
+	if e == nil || e.removed {
+		return Entry{}, false
+	}
+	return e.snapshot(), true
+}
+
 // Len returns the number of entries waiting in the queue (StateQueued).
 func (q *Queue) Len() int { return len(q.persistent) + len(q.other) }
 
@@ -379,16 +389,20 @@ func (q *Queue) Schedule() []Entry {
 	})
 	out := make([]Entry, len(es))
 	for i, e := range es {
-		out[i] = Entry{
-			Addr:       e.addr,
-			Persistent: e.persistent,
-			State:      e.state,
-			Outbound:   e.outbound,
-			Attempts:   e.attempts,
-			NextDial:   e.next,
-		}
+		out[i] = e.snapshot()
 	}
 	return out
+}
+
+func (e *entry) snapshot() Entry {
+	return Entry{
+		Addr:       e.addr,
+		Persistent: e.persistent,
+		State:      e.state,
+		Outbound:   e.outbound,
+		Attempts:   e.attempts,
+		NextDial:   e.next,
+	}
 }
 
 // Events returns the events recorded since the last call, oldest first, and

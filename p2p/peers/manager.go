@@ -274,8 +274,8 @@ var (
 	ErrOutboundLimit = errors.New("peers: outbound peer limit reached")
 	// ErrSelf: DialPeers was given our own ID, or Tick found it queued (a Skip only, no Note).
 	ErrSelf = errors.New("peers: our own ID")
-	// ErrBannedAddr: DialPeers was given a banned ID or IP, or Tick found a queued,
-	// non-persistent address banned (a Skip only, no Note).
+	// ErrBannedAddr: DialPeers was given a banned ID or IP, or a ban called off the queued dial
+	// of a non-persistent address (a Skip only, no Note).
 	ErrBannedAddr = errors.New("peers: banned ID or IP")
 	// ErrNilRand is returned by NewManager when rng is nil.
 	ErrNilRand = errors.New("peers: nil *rand.Rand")
@@ -292,9 +292,10 @@ type Ready struct {
 	// shares the bans with other goroutines publishes a fresh Manager.Bans snapshot.
 	BansChanged bool
 	// Skipped are the addresses DialPeers did not queue while their ID is neither queued,
-	// being dialed nor connected, and the queued ones Tick called off without dialing them (an
-	// ID or IP banned meanwhile): no dial outcome (DialFailed, DialSucceeded) will ever be
-	// reported for them, so the shell tells whoever asked for the dial.
+	// being dialed nor connected, and the queued ones a ban called off without dialing them
+	// (Ban of the ID, or Tick finding the ID or IP banned): no dial outcome (DialFailed,
+	// DialSucceeded) will ever be reported for them, so the shell tells whoever asked for the
+	// dial.
 	Skipped []Skip
 	// Notes are for the log only.
 	Notes []Note
@@ -585,7 +586,8 @@ func (m *Manager) Tick(now time.Time) {
 // PEX's bans): their connections are refused (one held by the simultaneous-dial tie-break at
 // once, ActRefuse with RefuseBanned) and neither id nor an address at ip is dialed before then; a
 // non-persistent id leaves the dial queue (a connected one when it is removed: Ban does not
-// remove peers, the caller stops them). Either may be zero; an ip that is not Bannable
+// remove peers, the caller stops them; a queued one is listed in Ready.Skipped with
+// ErrBannedAddr). Either may be zero; an ip that is not Bannable
 // (loopback) is ignored and the ID alone is banned. A ban that already ends later is kept. Each
 // table (IDs, IPs) holds at most MaxBans: the ban that ends soonest makes room. The bans end at
 // the first Tick at or after until (Ready.BansChanged); an until not after now does nothing.
@@ -596,6 +598,7 @@ func (m *Manager) Ban(now time.Time, id key.ID, ip netip.Addr, until time.Time, 
 	if m.bans.add(id, ip, until, reason) {
 		m.ready.BansChanged = true
 	}
+	queued, _ := m.q.Entry(id) // before a held connection's refusal below queues it again
 	// Connections held by the simultaneous-dial tie-break are refused now: no reactor has seen
 	// them, and admitting one when its hold ends would let a banned peer in.
 	for _, hid := range sortedIDs(m.heldOut) {
@@ -616,7 +619,10 @@ func (m *Manager) Ban(now time.Time, id key.ID, ip netip.Addr, until time.Time, 
 		// A connected peer keeps its entry (and its outbound slot) until it is removed, which
 		// then forgets it (StopPeer): dropping it now freed the slot while the peer stayed.
 		delete(m.uncond, id)
-		m.q.Remove(id)
+		if m.q.Remove(id) && queued.State == dial.StateQueued {
+			// A dial that was waiting is called off: no outcome will follow (as in Tick).
+			m.skip(queued.Addr, ErrBannedAddr)
+		}
 	}
 }
 

@@ -88,3 +88,24 @@ func TestDialPeersSameIDSkippedAndQueued(t *testing.T) {
 		t.Fatalf("not queued: %+v", w.m.Status().Schedule)
 	}
 }
+
+// TestBanOfQueuedIDReportsSkipped: Ban of an ID whose dial waits in the queue (here for an
+// outbound slot) takes it out of the queue and lists its address in Ready.Skipped with
+// ErrBannedAddr, as Tick does for a queued address whose IP is banned: no dial outcome will
+// follow, and the Switch's DialSkipped event tells whoever asked for the dial. The address used
+// to leave the queue without a word.
+func TestBanOfQueuedIDReportsSkipped(t *testing.T) {
+	w := newWorld(t, ManagerConfig{Self: mid(999), MaxOutbound: 1}, 1)
+	w.m.DialPeers(w.now(), maddr(1), maddr(2))
+	w.tick()
+	w.dialed(1)                                                            // the one outbound slot is taken; maddr(2) waits
+	w.m.Ban(w.now(), mid(1), netip.Addr{}, w.now().Add(time.Hour), "test") // in the shell's hands: no Skip
+	w.m.Ban(w.now(), mid(2), netip.Addr{}, w.now().Add(time.Hour), "test")
+	rd := w.m.Ready()
+	if len(rd.Skipped) != 1 || rd.Skipped[0].Addr != maddr(2) || !errors.Is(rd.Skipped[0].Err, ErrBannedAddr) {
+		t.Fatalf("Skipped = %+v; want %v with ErrBannedAddr", rd.Skipped, maddr(2))
+	}
+	if w.m.q.Has(mid(2)) {
+		t.Fatalf("%v still queued after its ID was banned", maddr(2))
+	}
+}
