@@ -570,6 +570,7 @@ func (m *Manager) Tick(now time.Time) {
 		if m.IsBanned(now, a.ID, a.IP) {
 			if m.IsPersistent(a.ID) {
 				m.q.Done(now, a.ID, refusalErrs[RefuseBanned]) // retried after the ban
+				m.noteError(now, a.ID, refusalErrs[RefuseBanned])
 				continue
 			}
 			m.callOff(now, a, ErrBannedAddr) // as DialPeers skips a banned address
@@ -607,6 +608,7 @@ func (m *Manager) Ban(now time.Time, id key.ID, ip netip.Addr, until time.Time, 
 			m.act(Action{Kind: ActRefuse, Ref: h.c.Ref, Peer: hid, Refusal: RefuseBanned, Dup: true})
 			m.q.Done(now, hid, refusalErrs[RefuseBanned])
 			m.forgetUncond(hid)
+			m.noteError(now, hid, refusalErrs[RefuseBanned])
 		}
 	}
 	for _, hid := range sortedIDs(m.heldIn) {
@@ -798,6 +800,9 @@ func (m *Manager) DialSucceeded(now time.Time, c Conn) {
 		m.act(Action{Kind: ActRefuse, Ref: c.Ref, Peer: id, Refusal: r, Dup: true})
 		m.q.Done(now, id, refusalErrs[r]) // an inbound connection reported with Connected stays connected
 		m.forgetUncond(id)
+		if r != RefuseSimultaneousDial { // else the peer is connected: the inbound won
+			m.noteError(now, id, refusalErrs[r])
+		}
 		if in, ok := m.heldIn[id]; ok {
 			delete(m.heldIn, id) // nothing is dialing any more: the held inbound gets its normal admission
 			m.Inbound(now, in)

@@ -1148,3 +1148,44 @@ func TestManagerDialsInFlightCountsSlotOfTieBreakWinner(t *testing.T) {
 			free, out, inFlight, got)
 	}
 }
+
+// TestManagerPersistentBanIsLastError: a persistent peer whose dial a ban stops (at Tick, before
+// dialing; or after the handshake, the ban posted while the dial ran) counts a failed dial in the
+// queue's Attempts, and the ban is its LastError in Status, as for any other failed dial. Both
+// left LastErrors empty, so /net_info showed attempts growing with no reason.
+func TestManagerPersistentBanIsLastError(t *testing.T) {
+	p, q := maddr(7), maddr(8)
+	w := newWorld(t, ManagerConfig{Self: mid(1), PersistentDialJitter: -1, Persistent: []netaddr.NetAddress{p, q}}, 1)
+	w.m.Ban(w.now(), "", p.IP, w.now().Add(time.Hour), "test")
+	w.m.Start(w.now())
+	w.tick() // p is not dialed; q is
+	w.m.Ban(w.now(), "", q.IP, w.now().Add(time.Hour), "test")
+	w.dialed(8) // q's dial succeeds after its IP was banned: refused
+	st := w.m.Status()
+	for _, a := range []netaddr.NetAddress{p, q} {
+		var attempts int
+		for _, e := range st.Schedule {
+			if e.Addr.ID == a.ID {
+				attempts = e.Attempts
+			}
+		}
+		if le, ok := st.LastErrors[a.ID]; attempts != 1 || !ok || le.Err == nil || !strings.Contains(le.Err.Error(), "banned") {
+			t.Errorf("%v: attempts %d, LastError %+v (%v); want 1 and the ban", a, attempts, le, ok)
+		}
+	}
+}
+
+// TestManagerPersistentBanOfHeldIsLastError: the same for a persistent peer's connection held by
+// the simultaneous-dial grace when a ban refuses it.
+func TestManagerPersistentBanOfHeldIsLastError(t *testing.T) {
+	p := maddr(9)
+	w := newWorld(t, ManagerConfig{Self: mid(100), PersistentDialJitter: -1, Persistent: []netaddr.NetAddress{p}}, 1)
+	w.m.Start(w.now())
+	w.tick()
+	w.dialed(9) // we are the higher ID: held
+	w.m.Ban(w.now(), "", p.IP, w.now().Add(time.Hour), "test")
+	w.apply()
+	if le, ok := w.m.Status().LastErrors[p.ID]; !ok || le.Err == nil || !strings.Contains(le.Err.Error(), "banned") {
+		t.Fatalf("LastError %+v (%v); want the ban", le, ok)
+	}
+}
