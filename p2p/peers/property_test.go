@@ -112,6 +112,17 @@ func (s *propShell) apply() {
 			delete(s.peers, a.Peer)
 		}
 	}
+	// A Skip promises that no outcome will follow for its ID.
+	for _, sk := range rd.Skipped {
+		id := sk.Addr.ID
+		_, dialing := s.dials[id]
+		_, held := s.held[id]
+		_, peer := s.peers[id]
+		if s.m.q.Has(id) || dialing || held || peer {
+			s.fatalf("%v skipped (%v) while queued %v, dialing %v, held %v, connected %v",
+				sk.Addr, sk.Err, s.m.q.Has(id), dialing, held, peer)
+		}
+	}
 	s.check()
 }
 
