@@ -188,6 +188,8 @@ print each message as it arrives: its data followed by a newline, or with
 --json one JSON object per line (topic, id, from, origin, base64 data, direct,
 received_at, dropped). It runs until Ctrl-C, until --count messages were
 printed, or until the node stops (an error with --count, since fewer came).
+With --count, Ctrl-C (SIGINT) or SIGTERM before the last message exits 130
+(143 for SIGTERM), since fewer came; without it, Ctrl-C exits 0.
 "subscribed" is printed on standard error once the node has confirmed the
 subscription. A node that does not answer the request within 30 s is an error.`,
 		Example: `  switchyard pubsub sub --topic chat
@@ -205,10 +207,18 @@ subscription. A node that does not answer the request within 30 s is an error.`,
 				return err
 			}
 			ctx := cmd.Context()
+			// interrupted is the end by Ctrl-C (or SIGTERM) after n messages: a normal exit, but
+			// with --count it is cut short, as the crawl, sim and testnet commands are.
+			interrupted := func(n int) error {
+				if count == 0 {
+					return nil
+				}
+				return &exitError{code: signalExitCode(ctx), err: fmt.Errorf("interrupted after %d of %d messages", n, count)}
+			}
 			st, err := c.Subscribe(ctx, topic)
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil // Ctrl-C before the node confirmed the subscription
+					return interrupted(0) // Ctrl-C before the node confirmed the subscription
 				}
 				return c.reach(err)
 			}
@@ -221,11 +231,14 @@ subscription. A node that does not answer the request within 30 s is an error.`,
 			for n := 0; count == 0 || n < count; n++ {
 				m, err := st.Next()
 				if err != nil {
+					if ctx.Err() != nil {
+						return interrupted(n) // Ctrl-C
+					}
 					if count > 0 && errors.Is(err, pubsubrpc.ErrStreamEnded) {
 						return fmt.Errorf("the node ended the stream after %d of %d messages", n, count)
 					}
-					if ctx.Err() != nil || errors.Is(err, pubsubrpc.ErrStreamEnded) {
-						return nil // Ctrl-C, or the node stopped
+					if errors.Is(err, pubsubrpc.ErrStreamEnded) {
+						return nil // the node stopped
 					}
 					return err
 				}

@@ -392,3 +392,70 @@ func TestPubSubSubUnansweredRequest(t *testing.T) {
 		t.Fatalf("sub still waits for an unanswered request after 10s with pubsubRequestTimeout %v", pubsubRequestTimeout)
 	}
 }
+
+// TestPubSubSubCountInterrupted: "pubsub sub --count N" stopped by Ctrl-C (or SIGTERM, as timeout(1)
+// sends) before N messages arrived fails with the interrupted status and says how many came, as
+// a stream the node ends early does, so that a script does not take the partial output for the
+// N messages it asked for. Without --count, Ctrl-C is the normal end (exit status 0).
+func TestPubSubSubCountInterrupted(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, ev := range []struct {
+			name string
+			v    any
+		}{
+			{pubsubrpc.EventSubscribed, pubsubrpc.Subscribed{Topic: "chat"}},
+			{pubsubrpc.EventMessage, pubsubrpc.Message{Topic: "chat", Data: []byte("one")}},
+		} {
+			data, err := json.Marshal(ev.v)
+			if err != nil {
+				t.Error(err)
+			}
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.name, data)
+		}
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // no more messages until the client goes
+	}))
+	defer srv.Close()
+	sub := func(extra ...string) (string, error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		out := &notifyWriter{printed: make(chan struct{}, 1)}
+		cmd := newRootCmd()
+		cmd.SetArgs(append([]string{"pubsub", "sub", "--topic", "chat", "--node", srv.URL}, extra...))
+		cmd.SetOut(out)
+		cmd.SetErr(io.Discard)
+		done := make(chan error, 1)
+		go func() { done <- cmd.ExecuteContext(ctx) }()
+		select {
+		case <-out.printed:
+		case err := <-done:
+			return out.String(), fmt.Errorf("sub ended before the first message: %w", err)
+		}
+		cancel() // Ctrl-C
+		return out.String(), <-done
+	}
+	out, err := sub("--count", "3")
+	if err == nil || exitCode(err) != exitInterrupted || !strings.Contains(err.Error(), "1 of 3") {
+		t.Errorf("sub --count 3 interrupted after 1 message: err %v (exit status %d, printed %q); want exit status %d and an error saying 1 of 3 arrived",
+			err, exitCode(err), out, exitInterrupted)
+	}
+	if out, err := sub(); err != nil {
+		t.Errorf("sub without --count interrupted: %v (printed %q), want a normal exit", err, out)
+	}
+}
+
+// notifyWriter is a syncBuffer that signals on printed after each write.
+type notifyWriter struct {
+	syncBuffer
+	printed chan struct{}
+}
+
+func (w *notifyWriter) Write(p []byte) (int, error) {
+	n, err := w.syncBuffer.Write(p)
+	select {
+	case w.printed <- struct{}{}:
+	default:
+	}
+	return n, err
+}
