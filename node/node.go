@@ -334,7 +334,8 @@ var lookupPeer = netaddr.ParseContext
 // resolvePeers parses and resolves a comma-separated id@host:port list, the value of the key
 // named key. As in CometBFT (Switch.AddPersistentPeers, the PEX reactor's checkSeeds), an entry
 // whose host name does not resolve is logged at error level and left out, and counted in
-// unresolved; any other problem is an error. The list's lookups together are bounded by
+// unresolved; any other problem is an error, and so is ctx's end (wrapping ctx.Err(), and
+// without logging the lookup it cut short). The list's lookups together are bounded by
 // peerResolveTimeout.
 func resolvePeers(ctx context.Context, list, key string, logger *slog.Logger) (out []netaddr.NetAddress, unresolved int, err error) {
 	entries, err := config.ParsePeerList(list)
@@ -355,6 +356,9 @@ func resolvePeers(ctx context.Context, list, key string, logger *slog.Logger) (o
 		}
 		na, err := lookupPeer(ctx, e.String())
 		switch {
+		case err != nil && parent.Err() != nil:
+			// Cut short by ctx (Ctrl-C), not a name that does not resolve: nothing to log.
+			return nil, 0, fmt.Errorf("node: %s: resolving host names: %w", key, parent.Err())
 		case errors.Is(err, netaddr.ErrLookup):
 			logger.Error("cannot resolve a peer's host name; it is left out until the node restarts", "key", key, "addr", e.String(), "err", err)
 			unresolved++

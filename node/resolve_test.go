@@ -184,3 +184,40 @@ func TestExternalAddressLookupBounded(t *testing.T) {
 		t.Errorf("our NodeInfo checked %d times, want once", calls)
 	}
 }
+
+// TestNewContextCancelLogsNoUnresolvedPeer: a lookup cut short by Ctrl-C is no host name that
+// does not resolve: New reports the cancellation without first logging, at error level, that
+// the peer "is left out until the node restarts" (the operator stopped the node; the name was
+// never looked up to the end).
+func TestNewContextCancelLogsNoUnresolvedPeer(t *testing.T) {
+	var cancel context.CancelFunc // of the current NewContext
+	orig := lookupPeer
+	lookupPeer = func(lctx context.Context, s string) (netaddr.NetAddress, error) {
+		cancel() // Ctrl-C while the DNS server has not answered
+		<-lctx.Done()
+		return netaddr.NetAddress{}, fmt.Errorf("%w: %q: %w", netaddr.ErrLookup, s, lctx.Err())
+	}
+	t.Cleanup(func() { lookupPeer = orig })
+	for _, key := range []string{"p2p.persistent_peers", "p2p.seeds"} {
+		var buf syncBuffer
+		cfg := testConfig("c")
+		if key == "p2p.seeds" {
+			cfg.P2P.Seeds = resolveID1 + "@slow.example:26656"
+		} else {
+			cfg.P2P.PersistentPeers = resolveID1 + "@slow.example:26656"
+		}
+		var ctx context.Context
+		ctx, cancel = context.WithCancel(context.Background())
+		n, err := NewContext(ctx, cfg, t.TempDir(), slog.New(slog.NewTextHandler(&buf, nil)))
+		cancel()
+		if n != nil {
+			_ = n.Close()
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: NewContext cancelled during a lookup = %v, want an error wrapping context.Canceled", key, err)
+		}
+		if l := buf.lines("cannot resolve"); len(l) != 0 {
+			t.Errorf("%s: log after a lookup cut short by the cancel: %q, want no claim that the host name does not resolve", key, l)
+		}
+	}
+}
