@@ -482,3 +482,56 @@ func TestStartInitErrorNamesHomeOnce(t *testing.T) {
 		t.Fatalf("start --chain-id (60 bytes) on a fresh home: %v; want an error naming %s once and chain_id", err, home)
 	}
 }
+
+// TestStartInitFailureLeavesNoHome: start on a missing home initializes it "as init would", and
+// init either completes or changes nothing; a start whose initialization fails (an invalid
+// --chain-id, a node key that cannot be written) left the home it had created for its lock,
+// HOME/data/switchyard.lock, behind. It now leaves no trace: not the lock file, not the home.
+// A home that existed keeps its other content.
+func TestStartInitFailureLeavesNoHome(t *testing.T) {
+	boom := errors.New("disk full")
+	for _, tc := range []struct {
+		name string
+		args []string
+		fail bool // saveNodeKey fails
+	}{
+		{name: "invalid chain-id", args: []string{"--chain-id", strings.Repeat("c", 60)}},
+		{name: "key write fails", fail: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.fail {
+				saveNodeKey = func(key.NodeKey, string) error { return boom }
+				t.Cleanup(func() { saveNodeKey = key.NodeKey.SaveAs })
+			}
+			parent := t.TempDir()
+			home := filepath.Join(parent, "fresh", "home")
+			args := append([]string{"start", "--home", home, "--p2p.laddr", "tcp://127.0.0.1:0", "--rpc.laddr", "tcp://127.0.0.1:0"}, tc.args...)
+			if _, _, err := run(context.Background(), args...); err == nil {
+				t.Fatal("start succeeded")
+			}
+			if _, err := os.Stat(filepath.Join(parent, "fresh")); !errors.Is(err, os.ErrNotExist) {
+				var left []string
+				_ = filepath.WalkDir(parent, func(p string, _ os.DirEntry, _ error) error {
+					left = append(left, p)
+					return nil
+				})
+				t.Errorf("start that failed to initialize %s left %q behind, want nothing", home, left)
+			}
+		})
+	}
+	// A home that exists, with something of the operator's in it, is kept.
+	home := t.TempDir()
+	mine := filepath.Join(home, "notes.txt")
+	if err := os.WriteFile(mine, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(context.Background(), "start", "--home", home, "--chain-id", strings.Repeat("c", 60)); err == nil {
+		t.Fatal("start --chain-id (60 bytes) succeeded")
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("the operator's file in the home: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(home, "data")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s/data after a failed initialization: %v, want it gone", home, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/switchyard-p2p/switchyard/config"
+	"github.com/switchyard-p2p/switchyard/internal/homelock"
 	"github.com/switchyard-p2p/switchyard/node"
 )
 
@@ -44,7 +46,8 @@ instrumentation.prometheus the Prometheus metrics (GET /metrics) on
 instrumentation.prometheus_listen_addr.
 
 A missing home (or a home without config.toml) is initialized first, as "init"
-would, with --chain-id and --moniker, if given, written into the new config.toml.
+would, with --chain-id and --moniker, if given, written into the new config.toml;
+if that fails, start leaves no trace of the attempt (no lock file, no new home).
 Otherwise flags override the config file for this run only.
 
 One process per home: start holds an exclusive lock on HOME/data/switchyard.lock
@@ -101,8 +104,21 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 	if err != nil {
 		return err
 	}
+	// The lock's directory is created here, not by lockHome, so that a start that fails to
+	// initialize a missing home can remove what it created: init changes nothing when it fails.
+	newDirs, err := mkdirAllTracked(filepath.Join(home, homelock.Dir), 0o700)
+	undoDirs := func() {
+		for i := len(newDirs) - 1; i >= 0; i-- {
+			_ = os.Remove(newDirs[i]) // only empty directories go
+		}
+	}
+	if err != nil {
+		undoDirs()
+		return fmt.Errorf("home %s is not writable: %w", home, err)
+	}
 	lock, err := lockHome(home)
 	if err != nil {
+		undoDirs()
 		return err
 	}
 	defer func() { _ = lock.Release() }()
@@ -116,6 +132,11 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 			cfg.Moniker = f.moniker
 		}
 		if _, err := initHome(lineLogger{logger}, home, cfg, false); err != nil {
+			if len(newDirs) > 0 { // the lock file is in a directory start created: ours
+				_ = os.Remove(lock.Path()) // while still held: no other start can have it
+				_ = lock.Release()
+				undoDirs()
+			}
 			return err // it names the home or the file
 		}
 	}
