@@ -40,6 +40,17 @@ host such as 0.0.0.0 means this machine).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	// "pubsub publish --topic chat hi" reaches pubsub itself, whose flag parsing fails on the
+	// subcommand's --topic before Args sees "publish": report the mistyped subcommand instead.
+	// The subcommands inherit this function; their own flag errors stay as they are.
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if c == cmd {
+			if aerr := cobra.NoArgs(c, c.Flags().Args()); aerr != nil {
+				return aerr
+			}
+		}
+		return err
+	})
 	cmd.PersistentFlags().String("node", "", "the node's RPC address, host:port (default: rpc.laddr from --home's config.toml)")
 	cmd.AddCommand(newPubSubPubCmd(), newPubSubSubCmd(), newPubSubPeersCmd())
 	return cmd

@@ -459,3 +459,19 @@ func (w *notifyWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// TestPubSubUnknownSubcommandWithFlags: a mistyped subcommand followed by its flags ("pubsub
+// publish --topic chat hello", for "pubsub pub") is reported as the unknown command it is, as
+// without flags, not as "unknown flag: --topic", which sends the operator after a flag that is
+// right.
+func TestPubSubUnknownSubcommandWithFlags(t *testing.T) {
+	_, _, err := run(context.Background(), "pubsub", "publish", "--topic", "chat", "hello")
+	if err == nil || !strings.Contains(err.Error(), `unknown command "publish"`) {
+		t.Fatalf("pubsub publish --topic chat hello: err = %v, want an unknown command error naming publish", err)
+	}
+	// A flag unknown to pubsub itself, with no subcommand, is still an unknown flag.
+	_, _, err = run(context.Background(), "pubsub", "--bogus")
+	if err == nil || !strings.Contains(err.Error(), "unknown flag: --bogus") {
+		t.Fatalf("pubsub --bogus: err = %v, want unknown flag", err)
+	}
+}
