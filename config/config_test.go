@@ -603,3 +603,23 @@ func TestValidateRecvMemoryBudgetHoldsPubSubMessage(t *testing.T) {
 		t.Fatalf("Validate with recv_memory_budget 1 MiB and pub/sub off: %v", err)
 	}
 }
+
+// TestValidatePrometheusAddrScheme: prometheus_listen_addr is host:port, unlike the laddr keys
+// ("tcp://host:port"); an operator who writes it like them got "too many colons in address",
+// which does not say what is wrong. The error now says to drop the scheme.
+func TestValidatePrometheusAddrScheme(t *testing.T) {
+	c := DefaultConfig()
+	c.Instrumentation.Prometheus = true
+	c.Instrumentation.PrometheusListenAddr = "tcp://127.0.0.1:26660"
+	err := c.Validate()
+	fe, ok := errors.AsType[*FieldError](err)
+	if !ok || fe.Key != "instrumentation.prometheus_listen_addr" || !errors.Is(err, ErrInvalidAddress) ||
+		!strings.Contains(err.Error(), "without a scheme") || strings.Contains(err.Error(), "too many colons") {
+		t.Fatalf("prometheus_listen_addr %q: %v; want an ErrInvalidAddress for the key saying to write host:port without a scheme",
+			c.Instrumentation.PrometheusListenAddr, err)
+	}
+	c.Instrumentation.PrometheusListenAddr = "127.0.0.1:26660"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("prometheus_listen_addr 127.0.0.1:26660: %v", err)
+	}
+}

@@ -156,7 +156,11 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Instrumentation.Prometheus {
-		if _, _, err := splitHostPort(c.Instrumentation.PrometheusListenAddr, c.Instrumentation.PrometheusListenAddr); err != nil {
+		pa := c.Instrumentation.PrometheusListenAddr
+		if strings.Contains(pa, "://") {
+			// Written like the laddr keys; net.SplitHostPort would only say "too many colons".
+			bad("instrumentation.prometheus_listen_addr", fmt.Errorf("%w: %q: want host:port without a scheme (as CometBFT's, e.g. \":26660\")", ErrInvalidAddress, pa))
+		} else if _, _, err := splitHostPort(pa, pa); err != nil {
 			bad("instrumentation.prometheus_listen_addr", err)
 		}
 	}
