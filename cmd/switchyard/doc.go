@@ -19,7 +19,8 @@
 //	switchyard pubsub peers [--topic T] [--node ADDR]
 //
 // The home directory is --home, else $SWITCHYARD_HOME, else ~/.switchyard (a
-// leading ~/ in --home or $SWITCHYARD_HOME is the user's home directory too). It
+// leading ~/ in --home or $SWITCHYARD_HOME is the user's home directory too; an
+// empty --home is refused, not taken for the default). It
 // holds config/config.toml and config/node_key.json (CometBFT's layout and
 // formats). start initializes a missing home first, so
 //

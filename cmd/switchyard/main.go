@@ -133,10 +133,13 @@ func normalizeFlag(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 // homeDir resolves the home directory: --home, else $SWITCHYARD_HOME, else
 // ~/.switchyard. A leading "~/" (or a lone "~") in --home or $SWITCHYARD_HOME is
 // the user's home directory, as in the default: a shell leaves it alone in
-// --home=~/x and in quotes.
+// --home=~/x and in quotes. An explicitly empty --home (a script's unset variable) is a
+// usage error, not the default home, which may be another node's.
 func homeDir(cmd *cobra.Command) (string, error) {
 	if h, _ := cmd.Flags().GetString("home"); h != "" {
 		return expandTilde(h, "--home")
+	} else if cmd.Flags().Changed("home") {
+		return "", fmt.Errorf("%w: --home is empty; leave it out for the default ($%s, else ~/.switchyard)", errUsage, homeEnv)
 	}
 	if h := os.Getenv(homeEnv); h != "" {
 		return expandTilde(h, "$"+homeEnv)

@@ -399,3 +399,35 @@ func TestStartFreshHomeJSONLog(t *testing.T) {
 		t.Errorf("start wrote to stdout: %q", out.String())
 	}
 }
+
+// TestHomeEmptyRefused: an explicitly empty --home (a script's unset variable: --home "$NODE_HOME")
+// is a usage error, as testnet's empty --chain-id is, not the default home: unsafe-reset-all then
+// removed the address book of $SWITCHYARD_HOME (or ~/.switchyard), another node's, and start ran
+// that node.
+func TestHomeEmptyRefused(t *testing.T) {
+	def := t.TempDir()
+	t.Setenv(homeEnv, def)
+	if _, _, err := run(context.Background(), "init"); err != nil {
+		t.Fatal(err)
+	}
+	book := config.DefaultConfig().AddrBookPath(def)
+	if err := os.WriteFile(book, []byte(`{"key":"","addrs":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"unsafe-reset-all", "--home", ""},
+		{"show-node-id", "--home="},
+		{"init", "--home", "", "--force"},
+		{"gen-node-key", "--home", ""},
+		{"start", "--home", "", "--p2p.laddr", "nope"},
+		{"pubsub", "peers", "--home", ""},
+	} {
+		out, _, err := run(context.Background(), args...)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--home") {
+			t.Errorf("%q: err = %v (printed %q), want a usage error naming --home", args, err, out)
+		}
+	}
+	if _, err := os.Stat(book); err != nil {
+		t.Errorf("the default home's address book after commands given --home \"\": %v", err)
+	}
+}
