@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -385,6 +386,31 @@ func (c Config) AddrBookPath(home string) string {
 		return c.P2P.AddrBookFile
 	}
 	return filepath.Join(home, c.P2P.AddrBookFile)
+}
+
+// CheckAddrBookPath reports a p2p.addr_book_file that names home's config.toml or
+// node_key.json, by path or through a link: the node would save its address book over the
+// file, the node key (its identity) included, and unsafe-reset-all would remove it. The error
+// names the key and the file.
+func (c Config) CheckAddrBookPath(home string) error {
+	book := filepath.Clean(c.AddrBookPath(home))
+	bookInfo, bookErr := os.Stat(book)
+	for _, own := range []struct{ what, path string }{
+		{"the node key", NodeKeyFile(home)},
+		{"the config file", ConfigFile(home)},
+	} {
+		same := book == filepath.Clean(own.path)
+		if !same && bookErr == nil {
+			if fi, err := os.Stat(own.path); err == nil {
+				same = os.SameFile(bookInfo, fi)
+			}
+		}
+		if same {
+			return &FieldError{Key: "p2p.addr_book_file", Err: fmt.Errorf("%s is %s (%s); the address book needs a file of its own (default %s)",
+				c.AddrBookPath(home), own.what, own.path, DefaultAddrBookFile)}
+		}
+	}
+	return nil
 }
 
 // SplitList splits a comma-separated config list (seeds, persistent_peers,

@@ -83,8 +83,9 @@ type Node struct {
 // transport's accept loop; inbound connections wait until Run starts the
 // Switch. A nil logger discards.
 //
-// Errors: the joined config.Config.Validate problems, a *key.FileError for the node
-// key, an error wrapping pex.ErrLoadFailed for an address book file that exists
+// Errors: the joined config.Config.Validate problems, a *config.FieldError for a
+// p2p.addr_book_file that names node_key.json or config.toml (config.CheckAddrBookPath), a
+// *key.FileError for the node key, an error wrapping pex.ErrLoadFailed for an address book file that exists
 // but cannot be read (so that the node never starts only to stop), or a listen
 // error. A seed or persistent peer whose host name does not
 // resolve is logged and left out, as in CometBFT; only when no seed resolves
@@ -104,6 +105,10 @@ func NewContext(ctx context.Context, cfg config.Config, home string, logger *slo
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// An address book saved over node_key.json would destroy the node's identity.
+	if err := cfg.CheckAddrBookPath(home); err != nil {
 		return nil, err
 	}
 	keyPath := config.NodeKeyFile(home)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -470,5 +471,53 @@ func TestNewNodeInfoTooLargeNamesKeys(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "moniker") {
 		t.Errorf("New: %v: does not name the moniker key", err)
+	}
+}
+
+// TestNewRefusesAddrBookOverOwnFiles: a p2p.addr_book_file that names node_key.json (or
+// config.toml) of the home, a slip when editing the config, made the node load the key file as
+// its address book and save the book over it at shutdown: the node's private key, its identity,
+// was gone, and the next start failed on an invalid node key file. New refuses such a path, also
+// when it reaches the file through a symbolic link, and leaves the file alone.
+func TestNewRefusesAddrBookOverOwnFiles(t *testing.T) {
+	for _, tc := range []struct{ name, book string }{
+		{"node key", "config/node_key.json"},
+		{"node key, uncleaned", "config/../config/node_key.json"},
+		{"config", "config/config.toml"},
+		{"node key through a link", "book-link.json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := t.TempDir()
+			keyPath := config.NodeKeyFile(home)
+			cfg := testConfig("book")
+			if err := config.WriteConfigFile(config.ConfigFile(home), cfg); err != nil {
+				t.Fatal(err)
+			}
+			n, err := New(cfg, home, nil) // generates the key
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = n.Close()
+			if err := os.Symlink(keyPath, filepath.Join(home, "book-link.json")); err != nil {
+				t.Fatal(err)
+			}
+			keyBefore, err := os.ReadFile(keyPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.P2P.AddrBookFile = tc.book
+			n, err = New(cfg, home, nil)
+			if err == nil {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				_ = n.Run(ctx) // a start and a stop: the book is saved
+			}
+			if keyAfter, _ := os.ReadFile(keyPath); string(keyAfter) != string(keyBefore) {
+				t.Errorf("node_key.json after a node with addr_book_file %q ran: %q, want the key unchanged", tc.book, keyAfter)
+			}
+			if err == nil || !strings.Contains(err.Error(), "p2p.addr_book_file") {
+				t.Errorf("New with addr_book_file %q: err = %v, want an error naming p2p.addr_book_file", tc.book, err)
+			}
+		})
 	}
 }

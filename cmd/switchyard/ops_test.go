@@ -535,3 +535,31 @@ func TestStartInitFailureLeavesNoHome(t *testing.T) {
 		t.Errorf("%s/data after a failed initialization: %v, want it gone", home, err)
 	}
 }
+
+// TestUnsafeResetAllKeepsKeyNamedAsBook: with p2p.addr_book_file set to config/node_key.json (a
+// slip in config.toml), unsafe-reset-all removed the node key, the node's identity, and printed
+// both "Removed address book .../node_key.json" and "Kept node key .../node_key.json". It now
+// refuses, naming the key, and removes nothing; so does start.
+func TestUnsafeResetAllKeepsKeyNamedAsBook(t *testing.T) {
+	home := t.TempDir()
+	cfg := config.DefaultConfig()
+	cfg.P2P.AddrBookFile = "config/node_key.json"
+	id, err := initHome(&syncBuffer{}, home, cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"unsafe-reset-all", "--home", home},
+		{"start", "--home", home, "--p2p.laddr", "tcp://127.0.0.1:0", "--rpc.laddr", "tcp://127.0.0.1:0"},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // start, if it ran the node, stops at once (and saves the book)
+		out, _, err := run(ctx, args...)
+		if err == nil || !strings.Contains(err.Error(), "p2p.addr_book_file") {
+			t.Errorf("%s with addr_book_file = node_key.json: err = %v (printed %q), want an error naming p2p.addr_book_file", args[0], err, out)
+		}
+		if nk, err := key.LoadNodeKey(config.NodeKeyFile(home)); err != nil || nk.ID() != id {
+			t.Fatalf("after %s: node key %v, want %s kept", args[0], err, id)
+		}
+	}
+}

@@ -45,6 +45,10 @@ nor a node key (a mistyped --home) instead of creating it.`,
 				return fmt.Errorf("%s holds neither %s nor %s: not a node home, nothing reset (check --home)",
 					home, config.ConfigFile(home), config.NodeKeyFile(home))
 			}
+			if err := cfg.CheckAddrBookPath(home); err != nil {
+				// The "address book" is the node key or config.toml: removing it would lose it.
+				return fmt.Errorf("%w; nothing reset (fix p2p.addr_book_file in %s)", err, config.ConfigFile(home))
+			}
 			lock, err := lockHome(home)
 			if err != nil {
 				return err
