@@ -146,7 +146,8 @@ func newPubSubPubCmd() *cobra.Command {
 		Use:   "pub --topic T [DATA]",
 		Short: "Publish DATA (or standard input) on a topic",
 		Long: `Publish one message on the topic through the node. The message is DATA as
-given, or all of standard input when DATA is absent. It prints the message ID
+given, or all of standard input when DATA is absent (Ctrl-C while it waits for
+standard input publishes nothing and exits 130). It prints the message ID
 and the number of peers that took it. It fails when no peer took it (no
 connected peer is subscribed), when it is larger than max_message_size, or when
 some peers' queues were full (the message still went to the others).`,
@@ -161,7 +162,13 @@ some peers' queues were full (the message still went to the others).`,
 			if len(args) == 1 {
 				data = []byte(args[0])
 			} else {
-				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), config.MaxPubSubMessageBytes+1))
+				ctx := cmd.Context()
+				b, err := readAllContext(ctx, io.LimitReader(cmd.InOrStdin(), config.MaxPubSubMessageBytes+1))
+				if ctx.Err() != nil {
+					// Ctrl-C while waiting on a terminal (DATA forgotten): the read cannot be cut
+					// short, but the command need not wait for it.
+					return &exitError{code: signalExitCode(ctx), err: errors.New("interrupted while reading the message from standard input; nothing was published")}
+				}
 				if err != nil {
 					return fmt.Errorf("read standard input: %w", err)
 				}
@@ -185,6 +192,26 @@ some peers' queues were full (the message still went to the others).`,
 	cmd.Flags().StringVar(&topic, "topic", "", "topic to publish on (required)")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// readAllContext is io.ReadAll(r), except that it returns ctx.Err() once ctx is done: the read
+// itself goes on in a goroutine, which ends when r does (the process exits first).
+func readAllContext(ctx context.Context, r io.Reader) ([]byte, error) {
+	type result struct {
+		b   []byte
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		b, err := io.ReadAll(r)
+		ch <- result{b, err}
+	}()
+	select {
+	case res := <-ch:
+		return res.b, res.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func newPubSubSubCmd() *cobra.Command {

@@ -475,3 +475,42 @@ func TestPubSubUnknownSubcommandWithFlags(t *testing.T) {
 		t.Fatalf("pubsub --bogus: err = %v, want unknown flag", err)
 	}
 }
+
+// TestPubSubPubStdinCtrlC: "pubsub pub --topic T" without DATA reads the message from standard
+// input; an operator who forgot DATA sees it wait on the terminal, and Ctrl-C (whose SIGINT the
+// command catches) left it waiting: only Ctrl-D or a kill ended it. Ctrl-C now ends it with the
+// interrupted status and nothing published.
+func TestPubSubPubStdinCtrlC(t *testing.T) {
+	published := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		published <- struct{}{}
+		http.Error(w, "unexpected", http.StatusTeapot)
+	}))
+	defer srv.Close()
+	stdin, stdinW := io.Pipe() // a terminal nobody types into
+	defer stdinW.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"pubsub", "pub", "--topic", "chat", "--node", srv.URL})
+	cmd.SetIn(stdin)
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	cancel() // Ctrl-C
+	select {
+	case err := <-done:
+		if exitCode(err) != exitInterrupted {
+			t.Errorf("pub interrupted while reading standard input: %v (exit status %d), want exit status %d", err, exitCode(err), exitInterrupted)
+		}
+	case <-time.After(10 * time.Second): // a liveness bound, not a timing measurement
+		_ = stdinW.Close()
+		<-done
+		t.Fatal("pub still reading standard input 10 s after Ctrl-C")
+	}
+	select {
+	case <-published:
+		t.Error("pub published after Ctrl-C")
+	default:
+	}
+}
