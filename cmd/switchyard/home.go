@@ -21,7 +21,7 @@ func lockHome(home string) (*homelock.Lock, error) {
 
 // checkWritable makes sure the node can write what it writes while it runs, so that a read-only
 // home fails at start and not at shutdown: the address book's directory (with p2p.pex; an
-// addr_book_file that names a directory is refused too) and, when
+// addr_book_file that names a directory, or the home's lock file, is refused too) and, when
 // node_key.json does not exist yet, its directory. Each is probed by creating and removing a
 // file. The home's data directory needs no probe: the lock file lives there.
 func checkWritable(home string, cfg config.Config) error {
@@ -41,9 +41,16 @@ func checkWritable(home string, cfg config.Config) error {
 	}
 	if cfg.P2P.PEX {
 		book := cfg.AddrBookPath(home)
-		if fi, err := os.Stat(book); err == nil && fi.IsDir() {
+		lockPath := filepath.Join(home, homelock.Dir, homelock.FileName)
+		fi, err := os.Stat(book)
+		switch {
+		case err == nil && fi.IsDir():
 			errs = append(errs, fmt.Errorf("p2p.addr_book_file %s is a directory; it must name a file (default config/addrbook.json)", book))
-		} else {
+		case filepath.Clean(book) == filepath.Clean(lockPath) || err == nil && sameFile(fi, lockPath):
+			// Loaded as a corrupt book, the lock file would be moved aside: a second start would
+			// then lock a new one and run beside this node.
+			errs = append(errs, fmt.Errorf("p2p.addr_book_file %s is the home's lock file; it must name a file of its own (default config/addrbook.json)", book))
+		default:
 			probe("address book directory", filepath.Dir(book))
 		}
 	}
@@ -51,6 +58,12 @@ func checkWritable(home string, cfg config.Config) error {
 		probe("node key directory", filepath.Dir(config.NodeKeyFile(home)))
 	}
 	return errors.Join(errs...)
+}
+
+// sameFile reports whether fi is the file at path.
+func sameFile(fi os.FileInfo, path string) bool {
+	other, err := os.Stat(path)
+	return err == nil && os.SameFile(fi, other)
 }
 
 // removeStrayTemps removes the temporary files that a crash during an atomic write

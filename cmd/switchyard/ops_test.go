@@ -563,3 +563,29 @@ func TestUnsafeResetAllKeepsKeyNamedAsBook(t *testing.T) {
 		}
 	}
 }
+
+// TestStartRefusesAddrBookOnLockFile: with p2p.addr_book_file set to data/switchyard.lock, the
+// node loaded the lock file as a corrupt address book and moved it aside, so a second start on
+// the same home found no lock file, created a new one and ran too: two nodes with one identity.
+// start now refuses such a path before the node runs, and the home stays locked.
+func TestStartRefusesAddrBookOnLockFile(t *testing.T) {
+	home := t.TempDir()
+	cfg := config.DefaultConfig()
+	cfg.P2P.AddrBookFile = filepath.Join(homelock.Dir, homelock.FileName)
+	if _, err := initHome(&syncBuffer{}, home, cfg, false); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // if start runs the node, it stops at once
+	_, _, err := run(ctx, "start", "--home", home, "--p2p.laddr", "tcp://127.0.0.1:0", "--rpc.laddr", "tcp://127.0.0.1:0")
+	if err == nil || !strings.Contains(err.Error(), "p2p.addr_book_file") {
+		t.Errorf("start with addr_book_file = the lock file: err = %v, want an error naming p2p.addr_book_file", err)
+	}
+	lock := filepath.Join(home, homelock.Dir, homelock.FileName)
+	if _, err := os.Stat(lock); err != nil {
+		t.Errorf("lock file after start: %v, want it in place", err)
+	}
+	if m, _ := filepath.Glob(lock + ".corrupt*"); len(m) > 0 {
+		t.Errorf("the lock file was moved aside as a corrupt address book: %v", m)
+	}
+}
