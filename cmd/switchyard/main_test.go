@@ -431,3 +431,27 @@ func TestHomeEmptyRefused(t *testing.T) {
 		t.Errorf("the default home's address book after commands given --home \"\": %v", err)
 	}
 }
+
+// TestShowNodeIDMissingKeyHintWorks: on a home that has config.toml but no node_key.json,
+// show-node-id advised "switchyard init", which refuses that home ("config file already exists
+// (use --force to overwrite)"); it now names gen-node-key, which creates the key, and the hint
+// is followed through.
+func TestShowNodeIDMissingKeyHintWorks(t *testing.T) {
+	home := t.TempDir()
+	if _, _, err := run(context.Background(), "init", "--home", home); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(config.NodeKeyFile(home)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := run(context.Background(), "show-node-id", "--home", home)
+	if err == nil || !strings.Contains(err.Error(), "switchyard gen-node-key --home "+home) {
+		t.Fatalf("show-node-id on a home without node_key.json: err = %v, want a hint to run switchyard gen-node-key --home %s", err, home)
+	}
+	if _, _, err := run(context.Background(), "gen-node-key", "--home", home); err != nil {
+		t.Fatalf("the hint, gen-node-key: %v", err)
+	}
+	if _, _, err := run(context.Background(), "show-node-id", "--home", home); err != nil {
+		t.Fatalf("show-node-id after gen-node-key: %v", err)
+	}
+}

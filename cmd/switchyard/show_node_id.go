@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -24,7 +25,12 @@ func newShowNodeIDCmd() *cobra.Command {
 			}
 			nk, err := key.LoadNodeKey(config.NodeKeyFile(home))
 			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("%w (run 'switchyard init --home %s' to create one, or check --home)", err, home)
+				// init refuses a home that has config.toml; gen-node-key adds the key to it.
+				create := "init"
+				if _, cerr := os.Stat(config.ConfigFile(home)); cerr == nil {
+					create = "gen-node-key"
+				}
+				return fmt.Errorf("%w (run 'switchyard %s --home %s' to create one, or check --home)", err, create, home)
 			}
 			if err != nil {
 				return err
