@@ -623,3 +623,36 @@ func TestValidatePrometheusAddrScheme(t *testing.T) {
 		t.Fatalf("prometheus_listen_addr 127.0.0.1:26660: %v", err)
 	}
 }
+
+// TestLoadBoundsFileSize: Load read the whole file, however large: a config.toml that is a link
+// to a device (/dev/zero) or a huge file by mistake grew memory until the process died. A file
+// larger than maxConfigFileBytes is now an error naming the file and the bound, read no further.
+func TestLoadBoundsFileSize(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.toml")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(4 * maxConfigFileBytes); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	link := filepath.Join(dir, "zero.toml")
+	if err := os.Symlink("/dev/zero", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{big, link} {
+		_, err := Load(path)
+		if err == nil || !strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), path) {
+			t.Errorf("Load(%s): %v, want an error naming the file and saying it is larger than %d bytes", path, err, maxConfigFileBytes)
+		}
+		if path == big {
+			// Before the bound, a link to /dev/zero read without end: test it only once the
+			// regular file is refused.
+			if t.Failed() {
+				return
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -48,6 +49,10 @@ func (e *DecodeError) Error() string {
 // Unwrap returns the underlying toml error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
+// maxConfigFileBytes bounds what Load reads: a config.toml is a few KiB (a long peer list
+// some hundred KiB); a larger file, or an endless one such as a link to a device, is an error.
+const maxConfigFileBytes = 16 << 20
+
 // FileMode is the permission WriteConfigFile gives config.toml.
 const FileMode os.FileMode = 0o644
 
@@ -61,13 +66,31 @@ const FileMode os.FileMode = 0o644
 // keys Config does not define (keys are case-sensitive, as in TOML: "LADDR" is
 // not laddr) are reported together, each with the nearest real key when one
 // is a likely typo, wrapping ErrUnknownKeys. A missing file
-// gives an error wrapping fs.ErrNotExist.
+// gives an error wrapping fs.ErrNotExist; a file larger than 16 MiB (or an endless one, such as
+// a link to a device) is an error, read no further.
 func Load(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: read %q: %w", path, err)
 	}
 	return Decode(path, data)
+}
+
+// readConfigFile reads path, at most maxConfigFileBytes of it.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }() // read-only
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxConfigFileBytes {
+		return nil, fmt.Errorf("file is larger than %d bytes; it is not a config.toml", maxConfigFileBytes)
+	}
+	return data, nil
 }
 
 // Decode is Load on bytes already read; name is used in error messages only.
