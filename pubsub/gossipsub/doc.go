@@ -57,7 +57,9 @@
 //   - IWANT promises are checked against the seen cache at their deadline (a promise is kept
 //     if the message arrived from anyone), which needs no per-message promise map; when
 //     SeenTTL is too short to hold an ID that long (at most IWantFollowupTime plus one
-//     heartbeat), a new message marks its pending promises kept as it arrives.
+//     heartbeat), a new message marks its pending promises kept as it arrives, unless that
+//     copy is then rejected as forged (router.RejectForged), as go-libp2p-pubsub fulfils no
+//     promise with a message of an invalid signature.
 //   - At most MaxIHaveLength IDs are read from one IWANT (we never ask for more).
 //   - A peer that unsubscribes from a topic leaves our mesh for it at once.
 //   - The PRUNE of a Leave carries no peer exchange to a mesh peer whose score is negative

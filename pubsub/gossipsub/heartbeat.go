@@ -95,7 +95,7 @@ func (r *Router) applyBrokenPromises(now time.Time) {
 		if pr.expire.After(now) {
 			break
 		}
-		if !pr.kept && r.cache.Lookup(pr.id) == nil && r.sc != nil {
+		if !pr.kept && !pr.arrived && r.cache.Lookup(pr.id) == nil && r.sc != nil {
 			r.penalty(r.sc.chargedID(now, pr.peer), 1)
 		}
 		*pr = promise{}
@@ -116,11 +116,23 @@ func (r *Router) applyBrokenPromises(now time.Time) {
 // go-libp2p-pubsub counts a throttled copy as the promised delivery) or it came while a forged
 // copy was validated (router.RejectForged, which penalises only the forged copy's sender); or,
 // with a SeenTTL too short to hold the ID until the promise is checked (Router.keepOnArrival),
-// the message has just arrived.
+// a copy that arrived got a verdict other than router.RejectForged.
 func (r *Router) keepPromises(id router.MsgID, keep func(*promise) bool) {
 	for i := r.promHead; i < len(r.promises); i++ {
 		if pr := &r.promises[i]; pr.id == id && (keep == nil || keep(pr)) {
 			pr.kept = true
+		}
+	}
+}
+
+// markArrived sets (a copy of id arrived) or clears (that copy was rejected as forged) the
+// arrived mark of id's pending promises, with a SeenTTL too short to hold the ID until they
+// are checked (Router.keepOnArrival). A marked promise counts as kept: the verdict may come
+// after the seen cache forgot the ID, or never reach the router.
+func (r *Router) markArrived(id router.MsgID, arrived bool) {
+	for i := r.promHead; i < len(r.promises); i++ {
+		if pr := &r.promises[i]; pr.id == id {
+			pr.arrived = arrived
 		}
 	}
 }

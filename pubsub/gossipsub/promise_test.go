@@ -126,3 +126,39 @@ func TestPromiseKeptPastShortSeenTTL(t *testing.T) {
 		t.Fatalf("the peer that delivered every promised message at once has behaviour penalties (score %.1f), want none", h.score(1))
 	}
 }
+
+// TestForgedCopyKeepsNoPromise: a peer that advertised a message by IHAVE and never delivered
+// it breaks its promise, even though another peer sent a forged copy of the same ID
+// (router.RejectForged: only this copy is known bad, and the ID is forgotten) before the
+// promise fell due. That holds whatever the SeenTTL: with one too short to hold the ID until
+// the check, the router marks promises kept as a message arrives, and it marked this one kept
+// on the forged copy's arrival.
+func TestForgedCopyKeepsNoPromise(t *testing.T) {
+	for _, seen := range []time.Duration{0, 2500 * time.Millisecond} {
+		h := newHarness(t, Config{Params: Params{HeartbeatInterval: 500 * time.Millisecond, SeenTTL: seen}}, 1)
+		const adv, forger = 1, 2
+		h.add(adv, true, topicA)
+		h.add(forger, true, topicA)
+		h.r.Join(h.now(), topicA)
+		h.drain()
+		m := rt.Msg(9, 1, topicA, 100)
+		h.rpc(adv, ctlIHave(topicA, rt.IDs(rt.MID(m))...))
+		if got := iwantCount(h.drain(), rt.ID(adv)); got != 1 {
+			t.Fatalf("SeenTTL %v: requested %d IDs, want 1", seen, got)
+		}
+		h.rpc(forger, rt.Pub(rt.Msg(9, 1, topicA, 101))) // same origin and seqno: same ID
+		for _, in := range h.drain().Ready.Validate {
+			h.r.ValidationDone(h.now(), in.ID, router.RejectForged)
+		}
+		h.drain()
+		h.advance(2 * DefaultIWantFollowupTime)
+		h.drain()
+		if st := h.r.statsOf(rt.ID(adv)); st == nil || st.behaviour < 0.5 {
+			var b float64
+			if st != nil {
+				b = st.behaviour
+			}
+			t.Errorf("SeenTTL %v: the peer that never delivered the message it advertised got %.2f behaviour penalties, want 1 (a forged copy from another peer kept its promise)", seen, b)
+		}
+	}
+}

@@ -54,7 +54,8 @@ type Router struct {
 
 	// keepOnArrival: the seen cache may forget an ID before a promise of it is checked
 	// (SeenTTL ≤ IWantFollowupTime + HeartbeatInterval), so a new message keeps its pending
-	// promises when it arrives rather than by being in the seen cache at the check.
+	// promises when it arrives rather than by being in the seen cache at the check, unless
+	// that copy is rejected as forged.
 	keepOnArrival bool
 
 	// early holds the IDONTWANTs received for messages not seen yet, until the message
@@ -119,6 +120,9 @@ type promise struct {
 	peer   key.ID
 	expire time.Time
 	kept   bool // a copy arrived that the seen cache may not show at the check (keepPromises)
+	// arrived: with keepOnArrival, a copy arrived whose verdict is not known yet; it counts as
+	// kept unless that copy is rejected as forged (ValidationDone).
+	arrived bool
 }
 
 type peer struct {
@@ -606,7 +610,7 @@ func (r *Router) handleMessage(now time.Time, p *peer, m *pubsubpb.Message) {
 	}
 	e := r.add(now, id, m, proto.Size(m))
 	if r.keepOnArrival && r.promHead < len(r.promises) {
-		r.keepPromises(id, nil)
+		r.markArrived(id, true)
 	}
 	e.Aux.topic, e.Aux.sct = m.Topic, r.scored(t)
 	t.lastNew = r.tick
@@ -712,6 +716,16 @@ func (r *Router) ValidationDone(now time.Time, id router.MsgID, res router.Valid
 	}
 	m := e.Msg
 	dups := e.Aux.dups
+	if r.keepOnArrival && r.promHead < len(r.promises) {
+		// The copy whose arrival marked id's promises gets its verdict: a forged one (a bad
+		// signature, which anyone may send for any ID) delivered nothing that was promised;
+		// any other keeps them, also after the seen cache forgets the ID.
+		if res == router.RejectForged {
+			r.markArrived(id, false)
+		} else {
+			r.keepPromises(id, nil)
+		}
+	}
 	switch res {
 	case router.Accept:
 		e.Status, e.Validated = routing.Valid, now.UnixNano()
