@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -178,6 +179,12 @@ func (n *Node) handlePubSubPublish(w http.ResponseWriter, r *http.Request) {
 		writePubSub(w, http.StatusBadRequest, nil, &pubsubrpc.Error{Code: rpcCodeParseError, Message: "Parse error", Data: err.Error()})
 		return
 	}
+	// encoding/json also makes U+FFFD of an escaped lone surrogate (\ud800), which is no
+	// character either: refused too, so nothing is published on that other topic.
+	if hasLoneSurrogate(body) {
+		writePubSub(w, http.StatusBadRequest, nil, &pubsubrpc.Error{Code: rpcCodeParseError, Message: "Parse error", Data: "request body escapes a lone UTF-16 surrogate, which is not valid Unicode"})
+		return
+	}
 	if req.Topic == "" {
 		writePubSub(w, http.StatusBadRequest, nil, &pubsubrpc.Error{Code: pubsubrpc.CodeInvalidParams, Message: "Invalid params", Data: "topic is empty"})
 		return
@@ -190,6 +197,41 @@ func (n *Node) handlePubSubPublish(w http.ResponseWriter, r *http.Request) {
 	}
 	out := pubsubrpc.PublishResult{ID: hex.EncodeToString([]byte(res.ID)), Topic: res.Topic, Peers: idStrings(res.Peers)}
 	writePubSub(w, http.StatusOK, out, nil)
+}
+
+// hasLoneSurrogate reports whether b, JSON that encoding/json accepted, escapes a UTF-16
+// surrogate that is not half of a pair (\ud800 alone, or \udc00 first), which encoding/json
+// decodes as U+FFFD. In valid JSON every backslash begins an escape inside a string.
+func hasLoneSurrogate(b []byte) bool {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
+		return rune(v), err == nil
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		if !ok {
+			i++ // a one-character escape: skip the character after the backslash
+			continue
+		}
+		i += 5
+		switch {
+		case r >= 0xdc00 && r <= 0xdfff:
+			return true
+		case r >= 0xd800 && r <= 0xdbff:
+			lo, ok := hex4(i + 1)
+			if !ok || lo < 0xdc00 || lo > 0xdfff {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
 }
 
 // publishError maps a Server.Publish error to an HTTP status and an envelope error.

@@ -466,3 +466,38 @@ func TestPubSubSubscribeRacingStop(t *testing.T) {
 		})
 	}
 }
+
+// TestPubSubPublishLoneSurrogate: a publish body that is valid UTF-8 but whose topic holds an
+// escaped lone UTF-16 surrogate (\ud800, which is no character) is refused as a topic of
+// invalid UTF-8 is, instead of being published on the topic encoding/json makes of it (U+FFFD
+// for the surrogate). A surrogate pair is one character, and its topic is taken.
+func TestPubSubPublishLoneSurrogate(t *testing.T) {
+	n := startFloodsubNode(t, testConfig("surrogate"))
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	post := func(body string) (int, *pubsubrpc.Error) {
+		t.Helper()
+		resp, err := hc.Post("http://"+n.RPCAddr()+pubsubrpc.PathPublish, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var env pubsubrpc.Response
+		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, env.Error
+	}
+	for _, topic := range []string{`chat\ud800`, `chat\udc00x`, `\ud800\u0041`, `a\\\ud83d`} {
+		code, rerr := post(`{"topic":"` + topic + `","data":"eA=="}`)
+		if code != http.StatusBadRequest || rerr == nil || rerr.Code != rpcCodeParseError {
+			t.Errorf("publish on topic %s: HTTP %d, error %+v; want 400 with code %d", topic, code, rerr, rpcCodeParseError)
+		}
+	}
+	// A pair, and an escaped backslash before "ud800", are no lone surrogate: the request goes
+	// on to Publish (no peer here, so 503 CodeNoPeers, or another answer than a parse error).
+	for _, topic := range []string{`chat\ud83d\ude00`, `chat\\ud800`} {
+		if _, rerr := post(`{"topic":"` + topic + `","data":"eA=="}`); rerr != nil && rerr.Code == rpcCodeParseError {
+			t.Errorf("publish on topic %s: parse error %+v, want none", topic, rerr)
+		}
+	}
+}
