@@ -6,6 +6,7 @@ import (
 
 	"github.com/switchyard-p2p/switchyard/p2p/key"
 	rt "github.com/switchyard-p2p/switchyard/pubsub/internal/routertest"
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
 	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
 
@@ -394,5 +395,54 @@ func TestLingerGossipExchangeLeavesAtOnce(t *testing.T) {
 	}
 	if ihaves == 0 {
 		t.Fatal("no IHAVE for the message right after the heartbeat (they waited for the linger)")
+	}
+}
+
+// TestLingerStatsExcludeDroppedPeer: the copies and IDONTWANTs still waiting (Linger) when their
+// peer is removed never leave, so Stats.Forwarded and Stats.IDontWantSent, which count what
+// left (docs/PUBSUB.md), do not count them.
+func TestLingerStatsExcludeDroppedPeer(t *testing.T) {
+	const linger = 20 * time.Millisecond
+	h, mesh := lingerSetup(t, linger, 10)
+	src, gone := mesh[0], mesh[1]
+
+	// IDONTWANTs, sent before validation, wait; then the verdict is Ignore: no copy follows.
+	m1 := rt.Msg(99, 1, topicA, DefaultIDontWantMessageThreshold)
+	h.rpc(rtIndex(t, src), rt.Pub(m1))
+	for _, in := range h.drain().Ready.Validate {
+		h.r.ValidationDone(h.now(), in.ID, router.Ignore)
+	}
+	h.drain()
+	h.r.RemovePeer(h.now(), gone)
+	h.advance(3 * linger / 2)
+	v := h.drain()
+	idw := 0
+	for _, id := range mesh {
+		for _, x := range v.Control(id).Idontwant {
+			idw += len(x.MessageIDs)
+		}
+	}
+	if s := h.r.Stats(); idw != len(mesh)-2 || s.IDontWantSent != uint64(idw) {
+		t.Fatalf("%d IDONTWANT IDs left, IDontWantSent %d, want %d, %d", idw, s.IDontWantSent, len(mesh)-2, len(mesh)-2)
+	}
+
+	// Forwards of an accepted message wait; one peer is removed before they leave.
+	src2, gone2 := mesh[2], mesh[3]
+	m2 := rt.Msg(99, 2, topicA, 10)
+	before := h.r.Stats().Forwarded
+	h.rpc(rtIndex(t, src2), rt.Pub(m2))
+	h.accept(h.drain())
+	h.drain()
+	h.r.RemovePeer(h.now(), gone2)
+	h.advance(3 * linger / 2)
+	v = h.drain()
+	sent := 0
+	for _, id := range h.r.MeshPeers(topicA) {
+		if v.HasMsg(id, rt.MID(m2)) {
+			sent++
+		}
+	}
+	if f := h.r.Stats().Forwarded - before; sent == 0 || f != uint64(sent) {
+		t.Fatalf("%d copies left, Forwarded grew by %d, want the same", sent, f)
 	}
 }

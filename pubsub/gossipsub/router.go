@@ -1270,11 +1270,13 @@ func (r *Router) Scores() []PeerScore {
 	return out
 }
 
-// Stats returns the cumulative counters.
+// Stats returns the cumulative counters. Forwarded and IDontWantSent count what left: not the
+// copies and IDONTWANTs suppressed because the peer held the message while they waited, nor
+// those still queued when their peer was removed.
 func (r *Router) Stats() router.Stats {
 	st := r.stats
-	st.Forwarded -= r.out.SuppressedCopies
-	st.IDontWantSent -= r.out.SuppressedIDontWant
+	st.Forwarded -= r.out.SuppressedCopies + r.out.DroppedCopies
+	st.IDontWantSent -= r.out.SuppressedIDontWant + r.out.DroppedIDontWant
 	return st
 }
 

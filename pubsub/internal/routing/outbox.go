@@ -108,9 +108,10 @@ type Outbox struct {
 	// the peer held the message (Has) or, for an IDONTWANT, because a copy of the message
 	// went in the same flush.
 	SuppressedCopies, SuppressedIDontWant uint64
-	// DroppedCopies counts the message copies (publishes, forwards and deferred forwards)
-	// discarded by Drop: queued for a peer that went away before they left.
-	DroppedCopies uint64
+	// DroppedCopies counts the message copies (publishes, forwards and deferred forwards),
+	// and DroppedIDontWant the IDONTWANT IDs, discarded by Drop: queued for a peer that went
+	// away before they left.
+	DroppedCopies, DroppedIDontWant uint64
 
 	now    time.Time
 	queued []*Queue
@@ -384,6 +385,9 @@ func (o *Outbox) Defer(q *Queue, msg *pubsubpb.Message, id []byte, ref uint64, s
 // Drop discards everything queued for q and stops queuing for it: its peer is gone.
 func (o *Outbox) Drop(q *Queue) {
 	o.DroppedCopies += uint64(q.pub.len() + q.fwd.len() + q.lazy.len())
+	for _, b := range q.ctl {
+		o.DroppedIDontWant += uint64(len(b.idw.MessageIDs))
+	}
 	q.dropped = true
 	q.reset()
 	o.dueOK = false
