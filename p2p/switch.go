@@ -366,6 +366,13 @@ func (sw *Switch) StopPeerForError(p Peer, err error) {
 		}
 		return
 	}
+	// Matched by ID: the connected peer with that ID now is stopped as if it had been given,
+	// so that its messages stop at once and a reactor that stops it on every message posts
+	// one request, not one per message.
+	if pi := sw.peers.Load().byID[p.ID()]; pi != nil {
+		sw.requestStop(pi, err)
+		return
+	}
 	sw.inbox.post(stopPeerReq{id: p.ID(), err: err})
 }
 

@@ -251,3 +251,37 @@ func TestSwitchNoReceiveAfterStopRequest(t *testing.T) {
 		}
 	})
 }
+
+// opaquePeer wraps a Peer without an Unwrap method: the Switch can match it by ID only.
+type opaquePeer struct{ Peer }
+
+// opaqueStopReactor counts the messages it receives and stops the sender of each, handing
+// StopPeerForError a wrapper of the Peer that does not unwrap.
+type opaqueStopReactor struct {
+	stopOnReceiveReactor
+	received atomic.Int32
+}
+
+func (r *opaqueStopReactor) Receive(_ byte, p Peer, _ []byte) {
+	r.received.Add(1)
+	r.Switch.StopPeerForError(opaquePeer{p}, errors.New("unwanted message"))
+}
+
+// TestSwitchNoReceiveAfterStopRequestByID: StopPeerForError given a Peer that does not unwrap
+// to the Switch's (matched by ID, as its doc says) also stops the delivery of that peer's
+// messages from the call on, and posts one stop request, not one per message: the peer's
+// messages kept reaching the reactor, each adding an entry to the mailbox, until the busy
+// event loop took the first request.
+func TestSwitchNoReceiveAfterStopRequestByID(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &opaqueStopReactor{stopOnReceiveReactor: stopOnReceiveReactor{block: testID(3), entered: make(chan struct{}), release: make(chan struct{})}}
+		const n = 50
+		hub, queued, _ := floodBusyLoop(t, r, &r.stopOnReceiveReactor, n, nil)
+		if got := r.received.Load(); got != 1 || queued > 2 {
+			t.Errorf("the reactor received %d of the %d messages of a peer it stopped at the first, and %d requests were queued; want 1 and at most 2", got, n, queued)
+		}
+		if hub.Peers().Has(testID(2)) {
+			t.Error("the peer was not stopped")
+		}
+	})
+}
