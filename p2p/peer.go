@@ -82,7 +82,8 @@ type peer struct {
 
 	// stopping is set when the MConnection stops taking messages for a reason other than a full
 	// queue (FlushStop, CloseConn, a connection error) while the peer is still in the PeerSet,
-	// so that Broadcast does not count its refusals as drops of a full send queue.
+	// so that Broadcast does not count its refusals as drops of a full send queue, and receive
+	// drops the peer's messages from then on.
 	stopping atomic.Bool
 
 	// stopReq is the reason of the first stop asked for this peer (requestStop), so that admit
@@ -176,7 +177,8 @@ func (p *peer) CloseConn() error {
 }
 
 // receive is the MConnection's ReceiveFunc. It routes msg to the reactor owning chID, unless a
-// stop of the peer was asked for (StopPeerForError, BanPeer, FlushStop, ...): from then on the
+// stop of the peer was asked for (StopPeerForError, BanPeer, FlushStop, CloseConn, a connection
+// error; FlushStop from its call, before its drain): from then on the
 // peer's messages are dropped, as CometBFT's StopPeerForError stops the connection before its
 // next message is read, although the event loop may not have taken the request yet. It holds
 // the only recover in the package (docs/ARCHITECTURE.md rule 6): a reactor's panic is logged with its
@@ -186,8 +188,10 @@ func (p *peer) receive(chID byte, msg []byte) {
 		return // the peer is being removed
 	}
 	defer p.gate.exit()
-	if p.stopReq.Load() != nil {
-		return // asked to stop: its messages are no longer wanted
+	if p.stopReq.Load() != nil || p.stopping.Load() {
+		// Asked to stop: its messages are no longer wanted, also while FlushStop still drains
+		// what was queued for the peer (it asks the Switch to remove the peer only after that).
+		return
 	}
 	nr := p.sw.byChannel[chID]
 	p.sw.met.recordRecv(chID, len(msg))

@@ -8,8 +8,11 @@ import (
 	"testing/synctest"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protodelim"
+
 	"github.com/switchyard-p2p/switchyard/internal/clock"
 	"github.com/switchyard-p2p/switchyard/p2p/key"
+	"github.com/switchyard-p2p/switchyard/wire/p2ppb"
 )
 
 // TestSwitchStopInInitPeerNilError: StopPeerForError(p, nil) from InitPeer refuses the peer like
@@ -282,6 +285,41 @@ func TestSwitchNoReceiveAfterStopRequestByID(t *testing.T) {
 		}
 		if hub.Peers().Has(testID(2)) {
 			t.Error("the peer was not stopped")
+		}
+	})
+}
+
+// TestSwitchNoReceiveDuringFlushStop: once a reactor asked a peer to stop with FlushStop, no
+// reactor gets another message of the peer (Reactor.Receive), also while FlushStop still writes
+// what was queued for it: a peer that reads nothing holds that drain for up to PongTimeout, and
+// every message it sent meanwhile reached the reactors.
+func TestSwitchNoReceiveDuringFlushStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ft := newFakeNetwork().newFakeTransport(1, chA)
+		r := newTestReactor(chA)
+		hub := NewSwitch(ft, testConfig(t), WithReactor("r", r))
+		defer runSwitch(t, hub)()
+		c := ft.inject(testNodeInfo(2, chA)) // the remote end: it writes packets, reads nothing
+		defer func() { _ = c.Close() }()
+		synctest.Wait()
+		p := hub.Peers().Get(testID(2))
+		if p == nil {
+			t.Fatal("peer not added")
+		}
+		if !p.TrySend(chA, []byte("queued for a peer that does not read")) {
+			t.Fatal("TrySend failed")
+		}
+		go p.FlushStop() // its drain waits for the peer to read, up to PongTimeout
+		synctest.Wait()
+		for i := range 3 {
+			pkt := &p2ppb.Packet{Sum: &p2ppb.Packet_PacketMsg{PacketMsg: &p2ppb.PacketMsg{ChannelId: int32(chA), Eof: true, Data: []byte{byte(i)}}}}
+			if _, err := protodelim.MarshalTo(c, pkt); err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+		}
+		synctest.Wait()
+		if got := len(r.received()); got != 0 {
+			t.Errorf("the reactor received %d messages of a peer after its FlushStop was called, want 0", got)
 		}
 	})
 }
