@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -17,16 +18,8 @@ import (
 // type assertion would panic on it). The loop is driven by hand so that RegisterTopic lands
 // between the worker's look-up and the loop's handling of its answer.
 func TestRegisteredDuringValidationDeliveredDecoded(t *testing.T) {
-	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: newFakeNet(), SignPolicy: StrictNoSign,
-		NewRouter: func(env RouterEnv) (router.Router, error) { return newFakeRouter(env), nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newFakeRouter(RouterEnv{MsgID: s.cfg.MsgID})
-	l := newLoop(s, r, t.Context())
-	now := s.clk.Now()
+	s, r, l, now := handLoop(t)
 	from := routertest.ID(1)
-	r.AddPeer(now, from, routertest.Info(1, false))
 
 	want := &wrapperspb.Int64Value{Value: 42}
 	data, _ := proto.Marshal(want)
@@ -34,12 +27,7 @@ func TestRegisteredDuringValidationDeliveredDecoded(t *testing.T) {
 	l.flush(now) // the message goes to the (unregistered topic's) validation queue
 
 	// A worker runs the validation: the topic is not registered, so it is accepted undecoded.
-	job, q, deliver, ok := s.pipe.next()
-	if !ok {
-		t.Fatal("no validation job")
-	}
-	job()
-	s.pipe.done(q, deliver)
+	runOneJob(t, s)
 
 	// RegisterTopic runs before the loop takes the worker's answer.
 	ch := make(chan Message, 1)
@@ -57,37 +45,19 @@ func TestRegisteredDuringValidationDeliveredDecoded(t *testing.T) {
 	}
 	l.flush(now)
 	runLoopByHand(t, l)
-	select {
-	case m := <-ch:
-		got, isT := m.Data.(*wrapperspb.Int64Value)
-		if !isT || !proto.Equal(got, want) {
-			t.Fatalf("delivered Data %T %v, want %v", m.Data, m.Data, want)
-		}
-	default:
-		t.Fatal("nothing reached the Feed")
-	}
+	wantDelivered(t, ch, want)
 }
 
 // TestRegisteredDuringValidationValidated: the validators of a topic registered while a message
 // of it was validated as unregistered judge that message before it is delivered.
 func TestRegisteredDuringValidationValidated(t *testing.T) {
-	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: newFakeNet(), SignPolicy: StrictNoSign,
-		NewRouter: func(env RouterEnv) (router.Router, error) { return newFakeRouter(env), nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newFakeRouter(RouterEnv{MsgID: s.cfg.MsgID})
-	l := newLoop(s, r, t.Context())
-	now := s.clk.Now()
+	s, r, l, now := handLoop(t)
 	from := routertest.ID(1)
-	r.AddPeer(now, from, routertest.Info(1, false))
 	data, _ := proto.Marshal(&wrapperspb.Int64Value{Value: 42})
 	m := &pubsubpb.Message{Topic: "num", Data: data}
 	r.HandleRPC(now, from, routertest.Pub(m))
 	l.flush(now)
-	job, q, deliver, _ := s.pipe.next()
-	job() // the topic is not registered yet
-	s.pipe.done(q, deliver)
+	runOneJob(t, s) // the topic is not registered yet
 
 	ch := make(chan Message, 1)
 	sub := s.Subscribe(&wrapperspb.Int64Value{}, ch)
@@ -118,24 +88,14 @@ func TestRegisteredDuringValidationValidated(t *testing.T) {
 // and delivered by the router (one that validates and delivers messages of any topic) after
 // RegisterTopic bound the topic to a message type, reaches the type's Feed decoded.
 func TestRegisteredBeforeDeliveryDecoded(t *testing.T) {
-	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: newFakeNet(), SignPolicy: StrictNoSign,
-		NewRouter: func(env RouterEnv) (router.Router, error) { return newFakeRouter(env), nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newFakeRouter(RouterEnv{MsgID: s.cfg.MsgID})
-	l := newLoop(s, r, t.Context())
-	now := s.clk.Now()
+	s, r, l, now := handLoop(t)
 	from := routertest.ID(1)
-	r.AddPeer(now, from, routertest.Info(1, false))
 	r.Join(now, "num") // the router delivers the topic's messages: nothing here registered it
 	want := &wrapperspb.Int64Value{Value: 42}
 	data, _ := proto.Marshal(want)
 	r.HandleRPC(now, from, routertest.Pub(&pubsubpb.Message{Topic: "num", Data: data}))
 	l.flush(now)
-	job, q, deliver, _ := s.pipe.next()
-	job()
-	s.pipe.done(q, deliver)
+	runOneJob(t, s)
 	for _, it := range s.inbox.drain(nil) {
 		l.handle(now, it) // accepted as unregistered: the router now holds its delivery
 	}
@@ -148,10 +108,42 @@ func TestRegisteredBeforeDeliveryDecoded(t *testing.T) {
 	}
 	l.flush(now) // the delivery, with the topic now registered
 	runLoopByHand(t, l)
+	wantDelivered(t, ch, want)
+}
+
+// handLoop returns a Server with a fake router and its loop, to be driven by hand on the test's
+// goroutine (nothing runs Run), with peer routertest.ID(1) added to the router.
+func handLoop(t *testing.T) (*Server, *fakeRouter, *loop, time.Time) {
+	t.Helper()
+	s, err := NewServer(Config{NodeKey: testKey(t, 1), Network: newFakeNet(), SignPolicy: StrictNoSign,
+		NewRouter: func(env RouterEnv) (router.Router, error) { return newFakeRouter(env), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newFakeRouter(RouterEnv{MsgID: s.cfg.MsgID})
+	l := newLoop(s, r, t.Context())
+	now := s.clk.Now()
+	r.AddPeer(now, routertest.ID(1), routertest.Info(1, false))
+	return s, r, l, now
+}
+
+// runOneJob runs the next job of s's worker pool on the test's goroutine.
+func runOneJob(t *testing.T, s *Server) {
+	t.Helper()
+	job, q, deliver, ok := s.pipe.next()
+	if !ok {
+		t.Fatal("no job")
+	}
+	job()
+	s.pipe.done(q, deliver)
+}
+
+// wantDelivered checks that ch holds a message whose decoded Data is want.
+func wantDelivered(t *testing.T, ch <-chan Message, want proto.Message) {
+	t.Helper()
 	select {
 	case m := <-ch:
-		got, isT := m.Data.(*wrapperspb.Int64Value)
-		if !isT || !proto.Equal(got, want) {
+		if m.Data == nil || !proto.Equal(m.Data, want) {
 			t.Fatalf("delivered Data %T %v, want %v", m.Data, m.Data, want)
 		}
 	default:
