@@ -343,18 +343,31 @@ func TestStoppingReportsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entered, release := make(chan struct{}), make(chan struct{})
 	type results struct{ status, wait, publish error }
-	got := make(chan results, 1)
+	r := whileStopping(t, s, func() (r results) {
+		r.status = s.Status()
+		r.wait = s.WaitForPeers(context.Background(), "t", 1)
+		_, r.publish = s.Publish(context.Background(), "t", []byte("y"))
+		return r
+	})
+	for name, err := range map[string]error{"Status": r.status, "WaitForPeers": r.wait, "Publish": r.publish} {
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("%s while the Server stops: %v, want an error wrapping net.ErrClosed", name, err)
+		}
+	}
+}
+
+// whileStopping returns what call returned when run while s.Run is stopping: held open by an
+// adapter of topic "t" that is still running, after Run's loop has returned.
+func whileStopping[T any](t *testing.T, s *Server, call func() T) T {
+	t.Helper()
+	entered, release := make(chan struct{}), make(chan struct{})
+	got := make(chan T, 1)
 	if err := s.JoinTopic("t", func(next Handler) Handler {
 		return func(m Message) {
 			close(entered)
 			<-release
-			var r results
-			r.status = s.Status()
-			r.wait = s.WaitForPeers(context.Background(), "t", 1)
-			_, r.publish = s.Publish(context.Background(), "t", []byte("y"))
-			got <- r
+			got <- call()
 			next(m)
 		}
 	}); err != nil {
@@ -367,11 +380,7 @@ func TestStoppingReportsClosed(t *testing.T) {
 	close(release)
 	r := <-got
 	<-done
-	for name, err := range map[string]error{"Status": r.status, "WaitForPeers": r.wait, "Publish": r.publish} {
-		if !errors.Is(err, net.ErrClosed) {
-			t.Errorf("%s while the Server stops: %v, want an error wrapping net.ErrClosed", name, err)
-		}
-	}
+	return r
 }
 
 // runAndPublish starts s.Run and, once it runs, has a connected peer publish one message on
@@ -397,25 +406,9 @@ func TestRegisterWhileStopping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entered, release := make(chan struct{}), make(chan struct{})
-	got := make(chan [2]error, 1)
-	if err := s.JoinTopic("t", func(next Handler) Handler {
-		return func(m Message) {
-			close(entered)
-			<-release
-			got <- [2]error{s.RegisterTopic("typed", &wrapperspb.StringValue{}), s.JoinTopic("raw")}
-			next(m)
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	cancel, done := runAndPublish(t, s)
-	<-entered
-	cancel()
-	<-s.life.Done() // Run is stopping: its loop has returned, it waits for the adapter
-	close(release)
-	errs := <-got
-	<-done
+	errs := whileStopping(t, s, func() [2]error {
+		return [2]error{s.RegisterTopic("typed", &wrapperspb.StringValue{}), s.JoinTopic("raw")}
+	})
 	for i, name := range []string{"RegisterTopic", "JoinTopic"} {
 		if !errors.Is(errs[i], net.ErrClosed) {
 			t.Errorf("%s while the Server stops: %v, want an error wrapping net.ErrClosed", name, errs[i])
