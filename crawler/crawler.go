@@ -42,9 +42,17 @@ const (
 // Config defaults; zero Config fields take these values.
 const (
 	// DefaultMaxNodes is the default bound on the node IDs one crawl lists (Config.MaxNodes):
-	// five times the addresses a full CometBFT address book holds (256·64 new and 64·64 old),
-	// some tens of megabytes of crawl state.
+	// five times the addresses a full CometBFT address book holds (256·64 new and 64·64 old).
+	// An ID costs about 3 KB of crawl state with its MaxAddrsPerNode known addresses (about
+	// 100 bytes each, held twice while they wait to be dialed), plus the NodeInfo of a node
+	// reached, which the node may pad to nodeinfo.MaxNodeInfoSize (10 KiB): about 310 MB for
+	// DefaultMaxNodes IDs, up to 1.4 GB when every one is a reachable node with such a NodeInfo.
+	// The addresses listed in Node.Addrs come on top (DefaultMaxAddrs).
 	DefaultMaxNodes = 100_000
+	// DefaultMaxAddrs is the default bound on the addresses one crawl lists in Node.Addrs, over
+	// all nodes (Config.MaxAddrs): 4,000 full PEX replies, about 115 MB (about 115 bytes an
+	// address).
+	DefaultMaxAddrs = 1_000_000
 	// DefaultMaxConcurrent is the default number of nodes visited at once.
 	DefaultMaxConcurrent = 16
 	// DefaultNodeTimeout is the default bound on one visit: TCP connect, handshake, PexRequest and
@@ -125,6 +133,13 @@ type Config struct {
 	// MaxAddrsPerReply new IDs, and a hostile network can make up IDs without end. Zero means
 	// DefaultMaxNodes; must not be negative.
 	MaxNodes int
+	// MaxAddrs bounds the addresses a crawl lists in Node.Addrs, summed over all nodes: each
+	// node reached may return RequestsPerPeer·MaxAddrsPerReply made-up addresses, so at MaxNodes
+	// IDs the lists alone could otherwise hold MaxNodes·500 addresses (50,000,000, about 5.7 GB,
+	// at DefaultMaxNodes). Once the crawl lists that many, a node's further addresses are not
+	// listed (Node.DroppedAddrs counts them; they are still followed) and the Result is
+	// AddrsFull and not Complete. Zero means DefaultMaxAddrs; must not be negative.
+	MaxAddrs int
 	// NodeTimeout bounds one visit: connect, handshake, PexRequests and replies. Zero means
 	// DefaultNodeTimeout; must not be negative.
 	NodeTimeout time.Duration
@@ -168,6 +183,9 @@ func (c Config) Validate() error {
 	if c.MaxNodes < 0 {
 		bad("MaxNodes %d is negative", c.MaxNodes)
 	}
+	if c.MaxAddrs < 0 {
+		bad("MaxAddrs %d is negative", c.MaxAddrs)
+	}
 	if c.NodeTimeout < 0 {
 		bad("NodeTimeout %v is negative", c.NodeTimeout)
 	}
@@ -198,6 +216,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxNodes == 0 {
 		c.MaxNodes = DefaultMaxNodes
+	}
+	if c.MaxAddrs == 0 {
+		c.MaxAddrs = DefaultMaxAddrs
 	}
 	if c.NodeTimeout == 0 {
 		c.NodeTimeout = DefaultNodeTimeout
@@ -299,8 +320,13 @@ type Node struct {
 	// Replied reports whether at least one PexAddrs arrived.
 	Replied bool
 	// Addrs are the valid addresses the node returned, in order, without duplicates; those
-	// not publicly routable among them are not followed unless Config.AllowNonRoutable.
+	// not publicly routable among them are not followed unless Config.AllowNonRoutable. Once
+	// the crawl lists Config.MaxAddrs addresses over all nodes, no more are listed.
 	Addrs []netaddr.NetAddress
+	// DroppedAddrs counts the valid addresses the node returned that are not in Addrs because
+	// the crawl already listed Config.MaxAddrs addresses (Result.AddrsFull); they were followed
+	// all the same.
+	DroppedAddrs int
 	// InvalidAddrs counts the returned entries dropped as invalid (bad ID, IP or port).
 	InvalidAddrs int
 	// Err is nil when the node was reached and answered; otherwise why not: a dial or
@@ -343,12 +369,16 @@ type Result struct {
 	// Elapsed is the crawl's wall-clock time.
 	Elapsed time.Duration
 	// Complete is true when every known node was visited before Duration ended: none is left
-	// to visit, no visit failed after Duration or ctx ended (it may have been cut off), and no
-	// ID was ignored for Config.MaxNodes.
+	// to visit, no visit failed after Duration or ctx ended (it may have been cut off), no
+	// ID was ignored for Config.MaxNodes and no address was left out of Node.Addrs for
+	// Config.MaxAddrs.
 	Complete bool
 	// Full reports that the crawl held Config.MaxNodes IDs and ignored the new ones learned
 	// after that.
 	Full bool
+	// AddrsFull reports that the crawl listed Config.MaxAddrs addresses in Node.Addrs and left
+	// the ones returned after that out (Node.DroppedAddrs).
+	AddrsFull bool
 }
 
 // Reachable returns the number of reachable nodes in r.
@@ -395,15 +425,17 @@ type outcome struct {
 
 // crawl is one Run's state, owned by the Run goroutine.
 type crawl struct {
-	c       *Crawler
-	tr      *transport.MultiplexTransport
-	network string
-	block   uint64
-	byID    map[key.ID]*entry
-	order   []*entry
-	queue   []*entry
-	cut     bool // a visit failed after the crawl's time was up (its failure may be the cut)
-	full    bool // an ID was ignored: the crawl held MaxNodes
+	c         *Crawler
+	tr        *transport.MultiplexTransport
+	network   string
+	block     uint64
+	byID      map[key.ID]*entry
+	order     []*entry
+	queue     []*entry
+	cut       bool // a visit failed after the crawl's time was up (its failure may be the cut)
+	full      bool // an ID was ignored: the crawl held MaxNodes
+	listed    int  // addresses in all Node.Addrs, at most MaxAddrs
+	addrsFull bool // an address was left out of Node.Addrs: the crawl listed MaxAddrs
 }
 
 // Run crawls from seeds until every known node was visited, Config.Duration has passed or ctx is
@@ -438,7 +470,8 @@ func (c *Crawler) Run(ctx context.Context, seeds []netaddr.NetAddress) (Result, 
 	}
 	cr.runQueue(cctx)
 
-	res := Result{Network: cr.network, Elapsed: time.Since(start), Complete: len(cr.queue) == 0 && !cr.cut && !cr.full, Full: cr.full}
+	res := Result{Network: cr.network, Elapsed: time.Since(start), Complete: len(cr.queue) == 0 && !cr.cut && !cr.full && !cr.addrsFull,
+		Full: cr.full, AddrsFull: cr.addrsFull}
 	for _, e := range cr.order {
 		if e.queued && !e.node.Attempted {
 			e.node.Err = ErrNotContacted
@@ -612,9 +645,19 @@ func (cr *crawl) handle(o outcome) {
 		}
 		n.Replied = o.replied
 		n.InvalidAddrs += o.invalid
-		for _, a := range o.addrs {
-			if !slices.ContainsFunc(n.Addrs, a.Equal) {
+		for i, a := range o.addrs {
+			switch {
+			case slices.ContainsFunc(n.Addrs, a.Equal) || slices.ContainsFunc(o.addrs[:i], a.Equal):
+				// a duplicate: listed, or dropped and counted, already (a node is reached once)
+			case cr.listed >= cr.c.cfg.MaxAddrs:
+				if !cr.addrsFull {
+					cr.c.log.Warn("the crawl lists MaxAddrs addresses; not listing more", "max_addrs", cr.c.cfg.MaxAddrs)
+				}
+				cr.addrsFull = true
+				n.DroppedAddrs++
+			default:
 				n.Addrs = append(n.Addrs, a)
+				cr.listed++
 			}
 		}
 	case len(e.pending) > 0 && !e.queued:

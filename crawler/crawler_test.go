@@ -446,6 +446,7 @@ func TestConfigValidate(t *testing.T) {
 		{RequestsPerPeer: 3},
 		{RequestsPerPeer: -1},
 		{MaxConcurrent: -1},
+		{MaxAddrs: -1},
 		{NodeTimeout: -time.Second},
 		{Duration: -time.Second},
 		{NodeKey: &key.NodeKey{}},
@@ -665,5 +666,50 @@ func TestCrawlUnsolicitedAddrs(t *testing.T) {
 	if len(res.Nodes) != 1 || x.conns.Load() != 0 || b.conns.Load() != 0 || a.requests.Load() != 0 {
 		t.Errorf("%d nodes listed, X dialed %d times, B %d times, %d PexRequests sent to A; want only A, none, none, none",
 			len(res.Nodes), x.conns.Load(), b.conns.Load(), a.requests.Load())
+	}
+}
+
+// TestCrawlListedAddrsBounded: every node a crawl reached lists the addresses it returned
+// (Node.Addrs), up to MaxAddrsPerReply per reply and RequestsPerPeer replies, so hostile nodes
+// that each return made-up addresses made the listed addresses grow far beyond what the package
+// documents for the crawl's state (MaxNodes IDs, MaxAddrsPerNode addresses per ID): at
+// DefaultMaxNodes about 50,000,000 addresses, several gigabytes. Here ten fake nodes each return
+// MaxAddrsPerReply private addresses (listed, not dialed); the crawl lists at most MaxAddrs of
+// them over all nodes, counts the others per node, and is AddrsFull and not Complete.
+func TestCrawlListedAddrsBounded(t *testing.T) {
+	const nodes, maxAddrs = 10, 1000
+	var seeds []netaddr.NetAddress
+	for i := range nodes {
+		r := newResponder(t, fmt.Sprintf("hostile-%d", i), testNetwork)
+		for j := range MaxAddrsPerReply {
+			ip := netip.AddrFrom4([4]byte{10, byte(i), byte(j), 1})
+			r.reply = append(r.reply, netaddr.New(key.ID(fmt.Sprintf("%08x%032x", i, j+1)), netip.AddrPortFrom(ip, 26656)))
+		}
+		r.serve()
+		seeds = append(seeds, r.addr)
+	}
+	cr := newCrawler(t, Config{Network: testNetwork, MaxNodes: nodes, MaxAddrs: maxAddrs, RequestsPerPeer: 2,
+		NodeTimeout: 5 * time.Second, Duration: 30 * time.Second})
+	res, err := cr.Run(context.Background(), seeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, dropped := 0, 0
+	for _, n := range res.Nodes {
+		if !n.Reachable || n.Err != nil {
+			t.Errorf("%s: reachable %v err %v", n.ID, n.Reachable, n.Err)
+		}
+		if len(n.Addrs)+n.DroppedAddrs != MaxAddrsPerReply {
+			t.Errorf("%s: %d addresses listed and %d dropped, want %d in all (each returned twice)", n.ID, len(n.Addrs), n.DroppedAddrs, MaxAddrsPerReply)
+		}
+		listed += len(n.Addrs)
+		dropped += n.DroppedAddrs
+	}
+	if listed != maxAddrs || dropped != nodes*MaxAddrsPerReply-maxAddrs {
+		t.Errorf("a crawl of %d IDs lists %d addresses in Node.Addrs and drops %d, want %d (MaxAddrs) and %d",
+			len(res.Nodes), listed, dropped, maxAddrs, nodes*MaxAddrsPerReply-maxAddrs)
+	}
+	if !res.AddrsFull || res.Complete || res.Full {
+		t.Errorf("AddrsFull %v Complete %v Full %v, want true, false, false", res.AddrsFull, res.Complete, res.Full)
 	}
 }

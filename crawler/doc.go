@@ -42,7 +42,10 @@
 // network, reachable, and the error.
 //
 // Bounds. The crawl's state is bounded whatever the network replies: at most Config.MaxNodes IDs
-// (Result.Full says when more were named) and MaxAddrsPerNode addresses per ID.
+// (Result.Full says when more were named), MaxAddrsPerNode addresses per ID, and Config.MaxAddrs
+// addresses listed in Node.Addrs over all nodes (Result.AddrsFull says when more were returned;
+// Node.DroppedAddrs counts them). At the defaults that is about 430 MB in the worst case, 1.5 GB
+// if every ID is a reachable node that pads its NodeInfo to the 10 KiB allowed (DefaultMaxNodes).
 //
 // Concurrency: Crawler.Run runs one loop goroutine (the caller's) that owns all crawl state, and at
 // most Config.MaxConcurrent visit goroutines, each owning one connection; results come back over a

@@ -69,10 +69,12 @@ Seeds are dialed wherever they are; --allow-non-routable follows such addresses
 too, for a local network whose nodes run with addr_book_strict = false.
 
 A crawl lists at most ` + strconv.Itoa(crawler.DefaultMaxNodes) + ` node IDs (a hostile network can make up
-IDs without end); the summary and --json's max_nodes_reached say when more
-were named. The command exits 1 when no node was reachable. Ctrl-C (SIGINT) or SIGTERM
-stops the crawl early: the result covers the nodes visited so far, and the
-command exits 130 (143 for SIGTERM).`,
+IDs without end) and ` + strconv.Itoa(crawler.DefaultMaxAddrs) + ` returned addresses over all nodes; the
+summary and --json's max_nodes_reached and max_addrs_reached say when more were
+named (a node's dropped_addrs counts those left out of its addrs). The command
+exits 1 when no node was reachable. Ctrl-C (SIGINT) or SIGTERM stops the crawl
+early: the result covers the nodes visited so far, and the command exits 130
+(143 for SIGTERM).`,
 		Example: `  switchyard crawl 8f3c...e1@seed.example.com:26656 --duration 2m
   switchyard crawl 8f3c...e1@127.0.0.1:26656 --json --allow-non-routable`,
 		Args: cobra.MinimumNArgs(1),
@@ -223,11 +225,22 @@ func writeCrawlTable(w io.Writer, res crawler.Result, interrupted bool) {
 		complete = " (incomplete: interrupted)"
 	case res.Full:
 		complete = fmt.Sprintf(" (incomplete: more than %d nodes; the rest were ignored)", len(res.Nodes))
+	case res.AddrsFull:
+		complete = fmt.Sprintf(" (incomplete: the nodes returned more than %d addresses; the rest are not listed)", listedAddrs(res))
 	case !res.Complete:
 		complete = " (incomplete: the duration ended first)"
 	}
 	fmt.Fprintf(w, "\n%d nodes, %d reachable, network %q, crawled in %s%s\n",
 		len(res.Nodes), res.Reachable(), res.Network, res.Elapsed.Round(time.Millisecond), complete)
+}
+
+// listedAddrs is the number of addresses the nodes' Addrs list, over all nodes.
+func listedAddrs(res crawler.Result) int {
+	n := 0
+	for _, nd := range res.Nodes {
+		n += len(nd.Addrs)
+	}
+	return n
 }
 
 // shortErr names the class of a node's error for the table.
@@ -269,6 +282,7 @@ type crawlJSON struct {
 	Elapsed   string          `json:"elapsed"`
 	Complete  bool            `json:"complete"`
 	Full      bool            `json:"max_nodes_reached"` // more IDs were named than the crawl lists
+	AddrsFull bool            `json:"max_addrs_reached"` // more addresses were returned than the crawl lists
 	Found     int             `json:"found"`
 	Reachable int             `json:"reachable"`
 	Nodes     []crawlNodeJSON `json:"nodes"`
@@ -293,7 +307,8 @@ type crawlNodeJSON struct {
 	Replied        bool     `json:"replied"`
 	Addrs          []string `json:"addrs"`
 	InvalidAddrs   int      `json:"invalid_addrs"`
-	Reason         string   `json:"reason"` // why the node was not crawled, in plain words; "" when it answered
+	DroppedAddrs   int      `json:"dropped_addrs"` // valid, but not listed in addrs: max_addrs_reached
+	Reason         string   `json:"reason"`        // why the node was not crawled, in plain words; "" when it answered
 	Error          string   `json:"error,omitempty"`
 	Duration       string   `json:"duration"`
 }
@@ -305,6 +320,7 @@ func writeCrawlJSON(w io.Writer, c *crawler.Crawler, res crawler.Result) error {
 		Elapsed:   res.Elapsed.Round(time.Millisecond).String(),
 		Complete:  res.Complete,
 		Full:      res.Full,
+		AddrsFull: res.AddrsFull,
 		Found:     len(res.Nodes),
 		Reachable: res.Reachable(),
 		Nodes:     make([]crawlNodeJSON, 0, len(res.Nodes)),
@@ -336,6 +352,7 @@ func writeCrawlJSON(w io.Writer, c *crawler.Crawler, res crawler.Result) error {
 			Replied:        n.Replied,
 			Addrs:          strs(n.Addrs),
 			InvalidAddrs:   n.InvalidAddrs,
+			DroppedAddrs:   n.DroppedAddrs,
 			Duration:       n.Duration.Round(time.Millisecond).String(),
 			Reason:         n.Reason(),
 		}

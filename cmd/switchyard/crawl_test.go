@@ -386,3 +386,19 @@ func TestCrawlTableUnsolicitedAddrs(t *testing.T) {
 			"yes (unsolicited addresses)", "unsolicited PEX addresses", out)
 	}
 }
+
+// TestCrawlTableAddrsFull: a crawl that left returned addresses out of the nodes' lists
+// (crawler.Config.MaxAddrs) says so in its summary, not that the duration ended first.
+func TestCrawlTableAddrsFull(t *testing.T) {
+	id := key.ID("0123456789abcdef0123456789abcdef01234567")
+	a := netaddr.NetAddress{ID: id, IP: netip.MustParseAddr("127.0.0.1"), Port: 26656}
+	res := crawler.Result{Network: "x", AddrsFull: true, Nodes: []crawler.Node{{
+		ID: id, Addr: a, Attempted: true, Reachable: true, Replied: true, Network: "x", RequestsSent: 1,
+		Addrs: []netaddr.NetAddress{a}, DroppedAddrs: 3,
+	}}}
+	var b strings.Builder
+	writeCrawlTable(&b, res, false)
+	if out := b.String(); !strings.Contains(out, "(incomplete: the nodes returned more than 1 addresses; the rest are not listed)") {
+		t.Errorf("summary of a crawl that dropped addresses:\n%s", out)
+	}
+}
