@@ -56,7 +56,8 @@ type PublishConfig struct {
 }
 
 func (p PublishConfig) validate(bad func(field string, value any, format string, args ...any)) {
-	if p.RatePerSec < 0 || p.RatePerSec > 10000 {
+	// Written so that NaN, for which every comparison is false, is refused too.
+	if !(p.RatePerSec >= 0 && p.RatePerSec <= 10000) {
 		bad("Publish.RatePerSec", p.RatePerSec, "must be 0 to 10000 messages per second")
 	}
 	if p.MsgBytes != 0 && (p.MsgBytes < headerBytes || p.MsgBytes > 1<<20) {

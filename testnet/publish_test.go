@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -82,6 +83,19 @@ func TestPublishConfigValidate(t *testing.T) {
 	}
 	if err := (Config{Binary: "x", Publish: PublishConfig{RatePerSec: 1}}).Validate(); err != nil {
 		t.Errorf("valid publish config: %v", err)
+	}
+}
+
+// TestPublishConfigValidateNaN: a RatePerSec of NaN or ±Inf is refused as Publish.RatePerSec
+// (NaN passed the range check, since every comparison with NaN is false, and the run failed
+// later on a pub/sub config key the operator never set).
+func TestPublishConfigValidateNaN(t *testing.T) {
+	for _, r := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		err := (Config{Binary: "x", Publish: PublishConfig{RatePerSec: r}}).Validate()
+		fe, ok := errors.AsType[*FieldError](err)
+		if !ok || fe.Field != "Publish.RatePerSec" {
+			t.Errorf("RatePerSec %v: Validate = %v, want a Publish.RatePerSec FieldError", r, err)
+		}
 	}
 }
 
