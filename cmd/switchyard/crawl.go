@@ -123,6 +123,11 @@ func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
 			if err == nil {
 				err = na.Valid()
 			}
+			if err == nil && na.Port == 0 {
+				// Valid does not check the port (as in CometBFT); port 0 cannot be dialed, and
+				// config's peer lists refuse it too.
+				err = errors.New("port 0 cannot be dialed")
+			}
 			switch {
 			case err == nil:
 				seeds = append(seeds, na)

@@ -402,3 +402,13 @@ func TestCrawlTableAddrsFull(t *testing.T) {
 		t.Errorf("summary of a crawl that dropped addresses:\n%s", out)
 	}
 }
+
+// TestCrawlSeedPortZero: a seed with port 0 cannot be dialed (config's peer lists refuse it),
+// so crawl refuses it as invalid usage naming the seed instead of dialing it.
+func TestCrawlSeedPortZero(t *testing.T) {
+	seed := "0123456789abcdef0123456789abcdef01234567@127.0.0.1:0"
+	_, _, err := run(context.Background(), "crawl", seed, "--timeout", "2s")
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), seed) || !strings.Contains(err.Error(), "port 0") {
+		t.Fatalf("err = %v, want invalid usage naming %q and port 0", err, seed)
+	}
+}
