@@ -589,3 +589,16 @@ func TestStartRefusesAddrBookOnLockFile(t *testing.T) {
 		t.Errorf("the lock file was moved aside as a corrupt address book: %v", m)
 	}
 }
+
+// TestStartHomeIsAFile: start with --home naming a file says so, rather than calling the home
+// not writable.
+func TestStartHomeIsAFile(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "h")
+	if err := os.WriteFile(home, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := run(context.Background(), "start", "--home", home)
+	if want := "home " + home + " is a file, not a directory"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("start = %v, want %q", err, want)
+	}
+}

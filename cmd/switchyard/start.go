@@ -114,7 +114,7 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 	}
 	if err != nil {
 		undoDirs()
-		return fmt.Errorf("home %s is not writable: %w", home, err)
+		return homelock.HomeError(home, err)
 	}
 	lock, err := lockHome(home)
 	if err != nil {

@@ -16,11 +16,13 @@ package homelock
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Dir and FileName place the lock file: HOME/Dir/FileName.
@@ -75,12 +77,12 @@ func (l *Lock) Path() string { return l.path }
 func Acquire(home string) (*Lock, error) {
 	dir := filepath.Join(home, Dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("home %s is not writable: %w", home, err)
+		return nil, HomeError(home, err)
 	}
 	path := filepath.Join(dir, FileName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("home %s is not writable: %w", home, err)
+		return nil, HomeError(home, err)
 	}
 	held, err := tryLock(f)
 	if err != nil {
@@ -99,6 +101,41 @@ func Acquire(home string) (*Lock, error) {
 	l := &Lock{path: path, f: f}
 	heldLocks.Store(l, struct{}{})
 	return l, nil
+}
+
+// HomeError is the error for a directory of home, or its lock file, that could not be created
+// (err, from os.MkdirAll or os.OpenFile): it says what is wrong when a path on the way is a file
+// where a directory belongs ("home H is a file, not a directory", "home H: H/data is a file, not
+// a directory") or the lock file is a directory, and else "home H is not writable". It wraps err.
+func HomeError(home string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		switch {
+		case errors.Is(err, syscall.ENOTDIR):
+			// pe.Path, or a path on the way to it, exists and is not a directory: name it.
+			for p := filepath.Clean(pe.Path); ; p = filepath.Dir(p) {
+				if fi, serr := os.Stat(p); serr == nil {
+					if fi.IsDir() {
+						break
+					}
+					kind := "a file"
+					if !fi.Mode().IsRegular() {
+						kind = "a " + fi.Mode().Type().String() + " file"
+					}
+					if filepath.Clean(p) == filepath.Clean(home) {
+						return fmt.Errorf("home %s is %s, not a directory (%w)", home, kind, err)
+					}
+					return fmt.Errorf("home %s: %s is %s, not a directory (%w)", home, p, kind, err)
+				}
+				if parent := filepath.Dir(p); parent == p {
+					break
+				}
+			}
+		case errors.Is(err, syscall.EISDIR) && filepath.Base(pe.Path) == FileName:
+			return fmt.Errorf("home %s: lock file %s is a directory (%w)", home, pe.Path, err)
+		}
+	}
+	return fmt.Errorf("home %s is not writable: %w", home, err)
 }
 
 // Release drops the lock (the file stays). Idempotent; safe for concurrent use.

@@ -46,16 +46,40 @@ func TestSecondAcquireFails(t *testing.T) {
 	_ = l2.Release()
 }
 
-// TestAcquireUnwritableHome: a home that cannot hold the lock file is reported, naming it. (A
-// regular file where the data directory belongs fails for root too, unlike a chmod.)
-func TestAcquireUnwritableHome(t *testing.T) {
-	home := t.TempDir()
-	if err := os.WriteFile(filepath.Join(home, Dir), nil, 0o600); err != nil {
+// TestAcquireWrongKind: a home that is a file, a file where the data directory belongs, or a
+// directory where the lock file belongs is reported as such, naming the home and the path, not
+// as a home that is not writable (the error still wraps the system's).
+func TestAcquireWrongKind(t *testing.T) {
+	base := t.TempDir()
+	fileHome := filepath.Join(base, "file")
+	if err := os.WriteFile(fileHome, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Acquire(home)
-	if err == nil || errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "home "+home+" is not writable") {
-		t.Fatalf("Acquire = %v, want a not-writable error naming the home", err)
+	dataFile := filepath.Join(base, "datafile")
+	if err := os.MkdirAll(dataFile, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dataFile, Dir), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lockDir := filepath.Join(base, "lockdir")
+	if err := os.MkdirAll(filepath.Join(lockDir, Dir, FileName), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ home, want string }{
+		{fileHome, "home " + fileHome + " is a file, not a directory"},
+		{filepath.Join(fileHome, "sub"), "home " + filepath.Join(fileHome, "sub") + ": " + fileHome + " is a file, not a directory"},
+		{dataFile, "home " + dataFile + ": " + filepath.Join(dataFile, Dir) + " is a file, not a directory"},
+		{lockDir, "home " + lockDir + ": lock file " + filepath.Join(lockDir, Dir, FileName) + " is a directory"},
+	} {
+		_, err := Acquire(tc.home)
+		if err == nil || errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "not writable") {
+			t.Errorf("Acquire(%s) = %v, want %q", tc.home, err, tc.want)
+		}
+		var pe *os.PathError
+		if !errors.As(err, &pe) {
+			t.Errorf("Acquire(%s) = %v, does not wrap the *os.PathError", tc.home, err)
+		}
 	}
 }
 
