@@ -23,11 +23,16 @@ func lockHome(home string) (*homelock.Lock, error) {
 // home fails at start and not at shutdown: the address book's directory (with p2p.pex; an
 // addr_book_file that names a directory, or the home's lock file, is refused too) and, when
 // node_key.json does not exist yet, its directory. Each is probed by creating and removing a
-// file. The home's data directory needs no probe: the lock file lives there.
-func checkWritable(home string, cfg config.Config) error {
+// file. The home's data directory needs no probe: the lock file lives there. It returns the
+// directories it created, parents first, for the caller to remove (removeDirs) if the node then
+// fails to start: a mistyped absolute addr_book_file would otherwise leave them behind.
+func checkWritable(home string, cfg config.Config) ([]string, error) {
 	var errs []error
+	var created []string
 	probe := func(what, dir string) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		newDirs, err := mkdirAllTracked(dir, 0o700)
+		created = append(created, newDirs...)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("home %s is not writable: %s: %w", home, what, err))
 			return
 		}
@@ -57,7 +62,15 @@ func checkWritable(home string, cfg config.Config) error {
 	if _, err := os.Stat(config.NodeKeyFile(home)); errors.Is(err, fs.ErrNotExist) {
 		probe("node key directory", filepath.Dir(config.NodeKeyFile(home)))
 	}
-	return errors.Join(errs...)
+	return created, errors.Join(errs...)
+}
+
+// removeDirs removes the directories of dirs (as checkWritable returns them) that are empty,
+// the last first.
+func removeDirs(dirs []string) {
+	for i := len(dirs) - 1; i >= 0; i-- {
+		_ = os.Remove(dirs[i]) // only empty directories go
+	}
 }
 
 // sameFile reports whether fi is the file at path.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -455,12 +457,12 @@ func TestCheckWritableAddrBookIsDir(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(home, "config"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	err := checkWritable(home, cfg)
+	_, err := checkWritable(home, cfg)
 	if err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Fatalf("addr_book_file naming a directory: %v", err)
 	}
 	cfg.P2P.AddrBookFile = "config/addrbook.json"
-	if err := checkWritable(home, cfg); err != nil {
+	if _, err := checkWritable(home, cfg); err != nil {
 		t.Fatalf("a file in a writable directory: %v", err)
 	}
 }
@@ -600,5 +602,30 @@ func TestStartHomeIsAFile(t *testing.T) {
 	_, _, err := run(context.Background(), "start", "--home", home)
 	if want := "home " + home + " is a file, not a directory"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("start = %v, want %q", err, want)
+	}
+}
+
+// TestStartFailureRemovesBookDirs: the directories that start creates for the address book (a
+// mistyped absolute addr_book_file here) are removed when the node then fails to start (its P2P
+// port is taken), so a failed start leaves no stray directories behind.
+func TestStartFailureRemovesBookDirs(t *testing.T) {
+	home := t.TempDir()
+	typo := filepath.Join(t.TempDir(), "typo")
+	cfg := config.DefaultConfig()
+	cfg.P2P.AddrBookFile = filepath.Join(typo, "deep", "addrbook.json")
+	if _, err := initHome(&syncBuffer{}, home, cfg, false); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, _, err = run(context.Background(), "start", "--home", home, "--p2p.laddr", "tcp://"+ln.Addr().String(), "--rpc.laddr", "tcp://127.0.0.1:0")
+	if err == nil {
+		t.Fatal("start on a taken port succeeded")
+	}
+	if _, serr := os.Stat(typo); !errors.Is(serr, fs.ErrNotExist) {
+		t.Errorf("after a failed start (%v), %s: %v; want it removed", err, typo, serr)
 	}
 }

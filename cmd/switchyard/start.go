@@ -160,7 +160,9 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 		}
 		return fmt.Errorf("%s: %w", from, err)
 	}
-	if err := checkWritable(home, cfg); err != nil {
+	newBookDirs, err := checkWritable(home, cfg)
+	if err != nil {
+		removeDirs(newBookDirs)
 		return err
 	}
 	removeStrayTemps(home, cfg, logger)
@@ -168,6 +170,11 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 	n, err := node.NewContext(cmd.Context(), cfg, home, logger)
 	if err == nil {
 		err = n.Run(cmd.Context())
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		// A failed start leaves no directory it created for the book (a saved book keeps its
+		// directory: only empty ones go).
+		removeDirs(newBookDirs)
 	}
 	if errors.Is(err, context.Canceled) {
 		logger.Info("node stopped")
