@@ -629,3 +629,27 @@ func TestStartFailureRemovesBookDirs(t *testing.T) {
 		t.Errorf("after a failed start (%v), %s: %v; want it removed", err, typo, serr)
 	}
 }
+
+// TestStartWarnsOwnIDInPeerLists: a persistent peer or seed with the node's own ID is never
+// dialed (as in CometBFT); start says so with a warning naming the config key.
+func TestStartWarnsOwnIDInPeerLists(t *testing.T) {
+	home := t.TempDir()
+	if _, err := initHome(&syncBuffer{}, home, config.DefaultConfig(), false); err != nil {
+		t.Fatal(err)
+	}
+	nk, err := key.LoadNodeKey(config.NodeKeyFile(home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := string(nk.ID()) + "@127.0.0.1:26656"
+	r := startInProcess(t, home, "--p2p.persistent_peers", self, "--p2p.seeds", self)
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	out := r.errOut.String()
+	for _, k := range []string{"p2p.persistent_peers", "p2p.seeds"} {
+		if !strings.Contains(out, k+" lists this node's own ID") {
+			t.Errorf("no warning naming %s:\n%s", k, out)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard-p2p/switchyard/config"
 	"github.com/switchyard-p2p/switchyard/internal/homelock"
 	"github.com/switchyard-p2p/switchyard/node"
+	"github.com/switchyard-p2p/switchyard/p2p/key"
 )
 
 // startFlags are start's config overrides. Only flags given on the command
@@ -169,6 +170,7 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 
 	n, err := node.NewContext(cmd.Context(), cfg, home, logger)
 	if err == nil {
+		warnOwnID(cfg, n.ID(), logger)
 		err = n.Run(cmd.Context())
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -181,6 +183,27 @@ func runStart(cmd *cobra.Command, f startFlags) error {
 		return nil
 	}
 	return err
+}
+
+// warnOwnID warns about each entry of p2p.persistent_peers and p2p.seeds (with p2p.pex) that
+// has the node's own ID: it is never dialed (as in CometBFT, which skips it silently), so a node
+// whose only seed or peer is itself would otherwise wait for peers with nothing said.
+func warnOwnID(cfg config.Config, self key.ID, logger *slog.Logger) {
+	lists := [][2]string{{"p2p.persistent_peers", cfg.P2P.PersistentPeers}}
+	if cfg.P2P.PEX {
+		lists = append(lists, [2]string{"p2p.seeds", cfg.P2P.Seeds})
+	}
+	for _, l := range lists {
+		addrs, err := config.ParsePeerList(l[1])
+		if err != nil {
+			continue // Validate has accepted it; nothing to add
+		}
+		for _, a := range addrs {
+			if a.ID == self {
+				logger.Warn(l[0]+" lists this node's own ID: that entry is never dialed", "entry", a.String())
+			}
+		}
+	}
 }
 
 // applyStartFlags copies every flag given on the command line into cfg.
