@@ -656,3 +656,23 @@ func TestLoadBoundsFileSize(t *testing.T) {
 		}
 	}
 }
+
+// TestListenAddressSchemeCase: an upper- or mixed-case "TCP://" in p2p.laddr,
+// p2p.external_address and rpc.laddr is accepted (CometBFT strips any scheme from
+// the P2P addresses); other schemes are still refused, with a message naming tcp.
+func TestListenAddressSchemeCase(t *testing.T) {
+	for _, s := range []string{"TCP://127.0.0.1:26656", "Tcp://127.0.0.1:26656"} {
+		host, port, err := ParseListenAddress(s)
+		if err != nil || host != "127.0.0.1" || port != 26656 {
+			t.Errorf("ParseListenAddress(%q) = %q, %d, %v", s, host, port, err)
+		}
+		c := DefaultConfig()
+		c.P2P.ListenAddress, c.P2P.ExternalAddress, c.RPC.ListenAddress = s, "TCP://1.2.3.4:26656", s
+		if err := c.Validate(); err != nil {
+			t.Errorf("Validate with %q: %v", s, err)
+		}
+	}
+	if _, _, err := ParseListenAddress("unix:///tmp/x.sock"); !errors.Is(err, ErrInvalidAddress) || !strings.Contains(err.Error(), "tcp://") {
+		t.Errorf("unix scheme: %v", err)
+	}
+}

@@ -214,8 +214,9 @@ func checkASCIIText(s string, required bool) error {
 
 // ParseListenAddress parses "[tcp://]host:port" as used by p2p.laddr,
 // p2p.external_address and rpc.laddr. host may be empty (all interfaces), an
-// IP (IPv6 in brackets) or a name; port is 0..65535. Any scheme other than
-// "tcp://" is rejected. Errors wrap ErrInvalidAddress.
+// IP (IPv6 in brackets) or a name; port is 0..65535. The scheme "tcp://" may
+// be written in any case ("TCP://"); any other scheme is rejected. Errors wrap
+// ErrInvalidAddress.
 func ParseListenAddress(s string) (host string, port uint16, err error) {
 	rest, err := stripScheme(s)
 	if err != nil {
@@ -236,7 +237,7 @@ func ListenHostPort(s string) (string, error) {
 
 func stripScheme(s string) (string, error) {
 	if i := strings.Index(s, "://"); i >= 0 {
-		if s[:i] != "tcp" {
+		if !strings.EqualFold(s[:i], "tcp") {
 			return "", fmt.Errorf("%w: %q: only the tcp:// scheme is supported", ErrInvalidAddress, s)
 		}
 		return s[i+3:], nil

@@ -250,13 +250,14 @@ func (t *MultiplexTransport) Listen(addr netaddr.NetAddress) error {
 }
 
 // ListenString is Listen for a config-style address "tcp://host:port" (the "tcp://" prefix is
-// optional; an empty host listens on all interfaces; a host name is resolved by net.Listen).
-// It returns an error for a protocol other than tcp or an address that net.SplitHostPort
-// refuses, and otherwise Listen's errors.
+// optional and may be written in any case, as config.ParseListenAddress takes it; an empty host
+// listens on all interfaces; a host name is resolved by net.Listen). It returns an error for a
+// protocol other than tcp or an address that net.SplitHostPort refuses, and otherwise Listen's
+// errors.
 func (t *MultiplexTransport) ListenString(laddr string) error {
 	hostport := laddr
 	if proto, rest, ok := strings.Cut(laddr, "://"); ok {
-		if proto != "tcp" {
+		if !strings.EqualFold(proto, "tcp") {
 			return fmt.Errorf("transport: listen %q: unsupported protocol %q", laddr, proto)
 		}
 		hostport = rest

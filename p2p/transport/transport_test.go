@@ -495,3 +495,18 @@ func TestWrapConn(t *testing.T) {
 		t.Fatalf("wrapped conns read %d and %d bytes: handshake bypassed the wrapper", inbound.Load(), outbound.Load())
 	}
 }
+
+// TestListenStringSchemeCase: ListenString takes the "tcp://" scheme in any case, as
+// config.Validate does for p2p.laddr, and still refuses other schemes.
+func TestListenStringSchemeCase(t *testing.T) {
+	tr := NewMultiplexTransport(testNodeInfo(""), genKey(t), Config{})
+	defer tr.Close()
+	if err := tr.ListenString("TCP://127.0.0.1:0"); err != nil {
+		t.Fatalf("ListenString(TCP://...): %v", err)
+	}
+	tr2 := NewMultiplexTransport(testNodeInfo(""), genKey(t), Config{})
+	defer tr2.Close()
+	if err := tr2.ListenString("unix:///tmp/x.sock"); err == nil {
+		t.Fatal("unix accepted")
+	}
+}
