@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -172,7 +173,7 @@ func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
 			return err
 		}
 	} else {
-		writeCrawlTable(out, res, interrupted)
+		writeCrawlTable(out, res, interrupted, f.chainID != "")
 	}
 	if !f.allowNonRoutable {
 		if n := nonRoutableAddrs(res); n > 0 {
@@ -206,8 +207,9 @@ func nonRoutableAddrs(res crawler.Result) int {
 }
 
 // writeCrawlTable prints one row per node and a summary line, which says why an incomplete
-// crawl ended (interrupted: by Ctrl-C; else --duration ran out).
-func writeCrawlTable(w io.Writer, res crawler.Result, interrupted bool) {
+// crawl ended (interrupted: by Ctrl-C; else --duration ran out) and names the network when it
+// was given (networkGiven: --chain-id) or a node reported it; else the crawler only guessed it.
+func writeCrawlTable(w io.Writer, res crawler.Result, interrupted, networkGiven bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tADDRESS\tMONIKER\tVERSION\tNETWORK\tCHANNELS\tREACHABLE\tREASON")
 	for _, n := range res.Nodes {
@@ -235,8 +237,12 @@ func writeCrawlTable(w io.Writer, res crawler.Result, interrupted bool) {
 	case !res.Complete:
 		complete = " (incomplete: the duration ended first)"
 	}
-	fmt.Fprintf(w, "\n%d nodes, %d reachable, network %q, crawled in %s%s\n",
-		len(res.Nodes), res.Reachable(), res.Network, res.Elapsed.Round(time.Millisecond), complete)
+	network := fmt.Sprintf("network %q", res.Network)
+	if !networkGiven && !slices.ContainsFunc(res.Nodes, func(n crawler.Node) bool { return n.Network == res.Network }) {
+		network = "network not learned (no node answered; use --chain-id)"
+	}
+	fmt.Fprintf(w, "\n%d nodes, %d reachable, %s, crawled in %s%s\n",
+		len(res.Nodes), res.Reachable(), network, res.Elapsed.Round(time.Millisecond), complete)
 }
 
 // listedAddrs is the number of addresses the nodes' Addrs list, over all nodes.

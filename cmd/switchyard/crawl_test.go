@@ -195,7 +195,7 @@ func TestCrawlTableQuotesRemoteText(t *testing.T) {
 		Attempted: true, Reachable: true, Network: evil,
 	}}}
 	var b strings.Builder
-	writeCrawlTable(&b, res, false)
+	writeCrawlTable(&b, res, false, false)
 	out := b.String()
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 4 || strings.ContainsAny(out, "\x1b") {
 		t.Fatalf("a node's network name changed the table (want a header, one row, a blank line and the summary):\n%s", out)
@@ -310,7 +310,7 @@ func TestCrawlTableTooManyAddrs(t *testing.T) {
 		Err: fmt.Errorf("%w: 251, more than 250", crawler.ErrTooManyAddrs),
 	}}}
 	var b strings.Builder
-	writeCrawlTable(&b, res, false)
+	writeCrawlTable(&b, res, false, false)
 	if out := b.String(); strings.Contains(out, "rejected") || !strings.Contains(out, "yes (too many addresses)") {
 		t.Errorf("a node whose reply was ignored for too many addresses, want REACHABLE %q:\n%s", "yes (too many addresses)", out)
 	}
@@ -379,7 +379,7 @@ func TestCrawlTableUnsolicitedAddrs(t *testing.T) {
 		Attempted: true, Reachable: true, Network: "x", Err: crawler.ErrUnsolicitedAddrs,
 	}}}
 	var b strings.Builder
-	writeCrawlTable(&b, res, false)
+	writeCrawlTable(&b, res, false, false)
 	if out := b.String(); strings.Contains(out, "rejected") || !strings.Contains(out, "yes (unsolicited addresses)") ||
 		!strings.Contains(out, "unsolicited PEX addresses") {
 		t.Errorf("a node that sent an unsolicited PexAddrs, want REACHABLE %q and reason %q:\n%s",
@@ -410,5 +410,23 @@ func TestCrawlSeedPortZero(t *testing.T) {
 	_, _, err := run(context.Background(), "crawl", seed, "--timeout", "2s")
 	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), seed) || !strings.Contains(err.Error(), "port 0") {
 		t.Fatalf("err = %v, want invalid usage naming %q and port 0", err, seed)
+	}
+}
+
+// TestCrawlSummaryNetworkNotLearned: when no seed answered and --chain-id was not given, the
+// summary says the network was not learned instead of printing the crawler's guess as if a node
+// had told it; with --chain-id it names the network given.
+func TestCrawlSummaryNetworkNotLearned(t *testing.T) {
+	dead := "0123456789abcdef0123456789abcdef01234567@127.0.0.1:1"
+	out, _, err := run(context.Background(), "crawl", dead, "--timeout", "2s")
+	if !errors.Is(err, errNoneReachable) {
+		t.Fatalf("err = %v, want errNoneReachable", err)
+	}
+	if strings.Contains(out, "network \""+config.DefaultChainID+"\"") || !strings.Contains(out, "network not learned") {
+		t.Errorf("summary prints a network no node reported, want \"network not learned\":\n%s", out)
+	}
+	out, _, _ = run(context.Background(), "crawl", dead, "--timeout", "2s", "--chain-id", "given-net")
+	if !strings.Contains(out, "network \"given-net\"") {
+		t.Errorf("with --chain-id, summary does not name it:\n%s", out)
 	}
 }
