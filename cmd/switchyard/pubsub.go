@@ -96,6 +96,14 @@ func pubsubClient(cmd *cobra.Command, stream bool) (nodeClient, error) {
 		}
 		from = "rpc.laddr in " + path
 	}
+	// The scheme may be written in any case ("TCP://", as config takes in rpc.laddr); the
+	// client knows the lower-case ones only, and would take "TCP" for a host name.
+	if scheme, rest, ok := strings.Cut(strings.TrimSpace(addr), "://"); ok {
+		switch l := strings.ToLower(scheme); l {
+		case "tcp", "http", "https":
+			addr = l + "://" + rest
+		}
+	}
 	// An address that is no URL would fail every request before it is sent: say so here,
 	// rather than let reach report a node that did not answer.
 	if u, err := url.Parse(pubsubrpc.BaseURL(addr)); err != nil || u.Host == "" {

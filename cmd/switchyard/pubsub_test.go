@@ -514,3 +514,19 @@ func TestPubSubPubStdinCtrlC(t *testing.T) {
 	default:
 	}
 }
+
+// TestPubSubNodeSchemeCase: --node with an upper-case scheme ("TCP://", "HTTP://") reaches the
+// node, as rpc.laddr written so does; it was sent to a host named "TCP" and reported as a node
+// that did not answer.
+func TestPubSubNodeSchemeCase(t *testing.T) {
+	cfg := config.DefaultConfig()
+	cfg.Moniker, cfg.ChainID = "off", "cli-test"
+	cfg.P2P.ListenAddress, cfg.RPC.ListenAddress = "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"
+	n := runTestNode(t, cfg)
+	for _, scheme := range []string{"TCP://", "HTTP://", "Tcp://"} {
+		out, _, err := run(context.Background(), "pubsub", "peers", "--node", scheme+n.RPCAddr())
+		if err == nil || !strings.Contains(err.Error(), "pub/sub is disabled") {
+			t.Errorf("--node %s...: err = %v, output %q; want the node's answer (pub/sub is disabled)", scheme, err, out)
+		}
+	}
+}
