@@ -46,12 +46,11 @@ func checkWritable(home string, cfg config.Config) ([]string, error) {
 	}
 	if cfg.P2P.PEX {
 		book := cfg.AddrBookPath(home)
-		lockPath := filepath.Join(home, homelock.Dir, homelock.FileName)
 		fi, err := os.Stat(book)
 		switch {
 		case err == nil && fi.IsDir():
 			errs = append(errs, fmt.Errorf("p2p.addr_book_file %s is a directory; it must name a file (default config/addrbook.json)", book))
-		case filepath.Clean(book) == filepath.Clean(lockPath) || err == nil && sameFile(fi, lockPath):
+		case bookIsLockFile(home, book):
 			// Loaded as a corrupt book, the lock file would be moved aside: a second start would
 			// then lock a new one and run beside this node.
 			errs = append(errs, fmt.Errorf("p2p.addr_book_file %s is the home's lock file; it must name a file of its own (default config/addrbook.json)", book))
@@ -71,6 +70,17 @@ func removeDirs(dirs []string) {
 	for i := len(dirs) - 1; i >= 0; i-- {
 		_ = os.Remove(dirs[i]) // only empty directories go
 	}
+}
+
+// bookIsLockFile reports whether book, the address book's path, is the home's lock file (by path
+// or through a link).
+func bookIsLockFile(home, book string) bool {
+	lockPath := filepath.Join(home, homelock.Dir, homelock.FileName)
+	if filepath.Clean(book) == filepath.Clean(lockPath) {
+		return true
+	}
+	fi, err := os.Stat(book)
+	return err == nil && sameFile(fi, lockPath)
 }
 
 // sameFile reports whether fi is the file at path.

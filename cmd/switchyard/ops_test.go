@@ -653,3 +653,29 @@ func TestStartWarnsOwnIDInPeerLists(t *testing.T) {
 		}
 	}
 }
+
+// TestResetRefusesLockFileAsBook: a p2p.addr_book_file that names the home's lock file is refused
+// by unsafe-reset-all, as start refuses it, instead of removing the lock file it holds and
+// reporting it as the removed address book.
+func TestResetRefusesLockFileAsBook(t *testing.T) {
+	home := t.TempDir()
+	cfg := config.DefaultConfig()
+	cfg.P2P.AddrBookFile = filepath.Join(homelock.Dir, homelock.FileName)
+	if _, err := initHome(&syncBuffer{}, home, cfg, false); err != nil {
+		t.Fatal(err)
+	}
+	lockPath := filepath.Join(home, homelock.Dir, homelock.FileName)
+	if err := os.MkdirAll(filepath.Dir(lockPath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lockPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := run(context.Background(), "unsafe-reset-all", "--home", home)
+	if err == nil || !strings.Contains(err.Error(), "lock file") {
+		t.Errorf("unsafe-reset-all = %v (output %q), want a refusal naming the lock file", err, out)
+	}
+	if _, err := os.Stat(lockPath); err != nil {
+		t.Errorf("lock file: %v, want it kept", err)
+	}
+}

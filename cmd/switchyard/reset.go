@@ -49,6 +49,12 @@ nor a node key (a mistyped --home) instead of creating it.`,
 				// The "address book" is the node key or config.toml: removing it would lose it.
 				return fmt.Errorf("%w; nothing reset (fix p2p.addr_book_file in %s)", err, config.ConfigFile(home))
 			}
+			if book := cfg.AddrBookPath(home); bookIsLockFile(home, book) {
+				// Removing it would drop the lock this command is about to hold, and report the
+				// lock file as the address book; start refuses this path too.
+				return fmt.Errorf("p2p.addr_book_file %s is the home's lock file; nothing reset (fix p2p.addr_book_file in %s)",
+					book, config.ConfigFile(home))
+			}
 			lock, err := lockHome(home)
 			if err != nil {
 				return err
