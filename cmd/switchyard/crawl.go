@@ -58,7 +58,8 @@ advertises listen_addr tcp://0.0.0.0:26656, which nodes never add to their
 address books.
 
 Without --chain-id the network is learned from the first seed: CometBFT refuses
-a peer with another chain ID, and the refusal names it.
+a peer with another chain ID, and the refusal names it. When no seed answers, the
+summary says the network was not learned, and --json's network_learned is false.
 
 Nodes only return addresses from their address book: a CometBFT node with
 addr_book_strict = true (the default) keeps loopback and private addresses out
@@ -169,7 +170,7 @@ func runCrawl(cmd *cobra.Command, args []string, f crawlFlags) error {
 	}
 	out := cmd.OutOrStdout()
 	if f.jsonOut {
-		if err := writeCrawlJSON(out, c, res); err != nil {
+		if err := writeCrawlJSON(out, c, res, f.chainID != ""); err != nil {
 			return err
 		}
 	} else {
@@ -238,7 +239,7 @@ func writeCrawlTable(w io.Writer, res crawler.Result, interrupted, networkGiven 
 		complete = " (incomplete: the duration ended first)"
 	}
 	network := fmt.Sprintf("network %q", res.Network)
-	if !networkGiven && !slices.ContainsFunc(res.Nodes, func(n crawler.Node) bool { return n.Network == res.Network }) {
+	if !networkKnown(res, networkGiven) {
 		network = "network not learned (no node answered; use --chain-id)"
 	}
 	fmt.Fprintf(w, "\n%d nodes, %d reachable, %s, crawled in %s%s\n",
@@ -252,6 +253,12 @@ func listedAddrs(res crawler.Result) int {
 		n += len(nd.Addrs)
 	}
 	return n
+}
+
+// networkKnown reports whether res.Network was given (--chain-id) or reported by a node; else
+// it is the crawler's guess (config.DefaultChainID), which no node confirmed.
+func networkKnown(res crawler.Result, given bool) bool {
+	return given || slices.ContainsFunc(res.Nodes, func(n crawler.Node) bool { return n.Network == res.Network })
 }
 
 // shortErr names the class of a node's error for the table.
@@ -288,15 +295,18 @@ func dash(s string) string {
 }
 
 type crawlJSON struct {
-	CrawlerID string          `json:"crawler_id"`
-	Network   string          `json:"network"`
-	Elapsed   string          `json:"elapsed"`
-	Complete  bool            `json:"complete"`
-	Full      bool            `json:"max_nodes_reached"` // more IDs were named than the crawl lists
-	AddrsFull bool            `json:"max_addrs_reached"` // more addresses were returned than the crawl lists
-	Found     int             `json:"found"`
-	Reachable int             `json:"reachable"`
-	Nodes     []crawlNodeJSON `json:"nodes"`
+	CrawlerID string `json:"crawler_id"`
+	Network   string `json:"network"`
+	// NetworkLearned is false when Network is the crawler's guess: not given with --chain-id
+	// and reported by no node.
+	NetworkLearned bool            `json:"network_learned"`
+	Elapsed        string          `json:"elapsed"`
+	Complete       bool            `json:"complete"`
+	Full           bool            `json:"max_nodes_reached"` // more IDs were named than the crawl lists
+	AddrsFull      bool            `json:"max_addrs_reached"` // more addresses were returned than the crawl lists
+	Found          int             `json:"found"`
+	Reachable      int             `json:"reachable"`
+	Nodes          []crawlNodeJSON `json:"nodes"`
 }
 
 type crawlNodeJSON struct {
@@ -324,17 +334,18 @@ type crawlNodeJSON struct {
 	Duration       string   `json:"duration"`
 }
 
-func writeCrawlJSON(w io.Writer, c *crawler.Crawler, res crawler.Result) error {
+func writeCrawlJSON(w io.Writer, c *crawler.Crawler, res crawler.Result, networkGiven bool) error {
 	out := crawlJSON{
-		CrawlerID: string(c.ID()),
-		Network:   res.Network,
-		Elapsed:   res.Elapsed.Round(time.Millisecond).String(),
-		Complete:  res.Complete,
-		Full:      res.Full,
-		AddrsFull: res.AddrsFull,
-		Found:     len(res.Nodes),
-		Reachable: res.Reachable(),
-		Nodes:     make([]crawlNodeJSON, 0, len(res.Nodes)),
+		CrawlerID:      string(c.ID()),
+		Network:        res.Network,
+		NetworkLearned: networkKnown(res, networkGiven),
+		Elapsed:        res.Elapsed.Round(time.Millisecond).String(),
+		Complete:       res.Complete,
+		Full:           res.Full,
+		AddrsFull:      res.AddrsFull,
+		Found:          len(res.Nodes),
+		Reachable:      res.Reachable(),
+		Nodes:          make([]crawlNodeJSON, 0, len(res.Nodes)),
 	}
 	strs := func(as []netaddr.NetAddress) []string {
 		s := make([]string, 0, len(as))

@@ -397,7 +397,7 @@ func TestCrawlTableAddrsFull(t *testing.T) {
 		Addrs: []netaddr.NetAddress{a}, DroppedAddrs: 3,
 	}}}
 	var b strings.Builder
-	writeCrawlTable(&b, res, false)
+	writeCrawlTable(&b, res, false, false)
 	if out := b.String(); !strings.Contains(out, "(incomplete: the nodes returned more than 1 addresses; the rest are not listed)") {
 		t.Errorf("summary of a crawl that dropped addresses:\n%s", out)
 	}
@@ -428,5 +428,25 @@ func TestCrawlSummaryNetworkNotLearned(t *testing.T) {
 	out, _, _ = run(context.Background(), "crawl", dead, "--timeout", "2s", "--chain-id", "given-net")
 	if !strings.Contains(out, "network \"given-net\"") {
 		t.Errorf("with --chain-id, summary does not name it:\n%s", out)
+	}
+}
+
+// TestCrawlJSONNetworkNotLearned: --json says whether its "network" was given or reported by a
+// node ("network_learned"), as the table's summary does, so that a script does not take the
+// crawler's guess for the network's chain ID.
+func TestCrawlJSONNetworkNotLearned(t *testing.T) {
+	dead := "0123456789abcdef0123456789abcdef01234567@127.0.0.1:1"
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{{nil, false}, {[]string{"--chain-id", "given-net"}, true}} {
+		out, _, _ := run(context.Background(), append([]string{"crawl", dead, "--timeout", "2s", "--json"}, tc.args...)...)
+		var j map[string]any
+		if err := json.Unmarshal([]byte(out), &j); err != nil {
+			t.Fatalf("%s: %v", out, err)
+		}
+		if got, ok := j["network_learned"].(bool); !ok || got != tc.want {
+			t.Errorf("crawl %v: network_learned = %v, want %v:\n%s", tc.args, j["network_learned"], tc.want, out)
+		}
 	}
 }
