@@ -149,18 +149,20 @@ func applyPubSub(c *config.Config, p PublishConfig, takesPart bool) {
 // second at most.
 type deliveries struct {
 	mu        sync.Mutex
-	publisher []int             // by sequence number; -1 until published
+	publisher []int             // by sequence number, grown as messages are published
 	sentAt    []time.Time       // by sequence number
 	seen      []map[uint64]bool // by node
 	latencies []time.Duration
 	dups      int
 }
 
-// published records that message seq goes out now from node from.
+// published records that message seq goes out now from node from; seq is the next sequence
+// number (the publishing loop's).
 func (d *deliveries) published(seq, from int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.publisher[seq], d.sentAt[seq] = from, time.Now()
+	d.publisher = append(d.publisher, from)
+	d.sentAt = append(d.sentAt, time.Now())
 }
 
 func (d *deliveries) record(node int, data []byte, at time.Time) {
@@ -214,10 +216,9 @@ func (r *runner) publishPhase(ctx context.Context, rep *Report) error {
 	pubClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}, Timeout: 10 * time.Second}
 	defer pubClient.CloseIdleConnections()
 	maxMsgs := max(int(p.RatePerSec*time.Until(pubEnd).Seconds())+1, 0)
-	d := &deliveries{publisher: make([]int, maxMsgs), sentAt: make([]time.Time, maxMsgs), seen: make([]map[uint64]bool, len(nodes))}
-	for i := range d.publisher {
-		d.publisher[i] = -1
-	}
+	// The per-message state grows as messages go out: Rate × Duration reserved up front could be
+	// gigabytes (--publish 10000 over hours) before the first message.
+	d := &deliveries{seen: make([]map[uint64]bool, len(nodes))}
 	var wg sync.WaitGroup
 	defer wg.Wait() // runs after cancelStreams, deferred below
 	shortErr := fmt.Errorf("testnet: --duration %v leaves less than %v to publish after convergence and %v of drain", r.cfg.Duration, minPublishTime, p.Drain)
@@ -274,7 +275,7 @@ func (r *runner) publishPhase(ctx context.Context, rep *Report) error {
 	interval := time.Duration(float64(time.Second) / p.RatePerSec)
 	pubStart := time.Now()
 	payload := make([]byte, p.MsgBytes)
-	for seq := 0; seq < len(d.publisher); seq++ {
+	for seq := 0; seq < maxMsgs; seq++ {
 		at := pubStart.Add(time.Duration(seq) * interval)
 		if !at.Before(pubEnd) || !time.Now().Before(pubEnd) {
 			break // the schedule's end, or the publishing time's (nodes slower than the rate)

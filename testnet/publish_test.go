@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -303,4 +304,32 @@ func fakePubSubNode(onPublish func()) http.Handler {
 			http.NotFound(w, req)
 		}
 	})
+}
+
+// TestPublishPhaseMemoryFollowsPublished: the phase's per-message state grows with the messages
+// actually published, not with Rate × Duration reserved up front; --publish 10000 with a long
+// --duration reserved gigabytes before the first message (here 10000/s over 10 min: 6 million
+// entries, about 190 MB) and a day's run could not start at all.
+func TestPublishPhaseMemoryFollowsPublished(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable) // the subscription fails at once
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	p := &process{done: make(chan struct{}), st: NodeStatus{Name: "node1", Counted: true, RPCAddr: addr, MetricsAddr: addr}}
+	cfg := Config{Duration: 10 * time.Minute, PollInterval: 250 * time.Millisecond,
+		Publish: PublishConfig{RatePerSec: 10000, Seed: 1}}.withDefaults()
+	r := newRunner(cfg, []*process{p})
+	r.start = time.Now()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var rep Report
+	err := r.publishPhase(context.Background(), &rep)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("publishPhase succeeded with a node that refuses the subscription")
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 32<<20 {
+		t.Errorf("publishPhase allocated %d MB before publishing anything, want the state to grow with the messages published", got>>20)
+	}
 }
