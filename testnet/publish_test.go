@@ -333,3 +333,20 @@ func TestPublishPhaseMemoryFollowsPublished(t *testing.T) {
 		t.Errorf("publishPhase allocated %d MB before publishing anything, want the state to grow with the messages published", got>>20)
 	}
 }
+
+// TestValidatePublishDurationTooShort: a Duration that leaves no publishing time after the drain
+// and the mesh's settling is refused by Validate (as --duration), before any node starts; the run
+// used to start the network, wait for convergence, and only then fail.
+func TestValidatePublishDurationTooShort(t *testing.T) {
+	err := (Config{Binary: "x", Duration: 5 * time.Second, Publish: PublishConfig{RatePerSec: 10}}).Validate()
+	fe, ok := errors.AsType[*FieldError](err)
+	if !ok || fe.Field != "Duration" {
+		t.Errorf("Validate = %v, want a Duration FieldError", err)
+	}
+	if err := (Config{Binary: "x", Duration: 5 * time.Second}).Validate(); err != nil {
+		t.Errorf("without Publish: %v", err)
+	}
+	if err := (Config{Binary: "x", Duration: 20 * time.Second, Publish: PublishConfig{RatePerSec: 10}}).Validate(); err != nil {
+		t.Errorf("20 s with Publish: %v", err)
+	}
+}

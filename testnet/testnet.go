@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -172,6 +173,15 @@ func (c Config) Validate() error {
 	c.Publish.validate(bad)
 	if c.Publish.RatePerSec > 0 && c.Hold {
 		bad("Hold", c.Hold, "not with Publish (the pub/sub phase needs the run to end)")
+	}
+	if c.Publish.RatePerSec > 0 && c.Duration >= 0 && c.Publish.Drain >= 0 {
+		// The phase publishes after the mesh settles and stops Drain before Duration ends: a
+		// shorter Duration could never publish, which the run would find only after convergence.
+		d, drain := cmp.Or(c.Duration, DefaultDuration), cmp.Or(c.Publish.Drain, DefaultDrain)
+		if least := meshSettle + minPublishTime + drain; d <= least {
+			bad("Duration", d, "with Publish, must be more than %v (%v for the meshes to settle, %v of publishing, %v of drain), plus the time to converge",
+				least, meshSettle, minPublishTime, drain)
+		}
 	}
 	return errors.Join(errs...)
 }
