@@ -691,6 +691,23 @@ func (l *loop) retire(pv *pending) {
 	}
 }
 
+// abandon ends, as Ignore, every message still under validation or held (ValidationDefer) when
+// Run stops, once the workers have returned: each received message is then counted as accepted,
+// rejected or ignored (Stats, Metrics.Validation "ignore"), and the Deferred gauges fall to 0. It
+// runs on Run's goroutine after the loop returned.
+func (l *loop) abandon() {
+	now := l.s.clk.Now()
+	n := 0
+	for _, pv := range l.pending {
+		l.finish(now, pv, ValidationIgnore, "", nil)
+		n++
+	}
+	clear(l.held)
+	if n > 0 {
+		l.s.log.Info("server stopped: messages left under validation or deferred dropped as ignored", "dropped", n)
+	}
+}
+
 // rerun submits topic's held messages for validation again; those that do not fit the queue stay
 // held.
 func (l *loop) rerun(topic string) {

@@ -175,7 +175,8 @@ func (s *Server) network() Network {
 // run as long as the Switch. When it returns every goroutine it started has exited, every Feed
 // subscription has received its closing error, and the API returns errors wrapping net.ErrClosed.
 // Accepted messages still waiting for the adapters when ctx ends are not delivered: they are
-// counted in Stats.DeliverDrops and Metrics.DeliverDrops.
+// counted in Stats.DeliverDrops and Metrics.DeliverDrops. Messages still under validation or
+// held by ValidationDefer are dropped and counted as ignored.
 func (s *Server) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
@@ -200,6 +201,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	pumpDone := make(chan struct{})
+	var l *loop
 	defer func() {
 		cancel()
 		s.endLife()
@@ -207,13 +209,16 @@ func (s *Server) Run(ctx context.Context) error {
 		s.pipe.close()
 		close(pumpDone)
 		wg.Wait()
+		if l != nil {
+			l.abandon()
+		}
 		s.countUndelivered()
 	}()
 	wg.Go(func() { s.pump.run(pumpDone) })
 	for range s.cfg.ValidateWorkers {
 		wg.Go(s.pipe.worker)
 	}
-	l := newLoop(s, r, ctx)
+	l = newLoop(s, r, ctx)
 	s.running.Store(true)
 	close(s.up)
 	return l.run()
@@ -781,10 +786,10 @@ type PeerStatus struct {
 type Stats struct {
 	Published      uint64 // messages we published that the router sent to at least one peer
 	DirectSent     uint64 // messages sent with Send or SendData
-	Received       uint64 // messages offered to validation (gossip and direct)
+	Received       uint64 // messages offered to validation (gossip and direct); each ends in Accepted, Rejected or Ignored
 	Accepted       uint64 // validated as ValidationAccept (gossip and direct)
 	Rejected       uint64 // ValidationReject: validators, size, signature, policy, decode
-	Ignored        uint64 // validator Ignore, timeouts, throttled, gated, expired deferrals
+	Ignored        uint64 // validator Ignore, timeouts, throttled, gated, expired deferrals, left at stop
 	Deferred       uint64 // ValidationDefer results (a message deferred twice counts twice)
 	DeferExpired   uint64 // deferred messages dropped after DeferTimeout or beyond MaxDeferred
 	Throttled      uint64 // refused because the topic's validation queue was full

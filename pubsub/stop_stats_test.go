@@ -1,0 +1,55 @@
+package pubsub
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-p2p/switchyard/internal/clock"
+)
+
+// stopTestNode runs, in a subtest (whose end stops Run), a node with topic "chain" whose
+// validator defers "child:..." messages and blocks on "block" until the message's ctx ends; body
+// runs while the Server is up. It returns the node, stopped.
+func stopTestNode(t *testing.T, met *Metrics, body func(t *testing.T, n *node, a *attacker)) *node {
+	var n *node
+	t.Run("running", func(t *testing.T) {
+		n = newNode(t, 1, func(c *Config) {
+			c.Clock = clock.NewManual(time.Unix(1_000_000, 0))
+			c.Metrics = met
+		})
+		if err := n.s.JoinTopic("chain"); err != nil {
+			t.Fatal(err)
+		}
+		_ = n.s.AddValidator("chain", func(m Message) ValidationResult {
+			d := string(m.Raw)
+			if strings.HasPrefix(d, "child:") {
+				return ValidationDefer
+			}
+			if d == "block" {
+				<-m.Ctx.Done()
+				return ValidationIgnore
+			}
+			return ValidationAccept
+		})
+		body(t, n, n.connectAttacker(t, 2))
+	})
+	return n
+}
+
+// TestStatsOutcomeForMessagesLeftAtStop: a message still held by ValidationDefer, or still under
+// validation, when Run stops gets an outcome (Ignored), so every received message is counted as
+// accepted, rejected or ignored.
+func TestStatsOutcomeForMessagesLeftAtStop(t *testing.T) {
+	n := stopTestNode(t, nil, func(t *testing.T, n *node, a *attacker) {
+		a.publish(t, n, a.signed(t, "chain", []byte("child:x"), 1), a.signed(t, "chain", []byte("block"), 2))
+		waitFor(t, "one deferred, one validating", func() bool {
+			_, _, validating := n.s.pipe.queued(n.s.reg.topic("chain").queue)
+			return n.s.Stats().Deferred == 1 && validating == 1
+		})
+	})
+	st := n.s.Stats()
+	if st.Received != 2 || st.Received != st.Accepted+st.Rejected+st.Ignored {
+		t.Fatalf("after Run returned: Received %d, Accepted %d + Rejected %d + Ignored %d", st.Received, st.Accepted, st.Rejected, st.Ignored)
+	}
+}
