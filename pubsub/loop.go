@@ -118,8 +118,17 @@ func newLoop(s *Server, r router.Router, ctx context.Context) *loop {
 
 func (l *loop) run() error {
 	// The peers gauge counts this loop's peers: whatever RemovePeer could not tell the loop once
-	// it stopped (the inbox is closed at the end of Run) leaves the gauge with the loop.
-	defer func() { l.s.met.Peers.Add(-float64(l.npeers)) }()
+	// it stopped (the inbox is closed at the end of Run) leaves the gauge with the loop. The
+	// sampled gauges describe a running Server too, and fall to 0 with it.
+	defer func() {
+		l.s.met.Peers.Add(-float64(l.npeers))
+		for _, name := range l.s.reg.names() {
+			if t := l.s.reg.topic(name); t != nil {
+				t.met.meshPeers.Set(0)
+			}
+		}
+		l.s.met.QueueBytes.Set(0)
+	}()
 	clk := l.s.clk
 	timer := clk.NewTimer(time.Hour)
 	defer timer.Stop()

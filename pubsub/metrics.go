@@ -36,8 +36,8 @@ type Metrics struct {
 	// SlowPeers is the number of peers whose output queue overflowed and has not drained since
 	// ("slow_peers").
 	SlowPeers metrics.Gauge
-	// QueueBytes is the bytes waiting in all peers' output queues, sampled every second
-	// ("queue_bytes").
+	// QueueBytes is the bytes waiting in all peers' output queues, sampled every second; 0 once
+	// Run has returned ("queue_bytes").
 	QueueBytes metrics.Gauge
 	// MalformedRPCs counts peers dropped for malformed RPCs; label reason (a ProtocolError
 	// Reason) ("malformed_rpcs_total").
@@ -47,9 +47,10 @@ type Metrics struct {
 	// MeshPeers is the number of peers the router sends our messages on a topic to
 	// (Router.Peers: with gossipsub's flood publishing, the default, every subscribed peer at
 	// or above the publish threshold, else the mesh or fanout; floodsub's subscribers), sampled
-	// every second; label topic ("mesh_peers").
+	// every second, 0 once Run has returned; label topic ("mesh_peers").
 	MeshPeers metrics.Gauge
-	// Deferred is the number of messages held by ValidationDefer; label topic ("deferred").
+	// Deferred is the number of messages held by ValidationDefer (0 once Run has returned: they
+	// are then dropped as ignored); label topic ("deferred").
 	Deferred metrics.Gauge
 	// RouterEvents counts the router's cumulative Stats, sampled every second; label event:
 	// "duplicate", "forwarded", "ihave_sent", "ihave_recv", "iwant_sent", "iwant_recv",

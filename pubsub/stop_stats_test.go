@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -51,5 +52,30 @@ func TestStatsOutcomeForMessagesLeftAtStop(t *testing.T) {
 	st := n.s.Stats()
 	if st.Received != 2 || st.Received != st.Accepted+st.Rejected+st.Ignored {
 		t.Fatalf("after Run returned: Received %d, Accepted %d + Rejected %d + Ignored %d", st.Received, st.Accepted, st.Rejected, st.Ignored)
+	}
+}
+
+// TestGaugesClearedWhenServerStops: like Peers, the Deferred{topic}, MeshPeers{topic} and
+// QueueBytes gauges describe a running Server; once Run has returned they read 0, not the mesh
+// peers, deferred messages and queued bytes last seen.
+func TestGaugesClearedWhenServerStops(t *testing.T) {
+	mesh, qb, def := newRecorder(), newRecorder(), newRecorder()
+	met := &Metrics{MeshPeers: recGauge{mesh}, QueueBytes: recGauge{qb}, Deferred: recGauge{def}}
+	stopTestNode(t, met, func(t *testing.T, n *node, a *attacker) {
+		a.p.setOnSend(func(byte, []byte) bool { return false }) // our RPCs stay queued
+		a.subscribe(t, n, "chain")
+		if _, err := n.s.Publish(context.Background(), "chain", []byte("p")); err != nil {
+			t.Fatal(err) // queued for a
+		}
+		a.publish(t, n, a.signed(t, "chain", []byte("child:x"), 1))
+		waitFor(t, "deferred", func() bool { return def.get("chain") == 1 })
+		clk := n.s.clk.(*clock.Manual)
+		waitFor(t, "sampled", func() bool {
+			clk.Advance(time.Second)
+			return mesh.get("chain") == 1 && qb.get() > 0
+		})
+	})
+	if m, q, d := mesh.get("chain"), qb.get(), def.get("chain"); m != 0 || q != 0 || d != 0 {
+		t.Fatalf("after Run returned: MeshPeers %v, QueueBytes %v, Deferred %v; want 0", m, q, d)
 	}
 }
