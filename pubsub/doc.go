@@ -67,8 +67,8 @@
 //   - Each peer's output queue is bounded in bytes and ordered control > our publishes >
 //     forwards; when full, queued forwards are dropped first (oldest first), then the new item is
 //     refused. Drops are counted per class, the peer is reported slow (EventSlowPeer,
-//     Metrics.SlowPeers) until its queue drains, and a refused publish is named in the
-//     PublishResult and the *QueueFullError.
+//     Metrics.SlowPeers) until its queue drains or it disconnects, and a refused publish is
+//     named in the PublishResult and the *QueueFullError.
 //   - The pump uses TrySend and polls (1 to 20 ms, doubling) when every pending peer's
 //     MConnection queue is full, since the MConnection has no "room available" signal; the
 //     MConnection queues are kept short (16 control, 8 message RPCs) so that the byte-bounded,

@@ -19,7 +19,8 @@ const (
 	// EventSlowPeer: a peer's output queue overflowed (a forward was dropped, or a control RPC or
 	// one of our publishes was refused). Reported once until the queue drains.
 	EventSlowPeer EventType = iota + 1
-	// EventSlowPeerRecovered: a slow peer's output queue drained completely.
+	// EventSlowPeerRecovered: a slow peer's output queue drained completely, or the peer
+	// disconnected (its queue was dropped): it is no longer slow.
 	EventSlowPeerRecovered
 	// EventGaterActive: the validation pipeline throttles above PeerGaterConfig.Threshold; the
 	// peer gater now drops messages from sources with a poor record.

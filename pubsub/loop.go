@@ -189,6 +189,13 @@ func (l *loop) handle(now time.Time, it any) {
 		l.gater.removePeer(it.ps.id, now)
 		l.s.met.Peers.Add(-1)
 		l.npeers--
+		if it.slow {
+			// Its slow_peer event (published by this goroutine, before) has no recovery to come:
+			// the queue was dropped with the connection.
+			_, _, d := it.ps.out.stats()
+			l.s.hub.publish(Event{Type: EventSlowPeerRecovered, Peer: it.ps.id, Dropped: d[0] + d[1] + d[2], At: now})
+			l.s.log.Info("slow peer disconnected", "peer", it.ps.id)
+		}
 	case *rpcItem:
 		it.ps.recv.release(it.n)
 		l.r.HandleRPC(now, it.ps.id, it.rpc)

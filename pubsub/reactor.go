@@ -54,18 +54,20 @@ func (s *Server) InitPeer(p p2p.Peer) p2p.Peer {
 // before AddPeer finds it there.
 func (s *Server) AddPeer(p2p.Peer) {}
 
-// RemovePeer drops p's output queue and removes it from the router. Never blocks.
+// RemovePeer drops p's output queue and removes it from the router; a peer still marked slow is
+// reported with EventSlowPeerRecovered. Never blocks.
 func (s *Server) RemovePeer(p p2p.Peer, _ any) {
 	ps := s.peers.remove(p)
 	if ps == nil {
 		return
 	}
 	ps.recv.close()
-	if ps.out.close() {
+	slow := ps.out.close()
+	if slow {
 		s.met.SlowPeers.Add(-1)
 	}
 	if ps.pubsub {
-		s.inbox.post(peerRemoveReq{ps: ps})
+		s.inbox.post(peerRemoveReq{ps: ps, slow: slow})
 	}
 }
 
@@ -428,8 +430,11 @@ func topicUTF8(b []byte, topic protowire.Number) bool {
 // Loop requests from the reactor callbacks.
 type (
 	peerAddReq    struct{ ps *peerState }
-	peerRemoveReq struct{ ps *peerState }
-	rpcItem       struct {
+	peerRemoveReq struct {
+		ps   *peerState
+		slow bool // its queue was marked slow when it was dropped
+	}
+	rpcItem struct {
 		ps  *peerState
 		rpc *pubsubpb.RPC
 		n   int
