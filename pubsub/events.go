@@ -65,7 +65,8 @@ type eventSub struct {
 }
 
 // eventHub fans events out without blocking (a leaf: copy-on-write list under a mutex, no
-// callback under the lock). A full subscriber misses the event; drops are counted.
+// callback under the lock). A full subscriber misses the event; drops are counted
+// (Stats.EventDrops).
 type eventHub struct {
 	mu     sync.Mutex
 	subs   atomic.Pointer[[]*eventSub]

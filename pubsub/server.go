@@ -653,9 +653,10 @@ func (s *Server) SubscribeTopic(topic string, ch chan Message) Subscription {
 
 // SubscribeEvents returns a channel of Events matching filter (nil: all) and a cancel function.
 // Delivery never blocks: the channel holds EventBufferSize events and an event that finds it full
-// is dropped for this subscriber. filter runs on the Server's own goroutine that produces the
-// event (the loop that owns the router, or the pump, which reports recoveries), so it may run on
-// two goroutines at once: it must be safe for concurrent use, fast, and must not call the Server.
+// is dropped for this subscriber (counted in Stats.EventDrops). filter runs on the Server's own
+// goroutine that produces the event (the loop that owns the router, or the pump, which reports
+// recoveries), so it may run on two goroutines at once: it must be safe for concurrent use, fast,
+// and must not call the Server.
 // A call that waits for the loop (Snapshot, Broadcast, Publish, WaitForPeers, Stop) would block
 // the loop itself until its ctx ends (Stop: forever). React to events by reading the channel.
 // cancel is idempotent and closes the channel; when Run returns every channel is closed.
@@ -798,6 +799,7 @@ type Stats struct {
 	Delivered      uint64 // messages handed to adapters (gossip and direct)
 	DeliverDrops   uint64 // accepted messages dropped: deliver queue full, or Run stopped first
 	FeedDrops      uint64 // per subscriber: channel full
+	EventDrops     uint64 // per SubscribeEvents subscriber: channel full
 	MalformedRPCs  uint64 // peers dropped for a ProtocolError
 	QueueDrops     uint64 // RPCs dropped from or refused by output queues, all classes
 	DirectReceived uint64 // DirectMessages received, also those for a topic not registered here
@@ -823,6 +825,7 @@ func (c *counters) snapshot() Stats {
 func (s *Server) Stats() Stats {
 	st := s.ctr.snapshot()
 	st.FeedDrops = s.reg.feedDrops()
+	st.EventDrops = s.hub.drops.Load()
 	return st
 }
 
