@@ -77,7 +77,8 @@ func (s *Server) RemovePeer(p p2p.Peer, _ any) {
 // see docs/PUBSUB.md, "Decoding"). Before decoding, Receive charges the message's decoded-size
 // estimate (decodedEstimate) to p's receive budget: when p's messages not yet handled exceed
 // Config.PeerRecvBytes, it waits for the Server's goroutine (so p's MConnection stops reading from
-// the socket); it returns at once when the Server has stopped.
+// the socket); it returns at once when the Server has stopped. Before Run has started it does not
+// wait: an RPC that does not fit the budget then is dropped (see Run).
 func (s *Server) Receive(chID byte, p p2p.Peer, msgBytes []byte) {
 	ps := s.peers.get(p.ID())
 	if ps == nil || ps.p != p {

@@ -172,7 +172,10 @@ func (s *Server) network() Network {
 // Run runs the router and the Server's workers until ctx is done, then returns ctx.Err(). It
 // returns ErrAlreadyRun if called again, or at once the router's construction error. It must be
 // called after the Server is registered with a Switch (or with Config.Network set) and should
-// run as long as the Switch. When it returns every goroutine it started has exited, every Feed
+// run as long as the Switch; start it before, or together with, the Switch's Run: until Run
+// starts, Receive does not wait for room, so once a peer's unhandled RPCs reach
+// Config.PeerRecvBytes its further RPCs, subscription changes included, are dropped (logged at
+// debug level, not counted). When it returns every goroutine it started has exited, every Feed
 // subscription has received its closing error, and the API returns errors wrapping net.ErrClosed.
 // Accepted messages still waiting for the adapters when ctx ends are not delivered: they are
 // counted in Stats.DeliverDrops and Metrics.DeliverDrops. Messages still under validation or
