@@ -119,7 +119,7 @@ func newLoop(s *Server, r router.Router, ctx context.Context) *loop {
 func (l *loop) run() error {
 	// The peers gauge counts this loop's peers: whatever RemovePeer could not tell the loop once
 	// it stopped (the inbox is closed at the end of Run) leaves the gauge with the loop. The
-	// sampled gauges describe a running Server too, and fall to 0 with it.
+	// sampled gauges and GaterActive describe a running Server too, and fall to 0 with it.
 	defer func() {
 		l.s.met.Peers.Add(-float64(l.npeers))
 		for _, name := range l.s.reg.names() {
@@ -128,6 +128,9 @@ func (l *loop) run() error {
 			}
 		}
 		l.s.met.QueueBytes.Set(0)
+		if l.gater.active {
+			l.s.met.GaterActive.Set(0)
+		}
 	}()
 	clk := l.s.clk
 	timer := clk.NewTimer(time.Hour)

@@ -63,7 +63,8 @@ type Metrics struct {
 	// PeerScores observes every pub/sub peer's score each second, if the router keeps scores
 	// (gossipsub) ("peer_score").
 	PeerScores metrics.Histogram
-	// GaterActive is 1 while the peer gater is active, else 0 ("gater_active").
+	// GaterActive is 1 while the peer gater is active, else 0 (also once Run has returned)
+	// ("gater_active").
 	GaterActive metrics.Gauge
 }
 

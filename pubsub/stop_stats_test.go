@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/internal/clock"
+	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
 
 // stopTestNode runs, in a subtest (whose end stops Run), a node with topic "chain" whose
@@ -77,5 +78,33 @@ func TestGaugesClearedWhenServerStops(t *testing.T) {
 	})
 	if m, q, d := mesh.get("chain"), qb.get(), def.get("chain"); m != 0 || q != 0 || d != 0 {
 		t.Fatalf("after Run returned: MeshPeers %v, QueueBytes %v, Deferred %v; want 0", m, q, d)
+	}
+}
+
+// TestGaterActiveGaugeClearedWhenServerStops: GaterActive is 1 while the peer gater is active;
+// a stopped Server gates nothing, so once Run has returned the gauge reads 0.
+func TestGaterActiveGaugeClearedWhenServerStops(t *testing.T) {
+	gaterActive := newRecorder()
+	t.Run("running", func(t *testing.T) {
+		clk := clock.NewManual(time.Unix(1_000_000, 0))
+		n := saturableNode(t, clk, &Metrics{GaterActive: recGauge{gaterActive}})
+		_ = n.s.AddValidator("busy", func(m Message) ValidationResult {
+			<-m.Ctx.Done()
+			return ValidationAccept
+		})
+		flood := n.connectAttacker(t, 2)
+		var msgs []*pubsubpb.Message
+		for i := range 100 {
+			msgs = append(msgs, flood.signed(t, "busy", []byte("x"), uint64(i+1)))
+		}
+		flood.publish(t, n, msgs...)
+		waitFor(t, "flood throttled", func() bool { return n.s.Stats().Received == 100 })
+		waitFor(t, "gater active", func() bool {
+			clk.Advance(time.Second)
+			return gaterActive.get() == 1
+		})
+	})
+	if v := gaterActive.get(); v != 0 {
+		t.Fatalf("GaterActive = %v after Run returned, want 0", v)
 	}
 }
