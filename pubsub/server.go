@@ -708,8 +708,13 @@ func (s *Server) WaitForPeers(ctx context.Context, topic string, n int) error {
 
 // Revalidate runs the validators again, soon, on every message of topic held by
 // ValidationDefer (for example once the application has stored what they depended on). It
-// returns at once.
-func (s *Server) Revalidate(topic string) { s.inbox.post(revalidateReq{topic: topic}) }
+// returns at once. While Run is not running no message is held, and it does nothing.
+func (s *Server) Revalidate(topic string) {
+	if !s.running.Load() {
+		return // nothing held; a request would wait in the mailbox until Run starts
+	}
+	s.inbox.post(revalidateReq{topic: topic})
+}
 
 // Snapshot returns the Server's state for status pages (/pubsub): topics with their peers and
 // queues, pub/sub peers with their output queues (and scores when the router keeps them), and the
