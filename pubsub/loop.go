@@ -689,9 +689,12 @@ func (l *loop) result(now time.Time, vr *valResult) {
 }
 
 // retire drops pv without an answer: it leaves pending, the held list and the deferred count,
-// and its worker's result, if one is still to come, is ignored.
+// and its worker's result, if one is still to come, is ignored. It is counted as ignored (Stats,
+// Metrics.Validation "ignore"), as every received message ends with an outcome.
 func (l *loop) retire(pv *pending) {
 	delete(l.pending, pv.key)
+	l.s.ctr.ignored.Add(1)
+	l.metricsFor(pv.topic).validation[resIgnoreIdx].Add(1)
 	if list := l.held[pv.topic]; len(list) > 0 {
 		if i := slices.Index(list, pv); i >= 0 {
 			list = slices.Delete(list, i, i+1)

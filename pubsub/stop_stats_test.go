@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchyard-p2p/switchyard/internal/clock"
+	"github.com/switchyard-p2p/switchyard/pubsub/router"
 	"github.com/switchyard-p2p/switchyard/wire/pubsubpb"
 )
 
@@ -106,5 +107,28 @@ func TestGaterActiveGaugeClearedWhenServerStops(t *testing.T) {
 	})
 	if v := gaterActive.get(); v != 0 {
 		t.Fatalf("GaterActive = %v after Run returned, want 0", v)
+	}
+}
+
+// TestStatsOutcomeForSupersededCopy: a held copy whose ID the router forgot (seen TTL) and that
+// comes again is superseded by the new copy's validation; it was received, so it is counted as
+// ignored, and Received still equals Accepted + Rejected + Ignored.
+func TestStatsOutcomeForSupersededCopy(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1_000_000, 0))
+	n, a, _ := deferNode(t, clk, nil)
+	child := a.signed(t, "chain", []byte("child:x"), 1)
+	a.publish(t, n, child)
+	waitFor(t, "child deferred", func() bool { return n.s.Stats().Deferred == 1 })
+	forget := func() { n.r.forget(router.DefaultMsgID(child)) }
+	n.r.onPublish.Store(&forget)
+	_, _ = n.s.Publish(context.Background(), "poke", []byte("poke")) // runs forget on the loop
+	n.r.onPublish.Store(nil)
+	a.publish(t, n, child) // the ID is new to the router again
+	waitFor(t, "child deferred again", func() bool { return n.s.Stats().Deferred == 2 })
+	a.publish(t, n, a.signed(t, "chain", []byte("x"), 2))
+	waitFor(t, "child accepted", func() bool { return n.s.Stats().Accepted == 2 })
+	st := n.s.Stats()
+	if st.Received != 3 || st.Received != st.Accepted+st.Rejected+st.Ignored {
+		t.Fatalf("Received %d, Accepted %d + Rejected %d + Ignored %d", st.Received, st.Accepted, st.Rejected, st.Ignored)
 	}
 }
