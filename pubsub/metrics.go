@@ -34,7 +34,7 @@ type Metrics struct {
 	// "control", "publish", "forward" ("queue_drops_total").
 	QueueDrops metrics.Counter
 	// SlowPeers is the number of peers whose output queue overflowed and has not drained since
-	// ("slow_peers").
+	// (0 once Run has returned: the queues are then dropped) ("slow_peers").
 	SlowPeers metrics.Gauge
 	// QueueBytes is the bytes waiting in all peers' output queues, sampled every second; 0 once
 	// Run has returned ("queue_bytes").

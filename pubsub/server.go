@@ -216,6 +216,7 @@ func (s *Server) Run(ctx context.Context) error {
 			l.abandon()
 		}
 		s.countUndelivered()
+		s.dropQueues()
 	}()
 	wg.Go(func() { s.pump.run(pumpDone) })
 	for range s.cfg.ValidateWorkers {
@@ -239,6 +240,17 @@ func (s *Server) countUndelivered() {
 			s.ctr.deliverDrops.Add(uint64(n))
 			t.met.deliverDrops.Add(float64(n))
 			s.log.Info("server stopped: accepted messages not delivered", "topic", name, "dropped", n)
+		}
+	}
+}
+
+// dropQueues drops what waits in the peers' output queues once the pump has returned: nothing
+// sends it any more. A peer marked slow leaves the SlowPeers gauge (RemovePeer, later, finds its
+// queue closed and not slow).
+func (s *Server) dropQueues() {
+	for _, ps := range s.peers.list() {
+		if ps.out.close() {
+			s.met.SlowPeers.Add(-1)
 		}
 	}
 }

@@ -44,3 +44,38 @@ func TestSlowPeerDisconnectEndsSlowMark(t *testing.T) {
 		t.Fatalf("event %+v, want slow_peer_recovered for the removed peer", ev)
 	}
 }
+
+// TestSlowPeersGaugeClearedWhenServerStops: once Run has returned nothing drains a slow peer's
+// queue any more; the SlowPeers gauge reads 0 as the Peers gauge does, and stays 0 (not -1) when
+// the Switch later removes the peer.
+func TestSlowPeersGaugeClearedWhenServerStops(t *testing.T) {
+	slowGauge := newRecorder()
+	var n *node
+	var slow *attacker
+	t.Run("running", func(t *testing.T) {
+		n = floodNode(t, 1, func(c *Config) {
+			c.MaxMessageBytes = 2048
+			c.PeerQueueBytes = 8 * 1024
+			c.Metrics = &Metrics{SlowPeers: recGauge{slowGauge}}
+		})
+		if err := n.s.JoinTopic("t"); err != nil {
+			t.Fatal(err)
+		}
+		var pub *attacker
+		pub, slow = n.connectAttacker(t, 2), n.connectAttacker(t, 3)
+		pub.subscribe(t, n, "t")
+		slow.subscribe(t, n, "t")
+		slow.p.setOnSend(func(byte, []byte) bool { return false })
+		for i := range 20 {
+			pub.publish(t, n, pub.signed(t, "t", make([]byte, 1024), uint64(i+1)))
+		}
+		waitFor(t, "slow", func() bool { return slowGauge.get() == 1 })
+	})
+	if v := slowGauge.get(); v != 0 {
+		t.Fatalf("SlowPeers = %v after Run returned, want 0", v)
+	}
+	n.s.RemovePeer(slow.p, nil)
+	if v := slowGauge.get(); v != 0 {
+		t.Fatalf("SlowPeers = %v after the slow peer was removed from the stopped Server, want 0", v)
+	}
+}
