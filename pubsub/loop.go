@@ -128,6 +128,7 @@ func (l *loop) run() error {
 			}
 		}
 		l.s.met.QueueBytes.Set(0)
+		l.countRouterEvents() // what the router counted since the last sample
 		if l.gater.active {
 			l.s.met.GaterActive.Set(0)
 		}
@@ -925,8 +926,8 @@ func statsValues(st router.Stats) []uint64 {
 	}
 }
 
-// sample updates the sampled metrics.
-func (l *loop) sample() {
+// countRouterEvents adds to RouterEvents what the router's Stats counted since the last call.
+func (l *loop) countRouterEvents() {
 	cur := statsValues(l.r.Stats())
 	if l.lastEvents == nil {
 		l.lastEvents = make([]uint64, len(cur))
@@ -939,6 +940,11 @@ func (l *loop) sample() {
 			l.lastEvents[i] = cur[i]
 		}
 	}
+}
+
+// sample updates the sampled metrics.
+func (l *loop) sample() {
+	l.countRouterEvents()
 	for _, name := range l.s.reg.names() {
 		if t := l.s.reg.topic(name); t != nil {
 			l.metricsFor(name).meshPeers.Set(float64(len(l.r.Peers(name))))

@@ -52,7 +52,8 @@ type Metrics struct {
 	// Deferred is the number of messages held by ValidationDefer (0 once Run has returned: they
 	// are then dropped as ignored); label topic ("deferred").
 	Deferred metrics.Gauge
-	// RouterEvents counts the router's cumulative Stats, sampled every second; label event:
+	// RouterEvents counts the router's cumulative Stats, sampled every second and when Run
+	// returns; label event:
 	// "duplicate", "forwarded", "ihave_sent", "ihave_recv", "iwant_sent", "iwant_recv",
 	// "idontwant_sent", "idontwant_recv", "graft_sent", "graft_recv", "prune_sent",
 	// "prune_recv", "limit_drop", "graylist_drop", "self_origin_drop" ("router_events_total").

@@ -132,3 +132,23 @@ func TestStatsOutcomeForSupersededCopy(t *testing.T) {
 		t.Fatalf("Received %d, Accepted %d + Rejected %d + Ignored %d", st.Received, st.Accepted, st.Rejected, st.Ignored)
 	}
 }
+
+// TestRouterEventsCountedAtStop: RouterEvents is sampled every second; what the router counted
+// since the last sample is still added when Run returns, so the counter ends equal to the
+// router's Stats rather than up to a second behind.
+func TestRouterEventsCountedAtStop(t *testing.T) {
+	ev := newRecorder()
+	t.Run("running", func(t *testing.T) {
+		n := newNode(t, 1, func(c *Config) {
+			c.Clock = clock.NewManual(time.Unix(1_000_000, 0))
+			c.Metrics = &Metrics{RouterEvents: recCounter{ev}}
+		})
+		bump := func() { n.r.stats.Duplicates += 5 } // on the loop
+		n.r.onPublish.Store(&bump)
+		_, _ = n.s.Publish(context.Background(), "poke", []byte("poke"))
+		n.r.onPublish.Store(nil)
+	})
+	if v := ev.get("duplicate"); v != 5 {
+		t.Fatalf("RouterEvents{duplicate} = %v after Run returned, want the router's 5", v)
+	}
+}
