@@ -464,7 +464,13 @@ func TestUndeliveredAtStopCounted(t *testing.T) {
 		return err == nil && len(snap.Topics) == 1 && snap.Topics[0].Deliveries == 2
 	})
 	cancel()
-	<-s.life.Done()
+	// Run closes the worker pool after its life ends; released before that, the worker would
+	// take the queued deliveries.
+	waitFor(t, "worker pool closed", func() bool {
+		s.pipe.mu.Lock()
+		defer s.pipe.mu.Unlock()
+		return s.pipe.closed
+	})
 	close(release)
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run = %v", err)
