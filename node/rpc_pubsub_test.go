@@ -406,19 +406,9 @@ func startFloodsubNode(t *testing.T, cfg config.Config) *Node {
 // makes of it (U+FFFD for each bad byte).
 func TestPubSubPublishInvalidUTF8(t *testing.T) {
 	n := startFloodsubNode(t, testConfig("utf8"))
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := hc.Post("http://"+n.RPCAddr()+pubsubrpc.PathPublish, "application/json",
-		strings.NewReader("{\"topic\":\"chat\xff\",\"data\":\"eA==\"}"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var env pubsubrpc.Response
-	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusBadRequest || env.Error == nil || env.Error.Code != rpcCodeParseError {
-		t.Fatalf("publish on a topic of invalid UTF-8: HTTP %d, error %+v; want 400 with code %d", resp.StatusCode, env.Error, rpcCodeParseError)
+	code, rerr := postPublish(t, n, "{\"topic\":\"chat\xff\",\"data\":\"eA==\"}")
+	if code != http.StatusBadRequest || rerr == nil || rerr.Code != rpcCodeParseError {
+		t.Fatalf("publish on a topic of invalid UTF-8: HTTP %d, error %+v; want 400 with code %d", code, rerr, rpcCodeParseError)
 	}
 }
 
@@ -467,28 +457,31 @@ func TestPubSubSubscribeRacingStop(t *testing.T) {
 	}
 }
 
+// postPublish posts body to n's publish endpoint and returns the HTTP status and the answer's
+// error.
+func postPublish(t *testing.T, n *Node, body string) (int, *pubsubrpc.Error) {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := hc.Post("http://"+n.RPCAddr()+pubsubrpc.PathPublish, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env pubsubrpc.Response
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, env.Error
+}
+
 // TestPubSubPublishLoneSurrogate: a publish body that is valid UTF-8 but whose topic holds an
 // escaped lone UTF-16 surrogate (\ud800, which is no character) is refused as a topic of
 // invalid UTF-8 is, instead of being published on the topic encoding/json makes of it (U+FFFD
 // for the surrogate). A surrogate pair is one character, and its topic is taken.
 func TestPubSubPublishLoneSurrogate(t *testing.T) {
 	n := startFloodsubNode(t, testConfig("surrogate"))
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	post := func(body string) (int, *pubsubrpc.Error) {
-		t.Helper()
-		resp, err := hc.Post("http://"+n.RPCAddr()+pubsubrpc.PathPublish, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var env pubsubrpc.Response
-		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, env.Error
-	}
 	for _, topic := range []string{`chat\ud800`, `chat\udc00x`, `\ud800\u0041`, `a\\\ud83d`} {
-		code, rerr := post(`{"topic":"` + topic + `","data":"eA=="}`)
+		code, rerr := postPublish(t, n, `{"topic":"`+topic+`","data":"eA=="}`)
 		if code != http.StatusBadRequest || rerr == nil || rerr.Code != rpcCodeParseError {
 			t.Errorf("publish on topic %s: HTTP %d, error %+v; want 400 with code %d", topic, code, rerr, rpcCodeParseError)
 		}
@@ -496,7 +489,7 @@ func TestPubSubPublishLoneSurrogate(t *testing.T) {
 	// A pair, and an escaped backslash before "ud800", are no lone surrogate: the request goes
 	// on to Publish (no peer here, so 503 CodeNoPeers, or another answer than a parse error).
 	for _, topic := range []string{`chat\ud83d\ude00`, `chat\\ud800`} {
-		if _, rerr := post(`{"topic":"` + topic + `","data":"eA=="}`); rerr != nil && rerr.Code == rpcCodeParseError {
+		if _, rerr := postPublish(t, n, `{"topic":"`+topic+`","data":"eA=="}`); rerr != nil && rerr.Code == rpcCodeParseError {
 			t.Errorf("publish on topic %s: parse error %+v, want none", topic, rerr)
 		}
 	}

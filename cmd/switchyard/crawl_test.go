@@ -25,6 +25,12 @@ import (
 // runNodes starts in-process nodes on loopback; they stop when the test ends.
 func runNodes(t *testing.T, monikers ...string) []*node.Node {
 	t.Helper()
+	return runNodesWith(t, nil, monikers...)
+}
+
+// runNodesWith is runNodes with edit (if not nil) applied to each node's configuration.
+func runNodesWith(t *testing.T, edit func(*config.Config), monikers ...string) []*node.Node {
+	t.Helper()
 	var nodes []*node.Node
 	for _, m := range monikers {
 		cfg := config.DefaultConfig()
@@ -33,6 +39,9 @@ func runNodes(t *testing.T, monikers ...string) []*node.Node {
 		cfg.P2P.ListenAddress = "tcp://127.0.0.1:0"
 		cfg.RPC.ListenAddress = ""
 		cfg.P2P.AllowDuplicateIP = true
+		if edit != nil {
+			edit(&cfg)
+		}
 		n, err := node.New(cfg, t.TempDir(), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -320,25 +329,9 @@ func TestCrawlTableTooManyAddrs(t *testing.T) {
 // returns (it lists it in the node's addrs); --allow-non-routable follows it, for a local
 // network whose nodes run with addr_book_strict = false.
 func TestCrawlAllowNonRoutable(t *testing.T) {
-	var nodes []*node.Node
-	for _, m := range []string{"lan-a", "lan-b"} {
-		cfg := config.DefaultConfig()
-		cfg.Moniker, cfg.ChainID = m, "crawl-cli-test"
-		cfg.P2P.ListenAddress, cfg.RPC.ListenAddress = "tcp://127.0.0.1:0", ""
-		cfg.P2P.AllowDuplicateIP = true
+	nodes := runNodesWith(t, func(cfg *config.Config) {
 		cfg.P2P.AddrBookStrict = false // keep loopback addresses, to share them by PEX
-		n, err := node.New(cfg, t.TempDir(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, n)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	for _, n := range nodes {
-		wg.Go(func() { _ = n.Run(ctx) })
-	}
+	}, "lan-a", "lan-b")
 	connected, unsubscribe := nodes[0].Switch().Subscribe(func(ev p2p.Event) bool { return ev.Type == p2p.PeerConnected })
 	defer unsubscribe()
 	nodes[1].Switch().DialPeers(nodes[0].P2PAddr())

@@ -237,6 +237,25 @@ func TestPubSubUnknownSubcommand(t *testing.T) {
 	}
 }
 
+// writeSubscribedOne writes the server-sent events of a subscription to topic "chat" and one
+// message, "one", on it.
+func writeSubscribedOne(t *testing.T, w io.Writer) {
+	t.Helper()
+	for _, ev := range []struct {
+		name string
+		v    any
+	}{
+		{pubsubrpc.EventSubscribed, pubsubrpc.Subscribed{Topic: "chat"}},
+		{pubsubrpc.EventMessage, pubsubrpc.Message{Topic: "chat", Data: []byte("one")}},
+	} {
+		data, err := json.Marshal(ev.v)
+		if err != nil {
+			t.Error(err)
+		}
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.name, data)
+	}
+}
+
 // TestPubSubSubCountShort: "pubsub sub --count N" on a stream the node ends after fewer than N
 // messages fails, saying how many arrived, so a script can tell it did not get them all; without
 // --count the end of the stream is a normal exit.
@@ -244,19 +263,7 @@ func TestPubSubSubCountShort(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		var b strings.Builder
-		for _, ev := range []struct {
-			name string
-			v    any
-		}{
-			{pubsubrpc.EventSubscribed, pubsubrpc.Subscribed{Topic: "chat"}},
-			{pubsubrpc.EventMessage, pubsubrpc.Message{Topic: "chat", Data: []byte("one")}},
-		} {
-			data, err := json.Marshal(ev.v)
-			if err != nil {
-				t.Error(err)
-			}
-			fmt.Fprintf(&b, "event: %s\ndata: %s\n\n", ev.name, data)
-		}
+		writeSubscribedOne(t, &b)
 		_, _ = io.WriteString(w, b.String()) // then the node "stops": the stream ends
 	}))
 	defer srv.Close()
@@ -400,19 +407,7 @@ func TestPubSubSubUnansweredRequest(t *testing.T) {
 func TestPubSubSubCountInterrupted(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
-		for _, ev := range []struct {
-			name string
-			v    any
-		}{
-			{pubsubrpc.EventSubscribed, pubsubrpc.Subscribed{Topic: "chat"}},
-			{pubsubrpc.EventMessage, pubsubrpc.Message{Topic: "chat", Data: []byte("one")}},
-		} {
-			data, err := json.Marshal(ev.v)
-			if err != nil {
-				t.Error(err)
-			}
-			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.name, data)
-		}
+		writeSubscribedOne(t, w)
 		w.(http.Flusher).Flush()
 		<-r.Context().Done() // no more messages until the client goes
 	}))
