@@ -27,7 +27,8 @@ type GateResult struct {
 	// Delivery is the honest delivery ratio, the lower of the whole run's and the attack
 	// window's (Results.AttackDeliveryRatio: the messages published from the attack's start
 	// on); Focus is the ratio the attack aims at (the targets' or the censored messages', in
-	// the attack window), or Delivery when it aims at the whole network.
+	// the attack window; the lower of the two when it has both), or Delivery when it aims at
+	// the whole network.
 	Delivery, Focus float64
 	// P99Ms and BaselineP99Ms are the p99 latencies with and without the attack, each the
 	// larger of the whole run's and the attack window's (so that the messages published
@@ -58,7 +59,11 @@ func Judge(attacked, baseline *Results) GateResult {
 		g.Focus = *attacked.TargetDeliveryRatio
 	}
 	if attacked.CensoredDeliveryRatio != nil {
-		g.Focus = *attacked.CensoredDeliveryRatio
+		if attacked.TargetDeliveryRatio != nil {
+			g.Focus = min(g.Focus, *attacked.CensoredDeliveryRatio)
+		} else {
+			g.Focus = *attacked.CensoredDeliveryRatio
+		}
 	}
 	if g.Delivery < GateDelivery {
 		g.Why = append(g.Why, fmt.Sprintf("honest delivery %.4f < %.2f", g.Delivery, GateDelivery))

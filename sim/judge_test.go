@@ -72,3 +72,24 @@ func TestJudgeNothingMeasured(t *testing.T) {
 		}
 	}
 }
+
+// TestJudgeTargetsAndCensorship: an attack may both eclipse targets and censor publishers
+// (Validate accepts both); the gate judges the delivery to the targets and that of the
+// censored messages, so a run whose targets lost their messages fails even when the censored
+// messages got through.
+func TestJudgeTargetsAndCensorship(t *testing.T) {
+	f := func(x float64) *float64 { return &x }
+	n := func(x int64) *int64 { return &x }
+	base := &Results{HonestDeliveryRatio: 1, Expected: 900, LatencyP99Ms: 77}
+	attacked := &Results{HonestDeliveryRatio: 1, Expected: 900, LatencyP99Ms: 80,
+		AttackDeliveryRatio: f(1), AttackLatencyP99Ms: f(80), AttackExpected: n(500),
+		TargetDeliveryRatio: f(0.5), TargetLatencyP99Ms: f(80), TargetExpected: n(100),
+		CensoredDeliveryRatio: f(1), CensoredLatencyP99Ms: f(80), CensoredExpected: n(100)}
+	if g := Judge(attacked, base); g.Pass || g.Focus != 0.5 {
+		t.Fatalf("targets at 0.5, censored messages at 1: Judge = %+v; want a failure with focus 0.5", g)
+	}
+	attacked.TargetDeliveryRatio, attacked.CensoredDeliveryRatio = f(1), f(0.5)
+	if g := Judge(attacked, base); g.Pass || g.Focus != 0.5 {
+		t.Fatalf("targets at 1, censored messages at 0.5: Judge = %+v; want a failure with focus 0.5", g)
+	}
+}
