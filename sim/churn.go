@@ -94,6 +94,7 @@ func (s *Sim) restartFromBook(ch ChurnEvent, n *node) {
 		return
 	}
 	n.fromBook = true
+	n.bookRestarted = true
 	if !n.target {
 		n.target = true
 		n.targetFrom = max(s.g.now, s.m.attackFrom)

@@ -98,6 +98,9 @@ type node struct {
 	book     *addrbook.AddrBook
 	saved    []byte
 	fromBook bool
+	// bookRestarted: the node was restarted from its address book at least once (the nodes
+	// Results.OutboundSybilShare and Eclipsed describe).
+	bookRestarted bool
 
 	cores  []core
 	byChan [numChans]core

@@ -385,6 +385,9 @@ func (s *Sim) bookResults(r *Results) {
 	eclipsed := 0
 	for _, i := range s.m.targets {
 		n := s.nodes[i]
+		if !n.bookRestarted {
+			continue // an eclipse target (Attack.Targets), not restarted from its book
+		}
 		o, y := 0, 0
 		for _, ci := range n.conns {
 			c := &s.conns[ci]
