@@ -54,7 +54,8 @@ type Attack struct {
 	// sybils arrive first). Sybil dials are never delayed by it.
 	HonestConnectAt time.Duration `toml:"honest_connect_at"`
 	// PoisonPEX makes sybils answer every PexRequest with up to 250 sybil addresses and
-	// nothing else (address-book poisoning; needs Config.AddrBook).
+	// nothing else (address-book poisoning; needs PEX on the honest nodes: Config.AddrBook
+	// or TopologyPEX, else Validate refuses it).
 	PoisonPEX bool `toml:"poison_pex"`
 	// RegraftBackoff and RegraftDelay: after a PRUNE a BadBoy GRAFTs again after
 	// RegraftBackoff plus a random delay of up to RegraftDelay (the evaluation's 1 min and
@@ -97,6 +98,9 @@ func (a Attack) validate(ps *problems, c Config) {
 	if a.SybilIPs > 0 && a.Sybils > 0 && (a.Sybils-1)/a.SybilIPs > maxSybilPort-Port {
 		ps.add("Attack.Sybils %d on Attack.SybilIPs %d addresses need ports past %d (sybils sharing an address listen on %d, %d, ...)",
 			a.Sybils, a.SybilIPs, maxSybilPort, Port, Port+1)
+	}
+	if a.PoisonPEX && !c.AddrBook.Enabled && c.Topology.Kind != TopologyPEX {
+		ps.add("Attack.PoisonPEX needs PEX on the honest nodes (AddrBook.Enabled or TopologyPEX)")
 	}
 	if !(a.Drop > 0 && a.Drop <= 1) {
 		ps.add("Attack.Drop %v is outside (0, 1]", a.Drop)

@@ -49,3 +49,21 @@ func TestSybilPortsDistinct(t *testing.T) {
 		seen[a.DialString()] = i
 	}
 }
+
+// TestPoisonPEXNeedsPEX: address-book poisoning (Attack.PoisonPEX) answers the honest nodes'
+// PexRequests; without PEX on the honest nodes (AddrBook or TopologyPEX) nothing asks, and a
+// Config that asks for it is refused instead of running an attack that does nothing.
+func TestPoisonPEXNeedsPEX(t *testing.T) {
+	cfg := Config{Nodes: 20, Attack: &Attack{Sybils: 10, PoisonPEX: true}}
+	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("PoisonPEX without PEX: Validate = %v, want ErrInvalidConfig", err)
+	}
+	cfg.AddrBook.Enabled = true
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("PoisonPEX with AddrBook: %v", err)
+	}
+	cfg.AddrBook.Enabled, cfg.Seeds, cfg.Topology.Kind = false, 1, TopologyPEX
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("PoisonPEX with TopologyPEX: %v", err)
+	}
+}
