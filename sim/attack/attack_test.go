@@ -148,6 +148,25 @@ func TestBadBoyRegrafts(t *testing.T) {
 	}
 }
 
+// TestBadBoyNegativeRegraftDelay: a PRUNE, which any peer may send, does not panic a BadBoy
+// whose RegraftDelay is negative; it regrafts after the backoff alone.
+func TestBadBoyNegativeRegraftDelay(t *testing.T) {
+	b := newBadBoy(t, Config{RegraftBackoff: time.Minute, RegraftDelay: -time.Second})
+	b.Ready()
+	prune := &pubsubpb.RPC{Control: &pubsubpb.ControlMessage{Prune: []*pubsubpb.ControlPrune{{TopicID: "t"}}}}
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("HandleRPC(PRUNE) with RegraftDelay -1s panicked: %v", p)
+			}
+		}()
+		b.HandleRPC(epoch, id(2), prune)
+	}()
+	if dl := b.NextDeadline(); !dl.Equal(epoch.Add(time.Minute)) {
+		t.Fatalf("regraft at %v, want after the 1 min backoff", dl.Sub(epoch))
+	}
+}
+
 // TestWithholdDropsForwardsOnly: a wrapped gossipsub router keeps its control traffic but
 // loses its forwards once attacking, while its own publishes still go out.
 func TestWithholdDropsForwardsOnly(t *testing.T) {

@@ -28,7 +28,8 @@ type Config struct {
 	// messages are dropped (with probability Drop) and every other message is forwarded.
 	Censor [][]byte
 	// RegraftBackoff and RegraftDelay: after a PRUNE, GRAFT again after RegraftBackoff plus
-	// a random delay in [0, RegraftDelay). Zero means 1 min and 15 s (the evaluation's).
+	// a random delay in [0, RegraftDelay). Zero means 1 min and 15 s (the evaluation's); a
+	// negative RegraftDelay means no random delay.
 	RegraftBackoff time.Duration
 	RegraftDelay   time.Duration
 	// SeenTTL is how long a message ID is remembered; 0 means 2 min.
@@ -180,7 +181,11 @@ func (b *BadBoy) HandleRPC(now time.Time, from key.ID, rpc *pubsubpb.RPC) {
 		for _, pr := range c.Prune {
 			b.stats.PruneRecv++
 			b.prune(p, pr.GetTopicID())
-			at := now.Add(b.cfg.RegraftBackoff + time.Duration(b.rng.Int64N(int64(b.cfg.RegraftDelay))))
+			delay := time.Duration(0)
+			if b.cfg.RegraftDelay > 0 { // negative: none (Int64N panics on it)
+				delay = time.Duration(b.rng.Int64N(int64(b.cfg.RegraftDelay)))
+			}
+			at := now.Add(b.cfg.RegraftBackoff + delay)
 			r := regraft{at: at, peer: from, topic: pr.GetTopicID()}
 			i, _ := slices.BinarySearchFunc(b.regrafts, r, func(x, y regraft) int { return x.at.Compare(y.at) })
 			// Among equal times, after the existing ones: the order stays the insertion order.
