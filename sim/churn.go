@@ -71,6 +71,7 @@ func (s *Sim) churn(ch ChurnEvent, pool []int32) {
 				n.ps.r.Leave(s.t(s.g.now), s.topic)
 				n.step(s.g.now)
 			}
+			s.m.left(n, s.g.now)
 			s.At(time.Duration(s.g.now)+time.Second, func() {
 				if n.up && n.gen == gen {
 					s.crash(n)

@@ -206,8 +206,8 @@ type Gossip struct {
 	Tail time.Duration
 	// DeliveryDeadline is how long after its publication a message may reach a node and
 	// count as delivered there; 0 means Tail. A later delivery is not counted (its latency
-	// is still recorded), and only nodes up from the publication until the deadline are
-	// expected to deliver.
+	// is still recorded), and only nodes up (and not left from the topic by a ChurnLeave)
+	// from the publication until the deadline are expected to deliver.
 	DeliveryDeadline time.Duration `toml:"delivery_deadline"`
 }
 

@@ -37,7 +37,8 @@ type metrics struct {
 	attackFrom int64
 }
 
-type span struct{ from, to int64 } // to -1: still up
+// span is a time a node was up and subscribed to the topic (to -1: still is).
+type span struct{ from, to int64 }
 
 type msgRec struct {
 	at   int64
@@ -70,13 +71,21 @@ func (m *metrics) checkConverged(s *Sim) {
 	}
 }
 
+// left ends n's current span at now, when n leaves the topic (ChurnLeave): it no longer
+// subscribes, so it is not expected to deliver what is published from then on, although it
+// stays up until its crash a second later.
+func (m *metrics) left(n *node, now int64) {
+	if u := m.ups[n.idx]; len(u) > 0 && u[len(u)-1].to < 0 {
+		u[len(u)-1].to = now
+	}
+}
+
 func (m *metrics) up(n *node, now int64) {
 	m.ups[n.idx] = append(m.ups[n.idx], span{now, -1})
 }
 
 func (m *metrics) down(n *node, now int64) {
-	u := m.ups[n.idx]
-	u[len(u)-1].to = now
+	m.left(n, now)
 	if n.kind == Honest {
 		// The router is gone with the crash: keep its counters.
 		m.addStats(n)

@@ -29,8 +29,8 @@ type Results struct {
 	Skipped   int `json:"skipped"`
 
 	// Expected counts the (message, honest node) pairs, for messages of honest publishers,
-	// that should see a delivery: the node was up from the publication until the
-	// DeliveryDeadline after it, which the run reached (a run stopped early, or a deadline
+	// that should see a delivery: the node was up (and had not left the topic, ChurnLeave)
+	// from the publication until the DeliveryDeadline after it, which the run reached (a run stopped early, or a deadline
 	// longer than the Tail, leaves the last messages out), and is not the publisher.
 	// Delivered counts those delivered
 	// within the DeliveryDeadline of the publication (LatencyMs shows when, and also holds
