@@ -120,6 +120,16 @@ func NewContext(ctx context.Context, cfg config.Config, home string, logger *slo
 	if err != nil {
 		return nil, err
 	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		// Checked again now that the key exists: a book path that reaches it through a link (a
+		// linked directory, a link to the key) was not recognised while the key was missing.
+		if err := cfg.CheckAddrBookPath(home); err != nil {
+			if k, kerr := key.LoadNodeKey(keyPath); kerr == nil && k.ID() == nk.ID() {
+				_ = os.Remove(keyPath) // the key just made: nothing else has it
+			}
+			return nil, err
+		}
+	}
 	switch fi, err := os.Stat(keyPath); {
 	case errors.Is(statErr, fs.ErrNotExist):
 		// A new identity: peers that knew the old one will not recognise this node.

@@ -521,3 +521,36 @@ func TestNewRefusesAddrBookOverOwnFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestNewRefusesAddrBookOverNewNodeKey: on a home without node_key.json yet, New creates the key
+// and then loads the address book. A p2p.addr_book_file that reaches the key's path through a
+// linked directory was not recognised as the key, since the key file did not exist when it was
+// checked: the node then took the new key for its address book and replaced it. New refuses the
+// path before it writes the key.
+func TestNewRefusesAddrBookOverNewNodeKey(t *testing.T) {
+	home := t.TempDir()
+	cfg := testConfig("book")
+	if err := config.WriteConfigFile(config.ConfigFile(home), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Dir(config.NodeKeyFile(home)), filepath.Join(home, "cfg")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.P2P.AddrBookFile = "cfg/node_key.json"
+	n, err := New(cfg, home, nil)
+	if err == nil {
+		keyBefore, _ := os.ReadFile(config.NodeKeyFile(home))
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = n.Run(ctx) // a start and a stop: the book is saved
+		if keyAfter, _ := os.ReadFile(config.NodeKeyFile(home)); string(keyAfter) != string(keyBefore) {
+			t.Errorf("node_key.json after a node with addr_book_file %q ran: %q, want the key New wrote, %q", cfg.P2P.AddrBookFile, keyAfter, keyBefore)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "p2p.addr_book_file") {
+		t.Errorf("New with addr_book_file %q on a home without a node key: err = %v, want an error naming p2p.addr_book_file", cfg.P2P.AddrBookFile, err)
+	}
+	if _, statErr := os.Stat(config.NodeKeyFile(home)); err != nil && statErr == nil {
+		t.Errorf("New refused the address book path but wrote %s", config.NodeKeyFile(home))
+	}
+}
