@@ -25,7 +25,8 @@ func newInitCmd() *cobra.Command {
 		Short: "Write HOME/config/config.toml and HOME/config/node_key.json",
 		Long: `Write a default config file and a node key into the home directory.
 
-An existing config.toml is only replaced with --force. An existing node_key.json
+An existing config.toml is only replaced with --force (and not if it is larger
+than 16 MiB, which is no config.toml: remove it by hand). An existing node_key.json
 is always kept (the node's identity does not change); delete it by hand to get a
 new ID. init either completes or changes nothing: an existing node key that
 cannot be read is reported before anything is written, and a failure half-way
@@ -65,7 +66,8 @@ var errConfigExists = errors.New("config file already exists (use --force to ove
 var saveNodeKey = key.NodeKey.SaveAs
 
 // initHome validates cfg, writes it to home's config.toml (refusing to replace
-// an existing one unless force) and loads or generates the node key. It logs
+// an existing one unless force, and one larger than 16 MiB even then: it reads the file it
+// replaces, for a restore) and loads or generates the node key. It logs
 // what it did to w and returns the node ID.
 //
 // It either completes or leaves the home as it found it: an existing node key
@@ -79,13 +81,19 @@ func initHome(w io.Writer, home string, cfg config.Config, force bool) (key.ID, 
 		return "", fmt.Errorf("initialize %s: %w", home, err)
 	}
 	cfgPath := config.ConfigFile(home)
-	oldCfg, err := os.ReadFile(cfgPath)
+	_, err := os.Stat(cfgPath)
 	cfgExisted := err == nil
 	switch {
 	case cfgExisted && !force:
 		return "", fmt.Errorf("%s: %w", cfgPath, errConfigExists)
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("read %s: %w", cfgPath, err)
+	}
+	var oldCfg []byte // kept for a restore
+	if cfgExisted {
+		if oldCfg, err = readOldConfig(cfgPath); err != nil {
+			return "", fmt.Errorf("read %s: %w", cfgPath, err)
+		}
 	}
 	keyPath := config.NodeKeyFile(home)
 	nk, err := key.LoadNodeKey(keyPath)
@@ -140,6 +148,28 @@ func initHome(w io.Writer, home string, cfg config.Config, force bool) (key.ID, 
 		fmt.Fprintf(w, "Found node key %s\n", keyPath)
 	}
 	return nk.ID(), nil
+}
+
+// maxOldConfigBytes bounds what initHome reads of a config.toml it replaces, as config.Load
+// bounds what it reads (16 MiB).
+const maxOldConfigBytes = 16 << 20
+
+// readOldConfig reads the config.toml that init --force replaces, at most maxOldConfigBytes of
+// it: a larger file, or an endless one such as a link to a device, is an error.
+func readOldConfig(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }() // read-only
+	b, err := io.ReadAll(io.LimitReader(f, maxOldConfigBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxOldConfigBytes {
+		return nil, fmt.Errorf("file is larger than %d bytes, not a config.toml; remove it by hand to write a new one", maxOldConfigBytes)
+	}
+	return b, nil
 }
 
 // mkdirAllTracked is os.MkdirAll that returns the directories it created, outermost first.

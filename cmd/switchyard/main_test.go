@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -453,5 +454,43 @@ func TestShowNodeIDMissingKeyHintWorks(t *testing.T) {
 	}
 	if _, _, err := run(context.Background(), "show-node-id", "--home", home); err != nil {
 		t.Fatalf("show-node-id after gen-node-key: %v", err)
+	}
+}
+
+// TestInitHugeConfigFileNotReadWhole: init read the existing config.toml whole, whatever its
+// size, to keep it for a restore, so a config.toml that was a huge file or a link to an endless
+// one (a device such as /dev/zero) grew memory until the process died, where config.Load refuses
+// such a file after 16 MiB. Without --force the file is not read at all (it exists: init
+// refuses); with --force it is read no further than 16 MiB and refused, left as it was.
+func TestInitHugeConfigFileNotReadWhole(t *testing.T) {
+	const size = 256 << 20
+	for _, force := range []bool{false, true} {
+		home := t.TempDir()
+		cfgPath := config.ConfigFile(home)
+		if err := os.MkdirAll(filepath.Dir(cfgPath), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfgPath, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(cfgPath, size); err != nil { // sparse: no disk space
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := initHome(&syncBuffer{}, home, config.DefaultConfig(), force)
+		runtime.ReadMemStats(&after)
+		if read := after.TotalAlloc - before.TotalAlloc; read > 128<<20 { // reading 16 MiB allocates some times that as it grows
+			t.Errorf("init (force %v) on a %d-byte config.toml allocated %d bytes; want it read no further than 16 MiB", force, size, read)
+		}
+		if !force && !errors.Is(err, errConfigExists) {
+			t.Errorf("init on a %d-byte config.toml: err = %v, want errConfigExists", size, err)
+		}
+		if force && (err == nil || !strings.Contains(err.Error(), cfgPath)) {
+			t.Errorf("init --force on a %d-byte config.toml: err = %v, want an error naming %s", size, err, cfgPath)
+		}
+		if fi, err := os.Stat(cfgPath); err != nil || fi.Size() != size {
+			t.Errorf("config.toml after init (force %v): %v, %v; want it left as it was", force, fi, err)
+		}
 	}
 }
