@@ -494,3 +494,24 @@ func TestInitHugeConfigFileNotReadWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeEmptyRefused: an explicitly empty --node (a script's unset variable: --node
+// "$NODE_ADDR") was taken as no --node, so the pubsub commands reached the node of --home's
+// config.toml, or of the default home, another node than the one the script named, and "pubsub
+// pub" published there. Like an empty --home it is a usage error.
+func TestNodeEmptyRefused(t *testing.T) {
+	t.Setenv(homeEnv, t.TempDir())
+	if _, _, err := run(context.Background(), "init"); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"pubsub", "pub", "--topic", "chat", "--node", "", "hi"},
+		{"pubsub", "sub", "--topic", "chat", "--node="},
+		{"pubsub", "peers", "--node", ""},
+	} {
+		out, _, err := run(context.Background(), args...)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--node") {
+			t.Errorf("%q: err = %v (printed %q), want a usage error naming --node", args, err, out)
+		}
+	}
+}

@@ -51,7 +51,7 @@ host such as 0.0.0.0 means this machine).`,
 		}
 		return err
 	})
-	cmd.PersistentFlags().String("node", "", "the node's RPC address, host:port (default: rpc.laddr from --home's config.toml)")
+	cmd.PersistentFlags().String("node", "", "the node's RPC address, host:port (default: rpc.laddr from --home's config.toml; an empty --node is refused)")
 	cmd.AddCommand(newPubSubPubCmd(), newPubSubSubCmd(), newPubSubPeersCmd())
 	return cmd
 }
@@ -81,6 +81,10 @@ func (c nodeClient) reach(err error) error {
 func pubsubClient(cmd *cobra.Command, stream bool) (nodeClient, error) {
 	addr, _ := cmd.Flags().GetString("node")
 	from := "--node " + addr
+	if addr == "" && cmd.Flags().Changed("node") {
+		// A script's unset variable (--node "$NODE_ADDR"): not --home's node, another one.
+		return nodeClient{}, fmt.Errorf("%w: --node is empty; leave it out for rpc.laddr from --home's config.toml", errUsage)
+	}
 	if addr == "" {
 		home, err := homeDir(cmd)
 		if err != nil {
