@@ -37,7 +37,7 @@ const (
 	// stopped. PEX uses it not to dial banned addresses.
 	PeerBanned
 	// DialSkipped: DialPeers did not queue Addr, or dropped it from the dial queue before
-	// dialing it (its ID or IP was banned meanwhile), and no dial of Addr's ID is queued or in
+	// dialing it (its ID or IP was banned meanwhile, or it turned out to be our own ID), and no dial of Addr's ID is queued or in
 	// flight and no peer with that ID is connected, so no DialFailed, PeerConnected or
 	// PeerRejected will follow for it; Outbound is true. Reason says why: ErrOutboundPeerLimit
 	// (the outbound limit is zero or the dial queue is full), ErrInvalidPeerAddress,
