@@ -69,15 +69,18 @@ const FileMode os.FileMode = 0o644
 // gives an error wrapping fs.ErrNotExist; a file larger than 16 MiB (or an endless one, such as
 // a link to a device) is an error, read no further.
 func Load(path string) (Config, error) {
-	data, err := readConfigFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: read %q: %w", path, err)
 	}
 	return Decode(path, data)
 }
 
-// readConfigFile reads path, at most maxConfigFileBytes of it.
-func readConfigFile(path string) ([]byte, error) {
+// ReadFile returns the bytes of the config.toml at path, as Load reads them: at most 16 MiB; a
+// larger file, or an endless one such as a link to a device, is an error read no further. A
+// missing file gives an error wrapping fs.ErrNotExist. For a caller that needs the file itself
+// (init --force keeps it to restore on failure).
+func ReadFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

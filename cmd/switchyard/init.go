@@ -91,8 +91,8 @@ func initHome(w io.Writer, home string, cfg config.Config, force bool) (key.ID, 
 	}
 	var oldCfg []byte // kept for a restore
 	if cfgExisted {
-		if oldCfg, err = readOldConfig(cfgPath); err != nil {
-			return "", fmt.Errorf("read %s: %w", cfgPath, err)
+		if oldCfg, err = config.ReadFile(cfgPath); err != nil { // bounded: it may be a link to a device
+			return "", fmt.Errorf("read %s: %w; remove it by hand to write a new one", cfgPath, err)
 		}
 	}
 	keyPath := config.NodeKeyFile(home)
@@ -148,28 +148,6 @@ func initHome(w io.Writer, home string, cfg config.Config, force bool) (key.ID, 
 		fmt.Fprintf(w, "Found node key %s\n", keyPath)
 	}
 	return nk.ID(), nil
-}
-
-// maxOldConfigBytes bounds what initHome reads of a config.toml it replaces, as config.Load
-// bounds what it reads (16 MiB).
-const maxOldConfigBytes = 16 << 20
-
-// readOldConfig reads the config.toml that init --force replaces, at most maxOldConfigBytes of
-// it: a larger file, or an endless one such as a link to a device, is an error.
-func readOldConfig(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = f.Close() }() // read-only
-	b, err := io.ReadAll(io.LimitReader(f, maxOldConfigBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxOldConfigBytes {
-		return nil, fmt.Errorf("file is larger than %d bytes, not a config.toml; remove it by hand to write a new one", maxOldConfigBytes)
-	}
-	return b, nil
 }
 
 // mkdirAllTracked is os.MkdirAll that returns the directories it created, outermost first.
