@@ -1,9 +1,6 @@
 package sim
 
-import (
-	"testing"
-	"time"
-)
+import "testing"
 
 // TestOutboundSybilShareOnlyRestartedNodes: OutboundSybilShare and Eclipsed describe the
 // nodes restarted from their address books (ChurnEvent.FromBook) only. An eclipse target
@@ -11,15 +8,7 @@ import (
 // and its outbound peers do not count.
 func TestOutboundSybilShareOnlyRestartedNodes(t *testing.T) {
 	const seed = 4
-	cfg := Config{
-		Seed: seed, Nodes: 30, Duration: 50 * time.Second,
-		Topology: Topology{Degree: 4},
-		Gossip:   Gossip{Start: 10 * time.Second, Publishers: 5},
-		AddrBook: AddrBook{Enabled: true, Every: 5 * time.Second},
-		Attack:   &Attack{Sybils: 120, Degree: 1, SybilIPs: 10, Targets: 1, ConnectAt: 2 * time.Second, PoisonPEX: true},
-		Churn:    []ChurnEvent{{Kind: ChurnRestart, At: 30 * time.Second, Count: 6, Downtime: 2 * time.Second, FromBook: true}},
-	}
-	s, err := New(cfg)
+	s, err := New(poisonedBooks(seed, 1, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
